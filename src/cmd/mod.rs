@@ -1,0 +1,215 @@
+//! The command table and the execution context.
+//!
+//! Every command is one row of `TABLE`: name, arity, flags and key positions
+//! (as Redis's command table has them). The router, MULTI, cross-shard
+//! transactions and (later) the AOF decide from these rows, not from
+//! per-command code. Keyspace commands are plain functions
+//! `fn(&mut Ctx, &Args)`: they read and write a `Keyspace` and encode a reply,
+//! and never see a socket, so tests, transactions and replay call them alike.
+//! Commands flagged `CONN` or `GLOBAL` need the connection or every shard and
+//! are carried out by the shard layer (`crate::shard`).
+
+pub mod keys;
+pub mod string;
+pub mod table;
+
+use crate::keyspace::Keyspace;
+use crate::protocol::reply::Reply;
+use std::ops::Range;
+
+pub use table::{lookup, CommandDef, TABLE};
+
+/// Command flags.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const FAST: u32 = 1 << 2;
+    /// Needs connection or server state: run by the shard layer.
+    pub const CONN: u32 = 1 << 3;
+    /// Touches every shard's keyspace (DBSIZE, KEYS, FLUSHALL, ...).
+    pub const GLOBAL: u32 = 1 << 4;
+    /// Allowed in RESP2 subscribe mode.
+    pub const PUBSUB: u32 = 1 << 5;
+    /// Refused inside MULTI (WATCH).
+    pub const NO_MULTI: u32 = 1 << 6;
+    /// Runs without authentication (AUTH, HELLO, QUIT).
+    pub const NO_AUTH: u32 = 1 << 7;
+    /// Replies are not queued in MULTI; the command itself controls MULTI.
+    pub const TX_CONTROL: u32 = 1 << 8;
+}
+
+/// A request's arguments: ranges into a buffer owned by the caller.
+#[derive(Clone, Copy)]
+pub struct Args<'a> {
+    buf: &'a [u8],
+    ranges: &'a [Range<usize>],
+}
+
+impl<'a> Args<'a> {
+    pub fn new(buf: &'a [u8], ranges: &'a [Range<usize>]) -> Self {
+        Args { buf, ranges }
+    }
+
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        &self.buf[self.ranges[i].clone()]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let buf = self.buf;
+        self.ranges.iter().map(move |r| &buf[r.clone()])
+    }
+
+    /// Argument `i` as an uppercase-insensitive keyword comparison.
+    #[inline]
+    pub fn is(&self, i: usize, kw: &str) -> bool {
+        self.get(i).eq_ignore_ascii_case(kw.as_bytes())
+    }
+}
+
+impl<'a> std::ops::Index<usize> for Args<'a> {
+    type Output = [u8];
+    fn index(&self, i: usize) -> &[u8] {
+        self.get(i)
+    }
+}
+
+/// Owned arguments, for building commands in code (tests, transactions).
+pub struct OwnedArgs {
+    pub buf: Vec<u8>,
+    pub ranges: Vec<Range<usize>>,
+}
+
+impl OwnedArgs {
+    pub fn from_slices<A: AsRef<[u8]>>(parts: &[A]) -> Self {
+        let mut buf = Vec::new();
+        let mut ranges = Vec::new();
+        for p in parts {
+            let s = buf.len();
+            buf.extend_from_slice(p.as_ref());
+            ranges.push(s..buf.len());
+        }
+        OwnedArgs { buf, ranges }
+    }
+
+    pub fn args(&self) -> Args<'_> {
+        Args::new(&self.buf, &self.ranges)
+    }
+}
+
+/// What a keyspace command runs against.
+pub struct Ctx<'a> {
+    pub ks: &'a mut Keyspace,
+    pub db: usize,
+    /// Unix ms, fixed for the duration of one command (as Redis caches it).
+    pub now: i64,
+    pub out: Reply<'a>,
+    /// `proto-max-bulk-len`: the largest string a command may build.
+    pub max_bulk_len: i64,
+    /// Seeded per shard; commands with random choices draw from it.
+    pub rng: &'a mut Rng,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn error(&mut self, msg: &str) {
+        self.out.error(msg);
+    }
+}
+
+/// Error texts shared by many commands (Redis 7 wording).
+pub mod err {
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const WRONGTYPE: &str =
+        "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const NO_KEY: &str = "ERR no such key";
+    pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
+    pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const NOT_INT_OR_RANGE_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+}
+
+/// A small fast PRNG (xorshift64*), seeded per shard. Commands that choose
+/// randomly (RANDOMKEY, later SPOP) draw from it so a seed replays them.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Run a keyspace command (not CONN/GLOBAL) and encode its reply.
+pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
+    match def.handler {
+        Some(h) => h(ctx, args),
+        None => ctx.error("ERR command not available in this context"),
+    }
+}
+
+/// Check arity as Redis does: positive = exact, negative = at least.
+#[inline]
+pub fn arity_ok(def: &CommandDef, argc: usize) -> bool {
+    let a = def.arity;
+    if a >= 0 {
+        argc == a as usize
+    } else {
+        argc >= (-a) as usize
+    }
+}
+
+pub fn arity_error(out: &mut Reply, name: &str) {
+    out.error(&format!("ERR wrong number of arguments for '{}' command", name));
+}
+
+pub fn unknown_command_error(out: &mut Reply, args: &Args) {
+    let mut msg = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        String::from_utf8_lossy(&args.get(0)[..args.get(0).len().min(128)])
+    );
+    for a in args.iter().skip(1) {
+        if msg.len() >= 128 {
+            break;
+        }
+        let room = 128usize.saturating_sub(msg.len()).max(1);
+        msg.push('\'');
+        msg.push_str(&String::from_utf8_lossy(&a[..a.len().min(room)]));
+        msg.push_str("' ");
+    }
+    out.error(&msg);
+}
+
+/// Iterate a command's key positions (first, last, step from the table).
+pub fn key_positions(def: &CommandDef, argc: usize) -> impl Iterator<Item = usize> {
+    let first = def.first_key as usize;
+    let last = if def.last_key < 0 {
+        (argc as i64 + def.last_key as i64) as usize
+    } else {
+        def.last_key as usize
+    };
+    let step = def.step.max(1) as usize;
+    let valid = def.first_key > 0 && first < argc;
+    let last = if valid { last.min(argc - 1) } else { 0 };
+    (if valid { first } else { 1 }..=if valid { last } else { 0 }).step_by(step)
+}

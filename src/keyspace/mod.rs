@@ -1,0 +1,296 @@
+//! The per-shard keyspace: 16 databases of keys with lazy and active expiry,
+//! and the WATCH bookkeeping that write commands touch. Pure data, no I/O:
+//! live traffic, cross-shard transactions (on a temporary keyspace holding
+//! only the keys involved) and tests all drive it through the same calls.
+
+pub mod dict;
+pub mod value;
+
+pub use dict::{Dict, Entry};
+pub use value::Value;
+
+use std::collections::HashMap;
+
+pub const NUM_DBS: usize = 16;
+
+#[derive(Default)]
+pub struct Db {
+    pub dict: Dict,
+    /// Keys with an expiry (INFO keyspace `expires=`).
+    pub volatile: usize,
+    /// Bucket cursor of the active expiry walk.
+    expire_cursor: usize,
+}
+
+/// Identifies a watching client anywhere in the server: (shard, client id).
+pub type WatcherId = u64;
+
+pub struct Keyspace {
+    pub dbs: Vec<Db>,
+    /// (db, key) -> clients watching it; empty unless WATCH is in use, so
+    /// touching a key costs one `is_empty` check otherwise.
+    watched: HashMap<(u8, Box<[u8]>), Vec<WatcherId>>,
+    /// Watchers whose keys were modified since they started watching.
+    dirty_watchers: std::collections::HashSet<WatcherId>,
+    /// Count of key modifications (Redis's `dirty`, for INFO/LASTSAVE).
+    pub dirty: u64,
+    pub expired_keys: u64,
+}
+
+impl Default for Keyspace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Keyspace {
+    pub fn new() -> Self {
+        Keyspace {
+            dbs: (0..NUM_DBS).map(|_| Db::default()).collect(),
+            watched: HashMap::new(),
+            dirty_watchers: Default::default(),
+            dirty: 0,
+            expired_keys: 0,
+        }
+    }
+
+    /// Look a key up for reading or writing; an expired key is deleted first.
+    pub fn lookup(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        let d = &mut self.dbs[db];
+        let expired = match d.dict.get(key) {
+            None => return None,
+            Some(e) => e.expire != 0 && e.expire <= now,
+        };
+        if expired {
+            self.expire_key(db, key);
+            return None;
+        }
+        self.dbs[db].dict.get_mut(key)
+    }
+
+    /// Read-only presence check that honours expiry without deleting.
+    pub fn peek(&self, db: usize, key: &[u8], now: i64) -> Option<&Entry> {
+        self.dbs[db].dict.get(key).filter(|e| e.expire == 0 || e.expire > now)
+    }
+
+    fn expire_key(&mut self, db: usize, key: &[u8]) {
+        if let Some(e) = self.dbs[db].dict.remove(key) {
+            if e.expire != 0 {
+                self.dbs[db].volatile -= 1;
+            }
+            self.expired_keys += 1;
+            self.touch(db, key);
+        }
+    }
+
+    /// Store a value, replacing any previous one (and its expiry, unless
+    /// `expire` says to keep it: pass `KEEP_TTL`).
+    pub fn set(&mut self, db: usize, key: &[u8], value: Value, expire: i64) {
+        let d = &mut self.dbs[db];
+        if let Some(e) = d.dict.get_mut(key) {
+            e.value = value;
+            if expire != KEEP_TTL {
+                if e.expire != 0 && expire == 0 {
+                    d.volatile -= 1;
+                } else if e.expire == 0 && expire != 0 {
+                    d.volatile += 1;
+                }
+                e.expire = expire;
+            }
+        } else {
+            let expire = if expire == KEEP_TTL { 0 } else { expire };
+            if expire != 0 {
+                d.volatile += 1;
+            }
+            d.dict.insert_new(key.into(), value, expire);
+        }
+        self.touch(db, key);
+    }
+
+    /// Set a key's expiry (0 removes it); the key must exist.
+    pub fn set_expire(&mut self, db: usize, key: &[u8], expire: i64) {
+        let d = &mut self.dbs[db];
+        if let Some(e) = d.dict.get_mut(key) {
+            if e.expire != 0 && expire == 0 {
+                d.volatile -= 1;
+            } else if e.expire == 0 && expire != 0 {
+                d.volatile += 1;
+            }
+            e.expire = expire;
+            self.touch(db, key);
+        }
+    }
+
+    /// Delete a key; true if it existed (and was not already expired).
+    pub fn delete(&mut self, db: usize, key: &[u8], now: i64) -> bool {
+        if self.lookup(db, key, now).is_none() {
+            return false;
+        }
+        self.remove(db, key).is_some()
+    }
+
+    /// Remove a key, returning its entry (for RENAME, GETDEL, transfers).
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Box<Entry>> {
+        let e = self.dbs[db].dict.remove(key)?;
+        if e.expire != 0 {
+            self.dbs[db].volatile -= 1;
+        }
+        self.touch(db, key);
+        Some(e)
+    }
+
+    /// Record that a key changed: counts toward `dirty` and invalidates
+    /// WATCHes on it (Redis's signalModifiedKey).
+    #[inline]
+    pub fn touch(&mut self, db: usize, key: &[u8]) {
+        self.dirty += 1;
+        if !self.watched.is_empty() {
+            self.touch_watched(db, key);
+        }
+    }
+
+    fn touch_watched(&mut self, db: usize, key: &[u8]) {
+        // Building the lookup key allocates, but only when WATCH is in use.
+        if let Some(ws) = self.watched.get(&(db as u8, key.into())) {
+            self.dirty_watchers.extend(ws.iter().copied());
+        }
+    }
+
+    pub fn flush_db(&mut self, db: usize) -> usize {
+        let n = self.dbs[db].dict.len();
+        self.dbs[db].dict.clear();
+        self.dbs[db].volatile = 0;
+        self.dirty += n as u64;
+        // Every watcher of a key in this db that existed is invalidated;
+        // Redis does the same for FLUSHDB/FLUSHALL.
+        let dirty: Vec<WatcherId> = self
+            .watched
+            .iter()
+            .filter(|((d, _), _)| *d as usize == db)
+            .flat_map(|(_, ws)| ws.iter().copied())
+            .collect();
+        self.dirty_watchers.extend(dirty);
+        n
+    }
+
+    pub fn swap_db(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+        let dirty: Vec<WatcherId> = self
+            .watched
+            .iter()
+            .filter(|((d, _), _)| *d as usize == a || *d as usize == b)
+            .flat_map(|(_, ws)| ws.iter().copied())
+            .collect();
+        self.dirty_watchers.extend(dirty);
+    }
+
+    pub fn watch(&mut self, db: usize, key: &[u8], who: WatcherId) {
+        let ws = self.watched.entry((db as u8, key.into())).or_default();
+        if !ws.contains(&who) {
+            ws.push(who);
+        }
+    }
+
+    /// Drop every watch of `who`; returns whether any of them was touched.
+    pub fn unwatch_all(&mut self, who: WatcherId) -> bool {
+        self.watched.retain(|_, ws| {
+            ws.retain(|w| *w != who);
+            !ws.is_empty()
+        });
+        self.dirty_watchers.remove(&who)
+    }
+
+    pub fn watch_dirty(&self, who: WatcherId) -> bool {
+        self.dirty_watchers.contains(&who)
+    }
+
+    /// One step of active expiry on `db`: walk up to `max_buckets` buckets
+    /// from where the last step stopped, deleting expired keys. Returns
+    /// (keys checked, keys expired) so the caller can decide to continue.
+    pub fn active_expire_step(&mut self, db: usize, now: i64, max_buckets: usize) -> (usize, usize) {
+        let mut keys = Vec::new();
+        let (mut checked, mut expired) = (0, 0);
+        let d = &mut self.dbs[db];
+        if d.volatile == 0 || d.dict.buckets() == 0 {
+            return (0, 0);
+        }
+        let nb = d.dict.buckets();
+        for _ in 0..max_buckets.min(nb) {
+            let idx = d.expire_cursor % nb;
+            d.expire_cursor = (idx + 1) % nb;
+            d.dict.bucket_keys(idx, &mut keys);
+        }
+        for (k, exp) in keys {
+            checked += 1;
+            if exp != 0 && exp <= now {
+                self.expire_key(db, &k);
+                expired += 1;
+            }
+        }
+        (checked, expired)
+    }
+
+    pub fn total_keys(&self) -> usize {
+        self.dbs.iter().map(|d| d.dict.len()).sum()
+    }
+}
+
+/// `expire` argument of `Keyspace::set` meaning "keep the current TTL".
+pub const KEEP_TTL: i64 = -1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lazy_expiry_and_volatile_count() {
+        let mut ks = Keyspace::new();
+        ks.set(0, b"a", Value::from_bytes(b"1"), 1000);
+        ks.set(0, b"b", Value::from_bytes(b"2"), 0);
+        assert_eq!(ks.dbs[0].volatile, 1);
+        assert!(ks.lookup(0, b"a", 999).is_some());
+        assert!(ks.lookup(0, b"a", 1000).is_none());
+        assert_eq!(ks.dbs[0].volatile, 0);
+        assert_eq!(ks.dbs[0].dict.len(), 1);
+        assert_eq!(ks.expired_keys, 1);
+    }
+
+    #[test]
+    fn keep_ttl_and_persist() {
+        let mut ks = Keyspace::new();
+        ks.set(0, b"a", Value::from_bytes(b"1"), 5000);
+        ks.set(0, b"a", Value::from_bytes(b"2"), KEEP_TTL);
+        assert_eq!(ks.peek(0, b"a", 0).map(|e| e.expire), Some(5000));
+        ks.set_expire(0, b"a", 0);
+        assert_eq!(ks.dbs[0].volatile, 0);
+    }
+
+    #[test]
+    fn active_expiry_removes_expired_keys() {
+        let mut ks = Keyspace::new();
+        for i in 0..1000 {
+            let exp = if i % 2 == 0 { 10 } else { 0 };
+            ks.set(0, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), exp);
+        }
+        let mut total = 0;
+        for _ in 0..100 {
+            total += ks.active_expire_step(0, 20, 64).1;
+        }
+        assert_eq!(total, 500);
+        assert_eq!(ks.dbs[0].dict.len(), 500);
+        assert_eq!(ks.dbs[0].volatile, 0);
+    }
+
+    #[test]
+    fn watch_is_invalidated_by_writes() {
+        let mut ks = Keyspace::new();
+        ks.watch(0, b"a", 7);
+        assert!(!ks.watch_dirty(7));
+        ks.set(0, b"b", Value::from_bytes(b"1"), 0);
+        assert!(!ks.watch_dirty(7));
+        ks.set(0, b"a", Value::from_bytes(b"1"), 0);
+        assert!(ks.watch_dirty(7));
+        assert!(ks.unwatch_all(7));
+        assert!(!ks.watch_dirty(7));
+    }
+}

@@ -1,0 +1,82 @@
+//! Stored values. Strings keep Redis's three encodings visible to
+//! OBJECT ENCODING: `int` (an i64 kept as a number), `embstr` (short, set
+//! whole) and `raw` (long, or modified in place by APPEND/SETRANGE/SETBIT).
+
+/// Longest string Redis stores as embstr.
+pub const EMBSTR_MAX: usize = 44;
+
+pub enum Value {
+    /// A string that is the canonical decimal form of an i64.
+    Int(i64),
+    /// Any other string; `raw` marks values grown in place (Redis's raw encoding).
+    Str { data: Vec<u8>, raw: bool },
+}
+
+impl Value {
+    /// A string value as SET stores it: integers become `int`.
+    pub fn from_bytes(b: &[u8]) -> Value {
+        if b.len() <= 20 {
+            if let Some(n) = crate::util::parse_i64(b) {
+                return Value::Int(n);
+            }
+        }
+        Value::Str { data: b.to_vec(), raw: b.len() > EMBSTR_MAX }
+    }
+
+    pub fn from_vec(v: Vec<u8>) -> Value {
+        if v.len() <= 20 {
+            if let Some(n) = crate::util::parse_i64(&v) {
+                return Value::Int(n);
+            }
+        }
+        let raw = v.len() > EMBSTR_MAX;
+        Value::Str { data: v, raw }
+    }
+
+    /// A string modified in place: Redis keeps such values `raw`.
+    pub fn raw(v: Vec<u8>) -> Value {
+        Value::Str { data: v, raw: true }
+    }
+
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Int(_) | Value::Str { .. } => "string",
+        }
+    }
+
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Value::Int(_) => "int",
+            Value::Str { raw: true, .. } => "raw",
+            Value::Str { raw: false, .. } => "embstr",
+        }
+    }
+
+    pub fn is_string(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Str { .. })
+    }
+
+    /// Bytes of a string value; integers are formatted into `buf`.
+    pub fn str_bytes<'a>(&'a self, buf: &'a mut [u8; 24]) -> Option<&'a [u8]> {
+        match self {
+            Value::Int(n) => Some(crate::protocol::reply::fmt_i64(buf, *n)),
+            Value::Str { data, .. } => Some(data),
+        }
+    }
+
+    /// An owned copy (for COPY and cross-shard transfer).
+    pub fn deep_clone(&self) -> Value {
+        match self {
+            Value::Int(n) => Value::Int(*n),
+            Value::Str { data, raw } => Value::Str { data: data.clone(), raw: *raw },
+        }
+    }
+
+    /// Approximate heap bytes, for INFO memory.
+    pub fn mem_usage(&self) -> usize {
+        match self {
+            Value::Int(_) => 0,
+            Value::Str { data, .. } => data.capacity(),
+        }
+    }
+}

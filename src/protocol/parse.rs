@@ -1,0 +1,369 @@
+//! RESP request parsing over a byte buffer, without allocation.
+//!
+//! A request is either a multibulk array (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) or
+//! an inline line (`GET k\r\n`, as telnet and redis-benchmark's PING_INLINE
+//! send). Parsing yields argument ranges into the caller's buffer; the caller
+//! owns the buffer and consumes `consumed` bytes once it is done with them.
+//! `Incomplete` is a normal outcome (more bytes are needed), not an error.
+
+use std::ops::Range;
+
+/// Longest `*N` / `$N` header line and longest inline request, as in Redis.
+pub const MAX_INLINE: usize = 64 * 1024;
+/// Largest element count of one multibulk request, as in Redis.
+pub const MAX_MULTIBULK: i64 = 1024 * 1024;
+
+/// Limits that can change at run time (`CONFIG SET proto-max-bulk-len`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_bulk_len: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bulk_len: 512 * 1024 * 1024 }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseOutcome {
+    /// One request parsed: its arguments are in `args`, it used `consumed` bytes.
+    /// An empty `args` is a blank inline line, which Redis silently skips.
+    Done { consumed: usize },
+    /// More bytes are needed; at least `need` bytes in total if known, else 0.
+    Incomplete { need: usize },
+    /// The stream cannot be parsed; reply with the error, then close.
+    Error(ProtoError),
+}
+
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub enum ProtoError {
+    Static(&'static str),
+    ExpectedDollar(u8),
+}
+
+impl ProtoError {
+    /// The error line (without '-' and CRLF) Redis sends before closing.
+    pub fn message(&self) -> String {
+        match self {
+            ProtoError::Static(s) => s.to_string(),
+            ProtoError::ExpectedDollar(b) => {
+                format!("ERR Protocol error: expected '$', got '{}'", *b as char)
+            }
+        }
+    }
+}
+
+/// Parse one request from the start of `buf`, pushing argument byte ranges
+/// (relative to `buf`) into `args`, which is cleared first.
+pub fn parse_request(buf: &mut [u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> ParseOutcome {
+    args.clear();
+    if buf.is_empty() {
+        return ParseOutcome::Incomplete { need: 0 };
+    }
+    if buf[0] == b'*' {
+        parse_multibulk(buf, limits, args)
+    } else {
+        parse_inline(buf, args)
+    }
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    // Lines are short; memchr-like scanning for '\r' is the hot loop here.
+    let hay = buf.get(from..)?;
+    let mut i = 0;
+    while let Some(p) = hay[i..].iter().position(|&b| b == b'\r') {
+        let at = i + p;
+        if at + 1 < hay.len() {
+            if hay[at + 1] == b'\n' {
+                return Some(from + at);
+            }
+            i = at + 1;
+        } else {
+            return None;
+        }
+    }
+    None
+}
+
+/// Parse a decimal integer header as Redis's string2ll does (no '+', no spaces).
+fn parse_header_int(s: &[u8]) -> Option<i64> {
+    crate::util::parse_i64(s)
+}
+
+fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> ParseOutcome {
+    let Some(eol) = find_crlf(buf, 1) else {
+        if buf.len() > MAX_INLINE {
+            return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big mbulk count string"));
+        }
+        return ParseOutcome::Incomplete { need: 0 };
+    };
+    if eol > MAX_INLINE {
+        return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big mbulk count string"));
+    }
+    let count = match parse_header_int(&buf[1..eol]) {
+        Some(n) if n <= MAX_MULTIBULK => n,
+        _ => return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: invalid multibulk length")),
+    };
+    let mut pos = eol + 2;
+    if count <= 0 {
+        return ParseOutcome::Done { consumed: pos };
+    }
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return ParseOutcome::Incomplete { need: 0 };
+        }
+        if buf[pos] != b'$' {
+            return ParseOutcome::Error(ProtoError::ExpectedDollar(buf[pos]));
+        }
+        let Some(eol) = find_crlf(buf, pos + 1) else {
+            if buf.len() - pos > MAX_INLINE {
+                return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big bulk count string"));
+            }
+            return ParseOutcome::Incomplete { need: 0 };
+        };
+        if eol - pos > MAX_INLINE {
+            return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big bulk count string"));
+        }
+        let len = match parse_header_int(&buf[pos + 1..eol]) {
+            Some(n) if n >= 0 && n <= limits.max_bulk_len => n as usize,
+            _ => return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: invalid bulk length")),
+        };
+        let start = eol + 2;
+        let end = start + len;
+        if end + 2 > buf.len() {
+            // Tell the caller how much to wait for, so a big value is not
+            // re-scanned on every read.
+            return ParseOutcome::Incomplete { need: end + 2 };
+        }
+        // Redis does not check the trailing CRLF of a bulk; it skips 2 bytes.
+        args.push(start..end);
+        pos = end + 2;
+    }
+    ParseOutcome::Done { consumed: pos }
+}
+
+fn parse_inline(buf: &mut [u8], args: &mut Vec<Range<usize>>) -> ParseOutcome {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > MAX_INLINE {
+            return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big inline request"));
+        }
+        return ParseOutcome::Incomplete { need: 0 };
+    };
+    if nl > MAX_INLINE {
+        return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big inline request"));
+    }
+    let mut end = nl;
+    if end > 0 && buf[end - 1] == b'\r' {
+        end -= 1;
+    }
+    if !split_inline(&mut buf[..end], args) {
+        args.clear();
+        return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: unbalanced quotes in request"));
+    }
+    ParseOutcome::Done { consumed: nl + 1 }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Split an inline line into arguments with the quoting rules of Redis's
+/// sdssplitargs. Unescaped text is never longer than its source, so quoted
+/// arguments are unescaped in place and still returned as ranges.
+fn split_inline(line: &mut [u8], args: &mut Vec<Range<usize>>) -> bool {
+    let n = line.len();
+    let mut i = 0;
+    loop {
+        while i < n && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= n {
+            return true;
+        }
+        let start = i;
+        let mut w = i; // write cursor for unescaped bytes
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                if i >= n {
+                    return false;
+                }
+                if line[i] == b'\\' && i + 3 < n && line[i + 1] == b'x' {
+                    if let (Some(h), Some(l)) = (hex_val(line[i + 2]), hex_val(line[i + 3])) {
+                        line[w] = h * 16 + l;
+                        w += 1;
+                        i += 4;
+                        continue;
+                    }
+                }
+                if line[i] == b'\\' && i + 1 < n {
+                    let c = match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    };
+                    line[w] = c;
+                    w += 1;
+                    i += 2;
+                    continue;
+                }
+                if line[i] == b'"' {
+                    // The closing quote must be followed by a space or the end.
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return false;
+                    }
+                    i += 1;
+                    break;
+                }
+                line[w] = line[i];
+                w += 1;
+                i += 1;
+            } else if in_sq {
+                if i >= n {
+                    return false;
+                }
+                if line[i] == b'\\' && i + 1 < n && line[i + 1] == b'\'' {
+                    line[w] = b'\'';
+                    w += 1;
+                    i += 2;
+                    continue;
+                }
+                if line[i] == b'\'' {
+                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                        return false;
+                    }
+                    i += 1;
+                    break;
+                }
+                line[w] = line[i];
+                w += 1;
+                i += 1;
+            } else {
+                if i >= n || line[i].is_ascii_whitespace() {
+                    break;
+                }
+                match line[i] {
+                    b'"' if w == start => in_dq = true,
+                    b'\'' if w == start => in_sq = true,
+                    c => {
+                        line[w] = c;
+                        w += 1;
+                    }
+                }
+                i += 1;
+            }
+        }
+        args.push(start..w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(buf: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, String> {
+        let mut owned = buf.to_vec();
+        let mut buf: &mut [u8] = &mut owned;
+        let mut out = Vec::new();
+        let mut args = Vec::new();
+        let limits = Limits::default();
+        loop {
+            match parse_request(buf, &limits, &mut args) {
+                ParseOutcome::Done { consumed } => {
+                    if !args.is_empty() {
+                        out.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect());
+                    }
+                    buf = &mut buf[consumed..];
+                }
+                ParseOutcome::Incomplete { .. } => return Ok(out),
+                ParseOutcome::Error(e) => return Err(e.message()),
+            }
+        }
+    }
+
+    #[test]
+    fn multibulk_and_inline() {
+        let cmds = parse_all(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n\r\nSET a 'b c'\r\n").unwrap();
+        assert_eq!(cmds.len(), 3);
+        assert_eq!(cmds[0], vec![b"GET".to_vec(), b"k".to_vec()]);
+        assert_eq!(cmds[1], vec![b"PING".to_vec()]);
+        assert_eq!(cmds[2], vec![b"SET".to_vec(), b"a".to_vec(), b"b c".to_vec()]);
+    }
+
+    #[test]
+    fn errors_match_redis() {
+        assert_eq!(parse_all(b"*99999999\r\n").unwrap_err(), ("ERR Protocol error: invalid multibulk length"));
+        assert_eq!(parse_all(b"*1\r\n$999999999999\r\n").unwrap_err(), ("ERR Protocol error: invalid bulk length"));
+        assert_eq!(parse_all(b"*1\r\nx").unwrap_err(), ("ERR Protocol error: expected '$', got 'x'"));
+        assert_eq!(parse_all(b"set \"a b\r\n").unwrap_err(), ("ERR Protocol error: unbalanced quotes in request"));
+        assert_eq!(parse_all(b"*-1\r\n").unwrap().len(), 0);
+    }
+
+    #[test]
+    fn incomplete_reports_need() {
+        let mut args = Vec::new();
+        let r = parse_request(&mut b"*1\r\n$10\r\nabc".to_vec(), &Limits::default(), &mut args);
+        assert_eq!(r, ParseOutcome::Incomplete { need: 9 + 10 + 2 });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_split_parses_the_same(cmds in proptest::collection::vec(
+            proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..20), 1..5), 1..8),
+            split in 0usize..400) {
+            let mut wire = Vec::new();
+            for c in &cmds {
+                wire.extend_from_slice(format!("*{}\r\n", c.len()).as_bytes());
+                for a in c {
+                    wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                    wire.extend_from_slice(a);
+                    wire.extend_from_slice(b"\r\n");
+                }
+            }
+            // Feed the stream in two pieces, as a socket might deliver it.
+            let split = split.min(wire.len());
+            let mut buf = wire[..split].to_vec();
+            let mut got: Vec<Vec<Vec<u8>>> = Vec::new();
+            let mut args = Vec::new();
+            let limits = Limits::default();
+            let mut rest = &wire[split..];
+            loop {
+                match parse_request(&mut buf, &limits, &mut args) {
+                    ParseOutcome::Done { consumed } => {
+                        got.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect());
+                        buf.drain(..consumed);
+                    }
+                    ParseOutcome::Incomplete { .. } => {
+                        if rest.is_empty() { break; }
+                        buf.extend_from_slice(rest);
+                        rest = &[];
+                    }
+                    ParseOutcome::Error(e) => panic!("{e:?}"),
+                }
+            }
+            proptest::prop_assert_eq!(got, cmds);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut args = Vec::new();
+            let mut owned = bytes.clone();
+            let mut buf: &mut [u8] = &mut owned;
+            for _ in 0..1000 {
+                match parse_request(buf, &Limits::default(), &mut args) {
+                    ParseOutcome::Done { consumed } => {
+                        proptest::prop_assert!(consumed > 0 && consumed <= buf.len());
+                        for r in &args { proptest::prop_assert!(r.end <= buf.len()); }
+                        buf = &mut buf[consumed..];
+                    }
+                    _ => break,
+                }
+            }
+        }
+    }
+}
