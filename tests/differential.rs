@@ -1,0 +1,291 @@
+//! Differential test: the same random command sequences are sent to
+//! redis-server and to shardis-server (1 and 4 shards); every reply must match.
+//!
+//! Knobs (environment):
+//!   SHARDIS_DIFF_SEEDS=N      number of seeds (default 20 for RESP2, 5 for RESP3)
+//!   SHARDIS_DIFF_OPS=N        commands per seed (default 300)
+//!   SHARDIS_DIFF_SEED=S       run only seed S (reproduce a failure)
+//!   SHARDIS_DIFF_FAMILIES=a,b only these generator families ("tx" = MULTI/EXEC);
+//!                             names in tests/differential/gen.rs FAMILIES
+//!   SHARDIS_DIFF_VERBOSE=1    print every command and reply
+//!   SHARDIS_TEST_TARGET=redis run redis in place of shardis (harness self-check)
+
+mod common;
+#[path = "differential/gen.rs"]
+mod gen;
+
+use std::io;
+
+use common::{RespConn, Server, Value};
+use gen::{Cmp, Gen, Op};
+
+const MAX_REPORTED: usize = 50;
+/// After this many differences a seed's state has diverged; later ones are noise.
+const MAX_PER_SEED: usize = 8;
+const CONTEXT: usize = 6;
+
+fn env_num(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn seeds(base: u64, default_count: u64) -> Vec<u64> {
+    if let Ok(s) = std::env::var("SHARDIS_DIFF_SEED") {
+        return vec![s.parse().expect("SHARDIS_DIFF_SEED")];
+    }
+    (0..env_num("SHARDIS_DIFF_SEEDS", default_count)).map(|i| base + i).collect()
+}
+
+fn families() -> Option<Vec<String>> {
+    std::env::var("SHARDIS_DIFF_FAMILIES").ok().map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+}
+
+// ---- comparison -----------------------------------------------------------
+
+fn sorted(v: &Value) -> Option<Vec<Value>> {
+    let mut items = v.as_items()?.to_vec();
+    items.sort();
+    Some(items)
+}
+
+const STRING_ENCODINGS: &[&[u8]] = &[b"int", b"embstr", b"raw"];
+
+pub fn same(cmp: &Cmp, a: &Value, b: &Value) -> bool {
+    match cmp {
+        Cmp::Exact => a == b,
+        Cmp::Sorted => match (sorted(a), sorted(b)) {
+            (Some(x), Some(y)) => std::mem::discriminant(a) == std::mem::discriminant(b) && x == y,
+            _ => a == b,
+        },
+        Cmp::Tol(t) => match (a, b) {
+            (Value::Int(x), Value::Int(y)) if *x >= 0 && *y >= 0 => (x - y).abs() <= *t,
+            _ => a == b,
+        },
+        Cmp::NilOrNot => matches!((a, b), (Value::Bulk(_), Value::Bulk(_))) || a == b,
+        Cmp::Encoding => match (a, b) {
+            (Value::Bulk(x), Value::Bulk(y)) => {
+                let is_str = |e: &[u8]| STRING_ENCODINGS.contains(&e);
+                if is_str(x) || is_str(y) {
+                    x == y
+                } else {
+                    true
+                }
+            }
+            _ => a == b,
+        },
+        Cmp::Exec(cmps) => match (a, b) {
+            (Value::Array(x), Value::Array(y)) if x.len() == cmps.len() && y.len() == cmps.len() => {
+                cmps.iter().zip(x.iter().zip(y)).all(|(c, (p, q))| same(c, p, q))
+            }
+            _ => a == b,
+        },
+    }
+}
+
+// ---- execution ------------------------------------------------------------
+
+/// SCAN to completion; the result is the sorted, de-duplicated key set.
+fn full_scan(conn: &mut RespConn, op: &Op) -> io::Result<Value> {
+    let Op::Scan { pattern, count, typ } = op else { unreachable!() };
+    let mut cursor = b"0".to_vec();
+    let mut keys = Vec::new();
+    for _ in 0..100_000 {
+        let mut args: Vec<Vec<u8>> = vec![b"SCAN".to_vec(), cursor.clone()];
+        if let Some(p) = pattern {
+            args.extend([b"MATCH".to_vec(), p.clone()]);
+        }
+        if let Some(c) = count {
+            args.extend([b"COUNT".to_vec(), c.to_string().into_bytes()]);
+        }
+        if let Some(t) = typ {
+            args.extend([b"TYPE".to_vec(), t.as_bytes().to_vec()]);
+        }
+        let reply = conn.try_cmd(&args)?;
+        let malformed = || Ok(Value::Error(format!("(test) malformed SCAN reply: {reply}")));
+        let Value::Array(parts) = &reply else {
+            return if reply.is_error() { Ok(reply.clone()) } else { malformed() };
+        };
+        let [Value::Bulk(next), batch] = parts.as_slice() else { return malformed() };
+        let Some(batch) = batch.as_items() else { return malformed() };
+        keys.extend(batch.iter().cloned());
+        if next.as_slice() == b"0" {
+            keys.sort();
+            keys.dedup();
+            return Ok(Value::Array(keys));
+        }
+        cursor = next.clone();
+    }
+    Ok(Value::Error("(test) SCAN did not finish in 100000 iterations".into()))
+}
+
+fn execute(conn: &mut RespConn, op: &Op) -> io::Result<Value> {
+    match op {
+        Op::Cmd { args, .. } => conn.try_cmd(args),
+        Op::Scan { .. } => full_scan(conn, op),
+    }
+}
+
+struct Target {
+    server: Server,
+    conn: Option<RespConn>,
+}
+
+impl Target {
+    /// Fresh connection and empty databases for a new seed.
+    fn reset(&mut self, resp3: bool) {
+        let mut c = self.server.conn();
+        if resp3 {
+            let hello = c.cmd(&["HELLO", "3"]);
+            let Value::Map(m) = &hello else { panic!("{}: HELLO 3 replied {hello}", self.server.name) };
+            assert!(
+                m.iter().any(|(k, v)| k.as_bytes() == Some(b"proto") && *v == Value::Int(3)),
+                "{}: HELLO 3 reply lacks proto=3: {hello}",
+                self.server.name
+            );
+        }
+        assert_eq!(c.cmd(&["FLUSHALL"]), Value::ok(), "{}: FLUSHALL", self.server.name);
+        self.conn = Some(c);
+    }
+}
+
+struct Diff {
+    seed: u64,
+    index: usize,
+    context: Vec<String>,
+    command: String,
+    expected: (String, Value),
+    got: Vec<(String, String)>,
+}
+
+fn report(d: &Diff) -> String {
+    let mut s = format!("seed {} op #{}: {}\n", d.seed, d.index, d.command);
+    if !d.context.is_empty() {
+        s += "  preceding commands:\n";
+        for c in &d.context {
+            s += &format!("    {c}\n");
+        }
+    }
+    s += &format!("  {:<12} {}\n", d.expected.0, d.expected.1);
+    for (name, v) in &d.got {
+        s += &format!("  {name:<12} {v}\n");
+    }
+    s
+}
+
+fn run(resp3: bool, seeds: Vec<u64>) {
+    let ops_per_seed = env_num("SHARDIS_DIFF_OPS", 300) as usize;
+    let verbose = std::env::var_os("SHARDIS_DIFF_VERBOSE").is_some();
+    let fams = families();
+    let mut targets: Vec<Target> = [Server::start_redis(), Server::start(1, &[]), Server::start(4, &[])]
+        .into_iter()
+        .map(|server| Target { server, conn: None })
+        .collect();
+    let mut diffs: Vec<Diff> = Vec::new();
+    let mut total_ops = 0;
+
+    for &seed in &seeds {
+        for t in targets.iter_mut() {
+            t.reset(resp3);
+        }
+        let ops = Gen::new(seed, fams.as_deref()).sequence(ops_per_seed);
+        let mut seed_diffs = 0;
+        'ops: for (i, op) in ops.iter().enumerate() {
+            total_ops += 1;
+            let mut replies = Vec::new();
+            let mut io_failed = false;
+            for t in targets.iter_mut() {
+                let r = execute(t.conn.as_mut().unwrap(), op);
+                if r.is_err() {
+                    io_failed = true;
+                }
+                replies.push(r.map_err(|e| e.to_string()));
+            }
+            if verbose {
+                eprintln!("[seed {seed} #{i}] {}", op.describe());
+                for (t, r) in targets.iter().zip(&replies) {
+                    eprintln!("    {:<12} {}", t.server.name, show(r));
+                }
+            }
+            let cmp = match op {
+                Op::Cmd { cmp, .. } => cmp.clone(),
+                Op::Scan { .. } => Cmp::Exact,
+            };
+            let reference = &replies[0];
+            let differs = replies[1..].iter().any(|r| match (reference, r) {
+                (Ok(a), Ok(b)) => !same(&cmp, a, b),
+                _ => true,
+            });
+            if differs {
+                seed_diffs += 1;
+                diffs.push(Diff {
+                    seed,
+                    index: i,
+                    context: ops[i.saturating_sub(CONTEXT)..i].iter().map(Op::describe).collect(),
+                    command: op.describe(),
+                    expected: (targets[0].server.name.clone(), reference.clone().unwrap_or(Value::Error("io".into()))),
+                    got: targets[1..].iter().zip(&replies[1..]).map(|(t, r)| (t.server.name.clone(), show(r))).collect(),
+                });
+                if let Err(e) = reference {
+                    panic!("reference redis-server failed at seed {seed} op #{i}: {e}");
+                }
+            }
+            if io_failed {
+                // A dead connection leaves this seed's state unknown: check the
+                // servers are alive and move on to the next seed.
+                for t in targets.iter_mut() {
+                    assert!(t.server.alive(), "{} died at seed {seed} op #{i}\n{}", t.server.name, t.server.logs());
+                }
+                break 'ops;
+            }
+            if seed_diffs >= MAX_PER_SEED {
+                break 'ops;
+            }
+        }
+    }
+
+    let proto = if resp3 { "RESP3" } else { "RESP2" };
+    eprintln!("differential {proto}: {} seeds, {total_ops} ops, {} differences", seeds.len(), diffs.len());
+    if !diffs.is_empty() {
+        let mut msg = String::new();
+        for d in diffs.iter().take(MAX_REPORTED) {
+            msg += &report(d);
+        }
+        if diffs.len() > MAX_REPORTED {
+            msg += &format!("... and {} more\n", diffs.len() - MAX_REPORTED);
+        }
+        msg += "reproduce one seed with SHARDIS_DIFF_SEED=<seed> (SHARDIS_DIFF_VERBOSE=1 prints every reply)\n";
+        panic!("{proto}: {} differences from redis-server:\n{msg}", diffs.len());
+    }
+}
+
+fn show(r: &Result<Value, String>) -> String {
+    match r {
+        Ok(v) => v.to_string(),
+        Err(e) => format!("(io error: {e})"),
+    }
+}
+
+#[test]
+fn differential_resp2() {
+    run(false, seeds(1, 20));
+}
+
+#[test]
+fn differential_resp3() {
+    run(true, seeds(1001, 5));
+}
+
+/// The generator must be reproducible for a seed, or a reported seed would
+/// not reproduce a failure.
+#[test]
+fn generator_is_deterministic() {
+    let a: Vec<String> = Gen::new(42, None).sequence(500).iter().map(Op::describe).collect();
+    let b: Vec<String> = Gen::new(42, None).sequence(500).iter().map(Op::describe).collect();
+    // Absolute expirations embed the current time; mask digits-only args.
+    let mask = |v: &Vec<String>| -> Vec<String> {
+        v.iter().map(|s| s.split(' ').map(|w| if w.len() >= 9 && w.bytes().all(|c| c.is_ascii_digit()) { "N" } else { w }).collect::<Vec<_>>().join(" ")).collect()
+    };
+    assert_eq!(mask(&a), mask(&b));
+}

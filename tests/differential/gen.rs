@@ -1,0 +1,673 @@
+//! Seeded random command generator for the differential test.
+//!
+//! Table-driven: `FAMILIES` lists one generator function per command family.
+//! To add a family (lists, hashes, ...) write `fn my_family(g: &mut Gen) -> Op`
+//! and add a row to `FAMILIES`.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+/// How two replies to the same command are compared.
+#[derive(Clone, Debug)]
+pub enum Cmp {
+    Exact,
+    /// Flat aggregate whose order is unspecified (KEYS): compare sorted.
+    Sorted,
+    /// Integer that depends on wall time (TTL, PTTL, EXPIRETIME...): equal
+    /// within the tolerance; negative values (-1/-2) must match exactly.
+    Tol(i64),
+    /// RANDOMKEY: only nil vs non-nil (and the reply type) must match.
+    NilOrNot,
+    /// OBJECT ENCODING: string encodings (int/embstr/raw) exact; container
+    /// encodings only need to be some bulk string, since they are an
+    /// implementation detail of redis' data structures.
+    Encoding,
+    /// EXEC: element-wise with the comparators of the queued commands.
+    Exec(Vec<Cmp>),
+}
+
+/// One step of a sequence.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Cmd { args: Vec<Vec<u8>>, cmp: Cmp },
+    /// Full SCAN iteration; the reply compared is the sorted set of keys.
+    Scan { pattern: Option<Vec<u8>>, count: Option<u32>, typ: Option<&'static str> },
+}
+
+impl Op {
+    pub fn describe(&self) -> String {
+        match self {
+            Op::Cmd { args, .. } => crate::common::fmt_command(args),
+            Op::Scan { pattern, count, typ } => {
+                let mut s = "SCAN <iterate to 0>".to_string();
+                if let Some(p) = pattern {
+                    s += &format!(" MATCH {}", String::from_utf8_lossy(p));
+                }
+                if let Some(c) = count {
+                    s += &format!(" COUNT {c}");
+                }
+                if let Some(t) = typ {
+                    s += &format!(" TYPE {t}");
+                }
+                s
+            }
+        }
+    }
+}
+
+pub struct Family {
+    pub name: &'static str,
+    pub weight: u32,
+    /// May appear between MULTI and EXEC.
+    pub in_multi: bool,
+    pub gen: fn(&mut Gen) -> Op,
+}
+
+pub const FAMILIES: &[Family] = &[
+    Family { name: "strings", weight: 30, in_multi: true, gen: strings },
+    Family { name: "counters", weight: 10, in_multi: true, gen: counters },
+    Family { name: "bits", weight: 8, in_multi: true, gen: bits },
+    Family { name: "lcs", weight: 3, in_multi: true, gen: lcs },
+    Family { name: "keys", weight: 16, in_multi: true, gen: keys },
+    Family { name: "expire", weight: 12, in_multi: true, gen: expire },
+    Family { name: "scan", weight: 2, in_multi: false, gen: scan },
+    Family { name: "errors", weight: 3, in_multi: true, gen: errors },
+    // Creates non-string keys so WRONGTYPE, TYPE and SCAN TYPE get exercised.
+    Family { name: "othertypes", weight: 2, in_multi: true, gen: other_types },
+];
+
+/// Weight of the (multi-op) transaction generator relative to FAMILIES.
+const TX_WEIGHT: u32 = 5;
+
+pub struct Gen {
+    pub rng: StdRng,
+    families: Vec<&'static Family>,
+    tx_enabled: bool,
+    now_s: u64,
+    used_ttls: HashSet<u64>,
+}
+
+pub const KEYS: &[&str] = &[
+    "k0", "k1", "k2", "k3", "k4", "k5", "k6", "k7", "k8", "k9", "k10", "k11", "k12", "k13", "k14", "k15", "{t}a",
+    "{t}b", "{t}c",
+];
+
+impl Gen {
+    /// `only`: family names to enable (None = all); "tx" names transactions.
+    pub fn new(seed: u64, only: Option<&[String]>) -> Gen {
+        let on = |n: &str| only.map_or(true, |o| o.iter().any(|x| x == n));
+        Gen {
+            rng: StdRng::seed_from_u64(seed),
+            families: FAMILIES.iter().filter(|f| on(f.name)).collect(),
+            tx_enabled: on("tx"),
+            now_s: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
+            used_ttls: HashSet::new(),
+        }
+    }
+
+    pub fn sequence(&mut self, n: usize) -> Vec<Op> {
+        let mut ops = Vec::with_capacity(n + 8);
+        let total: u32 = self.families.iter().map(|f| f.weight).sum::<u32>() + self.tx_weight();
+        assert!(total > 0, "no families enabled");
+        while ops.len() < n {
+            let mut pick = self.rng.gen_range(0..total);
+            if pick < self.tx_weight() {
+                self.transaction(&mut ops);
+                continue;
+            }
+            pick -= self.tx_weight();
+            for f in self.families.clone() {
+                if pick < f.weight {
+                    let op = (f.gen)(self);
+                    ops.push(self.mangle_case(op));
+                    break;
+                }
+                pick -= f.weight;
+            }
+        }
+        ops
+    }
+
+    fn tx_weight(&self) -> u32 {
+        if self.tx_enabled {
+            TX_WEIGHT
+        } else {
+            0
+        }
+    }
+
+    /// Command names are case-insensitive; exercise that now and then.
+    fn mangle_case(&mut self, mut op: Op) -> Op {
+        if let Op::Cmd { args, .. } = &mut op {
+            if self.chance(10) {
+                for c in args[0].iter_mut() {
+                    if self.rng.gen_bool(0.5) {
+                        *c = c.to_ascii_lowercase();
+                    }
+                }
+            }
+        }
+        op
+    }
+
+    /// A single command from a family allowed inside MULTI.
+    fn queueable(&mut self) -> (Vec<Vec<u8>>, Cmp) {
+        let fams: Vec<&Family> = self.families.iter().copied().filter(|f| f.in_multi).collect();
+        let f = fams.choose(&mut self.rng).expect("no family usable in MULTI");
+        match (f.gen)(self) {
+            Op::Cmd { args, cmp } => (args, cmp),
+            Op::Scan { .. } => unreachable!("scan is not queueable"),
+        }
+    }
+
+    fn transaction(&mut self, ops: &mut Vec<Op>) {
+        let exact = |a: &[&str]| Op::Cmd { args: a.iter().map(|x| x.as_bytes().to_vec()).collect(), cmp: Cmp::Exact };
+        match self.rng.gen_range(0..100) {
+            // Stray transaction commands outside MULTI.
+            0..=7 => {
+                let c = *["EXEC", "DISCARD", "UNWATCH"].choose(&mut self.rng).unwrap();
+                ops.push(exact(&[c]));
+                return;
+            }
+            _ => {}
+        }
+        // WATCH, possibly followed by a write from this same connection
+        // (which must make EXEC return nil).
+        if self.chance(35) {
+            let mut w = vec![b"WATCH".to_vec()];
+            for _ in 0..self.rng.gen_range(1..=3) {
+                w.push(self.key());
+            }
+            ops.push(Op::Cmd { args: w, cmp: Cmp::Exact });
+            for _ in 0..self.rng.gen_range(0..=2) {
+                let (args, cmp) = self.queueable();
+                ops.push(Op::Cmd { args, cmp });
+            }
+            if self.chance(15) {
+                ops.push(exact(&["UNWATCH"]));
+            }
+        }
+        ops.push(exact(&["MULTI"]));
+        let mut inner = Vec::new();
+        for _ in 0..self.rng.gen_range(0..=5) {
+            match self.rng.gen_range(0..100) {
+                // Queue-time errors: the whole transaction is aborted.
+                0..=4 => ops.push(exact(&["GET"])),
+                5..=7 => ops.push(exact(&["NOSUCHCMD", "x"])),
+                8..=9 => ops.push(exact(&["MULTI"])),
+                10..=11 => ops.push(exact(&["WATCH", "k1"])),
+                // Runtime WRONGTYPE error inside EXEC.
+                12..=18 => {
+                    ops.push(exact(&["SADD", "{t}c", "m"]));
+                    ops.push(exact(&["INCR", "{t}c"]));
+                    inner.push(Cmp::Exact);
+                    inner.push(Cmp::Exact);
+                }
+                _ => {
+                    let (args, cmp) = self.queueable();
+                    ops.push(Op::Cmd { args, cmp });
+                    inner.push(cmp_clone(ops.last().unwrap()));
+                }
+            }
+        }
+        if self.chance(15) {
+            ops.push(exact(&["DISCARD"]));
+        } else {
+            ops.push(Op::Cmd { args: vec![b"EXEC".to_vec()], cmp: Cmp::Exec(inner) });
+        }
+    }
+
+    // ---- value helpers -------------------------------------------------
+
+    pub fn chance(&mut self, percent: u32) -> bool {
+        self.rng.gen_range(0..100) < percent
+    }
+
+    pub fn key(&mut self) -> Vec<u8> {
+        KEYS.choose(&mut self.rng).unwrap().as_bytes().to_vec()
+    }
+
+    pub fn keys(&mut self, min: usize, max: usize) -> Vec<Vec<u8>> {
+        let n = self.rng.gen_range(min..=max);
+        (0..n).map(|_| self.key()).collect()
+    }
+
+    fn letters(&mut self, alphabet: &[u8], len: usize) -> Vec<u8> {
+        (0..len).map(|_| *alphabet.choose(&mut self.rng).unwrap()).collect()
+    }
+
+    /// Values mixing integers, floats, empty, binary and long strings.
+    pub fn value(&mut self) -> Vec<u8> {
+        match self.rng.gen_range(0..100) {
+            0..=27 => self.rng.gen_range(-20i64..200).to_string().into_bytes(),
+            28..=33 => self.int_arg(),
+            34..=41 => self.float_arg(),
+            42..=46 => Vec::new(),
+            47..=54 => {
+                let n = self.rng.gen_range(1..16);
+                (0..n).map(|_| *[0u8, 1, b'\r', b'\n', 0x7f, 0x80, 0xff, b' ', b'"', b'a'].choose(&mut self.rng).unwrap()).collect()
+            }
+            55..=62 => {
+                let n = self.rng.gen_range(40..300);
+                self.letters(b"ACGT", n)
+            }
+            63..=64 => {
+                let n = self.rng.gen_range(1000..3000);
+                self.letters(b"ACGTN", n)
+            }
+            _ => {
+                let n = self.rng.gen_range(1..20);
+                self.letters(b"abcxyz", n)
+            }
+        }
+    }
+
+    /// Integer-ish arguments, including edge and malformed ones.
+    pub fn int_arg(&mut self) -> Vec<u8> {
+        const EDGE: &[&str] = &[
+            "0", "1", "-1", "10", "-100", "9223372036854775807", "-9223372036854775808", "9223372036854775806",
+            "-9223372036854775807", "9223372036854775808", "18446744073709551616", "007", "-0", "+5", " 5", "5 ",
+            "0x10", "1.0", "abc", "",
+        ];
+        if self.chance(70) {
+            self.rng.gen_range(-1000i64..1000).to_string().into_bytes()
+        } else {
+            EDGE.choose(&mut self.rng).unwrap().as_bytes().to_vec()
+        }
+    }
+
+    pub fn float_arg(&mut self) -> Vec<u8> {
+        const F: &[&str] = &[
+            "1.5", "-0.25", "0.1", "3.0e2", "1e-5", "10.50", "-3", "0", "1e308", "-1e308", "inf", "-inf", "nan", "1.",
+            ".5", "1e", "abc", "5.0000000000000001", "0.3333333333333333", "123456789.123456789",
+        ];
+        F.choose(&mut self.rng).unwrap().as_bytes().to_vec()
+    }
+
+    /// Small index for ranges (GETRANGE, BITCOUNT...), sometimes extreme.
+    pub fn index(&mut self) -> Vec<u8> {
+        if self.chance(85) {
+            self.rng.gen_range(-40i64..40).to_string().into_bytes()
+        } else {
+            [&b"9223372036854775807"[..], b"-9223372036854775808", b"1000000", b"-1000000", b"x"]
+                .choose(&mut self.rng)
+                .unwrap()
+                .to_vec()
+        }
+    }
+
+    /// Relative TTL in seconds, far in the future and unique within a seed
+    /// (multiple of 100 s): two expirations set at slightly different wall
+    /// times never compare equal, so NX/XX/GT/LT replies are deterministic.
+    fn rel_secs(&mut self) -> u64 {
+        loop {
+            let s = self.rng.gen_range(10..1000u64) * 100;
+            if self.used_ttls.insert(s) {
+                return s;
+            }
+        }
+    }
+
+    /// Expiration argument for `unit` in {EX, PX, EXAT, PXAT}. Absolute ones
+    /// are offset by 50 s so they never coincide with relative ones.
+    /// Occasionally a bad/past value whose effect does not depend on timing
+    /// (error reply or immediate deletion).
+    pub fn expire_arg(&mut self, unit: &str) -> Vec<u8> {
+        self.expire_arg_opt(unit, true)
+    }
+
+    /// For SET: redis 7.0 stores a key with a past EXAT/PXAT and reclaims it
+    /// lazily, so DBSIZE would depend on active-expire timing. No past times.
+    pub fn set_expire_arg(&mut self, unit: &str) -> Vec<u8> {
+        self.expire_arg_opt(unit, false)
+    }
+
+    fn expire_arg_opt(&mut self, unit: &str, past: bool) -> Vec<u8> {
+        if self.chance(8) {
+            const BAD: &[&str] = &["0", "-1", "-100", "abc", "1.5", "", "9223372036854775807", "-9223372036854775808"];
+            return BAD.choose(&mut self.rng).unwrap().as_bytes().to_vec();
+        }
+        if past && unit.ends_with("AT") && self.chance(8) {
+            // Absolute time in the past: key expires at once.
+            return self.rng.gen_range(1..1_000_000u64).to_string().into_bytes();
+        }
+        let rel = self.rel_secs();
+        let v = match unit {
+            "EX" => rel,
+            "PX" => rel * 1000,
+            "EXAT" => self.now_s + rel + 50,
+            "PXAT" => (self.now_s + rel + 50) * 1000,
+            _ => unreachable!(),
+        };
+        v.to_string().into_bytes()
+    }
+
+    pub fn expire_unit(&mut self) -> &'static str {
+        ["EX", "PX", "EXAT", "PXAT"].choose(&mut self.rng).unwrap()
+    }
+}
+
+fn cmp_clone(op: &Op) -> Cmp {
+    match op {
+        Op::Cmd { cmp, .. } => cmp.clone(),
+        Op::Scan { .. } => Cmp::Exact,
+    }
+}
+
+/// Build an Op from mixed &str / Vec<u8> parts.
+macro_rules! cmd {
+    ($cmp:expr; $($a:expr),+ $(,)?) => {{
+        let mut v: Vec<Vec<u8>> = Vec::new();
+        $( v.push(AsRef::<[u8]>::as_ref(&$a).to_vec()); )+
+        Op::Cmd { args: v, cmp: $cmp }
+    }};
+    ($($a:expr),+ $(,)?) => { cmd!(Cmp::Exact; $($a),+) };
+}
+
+fn with(mut base: Op, extra: Vec<Vec<u8>>) -> Op {
+    if let Op::Cmd { args, .. } = &mut base {
+        args.extend(extra);
+    }
+    base
+}
+
+// ---- families --------------------------------------------------------------
+
+fn strings(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..17) {
+        0 | 1 => cmd!("GET", k),
+        2 | 3 => {
+            // SET with a random (possibly invalid) mix of options.
+            let mut opts: Vec<Vec<u8>> = Vec::new();
+            for _ in 0..g.rng.gen_range(0..=3) {
+                match g.rng.gen_range(0..9) {
+                    0 => opts.push(b"NX".to_vec()),
+                    1 => opts.push(b"XX".to_vec()),
+                    2 | 3 => opts.push(b"GET".to_vec()),
+                    4 => opts.push(b"KEEPTTL".to_vec()),
+                    8 if g.chance(20) => opts.push(b"BOGUS".to_vec()),
+                    _ => {
+                        let u = g.expire_unit();
+                        opts.push(u.as_bytes().to_vec());
+                        if !g.chance(3) {
+                            opts.push(g.set_expire_arg(u));
+                        }
+                    }
+                }
+            }
+            with(cmd!("SET", k, g.value()), opts)
+        }
+        4 => cmd!("SETNX", k, g.value()),
+        5 => cmd!("SETEX", k, g.expire_arg("EX"), g.value()),
+        6 => cmd!("PSETEX", k, g.expire_arg("PX"), g.value()),
+        7 => {
+            let opts: Vec<Vec<u8>> = match g.rng.gen_range(0..8) {
+                0 => vec![],
+                1 => vec![b"PERSIST".to_vec()],
+                2 => vec![b"EX".to_vec(), g.expire_arg("EX"), b"PERSIST".to_vec()],
+                3 => vec![b"EX".to_vec()],
+                _ => {
+                    let u = g.expire_unit();
+                    vec![u.as_bytes().to_vec(), g.expire_arg(u)]
+                }
+            };
+            with(cmd!("GETEX", k), opts)
+        }
+        8 => cmd!("GETDEL", k),
+        9 => cmd!("GETSET", k, g.value()),
+        10 => with(cmd!("MGET", k), g.keys(0, 4)),
+        11 | 12 => {
+            let name = if g.chance(70) { "MSET" } else { "MSETNX" };
+            let mut a = vec![];
+            for _ in 0..g.rng.gen_range(1..=4) {
+                a.push(g.key());
+                a.push(g.value());
+            }
+            if g.chance(5) {
+                a.pop(); // odd number of arguments
+            }
+            with(cmd!(name), a)
+        }
+        13 => cmd!("APPEND", k, g.value()),
+        14 => cmd!("STRLEN", k),
+        15 => cmd!("GETRANGE", k, g.index(), g.index()),
+        _ => {
+            let off: Vec<u8> = match g.rng.gen_range(0..20) {
+                0 => b"-1".to_vec(),
+                1 => b"536870912".to_vec(),
+                2 => b"x".to_vec(),
+                3 => g.rng.gen_range(1000..5000).to_string().into_bytes(),
+                _ => g.rng.gen_range(0..60).to_string().into_bytes(),
+            };
+            cmd!("SETRANGE", k, off, g.value())
+        }
+    }
+}
+
+fn counters(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..7) {
+        0 | 1 => cmd!("INCR", k),
+        2 => cmd!("DECR", k),
+        3 => cmd!("INCRBY", k, g.int_arg()),
+        4 => cmd!("DECRBY", k, g.int_arg()),
+        5 => {
+            let v = if g.chance(50) { g.float_arg() } else { g.int_arg() };
+            cmd!("INCRBYFLOAT", k, v)
+        }
+        _ => cmd!("SET", k, g.int_arg()),
+    }
+}
+
+fn bit_range(g: &mut Gen) -> Vec<Vec<u8>> {
+    match g.rng.gen_range(0..6) {
+        0 => vec![],
+        1 => vec![g.index()], // start without end: syntax error
+        2 | 3 => vec![g.index(), g.index()],
+        4 => vec![g.index(), g.index(), b"BYTE".to_vec()],
+        _ => vec![g.index(), g.index(), if g.chance(90) { b"BIT".to_vec() } else { b"WORD".to_vec() }],
+    }
+}
+
+fn bits(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..7) {
+        0 | 1 => {
+            let off: Vec<u8> = match g.rng.gen_range(0..20) {
+                0 => b"-1".to_vec(),
+                1 => b"4294967296".to_vec(),
+                2 => b"abc".to_vec(),
+                3 => g.rng.gen_range(1000..40000).to_string().into_bytes(),
+                _ => g.rng.gen_range(0..200).to_string().into_bytes(),
+            };
+            let bit: &str = if g.chance(5) { "2" } else { ["0", "1"].choose(&mut g.rng).unwrap() };
+            cmd!("SETBIT", k, off, bit)
+        }
+        2 => cmd!("GETBIT", k, g.rng.gen_range(0..300).to_string()),
+        3 => with(cmd!("BITCOUNT", k), bit_range(g)),
+        4 => {
+            let bit: &str = if g.chance(5) { "3" } else { ["0", "1"].choose(&mut g.rng).unwrap() };
+            let r = bit_range(g);
+            with(cmd!("BITPOS", k, bit), r)
+        }
+        _ => {
+            let op = *["AND", "OR", "XOR", "NOT", "and", "NAND"].choose(&mut g.rng).unwrap();
+            let n = if op.eq_ignore_ascii_case("NOT") && g.chance(80) { 1 } else { g.rng.gen_range(1..=3) };
+            let dest = g.key();
+            with(cmd!("BITOP", op, dest), g.keys(n, n))
+        }
+    }
+}
+
+fn lcs(g: &mut Gen) -> Op {
+    let (a, b) = (g.key(), g.key());
+    // Option groups are shuffled as units so MINMATCHLEN keeps its argument.
+    let mut groups: Vec<Vec<Vec<u8>>> = vec![];
+    match g.rng.gen_range(0..5) {
+        0 => {}
+        1 => groups.push(vec![b"LEN".to_vec()]),
+        _ => {
+            groups.push(vec![b"IDX".to_vec()]);
+            if g.chance(50) {
+                groups.push(vec![b"MINMATCHLEN".to_vec(), g.rng.gen_range(0..6).to_string().into_bytes()]);
+            }
+            if g.chance(50) {
+                groups.push(vec![b"WITHMATCHLEN".to_vec()]);
+            }
+            if g.chance(10) {
+                groups.push(vec![b"LEN".to_vec()]); // LEN + IDX is an error
+            }
+        }
+    }
+    groups.shuffle(&mut g.rng);
+    with(cmd!("LCS", a, b), groups.concat())
+}
+
+fn keys(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..20) {
+        0 => with(cmd!("DEL", k), g.keys(0, 3)),
+        1 => with(cmd!("UNLINK", k), g.keys(0, 3)),
+        2 | 3 => with(cmd!("EXISTS", k), g.keys(0, 3)),
+        4 => cmd!("TYPE", k),
+        5 => cmd!("RENAME", k, g.key()),
+        6 => cmd!("RENAMENX", k, g.key()),
+        7 => {
+            let mut opts: Vec<Vec<u8>> = vec![];
+            if g.chance(25) {
+                opts.push(b"DB".to_vec());
+                opts.push((if g.chance(90) { ["0", "1"].choose(&mut g.rng).unwrap() } else { "99" }).into());
+            }
+            if g.chance(40) {
+                opts.push(b"REPLACE".to_vec());
+            }
+            with(cmd!("COPY", k, g.key()), opts)
+        }
+        8 => with(cmd!("TOUCH", k), g.keys(0, 2)),
+        9 => {
+            let pat = *["*", "k1*", "{t}*", "k?", "k[0-3]", "*a*", "k[^1]*", "\\{t\\}*", "nomatch*"]
+                .choose(&mut g.rng)
+                .unwrap();
+            cmd!(Cmp::Sorted; "KEYS", pat)
+        }
+        10 | 11 => cmd!("DBSIZE"),
+        12 => cmd!(Cmp::Encoding; "OBJECT", "ENCODING", k),
+        13 => cmd!(Cmp::NilOrNot; "RANDOMKEY"),
+        14 | 15 => {
+            let db = match g.rng.gen_range(0..20) {
+                0 => "16",
+                1 => "abc",
+                2 => "-1",
+                n if n < 12 => "0",
+                _ => "1",
+            };
+            cmd!("SELECT", db)
+        }
+        16 if g.chance(25) => {
+            let mode: &[&str] = [&[][..], &["ASYNC"], &["SYNC"]].choose(&mut g.rng).unwrap();
+            with(cmd!("FLUSHDB"), mode.iter().map(|m| m.as_bytes().to_vec()).collect())
+        }
+        _ => cmd!("EXISTS", k),
+    }
+}
+
+fn expire(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..11) {
+        0..=3 => {
+            let (name, unit) = *[("EXPIRE", "EX"), ("PEXPIRE", "PX"), ("EXPIREAT", "EXAT"), ("PEXPIREAT", "PXAT")]
+                .choose(&mut g.rng)
+                .unwrap();
+            let mut flags: Vec<Vec<u8>> = vec![];
+            for _ in 0..(if g.chance(60) { 0 } else if g.chance(85) { 1 } else { 2 }) {
+                flags.push(["NX", "XX", "GT", "LT"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            with(cmd!(name, k, g.expire_arg(unit)), flags)
+        }
+        4 => cmd!(Cmp::Tol(2); "TTL", k),
+        5 => cmd!(Cmp::Tol(2000); "PTTL", k),
+        6 => cmd!(Cmp::Tol(2); "EXPIRETIME", k),
+        7 => cmd!(Cmp::Tol(2000); "PEXPIRETIME", k),
+        8 => cmd!("PERSIST", k),
+        _ => {
+            // Give a key a long TTL through SET so TTL checks see it.
+            let u = g.expire_unit();
+            cmd!("SET", k, g.value(), u, g.set_expire_arg(u))
+        }
+    }
+}
+
+fn scan(g: &mut Gen) -> Op {
+    let pattern = if g.chance(40) {
+        Some(["*", "k1*", "{t}*", "k?", "*a*"].choose(&mut g.rng).unwrap().as_bytes().to_vec())
+    } else {
+        None
+    };
+    let count = if g.chance(50) { Some(*[1u32, 2, 5, 100].choose(&mut g.rng).unwrap()) } else { None };
+    let typ = if g.chance(20) { Some(*["string", "list", "set", "hash", "zset"].choose(&mut g.rng).unwrap()) } else { None };
+    Op::Scan { pattern, count, typ }
+}
+
+fn errors(g: &mut Gen) -> Op {
+    match g.rng.gen_range(0..4) {
+        0 | 1 => {
+            // Wrong arity.
+            let (name, n) = *[
+                ("GET", 0),
+                ("GET", 2),
+                ("SET", 1),
+                ("INCR", 0),
+                ("INCRBY", 1),
+                ("MGET", 0),
+                ("DEL", 0),
+                ("EXPIRE", 1),
+                ("TTL", 2),
+                ("GETRANGE", 2),
+                ("SETBIT", 2),
+                ("LCS", 1),
+                ("RENAME", 1),
+                ("DBSIZE", 1),
+                ("BITOP", 2),
+                ("SELECT", 0),
+                ("PING", 2),
+                ("ECHO", 0),
+            ]
+            .choose(&mut g.rng)
+            .unwrap();
+            let mut args = vec![name.as_bytes().to_vec()];
+            for _ in 0..n {
+                args.push(g.key());
+            }
+            Op::Cmd { args, cmp: Cmp::Exact }
+        }
+        2 => {
+            let name = *["FOOBAR", "GETT", "set2", "", "x y"].choose(&mut g.rng).unwrap();
+            let mut args = vec![name.as_bytes().to_vec()];
+            for _ in 0..g.rng.gen_range(0..4) {
+                args.push(g.value());
+            }
+            Op::Cmd { args, cmp: Cmp::Exact }
+        }
+        _ => match g.rng.gen_range(0..4) {
+            0 => cmd!("OBJECT", "NOSUCH", g.key()),
+            1 => cmd!("PING"),
+            2 => cmd!("ECHO", g.value()),
+            _ => cmd!("PING", g.value()),
+        },
+    }
+}
+
+fn other_types(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..4) {
+        0 => cmd!("RPUSH", k, g.value()),
+        1 => cmd!("SADD", k, g.value()),
+        2 => cmd!("HSET", k, "f", g.value()),
+        _ => cmd!("ZADD", k, g.rng.gen_range(0..10).to_string(), g.value()),
+    }
+}
