@@ -1,9 +1,12 @@
-//! Generic key commands: DEL, EXISTS, TYPE, RENAME, expiry, OBJECT, and the
-//! per-shard halves of keyspace-wide commands (KEYS, SCAN, RANDOMKEY).
+//! Generic key commands: DEL, EXISTS, TYPE, RENAME, COPY, expiry, OBJECT,
+//! and the per-shard halves of keyspace-wide commands (KEYS, SCAN,
+//! RANDOMKEY), which the shard layer runs on every shard and merges.
 
 use super::flags::*;
 use super::table::{CommandDef, Handler};
-use super::{Args, Ctx};
+use super::{err, Args, Ctx, Rng};
+use crate::keyspace::Keyspace;
+use crate::util::{glob_match, parse_i64};
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
     CommandDef::new(name, arity, flags, keys, Some(h))
@@ -13,9 +16,25 @@ pub static COMMANDS: &[CommandDef] = &[
     c("del", -2, WRITE, (1, -1, 1), del),
     c("unlink", -2, WRITE | FAST, (1, -1, 1), del),
     c("exists", -2, READONLY | FAST, (1, -1, 1), exists),
+    c("touch", -2, READONLY | FAST, (1, -1, 1), exists),
+    c("type", 2, READONLY | FAST, (1, 1, 1), type_cmd),
+    c("rename", 3, WRITE, (1, 2, 1), rename),
+    c("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx),
+    c("copy", -3, WRITE, (1, 2, 1), copy),
+    c("expire", -3, WRITE | FAST, (1, 1, 1), expire),
+    c("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire),
+    c("expireat", -3, WRITE | FAST, (1, 1, 1), expireat),
+    c("pexpireat", -3, WRITE | FAST, (1, 1, 1), pexpireat),
+    c("ttl", 2, READONLY | FAST, (1, 1, 1), ttl),
+    c("pttl", 2, READONLY | FAST, (1, 1, 1), pttl),
+    c("expiretime", 2, READONLY | FAST, (1, 1, 1), expiretime),
+    c("pexpiretime", 2, READONLY | FAST, (1, 1, 1), pexpiretime),
+    c("persist", 2, WRITE | FAST, (1, 1, 1), persist),
+    // A container command in Redis 7 (object|encoding is readonly, key at 2).
+    c("object", -2, READONLY, (2, 2, 1), object),
 ];
 
-/// DEL key [key ...]
+/// DEL key [key ...] (also UNLINK: freeing is never deferred here)
 fn del(ctx: &mut Ctx, args: &Args) {
     let mut n = 0;
     for i in 1..args.len() {
@@ -26,7 +45,8 @@ fn del(ctx: &mut Ctx, args: &Args) {
     ctx.out.int(n);
 }
 
-/// EXISTS key [key ...] (a key named twice counts twice)
+/// EXISTS key [key ...] (a key named twice counts twice); also TOUCH, which
+/// counts the same way (no LRU clock is kept to update).
 fn exists(ctx: &mut Ctx, args: &Args) {
     let mut n = 0;
     for i in 1..args.len() {
@@ -37,14 +57,895 @@ fn exists(ctx: &mut Ctx, args: &Args) {
     ctx.out.int(n);
 }
 
+/// TYPE key
+fn type_cmd(ctx: &mut Ctx, args: &Args) {
+    let name = match ctx.ks.lookup(ctx.db, &args[1], ctx.now) {
+        Some(e) => e.value.type_name(),
+        None => "none",
+    };
+    ctx.out.simple(name);
+}
+
+fn rename(ctx: &mut Ctx, args: &Args) {
+    rename_generic(ctx, args, false)
+}
+
+fn renamenx(ctx: &mut Ctx, args: &Args) {
+    rename_generic(ctx, args, true)
+}
+
+/// RENAME key newkey / RENAMENX key newkey. The value and its TTL move;
+/// an existing `newkey` (RENAME) is replaced, its TTL with it.
+fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) {
+    let (db, now) = (ctx.db, ctx.now);
+    let (src, dst) = (&args[1], &args[2]);
+    if ctx.ks.lookup(db, src, now).is_none() {
+        return ctx.error(err::NO_KEY);
+    }
+    if src == dst {
+        return if nx { ctx.out.int(0) } else { ctx.out.ok() };
+    }
+    if nx && ctx.ks.lookup(db, dst, now).is_some() {
+        return ctx.out.int(0);
+    }
+    // A logically expired `dst` is replaced either way.
+    let e = match ctx.ks.remove(db, src) {
+        Some(e) => *e,
+        None => return ctx.error(err::NO_KEY),
+    };
+    ctx.ks.set(db, dst, e.value, e.expire);
+    if nx {
+        ctx.out.int(1)
+    } else {
+        ctx.out.ok()
+    }
+}
+
+/// COPY source destination [DB destination-db] [REPLACE]
+fn copy(ctx: &mut Ctx, args: &Args) {
+    let (db, now) = (ctx.db, ctx.now);
+    let mut dst_db = db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < args.len() {
+        if args.is(i, "replace") {
+            replace = true;
+        } else if args.is(i, "db") && i + 1 < args.len() {
+            let n = match parse_i64(&args[i + 1]) {
+                Some(n) => n,
+                None => return ctx.error(err::NOT_INT),
+            };
+            if n < i32::MIN as i64 || n > i32::MAX as i64 {
+                return ctx.error("ERR value is out of range, value must between -2147483648 and 2147483647");
+            }
+            if n < 0 || n as usize >= ctx.ks.dbs.len() {
+                return ctx.error(err::DB_INDEX);
+            }
+            dst_db = n as usize;
+            i += 1;
+        } else {
+            return ctx.error(err::SYNTAX);
+        }
+        i += 1;
+    }
+    let (src, dst) = (&args[1], &args[2]);
+    if dst_db == db && src == dst {
+        return ctx.error("ERR source and destination objects are the same");
+    }
+    let (value, expire) = match ctx.ks.lookup(db, src, now) {
+        Some(e) => (e.value.deep_clone(), e.expire),
+        None => return ctx.out.int(0),
+    };
+    if !replace && ctx.ks.lookup(dst_db, dst, now).is_some() {
+        return ctx.out.int(0);
+    }
+    ctx.ks.set(dst_db, dst, value, expire);
+    ctx.out.int(1);
+}
+
+fn expire(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    expire_generic(ctx, args, now, true, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    expire_generic(ctx, args, now, false, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx, args: &Args) {
+    expire_generic(ctx, args, 0, true, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx, args: &Args) {
+    expire_generic(ctx, args, 0, false, "pexpireat")
+}
+
+/// EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT key time [NX|XX|GT|LT] as Redis 7.0:
+/// options are checked before the time, the time (converted to absolute
+/// ms) before the key. GT/LT treat "no TTL" as infinite. A time not in the
+/// future deletes the key and still replies 1.
+fn expire_generic(ctx: &mut Ctx, args: &Args, base: i64, seconds: bool, name: &str) {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for i in 3..args.len() {
+        if args.is(i, "nx") {
+            nx = true;
+        } else if args.is(i, "xx") {
+            xx = true;
+        } else if args.is(i, "gt") {
+            gt = true;
+        } else if args.is(i, "lt") {
+            lt = true;
+        } else {
+            let o = &args[i];
+            // Redis formats the option with %s: it stops at a NUL byte.
+            let o = &o[..o.iter().position(|&b| b == 0).unwrap_or(o.len())];
+            return ctx.error(&format!("ERR Unsupported option {}", String::from_utf8_lossy(o)));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return ctx.error("ERR NX and XX, GT or LT options at the same time are not compatible");
+    }
+    if gt && lt {
+        return ctx.error("ERR GT and LT options at the same time are not compatible");
+    }
+    let when = match parse_i64(&args[2]) {
+        Some(n) => n,
+        None => return ctx.error(err::NOT_INT),
+    };
+    let when = if seconds { when.checked_mul(1000) } else { Some(when) };
+    let when = match when.and_then(|w| w.checked_add(base)) {
+        Some(w) => w,
+        None => return ctx.error(&err::INVALID_EXPIRE.replace("{}", name)),
+    };
+    let (db, now, key) = (ctx.db, ctx.now, &args[1]);
+    let current = match ctx.ks.lookup(db, key, now) {
+        Some(e) => e.expire,
+        None => return ctx.out.int(0),
+    };
+    let refused = (nx && current != 0)
+        || (xx && current == 0)
+        || (gt && (current == 0 || when <= current))
+        || (lt && current != 0 && when >= current);
+    if refused {
+        return ctx.out.int(0);
+    }
+    if when <= now {
+        ctx.ks.remove(db, key);
+    } else {
+        ctx.ks.set_expire(db, key, when);
+    }
+    ctx.out.int(1);
+}
+
+fn ttl(ctx: &mut Ctx, args: &Args) {
+    ttl_generic(ctx, args, false, false)
+}
+
+fn pttl(ctx: &mut Ctx, args: &Args) {
+    ttl_generic(ctx, args, true, false)
+}
+
+fn expiretime(ctx: &mut Ctx, args: &Args) {
+    ttl_generic(ctx, args, false, true)
+}
+
+fn pexpiretime(ctx: &mut Ctx, args: &Args) {
+    ttl_generic(ctx, args, true, true)
+}
+
+/// TTL/PTTL/EXPIRETIME/PEXPIRETIME: -2 missing, -1 no expiry; seconds are
+/// rounded to nearest as Redis does ((ms + 500) / 1000).
+fn ttl_generic(ctx: &mut Ctx, args: &Args, ms: bool, absolute: bool) {
+    let now = ctx.now;
+    let expire = match ctx.ks.lookup(ctx.db, &args[1], now) {
+        Some(e) => e.expire,
+        None => return ctx.out.int(-2),
+    };
+    if expire == 0 {
+        return ctx.out.int(-1);
+    }
+    let t = if absolute { expire } else { expire.saturating_sub(now).max(0) };
+    // i128: Redis's (t + 500) / 1000 does not wrap for t near i64::MAX.
+    let t = if ms { t } else { ((t as i128 + 500) / 1000) as i64 };
+    ctx.out.int(t);
+}
+
+/// PERSIST key
+fn persist(ctx: &mut Ctx, args: &Args) {
+    let (db, now, key) = (ctx.db, ctx.now, &args[1]);
+    match ctx.ks.lookup(db, key, now) {
+        Some(e) if e.expire != 0 => {
+            ctx.ks.set_expire(db, key, 0);
+            ctx.out.int(1)
+        }
+        _ => ctx.out.int(0),
+    }
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// Redis shares the integer objects 0..10000 (refcount INT_MAX).
+const OBJ_SHARED_INTEGERS: i64 = 10000;
+
+/// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key, OBJECT HELP
+fn object(ctx: &mut Ctx, args: &Args) {
+    #[derive(Clone, Copy)]
+    enum Sub {
+        Encoding,
+        Freq,
+        Idletime,
+        Refcount,
+    }
+    if args.is(1, "help") {
+        if args.len() != 2 {
+            return super::arity_error(&mut ctx.out, "object|help");
+        }
+        ctx.out.array(OBJECT_HELP.len());
+        for line in OBJECT_HELP {
+            ctx.out.simple(line);
+        }
+        return;
+    }
+    let (sub, full) = if args.is(1, "encoding") {
+        (Sub::Encoding, "object|encoding")
+    } else if args.is(1, "freq") {
+        (Sub::Freq, "object|freq")
+    } else if args.is(1, "idletime") {
+        (Sub::Idletime, "object|idletime")
+    } else if args.is(1, "refcount") {
+        (Sub::Refcount, "object|refcount")
+    } else {
+        let s = &args[1];
+        let s = String::from_utf8_lossy(&s[..s.len().min(128)]).into_owned();
+        return ctx.error(&format!("ERR unknown subcommand '{}'. Try OBJECT HELP.", s));
+    };
+    if args.len() != 3 {
+        return super::arity_error(&mut ctx.out, full);
+    }
+    let now = ctx.now;
+    let e = match ctx.ks.lookup(ctx.db, &args[2], now) {
+        Some(e) => e,
+        None => return ctx.out.null(),
+    };
+    match sub {
+        Sub::Encoding => {
+            let enc = e.value.encoding();
+            ctx.out.bulk_str(enc)
+        }
+        Sub::Refcount => {
+            let shared = matches!(e.value, crate::keyspace::Value::Int(n) if (0..OBJ_SHARED_INTEGERS).contains(&n));
+            ctx.out.int(if shared { i32::MAX as i64 } else { 1 })
+        }
+        // No access clock is kept: every key looks just used.
+        Sub::Idletime => ctx.out.int(0),
+        // maxmemory-policy is never an LFU one here.
+        Sub::Freq => ctx.error(
+            "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
+             Please note that when switching between policies at runtime LRU and LFU data \
+             will take some time to adjust.",
+        ),
+    }
+}
+
 /// Keys of one shard's db matching `pattern` (the per-shard half of KEYS).
-pub fn keys_matching(ks: &crate::keyspace::Keyspace, db: usize, pattern: &[u8], now: i64) -> Vec<Vec<u8>> {
+pub fn keys_matching(ks: &Keyspace, db: usize, pattern: &[u8], now: i64) -> Vec<Vec<u8>> {
     let all = pattern == b"*";
-    ks.dbs[db]
-        .dict
+    let Some(d) = ks.dbs.get(db) else { return Vec::new() };
+    d.dict
         .iter()
         .filter(|e| e.expire == 0 || e.expire > now)
-        .filter(|e| all || crate::util::glob_match(pattern, &e.key, false))
+        .filter(|e| all || glob_match(pattern, &e.key, false))
         .map(|e| e.key.to_vec())
         .collect()
+}
+
+/// Parsed `cursor [MATCH pattern] [COUNT count] [TYPE type]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanArgs {
+    pub cursor: u64,
+    /// At least 1; Redis's default is 10.
+    pub count: usize,
+    /// None when absent or `*` (matches everything).
+    pub pattern: Option<Vec<u8>>,
+    pub type_filter: Option<Vec<u8>>,
+}
+
+/// Parse a SCAN cursor as Redis does (strtoul): optional sign, decimal
+/// digits, no surrounding spaces; "" is 0 and "-n" wraps as unsigned.
+pub fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() {
+        // strtoul consumed nothing: only valid if nothing was there.
+        return if s.is_empty() { Some(0) } else { None };
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// SCAN's arguments from `from` (the cursor's index: 1 for SCAN).
+pub fn parse_scan_args(args: &Args, from: usize) -> Result<ScanArgs, String> {
+    parse_scan_args_ext(args, from, true)
+}
+
+/// As `parse_scan_args`; `allow_type` is false for HSCAN/SSCAN/ZSCAN,
+/// where TYPE is a syntax error.
+pub fn parse_scan_args_ext(args: &Args, from: usize, allow_type: bool) -> Result<ScanArgs, String> {
+    if from >= args.len() {
+        return Err(err::SYNTAX.to_string());
+    }
+    let cursor = parse_scan_cursor(&args[from]).ok_or_else(|| "ERR invalid cursor".to_string())?;
+    let mut sa = ScanArgs { cursor, count: 10, pattern: None, type_filter: None };
+    let mut i = from + 1;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if args.is(i, "count") && has_value {
+            let n = parse_i64(&args[i + 1]).ok_or_else(|| err::NOT_INT.to_string())?;
+            if n < 1 {
+                return Err(err::SYNTAX.to_string());
+            }
+            sa.count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else if args.is(i, "match") && has_value {
+            let p = &args[i + 1];
+            sa.pattern = if p == b"*" { None } else { Some(p.to_vec()) };
+        } else if allow_type && args.is(i, "type") && has_value {
+            sa.type_filter = Some(args[i + 1].to_vec());
+        } else {
+            return Err(err::SYNTAX.to_string());
+        }
+        i += 2;
+    }
+    Ok(sa)
+}
+
+/// One shard's step of SCAN on `db`: visit buckets from `cursor` until
+/// about `count` keys were visited (at most 10*count+1 buckets, as Redis
+/// bounds sparse tables), appending the live keys that pass the filters to
+/// `out`. Returns the next cursor of this shard's table, 0 when done.
+/// As in Redis 7.0, `count` counts keys visited before filtering.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_shard(
+    ks: &Keyspace,
+    db: usize,
+    cursor: u64,
+    count: usize,
+    pattern: Option<&[u8]>,
+    type_filter: Option<&[u8]>,
+    now: i64,
+    out: &mut Vec<Vec<u8>>,
+) -> u64 {
+    let Some(d) = ks.dbs.get(db) else { return 0 };
+    let count = count.max(1);
+    let pattern = pattern.filter(|p| *p != b"*");
+    let mut budget = count.saturating_mul(10);
+    let mut visited = 0usize;
+    let mut cursor = cursor;
+    loop {
+        cursor = d.dict.scan(cursor, |e| {
+            visited += 1;
+            if e.expire != 0 && e.expire <= now {
+                return;
+            }
+            if let Some(p) = pattern {
+                if !glob_match(p, &e.key, false) {
+                    return;
+                }
+            }
+            if let Some(t) = type_filter {
+                if !t.eq_ignore_ascii_case(e.value.type_name().as_bytes()) {
+                    return;
+                }
+            }
+            out.push(e.key.to_vec());
+        });
+        if cursor == 0 || budget == 0 || visited >= count {
+            return cursor;
+        }
+        budget -= 1;
+    }
+}
+
+/// A random live key of `db` (the per-shard half of RANDOMKEY). Expired
+/// keys drawn are deleted, as Redis does; after a bounded number of such
+/// draws the table is walked for the first live key instead, so a mostly
+/// expired db neither loops long nor wrongly answers nil.
+pub fn random_key(ks: &mut Keyspace, db: usize, now: i64, rng: &mut Rng) -> Option<Vec<u8>> {
+    const MAX_TRIES: usize = 100;
+    if db >= ks.dbs.len() {
+        return None;
+    }
+    for _ in 0..MAX_TRIES {
+        let (key, expire) = {
+            let e = ks.dbs[db].dict.random(|| rng.next_u64())?;
+            (e.key.to_vec(), e.expire)
+        };
+        if expire == 0 || expire > now {
+            return Some(key);
+        }
+        // Deletes it (counted as expired) and touches watchers.
+        ks.lookup(db, &key, now);
+    }
+    ks.dbs[db].dict.iter().find(|e| e.expire == 0 || e.expire > now).map(|e| e.key.to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{arity_error, arity_ok, exec, lookup, OwnedArgs};
+    use crate::keyspace::Value;
+    use crate::protocol::reply::Reply;
+    use std::collections::HashSet;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn run_at(ks: &mut Keyspace, db: usize, now: i64, parts: &[&str]) -> String {
+        let mut buf = Vec::new();
+        let mut rng = Rng::new(1);
+        {
+            let mut ctx = Ctx {
+                ks,
+                db,
+                now,
+                out: Reply::new(&mut buf, false),
+                max_bulk_len: 512 << 20,
+                rng: &mut rng,
+            };
+            let args = OwnedArgs::from_slices(parts);
+            let def = lookup(parts[0].as_bytes()).expect("command").1;
+            if arity_ok(def, parts.len()) {
+                exec(def, &mut ctx, &args.args());
+            } else {
+                arity_error(&mut ctx.out, def.name);
+            }
+        }
+        String::from_utf8(buf).expect("utf8 reply")
+    }
+
+    fn run(ks: &mut Keyspace, parts: &[&str]) -> String {
+        run_at(ks, 0, NOW, parts)
+    }
+
+    fn set(ks: &mut Keyspace, key: &str, val: &str, expire: i64) {
+        ks.set(0, key.as_bytes(), Value::from_bytes(val.as_bytes()), expire);
+    }
+
+    fn expire_of(ks: &Keyspace, db: usize, key: &str) -> Option<i64> {
+        ks.dbs[db].dict.get(key.as_bytes()).map(|e| e.expire)
+    }
+
+    #[test]
+    fn del_exists_touch_type() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "a", "1", 0);
+        set(&mut ks, "b", "x", NOW - 1); // already expired
+        assert_eq!(run(&mut ks, &["EXISTS", "a", "a", "b", "c"]), ":2\r\n");
+        assert_eq!(run(&mut ks, &["TOUCH", "a", "b"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["TYPE", "a"]), "+string\r\n");
+        assert_eq!(run(&mut ks, &["type", "nope"]), "+none\r\n");
+        set(&mut ks, "c", "1", 0);
+        assert_eq!(run(&mut ks, &["DEL", "a", "a", "b", "c"]), ":2\r\n");
+        assert_eq!(run(&mut ks, &["UNLINK", "a"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["DEL"]), "-ERR wrong number of arguments for 'del' command\r\n");
+        assert_eq!(ks.dbs[0].dict.len(), 0);
+    }
+
+    #[test]
+    fn expire_option_matrix() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "k", "v", 0);
+        // No TTL: XX and GT refuse, LT and NX set.
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "100", "XX"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "100", "GT"]), ":0\r\n");
+        assert_eq!(expire_of(&ks, 0, "k"), Some(0));
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "100", "LT"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 0, "k"), Some(NOW + 100_000));
+        assert_eq!(run(&mut ks, &["PERSIST", "k"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["PERSIST", "k"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "100", "nx"]), ":1\r\n");
+        // TTL of 100s: NX refuses, XX sets; GT/LT compare.
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "50", "NX"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "200", "XX"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 0, "k"), Some(NOW + 200_000));
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "200", "GT"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "100", "GT"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "300", "GT"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "300", "LT"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "400", "LT"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["PEXPIRE", "k", "250000", "LT", "XX"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 0, "k"), Some(NOW + 250_000));
+        assert_eq!(run(&mut ks, &["PEXPIRE", "k", "260000", "GT", "XX"]), ":1\r\n");
+        assert_eq!(ks.dbs[0].volatile, 1);
+        // Absolute forms.
+        assert_eq!(run(&mut ks, &["EXPIREAT", "k", "1800000000"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 0, "k"), Some(1_800_000_000_000));
+        assert_eq!(run(&mut ks, &["PEXPIREAT", "k", "1800000000123"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 0, "k"), Some(1_800_000_000_123));
+        // Incompatible options, checked before the time and the key.
+        let nx_err = "-ERR NX and XX, GT or LT options at the same time are not compatible\r\n";
+        for opts in [["NX", "XX"], ["nx", "gt"], ["LT", "NX"]] {
+            assert_eq!(run(&mut ks, &["EXPIRE", "k", "10", opts[0], opts[1]]), nx_err);
+        }
+        assert_eq!(
+            run(&mut ks, &["EXPIRE", "nokey", "x", "GT", "LT"]),
+            "-ERR GT and LT options at the same time are not compatible\r\n"
+        );
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "abc", "foo"]), "-ERR Unsupported option foo\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "10", "XX", "XX"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "abc"]), format!("-{}\r\n", err::NOT_INT));
+        assert_eq!(run(&mut ks, &["EXPIRE", "k", "1.5"]), format!("-{}\r\n", err::NOT_INT));
+        // Overflow, even for a missing key; named after the command.
+        assert_eq!(
+            run(&mut ks, &["EXPIRE", "nokey", "9999999999999999"]),
+            "-ERR invalid expire time in 'expire' command\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, &["PEXPIRE", "k", "9223372036854775807"]),
+            "-ERR invalid expire time in 'pexpire' command\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, &["EXPIREAT", "k", "-9223372036854776"]),
+            "-ERR invalid expire time in 'expireat' command\r\n"
+        );
+        assert_eq!(run(&mut ks, &["PEXPIREAT", "k", "9223372036854775807"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "nokey", "10"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRE", "k"]), "-ERR wrong number of arguments for 'expire' command\r\n");
+    }
+
+    #[test]
+    fn expire_in_the_past_deletes() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "a", "1", 0);
+        set(&mut ks, "b", "1", NOW + 5000);
+        set(&mut ks, "c", "1", 0);
+        assert_eq!(run(&mut ks, &["EXPIRE", "a", "-1"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["EXISTS", "a"]), ":0\r\n");
+        // GT refuses a past time; LT accepts it and deletes.
+        assert_eq!(run(&mut ks, &["PEXPIRE", "b", "0", "GT"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["PEXPIRE", "b", "0", "LT"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["EXISTS", "b"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["PEXPIREAT", "c", &NOW.to_string()]), ":1\r\n");
+        assert_eq!(ks.dbs[0].dict.len(), 0);
+        assert_eq!(ks.dbs[0].volatile, 0);
+    }
+
+    #[test]
+    fn ttl_rounding_and_forms() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "p", "1", 0);
+        assert_eq!(run(&mut ks, &["TTL", "nokey"]), ":-2\r\n");
+        assert_eq!(run(&mut ks, &["PTTL", "p"]), ":-1\r\n");
+        assert_eq!(run(&mut ks, &["EXPIRETIME", "p"]), ":-1\r\n");
+        assert_eq!(run(&mut ks, &["PEXPIRETIME", "nokey"]), ":-2\r\n");
+        for (ms, secs) in [(1, 0), (499, 0), (500, 1), (1499, 1), (1500, 2), (100_000, 100)] {
+            set(&mut ks, "k", "v", NOW + ms);
+            assert_eq!(run(&mut ks, &["TTL", "k"]), format!(":{secs}\r\n"), "ttl of {ms}ms");
+            assert_eq!(run(&mut ks, &["PTTL", "k"]), format!(":{ms}\r\n"));
+        }
+        set(&mut ks, "k", "v", 1_700_000_001_499);
+        assert_eq!(run(&mut ks, &["EXPIRETIME", "k"]), ":1700000001\r\n");
+        assert_eq!(run(&mut ks, &["PEXPIRETIME", "k"]), ":1700000001499\r\n");
+        set(&mut ks, "k", "v", 1_700_000_001_500);
+        assert_eq!(run(&mut ks, &["EXPIRETIME", "k"]), ":1700000002\r\n");
+        // Redis prints 9223372036854776 here: no wrap near i64::MAX.
+        set(&mut ks, "k", "v", i64::MAX);
+        assert_eq!(run(&mut ks, &["EXPIRETIME", "k"]), ":9223372036854776\r\n");
+        // Expired: gone.
+        set(&mut ks, "k", "v", NOW + 10);
+        assert_eq!(run_at(&mut ks, 0, NOW + 10, &["TTL", "k"]), ":-2\r\n");
+    }
+
+    #[test]
+    fn rename_moves_value_and_ttl() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "a", "va", NOW + 10_000);
+        set(&mut ks, "b", "vb", NOW + 20_000);
+        set(&mut ks, "c", "vc", 0);
+        assert_eq!(run(&mut ks, &["RENAME", "nokey", "x"]), "-ERR no such key\r\n");
+        assert_eq!(run(&mut ks, &["RENAME", "nokey", "nokey"]), "-ERR no such key\r\n");
+        assert_eq!(run(&mut ks, &["RENAMENX", "nokey", "x"]), "-ERR no such key\r\n");
+        assert_eq!(run(&mut ks, &["RENAME", "a", "a"]), "+OK\r\n");
+        assert_eq!(run(&mut ks, &["RENAMENX", "a", "a"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["RENAMENX", "a", "b"]), ":0\r\n");
+        // Onto a key without TTL: the TTL moves with the value.
+        assert_eq!(run(&mut ks, &["RENAME", "a", "c"]), "+OK\r\n");
+        assert_eq!(run(&mut ks, &["EXISTS", "a"]), ":0\r\n");
+        assert_eq!(expire_of(&ks, 0, "c"), Some(NOW + 10_000));
+        // Onto a key with TTL from a persistent key: the TTL goes.
+        set(&mut ks, "p", "vp", 0);
+        assert_eq!(run(&mut ks, &["RENAME", "p", "b"]), "+OK\r\n");
+        assert_eq!(expire_of(&ks, 0, "b"), Some(0));
+        assert_eq!(run(&mut ks, &["GET", "b"]), "$2\r\nvp\r\n");
+        assert_eq!(run(&mut ks, &["RENAMENX", "c", "new"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 0, "new"), Some(NOW + 10_000));
+        // A logically expired destination counts as absent for RENAMENX.
+        set(&mut ks, "dead", "x", NOW - 1);
+        assert_eq!(run(&mut ks, &["RENAMENX", "new", "dead"]), ":1\r\n");
+        assert_eq!(ks.dbs[0].dict.len(), 2);
+        assert_eq!(ks.dbs[0].volatile, 1);
+    }
+
+    #[test]
+    fn copy_with_ttl_db_and_replace() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "a", "hello", NOW + 10_000);
+        set(&mut ks, "b", "other", 0);
+        assert_eq!(run(&mut ks, &["COPY", "a", "b"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["COPY", "nokey", "z"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["COPY", "a", "b", "REPLACE"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["GET", "b"]), "$5\r\nhello\r\n");
+        assert_eq!(expire_of(&ks, 0, "b"), Some(NOW + 10_000));
+        assert_eq!(expire_of(&ks, 0, "a"), Some(NOW + 10_000));
+        assert_eq!(run(&mut ks, &["COPY", "a", "a", "db", "3"]), ":1\r\n");
+        assert_eq!(expire_of(&ks, 3, "a"), Some(NOW + 10_000));
+        assert_eq!(ks.dbs[3].volatile, 1);
+        assert_eq!(run(&mut ks, &["COPY", "a", "a", "DB", "3"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["COPY", "a", "a", "db", "3", "replace"]), ":1\r\n");
+        assert_eq!(run_at(&mut ks, 3, NOW, &["GET", "a"]), "$5\r\nhello\r\n");
+        // Errors.
+        let same = "-ERR source and destination objects are the same\r\n";
+        assert_eq!(run(&mut ks, &["COPY", "a", "a"]), same);
+        assert_eq!(run(&mut ks, &["COPY", "nokey", "nokey"]), same);
+        assert_eq!(run(&mut ks, &["COPY", "a", "a", "DB", "0"]), same);
+        assert_eq!(run(&mut ks, &["COPY", "a", "x", "DB", "16"]), "-ERR DB index is out of range\r\n");
+        assert_eq!(run(&mut ks, &["COPY", "a", "x", "DB", "-1"]), "-ERR DB index is out of range\r\n");
+        assert_eq!(run(&mut ks, &["COPY", "a", "x", "DB", "x"]), format!("-{}\r\n", err::NOT_INT));
+        assert_eq!(
+            run(&mut ks, &["COPY", "a", "x", "DB", "4294967296"]),
+            "-ERR value is out of range, value must between -2147483648 and 2147483647\r\n"
+        );
+        assert_eq!(run(&mut ks, &["COPY", "a", "x", "DB"]), "-ERR syntax error\r\n");
+        assert_eq!(run(&mut ks, &["COPY", "a", "x", "foo"]), "-ERR syntax error\r\n");
+        // The copy is independent of the source.
+        set(&mut ks, "a", "changed", 0);
+        assert_eq!(run(&mut ks, &["GET", "b"]), "$5\r\nhello\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "ENCODING", "b"]), "$6\r\nembstr\r\n");
+    }
+
+    #[test]
+    fn writes_invalidate_watches() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "a", "1", 0);
+        ks.watch(0, b"a", 1);
+        ks.watch(0, b"z", 2);
+        ks.watch(0, b"c", 3);
+        assert_eq!(run(&mut ks, &["EXPIRE", "a", "10", "XX"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["TTL", "a"]), ":-1\r\n");
+        assert!(!ks.watch_dirty(1));
+        assert_eq!(run(&mut ks, &["EXPIRE", "a", "10"]), ":1\r\n");
+        assert!(ks.watch_dirty(1));
+        assert_eq!(run(&mut ks, &["RENAME", "a", "z"]), "+OK\r\n");
+        assert!(ks.watch_dirty(2));
+        assert_eq!(run(&mut ks, &["COPY", "z", "c"]), ":1\r\n");
+        assert!(ks.watch_dirty(3));
+    }
+
+    #[test]
+    fn object_subcommands() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "i", "123", 0);
+        set(&mut ks, "big", "123456", 0);
+        set(&mut ks, "s", "hello", 0);
+        set(&mut ks, "r", &"x".repeat(45), 0);
+        assert_eq!(run(&mut ks, &["OBJECT", "ENCODING", "i"]), "$3\r\nint\r\n");
+        assert_eq!(run(&mut ks, &["object", "encoding", "s"]), "$6\r\nembstr\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "Encoding", "r"]), "$3\r\nraw\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "ENCODING", "nokey"]), "$-1\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "REFCOUNT", "i"]), ":2147483647\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "REFCOUNT", "big"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "REFCOUNT", "s"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "IDLETIME", "s"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["OBJECT", "FREQ", "nokey"]), "$-1\r\n");
+        assert_eq!(
+            run(&mut ks, &["OBJECT", "FREQ", "s"]),
+            "-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that \
+             when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, &["OBJECT", "ENCODING"]),
+            "-ERR wrong number of arguments for 'object|encoding' command\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, &["OBJECT", "encoding", "s", "x"]),
+            "-ERR wrong number of arguments for 'object|encoding' command\r\n"
+        );
+        assert_eq!(
+            run(&mut ks, &["OBJECT", "HELP", "x"]),
+            "-ERR wrong number of arguments for 'object|help' command\r\n"
+        );
+        assert_eq!(run(&mut ks, &["OBJECT", "FOO"]), "-ERR unknown subcommand 'FOO'. Try OBJECT HELP.\r\n");
+        let help = run(&mut ks, &["OBJECT", "help"]);
+        assert!(help.starts_with("*15\r\n+OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
+        assert!(help.ends_with("+HELP\r\n+    Prints this help.\r\n"));
+        assert_eq!(run(&mut ks, &["OBJECT"]), "-ERR wrong number of arguments for 'object' command\r\n");
+    }
+
+    #[test]
+    fn table_rows() {
+        let d = lookup(b"RENAME").expect("rename").1;
+        assert_eq!((d.arity, d.first_key, d.last_key, d.step), (3, 1, 2, 1));
+        assert!(d.has(WRITE) && !d.has(FAST));
+        let d = lookup(b"object").expect("object").1;
+        assert_eq!((d.arity, d.first_key, d.last_key, d.step), (-2, 2, 2, 1));
+        let d = lookup(b"ttl").expect("ttl").1;
+        assert!(d.has(READONLY) && d.has(FAST));
+        let d = lookup(b"copy").expect("copy").1;
+        assert_eq!((d.arity, d.first_key, d.last_key), (-3, 1, 2));
+        for name in ["touch", "expiretime", "pexpiretime", "persist", "renamenx", "pexpireat"] {
+            assert!(lookup(name.as_bytes()).is_some(), "{name}");
+        }
+    }
+
+    fn scan_args(parts: &[&str]) -> Result<ScanArgs, String> {
+        let a = OwnedArgs::from_slices(parts);
+        parse_scan_args(&a.args(), 1)
+    }
+
+    #[test]
+    fn scan_argument_parsing() {
+        let sa = scan_args(&["SCAN", "0"]).expect("ok");
+        assert_eq!(sa, ScanArgs { cursor: 0, count: 10, pattern: None, type_filter: None });
+        let sa = scan_args(&["SCAN", "42", "match", "a*", "COUNT", "5", "TYPE", "string"]).expect("ok");
+        assert_eq!(sa.cursor, 42);
+        assert_eq!(sa.count, 5);
+        assert_eq!(sa.pattern.as_deref(), Some(&b"a*"[..]));
+        assert_eq!(sa.type_filter.as_deref(), Some(&b"string"[..]));
+        assert_eq!(scan_args(&["SCAN", "0", "MATCH", "*"]).expect("ok").pattern, None);
+        assert_eq!(
+            scan_args(&["SCAN", "0", "type", "string", "type", "hash"]).expect("ok").type_filter.as_deref(),
+            Some(&b"hash"[..])
+        );
+        // strtoul-style cursors, as redis-server 7.0 accepts them.
+        assert_eq!(scan_args(&["SCAN", ""]).expect("ok").cursor, 0);
+        assert_eq!(scan_args(&["SCAN", "+5"]).expect("ok").cursor, 5);
+        assert_eq!(scan_args(&["SCAN", "-1"]).expect("ok").cursor, u64::MAX);
+        assert_eq!(scan_args(&["SCAN", "18446744073709551615"]).expect("ok").cursor, u64::MAX);
+        let bad = Err("ERR invalid cursor".to_string());
+        for c in ["abc", " 5", "5 ", "+", "-", "18446744073709551616", "1.0"] {
+            assert_eq!(scan_args(&["SCAN", c]), bad, "cursor {c:?}");
+        }
+        // The cursor is checked before the options.
+        assert_eq!(scan_args(&["SCAN", "x", "COUNT", "0"]), bad);
+        let syntax = Err(err::SYNTAX.to_string());
+        assert_eq!(scan_args(&["SCAN", "0", "COUNT", "0"]), syntax);
+        assert_eq!(scan_args(&["SCAN", "0", "COUNT", "-3"]), syntax);
+        assert_eq!(scan_args(&["SCAN", "0", "MATCH"]), syntax);
+        assert_eq!(scan_args(&["SCAN", "0", "foo", "bar"]), syntax);
+        assert_eq!(scan_args(&["SCAN", "0", "COUNT", "x"]), Err(err::NOT_INT.to_string()));
+        assert_eq!(
+            scan_args(&["SCAN", "0", "COUNT", "99999999999999999999"]),
+            Err(err::NOT_INT.to_string())
+        );
+        let a = OwnedArgs::from_slices(&["HSCAN", "h", "0", "TYPE", "string"]);
+        assert_eq!(parse_scan_args_ext(&a.args(), 2, false), syntax);
+    }
+
+    fn full_scan(ks: &Keyspace, count: usize, pattern: Option<&[u8]>, ty: Option<&[u8]>, now: i64) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        let mut calls = 0;
+        loop {
+            let before = out.len();
+            cursor = scan_shard(ks, 0, cursor, count, pattern, ty, now, &mut out);
+            // A call never returns far more than COUNT keys (chains may overshoot).
+            assert!(out.len() - before <= count + 16);
+            calls += 1;
+            assert!(calls < 100_000, "scan does not terminate");
+            if cursor == 0 {
+                return out;
+            }
+        }
+    }
+
+    #[test]
+    fn scan_returns_every_key_once() {
+        let mut ks = Keyspace::new();
+        for i in 0..1000 {
+            set(&mut ks, &format!("key:{i}"), "v", 0);
+        }
+        for count in [1, 7, 10, 100, 5000] {
+            let keys = full_scan(&ks, count, None, None, NOW);
+            assert_eq!(keys.len(), 1000, "count {count}");
+            let set: HashSet<_> = keys.into_iter().collect();
+            assert_eq!(set.len(), 1000);
+        }
+        // Pattern and type filters.
+        let keys = full_scan(&ks, 10, Some(b"key:1??"), None, NOW);
+        assert_eq!(keys.len(), 100);
+        assert_eq!(full_scan(&ks, 10, Some(b"*"), Some(b"STRING"), NOW).len(), 1000);
+        assert_eq!(full_scan(&ks, 10, None, Some(b"hash"), NOW).len(), 0);
+        assert_eq!(full_scan(&ks, 10, None, Some(b"nosuchtype"), NOW).len(), 0);
+        // Expired keys are skipped (and not deleted: the keyspace is shared).
+        for i in 0..10 {
+            set(&mut ks, &format!("key:{i}"), "v", NOW);
+        }
+        assert_eq!(full_scan(&ks, 10, None, None, NOW).len(), 990);
+        assert_eq!(ks.dbs[0].dict.len(), 1000);
+        // Empty db, and a db index out of range, are done at once.
+        let mut out = Vec::new();
+        assert_eq!(scan_shard(&ks, 1, 0, 10, None, None, NOW, &mut out), 0);
+        assert_eq!(scan_shard(&ks, 99, 0, 10, None, None, NOW, &mut out), 0);
+        assert!(out.is_empty());
+        // A huge COUNT is bounded by the table, not allocated up front.
+        assert_eq!(scan_shard(&ks, 0, 0, usize::MAX, None, None, NOW, &mut out), 0);
+        assert_eq!(out.len(), 990);
+    }
+
+    #[test]
+    fn scan_after_shrink() {
+        let mut ks = Keyspace::new();
+        for i in 0..4096 {
+            set(&mut ks, &format!("k{i}"), "v", 0);
+        }
+        for i in 0..4096 {
+            if i % 512 != 0 {
+                ks.delete(0, format!("k{i}").as_bytes(), NOW);
+            }
+        }
+        // Whatever the table size after shrinking, every remaining key is seen once.
+        let keys = full_scan(&ks, 1, None, None, NOW);
+        assert_eq!(keys.len(), 8);
+        assert_eq!(keys.into_iter().collect::<HashSet<_>>().len(), 8);
+    }
+
+    #[test]
+    fn keys_matching_skips_expired() {
+        let mut ks = Keyspace::new();
+        set(&mut ks, "a1", "v", 0);
+        set(&mut ks, "a2", "v", NOW - 1);
+        set(&mut ks, "b1", "v", 0);
+        let mut k = keys_matching(&ks, 0, b"a*", NOW);
+        k.sort();
+        assert_eq!(k, vec![b"a1".to_vec()]);
+        assert_eq!(keys_matching(&ks, 0, b"*", NOW).len(), 2);
+    }
+
+    #[test]
+    fn random_key_skips_expired() {
+        let mut ks = Keyspace::new();
+        let mut rng = Rng::new(7);
+        assert_eq!(random_key(&mut ks, 0, NOW, &mut rng), None);
+        for i in 0..500 {
+            set(&mut ks, &format!("dead{i}"), "v", NOW - 1);
+        }
+        assert_eq!(random_key(&mut ks, 0, NOW, &mut rng), None);
+        set(&mut ks, "live", "v", 0);
+        for _ in 0..20 {
+            assert_eq!(random_key(&mut ks, 0, NOW, &mut rng), Some(b"live".to_vec()));
+        }
+        for i in 0..50 {
+            set(&mut ks, &format!("k{i}"), "v", 0);
+        }
+        let mut seen = HashSet::new();
+        for _ in 0..2000 {
+            seen.insert(random_key(&mut ks, 0, NOW, &mut rng).expect("a key"));
+        }
+        assert!(seen.len() > 40, "poor spread: {}", seen.len());
+        assert_eq!(random_key(&mut ks, 99, NOW, &mut rng), None);
+    }
 }
