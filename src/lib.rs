@@ -12,6 +12,41 @@
 //! - `util`: number parsing, glob matching, hash slots.
 
 pub mod cmd;
+pub mod config;
 pub mod keyspace;
 pub mod protocol;
+pub mod shard;
 pub mod util;
+
+use std::io::Write;
+use std::sync::Mutex;
+
+static LOGFILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Use `path` for log lines instead of standard error (empty = stderr).
+pub fn set_logfile(path: &str) {
+    if path.is_empty() {
+        return;
+    }
+    match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        Ok(f) => {
+            if let Ok(mut g) = LOGFILE.lock() {
+                *g = Some(f);
+            }
+        }
+        Err(e) => eprintln!("cannot open logfile {}: {}; logging to stderr", path, e),
+    }
+}
+
+/// One log line with a timestamp: start, stop, and events that matter.
+pub fn log(msg: &str) {
+    let ms = util::now_ms();
+    let line = format!("{}.{:03} {}\n", ms / 1000, ms % 1000, msg);
+    if let Ok(mut g) = LOGFILE.lock() {
+        if let Some(f) = g.as_mut() {
+            let _ = f.write_all(line.as_bytes());
+            return;
+        }
+    }
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}

@@ -55,6 +55,11 @@ impl<'a> Args<'a> {
         self.ranges.len()
     }
 
+    /// The buffer the arguments point into.
+    pub fn raw_buf(&self) -> &'a [u8] {
+        self.buf
+    }
+
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()

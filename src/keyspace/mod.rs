@@ -35,6 +35,9 @@ pub struct Keyspace {
     /// Count of key modifications (Redis's `dirty`, for INFO/LASTSAVE).
     pub dirty: u64,
     pub expired_keys: u64,
+    /// When set, every touched (db, key) is recorded: a cross-shard
+    /// transaction runs on a temporary keyspace and ships back what changed.
+    pub track_touched: Option<Vec<(u8, Box<[u8]>)>>,
 }
 
 impl Default for Keyspace {
@@ -51,6 +54,7 @@ impl Keyspace {
             dirty_watchers: Default::default(),
             dirty: 0,
             expired_keys: 0,
+            track_touched: None,
         }
     }
 
@@ -144,6 +148,9 @@ impl Keyspace {
     #[inline]
     pub fn touch(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
+        if let Some(t) = &mut self.track_touched {
+            t.push((db as u8, key.into()));
+        }
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
         }

@@ -1,0 +1,287 @@
+//! Server options: embedded defaults, an optional TOML file, CLI flags on
+//! top, and the subset `CONFIG SET` may change at run time. Pure: no I/O
+//! beyond reading the file named on the command line.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// TCP port every shard listens on (SO_REUSEPORT).
+    pub port: u16,
+    /// Address to bind.
+    pub bind: String,
+    /// Number of shards (threads); 0 = one per core the process may use.
+    pub shards: usize,
+    /// Data directory.
+    pub dir: String,
+    /// Password for AUTH; empty = no password.
+    pub requirepass: String,
+    /// Largest bulk string a client may send, in bytes.
+    pub proto_max_bulk_len: i64,
+    /// Largest query buffer of one client before it is disconnected.
+    pub client_query_buffer_limit: i64,
+    /// Maximum simultaneous clients (over all shards).
+    pub maxclients: u64,
+    /// Close idle clients after this many seconds (0 = never).
+    pub timeout: u64,
+    /// Background task frequency per second (active expiry).
+    pub hz: u32,
+    /// Pin shard threads to cores (shard i -> i-th allowed core, wrapping).
+    pub pin_threads: bool,
+    /// Append-only file. Persistence is not implemented yet (issue 6);
+    /// `yes` is accepted and logged as such.
+    pub appendonly: bool,
+    /// always | everysec | no (takes effect with the AOF).
+    pub appendfsync: String,
+    /// Log file; empty = stderr.
+    pub logfile: String,
+    /// The file this config was read from (for CONFIG REWRITE).
+    #[serde(skip)]
+    pub config_file: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6379,
+            bind: "127.0.0.1".into(),
+            shards: 0,
+            dir: "./data".into(),
+            requirepass: String::new(),
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            maxclients: 10000,
+            timeout: 0,
+            hz: 10,
+            pin_threads: true,
+            appendonly: false,
+            appendfsync: "everysec".into(),
+            logfile: String::new(),
+            config_file: None,
+        }
+    }
+}
+
+#[derive(clap::Parser, Debug, Default)]
+#[command(name = "shardis-server", version, about = "Redis-compatible shard-per-core key-value server")]
+pub struct Cli {
+    /// TOML config file (see config/shardis.toml)
+    #[arg(long)]
+    pub config: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub bind: Option<String>,
+    #[arg(long)]
+    pub shards: Option<usize>,
+    #[arg(long)]
+    pub dir: Option<String>,
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    #[arg(long)]
+    pub appendonly: Option<String>,
+    #[arg(long)]
+    pub appendfsync: Option<String>,
+    #[arg(long)]
+    pub hz: Option<u32>,
+    #[arg(long)]
+    pub maxclients: Option<u64>,
+    #[arg(long = "proto-max-bulk-len")]
+    pub proto_max_bulk_len: Option<i64>,
+    #[arg(long = "pin-threads")]
+    pub pin_threads: Option<String>,
+    #[arg(long)]
+    pub logfile: Option<String>,
+}
+
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "1" | "on" => Ok(true),
+        "no" | "false" | "0" | "off" => Ok(false),
+        _ => Err(format!("argument must be 'yes' or 'no', got '{}'", s)),
+    }
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Defaults, then the file named by `--config`, then the flags.
+    pub fn load(cli: &Cli) -> Result<Config, String> {
+        let mut c = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("reading config file {}: {}", path, e))?;
+                let mut c = Config::from_toml(&text).map_err(|e| format!("config file {}: {}", path, e))?;
+                c.config_file = Some(path.clone());
+                c
+            }
+            None => Config::default(),
+        };
+        if let Some(v) = cli.port {
+            c.port = v;
+        }
+        if let Some(v) = &cli.bind {
+            c.bind = v.clone();
+        }
+        if let Some(v) = cli.shards {
+            c.shards = v;
+        }
+        if let Some(v) = &cli.dir {
+            c.dir = v.clone();
+        }
+        if let Some(v) = &cli.requirepass {
+            c.requirepass = v.clone();
+        }
+        if let Some(v) = &cli.appendonly {
+            c.appendonly = parse_bool(v)?;
+        }
+        if let Some(v) = &cli.appendfsync {
+            c.appendfsync = v.clone();
+        }
+        if let Some(v) = cli.hz {
+            c.hz = v;
+        }
+        if let Some(v) = cli.maxclients {
+            c.maxclients = v;
+        }
+        if let Some(v) = cli.proto_max_bulk_len {
+            c.proto_max_bulk_len = v;
+        }
+        if let Some(v) = &cli.pin_threads {
+            c.pin_threads = parse_bool(v)?;
+        }
+        if let Some(v) = &cli.logfile {
+            c.logfile = v.clone();
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if !matches!(self.appendfsync.as_str(), "always" | "everysec" | "no") {
+            return Err(format!("appendfsync must be always, everysec or no, got '{}'", self.appendfsync));
+        }
+        if self.shards > 1024 {
+            return Err("shards must be at most 1024".into());
+        }
+        if self.proto_max_bulk_len < 1024 * 1024 {
+            return Err("proto-max-bulk-len must be at least 1mb".into());
+        }
+        if self.hz == 0 || self.hz > 500 {
+            return Err("hz must be between 1 and 500".into());
+        }
+        Ok(())
+    }
+
+    /// Every option as CONFIG GET reports it: (name, value).
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let yn = |b: bool| if b { "yes".to_string() } else { "no".to_string() };
+        vec![
+            ("port", self.port.to_string()),
+            ("bind", self.bind.clone()),
+            ("shards", self.shards.to_string()),
+            ("dir", self.dir.clone()),
+            ("requirepass", self.requirepass.clone()),
+            ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
+            ("client-query-buffer-limit", self.client_query_buffer_limit.to_string()),
+            ("maxclients", self.maxclients.to_string()),
+            ("timeout", self.timeout.to_string()),
+            ("hz", self.hz.to_string()),
+            ("pin-threads", yn(self.pin_threads)),
+            ("appendonly", yn(self.appendonly)),
+            ("appendfsync", self.appendfsync.clone()),
+            ("logfile", self.logfile.clone()),
+            // Read-only compatibility values that tools ask for.
+            ("save", String::new()),
+            ("databases", "16".into()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+        ]
+    }
+
+    /// CONFIG SET: change one option at run time, or say why not.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let int = |v: &str| v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string());
+        let mut next = self.clone();
+        match name.to_ascii_lowercase().as_str() {
+            "requirepass" => next.requirepass = value.to_string(),
+            "proto-max-bulk-len" => next.proto_max_bulk_len = parse_memory(value)?,
+            "client-query-buffer-limit" => next.client_query_buffer_limit = parse_memory(value)?,
+            "maxclients" => next.maxclients = int(value)?.max(1) as u64,
+            "timeout" => next.timeout = int(value)?.max(0) as u64,
+            "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
+            "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
+            "appendonly" => next.appendonly = parse_bool(value)?,
+            "save" => {}
+            "port" | "bind" | "shards" | "dir" | "pin-threads" | "logfile" | "databases" => {
+                return Err("can't set immutable config".into())
+            }
+            _ => return Err("Unknown option or number of arguments for CONFIG SET".into()),
+        }
+        next.validate()?;
+        *self = next;
+        Ok(())
+    }
+
+    /// The config as TOML (CONFIG REWRITE).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| e.to_string())
+    }
+}
+
+/// Memory sizes as Redis accepts them: 512mb, 1gb, 1024k, plain bytes.
+pub fn parse_memory(v: &str) -> Result<i64, String> {
+    let l = v.to_ascii_lowercase();
+    let (num, mul) = if let Some(n) = l.strip_suffix("gb") {
+        (n, 1i64 << 30)
+    } else if let Some(n) = l.strip_suffix("mb") {
+        (n, 1 << 20)
+    } else if let Some(n) = l.strip_suffix("kb") {
+        (n, 1 << 10)
+    } else if let Some(n) = l.strip_suffix('g') {
+        (n, 1_000_000_000)
+    } else if let Some(n) = l.strip_suffix('m') {
+        (n, 1_000_000)
+    } else if let Some(n) = l.strip_suffix('k') {
+        (n, 1000)
+    } else if let Some(n) = l.strip_suffix('b') {
+        (n, 1)
+    } else {
+        (l.as_str(), 1)
+    };
+    num.parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_roundtrip_through_toml() {
+        let c = Config::default();
+        let text = c.to_toml().expect("serialise");
+        assert_eq!(Config::from_toml(&text).expect("parse"), c);
+    }
+
+    #[test]
+    fn shipped_config_file_parses() {
+        let text = include_str!("../config/shardis.toml");
+        let c = Config::from_toml(text).expect("config/shardis.toml must parse");
+        c.validate().expect("and be valid");
+    }
+
+    #[test]
+    fn config_set_rules() {
+        let mut c = Config::default();
+        c.set("proto-max-bulk-len", "2mb").expect("settable");
+        assert_eq!(c.proto_max_bulk_len, 2 << 20);
+        assert!(c.set("port", "1").is_err());
+        assert!(c.set("appendfsync", "sometimes").is_err());
+        assert_eq!(c.appendfsync, "everysec");
+    }
+}

@@ -1,0 +1,852 @@
+//! The per-shard event loop: one io_uring ring driving the listening socket
+//! (multishot accept), every client socket (recv into the connection's own
+//! buffer, send from a second buffer), a periodic timer and doorbells from
+//! other shards (MSG_RING completions). This is the only code that touches
+//! client sockets.
+//!
+//! One loop turn: reap all completions, run what they made runnable, drain
+//! the inter-shard queues, then queue sends for every connection with
+//! output and enter the kernel once (`submit_and_wait`). Pipelined requests
+//! therefore cost no syscall each: a turn's recvs and sends share one enter.
+
+use super::{ConnRef, FanResp, Msg, Shared};
+use crate::cmd::Rng;
+use crate::config::Config;
+use crate::keyspace::Keyspace;
+use crate::protocol::parse::Limits;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use std::collections::VecDeque;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+const OP_ACCEPT: u64 = 1;
+const OP_RECV: u64 = 2;
+const OP_SEND: u64 = 3;
+const OP_TIMER: u64 = 4;
+const OP_DOORBELL: u64 = 5;
+const OP_MSGRING: u64 = 6;
+
+const RING_ENTRIES: u32 = 4096;
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop reading from a client whose unsent replies exceed this (backpressure).
+const OUTPUT_PAUSE: usize = 64 * 1024 * 1024;
+
+#[inline]
+fn ud(op: u64, idx: u32, gen: u32) -> u64 {
+    op | ((idx as u64) << 8) | ((gen as u64) << 32)
+}
+
+#[inline]
+fn ud_split(u: u64) -> (u64, u32, u32) {
+    (u & 0xff, ((u >> 8) & 0xff_ffff) as u32, (u >> 32) as u32)
+}
+
+/// What a connection is waiting for before it may run its next request.
+pub enum Wait {
+    None,
+    /// A forwarded batch's replies.
+    Batch,
+    /// Replies of a fan-out to several shards, merged by `finish`.
+    Fan(Box<super::server_cmds::FanState>),
+    /// A cross-shard transaction it started.
+    Txn(u64),
+    /// This shard is locked by a transaction; resume when it unlocks.
+    ShardLock,
+}
+
+impl Wait {
+    pub fn is_none(&self) -> bool {
+        matches!(self, Wait::None)
+    }
+}
+
+pub struct Conn {
+    pub fd: RawFd,
+    pub idx: u32,
+    pub gen: u32,
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    /// Received bytes; `rpos` is where the next request starts.
+    pub rbuf: Vec<u8>,
+    pub rpos: usize,
+    /// Bytes the parser needs before trying again (0 = unknown).
+    pub need: usize,
+    /// Replies not yet handed to the kernel.
+    pub out: Vec<u8>,
+    /// Replies being sent; `sent` bytes done.
+    sending: Vec<u8>,
+    sent: usize,
+    send_inflight: bool,
+    recv_inflight: bool,
+    /// Close once output is flushed (QUIT, protocol error, CLIENT KILL).
+    pub close_after_flush: bool,
+    /// The peer is gone or we are tearing down: no more requests.
+    pub closing: bool,
+    pub db: usize,
+    pub resp3: bool,
+    pub authed: bool,
+    pub name: Vec<u8>,
+    pub wait: Wait,
+    pub multi: Option<super::dispatch::MultiState>,
+    /// Shards holding this client's WATCHes (bitset by shard index list).
+    pub watch_shards: Vec<usize>,
+    pub subs: std::collections::HashSet<Vec<u8>>,
+    pub psubs: std::collections::HashSet<Vec<u8>>,
+    pub created_ms: i64,
+    pub last_cmd_ms: i64,
+    pub last_cmd: &'static str,
+    /// Replies for a forwarded batch are pending in this order.
+    pub in_dirty_list: bool,
+}
+
+impl Conn {
+    pub fn conn_ref(&self, shard: usize) -> ConnRef {
+        ConnRef { shard, idx: self.idx, gen: self.gen }
+    }
+
+    pub fn in_pubsub(&self) -> bool {
+        !self.subs.is_empty() || !self.psubs.is_empty()
+    }
+}
+
+/// Per-command counters for INFO commandstats / latencystats.
+pub struct CmdStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub failed: u64,
+    pub rejected: u64,
+    pub hist: Option<hdrhistogram::Histogram<u64>>,
+}
+
+pub struct Shard {
+    pub id: usize,
+    pub shared: Arc<Shared>,
+    ring: IoUring,
+    listen_fd: RawFd,
+    pub ks: Keyspace,
+    pub conns: Vec<Option<Box<Conn>>>,
+    free_slots: Vec<u32>,
+    next_gen: u32,
+    pub rng: Rng,
+    pub limits: Limits,
+    pub config: Config,
+    /// Reused argument ranges of the request being run.
+    pub ranges: Vec<std::ops::Range<usize>>,
+    /// Connections with new output to flush at the end of the turn.
+    dirty: Vec<u32>,
+    /// Connections to run again (a wait ended) before the turn ends.
+    pub runnable: VecDeque<u32>,
+    /// Targets that need a doorbell at the end of the turn.
+    doorbells: Vec<bool>,
+    /// Messages this shard sends to itself.
+    pub self_msgs: VecDeque<Msg>,
+    timer_ts: Box<types::Timespec>,
+    pub txn: super::txn::TxnState,
+    pub pubsub: super::pubsub::PubSub,
+    pub stats: Vec<CmdStat>,
+    pub total_commands: u64,
+    pub total_connections: u64,
+    pub net_in: u64,
+    pub net_out: u64,
+    pub rejected_conns: u64,
+    /// Cached clock for this turn (ms).
+    pub now: i64,
+    pub stop: bool,
+    ring_flags: &'static str,
+}
+
+fn errno_str(ret: i32) -> String {
+    std::io::Error::from_raw_os_error(-ret).to_string()
+}
+
+fn make_listener(bind: &str, port: u16) -> Result<RawFd, String> {
+    let ip: std::net::Ipv4Addr = bind.parse().map_err(|e| format!("bind address '{}': {}", bind, e))?;
+    // SAFETY: plain socket syscalls on a fresh fd; every result is checked.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let one: libc::c_int = 1;
+        let sz = std::mem::size_of::<libc::c_int>() as u32;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, &one as *const _ as *const _, sz);
+        if libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, &one as *const _ as *const _, sz) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(format!("SO_REUSEPORT: {}", e));
+        }
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_port = port.to_be();
+        sa.sin_addr.s_addr = u32::from(ip).to_be();
+        if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(format!("bind {}:{}: {}", bind, port, e));
+        }
+        if libc::listen(fd, 511) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(format!("listen {}:{}: {}", bind, port, e));
+        }
+        Ok(fd)
+    }
+}
+
+fn sockaddr_string(fd: RawFd, peer: bool) -> String {
+    // SAFETY: getpeername/getsockname fill a sockaddr_in of the given size.
+    unsafe {
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        let r = if peer {
+            libc::getpeername(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len)
+        } else {
+            libc::getsockname(fd, &mut sa as *mut _ as *mut libc::sockaddr, &mut len)
+        };
+        if r != 0 {
+            return "?:0".into();
+        }
+        let ip = std::net::Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr));
+        format!("{}:{}", ip, u16::from_be(sa.sin_port))
+    }
+}
+
+impl Shard {
+    pub fn new(id: usize, shared: Arc<Shared>, config: &Config) -> Result<Shard, String> {
+        let (ring, ring_flags) = match IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_coop_taskrun()
+            .build(RING_ENTRIES)
+        {
+            Ok(r) => (r, "single_issuer+defer_taskrun+coop_taskrun"),
+            Err(e) => {
+                crate::log(&format!(
+                    "shard {}: io_uring without SINGLE_ISSUER/DEFER_TASKRUN ({}); using a plain ring",
+                    id, e
+                ));
+                let r = IoUring::new(RING_ENTRIES)
+                    .map_err(|e| format!("io_uring setup failed: {} (is io_uring enabled? RLIMIT_MEMLOCK?)", e))?;
+                (r, "plain")
+            }
+        };
+        shared.ring_fds[id].store(ring.as_raw_fd_compat(), Ordering::Release);
+        let listen_fd = make_listener(&config.bind, config.port)?;
+        let n = shared.nshards;
+        Ok(Shard {
+            id,
+            ring,
+            listen_fd,
+            ks: Keyspace::new(),
+            conns: Vec::new(),
+            free_slots: Vec::new(),
+            next_gen: 1,
+            rng: Rng::new(crate::util::now_us() as u64 ^ ((id as u64 + 1) << 40)),
+            limits: Limits { max_bulk_len: config.proto_max_bulk_len },
+            config: config.clone(),
+            ranges: Vec::with_capacity(16),
+            dirty: Vec::new(),
+            runnable: VecDeque::new(),
+            doorbells: vec![false; n],
+            self_msgs: VecDeque::new(),
+            timer_ts: Box::new(types::Timespec::new().nsec(1_000_000_000 / config.hz.max(1))),
+            txn: Default::default(),
+            pubsub: Default::default(),
+            stats: (0..crate::cmd::table::count())
+                .map(|_| CmdStat { calls: 0, usec: 0, failed: 0, rejected: 0, hist: None })
+                .collect(),
+            total_commands: 0,
+            total_connections: 0,
+            net_in: 0,
+            net_out: 0,
+            rejected_conns: 0,
+            now: crate::util::now_ms(),
+            stop: false,
+            ring_flags,
+            shared,
+            // placeholder replaced above
+        })
+    }
+
+    pub fn ring_flags(&self) -> &'static str {
+        self.ring_flags
+    }
+
+    fn push_sqe(&mut self, e: squeue::Entry) {
+        // SAFETY: every buffer an SQE points to (connection buffers, the
+        // timer timespec) lives in `self` and is not moved or freed until
+        // its completion arrives (see close handling).
+        unsafe {
+            while self.ring.submission().push(&e).is_err() {
+                // Queue full: hand what we have to the kernel and retry.
+                let _ = self.ring.submit();
+            }
+        }
+    }
+
+    pub fn run(&mut self) -> Result<(), String> {
+        self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
+        self.arm_timer();
+        self.shared.ready.fetch_add(1, Ordering::SeqCst);
+        let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
+        loop {
+            self.now = crate::util::now_ms();
+            cqes.clear();
+            for c in self.ring.completion() {
+                cqes.push((c.user_data(), c.result(), c.flags()));
+            }
+            for &(u, res, flags) in cqes.iter() {
+                self.on_completion(u, res, flags);
+            }
+            self.drain_messages();
+            self.run_runnable();
+            self.flush();
+            if self.stop || self.shared.shutdown.load(Ordering::Relaxed) {
+                break;
+            }
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => return Err(format!("io_uring_enter: {}", e)),
+            }
+        }
+        self.shutdown_all();
+        Ok(())
+    }
+
+    fn arm_timer(&mut self) {
+        let e = opcode::Timeout::new(&*self.timer_ts as *const types::Timespec).build().user_data(OP_TIMER);
+        self.push_sqe(e);
+    }
+
+    fn on_completion(&mut self, u: u64, res: i32, flags: u32) {
+        let (op, idx, gen) = ud_split(u);
+        match op {
+            OP_ACCEPT => {
+                if res >= 0 {
+                    self.on_accept(res);
+                } else if res != -libc::EAGAIN && res != -libc::EINTR {
+                    crate::log(&format!("shard {}: accept failed: {}", self.id, errno_str(res)));
+                }
+                if !cqueue::more(flags) && !self.stop {
+                    self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
+                }
+            }
+            OP_RECV => self.on_recv(idx, gen, res),
+            OP_SEND => self.on_send(idx, gen, res),
+            OP_TIMER => {
+                self.cron();
+                self.arm_timer();
+            }
+            OP_DOORBELL => {}
+            OP_MSGRING => {
+                if res < 0 {
+                    crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_accept(&mut self, fd: RawFd) {
+        let maxclients = self.config.maxclients as usize;
+        let n = self.shared.connected_clients.fetch_add(1, Ordering::Relaxed);
+        if n >= maxclients {
+            self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+            self.rejected_conns += 1;
+            let msg = b"-ERR max number of clients reached\r\n";
+            // SAFETY: best-effort write to a socket we own, then close it.
+            unsafe {
+                libc::send(fd, msg.as_ptr() as *const _, msg.len(), libc::MSG_DONTWAIT);
+                libc::close(fd);
+            }
+            return;
+        }
+        // SAFETY: setsockopt on a socket we own.
+        unsafe {
+            let one: libc::c_int = 1;
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const _ as *const _,
+                std::mem::size_of::<libc::c_int>() as u32,
+            );
+        }
+        self.total_connections += 1;
+        let idx = match self.free_slots.pop() {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                (self.conns.len() - 1) as u32
+            }
+        };
+        self.next_gen = self.next_gen.wrapping_add(1).max(1);
+        let gen = self.next_gen;
+        let id = self.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let authed = self.config.requirepass.is_empty();
+        let conn = Box::new(Conn {
+            fd,
+            idx,
+            gen,
+            id,
+            addr: sockaddr_string(fd, true),
+            laddr: sockaddr_string(fd, false),
+            rbuf: Vec::with_capacity(READ_CHUNK),
+            rpos: 0,
+            need: 0,
+            out: Vec::new(),
+            sending: Vec::new(),
+            sent: 0,
+            send_inflight: false,
+            recv_inflight: false,
+            close_after_flush: false,
+            closing: false,
+            db: 0,
+            resp3: false,
+            authed,
+            name: Vec::new(),
+            wait: Wait::None,
+            multi: None,
+            watch_shards: Vec::new(),
+            subs: Default::default(),
+            psubs: Default::default(),
+            created_ms: self.now,
+            last_cmd_ms: self.now,
+            last_cmd: "NULL",
+            in_dirty_list: false,
+        });
+        self.conns[idx as usize] = Some(conn);
+        self.arm_recv(idx);
+    }
+
+    fn conn_mut(&mut self, idx: u32, gen: u32) -> Option<&mut Conn> {
+        conn_in(&mut self.conns, idx, gen)
+    }
+
+    fn arm_recv(&mut self, idx: u32) {
+        let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
+        if c.recv_inflight || c.closing || c.close_after_flush {
+            return;
+        }
+        // Compact: move the unparsed tail to the front (safe: no recv in flight).
+        if c.rpos > 0 {
+            c.rbuf.drain(..c.rpos);
+            c.rpos = 0;
+        }
+        let want = READ_CHUNK.max(c.need.saturating_sub(c.rbuf.len()).min(64 * 1024 * 1024));
+        if c.rbuf.capacity() - c.rbuf.len() < READ_CHUNK {
+            c.rbuf.reserve(want);
+        }
+        let spare = c.rbuf.capacity() - c.rbuf.len();
+        // SAFETY: the pointer is into rbuf's spare capacity; rbuf is neither
+        // reallocated nor dropped while the recv is in flight (see `close`).
+        let ptr = unsafe { c.rbuf.as_mut_ptr().add(c.rbuf.len()) };
+        c.recv_inflight = true;
+        let e = opcode::Recv::new(types::Fd(c.fd), ptr, spare as u32).build().user_data(ud(OP_RECV, idx, c.gen));
+        self.push_sqe(e);
+    }
+
+    fn on_recv(&mut self, idx: u32, gen: u32, res: i32) {
+        let limit = self.config.client_query_buffer_limit;
+        let Some(c) = conn_in(&mut self.conns, idx, gen) else { return };
+        c.recv_inflight = false;
+        if c.closing {
+            self.maybe_free(idx);
+            return;
+        }
+        if res <= 0 {
+            if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ENOBUFS {
+                self.arm_recv(idx);
+                return;
+            }
+            // Peer closed or error: whatever was half-sent is dropped.
+            self.close(idx);
+            return;
+        }
+        let n = res as usize;
+        // SAFETY: the kernel wrote `n` bytes into the spare capacity.
+        unsafe { c.rbuf.set_len(c.rbuf.len() + n) };
+        self.net_in += n as u64;
+        if (c.rbuf.len() - c.rpos) as i64 > limit {
+            crate::log(&format!(
+                "shard {}: closing client id={} addr={}: query buffer exceeds client-query-buffer-limit",
+                self.id, c.id, c.addr
+            ));
+            self.close(idx);
+            return;
+        }
+        if c.need != 0 && c.rbuf.len() - c.rpos < c.need {
+            // A big value still arriving: do not re-parse yet.
+            self.arm_recv(idx);
+            return;
+        }
+        self.process_conn(idx);
+    }
+
+    /// Run a connection's buffered requests until it must wait, then re-arm
+    /// its recv if it is idle.
+    pub fn process_conn(&mut self, idx: u32) {
+        let Some(slot) = self.conns.get_mut(idx as usize) else { return };
+        let Some(mut conn) = slot.take() else { return };
+        self.run_requests(&mut conn);
+        let idle = conn.wait.is_none() && !conn.closing;
+        let has_out = !conn.out.is_empty();
+        let out_len = conn.out.len();
+        let close_now = conn.close_after_flush && !has_out && !conn.send_inflight;
+        self.conns[idx as usize] = Some(conn);
+        if has_out {
+            self.mark_dirty(idx);
+        }
+        if close_now {
+            self.close(idx);
+            return;
+        }
+        if idle && out_len < OUTPUT_PAUSE {
+            self.arm_recv(idx);
+        }
+    }
+
+    pub fn mark_dirty(&mut self, idx: u32) {
+        if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+            if !c.in_dirty_list {
+                c.in_dirty_list = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    /// Append bytes to a connection's output (pub/sub deliveries, replies
+    /// that arrive from other shards).
+    pub fn write_to(&mut self, r: ConnRef, bytes: &[u8]) -> bool {
+        match self.conn_mut(r.idx, r.gen) {
+            Some(c) if !c.closing => {
+                c.out.extend_from_slice(bytes);
+                self.mark_dirty(r.idx);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn flush(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &idx in &dirty {
+            let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
+            c.in_dirty_list = false;
+            if c.send_inflight || c.out.is_empty() || c.closing {
+                continue;
+            }
+            std::mem::swap(&mut c.out, &mut c.sending);
+            c.sent = 0;
+            c.send_inflight = true;
+            let e = opcode::Send::new(types::Fd(c.fd), c.sending.as_ptr(), c.sending.len() as u32)
+                .build()
+                .user_data(ud(OP_SEND, idx, c.gen));
+            self.push_sqe(e);
+        }
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+        // Doorbells last, so they ride this turn's single enter.
+        for to in 0..self.doorbells.len() {
+            if self.doorbells[to] {
+                self.doorbells[to] = false;
+                let fd = self.shared.ring_fd(to);
+                if fd >= 0 {
+                    let e = opcode::MsgRingData::new(types::Fd(fd), 0, OP_DOORBELL, None)
+                        .build()
+                        .user_data(OP_MSGRING)
+                        .flags(squeue::Flags::SKIP_SUCCESS);
+                    self.push_sqe(e);
+                }
+            }
+        }
+    }
+
+    fn on_send(&mut self, idx: u32, gen: u32, res: i32) {
+        let Some(c) = conn_in(&mut self.conns, idx, gen) else { return };
+        c.send_inflight = false;
+        if c.closing {
+            self.maybe_free(idx);
+            return;
+        }
+        if res < 0 {
+            if res == -libc::EINTR || res == -libc::EAGAIN {
+                c.send_inflight = true;
+                let e = opcode::Send::new(types::Fd(c.fd), c.sending[c.sent..].as_ptr(), (c.sending.len() - c.sent) as u32)
+                    .build()
+                    .user_data(ud(OP_SEND, idx, gen));
+                self.push_sqe(e);
+                return;
+            }
+            self.close(idx);
+            return;
+        }
+        c.sent += res as usize;
+        self.net_out += res as u64;
+        if c.sent < c.sending.len() {
+            c.send_inflight = true;
+            let e = opcode::Send::new(types::Fd(c.fd), c.sending[c.sent..].as_ptr(), (c.sending.len() - c.sent) as u32)
+                .build()
+                .user_data(ud(OP_SEND, idx, gen));
+            self.push_sqe(e);
+            return;
+        }
+        c.sending.clear();
+        // Do not let one huge reply pin a huge buffer forever.
+        if c.sending.capacity() > 4 * 1024 * 1024 {
+            c.sending = Vec::new();
+        }
+        let more = !c.out.is_empty();
+        let close_now = c.close_after_flush && !more;
+        let resume = c.wait.is_none() && !c.recv_inflight && c.out.len() < OUTPUT_PAUSE;
+        if more {
+            self.mark_dirty(idx);
+        } else if close_now {
+            self.close(idx);
+            return;
+        }
+        if resume {
+            // Output drained: a paused reader may continue.
+            self.runnable.push_back(idx);
+        }
+    }
+
+    /// Tear a connection down. Buffers stay alive until every in-flight
+    /// operation on them has completed.
+    pub fn close(&mut self, idx: u32) {
+        let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
+        if c.closing {
+            return;
+        }
+        c.closing = true;
+        let r = c.conn_ref(self.id);
+        let id = c.id;
+        let watch_shards = std::mem::take(&mut c.watch_shards);
+        let subs: Vec<Vec<u8>> = c.subs.drain().collect();
+        let psubs: Vec<Vec<u8>> = c.psubs.drain().collect();
+        // SAFETY: shutdown makes pending recv/send complete promptly.
+        unsafe {
+            libc::shutdown(c.fd, libc::SHUT_RDWR);
+        }
+        self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+        for ch in subs {
+            self.pubsub.unsubscribe(&ch, r);
+        }
+        for p in psubs {
+            self.pubsub.punsubscribe(&p, r);
+        }
+        self.unwatch_everywhere(id, &watch_shards);
+        self.maybe_free(idx);
+    }
+
+    fn maybe_free(&mut self, idx: u32) {
+        let Some(Some(c)) = self.conns.get(idx as usize) else { return };
+        if c.recv_inflight || c.send_inflight {
+            return;
+        }
+        // SAFETY: no operation refers to this fd or its buffers any more.
+        unsafe {
+            libc::close(c.fd);
+        }
+        self.conns[idx as usize] = None;
+        self.free_slots.push(idx);
+    }
+
+    pub fn unwatch_everywhere(&mut self, who: u64, shards: &[usize]) {
+        for &s in shards {
+            if s == self.id {
+                self.ks.unwatch_all(who);
+            } else {
+                self.send(s, Msg::Unwatch { who });
+            }
+        }
+    }
+
+    /// Send a message to a shard (possibly this one).
+    pub fn send(&mut self, to: usize, msg: Msg) {
+        if to == self.id {
+            self.self_msgs.push_back(msg);
+            return;
+        }
+        if self.shared.post(self.id, to, msg) {
+            self.doorbells[to] = true;
+        }
+    }
+
+    fn drain_messages(&mut self) {
+        // Clear the flag before draining so a message posted after we look
+        // rings the doorbell again.
+        self.shared.doorbell_pending[self.id].store(false, Ordering::SeqCst);
+        for from in 0..self.shared.nshards {
+            while let Some(m) = self.shared.queues[self.id][from].pop() {
+                self.on_message(m);
+            }
+        }
+        while let Some(m) = self.self_msgs.pop_front() {
+            self.on_message(m);
+        }
+    }
+
+    fn run_runnable(&mut self) {
+        // Bounded: a connection made runnable again during this pass waits
+        // for the next turn.
+        let n = self.runnable.len();
+        for _ in 0..n {
+            let Some(idx) = self.runnable.pop_front() else { break };
+            let ready = matches!(self.conns.get(idx as usize), Some(Some(c)) if c.wait.is_none() && !c.closing);
+            if ready {
+                self.process_conn(idx);
+            }
+        }
+        // Messages to self produced while running.
+        while let Some(m) = self.self_msgs.pop_front() {
+            self.on_message(m);
+        }
+        if !self.runnable.is_empty() {
+            // Someone became runnable: do not sleep in the kernel this turn.
+            self.push_sqe(opcode::Nop::new().build().user_data(OP_DOORBELL));
+        }
+    }
+
+    fn on_message(&mut self, m: Msg) {
+        match m {
+            Msg::BatchReply { to, out } => {
+                if let Some(c) = self.conn_mut(to.idx, to.gen) {
+                    c.out.extend_from_slice(&out);
+                    c.wait = Wait::None;
+                    self.mark_dirty(to.idx);
+                    self.runnable.push_back(to.idx);
+                }
+            }
+            Msg::FanoutReply { to, shard, resp } => self.on_fan_reply(to, shard, resp),
+            Msg::Pulled { txid, entries, watch_dirty } => self.on_pulled(txid, entries, watch_dirty),
+            Msg::Pushed { txid } => self.on_pushed(txid),
+            Msg::PushUnlock { txid, coord, writes } => self.on_push_unlock(txid, coord, writes),
+            Msg::Unwatch { who } => {
+                self.ks.unwatch_all(who);
+            }
+            other => {
+                // Work that touches this shard's keyspace waits while a
+                // transaction holds the shard.
+                if self.txn.locked() {
+                    self.txn.defer(super::txn::Deferred::Msg(other));
+                } else {
+                    self.on_work(other);
+                }
+            }
+        }
+    }
+
+    /// Keyspace work from another shard, run now (the shard is not locked).
+    pub fn on_work(&mut self, m: Msg) {
+        match m {
+            Msg::Batch { from, db, resp3, cmds } => {
+                let out = self.run_batch(db as usize, resp3, cmds);
+                self.send(from.shard, Msg::BatchReply { to: from, out });
+            }
+            Msg::LockPull { txid, coord, keys, watcher } => self.on_lock_pull(txid, coord, keys, watcher),
+            Msg::Fanout { from, req } => {
+                let resp = self.fan_local(&req);
+                self.send(from.shard, Msg::FanoutReply { to: from, shard: self.id, resp });
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_fan_reply(&mut self, to: ConnRef, shard: usize, resp: FanResp) {
+        let Some(slot) = self.conns.get_mut(to.idx as usize) else { return };
+        let Some(mut conn) = slot.take() else { return };
+        if conn.gen != to.gen {
+            self.conns[to.idx as usize] = Some(conn);
+            return;
+        }
+        let done = if let Wait::Fan(st) = &mut conn.wait {
+            st.resps.push((shard, resp));
+            st.resps.len() >= st.expect
+        } else {
+            false
+        };
+        if done {
+            if let Wait::Fan(st) = std::mem::replace(&mut conn.wait, Wait::None) {
+                self.finish_fan(&mut conn, *st);
+            }
+            self.runnable.push_back(to.idx);
+        }
+        let has_out = !conn.out.is_empty();
+        self.conns[to.idx as usize] = Some(conn);
+        if has_out {
+            self.mark_dirty(to.idx);
+        }
+    }
+
+    fn cron(&mut self) {
+        // Active expiry: sample each db, continuing while many keys expire
+        // (as Redis does), within a time budget of 25% of the period.
+        let budget = std::time::Duration::from_micros(250_000 / self.config.hz.max(1) as u64);
+        let start = std::time::Instant::now();
+        if !self.txn.locked() {
+            for db in 0..self.ks.dbs.len() {
+                loop {
+                    let (checked, expired) = self.ks.active_expire_step(db, self.now, 64);
+                    if checked == 0 || expired * 4 < checked || start.elapsed() > budget {
+                        break;
+                    }
+                }
+                if start.elapsed() > budget {
+                    break;
+                }
+            }
+        }
+        if self.config.timeout > 0 {
+            let limit = self.config.timeout as i64 * 1000;
+            let idle: Vec<u32> = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|c| {
+                    !c.closing && c.wait.is_none() && !c.in_pubsub() && self.now - c.last_cmd_ms > limit
+                })
+                .map(|c| c.idx)
+                .collect();
+            for idx in idle {
+                self.close(idx);
+            }
+        }
+    }
+
+    fn shutdown_all(&mut self) {
+        let idxs: Vec<u32> = self.conns.iter().flatten().map(|c| c.idx).collect();
+        for idx in idxs {
+            self.close(idx);
+        }
+        // SAFETY: closing our own listening socket.
+        unsafe {
+            libc::close(self.listen_fd);
+        }
+    }
+}
+
+fn conn_in(conns: &mut [Option<Box<Conn>>], idx: u32, gen: u32) -> Option<&mut Conn> {
+    match conns.get_mut(idx as usize) {
+        Some(Some(c)) if c.gen == gen => Some(c),
+        _ => None,
+    }
+}
+
+/// io-uring's IoUring implements AsRawFd; keep the import local.
+trait RawFdCompat {
+    fn as_raw_fd_compat(&self) -> RawFd;
+}
+
+impl RawFdCompat for IoUring {
+    fn as_raw_fd_compat(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.as_raw_fd()
+    }
+}

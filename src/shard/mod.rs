@@ -1,0 +1,247 @@
+//! Shards: one OS thread per shard, each running its own io_uring event loop
+//! (`event_loop`) that owns a slice of the hash slots, its keyspace and the
+//! client connections it accepted.
+//!
+//! Shards talk only through messages: a lock-free queue per (to, from) pair
+//! plus a doorbell (`IORING_OP_MSG_RING` into the target's ring). Per-pair
+//! queues are FIFO, which the ordering arguments in `txn` rely on.
+//!
+//! - `event_loop`: the ring, sockets, buffers; the only socket code.
+//! - `dispatch`: what a connection does with a parsed request (route it,
+//!   run it here, forward it, queue it in MULTI).
+//! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
+//! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
+//! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
+
+pub mod dispatch;
+pub mod event_loop;
+pub mod pubsub;
+pub mod server_cmds;
+pub mod txn;
+
+use crate::config::Config;
+use crate::keyspace::Value;
+use crossbeam_queue::SegQueue;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A connection anywhere in the server. `gen` guards against a slot that
+/// was reused after the connection closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnRef {
+    pub shard: usize,
+    pub idx: u32,
+    pub gen: u32,
+}
+
+/// State shared by all shards; written rarely, read without locks on the
+/// hot path.
+pub struct Shared {
+    pub nshards: usize,
+    /// queues[to][from]
+    queues: Vec<Vec<SegQueue<Msg>>>,
+    /// Ring fd of each shard, for MSG_RING doorbells (-1 until ready).
+    ring_fds: Vec<AtomicI32>,
+    /// Set when a doorbell is already pending for that shard, so many
+    /// messages in one turn cost one doorbell.
+    doorbell_pending: Vec<AtomicBool>,
+    pub next_client_id: AtomicU64,
+    pub next_txid: AtomicU64,
+    pub connected_clients: AtomicUsize,
+    pub shutdown: AtomicBool,
+    /// The master copy of the configuration (CONFIG GET/REWRITE); shards keep
+    /// local copies of what their hot path reads, refreshed by messages.
+    pub config: Mutex<Config>,
+    pub start_unix: i64,
+    pub start_instant: std::time::Instant,
+    pub run_id: String,
+    pub tcp_port: u16,
+    /// Shards that finished start-up (listening).
+    pub ready: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(nshards: usize, config: Config) -> Self {
+        let queues = (0..nshards).map(|_| (0..nshards).map(|_| SegQueue::new()).collect()).collect();
+        let seed = crate::util::now_us() as u64 ^ (std::process::id() as u64) << 32;
+        let mut rng = crate::cmd::Rng::new(seed);
+        let run_id: String = (0..40).map(|_| format!("{:x}", rng.next_u64() % 16)).collect();
+        Shared {
+            nshards,
+            queues,
+            ring_fds: (0..nshards).map(|_| AtomicI32::new(-1)).collect(),
+            doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
+            next_client_id: AtomicU64::new(1),
+            next_txid: AtomicU64::new(1),
+            connected_clients: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            tcp_port: config.port,
+            config: Mutex::new(config),
+            start_unix: crate::util::now_ms(),
+            start_instant: std::time::Instant::now(),
+            run_id,
+            ready: AtomicUsize::new(0),
+        }
+    }
+
+    /// Enqueue a message; returns true if the target needs a doorbell.
+    pub fn post(&self, from: usize, to: usize, msg: Msg) -> bool {
+        self.queues[to][from].push(msg);
+        !self.doorbell_pending[to].swap(true, Ordering::AcqRel)
+    }
+
+    pub fn ring_fd(&self, shard: usize) -> i32 {
+        self.ring_fds[shard].load(Ordering::Acquire)
+    }
+
+    pub fn config_snapshot(&self) -> Config {
+        match self.config.lock() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+}
+
+/// A key as messages carry it: (db, key).
+pub type DbKey = (u8, Vec<u8>);
+
+/// A key's full state moved between shards: value and absolute expiry,
+/// or None for "absent / delete".
+pub type KeyState = Option<(Value, i64)>;
+
+pub enum Msg {
+    /// Single-shard commands forwarded by a connection on another shard,
+    /// RESP-encoded back to back; replies come back in one buffer.
+    Batch { from: ConnRef, db: u8, resp3: bool, cmds: Vec<u8> },
+    BatchReply { to: ConnRef, out: Vec<u8> },
+    /// Transaction phase 1 (in shard order): lock this shard for `txid`,
+    /// then send the current state of `keys` and whether `watcher`'s
+    /// WATCHes here were invalidated.
+    LockPull { txid: u64, coord: usize, keys: Vec<DbKey>, watcher: Option<u64> },
+    Pulled { txid: u64, entries: Vec<(DbKey, KeyState)>, watch_dirty: bool },
+    /// Phase 2: apply the final state of the written keys, then unlock.
+    PushUnlock { txid: u64, coord: usize, writes: Vec<(DbKey, KeyState)> },
+    Pushed { txid: u64 },
+    /// Work every (or some) shard does for one command, merged by the sender.
+    Fanout { from: ConnRef, req: Arc<FanReq> },
+    FanoutReply { to: ConnRef, shard: usize, resp: FanResp },
+    /// Fire-and-forget: drop a client's WATCHes on this shard.
+    Unwatch { who: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub enum FanReq {
+    DbSize { db: u8 },
+    Keys { db: u8, pattern: Vec<u8> },
+    Scan { db: u8, cursor: u64, count: usize, pattern: Option<Vec<u8>>, kind: Option<Vec<u8>> },
+    RandomKey { db: u8 },
+    FlushDb { db: u8 },
+    FlushAll,
+    SwapDb { a: u8, b: u8 },
+    Publish { channel: Vec<u8>, message: Vec<u8> },
+    PubsubChannels { pattern: Option<Vec<u8>> },
+    PubsubNumsub { channels: Vec<Vec<u8>> },
+    PubsubNumpat,
+    Info,
+    ClientList,
+    ClientKill { filter: server_cmds::KillFilter },
+    ConfigUpdate { config: Box<Config> },
+    Watch { who: u64, keys: Vec<DbKey> },
+    ResetStat,
+}
+
+#[derive(Debug)]
+pub enum FanResp {
+    Int(i64),
+    Keys(Vec<Vec<u8>>),
+    Scan { next: u64, keys: Vec<Vec<u8>> },
+    Key(Option<Vec<u8>>),
+    Counts(Vec<i64>),
+    Info(Box<server_cmds::ShardInfo>),
+    Text(String),
+    Ack,
+}
+
+/// Number of shards when the config says 0: the cores we may run on.
+pub fn allowed_cores() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let cores: Vec<usize> = (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).collect();
+            if !cores.is_empty() {
+                return cores;
+            }
+        }
+    }
+    (0..std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).collect()
+}
+
+pub fn pin_to_core(core: usize) {
+    // SAFETY: as above; failure to pin is logged, not fatal.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            crate::log(&format!("could not pin thread to core {}", core));
+        }
+    }
+}
+
+/// Start all shards and block until they stop (SHUTDOWN or a signal).
+pub fn run(config: Config) -> Result<(), String> {
+    let cores = allowed_cores();
+    let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
+    let pin = config.pin_threads;
+    let shared = Arc::new(Shared::new(nshards, config.clone()));
+    crate::log(&format!(
+        "shardis {} starting: {} shard(s) on port {}, bind {}, pid {}",
+        env!("CARGO_PKG_VERSION"),
+        nshards,
+        config.port,
+        config.bind,
+        std::process::id()
+    ));
+    if config.appendonly {
+        crate::log("appendonly yes: the AOF is not implemented in this version; nothing is persisted");
+    }
+    let mut handles = Vec::new();
+    let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
+    for id in 0..nshards {
+        let shared = shared.clone();
+        let config = config.clone();
+        let core = cores[id % cores.len()];
+        let err_tx = err_tx.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("shard-{}", id))
+            .spawn(move || {
+                if pin {
+                    pin_to_core(core);
+                }
+                match event_loop::Shard::new(id, shared.clone(), &config) {
+                    Ok(mut shard) => {
+                        if let Err(e) = shard.run() {
+                            let _ = err_tx.send(format!("shard {}: {}", id, e));
+                        }
+                    }
+                    Err(e) => {
+                        let _ = err_tx.send(format!("shard {}: {}", id, e));
+                    }
+                }
+                shared.shutdown.store(true, Ordering::SeqCst);
+            })
+            .map_err(|e| format!("spawning shard thread {}: {}", id, e))?;
+        handles.push(h);
+    }
+    drop(err_tx);
+    for h in handles {
+        let _ = h.join();
+    }
+    let errors: Vec<String> = err_rx.try_iter().collect();
+    if errors.is_empty() {
+        crate::log("shardis stopped");
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}

@@ -1,0 +1,189 @@
+//! Pub/sub. A subscriber lives on the shard that accepted it, so each shard
+//! keeps only its own clients' subscriptions. PUBLISH fans out to every
+//! shard; each delivers to its local subscribers and reports how many, and
+//! the publisher's shard sums the counts. Messages from one publisher reach
+//! a given shard in order (per-pair queues are FIFO).
+
+use super::event_loop::{Conn, Shard};
+use super::ConnRef;
+use crate::cmd::Args;
+use crate::protocol::reply::Reply;
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub struct PubSub {
+    channels: HashMap<Vec<u8>, Vec<ConnRef>>,
+    patterns: Vec<(Vec<u8>, ConnRef)>,
+}
+
+impl PubSub {
+    pub fn subscribe(&mut self, ch: &[u8], who: ConnRef) {
+        let v = self.channels.entry(ch.to_vec()).or_default();
+        if !v.contains(&who) {
+            v.push(who);
+        }
+    }
+
+    pub fn unsubscribe(&mut self, ch: &[u8], who: ConnRef) {
+        if let Some(v) = self.channels.get_mut(ch) {
+            v.retain(|c| *c != who);
+            if v.is_empty() {
+                self.channels.remove(ch);
+            }
+        }
+    }
+
+    pub fn psubscribe(&mut self, p: &[u8], who: ConnRef) {
+        if !self.patterns.iter().any(|(q, c)| q == p && *c == who) {
+            self.patterns.push((p.to_vec(), who));
+        }
+    }
+
+    pub fn punsubscribe(&mut self, p: &[u8], who: ConnRef) {
+        self.patterns.retain(|(q, c)| !(q == p && *c == who));
+    }
+
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
+        self.channels
+            .keys()
+            .filter(|c| pattern.map_or(true, |p| crate::util::glob_match(p, c, false)))
+            .cloned()
+            .collect()
+    }
+
+    pub fn numsub(&self, ch: &[u8]) -> usize {
+        self.channels.get(ch).map_or(0, |v| v.len())
+    }
+
+    /// Distinct patterns (merged across shards by the caller).
+    pub fn patterns(&self) -> Vec<Vec<u8>> {
+        let mut v: Vec<Vec<u8>> = self.patterns.iter().map(|(p, _)| p.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+fn message_frame(resp3: bool, kind: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut r = Reply::new(&mut out, resp3);
+    r.push(parts.len() + 1);
+    r.bulk(kind);
+    for p in parts {
+        r.bulk(p);
+    }
+    out
+}
+
+impl Shard {
+    /// Deliver a published message to this shard's subscribers.
+    pub fn deliver(&mut self, channel: &[u8], message: &[u8]) -> usize {
+        let mut targets: Vec<(ConnRef, Option<Vec<u8>>)> = Vec::new();
+        if let Some(v) = self.pubsub.channels.get(channel) {
+            targets.extend(v.iter().map(|c| (*c, None)));
+        }
+        for (p, c) in &self.pubsub.patterns {
+            if crate::util::glob_match(p, channel, false) {
+                targets.push((*c, Some(p.clone())));
+            }
+        }
+        let mut n = 0;
+        for (c, pat) in targets {
+            let resp3 = match self.conns.get(c.idx as usize) {
+                Some(Some(conn)) if conn.gen == c.gen => conn.resp3,
+                _ => continue,
+            };
+            let frame = match &pat {
+                None => message_frame(resp3, b"message", &[channel, message]),
+                Some(p) => message_frame(resp3, b"pmessage", &[p, channel, message]),
+            };
+            if self.write_to(c, &frame) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    pub fn cmd_subscribe(&mut self, conn: &mut Conn, args: &Args, pattern: bool) {
+        let me = conn.conn_ref(self.id);
+        for ch in args.iter().skip(1) {
+            if pattern {
+                conn.psubs.insert(ch.to_vec());
+                self.pubsub.psubscribe(ch, me);
+            } else {
+                conn.subs.insert(ch.to_vec());
+                self.pubsub.subscribe(ch, me);
+            }
+            let count = (conn.subs.len() + conn.psubs.len()) as i64;
+            let mut r = Reply::new(&mut conn.out, conn.resp3);
+            r.push(3);
+            r.bulk(if pattern { b"psubscribe" } else { b"subscribe" });
+            r.bulk(ch);
+            r.int(count);
+        }
+    }
+
+    pub fn cmd_unsubscribe(&mut self, conn: &mut Conn, args: &Args, pattern: bool) {
+        let me = conn.conn_ref(self.id);
+        let mut names: Vec<Vec<u8>> = args.iter().skip(1).map(|a| a.to_vec()).collect();
+        if names.is_empty() {
+            names = if pattern { conn.psubs.iter().cloned().collect() } else { conn.subs.iter().cloned().collect() };
+            names.sort();
+        }
+        let kind: &[u8] = if pattern { b"punsubscribe" } else { b"unsubscribe" };
+        if names.is_empty() {
+            let count = (conn.subs.len() + conn.psubs.len()) as i64;
+            let mut r = Reply::new(&mut conn.out, conn.resp3);
+            r.push(3);
+            r.bulk(kind);
+            r.null();
+            r.int(count);
+            return;
+        }
+        for ch in names {
+            if pattern {
+                conn.psubs.remove(&ch);
+                self.pubsub.punsubscribe(&ch, me);
+            } else {
+                conn.subs.remove(&ch);
+                self.pubsub.unsubscribe(&ch, me);
+            }
+            let count = (conn.subs.len() + conn.psubs.len()) as i64;
+            let mut r = Reply::new(&mut conn.out, conn.resp3);
+            r.push(3);
+            r.bulk(kind);
+            r.bulk(&ch);
+            r.int(count);
+        }
+    }
+
+    pub fn unsubscribe_all(&mut self, conn: &mut Conn) {
+        let me = conn.conn_ref(self.id);
+        for ch in conn.subs.drain() {
+            self.pubsub.unsubscribe(&ch, me);
+        }
+        for p in conn.psubs.drain() {
+            self.pubsub.punsubscribe(&p, me);
+        }
+    }
+
+    pub fn cmd_pubsub(&mut self, conn: &mut Conn, args: &Args) {
+        use super::server_cmds::FanOp;
+        use super::FanReq;
+        let all: Vec<usize> = (0..self.shared.nshards).collect();
+        if args.is(1, "CHANNELS") && args.len() <= 3 {
+            let pattern = if args.len() == 3 { Some(args.get(2).to_vec()) } else { None };
+            self.fan(conn, all, FanReq::PubsubChannels { pattern }, FanOp::PubsubChannels);
+        } else if args.is(1, "NUMSUB") {
+            let channels: Vec<Vec<u8>> = args.iter().skip(2).map(|a| a.to_vec()).collect();
+            self.fan(conn, all, FanReq::PubsubNumsub { channels: channels.clone() }, FanOp::Numsub { channels });
+        } else if args.is(1, "NUMPAT") && args.len() == 2 {
+            self.fan(conn, all, FanReq::PubsubNumpat, FanOp::Numpat);
+        } else {
+            Reply::new(&mut conn.out, conn.resp3).error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+                String::from_utf8_lossy(args.get(1))
+            ));
+        }
+    }
+}

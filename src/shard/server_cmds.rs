@@ -1,0 +1,1226 @@
+//! Connection- and server-level commands (PING, HELLO, AUTH, SELECT, INFO,
+//! CONFIG, CLIENT, COMMAND, ...) and keyspace-wide commands that every
+//! shard takes part in (DBSIZE, KEYS, SCAN, FLUSHALL, ...). A keyspace-wide
+//! command is a fan-out: each shard computes its part (`fan_local`) and the
+//! client's shard merges them (`finish_fan`).
+
+use super::event_loop::{Conn, Shard, Wait};
+use super::{ConnRef, FanReq, FanResp, Msg};
+use crate::cmd::{self, err, flags::*, Args, CommandDef};
+use crate::protocol::reply::Reply;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// A fan-out in progress for one connection.
+pub struct FanState {
+    pub expect: usize,
+    pub resps: Vec<(usize, FanResp)>,
+    pub op: FanOp,
+}
+
+pub enum FanOp {
+    DbSize,
+    Keys,
+    Scan { shard: usize },
+    RandomKey { tried: Vec<usize> },
+    Ok,
+    Publish,
+    PubsubChannels,
+    Numsub { channels: Vec<Vec<u8>> },
+    Numpat,
+    Info { sections: Vec<String> },
+    ClientList,
+    ClientKill { old_style: bool },
+    WatchAck,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct KillFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub skipme_id: Option<u64>,
+}
+
+/// One shard's part of INFO.
+#[derive(Debug, Default)]
+pub struct ShardInfo {
+    pub keys: Vec<(usize, usize, usize)>,
+    pub clients: usize,
+    pub pubsub_clients: usize,
+    pub total_commands: u64,
+    pub total_connections: u64,
+    pub rejected_conns: u64,
+    pub net_in: u64,
+    pub net_out: u64,
+    pub expired_keys: u64,
+    pub dirty: u64,
+    pub used_memory_est: usize,
+    /// (name, calls, usec, rejected, failed, p50, p99, p999) in µs.
+    pub cmdstats: Vec<(&'static str, u64, u64, u64, u64, Option<[u64; 3]>)>,
+    pub ring_flags: &'static str,
+}
+
+/// CONN commands that can run synchronously inside EXEC.
+pub fn run_sync_conn_cmd(def: &CommandDef, args: &Args, db: &mut usize, r: &mut Reply) -> bool {
+    match def.name {
+        "ping" => {
+            if args.len() > 2 {
+                cmd::arity_error(r, "ping");
+            } else if args.len() == 2 {
+                r.bulk(args.get(1));
+            } else {
+                r.simple("PONG");
+            }
+        }
+        "echo" => r.bulk(args.get(1)),
+        "select" => match crate::util::parse_i64(args.get(1)) {
+            Some(d) if (0..16).contains(&d) => {
+                *db = d as usize;
+                r.ok();
+            }
+            Some(_) => r.error(err::DB_INDEX),
+            None => r.error(err::NOT_INT),
+        },
+        "time" => {
+            let us = crate::util::now_us();
+            r.array(2);
+            r.bulk_str(&(us / 1_000_000).to_string());
+            r.bulk_str(&(us % 1_000_000).to_string());
+        }
+        "lastsave" => r.int(0),
+        _ => return false,
+    }
+    true
+}
+
+fn parse_db(a: &[u8]) -> Result<u8, &'static str> {
+    match crate::util::parse_i64(a) {
+        Some(d) if (0..16).contains(&d) => Ok(d as u8),
+        Some(_) => Err(err::DB_INDEX),
+        None => Err("ERR invalid first DB index"),
+    }
+}
+
+impl Shard {
+    /// Send `req` to `targets` (this shard included, computed in place) and
+    /// merge the answers with `op` once all are in.
+    pub fn fan(&mut self, conn: &mut Conn, targets: Vec<usize>, req: FanReq, op: FanOp) {
+        let req = Arc::new(req);
+        let mut st = FanState { expect: targets.len(), resps: Vec::with_capacity(targets.len()), op };
+        let from = conn.conn_ref(self.id);
+        for t in targets {
+            if t == self.id {
+                let r = self.fan_local(&req);
+                st.resps.push((t, r));
+            } else {
+                self.send(t, Msg::Fanout { from, req: req.clone() });
+            }
+        }
+        if st.resps.len() >= st.expect {
+            self.finish_fan(conn, st);
+        } else {
+            conn.wait = Wait::Fan(Box::new(st));
+        }
+    }
+
+    fn all_shards(&self) -> Vec<usize> {
+        (0..self.shared.nshards).collect()
+    }
+
+    /// This shard's part of a fan-out.
+    pub fn fan_local(&mut self, req: &FanReq) -> FanResp {
+        let now = crate::util::now_ms();
+        match req {
+            FanReq::DbSize { db } => FanResp::Int(self.ks.dbs[*db as usize].dict.len() as i64),
+            FanReq::Keys { db, pattern } => FanResp::Keys(cmd::keys::keys_matching(&self.ks, *db as usize, pattern, now)),
+            FanReq::Scan { db, cursor, count, pattern, kind } => {
+                let mut keys = Vec::new();
+                let next = cmd::keys::scan_shard(
+                    &self.ks,
+                    *db as usize,
+                    *cursor,
+                    *count,
+                    pattern.as_deref(),
+                    kind.as_deref(),
+                    now,
+                    &mut keys,
+                );
+                FanResp::Scan { next, keys }
+            }
+            FanReq::RandomKey { db } => {
+                FanResp::Key(cmd::keys::random_key(&mut self.ks, *db as usize, now, &mut self.rng))
+            }
+            FanReq::FlushDb { db } => {
+                self.ks.flush_db(*db as usize);
+                FanResp::Ack
+            }
+            FanReq::FlushAll => {
+                for db in 0..self.ks.dbs.len() {
+                    self.ks.flush_db(db);
+                }
+                FanResp::Ack
+            }
+            FanReq::SwapDb { a, b } => {
+                self.ks.swap_db(*a as usize, *b as usize);
+                FanResp::Ack
+            }
+            FanReq::Publish { channel, message } => FanResp::Int(self.deliver(channel, message) as i64),
+            FanReq::PubsubChannels { pattern } => FanResp::Keys(self.pubsub.channels(pattern.as_deref())),
+            FanReq::PubsubNumsub { channels } => {
+                FanResp::Counts(channels.iter().map(|c| self.pubsub.numsub(c) as i64).collect())
+            }
+            FanReq::PubsubNumpat => FanResp::Keys(self.pubsub.patterns()),
+            FanReq::Info => FanResp::Info(Box::new(self.shard_info())),
+            FanReq::ClientList => FanResp::Text(self.client_list(None)),
+            FanReq::ClientKill { filter } => FanResp::Int(self.client_kill(filter) as i64),
+            FanReq::ConfigUpdate { config } => {
+                self.apply_config(config);
+                FanResp::Ack
+            }
+            FanReq::Watch { who, keys } => {
+                for (db, k) in keys {
+                    self.ks.watch(*db as usize, k, *who);
+                }
+                FanResp::Ack
+            }
+            FanReq::ResetStat => {
+                for s in self.stats.iter_mut() {
+                    s.calls = 0;
+                    s.usec = 0;
+                    s.failed = 0;
+                    s.rejected = 0;
+                    s.hist = None;
+                }
+                self.total_commands = 0;
+                self.net_in = 0;
+                self.net_out = 0;
+                FanResp::Ack
+            }
+        }
+    }
+
+    pub fn apply_config(&mut self, c: &crate::config::Config) {
+        self.limits.max_bulk_len = c.proto_max_bulk_len;
+        self.config = c.clone();
+    }
+
+    /// Merge fan-out answers into the client's reply.
+    pub fn finish_fan(&mut self, conn: &mut Conn, mut st: FanState) {
+        let resp3 = conn.resp3;
+        st.resps.sort_by_key(|(s, _)| *s);
+        match st.op {
+            FanOp::DbSize | FanOp::Publish | FanOp::ClientKill { old_style: false } => {
+                let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
+                Reply::new(&mut conn.out, resp3).int(n);
+            }
+            FanOp::ClientKill { old_style: true } => {
+                let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
+                let mut r = Reply::new(&mut conn.out, resp3);
+                if n > 0 {
+                    r.ok();
+                } else {
+                    r.error("ERR No such client");
+                }
+            }
+            FanOp::Keys | FanOp::PubsubChannels => {
+                let mut all = Vec::new();
+                for (_, r) in st.resps {
+                    if let FanResp::Keys(k) = r {
+                        all.extend(k);
+                    }
+                }
+                if matches!(st.op, FanOp::PubsubChannels) {
+                    all.sort();
+                    all.dedup();
+                }
+                let mut r = Reply::new(&mut conn.out, resp3);
+                r.array(all.len());
+                for k in all {
+                    r.bulk(&k);
+                }
+            }
+            FanOp::Numpat => {
+                let mut all = Vec::new();
+                for (_, r) in st.resps {
+                    if let FanResp::Keys(k) = r {
+                        all.extend(k);
+                    }
+                }
+                all.sort();
+                all.dedup();
+                Reply::new(&mut conn.out, resp3).int(all.len() as i64);
+            }
+            FanOp::Scan { shard } => {
+                let (next, keys) = match st.resps.pop() {
+                    Some((_, FanResp::Scan { next, keys })) => (next, keys),
+                    _ => (0, Vec::new()),
+                };
+                // Cursor = inner cursor << 10 | shard: stable while the
+                // shard count stays the same.
+                let cursor = if next != 0 {
+                    (next << 10) | shard as u64
+                } else if shard + 1 < self.shared.nshards {
+                    (shard + 1) as u64
+                } else {
+                    0
+                };
+                let mut r = Reply::new(&mut conn.out, resp3);
+                r.array(2);
+                r.bulk_str(&cursor.to_string());
+                r.array(keys.len());
+                for k in keys {
+                    r.bulk(&k);
+                }
+            }
+            FanOp::RandomKey { tried: _ } => {
+                let keys: Vec<Vec<u8>> =
+                    st.resps.into_iter().filter_map(|(_, r)| if let FanResp::Key(k) = r { k } else { None }).collect();
+                let mut r = Reply::new(&mut conn.out, resp3);
+                if keys.is_empty() {
+                    r.null();
+                } else {
+                    let i = (self.rng.next_u64() % keys.len() as u64) as usize;
+                    r.bulk(&keys[i]);
+                }
+            }
+            FanOp::Ok => Reply::new(&mut conn.out, resp3).ok(),
+            FanOp::WatchAck => Reply::new(&mut conn.out, resp3).ok(),
+            FanOp::Numsub { channels } => {
+                let mut counts = vec![0i64; channels.len()];
+                for (_, r) in st.resps {
+                    if let FanResp::Counts(c) = r {
+                        for (a, b) in counts.iter_mut().zip(c) {
+                            *a += b;
+                        }
+                    }
+                }
+                let mut r = Reply::new(&mut conn.out, resp3);
+                r.map(channels.len());
+                for (ch, n) in channels.iter().zip(counts) {
+                    r.bulk(ch);
+                    r.int(n);
+                }
+            }
+            FanOp::Info { sections } => {
+                let infos: Vec<ShardInfo> = st
+                    .resps
+                    .into_iter()
+                    .filter_map(|(_, r)| if let FanResp::Info(i) = r { Some(*i) } else { None })
+                    .collect();
+                let text = self.info_text(&sections, &infos);
+                Reply::new(&mut conn.out, resp3).verbatim(text.as_bytes());
+            }
+            FanOp::ClientList => {
+                let mut text = String::new();
+                for (_, r) in st.resps {
+                    if let FanResp::Text(t) = r {
+                        text.push_str(&t);
+                    }
+                }
+                Reply::new(&mut conn.out, resp3).verbatim(text.as_bytes());
+            }
+        }
+    }
+
+    /// Run a keyspace-wide command synchronously (one shard, inside MULTI).
+    pub fn run_global_sync(&mut self, conn: &mut Conn, def: &CommandDef, args: &Args) {
+        debug_assert_eq!(self.shared.nshards, 1);
+        let id = cmd::lookup(def.name.as_bytes()).map(|(i, _)| i).unwrap_or(0);
+        self.server_command(conn, id, def, args);
+    }
+
+    /// A CONN or GLOBAL command.
+    pub fn server_command(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
+        let t0 = std::time::Instant::now();
+        let resp3 = conn.resp3;
+        let before = conn.out.len();
+        let mut db = conn.db;
+        if run_sync_conn_cmd(def, args, &mut db, &mut Reply::new(&mut conn.out, resp3)) {
+            if def.name == "ping" && conn.in_pubsub() && !resp3 && args.len() <= 2 {
+                // In RESP2 subscribe mode PING answers as a push: [pong, msg].
+                conn.out.truncate(before);
+                let mut r = Reply::new(&mut conn.out, false);
+                r.array(2);
+                r.bulk(b"pong");
+                r.bulk(if args.len() == 2 { args.get(1) } else { b"" });
+            }
+            conn.db = db;
+            self.record_stat(id, t0, conn.out.get(before) == Some(&b'-'));
+            return;
+        }
+        let n = self.shared.nshards;
+        match def.name {
+            "quit" => {
+                Reply::new(&mut conn.out, resp3).ok();
+                conn.close_after_flush = true;
+            }
+            "reset" => {
+                conn.multi = None;
+                let ws = std::mem::take(&mut conn.watch_shards);
+                self.unwatch_everywhere(conn.id, &ws);
+                self.unsubscribe_all(conn);
+                conn.db = 0;
+                conn.resp3 = false;
+                conn.name.clear();
+                conn.authed = self.config.requirepass.is_empty();
+                Reply::new(&mut conn.out, false).simple("RESET");
+            }
+            "auth" => self.cmd_auth(conn, args),
+            "hello" => self.cmd_hello(conn, args),
+            "multi" => {
+                if conn.multi.is_some() {
+                    Reply::new(&mut conn.out, resp3).error("ERR MULTI calls can not be nested");
+                } else {
+                    conn.multi = Some(super::dispatch::MultiState { cmds: Vec::new(), aborted: false });
+                    Reply::new(&mut conn.out, resp3).ok();
+                }
+            }
+            "discard" => {
+                if conn.multi.take().is_none() {
+                    Reply::new(&mut conn.out, resp3).error("ERR DISCARD without MULTI");
+                } else {
+                    let ws = std::mem::take(&mut conn.watch_shards);
+                    self.unwatch_everywhere(conn.id, &ws);
+                    Reply::new(&mut conn.out, resp3).ok();
+                }
+            }
+            "exec" => {
+                if conn.multi.is_some() && self.txn.locked() {
+                    // Runs after the transaction holding this shard ends.
+                    conn.rpos -= args.buf_len();
+                    conn.wait = Wait::ShardLock;
+                    self.txn.defer(super::txn::Deferred::Conn(conn.conn_ref(self.id)));
+                    return;
+                }
+                self.exec_multi(conn);
+            }
+            "watch" => self.cmd_watch(conn, args),
+            "unwatch" => {
+                let ws = std::mem::take(&mut conn.watch_shards);
+                self.unwatch_everywhere(conn.id, &ws);
+                Reply::new(&mut conn.out, resp3).ok();
+            }
+            "subscribe" | "psubscribe" => self.cmd_subscribe(conn, args, def.name == "psubscribe"),
+            "unsubscribe" | "punsubscribe" => self.cmd_unsubscribe(conn, args, def.name == "punsubscribe"),
+            "publish" => {
+                let req = FanReq::Publish { channel: args.get(1).to_vec(), message: args.get(2).to_vec() };
+                self.fan(conn, self.all_shards(), req, FanOp::Publish);
+            }
+            "pubsub" => self.cmd_pubsub(conn, args),
+            "dbsize" => self.fan(conn, self.all_shards(), FanReq::DbSize { db: conn.db as u8 }, FanOp::DbSize),
+            "keys" => {
+                let req = FanReq::Keys { db: conn.db as u8, pattern: args.get(1).to_vec() };
+                self.fan(conn, self.all_shards(), req, FanOp::Keys);
+            }
+            "scan" => self.cmd_scan(conn, args),
+            "randomkey" => {
+                let req = FanReq::RandomKey { db: conn.db as u8 };
+                self.fan(conn, self.all_shards(), req, FanOp::RandomKey { tried: Vec::new() });
+            }
+            "flushdb" | "flushall" => {
+                if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
+                    Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+                } else {
+                    let req = if def.name == "flushdb" { FanReq::FlushDb { db: conn.db as u8 } } else { FanReq::FlushAll };
+                    self.fan(conn, self.all_shards(), req, FanOp::Ok);
+                }
+            }
+            "swapdb" => match (parse_db(args.get(1)), parse_db(args.get(2))) {
+                (Ok(a), Ok(b)) => self.fan(conn, self.all_shards(), FanReq::SwapDb { a, b }, FanOp::Ok),
+                (Err(e), _) => Reply::new(&mut conn.out, resp3).error(e),
+                (_, Err(e)) => Reply::new(&mut conn.out, resp3)
+                    .error(if e == err::DB_INDEX { e } else { "ERR invalid second DB index" }),
+            },
+            "info" => {
+                let sections: Vec<String> =
+                    args.iter().skip(1).map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
+                self.fan(conn, self.all_shards(), FanReq::Info, FanOp::Info { sections });
+            }
+            "config" => self.cmd_config(conn, args),
+            "client" => self.cmd_client(conn, args),
+            "command" => self.cmd_command(conn, args),
+            "debug" => self.cmd_debug(conn, args),
+            "shutdown" => {
+                crate::log("SHUTDOWN requested by a client; stopping");
+                self.shared.shutdown.store(true, Ordering::SeqCst);
+                self.stop = true;
+                // Wake every other shard so it sees the flag.
+                for s in 0..n {
+                    if s != self.id {
+                        self.send(s, Msg::Unwatch { who: 0 });
+                    }
+                }
+                conn.close_after_flush = true;
+            }
+            _ => Reply::new(&mut conn.out, resp3).error("ERR unknown command"),
+        }
+        if conn.wait.is_none() {
+            self.record_stat(id, t0, conn.out.get(before) == Some(&b'-'));
+        } else {
+            self.stats[id].calls += 1;
+            self.total_commands += 1;
+        }
+    }
+
+    fn cmd_auth(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let mut r = Reply::new(&mut conn.out, resp3);
+        if args.len() > 3 {
+            return r.error(err::SYNTAX);
+        }
+        let pass = args.get(args.len() - 1);
+        if args.len() == 3 && args.get(1) != b"default" {
+            return r.error("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+        if self.config.requirepass.is_empty() {
+            if args.len() == 2 {
+                return r.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            }
+            conn.authed = true;
+            return r.ok();
+        }
+        if pass == self.config.requirepass.as_bytes() {
+            conn.authed = true;
+            r.ok();
+        } else {
+            r.error("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+    }
+
+    fn cmd_hello(&mut self, conn: &mut Conn, args: &Args) {
+        let mut proto = if conn.resp3 { 3 } else { 2 };
+        let mut i = 1;
+        if args.len() > 1 {
+            match crate::util::parse_i64(args.get(1)) {
+                Some(v) if v == 2 || v == 3 => proto = v,
+                Some(_) => {
+                    return Reply::new(&mut conn.out, conn.resp3).error("NOPROTO unsupported protocol version");
+                }
+                None => {
+                    return Reply::new(&mut conn.out, conn.resp3)
+                        .error("ERR Protocol version is not an integer or out of range");
+                }
+            }
+            i = 2;
+        }
+        let mut name = None;
+        while i < args.len() {
+            if args.is(i, "AUTH") && i + 2 < args.len() {
+                let (user, pass) = (args.get(i + 1), args.get(i + 2));
+                let ok = user == b"default"
+                    && (self.config.requirepass.is_empty() || pass == self.config.requirepass.as_bytes());
+                if !ok {
+                    return Reply::new(&mut conn.out, conn.resp3)
+                        .error("WRONGPASS invalid username-password pair or user is disabled.");
+                }
+                conn.authed = true;
+                i += 3;
+            } else if args.is(i, "SETNAME") && i + 1 < args.len() {
+                name = Some(args.get(i + 1).to_vec());
+                i += 2;
+            } else {
+                return Reply::new(&mut conn.out, conn.resp3)
+                    .error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args.get(i))));
+            }
+        }
+        if !conn.authed {
+            return Reply::new(&mut conn.out, conn.resp3)
+                .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        }
+        if let Some(n) = name {
+            if n.iter().any(|&b| b <= b' ' || b > b'~') {
+                return Reply::new(&mut conn.out, conn.resp3)
+                    .error("ERR Client names cannot contain spaces, newlines or special characters.");
+            }
+            conn.name = n;
+        }
+        conn.resp3 = proto == 3;
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        r.map(7);
+        r.bulk(b"server");
+        r.bulk(b"redis");
+        r.bulk(b"version");
+        r.bulk(REDIS_VERSION.as_bytes());
+        r.bulk(b"proto");
+        r.int(proto);
+        r.bulk(b"id");
+        r.int(conn.id as i64);
+        r.bulk(b"mode");
+        r.bulk(b"standalone");
+        r.bulk(b"role");
+        r.bulk(b"master");
+        r.bulk(b"modules");
+        r.array(0);
+    }
+
+    fn cmd_watch(&mut self, conn: &mut Conn, args: &Args) {
+        if conn.multi.is_some() {
+            return Reply::new(&mut conn.out, conn.resp3).error("ERR WATCH inside MULTI is not allowed");
+        }
+        let n = self.shared.nshards;
+        let mut by_shard: Vec<Vec<super::DbKey>> = vec![Vec::new(); n];
+        for k in args.iter().skip(1) {
+            by_shard[crate::util::key_shard(k, n)].push((conn.db as u8, k.to_vec()));
+        }
+        let mut targets = Vec::new();
+        for (s, keys) in by_shard.into_iter().enumerate() {
+            if keys.is_empty() {
+                continue;
+            }
+            if !conn.watch_shards.contains(&s) {
+                conn.watch_shards.push(s);
+            }
+            if s == self.id {
+                for (db, k) in keys {
+                    self.ks.watch(db as usize, &k, conn.id);
+                }
+            } else {
+                targets.push((s, keys));
+            }
+        }
+        if targets.is_empty() {
+            return Reply::new(&mut conn.out, conn.resp3).ok();
+        }
+        // Reply only once every shard registered the watch, so a write
+        // after our OK is always seen.
+        let from = conn.conn_ref(self.id);
+        let st = FanState { expect: targets.len(), resps: Vec::new(), op: FanOp::WatchAck };
+        for (s, keys) in targets {
+            self.send(s, Msg::Fanout { from, req: Arc::new(FanReq::Watch { who: conn.id, keys }) });
+        }
+        conn.wait = Wait::Fan(Box::new(st));
+    }
+
+    fn cmd_scan(&mut self, conn: &mut Conn, args: &Args) {
+        let sa = match cmd::keys::parse_scan_args(args, 1) {
+            Ok(s) => s,
+            Err(e) => return Reply::new(&mut conn.out, conn.resp3).error(&e),
+        };
+        let n = self.shared.nshards as u64;
+        let shard = (sa.cursor & 1023) as usize;
+        if shard as u64 >= n {
+            // A cursor from another shard layout: start over, as Redis does
+            // with a cursor it cannot interpret.
+            let mut r = Reply::new(&mut conn.out, conn.resp3);
+            r.array(2);
+            r.bulk(b"0");
+            r.array(0);
+            return;
+        }
+        let req = FanReq::Scan {
+            db: conn.db as u8,
+            cursor: sa.cursor >> 10,
+            count: sa.count,
+            pattern: sa.pattern,
+            kind: sa.type_filter,
+        };
+        self.fan(conn, vec![shard], req, FanOp::Scan { shard });
+    }
+
+    fn cmd_config(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        match sub.as_str() {
+            "get" if args.len() >= 3 => {
+                let c = self.shared.config_snapshot();
+                let entries = c.entries();
+                let mut hits: Vec<(&str, String)> = Vec::new();
+                for pat in args.iter().skip(2) {
+                    for (k, v) in &entries {
+                        if crate::util::glob_match(pat, k.as_bytes(), true) && !hits.iter().any(|(h, _)| h == k) {
+                            hits.push((k, v.clone()));
+                        }
+                    }
+                }
+                let mut r = Reply::new(&mut conn.out, resp3);
+                r.map(hits.len());
+                for (k, v) in hits {
+                    r.bulk_str(k);
+                    r.bulk_str(&v);
+                }
+            }
+            "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+                let mut c = self.shared.config_snapshot();
+                for i in (2..args.len()).step_by(2) {
+                    let name = String::from_utf8_lossy(args.get(i)).to_string();
+                    let val = String::from_utf8_lossy(args.get(i + 1)).to_string();
+                    if let Err(e) = c.set(&name, &val) {
+                        return Reply::new(&mut conn.out, resp3)
+                            .error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, e));
+                    }
+                }
+                match self.shared.config.lock() {
+                    Ok(mut g) => *g = c.clone(),
+                    Err(p) => *p.into_inner() = c.clone(),
+                }
+                let req = FanReq::ConfigUpdate { config: Box::new(c) };
+                self.fan(conn, self.all_shards(), req, FanOp::Ok);
+            }
+            "resetstat" if args.len() == 2 => self.fan(conn, self.all_shards(), FanReq::ResetStat, FanOp::Ok),
+            "rewrite" if args.len() == 2 => {
+                let c = self.shared.config_snapshot();
+                let mut r = Reply::new(&mut conn.out, resp3);
+                match &c.config_file {
+                    None => r.error("ERR The server is running without a config file"),
+                    Some(path) => match c.to_toml().and_then(|t| write_atomically(path, &t)) {
+                        Ok(()) => r.ok(),
+                        Err(e) => r.error(&format!("ERR Rewriting config file: {}", e)),
+                    },
+                }
+            }
+            "help" => {
+                let mut r = Reply::new(&mut conn.out, resp3);
+                let lines = [
+                    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                    "GET <pattern>",
+                    "SET <directive> <value>",
+                    "RESETSTAT",
+                    "REWRITE",
+                ];
+                r.array(lines.len());
+                for l in lines {
+                    r.simple(l);
+                }
+            }
+            _ => Reply::new(&mut conn.out, resp3).error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
+                String::from_utf8_lossy(args.get(1))
+            )),
+        }
+    }
+
+    fn cmd_client(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        match sub.as_str() {
+            "id" if args.len() == 2 => Reply::new(&mut conn.out, resp3).int(conn.id as i64),
+            "getname" if args.len() == 2 => {
+                let mut r = Reply::new(&mut conn.out, resp3);
+                if conn.name.is_empty() {
+                    r.null();
+                } else {
+                    r.bulk(&conn.name);
+                }
+            }
+            "setname" if args.len() == 3 => {
+                let n = args.get(2);
+                if n.iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Reply::new(&mut conn.out, resp3)
+                        .error("ERR Client names cannot contain spaces, newlines or special characters.");
+                }
+                conn.name = n.to_vec();
+                Reply::new(&mut conn.out, resp3).ok();
+            }
+            "info" if args.len() == 2 => {
+                let line = self.client_line(conn);
+                Reply::new(&mut conn.out, resp3).verbatim(line.as_bytes());
+            }
+            "list" => {
+                if args.len() > 2 && !(args.len() == 4 && args.is(2, "TYPE")) {
+                    return Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+                }
+                // The calling client is out of the slot table while it runs;
+                // its own line is added here.
+                let mine = self.client_line(conn);
+                let from = conn.conn_ref(self.id);
+                let mut st = FanState { expect: self.shared.nshards, resps: Vec::new(), op: FanOp::ClientList };
+                for s in 0..self.shared.nshards {
+                    if s == self.id {
+                        let mut t = self.client_list(Some(from));
+                        t.push_str(&mine);
+                        st.resps.push((s, FanResp::Text(t)));
+                    } else {
+                        self.send(s, Msg::Fanout { from, req: Arc::new(FanReq::ClientList) });
+                    }
+                }
+                if st.resps.len() >= st.expect {
+                    self.finish_fan(conn, st);
+                } else {
+                    conn.wait = Wait::Fan(Box::new(st));
+                }
+            }
+            "kill" if args.len() >= 3 => {
+                let mut f = KillFilter::default();
+                let old_style = args.len() == 3;
+                if old_style {
+                    f.addr = Some(String::from_utf8_lossy(args.get(2)).to_string());
+                } else {
+                    let mut skipme = true;
+                    let mut i = 2;
+                    while i + 1 < args.len() {
+                        let v = String::from_utf8_lossy(args.get(i + 1)).to_string();
+                        if args.is(i, "ID") {
+                            match v.parse() {
+                                Ok(id) => f.id = Some(id),
+                                Err(_) => {
+                                    return Reply::new(&mut conn.out, resp3).error("ERR client-id should be greater than 0")
+                                }
+                            }
+                        } else if args.is(i, "ADDR") {
+                            f.addr = Some(v);
+                        } else if args.is(i, "LADDR") {
+                            f.laddr = Some(v);
+                        } else if args.is(i, "SKIPME") {
+                            skipme = v.eq_ignore_ascii_case("yes");
+                        } else {
+                            return Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+                        }
+                        i += 2;
+                    }
+                    if i != args.len() {
+                        return Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+                    }
+                    if skipme {
+                        f.skipme_id = Some(conn.id);
+                    }
+                }
+                // The caller itself (not in the slot table now) may match.
+                let self_match = kill_matches(&f, conn.id, &conn.addr, &conn.laddr);
+                if self_match {
+                    conn.close_after_flush = true;
+                }
+                let req = FanReq::ClientKill { filter: f };
+                let mut targets = self.all_shards();
+                let me = self.id;
+                targets.retain(|&s| s != me);
+                let mine = self.client_kill(match &req {
+                    FanReq::ClientKill { filter } => filter,
+                    _ => unreachable!(),
+                }) + self_match as usize;
+                let mut st = FanState {
+                    expect: self.shared.nshards,
+                    resps: vec![(me, FanResp::Int(mine as i64))],
+                    op: FanOp::ClientKill { old_style },
+                };
+                let req = Arc::new(req);
+                let from = conn.conn_ref(self.id);
+                for t in targets {
+                    self.send(t, Msg::Fanout { from, req: req.clone() });
+                }
+                if st.resps.len() >= st.expect {
+                    let s = std::mem::replace(&mut st.resps, Vec::new());
+                    self.finish_fan(conn, FanState { expect: 1, resps: s, op: st.op });
+                } else {
+                    conn.wait = Wait::Fan(Box::new(st));
+                }
+            }
+            "setinfo" | "no-evict" | "no-touch" | "reply" if args.len() >= 3 => Reply::new(&mut conn.out, resp3).ok(),
+            "help" => {
+                let mut r = Reply::new(&mut conn.out, resp3);
+                let lines = ["CLIENT <subcommand> [<arg> ...]. Subcommands are:", "ID", "GETNAME", "SETNAME <name>", "INFO", "LIST", "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no"];
+                r.array(lines.len());
+                for l in lines {
+                    r.simple(l);
+                }
+            }
+            _ => Reply::new(&mut conn.out, resp3).error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(args.get(1))
+            )),
+        }
+    }
+
+    pub fn client_line(&self, c: &Conn) -> String {
+        let age = (self.now - c.created_ms).max(0) / 1000;
+        let idle = (self.now - c.last_cmd_ms).max(0) / 1000;
+        let flags = if c.multi.is_some() {
+            "x"
+        } else if c.in_pubsub() {
+            "P"
+        } else {
+            "N"
+        };
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} shard={}\n",
+            c.id,
+            c.addr,
+            c.laddr,
+            c.fd,
+            String::from_utf8_lossy(&c.name),
+            age,
+            idle,
+            flags,
+            c.db,
+            c.subs.len(),
+            c.psubs.len(),
+            c.multi.as_ref().map(|m| m.cmds.len() as i64).unwrap_or(-1),
+            c.rbuf.len().saturating_sub(c.rpos),
+            c.rbuf.capacity().saturating_sub(c.rbuf.len()),
+            c.out.capacity(),
+            c.rbuf.capacity() + c.out.capacity(),
+            c.last_cmd,
+            if c.resp3 { 3 } else { 2 },
+            self.id
+        )
+    }
+
+    fn client_list(&self, skip: Option<ConnRef>) -> String {
+        let mut s = String::new();
+        for c in self.conns.iter().flatten() {
+            if c.closing || Some(c.conn_ref(self.id)) == skip {
+                continue;
+            }
+            s.push_str(&self.client_line(c));
+        }
+        s
+    }
+
+    fn client_kill(&mut self, f: &KillFilter) -> usize {
+        let victims: Vec<u32> = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| !c.closing && kill_matches(f, c.id, &c.addr, &c.laddr))
+            .map(|c| c.idx)
+            .collect();
+        for &idx in &victims {
+            self.close(idx);
+        }
+        victims.len()
+    }
+
+    fn cmd_command(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let mut r = Reply::new(&mut conn.out, resp3);
+        let all = cmd::table::TABLE();
+        if args.len() == 1 {
+            r.array(all.len());
+            for d in all {
+                command_info(&mut r, d);
+            }
+            return;
+        }
+        let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        match sub.as_str() {
+            "count" => r.int(all.len() as i64),
+            "info" => {
+                let names: Vec<&[u8]> = args.iter().skip(2).collect();
+                if names.is_empty() {
+                    r.array(all.len());
+                    for d in all {
+                        command_info(&mut r, d);
+                    }
+                } else {
+                    r.array(names.len());
+                    for n in names {
+                        match cmd::lookup(n) {
+                            Some((_, d)) => command_info(&mut r, d),
+                            None => r.null_array(),
+                        }
+                    }
+                }
+            }
+            "docs" => {
+                let defs: Vec<&CommandDef> = if args.len() == 2 {
+                    all.to_vec()
+                } else {
+                    args.iter().skip(2).filter_map(|n| cmd::lookup(n).map(|(_, d)| d)).collect()
+                };
+                r.map(defs.len());
+                for d in defs {
+                    r.bulk_str(d.name);
+                    r.map(3);
+                    r.bulk(b"summary");
+                    r.bulk_str(&format!("The {} command", d.name.to_ascii_uppercase()));
+                    r.bulk(b"since");
+                    r.bulk(b"1.0.0");
+                    r.bulk(b"group");
+                    r.bulk_str(if d.has(CONN) { "server" } else { "generic" });
+                }
+            }
+            "getkeys" if args.len() >= 3 => {
+                let sub_args: Vec<&[u8]> = args.iter().skip(2).collect();
+                let owned = cmd::OwnedArgs::from_slices(&sub_args);
+                let a = owned.args();
+                match cmd::lookup(a.get(0)) {
+                    Some((_, d)) if cmd::arity_ok(d, a.len()) && d.first_key > 0 => {
+                        let pos: Vec<usize> = cmd::key_positions(d, a.len()).collect();
+                        r.array(pos.len());
+                        for p in pos {
+                            r.bulk(a.get(p));
+                        }
+                    }
+                    Some((_, d)) if !cmd::arity_ok(d, a.len()) => r.error("ERR Invalid number of arguments specified for command"),
+                    Some(_) => r.error("ERR The command has no key arguments"),
+                    None => r.error("ERR Invalid command specified"),
+                }
+            }
+            "help" => {
+                r.array(1);
+                r.simple("COMMAND [COUNT|INFO|DOCS|GETKEYS]");
+            }
+            _ => r.error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
+                String::from_utf8_lossy(args.get(1))
+            )),
+        }
+    }
+
+    fn cmd_debug(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let mut r = Reply::new(&mut conn.out, resp3);
+        if args.is(1, "SLEEP") && args.len() == 3 {
+            match crate::util::parse_f64(args.get(2)) {
+                Some(s) if s >= 0.0 && s.is_finite() => {
+                    // Blocks this shard, as DEBUG SLEEP blocks Redis.
+                    std::thread::sleep(std::time::Duration::from_secs_f64(s.min(3600.0)));
+                    r.ok();
+                }
+                _ => r.error(err::NOT_FLOAT),
+            }
+        } else if args.is(1, "SET-ACTIVE-EXPIRE") {
+            r.ok();
+        } else {
+            r.error("ERR DEBUG subcommand not supported by shardis (supported: SLEEP)");
+        }
+    }
+
+    pub fn shard_info(&self) -> ShardInfo {
+        let keys = self
+            .ks
+            .dbs
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.dict.len() > 0)
+            .map(|(i, d)| (i, d.dict.len(), d.volatile))
+            .collect();
+        let mut cmdstats = Vec::new();
+        for (i, s) in self.stats.iter().enumerate() {
+            if s.calls == 0 && s.rejected == 0 {
+                continue;
+            }
+            let pct = s.hist.as_ref().map(|h| {
+                [h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)]
+            });
+            cmdstats.push((cmd::table::by_id(i).name, s.calls, s.usec, s.rejected, s.failed, pct));
+        }
+        let mut mem = 0usize;
+        for d in &self.ks.dbs {
+            // Rough: entry + key + value heap; exact accounting comes with maxmemory.
+            for e in d.dict.iter() {
+                mem += 64 + e.key.len() + e.value.mem_usage();
+            }
+        }
+        ShardInfo {
+            keys,
+            clients: self.conns.iter().flatten().filter(|c| !c.closing).count(),
+            pubsub_clients: self.conns.iter().flatten().filter(|c| c.in_pubsub()).count(),
+            total_commands: self.total_commands,
+            total_connections: self.total_connections,
+            rejected_conns: self.rejected_conns,
+            net_in: self.net_in,
+            net_out: self.net_out,
+            expired_keys: self.ks.expired_keys,
+            dirty: self.ks.dirty,
+            used_memory_est: mem,
+            cmdstats,
+            ring_flags: self.ring_flags(),
+        }
+    }
+
+    fn info_text(&self, sections: &[String], infos: &[ShardInfo]) -> String {
+        let want = |s: &str| {
+            sections.is_empty()
+                || sections.iter().any(|x| x == s || x == "all" || x == "everything")
+                || (sections.iter().any(|x| x == "default") && s != "commandstats" && s != "latencystats")
+        };
+        let mut out = String::new();
+        let uptime = self.shared.start_instant.elapsed().as_secs();
+        let sum = |f: &dyn Fn(&ShardInfo) -> u64| -> u64 { infos.iter().map(f).sum() };
+        if want("server") {
+            let _ = write!(
+                out,
+                "# Server\r\nredis_version:{}\r\nshardis_version:{}\r\nredis_mode:standalone\r\nos:Linux\r\narch_bits:64\r\nmultiplexing_api:io_uring\r\nio_uring_setup:{}\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nshards:{}\r\nexecutable:{}\r\nconfig_file:{}\r\n\r\n",
+                REDIS_VERSION,
+                env!("CARGO_PKG_VERSION"),
+                infos.first().map(|i| i.ring_flags).unwrap_or(""),
+                std::process::id(),
+                self.shared.run_id,
+                self.shared.tcp_port,
+                uptime,
+                uptime / 86400,
+                self.config.hz,
+                self.shared.nshards,
+                std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default(),
+                self.config.config_file.clone().unwrap_or_default(),
+            );
+        }
+        if want("clients") {
+            let _ = write!(
+                out,
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\nblocked_clients:0\r\n\r\n",
+                self.shared.connected_clients.load(Ordering::Relaxed),
+                self.config.maxclients,
+                sum(&|i| i.pubsub_clients as u64),
+            );
+        }
+        if want("memory") {
+            let rss = read_rss_bytes();
+            let used = sum(&|i| i.used_memory_est as u64);
+            let _ = write!(
+                out,
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n",
+                used,
+                used as f64 / 1048576.0,
+                rss,
+                used,
+            );
+        }
+        if want("persistence") {
+            let _ = write!(
+                out,
+                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
+                sum(&|i| i.dirty)
+            );
+        }
+        if want("stats") {
+            let _ = write!(
+                out,
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\n\r\n",
+                sum(&|i| i.total_connections),
+                sum(&|i| i.total_commands),
+                sum(&|i| i.net_in),
+                sum(&|i| i.net_out),
+                sum(&|i| i.rejected_conns),
+                sum(&|i| i.expired_keys),
+            );
+        }
+        if want("replication") {
+            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+        }
+        if want("cpu") {
+            let (u, s) = read_cpu_seconds();
+            let _ = write!(out, "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\r\n", s, u);
+        }
+        let mut merged: Vec<(&str, u64, u64, u64, u64, [u64; 3])> = Vec::new();
+        for i in infos {
+            for &(name, calls, usec, rej, failed, pct) in &i.cmdstats {
+                let p = pct.unwrap_or([0; 3]);
+                match merged.iter_mut().find(|m| m.0 == name) {
+                    Some(m) => {
+                        m.1 += calls;
+                        m.2 += usec;
+                        m.3 += rej;
+                        m.4 += failed;
+                        // Percentiles of the busiest shard's histogram
+                        // stand for the merged one (no cross-thread merge).
+                        for k in 0..3 {
+                            m.5[k] = m.5[k].max(p[k]);
+                        }
+                    }
+                    None => merged.push((name, calls, usec, rej, failed, p)),
+                }
+            }
+        }
+        merged.sort_by_key(|m| m.0);
+        if want("commandstats") {
+            out.push_str("# Commandstats\r\n");
+            for (name, calls, usec, rej, failed, _) in &merged {
+                let per = if *calls > 0 { *usec as f64 / *calls as f64 } else { 0.0 };
+                let _ = write!(
+                    out,
+                    "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
+                    name, calls, usec, per, rej, failed
+                );
+            }
+            out.push_str("\r\n");
+        }
+        if want("latencystats") {
+            out.push_str("# Latencystats\r\n");
+            for (name, calls, _, _, _, p) in &merged {
+                if *calls == 0 {
+                    continue;
+                }
+                let _ = write!(
+                    out,
+                    "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                    name, p[0] as f64, p[1] as f64, p[2] as f64
+                );
+            }
+            out.push_str("\r\n");
+        }
+        if want("keyspace") {
+            out.push_str("# Keyspace\r\n");
+            let mut per_db = [(0usize, 0usize); 16];
+            for i in infos {
+                for &(db, k, e) in &i.keys {
+                    per_db[db].0 += k;
+                    per_db[db].1 += e;
+                }
+            }
+            for (db, (k, e)) in per_db.iter().enumerate() {
+                if *k > 0 {
+                    let _ = write!(out, "db{}:keys={},expires={},avg_ttl=0\r\n", db, k, e);
+                }
+            }
+            out.push_str("\r\n");
+        }
+        while out.ends_with("\r\n\r\n") {
+            out.truncate(out.len() - 2);
+        }
+        out
+    }
+}
+
+fn kill_matches(f: &KillFilter, id: u64, addr: &str, laddr: &str) -> bool {
+    if f.skipme_id == Some(id) {
+        return false;
+    }
+    if f.id.is_none() && f.addr.is_none() && f.laddr.is_none() {
+        return false;
+    }
+    f.id.map_or(true, |x| x == id)
+        && f.addr.as_deref().map_or(true, |a| a == addr)
+        && f.laddr.as_deref().map_or(true, |a| a == laddr)
+}
+
+fn command_info(r: &mut Reply, d: &CommandDef) {
+    r.array(10);
+    r.bulk_str(d.name);
+    r.int(d.arity as i64);
+    let flags = d.flag_names();
+    r.set(flags.len());
+    for f in flags {
+        r.simple(f);
+    }
+    r.int(d.first_key as i64);
+    r.int(d.last_key as i64);
+    r.int(d.step as i64);
+    r.set(0);
+    r.set(0);
+    r.array(0);
+    r.array(0);
+}
+
+fn read_rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+fn read_cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage fills the struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        (t(ru.ru_utime), t(ru.ru_stime))
+    }
+}
+
+/// Write a file so a crash leaves either the old or the new content.
+pub fn write_atomically(path: &str, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let tmp = format!("{}.tmp-{}", path, std::process::id());
+    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {}", tmp, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {}", tmp, e))?;
+    f.sync_all().map_err(|e| format!("{}: {}", tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{} -> {}: {}", tmp, path, e))?;
+    Ok(())
+}

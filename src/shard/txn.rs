@@ -1,0 +1,408 @@
+//! Cross-shard transactions: multi-key commands whose keys span shards
+//! (MSET, DEL, RENAME, COPY, ...) and MULTI/EXEC.
+//!
+//! How a transaction runs (the connection's shard coordinates):
+//! 1. Lock and pull, one participant at a time in ascending shard order:
+//!    `LockPull` locks the participant for this txid and returns the current
+//!    state of the transaction's keys there (and whether the client's
+//!    WATCHes there were invalidated). Taking locks in one global order
+//!    makes deadlock impossible.
+//! 2. Execute: the commands run, with the ordinary command code, on a
+//!    temporary keyspace holding exactly the pulled keys.
+//! 3. Push and unlock: every participant receives the final state of its
+//!    keys that the commands touched, applies it and unlocks. The client
+//!    gets its reply once every participant has acknowledged.
+//!
+//! While a shard is locked it defers all other keyspace work (requests from
+//! its own clients and from other shards) in arrival order and resumes it
+//! on unlock. So no client sees some of a transaction's writes and not
+//! others, and single-shard work never pays for any of this: it only checks
+//! `locked()`.
+
+use super::event_loop::{Conn, Shard, Wait};
+use super::{ConnRef, DbKey, KeyState, Msg};
+use crate::cmd::{self, flags::*, Ctx, OwnedArgs};
+use crate::keyspace::Keyspace;
+use crate::protocol::reply::Reply;
+use std::collections::{HashMap, VecDeque};
+
+pub enum Deferred {
+    Msg(Msg),
+    /// A local connection whose request waits for the unlock.
+    Conn(ConnRef),
+}
+
+#[derive(Default)]
+pub struct TxnState {
+    /// The transaction holding this shard, if any.
+    holder: Option<u64>,
+    deferred: VecDeque<Deferred>,
+    /// Transactions this shard coordinates.
+    coord: HashMap<u64, Txn>,
+}
+
+impl TxnState {
+    #[inline]
+    pub fn locked(&self) -> bool {
+        self.holder.is_some()
+    }
+
+    pub fn defer(&mut self, d: Deferred) {
+        self.deferred.push_back(d);
+    }
+}
+
+pub struct Txn {
+    conn: ConnRef,
+    cmds: Vec<OwnedArgs>,
+    db: usize,
+    resp3: bool,
+    /// MULTI/EXEC (array reply, WATCH check) or a single command.
+    is_exec: bool,
+    participants: Vec<usize>,
+    keys: Vec<Vec<DbKey>>,
+    watcher: Option<u64>,
+    watch_shards: Vec<usize>,
+    next: usize,
+    temp: Keyspace,
+    watch_dirty: bool,
+    acks_left: usize,
+    reply: Vec<u8>,
+    /// The db the connection ends up in (SELECT inside MULTI).
+    final_db: usize,
+}
+
+impl Shard {
+    /// Start a transaction for `cmds` on behalf of `conn`. `shards` are the
+    /// owners of the commands' keys; for EXEC the client's watched shards
+    /// are added here.
+    pub fn start_txn(&mut self, conn: &mut Conn, cmds: Vec<OwnedArgs>, shards: Vec<usize>, is_exec: bool) {
+        let n = self.shared.nshards;
+        let mut participants = shards;
+        let watcher = if is_exec && !conn.watch_shards.is_empty() {
+            participants.extend(conn.watch_shards.iter().copied());
+            Some(conn.id)
+        } else {
+            None
+        };
+        participants.sort_unstable();
+        participants.dedup();
+        let mut keys: Vec<Vec<DbKey>> = vec![Vec::new(); participants.len()];
+        let mut db = conn.db;
+        for c in &cmds {
+            let args = c.args();
+            let Some((_, def)) = cmd::lookup(args.get(0)) else { continue };
+            if def.name == "select" {
+                if let Some(d) = crate::util::parse_i64(args.get(1)).filter(|d| (0..16).contains(d)) {
+                    db = d as usize;
+                }
+                continue;
+            }
+            if def.name == "copy" {
+                // COPY ... DB n writes to another db: pull the key there too.
+                if let Some(target) = copy_target_db(&args) {
+                    let dst = args.get(2);
+                    let s = crate::util::key_shard(dst, n);
+                    if let Some(p) = participants.iter().position(|&x| x == s) {
+                        keys[p].push((target as u8, dst.to_vec()));
+                    }
+                }
+            }
+            for i in cmd::key_positions(def, args.len()) {
+                let k = args.get(i);
+                let s = crate::util::key_shard(k, n);
+                if let Some(p) = participants.iter().position(|&x| x == s) {
+                    keys[p].push((db as u8, k.to_vec()));
+                }
+            }
+        }
+        let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut temp = Keyspace::new();
+        temp.track_touched = Some(Vec::new());
+        let first = participants[0];
+        let first_keys = std::mem::take(&mut keys[0]);
+        let txn = Txn {
+            conn: conn.conn_ref(self.id),
+            cmds,
+            db: conn.db,
+            resp3: conn.resp3,
+            is_exec,
+            participants,
+            keys,
+            watcher,
+            watch_shards: conn.watch_shards.clone(),
+            next: 0,
+            temp,
+            watch_dirty: false,
+            acks_left: 0,
+            reply: Vec::new(),
+            final_db: conn.db,
+        };
+        self.txn.coord.insert(txid, txn);
+        conn.wait = Wait::Txn(txid);
+        self.send(first, Msg::LockPull { txid, coord: self.id, keys: first_keys, watcher });
+    }
+
+    /// Participant, phase 1: lock and report the keys' state.
+    pub fn on_lock_pull(&mut self, txid: u64, coord: usize, keys: Vec<DbKey>, watcher: Option<u64>) {
+        debug_assert!(self.txn.holder.is_none());
+        self.txn.holder = Some(txid);
+        let now = crate::util::now_ms();
+        let mut entries = Vec::with_capacity(keys.len());
+        for (db, key) in keys {
+            let st: KeyState = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire));
+            entries.push(((db, key), st));
+        }
+        let watch_dirty = watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);
+        self.send(coord, Msg::Pulled { txid, entries, watch_dirty });
+    }
+
+    /// Coordinator: a participant is locked; lock the next or execute.
+    pub fn on_pulled(&mut self, txid: u64, entries: Vec<(DbKey, KeyState)>, watch_dirty: bool) {
+        let Some(t) = self.txn.coord.get_mut(&txid) else { return };
+        for ((db, key), st) in entries {
+            if let Some((v, exp)) = st {
+                t.temp.set(db as usize, &key, v, exp);
+            }
+        }
+        t.watch_dirty |= watch_dirty;
+        t.next += 1;
+        if t.next < t.participants.len() {
+            let to = t.participants[t.next];
+            let keys = std::mem::take(&mut t.keys[t.next]);
+            let watcher = t.watcher;
+            self.send(to, Msg::LockPull { txid, coord: self.id, keys, watcher });
+            return;
+        }
+        self.execute_txn(txid);
+    }
+
+    fn execute_txn(&mut self, txid: u64) {
+        let Some(mut t) = self.txn.coord.remove(&txid) else { return };
+        // Pulling recorded touches; only what the commands change counts.
+        if let Some(v) = &mut t.temp.track_touched {
+            v.clear();
+        }
+        let mut reply = Vec::new();
+        if t.is_exec && t.watch_dirty {
+            Reply::new(&mut reply, t.resp3).null_array();
+        } else {
+            let now = crate::util::now_ms();
+            let mut db = t.db;
+            if t.is_exec {
+                Reply::new(&mut reply, t.resp3).array(t.cmds.len());
+            }
+            for c in &t.cmds {
+                let args = c.args();
+                let t0 = std::time::Instant::now();
+                let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
+                let before = reply.len();
+                if def.has(CONN) || def.has(GLOBAL) {
+                    let mut r = Reply::new(&mut reply, t.resp3);
+                    if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut db, &mut r) {
+                        r.error(&format!(
+                            "ERR '{}' is not supported inside a transaction spanning shards",
+                            def.name
+                        ));
+                    }
+                } else {
+                    let mut ctx = Ctx {
+                        ks: &mut t.temp,
+                        db,
+                        now,
+                        out: Reply::new(&mut reply, t.resp3),
+                        max_bulk_len: self.limits.max_bulk_len,
+                        rng: &mut self.rng,
+                    };
+                    cmd::exec(def, &mut ctx, &args);
+                }
+                let failed = reply.get(before) == Some(&b'-');
+                self.record_stat(id, t0, failed);
+            }
+            t.final_db = db;
+        }
+        // Ship the final state of every touched key to its owner.
+        let n = self.shared.nshards;
+        let mut writes: Vec<Vec<(DbKey, KeyState)>> = (0..t.participants.len()).map(|_| Vec::new()).collect();
+        let mut touched = t.temp.track_touched.take().unwrap_or_default();
+        touched.sort();
+        touched.dedup();
+        for (db, key) in touched {
+            let owner = crate::util::key_shard(&key, n);
+            let Some(p) = t.participants.iter().position(|&x| x == owner) else { continue };
+            let st = t.temp.remove(db as usize, &key).map(|e| {
+                let e = *e;
+                (e.value, e.expire)
+            });
+            writes[p].push(((db, key.to_vec()), st));
+        }
+        t.acks_left = t.participants.len();
+        t.reply = reply;
+        let participants = t.participants.clone();
+        t.temp = Keyspace::new();
+        self.txn.coord.insert(txid, t);
+        for (p, w) in participants.into_iter().zip(writes) {
+            self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: w });
+        }
+    }
+
+    /// Participant, phase 2: apply, unlock, resume deferred work.
+    pub fn on_push_unlock(&mut self, txid: u64, coord: usize, writes: Vec<(DbKey, KeyState)>) {
+        if self.txn.holder != Some(txid) {
+            crate::log(&format!("shard {}: unlock for txid {} that does not hold the lock", self.id, txid));
+            return;
+        }
+        for ((db, key), st) in writes {
+            match st {
+                Some((v, exp)) => self.ks.set(db as usize, &key, v, exp),
+                None => {
+                    self.ks.remove(db as usize, &key);
+                }
+            }
+        }
+        self.txn.holder = None;
+        self.send(coord, Msg::Pushed { txid });
+        self.resume_deferred();
+    }
+
+    fn resume_deferred(&mut self) {
+        while !self.txn.locked() {
+            let Some(d) = self.txn.deferred.pop_front() else { break };
+            match d {
+                Deferred::Msg(m) => self.on_work(m),
+                Deferred::Conn(r) => {
+                    if let Some(Some(c)) = self.conns.get_mut(r.idx as usize) {
+                        if c.gen == r.gen && matches!(c.wait, Wait::ShardLock) {
+                            c.wait = Wait::None;
+                            self.runnable.push_back(r.idx);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Coordinator: a participant applied its writes.
+    pub fn on_pushed(&mut self, txid: u64) {
+        let Some(t) = self.txn.coord.get_mut(&txid) else { return };
+        t.acks_left -= 1;
+        if t.acks_left > 0 {
+            return;
+        }
+        let Some(t) = self.txn.coord.remove(&txid) else { return };
+        let r = t.conn;
+        let watch_shards = t.watch_shards;
+        let who = t.watcher;
+        if let Some(Some(c)) = self.conns.get_mut(r.idx as usize) {
+            if c.gen == r.gen && matches!(c.wait, Wait::Txn(id) if id == txid) {
+                c.out.extend_from_slice(&t.reply);
+                c.wait = Wait::None;
+                c.db = t.final_db;
+                if t.is_exec {
+                    c.watch_shards.clear();
+                }
+                self.mark_dirty(r.idx);
+                self.runnable.push_back(r.idx);
+            }
+        }
+        if t.is_exec {
+            if let Some(w) = who {
+                self.unwatch_everywhere(w, &watch_shards);
+            }
+        }
+    }
+
+    /// EXEC: run the queued commands atomically.
+    pub fn exec_multi(&mut self, conn: &mut Conn) {
+        let Some(m) = conn.multi.take() else {
+            Reply::new(&mut conn.out, conn.resp3).error("ERR EXEC without MULTI");
+            return;
+        };
+        if m.aborted {
+            Reply::new(&mut conn.out, conn.resp3).error("EXECABORT Transaction discarded because of previous errors.");
+            let ws = std::mem::take(&mut conn.watch_shards);
+            self.unwatch_everywhere(conn.id, &ws);
+            return;
+        }
+        let n = self.shared.nshards;
+        let mut shards: Vec<usize> = Vec::new();
+        let mut has_global = false;
+        for c in &m.cmds {
+            let args = c.args();
+            if let Some((_, def)) = cmd::lookup(args.get(0)) {
+                has_global |= def.has(GLOBAL);
+                if def.first_key > 0 {
+                    shards.extend(super::dispatch::key_shards(def, &args, n));
+                }
+            }
+        }
+        shards.extend(conn.watch_shards.iter().copied());
+        shards.sort_unstable();
+        shards.dedup();
+        let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1);
+        if local {
+            if self.txn.locked() {
+                // Re-queue: MULTI state goes back, EXEC runs after unlock.
+                conn.multi = Some(m);
+                let r = conn.conn_ref(self.id);
+                conn.rpos -= b"*1\r\n$4\r\nEXEC\r\n".len().min(conn.rpos);
+                conn.wait = Wait::ShardLock;
+                self.txn.defer(Deferred::Conn(r));
+                return;
+            }
+            self.exec_multi_here(conn, m);
+            return;
+        }
+        if has_global {
+            Reply::new(&mut conn.out, conn.resp3)
+                .error("ERR keyspace-wide commands (FLUSHDB, DBSIZE, KEYS, ...) are not supported in a MULTI spanning shards");
+            let ws = std::mem::take(&mut conn.watch_shards);
+            self.unwatch_everywhere(conn.id, &ws);
+            return;
+        }
+        if shards.is_empty() {
+            shards.push(self.id);
+        }
+        self.start_txn(conn, m.cmds, shards, true);
+    }
+
+    /// EXEC when every key lives here: run in place, nothing can interleave.
+    fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState) {
+        let who = conn.id;
+        if !conn.watch_shards.is_empty() && self.ks.watch_dirty(who) {
+            Reply::new(&mut conn.out, conn.resp3).null_array();
+        } else {
+            Reply::new(&mut conn.out, conn.resp3).array(m.cmds.len());
+            for c in &m.cmds {
+                let args = c.args();
+                let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
+                if def.has(GLOBAL) {
+                    self.run_global_sync(conn, def, &args);
+                } else if def.has(CONN) {
+                    let mut db = conn.db;
+                    let mut r = Reply::new(&mut conn.out, conn.resp3);
+                    if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut db, &mut r) {
+                        r.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
+                    }
+                    conn.db = db;
+                } else {
+                    self.exec_local(conn, id, def, &args);
+                }
+            }
+        }
+        let ws = std::mem::take(&mut conn.watch_shards);
+        self.unwatch_everywhere(who, &ws);
+    }
+}
+
+/// `COPY src dst DB n`: the target db, if given and valid.
+fn copy_target_db(args: &crate::cmd::Args) -> Option<usize> {
+    let mut i = 3;
+    while i < args.len() {
+        if args.is(i, "DB") && i + 1 < args.len() {
+            return crate::util::parse_i64(args.get(i + 1)).filter(|d| (0..16).contains(d)).map(|d| d as usize);
+        }
+        i += 1;
+    }
+    None
+}
