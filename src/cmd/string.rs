@@ -1,24 +1,54 @@
-//! String commands: GET, SET and the rest of Redis's string family.
+//! String commands: GET, SET and the rest of Redis's string family,
+//! including the bitmap commands (SETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD)
+//! and LCS. Semantics, reply types and error texts follow Redis 7.0.
 
 use super::flags::*;
 use super::table::{CommandDef, Handler};
 use super::{err, Args, Ctx};
 use crate::keyspace::{Value, KEEP_TTL};
+use crate::protocol::reply::fmt_i64;
 use crate::util::parse_i64;
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
     CommandDef::new(name, arity, flags, keys, Some(h))
 }
 
+const K1: (i32, i32, i32) = (1, 1, 1);
+
 pub static COMMANDS: &[CommandDef] = &[
-    c("get", 2, READONLY | FAST, (1, 1, 1), get),
-    c("set", -3, WRITE, (1, 1, 1), set),
+    c("get", 2, READONLY | FAST, K1, get),
+    c("set", -3, WRITE, K1, set),
+    c("setnx", 3, WRITE | FAST, K1, setnx),
+    c("setex", 4, WRITE, K1, setex),
+    c("psetex", 4, WRITE, K1, psetex),
+    c("getex", -2, WRITE | FAST, K1, getex),
+    c("getdel", 2, WRITE | FAST, K1, getdel),
+    c("getset", 3, WRITE | FAST, K1, getset),
     c("mget", -2, READONLY | FAST, (1, -1, 1), mget),
     c("mset", -3, WRITE, (1, -1, 2), mset),
+    c("msetnx", -3, WRITE, (1, -1, 2), msetnx),
+    c("append", 3, WRITE | FAST, K1, append),
+    c("strlen", 2, READONLY | FAST, K1, strlen),
+    c("incr", 2, WRITE | FAST, K1, incr),
+    c("decr", 2, WRITE | FAST, K1, decr),
+    c("incrby", 3, WRITE | FAST, K1, incrby),
+    c("decrby", 3, WRITE | FAST, K1, decrby),
+    c("incrbyfloat", 3, WRITE | FAST, K1, incrbyfloat),
+    c("getrange", 4, READONLY, K1, getrange),
+    c("substr", 4, READONLY, K1, getrange),
+    c("setrange", 4, WRITE, K1, setrange),
+    c("setbit", 4, WRITE, K1, setbit),
+    c("getbit", 3, READONLY | FAST, K1, getbit),
+    c("bitcount", -2, READONLY, K1, bitcount),
+    c("bitpos", -3, READONLY, K1, bitpos),
+    c("bitop", -4, WRITE, (2, -1, 1), bitop),
+    c("bitfield", -2, WRITE, K1, bitfield),
+    c("bitfield_ro", -2, READONLY | FAST, K1, bitfield_ro),
+    c("lcs", -3, READONLY, (1, 2, 1), lcs),
 ];
 
-/// The string value at `key`, `Ok(None)` if absent, `Err` after replying
-/// WRONGTYPE. Integers are formatted into `buf`.
+/// The string value at `key`, `Ok(None)` if absent, `Err` if the key holds
+/// another type (the caller replies WRONGTYPE). Integers are formatted into `buf`.
 pub fn read_string<'b>(
     ctx: &'b mut Ctx,
     key: &[u8],
@@ -34,6 +64,40 @@ pub fn read_string<'b>(
     }
 }
 
+/// Turn a string value into an in-place editable `raw` string (Redis's
+/// dbUnshareStringValue); None if the value is not a string.
+fn make_raw(v: &mut Value) -> Option<&mut Vec<u8>> {
+    if let Value::Int(n) = *v {
+        let mut b = [0u8; 24];
+        *v = Value::raw(fmt_i64(&mut b, n).to_vec());
+    }
+    match v {
+        Value::Str { data, raw } => {
+            *raw = true;
+            Some(data)
+        }
+        _ => None,
+    }
+}
+
+/// Length of a string value without formatting integers into a buffer.
+fn str_len(v: &Value) -> Option<usize> {
+    let mut b = [0u8; 24];
+    v.str_bytes(&mut b).map(|s| s.len())
+}
+
+/// Redis's checkStringLength: would `size + append` bytes exceed the limit?
+fn too_long(ctx: &Ctx, size: i64, append: i64) -> bool {
+    match size.checked_add(append) {
+        Some(t) => t > ctx.max_bulk_len,
+        None => true,
+    }
+}
+
+fn invalid_expire(cmd: &str) -> String {
+    err::INVALID_EXPIRE.replace("{}", cmd)
+}
+
 /// GET key
 fn get(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
@@ -47,75 +111,113 @@ fn get(ctx: &mut Ctx, args: &Args) {
     }
 }
 
-/// Options of SET, parsed before anything is touched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExpireKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+/// Options of SET / GETEX, parsed before anything is touched.
 #[derive(Default)]
 pub struct SetOpts {
     pub nx: bool,
     pub xx: bool,
     pub get: bool,
     pub keepttl: bool,
-    /// Absolute expiry in ms, 0 = none.
-    pub expire_at: i64,
+    pub persist: bool,
+    /// The last EX/PX/EXAT/PXAT given and the index of its argument; the
+    /// number is validated separately (after the key lookup for GETEX).
+    pub expire: Option<(ExpireKind, usize)>,
 }
 
-/// Parse `[NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms|KEEPTTL]` from `from`.
-/// `cmd` names the command in the invalid-expire error.
-pub fn parse_set_opts(args: &Args, from: usize, now: i64, cmd: &str) -> Result<SetOpts, String> {
+/// Parse `[NX|XX] [GET] [EX s|PX ms|EXAT ts|PXAT ms|KEEPTTL]` (SET, `for_set`)
+/// or `[EX|PX|EXAT|PXAT t|PERSIST]` (GETEX) from `from`, with the same
+/// acceptance rules as Redis's parseExtendedStringArgumentsOrReply: repeating
+/// an option is allowed (the last expire wins), conflicting ones are a syntax
+/// error.
+pub fn parse_set_opts(args: &Args, from: usize, for_set: bool) -> Result<SetOpts, &'static str> {
     let mut o = SetOpts::default();
-    let mut have_expire = false;
     let mut i = from;
     while i < args.len() {
         let a = &args[i];
-        let next = if i + 1 < args.len() { Some(&args[i + 1]) } else { None };
-        if a.eq_ignore_ascii_case(b"NX") && !o.xx {
+        let has_next = i + 1 < args.len();
+        let kind = o.expire.map(|e| e.0);
+        let other_expire = |k: ExpireKind| kind.is_some() && kind != Some(k);
+        let ex_kind = if a.eq_ignore_ascii_case(b"EX") {
+            Some(ExpireKind::Ex)
+        } else if a.eq_ignore_ascii_case(b"PX") {
+            Some(ExpireKind::Px)
+        } else if a.eq_ignore_ascii_case(b"EXAT") {
+            Some(ExpireKind::ExAt)
+        } else if a.eq_ignore_ascii_case(b"PXAT") {
+            Some(ExpireKind::PxAt)
+        } else {
+            None
+        };
+        if for_set && a.eq_ignore_ascii_case(b"NX") && !o.xx {
             o.nx = true;
-        } else if a.eq_ignore_ascii_case(b"XX") && !o.nx {
+        } else if for_set && a.eq_ignore_ascii_case(b"XX") && !o.nx {
             o.xx = true;
-        } else if a.eq_ignore_ascii_case(b"GET") {
+        } else if for_set && a.eq_ignore_ascii_case(b"GET") {
             o.get = true;
-        } else if a.eq_ignore_ascii_case(b"KEEPTTL") && !have_expire {
+        } else if for_set && a.eq_ignore_ascii_case(b"KEEPTTL") && kind.is_none() {
             o.keepttl = true;
-            have_expire = true;
-        } else if !have_expire
-            && next.is_some()
-            && (a.eq_ignore_ascii_case(b"EX")
-                || a.eq_ignore_ascii_case(b"PX")
-                || a.eq_ignore_ascii_case(b"EXAT")
-                || a.eq_ignore_ascii_case(b"PXAT"))
-        {
-            let v = parse_i64(next.unwrap_or_default()).ok_or_else(|| err::NOT_INT.to_string())?;
-            let invalid = || format!("ERR invalid expire time in '{}' command", cmd);
-            if v <= 0 {
-                return Err(invalid());
-            }
-            let upper = a.to_ascii_uppercase();
-            o.expire_at = match upper.as_slice() {
-                b"EX" => v.checked_mul(1000).and_then(|ms| ms.checked_add(now)).ok_or_else(invalid)?,
-                b"PX" => v.checked_add(now).ok_or_else(invalid)?,
-                b"EXAT" => v.checked_mul(1000).ok_or_else(invalid)?,
-                _ => v,
-            };
-            have_expire = true;
+        } else if !for_set && a.eq_ignore_ascii_case(b"PERSIST") && kind.is_none() {
+            o.persist = true;
+        } else if let Some(k) = ex_kind.filter(|&k| !o.keepttl && !o.persist && !other_expire(k) && has_next) {
+            o.expire = Some((k, i + 1));
             i += 1;
         } else {
-            return Err(err::SYNTAX.to_string());
+            return Err(err::SYNTAX);
         }
         i += 1;
     }
     Ok(o)
 }
 
-/// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
-fn set(ctx: &mut Ctx, args: &Args) {
-    let now = ctx.now;
-    let opts = match parse_set_opts(args, 3, now, "set") {
-        Ok(o) => o,
-        Err(e) => return ctx.out.error(&e),
+/// Redis's getExpireMillisecondsOrReply: the absolute expiry in ms.
+fn expire_ms(arg: &[u8], kind: ExpireKind, now: i64, cmd: &str) -> Result<i64, String> {
+    let v = parse_i64(arg).ok_or_else(|| err::NOT_INT.to_string())?;
+    let secs = matches!(kind, ExpireKind::Ex | ExpireKind::ExAt);
+    if v <= 0 || (secs && v > i64::MAX / 1000) {
+        return Err(invalid_expire(cmd));
+    }
+    let ms = if secs { v * 1000 } else { v };
+    let ms = match kind {
+        ExpireKind::Ex | ExpireKind::Px => ms.checked_add(now).ok_or_else(|| invalid_expire(cmd))?,
+        _ => ms,
     };
-    let key = &args[1];
+    if ms <= 0 {
+        return Err(invalid_expire(cmd));
+    }
+    Ok(ms)
+}
+
+/// Redis's setGenericCommand. `ok`/`abort` are the replies for success and
+/// for an NX/XX condition that failed (None = +OK / null).
+fn set_generic(
+    ctx: &mut Ctx,
+    key: &[u8],
+    val: &[u8],
+    opts: &SetOpts,
+    expire_arg: Option<(ExpireKind, &[u8])>,
+    cmd: &str,
+    ok: Option<i64>,
+    abort: Option<i64>,
+) {
+    let now = ctx.now;
     let db = ctx.db;
+    let mut expire_at = 0;
+    if let Some((kind, arg)) = expire_arg {
+        match expire_ms(arg, kind, now, cmd) {
+            Ok(ms) => expire_at = ms,
+            Err(e) => return ctx.out.error(&e),
+        }
+    }
     let existing = ctx.ks.lookup(db, key, now);
-    let exists = existing.is_some();
+    let found = existing.is_some();
     if opts.get {
         let mut buf = [0u8; 24];
         match existing {
@@ -126,23 +228,130 @@ fn set(ctx: &mut Ctx, args: &Args) {
             },
         }
     }
-    if (opts.nx && exists) || (opts.xx && !exists) {
+    if (opts.nx && found) || (opts.xx && !found) {
         if !opts.get {
-            ctx.out.null();
+            match abort {
+                Some(n) => ctx.out.int(n),
+                None => ctx.out.null(),
+            }
         }
         return;
     }
-    if opts.expire_at != 0 && opts.expire_at <= now {
-        // An absolute time in the past: the key is gone at once (Redis
-        // deletes it rather than storing an already-expired value).
-        ctx.ks.delete(db, key, now);
+    let expire = if opts.keepttl { KEEP_TTL } else { expire_at };
+    if expire_at != 0 && expire_at <= now {
+        // An absolute time in the past: Redis stores the key and it expires
+        // at once; we store and drop it (both touch the key for WATCH).
+        ctx.ks.set(db, key, Value::from_bytes(val), 0);
+        ctx.ks.remove(db, key);
     } else {
-        let expire = if opts.keepttl { KEEP_TTL } else { opts.expire_at };
-        ctx.ks.set(db, key, Value::from_bytes(&args[2]), expire);
+        ctx.ks.set(db, key, Value::from_bytes(val), expire);
     }
     if !opts.get {
-        ctx.out.ok();
+        match ok {
+            Some(n) => ctx.out.int(n),
+            None => ctx.out.ok(),
+        }
     }
+}
+
+/// SET key value [NX|XX] [GET] [EX|PX|EXAT|PXAT t|KEEPTTL]
+fn set(ctx: &mut Ctx, args: &Args) {
+    let opts = match parse_set_opts(args, 3, true) {
+        Ok(o) => o,
+        Err(e) => return ctx.out.error(e),
+    };
+    let exp = opts.expire.map(|(k, i)| (k, &args[i]));
+    set_generic(ctx, &args[1], &args[2], &opts, exp, "set", None, None);
+}
+
+/// SETNX key value
+fn setnx(ctx: &mut Ctx, args: &Args) {
+    let opts = SetOpts { nx: true, ..Default::default() };
+    set_generic(ctx, &args[1], &args[2], &opts, None, "setnx", Some(1), Some(0));
+}
+
+/// SETEX key seconds value
+fn setex(ctx: &mut Ctx, args: &Args) {
+    let opts = SetOpts::default();
+    set_generic(ctx, &args[1], &args[3], &opts, Some((ExpireKind::Ex, &args[2])), "setex", None, None);
+}
+
+/// PSETEX key milliseconds value
+fn psetex(ctx: &mut Ctx, args: &Args) {
+    let opts = SetOpts::default();
+    set_generic(ctx, &args[1], &args[3], &opts, Some((ExpireKind::Px, &args[2])), "psetex", None, None);
+}
+
+/// GETEX key [EX s|PX ms|EXAT ts|PXAT ms|PERSIST]
+fn getex(ctx: &mut Ctx, args: &Args) {
+    let opts = match parse_set_opts(args, 2, false) {
+        Ok(o) => o,
+        Err(e) => return ctx.out.error(e),
+    };
+    let now = ctx.now;
+    let db = ctx.db;
+    let key = &args[1];
+    let mut buf = [0u8; 24];
+    let had_ttl = match ctx.ks.lookup(db, key, now) {
+        None => return ctx.out.null(),
+        Some(e) => {
+            if !e.value.is_string() {
+                return ctx.out.error(err::WRONGTYPE);
+            }
+            e.expire != 0
+        }
+    };
+    let mut expire_at = 0;
+    if let Some((kind, i)) = opts.expire {
+        match expire_ms(&args[i], kind, now, "getex") {
+            Ok(ms) => expire_at = ms,
+            Err(e) => return ctx.out.error(&e),
+        }
+    }
+    if let Some(e) = ctx.ks.lookup(db, key, now) {
+        if let Some(s) = e.value.str_bytes(&mut buf) {
+            ctx.out.bulk(s);
+        }
+    }
+    if opts.expire.is_some() {
+        if expire_at <= now {
+            ctx.ks.remove(db, key);
+        } else {
+            ctx.ks.set_expire(db, key, expire_at);
+        }
+    } else if opts.persist && had_ttl {
+        ctx.ks.set_expire(db, key, 0);
+    }
+}
+
+/// GETDEL key
+fn getdel(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    let db = ctx.db;
+    let mut buf = [0u8; 24];
+    match ctx.ks.lookup(db, &args[1], now) {
+        None => return ctx.out.null(),
+        Some(e) => match e.value.str_bytes(&mut buf) {
+            Some(s) => ctx.out.bulk(s),
+            None => return ctx.out.error(err::WRONGTYPE),
+        },
+    }
+    ctx.ks.remove(db, &args[1]);
+}
+
+/// GETSET key value
+fn getset(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    let db = ctx.db;
+    let mut buf = [0u8; 24];
+    match ctx.ks.lookup(db, &args[1], now) {
+        None => ctx.out.null(),
+        Some(e) => match e.value.str_bytes(&mut buf) {
+            Some(s) => ctx.out.bulk(s),
+            None => return ctx.out.error(err::WRONGTYPE),
+        },
+    }
+    ctx.ks.set(db, &args[1], Value::from_bytes(&args[2]), 0);
 }
 
 /// MGET key [key ...]
@@ -170,4 +379,1632 @@ fn mset(ctx: &mut Ctx, args: &Args) {
         ctx.ks.set(ctx.db, &args[i], Value::from_bytes(&args[i + 1]), 0);
     }
     ctx.out.ok();
+}
+
+/// MSETNX key value [key value ...]
+fn msetnx(ctx: &mut Ctx, args: &Args) {
+    if args.len() % 2 == 0 {
+        return super::arity_error(&mut ctx.out, "msetnx");
+    }
+    let now = ctx.now;
+    for i in (1..args.len()).step_by(2) {
+        if ctx.ks.lookup(ctx.db, &args[i], now).is_some() {
+            return ctx.out.int(0);
+        }
+    }
+    for i in (1..args.len()).step_by(2) {
+        ctx.ks.set(ctx.db, &args[i], Value::from_bytes(&args[i + 1]), 0);
+    }
+    ctx.out.int(1);
+}
+
+/// APPEND key value
+fn append(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    let db = ctx.db;
+    let key = &args[1];
+    let add = &args[2];
+    let max = ctx.max_bulk_len;
+    let total = match ctx.ks.lookup(db, key, now) {
+        None => {
+            ctx.ks.set(db, key, Value::from_bytes(add), 0);
+            return ctx.out.int(add.len() as i64);
+        }
+        Some(e) => {
+            let Some(cur) = str_len(&e.value) else {
+                return ctx.out.error(err::WRONGTYPE);
+            };
+            if (cur as i64).checked_add(add.len() as i64).map_or(true, |t| t > max) {
+                return ctx.out.error(err::STRING_TOO_LONG);
+            }
+            let Some(data) = make_raw(&mut e.value) else { return };
+            data.extend_from_slice(add);
+            data.len()
+        }
+    };
+    ctx.ks.touch(db, key);
+    ctx.out.int(total as i64);
+}
+
+/// STRLEN key
+fn strlen(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    match ctx.ks.lookup(ctx.db, &args[1], now) {
+        None => ctx.out.int(0),
+        Some(e) => match str_len(&e.value) {
+            Some(n) => ctx.out.int(n as i64),
+            None => ctx.out.error(err::WRONGTYPE),
+        },
+    }
+}
+
+/// The integer held by a string value: Err(error text) if not a string or
+/// not an integer.
+fn value_as_i64(v: &Value) -> Result<i64, &'static str> {
+    if let Value::Int(n) = *v {
+        return Ok(n);
+    }
+    let mut b = [0u8; 24];
+    match v.str_bytes(&mut b) {
+        None => Err(err::WRONGTYPE),
+        Some(s) => parse_i64(s).ok_or(err::NOT_INT),
+    }
+}
+
+fn incr_decr(ctx: &mut Ctx, key: &[u8], delta: i64) {
+    let now = ctx.now;
+    let db = ctx.db;
+    match ctx.ks.lookup(db, key, now) {
+        None => {
+            ctx.ks.set(db, key, Value::Int(delta), 0);
+            ctx.out.int(delta);
+        }
+        Some(e) => {
+            let cur = match value_as_i64(&e.value) {
+                Ok(n) => n,
+                Err(m) => return ctx.out.error(m),
+            };
+            let Some(new) = cur.checked_add(delta) else {
+                return ctx.out.error(err::OVERFLOW);
+            };
+            // In place: the TTL stays, as Redis's dbReplaceValue keeps it.
+            e.value = Value::Int(new);
+            ctx.ks.touch(db, key);
+            ctx.out.int(new);
+        }
+    }
+}
+
+/// INCR key
+fn incr(ctx: &mut Ctx, args: &Args) {
+    incr_decr(ctx, &args[1], 1);
+}
+
+/// DECR key
+fn decr(ctx: &mut Ctx, args: &Args) {
+    incr_decr(ctx, &args[1], -1);
+}
+
+/// INCRBY key increment
+fn incrby(ctx: &mut Ctx, args: &Args) {
+    match parse_i64(&args[2]) {
+        Some(n) => incr_decr(ctx, &args[1], n),
+        None => ctx.out.error(err::NOT_INT),
+    }
+}
+
+/// DECRBY key decrement
+fn decrby(ctx: &mut Ctx, args: &Args) {
+    match parse_i64(&args[2]) {
+        None => ctx.out.error(err::NOT_INT),
+        Some(i64::MIN) => ctx.out.error("ERR decrement would overflow"),
+        Some(n) => incr_decr(ctx, &args[1], -n),
+    }
+}
+
+/// INCRBYFLOAT key increment
+fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    let db = ctx.db;
+    let key = &args[1];
+    let mut buf = [0u8; 24];
+    let (cur, exists) = match ctx.ks.lookup(db, key, now) {
+        None => (Some(ld::zero()), false),
+        Some(e) => match e.value.str_bytes(&mut buf) {
+            None => return ctx.out.error(err::WRONGTYPE),
+            Some(s) => (ld::parse(s), true),
+        },
+    };
+    let Some(cur) = cur else { return ctx.out.error(err::NOT_FLOAT) };
+    let Some(incr) = ld::parse(&args[2]) else { return ctx.out.error(err::NOT_FLOAT) };
+    let sum = ld::add(&cur, &incr);
+    if !ld::is_finite(&sum) {
+        return ctx.out.error("ERR increment would produce NaN or Infinity");
+    }
+    let s = ld::fmt_human(&sum);
+    ctx.out.bulk(&s);
+    // Redis stores the formatted text as a plain string object (embstr or
+    // raw by length), never int-encoded; the TTL of an existing key stays.
+    let raw = s.len() > crate::keyspace::value::EMBSTR_MAX;
+    let v = Value::Str { data: s, raw };
+    ctx.ks.set(db, key, v, if exists { KEEP_TTL } else { 0 });
+}
+
+/// Redis's long double arithmetic for INCRBYFLOAT: on x86-64 the x87
+/// 80-bit extended format, parsed with glibc's strtold (through sscanf),
+/// added by the FPU and printed exactly as `%.17Lf` with trailing zeros
+/// removed. Elsewhere an f64 approximation.
+mod ld {
+    /// Redis's MAX_LONG_DOUBLE_CHARS.
+    const MAX_CHARS: usize = 5 * 1024;
+
+    /// Whether the mantissa (before the exponent) of a numeric literal has a
+    /// non-zero digit: a zero result from such input is an underflow.
+    fn nonzero_mantissa(s: &[u8]) -> bool {
+        let s = s.strip_prefix(b"-").or_else(|| s.strip_prefix(b"+")).unwrap_or(s);
+        if s.len() > 1 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') {
+            s[2..]
+                .iter()
+                .take_while(|&&c| c != b'p' && c != b'P')
+                .any(|&c| c.is_ascii_hexdigit() && c != b'0')
+        } else {
+            s.iter().take_while(|&&c| c != b'e' && c != b'E').any(|&c| (b'1'..=b'9').contains(&c))
+        }
+    }
+
+    /// Common checks of Redis's string2ld before conversion.
+    fn precheck(s: &[u8]) -> bool {
+        !(s.is_empty() || s.len() >= MAX_CHARS || s[0].is_ascii_whitespace() || s[0] == 0x0b || s[0] == 0x0c)
+    }
+
+    /// Whether all of `s` is one number in strtold's grammar (decimal or
+    /// hex float, or inf/infinity; NaN excluded). sscanf's %Lf consumes
+    /// some invalid tails ("1e", "1e+") that strtold would leave unparsed.
+    fn full_literal(s: &[u8]) -> bool {
+        let s = s.strip_prefix(b"-").or_else(|| s.strip_prefix(b"+")).unwrap_or(s);
+        if s.eq_ignore_ascii_case(b"inf") || s.eq_ignore_ascii_case(b"infinity") {
+            return true;
+        }
+        let (hex, body) = if s.len() > 2 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') {
+            (true, &s[2..])
+        } else {
+            (false, s)
+        };
+        let is_digit = |c: u8| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() };
+        let mut i = 0;
+        let mut digits = 0;
+        while i < body.len() && is_digit(body[i]) {
+            i += 1;
+            digits += 1;
+        }
+        if i < body.len() && body[i] == b'.' {
+            i += 1;
+            while i < body.len() && is_digit(body[i]) {
+                i += 1;
+                digits += 1;
+            }
+        }
+        if digits == 0 {
+            return false;
+        }
+        if i == body.len() {
+            return true;
+        }
+        let marker = if hex { b'p' } else { b'e' };
+        if body[i].to_ascii_lowercase() != marker {
+            return false;
+        }
+        i += 1;
+        if i < body.len() && (body[i] == b'+' || body[i] == b'-') {
+            i += 1;
+        }
+        i < body.len() && body[i..].iter().all(|c| c.is_ascii_digit())
+    }
+
+    fn spells_inf(s: &[u8]) -> bool {
+        s.iter().any(|&c| c == b'i' || c == b'I')
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    mod imp {
+        /// An x87 80-bit extended value (10 bytes used, little endian).
+        #[derive(Clone, Copy)]
+        #[repr(C, align(16))]
+        pub struct F80(pub [u8; 16]);
+
+        pub fn zero() -> F80 {
+            F80([0; 16])
+        }
+
+        pub fn parse(s: &[u8]) -> Option<F80> {
+            if !super::precheck(s) || !super::full_literal(s) {
+                return None;
+            }
+            let mut cs = Vec::with_capacity(s.len() + 1);
+            cs.extend_from_slice(s);
+            cs.push(0);
+            let mut out = F80([0; 16]);
+            let mut n: libc::c_int = 0;
+            // SAFETY: `cs` is NUL-terminated; %Lf stores a long double (16
+            // bytes on x86-64) into `out`, %n an int into `n`.
+            let r = unsafe {
+                libc::sscanf(
+                    cs.as_ptr() as *const libc::c_char,
+                    b"%Lf%n\0".as_ptr() as *const libc::c_char,
+                    out.0.as_mut_ptr(),
+                    &mut n as *mut libc::c_int,
+                )
+            };
+            if r != 1 || n as usize != s.len() {
+                return None;
+            }
+            let exp = u16::from_le_bytes([out.0[8], out.0[9]]) & 0x7fff;
+            let mant = u64::from_le_bytes(out.0[..8].try_into().ok()?);
+            if exp == 0x7fff {
+                // NaN is refused; infinity only when spelled out (otherwise
+                // it is strtold's ERANGE overflow, which Redis refuses).
+                if mant << 1 != 0 || !super::spells_inf(s) {
+                    return None;
+                }
+            } else if exp == 0 && mant == 0 && super::nonzero_mantissa(s) {
+                return None; // underflow to zero (ERANGE)
+            }
+            Some(out)
+        }
+
+        pub fn add(a: &F80, b: &F80) -> F80 {
+            let mut out = F80([0; 16]);
+            // SAFETY: loads two 80-bit values, adds them on the x87 stack
+            // (left empty afterwards) and stores the result into `out`.
+            unsafe {
+                std::arch::asm!(
+                    "fld tbyte ptr [{a}]",
+                    "fld tbyte ptr [{b}]",
+                    "faddp st(1), st",
+                    "fstp tbyte ptr [{o}]",
+                    a = in(reg) a.0.as_ptr(),
+                    b = in(reg) b.0.as_ptr(),
+                    o = in(reg) out.0.as_mut_ptr(),
+                    out("st(0)") _, out("st(1)") _, out("st(2)") _, out("st(3)") _,
+                    out("st(4)") _, out("st(5)") _, out("st(6)") _, out("st(7)") _,
+                    options(nostack),
+                );
+            }
+            out
+        }
+
+        pub fn is_finite(a: &F80) -> bool {
+            u16::from_le_bytes([a.0[8], a.0[9]]) & 0x7fff != 0x7fff
+        }
+
+        /// (negative, mantissa, binary exponent): value = mant * 2^exp.
+        pub fn decompose(a: &F80) -> (bool, u64, i32) {
+            let se = u16::from_le_bytes([a.0[8], a.0[9]]);
+            let mut m = [0u8; 8];
+            m.copy_from_slice(&a.0[..8]);
+            let e = (se & 0x7fff) as i32;
+            (se & 0x8000 != 0, u64::from_le_bytes(m), e.max(1) - 16383 - 63)
+        }
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+    mod imp {
+        #[derive(Clone, Copy)]
+        pub struct F80(pub f64);
+
+        pub fn zero() -> F80 {
+            F80(0.0)
+        }
+
+        pub fn parse(s: &[u8]) -> Option<F80> {
+            if !super::precheck(s) || !super::full_literal(s) {
+                return None;
+            }
+            let v = crate::util::parse_f64(s)?;
+            if v.is_infinite() && !super::spells_inf(s) {
+                return None;
+            }
+            if v == 0.0 && super::nonzero_mantissa(s) {
+                return None;
+            }
+            Some(F80(v))
+        }
+
+        pub fn add(a: &F80, b: &F80) -> F80 {
+            F80(a.0 + b.0)
+        }
+
+        pub fn is_finite(a: &F80) -> bool {
+            a.0.is_finite()
+        }
+
+        pub fn decompose(a: &F80) -> (bool, u64, i32) {
+            let bits = a.0.to_bits();
+            let e = ((bits >> 52) & 0x7ff) as i32;
+            let frac = bits & ((1u64 << 52) - 1);
+            let m = if e == 0 { frac } else { frac | (1u64 << 52) };
+            (bits >> 63 != 0, m, e.max(1) - 1023 - 52)
+        }
+    }
+
+    pub use imp::{add, is_finite, parse, zero, F80};
+
+    /// `%.17Lf` of the exact binary value (round half to even), then Redis's
+    /// trailing-zero trimming and "-0" -> "0".
+    pub fn fmt_human(a: &F80) -> Vec<u8> {
+        const SCALE: u128 = 100_000_000_000_000_000; // 10^17
+        let (neg, m, k) = imp::decompose(a);
+        let mut int_digits: Vec<u8>;
+        let mut frac: u128 = 0;
+        if k >= 0 {
+            int_digits = big_shl_decimal(m, k as u32);
+        } else {
+            let sh = (-k) as u32;
+            let (ip, fb): (u64, u128) =
+                if sh < 64 { (m >> sh, (m & ((1u64 << sh) - 1)) as u128) } else { (0, m as u128) };
+            let mut ip = ip as u128;
+            if sh < 128 {
+                let p = fb * SCALE; // < 2^64 * 2^57
+                let q = p >> sh;
+                let r = p & ((1u128 << sh) - 1);
+                let half = 1u128 << (sh - 1);
+                frac = q;
+                if r > half || (r == half && q & 1 == 1) {
+                    frac += 1;
+                }
+                if frac == SCALE {
+                    frac = 0;
+                    ip += 1;
+                }
+            }
+            int_digits = ip.to_string().into_bytes();
+        }
+        let mut out = Vec::with_capacity(int_digits.len() + 20);
+        if neg {
+            out.push(b'-');
+        }
+        out.append(&mut int_digits);
+        let f = format!("{:017}", frac);
+        let f = f.trim_end_matches('0');
+        if !f.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(f.as_bytes());
+        }
+        if out == b"-0" {
+            out = b"0".to_vec();
+        }
+        out
+    }
+
+    /// Decimal digits of `m << k`.
+    fn big_shl_decimal(m: u64, mut k: u32) -> Vec<u8> {
+        const BASE: u64 = 1_000_000_000;
+        // Little-endian limbs in base 10^9.
+        let mut limbs: Vec<u64> = Vec::new();
+        let mut v = m;
+        while v > 0 {
+            limbs.push(v % BASE);
+            v /= BASE;
+        }
+        while k > 0 {
+            let s = k.min(29);
+            k -= s;
+            let mut carry = 0u64;
+            for l in limbs.iter_mut() {
+                let x = (*l << s) + carry;
+                *l = x % BASE;
+                carry = x / BASE;
+            }
+            while carry > 0 {
+                limbs.push(carry % BASE);
+                carry /= BASE;
+            }
+        }
+        let mut s = String::new();
+        match limbs.last() {
+            None => s.push('0'),
+            Some(top) => s.push_str(&top.to_string()),
+        }
+        for l in limbs.iter().rev().skip(1) {
+            s.push_str(&format!("{:09}", l));
+        }
+        s.into_bytes()
+    }
+}
+
+/// Redis's GETRANGE clamping: the byte range of a `len`-byte string, or
+/// None for an empty result.
+fn clamp_range(mut start: i64, mut end: i64, len: i64) -> Option<(usize, usize)> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    if start < 0 {
+        start += len;
+    }
+    if end < 0 {
+        end += len;
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= len {
+        end = len - 1;
+    }
+    if start > end || len == 0 {
+        return None;
+    }
+    Some((start as usize, end as usize))
+}
+
+/// GETRANGE key start end (and SUBSTR)
+fn getrange(ctx: &mut Ctx, args: &Args) {
+    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+        return ctx.out.error(err::NOT_INT);
+    };
+    let now = ctx.now;
+    let mut buf = [0u8; 24];
+    match ctx.ks.lookup(ctx.db, &args[1], now) {
+        None => ctx.out.bulk(b""),
+        Some(e) => match e.value.str_bytes(&mut buf) {
+            None => ctx.out.error(err::WRONGTYPE),
+            Some(s) => match clamp_range(start, end, s.len() as i64) {
+                None => ctx.out.bulk(b""),
+                Some((a, b)) => ctx.out.bulk(&s[a..=b]),
+            },
+        },
+    }
+}
+
+/// SETRANGE key offset value
+fn setrange(ctx: &mut Ctx, args: &Args) {
+    let Some(offset) = parse_i64(&args[2]) else {
+        return ctx.out.error(err::NOT_INT);
+    };
+    if offset < 0 {
+        return ctx.out.error("ERR offset is out of range");
+    }
+    let now = ctx.now;
+    let db = ctx.db;
+    let key = &args[1];
+    let val = &args[3];
+    let long = too_long(ctx, offset, val.len() as i64);
+    match ctx.ks.lookup(db, key, now) {
+        None => {
+            if val.is_empty() {
+                return ctx.out.int(0);
+            }
+            if long {
+                return ctx.out.error(err::STRING_TOO_LONG);
+            }
+            let mut v = vec![0u8; offset as usize + val.len()];
+            v[offset as usize..].copy_from_slice(val);
+            let n = v.len();
+            ctx.ks.set(db, key, Value::raw(v), 0);
+            ctx.out.int(n as i64);
+        }
+        Some(e) => {
+            let Some(cur) = str_len(&e.value) else {
+                return ctx.out.error(err::WRONGTYPE);
+            };
+            if val.is_empty() {
+                return ctx.out.int(cur as i64);
+            }
+            if long {
+                return ctx.out.error(err::STRING_TOO_LONG);
+            }
+            let Some(data) = make_raw(&mut e.value) else { return };
+            let off = offset as usize;
+            if data.len() < off + val.len() {
+                data.resize(off + val.len(), 0);
+            }
+            data[off..off + val.len()].copy_from_slice(val);
+            let n = data.len();
+            ctx.ks.touch(db, key);
+            ctx.out.int(n as i64);
+        }
+    }
+}
+
+/// Redis's getBitOffsetFromArgument: a bit offset (optionally `#N` times
+/// `bits` for BITFIELD), limited so its byte fits in proto-max-bulk-len.
+fn bit_offset(ctx: &Ctx, arg: &[u8], hash: bool, bits: u64) -> Result<u64, ()> {
+    let (usehash, digits) = if hash && arg.len() > 1 && arg[0] == b'#' { (true, &arg[1..]) } else { (false, arg) };
+    let mut off = parse_i64(digits).ok_or(())?;
+    if usehash {
+        off = off.checked_mul(bits as i64).ok_or(())?;
+    }
+    if off < 0 || (off >> 3) >= ctx.max_bulk_len {
+        return Err(());
+    }
+    Ok(off as u64)
+}
+
+/// Look up (or create) the string at `key` for a bit write reaching bit
+/// `maxbit`, zero-padded up to it, as raw. Replies WRONGTYPE and returns
+/// false if it is not a string.
+fn string_for_bit_write(ctx: &mut Ctx, key: &[u8], maxbit: u64) -> bool {
+    let now = ctx.now;
+    let db = ctx.db;
+    let need = (maxbit >> 3) as usize + 1;
+    match ctx.ks.lookup(db, key, now) {
+        None => {
+            ctx.ks.set(db, key, Value::raw(vec![0u8; need]), 0);
+            true
+        }
+        Some(e) => match make_raw(&mut e.value) {
+            None => {
+                ctx.out.error(err::WRONGTYPE);
+                false
+            }
+            Some(data) => {
+                if data.len() < need {
+                    data.resize(need, 0);
+                }
+                true
+            }
+        },
+    }
+}
+
+/// The raw string bytes of an entry known to be a raw string.
+fn raw_bytes_mut<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Option<&'a mut Vec<u8>> {
+    let now = ctx.now;
+    ctx.ks.lookup(ctx.db, key, now).and_then(|e| make_raw(&mut e.value))
+}
+
+/// SETBIT key offset value
+fn setbit(ctx: &mut Ctx, args: &Args) {
+    let Ok(off) = bit_offset(ctx, &args[2], false, 0) else {
+        return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
+    };
+    let on = match parse_i64(&args[3]) {
+        Some(v @ (0 | 1)) => v as u8,
+        _ => return ctx.out.error("ERR bit is not an integer or out of range"),
+    };
+    let key = &args[1];
+    if !string_for_bit_write(ctx, key, off) {
+        return;
+    }
+    let Some(data) = raw_bytes_mut(ctx, key) else { return };
+    let byte = (off >> 3) as usize;
+    let bit = 7 - (off & 7) as u8;
+    let old = (data[byte] >> bit) & 1;
+    data[byte] = (data[byte] & !(1 << bit)) | (on << bit);
+    let db = ctx.db;
+    ctx.ks.touch(db, key);
+    ctx.out.int(old as i64);
+}
+
+/// GETBIT key offset
+fn getbit(ctx: &mut Ctx, args: &Args) {
+    let Ok(off) = bit_offset(ctx, &args[2], false, 0) else {
+        return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
+    };
+    let mut buf = [0u8; 24];
+    match read_string(ctx, &args[1], &mut buf) {
+        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Ok(None) => ctx.out.int(0),
+        Ok(Some(s)) => {
+            let byte = (off >> 3) as usize;
+            let bit = s.get(byte).map_or(0, |b| (b >> (7 - (off & 7))) & 1);
+            ctx.out.int(bit as i64);
+        }
+    }
+}
+
+/// Parse an optional BYTE|BIT unit argument: Ok(true) for BIT.
+fn bit_unit(arg: &[u8]) -> Result<bool, ()> {
+    if arg.eq_ignore_ascii_case(b"bit") {
+        Ok(true)
+    } else if arg.eq_ignore_ascii_case(b"byte") {
+        Ok(false)
+    } else {
+        Err(())
+    }
+}
+
+fn popcount(s: &[u8]) -> u64 {
+    let mut chunks = s.chunks_exact(8);
+    let mut n: u64 = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        n += u64::from_ne_bytes(w).count_ones() as u64;
+    }
+    n + chunks.remainder().iter().map(|b| b.count_ones() as u64).sum::<u64>()
+}
+
+/// Clamp a range of `totlen` units as BITCOUNT/BITPOS do; None when empty.
+fn clamp_units(mut start: i64, mut end: i64, totlen: i64) -> Option<(i64, i64)> {
+    if start < 0 {
+        start = start.saturating_add(totlen);
+    }
+    if end < 0 {
+        end = end.saturating_add(totlen);
+    }
+    start = start.max(0);
+    end = end.max(0);
+    if end >= totlen {
+        end = totlen - 1;
+    }
+    if start > end {
+        None
+    } else {
+        Some((start, end))
+    }
+}
+
+/// Count set bits of `s` in bit positions [a, b] (inclusive).
+fn count_bits(s: &[u8], a: u64, b: u64) -> u64 {
+    let (fa, fb) = ((a >> 3) as usize, (b >> 3) as usize);
+    let mut n = popcount(&s[fa..=fb]);
+    // Drop the bits of the edge bytes that are outside the range.
+    let first_mask = !(0xffu16 >> (a & 7)) as u8; // bits before `a`
+    let last_mask = ((1u16 << (7 - (b & 7))) - 1) as u8; // bits after `b`
+    n -= (s[fa] & first_mask).count_ones() as u64;
+    n -= (s[fb] & last_mask).count_ones() as u64;
+    n
+}
+
+/// BITCOUNT key [start end [BYTE|BIT]]
+fn bitcount(ctx: &mut Ctx, args: &Args) {
+    let mut buf = [0u8; 24];
+    let argc = args.len();
+    let s = match read_string(ctx, &args[1], &mut buf) {
+        Err(()) => return ctx.out.error(err::WRONGTYPE),
+        Ok(None) => return ctx.out.int(0),
+        Ok(Some(s)) => s,
+    };
+    let n = if argc == 4 || argc == 5 {
+        let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+            return ctx.out.error(err::NOT_INT);
+        };
+        let isbit = if argc == 5 {
+            match bit_unit(&args[4]) {
+                Ok(b) => b,
+                Err(()) => return ctx.out.error(err::SYNTAX),
+            }
+        } else {
+            false
+        };
+        if start < 0 && end < 0 && start > end {
+            0
+        } else {
+            let totlen = s.len() as i64 * if isbit { 8 } else { 1 };
+            match clamp_units(start, end, totlen) {
+                None => 0,
+                Some((a, b)) if isbit => count_bits(s, a as u64, b as u64),
+                Some((a, b)) => popcount(&s[a as usize..=b as usize]),
+            }
+        }
+    } else if argc == 2 {
+        popcount(s)
+    } else {
+        return ctx.out.error(err::SYNTAX);
+    };
+    ctx.out.int(n as i64);
+}
+
+/// First bit equal to `bit` in bit positions [a, b] of `s`.
+fn find_bit(s: &[u8], bit: u8, a: u64, b: u64) -> Option<u64> {
+    let skip = if bit == 1 { 0u8 } else { 0xff };
+    let mut pos = a;
+    while pos <= b {
+        let byte = s[(pos >> 3) as usize];
+        if pos & 7 == 0 && pos + 7 <= b && byte == skip {
+            // Skip whole bytes (and then whole words) with no candidate.
+            pos += 8;
+            let wskip = if bit == 1 { 0u64 } else { u64::MAX };
+            while pos + 63 <= b {
+                let i = (pos >> 3) as usize;
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&s[i..i + 8]);
+                if u64::from_ne_bytes(w) != wskip {
+                    break;
+                }
+                pos += 64;
+            }
+            continue;
+        }
+        if (byte >> (7 - (pos & 7))) & 1 == bit {
+            return Some(pos);
+        }
+        pos += 1;
+    }
+    None
+}
+
+/// BITPOS key bit [start [end [BYTE|BIT]]]
+fn bitpos(ctx: &mut Ctx, args: &Args) {
+    let bit = match parse_i64(&args[2]) {
+        None => return ctx.out.error(err::NOT_INT),
+        Some(b @ (0 | 1)) => b as u8,
+        Some(_) => return ctx.out.error("ERR The bit argument must be 1 or 0."),
+    };
+    let argc = args.len();
+    let mut buf = [0u8; 24];
+    let s = match read_string(ctx, &args[1], &mut buf) {
+        Err(()) => return ctx.out.error(err::WRONGTYPE),
+        Ok(None) => return ctx.out.int(if bit == 1 { -1 } else { 0 }),
+        Ok(Some(s)) => s,
+    };
+    let len = s.len() as i64;
+    let mut end_given = false;
+    // The searched range in bits, inclusive.
+    let range = if (4..=6).contains(&argc) {
+        let Some(start) = parse_i64(&args[3]) else {
+            return ctx.out.error(err::NOT_INT);
+        };
+        let mut isbit = false;
+        if argc == 6 {
+            match bit_unit(&args[5]) {
+                Ok(b) => isbit = b,
+                Err(()) => return ctx.out.error(err::SYNTAX),
+            }
+        }
+        let end = if argc >= 5 {
+            let Some(e) = parse_i64(&args[4]) else {
+                return ctx.out.error(err::NOT_INT);
+            };
+            end_given = true;
+            e
+        } else if isbit {
+            len * 8 + 7
+        } else {
+            len - 1
+        };
+        let totlen = if isbit { len * 8 } else { len };
+        match clamp_units(start, end, totlen) {
+            None => None,
+            Some((a, b)) if isbit => Some((a as u64, b as u64)),
+            Some((a, b)) => Some((a as u64 * 8, b as u64 * 8 + 7)),
+        }
+    } else if argc == 3 {
+        if len == 0 {
+            None
+        } else {
+            Some((0, len as u64 * 8 - 1))
+        }
+    } else {
+        return ctx.out.error(err::SYNTAX);
+    };
+    let Some((a, b)) = range else {
+        return ctx.out.int(-1);
+    };
+    let pos = match find_bit(s, bit, a, b) {
+        Some(p) => p as i64,
+        // No clear bit: the string is taken as zero-padded on the right,
+        // unless the user gave an explicit end.
+        None if bit == 0 && !end_given => (b + 1) as i64,
+        None => -1,
+    };
+    ctx.out.int(pos);
+}
+
+/// BITOP AND|OR|XOR|NOT destkey key [key ...]
+fn bitop(ctx: &mut Ctx, args: &Args) {
+    #[derive(PartialEq)]
+    enum Op {
+        And,
+        Or,
+        Xor,
+        Not,
+    }
+    let op = if args.is(1, "and") {
+        Op::And
+    } else if args.is(1, "or") {
+        Op::Or
+    } else if args.is(1, "xor") {
+        Op::Xor
+    } else if args.is(1, "not") {
+        Op::Not
+    } else {
+        return ctx.out.error(err::SYNTAX);
+    };
+    if op == Op::Not && args.len() != 4 {
+        return ctx.out.error("ERR BITOP NOT must be called with a single source key.");
+    }
+    let now = ctx.now;
+    let db = ctx.db;
+    // Check every source's type before computing anything.
+    let mut maxlen = 0usize;
+    for i in 3..args.len() {
+        if let Some(e) = ctx.ks.lookup(db, &args[i], now) {
+            match str_len(&e.value) {
+                None => return ctx.out.error(err::WRONGTYPE),
+                Some(n) => maxlen = maxlen.max(n),
+            }
+        }
+    }
+    let mut res: Vec<u8> = Vec::new();
+    if maxlen > 0 {
+        res = vec![0u8; maxlen];
+        let mut buf = [0u8; 24];
+        for i in 3..args.len() {
+            let src: &[u8] = match ctx.ks.lookup(db, &args[i], now) {
+                None => &[],
+                Some(e) => e.value.str_bytes(&mut buf).unwrap_or(&[]),
+            };
+            let first = i == 3;
+            for (j, r) in res.iter_mut().enumerate() {
+                let b = src.get(j).copied().unwrap_or(0);
+                *r = match op {
+                    _ if first && op != Op::Not => b,
+                    Op::Not => !b,
+                    Op::And => *r & b,
+                    Op::Or => *r | b,
+                    Op::Xor => *r ^ b,
+                };
+            }
+        }
+    }
+    let dest = &args[2];
+    if maxlen > 0 {
+        ctx.ks.set(db, dest, Value::raw(res), 0);
+    } else {
+        ctx.ks.delete(db, dest, now);
+    }
+    ctx.out.int(maxlen as i64);
+}
+
+/// Read `bits` bits at bit `off` of `s` (MSB first), zero beyond the end.
+fn get_unsigned_bits(s: &[u8], off: u64, bits: u32) -> u64 {
+    let mut v = 0u64;
+    for i in 0..bits as u64 {
+        let o = off + i;
+        let b = s.get((o >> 3) as usize).map_or(0, |byte| (byte >> (7 - (o & 7))) & 1);
+        v = (v << 1) | b as u64;
+    }
+    v
+}
+
+fn get_signed_bits(s: &[u8], off: u64, bits: u32) -> i64 {
+    let v = get_unsigned_bits(s, off, bits);
+    if bits < 64 && v & (1u64 << (bits - 1)) != 0 {
+        (v | (u64::MAX << bits)) as i64
+    } else {
+        v as i64
+    }
+}
+
+/// Write the low `bits` bits of `v` at bit `off`; `s` is long enough.
+fn set_bits(s: &mut [u8], off: u64, bits: u32, v: u64) {
+    for i in 0..bits as u64 {
+        let bitval = ((v >> (bits as u64 - 1 - i)) & 1) as u8;
+        let o = off + i;
+        let byte = (o >> 3) as usize;
+        let sh = 7 - (o & 7) as u8;
+        s[byte] = (s[byte] & !(1 << sh)) | (bitval << sh);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Overflow {
+    Wrap,
+    Sat,
+    Fail,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum BfOp {
+    Get,
+    Set,
+    Incrby,
+}
+
+struct BitfieldOp {
+    op: BfOp,
+    signed: bool,
+    bits: u32,
+    offset: u64,
+    value: i64,
+    overflow: Overflow,
+}
+
+/// Apply an overflow policy: (new value, overflowed).
+fn bf_overflow(sum: i128, signed: bool, bits: u32, ow: Overflow) -> (i128, bool) {
+    let (min, max): (i128, i128) = if signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    };
+    if sum >= min && sum <= max {
+        return (sum, false);
+    }
+    let v = match ow {
+        Overflow::Sat => {
+            if sum > max {
+                max
+            } else {
+                min
+            }
+        }
+        _ => {
+            let m = sum.rem_euclid(1i128 << bits);
+            if signed && m > max {
+                m - (1i128 << bits)
+            } else {
+                m
+            }
+        }
+    };
+    (v, true)
+}
+
+fn bitfield_generic(ctx: &mut Ctx, args: &Args, readonly_cmd: bool) {
+    const TYPE_ERR: &str =
+        "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
+    let mut ops: Vec<BitfieldOp> = Vec::new();
+    let mut overflow = Overflow::Wrap;
+    let mut readonly = true;
+    let mut highest_write: u64 = 0;
+    let mut j = 2;
+    while j < args.len() {
+        let rem = args.len() - j - 1;
+        let op = if args.is(j, "get") && rem >= 2 {
+            BfOp::Get
+        } else if args.is(j, "set") && rem >= 3 {
+            BfOp::Set
+        } else if args.is(j, "incrby") && rem >= 3 {
+            BfOp::Incrby
+        } else if args.is(j, "overflow") && rem >= 1 {
+            j += 1;
+            overflow = if args.is(j, "wrap") {
+                Overflow::Wrap
+            } else if args.is(j, "sat") {
+                Overflow::Sat
+            } else if args.is(j, "fail") {
+                Overflow::Fail
+            } else {
+                return ctx.out.error("ERR Invalid OVERFLOW type specified");
+            };
+            j += 1;
+            continue;
+        } else {
+            return ctx.out.error(err::SYNTAX);
+        };
+        let t = &args[j + 1];
+        let signed = match t.first() {
+            Some(b'i') => true,
+            Some(b'u') => false,
+            _ => return ctx.out.error(TYPE_ERR),
+        };
+        // Redis reads the width up to a NUL byte (C string).
+        let width = &t[1..];
+        let width = &width[..width.iter().position(|&b| b == 0).unwrap_or(width.len())];
+        let bits = match parse_i64(width) {
+            Some(b) if b >= 1 && b <= if signed { 64 } else { 63 } => b as u32,
+            _ => return ctx.out.error(TYPE_ERR),
+        };
+        let Ok(offset) = bit_offset(ctx, &args[j + 2], true, bits as u64) else {
+            return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
+        };
+        let mut value = 0;
+        if op != BfOp::Get {
+            readonly = false;
+            highest_write = highest_write.max(offset + bits as u64 - 1);
+            match parse_i64(&args[j + 3]) {
+                Some(v) => value = v,
+                None => return ctx.out.error(err::NOT_INT),
+            }
+        }
+        ops.push(BitfieldOp { op, signed, bits, offset, value, overflow });
+        j += if op == BfOp::Get { 3 } else { 4 };
+    }
+    let key = &args[1];
+    if readonly {
+        let mut buf = [0u8; 24];
+        let s = match read_string(ctx, key, &mut buf) {
+            Err(()) => return ctx.out.error(err::WRONGTYPE),
+            Ok(s) => s.unwrap_or(&[]),
+        };
+        let vals: Vec<i64> = ops
+            .iter()
+            .map(|o| {
+                if o.signed {
+                    get_signed_bits(s, o.offset, o.bits)
+                } else {
+                    get_unsigned_bits(s, o.offset, o.bits) as i64
+                }
+            })
+            .collect();
+        ctx.out.array(vals.len());
+        for v in vals {
+            ctx.out.int(v);
+        }
+        return;
+    }
+    if readonly_cmd {
+        return ctx.out.error("ERR BITFIELD_RO only supports the GET subcommand");
+    }
+    if !string_for_bit_write(ctx, key, highest_write) {
+        return;
+    }
+    let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
+    {
+        let Some(data) = raw_bytes_mut(ctx, key) else { return };
+        for o in &ops {
+            let old: i128 = if o.signed {
+                get_signed_bits(data, o.offset, o.bits) as i128
+            } else {
+                get_unsigned_bits(data, o.offset, o.bits) as i128
+            };
+            if o.op == BfOp::Get {
+                replies.push(Some(old as i64));
+                continue;
+            }
+            let sum = match o.op {
+                BfOp::Incrby => old + o.value as i128,
+                // SET of an unsigned field takes the value as its u64 bits.
+                _ if o.signed => o.value as i128,
+                _ => o.value as u64 as i128,
+            };
+            let (new, ovf) = bf_overflow(sum, o.signed, o.bits, o.overflow);
+            if ovf && o.overflow == Overflow::Fail {
+                replies.push(None);
+                continue;
+            }
+            set_bits(data, o.offset, o.bits, new as u64);
+            replies.push(Some(if o.op == BfOp::Incrby { new as i64 } else { old as i64 }));
+        }
+    }
+    let db = ctx.db;
+    ctx.ks.touch(db, key);
+    ctx.out.array(replies.len());
+    for r in replies {
+        match r {
+            Some(n) => ctx.out.int(n),
+            None => ctx.out.null(),
+        }
+    }
+}
+
+/// BITFIELD key [GET type offset] [SET type offset value]
+///   [INCRBY type offset increment] [OVERFLOW WRAP|SAT|FAIL] ...
+fn bitfield(ctx: &mut Ctx, args: &Args) {
+    bitfield_generic(ctx, args, false);
+}
+
+/// BITFIELD_RO key [GET type offset] ...
+fn bitfield_ro(ctx: &mut Ctx, args: &Args) {
+    bitfield_generic(ctx, args, true);
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
+fn lcs(ctx: &mut Ctx, args: &Args) {
+    let now = ctx.now;
+    let db = ctx.db;
+    let mut fetch = |k: &[u8]| -> Result<Vec<u8>, ()> {
+        let mut buf = [0u8; 24];
+        match ctx.ks.lookup(db, k, now) {
+            None => Ok(Vec::new()),
+            Some(e) => e.value.str_bytes(&mut buf).map(|s| s.to_vec()).ok_or(()),
+        }
+    };
+    let (a, b) = match (fetch(&args[1]), fetch(&args[2])) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => return ctx.out.error("ERR The specified keys must contain string values"),
+    };
+    let (mut getlen, mut getidx, mut withmatchlen) = (false, false, false);
+    let mut minmatchlen: i64 = 0;
+    let mut j = 3;
+    while j < args.len() {
+        let more = args.len() - 1 - j;
+        if args.is(j, "IDX") {
+            getidx = true;
+        } else if args.is(j, "LEN") {
+            getlen = true;
+        } else if args.is(j, "WITHMATCHLEN") {
+            withmatchlen = true;
+        } else if args.is(j, "MINMATCHLEN") && more > 0 {
+            match parse_i64(&args[j + 1]) {
+                Some(v) => minmatchlen = v.max(0),
+                None => return ctx.out.error(err::NOT_INT),
+            }
+            j += 1;
+        } else {
+            return ctx.out.error(err::SYNTAX);
+        }
+        j += 1;
+    }
+    if getidx && getlen {
+        return ctx.out.error("ERR If you want both the length and indexes, please just use IDX.");
+    }
+    if a.len() >= u32::MAX as usize - 1 || b.len() >= u32::MAX as usize - 1 {
+        return ctx.out.error("ERR String too long for LCS");
+    }
+    let (alen, blen) = (a.len(), b.len());
+    let cells = (alen as u64 + 1) * (blen as u64 + 1);
+    if cells.saturating_mul(4) > ctx.max_bulk_len as u64 {
+        return ctx.out.error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len");
+    }
+    let mut t: Vec<u32> = Vec::new();
+    if t.try_reserve_exact(cells as usize).is_err() {
+        return ctx.out.error("ERR Insufficient memory, failed allocating transient memory for LCS");
+    }
+    t.resize(cells as usize, 0);
+    let w = blen + 1;
+    for i in 1..=alen {
+        for jj in 1..=blen {
+            t[i * w + jj] = if a[i - 1] == b[jj - 1] {
+                t[(i - 1) * w + jj - 1] + 1
+            } else {
+                t[(i - 1) * w + jj].max(t[i * w + jj - 1])
+            };
+        }
+    }
+    let total = t[alen * w + blen];
+    if getlen && !getidx {
+        return ctx.out.int(total as i64);
+    }
+    // Walk back from the end, building the LCS string and the ranges
+    // exactly as Redis does (matches are reported from the end).
+    let mut result = vec![0u8; total as usize];
+    let mut idx = total as usize;
+    let mut ranges: Vec<[u32; 5]> = Vec::new();
+    let alen32 = alen as u32;
+    let (mut as_, mut ae, mut bs, mut be) = (alen32, 0u32, 0u32, 0u32);
+    let (mut i, mut jj) = (alen, blen);
+    while i > 0 && jj > 0 {
+        let mut emit = false;
+        if a[i - 1] == b[jj - 1] {
+            result[idx - 1] = a[i - 1];
+            if as_ == alen32 {
+                as_ = (i - 1) as u32;
+                ae = (i - 1) as u32;
+                bs = (jj - 1) as u32;
+                be = (jj - 1) as u32;
+            } else if as_ == i as u32 && bs == jj as u32 {
+                as_ -= 1;
+                bs -= 1;
+            } else {
+                emit = true;
+            }
+            if as_ == 0 || bs == 0 {
+                emit = true;
+            }
+            idx -= 1;
+            i -= 1;
+            jj -= 1;
+        } else {
+            if t[(i - 1) * w + jj] > t[i * w + jj - 1] {
+                i -= 1;
+            } else {
+                jj -= 1;
+            }
+            if as_ != alen32 {
+                emit = true;
+            }
+        }
+        if emit {
+            let mlen = ae.wrapping_sub(as_).wrapping_add(1);
+            if minmatchlen == 0 || mlen as i64 >= minmatchlen {
+                ranges.push([as_, ae, bs, be, mlen]);
+            }
+            as_ = alen32;
+        }
+    }
+    if !getidx {
+        return ctx.out.bulk(&result);
+    }
+    ctx.out.map(2);
+    ctx.out.bulk(b"matches");
+    ctx.out.array(ranges.len());
+    for r in &ranges {
+        ctx.out.array(if withmatchlen { 3 } else { 2 });
+        ctx.out.array(2);
+        ctx.out.int(r[0] as i64);
+        ctx.out.int(r[1] as i64);
+        ctx.out.array(2);
+        ctx.out.int(r[2] as i64);
+        ctx.out.int(r[3] as i64);
+        if withmatchlen {
+            ctx.out.int(r[4] as i64);
+        }
+    }
+    ctx.out.bulk(b"len");
+    ctx.out.int(total as i64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{exec, lookup, Ctx, OwnedArgs, Rng};
+    use crate::keyspace::Keyspace;
+    use crate::protocol::reply::Reply;
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// Run one command against `ks` and return its RESP2 reply.
+    fn run_at(ks: &mut Keyspace, now: i64, parts: &[&[u8]]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        let mut rng = Rng::new(1);
+        let args = OwnedArgs::from_slices(parts);
+        let (_, def) = lookup(parts[0]).expect("known command");
+        let mut ctx = Ctx { ks, db: 0, now, out: Reply::new(&mut buf, false), max_bulk_len: 512 << 20, rng: &mut rng };
+        if !super::super::arity_ok(def, parts.len()) {
+            super::super::arity_error(&mut ctx.out, def.name);
+        } else {
+            exec(def, &mut ctx, &args.args());
+        }
+        buf
+    }
+
+    fn run(ks: &mut Keyspace, cmd: &str) -> String {
+        let parts: Vec<&[u8]> = cmd.split(' ').map(|s| s.as_bytes()).collect();
+        String::from_utf8_lossy(&run_at(ks, NOW, &parts)).into_owned()
+    }
+
+    /// Run commands in order, asserting each reply.
+    fn check(cases: &[(&str, &str)]) {
+        let mut ks = Keyspace::new();
+        for (cmd, want) in cases {
+            assert_eq!(run(&mut ks, cmd), *want, "command: {cmd}");
+        }
+    }
+
+    fn encoding(ks: &mut Keyspace, key: &[u8]) -> &'static str {
+        ks.lookup(0, key, NOW).map(|e| e.value.encoding()).unwrap_or("none")
+    }
+
+    #[test]
+    fn set_options() {
+        check(&[
+            ("SET k v EX 0", "-ERR invalid expire time in 'set' command\r\n"),
+            ("SET k v NX XX", "-ERR syntax error\r\n"),
+            ("SET k v KEEPTTL EX 10", "-ERR syntax error\r\n"),
+            ("SET k v EX", "-ERR syntax error\r\n"),
+            ("SET k v EX abc", "-ERR value is not an integer or out of range\r\n"),
+            ("SET k v EX 9223372036854775807", "-ERR invalid expire time in 'set' command\r\n"),
+            ("SET k v PX 9223372036854775807", "-ERR invalid expire time in 'set' command\r\n"),
+            ("SET k v EX abc NX XX", "-ERR syntax error\r\n"),
+            ("SET k v EX 10 EX 20", "+OK\r\n"),
+            ("SET k v2 NX", "$-1\r\n"),
+            ("SET k v3 NX GET", "$1\r\nv\r\n"),
+            ("GET k", "$1\r\nv\r\n"),
+            ("SET k v4 XX GET", "$1\r\nv\r\n"),
+            ("SET n 1 XX", "$-1\r\n"),
+            ("SET n 1 GET", "$-1\r\n"),
+            ("SET k v PXAT 1 GET", "$2\r\nv4\r\n"),
+            ("GET k", "$-1\r\n"),
+            ("SETNX k a", ":1\r\n"),
+            ("SETNX k b", ":0\r\n"),
+            ("SETEX k 0 v", "-ERR invalid expire time in 'setex' command\r\n"),
+            ("PSETEX k x v", "-ERR value is not an integer or out of range\r\n"),
+            ("SETEX k 10 v", "+OK\r\n"),
+        ]);
+        let mut ks = Keyspace::new();
+        run(&mut ks, "SET k v EX 10");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 10_000));
+        run(&mut ks, "SET k w KEEPTTL");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 10_000));
+        run(&mut ks, "SET k w");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(0));
+        run(&mut ks, "SET k 123");
+        assert_eq!(encoding(&mut ks, b"k"), "int");
+    }
+
+    #[test]
+    fn getex_getdel_getset() {
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, "GETEX missing EX abc"), "$-1\r\n");
+        run(&mut ks, "SET k v");
+        assert_eq!(run(&mut ks, "GETEX k EX 10 PX 10"), "-ERR syntax error\r\n");
+        assert_eq!(run(&mut ks, "GETEX k NX"), "-ERR syntax error\r\n");
+        assert_eq!(run(&mut ks, "GETEX k EX 0"), "-ERR invalid expire time in 'getex' command\r\n");
+        assert_eq!(run(&mut ks, "GETEX k PX 500"), "$1\r\nv\r\n");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 500));
+        assert_eq!(run(&mut ks, "GETEX k PERSIST"), "$1\r\nv\r\n");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(0));
+        assert_eq!(run(&mut ks, "GETEX k EXAT 1"), "$1\r\nv\r\n");
+        assert_eq!(run(&mut ks, "GET k"), "$-1\r\n");
+        run(&mut ks, "SET k 5 EX 100");
+        assert_eq!(run(&mut ks, "GETSET k 6"), "$1\r\n5\r\n");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(0));
+        assert_eq!(run(&mut ks, "GETDEL k"), "$1\r\n6\r\n");
+        assert_eq!(run(&mut ks, "GETDEL k"), "$-1\r\n");
+    }
+
+    #[test]
+    fn mset_msetnx_mget() {
+        check(&[
+            ("MSET a 1 b", "-ERR wrong number of arguments for 'mset' command\r\n"),
+            ("MSET a 1 b 2", "+OK\r\n"),
+            ("MSETNX c 3 a 9", ":0\r\n"),
+            ("MSETNX c 3 d 4", ":1\r\n"),
+            ("MGET a b c d e", "*5\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$-1\r\n"),
+        ]);
+    }
+
+    #[test]
+    fn append_strlen_encodings() {
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, "APPEND k 123"), ":3\r\n");
+        assert_eq!(encoding(&mut ks, b"k"), "int");
+        assert_eq!(run(&mut ks, "STRLEN k"), ":3\r\n");
+        assert_eq!(run(&mut ks, "APPEND k abc"), ":6\r\n");
+        assert_eq!(encoding(&mut ks, b"k"), "raw");
+        assert_eq!(run(&mut ks, "GET k"), "$6\r\n123abc\r\n");
+        assert_eq!(run(&mut ks, "STRLEN nokey"), ":0\r\n");
+        run(&mut ks, "SET i -12345");
+        assert_eq!(run(&mut ks, "STRLEN i"), ":6\r\n");
+    }
+
+    #[test]
+    fn string_size_limit() {
+        let mut ks = Keyspace::new();
+        let mut buf = Vec::new();
+        let mut rng = Rng::new(1);
+        let mut ctx = Ctx { ks: &mut ks, db: 0, now: NOW, out: Reply::new(&mut buf, false), max_bulk_len: 10, rng: &mut rng };
+        for cmd in [&["SET", "k", "12345678"][..], &["APPEND", "k", "abc"], &["SETRANGE", "k", "8", "abc"], &["SETRANGE", "x", "9223372036854775807", "a"], &["SETBIT", "k", "80", "1"], &["SETBIT", "k", "79", "1"]] {
+            let a = OwnedArgs::from_slices(cmd);
+            exec(lookup(cmd[0].as_bytes()).unwrap().1, &mut ctx, &a.args());
+        }
+        let too_long = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
+        let want = format!("+OK\r\n{too_long}{too_long}{too_long}-ERR bit offset is not an integer or out of range\r\n:0\r\n");
+        assert_eq!(String::from_utf8_lossy(&buf), want);
+    }
+
+    #[test]
+    fn incr_family() {
+        check(&[
+            ("INCR k", ":1\r\n"),
+            ("INCRBY k 10", ":11\r\n"),
+            ("DECRBY k 20", ":-9\r\n"),
+            ("DECR k", ":-10\r\n"),
+            ("INCRBY k x", "-ERR value is not an integer or out of range\r\n"),
+            ("DECRBY k -9223372036854775808", "-ERR decrement would overflow\r\n"),
+            ("SET m 9223372036854775807", "+OK\r\n"),
+            ("INCR m", "-ERR increment or decrement would overflow\r\n"),
+            ("SET m -9223372036854775808", "+OK\r\n"),
+            ("DECR m", "-ERR increment or decrement would overflow\r\n"),
+            ("SET s abc", "+OK\r\n"),
+            ("INCR s", "-ERR value is not an integer or out of range\r\n"),
+            ("SET s 007", "+OK\r\n"),
+            ("INCR s", "-ERR value is not an integer or out of range\r\n"),
+            ("APPEND a 1", ":1\r\n"),
+            ("APPEND a 2", ":2\r\n"),
+            ("INCR a", ":13\r\n"),
+        ]);
+        let mut ks = Keyspace::new();
+        run(&mut ks, "SET k 5 EX 100");
+        run(&mut ks, "INCR k");
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 100_000));
+        assert_eq!(encoding(&mut ks, b"k"), "int");
+    }
+
+    #[test]
+    fn incrbyfloat_matches_long_double() {
+        check(&[
+            ("INCRBYFLOAT f 0.1", "$3\r\n0.1\r\n"),
+            ("INCRBYFLOAT f 0.2", "$3\r\n0.3\r\n"),
+            ("INCRBYFLOAT f 10000000000.1", "$29\r\n10000000000.39999999944120646\r\n"),
+            ("INCRBYFLOAT g 1e30", "$31\r\n1000000000000000000024696061952\r\n"),
+            ("INCRBYFLOAT g -1e30", "$1\r\n0\r\n"),
+            ("INCRBYFLOAT h 0x10", "$2\r\n16\r\n"),
+            ("INCRBYFLOAT h inf", "-ERR increment would produce NaN or Infinity\r\n"),
+            ("INCRBYFLOAT h 1e5000", "-ERR value is not a valid float\r\n"),
+            ("INCRBYFLOAT h 1e-5000", "-ERR value is not a valid float\r\n"),
+            ("INCRBYFLOAT h nan", "-ERR value is not a valid float\r\n"),
+            ("INCRBYFLOAT h abc", "-ERR value is not a valid float\r\n"),
+            ("INCRBYFLOAT h 1.5e3", "$4\r\n1516\r\n"),
+            ("SET z -0.0000000000000000001", "+OK\r\n"),
+            ("INCRBYFLOAT z 0", "$1\r\n0\r\n"),
+            ("SET x 10.50", "+OK\r\n"),
+            ("INCRBYFLOAT x 0.1", "$4\r\n10.6\r\n"),
+            ("SET x 5.0e3", "+OK\r\n"),
+            ("INCRBYFLOAT x 2.0e2", "$4\r\n5200\r\n"),
+            ("SET x abc", "+OK\r\n"),
+            ("INCRBYFLOAT x 1", "-ERR value is not a valid float\r\n"),
+        ]);
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, "INCRBYFLOAT k 3"), "$1\r\n3\r\n");
+        assert_eq!(encoding(&mut ks, b"k"), "embstr");
+        assert_eq!(run(&mut ks, "INCRBYFLOAT k 1e400").len(), 6 + 401 + 2);
+        assert_eq!(run_at(&mut ks, NOW, &[b"INCRBYFLOAT", b"k", b" 1"]), b"-ERR value is not a valid float\r\n");
+        assert_eq!(run_at(&mut ks, NOW, &[b"INCRBYFLOAT", b"k", b"1e"]), b"-ERR value is not a valid float\r\n");
+    }
+
+    #[test]
+    fn getrange_setrange() {
+        check(&[
+            ("SET k Hello", "+OK\r\n"),
+            ("GETRANGE k 0 -1", "$5\r\nHello\r\n"),
+            ("GETRANGE k -3 -1", "$3\r\nllo\r\n"),
+            ("GETRANGE k -1 -3", "$0\r\n\r\n"),
+            ("GETRANGE k 3 100", "$2\r\nlo\r\n"),
+            ("GETRANGE k -100 1", "$2\r\nHe\r\n"),
+            ("GETRANGE k -9223372036854775808 9223372036854775807", "$5\r\nHello\r\n"),
+            ("GETRANGE k 5 10", "$0\r\n\r\n"),
+            ("GETRANGE nokey x 1", "-ERR value is not an integer or out of range\r\n"),
+            ("GETRANGE nokey 0 1", "$0\r\n\r\n"),
+            ("SUBSTR k 1 2", "$2\r\nel\r\n"),
+            ("SETRANGE k -1 x", "-ERR offset is out of range\r\n"),
+            ("SETRANGE k 6 World", ":11\r\n"),
+            ("GET k", "$11\r\nHello\0World\r\n"),
+            ("SETRANGE n 3 ab", ":5\r\n"),
+            ("GET n", "$5\r\n\0\0\0ab\r\n"),
+            ("SETRANGE e 0 ", ":0\r\n"),
+            ("GET e", "$-1\r\n"),
+            ("SET i 123", "+OK\r\n"),
+            ("SETRANGE i 0 ", ":3\r\n"),
+            ("SETRANGE i 1 9", ":3\r\n"),
+            ("GET i", "$3\r\n193\r\n"),
+        ]);
+    }
+
+    #[test]
+    fn bits() {
+        check(&[
+            ("SETBIT k 7 1", ":0\r\n"),
+            ("SETBIT k 7 0", ":1\r\n"),
+            ("SETBIT k 7 2", "-ERR bit is not an integer or out of range\r\n"),
+            ("SETBIT k 4294967296 1", "-ERR bit offset is not an integer or out of range\r\n"),
+            ("SETBIT k -1 1", "-ERR bit offset is not an integer or out of range\r\n"),
+            ("GETBIT k 4294967296", "-ERR bit offset is not an integer or out of range\r\n"),
+            ("SET k foobar", "+OK\r\n"),
+            ("BITCOUNT k", ":26\r\n"),
+            ("BITCOUNT k 0 0", ":4\r\n"),
+            ("BITCOUNT k 1 1", ":6\r\n"),
+            ("BITCOUNT k 1 1 BYTE", ":6\r\n"),
+            ("BITCOUNT k 5 30 BIT", ":17\r\n"),
+            ("BITCOUNT k -1 -2", ":0\r\n"),
+            ("BITCOUNT k 0", "-ERR syntax error\r\n"),
+            ("BITCOUNT k 0 1 foo", "-ERR syntax error\r\n"),
+            ("BITCOUNT nokey 0", ":0\r\n"),
+            ("BITCOUNT k -9223372036854775808 9223372036854775807", ":26\r\n"),
+            ("GETBIT k 1", ":1\r\n"),
+            ("GETBIT k 100000", ":0\r\n"),
+            ("SET z \u{ff}\u{f0}\0", "+OK\r\n"),
+            ("SET p \0\0\u{1}", "+OK\r\n"),
+            ("BITPOS p 1", ":23\r\n"),
+            ("BITPOS p 0", ":0\r\n"),
+            ("BITPOS p 2", "-ERR The bit argument must be 1 or 0.\r\n"),
+            ("BITPOS nokey 1 0 1 foo", ":-1\r\n"),
+            ("BITPOS nokey 0", ":0\r\n"),
+            ("BITPOS p 1 1 1", ":-1\r\n"),
+            ("BITPOS p 1 2", ":23\r\n"),
+            ("BITPOS p 1 0 22 BIT", ":-1\r\n"),
+            ("BITPOS p 1 7 23 BIT", ":23\r\n"),
+            ("BITPOS p 1 2 1", ":-1\r\n"),
+            ("BITPOS p 1 0 1 foo", "-ERR syntax error\r\n"),
+            ("SET o \u{7f}", "+OK\r\n"),
+        ]);
+        let mut ks = Keyspace::new();
+        run_at(&mut ks, NOW, &[b"SET", b"f", b"\xff\xff"]);
+        assert_eq!(run(&mut ks, "BITPOS f 0"), ":16\r\n");
+        assert_eq!(run(&mut ks, "BITPOS f 0 0"), ":16\r\n");
+        assert_eq!(run(&mut ks, "BITPOS f 0 0 -1"), ":-1\r\n");
+        assert_eq!(run(&mut ks, "BITPOS f 0 3 -1 BIT"), ":-1\r\n");
+        assert_eq!(run(&mut ks, "BITPOS f 0 3 BIT"), "-ERR value is not an integer or out of range\r\n");
+        assert_eq!(run(&mut ks, "BITPOS f 1 3 5 BIT"), ":3\r\n");
+        run_at(&mut ks, NOW, &[b"SET", b"h", b"\xff\xf0\x00"]);
+        assert_eq!(run(&mut ks, "BITPOS h 0"), ":12\r\n");
+        assert_eq!(run(&mut ks, "BITPOS h 0 1 1"), ":12\r\n");
+        assert_eq!(run(&mut ks, "BITPOS h 1 2 -1"), ":-1\r\n");
+        assert_eq!(run(&mut ks, "BITPOS h 1 -1 -1"), ":-1\r\n");
+        assert_eq!(run(&mut ks, "BITPOS h 0 0 0"), ":-1\r\n");
+        run(&mut ks, "SETBIT b 100 1");
+        assert_eq!(encoding(&mut ks, b"b"), "raw");
+        assert_eq!(run(&mut ks, "STRLEN b"), ":13\r\n");
+        assert_eq!(run(&mut ks, "BITPOS b 1"), ":100\r\n");
+        assert_eq!(run(&mut ks, "BITCOUNT b"), ":1\r\n");
+    }
+
+    #[test]
+    fn bitop() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, "SET a foobar");
+        run(&mut ks, "SET b abcdef");
+        assert_eq!(run(&mut ks, "BITOP AND d a b"), ":6\r\n");
+        assert_eq!(run(&mut ks, "GET d"), "$6\r\n`bc`ab\r\n");
+        assert_eq!(run(&mut ks, "BITOP OR d a b nokey"), ":6\r\n");
+        assert_eq!(run(&mut ks, "GET d"), "$6\r\ngoofev\r\n");
+        assert_eq!(run(&mut ks, "BITOP AND d a nokey"), ":6\r\n");
+        assert_eq!(run(&mut ks, "GET d"), "$6\r\n\0\0\0\0\0\0\r\n");
+        assert_eq!(run(&mut ks, "BITOP XOR d a a"), ":6\r\n");
+        assert_eq!(run(&mut ks, "BITOP NOT d a b"), "-ERR BITOP NOT must be called with a single source key.\r\n");
+        assert_eq!(run(&mut ks, "BITOP FOO d a"), "-ERR syntax error\r\n");
+        run_at(&mut ks, NOW, &[b"SET", b"c", b"\x0f"]);
+        assert_eq!(run(&mut ks, "BITOP NOT d c"), ":1\r\n");
+        assert_eq!(run_at(&mut ks, NOW, &[b"GET", b"d"]), b"$1\r\n\xf0\r\n");
+        assert_eq!(run(&mut ks, "BITOP OR d nokey nokey2"), ":0\r\n");
+        assert_eq!(run(&mut ks, "GET d"), "$-1\r\n");
+    }
+
+    #[test]
+    fn bitfield() {
+        check(&[
+            ("BITFIELD k SET i8 0 100 GET u4 0", "*2\r\n:0\r\n:6\r\n"),
+            ("BITFIELD k INCRBY i8 0 100", "*1\r\n:-56\r\n"),
+            ("BITFIELD k OVERFLOW SAT INCRBY i8 0 -100", "*1\r\n:-128\r\n"),
+            ("BITFIELD k OVERFLOW FAIL INCRBY i8 0 -1 GET i8 0", "*2\r\n$-1\r\n:-128\r\n"),
+            ("BITFIELD k OVERFLOW SAT SET u8 #1 -1 GET u8 8", "*2\r\n:0\r\n:255\r\n"),
+            ("BITFIELD k SET u8 #1 -1 GET u8 8", "*2\r\n:255\r\n:255\r\n"),
+            ("BITFIELD k INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1", "*4\r\n:1\r\n:2\r\n:3\r\n:0\r\n"),
+            ("BITFIELD k SET i64 0 -1 GET i64 0 GET u63 1", "*3\r\n:-9151595917793558528\r\n:-1\r\n:9223372036854775807\r\n"),
+            ("BITFIELD k OVERFLOW SAT INCRBY i64 0 -9223372036854775808", "*1\r\n:-9223372036854775808\r\n"),
+            ("BITFIELD k get i65 0", "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"),
+            ("BITFIELD k get u64 0", "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"),
+            ("BITFIELD k overflow foo", "-ERR Invalid OVERFLOW type specified\r\n"),
+            ("BITFIELD k get i8 -1", "-ERR bit offset is not an integer or out of range\r\n"),
+            ("BITFIELD k get i8", "-ERR syntax error\r\n"),
+            ("BITFIELD_RO k set i8 0 1", "-ERR BITFIELD_RO only supports the GET subcommand\r\n"),
+            ("BITFIELD_RO nokey get i8 0 get u3 1000", "*2\r\n:0\r\n:0\r\n"),
+            ("BITFIELD nokey", "*0\r\n"),
+        ]);
+    }
+
+    #[test]
+    fn lcs() {
+        check(&[
+            ("MSET key1 ohmytext key2 mynewtext", "+OK\r\n"),
+            ("LCS key1 key2", "$6\r\nmytext\r\n"),
+            ("LCS key1 key2 LEN", ":6\r\n"),
+            (
+                "LCS key1 key2 IDX",
+                "*4\r\n$7\r\nmatches\r\n*2\r\n*2\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n*2\r\n*2\r\n:2\r\n:3\r\n*2\r\n:0\r\n:1\r\n$3\r\nlen\r\n:6\r\n",
+            ),
+            (
+                "LCS key1 key2 IDX MINMATCHLEN 4 WITHMATCHLEN",
+                "*4\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n$3\r\nlen\r\n:6\r\n",
+            ),
+            ("LCS key1 key2 LEN IDX", "-ERR If you want both the length and indexes, please just use IDX.\r\n"),
+            ("LCS key1 key2 MINMATCHLEN", "-ERR syntax error\r\n"),
+            ("LCS key1 key2 MINMATCHLEN x", "-ERR value is not an integer or out of range\r\n"),
+            ("LCS key1 nokey", "$0\r\n\r\n"),
+            ("LCS key1 nokey IDX", "*4\r\n$7\r\nmatches\r\n*0\r\n$3\r\nlen\r\n:0\r\n"),
+        ]);
+    }
+
+    /// Differential check against a real redis-server: set
+    /// SHARDIS_DIFF_PORT to its port and run with `--ignored`.
+    #[test]
+    #[ignore]
+    fn diff_against_redis() {
+        use std::io::{Read, Write};
+        let Ok(port) = std::env::var("SHARDIS_DIFF_PORT") else { return };
+        let mut sock = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        let script = std::fs::read_to_string(std::env::var("SHARDIS_DIFF_SCRIPT").unwrap()).unwrap();
+        fn reply_end(b: &[u8], i: usize) -> Option<usize> {
+            let nl = i + b.get(i..)?.windows(2).position(|w| w == b"\r\n")?;
+            let n: i64 = std::str::from_utf8(&b[i + 1..nl]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+            match b[i] {
+                b'$' if n >= 0 => (nl + 2 + n as usize + 2 <= b.len()).then_some(nl + 2 + n as usize + 2),
+                b'*' if n > 0 => {
+                    let mut j = nl + 2;
+                    for _ in 0..n {
+                        j = reply_end(b, j)?;
+                    }
+                    Some(j)
+                }
+                _ => Some(nl + 2),
+            }
+        }
+        let mut ks = Keyspace::new();
+        let mut fails = 0;
+        for line in script.lines().filter(|l| !l.trim().is_empty()) {
+            let parts: Vec<Vec<u8>> = line
+                .split(' ')
+                .map(|p| p.replace("\\0", "\0").replace("\\xff", "\u{ff}").into_bytes())
+                .collect();
+            let mut req = Vec::new();
+            crate::protocol::reply::encode_command(&mut req, &parts);
+            sock.write_all(&req).unwrap();
+            let mut got = Vec::new();
+            loop {
+                let mut b = [0u8; 65536];
+                let n = sock.read(&mut b).unwrap();
+                got.extend_from_slice(&b[..n]);
+                if reply_end(&got, 0) == Some(got.len()) {
+                    break;
+                }
+            }
+            let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+            let ours = run_at(&mut ks, crate::util::now_ms(), &refs);
+            if ours != got {
+                fails += 1;
+                eprintln!("MISMATCH {line}\n  redis: {:?}\n  ours:  {:?}", String::from_utf8_lossy(&got), String::from_utf8_lossy(&ours));
+            }
+        }
+        assert_eq!(fails, 0);
+    }
 }
