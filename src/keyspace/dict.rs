@@ -8,8 +8,38 @@
 
 use super::value::Value;
 
+/// A key stored inline in its entry when short (most keys are), so a
+/// lookup touches one allocation instead of two.
+pub enum Key {
+    Inline { len: u8, buf: [u8; 22] },
+    Heap(Box<[u8]>),
+}
+
+impl Key {
+    pub fn new(b: &[u8]) -> Key {
+        if b.len() <= 22 {
+            let mut buf = [0u8; 22];
+            buf[..b.len()].copy_from_slice(b);
+            Key::Inline { len: b.len() as u8, buf }
+        } else {
+            Key::Heap(b.into())
+        }
+    }
+}
+
+impl std::ops::Deref for Key {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, buf } => &buf[..*len as usize],
+            Key::Heap(b) => b,
+        }
+    }
+}
+
 pub struct Entry {
-    pub key: Box<[u8]>,
+    pub key: Key,
     pub value: Value,
     /// Absolute expiry in Unix ms; 0 = never. A stored expiry is always in
     /// the future at the time it was set (past ones delete the key).
@@ -100,18 +130,18 @@ impl Dict {
             let old_e = std::mem::replace(&mut e.expire, expire);
             return Some((old_v, old_e));
         }
-        self.insert_new(key.into(), value, expire);
+        self.insert_new(key, value, expire);
         None
     }
 
     /// Insert a key known to be absent.
-    pub fn insert_new(&mut self, key: Box<[u8]>, value: Value, expire: i64) -> &mut Entry {
+    pub fn insert_new(&mut self, key: &[u8], value: Value, expire: i64) -> &mut Entry {
         if self.len >= self.buckets.len() {
             self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
         }
-        let idx = (self.hash(&key) as usize) & self.mask();
+        let idx = (self.hash(key) as usize) & self.mask();
         let next = self.buckets[idx].take();
-        self.buckets[idx] = Some(Box::new(Entry { key, value, expire, next }));
+        self.buckets[idx] = Some(Box::new(Entry { key: Key::new(key), value, expire, next }));
         self.len += 1;
         self.buckets[idx].as_deref_mut().expect("just inserted")
     }
@@ -198,7 +228,7 @@ impl Dict {
     pub fn bucket_keys(&self, idx: usize, out: &mut Vec<(Box<[u8]>, i64)>) {
         let mut cur = self.buckets.get(idx).and_then(|b| b.as_deref());
         while let Some(e) = cur {
-            out.push((e.key.clone(), e.expire));
+            out.push(((*e.key).into(), e.expire));
             cur = e.next.as_deref();
         }
     }
@@ -284,7 +314,7 @@ mod tests {
         let mut steps = 0;
         loop {
             cursor = d.scan(cursor, |e| {
-                seen.insert(e.key.clone());
+                seen.insert(e.key.to_vec());
             });
             steps += 1;
             // Grow the table mid-scan with keys that may or may not be seen.
@@ -298,7 +328,7 @@ mod tests {
             }
         }
         for i in 0..500 {
-            assert!(seen.contains(format!("k{i}").as_bytes()), "k{i} missed");
+            assert!(seen.contains(&format!("k{i}").into_bytes()), "k{i} missed");
         }
     }
 }

@@ -60,16 +60,16 @@ impl Keyspace {
 
     /// Look a key up for reading or writing; an expired key is deleted first.
     pub fn lookup(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
-        let d = &mut self.dbs[db];
-        let expired = match d.dict.get(key) {
-            None => return None,
-            Some(e) => e.expire != 0 && e.expire <= now,
-        };
-        if expired {
-            self.expire_key(db, key);
-            return None;
+        let e: *mut Entry = self.dbs[db].dict.get_mut(key)?;
+        // SAFETY: `e` points into this keyspace's dict; either we return it
+        // (and touch nothing else) or we stop using it before deleting.
+        // One hash walk instead of two on the hottest path.
+        let live = unsafe { (*e).expire == 0 || (*e).expire > now };
+        if live {
+            return Some(unsafe { &mut *e });
         }
-        self.dbs[db].dict.get_mut(key)
+        self.expire_key(db, key);
+        None
     }
 
     /// Read-only presence check that honours expiry without deleting.
@@ -106,7 +106,7 @@ impl Keyspace {
             if expire != 0 {
                 d.volatile += 1;
             }
-            d.dict.insert_new(key.into(), value, expire);
+            d.dict.insert_new(key, value, expire);
         }
         self.touch(db, key);
     }
