@@ -5,8 +5,9 @@
 //!   SHARDIS_DIFF_SEEDS=N      number of seeds (default 20 for RESP2, 5 for RESP3)
 //!   SHARDIS_DIFF_OPS=N        commands per seed (default 300)
 //!   SHARDIS_DIFF_SEED=S       run only seed S (reproduce a failure)
-//!   SHARDIS_DIFF_FAMILIES=a,b only these generator families ("tx" = MULTI/EXEC);
-//!                             names in tests/differential/gen.rs FAMILIES
+//!   SHARDIS_DIFF_FAMILIES=a,b only these generator families ("tx" = MULTI/EXEC),
+//!                             or "-a,-b" all but these; names in
+//!                             tests/differential/gen.rs FAMILIES
 //!   SHARDIS_DIFF_VERBOSE=1    print every command and reply
 //!   SHARDIS_TEST_TARGET=redis run redis in place of shardis (harness self-check)
 
