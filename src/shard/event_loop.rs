@@ -124,6 +124,8 @@ pub struct Shard {
     pub id: usize,
     pub shared: Arc<Shared>,
     ring: IoUring,
+    /// Provided buffers for multishot recv; None = one recv per read.
+    bufring: Option<super::bufring::BufRing>,
     listen_fd: RawFd,
     pub ks: Keyspace,
     pub conns: Vec<Option<Box<Conn>>>,
@@ -235,9 +237,17 @@ impl Shard {
         shared.ring_fds[id].store(ring.as_raw_fd_compat(), Ordering::Release);
         let listen_fd = make_listener(&config.bind, config.port)?;
         let n = shared.nshards;
+        let bufring = match super::bufring::BufRing::new(&ring, 512, 8192) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                crate::log(&format!("shard {}: no provided-buffer ring ({}); using one recv per read", id, e));
+                None
+            }
+        };
         Ok(Shard {
             id,
             ring,
+            bufring,
             listen_fd,
             ks: Keyspace::new(),
             conns: Vec::new(),
@@ -334,7 +344,7 @@ impl Shard {
                     self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
                 }
             }
-            OP_RECV => self.on_recv(idx, gen, res),
+            OP_RECV => self.on_recv(idx, gen, res, flags),
             OP_SEND => self.on_send(idx, gen, res),
             OP_TIMER => {
                 self.cron();
@@ -427,8 +437,18 @@ impl Shard {
     }
 
     fn arm_recv(&mut self, idx: u32) {
+        let multishot = self.bufring.is_some();
         let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
         if c.recv_inflight || c.closing || c.close_after_flush {
+            return;
+        }
+        c.recv_inflight = true;
+        if multishot {
+            // Stays armed across many completions; the kernel picks buffers.
+            let e = opcode::RecvMulti::new(types::Fd(c.fd), super::bufring::BGID)
+                .build()
+                .user_data(ud(OP_RECV, idx, c.gen));
+            self.push_sqe(e);
             return;
         }
         // Compact: move the unparsed tail to the front (safe: no recv in flight).
@@ -441,25 +461,44 @@ impl Shard {
             c.rbuf.reserve(want);
         }
         let spare = c.rbuf.capacity() - c.rbuf.len();
-        // SAFETY: the pointer is into rbuf's spare capacity; rbuf is neither
-        // reallocated nor dropped while the recv is in flight (see `close`).
+        // SAFETY: the pointer is into rbuf's spare capacity; without a
+        // buffer ring rbuf is neither reallocated nor dropped while this
+        // recv is in flight (process_conn only re-arms when idle; see close).
         let ptr = unsafe { c.rbuf.as_mut_ptr().add(c.rbuf.len()) };
-        c.recv_inflight = true;
         let e = opcode::Recv::new(types::Fd(c.fd), ptr, spare as u32).build().user_data(ud(OP_RECV, idx, c.gen));
         self.push_sqe(e);
     }
 
-    fn on_recv(&mut self, idx: u32, gen: u32, res: i32) {
+    fn on_recv(&mut self, idx: u32, gen: u32, res: i32, flags: u32) {
         let limit = self.config.client_query_buffer_limit;
+        let more = cqueue::more(flags);
+        // Copy a provided buffer's bytes out and hand the buffer back first,
+        // whatever happens to the connection.
+        let mut chunk_from_ring = false;
+        if let (Some(br), Some(bid)) = (self.bufring.as_mut(), cqueue::buffer_select(flags)) {
+            if res > 0 {
+                if let Some(c) = conn_in(&mut self.conns, idx, gen) {
+                    if !c.closing {
+                        c.rbuf.extend_from_slice(br.data(bid, res as usize));
+                        chunk_from_ring = true;
+                    }
+                }
+            }
+            br.recycle(bid);
+        }
         let Some(c) = conn_in(&mut self.conns, idx, gen) else { return };
-        c.recv_inflight = false;
+        if !more {
+            c.recv_inflight = false;
+        }
         if c.closing {
             self.maybe_free(idx);
             return;
         }
         if res <= 0 {
             if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ENOBUFS {
-                self.arm_recv(idx);
+                if !more {
+                    self.arm_recv(idx);
+                }
                 return;
             }
             // Peer closed or error: whatever was half-sent is dropped.
@@ -467,8 +506,10 @@ impl Shard {
             return;
         }
         let n = res as usize;
-        // SAFETY: the kernel wrote `n` bytes into the spare capacity.
-        unsafe { c.rbuf.set_len(c.rbuf.len() + n) };
+        if !chunk_from_ring {
+            // SAFETY: the kernel wrote `n` bytes into the spare capacity.
+            unsafe { c.rbuf.set_len(c.rbuf.len() + n) };
+        }
         self.net_in += n as u64;
         if (c.rbuf.len() - c.rpos) as i64 > limit {
             crate::log(&format!(
@@ -478,12 +519,18 @@ impl Shard {
             self.close(idx);
             return;
         }
-        if c.need != 0 && c.rbuf.len() - c.rpos < c.need {
-            // A big value still arriving: do not re-parse yet.
-            self.arm_recv(idx);
+        let waiting = !c.wait.is_none();
+        if waiting || (c.need != 0 && c.rbuf.len() - c.rpos < c.need) {
+            // Busy, or a big value still arriving: keep the bytes for later.
+            if !more {
+                self.arm_recv(idx);
+            }
             return;
         }
         self.process_conn(idx);
+        if !more {
+            self.arm_recv(idx);
+        }
     }
 
     /// Run a connection's buffered requests until it must wait, then re-arm
@@ -492,6 +539,11 @@ impl Shard {
         let Some(slot) = self.conns.get_mut(idx as usize) else { return };
         let Some(mut conn) = slot.take() else { return };
         self.run_requests(&mut conn);
+        if self.bufring.is_some() && conn.rpos > 0 {
+            // With provided buffers rbuf is ours alone: compact any time.
+            conn.rbuf.drain(..conn.rpos);
+            conn.rpos = 0;
+        }
         let idle = conn.wait.is_none() && !conn.closing;
         let has_out = !conn.out.is_empty();
         let out_len = conn.out.len();

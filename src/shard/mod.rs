@@ -13,6 +13,7 @@
 //! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 
+pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
 pub mod pubsub;
