@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();
     let mut pos = 0;
     let mut ranges = Vec::new();
-    let limits = Limits { max_bulk_len: 1 << 20 };
+    let limits = Limits { max_bulk_len: 1 << 20, unauthenticated: false };
     let mut ks = Keyspace::new();
     let mut rng = Rng::new(1);
     let mut out = Vec::new();

@@ -189,20 +189,32 @@ pub fn arity_error(out: &mut Reply, name: &str) {
 }
 
 pub fn unknown_command_error(out: &mut Reply, args: &Args) {
-    let mut msg = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        String::from_utf8_lossy(&args.get(0)[..args.get(0).len().min(128)])
-    );
+    // Byte-exact with Redis: the name cut at 128 bytes, then each argument
+    // quoted while the message is under 128 bytes; C strings stop at NUL.
+    let cstr = |b: &[u8]| -> Vec<u8> { b.iter().take_while(|&&c| c != 0).copied().collect() };
+    let name = cstr(args.get(0));
+    let mut arglist: Vec<u8> = Vec::new();
     for a in args.iter().skip(1) {
-        if msg.len() >= 128 {
+        if arglist.len() >= 128 {
             break;
         }
-        let room = 128usize.saturating_sub(msg.len()).max(1);
-        msg.push('\'');
-        msg.push_str(&String::from_utf8_lossy(&a[..a.len().min(room)]));
-        msg.push_str("' ");
+        let room = 128 - arglist.len();
+        let a = cstr(a);
+        arglist.push(b'\'');
+        arglist.extend_from_slice(&a[..a.len().min(room)]);
+        arglist.extend_from_slice(b"' ");
     }
-    out.error(&msg);
+    let mut msg = b"-ERR unknown command '".to_vec();
+    msg.extend_from_slice(&name[..name.len().min(128)]);
+    msg.extend_from_slice(b"', with args beginning with: ");
+    msg.extend_from_slice(&arglist);
+    for b in msg.iter_mut() {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    msg.extend_from_slice(b"\r\n");
+    out.raw(&msg);
 }
 
 /// Iterate a command's key positions (first, last, step from the table).

@@ -1060,6 +1060,11 @@ fn bitcount(ctx: &mut Ctx, args: &Args) {
         let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
             return ctx.out.error(err::NOT_INT);
         };
+        // Redis 7.0 answers an empty negative range before it looks at the
+        // unit argument (so even an invalid unit gives 0 there).
+        if start < 0 && end < 0 && start > end {
+            return ctx.out.int(0);
+        }
         let isbit = if argc == 5 {
             match bit_unit(&args[4]) {
                 Ok(b) => b,
@@ -1068,9 +1073,7 @@ fn bitcount(ctx: &mut Ctx, args: &Args) {
         } else {
             false
         };
-        if start < 0 && end < 0 && start > end {
-            0
-        } else {
+        {
             let totlen = s.len() as i64 * if isbit { 8 } else { 1 };
             match clamp_units(start, end, totlen) {
                 None => 0,

@@ -17,11 +17,14 @@ pub const MAX_MULTIBULK: i64 = 1024 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     pub max_bulk_len: i64,
+    /// Before AUTH, Redis accepts only small requests (10 elements, 16 KiB
+    /// bulks), so an unauthenticated peer cannot make it buffer much.
+    pub unauthenticated: bool,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bulk_len: 512 * 1024 * 1024 }
+        Limits { max_bulk_len: 512 * 1024 * 1024, unauthenticated: false }
     }
 }
 
@@ -102,6 +105,9 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
         return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big mbulk count string"));
     }
     let count = match parse_header_int(&buf[1..eol]) {
+        Some(n) if limits.unauthenticated && n > 10 => {
+            return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: unauthenticated multibulk length"))
+        }
         Some(n) if n <= MAX_MULTIBULK => n,
         _ => return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: invalid multibulk length")),
     };
@@ -126,6 +132,9 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
             return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big bulk count string"));
         }
         let len = match parse_header_int(&buf[pos + 1..eol]) {
+            Some(n) if limits.unauthenticated && n > 16384 => {
+                return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: unauthenticated bulk length"))
+            }
             Some(n) if n >= 0 && n <= limits.max_bulk_len => n as usize,
             _ => return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: invalid bulk length")),
         };

@@ -8,7 +8,7 @@
 use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, Msg};
 use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, OwnedArgs};
-use crate::protocol::parse::{parse_request, ParseOutcome};
+use crate::protocol::parse::{parse_request, Limits, ParseOutcome};
 use crate::protocol::reply::{encode_command, Reply};
 
 /// Commands queued by MULTI.
@@ -71,7 +71,8 @@ impl Shard {
             if start >= rbuf.len() {
                 break;
             }
-            match parse_request(&mut rbuf[start..], &self.limits, &mut ranges) {
+            let limits = Limits { unauthenticated: !conn.authed, ..self.limits };
+            match parse_request(&mut rbuf[start..], &limits, &mut ranges) {
                 ParseOutcome::Incomplete { need } => {
                     conn.need = need;
                     break;
@@ -185,6 +186,17 @@ impl Shard {
         }
         if let Some(m) = &mut conn.multi {
             if !def.has(TX_CONTROL) {
+                if def.name == "watch" {
+                    // Redis answers this one itself and keeps the transaction.
+                    Reply::new(&mut conn.out, conn.resp3).error("ERR WATCH inside MULTI is not allowed");
+                    return;
+                }
+                if let Some(e) = queue_time_subcommand_error(def, args) {
+                    self.stats[id].rejected += 1;
+                    m.aborted = true;
+                    Reply::new(&mut conn.out, conn.resp3).error(&e);
+                    return;
+                }
                 if def.has(NO_MULTI) {
                     self.stats[id].rejected += 1;
                     m.aborted = true;
@@ -304,6 +316,31 @@ impl Shard {
         self.ranges = ranges;
         out
     }
+}
+
+/// Redis 7 knows container commands' subcommands at queue time, so an
+/// unknown one is rejected (and aborts MULTI) before EXEC.
+fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> {
+    let known: &[&str] = match def.name {
+        "object" => &["encoding", "freq", "idletime", "refcount", "help"],
+        "config" => &["get", "set", "resetstat", "rewrite", "help"],
+        "client" => &["id", "getname", "setname", "info", "list", "kill", "help", "setinfo", "no-evict", "no-touch", "reply"],
+        "pubsub" => &["channels", "numsub", "numpat", "help"],
+        "command" => &["count", "info", "docs", "getkeys", "help"],
+        _ => return None,
+    };
+    if args.len() < 2 {
+        return None;
+    }
+    let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+    if known.contains(&sub.as_str()) {
+        return None;
+    }
+    Some(format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(args.get(1)),
+        def.name.to_ascii_uppercase()
+    ))
 }
 
 enum Step {

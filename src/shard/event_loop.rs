@@ -254,7 +254,7 @@ impl Shard {
             free_slots: Vec::new(),
             next_gen: 1,
             rng: Rng::new(crate::util::now_us() as u64 ^ ((id as u64 + 1) << 40)),
-            limits: Limits { max_bulk_len: config.proto_max_bulk_len },
+            limits: Limits { max_bulk_len: config.proto_max_bulk_len, unauthenticated: false },
             config: config.clone(),
             ranges: Vec::with_capacity(16),
             dirty: Vec::new(),

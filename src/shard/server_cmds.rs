@@ -388,16 +388,7 @@ impl Shard {
                     Reply::new(&mut conn.out, resp3).ok();
                 }
             }
-            "exec" => {
-                if conn.multi.is_some() && self.txn.locked() {
-                    // Runs after the transaction holding this shard ends.
-                    conn.rpos -= args.buf_len();
-                    conn.wait = Wait::ShardLock;
-                    self.txn.defer(super::txn::Deferred::Conn(conn.conn_ref(self.id)));
-                    return;
-                }
-                self.exec_multi(conn);
-            }
+            "exec" => self.exec_multi(conn, args),
             "watch" => self.cmd_watch(conn, args),
             "unwatch" => {
                 let ws = std::mem::take(&mut conn.watch_shards);
@@ -529,7 +520,7 @@ impl Shard {
         }
         if !conn.authed {
             return Reply::new(&mut conn.out, conn.resp3)
-                .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+                .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
         }
         if let Some(n) = name {
             if n.iter().any(|&b| b <= b' ' || b > b'~') {

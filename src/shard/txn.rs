@@ -271,11 +271,18 @@ impl Shard {
             match d {
                 Deferred::Msg(m) => self.on_work(m),
                 Deferred::Conn(r) => {
-                    if let Some(Some(c)) = self.conns.get_mut(r.idx as usize) {
-                        if c.gen == r.gen && matches!(c.wait, Wait::ShardLock) {
+                    // Run it now, in queue order: marking it runnable for
+                    // later would let the next queued lock overtake it
+                    // again and again (starvation).
+                    let ready = match self.conns.get_mut(r.idx as usize) {
+                        Some(Some(c)) if c.gen == r.gen && matches!(c.wait, Wait::ShardLock) => {
                             c.wait = Wait::None;
-                            self.runnable.push_back(r.idx);
+                            true
                         }
+                        _ => false,
+                    };
+                    if ready {
+                        self.process_conn(r.idx);
                     }
                 }
             }
@@ -313,7 +320,7 @@ impl Shard {
     }
 
     /// EXEC: run the queued commands atomically.
-    pub fn exec_multi(&mut self, conn: &mut Conn) {
+    pub fn exec_multi(&mut self, conn: &mut Conn, exec_args: &crate::cmd::Args) {
         let Some(m) = conn.multi.take() else {
             Reply::new(&mut conn.out, conn.resp3).error("ERR EXEC without MULTI");
             return;
@@ -345,7 +352,7 @@ impl Shard {
                 // Re-queue: MULTI state goes back, EXEC runs after unlock.
                 conn.multi = Some(m);
                 let r = conn.conn_ref(self.id);
-                conn.rpos -= b"*1\r\n$4\r\nEXEC\r\n".len().min(conn.rpos);
+                conn.rpos -= exec_args.buf_len();
                 conn.wait = Wait::ShardLock;
                 self.txn.defer(Deferred::Conn(r));
                 return;
