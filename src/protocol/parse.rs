@@ -166,6 +166,10 @@ fn parse_inline(buf: &mut [u8], args: &mut Vec<Range<usize>>) -> ParseOutcome {
     if end > 0 && buf[end - 1] == b'\r' {
         end -= 1;
     }
+    // Redis splits inline lines as C strings: a NUL ends the line.
+    if let Some(z) = buf[..end].iter().position(|&b| b == 0) {
+        end = z;
+    }
     if !split_inline(&mut buf[..end], args) {
         args.clear();
         return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: unbalanced quotes in request"));
