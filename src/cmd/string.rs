@@ -72,6 +72,9 @@ fn make_raw(v: &mut Value) -> Option<&mut Vec<u8>> {
         let mut b = [0u8; 24];
         *v = Value::raw(fmt_i64(&mut b, n).to_vec());
     }
+    if let Value::Inline { len, buf } = v {
+        *v = Value::raw(buf[..*len as usize].to_vec());
+    }
     match v {
         Value::Str { data, raw } => {
             *raw = true;

@@ -5,9 +5,16 @@
 /// Longest string Redis stores as embstr.
 pub const EMBSTR_MAX: usize = 44;
 
+/// Longest string kept inside the value itself (no allocation); the
+/// enum stays 32 bytes.
+pub const INLINE_MAX: usize = 30;
+
 pub enum Value {
     /// A string that is the canonical decimal form of an i64.
     Int(i64),
+    /// A short string stored inline: GET reads it from the entry's own
+    /// cache lines, as Redis's embstr does.
+    Inline { len: u8, buf: [u8; INLINE_MAX] },
     /// Any other string; `raw` marks values grown in place (Redis's raw encoding).
     Str { data: Vec<u8>, raw: bool },
 }
@@ -20,14 +27,17 @@ impl Value {
                 return Value::Int(n);
             }
         }
+        if b.len() <= INLINE_MAX {
+            let mut buf = [0u8; INLINE_MAX];
+            buf[..b.len()].copy_from_slice(b);
+            return Value::Inline { len: b.len() as u8, buf };
+        }
         Value::Str { data: b.to_vec(), raw: b.len() > EMBSTR_MAX }
     }
 
     pub fn from_vec(v: Vec<u8>) -> Value {
-        if v.len() <= 20 {
-            if let Some(n) = crate::util::parse_i64(&v) {
-                return Value::Int(n);
-            }
+        if v.len() <= INLINE_MAX {
+            return Value::from_bytes(&v);
         }
         let raw = v.len() > EMBSTR_MAX;
         Value::Str { data: v, raw }
@@ -40,26 +50,28 @@ impl Value {
 
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::Int(_) | Value::Str { .. } => "string",
+            Value::Int(_) | Value::Inline { .. } | Value::Str { .. } => "string",
         }
     }
 
     pub fn encoding(&self) -> &'static str {
         match self {
             Value::Int(_) => "int",
+            Value::Inline { .. } => "embstr",
             Value::Str { raw: true, .. } => "raw",
             Value::Str { raw: false, .. } => "embstr",
         }
     }
 
     pub fn is_string(&self) -> bool {
-        matches!(self, Value::Int(_) | Value::Str { .. })
+        matches!(self, Value::Int(_) | Value::Inline { .. } | Value::Str { .. })
     }
 
     /// Bytes of a string value; integers are formatted into `buf`.
     pub fn str_bytes<'a>(&'a self, buf: &'a mut [u8; 24]) -> Option<&'a [u8]> {
         match self {
             Value::Int(n) => Some(crate::protocol::reply::fmt_i64(buf, *n)),
+            Value::Inline { len, buf: b } => Some(&b[..*len as usize]),
             Value::Str { data, .. } => Some(data),
         }
     }
@@ -68,6 +80,7 @@ impl Value {
     pub fn deep_clone(&self) -> Value {
         match self {
             Value::Int(n) => Value::Int(*n),
+            Value::Inline { len, buf } => Value::Inline { len: *len, buf: *buf },
             Value::Str { data, raw } => Value::Str { data: data.clone(), raw: *raw },
         }
     }
@@ -75,8 +88,28 @@ impl Value {
     /// Approximate heap bytes, for INFO memory.
     pub fn mem_usage(&self) -> usize {
         match self {
-            Value::Int(_) => 0,
+            Value::Int(_) | Value::Inline { .. } => 0,
             Value::Str { data, .. } => data.capacity(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_stays_small() {
+        assert_eq!(std::mem::size_of::<Value>(), 32);
+    }
+
+    #[test]
+    fn encodings_follow_redis() {
+        assert_eq!(Value::from_bytes(b"123").encoding(), "int");
+        assert_eq!(Value::from_bytes(b"abc").encoding(), "embstr");
+        assert_eq!(Value::from_bytes(&[b'x'; 40]).encoding(), "embstr");
+        assert_eq!(Value::from_bytes(&[b'x'; 45]).encoding(), "raw");
+        let mut b = [0u8; 24];
+        assert_eq!(Value::from_bytes(b"abc").str_bytes(&mut b), Some(&b"abc"[..]));
     }
 }
