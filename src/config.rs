@@ -29,6 +29,9 @@ pub struct Config {
     pub hz: u32,
     /// Pin shard threads to cores (shard i -> i-th allowed core, wrapping).
     pub pin_threads: bool,
+    /// Longest extra wait (µs) a shard takes to gather a batch of
+    /// completions under heavy concurrent load; 0 = never (lowest latency).
+    pub batch_wait_us: u32,
     /// Append-only file. Persistence is not implemented yet (issue 6);
     /// `yes` is accepted and logged as such.
     pub appendonly: bool,
@@ -55,6 +58,7 @@ impl Default for Config {
             timeout: 0,
             hz: 10,
             pin_threads: true,
+            batch_wait_us: crate::shard::wait_policy::DEFAULT_BUDGET_US,
             appendonly: false,
             appendfsync: "everysec".into(),
             logfile: String::new(),
@@ -91,6 +95,8 @@ pub struct Cli {
     pub proto_max_bulk_len: Option<i64>,
     #[arg(long = "pin-threads")]
     pub pin_threads: Option<String>,
+    #[arg(long = "batch-wait-us")]
+    pub batch_wait_us: Option<u32>,
     #[arg(long)]
     pub logfile: Option<String>,
 }
@@ -152,6 +158,9 @@ impl Config {
         if let Some(v) = &cli.pin_threads {
             c.pin_threads = parse_bool(v)?;
         }
+        if let Some(v) = cli.batch_wait_us {
+            c.batch_wait_us = v;
+        }
         if let Some(v) = &cli.logfile {
             c.logfile = v.clone();
         }
@@ -168,6 +177,9 @@ impl Config {
         }
         if self.proto_max_bulk_len < 1024 * 1024 {
             return Err("proto-max-bulk-len must be at least 1mb".into());
+        }
+        if self.batch_wait_us > 10_000 {
+            return Err("batch-wait-us must be at most 10000".into());
         }
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
@@ -190,6 +202,7 @@ impl Config {
             ("timeout", self.timeout.to_string()),
             ("hz", self.hz.to_string()),
             ("pin-threads", yn(self.pin_threads)),
+            ("batch-wait-us", self.batch_wait_us.to_string()),
             ("appendonly", yn(self.appendonly)),
             ("appendfsync", self.appendfsync.clone()),
             ("logfile", self.logfile.clone()),
@@ -212,6 +225,7 @@ impl Config {
             "maxclients" => next.maxclients = int(value)?.max(1) as u64,
             "timeout" => next.timeout = int(value)?.max(0) as u64,
             "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
+            "batch-wait-us" => next.batch_wait_us = int(value)?.clamp(0, 10_000) as u32,
             "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
             "appendonly" => next.appendonly = parse_bool(value)?,
             "save" => {}

@@ -97,8 +97,9 @@ pub struct Conn {
     pub created_ms: i64,
     pub last_cmd_ms: i64,
     pub last_cmd: &'static str,
-    /// Replies for a forwarded batch are pending in this order.
     pub in_dirty_list: bool,
+    /// Wait-policy window in which this connection last received data.
+    pub wait_window: u32,
 }
 
 impl Conn {
@@ -153,6 +154,13 @@ pub struct Shard {
     pub net_in: u64,
     pub net_out: u64,
     pub rejected_conns: u64,
+    /// Loop turns and completions reaped (INFO stats: completions per turn).
+    pub turns: u64,
+    pub completions: u64,
+    /// How many completions a turn waits for (see `wait_for_completions`).
+    wait_policy: super::wait_policy::WaitPolicy,
+    /// Sends submitted this turn.
+    sends_this_turn: usize,
     /// Cached clock for this turn (ms).
     pub now: i64,
     pub stop: bool,
@@ -272,12 +280,20 @@ impl Shard {
             net_in: 0,
             net_out: 0,
             rejected_conns: 0,
+            turns: 0,
+            completions: 0,
+            wait_policy: super::wait_policy::WaitPolicy::new(std::time::Instant::now(), config.batch_wait_us),
+            sends_this_turn: 0,
             now: crate::util::now_ms(),
             stop: false,
             ring_flags,
             shared,
             // placeholder replaced above
         })
+    }
+
+    pub fn set_batch_wait(&mut self, us: u32) {
+        self.wait_policy.budget_us = us;
     }
 
     pub fn ring_flags(&self) -> &'static str {
@@ -310,20 +326,47 @@ impl Shard {
             for &(u, res, flags) in cqes.iter() {
                 self.on_completion(u, res, flags);
             }
+            self.turns += 1;
+            self.completions += cqes.len() as u64;
             self.drain_messages();
             self.run_runnable();
             self.flush();
             if self.stop || self.shared.shutdown.load(Ordering::Relaxed) {
                 break;
             }
-            match self.ring.submit_and_wait(1) {
+            let r = self.wait_for_completions();
+            match r {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) || e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINTR)
+                        || e.raw_os_error() == Some(libc::EBUSY)
+                        || e.raw_os_error() == Some(libc::ETIME) => {}
                 Err(e) => return Err(format!("io_uring_enter: {}", e)),
             }
         }
         self.shutdown_all();
         Ok(())
+    }
+
+    /// Enter the kernel: submit this turn's SQEs and sleep until there is
+    /// work. Under a high completion rate, ask for as many completions as
+    /// arrive within WAIT_BUDGET_US (the kernel's min-wait), so one enter
+    /// and one wake-up serve many requests instead of one each; under light
+    /// load this is a plain wait for one completion, adding no latency.
+    fn wait_for_completions(&mut self) -> std::io::Result<usize> {
+        let sends = std::mem::take(&mut self.sends_this_turn);
+        let want = if self.runnable.is_empty() {
+            self.wait_policy.want(std::time::Instant::now(), sends)
+        } else {
+            None
+        };
+        let Some(want) = want else { return self.ring.submit_and_wait(1) };
+        // `min_wait_usec` returns once the budget is spent and at least one
+        // completion is there; the timeout bounds it on kernels without it.
+        let budget = self.wait_policy.budget_us;
+        let ts = types::Timespec::new().nsec(budget * 1000);
+        let args = types::SubmitArgs::new().min_wait_usec(budget).timespec(&ts);
+        self.ring.submitter().submit_with_args(want, &args)
     }
 
     fn arm_timer(&mut self) {
@@ -427,6 +470,7 @@ impl Shard {
             last_cmd_ms: self.now,
             last_cmd: "NULL",
             in_dirty_list: false,
+            wait_window: 0,
         });
         self.conns[idx as usize] = Some(conn);
         self.arm_recv(idx);
@@ -506,6 +550,7 @@ impl Shard {
             return;
         }
         let n = res as usize;
+        self.wait_policy.on_recv(&mut c.wait_window);
         if !chunk_from_ring {
             // SAFETY: the kernel wrote `n` bytes into the spare capacity.
             unsafe { c.rbuf.set_len(c.rbuf.len() + n) };
@@ -594,6 +639,7 @@ impl Shard {
             std::mem::swap(&mut c.out, &mut c.sending);
             c.sent = 0;
             c.send_inflight = true;
+            self.sends_this_turn += 1;
             let e = opcode::Send::new(types::Fd(c.fd), c.sending.as_ptr(), c.sending.len() as u32)
                 .build()
                 .user_data(ud(OP_SEND, idx, c.gen));

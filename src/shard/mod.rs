@@ -19,6 +19,7 @@ pub mod event_loop;
 pub mod pubsub;
 pub mod server_cmds;
 pub mod txn;
+pub mod wait_policy;
 
 use crate::config::Config;
 use crate::keyspace::Value;

@@ -56,6 +56,8 @@ pub struct ShardInfo {
     pub rejected_conns: u64,
     pub net_in: u64,
     pub net_out: u64,
+    pub turns: u64,
+    pub completions: u64,
     pub expired_keys: u64,
     pub dirty: u64,
     pub used_memory_est: usize,
@@ -205,6 +207,7 @@ impl Shard {
 
     pub fn apply_config(&mut self, c: &crate::config::Config) {
         self.limits.max_bulk_len = c.proto_max_bulk_len;
+        self.set_batch_wait(c.batch_wait_us);
         self.config = c.clone();
     }
 
@@ -1005,6 +1008,8 @@ impl Shard {
             rejected_conns: self.rejected_conns,
             net_in: self.net_in,
             net_out: self.net_out,
+            turns: self.turns,
+            completions: self.completions,
             expired_keys: self.ks.expired_keys,
             dirty: self.ks.dirty,
             used_memory_est: mem,
@@ -1071,13 +1076,15 @@ impl Shard {
         if want("stats") {
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\n\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:0\r\nkeyspace_misses:0\r\npubsub_channels:0\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\n\r\n",
                 sum(&|i| i.total_connections),
                 sum(&|i| i.total_commands),
                 sum(&|i| i.net_in),
                 sum(&|i| i.net_out),
                 sum(&|i| i.rejected_conns),
                 sum(&|i| i.expired_keys),
+                sum(&|i| i.turns),
+                sum(&|i| i.completions),
             );
         }
         if want("replication") {
