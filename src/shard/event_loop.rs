@@ -829,6 +829,23 @@ impl Shard {
             Msg::Unwatch { who } => {
                 self.ks.unwatch_all(who);
             }
+            // Only the transaction holding this shard sends these.
+            Msg::TxnRun { txid, coord, db, resp3, cmd } => {
+                let out = self.run_batch(db as usize, resp3, cmd);
+                self.send(coord, Msg::TxnRunReply { txid, out });
+            }
+            Msg::TxnFan { txid, coord, req } => {
+                let resp = self.fan_local(&req);
+                self.send(coord, Msg::TxnFanReply { txid, shard: self.id, resp });
+            }
+            Msg::TxnPull { txid, coord, keys } => {
+                let entries = self.pull_keys(keys);
+                self.send(coord, Msg::TxnPulled { txid, entries });
+            }
+            Msg::TxnApply { writes } => self.apply_writes(writes),
+            Msg::TxnRunReply { txid, out } => self.on_routed_reply(txid, out),
+            Msg::TxnFanReply { txid, shard, resp } => self.on_routed_fan_reply(txid, shard, resp),
+            Msg::TxnPulled { txid, entries } => self.on_routed_pulled(txid, entries),
             other => {
                 // Work that touches this shard's keyspace waits while a
                 // transaction holds the shard.
@@ -872,7 +889,7 @@ impl Shard {
         };
         if done {
             if let Wait::Fan(st) = std::mem::replace(&mut conn.wait, Wait::None) {
-                self.finish_fan(&mut conn, *st);
+                self.finish_fan(&mut conn.out, conn.resp3, *st);
             }
             self.runnable.push_back(to.idx);
         }

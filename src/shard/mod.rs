@@ -127,6 +127,17 @@ pub enum Msg {
     /// Work every (or some) shard does for one command, merged by the sender.
     Fanout { from: ConnRef, req: Arc<FanReq> },
     FanoutReply { to: ConnRef, shard: usize, resp: FanResp },
+    /// Routed transactions (MULTI with keyspace-wide commands): with every
+    /// shard locked, the coordinator runs each command where it belongs.
+    TxnRun { txid: u64, coord: usize, db: u8, resp3: bool, cmd: Vec<u8> },
+    TxnRunReply { txid: u64, out: Vec<u8> },
+    TxnFan { txid: u64, coord: usize, req: Arc<FanReq> },
+    TxnFanReply { txid: u64, shard: usize, resp: FanResp },
+    /// Current state of keys of one cross-shard command inside a routed
+    /// transaction (the shard is already locked), and its result.
+    TxnPull { txid: u64, coord: usize, keys: Vec<DbKey> },
+    TxnPulled { txid: u64, entries: Vec<(DbKey, KeyState)> },
+    TxnApply { writes: Vec<(DbKey, KeyState)> },
     /// Fire-and-forget: drop a client's WATCHes on this shard.
     Unwatch { who: u64 },
 }

@@ -14,6 +14,11 @@ use std::sync::Arc;
 
 pub const REDIS_VERSION: &str = "7.0.15";
 
+pub enum GlobalPlan {
+    Fan(Vec<usize>, FanReq, FanOp),
+    Reply(Vec<u8>),
+}
+
 /// A fan-out in progress for one connection.
 pub struct FanState {
     pub expect: usize,
@@ -123,7 +128,7 @@ impl Shard {
             }
         }
         if st.resps.len() >= st.expect {
-            self.finish_fan(conn, st);
+            self.finish_fan(&mut conn.out, conn.resp3, st);
         } else {
             conn.wait = Wait::Fan(Box::new(st));
         }
@@ -212,17 +217,16 @@ impl Shard {
     }
 
     /// Merge fan-out answers into the client's reply.
-    pub fn finish_fan(&mut self, conn: &mut Conn, mut st: FanState) {
-        let resp3 = conn.resp3;
+    pub fn finish_fan(&mut self, out: &mut Vec<u8>, resp3: bool, mut st: FanState) {
         st.resps.sort_by_key(|(s, _)| *s);
         match st.op {
             FanOp::DbSize | FanOp::Publish | FanOp::ClientKill { old_style: false } => {
                 let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
-                Reply::new(&mut conn.out, resp3).int(n);
+                Reply::new(out, resp3).int(n);
             }
             FanOp::ClientKill { old_style: true } => {
                 let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
-                let mut r = Reply::new(&mut conn.out, resp3);
+                let mut r = Reply::new(out, resp3);
                 if n > 0 {
                     r.ok();
                 } else {
@@ -240,7 +244,7 @@ impl Shard {
                     all.sort();
                     all.dedup();
                 }
-                let mut r = Reply::new(&mut conn.out, resp3);
+                let mut r = Reply::new(out, resp3);
                 r.array(all.len());
                 for k in all {
                     r.bulk(&k);
@@ -255,7 +259,7 @@ impl Shard {
                 }
                 all.sort();
                 all.dedup();
-                Reply::new(&mut conn.out, resp3).int(all.len() as i64);
+                Reply::new(out, resp3).int(all.len() as i64);
             }
             FanOp::Scan { shard } => {
                 let (next, keys) = match st.resps.pop() {
@@ -271,7 +275,7 @@ impl Shard {
                 } else {
                     0
                 };
-                let mut r = Reply::new(&mut conn.out, resp3);
+                let mut r = Reply::new(out, resp3);
                 r.array(2);
                 r.bulk_str(&cursor.to_string());
                 r.array(keys.len());
@@ -282,7 +286,7 @@ impl Shard {
             FanOp::RandomKey { tried: _ } => {
                 let keys: Vec<Vec<u8>> =
                     st.resps.into_iter().filter_map(|(_, r)| if let FanResp::Key(k) = r { k } else { None }).collect();
-                let mut r = Reply::new(&mut conn.out, resp3);
+                let mut r = Reply::new(out, resp3);
                 if keys.is_empty() {
                     r.null();
                 } else {
@@ -290,8 +294,8 @@ impl Shard {
                     r.bulk(&keys[i]);
                 }
             }
-            FanOp::Ok => Reply::new(&mut conn.out, resp3).ok(),
-            FanOp::WatchAck => Reply::new(&mut conn.out, resp3).ok(),
+            FanOp::Ok => Reply::new(out, resp3).ok(),
+            FanOp::WatchAck => Reply::new(out, resp3).ok(),
             FanOp::Numsub { channels } => {
                 let mut counts = vec![0i64; channels.len()];
                 for (_, r) in st.resps {
@@ -301,7 +305,7 @@ impl Shard {
                         }
                     }
                 }
-                let mut r = Reply::new(&mut conn.out, resp3);
+                let mut r = Reply::new(out, resp3);
                 r.map(channels.len());
                 for (ch, n) in channels.iter().zip(counts) {
                     r.bulk(ch);
@@ -315,7 +319,7 @@ impl Shard {
                     .filter_map(|(_, r)| if let FanResp::Info(i) = r { Some(*i) } else { None })
                     .collect();
                 let text = self.info_text(&sections, &infos);
-                Reply::new(&mut conn.out, resp3).verbatim(text.as_bytes());
+                Reply::new(out, resp3).verbatim(text.as_bytes());
             }
             FanOp::ClientList => {
                 let mut text = String::new();
@@ -324,7 +328,7 @@ impl Shard {
                         text.push_str(&t);
                     }
                 }
-                Reply::new(&mut conn.out, resp3).verbatim(text.as_bytes());
+                Reply::new(out, resp3).verbatim(text.as_bytes());
             }
         }
     }
@@ -405,30 +409,18 @@ impl Shard {
                 self.fan(conn, self.all_shards(), req, FanOp::Publish);
             }
             "pubsub" => self.cmd_pubsub(conn, args),
-            "dbsize" => self.fan(conn, self.all_shards(), FanReq::DbSize { db: conn.db as u8 }, FanOp::DbSize),
-            "keys" => {
-                let req = FanReq::Keys { db: conn.db as u8, pattern: args.get(1).to_vec() };
-                self.fan(conn, self.all_shards(), req, FanOp::Keys);
+            "flushdb" | "flushall" | "swapdb" if n > 1 => {
+                // Writes to every shard: run as a transaction holding all
+                // shards, so no client sees some shards flushed and others not.
+                let cmds = vec![cmd::OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
+                self.start_txn(conn, cmds, (0..n).collect(), false);
             }
-            "scan" => self.cmd_scan(conn, args),
-            "randomkey" => {
-                let req = FanReq::RandomKey { db: conn.db as u8 };
-                self.fan(conn, self.all_shards(), req, FanOp::RandomKey { tried: Vec::new() });
-            }
-            "flushdb" | "flushall" => {
-                if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
-                    Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
-                } else {
-                    let req = if def.name == "flushdb" { FanReq::FlushDb { db: conn.db as u8 } } else { FanReq::FlushAll };
-                    self.fan(conn, self.all_shards(), req, FanOp::Ok);
+            "dbsize" | "keys" | "scan" | "randomkey" | "flushdb" | "flushall" | "swapdb" => {
+                match self.global_plan(def, args, conn.db, resp3) {
+                    GlobalPlan::Fan(targets, req, op) => self.fan(conn, targets, req, op),
+                    GlobalPlan::Reply(bytes) => conn.out.extend_from_slice(&bytes),
                 }
             }
-            "swapdb" => match (parse_db(args.get(1)), parse_db(args.get(2))) {
-                (Ok(a), Ok(b)) => self.fan(conn, self.all_shards(), FanReq::SwapDb { a, b }, FanOp::Ok),
-                (Err(e), _) => Reply::new(&mut conn.out, resp3).error(e),
-                (_, Err(e)) => Reply::new(&mut conn.out, resp3)
-                    .error(if e == err::DB_INDEX { e } else { "ERR invalid second DB index" }),
-            },
             "info" => {
                 let sections: Vec<String> =
                     args.iter().skip(1).map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).collect();
@@ -589,30 +581,58 @@ impl Shard {
         conn.wait = Wait::Fan(Box::new(st));
     }
 
-    fn cmd_scan(&mut self, conn: &mut Conn, args: &Args) {
-        let sa = match cmd::keys::parse_scan_args(args, 1) {
-            Ok(s) => s,
-            Err(e) => return Reply::new(&mut conn.out, conn.resp3).error(&e),
+    /// How to run a keyspace-wide command: which shards, what each does,
+    /// how to merge; or the reply at once (argument errors).
+    pub fn global_plan(&self, def: &CommandDef, args: &Args, db: usize, resp3: bool) -> GlobalPlan {
+        let all = self.all_shards();
+        let db8 = db as u8;
+        let reply_now = |f: &dyn Fn(&mut Reply)| {
+            let mut out = Vec::new();
+            f(&mut Reply::new(&mut out, resp3));
+            GlobalPlan::Reply(out)
         };
-        let n = self.shared.nshards as u64;
-        let shard = (sa.cursor & 1023) as usize;
-        if shard as u64 >= n {
-            // A cursor from another shard layout: start over, as Redis does
-            // with a cursor it cannot interpret.
-            let mut r = Reply::new(&mut conn.out, conn.resp3);
-            r.array(2);
-            r.bulk(b"0");
-            r.array(0);
-            return;
+        match def.name {
+            "dbsize" => GlobalPlan::Fan(all, FanReq::DbSize { db: db8 }, FanOp::DbSize),
+            "keys" => GlobalPlan::Fan(all, FanReq::Keys { db: db8, pattern: args.get(1).to_vec() }, FanOp::Keys),
+            "randomkey" => GlobalPlan::Fan(all, FanReq::RandomKey { db: db8 }, FanOp::RandomKey { tried: Vec::new() }),
+            "flushdb" | "flushall" => {
+                if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
+                    return reply_now(&|r| r.error(err::SYNTAX));
+                }
+                let req = if def.name == "flushdb" { FanReq::FlushDb { db: db8 } } else { FanReq::FlushAll };
+                GlobalPlan::Fan(all, req, FanOp::Ok)
+            }
+            "swapdb" => match (parse_db(args.get(1)), parse_db(args.get(2))) {
+                (Ok(a), Ok(b)) => GlobalPlan::Fan(all, FanReq::SwapDb { a, b }, FanOp::Ok),
+                (Err(e), _) => reply_now(&|r| r.error(e)),
+                (_, Err(e)) => reply_now(&|r| r.error(if e == err::DB_INDEX { e } else { "ERR invalid second DB index" })),
+            },
+            "scan" => {
+                let sa = match cmd::keys::parse_scan_args(args, 1) {
+                    Ok(s) => s,
+                    Err(e) => return reply_now(&|r| r.error(&e)),
+                };
+                let shard = (sa.cursor & 1023) as usize;
+                if shard >= self.shared.nshards {
+                    // A cursor from another shard layout: start over, as
+                    // Redis does with a cursor it cannot interpret.
+                    return reply_now(&|r| {
+                        r.array(2);
+                        r.bulk(b"0");
+                        r.array(0);
+                    });
+                }
+                let req = FanReq::Scan {
+                    db: db8,
+                    cursor: sa.cursor >> 10,
+                    count: sa.count,
+                    pattern: sa.pattern,
+                    kind: sa.type_filter,
+                };
+                GlobalPlan::Fan(vec![shard], req, FanOp::Scan { shard })
+            }
+            _ => reply_now(&|r| r.error("ERR not a keyspace-wide command")),
         }
-        let req = FanReq::Scan {
-            db: conn.db as u8,
-            cursor: sa.cursor >> 10,
-            count: sa.count,
-            pattern: sa.pattern,
-            kind: sa.type_filter,
-        };
-        self.fan(conn, vec![shard], req, FanOp::Scan { shard });
     }
 
     fn cmd_config(&mut self, conn: &mut Conn, args: &Args) {
@@ -732,7 +752,7 @@ impl Shard {
                     }
                 }
                 if st.resps.len() >= st.expect {
-                    self.finish_fan(conn, st);
+                    self.finish_fan(&mut conn.out, conn.resp3, st);
                 } else {
                     conn.wait = Wait::Fan(Box::new(st));
                 }
@@ -797,7 +817,7 @@ impl Shard {
                 }
                 if st.resps.len() >= st.expect {
                     let s = std::mem::replace(&mut st.resps, Vec::new());
-                    self.finish_fan(conn, FanState { expect: 1, resps: s, op: st.op });
+                    self.finish_fan(&mut conn.out, conn.resp3, FanState { expect: 1, resps: s, op: st.op });
                 } else {
                     conn.wait = Wait::Fan(Box::new(st));
                 }

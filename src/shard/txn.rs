@@ -13,6 +13,13 @@
 //!    keys that the commands touched, applies it and unlocks. The client
 //!    gets its reply once every participant has acknowledged.
 //!
+//! A MULTI that contains keyspace-wide commands (DBSIZE, FLUSHDB, KEYS, ...)
+//! cannot run on a temporary keyspace. It is *routed* instead: every shard
+//! is locked (same order), then the coordinator runs each command in turn
+//! where it belongs — on its key's shard, fanned out to all shards, or, for
+//! a command whose keys span shards, pulled into a temporary keyspace and
+//! applied back — and finally unlocks every shard.
+//!
 //! While a shard is locked it defers all other keyspace work (requests from
 //! its own clients and from other shards) in arrival order and resumes it
 //! on unlock. So no client sees some of a transaction's writes and not
@@ -70,6 +77,12 @@ pub struct Txn {
     reply: Vec<u8>,
     /// The db the connection ends up in (SELECT inside MULTI).
     final_db: usize,
+    /// Routed execution (see the module doc): next command, and what the
+    /// coordinator is waiting for.
+    routed: bool,
+    idx: usize,
+    fan: Option<super::server_cmds::FanState>,
+    pulls_left: usize,
 }
 
 impl Shard {
@@ -78,7 +91,9 @@ impl Shard {
     /// are added here.
     pub fn start_txn(&mut self, conn: &mut Conn, cmds: Vec<OwnedArgs>, shards: Vec<usize>, is_exec: bool) {
         let n = self.shared.nshards;
-        let mut participants = shards;
+        let routed = n > 1
+            && cmds.iter().any(|c| cmd::lookup(c.args().get(0)).is_some_and(|(_, d)| d.has(GLOBAL)));
+        let mut participants = if routed { (0..n).collect() } else { shards };
         let watcher = if is_exec && !conn.watch_shards.is_empty() {
             participants.extend(conn.watch_shards.iter().copied());
             Some(conn.id)
@@ -89,7 +104,8 @@ impl Shard {
         participants.dedup();
         let mut keys: Vec<Vec<DbKey>> = vec![Vec::new(); participants.len()];
         let mut db = conn.db;
-        for c in &cmds {
+        // A routed transaction runs on the real keyspaces: nothing to pull.
+        for c in cmds.iter().filter(|_| !routed) {
             let args = c.args();
             let Some((_, def)) = cmd::lookup(args.get(0)) else { continue };
             if def.name == "select" {
@@ -137,6 +153,10 @@ impl Shard {
             acks_left: 0,
             reply: Vec::new(),
             final_db: conn.db,
+            routed,
+            idx: 0,
+            fan: None,
+            pulls_left: 0,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -174,7 +194,209 @@ impl Shard {
             self.send(to, Msg::LockPull { txid, coord: self.id, keys, watcher });
             return;
         }
+        if t.routed {
+            if t.is_exec && t.watch_dirty {
+                Reply::new(&mut t.reply, t.resp3).null_array();
+                t.idx = t.cmds.len();
+            } else if t.is_exec {
+                let n = t.cmds.len();
+                Reply::new(&mut t.reply, t.resp3).array(n);
+            }
+            self.routed_step(txid);
+            return;
+        }
         self.execute_txn(txid);
+    }
+
+    /// Participant: the current state of keys (this shard is locked).
+    pub fn pull_keys(&mut self, keys: Vec<DbKey>) -> Vec<(DbKey, KeyState)> {
+        let now = crate::util::now_ms();
+        keys.into_iter()
+            .map(|(db, key)| {
+                let st = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire));
+                ((db, key), st)
+            })
+            .collect()
+    }
+
+    /// Participant: install the final state of keys a transaction wrote.
+    pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>) {
+        for ((db, key), st) in writes {
+            match st {
+                Some((v, exp)) => self.ks.set(db as usize, &key, v, exp),
+                None => {
+                    self.ks.remove(db as usize, &key);
+                }
+            }
+        }
+    }
+
+    /// Coordinator of a routed transaction: run commands in order until one
+    /// has to wait for another shard; when all ran, unlock every shard.
+    fn routed_step(&mut self, txid: u64) {
+        let Some(mut t) = self.txn.coord.remove(&txid) else { return };
+        let n = self.shared.nshards;
+        loop {
+            if t.idx >= t.cmds.len() {
+                t.acks_left = t.participants.len();
+                for &p in &t.participants {
+                    self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: Vec::new() });
+                }
+                break;
+            }
+            let i = t.idx;
+            t.idx += 1;
+            let args = t.cmds[i].args();
+            let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
+            let resp3 = t.resp3;
+            if def.has(GLOBAL) {
+                match self.global_plan(def, &args, t.final_db, resp3) {
+                    super::server_cmds::GlobalPlan::Reply(bytes) => t.reply.extend_from_slice(&bytes),
+                    super::server_cmds::GlobalPlan::Fan(targets, req, op) => {
+                        let req = std::sync::Arc::new(req);
+                        let mut st = super::server_cmds::FanState { expect: targets.len(), resps: Vec::new(), op };
+                        for target in targets {
+                            if target == self.id {
+                                st.resps.push((target, self.fan_local(&req)));
+                            } else {
+                                self.send(target, Msg::TxnFan { txid, coord: self.id, req: req.clone() });
+                            }
+                        }
+                        if st.resps.len() < st.expect {
+                            t.fan = Some(st);
+                            break;
+                        }
+                        self.finish_fan(&mut t.reply, resp3, st);
+                    }
+                }
+                self.stats[id].calls += 1;
+                continue;
+            }
+            if def.has(CONN) {
+                let mut r = Reply::new(&mut t.reply, resp3);
+                if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut t.final_db, &mut r) {
+                    r.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
+                }
+                continue;
+            }
+            let shards = super::dispatch::key_shards(def, &args, n);
+            if shards.len() <= 1 {
+                let s = shards.first().copied().unwrap_or(self.id);
+                let mut cmd_bytes = Vec::new();
+                crate::protocol::reply::encode_command(&mut cmd_bytes, &args.iter().collect::<Vec<_>>());
+                if s == self.id {
+                    let out = self.run_batch(t.final_db, resp3, cmd_bytes);
+                    t.reply.extend_from_slice(&out);
+                    continue;
+                }
+                self.send(s, Msg::TxnRun { txid, coord: self.id, db: t.final_db as u8, resp3, cmd: cmd_bytes });
+                break;
+            }
+            // Keys on several shards: pull them, run here, apply back.
+            t.temp = Keyspace::new();
+            t.pulls_left = shards.len();
+            let mut local = Vec::new();
+            for &s in &shards {
+                let keys: Vec<DbKey> = cmd::key_positions(def, args.len())
+                    .map(|k| args.get(k))
+                    .filter(|k| crate::util::key_shard(k, n) == s)
+                    .map(|k| (t.final_db as u8, k.to_vec()))
+                    .collect();
+                if s == self.id {
+                    local = self.pull_keys(keys);
+                } else {
+                    self.send(s, Msg::TxnPull { txid, coord: self.id, keys });
+                }
+            }
+            self.txn.coord.insert(txid, t);
+            if shards.contains(&self.id) {
+                self.on_routed_pulled(txid, local);
+            }
+            return;
+        }
+        self.txn.coord.insert(txid, t);
+    }
+
+    pub fn on_routed_reply(&mut self, txid: u64, out: Vec<u8>) {
+        let Some(t) = self.txn.coord.get_mut(&txid) else { return };
+        t.reply.extend_from_slice(&out);
+        self.routed_step(txid);
+    }
+
+    pub fn on_routed_fan_reply(&mut self, txid: u64, shard: usize, resp: super::FanResp) {
+        let Some(mut t) = self.txn.coord.remove(&txid) else { return };
+        let done = match &mut t.fan {
+            Some(st) => {
+                st.resps.push((shard, resp));
+                st.resps.len() >= st.expect
+            }
+            None => false,
+        };
+        if done {
+            if let Some(st) = t.fan.take() {
+                let resp3 = t.resp3;
+                self.finish_fan(&mut t.reply, resp3, st);
+            }
+            self.txn.coord.insert(txid, t);
+            self.routed_step(txid);
+        } else {
+            self.txn.coord.insert(txid, t);
+        }
+    }
+
+    /// A cross-shard command inside a routed transaction: once all its keys
+    /// are here, run it and send each owner the keys it changed.
+    pub fn on_routed_pulled(&mut self, txid: u64, entries: Vec<(DbKey, KeyState)>) {
+        let Some(mut t) = self.txn.coord.remove(&txid) else { return };
+        for ((db, key), st) in entries {
+            if let Some((v, exp)) = st {
+                t.temp.set(db as usize, &key, v, exp);
+            }
+        }
+        t.pulls_left = t.pulls_left.saturating_sub(1);
+        if t.pulls_left > 0 {
+            self.txn.coord.insert(txid, t);
+            return;
+        }
+        let args = t.cmds[t.idx - 1].args();
+        if let Some((_, def)) = cmd::lookup(args.get(0)) {
+            t.temp.track_touched = Some(Vec::new());
+            let mut ctx = Ctx {
+                ks: &mut t.temp,
+                db: t.final_db,
+                now: crate::util::now_ms(),
+                out: Reply::new(&mut t.reply, t.resp3),
+                max_bulk_len: self.limits.max_bulk_len,
+                rng: &mut self.rng,
+            };
+            cmd::exec(def, &mut ctx, &args);
+        }
+        let n = self.shared.nshards;
+        let mut touched = t.temp.track_touched.take().unwrap_or_default();
+        touched.sort();
+        touched.dedup();
+        let mut by_shard: Vec<Vec<(DbKey, KeyState)>> = (0..n).map(|_| Vec::new()).collect();
+        for (db, key) in touched {
+            let st = t.temp.remove(db as usize, &key).map(|e| {
+                let e = *e;
+                (e.value, e.expire)
+            });
+            by_shard[crate::util::key_shard(&key, n)].push(((db, key.to_vec()), st));
+        }
+        t.temp = Keyspace::new();
+        for (s, writes) in by_shard.into_iter().enumerate() {
+            if writes.is_empty() {
+                continue;
+            }
+            if s == self.id {
+                self.apply_writes(writes);
+            } else {
+                // FIFO per pair: applied before any later command we send there.
+                self.send(s, Msg::TxnApply { writes });
+            }
+        }
+        self.txn.coord.insert(txid, t);
+        self.routed_step(txid);
     }
 
     fn execute_txn(&mut self, txid: u64) {
@@ -252,14 +474,7 @@ impl Shard {
             crate::log(&format!("shard {}: unlock for txid {} that does not hold the lock", self.id, txid));
             return;
         }
-        for ((db, key), st) in writes {
-            match st {
-                Some((v, exp)) => self.ks.set(db as usize, &key, v, exp),
-                None => {
-                    self.ks.remove(db as usize, &key);
-                }
-            }
-        }
+        self.apply_writes(writes);
         self.txn.holder = None;
         self.send(coord, Msg::Pushed { txid });
         self.resume_deferred();
@@ -358,13 +573,6 @@ impl Shard {
                 return;
             }
             self.exec_multi_here(conn, m);
-            return;
-        }
-        if has_global {
-            Reply::new(&mut conn.out, conn.resp3)
-                .error("ERR keyspace-wide commands (FLUSHDB, DBSIZE, KEYS, ...) are not supported in a MULTI spanning shards");
-            let ws = std::mem::take(&mut conn.watch_shards);
-            self.unwatch_everywhere(conn.id, &ws);
             return;
         }
         if shards.is_empty() {

@@ -162,22 +162,10 @@ impl Gen {
     /// A single command from a family allowed inside MULTI.
     fn queueable(&mut self) -> (Vec<Vec<u8>>, Cmp) {
         let fams: Vec<&Family> = self.families.iter().copied().filter(|f| f.in_multi).collect();
-        // Known gap (issue 3 notes): shardis refuses keyspace-wide commands
-        // (DBSIZE, KEYS, FLUSHDB, ...) inside a MULTI whose keys span shards,
-        // so transactions are generated without them; outside MULTI they are
-        // compared as usual.
-        const KEYSPACE_WIDE: &[&[u8]] = &[b"DBSIZE", b"KEYS", b"FLUSHDB", b"FLUSHALL", b"RANDOMKEY", b"SWAPDB", b"SCAN"];
-        loop {
-            let f = fams.choose(&mut self.rng).expect("no family usable in MULTI");
-            match (f.gen)(self) {
-                Op::Cmd { args, cmp } => {
-                    if KEYSPACE_WIDE.iter().any(|k| args[0].eq_ignore_ascii_case(k)) {
-                        continue;
-                    }
-                    return (args, cmp);
-                }
-                Op::Scan { .. } => unreachable!("scan is not queueable"),
-            }
+        let f = fams.choose(&mut self.rng).expect("no family usable in MULTI");
+        match (f.gen)(self) {
+            Op::Cmd { args, cmp } => (args, cmp),
+            Op::Scan { .. } => unreachable!("scan is not queueable"),
         }
     }
 
