@@ -294,17 +294,18 @@ impl Shard {
     }
 
     pub fn record_stat(&mut self, id: usize, t0: std::time::Instant, failed: bool) {
-        let us = t0.elapsed().as_micros() as u64;
+        // Nanoseconds: most commands take well under a microsecond.
+        let ns = t0.elapsed().as_nanos() as u64;
         let st = &mut self.stats[id];
         st.calls += 1;
-        st.usec += us;
+        st.nsec += ns;
         if failed {
             st.failed += 1;
         }
         let h = st.hist.get_or_insert_with(|| {
-            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("static histogram bounds")
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static histogram bounds")
         });
-        let _ = h.record(us.max(1));
+        let _ = h.record(ns.max(1));
         self.total_commands += 1;
     }
 

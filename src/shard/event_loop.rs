@@ -115,7 +115,7 @@ impl Conn {
 /// Per-command counters for INFO commandstats / latencystats.
 pub struct CmdStat {
     pub calls: u64,
-    pub usec: u64,
+    pub nsec: u64,
     pub failed: u64,
     pub rejected: u64,
     pub hist: Option<hdrhistogram::Histogram<u64>>,
@@ -273,7 +273,7 @@ impl Shard {
             txn: Default::default(),
             pubsub: Default::default(),
             stats: (0..crate::cmd::table::count())
-                .map(|_| CmdStat { calls: 0, usec: 0, failed: 0, rejected: 0, hist: None })
+                .map(|_| CmdStat { calls: 0, nsec: 0, failed: 0, rejected: 0, hist: None })
                 .collect(),
             total_commands: 0,
             total_connections: 0,

@@ -50,6 +50,17 @@ pub struct KillFilter {
     pub skipme_id: Option<u64>,
 }
 
+/// One command's counters on one shard; latencies in µs.
+#[derive(Debug)]
+pub struct CmdStatInfo {
+    pub name: &'static str,
+    pub calls: u64,
+    pub nsec: u64,
+    pub rejected: u64,
+    pub failed: u64,
+    pub hist: Option<hdrhistogram::Histogram<u64>>,
+}
+
 /// One shard's part of INFO.
 #[derive(Debug, Default)]
 pub struct ShardInfo {
@@ -66,8 +77,7 @@ pub struct ShardInfo {
     pub expired_keys: u64,
     pub dirty: u64,
     pub used_memory_est: usize,
-    /// (name, calls, usec, rejected, failed, p50, p99, p999) in µs.
-    pub cmdstats: Vec<(&'static str, u64, u64, u64, u64, Option<[u64; 3]>)>,
+    pub cmdstats: Vec<CmdStatInfo>,
     pub ring_flags: &'static str,
 }
 
@@ -197,7 +207,7 @@ impl Shard {
             FanReq::ResetStat => {
                 for s in self.stats.iter_mut() {
                     s.calls = 0;
-                    s.usec = 0;
+                    s.nsec = 0;
                     s.failed = 0;
                     s.rejected = 0;
                     s.hist = None;
@@ -1003,14 +1013,18 @@ impl Shard {
             .map(|(i, d)| (i, d.dict.len(), d.volatile))
             .collect();
         let mut cmdstats = Vec::new();
-        for (i, s) in self.stats.iter().enumerate() {
-            if s.calls == 0 && s.rejected == 0 {
+        for (i, st) in self.stats.iter().enumerate() {
+            if st.calls == 0 && st.rejected == 0 {
                 continue;
             }
-            let pct = s.hist.as_ref().map(|h| {
-                [h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.value_at_quantile(0.999)]
+            cmdstats.push(CmdStatInfo {
+                name: cmd::table::by_id(i).name,
+                calls: st.calls,
+                nsec: st.nsec,
+                rejected: st.rejected,
+                failed: st.failed,
+                hist: st.hist.clone(),
             });
-            cmdstats.push((cmd::table::by_id(i).name, s.calls, s.usec, s.rejected, s.failed, pct));
         }
         let mut mem = 0usize;
         for d in &self.ks.dbs {
@@ -1114,35 +1128,48 @@ impl Shard {
             let (u, s) = read_cpu_seconds();
             let _ = write!(out, "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\r\n", s, u);
         }
-        let mut merged: Vec<(&str, u64, u64, u64, u64, [u64; 3])> = Vec::new();
+        // Per-command counters summed and histograms merged over shards.
+        let mut merged: Vec<(&str, u64, u64, u64, u64, [f64; 3])> = Vec::new();
+        let mut hists: Vec<(&str, hdrhistogram::Histogram<u64>)> = Vec::new();
         for i in infos {
-            for &(name, calls, usec, rej, failed, pct) in &i.cmdstats {
-                let p = pct.unwrap_or([0; 3]);
-                match merged.iter_mut().find(|m| m.0 == name) {
+            for c in &i.cmdstats {
+                match merged.iter_mut().find(|m| m.0 == c.name) {
                     Some(m) => {
-                        m.1 += calls;
-                        m.2 += usec;
-                        m.3 += rej;
-                        m.4 += failed;
-                        // Percentiles of the busiest shard's histogram
-                        // stand for the merged one (no cross-thread merge).
-                        for k in 0..3 {
-                            m.5[k] = m.5[k].max(p[k]);
-                        }
+                        m.1 += c.calls;
+                        m.2 += c.nsec;
+                        m.3 += c.rejected;
+                        m.4 += c.failed;
                     }
-                    None => merged.push((name, calls, usec, rej, failed, p)),
+                    None => merged.push((c.name, c.calls, c.nsec, c.rejected, c.failed, [0.0; 3])),
                 }
+                if let Some(h) = &c.hist {
+                    match hists.iter_mut().find(|(n, _)| *n == c.name) {
+                        Some((_, acc)) => {
+                            let _ = acc.add(h);
+                        }
+                        None => hists.push((c.name, h.clone())),
+                    }
+                }
+            }
+        }
+        for m in merged.iter_mut() {
+            if let Some((_, h)) = hists.iter().find(|(n, _)| *n == m.0) {
+                m.5 = [
+                    h.value_at_quantile(0.5) as f64 / 1000.0,
+                    h.value_at_quantile(0.99) as f64 / 1000.0,
+                    h.value_at_quantile(0.999) as f64 / 1000.0,
+                ];
             }
         }
         merged.sort_by_key(|m| m.0);
         if want("commandstats") {
             out.push_str("# Commandstats\r\n");
-            for (name, calls, usec, rej, failed, _) in &merged {
-                let per = if *calls > 0 { *usec as f64 / *calls as f64 } else { 0.0 };
+            for (name, calls, nsec, rej, failed, _) in &merged {
+                let per = if *calls > 0 { *nsec as f64 / 1000.0 / *calls as f64 } else { 0.0 };
                 let _ = write!(
                     out,
                     "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
-                    name, calls, usec, per, rej, failed
+                    name, calls, nsec / 1000, per, rej, failed
                 );
             }
             out.push_str("\r\n");
@@ -1156,7 +1183,7 @@ impl Shard {
                 let _ = write!(
                     out,
                     "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
-                    name, p[0] as f64, p[1] as f64, p[2] as f64
+                    name, p[0], p[1], p[2]
                 );
             }
             out.push_str("\r\n");
