@@ -640,9 +640,7 @@ impl Shard {
             c.sent = 0;
             c.send_inflight = true;
             self.sends_this_turn += 1;
-            let e = opcode::Send::new(types::Fd(c.fd), c.sending.as_ptr(), c.sending.len() as u32)
-                .build()
-                .user_data(ud(OP_SEND, idx, c.gen));
+            let e = send_rest(c);
             self.push_sqe(e);
         }
         let mut dirty = dirty;
@@ -676,9 +674,7 @@ impl Shard {
         if res < 0 {
             if res == -libc::EINTR || res == -libc::EAGAIN {
                 c.send_inflight = true;
-                let e = opcode::Send::new(types::Fd(c.fd), c.sending[c.sent..].as_ptr(), (c.sending.len() - c.sent) as u32)
-                    .build()
-                    .user_data(ud(OP_SEND, idx, gen));
+                let e = send_rest(c);
                 self.push_sqe(e);
                 return;
             }
@@ -689,9 +685,7 @@ impl Shard {
         self.net_out += res as u64;
         if c.sent < c.sending.len() {
             c.send_inflight = true;
-            let e = opcode::Send::new(types::Fd(c.fd), c.sending[c.sent..].as_ptr(), (c.sending.len() - c.sent) as u32)
-                .build()
-                .user_data(ud(OP_SEND, idx, gen));
+            let e = send_rest(c);
             self.push_sqe(e);
             return;
         }
@@ -945,6 +939,15 @@ impl Shard {
             libc::close(self.listen_fd);
         }
     }
+}
+
+/// A send of the connection's not-yet-sent reply bytes. The buffer stays
+/// put until the completion arrives (`sending` is only touched in on_send).
+fn send_rest(c: &Conn) -> squeue::Entry {
+    let rest = &c.sending[c.sent..];
+    opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
+        .build()
+        .user_data(ud(OP_SEND, c.idx, c.gen))
 }
 
 fn conn_in(conns: &mut [Option<Box<Conn>>], idx: u32, gen: u32) -> Option<&mut Conn> {
