@@ -168,7 +168,13 @@ impl Rng {
 /// Run a keyspace command (not CONN/GLOBAL) and encode its reply.
 pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
     match def.handler {
-        Some(h) => h(ctx, args),
+        Some(h) => {
+            // Key lookups of read-only commands count as hits or misses
+            // (INFO keyspace_hits/keyspace_misses), as in Redis.
+            ctx.ks.count_lookups = def.has(flags::READONLY);
+            h(ctx, args);
+            ctx.ks.count_lookups = false;
+        }
         None => ctx.error("ERR command not available in this context"),
     }
 }

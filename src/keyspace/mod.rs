@@ -38,6 +38,10 @@ pub struct Keyspace {
     /// When set, every touched (db, key) is recorded: a cross-shard
     /// transaction runs on a temporary keyspace and ships back what changed.
     pub track_touched: Option<Vec<(u8, Box<[u8]>)>>,
+    /// Set while a read-only command runs: lookups count as hits/misses.
+    pub count_lookups: bool,
+    pub hits: u64,
+    pub misses: u64,
 }
 
 impl Default for Keyspace {
@@ -55,11 +59,28 @@ impl Keyspace {
             dirty: 0,
             expired_keys: 0,
             track_touched: None,
+            count_lookups: false,
+            hits: 0,
+            misses: 0,
         }
     }
 
     /// Look a key up for reading or writing; an expired key is deleted first.
     pub fn lookup(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        let found = self.lookup_inner(db, key, now).map(|e| e as *mut Entry);
+        if self.count_lookups {
+            if found.is_some() {
+                self.hits += 1;
+            } else {
+                self.misses += 1;
+            }
+        }
+        // SAFETY: the pointer came from a live &mut into this keyspace and
+        // nothing has touched the dict since.
+        found.map(|e| unsafe { &mut *e })
+    }
+
+    fn lookup_inner(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
         let e: *mut Entry = self.dbs[db].dict.get_mut(key)?;
         // SAFETY: `e` points into this keyspace's dict; either we return it
         // (and touch nothing else) or we stop using it before deleting.

@@ -443,6 +443,9 @@ impl Shard {
             }
             t.final_db = db;
         }
+        // Lookups counted on the temporary keyspace belong to this server.
+        self.ks.hits += t.temp.hits;
+        self.ks.misses += t.temp.misses;
         // Ship the final state of every touched key to its owner.
         let n = self.shared.nshards;
         let mut writes: Vec<Vec<(DbKey, KeyState)>> = (0..t.participants.len()).map(|_| Vec::new()).collect();
