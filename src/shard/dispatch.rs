@@ -1,9 +1,15 @@
 //! What a connection does with each parsed request: check auth, arity and
 //! pub/sub mode, queue it inside MULTI, then route it by its keys. A request
 //! whose keys all live on this shard runs here at once; one whose keys live
-//! on one other shard is forwarded (consecutive ones to the same shard go
-//! together in one batch); one whose keys span shards becomes a
+//! on one other shard is forwarded; one whose keys span shards becomes a
 //! cross-shard transaction (`txn`).
+//!
+//! Pipelines are squashed: a run of single-shard requests is split into one
+//! batch per shard, all sent at once (requests for this shard run in
+//! place), and the replies are put back in request order when every batch
+//! has answered. Requests on the same shard keep their order; requests on
+//! different shards (so on different keys) of one pipeline may take effect
+//! in another order, as with Dragonfly's pipeline squashing.
 
 use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, Msg};
@@ -62,9 +68,9 @@ impl Shard {
     pub fn run_requests(&mut self, conn: &mut Conn) {
         let mut ranges = std::mem::take(&mut self.ranges);
         let mut rbuf = std::mem::take(&mut conn.rbuf);
-        // A batch of requests for one other shard, built while the requests
-        // keep going there; sent when something else comes along.
-        let mut batch: Option<(usize, Vec<u8>)> = None;
+        // Started by the first request for another shard; later single-shard
+        // requests join it until something else comes along.
+        let mut squash: Option<Box<SquashWait>> = None;
         self.now = crate::util::now_ms();
         self.prefetch_pipeline(conn, &mut rbuf, &mut ranges);
         while conn.wait.is_none() && !conn.closing && !conn.close_after_flush {
@@ -91,22 +97,29 @@ impl Shard {
                         continue;
                     }
                     let args = Args::new(&rbuf[start..start + consumed], &ranges);
-                    // A request bound for a batch in progress joins it;
-                    // anything else first sends the batch and waits.
                     match self.classify(conn, &args) {
                         Step::Forward(to, def) => {
-                            if let Some((t, _)) = &batch {
-                                if *t != to {
-                                    break;
-                                }
-                            }
-                            let b = batch.get_or_insert_with(|| (to, Vec::with_capacity(256)));
-                            encode_command(&mut b.1, &args.iter().collect::<Vec<_>>());
+                            let sq = squash.get_or_insert_with(|| SquashWait::new(self.shared.nshards, self.id));
+                            sq.add_remote(to, &args);
                             self.note_forwarded(conn, def);
                             conn.rpos += consumed;
                         }
-                        Step::Run => {
-                            if batch.is_some() {
+                        // The hot path: checks are done, run it here.
+                        Step::Here(id, def) if !self.txn.locked() => {
+                            conn.rpos += consumed;
+                            conn.last_cmd = def.name;
+                            conn.last_cmd_ms = self.now;
+                            match squash.as_mut() {
+                                Some(sq) => {
+                                    let (db, resp3) = (conn.db, conn.resp3);
+                                    self.exec_into(&mut sq.local, resp3, db, id, def, &args);
+                                    sq.local_done();
+                                }
+                                None => self.exec_local(conn, id, def, &args),
+                            }
+                        }
+                        Step::Here(..) | Step::Run => {
+                            if squash.is_some() {
                                 break;
                             }
                             conn.rpos += consumed;
@@ -116,10 +129,8 @@ impl Shard {
                 }
             }
         }
-        if let Some((to, cmds)) = batch {
-            conn.wait = Wait::Batch;
-            let from = conn.conn_ref(self.id);
-            self.send(to, Msg::Batch { from, db: conn.db as u8, resp3: conn.resp3, cmds });
+        if let Some(sq) = squash {
+            self.send_squash(conn, sq);
         }
         if conn.rpos == rbuf.len() {
             rbuf.clear();
@@ -127,6 +138,16 @@ impl Shard {
         }
         conn.rbuf = rbuf;
         self.ranges = ranges;
+    }
+
+    /// Send every batch of a squashed pipeline and wait for the replies.
+    fn send_squash(&mut self, conn: &mut Conn, mut sq: Box<SquashWait>) {
+        let from = conn.conn_ref(self.id);
+        let (db, resp3) = (conn.db as u8, conn.resp3);
+        for (to, cmds) in sq.take_batches() {
+            self.send(to, Msg::Batch { from, db, resp3, cmds });
+        }
+        conn.wait = Wait::Squash(sq);
     }
 
     /// When several requests are buffered, touch their keys' hash entries
@@ -161,18 +182,19 @@ impl Shard {
         conn.last_cmd_ms = self.now;
     }
 
-    /// Decide whether a request can join a forwarded batch.
+    /// Decide whether a request can take part in a squashed pipeline.
     fn classify(&self, conn: &Conn, args: &Args) -> Step {
         if conn.multi.is_some() || !conn.authed || conn.in_pubsub() {
             return Step::Run;
         }
-        let Some((_, def)) = cmd::lookup(args.get(0)) else { return Step::Run };
+        let Some((id, def)) = cmd::lookup(args.get(0)) else { return Step::Run };
         if def.has(CONN | GLOBAL) || !cmd::arity_ok(def, args.len()) {
             return Step::Run;
         }
         match self.route(def, args) {
             Route::One(s) => Step::Forward(s, def),
-            _ => Step::Run,
+            Route::Here => Step::Here(id, def),
+            Route::Many(_) => Step::Run,
         }
     }
 
@@ -251,12 +273,9 @@ impl Shard {
                 self.exec_local(conn, id, def, args);
             }
             Route::One(s) => {
-                // Not batched (e.g. first request after MULTI state ended).
-                let mut cmds = Vec::new();
-                encode_command(&mut cmds, &args.iter().collect::<Vec<_>>());
-                conn.wait = Wait::Batch;
-                let from = conn.conn_ref(self.id);
-                self.send(s, Msg::Batch { from, db: conn.db as u8, resp3: conn.resp3, cmds });
+                let mut sq = SquashWait::new(self.shared.nshards, self.id);
+                sq.add_remote(s, args);
+                self.send_squash(conn, sq);
             }
             Route::Many(shards) => {
                 let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
@@ -276,20 +295,25 @@ impl Shard {
 
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
+        self.exec_into(&mut conn.out, conn.resp3, conn.db, id, def, args);
+    }
+
+    /// Run a keyspace command here, appending its reply to `out`.
+    pub fn exec_into(&mut self, out: &mut Vec<u8>, resp3: bool, db: usize, id: usize, def: &CommandDef, args: &Args) {
         let t0 = std::time::Instant::now();
-        let before = conn.out.len();
+        let before = out.len();
         {
             let mut ctx = Ctx {
                 ks: &mut self.ks,
-                db: conn.db,
+                db,
                 now: self.now,
-                out: Reply::new(&mut conn.out, conn.resp3),
+                out: Reply::new(out, resp3),
                 max_bulk_len: self.limits.max_bulk_len,
                 rng: &mut self.rng,
             };
             cmd::exec(def, &mut ctx, args);
         }
-        let failed = conn.out.get(before) == Some(&b'-');
+        let failed = out.get(before) == Some(&b'-');
         self.record_stat(id, t0, failed);
     }
 
@@ -310,9 +334,11 @@ impl Shard {
     }
 
     /// Run forwarded requests (all for keys on this shard) and return the
-    /// replies, RESP-encoded for the sender's protocol.
-    pub fn run_batch(&mut self, db: usize, resp3: bool, mut cmds: Vec<u8>) -> Vec<u8> {
+    /// replies, RESP-encoded for the sender's protocol, with the end offset
+    /// of each request's reply.
+    pub fn run_batch(&mut self, db: usize, resp3: bool, mut cmds: Vec<u8>) -> (Vec<u8>, Vec<u32>) {
         let mut out = Vec::with_capacity(64);
+        let mut ends = Vec::new();
         let mut ranges = std::mem::take(&mut self.ranges);
         let mut pos = 0;
         self.now = crate::util::now_ms();
@@ -321,20 +347,9 @@ impl Shard {
                 ParseOutcome::Done { consumed } => {
                     let args = Args::new(&cmds[pos..pos + consumed], &ranges);
                     if let Some((id, def)) = cmd::lookup(args.get(0)) {
-                        let t0 = std::time::Instant::now();
-                        let before = out.len();
-                        let mut ctx = Ctx {
-                            ks: &mut self.ks,
-                            db,
-                            now: self.now,
-                            out: Reply::new(&mut out, resp3),
-                            max_bulk_len: self.limits.max_bulk_len,
-                            rng: &mut self.rng,
-                        };
-                        cmd::exec(def, &mut ctx, &args);
-                        let failed = out.get(before) == Some(&b'-');
-                        self.record_stat(id, t0, failed);
+                        self.exec_into(&mut out, resp3, db, id, def, &args);
                     }
+                    ends.push(out.len() as u32);
                     pos += consumed;
                 }
                 // We encoded these ourselves; anything else is a bug, but
@@ -343,7 +358,91 @@ impl Shard {
             }
         }
         self.ranges = ranges;
-        out
+        (out, ends)
+    }
+}
+
+/// A pipeline squashed across shards, waiting for its batches' replies.
+pub struct SquashWait {
+    /// Per shard: the batch to send, then its replies and their ends.
+    batches: Vec<Vec<u8>>,
+    parts: Vec<Option<(Vec<u8>, Vec<u32>)>>,
+    /// Replies of requests run here, and their ends.
+    pub local: Vec<u8>,
+    local_ends: Vec<u32>,
+    /// The shard each request went to, in request order.
+    order: Vec<u16>,
+    here: usize,
+    pending: usize,
+}
+
+impl SquashWait {
+    pub fn new(nshards: usize, here: usize) -> Box<Self> {
+        Box::new(SquashWait {
+            batches: vec![Vec::new(); nshards],
+            parts: (0..nshards).map(|_| None).collect(),
+            local: Vec::new(),
+            local_ends: Vec::new(),
+            order: Vec::with_capacity(16),
+            here,
+            pending: 0,
+        })
+    }
+
+    pub fn add_remote(&mut self, to: usize, args: &Args) {
+        encode_command(&mut self.batches[to], &args.iter().collect::<Vec<_>>());
+        self.order.push(to as u16);
+    }
+
+    /// A request ran here; its reply was appended to `local`.
+    pub fn local_done(&mut self) {
+        self.local_ends.push(self.local.len() as u32);
+        self.order.push(self.here as u16);
+    }
+
+    /// The non-empty batches, to send; counts the replies to wait for.
+    pub fn take_batches(&mut self) -> Vec<(usize, Vec<u8>)> {
+        let v: Vec<(usize, Vec<u8>)> = self
+            .batches
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(i, b)| (i, std::mem::take(b)))
+            .collect();
+        self.pending = v.len();
+        v
+    }
+
+    /// Store one shard's replies; true when all have arrived.
+    pub fn part_arrived(&mut self, shard: usize, out: Vec<u8>, ends: Vec<u32>) -> bool {
+        if let Some(p) = self.parts.get_mut(shard) {
+            if p.is_none() {
+                *p = Some((out, ends));
+                self.pending -= 1;
+            }
+        }
+        self.pending == 0
+    }
+
+    /// Append every reply to `out` in request order.
+    pub fn assemble(self, out: &mut Vec<u8>) {
+        let mut next = vec![0usize; self.parts.len()];
+        let mut start = vec![0u32; self.parts.len()];
+        for &src in &self.order {
+            let s = src as usize;
+            let (buf, ends): (&[u8], &[u32]) = if s == self.here {
+                (&self.local, &self.local_ends)
+            } else {
+                match &self.parts[s] {
+                    Some((b, e)) => (b, e),
+                    None => continue,
+                }
+            };
+            let Some(&end) = ends.get(next[s]) else { continue };
+            out.extend_from_slice(&buf[start[s] as usize..end as usize]);
+            start[s] = end;
+            next[s] += 1;
+        }
     }
 }
 
@@ -374,6 +473,8 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
 
 enum Step {
     Forward(usize, &'static CommandDef),
+    /// A keyspace command for this shard.
+    Here(usize, &'static CommandDef),
     Run,
 }
 

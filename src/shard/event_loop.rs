@@ -45,8 +45,8 @@ fn ud_split(u: u64) -> (u64, u32, u32) {
 /// What a connection is waiting for before it may run its next request.
 pub enum Wait {
     None,
-    /// A forwarded batch's replies.
-    Batch,
+    /// Replies of a pipeline squashed across shards.
+    Squash(Box<super::dispatch::SquashWait>),
     /// Replies of a fan-out to several shards, merged by `finish`.
     Fan(Box<super::server_cmds::FanState>),
     /// A cross-shard transaction it started.
@@ -808,12 +808,19 @@ impl Shard {
 
     fn on_message(&mut self, m: Msg) {
         match m {
-            Msg::BatchReply { to, out } => {
+            Msg::BatchReply { to, shard, out, ends } => {
                 if let Some(c) = self.conn_mut(to.idx, to.gen) {
-                    c.out.extend_from_slice(&out);
-                    c.wait = Wait::None;
-                    self.mark_dirty(to.idx);
-                    self.runnable.push_back(to.idx);
+                    let done = match &mut c.wait {
+                        Wait::Squash(sq) => sq.part_arrived(shard, out, ends),
+                        _ => false,
+                    };
+                    if done {
+                        if let Wait::Squash(sq) = std::mem::replace(&mut c.wait, Wait::None) {
+                            sq.assemble(&mut c.out);
+                        }
+                        self.mark_dirty(to.idx);
+                        self.runnable.push_back(to.idx);
+                    }
                 }
             }
             Msg::FanoutReply { to, shard, resp } => self.on_fan_reply(to, shard, resp),
@@ -825,7 +832,7 @@ impl Shard {
             }
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
-                let out = self.run_batch(db as usize, resp3, cmd);
+                let (out, _) = self.run_batch(db as usize, resp3, cmd);
                 self.send(coord, Msg::TxnRunReply { txid, out });
             }
             Msg::TxnFan { txid, coord, req } => {
@@ -856,8 +863,8 @@ impl Shard {
     pub fn on_work(&mut self, m: Msg) {
         match m {
             Msg::Batch { from, db, resp3, cmds } => {
-                let out = self.run_batch(db as usize, resp3, cmds);
-                self.send(from.shard, Msg::BatchReply { to: from, out });
+                let (out, ends) = self.run_batch(db as usize, resp3, cmds);
+                self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
             Msg::LockPull { txid, coord, keys, watcher } => self.on_lock_pull(txid, coord, keys, watcher),
             Msg::Fanout { from, req } => {

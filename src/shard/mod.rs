@@ -113,9 +113,10 @@ pub type KeyState = Option<(Value, i64)>;
 
 pub enum Msg {
     /// Single-shard commands forwarded by a connection on another shard,
-    /// RESP-encoded back to back; replies come back in one buffer.
+    /// RESP-encoded back to back; replies come back in one buffer, with the
+    /// end offset of each command's reply.
     Batch { from: ConnRef, db: u8, resp3: bool, cmds: Vec<u8> },
-    BatchReply { to: ConnRef, out: Vec<u8> },
+    BatchReply { to: ConnRef, shard: usize, out: Vec<u8>, ends: Vec<u32> },
     /// Transaction phase 1 (in shard order): lock this shard for `txid`,
     /// then send the current state of `keys` and whether `watcher`'s
     /// WATCHes here were invalidated.

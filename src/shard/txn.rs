@@ -285,7 +285,7 @@ impl Shard {
                 let mut cmd_bytes = Vec::new();
                 crate::protocol::reply::encode_command(&mut cmd_bytes, &args.iter().collect::<Vec<_>>());
                 if s == self.id {
-                    let out = self.run_batch(t.final_db, resp3, cmd_bytes);
+                    let (out, _) = self.run_batch(t.final_db, resp3, cmd_bytes);
                     t.reply.extend_from_slice(&out);
                     continue;
                 }
