@@ -104,6 +104,23 @@ impl Shard {
         n
     }
 
+    /// Deliver to the running client itself if it is subscribed; returns
+    /// how many subscriptions matched.
+    pub fn deliver_to_self(&mut self, conn: &mut Conn, channel: &[u8], message: &[u8]) -> usize {
+        let mut n = 0;
+        if conn.subs.contains(channel) {
+            conn.out.extend_from_slice(&message_frame(conn.resp3, b"message", &[channel, message]));
+            n += 1;
+        }
+        let pats: Vec<Vec<u8>> =
+            conn.psubs.iter().filter(|p| crate::util::glob_match(p, channel, false)).cloned().collect();
+        for p in pats {
+            conn.out.extend_from_slice(&message_frame(conn.resp3, b"pmessage", &[&p, channel, message]));
+            n += 1;
+        }
+        n
+    }
+
     pub fn cmd_subscribe(&mut self, conn: &mut Conn, args: &Args, pattern: bool) {
         let me = conn.conn_ref(self.id);
         for ch in args.iter().skip(1) {

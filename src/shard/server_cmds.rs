@@ -128,8 +128,13 @@ impl Shard {
     /// Send `req` to `targets` (this shard included, computed in place) and
     /// merge the answers with `op` once all are in.
     pub fn fan(&mut self, conn: &mut Conn, targets: Vec<usize>, req: FanReq, op: FanOp) {
+        self.fan_with(conn, targets, req, op, Vec::new());
+    }
+
+    /// `fan`, with answers this shard already has (`known`) merged in too.
+    fn fan_with(&mut self, conn: &mut Conn, targets: Vec<usize>, req: FanReq, op: FanOp, known: Vec<(usize, FanResp)>) {
         let req = Arc::new(req);
-        let mut st = FanState { expect: targets.len(), resps: Vec::with_capacity(targets.len()), op };
+        let mut st = FanState { expect: targets.len() + known.len(), resps: known, op };
         let from = conn.conn_ref(self.id);
         for t in targets {
             if t == self.id {
@@ -417,8 +422,13 @@ impl Shard {
             "subscribe" | "psubscribe" => self.cmd_subscribe(conn, args, def.name == "psubscribe"),
             "unsubscribe" | "punsubscribe" => self.cmd_unsubscribe(conn, args, def.name == "punsubscribe"),
             "publish" => {
+                // A RESP3 client may be subscribed itself; it is out of the
+                // slot table while it runs, so deliver to it here first.
+                let own = self.deliver_to_self(conn, args.get(1), args.get(2));
                 let req = FanReq::Publish { channel: args.get(1).to_vec(), message: args.get(2).to_vec() };
-                self.fan(conn, self.all_shards(), req, FanOp::Publish);
+                let targets = self.all_shards();
+                let known = if own > 0 { vec![(usize::MAX, FanResp::Int(own as i64))] } else { Vec::new() };
+                self.fan_with(conn, targets, req, FanOp::Publish, known);
             }
             "pubsub" => self.cmd_pubsub(conn, args),
             "flushdb" | "flushall" | "swapdb" if n > 1 => {
