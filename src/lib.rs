@@ -40,8 +40,7 @@ pub fn set_logfile(path: &str) {
 
 /// One log line with a timestamp: start, stop, and events that matter.
 pub fn log(msg: &str) {
-    let ms = util::now_ms();
-    let line = format!("{}.{:03} {}\n", ms / 1000, ms % 1000, msg);
+    let line = format!("{} {}\n", util::fmt_utc_ms(util::now_ms()), msg);
     if let Ok(mut g) = LOGFILE.lock() {
         if let Some(f) = g.as_mut() {
             let _ = f.write_all(line.as_bytes());

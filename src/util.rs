@@ -264,9 +264,43 @@ pub fn now_us() -> i64 {
     d.as_micros() as i64
 }
 
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for log lines.
+pub fn fmt_utc_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
+        y,
+        m,
+        d,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(fmt_utc_ms(0), "1970-01-01 00:00:00.000");
+        assert_eq!(fmt_utc_ms(1_700_000_000_123), "2023-11-14 22:13:20.123");
+        assert_eq!(fmt_utc_ms(951_782_400_000), "2000-02-29 00:00:00.000");
+    }
 
     #[test]
     fn strict_integers() {

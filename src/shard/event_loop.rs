@@ -331,7 +331,7 @@ impl Shard {
             self.drain_messages();
             self.run_runnable();
             self.flush();
-            if self.stop || self.shared.shutdown.load(Ordering::Relaxed) {
+            if self.stop || self.shared.shutdown.load(Ordering::Relaxed) || super::SIGNALLED.load(Ordering::Relaxed) {
                 break;
             }
             let r = self.wait_for_completions();

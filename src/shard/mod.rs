@@ -202,8 +202,26 @@ pub fn pin_to_core(core: usize) {
     }
 }
 
+/// Set by SIGTERM/SIGINT; every shard checks it each loop turn (its timer
+/// wakes it at least `hz` times a second), then stops.
+pub static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    unsafe {
+        let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGTERM, h);
+        libc::signal(libc::SIGINT, h);
+    }
+}
+
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
 pub fn run(config: Config) -> Result<(), String> {
+    install_signal_handlers();
     let cores = allowed_cores();
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
     let pin = config.pin_threads;
@@ -252,6 +270,9 @@ pub fn run(config: Config) -> Result<(), String> {
         let _ = h.join();
     }
     let errors: Vec<String> = err_rx.try_iter().collect();
+    if SIGNALLED.load(Ordering::SeqCst) {
+        crate::log("received a termination signal; shards stopped");
+    }
     if errors.is_empty() {
         crate::log("shardis stopped");
         Ok(())
