@@ -133,22 +133,20 @@ fn spawn_worker<'scope, 'env, T: Send + Default + 'scope>(
     name: String,
     body: impl FnOnce() -> Result<T, String> + Send + 'scope,
 ) -> thread::ScopedJoinHandle<'scope, T> {
-    s.spawn(move || {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => {
-                fails.fail(format!("[{name}] {e}"));
-                T::default()
-            }
-            Err(p) => {
-                let msg = p
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "panic".into());
-                fails.fail(format!("[{name}] panicked: {msg}"));
-                T::default()
-            }
+    s.spawn(move || match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => {
+            fails.fail(format!("[{name}] {e}"));
+            T::default()
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            fails.fail(format!("[{name}] panicked: {msg}"));
+            T::default()
         }
     })
 }
@@ -415,7 +413,11 @@ fn multi_progress(nshards: usize, reader_shard: usize, all_keys: bool) {
                 spawn_worker(s, fails, format!("writer {w}"), move || {
                     let mut c = connect(port)?;
                     let mut n = 0;
-                    while n < MAX_WRITES && !reader_done.load(Ordering::SeqCst) && !fails.stopped() && start.elapsed() < WALL {
+                    while n < MAX_WRITES
+                        && !reader_done.load(Ordering::SeqCst)
+                        && !fails.stopped()
+                        && start.elapsed() < WALL
+                    {
                         let r = q(&mut c, init)?;
                         if r != Value::ok() {
                             return Err(format!("MSET replied {r}"));
@@ -543,44 +545,49 @@ fn transfers(nshards: usize) {
         for a in 0..AUDITORS {
             let (fails, movers_done, keys) = (&fails, &movers_done, &keys);
             let use_multi = a % 2 == 1;
-            ah.push(spawn_worker(s, fails, format!("auditor {a} ({})", if use_multi { "MULTI" } else { "MGET" }), move || {
-                let mut c = connect(port)?;
-                let mut mget = vec!["MGET".to_string()];
-                mget.extend(keys.iter().cloned());
-                let mut multi = vec![cmdv(&["MULTI"])];
-                multi.extend(keys.iter().map(|k| cmdv(&["GET", k])));
-                multi.push(cmdv(&["EXEC"]));
-                let mut n = 0usize;
-                while n < MAX_AUDITS && !fails.stopped() && start.elapsed() < WALL {
-                    let finished = movers_done.load(Ordering::SeqCst) == MOVERS;
-                    let vals: Vec<Value> = if use_multi {
-                        let rep = pipeline(&mut c, &multi)?;
-                        ok_queued_exec(&rep, ACCOUNTS)?;
-                        rep[ACCOUNTS + 1]
-                            .as_items()
-                            .ok_or_else(|| format!("audit EXEC replied {}", rep[ACCOUNTS + 1]))?
-                            .to_vec()
-                    } else {
-                        let rep = q(&mut c, &mget)?;
-                        rep.as_items().ok_or_else(|| format!("MGET replied {rep}"))?.to_vec()
-                    };
-                    let nums: Option<Vec<i64>> =
-                        vals.iter().map(|v| text(v).and_then(|t| t.parse::<i64>().ok())).collect();
-                    let nums = nums.ok_or_else(|| format!("audit #{n}: non-integer balance in {vals:?}"))?;
-                    let sum: i64 = nums.iter().sum();
-                    if sum != TOTAL || nums.len() != ACCOUNTS {
-                        return Err(format!(
-                            "audit #{n} ({}): sum of balances is {sum}, expected {TOTAL}; balances {nums:?}",
-                            if use_multi { "MULTI/GET/EXEC" } else { "MGET" }
-                        ));
+            ah.push(spawn_worker(
+                s,
+                fails,
+                format!("auditor {a} ({})", if use_multi { "MULTI" } else { "MGET" }),
+                move || {
+                    let mut c = connect(port)?;
+                    let mut mget = vec!["MGET".to_string()];
+                    mget.extend(keys.iter().cloned());
+                    let mut multi = vec![cmdv(&["MULTI"])];
+                    multi.extend(keys.iter().map(|k| cmdv(&["GET", k])));
+                    multi.push(cmdv(&["EXEC"]));
+                    let mut n = 0usize;
+                    while n < MAX_AUDITS && !fails.stopped() && start.elapsed() < WALL {
+                        let finished = movers_done.load(Ordering::SeqCst) == MOVERS;
+                        let vals: Vec<Value> = if use_multi {
+                            let rep = pipeline(&mut c, &multi)?;
+                            ok_queued_exec(&rep, ACCOUNTS)?;
+                            rep[ACCOUNTS + 1]
+                                .as_items()
+                                .ok_or_else(|| format!("audit EXEC replied {}", rep[ACCOUNTS + 1]))?
+                                .to_vec()
+                        } else {
+                            let rep = q(&mut c, &mget)?;
+                            rep.as_items().ok_or_else(|| format!("MGET replied {rep}"))?.to_vec()
+                        };
+                        let nums: Option<Vec<i64>> =
+                            vals.iter().map(|v| text(v).and_then(|t| t.parse::<i64>().ok())).collect();
+                        let nums = nums.ok_or_else(|| format!("audit #{n}: non-integer balance in {vals:?}"))?;
+                        let sum: i64 = nums.iter().sum();
+                        if sum != TOTAL || nums.len() != ACCOUNTS {
+                            return Err(format!(
+                                "audit #{n} ({}): sum of balances is {sum}, expected {TOTAL}; balances {nums:?}",
+                                if use_multi { "MULTI/GET/EXEC" } else { "MGET" }
+                            ));
+                        }
+                        n += 1;
+                        if finished {
+                            break;
+                        }
                     }
-                    n += 1;
-                    if finished {
-                        break;
-                    }
-                }
-                Ok(n)
-            }));
+                    Ok(n)
+                },
+            ));
         }
         let deltas: Vec<(Vec<i64>, usize)> = mh.into_iter().map(|h| h.join().unwrap()).collect();
         let audits: Vec<usize> = ah.into_iter().map(|h| h.join().unwrap()).collect();
@@ -715,7 +722,11 @@ fn watch_pair_checks(a: &mut RespConn, b: &mut RespConn, x: &str, y: &str, ctx: 
     assert_eq!(a.cmd(&["MULTI"]), Value::ok(), "{ctx}");
     assert_eq!(a.cmd(&["SET", x, "from-a"]), Value::Simple("QUEUED".into()), "{ctx}");
     let r = a.cmd(&["EXEC"]);
-    assert_eq!(r, Value::NilArray, "{ctx}: WATCH {x}; other conn SET {x}; MULTI; SET {x}; EXEC must return a null array");
+    assert_eq!(
+        r,
+        Value::NilArray,
+        "{ctx}: WATCH {x}; other conn SET {x}; MULTI; SET {x}; EXEC must return a null array"
+    );
     assert_eq!(b.cmd(&["GET", x]), Value::bulk("from-b"), "{ctx}: aborted transaction must not write");
 
     // Nothing touches x: EXEC succeeds.
@@ -823,7 +834,9 @@ fn watch_invalidated_by_any_write() {
             a.cmd(&["PING"]);
             let r = a.cmd(&["EXEC"]);
             if r != Value::NilArray {
-                failures.push(format!("A on shard {a_shard}: WATCH {x}; SET {x} mine (same conn); MULTI PING EXEC -> {r} (expected nil)"));
+                failures.push(format!(
+                    "A on shard {a_shard}: WATCH {x}; SET {x} mine (same conn); MULTI PING EXEC -> {r} (expected nil)"
+                ));
             }
             // UNWATCH forgets.
             assert_eq!(a.cmd(&["WATCH", x.as_str()]), Value::ok());
@@ -833,7 +846,9 @@ fn watch_invalidated_by_any_write() {
             a.cmd(&["PING"]);
             let r = a.cmd(&["EXEC"]);
             if r != Value::Array(vec![Value::Simple("PONG".into())]) {
-                failures.push(format!("A on shard {a_shard}: WATCH {x}; UNWATCH; B SET {x}; MULTI PING EXEC -> {r} (expected [PONG])"));
+                failures.push(format!(
+                    "A on shard {a_shard}: WATCH {x}; UNWATCH; B SET {x}; MULTI PING EXEC -> {r} (expected [PONG])"
+                ));
             }
         }
     }
@@ -968,10 +983,7 @@ fn rename_copy(nshards: usize) -> Vec<String> {
     t.expect(&format!("MSETNX {d} y {a} z"), Value::Simple("QUEUED".into()));
     t.expect(&format!("RENAME {missing} {a}"), Value::Simple("QUEUED".into()));
     t.expect(&format!("EXISTS {a} {b} {cc} {d}"), Value::Simple("QUEUED".into()));
-    t.expect(
-        "EXEC",
-        Value::Array(vec![ok(), ok(), int(1), int(1), Value::err("ERR no such key"), int(4)]),
-    );
+    t.expect("EXEC", Value::Array(vec![ok(), ok(), int(1), int(1), Value::err("ERR no such key"), int(4)]));
     t.expect(
         &format!("MGET {a} {b} {cc} {d}"),
         Value::Array(vec![Value::bulk("z"), Value::bulk("x"), Value::bulk("x"), Value::bulk("y")]),
@@ -1152,7 +1164,12 @@ fn pubsub(nshards: usize) {
     // Nothing extra was delivered.
     for s in subs.iter_mut() {
         let (extra, closed) = s.conn.read_until_idle(Duration::from_millis(100));
-        assert!(extra.is_empty() && !closed, "{}: unexpected extra data {:?} (closed={closed})", s.label, String::from_utf8_lossy(&extra));
+        assert!(
+            extra.is_empty() && !closed,
+            "{}: unexpected extra data {:?} (closed={closed})",
+            s.label,
+            String::from_utf8_lossy(&extra)
+        );
     }
 }
 
@@ -1166,8 +1183,14 @@ fn pubsub_counts_after_unsubscribe(nshards: usize) {
     // Every subscriber also has a pattern of its own, matching nothing.
     let own = |i: usize| format!("zz{i}*");
     for (i, c) in subs.iter_mut().enumerate() {
-        assert_eq!(c.cmd(&["SUBSCRIBE", chan]), Value::Array(vec![Value::bulk("subscribe"), Value::bulk(chan), Value::Int(1)]));
-        assert_eq!(c.cmd(&["PSUBSCRIBE", pat]), Value::Array(vec![Value::bulk("psubscribe"), Value::bulk(pat), Value::Int(2)]));
+        assert_eq!(
+            c.cmd(&["SUBSCRIBE", chan]),
+            Value::Array(vec![Value::bulk("subscribe"), Value::bulk(chan), Value::Int(1)])
+        );
+        assert_eq!(
+            c.cmd(&["PSUBSCRIBE", pat]),
+            Value::Array(vec![Value::bulk("psubscribe"), Value::bulk(pat), Value::Int(2)])
+        );
         assert_eq!(
             c.cmd(&["PSUBSCRIBE", own(i).as_str()]),
             Value::Array(vec![Value::bulk("psubscribe"), Value::bulk(own(i)), Value::Int(3)])
@@ -1179,19 +1202,26 @@ fn pubsub_counts_after_unsubscribe(nshards: usize) {
     assert_eq!(ctl.cmd(&["PUBSUB", "NUMPAT"]), Value::Int(1 + n));
     assert_eq!(ctl.cmd(&["PUBLISH", chan, "m1"]), Value::Int(2 * n));
     let msg = |p: &str| Value::Array(vec![Value::bulk("message"), Value::bulk(chan), Value::bulk(p)]);
-    let pmsg = |p: &str| Value::Array(vec![Value::bulk("pmessage"), Value::bulk(pat), Value::bulk(chan), Value::bulk(p)]);
+    let pmsg =
+        |p: &str| Value::Array(vec![Value::bulk("pmessage"), Value::bulk(pat), Value::bulk(chan), Value::bulk(p)]);
     for (i, c) in subs.iter_mut().enumerate() {
         assert_eq!(c.read_value().unwrap(), msg("m1"), "sub on shard {i}");
         assert_eq!(c.read_value().unwrap(), pmsg("m1"), "sub on shard {i}");
     }
     // Sub 0 drops its channel subscription.
-    assert_eq!(subs[0].cmd(&["UNSUBSCRIBE", chan]), Value::Array(vec![Value::bulk("unsubscribe"), Value::bulk(chan), Value::Int(2)]));
+    assert_eq!(
+        subs[0].cmd(&["UNSUBSCRIBE", chan]),
+        Value::Array(vec![Value::bulk("unsubscribe"), Value::bulk(chan), Value::Int(2)])
+    );
     assert_eq!(ctl.cmd(&["PUBSUB", "NUMSUB", chan]), Value::Array(vec![Value::bulk(chan), Value::Int(n - 1)]));
     assert_eq!(ctl.cmd(&["PUBSUB", "NUMPAT"]), Value::Int(1 + n));
     assert_eq!(ctl.cmd(&["PUBLISH", chan, "m2"]), Value::Int(2 * n - 1));
     assert_eq!(subs[0].read_value().unwrap(), pmsg("m2"));
     // And its pattern subscription.
-    assert_eq!(subs[0].cmd(&["PUNSUBSCRIBE", pat]), Value::Array(vec![Value::bulk("punsubscribe"), Value::bulk(pat), Value::Int(1)]));
+    assert_eq!(
+        subs[0].cmd(&["PUNSUBSCRIBE", pat]),
+        Value::Array(vec![Value::bulk("punsubscribe"), Value::bulk(pat), Value::Int(1)])
+    );
     let others_have_pat = (nshards > 1) as i64;
     assert_eq!(ctl.cmd(&["PUBSUB", "NUMPAT"]), Value::Int(others_have_pat + n));
     assert_eq!(ctl.cmd(&["PUBLISH", chan, "m3"]), Value::Int(2 * n - 2));

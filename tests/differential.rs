@@ -229,7 +229,11 @@ fn run(resp3: bool, seeds: Vec<u64>) {
                     context: ops[i.saturating_sub(CONTEXT)..i].iter().map(Op::describe).collect(),
                     command: op.describe(),
                     expected: (targets[0].server.name.clone(), reference.clone().unwrap_or(Value::Error("io".into()))),
-                    got: targets[1..].iter().zip(&replies[1..]).map(|(t, r)| (t.server.name.clone(), show(r))).collect(),
+                    got: targets[1..]
+                        .iter()
+                        .zip(&replies[1..])
+                        .map(|(t, r)| (t.server.name.clone(), show(r)))
+                        .collect(),
                 });
                 if let Err(e) = reference {
                     panic!("reference redis-server failed at seed {seed} op #{i}: {e}");
@@ -289,7 +293,14 @@ fn generator_is_deterministic() {
     let b: Vec<String> = Gen::new(42, None).sequence(500).iter().map(Op::describe).collect();
     // Absolute expirations embed the current time; mask digits-only args.
     let mask = |v: &Vec<String>| -> Vec<String> {
-        v.iter().map(|s| s.split(' ').map(|w| if w.len() >= 9 && w.bytes().all(|c| c.is_ascii_digit()) { "N" } else { w }).collect::<Vec<_>>().join(" ")).collect()
+        v.iter()
+            .map(|s| {
+                s.split(' ')
+                    .map(|w| if w.len() >= 9 && w.bytes().all(|c| c.is_ascii_digit()) { "N" } else { w })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
     };
     assert_eq!(mask(&a), mask(&b));
 }

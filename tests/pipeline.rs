@@ -58,12 +58,7 @@ fn squashed_pipelines_reply_in_order() {
         for (name, s) in [("1 shard", &one), ("4 shards", &four)] {
             let got = run(s, &cmds);
             for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-                assert_eq!(
-                    w,
-                    g,
-                    "{name}, seed {seed}, request #{i} {}",
-                    common::fmt_command(&cmds[i])
-                );
+                assert_eq!(w, g, "{name}, seed {seed}, request #{i} {}", common::fmt_command(&cmds[i]));
             }
         }
     }

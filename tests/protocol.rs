@@ -74,9 +74,17 @@ fn core_cases() -> Vec<(&'static str, Vec<u8>, Option<Outcome>)> {
             b"*2147483648\r\n".to_vec(),
             closed("-ERR Protocol error: invalid multibulk length\r\n"),
         ),
-        ("non-numeric multibulk count", b"*abc\r\n".to_vec(), closed("-ERR Protocol error: invalid multibulk length\r\n")),
+        (
+            "non-numeric multibulk count",
+            b"*abc\r\n".to_vec(),
+            closed("-ERR Protocol error: invalid multibulk length\r\n"),
+        ),
         ("multibulk count with sign", b"*+1\r\n".to_vec(), closed("-ERR Protocol error: invalid multibulk length\r\n")),
-        ("huge bulk length", b"*1\r\n$999999999999\r\n".to_vec(), closed("-ERR Protocol error: invalid bulk length\r\n")),
+        (
+            "huge bulk length",
+            b"*1\r\n$999999999999\r\n".to_vec(),
+            closed("-ERR Protocol error: invalid bulk length\r\n"),
+        ),
         (
             "bulk length above proto-max-bulk-len",
             b"*1\r\n$536870913\r\n".to_vec(),
@@ -85,13 +93,21 @@ fn core_cases() -> Vec<(&'static str, Vec<u8>, Option<Outcome>)> {
         ("negative bulk length", b"*1\r\n$-1\r\n".to_vec(), closed("-ERR Protocol error: invalid bulk length\r\n")),
         ("non-numeric bulk length", b"*1\r\n$abc\r\n".to_vec(), closed("-ERR Protocol error: invalid bulk length\r\n")),
         ("wrong type byte", b"*1\r\nx\r\n".to_vec(), closed("-ERR Protocol error: expected '$', got 'x'\r\n")),
-        ("array nested in command", b"*2\r\n$3\r\nGET\r\n*1\r\n".to_vec(), closed("-ERR Protocol error: expected '$', got '*'\r\n")),
+        (
+            "array nested in command",
+            b"*2\r\n$3\r\nGET\r\n*1\r\n".to_vec(),
+            closed("-ERR Protocol error: expected '$', got '*'\r\n"),
+        ),
         (
             "unbalanced double quotes",
             b"set \"a b\r\n".to_vec(),
             closed("-ERR Protocol error: unbalanced quotes in request\r\n"),
         ),
-        ("unbalanced single quotes", b"echo 'a''b'\r\n".to_vec(), closed("-ERR Protocol error: unbalanced quotes in request\r\n")),
+        (
+            "unbalanced single quotes",
+            b"echo 'a''b'\r\n".to_vec(),
+            closed("-ERR Protocol error: unbalanced quotes in request\r\n"),
+        ),
         ("inline quoting and escapes", b"set pq \"b\\x41\\n\" \r\nget pq\r\n".to_vec(), open("+OK\r\n$3\r\nbA\n\r\n")),
         ("inline too big", vec![b'a'; 70_000], closed("-ERR Protocol error: too big inline request\r\n")),
         (
@@ -179,9 +195,7 @@ fn random_garbage_does_not_hurt() {
         // Bias towards protocol-looking bytes so the parser goes deeper.
         for b in blob.iter_mut() {
             if rng.gen_bool(0.3) {
-                *b = *b"*$\r\n0123456789-"
-                    .get(rng.gen_range(0..15))
-                    .unwrap();
+                *b = *b"*$\r\n0123456789-".get(rng.gen_range(0..15)).unwrap();
             }
         }
         if rng.gen_bool(0.5) {

@@ -68,10 +68,7 @@ fn cli_set_get() {
     assert_eq!(cli(&s, &["-n", "1", "set", "foo", "db1"]), "OK\n");
     assert_eq!(cli(&s, &["-n", "1", "get", "foo"]), "db1\n");
     assert_eq!(cli(&s, &["get", "foo"]), "bar\n");
-    assert_eq!(
-        cli(&s, &["--no-raw", "incr", "foo"]),
-        "(error) ERR value is not an integer or out of range\n"
-    );
+    assert_eq!(cli(&s, &["--no-raw", "incr", "foo"]), "(error) ERR value is not an integer or out of range\n");
 }
 
 /// redis-cli -3 renders RESP3 types; its output must be identical for both

@@ -508,14 +508,7 @@ mod tests {
         let mut buf = Vec::new();
         let mut rng = Rng::new(1);
         {
-            let mut ctx = Ctx {
-                ks,
-                db,
-                now,
-                out: Reply::new(&mut buf, false),
-                max_bulk_len: 512 << 20,
-                rng: &mut rng,
-            };
+            let mut ctx = Ctx { ks, db, now, out: Reply::new(&mut buf, false), max_bulk_len: 512 << 20, rng: &mut rng };
             let args = OwnedArgs::from_slices(parts);
             let def = lookup(parts[0].as_bytes()).expect("command").1;
             if arity_ok(def, parts.len()) {
@@ -837,10 +830,7 @@ mod tests {
         assert_eq!(scan_args(&["SCAN", "0", "MATCH"]), syntax);
         assert_eq!(scan_args(&["SCAN", "0", "foo", "bar"]), syntax);
         assert_eq!(scan_args(&["SCAN", "0", "COUNT", "x"]), Err(err::NOT_INT.to_string()));
-        assert_eq!(
-            scan_args(&["SCAN", "0", "COUNT", "99999999999999999999"]),
-            Err(err::NOT_INT.to_string())
-        );
+        assert_eq!(scan_args(&["SCAN", "0", "COUNT", "99999999999999999999"]), Err(err::NOT_INT.to_string()));
         let a = OwnedArgs::from_slices(&["HSCAN", "h", "0", "TYPE", "string"]);
         assert_eq!(parse_scan_args_ext(&a.args(), 2, false), syntax);
     }

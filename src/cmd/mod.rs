@@ -134,8 +134,7 @@ impl<'a> Ctx<'a> {
 /// Error texts shared by many commands (Redis 7 wording).
 pub mod err {
     pub const SYNTAX: &str = "ERR syntax error";
-    pub const WRONGTYPE: &str =
-        "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
     pub const NOT_INT: &str = "ERR value is not an integer or out of range";
     pub const NOT_FLOAT: &str = "ERR value is not a valid float";
     pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
@@ -226,11 +225,7 @@ pub fn unknown_command_error(out: &mut Reply, args: &Args) {
 /// Iterate a command's key positions (first, last, step from the table).
 pub fn key_positions(def: &CommandDef, argc: usize) -> impl Iterator<Item = usize> {
     let first = def.first_key as usize;
-    let last = if def.last_key < 0 {
-        (argc as i64 + def.last_key as i64) as usize
-    } else {
-        def.last_key as usize
-    };
+    let last = if def.last_key < 0 { (argc as i64 + def.last_key as i64) as usize } else { def.last_key as usize };
     let step = def.step.max(1) as usize;
     let valid = def.first_key > 0 && first < argc;
     let last = if valid { last.min(argc - 1) } else { 0 };

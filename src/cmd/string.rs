@@ -50,11 +50,7 @@ pub static COMMANDS: &[CommandDef] = &[
 /// The string value at `key`, `Ok(None)` if absent, `Err` if the key holds
 /// another type (the caller replies WRONGTYPE). Integers are formatted into `buf`.
 #[allow(clippy::result_unit_err)]
-pub fn read_string<'b>(
-    ctx: &'b mut Ctx,
-    key: &[u8],
-    buf: &'b mut [u8; 24],
-) -> Result<Option<&'b [u8]>, ()> {
+pub fn read_string<'b>(ctx: &'b mut Ctx, key: &[u8], buf: &'b mut [u8; 24]) -> Result<Option<&'b [u8]>, ()> {
     let now = ctx.now;
     match ctx.ks.lookup(ctx.db, key, now) {
         None => Ok(None),
@@ -548,10 +544,7 @@ mod ld {
     fn nonzero_mantissa(s: &[u8]) -> bool {
         let s = s.strip_prefix(b"-").or_else(|| s.strip_prefix(b"+")).unwrap_or(s);
         if s.len() > 1 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') {
-            s[2..]
-                .iter()
-                .take_while(|&&c| c != b'p' && c != b'P')
-                .any(|&c| c.is_ascii_hexdigit() && c != b'0')
+            s[2..].iter().take_while(|&&c| c != b'p' && c != b'P').any(|&c| c.is_ascii_hexdigit() && c != b'0')
         } else {
             s.iter().take_while(|&&c| c != b'e' && c != b'E').any(|&c| (b'1'..=b'9').contains(&c))
         }
@@ -570,11 +563,8 @@ mod ld {
         if s.eq_ignore_ascii_case(b"inf") || s.eq_ignore_ascii_case(b"infinity") {
             return true;
         }
-        let (hex, body) = if s.len() > 2 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') {
-            (true, &s[2..])
-        } else {
-            (false, s)
-        };
+        let (hex, body) =
+            if s.len() > 2 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') { (true, &s[2..]) } else { (false, s) };
         let is_digit = |c: u8| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() };
         let mut i = 0;
         let mut digits = 0;
@@ -1310,11 +1300,8 @@ struct BitfieldOp {
 
 /// Apply an overflow policy: (new value, overflowed).
 fn bf_overflow(sum: i128, signed: bool, bits: u32, ow: Overflow) -> (i128, bool) {
-    let (min, max): (i128, i128) = if signed {
-        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
-    } else {
-        (0, (1i128 << bits) - 1)
-    };
+    let (min, max): (i128, i128) =
+        if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
     if sum >= min && sum <= max {
         return (sum, false);
     }
@@ -1741,13 +1728,22 @@ mod tests {
         let mut ks = Keyspace::new();
         let mut buf = Vec::new();
         let mut rng = Rng::new(1);
-        let mut ctx = Ctx { ks: &mut ks, db: 0, now: NOW, out: Reply::new(&mut buf, false), max_bulk_len: 10, rng: &mut rng };
-        for cmd in [&["SET", "k", "12345678"][..], &["APPEND", "k", "abc"], &["SETRANGE", "k", "8", "abc"], &["SETRANGE", "x", "9223372036854775807", "a"], &["SETBIT", "k", "80", "1"], &["SETBIT", "k", "79", "1"]] {
+        let mut ctx =
+            Ctx { ks: &mut ks, db: 0, now: NOW, out: Reply::new(&mut buf, false), max_bulk_len: 10, rng: &mut rng };
+        for cmd in [
+            &["SET", "k", "12345678"][..],
+            &["APPEND", "k", "abc"],
+            &["SETRANGE", "k", "8", "abc"],
+            &["SETRANGE", "x", "9223372036854775807", "a"],
+            &["SETBIT", "k", "80", "1"],
+            &["SETBIT", "k", "79", "1"],
+        ] {
             let a = OwnedArgs::from_slices(cmd);
             exec(lookup(cmd[0].as_bytes()).unwrap().1, &mut ctx, &a.args());
         }
         let too_long = "-ERR string exceeds maximum allowed size (proto-max-bulk-len)\r\n";
-        let want = format!("+OK\r\n{too_long}{too_long}{too_long}-ERR bit offset is not an integer or out of range\r\n:0\r\n");
+        let want =
+            format!("+OK\r\n{too_long}{too_long}{too_long}-ERR bit offset is not an integer or out of range\r\n:0\r\n");
         assert_eq!(String::from_utf8_lossy(&buf), want);
     }
 
@@ -1927,11 +1923,23 @@ mod tests {
             ("BITFIELD k OVERFLOW FAIL INCRBY i8 0 -1 GET i8 0", "*2\r\n$-1\r\n:-128\r\n"),
             ("BITFIELD k OVERFLOW SAT SET u8 #1 -1 GET u8 8", "*2\r\n:0\r\n:255\r\n"),
             ("BITFIELD k SET u8 #1 -1 GET u8 8", "*2\r\n:255\r\n:255\r\n"),
-            ("BITFIELD k INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1", "*4\r\n:1\r\n:2\r\n:3\r\n:0\r\n"),
-            ("BITFIELD k SET i64 0 -1 GET i64 0 GET u63 1", "*3\r\n:-9151595917793558528\r\n:-1\r\n:9223372036854775807\r\n"),
+            (
+                "BITFIELD k INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1",
+                "*4\r\n:1\r\n:2\r\n:3\r\n:0\r\n",
+            ),
+            (
+                "BITFIELD k SET i64 0 -1 GET i64 0 GET u63 1",
+                "*3\r\n:-9151595917793558528\r\n:-1\r\n:9223372036854775807\r\n",
+            ),
             ("BITFIELD k OVERFLOW SAT INCRBY i64 0 -9223372036854775808", "*1\r\n:-9223372036854775808\r\n"),
-            ("BITFIELD k get i65 0", "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"),
-            ("BITFIELD k get u64 0", "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"),
+            (
+                "BITFIELD k get i65 0",
+                "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n",
+            ),
+            (
+                "BITFIELD k get u64 0",
+                "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n",
+            ),
             ("BITFIELD k overflow foo", "-ERR Invalid OVERFLOW type specified\r\n"),
             ("BITFIELD k get i8 -1", "-ERR bit offset is not an integer or out of range\r\n"),
             ("BITFIELD k get i8", "-ERR syntax error\r\n"),
@@ -1999,10 +2007,8 @@ mod tests {
         let mut ks = Keyspace::new();
         let mut fails = 0;
         for line in script.lines().filter(|l| !l.trim().is_empty()) {
-            let parts: Vec<Vec<u8>> = line
-                .split(' ')
-                .map(|p| p.replace("\\0", "\0").replace("\\xff", "\u{ff}").into_bytes())
-                .collect();
+            let parts: Vec<Vec<u8>> =
+                line.split(' ').map(|p| p.replace("\\0", "\0").replace("\\xff", "\u{ff}").into_bytes()).collect();
             let mut req = Vec::new();
             crate::protocol::reply::encode_command(&mut req, &parts);
             sock.write_all(&req).unwrap();
@@ -2019,7 +2025,11 @@ mod tests {
             let ours = run_at(&mut ks, crate::util::now_ms(), &refs);
             if ours != got {
                 fails += 1;
-                eprintln!("MISMATCH {line}\n  redis: {:?}\n  ours:  {:?}", String::from_utf8_lossy(&got), String::from_utf8_lossy(&ours));
+                eprintln!(
+                    "MISMATCH {line}\n  redis: {:?}\n  ours:  {:?}",
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&ours)
+                );
             }
         }
         assert_eq!(fails, 0);

@@ -34,9 +34,8 @@ pub enum Route {
 
 /// Shards owning the keys of a command, in shard order, deduplicated.
 pub fn key_shards(def: &CommandDef, args: &Args, nshards: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = cmd::key_positions(def, args.len())
-        .map(|i| crate::util::key_shard(args.get(i), nshards))
-        .collect();
+    let mut v: Vec<usize> =
+        cmd::key_positions(def, args.len()).map(|i| crate::util::key_shard(args.get(i), nshards)).collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -452,7 +451,9 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
     let known: &[&str] = match def.name {
         "object" => &["encoding", "freq", "idletime", "refcount", "help"],
         "config" => &["get", "set", "resetstat", "rewrite", "help"],
-        "client" => &["id", "getname", "setname", "info", "list", "kill", "help", "setinfo", "no-evict", "no-touch", "reply"],
+        "client" => {
+            &["id", "getname", "setname", "info", "list", "kill", "help", "setinfo", "no-evict", "no-touch", "reply"]
+        }
         "pubsub" => &["channels", "numsub", "numpat", "help"],
         "command" => &["count", "info", "docs", "getkeys", "help"],
         _ => return None,

@@ -191,7 +191,9 @@ fn make_listener(bind: &str, port: u16) -> Result<RawFd, String> {
         sa.sin_family = libc::AF_INET as u16;
         sa.sin_port = port.to_be();
         sa.sin_addr.s_addr = u32::from(ip).to_be();
-        if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32) != 0 {
+        if libc::bind(fd, &sa as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_in>() as u32)
+            != 0
+        {
             let e = std::io::Error::last_os_error();
             libc::close(fd);
             return Err(format!("bind {}:{}: {}", bind, port, e));
@@ -355,11 +357,8 @@ impl Shard {
     /// load this is a plain wait for one completion, adding no latency.
     fn wait_for_completions(&mut self) -> std::io::Result<usize> {
         let sends = std::mem::take(&mut self.sends_this_turn);
-        let want = if self.runnable.is_empty() {
-            self.wait_policy.want(std::time::Instant::now(), sends)
-        } else {
-            None
-        };
+        let want =
+            if self.runnable.is_empty() { self.wait_policy.want(std::time::Instant::now(), sends) } else { None };
         let Some(want) = want else { return self.ring.submit_and_wait(1) };
         // `min_wait_usec` returns once the budget is spent and at least one
         // completion is there; the timeout bounds it on kernels without it.
@@ -925,9 +924,7 @@ impl Shard {
                 .conns
                 .iter()
                 .flatten()
-                .filter(|c| {
-                    !c.closing && c.wait.is_none() && !c.in_pubsub() && self.now - c.last_cmd_ms > limit
-                })
+                .filter(|c| !c.closing && c.wait.is_none() && !c.in_pubsub() && self.now - c.last_cmd_ms > limit)
                 .map(|c| c.idx)
                 .collect();
             for idx in idle {
@@ -952,9 +949,7 @@ impl Shard {
 /// put until the completion arrives (`sending` is only touched in on_send).
 fn send_rest(c: &Conn) -> squeue::Entry {
     let rest = &c.sending[c.sent..];
-    opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
-        .build()
-        .user_data(ud(OP_SEND, c.idx, c.gen))
+    opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32).build().user_data(ud(OP_SEND, c.idx, c.gen))
 }
 
 fn conn_in(conns: &mut [Option<Box<Conn>>], idx: u32, gen: u32) -> Option<&mut Conn> {

@@ -115,32 +115,92 @@ pub enum Msg {
     /// Single-shard commands forwarded by a connection on another shard,
     /// RESP-encoded back to back; replies come back in one buffer, with the
     /// end offset of each command's reply.
-    Batch { from: ConnRef, db: u8, resp3: bool, cmds: Vec<u8> },
-    BatchReply { to: ConnRef, shard: usize, out: Vec<u8>, ends: Vec<u32> },
+    Batch {
+        from: ConnRef,
+        db: u8,
+        resp3: bool,
+        cmds: Vec<u8>,
+    },
+    BatchReply {
+        to: ConnRef,
+        shard: usize,
+        out: Vec<u8>,
+        ends: Vec<u32>,
+    },
     /// Transaction phase 1 (in shard order): lock this shard for `txid`,
     /// then send the current state of `keys` and whether `watcher`'s
     /// WATCHes here were invalidated.
-    LockPull { txid: u64, coord: usize, keys: Vec<DbKey>, watcher: Option<u64> },
-    Pulled { txid: u64, entries: Vec<(DbKey, KeyState)>, watch_dirty: bool },
+    LockPull {
+        txid: u64,
+        coord: usize,
+        keys: Vec<DbKey>,
+        watcher: Option<u64>,
+    },
+    Pulled {
+        txid: u64,
+        entries: Vec<(DbKey, KeyState)>,
+        watch_dirty: bool,
+    },
     /// Phase 2: apply the final state of the written keys, then unlock.
-    PushUnlock { txid: u64, coord: usize, writes: Vec<(DbKey, KeyState)> },
-    Pushed { txid: u64 },
+    PushUnlock {
+        txid: u64,
+        coord: usize,
+        writes: Vec<(DbKey, KeyState)>,
+    },
+    Pushed {
+        txid: u64,
+    },
     /// Work every (or some) shard does for one command, merged by the sender.
-    Fanout { from: ConnRef, req: Arc<FanReq> },
-    FanoutReply { to: ConnRef, shard: usize, resp: FanResp },
+    Fanout {
+        from: ConnRef,
+        req: Arc<FanReq>,
+    },
+    FanoutReply {
+        to: ConnRef,
+        shard: usize,
+        resp: FanResp,
+    },
     /// Routed transactions (MULTI with keyspace-wide commands): with every
     /// shard locked, the coordinator runs each command where it belongs.
-    TxnRun { txid: u64, coord: usize, db: u8, resp3: bool, cmd: Vec<u8> },
-    TxnRunReply { txid: u64, out: Vec<u8> },
-    TxnFan { txid: u64, coord: usize, req: Arc<FanReq> },
-    TxnFanReply { txid: u64, shard: usize, resp: FanResp },
+    TxnRun {
+        txid: u64,
+        coord: usize,
+        db: u8,
+        resp3: bool,
+        cmd: Vec<u8>,
+    },
+    TxnRunReply {
+        txid: u64,
+        out: Vec<u8>,
+    },
+    TxnFan {
+        txid: u64,
+        coord: usize,
+        req: Arc<FanReq>,
+    },
+    TxnFanReply {
+        txid: u64,
+        shard: usize,
+        resp: FanResp,
+    },
     /// Current state of keys of one cross-shard command inside a routed
     /// transaction (the shard is already locked), and its result.
-    TxnPull { txid: u64, coord: usize, keys: Vec<DbKey> },
-    TxnPulled { txid: u64, entries: Vec<(DbKey, KeyState)> },
-    TxnApply { writes: Vec<(DbKey, KeyState)> },
+    TxnPull {
+        txid: u64,
+        coord: usize,
+        keys: Vec<DbKey>,
+    },
+    TxnPulled {
+        txid: u64,
+        entries: Vec<(DbKey, KeyState)>,
+    },
+    TxnApply {
+        writes: Vec<(DbKey, KeyState)>,
+    },
     /// Fire-and-forget: drop a client's WATCHes on this shard.
-    Unwatch { who: u64 },
+    Unwatch {
+        who: u64,
+    },
 }
 
 #[derive(Clone, Debug)]

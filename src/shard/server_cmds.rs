@@ -160,7 +160,9 @@ impl Shard {
         let now = crate::util::now_ms();
         match req {
             FanReq::DbSize { db } => FanResp::Int(self.ks.dbs[*db as usize].dict.len() as i64),
-            FanReq::Keys { db, pattern } => FanResp::Keys(cmd::keys::keys_matching(&self.ks, *db as usize, pattern, now)),
+            FanReq::Keys { db, pattern } => {
+                FanResp::Keys(cmd::keys::keys_matching(&self.ks, *db as usize, pattern, now))
+            }
             FanReq::Scan { db, cursor, count, pattern, kind } => {
                 let mut keys = Vec::new();
                 let next = cmd::keys::scan_shard(
@@ -627,7 +629,9 @@ impl Shard {
             "swapdb" => match (parse_db(args.get(1)), parse_db(args.get(2))) {
                 (Ok(a), Ok(b)) => GlobalPlan::Fan(all, FanReq::SwapDb { a, b }, FanOp::Ok),
                 (Err(e), _) => reply_now(&|r| r.error(e)),
-                (_, Err(e)) => reply_now(&|r| r.error(if e == err::DB_INDEX { e } else { "ERR invalid second DB index" })),
+                (_, Err(e)) => {
+                    reply_now(&|r| r.error(if e == err::DB_INDEX { e } else { "ERR invalid second DB index" }))
+                }
             },
             "scan" => {
                 let sa = match cmd::keys::parse_scan_args(args, 1) {
@@ -685,8 +689,10 @@ impl Shard {
                     let name = String::from_utf8_lossy(args.get(i)).to_string();
                     let val = String::from_utf8_lossy(args.get(i + 1)).to_string();
                     if let Err(e) = c.set(&name, &val) {
-                        return Reply::new(&mut conn.out, resp3)
-                            .error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, e));
+                        return Reply::new(&mut conn.out, resp3).error(&format!(
+                            "ERR CONFIG SET failed (possibly related to argument '{}') - {}",
+                            name, e
+                        ));
                     }
                 }
                 match self.shared.config.lock() {
@@ -793,7 +799,8 @@ impl Shard {
                             match v.parse() {
                                 Ok(id) => f.id = Some(id),
                                 Err(_) => {
-                                    return Reply::new(&mut conn.out, resp3).error("ERR client-id should be greater than 0")
+                                    return Reply::new(&mut conn.out, resp3)
+                                        .error("ERR client-id should be greater than 0")
                                 }
                             }
                         } else if args.is(i, "ADDR") {
@@ -847,7 +854,15 @@ impl Shard {
             "setinfo" | "no-evict" | "no-touch" | "reply" if args.len() >= 3 => Reply::new(&mut conn.out, resp3).ok(),
             "help" => {
                 let mut r = Reply::new(&mut conn.out, resp3);
-                let lines = ["CLIENT <subcommand> [<arg> ...]. Subcommands are:", "ID", "GETNAME", "SETNAME <name>", "INFO", "LIST", "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no"];
+                let lines = [
+                    "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+                    "ID",
+                    "GETNAME",
+                    "SETNAME <name>",
+                    "INFO",
+                    "LIST",
+                    "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no",
+                ];
                 r.array(lines.len());
                 for l in lines {
                     r.simple(l);
@@ -980,7 +995,9 @@ impl Shard {
                             r.bulk(a.get(p));
                         }
                     }
-                    Some((_, d)) if !cmd::arity_ok(d, a.len()) => r.error("ERR Invalid number of arguments specified for command"),
+                    Some((_, d)) if !cmd::arity_ok(d, a.len()) => {
+                        r.error("ERR Invalid number of arguments specified for command")
+                    }
                     Some(_) => r.error("ERR The command has no key arguments"),
                     None => r.error("ERR Invalid command specified"),
                 }
@@ -1185,7 +1202,12 @@ impl Shard {
                 let _ = write!(
                     out,
                     "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
-                    name, calls, nsec / 1000, per, rej, failed
+                    name,
+                    calls,
+                    nsec / 1000,
+                    per,
+                    rej,
+                    failed
                 );
             }
             out.push_str("\r\n");

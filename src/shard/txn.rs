@@ -91,8 +91,7 @@ impl Shard {
     /// are added here.
     pub fn start_txn(&mut self, conn: &mut Conn, cmds: Vec<OwnedArgs>, shards: Vec<usize>, is_exec: bool) {
         let n = self.shared.nshards;
-        let routed = n > 1
-            && cmds.iter().any(|c| cmd::lookup(c.args().get(0)).is_some_and(|(_, d)| d.has(GLOBAL)));
+        let routed = n > 1 && cmds.iter().any(|c| cmd::lookup(c.args().get(0)).is_some_and(|(_, d)| d.has(GLOBAL)));
         let mut participants = if routed { (0..n).collect() } else { shards };
         let watcher = if is_exec && !conn.watch_shards.is_empty() {
             participants.extend(conn.watch_shards.iter().copied());
@@ -422,10 +421,7 @@ impl Shard {
                 if def.has(CONN) || def.has(GLOBAL) {
                     let mut r = Reply::new(&mut reply, t.resp3);
                     if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut db, &mut r) {
-                        r.error(&format!(
-                            "ERR '{}' is not supported inside a transaction spanning shards",
-                            def.name
-                        ));
+                        r.error(&format!("ERR '{}' is not supported inside a transaction spanning shards", def.name));
                     }
                 } else {
                     let mut ctx = Ctx {

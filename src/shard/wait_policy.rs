@@ -32,7 +32,15 @@ pub struct WaitPolicy {
 
 impl WaitPolicy {
     pub fn new(now: Instant, budget_us: u32) -> Self {
-        WaitPolicy { budget_us, window_start: now, window_id: 1, recvs: 0, active: 0, recv_per_us: 0.0, active_conns: 0 }
+        WaitPolicy {
+            budget_us,
+            window_start: now,
+            window_id: 1,
+            recvs: 0,
+            active: 0,
+            recv_per_us: 0.0,
+            active_conns: 0,
+        }
     }
 
     /// A receive completion with data for a connection whose window stamp

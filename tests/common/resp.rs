@@ -111,9 +111,7 @@ fn fmt_bytes(b: &[u8]) -> String {
     if b.len() <= SHOW * 2 {
         format!("\"{}\"", escape(b))
     } else {
-        let h = b
-            .iter()
-            .fold(0xcbf29ce484222325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x100000001b3));
+        let h = b.iter().fold(0xcbf29ce484222325u64, |h, &c| (h ^ c as u64).wrapping_mul(0x100000001b3));
         format!("\"{}\"...(len={}, fnv={h:016x})", escape(&b[..SHOW]), b.len())
     }
 }
@@ -211,10 +209,7 @@ fn read_line<R: BufRead>(r: &mut R) -> io::Result<Vec<u8>> {
 }
 
 fn parse_int(b: &[u8]) -> io::Result<i64> {
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad(format!("bad integer {}", fmt_bytes(b))))
+    std::str::from_utf8(b).ok().and_then(|s| s.parse().ok()).ok_or_else(|| bad(format!("bad integer {}", fmt_bytes(b))))
 }
 
 /// Status/error lines may carry arbitrary bytes (e.g. an unknown command's
@@ -365,9 +360,7 @@ impl RespConn {
             match self.reader.get_mut().read(&mut buf) {
                 Ok(0) => break true,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                    break false
-                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => break false,
                 // A reset after the server closed on us counts as closed.
                 Err(_) => break true,
             }

@@ -83,8 +83,7 @@ impl Server {
         let shards = shards.to_string();
         Server::launch(Kind::Shardis, &format!("shardis-{shards}"), extra, |port, dir| {
             let mut c = Command::new(shardis_bin());
-            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"])
-                .arg(dir);
+            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
             c
         })
     }

@@ -33,9 +33,16 @@ pub enum Cmp {
 /// One step of a sequence.
 #[derive(Clone, Debug)]
 pub enum Op {
-    Cmd { args: Vec<Vec<u8>>, cmp: Cmp },
+    Cmd {
+        args: Vec<Vec<u8>>,
+        cmp: Cmp,
+    },
     /// Full SCAN iteration; the reply compared is the sorted set of keys.
-    Scan { pattern: Option<Vec<u8>>, count: Option<u32>, typ: Option<&'static str> },
+    Scan {
+        pattern: Option<Vec<u8>>,
+        count: Option<u32>,
+        typ: Option<&'static str>,
+    },
 }
 
 impl Op {
@@ -254,7 +261,9 @@ impl Gen {
             42..=46 => Vec::new(),
             47..=54 => {
                 let n = self.rng.gen_range(1..16);
-                (0..n).map(|_| *[0u8, 1, b'\r', b'\n', 0x7f, 0x80, 0xff, b' ', b'"', b'a'].choose(&mut self.rng).unwrap()).collect()
+                (0..n)
+                    .map(|_| *[0u8, 1, b'\r', b'\n', 0x7f, 0x80, 0xff, b' ', b'"', b'a'].choose(&mut self.rng).unwrap())
+                    .collect()
             }
             55..=62 => {
                 let n = self.rng.gen_range(40..300);
@@ -274,9 +283,26 @@ impl Gen {
     /// Integer-ish arguments, including edge and malformed ones.
     pub fn int_arg(&mut self) -> Vec<u8> {
         const EDGE: &[&str] = &[
-            "0", "1", "-1", "10", "-100", "9223372036854775807", "-9223372036854775808", "9223372036854775806",
-            "-9223372036854775807", "9223372036854775808", "18446744073709551616", "007", "-0", "+5", " 5", "5 ",
-            "0x10", "1.0", "abc", "",
+            "0",
+            "1",
+            "-1",
+            "10",
+            "-100",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "9223372036854775806",
+            "-9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551616",
+            "007",
+            "-0",
+            "+5",
+            " 5",
+            "5 ",
+            "0x10",
+            "1.0",
+            "abc",
+            "",
         ];
         if self.chance(70) {
             self.rng.gen_range(-1000i64..1000).to_string().into_bytes()
@@ -287,8 +313,26 @@ impl Gen {
 
     pub fn float_arg(&mut self) -> Vec<u8> {
         const F: &[&str] = &[
-            "1.5", "-0.25", "0.1", "3.0e2", "1e-5", "10.50", "-3", "0", "1e308", "-1e308", "inf", "-inf", "nan", "1.",
-            ".5", "1e", "abc", "5.0000000000000001", "0.3333333333333333", "123456789.123456789",
+            "1.5",
+            "-0.25",
+            "0.1",
+            "3.0e2",
+            "1e-5",
+            "10.50",
+            "-3",
+            "0",
+            "1e308",
+            "-1e308",
+            "inf",
+            "-inf",
+            "nan",
+            "1.",
+            ".5",
+            "1e",
+            "abc",
+            "5.0000000000000001",
+            "0.3333333333333333",
+            "123456789.123456789",
         ];
         F.choose(&mut self.rng).unwrap().as_bytes().to_vec()
     }
@@ -589,7 +633,13 @@ fn expire(g: &mut Gen) -> Op {
                 .choose(&mut g.rng)
                 .unwrap();
             let mut flags: Vec<Vec<u8>> = vec![];
-            for _ in 0..(if g.chance(60) { 0 } else if g.chance(85) { 1 } else { 2 }) {
+            for _ in 0..(if g.chance(60) {
+                0
+            } else if g.chance(85) {
+                1
+            } else {
+                2
+            }) {
                 flags.push(["NX", "XX", "GT", "LT"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
             }
             with(cmd!(name, k, g.expire_arg(unit)), flags)
@@ -614,7 +664,8 @@ fn scan(g: &mut Gen) -> Op {
         None
     };
     let count = if g.chance(50) { Some(*[1u32, 2, 5, 100].choose(&mut g.rng).unwrap()) } else { None };
-    let typ = if g.chance(20) { Some(*["string", "list", "set", "hash", "zset"].choose(&mut g.rng).unwrap()) } else { None };
+    let typ =
+        if g.chance(20) { Some(*["string", "list", "set", "hash", "zset"].choose(&mut g.rng).unwrap()) } else { None };
     Op::Scan { pattern, count, typ }
 }
 
