@@ -25,7 +25,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
         if v > (i64::MAX as u64) + 1 {
             return None;
         }
-        Some((v as i128 * -1) as i64)
+        Some(-(v as i128) as i64)
     } else {
         if v > i64::MAX as u64 {
             return None;
@@ -79,7 +79,7 @@ pub fn fmt_g17(d: f64) -> String {
     let sci = format!("{:.16e}", d);
     let (mant, e) = sci.split_once('e').unwrap_or((&sci, "0"));
     let e: i32 = e.parse().unwrap_or(exp);
-    if e < -4 || e >= 17 {
+    if !(-4..17).contains(&e) {
         let mant = trim_zeros(mant);
         format!("{}e{}{:02}", mant, if e < 0 { '-' } else { '+' }, e.abs())
     } else {

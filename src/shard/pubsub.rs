@@ -46,7 +46,7 @@ impl PubSub {
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
         self.channels
             .keys()
-            .filter(|c| pattern.map_or(true, |p| crate::util::glob_match(p, c, false)))
+            .filter(|c| pattern.is_none_or(|p| crate::util::glob_match(p, c, false)))
             .cloned()
             .collect()
     }

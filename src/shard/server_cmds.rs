@@ -683,7 +683,7 @@ impl Shard {
                     r.bulk_str(&v);
                 }
             }
-            "set" if args.len() >= 4 && args.len() % 2 == 0 => {
+            "set" if args.len() >= 4 && args.len().is_multiple_of(2) => {
                 let mut c = self.shared.config_snapshot();
                 for i in (2..args.len()).step_by(2) {
                     let name = String::from_utf8_lossy(args.get(i)).to_string();
@@ -767,23 +767,11 @@ impl Shard {
                 }
                 // The calling client is out of the slot table while it runs;
                 // its own line is added here.
-                let mine = self.client_line(conn);
-                let from = conn.conn_ref(self.id);
-                let mut st = FanState { expect: self.shared.nshards, resps: Vec::new(), op: FanOp::ClientList };
-                for s in 0..self.shared.nshards {
-                    if s == self.id {
-                        let mut t = self.client_list(Some(from));
-                        t.push_str(&mine);
-                        st.resps.push((s, FanResp::Text(t)));
-                    } else {
-                        self.send(s, Msg::Fanout { from, req: Arc::new(FanReq::ClientList) });
-                    }
-                }
-                if st.resps.len() >= st.expect {
-                    self.finish_fan(&mut conn.out, conn.resp3, st);
-                } else {
-                    conn.wait = Wait::Fan(Box::new(st));
-                }
+                let mut mine = self.client_list(Some(conn.conn_ref(self.id)));
+                mine.push_str(&self.client_line(conn));
+                let me = self.id;
+                let others: Vec<usize> = self.all_shards().into_iter().filter(|&s| s != me).collect();
+                self.fan_with(conn, others, FanReq::ClientList, FanOp::ClientList, vec![(me, FanResp::Text(mine))]);
             }
             "kill" if args.len() >= 3 => {
                 let mut f = KillFilter::default();
@@ -826,30 +814,11 @@ impl Shard {
                 if self_match {
                     conn.close_after_flush = true;
                 }
-                let req = FanReq::ClientKill { filter: f };
-                let mut targets = self.all_shards();
+                let mine = self.client_kill(&f) + self_match as usize;
                 let me = self.id;
-                targets.retain(|&s| s != me);
-                let mine = self.client_kill(match &req {
-                    FanReq::ClientKill { filter } => filter,
-                    _ => unreachable!(),
-                }) + self_match as usize;
-                let mut st = FanState {
-                    expect: self.shared.nshards,
-                    resps: vec![(me, FanResp::Int(mine as i64))],
-                    op: FanOp::ClientKill { old_style },
-                };
-                let req = Arc::new(req);
-                let from = conn.conn_ref(self.id);
-                for t in targets {
-                    self.send(t, Msg::Fanout { from, req: req.clone() });
-                }
-                if st.resps.len() >= st.expect {
-                    let s = std::mem::replace(&mut st.resps, Vec::new());
-                    self.finish_fan(&mut conn.out, conn.resp3, FanState { expect: 1, resps: s, op: st.op });
-                } else {
-                    conn.wait = Wait::Fan(Box::new(st));
-                }
+                let others: Vec<usize> = self.all_shards().into_iter().filter(|&s| s != me).collect();
+                let known = vec![(me, FanResp::Int(mine as i64))];
+                self.fan_with(conn, others, FanReq::ClientKill { filter: f }, FanOp::ClientKill { old_style }, known);
             }
             "setinfo" | "no-evict" | "no-touch" | "reply" if args.len() >= 3 => Reply::new(&mut conn.out, resp3).ok(),
             "help" => {
@@ -1038,7 +1007,7 @@ impl Shard {
             .dbs
             .iter()
             .enumerate()
-            .filter(|(_, d)| d.dict.len() > 0)
+            .filter(|(_, d)| !d.dict.is_empty())
             .map(|(i, d)| (i, d.dict.len(), d.volatile))
             .collect();
         let mut cmdstats = Vec::new();
@@ -1256,9 +1225,9 @@ fn kill_matches(f: &KillFilter, id: u64, addr: &str, laddr: &str) -> bool {
     if f.id.is_none() && f.addr.is_none() && f.laddr.is_none() {
         return false;
     }
-    f.id.map_or(true, |x| x == id)
-        && f.addr.as_deref().map_or(true, |a| a == addr)
-        && f.laddr.as_deref().map_or(true, |a| a == laddr)
+    f.id.is_none_or(|x| x == id)
+        && f.addr.as_deref().is_none_or(|a| a == addr)
+        && f.laddr.as_deref().is_none_or(|a| a == laddr)
 }
 
 fn command_info(r: &mut Reply, d: &CommandDef) {
