@@ -864,7 +864,9 @@ impl Shard {
                 let (out, ends) = self.run_batch(db as usize, resp3, cmds);
                 self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
-            Msg::LockPull { txid, coord, keys, watcher } => self.on_lock_pull(txid, coord, keys, watcher),
+            Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher } => {
+                self.on_lock_pull(txid, coord, chain, acc, watch_dirty, watcher)
+            }
             Msg::Fanout { from, req } => {
                 let resp = self.fan_local(&req);
                 self.send(from.shard, Msg::FanoutReply { to: from, shard: self.id, resp });

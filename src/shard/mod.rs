@@ -127,13 +127,17 @@ pub enum Msg {
         out: Vec<u8>,
         ends: Vec<u32>,
     },
-    /// Transaction phase 1 (in shard order): lock this shard for `txid`,
-    /// then send the current state of `keys` and whether `watcher`'s
-    /// WATCHes here were invalidated.
+    /// Transaction phase 1, passed along the participants in shard order:
+    /// lock this shard for `txid`, add the current state of this shard's
+    /// keys (the head of `chain`) to `acc`, note whether `watcher`'s
+    /// WATCHes here were invalidated, then hand it to the next participant;
+    /// the last one sends everything to the coordinator as `Pulled`.
     LockPull {
         txid: u64,
         coord: usize,
-        keys: Vec<DbKey>,
+        chain: Vec<(usize, Vec<DbKey>)>,
+        acc: Vec<(DbKey, KeyState)>,
+        watch_dirty: bool,
         watcher: Option<u64>,
     },
     Pulled {

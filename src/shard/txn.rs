@@ -3,10 +3,12 @@
 //!
 //! How a transaction runs (the connection's shard coordinates):
 //! 1. Lock and pull, one participant at a time in ascending shard order:
-//!    `LockPull` locks the participant for this txid and returns the current
+//!    `LockPull` locks the participant for this txid, collects the current
 //!    state of the transaction's keys there (and whether the client's
-//!    WATCHes there were invalidated). Taking locks in one global order
-//!    makes deadlock impossible.
+//!    WATCHes there were invalidated) and travels on to the next
+//!    participant; the last one returns everything to the coordinator
+//!    (N+1 hops for N participants). Taking locks in one global order makes
+//!    deadlock impossible.
 //! 2. Execute: the commands run, with the ordinary command code, on a
 //!    temporary keyspace holding exactly the pulled keys.
 //! 3. Push and unlock: every participant receives the final state of its
@@ -67,10 +69,8 @@ pub struct Txn {
     /// MULTI/EXEC (array reply, WATCH check) or a single command.
     is_exec: bool,
     participants: Vec<usize>,
-    keys: Vec<Vec<DbKey>>,
     watcher: Option<u64>,
     watch_shards: Vec<usize>,
-    next: usize,
     temp: Keyspace,
     watch_dirty: bool,
     acks_left: usize,
@@ -134,8 +134,8 @@ impl Shard {
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp = Keyspace::new();
         temp.track_touched = Some(Vec::new());
-        let first = participants[0];
-        let first_keys = std::mem::take(&mut keys[0]);
+        let mut chain: Vec<(usize, Vec<DbKey>)> = participants.iter().copied().zip(keys).collect();
+        let (first, first_keys) = chain.remove(0);
         let txn = Txn {
             conn: conn.conn_ref(self.id),
             cmds,
@@ -143,10 +143,8 @@ impl Shard {
             resp3: conn.resp3,
             is_exec,
             participants,
-            keys,
             watcher,
             watch_shards: conn.watch_shards.clone(),
-            next: 0,
             temp,
             watch_dirty: false,
             acks_left: 0,
@@ -159,24 +157,35 @@ impl Shard {
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
-        self.send(first, Msg::LockPull { txid, coord: self.id, keys: first_keys, watcher });
+        chain.insert(0, (first, first_keys));
+        let msg = Msg::LockPull { txid, coord: self.id, chain, acc: Vec::new(), watch_dirty: false, watcher };
+        self.send(first, msg);
     }
 
     /// Participant, phase 1: lock and report the keys' state.
-    pub fn on_lock_pull(&mut self, txid: u64, coord: usize, keys: Vec<DbKey>, watcher: Option<u64>) {
+    pub fn on_lock_pull(
+        &mut self,
+        txid: u64,
+        coord: usize,
+        mut chain: Vec<(usize, Vec<DbKey>)>,
+        mut acc: Vec<(DbKey, KeyState)>,
+        mut watch_dirty: bool,
+        watcher: Option<u64>,
+    ) {
         debug_assert!(self.txn.holder.is_none());
         self.txn.holder = Some(txid);
-        let now = crate::util::now_ms();
-        let mut entries = Vec::with_capacity(keys.len());
-        for (db, key) in keys {
-            let st: KeyState = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire));
-            entries.push(((db, key), st));
+        let keys = if chain.is_empty() { Vec::new() } else { chain.remove(0).1 };
+        acc.extend(self.pull_keys(keys));
+        watch_dirty |= watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);
+        match chain.first() {
+            Some(&(next, _)) => {
+                self.send(next, Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher });
+            }
+            None => self.send(coord, Msg::Pulled { txid, entries: acc, watch_dirty }),
         }
-        let watch_dirty = watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);
-        self.send(coord, Msg::Pulled { txid, entries, watch_dirty });
     }
 
-    /// Coordinator: a participant is locked; lock the next or execute.
+    /// Coordinator: every participant is locked; execute.
     pub fn on_pulled(&mut self, txid: u64, entries: Vec<(DbKey, KeyState)>, watch_dirty: bool) {
         let Some(t) = self.txn.coord.get_mut(&txid) else { return };
         for ((db, key), st) in entries {
@@ -185,14 +194,6 @@ impl Shard {
             }
         }
         t.watch_dirty |= watch_dirty;
-        t.next += 1;
-        if t.next < t.participants.len() {
-            let to = t.participants[t.next];
-            let keys = std::mem::take(&mut t.keys[t.next]);
-            let watcher = t.watcher;
-            self.send(to, Msg::LockPull { txid, coord: self.id, keys, watcher });
-            return;
-        }
         if t.routed {
             if t.is_exec && t.watch_dirty {
                 Reply::new(&mut t.reply, t.resp3).null_array();
