@@ -1,0 +1,197 @@
+//! Server-level behaviour against the real binary: configuration (file,
+//! flags, CONFIG GET/SET/REWRITE), INFO sections, CLIENT commands, active
+//! expiry, SCAN across shards, SELECT/SWAPDB, DEBUG SLEEP and SHUTDOWN.
+
+mod common;
+
+use common::{Server, Value};
+use std::time::{Duration, Instant};
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Verbatim(_, b) => String::from_utf8_lossy(b).into_owned(),
+        Value::Simple(s) => s.clone(),
+        other => panic!("expected text, got {other}"),
+    }
+}
+
+fn config_get(c: &mut common::RespConn, name: &str) -> String {
+    match c.cmd(&["CONFIG", "GET", name]) {
+        Value::Array(items) if items.len() == 2 => text(&items[1]),
+        other => panic!("CONFIG GET {name}: {other}"),
+    }
+}
+
+#[test]
+fn config_file_flags_and_runtime_changes() {
+    let dir = common::server::test_data_root().join(format!("cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("shardis.toml");
+    std::fs::write(&file, "hz = 20\nmaxclients = 123\ntimeout = 0\n").expect("write config");
+    let path = file.to_string_lossy().to_string();
+    let s = Server::start(2, &["--config", &path, "--maxclients", "77"]);
+    let mut c = s.conn();
+    assert_eq!(config_get(&mut c, "hz"), "20", "from the file");
+    assert_eq!(config_get(&mut c, "maxclients"), "77", "flags override the file");
+    // redis-benchmark asks for these at start.
+    assert_eq!(config_get(&mut c, "save"), "");
+    assert_eq!(config_get(&mut c, "appendonly"), "no");
+
+    assert_eq!(c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "2mb"]), Value::ok());
+    assert_eq!(config_get(&mut c, "proto-max-bulk-len"), (2 * 1024 * 1024).to_string());
+    // The new limit applies on every shard: a 3 MB bulk is refused.
+    let mut big = s.conn();
+    let mut wire = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3145728\r\n".to_vec();
+    wire.extend(std::iter::repeat(b'x').take(16));
+    big.send_raw(&wire).expect("send");
+    assert_eq!(big.read_value().expect("reply"), Value::err("ERR Protocol error: invalid bulk length"));
+    assert!(c.cmd(&["CONFIG", "SET", "port", "1"]).is_error(), "port is immutable");
+    assert!(c.cmd(&["CONFIG", "SET", "nosuch", "1"]).is_error());
+
+    assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), Value::ok());
+    let written = std::fs::read_to_string(&file).expect("read back");
+    assert!(written.contains("proto-max-bulk-len = 2097152"), "{written}");
+    assert!(written.contains("maxclients = 77"), "{written}");
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Value::ok());
+}
+
+#[test]
+fn info_sections_and_stats() {
+    let s = Server::start(4, &[]);
+    let mut c = s.conn();
+    for i in 0..40 {
+        c.cmd(&["SET", &format!("k{i}"), "v"]);
+    }
+    c.cmd(&["SET", "e", "v", "EX", "1000"]);
+    c.cmd(&["GET", "k1"]);
+    c.cmd(&["GET", "missing"]);
+    let info = text(&c.cmd(&["INFO", "everything"]));
+    for section in
+        ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Keyspace", "# Commandstats", "# Latencystats"]
+    {
+        assert!(info.contains(section), "INFO lacks {section}:\n{info}");
+    }
+    assert!(info.contains("db0:keys=41,expires=1"), "{info}");
+    assert!(info.contains("cmdstat_set:calls=41"), "{info}");
+    assert!(info.contains("keyspace_hits:1\r\n") && info.contains("keyspace_misses:1\r\n"), "{info}");
+    assert!(info.contains("latency_percentiles_usec_get:p50="), "{info}");
+    assert!(info.contains("shards:4"), "{info}");
+    let keyspace = text(&c.cmd(&["INFO", "keyspace"]));
+    assert!(!keyspace.contains("# Server"), "only the asked section: {keyspace}");
+}
+
+#[test]
+fn client_commands() {
+    let s = Server::start(4, &[]);
+    let mut a = s.conn();
+    let mut b = s.conn();
+    assert_eq!(a.cmd(&["CLIENT", "SETNAME", "alpha"]), Value::ok());
+    assert_eq!(a.cmd(&["CLIENT", "GETNAME"]), Value::bulk("alpha"));
+    assert!(a.cmd(&["CLIENT", "SETNAME", "has space"]).is_error());
+    let id_b = b.cmd(&["CLIENT", "ID"]).as_int().expect("id");
+    let list = text(&a.cmd(&["CLIENT", "LIST"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(list.contains("name=alpha"), "{list}");
+    assert!(list.contains(&format!("id={id_b} ")), "{list}");
+    assert_eq!(a.cmd(&["CLIENT", "KILL", "ID", &id_b.to_string()]), Value::Int(1));
+    assert!(b.try_cmd(&["PING"]).is_err() || b.try_cmd(&["PING"]).is_err(), "killed client is disconnected");
+    let info = text(&a.cmd(&["CLIENT", "INFO"]));
+    assert!(info.contains("name=alpha"), "{info}");
+}
+
+#[test]
+fn active_expiry_removes_keys_nobody_reads() {
+    let s = Server::start(4, &["--hz", "50"]);
+    let mut c = s.conn();
+    for i in 0..400 {
+        c.cmd(&["SET", &format!("t{i}"), "v", "PX", "50"]);
+    }
+    for i in 0..100 {
+        c.cmd(&["SET", &format!("p{i}"), "v"]);
+    }
+    // DBSIZE counts stored keys without touching them, so it only drops
+    // when the background cycle deletes expired keys.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = c.cmd(&["DBSIZE"]).as_int().expect("dbsize");
+        if n == 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "expired keys still counted: {n}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let info = text(&c.cmd(&["INFO", "stats"]));
+    assert!(info.contains("expired_keys:400"), "{info}");
+}
+
+#[test]
+fn scan_cursor_covers_every_shard() {
+    let s = Server::start(4, &[]);
+    let mut c = s.conn();
+    for i in 0..500 {
+        c.cmd(&["SET", &format!("s{i}"), "v"]);
+    }
+    c.cmd(&["SET", "other", "v"]);
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = "0".to_string();
+    for _ in 0..10_000 {
+        let r = c.cmd(&["SCAN", &cursor, "MATCH", "s*", "COUNT", "37"]);
+        let Value::Array(parts) = r else { panic!("SCAN reply {r}") };
+        cursor = text(&parts[0]);
+        let Value::Array(keys) = &parts[1] else { panic!("keys {}", parts[1]) };
+        for k in keys {
+            seen.insert(text(k));
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    assert_eq!(cursor, "0", "scan did not finish");
+    assert_eq!(seen.len(), 500);
+    assert!(!seen.contains("other"));
+}
+
+#[test]
+fn select_and_swapdb_across_shards() {
+    let s = Server::start(4, &[]);
+    let mut c = s.conn();
+    for i in 0..20 {
+        c.cmd(&["SET", &format!("a{i}"), "zero"]);
+    }
+    assert_eq!(c.cmd(&["SELECT", "1"]), Value::ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(0));
+    assert_eq!(c.cmd(&["SWAPDB", "0", "1"]), Value::ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(20));
+    assert_eq!(c.cmd(&["GET", "a7"]), Value::bulk("zero"));
+    assert_eq!(c.cmd(&["SELECT", "16"]), Value::err("ERR DB index is out of range"));
+    assert_eq!(c.cmd(&["FLUSHALL"]), Value::ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(0));
+}
+
+#[test]
+fn hello_auth_and_setname() {
+    let s = Server::start(2, &["--requirepass", "pw"]);
+    let mut c = s.raw_conn();
+    assert!(matches!(c.cmd(&["GET", "x"]), Value::Error(e) if e.starts_with("NOAUTH")));
+    let r = c.cmd(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "me"]);
+    let Value::Map(pairs) = r else { panic!("HELLO 3 reply {r}") };
+    assert!(pairs.contains(&(Value::bulk("proto"), Value::Int(3))));
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), Value::bulk("me"));
+    assert_eq!(c.cmd(&["GET", "x"]), Value::Null, "RESP3 null");
+    let mut d = s.raw_conn();
+    assert!(matches!(d.cmd(&["AUTH", "bad"]), Value::Error(e) if e.starts_with("WRONGPASS")));
+}
+
+#[test]
+fn debug_sleep_and_shutdown() {
+    let mut s = Server::start(2, &[]);
+    let mut c = s.conn();
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.05"]), Value::ok());
+    let _ = c.try_cmd(&["SHUTDOWN"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.alive() {
+        assert!(Instant::now() < deadline, "server still running after SHUTDOWN");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
