@@ -60,6 +60,12 @@ impl<'a> Args<'a> {
         self.buf
     }
 
+    /// Length of that buffer: the request's wire length when it was parsed
+    /// from a connection (used to step back over a request to re-run it).
+    pub fn buf_len(&self) -> usize {
+        self.buf.len()
+    }
+
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()

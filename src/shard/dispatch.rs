@@ -12,7 +12,7 @@
 //! in another order, as with Dragonfly's pipeline squashing.
 
 use super::event_loop::{Conn, Shard, Wait};
-use super::{ConnRef, Msg};
+use super::Msg;
 use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, OwnedArgs};
 use crate::protocol::parse::{parse_request, Limits, ParseOutcome};
 use crate::protocol::reply::{encode_command, Reply};
@@ -286,7 +286,7 @@ impl Shard {
     /// Put a request back so it runs again once the shard lock is released.
     fn unconsume_and_wait(&mut self, conn: &mut Conn, args: &Args) {
         // `handle` is only reached after rpos moved past this request.
-        let len = args_wire_len(args);
+        let len = args.buf_len();
         conn.rpos -= len;
         conn.wait = Wait::ShardLock;
         self.txn.defer(super::txn::Deferred::Conn(conn.conn_ref(self.id)));
@@ -479,23 +479,3 @@ enum Step {
     Run,
 }
 
-/// Length of a request's wire form when it was a multibulk or inline line.
-/// Only used to step back over a request just consumed: we recorded the
-/// consumed length in the buffer slice given to `Args`.
-fn args_wire_len(args: &Args) -> usize {
-    args.buf_len()
-}
-
-impl<'a> Args<'a> {
-    /// Length of the buffer slice the arguments point into.
-    pub fn buf_len(&self) -> usize {
-        self.raw_buf().len()
-    }
-}
-
-#[allow(dead_code)]
-fn _assert_send() {
-    fn is_send<T: Send>() {}
-    is_send::<Msg>();
-    is_send::<ConnRef>();
-}

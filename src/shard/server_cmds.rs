@@ -30,7 +30,7 @@ pub enum FanOp {
     DbSize,
     Keys,
     Scan { shard: usize },
-    RandomKey { tried: Vec<usize> },
+    RandomKey,
     Ok,
     Publish,
     PubsubChannels,
@@ -302,7 +302,7 @@ impl Shard {
                     r.bulk(&k);
                 }
             }
-            FanOp::RandomKey { tried: _ } => {
+            FanOp::RandomKey => {
                 let keys: Vec<Vec<u8>> =
                     st.resps.into_iter().filter_map(|(_, r)| if let FanResp::Key(k) = r { k } else { None }).collect();
                 let mut r = Reply::new(out, resp3);
@@ -618,7 +618,7 @@ impl Shard {
         match def.name {
             "dbsize" => GlobalPlan::Fan(all, FanReq::DbSize { db: db8 }, FanOp::DbSize),
             "keys" => GlobalPlan::Fan(all, FanReq::Keys { db: db8, pattern: args.get(1).to_vec() }, FanOp::Keys),
-            "randomkey" => GlobalPlan::Fan(all, FanReq::RandomKey { db: db8 }, FanOp::RandomKey { tried: Vec::new() }),
+            "randomkey" => GlobalPlan::Fan(all, FanReq::RandomKey { db: db8 }, FanOp::RandomKey),
             "flushdb" | "flushall" => {
                 if args.len() > 2 || (args.len() == 2 && !args.is(1, "ASYNC") && !args.is(1, "SYNC")) {
                     return reply_now(&|r| r.error(err::SYNTAX));
