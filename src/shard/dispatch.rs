@@ -478,4 +478,3 @@ enum Step {
     Here(usize, &'static CommandDef),
     Run,
 }
-

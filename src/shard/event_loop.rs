@@ -393,10 +393,9 @@ impl Shard {
                 self.arm_timer();
             }
             OP_DOORBELL => {}
-            OP_MSGRING
-                if res < 0 => {
-                    crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
-                }
+            OP_MSGRING if res < 0 => {
+                crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
+            }
             _ => {}
         }
     }

@@ -44,11 +44,7 @@ impl PubSub {
     }
 
     pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        self.channels
-            .keys()
-            .filter(|c| pattern.is_none_or(|p| crate::util::glob_match(p, c, false)))
-            .cloned()
-            .collect()
+        self.channels.keys().filter(|c| pattern.is_none_or(|p| crate::util::glob_match(p, c, false))).cloned().collect()
     }
 
     pub fn numsub(&self, ch: &[u8]) -> usize {
@@ -197,10 +193,7 @@ impl Shard {
         } else if args.is(1, "NUMPAT") && args.len() == 2 {
             self.fan(conn, all, FanReq::PubsubNumpat, FanOp::Numpat);
         } else {
-            Reply::new(&mut conn.out, conn.resp3).error(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-                String::from_utf8_lossy(args.get(1))
-            ));
+            super::server_cmds::unknown_subcommand(&mut Reply::new(&mut conn.out, conn.resp3), "PUBSUB", args.get(1));
         }
     }
 }

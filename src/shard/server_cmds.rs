@@ -714,24 +714,17 @@ impl Shard {
                     },
                 }
             }
-            "help" => {
-                let mut r = Reply::new(&mut conn.out, resp3);
-                let lines = [
+            "help" => help_reply(
+                &mut Reply::new(&mut conn.out, resp3),
+                &[
                     "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
                     "GET <pattern>",
                     "SET <directive> <value>",
                     "RESETSTAT",
                     "REWRITE",
-                ];
-                r.array(lines.len());
-                for l in lines {
-                    r.simple(l);
-                }
-            }
-            _ => Reply::new(&mut conn.out, resp3).error(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-                String::from_utf8_lossy(args.get(1))
-            )),
+                ],
+            ),
+            _ => unknown_subcommand(&mut Reply::new(&mut conn.out, resp3), "CONFIG", args.get(1)),
         }
     }
 
@@ -821,9 +814,9 @@ impl Shard {
                 self.fan_with(conn, others, FanReq::ClientKill { filter: f }, FanOp::ClientKill { old_style }, known);
             }
             "setinfo" | "no-evict" | "no-touch" | "reply" if args.len() >= 3 => Reply::new(&mut conn.out, resp3).ok(),
-            "help" => {
-                let mut r = Reply::new(&mut conn.out, resp3);
-                let lines = [
+            "help" => help_reply(
+                &mut Reply::new(&mut conn.out, resp3),
+                &[
                     "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
                     "ID",
                     "GETNAME",
@@ -831,16 +824,9 @@ impl Shard {
                     "INFO",
                     "LIST",
                     "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no",
-                ];
-                r.array(lines.len());
-                for l in lines {
-                    r.simple(l);
-                }
-            }
-            _ => Reply::new(&mut conn.out, resp3).error(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(args.get(1))
-            )),
+                ],
+            ),
+            _ => unknown_subcommand(&mut Reply::new(&mut conn.out, resp3), "CLIENT", args.get(1)),
         }
     }
 
@@ -975,10 +961,7 @@ impl Shard {
                 r.array(1);
                 r.simple("COMMAND [COUNT|INFO|DOCS|GETKEYS]");
             }
-            _ => r.error(&format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-                String::from_utf8_lossy(args.get(1))
-            )),
+            _ => unknown_subcommand(&mut r, "COMMAND", args.get(1)),
         }
     }
 
@@ -1216,6 +1199,24 @@ impl Shard {
         }
         out
     }
+}
+
+/// `X HELP`: one status line per entry.
+fn help_reply(r: &mut Reply, lines: &[&str]) {
+    r.array(lines.len());
+    for l in lines {
+        r.simple(l);
+    }
+}
+
+/// The error for an unknown subcommand (or a wrong argument count) of a
+/// container command such as CONFIG or CLIENT.
+pub fn unknown_subcommand(r: &mut Reply, cmd: &str, sub: &[u8]) {
+    r.error(&format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(sub),
+        cmd
+    ));
 }
 
 fn kill_matches(f: &KillFilter, id: u64, addr: &str, laddr: &str) -> bool {
