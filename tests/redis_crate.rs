@@ -40,12 +40,8 @@ fn redis_crate_commands_pipelines_and_transactions() {
         assert_eq!(got, (0..50).collect::<Vec<i64>>());
 
         // Atomic pipeline = MULTI/EXEC spanning shards.
-        let (a, b): (i64, i64) = redis::pipe()
-            .atomic()
-            .incr("acct:a", 10)
-            .decr("acct:b", 10)
-            .query(&mut con)
-            .expect("transaction");
+        let (a, b): (i64, i64) =
+            redis::pipe().atomic().incr("acct:a", 10).decr("acct:b", 10).query(&mut con).expect("transaction");
         assert_eq!((a, b), (10, -10));
 
         // WATCH / MULTI / EXEC retry loop (redis::transaction).

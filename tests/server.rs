@@ -67,9 +67,16 @@ fn info_sections_and_stats() {
     c.cmd(&["GET", "k1"]);
     c.cmd(&["GET", "missing"]);
     let info = text(&c.cmd(&["INFO", "everything"]));
-    for section in
-        ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Keyspace", "# Commandstats", "# Latencystats"]
-    {
+    for section in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Keyspace",
+        "# Commandstats",
+        "# Latencystats",
+    ] {
         assert!(info.contains(section), "INFO lacks {section}:\n{info}");
     }
     assert!(info.contains("db0:keys=41,expires=1"), "{info}");
