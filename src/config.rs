@@ -212,6 +212,9 @@ impl Config {
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
         ]
+        .into_iter()
+        .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
+        .collect()
     }
 
     /// CONFIG SET: change one option at run time, or say why not.
@@ -229,6 +232,12 @@ impl Config {
             "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
             "appendonly" => next.appendonly = parse_bool(value)?,
             "save" => {}
+            n if encoding_limit(n).is_some() => {
+                let v = int(value)?;
+                if let Some(l) = encoding_limit(n) {
+                    l.set(v);
+                }
+            }
             "port" | "bind" | "shards" | "dir" | "pin-threads" | "logfile" | "databases" => {
                 return Err("can't set immutable config".into())
             }
@@ -243,6 +252,12 @@ impl Config {
     pub fn to_toml(&self) -> Result<String, String> {
         toml::to_string(self).map_err(|e| e.to_string())
     }
+}
+
+/// A collection-encoding threshold by name (the pre-7.0 `ziplist` names too).
+fn encoding_limit(name: &str) -> Option<&'static crate::keyspace::limits::Limit> {
+    let name = name.replace("ziplist", "listpack");
+    crate::keyspace::limits::ALL.iter().copied().find(|l| l.name == name)
 }
 
 /// Memory sizes as Redis accepts them: 512mb, 1gb, 1024k, plain bytes.

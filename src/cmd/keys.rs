@@ -212,8 +212,12 @@ fn expire_generic(ctx: &mut Ctx, args: &Args, base: i64, seconds: bool, name: &s
     }
     if when <= now {
         ctx.ks.remove(db, key);
+        ctx.propagate(&[&b"DEL"[..], key]);
     } else {
         ctx.ks.set_expire(db, key, when);
+        let mut nb = [0u8; 24];
+        let at = crate::protocol::reply::fmt_i64(&mut nb, when);
+        ctx.propagate(&[&b"PEXPIREAT"[..], key, at]);
     }
     ctx.out.int(1);
 }

@@ -9,9 +9,13 @@
 //! Commands flagged `CONN` or `GLOBAL` need the connection or every shard and
 //! are carried out by the shard layer (`crate::shard`).
 
+pub mod hash;
 pub mod keys;
+pub mod list;
+pub mod set;
 pub mod string;
 pub mod table;
+pub mod zset;
 
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
@@ -132,8 +136,29 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    pub fn new(ks: &'a mut Keyspace, db: usize, now: i64, out: Reply<'a>, rng: &'a mut Rng) -> Self {
+        Ctx { ks, db, now, out, max_bulk_len: 512 << 20, rng }
+    }
+
     pub fn error(&mut self, msg: &str) {
         self.out.error(msg);
+    }
+
+    /// Log `parts` (a command on the current db) instead of this command's
+    /// own arguments: for effects that depend on the clock or on chance.
+    /// May be called several times; nothing is logged unless the AOF is on.
+    pub fn propagate<A: AsRef<[u8]>>(&mut self, parts: &[A]) {
+        if self.ks.effects.enabled {
+            self.ks.effects.replace(self.db, parts);
+        }
+    }
+
+    /// This command changed nothing that needs logging (its only change
+    /// was already logged, or it is to be dropped).
+    pub fn propagate_nothing(&mut self) {
+        if self.ks.effects.enabled {
+            self.ks.effects.suppress();
+        }
     }
 }
 
@@ -177,7 +202,17 @@ pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
             // Key lookups of read-only commands count as hits or misses
             // (INFO keyspace_hits/keyspace_misses), as in Redis.
             ctx.ks.count_lookups = def.has(flags::READONLY);
-            h(ctx, args);
+            if ctx.ks.effects.enabled && def.has(flags::WRITE) {
+                // Writes other than expiry deletions (those log themselves).
+                let changes = |ks: &Keyspace| ks.dirty - ks.expired_keys;
+                let before = changes(ctx.ks);
+                h(ctx, args);
+                if !ctx.ks.effects.take_replaced() && changes(ctx.ks) != before {
+                    ctx.ks.effects.push_iter(ctx.db, args.len(), args.iter());
+                }
+            } else {
+                h(ctx, args);
+            }
             ctx.ks.count_lookups = false;
         }
         None => ctx.error("ERR command not available in this context"),
@@ -228,12 +263,50 @@ pub fn unknown_command_error(out: &mut Reply, args: &Args) {
     out.raw(&msg);
 }
 
-/// Iterate a command's key positions (first, last, step from the table).
-pub fn key_positions(def: &CommandDef, argc: usize) -> impl Iterator<Item = usize> {
+/// Iterate a command's key positions: first, last, step from the table,
+/// or the command's own `keys_fn` for movable-keys commands.
+pub fn key_positions(def: &CommandDef, args: &Args) -> KeyPositions {
+    if let Some(f) = def.keys_fn {
+        return KeyPositions::List(f(args).into_iter());
+    }
+    let argc = args.len();
     let first = def.first_key as usize;
     let last = if def.last_key < 0 { (argc as i64 + def.last_key as i64) as usize } else { def.last_key as usize };
     let step = def.step.max(1) as usize;
     let valid = def.first_key > 0 && first < argc;
     let last = if valid { last.min(argc - 1) } else { 0 };
-    (if valid { first } else { 1 }..=if valid { last } else { 0 }).step_by(step)
+    KeyPositions::Range((if valid { first } else { 1 }..=if valid { last } else { 0 }).step_by(step))
+}
+
+pub enum KeyPositions {
+    Range(std::iter::StepBy<std::ops::RangeInclusive<usize>>),
+    List(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for KeyPositions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            KeyPositions::Range(r) => r.next(),
+            KeyPositions::List(l) => l.next(),
+        }
+    }
+}
+
+/// For movable-keys commands of the form `cmd [dest] numkeys key [key ...] ...`:
+/// the positions of the `numkeys` keys whose count is at `at` (plus `dest`
+/// at 1 when `with_dest`). Nothing when the count is malformed; the
+/// command itself then replies with the error.
+pub fn numkeys_positions(args: &Args, at: usize, with_dest: bool) -> Vec<usize> {
+    let mut v = Vec::new();
+    if with_dest && args.len() > 1 {
+        v.push(1);
+    }
+    let n = match (at < args.len()).then(|| crate::util::parse_i64(args.get(at))).flatten() {
+        Some(n) if n > 0 && (n as usize) < args.len() - at => n as usize,
+        _ => return if with_dest { v } else { Vec::new() },
+    };
+    v.extend(at + 1..at + 1 + n);
+    v
 }

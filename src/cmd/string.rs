@@ -244,8 +244,15 @@ fn set_generic(
         // at once; we store and drop it (both touch the key for WATCH).
         ctx.ks.set(db, key, Value::from_bytes(val), 0);
         ctx.ks.remove(db, key);
+        ctx.propagate(&[&b"DEL"[..], key]);
     } else {
         ctx.ks.set(db, key, Value::from_bytes(val), expire);
+        if expire_at != 0 {
+            // Relative times are logged as the absolute time they meant.
+            let mut nb = [0u8; 24];
+            let at = crate::protocol::reply::fmt_i64(&mut nb, expire_at);
+            ctx.propagate(&[&b"SET"[..], key, val, b"PXAT", at]);
+        }
     }
     if !opts.get {
         match ok {
@@ -317,8 +324,12 @@ fn getex(ctx: &mut Ctx, args: &Args) {
     if opts.expire.is_some() {
         if expire_at <= now {
             ctx.ks.remove(db, key);
+            ctx.propagate(&[&b"DEL"[..], key]);
         } else {
             ctx.ks.set_expire(db, key, expire_at);
+            let mut nb = [0u8; 24];
+            let at = crate::protocol::reply::fmt_i64(&mut nb, expire_at);
+            ctx.propagate(&[&b"PEXPIREAT"[..], key, at]);
         }
     } else if opts.persist && had_ttl {
         ctx.ks.set_expire(db, key, 0);

@@ -8,6 +8,11 @@ use std::sync::OnceLock;
 
 pub type Handler = fn(&mut Ctx, &Args);
 
+/// Key positions of a command whose keys depend on its arguments
+/// (`numkeys` forms, `STREAMS`): Redis's "movablekeys". Positions past the
+/// end must not be returned; a malformed command may return none.
+pub type KeysFn = fn(&Args) -> Vec<usize>;
+
 pub struct CommandDef {
     /// Lowercase, as Redis reports it in errors and COMMAND.
     pub name: &'static str,
@@ -20,6 +25,8 @@ pub struct CommandDef {
     pub step: i32,
     /// None for CONN/GLOBAL commands that the shard layer carries out.
     pub handler: Option<Handler>,
+    /// Set for movable-keys commands; `first_key` must still be > 0.
+    pub keys_fn: Option<KeysFn>,
 }
 
 impl CommandDef {
@@ -30,7 +37,13 @@ impl CommandDef {
         keys: (i32, i32, i32),
         handler: Option<Handler>,
     ) -> Self {
-        CommandDef { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, handler }
+        CommandDef { name, arity, flags, first_key: keys.0, last_key: keys.1, step: keys.2, handler, keys_fn: None }
+    }
+
+    /// A command whose key positions come from its arguments.
+    pub const fn movable(mut self, f: KeysFn) -> Self {
+        self.keys_fn = Some(f);
+        self
     }
 
     #[inline]
@@ -111,7 +124,15 @@ fn registry() -> &'static Registry {
     static REG: OnceLock<Registry> = OnceLock::new();
     REG.get_or_init(|| {
         let mut defs: Vec<&'static CommandDef> = Vec::new();
-        for family in [SERVER_COMMANDS, super::string::COMMANDS, super::keys::COMMANDS] {
+        for family in [
+            SERVER_COMMANDS,
+            super::string::COMMANDS,
+            super::keys::COMMANDS,
+            super::list::COMMANDS,
+            super::hash::COMMANDS,
+            super::set::COMMANDS,
+            super::zset::COMMANDS,
+        ] {
             defs.extend(family.iter());
         }
         let by_name = defs.iter().enumerate().map(|(i, d)| (d.name.as_bytes(), i)).collect();

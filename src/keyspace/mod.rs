@@ -4,9 +4,16 @@
 //! only the keys involved) and tests all drive it through the same calls.
 
 pub mod dict;
+pub mod effects;
+pub mod hash;
+pub mod limits;
+pub mod list;
+pub mod set;
 pub mod value;
+pub mod zset;
 
 pub use dict::{Dict, Entry};
+pub use effects::Effects;
 pub use value::Value;
 
 use std::collections::HashMap;
@@ -42,6 +49,8 @@ pub struct Keyspace {
     pub count_lookups: bool,
     pub hits: u64,
     pub misses: u64,
+    /// The log of what changed, for the AOF (disabled unless it is on).
+    pub effects: Effects,
 }
 
 impl Default for Keyspace {
@@ -62,6 +71,7 @@ impl Keyspace {
             count_lookups: false,
             hits: 0,
             misses: 0,
+            effects: Effects::default(),
         }
     }
 
@@ -104,6 +114,9 @@ impl Keyspace {
                 self.dbs[db].volatile -= 1;
             }
             self.expired_keys += 1;
+            if self.effects.enabled {
+                self.effects.push(db, &[&b"DEL"[..], key]);
+            }
             self.touch(db, key);
         }
     }

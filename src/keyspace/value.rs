@@ -1,6 +1,10 @@
 //! Stored values. Strings keep Redis's three encodings visible to
 //! OBJECT ENCODING: `int` (an i64 kept as a number), `embstr` (short, set
 //! whole) and `raw` (long, or modified in place by APPEND/SETRANGE/SETBIT).
+//! Collections are boxed so the enum stays 32 bytes; their structures live
+//! in their own files (`list.rs`, `hash.rs`, `set.rs`, `zset.rs`).
+
+use super::{hash::Hash, list::List, set::Set, zset::ZSet};
 
 /// Longest string Redis stores as embstr.
 pub const EMBSTR_MAX: usize = 44;
@@ -14,9 +18,49 @@ pub enum Value {
     Int(i64),
     /// A short string stored inline: GET reads it from the entry's own
     /// cache lines, as Redis's embstr does.
-    Inline { len: u8, buf: [u8; INLINE_MAX] },
+    Inline {
+        len: u8,
+        buf: [u8; INLINE_MAX],
+    },
     /// Any other string; `raw` marks values grown in place (Redis's raw encoding).
-    Str { data: Vec<u8>, raw: bool },
+    Str {
+        data: Vec<u8>,
+        raw: bool,
+    },
+    List(Box<List>),
+    Hash(Box<Hash>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
+}
+
+/// Typed access to a collection value: `None` means another type (the
+/// caller replies WRONGTYPE).
+macro_rules! accessors {
+    ($($get:ident, $get_mut:ident, $variant:ident, $ty:ty;)*) => {
+        impl Value {
+            $(
+                pub fn $get(&self) -> Option<&$ty> {
+                    match self {
+                        Value::$variant(v) => Some(v),
+                        _ => None,
+                    }
+                }
+                pub fn $get_mut(&mut self) -> Option<&mut $ty> {
+                    match self {
+                        Value::$variant(v) => Some(v),
+                        _ => None,
+                    }
+                }
+            )*
+        }
+    };
+}
+
+accessors! {
+    as_list, as_list_mut, List, List;
+    as_hash, as_hash_mut, Hash, Hash;
+    as_set, as_set_mut, Set, Set;
+    as_zset, as_zset_mut, ZSet, ZSet;
 }
 
 impl Value {
@@ -51,6 +95,10 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Int(_) | Value::Inline { .. } | Value::Str { .. } => "string",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -60,6 +108,10 @@ impl Value {
             Value::Inline { .. } => "embstr",
             Value::Str { raw: true, .. } => "raw",
             Value::Str { raw: false, .. } => "embstr",
+            Value::List(v) => v.encoding(),
+            Value::Hash(v) => v.encoding(),
+            Value::Set(v) => v.encoding(),
+            Value::ZSet(v) => v.encoding(),
         }
     }
 
@@ -73,6 +125,7 @@ impl Value {
             Value::Int(n) => Some(crate::protocol::reply::fmt_i64(buf, *n)),
             Value::Inline { len, buf: b } => Some(&b[..*len as usize]),
             Value::Str { data, .. } => Some(data),
+            _ => None,
         }
     }
 
@@ -82,6 +135,10 @@ impl Value {
             Value::Int(n) => Value::Int(*n),
             Value::Inline { len, buf } => Value::Inline { len: *len, buf: *buf },
             Value::Str { data, raw } => Value::Str { data: data.clone(), raw: *raw },
+            Value::List(v) => Value::List(Box::new(v.deep_clone())),
+            Value::Hash(v) => Value::Hash(Box::new(v.deep_clone())),
+            Value::Set(v) => Value::Set(Box::new(v.deep_clone())),
+            Value::ZSet(v) => Value::ZSet(Box::new(v.deep_clone())),
         }
     }
 
@@ -90,6 +147,10 @@ impl Value {
         match self {
             Value::Int(_) | Value::Inline { .. } => 0,
             Value::Str { data, .. } => data.capacity(),
+            Value::List(v) => v.mem_usage(),
+            Value::Hash(v) => v.mem_usage(),
+            Value::Set(v) => v.mem_usage(),
+            Value::ZSet(v) => v.mem_usage(),
         }
     }
 }

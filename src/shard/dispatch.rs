@@ -35,7 +35,7 @@ pub enum Route {
 /// Shards owning the keys of a command, in shard order, deduplicated.
 pub fn key_shards(def: &CommandDef, args: &Args, nshards: usize) -> Vec<usize> {
     let mut v: Vec<usize> =
-        cmd::key_positions(def, args.len()).map(|i| crate::util::key_shard(args.get(i), nshards)).collect();
+        cmd::key_positions(def, args).map(|i| crate::util::key_shard(args.get(i), nshards)).collect();
     v.sort_unstable();
     v.dedup();
     v
@@ -47,7 +47,7 @@ impl Shard {
         if n == 1 || def.first_key <= 0 {
             return Route::Here;
         }
-        let mut it = cmd::key_positions(def, args.len());
+        let mut it = cmd::key_positions(def, args);
         let Some(first) = it.next() else { return Route::Here };
         let s0 = crate::util::key_shard(args.get(first), n);
         for i in it {

@@ -944,7 +944,7 @@ impl Shard {
                 let a = owned.args();
                 match cmd::lookup(a.get(0)) {
                     Some((_, d)) if cmd::arity_ok(d, a.len()) && d.first_key > 0 => {
-                        let pos: Vec<usize> = cmd::key_positions(d, a.len()).collect();
+                        let pos: Vec<usize> = cmd::key_positions(d, &a).collect();
                         r.array(pos.len());
                         for p in pos {
                             r.bulk(a.get(p));

@@ -123,7 +123,7 @@ impl Shard {
                     }
                 }
             }
-            for i in cmd::key_positions(def, args.len()) {
+            for i in cmd::key_positions(def, &args) {
                 let k = args.get(i);
                 let s = crate::util::key_shard(k, n);
                 if let Some(p) = participants.iter().position(|&x| x == s) {
@@ -297,7 +297,7 @@ impl Shard {
             t.pulls_left = shards.len();
             let mut local = Vec::new();
             for &s in &shards {
-                let keys: Vec<DbKey> = cmd::key_positions(def, args.len())
+                let keys: Vec<DbKey> = cmd::key_positions(def, &args)
                     .map(|k| args.get(k))
                     .filter(|k| crate::util::key_shard(k, n) == s)
                     .map(|k| (t.final_db as u8, k.to_vec()))

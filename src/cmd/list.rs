@@ -1,0 +1,5 @@
+//! List commands (issue 5).
+
+use super::table::CommandDef;
+
+pub static COMMANDS: &[CommandDef] = &[];

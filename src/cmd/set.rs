@@ -1,0 +1,5 @@
+//! Set commands (issue 5).
+
+use super::table::CommandDef;
+
+pub static COMMANDS: &[CommandDef] = &[];

@@ -1,0 +1,115 @@
+//! What the commands run on a keyspace did, written as commands that redo
+//! it exactly: the AOF (and later replication) log these.
+//!
+//! By default a command that changed the keyspace is logged as it was sent.
+//! Commands whose effect depends on the moment or on chance log what they
+//! actually did instead (`Ctx::propagate`): relative expiries become
+//! `PEXPIREAT`/`SET ... PXAT`, an expiry in the past becomes `DEL`, random
+//! picks become the concrete removals. Keys removed by expiry are logged as
+//! `DEL` when it happens, as Redis does, so that a replay (which never
+//! expires anything itself) reaches the same state.
+
+use crate::protocol::reply::fmt_i64;
+
+#[derive(Default)]
+pub struct Effects {
+    /// Off unless something consumes the log (AOF on): then a command that
+    /// writes costs one comparison.
+    pub enabled: bool,
+    /// RESP arrays, back to back.
+    buf: Vec<u8>,
+    /// Per logged command: its database and where it starts in `buf`.
+    cmds: Vec<(u8, usize)>,
+    /// Set when the running command logged its own effects.
+    replaced: bool,
+}
+
+impl Effects {
+    pub fn is_empty(&self) -> bool {
+        self.cmds.is_empty()
+    }
+
+    /// Log one command run against `db`.
+    pub fn push<A: AsRef<[u8]>>(&mut self, db: usize, parts: &[A]) {
+        self.cmds.push((db as u8, self.buf.len()));
+        encode_array(&mut self.buf, parts.iter().map(|p| p.as_ref()), parts.len());
+    }
+
+    /// Log a command from an iterator of parts (no temporary slice).
+    pub fn push_iter<'a>(&mut self, db: usize, n: usize, parts: impl Iterator<Item = &'a [u8]>) {
+        self.cmds.push((db as u8, self.buf.len()));
+        encode_array(&mut self.buf, parts, n);
+    }
+
+    /// Log `parts` in place of the running command's own arguments.
+    pub fn replace<A: AsRef<[u8]>>(&mut self, db: usize, parts: &[A]) {
+        self.replaced = true;
+        self.push(db, parts);
+    }
+
+    /// The running command logs nothing of its own.
+    pub fn suppress(&mut self) {
+        self.replaced = true;
+    }
+
+    /// Whether the running command replaced its own log entry; clears it.
+    pub fn take_replaced(&mut self) -> bool {
+        std::mem::replace(&mut self.replaced, false)
+    }
+
+    /// Hand over everything logged so far: (RESP bytes, (db, start) per command).
+    pub fn drain(&mut self) -> (Vec<u8>, Vec<(u8, usize)>) {
+        (std::mem::take(&mut self.buf), std::mem::take(&mut self.cmds))
+    }
+
+    /// Visit the logged commands as (db, RESP bytes) and clear the log,
+    /// keeping its buffers.
+    pub fn drain_each(&mut self, mut f: impl FnMut(u8, &[u8])) {
+        for i in 0..self.cmds.len() {
+            let (db, start) = self.cmds[i];
+            let end = self.cmds.get(i + 1).map_or(self.buf.len(), |c| c.1);
+            f(db, &self.buf[start..end]);
+        }
+        self.buf.clear();
+        self.cmds.clear();
+    }
+}
+
+/// Encode a RESP array of bulk strings.
+pub fn encode_array<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u8]>, n: usize) {
+    let mut nb = [0u8; 24];
+    out.push(b'*');
+    out.extend_from_slice(fmt_i64(&mut nb, n as i64));
+    out.extend_from_slice(b"\r\n");
+    for p in parts {
+        out.push(b'$');
+        out.extend_from_slice(fmt_i64(&mut nb, p.len() as i64));
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(p);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_in_order_with_db() {
+        let mut e = Effects::default();
+        e.push(0, &["SET", "k", "v"]);
+        e.replace(3, &[&b"DEL"[..], b"x"]);
+        assert!(e.take_replaced());
+        assert!(!e.take_replaced());
+        let mut seen = Vec::new();
+        e.drain_each(|db, b| seen.push((db, String::from_utf8_lossy(b).into_owned())));
+        assert_eq!(
+            seen,
+            vec![
+                (0, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n".to_string()),
+                (3, "*2\r\n$3\r\nDEL\r\n$1\r\nx\r\n".into())
+            ]
+        );
+        assert!(e.is_empty());
+    }
+}
