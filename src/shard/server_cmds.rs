@@ -182,16 +182,20 @@ impl Shard {
             }
             FanReq::FlushDb { db } => {
                 self.ks.flush_db(*db as usize);
+                self.log_global(*db as usize, &[b"FLUSHDB"]);
                 FanResp::Ack
             }
             FanReq::FlushAll => {
                 for db in 0..self.ks.dbs.len() {
                     self.ks.flush_db(db);
                 }
+                self.log_global(0, &[b"FLUSHALL"]);
                 FanResp::Ack
             }
             FanReq::SwapDb { a, b } => {
                 self.ks.swap_db(*a as usize, *b as usize);
+                let (a, b) = (a.to_string(), b.to_string());
+                self.log_global(0, &[&b"SWAPDB"[..], a.as_bytes(), b.as_bytes()]);
                 FanResp::Ack
             }
             FanReq::Publish { channel, message } => FanResp::Int(self.deliver(channel, message) as i64),
@@ -231,6 +235,9 @@ impl Shard {
 
     pub fn apply_config(&mut self, c: &crate::config::Config) {
         self.limits.max_bulk_len = c.proto_max_bulk_len;
+        if let Some(w) = self.aof.as_mut() {
+            w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
+        }
         self.set_batch_wait(c.batch_wait_us);
         self.config = c.clone();
     }

@@ -1,0 +1,184 @@
+//! The shard's side of the AOF: turning the keyspace's effects log into
+//! records, submitting writes and fdatasyncs through the shard's own ring,
+//! and holding back replies until what they reveal is durable.
+//!
+//! Under `appendfsync always`, output is gated by lsn: when a connection
+//! gets output, it is stamped with the shard's last appended lsn; it is
+//! sent only once that lsn is durable. Messages to other shards (replies
+//! of forwarded commands, transaction acks) are held the same way, in
+//! order. So no reply can reveal a write before it is on disk, whichever
+//! connection or shard made it. `everysec` and `no` never hold anything.
+
+use super::event_loop::Shard;
+use super::Msg;
+use crate::persist::writer::{Fsync, WriteOp};
+use io_uring::{opcode, squeue, types};
+
+pub const OP_AOF_WRITE: u64 = 7;
+pub const OP_AOF_FSYNC: u64 = 8;
+
+impl Shard {
+    /// Turn what the commands just did into a record, unless a transaction
+    /// or MULTI is collecting them into one.
+    #[inline]
+    pub fn log_pending(&mut self) {
+        if self.aof.is_some() && !self.ks.effects.is_empty() && !self.txn.locked() && self.aof_group == 0 {
+            self.log_effects(0, 0);
+        }
+    }
+
+    /// Write everything in the effects log as one record. An empty record
+    /// is still written when `txid` is set: every counted participant of a
+    /// transaction must have one.
+    pub fn log_effects(&mut self, txid: u64, participants: u16) {
+        let Some(w) = self.aof.as_mut() else { return };
+        let effects = &mut self.ks.effects;
+        if effects.is_empty() && txid == 0 {
+            return;
+        }
+        let first_db = effects.first_db().unwrap_or(0);
+        w.append(txid, participants, first_db, |out| {
+            let mut cur = first_db;
+            effects.drain_each(|db, cmd| {
+                if db != cur {
+                    let mut nb = [0u8; 24];
+                    let n = crate::protocol::reply::fmt_i64(&mut nb, db as i64);
+                    crate::keyspace::effects::encode_array(out, [&b"SELECT"[..], n].into_iter(), 2);
+                    cur = db;
+                }
+                out.extend_from_slice(cmd);
+            });
+        });
+    }
+
+    /// Log a keyspace-wide command (FLUSHDB, FLUSHALL, SWAPDB) this shard
+    /// just carried out.
+    pub fn log_global(&mut self, db: usize, parts: &[&[u8]]) {
+        if self.ks.effects.enabled {
+            self.ks.effects.push(db, parts);
+            self.log_pending();
+        }
+    }
+
+    /// Stamp a connection's new output with the lsn it may reveal.
+    #[inline]
+    pub fn stamp_output(&self) -> u64 {
+        match &self.aof {
+            Some(w) if w.policy == Fsync::Always => w.appended_lsn(),
+            _ => 0,
+        }
+    }
+
+    /// Whether output stamped `gate` must wait.
+    #[inline]
+    pub fn output_held(&self, gate: u64) -> bool {
+        match &self.aof {
+            Some(w) => w.policy == Fsync::Always && gate > w.durable_lsn,
+            None => false,
+        }
+    }
+
+    /// Hold a message to another shard while writes it may reveal are not
+    /// durable; returns it back if it can go now.
+    pub fn hold_message(&mut self, to: usize, msg: Msg) -> Option<Msg> {
+        let Some(w) = &self.aof else { return Some(msg) };
+        if !w.must_hold_replies() && self.held_msgs.is_empty() {
+            return Some(msg);
+        }
+        self.held_msgs.push_back((w.appended_lsn(), to, msg));
+        None
+    }
+
+    /// Hand the records appended this turn to the kernel.
+    pub fn submit_aof(&mut self) {
+        let Some(w) = self.aof.as_mut() else { return };
+        if w.policy == Fsync::Always && w.fsync_inflight.is_some() {
+            // Group commit: everything appended meanwhile goes in the next pair.
+            return;
+        }
+        if let Some(op) = w.next_write() {
+            self.push_write(op);
+        }
+    }
+
+    fn push_write(&mut self, op: WriteOp) {
+        let write =
+            opcode::Write::new(types::Fd(op.fd), op.ptr, op.len).offset(op.offset).build().user_data(OP_AOF_WRITE);
+        if op.fsync {
+            self.push_sqe(write.flags(squeue::Flags::IO_LINK));
+            let fsync =
+                opcode::Fsync::new(types::Fd(op.fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
+            self.push_sqe(fsync);
+        } else {
+            self.push_sqe(write);
+        }
+    }
+
+    pub fn on_aof_write(&mut self, res: i32) {
+        let Some(w) = self.aof.as_mut() else { return };
+        if let Some(op) = w.on_write(res) {
+            self.push_write(op);
+        }
+    }
+
+    pub fn on_aof_fsync(&mut self, res: i32) {
+        let now = self.now;
+        let Some(w) = self.aof.as_mut() else { return };
+        if let Err(e) = w.on_fsync(res, now) {
+            // Acknowledging anything after this would be a lie.
+            crate::log(&format!("fatal: {}; exiting so that nothing unsynced is acknowledged", e));
+            std::process::exit(1);
+        }
+        self.release_held();
+    }
+
+    /// Send what was waiting for the durable lsn to advance.
+    fn release_held(&mut self) {
+        let Some(w) = &self.aof else { return };
+        let durable = w.durable_lsn;
+        while let Some((lsn, _, _)) = self.held_msgs.front() {
+            if *lsn > durable {
+                break;
+            }
+            if let Some((_, to, msg)) = self.held_msgs.pop_front() {
+                self.send_now(to, msg);
+            }
+        }
+        let held = std::mem::take(&mut self.held_conns);
+        for idx in held {
+            let gate = match self.conns.get(idx as usize) {
+                Some(Some(c)) => c.out_gate,
+                _ => continue,
+            };
+            if gate <= durable {
+                if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+                    c.out_held = false;
+                }
+                self.mark_dirty_unstamped(idx);
+            } else {
+                self.held_conns.push(idx);
+            }
+        }
+    }
+
+    /// Once a second: the everysec fdatasync.
+    pub fn aof_cron(&mut self) {
+        let now = self.now;
+        let Some(w) = self.aof.as_mut() else { return };
+        if let Some(fd) = w.due_fsync(now) {
+            let e =
+                opcode::Fsync::new(types::Fd(fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
+            self.push_sqe(e);
+        }
+    }
+
+    /// Shutdown: write and sync what is buffered (no write may be in
+    /// flight: called after the ring drained).
+    pub fn aof_shutdown(&mut self) {
+        if let Some(w) = self.aof.as_mut() {
+            if let Err(e) = w.flush_sync() {
+                crate::log(&format!("shard {}: final AOF flush failed: {}", self.id, e));
+            }
+        }
+    }
+}
