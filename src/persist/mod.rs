@@ -39,6 +39,15 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
     name.strip_suffix(".aof")?.parse().ok()
 }
 
+/// Test-only fault injection, named by `SHARDIS_FAILPOINT` (read once).
+/// `txn-partial`: on a cross-shard transaction, shard 0 makes its record
+/// durable and the process aborts before the other participants log
+/// theirs (they wait first), proving recovery drops the transaction.
+pub fn failpoint(name: &str) -> bool {
+    static FP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FP.get_or_init(|| std::env::var("SHARDIS_FAILPOINT").ok()).as_deref() == Some(name)
+}
+
 /// fsync a directory so a file created or renamed in it survives a crash.
 pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()

@@ -248,7 +248,7 @@ impl Writer {
     fn rotate(&mut self) -> Result<(), String> {
         self.file.sync_data().map_err(|e| format!("fdatasync {}: {}", self.seg_path.display(), e))?;
         self.durable_lsn = self.written_lsn;
-        let (file, path) = create_segment(&self.dir, self.next_lsn)?;
+        let (file, path) = create_segment(&self.dir, self.written_lsn + 1)?;
         self.file = file;
         self.seg_path = path;
         self.file_len = 0;

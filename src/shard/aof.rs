@@ -60,6 +60,20 @@ impl Shard {
         }
     }
 
+    /// See `persist::failpoint`.
+    pub fn failpoint_txn_partial(&mut self, txid: u64, participants: u16) {
+        if self.id != 0 {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return;
+        }
+        self.log_effects(txid, participants);
+        if let Some(w) = self.aof.as_mut() {
+            let _ = w.flush_sync();
+        }
+        crate::log("failpoint txn-partial: aborting after shard 0 logged its part of a transaction");
+        std::process::abort();
+    }
+
     /// Stamp a connection's new output with the lsn it may reveal.
     #[inline]
     pub fn stamp_output(&self) -> u64 {

@@ -523,6 +523,9 @@ impl Shard {
             return;
         }
         self.apply_writes(writes);
+        if log_txid != 0 && crate::persist::failpoint("txn-partial") {
+            self.failpoint_txn_partial(log_txid, participants);
+        }
         // Everything this shard did while locked, as one record.
         self.log_effects(log_txid, if log_txid != 0 { participants } else { 0 });
         if !hold {
