@@ -38,6 +38,11 @@ pub struct Config {
     pub appendfsync: String,
     /// Start a new AOF segment past this many bytes.
     pub aof_segment_size: i64,
+    /// Rewrite the AOF automatically when the log grew by this percentage
+    /// of the last rewrite's size (0 = never) ...
+    pub auto_aof_rewrite_percentage: u32,
+    /// ... and by at least this many bytes.
+    pub auto_aof_rewrite_min_size: i64,
     /// Log file; empty = stderr.
     pub logfile: String,
     /// The file this config was read from (for CONFIG REWRITE).
@@ -63,6 +68,8 @@ impl Default for Config {
             appendonly: true,
             appendfsync: "everysec".into(),
             aof_segment_size: 64 << 20,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
             logfile: String::new(),
             config_file: None,
         }
@@ -213,6 +220,8 @@ impl Config {
             ("appendonly", yn(self.appendonly)),
             ("appendfsync", self.appendfsync.clone()),
             ("aof-segment-size", self.aof_segment_size.to_string()),
+            ("auto-aof-rewrite-percentage", self.auto_aof_rewrite_percentage.to_string()),
+            ("auto-aof-rewrite-min-size", self.auto_aof_rewrite_min_size.to_string()),
             ("logfile", self.logfile.clone()),
             // Read-only compatibility values that tools ask for.
             ("save", String::new()),
@@ -236,6 +245,8 @@ impl Config {
             "maxclients" => next.maxclients = int(value)?.max(1) as u64,
             "timeout" => next.timeout = int(value)?.max(0) as u64,
             "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
+            "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)?.max(0) as u32,
+            "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = parse_memory(value)?,
             "batch-wait-us" => next.batch_wait_us = int(value)?.clamp(0, 10_000) as u32,
             "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
             "appendonly" => {

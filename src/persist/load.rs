@@ -350,7 +350,8 @@ impl Replayer {
     }
 }
 
-fn replay_shard(shard: usize, sc: &Scanned, cut: u64, total_bytes: u64) -> Result<Loaded, String> {
+fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loaded, String> {
+    let total_bytes = sc.bytes;
     let mut ks = Keyspace::new();
     let mut rp = Replayer::default();
     let start = std::time::Instant::now();
@@ -364,8 +365,9 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, total_bytes: u64) -> Resul
             last_report = now;
             let secs = now.duration_since(start).as_secs_f64().max(1e-6);
             crate::log(&format!(
-                "shard {}: loading {} of {} MB ({:.0}%), {:.0} records/s",
+                "shard {}: {} {} of {} MB ({:.0}%), {:.0} records/s",
                 shard,
+                label,
                 done / (1 << 20),
                 total_bytes / (1 << 20),
                 if total_bytes > 0 { done as f64 * 100.0 / total_bytes as f64 } else { 100.0 },
@@ -399,7 +401,8 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, total_bytes: u64) -> Resul
         }
         done_bytes += data.len() as u64;
     }
-    if sc.bytes > 0 {
+    // A last line for loads long enough to have reported progress.
+    if start.elapsed().as_secs() >= 1 {
         report(done_bytes, records, true);
     }
     if rp.failed > 0 {
@@ -410,6 +413,69 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, total_bytes: u64) -> Resul
 }
 
 /// Load `dir` for `nshards` shards, creating a fresh layout if it is empty.
+/// Scan every shard of `m` and replay each up to its cut. `upto` (per
+/// shard) ignores records past it, as if the log ended there: the rewrite
+/// uses it to fold only durable records into new bases. `label` names the
+/// activity in progress lines.
+fn load_all(
+    root: &Path,
+    m: &Manifest,
+    upto: Option<&[u64]>,
+    label: &str,
+) -> Result<(Vec<Scanned>, Vec<u64>, Vec<Loaded>), String> {
+    let scanned: Vec<Result<Scanned, ScanError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..m.shards).map(|i| s.spawn(move || scan_shard(root, i, m))).collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ScanError::from("scan thread panicked".to_string()))))
+            .collect()
+    });
+    let scanned: Vec<Scanned> = scanned.into_iter().collect::<Result<_, _>>().map_err(|e| e.msg)?;
+    let limit = |i: usize| upto.map_or(u64::MAX, |u| u[i]);
+    let txns: Vec<Vec<(u64, u64, u16)>> = scanned
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| sc.txns.iter().copied().filter(|t| t.0 <= limit(i)).collect())
+        .collect();
+    let mut cuts = compute_cuts(&txns);
+    for (i, sc) in scanned.iter().enumerate() {
+        if cuts[i] != u64::MAX && upto.is_none() {
+            crate::log(&format!(
+                "shard {}: dropping records from lsn {} to {}: a cross-shard transaction there is not on every participant",
+                i, cuts[i], sc.last_lsn
+            ));
+        }
+        cuts[i] = cuts[i].min(limit(i).saturating_add(1));
+    }
+    let loaded: Vec<Result<Loaded, String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = scanned
+            .iter()
+            .enumerate()
+            .map(|(i, sc)| {
+                let cut = cuts[i];
+                s.spawn(move || replay_shard(i, sc, cut, label))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("replay thread panicked".into()))).collect()
+    });
+    let loaded: Vec<Loaded> = loaded.into_iter().collect::<Result<_, _>>()?;
+    Ok((scanned, cuts, loaded))
+}
+
+/// The keyspaces of `root` as of at most `upto[s]` per shard (durable
+/// records only), closed under cross-shard transactions: for the rewrite.
+/// Returns each shard's keyspace and the lsn it reflects.
+pub fn snapshot(root: &Path, upto: &[u64]) -> Result<(Manifest, Vec<(Keyspace, u64)>), String> {
+    let m = Manifest::read(root)?.ok_or_else(|| format!("{}: no manifest", root.display()))?;
+    if m.shards != upto.len() {
+        return Err(format!("manifest has {} shards, expected {}", m.shards, upto.len()));
+    }
+    let (_, _, loaded) = load_all(root, &m, Some(upto), "rewriting")?;
+    Ok((m, loaded.into_iter().map(|l| (l.ks, l.next_lsn - 1)).collect()))
+}
+
+/// Load `dir` for `nshards` shards, creating a fresh layout if it is empty.
+/// Data written with another shard count is re-routed by key and written
+/// back as new bases for `nshards` shards.
 pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
     std::fs::create_dir_all(root).map_err(|e| format!("creating {}: {}", root.display(), e))?;
     let m = match Manifest::read(root)? {
@@ -433,51 +499,8 @@ pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
             return Ok((0..nshards).map(|_| Loaded { ks: Keyspace::new(), next_lsn: 1, max_txid: 0 }).collect());
         }
     };
-    if m.shards != nshards {
-        return Err(format!(
-            "{}: the data was written by {} shard(s) and this server runs {}; start with --shards {}",
-            root.display(),
-            m.shards,
-            nshards,
-            m.shards
-        ));
-    }
     let t0 = std::time::Instant::now();
-    let scanned: Vec<Result<Scanned, ScanError>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..m.shards)
-            .map(|i| {
-                s.spawn({
-                    let m = &m;
-                    move || scan_shard(root, i, m)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(ScanError::from("scan thread panicked".to_string()))))
-            .collect()
-    });
-    let scanned: Vec<Scanned> = scanned.into_iter().collect::<Result<_, _>>().map_err(|e| e.msg)?;
-    let cuts = compute_cuts(&scanned.iter().map(|s| s.txns.clone()).collect::<Vec<_>>());
-    for (i, sc) in scanned.iter().enumerate() {
-        if cuts[i] != u64::MAX {
-            crate::log(&format!(
-                "shard {}: dropping records from lsn {} to {}: a cross-shard transaction there is not on every participant",
-                i, cuts[i], sc.last_lsn
-            ));
-        }
-    }
-    let loaded: Vec<Result<Loaded, String>> = std::thread::scope(|s| {
-        let hs: Vec<_> = scanned
-            .iter()
-            .enumerate()
-            .map(|(i, sc)| {
-                let cut = cuts[i];
-                s.spawn(move || replay_shard(i, sc, cut, sc.bytes))
-            })
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("replay thread panicked".into()))).collect()
-    });
-    let loaded: Vec<Loaded> = loaded.into_iter().collect::<Result<_, _>>()?;
+    let (scanned, cuts, loaded) = load_all(root, &m, None, "loading")?;
     // Only now change files: cut torn tails and records past the cuts.
     for (i, sc) in scanned.iter().enumerate() {
         if let Some((path, at, len)) = &sc.torn {
@@ -503,6 +526,10 @@ pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
             bytes / (1 << 20),
             t0.elapsed().as_secs_f64()
         ));
+    }
+    drop(scanned);
+    if m.shards != nshards {
+        return super::rewrite::reshard(root, &m, loaded, nshards);
     }
     Ok(loaded)
 }

@@ -17,6 +17,7 @@ pub mod load;
 pub mod manifest;
 pub mod rebuild;
 pub mod record;
+pub mod rewrite;
 pub mod writer;
 
 use std::path::{Path, PathBuf};

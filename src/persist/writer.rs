@@ -69,6 +69,8 @@ pub struct Writer {
     /// Bytes of all segments since start-up, for INFO aof_current_size.
     pub total_bytes: u64,
     pub last_write_error: Option<String>,
+    /// Start a new segment before the next write (a rewrite asked).
+    rotate_requested: bool,
 }
 
 impl Writer {
@@ -97,6 +99,7 @@ impl Writer {
             delayed_fsync: 0,
             total_bytes: 0,
             last_write_error: None,
+            rotate_requested: false,
         })
     }
 
@@ -125,7 +128,9 @@ impl Writer {
         if self.write_inflight || self.buf.is_empty() {
             return None;
         }
-        if self.file_len >= self.segment_size && self.fsync_inflight.is_none() {
+        let want_rotate = self.file_len >= self.segment_size || (self.rotate_requested && self.file_len > 0);
+        if want_rotate && self.fsync_inflight.is_none() {
+            self.rotate_requested = false;
             if let Err(e) = self.rotate() {
                 crate::log(&format!(
                     "shard {}: AOF segment rotation failed: {}; continuing in {}",
@@ -253,6 +258,12 @@ impl Writer {
         self.seg_path = path;
         self.file_len = 0;
         Ok(())
+    }
+
+    /// Start a new segment before the next write, so a rewrite can delete
+    /// the current one once its records are in a base.
+    pub fn request_rotation(&mut self) {
+        self.rotate_requested = true;
     }
 
     /// Write and sync everything synchronously (shutdown).

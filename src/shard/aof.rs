@@ -11,8 +11,10 @@
 
 use super::event_loop::Shard;
 use super::Msg;
+use crate::persist::rewrite;
 use crate::persist::writer::{Fsync, WriteOp};
 use io_uring::{opcode, squeue, types};
+use std::sync::atomic::Ordering;
 
 pub const OP_AOF_WRITE: u64 = 7;
 pub const OP_AOF_FSYNC: u64 = 8;
@@ -130,8 +132,13 @@ impl Shard {
 
     pub fn on_aof_write(&mut self, res: i32) {
         let Some(w) = self.aof.as_mut() else { return };
-        if let Some(op) = w.on_write(res) {
+        let op = w.on_write(res);
+        let no_fsync = w.policy == Fsync::No;
+        if let Some(op) = op {
             self.push_write(op);
+        }
+        if no_fsync {
+            self.publish_aof_state();
         }
     }
 
@@ -143,6 +150,7 @@ impl Shard {
             crate::log(&format!("fatal: {}; exiting so that nothing unsynced is acknowledged", e));
             std::process::exit(1);
         }
+        self.publish_aof_state();
         self.release_held();
     }
 
@@ -175,7 +183,8 @@ impl Shard {
         }
     }
 
-    /// Once a second: the everysec fdatasync.
+    /// Every cron tick: the everysec fdatasync, and (shard 0) the
+    /// automatic rewrite when the log has grown enough.
     pub fn aof_cron(&mut self) {
         let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
@@ -183,6 +192,50 @@ impl Shard {
             let e =
                 opcode::Fsync::new(types::Fd(fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
             self.push_sqe(e);
+        }
+        self.publish_aof_state();
+        if self.id == 0 && self.config.auto_aof_rewrite_percentage > 0 {
+            let Some(st) = rewrite::status() else { return };
+            let growth = rewrite::growth();
+            let base = st.base_size.load(Ordering::Relaxed);
+            let min = self.config.auto_aof_rewrite_min_size.max(0) as u64;
+            let pct = self.config.auto_aof_rewrite_percentage as u64;
+            if growth >= min && growth * 100 >= base * pct && self.start_rewrite() {
+                crate::log(&format!(
+                    "starting an automatic AOF rewrite: {} MB logged since the last one",
+                    growth >> 20
+                ));
+            }
+        }
+    }
+
+    /// Tell the rewrite machinery how far this shard's log is durable.
+    fn publish_aof_state(&self) {
+        let (Some(w), Some(st)) = (&self.aof, rewrite::status()) else { return };
+        st.durable[self.id].store(w.durable_lsn, Ordering::Release);
+        st.log_bytes[self.id].store(w.total_bytes, Ordering::Relaxed);
+    }
+
+    /// Begin a rewrite coordinated by this shard; false if one is running
+    /// (or the AOF is off).
+    pub fn start_rewrite(&mut self) -> bool {
+        if self.aof.is_none() || !rewrite::try_begin() {
+            return false;
+        }
+        self.rewrite_lsns = Some(vec![None; self.shared.nshards]);
+        for s in 0..self.shared.nshards {
+            self.send(s, Msg::RewriteStart { coord: self.id });
+        }
+        true
+    }
+
+    pub fn on_rewrite_lsn(&mut self, shard: usize, lsn: u64) {
+        let Some(v) = self.rewrite_lsns.as_mut() else { return };
+        v[shard] = Some(lsn);
+        if v.iter().all(|x| x.is_some()) {
+            let upto: Vec<u64> = v.iter().map(|x| x.unwrap_or(0)).collect();
+            self.rewrite_lsns = None;
+            rewrite::spawn(std::path::PathBuf::from(&self.config.dir), upto);
         }
     }
 

@@ -53,6 +53,8 @@ pub enum Wait {
     Txn(u64),
     /// This shard is locked by a transaction; resume when it unlocks.
     ShardLock,
+    /// SAVE: the rewrite generation it started after.
+    Save(u64),
 }
 
 impl Wait {
@@ -176,6 +178,10 @@ pub struct Shard {
     /// Messages and connections whose output waits for durability.
     pub held_msgs: VecDeque<(u64, usize, Msg)>,
     pub held_conns: Vec<u32>,
+    /// Coordinating a rewrite: each shard's reported lsn.
+    pub rewrite_lsns: Option<Vec<Option<u64>>>,
+    /// Connections waiting in SAVE.
+    pub save_waiters: Vec<ConnRef>,
 }
 
 fn errno_str(ret: i32) -> String {
@@ -311,6 +317,8 @@ impl Shard {
             aof_group: 0,
             held_msgs: VecDeque::new(),
             held_conns: Vec::new(),
+            rewrite_lsns: None,
+            save_waiters: Vec::new(),
         })
     }
 
@@ -883,6 +891,14 @@ impl Shard {
                 self.on_push_unlock(txid, coord, writes, (log_txid, participants), hold)
             }
             Msg::Unlock { txid } => self.on_unlock(txid),
+            Msg::RewriteStart { coord } => {
+                let lsn = self.aof.as_mut().map_or(0, |w| {
+                    w.request_rotation();
+                    w.appended_lsn()
+                });
+                self.send(coord, Msg::RewriteLsn { shard: self.id, lsn });
+            }
+            Msg::RewriteLsn { shard, lsn } => self.on_rewrite_lsn(shard, lsn),
             Msg::Unwatch { who } => {
                 self.ks.unwatch_all(who);
             }
@@ -980,6 +996,7 @@ impl Shard {
             self.log_pending();
         }
         self.aof_cron();
+        self.check_save_waiters();
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;
             let idle: Vec<u32> = self

@@ -162,6 +162,14 @@ pub enum Msg {
     Unlock {
         txid: u64,
     },
+    /// AOF rewrite: start a new segment and report the last appended lsn.
+    RewriteStart {
+        coord: usize,
+    },
+    RewriteLsn {
+        shard: usize,
+        lsn: u64,
+    },
     Pushed {
         txid: u64,
     },
@@ -328,6 +336,10 @@ pub fn run(config: Config) -> Result<(), String> {
     let mut loaded: Vec<Option<crate::persist::load::Loaded>> = if config.appendonly {
         let dir = std::path::Path::new(&config.dir);
         let l = crate::persist::load::recover(dir, nshards)?;
+        let st = crate::persist::rewrite::init_status(nshards);
+        for (i, x) in l.iter().enumerate() {
+            st.durable[i].store(x.next_lsn - 1, Ordering::Relaxed);
+        }
         let max_txid = l.iter().map(|x| x.max_txid).max().unwrap_or(0);
         shared.next_txid.store(max_txid + 1, Ordering::SeqCst);
         l.into_iter().map(Some).collect()
