@@ -101,7 +101,7 @@ impl Hash {
     }
 
     /// Visit the (field, value) pairs: the AOF rebuilds the value from them.
-    pub fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
+    pub fn for_each<'a>(&'a self, mut f: impl FnMut(&'a [u8], &'a [u8])) {
         match &self.0 {
             HRepr::Pack(b) => {
                 let mut it = PackIter::new(b.as_slice());
@@ -219,7 +219,7 @@ impl Hash {
     /// cursor 0 (as Redis does); the table visits buckets until `count`
     /// items (fields and values both count, as in Redis 7.0) or 10*count
     /// buckets. Returns the next cursor.
-    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], &[u8])) -> u64 {
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], &'a [u8])) -> u64 {
         match &self.0 {
             HRepr::Pack(_) => {
                 self.for_each(f);
@@ -543,7 +543,7 @@ impl<V> Table<V> {
     }
 
     /// Visit bucket `cursor`; return the next cursor (0 = done).
-    fn scan_bucket(&self, cursor: u64, mut f: impl FnMut(&Node<V>)) -> u64 {
+    fn scan_bucket<'a>(&'a self, cursor: u64, mut f: impl FnMut(&'a Node<V>)) -> u64 {
         if self.buckets.is_empty() {
             return 0;
         }
@@ -558,7 +558,12 @@ impl<V> Table<V> {
 
     /// Redis's scan loop: buckets from `cursor` until `f` reports `count`
     /// items or 10*count buckets were visited; returns the next cursor.
-    pub(crate) fn scan_steps(&self, mut cursor: u64, count: usize, mut f: impl FnMut(&Node<V>) -> usize) -> u64 {
+    pub(crate) fn scan_steps<'a>(
+        &'a self,
+        mut cursor: u64,
+        count: usize,
+        mut f: impl FnMut(&'a Node<V>) -> usize,
+    ) -> u64 {
         let count = count.max(1);
         let mut budget = count.saturating_mul(10);
         let mut items = 0;
