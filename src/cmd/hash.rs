@@ -423,7 +423,7 @@ pub(super) fn scan_reply(out: &mut crate::protocol::reply::Reply, cursor: u64, i
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::{exec, lookup, Ctx, OwnedArgs, Rng};
     use crate::keyspace::Keyspace;
     use crate::protocol::reply::Reply;
