@@ -303,7 +303,9 @@ pub(super) const MAX_RANDOM_REPLY: u64 = 1 << 27;
 pub(super) fn parse_rand_count(a: &[u8]) -> Result<i64, &'static str> {
     match parse_i64(a) {
         None => Err(err::NOT_INT),
-        Some(i64::MIN) => Err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"),
+        Some(i64::MIN) => {
+            Err("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+        }
         Some(n) => Ok(n),
     }
 }
@@ -436,7 +438,8 @@ pub(crate) mod tests {
         let mut rng = Rng::new(7);
         let args = OwnedArgs::from_slices(&parts);
         let (_, def) = lookup(parts[0]).expect("known command");
-        let mut ctx = Ctx { ks, db: 0, now: NOW, out: Reply::new(&mut buf, resp3), max_bulk_len: 512 << 20, rng: &mut rng };
+        let mut ctx =
+            Ctx { ks, db: 0, now: NOW, out: Reply::new(&mut buf, resp3), max_bulk_len: 512 << 20, rng: &mut rng };
         if !super::super::arity_ok(def, parts.len()) {
             super::super::arity_error(&mut ctx.out, def.name);
         } else {
@@ -485,7 +488,10 @@ pub(crate) mod tests {
             ("HINCRBYFLOAT n f 0.5", "$3\r\n5.5\r\n"),
             ("HINCRBYFLOAT n f inf", "-ERR value is NaN or Infinity\r\n"),
             ("HINCRBYFLOAT n f x", "-ERR value is not a valid float\r\n"),
-            ("HINCRBYFLOAT n g 1e70", "$71\r\n10000000000000000000222479489586148259025995410601157579323600873193472\r\n"),
+            (
+                "HINCRBYFLOAT n g 1e70",
+                "$71\r\n10000000000000000000222479489586148259025995410601157579323600873193472\r\n",
+            ),
             ("OBJECT ENCODING n", "$9\r\nhashtable\r\n"),
             ("HRANDFIELD nokey", "$-1\r\n"),
             ("HRANDFIELD nokey 3", "*0\r\n"),
@@ -517,7 +523,10 @@ pub(crate) mod tests {
         assert_eq!(run_proto(&mut ks, "HRANDFIELD h -5", false).lines().next(), Some("*5"));
         assert_eq!(run_proto(&mut ks, "HRANDFIELD h -3 WITHVALUES", true).lines().next(), Some("*3"));
         assert_eq!(run_proto(&mut ks, "HRANDFIELD h 1", true).lines().next(), Some("*1"));
-        assert_eq!(run_proto(&mut ks, "HSCAN h 0", true), "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n");
+        assert_eq!(
+            run_proto(&mut ks, "HSCAN h 0", true),
+            "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"
+        );
         assert_eq!(run_proto(&mut ks, "HSCAN h 0 MATCH b", true), "*2\r\n$1\r\n0\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n");
     }
 

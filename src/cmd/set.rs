@@ -202,9 +202,8 @@ fn spop(ctx: &mut Ctx, args: &Args) {
         };
     }
     let count = match parse_i64(&args[2]) {
-        None => return ctx.out.error(err::NOT_INT),
-        Some(n) if n < 0 => return ctx.out.error("ERR value is out of range, must be positive"),
-        Some(n) => n as u64,
+        Some(n) if n >= 0 => n as u64,
+        _ => return ctx.out.error("ERR value is out of range, must be positive"),
     };
     let rng = &mut *ctx.rng;
     let r = modify_popped(ctx.ks, db, key, now, |s| {
@@ -594,7 +593,7 @@ mod tests {
             ("SINTERCARD 1 s", ":2\r\n"),
             ("SINTERCARD 2 s str", WT),
             ("SPOP s -1", "-ERR value is out of range, must be positive\r\n"),
-            ("SPOP s x", "-ERR value is not an integer or out of range\r\n"),
+            ("SPOP s x", "-ERR value is out of range, must be positive\r\n"),
             ("SPOP s 1 2", "-ERR syntax error\r\n"),
             ("SPOP nokey", "$-1\r\n"),
             ("SPOP nokey 2", "*0\r\n"),
