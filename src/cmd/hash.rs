@@ -406,7 +406,7 @@ fn hscan(ctx: &mut Ctx, args: &Args) {
     };
     let mut items: Vec<&[u8]> = Vec::new();
     let next = h.scan(cursor, sa.count, |k, v| {
-        if sa.pattern.as_deref().map_or(true, |p| glob_match(p, k, false)) {
+        if sa.pattern.as_deref().is_none_or(|p| glob_match(p, k, false)) {
             items.push(k);
             items.push(v);
         }

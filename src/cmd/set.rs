@@ -533,7 +533,7 @@ fn sscan(ctx: &mut Ctx, args: &Args) {
     };
     let mut items: Vec<Vec<u8>> = Vec::new();
     let next = s.scan(cursor, sa.count, |m| {
-        if sa.pattern.as_deref().map_or(true, |p| glob_match(p, m, false)) {
+        if sa.pattern.as_deref().is_none_or(|p| glob_match(p, m, false)) {
             items.push(m.to_vec());
         }
     });
