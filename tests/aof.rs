@@ -250,7 +250,9 @@ fn fill(c: &mut RespConn, n: usize) {
 
 #[test]
 fn torn_tail_is_truncated_with_a_log_line() {
-    let mut srv = Server::start(1, &[]);
+    // `always`: every acknowledged SET is in the file when the process dies
+    // (under everysec the last write may still be in flight).
+    let mut srv = Server::start(1, &["--appendfsync", "always"]);
     let mut c = srv.conn();
     fill(&mut c, 50);
     drop(c);
@@ -273,7 +275,7 @@ fn torn_tail_is_truncated_with_a_log_line() {
 
 #[test]
 fn corruption_in_the_middle_stops_startup_and_check_aof_repairs() {
-    let mut srv = Server::start(1, &["--aof-segment-size", "4096"]);
+    let mut srv = Server::start(1, &["--aof-segment-size", "4096", "--appendfsync", "always"]);
     let mut c = srv.conn();
     fill(&mut c, 300);
     drop(c);
@@ -312,7 +314,7 @@ fn corruption_in_the_middle_stops_startup_and_check_aof_repairs() {
 
 #[test]
 fn missing_segment_and_bad_manifest_stop_startup() {
-    let mut srv = Server::start(1, &["--aof-segment-size", "4096"]);
+    let mut srv = Server::start(1, &["--aof-segment-size", "4096", "--appendfsync", "always"]);
     fill(&mut srv.conn(), 300);
     srv.kill9();
     let segs = segments(&srv.dir, 0);
