@@ -98,6 +98,10 @@ pub struct Cli {
     pub appendfsync: Option<String>,
     #[arg(long = "aof-segment-size")]
     pub aof_segment_size: Option<String>,
+    #[arg(long = "auto-aof-rewrite-percentage")]
+    pub auto_aof_rewrite_percentage: Option<u32>,
+    #[arg(long = "auto-aof-rewrite-min-size")]
+    pub auto_aof_rewrite_min_size: Option<String>,
     #[arg(long)]
     pub hz: Option<u32>,
     #[arg(long)]
@@ -156,6 +160,12 @@ impl Config {
         }
         if let Some(v) = &cli.aof_segment_size {
             c.aof_segment_size = parse_memory(v)?;
+        }
+        if let Some(v) = cli.auto_aof_rewrite_percentage {
+            c.auto_aof_rewrite_percentage = v;
+        }
+        if let Some(v) = &cli.auto_aof_rewrite_min_size {
+            c.auto_aof_rewrite_min_size = parse_memory(v)?;
         }
         if let Some(v) = &cli.appendfsync {
             c.appendfsync = v.clone();

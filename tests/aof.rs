@@ -182,7 +182,7 @@ fn crash_rounds_lose_no_acknowledged_write() {
     let rounds: u64 = std::env::var("SHARDIS_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let seed: u64 = std::env::var("SHARDIS_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut srv = Server::start(4, &["--appendfsync", "always"]);
+    let mut srv = Server::start(4, &["--appendfsync", "always", "--aof-segment-size", "16kb"]);
     let acked = Arc::new(Mutex::new(Acked::default()));
     for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
@@ -192,6 +192,11 @@ fn crash_rounds_lose_no_acknowledged_write() {
                 std::thread::spawn(move || writer(port, t, round, stop, acked))
             })
             .collect();
+        // Every other round a rewrite races the writers and the crash.
+        if round % 2 == 1 {
+            std::thread::sleep(Duration::from_millis(rng.gen_range(0..100)));
+            let _ = RespConn::connect(srv.port).and_then(|mut c| c.try_cmd(&["BGREWRITEAOF"]));
+        }
         std::thread::sleep(Duration::from_millis(rng.gen_range(30..250)));
         srv.kill9();
         stop.store(true, Ordering::Relaxed);
@@ -366,4 +371,104 @@ fn appendonly_no_writes_nothing() {
     srv.restart().expect("restart");
     assert_eq!(srv.conn().cmd(&["DBSIZE"]), Value::Int(0));
     assert!(!srv.dir.join("MANIFEST.toml").exists());
+}
+
+fn info_field(c: &mut RespConn, field: &str) -> String {
+    let info = s(&c.cmd(&["INFO", "persistence"]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+fn wait_rewrite_done(c: &mut RespConn) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(c, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "rewrite did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(c, "aof_last_bgrewrite_status"), "ok");
+}
+
+fn count_files(dir: &Path, ext: &str) -> usize {
+    (0..4)
+        .map(|s| dir.join(format!("shard-{s:03}")))
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flat_map(|rd| rd.flatten())
+        .filter(|e| e.path().extension().is_some_and(|x| x == ext))
+        .count()
+}
+
+/// BGREWRITEAOF while clients keep writing: the new bases plus the log
+/// after them give back exactly the live state, and old segments go away.
+#[test]
+fn rewrite_under_writes_keeps_state_and_drops_old_segments() {
+    let mut srv = Server::start(2, &["--aof-segment-size", "8192", "--appendfsync", "always"]);
+    let mut c = srv.conn();
+    mixed_writes(&mut c);
+    fill(&mut c, 400);
+    let segs_before: Vec<PathBuf> = (0..2).flat_map(|s| segments(&srv.dir, s)).collect();
+    assert!(segs_before.len() > 4, "{segs_before:?}");
+    let before_save = c.cmd(&["LASTSAVE"]).as_int().unwrap();
+    assert_eq!(c.cmd(&["BGREWRITEAOF"]), Value::Simple("Background append only file rewriting started".into()));
+    // Writes racing the rewrite, including cross-shard ones.
+    for i in 0..200 {
+        let (a, b) = (format!("race:a:{i}"), format!("race:b:{i}"));
+        assert_eq!(c.cmd(&["MSET", &a, "1", &b, "2"]), Value::ok());
+        c.cmd(&["INCR", "race:ctr"]);
+        c.cmd(&["DEL", &format!("key:{i}")]);
+    }
+    wait_rewrite_done(&mut c);
+    assert!(count_files(&srv.dir, "snap") >= 2, "one base per shard");
+    // All but (at most) the segment each shard was writing are gone.
+    let left = segs_before.iter().filter(|p| p.exists()).count();
+    assert!(left <= 2, "old segments removed: {left} of {} left", segs_before.len());
+    assert_eq!(c.cmd(&["SAVE"]), Value::ok());
+    assert!(c.cmd(&["LASTSAVE"]).as_int().unwrap() >= before_save);
+    let before = dump(&mut c);
+    drop(c);
+    srv.kill9();
+    srv.restart().expect("restart after rewrite");
+    assert_eq!(before, dump(&mut srv.conn()));
+}
+
+#[test]
+fn automatic_rewrite_by_growth() {
+    let mut srv = Server::start(
+        1,
+        &["--appendfsync", "always", "--auto-aof-rewrite-min-size", "20kb", "--auto-aof-rewrite-percentage", "100"],
+    );
+    let mut c = srv.conn();
+    fill(&mut c, 600);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !srv.logs().contains("automatic AOF rewrite") {
+        assert!(Instant::now() < deadline, "no automatic rewrite: {}", srv.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    wait_rewrite_done(&mut c);
+    let before = dump(&mut c);
+    srv.kill9();
+    srv.restart().expect("restart");
+    assert_eq!(before, dump(&mut srv.conn()));
+}
+
+/// The same data directory opened with 1, 2 and 4 shards gives the same
+/// keyspace: records are re-routed by key into new bases.
+#[test]
+fn restart_with_a_different_shard_count() {
+    let mut srv = Server::start(1, &["--appendfsync", "always"]);
+    let mut c = srv.conn();
+    mixed_writes(&mut c);
+    fill(&mut c, 100);
+    let before = dump(&mut c);
+    drop(c);
+    for shards in ["2", "4", "1", "3"] {
+        srv.kill9();
+        srv.restart_with(|cl| Server::set_arg(cl, "--shards", shards)).expect("restart with other shard count");
+        let mut c = srv.conn();
+        assert_eq!(before, dump(&mut c), "with {shards} shards");
+        assert!(srv.logs().contains("re-sharded"), "{}", srv.logs());
+        // Still writable and durable in the new layout.
+        assert_eq!(c.cmd(&["SET", "probe", shards]), Value::ok());
+        assert_eq!(c.cmd(&["DEL", "probe"]), Value::Int(1));
+    }
 }
