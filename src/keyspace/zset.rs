@@ -187,6 +187,14 @@ impl ZSet {
         });
     }
 
+    /// (member, score) pairs in rank order, borrowed from the set.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(match &self.repr {
+            Repr::Pack(p) => IterInner::Pack(p.iter()),
+            Repr::Skip(s) => IterInner::Skip(s, s.nodes[HEAD as usize].levels[0].next),
+        })
+    }
+
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Pack(p) => p.find(member).map(|(_, s)| s),
@@ -470,6 +478,31 @@ impl ZSet {
                 s.insert(m.into(), sc);
             }
             self.repr = Repr::Skip(Box::new(s));
+        }
+    }
+}
+
+pub struct Iter<'a>(IterInner<'a>);
+
+enum IterInner<'a> {
+    Pack(PackIter<'a>),
+    Skip(&'a Skip, u32),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            IterInner::Pack(it) => it.next().map(|(_, m, s)| (m, s)),
+            IterInner::Skip(sk, x) => {
+                if *x == NIL {
+                    return None;
+                }
+                let n = &sk.nodes[*x as usize];
+                *x = n.levels[0].next;
+                Some((&n.member, n.score))
+            }
         }
     }
 }
