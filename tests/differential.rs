@@ -79,6 +79,7 @@ pub fn same(cmp: &Cmp, a: &Value, b: &Value) -> bool {
             }
             _ => a == b,
         },
+        Cmp::Custom(f) => f(a, b),
         Cmp::Exec(cmps) => match (a, b) {
             (Value::Array(x), Value::Array(y)) if x.len() == cmps.len() && y.len() == cmps.len() => {
                 cmps.iter().zip(x.iter().zip(y)).all(|(c, (p, q))| same(c, p, q))

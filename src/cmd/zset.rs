@@ -235,7 +235,6 @@ fn collect_ranks(z: &ZSet, start: usize, n: usize, rev: bool) -> Vec<(Vec<u8>, f
     v
 }
 
-
 // ---- ZADD / ZINCRBY / ZREM ------------------------------------------------------
 
 #[derive(Default, Clone, Copy)]
@@ -469,13 +468,7 @@ fn zcount(ctx: &mut Ctx, args: &Args) {
 /// ZLEXCOUNT key min max
 fn zlexcount(ctx: &mut Ctx, args: &Args) {
     let Some(r) = parse_lex_range(&args[2], &args[3]) else { return ctx.out.error(RANGE_NOT_LEX) };
-    with_zset(ctx, args, |out, z| {
-        let n = z.and_then(|z| {
-            let first = z.lex_first(&r)?;
-            Some(z.lex_last(&r).map_or(0, |last| (last + 1).saturating_sub(first)))
-        });
-        out.int(n.unwrap_or(0) as i64)
-    });
+    with_zset(ctx, args, |out, z| out.int(z.map_or(0, |z| z.lex_count(&r)) as i64));
 }
 
 // ---- ZRANGE and friends ---------------------------------------------------------
@@ -850,9 +843,9 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
     let l = match parse_i64(&args[2]) {
         None => return ctx.out.error(err::NOT_INT),
         Some(i64::MIN) => {
-            return ctx.out.error(
-                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-            )
+            return ctx
+                .out
+                .error("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
         }
         Some(l) => l,
     };
@@ -875,11 +868,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
     }
     let size = z.len();
     // A listpack is read once into a table so each draw is O(1).
-    let table: Vec<(&[u8], f64)> = if z.encoding() == "listpack" {
-        z.iter().collect()
-    } else {
-        Vec::new()
-    };
+    let table: Vec<(&[u8], f64)> = if z.encoding() == "listpack" { z.iter().collect() } else { Vec::new() };
     let at = |r: usize| -> (&[u8], f64) {
         if table.is_empty() {
             z.at_rank(r).unwrap_or((&[], 0.0))

@@ -252,9 +252,7 @@ impl ZSet {
     /// 0-based ascending rank and score of `member`.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
         match &self.repr {
-            Repr::Pack(p) => {
-                p.iter().enumerate().find(|(_, (_, m, _))| *m == member).map(|(i, (_, _, s))| (i, s))
-            }
+            Repr::Pack(p) => p.iter().enumerate().find(|(_, (_, m, _))| *m == member).map(|(i, (_, _, s))| (i, s)),
             Repr::Skip(s) => {
                 let i = s.find(member)?;
                 let score = s.nodes[i as usize].score;
@@ -414,6 +412,25 @@ impl ZSet {
         }
     }
 
+    /// ZLEXCOUNT: a listpack counts forward from the first member in range
+    /// while members stay under max; a skiplist subtracts ranks. Both are
+    /// Redis's ways, and they differ only when scores are not all equal.
+    pub fn lex_count(&self, r: &LexRange) -> usize {
+        let Some(first) = self.lex_first(r) else { return 0 };
+        match &self.repr {
+            Repr::Pack(_) => {
+                let mut n = 0;
+                self.walk(first, false, |m, _| {
+                    let ok = r.lte_max(m);
+                    n += ok as usize;
+                    ok
+                });
+                n
+            }
+            Repr::Skip(_) => self.lex_last(r).map_or(0, |last| (last + 1).saturating_sub(first)),
+        }
+    }
+
     /// Remove the members of 0-based ranks `start..=end` (clamped),
     /// handing each to `f`; returns how many were removed.
     pub fn remove_ranks(&mut self, start: usize, end: usize, mut f: impl FnMut(&[u8], f64)) -> usize {
@@ -553,6 +570,8 @@ impl Pack {
     }
 
     fn insert(&mut self, member: &[u8], score: f64) {
+        // Redis's listpack stores "-0" as the integer 0: a small set never keeps -0.
+        let score = if score == 0.0 { 0.0 } else { score };
         let at = self.iter().find(|(_, m, s)| before(score, member, *s, m)).map(|(pos, _, _)| pos);
         let mut e = Vec::with_capacity(member.len() + 12);
         e.extend_from_slice(&score.to_le_bytes());
@@ -607,8 +626,12 @@ const HEAD: u32 = 0;
 const MAX_LEVEL: usize = 32;
 const MIN_BUCKETS: usize = 4;
 
-static HASHER: ahash::RandomState =
-    ahash::RandomState::with_seeds(0x5851_f42d_4c95_7f2d, 0x1405_7b7e_f767_814f, 0x9e37_79b9_7f4a_7c15, 0x2545_f491_4f6c_dd1d);
+static HASHER: ahash::RandomState = ahash::RandomState::with_seeds(
+    0x5851_f42d_4c95_7f2d,
+    0x1405_7b7e_f767_814f,
+    0x9e37_79b9_7f4a_7c15,
+    0x2545_f491_4f6c_dd1d,
+);
 
 #[derive(Clone, Copy)]
 struct Level {

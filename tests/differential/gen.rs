@@ -28,6 +28,45 @@ pub enum Cmp {
     Encoding,
     /// EXEC: element-wise with the comparators of the queued commands.
     Exec(Vec<Cmp>),
+    /// A family's own comparison (random picks, scan replies...).
+    Custom(fn(&crate::common::Value, &crate::common::Value) -> bool),
+}
+
+/// Replies that differ only in which strings/doubles they hold (random
+/// picks such as ZRANDMEMBER): same types and aggregate lengths, recursively.
+pub fn same_shape(a: &crate::common::Value, b: &crate::common::Value) -> bool {
+    use crate::common::Value as V;
+    match (a, b) {
+        (V::Bulk(_), V::Bulk(_)) | (V::Double(_), V::Double(_)) => true,
+        (V::Array(x), V::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_shape(p, q)),
+        _ => a == b,
+    }
+}
+
+/// One HSCAN/ZSCAN-style call `[cursor, [k, v, ...]]`: when both servers
+/// finished (cursor 0) the (k, v) pairs must be the same in any order;
+/// otherwise only the form is checked (cursors are implementation details).
+pub fn same_scan_pairs(a: &crate::common::Value, b: &crate::common::Value) -> bool {
+    use crate::common::Value as V;
+    let parts = |v: &V| -> Option<(Vec<u8>, Vec<V>)> {
+        match v {
+            V::Array(p) if p.len() == 2 => match (&p[0], &p[1]) {
+                (V::Bulk(c), V::Array(items)) if items.len() % 2 == 0 => Some((c.clone(), items.clone())),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let (Some((ca, ia)), Some((cb, ib))) = (parts(a), parts(b)) else { return a == b };
+    if ca != b"0" || cb != b"0" {
+        return true;
+    }
+    let pairs = |items: &[V]| {
+        let mut v: Vec<(V, V)> = items.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+        v.sort();
+        v
+    };
+    pairs(&ia) == pairs(&ib)
 }
 
 /// One step of a sequence.
@@ -85,6 +124,7 @@ pub const FAMILIES: &[Family] = &[
     Family { name: "errors", weight: 3, in_multi: true, gen: errors },
     // Creates non-string keys so WRONGTYPE, TYPE and SCAN TYPE get exercised.
     Family { name: "othertypes", weight: 2, in_multi: true, gen: other_types },
+    Family { name: "zsets", weight: 20, in_multi: true, gen: zsets },
 ];
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
@@ -725,5 +765,221 @@ fn other_types(g: &mut Gen) -> Op {
         1 => cmd!("SADD", k, g.value()),
         2 => cmd!("HSET", k, "f", g.value()),
         _ => cmd!("ZADD", k, g.rng.gen_range(0..10).to_string(), g.value()),
+    }
+}
+
+// ---- sorted sets -------------------------------------------------------------
+
+fn zmember(g: &mut Gen) -> Vec<u8> {
+    if g.chance(3) {
+        return g.letters(b"ab", 70); // past zset-max-listpack-value
+    }
+    ["a", "b", "c", "d", "e", "f", "g", "h", ""].choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zscore_arg(g: &mut Gen) -> Vec<u8> {
+    const S: &[&str] = &["0", "1", "2", "3", "-1", "1.5", "2.5", "0.1", "-0.25", "10", "1e3", "inf", "-inf", "+inf"];
+    if g.chance(4) {
+        return ["abc", "nan", "", " 1", "1e400", "(1"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    S.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zrange_bound(g: &mut Gen) -> Vec<u8> {
+    const B: &[&str] = &["-inf", "+inf", "0", "1", "(1", "2", "(2.5", "3", "10", "(inf", "-1"];
+    if g.chance(3) {
+        return ["abc", "nan", "((1", ""].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    B.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zlex_bound(g: &mut Gen) -> Vec<u8> {
+    const B: &[&str] = &["-", "+", "[a", "(a", "[c", "(c", "[e", "(f", "[h", "[", "("];
+    if g.chance(3) {
+        return ["a", "", "++"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    B.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zlimit(g: &mut Gen) -> Vec<Vec<u8>> {
+    let o = ["0", "1", "2", "-1", "x"].choose(&mut g.rng).unwrap();
+    let c = ["0", "1", "3", "-1", "100"].choose(&mut g.rng).unwrap();
+    vec![b"LIMIT".to_vec(), o.as_bytes().to_vec(), c.as_bytes().to_vec()]
+}
+
+/// `numkeys key...` plus trailing options for ZUNION/ZINTER/ZDIFF/ZINTERCARD.
+fn zsetop_args(g: &mut Gen, weights_ok: bool, card: bool, withscores: bool) -> Vec<Vec<u8>> {
+    let n = g.rng.gen_range(1..=3);
+    let mut a = vec![if g.chance(4) { b"0".to_vec() } else { n.to_string().into_bytes() }];
+    // Same hash tag so the keys live on one shard... or not (cross-shard).
+    for _ in 0..n {
+        a.push(g.key());
+    }
+    if weights_ok && g.chance(30) {
+        a.push(b"WEIGHTS".to_vec());
+        for _ in 0..n {
+            a.push(["1", "2", "-1", "0.5", "inf", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+        }
+    }
+    if weights_ok && g.chance(30) {
+        a.push(b"AGGREGATE".to_vec());
+        a.push(["SUM", "MIN", "MAX", "avg"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+    }
+    if card && g.chance(40) {
+        a.push(b"LIMIT".to_vec());
+        a.push(["0", "1", "2", "-1"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+    }
+    if withscores && g.chance(50) {
+        a.push(b"WITHSCORES".to_vec());
+    }
+    a
+}
+
+fn zsets(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..40) {
+        0..=5 => {
+            let mut a: Vec<Vec<u8>> = vec![];
+            for _ in 0..g.rng.gen_range(0..=2) {
+                a.push(["NX", "XX", "GT", "LT", "CH", "INCR"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            let pairs = if g.chance(3) { 130 } else { g.rng.gen_range(1..=4) };
+            for _ in 0..pairs {
+                a.push(if pairs > 100 { g.rng.gen_range(0..50).to_string().into_bytes() } else { zscore_arg(g) });
+                a.push(if pairs > 100 { g.rng.gen_range(0..200).to_string().into_bytes() } else { zmember(g) });
+            }
+            if g.chance(3) {
+                a.pop();
+            }
+            with(cmd!("ZADD", k), a)
+        }
+        6 => cmd!("ZINCRBY", k, zscore_arg(g), zmember(g)),
+        7 => {
+            let ms = (0..g.rng.gen_range(1..=3)).map(|_| zmember(g)).collect();
+            with(cmd!("ZREM", k), ms)
+        }
+        8 => cmd!("ZCARD", k),
+        9 => cmd!("ZSCORE", k, zmember(g)),
+        10 => with(cmd!("ZMSCORE", k, zmember(g)), vec![zmember(g)]),
+        11 => cmd!(*["ZRANK", "ZREVRANK"].choose(&mut g.rng).unwrap(), k, zmember(g)),
+        12 => cmd!("ZCOUNT", k, zrange_bound(g), zrange_bound(g)),
+        13 => cmd!("ZLEXCOUNT", k, zlex_bound(g), zlex_bound(g)),
+        14..=17 => {
+            // ZRANGE with a random (sometimes invalid) mix of options.
+            let by = g.rng.gen_range(0..3);
+            let (a, b) = match by {
+                0 => (g.index(), g.index()),
+                1 => (zrange_bound(g), zrange_bound(g)),
+                _ => (zlex_bound(g), zlex_bound(g)),
+            };
+            let mut opts: Vec<Vec<u8>> = vec![];
+            if by == 1 || (by == 0 && g.chance(5)) {
+                opts.push(b"BYSCORE".to_vec());
+            }
+            if by == 2 || (by == 1 && g.chance(5)) {
+                opts.push(b"BYLEX".to_vec());
+            }
+            if g.chance(30) {
+                opts.push(b"REV".to_vec());
+            }
+            if g.chance(if by == 0 { 5 } else { 40 }) {
+                opts.extend(zlimit(g));
+            }
+            if g.chance(if by == 2 { 5 } else { 40 }) {
+                opts.push(b"WITHSCORES".to_vec());
+            }
+            opts.shuffle(&mut g.rng);
+            if g.chance(30) {
+                let dst = g.key();
+                with(cmd!("ZRANGESTORE", dst, k, a, b), opts.into_iter().filter(|o| o != b"WITHSCORES").collect())
+            } else {
+                with(cmd!("ZRANGE", k, a, b), opts)
+            }
+        }
+        18 | 19 => {
+            let (name, lex) = *[
+                ("ZRANGEBYSCORE", false),
+                ("ZREVRANGEBYSCORE", false),
+                ("ZRANGEBYLEX", true),
+                ("ZREVRANGEBYLEX", true),
+            ]
+            .choose(&mut g.rng)
+            .unwrap();
+            let (a, b) = if lex { (zlex_bound(g), zlex_bound(g)) } else { (zrange_bound(g), zrange_bound(g)) };
+            let mut opts = vec![];
+            if g.chance(40) {
+                opts.extend(zlimit(g));
+            }
+            if !lex && g.chance(40) {
+                opts.push(b"WITHSCORES".to_vec());
+            }
+            with(cmd!(name, k, a, b), opts)
+        }
+        20 => {
+            let ws: &[&str] = if g.chance(40) { &["WITHSCORES"] } else { &[] };
+            with(cmd!("ZREVRANGE", k, g.index(), g.index()), ws.iter().map(|w| w.as_bytes().to_vec()).collect())
+        }
+        21 | 22 => {
+            let name = *["ZPOPMIN", "ZPOPMAX"].choose(&mut g.rng).unwrap();
+            match g.rng.gen_range(0..4) {
+                0 => cmd!(name, k),
+                1 => cmd!(name, k, ["-1", "x", "0"].choose(&mut g.rng).unwrap()),
+                _ => cmd!(name, k, g.rng.gen_range(1..5).to_string()),
+            }
+        }
+        23 => {
+            let n = g.rng.gen_range(1..=3);
+            let mut a = vec![n.to_string().into_bytes()];
+            for _ in 0..n {
+                a.push(g.key());
+            }
+            a.push(["MIN", "MAX", "mid"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            if g.chance(50) {
+                a.push(b"COUNT".to_vec());
+                a.push(["1", "2", "10", "0", "-1"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            with(cmd!("ZMPOP"), a)
+        }
+        24 | 25 => {
+            let mut a = vec![];
+            if g.chance(80) {
+                a.push(["0", "1", "2", "5", "-3", "-1", "100", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+                if g.chance(40) {
+                    a.push(b"WITHSCORES".to_vec());
+                }
+            }
+            with(cmd!(Cmp::Custom(same_shape); "ZRANDMEMBER", k), a)
+        }
+        26 => cmd!("ZREMRANGEBYRANK", k, g.index(), g.index()),
+        27 => cmd!("ZREMRANGEBYSCORE", k, zrange_bound(g), zrange_bound(g)),
+        28 => cmd!("ZREMRANGEBYLEX", k, zlex_bound(g), zlex_bound(g)),
+        29..=31 => {
+            let name = *["ZUNION", "ZINTER", "ZDIFF"].choose(&mut g.rng).unwrap();
+            let a = zsetop_args(g, name != "ZDIFF", false, true);
+            with(cmd!(name), a)
+        }
+        32..=34 => {
+            let name = *["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"].choose(&mut g.rng).unwrap();
+            let a = zsetop_args(g, name != "ZDIFFSTORE", false, false);
+            with(cmd!(name, g.key()), a)
+        }
+        35 => {
+            let a = zsetop_args(g, false, true, false);
+            with(cmd!("ZINTERCARD"), a)
+        }
+        36 => {
+            let mut a = vec![];
+            if g.chance(30) {
+                a.push(b"MATCH".to_vec());
+                a.push(["*", "a*", "[a-c]", "x*"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            if g.chance(70) {
+                // Large enough for every set here to come back in one call.
+                a.push(b"COUNT".to_vec());
+                a.push(["1000", "1000", "1", "0", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            with(cmd!(Cmp::Custom(same_scan_pairs); "ZSCAN", k, "0"), a)
+        }
+        _ => cmd!("ZADD", k, g.rng.gen_range(0..5).to_string(), zmember(g)),
     }
 }
