@@ -1166,3 +1166,194 @@ fn zscan(ctx: &mut Ctx, args: &Args) {
         out.bulk(fmt_double_reply(*s).as_bytes());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{arity_error, arity_ok, exec, lookup, OwnedArgs, Rng};
+
+    fn run3(ks: &mut Keyspace, resp3: bool, parts: &[&str]) -> String {
+        let mut buf = Vec::new();
+        let mut rng = Rng::new(7);
+        {
+            let mut ctx = Ctx::new(ks, 0, 1_000, Reply::new(&mut buf, resp3), &mut rng);
+            let args = OwnedArgs::from_slices(parts);
+            let def = lookup(parts[0].as_bytes()).expect("command").1;
+            if arity_ok(def, parts.len()) {
+                exec(def, &mut ctx, &args.args());
+            } else {
+                arity_error(&mut ctx.out, def.name);
+            }
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn run(ks: &mut Keyspace, parts: &[&str]) -> String {
+        run3(ks, false, parts)
+    }
+
+    #[test]
+    fn zset_zadd_options_and_replies() {
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, &["ZADD", "z", "1", "a", "2", "b"]), ":2\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "XX", "CH", "5", "a", "9", "nope"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "GT", "CH", "1", "a", "3", "b"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "NX", "INCR", "1", "a"]), "$-1\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "INCR", "0.5", "a"]), "$3\r\n5.5\r\n");
+        assert_eq!(run3(&mut ks, true, &["ZINCRBY", "z", "1", "a"]), ",6.5\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "inf", "i"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["ZINCRBY", "z", "-inf", "i"]), "-ERR resulting score is not a number (NaN)\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "NX", "XX", "1", "a"]).starts_with("-ERR XX and NX"), true);
+        assert_eq!(run(&mut ks, &["ZADD", "z", "1e400", "a"]), "-ERR value is not a valid float\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "z", "1", "a", "2"]), "-ERR syntax error\r\n");
+        assert_eq!(run(&mut ks, &["ZADD", "nokey", "XX", "1", "a"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXISTS", "nokey"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["SET", "s", "x"]), "+OK\r\n");
+        assert!(run(&mut ks, &["ZADD", "s", "1", "a"]).starts_with("-WRONGTYPE"));
+    }
+
+    #[test]
+    fn zset_reply_shapes_resp2_and_resp3() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, &["ZADD", "z", "1", "a", "2.5", "b", "3", "c"]);
+        assert_eq!(
+            run(&mut ks, &["ZRANGE", "z", "0", "1", "WITHSCORES"]),
+            "*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$3\r\n2.5\r\n"
+        );
+        assert_eq!(
+            run3(&mut ks, true, &["ZRANGE", "z", "0", "1", "WITHSCORES"]),
+            "*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n"
+        );
+        assert_eq!(run3(&mut ks, true, &["ZRANK", "z", "b", "WITHSCORE"]), "*2\r\n:1\r\n,2.5\r\n");
+        assert_eq!(run3(&mut ks, true, &["ZRANK", "z", "x", "WITHSCORE"]), "_\r\n");
+        assert_eq!(run(&mut ks, &["ZREVRANK", "z", "a"]), ":2\r\n");
+        assert_eq!(run3(&mut ks, true, &["ZPOPMAX", "z"]), "*2\r\n$1\r\nc\r\n,3\r\n");
+        assert_eq!(run3(&mut ks, true, &["ZPOPMAX", "z", "1"]), "*1\r\n*2\r\n$1\r\nb\r\n,2.5\r\n");
+        assert_eq!(
+            run(&mut ks, &["ZMPOP", "2", "nokey", "z", "MIN", "COUNT", "5"]),
+            "*2\r\n$1\r\nz\r\n*1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n"
+        );
+        // Emptied by the pop: the key is gone.
+        assert_eq!(run(&mut ks, &["EXISTS", "z"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["ZMPOP", "1", "z", "MIN"]), "*-1\r\n");
+    }
+
+    #[test]
+    fn zset_setops_and_store() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, &["ZADD", "a", "1", "x", "2", "y"]);
+        run(&mut ks, &["ZADD", "b", "10", "y", "20", "z"]);
+        assert_eq!(
+            run(&mut ks, &["ZUNION", "2", "a", "b", "WEIGHTS", "2", "1", "WITHSCORES"]),
+            "*6\r\n$1\r\nx\r\n$1\r\n2\r\n$1\r\ny\r\n$2\r\n14\r\n$1\r\nz\r\n$2\r\n20\r\n"
+        );
+        assert_eq!(run(&mut ks, &["ZINTERSTORE", "d", "2", "a", "b", "AGGREGATE", "MIN"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["ZSCORE", "d", "y"]), "$1\r\n2\r\n");
+        assert_eq!(run(&mut ks, &["ZDIFF", "2", "b", "a"]), "*1\r\n$1\r\nz\r\n");
+        assert_eq!(run(&mut ks, &["ZINTERCARD", "2", "a", "b", "LIMIT", "0"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["ZINTERSTORE", "d", "2", "a", "nokey"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["EXISTS", "d"]), ":0\r\n");
+        assert_eq!(run(&mut ks, &["ZUNION", "0", "a"]), "-ERR at least 1 input key is needed for 'zunion' command\r\n");
+        assert_eq!(run(&mut ks, &["ZRANGESTORE", "d", "b", "(10", "+inf", "BYSCORE"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["ZRANGE", "d", "0", "-1"]), "*1\r\n$1\r\nz\r\n");
+    }
+
+    /// Range commands on a skiplist-encoded set against a sorted vector.
+    #[test]
+    fn zset_ranges_match_model_on_large_sets() {
+        let mut ks = Keyspace::new();
+        let mut model: Vec<(String, i64)> = Vec::new();
+        let mut x: u64 = 12345;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..400 {
+            let s = (next() % 50) as i64;
+            let m = format!("m{i:03}");
+            run(&mut ks, &["ZADD", "z", &s.to_string(), &m]);
+            model.push((m, s));
+        }
+        model.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        let list = |v: &[&(String, i64)]| {
+            let mut s = format!("*{}\r\n", v.len());
+            for (m, _) in v {
+                s += &format!("${}\r\n{}\r\n", m.len(), m);
+            }
+            s
+        };
+        assert_eq!(run(&mut ks, &["OBJECT", "ENCODING", "z"]), "$8\r\nskiplist\r\n");
+        for _ in 0..100 {
+            let (lo, hi) = ((next() % 60) as i64 - 5, (next() % 60) as i64 - 5);
+            let (off, cnt) = ((next() % 30) as i64, (next() % 40) as i64 - 1);
+            let inr: Vec<&(String, i64)> = model.iter().filter(|(_, s)| *s >= lo && *s < hi).collect();
+            let want: Vec<&(String, i64)> =
+                inr.iter().skip(off as usize).take(if cnt < 0 { usize::MAX } else { cnt as usize }).copied().collect();
+            let got = run(
+                &mut ks,
+                &[
+                    "ZRANGE",
+                    "z",
+                    &lo.to_string(),
+                    &format!("({hi}"),
+                    "BYSCORE",
+                    "LIMIT",
+                    &off.to_string(),
+                    &cnt.to_string(),
+                ],
+            );
+            assert_eq!(got, list(&want), "{lo} ({hi} LIMIT {off} {cnt}");
+            let rev: Vec<&(String, i64)> = inr
+                .iter()
+                .rev()
+                .skip(off as usize)
+                .take(if cnt < 0 { usize::MAX } else { cnt as usize })
+                .copied()
+                .collect();
+            let got = run(
+                &mut ks,
+                &[
+                    "ZREVRANGEBYSCORE",
+                    "z",
+                    &format!("({hi}"),
+                    &lo.to_string(),
+                    "LIMIT",
+                    &off.to_string(),
+                    &cnt.to_string(),
+                ],
+            );
+            assert_eq!(got, list(&rev));
+            assert_eq!(
+                run(&mut ks, &["ZCOUNT", "z", &lo.to_string(), &format!("({hi}")]),
+                format!(":{}\r\n", inr.len())
+            );
+            let (a, b) = ((next() % 450) as i64 - 20, (next() % 450) as i64 - 420);
+            let len = model.len() as i64;
+            let (s, e) = ((if a < 0 { len + a } else { a }).max(0), (if b < 0 { len + b } else { b }).min(len - 1));
+            let want: Vec<&(String, i64)> =
+                if s > e { vec![] } else { model[s as usize..=e as usize].iter().collect() };
+            assert_eq!(run(&mut ks, &["ZRANGE", "z", &a.to_string(), &b.to_string()]), list(&want));
+            let k = (next() % model.len() as u64) as usize;
+            assert_eq!(run(&mut ks, &["ZRANK", "z", &model[k].0]), format!(":{k}\r\n"));
+        }
+        assert_eq!(run(&mut ks, &["ZREMRANGEBYRANK", "z", "10", "19"]), ":10\r\n");
+        model.drain(10..20);
+        let all: Vec<&(String, i64)> = model.iter().collect();
+        assert_eq!(run(&mut ks, &["ZRANGE", "z", "0", "-1"]), list(&all));
+    }
+
+    #[test]
+    fn zset_writes_touch_and_reads_do_not() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, &["ZADD", "z", "1", "a"]);
+        let d = ks.dirty;
+        run(&mut ks, &["ZADD", "z", "1", "a"]);
+        run(&mut ks, &["ZRANGE", "z", "0", "-1"]);
+        run(&mut ks, &["ZREM", "z", "nope"]);
+        assert_eq!(ks.dirty, d);
+        run(&mut ks, &["ZADD", "z", "2", "a"]);
+        assert_eq!(ks.dirty, d + 1);
+    }
+}
