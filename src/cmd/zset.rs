@@ -264,13 +264,13 @@ fn zadd(ctx: &mut Ctx, args: &Args) {
         i += 1;
     }
     let elements = args.len() - i;
-    if elements == 0 || elements % 2 != 0 {
+    if elements == 0 || !elements.is_multiple_of(2) {
         return ctx.out.error(err::SYNTAX);
     }
     if f.nx && f.xx {
         return ctx.out.error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.gt || f.lt) && f.nx || (f.gt && f.lt) {
         return ctx.out.error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && elements > 2 {
@@ -853,7 +853,7 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::SYNTAX);
     }
     let withscores = args.len() == 4;
-    if withscores && (l < -(i64::MAX / 2) || l > i64::MAX / 2) {
+    if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&l) {
         return ctx.out.error("ERR value is out of range");
     }
     let (db, now) = (ctx.db, ctx.now);
@@ -1152,7 +1152,7 @@ fn zscan(ctx: &mut Ctx, args: &Args) {
     };
     let mut items: Vec<(Vec<u8>, f64)> = Vec::new();
     let next = z.scan(sa.cursor, sa.count, |m, s| {
-        if sa.pattern.as_deref().map_or(true, |p| glob_match(p, m, false)) {
+        if sa.pattern.as_deref().is_none_or(|p| glob_match(p, m, false)) {
             items.push((m.to_vec(), s));
         }
     });
@@ -1203,7 +1203,7 @@ mod tests {
         assert_eq!(run3(&mut ks, true, &["ZINCRBY", "z", "1", "a"]), ",6.5\r\n");
         assert_eq!(run(&mut ks, &["ZADD", "z", "inf", "i"]), ":1\r\n");
         assert_eq!(run(&mut ks, &["ZINCRBY", "z", "-inf", "i"]), "-ERR resulting score is not a number (NaN)\r\n");
-        assert_eq!(run(&mut ks, &["ZADD", "z", "NX", "XX", "1", "a"]).starts_with("-ERR XX and NX"), true);
+        assert!(run(&mut ks, &["ZADD", "z", "NX", "XX", "1", "a"]).starts_with("-ERR XX and NX"));
         assert_eq!(run(&mut ks, &["ZADD", "z", "1e400", "a"]), "-ERR value is not a valid float\r\n");
         assert_eq!(run(&mut ks, &["ZADD", "z", "1", "a", "2"]), "-ERR syntax error\r\n");
         assert_eq!(run(&mut ks, &["ZADD", "nokey", "XX", "1", "a"]), ":0\r\n");

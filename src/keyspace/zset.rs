@@ -817,8 +817,8 @@ impl Skip {
             self.nodes[x as usize].levels[i] = Level { next: u.next, span: u.span - before_span };
             self.nodes[update[i] as usize].levels[i] = Level { next: x, span: before_span + 1 };
         }
-        for i in lvl..self.level {
-            self.nodes[update[i] as usize].levels[i].span += 1;
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].levels[i].span += 1;
         }
         let next = self.nodes[x as usize].levels[0].next;
         if next != NIL {
@@ -842,9 +842,9 @@ impl Skip {
         let score = self.nodes[x as usize].score;
         self.update_path(score, &self.nodes[x as usize].member, &mut update, &mut rank);
         let member = std::mem::take(&mut self.nodes[x as usize].member);
-        for i in 0..self.level {
+        for (i, &up) in update.iter().enumerate().take(self.level) {
             let xl = self.nodes[x as usize].levels.get(i).copied();
-            let u = &mut self.nodes[update[i] as usize].levels[i];
+            let u = &mut self.nodes[up as usize].levels[i];
             match xl {
                 Some(xl) if u.next == x => {
                     u.span = u.span + xl.span - 1;

@@ -450,8 +450,7 @@ fn cmp_clone(op: &Op) -> Cmp {
 /// Build an Op from mixed &str / Vec<u8> parts.
 macro_rules! cmd {
     ($cmp:expr; $($a:expr),+ $(,)?) => {{
-        let mut v: Vec<Vec<u8>> = Vec::new();
-        $( v.push(AsRef::<[u8]>::as_ref(&$a).to_vec()); )+
+        let v: Vec<Vec<u8>> = vec![$( AsRef::<[u8]>::as_ref(&$a).to_vec() ),+];
         Op::Cmd { args: v, cmp: $cmp }
     }};
     ($($a:expr),+ $(,)?) => { cmd!(Cmp::Exact; $($a),+) };
