@@ -32,11 +32,17 @@ pub struct Config {
     /// Longest extra wait (µs) a shard takes to gather a batch of
     /// completions under heavy concurrent load; 0 = never (lowest latency).
     pub batch_wait_us: u32,
-    /// Append-only file. Persistence is not implemented yet (issue 6);
-    /// `yes` is accepted and logged as such.
+    /// Per-shard append-only file under `dir`; recovered at start-up.
     pub appendonly: bool,
-    /// always | everysec | no (takes effect with the AOF).
+    /// always (no reply before fdatasync; group commit) | everysec | no.
     pub appendfsync: String,
+    /// Start a new AOF segment past this many bytes.
+    pub aof_segment_size: i64,
+    /// Rewrite the AOF automatically when the log grew by this percentage
+    /// of the last rewrite's size (0 = never) ...
+    pub auto_aof_rewrite_percentage: u32,
+    /// ... and by at least this many bytes.
+    pub auto_aof_rewrite_min_size: i64,
     /// Log file; empty = stderr.
     pub logfile: String,
     /// The file this config was read from (for CONFIG REWRITE).
@@ -59,8 +65,11 @@ impl Default for Config {
             hz: 10,
             pin_threads: true,
             batch_wait_us: crate::shard::wait_policy::DEFAULT_BUDGET_US,
-            appendonly: false,
+            appendonly: true,
             appendfsync: "everysec".into(),
+            aof_segment_size: 64 << 20,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
             logfile: String::new(),
             config_file: None,
         }
@@ -87,6 +96,8 @@ pub struct Cli {
     pub appendonly: Option<String>,
     #[arg(long)]
     pub appendfsync: Option<String>,
+    #[arg(long = "aof-segment-size")]
+    pub aof_segment_size: Option<String>,
     #[arg(long)]
     pub hz: Option<u32>,
     #[arg(long)]
@@ -142,6 +153,9 @@ impl Config {
         }
         if let Some(v) = &cli.appendonly {
             c.appendonly = parse_bool(v)?;
+        }
+        if let Some(v) = &cli.aof_segment_size {
+            c.aof_segment_size = parse_memory(v)?;
         }
         if let Some(v) = &cli.appendfsync {
             c.appendfsync = v.clone();
@@ -205,6 +219,9 @@ impl Config {
             ("batch-wait-us", self.batch_wait_us.to_string()),
             ("appendonly", yn(self.appendonly)),
             ("appendfsync", self.appendfsync.clone()),
+            ("aof-segment-size", self.aof_segment_size.to_string()),
+            ("auto-aof-rewrite-percentage", self.auto_aof_rewrite_percentage.to_string()),
+            ("auto-aof-rewrite-min-size", self.auto_aof_rewrite_min_size.to_string()),
             ("logfile", self.logfile.clone()),
             // Read-only compatibility values that tools ask for.
             ("save", String::new()),
@@ -228,9 +245,18 @@ impl Config {
             "maxclients" => next.maxclients = int(value)?.max(1) as u64,
             "timeout" => next.timeout = int(value)?.max(0) as u64,
             "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
+            "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)?.max(0) as u32,
+            "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = parse_memory(value)?,
             "batch-wait-us" => next.batch_wait_us = int(value)?.clamp(0, 10_000) as u32,
             "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
-            "appendonly" => next.appendonly = parse_bool(value)?,
+            "appendonly" => {
+                if parse_bool(value)? != self.appendonly {
+                    return Err(
+                        "turning appendonly on or off at run time is not supported yet; restart with --appendonly"
+                            .into(),
+                    );
+                }
+            }
             "save" => {}
             n if encoding_limit(n).is_some() => {
                 let v = int(value)?;
@@ -238,7 +264,7 @@ impl Config {
                     l.set(v);
                 }
             }
-            "port" | "bind" | "shards" | "dir" | "pin-threads" | "logfile" | "databases" => {
+            "port" | "bind" | "shards" | "dir" | "aof-segment-size" | "pin-threads" | "logfile" | "databases" => {
                 return Err("can't set immutable config".into())
             }
             _ => return Err("Unknown option or number of arguments for CONFIG SET".into()),

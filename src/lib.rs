@@ -14,6 +14,7 @@
 pub mod cmd;
 pub mod config;
 pub mod keyspace;
+pub mod persist;
 pub mod protocol;
 pub mod shard;
 pub mod util;

@@ -54,6 +54,16 @@ fn sorted(v: &Value) -> Option<Vec<Value>> {
     Some(items)
 }
 
+/// Map entries, or a flat array read as pairs, sorted.
+fn pairs_sorted(v: &Value) -> Option<Vec<(Value, Value)>> {
+    let mut p: Vec<(Value, Value)> = match v {
+        Value::Map(m) => m.clone(),
+        _ => v.as_items()?.chunks(2).map(|c| (c[0].clone(), c.get(1).cloned().unwrap_or(Value::Null))).collect(),
+    };
+    p.sort();
+    Some(p)
+}
+
 const STRING_ENCODINGS: &[&[u8]] = &[b"int", b"embstr", b"raw"];
 
 pub fn same(cmp: &Cmp, a: &Value, b: &Value) -> bool {
@@ -79,7 +89,27 @@ pub fn same(cmp: &Cmp, a: &Value, b: &Value) -> bool {
             }
             _ => a == b,
         },
-        Cmp::Custom(f) => f(a, b),
+        Cmp::Len => match (a.as_items(), b.as_items()) {
+            (Some(x), Some(y)) => std::mem::discriminant(a) == std::mem::discriminant(b) && x.len() == y.len(),
+            _ => same(&Cmp::NilOrNot, a, b),
+        },
+        Cmp::Pairs => match (pairs_sorted(a), pairs_sorted(b)) {
+            (Some(x), Some(y)) => std::mem::discriminant(a) == std::mem::discriminant(b) && x == y,
+            _ => a == b,
+        },
+        Cmp::ScanAll { pairs } => match (a.as_items(), b.as_items()) {
+            (Some([c1, i1]), Some([c2, i2])) if c1 == c2 => {
+                let p = |v: &Value| {
+                    if *pairs {
+                        pairs_sorted(v)
+                    } else {
+                        sorted(v).map(|x| x.into_iter().map(|e| (e, Value::Null)).collect())
+                    }
+                };
+                p(i1).is_some() && p(i1) == p(i2)
+            }
+            _ => a == b,
+        },
         Cmp::Exec(cmps) => match (a, b) {
             (Value::Array(x), Value::Array(y)) if x.len() == cmps.len() && y.len() == cmps.len() => {
                 cmps.iter().zip(x.iter().zip(y)).all(|(c, (p, q))| same(c, p, q))

@@ -1,7 +1,35 @@
 //! `shardis-server`: parse options, start the shards, wait for them.
+//! `shardis-server check-aof [--fix] [--yes] DIR` verifies (and repairs) a
+//! data directory instead.
 use clap::Parser;
 
+fn check_aof(args: &[String]) -> i32 {
+    let mut fix = false;
+    let mut yes = false;
+    let mut dir = None;
+    for a in args {
+        match a.as_str() {
+            "--fix" => fix = true,
+            "--yes" | "-y" => yes = true,
+            d if !d.starts_with('-') && dir.is_none() => dir = Some(d.to_string()),
+            other => {
+                eprintln!("check-aof: unexpected argument '{}'", other);
+                return 2;
+            }
+        }
+    }
+    let Some(dir) = dir else {
+        eprintln!("usage: shardis-server check-aof [--fix] [--yes] DIR");
+        return 2;
+    };
+    shardis::persist::check::run(std::path::Path::new(&dir), fix, yes)
+}
+
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("check-aof") {
+        std::process::exit(check_aof(&argv[2..]));
+    }
     let cli = shardis::config::Cli::parse();
     let config = match shardis::config::Config::load(&cli) {
         Ok(c) => c,

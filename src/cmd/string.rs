@@ -546,7 +546,7 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
 /// 80-bit extended format, parsed with glibc's strtold (through sscanf),
 /// added by the FPU and printed exactly as `%.17Lf` with trailing zeros
 /// removed. Elsewhere an f64 approximation.
-mod ld {
+pub(crate) mod ld {
     /// Redis's MAX_LONG_DOUBLE_CHARS.
     const MAX_CHARS: usize = 5 * 1024;
 

@@ -29,6 +29,11 @@ impl Effects {
         self.cmds.is_empty()
     }
 
+    /// The db of the first logged command.
+    pub fn first_db(&self) -> Option<u8> {
+        self.cmds.first().map(|c| c.0)
+    }
+
     /// Log one command run against `db`.
     pub fn push<A: AsRef<[u8]>>(&mut self, db: usize, parts: &[A]) {
         self.cmds.push((db as u8, self.buf.len()));
@@ -39,6 +44,12 @@ impl Effects {
     pub fn push_iter<'a>(&mut self, db: usize, n: usize, parts: impl Iterator<Item = &'a [u8]>) {
         self.cmds.push((db as u8, self.buf.len()));
         encode_array(&mut self.buf, parts, n);
+    }
+
+    /// Log commands `f` encodes itself (one or more RESP arrays) on `db`.
+    pub fn push_encoded(&mut self, db: usize, f: impl FnOnce(&mut Vec<u8>)) {
+        self.cmds.push((db as u8, self.buf.len()));
+        f(&mut self.buf);
     }
 
     /// Log `parts` in place of the running command's own arguments.

@@ -312,6 +312,7 @@ impl Shard {
             };
             cmd::exec(def, &mut ctx, args);
         }
+        self.log_pending();
         let failed = out.get(before) == Some(&b'-');
         self.record_stat(id, t0, failed);
     }

@@ -53,6 +53,8 @@ pub enum Wait {
     Txn(u64),
     /// This shard is locked by a transaction; resume when it unlocks.
     ShardLock,
+    /// SAVE: the rewrite generation it started after.
+    Save(u64),
 }
 
 impl Wait {
@@ -100,6 +102,10 @@ pub struct Conn {
     pub in_dirty_list: bool,
     /// Wait-policy window in which this connection last received data.
     pub wait_window: u32,
+    /// AOF lsn its pending output may reveal; with `always` the output
+    /// waits until that lsn is durable (`out_held` while it waits).
+    pub out_gate: u64,
+    pub out_held: bool,
 }
 
 impl Conn {
@@ -165,6 +171,17 @@ pub struct Shard {
     pub now: i64,
     pub stop: bool,
     ring_flags: &'static str,
+    /// This shard's AOF writer (None with `appendonly no`).
+    pub aof: Option<crate::persist::writer::Writer>,
+    /// >0 while a MULTI/EXEC collects its effects into one record.
+    pub aof_group: u32,
+    /// Messages and connections whose output waits for durability.
+    pub held_msgs: VecDeque<(u64, usize, Msg)>,
+    pub held_conns: Vec<u32>,
+    /// Coordinating a rewrite: each shard's reported lsn.
+    pub rewrite_lsns: Option<Vec<Option<u64>>>,
+    /// Connections waiting in SAVE.
+    pub save_waiters: Vec<ConnRef>,
 }
 
 fn errno_str(ret: i32) -> String {
@@ -226,7 +243,13 @@ fn sockaddr_string(fd: RawFd, peer: bool) -> String {
 }
 
 impl Shard {
-    pub fn new(id: usize, shared: Arc<Shared>, config: &Config) -> Result<Shard, String> {
+    pub fn new(
+        id: usize,
+        shared: Arc<Shared>,
+        config: &Config,
+        ks: Keyspace,
+        aof: Option<crate::persist::writer::Writer>,
+    ) -> Result<Shard, String> {
         let (ring, ring_flags) = match IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
@@ -259,7 +282,7 @@ impl Shard {
             ring,
             bufring,
             listen_fd,
-            ks: Keyspace::new(),
+            ks,
             conns: Vec::new(),
             free_slots: Vec::new(),
             next_gen: 1,
@@ -290,7 +313,12 @@ impl Shard {
             stop: false,
             ring_flags,
             shared,
-            // placeholder replaced above
+            aof,
+            aof_group: 0,
+            held_msgs: VecDeque::new(),
+            held_conns: Vec::new(),
+            rewrite_lsns: None,
+            save_waiters: Vec::new(),
         })
     }
 
@@ -302,7 +330,7 @@ impl Shard {
         self.ring_flags
     }
 
-    fn push_sqe(&mut self, e: squeue::Entry) {
+    pub(super) fn push_sqe(&mut self, e: squeue::Entry) {
         // SAFETY: every buffer an SQE points to (connection buffers, the
         // timer timespec) lives in `self` and is not moved or freed until
         // its completion arrives (see close handling).
@@ -393,6 +421,8 @@ impl Shard {
                 self.arm_timer();
             }
             OP_DOORBELL => {}
+            super::aof::OP_AOF_WRITE => self.on_aof_write(res),
+            super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res),
             OP_MSGRING if res < 0 => {
                 crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
             }
@@ -468,6 +498,8 @@ impl Shard {
             last_cmd: "NULL",
             in_dirty_list: false,
             wait_window: 0,
+            out_gate: 0,
+            out_held: false,
         });
         self.conns[idx as usize] = Some(conn);
         self.arm_recv(idx);
@@ -604,6 +636,19 @@ impl Shard {
     }
 
     pub fn mark_dirty(&mut self, idx: u32) {
+        let gate = self.stamp_output();
+        if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+            c.out_gate = c.out_gate.max(gate);
+            if !c.in_dirty_list {
+                c.in_dirty_list = true;
+                self.dirty.push(idx);
+            }
+        }
+    }
+
+    /// Queue a connection for sending without new output (its held
+    /// output became durable).
+    pub fn mark_dirty_unstamped(&mut self, idx: u32) {
         if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
             if !c.in_dirty_list {
                 c.in_dirty_list = true;
@@ -626,11 +671,23 @@ impl Shard {
     }
 
     fn flush(&mut self) {
+        self.submit_aof();
         let dirty = std::mem::take(&mut self.dirty);
         for &idx in &dirty {
+            let held = match self.conns.get(idx as usize) {
+                Some(Some(c)) => self.output_held(c.out_gate),
+                _ => continue,
+            };
             let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
             c.in_dirty_list = false;
             if c.send_inflight || c.out.is_empty() || c.closing {
+                continue;
+            }
+            if held {
+                if !c.out_held {
+                    c.out_held = true;
+                    self.held_conns.push(idx);
+                }
                 continue;
             }
             std::mem::swap(&mut c.out, &mut c.sending);
@@ -763,6 +820,13 @@ impl Shard {
             self.self_msgs.push_back(msg);
             return;
         }
+        if let Some(msg) = self.hold_message(to, msg) {
+            self.send_now(to, msg);
+        }
+    }
+
+    /// Post a message to another shard without the durability hold.
+    pub fn send_now(&mut self, to: usize, msg: Msg) {
         if self.shared.post(self.id, to, msg) {
             self.doorbells[to] = true;
         }
@@ -823,7 +887,18 @@ impl Shard {
             Msg::FanoutReply { to, shard, resp } => self.on_fan_reply(to, shard, resp),
             Msg::Pulled { txid, entries, watch_dirty } => self.on_pulled(txid, entries, watch_dirty),
             Msg::Pushed { txid } => self.on_pushed(txid),
-            Msg::PushUnlock { txid, coord, writes } => self.on_push_unlock(txid, coord, writes),
+            Msg::PushUnlock { txid, coord, writes, log_txid, participants, hold } => {
+                self.on_push_unlock(txid, coord, writes, (log_txid, participants), hold)
+            }
+            Msg::Unlock { txid } => self.on_unlock(txid),
+            Msg::RewriteStart { coord } => {
+                let lsn = self.aof.as_mut().map_or(0, |w| {
+                    w.request_rotation();
+                    w.appended_lsn()
+                });
+                self.send(coord, Msg::RewriteLsn { shard: self.id, lsn });
+            }
+            Msg::RewriteLsn { shard, lsn } => self.on_rewrite_lsn(shard, lsn),
             Msg::Unwatch { who } => {
                 self.ks.unwatch_all(who);
             }
@@ -917,7 +992,11 @@ impl Shard {
                     break;
                 }
             }
+            // The expiries as DELs.
+            self.log_pending();
         }
+        self.aof_cron();
+        self.check_save_waiters();
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;
             let idle: Vec<u32> = self
@@ -938,6 +1017,21 @@ impl Shard {
         for idx in idxs {
             self.close(idx);
         }
+        // Let in-flight AOF writes finish, then write and sync the rest.
+        while self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsync_inflight.is_some()) {
+            if self.ring.submit_and_wait(1).is_err() {
+                break;
+            }
+            let cqes: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
+            for (u, res) in cqes {
+                match u & 0xff {
+                    super::aof::OP_AOF_WRITE => self.on_aof_write(res),
+                    super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res),
+                    _ => {}
+                }
+            }
+        }
+        self.aof_shutdown();
         // SAFETY: closing our own listening socket.
         unsafe {
             libc::close(self.listen_fd);

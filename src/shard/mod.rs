@@ -13,6 +13,7 @@
 //! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 
+pub mod aof;
 pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
@@ -146,10 +147,28 @@ pub enum Msg {
         watch_dirty: bool,
     },
     /// Phase 2: apply the final state of the written keys, then unlock.
+    /// `log_txid`/`participants` are what the participant's AOF record
+    /// carries (0 = an ordinary record); with `hold` the participant stays
+    /// locked until `Unlock` (appendfsync always: nothing may read the
+    /// writes before every participant has them durable).
     PushUnlock {
         txid: u64,
         coord: usize,
         writes: Vec<(DbKey, KeyState)>,
+        log_txid: u64,
+        participants: u16,
+        hold: bool,
+    },
+    Unlock {
+        txid: u64,
+    },
+    /// AOF rewrite: start a new segment and report the last appended lsn.
+    RewriteStart {
+        coord: usize,
+    },
+    RewriteLsn {
+        shard: usize,
+        lsn: u64,
     },
     Pushed {
         txid: u64,
@@ -283,6 +302,20 @@ fn install_signal_handlers() {
     }
 }
 
+/// A loaded shard's keyspace and its AOF writer, logging from now on.
+fn open_aof(
+    config: &Config,
+    id: usize,
+    l: crate::persist::load::Loaded,
+) -> Result<(crate::keyspace::Keyspace, Option<crate::persist::writer::Writer>), String> {
+    let dir = crate::persist::shard_dir(std::path::Path::new(&config.dir), id);
+    let policy = crate::persist::writer::Fsync::parse(&config.appendfsync);
+    let w = crate::persist::writer::Writer::open(&dir, id, l.next_lsn, policy, config.aof_segment_size as u64)?;
+    let mut ks = l.ks;
+    ks.effects.enabled = true;
+    Ok((ks, Some(w)))
+}
+
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
 pub fn run(config: Config) -> Result<(), String> {
     install_signal_handlers();
@@ -298,9 +331,21 @@ pub fn run(config: Config) -> Result<(), String> {
         config.bind,
         std::process::id()
     ));
-    if config.appendonly {
-        crate::log("appendonly yes: the AOF is not implemented in this version; nothing is persisted");
-    }
+    // Recovery before any shard listens: clients never see a half-loaded
+    // keyspace.
+    let mut loaded: Vec<Option<crate::persist::load::Loaded>> = if config.appendonly {
+        let dir = std::path::Path::new(&config.dir);
+        let l = crate::persist::load::recover(dir, nshards)?;
+        let st = crate::persist::rewrite::init_status(nshards);
+        for (i, x) in l.iter().enumerate() {
+            st.durable[i].store(x.next_lsn - 1, Ordering::Relaxed);
+        }
+        let max_txid = l.iter().map(|x| x.max_txid).max().unwrap_or(0);
+        shared.next_txid.store(max_txid + 1, Ordering::SeqCst);
+        l.into_iter().map(Some).collect()
+    } else {
+        (0..nshards).map(|_| None).collect()
+    };
     let mut handles = Vec::new();
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     for id in 0..nshards {
@@ -308,13 +353,18 @@ pub fn run(config: Config) -> Result<(), String> {
         let config = config.clone();
         let core = cores[id % cores.len()];
         let err_tx = err_tx.clone();
+        let loaded = loaded[id].take();
         let h = std::thread::Builder::new()
             .name(format!("shard-{}", id))
             .spawn(move || {
                 if pin {
                     pin_to_core(core);
                 }
-                match event_loop::Shard::new(id, shared.clone(), &config) {
+                let opened = match loaded {
+                    Some(l) => open_aof(&config, id, l),
+                    None => Ok((crate::keyspace::Keyspace::new(), None)),
+                };
+                match opened.and_then(|(ks, aof)| event_loop::Shard::new(id, shared.clone(), &config, ks, aof)) {
                     Ok(mut shard) => {
                         if let Err(e) = shard.run() {
                             let _ = err_tx.send(format!("shard {}: {}", id, e));

@@ -79,6 +79,8 @@ pub struct ShardInfo {
     pub expired_keys: u64,
     pub dirty: u64,
     pub used_memory_est: usize,
+    pub aof_delayed_fsync: u64,
+    pub aof_write_ok: bool,
     pub cmdstats: Vec<CmdStatInfo>,
     pub ring_flags: &'static str,
 }
@@ -110,7 +112,7 @@ pub fn run_sync_conn_cmd(def: &CommandDef, args: &Args, db: &mut usize, r: &mut 
             r.bulk_str(&(us / 1_000_000).to_string());
             r.bulk_str(&(us % 1_000_000).to_string());
         }
-        "lastsave" => r.int(0),
+        "lastsave" => r.int(crate::persist::rewrite::status().map_or(0, |s| s.last_save.load(Ordering::Relaxed))),
         _ => return false,
     }
     true
@@ -182,16 +184,20 @@ impl Shard {
             }
             FanReq::FlushDb { db } => {
                 self.ks.flush_db(*db as usize);
+                self.log_global(*db as usize, &[b"FLUSHDB"]);
                 FanResp::Ack
             }
             FanReq::FlushAll => {
                 for db in 0..self.ks.dbs.len() {
                     self.ks.flush_db(db);
                 }
+                self.log_global(0, &[b"FLUSHALL"]);
                 FanResp::Ack
             }
             FanReq::SwapDb { a, b } => {
                 self.ks.swap_db(*a as usize, *b as usize);
+                let (a, b) = (a.to_string(), b.to_string());
+                self.log_global(0, &[&b"SWAPDB"[..], a.as_bytes(), b.as_bytes()]);
                 FanResp::Ack
             }
             FanReq::Publish { channel, message } => FanResp::Int(self.deliver(channel, message) as i64),
@@ -231,6 +237,9 @@ impl Shard {
 
     pub fn apply_config(&mut self, c: &crate::config::Config) {
         self.limits.max_bulk_len = c.proto_max_bulk_len;
+        if let Some(w) = self.aof.as_mut() {
+            w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
+        }
         self.set_batch_wait(c.batch_wait_us);
         self.config = c.clone();
     }
@@ -384,6 +393,7 @@ impl Shard {
                 Reply::new(&mut conn.out, resp3).ok();
                 conn.close_after_flush = true;
             }
+            "bgrewriteaof" | "bgsave" | "save" => self.cmd_rewrite(conn, def.name),
             "reset" => {
                 conn.multi = None;
                 let ws = std::mem::take(&mut conn.watch_shards);
@@ -473,6 +483,66 @@ impl Shard {
         } else {
             self.stats[id].calls += 1;
             self.total_commands += 1;
+        }
+    }
+
+    /// BGREWRITEAOF, BGSAVE (the same: the AOF's base is the snapshot),
+    /// and SAVE, which answers once the rewrite is done.
+    fn cmd_rewrite(&mut self, conn: &mut Conn, name: &str) {
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        if self.aof.is_none() {
+            return r.error("ERR appendonly is off: there is no AOF to rewrite (start with --appendonly yes)");
+        }
+        let Some(st) = crate::persist::rewrite::status() else {
+            return r.error("ERR persistence is not initialised");
+        };
+        let gen = st.generation.load(Ordering::Acquire);
+        if !self.start_rewrite() {
+            return r.error(if name == "bgrewriteaof" {
+                "ERR Background append only file rewriting already in progress"
+            } else {
+                "ERR Background save already in progress"
+            });
+        }
+        match name {
+            "bgrewriteaof" => r.simple("Background append only file rewriting started"),
+            "bgsave" => r.simple("Background saving started"),
+            _ => {
+                conn.wait = Wait::Save(gen);
+                self.save_waiters.push(conn.conn_ref(self.id));
+            }
+        }
+    }
+
+    /// Cron: answer SAVEs whose rewrite finished.
+    pub fn check_save_waiters(&mut self) {
+        if self.save_waiters.is_empty() {
+            return;
+        }
+        let Some(st) = crate::persist::rewrite::status() else { return };
+        let gen_now = st.generation.load(Ordering::Acquire);
+        let ok = st.last_ok.load(Ordering::Relaxed);
+        let waiters = std::mem::take(&mut self.save_waiters);
+        for r in waiters {
+            let Some(Some(c)) = self.conns.get_mut(r.idx as usize) else { continue };
+            if c.gen != r.gen {
+                continue;
+            }
+            match c.wait {
+                Wait::Save(g) if gen_now > g => {
+                    let mut rep = Reply::new(&mut c.out, c.resp3);
+                    if ok {
+                        rep.ok();
+                    } else {
+                        rep.error("ERR the AOF rewrite failed, see the server log");
+                    }
+                    c.wait = Wait::None;
+                    self.mark_dirty(r.idx);
+                    self.runnable.push_back(r.idx);
+                }
+                Wait::Save(_) => self.save_waiters.push(r),
+                _ => {}
+            }
         }
     }
 
@@ -1030,6 +1100,8 @@ impl Shard {
             expired_keys: self.ks.expired_keys,
             dirty: self.ks.dirty,
             used_memory_est: mem,
+            aof_delayed_fsync: self.aof.as_ref().map_or(0, |w| w.delayed_fsync),
+            aof_write_ok: self.aof.as_ref().map_or(true, |w| w.last_write_error.is_none()),
             cmdstats,
             ring_flags: self.ring_flags(),
         }
@@ -1084,10 +1156,27 @@ impl Shard {
             );
         }
         if want("persistence") {
+            let st = crate::persist::rewrite::status();
+            let load = |f: &dyn Fn(&crate::persist::rewrite::Status) -> u64| st.map_or(0, f);
+            let in_progress = load(&|s| s.in_progress.load(Ordering::Relaxed) as u64);
+            let status = if st.map_or(true, |s| s.last_ok.load(Ordering::Relaxed)) { "ok" } else { "err" };
+            let base = load(&|s| s.base_size.load(Ordering::Relaxed));
+            let write_ok = infos.iter().all(|i| i.aof_write_ok);
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n",
-                sum(&|i| i.dirty)
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_delayed_fsync:{}\r\naof_fsync_policy:{}\r\n\r\n",
+                sum(&|i| i.dirty),
+                in_progress,
+                load(&|s| s.last_save.load(Ordering::Relaxed) as u64),
+                status,
+                self.aof.is_some() as u8,
+                in_progress,
+                status,
+                if write_ok { "ok" } else { "err" },
+                base + crate::persist::rewrite::growth(),
+                base,
+                sum(&|i| i.aof_delayed_fsync),
+                self.config.appendfsync,
             );
         }
         if want("stats") {

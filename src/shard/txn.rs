@@ -83,6 +83,8 @@ pub struct Txn {
     idx: usize,
     fan: Option<super::server_cmds::FanState>,
     pulls_left: usize,
+    /// Participants wait for `Unlock` after pushing (see `txn_logging`).
+    hold: bool,
 }
 
 impl Shard {
@@ -154,6 +156,7 @@ impl Shard {
             idx: 0,
             fan: None,
             pulls_left: 0,
+            hold: false,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -222,6 +225,12 @@ impl Shard {
     /// Participant: install the final state of keys a transaction wrote.
     pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>) {
         for ((db, key), st) in writes {
+            if self.ks.effects.enabled {
+                let state = st.as_ref().map(|(v, exp)| (v, *exp));
+                self.ks.effects.push_encoded(db as usize, |out| {
+                    crate::persist::rebuild::state_commands(out, &key, state);
+                });
+            }
             match st {
                 Some((v, exp)) => self.ks.set(db as usize, &key, v, exp),
                 None => {
@@ -239,8 +248,19 @@ impl Shard {
         loop {
             if t.idx >= t.cmds.len() {
                 t.acks_left = t.participants.len();
+                // Every shard may have written: each logs a record for this
+                // txid (an empty one if it changed nothing).
+                let writes = t.cmds.iter().any(|c| cmd::lookup(c.args().get(0)).is_some_and(|(_, d)| d.has(WRITE)));
+                let count = if writes { t.participants.len() } else { 0 };
+                let (log_txid, hold) = self.txn_logging(txid, count);
+                t.hold = hold;
                 for &p in &t.participants {
-                    self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: Vec::new() });
+                    let participants = count as u16;
+                    let log_txid = if writes { log_txid } else { 0 };
+                    self.send(
+                        p,
+                        Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid, participants, hold },
+                    );
                 }
                 break;
             }
@@ -462,22 +482,67 @@ impl Shard {
         t.reply = reply;
         let participants = t.participants.clone();
         t.temp = Keyspace::new();
+        // Only participants that write log a record of this transaction.
+        let count = writes.iter().filter(|w| !w.is_empty()).count();
+        let (log_txid, hold) = self.txn_logging(txid, count);
+        t.hold = hold;
         self.txn.coord.insert(txid, t);
         for (p, w) in participants.into_iter().zip(writes) {
-            self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: w });
+            let log_txid = if w.is_empty() { 0 } else { log_txid };
+            self.send(
+                p,
+                Msg::PushUnlock { txid, coord: self.id, writes: w, log_txid, participants: count as u16, hold },
+            );
         }
     }
 
-    /// Participant, phase 2: apply, unlock, resume deferred work.
-    pub fn on_push_unlock(&mut self, txid: u64, coord: usize, writes: Vec<(DbKey, KeyState)>) {
+    /// How a transaction writing on `count` shards is logged: the txid its
+    /// records carry (0 when one record is atomic by itself) and whether
+    /// participants stay locked until all have it durable.
+    fn txn_logging(&self, txid: u64, count: usize) -> (u64, bool) {
+        if count < 2 {
+            return (0, false);
+        }
+        let always = self.aof.as_ref().is_some_and(|w| w.policy == crate::persist::writer::Fsync::Always);
+        (txid, always)
+    }
+
+    /// Participant, phase 2: apply, log, unlock (or, with `hold`, wait for
+    /// `Unlock`), resume deferred work. The ack to the coordinator leaves
+    /// only once the record is as durable as the policy promises.
+    pub fn on_push_unlock(
+        &mut self,
+        txid: u64,
+        coord: usize,
+        writes: Vec<(DbKey, KeyState)>,
+        (log_txid, participants): (u64, u16),
+        hold: bool,
+    ) {
         if self.txn.holder != Some(txid) {
             crate::log(&format!("shard {}: unlock for txid {} that does not hold the lock", self.id, txid));
             return;
         }
         self.apply_writes(writes);
-        self.txn.holder = None;
+        if log_txid != 0 && crate::persist::failpoint("txn-partial") {
+            self.failpoint_txn_partial(log_txid, participants);
+        }
+        // Everything this shard did while locked, as one record.
+        self.log_effects(log_txid, if log_txid != 0 { participants } else { 0 });
+        if !hold {
+            self.txn.holder = None;
+        }
         self.send(coord, Msg::Pushed { txid });
-        self.resume_deferred();
+        if !hold {
+            self.resume_deferred();
+        }
+    }
+
+    /// Participant: every participant has the transaction durable.
+    pub fn on_unlock(&mut self, txid: u64) {
+        if self.txn.holder == Some(txid) {
+            self.txn.holder = None;
+            self.resume_deferred();
+        }
     }
 
     fn resume_deferred(&mut self) {
@@ -512,6 +577,11 @@ impl Shard {
             return;
         }
         let Some(t) = self.txn.coord.remove(&txid) else { return };
+        if t.hold {
+            for &p in &t.participants {
+                self.send(p, Msg::Unlock { txid });
+            }
+        }
         let r = t.conn;
         let watch_shards = t.watch_shards;
         let who = t.watcher;
@@ -588,6 +658,8 @@ impl Shard {
             Reply::new(&mut conn.out, conn.resp3).null_array();
         } else {
             Reply::new(&mut conn.out, conn.resp3).array(m.cmds.len());
+            // One record for the whole EXEC: replayed all or not at all.
+            self.aof_group += 1;
             for c in &m.cmds {
                 let args = c.args();
                 let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
@@ -604,6 +676,8 @@ impl Shard {
                     self.exec_local(conn, id, def, &args);
                 }
             }
+            self.aof_group -= 1;
+            self.log_pending();
         }
         let ws = std::mem::take(&mut conn.watch_shards);
         self.unwatch_everywhere(who, &ws);

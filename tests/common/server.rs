@@ -68,6 +68,8 @@ pub struct Server {
     /// Human-readable name for messages, e.g. "shardis-4" or "redis".
     pub name: String,
     pub password: Option<String>,
+    /// Program and arguments, to start it again on the same dir and port.
+    pub cmdline: Vec<String>,
 }
 
 impl Server {
@@ -109,8 +111,12 @@ impl Server {
             let dir = unique_dir(name);
             let port = free_port();
             let mut cmd = base(port, &dir);
-            cmd.args(extra)
-                .stdin(Stdio::null())
+            cmd.args(extra);
+            let cmdline: Vec<String> = std::iter::once(cmd.get_program())
+                .chain(cmd.get_args())
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            cmd.stdin(Stdio::null())
                 .stdout(fs::File::create(dir.join("stdout.log")).unwrap())
                 .stderr(fs::File::create(dir.join("stderr.log")).unwrap());
             // If the test process dies (e.g. killed on timeout) the server
@@ -124,8 +130,15 @@ impl Server {
             let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
             // Lets scripts/test reap a server whose test was SIGKILLed.
             fs::write(dir.join("server.pid"), child.id().to_string()).unwrap();
-            let mut server =
-                Server { child, kind, port, dir, name: name.to_string(), password: password.map(|p| p.to_string()) };
+            let mut server = Server {
+                child,
+                kind,
+                port,
+                dir,
+                name: name.to_string(),
+                password: password.map(|p| p.to_string()),
+                cmdline,
+            };
             match server.wait_ready() {
                 Ok(()) => return server,
                 Err(e) => {
@@ -189,6 +202,57 @@ impl Server {
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL (a crash) and reap it.
+    pub fn kill9(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+
+    /// Graceful stop (SIGTERM), keeping the data directory.
+    pub fn stop_keep(&mut self) {
+        self.stop();
+    }
+
+    /// Start the same server again on the same port and data directory,
+    /// after `edit` adjusted the command line. Output is appended to the
+    /// logs. Err(logs) if it exits or does not answer.
+    pub fn restart_with(&mut self, edit: impl FnOnce(&mut Vec<String>)) -> Result<(), String> {
+        self.restart_env(&[], edit)
+    }
+
+    /// `restart_with`, with extra environment variables for this run only.
+    pub fn restart_env(&mut self, env: &[(&str, &str)], edit: impl FnOnce(&mut Vec<String>)) -> Result<(), String> {
+        self.stop();
+        edit(&mut self.cmdline);
+        let open = |f: &str| fs::OpenOptions::new().create(true).append(true).open(self.dir.join(f)).unwrap();
+        let mut cmd = Command::new(&self.cmdline[0]);
+        cmd.args(&self.cmdline[1..]).stdin(Stdio::null()).stdout(open("stdout.log")).stderr(open("stderr.log"));
+        cmd.envs(env.iter().copied());
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        self.child = cmd.spawn().map_err(|e| format!("cannot respawn {}: {e}", self.name))?;
+        fs::write(self.dir.join("server.pid"), self.child.id().to_string()).unwrap();
+        self.wait_ready().map_err(|e| format!("{e}\n{}", self.logs()))
+    }
+
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.restart_with(|_| {})
+    }
+
+    /// Set (or add) `--flag value` on the command line.
+    pub fn set_arg(cmdline: &mut Vec<String>, flag: &str, value: &str) {
+        match cmdline.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < cmdline.len() => cmdline[i + 1] = value.to_string(),
+            _ => cmdline.extend([flag.to_string(), value.to_string()]),
+        }
     }
 
     /// SIGTERM, then SIGKILL if it does not exit in time.

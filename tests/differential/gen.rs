@@ -28,45 +28,15 @@ pub enum Cmp {
     Encoding,
     /// EXEC: element-wise with the comparators of the queued commands.
     Exec(Vec<Cmp>),
-    /// A family's own comparison (random picks, scan replies...).
-    Custom(fn(&crate::common::Value, &crate::common::Value) -> bool),
-}
-
-/// Replies that differ only in which strings/doubles they hold (random
-/// picks such as ZRANDMEMBER): same types and aggregate lengths, recursively.
-pub fn same_shape(a: &crate::common::Value, b: &crate::common::Value) -> bool {
-    use crate::common::Value as V;
-    match (a, b) {
-        (V::Bulk(_), V::Bulk(_)) | (V::Double(_), V::Double(_)) => true,
-        (V::Array(x), V::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_shape(p, q)),
-        _ => a == b,
-    }
-}
-
-/// One HSCAN/ZSCAN-style call `[cursor, [k, v, ...]]`: when both servers
-/// finished (cursor 0) the (k, v) pairs must be the same in any order;
-/// otherwise only the form is checked (cursors are implementation details).
-pub fn same_scan_pairs(a: &crate::common::Value, b: &crate::common::Value) -> bool {
-    use crate::common::Value as V;
-    let parts = |v: &V| -> Option<(Vec<u8>, Vec<V>)> {
-        match v {
-            V::Array(p) if p.len() == 2 => match (&p[0], &p[1]) {
-                (V::Bulk(c), V::Array(items)) if items.len() % 2 == 0 => Some((c.clone(), items.clone())),
-                _ => None,
-            },
-            _ => None,
-        }
-    };
-    let (Some((ca, ia)), Some((cb, ib))) = (parts(a), parts(b)) else { return a == b };
-    if ca != b"0" || cb != b"0" {
-        return true;
-    }
-    let pairs = |items: &[V]| {
-        let mut v: Vec<(V, V)> = items.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
-        v.sort();
-        v
-    };
-    pairs(&ia) == pairs(&ib)
+    /// Random picks (SPOP, SRANDMEMBER, HRANDFIELD with a count): same
+    /// reply type and number of elements.
+    Len,
+    /// HGETALL: map entries (or flat RESP2 pairs) compared sorted.
+    Pairs,
+    /// HSCAN/SSCAN in one call: same cursor, items sorted (as pairs if set).
+    ScanAll {
+        pairs: bool,
+    },
 }
 
 /// One step of a sequence.
@@ -124,6 +94,8 @@ pub const FAMILIES: &[Family] = &[
     Family { name: "errors", weight: 3, in_multi: true, gen: errors },
     // Creates non-string keys so WRONGTYPE, TYPE and SCAN TYPE get exercised.
     Family { name: "othertypes", weight: 2, in_multi: true, gen: other_types },
+    Family { name: "hashes", weight: 14, in_multi: true, gen: hashes },
+    Family { name: "sets", weight: 14, in_multi: true, gen: sets },
     Family { name: "zsets", weight: 20, in_multi: true, gen: zsets },
 ];
 
@@ -136,6 +108,8 @@ pub struct Gen {
     tx_enabled: bool,
     now_s: u64,
     used_ttls: HashSet<u64>,
+    /// Counter for members never used before (see `RND_SET`).
+    uniq: u64,
 }
 
 pub const KEYS: &[&str] = &[
@@ -158,6 +132,7 @@ impl Gen {
             tx_enabled: on("tx"),
             now_s: SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs(),
             used_ttls: HashSet::new(),
+            uniq: 0,
         }
     }
 
@@ -767,6 +742,173 @@ fn other_types(g: &mut Gen) -> Op {
     }
 }
 
+// ---- hashes and sets -------------------------------------------------------
+
+fn field(g: &mut Gen) -> Vec<u8> {
+    match g.rng.gen_range(0..20) {
+        0 => Vec::new(),
+        1 => g.letters(b"fg", 70), // past hash-max-listpack-value
+        2 => g.int_arg(),
+        _ => format!("f{}", g.rng.gen_range(0..8)).into_bytes(),
+    }
+}
+
+fn hashes(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..22) {
+        0..=3 => {
+            let name = if g.chance(85) { "HSET" } else { "HMSET" };
+            let mut a = vec![];
+            for _ in 0..g.rng.gen_range(1..=3) {
+                a.push(field(g));
+                a.push(if g.chance(30) { g.int_arg() } else { g.value() });
+            }
+            if g.chance(5) {
+                a.pop();
+            }
+            with(cmd!(name, k), a)
+        }
+        4 => cmd!("HSETNX", k, field(g), g.value()),
+        5 | 6 => cmd!("HGET", k, field(g)),
+        7 => {
+            let n = g.rng.gen_range(1..=3);
+            with(cmd!("HMGET", k), (0..n).map(|_| field(g)).collect())
+        }
+        8 => cmd!(Cmp::Pairs; "HGETALL", k),
+        9 => cmd!(Cmp::Sorted; *["HKEYS", "HVALS"].choose(&mut g.rng).unwrap(), k),
+        10 | 11 => {
+            let n = g.rng.gen_range(1..=3);
+            with(cmd!("HDEL", k), (0..n).map(|_| field(g)).collect())
+        }
+        12 => cmd!("HEXISTS", k, field(g)),
+        13 => cmd!("HLEN", k),
+        14 => cmd!("HSTRLEN", k, field(g)),
+        15 | 16 => cmd!("HINCRBY", k, field(g), g.int_arg()),
+        17 => {
+            let v = if g.chance(50) { g.float_arg() } else { g.int_arg() };
+            cmd!("HINCRBYFLOAT", k, field(g), v)
+        }
+        18 | 19 => {
+            let (opts, cmp) = rand_count_opts(g, true);
+            with(cmd!(cmp; "HRANDFIELD", k), opts)
+        }
+        _ => with(cmd!(Cmp::ScanAll { pairs: true }; "HSCAN", k), scan_opts(g)),
+    }
+}
+
+/// `[count [WITHVALUES]]` for HRANDFIELD/SRANDMEMBER and its comparator.
+fn rand_count_opts(g: &mut Gen, withvalues: bool) -> (Vec<Vec<u8>>, Cmp) {
+    if g.chance(20) {
+        return (vec![], Cmp::NilOrNot);
+    }
+    let count = match g.rng.gen_range(0..10) {
+        0 => ["0", "x", "-9223372036854775808", "9223372036854775807"].choose(&mut g.rng).unwrap().to_string(),
+        1..=4 => g.rng.gen_range(-6i64..0).to_string(),
+        _ => g.rng.gen_range(1i64..30).to_string(),
+    };
+    let mut v = vec![count.into_bytes()];
+    if withvalues && g.chance(40) {
+        v.push(b"WITHVALUES".to_vec());
+    }
+    if g.chance(4) {
+        v.push(b"extra".to_vec());
+    }
+    (v, Cmp::Len)
+}
+
+/// SSCAN/HSCAN `0` with options: a COUNT large enough that redis-server
+/// finishes in one call even on a hash table, or invalid arguments.
+fn scan_opts(g: &mut Gen) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = vec![if g.chance(95) { b"0".to_vec() } else { b"x".to_vec() }];
+    if g.chance(40) {
+        v.extend([
+            b"MATCH".to_vec(),
+            ["f*", "*1*", "a", "?", "[a-c]*"].choose(&mut g.rng).unwrap().as_bytes().to_vec(),
+        ]);
+    }
+    match g.rng.gen_range(0..20) {
+        0 => v.extend([b"COUNT".to_vec(), b"0".to_vec()]),
+        1 => v.push(b"COUNT".to_vec()),
+        2 => v.extend([b"TYPE".to_vec(), b"string".to_vec()]),
+        _ => v.extend([b"COUNT".to_vec(), b"1000".to_vec()]),
+    }
+    v
+}
+
+fn member(g: &mut Gen) -> Vec<u8> {
+    match g.rng.gen_range(0..20) {
+        0..=7 => g.rng.gen_range(-3i64..15).to_string().into_bytes(),
+        8 => g.int_arg(),
+        9 => g.letters(b"mn", 70), // past set-max-listpack-value
+        _ => g.letters(b"abcd", 1),
+    }
+}
+
+/// A set only touched by random pops, with members never seen before, so
+/// every reply about it is determined by its size alone.
+const RND_SET: &str = "{r}s";
+
+fn sets(g: &mut Gen) -> Op {
+    let k = g.key();
+    let members = |g: &mut Gen, max| (0..g.rng.gen_range(1..=max)).map(|_| member(g)).collect::<Vec<_>>();
+    match g.rng.gen_range(0..24) {
+        0..=3 => with(cmd!("SADD", k), members(g, 4)),
+        4 | 5 => with(cmd!("SREM", k), members(g, 3)),
+        6 => cmd!(Cmp::Sorted; "SMEMBERS", k),
+        7 => cmd!("SISMEMBER", k, member(g)),
+        8 => with(cmd!("SMISMEMBER", k), members(g, 3)),
+        9 => cmd!("SCARD", k),
+        10 => {
+            // Counts whose outcome does not depend on chance.
+            let c = *["1000", "0", "-1", "x"].choose(&mut g.rng).unwrap();
+            cmd!(Cmp::Sorted; "SPOP", k, c)
+        }
+        11 => {
+            let (opts, cmp) = rand_count_opts(g, false);
+            with(cmd!(cmp; "SRANDMEMBER", k), opts)
+        }
+        12 => cmd!("SMOVE", k, g.key(), member(g)),
+        13..=15 => {
+            let name = *["SINTER", "SUNION", "SDIFF"].choose(&mut g.rng).unwrap();
+            with(cmd!(Cmp::Sorted; name, k), g.keys(0, 3))
+        }
+        16 | 17 => {
+            let name = *["SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE"].choose(&mut g.rng).unwrap();
+            with(cmd!(name, k), g.keys(1, 3))
+        }
+        18 => {
+            let keys = g.keys(1, 3);
+            let n = if g.chance(90) {
+                keys.len().to_string()
+            } else {
+                ["0", "5", "x"].choose(&mut g.rng).unwrap().to_string()
+            };
+            let mut a = vec![n.into_bytes()];
+            a.extend(keys);
+            if g.chance(40) {
+                a.extend([b"LIMIT".to_vec(), ["0", "1", "2", "-1"].choose(&mut g.rng).unwrap().as_bytes().to_vec()]);
+            }
+            with(cmd!("SINTERCARD"), a)
+        }
+        19 => with(cmd!(Cmp::ScanAll { pairs: false }; "SSCAN", k), scan_opts(g)),
+        _ => match g.rng.gen_range(0..4) {
+            0 => {
+                let n = g.rng.gen_range(1..=5);
+                let m: Vec<Vec<u8>> = (0..n)
+                    .map(|_| {
+                        g.uniq += 1;
+                        format!("u{}", g.uniq).into_bytes()
+                    })
+                    .collect();
+                with(cmd!("SADD", RND_SET), m)
+            }
+            1 => cmd!(Cmp::NilOrNot; "SPOP", RND_SET),
+            2 => cmd!(Cmp::Len; "SPOP", RND_SET, g.rng.gen_range(1..4).to_string()),
+            _ => cmd!("SCARD", RND_SET),
+        },
+    }
+}
+
 // ---- sorted sets -------------------------------------------------------------
 
 fn zmember(g: &mut Gen) -> Vec<u8> {
@@ -947,7 +1089,7 @@ fn zsets(g: &mut Gen) -> Op {
                     a.push(b"WITHSCORES".to_vec());
                 }
             }
-            with(cmd!(Cmp::Custom(same_shape); "ZRANDMEMBER", k), a)
+            with(cmd!(Cmp::Len; "ZRANDMEMBER", k), a)
         }
         26 => cmd!("ZREMRANGEBYRANK", k, g.index(), g.index()),
         27 => cmd!("ZREMRANGEBYSCORE", k, zrange_bound(g), zrange_bound(g)),
@@ -972,12 +1114,11 @@ fn zsets(g: &mut Gen) -> Op {
                 a.push(b"MATCH".to_vec());
                 a.push(["*", "a*", "[a-c]", "x*"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
             }
-            if g.chance(70) {
-                // Large enough for every set here to come back in one call.
-                a.push(b"COUNT".to_vec());
-                a.push(["1000", "1000", "1", "0", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
-            }
-            with(cmd!(Cmp::Custom(same_scan_pairs); "ZSCAN", k, "0"), a)
+            // COUNT large enough for every set here to come back in one call
+            // (cursors of a partial scan are implementation details).
+            a.push(b"COUNT".to_vec());
+            a.push(["1000", "1000", "1000", "0", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            with(cmd!(Cmp::ScanAll { pairs: true }; "ZSCAN", k, "0"), a)
         }
         _ => cmd!("ZADD", k, g.rng.gen_range(0..5).to_string(), zmember(g)),
     }

@@ -1,0 +1,582 @@
+//! Recovery at start-up: rebuild every shard's keyspace from its base image
+//! and log segments.
+//!
+//! Two passes, each with one thread per shard:
+//! 1. Scan: check every record's CRC and the lsn sequence across segments,
+//!    decide what to do with a bad tail, and collect the cross-shard
+//!    transaction records (txid, participants).
+//! 2. Replay the records with the ordinary command code onto a fresh
+//!    keyspace, stopping at the shard's cut.
+//!
+//! Between them, all-or-nothing for transactions: a txid with fewer records
+//! than its participant count was not durable everywhere, so it is dropped
+//! on every shard, and with it everything logged after it on those shards
+//! (later records may depend on it). That can make other transactions
+//! incomplete; repeat until nothing changes. Under `appendfsync always` a
+//! participant logs nothing after a transaction until every participant
+//! has it durable, so the cut drops only unacknowledged work.
+
+use super::manifest::Manifest;
+use super::record::{self, DecodeError};
+use crate::cmd::{self, Args, Ctx, Rng};
+use crate::keyspace::Keyspace;
+use crate::protocol::reply::Reply;
+use memmap2::Mmap;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// One shard's recovered state.
+pub struct Loaded {
+    pub ks: Keyspace,
+    /// lsn for the shard's next record.
+    pub next_lsn: u64,
+    /// Highest transaction id in the log: new ones must not repeat it.
+    pub max_txid: u64,
+}
+
+struct Segment {
+    path: PathBuf,
+    first_lsn: u64,
+    map: Option<Mmap>,
+    /// Bytes of valid records.
+    valid_len: usize,
+}
+
+struct Scanned {
+    segments: Vec<Segment>,
+    base: Option<Segment>,
+    base_lsn: u64,
+    last_lsn: u64,
+    /// Cross-shard transaction records: (lsn, txid, participants).
+    txns: Vec<(u64, u64, u16)>,
+    /// The newest segment has a torn tail to cut at `valid_len`.
+    torn: Option<(PathBuf, usize, u64)>,
+    bytes: u64,
+}
+
+fn map_file(path: &Path) -> Result<Option<Mmap>, String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
+    let len = f.metadata().map_err(|e| format!("{}: {}", path.display(), e))?.len();
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the files are only read here, before any shard writes; a
+    // concurrent truncation by another process is outside the contract.
+    let m = unsafe { Mmap::map(&f) }.map_err(|e| format!("mmap {}: {}", path.display(), e))?;
+    Ok(Some(m))
+}
+
+/// The segments of a shard directory, ordered by first lsn.
+pub fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, String> {
+    let mut v = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(v),
+        Err(e) => return Err(format!("{}: {}", dir.display(), e)),
+    };
+    for ent in rd {
+        let ent = ent.map_err(|e| format!("{}: {}", dir.display(), e))?;
+        let name = ent.file_name();
+        if let Some(lsn) = name.to_str().and_then(super::parse_segment_name) {
+            v.push((lsn, ent.path()));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// How to fix a bad spot, for error messages.
+fn fix_hint(dir: &Path) -> String {
+    format!(
+        "inspect with `shardis-server check-aof {}`; `check-aof --fix` truncates the log at the first bad record (losing what follows)",
+        dir.display()
+    )
+}
+
+/// Why a shard's files cannot be loaded; `bad` is the file and offset of
+/// the first bad record, when there is one (what `check-aof --fix` cuts).
+#[derive(Debug)]
+pub struct ScanError {
+    pub msg: String,
+    pub bad: Option<(PathBuf, usize)>,
+}
+
+impl From<String> for ScanError {
+    fn from(msg: String) -> Self {
+        ScanError { msg, bad: None }
+    }
+}
+
+/// Check a shard's files without loading them: Ok((records after the
+/// base, bytes, torn tail if any)).
+pub fn verify_shard(
+    root: &Path,
+    shard: usize,
+    m: &Manifest,
+) -> Result<(u64, u64, Option<(PathBuf, usize)>), ScanError> {
+    let sc = scan_shard(root, shard, m)?;
+    Ok((sc.last_lsn - sc.base_lsn, sc.bytes, sc.torn.map(|(p, at, _)| (p, at))))
+}
+
+fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanError> {
+    let dir = super::shard_dir(root, shard);
+    let entry = &m.shard[shard];
+    let base_lsn = entry.base_lsn;
+    let mut bytes = 0u64;
+    let base = if entry.base.is_empty() {
+        None
+    } else {
+        let path = dir.join(&entry.base);
+        if !path.exists() {
+            return Err(format!("{}: base image named in {} is missing", path.display(), super::manifest::FILE).into());
+        }
+        let map = map_file(&path)?;
+        let data: &[u8] = map.as_deref().unwrap_or(&[]);
+        let mut pos = 0;
+        while pos < data.len() {
+            match record::decode(&data[pos..]) {
+                Ok((_, used)) => pos += used,
+                Err(e) => {
+                    let msg = format!("{}: {} at offset {}; {}", path.display(), e, pos, fix_hint(root));
+                    return Err(ScanError { msg, bad: Some((path.clone(), pos)) });
+                }
+            }
+        }
+        bytes += data.len() as u64;
+        Some(Segment { path, first_lsn: 0, valid_len: data.len(), map })
+    };
+    let files = list_segments(&dir)?;
+    let mut segments = Vec::new();
+    let mut txns = Vec::new();
+    let mut last_lsn = base_lsn;
+    let mut torn = None;
+    let nfiles = files.len();
+    for (i, (first_lsn, path)) in files.into_iter().enumerate() {
+        let newest = i + 1 == nfiles;
+        let map = map_file(&path)?;
+        let data: &[u8] = map.as_deref().unwrap_or(&[]);
+        bytes += data.len() as u64;
+        // Segments wholly below the base are leftovers of a compaction.
+        let mut pos = 0;
+        let mut expect = first_lsn;
+        if first_lsn > last_lsn + 1 {
+            return Err(ScanError::from(format!(
+                "{}: log starts at lsn {} but the previous data ends at lsn {}: a segment is missing (restore it; \
+                 otherwise move this and later segments away to start from what precedes the gap)",
+                path.display(),
+                first_lsn,
+                last_lsn,
+            )));
+        }
+        while pos < data.len() {
+            match record::decode(&data[pos..]) {
+                Ok((rec, used)) => {
+                    if rec.lsn != expect {
+                        let msg = format!(
+                            "{}: record at offset {} has lsn {}, expected {}; {}",
+                            path.display(),
+                            pos,
+                            rec.lsn,
+                            expect,
+                            fix_hint(root)
+                        );
+                        return Err(ScanError { msg, bad: Some((path.clone(), pos)) });
+                    }
+                    if rec.lsn > last_lsn {
+                        if rec.txid != 0 {
+                            txns.push((rec.lsn, rec.txid, rec.participants));
+                        }
+                        last_lsn = rec.lsn;
+                    }
+                    expect += 1;
+                    pos += used;
+                }
+                Err(e) => {
+                    // A write cut short by a crash can only be at the very
+                    // end of the newest segment: its record runs to the end
+                    // of the file, or the rest is zeros (space allocated but
+                    // never written). Anything else is damage.
+                    let rest = &data[pos..];
+                    let claimed = if rest.len() >= 4 {
+                        u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize + record::HEADER_LEN
+                    } else {
+                        usize::MAX
+                    };
+                    let at_tail = e == DecodeError::Truncated
+                        || (e == DecodeError::BadCrc && claimed >= rest.len())
+                        || rest.iter().all(|&b| b == 0);
+                    if newest && at_tail {
+                        torn = Some((path.clone(), pos, (data.len() - pos) as u64));
+                        break;
+                    }
+                    let msg = format!(
+                        "{}: {} at offset {} (lsn {} expected there){}; start-up stopped, files left as they are; {}",
+                        path.display(),
+                        e,
+                        pos,
+                        expect,
+                        if newest { "" } else { " in a segment that is not the newest" },
+                        fix_hint(root)
+                    );
+                    return Err(ScanError { msg, bad: Some((path.clone(), pos)) });
+                }
+            }
+        }
+        segments.push(Segment { path, first_lsn, valid_len: pos, map });
+    }
+    Ok(Scanned { segments, base, base_lsn, last_lsn, txns, torn, bytes })
+}
+
+/// Per shard, the first lsn that must not be replayed (u64::MAX = all),
+/// so that every cross-shard transaction is applied everywhere or nowhere.
+pub fn compute_cuts(txns: &[Vec<(u64, u64, u16)>]) -> Vec<u64> {
+    let n = txns.len();
+    let mut cuts = vec![u64::MAX; n];
+    loop {
+        // Records of each txid that survive the current cuts.
+        let mut seen: HashMap<u64, (u16, u16)> = HashMap::new();
+        for (s, list) in txns.iter().enumerate() {
+            for &(lsn, txid, parts) in list {
+                if lsn < cuts[s] {
+                    let e = seen.entry(txid).or_insert((0, parts));
+                    e.0 += 1;
+                }
+            }
+        }
+        let mut changed = false;
+        for (s, list) in txns.iter().enumerate() {
+            for &(lsn, txid, _) in list {
+                if lsn >= cuts[s] {
+                    continue;
+                }
+                if let Some(&(have, want)) = seen.get(&txid) {
+                    if have < want {
+                        cuts[s] = lsn;
+                        changed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if !changed {
+            return cuts;
+        }
+    }
+}
+
+/// Replay state: the db commands run in, scratch buffers, error count.
+pub struct Replayer {
+    pub db: usize,
+    ranges: Vec<std::ops::Range<usize>>,
+    out: Vec<u8>,
+    rng: Rng,
+    pub failed: u64,
+    pub commands: u64,
+}
+
+impl Default for Replayer {
+    fn default() -> Self {
+        Replayer { db: 0, ranges: Vec::new(), out: Vec::new(), rng: Rng::new(1), failed: 0, commands: 0 }
+    }
+}
+
+impl Replayer {
+    /// Apply one record's commands to `ks`.
+    pub fn apply(&mut self, ks: &mut Keyspace, rec: &record::Record) -> Result<(), String> {
+        self.db = rec.db as usize;
+        let payload = rec.payload;
+        let mut pos = 0;
+        while pos < payload.len() {
+            let used = record::parse_command_ranges(&payload[pos..], &mut self.ranges)
+                .ok_or_else(|| format!("lsn {}: malformed command at payload offset {}", rec.lsn, pos))?;
+            let buf = &payload[pos..pos + used];
+            pos += used;
+            if self.ranges.is_empty() {
+                continue;
+            }
+            let ranges = std::mem::take(&mut self.ranges);
+            self.apply_command(ks, &Args::new(buf, &ranges));
+            self.ranges = ranges;
+        }
+        Ok(())
+    }
+
+    fn apply_command(&mut self, ks: &mut Keyspace, args: &Args) {
+        self.commands += 1;
+        let name = args.get(0);
+        let num =
+            |i: usize| crate::util::parse_i64(args.get(i)).filter(|d| (0..crate::keyspace::NUM_DBS as i64).contains(d));
+        // The keyspace-wide commands the shard layer runs itself.
+        if name.eq_ignore_ascii_case(b"SELECT") && args.len() == 2 {
+            match num(1) {
+                Some(d) => self.db = d as usize,
+                None => self.failed += 1,
+            }
+            return;
+        }
+        if name.eq_ignore_ascii_case(b"FLUSHDB") {
+            ks.flush_db(self.db);
+            return;
+        }
+        if name.eq_ignore_ascii_case(b"FLUSHALL") {
+            for d in 0..ks.dbs.len() {
+                ks.flush_db(d);
+            }
+            return;
+        }
+        if name.eq_ignore_ascii_case(b"SWAPDB") && args.len() == 3 {
+            match (num(1), num(2)) {
+                (Some(a), Some(b)) => ks.swap_db(a as usize, b as usize),
+                _ => self.failed += 1,
+            }
+            return;
+        }
+        let Some((_, def)) = cmd::lookup(name) else {
+            self.failed += 1;
+            return;
+        };
+        if def.handler.is_none() || !cmd::arity_ok(def, args.len()) {
+            self.failed += 1;
+            return;
+        }
+        self.out.clear();
+        // now = 0: nothing expires during replay (expiries were logged as
+        // DELs when they happened, and relative times as absolute ones).
+        let mut ctx = Ctx::new(ks, self.db, 0, Reply::new(&mut self.out, false), &mut self.rng);
+        cmd::exec(def, &mut ctx, args);
+        if self.out.first() == Some(&b'-') {
+            self.failed += 1;
+        }
+    }
+}
+
+fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loaded, String> {
+    let total_bytes = sc.bytes;
+    let mut ks = Keyspace::new();
+    let mut rp = Replayer::default();
+    let start = std::time::Instant::now();
+    let mut last_report = start;
+    let mut done_bytes = 0u64;
+    let mut records = 0u64;
+    let mut last_lsn = sc.base_lsn;
+    let mut report = |done: u64, records: u64, force: bool| {
+        let now = std::time::Instant::now();
+        if force || now.duration_since(last_report).as_secs_f64() >= 1.0 {
+            last_report = now;
+            let secs = now.duration_since(start).as_secs_f64().max(1e-6);
+            crate::log(&format!(
+                "shard {}: {} {} of {} MB ({:.0}%), {:.0} records/s",
+                shard,
+                label,
+                done / (1 << 20),
+                total_bytes / (1 << 20),
+                if total_bytes > 0 { done as f64 * 100.0 / total_bytes as f64 } else { 100.0 },
+                records as f64 / secs
+            ));
+        }
+    };
+    let sources = sc.base.iter().map(|b| (b, true)).chain(sc.segments.iter().map(|s| (s, false)));
+    'files: for (seg, is_base) in sources {
+        let data: &[u8] = seg.map.as_deref().unwrap_or(&[]);
+        let data = &data[..seg.valid_len];
+        let mut pos = 0;
+        while pos < data.len() {
+            let (rec, used) = record::decode(&data[pos..])
+                .map_err(|e| format!("{}: {} at offset {} on second read", seg.path.display(), e, pos))?;
+            pos += used;
+            if !is_base {
+                if rec.lsn <= sc.base_lsn {
+                    continue;
+                }
+                if rec.lsn >= cut {
+                    break 'files;
+                }
+                last_lsn = rec.lsn;
+            }
+            rp.apply(&mut ks, &rec).map_err(|e| format!("{}: {}", seg.path.display(), e))?;
+            records += 1;
+            if records % 65536 == 0 {
+                report(done_bytes + pos as u64, records, false);
+            }
+        }
+        done_bytes += data.len() as u64;
+    }
+    // A last line for loads long enough to have reported progress.
+    if start.elapsed().as_secs() >= 1 {
+        report(done_bytes, records, true);
+    }
+    if rp.failed > 0 {
+        crate::log(&format!("shard {}: {} logged commands failed on replay (ignored)", shard, rp.failed));
+    }
+    let max_txid = sc.txns.iter().map(|t| t.1).max().unwrap_or(0);
+    Ok(Loaded { ks, next_lsn: last_lsn + 1, max_txid })
+}
+
+/// Load `dir` for `nshards` shards, creating a fresh layout if it is empty.
+/// Scan every shard of `m` and replay each up to its cut. `upto` (per
+/// shard) ignores records past it, as if the log ended there: the rewrite
+/// uses it to fold only durable records into new bases. `label` names the
+/// activity in progress lines.
+fn load_all(
+    root: &Path,
+    m: &Manifest,
+    upto: Option<&[u64]>,
+    label: &str,
+) -> Result<(Vec<Scanned>, Vec<u64>, Vec<Loaded>), String> {
+    let scanned: Vec<Result<Scanned, ScanError>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..m.shards).map(|i| s.spawn(move || scan_shard(root, i, m))).collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(ScanError::from("scan thread panicked".to_string()))))
+            .collect()
+    });
+    let scanned: Vec<Scanned> = scanned.into_iter().collect::<Result<_, _>>().map_err(|e| e.msg)?;
+    let limit = |i: usize| upto.map_or(u64::MAX, |u| u[i]);
+    let txns: Vec<Vec<(u64, u64, u16)>> = scanned
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| sc.txns.iter().copied().filter(|t| t.0 <= limit(i)).collect())
+        .collect();
+    let mut cuts = compute_cuts(&txns);
+    for (i, sc) in scanned.iter().enumerate() {
+        if cuts[i] != u64::MAX && upto.is_none() {
+            crate::log(&format!(
+                "shard {}: dropping records from lsn {} to {}: a cross-shard transaction there is not on every participant",
+                i, cuts[i], sc.last_lsn
+            ));
+        }
+        cuts[i] = cuts[i].min(limit(i).saturating_add(1));
+    }
+    let loaded: Vec<Result<Loaded, String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = scanned
+            .iter()
+            .enumerate()
+            .map(|(i, sc)| {
+                let cut = cuts[i];
+                s.spawn(move || replay_shard(i, sc, cut, label))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("replay thread panicked".into()))).collect()
+    });
+    let loaded: Vec<Loaded> = loaded.into_iter().collect::<Result<_, _>>()?;
+    Ok((scanned, cuts, loaded))
+}
+
+/// The keyspaces of `root` as of at most `upto[s]` per shard (durable
+/// records only), closed under cross-shard transactions: for the rewrite.
+/// Returns each shard's keyspace and the lsn it reflects.
+pub fn snapshot(root: &Path, upto: &[u64]) -> Result<(Manifest, Vec<(Keyspace, u64)>), String> {
+    let m = Manifest::read(root)?.ok_or_else(|| format!("{}: no manifest", root.display()))?;
+    if m.shards != upto.len() {
+        return Err(format!("manifest has {} shards, expected {}", m.shards, upto.len()));
+    }
+    let (_, _, loaded) = load_all(root, &m, Some(upto), "rewriting")?;
+    Ok((m, loaded.into_iter().map(|l| (l.ks, l.next_lsn - 1)).collect()))
+}
+
+/// Load `dir` for `nshards` shards, creating a fresh layout if it is empty.
+/// Data written with another shard count is re-routed by key and written
+/// back as new bases for `nshards` shards.
+pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("creating {}: {}", root.display(), e))?;
+    let m = match Manifest::read(root)? {
+        Some(m) => m,
+        None => {
+            let stray = (0..nshards.max(64)).any(|s| super::shard_dir(root, s).exists());
+            if stray {
+                return Err(format!(
+                    "{}: shard directories but no {}; restore the manifest or move the directory away",
+                    root.display(),
+                    super::manifest::FILE
+                ));
+            }
+            let m = Manifest::new(nshards);
+            for s in 0..nshards {
+                let d = super::shard_dir(root, s);
+                std::fs::create_dir_all(&d).map_err(|e| format!("creating {}: {}", d.display(), e))?;
+            }
+            m.write(root)?;
+            crate::log(&format!("created an empty data directory in {} for {} shard(s)", root.display(), nshards));
+            return Ok((0..nshards).map(|_| Loaded { ks: Keyspace::new(), next_lsn: 1, max_txid: 0 }).collect());
+        }
+    };
+    let t0 = std::time::Instant::now();
+    let (scanned, cuts, loaded) = load_all(root, &m, None, "loading")?;
+    // Only now change files: cut torn tails and records past the cuts.
+    for (i, sc) in scanned.iter().enumerate() {
+        if let Some((path, at, len)) = &sc.torn {
+            crate::log(&format!(
+                "shard {}: {}: truncating a torn record at offset {} ({} bytes, an interrupted write)",
+                i,
+                path.display(),
+                at,
+                len
+            ));
+            truncate(path, *at as u64)?;
+        }
+        if cuts[i] != u64::MAX {
+            cut_log(sc, cuts[i])?;
+        }
+    }
+    let keys: usize = loaded.iter().map(|l| l.ks.dbs.iter().map(|d| d.dict.len()).sum::<usize>()).sum();
+    let bytes: u64 = scanned.iter().map(|s| s.bytes).sum();
+    if bytes > 0 {
+        crate::log(&format!(
+            "loaded {} keys from {} MB of AOF in {:.2}s",
+            keys,
+            bytes / (1 << 20),
+            t0.elapsed().as_secs_f64()
+        ));
+    }
+    drop(scanned);
+    if m.shards != nshards {
+        return super::rewrite::reshard(root, &m, loaded, nshards);
+    }
+    Ok(loaded)
+}
+
+fn truncate(path: &Path, len: u64) -> Result<(), String> {
+    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
+    f.set_len(len).map_err(|e| format!("truncating {}: {}", path.display(), e))?;
+    f.sync_all().map_err(|e| format!("fsync {}: {}", path.display(), e))
+}
+
+/// Remove records with lsn >= cut from a shard's log, so the next start
+/// (which logs new records after them) does not see them again.
+fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
+    for seg in &sc.segments {
+        let data: &[u8] = seg.map.as_deref().unwrap_or(&[]);
+        let mut pos = 0;
+        while pos < seg.valid_len {
+            let Ok((rec, used)) = record::decode(&data[pos..]) else { break };
+            if rec.lsn >= cut {
+                if pos == 0 && seg.first_lsn >= cut {
+                    std::fs::remove_file(&seg.path).map_err(|e| format!("removing {}: {}", seg.path.display(), e))?;
+                } else {
+                    truncate(&seg.path, pos as u64)?;
+                }
+                break;
+            }
+            pos += used;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compute_cuts;
+
+    #[test]
+    fn complete_transactions_are_kept() {
+        let t = vec![vec![(5, 100, 2)], vec![(9, 100, 2)]];
+        assert_eq!(compute_cuts(&t), vec![u64::MAX, u64::MAX]);
+    }
+
+    #[test]
+    fn incomplete_transaction_cuts_and_cascades() {
+        // txid 100 reached shard 0 only; shard 0 then took part in 200 with
+        // shard 1, which must go too (it was logged after 100 on shard 0).
+        let t = vec![vec![(5, 100, 2), (7, 200, 2)], vec![(3, 200, 2), (4, 300, 2)], vec![(8, 300, 2)]];
+        assert_eq!(compute_cuts(&t), vec![5, 3, 8]);
+    }
+}

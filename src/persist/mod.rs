@@ -1,0 +1,55 @@
+//! Persistence: the per-shard append-only file.
+//!
+//! Files under `dir` (see README "Persistence"):
+//! ```text
+//! MANIFEST.toml                 shard count and each shard's base image
+//! shard-000/base-<lsn>.snap     the shard's keyspace as of <lsn> (records)
+//! shard-000/<first-lsn>.aof     log segments, records with lsn > base lsn
+//! ```
+//! `record` is the on-disk format, `rebuild` turns a stored value back into
+//! commands, `writer` is a shard's log writer (the shard loop submits its
+//! writes and fdatasyncs through io_uring), `load` is recovery and
+//! `check` the `check-aof` tool.
+
+pub mod check;
+pub mod crc32c;
+pub mod load;
+pub mod manifest;
+pub mod rebuild;
+pub mod record;
+pub mod rewrite;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub fn shard_dir(dir: &Path, shard: usize) -> PathBuf {
+    dir.join(format!("shard-{:03}", shard))
+}
+
+/// Segment file name: the lsn of its first record, zero-padded so names sort.
+pub fn segment_name(first_lsn: u64) -> String {
+    format!("{:020}.aof", first_lsn)
+}
+
+pub fn base_name(lsn: u64) -> String {
+    format!("base-{:020}.snap", lsn)
+}
+
+/// The first lsn of a segment file name, if it is one.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".aof")?.parse().ok()
+}
+
+/// Test-only fault injection, named by `SHARDIS_FAILPOINT` (read once).
+/// `txn-partial`: on a cross-shard transaction, shard 0 makes its record
+/// durable and the process aborts before the other participants log
+/// theirs (they wait first), proving recovery drops the transaction.
+pub fn failpoint(name: &str) -> bool {
+    static FP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FP.get_or_init(|| std::env::var("SHARDIS_FAILPOINT").ok()).as_deref() == Some(name)
+}
+
+/// fsync a directory so a file created or renamed in it survives a crash.
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

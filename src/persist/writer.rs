@@ -1,0 +1,301 @@
+//! One shard's AOF writer: frames records into a buffer and tracks what is
+//! written and what is durable. It does no I/O on the hot path itself: the
+//! shard loop asks `next_write` for the bytes to hand to io_uring (a write,
+//! linked with an fdatasync under `always`), and reports completions back.
+//! Two buffers alternate so records keep being appended while a write is in
+//! flight; everything appended meanwhile goes out in the next write, which
+//! is what makes `always` a group commit.
+
+use super::record;
+use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Fsync {
+    Always,
+    EverySec,
+    No,
+}
+
+impl Fsync {
+    pub fn parse(s: &str) -> Fsync {
+        match s {
+            "always" => Fsync::Always,
+            "no" => Fsync::No,
+            _ => Fsync::EverySec,
+        }
+    }
+}
+
+/// A write to submit: `len` bytes at `ptr` to `fd` at `offset`; `fsync`
+/// links an fdatasync after it.
+pub struct WriteOp {
+    pub fd: RawFd,
+    pub ptr: *const u8,
+    pub len: u32,
+    pub offset: u64,
+    pub fsync: bool,
+}
+
+pub struct Writer {
+    pub shard: usize,
+    dir: PathBuf,
+    pub policy: Fsync,
+    segment_size: u64,
+    file: File,
+    seg_path: PathBuf,
+    /// Bytes in the current segment (written or in flight).
+    file_len: u64,
+    /// lsn the next record gets.
+    next_lsn: u64,
+    /// Records appended, not yet handed to the kernel.
+    buf: Vec<u8>,
+    /// The write in flight (never touched until it completes) and how
+    /// much of it the kernel has taken.
+    writing: Vec<u8>,
+    writing_done: usize,
+    writing_last_lsn: u64,
+    pub write_inflight: bool,
+    /// An fdatasync is in flight covering records up to this lsn.
+    pub fsync_inflight: Option<u64>,
+    /// Highest lsn handed to the kernel (survives a process crash).
+    pub written_lsn: u64,
+    /// Highest lsn known to be on disk (survives a power loss).
+    pub durable_lsn: u64,
+    pub last_fsync_ms: i64,
+    /// everysec: times an fsync was due while the previous one still ran.
+    pub delayed_fsync: u64,
+    /// Bytes of all segments since start-up, for INFO aof_current_size.
+    pub total_bytes: u64,
+    pub last_write_error: Option<String>,
+    /// Start a new segment before the next write (a rewrite asked).
+    rotate_requested: bool,
+}
+
+impl Writer {
+    /// Open a fresh segment starting at `next_lsn` in the shard's directory.
+    pub fn open(dir: &Path, shard: usize, next_lsn: u64, policy: Fsync, segment_size: u64) -> Result<Writer, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {}", dir.display(), e))?;
+        let (file, seg_path) = create_segment(dir, next_lsn)?;
+        Ok(Writer {
+            shard,
+            dir: dir.to_path_buf(),
+            policy,
+            segment_size,
+            file,
+            seg_path,
+            file_len: 0,
+            next_lsn,
+            buf: Vec::with_capacity(64 * 1024),
+            writing: Vec::with_capacity(64 * 1024),
+            writing_done: 0,
+            writing_last_lsn: 0,
+            write_inflight: false,
+            fsync_inflight: None,
+            written_lsn: next_lsn - 1,
+            durable_lsn: next_lsn - 1,
+            last_fsync_ms: crate::util::now_ms(),
+            delayed_fsync: 0,
+            total_bytes: 0,
+            last_write_error: None,
+            rotate_requested: false,
+        })
+    }
+
+    /// lsn of the last record appended.
+    pub fn appended_lsn(&self) -> u64 {
+        self.next_lsn - 1
+    }
+
+    /// Under `always`, replies must wait while anything appended is not
+    /// yet durable.
+    #[inline]
+    pub fn must_hold_replies(&self) -> bool {
+        self.policy == Fsync::Always && self.durable_lsn < self.next_lsn - 1
+    }
+
+    /// Append a record; `payload` writes its commands. Returns its lsn.
+    pub fn append(&mut self, txid: u64, participants: u16, db: u8, payload: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let lsn = self.next_lsn;
+        self.next_lsn += 1;
+        record::append(&mut self.buf, lsn, txid, participants, db, payload);
+        lsn
+    }
+
+    /// The next write to submit, if records wait and no write is in flight.
+    pub fn next_write(&mut self) -> Option<WriteOp> {
+        if self.write_inflight || self.buf.is_empty() {
+            return None;
+        }
+        let want_rotate = self.file_len >= self.segment_size || (self.rotate_requested && self.file_len > 0);
+        if want_rotate && self.fsync_inflight.is_none() {
+            self.rotate_requested = false;
+            if let Err(e) = self.rotate() {
+                crate::log(&format!(
+                    "shard {}: AOF segment rotation failed: {}; continuing in {}",
+                    self.shard,
+                    e,
+                    self.seg_path.display()
+                ));
+            }
+        }
+        std::mem::swap(&mut self.buf, &mut self.writing);
+        self.writing_done = 0;
+        self.writing_last_lsn = self.next_lsn - 1;
+        self.write_inflight = true;
+        let fsync = self.policy == Fsync::Always;
+        if fsync {
+            self.fsync_inflight = Some(self.writing_last_lsn);
+        }
+        Some(self.write_op(fsync))
+    }
+
+    fn write_op(&self, fsync: bool) -> WriteOp {
+        let rest = &self.writing[self.writing_done..];
+        WriteOp {
+            fd: self.file.as_raw_fd(),
+            // SAFETY (for the submitter): `writing` is not touched until the
+            // write completes (`on_write` is the only place that changes it).
+            ptr: rest.as_ptr(),
+            len: rest.len().min(u32::MAX as usize) as u32,
+            offset: self.file_len,
+            fsync,
+        }
+    }
+
+    /// A write completed with `res` bytes (or -errno). Returns a follow-up
+    /// write for the rest of the buffer, if any.
+    pub fn on_write(&mut self, res: i32) -> Option<WriteOp> {
+        if res < 0 {
+            let e = std::io::Error::from_raw_os_error(-res);
+            if self.last_write_error.is_none() {
+                crate::log(&format!(
+                    "shard {}: AOF write to {} failed: {}; retrying",
+                    self.shard,
+                    self.seg_path.display(),
+                    e
+                ));
+            }
+            self.last_write_error = Some(e.to_string());
+            // A linked fsync was cancelled with it; retry the same bytes.
+            self.fsync_inflight = None;
+            let fsync = self.policy == Fsync::Always;
+            if fsync {
+                self.fsync_inflight = Some(self.writing_last_lsn);
+            }
+            return Some(self.write_op(fsync));
+        }
+        self.last_write_error = None;
+        self.writing_done += res as usize;
+        self.file_len += res as u64;
+        self.total_bytes += res as u64;
+        if self.writing_done < self.writing.len() {
+            // Short write: the linked fsync was cancelled; send the rest.
+            let fsync = self.policy == Fsync::Always;
+            self.fsync_inflight = if fsync { Some(self.writing_last_lsn) } else { None };
+            return Some(self.write_op(fsync));
+        }
+        self.written_lsn = self.writing_last_lsn;
+        self.writing.clear();
+        self.write_inflight = false;
+        if self.policy == Fsync::No {
+            // Nothing more is promised than handing the bytes to the kernel.
+            self.durable_lsn = self.written_lsn;
+        }
+        None
+    }
+
+    /// An fdatasync completed. -ECANCELED means its linked write fell short
+    /// and a new pair was submitted. Any other error is fatal: after a
+    /// failed fsync the page cache can no longer be trusted (as Redis and
+    /// PostgreSQL conclude), so the process stops rather than acknowledge.
+    pub fn on_fsync(&mut self, res: i32, now_ms: i64) -> Result<(), String> {
+        if res == -libc::ECANCELED {
+            return Ok(());
+        }
+        let upto = self.fsync_inflight.take();
+        if res < 0 {
+            return Err(format!(
+                "shard {}: fdatasync of {} failed: {}",
+                self.shard,
+                self.seg_path.display(),
+                std::io::Error::from_raw_os_error(-res)
+            ));
+        }
+        if let Some(l) = upto {
+            self.durable_lsn = self.durable_lsn.max(l);
+        }
+        self.last_fsync_ms = now_ms;
+        Ok(())
+    }
+
+    /// everysec: an fdatasync to submit now (standalone, covering every
+    /// completed write), if one is due.
+    pub fn due_fsync(&mut self, now_ms: i64) -> Option<RawFd> {
+        if self.policy != Fsync::EverySec || self.durable_lsn >= self.written_lsn {
+            return None;
+        }
+        if now_ms - self.last_fsync_ms < 1000 {
+            return None;
+        }
+        if self.fsync_inflight.is_some() {
+            self.delayed_fsync += 1;
+            return None;
+        }
+        self.fsync_inflight = Some(self.written_lsn);
+        Some(self.file.as_raw_fd())
+    }
+
+    /// Start a new segment. The old one is synced first (rare: every
+    /// `segment_size` bytes), so durability never depends on a file we
+    /// no longer track.
+    fn rotate(&mut self) -> Result<(), String> {
+        self.file.sync_data().map_err(|e| format!("fdatasync {}: {}", self.seg_path.display(), e))?;
+        self.durable_lsn = self.written_lsn;
+        let (file, path) = create_segment(&self.dir, self.written_lsn + 1)?;
+        self.file = file;
+        self.seg_path = path;
+        self.file_len = 0;
+        Ok(())
+    }
+
+    /// Start a new segment before the next write, so a rewrite can delete
+    /// the current one once its records are in a base.
+    pub fn request_rotation(&mut self) {
+        self.rotate_requested = true;
+    }
+
+    /// Write and sync everything synchronously (shutdown).
+    pub fn flush_sync(&mut self) -> Result<(), String> {
+        use std::io::Write;
+        if self.write_inflight {
+            return Err("a write is still in flight".into());
+        }
+        let ctx = |e: std::io::Error| format!("{}: {}", self.seg_path.display(), e);
+        self.file.write_all(&self.buf).map_err(ctx)?;
+        self.file_len += self.buf.len() as u64;
+        self.buf.clear();
+        self.file.sync_data().map_err(ctx)?;
+        self.written_lsn = self.next_lsn - 1;
+        self.durable_lsn = self.written_lsn;
+        Ok(())
+    }
+
+    pub fn segment_path(&self) -> &Path {
+        &self.seg_path
+    }
+}
+
+fn create_segment(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf), String> {
+    let path = dir.join(super::segment_name(first_lsn));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("creating {}: {}", path.display(), e))?;
+    // The new name must survive a crash before records in it are acknowledged.
+    super::fsync_dir(dir).map_err(|e| format!("fsync {}: {}", dir.display(), e))?;
+    Ok((file, path))
+}

@@ -1,0 +1,251 @@
+//! The shard's side of the AOF: turning the keyspace's effects log into
+//! records, submitting writes and fdatasyncs through the shard's own ring,
+//! and holding back replies until what they reveal is durable.
+//!
+//! Under `appendfsync always`, output is gated by lsn: when a connection
+//! gets output, it is stamped with the shard's last appended lsn; it is
+//! sent only once that lsn is durable. Messages to other shards (replies
+//! of forwarded commands, transaction acks) are held the same way, in
+//! order. So no reply can reveal a write before it is on disk, whichever
+//! connection or shard made it. `everysec` and `no` never hold anything.
+
+use super::event_loop::Shard;
+use super::Msg;
+use crate::persist::rewrite;
+use crate::persist::writer::{Fsync, WriteOp};
+use io_uring::{opcode, squeue, types};
+use std::sync::atomic::Ordering;
+
+pub const OP_AOF_WRITE: u64 = 7;
+pub const OP_AOF_FSYNC: u64 = 8;
+
+impl Shard {
+    /// Turn what the commands just did into a record, unless a transaction
+    /// or MULTI is collecting them into one.
+    #[inline]
+    pub fn log_pending(&mut self) {
+        if self.aof.is_some() && !self.ks.effects.is_empty() && !self.txn.locked() && self.aof_group == 0 {
+            self.log_effects(0, 0);
+        }
+    }
+
+    /// Write everything in the effects log as one record. An empty record
+    /// is still written when `txid` is set: every counted participant of a
+    /// transaction must have one.
+    pub fn log_effects(&mut self, txid: u64, participants: u16) {
+        let Some(w) = self.aof.as_mut() else { return };
+        let effects = &mut self.ks.effects;
+        if effects.is_empty() && txid == 0 {
+            return;
+        }
+        let first_db = effects.first_db().unwrap_or(0);
+        w.append(txid, participants, first_db, |out| {
+            let mut cur = first_db;
+            effects.drain_each(|db, cmd| {
+                if db != cur {
+                    let mut nb = [0u8; 24];
+                    let n = crate::protocol::reply::fmt_i64(&mut nb, db as i64);
+                    crate::keyspace::effects::encode_array(out, [&b"SELECT"[..], n].into_iter(), 2);
+                    cur = db;
+                }
+                out.extend_from_slice(cmd);
+            });
+        });
+    }
+
+    /// Log a keyspace-wide command (FLUSHDB, FLUSHALL, SWAPDB) this shard
+    /// just carried out.
+    pub fn log_global(&mut self, db: usize, parts: &[&[u8]]) {
+        if self.ks.effects.enabled {
+            self.ks.effects.push(db, parts);
+            self.log_pending();
+        }
+    }
+
+    /// See `persist::failpoint`.
+    pub fn failpoint_txn_partial(&mut self, txid: u64, participants: u16) {
+        if self.id != 0 {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            return;
+        }
+        self.log_effects(txid, participants);
+        if let Some(w) = self.aof.as_mut() {
+            let _ = w.flush_sync();
+        }
+        crate::log("failpoint txn-partial: aborting after shard 0 logged its part of a transaction");
+        std::process::abort();
+    }
+
+    /// Stamp a connection's new output with the lsn it may reveal.
+    #[inline]
+    pub fn stamp_output(&self) -> u64 {
+        match &self.aof {
+            Some(w) if w.policy == Fsync::Always => w.appended_lsn(),
+            _ => 0,
+        }
+    }
+
+    /// Whether output stamped `gate` must wait.
+    #[inline]
+    pub fn output_held(&self, gate: u64) -> bool {
+        match &self.aof {
+            Some(w) => w.policy == Fsync::Always && gate > w.durable_lsn,
+            None => false,
+        }
+    }
+
+    /// Hold a message to another shard while writes it may reveal are not
+    /// durable; returns it back if it can go now.
+    pub fn hold_message(&mut self, to: usize, msg: Msg) -> Option<Msg> {
+        let Some(w) = &self.aof else { return Some(msg) };
+        if !w.must_hold_replies() && self.held_msgs.is_empty() {
+            return Some(msg);
+        }
+        self.held_msgs.push_back((w.appended_lsn(), to, msg));
+        None
+    }
+
+    /// Hand the records appended this turn to the kernel.
+    pub fn submit_aof(&mut self) {
+        let Some(w) = self.aof.as_mut() else { return };
+        if w.policy == Fsync::Always && w.fsync_inflight.is_some() {
+            // Group commit: everything appended meanwhile goes in the next pair.
+            return;
+        }
+        if let Some(op) = w.next_write() {
+            self.push_write(op);
+        }
+    }
+
+    fn push_write(&mut self, op: WriteOp) {
+        let write =
+            opcode::Write::new(types::Fd(op.fd), op.ptr, op.len).offset(op.offset).build().user_data(OP_AOF_WRITE);
+        if op.fsync {
+            self.push_sqe(write.flags(squeue::Flags::IO_LINK));
+            let fsync =
+                opcode::Fsync::new(types::Fd(op.fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
+            self.push_sqe(fsync);
+        } else {
+            self.push_sqe(write);
+        }
+    }
+
+    pub fn on_aof_write(&mut self, res: i32) {
+        let Some(w) = self.aof.as_mut() else { return };
+        let op = w.on_write(res);
+        let no_fsync = w.policy == Fsync::No;
+        if let Some(op) = op {
+            self.push_write(op);
+        }
+        if no_fsync {
+            self.publish_aof_state();
+        }
+    }
+
+    pub fn on_aof_fsync(&mut self, res: i32) {
+        let now = self.now;
+        let Some(w) = self.aof.as_mut() else { return };
+        if let Err(e) = w.on_fsync(res, now) {
+            // Acknowledging anything after this would be a lie.
+            crate::log(&format!("fatal: {}; exiting so that nothing unsynced is acknowledged", e));
+            std::process::exit(1);
+        }
+        self.publish_aof_state();
+        self.release_held();
+    }
+
+    /// Send what was waiting for the durable lsn to advance.
+    fn release_held(&mut self) {
+        let Some(w) = &self.aof else { return };
+        let durable = w.durable_lsn;
+        while let Some((lsn, _, _)) = self.held_msgs.front() {
+            if *lsn > durable {
+                break;
+            }
+            if let Some((_, to, msg)) = self.held_msgs.pop_front() {
+                self.send_now(to, msg);
+            }
+        }
+        let held = std::mem::take(&mut self.held_conns);
+        for idx in held {
+            let gate = match self.conns.get(idx as usize) {
+                Some(Some(c)) => c.out_gate,
+                _ => continue,
+            };
+            if gate <= durable {
+                if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+                    c.out_held = false;
+                }
+                self.mark_dirty_unstamped(idx);
+            } else {
+                self.held_conns.push(idx);
+            }
+        }
+    }
+
+    /// Every cron tick: the everysec fdatasync, and (shard 0) the
+    /// automatic rewrite when the log has grown enough.
+    pub fn aof_cron(&mut self) {
+        let now = self.now;
+        let Some(w) = self.aof.as_mut() else { return };
+        if let Some(fd) = w.due_fsync(now) {
+            let e =
+                opcode::Fsync::new(types::Fd(fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
+            self.push_sqe(e);
+        }
+        self.publish_aof_state();
+        if self.id == 0 && self.config.auto_aof_rewrite_percentage > 0 {
+            let Some(st) = rewrite::status() else { return };
+            let growth = rewrite::growth();
+            let base = st.base_size.load(Ordering::Relaxed);
+            let min = self.config.auto_aof_rewrite_min_size.max(0) as u64;
+            let pct = self.config.auto_aof_rewrite_percentage as u64;
+            if growth >= min && growth * 100 >= base * pct && self.start_rewrite() {
+                crate::log(&format!(
+                    "starting an automatic AOF rewrite: {} MB logged since the last one",
+                    growth >> 20
+                ));
+            }
+        }
+    }
+
+    /// Tell the rewrite machinery how far this shard's log is durable.
+    fn publish_aof_state(&self) {
+        let (Some(w), Some(st)) = (&self.aof, rewrite::status()) else { return };
+        st.durable[self.id].store(w.durable_lsn, Ordering::Release);
+        st.log_bytes[self.id].store(w.total_bytes, Ordering::Relaxed);
+    }
+
+    /// Begin a rewrite coordinated by this shard; false if one is running
+    /// (or the AOF is off).
+    pub fn start_rewrite(&mut self) -> bool {
+        if self.aof.is_none() || !rewrite::try_begin() {
+            return false;
+        }
+        self.rewrite_lsns = Some(vec![None; self.shared.nshards]);
+        for s in 0..self.shared.nshards {
+            self.send(s, Msg::RewriteStart { coord: self.id });
+        }
+        true
+    }
+
+    pub fn on_rewrite_lsn(&mut self, shard: usize, lsn: u64) {
+        let Some(v) = self.rewrite_lsns.as_mut() else { return };
+        v[shard] = Some(lsn);
+        if v.iter().all(|x| x.is_some()) {
+            let upto: Vec<u64> = v.iter().map(|x| x.unwrap_or(0)).collect();
+            self.rewrite_lsns = None;
+            rewrite::spawn(std::path::PathBuf::from(&self.config.dir), upto);
+        }
+    }
+
+    /// Shutdown: write and sync what is buffered (no write may be in
+    /// flight: called after the ring drained).
+    pub fn aof_shutdown(&mut self) {
+        if let Some(w) = self.aof.as_mut() {
+            if let Err(e) = w.flush_sync() {
+                crate::log(&format!("shard {}: final AOF flush failed: {}", self.id, e));
+            }
+        }
+    }
+}

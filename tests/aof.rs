@@ -1,0 +1,367 @@
+//! The append-only file with real processes: restart and crash recovery,
+//! torn tails, corruption, missing segments, bad manifests, check-aof, and
+//! the all-or-nothing recovery of cross-shard transactions.
+
+mod common;
+
+use common::resp::{RespConn, Value};
+use common::server::Server;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other}"),
+    }
+}
+
+/// Every key of every db with its type, contents and absolute expiry.
+fn dump(c: &mut RespConn) -> BTreeMap<(usize, String), String> {
+    let mut out = BTreeMap::new();
+    for db in 0..16 {
+        assert_eq!(c.cmd(&["SELECT", &db.to_string()]), Value::ok());
+        let keys = c.cmd(&["KEYS", "*"]);
+        for k in keys.as_items().expect("KEYS array") {
+            let k = s(k);
+            let ty = s(&c.cmd(&["TYPE", &k]));
+            let body = match ty.as_str() {
+                "string" => s(&c.cmd(&["GET", &k])),
+                "list" => format!("{}", c.cmd(&["LRANGE", &k, "0", "-1"])),
+                "hash" => sorted(c.cmd(&["HGETALL", &k])),
+                "set" => sorted(c.cmd(&["SMEMBERS", &k])),
+                "zset" => format!("{}", c.cmd(&["ZRANGE", &k, "0", "-1", "WITHSCORES"])),
+                other => other.to_string(),
+            };
+            let exp = c.cmd(&["PEXPIRETIME", &k]).as_int().expect("PEXPIRETIME");
+            out.insert((db, k), format!("{ty} {body} exp={exp}"));
+        }
+    }
+    assert_eq!(c.cmd(&["SELECT", "0"]), Value::ok());
+    out
+}
+
+fn sorted(v: Value) -> String {
+    let mut items: Vec<String> = v.as_items().unwrap_or(&[]).iter().map(s).collect();
+    items.sort();
+    items.join(",")
+}
+
+/// A workload touching every kind of logged effect.
+fn mixed_writes(c: &mut RespConn) {
+    let far =
+        (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600).to_string();
+    for cmd in [
+        "SET s1 hello",
+        "APPEND s1 world",
+        "SET n 10",
+        "INCRBY n 5",
+        "INCRBYFLOAT f 1.5",
+        "SETRANGE r 3 abc",
+        "SET ttl1 v EX 1000",
+        "SET ttl2 v PX 50000",
+        "SETEX ttl3 100 v",
+        "SET gone v",
+        "EXPIRE gone 0",
+        "SET p v EX 100",
+        "PERSIST p",
+        "SET g v",
+        "GETEX g EX 500",
+        "MSET a 1 b 2 c 3 d 4 e 5 f 6",
+        "DEL e f",
+        "RENAME a a2",
+        "COPY b b2",
+        "MSETNX x1 1 x2 2",
+        "SETBIT bits 7 1",
+        "SELECT 3",
+        "SET in3 three",
+        "MSET m1 1 m2 2 m3 3",
+        "SELECT 5",
+        "SET doomed 1",
+        "FLUSHDB",
+        "SET survivor 1",
+        "SELECT 0",
+        "SWAPDB 3 4",
+        "MULTI",
+        "SET t1 1",
+        "INCR t1",
+        "SET t2 2",
+        "EXEC",
+        "SET short v PX 1",
+    ] {
+        let parts: Vec<&str> = cmd.split(' ').collect();
+        let r = c.cmd(&parts);
+        assert!(!r.is_error(), "{cmd}: {r}");
+    }
+    assert_eq!(c.cmd(&["EXPIREAT", "b2", &far]), Value::Int(1));
+    // Let `short` expire and be removed by the active cycle (logged as DEL).
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn restart_keeps_everything(shards: usize) {
+    let mut srv = Server::start(shards, &["--appendfsync", "always"]);
+    let mut c = srv.conn();
+    mixed_writes(&mut c);
+    let before = dump(&mut c);
+    assert!(before.len() > 15, "{before:?}");
+    drop(c);
+    srv.kill9();
+    srv.restart().expect("restart after kill -9");
+    let after = dump(&mut srv.conn());
+    assert_eq!(before, after, "state after kill -9 and restart ({})", srv.dir.display());
+    // A clean stop and another restart change nothing either.
+    srv.restart().expect("restart after SIGTERM");
+    assert_eq!(before, dump(&mut srv.conn()));
+}
+
+#[test]
+fn restart_keeps_everything_1_shard() {
+    restart_keeps_everything(1);
+}
+
+#[test]
+fn restart_keeps_everything_4_shards() {
+    restart_keeps_everything(4);
+}
+
+/// Records of what clients were told: acknowledged SETs, the last
+/// acknowledged value of each counter, and cross-shard MSET pairs.
+#[derive(Default)]
+struct Acked {
+    sets: Vec<(String, String)>,
+    counters: BTreeMap<String, i64>,
+    pairs_acked: Vec<(String, String)>,
+    pairs_tried: Vec<(String, String)>,
+}
+
+fn writer(port: u16, t: usize, round: u64, stop: Arc<AtomicBool>, acked: Arc<Mutex<Acked>>) {
+    let Ok(mut c) = RespConn::connect(port) else { return };
+    c.set_read_timeout(Some(Duration::from_secs(5)));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let counter = format!("ctr:{t}");
+    for i in 0..100_000u64 {
+        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+            return;
+        }
+        let step = i % 3;
+        if step == 0 {
+            let (k, v) = (format!("k:{round}:{t}:{i}"), format!("r{round}v{i}"));
+            match c.try_cmd(&["SET", &k, &v]) {
+                Ok(Value::Simple(_)) => acked.lock().unwrap().sets.push((k, v)),
+                _ => return,
+            }
+        } else if step == 1 {
+            match c.try_cmd(&["INCR", &counter]) {
+                Ok(Value::Int(n)) => {
+                    acked.lock().unwrap().counters.insert(counter.clone(), n);
+                }
+                _ => return,
+            }
+        } else {
+            // Two keys that (with 4 shards) almost always live on different shards.
+            let (a, b) = (format!("pa:{round}:{t}:{i}"), format!("pb:{round}:{t}:{i}"));
+            acked.lock().unwrap().pairs_tried.push((a.clone(), b.clone()));
+            match c.try_cmd(&["MSET", &a, "1", &b, "1"]) {
+                Ok(Value::Simple(_)) => acked.lock().unwrap().pairs_acked.push((a, b)),
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Many clients write with `appendfsync always`; the server is killed at a
+/// random moment and restarted, repeatedly. Every acknowledged write must be
+/// there, and no MSET spanning shards may be half applied.
+#[test]
+fn crash_rounds_lose_no_acknowledged_write() {
+    let rounds: u64 = std::env::var("SHARDIS_CRASH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let seed: u64 = std::env::var("SHARDIS_CRASH_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut srv = Server::start(4, &["--appendfsync", "always"]);
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    for round in 0..rounds {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (stop, acked, port) = (stop.clone(), acked.clone(), srv.port);
+                std::thread::spawn(move || writer(port, t, round, stop, acked))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(30..250)));
+        srv.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        srv.restart().unwrap_or_else(|e| panic!("round {round} (seed {seed}): restart failed: {e}"));
+        let mut c = srv.conn();
+        let a = acked.lock().unwrap();
+        for (k, v) in &a.sets {
+            let got = c.cmd(&["GET", k]);
+            assert_eq!(got, Value::bulk(v), "round {round} seed {seed}: acknowledged SET {k} lost");
+        }
+        for (k, n) in &a.counters {
+            let got = c.cmd(&["GET", k]);
+            let v: i64 = got.as_bytes().and_then(|b| std::str::from_utf8(b).ok()?.parse().ok()).unwrap_or(0);
+            assert!(v >= *n, "round {round} seed {seed}: counter {k} = {v} < acknowledged {n}");
+        }
+        for (x, y) in &a.pairs_acked {
+            assert_eq!(c.cmd(&["EXISTS", x, y]), Value::Int(2), "round {round}: acknowledged MSET {x} {y} lost");
+        }
+        for (x, y) in &a.pairs_tried {
+            let n = c.cmd(&["EXISTS", x, y]).as_int().unwrap();
+            assert!(n != 1, "round {round} seed {seed}: MSET {x} {y} half applied");
+        }
+        // Counters continue from what survived; a new round's SET values differ.
+    }
+    assert!(acked.lock().unwrap().sets.len() > rounds as usize, "too little load to mean anything");
+}
+
+fn segments(dir: &Path, shard: usize) -> Vec<PathBuf> {
+    let d = dir.join(format!("shard-{shard:03}"));
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "aof"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The newest non-empty segment of a shard.
+fn last_nonempty(dir: &Path, shard: usize) -> PathBuf {
+    segments(dir, shard)
+        .into_iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a segment with data")
+}
+
+fn fill(c: &mut RespConn, n: usize) {
+    for i in 0..n {
+        assert_eq!(c.cmd(&["SET", &format!("key:{i}"), &format!("value-{i}-{}", "x".repeat(40))]), Value::ok());
+    }
+}
+
+#[test]
+fn torn_tail_is_truncated_with_a_log_line() {
+    let mut srv = Server::start(1, &[]);
+    let mut c = srv.conn();
+    fill(&mut c, 50);
+    drop(c);
+    srv.kill9();
+    let seg = last_nonempty(&srv.dir, 0);
+    let len = std::fs::metadata(&seg).unwrap().len();
+    // Half of a record: a header announcing 100 bytes, then only 10.
+    let mut torn = vec![100u8, 0, 0, 0, 1, 2, 3, 4];
+    torn.extend_from_slice(&[7u8; 30]);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes.extend_from_slice(&torn);
+    std::fs::write(&seg, &bytes).unwrap();
+    srv.restart().expect("a torn tail must not stop start-up");
+    assert!(srv.logs().contains("truncating a torn record"), "{}", srv.logs());
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), len, "torn bytes cut away");
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(50));
+    assert_eq!(c.cmd(&["GET", "key:49"]).as_bytes().map(|b| b.starts_with(b"value-49")), Some(true));
+}
+
+#[test]
+fn corruption_in_the_middle_stops_startup_and_check_aof_repairs() {
+    let mut srv = Server::start(1, &["--aof-segment-size", "4096"]);
+    let mut c = srv.conn();
+    fill(&mut c, 300);
+    drop(c);
+    srv.kill9();
+    let segs = segments(&srv.dir, 0);
+    assert!(segs.len() >= 3, "small segments expected, got {segs:?}");
+    let victim = &segs[1];
+    let mut bytes = std::fs::read(victim).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(victim, &bytes).unwrap();
+    let err = srv.restart().expect_err("corruption must stop start-up");
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(err.contains(&name) && err.contains("offset"), "message names file and offset: {err}");
+    assert!(err.contains("check-aof"), "message says what to run: {err}");
+    assert_eq!(std::fs::read(victim).unwrap(), bytes, "files left as they were");
+
+    let check = |args: &[&str]| {
+        std::process::Command::new(common::server::shardis_bin())
+            .arg("check-aof")
+            .args(args)
+            .arg(&srv.dir)
+            .output()
+            .expect("run check-aof")
+    };
+    let out = check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("BAD"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = check(&["--fix", "--yes"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(check(&[]).status.code(), Some(0));
+    srv.restart().expect("starts after check-aof --fix");
+    let n = srv.conn().cmd(&["DBSIZE"]).as_int().unwrap();
+    assert!(n > 0 && n < 300, "keeps what precedes the damage: {n}");
+}
+
+#[test]
+fn missing_segment_and_bad_manifest_stop_startup() {
+    let mut srv = Server::start(1, &["--aof-segment-size", "4096"]);
+    fill(&mut srv.conn(), 300);
+    srv.kill9();
+    let segs = segments(&srv.dir, 0);
+    let moved = srv.dir.join("moved-away.seg");
+    std::fs::rename(&segs[1], &moved).unwrap();
+    let err = srv.restart().expect_err("a gap in the log must stop start-up");
+    assert!(err.contains("segment is missing"), "{err}");
+    std::fs::rename(&moved, &segs[1]).unwrap();
+    srv.restart().expect("starts once the segment is back");
+    assert_eq!(srv.conn().cmd(&["DBSIZE"]), Value::Int(300));
+    srv.kill9();
+    let manifest = srv.dir.join("MANIFEST.toml");
+    let good = std::fs::read(&manifest).unwrap();
+    std::fs::write(&manifest, b"version = [oops").unwrap();
+    let err = srv.restart().expect_err("a bad manifest must stop start-up");
+    assert!(err.contains("MANIFEST.toml") && err.contains("not a valid manifest"), "{err}");
+    std::fs::write(&manifest, good).unwrap();
+    srv.restart().expect("starts with the manifest restored");
+    assert_eq!(srv.conn().cmd(&["DBSIZE"]), Value::Int(300));
+}
+
+/// Shard 0 makes its part of a cross-shard MSET durable and the process
+/// dies before shard 1 logs its part: recovery must drop the MSET on both.
+#[test]
+fn half_logged_transaction_is_dropped_everywhere() {
+    let mut srv = Server::start(2, &["--appendfsync", "always"]);
+    let mut c = srv.conn();
+    // Slots: "b" is 3300 (shard 0 of 2), "a" is 15495 (shard 1).
+    assert_eq!(c.cmd(&["MSET", "a", "old-a", "b", "old-b"]), Value::ok());
+    assert_eq!(c.cmd(&["SET", "b-side", "kept"]), Value::ok());
+    drop(c);
+    srv.restart_env(&[("SHARDIS_FAILPOINT", "txn-partial")], |_| {}).expect("restart with failpoint");
+    let mut c = srv.conn();
+    c.set_read_timeout(Some(Duration::from_secs(10)));
+    assert!(c.try_cmd(&["MSET", "a", "new-a", "b", "new-b"]).is_err(), "the server dies mid-transaction");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!srv.alive(), "failpoint aborted the server");
+    srv.restart().expect("restart after the failpoint");
+    assert!(srv.logs().contains("dropping records"), "{}", srv.logs());
+    let mut c = srv.conn();
+    let want = Value::Array(vec![Value::bulk("old-a"), Value::bulk("old-b"), Value::bulk("kept")]);
+    assert_eq!(c.cmd(&["MGET", "a", "b", "b-side"]), want);
+}
+
+#[test]
+fn appendonly_no_writes_nothing() {
+    let mut srv = Server::start(2, &["--appendonly", "no"]);
+    fill(&mut srv.conn(), 10);
+    srv.restart().expect("restart");
+    assert_eq!(srv.conn().cmd(&["DBSIZE"]), Value::Int(0));
+    assert!(!srv.dir.join("MANIFEST.toml").exists());
+}
