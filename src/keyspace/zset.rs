@@ -1,15 +1,154 @@
 //! A Redis sorted set: `listpack` while small, `skiplist` (ranked, O(log n)) otherwise.
 //!
-//! Placeholder: the data structure lands with issue 5. The methods below
-//! are the interface the rest of the server relies on (TYPE, OBJECT
-//! ENCODING, COPY, cross-shard transfer, INFO memory, AOF rebuild).
+//! The small form is one packed byte buffer of (score, member) entries kept
+//! in (score, member) order, as Redis's listpack is: a few bytes of overhead
+//! per member and one allocation per set. Past `zset-max-listpack-entries`
+//! members or `zset-max-listpack-value` bytes in one member it converts to a
+//! skiplist with spans (rank of, and element at, a rank in O(log n)) whose
+//! nodes live in one arena and are also chained into a member hash table.
+//! The table is ours rather than std's so ZSCAN can use Redis's
+//! reverse-binary cursor, which survives resizes between calls.
+//!
+//! Every range query is answered as a rank: "first/last rank in this score
+//! or lex range", then a walk from a rank. Commands never see the encoding.
 
-#[derive(Default)]
-pub struct ZSet {}
+use super::limits::{ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE};
+use std::cmp::Ordering;
+
+/// A score interval, `(` exclusive ends as in ZRANGEBYSCORE.
+#[derive(Clone, Copy, Debug)]
+pub struct ScoreRange {
+    pub min: f64,
+    pub max: f64,
+    pub minex: bool,
+    pub maxex: bool,
+}
+
+impl ScoreRange {
+    #[inline]
+    pub fn gte_min(&self, s: f64) -> bool {
+        if self.minex {
+            s > self.min
+        } else {
+            s >= self.min
+        }
+    }
+
+    #[inline]
+    pub fn lte_max(&self, s: f64) -> bool {
+        if self.maxex {
+            s < self.max
+        } else {
+            s <= self.max
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.min > self.max || (self.min == self.max && (self.minex || self.maxex))
+    }
+}
+
+/// One end of a lex range: `-`, `+`, `[member` or `(member`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LexBound {
+    NegInf,
+    PosInf,
+    Incl(Vec<u8>),
+    Excl(Vec<u8>),
+}
+
+impl LexBound {
+    /// `-` and `+` count as exclusive, as Redis parses them.
+    fn exclusive(&self) -> bool {
+        !matches!(self, LexBound::Incl(_))
+    }
+
+    fn cmp_bound(&self, other: &LexBound) -> Ordering {
+        use LexBound::*;
+        match (self, other) {
+            (NegInf, NegInf) | (PosInf, PosInf) => Ordering::Equal,
+            (NegInf, _) | (_, PosInf) => Ordering::Less,
+            (PosInf, _) | (_, NegInf) => Ordering::Greater,
+            (Incl(a) | Excl(a), Incl(b) | Excl(b)) => a.cmp(b),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct LexRange {
+    pub min: LexBound,
+    pub max: LexBound,
+}
+
+impl LexRange {
+    pub fn gte_min(&self, m: &[u8]) -> bool {
+        match &self.min {
+            LexBound::NegInf => true,
+            LexBound::PosInf => false,
+            LexBound::Incl(b) => m >= &b[..],
+            LexBound::Excl(b) => m > &b[..],
+        }
+    }
+
+    pub fn lte_max(&self, m: &[u8]) -> bool {
+        match &self.max {
+            LexBound::NegInf => false,
+            LexBound::PosInf => true,
+            LexBound::Incl(b) => m <= &b[..],
+            LexBound::Excl(b) => m < &b[..],
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self.min.cmp_bound(&self.max) {
+            Ordering::Greater => true,
+            Ordering::Equal => self.min.exclusive() || self.max.exclusive(),
+            Ordering::Less => false,
+        }
+    }
+}
+
+/// (score, member) order: ties on score are broken by member bytes.
+#[inline]
+fn before(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> bool {
+    s1 < s2 || (s1 == s2 && m1 < m2)
+}
+
+pub struct ZSet {
+    repr: Repr,
+}
+
+enum Repr {
+    Pack(Pack),
+    Skip(Box<Skip>),
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::new()
+    }
+}
 
 impl ZSet {
+    pub fn new() -> ZSet {
+        ZSet { repr: Repr::Pack(Pack::default()) }
+    }
+
+    /// An empty set in the encoding Redis would pick for about `n` members
+    /// whose longest is `max_member_len` bytes (STORE commands).
+    pub fn with_hint(n: usize, max_member_len: usize) -> ZSet {
+        if fits_pack(n, max_member_len) {
+            ZSet::new()
+        } else {
+            ZSet { repr: Repr::Skip(Box::new(Skip::new())) }
+        }
+    }
+
     pub fn len(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Pack(p) => p.len as usize,
+            Repr::Skip(s) => s.len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -18,20 +157,935 @@ impl ZSet {
 
     /// OBJECT ENCODING name.
     pub fn encoding(&self) -> &'static str {
-        "listpack"
+        match &self.repr {
+            Repr::Pack(_) => "listpack",
+            Repr::Skip(_) => "skiplist",
+        }
     }
 
     pub fn deep_clone(&self) -> ZSet {
-        ZSet {}
+        let repr = match &self.repr {
+            Repr::Pack(p) => Repr::Pack(p.clone()),
+            Repr::Skip(s) => Repr::Skip(s.clone()),
+        };
+        ZSet { repr }
     }
 
     /// Approximate heap bytes, for INFO memory and eviction.
     pub fn mem_usage(&self) -> usize {
-        0
+        match &self.repr {
+            Repr::Pack(p) => p.buf.capacity(),
+            Repr::Skip(s) => s.mem_usage(),
+        }
     }
 
     /// Visit the (member, score) pairs in rank order: the AOF rebuilds the value from them.
     pub fn for_each(&self, mut f: impl FnMut(&[u8], f64)) {
-        let _ = &mut f;
+        self.walk(0, false, |m, s| {
+            f(m, s);
+            true
+        });
+    }
+
+    /// (member, score) pairs in rank order, borrowed from the set.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter(match &self.repr {
+            Repr::Pack(p) => IterInner::Pack(p.iter()),
+            Repr::Skip(s) => IterInner::Skip(s, s.nodes[HEAD as usize].levels[0].next),
+        })
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        match &self.repr {
+            Repr::Pack(p) => p.find(member).map(|(_, s)| s),
+            Repr::Skip(s) => s.find(member).map(|i| s.nodes[i as usize].score),
+        }
+    }
+
+    /// Add `member` or move it to `score`; true if it was added.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        if let Repr::Pack(p) = &mut self.repr {
+            if let Some((pos, old)) = p.find(member) {
+                if old != score {
+                    p.remove_at(pos);
+                    p.insert(member, score);
+                }
+                return false;
+            }
+            if fits_pack(p.len as usize + 1, member.len()) {
+                p.insert(member, score);
+                return true;
+            }
+            self.convert_to_skip();
+        }
+        let Repr::Skip(s) = &mut self.repr else { unreachable!("converted above") };
+        match s.find(member) {
+            Some(i) => {
+                if s.nodes[i as usize].score != score {
+                    let (m, _) = s.delete(i);
+                    s.insert(m, score);
+                }
+                false
+            }
+            None => {
+                s.insert(member.into(), score);
+                true
+            }
+        }
+    }
+
+    /// Remove `member`; its score if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        match &mut self.repr {
+            Repr::Pack(p) => {
+                let (pos, s) = p.find(member)?;
+                p.remove_at(pos);
+                Some(s)
+            }
+            Repr::Skip(s) => {
+                let i = s.find(member)?;
+                Some(s.delete(i).1)
+            }
+        }
+    }
+
+    /// 0-based ascending rank and score of `member`.
+    pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
+        match &self.repr {
+            Repr::Pack(p) => p.iter().enumerate().find(|(_, (_, m, _))| *m == member).map(|(i, (_, _, s))| (i, s)),
+            Repr::Skip(s) => {
+                let i = s.find(member)?;
+                let score = s.nodes[i as usize].score;
+                Some((s.rank_of(score, member) - 1, score))
+            }
+        }
+    }
+
+    /// Visit members from 0-based `rank` towards the tail (or the head if
+    /// `rev`) while `f` returns true.
+    pub fn walk(&self, rank: usize, rev: bool, mut f: impl FnMut(&[u8], f64) -> bool) {
+        if rank >= self.len() {
+            return;
+        }
+        match &self.repr {
+            Repr::Pack(p) => {
+                if rev {
+                    let pos: Vec<usize> = p.iter().take(rank + 1).map(|(pos, _, _)| pos).collect();
+                    for &at in pos.iter().rev() {
+                        let (m, s, _) = p.entry(at);
+                        if !f(m, s) {
+                            return;
+                        }
+                    }
+                } else {
+                    for (_, m, s) in p.iter().skip(rank) {
+                        if !f(m, s) {
+                            return;
+                        }
+                    }
+                }
+            }
+            Repr::Skip(s) => {
+                let mut x = s.node_at(rank + 1);
+                while x != NIL {
+                    let n = &s.nodes[x as usize];
+                    if !f(&n.member, n.score) {
+                        return;
+                    }
+                    x = if rev { n.prev } else { n.levels[0].next };
+                }
+            }
+        }
+    }
+
+    /// Member and score at a 0-based rank.
+    pub fn at_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
+        if rank >= self.len() {
+            return None;
+        }
+        match &self.repr {
+            Repr::Pack(p) => p.iter().nth(rank).map(|(_, m, s)| (m, s)),
+            Repr::Skip(s) => {
+                let n = &s.nodes[s.node_at(rank + 1) as usize];
+                Some((&n.member, n.score))
+            }
+        }
+    }
+
+    /// Rank of the first member in the score range, if any.
+    pub fn score_first(&self, r: &ScoreRange) -> Option<usize> {
+        if !self.score_range_overlaps(r) {
+            return None;
+        }
+        let (rank, score) = match &self.repr {
+            Repr::Pack(p) => p.iter().enumerate().find(|(_, (_, _, s))| r.gte_min(*s)).map(|(i, (_, _, s))| (i, s))?,
+            Repr::Skip(s) => {
+                let (rank, x) = s.advance_while(|n| !r.gte_min(n.score));
+                let nx = s.nodes[x as usize].levels[0].next;
+                if nx == NIL {
+                    return None;
+                }
+                (rank, s.nodes[nx as usize].score)
+            }
+        };
+        r.lte_max(score).then_some(rank)
+    }
+
+    /// Rank of the last member in the score range, if any.
+    pub fn score_last(&self, r: &ScoreRange) -> Option<usize> {
+        if !self.score_range_overlaps(r) {
+            return None;
+        }
+        let (rank, score) = match &self.repr {
+            Repr::Pack(p) => {
+                let mut last = None;
+                for (i, (_, _, s)) in p.iter().enumerate() {
+                    if !r.lte_max(s) {
+                        break;
+                    }
+                    last = Some((i, s));
+                }
+                last?
+            }
+            Repr::Skip(s) => {
+                let (rank, x) = s.advance_while(|n| r.lte_max(n.score));
+                if x == HEAD {
+                    return None;
+                }
+                (rank - 1, s.nodes[x as usize].score)
+            }
+        };
+        r.gte_min(score).then_some(rank)
+    }
+
+    fn score_range_overlaps(&self, r: &ScoreRange) -> bool {
+        if r.is_empty() || self.is_empty() {
+            return false;
+        }
+        let (Some((_, lo)), Some((_, hi))) = (self.at_rank(0), self.at_rank(self.len() - 1)) else { return false };
+        r.gte_min(hi) && r.lte_max(lo)
+    }
+
+    fn lex_range_overlaps(&self, r: &LexRange) -> bool {
+        if r.is_empty() || self.is_empty() {
+            return false;
+        }
+        let (Some((lo, _)), Some((hi, _))) = (self.at_rank(0), self.at_rank(self.len() - 1)) else { return false };
+        r.gte_min(hi) && r.lte_max(lo)
+    }
+
+    /// Rank of the first member in the lex range (meaningful when all
+    /// scores are equal; otherwise as unspecified as Redis's answer).
+    pub fn lex_first(&self, r: &LexRange) -> Option<usize> {
+        if !self.lex_range_overlaps(r) {
+            return None;
+        }
+        match &self.repr {
+            Repr::Pack(p) => {
+                let (i, m) = p.iter().enumerate().find(|(_, (_, m, _))| r.gte_min(m)).map(|(i, (_, m, _))| (i, m))?;
+                r.lte_max(m).then_some(i)
+            }
+            Repr::Skip(s) => {
+                let (rank, x) = s.advance_while(|n| !r.gte_min(&n.member));
+                let nx = s.nodes[x as usize].levels[0].next;
+                (nx != NIL && r.lte_max(&s.nodes[nx as usize].member)).then_some(rank)
+            }
+        }
+    }
+
+    /// Rank of the last member in the lex range.
+    pub fn lex_last(&self, r: &LexRange) -> Option<usize> {
+        if !self.lex_range_overlaps(r) {
+            return None;
+        }
+        match &self.repr {
+            Repr::Pack(p) => {
+                // From the tail backwards, as a listpack is walked.
+                let all: Vec<(usize, &[u8])> = p.iter().enumerate().map(|(i, (_, m, _))| (i, m)).collect();
+                let &(i, m) = all.iter().rev().find(|(_, m)| r.lte_max(m))?;
+                r.gte_min(m).then_some(i)
+            }
+            Repr::Skip(s) => {
+                let (rank, x) = s.advance_while(|n| r.lte_max(&n.member));
+                (x != HEAD && r.gte_min(&s.nodes[x as usize].member)).then(|| rank - 1)
+            }
+        }
+    }
+
+    /// ZLEXCOUNT: a listpack counts forward from the first member in range
+    /// while members stay under max; a skiplist subtracts ranks. Both are
+    /// Redis's ways, and they differ only when scores are not all equal.
+    pub fn lex_count(&self, r: &LexRange) -> usize {
+        let Some(first) = self.lex_first(r) else { return 0 };
+        match &self.repr {
+            Repr::Pack(_) => {
+                let mut n = 0;
+                self.walk(first, false, |m, _| {
+                    let ok = r.lte_max(m);
+                    n += ok as usize;
+                    ok
+                });
+                n
+            }
+            Repr::Skip(_) => self.lex_last(r).map_or(0, |last| (last + 1).saturating_sub(first)),
+        }
+    }
+
+    /// Remove the members of 0-based ranks `start..=end` (clamped),
+    /// handing each to `f`; returns how many were removed.
+    pub fn remove_ranks(&mut self, start: usize, end: usize, mut f: impl FnMut(&[u8], f64)) -> usize {
+        let len = self.len();
+        if start >= len || start > end {
+            return 0;
+        }
+        let n = end.min(len - 1) - start + 1;
+        match &mut self.repr {
+            Repr::Pack(p) => {
+                let Some((from, _, _)) = p.iter().nth(start) else { return 0 };
+                let mut to = from;
+                for _ in 0..n {
+                    let (m, s, next) = p.entry(to);
+                    f(m, s);
+                    to = next;
+                }
+                p.buf.drain(from..to);
+                p.len -= n as u32;
+            }
+            Repr::Skip(s) => {
+                for _ in 0..n {
+                    let x = s.node_at(start + 1);
+                    let (m, sc) = s.delete(x);
+                    f(&m, sc);
+                }
+            }
+        }
+        n
+    }
+
+    /// ZSCAN step: visit some members starting at `cursor`, return the next
+    /// cursor (0 when done). A listpack is returned whole, as Redis does.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        match &self.repr {
+            Repr::Pack(_) => {
+                self.for_each(f);
+                0
+            }
+            Repr::Skip(s) => {
+                let mut cursor = cursor;
+                let mut visited = 0;
+                let mut budget = count.saturating_mul(10);
+                loop {
+                    cursor = s.scan_bucket(cursor, |m, sc| {
+                        visited += 1;
+                        f(m, sc)
+                    });
+                    if cursor == 0 || budget == 0 || visited >= count {
+                        return cursor;
+                    }
+                    budget -= 1;
+                }
+            }
+        }
+    }
+
+    fn convert_to_skip(&mut self) {
+        if let Repr::Pack(p) = &self.repr {
+            let mut s = Skip::new();
+            for (_, m, sc) in p.iter() {
+                s.insert(m.into(), sc);
+            }
+            self.repr = Repr::Skip(Box::new(s));
+        }
+    }
+}
+
+pub struct Iter<'a>(IterInner<'a>);
+
+enum IterInner<'a> {
+    Pack(PackIter<'a>),
+    Skip(&'a Skip, u32),
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            IterInner::Pack(it) => it.next().map(|(_, m, s)| (m, s)),
+            IterInner::Skip(sk, x) => {
+                if *x == NIL {
+                    return None;
+                }
+                let n = &sk.nodes[*x as usize];
+                *x = n.levels[0].next;
+                Some((&n.member, n.score))
+            }
+        }
+    }
+}
+
+fn fits_pack(n: usize, max_member_len: usize) -> bool {
+    let max_entries = ZSET_MAX_LISTPACK_ENTRIES.get();
+    let max_value = ZSET_MAX_LISTPACK_VALUE.get();
+    max_entries > 0 && (n as i64) <= max_entries && (max_member_len as i64) <= max_value
+}
+
+// ---- listpack: packed (score, len, member) entries ----------------------
+
+/// Entry layout: score as 8 little-endian bytes, member length as LEB128,
+/// member bytes. Entries are in (score, member) order.
+#[derive(Clone, Default)]
+struct Pack {
+    buf: Vec<u8>,
+    len: u32,
+}
+
+impl Pack {
+    /// (member, score, next entry's offset) of the entry at `pos`.
+    #[inline]
+    fn entry(&self, pos: usize) -> (&[u8], f64, usize) {
+        let b = &self.buf;
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(&b[pos..pos + 8]);
+        let score = f64::from_le_bytes(raw);
+        let (mut n, mut shift, mut i) = (0usize, 0, pos + 8);
+        loop {
+            let c = b[i];
+            i += 1;
+            n |= ((c & 0x7f) as usize) << shift;
+            if c < 0x80 {
+                break;
+            }
+            shift += 7;
+        }
+        (&b[i..i + n], score, i + n)
+    }
+
+    fn iter(&self) -> PackIter<'_> {
+        PackIter { p: self, pos: 0 }
+    }
+
+    fn find(&self, member: &[u8]) -> Option<(usize, f64)> {
+        self.iter().find(|(_, m, _)| *m == member).map(|(pos, _, s)| (pos, s))
+    }
+
+    fn insert(&mut self, member: &[u8], score: f64) {
+        // Redis's listpack stores "-0" as the integer 0: a small set never keeps -0.
+        let score = if score == 0.0 { 0.0 } else { score };
+        let at = self.iter().find(|(_, m, s)| before(score, member, *s, m)).map(|(pos, _, _)| pos);
+        let mut e = Vec::with_capacity(member.len() + 12);
+        e.extend_from_slice(&score.to_le_bytes());
+        let mut n = member.len();
+        loop {
+            let c = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                e.push(c);
+                break;
+            }
+            e.push(c | 0x80);
+        }
+        e.extend_from_slice(member);
+        let at = at.unwrap_or(self.buf.len());
+        self.buf.splice(at..at, e);
+        self.len += 1;
+    }
+
+    fn remove_at(&mut self, pos: usize) {
+        let (_, _, end) = self.entry(pos);
+        self.buf.drain(pos..end);
+        self.len -= 1;
+    }
+}
+
+struct PackIter<'a> {
+    p: &'a Pack,
+    pos: usize,
+}
+
+impl<'a> Iterator for PackIter<'a> {
+    /// (offset, member, score)
+    type Item = (usize, &'a [u8], f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.p.buf.len() {
+            return None;
+        }
+        let at = self.pos;
+        let (m, s, next) = self.p.entry(at);
+        self.pos = next;
+        Some((at, m, s))
+    }
+}
+
+// ---- skiplist with spans, nodes in an arena, member hash chains ---------
+
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+const MAX_LEVEL: usize = 32;
+const MIN_BUCKETS: usize = 4;
+
+static HASHER: ahash::RandomState = ahash::RandomState::with_seeds(
+    0x5851_f42d_4c95_7f2d,
+    0x1405_7b7e_f767_814f,
+    0x9e37_79b9_7f4a_7c15,
+    0x2545_f491_4f6c_dd1d,
+);
+
+#[derive(Clone, Copy)]
+struct Level {
+    next: u32,
+    /// Rank distance to `next` (to the end of the list when `next` is NIL).
+    span: u32,
+}
+
+#[derive(Clone)]
+struct Node {
+    member: Box<[u8]>,
+    score: f64,
+    prev: u32,
+    /// Next node in the same hash bucket.
+    chain: u32,
+    levels: Vec<Level>,
+}
+
+#[derive(Clone)]
+struct Skip {
+    /// Node 0 is the header; freed slots are reused from `free`.
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    level: usize,
+    tail: u32,
+    len: usize,
+    buckets: Vec<u32>,
+    /// xorshift state for node levels.
+    seed: u64,
+}
+
+impl Skip {
+    fn new() -> Skip {
+        let head = Node {
+            member: Box::new([]),
+            score: 0.0,
+            prev: NIL,
+            chain: NIL,
+            levels: vec![Level { next: NIL, span: 0 }; MAX_LEVEL],
+        };
+        Skip {
+            nodes: vec![head],
+            free: Vec::new(),
+            level: 1,
+            tail: NIL,
+            len: 0,
+            buckets: vec![NIL; MIN_BUCKETS],
+            seed: 0x9e37_79b9_7f4a_7c15,
+        }
+    }
+
+    fn mem_usage(&self) -> usize {
+        let nodes: usize = self.nodes.iter().map(|n| n.member.len() + n.levels.capacity() * 8).sum();
+        nodes + self.nodes.capacity() * std::mem::size_of::<Node>() + self.buckets.capacity() * 4
+    }
+
+    fn random_level(&mut self) -> usize {
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed = x;
+        // Each level with probability 1/4, as Redis's ZSKIPLIST_P.
+        let lvl = 1 + (x.trailing_zeros() / 2) as usize;
+        lvl.min(MAX_LEVEL)
+    }
+
+    #[inline]
+    fn bucket_of(&self, member: &[u8]) -> usize {
+        HASHER.hash_one(member) as usize & (self.buckets.len() - 1)
+    }
+
+    fn find(&self, member: &[u8]) -> Option<u32> {
+        let mut x = self.buckets[self.bucket_of(member)];
+        while x != NIL {
+            let n = &self.nodes[x as usize];
+            if &*n.member == member {
+                return Some(x);
+            }
+            x = n.chain;
+        }
+        None
+    }
+
+    /// Walk from the header along the highest levels while `go` holds for
+    /// the next node: returns (rank of the node reached, that node).
+    fn advance_while(&self, go: impl Fn(&Node) -> bool) -> (usize, u32) {
+        let (mut x, mut rank) = (HEAD, 0usize);
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.next != NIL && go(&self.nodes[l.next as usize]) {
+                    rank += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+        }
+        (rank, x)
+    }
+
+    /// 1-based rank of the member (which must be present).
+    fn rank_of(&self, score: f64, member: &[u8]) -> usize {
+        self.advance_while(|n| before(n.score, &n.member, score, member) || (n.score == score && &*n.member == member))
+            .0
+    }
+
+    /// Node at a 1-based rank (NIL if out of range).
+    fn node_at(&self, rank: usize) -> u32 {
+        let (mut x, mut traversed) = (HEAD, 0usize);
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.next != NIL && traversed + l.span as usize <= rank {
+                    traversed += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            if traversed == rank {
+                return x;
+            }
+        }
+        NIL
+    }
+
+    /// Last node on each level strictly before (score, member).
+    fn update_path(&self, score: f64, member: &[u8], update: &mut [u32; MAX_LEVEL], rank: &mut [usize; MAX_LEVEL]) {
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.nodes[x as usize].levels[i];
+                if l.next != NIL && {
+                    let n = &self.nodes[l.next as usize];
+                    before(n.score, &n.member, score, member)
+                } {
+                    rank[i] += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+    }
+
+    fn insert(&mut self, member: Box<[u8]>, score: f64) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0usize; MAX_LEVEL];
+        self.update_path(score, &member, &mut update, &mut rank);
+        let lvl = self.random_level();
+        if lvl > self.level {
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.nodes[HEAD as usize].levels[i].span = self.len as u32;
+            }
+            self.level = lvl;
+        }
+        let node = Node {
+            member,
+            score,
+            prev: if update[0] == HEAD { NIL } else { update[0] },
+            chain: NIL,
+            levels: vec![Level { next: NIL, span: 0 }; lvl],
+        };
+        let x = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..lvl {
+            let u = self.nodes[update[i] as usize].levels[i];
+            let before_span = (rank[0] - rank[i]) as u32;
+            self.nodes[x as usize].levels[i] = Level { next: u.next, span: u.span - before_span };
+            self.nodes[update[i] as usize].levels[i] = Level { next: x, span: before_span + 1 };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
+            self.nodes[u as usize].levels[i].span += 1;
+        }
+        let next = self.nodes[x as usize].levels[0].next;
+        if next != NIL {
+            self.nodes[next as usize].prev = x;
+        } else {
+            self.tail = x;
+        }
+        self.len += 1;
+        let b = self.bucket_of(&self.nodes[x as usize].member);
+        self.nodes[x as usize].chain = self.buckets[b];
+        self.buckets[b] = x;
+        if self.len > self.buckets.len() {
+            self.rehash(self.len.next_power_of_two());
+        }
+    }
+
+    /// Unlink node `x` from the list and the table; returns its member and score.
+    fn delete(&mut self, x: u32) -> (Box<[u8]>, f64) {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0usize; MAX_LEVEL];
+        let score = self.nodes[x as usize].score;
+        self.update_path(score, &self.nodes[x as usize].member, &mut update, &mut rank);
+        let member = std::mem::take(&mut self.nodes[x as usize].member);
+        for (i, &up) in update.iter().enumerate().take(self.level) {
+            let xl = self.nodes[x as usize].levels.get(i).copied();
+            let u = &mut self.nodes[up as usize].levels[i];
+            match xl {
+                Some(xl) if u.next == x => {
+                    u.span = u.span + xl.span - 1;
+                    u.next = xl.next;
+                }
+                _ => u.span -= 1,
+            }
+        }
+        let (next, prev) = (self.nodes[x as usize].levels[0].next, self.nodes[x as usize].prev);
+        if next != NIL {
+            self.nodes[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        while self.level > 1 && self.nodes[HEAD as usize].levels[self.level - 1].next == NIL {
+            self.level -= 1;
+        }
+        self.len -= 1;
+        // Out of its hash chain.
+        let b = self.bucket_of(&member);
+        let chain = self.nodes[x as usize].chain;
+        if self.buckets[b] == x {
+            self.buckets[b] = chain;
+        } else {
+            let mut y = self.buckets[b];
+            while y != NIL {
+                if self.nodes[y as usize].chain == x {
+                    self.nodes[y as usize].chain = chain;
+                    break;
+                }
+                y = self.nodes[y as usize].chain;
+            }
+        }
+        self.nodes[x as usize].levels = Vec::new();
+        self.free.push(x);
+        if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
+            self.rehash(self.len.max(MIN_BUCKETS).next_power_of_two());
+        }
+        (member, score)
+    }
+
+    fn rehash(&mut self, n: usize) {
+        self.buckets = vec![NIL; n];
+        let mut x = self.nodes[HEAD as usize].levels[0].next;
+        while x != NIL {
+            let b = self.bucket_of(&self.nodes[x as usize].member);
+            let n = &mut self.nodes[x as usize];
+            n.chain = self.buckets[b];
+            self.buckets[b] = x;
+            x = n.levels[0].next;
+        }
+    }
+
+    /// Visit one bucket and advance a reverse-binary cursor, as Redis's
+    /// dictScan does: every member present for a whole scan is visited
+    /// even if the table is resized in between.
+    fn scan_bucket(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
+        let mask = (self.buckets.len() - 1) as u64;
+        let mut x = self.buckets[(cursor & mask) as usize];
+        while x != NIL {
+            let n = &self.nodes[x as usize];
+            f(&n.member, n.score);
+            x = n.chain;
+        }
+        let mut v = cursor | !mask;
+        v = v.reverse_bits();
+        v = v.wrapping_add(1);
+        v.reverse_bits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic PRNG for the property tests.
+    struct Prng(u64);
+    impl Prng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// The naive model: a vector kept sorted by (score, member).
+    fn model_sorted(m: &std::collections::HashMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
+        let mut v: Vec<(Vec<u8>, f64)> = m.iter().map(|(k, s)| (k.clone(), *s)).collect();
+        v.sort_by(|a, b| a.1.partial_cmp(&b.1).unwrap().then(a.0.cmp(&b.0)));
+        v
+    }
+
+    fn contents(z: &ZSet) -> Vec<(Vec<u8>, f64)> {
+        let mut v = Vec::new();
+        z.for_each(|m, s| v.push((m.to_vec(), s)));
+        v
+    }
+
+    fn check(z: &ZSet, model: &std::collections::HashMap<Vec<u8>, f64>, rng: &mut Prng) {
+        let want = model_sorted(model);
+        assert_eq!(z.len(), want.len());
+        assert_eq!(contents(z), want);
+        for (i, (m, s)) in want.iter().enumerate() {
+            assert_eq!(z.rank(m), Some((i, *s)));
+            assert_eq!(z.at_rank(i).map(|(m, s)| (m.to_vec(), s)), Some((m.clone(), *s)));
+        }
+        // Reverse walk from a random rank.
+        if !want.is_empty() {
+            let r = rng.below(want.len() as u64) as usize;
+            let mut got = Vec::new();
+            z.walk(r, true, |m, _| {
+                got.push(m.to_vec());
+                true
+            });
+            let exp: Vec<Vec<u8>> = want[..=r].iter().rev().map(|(m, _)| m.clone()).collect();
+            assert_eq!(got, exp);
+        }
+        // Score ranges.
+        for _ in 0..5 {
+            let a = rng.below(40) as f64 / 2.0 - 2.0;
+            let b = a + rng.below(20) as f64 / 2.0;
+            let r = ScoreRange { min: a, max: b, minex: rng.below(2) == 0, maxex: rng.below(2) == 0 };
+            let inr: Vec<usize> = (0..want.len()).filter(|&i| r.gte_min(want[i].1) && r.lte_max(want[i].1)).collect();
+            assert_eq!(z.score_first(&r), inr.first().copied(), "{r:?}");
+            assert_eq!(z.score_last(&r), inr.last().copied(), "{r:?}");
+        }
+    }
+
+    fn run_model(seed: u64, ops: usize, members: u64) {
+        let mut rng = Prng(seed);
+        let mut z = ZSet::new();
+        let mut model = std::collections::HashMap::new();
+        for step in 0..ops {
+            let m = format!("m{}", rng.below(members)).into_bytes();
+            match rng.below(10) {
+                0..=5 => {
+                    let s = rng.below(30) as f64 / 2.0;
+                    let added = z.insert(&m, s);
+                    assert_eq!(added, model.insert(m, s).is_none());
+                }
+                6 | 7 => assert_eq!(z.remove(&m), model.remove(&m)),
+                8 => {
+                    // Pop the minimum or maximum.
+                    let len = z.len();
+                    if len > 0 {
+                        let r = if rng.below(2) == 0 { 0 } else { len - 1 };
+                        let mut got = None;
+                        z.remove_ranks(r, r, |m, s| got = Some((m.to_vec(), s)));
+                        let (gm, gs) = got.unwrap();
+                        assert_eq!(model.remove(&gm), Some(gs));
+                    }
+                }
+                _ => assert_eq!(z.score(&m), model.get(&m).copied()),
+            }
+            if step % 37 == 0 {
+                check(&z, &model, &mut rng);
+            }
+        }
+        check(&z, &model, &mut rng);
+    }
+
+    #[test]
+    fn zset_matches_model_small_and_large() {
+        for seed in 1..6 {
+            run_model(seed, 2000, 60); // stays or goes around the listpack limit
+            run_model(seed + 100, 6000, 700); // skiplist
+        }
+    }
+
+    #[test]
+    fn zset_converts_at_thresholds() {
+        let mut z = ZSet::new();
+        let max = ZSET_MAX_LISTPACK_ENTRIES.get() as usize;
+        for i in 0..max {
+            z.insert(format!("{i}").as_bytes(), i as f64);
+        }
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(b"one more", 0.0);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(z.len(), max + 1);
+        let mut z = ZSet::new();
+        z.insert(&vec![b'x'; ZSET_MAX_LISTPACK_VALUE.get() as usize], 1.0);
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(&vec![b'y'; ZSET_MAX_LISTPACK_VALUE.get() as usize + 1], 1.0);
+        assert_eq!(z.encoding(), "skiplist");
+        assert_eq!(ZSet::with_hint(10, 10).encoding(), "listpack");
+        assert_eq!(ZSet::with_hint(1000, 10).encoding(), "skiplist");
+    }
+
+    #[test]
+    fn zset_lex_ranges() {
+        for n in [10usize, 300] {
+            let mut z = ZSet::new();
+            for i in 0..n {
+                z.insert(format!("{:04}", i * 2).as_bytes(), 0.0);
+            }
+            let b = |s: &str| s.as_bytes().to_vec();
+            let r = LexRange { min: LexBound::Incl(b("0003")), max: LexBound::Excl(b("0010")) };
+            assert_eq!(z.lex_first(&r), Some(2));
+            assert_eq!(z.lex_last(&r), Some(4));
+            let r = LexRange { min: LexBound::NegInf, max: LexBound::PosInf };
+            assert_eq!((z.lex_first(&r), z.lex_last(&r)), (Some(0), Some(n - 1)));
+            let r = LexRange { min: LexBound::Excl(b("0004")), max: LexBound::Incl(b("0004")) };
+            assert!(r.is_empty());
+            assert_eq!(z.lex_first(&r), None);
+            let r = LexRange { min: LexBound::NegInf, max: LexBound::NegInf };
+            assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn zset_scan_visits_everything_across_resizes() {
+        let mut z = ZSet::new();
+        for i in 0..1000 {
+            z.insert(format!("m{i}").as_bytes(), i as f64);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            cursor = z.scan(cursor, 10, |m, _| {
+                seen.insert(m.to_vec());
+            });
+            step += 1;
+            // Grow the table mid-scan: the original members must still all be seen.
+            if step == 5 {
+                for i in 1000..3000 {
+                    z.insert(format!("m{i}").as_bytes(), i as f64);
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert!((0..1000).all(|i| seen.contains(format!("m{i}").as_bytes())));
     }
 }

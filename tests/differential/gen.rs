@@ -96,6 +96,7 @@ pub const FAMILIES: &[Family] = &[
     Family { name: "othertypes", weight: 2, in_multi: true, gen: other_types },
     Family { name: "hashes", weight: 14, in_multi: true, gen: hashes },
     Family { name: "sets", weight: 14, in_multi: true, gen: sets },
+    Family { name: "zsets", weight: 20, in_multi: true, gen: zsets },
 ];
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
@@ -424,8 +425,7 @@ fn cmp_clone(op: &Op) -> Cmp {
 /// Build an Op from mixed &str / Vec<u8> parts.
 macro_rules! cmd {
     ($cmp:expr; $($a:expr),+ $(,)?) => {{
-        let mut v: Vec<Vec<u8>> = Vec::new();
-        $( v.push(AsRef::<[u8]>::as_ref(&$a).to_vec()); )+
+        let v: Vec<Vec<u8>> = vec![$( AsRef::<[u8]>::as_ref(&$a).to_vec() ),+];
         Op::Cmd { args: v, cmp: $cmp }
     }};
     ($($a:expr),+ $(,)?) => { cmd!(Cmp::Exact; $($a),+) };
@@ -906,5 +906,220 @@ fn sets(g: &mut Gen) -> Op {
             2 => cmd!(Cmp::Len; "SPOP", RND_SET, g.rng.gen_range(1..4).to_string()),
             _ => cmd!("SCARD", RND_SET),
         },
+    }
+}
+
+// ---- sorted sets -------------------------------------------------------------
+
+fn zmember(g: &mut Gen) -> Vec<u8> {
+    if g.chance(3) {
+        return g.letters(b"ab", 70); // past zset-max-listpack-value
+    }
+    ["a", "b", "c", "d", "e", "f", "g", "h", ""].choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zscore_arg(g: &mut Gen) -> Vec<u8> {
+    const S: &[&str] = &["0", "1", "2", "3", "-1", "1.5", "2.5", "0.1", "-0.25", "10", "1e3", "inf", "-inf", "+inf"];
+    if g.chance(4) {
+        return ["abc", "nan", "", " 1", "1e400", "(1"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    S.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zrange_bound(g: &mut Gen) -> Vec<u8> {
+    const B: &[&str] = &["-inf", "+inf", "0", "1", "(1", "2", "(2.5", "3", "10", "(inf", "-1"];
+    if g.chance(3) {
+        return ["abc", "nan", "((1", ""].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    B.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zlex_bound(g: &mut Gen) -> Vec<u8> {
+    const B: &[&str] = &["-", "+", "[a", "(a", "[c", "(c", "[e", "(f", "[h", "[", "("];
+    if g.chance(3) {
+        return ["a", "", "++"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    B.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn zlimit(g: &mut Gen) -> Vec<Vec<u8>> {
+    let o = ["0", "1", "2", "-1", "x"].choose(&mut g.rng).unwrap();
+    let c = ["0", "1", "3", "-1", "100"].choose(&mut g.rng).unwrap();
+    vec![b"LIMIT".to_vec(), o.as_bytes().to_vec(), c.as_bytes().to_vec()]
+}
+
+/// `numkeys key...` plus trailing options for ZUNION/ZINTER/ZDIFF/ZINTERCARD.
+fn zsetop_args(g: &mut Gen, weights_ok: bool, card: bool, withscores: bool) -> Vec<Vec<u8>> {
+    let n = g.rng.gen_range(1..=3);
+    let mut a = vec![if g.chance(4) { b"0".to_vec() } else { n.to_string().into_bytes() }];
+    // Same hash tag so the keys live on one shard... or not (cross-shard).
+    for _ in 0..n {
+        a.push(g.key());
+    }
+    if weights_ok && g.chance(30) {
+        a.push(b"WEIGHTS".to_vec());
+        for _ in 0..n {
+            a.push(["1", "2", "-1", "0.5", "inf", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+        }
+    }
+    if weights_ok && g.chance(30) {
+        a.push(b"AGGREGATE".to_vec());
+        a.push(["SUM", "MIN", "MAX", "avg"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+    }
+    if card && g.chance(40) {
+        a.push(b"LIMIT".to_vec());
+        a.push(["0", "1", "2", "-1"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+    }
+    if withscores && g.chance(50) {
+        a.push(b"WITHSCORES".to_vec());
+    }
+    a
+}
+
+fn zsets(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..40) {
+        0..=5 => {
+            let mut a: Vec<Vec<u8>> = vec![];
+            for _ in 0..g.rng.gen_range(0..=2) {
+                a.push(["NX", "XX", "GT", "LT", "CH", "INCR"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            let pairs = if g.chance(3) { 130 } else { g.rng.gen_range(1..=4) };
+            for _ in 0..pairs {
+                a.push(if pairs > 100 { g.rng.gen_range(0..50).to_string().into_bytes() } else { zscore_arg(g) });
+                a.push(if pairs > 100 { g.rng.gen_range(0..200).to_string().into_bytes() } else { zmember(g) });
+            }
+            if g.chance(3) {
+                a.pop();
+            }
+            with(cmd!("ZADD", k), a)
+        }
+        6 => cmd!("ZINCRBY", k, zscore_arg(g), zmember(g)),
+        7 => {
+            let ms = (0..g.rng.gen_range(1..=3)).map(|_| zmember(g)).collect();
+            with(cmd!("ZREM", k), ms)
+        }
+        8 => cmd!("ZCARD", k),
+        9 => cmd!("ZSCORE", k, zmember(g)),
+        10 => with(cmd!("ZMSCORE", k, zmember(g)), vec![zmember(g)]),
+        11 => cmd!(*["ZRANK", "ZREVRANK"].choose(&mut g.rng).unwrap(), k, zmember(g)),
+        12 => cmd!("ZCOUNT", k, zrange_bound(g), zrange_bound(g)),
+        13 => cmd!("ZLEXCOUNT", k, zlex_bound(g), zlex_bound(g)),
+        14..=17 => {
+            // ZRANGE with a random (sometimes invalid) mix of options.
+            let by = g.rng.gen_range(0..3);
+            let (a, b) = match by {
+                0 => (g.index(), g.index()),
+                1 => (zrange_bound(g), zrange_bound(g)),
+                _ => (zlex_bound(g), zlex_bound(g)),
+            };
+            let mut opts: Vec<Vec<u8>> = vec![];
+            if by == 1 || (by == 0 && g.chance(5)) {
+                opts.push(b"BYSCORE".to_vec());
+            }
+            if by == 2 || (by == 1 && g.chance(5)) {
+                opts.push(b"BYLEX".to_vec());
+            }
+            if g.chance(30) {
+                opts.push(b"REV".to_vec());
+            }
+            if g.chance(if by == 0 { 5 } else { 40 }) {
+                opts.extend(zlimit(g));
+            }
+            if g.chance(if by == 2 { 5 } else { 40 }) {
+                opts.push(b"WITHSCORES".to_vec());
+            }
+            opts.shuffle(&mut g.rng);
+            if g.chance(30) {
+                let dst = g.key();
+                with(cmd!("ZRANGESTORE", dst, k, a, b), opts.into_iter().filter(|o| o != b"WITHSCORES").collect())
+            } else {
+                with(cmd!("ZRANGE", k, a, b), opts)
+            }
+        }
+        18 | 19 => {
+            let (name, lex) = *[
+                ("ZRANGEBYSCORE", false),
+                ("ZREVRANGEBYSCORE", false),
+                ("ZRANGEBYLEX", true),
+                ("ZREVRANGEBYLEX", true),
+            ]
+            .choose(&mut g.rng)
+            .unwrap();
+            let (a, b) = if lex { (zlex_bound(g), zlex_bound(g)) } else { (zrange_bound(g), zrange_bound(g)) };
+            let mut opts = vec![];
+            if g.chance(40) {
+                opts.extend(zlimit(g));
+            }
+            if !lex && g.chance(40) {
+                opts.push(b"WITHSCORES".to_vec());
+            }
+            with(cmd!(name, k, a, b), opts)
+        }
+        20 => {
+            let ws: &[&str] = if g.chance(40) { &["WITHSCORES"] } else { &[] };
+            with(cmd!("ZREVRANGE", k, g.index(), g.index()), ws.iter().map(|w| w.as_bytes().to_vec()).collect())
+        }
+        21 | 22 => {
+            let name = *["ZPOPMIN", "ZPOPMAX"].choose(&mut g.rng).unwrap();
+            match g.rng.gen_range(0..4) {
+                0 => cmd!(name, k),
+                1 => cmd!(name, k, ["-1", "x", "0"].choose(&mut g.rng).unwrap()),
+                _ => cmd!(name, k, g.rng.gen_range(1..5).to_string()),
+            }
+        }
+        23 => {
+            let n = g.rng.gen_range(1..=3);
+            let mut a = vec![n.to_string().into_bytes()];
+            for _ in 0..n {
+                a.push(g.key());
+            }
+            a.push(["MIN", "MAX", "mid"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            if g.chance(50) {
+                a.push(b"COUNT".to_vec());
+                a.push(["1", "2", "10", "0", "-1"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            with(cmd!("ZMPOP"), a)
+        }
+        24 | 25 => {
+            let mut a = vec![];
+            if g.chance(80) {
+                a.push(["0", "1", "2", "5", "-3", "-1", "100", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+                if g.chance(40) {
+                    a.push(b"WITHSCORES".to_vec());
+                }
+            }
+            with(cmd!(Cmp::Len; "ZRANDMEMBER", k), a)
+        }
+        26 => cmd!("ZREMRANGEBYRANK", k, g.index(), g.index()),
+        27 => cmd!("ZREMRANGEBYSCORE", k, zrange_bound(g), zrange_bound(g)),
+        28 => cmd!("ZREMRANGEBYLEX", k, zlex_bound(g), zlex_bound(g)),
+        29..=31 => {
+            let name = *["ZUNION", "ZINTER", "ZDIFF"].choose(&mut g.rng).unwrap();
+            let a = zsetop_args(g, name != "ZDIFF", false, true);
+            with(cmd!(name), a)
+        }
+        32..=34 => {
+            let name = *["ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"].choose(&mut g.rng).unwrap();
+            let a = zsetop_args(g, name != "ZDIFFSTORE", false, false);
+            with(cmd!(name, g.key()), a)
+        }
+        35 => {
+            let a = zsetop_args(g, false, true, false);
+            with(cmd!("ZINTERCARD"), a)
+        }
+        36 => {
+            let mut a = vec![];
+            if g.chance(30) {
+                a.push(b"MATCH".to_vec());
+                a.push(["*", "a*", "[a-c]", "x*"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            // COUNT large enough for every set here to come back in one call
+            // (cursors of a partial scan are implementation details).
+            a.push(b"COUNT".to_vec());
+            a.push(["1000", "1000", "1000", "0", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            with(cmd!(Cmp::ScanAll { pairs: true }; "ZSCAN", k, "0"), a)
+        }
+        _ => cmd!("ZADD", k, g.rng.gen_range(0..5).to_string(), zmember(g)),
     }
 }
