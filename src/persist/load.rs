@@ -350,6 +350,28 @@ impl Replayer {
     }
 }
 
+/// Replay a buffer of records onto a fresh keyspace, stopping at the first
+/// bad one: the loader's core without files (fuzz target, tests).
+pub fn replay_buffer(data: &[u8]) -> (Keyspace, u64, Option<(usize, String)>) {
+    let mut ks = Keyspace::new();
+    let mut rp = Replayer::default();
+    let mut pos = 0;
+    let mut records = 0;
+    while pos < data.len() {
+        match record::decode(&data[pos..]) {
+            Ok((rec, used)) => {
+                if let Err(e) = rp.apply(&mut ks, &rec) {
+                    return (ks, records, Some((pos, e)));
+                }
+                records += 1;
+                pos += used;
+            }
+            Err(e) => return (ks, records, Some((pos, e.to_string()))),
+        }
+    }
+    (ks, records, None)
+}
+
 fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loaded, String> {
     let total_bytes = sc.bytes;
     let mut ks = Keyspace::new();
@@ -565,6 +587,37 @@ fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::compute_cuts;
+
+    #[test]
+    fn replay_applies_commands_dbs_and_keyspace_wide_ones() {
+        use crate::keyspace::effects::encode_array;
+        use crate::persist::record::append;
+        let mut buf = Vec::new();
+        let cmds: &[(u8, &[&str])] = &[
+            (0, &["SET", "a", "1"]),
+            (0, &["INCRBY", "a", "41"]),
+            (2, &["SET", "b", "x"]),
+            (3, &["SET", "gone", "x"]),
+            (3, &["FLUSHDB"]),
+            (0, &["SWAPDB", "2", "4"]),
+            (0, &["PEXPIREAT", "a", "1"]),
+        ];
+        for (lsn, (db, parts)) in cmds.iter().enumerate() {
+            append(&mut buf, lsn as u64 + 1, 0, 0, *db, |out| {
+                encode_array(out, parts.iter().map(|p| p.as_bytes()), parts.len())
+            });
+        }
+        let (mut ks, n, err) = super::replay_buffer(&buf);
+        assert_eq!((n, err), (cmds.len() as u64, None));
+        // Replay expires nothing itself: `a` keeps its (past) expiry.
+        assert_eq!(ks.peek(0, b"a", 0).map(|e| e.expire), Some(1));
+        assert!(ks.lookup(4, b"b", 0).is_some() && ks.lookup(2, b"b", 0).is_none());
+        assert_eq!(ks.dbs[3].dict.len(), 0);
+        // A cut record stops the replay with its offset.
+        let (_, n, err) = super::replay_buffer(&buf[..buf.len() - 3]);
+        assert_eq!(n, cmds.len() as u64 - 1);
+        assert!(err.is_some());
+    }
 
     #[test]
     fn complete_transactions_are_kept() {
