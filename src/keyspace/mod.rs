@@ -198,31 +198,37 @@ impl Keyspace {
     }
 
     pub fn flush_db(&mut self, db: usize) -> usize {
+        // Watchers of keys that existed are invalidated (as Redis 7 does
+        // for FLUSHDB/FLUSHALL); a watched key that did not exist is
+        // unchanged by a flush.
+        let dirty: Vec<WatcherId> = self
+            .watched
+            .iter()
+            .filter(|((d, k), _)| *d as usize == db && self.dbs[db].dict.get(k).is_some())
+            .flat_map(|(_, ws)| ws.iter().copied())
+            .collect();
+        self.dirty_watchers.extend(dirty);
         let n = self.dbs[db].dict.len();
         self.dbs[db].dict.clear();
         self.dbs[db].volatile = 0;
         self.dirty += n as u64;
-        // Every watcher of a key in this db that existed is invalidated;
-        // Redis does the same for FLUSHDB/FLUSHALL.
-        let dirty: Vec<WatcherId> = self
-            .watched
-            .iter()
-            .filter(|((d, _), _)| *d as usize == db)
-            .flat_map(|(_, ws)| ws.iter().copied())
-            .collect();
-        self.dirty_watchers.extend(dirty);
         n
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
-        self.dbs.swap(a, b);
+        // A watched key changes if it exists on either side of the swap.
+        let exists = |d: &Db, k: &[u8]| d.dict.get(k).is_some();
         let dirty: Vec<WatcherId> = self
             .watched
             .iter()
-            .filter(|((d, _), _)| *d as usize == a || *d as usize == b)
+            .filter(|((d, k), _)| {
+                let d = *d as usize;
+                (d == a || d == b) && (exists(&self.dbs[a], k) || exists(&self.dbs[b], k))
+            })
             .flat_map(|(_, ws)| ws.iter().copied())
             .collect();
         self.dirty_watchers.extend(dirty);
+        self.dbs.swap(a, b);
     }
 
     pub fn watch(&mut self, db: usize, key: &[u8], who: WatcherId) {

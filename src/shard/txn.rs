@@ -317,11 +317,18 @@ impl Shard {
             t.pulls_left = shards.len();
             let mut local = Vec::new();
             for &s in &shards {
-                let keys: Vec<DbKey> = cmd::key_positions(def, &args)
+                let mut keys: Vec<DbKey> = cmd::key_positions(def, &args)
                     .map(|k| args.get(k))
                     .filter(|k| crate::util::key_shard(k, n) == s)
                     .map(|k| (t.final_db as u8, k.to_vec()))
                     .collect();
+                // COPY ... DB n also reads and writes its target there.
+                if let Some(target) = (def.name == "copy").then(|| copy_target_db(&args)).flatten() {
+                    let dst = args.get(2);
+                    if crate::util::key_shard(dst, n) == s {
+                        keys.push((target as u8, dst.to_vec()));
+                    }
+                }
                 if s == self.id {
                     local = self.pull_keys(keys);
                 } else {
