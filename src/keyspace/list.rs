@@ -608,7 +608,7 @@ impl List {
             idx.reverse();
         }
         let removed = idx.len();
-        let mut rebuild = |p: &mut Pack, base: usize, k: &mut usize| {
+        let rebuild = |p: &mut Pack, base: usize, k: &mut usize| {
             let stop = base + p.count;
             if *k >= idx.len() || idx[*k] >= stop {
                 return;
