@@ -339,7 +339,7 @@ fn set_register(h: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, ()> {
 }
 
 /// Add one element; Ok(true) if a register changed.
-pub fn hll_add(h: &mut Vec<u8>, ele: &[u8]) -> Result<bool, ()> {
+fn hll_add(h: &mut Vec<u8>, ele: &[u8]) -> Result<bool, ()> {
     let (index, count) = pat_len(ele);
     set_register(h, index, count)
 }

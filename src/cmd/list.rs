@@ -648,7 +648,10 @@ mod tests {
         assert_eq!(run(&mut ks, false, &["LPOS", "l", "a", "MAXLEN", "2", "COUNT", "0"]), "*1\r\n:0\r\n");
         assert_eq!(run(&mut ks, false, &["LINSERT", "l", "AFTER", "c", "d"]), ":6\r\n");
         assert_eq!(run(&mut ks, false, &["LREM", "l", "-2", "a"]), ":2\r\n");
-        assert_eq!(run(&mut ks, false, &["LRANGE", "l", "0", "-1"]), "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n");
+        assert_eq!(
+            run(&mut ks, false, &["LRANGE", "l", "0", "-1"]),
+            "*4\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n$1\r\nd\r\n"
+        );
         assert_eq!(run(&mut ks, false, &["LSET", "l", "9", "x"]), "-ERR index out of range\r\n");
         assert_eq!(run(&mut ks, false, &["LTRIM", "l", "1", "2"]), "+OK\r\n");
         assert_eq!(run(&mut ks, false, &["LRANGE", "l", "0", "-1"]), "*2\r\n$1\r\nb\r\n$1\r\nc\r\n");
