@@ -634,6 +634,47 @@ mod tests {
     }
 
     #[test]
+    fn hll_large_register_promotes_to_dense() {
+        let mut h = new_hll();
+        assert_eq!(sparse_set(&mut h, 100, 32), Ok(true));
+        assert_eq!(h[4], SPARSE);
+        assert_eq!(sparse_set(&mut h, 100, 31), Ok(false));
+        // 33 does not fit a VAL opcode.
+        assert_eq!(sparse_set(&mut h, 7, 33), Ok(true));
+        assert_eq!(h.len(), DENSE_SIZE);
+        assert_eq!((dense_get(&h[HDR..], 7), dense_get(&h[HDR..], 100)), (33, 32));
+        // The last register straddles no byte past the end.
+        assert!(dense_set(&mut h[HDR..], REGISTERS - 1, 51));
+        assert_eq!(dense_get(&h[HDR..], REGISTERS - 1), 51);
+        assert_eq!(dense_get(&h[HDR..], REGISTERS - 2), 0);
+    }
+
+    #[test]
+    fn hll_pfcount_caches_and_logs_the_refresh() {
+        use crate::cmd::{exec, lookup, OwnedArgs, Rng};
+        use crate::protocol::reply::Reply;
+        let mut ks = Keyspace::new();
+        ks.effects.enabled = true;
+        let mut run = |ks: &mut Keyspace, parts: &[&str]| {
+            let a = OwnedArgs::from_slices(parts);
+            let (_, def) = lookup(parts[0].as_bytes()).unwrap();
+            let (mut out, mut rng) = (Vec::new(), Rng::new(1));
+            exec(def, &mut Ctx::new(ks, 0, 0, Reply::new(&mut out, false), &mut rng), &a.args());
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(run(&mut ks, &["PFADD", "h", "a", "b", "c"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &["PFCOUNT", "h"]), ":3\r\n");
+        assert_eq!(run(&mut ks, &["PFCOUNT", "h"]), ":3\r\n");
+        assert_eq!(run(&mut ks, &["SET", "s", "HYLL"]), "+OK\r\n");
+        assert_eq!(run(&mut ks, &["PFCOUNT", "s"]), format!("-{NOT_HLL}\r\n"));
+        assert!(!ks.effects.take_replaced());
+        let mut log = Vec::new();
+        ks.effects.drain_each(|_, b| log.push(b.len()));
+        // PFADD, the one cache refresh, SET.
+        assert_eq!(log.len(), 3);
+    }
+
+    #[test]
     fn hll_rejects_corrupt_values() {
         assert!(!valid_hll(b"HYLL"));
         assert!(!valid_hll(b"HYLL\x00xxxxxxxxxxxxxxxxxxx"));

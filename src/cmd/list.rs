@@ -675,6 +675,14 @@ mod tests {
         );
         assert_eq!(run(&mut ks, true, &["LMPOP", "1", "b", "LEFT"]), "_\r\n");
         assert_eq!(run(&mut ks, false, &["LMPOP", "2", "b", "LEFT"]), "-ERR syntax error\r\n");
+        // LMPOP is logged as the pop it did; a plain push as itself.
+        ks.effects.enabled = true;
+        run(&mut ks, false, &["RPUSH", "b", "1", "2", "3"]);
+        run(&mut ks, false, &["LMPOP", "2", "a", "b", "RIGHT", "COUNT", "2"]);
+        run(&mut ks, false, &["LMPOP", "1", "a", "LEFT"]);
+        let mut log = Vec::new();
+        ks.effects.drain_each(|_, b| log.push(String::from_utf8_lossy(b).replace("\r\n", " ")));
+        assert_eq!(log, ["*5 $5 RPUSH $1 b $1 1 $1 2 $1 3 ", "*3 $4 RPOP $1 b $1 2 "]);
         let a = OwnedArgs::from_slices(&["LMPOP", "2", "x", "y", "LEFT"]);
         assert_eq!(lmpop_keys(&a.args()), vec![2, 3]);
     }
