@@ -655,7 +655,7 @@ mod tests {
         use crate::protocol::reply::Reply;
         let mut ks = Keyspace::new();
         ks.effects.enabled = true;
-        let mut run = |ks: &mut Keyspace, parts: &[&str]| {
+        let run = |ks: &mut Keyspace, parts: &[&str]| {
             let a = OwnedArgs::from_slices(parts);
             let (_, def) = lookup(parts[0].as_bytes()).unwrap();
             let (mut out, mut rng) = (Vec::new(), Rng::new(1));
