@@ -10,6 +10,7 @@
 //! are carried out by the shard layer (`crate::shard`).
 
 pub mod hash;
+pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod set;

@@ -97,6 +97,8 @@ pub const FAMILIES: &[Family] = &[
     Family { name: "hashes", weight: 14, in_multi: true, gen: hashes },
     Family { name: "sets", weight: 14, in_multi: true, gen: sets },
     Family { name: "zsets", weight: 20, in_multi: true, gen: zsets },
+    Family { name: "lists", weight: 20, in_multi: true, gen: lists },
+    Family { name: "hll", weight: 8, in_multi: true, gen: hll },
 ];
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
@@ -1121,5 +1123,112 @@ fn zsets(g: &mut Gen) -> Op {
             with(cmd!(Cmp::ScanAll { pairs: true }; "ZSCAN", k, "0"), a)
         }
         _ => cmd!("ZADD", k, g.rng.gen_range(0..5).to_string(), zmember(g)),
+    }
+}
+
+// ---- lists -------------------------------------------------------------------
+
+/// A list element: mostly from a few values (so LREM/LPOS/LINSERT match).
+fn list_elem(g: &mut Gen) -> Vec<u8> {
+    if g.chance(75) {
+        ["a", "b", "c", "1", "2", "x"].choose(&mut g.rng).unwrap().as_bytes().to_vec()
+    } else {
+        g.value()
+    }
+}
+
+fn list_end(g: &mut Gen) -> &'static str {
+    if g.chance(3) {
+        "UP"
+    } else {
+        ["LEFT", "RIGHT", "left"].choose(&mut g.rng).unwrap()
+    }
+}
+
+fn lists(g: &mut Gen) -> Op {
+    let k = g.key();
+    let small = |g: &mut Gen| -> Vec<u8> {
+        if g.chance(85) {
+            g.rng.gen_range(-3i64..6).to_string().into_bytes()
+        } else {
+            g.int_arg()
+        }
+    };
+    match g.rng.gen_range(0..22) {
+        0..=2 => {
+            let n = g.rng.gen_range(1..=5);
+            let els = (0..n).map(|_| list_elem(g)).collect();
+            with(cmd!(*["LPUSH", "RPUSH"].choose(&mut g.rng).unwrap(), k), els)
+        }
+        3 => cmd!(*["LPUSHX", "RPUSHX"].choose(&mut g.rng).unwrap(), k, list_elem(g)),
+        4 | 5 => {
+            let name = *["LPOP", "RPOP"].choose(&mut g.rng).unwrap();
+            match g.rng.gen_range(0..10) {
+                0..=4 => cmd!(name, k),
+                5 => cmd!(name, k, small(g), "1"),
+                _ => cmd!(name, k, small(g)),
+            }
+        }
+        6 => cmd!("LLEN", k),
+        7 | 8 => cmd!("LRANGE", k, g.index(), g.index()),
+        9 => cmd!("LINDEX", k, g.index()),
+        10 => cmd!("LSET", k, g.index(), list_elem(g)),
+        11 => {
+            let w = if g.chance(5) { "MIDDLE" } else { ["BEFORE", "AFTER", "after"].choose(&mut g.rng).unwrap() };
+            cmd!("LINSERT", k, w, list_elem(g), list_elem(g))
+        }
+        12 => cmd!("LREM", k, small(g), list_elem(g)),
+        13 => cmd!("LTRIM", k, g.index(), g.index()),
+        14 | 15 => {
+            let mut opts: Vec<Vec<u8>> = vec![];
+            for _ in 0..g.rng.gen_range(0..=3) {
+                let o = *["RANK", "COUNT", "MAXLEN", "rank"].choose(&mut g.rng).unwrap();
+                opts.push(o.as_bytes().to_vec());
+                if !g.chance(3) {
+                    opts.push(small(g));
+                }
+            }
+            with(cmd!("LPOS", k, list_elem(g)), opts)
+        }
+        16 => cmd!("LMOVE", k, g.key(), list_end(g), list_end(g)),
+        17 => cmd!("RPOPLPUSH", k, g.key()),
+        18 => {
+            let n = g.rng.gen_range(1..=3);
+            let mut a = vec![if g.chance(5) { small(g) } else { n.to_string().into_bytes() }];
+            a.extend(g.keys(n, n));
+            a.push(list_end(g).as_bytes().to_vec());
+            if g.chance(40) {
+                a.push(b"COUNT".to_vec());
+                a.push(small(g));
+            }
+            with(cmd!("LMPOP"), a)
+        }
+        // Long lists and long elements cross the compact-encoding limits.
+        19 => {
+            let n = g.rng.gen_range(20..300);
+            let els = (0..n).map(|_| list_elem(g)).collect();
+            with(cmd!("RPUSH", k), els)
+        }
+        _ => cmd!("LRANGE", k, "0", "-1"),
+    }
+}
+
+fn hll(g: &mut Gen) -> Op {
+    let k = g.key();
+    let el = |g: &mut Gen, range: u32| format!("e{}", g.rng.gen_range(0..range)).into_bytes();
+    match g.rng.gen_range(0..9) {
+        0..=2 => {
+            let els = (0..g.rng.gen_range(0..6)).map(|_| el(g, 500)).collect();
+            with(cmd!("PFADD", k), els)
+        }
+        // Enough elements to turn the sparse form dense.
+        3 => {
+            let els = (0..g.rng.gen_range(100..3000)).map(|_| el(g, 100_000)).collect();
+            with(cmd!("PFADD", k), els)
+        }
+        4 | 5 => with(cmd!("PFCOUNT", k), g.keys(0, 2)),
+        6 => with(cmd!("PFMERGE", k), g.keys(0, 3)),
+        // The stored bytes must be Redis's HLL format exactly.
+        _ => cmd!("GET", k),
     }
 }
