@@ -39,10 +39,9 @@ fn seeds(base: u64, default_count: u64) -> Vec<u64> {
     (0..env_num("SHARDIS_DIFF_SEEDS", default_count)).map(|i| base + i).collect()
 }
 
-/// Default: every family except `othertypes`, which needs the list/set/
-/// hash/zset commands of issue 5; drop the default when they land.
+/// Default: every family.
 fn families() -> Option<Vec<String>> {
-    let spec = std::env::var("SHARDIS_DIFF_FAMILIES").unwrap_or_else(|_| "-othertypes".to_string());
+    let spec = std::env::var("SHARDIS_DIFF_FAMILIES").ok()?;
     Some(spec.split(',').map(|x| x.trim().to_string()).collect())
 }
 
