@@ -14,6 +14,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod string;
 pub mod table;
 pub mod zset;

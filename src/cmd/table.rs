@@ -135,6 +135,7 @@ fn registry() -> &'static Registry {
             super::hash::COMMANDS,
             super::set::COMMANDS,
             super::zset::COMMANDS,
+            super::stream::COMMANDS,
             super::hll::COMMANDS,
         ] {
             defs.extend(family.iter());

@@ -9,6 +9,7 @@ pub mod hash;
 pub mod limits;
 pub mod list;
 pub mod set;
+pub mod stream;
 pub mod value;
 pub mod zset;
 

@@ -4,7 +4,7 @@
 //! Collections are boxed so the enum stays 32 bytes; their structures live
 //! in their own files (`list.rs`, `hash.rs`, `set.rs`, `zset.rs`).
 
-use super::{hash::Hash, list::List, set::Set, zset::ZSet};
+use super::{hash::Hash, list::List, set::Set, stream::Stream, zset::ZSet};
 
 /// Longest string Redis stores as embstr.
 pub const EMBSTR_MAX: usize = 44;
@@ -31,6 +31,7 @@ pub enum Value {
     Hash(Box<Hash>),
     Set(Box<Set>),
     ZSet(Box<ZSet>),
+    Stream(Box<Stream>),
 }
 
 /// Typed access to a collection value: `None` means another type (the
@@ -61,6 +62,7 @@ accessors! {
     as_hash, as_hash_mut, Hash, Hash;
     as_set, as_set_mut, Set, Set;
     as_zset, as_zset_mut, ZSet, ZSet;
+    as_stream, as_stream_mut, Stream, Stream;
 }
 
 impl Value {
@@ -99,6 +101,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Stream(_) => "stream",
         }
     }
 
@@ -112,6 +115,7 @@ impl Value {
             Value::Hash(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
+            Value::Stream(v) => v.encoding(),
         }
     }
 
@@ -139,6 +143,7 @@ impl Value {
             Value::Hash(v) => Value::Hash(Box::new(v.deep_clone())),
             Value::Set(v) => Value::Set(Box::new(v.deep_clone())),
             Value::ZSet(v) => Value::ZSet(Box::new(v.deep_clone())),
+            Value::Stream(v) => Value::Stream(Box::new(v.deep_clone())),
         }
     }
 
@@ -151,6 +156,7 @@ impl Value {
             Value::Hash(v) => v.mem_usage(),
             Value::Set(v) => v.mem_usage(),
             Value::ZSet(v) => v.mem_usage(),
+            Value::Stream(v) => v.mem_usage(),
         }
     }
 }

@@ -17,13 +17,15 @@ pub fn value_commands(out: &mut Vec<u8>, key: &[u8], value: &Value, expire: i64)
     if let Some(s) = value.str_bytes(&mut sb) {
         encode_array(out, [&b"SET"[..], key, s].into_iter(), 3);
         n += 1;
+    } else if let Value::Stream(st) = value {
+        n += st.rebuild_commands(key, out);
     } else {
         let (cmd, per_item): (&[u8], usize) = match value {
             Value::List(_) => (b"RPUSH", 1),
             Value::Hash(_) => (b"HSET", 2),
             Value::Set(_) => (b"SADD", 1),
             Value::ZSet(_) => (b"ZADD", 2),
-            _ => unreachable!("strings handled above"),
+            _ => unreachable!("strings and streams handled above"),
         };
         let mut items: Vec<Vec<u8>> = Vec::with_capacity(ITEMS_PER_CMD * per_item);
         let mut flush = |items: &mut Vec<Vec<u8>>, out: &mut Vec<u8>| {
