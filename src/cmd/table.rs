@@ -136,6 +136,7 @@ fn registry() -> &'static Registry {
             super::set::COMMANDS,
             super::zset::COMMANDS,
             super::stream::COMMANDS,
+            super::blocking::COMMANDS,
             super::hll::COMMANDS,
         ] {
             defs.extend(family.iter());
