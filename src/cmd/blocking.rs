@@ -10,9 +10,9 @@
 //! Served pops are logged as their non-blocking forms.
 
 use super::list;
-use crate::keyspace::list::End;
 use super::table::CommandDef;
 use super::{err, flags::*, numkeys_positions, Args, Ctx, OwnedArgs};
+use crate::keyspace::list::End;
 use crate::util::parse_f64;
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: super::table::Handler) -> CommandDef {

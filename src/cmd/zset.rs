@@ -711,7 +711,14 @@ fn zremrange(ctx: &mut Ctx, args: &Args, spec: Spec) {
 
 /// Pop up to `count` members from the min or max end of the zset at `key`
 /// (which must exist): highest first for max.
-pub(crate) fn pop_n(ks: &mut Keyspace, db: usize, key: &[u8], now: i64, count: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
+pub(crate) fn pop_n(
+    ks: &mut Keyspace,
+    db: usize,
+    key: &[u8],
+    now: i64,
+    count: usize,
+    max: bool,
+) -> Vec<(Vec<u8>, f64)> {
     let mut v = Vec::new();
     if let Ok(Some(z)) = get_zset(ks, db, key, now) {
         let len = z.len();

@@ -181,7 +181,8 @@ impl Shard {
                 q.retain(|&b| b != block_id);
                 if q.is_empty() {
                     self.blocked.by_key.remove(k);
-                    let still = (0..crate::keyspace::NUM_DBS as u8).any(|d| self.blocked.by_key.contains_key(&(d, k.1.clone())));
+                    let still = (0..crate::keyspace::NUM_DBS as u8)
+                        .any(|d| self.blocked.by_key.contains_key(&(d, k.1.clone())));
                     if !still {
                         self.ks.blocking_keys.remove(&k.1);
                     }
@@ -265,7 +266,8 @@ impl Shard {
     pub fn on_block_ready(&mut self, to: ConnRef, block_id: u64) {
         let Some(slot) = self.conns.get_mut(to.idx as usize) else { return };
         let Some(mut conn) = slot.take() else { return };
-        let ours = conn.gen == to.gen && matches!(&conn.wait, Wait::Blocked(b) if b.block_id == block_id && !b.cancelling);
+        let ours =
+            conn.gen == to.gen && matches!(&conn.wait, Wait::Blocked(b) if b.block_id == block_id && !b.cancelling);
         if ours {
             if let Wait::Blocked(b) = std::mem::replace(&mut conn.wait, Wait::None) {
                 self.blocked.deadlines.remove(&(b.deadline, to.idx, to.gen, block_id));
