@@ -74,14 +74,12 @@ impl Registry {
     }
 }
 
-/// The reply a blocking command gives on timeout.
-pub fn timeout_reply(name: &str, resp3: bool) -> Vec<u8> {
+/// The reply a blocking list or sorted-set command gives on timeout: a
+/// null array for all of them, BLMOVE included (as Redis 7.0; inside MULTI
+/// BLMOVE's null is a null bulk instead, which its handler gives).
+pub fn timeout_reply(resp3: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut r = Reply::new(&mut out, resp3);
-    match name {
-        "blmove" | "brpoplpush" => r.null(),
-        _ => r.null_array(),
-    }
+    Reply::new(&mut out, resp3).null_array();
     out
 }
 
@@ -151,7 +149,7 @@ impl Shard {
         let mut out = Vec::new();
         self.exec_into(&mut out, resp3, db as usize, id, def, &args);
         if std::mem::take(&mut self.ks.would_block) {
-            let w = Waiter { to: from, db, resp3, cmd, keys, timeout_reply: out, notify_only: false };
+            let w = Waiter { to: from, db, resp3, cmd, keys, timeout_reply: timeout_reply(resp3), notify_only: false };
             self.add_waiter(block_id, w);
         } else {
             self.send(from.shard, Msg::BlockedReply { to: from, block_id, out });
@@ -313,8 +311,7 @@ impl Shard {
             b.cancelling = true;
             if b.cross {
                 // Watches never consume anything: answer now, then drop them.
-                let name = b.cmd.as_ref().and_then(|c| cmd::lookup(c.args().get(0))).map_or("", |(_, d)| d.name);
-                let reply = timeout_reply(name, c.resp3);
+                let reply = timeout_reply(c.resp3);
                 c.out.extend_from_slice(&reply);
                 let Wait::Blocked(b) = std::mem::replace(&mut c.wait, Wait::None) else { continue };
                 self.drop_watches(&b);

@@ -663,8 +663,12 @@ impl Shard {
             c.wait = Wait::Blocked(b);
             return;
         }
-        // Served (or timed out: the attempt's null is the timeout reply).
-        c.out.extend_from_slice(&reply);
+        // Served, or timed out meanwhile.
+        if would_block {
+            c.out.extend_from_slice(&super::blocking::timeout_reply(c.resp3));
+        } else {
+            c.out.extend_from_slice(&reply);
+        }
         c.wait = Wait::None;
         for &s in &b.owners {
             self.send(s, Msg::CancelBlock { block_id: b.block_id, reply: false });
