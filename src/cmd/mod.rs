@@ -10,6 +10,7 @@
 //! are carried out by the shard layer (`crate::shard`).
 
 pub mod blocking;
+pub mod dump;
 pub mod hash;
 pub mod hll;
 pub mod keys;

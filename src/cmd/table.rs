@@ -137,6 +137,7 @@ fn registry() -> &'static Registry {
             super::zset::COMMANDS,
             super::stream::COMMANDS,
             super::blocking::COMMANDS,
+            super::dump::COMMANDS,
             super::hll::COMMANDS,
         ] {
             defs.extend(family.iter());
