@@ -306,6 +306,15 @@ impl Shard {
     pub fn exec_into(&mut self, out: &mut Vec<u8>, resp3: bool, db: usize, id: usize, def: &CommandDef, args: &Args) {
         let t0 = std::time::Instant::now();
         let before = out.len();
+        if def.has(WRITE) {
+            if let Some(e) = self.aof.as_ref().and_then(|w| w.last_write_error.as_ref()) {
+                // As Redis: refuse writes while the AOF cannot be written.
+                let msg = format!("MISCONF Errors writing to the AOF file: {}", e);
+                Reply::new(out, resp3).error(&msg);
+                self.record_stat(id, t0, true);
+                return;
+            }
+        }
         {
             let mut ctx = Ctx {
                 ks: &mut self.ks,
