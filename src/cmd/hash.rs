@@ -49,31 +49,12 @@ fn read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Hash>, ()> {
 /// the key, stores a new hash, or deletes a hash left empty. Ok(None) if
 /// absent and not created, Err if the key holds another type.
 fn modify<R>(ctx: &mut Ctx, key: &[u8], create: bool, f: impl FnOnce(&mut Hash) -> (R, bool)) -> Result<Option<R>, ()> {
-    let (db, now) = (ctx.db, ctx.now);
-    match ctx.ks.lookup(db, key, now) {
-        Some(e) => {
-            let h = e.value.as_hash_mut().ok_or(())?;
-            let (r, changed) = f(h);
-            let empty = h.is_empty();
-            if changed {
-                if empty {
-                    ctx.ks.remove(db, key);
-                } else {
-                    ctx.ks.touch(db, key);
-                }
-            }
-            Ok(Some(r))
-        }
-        None if create => {
-            let mut h = Hash::new();
-            let (r, changed) = f(&mut h);
-            if changed && !h.is_empty() {
-                ctx.ks.set(db, key, Value::Hash(Box::new(h)), 0);
-            }
-            Ok(Some(r))
-        }
-        None => Ok(None),
-    }
+    let kind = (
+        Value::as_hash_mut as fn(&mut Value) -> Option<&mut Hash>,
+        (|h| Value::Hash(Box::new(h))) as fn(Hash) -> Value,
+        Hash::is_empty as fn(&Hash) -> bool,
+    );
+    super::modify_collection(ctx, key, kind, if create { Some(&Hash::new) } else { None }, f)
 }
 
 fn hset(ctx: &mut Ctx, args: &Args) {

@@ -168,6 +168,48 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Run `f` on the collection of type `T` at `key`; if the key is absent,
+/// on a fresh one from `new` (None: don't create). `f` returns its result
+/// and whether it changed the collection; a change touches the key, stores
+/// the new collection, or deletes one left empty (Redis never keeps empty
+/// collections). Ok(None): absent and not created; Err: another type.
+pub fn modify_collection<T, R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    kind: (fn(&mut crate::keyspace::Value) -> Option<&mut T>, fn(T) -> crate::keyspace::Value, fn(&T) -> bool),
+    new: Option<&dyn Fn() -> T>,
+    f: impl FnOnce(&mut T) -> (R, bool),
+) -> Result<Option<R>, ()> {
+    let (get, wrap, is_empty) = kind;
+    let (db, now) = (ctx.db, ctx.now);
+    match ctx.ks.lookup(db, key, now) {
+        Some(e) => {
+            let c = get(&mut e.value).ok_or(())?;
+            let (r, changed) = f(c);
+            let empty = is_empty(c);
+            if changed {
+                if empty {
+                    ctx.ks.remove(db, key);
+                } else {
+                    ctx.ks.touch(db, key);
+                }
+            }
+            Ok(Some(r))
+        }
+        None => match new {
+            Some(new) => {
+                let mut c = new();
+                let (r, changed) = f(&mut c);
+                if changed && !is_empty(&c) {
+                    ctx.ks.set(db, key, wrap(c), 0);
+                }
+                Ok(Some(r))
+            }
+            None => Ok(None),
+        },
+    }
+}
+
 /// Error texts shared by many commands (Redis 7 wording).
 pub mod err {
     pub const SYNTAX: &str = "ERR syntax error";
@@ -198,6 +240,11 @@ impl Rng {
         x ^= x >> 27;
         self.0 = x;
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in 0..n (0 when n is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 }
 

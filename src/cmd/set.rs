@@ -63,33 +63,12 @@ fn modify<R>(
     new: Option<&dyn Fn() -> Set>,
     f: impl FnOnce(&mut Set) -> (R, bool),
 ) -> Result<Option<R>, ()> {
-    let (db, now) = (ctx.db, ctx.now);
-    match ctx.ks.lookup(db, key, now) {
-        Some(e) => {
-            let s = e.value.as_set_mut().ok_or(())?;
-            let (r, changed) = f(s);
-            let empty = s.is_empty();
-            if changed {
-                if empty {
-                    ctx.ks.remove(db, key);
-                } else {
-                    ctx.ks.touch(db, key);
-                }
-            }
-            Ok(Some(r))
-        }
-        None => match new {
-            Some(new) => {
-                let mut s = new();
-                let (r, changed) = f(&mut s);
-                if changed && !s.is_empty() {
-                    ctx.ks.set(db, key, Value::Set(Box::new(s)), 0);
-                }
-                Ok(Some(r))
-            }
-            None => Ok(None),
-        },
-    }
+    let kind = (
+        Value::as_set_mut as fn(&mut Value) -> Option<&mut Set>,
+        (|s| Value::Set(Box::new(s))) as fn(Set) -> Value,
+        Set::is_empty as fn(&Set) -> bool,
+    );
+    super::modify_collection(ctx, key, kind, new, f)
 }
 
 /// SADD key member [member ...]

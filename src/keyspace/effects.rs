@@ -9,8 +9,6 @@
 //! `DEL` when it happens, as Redis does, so that a replay (which never
 //! expires anything itself) reaches the same state.
 
-use crate::protocol::reply::fmt_i64;
-
 #[derive(Default)]
 pub struct Effects {
     /// Off unless something consumes the log (AOF on): then a command that
@@ -86,20 +84,7 @@ impl Effects {
     }
 }
 
-/// Encode a RESP array of bulk strings.
-pub fn encode_array<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u8]>, n: usize) {
-    let mut nb = [0u8; 24];
-    out.push(b'*');
-    out.extend_from_slice(fmt_i64(&mut nb, n as i64));
-    out.extend_from_slice(b"\r\n");
-    for p in parts {
-        out.push(b'$');
-        out.extend_from_slice(fmt_i64(&mut nb, p.len() as i64));
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(p);
-        out.extend_from_slice(b"\r\n");
-    }
-}
+pub use crate::protocol::reply::encode_array;
 
 #[cfg(test)]
 mod tests {

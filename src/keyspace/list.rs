@@ -655,19 +655,8 @@ impl List {
 mod tests {
     use super::*;
 
-    /// Deterministic xorshift for the model test.
-    struct Prng(u64);
-    impl Prng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n.max(1)
-        }
-    }
+    /// The server's own seeded PRNG, deterministic for the model test.
+    use crate::cmd::Rng as Prng;
 
     fn value(r: &mut Prng) -> Vec<u8> {
         // Mostly short, sometimes at the 254/255 frame boundary, sometimes big.
@@ -695,7 +684,7 @@ mod tests {
 
     fn model_run(fill: i64, seed: u64, steps: usize) {
         LIST_MAX_LISTPACK_SIZE.set(fill);
-        let mut r = Prng(seed);
+        let mut r = Prng::new(seed);
         let mut l = List::new();
         let mut m: VecDeque<Vec<u8>> = VecDeque::new();
         for step in 0..steps {

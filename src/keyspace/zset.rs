@@ -923,19 +923,8 @@ impl Skip {
 mod tests {
     use super::*;
 
-    /// Deterministic PRNG for the property tests.
-    struct Prng(u64);
-    impl Prng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    /// The server's own seeded PRNG, deterministic for the property tests.
+    use crate::cmd::Rng as Prng;
 
     /// The naive model: a vector kept sorted by (score, member).
     fn model_sorted(m: &std::collections::HashMap<Vec<u8>, f64>) -> Vec<(Vec<u8>, f64)> {
@@ -981,7 +970,7 @@ mod tests {
     }
 
     fn run_model(seed: u64, ops: usize, members: u64) {
-        let mut rng = Prng(seed);
+        let mut rng = Prng::new(seed);
         let mut z = ZSet::new();
         let mut model = std::collections::HashMap::new();
         for step in 0..ops {

@@ -183,11 +183,15 @@ pub fn push_i64(out: &mut Vec<u8>, n: i64) {
 
 /// Encode a command as a RESP multibulk array (used to forward commands).
 pub fn encode_command<A: AsRef<[u8]>>(out: &mut Vec<u8>, args: &[A]) {
+    encode_array(out, args.iter().map(|a| a.as_ref()), args.len());
+}
+
+/// A RESP array of `n` bulk strings from an iterator (no temporary slice).
+pub fn encode_array<'a>(out: &mut Vec<u8>, parts: impl Iterator<Item = &'a [u8]>, n: usize) {
     out.push(b'*');
-    push_i64(out, args.len() as i64);
+    push_i64(out, n as i64);
     out.extend_from_slice(b"\r\n");
-    for a in args {
-        let a = a.as_ref();
+    for a in parts {
         out.push(b'$');
         push_i64(out, a.len() as i64);
         out.extend_from_slice(b"\r\n");
