@@ -818,9 +818,6 @@ fn xsetid(ctx: &mut Ctx, args: &Args) {
         Ok(None) => return ctx.error(err::NO_KEY),
         Ok(Some(s)) => s,
     };
-    if id < s.max_deleted_id {
-        return ctx.error("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id");
-    }
     if !s.is_empty() {
         if id < s.last_valid_id() {
             return ctx.error("ERR The ID specified in XSETID is smaller than the target stream top item");
@@ -1289,11 +1286,6 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
 /// XAUTOCLAIM key group consumer min-idle-time start [COUNT count] [JUSTID]
 fn xautoclaim(ctx: &mut Ctx, args: &Args) {
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
-    match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
-        Ok(Some(s)) if s.groups.contains_key(gname) => {}
-        Ok(_) => return nogroup(ctx, key, gname),
-    }
     let now = ctx.now;
     let minidle = match parse_i64(&args[4]) {
         Some(n) => n.max(0),
@@ -1315,6 +1307,11 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
         } else {
             return ctx.error(err::SYNTAX);
         }
+    }
+    match get(ctx, key) {
+        Err(()) => return ctx.error(err::WRONGTYPE),
+        Ok(Some(s)) if s.groups.contains_key(gname) => {}
+        Ok(_) => return nogroup(ctx, key, gname),
     }
     let logging = ctx.ks.effects.enabled;
     let Ctx { ks, out, db, .. } = ctx;
@@ -1389,6 +1386,12 @@ fn xinfo(ctx: &mut Ctx, args: &Args) {
     if sub == "help" {
         return help(ctx, XINFO_HELP);
     }
+    let key = &args[2];
+    match get(ctx, key) {
+        Err(()) => return ctx.error(err::WRONGTYPE),
+        Ok(None) => return ctx.error(err::NO_KEY),
+        Ok(Some(_)) => {}
+    }
     let mut full = None;
     if sub == "stream" && args.len() > 3 {
         if !args.is(3, "full") || (args.len() > 4 && (args.len() != 6 || !args.is(4, "count"))) {
@@ -1397,13 +1400,13 @@ fn xinfo(ctx: &mut Ctx, args: &Args) {
         let mut count = 10usize;
         if args.len() == 6 {
             match parse_i64(&args[5]) {
-                Some(n) => count = n.max(0) as usize,
+                Some(n) if n < 0 => count = 10,
+                Some(n) => count = n as usize,
                 None => return ctx.error(err::NOT_INT),
             }
         }
         full = Some(if count == 0 { usize::MAX } else { count });
     }
-    let key = &args[2];
     let now = ctx.now;
     let Ctx { ks, out, db, .. } = ctx;
     let s = match ks.lookup(*db, key, now).map(|e| e.value.as_stream()) {

@@ -563,9 +563,14 @@ impl Stream {
             let id = self.last_id.max(StreamId::new(0, 1)).to_bytes();
             cmd(&[b"XADD", key, b"MAXLEN", b"0", &id, b"x", b"y"], out);
         }
-        let (last, added, maxdel) =
-            (self.last_id.to_bytes(), self.entries_added.to_string(), self.max_deleted_id.to_bytes());
-        cmd(&[b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes(), b"MAXDELETEDID", &maxdel], out);
+        // XSETID wants MAXDELETEDID <= its id, but XSETID may have moved
+        // last_id below a tombstone: set the tombstone first, then last_id.
+        if !self.max_deleted_id.is_zero() {
+            let at = self.max_deleted_id.max(self.last_valid_id()).to_bytes();
+            cmd(&[b"XSETID", key, &at, b"MAXDELETEDID", &self.max_deleted_id.to_bytes()], out);
+        }
+        let (last, added) = (self.last_id.to_bytes(), self.entries_added.to_string());
+        cmd(&[b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes()], out);
         for (name, g) in &self.groups {
             let (gl, er) = (g.last_id.to_bytes(), g.entries_read.to_string());
             cmd(&[b"XGROUP", b"CREATE", key, name, &gl, b"ENTRIESREAD", er.as_bytes()], out);
