@@ -132,9 +132,9 @@ fn stream_same(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y).all(|((k1, v1), (k2, v2))| {
-                    k1 == k2 && if masked(k1) { kind(v1, v2) } else { stream_same(v1, v2) }
-                })
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| k1 == k2 && if masked(k1) { kind(v1, v2) } else { stream_same(v1, v2) })
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
             let time_col = match x.as_slice() {

@@ -66,7 +66,7 @@ fn read_keys(args: &Args) -> Vec<usize> {
             i += 2;
         } else if args.is(i, "streams") {
             let n = args.len() - i - 1;
-            if n == 0 || n % 2 != 0 {
+            if n == 0 || !n.is_multiple_of(2) {
                 return Vec::new();
             }
             return (i + 1..i + 1 + n / 2).collect();
@@ -262,7 +262,11 @@ enum AddId {
 /// Options of XADD (from 2, up to and including the id) or XTRIM (from 2
 /// to the end), as Redis's streamParseAddOrTrimArgsOrReply. Returns the
 /// trim arguments, the id and its position (XADD), NOMKSTREAM.
-fn parse_add_trim(args: &Args, xadd: bool) -> Result<(TrimArgs, Option<(AddId, usize)>, bool), String> {
+/// What XADD/XTRIM options parse to: trim arguments, the XADD id and its
+/// position, NOMKSTREAM.
+type AddTrim = (TrimArgs, Option<(AddId, usize)>, bool);
+
+fn parse_add_trim(args: &Args, xadd: bool) -> Result<AddTrim, String> {
     let argc = args.len();
     let mut t = TrimArgs { how: None, approx: false, limit: 0 };
     let mut limit_given = false;
@@ -542,7 +546,7 @@ pub fn parse_read(ctx: &mut Ctx, args: &Args, xreadgroup: bool) -> Option<ReadRe
             }
         } else if args.is(i, "streams") && more > 0 {
             streams_at = i + 1;
-            if (argc - streams_at) % 2 != 0 {
+            if !(argc - streams_at).is_multiple_of(2) {
                 ctx.error("ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.");
                 return None;
             }
@@ -803,7 +807,8 @@ fn xsetid(ctx: &mut Ctx, args: &Args) {
             match strict_id(&args[i + 1]) {
                 None => return ctx.error(INVALID_ID),
                 Some(m) if id < m => {
-                    return ctx.error("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id")
+                    return ctx
+                        .error("ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id")
                 }
                 Some(m) => maxdel = m,
             }
@@ -907,14 +912,7 @@ fn subcommand_syntax(ctx: &mut Ctx, args: &Args, cmd: &str) {
 
 /// XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP
 fn xgroup(ctx: &mut Ctx, args: &Args) {
-    let subs = [
-        ("create", -5),
-        ("setid", -5),
-        ("destroy", 4),
-        ("createconsumer", 5),
-        ("delconsumer", 5),
-        ("help", 2),
-    ];
+    let subs = [("create", -5), ("setid", -5), ("destroy", 4), ("createconsumer", 5), ("delconsumer", 5), ("help", 2)];
     let Some(sub) = subcommand(ctx, args, "xgroup", &subs) else { return };
     if sub == "help" {
         return help(ctx, XGROUP_HELP);
@@ -1297,7 +1295,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
     while j < args.len() {
         if args.is(j, "count") && j + 1 < args.len() {
             match parse_i64(&args[j + 1]) {
-                Some(n) if n >= 1 && n <= i64::MAX / 10 => count = n,
+                Some(n) if (1..=i64::MAX / 10).contains(&n) => count = n,
                 _ => return ctx.error("ERR COUNT must be > 0"),
             }
             j += 2;
@@ -1322,9 +1320,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
     let mut deleted = Vec::new();
     let mut cursor = start;
     let mut next = StreamId::MIN;
-    loop {
-        let Some(g) = s.groups.get(gname) else { break };
-        let Some((&id, nack)) = g.pel.range(cursor..).next() else { break };
+    while let Some((&id, nack)) = s.groups.get(gname).and_then(|g| g.pel.range(cursor..).next()) {
         if attempts == 0 || count == 0 {
             next = id;
             break;
@@ -1547,5 +1543,239 @@ fn group_counters(out: &mut Reply, s: &Stream, g: &Group) {
     match s.lag(g) {
         Some(l) => out.int(l),
         None => out.null(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{exec, lookup, Ctx, OwnedArgs, Rng};
+    use crate::cmd::hash::tests::run_proto;
+    use crate::keyspace::Keyspace;
+    use crate::protocol::reply::Reply;
+
+    /// Run one command given as parts at time `now`; returns the reply.
+    fn run_at(ks: &mut Keyspace, parts: &[Vec<u8>], now: i64) -> String {
+        let mut buf = Vec::new();
+        let mut rng = Rng::new(7);
+        let args = OwnedArgs::from_slices(parts);
+        let (_, def) = lookup(&parts[0]).expect("known command");
+        let mut ctx = Ctx { ks, db: 0, now, out: Reply::new(&mut buf, false), max_bulk_len: 512 << 20, rng: &mut rng };
+        exec(def, &mut ctx, &args.args());
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn check(ks: &mut Keyspace, cases: &[(&str, &str)]) {
+        for (cmd, want) in cases {
+            assert_eq!(run_proto(ks, cmd, false), *want, "command: {cmd}");
+        }
+    }
+
+    /// Split back-to-back RESP arrays of bulk strings into commands.
+    fn parse_resp(mut b: &[u8]) -> Vec<Vec<Vec<u8>>> {
+        fn line(b: &mut &[u8]) -> usize {
+            let end = b.windows(2).position(|w| w == b"\r\n").expect("CRLF");
+            let n = std::str::from_utf8(&b[1..end]).expect("utf8").parse().expect("number");
+            *b = &b[end + 2..];
+            n
+        }
+        let mut cmds = Vec::new();
+        while !b.is_empty() {
+            let n = line(&mut b);
+            let mut parts = Vec::new();
+            for _ in 0..n {
+                let len = line(&mut b);
+                parts.push(b[..len].to_vec());
+                b = &b[len + 2..];
+            }
+            cmds.push(parts);
+        }
+        cmds
+    }
+
+    fn logged(ks: &mut Keyspace) -> Vec<String> {
+        let mut v = Vec::new();
+        ks.effects.drain_each(|_, b| {
+            for c in parse_resp(b) {
+                v.push(c.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>().join(" "));
+            }
+        });
+        v
+    }
+
+    #[test]
+    fn basic_replies() {
+        let mut ks = Keyspace::new();
+        check(
+            &mut ks,
+            &[
+                ("XADD s 1-1 f v", "$3\r\n1-1\r\n"),
+                ("XADD s 1-1 f v", "-ERR The ID specified in XADD is equal or smaller than the target stream top item\r\n"),
+                ("XADD s 1-* f v", "$3\r\n1-2\r\n"),
+                ("XADD s 0-0 f v", "-ERR The ID specified in XADD must be greater than 0-0\r\n"),
+                ("XADD s 2-1 f", "-ERR wrong number of arguments for 'xadd' command\r\n"),
+                ("XADD s MAXLEN 1 LIMIT 5 3-1 f v", "-ERR syntax error, LIMIT cannot be used without the special ~ option\r\n"),
+                ("XADD s LIMIT 5 3-1 f v", "-ERR syntax error, LIMIT cannot be used without specifying a trimming strategy\r\n"),
+                ("XADD s MAXLEN 1 MINID 1 3-1 f v", "-ERR syntax error, MAXLEN and MINID options at the same time are not compatible\r\n"),
+                ("XADD nokey NOMKSTREAM 1-1 f v", "$-1\r\n"),
+                ("XLEN s", ":2\r\n"),
+                ("XRANGE s - + COUNT 1", "*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+                ("XRANGE s (1-1 +", "*1\r\n*2\r\n$3\r\n1-2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+                ("XRANGE s - + COUNT 0", "*-1\r\n"),
+                ("XRANGE s (18446744073709551615-18446744073709551615 +", "-ERR invalid start ID for the interval\r\n"),
+                ("XREVRANGE s + - COUNT 1", "*1\r\n*2\r\n$3\r\n1-2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+                ("XREAD STREAMS s 1-1", "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n"),
+                ("XREAD STREAMS s $", "*-1\r\n"),
+                ("XREAD STREAMS s >", "-ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.\r\n"),
+                ("XDEL s 1-1 9-9", ":1\r\n"),
+                ("XTRIM s MAXLEN 0", ":1\r\n"),
+                ("EXISTS s", ":1\r\n"),
+                ("XSETID s 0-1", "+OK\r\n"),
+                ("XSETID nokey 1-1", "-ERR no such key\r\n"),
+                ("SET str x", "+OK\r\n"),
+                ("XADD str 1-1 f v", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+                ("XINFO STREAM str", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+            ],
+        );
+    }
+
+    #[test]
+    fn groups_and_pending() {
+        let mut ks = Keyspace::new();
+        check(
+            &mut ks,
+            &[
+                ("XGROUP CREATE s g $", "-ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.\r\n"),
+                ("XGROUP CREATE s g $ MKSTREAM", "+OK\r\n"),
+                ("XGROUP CREATE s g $", "-BUSYGROUP Consumer Group name already exists\r\n"),
+                ("XGROUP CREATE s", "-ERR wrong number of arguments for 'xgroup|create' command\r\n"),
+                ("XGROUP FOO s", "-ERR unknown subcommand 'FOO'. Try XGROUP HELP.\r\n"),
+                ("XADD s 1-1 a 1", "$3\r\n1-1\r\n"),
+                ("XADD s 2-1 b 2", "$3\r\n2-1\r\n"),
+                ("XREADGROUP GROUP g c1 COUNT 1 STREAMS s >", "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n"),
+                ("XREADGROUP GROUP g c2 STREAMS s >", "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"),
+                ("XREADGROUP GROUP g c2 STREAMS s >", "*-1\r\n"),
+                ("XPENDING s g", "*4\r\n:2\r\n$3\r\n1-1\r\n$3\r\n2-1\r\n*2\r\n*2\r\n$2\r\nc1\r\n$1\r\n1\r\n*2\r\n$2\r\nc2\r\n$1\r\n1\r\n"),
+                ("XPENDING s g - + 10 c2", "*1\r\n*4\r\n$3\r\n2-1\r\n$2\r\nc2\r\n:0\r\n:1\r\n"),
+                ("XDEL s 1-1", ":1\r\n"),
+                ("XREADGROUP GROUP g c1 STREAMS s 0", "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n1-1\r\n*-1\r\n"),
+                ("XCLAIM s g c3 0 1-1 2-1 JUSTID", "*1\r\n$3\r\n2-1\r\n"),
+                ("XPENDING s g - + 10", "*1\r\n*4\r\n$3\r\n2-1\r\n$2\r\nc3\r\n:0\r\n:1\r\n"),
+                ("XAUTOCLAIM s g c1 0 0 COUNT 5", "*3\r\n$3\r\n0-0\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n*0\r\n"),
+                ("XACK s g 2-1 9-9", ":1\r\n"),
+                ("XGROUP DELCONSUMER s g c1", ":0\r\n"),
+                ("XGROUP CREATECONSUMER s g c9", ":1\r\n"),
+                ("XGROUP DESTROY s g", ":1\r\n"),
+                ("XPENDING s g", "-NOGROUP No such key 's' or consumer group 'g'\r\n"),
+            ],
+        );
+        run_proto(&mut ks, "XGROUP CREATE s g2 0", false);
+        let info = run_proto(&mut ks, "XINFO GROUPS s", true);
+        assert_eq!(
+            info,
+            "*1\r\n%6\r\n$4\r\nname\r\n$2\r\ng2\r\n$9\r\nconsumers\r\n:0\r\n$7\r\npending\r\n:0\r\n$17\r\nlast-delivered-id\r\n$3\r\n0-0\r\n$12\r\nentries-read\r\n_\r\n$3\r\nlag\r\n:1\r\n"
+        );
+    }
+
+    #[test]
+    fn group_changes_do_not_touch_watchers() {
+        let mut ks = Keyspace::new();
+        run_proto(&mut ks, "XGROUP CREATE s g 0 MKSTREAM", false);
+        ks.watch(0, b"s", 1);
+        let d = ks.dirty;
+        run_proto(&mut ks, "XGROUP CREATECONSUMER s g c", false);
+        assert!(ks.dirty > d);
+        assert!(!ks.watch_dirty(1));
+        run_proto(&mut ks, "XADD s 1-1 f v", false);
+        assert!(ks.watch_dirty(1));
+    }
+
+    #[test]
+    fn clock_dependent_effects_are_logged_concretely() {
+        let mut ks = Keyspace::new();
+        ks.effects.enabled = true;
+        run_proto(&mut ks, "XADD s * f v", false);
+        run_proto(&mut ks, "XGROUP CREATE s g 0", false);
+        run_proto(&mut ks, "XREADGROUP GROUP g c STREAMS s >", false);
+        run_proto(&mut ks, "XREADGROUP GROUP g c STREAMS s >", false);
+        let id = "1700000000000-0";
+        assert_eq!(
+            logged(&mut ks),
+            [
+                format!("XADD s {id} f v"),
+                "XGROUP CREATE s g 0".into(),
+                "XGROUP CREATECONSUMER s g c".into(),
+                format!("XCLAIM s g c 0 {id} TIME 1700000000000 RETRYCOUNT 1 FORCE JUSTID"),
+                format!("XGROUP SETID s g {id} ENTRIESREAD 1"),
+            ]
+        );
+        for i in 1..=150 {
+            run_proto(&mut ks, &format!("XADD t {i}-0 f v"), false);
+        }
+        logged(&mut ks);
+        run_proto(&mut ks, "XTRIM t MAXLEN ~ 10", false);
+        run_proto(&mut ks, "XADD t MAXLEN ~ 0 200-* f v", false);
+        run_proto(&mut ks, "XADD t 201-0 f v", false);
+        assert_eq!(
+            logged(&mut ks),
+            ["XTRIM t MAXLEN = 50".to_string(), "XADD t MAXLEN = 0 200-0 f v".into(), "XADD t 201-0 f v".into()]
+        );
+    }
+
+    #[test]
+    fn rebuild_commands_round_trip() {
+        let mut ks = Keyspace::new();
+        for cmd in [
+            "XADD s 1-1 a 1 b 2",
+            "XADD s 2-1 a 3",
+            "XADD s 3-1 c 4",
+            "XADD s 4-1 c 5",
+            "XGROUP CREATE s g1 0",
+            "XGROUP CREATE s g2 $ ENTRIESREAD 4",
+            "XREADGROUP GROUP g1 alice COUNT 2 STREAMS s >",
+            "XREADGROUP GROUP g1 bob STREAMS s >",
+            "XGROUP CREATECONSUMER s g2 carol",
+            "XCLAIM s g1 carol 0 3-1 RETRYCOUNT 7",
+            "XDEL s 2-1",
+            "XSETID s 9-9 ENTRIESADDED 12",
+            "XGROUP CREATE e g 0 MKSTREAM",
+            "XADD e 5-5 x y",
+            "XDEL e 5-5",
+        ] {
+            let parts: Vec<Vec<u8>> = cmd.split(' ').map(|s| s.as_bytes().to_vec()).collect();
+            run_at(&mut ks, &parts, 1_000);
+        }
+        for key in [&b"s"[..], b"e"] {
+            let mut out = Vec::new();
+            let orig = ks.lookup(0, key, 1_000).and_then(|e| e.value.as_stream()).expect("stream");
+            let n = orig.rebuild_commands(key, &mut out);
+            let cmds = parse_resp(&out);
+            assert_eq!(n, cmds.len());
+            // Replayed as the AOF does: the clock reads 0.
+            let mut fresh = Keyspace::new();
+            for c in &cmds {
+                let r = run_at(&mut fresh, c, 0);
+                assert!(!r.starts_with('-'), "{r} for {:?}", String::from_utf8_lossy(&c.concat()));
+            }
+            let orig = ks.lookup(0, key, 1_000).and_then(|e| e.value.as_stream()).expect("stream");
+            let copy = fresh.lookup(0, key, 0).and_then(|e| e.value.as_stream()).expect("rebuilt");
+            let mut a = orig.clone();
+            // Pending entries of deleted entries are not carried (see rebuild_commands).
+            for g in a.groups.values_mut() {
+                let gone: Vec<_> = g.pel.keys().copied().filter(|id| !orig.contains(*id)).collect();
+                for id in gone {
+                    g.ack(id);
+                }
+                for c in g.consumers.values_mut() {
+                    c.seen_time = 0;
+                }
+            }
+            let mut b = copy.clone();
+            for g in b.groups.values_mut() {
+                for c in g.consumers.values_mut() {
+                    c.seen_time = 0;
+                }
+            }
+            assert!(a.same_as(&b), "rebuilt stream differs for {:?}", String::from_utf8_lossy(key));
+        }
     }
 }
