@@ -9,6 +9,8 @@
 //! Commands flagged `CONN` or `GLOBAL` need the connection or every shard and
 //! are carried out by the shard layer (`crate::shard`).
 
+pub mod blocking;
+pub mod dump;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -42,6 +44,8 @@ pub mod flags {
     pub const NO_AUTH: u32 = 1 << 7;
     /// Replies are not queued in MULTI; the command itself controls MULTI.
     pub const TX_CONTROL: u32 = 1 << 8;
+    /// May block the client (BLPOP, ...): see `cmd::blocking`.
+    pub const BLOCKING: u32 = 1 << 9;
 }
 
 /// A request's arguments: ranges into a buffer owned by the caller.

@@ -52,6 +52,12 @@ pub struct Keyspace {
     pub misses: u64,
     /// The log of what changed, for the AOF (disabled unless it is on).
     pub effects: Effects,
+    /// Set by a blocking command that found nothing to serve.
+    pub would_block: bool,
+    /// Keys some client is blocked on (any db); touching one queues it in
+    /// `ready_keys` so the shard retries its waiters.
+    pub blocking_keys: std::collections::HashSet<Box<[u8]>>,
+    pub ready_keys: Vec<(u8, Box<[u8]>)>,
 }
 
 impl Default for Keyspace {
@@ -73,6 +79,9 @@ impl Keyspace {
             hits: 0,
             misses: 0,
             effects: Effects::default(),
+            would_block: false,
+            blocking_keys: Default::default(),
+            ready_keys: Vec::new(),
         }
     }
 
@@ -188,6 +197,9 @@ impl Keyspace {
         }
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
+        }
+        if !self.blocking_keys.is_empty() && self.blocking_keys.contains(key) {
+            self.ready_keys.push((db as u8, key.into()));
         }
     }
 
