@@ -1,13 +1,285 @@
-//! A Redis stream: entries by id, consumer groups with their pending
-//! entries lists. Placeholder until the streams work lands (issue 5); the
-//! methods below are what the rest of the server relies on.
+//! A Redis stream: entries ordered by id, consumer groups with their
+//! pending entries lists (PELs).
+//!
+//! Entries live in a `BTreeMap` keyed by id. Redis stores them in listpack
+//! nodes of a radix tree, and that layout is visible: approximate trimming
+//! (`MAXLEN ~`) only drops whole nodes, an exact trim marks entries deleted
+//! inside a node, and XINFO reports the node count. So next to the entries
+//! we keep a model of the nodes (first id, live and deleted counts, last id,
+//! listpack bytes) that follows Redis's rules for opening a new node, which
+//! makes trimming results identical to redis-server's.
 
-#[derive(Default)]
-pub struct Stream {}
+use super::effects::encode_array;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
+const NODE_MAX_BYTES: usize = 4096;
+const NODE_MAX_ENTRIES: u32 = 100;
+
+/// Entry flags in Redis's listpack encoding (only their size matters here).
+const FLAG_SAMEFIELDS: i64 = 2;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Default, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId { ms: u64::MAX, seq: u64::MAX };
+
+    pub const fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    /// The next id, None past the largest.
+    pub fn incr(self) -> Option<StreamId> {
+        if self.seq < u64::MAX {
+            Some(StreamId::new(self.ms, self.seq + 1))
+        } else if self.ms < u64::MAX {
+            Some(StreamId::new(self.ms + 1, 0))
+        } else {
+            None
+        }
+    }
+
+    /// The previous id, None before 0-0.
+    pub fn decr(self) -> Option<StreamId> {
+        if self.seq > 0 {
+            Some(StreamId::new(self.ms, self.seq - 1))
+        } else if self.ms > 0 {
+            Some(StreamId::new(self.ms - 1, u64::MAX))
+        } else {
+            None
+        }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self == StreamId::MIN
+    }
+
+    /// `ms-seq` as bytes.
+    pub fn to_bytes(self) -> Vec<u8> {
+        format!("{}-{}", self.ms, self.seq).into_bytes()
+    }
+
+    /// Parse `ms[-seq]` as Redis does (strtoull rules for each part,
+    /// `missing_seq` when there is no `-seq`). With `allow_star`, a `ms-*`
+    /// form returns `seq_given == false`. Does not handle `-`, `+`, `(`.
+    pub fn parse(b: &[u8], missing_seq: u64, allow_star: bool) -> Option<(StreamId, bool)> {
+        if b.len() > 127 {
+            return None;
+        }
+        match b.iter().position(|&c| c == b'-') {
+            None => Some((StreamId::new(parse_u64(b)?, missing_seq), true)),
+            Some(p) => {
+                let ms = parse_u64(&b[..p])?;
+                let rest = &b[p + 1..];
+                if allow_star && rest == b"*" {
+                    return Some((StreamId::new(ms, 0), false));
+                }
+                Some((StreamId::new(ms, parse_u64(rest)?), true))
+            }
+        }
+    }
+}
+
+/// Redis's `string2ull`: a canonical integer (not negative), or whatever
+/// C's strtoull accepts in full (leading blanks, a sign, leading zeros).
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    if b.contains(&0) {
+        return None;
+    }
+    if let Some(v) = crate::util::parse_i64(b) {
+        return (v >= 0).then_some(v as u64);
+    }
+    let mut i = 0;
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        neg = b[i] == b'-';
+        i += 1;
+    }
+    if i >= b.len() {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in &b[i..] {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+/// Field/value pairs of one entry, flattened: f1, v1, f2, v2, ...
+pub type Fields = Box<[Box<[u8]>]>;
+
+/// One listpack node as Redis would have it (see the module doc).
+#[derive(Clone)]
+struct Node {
+    live: u32,
+    deleted: u32,
+    bytes: usize,
+    master_fields: Box<[Box<[u8]>]>,
+    /// Last id ever appended (deleted or not).
+    last: StreamId,
+}
+
+/// A pending entry: who has it, when it was last delivered, how often.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Nack {
+    pub consumer: Box<[u8]>,
+    pub delivery_time: i64,
+    pub delivery_count: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Consumer {
+    pub seen_time: i64,
+    pub pel: BTreeSet<StreamId>,
+}
+
+/// Redis's SCG_INVALID_ENTRIES_READ.
+pub const ENTRIES_READ_INVALID: i64 = -1;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    pub last_id: StreamId,
+    pub entries_read: i64,
+    pub pel: BTreeMap<StreamId, Nack>,
+    pub consumers: BTreeMap<Box<[u8]>, Consumer>,
+}
+
+impl Group {
+    pub fn new(last_id: StreamId, entries_read: i64) -> Group {
+        Group { last_id, entries_read, pel: BTreeMap::new(), consumers: BTreeMap::new() }
+    }
+
+    /// Create the consumer if needed; true if it was created.
+    pub fn ensure_consumer(&mut self, name: &[u8], now: i64) -> bool {
+        if self.consumers.contains_key(name) {
+            return false;
+        }
+        self.consumers.insert(name.into(), Consumer { seen_time: now, pel: BTreeSet::new() });
+        true
+    }
+
+    /// Give pending entry `id` to `consumer` (which must exist), creating
+    /// the entry if absent; returns it for the caller to set time/count.
+    pub fn assign(&mut self, id: StreamId, consumer: &[u8]) -> &mut Nack {
+        let prev = self.pel.get(&id).map(|n| n.consumer.clone());
+        if let Some(prev) = prev {
+            if &*prev != consumer {
+                if let Some(c) = self.consumers.get_mut(&prev) {
+                    c.pel.remove(&id);
+                }
+            }
+        }
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.pel.insert(id);
+        }
+        let n = self.pel.entry(id).or_insert_with(|| Nack {
+            consumer: consumer.into(),
+            delivery_time: 0,
+            delivery_count: 0,
+        });
+        if &*n.consumer != consumer {
+            n.consumer = consumer.into();
+        }
+        n
+    }
+
+    /// Drop pending entry `id`; true if it was there.
+    pub fn ack(&mut self, id: StreamId) -> bool {
+        match self.pel.remove(&id) {
+            Some(n) => {
+                if let Some(c) = self.consumers.get_mut(&n.consumer) {
+                    c.pel.remove(&id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Delete a consumer with its pending entries; returns how many it had.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+        let c = self.consumers.remove(name)?;
+        for id in &c.pel {
+            self.pel.remove(id);
+        }
+        Some(c.pel.len())
+    }
+}
+
+/// How to trim.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Trim {
+    MaxLen(u64),
+    MinId(StreamId),
+}
+
+#[derive(Clone, Default)]
+pub struct Stream {
+    entries: BTreeMap<StreamId, Fields>,
+    nodes: BTreeMap<StreamId, Node>,
+    pub last_id: StreamId,
+    pub max_deleted_id: StreamId,
+    pub entries_added: u64,
+    pub groups: BTreeMap<Box<[u8]>, Group>,
+    /// Bytes of entry data, for mem_usage.
+    data_bytes: usize,
+}
+
+/// Bytes a listpack element takes: encoding, data, back-length.
+fn lp_elem_size(b: &[u8]) -> usize {
+    let enc = match crate::util::parse_i64(b) {
+        Some(v) => lp_int_enc(v),
+        None if b.len() < 64 => 1 + b.len(),
+        None if b.len() < 4096 => 2 + b.len(),
+        None => 5 + b.len(),
+    };
+    enc + lp_backlen(enc)
+}
+
+fn lp_int_size(v: i64) -> usize {
+    let enc = lp_int_enc(v);
+    enc + lp_backlen(enc)
+}
+
+fn lp_int_enc(v: i64) -> usize {
+    match v {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        -32768..=32767 => 3,
+        -8_388_608..=8_388_607 => 4,
+        -2_147_483_648..=2_147_483_647 => 5,
+        _ => 9,
+    }
+}
+
+fn lp_backlen(l: usize) -> usize {
+    match l {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2_097_150 => 3,
+        2_097_151..=268_435_454 => 4,
+        _ => 5,
+    }
+}
 
 impl Stream {
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
     pub fn len(&self) -> usize {
-        0
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -20,19 +292,456 @@ impl Stream {
     }
 
     pub fn deep_clone(&self) -> Stream {
-        Stream {}
+        self.clone()
     }
 
     /// Approximate heap bytes, for INFO memory and eviction.
     pub fn mem_usage(&self) -> usize {
-        0
+        let groups: usize = self
+            .groups
+            .iter()
+            .map(|(n, g)| {
+                n.len()
+                    + 64
+                    + g.pel.len() * 64
+                    + g.consumers.len() * 64
+                    + g.consumers.keys().map(|k| k.len()).sum::<usize>()
+            })
+            .sum();
+        self.data_bytes + self.entries.len() * 48 + self.nodes.len() * 96 + groups
+    }
+
+    /// Listpack nodes Redis would have (XINFO radix-tree-keys).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn get(&self, id: StreamId) -> Option<&Fields> {
+        self.entries.get(&id)
+    }
+
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.entries.contains_key(&id)
+    }
+
+    /// First live entry's id, 0-0 when empty (Redis's `first_id`).
+    pub fn first_id(&self) -> StreamId {
+        self.entries.keys().next().copied().unwrap_or_default()
+    }
+
+    /// Last live entry's id (Redis's `streamLastValidID`), 0-0 when empty.
+    pub fn last_valid_id(&self) -> StreamId {
+        self.entries.keys().next_back().copied().unwrap_or_default()
+    }
+
+    pub fn first(&self) -> Option<(StreamId, &Fields)> {
+        self.entries.iter().next().map(|(k, v)| (*k, v))
+    }
+
+    pub fn last(&self) -> Option<(StreamId, &Fields)> {
+        self.entries.iter().next_back().map(|(k, v)| (*k, v))
+    }
+
+    /// Entries with start <= id <= end, ascending.
+    pub fn range(&self, start: StreamId, end: StreamId) -> impl DoubleEndedIterator<Item = (StreamId, &Fields)> {
+        let r = if start <= end { Some(self.entries.range(start..=end)) } else { None };
+        r.into_iter().flatten().map(|(k, v)| (*k, v))
+    }
+
+    /// Append an entry with `id` (the caller checked id > last_id).
+    /// `pairs` is the flattened field/value list.
+    pub fn append(&mut self, id: StreamId, pairs: &[&[u8]]) {
+        let numfields = pairs.len() / 2;
+        let totelelen: usize = pairs.iter().map(|p| p.len()).sum();
+        let tail = self.nodes.iter_mut().next_back();
+        let reuse = match &tail {
+            Some((_, n)) => n.bytes + totelelen < NODE_MAX_BYTES && n.live + n.deleted < NODE_MAX_ENTRIES,
+            None => false,
+        };
+        let (master, node) = match (reuse, tail) {
+            (true, Some((m, n))) => (*m, n),
+            _ => {
+                let master_fields: Box<[Box<[u8]>]> = pairs.iter().step_by(2).map(|f| Box::from(*f)).collect();
+                let mut bytes = 7 + lp_int_size(0) * 2 + lp_int_size(numfields as i64) + lp_int_size(0);
+                bytes += master_fields.iter().map(|f| lp_elem_size(f)).sum::<usize>();
+                self.nodes.insert(id, Node { live: 0, deleted: 0, bytes, master_fields, last: id });
+                (id, self.nodes.get_mut(&id).expect("just inserted"))
+            }
+        };
+        let same = node.master_fields.len() == numfields
+            && node.master_fields.iter().zip(pairs.iter().step_by(2)).all(|(a, b)| &**a == *b);
+        let mut add = lp_int_size(if same { FLAG_SAMEFIELDS } else { 0 })
+            + lp_int_size(id.ms.wrapping_sub(master.ms) as i64)
+            + lp_int_size(id.seq.wrapping_sub(master.seq) as i64);
+        if same {
+            add += pairs.iter().skip(1).step_by(2).map(|v| lp_elem_size(v)).sum::<usize>();
+            add += lp_int_size(numfields as i64 + 3);
+        } else {
+            add += lp_int_size(numfields as i64);
+            add += pairs.iter().map(|v| lp_elem_size(v)).sum::<usize>();
+            add += lp_int_size(2 * numfields as i64 + 4);
+        }
+        node.bytes += add;
+        node.live += 1;
+        node.last = id;
+        self.data_bytes += totelelen + pairs.len() * 16;
+        self.entries.insert(id, pairs.iter().map(|p| Box::from(*p)).collect());
+        self.last_id = id;
+        self.entries_added += 1;
+    }
+
+    /// The node holding `id`.
+    fn node_of(&mut self, id: StreamId) -> Option<(StreamId, &mut Node)> {
+        self.nodes.range_mut(..=id).next_back().map(|(k, n)| (*k, n))
+    }
+
+    fn drop_entry_data(&mut self, f: &Fields) {
+        self.data_bytes -= f.iter().map(|p| p.len() + 16).sum::<usize>();
+    }
+
+    /// XDEL of one id; true if it was there. Updates max_deleted_id.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        let Some(f) = self.entries.remove(&id) else { return false };
+        self.drop_entry_data(&f);
+        if let Some((master, node)) = self.node_of(id) {
+            node.live -= 1;
+            node.deleted += 1;
+            if node.live == 0 {
+                self.nodes.remove(&master);
+            }
+        }
+        if id > self.max_deleted_id {
+            self.max_deleted_id = id;
+        }
+        true
+    }
+
+    /// Trim as Redis's streamTrim: whole nodes from the head, then (unless
+    /// `approx`) entries inside the next node. `limit` 0 means no limit.
+    /// Returns how many entries were removed.
+    pub fn trim(&mut self, how: Trim, approx: bool, limit: u64) -> u64 {
+        let mut deleted = 0u64;
+        loop {
+            if let Trim::MaxLen(m) = how {
+                if self.len() as u64 <= m {
+                    break;
+                }
+            }
+            let Some((&master, node)) = self.nodes.iter().next() else { break };
+            let live = node.live as u64;
+            if limit > 0 && deleted + live > limit {
+                break;
+            }
+            let remove_node = match how {
+                Trim::MaxLen(m) => self.len() as u64 - live >= m,
+                Trim::MinId(id) => node.last < id,
+            };
+            if remove_node {
+                let last = node.last;
+                self.nodes.remove(&master);
+                let rest = match last.incr() {
+                    Some(after) => self.entries.split_off(&after),
+                    None => BTreeMap::new(),
+                };
+                let gone = std::mem::replace(&mut self.entries, rest);
+                for f in gone.values() {
+                    self.drop_entry_data(f);
+                }
+                deleted += gone.len() as u64;
+                continue;
+            }
+            if approx {
+                break;
+            }
+            let last = node.last;
+            let mut doomed = Vec::new();
+            let mut len = self.len() as u64;
+            for (&id, _) in self.entries.range(master..=last) {
+                let stop = match how {
+                    Trim::MaxLen(m) => len <= m,
+                    Trim::MinId(min) => id >= min,
+                };
+                if stop {
+                    break;
+                }
+                doomed.push(id);
+                len -= 1;
+            }
+            for id in &doomed {
+                if let Some(f) = self.entries.remove(id) {
+                    self.drop_entry_data(&f);
+                }
+            }
+            if let Some(n) = self.nodes.get_mut(&master) {
+                n.live -= doomed.len() as u32;
+                n.deleted += doomed.len() as u32;
+            }
+            deleted += doomed.len() as u64;
+            break;
+        }
+        deleted
+    }
+
+    /// Redis's streamEstimateDistanceFromFirstEverEntry: the logical read
+    /// counter of `id`, or ENTRIES_READ_INVALID if it cannot be known.
+    pub fn estimate_distance(&self, id: StreamId) -> i64 {
+        if self.entries_added == 0 {
+            return 0;
+        }
+        if self.is_empty() && id <= self.last_id {
+            return self.entries_added as i64;
+        }
+        if id == self.last_id {
+            return self.entries_added as i64;
+        } else if id > self.last_id {
+            return ENTRIES_READ_INVALID;
+        }
+        let first = self.first_id();
+        if self.max_deleted_id.is_zero() || self.max_deleted_id < first {
+            if id < first {
+                return (self.entries_added - self.len() as u64) as i64;
+            } else if id == first {
+                return (self.entries_added - self.len() as u64 + 1) as i64;
+            }
+        }
+        ENTRIES_READ_INVALID
+    }
+
+    /// Redis's streamRangeHasTombstones with an open end.
+    pub fn has_tombstones_from(&self, start: StreamId) -> bool {
+        if self.is_empty() || self.max_deleted_id.is_zero() {
+            return false;
+        }
+        if self.first_id() > self.max_deleted_id {
+            return false;
+        }
+        start <= self.max_deleted_id
+    }
+
+    /// A group's lag (XINFO), None when it cannot be known.
+    pub fn lag(&self, g: &Group) -> Option<i64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if g.entries_read != ENTRIES_READ_INVALID && !self.has_tombstones_from(g.last_id) {
+            return Some(self.entries_added as i64 - g.entries_read);
+        }
+        let read = self.estimate_distance(g.last_id);
+        (read != ENTRIES_READ_INVALID).then(|| self.entries_added as i64 - read)
+    }
+
+    /// Move a group's last delivered id forward to `id` as a read does,
+    /// keeping its entries-read counter.
+    pub fn advance_group(&mut self, group: &[u8], id: StreamId) {
+        let tomb = self.has_tombstones_from(id);
+        let est = if self.entries_added > 0 { Some(self.estimate_distance(id)) } else { None };
+        if let Some(g) = self.groups.get_mut(group) {
+            if id <= g.last_id {
+                return;
+            }
+            if g.entries_read != ENTRIES_READ_INVALID && !tomb {
+                g.entries_read += 1;
+            } else if let Some(e) = est {
+                g.entries_read = e;
+            }
+            g.last_id = id;
+        }
     }
 
     /// Append the commands that recreate this stream under `key` (entries,
     /// last id, groups, consumers, pending entries) as RESP arrays, for
     /// AOF bases and cross-shard transfer. Returns how many commands.
+    ///
+    /// Pending entries whose stream entry was deleted are not recreated:
+    /// XCLAIM drops them, as it does in Redis's own AOF rewrite.
     pub fn rebuild_commands(&self, key: &[u8], out: &mut Vec<u8>) -> usize {
-        let _ = (key, out);
-        0
+        let mut n = 0;
+        let mut cmd = |parts: &[&[u8]], out: &mut Vec<u8>| {
+            encode_array(out, parts.iter().copied(), parts.len());
+            n += 1;
+        };
+        for (id, f) in &self.entries {
+            let idb = id.to_bytes();
+            let mut parts: Vec<&[u8]> = vec![b"XADD", key, &idb];
+            parts.extend(f.iter().map(|p| &**p));
+            cmd(&parts, out);
+        }
+        if self.entries.is_empty() {
+            // An XADD trimmed at once creates the key empty; XSETID then
+            // sets the counters it changed.
+            let id = self.last_id.max(StreamId::new(0, 1)).to_bytes();
+            cmd(&[b"XADD", key, b"MAXLEN", b"0", &id, b"x", b"y"], out);
+        }
+        // XSETID wants MAXDELETEDID <= its id, but XSETID may have moved
+        // last_id below a tombstone: set the tombstone first, then last_id.
+        if !self.max_deleted_id.is_zero() {
+            let at = self.max_deleted_id.max(self.last_valid_id()).to_bytes();
+            cmd(&[b"XSETID", key, &at, b"MAXDELETEDID", &self.max_deleted_id.to_bytes()], out);
+        }
+        let (last, added) = (self.last_id.to_bytes(), self.entries_added.to_string());
+        cmd(&[b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes()], out);
+        for (name, g) in &self.groups {
+            let (gl, er) = (g.last_id.to_bytes(), g.entries_read.to_string());
+            cmd(&[b"XGROUP", b"CREATE", key, name, &gl, b"ENTRIESREAD", er.as_bytes()], out);
+            for cname in g.consumers.keys() {
+                cmd(&[b"XGROUP", b"CREATECONSUMER", key, name, cname], out);
+            }
+            for (id, nack) in &g.pel {
+                if !self.contains(*id) {
+                    continue;
+                }
+                let (idb, t, c) = (id.to_bytes(), nack.delivery_time.to_string(), nack.delivery_count.to_string());
+                cmd(
+                    &[
+                        b"XCLAIM",
+                        key,
+                        name,
+                        &nack.consumer,
+                        b"0",
+                        &idb,
+                        b"TIME",
+                        t.as_bytes(),
+                        b"RETRYCOUNT",
+                        c.as_bytes(),
+                        b"FORCE",
+                        b"JUSTID",
+                    ],
+                    out,
+                );
+            }
+        }
+        n
+    }
+
+    /// Compare everything observable (tests).
+    #[cfg(test)]
+    pub fn same_as(&self, o: &Stream) -> bool {
+        self.entries == o.entries
+            && self.last_id == o.last_id
+            && self.max_deleted_id == o.max_deleted_id
+            && self.entries_added == o.entries_added
+            && self.groups == o.groups
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(ms: u64, seq: u64) -> StreamId {
+        StreamId::new(ms, seq)
+    }
+
+    #[test]
+    fn id_parsing_follows_redis() {
+        assert_eq!(StreamId::parse(b"1-2", 0, false), Some((id(1, 2), true)));
+        assert_eq!(StreamId::parse(b"5", 7, false), Some((id(5, 7), true)));
+        assert_eq!(StreamId::parse(b"5-*", 0, true), Some((id(5, 0), false)));
+        assert_eq!(StreamId::parse(b"5-*", 0, false), None);
+        assert_eq!(StreamId::parse(b"-1", 0, false), None);
+        assert_eq!(StreamId::parse(b"1-2-3", 0, false), None);
+        assert_eq!(
+            StreamId::parse(b"18446744073709551615-18446744073709551615", 0, false),
+            Some((StreamId::MAX, true))
+        );
+        assert_eq!(StreamId::parse(b"18446744073709551616", 0, false), None);
+        // strtoull leniency that Redis inherits.
+        assert_eq!(StreamId::parse(b"+5", 0, false), Some((id(5, 0), true)));
+        assert_eq!(StreamId::parse(b"007", 0, false), Some((id(7, 0), true)));
+        assert_eq!(StreamId::parse(b"", 0, false), None);
+        assert!(id(1, u64::MAX) < id(2, 0));
+        assert_eq!(id(1, u64::MAX).incr(), Some(id(2, 0)));
+        assert_eq!(StreamId::MAX.incr(), None);
+        assert_eq!(id(2, 0).decr(), Some(id(1, u64::MAX)));
+        assert_eq!(StreamId::MIN.decr(), None);
+    }
+
+    fn filled(n: u64) -> Stream {
+        let mut s = Stream::new();
+        for i in 1..=n {
+            s.append(id(i, 0), &[b"f", b"v"]);
+        }
+        s
+    }
+
+    #[test]
+    fn nodes_hold_100_entries_and_approx_trim_drops_whole_nodes() {
+        let mut s = filled(250);
+        assert_eq!(s.node_count(), 3);
+        assert_eq!(s.trim(Trim::MaxLen(180), true, 0), 0);
+        assert_eq!(s.trim(Trim::MaxLen(150), true, 0), 100);
+        assert_eq!(s.len(), 150);
+        // LIMIT stops before a node that would exceed it.
+        assert_eq!(s.trim(Trim::MaxLen(0), true, 120), 100);
+        assert_eq!(s.trim(Trim::MaxLen(10), false, 0), 40);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s.first_id(), id(241, 0));
+        // Exact trim marks entries deleted: the node stays, counting them.
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(s.trim(Trim::MinId(id(245, 0)), false, 0), 4);
+        assert_eq!(s.first_id(), id(245, 0));
+        assert_eq!(s.trim(Trim::MinId(id(1000, 0)), true, 0), 6);
+        assert!(s.is_empty() && s.node_count() == 0);
+        assert_eq!(s.entries_added, 250);
+    }
+
+    #[test]
+    fn large_values_open_nodes_by_bytes() {
+        let mut s = Stream::new();
+        let v = vec![b'x'; 1000];
+        for i in 1..=10 {
+            s.append(id(i, 0), &[b"f", &v]);
+        }
+        // About 1 KB per entry in 4 KB nodes: 4 entries per node (a node
+        // is full once its bytes plus the new entry's reach 4096).
+        assert_eq!(s.node_count(), 3);
+    }
+
+    #[test]
+    fn xdel_removes_empty_nodes_and_tracks_tombstones() {
+        let mut s = filled(3);
+        assert!(s.delete(id(2, 0)));
+        assert!(!s.delete(id(2, 0)));
+        assert_eq!(s.max_deleted_id, id(2, 0));
+        assert!(s.has_tombstones_from(id(1, 0)));
+        assert!(!s.has_tombstones_from(id(3, 0)));
+        s.delete(id(1, 0));
+        s.delete(id(3, 0));
+        assert_eq!(s.node_count(), 0);
+        assert_eq!(s.last_id, id(3, 0));
+    }
+
+    #[test]
+    fn pel_bookkeeping() {
+        let mut g = Group::new(StreamId::MIN, 0);
+        assert!(g.ensure_consumer(b"a", 1));
+        assert!(!g.ensure_consumer(b"a", 1));
+        g.ensure_consumer(b"b", 1);
+        g.assign(id(1, 0), b"a").delivery_count = 1;
+        g.assign(id(2, 0), b"a").delivery_count = 1;
+        g.assign(id(1, 0), b"b").delivery_count += 1;
+        assert_eq!(g.consumers[&b"a"[..]].pel.len(), 1);
+        assert_eq!(g.consumers[&b"b"[..]].pel.len(), 1);
+        assert_eq!(g.pel[&id(1, 0)].delivery_count, 2);
+        assert!(g.ack(id(1, 0)));
+        assert!(!g.ack(id(1, 0)));
+        assert!(g.consumers[&b"b"[..]].pel.is_empty());
+        assert_eq!(g.delete_consumer(b"a"), Some(1));
+        assert!(g.pel.is_empty());
+    }
+
+    #[test]
+    fn lag_and_entries_read() {
+        let mut s = filled(5);
+        s.groups.insert(b"g".to_vec().into(), Group::new(StreamId::MIN, ENTRIES_READ_INVALID));
+        s.advance_group(b"g", id(2, 0));
+        assert_eq!(s.groups[&b"g"[..]].entries_read, ENTRIES_READ_INVALID);
+        let g = s.groups[&b"g"[..]].clone();
+        assert_eq!(s.lag(&g), None);
+        s.groups.insert(b"h".to_vec().into(), Group::new(StreamId::MIN, 0));
+        s.advance_group(b"h", id(1, 0));
+        s.advance_group(b"h", id(2, 0));
+        let h = s.groups[&b"h"[..]].clone();
+        assert_eq!((h.entries_read, s.lag(&h)), (2, Some(3)));
     }
 }

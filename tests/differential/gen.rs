@@ -37,6 +37,9 @@ pub enum Cmp {
     ScanAll {
         pairs: bool,
     },
+    /// Stream replies (XPENDING, XINFO): exact except idle/seen times,
+    /// delivery times and radix-tree-nodes (see `stream_same`).
+    Stream,
 }
 
 /// One step of a sequence.
@@ -99,6 +102,7 @@ pub const FAMILIES: &[Family] = &[
     Family { name: "zsets", weight: 20, in_multi: true, gen: zsets },
     Family { name: "lists", weight: 20, in_multi: true, gen: lists },
     Family { name: "hll", weight: 8, in_multi: true, gen: hll },
+    Family { name: "streams", weight: 20, in_multi: true, gen: streams },
     // Blocking pops with short timeouts: served at once, or nil on timeout
     // (a single client never gets woken by another).
     Family { name: "blocking", weight: 6, in_multi: true, gen: blocking },
@@ -1233,6 +1237,240 @@ fn hll(g: &mut Gen) -> Op {
         6 => with(cmd!("PFMERGE", k), g.keys(0, 3)),
         // The stored bytes must be Redis's HLL format exactly.
         _ => cmd!("GET", k),
+    }
+}
+
+// ---- streams -----------------------------------------------------------------
+
+/// Key for `XADD *` only: its ids follow the clock, so nothing reads them.
+const AUTO_STREAM: &str = "{s}auto";
+
+/// Stream ids from a small space so XADD collides and ranges overlap.
+fn stream_id(g: &mut Gen) -> Vec<u8> {
+    match g.rng.gen_range(0..100) {
+        0..=69 => format!("{}-{}", g.rng.gen_range(0..g.uniq + 3), g.rng.gen_range(0..3)),
+        70..=79 => g.rng.gen_range(0..g.uniq + 3).to_string(),
+        80..=83 => "0-0".into(),
+        84..=86 => "18446744073709551615-18446744073709551615".into(),
+        87..=89 => ["x", "-1", "1-x", "", "1-2-3"].choose(&mut g.rng).unwrap().to_string(),
+        _ => format!("{}-{}", g.rng.gen_range(g.uniq + 3..g.uniq + 100), g.rng.gen_range(0..3)),
+    }
+    .into_bytes()
+}
+
+fn range_bound(g: &mut Gen) -> Vec<u8> {
+    match g.rng.gen_range(0..10) {
+        0 | 1 => b"-".to_vec(),
+        2 | 3 => b"+".to_vec(),
+        4 => [b"(".to_vec(), stream_id(g)].concat(),
+        _ => stream_id(g),
+    }
+}
+
+fn stream_fields(g: &mut Gen) -> Vec<Vec<u8>> {
+    let n = if g.chance(90) { g.rng.gen_range(1..=2) } else { g.rng.gen_range(0..=4) };
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(["a", "b", "c"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+        let long = g.rng.gen_range(100..600);
+        v.push(if g.chance(10) { g.letters(b"xyz", long) } else { list_elem(g) });
+    }
+    v
+}
+
+fn trim_opts(g: &mut Gen) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = vec![];
+    v.push(if g.chance(60) { b"MAXLEN".to_vec() } else { b"MINID".to_vec() });
+    if g.chance(60) {
+        v.push(["~", "=", "~"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+    }
+    v.push(if v[0] == b"MAXLEN" { g.rng.gen_range(-1..12).to_string().into_bytes() } else { stream_id(g) });
+    if g.chance(20) {
+        v.push(b"LIMIT".to_vec());
+        v.push(g.rng.gen_range(-1..200).to_string().into_bytes());
+    }
+    v
+}
+
+fn stream_group(g: &mut Gen) -> Vec<u8> {
+    ["g1", "g2", "g3"].choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn stream_consumer(g: &mut Gen) -> Vec<u8> {
+    ["c1", "c2", "c3"].choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+/// An idle threshold whose outcome does not depend on timing.
+fn stream_idle(g: &mut Gen) -> &'static str {
+    ["0", "0", "3600000", "-5"].choose(&mut g.rng).unwrap()
+}
+
+fn streams(g: &mut Gen) -> Op {
+    // A few hot keys so streams grow past node boundaries (100 entries).
+    let k = if g.chance(60) { ["k0", "k1", "{t}a"].choose(&mut g.rng).unwrap().as_bytes().to_vec() } else { g.key() };
+    match g.rng.gen_range(0..40) {
+        0..=9 => {
+            let mut a = vec![k];
+            if g.chance(8) {
+                a.push(b"NOMKSTREAM".to_vec());
+            }
+            if g.chance(15) {
+                a.extend(trim_opts(g));
+            }
+            a.push(match g.rng.gen_range(0..10) {
+                0 => format!("{}-*", g.uniq).into_bytes(),
+                1 | 2 => stream_id(g),
+                _ => {
+                    // Mostly increasing ids, so most XADDs succeed.
+                    g.uniq += g.rng.gen_range(0..2);
+                    format!("{}-{}", g.uniq, g.rng.gen_range(0..3)).into_bytes()
+                }
+            });
+            if g.chance(5) {
+                a.push(stream_id(g));
+            }
+            a.extend(stream_fields(g));
+            with(cmd!("XADD"), a)
+        }
+        10 => with(cmd!(Cmp::NilOrNot; "XADD", AUTO_STREAM, "*"), stream_fields(g)),
+        11 => cmd!("XLEN", if g.chance(10) { AUTO_STREAM.as_bytes().to_vec() } else { k }),
+        12..=14 => {
+            let name = *["XRANGE", "XREVRANGE"].choose(&mut g.rng).unwrap();
+            let mut a = vec![k, range_bound(g), range_bound(g)];
+            if g.chance(40) {
+                a.push(b"COUNT".to_vec());
+                a.push(g.rng.gen_range(-1..6).to_string().into_bytes());
+            }
+            with(cmd!(name), a)
+        }
+        15 => with(cmd!("XDEL", k), (0..g.rng.gen_range(1..4)).map(|_| stream_id(g)).collect()),
+        16 => with(cmd!("XTRIM", k), trim_opts(g)),
+        17 | 18 => {
+            let mut a: Vec<Vec<u8>> = vec![];
+            if g.chance(40) {
+                a.push(b"COUNT".to_vec());
+                a.push(g.rng.gen_range(-1..5).to_string().into_bytes());
+            }
+            a.push(b"STREAMS".to_vec());
+            let keys = if g.chance(70) { vec![k] } else { g.keys(1, 3) };
+            let n = keys.len();
+            a.extend(keys);
+            for _ in 0..n {
+                a.push(if g.chance(15) { b"$".to_vec() } else { range_bound(g) });
+            }
+            with(cmd!("XREAD"), a)
+        }
+        19..=21 => {
+            let grp = stream_group(g);
+            match g.rng.gen_range(0..10) {
+                0..=3 => {
+                    let id = if g.chance(30) { b"$".to_vec() } else { stream_id(g) };
+                    let mut a = vec![b"CREATE".to_vec(), k, grp, id];
+                    if g.chance(50) {
+                        a.push(b"MKSTREAM".to_vec());
+                    }
+                    if g.chance(15) {
+                        a.push(b"ENTRIESREAD".to_vec());
+                        a.push(g.rng.gen_range(-2..10).to_string().into_bytes());
+                    }
+                    with(cmd!("XGROUP"), a)
+                }
+                4 => {
+                    let id = if g.chance(30) { b"$".to_vec() } else { stream_id(g) };
+                    let mut a = vec![b"SETID".to_vec(), k, grp, id];
+                    if g.chance(30) {
+                        a.push(b"ENTRIESREAD".to_vec());
+                        a.push(g.rng.gen_range(-1..10).to_string().into_bytes());
+                    }
+                    with(cmd!("XGROUP"), a)
+                }
+                5 => cmd!("XGROUP", "DESTROY", k, grp),
+                6 | 7 => cmd!("XGROUP", "CREATECONSUMER", k, grp, stream_consumer(g)),
+                8 => cmd!("XGROUP", "DELCONSUMER", k, grp, stream_consumer(g)),
+                // Unknown subcommands and subcommand arity errors are
+                // queue-time errors in Redis; shardis's MULTI does not know
+                // XGROUP/XINFO subcommands yet, so they are not generated.
+                _ => cmd!("XGROUP", "HELP"),
+            }
+        }
+        22..=26 => {
+            let mut a = vec![b"GROUP".to_vec(), stream_group(g), stream_consumer(g)];
+            if g.chance(40) {
+                a.push(b"COUNT".to_vec());
+                a.push(g.rng.gen_range(0..4).to_string().into_bytes());
+            }
+            if g.chance(15) {
+                a.push(b"NOACK".to_vec());
+            }
+            a.push(b"STREAMS".to_vec());
+            let keys = if g.chance(80) { vec![k] } else { g.keys(1, 2) };
+            let n = keys.len();
+            a.extend(keys);
+            for _ in 0..n {
+                a.push(if g.chance(70) { b">".to_vec() } else { range_bound(g) });
+            }
+            with(cmd!("XREADGROUP"), a)
+        }
+        27 | 28 => with(cmd!("XACK", k, stream_group(g)), (0..g.rng.gen_range(1..4)).map(|_| stream_id(g)).collect()),
+        29 | 30 => {
+            let mut a = vec![k, stream_group(g)];
+            if g.chance(70) {
+                if g.chance(25) {
+                    a.extend([b"IDLE".to_vec(), stream_idle(g).as_bytes().to_vec()]);
+                }
+                a.extend([range_bound(g), range_bound(g), g.rng.gen_range(-1..6).to_string().into_bytes()]);
+                if g.chance(40) {
+                    a.push(stream_consumer(g));
+                }
+            }
+            with(cmd!(Cmp::Stream; "XPENDING"), a)
+        }
+        31 | 32 => {
+            let mut a = vec![k, stream_group(g), stream_consumer(g), stream_idle(g).as_bytes().to_vec()];
+            a.extend((0..g.rng.gen_range(1..4)).map(|_| stream_id(g)));
+            for _ in 0..g.rng.gen_range(0..3) {
+                match g.rng.gen_range(0..7) {
+                    0 => a.extend([b"IDLE".to_vec(), b"86400000".to_vec()]),
+                    1 => a.extend([b"TIME".to_vec(), b"1000".to_vec()]),
+                    2 => a.extend([b"RETRYCOUNT".to_vec(), g.rng.gen_range(-1..5).to_string().into_bytes()]),
+                    3 => a.push(b"FORCE".to_vec()),
+                    4 => a.push(b"JUSTID".to_vec()),
+                    5 => a.extend([b"LASTID".to_vec(), stream_id(g)]),
+                    _ => a.push(b"BOGUS".to_vec()),
+                }
+            }
+            with(cmd!("XCLAIM"), a)
+        }
+        33 => {
+            let mut a =
+                vec![k, stream_group(g), stream_consumer(g), stream_idle(g).as_bytes().to_vec(), range_bound(g)];
+            if g.chance(50) {
+                a.extend([b"COUNT".to_vec(), g.rng.gen_range(0..5).to_string().into_bytes()]);
+            }
+            if g.chance(30) {
+                a.push(b"JUSTID".to_vec());
+            }
+            with(cmd!("XAUTOCLAIM"), a)
+        }
+        34..=36 => match g.rng.gen_range(0..6) {
+            0 => cmd!(Cmp::Stream; "XINFO", "STREAM", k),
+            1 => cmd!(Cmp::Stream; "XINFO", "STREAM", k, "FULL"),
+            2 => cmd!(Cmp::Stream; "XINFO", "STREAM", k, "FULL", "COUNT", g.rng.gen_range(-1..4).to_string()),
+            3 => cmd!(Cmp::Stream; "XINFO", "GROUPS", k),
+            4 => cmd!(Cmp::Stream; "XINFO", "CONSUMERS", k, stream_group(g)),
+            _ => cmd!(Cmp::Stream; "XINFO", "HELP"),
+        },
+        37 => {
+            let mut a = vec![k, stream_id(g)];
+            if g.chance(30) {
+                a.extend([b"ENTRIESADDED".to_vec(), g.rng.gen_range(-1..30).to_string().into_bytes()]);
+            }
+            if g.chance(30) {
+                a.extend([b"MAXDELETEDID".to_vec(), stream_id(g)]);
+            }
+            with(cmd!("XSETID"), a)
+        }
+        _ => cmd!("XRANGE", k, "-", "+"),
     }
 }
 
