@@ -303,23 +303,31 @@ impl Dict {
         }
     }
 
-    /// Visit up to `count` entries found by walking consecutive buckets
-    /// from a random one, giving up after `count * 10` buckets (Redis's
-    /// dictGetSomeKeys): cheap samples for eviction, not uniform ones.
-    pub fn sample(&self, count: usize, mut rnd: impl FnMut() -> u64, mut f: impl FnMut(&Entry)) {
+    /// Walk consecutive buckets from a random one, calling `f` on each
+    /// entry until it has accepted `count` of them (it returns whether it
+    /// took the entry) or `max_buckets` buckets were visited: cheap,
+    /// roughly random samples for eviction, as Redis's dictGetSomeKeys.
+    pub fn sample(
+        &self,
+        count: usize,
+        max_buckets: usize,
+        mut rnd: impl FnMut() -> u64,
+        mut f: impl FnMut(&Entry) -> bool,
+    ) {
         if self.len == 0 || count == 0 {
             return;
         }
         let mask = self.mask();
         let mut idx = (rnd() as usize) & mask;
-        let mut seen = 0;
-        for _ in 0..count.saturating_mul(10) {
+        let mut taken = 0;
+        for _ in 0..max_buckets.min(self.buckets.len()) {
             let mut cur = self.buckets[idx].as_deref();
             while let Some(e) = cur {
-                f(e);
-                seen += 1;
-                if seen >= count {
-                    return;
+                if f(e) {
+                    taken += 1;
+                    if taken >= count {
+                        return;
+                    }
                 }
                 cur = e.next.as_deref();
             }
@@ -405,7 +413,18 @@ mod tests {
         }
         let mut n = 0;
         let mut x = 7u64;
-        d.sample(5, || { x = x.wrapping_mul(6364136223846793005).wrapping_add(1); x >> 20 }, |_| n += 1);
+        d.sample(
+            5,
+            50,
+            || {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                x >> 20
+            },
+            |_| {
+                n += 1;
+                true
+            },
+        );
         assert!(n > 0 && n <= 5);
     }
 
