@@ -637,6 +637,89 @@ mod tests {
         }
     }
 
+    fn recount(ks: &Keyspace) -> usize {
+        ks.dbs.iter().flat_map(|d| d.dict.iter()).map(entry_mem).sum()
+    }
+
+    fn run(ks: &mut Keyspace, parts: &[&str], now: i64) -> String {
+        let (_, def) = crate::cmd::lookup(parts[0].as_bytes()).expect("known command");
+        let args = crate::cmd::OwnedArgs::from_slices(parts);
+        let mut out = Vec::new();
+        let mut rng = crate::cmd::Rng::new(1);
+        let mut ctx = crate::cmd::Ctx::new(ks, 0, now, crate::protocol::reply::Reply::new(&mut out, false), &mut rng);
+        crate::cmd::exec(def, &mut ctx, &args.args());
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn accounting_follows_changes_in_place() {
+        let now = 1_000_000;
+        let mut ks = Keyspace::new();
+        let big = "x".repeat(100);
+        let mut script: Vec<Vec<String>> = Vec::new();
+        for i in 0..300 {
+            let k = format!("k{}", i % 7);
+            let cmd = match i % 10 {
+                0 => vec!["APPEND".into(), format!("s{}", i % 3), big.clone()],
+                1 => vec!["RPUSH".into(), format!("l{}", i % 2), big.clone(), "a".into()],
+                2 => vec!["HSET".into(), format!("h{}", i % 2), format!("f{i}"), big.clone()],
+                3 => vec!["SADD".into(), "set".into(), format!("m{i}")],
+                4 => vec!["ZADD".into(), "z".into(), i.to_string(), format!("m{i}")],
+                5 => vec!["SET".into(), k, big.clone()],
+                6 => vec!["LPOP".into(), format!("l{}", i % 2)],
+                7 => vec!["DEL".into(), format!("s{}", i % 3), k],
+                8 => vec!["SETRANGE".into(), format!("s{}", i % 3), "150".into(), "y".into()],
+                _ => vec!["RENAME".into(), "set".into(), "set2".into()],
+            };
+            script.push(cmd);
+        }
+        script.push(vec!["COPY".into(), "h0".into(), "h9".into()]);
+        script.push(vec!["MSET".into(), "a".into(), "1".into(), "a".into(), big.clone()]);
+        for c in &script {
+            let parts: Vec<&str> = c.iter().map(|s| s.as_str()).collect();
+            run(&mut ks, &parts, now);
+            assert_eq!(ks.used, recount(&ks), "after {parts:?}");
+        }
+        assert!(ks.used_peak >= ks.used);
+        ks.flush_db(0);
+        assert_eq!(ks.used, 0);
+    }
+
+    #[test]
+    fn denyoom_commands_get_oom_and_others_run() {
+        let now = 1_000_000;
+        let mut ks = ks_with(10, 0, now);
+        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5 });
+        let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        assert_eq!(run(&mut ks, &["SET", "new", "v"], now), oom);
+        assert_eq!(run(&mut ks, &["LPUSH", "l", "v"], now), oom);
+        assert_eq!(run(&mut ks, &["GET", "k1"], now), "$1\r\nv\r\n");
+        assert_eq!(run(&mut ks, &["DEL", "k1"], now), ":1\r\n");
+        // allkeys-random frees what it must, then runs the command.
+        ks.set_mem_limit(MemLimit { maxmemory: ks.used - 1, policy: Policy::AllkeysRandom, samples: 5 });
+        assert_eq!(run(&mut ks, &["SET", "new", "v"], now), "+OK\r\n");
+        assert_eq!(ks.evicted_keys, 1);
+    }
+
+    #[test]
+    fn lfu_counts_accesses_and_object_reports_them() {
+        let t = 28_333_333 * 60_000;
+        let mut ks = Keyspace::new();
+        ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLfu, samples: 5 });
+        run(&mut ks, &["SET", "a", "1"], t);
+        assert_eq!(run(&mut ks, &["OBJECT", "FREQ", "a"], t), ":5\r\n");
+        for _ in 0..10 {
+            run(&mut ks, &["GET", "a"], t);
+        }
+        // Below ten accesses past LFU_INIT_VAL the counter rises fast.
+        let f = run(&mut ks, &["OBJECT", "FREQ", "a"], t);
+        assert!(f.as_str() >= ":6\r\n" && f.as_str() <= ":9\r\n", "{f}");
+        assert!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t).starts_with("-ERR An LFU maxmemory policy is selected"));
+        ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLru, samples: 5 });
+        run(&mut ks, &["GET", "a"], t);
+        assert_eq!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t + 12_000), ":12\r\n");
+    }
+
     #[test]
     fn policies_parse_by_name() {
         for n in POLICY_NAMES {
