@@ -246,7 +246,11 @@ impl Shard {
         self.config = c.clone();
         // Each shard keeps to an equal share of maxmemory on its own.
         let limit = crate::keyspace::evict::MemLimit {
-            maxmemory: c.maxmemory.max(0) as usize / self.shared.nshards.max(1),
+            // At least a byte each: a tiny limit must not round to "none".
+            maxmemory: match c.maxmemory.max(0) as usize {
+                0 => 0,
+                m => (m / self.shared.nshards.max(1)).max(1),
+            },
             policy: crate::keyspace::evict::Policy::parse(&c.maxmemory_policy).unwrap_or_default(),
             samples: c.maxmemory_samples.max(1) as usize,
         };
