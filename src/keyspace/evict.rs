@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(lfu_decayed(clock, t0 + 30 * MIN), 0);
         // The 16-bit minute clock wraps (one minute short across the wrap,
         // as Redis's LFUTimeElapsed computes it).
-        let late = (t0 / MIN | 0xffff) * MIN;
+        let late = ((t0 / MIN) | 0xffff) * MIN;
         assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 2 * MIN), 8);
         assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 5 * MIN), 5);
         // Touching decays first, then counts, and restamps the time.

@@ -161,7 +161,7 @@ impl Keyspace {
     /// Stop measuring `e` (about to be removed or replaced whole),
     /// counting its change in place so far.
     fn forget_measured(&mut self, e: *const Entry) {
-        if let Some(i) = self.measured.iter().rposition(|m| m.0 == e) {
+        if let Some(i) = self.measured.iter().rposition(|m| std::ptr::eq(m.0, e)) {
             let (_, before) = self.measured.swap_remove(i);
             // SAFETY: `e` is still allocated: the caller removes it after.
             let now = evict::entry_mem(unsafe { &*e });
@@ -177,7 +177,7 @@ impl Keyspace {
         // used here do not alias.
         let key = unsafe { &mut (*e).key };
         key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
-        if self.measuring && !self.measured.iter().any(|m| m.0 == e as *const Entry) {
+        if self.measuring && !self.measured.iter().any(|m| std::ptr::eq(m.0, e)) {
             let size = evict::entry_mem(unsafe { &*e });
             self.measured.push((e, size));
         }
