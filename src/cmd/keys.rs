@@ -46,11 +46,17 @@ fn del(ctx: &mut Ctx, args: &Args) {
 }
 
 /// EXISTS key [key ...] (a key named twice counts twice); also TOUCH, which
-/// counts the same way (no LRU clock is kept to update).
+/// counts the same way but, unlike EXISTS, updates the keys' access clocks.
 fn exists(ctx: &mut Ctx, args: &Args) {
+    let touch = args.is(0, "touch");
     let mut n = 0;
     for i in 1..args.len() {
-        if ctx.ks.lookup(ctx.db, &args[i], ctx.now).is_some() {
+        let found = if touch {
+            ctx.ks.lookup(ctx.db, &args[i], ctx.now).is_some()
+        } else {
+            ctx.ks.lookup_no_touch(ctx.db, &args[i], ctx.now).is_some()
+        };
+        if found {
             n += 1;
         }
     }
@@ -59,7 +65,7 @@ fn exists(ctx: &mut Ctx, args: &Args) {
 
 /// TYPE key
 fn type_cmd(ctx: &mut Ctx, args: &Args) {
-    let name = match ctx.ks.lookup(ctx.db, &args[1], ctx.now) {
+    let name = match ctx.ks.lookup_no_touch(ctx.db, &args[1], ctx.now) {
         Some(e) => e.value.type_name(),
         None => "none",
     };
@@ -242,7 +248,7 @@ fn pexpiretime(ctx: &mut Ctx, args: &Args) {
 /// rounded to nearest as Redis does ((ms + 500) / 1000).
 fn ttl_generic(ctx: &mut Ctx, args: &Args, ms: bool, absolute: bool) {
     let now = ctx.now;
-    let expire = match ctx.ks.lookup(ctx.db, &args[1], now) {
+    let expire = match ctx.ks.lookup_no_touch(ctx.db, &args[1], now) {
         Some(e) => e.expire,
         None => return ctx.out.int(-2),
     };

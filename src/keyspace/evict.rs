@@ -735,6 +735,15 @@ mod tests {
         ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLru, samples: 5 });
         run(&mut ks, &["GET", "a"], t);
         assert_eq!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t + 12_000), ":12\r\n");
+        // Looking at a key is not using it (Redis's LOOKUP_NOTOUCH); TOUCH is.
+        for cmd in ["TYPE", "TTL", "PTTL", "EXISTS", "OBJECT ENCODING"] {
+            let mut parts: Vec<&str> = cmd.split(' ').collect();
+            parts.push("a");
+            run(&mut ks, &parts, t + 13_000);
+        }
+        assert_eq!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t + 14_000), ":14\r\n");
+        run(&mut ks, &["TOUCH", "a"], t + 14_000);
+        assert_eq!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t + 15_000), ":1\r\n");
     }
 
     #[test]

@@ -183,17 +183,26 @@ impl Keyspace {
         }
     }
 
-    /// Look a key up without counting an access (OBJECT): expired keys are
-    /// still deleted.
+    /// Look a key up without counting it as a use of the key (OBJECT,
+    /// TYPE, TTL, EXISTS: Redis's LOOKUP_NOTOUCH); expired keys are still
+    /// deleted and hits/misses still counted.
     pub fn lookup_no_touch(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
-        self.lookup_inner(db, key, now)
+        self.lookup_flags(db, key, now, false)
     }
 
     /// Look a key up for reading or writing; an expired key is deleted first.
+    #[inline]
     pub fn lookup(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.lookup_flags(db, key, now, true)
+    }
+
+    #[inline]
+    fn lookup_flags(&mut self, db: usize, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
         let found = self.lookup_inner(db, key, now).map(|e| e as *mut Entry);
         if let Some(e) = found {
-            self.accessed(e, now);
+            if touch {
+                self.accessed(e, now);
+            }
         }
         if self.count_lookups {
             if found.is_some() {
