@@ -206,3 +206,30 @@ fn debug_sleep_and_shutdown() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn dump_and_restore_every_type_across_shards() {
+    let s = Server::start(4, &[]);
+    let mut c = s.conn();
+    c.cmd(&["RPUSH", "l", "a", "b"]);
+    c.cmd(&["HSET", "h", "f", "v"]);
+    c.cmd(&["SADD", "st", "x", "y"]);
+    c.cmd(&["ZADD", "z", "2", "m"]);
+    c.cmd(&["SET", "s", "str"]);
+    for key in ["l", "h", "st", "z", "s"] {
+        let payload = match c.cmd(&["DUMP", key]) {
+            Value::Bulk(b) => b,
+            other => panic!("DUMP {key}: {other}"),
+        };
+        // Restore under names that hash to other shards, with a TTL.
+        for copy in [format!("{key}:copy1"), format!("{key}:copy2"), format!("{key}:copy3")] {
+            let restore = [b"RESTORE".to_vec(), copy.as_bytes().to_vec(), b"100000".to_vec(), payload.clone()];
+            assert_eq!(c.cmd(&restore), Value::ok());
+            assert_eq!(c.cmd(&["TYPE", &copy]), c.cmd(&["TYPE", key]));
+            assert_eq!(c.cmd(&["DUMP", &copy]), Value::Bulk(payload.clone()), "same contents");
+            let ttl = c.cmd(&["PTTL", &copy]).as_int().unwrap();
+            assert!(ttl > 0 && ttl <= 100000, "{ttl}");
+        }
+    }
+    assert_eq!(c.cmd(&["RESTORE", "x", "0", "garbage"]), Value::err("ERR DUMP payload version or checksum are wrong"));
+}

@@ -9,6 +9,8 @@
 //! Commands flagged `CONN` or `GLOBAL` need the connection or every shard and
 //! are carried out by the shard layer (`crate::shard`).
 
+pub mod blocking;
+pub mod dump;
 pub mod hash;
 pub mod hll;
 pub mod keys;
@@ -44,7 +46,9 @@ pub mod flags {
     pub const TX_CONTROL: u32 = 1 << 8;
     /// May grow memory: refused with -OOM when the shard is over
     /// maxmemory and eviction cannot bring it under (Redis's denyoom).
-    pub const DENYOOM: u32 = 1 << 9;
+    pub const DENYOOM: u32 = 1 << 10;
+    /// May block the client (BLPOP, ...): see `cmd::blocking`.
+    pub const BLOCKING: u32 = 1 << 9;
 }
 
 /// A request's arguments: ranges into a buffer owned by the caller.

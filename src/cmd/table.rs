@@ -136,6 +136,8 @@ fn registry() -> &'static Registry {
             super::set::COMMANDS,
             super::zset::COMMANDS,
             super::stream::COMMANDS,
+            super::blocking::COMMANDS,
+            super::dump::COMMANDS,
             super::hll::COMMANDS,
         ] {
             defs.extend(family.iter());

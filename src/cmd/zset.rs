@@ -151,7 +151,7 @@ fn parse_long_in(s: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, String>
 // ---- keyspace helpers ---------------------------------------------------------
 
 /// The zset at `key`: Ok(None) if absent, Err if another type.
-fn get_zset<'k>(ks: &'k mut Keyspace, db: usize, key: &[u8], now: i64) -> Result<Option<&'k mut ZSet>, ()> {
+pub(crate) fn get_zset<'k>(ks: &'k mut Keyspace, db: usize, key: &[u8], now: i64) -> Result<Option<&'k mut ZSet>, ()> {
     match ks.lookup(db, key, now) {
         None => Ok(None),
         Some(e) => e.value.as_zset_mut().map(Some).ok_or(()),
@@ -711,7 +711,14 @@ fn zremrange(ctx: &mut Ctx, args: &Args, spec: Spec) {
 
 /// Pop up to `count` members from the min or max end of the zset at `key`
 /// (which must exist): highest first for max.
-fn pop_n(ks: &mut Keyspace, db: usize, key: &[u8], now: i64, count: usize, max: bool) -> Vec<(Vec<u8>, f64)> {
+pub(crate) fn pop_n(
+    ks: &mut Keyspace,
+    db: usize,
+    key: &[u8],
+    now: i64,
+    count: usize,
+    max: bool,
+) -> Vec<(Vec<u8>, f64)> {
     let mut v = Vec::new();
     if let Ok(Some(z)) = get_zset(ks, db, key, now) {
         let len = z.len();

@@ -74,6 +74,12 @@ pub struct Keyspace {
     /// then, so growth in place is counted when it ends.
     measuring: bool,
     measured: Measured,
+    /// Set by a blocking command that found nothing to serve.
+    pub would_block: bool,
+    /// Keys some client is blocked on (any db); touching one queues it in
+    /// `ready_keys` so the shard retries its waiters.
+    pub blocking_keys: std::collections::HashSet<Box<[u8]>>,
+    pub ready_keys: Vec<(u8, Box<[u8]>)>,
 }
 
 /// Entries the running write command looked up, with their size then.
@@ -130,6 +136,9 @@ impl Keyspace {
             clock_ms: 0,
             measuring: false,
             measured: Measured::default(),
+            would_block: false,
+            blocking_keys: Default::default(),
+            ready_keys: Vec::new(),
         }
     }
 
@@ -338,6 +347,9 @@ impl Keyspace {
         }
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
+        }
+        if !self.blocking_keys.is_empty() && self.blocking_keys.contains(key) {
+            self.ready_keys.push((db as u8, key.into()));
         }
     }
 

@@ -283,12 +283,16 @@ impl Default for Replayer {
 impl Replayer {
     /// Apply one record's commands to `ks`.
     pub fn apply(&mut self, ks: &mut Keyspace, rec: &record::Record) -> Result<(), String> {
-        self.db = rec.db as usize;
-        let payload = rec.payload;
+        self.apply_payload(ks, rec.db as usize, rec.payload)
+            .map_err(|pos| format!("lsn {}: malformed command at payload offset {}", rec.lsn, pos))
+    }
+
+    /// Apply RESP commands starting in `db`; Err(offset) of a malformed one.
+    pub fn apply_payload(&mut self, ks: &mut Keyspace, db: usize, payload: &[u8]) -> Result<(), usize> {
+        self.db = db;
         let mut pos = 0;
         while pos < payload.len() {
-            let used = record::parse_command_ranges(&payload[pos..], &mut self.ranges)
-                .ok_or_else(|| format!("lsn {}: malformed command at payload offset {}", rec.lsn, pos))?;
+            let used = record::parse_command_ranges(&payload[pos..], &mut self.ranges).ok_or(pos)?;
             let buf = &payload[pos..pos + used];
             pos += used;
             if self.ranges.is_empty() {

@@ -71,6 +71,8 @@ pub struct Writer {
     pub last_write_error: Option<String>,
     /// Start a new segment before the next write (a rewrite asked).
     rotate_requested: bool,
+    /// After a failed write: not before this time.
+    retry_at_ms: i64,
 }
 
 impl Writer {
@@ -100,6 +102,7 @@ impl Writer {
             total_bytes: 0,
             last_write_error: None,
             rotate_requested: false,
+            retry_at_ms: 0,
         })
     }
 
@@ -124,8 +127,24 @@ impl Writer {
     }
 
     /// The next write to submit, if records wait and no write is in flight.
-    pub fn next_write(&mut self) -> Option<WriteOp> {
-        if self.write_inflight || self.buf.is_empty() {
+    pub fn next_write(&mut self, now_ms: i64) -> Option<WriteOp> {
+        if self.write_inflight {
+            return None;
+        }
+        if self.writing_done < self.writing.len() {
+            // A failed write waits for its retry time (a full disk must not
+            // turn into a busy loop), then goes out again from where it stopped.
+            if now_ms < self.retry_at_ms {
+                return None;
+            }
+            self.write_inflight = true;
+            let fsync = self.policy == Fsync::Always;
+            if fsync {
+                self.fsync_inflight = Some(self.writing_last_lsn);
+            }
+            return Some(self.write_op(fsync));
+        }
+        if self.buf.is_empty() {
             return None;
         }
         let want_rotate = self.file_len >= self.segment_size || (self.rotate_requested && self.file_len > 0);
@@ -166,25 +185,27 @@ impl Writer {
 
     /// A write completed with `res` bytes (or -errno). Returns a follow-up
     /// write for the rest of the buffer, if any.
-    pub fn on_write(&mut self, res: i32) -> Option<WriteOp> {
+    pub fn on_write(&mut self, res: i32, now_ms: i64) -> Option<WriteOp> {
         if res < 0 {
             let e = std::io::Error::from_raw_os_error(-res);
             if self.last_write_error.is_none() {
                 crate::log(&format!(
-                    "shard {}: AOF write to {} failed: {}; retrying",
+                    "shard {}: AOF write to {} failed: {}; retrying every 100 ms (replies under \
+                     appendfsync always wait)",
                     self.shard,
                     self.seg_path.display(),
                     e
                 ));
             }
             self.last_write_error = Some(e.to_string());
-            // A linked fsync was cancelled with it; retry the same bytes.
+            // A linked fsync was cancelled with it; `next_write` retries.
             self.fsync_inflight = None;
-            let fsync = self.policy == Fsync::Always;
-            if fsync {
-                self.fsync_inflight = Some(self.writing_last_lsn);
-            }
-            return Some(self.write_op(fsync));
+            self.write_inflight = false;
+            self.retry_at_ms = now_ms + 100;
+            return None;
+        }
+        if self.last_write_error.is_some() {
+            crate::log(&format!("shard {}: AOF writes work again", self.shard));
         }
         self.last_write_error = None;
         self.writing_done += res as usize;

@@ -112,7 +112,7 @@ impl Shard {
             // Group commit: everything appended meanwhile goes in the next pair.
             return;
         }
-        if let Some(op) = w.next_write() {
+        if let Some(op) = w.next_write(self.now) {
             self.push_write(op);
         }
     }
@@ -132,7 +132,17 @@ impl Shard {
 
     pub fn on_aof_write(&mut self, res: i32) {
         let Some(w) = self.aof.as_mut() else { return };
-        let op = w.on_write(res);
+        if res < 0 && w.policy == Fsync::Always {
+            // As Redis: with `always` a write error cannot be papered over.
+            crate::log(&format!(
+                "fatal: shard {}: AOF write to {} failed ({}) under appendfsync always; exiting",
+                self.id,
+                w.segment_path().display(),
+                std::io::Error::from_raw_os_error(-res)
+            ));
+            std::process::exit(1);
+        }
+        let op = w.on_write(res, self.now);
         let no_fsync = w.policy == Fsync::No;
         if let Some(op) = op {
             self.push_write(op);

@@ -187,7 +187,7 @@ impl Shard {
             return Step::Run;
         }
         let Some((id, def)) = cmd::lookup(args.get(0)) else { return Step::Run };
-        if def.has(CONN | GLOBAL) || !cmd::arity_ok(def, args.len()) {
+        if def.has(CONN | GLOBAL | BLOCKING) || !cmd::arity_ok(def, args.len()) {
             return Step::Run;
         }
         match self.route(def, args) {
@@ -261,6 +261,11 @@ impl Shard {
             self.server_command(conn, id, def, args);
             return;
         }
+        if def.has(BLOCKING) {
+            // Outside MULTI: may wait at the keys' owner (see `blocking`).
+            self.start_block(conn, def, args, None);
+            return;
+        }
         match self.route(def, args) {
             Route::Here => {
                 if self.txn.locked() {
@@ -301,6 +306,15 @@ impl Shard {
     pub fn exec_into(&mut self, out: &mut Vec<u8>, resp3: bool, db: usize, id: usize, def: &CommandDef, args: &Args) {
         let t0 = std::time::Instant::now();
         let before = out.len();
+        if def.has(WRITE) {
+            if let Some(e) = self.aof.as_ref().and_then(|w| w.last_write_error.as_ref()) {
+                // As Redis: refuse writes while the AOF cannot be written.
+                let msg = format!("MISCONF Errors writing to the AOF file: {}", e);
+                Reply::new(out, resp3).error(&msg);
+                self.record_stat(id, t0, true);
+                return;
+            }
+        }
         {
             let mut ctx = Ctx {
                 ks: &mut self.ks,
@@ -313,6 +327,9 @@ impl Shard {
             cmd::exec(def, &mut ctx, args);
         }
         self.log_pending();
+        if !self.ks.ready_keys.is_empty() {
+            self.serve_ready();
+        }
         let failed = out.get(before) == Some(&b'-');
         self.record_stat(id, t0, failed);
     }

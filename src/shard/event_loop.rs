@@ -55,6 +55,8 @@ pub enum Wait {
     ShardLock,
     /// SAVE: the rewrite generation it started after.
     Save(u64),
+    /// A blocking command waits for data (see `blocking`).
+    Blocked(Box<super::blocking::BlockWait>),
 }
 
 impl Wait {
@@ -182,6 +184,9 @@ pub struct Shard {
     pub rewrite_lsns: Option<Vec<Option<u64>>>,
     /// Connections waiting in SAVE.
     pub save_waiters: Vec<ConnRef>,
+    /// Blocked clients: those waiting on this shard's keys, and the
+    /// deadlines of this shard's own blocked connections.
+    pub blocked: super::blocking::Registry,
 }
 
 fn errno_str(ret: i32) -> String {
@@ -319,6 +324,7 @@ impl Shard {
             held_conns: Vec::new(),
             rewrite_lsns: None,
             save_waiters: Vec::new(),
+            blocked: Default::default(),
         })
     }
 
@@ -360,6 +366,7 @@ impl Shard {
             }
             self.turns += 1;
             self.completions += cqes.len() as u64;
+            self.expire_blocks();
             self.drain_messages();
             self.run_runnable();
             self.flush();
@@ -389,7 +396,16 @@ impl Shard {
         let sends = std::mem::take(&mut self.sends_this_turn);
         let want =
             if self.runnable.is_empty() { self.wait_policy.want(std::time::Instant::now(), sends) } else { None };
-        let Some(want) = want else { return self.ring.submit_and_wait(1) };
+        let Some(want) = want else {
+            // Wake up for the earliest blocked-client deadline.
+            if let Some(d) = self.next_block_deadline() {
+                let ms = (d - crate::util::now_ms()).clamp(0, 60_000) as u64;
+                let ts = types::Timespec::new().sec(ms / 1000).nsec(((ms % 1000) * 1_000_000) as u32);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                return self.ring.submitter().submit_with_args(1, &args);
+            }
+            return self.ring.submit_and_wait(1);
+        };
         // `min_wait_usec` returns once the budget is spent and at least one
         // completion is there; the timeout bounds it on kernels without it.
         let budget = self.wait_policy.budget_us;
@@ -507,7 +523,7 @@ impl Shard {
         self.arm_recv(idx);
     }
 
-    fn conn_mut(&mut self, idx: u32, gen: u32) -> Option<&mut Conn> {
+    pub(super) fn conn_mut(&mut self, idx: u32, gen: u32) -> Option<&mut Conn> {
         conn_in(&mut self.conns, idx, gen)
     }
 
@@ -790,6 +806,13 @@ impl Shard {
             self.pubsub.punsubscribe(&p, r);
         }
         self.unwatch_everywhere(id, &watch_shards);
+        if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+            let wait = std::mem::replace(&mut c.wait, Wait::None);
+            self.cancel_block_of(&wait);
+            if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+                c.wait = wait;
+            }
+        }
         self.maybe_free(idx);
     }
 
@@ -901,6 +924,8 @@ impl Shard {
                 self.send(coord, Msg::RewriteLsn { shard: self.id, lsn });
             }
             Msg::RewriteLsn { shard, lsn } => self.on_rewrite_lsn(shard, lsn),
+            Msg::BlockedReply { to, block_id, out } => self.on_blocked_reply(to, block_id, out),
+            Msg::BlockReady { to, block_id } => self.on_block_ready(to, block_id),
             Msg::Unwatch { who } => {
                 self.ks.unwatch_all(who);
             }
@@ -947,6 +972,9 @@ impl Shard {
                 let resp = self.fan_local(&req);
                 self.send(from.shard, Msg::FanoutReply { to: from, shard: self.id, resp });
             }
+            Msg::BlockCmd { block_id, from, db, resp3, cmd } => self.on_block_cmd(block_id, from, db, resp3, cmd),
+            Msg::BlockWatch { block_id, to, keys } => self.on_block_watch(block_id, to, keys),
+            Msg::CancelBlock { block_id, reply } => self.on_cancel_block(block_id, reply),
             _ => {}
         }
     }
@@ -996,6 +1024,7 @@ impl Shard {
             }
             // The expiries as DELs.
             self.log_pending();
+            self.serve_ready();
         }
         self.aof_cron();
         self.check_save_waiters();

@@ -14,6 +14,7 @@
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 
 pub mod aof;
+pub mod blocking;
 pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
@@ -50,6 +51,8 @@ pub struct Shared {
     doorbell_pending: Vec<AtomicBool>,
     pub next_client_id: AtomicU64,
     pub next_txid: AtomicU64,
+    /// Ids of blocked-client waits, unique across shards.
+    pub next_block_id: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub shutdown: AtomicBool,
     /// The master copy of the configuration (CONFIG GET/REWRITE); shards keep
@@ -76,6 +79,7 @@ impl Shared {
             doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             next_client_id: AtomicU64::new(1),
             next_txid: AtomicU64::new(1),
+            next_block_id: AtomicU64::new(1),
             connected_clients: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
             tcp_port: config.port,
@@ -161,6 +165,37 @@ pub enum Msg {
     },
     Unlock {
         txid: u64,
+    },
+    /// Blocked clients (see `blocking`): run a blocking command at the
+    /// owner of its keys, queueing the client if there is nothing yet.
+    BlockCmd {
+        block_id: u64,
+        from: ConnRef,
+        db: u8,
+        resp3: bool,
+        cmd: Vec<u8>,
+    },
+    /// Watch keys for a blocked command whose keys span shards.
+    BlockWatch {
+        block_id: u64,
+        to: ConnRef,
+        keys: Vec<DbKey>,
+    },
+    /// Stop waiting (timeout: answer with the timeout reply; or silently).
+    CancelBlock {
+        block_id: u64,
+        reply: bool,
+    },
+    /// Home: the blocked command's reply (served or timed out).
+    BlockedReply {
+        to: ConnRef,
+        block_id: u64,
+        out: Vec<u8>,
+    },
+    /// Home: a watched key changed; try the cross-shard command again.
+    BlockReady {
+        to: ConnRef,
+        block_id: u64,
     },
     /// AOF rewrite: start a new segment and report the last appended lsn.
     RewriteStart {

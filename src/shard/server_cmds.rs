@@ -67,6 +67,7 @@ pub struct ShardInfo {
     pub keys: Vec<(usize, usize, usize)>,
     pub clients: usize,
     pub pubsub_clients: usize,
+    pub blocked_clients: usize,
     pub total_commands: u64,
     pub total_connections: u64,
     pub rejected_conns: u64,
@@ -1099,6 +1100,10 @@ impl Shard {
             keys,
             clients: self.conns.iter().flatten().filter(|c| !c.closing).count(),
             pubsub_clients: self.conns.iter().flatten().filter(|c| c.in_pubsub()).count(),
+            // Counted where they wait: at the owner of their keys, or at
+            // home for the ones whose keys span shards.
+            blocked_clients: self.blocked.blocked_clients()
+                + self.conns.iter().flatten().filter(|c| matches!(&c.wait, Wait::Blocked(b) if b.cross)).count(),
             total_commands: self.total_commands,
             total_connections: self.total_connections,
             rejected_conns: self.rejected_conns,
@@ -1150,10 +1155,11 @@ impl Shard {
         if want("clients") {
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\nblocked_clients:0\r\n\r\n",
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\nblocked_clients:{}\r\n\r\n",
                 self.shared.connected_clients.load(Ordering::Relaxed),
                 self.config.maxclients,
                 sum(&|i| i.pubsub_clients as u64),
+                sum(&|i| i.blocked_clients as u64),
             );
         }
         if want("memory") {

@@ -85,6 +85,10 @@ pub struct Txn {
     pulls_left: usize,
     /// Participants wait for `Unlock` after pushing (see `txn_logging`).
     hold: bool,
+    /// A blocking command tried as a transaction (keys on several
+    /// shards), and whether it found nothing to serve.
+    block: Option<Box<super::blocking::BlockWait>>,
+    would_block: bool,
 }
 
 impl Shard {
@@ -157,12 +161,31 @@ impl Shard {
             fan: None,
             pulls_left: 0,
             hold: false,
+            block: None,
+            would_block: false,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
         chain.insert(0, (first, first_keys));
         let msg = Msg::LockPull { txid, coord: self.id, chain, acc: Vec::new(), watch_dirty: false, watcher };
         self.send(first, msg);
+    }
+
+    /// A blocking command whose keys span shards: try it as a transaction;
+    /// `on_pushed` either replies or leaves the client blocked.
+    pub fn start_blocking_txn(
+        &mut self,
+        conn: &mut Conn,
+        cmd: OwnedArgs,
+        shards: Vec<usize>,
+        block: Box<super::blocking::BlockWait>,
+    ) {
+        self.start_txn(conn, vec![cmd], shards, false);
+        if let Wait::Txn(txid) = conn.wait {
+            if let Some(t) = self.txn.coord.get_mut(&txid) {
+                t.block = Some(block);
+            }
+        }
     }
 
     /// Participant, phase 1: lock and report the keys' state.
@@ -467,6 +490,7 @@ impl Shard {
             }
             t.final_db = db;
         }
+        t.would_block = std::mem::take(&mut t.temp.would_block);
         // Lookups counted on the temporary keyspace belong to this server.
         self.ks.hits += t.temp.hits;
         self.ks.misses += t.temp.misses;
@@ -540,6 +564,7 @@ impl Shard {
         }
         self.send(coord, Msg::Pushed { txid });
         if !hold {
+            self.serve_ready();
             self.resume_deferred();
         }
     }
@@ -548,6 +573,7 @@ impl Shard {
     pub fn on_unlock(&mut self, txid: u64) {
         if self.txn.holder == Some(txid) {
             self.txn.holder = None;
+            self.serve_ready();
             self.resume_deferred();
         }
     }
@@ -592,6 +618,9 @@ impl Shard {
         let r = t.conn;
         let watch_shards = t.watch_shards;
         let who = t.watcher;
+        if let Some(b) = t.block {
+            return self.finish_blocking_txn(r, txid, b, t.would_block, t.reply);
+        }
         if let Some(Some(c)) = self.conns.get_mut(r.idx as usize) {
             if c.gen == r.gen && matches!(c.wait, Wait::Txn(id) if id == txid) {
                 c.out.extend_from_slice(&t.reply);
@@ -609,6 +638,43 @@ impl Shard {
                 self.unwatch_everywhere(w, &watch_shards);
             }
         }
+    }
+
+    /// A cross-shard blocking attempt finished: reply, or keep waiting on
+    /// the watches (until the deadline, which may have passed meanwhile).
+    fn finish_blocking_txn(
+        &mut self,
+        r: super::ConnRef,
+        txid: u64,
+        b: Box<super::blocking::BlockWait>,
+        would_block: bool,
+        reply: Vec<u8>,
+    ) {
+        let now = crate::util::now_ms();
+        let Some(Some(c)) = self.conns.get_mut(r.idx as usize) else { return };
+        if c.gen != r.gen || !matches!(c.wait, Wait::Txn(id) if id == txid) {
+            return;
+        }
+        let expired = b.deadline != 0 && b.deadline <= now;
+        if would_block && !expired {
+            if b.deadline != 0 {
+                self.blocked.deadlines.insert((b.deadline, r.idx, r.gen, b.block_id));
+            }
+            c.wait = Wait::Blocked(b);
+            return;
+        }
+        // Served, or timed out meanwhile.
+        if would_block {
+            c.out.extend_from_slice(&super::blocking::timeout_reply(c.resp3));
+        } else {
+            c.out.extend_from_slice(&reply);
+        }
+        c.wait = Wait::None;
+        for &s in &b.owners {
+            self.send(s, Msg::CancelBlock { block_id: b.block_id, reply: false });
+        }
+        self.mark_dirty(r.idx);
+        self.runnable.push_back(r.idx);
     }
 
     /// EXEC: run the queued commands atomically.
@@ -685,6 +751,7 @@ impl Shard {
             }
             self.aof_group -= 1;
             self.log_pending();
+            self.serve_ready();
         }
         let ws = std::mem::take(&mut conn.watch_shards);
         self.unwatch_everywhere(who, &ws);

@@ -99,6 +99,9 @@ pub const FAMILIES: &[Family] = &[
     Family { name: "zsets", weight: 20, in_multi: true, gen: zsets },
     Family { name: "lists", weight: 20, in_multi: true, gen: lists },
     Family { name: "hll", weight: 8, in_multi: true, gen: hll },
+    // Blocking pops with short timeouts: served at once, or nil on timeout
+    // (a single client never gets woken by another).
+    Family { name: "blocking", weight: 6, in_multi: true, gen: blocking },
 ];
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
@@ -1230,5 +1233,70 @@ fn hll(g: &mut Gen) -> Op {
         6 => with(cmd!("PFMERGE", k), g.keys(0, 3)),
         // The stored bytes must be Redis's HLL format exactly.
         _ => cmd!("GET", k),
+    }
+}
+
+// ---- blocking pops -------------------------------------------------------------
+
+fn blocking(g: &mut Gen) -> Op {
+    // Mostly tiny timeouts (the reply waits for them), sometimes an invalid one.
+    let timeout = |g: &mut Gen| -> Vec<u8> {
+        match g.rng.gen_range(0..20) {
+            0 => b"-1".to_vec(),
+            1 => b"x".to_vec(),
+            2 => b"0.001".to_vec(),
+            _ => b"0.01".to_vec(),
+        }
+    };
+    let end = |g: &mut Gen| *["LEFT", "RIGHT", "left"].choose(&mut g.rng).unwrap();
+    match g.rng.gen_range(0..9) {
+        0 | 1 => {
+            let mut a = cmd!(*["BLPOP", "BRPOP"].choose(&mut g.rng).unwrap());
+            if let Op::Cmd { args, .. } = &mut a {
+                args.extend(g.keys(1, 3));
+                args.push(timeout(g));
+            }
+            a
+        }
+        2 => cmd!("BLMOVE", g.key(), g.key(), end(g), end(g), timeout(g)),
+        3 => cmd!("BRPOPLPUSH", g.key(), g.key(), timeout(g)),
+        4 => {
+            let keys = g.keys(1, 3);
+            let mut a = cmd!("BLMPOP", timeout(g), keys.len().to_string());
+            if let Op::Cmd { args, .. } = &mut a {
+                args.extend(keys);
+                args.push(end(g).as_bytes().to_vec());
+                if g.chance(50) {
+                    args.push(b"COUNT".to_vec());
+                    args.push(g.rng.gen_range(1..4).to_string().into_bytes());
+                }
+            }
+            a
+        }
+        5 | 6 => {
+            let mut a = cmd!(*["BZPOPMIN", "BZPOPMAX"].choose(&mut g.rng).unwrap());
+            if let Op::Cmd { args, .. } = &mut a {
+                args.extend(g.keys(1, 3));
+                args.push(timeout(g));
+            }
+            a
+        }
+        7 => {
+            let keys = g.keys(1, 3);
+            let mut a = cmd!("BZMPOP", timeout(g), keys.len().to_string());
+            if let Op::Cmd { args, .. } = &mut a {
+                args.extend(keys);
+                args.push(["MIN", "MAX"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            a
+        }
+        // Feed them.
+        _ => {
+            if g.chance(50) {
+                cmd!("RPUSH", g.key(), list_elem(g), list_elem(g))
+            } else {
+                cmd!("ZADD", g.key(), g.rng.gen_range(0..5).to_string(), "m1", "2", "m2")
+            }
+        }
     }
 }

@@ -1,0 +1,237 @@
+//! The blocking forms of list and sorted-set pops: BLPOP, BRPOP, BLMOVE,
+//! BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP.
+//!
+//! Here they only *try*: serve from the first key that has data, exactly
+//! as Redis replies when it serves a blocked client, or reply the timeout
+//! reply (a null) and set `Keyspace::would_block`. Waiting, waking and
+//! timing out are the shard layer's business (`crate::shard::blocking`):
+//! it runs these same handlers again when a key they wait on changes. Inside
+//! MULTI (and during AOF replay) the null simply stands, as in Redis.
+//! Served pops are logged as their non-blocking forms.
+
+use super::list;
+use super::table::CommandDef;
+use super::{err, flags::*, numkeys_positions, Args, Ctx, OwnedArgs};
+use crate::keyspace::list::End;
+use crate::util::parse_f64;
+
+const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: super::table::Handler) -> CommandDef {
+    CommandDef::new(name, arity, flags | BLOCKING, keys, Some(h))
+}
+
+fn keys_after_timeout(args: &Args) -> Vec<usize> {
+    numkeys_positions(args, 2, false)
+}
+
+pub static COMMANDS: &[CommandDef] = &[
+    c("blpop", -3, WRITE, (1, -2, 1), blpop),
+    c("brpop", -3, WRITE, (1, -2, 1), brpop),
+    c("blmove", 6, WRITE, (1, 2, 1), blmove),
+    c("brpoplpush", 4, WRITE, (1, 2, 1), brpoplpush),
+    c("blmpop", -5, WRITE, (3, 3, 1), blmpop).movable(keys_after_timeout),
+    c("bzpopmin", -3, WRITE | FAST, (1, -2, 1), bzpopmin),
+    c("bzpopmax", -3, WRITE | FAST, (1, -2, 1), bzpopmax),
+    c("bzmpop", -5, WRITE, (3, 3, 1), bzmpop).movable(keys_after_timeout),
+];
+
+/// Where a blocking command's timeout argument is.
+fn timeout_arg(name: &str, argc: usize) -> usize {
+    match name {
+        "blmpop" | "bzmpop" => 1,
+        _ => argc - 1,
+    }
+}
+
+/// A blocking command's timeout in ms (0 = wait forever), parsed as
+/// Redis's getTimeoutFromObjectOrReply (seconds, fractions allowed).
+pub fn timeout_ms(name: &str, args: &Args) -> Result<i64, &'static str> {
+    let a = args.get(timeout_arg(name, args.len()));
+    let secs = parse_f64(a).filter(|v| v.is_finite()).ok_or("ERR timeout is not a float or out of range")?;
+    if secs < 0.0 {
+        return Err("ERR timeout is negative");
+    }
+    let ms = secs * 1000.0;
+    if ms > (i64::MAX / 2) as f64 {
+        return Err("ERR timeout is out of range");
+    }
+    // A positive timeout under 1 ms still waits (Redis rounds up to 1 ms).
+    Ok(if ms > 0.0 { (ms as i64).max(1) } else { 0 })
+}
+
+/// Nothing to serve: reply the null a timeout gives and ask to block.
+fn nothing(ctx: &mut Ctx, null_array: bool) {
+    if null_array {
+        ctx.out.null_array();
+    } else {
+        ctx.out.null();
+    }
+    ctx.ks.would_block = true;
+}
+
+fn blpop(ctx: &mut Ctx, args: &Args) {
+    bpop(ctx, args, End::Head)
+}
+
+fn brpop(ctx: &mut Ctx, args: &Args) {
+    bpop(ctx, args, End::Tail)
+}
+
+/// BLPOP/BRPOP key [key ...] timeout
+fn bpop(ctx: &mut Ctx, args: &Args, end: End) {
+    if let Err(e) = timeout_ms("blpop", args) {
+        return ctx.error(e);
+    }
+    let (db, now) = (ctx.db, ctx.now);
+    for i in 1..args.len() - 1 {
+        match list::get_list(ctx.ks, db, &args[i], now) {
+            Err(_) => return ctx.error(err::WRONGTYPE),
+            Ok(Some(l)) if !l.is_empty() => {
+                list::pop_for_block(ctx, &args[i], end, None);
+                return;
+            }
+            Ok(_) => {}
+        }
+    }
+    nothing(ctx, true)
+}
+
+/// Run the non-blocking twin `name` with `parts`; if it replied the null
+/// it gives when there is nothing, turn that into a block. Served calls
+/// are logged as the twin.
+fn via_twin(ctx: &mut Ctx, name: &str, parts: Vec<&[u8]>, null_array: bool) {
+    let Some((_, def)) = super::lookup(name.as_bytes()) else { return ctx.error("ERR internal: no twin command") };
+    let Some(h) = def.handler else { return ctx.error("ERR internal: no twin handler") };
+    let owned = OwnedArgs::from_slices(&parts);
+    let start = ctx.out.out.len();
+    h(ctx, &owned.args());
+    let written = &ctx.out.out[start..];
+    let null: &[u8] = match (ctx.out.resp3, null_array) {
+        (true, _) => b"_\r\n",
+        (false, true) => b"*-1\r\n",
+        (false, false) => b"$-1\r\n",
+    };
+    if written == null {
+        ctx.ks.would_block = true;
+        // The twin may have logged nothing; make sure nothing is logged.
+        ctx.propagate_nothing();
+    } else if !written.starts_with(b"-") {
+        ctx.propagate(&parts);
+    }
+}
+
+/// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
+fn blmove(ctx: &mut Ctx, args: &Args) {
+    if let Err(e) = timeout_ms("blmove", args) {
+        return ctx.error(e);
+    }
+    let parts = vec![&b"LMOVE"[..], &args[1], &args[2], &args[3], &args[4]];
+    via_twin(ctx, "lmove", parts, false)
+}
+
+/// BRPOPLPUSH source destination timeout
+fn brpoplpush(ctx: &mut Ctx, args: &Args) {
+    if let Err(e) = timeout_ms("brpoplpush", args) {
+        return ctx.error(e);
+    }
+    let parts = vec![&b"LMOVE"[..], &args[1], &args[2], b"RIGHT", b"LEFT"];
+    via_twin(ctx, "lmove", parts, false)
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
+fn blmpop(ctx: &mut Ctx, args: &Args) {
+    if let Err(e) = timeout_ms("blmpop", args) {
+        return ctx.error(e);
+    }
+    let parts: Vec<&[u8]> = std::iter::once(&b"LMPOP"[..]).chain(args.iter().skip(2)).collect();
+    via_twin(ctx, "lmpop", parts, true)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
+fn bzmpop(ctx: &mut Ctx, args: &Args) {
+    if let Err(e) = timeout_ms("bzmpop", args) {
+        return ctx.error(e);
+    }
+    let parts: Vec<&[u8]> = std::iter::once(&b"ZMPOP"[..]).chain(args.iter().skip(2)).collect();
+    via_twin(ctx, "zmpop", parts, true)
+}
+
+fn bzpopmin(ctx: &mut Ctx, args: &Args) {
+    bzpop(ctx, args, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx, args: &Args) {
+    bzpop(ctx, args, true)
+}
+
+/// BZPOPMIN/BZPOPMAX key [key ...] timeout: `[key, member, score]`.
+fn bzpop(ctx: &mut Ctx, args: &Args, max: bool) {
+    if let Err(e) = timeout_ms("bzpopmin", args) {
+        return ctx.error(e);
+    }
+    let (db, now) = (ctx.db, ctx.now);
+    for i in 1..args.len() - 1 {
+        let key = &args[i];
+        match super::zset::get_zset(ctx.ks, db, key, now) {
+            Err(()) => return ctx.error(err::WRONGTYPE),
+            Ok(Some(z)) if !z.is_empty() => {
+                let popped = super::zset::pop_n(ctx.ks, db, key, now, 1, max);
+                if let Some((m, score)) = popped.first() {
+                    ctx.out.array(3);
+                    ctx.out.bulk(key);
+                    ctx.out.bulk(m);
+                    ctx.out.double(*score);
+                    ctx.propagate(&[if max { &b"ZPOPMAX"[..] } else { b"ZPOPMIN" }, key]);
+                    return;
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    nothing(ctx, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{self, Rng};
+    use crate::keyspace::Keyspace;
+    use crate::protocol::reply::Reply;
+
+    fn run(ks: &mut Keyspace, line: &str) -> (String, bool) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let owned = OwnedArgs::from_slices(&parts);
+        let args = owned.args();
+        let (_, def) = cmd::lookup(args.get(0)).expect("known command");
+        let mut buf = Vec::new();
+        let mut rng = Rng::new(1);
+        let mut ctx = Ctx::new(ks, 0, 1_000, Reply::new(&mut buf, false), &mut rng);
+        cmd::exec(def, &mut ctx, &args);
+        let blocked = std::mem::take(&mut ks.would_block);
+        (String::from_utf8_lossy(&buf).into_owned(), blocked)
+    }
+
+    #[test]
+    fn serve_or_ask_to_block() {
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, "BLPOP a b 0"), ("*-1\r\n".into(), true));
+        run(&mut ks, "RPUSH b x y");
+        assert_eq!(run(&mut ks, "BLPOP a b 0"), ("*2\r\n$1\r\nb\r\n$1\r\nx\r\n".into(), false));
+        assert_eq!(run(&mut ks, "BRPOPLPUSH b c 0.5"), ("$1\r\ny\r\n".into(), false));
+        assert_eq!(run(&mut ks, "BLMOVE b c LEFT LEFT 0"), ("$-1\r\n".into(), true));
+        assert_eq!(run(&mut ks, "BLMPOP 0 2 b c LEFT COUNT 5"), ("*2\r\n$1\r\nc\r\n*1\r\n$1\r\ny\r\n".into(), false));
+        run(&mut ks, "ZADD z 1 m 2 n");
+        assert_eq!(run(&mut ks, "BZPOPMAX q z 0"), ("*3\r\n$1\r\nz\r\n$1\r\nn\r\n$1\r\n2\r\n".into(), false));
+        assert_eq!(run(&mut ks, "BZMPOP 1 1 q MIN"), ("*-1\r\n".into(), true));
+    }
+
+    #[test]
+    fn timeouts_parse_like_redis() {
+        let mut ks = Keyspace::new();
+        assert_eq!(run(&mut ks, "BLPOP a x").0, "-ERR timeout is not a float or out of range\r\n");
+        assert_eq!(run(&mut ks, "BLPOP a -1").0, "-ERR timeout is negative\r\n");
+        run(&mut ks, "SET s v");
+        assert_eq!(run(&mut ks, "BLPOP s 0").0, format!("-{}\r\n", err::WRONGTYPE));
+        let owned = OwnedArgs::from_slices(&["BLPOP", "a", "0.0001"]);
+        assert_eq!(timeout_ms("blpop", &owned.args()), Ok(1));
+    }
+}

@@ -1,0 +1,190 @@
+//! Blocking list and sorted-set commands with real clients: wake-up order,
+//! timeouts, wake-ups from any shard and from MULTI/EXEC, cross-shard
+//! BLMOVE, disconnects, and the AOF after serving.
+
+mod common;
+
+use common::resp::{RespConn, Value};
+use common::server::Server;
+use std::time::{Duration, Instant};
+
+fn blocked_clients(c: &mut RespConn) -> i64 {
+    let info = match c.cmd(&["INFO", "clients"]) {
+        Value::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("INFO: {other}"),
+    };
+    info.lines().find_map(|l| l.strip_prefix("blocked_clients:")).and_then(|v| v.trim().parse().ok()).expect("field")
+}
+
+/// Wait (bounded) until `n` clients are blocked.
+fn wait_blocked(c: &mut RespConn, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blocked_clients(c) != n {
+        assert!(Instant::now() < deadline, "expected {n} blocked clients");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn bulk(s: &str) -> Value {
+    Value::bulk(s)
+}
+
+fn arr(v: &[&str]) -> Value {
+    Value::Array(v.iter().map(|s| bulk(s)).collect())
+}
+
+/// A connection that sends a blocking command now and reads its reply later.
+fn send_blocking(srv: &Server, cmd: &[&str]) -> RespConn {
+    let mut c = srv.conn();
+    c.set_read_timeout(Some(Duration::from_secs(20)));
+    c.send_raw(&common::resp::encode_command(cmd)).expect("send");
+    c
+}
+
+fn fifo_and_wakeups(shards: usize) {
+    let srv = Server::start(shards, &[]);
+    let mut ctl = srv.conn();
+    // Three clients block on the same key, in a known order.
+    let mut a = send_blocking(&srv, &["BLPOP", "q", "0"]);
+    wait_blocked(&mut ctl, 1);
+    let mut b = send_blocking(&srv, &["BLPOP", "other", "q", "0"]);
+    wait_blocked(&mut ctl, 2);
+    let mut c = send_blocking(&srv, &["BRPOP", "q", "0"]);
+    wait_blocked(&mut ctl, 3);
+    // One push with two elements serves the first two, in order.
+    assert_eq!(ctl.cmd(&["RPUSH", "q", "x1", "x2"]), Value::Int(2));
+    assert_eq!(a.read_value().unwrap(), arr(&["q", "x1"]));
+    assert_eq!(b.read_value().unwrap(), arr(&["q", "x2"]));
+    wait_blocked(&mut ctl, 1);
+    // A push inside MULTI/EXEC wakes it after EXEC; an EXEC that pops its
+    // own push leaves nothing to serve.
+    assert_eq!(ctl.cmd(&["MULTI"]), Value::ok());
+    ctl.cmd(&["RPUSH", "q", "t1"]);
+    ctl.cmd(&["LPOP", "q"]);
+    assert_eq!(ctl.cmd(&["EXEC"]), Value::Array(vec![Value::Int(1), bulk("t1")]));
+    assert_eq!(blocked_clients(&mut ctl), 1, "still waiting after an EXEC that left nothing");
+    assert_eq!(ctl.cmd(&["MULTI"]), Value::ok());
+    ctl.cmd(&["RPUSH", "q", "m1", "m2"]);
+    assert_eq!(ctl.cmd(&["EXEC"]), Value::Array(vec![Value::Int(2)]));
+    assert_eq!(c.read_value().unwrap(), arr(&["q", "m2"]), "BRPOP takes from the tail");
+    assert_eq!(ctl.cmd(&["LRANGE", "q", "0", "-1"]), arr(&["m1"]));
+    // Sorted sets.
+    let mut z = send_blocking(&srv, &["BZPOPMIN", "z1", "z2", "0"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["ZADD", "z2", "3", "c", "1", "a"]);
+    assert_eq!(z.read_value().unwrap(), arr(&["z2", "a", "1"]));
+    let mut zm = send_blocking(&srv, &["BZMPOP", "0", "1", "z3", "MAX", "COUNT", "2"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["ZADD", "z3", "1", "p", "2", "q", "3", "r"]);
+    let want = Value::Array(vec![bulk("z3"), Value::Array(vec![arr(&["r", "3"]), arr(&["q", "2"])])]);
+    assert_eq!(zm.read_value().unwrap(), want);
+    // BLMPOP with a count.
+    let mut lm = send_blocking(&srv, &["BLMPOP", "0", "2", "l1", "l2", "RIGHT", "COUNT", "5"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["RPUSH", "l2", "a", "b"]);
+    assert_eq!(lm.read_value().unwrap(), Value::Array(vec![bulk("l2"), arr(&["b", "a"])]));
+    assert_eq!(blocked_clients(&mut ctl), 0);
+}
+
+#[test]
+fn fifo_order_and_wakeups_1_shard() {
+    fifo_and_wakeups(1);
+}
+
+#[test]
+fn fifo_order_and_wakeups_4_shards() {
+    fifo_and_wakeups(4);
+}
+
+#[test]
+fn timeouts_with_sub_second_precision() {
+    let srv = Server::start(4, &[]);
+    let mut c = srv.conn();
+    for (cmd, want) in [
+        (vec!["BLPOP", "none1", "none2", "0.2"], Value::NilArray),
+        (vec!["BLMOVE", "none1", "d", "LEFT", "RIGHT", "0.15"], Value::NilArray),
+        (vec!["BZPOPMAX", "nz", "0.1"], Value::NilArray),
+        (vec!["BLMPOP", "0.1", "1", "none3", "LEFT"], Value::NilArray),
+    ] {
+        let t0 = Instant::now();
+        assert_eq!(c.cmd(&cmd), want, "{cmd:?}");
+        let ms = t0.elapsed().as_millis();
+        assert!(ms >= 90, "{cmd:?} returned after {ms} ms, before its timeout");
+    }
+    assert_eq!(c.cmd(&["BLPOP", "k", "-1"]), Value::err("ERR timeout is negative"));
+    assert_eq!(c.cmd(&["BLPOP", "k", "abc"]), Value::err("ERR timeout is not a float or out of range"));
+    c.cmd(&["SET", "str", "v"]);
+    assert!(c.cmd(&["BLPOP", "str", "0"]).is_error(), "WRONGTYPE at once");
+    // Pipelined after a blocking command: runs after it, in order.
+    c.send_raw(
+        &[common::resp::encode_command(&["BLPOP", "none", "0.05"]), common::resp::encode_command(&["PING"])].concat(),
+    )
+    .unwrap();
+    assert_eq!(c.read_value().unwrap(), Value::NilArray);
+    assert_eq!(c.read_value().unwrap(), Value::Simple("PONG".into()));
+}
+
+/// Keys on different shards: BLMOVE waits on the source and moves
+/// atomically to a destination owned by another shard.
+#[test]
+fn blmove_across_shards() {
+    let srv = Server::start(4, &[]);
+    let mut ctl = srv.conn();
+    // "a" (slot 15495) and "b" (slot 3300) live on different shards of 4.
+    let mut m = send_blocking(&srv, &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&mut ctl, 1);
+    assert_eq!(ctl.cmd(&["RPUSH", "a", "v1", "v2"]), Value::Int(2));
+    assert_eq!(m.read_value().unwrap(), bulk("v1"));
+    assert_eq!(ctl.cmd(&["LRANGE", "a", "0", "-1"]), arr(&["v2"]));
+    assert_eq!(ctl.cmd(&["LRANGE", "b", "0", "-1"]), arr(&["v1"]));
+    // And a cross-shard BLPOP over both keys.
+    ctl.cmd(&["DEL", "a", "b"]);
+    let mut p = send_blocking(&srv, &["BLPOP", "a", "b", "0"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["RPUSH", "b", "only"]);
+    assert_eq!(p.read_value().unwrap(), arr(&["b", "only"]));
+    // A cross-shard command times out too.
+    let t0 = Instant::now();
+    assert_eq!(ctl.cmd(&["BLMOVE", "a", "b", "LEFT", "LEFT", "0.1"]), Value::NilArray);
+    assert!(t0.elapsed() >= Duration::from_millis(90));
+    assert_eq!(blocked_clients(&mut ctl), 0);
+}
+
+#[test]
+fn disconnected_blocked_client_leaves_nothing_behind() {
+    let srv = Server::start(4, &[]);
+    let mut ctl = srv.conn();
+    let gone = send_blocking(&srv, &["BLPOP", "dq", "0"]);
+    let gone2 = send_blocking(&srv, &["BLMOVE", "a", "b", "LEFT", "RIGHT", "0"]);
+    wait_blocked(&mut ctl, 2);
+    drop(gone);
+    drop(gone2);
+    wait_blocked(&mut ctl, 0);
+    ctl.cmd(&["RPUSH", "dq", "kept"]);
+    ctl.cmd(&["RPUSH", "a", "kept"]);
+    assert_eq!(ctl.cmd(&["LRANGE", "dq", "0", "-1"]), arr(&["kept"]));
+    assert_eq!(ctl.cmd(&["LRANGE", "a", "0", "-1"]), arr(&["kept"]));
+}
+
+/// What a served blocked client popped is in the AOF as a pop.
+#[test]
+fn served_pops_survive_restart() {
+    let mut srv = Server::start(2, &["--appendfsync", "always"]);
+    let mut ctl = srv.conn();
+    let mut a = send_blocking(&srv, &["BLPOP", "q", "0"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["RPUSH", "q", "1", "2", "3"]);
+    assert_eq!(a.read_value().unwrap(), arr(&["q", "1"]));
+    let mut m = send_blocking(&srv, &["BLMOVE", "src", "q", "RIGHT", "LEFT", "0"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["RPUSH", "src", "s"]);
+    assert_eq!(m.read_value().unwrap(), bulk("s"));
+    let before = ctl.cmd(&["LRANGE", "q", "0", "-1"]);
+    assert_eq!(before, arr(&["s", "2", "3"]));
+    drop(ctl);
+    srv.kill9();
+    srv.restart().expect("restart");
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["LRANGE", "q", "0", "-1"]), before);
+    assert_eq!(c.cmd(&["EXISTS", "src"]), Value::Int(0));
+}
