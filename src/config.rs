@@ -45,6 +45,14 @@ pub struct Config {
     pub auto_aof_rewrite_min_size: i64,
     /// Log file; empty = stderr.
     pub logfile: String,
+    /// Memory limit in bytes over all shards (each shard keeps to its
+    /// equal share); 0 = no limit.
+    pub maxmemory: i64,
+    /// What to evict at the limit: noeviction (refuse writes with -OOM),
+    /// allkeys-lru|lfu|random, volatile-lru|lfu|random|ttl.
+    pub maxmemory_policy: String,
+    /// Keys sampled per eviction step: more is closer to true LRU/LFU.
+    pub maxmemory_samples: u32,
     /// The file this config was read from (for CONFIG REWRITE).
     #[serde(skip)]
     pub config_file: Option<String>,
@@ -71,6 +79,9 @@ impl Default for Config {
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 << 20,
             logfile: String::new(),
+            maxmemory: 0,
+            maxmemory_policy: "noeviction".into(),
+            maxmemory_samples: 5,
             config_file: None,
         }
     }
@@ -114,6 +125,13 @@ pub struct Cli {
     pub batch_wait_us: Option<u32>,
     #[arg(long)]
     pub logfile: Option<String>,
+    /// Memory limit (bytes, or 100mb, 1gb, ...); 0 = none
+    #[arg(long)]
+    pub maxmemory: Option<String>,
+    #[arg(long = "maxmemory-policy")]
+    pub maxmemory_policy: Option<String>,
+    #[arg(long = "maxmemory-samples")]
+    pub maxmemory_samples: Option<u32>,
 }
 
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -188,6 +206,15 @@ impl Config {
         if let Some(v) = &cli.logfile {
             c.logfile = v.clone();
         }
+        if let Some(v) = &cli.maxmemory {
+            c.maxmemory = parse_memory(v)?;
+        }
+        if let Some(v) = &cli.maxmemory_policy {
+            c.maxmemory_policy = v.to_ascii_lowercase();
+        }
+        if let Some(v) = cli.maxmemory_samples {
+            c.maxmemory_samples = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -207,6 +234,18 @@ impl Config {
         }
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
+        }
+        if crate::keyspace::evict::Policy::parse(&self.maxmemory_policy).is_none() {
+            return Err(format!(
+                "argument(s) must be one of the following: {}",
+                crate::keyspace::evict::POLICY_NAMES.join(", ")
+            ));
+        }
+        if self.maxmemory < 0 {
+            return Err("maxmemory must not be negative".into());
+        }
+        if self.maxmemory_samples == 0 || self.maxmemory_samples > i32::MAX as u32 {
+            return Err("argument must be between 1 and 2147483647 inclusive".into());
         }
         Ok(())
     }
@@ -236,8 +275,9 @@ impl Config {
             // Read-only compatibility values that tools ask for.
             ("save", String::new()),
             ("databases", "16".into()),
-            ("maxmemory", "0".into()),
-            ("maxmemory-policy", "noeviction".into()),
+            ("maxmemory", self.maxmemory.to_string()),
+            ("maxmemory-policy", self.maxmemory_policy.clone()),
+            ("maxmemory-samples", self.maxmemory_samples.to_string()),
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
@@ -268,6 +308,9 @@ impl Config {
                 }
             }
             "save" => {}
+            "maxmemory" => next.maxmemory = parse_memory(value)?,
+            "maxmemory-policy" => next.maxmemory_policy = value.to_ascii_lowercase(),
+            "maxmemory-samples" => next.maxmemory_samples = int(value)?.clamp(0, u32::MAX as i64) as u32,
             n if encoding_limit(n).is_some() => {
                 let v = int(value)?;
                 if let Some(l) = encoding_limit(n) {
@@ -348,5 +391,22 @@ mod tests {
         assert!(c.set("port", "1").is_err());
         assert!(c.set("appendfsync", "sometimes").is_err());
         assert_eq!(c.appendfsync, "everysec");
+    }
+
+    #[test]
+    fn maxmemory_options() {
+        let mut c = Config::default();
+        assert_eq!((c.maxmemory, c.maxmemory_policy.as_str(), c.maxmemory_samples), (0, "noeviction", 5));
+        c.set("maxmemory", "2mb").expect("settable");
+        c.set("maxmemory-policy", "ALLKEYS-LFU").expect("settable");
+        c.set("maxmemory-samples", "10").expect("settable");
+        assert_eq!((c.maxmemory, c.maxmemory_policy.as_str(), c.maxmemory_samples), (2 << 20, "allkeys-lfu", 10));
+        let e = c.set("maxmemory-policy", "lru").expect_err("unknown policy");
+        assert!(e.starts_with("argument(s) must be one of the following: volatile-lru"), "{e}");
+        assert!(c.set("maxmemory-samples", "0").is_err());
+        assert!(c.set("maxmemory", "3x").is_err());
+        assert_eq!(c.maxmemory_policy, "allkeys-lfu");
+        let c = Config::from_toml("maxmemory = 1048576\nmaxmemory-policy = \"volatile-ttl\"\n").expect("toml");
+        assert_eq!((c.maxmemory, c.maxmemory_policy.as_str(), c.maxmemory_samples), (1 << 20, "volatile-ttl", 5));
     }
 }

@@ -17,9 +17,9 @@ const fn c(name: &'static str, arity: i32, flags: u32, h: Handler) -> CommandDef
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("hset", -4, WRITE | FAST, hset),
-    c("hmset", -4, WRITE | FAST, hmset),
-    c("hsetnx", 4, WRITE | FAST, hsetnx),
+    c("hset", -4, WRITE | DENYOOM | FAST, hset),
+    c("hmset", -4, WRITE | DENYOOM | FAST, hmset),
+    c("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx),
     c("hget", 3, READONLY | FAST, hget),
     c("hmget", -3, READONLY | FAST, hmget),
     c("hgetall", 2, READONLY, hgetall),
@@ -29,8 +29,8 @@ pub static COMMANDS: &[CommandDef] = &[
     c("hexists", 3, READONLY | FAST, hexists),
     c("hlen", 2, READONLY | FAST, hlen),
     c("hstrlen", 3, READONLY | FAST, hstrlen),
-    c("hincrby", 4, WRITE | FAST, hincrby),
-    c("hincrbyfloat", 4, WRITE | FAST, hincrbyfloat),
+    c("hincrby", 4, WRITE | DENYOOM | FAST, hincrby),
+    c("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat),
     c("hrandfield", -2, READONLY, hrandfield),
     c("hscan", -3, READONLY, hscan),
 ];

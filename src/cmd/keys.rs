@@ -20,7 +20,7 @@ pub static COMMANDS: &[CommandDef] = &[
     c("type", 2, READONLY | FAST, (1, 1, 1), type_cmd),
     c("rename", 3, WRITE, (1, 2, 1), rename),
     c("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx),
-    c("copy", -3, WRITE, (1, 2, 1), copy),
+    c("copy", -3, WRITE | DENYOOM, (1, 2, 1), copy),
     c("expire", -3, WRITE | FAST, (1, 1, 1), expire),
     c("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire),
     c("expireat", -3, WRITE | FAST, (1, 1, 1), expireat),
@@ -46,11 +46,17 @@ fn del(ctx: &mut Ctx, args: &Args) {
 }
 
 /// EXISTS key [key ...] (a key named twice counts twice); also TOUCH, which
-/// counts the same way (no LRU clock is kept to update).
+/// counts the same way but, unlike EXISTS, updates the keys' access clocks.
 fn exists(ctx: &mut Ctx, args: &Args) {
+    let touch = args.is(0, "touch");
     let mut n = 0;
     for i in 1..args.len() {
-        if ctx.ks.lookup(ctx.db, &args[i], ctx.now).is_some() {
+        let found = if touch {
+            ctx.ks.lookup(ctx.db, &args[i], ctx.now).is_some()
+        } else {
+            ctx.ks.lookup_no_touch(ctx.db, &args[i], ctx.now).is_some()
+        };
+        if found {
             n += 1;
         }
     }
@@ -59,7 +65,7 @@ fn exists(ctx: &mut Ctx, args: &Args) {
 
 /// TYPE key
 fn type_cmd(ctx: &mut Ctx, args: &Args) {
-    let name = match ctx.ks.lookup(ctx.db, &args[1], ctx.now) {
+    let name = match ctx.ks.lookup_no_touch(ctx.db, &args[1], ctx.now) {
         Some(e) => e.value.type_name(),
         None => "none",
     };
@@ -242,7 +248,7 @@ fn pexpiretime(ctx: &mut Ctx, args: &Args) {
 /// rounded to nearest as Redis does ((ms + 500) / 1000).
 fn ttl_generic(ctx: &mut Ctx, args: &Args, ms: bool, absolute: bool) {
     let now = ctx.now;
-    let expire = match ctx.ks.lookup(ctx.db, &args[1], now) {
+    let expire = match ctx.ks.lookup_no_touch(ctx.db, &args[1], now) {
         Some(e) => e.expire,
         None => return ctx.out.int(-2),
     };
@@ -324,7 +330,9 @@ fn object(ctx: &mut Ctx, args: &Args) {
         return super::arity_error(&mut ctx.out, full);
     }
     let now = ctx.now;
-    let e = match ctx.ks.lookup(ctx.db, &args[2], now) {
+    // OBJECT is no access: it must not change what it reports.
+    let policy = ctx.ks.mem_limit().policy;
+    let e = match ctx.ks.lookup_no_touch(ctx.db, &args[2], now) {
         Some(e) => e,
         None => return ctx.out.null(),
     };
@@ -337,9 +345,19 @@ fn object(ctx: &mut Ctx, args: &Args) {
             let shared = matches!(e.value, crate::keyspace::Value::Int(n) if (0..OBJ_SHARED_INTEGERS).contains(&n));
             ctx.out.int(if shared { i32::MAX as i64 } else { 1 })
         }
-        // No access clock is kept: every key looks just used.
-        Sub::Idletime => ctx.out.int(0),
-        // maxmemory-policy is never an LFU one here.
+        Sub::Idletime if policy.is_lfu() => ctx.error(
+            "ERR An LFU maxmemory policy is selected, idle time not tracked. \
+             Please note that when switching between policies at runtime LRU and LFU data \
+             will take some time to adjust.",
+        ),
+        Sub::Idletime => {
+            let ms = crate::keyspace::evict::lru_idle_ms(e.key.clock(), now);
+            ctx.out.int((ms / 1000) as i64)
+        }
+        Sub::Freq if policy.is_lfu() => {
+            let f = crate::keyspace::evict::lfu_decayed(e.key.clock(), now);
+            ctx.out.int(f as i64)
+        }
         Sub::Freq => ctx.error(
             "ERR An LFU maxmemory policy is not selected, access frequency not tracked. \
              Please note that when switching between policies at runtime LRU and LFU data \
@@ -529,7 +547,10 @@ mod tests {
     }
 
     fn set(ks: &mut Keyspace, key: &str, val: &str, expire: i64) {
+        // As a command at NOW would: the key's access clock starts then.
+        ks.begin_command(NOW, true);
         ks.set(0, key.as_bytes(), Value::from_bytes(val.as_bytes()), expire);
+        ks.end_command();
     }
 
     fn expire_of(ks: &Keyspace, db: usize, key: &str) -> Option<i64> {

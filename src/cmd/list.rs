@@ -26,22 +26,22 @@ fn lmpop_keys(args: &Args) -> Vec<usize> {
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("lpush", -3, WRITE | FAST, K1, lpush),
-    c("rpush", -3, WRITE | FAST, K1, rpush),
-    c("lpushx", -3, WRITE | FAST, K1, lpushx),
-    c("rpushx", -3, WRITE | FAST, K1, rpushx),
+    c("lpush", -3, WRITE | DENYOOM | FAST, K1, lpush),
+    c("rpush", -3, WRITE | DENYOOM | FAST, K1, rpush),
+    c("lpushx", -3, WRITE | DENYOOM | FAST, K1, lpushx),
+    c("rpushx", -3, WRITE | DENYOOM | FAST, K1, rpushx),
     c("lpop", -2, WRITE | FAST, K1, lpop),
     c("rpop", -2, WRITE | FAST, K1, rpop),
     c("llen", 2, READONLY | FAST, K1, llen),
     c("lrange", 4, READONLY, K1, lrange),
     c("lindex", 3, READONLY, K1, lindex),
-    c("lset", 4, WRITE, K1, lset),
-    c("linsert", 5, WRITE, K1, linsert),
+    c("lset", 4, WRITE | DENYOOM, K1, lset),
+    c("linsert", 5, WRITE | DENYOOM, K1, linsert),
     c("lrem", 4, WRITE, K1, lrem),
     c("ltrim", 4, WRITE, K1, ltrim),
     c("lpos", -3, READONLY, K1, lpos),
-    c("lmove", 5, WRITE, K12, lmove),
-    c("rpoplpush", 3, WRITE, K12, rpoplpush),
+    c("lmove", 5, WRITE | DENYOOM, K12, lmove),
+    c("rpoplpush", 3, WRITE | DENYOOM, K12, rpoplpush),
     // Keys follow numkeys at 1; the static range only marks that it has keys.
     c("lmpop", -4, WRITE, (2, 2, 1), lmpop).movable(lmpop_keys),
 ];

@@ -44,6 +44,9 @@ pub mod flags {
     pub const NO_AUTH: u32 = 1 << 7;
     /// Replies are not queued in MULTI; the command itself controls MULTI.
     pub const TX_CONTROL: u32 = 1 << 8;
+    /// May grow memory: refused with -OOM when the shard is over
+    /// maxmemory and eviction cannot bring it under (Redis's denyoom).
+    pub const DENYOOM: u32 = 1 << 10;
     /// May block the client (BLPOP, ...): see `cmd::blocking`.
     pub const BLOCKING: u32 = 1 << 9;
 }
@@ -222,6 +225,7 @@ pub mod err {
     pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
     pub const NOT_INT_OR_RANGE_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+    pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 }
 
 /// A small fast PRNG (xorshift64*), seeded per shard. Commands that choose
@@ -252,9 +256,15 @@ impl Rng {
 pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
     match def.handler {
         Some(h) => {
+            // Over maxmemory: evict first (logged before this command),
+            // and refuse what would grow memory if that cannot help.
+            if def.has(flags::DENYOOM) && ctx.ks.over_limit() && !ctx.ks.free_memory(ctx.now) {
+                return ctx.error(err::OOM);
+            }
             // Key lookups of read-only commands count as hits or misses
             // (INFO keyspace_hits/keyspace_misses), as in Redis.
             ctx.ks.count_lookups = def.has(flags::READONLY);
+            ctx.ks.begin_command(ctx.now, def.has(flags::WRITE));
             if ctx.ks.effects.enabled && def.has(flags::WRITE) {
                 // Writes other than expiry deletions (those log themselves).
                 let changes = |ks: &Keyspace| ks.dirty - ks.expired_keys;
@@ -266,6 +276,7 @@ pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
             } else {
                 h(ctx, args);
             }
+            ctx.ks.end_command();
             ctx.ks.count_lookups = false;
         }
         None => ctx.error("ERR command not available in this context"),

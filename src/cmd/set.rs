@@ -21,7 +21,7 @@ const K1: (i32, i32, i32) = (1, 1, 1);
 const ALL: (i32, i32, i32) = (1, -1, 1);
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("sadd", -3, WRITE | FAST, K1, sadd),
+    c("sadd", -3, WRITE | DENYOOM | FAST, K1, sadd),
     c("srem", -3, WRITE | FAST, K1, srem),
     c("smembers", 2, READONLY, K1, smembers),
     c("sismember", 3, READONLY | FAST, K1, sismember),
@@ -34,9 +34,9 @@ pub static COMMANDS: &[CommandDef] = &[
     c("sintercard", -3, READONLY, (2, 2, 1), sintercard).movable(sintercard_keys),
     c("sunion", -2, READONLY, ALL, sunion),
     c("sdiff", -2, READONLY, ALL, sdiff),
-    c("sinterstore", -3, WRITE, ALL, sinterstore),
-    c("sunionstore", -3, WRITE, ALL, sunionstore),
-    c("sdiffstore", -3, WRITE, ALL, sdiffstore),
+    c("sinterstore", -3, WRITE | DENYOOM, ALL, sinterstore),
+    c("sunionstore", -3, WRITE | DENYOOM, ALL, sunionstore),
+    c("sdiffstore", -3, WRITE | DENYOOM, ALL, sdiffstore),
     c("sscan", -3, READONLY, K1, sscan),
 ];
 

@@ -33,8 +33,8 @@ fn keys_at2_dest(args: &Args) -> Vec<usize> {
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("zadd", -4, WRITE | FAST, K1, zadd),
-    c("zincrby", 4, WRITE | FAST, K1, zincrby),
+    c("zadd", -4, WRITE | DENYOOM | FAST, K1, zadd),
+    c("zincrby", 4, WRITE | DENYOOM | FAST, K1, zincrby),
     c("zrem", -3, WRITE | FAST, K1, zrem),
     c("zcard", 2, READONLY | FAST, K1, zcard),
     c("zscore", 3, READONLY | FAST, K1, zscore),
@@ -49,7 +49,7 @@ pub static COMMANDS: &[CommandDef] = &[
     c("zrangebylex", -4, READONLY, K1, zrangebylex),
     c("zrevrangebylex", -4, READONLY, K1, zrevrangebylex),
     c("zrevrange", -4, READONLY, K1, zrevrange),
-    c("zrangestore", -5, WRITE, (1, 2, 1), zrangestore),
+    c("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), zrangestore),
     c("zpopmin", -2, WRITE | FAST, K1, zpopmin),
     c("zpopmax", -2, WRITE | FAST, K1, zpopmax),
     c("zmpop", -4, WRITE, (2, 2, 1), zmpop).movable(keys_at1),
@@ -60,9 +60,9 @@ pub static COMMANDS: &[CommandDef] = &[
     c("zunion", -3, READONLY, (2, 2, 1), zunion).movable(keys_at1),
     c("zinter", -3, READONLY, (2, 2, 1), zinter).movable(keys_at1),
     c("zdiff", -3, READONLY, (2, 2, 1), zdiff).movable(keys_at1),
-    c("zunionstore", -4, WRITE, (1, 1, 1), zunionstore).movable(keys_at2_dest),
-    c("zinterstore", -4, WRITE, (1, 1, 1), zinterstore).movable(keys_at2_dest),
-    c("zdiffstore", -4, WRITE, (1, 1, 1), zdiffstore).movable(keys_at2_dest),
+    c("zunionstore", -4, WRITE | DENYOOM, (1, 1, 1), zunionstore).movable(keys_at2_dest),
+    c("zinterstore", -4, WRITE | DENYOOM, (1, 1, 1), zinterstore).movable(keys_at2_dest),
+    c("zdiffstore", -4, WRITE | DENYOOM, (1, 1, 1), zdiffstore).movable(keys_at2_dest),
     c("zintercard", -3, READONLY, (2, 2, 1), zintercard).movable(keys_at1),
     c("zscan", -3, READONLY, K1, zscan),
 ];

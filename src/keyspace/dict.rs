@@ -8,22 +8,51 @@
 
 use super::value::Value;
 
+/// Longest key stored inside its entry.
+pub const INLINE_KEY_MAX: usize = 19;
+
 /// A key stored inline in its entry when short (most keys are), so a
-/// lookup touches one allocation instead of two.
+/// lookup touches one allocation instead of two. Each variant also holds
+/// the entry's 24-bit access clock (Redis's `lru` field: LRU seconds or
+/// LFU minutes + counter) in bytes that would otherwise be padding, so
+/// the entry stays 72 bytes (an 80-byte malloc chunk).
 pub enum Key {
-    Inline { len: u8, buf: [u8; 22] },
-    Heap(Box<[u8]>),
+    Inline { len: u8, clock: [u8; 3], buf: [u8; INLINE_KEY_MAX] },
+    Heap { clock: [u8; 3], bytes: Box<[u8]> },
 }
 
 impl Key {
     pub fn new(b: &[u8]) -> Key {
-        if b.len() <= 22 {
-            let mut buf = [0u8; 22];
+        if b.len() <= INLINE_KEY_MAX {
+            let mut buf = [0u8; INLINE_KEY_MAX];
             buf[..b.len()].copy_from_slice(b);
-            Key::Inline { len: b.len() as u8, buf }
+            Key::Inline { len: b.len() as u8, clock: [0; 3], buf }
         } else {
-            Key::Heap(b.into())
+            Key::Heap { clock: [0; 3], bytes: b.into() }
         }
+    }
+
+    /// Heap bytes the key uses beyond its entry.
+    #[inline]
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Key::Inline { .. } => 0,
+            Key::Heap { bytes, .. } => bytes.len(),
+        }
+    }
+
+    #[inline]
+    pub fn clock(&self) -> u32 {
+        let (Key::Inline { clock, .. } | Key::Heap { clock, .. }) = self;
+        u32::from_le_bytes([clock[0], clock[1], clock[2], 0])
+    }
+
+    /// Store the low 24 bits of `v`.
+    #[inline]
+    pub fn set_clock(&mut self, v: u32) {
+        let (Key::Inline { clock, .. } | Key::Heap { clock, .. }) = self;
+        let b = v.to_le_bytes();
+        *clock = [b[0], b[1], b[2]];
     }
 }
 
@@ -32,8 +61,8 @@ impl std::ops::Deref for Key {
     #[inline]
     fn deref(&self) -> &[u8] {
         match self {
-            Key::Inline { len, buf } => &buf[..*len as usize],
-            Key::Heap(b) => b,
+            Key::Inline { len, buf, .. } => &buf[..*len as usize],
+            Key::Heap { bytes, .. } => bytes,
         }
     }
 }
@@ -274,6 +303,38 @@ impl Dict {
         }
     }
 
+    /// Walk consecutive buckets from a random one, calling `f` on each
+    /// entry until it has accepted `count` of them (it returns whether it
+    /// took the entry) or `max_buckets` buckets were visited: cheap,
+    /// roughly random samples for eviction, as Redis's dictGetSomeKeys.
+    pub fn sample(
+        &self,
+        count: usize,
+        max_buckets: usize,
+        mut rnd: impl FnMut() -> u64,
+        mut f: impl FnMut(&Entry) -> bool,
+    ) {
+        if self.len == 0 || count == 0 {
+            return;
+        }
+        let mask = self.mask();
+        let mut idx = (rnd() as usize) & mask;
+        let mut taken = 0;
+        for _ in 0..max_buckets.min(self.buckets.len()) {
+            let mut cur = self.buckets[idx].as_deref();
+            while let Some(e) = cur {
+                if f(e) {
+                    taken += 1;
+                    if taken >= count {
+                        return;
+                    }
+                }
+                cur = e.next.as_deref();
+            }
+            idx = (idx + 1) & mask;
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.buckets.iter().flat_map(|b| {
             let mut cur = b.as_deref();
@@ -326,6 +387,45 @@ mod tests {
         assert_eq!(d.len(), 10);
         assert!(d.get(b"k995").is_some());
         assert!(d.get(b"k5").is_none());
+    }
+
+    #[test]
+    fn entry_keeps_its_size_class() {
+        // 72 bytes = an 80-byte glibc chunk; the access clock lives in
+        // the key's padding, so it must not grow the entry.
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert_eq!(std::mem::size_of::<Entry>(), 72);
+        let mut k = Key::new(b"0123456789012345678");
+        k.set_clock(0x00ab_cdef);
+        assert_eq!(k.clock(), 0x00ab_cdef);
+        assert_eq!(&*k, b"0123456789012345678");
+        let mut k = Key::new(&[b'x'; 40]);
+        k.set_clock(0x0123_4567);
+        assert_eq!(k.clock(), 0x0023_4567);
+        assert_eq!(k.len(), 40);
+    }
+
+    #[test]
+    fn sample_visits_entries() {
+        let mut d = Dict::new();
+        for i in 0..100 {
+            d.insert(format!("k{i}").as_bytes(), sv("v"), 0);
+        }
+        let mut n = 0;
+        let mut x = 7u64;
+        d.sample(
+            5,
+            50,
+            || {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                x >> 20
+            },
+            |_| {
+                n += 1;
+                true
+            },
+        );
+        assert!(n > 0 && n <= 5);
     }
 
     #[test]

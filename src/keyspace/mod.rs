@@ -5,6 +5,7 @@
 
 pub mod dict;
 pub mod effects;
+pub mod evict;
 pub mod hash;
 pub mod limits;
 pub mod list;
@@ -52,12 +53,57 @@ pub struct Keyspace {
     pub misses: u64,
     /// The log of what changed, for the AOF (disabled unless it is on).
     pub effects: Effects,
+    /// Estimated bytes of all keys and values (`evict::entry_mem` summed),
+    /// kept current by every insert, replace and removal and, for values
+    /// changed in place, by `begin_command`/`end_command`.
+    pub used: usize,
+    /// Highest `used` seen (INFO used_memory_peak).
+    pub used_peak: usize,
+    pub evicted_keys: u64,
+    /// This shard's share of maxmemory and its policy.
+    limit: evict::MemLimit,
+    pool: evict::Pool,
+    evict_rand: u64,
+    /// Next database the random policies take a key from.
+    evict_next_db: usize,
+    /// State of the coin LFU increments flip.
+    lfu_rand: u64,
+    /// Time of the running command: the access clock of keys it creates.
+    clock_ms: i64,
+    /// While a write command runs: entries it looked up, with their size
+    /// then, so growth in place is counted when it ends.
+    measuring: bool,
+    measured: Measured,
     /// Set by a blocking command that found nothing to serve.
     pub would_block: bool,
     /// Keys some client is blocked on (any db); touching one queues it in
     /// `ready_keys` so the shard retries its waiters.
     pub blocking_keys: std::collections::HashSet<Box<[u8]>>,
     pub ready_keys: Vec<(u8, Box<[u8]>)>,
+}
+
+/// Entries the running write command looked up, with their size then.
+/// Raw pointers into this keyspace's own dicts, held only from
+/// `begin_command` to `end_command` on the shard's thread.
+#[derive(Default)]
+struct Measured(Vec<(*const Entry, usize)>);
+
+// SAFETY: the list is empty whenever a keyspace changes threads (it is
+// filled and drained within one command), and its pointers only ever
+// point into the keyspace that owns it.
+unsafe impl Send for Measured {}
+
+impl std::ops::Deref for Measured {
+    type Target = Vec<(*const Entry, usize)>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Measured {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Default for Keyspace {
@@ -79,15 +125,94 @@ impl Keyspace {
             hits: 0,
             misses: 0,
             effects: Effects::default(),
+            used: 0,
+            used_peak: 0,
+            evicted_keys: 0,
+            limit: evict::MemLimit::default(),
+            pool: evict::Pool::default(),
+            evict_rand: 0x9e37_79b9_7f4a_7c15,
+            evict_next_db: 0,
+            lfu_rand: 0x2545_f491_4f6c_dd1d,
+            clock_ms: 0,
+            measuring: false,
+            measured: Measured::default(),
             would_block: false,
             blocking_keys: Default::default(),
             ready_keys: Vec::new(),
         }
     }
 
+    /// A command starts at `now`; `write`: measure the entries it looks
+    /// up, since it may change them in place.
+    #[inline]
+    pub fn begin_command(&mut self, now: i64, write: bool) {
+        self.clock_ms = now;
+        self.measuring = write;
+    }
+
+    /// The command ended: count what the entries it looked up grew or
+    /// shrank by in place.
+    #[inline]
+    pub fn end_command(&mut self) {
+        self.measuring = false;
+        if !self.measured.is_empty() {
+            let mut used = self.used as isize;
+            for (e, before) in self.measured.drain(..) {
+                // SAFETY: an entry leaves `measured` when it is removed
+                // (`forget_measured`), so every pointer here is live.
+                used += evict::entry_mem(unsafe { &*e }) as isize - before as isize;
+            }
+            self.used = used.max(0) as usize;
+        }
+        self.used_peak = self.used_peak.max(self.used);
+    }
+
+    /// Stop measuring `e` (about to be removed or replaced whole),
+    /// counting its change in place so far.
+    fn forget_measured(&mut self, e: *const Entry) {
+        if let Some(i) = self.measured.iter().rposition(|m| std::ptr::eq(m.0, e)) {
+            let (_, before) = self.measured.swap_remove(i);
+            // SAFETY: `e` is still allocated: the caller removes it after.
+            let now = evict::entry_mem(unsafe { &*e });
+            self.used = (self.used as isize + now as isize - before as isize).max(0) as usize;
+        }
+    }
+
+    /// Update the access clock of an entry just looked up and, in a write
+    /// command, remember its size.
+    #[inline]
+    fn accessed(&mut self, e: *mut Entry, now: i64) {
+        // SAFETY: `e` points into this keyspace's dict, which the fields
+        // used here do not alias.
+        let key = unsafe { &mut (*e).key };
+        key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
+        if self.measuring && !self.measured.iter().any(|m| std::ptr::eq(m.0, e)) {
+            let size = evict::entry_mem(unsafe { &*e });
+            self.measured.push((e, size));
+        }
+    }
+
+    /// Look a key up without counting it as a use of the key (OBJECT,
+    /// TYPE, TTL, EXISTS: Redis's LOOKUP_NOTOUCH); expired keys are still
+    /// deleted and hits/misses still counted.
+    pub fn lookup_no_touch(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.lookup_flags(db, key, now, false)
+    }
+
     /// Look a key up for reading or writing; an expired key is deleted first.
+    #[inline]
     pub fn lookup(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        self.lookup_flags(db, key, now, true)
+    }
+
+    #[inline]
+    fn lookup_flags(&mut self, db: usize, key: &[u8], now: i64, touch: bool) -> Option<&mut Entry> {
         let found = self.lookup_inner(db, key, now).map(|e| e as *mut Entry);
+        if let Some(e) = found {
+            if touch {
+                self.accessed(e, now);
+            }
+        }
         if self.count_lookups {
             if found.is_some() {
                 self.hits += 1;
@@ -123,6 +248,7 @@ impl Keyspace {
             if e.expire != 0 {
                 self.dbs[db].volatile -= 1;
             }
+            self.account_removed(&e);
             self.expired_keys += 1;
             if self.effects.enabled {
                 self.effects.push(db, &[&b"DEL"[..], key]);
@@ -134,9 +260,22 @@ impl Keyspace {
     /// Store a value, replacing any previous one (and its expiry, unless
     /// `expire` says to keep it: pass `KEEP_TTL`).
     pub fn set(&mut self, db: usize, key: &[u8], value: Value, expire: i64) {
+        if !self.measured.is_empty() {
+            if let Some(e) = self.dbs[db].dict.get(key).map(|e| e as *const Entry) {
+                self.forget_measured(e);
+            }
+        }
+        let (policy, now) = (self.limit.policy, self.clock_ms);
         let d = &mut self.dbs[db];
         if let Some(e) = d.dict.get_mut(key) {
+            let old = evict::value_mem(&e.value);
+            self.used = (self.used + evict::value_mem(&value)).saturating_sub(old);
             e.value = value;
+            // A new value is a new object to LRU; LFU keeps the key's
+            // frequency, as Redis's overwrite does.
+            if !policy.is_lfu() {
+                e.key.set_clock(evict::new_clock(policy, now));
+            }
             if expire != KEEP_TTL {
                 if e.expire != 0 && expire == 0 {
                     d.volatile -= 1;
@@ -150,7 +289,9 @@ impl Keyspace {
             if expire != 0 {
                 d.volatile += 1;
             }
-            d.dict.insert_new(key, value, expire);
+            let e = d.dict.insert_new(key, value, expire);
+            e.key.set_clock(evict::new_clock(policy, now));
+            self.used += evict::entry_mem(e);
         }
         self.touch(db, key);
     }
@@ -183,8 +324,17 @@ impl Keyspace {
         if e.expire != 0 {
             self.dbs[db].volatile -= 1;
         }
+        self.account_removed(&e);
         self.touch(db, key);
         Some(e)
+    }
+
+    /// `e` left the dict: it no longer counts (as measured, if it was).
+    fn account_removed(&mut self, e: &Entry) {
+        if !self.measured.is_empty() {
+            self.forget_measured(e);
+        }
+        self.used = self.used.saturating_sub(evict::entry_mem(e));
     }
 
     /// Record that a key changed: counts toward `dirty` and invalidates
@@ -222,6 +372,13 @@ impl Keyspace {
             .collect();
         self.dirty_watchers.extend(dirty);
         let n = self.dbs[db].dict.len();
+        // Nothing measured may point into the freed entries.
+        self.measured.clear();
+        let freed: usize = self.dbs[db].dict.iter().map(evict::entry_mem).sum();
+        self.used = self.used.saturating_sub(freed);
+        if self.total_keys() == n {
+            self.used = 0;
+        }
         self.dbs[db].dict.clear();
         self.dbs[db].volatile = 0;
         self.dirty += n as u64;

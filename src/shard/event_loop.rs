@@ -349,6 +349,8 @@ impl Shard {
     }
 
     pub fn run(&mut self) -> Result<(), String> {
+        // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
+        self.apply_config(&self.config.clone());
         self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
         self.arm_timer();
         self.shared.ready.fetch_add(1, Ordering::SeqCst);

@@ -80,6 +80,8 @@ pub struct ShardInfo {
     pub expired_keys: u64,
     pub dirty: u64,
     pub used_memory_est: usize,
+    pub used_memory_peak: usize,
+    pub evicted_keys: u64,
     pub aof_delayed_fsync: u64,
     pub aof_write_ok: bool,
     pub cmdstats: Vec<CmdStatInfo>,
@@ -243,6 +245,22 @@ impl Shard {
         }
         self.set_batch_wait(c.batch_wait_us);
         self.config = c.clone();
+        // Each shard keeps to an equal share of maxmemory on its own.
+        let limit = crate::keyspace::evict::MemLimit {
+            // At least a byte each: a tiny limit must not round to "none".
+            maxmemory: match c.maxmemory.max(0) as usize {
+                0 => 0,
+                m => (m / self.shared.nshards.max(1)).max(1),
+            },
+            policy: crate::keyspace::evict::Policy::parse(&c.maxmemory_policy).unwrap_or_default(),
+            samples: c.maxmemory_samples.max(1) as usize,
+        };
+        self.ks.set_mem_limit(limit);
+        // A lowered limit takes effect now, as in Redis, not at the next write.
+        if self.ks.over_limit() && !self.txn.locked() {
+            self.ks.free_memory(crate::util::now_ms());
+            self.log_pending();
+        }
     }
 
     /// Merge fan-out answers into the client's reply.
@@ -1078,13 +1096,6 @@ impl Shard {
                 hist: st.hist.clone(),
             });
         }
-        let mut mem = 0usize;
-        for d in &self.ks.dbs {
-            // Rough: entry + key + value heap; exact accounting comes with maxmemory.
-            for e in d.dict.iter() {
-                mem += 64 + e.key.len() + e.value.mem_usage();
-            }
-        }
         ShardInfo {
             keys,
             clients: self.conns.iter().flatten().filter(|c| !c.closing).count(),
@@ -1104,7 +1115,9 @@ impl Shard {
             misses: self.ks.misses,
             expired_keys: self.ks.expired_keys,
             dirty: self.ks.dirty,
-            used_memory_est: mem,
+            used_memory_est: self.ks.used,
+            used_memory_peak: self.ks.used_peak.max(self.ks.used),
+            evicted_keys: self.ks.evicted_keys,
             aof_delayed_fsync: self.aof.as_ref().map_or(0, |w| w.delayed_fsync),
             aof_write_ok: self.aof.as_ref().map_or(true, |w| w.last_write_error.is_none()),
             cmdstats,
@@ -1152,13 +1165,20 @@ impl Shard {
         if want("memory") {
             let rss = read_rss_bytes();
             let used = sum(&|i| i.used_memory_est as u64);
+            // Sum of the shards' peaks: at least the true peak, which the
+            // shards, measuring separately, cannot see.
+            let peak = sum(&|i| i.used_memory_peak as u64).max(used);
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
-                used,
+                peak,
+                peak as f64 / 1048576.0,
+                self.config.maxmemory,
+                self.config.maxmemory as f64 / 1048576.0,
+                self.config.maxmemory_policy,
             );
         }
         if want("persistence") {
@@ -1188,13 +1208,14 @@ impl Shard {
         if want("stats") {
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\n\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\n\r\n",
                 sum(&|i| i.total_connections),
                 sum(&|i| i.total_commands),
                 sum(&|i| i.net_in),
                 sum(&|i| i.net_out),
                 sum(&|i| i.rejected_conns),
                 sum(&|i| i.expired_keys),
+                sum(&|i| i.evicted_keys),
                 sum(&|i| i.hits),
                 sum(&|i| i.misses),
                 sum(&|i| i.turns),
