@@ -26,8 +26,8 @@ fn keys_after_timeout(args: &Args) -> Vec<usize> {
 pub static COMMANDS: &[CommandDef] = &[
     c("blpop", -3, WRITE, (1, -2, 1), blpop),
     c("brpop", -3, WRITE, (1, -2, 1), brpop),
-    c("blmove", 6, WRITE, (1, 2, 1), blmove),
-    c("brpoplpush", 4, WRITE, (1, 2, 1), brpoplpush),
+    c("blmove", 6, WRITE | DENYOOM, (1, 2, 1), blmove),
+    c("brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), brpoplpush),
     c("blmpop", -5, WRITE, (3, 3, 1), blmpop).movable(keys_after_timeout),
     c("bzpopmin", -3, WRITE | FAST, (1, -2, 1), bzpopmin),
     c("bzpopmax", -3, WRITE | FAST, (1, -2, 1), bzpopmax),

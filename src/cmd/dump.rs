@@ -19,7 +19,7 @@ const VERSION: u8 = 1;
 
 pub static COMMANDS: &[CommandDef] = &[
     CommandDef::new("dump", 2, READONLY, (1, 1, 1), Some(dump)),
-    CommandDef::new("restore", -4, WRITE, (1, 1, 1), Some(restore)),
+    CommandDef::new("restore", -4, WRITE | DENYOOM, (1, 1, 1), Some(restore)),
 ];
 
 /// The serialized form of a value.

@@ -21,11 +21,11 @@ const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h:
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("pfadd", -2, WRITE | FAST, (1, 1, 1), pfadd),
+    c("pfadd", -2, WRITE | FAST | DENYOOM, (1, 1, 1), pfadd),
     // Read-only as in Redis even though it may refresh the cached count
     // (Redis flags it may_replicate; see `pfcount`).
     c("pfcount", -2, READONLY, (1, -1, 1), pfcount),
-    c("pfmerge", -2, WRITE, (1, -1, 1), pfmerge),
+    c("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), pfmerge),
 ];
 
 const P: u32 = 14;

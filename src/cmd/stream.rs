@@ -34,7 +34,7 @@ const K1: (i32, i32, i32) = (1, 1, 1);
 const K2: (i32, i32, i32) = (2, 2, 1);
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("xadd", -5, WRITE | FAST, K1, xadd),
+    c("xadd", -5, WRITE | FAST | DENYOOM, K1, xadd),
     c("xlen", 2, READONLY | FAST, K1, xlen),
     c("xrange", -4, READONLY, K1, xrange),
     c("xrevrange", -4, READONLY, K1, xrevrange),

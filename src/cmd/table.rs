@@ -59,6 +59,9 @@ impl CommandDef {
         if self.has(READONLY) {
             v.push("readonly");
         }
+        if self.has(DENYOOM) {
+            v.push("denyoom");
+        }
         if self.has(FAST) {
             v.push("fast");
         }
