@@ -188,3 +188,36 @@ fn served_pops_survive_restart() {
     assert_eq!(c.cmd(&["LRANGE", "q", "0", "-1"]), before);
     assert_eq!(c.cmd(&["EXISTS", "src"]), Value::Int(0));
 }
+
+#[test]
+fn xread_and_xreadgroup_block() {
+    let srv = Server::start(4, &[]);
+    let mut ctl = srv.conn();
+    ctl.cmd(&["XADD", "s1", "1-1", "f", "old"]);
+    // `$` means entries after the last one when the client blocked.
+    let mut r = send_blocking(&srv, &["XREAD", "BLOCK", "0", "STREAMS", "s1", "$"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["XADD", "s1", "2-1", "f", "new"]);
+    let entry = |id: &str, v: &str| Value::Array(vec![bulk(id), arr(&["f", v])]);
+    let want = Value::Array(vec![Value::Array(vec![bulk("s1"), Value::Array(vec![entry("2-1", "new")])])]);
+    assert_eq!(r.read_value().unwrap(), want);
+    // Two streams on different shards ("a" and "b"): woken by the second.
+    let mut r2 = send_blocking(&srv, &["XREAD", "BLOCK", "0", "STREAMS", "a", "b", "$", "$"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["XADD", "b", "5-1", "f", "bee"]);
+    let want = Value::Array(vec![Value::Array(vec![bulk("b"), Value::Array(vec![entry("5-1", "bee")])])]);
+    assert_eq!(r2.read_value().unwrap(), want);
+    // A consumer group reader gets new entries and they become pending.
+    assert_eq!(ctl.cmd(&["XGROUP", "CREATE", "s1", "g", "$"]), Value::ok());
+    let mut g = send_blocking(&srv, &["XREADGROUP", "GROUP", "g", "c1", "BLOCK", "0", "STREAMS", "s1", ">"]);
+    wait_blocked(&mut ctl, 1);
+    ctl.cmd(&["XADD", "s1", "3-1", "f", "grp"]);
+    let want = Value::Array(vec![Value::Array(vec![bulk("s1"), Value::Array(vec![entry("3-1", "grp")])])]);
+    assert_eq!(g.read_value().unwrap(), want);
+    let pending = ctl.cmd(&["XPENDING", "s1", "g"]);
+    assert_eq!(pending.as_items().map(|v| v[0].clone()), Some(Value::Int(1)), "{pending}");
+    // Timeouts (ms) and errors.
+    assert_eq!(ctl.cmd(&["XREAD", "BLOCK", "50", "STREAMS", "s1", "$"]), Value::NilArray);
+    assert_eq!(ctl.cmd(&["XREAD", "BLOCK", "-1", "STREAMS", "s1", "$"]), Value::err("ERR timeout is negative"));
+    assert_eq!(blocked_clients(&mut ctl), 0);
+}

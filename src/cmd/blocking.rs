@@ -42,9 +42,41 @@ fn timeout_arg(name: &str, argc: usize) -> usize {
     }
 }
 
+/// XREAD/XREADGROUP's BLOCK argument, if given (before STREAMS).
+fn block_option<'a>(args: &Args<'a>) -> Option<&'a [u8]> {
+    let mut i = 1;
+    while i + 1 < args.len() {
+        if args.is(i, "streams") {
+            return None;
+        }
+        if args.is(i, "block") {
+            return Some(args.get(i + 1));
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether this command may block: always for the list and sorted-set
+/// forms, only with BLOCK for XREAD/XREADGROUP.
+pub fn blocks(name: &str, args: &Args) -> bool {
+    match name {
+        "xread" | "xreadgroup" => block_option(args).is_some(),
+        _ => true,
+    }
+}
+
 /// A blocking command's timeout in ms (0 = wait forever), parsed as
-/// Redis's getTimeoutFromObjectOrReply (seconds, fractions allowed).
+/// Redis's getTimeoutFromObjectOrReply (seconds, fractions allowed; for
+/// XREAD's BLOCK, integer milliseconds).
 pub fn timeout_ms(name: &str, args: &Args) -> Result<i64, &'static str> {
+    if let ("xread" | "xreadgroup", Some(a)) = (name, block_option(args)) {
+        return match crate::util::parse_i64(a) {
+            None => Err("ERR timeout is not an integer or out of range"),
+            Some(t) if t < 0 => Err("ERR timeout is negative"),
+            Some(t) => Ok(t),
+        };
+    }
     let a = args.get(timeout_arg(name, args.len()));
     let secs = parse_f64(a).filter(|v| v.is_finite()).ok_or("ERR timeout is not a float or out of range")?;
     if secs < 0.0 {

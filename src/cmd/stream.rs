@@ -48,8 +48,9 @@ pub static COMMANDS: &[CommandDef] = &[
     c("xgroup", -2, WRITE, K2, xgroup),
     c("xinfo", -2, READONLY, K2, xinfo),
     // Keys follow STREAMS; the static range only marks that there are keys.
-    c("xread", -4, READONLY, K1, xread).movable(read_keys),
-    c("xreadgroup", -7, WRITE, K1, xreadgroup).movable(read_keys),
+    // BLOCKING: with a BLOCK option they may wait (see cmd::blocking::blocks).
+    c("xread", -4, READONLY | BLOCKING, K1, xread).movable(read_keys),
+    c("xreadgroup", -7, WRITE | BLOCKING, K1, xreadgroup).movable(read_keys),
 ];
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -752,7 +753,26 @@ fn xread(ctx: &mut Ctx, args: &Args) {
     let Some(req) = parse_read(ctx, args, false) else { return };
     if !serve_read(ctx, &req) {
         ctx.out.null_array();
+        ask_to_block(ctx, args, &req);
     }
+}
+
+/// Nothing to read and BLOCK given: ask the shard to block the client,
+/// with `$` pinned to the ids it meant now (a retry must not move it).
+fn ask_to_block(ctx: &mut Ctx, args: &Args, req: &ReadRequest) {
+    if req.block.is_none() {
+        return;
+    }
+    ctx.ks.would_block = true;
+    let n = req.keys.len();
+    let first_id = args.len() - n;
+    let mut parts: Vec<Vec<u8>> = args.iter().map(|a| a.to_vec()).collect();
+    for (k, id) in req.ids.iter().enumerate() {
+        if parts[first_id + k] == b"$" {
+            parts[first_id + k] = id.to_bytes();
+        }
+    }
+    ctx.ks.block_rewrite = Some(parts);
 }
 
 /// XREADGROUP GROUP group consumer [COUNT count] [BLOCK ms] [NOACK] STREAMS key [key ...] id [id ...]
@@ -761,6 +781,7 @@ fn xreadgroup(ctx: &mut Ctx, args: &Args) {
     if !serve_read(ctx, &req) {
         ctx.propagate_nothing();
         ctx.out.null_array();
+        ask_to_block(ctx, args, &req);
     }
 }
 

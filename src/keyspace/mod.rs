@@ -74,8 +74,11 @@ pub struct Keyspace {
     /// then, so growth in place is counted when it ends.
     measuring: bool,
     measured: Measured,
-    /// Set by a blocking command that found nothing to serve.
+    /// Set by a blocking command that found nothing to serve; with the
+    /// command to retry instead of the original, if it must differ (XREAD
+    /// pins `$` to the ids it meant when it blocked).
     pub would_block: bool,
+    pub block_rewrite: Option<Vec<Vec<u8>>>,
     /// Keys some client is blocked on (any db); touching one queues it in
     /// `ready_keys` so the shard retries its waiters.
     pub blocking_keys: std::collections::HashSet<Box<[u8]>>,
@@ -137,6 +140,7 @@ impl Keyspace {
             measuring: false,
             measured: Measured::default(),
             would_block: false,
+            block_rewrite: None,
             blocking_keys: Default::default(),
             ready_keys: Vec::new(),
         }

@@ -149,6 +149,14 @@ impl Shard {
         let mut out = Vec::new();
         self.exec_into(&mut out, resp3, db as usize, id, def, &args);
         if std::mem::take(&mut self.ks.would_block) {
+            let cmd = match self.ks.block_rewrite.take() {
+                Some(parts) => {
+                    let mut b = Vec::new();
+                    crate::protocol::reply::encode_command(&mut b, &parts);
+                    b
+                }
+                None => cmd,
+            };
             let w = Waiter { to: from, db, resp3, cmd, keys, timeout_reply: timeout_reply(resp3), notify_only: false };
             self.add_waiter(block_id, w);
         } else {

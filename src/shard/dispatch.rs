@@ -261,7 +261,7 @@ impl Shard {
             self.server_command(conn, id, def, args);
             return;
         }
-        if def.has(BLOCKING) {
+        if def.has(BLOCKING) && cmd::blocking::blocks(def.name, args) {
             // Outside MULTI: may wait at the keys' owner (see `blocking`).
             self.start_block(conn, def, args, None);
             return;

@@ -491,6 +491,10 @@ impl Shard {
             t.final_db = db;
         }
         t.would_block = std::mem::take(&mut t.temp.would_block);
+        if let (Some(parts), Some(b)) = (t.temp.block_rewrite.take(), t.block.as_mut()) {
+            // The retry must run what blocked (XREAD's `$` pinned).
+            b.cmd = Some(OwnedArgs::from_slices(&parts));
+        }
         // Lookups counted on the temporary keyspace belong to this server.
         self.ks.hits += t.temp.hits;
         self.ks.misses += t.temp.misses;
