@@ -3,6 +3,12 @@
 //! data directory instead.
 use clap::Parser;
 
+/// mimalloc: small size classes close to the request size (8, 16, 24, 32,
+/// 48, ...) where glibc adds a header and rounds to 16; most of a key's
+/// memory is small allocations (see benches/RESULTS.md, memory).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn check_aof(args: &[String]) -> i32 {
     let mut fix = false;
     let mut yes = false;

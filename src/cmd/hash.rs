@@ -51,7 +51,7 @@ fn read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Hash>, ()> {
 fn modify<R>(ctx: &mut Ctx, key: &[u8], create: bool, f: impl FnOnce(&mut Hash) -> (R, bool)) -> Result<Option<R>, ()> {
     let kind = (
         Value::as_hash_mut as fn(&mut Value) -> Option<&mut Hash>,
-        (|h| Value::Hash(Box::new(h))) as fn(Hash) -> Value,
+        (|h| Value::Hash(h)) as fn(Hash) -> Value,
         Hash::is_empty as fn(&Hash) -> bool,
     );
     super::modify_collection(ctx, key, kind, if create { Some(&Hash::new) } else { None }, f)

@@ -65,7 +65,7 @@ fn modify<R>(
 ) -> Result<Option<R>, ()> {
     let kind = (
         Value::as_set_mut as fn(&mut Value) -> Option<&mut Set>,
-        (|s| Value::Set(Box::new(s))) as fn(Set) -> Value,
+        (|s| Value::Set(s)) as fn(Set) -> Value,
         Set::is_empty as fn(&Set) -> bool,
     );
     super::modify_collection(ctx, key, kind, new, f)
@@ -435,7 +435,7 @@ fn algebra_store(ctx: &mut Ctx, args: &Args, op: Op) {
     if n == 0 {
         ctx.ks.delete(db, dst, now);
     } else {
-        ctx.ks.set(db, dst, Value::Set(Box::new(s)), 0);
+        ctx.ks.set(db, dst, Value::Set(s), 0);
     }
     ctx.out.int(n as i64);
 }

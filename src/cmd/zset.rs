@@ -184,7 +184,7 @@ fn store_result(ctx: &mut Ctx, dest: &[u8], pairs: Vec<(Vec<u8>, f64)>) {
         for (m, s) in pairs {
             z.insert(&m, s);
         }
-        ctx.ks.set(ctx.db, dest, Value::ZSet(Box::new(z)), 0);
+        ctx.ks.set(ctx.db, dest, Value::ZSet(z), 0);
     }
     ctx.out.int(n as i64);
 }
@@ -345,7 +345,7 @@ fn zadd_core(ctx: &mut Ctx, args: &Args, f: AddFlags, at: usize) {
         }
     }
     match fresh {
-        Some(z) if !z.is_empty() => ctx.ks.set(db, key, Value::ZSet(Box::new(z)), 0),
+        Some(z) if !z.is_empty() => ctx.ks.set(db, key, Value::ZSet(z), 0),
         Some(_) => {}
         None => finish_write(ctx.ks, db, key, added + updated > 0),
     }

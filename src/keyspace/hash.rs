@@ -17,7 +17,9 @@ pub struct Hash(HRepr);
 
 enum HRepr {
     Pack(SmallBytes),
-    Table(Table<Box<[u8]>>),
+    // Boxed: the small form is what most hashes are, and `Hash` stays
+    // 24 bytes so it lives inside `Value` with no allocation of its own.
+    Table(Box<Table<Box<[u8]>>>),
 }
 
 impl Default for Hash {
@@ -87,7 +89,7 @@ impl Hash {
     pub fn deep_clone(&self) -> Hash {
         Hash(match &self.0 {
             HRepr::Pack(b) => HRepr::Pack(b.clone()),
-            HRepr::Table(t) => HRepr::Table(t.clone()),
+            HRepr::Table(t) => HRepr::Table(Box::new((**t).clone())),
         })
     }
 
@@ -176,7 +178,7 @@ impl Hash {
         self.for_each(|k, v| {
             t.insert(k, v.into());
         });
-        self.0 = HRepr::Table(t);
+        self.0 = HRepr::Table(Box::new(t));
     }
 
     /// A uniformly chosen pair for the compact form, a bucket-sampled one
@@ -244,12 +246,18 @@ impl Hash {
 /// trade a reallocation per write for memory, as Redis's listpacks do.
 #[derive(Clone)]
 pub(crate) enum SmallBytes {
-    Inline { len: u8, buf: [u8; INLINE] },
-    Heap(Vec<u8>),
+    Inline {
+        len: u8,
+        buf: [u8; INLINE],
+    },
+    /// Exactly sized (no spare capacity), one allocation.
+    Heap(Box<[u8]>),
 }
 
-/// Sized so a `Hash`/`Set` stays 40 bytes (a 48-byte malloc chunk).
-pub(crate) const INLINE: usize = 38;
+/// Sized so a `Hash`/`Set` is 24 bytes and sits inside the 32-byte `Value`:
+/// a small collection then costs its key entry and at most one exact-size
+/// allocation, as a listpack does in Redis.
+pub(crate) const INLINE: usize = 22;
 
 impl SmallBytes {
     pub(crate) fn new() -> Self {
@@ -271,7 +279,7 @@ impl SmallBytes {
     pub(crate) fn mem_usage(&self) -> usize {
         match self {
             SmallBytes::Inline { .. } => 0,
-            SmallBytes::Heap(v) => v.capacity(),
+            SmallBytes::Heap(v) => v.len(),
         }
     }
 
@@ -287,23 +295,22 @@ impl SmallBytes {
                 *len = new_len as u8;
                 return;
             }
-            let mut v = Vec::with_capacity(new_len);
-            v.extend_from_slice(&buf[..old]);
-            *self = SmallBytes::Heap(v);
         }
-        let SmallBytes::Heap(v) = self else { return };
-        if new_len > old {
-            v.reserve_exact(new_len - old);
-            v.resize(new_len, 0);
-            v.copy_within(at + remove..old, at + ins);
+        // Rebuild exactly sized: one allocation per write, like a listpack.
+        let cur = self.as_slice();
+        let mut v = Vec::with_capacity(new_len);
+        v.extend_from_slice(&cur[..at]);
+        for p in with {
+            v.extend_from_slice(p);
+        }
+        v.extend_from_slice(&cur[at + remove..old]);
+        *self = if new_len <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..new_len].copy_from_slice(&v);
+            SmallBytes::Inline { len: new_len as u8, buf }
         } else {
-            v.copy_within(at + remove..old, at + ins);
-            v.truncate(new_len);
-            if v.capacity() > new_len + new_len / 4 + 32 {
-                v.shrink_to_fit();
-            }
-        }
-        write_pieces(&mut v[at..at + ins], with);
+            SmallBytes::Heap(v.into_boxed_slice())
+        };
     }
 }
 
@@ -599,7 +606,7 @@ mod tests {
 
     #[test]
     fn stays_small() {
-        assert_eq!(std::mem::size_of::<Hash>(), 40);
+        assert_eq!(std::mem::size_of::<Hash>(), 24);
     }
 
     #[test]

@@ -28,9 +28,10 @@ pub enum Value {
         raw: bool,
     },
     List(Box<List>),
-    Hash(Box<Hash>),
-    Set(Box<Set>),
-    ZSet(Box<ZSet>),
+    /// Unboxed: small hashes and sets fit in the value itself.
+    Hash(Hash),
+    Set(Set),
+    ZSet(ZSet),
     Stream(Box<Stream>),
 }
 
@@ -140,9 +141,9 @@ impl Value {
             Value::Inline { len, buf } => Value::Inline { len: *len, buf: *buf },
             Value::Str { data, raw } => Value::Str { data: data.clone(), raw: *raw },
             Value::List(v) => Value::List(Box::new(v.deep_clone())),
-            Value::Hash(v) => Value::Hash(Box::new(v.deep_clone())),
-            Value::Set(v) => Value::Set(Box::new(v.deep_clone())),
-            Value::ZSet(v) => Value::ZSet(Box::new(v.deep_clone())),
+            Value::Hash(v) => Value::Hash(v.deep_clone()),
+            Value::Set(v) => Value::Set(v.deep_clone()),
+            Value::ZSet(v) => Value::ZSet(v.deep_clone()),
             Value::Stream(v) => Value::Stream(Box::new(v.deep_clone())),
         }
     }
@@ -168,6 +169,8 @@ mod tests {
     #[test]
     fn value_stays_small() {
         assert_eq!(std::mem::size_of::<Value>(), 32);
+        // Small collections live inside the value (no allocation of their own).
+        assert_eq!(std::mem::size_of::<super::super::zset::ZSet>(), 24);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! Every range query is answered as a rank: "first/last rank in this score
 //! or lex range", then a walk from a rank. Commands never see the encoding.
 
+use super::hash::SmallBytes;
 use super::limits::{ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE};
 use std::cmp::Ordering;
 
@@ -118,6 +119,7 @@ pub struct ZSet {
     repr: Repr,
 }
 
+/// 24 bytes: a `ZSet` lives inside `Value` with no allocation of its own.
 enum Repr {
     Pack(Pack),
     Skip(Box<Skip>),
@@ -146,7 +148,7 @@ impl ZSet {
 
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Pack(p) => p.len as usize,
+            Repr::Pack(p) => p.len(),
             Repr::Skip(s) => s.len,
         }
     }
@@ -174,7 +176,7 @@ impl ZSet {
     /// Approximate heap bytes, for INFO memory and eviction.
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
-            Repr::Pack(p) => p.buf.capacity(),
+            Repr::Pack(p) => p.buf.mem_usage(),
             Repr::Skip(s) => s.mem_usage(),
         }
     }
@@ -212,7 +214,7 @@ impl ZSet {
                 }
                 return false;
             }
-            if fits_pack(p.len as usize + 1, member.len()) {
+            if fits_pack(p.len() + 1, member.len()) {
                 p.insert(member, score);
                 return true;
             }
@@ -448,8 +450,7 @@ impl ZSet {
                     f(m, s);
                     to = next;
                 }
-                p.buf.drain(from..to);
-                p.len -= n as u32;
+                p.buf.splice(from, to - from, &[]);
             }
             Repr::Skip(s) => {
                 for _ in 0..n {
@@ -532,32 +533,70 @@ fn fits_pack(n: usize, max_member_len: usize) -> bool {
 
 // ---- listpack: packed (score, len, member) entries ----------------------
 
-/// Entry layout: score as 8 little-endian bytes, member length as LEB128,
-/// member bytes. Entries are in (score, member) order.
-#[derive(Clone, Default)]
+/// Entry layout: the score — tag 1 + zigzag LEB128 when it is an integer
+/// of at most 2^53 in magnitude (most scores: 2 bytes for small ones, as a
+/// listpack stores them), else tag 0 + 8 little-endian bytes — then the
+/// member length as LEB128 and the member bytes. Entries are in (score,
+/// member) order. The bytes are exactly sized and live inside the `ZSet`
+/// while short (hash.rs `SmallBytes`).
+#[derive(Clone)]
 struct Pack {
-    buf: Vec<u8>,
-    len: u32,
+    buf: SmallBytes,
+}
+
+impl Default for Pack {
+    fn default() -> Self {
+        Pack { buf: SmallBytes::new() }
+    }
+}
+
+/// Read a LEB128 number at `i`; returns it and the next offset.
+#[inline]
+fn leb(b: &[u8], mut i: usize) -> (u64, usize) {
+    let (mut n, mut shift) = (0u64, 0);
+    loop {
+        let c = b[i];
+        i += 1;
+        n |= ((c & 0x7f) as u64) << shift;
+        if c < 0x80 {
+            return (n, i);
+        }
+        shift += 7;
+    }
+}
+
+fn push_leb(e: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let c = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            e.push(c);
+            return;
+        }
+        e.push(c | 0x80);
+    }
 }
 
 impl Pack {
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+
     /// (member, score, next entry's offset) of the entry at `pos`.
     #[inline]
     fn entry(&self, pos: usize) -> (&[u8], f64, usize) {
-        let b = &self.buf;
-        let mut raw = [0u8; 8];
-        raw.copy_from_slice(&b[pos..pos + 8]);
-        let score = f64::from_le_bytes(raw);
-        let (mut n, mut shift, mut i) = (0usize, 0, pos + 8);
-        loop {
-            let c = b[i];
-            i += 1;
-            n |= ((c & 0x7f) as usize) << shift;
-            if c < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
+        let b = self.buf.as_slice();
+        let (score, i) = if b[pos] == 1 {
+            let (z, i) = leb(b, pos + 1);
+            let v = ((z >> 1) as i64) ^ -((z & 1) as i64);
+            (v as f64, i)
+        } else {
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(&b[pos + 1..pos + 9]);
+            (f64::from_le_bytes(raw), pos + 9)
+        };
+        let (n, i) = leb(b, i);
+        let n = n as usize;
         (&b[i..i + n], score, i + n)
     }
 
@@ -574,27 +613,23 @@ impl Pack {
         let score = if score == 0.0 { 0.0 } else { score };
         let at = self.iter().find(|(_, m, s)| before(score, member, *s, m)).map(|(pos, _, _)| pos);
         let mut e = Vec::with_capacity(member.len() + 12);
-        e.extend_from_slice(&score.to_le_bytes());
-        let mut n = member.len();
-        loop {
-            let c = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                e.push(c);
-                break;
-            }
-            e.push(c | 0x80);
+        if score.fract() == 0.0 && score.abs() <= (1u64 << 53) as f64 {
+            let v = score as i64;
+            e.push(1);
+            push_leb(&mut e, ((v << 1) ^ (v >> 63)) as u64);
+        } else {
+            e.push(0);
+            e.extend_from_slice(&score.to_le_bytes());
         }
+        push_leb(&mut e, member.len() as u64);
         e.extend_from_slice(member);
         let at = at.unwrap_or(self.buf.len());
-        self.buf.splice(at..at, e);
-        self.len += 1;
+        self.buf.splice(at, 0, &[&e]);
     }
 
     fn remove_at(&mut self, pos: usize) {
         let (_, _, end) = self.entry(pos);
-        self.buf.drain(pos..end);
-        self.len -= 1;
+        self.buf.splice(pos, end - pos, &[]);
     }
 }
 
