@@ -143,19 +143,19 @@ fn keyspace(o: &Opts) {
         }
         t.elapsed()
     });
-    report(o, &format!("keyspace set existing ({n})"), n, rounds, || {
+    report(o, &format!("keyspace set existing ({n} keys)"), n, rounds, || {
         for &i in &order {
             ks.set(0, &keys[i as usize], Value::from_bytes(VALUE), 0);
         }
     });
     let now = shardis::util::now_ms();
-    report(o, &format!("keyspace lookup hit ({n})"), n, rounds, || {
+    report(o, &format!("keyspace lookup hit ({n} keys)"), n, rounds, || {
         for &i in &order {
             black_box(ks.lookup(0, &keys[i as usize], now).is_some());
         }
     });
     let misses: Vec<Vec<u8>> = (n..2 * n).map(key).collect();
-    report(o, &format!("keyspace lookup miss ({n})"), n, rounds, || {
+    report(o, &format!("keyspace lookup miss ({n} keys)"), n, rounds, || {
         for k in &misses {
             black_box(ks.lookup(0, k, now).is_none());
         }
