@@ -219,6 +219,10 @@ impl Writer {
         }
         self.written_lsn = self.writing_last_lsn;
         self.writing.clear();
+        // A burst (a huge pipeline) must not pin its buffer for good.
+        if self.writing.capacity() > 4 << 20 {
+            self.writing = Vec::with_capacity(64 * 1024);
+        }
         self.write_inflight = false;
         if self.policy == Fsync::No {
             // Nothing more is promised than handing the bytes to the kernel.

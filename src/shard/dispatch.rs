@@ -134,6 +134,12 @@ impl Shard {
         if conn.rpos == rbuf.len() {
             rbuf.clear();
             conn.rpos = 0;
+        } else if conn.rpos >= 64 * 1024 && (self.has_bufring() || !conn.recv_inflight()) {
+            // A pipeline whose chunks end mid-request never empties the
+            // buffer: drop what was consumed, or it grows with the stream.
+            // (Without a buffer ring, an in-flight recv writes into rbuf.)
+            rbuf.drain(..conn.rpos);
+            conn.rpos = 0;
         }
         conn.rbuf = rbuf;
         self.ranges = ranges;

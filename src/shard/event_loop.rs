@@ -115,6 +115,11 @@ impl Conn {
         ConnRef { shard, idx: self.idx, gen: self.gen }
     }
 
+    /// A recv is armed on this connection.
+    pub fn recv_inflight(&self) -> bool {
+        self.recv_inflight
+    }
+
     pub fn in_pubsub(&self) -> bool {
         !self.subs.is_empty() || !self.psubs.is_empty()
     }
@@ -330,6 +335,11 @@ impl Shard {
 
     pub fn set_batch_wait(&mut self, us: u32) {
         self.wait_policy.budget_us = us;
+    }
+
+    /// Receives go to provided buffers, never straight into a connection's rbuf.
+    pub fn has_bufring(&self) -> bool {
+        self.bufring.is_some()
     }
 
     pub fn ring_flags(&self) -> &'static str {
