@@ -299,14 +299,7 @@ impl Config {
             "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = parse_memory(value)?,
             "batch-wait-us" => next.batch_wait_us = int(value)?.clamp(0, 10_000) as u32,
             "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
-            "appendonly" => {
-                if parse_bool(value)? != self.appendonly {
-                    return Err(
-                        "turning appendonly on or off at run time is not supported yet; restart with --appendonly"
-                            .into(),
-                    );
-                }
-            }
+            "appendonly" => next.appendonly = parse_bool(value)?,
             "save" => {}
             "maxmemory" => next.maxmemory = parse_memory(value)?,
             "maxmemory-policy" => next.maxmemory_policy = value.to_ascii_lowercase(),

@@ -472,3 +472,27 @@ fn restart_with_a_different_shard_count() {
         assert_eq!(c.cmd(&["DEL", "probe"]), Value::Int(1));
     }
 }
+
+/// CONFIG SET appendonly yes writes every shard's data as a base and logs
+/// from then on; appendonly no stops logging.
+#[test]
+fn appendonly_switched_at_run_time() {
+    let mut srv = Server::start(2, &["--appendonly", "no", "--appendfsync", "always"]);
+    let mut c = srv.conn();
+    mixed_writes(&mut c);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "yes"]), Value::ok());
+    assert_eq!(info_field(&mut c, "aof_enabled"), "1");
+    for i in 0..50 {
+        c.cmd(&["RPUSH", "after-on", &i.to_string()]);
+        c.cmd(&["MSET", &format!("x{i}"), "1", &format!("y{i}"), "2"]);
+    }
+    let logged = dump(&mut c);
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "no"]), Value::ok());
+    assert_eq!(info_field(&mut c, "aof_enabled"), "0");
+    assert_eq!(c.cmd(&["SET", "after-off", "1"]), Value::ok());
+    drop(c);
+    srv.kill9();
+    srv.restart_with(|cl| Server::set_arg(cl, "--appendonly", "yes")).expect("restart with the AOF");
+    let mut c = srv.conn();
+    assert_eq!(dump(&mut c), logged, "what was logged while appendonly was on, nothing after");
+}

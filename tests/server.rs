@@ -40,7 +40,6 @@ fn config_file_flags_and_runtime_changes() {
     assert_eq!(c.cmd(&["CONFIG", "SET", "appendfsync", "always"]), Value::ok());
     assert_eq!(config_get(&mut c, "appendfsync"), "always");
     assert_eq!(c.cmd(&["SET", "durable", "1"]), Value::ok(), "answered after its fdatasync");
-    assert!(c.cmd(&["CONFIG", "SET", "appendonly", "no"]).is_error(), "not switchable at run time yet");
 
     assert_eq!(c.cmd(&["CONFIG", "SET", "proto-max-bulk-len", "2mb"]), Value::ok());
     assert_eq!(config_get(&mut c, "proto-max-bulk-len"), (2 * 1024 * 1024).to_string());

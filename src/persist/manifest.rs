@@ -32,6 +32,15 @@ impl Manifest {
         Manifest { version: VERSION, shards, shard: vec![ShardEntry::default(); shards] }
     }
 
+    /// Every shard with a base image at `lsn` (named `base_name(lsn)`).
+    pub fn with_bases(shards: usize, lsn: u64) -> Manifest {
+        let mut m = Manifest::new(shards);
+        for e in m.shard.iter_mut() {
+            *e = ShardEntry { base_lsn: lsn, base: super::base_name(lsn) };
+        }
+        m
+    }
+
     /// Read the manifest; Ok(None) if the directory has none.
     pub fn read(dir: &Path) -> Result<Option<Manifest>, String> {
         let path = dir.join(FILE);

@@ -107,6 +107,9 @@ impl Shard {
 
     /// Hand the records appended this turn to the kernel.
     pub fn submit_aof(&mut self) {
+        if self.aof_closing {
+            return;
+        }
         let Some(w) = self.aof.as_mut() else { return };
         if w.policy == Fsync::Always && w.fsync_inflight.is_some() {
             // Group commit: everything appended meanwhile goes in the next pair.
@@ -150,6 +153,7 @@ impl Shard {
         if no_fsync {
             self.publish_aof_state();
         }
+        self.maybe_finish_disable();
     }
 
     pub fn on_aof_fsync(&mut self, res: i32) {
@@ -162,6 +166,14 @@ impl Shard {
         }
         self.publish_aof_state();
         self.release_held();
+        self.maybe_finish_disable();
+    }
+
+    fn maybe_finish_disable(&mut self) {
+        let idle = self.aof.as_ref().is_some_and(|w| !w.write_inflight && w.fsync_inflight.is_none());
+        if self.aof_closing && idle {
+            self.finish_disable_aof();
+        }
     }
 
     /// Send what was waiting for the durable lsn to advance.
@@ -247,6 +259,50 @@ impl Shard {
             self.rewrite_lsns = None;
             rewrite::spawn(std::path::PathBuf::from(&self.config.dir), upto);
         }
+    }
+
+    /// CONFIG SET appendonly yes: write this shard's keyspace as its base
+    /// (the shard pauses meanwhile, as Redis pauses for its fork) and log
+    /// from now on. The caller writes the manifest once every shard did.
+    pub fn enable_aof(&mut self, c: &crate::config::Config) -> Result<(), String> {
+        let dir = crate::persist::shard_dir(std::path::Path::new(&c.dir), self.id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {}", dir.display(), e))?;
+        // What was there describes older data: start clean.
+        for (_, path) in crate::persist::load::list_segments(&dir)? {
+            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {}", path.display(), e))?;
+        }
+        rewrite::write_base(&dir, &self.ks, 0)?;
+        let policy = Fsync::parse(&c.appendfsync);
+        let w = crate::persist::writer::Writer::open(&dir, self.id, 1, policy, c.aof_segment_size as u64)?;
+        self.aof = Some(w);
+        self.ks.effects.enabled = true;
+        let st = rewrite::init_status(self.shared.nshards);
+        st.durable[self.id].store(0, Ordering::Release);
+        Ok(())
+    }
+
+    /// CONFIG SET appendonly no: stop logging. A write still in flight
+    /// finishes first (the kernel holds its buffer); held replies go out.
+    pub fn disable_aof(&mut self) {
+        self.ks.effects.enabled = false;
+        let _ = self.ks.effects.drain();
+        let busy = self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsync_inflight.is_some());
+        if busy {
+            self.aof_closing = true;
+            return;
+        }
+        self.finish_disable_aof();
+    }
+
+    fn finish_disable_aof(&mut self) {
+        self.aof_closing = false;
+        self.aof_shutdown();
+        // Nothing is held for durability any more.
+        if let Some(w) = self.aof.as_mut() {
+            w.durable_lsn = w.appended_lsn();
+        }
+        self.release_held();
+        self.aof = None;
     }
 
     /// Shutdown: write and sync what is buffered (no write may be in

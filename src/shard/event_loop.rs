@@ -182,6 +182,8 @@ pub struct Shard {
     pub aof: Option<crate::persist::writer::Writer>,
     /// >0 while a MULTI/EXEC collects its effects into one record.
     pub aof_group: u32,
+    /// CONFIG SET appendonly no is waiting for a write in flight.
+    pub aof_closing: bool,
     /// Messages and connections whose output waits for durability.
     pub held_msgs: VecDeque<(u64, usize, Msg)>,
     pub held_conns: Vec<u32>,
@@ -325,6 +327,7 @@ impl Shard {
             shared,
             aof,
             aof_group: 0,
+            aof_closing: false,
             held_msgs: VecDeque::new(),
             held_conns: Vec::new(),
             rewrite_lsns: None,
@@ -360,7 +363,9 @@ impl Shard {
 
     pub fn run(&mut self) -> Result<(), String> {
         // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
-        self.apply_config(&self.config.clone());
+        if let Err(e) = self.apply_config(&self.config.clone()) {
+            return Err(e);
+        }
         self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
         self.arm_timer();
         self.shared.ready.fetch_add(1, Ordering::SeqCst);

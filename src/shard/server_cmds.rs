@@ -29,17 +29,28 @@ pub struct FanState {
 pub enum FanOp {
     DbSize,
     Keys,
-    Scan { shard: usize },
+    Scan {
+        shard: usize,
+    },
     RandomKey,
     Ok,
     Publish,
     PubsubChannels,
-    Numsub { channels: Vec<Vec<u8>> },
+    Numsub {
+        channels: Vec<Vec<u8>>,
+    },
     Numpat,
-    Info { sections: Vec<String> },
+    Info {
+        sections: Vec<String>,
+    },
     ClientList,
-    ClientKill { old_style: bool },
+    ClientKill {
+        old_style: bool,
+    },
     WatchAck,
+    /// CONFIG SET appendonly yes: every shard wrote its base; write the
+    /// manifest that makes them current.
+    AofEnabled,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -212,10 +223,10 @@ impl Shard {
             FanReq::Info => FanResp::Info(Box::new(self.shard_info())),
             FanReq::ClientList => FanResp::Text(self.client_list(None)),
             FanReq::ClientKill { filter } => FanResp::Int(self.client_kill(filter) as i64),
-            FanReq::ConfigUpdate { config } => {
-                self.apply_config(config);
-                FanResp::Ack
-            }
+            FanReq::ConfigUpdate { config } => match self.apply_config(config) {
+                Ok(()) => FanResp::Ack,
+                Err(e) => FanResp::Text(e),
+            },
             FanReq::Watch { who, keys } => {
                 for (db, k) in keys {
                     self.ks.watch(*db as usize, k, *who);
@@ -238,7 +249,15 @@ impl Shard {
         }
     }
 
-    pub fn apply_config(&mut self, c: &crate::config::Config) {
+    pub fn apply_config(&mut self, c: &crate::config::Config) -> Result<(), String> {
+        let aof = if c.appendonly == self.aof.is_some() {
+            Ok(())
+        } else if c.appendonly {
+            self.enable_aof(c)
+        } else {
+            self.disable_aof();
+            Ok(())
+        };
         self.limits.max_bulk_len = c.proto_max_bulk_len;
         if let Some(w) = self.aof.as_mut() {
             w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
@@ -261,6 +280,7 @@ impl Shard {
             self.ks.free_memory(crate::util::now_ms());
             self.log_pending();
         }
+        aof
     }
 
     /// Merge fan-out answers into the client's reply.
@@ -342,6 +362,23 @@ impl Shard {
                 }
             }
             FanOp::Ok => Reply::new(out, resp3).ok(),
+            FanOp::AofEnabled => {
+                let failed =
+                    st.resps.iter().find_map(|(_, r)| if let FanResp::Text(e) = r { Some(e.clone()) } else { None });
+                let res = match failed {
+                    Some(e) => Err(e),
+                    None => crate::persist::manifest::Manifest::with_bases(self.shared.nshards, 0)
+                        .write(std::path::Path::new(&self.config.dir)),
+                };
+                let mut r = Reply::new(out, resp3);
+                match res {
+                    Ok(()) => {
+                        crate::log("appendonly turned on: every shard wrote its base; the AOF is live");
+                        r.ok()
+                    }
+                    Err(e) => r.error(&format!("ERR turning appendonly on failed: {}", e)),
+                }
+            }
             FanOp::WatchAck => Reply::new(out, resp3).ok(),
             FanOp::Numsub { channels } => {
                 let mut counts = vec![0i64; channels.len()];
@@ -788,8 +825,15 @@ impl Shard {
                     Ok(mut g) => *g = c.clone(),
                     Err(p) => *p.into_inner() = c.clone(),
                 }
+                let turning_on = c.appendonly && self.aof.is_none();
+                if turning_on {
+                    // The old log no longer describes the data: no manifest
+                    // until every shard has written its base.
+                    let _ = std::fs::remove_file(std::path::Path::new(&c.dir).join(crate::persist::manifest::FILE));
+                }
+                let op = if turning_on { FanOp::AofEnabled } else { FanOp::Ok };
                 let req = FanReq::ConfigUpdate { config: Box::new(c) };
-                self.fan(conn, self.all_shards(), req, FanOp::Ok);
+                self.fan(conn, self.all_shards(), req, op);
             }
             "resetstat" if args.len() == 2 => self.fan(conn, self.all_shards(), FanReq::ResetStat, FanOp::Ok),
             "rewrite" if args.len() == 2 => {
