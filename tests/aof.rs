@@ -496,3 +496,36 @@ fn appendonly_switched_at_run_time() {
     let mut c = srv.conn();
     assert_eq!(dump(&mut c), logged, "what was logged while appendonly was on, nothing after");
 }
+
+/// `appendfsync everysec`: a crash loses at most about the last second of
+/// acknowledged writes (with a process crash, where the page cache
+/// survives, nothing handed to the kernel is lost at all).
+#[test]
+fn everysec_loses_at_most_about_a_second() {
+    let mut srv = Server::start(2, &["--appendfsync", "everysec"]);
+    let mut c = srv.conn();
+    let start = Instant::now();
+    let mut acked: Vec<(usize, Instant)> = Vec::new();
+    for i in 0..200_000usize {
+        if start.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+        assert_eq!(c.cmd(&["SET", &format!("e:{i}"), "v"]), Value::ok());
+        acked.push((i, Instant::now()));
+    }
+    srv.kill9();
+    let killed = Instant::now();
+    srv.restart().expect("restart");
+    let mut c = srv.conn();
+    let old: Vec<usize> =
+        acked.iter().filter(|(_, t)| killed.duration_since(*t) > Duration::from_secs(1)).map(|(i, _)| *i).collect();
+    for i in &old {
+        assert_eq!(
+            c.cmd(&["EXISTS", &format!("e:{i}")]),
+            Value::Int(1),
+            "write {i}, acknowledged over 1 s before the crash, lost"
+        );
+    }
+    let survived = c.cmd(&["DBSIZE"]).as_int().unwrap() as usize;
+    assert!(survived >= old.len() && survived <= acked.len(), "{survived} of {} acknowledged", acked.len());
+}
