@@ -53,6 +53,10 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// Keys sampled per eviction step: more is closer to true LRU/LFU.
     pub maxmemory_samples: u32,
+    /// Collection-encoding thresholds by their Redis names
+    /// (`hash-max-listpack-entries`, ...), as a `[encoding]` table; the
+    /// ones not given keep Redis's defaults.
+    pub encoding: std::collections::BTreeMap<String, i64>,
     /// The file this config was read from (for CONFIG REWRITE).
     #[serde(skip)]
     pub config_file: Option<String>,
@@ -82,6 +86,7 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
+            encoding: Default::default(),
             config_file: None,
         }
     }
@@ -220,6 +225,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(bad) = self.encoding.keys().find(|k| encoding_limit(k).is_none()) {
+            return Err(format!("unknown [encoding] option '{}'", bad));
+        }
         if !matches!(self.appendfsync.as_str(), "always" | "everysec" | "no") {
             return Err(format!("appendfsync must be always, everysec or no, got '{}'", self.appendfsync));
         }
@@ -307,7 +315,7 @@ impl Config {
             n if encoding_limit(n).is_some() => {
                 let v = int(value)?;
                 if let Some(l) = encoding_limit(n) {
-                    l.set(v);
+                    next.encoding.insert(l.name.to_string(), v);
                 }
             }
             "port" | "bind" | "shards" | "dir" | "aof-segment-size" | "pin-threads" | "logfile" | "databases" => {
@@ -316,6 +324,7 @@ impl Config {
             _ => return Err("Unknown option or number of arguments for CONFIG SET".into()),
         }
         next.validate()?;
+        next.apply_encoding_limits()?;
         *self = next;
         Ok(())
     }
@@ -323,6 +332,20 @@ impl Config {
     /// The config as TOML (CONFIG REWRITE).
     pub fn to_toml(&self) -> Result<String, String> {
         toml::to_string(self).map_err(|e| e.to_string())
+    }
+}
+
+impl Config {
+    /// Make the `[encoding]` thresholds current (process-wide statics the
+    /// commands read); an unknown name is an error.
+    pub fn apply_encoding_limits(&self) -> Result<(), String> {
+        for (name, v) in &self.encoding {
+            match encoding_limit(name) {
+                Some(l) => l.set(*v),
+                None => return Err(format!("unknown [encoding] option '{}'", name)),
+            }
+        }
+        Ok(())
     }
 }
 

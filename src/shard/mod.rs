@@ -354,6 +354,7 @@ fn open_aof(
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
 pub fn run(config: Config) -> Result<(), String> {
     install_signal_handlers();
+    config.apply_encoding_limits()?;
     let cores = allowed_cores();
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
     let pin = config.pin_threads;
