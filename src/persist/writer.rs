@@ -36,6 +36,8 @@ pub struct WriteOp {
     pub len: u32,
     pub offset: u64,
     pub fsync: bool,
+    /// The lsn the linked fdatasync makes durable.
+    pub upto: u64,
 }
 
 pub struct Writer {
@@ -57,8 +59,11 @@ pub struct Writer {
     writing_done: usize,
     writing_last_lsn: u64,
     pub write_inflight: bool,
-    /// An fdatasync is in flight covering records up to this lsn.
-    pub fsync_inflight: Option<u64>,
+    /// fdatasyncs in flight. Under `always` a new write + fdatasync pair
+    /// may go out while earlier fdatasyncs run: writes never overlap, so an
+    /// fdatasync that completes covers every write finished before it was
+    /// issued, and durable = the highest lsn any completed one covered.
+    pub fsyncs_inflight: u32,
     /// Highest lsn handed to the kernel (survives a process crash).
     pub written_lsn: u64,
     /// Highest lsn known to be on disk (survives a power loss).
@@ -94,7 +99,7 @@ impl Writer {
             writing_done: 0,
             writing_last_lsn: 0,
             write_inflight: false,
-            fsync_inflight: None,
+            fsyncs_inflight: 0,
             written_lsn: next_lsn - 1,
             durable_lsn: next_lsn - 1,
             last_fsync_ms: crate::util::now_ms(),
@@ -138,17 +143,13 @@ impl Writer {
                 return None;
             }
             self.write_inflight = true;
-            let fsync = self.policy == Fsync::Always;
-            if fsync {
-                self.fsync_inflight = Some(self.writing_last_lsn);
-            }
-            return Some(self.write_op(fsync));
+            return Some(self.write_op(self.policy == Fsync::Always));
         }
         if self.buf.is_empty() {
             return None;
         }
         let want_rotate = self.file_len >= self.segment_size || (self.rotate_requested && self.file_len > 0);
-        if want_rotate && self.fsync_inflight.is_none() {
+        if want_rotate && self.fsyncs_inflight == 0 {
             self.rotate_requested = false;
             if let Err(e) = self.rotate() {
                 crate::log(&format!(
@@ -163,14 +164,13 @@ impl Writer {
         self.writing_done = 0;
         self.writing_last_lsn = self.next_lsn - 1;
         self.write_inflight = true;
-        let fsync = self.policy == Fsync::Always;
-        if fsync {
-            self.fsync_inflight = Some(self.writing_last_lsn);
-        }
-        Some(self.write_op(fsync))
+        Some(self.write_op(self.policy == Fsync::Always))
     }
 
-    fn write_op(&self, fsync: bool) -> WriteOp {
+    fn write_op(&mut self, fsync: bool) -> WriteOp {
+        if fsync {
+            self.fsyncs_inflight += 1;
+        }
         let rest = &self.writing[self.writing_done..];
         WriteOp {
             fd: self.file.as_raw_fd(),
@@ -180,6 +180,7 @@ impl Writer {
             len: rest.len().min(u32::MAX as usize) as u32,
             offset: self.file_len,
             fsync,
+            upto: self.writing_last_lsn,
         }
     }
 
@@ -198,8 +199,8 @@ impl Writer {
                 ));
             }
             self.last_write_error = Some(e.to_string());
-            // A linked fsync was cancelled with it; `next_write` retries.
-            self.fsync_inflight = None;
+            // A linked fsync is cancelled with it (its -ECANCELED completion
+            // is counted off there); `next_write` retries.
             self.write_inflight = false;
             self.retry_at_ms = now_ms + 100;
             return None;
@@ -213,9 +214,7 @@ impl Writer {
         self.total_bytes += res as u64;
         if self.writing_done < self.writing.len() {
             // Short write: the linked fsync was cancelled; send the rest.
-            let fsync = self.policy == Fsync::Always;
-            self.fsync_inflight = if fsync { Some(self.writing_last_lsn) } else { None };
-            return Some(self.write_op(fsync));
+            return Some(self.write_op(self.policy == Fsync::Always));
         }
         self.written_lsn = self.writing_last_lsn;
         self.writing.clear();
@@ -235,11 +234,11 @@ impl Writer {
     /// and a new pair was submitted. Any other error is fatal: after a
     /// failed fsync the page cache can no longer be trusted (as Redis and
     /// PostgreSQL conclude), so the process stops rather than acknowledge.
-    pub fn on_fsync(&mut self, res: i32, now_ms: i64) -> Result<(), String> {
+    pub fn on_fsync(&mut self, res: i32, upto: u64, now_ms: i64) -> Result<(), String> {
+        self.fsyncs_inflight = self.fsyncs_inflight.saturating_sub(1);
         if res == -libc::ECANCELED {
             return Ok(());
         }
-        let upto = self.fsync_inflight.take();
         if res < 0 {
             return Err(format!(
                 "shard {}: fdatasync of {} failed: {}",
@@ -248,28 +247,26 @@ impl Writer {
                 std::io::Error::from_raw_os_error(-res)
             ));
         }
-        if let Some(l) = upto {
-            self.durable_lsn = self.durable_lsn.max(l);
-        }
+        self.durable_lsn = self.durable_lsn.max(upto);
         self.last_fsync_ms = now_ms;
         Ok(())
     }
 
     /// everysec: an fdatasync to submit now (standalone, covering every
-    /// completed write), if one is due.
-    pub fn due_fsync(&mut self, now_ms: i64) -> Option<RawFd> {
+    /// completed write) and the lsn it covers, if one is due.
+    pub fn due_fsync(&mut self, now_ms: i64) -> Option<(RawFd, u64)> {
         if self.policy != Fsync::EverySec || self.durable_lsn >= self.written_lsn {
             return None;
         }
         if now_ms - self.last_fsync_ms < 1000 {
             return None;
         }
-        if self.fsync_inflight.is_some() {
+        if self.fsyncs_inflight > 0 {
             self.delayed_fsync += 1;
             return None;
         }
-        self.fsync_inflight = Some(self.written_lsn);
-        Some(self.file.as_raw_fd())
+        self.fsyncs_inflight += 1;
+        Some((self.file.as_raw_fd(), self.written_lsn))
     }
 
     /// Start a new segment. The old one is synced first (rare: every

@@ -111,10 +111,6 @@ impl Shard {
             return;
         }
         let Some(w) = self.aof.as_mut() else { return };
-        if w.policy == Fsync::Always && w.fsync_inflight.is_some() {
-            // Group commit: everything appended meanwhile goes in the next pair.
-            return;
-        }
         if let Some(op) = w.next_write(self.now) {
             self.push_write(op);
         }
@@ -125,8 +121,11 @@ impl Shard {
             opcode::Write::new(types::Fd(op.fd), op.ptr, op.len).offset(op.offset).build().user_data(OP_AOF_WRITE);
         if op.fsync {
             self.push_sqe(write.flags(squeue::Flags::IO_LINK));
-            let fsync =
-                opcode::Fsync::new(types::Fd(op.fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
+            // The lsn it covers rides in the user data.
+            let fsync = opcode::Fsync::new(types::Fd(op.fd))
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(OP_AOF_FSYNC | (op.upto << 8));
             self.push_sqe(fsync);
         } else {
             self.push_sqe(write);
@@ -156,10 +155,10 @@ impl Shard {
         self.maybe_finish_disable();
     }
 
-    pub fn on_aof_fsync(&mut self, res: i32) {
+    pub fn on_aof_fsync(&mut self, res: i32, upto: u64) {
         let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
-        if let Err(e) = w.on_fsync(res, now) {
+        if let Err(e) = w.on_fsync(res, upto, now) {
             // Acknowledging anything after this would be a lie.
             crate::log(&format!("fatal: {}; exiting so that nothing unsynced is acknowledged", e));
             std::process::exit(1);
@@ -170,7 +169,7 @@ impl Shard {
     }
 
     fn maybe_finish_disable(&mut self) {
-        let idle = self.aof.as_ref().is_some_and(|w| !w.write_inflight && w.fsync_inflight.is_none());
+        let idle = self.aof.as_ref().is_some_and(|w| !w.write_inflight && w.fsyncs_inflight == 0);
         if self.aof_closing && idle {
             self.finish_disable_aof();
         }
@@ -210,9 +209,11 @@ impl Shard {
     pub fn aof_cron(&mut self) {
         let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
-        if let Some(fd) = w.due_fsync(now) {
-            let e =
-                opcode::Fsync::new(types::Fd(fd)).flags(types::FsyncFlags::DATASYNC).build().user_data(OP_AOF_FSYNC);
+        if let Some((fd, upto)) = w.due_fsync(now) {
+            let e = opcode::Fsync::new(types::Fd(fd))
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(OP_AOF_FSYNC | (upto << 8));
             self.push_sqe(e);
         }
         self.publish_aof_state();
@@ -286,7 +287,7 @@ impl Shard {
     pub fn disable_aof(&mut self) {
         self.ks.effects.enabled = false;
         let _ = self.ks.effects.drain();
-        let busy = self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsync_inflight.is_some());
+        let busy = self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsyncs_inflight > 0);
         if busy {
             self.aof_closing = true;
             return;

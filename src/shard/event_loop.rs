@@ -455,7 +455,7 @@ impl Shard {
             }
             OP_DOORBELL => {}
             super::aof::OP_AOF_WRITE => self.on_aof_write(res),
-            super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res),
+            super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
             OP_MSGRING if res < 0 => {
                 crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
             }
@@ -1064,7 +1064,7 @@ impl Shard {
             self.close(idx);
         }
         // Let in-flight AOF writes finish, then write and sync the rest.
-        while self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsync_inflight.is_some()) {
+        while self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsyncs_inflight > 0) {
             if self.ring.submit_and_wait(1).is_err() {
                 break;
             }
@@ -1072,7 +1072,7 @@ impl Shard {
             for (u, res) in cqes {
                 match u & 0xff {
                     super::aof::OP_AOF_WRITE => self.on_aof_write(res),
-                    super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res),
+                    super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
                     _ => {}
                 }
             }
