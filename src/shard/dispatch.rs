@@ -480,6 +480,8 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
         }
         "pubsub" => &["channels", "numsub", "numpat", "help"],
         "command" => &["count", "info", "docs", "getkeys", "help"],
+        "xgroup" => &["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
+        "xinfo" => &["consumers", "groups", "stream", "help"],
         _ => return None,
     };
     if args.len() < 2 {
@@ -487,7 +489,20 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
     }
     let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
     if known.contains(&sub.as_str()) {
-        return None;
+        // Subcommand arity, as Redis checks it when queueing (positive =
+        // exact, negative = at least; argc counts the command itself).
+        let arity: i32 = match (def.name, sub.as_str()) {
+            ("xgroup", "create") | ("xgroup", "setid") => -5,
+            ("xgroup", "destroy") => 4,
+            ("xgroup", "createconsumer") | ("xgroup", "delconsumer") => 5,
+            ("xinfo", "consumers") => 4,
+            ("xinfo", "groups") => 3,
+            ("xinfo", "stream") => -3,
+            _ => return None,
+        };
+        let n = args.len() as i32;
+        let ok = if arity >= 0 { n == arity } else { n >= -arity };
+        return (!ok).then(|| format!("ERR wrong number of arguments for '{}|{}' command", def.name, sub));
     }
     Some(format!(
         "ERR unknown subcommand '{}'. Try {} HELP.",
