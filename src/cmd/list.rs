@@ -283,7 +283,7 @@ fn llen(ctx: &mut Ctx, args: &Args) {
 
 /// LRANGE key start stop
 fn lrange(ctx: &mut Ctx, args: &Args) {
-    let (Some(mut start), Some(mut end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.out.error(err::NOT_INT);
     };
     let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
@@ -291,7 +291,20 @@ fn lrange(ctx: &mut Ctx, args: &Args) {
         Ok(None) => return ctx.out.array(0),
         Ok(Some(l)) => l,
     };
-    let len = l.len() as i64;
+    let Some((start, end)) = list_range(start, end, l.len()) else {
+        return ctx.out.array(0);
+    };
+    let n = end - start + 1;
+    ctx.out.array(n);
+    for v in l.iter_from(start).take(n) {
+        ctx.out.bulk(v);
+    }
+}
+
+/// LRANGE/LTRIM's inclusive index range over a `len`-element list
+/// (negative indexes count from the end), or None when it is empty.
+fn list_range(mut start: i64, mut end: i64, len: usize) -> Option<(usize, usize)> {
+    let len = len as i64;
     if start < 0 {
         start += len;
     }
@@ -300,14 +313,9 @@ fn lrange(ctx: &mut Ctx, args: &Args) {
     }
     start = start.max(0);
     if start > end || start >= len {
-        return ctx.out.array(0);
+        return None;
     }
-    end = end.min(len - 1);
-    let n = (end - start + 1) as usize;
-    ctx.out.array(n);
-    for v in l.iter_from(start as usize).take(n) {
-        ctx.out.bulk(v);
-    }
+    Some((start as usize, end.min(len - 1) as usize))
 }
 
 /// Resolve a possibly negative index against `len`.
@@ -493,7 +501,7 @@ fn lrem(ctx: &mut Ctx, args: &Args) {
 
 /// LTRIM key start stop
 fn ltrim(ctx: &mut Ctx, args: &Args) {
-    let (Some(mut start), Some(mut end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
+    let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.out.error(err::NOT_INT);
     };
     let key = &args[1];
@@ -502,18 +510,9 @@ fn ltrim(ctx: &mut Ctx, args: &Args) {
         Ok(None) => return ctx.out.ok(),
         Ok(Some(l)) => l,
     };
-    let len = l.len() as i64;
-    if start < 0 {
-        start += len;
-    }
-    if end < 0 {
-        end += len;
-    }
-    start = start.max(0);
-    if start > end || start >= len {
-        l.trim(1, 0);
-    } else {
-        l.trim(start as usize, end.min(len - 1) as usize);
+    match list_range(start, end, l.len()) {
+        Some((start, end)) => l.trim(start, end),
+        None => l.trim(1, 0),
     }
     // Redis signals the key even when nothing was trimmed.
     let emptied = l.is_empty();

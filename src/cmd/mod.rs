@@ -109,6 +109,7 @@ impl<'a> std::ops::Index<usize> for Args<'a> {
 }
 
 /// Owned arguments, for building commands in code (tests, transactions).
+#[derive(Clone)]
 pub struct OwnedArgs {
     pub buf: Vec<u8>,
     pub ranges: Vec<Range<usize>>,

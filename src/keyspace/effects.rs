@@ -66,9 +66,10 @@ impl Effects {
         std::mem::replace(&mut self.replaced, false)
     }
 
-    /// Hand over everything logged so far: (RESP bytes, (db, start) per command).
-    pub fn drain(&mut self) -> (Vec<u8>, Vec<(u8, usize)>) {
-        (std::mem::take(&mut self.buf), std::mem::take(&mut self.cmds))
+    /// Forget everything logged so far.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.cmds.clear();
     }
 
     /// Visit the logged commands as (db, RESP bytes) and clear the log,

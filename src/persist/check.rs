@@ -78,9 +78,7 @@ fn confirm(yes: bool, question: &str) -> bool {
 /// returns 1 on failure.
 fn cut_from(path: &Path, at: u64) -> i32 {
     let res = (|| -> Result<(), String> {
-        let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| e.to_string())?;
-        f.set_len(at).map_err(|e| e.to_string())?;
-        f.sync_all().map_err(|e| e.to_string())?;
+        super::load::truncate(path, at)?;
         let dir = path.parent().ok_or("no parent directory")?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let this = super::parse_segment_name(name).unwrap_or(u64::MAX);

@@ -560,7 +560,8 @@ pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
     Ok(loaded)
 }
 
-fn truncate(path: &Path, len: u64) -> Result<(), String> {
+/// Cut a file to `len` bytes and sync it.
+pub fn truncate(path: &Path, len: u64) -> Result<(), String> {
     let f = std::fs::OpenOptions::new().write(true).open(path).map_err(|e| format!("{}: {}", path.display(), e))?;
     f.set_len(len).map_err(|e| format!("truncating {}: {}", path.display(), e))?;
     f.sync_all().map_err(|e| format!("fsync {}: {}", path.display(), e))

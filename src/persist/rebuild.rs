@@ -9,6 +9,35 @@ use crate::protocol::reply::fmt_i64;
 
 pub const ITEMS_PER_CMD: usize = 64;
 
+/// Items of one collection gathered into commands of `full` items each.
+struct Chunk<'a> {
+    cmd: &'a [u8],
+    key: &'a [u8],
+    full: usize,
+    items: Vec<Vec<u8>>,
+    out: &'a mut Vec<u8>,
+    /// Commands written.
+    n: usize,
+}
+
+impl Chunk<'_> {
+    fn add(&mut self, parts: &[&[u8]]) {
+        self.items.extend(parts.iter().map(|p| p.to_vec()));
+        if self.items.len() >= self.full {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.items.is_empty() {
+            let parts = [self.cmd, self.key].into_iter().chain(self.items.iter().map(|i| &i[..]));
+            encode_array(self.out, parts, 2 + self.items.len());
+            self.items.clear();
+            self.n += 1;
+        }
+    }
+}
+
 /// Append the commands that make `key` hold `value` with `expire` (0 =
 /// none), assuming the key does not exist. Returns how many commands.
 pub fn value_commands(out: &mut Vec<u8>, key: &[u8], value: &Value, expire: i64) -> usize {
@@ -27,47 +56,17 @@ pub fn value_commands(out: &mut Vec<u8>, key: &[u8], value: &Value, expire: i64)
             Value::ZSet(_) => (b"ZADD", 2),
             _ => unreachable!("strings and streams handled above"),
         };
-        let mut items: Vec<Vec<u8>> = Vec::with_capacity(ITEMS_PER_CMD * per_item);
-        let mut flush = |items: &mut Vec<Vec<u8>>, out: &mut Vec<u8>| {
-            if !items.is_empty() {
-                let parts = [cmd, key].into_iter().chain(items.iter().map(|i| &i[..]));
-                encode_array(out, parts, 2 + items.len());
-                items.clear();
-                n += 1;
-            }
-        };
-        let full = ITEMS_PER_CMD * per_item;
+        let mut chunk = Chunk { cmd, key, full: ITEMS_PER_CMD * per_item, items: Vec::new(), out, n: 0 };
         match value {
-            Value::List(l) => l.for_each(|e| {
-                items.push(e.to_vec());
-                if items.len() >= full {
-                    flush(&mut items, out);
-                }
-            }),
-            Value::Set(s) => s.for_each(|e| {
-                items.push(e.to_vec());
-                if items.len() >= full {
-                    flush(&mut items, out);
-                }
-            }),
-            Value::Hash(h) => h.for_each(|f, v| {
-                items.push(f.to_vec());
-                items.push(v.to_vec());
-                if items.len() >= full {
-                    flush(&mut items, out);
-                }
-            }),
-            Value::ZSet(z) => z.for_each(|m, score| {
-                // %.17g round-trips every double exactly.
-                items.push(crate::util::fmt_g17(score).into_bytes());
-                items.push(m.to_vec());
-                if items.len() >= full {
-                    flush(&mut items, out);
-                }
-            }),
+            Value::List(l) => l.for_each(|e| chunk.add(&[e])),
+            Value::Set(s) => s.for_each(|e| chunk.add(&[e])),
+            Value::Hash(h) => h.for_each(|f, v| chunk.add(&[f, v])),
+            // %.17g round-trips every double exactly.
+            Value::ZSet(z) => z.for_each(|m, score| chunk.add(&[crate::util::fmt_g17(score).as_bytes(), m])),
             _ => {}
         }
-        flush(&mut items, out);
+        chunk.flush();
+        n += chunk.n;
     }
     if expire != 0 {
         encode_array(out, [&b"PEXPIREAT"[..], key, fmt_i64(&mut sb, expire)].into_iter(), 3);

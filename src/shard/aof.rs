@@ -286,7 +286,7 @@ impl Shard {
     /// finishes first (the kernel holds its buffer); held replies go out.
     pub fn disable_aof(&mut self) {
         self.ks.effects.enabled = false;
-        let _ = self.ks.effects.drain();
+        self.ks.effects.clear();
         let busy = self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsyncs_inflight > 0);
         if busy {
             self.aof_closing = true;

@@ -125,7 +125,7 @@ impl Shard {
                 self.send(s, Msg::BlockWatch { block_id, to: from, keys });
             }
             let owned = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());
-            bw.cmd = Some(OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>()));
+            bw.cmd = Some(owned.clone());
             self.start_blocking_txn(conn, owned, owners, Box::new(bw));
         }
         if deadline != 0 {
@@ -133,16 +133,19 @@ impl Shard {
         }
     }
 
+    /// A waiter's command (RESP we encoded): its bytes, argument ranges
+    /// and table row.
+    fn parse_stored(&self, cmd: &[u8]) -> Option<(Vec<u8>, Vec<std::ops::Range<usize>>, usize, &'static CommandDef)> {
+        let mut buf = cmd.to_vec();
+        let mut ranges = Vec::new();
+        let ParseOutcome::Done { .. } = parse_request(&mut buf, &self.limits, &mut ranges) else { return None };
+        let (id, def) = cmd::lookup(&buf[ranges.first()?.clone()])?;
+        Some((buf, ranges, id, def))
+    }
+
     /// Owner: run a blocking command; serve it now or queue the client.
     pub fn on_block_cmd(&mut self, block_id: u64, from: ConnRef, db: u8, resp3: bool, cmd: Vec<u8>) {
-        let mut ranges = Vec::new();
-        let mut buf = cmd.clone();
-        let Some((id, def)) = (match parse_request(&mut buf, &self.limits, &mut ranges) {
-            ParseOutcome::Done { .. } => cmd::lookup(&buf[ranges[0].clone()]),
-            _ => None,
-        }) else {
-            return;
-        };
+        let Some((buf, ranges, id, def)) = self.parse_stored(&cmd) else { return };
         let args = cmd::Args::new(&buf, &ranges);
         let keys: Vec<(u8, Box<[u8]>)> = cmd::key_positions(def, &args).map(|i| (db, args.get(i).into())).collect();
         self.ks.would_block = false;
@@ -226,13 +229,8 @@ impl Shard {
                     self.send(to.shard, Msg::BlockReady { to, block_id });
                     continue;
                 }
-                let (db, resp3, mut buf) = (w.db, w.resp3, w.cmd.clone());
-                let mut ranges = Vec::new();
-                let parsed = match parse_request(&mut buf, &self.limits, &mut ranges) {
-                    ParseOutcome::Done { .. } => cmd::lookup(&buf[ranges[0].clone()]),
-                    _ => None,
-                };
-                let Some((id, def)) = parsed else { continue };
+                let (db, resp3) = (w.db, w.resp3);
+                let Some((buf, ranges, id, def)) = self.parse_stored(&w.cmd) else { continue };
                 let args = cmd::Args::new(&buf, &ranges);
                 self.ks.would_block = false;
                 let mut out = Vec::new();
@@ -277,7 +275,7 @@ impl Shard {
         if ours {
             if let Wait::Blocked(b) = std::mem::replace(&mut conn.wait, Wait::None) {
                 self.blocked.deadlines.remove(&(b.deadline, to.idx, to.gen, block_id));
-                self.drop_watches(&b);
+                self.drop_watches(b.block_id, &b.owners);
                 if let Some(cmd) = &b.cmd {
                     let args = cmd.args();
                     if let Some((_, def)) = cmd::lookup(args.get(0)) {
@@ -296,9 +294,10 @@ impl Shard {
         }
     }
 
-    fn drop_watches(&mut self, b: &BlockWait) {
-        for &s in &b.owners {
-            self.send(s, Msg::CancelBlock { block_id: b.block_id, reply: false });
+    /// Stop waiting at every owner, silently.
+    pub(super) fn drop_watches(&mut self, block_id: u64, owners: &[usize]) {
+        for &s in owners {
+            self.send(s, Msg::CancelBlock { block_id, reply: false });
         }
     }
 
@@ -322,7 +321,7 @@ impl Shard {
                 let reply = timeout_reply(c.resp3);
                 c.out.extend_from_slice(&reply);
                 let Wait::Blocked(b) = std::mem::replace(&mut c.wait, Wait::None) else { continue };
-                self.drop_watches(&b);
+                self.drop_watches(b.block_id, &b.owners);
                 self.mark_dirty(idx);
                 self.runnable.push_back(idx);
             } else {
@@ -335,12 +334,5 @@ impl Shard {
     /// Home: how long the loop may sleep before a blocked client times out.
     pub fn next_block_deadline(&self) -> Option<i64> {
         self.blocked.deadlines.first().map(|d| d.0)
-    }
-
-    /// Home: a connection that goes away stops waiting everywhere.
-    pub fn cancel_block_of(&mut self, wait: &Wait) {
-        if let Wait::Blocked(b) = wait {
-            self.drop_watches(b);
-        }
     }
 }

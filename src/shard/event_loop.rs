@@ -809,6 +809,11 @@ impl Shard {
         let watch_shards = std::mem::take(&mut c.watch_shards);
         let subs: Vec<Vec<u8>> = c.subs.drain().collect();
         let psubs: Vec<Vec<u8>> = c.psubs.drain().collect();
+        // A blocked client stops waiting everywhere.
+        let blocked = match &c.wait {
+            Wait::Blocked(b) => Some((b.block_id, b.owners.clone())),
+            _ => None,
+        };
         // SAFETY: shutdown makes pending recv/send complete promptly.
         unsafe {
             libc::shutdown(c.fd, libc::SHUT_RDWR);
@@ -821,12 +826,8 @@ impl Shard {
             self.pubsub.punsubscribe(&p, r);
         }
         self.unwatch_everywhere(id, &watch_shards);
-        if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
-            let wait = std::mem::replace(&mut c.wait, Wait::None);
-            self.cancel_block_of(&wait);
-            if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
-                c.wait = wait;
-            }
+        if let Some((block_id, owners)) = blocked {
+            self.drop_watches(block_id, &owners);
         }
         self.maybe_free(idx);
     }

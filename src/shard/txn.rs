@@ -674,9 +674,7 @@ impl Shard {
             c.out.extend_from_slice(&reply);
         }
         c.wait = Wait::None;
-        for &s in &b.owners {
-            self.send(s, Msg::CancelBlock { block_id: b.block_id, reply: false });
-        }
+        self.drop_watches(b.block_id, &b.owners);
         self.mark_dirty(r.idx);
         self.runnable.push_back(r.idx);
     }
