@@ -287,11 +287,16 @@ pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
 /// Check arity as Redis does: positive = exact, negative = at least.
 #[inline]
 pub fn arity_ok(def: &CommandDef, argc: usize) -> bool {
-    let a = def.arity;
-    if a >= 0 {
-        argc == a as usize
+    arity_matches(def.arity, argc)
+}
+
+/// `argc` fits `arity` (positive = exact, negative = at least).
+#[inline]
+pub fn arity_matches(arity: i32, argc: usize) -> bool {
+    if arity >= 0 {
+        argc == arity as usize
     } else {
-        argc >= (-a) as usize
+        argc >= (-arity) as usize
     }
 }
 

@@ -489,8 +489,7 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
     }
     let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
     if known.contains(&sub.as_str()) {
-        // Subcommand arity, as Redis checks it when queueing (positive =
-        // exact, negative = at least; argc counts the command itself).
+        // Subcommand arity, as Redis checks it when queueing.
         let arity: i32 = match (def.name, sub.as_str()) {
             ("xgroup", "create") | ("xgroup", "setid") => -5,
             ("xgroup", "destroy") => 4,
@@ -500,8 +499,7 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
             ("xinfo", "stream") => -3,
             _ => return None,
         };
-        let n = args.len() as i32;
-        let ok = if arity >= 0 { n == arity } else { n >= -arity };
+        let ok = cmd::arity_matches(arity, args.len());
         return (!ok).then(|| format!("ERR wrong number of arguments for '{}|{}' command", def.name, sub));
     }
     Some(format!(
