@@ -85,13 +85,11 @@ impl Shard {
         }
     }
 
-    /// Whether output stamped `gate` must wait.
+    /// Under `always`, the durable lsn output is held against (output
+    /// stamped past it waits); None when nothing is ever held.
     #[inline]
-    pub fn output_held(&self, gate: u64) -> bool {
-        match &self.aof {
-            Some(w) => w.policy == Fsync::Always && gate > w.durable_lsn,
-            None => false,
-        }
+    pub fn durable_gate(&self) -> Option<u64> {
+        self.aof.as_ref().filter(|w| w.policy == Fsync::Always).map(|w| w.durable_lsn)
     }
 
     /// Hold a message to another shard while writes it may reveal are not

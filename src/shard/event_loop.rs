@@ -706,12 +706,11 @@ impl Shard {
     fn flush(&mut self) {
         self.submit_aof();
         let dirty = std::mem::take(&mut self.dirty);
+        // Output stamped past this lsn waits (`always` only); fixed for the pass.
+        let durable = self.durable_gate();
         for &idx in &dirty {
-            let held = match self.conns.get(idx as usize) {
-                Some(Some(c)) => self.output_held(c.out_gate),
-                _ => continue,
-            };
             let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
+            let held = durable.is_some_and(|d| c.out_gate > d);
             c.in_dirty_list = false;
             if c.send_inflight || c.out.is_empty() || c.closing {
                 continue;
