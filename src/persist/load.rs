@@ -168,19 +168,25 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                 last_lsn,
             )));
         }
-        while pos < data.len() {
-            match record::decode(&data[pos..]) {
-                Ok((rec, used)) => {
+        loop {
+            match record::next(data, pos) {
+                Ok(None) => break,
+                Ok(Some((rec, at, next))) => {
+                    if rec.lsn > expect && newest && in_torn_window(data, pos) {
+                        // A later write landed, an earlier one did not.
+                        torn = Some((path.clone(), pos, (data.len() - pos) as u64));
+                        break;
+                    }
                     if rec.lsn != expect {
                         let msg = format!(
                             "{}: record at offset {} has lsn {}, expected {}; {}",
                             path.display(),
-                            pos,
+                            at,
                             rec.lsn,
                             expect,
                             fix_hint(root)
                         );
-                        return Err(ScanError { msg, bad: Some((path.clone(), pos)) });
+                        return Err(ScanError { msg, bad: Some((path.clone(), at)) });
                     }
                     if rec.lsn > last_lsn {
                         if rec.txid != 0 {
@@ -189,23 +195,23 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                         last_lsn = rec.lsn;
                     }
                     expect += 1;
-                    pos += used;
+                    pos = next;
                 }
-                Err(e) => {
+                Err((at, e)) => {
                     // A write cut short by a crash can only be at the very
                     // end of the newest segment: its record runs to the end
-                    // of the file, or the rest is zeros (space allocated but
-                    // never written). Anything else is damage.
-                    let rest = &data[pos..];
+                    // of the file, or only zeros (never written) follow
+                    // what it claims. Anything else is damage.
+                    let rest = &data[at..];
                     let claimed = if rest.len() >= 4 {
                         u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize + record::HEADER_LEN
                     } else {
                         usize::MAX
                     };
                     let at_tail = e == DecodeError::Truncated
-                        || (e == DecodeError::BadCrc && claimed >= rest.len())
-                        || rest.iter().all(|&b| b == 0);
-                    if newest && at_tail {
+                        || (matches!(e, DecodeError::BadCrc | DecodeError::BadLength)
+                            && (claimed >= rest.len() || rest[claimed..].iter().all(|&b| b == 0)));
+                    if newest && (at_tail || in_torn_window(data, pos)) {
                         torn = Some((path.clone(), pos, (data.len() - pos) as u64));
                         break;
                     }
@@ -213,18 +219,26 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                         "{}: {} at offset {} (lsn {} expected there){}; start-up stopped, files left as they are; {}",
                         path.display(),
                         e,
-                        pos,
+                        at,
                         expect,
                         if newest { "" } else { " in a segment that is not the newest" },
                         fix_hint(root)
                     );
-                    return Err(ScanError { msg, bad: Some((path.clone(), pos)) });
+                    return Err(ScanError { msg, bad: Some((path.clone(), at)) });
                 }
             }
         }
         segments.push(Segment { path, first_lsn, valid_len: pos, map });
     }
     Ok(Scanned { segments, base, base_lsn, last_lsn, txns, torn, bytes })
+}
+
+/// Whether everything past `pos` (the end of the last record in order)
+/// could be what writes in flight at a crash left behind: all of it within
+/// `record::TORN_WINDOW` (the writer never has more in flight at once).
+fn in_torn_window(data: &[u8], pos: usize) -> bool {
+    let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    end.saturating_sub(pos) <= record::TORN_WINDOW
 }
 
 /// Per shard, the first lsn that must not be replayed (u64::MAX = all),
@@ -406,10 +420,10 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
         let data: &[u8] = seg.map.as_deref().unwrap_or(&[]);
         let data = &data[..seg.valid_len];
         let mut pos = 0;
-        while pos < data.len() {
-            let (rec, used) = record::decode(&data[pos..])
-                .map_err(|e| format!("{}: {} at offset {} on second read", seg.path.display(), e, pos))?;
-            pos += used;
+        while let Some((rec, _, next)) = record::next(data, pos)
+            .map_err(|(at, e)| format!("{}: {} at offset {} on second read", seg.path.display(), e, at))?
+        {
+            pos = next;
             if !is_base {
                 if rec.lsn <= sc.base_lsn {
                     continue;
@@ -573,17 +587,16 @@ fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
     for seg in &sc.segments {
         let data: &[u8] = seg.map.as_deref().unwrap_or(&[]);
         let mut pos = 0;
-        while pos < seg.valid_len {
-            let Ok((rec, used)) = record::decode(&data[pos..]) else { break };
+        while let Ok(Some((rec, at, next))) = record::next(&data[..seg.valid_len], pos) {
             if rec.lsn >= cut {
-                if pos == 0 && seg.first_lsn >= cut {
+                if seg.first_lsn >= cut {
                     std::fs::remove_file(&seg.path).map_err(|e| format!("removing {}: {}", seg.path.display(), e))?;
                 } else {
-                    truncate(&seg.path, pos as u64)?;
+                    truncate(&seg.path, at as u64)?;
                 }
                 break;
             }
-            pos += used;
+            pos = next;
         }
     }
     Ok(())

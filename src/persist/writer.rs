@@ -1,12 +1,29 @@
 //! One shard's AOF writer: frames records into a buffer and tracks what is
 //! written and what is durable. It does no I/O on the hot path itself: the
-//! shard loop asks `next_write` for the bytes to hand to io_uring (a write,
-//! linked with an fdatasync under `always`), and reports completions back.
-//! Two buffers alternate so records keep being appended while a write is in
-//! flight; everything appended meanwhile goes out in the next write, which
-//! is what makes `always` a group commit.
+//! shard loop asks `next_write` for the bytes to hand to io_uring and
+//! reports completions back. Records appended while writes are in flight
+//! go out together in the next one, which is what makes `always` a group
+//! commit: one write per turn for every waiting client.
+//!
+//! Under `always`, where the filesystem allows it, writes use O_DIRECT
+//! (DESIGN.md §Persistence), each padded with zeros to whole blocks
+//! (`record::next` skips the padding). Writes then never share a block, so
+//! several can be in flight at once; each carries RWF_DSYNC, so one
+//! operation both writes and makes durable, and the durable lsn advances
+//! over the writes completed in order. `everysec` and `no` write through
+//! the page cache, one write at a time: measured, direct I/O cost them a
+//! fifth of their pipelined throughput (benches/RESULTS.md, Notes) and buys
+//! them nothing, as they do not wait for the disk.
+//!
+//! Why the segment is zero-filled ahead of the data (`next_extend`): a
+//! durable write that allocates blocks or grows the file must also commit
+//! filesystem metadata (an ext4 journal commit), which made `always` writes
+//! much slower than overwriting blocks that are already allocated and
+//! synced. So the writer keeps up to `PREFILL_CHUNK` of zeros allocated and
+//! synced past the data, written by the ring in the background.
 
 use super::record;
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -28,16 +45,39 @@ impl Fsync {
     }
 }
 
-/// A write to submit: `len` bytes at `ptr` to `fd` at `offset`; `fsync`
-/// links an fdatasync after it.
+/// Largest direct-I/O block we handle (and the buffers' alignment).
+const MAX_BLOCK: usize = 4096;
+/// Zeroed space prepared per background extension.
+const PREFILL_CHUNK: u64 = 2 << 20;
+/// Start the next extension when less than this is prepared past the data.
+const PREFILL_MARGIN: u64 = 1 << 20;
+/// Writes in flight at once (direct I/O; buffered writes go one at a time).
+const MAX_INFLIGHT: usize = 8;
+
+/// A write to submit: `len` bytes at `ptr` to `fd` at `offset`; `dsync`
+/// makes it durable before it completes (RWF_DSYNC). `seq` identifies it
+/// in the completion.
 pub struct WriteOp {
     pub fd: RawFd,
     pub ptr: *const u8,
     pub len: u32,
     pub offset: u64,
-    pub fsync: bool,
-    /// The lsn the linked fdatasync makes durable.
-    pub upto: u64,
+    pub dsync: bool,
+    pub seq: u64,
+}
+
+/// A write handed to the kernel (or waiting for a retry after failing).
+struct InFlight {
+    seq: u64,
+    data: AlignedBuf,
+    offset: u64,
+    /// Record bytes in `data` (the rest is padding).
+    records: usize,
+    last_lsn: u64,
+    dsync: bool,
+    /// In the ring now.
+    submitted: bool,
+    done: bool,
 }
 
 pub struct Writer {
@@ -47,31 +87,44 @@ pub struct Writer {
     segment_size: u64,
     file: File,
     seg_path: PathBuf,
-    /// Bytes in the current segment (written or in flight).
+    /// Smallest direct-I/O write the segment's filesystem takes; 0 if it
+    /// has no O_DIRECT.
+    dio_block: usize,
+    /// Block size of the current mode: `dio_block` under direct I/O, 1
+    /// when buffered.
+    block: usize,
+    /// Where the next write goes: past everything composed so far.
+    file_end: u64,
+    /// Record bytes in the segment (written or in flight).
     file_len: u64,
     /// lsn the next record gets.
     next_lsn: u64,
     /// Records appended, not yet handed to the kernel.
     buf: Vec<u8>,
-    /// The write in flight (never touched until it completes) and how
-    /// much of it the kernel has taken.
-    writing: Vec<u8>,
-    writing_done: usize,
-    writing_last_lsn: u64,
-    pub write_inflight: bool,
-    /// fdatasyncs in flight. Under `always` a new write + fdatasync pair
-    /// may go out while earlier fdatasyncs run: writes never overlap, so an
-    /// fdatasync that completes covers every write finished before it was
-    /// issued, and durable = the highest lsn any completed one covered.
+    /// Writes not yet completed, oldest first.
+    inflight: VecDeque<InFlight>,
+    next_seq: u64,
+    /// Buffers of completed writes, for reuse.
+    spare: Vec<AlignedBuf>,
+    /// Standalone fdatasyncs in flight (everysec, or catching up after a
+    /// switch to `always`).
     pub fsyncs_inflight: u32,
-    /// Highest lsn handed to the kernel (survives a process crash).
+    /// End of the zeroed, allocated and synced space in the segment.
+    prepared_end: u64,
+    /// Background extension (zeros + fdatasync) in flight: its range.
+    extend: Option<(u64, u64)>,
+    extend_failed: bool,
+    zeros: Option<AlignedBuf>,
+    /// Highest lsn handed to the kernel with everything before it
+    /// (survives a process crash).
     pub written_lsn: u64,
     /// Highest lsn known to be on disk (survives a power loss).
     pub durable_lsn: u64,
     pub last_fsync_ms: i64,
     /// everysec: times an fsync was due while the previous one still ran.
     pub delayed_fsync: u64,
-    /// Bytes of all segments since start-up, for INFO aof_current_size.
+    /// Bytes of records of all segments since start-up, for INFO
+    /// aof_current_size and the automatic rewrite.
     pub total_bytes: u64,
     pub last_write_error: Option<String>,
     /// Start a new segment before the next write (a rewrite asked).
@@ -84,7 +137,14 @@ impl Writer {
     /// Open a fresh segment starting at `next_lsn` in the shard's directory.
     pub fn open(dir: &Path, shard: usize, next_lsn: u64, policy: Fsync, segment_size: u64) -> Result<Writer, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {}", dir.display(), e))?;
-        let (file, seg_path) = create_segment(dir, next_lsn)?;
+        let (file, seg_path, dio_block) = create_segment(dir, next_lsn)?;
+        if dio_block == 0 {
+            crate::log(&format!(
+                "shard {}: {} does not support O_DIRECT (tmpfs?); appendfsync always writes go through the page cache",
+                shard,
+                dir.display()
+            ));
+        }
         Ok(Writer {
             shard,
             dir: dir.to_path_buf(),
@@ -92,14 +152,20 @@ impl Writer {
             segment_size,
             file,
             seg_path,
+            dio_block,
+            block: 1,
+            file_end: 0,
             file_len: 0,
             next_lsn,
             buf: Vec::with_capacity(64 * 1024),
-            writing: Vec::with_capacity(64 * 1024),
-            writing_done: 0,
-            writing_last_lsn: 0,
-            write_inflight: false,
+            inflight: VecDeque::new(),
+            next_seq: 1,
+            spare: Vec::new(),
             fsyncs_inflight: 0,
+            prepared_end: 0,
+            extend: None,
+            extend_failed: false,
+            zeros: None,
             written_lsn: next_lsn - 1,
             durable_lsn: next_lsn - 1,
             last_fsync_ms: crate::util::now_ms(),
@@ -114,6 +180,16 @@ impl Writer {
     /// lsn of the last record appended.
     pub fn appended_lsn(&self) -> u64 {
         self.next_lsn - 1
+    }
+
+    /// Writes in the ring now.
+    fn submitted(&self) -> usize {
+        self.inflight.iter().filter(|w| w.submitted).count()
+    }
+
+    /// Any operation of this writer still in the ring.
+    pub fn busy(&self) -> bool {
+        self.submitted() > 0 || self.fsyncs_inflight > 0 || self.extend.is_some()
     }
 
     /// Under `always`, replies must wait while anything appended is not
@@ -131,25 +207,31 @@ impl Writer {
         lsn
     }
 
-    /// The next write to submit, if records wait and no write is in flight.
+    /// The next write to submit, if records wait and the ring may take
+    /// another write.
     pub fn next_write(&mut self, now_ms: i64) -> Option<WriteOp> {
-        if self.write_inflight {
-            return None;
-        }
-        if self.writing_done < self.writing.len() {
-            // A failed write waits for its retry time (a full disk must not
-            // turn into a busy loop), then goes out again from where it stopped.
+        // A failed write goes out again first, once its retry time came (a
+        // full disk must not turn into a busy loop).
+        if let Some(i) = self.inflight.iter().position(|w| !w.submitted && !w.done) {
             if now_ms < self.retry_at_ms {
                 return None;
             }
-            self.write_inflight = true;
-            return Some(self.write_op(self.policy == Fsync::Always));
+            self.inflight[i].submitted = true;
+            return Some(self.op(i));
         }
         if self.buf.is_empty() {
             return None;
         }
+        if !self.inflight.is_empty() {
+            // Concurrent writes only with direct I/O, and within the window
+            // recovery treats as a torn tail.
+            let bytes: usize = self.inflight.iter().map(|w| w.data.len()).sum::<usize>() + self.buf.len();
+            if self.block == 1 || self.inflight.len() >= MAX_INFLIGHT || bytes > record::TORN_WINDOW {
+                return None;
+            }
+        }
         let want_rotate = self.file_len >= self.segment_size || (self.rotate_requested && self.file_len > 0);
-        if want_rotate && self.fsyncs_inflight == 0 {
+        if want_rotate && self.inflight.is_empty() && self.fsyncs_inflight == 0 && self.extend.is_none() {
             self.rotate_requested = false;
             if let Err(e) = self.rotate() {
                 crate::log(&format!(
@@ -160,33 +242,77 @@ impl Writer {
                 ));
             }
         }
-        std::mem::swap(&mut self.buf, &mut self.writing);
-        self.writing_done = 0;
-        self.writing_last_lsn = self.next_lsn - 1;
-        self.write_inflight = true;
-        Some(self.write_op(self.policy == Fsync::Always))
+        // Direct I/O under `always` only; switch between writes.
+        let want = if self.policy == Fsync::Always && self.dio_block > 0 { self.dio_block } else { 1 };
+        if want != self.block {
+            if !self.inflight.is_empty() {
+                return None;
+            }
+            if let Err(e) = set_direct(&self.file, want > 1) {
+                crate::log(&format!("shard {}: {}: {}; writing through the page cache", self.shard, self.seg_path.display(), e));
+                self.dio_block = 0;
+            } else {
+                self.block = want;
+                // Direct writes start on a block; readers skip the gap.
+                self.file_end = self.padded(self.file_end as usize);
+            }
+        }
+        // Never write into zeros still being written by an extension.
+        if let Some((start, _)) = self.extend {
+            if self.file_end + self.padded(self.buf.len()) > start {
+                return None;
+            }
+        }
+        self.compose();
+        Some(self.op(self.inflight.len() - 1))
     }
 
-    fn write_op(&mut self, fsync: bool) -> WriteOp {
-        if fsync {
-            self.fsyncs_inflight += 1;
-        }
-        let rest = &self.writing[self.writing_done..];
+    fn padded(&self, n: usize) -> u64 {
+        (n.div_ceil(self.block) * self.block) as u64
+    }
+
+    /// Move the appended records into a new write at the end of the file.
+    fn compose(&mut self) {
+        let mut data = self.spare.pop().unwrap_or_else(|| AlignedBuf::with_capacity(64 * 1024));
+        data.clear();
+        data.extend_from_slice(&self.buf);
+        data.pad_to(self.block);
+        let w = InFlight {
+            seq: self.next_seq,
+            offset: self.file_end,
+            records: self.buf.len(),
+            last_lsn: self.next_lsn - 1,
+            dsync: self.policy == Fsync::Always,
+            submitted: true,
+            done: false,
+            data,
+        };
+        self.next_seq += 1;
+        self.file_end += w.data.len() as u64;
+        self.file_len += w.records as u64;
+        self.total_bytes += w.records as u64;
+        self.inflight.push_back(w);
+        self.buf.clear();
+    }
+
+    fn op(&self, i: usize) -> WriteOp {
+        let w = &self.inflight[i];
         WriteOp {
             fd: self.file.as_raw_fd(),
-            // SAFETY (for the submitter): `writing` is not touched until the
-            // write completes (`on_write` is the only place that changes it).
-            ptr: rest.as_ptr(),
-            len: rest.len().min(u32::MAX as usize) as u32,
-            offset: self.file_len,
-            fsync,
-            upto: self.writing_last_lsn,
+            // SAFETY (for the submitter): an in-flight write's buffer is not
+            // touched until it completes (only `on_write` retires it).
+            ptr: w.data.as_slice().as_ptr(),
+            len: w.data.len().min(u32::MAX as usize) as u32,
+            offset: w.offset,
+            dsync: w.dsync,
+            seq: w.seq,
         }
     }
 
-    /// A write completed with `res` bytes (or -errno). Returns a follow-up
-    /// write for the rest of the buffer, if any.
-    pub fn on_write(&mut self, res: i32, now_ms: i64) -> Option<WriteOp> {
+    /// Write `seq` completed with `res` bytes (or -errno). Returns the write
+    /// to submit again if it fell short.
+    pub fn on_write(&mut self, seq: u64, res: i32, now_ms: i64) -> Option<WriteOp> {
+        let i = self.inflight.iter().position(|w| w.seq == seq)?;
         if res < 0 {
             let e = std::io::Error::from_raw_os_error(-res);
             if self.last_write_error.is_none() {
@@ -199,46 +325,52 @@ impl Writer {
                 ));
             }
             self.last_write_error = Some(e.to_string());
-            // A linked fsync is cancelled with it (its -ECANCELED completion
-            // is counted off there); `next_write` retries.
-            self.write_inflight = false;
+            self.inflight[i].submitted = false;
             self.retry_at_ms = now_ms + 100;
             return None;
         }
-        if self.last_write_error.is_some() {
+        if (res as usize) < self.inflight[i].data.len() {
+            // Short: write it all again (same bytes at the same place), so
+            // direct I/O stays aligned and a dsync covers all of it.
+            return Some(self.op(i));
+        }
+        if self.last_write_error.is_some() && self.inflight.iter().all(|w| w.submitted || w.done) {
             crate::log(&format!("shard {}: AOF writes work again", self.shard));
+            self.last_write_error = None;
         }
-        self.last_write_error = None;
-        self.writing_done += res as usize;
-        self.file_len += res as u64;
-        self.total_bytes += res as u64;
-        if self.writing_done < self.writing.len() {
-            // Short write: the linked fsync was cancelled; send the rest.
-            return Some(self.write_op(self.policy == Fsync::Always));
+        self.inflight[i].submitted = false;
+        self.inflight[i].done = true;
+        self.retire();
+        None
+    }
+
+    /// Account for the writes completed in order from the oldest.
+    fn retire(&mut self) {
+        while self.inflight.front().is_some_and(|w| w.done) {
+            let Some(w) = self.inflight.pop_front() else { break };
+            // RWF_DSYNC syncs this write; it covers earlier ones only if
+            // they were durable already (after a switch from everysec they
+            // may not be: `due_fsync` catches up).
+            if w.dsync && self.durable_lsn >= self.written_lsn {
+                self.durable_lsn = w.last_lsn;
+            }
+            self.written_lsn = w.last_lsn;
+            // A burst (a huge pipeline) must not pin its buffer for good.
+            if w.data.capacity() <= 4 << 20 && self.spare.len() < MAX_INFLIGHT {
+                self.spare.push(w.data);
+            }
         }
-        self.written_lsn = self.writing_last_lsn;
-        self.writing.clear();
-        // A burst (a huge pipeline) must not pin its buffer for good.
-        if self.writing.capacity() > 4 << 20 {
-            self.writing = Vec::with_capacity(64 * 1024);
-        }
-        self.write_inflight = false;
         if self.policy == Fsync::No {
             // Nothing more is promised than handing the bytes to the kernel.
             self.durable_lsn = self.written_lsn;
         }
-        None
     }
 
-    /// An fdatasync completed. -ECANCELED means its linked write fell short
-    /// and a new pair was submitted. Any other error is fatal: after a
-    /// failed fsync the page cache can no longer be trusted (as Redis and
-    /// PostgreSQL conclude), so the process stops rather than acknowledge.
+    /// An fdatasync completed. Any error is fatal: after a failed fsync the
+    /// page cache can no longer be trusted (as Redis and PostgreSQL
+    /// conclude), so the process stops rather than acknowledge.
     pub fn on_fsync(&mut self, res: i32, upto: u64, now_ms: i64) -> Result<(), String> {
         self.fsyncs_inflight = self.fsyncs_inflight.saturating_sub(1);
-        if res == -libc::ECANCELED {
-            return Ok(());
-        }
         if res < 0 {
             return Err(format!(
                 "shard {}: fdatasync of {} failed: {}",
@@ -252,21 +384,74 @@ impl Writer {
         Ok(())
     }
 
-    /// everysec: an fdatasync to submit now (standalone, covering every
-    /// completed write) and the lsn it covers, if one is due.
+    /// An fdatasync to submit now (standalone, covering every completed
+    /// write) and the lsn it covers, if one is due: once a second under
+    /// everysec; under `always` only to catch up on writes made before a
+    /// switch to it.
     pub fn due_fsync(&mut self, now_ms: i64) -> Option<(RawFd, u64)> {
-        if self.policy != Fsync::EverySec || self.durable_lsn >= self.written_lsn {
+        if self.durable_lsn >= self.written_lsn {
             return None;
         }
-        if now_ms - self.last_fsync_ms < 1000 {
-            return None;
-        }
-        if self.fsyncs_inflight > 0 {
-            self.delayed_fsync += 1;
-            return None;
+        match self.policy {
+            Fsync::EverySec if now_ms - self.last_fsync_ms >= 1000 => {
+                if self.fsyncs_inflight > 0 {
+                    self.delayed_fsync += 1;
+                    return None;
+                }
+            }
+            Fsync::Always if self.fsyncs_inflight == 0 => {}
+            _ => return None,
         }
         self.fsyncs_inflight += 1;
         Some((self.file.as_raw_fd(), self.written_lsn))
+    }
+
+    /// Direct I/O: zeros to write (and then fdatasync) past the data, if
+    /// the prepared space runs low. Returns fd, buffer, length, offset.
+    pub fn next_extend(&mut self) -> Option<(RawFd, *const u8, u32, u64)> {
+        if self.block == 1 || self.extend.is_some() || self.extend_failed {
+            return None;
+        }
+        // Past everything written, in flight or about to be written.
+        let reserved = self.file_end + self.padded(self.buf.len());
+        if reserved + PREFILL_MARGIN <= self.prepared_end {
+            return None;
+        }
+        let start = self.prepared_end.max(reserved);
+        let limit = self.padded(self.segment_size as usize);
+        if start >= limit {
+            return None;
+        }
+        let len = PREFILL_CHUNK.min(limit - start);
+        let zeros = self.zeros.get_or_insert_with(|| AlignedBuf::zeroed(PREFILL_CHUNK as usize));
+        self.extend = Some((start, start + len));
+        Some((self.file.as_raw_fd(), zeros.as_slice().as_ptr(), len as u32, start))
+    }
+
+    /// The extension's zeros were written (`res` bytes or -errno). Its
+    /// linked fdatasync completes next (cancelled if this failed).
+    pub fn on_extend_write(&mut self, res: i32) {
+        let want = self.extend.map_or(0, |(s, e)| e - s);
+        if res < 0 || (res as u64) < want {
+            // Only a speed-up: data writes still work (and are just as
+            // durable) without it. Stop trying in this segment.
+            crate::log(&format!(
+                "shard {}: preparing space in {} failed ({}); continuing without",
+                self.shard,
+                self.seg_path.display(),
+                if res < 0 { std::io::Error::from_raw_os_error(-res).to_string() } else { "short write".into() }
+            ));
+            self.extend_failed = true;
+        }
+    }
+
+    /// The extension's fdatasync completed: the space is ready.
+    pub fn on_extend_sync(&mut self, res: i32) {
+        if let Some((_, end)) = self.extend.take() {
+            if res >= 0 && !self.extend_failed {
+                self.prepared_end = self.prepared_end.max(end);
+            }
+        }
     }
 
     /// Start a new segment. The old one is synced first (rare: every
@@ -275,10 +460,15 @@ impl Writer {
     fn rotate(&mut self) -> Result<(), String> {
         self.file.sync_data().map_err(|e| format!("fdatasync {}: {}", self.seg_path.display(), e))?;
         self.durable_lsn = self.written_lsn;
-        let (file, path) = create_segment(&self.dir, self.written_lsn + 1)?;
+        let (file, path, dio_block) = create_segment(&self.dir, self.written_lsn + 1)?;
         self.file = file;
         self.seg_path = path;
+        self.dio_block = dio_block;
+        self.block = 1;
+        self.file_end = 0;
         self.file_len = 0;
+        self.prepared_end = 0;
+        self.extend_failed = false;
         Ok(())
     }
 
@@ -288,27 +478,25 @@ impl Writer {
         self.rotate_requested = true;
     }
 
-    /// Write and sync everything synchronously (shutdown).
+    /// Write and sync everything synchronously (shutdown; nothing may be
+    /// in the ring).
     pub fn flush_sync(&mut self) -> Result<(), String> {
         use std::os::unix::fs::FileExt;
-        if self.write_inflight {
+        if self.submitted() > 0 {
             return Err("a write is still in flight".into());
         }
-        let ctx = |e: std::io::Error| format!("{}: {}", self.seg_path.display(), e);
-        // A failed ring write still pending goes first.
-        if self.writing_done < self.writing.len() {
-            self.file.write_all_at(&self.writing[self.writing_done..], self.file_len).map_err(ctx)?;
-            self.file_len += (self.writing.len() - self.writing_done) as u64;
-            self.writing.clear();
-            self.writing_done = 0;
+        if !self.buf.is_empty() {
+            self.compose();
         }
-        // At the end of what was written (the ring writes with explicit
-        // offsets: the file's own cursor is still at 0).
-        self.file.write_all_at(&self.buf, self.file_len).map_err(ctx)?;
-        self.file_len += self.buf.len() as u64;
-        self.buf.clear();
-        self.file.sync_data().map_err(ctx)?;
-        self.written_lsn = self.next_lsn - 1;
+        // Failed ring writes still pending, then the rest, in order.
+        for w in self.inflight.iter_mut().filter(|w| !w.done) {
+            self.file
+                .write_all_at(w.data.as_slice(), w.offset)
+                .map_err(|e| format!("{}: {}", self.seg_path.display(), e))?;
+            w.done = true;
+        }
+        self.retire();
+        self.file.sync_data().map_err(|e| format!("{}: {}", self.seg_path.display(), e))?;
         self.durable_lsn = self.written_lsn;
         Ok(())
     }
@@ -318,7 +506,10 @@ impl Writer {
     }
 }
 
-fn create_segment(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf), String> {
+/// Create a segment (buffered). Returns the smallest direct-I/O write its
+/// filesystem takes, 0 if it has no O_DIRECT.
+fn create_segment(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf, usize), String> {
+    use std::os::unix::fs::FileExt;
     let path = dir.join(super::segment_name(first_lsn));
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -326,9 +517,118 @@ fn create_segment(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf), String>
         .write(true)
         .open(&path)
         .map_err(|e| format!("creating {}: {}", path.display(), e))?;
+    let mut dio_block = 0;
+    if set_direct(&file, true).is_ok() {
+        // Probe with zeros (readers skip them; the first records overwrite
+        // them).
+        let zeros = AlignedBuf::zeroed(MAX_BLOCK);
+        dio_block = [record::PAD, MAX_BLOCK]
+            .into_iter()
+            .find(|&b| file.write_all_at(&zeros.as_slice()[..b], 0).is_ok())
+            .unwrap_or(0);
+        set_direct(&file, false).map_err(|e| format!("{}: {}", path.display(), e))?;
+    }
     // The new name must survive a crash before records in it are acknowledged.
     super::fsync_dir(dir).map_err(|e| format!("fsync {}: {}", dir.display(), e))?;
-    Ok((file, path))
+    Ok((file, path, dio_block))
+}
+
+/// Turn O_DIRECT on or off for an open file.
+fn set_direct(file: &File, on: bool) -> std::io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let want = if on { flags | libc::O_DIRECT } else { flags & !libc::O_DIRECT };
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, want) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A byte buffer whose memory is aligned to `MAX_BLOCK` (O_DIRECT needs it).
+struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    cap: usize,
+    len: usize,
+}
+
+// SAFETY: the buffer owns its allocation outright, like a Vec<u8>.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    fn layout(cap: usize) -> std::alloc::Layout {
+        // MAX_BLOCK is a power of two and cap is rounded to it: always valid.
+        std::alloc::Layout::from_size_align(cap, MAX_BLOCK).unwrap_or(std::alloc::Layout::new::<u8>())
+    }
+
+    fn with_capacity(cap: usize) -> AlignedBuf {
+        let cap = cap.max(MAX_BLOCK).div_ceil(MAX_BLOCK) * MAX_BLOCK;
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { std::alloc::alloc_zeroed(Self::layout(cap)) };
+        let Some(ptr) = std::ptr::NonNull::new(raw) else { std::alloc::handle_alloc_error(Self::layout(cap)) };
+        AlignedBuf { ptr, cap, len: 0 }
+    }
+
+    /// `len` zero bytes.
+    fn zeroed(len: usize) -> AlignedBuf {
+        let mut b = AlignedBuf::with_capacity(len);
+        // with_capacity allocates zeroed memory.
+        b.len = len;
+        b
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes are initialised (allocated zeroed).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn reserve(&mut self, more: usize) {
+        if self.len + more <= self.cap {
+            return;
+        }
+        let mut bigger = AlignedBuf::with_capacity((self.len + more).max(self.cap * 2));
+        bigger.extend_from_slice(self.as_slice());
+        *self = bigger;
+    }
+
+    fn extend_from_slice(&mut self, s: &[u8]) {
+        self.reserve(s.len());
+        // SAFETY: reserved above; the regions cannot overlap (we own ours).
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), self.ptr.as_ptr().add(self.len), s.len()) };
+        self.len += s.len();
+    }
+
+    /// Zero-pad to a multiple of `align`.
+    fn pad_to(&mut self, align: usize) {
+        let want = self.len.div_ceil(align) * align;
+        self.reserve(want - self.len);
+        // SAFETY: reserved above.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(self.len), 0, want - self.len) };
+        self.len = want;
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `with_capacity` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.cap)) };
+    }
 }
 
 #[cfg(test)]
@@ -340,32 +640,74 @@ mod tests {
         let data = std::fs::read(path).expect("read segment");
         let mut pos = 0;
         let mut lsns = Vec::new();
-        while pos < data.len() {
-            let (rec, used) = record::decode(&data[pos..]).expect("valid record");
+        while let Some((rec, _, next)) = record::next(&data, pos).expect("valid records") {
             lsns.push(rec.lsn);
-            pos += used;
+            pos = next;
         }
         lsns
     }
 
+    /// Under target/: O_DIRECT needs a real filesystem, /tmp may be tmpfs.
+    fn test_dir(name: &str) -> PathBuf {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/shardis-writer-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    /// What the ring does with a write: pwrite at the given offset.
+    fn perform(op: &WriteOp) -> i32 {
+        // SAFETY: the op points into a buffer the writer keeps until on_write.
+        unsafe { libc::pwrite(op.fd, op.ptr as *const libc::c_void, op.len as usize, op.offset as i64) as i32 }
+    }
+
+    fn ping(w: &mut Writer) {
+        w.append(0, 0, 0, |b| b.extend_from_slice(b"*1\r\n$4\r\nPING\r\n"));
+    }
+
     /// Records written through the ring (explicit offsets) and then by the
-    /// shutdown flush land one after another.
+    /// shutdown flush land one after another, buffered or direct.
     #[test]
     fn shutdown_flush_appends_after_ring_writes() {
-        let dir = std::env::temp_dir().join(format!("shardis-writer-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let mut w = Writer::open(&dir, 0, 1, Fsync::No, 1 << 20).expect("open");
-        for _ in 0..3 {
-            w.append(0, 0, 0, |b| b.extend_from_slice(b"*1\r\n$4\r\nPING\r\n"));
+        for policy in [Fsync::No, Fsync::Always] {
+            let dir = test_dir("flush");
+            let mut w = Writer::open(&dir, 0, 1, policy, 1 << 20).expect("open");
+            for _ in 0..3 {
+                ping(&mut w);
+            }
+            let op = w.next_write(0).expect("a write");
+            assert!(w.on_write(op.seq, perform(&op), 0).is_none());
+            assert_eq!(w.written_lsn, 3);
+            ping(&mut w);
+            w.flush_sync().expect("flush");
+            assert_eq!(records(w.segment_path()), vec![1, 2, 3, 4], "{policy:?}");
+            assert_eq!(w.durable_lsn, 4);
+            std::fs::remove_dir_all(&dir).ok();
         }
-        let op = w.next_write(0).expect("a write");
-        // What the ring does: pwrite at the given offset.
-        // SAFETY: the op points into the writer's `writing` buffer, untouched until on_write.
-        let n = unsafe { libc::pwrite(op.fd, op.ptr as *const libc::c_void, op.len as usize, op.offset as i64) };
-        assert!(w.on_write(n as i32, 0).is_none());
-        w.append(0, 0, 0, |b| b.extend_from_slice(b"*1\r\n$4\r\nPING\r\n"));
-        w.flush_sync().expect("flush");
-        assert_eq!(records(w.segment_path()), vec![1, 2, 3, 4]);
+    }
+
+    /// With direct I/O several writes are in flight; the durable lsn only
+    /// moves over writes completed in order.
+    #[test]
+    fn durable_lsn_advances_in_order_over_concurrent_writes() {
+        let dir = test_dir("order");
+        let mut w = Writer::open(&dir, 0, 1, Fsync::Always, 1 << 20).expect("open");
+        if w.dio_block == 0 {
+            return; // no O_DIRECT here: one write at a time, nothing to test
+        }
+        ping(&mut w);
+        let first = w.next_write(0).expect("first write");
+        ping(&mut w);
+        ping(&mut w);
+        let second = w.next_write(0).expect("second write while the first is in flight");
+        assert_eq!(second.offset % w.dio_block as u64, 0, "writes start on a block");
+        assert!(w.on_write(second.seq, perform(&second), 0).is_none());
+        assert_eq!(w.durable_lsn, 0, "the first write is not done yet");
+        assert!(w.next_write(0).is_none(), "a completed write is never submitted again");
+        assert!(w.must_hold_replies());
+        assert!(w.on_write(first.seq, perform(&first), 0).is_none());
+        assert_eq!((w.written_lsn, w.durable_lsn), (3, 3));
+        assert!(!w.must_hold_replies());
+        assert_eq!(records(w.segment_path()), vec![1, 2, 3]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

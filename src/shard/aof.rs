@@ -18,6 +18,8 @@ use std::sync::atomic::Ordering;
 
 pub const OP_AOF_WRITE: u64 = 7;
 pub const OP_AOF_FSYNC: u64 = 8;
+pub const OP_AOF_EXTEND: u64 = 9;
+pub const OP_AOF_EXTEND_SYNC: u64 = 10;
 
 impl Shard {
     /// Turn what the commands just did into a record, unless a transaction
@@ -103,34 +105,73 @@ impl Shard {
         None
     }
 
-    /// Hand the records appended this turn to the kernel.
+    /// Hand the records appended this turn to the kernel, and prepare
+    /// space ahead of them.
     pub fn submit_aof(&mut self) {
         if self.aof_closing {
             return;
         }
+        let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
-        if let Some(op) = w.next_write(self.now) {
+        let mut writes = [None, None];
+        // Two per turn at most: what came in since the last turn, and a
+        // retried one.
+        for slot in writes.iter_mut() {
+            *slot = w.next_write(now);
+        }
+        let extend = w.next_extend();
+        let fsync = if w.policy == Fsync::Always { w.due_fsync(now) } else { None };
+        for op in writes.into_iter().flatten() {
             self.push_write(op);
+        }
+        if let Some((fd, ptr, len, offset)) = extend {
+            // SAFETY (buffer lifetime): the writer keeps its zero buffer for good.
+            let zeros = opcode::Write::new(types::Fd(fd), ptr, len).offset(offset).build().user_data(OP_AOF_EXTEND);
+            self.push_sqe(zeros.flags(squeue::Flags::IO_LINK));
+            let sync = opcode::Fsync::new(types::Fd(fd))
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(OP_AOF_EXTEND_SYNC);
+            self.push_sqe(sync);
+        }
+        if let Some((fd, upto)) = fsync {
+            self.push_fsync(fd, upto);
         }
     }
 
     fn push_write(&mut self, op: WriteOp) {
-        let write =
-            opcode::Write::new(types::Fd(op.fd), op.ptr, op.len).offset(op.offset).build().user_data(OP_AOF_WRITE);
-        if op.fsync {
-            self.push_sqe(write.flags(squeue::Flags::IO_LINK));
-            // The lsn it covers rides in the user data.
-            let fsync = opcode::Fsync::new(types::Fd(op.fd))
-                .flags(types::FsyncFlags::DATASYNC)
-                .build()
-                .user_data(OP_AOF_FSYNC | (op.upto << 8));
-            self.push_sqe(fsync);
-        } else {
-            self.push_sqe(write);
+        let flags = if op.dsync { libc::RWF_DSYNC } else { 0 };
+        let write = opcode::Write::new(types::Fd(op.fd), op.ptr, op.len)
+            .offset(op.offset)
+            .rw_flags(flags)
+            .build()
+            .user_data(OP_AOF_WRITE | (op.seq << 8));
+        self.push_sqe(write);
+    }
+
+    /// A standalone fdatasync; the lsn it covers rides in the user data.
+    fn push_fsync(&mut self, fd: std::os::fd::RawFd, upto: u64) {
+        let e = opcode::Fsync::new(types::Fd(fd))
+            .flags(types::FsyncFlags::DATASYNC)
+            .build()
+            .user_data(OP_AOF_FSYNC | (upto << 8));
+        self.push_sqe(e);
+    }
+
+    pub fn on_aof_extend(&mut self, res: i32) {
+        if let Some(w) = self.aof.as_mut() {
+            w.on_extend_write(res);
         }
     }
 
-    pub fn on_aof_write(&mut self, res: i32) {
+    pub fn on_aof_extend_sync(&mut self, res: i32) {
+        if let Some(w) = self.aof.as_mut() {
+            w.on_extend_sync(res);
+        }
+        self.maybe_finish_disable();
+    }
+
+    pub fn on_aof_write(&mut self, seq: u64, res: i32) {
         let Some(w) = self.aof.as_mut() else { return };
         if res < 0 && w.policy == Fsync::Always {
             // As Redis: with `always` a write error cannot be papered over.
@@ -142,14 +183,12 @@ impl Shard {
             ));
             std::process::exit(1);
         }
-        let op = w.on_write(res, self.now);
-        let no_fsync = w.policy == Fsync::No;
+        let op = w.on_write(seq, res, self.now);
         if let Some(op) = op {
             self.push_write(op);
         }
-        if no_fsync {
-            self.publish_aof_state();
-        }
+        self.publish_aof_state();
+        self.release_held();
         self.maybe_finish_disable();
     }
 
@@ -167,7 +206,7 @@ impl Shard {
     }
 
     fn maybe_finish_disable(&mut self) {
-        let idle = self.aof.as_ref().is_some_and(|w| !w.write_inflight && w.fsyncs_inflight == 0);
+        let idle = self.aof.as_ref().is_some_and(|w| !w.busy());
         if self.aof_closing && idle {
             self.finish_disable_aof();
         }
@@ -208,11 +247,7 @@ impl Shard {
         let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
         if let Some((fd, upto)) = w.due_fsync(now) {
-            let e = opcode::Fsync::new(types::Fd(fd))
-                .flags(types::FsyncFlags::DATASYNC)
-                .build()
-                .user_data(OP_AOF_FSYNC | (upto << 8));
-            self.push_sqe(e);
+            self.push_fsync(fd, upto);
         }
         self.publish_aof_state();
         if self.id == 0 && self.config.auto_aof_rewrite_percentage > 0 {
@@ -285,7 +320,7 @@ impl Shard {
     pub fn disable_aof(&mut self) {
         self.ks.effects.enabled = false;
         self.ks.effects.clear();
-        let busy = self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsyncs_inflight > 0);
+        let busy = self.aof.as_ref().is_some_and(|w| w.busy());
         if busy {
             self.aof_closing = true;
             return;

@@ -454,8 +454,10 @@ impl Shard {
                 self.arm_timer();
             }
             OP_DOORBELL => {}
-            super::aof::OP_AOF_WRITE => self.on_aof_write(res),
+            super::aof::OP_AOF_WRITE => self.on_aof_write(u >> 8, res),
             super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
+            super::aof::OP_AOF_EXTEND => self.on_aof_extend(res),
+            super::aof::OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
             OP_MSGRING if res < 0 => {
                 crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
             }
@@ -1064,15 +1066,17 @@ impl Shard {
             self.close(idx);
         }
         // Let in-flight AOF writes finish, then write and sync the rest.
-        while self.aof.as_ref().is_some_and(|w| w.write_inflight || w.fsyncs_inflight > 0) {
+        while self.aof.as_ref().is_some_and(|w| w.busy()) {
             if self.ring.submit_and_wait(1).is_err() {
                 break;
             }
             let cqes: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
             for (u, res) in cqes {
                 match u & 0xff {
-                    super::aof::OP_AOF_WRITE => self.on_aof_write(res),
+                    super::aof::OP_AOF_WRITE => self.on_aof_write(u >> 8, res),
                     super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
+                    super::aof::OP_AOF_EXTEND => self.on_aof_extend(res),
+                    super::aof::OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
                     _ => {}
                 }
             }
