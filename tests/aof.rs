@@ -536,6 +536,51 @@ fn appendonly_switched_at_run_time() {
     srv.restart_with(|cl| Server::set_arg(cl, "--appendonly", "yes")).expect("restart with the AOF");
     let mut c = srv.conn();
     assert_eq!(dump(&mut c), logged, "what was logged while appendonly was on, nothing after");
+
+    // Again, over the log written above: the new bases go above its lsns
+    // and replace it.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "no"]), Value::ok());
+    for i in 0..30 {
+        c.cmd(&["SET", &format!("off:{i}"), "v"]);
+    }
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "yes"]), Value::ok());
+    c.cmd(&["LPUSH", "after-second-on", "a"]);
+    let logged = dump(&mut c);
+    drop(c);
+    srv.kill9();
+    srv.restart().expect("restart after the second switch");
+    assert_eq!(dump(&mut srv.conn()), logged);
+    for s in 0..2 {
+        // The one opened by the switch and the one opened by the restart
+        // (the same file if the shard logged nothing in between).
+        let n = segments(&srv.dir, s).len();
+        assert!((1..=2).contains(&n), "old segments removed after the switch committed: {n} left");
+    }
+}
+
+/// A crash in the middle of `CONFIG SET appendonly yes` leaves a directory
+/// that loads: the old log before the manifest names the new bases, the
+/// new bases after.
+#[test]
+fn appendonly_switch_is_crash_safe() {
+    for (fp, expect_new) in [("switch-before-commit", false), ("switch-after-commit", true)] {
+        let mut srv = Server::start(2, &["--appendonly", "yes", "--appendfsync", "always"]);
+        let mut c = srv.conn();
+        mixed_writes(&mut c);
+        let old = dump(&mut c);
+        drop(c);
+        srv.restart_env(&[("SHARDIS_FAILPOINT", fp)], |cl| Server::set_arg(cl, "--appendonly", "no"))
+            .expect("restart without the AOF");
+        let mut c = srv.conn();
+        c.cmd(&["SET", "written-while-off", "1"]);
+        let new = dump(&mut c);
+        assert_ne!(old, new);
+        let _ = c.try_cmd(&["CONFIG", "SET", "appendonly", "yes"]);
+        drop(c);
+        srv.restart_with(|cl| Server::set_arg(cl, "--appendonly", "yes")).expect(fp);
+        let got = dump(&mut srv.conn());
+        assert_eq!(got, if expect_new { new } else { old }, "{fp}");
+    }
 }
 
 /// `appendfsync everysec`: a crash loses at most about the last second of

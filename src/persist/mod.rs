@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod rebuild;
 pub mod record;
 pub mod rewrite;
+pub mod switch;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,9 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// `txn-partial`: on a cross-shard transaction, shard 0 makes its record
 /// durable and the process aborts before the other participants log
 /// theirs (they wait first), proving recovery drops the transaction.
+/// `switch-before-commit` / `switch-after-commit`: `CONFIG SET appendonly
+/// yes` aborts the process once every shard wrote its new base, before /
+/// right after the manifest names them (`switch`).
 pub fn failpoint(name: &str) -> bool {
     static FP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     FP.get_or_init(|| std::env::var("SHARDIS_FAILPOINT").ok()).as_deref() == Some(name)

@@ -150,25 +150,46 @@ pub fn write_base(dir: &Path, ks: &Keyspace, lsn: u64) -> Result<(String, u64), 
     Ok((name, size))
 }
 
+/// After `CONFIG SET appendonly yes` committed a shard's new base (named
+/// in the manifest): every segment and other base there is older.
+pub fn clean_shard_after_switch(dir: &Path) {
+    let Ok(m) = Manifest::read(dir.parent().unwrap_or(dir)) else { return };
+    let Some(m) = m else { return };
+    let Some(s) = dir.file_name().and_then(|n| n.to_str()?.strip_prefix("shard-")?.parse::<usize>().ok()) else {
+        return;
+    };
+    let Some(entry) = m.shard.get(s) else { return };
+    for (_, path) in load::list_segments(dir).unwrap_or_default() {
+        remove_logged(&path);
+    }
+    clean_bases(dir, entry);
+}
+
+fn remove_logged(p: &Path) {
+    if let Err(e) = std::fs::remove_file(p) {
+        crate::log(&format!("could not remove {}: {}", p.display(), e));
+    }
+}
+
+/// Remove base images other than the manifest's, and temporary files.
+fn clean_bases(dir: &Path, entry: &ShardEntry) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        let stale_base = name.starts_with("base-") && name != entry.base;
+        if stale_base || name.ends_with(".tmp") {
+            remove_logged(&ent.path());
+        }
+    }
+}
+
 /// After the manifest switched to `m`: remove what it no longer needs —
 /// other base images, segments whose records are all in the base, the
 /// directories of shards beyond its count, temporary files.
 fn clean_up(root: &Path, m: &Manifest, old_shards: usize) {
-    let rm = |p: &Path| {
-        if let Err(e) = std::fs::remove_file(p) {
-            crate::log(&format!("could not remove {}: {}", p.display(), e));
-        }
-    };
     for (s, entry) in m.shard.iter().enumerate() {
         let dir = super::shard_dir(root, s);
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
-        for ent in rd.flatten() {
-            let name = ent.file_name().to_string_lossy().into_owned();
-            let stale_base = name.starts_with("base-") && name != entry.base;
-            if stale_base || name.ends_with(".tmp") {
-                rm(&ent.path());
-            }
-        }
+        clean_bases(&dir, entry);
         let segs = load::list_segments(&dir).unwrap_or_default();
         for (i, (_, path)) in segs.iter().enumerate() {
             // A segment ends where the next begins; the newest stays unless
@@ -178,7 +199,7 @@ fn clean_up(root: &Path, m: &Manifest, old_shards: usize) {
                 None => false,
             };
             if whole_below {
-                rm(path);
+                remove_logged(path);
             }
         }
     }

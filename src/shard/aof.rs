@@ -296,22 +296,29 @@ impl Shard {
     }
 
     /// CONFIG SET appendonly yes: write this shard's keyspace as its base
-    /// (the shard pauses meanwhile, as Redis pauses for its fork) and log
-    /// from now on. The caller writes the manifest once every shard did.
-    pub fn enable_aof(&mut self, c: &crate::config::Config) -> Result<(), String> {
-        let dir = crate::persist::shard_dir(std::path::Path::new(&c.dir), self.id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {}", dir.display(), e))?;
-        // What was there describes older data: start clean.
-        for (_, path) in crate::persist::load::list_segments(&dir)? {
-            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {}", path.display(), e))?;
-        }
-        rewrite::write_base(&dir, &self.ks, 0)?;
+    /// (the shard pauses meanwhile, as Redis pauses for its fork), wait for
+    /// every shard to commit the new layout (`persist::switch`), then log
+    /// from there on.
+    pub fn enable_aof(&mut self, c: &crate::config::Config, switch: &crate::persist::switch::AofSwitch) -> Result<(), String> {
+        let root = std::path::Path::new(&c.dir);
+        let dir = crate::persist::shard_dir(root, self.id);
+        let base = std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("creating {}: {}", dir.display(), e))
+            .and_then(|()| crate::persist::switch::lsn_above_old_files(&dir))
+            .and_then(|lsn| rewrite::write_base(&dir, &self.ks, lsn).map(|(name, _)| (name, lsn)));
+        let lsn = base.as_ref().map_or(0, |b| b.1);
+        // The other shards must see the request before this one blocks.
+        self.push_doorbells();
+        self.submit_now();
+        switch.base_written(root, self.id, base)?;
+        // Committed: what was in the directory before is garbage now.
+        rewrite::clean_shard_after_switch(&dir);
         let policy = Fsync::parse(&c.appendfsync);
-        let w = crate::persist::writer::Writer::open(&dir, self.id, 1, policy, c.aof_segment_size as u64)?;
+        let w = crate::persist::writer::Writer::open(&dir, self.id, lsn + 1, policy, c.aof_segment_size as u64)?;
         self.aof = Some(w);
         self.ks.effects.enabled = true;
         let st = rewrite::init_status(self.shared.nshards);
-        st.durable[self.id].store(0, Ordering::Release);
+        st.durable[self.id].store(lsn, Ordering::Release);
         Ok(())
     }
 

@@ -363,7 +363,7 @@ impl Shard {
 
     pub fn run(&mut self) -> Result<(), String> {
         // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
-        if let Err(e) = self.apply_config(&self.config.clone()) {
+        if let Err(e) = self.apply_config(&self.config.clone(), None) {
             return Err(e);
         }
         self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
@@ -737,6 +737,16 @@ impl Shard {
             self.dirty = dirty;
         }
         // Doorbells last, so they ride this turn's single enter.
+        self.push_doorbells();
+    }
+
+    /// Hand queued operations to the kernel without waiting.
+    pub fn submit_now(&mut self) {
+        let _ = self.ring.submit();
+    }
+
+    /// Queue a MSG_RING for every shard we posted messages to.
+    pub fn push_doorbells(&mut self) {
         for to in 0..self.doorbells.len() {
             if self.doorbells[to] {
                 self.doorbells[to] = false;

@@ -277,7 +277,8 @@ pub enum FanReq {
     Info,
     ClientList,
     ClientKill { filter: server_cmds::KillFilter },
-    ConfigUpdate { config: Box<Config> },
+    /// `switch` is set when the AOF is being turned on (all shards at once).
+    ConfigUpdate { config: Box<Config>, switch: Option<Arc<crate::persist::switch::AofSwitch>> },
     Watch { who: u64, keys: Vec<DbKey> },
     ResetStat,
 }

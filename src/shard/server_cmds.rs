@@ -152,13 +152,18 @@ impl Shard {
         let req = Arc::new(req);
         let mut st = FanState { expect: targets.len() + known.len(), resps: known, op };
         let from = conn.conn_ref(self.id);
+        // Others first: this shard's part may wait for theirs (persist::switch).
+        let mut local = false;
         for t in targets {
             if t == self.id {
-                let r = self.fan_local(&req);
-                st.resps.push((t, r));
+                local = true;
             } else {
                 self.send(t, Msg::Fanout { from, req: req.clone() });
             }
+        }
+        if local {
+            let r = self.fan_local(&req);
+            st.resps.push((self.id, r));
         }
         if st.resps.len() >= st.expect {
             self.finish_fan(&mut conn.out, conn.resp3, st);
@@ -223,7 +228,7 @@ impl Shard {
             FanReq::Info => FanResp::Info(Box::new(self.shard_info())),
             FanReq::ClientList => FanResp::Text(self.client_list(None)),
             FanReq::ClientKill { filter } => FanResp::Int(self.client_kill(filter) as i64),
-            FanReq::ConfigUpdate { config } => match self.apply_config(config) {
+            FanReq::ConfigUpdate { config, switch } => match self.apply_config(config, switch.as_deref()) {
                 Ok(()) => FanResp::Ack,
                 Err(e) => FanResp::Text(e),
             },
@@ -249,11 +254,18 @@ impl Shard {
         }
     }
 
-    pub fn apply_config(&mut self, c: &crate::config::Config) -> Result<(), String> {
+    pub fn apply_config(
+        &mut self,
+        c: &crate::config::Config,
+        switch: Option<&crate::persist::switch::AofSwitch>,
+    ) -> Result<(), String> {
         let aof = if c.appendonly == self.aof.is_some() {
             Ok(())
         } else if c.appendonly {
-            self.enable_aof(c)
+            match switch {
+                Some(sw) => self.enable_aof(c, sw),
+                None => Err("appendonly can only be turned on by CONFIG SET".into()),
+            }
         } else {
             self.disable_aof();
             Ok(())
@@ -363,20 +375,17 @@ impl Shard {
             }
             FanOp::Ok => Reply::new(out, resp3).ok(),
             FanOp::AofEnabled => {
+                // The shards committed the new layout among themselves
+                // (persist::switch); report how it went.
                 let failed =
                     st.resps.iter().find_map(|(_, r)| if let FanResp::Text(e) = r { Some(e.clone()) } else { None });
-                let res = match failed {
-                    Some(e) => Err(e),
-                    None => crate::persist::manifest::Manifest::with_bases(self.shared.nshards, 0)
-                        .write(std::path::Path::new(&self.config.dir)),
-                };
                 let mut r = Reply::new(out, resp3);
-                match res {
-                    Ok(()) => {
+                match failed {
+                    None => {
                         crate::log("appendonly turned on: every shard wrote its base; the AOF is live");
                         r.ok()
                     }
-                    Err(e) => r.error(&format!("ERR turning appendonly on failed: {}", e)),
+                    Some(e) => r.error(&format!("ERR turning appendonly on failed: {}", e)),
                 }
             }
             FanOp::WatchAck => Reply::new(out, resp3).ok(),
@@ -826,13 +835,9 @@ impl Shard {
                     Err(p) => *p.into_inner() = c.clone(),
                 }
                 let turning_on = c.appendonly && self.aof.is_none();
-                if turning_on {
-                    // The old log no longer describes the data: no manifest
-                    // until every shard has written its base.
-                    let _ = std::fs::remove_file(std::path::Path::new(&c.dir).join(crate::persist::manifest::FILE));
-                }
                 let op = if turning_on { FanOp::AofEnabled } else { FanOp::Ok };
-                let req = FanReq::ConfigUpdate { config: Box::new(c) };
+                let switch = turning_on.then(|| Arc::new(crate::persist::switch::AofSwitch::new(self.shared.nshards)));
+                let req = FanReq::ConfigUpdate { config: Box::new(c), switch };
                 self.fan(conn, self.all_shards(), req, op);
             }
             "resetstat" if args.len() == 2 => self.fan(conn, self.all_shards(), FanReq::ResetStat, FanOp::Ok),
