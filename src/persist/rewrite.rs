@@ -67,6 +67,9 @@ pub fn spawn(root: std::path::PathBuf, upto: Vec<u64>) {
     let Some(st) = status() else { return };
     let mark: u64 = st.log_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
     let res = std::thread::Builder::new().name("aof-rewrite".into()).spawn(move || {
+        // The shards keep serving on the same cores: let them go first
+        // (the threads this one starts inherit it).
+        crate::util::lower_thread_priority();
         crate::log(&format!("AOF rewrite started (up to lsns {:?})", upto));
         let r = rewrite_all(&root, st, &upto);
         match &r {

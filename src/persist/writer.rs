@@ -66,6 +66,18 @@ pub struct WriteOp {
     pub seq: u64,
 }
 
+/// Syncs a segment rotation waits for; see `Writer::rotation`.
+struct Rotation {
+    cap: u64,
+    pending: u32,
+    /// What fdatasyncs of the new segment covered meanwhile: it counts
+    /// only once the old segment is synced too.
+    later_synced: u64,
+    /// Syncs to hand to the ring.
+    to_submit: Vec<RawFd>,
+    _keep_open: Vec<File>,
+}
+
 /// A write handed to the kernel (or waiting for a retry after failing).
 struct InFlight {
     seq: u64,
@@ -118,8 +130,16 @@ pub struct Writer {
     /// Highest lsn handed to the kernel with everything before it
     /// (survives a process crash).
     pub written_lsn: u64,
-    /// Highest lsn known to be on disk (survives a power loss).
+    /// Highest lsn the data syncs (RWF_DSYNC writes, fdatasyncs) cover.
+    synced_lsn: u64,
+    /// Highest lsn known to be on disk (survives a power loss): `synced_lsn`,
+    /// capped while a rotation's syncs run.
     pub durable_lsn: u64,
+    /// A rotation's syncs in flight (the old segment's fdatasync, the
+    /// directory's fsync for the new name), the files they need kept open,
+    /// and the last lsn of the old segment: nothing past it counts as
+    /// durable until they complete.
+    rotation: Option<Rotation>,
     pub last_fsync_ms: i64,
     /// everysec: times an fsync was due while the previous one still ran.
     pub delayed_fsync: u64,
@@ -167,7 +187,9 @@ impl Writer {
             extend_failed: false,
             zeros: None,
             written_lsn: next_lsn - 1,
+            synced_lsn: next_lsn - 1,
             durable_lsn: next_lsn - 1,
+            rotation: None,
             last_fsync_ms: crate::util::now_ms(),
             delayed_fsync: 0,
             total_bytes: 0,
@@ -189,7 +211,7 @@ impl Writer {
 
     /// Any operation of this writer still in the ring.
     pub fn busy(&self) -> bool {
-        self.submitted() > 0 || self.fsyncs_inflight > 0 || self.extend.is_some()
+        self.submitted() > 0 || self.fsyncs_inflight > 0 || self.extend.is_some() || self.rotation.is_some()
     }
 
     /// Under `always`, replies must wait while anything appended is not
@@ -231,7 +253,12 @@ impl Writer {
             }
         }
         let want_rotate = self.file_len >= self.segment_size || (self.rotate_requested && self.file_len > 0);
-        if want_rotate && self.inflight.is_empty() && self.fsyncs_inflight == 0 && self.extend.is_none() {
+        if want_rotate
+            && self.inflight.is_empty()
+            && self.fsyncs_inflight == 0
+            && self.extend.is_none()
+            && self.rotation.is_none()
+        {
             self.rotate_requested = false;
             if let Err(e) = self.rotate() {
                 crate::log(&format!(
@@ -351,8 +378,8 @@ impl Writer {
             // RWF_DSYNC syncs this write; it covers earlier ones only if
             // they were durable already (after a switch from everysec they
             // may not be: `due_fsync` catches up).
-            if w.dsync && self.durable_lsn >= self.written_lsn {
-                self.durable_lsn = w.last_lsn;
+            if w.dsync && self.synced_lsn >= self.written_lsn {
+                self.synced_lsn = w.last_lsn;
             }
             self.written_lsn = w.last_lsn;
             // A burst (a huge pipeline) must not pin its buffer for good.
@@ -362,8 +389,16 @@ impl Writer {
         }
         if self.policy == Fsync::No {
             // Nothing more is promised than handing the bytes to the kernel.
-            self.durable_lsn = self.written_lsn;
+            self.synced_lsn = self.written_lsn;
         }
+        self.refresh_durable();
+    }
+
+    fn refresh_durable(&mut self) {
+        self.durable_lsn = match &self.rotation {
+            Some(r) => self.synced_lsn.min(r.cap),
+            None => self.synced_lsn,
+        };
     }
 
     /// An fdatasync completed. Any error is fatal: after a failed fsync the
@@ -379,8 +414,41 @@ impl Writer {
                 std::io::Error::from_raw_os_error(-res)
             ));
         }
-        self.durable_lsn = self.durable_lsn.max(upto);
+        match self.rotation.as_mut() {
+            Some(r) => r.later_synced = r.later_synced.max(upto),
+            None => self.synced_lsn = self.synced_lsn.max(upto),
+        }
+        self.refresh_durable();
         self.last_fsync_ms = now_ms;
+        Ok(())
+    }
+
+    /// A rotation's sync to submit (fdatasync of the old segment or fsync
+    /// of the directory), if any waits.
+    pub fn next_rotation_sync(&mut self) -> Option<RawFd> {
+        self.rotation.as_mut()?.to_submit.pop()
+    }
+
+    /// One of the rotation's syncs completed; an error is as fatal as a
+    /// failed fdatasync (see `on_fsync`).
+    pub fn on_rotation_sync(&mut self, res: i32) -> Result<(), String> {
+        if res < 0 {
+            return Err(format!(
+                "shard {}: syncing the AOF segment rotation to {} failed: {}",
+                self.shard,
+                self.seg_path.display(),
+                std::io::Error::from_raw_os_error(-res)
+            ));
+        }
+        if let Some(r) = self.rotation.as_mut() {
+            r.pending = r.pending.saturating_sub(1);
+            if r.pending == 0 {
+                // The old segment is synced through its last record.
+                self.synced_lsn = self.synced_lsn.max(r.cap).max(r.later_synced);
+                self.rotation = None;
+                self.refresh_durable();
+            }
+        }
         Ok(())
     }
 
@@ -389,7 +457,7 @@ impl Writer {
     /// everysec; under `always` only to catch up on writes made before a
     /// switch to it.
     pub fn due_fsync(&mut self, now_ms: i64) -> Option<(RawFd, u64)> {
-        if self.durable_lsn >= self.written_lsn {
+        if self.synced_lsn >= self.written_lsn {
             return None;
         }
         match self.policy {
@@ -454,16 +522,27 @@ impl Writer {
         }
     }
 
-    /// Start a new segment. The old one is synced first (rare: every
-    /// `segment_size` bytes), so durability never depends on a file we
-    /// no longer track.
+    /// Start a new segment. The loop never waits for the disk here: the
+    /// old segment's fdatasync (what everysec has not synced yet) and the
+    /// directory's fsync (the new name) go through the ring, and until both
+    /// complete nothing past the old segment's last record counts as
+    /// durable, so durability never depends on a file we no longer track.
     fn rotate(&mut self) -> Result<(), String> {
-        self.file.sync_data().map_err(|e| format!("fdatasync {}: {}", self.seg_path.display(), e))?;
-        self.durable_lsn = self.written_lsn;
-        let (file, path, dio_block) = create_segment(&self.dir, self.written_lsn + 1)?;
-        self.file = file;
+        let (file, path) = create_segment_file(&self.dir, self.written_lsn + 1)?;
+        let dir = File::open(&self.dir).map_err(|e| format!("opening {}: {}", self.dir.display(), e))?;
+        let old = std::mem::replace(&mut self.file, file);
+        let mut r =
+            Rotation { cap: self.written_lsn, pending: 0, later_synced: 0, to_submit: Vec::new(), _keep_open: Vec::new() };
+        r.to_submit.push(dir.as_raw_fd());
+        r._keep_open.push(dir);
+        if self.policy != Fsync::No && self.synced_lsn < self.written_lsn {
+            r.to_submit.push(old.as_raw_fd());
+            r._keep_open.push(old);
+        }
+        r.pending = r.to_submit.len() as u32;
+        self.rotation = Some(r);
+        self.refresh_durable();
         self.seg_path = path;
-        self.dio_block = dio_block;
         self.block = 1;
         self.file_end = 0;
         self.file_len = 0;
@@ -497,7 +576,14 @@ impl Writer {
         }
         self.retire();
         self.file.sync_data().map_err(|e| format!("{}: {}", self.seg_path.display(), e))?;
-        self.durable_lsn = self.written_lsn;
+        if let Some(r) = self.rotation.take() {
+            // Its syncs never ran (shutdown or failpoint): do them here.
+            for f in &r._keep_open {
+                f.sync_all().map_err(|e| format!("{}: {}", self.seg_path.display(), e))?;
+            }
+        }
+        self.synced_lsn = self.written_lsn;
+        self.refresh_durable();
         Ok(())
     }
 
@@ -506,17 +592,11 @@ impl Writer {
     }
 }
 
-/// Create a segment (buffered). Returns the smallest direct-I/O write its
-/// filesystem takes, 0 if it has no O_DIRECT.
+/// Create a segment (buffered) and make its name durable. Returns the
+/// smallest direct-I/O write its filesystem takes, 0 if it has no O_DIRECT.
 fn create_segment(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf, usize), String> {
     use std::os::unix::fs::FileExt;
-    let path = dir.join(super::segment_name(first_lsn));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| format!("creating {}: {}", path.display(), e))?;
+    let (file, path) = create_segment_file(dir, first_lsn)?;
     let mut dio_block = 0;
     if set_direct(&file, true).is_ok() {
         // Probe with zeros (readers skip them; the first records overwrite
@@ -531,6 +611,17 @@ fn create_segment(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf, usize), 
     // The new name must survive a crash before records in it are acknowledged.
     super::fsync_dir(dir).map_err(|e| format!("fsync {}: {}", dir.display(), e))?;
     Ok((file, path, dio_block))
+}
+
+fn create_segment_file(dir: &Path, first_lsn: u64) -> Result<(File, PathBuf), String> {
+    let path = dir.join(super::segment_name(first_lsn));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("creating {}: {}", path.display(), e))?;
+    Ok((file, path))
 }
 
 /// Turn O_DIRECT on or off for an open file.
@@ -708,6 +799,47 @@ mod tests {
         assert_eq!((w.written_lsn, w.durable_lsn), (3, 3));
         assert!(!w.must_hold_replies());
         assert_eq!(records(w.segment_path()), vec![1, 2, 3]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A rotation never blocks: the old segment's and the directory's syncs
+    /// are handed out, and until they complete nothing past the old
+    /// segment's last record is durable.
+    #[test]
+    fn rotation_syncs_go_through_the_ring_and_cap_durability() {
+        let dir = test_dir("rotate");
+        let mut w = Writer::open(&dir, 0, 1, Fsync::EverySec, 1).expect("open");
+        ping(&mut w);
+        let op = w.next_write(0).expect("first write");
+        assert!(w.on_write(op.seq, perform(&op), 0).is_none());
+        let first = w.segment_path().to_path_buf();
+        ping(&mut w);
+        let op = w.next_write(0).expect("second write, in a new segment");
+        assert_ne!(w.segment_path(), first.as_path());
+        assert!(w.on_write(op.seq, perform(&op), 0).is_none());
+        assert!(w.busy(), "the rotation's syncs are pending");
+        // An everysec fsync of the new segment alone does not make lsn 1
+        // (in the old segment) durable.
+        let later = crate::util::now_ms() + 2000;
+        let (fd, upto) = w.due_fsync(later).expect("due");
+        // SAFETY: an fd the writer owns.
+        assert_eq!(unsafe { libc::fdatasync(fd) }, 0);
+        w.on_fsync(0, upto, later).expect("fsync");
+        assert_eq!(w.durable_lsn, 0, "lsn 1, in the old segment, is not synced yet");
+        let mut n = 0;
+        while let Some(fd) = w.next_rotation_sync() {
+            // SAFETY: fds the writer keeps open until the syncs complete.
+            assert_eq!(unsafe { libc::fsync(fd) }, 0);
+            n += 1;
+        }
+        assert_eq!(n, 2, "the directory and the old segment");
+        assert_eq!(w.durable_lsn, 0);
+        w.on_rotation_sync(0).expect("sync");
+        w.on_rotation_sync(0).expect("sync");
+        assert_eq!(w.durable_lsn, 2);
+        assert!(!w.busy());
+        assert_eq!(records(&first), vec![1]);
+        assert_eq!(records(w.segment_path()), vec![2]);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

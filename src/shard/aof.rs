@@ -20,6 +20,7 @@ pub const OP_AOF_WRITE: u64 = 7;
 pub const OP_AOF_FSYNC: u64 = 8;
 pub const OP_AOF_EXTEND: u64 = 9;
 pub const OP_AOF_EXTEND_SYNC: u64 = 10;
+pub const OP_AOF_ROTATE_SYNC: u64 = 11;
 
 impl Shard {
     /// Turn what the commands just did into a record, unless a transaction
@@ -121,6 +122,16 @@ impl Shard {
         }
         let extend = w.next_extend();
         let fsync = if w.policy == Fsync::Always { w.due_fsync(now) } else { None };
+        let mut rotation_syncs = [None, None];
+        for slot in rotation_syncs.iter_mut() {
+            *slot = w.next_rotation_sync();
+        }
+        for fd in rotation_syncs.into_iter().flatten() {
+            // fsync, not fdatasync: for a directory it is what makes the
+            // new name durable; for the old segment the same as datasync.
+            let e = opcode::Fsync::new(types::Fd(fd)).build().user_data(OP_AOF_ROTATE_SYNC);
+            self.push_sqe(e);
+        }
         for op in writes.into_iter().flatten() {
             self.push_write(op);
         }
@@ -156,6 +167,17 @@ impl Shard {
             .build()
             .user_data(OP_AOF_FSYNC | (upto << 8));
         self.push_sqe(e);
+    }
+
+    pub fn on_aof_rotate_sync(&mut self, res: i32) {
+        let Some(w) = self.aof.as_mut() else { return };
+        if let Err(e) = w.on_rotation_sync(res) {
+            crate::log(&format!("fatal: {}; exiting so that nothing unsynced is acknowledged", e));
+            std::process::exit(1);
+        }
+        self.publish_aof_state();
+        self.release_held();
+        self.maybe_finish_disable();
     }
 
     pub fn on_aof_extend(&mut self, res: i32) {

@@ -458,6 +458,7 @@ impl Shard {
             super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
             super::aof::OP_AOF_EXTEND => self.on_aof_extend(res),
             super::aof::OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
+            super::aof::OP_AOF_ROTATE_SYNC => self.on_aof_rotate_sync(res),
             OP_MSGRING if res < 0 => {
                 crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
             }
@@ -1087,6 +1088,7 @@ impl Shard {
                     super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
                     super::aof::OP_AOF_EXTEND => self.on_aof_extend(res),
                     super::aof::OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
+                    super::aof::OP_AOF_ROTATE_SYNC => self.on_aof_rotate_sync(res),
                     _ => {}
                 }
             }
