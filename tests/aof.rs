@@ -253,17 +253,23 @@ fn fill(c: &mut RespConn, n: usize) {
     }
 }
 
-#[test]
-fn torn_tail_is_truncated_with_a_log_line() {
-    // `always`: every acknowledged SET is in the file when the process dies
-    // (under everysec the last write may still be in flight).
+/// A 1-shard server killed after 50 acknowledged SETs under `always`
+/// (every one of them is in the file when the process dies), its newest
+/// segment and that segment's bytes.
+fn crashed_after_fifty_sets() -> (Server, PathBuf, Vec<u8>) {
     let mut srv = Server::start(1, &["--appendfsync", "always"]);
     let mut c = srv.conn();
     fill(&mut c, 50);
     drop(c);
     srv.kill9();
     let seg = last_nonempty(&srv.dir, 0);
-    let mut bytes = std::fs::read(&seg).unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    (srv, seg, bytes)
+}
+
+#[test]
+fn torn_tail_is_truncated_with_a_log_line() {
+    let (mut srv, seg, mut bytes) = crashed_after_fifty_sets();
     // Past the records the segment holds zeros (padding and space prepared
     // ahead); a record ends in "\r\n", never in a zero.
     let len = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
@@ -288,13 +294,7 @@ fn torn_tail_is_truncated_with_a_log_line() {
 /// it, is a torn tail (nothing past the hole was acknowledged).
 #[test]
 fn a_hole_left_by_concurrent_writes_is_a_torn_tail() {
-    let mut srv = Server::start(1, &["--appendfsync", "always"]);
-    let mut c = srv.conn();
-    fill(&mut c, 50);
-    drop(c);
-    srv.kill9();
-    let seg = last_nonempty(&srv.dir, 0);
-    let mut bytes = std::fs::read(&seg).unwrap();
+    let (mut srv, seg, mut bytes) = crashed_after_fifty_sets();
     let mut recs = Vec::new(); // (offset, end, lsn)
     let mut pos = 0;
     while let Some((rec, at, next)) = shardis::persist::record::next(&bytes, pos).expect("valid log") {
