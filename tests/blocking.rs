@@ -221,3 +221,40 @@ fn xread_and_xreadgroup_block() {
     assert_eq!(ctl.cmd(&["XREAD", "BLOCK", "-1", "STREAMS", "s1", "$"]), Value::err("ERR timeout is negative"));
     assert_eq!(blocked_clients(&mut ctl), 0);
 }
+
+/// A blocked XREADGROUP whose stream goes away (DEL, a SET over it,
+/// FLUSHALL) or whose group is destroyed is answered with Redis 7's errors
+/// instead of waiting forever; plain XREAD keeps waiting.
+fn xreadgroup_unblocked_when_its_source_goes(shards: usize) {
+    let srv = Server::start(shards, &[]);
+    let mut ctl = srv.conn();
+    let cases: [(&[&str], &str); 4] = [
+        (&["XGROUP", "DESTROY", "s", "g"], "NOGROUP the consumer group this client was blocked on no longer exists"),
+        (&["DEL", "s"], "UNBLOCKED the stream key no longer exists"),
+        (&["SET", "s", "x"], "UNBLOCKED the stream key no longer exists"),
+        (&["FLUSHALL"], "UNBLOCKED the stream key no longer exists"),
+    ];
+    for (cmd, want) in cases {
+        ctl.cmd(&["DEL", "s"]);
+        assert_eq!(ctl.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]), Value::ok());
+        let mut plain = send_blocking(&srv, &["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]);
+        let mut grouped = send_blocking(&srv, &["XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">"]);
+        wait_blocked(&mut ctl, 2);
+        ctl.cmd(cmd);
+        assert_eq!(grouped.read_value().unwrap(), Value::Error(want.into()), "after {cmd:?}");
+        wait_blocked(&mut ctl, 1);
+        drop(plain.set_read_timeout(None));
+        drop(plain);
+        wait_blocked(&mut ctl, 0);
+    }
+}
+
+#[test]
+fn xreadgroup_unblocked_when_its_source_goes_1_shard() {
+    xreadgroup_unblocked_when_its_source_goes(1);
+}
+
+#[test]
+fn xreadgroup_unblocked_when_its_source_goes_4_shards() {
+    xreadgroup_unblocked_when_its_source_goes(4);
+}

@@ -1020,6 +1020,8 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
             ctx.out.int(gone as i64);
             if gone {
                 touch_quiet(ctx, key);
+                // Clients blocked reading through it get an error.
+                ctx.ks.signal_ready(ctx.db, key);
             }
         }
         "createconsumer" => {

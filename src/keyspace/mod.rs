@@ -352,9 +352,23 @@ impl Keyspace {
         if !self.watched.is_empty() {
             self.touch_watched(db, key);
         }
+        self.signal_ready(db, key);
+    }
+
+    /// Queue `key` for the clients blocked on it to be retried (Redis's
+    /// signalKeyAsReady).
+    #[inline]
+    pub fn signal_ready(&mut self, db: usize, key: &[u8]) {
         if !self.blocking_keys.is_empty() && self.blocking_keys.contains(key) {
             self.ready_keys.push((db as u8, key.into()));
         }
+    }
+
+    /// Every key someone is blocked on in `db`: a flush or swap may have
+    /// deleted them (a blocked XREADGROUP is then answered with an error).
+    fn signal_all_ready(&mut self, db: usize) {
+        let keys: Vec<Box<[u8]>> = self.blocking_keys.iter().cloned().collect();
+        self.ready_keys.extend(keys.into_iter().map(|k| (db as u8, k)));
     }
 
     fn touch_watched(&mut self, db: usize, key: &[u8]) {
@@ -386,6 +400,7 @@ impl Keyspace {
         self.dbs[db].dict.clear();
         self.dbs[db].volatile = 0;
         self.dirty += n as u64;
+        self.signal_all_ready(db);
         n
     }
 
@@ -403,6 +418,8 @@ impl Keyspace {
             .collect();
         self.dirty_watchers.extend(dirty);
         self.dbs.swap(a, b);
+        self.signal_all_ready(a);
+        self.signal_all_ready(b);
     }
 
     pub fn watch(&mut self, db: usize, key: &[u8], who: WatcherId) {

@@ -236,13 +236,25 @@ impl Shard {
                 let mut out = Vec::new();
                 self.exec_into(&mut out, resp3, db as usize, id, def, &args);
                 if std::mem::take(&mut self.ks.would_block) {
-                    // Nothing for this client, so nothing for those after it.
+                    // Nothing for this client: for a list or sorted set the
+                    // key is empty, so nothing for those after it either;
+                    // stream readers each wait for their own ids or group.
+                    if matches!(def.name, "xread" | "xreadgroup") {
+                        continue;
+                    }
                     break;
                 }
-                // A key of the wrong type keeps BLPOP/BZPOP* clients waiting
-                // (Redis serves only matching types); BLMOVE reports it.
-                if out.first() == Some(&b'-') && !matches!(def.name, "blmove" | "brpoplpush") {
-                    continue;
+                if out.first() == Some(&b'-') {
+                    if def.name == "xreadgroup" {
+                        // Its stream or group is gone: answered with an
+                        // error instead of waiting forever, as Redis 7.
+                        out = self.xreadgroup_gone(block_id);
+                    } else if !matches!(def.name, "blmove" | "brpoplpush") {
+                        // A key of the wrong type keeps BLPOP/BZPOP* clients
+                        // waiting (Redis serves only matching types); BLMOVE
+                        // reports it.
+                        continue;
+                    }
                 }
                 if let Some(w) = self.remove_waiter(block_id) {
                     self.send(w.to.shard, Msg::BlockedReply { to: w.to, block_id, out });
@@ -250,6 +262,21 @@ impl Shard {
             }
         }
         self.blocked.serving = false;
+    }
+
+    /// The error for a blocked XREADGROUP whose retry failed: one of its
+    /// streams is no longer a stream, or its group was destroyed.
+    fn xreadgroup_gone(&mut self, block_id: u64) -> Vec<u8> {
+        let now = crate::util::now_ms();
+        let keys = self.blocked.waiters.get(&block_id).map(|w| w.keys.clone()).unwrap_or_default();
+        let stream_gone = keys.iter().any(|(db, k)| {
+            !self.ks.peek(*db as usize, k, now).is_some_and(|e| matches!(e.value, crate::keyspace::value::Value::Stream(_)))
+        });
+        if stream_gone {
+            b"-UNBLOCKED the stream key no longer exists\r\n".to_vec()
+        } else {
+            b"-NOGROUP the consumer group this client was blocked on no longer exists\r\n".to_vec()
+        }
     }
 
     /// Home: the owner's answer (served, or the timeout reply).
