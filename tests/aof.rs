@@ -615,3 +615,26 @@ fn everysec_loses_at_most_about_a_second() {
     let survived = c.cmd(&["DBSIZE"]).as_int().unwrap() as usize;
     assert!(survived >= old.len() && survived <= acked.len(), "{survived} of {} acknowledged", acked.len());
 }
+
+/// After a restart, a stream consumer counts as seen at load time (as with
+/// Redis's AOF), not at the epoch.
+#[test]
+fn stream_consumers_are_seen_at_load_time() {
+    let mut srv = Server::start(1, &["--appendfsync", "always"]);
+    let mut c = srv.conn();
+    c.cmd(&["XADD", "s", "1-1", "f", "v"]);
+    assert_eq!(c.cmd(&["XGROUP", "CREATE", "s", "g", "0"]), Value::ok());
+    c.cmd(&["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"]);
+    drop(c);
+    srv.kill9();
+    srv.restart().expect("restart");
+    let info = srv.conn().cmd(&["XINFO", "CONSUMERS", "s", "g"]);
+    let Value::Array(consumers) = info else { panic!("XINFO CONSUMERS: {info}") };
+    let Some(Value::Array(fields)) = consumers.first() else { panic!("one consumer expected") };
+    let idle = fields
+        .chunks(2)
+        .find(|kv| kv[0] == Value::bulk("idle"))
+        .and_then(|kv| kv[1].as_int())
+        .expect("idle field");
+    assert!((0..60_000).contains(&idle), "idle {idle} ms after a restart");
+}

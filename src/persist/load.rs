@@ -368,6 +368,29 @@ impl Replayer {
     }
 }
 
+/// Stream consumers created by the replay (its clock reads 0) were last
+/// seen now, as far as anyone can tell: as Redis, whose AOF load recreates
+/// them at load time.
+fn consumers_seen_at_load(ks: &mut Keyspace) {
+    let now = crate::util::now_ms();
+    for d in ks.dbs.iter_mut() {
+        let keys: Vec<Box<[u8]>> = d
+            .dict
+            .iter()
+            .filter(|e| matches!(e.value, crate::keyspace::value::Value::Stream(_)))
+            .map(|e| Box::<[u8]>::from(&*e.key))
+            .collect();
+        for k in keys {
+            let Some(st) = d.dict.get_mut(&k).and_then(|e| e.value.as_stream_mut()) else { continue };
+            for c in st.groups.values_mut().flat_map(|g| g.consumers.values_mut()) {
+                if c.seen_time == 0 {
+                    c.seen_time = now;
+                }
+            }
+        }
+    }
+}
+
 /// Replay a buffer of records onto a fresh keyspace, stopping at the first
 /// bad one: the loader's core without files (fuzz target, tests).
 pub fn replay_buffer(data: &[u8]) -> (Keyspace, u64, Option<(usize, String)>) {
@@ -449,6 +472,7 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
         crate::log(&format!("shard {}: {} logged commands failed on replay (ignored)", shard, rp.failed));
     }
     let max_txid = sc.txns.iter().map(|t| t.1).max().unwrap_or(0);
+    consumers_seen_at_load(&mut ks);
     Ok(Loaded { ks, next_lsn: last_lsn + 1, max_txid })
 }
 
