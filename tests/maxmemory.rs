@@ -269,9 +269,23 @@ fn error_texts_match_redis() {
         &["LPUSH", "{t}l", "1"],
         &["INCR", "{t}n"],
         &["GET", "{t}a"],
+        // Over the limit MULTI queues nothing (reads neither) and EXEC
+        // aborts; DISCARD and an empty EXEC still work.
+        &["MULTI"],
+        &["SET", "{t}b", "1"],
+        &["GET", "{t}a"],
+        &["EXEC"],
+        &["MULTI"],
+        &["GET", "{t}a"],
+        &["DISCARD"],
+        &["MULTI"],
+        &["EXEC"],
         &["DEL", "{t}a"],
         &["CONFIG", "SET", "maxmemory", "0"],
         &["SET", "{t}b", "1"],
+        &["MULTI"],
+        &["SET", "{t}b", "2"],
+        &["EXEC"],
     ];
     let redis = Server::start_redis();
     let ours = Server::start(2, &[]);

@@ -258,6 +258,18 @@ impl Shard {
                     Reply::new(&mut conn.out, conn.resp3).error("ERR Command not allowed inside a transaction");
                     return;
                 }
+                if self.multi_over_memory() {
+                    // As Redis: over maxmemory (and eviction cannot help)
+                    // queuing anything is refused, as the queue itself
+                    // grows memory without bound, and EXEC then aborts.
+                    self.stats[id].rejected += 1;
+                    if let Some(m) = &mut conn.multi {
+                        m.aborted = true;
+                    }
+                    Reply::new(&mut conn.out, conn.resp3).error(cmd::err::OOM);
+                    return;
+                }
+                let Some(m) = &mut conn.multi else { return };
                 m.cmds.push(OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>()));
                 Reply::new(&mut conn.out, conn.resp3).simple("QUEUED");
                 return;
@@ -466,6 +478,30 @@ impl SquashWait {
             start[s] = end;
             next[s] += 1;
         }
+    }
+}
+
+impl Shard {
+    /// Whether MULTI must refuse to queue for memory: this shard is over
+    /// its share of maxmemory and eviction cannot bring it under, or under
+    /// noeviction another shard was over at the end of its last turn (Redis
+    /// has one limit for all; a shard that evicts frees itself on its next
+    /// write).
+    fn multi_over_memory(&mut self) -> bool {
+        if self.ks.over_limit() {
+            let freed = self.ks.free_memory(crate::util::now_ms());
+            self.log_pending();
+            if !freed {
+                return true;
+            }
+        }
+        self.ks.mem_limit().policy == crate::keyspace::evict::Policy::NoEviction
+            && self
+                .shared
+                .over_limit
+                .iter()
+                .enumerate()
+                .any(|(s, o)| s != self.id && o.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 

@@ -384,6 +384,10 @@ impl Shard {
             self.expire_blocks();
             self.drain_messages();
             self.run_runnable();
+            let over = self.ks.over_limit();
+            if over != self.shared.over_limit[self.id].load(Ordering::Relaxed) {
+                self.shared.over_limit[self.id].store(over, Ordering::Relaxed);
+            }
             self.flush();
             if self.stop || self.shared.shutdown.load(Ordering::Relaxed) || super::SIGNALLED.load(Ordering::Relaxed) {
                 break;

@@ -64,6 +64,9 @@ pub struct Shared {
     pub tcp_port: u16,
     /// Shards that finished start-up (listening).
     pub ready: AtomicUsize,
+    /// Per shard: over its share of maxmemory at the end of its last turn
+    /// (MULTI refuses to queue while a shard is, as Redis does).
+    pub over_limit: Vec<AtomicBool>,
 }
 
 impl Shared {
@@ -88,6 +91,7 @@ impl Shared {
             start_instant: std::time::Instant::now(),
             run_id,
             ready: AtomicUsize::new(0),
+            over_limit: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
         }
     }
 
