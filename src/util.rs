@@ -287,6 +287,27 @@ pub fn fmt_utc_ms(ms: i64) -> String {
     )
 }
 
+/// Background work (AOF rewrite) runs at the lowest priority so that a
+/// shard sharing its core preempts it at once. `SHARDIS_REWRITE_SCHED=idle`
+/// uses SCHED_IDLE instead (starves under full load), `normal` leaves it
+/// alone: both only for measurements.
+pub fn lower_thread_priority() {
+    let how = std::env::var("SHARDIS_REWRITE_SCHED").unwrap_or_default();
+    if how == "normal" {
+        return;
+    }
+    // SAFETY: plain syscalls on the calling thread.
+    unsafe {
+        if how == "idle" {
+            let p = libc::sched_param { sched_priority: 0 };
+            libc::sched_setscheduler(0, libc::SCHED_IDLE, &p);
+        } else {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,26 +359,5 @@ mod tests {
         assert_eq!(fmt_g17(0.1), "0.10000000000000001");
         assert_eq!(fmt_g17(1e20), "1e+20");
         assert_eq!(fmt_g17(3.0), "3");
-    }
-}
-
-/// Background work (AOF rewrite) runs at the lowest priority so that a
-/// shard sharing its core preempts it at once. `SHARDIS_REWRITE_SCHED=idle`
-/// uses SCHED_IDLE instead (starves under full load), `normal` leaves it
-/// alone: both only for measurements.
-pub fn lower_thread_priority() {
-    let how = std::env::var("SHARDIS_REWRITE_SCHED").unwrap_or_default();
-    if how == "normal" {
-        return;
-    }
-    // SAFETY: plain syscalls on the calling thread.
-    unsafe {
-        if how == "idle" {
-            let p = libc::sched_param { sched_priority: 0 };
-            libc::sched_setscheduler(0, libc::SCHED_IDLE, &p);
-        } else {
-            let tid = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
-        }
     }
 }

@@ -84,11 +84,14 @@ pub const PAD: usize = 512;
 /// last record written in order. Loading treats such a tail as torn.
 pub const TORN_WINDOW: usize = 1 << 20;
 
+/// A record, the offset it starts at and the offset after it.
+pub type Located<'a> = (Record<'a>, usize, usize);
+
 /// The record at or after `pos` in a log segment, skipping zero padding:
 /// the record, where it starts and where the next one may begin; None at
 /// the end (zeros to the end are the end). Err gives the offset of a bad
 /// record and what is wrong with it.
-pub fn next(data: &[u8], mut pos: usize) -> Result<Option<(Record<'_>, usize, usize)>, (usize, DecodeError)> {
+pub fn next(data: &[u8], mut pos: usize) -> Result<Option<Located<'_>>, (usize, DecodeError)> {
     while pos < data.len() {
         match decode(&data[pos..]) {
             Ok((rec, used)) => return Ok(Some((rec, pos, pos + used))),
