@@ -451,6 +451,20 @@ impl Keyspace {
         (checked, expired)
     }
 
+    /// Background rehashing for the cron: move buckets of the dicts that
+    /// are growing or shrinking, for about `budget` in all, so a rehash
+    /// finishes even when its db sees few writes.
+    pub fn rehash_step(&mut self, budget: std::time::Duration) {
+        let start = std::time::Instant::now();
+        for d in self.dbs.iter_mut().filter(|d| d.dict.rehashing()) {
+            let left = budget.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            d.dict.rehash_step(left);
+        }
+    }
+
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.dict.len()).sum()
     }
