@@ -759,7 +759,7 @@ mod tests {
                 if r < insert_pct {
                     let exp = op as i64;
                     let prev = model.insert(k.clone(), exp);
-                    if prev.is_none() && rng.next() % 2 == 0 {
+                    if prev.is_none() && rng.next().is_multiple_of(2) {
                         let e = d.insert_new(&k, sv("v"), exp);
                         assert_eq!(&*e.key, &k[..]);
                     } else {
@@ -778,10 +778,10 @@ mod tests {
                 assert_eq!(d.len(), model.len());
                 let probe = format!("key:{}", rng.next() % space).into_bytes();
                 assert_eq!(d.get(&probe).map(|e| e.expire), model.get(&probe).copied());
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     assert_eq!(d.get_mut(&probe).map(|e| e.expire), model.get(&probe).copied());
                 }
-                if op % 20_000 == 0 {
+                if op.is_multiple_of(20_000) {
                     let keys = keys_of(&d);
                     assert_eq!(keys.len(), model.len());
                     let set: HashSet<Vec<u8>> = keys.into_iter().collect();
@@ -893,7 +893,7 @@ mod tests {
                     return;
                 }
                 for _ in 0..(rng.next() % 300) as usize {
-                    if rng.next() % 3 == 0 && next > 0 {
+                    if rng.next().is_multiple_of(3) && next > 0 {
                         let k = rng.next() as usize % next;
                         d.remove(format!("c{k}").as_bytes());
                     } else {
@@ -901,7 +901,7 @@ mod tests {
                         next += 1;
                     }
                 }
-                if rng.next() % 5 == 0 {
+                if rng.next().is_multiple_of(5) {
                     for k in 0..next {
                         d.remove(format!("c{k}").as_bytes());
                     }
