@@ -5,6 +5,11 @@
 //! returned at least once. A power-of-two table of bucket chains, scanned
 //! by incrementing the cursor's reversed bits, keeps that promise across
 //! growth and shrinking, exactly as Redis's dict does.
+//!
+//! Resizing is incremental, also as in Redis: a grow or shrink allocates
+//! the new table and entries move over a bucket per write (and in batches
+//! from the shard's cron), so a table of millions of keys never stalls the
+//! event loop for the whole move. Lookups check both tables meanwhile.
 
 use super::value::Value;
 

@@ -517,6 +517,29 @@ mod tests {
     }
 
     #[test]
+    fn cron_rehash_step_finishes_rehashes_and_expiry_walks_both_tables() {
+        let mut ks = Keyspace::new();
+        let mut i = 0usize;
+        while i < 5000 || !ks.dbs[3].dict.rehashing() {
+            ks.set(3, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), if i % 2 == 0 { 10 } else { 0 });
+            i += 1;
+        }
+        // Mid-rehash the expiry walk still finds every expired key.
+        let mut total = 0;
+        for _ in 0..1000 {
+            total += ks.active_expire_step(3, 20, 64).1;
+        }
+        assert_eq!(total, i.div_ceil(2));
+        assert_eq!(ks.dbs[3].dict.len(), i / 2);
+        while ks.dbs[3].dict.rehashing() {
+            ks.rehash_step(std::time::Duration::from_millis(1));
+        }
+        for j in (1..i).step_by(2) {
+            assert!(ks.peek(3, format!("k{j}").as_bytes(), 20).is_some());
+        }
+    }
+
+    #[test]
     fn watch_is_invalidated_by_writes() {
         let mut ks = Keyspace::new();
         ks.watch(0, b"a", 7);
