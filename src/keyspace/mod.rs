@@ -521,7 +521,7 @@ mod tests {
         let mut ks = Keyspace::new();
         let mut i = 0usize;
         while i < 5000 || !ks.dbs[3].dict.rehashing() {
-            ks.set(3, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), if i % 2 == 0 { 10 } else { 0 });
+            ks.set(3, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), if i.is_multiple_of(2) { 10 } else { 0 });
             i += 1;
         }
         // Mid-rehash the expiry walk still finds every expired key.
