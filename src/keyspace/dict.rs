@@ -5,6 +5,11 @@
 //! returned at least once. A power-of-two table of bucket chains, scanned
 //! by incrementing the cursor's reversed bits, keeps that promise across
 //! growth and shrinking, exactly as Redis's dict does.
+//!
+//! Resizing is incremental, also as in Redis: a grow or shrink allocates
+//! the new table and entries move over a bucket per write (and in batches
+//! from the shard's cron), so a table of millions of keys never stalls the
+//! event loop for the whole move. Lookups check both tables meanwhile.
 
 use super::value::Value;
 
@@ -76,13 +81,28 @@ pub struct Entry {
     next: Option<Box<Entry>>,
 }
 
+/// The table. While it grows or shrinks, entries move from `buckets` to
+/// `target` a few buckets at a time (Redis's incremental rehashing), so no
+/// single operation pays for moving the whole keyspace: every mutating
+/// call moves one bucket and the shard's cron moves more within a time
+/// budget (`rehash_step`). Outside a rehash `target` is empty.
 pub struct Dict {
+    /// The table; the old one while rehashing.
     buckets: Vec<Option<Box<Entry>>>,
+    /// The table being rehashed into; empty when not rehashing.
+    target: Vec<Option<Box<Entry>>>,
+    /// While rehashing: buckets of `buckets` below this were moved (are
+    /// empty). Always < `buckets.len()` then: the last move completes it.
+    rehash_idx: usize,
     len: usize,
     hasher: ahash::RandomState,
 }
 
 const MIN_BUCKETS: usize = 4;
+
+/// Empty buckets a rehash step may skip per bucket it is asked to move,
+/// so a step over a sparse table stays bounded (Redis uses the same 10).
+const EMPTY_VISITS_PER_BUCKET: usize = 10;
 
 impl Default for Dict {
     fn default() -> Self {
@@ -90,10 +110,99 @@ impl Default for Dict {
     }
 }
 
+/// A table of `n` (> 0) empty buckets. Allocated zeroed rather than
+/// written: a large allocation then comes as fresh pages the kernel zeroes
+/// on first touch, so starting a rehash of a big table does not memset
+/// megabytes in the event loop.
+fn empty_table(n: usize) -> Vec<Option<Box<Entry>>> {
+    // Only fails for sizes beyond the address space, as Vec would.
+    let layout = std::alloc::Layout::array::<Option<Box<Entry>>>(n).expect("table size overflows");
+    debug_assert!(layout.size() > 0);
+    // SAFETY: the layout has non-zero size (n > 0); the pointer comes from
+    // the global allocator with exactly the layout Vec uses for n elements
+    // of capacity n; std guarantees `None::<Box<T>>` is the null pointer,
+    // so all-zero memory is n valid `None`s.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut Option<Box<Entry>>;
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(p, n, n)
+    }
+}
+
+/// Free a table whose buckets are all empty without reading them all.
+fn free_empty_table(mut t: Vec<Option<Box<Entry>>>) {
+    debug_assert!(t.iter().all(Option::is_none));
+    // SAFETY: shrinking the length is always sound (at worst it leaks the
+    // elements cut off); here every element is `None`, which owns nothing.
+    unsafe { t.set_len(0) };
+}
+
+#[inline(always)]
+fn find<'a>(mut cur: Option<&'a Entry>, key: &[u8]) -> Option<&'a Entry> {
+    while let Some(e) = cur {
+        if &*e.key == key {
+            return Some(e);
+        }
+        cur = e.next.as_deref();
+    }
+    None
+}
+
+#[inline(always)]
+fn find_mut<'a>(mut cur: Option<&'a mut Entry>, key: &[u8]) -> Option<&'a mut Entry> {
+    while let Some(e) = cur {
+        if &*e.key == key {
+            return Some(e);
+        }
+        cur = e.next.as_deref_mut();
+    }
+    None
+}
+
+/// Unlink and return the entry for `key` from the chain at `link`.
+fn unlink(mut link: &mut Option<Box<Entry>>, key: &[u8]) -> Option<Box<Entry>> {
+    loop {
+        match link {
+            None => return None,
+            Some(e) if &*e.key == key => {
+                let mut removed = link.take()?;
+                *link = removed.next.take();
+                return Some(removed);
+            }
+            Some(e) => link = &mut e.next,
+        }
+    }
+}
+
+fn visit_chain<F: FnMut(&Entry)>(mut cur: Option<&Entry>, f: &mut F) {
+    while let Some(e) = cur {
+        f(e);
+        cur = e.next.as_deref();
+    }
+}
+
+/// Drop a chain iteratively: a long chain must not recurse deeply.
+fn drop_chain(mut cur: Option<Box<Entry>>) {
+    while let Some(mut e) = cur {
+        cur = e.next.take();
+    }
+}
+
+/// The SCAN cursor after `v` for a table of mask `mask`: increment the
+/// reversed bits within the mask.
+#[inline]
+fn next_cursor(v: u64, mask: u64) -> u64 {
+    (v | !mask).reverse_bits().wrapping_add(1).reverse_bits()
+}
+
 impl Dict {
     pub fn new() -> Self {
         Dict {
             buckets: Vec::new(),
+            target: Vec::new(),
+            rehash_idx: 0,
             len: 0,
             hasher: ahash::RandomState::with_seeds(
                 0x243f_6a88_85a3_08d3,
@@ -112,6 +221,12 @@ impl Dict {
         self.len == 0
     }
 
+    /// Whether a rehash is in progress.
+    #[inline]
+    pub fn rehashing(&self) -> bool {
+        !self.target.is_empty()
+    }
+
     #[inline]
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
@@ -122,17 +237,23 @@ impl Dict {
         self.buckets.len().wrapping_sub(1)
     }
 
+    #[inline]
+    fn target_mask(&self) -> usize {
+        self.target.len().wrapping_sub(1)
+    }
+
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         if self.len == 0 {
             return None;
         }
-        let idx = (self.hash(key) as usize) & self.mask();
-        let mut cur = self.buckets[idx].as_deref();
-        while let Some(e) = cur {
-            if &*e.key == key {
-                return Some(e);
-            }
-            cur = e.next.as_deref();
+        let h = self.hash(key) as usize;
+        // A moved bucket of the old table is empty, so looking there first
+        // is right in both states; the new table only matters on a miss.
+        if let Some(e) = find(self.buckets[h & self.mask()].as_deref(), key) {
+            return Some(e);
+        }
+        if self.rehashing() {
+            return find(self.target[h & self.target_mask()].as_deref(), key);
         }
         None
     }
@@ -145,8 +266,13 @@ impl Dict {
         if self.len == 0 {
             return;
         }
-        let idx = (self.hash(key) as usize) & self.mask();
-        if let Some(e) = self.buckets[idx].as_deref() {
+        let h = self.hash(key) as usize;
+        let idx = h & self.mask();
+        let mut slot = &self.buckets[idx];
+        if self.rehashing() && idx < self.rehash_idx {
+            slot = &self.target[h & self.target_mask()];
+        }
+        if let Some(e) = slot.as_deref() {
             prefetch_read(e as *const Entry as *const u8);
         }
     }
@@ -155,92 +281,187 @@ impl Dict {
         if self.len == 0 {
             return None;
         }
-        let idx = (self.hash(key) as usize) & self.mask();
-        let mut cur = self.buckets[idx].as_deref_mut();
-        while let Some(e) = cur {
-            if &*e.key == key {
-                return Some(e);
-            }
-            cur = e.next.as_deref_mut();
+        // Lookups for writing (and the keyspace's reads) help the rehash
+        // along, as Redis's dictFind does.
+        if self.rehashing() {
+            self.rehash_buckets(1);
+        }
+        self.find_mut(key)
+    }
+
+    #[inline]
+    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
+        let h = self.hash(key) as usize;
+        let (mask, tmask) = (self.mask(), self.target_mask());
+        if let Some(e) = find_mut(self.buckets[h & mask].as_deref_mut(), key) {
+            return Some(e);
+        }
+        if !self.target.is_empty() {
+            return find_mut(self.target[h & tmask].as_deref_mut(), key);
         }
         None
     }
 
     /// Insert or replace. Returns the previous value and expiry if any.
     pub fn insert(&mut self, key: &[u8], value: Value, expire: i64) -> Option<(Value, i64)> {
+        // `get_mut` did this call's rehash step; `insert_absent` adds none.
         if let Some(e) = self.get_mut(key) {
             let old_v = std::mem::replace(&mut e.value, value);
             let old_e = std::mem::replace(&mut e.expire, expire);
             return Some((old_v, old_e));
         }
-        self.insert_new(key, value, expire);
+        self.insert_absent(key, value, expire);
         None
     }
 
     /// Insert a key known to be absent.
     pub fn insert_new(&mut self, key: &[u8], value: Value, expire: i64) -> &mut Entry {
-        if self.len >= self.buckets.len() {
-            self.resize((self.buckets.len() * 2).max(MIN_BUCKETS));
+        if self.rehashing() {
+            self.rehash_buckets(1);
         }
-        let idx = (self.hash(key) as usize) & self.mask();
-        let next = self.buckets[idx].take();
-        self.buckets[idx] = Some(Box::new(Entry { key: Key::new(key), value, expire, next }));
+        self.insert_absent(key, value, expire)
+    }
+
+    fn insert_absent(&mut self, key: &[u8], value: Value, expire: i64) -> &mut Entry {
+        if self.len >= self.buckets.len() || self.rehashing() {
+            self.expand_if_needed();
+        }
+        let h = self.hash(key) as usize;
+        // During a rehash new keys go to the new table, so the old one
+        // only ever empties.
+        let table = if self.target.is_empty() { &mut self.buckets } else { &mut self.target };
+        let idx = h & (table.len() - 1);
+        let slot = &mut table[idx];
+        let next = slot.take();
+        let e = slot.insert(Box::new(Entry { key: Key::new(key), value, expire, next }));
         self.len += 1;
-        self.buckets[idx].as_deref_mut().expect("just inserted")
+        e
+    }
+
+    /// Before an insert: start growing when full. A rehash already running
+    /// is left to finish first, unless the table it fills is over twice
+    /// loaded (inserts outpacing a shrink): then it is finished now.
+    #[cold]
+    fn expand_if_needed(&mut self) {
+        if self.rehashing() {
+            if self.len < 2 * self.target.len() {
+                return;
+            }
+            while self.rehash_buckets(usize::MAX) {}
+        }
+        if self.buckets.is_empty() {
+            self.buckets = empty_table(MIN_BUCKETS);
+        } else if self.len >= self.buckets.len() {
+            self.start_rehash(self.buckets.len() * 2);
+        }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Box<Entry>> {
         if self.len == 0 {
             return None;
         }
-        let idx = (self.hash(key) as usize) & self.mask();
-        let mut link = &mut self.buckets[idx];
-        loop {
-            match link {
-                None => return None,
-                Some(e) if &*e.key == key => {
-                    let mut removed = link.take().expect("matched Some");
-                    *link = removed.next.take();
-                    self.len -= 1;
-                    self.maybe_shrink();
-                    return Some(removed);
-                }
-                Some(e) => link = &mut e.next,
-            }
+        if self.rehashing() {
+            self.rehash_buckets(1);
         }
+        let h = self.hash(key) as usize;
+        let idx = h & self.mask();
+        let mut removed = unlink(&mut self.buckets[idx], key);
+        if removed.is_none() && self.rehashing() {
+            let idx = h & self.target_mask();
+            removed = unlink(&mut self.target[idx], key);
+        }
+        let removed = removed?;
+        self.len -= 1;
+        self.maybe_shrink();
+        Some(removed)
     }
 
     pub fn clear(&mut self) {
-        // Drop chains iteratively: a long chain must not recurse deeply.
-        for b in self.buckets.iter_mut() {
-            let mut cur = b.take();
-            while let Some(mut e) = cur {
-                cur = e.next.take();
-            }
+        for b in self.buckets.iter_mut().chain(self.target.iter_mut()) {
+            drop_chain(b.take());
         }
-        self.buckets = Vec::new();
+        free_empty_table(std::mem::take(&mut self.buckets));
+        free_empty_table(std::mem::take(&mut self.target));
+        self.rehash_idx = 0;
         self.len = 0;
     }
 
     fn maybe_shrink(&mut self) {
         let n = self.buckets.len();
-        if n > MIN_BUCKETS && self.len * 8 < n {
-            self.resize((self.len.next_power_of_two() * 2).max(MIN_BUCKETS));
+        if n > MIN_BUCKETS && self.len * 8 < n && !self.rehashing() {
+            self.start_rehash((self.len.next_power_of_two() * 2).max(MIN_BUCKETS));
         }
     }
 
-    fn resize(&mut self, new_size: usize) {
-        let old = std::mem::take(&mut self.buckets);
-        self.buckets.resize_with(new_size, || None);
-        let mask = new_size - 1;
-        for mut b in old {
-            while let Some(mut e) = b {
-                b = e.next.take();
-                let idx = (self.hasher.hash_one(&*e.key) as usize) & mask;
-                e.next = self.buckets[idx].take();
-                self.buckets[idx] = Some(e);
+    fn start_rehash(&mut self, new_size: usize) {
+        debug_assert!(!self.rehashing() && !self.buckets.is_empty());
+        self.target = empty_table(new_size);
+        self.rehash_idx = 0;
+    }
+
+    /// Move up to `n` non-empty buckets of the old table to the new one,
+    /// skipping at most `10 * n` empty ones. Returns whether the rehash is
+    /// still in progress (false once done, or if none was running; true
+    /// if a shrink follows at once).
+    fn rehash_buckets(&mut self, n: usize) -> bool {
+        if !self.rehashing() {
+            return false;
+        }
+        let tmask = self.target_mask();
+        let mut moved = 0;
+        let mut empty_left = n.saturating_mul(EMPTY_VISITS_PER_BUCKET);
+        while moved < n && self.rehash_idx < self.buckets.len() {
+            let mut cur = self.buckets[self.rehash_idx].take();
+            self.rehash_idx += 1;
+            if cur.is_none() {
+                empty_left -= 1;
+                if empty_left == 0 {
+                    break;
+                }
+                continue;
+            }
+            while let Some(mut e) = cur {
+                cur = e.next.take();
+                let idx = (self.hasher.hash_one(&*e.key) as usize) & tmask;
+                e.next = self.target[idx].take();
+                self.target[idx] = Some(e);
+            }
+            moved += 1;
+        }
+        if self.rehash_idx < self.buckets.len() {
+            return true;
+        }
+        // Done: the new table becomes the table and the old one is freed.
+        let old = std::mem::replace(&mut self.buckets, std::mem::take(&mut self.target));
+        free_empty_table(old);
+        self.rehash_idx = 0;
+        // Removals that came during the rehash may call for a smaller table
+        // still; with no removal to come, nothing else would notice. (A grow
+        // is left to the next insert.)
+        self.maybe_shrink();
+        self.rehashing()
+    }
+
+    /// Move up to `max_buckets` non-empty buckets of a running rehash.
+    /// Returns whether it is still in progress.
+    pub fn rehash_for(&mut self, max_buckets: usize) -> bool {
+        self.rehash_buckets(max_buckets.max(1))
+    }
+
+    /// Work on a running rehash for about `budget` (at least one batch of
+    /// 100 buckets), for the shard's cron. Returns whether it is still in
+    /// progress.
+    pub fn rehash_step(&mut self, budget: std::time::Duration) -> bool {
+        if !self.rehashing() {
+            return false;
+        }
+        let start = std::time::Instant::now();
+        while self.rehash_buckets(100) {
+            if start.elapsed() >= budget {
+                return true;
             }
         }
+        false
     }
 
     /// Visit the bucket at `cursor` and return the next cursor (0 = done).
@@ -250,26 +471,63 @@ impl Dict {
         if self.buckets.is_empty() {
             return 0;
         }
-        let mask = self.mask() as u64;
-        let mut cur = self.buckets[(cursor & mask) as usize].as_deref();
-        while let Some(e) = cur {
-            f(e);
-            cur = e.next.as_deref();
+        if !self.rehashing() {
+            let mask = self.mask() as u64;
+            visit_chain(self.buckets[(cursor & mask) as usize].as_deref(), &mut f);
+            return next_cursor(cursor, mask);
         }
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
+        // Two tables: visit the small table's bucket for the cursor, then
+        // every bucket of the large table that expands it (those whose low
+        // bits equal the cursor's), so whichever table holds an entry now,
+        // its bucket is covered; then continue from the small table's next
+        // cursor.
+        let (small, large) = if self.buckets.len() <= self.target.len() {
+            (&self.buckets, &self.target)
+        } else {
+            (&self.target, &self.buckets)
+        };
+        let m0 = (small.len() - 1) as u64;
+        let m1 = (large.len() - 1) as u64;
+        let mut v = cursor;
+        visit_chain(small[(v & m0) as usize].as_deref(), &mut f);
+        loop {
+            visit_chain(large[(v & m1) as usize].as_deref(), &mut f);
+            v = next_cursor(v, m1);
+            // Stop once the bits only the large mask has wrapped to zero.
+            if v & (m0 ^ m1) == 0 {
+                return v;
+            }
+        }
     }
 
-    /// Bucket count, for the active expiry walk.
+    /// Bucket count, for the active expiry walk. During a rehash this
+    /// counts both tables: indexes below the old table's size are its
+    /// buckets, the rest the new table's (see `bucket_keys`).
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.buckets.len() + self.target.len()
     }
 
-    /// Keys in bucket `idx` (for walks that may delete while iterating).
+    /// The chain of bucket `idx` in the numbering of `buckets()`.
+    #[inline]
+    fn bucket(&self, idx: usize) -> Option<&Entry> {
+        match self.buckets.get(idx) {
+            Some(b) => b.as_deref(),
+            None => self.target.get(idx - self.buckets.len()).and_then(|b| b.as_deref()),
+        }
+    }
+
+    /// The range of `buckets()` indexes that can hold entries: during a
+    /// rehash the old table's moved buckets are empty.
+    #[inline]
+    fn live_buckets(&self) -> (usize, usize) {
+        let lo = if self.rehashing() { self.rehash_idx } else { 0 };
+        (lo, self.buckets() - lo)
+    }
+
+    /// Keys in bucket `idx` (numbered as in `buckets()`), for walks that
+    /// may delete while iterating.
     pub fn bucket_keys(&self, idx: usize, out: &mut Vec<(Box<[u8]>, i64)>) {
-        let mut cur = self.buckets.get(idx).and_then(|b| b.as_deref());
+        let mut cur = self.bucket(idx);
         while let Some(e) = cur {
             out.push(((*e.key).into(), e.expire));
             cur = e.next.as_deref();
@@ -277,15 +535,17 @@ impl Dict {
     }
 
     /// A random entry: pick random buckets until a non-empty one, then a
-    /// random element of its chain (the same bias Redis accepts).
+    /// random element of its chain (the same bias Redis accepts). During a
+    /// rehash the buckets are those of both tables not yet moved.
     pub fn random(&self, mut rnd: impl FnMut() -> u64) -> Option<&Entry> {
         if self.len == 0 {
             return None;
         }
-        let mask = self.mask() as u64;
+        // len > 0, so some bucket in the live range is non-empty.
+        let (lo, span) = self.live_buckets();
         loop {
-            let idx = (rnd() & mask) as usize;
-            if let Some(head) = self.buckets[idx].as_deref() {
+            let idx = lo + (rnd() % span as u64) as usize;
+            if let Some(head) = self.bucket(idx) {
                 let mut n = 0;
                 let mut cur = Some(head);
                 while let Some(e) = cur {
@@ -317,11 +577,11 @@ impl Dict {
         if self.len == 0 || count == 0 {
             return;
         }
-        let mask = self.mask();
-        let mut idx = (rnd() as usize) & mask;
+        let (lo, span) = self.live_buckets();
+        let mut i = (rnd() % span as u64) as usize;
         let mut taken = 0;
-        for _ in 0..max_buckets.min(self.buckets.len()) {
-            let mut cur = self.buckets[idx].as_deref();
+        for _ in 0..max_buckets.min(span) {
+            let mut cur = self.bucket(lo + i);
             while let Some(e) = cur {
                 if f(e) {
                     taken += 1;
@@ -331,12 +591,16 @@ impl Dict {
                 }
                 cur = e.next.as_deref();
             }
-            idx = (idx + 1) & mask;
+            i += 1;
+            if i == span {
+                i = 0;
+            }
         }
     }
 
+    /// Every entry exactly once (both tables during a rehash).
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
-        self.buckets.iter().flat_map(|b| {
+        self.buckets.iter().chain(self.target.iter()).flat_map(|b| {
             let mut cur = b.as_deref();
             std::iter::from_fn(move || {
                 let e = cur?;
@@ -455,5 +719,294 @@ mod tests {
         for i in 0..500 {
             assert!(seen.contains(&format!("k{i}").into_bytes()), "k{i} missed");
         }
+    }
+
+    /// Deterministic pseudo-random numbers for the tests.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 >> 16
+        }
+    }
+
+    /// Insert until a rehash has started (the dict stays mid-rehash).
+    fn dict_mid_rehash(n: usize) -> (Dict, usize) {
+        let mut d = Dict::new();
+        let mut i = 0;
+        while i < n || !d.rehashing() {
+            d.insert(format!("k{i}").as_bytes(), sv("v"), 0);
+            i += 1;
+        }
+        (d, i)
+    }
+
+    fn keys_of(d: &Dict) -> Vec<Vec<u8>> {
+        d.iter().map(|e| e.key.to_vec()).collect()
+    }
+
+    #[test]
+    fn matches_a_hashmap_model_across_growth_and_shrinking() {
+        use std::collections::HashMap;
+        let mut d = Dict::new();
+        let mut model: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut rng = Lcg(42);
+        let (mut saw_grow, mut saw_shrink) = (false, false);
+        // Phases: grow to ~30k keys, shrink to ~1.5k, grow again, thin out.
+        let phases: [(usize, u64); 4] = [(100_000, 75), (150_000, 2), (100_000, 70), (60_000, 0)];
+        let mut op = 0u64;
+        for (ops, insert_pct) in phases {
+            for _ in 0..ops {
+                op += 1;
+                let space = 40_000;
+                let k = format!("key:{}", rng.next() % space).into_bytes();
+                let r = rng.next() % 100;
+                if r < insert_pct {
+                    let exp = op as i64;
+                    let prev = model.insert(k.clone(), exp);
+                    if prev.is_none() && rng.next().is_multiple_of(2) {
+                        let e = d.insert_new(&k, sv("v"), exp);
+                        assert_eq!(&*e.key, &k[..]);
+                    } else {
+                        assert_eq!(d.insert(&k, sv("v"), exp).map(|p| p.1), prev);
+                    }
+                } else {
+                    assert_eq!(d.remove(&k).map(|e| e.expire), model.remove(&k));
+                }
+                if d.rehashing() {
+                    if d.target.len() > d.buckets.len() {
+                        saw_grow = true;
+                    } else {
+                        saw_shrink = true;
+                    }
+                }
+                assert_eq!(d.len(), model.len());
+                let probe = format!("key:{}", rng.next() % space).into_bytes();
+                assert_eq!(d.get(&probe).map(|e| e.expire), model.get(&probe).copied());
+                if rng.next().is_multiple_of(4) {
+                    assert_eq!(d.get_mut(&probe).map(|e| e.expire), model.get(&probe).copied());
+                }
+                if op.is_multiple_of(20_000) {
+                    let keys = keys_of(&d);
+                    assert_eq!(keys.len(), model.len());
+                    let set: HashSet<Vec<u8>> = keys.into_iter().collect();
+                    assert_eq!(set.len(), model.len());
+                    assert!(model.keys().all(|k| set.contains(k)));
+                    // A full scan sees every key.
+                    let mut seen = HashSet::new();
+                    let mut c = 0;
+                    loop {
+                        c = d.scan(c, |e| {
+                            seen.insert(e.key.to_vec());
+                        });
+                        if c == 0 {
+                            break;
+                        }
+                    }
+                    assert_eq!(seen, set);
+                }
+            }
+        }
+        assert!(saw_grow && saw_shrink, "grow {saw_grow} shrink {saw_shrink}");
+        for k in model.keys() {
+            assert!(d.remove(k).is_some());
+        }
+        assert!(d.is_empty());
+        while d.rehash_for(1000) {}
+        assert_eq!(d.buckets(), MIN_BUCKETS);
+    }
+
+    /// Run a full scan calling `between` after every call; returns what it saw.
+    fn scan_all(d: &mut Dict, mut between: impl FnMut(&mut Dict, usize)) -> HashSet<Vec<u8>> {
+        let mut seen = HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            cursor = d.scan(cursor, |e| {
+                seen.insert(e.key.to_vec());
+            });
+            if cursor == 0 {
+                return seen;
+            }
+            between(d, step);
+            step += 1;
+        }
+    }
+
+    #[test]
+    fn scan_during_growth_returns_every_key_present_throughout() {
+        let (mut d, n) = dict_mid_rehash(3000);
+        let mut next = n;
+        let mut rehashing_calls = 0;
+        let seen = scan_all(&mut d, |d, step| {
+            // Inserts keep growth (and rehashes) happening mid-scan; only
+            // for a while, or the scan of an ever-growing table never ends.
+            if step >= 400 {
+                return;
+            }
+            for _ in 0..40 {
+                d.insert(format!("k{next}").as_bytes(), sv("v"), 0);
+                next += 1;
+            }
+            rehashing_calls += d.rehashing() as usize;
+        });
+        assert!(rehashing_calls > 10, "scan should overlap rehashes");
+        assert!(next > 4 * n, "the table grew several times");
+        for i in 0..n {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "k{i} missed");
+        }
+    }
+
+    #[test]
+    fn scan_during_shrinking_returns_every_key_present_throughout() {
+        let mut d = Dict::new();
+        for i in 0..20_000 {
+            d.insert(format!("k{i}").as_bytes(), sv("v"), 0);
+        }
+        // Keys k0..k99 stay; the rest go while the scan runs.
+        let mut victim = 100;
+        let mut rehashing_calls = 0;
+        let seen = scan_all(&mut d, |d, _| {
+            for _ in 0..200 {
+                if victim < 20_000 {
+                    assert!(d.remove(format!("k{victim}").as_bytes()).is_some());
+                    victim += 1;
+                }
+            }
+            rehashing_calls += d.rehashing() as usize;
+        });
+        assert!(rehashing_calls > 0, "scan should overlap a shrink");
+        for i in 0..100 {
+            assert!(seen.contains(format!("k{i}").as_bytes()), "k{i} missed");
+        }
+    }
+
+    #[test]
+    fn scan_with_mixed_churn_keeps_its_guarantee() {
+        let mut rng = Lcg(7);
+        for round in 0..20 {
+            let mut d = Dict::new();
+            let stable = 500 + round * 300;
+            for i in 0..stable {
+                d.insert(format!("s{i}").as_bytes(), sv("v"), 0);
+            }
+            let mut next = 0usize;
+            let seen = scan_all(&mut d, |d, step| {
+                // Churn keys of another prefix: grows and shrinks at random
+                // (for a while: a scan of an ever-growing table never ends).
+                if step >= 300 {
+                    return;
+                }
+                for _ in 0..(rng.next() % 300) as usize {
+                    if rng.next().is_multiple_of(3) && next > 0 {
+                        let k = rng.next() as usize % next;
+                        d.remove(format!("c{k}").as_bytes());
+                    } else {
+                        d.insert(format!("c{next}").as_bytes(), sv("v"), 0);
+                        next += 1;
+                    }
+                }
+                if rng.next().is_multiple_of(5) {
+                    for k in 0..next {
+                        d.remove(format!("c{k}").as_bytes());
+                    }
+                }
+            });
+            for i in 0..stable {
+                assert!(seen.contains(format!("s{i}").as_bytes()), "round {round}: s{i} missed");
+            }
+        }
+    }
+
+    #[test]
+    fn iter_and_bucket_walk_see_each_key_once_during_a_rehash() {
+        let (mut d, n) = dict_mid_rehash(5000);
+        // Move part of the old table so both tables hold entries.
+        d.rehash_for(d.buckets.len() / 4);
+        assert!(d.rehashing());
+        assert!(d.target.iter().any(Option::is_some) && d.buckets.iter().any(Option::is_some));
+        let keys = keys_of(&d);
+        assert_eq!(keys.len(), n);
+        let set: HashSet<Vec<u8>> = keys.into_iter().collect();
+        assert_eq!(set.len(), n);
+        let mut walked = Vec::new();
+        for idx in 0..d.buckets() {
+            d.bucket_keys(idx, &mut walked);
+        }
+        assert_eq!(walked.len(), n);
+        for i in 0..n {
+            assert!(d.get(format!("k{i}").as_bytes()).is_some());
+            d.prefetch(format!("k{i}").as_bytes());
+        }
+        // Random picks and samples come from the live keys.
+        let mut rng = Lcg(3);
+        for _ in 0..100 {
+            let e = d.random(|| rng.next()).expect("non-empty");
+            assert!(set.contains(&*e.key));
+        }
+        let mut sampled = 0;
+        d.sample(20, 1000, || rng.next(), |e| {
+            assert!(set.contains(&*e.key));
+            sampled += 1;
+            true
+        });
+        assert_eq!(sampled, 20);
+    }
+
+    #[test]
+    fn rehash_step_finishes_a_rehash_and_frees_the_old_table() {
+        let (mut d, n) = dict_mid_rehash(1 << 16);
+        assert!(d.rehashing());
+        let old = d.buckets.len();
+        assert!(!d.rehash_step(std::time::Duration::from_secs(10)));
+        assert!(!d.rehashing());
+        assert_eq!(d.buckets(), old * 2);
+        assert!(d.target.capacity() == 0);
+        for i in 0..n {
+            assert!(d.get(format!("k{i}").as_bytes()).is_some(), "k{i}");
+        }
+        // A zero budget still makes progress.
+        let (mut d, _) = dict_mid_rehash(1 << 12);
+        let mut calls = 0;
+        while d.rehash_step(std::time::Duration::ZERO) {
+            calls += 1;
+        }
+        assert!(calls > 0 && !d.rehashing());
+    }
+
+    #[test]
+    fn inserts_outpacing_a_shrink_finish_it_first() {
+        let mut d = Dict::new();
+        for i in 0..100_000 {
+            d.insert(format!("k{i}").as_bytes(), sv("v"), 0);
+        }
+        while d.rehash_for(usize::MAX) {}
+        for i in 0..99_000 {
+            d.remove(format!("k{i}").as_bytes());
+        }
+        // Removals never let a rehash lag far behind.
+        assert!(d.len() * 8 >= d.buckets.len() || d.rehashing());
+        for i in 0..200_000 {
+            d.insert(format!("n{i}").as_bytes(), sv("v"), 0);
+            if d.rehashing() {
+                assert!(d.len() <= 2 * d.target.len(), "target table over twice loaded");
+            } else {
+                assert!(d.len() <= d.buckets.len());
+            }
+        }
+        assert_eq!(d.len(), 201_000);
+    }
+
+    #[test]
+    fn clear_and_drop_during_a_rehash() {
+        let (mut d, _) = dict_mid_rehash(10_000);
+        d.rehash_for(100);
+        d.clear();
+        assert!(d.is_empty() && !d.rehashing() && d.buckets() == 0);
+        assert!(d.get(b"k1").is_none());
+        d.insert(b"a", sv("v"), 0);
+        assert!(d.get(b"a").is_some());
+        let (d, _) = dict_mid_rehash(10_000);
+        drop(d);
     }
 }

@@ -468,6 +468,20 @@ impl Keyspace {
         (checked, expired)
     }
 
+    /// Background rehashing for the cron: move buckets of the dicts that
+    /// are growing or shrinking, for about `budget` in all, so a rehash
+    /// finishes even when its db sees few writes.
+    pub fn rehash_step(&mut self, budget: std::time::Duration) {
+        let start = std::time::Instant::now();
+        for d in self.dbs.iter_mut().filter(|d| d.dict.rehashing()) {
+            let left = budget.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            d.dict.rehash_step(left);
+        }
+    }
+
     pub fn total_keys(&self) -> usize {
         self.dbs.iter().map(|d| d.dict.len()).sum()
     }
@@ -517,6 +531,29 @@ mod tests {
         assert_eq!(total, 500);
         assert_eq!(ks.dbs[0].dict.len(), 500);
         assert_eq!(ks.dbs[0].volatile, 0);
+    }
+
+    #[test]
+    fn cron_rehash_step_finishes_rehashes_and_expiry_walks_both_tables() {
+        let mut ks = Keyspace::new();
+        let mut i = 0usize;
+        while i < 5000 || !ks.dbs[3].dict.rehashing() {
+            ks.set(3, format!("k{i}").as_bytes(), Value::from_bytes(b"v"), if i.is_multiple_of(2) { 10 } else { 0 });
+            i += 1;
+        }
+        // Mid-rehash the expiry walk still finds every expired key.
+        let mut total = 0;
+        for _ in 0..1000 {
+            total += ks.active_expire_step(3, 20, 64).1;
+        }
+        assert_eq!(total, i.div_ceil(2));
+        assert_eq!(ks.dbs[3].dict.len(), i / 2);
+        while ks.dbs[3].dict.rehashing() {
+            ks.rehash_step(std::time::Duration::from_millis(1));
+        }
+        for j in (1..i).step_by(2) {
+            assert!(ks.peek(3, format!("k{j}").as_bytes(), 20).is_some());
+        }
     }
 
     #[test]

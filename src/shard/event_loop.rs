@@ -1054,6 +1054,9 @@ impl Shard {
                     break;
                 }
             }
+            // Finish any incremental rehash in the background (Redis's
+            // activerehashing: 1 ms per tick).
+            self.ks.rehash_step(std::time::Duration::from_millis(1));
             // The expiries as DELs.
             self.log_pending();
             self.serve_ready();
