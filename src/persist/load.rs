@@ -315,6 +315,13 @@ impl Replayer {
             let ranges = std::mem::take(&mut self.ranges);
             self.apply_command(ks, &Args::new(buf, &ranges));
             self.ranges = ranges;
+            // Nobody waits on a load: a resize done at once is cheaper
+            // than one spread over the following inserts.
+            if let Some(d) = ks.dbs.get_mut(self.db) {
+                if d.dict.rehashing() {
+                    d.dict.rehash_for(usize::MAX);
+                }
+            }
         }
         Ok(())
     }
