@@ -638,3 +638,27 @@ fn stream_consumers_are_seen_at_load_time() {
         .expect("idle field");
     assert!((0..60_000).contains(&idle), "idle {idle} ms after a restart");
 }
+
+/// `always` on tmpfs: before Linux 6.6 it has no O_DIRECT and writes go
+/// through the page cache with RWF_DSYNC (with a log line); since, direct
+/// I/O works there too. Either way nothing acknowledged is lost.
+#[test]
+fn always_on_tmpfs_keeps_every_acknowledged_write() {
+    let shm = Path::new("/dev/shm");
+    if !shm.is_dir() {
+        return;
+    }
+    let data = shm.join(format!("shardis-aof-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut srv = Server::start(2, &["--appendfsync", "always"]);
+    let d = data.to_string_lossy().into_owned();
+    srv.restart_with(|cl| Server::set_arg(cl, "--dir", &d)).expect("start on tmpfs");
+    let mut c = srv.conn();
+    mixed_writes(&mut c);
+    let before = dump(&mut c);
+    drop(c);
+    srv.kill9();
+    srv.restart().expect("restart on tmpfs");
+    assert_eq!(dump(&mut srv.conn()), before);
+    std::fs::remove_dir_all(&data).ok();
+}

@@ -842,4 +842,26 @@ mod tests {
         assert_eq!(records(w.segment_path()), vec![2]);
         std::fs::remove_dir_all(&dir).ok();
     }
+
+    /// Without O_DIRECT, `always` writes through the page cache with
+    /// RWF_DSYNC: unpadded, one write at a time.
+    #[test]
+    fn always_without_direct_io_writes_buffered_one_at_a_time() {
+        let dir = test_dir("buffered");
+        let mut w = Writer::open(&dir, 0, 1, Fsync::Always, 1 << 20).expect("open");
+        w.dio_block = 0; // as on a filesystem without O_DIRECT
+        ping(&mut w);
+        let first = w.next_write(0).expect("a write");
+        assert!(first.dsync);
+        ping(&mut w);
+        assert!(w.next_write(0).is_none(), "one buffered write at a time");
+        assert!(w.on_write(first.seq, perform(&first), 0).is_none());
+        assert_eq!(w.durable_lsn, 1);
+        let second = w.next_write(0).expect("the next write");
+        assert_eq!(second.offset, first.len as u64, "no padding between buffered writes");
+        assert!(w.on_write(second.seq, perform(&second), 0).is_none());
+        assert_eq!(w.durable_lsn, 2);
+        assert_eq!(records(w.segment_path()), vec![1, 2]);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
