@@ -23,7 +23,7 @@ use super::table::{CommandDef, Handler};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::stream::{Fields, Group, Stream, StreamId, Trim, ENTRIES_READ_INVALID};
 use crate::keyspace::{Keyspace, Value};
-use crate::protocol::reply::Reply;
+use crate::protocol::reply::{fmt_u64, Reply};
 use crate::util::parse_i64;
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
@@ -150,27 +150,14 @@ fn touch_quiet(ctx: &mut Ctx, key: &[u8]) {
 
 fn reply_id(out: &mut Reply, id: StreamId) {
     // Formatted on the stack: XADD replies with an id on its hot path.
+    let (mut a, mut b) = ([0u8; 24], [0u8; 24]);
+    let (ms, seq) = (fmt_u64(&mut a, id.ms), fmt_u64(&mut b, id.seq));
     let mut buf = [0u8; 41];
-    let mut n = push_u64(&mut buf, 0, id.ms);
-    buf[n] = b'-';
-    n = push_u64(&mut buf, n + 1, id.seq);
+    buf[..ms.len()].copy_from_slice(ms);
+    buf[ms.len()] = b'-';
+    let n = ms.len() + 1 + seq.len();
+    buf[ms.len() + 1..n].copy_from_slice(seq);
     out.bulk(&buf[..n]);
-}
-
-fn push_u64(buf: &mut [u8; 41], at: usize, mut v: u64) -> usize {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let l = tmp.len() - i;
-    buf[at..at + l].copy_from_slice(&tmp[i..]);
-    at + l
 }
 
 fn reply_entry(out: &mut Reply, id: StreamId, f: &Fields) {

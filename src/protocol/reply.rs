@@ -156,10 +156,18 @@ fn itoa_buf() -> [u8; 24] {
 
 /// Format an i64 into a stack buffer without allocation.
 pub fn fmt_i64(buf: &mut [u8; 24], n: i64) -> &[u8] {
-    // Small non-negative numbers dominate (lengths, counts).
+    let start = buf.len() - fmt_u64(buf, n.unsigned_abs()).len();
+    if n < 0 {
+        buf[start - 1] = b'-';
+        return &buf[start - 1..];
+    }
+    &buf[start..]
+}
+
+/// Format a u64 into the end of a stack buffer without allocation.
+pub fn fmt_u64(buf: &mut [u8; 24], mut v: u64) -> &[u8] {
+    // Small numbers dominate (lengths, counts).
     let mut i = buf.len();
-    let neg = n < 0;
-    let mut v = n.unsigned_abs();
     loop {
         i -= 1;
         buf[i] = b'0' + (v % 10) as u8;
@@ -167,10 +175,6 @@ pub fn fmt_i64(buf: &mut [u8; 24], n: i64) -> &[u8] {
         if v == 0 {
             break;
         }
-    }
-    if neg {
-        i -= 1;
-        buf[i] = b'-';
     }
     &buf[i..]
 }
@@ -227,5 +231,7 @@ mod tests {
         let mut b = [0u8; 24];
         assert_eq!(fmt_i64(&mut b, i64::MIN), b"-9223372036854775808");
         assert_eq!(fmt_i64(&mut b, 0), b"0");
+        assert_eq!(fmt_i64(&mut b, -7), b"-7");
+        assert_eq!(fmt_u64(&mut b, u64::MAX), b"18446744073709551615");
     }
 }
