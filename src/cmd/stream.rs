@@ -94,33 +94,32 @@ fn interval_id(b: &[u8], missing_seq: u64) -> Option<(StreamId, bool)> {
 
 /// Start of an interval, exclusive bounds moved inward.
 fn range_start(ctx: &mut Ctx, b: &[u8]) -> Option<StreamId> {
-    match interval_id(b, 0) {
-        None => {
-            ctx.error(INVALID_ID);
-            None
-        }
-        Some((id, false)) => Some(id),
-        Some((id, true)) => {
-            let r = id.incr();
-            if r.is_none() {
-                ctx.error("ERR invalid start ID for the interval");
-            }
-            r
-        }
-    }
+    range_bound(ctx, b, 0, StreamId::incr, "ERR invalid start ID for the interval")
 }
 
 fn range_end(ctx: &mut Ctx, b: &[u8]) -> Option<StreamId> {
-    match interval_id(b, u64::MAX) {
+    range_bound(ctx, b, u64::MAX, StreamId::decr, "ERR invalid end ID for the interval")
+}
+
+/// One end of an interval: `missing_seq` completes a bare `ms`, `inward`
+/// moves an exclusive bound, `overflow` is the error when it cannot.
+fn range_bound(
+    ctx: &mut Ctx,
+    b: &[u8],
+    missing_seq: u64,
+    inward: fn(StreamId) -> Option<StreamId>,
+    overflow: &str,
+) -> Option<StreamId> {
+    match interval_id(b, missing_seq) {
         None => {
             ctx.error(INVALID_ID);
             None
         }
         Some((id, false)) => Some(id),
         Some((id, true)) => {
-            let r = id.decr();
+            let r = inward(id);
             if r.is_none() {
-                ctx.error("ERR invalid end ID for the interval");
+                ctx.error(overflow);
             }
             r
         }
