@@ -92,6 +92,11 @@ fn interval_id(b: &[u8], missing_seq: u64) -> Option<(StreamId, bool)> {
     }
 }
 
+/// Every argument from `from` on as an exact id (XDEL, XACK).
+fn strict_ids(args: &Args, from: usize) -> Option<Vec<StreamId>> {
+    (from..args.len()).map(|i| strict_id(&args[i])).collect()
+}
+
 /// Start of an interval, exclusive bounds moved inward.
 fn range_start(ctx: &mut Ctx, b: &[u8]) -> Option<StreamId> {
     range_bound(ctx, b, 0, StreamId::incr, "ERR invalid start ID for the interval")
@@ -781,13 +786,7 @@ fn xdel(ctx: &mut Ctx, args: &Args) {
         Ok(None) => return ctx.out.int(0),
         Ok(Some(_)) => {}
     }
-    let mut ids = Vec::with_capacity(args.len() - 2);
-    for i in 2..args.len() {
-        match strict_id(&args[i]) {
-            Some(id) => ids.push(id),
-            None => return ctx.error(INVALID_ID),
-        }
-    }
+    let Some(ids) = strict_ids(args, 2) else { return ctx.error(INVALID_ID) };
     let Ok(Some(s)) = get(ctx, key) else { return ctx.out.int(0) };
     let n = ids.iter().filter(|&&id| s.delete(id)).count();
     ctx.out.int(n as i64);
@@ -1037,13 +1036,7 @@ fn xack(ctx: &mut Ctx, args: &Args) {
         Ok(Some(s)) if s.groups.contains_key(gname) => {}
         Ok(_) => return ctx.out.int(0),
     }
-    let mut ids = Vec::with_capacity(args.len() - 3);
-    for i in 3..args.len() {
-        match strict_id(&args[i]) {
-            Some(id) => ids.push(id),
-            None => return ctx.error(INVALID_ID),
-        }
-    }
+    let Some(ids) = strict_ids(args, 3) else { return ctx.error(INVALID_ID) };
     let Ok(Some(s)) = get(ctx, key) else { return ctx.out.int(0) };
     let Some(g) = s.groups.get_mut(gname) else { return ctx.out.int(0) };
     let n = ids.iter().filter(|&&id| g.ack(id)).count();
