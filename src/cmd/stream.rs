@@ -173,22 +173,20 @@ fn reply_entry(out: &mut Reply, id: StreamId, f: &Fields) {
     }
 }
 
-fn nogroup(ctx: &mut Ctx, key: &[u8], group: &[u8]) {
-    let msg = format!(
+fn nogroup(key: &[u8], group: &[u8]) -> String {
+    format!(
         "NOGROUP No such key '{}' or consumer group '{}'",
         String::from_utf8_lossy(key),
         String::from_utf8_lossy(group)
-    );
-    ctx.error(&msg);
+    )
 }
 
-fn nogroup_for_key(ctx: &mut Ctx, key: &[u8], group: &[u8]) {
-    let msg = format!(
+fn nogroup_for_key(key: &[u8], group: &[u8]) -> String {
+    format!(
         "NOGROUP No such consumer group '{}' for key name '{}'",
         String::from_utf8_lossy(group),
         String::from_utf8_lossy(key)
-    );
-    ctx.error(&msg);
+    )
 }
 
 /// Parts of `XCLAIM key group consumer 0 id TIME t RETRYCOUNT n FORCE JUSTID`:
@@ -957,7 +955,7 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
         return ctx.error("ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.");
     };
     if !group_exists && matches!(sub, "setid" | "createconsumer" | "delconsumer") {
-        return nogroup_for_key(ctx, key, gname);
+        return ctx.error(&nogroup_for_key(key, gname));
     }
     let (db, now) = (ctx.db, ctx.now);
     match sub {
@@ -1084,14 +1082,7 @@ fn xpending(ctx: &mut Ctx, args: &Args) {
         Ok(s) => s.and_then(|s| s.groups.get(gname)),
     };
     let out = &mut ctx.out;
-    let Some(g) = g else {
-        let msg = format!(
-            "NOGROUP No such key '{}' or consumer group '{}'",
-            String::from_utf8_lossy(key),
-            String::from_utf8_lossy(gname)
-        );
-        return out.error(&msg);
-    };
+    let Some(g) = g else { return out.error(&nogroup(key, gname)) };
     let Some((minidle, start, end, count, consumer)) = ext else {
         out.array(4);
         out.int(g.pel.len() as i64);
@@ -1151,7 +1142,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
     match get(ctx, key) {
         Err(()) => return ctx.error(err::WRONGTYPE),
         Ok(Some(s)) if s.groups.contains_key(gname) => {}
-        Ok(_) => return nogroup(ctx, key, gname),
+        Ok(_) => return ctx.error(&nogroup(key, gname)),
     }
     let now = ctx.now;
     let minidle = match parse_i64(&args[4]) {
@@ -1213,7 +1204,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
     };
     let logging = ctx.ks.effects.enabled;
     let resp3 = ctx.out.resp3;
-    let Ok(Some(s)) = get(ctx, key) else { return nogroup(ctx, key, gname) };
+    let Ok(Some(s)) = get(ctx, key) else { return ctx.error(&nogroup(key, gname)) };
     let mut records = Vec::new();
     let mut changed = false;
     if let Some(l) = lastid {
@@ -1311,7 +1302,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
     match get(ctx, key) {
         Err(()) => return ctx.error(err::WRONGTYPE),
         Ok(Some(s)) if s.groups.contains_key(gname) => {}
-        Ok(_) => return nogroup(ctx, key, gname),
+        Ok(_) => return ctx.error(&nogroup(key, gname)),
     }
     let logging = ctx.ks.effects.enabled;
     let Ctx { ks, out, db, .. } = ctx;
@@ -1414,14 +1405,7 @@ fn xinfo(ctx: &mut Ctx, args: &Args) {
     };
     match sub {
         "consumers" => {
-            let Some(g) = s.groups.get(&args[3]) else {
-                let msg = format!(
-                    "NOGROUP No such consumer group '{}' for key name '{}'",
-                    String::from_utf8_lossy(&args[3]),
-                    String::from_utf8_lossy(key)
-                );
-                return out.error(&msg);
-            };
+            let Some(g) = s.groups.get(&args[3]) else { return out.error(&nogroup_for_key(key, &args[3])) };
             out.array(g.consumers.len());
             for (name, c) in &g.consumers {
                 out.map(3);
