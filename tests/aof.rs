@@ -313,7 +313,11 @@ fn a_hole_left_by_concurrent_writes_is_a_torn_tail() {
     std::fs::write(&seg, &bytes).unwrap();
     srv.restart().expect("a hole in the tail must not stop start-up");
     assert!(srv.logs().contains("truncating a torn record"), "{}", srv.logs());
-    assert_eq!(std::fs::metadata(&seg).unwrap().len(), recs[recs.len() - 3].1 as u64, "cut after the last record in order");
+    assert_eq!(
+        std::fs::metadata(&seg).unwrap().len(),
+        recs[recs.len() - 3].1 as u64,
+        "cut after the last record in order"
+    );
     let mut c = srv.conn();
     assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(48));
     assert_eq!(c.cmd(&["EXISTS", "key:47", "key:48", "key:49"]), Value::Int(1));
@@ -631,11 +635,8 @@ fn stream_consumers_are_seen_at_load_time() {
     let info = srv.conn().cmd(&["XINFO", "CONSUMERS", "s", "g"]);
     let Value::Array(consumers) = info else { panic!("XINFO CONSUMERS: {info}") };
     let Some(Value::Array(fields)) = consumers.first() else { panic!("one consumer expected") };
-    let idle = fields
-        .chunks(2)
-        .find(|kv| kv[0] == Value::bulk("idle"))
-        .and_then(|kv| kv[1].as_int())
-        .expect("idle field");
+    let idle =
+        fields.chunks(2).find(|kv| kv[0] == Value::bulk("idle")).and_then(|kv| kv[1].as_int()).expect("idle field");
     assert!((0..60_000).contains(&idle), "idle {idle} ms after a restart");
 }
 

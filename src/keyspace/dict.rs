@@ -945,11 +945,16 @@ mod tests {
             assert!(set.contains(&*e.key));
         }
         let mut sampled = 0;
-        d.sample(20, 1000, || rng.next(), |e| {
-            assert!(set.contains(&*e.key));
-            sampled += 1;
-            true
-        });
+        d.sample(
+            20,
+            1000,
+            || rng.next(),
+            |e| {
+                assert!(set.contains(&*e.key));
+                sampled += 1;
+                true
+            },
+        );
         assert_eq!(sampled, 20);
     }
 

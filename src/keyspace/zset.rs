@@ -761,13 +761,7 @@ struct Skip {
 
 impl Skip {
     fn new() -> Skip {
-        let head = Node {
-            member: Box::new([]),
-            score: 0.0,
-            prev: NIL,
-            chain: NIL,
-            levels: Levels::new(MAX_LEVEL),
-        };
+        let head = Node { member: Box::new([]), score: 0.0, prev: NIL, chain: NIL, levels: Levels::new(MAX_LEVEL) };
         Skip {
             nodes: vec![head],
             free: Vec::new(),

@@ -98,7 +98,9 @@ pub fn lsn_above_old_files(dir: &Path) -> Result<u64, String> {
         let size = ent.metadata().map(|m| m.len()).unwrap_or(0);
         if let Some(first) = super::parse_segment_name(&name) {
             top = top.max(first.saturating_add(size));
-        } else if let Some(lsn) = name.strip_prefix("base-").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<u64>().ok()) {
+        } else if let Some(lsn) =
+            name.strip_prefix("base-").and_then(|r| r.split('.').next()).and_then(|n| n.parse::<u64>().ok())
+        {
             top = top.max(lsn);
         }
     }
@@ -118,7 +120,9 @@ mod tests {
         let threads: Vec<_> = (0..3)
             .map(|s| {
                 let (sw, root) = (sw.clone(), root.clone());
-                std::thread::spawn(move || sw.base_written(&root, s, Ok((super::super::base_name(10 + s as u64), 10 + s as u64))))
+                std::thread::spawn(move || {
+                    sw.base_written(&root, s, Ok((super::super::base_name(10 + s as u64), 10 + s as u64)))
+                })
             })
             .collect();
         for t in threads {

@@ -276,7 +276,12 @@ impl Writer {
                 return None;
             }
             if let Err(e) = set_direct(&self.file, want > 1) {
-                crate::log(&format!("shard {}: {}: {}; writing through the page cache", self.shard, self.seg_path.display(), e));
+                crate::log(&format!(
+                    "shard {}: {}: {}; writing through the page cache",
+                    self.shard,
+                    self.seg_path.display(),
+                    e
+                ));
                 self.dio_block = 0;
             } else {
                 self.block = want;
@@ -531,8 +536,13 @@ impl Writer {
         let (file, path) = create_segment_file(&self.dir, self.written_lsn + 1)?;
         let dir = File::open(&self.dir).map_err(|e| format!("opening {}: {}", self.dir.display(), e))?;
         let old = std::mem::replace(&mut self.file, file);
-        let mut r =
-            Rotation { cap: self.written_lsn, pending: 0, later_synced: 0, to_submit: Vec::new(), _keep_open: Vec::new() };
+        let mut r = Rotation {
+            cap: self.written_lsn,
+            pending: 0,
+            later_synced: 0,
+            to_submit: Vec::new(),
+            _keep_open: Vec::new(),
+        };
         r.to_submit.push(dir.as_raw_fd());
         r._keep_open.push(dir);
         if self.policy != Fsync::No && self.synced_lsn < self.written_lsn {
@@ -740,7 +750,11 @@ mod tests {
 
     /// Under target/: O_DIRECT needs a real filesystem, /tmp may be tmpfs.
     fn test_dir(name: &str) -> PathBuf {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/shardis-writer-{}-{}", name, std::process::id()));
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "target/shardis-writer-{}-{}",
+            name,
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }

@@ -321,7 +321,11 @@ impl Shard {
     /// (the shard pauses meanwhile, as Redis pauses for its fork), wait for
     /// every shard to commit the new layout (`persist::switch`), then log
     /// from there on.
-    pub fn enable_aof(&mut self, c: &crate::config::Config, switch: &crate::persist::switch::AofSwitch) -> Result<(), String> {
+    pub fn enable_aof(
+        &mut self,
+        c: &crate::config::Config,
+        switch: &crate::persist::switch::AofSwitch,
+    ) -> Result<(), String> {
         let root = std::path::Path::new(&c.dir);
         let dir = crate::persist::shard_dir(root, self.id);
         let base = std::fs::create_dir_all(&dir)

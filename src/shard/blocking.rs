@@ -270,7 +270,10 @@ impl Shard {
         let now = crate::util::now_ms();
         let keys = self.blocked.waiters.get(&block_id).map(|w| w.keys.clone()).unwrap_or_default();
         let stream_gone = keys.iter().any(|(db, k)| {
-            !self.ks.peek(*db as usize, k, now).is_some_and(|e| matches!(e.value, crate::keyspace::value::Value::Stream(_)))
+            !self
+                .ks
+                .peek(*db as usize, k, now)
+                .is_some_and(|e| matches!(e.value, crate::keyspace::value::Value::Stream(_)))
         });
         if stream_gone {
             b"-UNBLOCKED the stream key no longer exists\r\n".to_vec()

@@ -267,23 +267,56 @@ pub enum Msg {
 
 #[derive(Clone, Debug)]
 pub enum FanReq {
-    DbSize { db: u8 },
-    Keys { db: u8, pattern: Vec<u8> },
-    Scan { db: u8, cursor: u64, count: usize, pattern: Option<Vec<u8>>, kind: Option<Vec<u8>> },
-    RandomKey { db: u8 },
-    FlushDb { db: u8 },
+    DbSize {
+        db: u8,
+    },
+    Keys {
+        db: u8,
+        pattern: Vec<u8>,
+    },
+    Scan {
+        db: u8,
+        cursor: u64,
+        count: usize,
+        pattern: Option<Vec<u8>>,
+        kind: Option<Vec<u8>>,
+    },
+    RandomKey {
+        db: u8,
+    },
+    FlushDb {
+        db: u8,
+    },
     FlushAll,
-    SwapDb { a: u8, b: u8 },
-    Publish { channel: Vec<u8>, message: Vec<u8> },
-    PubsubChannels { pattern: Option<Vec<u8>> },
-    PubsubNumsub { channels: Vec<Vec<u8>> },
+    SwapDb {
+        a: u8,
+        b: u8,
+    },
+    Publish {
+        channel: Vec<u8>,
+        message: Vec<u8>,
+    },
+    PubsubChannels {
+        pattern: Option<Vec<u8>>,
+    },
+    PubsubNumsub {
+        channels: Vec<Vec<u8>>,
+    },
     PubsubNumpat,
     Info,
     ClientList,
-    ClientKill { filter: server_cmds::KillFilter },
+    ClientKill {
+        filter: server_cmds::KillFilter,
+    },
     /// `switch` is set when the AOF is being turned on (all shards at once).
-    ConfigUpdate { config: Box<Config>, switch: Option<Arc<crate::persist::switch::AofSwitch>> },
-    Watch { who: u64, keys: Vec<DbKey> },
+    ConfigUpdate {
+        config: Box<Config>,
+        switch: Option<Arc<crate::persist::switch::AofSwitch>>,
+    },
+    Watch {
+        who: u64,
+        keys: Vec<DbKey>,
+    },
     ResetStat,
 }
 
