@@ -21,6 +21,9 @@ pub const OP_AOF_FSYNC: u64 = 8;
 pub const OP_AOF_EXTEND: u64 = 9;
 pub const OP_AOF_EXTEND_SYNC: u64 = 10;
 pub const OP_AOF_ROTATE_SYNC: u64 = 11;
+/// The range of the AOF's operation codes, for the loop's dispatch.
+pub const OP_AOF_FIRST: u64 = OP_AOF_WRITE;
+pub const OP_AOF_LAST: u64 = OP_AOF_ROTATE_SYNC;
 
 impl Shard {
     /// Turn what the commands just did into a record, unless a transaction
@@ -169,7 +172,7 @@ impl Shard {
         self.push_sqe(e);
     }
 
-    pub fn on_aof_rotate_sync(&mut self, res: i32) {
+    fn on_aof_rotate_sync(&mut self, res: i32) {
         let Some(w) = self.aof.as_mut() else { return };
         if let Err(e) = w.on_rotation_sync(res) {
             crate::log(&format!("fatal: {}; exiting so that nothing unsynced is acknowledged", e));
@@ -180,20 +183,33 @@ impl Shard {
         self.maybe_finish_disable();
     }
 
-    pub fn on_aof_extend(&mut self, res: i32) {
+    fn on_aof_extend(&mut self, res: i32) {
         if let Some(w) = self.aof.as_mut() {
             w.on_extend_write(res);
         }
     }
 
-    pub fn on_aof_extend_sync(&mut self, res: i32) {
+    fn on_aof_extend_sync(&mut self, res: i32) {
         if let Some(w) = self.aof.as_mut() {
             w.on_extend_sync(res);
         }
         self.maybe_finish_disable();
     }
 
-    pub fn on_aof_write(&mut self, seq: u64, res: i32) {
+    /// A completion of one of the AOF's operations (op code in the low
+    /// byte of `u`, its argument above).
+    pub fn on_aof_cqe(&mut self, u: u64, res: i32) {
+        match u & 0xff {
+            OP_AOF_WRITE => self.on_aof_write(u >> 8, res),
+            OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
+            OP_AOF_EXTEND => self.on_aof_extend(res),
+            OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
+            OP_AOF_ROTATE_SYNC => self.on_aof_rotate_sync(res),
+            _ => {}
+        }
+    }
+
+    fn on_aof_write(&mut self, seq: u64, res: i32) {
         let Some(w) = self.aof.as_mut() else { return };
         if res < 0 && w.policy == Fsync::Always {
             // As Redis: with `always` a write error cannot be papered over.
@@ -214,7 +230,7 @@ impl Shard {
         self.maybe_finish_disable();
     }
 
-    pub fn on_aof_fsync(&mut self, res: i32, upto: u64) {
+    fn on_aof_fsync(&mut self, res: i32, upto: u64) {
         let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
         if let Err(e) = w.on_fsync(res, upto, now) {

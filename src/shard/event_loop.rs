@@ -458,11 +458,7 @@ impl Shard {
                 self.arm_timer();
             }
             OP_DOORBELL => {}
-            super::aof::OP_AOF_WRITE => self.on_aof_write(u >> 8, res),
-            super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
-            super::aof::OP_AOF_EXTEND => self.on_aof_extend(res),
-            super::aof::OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
-            super::aof::OP_AOF_ROTATE_SYNC => self.on_aof_rotate_sync(res),
+            super::aof::OP_AOF_FIRST..=super::aof::OP_AOF_LAST => self.on_aof_cqe(u, res),
             OP_MSGRING if res < 0 => {
                 crate::log(&format!("shard {}: MSG_RING failed: {}", self.id, errno_str(res)));
             }
@@ -1090,13 +1086,8 @@ impl Shard {
             }
             let cqes: Vec<(u64, i32)> = self.ring.completion().map(|c| (c.user_data(), c.result())).collect();
             for (u, res) in cqes {
-                match u & 0xff {
-                    super::aof::OP_AOF_WRITE => self.on_aof_write(u >> 8, res),
-                    super::aof::OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
-                    super::aof::OP_AOF_EXTEND => self.on_aof_extend(res),
-                    super::aof::OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
-                    super::aof::OP_AOF_ROTATE_SYNC => self.on_aof_rotate_sync(res),
-                    _ => {}
+                if (super::aof::OP_AOF_FIRST..=super::aof::OP_AOF_LAST).contains(&(u & 0xff)) {
+                    self.on_aof_cqe(u, res);
                 }
             }
         }
