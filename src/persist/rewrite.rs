@@ -153,15 +153,10 @@ pub fn write_base(dir: &Path, ks: &Keyspace, lsn: u64) -> Result<(String, u64), 
     Ok((name, size))
 }
 
-/// After `CONFIG SET appendonly yes` committed a shard's new base (named
-/// in the manifest): every segment and other base there is older.
-pub fn clean_shard_after_switch(dir: &Path) {
-    let Ok(m) = Manifest::read(dir.parent().unwrap_or(dir)) else { return };
-    let Some(m) = m else { return };
-    let Some(s) = dir.file_name().and_then(|n| n.to_str()?.strip_prefix("shard-")?.parse::<usize>().ok()) else {
-        return;
-    };
-    let Some(entry) = m.shard.get(s) else { return };
+/// After `CONFIG SET appendonly yes` committed a shard's new base
+/// (`entry`, as the manifest names it): every segment and other base in
+/// its directory is older.
+pub fn clean_shard_after_switch(dir: &Path, entry: &ShardEntry) {
     for (_, path) in load::list_segments(dir).unwrap_or_default() {
         remove_logged(&path);
     }

@@ -11,6 +11,7 @@
 
 use super::event_loop::Shard;
 use super::Msg;
+use crate::persist::manifest::ShardEntry;
 use crate::persist::rewrite;
 use crate::persist::writer::{Fsync, WriteOp};
 use io_uring::{opcode, squeue, types};
@@ -348,13 +349,16 @@ impl Shard {
             .map_err(|e| format!("creating {}: {}", dir.display(), e))
             .and_then(|()| crate::persist::switch::lsn_above_old_files(&dir))
             .and_then(|lsn| rewrite::write_base(&dir, &self.ks, lsn).map(|(name, _)| (name, lsn)));
-        let lsn = base.as_ref().map_or(0, |b| b.1);
+        let entry = base.as_ref().ok().map(|(name, lsn)| ShardEntry { base: name.clone(), base_lsn: *lsn });
         // The other shards must see the request before this one blocks.
         self.push_doorbells();
         self.submit_now();
         switch.base_written(root, self.id, base)?;
+        // Committed means every shard, this one included, wrote its base.
+        let Some(entry) = entry else { return Err("no base written".into()) };
+        let lsn = entry.base_lsn;
         // Committed: what was in the directory before is garbage now.
-        rewrite::clean_shard_after_switch(&dir);
+        rewrite::clean_shard_after_switch(&dir, &entry);
         let policy = Fsync::parse(&c.appendfsync);
         let w = crate::persist::writer::Writer::open(&dir, self.id, lsn + 1, policy, c.aof_segment_size as u64)?;
         self.aof = Some(w);
