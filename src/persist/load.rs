@@ -286,11 +286,22 @@ pub struct Replayer {
     rng: Rng,
     pub failed: u64,
     pub commands: u64,
+    /// A command that can create stream consumers ran (they then need
+    /// their seen time set, see `consumers_seen_at_load`).
+    pub made_consumers: bool,
 }
 
 impl Default for Replayer {
     fn default() -> Self {
-        Replayer { db: 0, ranges: Vec::new(), out: Vec::new(), rng: Rng::new(1), failed: 0, commands: 0 }
+        Replayer {
+            db: 0,
+            ranges: Vec::new(),
+            out: Vec::new(),
+            rng: Rng::new(1),
+            failed: 0,
+            commands: 0,
+            made_consumers: false,
+        }
     }
 }
 
@@ -364,6 +375,7 @@ impl Replayer {
             self.failed += 1;
             return;
         }
+        self.made_consumers |= matches!(def.name, "xgroup" | "xclaim" | "xreadgroup" | "xautoclaim");
         self.out.clear();
         // now = 0: nothing expires during replay (expiries were logged as
         // DELs when they happened, and relative times as absolute ones).
@@ -479,7 +491,9 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
         crate::log(&format!("shard {}: {} logged commands failed on replay (ignored)", shard, rp.failed));
     }
     let max_txid = sc.txns.iter().map(|t| t.1).max().unwrap_or(0);
-    consumers_seen_at_load(&mut ks);
+    if rp.made_consumers {
+        consumers_seen_at_load(&mut ks);
+    }
     Ok(Loaded { ks, next_lsn: last_lsn + 1, max_txid })
 }
 
