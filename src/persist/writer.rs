@@ -75,7 +75,7 @@ struct Rotation {
     later_synced: u64,
     /// Syncs to hand to the ring.
     to_submit: Vec<RawFd>,
-    _keep_open: Vec<File>,
+    keep_open: Vec<File>,
 }
 
 /// A write handed to the kernel (or waiting for a retry after failing).
@@ -541,13 +541,13 @@ impl Writer {
             pending: 0,
             later_synced: 0,
             to_submit: Vec::new(),
-            _keep_open: Vec::new(),
+            keep_open: Vec::new(),
         };
         r.to_submit.push(dir.as_raw_fd());
-        r._keep_open.push(dir);
+        r.keep_open.push(dir);
         if self.policy != Fsync::No && self.synced_lsn < self.written_lsn {
             r.to_submit.push(old.as_raw_fd());
-            r._keep_open.push(old);
+            r.keep_open.push(old);
         }
         r.pending = r.to_submit.len() as u32;
         self.rotation = Some(r);
@@ -588,7 +588,7 @@ impl Writer {
         self.file.sync_data().map_err(|e| format!("{}: {}", self.seg_path.display(), e))?;
         if let Some(r) = self.rotation.take() {
             // Its syncs never ran (shutdown or failpoint): do them here.
-            for f in &r._keep_open {
+            for f in &r.keep_open {
                 f.sync_all().map_err(|e| format!("{}: {}", self.seg_path.display(), e))?;
             }
         }

@@ -267,7 +267,7 @@ impl Shard {
     /// The error for a blocked XREADGROUP whose retry failed: one of its
     /// streams is no longer a stream, or its group was destroyed.
     fn xreadgroup_gone(&mut self, block_id: u64) -> Vec<u8> {
-        let now = crate::util::now_ms();
+        let now = self.now;
         let keys = self.blocked.waiters.get(&block_id).map(|w| w.keys.clone()).unwrap_or_default();
         let stream_gone = keys.iter().any(|(db, k)| {
             !self
