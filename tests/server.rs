@@ -59,6 +59,31 @@ fn config_file_flags_and_runtime_changes() {
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), Value::ok());
 }
 
+/// `THP_enabled` from /proc/PID/status: whether the kernel may give the
+/// process transparent huge pages.
+fn thp_enabled(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(|v| v.trim().to_string())
+        .unwrap_or_else(|| panic!("no THP_enabled line in /proc/{pid}/status"))
+}
+
+#[test]
+fn disable_thp_turns_transparent_huge_pages_off_for_the_process() {
+    let on = Server::start(1, &[]);
+    let mut c = on.conn();
+    assert_eq!(config_get(&mut c, "disable-thp"), "yes", "Redis's default");
+    assert_eq!(thp_enabled(on.pid()), "0");
+    assert!(c.cmd(&["CONFIG", "SET", "disable-thp", "no"]).is_error(), "immutable, as in Redis");
+
+    let off = Server::start(1, &["--disable-thp", "no"]);
+    let mut c = off.conn();
+    assert_eq!(config_get(&mut c, "disable-thp"), "no");
+    assert_eq!(thp_enabled(off.pid()), "1", "left as the system sets it");
+}
+
 #[test]
 fn info_sections_and_stats() {
     let s = Server::start(4, &[]);

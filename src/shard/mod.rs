@@ -332,6 +332,20 @@ pub enum FanResp {
     Ack,
 }
 
+/// `disable-thp`: no transparent huge pages for this process. The kernel
+/// checks the flag at fault time, so it also covers what the allocator
+/// mapped (and asked huge pages for) before we got here.
+fn disable_thp() {
+    // SAFETY: PR_SET_THP_DISABLE takes plain integer arguments.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if r != 0 {
+        crate::log(&format!(
+            "disable-thp: prctl(PR_SET_THP_DISABLE) failed: {}; transparent huge pages stay as the system sets them",
+            std::io::Error::last_os_error()
+        ));
+    }
+}
+
 /// Number of shards when the config says 0: the cores we may run on.
 pub fn allowed_cores() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; sched_getaffinity fills it.
@@ -392,6 +406,9 @@ fn open_aof(
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
 pub fn run(config: Config) -> Result<(), String> {
     install_signal_handlers();
+    if config.disable_thp {
+        disable_thp();
+    }
     config.apply_encoding_limits()?;
     let cores = allowed_cores();
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
