@@ -106,17 +106,27 @@ fn read_back(buf: &[u8], end: usize) -> (usize, usize, usize) {
     }
 }
 
-/// One packed chunk of elements.
+/// One packed chunk of elements: `buf[start..]`. Popping or dropping at
+/// the head only moves `start`, and a head push fills the gap before it, so
+/// both are O(1) rather than a memmove of the chunk (LPUSH/LPOP on a long
+/// list). The gap is given back when a tail push would otherwise grow the
+/// allocation.
 #[derive(Clone, Default)]
 struct Pack {
     buf: Vec<u8>,
+    start: usize,
     count: usize,
 }
 
 impl Pack {
+    /// Bytes of the elements (without the gap).
+    fn bytes(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
     /// Would this chunk stay within `limits` after adding `add` bytes and `n` elements?
     fn fits(&self, limits: (usize, usize), add: usize, n: usize) -> bool {
-        self.buf.len() + add <= limits.0 && self.count + n <= limits.1
+        self.bytes() + add <= limits.0 && self.count + n <= limits.1
     }
 
     /// Whether a chunk may take one more element of `n` bytes: an empty
@@ -125,14 +135,63 @@ impl Pack {
         self.count == 0 || self.fits(limits, entry_size(n), 1)
     }
 
-    fn push(&mut self, end: End, v: &[u8]) {
+    /// Add `v` at `end`. When the allocation must grow, it grows to `room`
+    /// bytes of elements at once (0: by the usual doubling at the tail,
+    /// exactly at the head), so a chunk of a long list is allocated once
+    /// rather than reallocated and copied as it fills.
+    fn push(&mut self, end: End, v: &[u8], room: usize) {
+        let need = entry_size(v.len());
         match end {
-            End::Tail => write_entry(&mut self.buf, v),
+            End::Tail => {
+                if self.buf.capacity() - self.buf.len() < need {
+                    self.compact();
+                    let want = room.max(self.buf.len() + need);
+                    if room > 0 && self.buf.capacity() < want {
+                        self.buf.reserve_exact(want - self.buf.len());
+                    }
+                }
+                write_entry(&mut self.buf, v);
+            }
             End::Head => {
-                self.buf.splice(0..0, entry_bytes(v));
+                if self.start < need {
+                    // New allocation with the elements at its end and the
+                    // gap before them.
+                    let bytes = self.bytes();
+                    let total = room.max(bytes + need);
+                    let mut next = Vec::with_capacity(total);
+                    next.resize(total - bytes, 0);
+                    next.extend_from_slice(&self.buf[self.start..]);
+                    self.start = total - bytes;
+                    self.buf = next;
+                }
+                // Write the frame in place: the bytes before `start` are free.
+                let at = self.start - need;
+                let e = &mut self.buf[at..self.start];
+                let n = v.len();
+                let f = frame_len(n);
+                if f == 1 {
+                    e[0] = n as u8;
+                    e[need - 1] = n as u8;
+                } else {
+                    let l = (n as u32).to_le_bytes();
+                    e[0] = LONG;
+                    e[1..5].copy_from_slice(&l);
+                    e[need - 5..need - 1].copy_from_slice(&l);
+                    e[need - 1] = LONG;
+                }
+                e[f..f + n].copy_from_slice(v);
+                self.start = at;
             }
         }
         self.count += 1;
+    }
+
+    /// Give the gap before the elements back (they move to offset 0).
+    fn compact(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
     }
 
     /// Remove the element at `end`, handing it to `f` first.
@@ -140,9 +199,9 @@ impl Pack {
         let r;
         match end {
             End::Head => {
-                let (s, e, next) = read_fwd(&self.buf, 0);
+                let (s, e, next) = read_fwd(&self.buf, self.start);
                 r = f(&self.buf[s..e]);
-                self.buf.drain(..next);
+                self.start = next;
             }
             End::Tail => {
                 let (start, s, e) = read_back(&self.buf, self.buf.len());
@@ -151,13 +210,17 @@ impl Pack {
             }
         }
         self.count -= 1;
+        if self.count == 0 {
+            self.buf.clear();
+            self.start = 0;
+        }
         r
     }
 
-    /// Byte offset of element `i` (`i == count` gives the end).
+    /// Byte offset in `buf` of element `i` (`i == count` gives the end).
     fn offset(&self, i: usize) -> usize {
         if i <= self.count / 2 {
-            let mut pos = 0;
+            let mut pos = self.start;
             for _ in 0..i {
                 pos = read_fwd(&self.buf, pos).2;
             }
@@ -191,27 +254,28 @@ impl Pack {
     /// Drop `n` elements from `end`.
     fn drop_n(&mut self, end: End, n: usize) {
         match end {
-            End::Head => {
-                let pos = self.offset(n);
-                self.buf.drain(..pos);
-            }
+            End::Head => self.start = self.offset(n),
             End::Tail => {
                 let pos = self.offset(self.count - n);
                 self.buf.truncate(pos);
             }
         }
         self.count -= n;
+        if self.count == 0 {
+            self.buf.clear();
+            self.start = 0;
+        }
     }
 
     fn iter(&self) -> PackIter<'_> {
-        PackIter { buf: &self.buf, front: 0, back: self.buf.len() }
+        PackIter { buf: &self.buf, front: self.start, back: self.buf.len() }
     }
 
     #[cfg(test)]
     fn from_entries<'a>(items: impl Iterator<Item = &'a [u8]>) -> Pack {
         let mut p = Pack::default();
         for v in items {
-            p.push(End::Tail, v);
+            p.push(End::Tail, v, 0);
         }
         p
     }
@@ -227,7 +291,7 @@ impl Pack {
                 out.push(Pack::default());
             }
             if let Some(p) = out.last_mut() {
-                p.push(End::Tail, v);
+                p.push(End::Tail, v, 0);
             }
         }
         out
@@ -362,7 +426,7 @@ impl List {
         match &mut self.repr {
             Repr::Small(p) => {
                 if p.accepts(limits, v.len()) {
-                    p.push(end, v);
+                    p.push(end, v, 0);
                     return;
                 }
                 let p = std::mem::take(p);
@@ -372,16 +436,19 @@ impl List {
             }
             Repr::Big { nodes, len } => {
                 *len += 1;
+                // A chunk at the end of a long list will likely fill up:
+                // size it for that once (byte-limited chunks only).
+                let room = if limits.1 == usize::MAX { limits.0 } else { 0 };
                 let node = match end {
                     End::Head => nodes.front_mut(),
                     End::Tail => nodes.back_mut(),
                 };
                 if let Some(n) = node.filter(|n| n.accepts(limits, v.len())) {
-                    n.push(end, v);
+                    n.push(end, v, room);
                     return;
                 }
                 let mut n = Pack::default();
-                n.push(end, v);
+                n.push(end, v, room);
                 match end {
                     End::Head => nodes.push_front(n),
                     End::Tail => nodes.push_back(n),
@@ -433,7 +500,7 @@ impl List {
             let (bytes, count) = node_limits();
             let small = match nodes.front() {
                 None => true,
-                Some(p) => p.buf.len() <= bytes / 2 && p.count <= count / 2,
+                Some(p) => p.bytes() <= bytes / 2 && p.count <= count / 2,
             };
             if small {
                 let p = nodes.pop_front().unwrap_or_default();
@@ -618,7 +685,7 @@ impl List {
                 if *k < idx.len() && idx[*k] == base + j {
                     *k += 1;
                 } else {
-                    kept.push(End::Tail, e);
+                    kept.push(End::Tail, e, 0);
                 }
             }
             *p = kept;
@@ -778,6 +845,40 @@ mod tests {
             model_run(fill, 0x9e3779b97f4a7c15 ^ i as u64, 3000);
         }
         encoding_converts_both_ways();
+    }
+
+    #[test]
+    fn head_gap_is_reused_and_bounded() {
+        // A queue (push at the tail, pop at the head) on a one-chunk list:
+        // the gap left by pops is given back, so the chunk stays small.
+        let mut l = List::new();
+        for i in 0..100_000u32 {
+            l.push(End::Tail, &i.to_le_bytes());
+            if i >= 10 {
+                assert_eq!(l.pop(End::Head), Some((i - 10).to_le_bytes().to_vec()));
+            }
+        }
+        assert_eq!(l.len(), 10);
+        assert!(l.mem_usage() < 256, "{}", l.mem_usage());
+        // Head pushes on a long list fill the chunk's gap: one allocation
+        // per chunk, each sized to the chunk limit (8 KiB at -2).
+        let mut l = List::new();
+        let v = [b'y'; 256];
+        for _ in 0..1000 {
+            l.push(End::Head, &v);
+        }
+        if let Repr::Big { nodes, .. } = &l.repr {
+            // (The tail chunk is the one-chunk list it started as.)
+            assert!(nodes.iter().take(nodes.len() - 1).all(|p| p.buf.capacity() == 8192), "chunks sized once");
+            assert!(nodes.iter().all(|p| p.bytes() <= 8192));
+        } else {
+            panic!("1000 x 256 B is a chunk list");
+        }
+        assert!(l.iter().all(|e| e == v));
+        // Dropping from the head of a chunk only moves its start.
+        l.trim(5, 994);
+        assert_eq!(l.len(), 990);
+        assert_eq!(l.get(0), Some(&v[..]));
     }
 
     fn encoding_converts_both_ways() {
