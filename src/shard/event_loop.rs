@@ -128,7 +128,8 @@ impl Conn {
 /// Per-command counters for INFO commandstats / latencystats.
 pub struct CmdStat {
     pub calls: u64,
-    pub nsec: u64,
+    /// Time in `ticks` (converted when INFO reports it).
+    pub ticks: u64,
     pub failed: u64,
     pub rejected: u64,
     pub hist: Option<hdrhistogram::Histogram<u64>>,
@@ -310,7 +311,7 @@ impl Shard {
             txn: Default::default(),
             pubsub: Default::default(),
             stats: (0..crate::cmd::table::count())
-                .map(|_| CmdStat { calls: 0, nsec: 0, failed: 0, rejected: 0, hist: None })
+                .map(|_| CmdStat { calls: 0, ticks: 0, failed: 0, rejected: 0, hist: None })
                 .collect(),
             total_commands: 0,
             total_connections: 0,

@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod event_loop;
 pub mod pubsub;
 pub mod server_cmds;
+pub mod ticks;
 pub mod txn;
 pub mod wait_policy;
 
@@ -409,6 +410,7 @@ pub fn run(config: Config) -> Result<(), String> {
     if config.disable_thp {
         disable_thp();
     }
+    ticks::calibrate();
     config.apply_encoding_limits()?;
     let cores = allowed_cores();
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };

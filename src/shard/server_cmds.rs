@@ -241,7 +241,7 @@ impl Shard {
             FanReq::ResetStat => {
                 for s in self.stats.iter_mut() {
                     s.calls = 0;
-                    s.nsec = 0;
+                    s.ticks = 0;
                     s.failed = 0;
                     s.rejected = 0;
                     s.hist = None;
@@ -435,7 +435,7 @@ impl Shard {
 
     /// A CONN or GLOBAL command.
     pub fn server_command(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
-        let t0 = std::time::Instant::now();
+        let t0 = super::ticks::now();
         let resp3 = conn.resp3;
         let before = conn.out.len();
         let mut db = conn.db;
@@ -1139,7 +1139,7 @@ impl Shard {
             cmdstats.push(CmdStatInfo {
                 name: cmd::table::by_id(i).name,
                 calls: st.calls,
-                nsec: st.nsec,
+                nsec: super::ticks::to_ns(st.ticks),
                 rejected: st.rejected,
                 failed: st.failed,
                 hist: st.hist.clone(),
@@ -1305,9 +1305,9 @@ impl Shard {
         for m in merged.iter_mut() {
             if let Some((_, h)) = hists.iter().find(|(n, _)| *n == m.0) {
                 m.5 = [
-                    h.value_at_quantile(0.5) as f64 / 1000.0,
-                    h.value_at_quantile(0.99) as f64 / 1000.0,
-                    h.value_at_quantile(0.999) as f64 / 1000.0,
+                    super::ticks::to_us(h.value_at_quantile(0.5)),
+                    super::ticks::to_us(h.value_at_quantile(0.99)),
+                    super::ticks::to_us(h.value_at_quantile(0.999)),
                 ];
             }
         }

@@ -466,7 +466,7 @@ impl Shard {
             }
             for c in &t.cmds {
                 let args = c.args();
-                let t0 = std::time::Instant::now();
+                let t0 = super::ticks::now();
                 let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
                 let before = reply.len();
                 if def.has(CONN) || def.has(GLOBAL) {
