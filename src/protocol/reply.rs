@@ -59,13 +59,20 @@ impl<'a> Reply<'a> {
 
     /// A double as Redis replies it: bulk string in RESP2, `,` in RESP3.
     pub fn double(&mut self, d: f64) {
-        let s = crate::util::fmt_double_reply(d);
+        let mut buf = itoa_buf();
+        let general;
+        let s: &[u8] = if crate::util::g17_is_integer(d) {
+            fmt_i64(&mut buf, d as i64)
+        } else {
+            general = crate::util::fmt_double_reply(d);
+            general.as_bytes()
+        };
         if self.resp3 {
             self.out.push(b',');
-            self.out.extend_from_slice(s.as_bytes());
+            self.out.extend_from_slice(s);
             self.out.extend_from_slice(b"\r\n");
         } else {
-            self.bulk(s.as_bytes());
+            self.bulk(s);
         }
     }
 
