@@ -123,7 +123,9 @@ pub static SERVER_COMMANDS: &[CommandDef] = &[
 
 struct Registry {
     defs: Vec<&'static CommandDef>,
-    by_name: HashMap<&'static [u8], usize>,
+    /// aHash, not std's SipHash: every request looks its command up here,
+    /// and the table never changes after start-up.
+    by_name: HashMap<&'static [u8], usize, ahash::RandomState>,
 }
 
 fn registry() -> &'static Registry {
