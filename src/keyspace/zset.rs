@@ -640,6 +640,9 @@ mod tests {
     }
 
     fn check(z: &ZSet, model: &std::collections::HashMap<Vec<u8>, f64>, rng: &mut Prng) {
+        if let Repr::Tree(t) = &z.repr {
+            t.check();
+        }
         let want = model_sorted(model);
         assert_eq!(z.len(), want.len());
         assert_eq!(contents(z), want);
@@ -707,6 +710,250 @@ mod tests {
         for seed in 1..6 {
             run_model(seed, 2000, 60); // stays or goes around the listpack limit
             run_model(seed + 100, 6000, 700); // skiplist
+        }
+    }
+
+    /// The tree form under heavy use: many equal scores, score moves both
+    /// small (in place) and large, range removals and pops at both ends,
+    /// checked against the model and the tree's own invariants.
+    fn run_tree_model(seed: u64, ops: usize, members: u64, scores: u64) {
+        let mut rng = Prng::new(seed);
+        let mut z = ZSet::with_hint(1000, 10);
+        let mut model = std::collections::HashMap::new();
+        let mut max_len = 0;
+        for step in 0..ops {
+            let m = format!("m{:05}", rng.below(members)).into_bytes();
+            // Per mille: removals are rare enough for the set to hover around half of `members`.
+            match rng.below(1000) {
+                0..=449 => {
+                    let s = rng.below(scores) as f64;
+                    assert_eq!(z.insert(&m, s), model.insert(m, s).is_none());
+                }
+                450..=599 => {
+                    // ZINCRBY-like nudge: often keeps the order (in place).
+                    if let Some(&old) = model.get(&m) {
+                        let s = old + (rng.below(5) as f64 - 2.0) / 8.0;
+                        assert!(!z.insert(&m, s));
+                        model.insert(m, s);
+                    }
+                }
+                600..=699 => assert_eq!(z.remove(&m), model.remove(&m)),
+                700..=703 => {
+                    // ZPOPMIN/ZPOPMAX with a count.
+                    let len = z.len();
+                    let k = rng.below(50) as usize + 1;
+                    let want = model_sorted(&model);
+                    let (start, end) = if rng.below(2) == 0 { (0, k - 1) } else { (len.saturating_sub(k), len) };
+                    let mut got = Vec::new();
+                    let n = z.remove_ranks(start, end, |m, s| got.push((m.to_vec(), s)));
+                    let exp: Vec<_> = want.iter().skip(start).take(n).cloned().collect();
+                    assert_eq!(got, exp);
+                    assert_eq!(n, len.min(end + 1).saturating_sub(start));
+                    for (m, _) in &got {
+                        model.remove(m);
+                    }
+                }
+                704 => {
+                    // ZREMRANGEBYRANK over an arbitrary span.
+                    let len = z.len().max(1);
+                    let a = rng.below(len as u64) as usize;
+                    let b = a + rng.below(200) as usize;
+                    let want = model_sorted(&model);
+                    let mut got = Vec::new();
+                    z.remove_ranks(a, b, |m, s| got.push((m.to_vec(), s)));
+                    let exp: Vec<_> = want.iter().skip(a).take(b + 1 - a).cloned().collect();
+                    assert_eq!(got, exp);
+                    for (m, _) in &got {
+                        model.remove(m);
+                    }
+                }
+                705..=729 => {
+                    let want = model_sorted(&model);
+                    if !want.is_empty() {
+                        let r = rng.below(want.len() as u64) as usize;
+                        let k = rng.below(200) as usize;
+                        let mut got = Vec::new();
+                        z.walk(r, false, |m, s| {
+                            got.push((m.to_vec(), s));
+                            got.len() < k
+                        });
+                        let exp: Vec<_> = want.iter().skip(r).take(k.max(1)).cloned().collect();
+                        assert_eq!(got, exp);
+                    }
+                }
+                730..=779 => {
+                    let probe = format!("m{:05}", rng.below(members)).into_bytes();
+                    let want = model_sorted(&model);
+                    let r = want.iter().position(|(m, _)| *m == probe);
+                    assert_eq!(z.rank(&probe), r.map(|i| (i, want[i].1)));
+                }
+                _ => assert_eq!(z.score(&m), model.get(&m).copied()),
+            }
+            if step % 997 == 0 {
+                max_len = max_len.max(z.len());
+                check(&z, &model, &mut rng);
+                let it: Vec<_> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                assert_eq!(it, model_sorted(&model));
+                assert_eq!(contents(&z.deep_clone()), it);
+            }
+        }
+        check(&z, &model, &mut rng);
+        // The set really was large (several tree levels), not emptied by the pops.
+        assert!(max_len > members as usize / 3, "{max_len}");
+    }
+
+    #[test]
+    fn zset_tree_matches_model() {
+        for seed in 1..4 {
+            run_tree_model(seed, 40_000, 5000, 4); // mostly equal scores
+            run_tree_model(seed + 10, 40_000, 3000, 1000);
+            run_tree_model(seed + 20, 20_000, 200, 3); // small sets: root leaf, splits and merges
+        }
+    }
+
+    #[test]
+    fn zset_tree_pops_leave_no_sparse_leaves() {
+        let mut z = ZSet::new();
+        for i in 0..20_000 {
+            z.insert(format!("m{i}").as_bytes(), (i % 7) as f64);
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        // Ascending-ish inserts: leaves are mostly full.
+        assert!(t.leaf_count() < 20_000 / 32 + 2, "{}", t.leaf_count());
+        // Pop from both ends one at a time, and in the middle, down to 300.
+        let mut k = 0;
+        while z.len() > 300 {
+            let len = z.len();
+            let r = match k % 3 {
+                0 => 0,
+                1 => len - 1,
+                _ => len / 2,
+            };
+            assert_eq!(z.remove_ranks(r, r, |_, _| ()), 1);
+            k += 1;
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        // Under-quarter-full leaves are merged: at most 300 / 16 leaves plus the edges.
+        assert!(t.leaf_count() <= 300 / 16 + 2, "{}", t.leaf_count());
+        while z.len() > 0 {
+            z.remove_ranks(0, 0, |_, _| ());
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        assert_eq!(t.leaf_count(), 1);
+        assert_eq!(z.encoding(), "skiplist");
+        // Still usable after emptying.
+        z.insert(b"a", 1.0);
+        assert_eq!(z.rank(b"a"), Some((0, 1.0)));
+    }
+
+    #[test]
+    fn zset_tree_three_levels_fill_and_drain() {
+        let mut rng = Prng::new(3);
+        let mut z = ZSet::new();
+        let mut model = std::collections::HashMap::new();
+        for _ in 0..200_000 {
+            let m = format!("{:x}", rng.next_u64() % 1_000_000).into_bytes();
+            let s = rng.below(100) as f64;
+            z.insert(&m, s);
+            model.insert(m, s);
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        assert!(t.height() >= 3, "{}", t.height());
+        t.check();
+        assert_eq!(contents(&z), model_sorted(&model));
+        // Drain: random removals, then range removals from the middle and pops.
+        let mut keys: Vec<Vec<u8>> = model.keys().cloned().collect();
+        keys.sort();
+        for (i, m) in keys.iter().enumerate() {
+            if i % 3 != 0 {
+                assert_eq!(z.remove(m), model.remove(m));
+            }
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        while z.len() > 0 {
+            let len = z.len();
+            let want = model_sorted(&model);
+            let a = if len > 5000 { len / 3 } else { 0 };
+            let b = a + 1000 + rng.below(3000) as usize;
+            let mut got = Vec::new();
+            z.remove_ranks(a, b, |m, s| got.push((m.to_vec(), s)));
+            assert_eq!(got[..], want[a..want.len().min(b + 1)]);
+            for (m, _) in &got {
+                model.remove(m);
+            }
+            let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+            t.check();
+        }
+    }
+
+    #[test]
+    fn zset_tree_lex_on_equal_scores() {
+        let mut z = ZSet::with_hint(1000, 10);
+        for i in 0..3000 {
+            z.insert(format!("{:05}", i * 3).as_bytes(), 0.0);
+        }
+        let b = |i: usize| format!("{i:05}").into_bytes();
+        let mut rng = Prng::new(7);
+        for _ in 0..2000 {
+            let (x, y) = (rng.below(9100) as usize, rng.below(9100) as usize);
+            let bound = |v: usize, kind: u64| match kind {
+                0 => LexBound::Incl(b(v)),
+                1 => LexBound::Excl(b(v)),
+                2 => LexBound::NegInf,
+                _ => LexBound::PosInf,
+            };
+            let r = LexRange { min: bound(x, rng.below(5).min(2)), max: bound(y, [0, 1, 3][rng.below(3) as usize]) };
+            let inr: Vec<usize> = (0..3000).filter(|&i| r.gte_min(&b(i * 3)) && r.lte_max(&b(i * 3))).collect();
+            assert_eq!(z.lex_first(&r), inr.first().copied(), "{r:?}");
+            assert_eq!(z.lex_last(&r), inr.last().copied(), "{r:?}");
+            assert_eq!(z.lex_count(&r), inr.len(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn zset_tree_scan_across_shrinks_and_growth() {
+        let mut rng = Prng::new(11);
+        for round in 0..6 {
+            let mut z = ZSet::new();
+            for i in 0..4000 {
+                z.insert(format!("k{i}").as_bytes(), (i % 3) as f64);
+            }
+            // Members 0..1000 stay for the whole scan; the rest come and go.
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            let mut steps = 0;
+            loop {
+                cursor = z.scan(cursor, 1 + rng.below(20) as usize, |m, _| {
+                    seen.insert(m.to_vec());
+                });
+                steps += 1;
+                match (steps + round) % 7 {
+                    // Shrink hard (the table halves several times)...
+                    2 => {
+                        for i in 1000..7000 {
+                            z.remove(format!("k{i}").as_bytes());
+                        }
+                    }
+                    // ...and grow again.
+                    5 => {
+                        for i in 1000..7000 {
+                            z.insert(format!("k{i}").as_bytes(), 1.0);
+                        }
+                    }
+                    _ => {}
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
+            assert!((0..1000).all(|i| seen.contains(format!("k{i}").as_bytes())), "round {round}");
+            if let Repr::Tree(t) = &z.repr {
+                t.check();
+            }
         }
     }
 

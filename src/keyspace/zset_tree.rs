@@ -912,6 +912,11 @@ impl Tree {
         assert_eq!(self.leaves.len() - self.free_leaves.len(), leaves.len().max(1));
     }
 
+    #[cfg(test)]
+    pub(super) fn height(&self) -> u32 {
+        self.height
+    }
+
     /// Leaves in use, for tests.
     #[cfg(test)]
     pub(super) fn leaf_count(&self) -> usize {
