@@ -837,7 +837,7 @@ mod tests {
         t.check();
         // Under-quarter-full leaves are merged: at most 300 / 16 leaves plus the edges.
         assert!(t.leaf_count() <= 300 / 16 + 2, "{}", t.leaf_count());
-        while z.len() > 0 {
+        while !z.is_empty() {
             z.remove_ranks(0, 0, |_, _| ());
         }
         let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
@@ -874,7 +874,7 @@ mod tests {
         }
         let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
         t.check();
-        while z.len() > 0 {
+        while !z.is_empty() {
             let len = z.len();
             let want = model_sorted(&model);
             let a = if len > 5000 { len / 3 } else { 0 };
