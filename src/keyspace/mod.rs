@@ -13,6 +13,7 @@ pub mod set;
 pub mod stream;
 pub mod value;
 pub mod zset;
+mod zset_tree;
 
 pub use dict::{Dict, Entry};
 pub use effects::Effects;

@@ -1,19 +1,18 @@
-//! A Redis sorted set: `listpack` while small, `skiplist` (ranked, O(log n)) otherwise.
+//! A Redis sorted set: `listpack` while small, a ranked tree (O(log n))
+//! otherwise, reported as `skiplist` as Redis names its big form.
 //!
 //! The small form is one packed byte buffer of (score, member) entries kept
 //! in (score, member) order, as Redis's listpack is: a few bytes of overhead
 //! per member and one allocation per set. Past `zset-max-listpack-entries`
-//! members or `zset-max-listpack-value` bytes in one member it converts to a
-//! skiplist with spans (rank of, and element at, a rank in O(log n)) whose
-//! nodes live in one arena and are also chained into a member hash table.
-//! The table is ours rather than std's so ZSCAN can use Redis's
-//! reverse-binary cursor, which survives resizes between calls.
+//! members or `zset-max-listpack-value` bytes in one member it converts to
+//! an order-statistic B+tree with a member hash table (zset_tree.rs).
 //!
 //! Every range query is answered as a rank: "first/last rank in this score
 //! or lex range", then a walk from a rank. Commands never see the encoding.
 
 use super::hash::SmallBytes;
 use super::limits::{ZSET_MAX_LISTPACK_ENTRIES, ZSET_MAX_LISTPACK_VALUE};
+use super::zset_tree::{Tree, TreeIter};
 use std::cmp::Ordering;
 
 /// A score interval, `(` exclusive ends as in ZRANGEBYSCORE.
@@ -122,7 +121,7 @@ pub struct ZSet {
 /// 24 bytes: a `ZSet` lives inside `Value` with no allocation of its own.
 enum Repr {
     Pack(Pack),
-    Skip(Box<Skip>),
+    Tree(Box<Tree>),
 }
 
 impl Default for ZSet {
@@ -142,14 +141,14 @@ impl ZSet {
         if fits_pack(n, max_member_len) {
             ZSet::new()
         } else {
-            ZSet { repr: Repr::Skip(Box::new(Skip::new())) }
+            ZSet { repr: Repr::Tree(Box::new(Tree::new())) }
         }
     }
 
     pub fn len(&self) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.len(),
-            Repr::Skip(s) => s.len,
+            Repr::Tree(t) => t.len(),
         }
     }
 
@@ -161,14 +160,14 @@ impl ZSet {
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Pack(_) => "listpack",
-            Repr::Skip(_) => "skiplist",
+            Repr::Tree(_) => "skiplist",
         }
     }
 
     pub fn deep_clone(&self) -> ZSet {
         let repr = match &self.repr {
             Repr::Pack(p) => Repr::Pack(p.clone()),
-            Repr::Skip(s) => Repr::Skip(s.clone()),
+            Repr::Tree(t) => Repr::Tree(t.clone()),
         };
         ZSet { repr }
     }
@@ -177,7 +176,7 @@ impl ZSet {
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Pack(p) => p.buf.mem_usage(),
-            Repr::Skip(s) => s.mem_usage(),
+            Repr::Tree(t) => t.mem_usage(),
         }
     }
 
@@ -193,14 +192,14 @@ impl ZSet {
     pub fn iter(&self) -> Iter<'_> {
         Iter(match &self.repr {
             Repr::Pack(p) => IterInner::Pack(p.iter()),
-            Repr::Skip(s) => IterInner::Skip(s, s.nodes[HEAD as usize].levels[0].next),
+            Repr::Tree(t) => IterInner::Tree(t.iter()),
         })
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
             Repr::Pack(p) => p.find(member).map(|(_, s)| s),
-            Repr::Skip(s) => s.find(member).map(|i| s.nodes[i as usize].score),
+            Repr::Tree(t) => t.find(member).map(|id| t.score_of(id)),
         }
     }
 
@@ -218,19 +217,18 @@ impl ZSet {
                 p.insert(member, score);
                 return true;
             }
-            self.convert_to_skip();
+            self.convert_to_tree();
         }
-        let Repr::Skip(s) = &mut self.repr else { unreachable!("converted above") };
-        match s.find(member) {
-            Some(i) => {
-                if s.nodes[i as usize].score != score {
-                    let (m, _) = s.delete(i);
-                    s.insert(m, score);
+        let Repr::Tree(t) = &mut self.repr else { unreachable!("converted above") };
+        match t.find(member) {
+            Some(id) => {
+                if t.score_of(id) != score {
+                    t.set_score(id, score);
                 }
                 false
             }
             None => {
-                s.insert(member.into(), score);
+                t.insert(member, score);
                 true
             }
         }
@@ -244,9 +242,9 @@ impl ZSet {
                 p.remove_at(pos);
                 Some(s)
             }
-            Repr::Skip(s) => {
-                let i = s.find(member)?;
-                Some(s.delete(i).1)
+            Repr::Tree(t) => {
+                let id = t.find(member)?;
+                Some(t.remove(id).1)
             }
         }
     }
@@ -255,10 +253,9 @@ impl ZSet {
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
         match &self.repr {
             Repr::Pack(p) => p.iter().enumerate().find(|(_, (_, m, _))| *m == member).map(|(i, (_, _, s))| (i, s)),
-            Repr::Skip(s) => {
-                let i = s.find(member)?;
-                let score = s.nodes[i as usize].score;
-                Some((s.rank_of(score, member) - 1, score))
+            Repr::Tree(t) => {
+                let id = t.find(member)?;
+                Some((t.rank_of(id), t.score_of(id)))
             }
         }
     }
@@ -287,16 +284,7 @@ impl ZSet {
                     }
                 }
             }
-            Repr::Skip(s) => {
-                let mut x = s.node_at(rank + 1);
-                while x != NIL {
-                    let n = &s.nodes[x as usize];
-                    if !f(&n.member, n.score) {
-                        return;
-                    }
-                    x = if rev { n.prev } else { n.levels[0].next };
-                }
-            }
+            Repr::Tree(t) => t.walk(rank, rev, f),
         }
     }
 
@@ -307,10 +295,7 @@ impl ZSet {
         }
         match &self.repr {
             Repr::Pack(p) => p.iter().nth(rank).map(|(_, m, s)| (m, s)),
-            Repr::Skip(s) => {
-                let n = &s.nodes[s.node_at(rank + 1) as usize];
-                Some((&n.member, n.score))
-            }
+            Repr::Tree(t) => t.at_rank(rank),
         }
     }
 
@@ -321,13 +306,9 @@ impl ZSet {
         }
         let (rank, score) = match &self.repr {
             Repr::Pack(p) => p.iter().enumerate().find(|(_, (_, _, s))| r.gte_min(*s)).map(|(i, (_, _, s))| (i, s))?,
-            Repr::Skip(s) => {
-                let (rank, x) = s.advance_while(|n| !r.gte_min(n.score));
-                let nx = s.nodes[x as usize].levels[0].next;
-                if nx == NIL {
-                    return None;
-                }
-                (rank, s.nodes[nx as usize].score)
+            Repr::Tree(t) => {
+                let rank = t.count_score_while(|s| !r.gte_min(s));
+                (rank, t.at_rank(rank)?.1)
             }
         };
         r.lte_max(score).then_some(rank)
@@ -349,12 +330,9 @@ impl ZSet {
                 }
                 last?
             }
-            Repr::Skip(s) => {
-                let (rank, x) = s.advance_while(|n| r.lte_max(n.score));
-                if x == HEAD {
-                    return None;
-                }
-                (rank - 1, s.nodes[x as usize].score)
+            Repr::Tree(t) => {
+                let rank = t.count_score_while(|s| r.lte_max(s)).checked_sub(1)?;
+                (rank, t.at_rank(rank)?.1)
             }
         };
         r.gte_min(score).then_some(rank)
@@ -387,10 +365,9 @@ impl ZSet {
                 let (i, m) = p.iter().enumerate().find(|(_, (_, m, _))| r.gte_min(m)).map(|(i, (_, m, _))| (i, m))?;
                 r.lte_max(m).then_some(i)
             }
-            Repr::Skip(s) => {
-                let (rank, x) = s.advance_while(|n| !r.gte_min(&n.member));
-                let nx = s.nodes[x as usize].levels[0].next;
-                (nx != NIL && r.lte_max(&s.nodes[nx as usize].member)).then_some(rank)
+            Repr::Tree(t) => {
+                let rank = t.count_member_while(|m| !r.gte_min(m));
+                r.lte_max(t.at_rank(rank)?.0).then_some(rank)
             }
         }
     }
@@ -407,16 +384,17 @@ impl ZSet {
                 let &(i, m) = all.iter().rev().find(|(_, m)| r.lte_max(m))?;
                 r.gte_min(m).then_some(i)
             }
-            Repr::Skip(s) => {
-                let (rank, x) = s.advance_while(|n| r.lte_max(&n.member));
-                (x != HEAD && r.gte_min(&s.nodes[x as usize].member)).then(|| rank - 1)
+            Repr::Tree(t) => {
+                let rank = t.count_member_while(|m| r.lte_max(m)).checked_sub(1)?;
+                r.gte_min(t.at_rank(rank)?.0).then_some(rank)
             }
         }
     }
 
     /// ZLEXCOUNT: a listpack counts forward from the first member in range
-    /// while members stay under max; a skiplist subtracts ranks. Both are
-    /// Redis's ways, and they differ only when scores are not all equal.
+    /// while members stay under max; the big form subtracts ranks, as Redis's
+    /// skiplist does. Both are Redis's ways, and they differ only when
+    /// scores are not all equal.
     pub fn lex_count(&self, r: &LexRange) -> usize {
         let Some(first) = self.lex_first(r) else { return 0 };
         match &self.repr {
@@ -429,7 +407,7 @@ impl ZSet {
                 });
                 n
             }
-            Repr::Skip(_) => self.lex_last(r).map_or(0, |last| (last + 1).saturating_sub(first)),
+            Repr::Tree(_) => self.lex_last(r).map_or(0, |last| (last + 1).saturating_sub(first)),
         }
     }
 
@@ -452,13 +430,7 @@ impl ZSet {
                 }
                 p.buf.splice(from, to - from, &[]);
             }
-            Repr::Skip(s) => {
-                for _ in 0..n {
-                    let x = s.node_at(start + 1);
-                    let (m, sc) = s.delete(x);
-                    f(&m, sc);
-                }
-            }
+            Repr::Tree(t) => t.remove_ranks(start, n, f),
         }
         n
     }
@@ -471,12 +443,12 @@ impl ZSet {
                 self.for_each(f);
                 0
             }
-            Repr::Skip(s) => {
+            Repr::Tree(t) => {
                 let mut cursor = cursor;
                 let mut visited = 0;
                 let mut budget = count.saturating_mul(10);
                 loop {
-                    cursor = s.scan_bucket(cursor, |m, sc| {
+                    cursor = t.scan_bucket(cursor, |m, sc| {
                         visited += 1;
                         f(m, sc)
                     });
@@ -489,13 +461,13 @@ impl ZSet {
         }
     }
 
-    fn convert_to_skip(&mut self) {
+    fn convert_to_tree(&mut self) {
         if let Repr::Pack(p) = &self.repr {
-            let mut s = Skip::new();
+            let mut t = Tree::new();
             for (_, m, sc) in p.iter() {
-                s.insert(m.into(), sc);
+                t.insert(m, sc);
             }
-            self.repr = Repr::Skip(Box::new(s));
+            self.repr = Repr::Tree(Box::new(t));
         }
     }
 }
@@ -504,7 +476,7 @@ pub struct Iter<'a>(IterInner<'a>);
 
 enum IterInner<'a> {
     Pack(PackIter<'a>),
-    Skip(&'a Skip, u32),
+    Tree(TreeIter<'a>),
 }
 
 impl<'a> Iterator for Iter<'a> {
@@ -513,14 +485,7 @@ impl<'a> Iterator for Iter<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.0 {
             IterInner::Pack(it) => it.next().map(|(_, m, s)| (m, s)),
-            IterInner::Skip(sk, x) => {
-                if *x == NIL {
-                    return None;
-                }
-                let n = &sk.nodes[*x as usize];
-                *x = n.levels[0].next;
-                Some((&n.member, n.score))
-            }
+            IterInner::Tree(it) => it.next(),
         }
     }
 }
@@ -654,361 +619,6 @@ impl<'a> Iterator for PackIter<'a> {
     }
 }
 
-// ---- skiplist with spans, nodes in an arena, member hash chains ---------
-
-const NIL: u32 = u32::MAX;
-const HEAD: u32 = 0;
-const MAX_LEVEL: usize = 32;
-const MIN_BUCKETS: usize = 4;
-
-static HASHER: ahash::RandomState = ahash::RandomState::with_seeds(
-    0x5851_f42d_4c95_7f2d,
-    0x1405_7b7e_f767_814f,
-    0x9e37_79b9_7f4a_7c15,
-    0x2545_f491_4f6c_dd1d,
-);
-
-#[derive(Clone, Copy)]
-struct Level {
-    next: u32,
-    /// Rank distance to `next` (to the end of the list when `next` is NIL).
-    span: u32,
-}
-
-/// A node's levels. With p = 1/4 about 94% of nodes have one or two, kept
-/// inline: a search step then reads the node's own cache line instead of
-/// chasing a second allocation (ZADD spent a fifth of its CPU in that
-/// walk, benches/RESULTS.md).
-#[derive(Clone)]
-enum Levels {
-    Inline(u8, [Level; 2]),
-    Heap(Box<[Level]>),
-}
-
-impl Levels {
-    fn new(n: usize) -> Levels {
-        let empty = Level { next: NIL, span: 0 };
-        if n <= 2 {
-            Levels::Inline(n as u8, [empty; 2])
-        } else {
-            Levels::Heap(vec![empty; n].into_boxed_slice())
-        }
-    }
-
-    fn as_slice(&self) -> &[Level] {
-        match self {
-            Levels::Inline(n, a) => &a[..*n as usize],
-            Levels::Heap(b) => b,
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [Level] {
-        match self {
-            Levels::Inline(n, a) => &mut a[..*n as usize],
-            Levels::Heap(b) => b,
-        }
-    }
-
-    fn get(&self, i: usize) -> Option<&Level> {
-        self.as_slice().get(i)
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Levels::Inline(..) => 0,
-            Levels::Heap(b) => b.len() * std::mem::size_of::<Level>(),
-        }
-    }
-}
-
-impl std::ops::Index<usize> for Levels {
-    type Output = Level;
-    #[inline]
-    fn index(&self, i: usize) -> &Level {
-        &self.as_slice()[i]
-    }
-}
-
-impl std::ops::IndexMut<usize> for Levels {
-    #[inline]
-    fn index_mut(&mut self, i: usize) -> &mut Level {
-        &mut self.as_mut_slice()[i]
-    }
-}
-
-#[derive(Clone)]
-struct Node {
-    member: Box<[u8]>,
-    score: f64,
-    prev: u32,
-    /// Next node in the same hash bucket.
-    chain: u32,
-    levels: Levels,
-}
-
-#[derive(Clone)]
-struct Skip {
-    /// Node 0 is the header; freed slots are reused from `free`.
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    level: usize,
-    tail: u32,
-    len: usize,
-    buckets: Vec<u32>,
-    /// xorshift state for node levels.
-    seed: u64,
-}
-
-impl Skip {
-    fn new() -> Skip {
-        let head = Node { member: Box::new([]), score: 0.0, prev: NIL, chain: NIL, levels: Levels::new(MAX_LEVEL) };
-        Skip {
-            nodes: vec![head],
-            free: Vec::new(),
-            level: 1,
-            tail: NIL,
-            len: 0,
-            buckets: vec![NIL; MIN_BUCKETS],
-            seed: 0x9e37_79b9_7f4a_7c15,
-        }
-    }
-
-    fn mem_usage(&self) -> usize {
-        let nodes: usize = self.nodes.iter().map(|n| n.member.len() + n.levels.heap_bytes()).sum();
-        nodes + self.nodes.capacity() * std::mem::size_of::<Node>() + self.buckets.capacity() * 4
-    }
-
-    fn random_level(&mut self) -> usize {
-        let mut x = self.seed;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.seed = x;
-        // Each level with probability 1/4, as Redis's ZSKIPLIST_P.
-        let lvl = 1 + (x.trailing_zeros() / 2) as usize;
-        lvl.min(MAX_LEVEL)
-    }
-
-    #[inline]
-    fn bucket_of(&self, member: &[u8]) -> usize {
-        HASHER.hash_one(member) as usize & (self.buckets.len() - 1)
-    }
-
-    fn find(&self, member: &[u8]) -> Option<u32> {
-        let mut x = self.buckets[self.bucket_of(member)];
-        while x != NIL {
-            let n = &self.nodes[x as usize];
-            if &*n.member == member {
-                return Some(x);
-            }
-            x = n.chain;
-        }
-        None
-    }
-
-    /// Walk from the header along the highest levels while `go` holds for
-    /// the next node: returns (rank of the node reached, that node).
-    fn advance_while(&self, go: impl Fn(&Node) -> bool) -> (usize, u32) {
-        let (mut x, mut rank) = (HEAD, 0usize);
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.nodes[x as usize].levels[i];
-                if l.next != NIL && go(&self.nodes[l.next as usize]) {
-                    rank += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-        }
-        (rank, x)
-    }
-
-    /// 1-based rank of the member (which must be present).
-    fn rank_of(&self, score: f64, member: &[u8]) -> usize {
-        self.advance_while(|n| before(n.score, &n.member, score, member) || (n.score == score && &*n.member == member))
-            .0
-    }
-
-    /// Node at a 1-based rank (NIL if out of range).
-    fn node_at(&self, rank: usize) -> u32 {
-        let (mut x, mut traversed) = (HEAD, 0usize);
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.nodes[x as usize].levels[i];
-                if l.next != NIL && traversed + l.span as usize <= rank {
-                    traversed += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-            if traversed == rank {
-                return x;
-            }
-        }
-        NIL
-    }
-
-    /// Last node on each level strictly before (score, member).
-    fn update_path(&self, score: f64, member: &[u8], update: &mut [u32; MAX_LEVEL], rank: &mut [usize; MAX_LEVEL]) {
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
-            loop {
-                let l = self.nodes[x as usize].levels[i];
-                if l.next != NIL && {
-                    let n = &self.nodes[l.next as usize];
-                    before(n.score, &n.member, score, member)
-                } {
-                    rank[i] += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-            update[i] = x;
-        }
-    }
-
-    fn insert(&mut self, member: Box<[u8]>, score: f64) {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut rank = [0usize; MAX_LEVEL];
-        self.update_path(score, &member, &mut update, &mut rank);
-        let lvl = self.random_level();
-        if lvl > self.level {
-            for i in self.level..lvl {
-                rank[i] = 0;
-                update[i] = HEAD;
-                self.nodes[HEAD as usize].levels[i].span = self.len as u32;
-            }
-            self.level = lvl;
-        }
-        let node = Node {
-            member,
-            score,
-            prev: if update[0] == HEAD { NIL } else { update[0] },
-            chain: NIL,
-            levels: Levels::new(lvl),
-        };
-        let x = match self.free.pop() {
-            Some(i) => {
-                self.nodes[i as usize] = node;
-                i
-            }
-            None => {
-                self.nodes.push(node);
-                (self.nodes.len() - 1) as u32
-            }
-        };
-        for i in 0..lvl {
-            let u = self.nodes[update[i] as usize].levels[i];
-            let before_span = (rank[0] - rank[i]) as u32;
-            self.nodes[x as usize].levels[i] = Level { next: u.next, span: u.span - before_span };
-            self.nodes[update[i] as usize].levels[i] = Level { next: x, span: before_span + 1 };
-        }
-        for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
-            self.nodes[u as usize].levels[i].span += 1;
-        }
-        let next = self.nodes[x as usize].levels[0].next;
-        if next != NIL {
-            self.nodes[next as usize].prev = x;
-        } else {
-            self.tail = x;
-        }
-        self.len += 1;
-        let b = self.bucket_of(&self.nodes[x as usize].member);
-        self.nodes[x as usize].chain = self.buckets[b];
-        self.buckets[b] = x;
-        if self.len > self.buckets.len() {
-            self.rehash(self.len.next_power_of_two());
-        }
-    }
-
-    /// Unlink node `x` from the list and the table; returns its member and score.
-    fn delete(&mut self, x: u32) -> (Box<[u8]>, f64) {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut rank = [0usize; MAX_LEVEL];
-        let score = self.nodes[x as usize].score;
-        self.update_path(score, &self.nodes[x as usize].member, &mut update, &mut rank);
-        let member = std::mem::take(&mut self.nodes[x as usize].member);
-        for (i, &up) in update.iter().enumerate().take(self.level) {
-            let xl = self.nodes[x as usize].levels.get(i).copied();
-            let u = &mut self.nodes[up as usize].levels[i];
-            match xl {
-                Some(xl) if u.next == x => {
-                    u.span = u.span + xl.span - 1;
-                    u.next = xl.next;
-                }
-                _ => u.span -= 1,
-            }
-        }
-        let (next, prev) = (self.nodes[x as usize].levels[0].next, self.nodes[x as usize].prev);
-        if next != NIL {
-            self.nodes[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
-        }
-        while self.level > 1 && self.nodes[HEAD as usize].levels[self.level - 1].next == NIL {
-            self.level -= 1;
-        }
-        self.len -= 1;
-        // Out of its hash chain.
-        let b = self.bucket_of(&member);
-        let chain = self.nodes[x as usize].chain;
-        if self.buckets[b] == x {
-            self.buckets[b] = chain;
-        } else {
-            let mut y = self.buckets[b];
-            while y != NIL {
-                if self.nodes[y as usize].chain == x {
-                    self.nodes[y as usize].chain = chain;
-                    break;
-                }
-                y = self.nodes[y as usize].chain;
-            }
-        }
-        self.nodes[x as usize].levels = Levels::new(0);
-        self.free.push(x);
-        if self.buckets.len() > MIN_BUCKETS && self.len * 8 < self.buckets.len() {
-            self.rehash(self.len.max(MIN_BUCKETS).next_power_of_two());
-        }
-        (member, score)
-    }
-
-    fn rehash(&mut self, n: usize) {
-        self.buckets = vec![NIL; n];
-        let mut x = self.nodes[HEAD as usize].levels[0].next;
-        while x != NIL {
-            let b = self.bucket_of(&self.nodes[x as usize].member);
-            let n = &mut self.nodes[x as usize];
-            n.chain = self.buckets[b];
-            self.buckets[b] = x;
-            x = n.levels[0].next;
-        }
-    }
-
-    /// Visit one bucket and advance a reverse-binary cursor, as Redis's
-    /// dictScan does: every member present for a whole scan is visited
-    /// even if the table is resized in between.
-    fn scan_bucket(&self, cursor: u64, mut f: impl FnMut(&[u8], f64)) -> u64 {
-        if self.len == 0 {
-            return 0;
-        }
-        let mask = (self.buckets.len() - 1) as u64;
-        let mut x = self.buckets[(cursor & mask) as usize];
-        while x != NIL {
-            let n = &self.nodes[x as usize];
-            f(&n.member, n.score);
-            x = n.chain;
-        }
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1030,6 +640,9 @@ mod tests {
     }
 
     fn check(z: &ZSet, model: &std::collections::HashMap<Vec<u8>, f64>, rng: &mut Prng) {
+        if let Repr::Tree(t) = &z.repr {
+            t.check();
+        }
         let want = model_sorted(model);
         assert_eq!(z.len(), want.len());
         assert_eq!(contents(z), want);
@@ -1097,6 +710,250 @@ mod tests {
         for seed in 1..6 {
             run_model(seed, 2000, 60); // stays or goes around the listpack limit
             run_model(seed + 100, 6000, 700); // skiplist
+        }
+    }
+
+    /// The tree form under heavy use: many equal scores, score moves both
+    /// small (in place) and large, range removals and pops at both ends,
+    /// checked against the model and the tree's own invariants.
+    fn run_tree_model(seed: u64, ops: usize, members: u64, scores: u64) {
+        let mut rng = Prng::new(seed);
+        let mut z = ZSet::with_hint(1000, 10);
+        let mut model = std::collections::HashMap::new();
+        let mut max_len = 0;
+        for step in 0..ops {
+            let m = format!("m{:05}", rng.below(members)).into_bytes();
+            // Per mille: removals are rare enough for the set to hover around half of `members`.
+            match rng.below(1000) {
+                0..=449 => {
+                    let s = rng.below(scores) as f64;
+                    assert_eq!(z.insert(&m, s), model.insert(m, s).is_none());
+                }
+                450..=599 => {
+                    // ZINCRBY-like nudge: often keeps the order (in place).
+                    if let Some(&old) = model.get(&m) {
+                        let s = old + (rng.below(5) as f64 - 2.0) / 8.0;
+                        assert!(!z.insert(&m, s));
+                        model.insert(m, s);
+                    }
+                }
+                600..=699 => assert_eq!(z.remove(&m), model.remove(&m)),
+                700..=703 => {
+                    // ZPOPMIN/ZPOPMAX with a count.
+                    let len = z.len();
+                    let k = rng.below(50) as usize + 1;
+                    let want = model_sorted(&model);
+                    let (start, end) = if rng.below(2) == 0 { (0, k - 1) } else { (len.saturating_sub(k), len) };
+                    let mut got = Vec::new();
+                    let n = z.remove_ranks(start, end, |m, s| got.push((m.to_vec(), s)));
+                    let exp: Vec<_> = want.iter().skip(start).take(n).cloned().collect();
+                    assert_eq!(got, exp);
+                    assert_eq!(n, len.min(end + 1).saturating_sub(start));
+                    for (m, _) in &got {
+                        model.remove(m);
+                    }
+                }
+                704 => {
+                    // ZREMRANGEBYRANK over an arbitrary span.
+                    let len = z.len().max(1);
+                    let a = rng.below(len as u64) as usize;
+                    let b = a + rng.below(200) as usize;
+                    let want = model_sorted(&model);
+                    let mut got = Vec::new();
+                    z.remove_ranks(a, b, |m, s| got.push((m.to_vec(), s)));
+                    let exp: Vec<_> = want.iter().skip(a).take(b + 1 - a).cloned().collect();
+                    assert_eq!(got, exp);
+                    for (m, _) in &got {
+                        model.remove(m);
+                    }
+                }
+                705..=729 => {
+                    let want = model_sorted(&model);
+                    if !want.is_empty() {
+                        let r = rng.below(want.len() as u64) as usize;
+                        let k = rng.below(200) as usize;
+                        let mut got = Vec::new();
+                        z.walk(r, false, |m, s| {
+                            got.push((m.to_vec(), s));
+                            got.len() < k
+                        });
+                        let exp: Vec<_> = want.iter().skip(r).take(k.max(1)).cloned().collect();
+                        assert_eq!(got, exp);
+                    }
+                }
+                730..=779 => {
+                    let probe = format!("m{:05}", rng.below(members)).into_bytes();
+                    let want = model_sorted(&model);
+                    let r = want.iter().position(|(m, _)| *m == probe);
+                    assert_eq!(z.rank(&probe), r.map(|i| (i, want[i].1)));
+                }
+                _ => assert_eq!(z.score(&m), model.get(&m).copied()),
+            }
+            if step % 997 == 0 {
+                max_len = max_len.max(z.len());
+                check(&z, &model, &mut rng);
+                let it: Vec<_> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                assert_eq!(it, model_sorted(&model));
+                assert_eq!(contents(&z.deep_clone()), it);
+            }
+        }
+        check(&z, &model, &mut rng);
+        // The set really was large (several tree levels), not emptied by the pops.
+        assert!(max_len > members as usize / 3, "{max_len}");
+    }
+
+    #[test]
+    fn zset_tree_matches_model() {
+        for seed in 1..4 {
+            run_tree_model(seed, 40_000, 5000, 4); // mostly equal scores
+            run_tree_model(seed + 10, 40_000, 3000, 1000);
+            run_tree_model(seed + 20, 20_000, 200, 3); // small sets: root leaf, splits and merges
+        }
+    }
+
+    #[test]
+    fn zset_tree_pops_leave_no_sparse_leaves() {
+        let mut z = ZSet::new();
+        for i in 0..20_000 {
+            z.insert(format!("m{i}").as_bytes(), (i % 7) as f64);
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        // Ascending-ish inserts: leaves are mostly full.
+        assert!(t.leaf_count() < 20_000 / 32 + 2, "{}", t.leaf_count());
+        // Pop from both ends one at a time, and in the middle, down to 300.
+        let mut k = 0;
+        while z.len() > 300 {
+            let len = z.len();
+            let r = match k % 3 {
+                0 => 0,
+                1 => len - 1,
+                _ => len / 2,
+            };
+            assert_eq!(z.remove_ranks(r, r, |_, _| ()), 1);
+            k += 1;
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        // Under-quarter-full leaves are merged: at most 300 / 16 leaves plus the edges.
+        assert!(t.leaf_count() <= 300 / 16 + 2, "{}", t.leaf_count());
+        while !z.is_empty() {
+            z.remove_ranks(0, 0, |_, _| ());
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        assert_eq!(t.leaf_count(), 1);
+        assert_eq!(z.encoding(), "skiplist");
+        // Still usable after emptying.
+        z.insert(b"a", 1.0);
+        assert_eq!(z.rank(b"a"), Some((0, 1.0)));
+    }
+
+    #[test]
+    fn zset_tree_three_levels_fill_and_drain() {
+        let mut rng = Prng::new(3);
+        let mut z = ZSet::new();
+        let mut model = std::collections::HashMap::new();
+        for _ in 0..200_000 {
+            let m = format!("{:x}", rng.next_u64() % 1_000_000).into_bytes();
+            let s = rng.below(100) as f64;
+            z.insert(&m, s);
+            model.insert(m, s);
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        assert!(t.height() >= 3, "{}", t.height());
+        t.check();
+        assert_eq!(contents(&z), model_sorted(&model));
+        // Drain: random removals, then range removals from the middle and pops.
+        let mut keys: Vec<Vec<u8>> = model.keys().cloned().collect();
+        keys.sort();
+        for (i, m) in keys.iter().enumerate() {
+            if i % 3 != 0 {
+                assert_eq!(z.remove(m), model.remove(m));
+            }
+        }
+        let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+        t.check();
+        while !z.is_empty() {
+            let len = z.len();
+            let want = model_sorted(&model);
+            let a = if len > 5000 { len / 3 } else { 0 };
+            let b = a + 1000 + rng.below(3000) as usize;
+            let mut got = Vec::new();
+            z.remove_ranks(a, b, |m, s| got.push((m.to_vec(), s)));
+            assert_eq!(got[..], want[a..want.len().min(b + 1)]);
+            for (m, _) in &got {
+                model.remove(m);
+            }
+            let Repr::Tree(t) = &z.repr else { panic!("expected the tree form") };
+            t.check();
+        }
+    }
+
+    #[test]
+    fn zset_tree_lex_on_equal_scores() {
+        let mut z = ZSet::with_hint(1000, 10);
+        for i in 0..3000 {
+            z.insert(format!("{:05}", i * 3).as_bytes(), 0.0);
+        }
+        let b = |i: usize| format!("{i:05}").into_bytes();
+        let mut rng = Prng::new(7);
+        for _ in 0..2000 {
+            let (x, y) = (rng.below(9100) as usize, rng.below(9100) as usize);
+            let bound = |v: usize, kind: u64| match kind {
+                0 => LexBound::Incl(b(v)),
+                1 => LexBound::Excl(b(v)),
+                2 => LexBound::NegInf,
+                _ => LexBound::PosInf,
+            };
+            let r = LexRange { min: bound(x, rng.below(5).min(2)), max: bound(y, [0, 1, 3][rng.below(3) as usize]) };
+            let inr: Vec<usize> = (0..3000).filter(|&i| r.gte_min(&b(i * 3)) && r.lte_max(&b(i * 3))).collect();
+            assert_eq!(z.lex_first(&r), inr.first().copied(), "{r:?}");
+            assert_eq!(z.lex_last(&r), inr.last().copied(), "{r:?}");
+            assert_eq!(z.lex_count(&r), inr.len(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn zset_tree_scan_across_shrinks_and_growth() {
+        let mut rng = Prng::new(11);
+        for round in 0..6 {
+            let mut z = ZSet::new();
+            for i in 0..4000 {
+                z.insert(format!("k{i}").as_bytes(), (i % 3) as f64);
+            }
+            // Members 0..1000 stay for the whole scan; the rest come and go.
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            let mut steps = 0;
+            loop {
+                cursor = z.scan(cursor, 1 + rng.below(20) as usize, |m, _| {
+                    seen.insert(m.to_vec());
+                });
+                steps += 1;
+                match (steps + round) % 7 {
+                    // Shrink hard (the table halves several times)...
+                    2 => {
+                        for i in 1000..7000 {
+                            z.remove(format!("k{i}").as_bytes());
+                        }
+                    }
+                    // ...and grow again.
+                    5 => {
+                        for i in 1000..7000 {
+                            z.insert(format!("k{i}").as_bytes(), 1.0);
+                        }
+                    }
+                    _ => {}
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
+            assert!((0..1000).all(|i| seen.contains(format!("k{i}").as_bytes())), "round {round}");
+            if let Repr::Tree(t) = &z.repr {
+                t.check();
+            }
         }
     }
 
