@@ -477,7 +477,7 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
             }
             rp.apply(&mut ks, &rec).map_err(|e| format!("{}: {}", seg.path.display(), e))?;
             records += 1;
-            if records % 65536 == 0 {
+            if records.is_multiple_of(65536) {
                 report(done_bytes + pos as u64, records, false);
             }
         }

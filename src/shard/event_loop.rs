@@ -364,9 +364,7 @@ impl Shard {
 
     pub fn run(&mut self) -> Result<(), String> {
         // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
-        if let Err(e) = self.apply_config(&self.config.clone(), None) {
-            return Err(e);
-        }
+        self.apply_config(&self.config.clone(), None)?;
         self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
         self.arm_timer();
         self.shared.ready.fetch_add(1, Ordering::SeqCst);
