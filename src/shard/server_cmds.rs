@@ -61,8 +61,9 @@ pub struct KillFilter {
     pub skipme_id: Option<u64>,
 }
 
-/// One command's counters on one shard; latencies in µs.
-#[derive(Debug)]
+/// One command's counters on one shard (or summed over shards): time in
+/// ns, the latency histogram in `ticks`.
+#[derive(Debug, Clone)]
 pub struct CmdStatInfo {
     pub name: &'static str,
     pub calls: u64,
@@ -1168,7 +1169,7 @@ impl Shard {
             used_memory_peak: self.ks.used_peak.max(self.ks.used),
             evicted_keys: self.ks.evicted_keys,
             aof_delayed_fsync: self.aof.as_ref().map_or(0, |w| w.delayed_fsync),
-            aof_write_ok: self.aof.as_ref().map_or(true, |w| w.last_write_error.is_none()),
+            aof_write_ok: self.aof.as_ref().is_none_or(|w| w.last_write_error.is_none()),
             cmdstats,
             ring_flags: self.ring_flags(),
         }
@@ -1234,7 +1235,7 @@ impl Shard {
             let st = crate::persist::rewrite::status();
             let load = |f: &dyn Fn(&crate::persist::rewrite::Status) -> u64| st.map_or(0, f);
             let in_progress = load(&|s| s.in_progress.load(Ordering::Relaxed) as u64);
-            let status = if st.map_or(true, |s| s.last_ok.load(Ordering::Relaxed)) { "ok" } else { "err" };
+            let status = if st.is_none_or(|s| s.last_ok.load(Ordering::Relaxed)) { "ok" } else { "err" };
             let base = load(&|s| s.base_size.load(Ordering::Relaxed));
             let write_ok = infos.iter().all(|i| i.aof_write_ok);
             let _ = write!(
@@ -1279,66 +1280,55 @@ impl Shard {
             let _ = write!(out, "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\r\n", s, u);
         }
         // Per-command counters summed and histograms merged over shards.
-        let mut merged: Vec<(&str, u64, u64, u64, u64, [f64; 3])> = Vec::new();
-        let mut hists: Vec<(&str, hdrhistogram::Histogram<u64>)> = Vec::new();
-        for i in infos {
-            for c in &i.cmdstats {
-                match merged.iter_mut().find(|m| m.0 == c.name) {
-                    Some(m) => {
-                        m.1 += c.calls;
-                        m.2 += c.nsec;
-                        m.3 += c.rejected;
-                        m.4 += c.failed;
-                    }
-                    None => merged.push((c.name, c.calls, c.nsec, c.rejected, c.failed, [0.0; 3])),
-                }
-                if let Some(h) = &c.hist {
-                    match hists.iter_mut().find(|(n, _)| *n == c.name) {
-                        Some((_, acc)) => {
+        let mut merged: Vec<CmdStatInfo> = Vec::new();
+        for c in infos.iter().flat_map(|i| &i.cmdstats) {
+            match merged.iter_mut().find(|m| m.name == c.name) {
+                Some(m) => {
+                    m.calls += c.calls;
+                    m.nsec += c.nsec;
+                    m.rejected += c.rejected;
+                    m.failed += c.failed;
+                    match (&mut m.hist, &c.hist) {
+                        (Some(acc), Some(h)) => {
                             let _ = acc.add(h);
                         }
-                        None => hists.push((c.name, h.clone())),
+                        (acc @ None, Some(h)) => *acc = Some(h.clone()),
+                        _ => {}
                     }
                 }
+                None => merged.push(c.clone()),
             }
         }
-        for m in merged.iter_mut() {
-            if let Some((_, h)) = hists.iter().find(|(n, _)| *n == m.0) {
-                m.5 = [
-                    super::ticks::to_us(h.value_at_quantile(0.5)),
-                    super::ticks::to_us(h.value_at_quantile(0.99)),
-                    super::ticks::to_us(h.value_at_quantile(0.999)),
-                ];
-            }
-        }
-        merged.sort_by_key(|m| m.0);
+        merged.sort_by_key(|m| m.name);
         if want("commandstats") {
             out.push_str("# Commandstats\r\n");
-            for (name, calls, nsec, rej, failed, _) in &merged {
-                let per = if *calls > 0 { *nsec as f64 / 1000.0 / *calls as f64 } else { 0.0 };
+            for m in &merged {
+                let per = if m.calls > 0 { m.nsec as f64 / 1000.0 / m.calls as f64 } else { 0.0 };
                 let _ = write!(
                     out,
                     "cmdstat_{}:calls={},usec={},usec_per_call={:.2},rejected_calls={},failed_calls={}\r\n",
-                    name,
-                    calls,
-                    nsec / 1000,
+                    m.name,
+                    m.calls,
+                    m.nsec / 1000,
                     per,
-                    rej,
-                    failed
+                    m.rejected,
+                    m.failed
                 );
             }
             out.push_str("\r\n");
         }
         if want("latencystats") {
             out.push_str("# Latencystats\r\n");
-            for (name, calls, _, _, _, p) in &merged {
-                if *calls == 0 {
-                    continue;
-                }
+            for m in &merged {
+                let Some(h) = m.hist.as_ref().filter(|_| m.calls > 0) else { continue };
+                let p = |q| super::ticks::to_us(h.value_at_quantile(q));
                 let _ = write!(
                     out,
                     "latency_percentiles_usec_{}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
-                    name, p[0], p[1], p[2]
+                    m.name,
+                    p(0.5),
+                    p(0.99),
+                    p(0.999)
                 );
             }
             out.push_str("\r\n");
