@@ -282,43 +282,15 @@ impl Tree {
     // ---- arena --------------------------------------------------------
 
     fn alloc_item(&mut self, member: Box<[u8]>, score: f64) -> u32 {
-        let item = Item { member, score, chain: NIL };
-        match self.free_items.pop() {
-            Some(i) => {
-                self.items[i as usize] = item;
-                i
-            }
-            None => {
-                self.items.push(item);
-                (self.items.len() - 1) as u32
-            }
-        }
+        slab_alloc(&mut self.items, &mut self.free_items, Item { member, score, chain: NIL })
     }
 
     fn alloc_leaf(&mut self) -> u32 {
-        match self.free_leaves.pop() {
-            Some(i) => {
-                self.leaves[i as usize] = Leaf::new();
-                i
-            }
-            None => {
-                self.leaves.push(Leaf::new());
-                (self.leaves.len() - 1) as u32
-            }
-        }
+        slab_alloc(&mut self.leaves, &mut self.free_leaves, Leaf::new())
     }
 
     fn alloc_inner(&mut self) -> u32 {
-        match self.free_inners.pop() {
-            Some(i) => {
-                self.inners[i as usize] = Inner::new();
-                i
-            }
-            None => {
-                self.inners.push(Inner::new());
-                (self.inners.len() - 1) as u32
-            }
-        }
+        slab_alloc(&mut self.inners, &mut self.free_inners, Inner::new())
     }
 
     /// Unlink a leaf from its neighbours and free it.
@@ -946,5 +918,19 @@ impl<'a> Iterator for TreeIter<'a> {
             self.at = 0;
         }
         Some(out)
+    }
+}
+
+/// Put `v` in a freed slot of `slab` if there is one, else at its end; its index.
+fn slab_alloc<T>(slab: &mut Vec<T>, free: &mut Vec<u32>, v: T) -> u32 {
+    match free.pop() {
+        Some(i) => {
+            slab[i as usize] = v;
+            i
+        }
+        None => {
+            slab.push(v);
+            (slab.len() - 1) as u32
+        }
     }
 }
