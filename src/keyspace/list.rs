@@ -54,19 +54,26 @@ fn entry_size(n: usize) -> usize {
 }
 
 fn write_entry(out: &mut Vec<u8>, v: &[u8]) {
-    let n = v.len();
-    if n < LONG as usize {
-        out.push(n as u8);
-        out.extend_from_slice(v);
-        out.push(n as u8);
+    let at = out.len();
+    out.resize(at + entry_size(v.len()), 0);
+    write_entry_at(&mut out[at..], v);
+}
+
+/// Frame `v` into `dst`, which is exactly `entry_size(v.len())` bytes.
+fn write_entry_at(dst: &mut [u8], v: &[u8]) {
+    let (n, end) = (v.len(), dst.len());
+    let f = frame_len(n);
+    if f == 1 {
+        dst[0] = n as u8;
+        dst[end - 1] = n as u8;
     } else {
         let l = (n as u32).to_le_bytes();
-        out.push(LONG);
-        out.extend_from_slice(&l);
-        out.extend_from_slice(v);
-        out.extend_from_slice(&l);
-        out.push(LONG);
+        dst[0] = LONG;
+        dst[1..5].copy_from_slice(&l);
+        dst[end - 5..end - 1].copy_from_slice(&l);
+        dst[end - 1] = LONG;
     }
+    dst[f..f + n].copy_from_slice(v);
 }
 
 fn entry_bytes(v: &[u8]) -> Vec<u8> {
@@ -164,22 +171,9 @@ impl Pack {
                     self.start = total - bytes;
                     self.buf = next;
                 }
-                // Write the frame in place: the bytes before `start` are free.
+                // Frame in place: the bytes before `start` are free.
                 let at = self.start - need;
-                let e = &mut self.buf[at..self.start];
-                let n = v.len();
-                let f = frame_len(n);
-                if f == 1 {
-                    e[0] = n as u8;
-                    e[need - 1] = n as u8;
-                } else {
-                    let l = (n as u32).to_le_bytes();
-                    e[0] = LONG;
-                    e[1..5].copy_from_slice(&l);
-                    e[need - 5..need - 1].copy_from_slice(&l);
-                    e[need - 1] = LONG;
-                }
-                e[f..f + n].copy_from_slice(v);
+                write_entry_at(&mut self.buf[at..self.start], v);
                 self.start = at;
             }
         }
@@ -210,10 +204,7 @@ impl Pack {
             }
         }
         self.count -= 1;
-        if self.count == 0 {
-            self.buf.clear();
-            self.start = 0;
-        }
+        self.reset_if_empty();
         r
     }
 
@@ -261,6 +252,11 @@ impl Pack {
             }
         }
         self.count -= n;
+        self.reset_if_empty();
+    }
+
+    /// An emptied chunk starts again at offset 0 (no gap to carry).
+    fn reset_if_empty(&mut self) {
         if self.count == 0 {
             self.buf.clear();
             self.start = 0;
