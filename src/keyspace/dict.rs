@@ -193,7 +193,7 @@ fn drop_chain(mut cur: Option<Box<Entry>>) {
 /// The SCAN cursor after `v` for a table of mask `mask`: increment the
 /// reversed bits within the mask.
 #[inline]
-fn next_cursor(v: u64, mask: u64) -> u64 {
+pub(crate) fn next_cursor(v: u64, mask: u64) -> u64 {
     (v | !mask).reverse_bits().wrapping_add(1).reverse_bits()
 }
 

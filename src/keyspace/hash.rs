@@ -581,7 +581,7 @@ impl<V> Table<V> {
             f(n);
             cur = n.next.as_deref();
         }
-        (cursor | !mask).reverse_bits().wrapping_add(1).reverse_bits()
+        super::dict::next_cursor(cursor, mask)
     }
 
     /// Redis's scan loop: buckets from `cursor` until `f` reports `count`

@@ -827,10 +827,7 @@ impl Tree {
             f(&it.member, it.score);
             x = it.chain;
         }
-        let mut v = cursor | !mask;
-        v = v.reverse_bits();
-        v = v.wrapping_add(1);
-        v.reverse_bits()
+        super::dict::next_cursor(cursor, mask)
     }
 
     /// Structure check for tests: order, counts, separators, links, fill.
