@@ -177,6 +177,29 @@ fn balance<T: Entries>(a: &mut T, b: &mut T) {
     }
 }
 
+/// The child of `n` holding 0-based rank `r` of its subtree, and the rank
+/// within that child (the last child takes any overflow).
+fn child_at_rank(n: &Inner, mut r: usize) -> (usize, usize) {
+    let mut i = 0;
+    while i + 1 < n.n() && r >= n.counts[i] as usize {
+        r -= n.counts[i] as usize;
+        i += 1;
+    }
+    (i, r)
+}
+
+/// Merge b (a's right neighbour) into a if both fit in `cap`, else even
+/// them out; whether they merged.
+fn merge_or_balance<T: Entries>(a: &mut T, b: &mut T, cap: usize) -> bool {
+    if a.n() + b.n() <= cap {
+        append(a, b);
+        true
+    } else {
+        balance(a, b);
+        false
+    }
+}
+
 /// Two distinct elements of one slice, mutably.
 fn pair<T>(v: &mut [T], a: u32, b: u32) -> (&mut T, &mut T) {
     let (a, b) = (a as usize, b as usize);
@@ -229,6 +252,12 @@ enum Target {
 struct Taken {
     ids: [u32; LCAP],
     n: usize,
+}
+
+impl Taken {
+    fn new() -> Taken {
+        Taken { ids: [NIL; LCAP], n: 0 }
+    }
 }
 
 #[derive(Clone)]
@@ -311,6 +340,15 @@ impl Tree {
         self.free_inners.push(x);
     }
 
+    /// Free a node at height `h`.
+    fn free_node(&mut self, x: u32, h: u32) {
+        if h == 0 {
+            self.free_leaf(x);
+        } else {
+            self.free_inner(x);
+        }
+    }
+
     // ---- node helpers ---------------------------------------------------
 
     /// Entries of a node at height `h` (children for an inner node).
@@ -366,12 +404,8 @@ impl Tree {
         let (mut x, mut h, mut r) = (self.root, self.height, rank);
         while h > 0 {
             let n = &self.inners[x as usize];
-            let mut i = 0;
-            while i + 1 < n.n() && r >= n.counts[i] as usize {
-                r -= n.counts[i] as usize;
-                i += 1;
-            }
-            x = n.child[i];
+            let (i, sub) = child_at_rank(n, r);
+            (x, r) = (n.child[i], sub);
             h -= 1;
         }
         (r < self.leaves[x as usize].n()).then_some((x, r))
@@ -509,7 +543,7 @@ impl Tree {
                 return;
             }
         }
-        let mut t = Taken { ids: [NIL; LCAP], n: 0 };
+        let mut t = Taken::new();
         self.remove_from_tree(Target::Key(old, id), 1, &mut t);
         self.items[id as usize].score = score;
         self.tree_insert(score, id);
@@ -609,7 +643,7 @@ impl Tree {
 
     /// Remove a present item; returns its member and score.
     pub(super) fn remove(&mut self, id: u32) -> (Box<[u8]>, f64) {
-        let mut t = Taken { ids: [NIL; LCAP], n: 0 };
+        let mut t = Taken::new();
         self.remove_from_tree(Target::Key(self.items[id as usize].score, id), 1, &mut t);
         let out = self.drop_item(id);
         self.maybe_shrink();
@@ -621,7 +655,7 @@ impl Tree {
     pub(super) fn remove_ranks(&mut self, start: usize, n: usize, mut f: impl FnMut(&[u8], f64)) {
         let mut left = n;
         while left > 0 {
-            let mut t = Taken { ids: [NIL; LCAP], n: 0 };
+            let mut t = Taken::new();
             let k = self.remove_from_tree(Target::Rank(start), left, &mut t);
             if k == 0 {
                 // Past the end: the caller clamped, so this is only a guard.
@@ -713,13 +747,9 @@ impl Tree {
         }
         let n = &self.inners[x as usize];
         let (i, sub) = match target {
-            Target::Rank(mut r) => {
-                let mut i = 0;
-                while i + 1 < n.n() && r >= n.counts[i] as usize {
-                    r -= n.counts[i] as usize;
-                    i += 1;
-                }
-                (i, Target::Rank(r))
+            Target::Rank(r) => {
+                let (i, sub) = child_at_rank(n, r);
+                (i, Target::Rank(sub))
             }
             Target::Key(s, id) => {
                 (first_false(n.n(), |j| key_le(&self.items, n.scores[j], n.ids[j], s, id)).saturating_sub(1), target)
@@ -754,11 +784,7 @@ impl Tree {
             // An only child (right edge after appends): drop it when empty;
             // p's own parent then merges p away.
             if cn == 0 {
-                if ch == 0 {
-                    self.free_leaf(child);
-                } else {
-                    self.free_inner(child);
-                }
+                self.free_node(child, ch);
                 self.inners[p as usize].n = 0;
             }
             return;
@@ -767,29 +793,13 @@ impl Tree {
         let (a, b) = (self.inners[p as usize].child[li], self.inners[p as usize].child[li + 1]);
         let merged = if ch == 0 {
             let (x, y) = pair(&mut self.leaves, a, b);
-            if x.n() + y.n() <= LCAP {
-                append(x, y);
-                true
-            } else {
-                balance(x, y);
-                false
-            }
+            merge_or_balance(x, y, LCAP)
         } else {
             let (x, y) = pair(&mut self.inners, a, b);
-            if x.n() + y.n() <= FAN {
-                append(x, y);
-                true
-            } else {
-                balance(x, y);
-                false
-            }
+            merge_or_balance(x, y, FAN)
         };
         if merged {
-            if ch == 0 {
-                self.free_leaf(b);
-            } else {
-                self.free_inner(b);
-            }
+            self.free_node(b, ch);
             close(&mut self.inners[p as usize], li + 1, 1);
         } else {
             self.refresh(p, li + 1, h);
@@ -805,7 +815,7 @@ impl Tree {
         while x != NIL {
             let l = &self.leaves[x as usize];
             for &id in &l.ids[..l.n()] {
-                let b = HASHER.hash_one(&*self.items[id as usize].member) as usize & (n - 1);
+                let b = self.bucket_of(&self.items[id as usize].member);
                 self.items[id as usize].chain = self.buckets[b];
                 self.buckets[b] = id;
             }
