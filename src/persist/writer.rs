@@ -412,12 +412,7 @@ impl Writer {
     pub fn on_fsync(&mut self, res: i32, upto: u64, now_ms: i64) -> Result<(), String> {
         self.fsyncs_inflight = self.fsyncs_inflight.saturating_sub(1);
         if res < 0 {
-            return Err(format!(
-                "shard {}: fdatasync of {} failed: {}",
-                self.shard,
-                self.seg_path.display(),
-                std::io::Error::from_raw_os_error(-res)
-            ));
+            return Err(self.sync_failed("fdatasync of", res));
         }
         match self.rotation.as_mut() {
             Some(r) => r.later_synced = r.later_synced.max(upto),
@@ -426,6 +421,17 @@ impl Writer {
         self.refresh_durable();
         self.last_fsync_ms = now_ms;
         Ok(())
+    }
+
+    /// The fatal error for a failed sync (`what` names it, before the path).
+    fn sync_failed(&self, what: &str, res: i32) -> String {
+        format!(
+            "shard {}: {} {} failed: {}",
+            self.shard,
+            what,
+            self.seg_path.display(),
+            std::io::Error::from_raw_os_error(-res)
+        )
     }
 
     /// A rotation's sync to submit (fdatasync of the old segment or fsync
@@ -438,12 +444,7 @@ impl Writer {
     /// failed fdatasync (see `on_fsync`).
     pub fn on_rotation_sync(&mut self, res: i32) -> Result<(), String> {
         if res < 0 {
-            return Err(format!(
-                "shard {}: syncing the AOF segment rotation to {} failed: {}",
-                self.shard,
-                self.seg_path.display(),
-                std::io::Error::from_raw_os_error(-res)
-            ));
+            return Err(self.sync_failed("syncing the AOF segment rotation to", res));
         }
         if let Some(r) = self.rotation.as_mut() {
             r.pending = r.pending.saturating_sub(1);
