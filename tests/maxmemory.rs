@@ -84,6 +84,43 @@ fn noeviction_refuses_growth_but_reads_and_deletes_run() {
 }
 
 #[test]
+fn big_collections_weigh_their_elements() {
+    // One key of each full encoding grows by 1 KB elements until -OOM: the
+    // limit must hold by the bytes they hold, not a fixed cost per element
+    // (a 100k-field hash of 1 KB values once counted as 8 MB).
+    let srv = Server::start(1, &["--maxmemory", "2mb"]);
+    let mut c = srv.conn();
+    let base = info_int(&mut c, "used_memory");
+    for (kind, encoding) in [("hash", "hashtable"), ("set", "hashtable"), ("zset", "skiplist"), ("list", "quicklist")] {
+        let mut stored = 0usize;
+        let err = loop {
+            assert!(stored < 4000, "{kind}: 4 MB of elements stored under a 2 MB limit");
+            let elem = format!("{stored:04}{}", value(996));
+            let n = stored.to_string();
+            let args: Vec<&str> = match kind {
+                "hash" => vec!["HSET", "big", &n, &elem],
+                "set" => vec!["SADD", "big", &elem],
+                "zset" => vec!["ZADD", "big", &n, &elem],
+                _ => vec!["RPUSH", "big", &elem],
+            };
+            match c.cmd(&args) {
+                Value::Int(_) => stored += 1,
+                Value::Error(e) => break e,
+                other => panic!("{kind}: {other}"),
+            }
+        };
+        assert_eq!(err, OOM, "{kind}");
+        assert_eq!(c.cmd(&["OBJECT", "ENCODING", "big"]), Value::bulk(encoding), "{kind}");
+        let used = info_int(&mut c, "used_memory");
+        assert!(stored > 1000 && used as usize >= stored * 1000, "{kind}: {stored} elements, used_memory {used}");
+        // What the key was charged is given back when it goes.
+        assert_eq!(c.cmd(&["DEL", "big"]), Value::Int(1));
+        let after = info_int(&mut c, "used_memory");
+        assert!(after < base + 10_000, "{kind}: used_memory {after} after DEL (started at {base})");
+    }
+}
+
+#[test]
 fn allkeys_lru_keeps_the_hot_set() {
     let srv =
         Server::start(1, &["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru", "--maxmemory-samples", "10"]);

@@ -233,25 +233,15 @@ pub fn score(policy: Policy, e: &Entry, now_ms: i64) -> u64 {
 const ENTRY_OVERHEAD: usize = 80 + 8;
 /// Malloc overhead of a separately allocated key or string.
 const ALLOC_OVERHEAD: usize = 16;
-/// Per-element cost of collections in their full encodings. Measuring
-/// those exactly walks every element, far too slow on a write path, so a
-/// fixed cost per element stands in (what Redis's structures cost for
-/// small members).
-const LIST_ELEM: usize = 16;
-const HASH_FIELD: usize = 80;
-const SET_MEMBER: usize = 56;
-const ZSET_MEMBER: usize = 96;
 
-/// Bytes counted for a value, in O(1): exact for strings and compact
-/// collections, per element for large ones.
+/// Bytes counted for a value, in O(1): every type keeps its own byte count
+/// current (big collections count their elements' bytes as they change,
+/// so a hash of 1 KB values weighs what it holds, not a fixed cost per
+/// field).
 pub fn value_mem(v: &Value) -> usize {
     match v {
         Value::Int(_) | Value::Inline { .. } => 0,
         Value::Str { data, .. } => data.capacity() + ALLOC_OVERHEAD,
-        Value::List(l) if l.encoding() == "quicklist" => l.len() * LIST_ELEM,
-        Value::Hash(h) if h.encoding() == "hashtable" => h.len() * HASH_FIELD,
-        Value::Set(s) if s.encoding() == "hashtable" => s.len() * SET_MEMBER,
-        Value::ZSet(z) if z.encoding() == "skiplist" => z.len() * ZSET_MEMBER,
         other => other.mem_usage() + ALLOC_OVERHEAD,
     }
 }

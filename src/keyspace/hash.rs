@@ -98,7 +98,7 @@ impl Hash {
         std::mem::size_of::<Hash>()
             + match &self.0 {
                 HRepr::Pack(b) => b.mem_usage(),
-                HRepr::Table(t) => t.mem_usage(|v| v.len()),
+                HRepr::Table(t) => t.mem_usage(),
             }
     }
 
@@ -420,9 +420,38 @@ pub(crate) struct Node<V> {
 pub(crate) struct Table<V> {
     buckets: Vec<Option<Box<Node<V>>>>,
     len: usize,
+    /// Heap bytes the nodes own besides themselves (long keys, values),
+    /// kept current so `mem_usage` is O(1): maxmemory asks on every write.
+    heap: usize,
 }
 
-impl<V: Clone> Clone for Table<V> {
+/// Bytes a table value owns on the heap (for `Table::mem_usage`).
+pub(crate) trait HeapSize {
+    fn heap_size(&self) -> usize;
+}
+
+impl HeapSize for () {
+    fn heap_size(&self) -> usize {
+        0
+    }
+}
+
+impl HeapSize for Box<[u8]> {
+    fn heap_size(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Heap bytes of a node's key: up to INLINE bytes live in the node itself.
+fn key_heap(k: &[u8]) -> usize {
+    if k.len() > INLINE {
+        k.len()
+    } else {
+        0
+    }
+}
+
+impl<V: Clone + HeapSize> Clone for Table<V> {
     fn clone(&self) -> Self {
         let mut t = Table::with_capacity(self.len);
         self.for_each(|k, v| {
@@ -444,9 +473,9 @@ impl<V> Drop for Table<V> {
     }
 }
 
-impl<V> Table<V> {
+impl<V: HeapSize> Table<V> {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        let mut t = Table { buckets: Vec::new(), len: 0 };
+        let mut t = Table { buckets: Vec::new(), len: 0, heap: 0 };
         if n > 0 {
             t.resize(n.next_power_of_two().max(4));
         }
@@ -483,6 +512,7 @@ impl<V> Table<V> {
             let mut cur = self.buckets[i].as_deref_mut();
             while let Some(n) = cur {
                 if &*n.key == key {
+                    self.heap = self.heap + val.heap_size() - n.val.heap_size();
                     return Some(std::mem::replace(&mut n.val, val));
                 }
                 cur = n.next.as_deref_mut();
@@ -493,6 +523,7 @@ impl<V> Table<V> {
         }
         let i = self.slot(key);
         let next = self.buckets[i].take();
+        self.heap += key_heap(key) + val.heap_size();
         self.buckets[i] = Some(Box::new(Node { next, key: SmallBytes::from_slice(key), val }));
         self.len += 1;
         None
@@ -511,6 +542,7 @@ impl<V> Table<V> {
                     let mut removed = link.take()?;
                     *link = removed.next.take();
                     self.len -= 1;
+                    self.heap -= key_heap(key) + removed.val.heap_size();
                     let nb = self.buckets.len();
                     if nb > 4 && self.len * 8 < nb {
                         self.resize((self.len.next_power_of_two() * 2).max(4));
@@ -604,12 +636,10 @@ impl<V> Table<V> {
         }
     }
 
-    pub(crate) fn mem_usage(&self, val_len: impl Fn(&V) -> usize) -> usize {
-        let mut n = self.buckets.capacity() * 8;
-        // Keys up to INLINE bytes live in the node itself.
-        let heap_key = |k: &[u8]| if k.len() > INLINE { k.len() } else { 0 };
-        self.for_each(|k, v| n += std::mem::size_of::<Node<V>>() + 16 + heap_key(k) + val_len(v));
-        n
+    /// Bytes of the bucket array, the nodes (with malloc's overhead) and
+    /// what they own, in O(1).
+    pub(crate) fn mem_usage(&self) -> usize {
+        self.buckets.capacity() * 8 + self.len * (std::mem::size_of::<Node<V>>() + 16) + self.heap
     }
 }
 

@@ -330,8 +330,10 @@ impl<'a> DoubleEndedIterator for PackIter<'a> {
 enum Repr {
     /// The whole list in one chunk.
     Small(Pack),
-    /// Chunks from head to tail, none empty; `len` is the element total.
-    Big { nodes: VecDeque<Pack>, len: usize },
+    /// Chunks from head to tail, none empty; `len` is the element total,
+    /// `heap` the chunks' allocated bytes (kept current: maxmemory asks for
+    /// it on every write, and summing it walks every chunk).
+    Big { nodes: VecDeque<Pack>, len: usize, heap: usize },
 }
 
 #[derive(Clone)]
@@ -377,9 +379,7 @@ impl List {
     pub fn mem_usage(&self) -> usize {
         match &self.repr {
             Repr::Small(p) => p.buf.capacity(),
-            Repr::Big { nodes, .. } => {
-                nodes.capacity() * std::mem::size_of::<Pack>() + nodes.iter().map(|p| p.buf.capacity()).sum::<usize>()
-            }
+            Repr::Big { nodes, heap, .. } => nodes.capacity() * std::mem::size_of::<Pack>() + heap,
         }
     }
 
@@ -426,11 +426,11 @@ impl List {
                     return;
                 }
                 let p = std::mem::take(p);
-                let len = p.count;
-                self.repr = Repr::Big { nodes: VecDeque::from([p]), len };
+                let (len, heap) = (p.count, p.buf.capacity());
+                self.repr = Repr::Big { nodes: VecDeque::from([p]), len, heap };
                 self.push(end, v);
             }
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, heap } => {
                 *len += 1;
                 // A chunk at the end of a long list will likely fill up:
                 // size it for that once (byte-limited chunks only).
@@ -440,11 +440,14 @@ impl List {
                     End::Tail => nodes.back_mut(),
                 };
                 if let Some(n) = node.filter(|n| n.accepts(limits, v.len())) {
+                    let before = n.buf.capacity();
                     n.push(end, v, room);
+                    *heap = *heap + n.buf.capacity() - before;
                     return;
                 }
                 let mut n = Pack::default();
                 n.push(end, v, room);
+                *heap += n.buf.capacity();
                 match end {
                     End::Head => nodes.push_front(n),
                     End::Tail => nodes.push_back(n),
@@ -462,13 +465,16 @@ impl List {
                 }
                 return Some(p.pop(end, f));
             }
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, heap } => {
                 let node = match end {
                     End::Head => nodes.front_mut()?,
                     End::Tail => nodes.back_mut()?,
                 };
+                let before = node.buf.capacity();
                 let r = node.pop(end, f);
+                *heap = *heap + node.buf.capacity() - before;
                 if node.count == 0 {
+                    *heap -= node.buf.capacity();
                     match end {
                         End::Head => nodes.pop_front(),
                         End::Tail => nodes.pop_back(),
@@ -534,7 +540,7 @@ impl List {
         }
         match &self.repr {
             Repr::Small(p) => Some(p.get(i)),
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, .. } => {
                 let (n, off) = Self::locate(nodes, *len, i);
                 Some(nodes[n].get(off))
             }
@@ -548,13 +554,14 @@ impl List {
         }
         match &mut self.repr {
             Repr::Small(p) => p.replace(i, v),
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, .. } => {
                 let (n, off) = Self::locate(nodes, *len, i);
                 nodes[n].replace(off, v);
                 Self::refit(nodes, n);
             }
         }
         self.check_grow();
+        self.recount_heap();
         true
     }
 
@@ -569,7 +576,7 @@ impl List {
         }
         match &mut self.repr {
             Repr::Small(p) => p.insert(i, v),
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, .. } => {
                 let (n, off) = Self::locate(nodes, *len, i);
                 nodes[n].insert(off, v);
                 *len += 1;
@@ -577,6 +584,15 @@ impl List {
             }
         }
         self.check_grow();
+        self.recount_heap();
+    }
+
+    /// Recount `heap` after an operation that may have touched many chunks
+    /// (all of them already walk the chunk list).
+    fn recount_heap(&mut self) {
+        if let Repr::Big { nodes, heap, .. } = &mut self.repr {
+            *heap = nodes.iter().map(|p| p.buf.capacity()).sum();
+        }
     }
 
     /// A chunk that grew past the limits is split.
@@ -599,7 +615,7 @@ impl List {
             if p.count > 1 && !p.fits(limits, 0, 0) {
                 let p = std::mem::take(p);
                 let len = p.count;
-                self.repr = Repr::Big { nodes: p.split_to_fit(limits).into(), len };
+                self.repr = Repr::Big { nodes: p.split_to_fit(limits).into(), len, heap: 0 };
             }
         }
     }
@@ -629,7 +645,7 @@ impl List {
         }
         match &mut self.repr {
             Repr::Small(p) => p.drop_n(end, n),
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, .. } => {
                 *len -= n;
                 while n > 0 {
                     let node = match end {
@@ -650,6 +666,7 @@ impl List {
                 }
             }
         }
+        self.recount_heap();
         self.maybe_shrink();
     }
 
@@ -689,7 +706,7 @@ impl List {
         let mut k = 0;
         match &mut self.repr {
             Repr::Small(p) => rebuild(p, 0, &mut k),
-            Repr::Big { nodes, len } => {
+            Repr::Big { nodes, len, .. } => {
                 let mut base = 0;
                 for p in nodes.iter_mut() {
                     let c = p.count;
@@ -700,6 +717,7 @@ impl List {
                 *len -= removed;
             }
         }
+        self.recount_heap();
         self.maybe_shrink();
         removed
     }
@@ -739,8 +757,9 @@ mod tests {
         assert_eq!(fwd, want);
         let rev: Vec<&[u8]> = l.iter().rev().collect();
         assert_eq!(rev, want.iter().rev().copied().collect::<Vec<_>>());
-        if let Repr::Big { nodes, len } = &l.repr {
+        if let Repr::Big { nodes, len, heap } = &l.repr {
             assert_eq!(*len, nodes.iter().map(|p| p.count).sum::<usize>());
+            assert_eq!(*heap, nodes.iter().map(|p| p.buf.capacity()).sum::<usize>(), "heap kept current");
             assert!(nodes.iter().all(|p| p.count > 0));
         }
     }

@@ -221,7 +221,7 @@ impl Set {
         std::mem::size_of::<Set>()
             + match &self.0 {
                 SRepr::Compact(b) => b.mem_usage(),
-                SRepr::Table(t) => t.mem_usage(|_| 0),
+                SRepr::Table(t) => t.mem_usage(),
             }
     }
 

@@ -266,6 +266,8 @@ pub(super) struct Tree {
     free_items: Vec<u32>,
     buckets: Vec<u32>,
     len: usize,
+    /// Bytes of all members, kept current so `mem_usage` is O(1).
+    member_bytes: usize,
     leaves: Vec<Leaf>,
     free_leaves: Vec<u32>,
     inners: Vec<Inner>,
@@ -282,6 +284,7 @@ impl Tree {
             free_items: Vec::new(),
             buckets: vec![NIL; MIN_BUCKETS],
             len: 0,
+            member_bytes: 0,
             leaves: vec![Leaf::new()],
             free_leaves: Vec::new(),
             inners: Vec::new(),
@@ -296,8 +299,7 @@ impl Tree {
     }
 
     pub(super) fn mem_usage(&self) -> usize {
-        let members: usize = self.items.iter().map(|i| i.member.len()).sum();
-        members
+        self.member_bytes
             + self.items.capacity() * std::mem::size_of::<Item>()
             + self.leaves.capacity() * std::mem::size_of::<Leaf>()
             + self.inners.capacity() * std::mem::size_of::<Inner>()
@@ -311,6 +313,7 @@ impl Tree {
     // ---- arena --------------------------------------------------------
 
     fn alloc_item(&mut self, member: Box<[u8]>, score: f64) -> u32 {
+        self.member_bytes += member.len();
         slab_alloc(&mut self.items, &mut self.free_items, Item { member, score, chain: NIL })
     }
 
@@ -690,6 +693,7 @@ impl Tree {
         self.items[id as usize].chain = NIL;
         self.free_items.push(id);
         self.len -= 1;
+        self.member_bytes -= member.len();
         (member, score)
     }
 
