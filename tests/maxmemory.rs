@@ -121,6 +121,27 @@ fn big_collections_weigh_their_elements() {
 }
 
 #[test]
+fn memory_usage_weighs_a_key_on_its_own_shard() {
+    let srv = Server::start(4, &[]);
+    let mut c = srv.conn();
+    // Keys spread over the shards: each is weighed where it lives.
+    for i in 0..20 {
+        let k = format!("k{i}");
+        assert_eq!(c.cmd(&["SET", &k, &value(100)]), Value::ok());
+        let n = c.cmd(&["MEMORY", "USAGE", &k]).as_int().unwrap_or_else(|| panic!("MEMORY USAGE {k}"));
+        assert!((100..1000).contains(&n), "{k}: {n}");
+    }
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "missing"]), Value::NilBulk);
+    for i in 0..1000 {
+        assert_eq!(c.cmd(&["HSET", "h", &i.to_string(), &value(1000)]), Value::Int(1));
+    }
+    let n = c.cmd(&["MEMORY", "USAGE", "h", "SAMPLES", "0"]).as_int().expect("int");
+    assert!(n >= 1_000_000, "a hash of 1000 1 KB values weighs {n}");
+    assert_eq!(c.cmd(&["MEMORY", "USAGE", "h", "SAMPLES"]), Value::Error("ERR syntax error".into()));
+    assert_eq!(c.cmd(&["MEMORY", "PURGE"]), Value::ok());
+}
+
+#[test]
 fn allkeys_lru_keeps_the_hot_set() {
     let srv =
         Server::start(1, &["--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru", "--maxmemory-samples", "10"]);

@@ -120,6 +120,26 @@ fn cli_pipe_mass_insert() {
     assert_eq!(c.cmd(&["GET", "pipe:1234"]), Value::bulk("v1234"));
 }
 
+/// `redis-cli --memkeys` (SCAN, TYPE and MEMORY USAGE over every shard)
+/// and `--bigkeys` find the biggest key of each type.
+#[test]
+fn cli_memkeys_and_bigkeys() {
+    let s = Server::start(2, &[]);
+    let mut c = s.conn();
+    for i in 0..40 {
+        assert_eq!(c.cmd(&["SET", &format!("s{i}"), &"x".repeat(10 * i + 1)]), Value::ok());
+    }
+    for i in 0..300 {
+        assert_eq!(c.cmd(&["RPUSH", "biglist", &i.to_string()]), Value::Int(i + 1));
+    }
+    let mem = cli(&s, &["--memkeys"]);
+    assert!(mem.contains("Sampled 41 keys"), "redis-cli --memkeys:\n{mem}");
+    assert!(mem.contains("Biggest   list found '\"biglist\"'"), "redis-cli --memkeys:\n{mem}");
+    assert!(mem.contains("Biggest string found '\"s39\"'"), "redis-cli --memkeys:\n{mem}");
+    let big = cli(&s, &["--bigkeys"]);
+    assert!(big.contains("Biggest   list found '\"biglist\"' has 300 items"), "redis-cli --bigkeys:\n{big}");
+}
+
 fn benchmark(shards: usize) {
     let s = Server::start(shards, &[]);
     let port = s.port.to_string();

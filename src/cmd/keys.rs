@@ -1,4 +1,5 @@
 //! Generic key commands: DEL, EXISTS, TYPE, RENAME, COPY, expiry, OBJECT,
+//! MEMORY,
 //! and the per-shard halves of keyspace-wide commands (KEYS, SCAN,
 //! RANDOMKEY), which the shard layer runs on every shard and merges.
 
@@ -32,6 +33,8 @@ pub static COMMANDS: &[CommandDef] = &[
     c("persist", 2, WRITE | FAST, (1, 1, 1), persist),
     // A container command in Redis 7 (object|encoding is readonly, key at 2).
     c("object", -2, READONLY, (2, 2, 1), object),
+    // Also a container; only USAGE names a key.
+    c("memory", -2, READONLY, (2, 2, 1), memory).movable(memory_keys),
 ];
 
 /// DEL key [key ...] (also UNLINK: freeing is never deferred here)
@@ -270,6 +273,78 @@ fn persist(ctx: &mut Ctx, args: &Args) {
             ctx.out.int(1)
         }
         _ => ctx.out.int(0),
+    }
+}
+
+fn memory_keys(args: &Args) -> Vec<usize> {
+    if args.is(1, "usage") && args.len() > 2 {
+        vec![2]
+    } else {
+        Vec::new()
+    }
+}
+
+const MEMORY_HELP: &[&str] = &[
+    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "USAGE <key> [SAMPLES <count>]",
+    "    Bytes the key and its value take in memory (SAMPLES is accepted; the",
+    "    count is exact, every type keeps its own).",
+    "DOCTOR",
+    "    Advice about the server's memory use.",
+    "MALLOC-STATS",
+    "    The allocator's internal statistics (not available).",
+    "PURGE",
+    "    Ask the allocator to return free memory to the system.",
+    "HELP",
+    "    Print this help.",
+];
+
+/// MEMORY USAGE key [SAMPLES n] | DOCTOR | MALLOC-STATS | PURGE | HELP.
+/// Server-wide figures (MEMORY STATS) are in INFO memory.
+fn memory(ctx: &mut Ctx, args: &Args) {
+    let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).to_ascii_lowercase();
+    let arity = |n: usize| args.len() == n;
+    match sub.as_str() {
+        "help" if arity(2) => {
+            ctx.out.array(MEMORY_HELP.len());
+            for line in MEMORY_HELP {
+                ctx.out.simple(line);
+            }
+        }
+        "doctor" if arity(2) => ctx.out.bulk_str(
+            "shardis has no memory doctor; INFO memory shows used_memory (the dataset) against \
+             used_memory_rss, and MEMORY USAGE weighs a single key.",
+        ),
+        "malloc-stats" if arity(2) => ctx.out.bulk_str("Stats not supported by shardis's allocator"),
+        "purge" if arity(2) => ctx.out.ok(),
+        "usage" if args.len() >= 3 => {
+            let mut j = 3;
+            while j < args.len() {
+                if !args.is(j, "samples") || j + 1 >= args.len() {
+                    return ctx.error(err::SYNTAX);
+                }
+                match parse_i64(&args[j + 1]) {
+                    None => return ctx.error(err::NOT_INT),
+                    Some(n) if n < 0 => return ctx.error(err::SYNTAX),
+                    Some(_) => {}
+                }
+                j += 2;
+            }
+            match ctx.ks.lookup_no_touch(ctx.db, &args[2], ctx.now) {
+                Some(e) => {
+                    let n = crate::keyspace::evict::entry_mem(e);
+                    ctx.out.int(n as i64)
+                }
+                None => ctx.out.null(),
+            }
+        }
+        "help" | "doctor" | "malloc-stats" | "purge" | "usage" => {
+            super::arity_error(&mut ctx.out, &format!("memory|{sub}"))
+        }
+        _ => ctx.error(&format!(
+            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
+            String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
+        )),
     }
 }
 
