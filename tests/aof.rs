@@ -76,6 +76,13 @@ fn mixed_writes(c: &mut RespConn) {
         "DEL e f",
         "RENAME a a2",
         "COPY b b2",
+        "SET mv moving EX 900",
+        "MOVE mv 2",
+        "MULTI",
+        "SET mv2 v",
+        "MOVE mv2 6",
+        "MOVE c 6",
+        "EXEC",
         "MSETNX x1 1 x2 2",
         "SETBIT bits 7 1",
         "SELECT 3",
@@ -99,6 +106,13 @@ fn mixed_writes(c: &mut RespConn) {
         assert!(!r.is_error(), "{cmd}: {r}");
     }
     assert_eq!(c.cmd(&["EXPIREAT", "b2", &far]), Value::Int(1));
+    // MOVE (also inside a transaction over several shards) changed databases.
+    assert_eq!(c.cmd(&["SELECT", "6"]), Value::ok());
+    assert_eq!((c.cmd(&["GET", "mv2"]), c.cmd(&["GET", "c"])), (Value::bulk("v"), Value::bulk("3")));
+    assert_eq!(c.cmd(&["SELECT", "2"]), Value::ok());
+    assert_eq!(c.cmd(&["TTL", "mv"]).as_int().map(|t| t > 800), Some(true));
+    assert_eq!(c.cmd(&["SELECT", "0"]), Value::ok());
+    assert_eq!(c.cmd(&["EXISTS", "mv", "mv2", "c"]), Value::Int(0));
     // Let `short` expire and be removed by the active cycle (logged as DEL).
     std::thread::sleep(Duration::from_millis(300));
 }

@@ -257,3 +257,31 @@ fn dump_and_restore_every_type_across_shards() {
     }
     assert_eq!(c.cmd(&["RESTORE", "x", "0", "garbage"]), Value::err("ERR DUMP payload version or checksum are wrong"));
 }
+
+#[test]
+fn command_list_and_its_filters() {
+    let srv = Server::start(2, &[]);
+    let mut c = srv.conn();
+    let names = |v: Value| -> Vec<String> {
+        v.as_items()
+            .expect("array")
+            .iter()
+            .map(|n| String::from_utf8_lossy(n.as_bytes().expect("bulk")).into())
+            .collect()
+    };
+    let all = names(c.cmd(&["COMMAND", "LIST"]));
+    assert_eq!(Some(all.len() as i64), c.cmd(&["COMMAND", "COUNT"]).as_int());
+    for n in ["get", "move", "memory", "xadd", "command"] {
+        assert!(all.iter().any(|a| a == n), "{n} missing from COMMAND LIST");
+    }
+    let zr = names(c.cmd(&["COMMAND", "LIST", "FILTERBY", "PATTERN", "ZR*"]));
+    assert!(zr.iter().all(|n| n.starts_with("zr")) && zr.iter().any(|n| n == "zrange"), "{zr:?}");
+    let write = names(c.cmd(&["COMMAND", "LIST", "FILTERBY", "ACLCAT", "write"]));
+    assert!(write.iter().any(|n| n == "set") && !write.iter().any(|n| n == "get"), "{write:?}");
+    assert_eq!(names(c.cmd(&["COMMAND", "LIST", "FILTERBY", "MODULE", "m"])), Vec::<String>::new());
+    assert_eq!(c.cmd(&["COMMAND", "LIST", "FILTERBY", "X", "y"]), Value::Error("ERR syntax error".into()));
+    // An unknown MEMORY subcommand is refused when queued, as in Redis 7.
+    assert_eq!(c.cmd(&["MULTI"]), Value::ok());
+    assert!(c.cmd(&["MEMORY", "NOPE"]).is_error());
+    assert!(c.cmd(&["EXEC"]).is_error());
+}

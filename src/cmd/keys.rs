@@ -1,4 +1,4 @@
-//! Generic key commands: DEL, EXISTS, TYPE, RENAME, COPY, expiry, OBJECT,
+//! Generic key commands: DEL, EXISTS, TYPE, RENAME, COPY, MOVE, expiry, OBJECT,
 //! MEMORY,
 //! and the per-shard halves of keyspace-wide commands (KEYS, SCAN,
 //! RANDOMKEY), which the shard layer runs on every shard and merges.
@@ -22,6 +22,7 @@ pub static COMMANDS: &[CommandDef] = &[
     c("rename", 3, WRITE, (1, 2, 1), rename),
     c("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx),
     c("copy", -3, WRITE | DENYOOM, (1, 2, 1), copy),
+    c("move", 3, WRITE | FAST, (1, 1, 1), move_cmd),
     c("expire", -3, WRITE | FAST, (1, 1, 1), expire),
     c("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire),
     c("expireat", -3, WRITE | FAST, (1, 1, 1), expireat),
@@ -125,7 +126,7 @@ fn copy(ctx: &mut Ctx, args: &Args) {
                 None => return ctx.error(err::NOT_INT),
             };
             if n < i32::MIN as i64 || n > i32::MAX as i64 {
-                return ctx.error("ERR value is out of range, value must between -2147483648 and 2147483647");
+                return ctx.error(err::INT_RANGE);
             }
             if n < 0 || n as usize >= ctx.ks.dbs.len() {
                 return ctx.error(err::DB_INDEX);
@@ -150,6 +151,36 @@ fn copy(ctx: &mut Ctx, args: &Args) {
     }
     ctx.ks.set(dst_db, dst, value, expire);
     ctx.out.int(1);
+}
+
+/// MOVE key db: the key keeps its name, so it stays on its shard; its value
+/// and expiry change databases. 0 if it is missing or `db` has the name.
+fn move_cmd(ctx: &mut Ctx, args: &Args) {
+    let (db, now) = (ctx.db, ctx.now);
+    let dst_db = match parse_i64(&args[2]) {
+        Some(n) if (i32::MIN as i64..=i32::MAX as i64).contains(&n) => n,
+        Some(_) => return ctx.error(err::INT_RANGE),
+        None => return ctx.error(err::NOT_INT),
+    };
+    if dst_db < 0 || dst_db as usize >= ctx.ks.dbs.len() {
+        return ctx.error(err::DB_INDEX);
+    }
+    let dst_db = dst_db as usize;
+    if dst_db == db {
+        return ctx.error("ERR source and destination objects are the same");
+    }
+    let key = &args[1];
+    if ctx.ks.lookup(db, key, now).is_none() || ctx.ks.lookup(dst_db, key, now).is_some() {
+        return ctx.out.int(0);
+    }
+    match ctx.ks.remove(db, key) {
+        Some(e) => {
+            let e = *e;
+            ctx.ks.set(dst_db, key, e.value, e.expire);
+            ctx.out.int(1)
+        }
+        None => ctx.out.int(0),
+    }
 }
 
 fn expire(ctx: &mut Ctx, args: &Args) {

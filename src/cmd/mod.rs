@@ -225,6 +225,8 @@ pub mod err {
     pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
     pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
+    /// A database number outside C's int.
+    pub const INT_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
     pub const NOT_INT_OR_RANGE_OFFSET: &str = "ERR bit offset is not an integer or out of range";
     pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 }

@@ -517,7 +517,8 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
             &["id", "getname", "setname", "info", "list", "kill", "help", "setinfo", "no-evict", "no-touch", "reply"]
         }
         "pubsub" => &["channels", "numsub", "numpat", "help"],
-        "command" => &["count", "info", "docs", "getkeys", "help"],
+        "command" => &["count", "info", "docs", "getkeys", "list", "help"],
+        "memory" => &["usage", "doctor", "malloc-stats", "purge", "help"],
         "xgroup" => &["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
         "xinfo" => &["consumers", "groups", "stream", "help"],
         _ => return None,
@@ -535,6 +536,8 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
             ("xinfo", "consumers") => 4,
             ("xinfo", "groups") => 3,
             ("xinfo", "stream") => -3,
+            ("memory", "usage") => -3,
+            ("memory", "doctor" | "malloc-stats" | "purge" | "help") => 2,
             _ => return None,
         };
         let ok = cmd::arity_matches(arity, args.len());

@@ -1096,9 +1096,19 @@ impl Shard {
                     None => r.error("ERR Invalid command specified"),
                 }
             }
+            "list" => match command_list_filter(args) {
+                Ok(keep) => {
+                    let names: Vec<&str> = all.iter().filter(|d| keep(d)).map(|d| d.name).collect();
+                    r.array(names.len());
+                    for n in names {
+                        r.bulk_str(n);
+                    }
+                }
+                Err(e) => r.error(&e),
+            },
             "help" => {
                 r.array(1);
-                r.simple("COMMAND [COUNT|INFO|DOCS|GETKEYS]");
+                r.simple("COMMAND [COUNT|INFO|DOCS|GETKEYS|LIST [FILTERBY MODULE|ACLCAT|PATTERN <arg>]]");
             }
             _ => unknown_subcommand(&mut r, "COMMAND", args.get(1)),
         }
@@ -1431,4 +1441,41 @@ pub fn write_atomically(path: &str, text: &str) -> Result<(), String> {
     f.sync_all().map_err(|e| format!("{}: {}", tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("{} -> {}: {}", tmp, path, e))?;
     Ok(())
+}
+
+/// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]:
+/// the test a command must pass. There are no modules; of the ACL
+/// categories only those the command flags tell apart are known.
+fn command_list_filter<'a>(args: &Args<'a>) -> Result<Box<dyn Fn(&CommandDef) -> bool + 'a>, String> {
+    match args.len() {
+        2 => return Ok(Box::new(|_| true)),
+        5 if args.is(2, "filterby") => {}
+        _ => return Err(crate::cmd::err::SYNTAX.into()),
+    }
+    let arg = args.get(4);
+    if args.is(3, "module") {
+        return Ok(Box::new(|_| false));
+    }
+    if args.is(3, "pattern") {
+        return Ok(Box::new(move |d| crate::util::glob_match(arg, d.name.as_bytes(), true)));
+    }
+    if !args.is(3, "aclcat") {
+        return Err(crate::cmd::err::SYNTAX.into());
+    }
+    let cat = String::from_utf8_lossy(arg).to_ascii_lowercase();
+    let flag = match cat.trim_start_matches('@') {
+        "read" => READONLY,
+        "write" => WRITE,
+        "fast" => FAST,
+        "blocking" => BLOCKING,
+        "slow" => return Ok(Box::new(|d| !d.has(FAST))),
+        // Redis's other categories: not derivable from our flags.
+        other @ ("keyspace" | "set" | "sortedset" | "list" | "hash" | "string" | "bitmap" | "hyperloglog" | "geo"
+        | "stream" | "pubsub" | "admin" | "dangerous" | "connection" | "transaction" | "scripting") => {
+            return Err(format!("ERR shardis does not track the ACL category '{other}'"))
+        }
+        // Not a category at all: nothing matches, as in Redis.
+        _ => return Ok(Box::new(|_| false)),
+    };
+    Ok(Box::new(move |d| d.has(flag)))
 }

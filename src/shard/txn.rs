@@ -119,14 +119,11 @@ impl Shard {
                 }
                 continue;
             }
-            if def.name == "copy" {
-                // COPY ... DB n writes to another db: pull the key there too.
-                if let Some(target) = copy_target_db(&args) {
-                    let dst = args.get(2);
-                    let s = crate::util::key_shard(dst, n);
-                    if let Some(p) = participants.iter().position(|&x| x == s) {
-                        keys[p].push((target as u8, dst.to_vec()));
-                    }
+            // COPY ... DB n and MOVE write to another db: pull the key there too.
+            if let Some((target, dst)) = other_db_key(def, &args) {
+                let s = crate::util::key_shard(dst, n);
+                if let Some(p) = participants.iter().position(|&x| x == s) {
+                    keys[p].push((target as u8, dst.to_vec()));
                 }
             }
             for i in cmd::key_positions(def, &args) {
@@ -345,9 +342,8 @@ impl Shard {
                     .filter(|k| crate::util::key_shard(k, n) == s)
                     .map(|k| (t.final_db as u8, k.to_vec()))
                     .collect();
-                // COPY ... DB n also reads and writes its target there.
-                if let Some(target) = (def.name == "copy").then(|| copy_target_db(&args)).flatten() {
-                    let dst = args.get(2);
+                // COPY ... DB n and MOVE also read and write their target there.
+                if let Some((target, dst)) = other_db_key(def, &args) {
                     if crate::util::key_shard(dst, n) == s {
                         keys.push((target as u8, dst.to_vec()));
                     }
@@ -761,13 +757,22 @@ impl Shard {
 }
 
 /// `COPY src dst DB n`: the target db, if given and valid.
-fn copy_target_db(args: &crate::cmd::Args) -> Option<usize> {
-    let mut i = 3;
-    while i < args.len() {
-        if args.is(i, "DB") && i + 1 < args.len() {
-            return crate::util::parse_i64(args.get(i + 1)).filter(|d| (0..16).contains(d)).map(|d| d as usize);
+/// The (db, key) a command writes outside the connection's db: COPY's
+/// destination under `DB n`, MOVE's key in its target db.
+fn other_db_key<'a>(def: &cmd::table::CommandDef, args: &crate::cmd::Args<'a>) -> Option<(usize, &'a [u8])> {
+    let db = |a: &[u8]| crate::util::parse_i64(a).filter(|d| (0..16).contains(d)).map(|d| d as usize);
+    match def.name {
+        "move" if args.len() == 3 => Some((db(args.get(2))?, args.get(1))),
+        "copy" => {
+            let mut i = 3;
+            while i + 1 < args.len() {
+                if args.is(i, "DB") {
+                    return Some((db(args.get(i + 1))?, args.get(2)));
+                }
+                i += 1;
+            }
+            None
         }
-        i += 1;
+        _ => None,
     }
-    None
 }

@@ -627,7 +627,11 @@ fn keys(g: &mut Gen) -> Op {
                 .unwrap();
             cmd!(Cmp::Sorted; "KEYS", pat)
         }
-        10 | 11 => cmd!("DBSIZE"),
+        10 => cmd!("DBSIZE"),
+        11 => {
+            let db = *["1", "1", "1", "0", "16", "x", "3000000000"].choose(&mut g.rng).unwrap();
+            cmd!("MOVE", k, db)
+        }
         12 => cmd!(Cmp::Encoding; "OBJECT", "ENCODING", k),
         13 => cmd!(Cmp::NilOrNot; "RANDOMKEY"),
         14 | 15 => {
