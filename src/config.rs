@@ -58,6 +58,11 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// Keys sampled per eviction step: more is closer to true LRU/LFU.
     pub maxmemory_samples: u32,
+    /// SLOWLOG keeps commands that ran at least this many µs (0: all,
+    /// negative: none).
+    pub slowlog_log_slower_than: i64,
+    /// Entries SLOWLOG keeps on each shard.
+    pub slowlog_max_len: u64,
     /// Collection-encoding thresholds by their Redis names
     /// (`hash-max-listpack-entries`, ...), as a `[encoding]` table; the
     /// ones not given keep Redis's defaults.
@@ -92,6 +97,8 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
             encoding: Default::default(),
             config_file: None,
         }
@@ -145,6 +152,10 @@ pub struct Cli {
     pub maxmemory_policy: Option<String>,
     #[arg(long = "maxmemory-samples")]
     pub maxmemory_samples: Option<u32>,
+    #[arg(long = "slowlog-log-slower-than", allow_hyphen_values = true)]
+    pub slowlog_log_slower_than: Option<i64>,
+    #[arg(long = "slowlog-max-len")]
+    pub slowlog_max_len: Option<u64>,
 }
 
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -231,6 +242,12 @@ impl Config {
         if let Some(v) = cli.maxmemory_samples {
             c.maxmemory_samples = v;
         }
+        if let Some(v) = cli.slowlog_log_slower_than {
+            c.slowlog_log_slower_than = v;
+        }
+        if let Some(v) = cli.slowlog_max_len {
+            c.slowlog_max_len = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -298,6 +315,8 @@ impl Config {
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.clone()),
             ("maxmemory-samples", self.maxmemory_samples.to_string()),
+            ("slowlog-log-slower-than", self.slowlog_log_slower_than.to_string()),
+            ("slowlog-max-len", self.slowlog_max_len.to_string()),
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
@@ -324,6 +343,8 @@ impl Config {
             "maxmemory" => next.maxmemory = parse_memory(value)?,
             "maxmemory-policy" => next.maxmemory_policy = value.to_ascii_lowercase(),
             "maxmemory-samples" => next.maxmemory_samples = int(value)?.clamp(0, u32::MAX as i64) as u32,
+            "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
+            "slowlog-max-len" => next.slowlog_max_len = int(value)?.clamp(0, i64::MAX) as u64,
             n if encoding_limit(n).is_some() => {
                 let v = int(value)?;
                 if let Some(l) = encoding_limit(n) {

@@ -285,3 +285,47 @@ fn command_list_and_its_filters() {
     assert!(c.cmd(&["MEMORY", "NOPE"]).is_error());
     assert!(c.cmd(&["EXEC"]).is_error());
 }
+
+#[test]
+fn slowlog_keeps_slow_commands_of_every_shard() {
+    let srv = Server::start(2, &["--slowlog-log-slower-than", "15000"]);
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["CLIENT", "SETNAME", "sleeper"]), Value::ok());
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.02"]), Value::ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Value::Int(1));
+    let got = c.cmd(&["SLOWLOG", "GET"]);
+    let e = &got.as_items().expect("array")[0];
+    let f = e.as_items().expect("entry");
+    assert_eq!(f.len(), 6);
+    assert!(f[2].as_int().expect("micros") >= 20_000, "{e}");
+    let args: Vec<Value> = vec![Value::bulk("DEBUG"), Value::bulk("SLEEP"), Value::bulk("0.02")];
+    assert_eq!(f[3].as_items().expect("args"), &args[..]);
+    assert!(String::from_utf8_lossy(f[4].as_bytes().expect("addr")).starts_with("127.0.0.1:"));
+    assert_eq!(f[5], Value::bulk("sleeper"));
+    // Everything is slow at 0: keys on both shards are logged, newest first,
+    // long arguments cut as Redis cuts them.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), Value::ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Value::ok());
+    let long = "x".repeat(300);
+    for i in 0..6 {
+        assert_eq!(c.cmd(&["SET", &format!("key{i}"), &long]), Value::ok());
+    }
+    let got = c.cmd(&["SLOWLOG", "GET", "-1"]);
+    let entries = got.as_items().expect("array");
+    assert_eq!(entries.len(), 6);
+    let ids: Vec<i64> = entries.iter().map(|e| e.as_items().expect("entry")[0].as_int().expect("id")).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+    let newest = entries[0].as_items().expect("entry")[3].as_items().expect("args").to_vec();
+    let cut = format!("{}... (172 more bytes)", "x".repeat(128));
+    assert_eq!(newest, vec![Value::bulk("SET"), Value::bulk("key5"), Value::bulk(cut)]);
+    assert_eq!(c.cmd(&["SLOWLOG", "GET", "2"]).as_items().map(|v| v.len()), Some(2));
+    // The server keeps max-len entries in all, whatever the shard count.
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-max-len", "3"]), Value::ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Value::Int(3));
+    assert_eq!(c.cmd(&["SLOWLOG", "GET", "-1"]).as_items().map(|v| v.len()), Some(3));
+    assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "-1"]), Value::ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Value::ok());
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Value::ok());
+    assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Value::Int(0));
+    assert_eq!(c.cmd(&["SLOWLOG", "GET", "x"]), Value::Error("ERR count should be greater than or equal to -1".into()));
+}

@@ -317,11 +317,22 @@ impl Shard {
 
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
-        self.exec_into(&mut conn.out, conn.resp3, conn.db, id, def, args);
+        if self.exec_into(&mut conn.out, conn.resp3, conn.db, id, def, args) {
+            self.slowlog.name_newest(&conn.addr, &conn.name);
+        }
     }
 
-    /// Run a keyspace command here, appending its reply to `out`.
-    pub fn exec_into(&mut self, out: &mut Vec<u8>, resp3: bool, db: usize, id: usize, def: &CommandDef, args: &Args) {
+    /// Run a keyspace command here, appending its reply to `out`; true if
+    /// it was slow enough for the SLOWLOG.
+    pub fn exec_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        resp3: bool,
+        db: usize,
+        id: usize,
+        def: &CommandDef,
+        args: &Args,
+    ) -> bool {
         let t0 = super::ticks::now();
         let before = out.len();
         if def.has(WRITE) {
@@ -330,7 +341,7 @@ impl Shard {
                 let msg = format!("MISCONF Errors writing to the AOF file: {}", e);
                 Reply::new(out, resp3).error(&msg);
                 self.record_stat(id, t0, true);
-                return;
+                return false;
             }
         }
         {
@@ -349,11 +360,32 @@ impl Shard {
             self.serve_ready();
         }
         let failed = out.get(before) == Some(&b'-');
-        self.record_stat(id, t0, failed);
+        let ticks = self.record_stat(id, t0, failed);
+        self.note_if_slow(ticks, args)
     }
 
-    /// Count a call of command `id` that started at tick `t0`.
-    pub fn record_stat(&mut self, id: usize, t0: u64, failed: bool) {
+    /// Add a command that took `ticks` to the SLOWLOG if it was slow
+    /// enough; true if it was.
+    #[inline]
+    pub fn note_if_slow(&mut self, ticks: u64, args: &Args) -> bool {
+        if ticks < self.slow_ticks {
+            return false;
+        }
+        let e = super::slowlog::SlowEntry {
+            id: self.shared.next_slowlog_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            time: self.now / 1000,
+            micros: super::ticks::to_ns(ticks) / 1000,
+            args: Vec::new(),
+            addr: String::new(),
+            name: Vec::new(),
+        };
+        self.slowlog.add(e, args);
+        true
+    }
+
+    /// Count a call of command `id` that started at tick `t0`; returns the
+    /// ticks it took.
+    pub fn record_stat(&mut self, id: usize, t0: u64, failed: bool) -> u64 {
         // Ticks, not microseconds: most commands take well under one.
         let ticks = super::ticks::now().wrapping_sub(t0);
         let st = &mut self.stats[id];
@@ -368,6 +400,7 @@ impl Shard {
         });
         let _ = h.record(ticks.max(1));
         self.total_commands += 1;
+        ticks
     }
 
     /// Run forwarded requests (all for keys on this shard) and return the
@@ -519,6 +552,7 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
         "pubsub" => &["channels", "numsub", "numpat", "help"],
         "command" => &["count", "info", "docs", "getkeys", "list", "help"],
         "memory" => &["usage", "doctor", "malloc-stats", "purge", "help"],
+        "slowlog" => &["get", "len", "reset", "help"],
         "xgroup" => &["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
         "xinfo" => &["consumers", "groups", "stream", "help"],
         _ => return None,
@@ -538,6 +572,8 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
             ("xinfo", "stream") => -3,
             ("memory", "usage") => -3,
             ("memory", "doctor" | "malloc-stats" | "purge" | "help") => 2,
+            ("slowlog", "len" | "reset" | "help") => 2,
+            ("slowlog", "get") => -2,
             _ => return None,
         };
         let ok = cmd::arity_matches(arity, args.len());

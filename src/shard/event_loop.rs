@@ -164,6 +164,9 @@ pub struct Shard {
     pub pubsub: super::pubsub::PubSub,
     pub stats: Vec<CmdStat>,
     pub total_commands: u64,
+    pub slowlog: super::slowlog::SlowLog,
+    /// `slowlog-log-slower-than` in clock ticks (u64::MAX: log nothing).
+    pub slow_ticks: u64,
     pub total_connections: u64,
     pub net_in: u64,
     pub net_out: u64,
@@ -314,6 +317,8 @@ impl Shard {
                 .map(|_| CmdStat { calls: 0, ticks: 0, failed: 0, rejected: 0, hist: None })
                 .collect(),
             total_commands: 0,
+            slowlog: super::slowlog::SlowLog::new(config.slowlog_max_len as usize),
+            slow_ticks: super::slowlog::threshold_ticks(config.slowlog_log_slower_than),
             total_connections: 0,
             net_in: 0,
             net_out: 0,

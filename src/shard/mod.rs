@@ -20,6 +20,7 @@ pub mod dispatch;
 pub mod event_loop;
 pub mod pubsub;
 pub mod server_cmds;
+pub mod slowlog;
 pub mod ticks;
 pub mod txn;
 pub mod wait_policy;
@@ -51,6 +52,8 @@ pub struct Shared {
     /// messages in one turn cost one doorbell.
     doorbell_pending: Vec<AtomicBool>,
     pub next_client_id: AtomicU64,
+    /// SLOWLOG entry ids, unique and increasing across shards.
+    pub next_slowlog_id: AtomicU64,
     pub next_txid: AtomicU64,
     /// Ids of blocked-client waits, unique across shards.
     pub next_block_id: AtomicU64,
@@ -82,6 +85,7 @@ impl Shared {
             ring_fds: (0..nshards).map(|_| AtomicI32::new(-1)).collect(),
             doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             next_client_id: AtomicU64::new(1),
+            next_slowlog_id: AtomicU64::new(0),
             next_txid: AtomicU64::new(1),
             next_block_id: AtomicU64::new(1),
             connected_clients: AtomicUsize::new(0),
@@ -319,6 +323,11 @@ pub enum FanReq {
         keys: Vec<DbKey>,
     },
     ResetStat,
+    SlowlogGet {
+        count: usize,
+    },
+    SlowlogLen,
+    SlowlogReset,
 }
 
 #[derive(Debug)]
@@ -330,6 +339,7 @@ pub enum FanResp {
     Counts(Vec<i64>),
     Info(Box<server_cmds::ShardInfo>),
     Text(String),
+    Slow(Vec<slowlog::SlowEntry>),
     Ack,
 }
 

@@ -51,6 +51,12 @@ pub enum FanOp {
     /// CONFIG SET appendonly yes: every shard wrote its base; write the
     /// manifest that makes them current.
     AofEnabled,
+    SlowlogGet {
+        count: usize,
+    },
+    SlowlogLen {
+        max: usize,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -239,6 +245,12 @@ impl Shard {
                 }
                 FanResp::Ack
             }
+            FanReq::SlowlogGet { count } => FanResp::Slow(self.slowlog.newest(*count)),
+            FanReq::SlowlogLen => FanResp::Int(self.slowlog.len() as i64),
+            FanReq::SlowlogReset => {
+                self.slowlog.reset();
+                FanResp::Ack
+            }
             FanReq::ResetStat => {
                 for s in self.stats.iter_mut() {
                     s.calls = 0;
@@ -276,6 +288,8 @@ impl Shard {
             w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
         }
         self.set_batch_wait(c.batch_wait_us);
+        self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
+        self.slow_ticks = super::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
         // Each shard keeps to an equal share of maxmemory on its own.
         let limit = crate::keyspace::evict::MemLimit {
@@ -415,6 +429,18 @@ impl Shard {
                 let text = self.info_text(&sections, &infos);
                 Reply::new(out, resp3).verbatim(text.as_bytes());
             }
+            FanOp::SlowlogLen { max } => {
+                let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
+                Reply::new(out, resp3).int(n.min(max as i64));
+            }
+            FanOp::SlowlogGet { count } => {
+                let all: Vec<_> = st
+                    .resps
+                    .into_iter()
+                    .flat_map(|(_, r)| if let FanResp::Slow(v) = r { v } else { Vec::new() })
+                    .collect();
+                super::slowlog::reply_newest(&mut Reply::new(out, resp3), all, count);
+            }
             FanOp::ClientList => {
                 let mut text = String::new();
                 for (_, r) in st.resps {
@@ -527,6 +553,7 @@ impl Shard {
                 self.fan(conn, self.all_shards(), FanReq::Info, FanOp::Info { sections });
             }
             "config" => self.cmd_config(conn, args),
+            "slowlog" => self.cmd_slowlog(conn, args),
             "client" => self.cmd_client(conn, args),
             "command" => self.cmd_command(conn, args),
             "debug" => self.cmd_debug(conn, args),
@@ -545,7 +572,11 @@ impl Shard {
             _ => Reply::new(&mut conn.out, resp3).error("ERR unknown command"),
         }
         if conn.wait.is_none() {
-            self.record_stat(id, t0, conn.out.get(before) == Some(&b'-'));
+            let ticks = self.record_stat(id, t0, conn.out.get(before) == Some(&b'-'));
+            // AUTH and HELLO carry passwords: Redis keeps them out too.
+            if !matches!(def.name, "auth" | "hello") && self.note_if_slow(ticks, args) {
+                self.slowlog.name_newest(&conn.addr, &conn.name);
+            }
         } else {
             self.stats[id].calls += 1;
             self.total_commands += 1;
@@ -1112,6 +1143,48 @@ impl Shard {
             }
             _ => unknown_subcommand(&mut r, "COMMAND", args.get(1)),
         }
+    }
+
+    /// SLOWLOG GET [count] | LEN | RESET | HELP, over every shard.
+    fn cmd_slowlog(&mut self, conn: &mut Conn, args: &Args) {
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        match (sub.as_str(), args.len()) {
+            ("help", 2) => {
+                r.array(super::slowlog::HELP.len());
+                for line in super::slowlog::HELP {
+                    r.simple(line);
+                }
+            }
+            ("len", 2) => {
+                self.fan(conn, self.all_shards(), FanReq::SlowlogLen, FanOp::SlowlogLen { max: self.slowlog_max() })
+            }
+            ("reset", 2) => self.fan(conn, self.all_shards(), FanReq::SlowlogReset, FanOp::Ok),
+            ("get", 2 | 3) => {
+                let count = if args.len() == 2 { Some(10) } else { crate::util::parse_i64(args.get(2)) };
+                let count = match count {
+                    Some(-1) => usize::MAX,
+                    Some(n) if n >= 0 => n as usize,
+                    _ => return r.error("ERR count should be greater than or equal to -1"),
+                };
+                // The shards keep max-len each; the server shows max-len in all.
+                let count = count.min(self.slowlog_max());
+                self.fan(conn, self.all_shards(), FanReq::SlowlogGet { count }, FanOp::SlowlogGet { count });
+            }
+            // Redis 7.0's own texts: GET checks its argument count itself.
+            ("get", _) => unknown_subcommand(&mut r, "SLOWLOG", args.get(1)),
+            ("help" | "len" | "reset", _) => {
+                r.error(&format!("ERR wrong number of arguments for 'slowlog|{sub}' command"))
+            }
+            _ => r.error(&format!(
+                "ERR unknown subcommand '{}'. Try SLOWLOG HELP.",
+                String::from_utf8_lossy(&args.get(1)[..args.get(1).len().min(128)])
+            )),
+        }
+    }
+
+    fn slowlog_max(&self) -> usize {
+        self.config.slowlog_max_len.min(usize::MAX as u64) as usize
     }
 
     fn cmd_debug(&mut self, conn: &mut Conn, args: &Args) {

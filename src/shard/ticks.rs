@@ -102,6 +102,11 @@ pub fn to_ns(ticks: u64) -> u64 {
     (ticks as f64 / rate()) as u64
 }
 
+/// Ticks in `us` microseconds (thresholds compared against raw ticks).
+pub fn from_us(us: u64) -> u64 {
+    (us as f64 * 1000.0 * rate()) as u64
+}
+
 /// Microseconds in `ticks`, fractional (histogram percentiles).
 pub fn to_us(ticks: u64) -> f64 {
     ticks as f64 / rate() / 1000.0

@@ -482,7 +482,8 @@ impl Shard {
                     cmd::exec(def, &mut ctx, &args);
                 }
                 let failed = reply.get(before) == Some(&b'-');
-                self.record_stat(id, t0, failed);
+                let ticks = self.record_stat(id, t0, failed);
+                self.note_if_slow(ticks, &args);
             }
             t.final_db = db;
         }
