@@ -329,3 +329,32 @@ fn slowlog_keeps_slow_commands_of_every_shard() {
     assert_eq!(c.cmd(&["SLOWLOG", "LEN"]), Value::Int(0));
     assert_eq!(c.cmd(&["SLOWLOG", "GET", "x"]), Value::Error("ERR count should be greater than or equal to -1".into()));
 }
+
+#[test]
+fn latency_histogram_merges_every_shard() {
+    let srv = Server::start(2, &[]);
+    let mut c = srv.conn();
+    for i in 0..50 {
+        assert_eq!(c.cmd(&["SET", &format!("key{i}"), "v"]), Value::ok());
+    }
+    assert_eq!(c.cmd(&["GET", "key1"]), Value::bulk("v"));
+    let h = c.cmd(&["LATENCY", "HISTOGRAM", "set", "nosuch"]);
+    let top = h.as_items().expect("RESP2 map as array");
+    assert_eq!(top.len(), 2, "{h}");
+    assert_eq!(top[0], Value::bulk("set"));
+    let body = top[1].as_items().expect("map");
+    assert_eq!(
+        (&body[0], &body[1], &body[2]),
+        (&Value::bulk("calls"), &Value::Int(50), &Value::bulk("histogram_usec"))
+    );
+    let buckets: Vec<i64> = body[3].as_items().expect("buckets").iter().map(|v| v.as_int().expect("int")).collect();
+    let (bounds, counts): (Vec<i64>, Vec<i64>) = buckets.chunks(2).map(|p| (p[0], p[1])).unzip();
+    assert!(bounds.windows(2).all(|w| w[0] < w[1]) && counts.windows(2).all(|w| w[0] < w[1]), "{buckets:?}");
+    assert_eq!(counts.last(), Some(&50), "cumulative: the last bucket holds every call");
+    // Every command that ran, when none is named.
+    let all = c.cmd(&["LATENCY", "HISTOGRAM"]);
+    let names: Vec<&Value> = all.as_items().expect("map").iter().step_by(2).collect();
+    assert!(names.contains(&&Value::bulk("set")) && names.contains(&&Value::bulk("get")), "{all}");
+    assert_eq!(c.cmd(&["LATENCY", "LATEST"]), Value::Array(vec![]));
+    assert_eq!(c.cmd(&["LATENCY", "RESET"]), Value::Int(0));
+}

@@ -327,7 +327,7 @@ const MEMORY_HELP: &[&str] = &[
     "PURGE",
     "    Ask the allocator to return free memory to the system.",
     "HELP",
-    "    Print this help.",
+    "    This text.",
 ];
 
 /// MEMORY USAGE key [SAMPLES n] | DOCTOR | MALLOC-STATS | PURGE | HELP.
@@ -382,19 +382,15 @@ fn memory(ctx: &mut Ctx, args: &Args) {
 const OBJECT_HELP: &[&str] = &[
     "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "ENCODING <key>",
-    "    Return the kind of internal representation used in order to store the value",
-    "    associated with a <key>.",
+    "    How the value of <key> is stored (listpack, hashtable, skiplist, ...).",
     "FREQ <key>",
-    "    Return the access frequency index of the <key>. The returned integer is",
-    "    proportional to the logarithm of the recent access frequency of the key.",
+    "    The logarithmic access counter of <key> (LFU policies only).",
     "IDLETIME <key>",
-    "    Return the idle time of the <key>, that is the approximated number of",
-    "    seconds elapsed since the last access to the key.",
+    "    Seconds since <key> was last read or written (not under LFU policies).",
     "REFCOUNT <key>",
-    "    Return the number of references of the value associated with the specified",
-    "    <key>.",
+    "    References to the value of <key> (shared small integers report INT_MAX).",
     "HELP",
-    "    Prints this help.",
+    "    This text.",
 ];
 
 /// Redis shares the integer objects 0..10000 (refcount INT_MAX).

@@ -97,6 +97,7 @@ pub static SERVER_COMMANDS: &[CommandDef] = &[
     CommandDef::new("shutdown", -1, CONN | NO_MULTI, NO_KEYS, None),
     CommandDef::new("debug", -2, CONN, NO_KEYS, None),
     CommandDef::new("slowlog", -2, CONN, NO_KEYS, None),
+    CommandDef::new("latency", -2, CONN, NO_KEYS, None),
     CommandDef::new("lastsave", 1, FAST | CONN, NO_KEYS, None),
     CommandDef::new("bgrewriteaof", 1, CONN | NO_MULTI, NO_KEYS, None),
     CommandDef::new("bgsave", -1, CONN | NO_MULTI, NO_KEYS, None),

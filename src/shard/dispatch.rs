@@ -553,6 +553,7 @@ fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> 
         "command" => &["count", "info", "docs", "getkeys", "list", "help"],
         "memory" => &["usage", "doctor", "malloc-stats", "purge", "help"],
         "slowlog" => &["get", "len", "reset", "help"],
+        "latency" => &["histogram", "latest", "history", "reset", "graph", "doctor", "help"],
         "xgroup" => &["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
         "xinfo" => &["consumers", "groups", "stream", "help"],
         _ => return None,

@@ -57,6 +57,9 @@ pub enum FanOp {
     SlowlogLen {
         max: usize,
     },
+    LatencyHistogram {
+        names: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -429,6 +432,14 @@ impl Shard {
                 let text = self.info_text(&sections, &infos);
                 Reply::new(out, resp3).verbatim(text.as_bytes());
             }
+            FanOp::LatencyHistogram { names } => {
+                let infos: Vec<ShardInfo> = st
+                    .resps
+                    .into_iter()
+                    .filter_map(|(_, r)| if let FanResp::Info(i) = r { Some(*i) } else { None })
+                    .collect();
+                latency_histogram(&mut Reply::new(out, resp3), &infos, &names);
+            }
             FanOp::SlowlogLen { max } => {
                 let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
                 Reply::new(out, resp3).int(n.min(max as i64));
@@ -554,6 +565,7 @@ impl Shard {
             }
             "config" => self.cmd_config(conn, args),
             "slowlog" => self.cmd_slowlog(conn, args),
+            "latency" => self.cmd_latency(conn, args),
             "client" => self.cmd_client(conn, args),
             "command" => self.cmd_command(conn, args),
             "debug" => self.cmd_debug(conn, args),
@@ -1183,6 +1195,44 @@ impl Shard {
         }
     }
 
+    /// LATENCY: HISTOGRAM from the per-command histograms of every shard.
+    /// There is no latency monitor (Redis's is off by default too), so
+    /// LATEST and HISTORY have no events and RESET resets none.
+    fn cmd_latency(&mut self, conn: &mut Conn, args: &Args) {
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
+        match (sub.as_str(), args.len()) {
+            ("histogram", _) => {
+                let names = args.iter().skip(2).map(|n| String::from_utf8_lossy(n).to_ascii_lowercase()).collect();
+                self.fan(conn, self.all_shards(), FanReq::Info, FanOp::LatencyHistogram { names });
+            }
+            ("latest", 2) | ("history", 3) => r.array(0),
+            ("reset", _) => r.int(0),
+            ("graph", 3) => r.error(&format!(
+                "ERR No samples available for event '{}'",
+                String::from_utf8_lossy(&args.get(2)[..args.get(2).len().min(128)])
+            )),
+            ("doctor", 2) => r.verbatim(
+                b"shardis has no latency monitor, so there are no latency events to analyse. \
+                  LATENCY HISTOGRAM shows each command's latency distribution, INFO latencystats its \
+                  percentiles, and SLOWLOG the slowest commands.\n",
+            ),
+            ("help", 2) => {
+                r.array(LATENCY_HELP.len());
+                for line in LATENCY_HELP {
+                    r.simple(line);
+                }
+            }
+            ("latest" | "history" | "graph" | "doctor" | "help", _) => {
+                r.error(&format!("ERR wrong number of arguments for 'latency|{sub}' command"))
+            }
+            _ => r.error(&format!(
+                "ERR unknown subcommand '{}'. Try LATENCY HELP.",
+                String::from_utf8_lossy(&args.get(1)[..args.get(1).len().min(128)])
+            )),
+        }
+    }
+
     fn slowlog_max(&self) -> usize {
         self.config.slowlog_max_len.min(usize::MAX as u64) as usize
     }
@@ -1362,27 +1412,7 @@ impl Shard {
             let (u, s) = read_cpu_seconds();
             let _ = write!(out, "# CPU\r\nused_cpu_sys:{:.6}\r\nused_cpu_user:{:.6}\r\n\r\n", s, u);
         }
-        // Per-command counters summed and histograms merged over shards.
-        let mut merged: Vec<CmdStatInfo> = Vec::new();
-        for c in infos.iter().flat_map(|i| &i.cmdstats) {
-            match merged.iter_mut().find(|m| m.name == c.name) {
-                Some(m) => {
-                    m.calls += c.calls;
-                    m.nsec += c.nsec;
-                    m.rejected += c.rejected;
-                    m.failed += c.failed;
-                    match (&mut m.hist, &c.hist) {
-                        (Some(acc), Some(h)) => {
-                            let _ = acc.add(h);
-                        }
-                        (acc @ None, Some(h)) => *acc = Some(h.clone()),
-                        _ => {}
-                    }
-                }
-                None => merged.push(c.clone()),
-            }
-        }
-        merged.sort_by_key(|m| m.name);
+        let merged = merge_cmdstats(infos);
         if want("commandstats") {
             out.push_str("# Commandstats\r\n");
             for m in &merged {
@@ -1552,3 +1582,85 @@ fn command_list_filter<'a>(args: &Args<'a>) -> Result<Box<dyn Fn(&CommandDef) ->
     };
     Ok(Box::new(move |d| d.has(flag)))
 }
+
+/// Per-command counters summed and histograms merged over shards, by name.
+fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
+    let mut merged: Vec<CmdStatInfo> = Vec::new();
+    for c in infos.iter().flat_map(|i| &i.cmdstats) {
+        match merged.iter_mut().find(|m| m.name == c.name) {
+            Some(m) => {
+                m.calls += c.calls;
+                m.nsec += c.nsec;
+                m.rejected += c.rejected;
+                m.failed += c.failed;
+                match (&mut m.hist, &c.hist) {
+                    (Some(acc), Some(h)) => {
+                        let _ = acc.add(h);
+                    }
+                    (acc @ None, Some(h)) => *acc = Some(h.clone()),
+                    _ => {}
+                }
+            }
+            None => merged.push(c.clone()),
+        }
+    }
+    merged.sort_by_key(|m| m.name);
+    merged
+}
+
+/// LATENCY HISTOGRAM's reply for the commands in `names` (all that ran if
+/// empty): calls, and cumulative counts per power-of-two µs bucket, as Redis
+/// reports them.
+fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
+    let merged: Vec<CmdStatInfo> = merge_cmdstats(infos)
+        .into_iter()
+        .filter(|m| m.calls > 0 && m.hist.is_some() && (names.is_empty() || names.iter().any(|n| n == m.name)))
+        .collect();
+    r.map(merged.len());
+    for m in &merged {
+        r.bulk_str(m.name);
+        r.map(2);
+        r.bulk(b"calls");
+        r.int(m.calls as i64);
+        r.bulk(b"histogram_usec");
+        let Some(ticks) = &m.hist else {
+            r.map(0);
+            continue;
+        };
+        // Our histograms count clock ticks; Redis's buckets are in ns.
+        let Ok(mut ns) = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 56, 2) else {
+            r.map(0);
+            continue;
+        };
+        for v in ticks.iter_recorded() {
+            let _ = ns.record_n(super::ticks::to_ns(v.value_iterated_to()).max(1), v.count_at_value());
+        }
+        let mut buckets = Vec::new();
+        let mut cumulative = 0;
+        for v in ns.iter_log(1024, 2.0) {
+            let before = cumulative;
+            cumulative += v.count_since_last_iteration();
+            if cumulative > before {
+                buckets.push((ns.highest_equivalent(v.value_iterated_to()) / 1000, cumulative));
+            }
+        }
+        r.map(buckets.len());
+        for (us, n) in buckets {
+            r.int(us as i64);
+            r.int(n as i64);
+        }
+    }
+}
+
+const LATENCY_HELP: &[&str] = &[
+    "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "HISTOGRAM [COMMAND ...]",
+    "    Per command: calls, and how many took at most 1, 2, 4, 8, ... microseconds",
+    "    (every command that ran, when none is named).",
+    "LATEST, HISTORY <event>, GRAPH <event>, RESET [<event> ...]",
+    "    Latency monitor events: shardis has no latency monitor, so there are none.",
+    "DOCTOR",
+    "    Where to look for latency figures.",
+    "HELP",
+    "    Print this help.",
+];

@@ -133,16 +133,15 @@ pub fn reply_newest(r: &mut Reply, mut all: Vec<SlowEntry>, count: usize) {
 pub const HELP: &[&str] = &[
     "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "GET [<count>]",
-    "    Return top <count> entries from the slowlog (default: 10, -1 mean all).",
-    "    Entries are made of:",
-    "    id, timestamp, time in microseconds, arguments array, client IP and port,",
-    "    client name",
+    "    The <count> newest entries (10 by default, -1 for all), each as: id,",
+    "    unix time, duration in microseconds, the command's arguments, the",
+    "    client's address and its name.",
     "LEN",
-    "    Return the length of the slowlog.",
+    "    How many entries there are.",
     "RESET",
-    "    Reset the slowlog.",
+    "    Drop every entry.",
     "HELP",
-    "    Print this help.",
+    "    This text.",
 ];
 
 #[cfg(test)]
