@@ -900,8 +900,8 @@ mod tests {
         );
         assert_eq!(run(&mut ks, &["OBJECT", "FOO"]), "-ERR unknown subcommand 'FOO'. Try OBJECT HELP.\r\n");
         let help = run(&mut ks, &["OBJECT", "help"]);
-        assert!(help.starts_with("*15\r\n+OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
-        assert!(help.ends_with("+HELP\r\n+    Prints this help.\r\n"));
+        assert!(help.starts_with("*11\r\n+OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\r\n"));
+        assert!(help.ends_with("+HELP\r\n+    This text.\r\n"));
         assert_eq!(run(&mut ks, &["OBJECT"]), "-ERR wrong number of arguments for 'object' command\r\n");
     }
 
