@@ -144,6 +144,7 @@ fn registry() -> &'static Registry {
             super::blocking::COMMANDS,
             super::dump::COMMANDS,
             super::hll::COMMANDS,
+            super::geo::COMMANDS,
         ] {
             defs.extend(family.iter());
         }
