@@ -9,9 +9,12 @@
 //! neighbours, at a cell size chosen from the search size, each cell being
 //! one score range; every candidate is then checked by exact distance.
 //!
-//! Everything here reproduces Redis 7.0's arithmetic step for step (the order
-//! of float operations included): replies print distances to 4 decimals and
-//! coordinates to 17, so a different rounding anywhere would show.
+//! Everything here reproduces Redis 7.0's arithmetic (as of 7.0.15) step
+//! for step, the order of float operations included: STOREDIST keeps
+//! distances at full precision and coordinates print with 17 decimals, so a
+//! different rounding anywhere would show.
+
+use std::cmp::Ordering;
 
 /// Latitude limits of Web Mercator (EPSG:3857); Redis refuses positions
 /// outside them.
@@ -269,11 +272,20 @@ pub fn neighbours(h: Hash) -> Neighbours {
 
 /// Great-circle distance in metres (haversine) between two (lon, lat) points.
 pub fn distance(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
-    let (lat1r, lon1r) = (deg_rad(lat1), deg_rad(lon1));
-    let (lat2r, lon2r) = (deg_rad(lat2), deg_rad(lon2));
+    let v = ((deg_rad(lon2) - deg_rad(lon1)) / 2.0).sin();
+    // On one meridian the formula reduces to the arc between the latitudes;
+    // Redis 7.0.15 takes this shortcut, and it can differ in the last bit.
+    if v == 0.0 {
+        return lat_distance(lat1, lat2);
+    }
+    let (lat1r, lat2r) = (deg_rad(lat1), deg_rad(lat2));
     let u = ((lat2r - lat1r) / 2.0).sin();
-    let v = ((lon2r - lon1r) / 2.0).sin();
     2.0 * EARTH_RADIUS_M * (u * u + lat1r.cos() * lat2r.cos() * v * v).sqrt().asin()
+}
+
+/// Metres along a meridian between two latitudes.
+pub fn lat_distance(lat1: f64, lat2: f64) -> f64 {
+    EARTH_RADIUS_M * (deg_rad(lat2) - deg_rad(lat1)).abs()
 }
 
 /// Metres per unit of GEODIST and the search commands; None for another word.
@@ -307,8 +319,9 @@ pub struct Shape {
 
 impl Shape {
     /// The distance of (lon, lat) from the centre in metres if it lies in
-    /// the shape. A box is tested by the east-west distance at the point's
-    /// latitude and the north-south distance at its longitude.
+    /// the shape. A box is tested by the north-south distance to the
+    /// centre's latitude, then the east-west distance at the point's
+    /// latitude.
     pub fn contains(&self, lon: f64, lat: f64) -> Option<f64> {
         match self.extent {
             Extent::Radius(r) => {
@@ -317,9 +330,10 @@ impl Shape {
             }
             Extent::Box { width, height } => {
                 let (w, h) = (width * self.to_m, height * self.to_m);
-                let dx = distance(lon, lat, self.lon, lat);
-                let dy = distance(lon, lat, lon, self.lat);
-                if dx > w / 2.0 || dy > h / 2.0 {
+                if lat_distance(lat, self.lat) > h / 2.0 {
+                    return None;
+                }
+                if distance(lon, lat, self.lon, lat) > w / 2.0 {
                     return None;
                 }
                 Some(distance(self.lon, self.lat, lon, lat))
@@ -440,6 +454,123 @@ pub fn fmt_coord(d: f64) -> String {
     s
 }
 
+/// Order `v` so that positions `lo..=hi` hold what a full sort would put
+/// there, leaving the rest partly sorted: Redis sorts search results this
+/// way when COUNT keeps fewer than it found. It is Bentley and McIlroy's
+/// quicksort (median-of-3 or ninther pivot, 3-way partition keeping keys
+/// equal to the pivot at both ends until the partition is done) that skips
+/// the parts outside the range. The algorithm is reproduced move for move
+/// because it is not stable: which of several equally distant members come
+/// first is whatever it leaves, and replies show that.
+pub fn partial_sort<T>(v: &mut [T], lo: usize, hi: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
+    pqsort(v, 0, v.len(), lo, hi, cmp)
+}
+
+/// The index of the median of `a[i]`, `a[j]`, `a[k]`.
+fn med3<T>(a: &[T], i: usize, j: usize, k: usize, cmp: &impl Fn(&T, &T) -> Ordering) -> usize {
+    if cmp(&a[i], &a[j]) == Ordering::Less {
+        if cmp(&a[j], &a[k]) == Ordering::Less {
+            j
+        } else if cmp(&a[i], &a[k]) == Ordering::Less {
+            k
+        } else {
+            i
+        }
+    } else if cmp(&a[j], &a[k]) == Ordering::Greater {
+        j
+    } else if cmp(&a[i], &a[k]) == Ordering::Less {
+        i
+    } else {
+        k
+    }
+}
+
+/// Sorts `v[base..base + n]` as far as it overlaps `lo..=hi`.
+fn pqsort<T>(v: &mut [T], mut base: usize, mut n: usize, lo: usize, hi: usize, cmp: &impl Fn(&T, &T) -> Ordering) {
+    // A part lying wholly before or after the range needs no sorting.
+    let wanted = |start: usize, len: usize| !((lo < start && hi < start) || (lo >= start + len && hi >= start + len));
+    loop {
+        let a = &mut v[base..base + n];
+        if n < 7 {
+            for m in 1..n {
+                let mut l = m;
+                while l > 0 && cmp(&a[l - 1], &a[l]) == Ordering::Greater {
+                    a.swap(l, l - 1);
+                    l -= 1;
+                }
+            }
+            return;
+        }
+        let mut pm = n / 2;
+        if n > 7 {
+            let (mut pl, mut pn) = (0, n - 1);
+            if n > 40 {
+                let d = n / 8;
+                pl = med3(a, pl, pl + d, pl + 2 * d, cmp);
+                pm = med3(a, pm - d, pm, pm + d, cmp);
+                pn = med3(a, pn - 2 * d, pn - d, pn, cmp);
+            }
+            pm = med3(a, pl, pm, pn, cmp);
+        }
+        a.swap(0, pm);
+        // a[1..pa] and a[pd+1..] collect keys equal to the pivot a[0].
+        let (mut pa, mut pb, mut pc, mut pd) = (1, 1, n - 1, n - 1);
+        loop {
+            while pb <= pc {
+                match cmp(&a[pb], &a[0]) {
+                    Ordering::Greater => break,
+                    Ordering::Equal => {
+                        a.swap(pa, pb);
+                        pa += 1;
+                    }
+                    Ordering::Less => {}
+                }
+                pb += 1;
+            }
+            while pb <= pc {
+                match cmp(&a[pc], &a[0]) {
+                    Ordering::Less => break,
+                    Ordering::Equal => {
+                        a.swap(pc, pd);
+                        pd -= 1;
+                    }
+                    Ordering::Greater => {}
+                }
+                pc -= 1;
+            }
+            if pb > pc {
+                break;
+            }
+            a.swap(pb, pc);
+            pb += 1;
+            pc -= 1;
+        }
+        // Move the equal keys to the middle, element by element.
+        let vecswap = |a: &mut [T], i: usize, j: usize, r: usize| {
+            for t in 0..r {
+                a.swap(i + t, j + t);
+            }
+        };
+        let r = pa.min(pb - pa);
+        vecswap(a, 0, pb - r, r);
+        let r = (pd - pc).min(n - pd - 1);
+        vecswap(a, pb, n - r, r);
+        let left = pb - pa;
+        if left > 1 && wanted(base, left) {
+            pqsort(v, base, left, lo, hi, cmp);
+        }
+        let right = pd - pc;
+        if right > 1 {
+            base = base + n - right;
+            n = right;
+            if wanted(base, n) {
+                continue;
+            }
+        }
+        return;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,6 +643,9 @@ mod tests {
         let (a, b) = (decode_score(3479099956230698.0), decode_score(3479447370796909.0));
         assert_eq!(fmt_distance(distance(a.0, a.1, b.0, b.1)), "166274.1516");
         assert_eq!(distance(1.0, 2.0, 1.0, 2.0), 0.0);
+        // One meridian: the arc between the latitudes, exactly.
+        assert_eq!(distance(7.5, -30.0, 7.5, 40.0), lat_distance(-30.0, 40.0));
+        assert_eq!(lat_distance(-30.0, 40.0), lat_distance(40.0, -30.0));
     }
 
     #[test]
@@ -556,5 +690,33 @@ mod tests {
         assert_eq!(unit_factor(b"KM"), Some(1000.0));
         assert_eq!(unit_factor(b"mi\0x"), Some(1609.34));
         assert_eq!(unit_factor(b"yd"), None);
+    }
+
+    #[test]
+    fn partial_sort_orders_the_range() {
+        let cmp = |a: &(u32, usize), b: &(u32, usize)| a.0.cmp(&b.0);
+        let mut seed = 12345u64;
+        for n in [0usize, 1, 5, 7, 8, 20, 41, 100, 300] {
+            for _ in 0..20 {
+                let mut v: Vec<(u32, usize)> = (0..n)
+                    .map(|i| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        (((seed >> 33) % 17) as u32, i)
+                    })
+                    .collect();
+                let mut full = v.clone();
+                full.sort_by(cmp);
+                let k = if n == 0 { 0 } else { (seed >> 40) as usize % n };
+                if n > 0 {
+                    partial_sort(&mut v, 0, k, &cmp);
+                    let keys: Vec<u32> = v[..=k].iter().map(|x| x.0).collect();
+                    let want: Vec<u32> = full[..=k].iter().map(|x| x.0).collect();
+                    assert_eq!(keys, want, "n={n} k={k}");
+                    let mut all: Vec<usize> = v.iter().map(|x| x.1).collect();
+                    all.sort();
+                    assert_eq!(all, (0..n).collect::<Vec<_>>());
+                }
+            }
+        }
     }
 }

@@ -15,6 +15,7 @@ use crate::geo::{self, Extent, Hash, Shape};
 use crate::keyspace::zset::{ScoreRange, ZSet};
 use crate::protocol::reply::Reply;
 use crate::util::parse_i64;
+use std::cmp::Ordering;
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
     CommandDef::new(name, arity, flags, keys, Some(h))
@@ -494,11 +495,27 @@ fn search(ctx: &mut Ctx, args: &Args, src: usize, kind: Kind, nostore: bool) {
     let to_m = plan.shape.map_or(1.0, |s| s.to_m);
     // COUNT means the nearest ones, unless ANY asked for any of them.
     let sort = if plan.count > 0 && plan.sort == Sort::None && !plan.any { Sort::Asc } else { plan.sort };
-    // Stable, as glibc's qsort is (a merge sort): ties keep the scan order.
-    match sort {
-        Sort::Asc => points.sort_by(|a, b| a.dist.partial_cmp(&b.dist).unwrap_or(std::cmp::Ordering::Equal)),
-        Sort::Desc => points.sort_by(|a, b| b.dist.partial_cmp(&a.dist).unwrap_or(std::cmp::Ordering::Equal)),
-        Sort::None => {}
+    if sort != Sort::None {
+        // Redis's comparison: anything not greater and not equal is less.
+        let asc = |a: &Point, b: &Point| {
+            if a.dist > b.dist {
+                Ordering::Greater
+            } else if a.dist == b.dist {
+                Ordering::Equal
+            } else {
+                Ordering::Less
+            }
+        };
+        let cmp = |a: &Point, b: &Point| if sort == Sort::Asc { asc(a, b) } else { asc(a, b).reverse() };
+        let keep = if plan.count > 0 { plan.count.min(points.len()) } else { points.len() };
+        if keep == points.len() {
+            // Stable, as glibc's qsort (a merge sort) is: ties keep the scan order.
+            points.sort_by(cmp);
+        } else if keep > 0 {
+            // Only the first `keep` are sorted, as Redis does; this also
+            // decides the order of equally distant members.
+            geo::partial_sort(&mut points, 0, keep - 1, &cmp);
+        }
     }
     if plan.count > 0 {
         points.truncate(plan.count);
