@@ -29,8 +29,8 @@ pub static COMMANDS: &[CommandDef] = &[
     c("geohash", -2, READONLY, K1, geohash),
     c("geodist", -4, READONLY, K1, geodist),
     // Write commands only because of STORE: their STORE key moves.
-    c("georadius", -6, WRITE | DENYOOM, K1, georadius).movable(radius_keys),
-    c("georadiusbymember", -5, WRITE | DENYOOM, K1, georadiusbymember).movable(radius_keys),
+    c("georadius", -6, WRITE | DENYOOM, K1, georadius).movable(georadius_keys),
+    c("georadiusbymember", -5, WRITE | DENYOOM, K1, georadiusbymember).movable(georadiusbymember_keys),
     c("georadius_ro", -6, READONLY, K1, georadius_ro),
     c("georadiusbymember_ro", -5, READONLY, K1, georadiusbymember_ro),
     c("geosearch", -7, READONLY, K1, geosearch),
@@ -52,21 +52,39 @@ fn kw(arg: &[u8], word: &str) -> bool {
     a.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Key positions of GEORADIUS[BYMEMBER]: the source, and the key of the
-/// last STORE/STOREDIST (scanned from argument 5 as Redis does; for a
-/// command that succeeds this is the key it stores to).
-fn radius_keys(args: &Args) -> Vec<usize> {
+/// Key positions of GEORADIUS: see `radius_keys`.
+fn georadius_keys(args: &Args) -> Vec<usize> {
+    radius_keys(args, 6)
+}
+
+fn georadiusbymember_keys(args: &Args) -> Vec<usize> {
+    radius_keys(args, 5)
+}
+
+/// The source, then what Redis 7.0's key specs name (the word after the
+/// first STORE, then after the first STOREDIST, searched from `from`), so
+/// COMMAND GETKEYS agrees; then, if it is another one, the key the command
+/// really stores to (the last STORE/STOREDIST), so the right shard has it.
+fn radius_keys(args: &Args, from: usize) -> Vec<usize> {
     let mut keys = vec![1];
-    let mut store = None;
+    let n = args.len();
+    for word in ["store", "storedist"] {
+        if let Some(i) = (from..n.saturating_sub(1)).find(|&i| kw(&args[i], word)) {
+            keys.push(i + 1);
+        }
+    }
+    let mut last = None;
     let mut i = 5;
-    while i < args.len() {
-        if (kw(&args[i], "store") || kw(&args[i], "storedist")) && i + 1 < args.len() {
-            store = Some(i + 1);
+    while i < n {
+        if (kw(&args[i], "store") || kw(&args[i], "storedist")) && i + 1 < n {
+            last = Some(i + 1);
             i += 1;
         }
         i += 1;
     }
-    keys.extend(store);
+    if let Some(k) = last.filter(|k| !keys.contains(k)) {
+        keys.push(k);
+    }
     keys
 }
 
@@ -550,5 +568,93 @@ fn search(ctx: &mut Ctx, args: &Args, src: usize, kind: Kind, nostore: bool) {
             reply_coord(out, p.lon);
             reply_coord(out, p.lat);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hash::tests::run_proto;
+    use super::super::{key_positions, lookup, OwnedArgs};
+    use crate::keyspace::Keyspace;
+
+    fn keys(cmd: &str) -> Vec<usize> {
+        let parts: Vec<&str> = cmd.split(' ').collect();
+        let def = lookup(parts[0].as_bytes()).expect("known command").1;
+        key_positions(def, &OwnedArgs::from_slices(&parts).args()).collect()
+    }
+
+    #[test]
+    fn replies_in_both_protocols() {
+        let mut ks = Keyspace::new();
+        let add = "GEOADD Sicily 13.361389 38.115556 Palermo 15.087269 37.502669 Catania";
+        assert_eq!(run_proto(&mut ks, add, false), ":2\r\n");
+        assert_eq!(
+            run_proto(&mut ks, "GEOPOS Sicily Palermo nope", false),
+            "*2\r\n*2\r\n$20\r\n13.36138933897018433\r\n$20\r\n38.11555639549629859\r\n*-1\r\n"
+        );
+        assert_eq!(
+            run_proto(&mut ks, "GEOPOS Sicily Palermo nope", true),
+            "*2\r\n*2\r\n,13.36138933897018433\r\n,38.11555639549629859\r\n_\r\n"
+        );
+        assert_eq!(run_proto(&mut ks, "GEODIST Sicily Palermo Catania km", true), "$8\r\n166.2742\r\n");
+        assert_eq!(run_proto(&mut ks, "GEODIST Sicily Palermo nope", true), "_\r\n");
+        assert_eq!(run_proto(&mut ks, "GEOHASH Sicily Catania", false), "*1\r\n$11\r\nsqdtr74hyu0\r\n");
+        assert_eq!(
+            run_proto(&mut ks, "GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 200 km ASC WITHDIST WITHHASH", false),
+            "*2\r\n*3\r\n$7\r\nCatania\r\n$7\r\n56.4413\r\n:3479447370796909\r\n\
+             *3\r\n$7\r\nPalermo\r\n$8\r\n190.4424\r\n:3479099956230698\r\n"
+        );
+        assert_eq!(run_proto(&mut ks, "GEORADIUS Sicily 15 37 200 km COUNT 1 DESC", false), "*1\r\n$7\r\nPalermo\r\n");
+    }
+
+    #[test]
+    fn errors_in_redis_order() {
+        let mut ks = Keyspace::new();
+        run_proto(&mut ks, "GEOADD g 1 2 a", false);
+        for (cmd, want) in [
+            ("GEOADD g 200 10 m", "-ERR invalid longitude,latitude pair 200.000000,10.000000\r\n"),
+            ("GEOADD g NX XX 1 2 m", "-ERR syntax error\r\n"),
+            ("GEOADD g GT 1 2 m", "-ERR syntax error\r\n"),
+            ("GEODIST g a a yd", "-ERR unsupported unit provided. please use M, KM, FT, MI\r\n"),
+            ("GEOSEARCH g FROMMEMBER zz BYRADIUS x m", "-ERR could not decode requested zset member\r\n"),
+            ("GEOSEARCH g FROMMEMBER a BYRADIUS x m", "-ERR need numeric radius\r\n"),
+            ("GEOSEARCH g BYBOX 1 -1 m FROMMEMBER a", "-ERR height or width cannot be negative\r\n"),
+            (
+                "GEOSEARCH g BYRADIUS 1 m ANY ASC",
+                "-ERR exactly one of FROMMEMBER or FROMLONLAT can be specified for GEOSEARCH\r\n",
+            ),
+            ("GEOSEARCH g FROMMEMBER a BYRADIUS 1 m ANY", "-ERR the ANY argument requires COUNT argument\r\n"),
+            ("GEOSEARCH g FROMMEMBER a BYRADIUS 1 m COUNT 0", "-ERR COUNT must be > 0\r\n"),
+            ("GEORADIUS_RO g 1 2 1 m STORE x", "-ERR syntax error\r\n"),
+            (
+                "GEORADIUS g 1 2 1 m STORE x WITHDIST",
+                "-ERR STORE option in GEORADIUS is not compatible with WITHDIST, WITHHASH and WITHCOORD options\r\n",
+            ),
+            // No source set: the radius is never looked at.
+            ("GEORADIUSBYMEMBER nokey m x y", "*0\r\n"),
+        ] {
+            assert_eq!(run_proto(&mut ks, cmd, false), want, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn store_keys_route_the_command() {
+        assert_eq!(keys("GEORADIUS k 1 2 3 m STORE d1 STOREDIST d2"), [1, 7, 9]);
+        assert_eq!(keys("GEORADIUS k 1 2 3 m STORE d1 STORE d2"), [1, 7, 9]);
+        assert_eq!(keys("GEORADIUSBYMEMBER k m 3 m COUNT 2 STOREDIST d"), [1, 8]);
+        assert_eq!(keys("GEORADIUS k 1 2 3 m WITHDIST"), [1]);
+        assert_eq!(keys("GEOSEARCHSTORE d s FROMMEMBER m BYRADIUS 1 m"), [1, 2]);
+    }
+
+    #[test]
+    fn geoadd_logs_zadd() {
+        let mut ks = Keyspace::new();
+        ks.effects.enabled = true;
+        run_proto(&mut ks, "GEOADD g CH 13.361389 38.115556 p", false);
+        // Nothing changes, so nothing is logged.
+        run_proto(&mut ks, "GEOADD g NX 1 1 p", false);
+        let mut logged = vec![];
+        ks.effects.drain_each(|_, b| logged.push(String::from_utf8_lossy(b).into_owned()));
+        assert_eq!(logged, ["*5\r\n$4\r\nZADD\r\n$1\r\ng\r\n$2\r\nCH\r\n$16\r\n3479099956230698\r\n$1\r\np\r\n"]);
     }
 }
