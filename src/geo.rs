@@ -75,7 +75,8 @@ impl Hash {
 
     /// The cell's first score at full precision (its score range starts here).
     pub fn align52(&self) -> u64 {
-        self.bits << (52 - 2 * self.step as u32)
+        // Steps above 26 never reach here; saturate rather than overflow.
+        self.bits << 52u32.saturating_sub(2 * self.step as u32)
     }
 
     /// Scores `[min, max)` of the members inside this cell.
@@ -250,6 +251,10 @@ pub struct Neighbours {
 pub fn neighbours(h: Hash) -> Neighbours {
     let at = |dx: i8, dy: i8| {
         let mut n = h;
+        // A cell without bits has no neighbours (and would overflow the shifts).
+        if h.step == 0 || h.step > 32 {
+            return n;
+        }
         if dx != 0 {
             move_x(&mut n, dx > 0);
         }
