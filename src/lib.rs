@@ -9,10 +9,12 @@
 //! - `keyspace`: the per-shard databases, values, expiry, WATCH bookkeeping (pure).
 //! - `shard`: the per-core event loop on io_uring, connections, routing
 //!   between shards, cross-shard transactions, pub/sub.
+//! - `geo`: geohash math for the GEO commands (pure).
 //! - `util`: number parsing, glob matching, hash slots.
 
 pub mod cmd;
 pub mod config;
+pub mod geo;
 pub mod keyspace;
 pub mod persist;
 pub mod protocol;

@@ -11,6 +11,7 @@
 
 pub mod blocking;
 pub mod dump;
+pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;

@@ -146,6 +146,7 @@ fn registry() -> &'static Registry {
             super::blocking::COMMANDS,
             super::dump::COMMANDS,
             super::hll::COMMANDS,
+            super::geo::COMMANDS,
         ] {
             defs.extend(family.iter());
         }

@@ -174,7 +174,7 @@ fn finish_write(ks: &mut Keyspace, db: usize, key: &[u8], changed: bool) {
 
 /// Store `pairs` (sorted, distinct) at `dest` replacing anything there and
 /// its TTL; an empty result deletes `dest`. Replies with the count.
-fn store_result(ctx: &mut Ctx, dest: &[u8], pairs: Vec<(Vec<u8>, f64)>) {
+pub(crate) fn store_result(ctx: &mut Ctx, dest: &[u8], pairs: Vec<(Vec<u8>, f64)>) {
     let n = pairs.len();
     if n == 0 {
         ctx.ks.delete(ctx.db, dest, ctx.now);
@@ -248,7 +248,7 @@ struct AddFlags {
 }
 
 /// ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]
-fn zadd(ctx: &mut Ctx, args: &Args) {
+pub(crate) fn zadd(ctx: &mut Ctx, args: &Args) {
     let mut f = AddFlags::default();
     let mut i = 2;
     while i < args.len() {

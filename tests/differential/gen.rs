@@ -106,6 +106,7 @@ pub const FAMILIES: &[Family] = &[
     // Blocking pops with short timeouts: served at once, or nil on timeout
     // (a single client never gets woken by another).
     Family { name: "blocking", weight: 6, in_multi: true, gen: blocking },
+    Family { name: "geo", weight: 14, in_multi: true, gen: geo },
 ];
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
@@ -1540,5 +1541,276 @@ fn blocking(g: &mut Gen) -> Op {
                 cmd!("ZADD", g.key(), g.rng.gen_range(0..5).to_string(), "m1", "2", "m2")
             }
         }
+    }
+}
+
+// ---- geo ---------------------------------------------------------------------
+
+/// Keys the geo family fills; `g.key()` now and then for other types.
+const GEO_KEYS: &[&str] = &["{g}a", "{g}b", "geo1"];
+
+fn geo_key(g: &mut Gen) -> Vec<u8> {
+    if g.chance(12) {
+        g.key()
+    } else {
+        GEO_KEYS.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+    }
+}
+
+/// Where STORE forms write: mostly keys of their own, so stores do not
+/// keep emptying the sets searched (the {g} one shares a shard with two
+/// sources, the other one may not).
+fn geo_dest(g: &mut Gen) -> Vec<u8> {
+    if g.chance(8) {
+        geo_key(g)
+    } else {
+        ["{g}dst", "gdst"].choose(&mut g.rng).unwrap().as_bytes().to_vec()
+    }
+}
+
+fn geo_member(g: &mut Gen) -> Vec<u8> {
+    if g.chance(2) {
+        return g.letters(b"xy", 70); // past zset-max-listpack-value
+    }
+    // Half from a few names, so searches around a member mostly find it.
+    let n = if g.chance(50) { g.rng.gen_range(0..4) } else { g.rng.gen_range(0..12) };
+    format!("p{n}").into_bytes()
+}
+
+/// Places the points cluster around: ordinary, on the antimeridian, near
+/// the poles and the latitude limits, at the origin.
+const GEO_SPOTS: &[(f64, f64)] = &[
+    (13.361389, 38.115556),
+    (-122.4194, 37.7749),
+    (0.0, 0.0),
+    (179.95, -16.5),
+    (-179.97, 52.1),
+    (10.0, 84.9),
+    (-45.0, -84.5),
+    (151.2093, -33.8688),
+    (100.0, 67.0),
+];
+
+/// A (longitude, latitude) pair as arguments: near a spot at some scale,
+/// anywhere, exactly a limit, or (rarely: one error voids a whole GEOADD)
+/// invalid.
+fn geo_lonlat(g: &mut Gen) -> (Vec<u8>, Vec<u8>) {
+    let bad_ok = g.chance(30);
+    geo_lonlat_maybe_bad(g, bad_ok)
+}
+
+fn geo_lonlat_maybe_bad(g: &mut Gen, bad_ok: bool) -> (Vec<u8>, Vec<u8>) {
+    let num = |x: f64, g: &mut Gen| {
+        let prec = *[6usize, 6, 4, 2, 0, 9].choose(&mut g.rng).unwrap();
+        format!("{:.*}", prec, x).into_bytes()
+    };
+    match g.rng.gen_range(if bad_ok { 0 } else { 4 }..100) {
+        0..=3 => {
+            let bad = ["180.0001", "-180.5", "85.06", "-85.1", "abc", "", "nan", "inf", "1e400", "90", "-91"];
+            let pick = |g: &mut Gen| bad.choose(&mut g.rng).unwrap().as_bytes().to_vec();
+            if g.chance(50) {
+                (pick(g), num(g.rng.gen_range(-80.0..80.0), g))
+            } else {
+                (num(g.rng.gen_range(-170.0..170.0), g), pick(g))
+            }
+        }
+        4..=6 => {
+            let lon = ["180", "-180", "0", "179.999999"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+            let lat =
+                ["85.05112878", "-85.05112878", "0", "85.05112877"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+            (lon, lat)
+        }
+        7..=16 => (num(g.rng.gen_range(-180.0..=180.0), g), num(g.rng.gen_range(-85.05..=85.05), g)),
+        _ => {
+            let (lon, lat) = *GEO_SPOTS.choose(&mut g.rng).unwrap();
+            let scale = *[0.0001, 0.01, 0.5, 3.0].choose(&mut g.rng).unwrap();
+            let lon = lon + g.rng.gen_range(-scale..=scale);
+            let lat = lat + g.rng.gen_range(-scale..=scale);
+            // Wrap across the antimeridian; clamp to the latitude limits.
+            let lon = if lon > 180.0 {
+                lon - 360.0
+            } else if lon < -180.0 {
+                lon + 360.0
+            } else {
+                lon
+            };
+            (num(lon, g), num(lat.clamp(-85.05, 85.05), g))
+        }
+    }
+}
+
+/// A pair that is always accepted (for the big GEOADD, one error would
+/// void all of it).
+fn geo_lonlat_valid(g: &mut Gen) -> (Vec<u8>, Vec<u8>) {
+    let (lon, lat) = *GEO_SPOTS.choose(&mut g.rng).unwrap();
+    let lon = (lon + g.rng.gen_range(-1.0..=1.0)).clamp(-180.0, 180.0);
+    let lat = (lat + g.rng.gen_range(-1.0..=1.0)).clamp(-85.0, 85.0);
+    (format!("{lon:.6}").into_bytes(), format!("{lat:.6}").into_bytes())
+}
+
+fn geo_unit(g: &mut Gen) -> Vec<u8> {
+    if g.chance(4) {
+        return ["yd", "", "kilometers", "M\u{0}"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    // Mostly the large units: the lengths below then reach other points.
+    ["m", "km", "mi", "ft", "KM", "M", "Mi", "FT", "km", "km", "mi", "km"]
+        .choose(&mut g.rng)
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
+/// A radius or box side: from metres to the whole Earth, sometimes bad.
+fn geo_len(g: &mut Gen) -> Vec<u8> {
+    if g.chance(4) {
+        return ["-1", "abc", "", "nan", "-0.5"].choose(&mut g.rng).unwrap().as_bytes().to_vec();
+    }
+    const L: &[&str] = &["0", "1", "10", "100", "500", "1000", "5000", "20000", "50000", "2.5", "inf", "300000", "1e7"];
+    if g.chance(30) {
+        return format!("{:.3}", g.rng.gen_range(0.0..3000.0)).into_bytes();
+    }
+    L.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+/// The options shared by the search commands, in random order; `store`:
+/// STORE/STOREDIST pairs (GEORADIUS) are allowed; `stores`: the command
+/// stores anyway (GEOSEARCHSTORE), so WITH* options are mostly left out.
+fn geo_opts(g: &mut Gen, store: bool, stores: bool) -> Vec<Vec<u8>> {
+    let mut groups: Vec<Vec<Vec<u8>>> = vec![];
+    let storing = stores || (store && g.chance(25));
+    if !storing || g.chance(5) {
+        for w in ["WITHDIST", "WITHHASH", "WITHCOORD"] {
+            if g.chance(35) {
+                groups.push(vec![w.as_bytes().to_vec()]);
+            }
+        }
+    }
+    if g.chance(45) {
+        groups.push(vec![["ASC", "DESC", "asc"].choose(&mut g.rng).unwrap().as_bytes().to_vec()]);
+    }
+    if g.chance(40) {
+        let c = if g.chance(8) {
+            ["0", "-1", "x", ""].choose(&mut g.rng).unwrap().to_string()
+        } else {
+            g.rng.gen_range(1..8).to_string()
+        };
+        groups.push(vec![b"COUNT".to_vec(), c.into_bytes()]);
+    }
+    let counted = groups.iter().any(|gr| gr[0] == b"COUNT");
+    if g.chance(if counted { 30 } else { 3 }) {
+        groups.push(vec![b"ANY".to_vec()]);
+    }
+    if storing && !stores {
+        let w = if g.chance(50) { "STORE" } else { "STOREDIST" };
+        groups.push(vec![w.as_bytes().to_vec(), geo_dest(g)]);
+    }
+    if g.chance(2) {
+        groups.push(vec![b"BOGUS".to_vec()]);
+    }
+    groups.shuffle(&mut g.rng);
+    groups.into_iter().flatten().collect()
+}
+
+/// GEOSEARCH's FROM and BY parts (sometimes missing, doubled or mixed).
+fn geo_search_spec(g: &mut Gen) -> Vec<Vec<u8>> {
+    let mut groups: Vec<Vec<Vec<u8>>> = vec![];
+    let from = g.rng.gen_range(0..100);
+    if from < 45 {
+        groups.push(vec![b"FROMMEMBER".to_vec(), geo_member(g)]);
+    }
+    if (40..95).contains(&from) {
+        let (lon, lat) = geo_lonlat(g);
+        groups.push(vec![b"FROMLONLAT".to_vec(), lon, lat]);
+    }
+    let by = g.rng.gen_range(0..100);
+    if by < 50 {
+        groups.push(vec![b"BYRADIUS".to_vec(), geo_len(g), geo_unit(g)]);
+    }
+    if (45..97).contains(&by) {
+        groups.push(vec![b"BYBOX".to_vec(), geo_len(g), geo_len(g), geo_unit(g)]);
+    }
+    groups.shuffle(&mut g.rng);
+    groups.into_iter().flatten().collect()
+}
+
+fn geo(g: &mut Gen) -> Op {
+    let k = geo_key(g);
+    match g.rng.gen_range(0..40) {
+        0..=9 => {
+            let mut a: Vec<Vec<u8>> = vec![];
+            for _ in 0..g.rng.gen_range(0..=2) {
+                let opts = ["NX", "XX", "CH", "ch", "nx", "CH", "GT"];
+                let n = if g.chance(10) { opts.len() } else { opts.len() - 1 };
+                a.push(opts[g.rng.gen_range(0..n)].as_bytes().to_vec());
+            }
+            // Sometimes enough members to leave the listpack encoding.
+            let n = if g.chance(4) { 140 } else { g.rng.gen_range(1..=4) };
+            for i in 0..n {
+                let (lon, lat) = if n > 100 { geo_lonlat_valid(g) } else { geo_lonlat(g) };
+                a.push(lon);
+                a.push(lat);
+                a.push(if n > 100 { format!("bulk{i}").into_bytes() } else { geo_member(g) });
+            }
+            if g.chance(3) {
+                a.pop();
+            }
+            with(cmd!("GEOADD", k), a)
+        }
+        10 | 11 => {
+            let ms = (0..g.rng.gen_range(0..=4)).map(|_| geo_member(g)).collect();
+            with(cmd!("GEOPOS", k), ms)
+        }
+        12 => {
+            let ms = (0..g.rng.gen_range(0..=4)).map(|_| geo_member(g)).collect();
+            with(cmd!("GEOHASH", k), ms)
+        }
+        13 | 14 => {
+            let mut a = vec![geo_member(g), geo_member(g)];
+            if g.chance(60) {
+                a.push(geo_unit(g));
+            }
+            if g.chance(3) {
+                a.push(b"extra".to_vec());
+            }
+            with(cmd!("GEODIST", k), a)
+        }
+        15..=18 => {
+            let ro = g.chance(30);
+            let (lon, lat) = geo_lonlat(g);
+            let name = if ro { "GEORADIUS_RO" } else { "GEORADIUS" };
+            let store_ok = !ro || g.chance(10);
+            let opts = geo_opts(g, store_ok, false);
+            with(cmd!(name, k, lon, lat, geo_len(g), geo_unit(g)), opts)
+        }
+        19..=21 => {
+            let ro = g.chance(30);
+            let name = if ro { "GEORADIUSBYMEMBER_RO" } else { "GEORADIUSBYMEMBER" };
+            let store_ok = !ro || g.chance(10);
+            let opts = geo_opts(g, store_ok, false);
+            with(cmd!(name, k, geo_member(g), geo_len(g), geo_unit(g)), opts)
+        }
+        22..=30 => {
+            let mut a = geo_search_spec(g);
+            a.extend(geo_opts(g, false, false));
+            with(cmd!("GEOSEARCH", k), a)
+        }
+        31..=34 => {
+            let dst = geo_dest(g);
+            let mut a = geo_search_spec(g);
+            a.extend(geo_opts(g, false, true));
+            if g.chance(40) {
+                a.push(b"STOREDIST".to_vec());
+            }
+            with(cmd!("GEOSEARCHSTORE", dst, k), a)
+        }
+        // What a store left behind, scores included.
+        35 | 36 => cmd!("ZRANGE", geo_dest(g), "0", "-1", "WITHSCORES"),
+        37 => cmd!("ZREM", k, geo_member(g)),
+        // Scores GEOADD never makes still decode as Redis decodes them.
+        38 => {
+            let s = ["-5", "1.5", "4503599627370496", "1e17", "-0.5", "13510798882111488", "3477130723057943"];
+            cmd!("ZADD", k, s.choose(&mut g.rng).unwrap(), geo_member(g))
+        }
+        _ => cmd!("ZCARD", k),
     }
 }
