@@ -796,6 +796,133 @@ mod tests {
         assert_eq!(s.last_id, id(3, 0));
     }
 
+    /// Everything the nodes hold agrees with the counters kept on the side.
+    fn check_invariants(s: &Stream) {
+        let mut live = 0;
+        for (&master, n) in &s.nodes {
+            let ids: Vec<_> = n.pack.entries(master).map(|e| (e.id, e.deleted)).collect();
+            assert_eq!(ids.first().map(|e| e.0), Some(master));
+            assert_eq!(ids.last().map(|e| e.0), Some(n.last));
+            assert_eq!(ids.iter().filter(|e| !e.1).count(), n.live as usize);
+            assert_eq!(ids.len(), (n.live + n.deleted) as usize);
+            assert!(ids.windows(2).all(|w| w[0].0 < w[1].0));
+            live += n.live as usize;
+        }
+        assert_eq!(live, s.len());
+        assert_eq!(s.pack_bytes, s.nodes.values().map(|n| n.pack.capacity()).sum::<usize>());
+    }
+
+    type Model = BTreeMap<StreamId, Vec<Vec<u8>>>;
+
+    /// The stream's entries in [a, b], walked by alternating ends.
+    fn zigzag(s: &Stream, a: StreamId, b: StreamId) -> Vec<(StreamId, Vec<Vec<u8>>)> {
+        let (mut head, mut tail) = (Vec::new(), Vec::new());
+        let mut it = s.range(a, b);
+        loop {
+            let Some((i, f)) = it.next() else { break };
+            head.push((i, f.to_vec()));
+            let Some((i, f)) = it.next_back() else { break };
+            tail.push((i, f.to_vec()));
+        }
+        head.extend(tail.into_iter().rev());
+        head
+    }
+
+    fn check_range(s: &Stream, m: &Model, a: StreamId, b: StreamId) {
+        let want: Vec<_> = if a <= b { m.range(a..=b).map(|(i, f)| (*i, f.clone())).collect() } else { Vec::new() };
+        let fwd: Vec<_> = s.range(a, b).map(|(i, f)| (i, f.to_vec())).collect();
+        assert_eq!(fwd, want);
+        let mut rev: Vec<_> = s.range(a, b).rev().map(|(i, f)| (i, f.to_vec())).collect();
+        rev.reverse();
+        assert_eq!(rev, want);
+        assert_eq!(zigzag(s, a, b), want);
+    }
+
+    #[test]
+    fn packed_stream_matches_a_btreemap_model() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let huge = vec![b'H'; 5000];
+        for seed in 0..12 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (mut s, mut m) = (Stream::new(), Model::new());
+            let mut next = id(rng.gen_range(0..3), rng.gen_range(0..3));
+            for _ in 0..3000 {
+                // Some id of interest: present, deleted, or between.
+                let top = next.ms.saturating_add(2);
+                let pick = move |rng: &mut StdRng, m: &Model| match m.keys().nth(rng.gen_range(0..m.len().max(1))) {
+                    Some(&k) if rng.gen_bool(0.7) => k,
+                    _ => id(rng.gen_range(0..top), rng.gen_range(0..4)),
+                };
+                match rng.gen_range(0..100) {
+                    0..=54 => {
+                        let fields: Vec<Vec<u8>> = match rng.gen_range(0..4) {
+                            0 | 1 => vec![b"f".to_vec()],
+                            2 => vec![b"a".to_vec(), b"b".to_vec()],
+                            _ => (0..rng.gen_range(1..6)).map(|i| format!("k{i}").into_bytes()).collect(),
+                        };
+                        let mut pairs: Vec<Vec<u8>> = Vec::new();
+                        for f in fields {
+                            let v = match rng.gen_range(0..30) {
+                                0 => Vec::new(),
+                                1 => huge.clone(),
+                                _ => vec![b'a' + rng.gen_range(0..26); rng.gen_range(1..120)],
+                            };
+                            pairs.extend([f, v]);
+                        }
+                        let refs: Vec<&[u8]> = pairs.iter().map(|p| &p[..]).collect();
+                        s.append(next, &refs);
+                        m.insert(next, pairs);
+                        next = match rng.gen_range(0..10) {
+                            0..=5 => id(next.ms, next.seq + 1),
+                            6..=8 => id(next.ms + rng.gen_range(1..5000), rng.gen_range(0..3)),
+                            _ => id(next.ms + (1 << rng.gen_range(20..40)), rng.gen_range(0..1 << 40)),
+                        };
+                    }
+                    55..=74 => {
+                        let k = pick(&mut rng, &m);
+                        assert_eq!(s.delete(k), m.remove(&k).is_some());
+                    }
+                    75..=79 => {
+                        let how = if rng.gen_bool(0.5) {
+                            Trim::MaxLen(rng.gen_range(0..m.len() as u64 + 5))
+                        } else {
+                            Trim::MinId(pick(&mut rng, &m))
+                        };
+                        let approx = rng.gen_bool(0.5);
+                        let limit = if approx && rng.gen_bool(0.3) { rng.gen_range(1..300) } else { 0 };
+                        let n = s.trim(how, approx, limit);
+                        let before = m.len();
+                        for _ in 0..n {
+                            m.pop_first();
+                        }
+                        if !approx {
+                            match how {
+                                Trim::MaxLen(max) => assert_eq!(m.len() as u64, (before as u64).min(max)),
+                                Trim::MinId(min) => assert!(m.keys().next().is_none_or(|&k| k >= min)),
+                            }
+                        }
+                    }
+                    _ => {
+                        let (a, b) = (pick(&mut rng, &m), pick(&mut rng, &m));
+                        check_range(&s, &m, a, b);
+                        check_range(&s, &m, a.min(b), a.max(b));
+                    }
+                }
+                assert_eq!(s.len(), m.len());
+                let k = pick(&mut rng, &m);
+                assert_eq!(s.get(k).map(|f| f.to_vec()), m.get(&k).cloned());
+                assert_eq!(s.first().map(|(i, _)| i), m.keys().next().copied());
+                assert_eq!(s.last().map(|(i, _)| i), m.keys().next_back().copied());
+                check_invariants(&s);
+            }
+            check_range(&s, &m, StreamId::MIN, StreamId::MAX);
+            let mut c = s.deep_clone();
+            assert!(c.same_as(&s) && c.mem_usage() == s.mem_usage());
+            c.trim(Trim::MaxLen(0), false, 0);
+            assert!(c.is_empty() && c.mem_usage() == 0 && c.range(StreamId::MIN, StreamId::MAX).next().is_none());
+        }
+    }
+
     #[test]
     fn pel_bookkeeping() {
         let mut g = Group::new(StreamId::MIN, 0);
