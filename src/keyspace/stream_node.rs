@@ -208,9 +208,16 @@ impl Pack {
         Entries { buf: &self.buf, master, master_count, base, lo: self.entries_at, hi: self.buf.len() }
     }
 
-    /// Entry `id` if it is here, deleted or not.
+    /// Live entry `id` if it is here. Scans the whole node: after an
+    /// XSETID back, a deleted entry may precede a lower id, or even an
+    /// entry with its own id.
     pub fn find(&self, base: StreamId, id: StreamId) -> Option<Raw<'_>> {
-        self.entries(base).take_while(|e| e.id <= id).find(|e| e.id == id)
+        self.entries(base).find(|e| e.id == id && !e.deleted)
+    }
+
+    /// Drop all entries, keeping the master fields.
+    pub fn clear(&mut self) {
+        self.buf.truncate(self.entries_at);
     }
 
     /// Flag the entry whose flags are at `at` (a `Raw::at`) deleted.
@@ -492,7 +499,9 @@ mod tests {
             p.mark_deleted(e.at);
         }
         assert_eq!(p.buf.len(), len);
-        assert_eq!(p.find(base, id(5, 2)).map(|e| (e.deleted, e.entry.to_vec())), Some((true, owned(&[b"f", b"v"]))));
+        assert!(p.find(base, id(5, 2)).is_none());
+        let e = p.entries(base).nth(2).map(|e| (e.id, e.deleted, e.entry.to_vec()));
+        assert_eq!(e, Some((id(5, 2), true, owned(&[b"f", b"v"]))));
         // delete_while skips deleted entries and stops at the first kept.
         assert_eq!(p.delete_while(base, |i| i < id(5, 4)), 3);
         let flags: Vec<_> = p.entries(base).map(|e| e.deleted).collect();
