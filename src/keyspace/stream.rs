@@ -876,8 +876,7 @@ mod tests {
     fn zigzag(s: &Stream, a: StreamId, b: StreamId) -> Vec<(StreamId, Vec<Vec<u8>>)> {
         let (mut head, mut tail) = (Vec::new(), Vec::new());
         let mut it = s.range(a, b);
-        loop {
-            let Some((i, f)) = it.next() else { break };
+        while let Some((i, f)) = it.next() {
             head.push((i, f.to_vec()));
             let Some((i, f)) = it.next_back() else { break };
             tail.push((i, f.to_vec()));
