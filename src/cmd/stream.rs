@@ -21,7 +21,7 @@
 use super::flags::*;
 use super::table::{CommandDef, Handler};
 use super::{arity_error, err, Args, Ctx};
-use crate::keyspace::stream::{Fields, Group, Stream, StreamId, Trim, ENTRIES_READ_INVALID};
+use crate::keyspace::stream::{EntryRef, Group, Stream, StreamId, Trim, ENTRIES_READ_INVALID};
 use crate::keyspace::{Keyspace, Value};
 use crate::protocol::reply::{fmt_u64, Reply};
 use crate::util::parse_i64;
@@ -164,7 +164,7 @@ fn reply_id(out: &mut Reply, id: StreamId) {
     out.bulk(&buf[..n]);
 }
 
-fn reply_entry(out: &mut Reply, id: StreamId, f: &Fields) {
+fn reply_entry(out: &mut Reply, id: StreamId, f: EntryRef) {
     out.array(2);
     reply_id(out, id);
     out.array(f.len());
@@ -479,7 +479,7 @@ fn range_generic(ctx: &mut Ctx, args: &Args, rev: bool) {
         return out.null_array();
     }
     let limit = count.unwrap_or(usize::MAX);
-    let items: Vec<(StreamId, &Fields)> =
+    let items: Vec<(StreamId, EntryRef)> =
         if rev { s.range(start, end).rev().take(limit).collect() } else { s.range(start, end).take(limit).collect() };
     out.array(items.len());
     for (id, f) in items {

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod list;
 pub mod set;
 pub mod stream;
+mod stream_node;
 pub mod value;
 pub mod zset;
 mod zset_tree;

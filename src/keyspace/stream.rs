@@ -1,16 +1,20 @@
 //! A Redis stream: entries ordered by id, consumer groups with their
 //! pending entries lists (PELs).
 //!
-//! Entries live in a `BTreeMap` keyed by id. Redis stores them in listpack
-//! nodes of a radix tree, and that layout is visible: approximate trimming
-//! (`MAXLEN ~`) only drops whole nodes, an exact trim marks entries deleted
-//! inside a node, and XINFO reports the node count. So next to the entries
-//! we keep a model of the nodes (first id, live and deleted counts, last id,
-//! listpack bytes) that follows Redis's rules for opening a new node, which
+//! Redis stores entries in listpack nodes of a radix tree, and that layout
+//! is visible: approximate trimming (`MAXLEN ~`) only drops whole nodes, an
+//! exact trim marks entries deleted inside a node, and XINFO reports the
+//! node count. So entries live in nodes too (a `BTreeMap` keyed by each
+//! node's first id), each node packing its entries into one buffer
+//! (stream_node.rs), and a node opens when Redis's would: we keep its
+//! listpack size in bytes as Redis would have it (`Node::bytes`), which
 //! makes trimming results identical to redis-server's.
 
 use super::effects::encode_array;
-use std::collections::{BTreeMap, BTreeSet};
+use super::stream_node::{Entries, Pack};
+use std::collections::{btree_map, BTreeMap, BTreeSet};
+
+pub use super::stream_node::EntryRef;
 
 /// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
 const NODE_MAX_BYTES: usize = 4096;
@@ -116,19 +120,21 @@ fn parse_u64(b: &[u8]) -> Option<u64> {
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
-/// Field/value pairs of one entry, flattened: f1, v1, f2, v2, ...
-pub type Fields = Box<[Box<[u8]>]>;
-
-/// One listpack node as Redis would have it (see the module doc).
+/// One node: its packed entries and what Redis's listpack would count.
 #[derive(Clone)]
 struct Node {
     live: u32,
     deleted: u32,
+    /// Size of Redis's listpack for these entries (decides node opening).
     bytes: usize,
-    master_fields: Box<[Box<[u8]>]>,
     /// Last id ever appended (deleted or not).
     last: StreamId,
+    pack: Pack,
 }
+
+/// What a node costs besides its buffer: its B-tree slot (key, `Node`)
+/// and a share of the tree's own nodes.
+const NODE_OVERHEAD: usize = 128;
 
 /// A pending entry: who has it, when it was last delivered, how often.
 #[derive(Clone, Debug, PartialEq)]
@@ -226,14 +232,96 @@ pub enum Trim {
 
 #[derive(Clone, Default)]
 pub struct Stream {
-    entries: BTreeMap<StreamId, Fields>,
     nodes: BTreeMap<StreamId, Node>,
+    /// Live entries.
+    len: usize,
+    /// Sum of the nodes' buffer capacities, for mem_usage in O(1).
+    pack_bytes: usize,
     pub last_id: StreamId,
     pub max_deleted_id: StreamId,
     pub entries_added: u64,
     pub groups: BTreeMap<Box<[u8]>, Group>,
-    /// Bytes of entry data, for mem_usage.
-    data_bytes: usize,
+}
+
+/// Live entries of a stream between two ids, from either end (Redis's
+/// stream iterator): O(log n) to start, then O(1) per node plus the
+/// entries skipped in the first and last node.
+pub struct Range<'a> {
+    nodes: btree_map::Range<'a, StreamId, Node>,
+    front: Option<Entries<'a>>,
+    back: Option<Entries<'a>>,
+    start: StreamId,
+    end: StreamId,
+    /// An end of the range was passed: nothing more either way.
+    done: bool,
+}
+
+impl<'a> Iterator for Range<'a> {
+    type Item = (StreamId, EntryRef<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let raw = match self.front.as_mut().and_then(|c| c.next()) {
+                Some(r) => r,
+                None => {
+                    self.front = None;
+                    if let Some((&master, n)) = self.nodes.next() {
+                        // A node left with only deleted entries (exact trim).
+                        if n.live > 0 {
+                            self.front = Some(n.pack.entries(master));
+                        }
+                        continue;
+                    }
+                    // The other end holds what is left of the last node.
+                    match self.back.as_mut().and_then(|c| c.next()) {
+                        Some(r) => r,
+                        None => break,
+                    }
+                }
+            };
+            if raw.deleted || raw.id < self.start {
+                continue;
+            }
+            if raw.id > self.end {
+                break;
+            }
+            return Some((raw.id, raw.entry));
+        }
+        self.done = true;
+        None
+    }
+}
+
+impl DoubleEndedIterator for Range<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let raw = match self.back.as_mut().and_then(|c| c.next_back()) {
+                Some(r) => r,
+                None => {
+                    self.back = None;
+                    if let Some((&master, n)) = self.nodes.next_back() {
+                        if n.live > 0 {
+                            self.back = Some(n.pack.entries(master));
+                        }
+                        continue;
+                    }
+                    match self.front.as_mut().and_then(|c| c.next_back()) {
+                        Some(r) => r,
+                        None => break,
+                    }
+                }
+            };
+            if raw.deleted || raw.id > self.end {
+                continue;
+            }
+            if raw.id < self.start {
+                break;
+            }
+            return Some((raw.id, raw.entry));
+        }
+        self.done = true;
+        None
+    }
 }
 
 /// Bytes a listpack element takes: encoding, data, back-length.
@@ -279,7 +367,7 @@ impl Stream {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -308,7 +396,7 @@ impl Stream {
                     + g.consumers.keys().map(|k| k.len()).sum::<usize>()
             })
             .sum();
-        self.data_bytes + self.entries.len() * 48 + self.nodes.len() * 96 + groups
+        self.pack_bytes + self.nodes.len() * NODE_OVERHEAD + groups
     }
 
     /// Listpack nodes Redis would have (XINFO radix-tree-keys).
@@ -316,36 +404,42 @@ impl Stream {
         self.nodes.len()
     }
 
-    pub fn get(&self, id: StreamId) -> Option<&Fields> {
-        self.entries.get(&id)
+    /// Live entry `id`.
+    pub fn get(&self, id: StreamId) -> Option<EntryRef<'_>> {
+        let (&base, node) = self.nodes.range(..=id).next_back()?;
+        node.pack.find(base, id).map(|e| e.entry)
     }
 
     pub fn contains(&self, id: StreamId) -> bool {
-        self.entries.contains_key(&id)
+        self.get(id).is_some()
     }
 
     /// First live entry's id, 0-0 when empty (Redis's `first_id`).
     pub fn first_id(&self) -> StreamId {
-        self.entries.keys().next().copied().unwrap_or_default()
+        self.first().map(|(id, _)| id).unwrap_or_default()
     }
 
     /// Last live entry's id (Redis's `streamLastValidID`), 0-0 when empty.
     pub fn last_valid_id(&self) -> StreamId {
-        self.entries.keys().next_back().copied().unwrap_or_default()
+        self.last().map(|(id, _)| id).unwrap_or_default()
     }
 
-    pub fn first(&self) -> Option<(StreamId, &Fields)> {
-        self.entries.iter().next().map(|(k, v)| (*k, v))
+    pub fn first(&self) -> Option<(StreamId, EntryRef<'_>)> {
+        self.range(StreamId::MIN, StreamId::MAX).next()
     }
 
-    pub fn last(&self) -> Option<(StreamId, &Fields)> {
-        self.entries.iter().next_back().map(|(k, v)| (*k, v))
+    pub fn last(&self) -> Option<(StreamId, EntryRef<'_>)> {
+        self.range(StreamId::MIN, StreamId::MAX).next_back()
     }
 
-    /// Entries with start <= id <= end, ascending.
-    pub fn range(&self, start: StreamId, end: StreamId) -> impl DoubleEndedIterator<Item = (StreamId, &Fields)> {
-        let r = if start <= end { Some(self.entries.range(start..=end)) } else { None };
-        r.into_iter().flatten().map(|(k, v)| (*k, v))
+    /// Live entries with start <= id <= end, ascending (or descending
+    /// with `rev`).
+    pub fn range(&self, start: StreamId, end: StreamId) -> Range<'_> {
+        // The node holding `start` begins at or before it.
+        let from = self.nodes.range(..=start).next_back().map_or(start, |(&k, _)| k);
+        let empty = start > end;
+        let nodes = if empty { self.nodes.range(..StreamId::MIN) } else { self.nodes.range(from..=end) };
+        Range { nodes, front: None, back: None, start, end, done: empty }
     }
 
     /// Append an entry with `id` (the caller checked id > last_id).
@@ -353,23 +447,47 @@ impl Stream {
     pub fn append(&mut self, id: StreamId, pairs: &[&[u8]]) {
         let numfields = pairs.len() / 2;
         let totelelen: usize = pairs.iter().map(|p| p.len()).sum();
-        let tail = self.nodes.iter_mut().next_back();
-        let reuse = match &tail {
-            Some((_, n)) => n.bytes + totelelen < NODE_MAX_BYTES && n.live + n.deleted < NODE_MAX_ENTRIES,
-            None => false,
-        };
-        let (master, node) = match (reuse, tail) {
-            (true, Some((m, n))) => (*m, n),
-            _ => {
-                let master_fields: Box<[Box<[u8]>]> = pairs.iter().step_by(2).map(|f| Box::from(*f)).collect();
-                let mut bytes = 7 + lp_int_size(0) * 2 + lp_int_size(numfields as i64) + lp_int_size(0);
-                bytes += master_fields.iter().map(|f| lp_elem_size(f)).sum::<usize>();
-                self.nodes.insert(id, Node { live: 0, deleted: 0, bytes, master_fields, last: id });
-                (id, self.nodes.get_mut(&id).expect("just inserted"))
+        let single = self.nodes.len() == 1;
+        let (reuse, rekey) = match self.nodes.last_key_value() {
+            Some((&k, n)) => {
+                let fits = n.bytes + totelelen < NODE_MAX_BYTES && n.live + n.deleted < NODE_MAX_ENTRIES;
+                // XSETID may move last_id below the tail's first id once an
+                // exact trim left it with only deleted entries (the only
+                // node of an empty stream). Redis appends into it anyway;
+                // so do we, restarting its buffer at `id` so that a node's
+                // key stays at or below its entries, which lookups need.
+                let below = id < k;
+                let rekey = fits && below && single && n.live == 0;
+                (fits && (!below || rekey), rekey)
             }
+            None => (false, false),
         };
-        let same = node.master_fields.len() == numfields
-            && node.master_fields.iter().zip(pairs.iter().step_by(2)).all(|(a, b)| &**a == *b);
+        if rekey {
+            if let Some((_, mut n)) = self.nodes.pop_last() {
+                n.pack.clear();
+                self.nodes.insert(id, n);
+            }
+        }
+        if !reuse {
+            // The tail is full: give back its growth slack.
+            if let Some(mut tail) = self.nodes.last_entry() {
+                let pack = &mut tail.get_mut().pack;
+                self.pack_bytes -= pack.capacity();
+                pack.compact();
+                self.pack_bytes += pack.capacity();
+            }
+            let mut bytes = 7 + lp_int_size(0) * 2 + lp_int_size(numfields as i64) + lp_int_size(0);
+            bytes += pairs.iter().step_by(2).map(|f| lp_elem_size(f)).sum::<usize>();
+            let pack = Pack::new(pairs);
+            self.pack_bytes += pack.capacity();
+            self.nodes.insert(id, Node { live: 0, deleted: 0, bytes, last: id, pack });
+        }
+        // The node to append to is the last one, or the one just opened
+        // (which sorts before a full tail of only deleted entries, see
+        // above; Redis too opens one node per entry then).
+        let master = if reuse { self.nodes.last_key_value().map_or(id, |(&k, _)| k) } else { id };
+        let Some(node) = self.nodes.get_mut(&master) else { return };
+        let same = node.pack.master_matches(pairs);
         let mut add = lp_int_size(if same { FLAG_SAMEFIELDS } else { 0 })
             + lp_int_size(id.ms.wrapping_sub(master.ms) as i64)
             + lp_int_size(id.seq.wrapping_sub(master.seq) as i64);
@@ -384,31 +502,36 @@ impl Stream {
         node.bytes += add;
         node.live += 1;
         node.last = id;
-        self.data_bytes += totelelen + pairs.len() * 16;
-        self.entries.insert(id, pairs.iter().map(|p| Box::from(*p)).collect());
+        self.pack_bytes -= node.pack.capacity();
+        node.pack.push(master, id, pairs, same);
+        self.pack_bytes += node.pack.capacity();
+        self.len += 1;
         self.last_id = id;
         self.entries_added += 1;
     }
 
-    /// The node holding `id`.
-    fn node_of(&mut self, id: StreamId) -> Option<(StreamId, &mut Node)> {
-        self.nodes.range_mut(..=id).next_back().map(|(k, n)| (*k, n))
-    }
-
-    fn drop_entry_data(&mut self, f: &Fields) {
-        self.data_bytes -= f.iter().map(|p| p.len() + 16).sum::<usize>();
+    /// Drop the node starting at `master`; returns its live entries.
+    fn remove_node(&mut self, master: StreamId) -> usize {
+        match self.nodes.remove(&master) {
+            Some(n) => {
+                self.pack_bytes -= n.pack.capacity();
+                self.len -= n.live as usize;
+                n.live as usize
+            }
+            None => 0,
+        }
     }
 
     /// XDEL of one id; true if it was there. Updates max_deleted_id.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        let Some(f) = self.entries.remove(&id) else { return false };
-        self.drop_entry_data(&f);
-        if let Some((master, node)) = self.node_of(id) {
-            node.live -= 1;
-            node.deleted += 1;
-            if node.live == 0 {
-                self.nodes.remove(&master);
-            }
+        let Some((&master, node)) = self.nodes.range_mut(..=id).next_back() else { return false };
+        let Some(at) = node.pack.find(master, id).map(|e| e.at) else { return false };
+        node.pack.mark_deleted(at);
+        node.live -= 1;
+        node.deleted += 1;
+        self.len -= 1;
+        if node.live == 0 {
+            self.remove_node(master);
         }
         if id > self.max_deleted_id {
             self.max_deleted_id = id;
@@ -437,46 +560,26 @@ impl Stream {
                 Trim::MinId(id) => node.last < id,
             };
             if remove_node {
-                let last = node.last;
-                self.nodes.remove(&master);
-                let rest = match last.incr() {
-                    Some(after) => self.entries.split_off(&after),
-                    None => BTreeMap::new(),
-                };
-                let gone = std::mem::replace(&mut self.entries, rest);
-                for f in gone.values() {
-                    self.drop_entry_data(f);
-                }
-                deleted += gone.len() as u64;
+                deleted += self.remove_node(master) as u64;
                 continue;
             }
             if approx {
                 break;
             }
-            let last = node.last;
-            let mut doomed = Vec::new();
             let mut len = self.len() as u64;
-            for (&id, _) in self.entries.range(master..=last) {
+            let Some(node) = self.nodes.get_mut(&master) else { break };
+            let n = node.pack.delete_while(master, |id| {
                 let stop = match how {
                     Trim::MaxLen(m) => len <= m,
                     Trim::MinId(min) => id >= min,
                 };
-                if stop {
-                    break;
-                }
-                doomed.push(id);
-                len -= 1;
-            }
-            for id in &doomed {
-                if let Some(f) = self.entries.remove(id) {
-                    self.drop_entry_data(&f);
-                }
-            }
-            if let Some(n) = self.nodes.get_mut(&master) {
-                n.live -= doomed.len() as u32;
-                n.deleted += doomed.len() as u32;
-            }
-            deleted += doomed.len() as u64;
+                len -= u64::from(!stop);
+                !stop
+            });
+            node.live -= n;
+            node.deleted += n;
+            self.len -= n as usize;
+            deleted += n as u64;
             break;
         }
         deleted
@@ -560,13 +663,13 @@ impl Stream {
             encode_array(out, parts.iter().copied(), parts.len());
             n += 1;
         };
-        for (id, f) in &self.entries {
+        for (id, f) in self.range(StreamId::MIN, StreamId::MAX) {
             let idb = id.to_bytes();
             let mut parts: Vec<&[u8]> = vec![b"XADD", key, &idb];
-            parts.extend(f.iter().map(|p| &**p));
+            parts.extend(f.iter());
             cmd(&parts, out);
         }
-        if self.entries.is_empty() {
+        if self.is_empty() {
             // An XADD trimmed at once creates the key empty; XSETID then
             // sets the counters it changed.
             let id = self.last_id.max(StreamId::new(0, 1)).to_bytes();
@@ -616,7 +719,8 @@ impl Stream {
     /// Compare everything observable (tests).
     #[cfg(test)]
     pub fn same_as(&self, o: &Stream) -> bool {
-        self.entries == o.entries
+        let all = |s: &Stream| s.range(StreamId::MIN, StreamId::MAX).map(|(i, f)| (i, f.to_vec())).collect::<Vec<_>>();
+        all(self) == all(o)
             && self.last_id == o.last_id
             && self.max_deleted_id == o.max_deleted_id
             && self.entries_added == o.entries_added
@@ -698,6 +802,42 @@ mod tests {
     }
 
     #[test]
+    fn appends_below_a_trimmed_out_node_stay_findable() {
+        let mut s = filled(3);
+        s.delete(id(3, 0));
+        // An exact trim leaves the node with only deleted entries.
+        assert_eq!(s.trim(Trim::MinId(id(3, 0)), false, 0), 2);
+        assert!(s.is_empty() && s.node_count() == 1);
+        // XSETID below that node's first id, then XADD.
+        s.last_id = id(0, 5);
+        s.append(id(0, 6), &[b"f", b"a"]);
+        s.append(id(2, 0), &[b"f", b"b"]);
+        s.append(id(3, 0), &[b"f", b"c"]);
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(s.get(id(0, 6)).map(|f| f.to_vec()), Some(vec![b"f".to_vec(), b"a".to_vec()]));
+        assert!(s.contains(id(2, 0)) && s.contains(id(3, 0)));
+        let ids: Vec<_> = s.range(StreamId::MIN, StreamId::MAX).map(|(i, _)| i).collect();
+        assert_eq!(ids, [id(0, 6), id(2, 0), id(3, 0)]);
+        assert_eq!((s.first_id(), s.last_valid_id()), (id(0, 6), id(3, 0)));
+        assert!(s.delete(id(2, 0)));
+        check_invariants(&s);
+
+        // A full node of deleted entries stays last: each entry below it
+        // opens its own node, as in Redis.
+        let mut s = filled(100);
+        s.delete(id(100, 0));
+        s.trim(Trim::MinId(id(100, 0)), false, 0);
+        s.last_id = id(0, 0);
+        s.append(id(0, 1), &[b"f", b"a"]);
+        s.append(id(0, 2), &[b"f", b"b"]);
+        assert_eq!(s.node_count(), 3);
+        let ids: Vec<_> = s.range(StreamId::MIN, StreamId::MAX).rev().map(|(i, _)| i).collect();
+        assert_eq!(ids, [id(0, 2), id(0, 1)]);
+        assert!(s.contains(id(0, 1)) && s.delete(id(0, 2)));
+        check_invariants(&s);
+    }
+
+    #[test]
     fn xdel_removes_empty_nodes_and_tracks_tombstones() {
         let mut s = filled(3);
         assert!(s.delete(id(2, 0)));
@@ -709,6 +849,156 @@ mod tests {
         s.delete(id(3, 0));
         assert_eq!(s.node_count(), 0);
         assert_eq!(s.last_id, id(3, 0));
+    }
+
+    /// Everything the nodes hold agrees with the counters kept on the side.
+    fn check_invariants(s: &Stream) {
+        let mut live = 0;
+        for (&master, n) in &s.nodes {
+            let ids: Vec<_> = n.pack.entries(master).map(|e| (e.id, e.deleted)).collect();
+            // A node's key is at most its entries (lookups rely on it);
+            // restarted nodes hold fewer entries than Redis's would.
+            assert!(ids.iter().all(|e| e.0 >= master));
+            assert_eq!(ids.last().map(|e| e.0), Some(n.last));
+            assert!(ids.len() <= (n.live + n.deleted) as usize);
+            let live_ids: Vec<_> = ids.iter().filter(|e| !e.1).map(|e| e.0).collect();
+            assert_eq!(live_ids.len(), n.live as usize);
+            assert!(live_ids.windows(2).all(|w| w[0] < w[1]));
+            live += n.live as usize;
+        }
+        assert_eq!(live, s.len());
+        assert_eq!(s.pack_bytes, s.nodes.values().map(|n| n.pack.capacity()).sum::<usize>());
+    }
+
+    type Model = BTreeMap<StreamId, Vec<Vec<u8>>>;
+
+    /// The stream's entries in [a, b], walked by alternating ends.
+    fn zigzag(s: &Stream, a: StreamId, b: StreamId) -> Vec<(StreamId, Vec<Vec<u8>>)> {
+        let (mut head, mut tail) = (Vec::new(), Vec::new());
+        let mut it = s.range(a, b);
+        while let Some((i, f)) = it.next() {
+            head.push((i, f.to_vec()));
+            let Some((i, f)) = it.next_back() else { break };
+            tail.push((i, f.to_vec()));
+        }
+        head.extend(tail.into_iter().rev());
+        head
+    }
+
+    fn check_range(s: &Stream, m: &Model, a: StreamId, b: StreamId) {
+        let want: Vec<_> = if a <= b { m.range(a..=b).map(|(i, f)| (*i, f.clone())).collect() } else { Vec::new() };
+        let fwd: Vec<_> = s.range(a, b).map(|(i, f)| (i, f.to_vec())).collect();
+        assert_eq!(fwd, want);
+        let mut rev: Vec<_> = s.range(a, b).rev().map(|(i, f)| (i, f.to_vec())).collect();
+        rev.reverse();
+        assert_eq!(rev, want);
+        assert_eq!(zigzag(s, a, b), want);
+    }
+
+    #[test]
+    fn packed_stream_matches_a_btreemap_model() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let huge = vec![b'H'; 5000];
+        // Long runs build many nodes; short ones with more deletes, trims
+        // and XSETIDs reach the odd states (an emptied node kept by an
+        // exact trim, then appends below its first id).
+        for seed in 0..60 {
+            let (steps, weights) = if seed < 12 { (3000, [55, 20, 2, 3]) } else { (400, [35, 25, 10, 15]) };
+            let bounds: Vec<u32> = weights
+                .iter()
+                .scan(0, |a, w| {
+                    *a += w;
+                    Some(*a)
+                })
+                .collect();
+            let mut rng = StdRng::seed_from_u64(seed);
+            let (mut s, mut m) = (Stream::new(), Model::new());
+            let mut next = id(rng.gen_range(0..3), rng.gen_range(0..3));
+            for _ in 0..steps {
+                // Some id of interest: present, deleted, or between.
+                let top = next.ms.saturating_add(2);
+                let pick = move |rng: &mut StdRng, m: &Model| match m.keys().nth(rng.gen_range(0..m.len().max(1))) {
+                    Some(&k) if rng.gen_bool(0.7) => k,
+                    _ => id(rng.gen_range(0..top), rng.gen_range(0..4)),
+                };
+                match rng.gen_range(0..100u32) {
+                    r if r < bounds[0] => {
+                        let fields: Vec<Vec<u8>> = match rng.gen_range(0..4) {
+                            0 | 1 => vec![b"f".to_vec()],
+                            2 => vec![b"a".to_vec(), b"b".to_vec()],
+                            _ => (0..rng.gen_range(1..6)).map(|i| format!("k{i}").into_bytes()).collect(),
+                        };
+                        let mut pairs: Vec<Vec<u8>> = Vec::new();
+                        for f in fields {
+                            let v = match rng.gen_range(0..30) {
+                                0 => Vec::new(),
+                                1 => huge.clone(),
+                                _ => vec![b'a' + rng.gen_range(0..26); rng.gen_range(1..120)],
+                            };
+                            pairs.extend([f, v]);
+                        }
+                        let refs: Vec<&[u8]> = pairs.iter().map(|p| &p[..]).collect();
+                        s.append(next, &refs);
+                        m.insert(next, pairs);
+                        next = match rng.gen_range(0..if seed < 12 { 10 } else { 8 }) {
+                            0..=5 => id(next.ms, next.seq + 1),
+                            6..=8 => id(next.ms + rng.gen_range(1..5000), rng.gen_range(0..3)),
+                            _ => id(next.ms + (1 << rng.gen_range(20..40)), rng.gen_range(0..1 << 40)),
+                        };
+                    }
+                    r if r < bounds[1] => {
+                        let k = pick(&mut rng, &m);
+                        assert_eq!(s.delete(k), m.remove(&k).is_some());
+                    }
+                    r if r < bounds[2] => {
+                        // XSETID: last_id anywhere at or above the last
+                        // live entry (anywhere at all when empty).
+                        let lo = m.keys().next_back().copied().unwrap_or_default();
+                        let back = id(rng.gen_range(lo.ms..=next.ms), rng.gen_range(0..3)).max(lo);
+                        s.last_id = back;
+                        next = back.incr().unwrap_or(back);
+                    }
+                    r if r < bounds[3] => {
+                        let how = if rng.gen_bool(0.5) {
+                            Trim::MaxLen(rng.gen_range(0..m.len() as u64 + 5))
+                        } else {
+                            // At last_id: every live entry goes, maybe not
+                            // the node (when its last entry was deleted).
+                            Trim::MinId(if rng.gen_bool(0.2) { s.last_id } else { pick(&mut rng, &m) })
+                        };
+                        let approx = rng.gen_bool(0.5);
+                        let limit = if approx && rng.gen_bool(0.3) { rng.gen_range(1..300) } else { 0 };
+                        let n = s.trim(how, approx, limit);
+                        let before = m.len();
+                        for _ in 0..n {
+                            m.pop_first();
+                        }
+                        if !approx {
+                            match how {
+                                Trim::MaxLen(max) => assert_eq!(m.len() as u64, (before as u64).min(max)),
+                                Trim::MinId(min) => assert!(m.keys().next().is_none_or(|&k| k >= min)),
+                            }
+                        }
+                    }
+                    _ => {
+                        let (a, b) = (pick(&mut rng, &m), pick(&mut rng, &m));
+                        check_range(&s, &m, a, b);
+                        check_range(&s, &m, a.min(b), a.max(b));
+                    }
+                }
+                assert_eq!(s.len(), m.len());
+                let k = pick(&mut rng, &m);
+                assert_eq!(s.get(k).map(|f| f.to_vec()), m.get(&k).cloned());
+                assert_eq!(s.first().map(|(i, _)| i), m.keys().next().copied());
+                assert_eq!(s.last().map(|(i, _)| i), m.keys().next_back().copied());
+                check_invariants(&s);
+            }
+            check_range(&s, &m, StreamId::MIN, StreamId::MAX);
+            let mut c = s.deep_clone();
+            assert!(c.same_as(&s) && c.mem_usage() == s.mem_usage());
+            c.trim(Trim::MaxLen(0), false, 0);
+            assert!(c.is_empty() && c.mem_usage() == 0 && c.range(StreamId::MIN, StreamId::MAX).next().is_none());
+        }
     }
 
     #[test]
