@@ -117,13 +117,10 @@ fn copy(ctx: &mut Ctx, args: &Args) {
         if args.is(i, "replace") {
             replace = true;
         } else if args.is(i, "db") && i + 1 < args.len() {
-            let n = match parse_i64(&args[i + 1]) {
-                Some(n) => n,
-                None => return ctx.error(err::NOT_INT),
+            let n = match super::parse_int_arg(&args[i + 1], None) {
+                Ok(n) => n,
+                Err(e) => return ctx.error(e),
             };
-            if n < i32::MIN as i64 || n > i32::MAX as i64 {
-                return ctx.error("ERR value is out of range, value must between -2147483648 and 2147483647");
-            }
             if n < 0 || n as usize >= ctx.ks.dbs.len() {
                 return ctx.error(err::DB_INDEX);
             }
