@@ -546,9 +546,49 @@ fn bit_range(g: &mut Gen) -> Vec<Vec<u8>> {
     }
 }
 
+/// BITFIELD subcommands: mostly valid types and offsets, small values
+/// (so SET/INCRBY often rewrite the same bits), all overflow modes.
+fn bitfield_ops(g: &mut Gen, readonly: bool) -> Vec<Vec<u8>> {
+    let mut a: Vec<Vec<u8>> = vec![];
+    for _ in 0..g.rng.gen_range(1..=3) {
+        let typ = if g.chance(5) {
+            ["u64", "i65", "x8", "u0"].choose(&mut g.rng).unwrap().to_string()
+        } else {
+            let signed = g.chance(50);
+            let bits = *[1, 2, 4, 5, 8, 16, 32, 63].choose(&mut g.rng).unwrap();
+            if signed && g.chance(10) {
+                "i64".to_string()
+            } else {
+                format!("{}{bits}", if signed { "i" } else { "u" })
+            }
+        };
+        let off = match g.rng.gen_range(0..10) {
+            0 => format!("#{}", g.rng.gen_range(0..6)),
+            1 if g.chance(30) => ["-1", "x", "4294967296"].choose(&mut g.rng).unwrap().to_string(),
+            _ => g.rng.gen_range(0..40).to_string(),
+        };
+        let val =
+            |g: &mut Gen| if g.chance(70) { g.rng.gen_range(-3i64..5).to_string().into_bytes() } else { g.int_arg() };
+        match g.rng.gen_range(0..10) {
+            0..=3 => a.extend([b"GET".to_vec(), typ.into_bytes(), off.into_bytes()]),
+            _ if readonly && g.chance(80) => a.extend([b"GET".to_vec(), typ.into_bytes(), off.into_bytes()]),
+            4..=5 => a.extend([b"SET".to_vec(), typ.into_bytes(), off.into_bytes(), val(g)]),
+            6..=7 => a.extend([b"INCRBY".to_vec(), typ.into_bytes(), off.into_bytes(), val(g)]),
+            8 => {
+                let mode = ["WRAP", "SAT", "FAIL", "fail", "BAD"].choose(&mut g.rng).unwrap();
+                a.extend([b"OVERFLOW".to_vec(), mode.as_bytes().to_vec()]);
+            }
+            _ => a.push(b"NOPE".to_vec()),
+        }
+    }
+    a
+}
+
 fn bits(g: &mut Gen) -> Op {
     let k = g.key();
-    match g.rng.gen_range(0..7) {
+    match g.rng.gen_range(0..10) {
+        7 | 8 => with(cmd!("BITFIELD", k), bitfield_ops(g, false)),
+        9 => with(cmd!("BITFIELD_RO", k), bitfield_ops(g, true)),
         0 | 1 => {
             let off: Vec<u8> = match g.rng.gen_range(0..20) {
                 0 => b"-1".to_vec(),
@@ -639,6 +679,10 @@ fn keys(g: &mut Gen) -> Op {
                 _ => "1",
             };
             cmd!("SELECT", db)
+        }
+        17 if g.chance(25) => {
+            let db = |g: &mut Gen| *["0", "1", "1", "16", "x"].choose(&mut g.rng).unwrap();
+            cmd!("SWAPDB", db(g), db(g))
         }
         16 if g.chance(25) => {
             let mode: &[&str] = [&[][..], &["ASYNC"], &["SYNC"]].choose(&mut g.rng).unwrap();
