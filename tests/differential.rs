@@ -9,6 +9,7 @@
 //!                             or "-a,-b" all but these; names in
 //!                             tests/differential/gen.rs FAMILIES
 //!   SHARDIS_DIFF_VERBOSE=1    print every command and reply
+//!   SHARDIS_DIFF_DUMP=path    write each seed's commands as RESP to path.<seed>
 //!   SHARDIS_TEST_TARGET=redis run redis in place of shardis (harness self-check)
 
 mod common;
@@ -200,6 +201,25 @@ fn full_scan(conn: &mut RespConn, op: &Op) -> io::Result<Value> {
     Ok(Value::Error("(test) SCAN did not finish in 100000 iterations".into()))
 }
 
+/// Write a seed's commands as RESP (what `redis-cli --pipe` or a small
+/// script can replay against a server by hand, to minimise a difference).
+/// SCAN iterations are left out, so with the scan family on, line up by
+/// command text rather than by op number.
+fn dump_ops(path: &str, ops: &[Op]) {
+    let mut f = Vec::new();
+    for op in ops {
+        if let Op::Cmd { args, .. } = op {
+            f.extend(format!("*{}\r\n", args.len()).into_bytes());
+            for a in args {
+                f.extend(format!("${}\r\n", a.len()).into_bytes());
+                f.extend(a);
+                f.extend(b"\r\n");
+            }
+        }
+    }
+    std::fs::write(path, f).unwrap_or_else(|e| panic!("SHARDIS_DIFF_DUMP: cannot write {path}: {e}"));
+}
+
 fn execute(conn: &mut RespConn, op: &Op) -> io::Result<Value> {
     match op {
         Op::Cmd { args, .. } => conn.try_cmd(args),
@@ -270,6 +290,9 @@ fn run(resp3: bool, seeds: Vec<u64>) {
             t.reset(resp3);
         }
         let ops = Gen::new(seed, fams.as_deref()).sequence(ops_per_seed);
+        if let Ok(path) = std::env::var("SHARDIS_DIFF_DUMP") {
+            dump_ops(&format!("{path}.{seed}"), &ops);
+        }
         let mut seed_diffs = 0;
         'ops: for (i, op) in ops.iter().enumerate() {
             total_ops += 1;

@@ -200,6 +200,15 @@ fn select_and_swapdb_across_shards() {
     assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(20));
     assert_eq!(c.cmd(&["GET", "a7"]), Value::bulk("zero"));
     assert_eq!(c.cmd(&["SELECT", "16"]), Value::err("ERR DB index is out of range"));
+    // Redis reads DB indexes as C ints, and SWAPDB parses both before
+    // range-checking either.
+    let int_range = "ERR value is out of range, value must between -2147483648 and 2147483647";
+    assert_eq!(c.cmd(&["SELECT", "4294967296"]), Value::err(int_range));
+    assert_eq!(c.cmd(&["SELECT", "x"]), Value::err("ERR value is not an integer or out of range"));
+    assert_eq!(c.cmd(&["SWAPDB", "16", "x"]), Value::err("ERR invalid second DB index"));
+    assert_eq!(c.cmd(&["SWAPDB", "0", "4294967296"]), Value::err("ERR invalid second DB index"));
+    assert_eq!(c.cmd(&["SWAPDB", "2147483648", "0"]), Value::err("ERR invalid first DB index"));
+    assert_eq!(c.cmd(&["SWAPDB", "2147483647", "0"]), Value::err("ERR DB index is out of range"));
     assert_eq!(c.cmd(&["FLUSHALL"]), Value::ok());
     assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(0));
 }

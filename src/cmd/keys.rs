@@ -121,13 +121,10 @@ fn copy(ctx: &mut Ctx, args: &Args) {
         if args.is(i, "replace") {
             replace = true;
         } else if args.is(i, "db") && i + 1 < args.len() {
-            let n = match parse_i64(&args[i + 1]) {
-                Some(n) => n,
-                None => return ctx.error(err::NOT_INT),
+            let n = match super::parse_int_arg(&args[i + 1], None) {
+                Ok(n) => n,
+                Err(e) => return ctx.error(e),
             };
-            if n < i32::MIN as i64 || n > i32::MAX as i64 {
-                return ctx.error(err::INT_RANGE);
-            }
             if n < 0 || n as usize >= ctx.ks.dbs.len() {
                 return ctx.error(err::DB_INDEX);
             }
@@ -157,10 +154,9 @@ fn copy(ctx: &mut Ctx, args: &Args) {
 /// and expiry change databases. 0 if it is missing or `db` has the name.
 fn move_cmd(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
-    let dst_db = match parse_i64(&args[2]) {
-        Some(n) if (i32::MIN as i64..=i32::MAX as i64).contains(&n) => n,
-        Some(_) => return ctx.error(err::INT_RANGE),
-        None => return ctx.error(err::NOT_INT),
+    let dst_db = match super::parse_int_arg(&args[2], None) {
+        Ok(n) => n,
+        Err(e) => return ctx.error(e),
     };
     if dst_db < 0 || dst_db as usize >= ctx.ks.dbs.len() {
         return ctx.error(err::DB_INDEX);

@@ -226,10 +226,19 @@ pub mod err {
     pub const INVALID_EXPIRE: &str = "ERR invalid expire time in '{}' command";
     pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
-    /// A database number outside C's int.
-    pub const INT_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+    pub const NOT_I32: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
     pub const NOT_INT_OR_RANGE_OFFSET: &str = "ERR bit offset is not an integer or out of range";
     pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+}
+
+/// An `int` argument as Redis's getIntFromObjectOrReply reads it (DB
+/// indexes): not an integer, or outside i32, is an error; `msg` replaces
+/// both texts when given, as in Redis.
+pub fn parse_int_arg(arg: &[u8], msg: Option<&'static str>) -> Result<i32, &'static str> {
+    match crate::util::parse_i64(arg) {
+        None => Err(msg.unwrap_or(err::NOT_INT)),
+        Some(n) => i32::try_from(n).map_err(|_| msg.unwrap_or(err::NOT_I32)),
+    }
 }
 
 /// A small fast PRNG (xorshift64*), seeded per shard. Commands that choose

@@ -1329,6 +1329,9 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
             }
             g.ack(id);
             deleted.push(id);
+            // Redis counts deleted ids against COUNT too: it bounds the
+            // size of the reply, not the number of claims.
+            count -= 1;
         } else if minidle == 0 || now - t >= minidle {
             g.ensure_consumer(cname, now);
             let nack = g.assign(id, cname);
@@ -1620,6 +1623,26 @@ mod tests {
                 ("SET str x", "+OK\r\n"),
                 ("XADD str 1-1 f v", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
                 ("XINFO STREAM str", "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+            ],
+        );
+    }
+
+    /// XAUTOCLAIM's COUNT bounds claimed plus deleted ids (Redis 7): a
+    /// pending entry that was deleted uses up one of them.
+    #[test]
+    fn xautoclaim_count_includes_deleted_ids() {
+        let mut ks = Keyspace::new();
+        check(
+            &mut ks,
+            &[
+                ("XADD s 1-0 a 1", "$3\r\n1-0\r\n"),
+                ("XADD s 2-0 a 2", "$3\r\n2-0\r\n"),
+                ("XADD s 3-0 a 3", "$3\r\n3-0\r\n"),
+                ("XGROUP CREATE s g 0", "+OK\r\n"),
+                ("XREADGROUP GROUP g c1 COUNT 3 STREAMS s >", "*1\r\n*2\r\n$1\r\ns\r\n*3\r\n*2\r\n$3\r\n1-0\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\n2-0\r\n*2\r\n$1\r\na\r\n$1\r\n2\r\n*2\r\n$3\r\n3-0\r\n*2\r\n$1\r\na\r\n$1\r\n3\r\n"),
+                ("XDEL s 1-0", ":1\r\n"),
+                ("XAUTOCLAIM s g c2 0 - COUNT 1", "*3\r\n$3\r\n2-0\r\n*0\r\n*1\r\n$3\r\n1-0\r\n"),
+                ("XAUTOCLAIM s g c2 0 - COUNT 1 JUSTID", "*3\r\n$3\r\n3-0\r\n*1\r\n$3\r\n2-0\r\n*0\r\n"),
             ],
         );
     }

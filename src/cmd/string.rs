@@ -926,26 +926,30 @@ fn bit_offset(ctx: &Ctx, arg: &[u8], hash: bool, bits: u64) -> Result<u64, ()> {
 
 /// Look up (or create) the string at `key` for a bit write reaching bit
 /// `maxbit`, zero-padded up to it, as raw. Replies WRONGTYPE and returns
-/// false if it is not a string.
-fn string_for_bit_write(ctx: &mut Ctx, key: &[u8], maxbit: u64) -> bool {
+/// None if it is not a string; else whether it grew (Redis's
+/// lookupStringForBitCommand `dirty`: such a write is a change even when
+/// the bits written equal the old ones). A created key is Some(false):
+/// `set` has already counted it as a change.
+fn string_for_bit_write(ctx: &mut Ctx, key: &[u8], maxbit: u64) -> Option<bool> {
     let now = ctx.now;
     let db = ctx.db;
     let need = (maxbit >> 3) as usize + 1;
     match ctx.ks.lookup(db, key, now) {
         None => {
             ctx.ks.set(db, key, Value::raw(vec![0u8; need]), 0);
-            true
+            Some(false)
         }
         Some(e) => match make_raw(&mut e.value) {
             None => {
                 ctx.out.error(err::WRONGTYPE);
-                false
+                None
             }
             Some(data) => {
-                if data.len() < need {
+                let grow = data.len() < need;
+                if grow {
                     data.resize(need, 0);
                 }
-                true
+                Some(grow)
             }
         },
     }
@@ -967,16 +971,18 @@ fn setbit(ctx: &mut Ctx, args: &Args) {
         _ => return ctx.out.error("ERR bit is not an integer or out of range"),
     };
     let key = &args[1];
-    if !string_for_bit_write(ctx, key, off) {
-        return;
-    }
+    let Some(grew) = string_for_bit_write(ctx, key, off) else { return };
     let Some(data) = raw_bytes_mut(ctx, key) else { return };
     let byte = (off >> 3) as usize;
     let bit = 7 - (off & 7) as u8;
     let old = (data[byte] >> bit) & 1;
     data[byte] = (data[byte] & !(1 << bit)) | (on << bit);
-    let db = ctx.db;
-    ctx.ks.touch(db, key);
+    // As in Redis 7: rewriting a bit with its own value is no change (a
+    // WATCH on the key survives, nothing is logged).
+    if grew || old != on {
+        let db = ctx.db;
+        ctx.ks.touch(db, key);
+    }
     ctx.out.int(old as i64);
 }
 
@@ -1422,10 +1428,12 @@ fn bitfield_generic(ctx: &mut Ctx, args: &Args, readonly_cmd: bool) {
     if readonly_cmd {
         return ctx.out.error("ERR BITFIELD_RO only supports the GET subcommand");
     }
-    if !string_for_bit_write(ctx, key, highest_write) {
-        return;
-    }
+    let Some(grew) = string_for_bit_write(ctx, key, highest_write) else { return };
     let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
+    // As in Redis 7, only SET/INCRBY that change bits (or a grown string)
+    // count as a change. Unlike Redis, a key created by writes that all
+    // FAILed still counts (in `set`): it exists, so it must be logged.
+    let mut changed = grew;
     {
         let Some(data) = raw_bytes_mut(ctx, key) else { return };
         for o in &ops {
@@ -1450,11 +1458,14 @@ fn bitfield_generic(ctx: &mut Ctx, args: &Args, readonly_cmd: bool) {
                 continue;
             }
             set_bits(data, o.offset, o.bits, new as u64);
+            changed |= new != old;
             replies.push(Some(if o.op == BfOp::Incrby { new as i64 } else { old as i64 }));
         }
     }
-    let db = ctx.db;
-    ctx.ks.touch(db, key);
+    if changed {
+        let db = ctx.db;
+        ctx.ks.touch(db, key);
+    }
     ctx.out.array(replies.len());
     for r in replies {
         match r {
@@ -1902,6 +1913,34 @@ mod tests {
         assert_eq!(run(&mut ks, "STRLEN b"), ":13\r\n");
         assert_eq!(run(&mut ks, "BITPOS b 1"), ":100\r\n");
         assert_eq!(run(&mut ks, "BITCOUNT b"), ":1\r\n");
+    }
+
+    /// Redis 7 counts a SETBIT/BITFIELD write as a change (WATCH, AOF)
+    /// only if it flips bits or creates or grows the string.
+    #[test]
+    fn bit_writes_that_change_nothing_do_not_touch() {
+        let mut ks = Keyspace::new();
+        run(&mut ks, "SET k a"); // 0x61
+        let d = ks.dirty;
+        assert_eq!(run(&mut ks, "SETBIT k 1 1"), ":1\r\n");
+        assert_eq!(run(&mut ks, "SETBIT k 0 0"), ":0\r\n");
+        assert_eq!(run(&mut ks, "BITFIELD k SET u8 0 97 INCRBY u4 0 0"), "*2\r\n:97\r\n:6\r\n");
+        assert_eq!(run(&mut ks, "BITFIELD k OVERFLOW FAIL INCRBY u8 0 200"), "*1\r\n$-1\r\n");
+        assert_eq!(ks.dirty, d);
+        assert_eq!(run(&mut ks, "SETBIT k 0 1"), ":0\r\n");
+        assert_eq!(ks.dirty, d + 1);
+        // Growing the string is a change even if the bit written is 0.
+        assert_eq!(run(&mut ks, "SETBIT k 15 0"), ":0\r\n");
+        assert_eq!(ks.dirty, d + 2);
+        assert_eq!(run(&mut ks, "BITFIELD k SET u8 16 0"), "*1\r\n:0\r\n");
+        assert_eq!(ks.dirty, d + 3);
+        assert_eq!(run(&mut ks, "BITFIELD k SET i8 0 -31"), "*1\r\n:-31\r\n");
+        assert_eq!(ks.dirty, d + 3);
+        // A key created by writes that all failed still counts (it exists).
+        assert_eq!(run(&mut ks, "BITFIELD n OVERFLOW FAIL INCRBY u2 0 10"), "*1\r\n$-1\r\n");
+        assert_eq!(ks.dirty, d + 4);
+        assert_eq!(run(&mut ks, "SETBIT m 3 0"), ":0\r\n");
+        assert_eq!(ks.dirty, d + 5);
     }
 
     #[test]

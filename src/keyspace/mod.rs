@@ -407,6 +407,11 @@ impl Keyspace {
     }
 
     pub fn swap_db(&mut self, a: usize, b: usize) {
+        // Swapping a db with itself changes nothing (Redis returns early:
+        // WATCHed keys there stay clean).
+        if a == b {
+            return;
+        }
         // A watched key changes if it exists on either side of the swap.
         let exists = |d: &Db, k: &[u8]| d.dict.get(k).is_some();
         let dirty: Vec<WatcherId> = self
@@ -507,6 +512,19 @@ mod tests {
         assert_eq!(ks.dbs[0].volatile, 0);
         assert_eq!(ks.dbs[0].dict.len(), 1);
         assert_eq!(ks.expired_keys, 1);
+    }
+
+    /// SWAPDB of a db with itself leaves WATCHed keys clean (Redis);
+    /// a real swap dirties a watched key that exists on either side.
+    #[test]
+    fn swap_db_with_itself_touches_no_watch() {
+        let mut ks = Keyspace::new();
+        ks.set(0, b"k", Value::from_bytes(b"1"), 0);
+        ks.watch(0, b"k", 7);
+        ks.swap_db(0, 0);
+        assert!(!ks.watch_dirty(7));
+        ks.swap_db(0, 1);
+        assert!(ks.watch_dirty(7));
     }
 
     #[test]

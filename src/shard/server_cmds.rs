@@ -7,6 +7,7 @@
 use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, FanReq, FanResp, Msg};
 use crate::cmd::{self, err, flags::*, Args, CommandDef};
+use crate::keyspace::NUM_DBS;
 use crate::protocol::reply::Reply;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -122,13 +123,13 @@ pub fn run_sync_conn_cmd(def: &CommandDef, args: &Args, db: &mut usize, r: &mut 
             }
         }
         "echo" => r.bulk(args.get(1)),
-        "select" => match crate::util::parse_i64(args.get(1)) {
-            Some(d) if (0..16).contains(&d) => {
+        "select" => match cmd::parse_int_arg(args.get(1), None) {
+            Ok(d) if (0..NUM_DBS as i32).contains(&d) => {
                 *db = d as usize;
                 r.ok();
             }
-            Some(_) => r.error(err::DB_INDEX),
-            None => r.error(err::NOT_INT),
+            Ok(_) => r.error(err::DB_INDEX),
+            Err(e) => r.error(e),
         },
         "time" => {
             let us = crate::util::now_us();
@@ -142,11 +143,14 @@ pub fn run_sync_conn_cmd(def: &CommandDef, args: &Args, db: &mut usize, r: &mut 
     true
 }
 
-fn parse_db(a: &[u8]) -> Result<u8, &'static str> {
-    match crate::util::parse_i64(a) {
-        Some(d) if (0..16).contains(&d) => Ok(d as u8),
-        Some(_) => Err(err::DB_INDEX),
-        None => Err("ERR invalid first DB index"),
+/// SWAPDB's two indexes: both are parsed before either is range-checked,
+/// as in Redis (so `SWAPDB 16 x` complains about the second).
+fn parse_swapdb(a: &[u8], b: &[u8]) -> Result<(u8, u8), &'static str> {
+    let a = cmd::parse_int_arg(a, Some("ERR invalid first DB index"))?;
+    let b = cmd::parse_int_arg(b, Some("ERR invalid second DB index"))?;
+    match (u8::try_from(a), u8::try_from(b)) {
+        (Ok(a), Ok(b)) if (a as usize) < NUM_DBS && (b as usize) < NUM_DBS => Ok((a, b)),
+        _ => Err(err::DB_INDEX),
     }
 }
 
@@ -805,12 +809,9 @@ impl Shard {
                 let req = if def.name == "flushdb" { FanReq::FlushDb { db: db8 } } else { FanReq::FlushAll };
                 GlobalPlan::Fan(all, req, FanOp::Ok)
             }
-            "swapdb" => match (parse_db(args.get(1)), parse_db(args.get(2))) {
-                (Ok(a), Ok(b)) => GlobalPlan::Fan(all, FanReq::SwapDb { a, b }, FanOp::Ok),
-                (Err(e), _) => reply_now(&|r| r.error(e)),
-                (_, Err(e)) => {
-                    reply_now(&|r| r.error(if e == err::DB_INDEX { e } else { "ERR invalid second DB index" }))
-                }
+            "swapdb" => match parse_swapdb(args.get(1), args.get(2)) {
+                Ok((a, b)) => GlobalPlan::Fan(all, FanReq::SwapDb { a, b }, FanOp::Ok),
+                Err(e) => reply_now(&|r| r.error(e)),
             },
             "scan" => {
                 let sa = match cmd::keys::parse_scan_args(args, 1) {

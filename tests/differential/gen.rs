@@ -547,9 +547,49 @@ fn bit_range(g: &mut Gen) -> Vec<Vec<u8>> {
     }
 }
 
+/// BITFIELD subcommands: mostly valid types and offsets, small values
+/// (so SET/INCRBY often rewrite the same bits), all overflow modes.
+fn bitfield_ops(g: &mut Gen, readonly: bool) -> Vec<Vec<u8>> {
+    let mut a: Vec<Vec<u8>> = vec![];
+    for _ in 0..g.rng.gen_range(1..=3) {
+        let typ = if g.chance(5) {
+            ["u64", "i65", "x8", "u0"].choose(&mut g.rng).unwrap().to_string()
+        } else {
+            let signed = g.chance(50);
+            let bits = *[1, 2, 4, 5, 8, 16, 32, 63].choose(&mut g.rng).unwrap();
+            if signed && g.chance(10) {
+                "i64".to_string()
+            } else {
+                format!("{}{bits}", if signed { "i" } else { "u" })
+            }
+        };
+        let off = match g.rng.gen_range(0..10) {
+            0 => format!("#{}", g.rng.gen_range(0..6)),
+            1 if g.chance(30) => ["-1", "x", "4294967296"].choose(&mut g.rng).unwrap().to_string(),
+            _ => g.rng.gen_range(0..40).to_string(),
+        };
+        let val =
+            |g: &mut Gen| if g.chance(70) { g.rng.gen_range(-3i64..5).to_string().into_bytes() } else { g.int_arg() };
+        match g.rng.gen_range(0..10) {
+            0..=3 => a.extend([b"GET".to_vec(), typ.into_bytes(), off.into_bytes()]),
+            _ if readonly && g.chance(80) => a.extend([b"GET".to_vec(), typ.into_bytes(), off.into_bytes()]),
+            4..=5 => a.extend([b"SET".to_vec(), typ.into_bytes(), off.into_bytes(), val(g)]),
+            6..=7 => a.extend([b"INCRBY".to_vec(), typ.into_bytes(), off.into_bytes(), val(g)]),
+            8 => {
+                let mode = ["WRAP", "SAT", "FAIL", "fail", "BAD"].choose(&mut g.rng).unwrap();
+                a.extend([b"OVERFLOW".to_vec(), mode.as_bytes().to_vec()]);
+            }
+            _ => a.push(b"NOPE".to_vec()),
+        }
+    }
+    a
+}
+
 fn bits(g: &mut Gen) -> Op {
     let k = g.key();
-    match g.rng.gen_range(0..7) {
+    match g.rng.gen_range(0..10) {
+        7 | 8 => with(cmd!("BITFIELD", k), bitfield_ops(g, false)),
+        9 => with(cmd!("BITFIELD_RO", k), bitfield_ops(g, true)),
         0 | 1 => {
             let off: Vec<u8> = match g.rng.gen_range(0..20) {
                 0 => b"-1".to_vec(),
@@ -644,6 +684,10 @@ fn keys(g: &mut Gen) -> Op {
                 _ => "1",
             };
             cmd!("SELECT", db)
+        }
+        17 if g.chance(25) => {
+            let db = |g: &mut Gen| *["0", "1", "1", "16", "x"].choose(&mut g.rng).unwrap();
+            cmd!("SWAPDB", db(g), db(g))
         }
         16 if g.chance(25) => {
             let mode: &[&str] = [&[][..], &["ASYNC"], &["SYNC"]].choose(&mut g.rng).unwrap();
@@ -956,6 +1000,16 @@ fn zlex_bound(g: &mut Gen) -> Vec<u8> {
     B.choose(&mut g.rng).unwrap().as_bytes().to_vec()
 }
 
+/// Sorted sets for lex-range queries: Redis leaves ZRANGEBYLEX & co.
+/// unspecified unless all members have the same score, so these keys only
+/// ever get score 0 (ZADD below, ZRANGESTORE BYLEX between them), and
+/// lex queries read nothing else. Not in `KEYS`: other commands leave them alone.
+const LEX_ZSETS: &[&str] = &["{z}lex1", "{z}lex2"];
+
+fn lex_key(g: &mut Gen) -> Vec<u8> {
+    LEX_ZSETS.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
 fn zlimit(g: &mut Gen) -> Vec<Vec<u8>> {
     let o = ["0", "1", "2", "-1", "x"].choose(&mut g.rng).unwrap();
     let c = ["0", "1", "3", "-1", "100"].choose(&mut g.rng).unwrap();
@@ -992,7 +1046,7 @@ fn zsetop_args(g: &mut Gen, weights_ok: bool, card: bool, withscores: bool) -> V
 
 fn zsets(g: &mut Gen) -> Op {
     let k = g.key();
-    match g.rng.gen_range(0..40) {
+    match g.rng.gen_range(0..43) {
         0..=5 => {
             let mut a: Vec<Vec<u8>> = vec![];
             for _ in 0..g.rng.gen_range(0..=2) {
@@ -1018,7 +1072,7 @@ fn zsets(g: &mut Gen) -> Op {
         10 => with(cmd!("ZMSCORE", k, zmember(g)), vec![zmember(g)]),
         11 => cmd!(*["ZRANK", "ZREVRANK"].choose(&mut g.rng).unwrap(), k, zmember(g)),
         12 => cmd!("ZCOUNT", k, zrange_bound(g), zrange_bound(g)),
-        13 => cmd!("ZLEXCOUNT", k, zlex_bound(g), zlex_bound(g)),
+        13 => cmd!("ZLEXCOUNT", lex_key(g), zlex_bound(g), zlex_bound(g)),
         14..=17 => {
             // ZRANGE with a random (sometimes invalid) mix of options.
             let by = g.rng.gen_range(0..3);
@@ -1044,8 +1098,9 @@ fn zsets(g: &mut Gen) -> Op {
                 opts.push(b"WITHSCORES".to_vec());
             }
             opts.shuffle(&mut g.rng);
+            let k = if by == 2 { lex_key(g) } else { k };
             if g.chance(30) {
-                let dst = g.key();
+                let dst = if by == 2 { lex_key(g) } else { g.key() };
                 with(cmd!("ZRANGESTORE", dst, k, a, b), opts.into_iter().filter(|o| o != b"WITHSCORES").collect())
             } else {
                 with(cmd!("ZRANGE", k, a, b), opts)
@@ -1068,7 +1123,7 @@ fn zsets(g: &mut Gen) -> Op {
             if !lex && g.chance(40) {
                 opts.push(b"WITHSCORES".to_vec());
             }
-            with(cmd!(name, k, a, b), opts)
+            with(cmd!(name, if lex { lex_key(g) } else { k }, a, b), opts)
         }
         20 => {
             let ws: &[&str] = if g.chance(40) { &["WITHSCORES"] } else { &[] };
@@ -1107,7 +1162,19 @@ fn zsets(g: &mut Gen) -> Op {
         }
         26 => cmd!("ZREMRANGEBYRANK", k, g.index(), g.index()),
         27 => cmd!("ZREMRANGEBYSCORE", k, zrange_bound(g), zrange_bound(g)),
-        28 => cmd!("ZREMRANGEBYLEX", k, zlex_bound(g), zlex_bound(g)),
+        28 => cmd!("ZREMRANGEBYLEX", lex_key(g), zlex_bound(g), zlex_bound(g)),
+        // Feed the lex-query keys (score 0 only) and take from them.
+        40 | 41 => {
+            let mut a = vec![lex_key(g)];
+            if g.chance(20) {
+                a.push(["NX", "XX", "CH"].choose(&mut g.rng).unwrap().as_bytes().to_vec());
+            }
+            for _ in 0..g.rng.gen_range(1..=4) {
+                a.extend([b"0".to_vec(), zmember(g)]);
+            }
+            with(cmd!("ZADD"), a)
+        }
+        42 => with(cmd!("ZREM", lex_key(g)), vec![zmember(g), zmember(g)]),
         29..=31 => {
             let name = *["ZUNION", "ZINTER", "ZDIFF"].choose(&mut g.rng).unwrap();
             let a = zsetop_args(g, name != "ZDIFF", false, true);
