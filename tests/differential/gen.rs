@@ -1961,7 +1961,7 @@ fn sort_command(g: &mut Gen) -> Op {
     if store {
         // Patterns read keys that a cross-shard STORE could not see.
         let dest = if by_sorts || patterns || g.chance(60) {
-            b(*[SORT_DEST, SORT_DEST, SORT_LIST].choose(&mut g.rng).unwrap())
+            b([SORT_DEST, SORT_DEST, SORT_LIST].choose(&mut g.rng).unwrap())
         } else {
             g.key()
         };
