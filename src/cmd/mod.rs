@@ -17,6 +17,7 @@ pub mod hll;
 pub mod keys;
 pub mod list;
 pub mod set;
+pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod table;

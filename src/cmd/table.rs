@@ -147,6 +147,7 @@ fn registry() -> &'static Registry {
             super::dump::COMMANDS,
             super::hll::COMMANDS,
             super::geo::COMMANDS,
+            super::sort::COMMANDS,
         ] {
             defs.extend(family.iter());
         }

@@ -461,6 +461,12 @@ impl ZSet {
         }
     }
 
+    /// Switch to the skiplist form whatever the size: Redis's SORT does
+    /// this to the sets it sorts (and they stay so).
+    pub fn force_skiplist(&mut self) {
+        self.convert_to_tree();
+    }
+
     fn convert_to_tree(&mut self) {
         if let Repr::Pack(p) = &self.repr {
             let mut t = Tree::new();

@@ -449,6 +449,8 @@ pub fn run(config: Config) -> Result<(), String> {
     } else {
         (0..nshards).map(|_| None).collect()
     };
+    // After recovery: replay runs with the default (see cmd::sort).
+    crate::cmd::sort::set_shard_count(nshards);
     let mut handles = Vec::new();
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     for id in 0..nshards {

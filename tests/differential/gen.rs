@@ -107,6 +107,9 @@ pub const FAMILIES: &[Family] = &[
     // (a single client never gets woken by another).
     Family { name: "blocking", weight: 6, in_multi: true, gen: blocking },
     Family { name: "geo", weight: 14, in_multi: true, gen: geo },
+    // Not in MULTI: with several shards a transaction runs on a keyspace
+    // holding only its keys, where BY/GET patterns are refused.
+    Family { name: "sort", weight: 12, in_multi: false, gen: sort_family },
 ];
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
@@ -1880,4 +1883,168 @@ fn geo(g: &mut Gen) -> Op {
         }
         _ => cmd!("ZCARD", k),
     }
+}
+
+// ---- SORT ----------------------------------------------------------------------
+
+/// SORT's own keys, each always of one type (or absent): the list may be
+/// sorted ALPHA BY a pattern, where equal BY values keep the order the
+/// elements came in; sets and sorted sets come in an order that differs
+/// between servers, so they never are. All share the `{t}` tag with the
+/// BY/GET patterns, which shardis requires with several shards.
+const SORT_LIST: &str = "{t}sl";
+const SORT_SET: &str = "{t}ss";
+const SORT_ZSET: &str = "{t}sz";
+/// A STORE destination (a list, so it may be sorted like `SORT_LIST`).
+const SORT_DEST: &str = "{t}sd";
+
+fn sort_elem(g: &mut Gen) -> Vec<u8> {
+    const NUM: &[&str] = &["1", "2", "3", "5", "10", "-3", "2.5", "0", "07", "1e1", " 4", "0x10", "-0"];
+    const ALPHA: &[&str] = &["a", "b", "c", "ab", "B", "x y", ""];
+    // Few non-numbers: one makes every numeric sort of its key fail.
+    let pool = if g.chance(96) { NUM } else { ALPHA };
+    pool.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn sort_weight(g: &mut Gen) -> Vec<u8> {
+    match g.rng.gen_range(0..20) {
+        0 => b"abc".to_vec(),
+        1 => Vec::new(),
+        2 => b" 3".to_vec(),
+        3 => b"1.5".to_vec(),
+        4 => b"-inf".to_vec(),
+        _ => g.rng.gen_range(-3i64..8).to_string().into_bytes(),
+    }
+}
+
+fn sort_family(g: &mut Gen) -> Op {
+    match g.rng.gen_range(0..100) {
+        0..=11 => {
+            let n = g.rng.gen_range(1..=6);
+            let els = (0..n).map(|_| sort_elem(g)).collect();
+            with(cmd!(*["RPUSH", "LPUSH"].choose(&mut g.rng).unwrap(), SORT_LIST), els)
+        }
+        12..=17 => {
+            let n = g.rng.gen_range(1..=6);
+            let els = (0..n).map(|_| sort_elem(g)).collect();
+            with(cmd!("SADD", SORT_SET), els)
+        }
+        18..=23 => {
+            let mut a = Vec::new();
+            for _ in 0..g.rng.gen_range(1..=5) {
+                a.push(g.rng.gen_range(-2i64..5).to_string().into_bytes());
+                a.push(sort_elem(g));
+            }
+            with(cmd!("ZADD", SORT_ZSET), a)
+        }
+        24..=26 => cmd!("DEL", *[SORT_LIST, SORT_SET, SORT_ZSET, SORT_DEST].choose(&mut g.rng).unwrap()),
+        27..=34 => {
+            let mut k = b"{t}w_".to_vec();
+            k.extend(sort_elem(g));
+            if g.chance(15) {
+                cmd!("DEL", k)
+            } else {
+                cmd!("SET", k, sort_weight(g))
+            }
+        }
+        35..=40 => {
+            let mut k = b"{t}h_".to_vec();
+            k.extend(sort_elem(g));
+            let f = *["f", "g"].choose(&mut g.rng).unwrap();
+            cmd!("HSET", k, f, sort_weight(g))
+        }
+        41..=43 => cmd!("LRANGE", SORT_DEST, "0", "-1"),
+        44..=46 => cmd!(Cmp::Encoding; "OBJECT", "ENCODING", *[SORT_ZSET, SORT_DEST].choose(&mut g.rng).unwrap()),
+        _ => sort_command(g),
+    }
+}
+
+/// One SORT or SORT_RO with a random mix of options (now and then a
+/// malformed one).
+fn sort_command(g: &mut Gen) -> Op {
+    let ro = g.chance(25);
+    let own = g.chance(90);
+    let key: Vec<u8> = if own {
+        let k = match g.rng.gen_range(0..20) {
+            0..=7 => SORT_LIST,
+            8..=11 => SORT_SET,
+            12..=15 => SORT_ZSET,
+            16..=17 => SORT_DEST,
+            18 => "{t}none",
+            _ => "{t}w_1",
+        };
+        k.as_bytes().to_vec()
+    } else {
+        g.key()
+    };
+    let is_list = key == SORT_LIST.as_bytes() || key == SORT_DEST.as_bytes();
+    let is_set = key == SORT_SET.as_bytes();
+    // Other families' keys may be of any type: no BY there (ties and set
+    // order), and no patterns, which would name keys in other slots.
+    let mut by: Option<&str> = None;
+    if own && g.chance(55) {
+        by = Some(
+            ["{t}w_*", "{t}w_*", "{t}h_*->f", "{t}h_*->g", "nosort", "#", "{t}nokey_*", "{t}w_*->"]
+                .choose(&mut g.rng)
+                .unwrap(),
+        );
+    }
+    let by_sorts = by.is_some_and(|p| p.contains('*'));
+    let mut alpha = g.chance(35);
+    if by_sorts && alpha && !is_list {
+        alpha = false;
+    }
+    let store = !ro && g.chance(30);
+    let dontsort = by.is_some() && !by_sorts;
+    let set_unordered = is_set && dontsort && !store;
+    let mut groups: Vec<Vec<Vec<u8>>> = Vec::new();
+    let b = |s: &str| s.as_bytes().to_vec();
+    if let Some(p) = by {
+        groups.push(vec![b("BY"), b(p)]);
+    }
+    if alpha {
+        groups.push(vec![b("ALPHA")]);
+    }
+    if g.chance(40) {
+        groups.push(vec![b(["ASC", "DESC", "desc"].choose(&mut g.rng).unwrap())]);
+    }
+    if !set_unordered && g.chance(40) {
+        let off = g.rng.gen_range(-1i64..4).to_string();
+        let cnt = g.rng.gen_range(-2i64..8).to_string();
+        groups.push(vec![b("LIMIT"), off.into_bytes(), cnt.into_bytes()]);
+    }
+    let mut patterns = false;
+    if g.chance(45) {
+        for _ in 0..g.rng.gen_range(1..=3) {
+            let p = if own {
+                *["#", "{t}w_*", "{t}h_*->f", "{t}h_*->g", "{t}h_*", "nostar"].choose(&mut g.rng).unwrap()
+            } else {
+                *["#", "nostar"].choose(&mut g.rng).unwrap()
+            };
+            patterns |= p.contains('*');
+            groups.push(vec![b("GET"), b(p)]);
+        }
+    }
+    if store {
+        // Patterns read keys that a cross-shard STORE could not see.
+        let dest = if by_sorts || patterns || g.chance(60) {
+            b([SORT_DEST, SORT_DEST, SORT_LIST].choose(&mut g.rng).unwrap())
+        } else {
+            g.key()
+        };
+        groups.push(vec![b("STORE"), dest]);
+    }
+    groups.shuffle(&mut g.rng);
+    // Malformed now and then: each error is checked where Redis checks it.
+    match g.rng.gen_range(0..30) {
+        0 => groups.push(vec![b("LIMIT"), b("1")]),
+        1 => groups.push(vec![b("LIMIT"), b("x"), b("1")]),
+        2 => groups.push(vec![b("GET")]),
+        3 => groups.push(vec![b("BOGUS")]),
+        4 => groups.insert(0, vec![b("STORE"), b(SORT_DEST)]),
+        _ => {}
+    }
+    let mut args = vec![b(if ro { "SORT_RO" } else { "SORT" }), key];
+    args.extend(groups.into_iter().flatten());
+    Op::Cmd { args, cmp: if set_unordered { Cmp::Sorted } else { Cmp::Exact } }
 }
