@@ -125,7 +125,16 @@ fn client_commands() {
     assert_eq!(a.cmd(&["CLIENT", "GETNAME"]), Value::bulk("alpha"));
     assert!(a.cmd(&["CLIENT", "SETNAME", "has space"]).is_error());
     let id_b = b.cmd(&["CLIENT", "ID"]).as_int().expect("id");
-    let list = text(&a.cmd(&["CLIENT", "LIST"]));
+    // The harness's readiness probe may still be closing on its shard: wait
+    // (bounded) until only our two clients are listed.
+    let mut list = String::new();
+    for _ in 0..100 {
+        list = text(&a.cmd(&["CLIENT", "LIST"]));
+        if list.lines().count() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains("name=alpha"), "{list}");
     assert!(list.contains(&format!("id={id_b} ")), "{list}");
