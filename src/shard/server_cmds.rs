@@ -1550,7 +1550,9 @@ pub fn write_atomically(path: &str, text: &str) -> Result<(), String> {
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]:
 /// the test a command must pass. There are no modules; of the ACL
 /// categories only those the command flags tell apart are known.
-fn command_list_filter<'a>(args: &Args<'a>) -> Result<Box<dyn Fn(&CommandDef) -> bool + 'a>, String> {
+type CommandFilter<'a> = Box<dyn Fn(&CommandDef) -> bool + 'a>;
+
+fn command_list_filter<'a>(args: &Args<'a>) -> Result<CommandFilter<'a>, String> {
     match args.len() {
         2 => return Ok(Box::new(|_| true)),
         5 if args.is(2, "filterby") => {}

@@ -113,7 +113,7 @@ fn entry_args(args: &Args) -> Vec<Vec<u8>> {
 /// SLOWLOG GET's reply: merge the shards' entries, newest (highest id)
 /// first, and keep `count`.
 pub fn reply_newest(r: &mut Reply, mut all: Vec<SlowEntry>, count: usize) {
-    all.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+    all.sort_unstable_by_key(|e| std::cmp::Reverse(e.id));
     all.truncate(count);
     r.array(all.len());
     for e in &all {
