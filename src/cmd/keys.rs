@@ -332,12 +332,7 @@ fn memory(ctx: &mut Ctx, args: &Args) {
     let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).to_ascii_lowercase();
     let arity = |n: usize| args.len() == n;
     match sub.as_str() {
-        "help" if arity(2) => {
-            ctx.out.array(MEMORY_HELP.len());
-            for line in MEMORY_HELP {
-                ctx.out.simple(line);
-            }
-        }
+        "help" if arity(2) => super::reply_help(&mut ctx.out, MEMORY_HELP),
         "doctor" if arity(2) => ctx.out.bulk_str(
             "shardis has no memory doctor; INFO memory shows used_memory (the dataset) against \
              used_memory_rss, and MEMORY USAGE weighs a single key.",
@@ -368,10 +363,7 @@ fn memory(ctx: &mut Ctx, args: &Args) {
         "help" | "doctor" | "malloc-stats" | "purge" | "usage" => {
             super::arity_error(&mut ctx.out, &format!("memory|{sub}"))
         }
-        _ => ctx.error(&format!(
-            "ERR unknown subcommand '{}'. Try MEMORY HELP.",
-            String::from_utf8_lossy(&args[1][..args[1].len().min(128)])
-        )),
+        _ => ctx.error(&super::unknown_subcommand_text("memory", &args[1])),
     }
 }
 
@@ -405,11 +397,7 @@ fn object(ctx: &mut Ctx, args: &Args) {
         if args.len() != 2 {
             return super::arity_error(&mut ctx.out, "object|help");
         }
-        ctx.out.array(OBJECT_HELP.len());
-        for line in OBJECT_HELP {
-            ctx.out.simple(line);
-        }
-        return;
+        return super::reply_help(&mut ctx.out, OBJECT_HELP);
     }
     let (sub, full) = if args.is(1, "encoding") {
         (Sub::Encoding, "object|encoding")
@@ -420,9 +408,7 @@ fn object(ctx: &mut Ctx, args: &Args) {
     } else if args.is(1, "refcount") {
         (Sub::Refcount, "object|refcount")
     } else {
-        let s = &args[1];
-        let s = String::from_utf8_lossy(&s[..s.len().min(128)]).into_owned();
-        return ctx.error(&format!("ERR unknown subcommand '{}'. Try OBJECT HELP.", s));
+        return ctx.error(&super::unknown_subcommand_text("object", &args[1]));
     };
     if args.len() != 3 {
         return super::arity_error(&mut ctx.out, full);

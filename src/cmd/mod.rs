@@ -317,6 +317,24 @@ pub fn arity_error(out: &mut Reply, name: &str) {
     out.error(&format!("ERR wrong number of arguments for '{}' command", name));
 }
 
+/// A container command's HELP reply: one simple string per line.
+pub fn reply_help(out: &mut Reply, lines: &[&str]) {
+    out.array(lines.len());
+    for l in lines {
+        out.simple(l);
+    }
+}
+
+/// Redis 7's error for an unknown subcommand of `cmd` (the subcommand cut
+/// to 128 bytes, as Redis prints it).
+pub fn unknown_subcommand_text(cmd: &str, sub: &[u8]) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {} HELP.",
+        String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+        cmd.to_ascii_uppercase()
+    )
+}
+
 pub fn unknown_command_error(out: &mut Reply, args: &Args) {
     // Byte-exact with Redis: the name cut at 128 bytes, then each argument
     // quoted while the message is under 128 bytes; C strings stop at NUL.

@@ -881,20 +881,14 @@ const XINFO_HELP: &[&str] = &[
 ];
 
 fn help(ctx: &mut Ctx, lines: &[&str]) {
-    ctx.out.array(lines.len());
-    for l in lines {
-        ctx.out.simple(l);
-    }
+    super::reply_help(&mut ctx.out, lines);
 }
 
 /// Check a container command's subcommand and its arity; replies the
 /// error and returns None if wrong.
 fn subcommand(ctx: &mut Ctx, args: &Args, cmd: &str, subs: &[(&'static str, i32)]) -> Option<&'static str> {
     let Some(&(name, arity)) = subs.iter().find(|(n, _)| args.is(1, n)) else {
-        let s = &args[1];
-        let s = String::from_utf8_lossy(&s[..s.len().min(128)]).into_owned();
-        let msg = format!("ERR unknown subcommand '{}'. Try {} HELP.", s, cmd.to_ascii_uppercase());
-        ctx.error(&msg);
+        ctx.error(&super::unknown_subcommand_text(cmd, &args[1]));
         return None;
     };
     let n = args.len() as i32;

@@ -1163,12 +1163,7 @@ impl Shard {
         let mut r = Reply::new(&mut conn.out, conn.resp3);
         let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
         match (sub.as_str(), args.len()) {
-            ("help", 2) => {
-                r.array(super::slowlog::HELP.len());
-                for line in super::slowlog::HELP {
-                    r.simple(line);
-                }
-            }
+            ("help", 2) => cmd::reply_help(&mut r, super::slowlog::HELP),
             ("len", 2) => {
                 self.fan(conn, self.all_shards(), FanReq::SlowlogLen, FanOp::SlowlogLen { max: self.slowlog_max() })
             }
@@ -1186,13 +1181,8 @@ impl Shard {
             }
             // Redis 7.0's own texts: GET checks its argument count itself.
             ("get", _) => unknown_subcommand(&mut r, "SLOWLOG", args.get(1)),
-            ("help" | "len" | "reset", _) => {
-                r.error(&format!("ERR wrong number of arguments for 'slowlog|{sub}' command"))
-            }
-            _ => r.error(&format!(
-                "ERR unknown subcommand '{}'. Try SLOWLOG HELP.",
-                String::from_utf8_lossy(&args.get(1)[..args.get(1).len().min(128)])
-            )),
+            ("help" | "len" | "reset", _) => cmd::arity_error(&mut r, &format!("slowlog|{sub}")),
+            _ => r.error(&cmd::unknown_subcommand_text("slowlog", args.get(1))),
         }
     }
 
@@ -1218,19 +1208,11 @@ impl Shard {
                   LATENCY HISTOGRAM shows each command's latency distribution, INFO latencystats its \
                   percentiles, and SLOWLOG the slowest commands.\n",
             ),
-            ("help", 2) => {
-                r.array(LATENCY_HELP.len());
-                for line in LATENCY_HELP {
-                    r.simple(line);
-                }
-            }
+            ("help", 2) => cmd::reply_help(&mut r, LATENCY_HELP),
             ("latest" | "history" | "graph" | "doctor" | "help", _) => {
-                r.error(&format!("ERR wrong number of arguments for 'latency|{sub}' command"))
+                cmd::arity_error(&mut r, &format!("latency|{sub}"))
             }
-            _ => r.error(&format!(
-                "ERR unknown subcommand '{}'. Try LATENCY HELP.",
-                String::from_utf8_lossy(&args.get(1)[..args.get(1).len().min(128)])
-            )),
+            _ => r.error(&cmd::unknown_subcommand_text("latency", args.get(1))),
         }
     }
 

@@ -757,7 +757,6 @@ impl Shard {
     }
 }
 
-/// `COPY src dst DB n`: the target db, if given and valid.
 /// The (db, key) a command writes outside the connection's db: COPY's
 /// destination under `DB n`, MOVE's key in its target db.
 fn other_db_key<'a>(def: &cmd::table::CommandDef, args: &crate::cmd::Args<'a>) -> Option<(usize, &'a [u8])> {
