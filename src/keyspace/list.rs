@@ -615,7 +615,9 @@ impl List {
             if p.count > 1 && !p.fits(limits, 0, 0) {
                 let p = std::mem::take(p);
                 let len = p.count;
-                self.repr = Repr::Big { nodes: p.split_to_fit(limits).into(), len, heap: 0 };
+                let nodes: VecDeque<Pack> = p.split_to_fit(limits).into();
+                let heap = nodes.iter().map(|p| p.buf.capacity()).sum();
+                self.repr = Repr::Big { nodes, len, heap };
             }
         }
     }
@@ -645,28 +647,32 @@ impl List {
         }
         match &mut self.repr {
             Repr::Small(p) => p.drop_n(end, n),
-            Repr::Big { nodes, len, .. } => {
+            Repr::Big { nodes, len, heap } => {
                 *len -= n;
+                // Only the chunks touched change `heap`: LTRIM keeping a
+                // capped list's length must not walk the whole list.
                 while n > 0 {
                     let node = match end {
                         End::Head => nodes.front_mut(),
                         End::Tail => nodes.back_mut(),
                     };
                     let Some(node) = node else { break };
+                    let before = node.buf.capacity();
                     if node.count <= n {
                         n -= node.count;
+                        *heap -= before;
                         match end {
                             End::Head => nodes.pop_front(),
                             End::Tail => nodes.pop_back(),
                         };
                     } else {
                         node.drop_n(end, n);
+                        *heap = *heap + node.buf.capacity() - before;
                         n = 0;
                     }
                 }
             }
         }
-        self.recount_heap();
         self.maybe_shrink();
     }
 
