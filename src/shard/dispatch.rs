@@ -371,15 +371,8 @@ impl Shard {
         if ticks < self.slow_ticks {
             return false;
         }
-        let e = super::slowlog::SlowEntry {
-            id: self.shared.next_slowlog_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            time: self.now / 1000,
-            micros: super::ticks::to_ns(ticks) / 1000,
-            args: Vec::new(),
-            addr: String::new(),
-            name: Vec::new(),
-        };
-        self.slowlog.add(e, args);
+        let id = self.shared.next_slowlog_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.slowlog.add(id, self.now / 1000, super::ticks::to_ns(ticks) / 1000, args);
         true
     }
 

@@ -44,8 +44,9 @@ impl SlowLog {
         self.entries.truncate(max_len);
     }
 
-    pub fn add(&mut self, mut e: SlowEntry, args: &Args) {
-        e.args = entry_args(args);
+    /// Log a command (its client is named by `name_newest`, where known).
+    pub fn add(&mut self, id: u64, time: i64, micros: u64, args: &Args) {
+        let e = SlowEntry { id, time, micros, args: entry_args(args), addr: String::new(), name: Vec::new() };
         self.entries.push_front(e);
         self.entries.truncate(self.max_len);
     }
@@ -149,16 +150,12 @@ mod tests {
     use super::*;
     use crate::cmd::OwnedArgs;
 
-    fn entry(id: u64) -> SlowEntry {
-        SlowEntry { id, time: 0, micros: 1, args: Vec::new(), addr: String::new(), name: Vec::new() }
-    }
-
     #[test]
     fn keeps_the_newest_up_to_max_len() {
         let mut log = SlowLog::new(3);
         let a = OwnedArgs::from_slices(&[&b"GET"[..], b"k"]);
         for id in 1..=5 {
-            log.add(entry(id), &a.args());
+            log.add(id, 0, 1, &a.args());
         }
         assert_eq!(log.newest(10).iter().map(|e| e.id).collect::<Vec<_>>(), [5, 4, 3]);
         log.set_max_len(1);
