@@ -14,7 +14,7 @@ use super::table::{CommandDef, Handler};
 use super::{err, Args, Ctx};
 use crate::keyspace::list::{End, List};
 use crate::keyspace::Value;
-use crate::util::{crc16, key_slot, parse_i64};
+use crate::util::{crc16, key_slot, parse_i64, SLOTS};
 use std::cmp::Ordering;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
@@ -102,14 +102,14 @@ fn pattern_slot(p: &[u8]) -> Option<u16> {
                         // `{}`: the whole key is hashed; later braces don't count.
                         empty_tag = true;
                     } else {
-                        return Some(crc16(&p[s + 1..i]) & 0x3FFF);
+                        return Some(crc16(&p[s + 1..i]) & (SLOTS - 1));
                     }
                 }
             }
             _ => {}
         }
     }
-    Some(crc16(p) & 0x3FFF)
+    Some(crc16(p) & (SLOTS - 1))
 }
 
 /// Parse the options left to right as Redis does. `check` applies the
