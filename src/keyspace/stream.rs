@@ -11,8 +11,8 @@
 //! makes trimming results identical to redis-server's.
 
 use super::effects::encode_array;
-use super::stream_node::{Entries, Pack};
-use std::collections::{btree_map, BTreeMap, BTreeSet};
+use super::stream_node::Pack;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::stream_node::EntryRef;
 
@@ -243,87 +243,6 @@ pub struct Stream {
     pub groups: BTreeMap<Box<[u8]>, Group>,
 }
 
-/// Live entries of a stream between two ids, from either end (Redis's
-/// stream iterator): O(log n) to start, then O(1) per node plus the
-/// entries skipped in the first and last node.
-pub struct Range<'a> {
-    nodes: btree_map::Range<'a, StreamId, Node>,
-    front: Option<Entries<'a>>,
-    back: Option<Entries<'a>>,
-    start: StreamId,
-    end: StreamId,
-    /// An end of the range was passed: nothing more either way.
-    done: bool,
-}
-
-impl<'a> Iterator for Range<'a> {
-    type Item = (StreamId, EntryRef<'a>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            let raw = match self.front.as_mut().and_then(|c| c.next()) {
-                Some(r) => r,
-                None => {
-                    self.front = None;
-                    if let Some((&master, n)) = self.nodes.next() {
-                        // A node left with only deleted entries (exact trim).
-                        if n.live > 0 {
-                            self.front = Some(n.pack.entries(master));
-                        }
-                        continue;
-                    }
-                    // The other end holds what is left of the last node.
-                    match self.back.as_mut().and_then(|c| c.next()) {
-                        Some(r) => r,
-                        None => break,
-                    }
-                }
-            };
-            if raw.deleted || raw.id < self.start {
-                continue;
-            }
-            if raw.id > self.end {
-                break;
-            }
-            return Some((raw.id, raw.entry));
-        }
-        self.done = true;
-        None
-    }
-}
-
-impl DoubleEndedIterator for Range<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        while !self.done {
-            let raw = match self.back.as_mut().and_then(|c| c.next_back()) {
-                Some(r) => r,
-                None => {
-                    self.back = None;
-                    if let Some((&master, n)) = self.nodes.next_back() {
-                        if n.live > 0 {
-                            self.back = Some(n.pack.entries(master));
-                        }
-                        continue;
-                    }
-                    match self.front.as_mut().and_then(|c| c.next_back()) {
-                        Some(r) => r,
-                        None => break,
-                    }
-                }
-            };
-            if raw.deleted || raw.id > self.end {
-                continue;
-            }
-            if raw.id < self.start {
-                break;
-            }
-            return Some((raw.id, raw.entry));
-        }
-        self.done = true;
-        None
-    }
-}
-
 /// Bytes a listpack element takes: encoding, data, back-length.
 fn lp_elem_size(b: &[u8]) -> usize {
     let enc = match crate::util::parse_i64(b) {
@@ -434,12 +353,21 @@ impl Stream {
 
     /// Live entries with start <= id <= end, ascending (or descending
     /// with `rev`).
-    pub fn range(&self, start: StreamId, end: StreamId) -> Range<'_> {
+    /// O(log n) to start, then O(1) per node plus the entries skipped in
+    /// the first and last node (Redis's stream iterator).
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+    ) -> impl DoubleEndedIterator<Item = (StreamId, EntryRef<'_>)> + '_ {
         // The node holding `start` begins at or before it.
         let from = self.nodes.range(..=start).next_back().map_or(start, |(&k, _)| k);
-        let empty = start > end;
-        let nodes = if empty { self.nodes.range(..StreamId::MIN) } else { self.nodes.range(from..=end) };
-        Range { nodes, front: None, back: None, start, end, done: empty }
+        let nodes = if start > end { self.nodes.range(..StreamId::MIN) } else { self.nodes.range(from..=end) };
+        nodes
+            .filter(|(_, n)| n.live > 0)
+            .flat_map(|(&master, n)| n.pack.entries(master))
+            .filter(move |raw| !raw.deleted && (start..=end).contains(&raw.id))
+            .map(|raw| (raw.id, raw.entry))
     }
 
     /// Append an entry with `id` (the caller checked id > last_id).
