@@ -942,7 +942,7 @@ impl Shard {
                 }
             }
             Msg::FanoutReply { to, shard, resp } => self.on_fan_reply(to, shard, resp),
-            Msg::Pulled { txid, entries, watch_dirty } => self.on_pulled(txid, entries, watch_dirty),
+            Msg::Pulled { txid, entries, watch_dirty, report } => self.on_pulled(txid, entries, watch_dirty, report),
             Msg::Pushed { txid } => self.on_pushed(txid),
             Msg::PushUnlock { txid, coord, writes, log_txid, participants, hold } => {
                 self.on_push_unlock(txid, coord, writes, (log_txid, participants), hold)
@@ -963,7 +963,8 @@ impl Shard {
             }
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
-                let (out, _) = self.run_batch(db as usize, resp3, cmd);
+                // Admitted as part of its transaction.
+                let (out, _) = self.run_batch(db as usize, resp3, cmd, crate::cmd::admission::Road::Admitted);
                 self.send(coord, Msg::TxnRunReply { txid, out });
             }
             Msg::TxnFan { txid, coord, req } => {
@@ -994,11 +995,11 @@ impl Shard {
     pub fn on_work(&mut self, m: Msg) {
         match m {
             Msg::Batch { from, db, resp3, cmds } => {
-                let (out, ends) = self.run_batch(db as usize, resp3, cmds);
+                let (out, ends) = self.run_batch(db as usize, resp3, cmds, crate::cmd::admission::Road::Client);
                 self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
-            Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher } => {
-                self.on_lock_pull(txid, coord, chain, acc, watch_dirty, watcher)
+            Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report } => {
+                self.on_lock_pull(txid, coord, chain, acc, (watch_dirty, watcher), (flags, report))
             }
             Msg::Fanout { from, req } => {
                 let resp = self.fan_local(&req);

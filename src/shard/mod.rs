@@ -153,11 +153,16 @@ pub enum Msg {
         acc: Vec<(DbKey, KeyState)>,
         watch_dirty: bool,
         watcher: Option<u64>,
+        /// The union of the transaction's command flags, and what each
+        /// participant reports for its admission gates (`cmd::admission`).
+        flags: u32,
+        report: crate::cmd::admission::Report,
     },
     Pulled {
         txid: u64,
         entries: Vec<(DbKey, KeyState)>,
         watch_dirty: bool,
+        report: crate::cmd::admission::Report,
     },
     /// Phase 2: apply the final state of the written keys, then unlock.
     /// `log_txid`/`participants` are what the participant's AOF record

@@ -4,6 +4,7 @@
 
 pub mod resp;
 pub mod server;
+pub mod shards;
 
 pub use resp::{encode_command, fmt_command, RespConn, Value};
 pub use server::{free_port, Kind, Server};

@@ -77,6 +77,11 @@ impl Server {
     /// SHARDIS_TEST_TARGET=redis). `extra` are appended verbatim and must be
     /// understood by both servers when the override is used.
     pub fn start(shards: usize, extra: &[&str]) -> Server {
+        Server::start_env(shards, extra, &[])
+    }
+
+    /// `start` with extra environment variables (failpoints).
+    pub fn start_env(shards: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
         if target_is_redis() {
             let mut s = Server::start_redis_with(extra);
             s.name = format!("redis-as-shardis-{shards}");
@@ -86,6 +91,7 @@ impl Server {
         Server::launch(Kind::Shardis, &format!("shardis-{shards}"), extra, |port, dir| {
             let mut c = Command::new(shardis_bin());
             c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
+            c.envs(env.iter().copied());
             c
         })
     }
