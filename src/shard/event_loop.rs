@@ -86,6 +86,10 @@ pub struct Conn {
     recv_inflight: bool,
     /// Close once output is flushed (QUIT, protocol error, CLIENT KILL).
     pub close_after_flush: bool,
+    /// The peer shut its side (EOF): read no more, finish what it sent
+    /// before (as Redis answers a pipeline followed by a half-close), then
+    /// close.
+    pub read_eof: bool,
     /// The peer is gone or we are tearing down: no more requests.
     pub closing: bool,
     pub db: usize,
@@ -523,6 +527,7 @@ impl Shard {
             send_inflight: false,
             recv_inflight: false,
             close_after_flush: false,
+            read_eof: false,
             closing: false,
             db: 0,
             resp3: false,
@@ -552,7 +557,7 @@ impl Shard {
     fn arm_recv(&mut self, idx: u32) {
         let multishot = self.bufring.is_some();
         let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
-        if c.recv_inflight || c.closing || c.close_after_flush {
+        if c.recv_inflight || c.closing || c.close_after_flush || c.read_eof {
             return;
         }
         c.recv_inflight = true;
@@ -614,7 +619,14 @@ impl Shard {
                 }
                 return;
             }
-            // Peer closed or error: whatever was half-sent is dropped.
+            if res == 0 && !matches!(c.wait, Wait::Blocked(_)) {
+                // EOF: the requests before it still run and are answered.
+                // (A blocked client stops waiting, as Redis frees it.)
+                c.read_eof = true;
+                self.process_conn(idx);
+                return;
+            }
+            // Error, or a blocked client left: a half-sent request is dropped.
             self.close(idx);
             return;
         }
@@ -661,7 +673,8 @@ impl Shard {
         let idle = conn.wait.is_none() && !conn.closing;
         let has_out = !conn.out.is_empty();
         let out_len = conn.out.len();
-        let close_now = conn.close_after_flush && !has_out && !conn.send_inflight;
+        let done = conn.close_after_flush || (conn.read_eof && conn.wait.is_none());
+        let close_now = done && !has_out && !conn.send_inflight;
         self.conns[idx as usize] = Some(conn);
         if has_out {
             self.mark_dirty(idx);
@@ -798,7 +811,7 @@ impl Shard {
             c.sending = Vec::new();
         }
         let more = !c.out.is_empty();
-        let close_now = c.close_after_flush && !more;
+        let close_now = (c.close_after_flush || (c.read_eof && c.wait.is_none())) && !more;
         let resume = c.wait.is_none() && !c.recv_inflight && c.out.len() < OUTPUT_PAUSE;
         if more {
             self.mark_dirty(idx);
