@@ -62,7 +62,11 @@ fn assert_healthy(srv: &Server, baseline: u64, after: &str) {
         if rss <= baseline + RSS_SLACK {
             break;
         }
-        assert!(Instant::now() < deadline, "after {after}: RSS {} MB, started at {} MB", rss >> 20, baseline >> 20);
+        if Instant::now() > deadline {
+            let info = srv.conn().cmd(&["INFO", "memory"]);
+            let info = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+            panic!("after {after}: RSS {} MB, started at {} MB\n{info}", rss >> 20, baseline >> 20);
+        }
         thread::sleep(Duration::from_millis(50));
     }
 }
@@ -331,6 +335,9 @@ const ATOMS: &[&str] = &[
 /// protocol mode in ways the reader below does not follow.
 const SKIP: &[&str] = &[
     "shutdown",
+    "unsubscribe",
+    "punsubscribe",
+    "sunsubscribe",
     "debug",
     "config",
     "monitor",
@@ -411,33 +418,69 @@ fn every_command_with_random_arguments() {
     let srv = start();
     let base = rss_bytes(srv.pid());
     let seed = seed();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut c = srv.conn();
-    let names: Vec<String> = command_names(&mut c).into_iter().filter(|n| !SKIP.contains(&n.as_str())).collect();
+    let names: Vec<String> =
+        command_names(&mut srv.conn()).into_iter().filter(|n| !SKIP.contains(&n.as_str())).collect();
     assert!(names.len() > 150, "COMMAND LIST gave only {} usable names", names.len());
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut sent = 0;
-    for i in 0..30_000 {
-        if Instant::now() > deadline {
-            break;
-        }
-        if i % 2000 == 0 {
-            seed_keys(&mut c);
-        }
-        let name = &names[rng.gen_range(0..names.len())];
-        let mut args: Vec<Vec<u8>> = vec![name.as_bytes().to_vec()];
-        for _ in 0..rng.gen_range(0..7) {
-            args.push(random_arg(&mut rng));
-        }
-        match c.try_cmd(&args) {
-            Ok(_) => sent += 1,
-            Err(e) => {
-                let shown: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-                panic!("seed {seed}, command #{i} {shown:?}: {e}\n{}", srv.logs());
-            }
-        }
-    }
+    // Four clients at once (two RESP2, two RESP3), so cross-shard commands
+    // and transactions interleave; MULTI/EXEC/DISCARD/WATCH come up now and
+    // then among the random commands.
+    let counts: Vec<(usize, usize)> = thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (srv, names) = (&srv, &names);
+                s.spawn(move || {
+                    let mut rng = StdRng::seed_from_u64(seed.wrapping_add(t));
+                    let mut c = srv.conn();
+                    if t % 2 == 1 {
+                        assert!(!c.cmd(&["HELLO", "3"]).is_error());
+                    }
+                    let (mut sent, mut ok) = (0, 0);
+                    for i in 0..8_000 {
+                        if Instant::now() > deadline {
+                            break;
+                        }
+                        if i % 1000 == 0 {
+                            seed_keys(&mut c);
+                        }
+                        let name = match rng.gen_range(0..50) {
+                            0 => "multi",
+                            1 => "exec",
+                            2 => "discard",
+                            3 => "watch",
+                            _ => names[rng.gen_range(0..names.len())].as_str(),
+                        };
+                        let mut args: Vec<Vec<u8>> = vec![name.as_bytes().to_vec()];
+                        for _ in 0..rng.gen_range(0..7) {
+                            args.push(random_arg(&mut rng));
+                        }
+                        match c.try_cmd(&args) {
+                            Ok(v) => {
+                                sent += 1;
+                                ok += usize::from(!v.is_error());
+                            }
+                            Err(e) => {
+                                let shown: Vec<String> =
+                                    args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+                                panic!("seed {seed}, client {t}, command #{i} {shown:?}: {e}\n{}", srv.logs());
+                            }
+                        }
+                    }
+                    (sent, ok)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("client thread")).collect()
+    });
+    let sent: usize = counts.iter().map(|c| c.0).sum();
+    let ok: usize = counts.iter().map(|c| c.1).sum();
     assert!(sent > 1000, "only {sent} commands ran in the time allowed");
+    // Most random calls are refused, but enough must reach the handlers.
+    assert!(ok * 10 > sent, "only {ok} of {sent} random commands succeeded");
+    eprintln!("seed {seed}: {sent} commands, {ok} not errors");
+    // What the commands stored (SETBIT at a 4 GiB offset holds 512 MB) is
+    // not what the bound is about: drop it first.
+    assert_eq!(srv.conn().cmd(&["FLUSHALL"]), Value::ok());
     assert_healthy(&srv, base, &format!("random commands (seed {seed})"));
 }
 

@@ -18,6 +18,7 @@ pub mod blocking;
 pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
+pub mod latency;
 pub mod pubsub;
 pub mod server_cmds;
 pub mod slowlog;

@@ -72,7 +72,7 @@ pub struct KillFilter {
 }
 
 /// One command's counters on one shard (or summed over shards): time in
-/// ns, the latency histogram in `ticks`.
+/// ns, the latency histogram's recorded buckets in `ticks`.
 #[derive(Debug, Clone)]
 pub struct CmdStatInfo {
     pub name: &'static str,
@@ -80,7 +80,7 @@ pub struct CmdStatInfo {
     pub nsec: u64,
     pub rejected: u64,
     pub failed: u64,
-    pub hist: Option<hdrhistogram::Histogram<u64>>,
+    pub hist: super::latency::Recorded,
 }
 
 /// One shard's part of INFO.
@@ -1259,7 +1259,7 @@ impl Shard {
                 nsec: super::ticks::to_ns(st.ticks),
                 rejected: st.rejected,
                 failed: st.failed,
-                hist: st.hist.clone(),
+                hist: st.hist.as_ref().map(super::latency::Recorded::of).unwrap_or_default(),
             });
         }
         ShardInfo {
@@ -1416,7 +1416,10 @@ impl Shard {
         if want("latencystats") {
             out.push_str("# Latencystats\r\n");
             for m in &merged {
-                let Some(h) = m.hist.as_ref().filter(|_| m.calls > 0) else { continue };
+                let h = &m.hist;
+                if m.calls == 0 || h.is_empty() {
+                    continue;
+                }
                 let p = |q| super::ticks::to_us(h.value_at_quantile(q));
                 let _ = write!(
                     out,
@@ -1578,13 +1581,7 @@ fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
                 m.nsec += c.nsec;
                 m.rejected += c.rejected;
                 m.failed += c.failed;
-                match (&mut m.hist, &c.hist) {
-                    (Some(acc), Some(h)) => {
-                        let _ = acc.add(h);
-                    }
-                    (acc @ None, Some(h)) => *acc = Some(h.clone()),
-                    _ => {}
-                }
+                m.hist.merge(&c.hist);
             }
             None => merged.push(c.clone()),
         }
@@ -1599,7 +1596,7 @@ fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
 fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
     let merged: Vec<CmdStatInfo> = merge_cmdstats(infos)
         .into_iter()
-        .filter(|m| m.calls > 0 && m.hist.is_some() && (names.is_empty() || names.iter().any(|n| n == m.name)))
+        .filter(|m| m.calls > 0 && !m.hist.is_empty() && (names.is_empty() || names.iter().any(|n| n == m.name)))
         .collect();
     r.map(merged.len());
     for m in &merged {
@@ -1608,17 +1605,13 @@ fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
         r.bulk(b"calls");
         r.int(m.calls as i64);
         r.bulk(b"histogram_usec");
-        let Some(ticks) = &m.hist else {
-            r.map(0);
-            continue;
-        };
         // Our histograms count clock ticks; Redis's buckets are in ns.
         let Ok(mut ns) = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 56, 2) else {
             r.map(0);
             continue;
         };
-        for v in ticks.iter_recorded() {
-            let _ = ns.record_n(super::ticks::to_ns(v.value_iterated_to()).max(1), v.count_at_value());
+        for &(ticks, count) in m.hist.buckets() {
+            let _ = ns.record_n(super::ticks::to_ns(ticks).max(1), count);
         }
         let mut buckets = Vec::new();
         let mut cumulative = 0;
