@@ -11,9 +11,11 @@
 //!   between shards, cross-shard transactions, pub/sub.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `util`: number parsing, glob matching, hash slots.
+//! - `crash`: a panic anywhere logs a crash report and takes the process down.
 
 pub mod cmd;
 pub mod config;
+pub mod crash;
 pub mod geo;
 pub mod keyspace;
 pub mod persist;

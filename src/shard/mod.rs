@@ -128,7 +128,8 @@ pub type KeyState = Option<(Value, i64)>;
 pub enum Msg {
     /// Single-shard commands forwarded by a connection on another shard,
     /// RESP-encoded back to back; replies come back in one buffer, with the
-    /// end offset of each command's reply.
+    /// end offset of each command's reply (usize: a pipeline's replies may
+    /// pass 4 GiB, which u32 offsets wrapped, and assembling then panicked).
     Batch {
         from: ConnRef,
         db: u8,
@@ -139,7 +140,7 @@ pub enum Msg {
         to: ConnRef,
         shard: usize,
         out: Vec<u8>,
-        ends: Vec<u32>,
+        ends: Vec<usize>,
     },
     /// Transaction phase 1, passed along the participants in shard order:
     /// lock this shard for `txid`, add the current state of this shard's

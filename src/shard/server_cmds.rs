@@ -1234,8 +1234,11 @@ impl Shard {
             }
         } else if args.is(1, "SET-ACTIVE-EXPIRE") {
             r.ok();
+        } else if args.is(1, "PANIC") && args.len() == 2 {
+            // As Redis's DEBUG PANIC: proves the crash path (crate::crash).
+            panic!("DEBUG PANIC called by client id={} addr={} on shard {}", conn.id, conn.addr, self.id);
         } else {
-            r.error("ERR DEBUG subcommand not supported by shardis (supported: SLEEP)");
+            r.error("ERR DEBUG subcommand not supported by shardis (supported: SLEEP, PANIC)");
         }
     }
 

@@ -24,6 +24,17 @@ pub fn shardis_bin() -> &'static str {
     env!("CARGO_BIN_EXE_shardis-server")
 }
 
+/// Arguments that allow DEBUG, for servers that refuse it by default
+/// (`enable-debug-command`); none for a build that has no such option.
+pub fn debug_enabled_args() -> Vec<&'static str> {
+    let help = Command::new(shardis_bin()).arg("--help").output().map(|o| o.stdout).unwrap_or_default();
+    if String::from_utf8_lossy(&help).contains("enable-debug-command") {
+        vec!["--enable-debug-command", "yes"]
+    } else {
+        Vec::new()
+    }
+}
+
 /// `SHARDIS_TEST_TARGET=redis` makes every "shardis" server a redis-server:
 /// used to validate the harness itself (all differential tests must pass).
 pub fn target_is_redis() -> bool {
@@ -202,6 +213,28 @@ impl Server {
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait up to `timeout` for the process to exit on its own; its status,
+    /// or None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Send a signal to the server process.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
     }
 
     /// SIGKILL (a crash) and reap it.
