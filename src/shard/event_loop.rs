@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-const OP_ACCEPT: u64 = 1;
+pub(super) const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_TIMER: u64 = 4;
@@ -141,7 +141,9 @@ pub struct Shard {
     ring: IoUring,
     /// Provided buffers for multishot recv; None = one recv per read.
     bufring: Option<super::bufring::BufRing>,
-    listen_fd: RawFd,
+    pub(super) listen_fd: RawFd,
+    /// The listener's accept and its out-of-descriptors backoff.
+    pub(super) accept: super::accept::AcceptGate,
     pub ks: Keyspace,
     pub conns: Vec<Option<Box<Conn>>>,
     free_slots: Vec<u32>,
@@ -298,6 +300,7 @@ impl Shard {
             ring,
             bufring,
             listen_fd,
+            accept: Default::default(),
             ks,
             conns: Vec::new(),
             free_slots: Vec::new(),
@@ -370,7 +373,7 @@ impl Shard {
     pub fn run(&mut self) -> Result<(), String> {
         // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
         self.apply_config(&self.config.clone(), None)?;
-        self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
+        self.arm_accept();
         self.arm_timer();
         self.shared.ready.fetch_add(1, Ordering::SeqCst);
         let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
@@ -445,16 +448,7 @@ impl Shard {
     fn on_completion(&mut self, u: u64, res: i32, flags: u32) {
         let (op, idx, gen) = ud_split(u);
         match op {
-            OP_ACCEPT => {
-                if res >= 0 {
-                    self.on_accept(res);
-                } else if res != -libc::EAGAIN && res != -libc::EINTR {
-                    crate::log(&format!("shard {}: accept failed: {}", self.id, errno_str(res)));
-                }
-                if !cqueue::more(flags) && !self.stop {
-                    self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
-                }
-            }
+            OP_ACCEPT => self.on_accept_cqe(res, flags),
             OP_RECV => self.on_recv(idx, gen, res, flags),
             OP_SEND => self.on_send(idx, gen, res),
             OP_TIMER => {
@@ -470,7 +464,7 @@ impl Shard {
         }
     }
 
-    fn on_accept(&mut self, fd: RawFd) {
+    pub(super) fn on_accept(&mut self, fd: RawFd) {
         let maxclients = self.config.maxclients as usize;
         let n = self.shared.connected_clients.fetch_add(1, Ordering::Relaxed);
         if n >= maxclients {
@@ -859,6 +853,7 @@ impl Shard {
         }
         self.conns[idx as usize] = None;
         self.free_slots.push(idx);
+        self.accept_fd_freed();
     }
 
     pub fn unwatch_everywhere(&mut self, who: u64, shards: &[usize]) {
@@ -1062,6 +1057,7 @@ impl Shard {
             self.serve_ready();
         }
         self.aof_cron();
+        self.accept_tick();
         self.check_save_waiters();
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;

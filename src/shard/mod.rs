@@ -7,17 +7,21 @@
 //! queues are FIFO, which the ordering arguments in `txn` rely on.
 //!
 //! - `event_loop`: the ring, sockets, buffers; the only socket code.
+//! - `accept`: the listener's accept, backing off when out of descriptors.
+//! - `fdlimit`: RLIMIT_NOFILE raised to fit maxclients (or maxclients lowered).
 //! - `dispatch`: what a connection does with a parsed request (route it,
 //!   run it here, forward it, queue it in MULTI).
 //! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
 //! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 
+pub mod accept;
 pub mod aof;
 pub mod blocking;
 pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
+pub mod fdlimit;
 pub mod pubsub;
 pub mod server_cmds;
 pub mod slowlog;
@@ -416,7 +420,7 @@ fn open_aof(
 }
 
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
-pub fn run(config: Config) -> Result<(), String> {
+pub fn run(mut config: Config) -> Result<(), String> {
     install_signal_handlers();
     if config.disable_thp {
         disable_thp();
@@ -426,6 +430,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let cores = allowed_cores();
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
     let pin = config.pin_threads;
+    config.maxclients = fdlimit::fit_maxclients(config.maxclients, nshards)?;
     let shared = Arc::new(Shared::new(nshards, config.clone()));
     crate::log(&format!(
         "shardis {} starting: {} shard(s) on port {}, bind {}, pid {}",

@@ -875,6 +875,14 @@ impl Shard {
                         ));
                     }
                 }
+                if c.maxclients > self.config.maxclients {
+                    if let Err(e) = super::fdlimit::check_maxclients(c.maxclients, self.shared.nshards) {
+                        return Reply::new(&mut conn.out, resp3).error(&format!(
+                            "ERR CONFIG SET failed (possibly related to argument 'maxclients') - {}",
+                            e
+                        ));
+                    }
+                }
                 match self.shared.config.lock() {
                     Ok(mut g) => *g = c.clone(),
                     Err(p) => *p.into_inner() = c.clone(),

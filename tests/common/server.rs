@@ -101,6 +101,32 @@ impl Server {
         })
     }
 
+    /// shardis-server whose RLIMIT_NOFILE (soft and hard) is `nofile`, and
+    /// which, where it can be dropped, lacks CAP_SYS_RESOURCE, so that it
+    /// cannot raise the limit even when run as root.
+    /// `env` is added to its environment.
+    pub fn start_with_nofile(shards: usize, extra: &[&str], nofile: u64, env: &[(&str, &str)]) -> Server {
+        let shards = shards.to_string();
+        Server::launch(Kind::Shardis, &format!("shardis-{shards}-nofile-{nofile}"), extra, |port, dir| {
+            let mut c = Command::new(shardis_bin());
+            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
+            c.envs(env.iter().copied());
+            unsafe {
+                c.pre_exec(move || {
+                    // Without CAP_SETPCAP this fails, and the limit may be raised.
+                    const CAP_SYS_RESOURCE: libc::c_ulong = 24;
+                    libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0);
+                    let rl = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            c
+        })
+    }
+
     pub fn start_redis() -> Server {
         Server::start_redis_with(&[])
     }
