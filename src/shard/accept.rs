@@ -48,7 +48,13 @@ impl Shard {
         if !more {
             self.accept.armed = false;
         }
-        if res >= 0 {
+        if res >= 0 && self.drain.active {
+            // Stopping: accepted before the accept was disarmed.
+            // SAFETY: closing a descriptor we were just given.
+            unsafe {
+                libc::close(res);
+            }
+        } else if res >= 0 {
             self.on_accept(res);
         } else if out_of_resources(res) {
             self.accept.paused_until = Some(self.now + BACKOFF_MS);

@@ -183,6 +183,8 @@ pub struct Shard {
     /// Cached clock for this turn (ms).
     pub now: i64,
     pub stop: bool,
+    /// Stopping: draining with the other shards (see `shutdown`).
+    pub drain: super::shutdown::Drain,
     ring_flags: &'static str,
     /// This shard's AOF writer (None with `appendonly no`).
     pub aof: Option<crate::persist::writer::Writer>,
@@ -332,6 +334,7 @@ impl Shard {
             sends_this_turn: 0,
             now: crate::util::now_ms(),
             stop: false,
+            drain: Default::default(),
             ring_flags,
             shared,
             aof,
@@ -396,8 +399,13 @@ impl Shard {
                 self.shared.over_limit[self.id].store(over, Ordering::Relaxed);
             }
             self.flush();
-            if self.stop || self.shared.shutdown.load(Ordering::Relaxed) || super::SIGNALLED.load(Ordering::Relaxed) {
-                break;
+            if self.drain.active || self.stop_requested() {
+                if !self.drain.active {
+                    self.begin_drain();
+                }
+                if self.drain_finished() {
+                    break;
+                }
             }
             let r = self.wait_for_completions();
             match r {
@@ -644,6 +652,10 @@ impl Shard {
     /// Run a connection's buffered requests until it must wait, then re-arm
     /// its recv if it is idle.
     pub fn process_conn(&mut self, idx: u32) {
+        if self.drain.active {
+            // Stopping: no new requests (output still goes out).
+            return;
+        }
         let Some(slot) = self.conns.get_mut(idx as usize) else { return };
         let Some(mut conn) = slot.take() else { return };
         self.run_requests(&mut conn);
@@ -888,10 +900,22 @@ impl Shard {
         // Clear the flag before draining so a message posted after we look
         // rings the doorbell again.
         self.shared.doorbell_pending[self.id].store(false, Ordering::SeqCst);
+        let mut handled = 0;
         for from in 0..self.shared.nshards {
             while let Some(m) = self.shared.queues[self.id][from].pop() {
+                if handled == 0 && self.drain.active {
+                    // Busy before the message stops counting as in flight.
+                    self.shared.idle[self.id].store(false, Ordering::SeqCst);
+                }
                 self.on_message(m);
+                handled += 1;
             }
+        }
+        if handled > 0 {
+            if self.drain.active {
+                self.shared.handled.fetch_add(handled as u64, Ordering::SeqCst);
+            }
+            self.shared.inflight.fetch_sub(handled, Ordering::SeqCst);
         }
         while let Some(m) = self.self_msgs.pop_front() {
             self.on_message(m);
