@@ -72,7 +72,12 @@ impl Shard {
         let mut squash: Option<Box<SquashWait>> = None;
         self.now = crate::util::now_ms();
         self.prefetch_pipeline(conn, &mut rbuf, &mut ranges);
-        while conn.wait.is_none() && !conn.closing && !conn.close_after_flush {
+        // Paused while its unsent replies exceed OUTPUT_PAUSE (on_send resumes it).
+        while conn.wait.is_none()
+            && !conn.closing
+            && !conn.close_after_flush
+            && conn.output_bytes() < super::event_loop::OUTPUT_PAUSE
+        {
             let start = conn.rpos;
             if start >= rbuf.len() {
                 break;

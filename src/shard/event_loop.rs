@@ -29,8 +29,11 @@ const OP_MSGRING: u64 = 6;
 
 const RING_ENTRIES: u32 = 4096;
 const READ_CHUNK: usize = 16 * 1024;
-/// Stop reading from a client whose unsent replies exceed this (backpressure).
-const OUTPUT_PAUSE: usize = 64 * 1024 * 1024;
+/// Stop running (and reading) a client's requests while its unsent replies
+/// exceed this (backpressure): a client that pipelines GETs of a big value
+/// without reading would otherwise grow the server without bound (normal
+/// clients have no output limit by default, as in Redis).
+pub(super) const OUTPUT_PAUSE: usize = 64 * 1024 * 1024;
 
 #[inline]
 fn ud(op: u64, idx: u32, gen: u32) -> u64 {
@@ -108,6 +111,10 @@ pub struct Conn {
     /// waits until that lsn is durable (`out_held` while it waits).
     pub out_gate: u64,
     pub out_held: bool,
+    /// When its output went over the soft output-buffer limit (0: under).
+    pub obuf_soft_since: i64,
+    /// A cancel of its multishot recv is in flight (paused for output).
+    recv_cancel: bool,
 }
 
 impl Conn {
@@ -122,6 +129,26 @@ impl Conn {
 
     pub fn in_pubsub(&self) -> bool {
         !self.subs.is_empty() || !self.psubs.is_empty()
+    }
+
+    /// Reply bytes not yet sent: queued, and handed to the kernel but not
+    /// yet taken by it (O(1): what the output limits and the pause count).
+    #[inline]
+    pub fn output_bytes(&self) -> usize {
+        self.out.len() + self.sending.len() - self.sent
+    }
+
+    /// Memory of its buffers and itself (CLIENT LIST tot-mem).
+    pub fn mem_bytes(&self) -> usize {
+        self.rbuf.capacity() + self.out.capacity() + self.sending.capacity() + std::mem::size_of::<Conn>()
+    }
+
+    pub fn obuf_class(&self) -> super::obuf::Class {
+        if self.in_pubsub() {
+            super::obuf::Class::Pubsub
+        } else {
+            super::obuf::Class::Normal
+        }
     }
 }
 
@@ -186,6 +213,12 @@ pub struct Shard {
     /// Stopping: draining with the other shards (see `shutdown`).
     pub drain: super::shutdown::Drain,
     ring_flags: &'static str,
+    /// client-output-buffer-limit, clients it closed, and the largest
+    /// output and query buffers seen lately (INFO).
+    pub obuf_limits: super::obuf::Limits,
+    pub obuf_disconnections: u64,
+    pub recent_max_out: super::obuf::RecentMax,
+    pub recent_max_in: super::obuf::RecentMax,
     /// This shard's AOF writer (None with `appendonly no`).
     pub aof: Option<crate::persist::writer::Writer>,
     /// >0 while a MULTI/EXEC collects its effects into one record.
@@ -335,6 +368,10 @@ impl Shard {
             now: crate::util::now_ms(),
             stop: false,
             drain: Default::default(),
+            obuf_limits: config.output_limits()?,
+            obuf_disconnections: 0,
+            recent_max_out: Default::default(),
+            recent_max_in: Default::default(),
             ring_flags,
             shared,
             aof,
@@ -542,6 +579,8 @@ impl Shard {
             wait_window: 0,
             out_gate: 0,
             out_held: false,
+            obuf_soft_since: 0,
+            recv_cancel: false,
         });
         self.conns[idx as usize] = Some(conn);
         self.arm_recv(idx);
@@ -609,6 +648,14 @@ impl Shard {
             self.maybe_free(idx);
             return;
         }
+        if res == -libc::ECANCELED && c.recv_cancel {
+            // Our pause (see `pause_recv`); resume if output drained meanwhile.
+            c.recv_cancel = false;
+            if !more && c.wait.is_none() && c.output_bytes() < OUTPUT_PAUSE {
+                self.runnable.push_back(idx);
+            }
+            return;
+        }
         if res <= 0 {
             if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ENOBUFS {
                 if !more {
@@ -633,6 +680,11 @@ impl Shard {
                 self.id, c.id, c.addr
             ));
             self.close(idx);
+            return;
+        }
+        if c.output_bytes() >= OUTPUT_PAUSE {
+            // Paused for output: keep the bytes, stop the recv.
+            self.pause_recv(idx);
             return;
         }
         let waiting = !c.wait.is_none();
@@ -666,7 +718,7 @@ impl Shard {
         }
         let idle = conn.wait.is_none() && !conn.closing;
         let has_out = !conn.out.is_empty();
-        let out_len = conn.out.len();
+        let out_len = conn.output_bytes();
         let close_now = conn.close_after_flush && !has_out && !conn.send_inflight;
         self.conns[idx as usize] = Some(conn);
         if has_out {
@@ -678,7 +730,25 @@ impl Shard {
         }
         if idle && out_len < OUTPUT_PAUSE {
             self.arm_recv(idx);
+        } else if out_len >= OUTPUT_PAUSE {
+            self.pause_recv(idx);
         }
+    }
+
+    /// Stop a multishot recv while the connection's output is over
+    /// OUTPUT_PAUSE (it would keep delivering); on_send resumes it. A
+    /// single-shot recv is simply not re-armed.
+    fn pause_recv(&mut self, idx: u32) {
+        if self.bufring.is_none() {
+            return;
+        }
+        let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
+        if !c.recv_inflight || c.recv_cancel || c.closing {
+            return;
+        }
+        c.recv_cancel = true;
+        let target = ud(OP_RECV, idx, c.gen);
+        self.push_sqe(opcode::AsyncCancel::new(target).build().user_data(0));
     }
 
     pub fn mark_dirty(&mut self, idx: u32) {
@@ -706,8 +776,15 @@ impl Shard {
     /// Append bytes to a connection's output (pub/sub deliveries, replies
     /// that arrive from other shards).
     pub fn write_to(&mut self, r: ConnRef, bytes: &[u8]) -> bool {
+        let limits = self.obuf_limits;
         match self.conn_mut(r.idx, r.gen) {
             Some(c) if !c.closing => {
+                let hard = limits.get(c.obuf_class()).hard;
+                if hard > 0 && c.output_bytes() as u64 >= hard {
+                    // Over its hard limit: dropped; flush closes it.
+                    self.mark_dirty(r.idx);
+                    return false;
+                }
                 c.out.extend_from_slice(bytes);
                 self.mark_dirty(r.idx);
                 true
@@ -721,10 +798,17 @@ impl Shard {
         let dirty = std::mem::take(&mut self.dirty);
         // Output stamped past this lsn waits (`always` only); fixed for the pass.
         let durable = self.durable_gate();
+        let mut over_limit = Vec::new();
         for &idx in &dirty {
             let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
             let held = durable.is_some_and(|d| c.out_gate > d);
             c.in_dirty_list = false;
+            let used = c.output_bytes() as u64;
+            self.recent_max_out.note(used, self.now);
+            if self.obuf_limits.get(c.obuf_class()).exceeded(used, self.now, &mut c.obuf_soft_since) && !c.closing {
+                over_limit.push(idx);
+                continue;
+            }
             if c.send_inflight || c.out.is_empty() || c.closing {
                 continue;
             }
@@ -746,6 +830,9 @@ impl Shard {
         dirty.clear();
         if self.dirty.is_empty() {
             self.dirty = dirty;
+        }
+        for idx in over_limit {
+            self.close_over_output_limit(idx);
         }
         // Doorbells last, so they ride this turn's single enter.
         self.push_doorbells();
@@ -799,13 +886,14 @@ impl Shard {
             return;
         }
         c.sending.clear();
+        c.sent = 0;
         // Do not let one huge reply pin a huge buffer forever.
         if c.sending.capacity() > 4 * 1024 * 1024 {
             c.sending = Vec::new();
         }
         let more = !c.out.is_empty();
         let close_now = c.close_after_flush && !more;
-        let resume = c.wait.is_none() && !c.recv_inflight && c.out.len() < OUTPUT_PAUSE;
+        let resume = c.wait.is_none() && !c.recv_inflight && c.output_bytes() < OUTPUT_PAUSE;
         if more {
             self.mark_dirty(idx);
         } else if close_now {
@@ -852,6 +940,22 @@ impl Shard {
             self.drop_watches(block_id, &owners);
         }
         self.maybe_free(idx);
+    }
+
+    /// A client over its client-output-buffer-limit: closed without
+    /// sending what is queued (as Redis does), logged and counted.
+    fn close_over_output_limit(&mut self, idx: u32) {
+        let Some(Some(c)) = self.conns.get(idx as usize) else { return };
+        crate::log(&format!(
+            "shard {}: closing client id={} addr={} for overcoming its output buffer limit ({} bytes unsent, class {:?}; client-output-buffer-limit)",
+            self.id,
+            c.id,
+            c.addr,
+            c.output_bytes(),
+            c.obuf_class()
+        ));
+        self.obuf_disconnections += 1;
+        self.close(idx);
     }
 
     fn maybe_free(&mut self, idx: u32) {
@@ -1082,6 +1186,11 @@ impl Shard {
         }
         self.aof_cron();
         self.accept_tick();
+        // Query buffers for INFO (output buffers are noted as they are flushed).
+        let now = self.now;
+        for c in self.conns.iter().flatten() {
+            self.recent_max_in.note((c.rbuf.len() - c.rpos) as u64, now);
+        }
         self.check_save_waiters();
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;

@@ -9,6 +9,7 @@
 //! - `event_loop`: the ring, sockets, buffers; the only socket code.
 //! - `accept`: the listener's accept, backing off when out of descriptors.
 //! - `fdlimit`: RLIMIT_NOFILE raised to fit maxclients (or maxclients lowered).
+//! - `obuf`: client-output-buffer-limit classes (pure).
 //! - `dispatch`: what a connection does with a parsed request (route it,
 //!   run it here, forward it, queue it in MULTI).
 //! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
@@ -23,6 +24,7 @@ pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
 pub mod fdlimit;
+pub mod obuf;
 pub mod pubsub;
 pub mod server_cmds;
 pub mod shutdown;
