@@ -73,7 +73,12 @@ impl Shard {
         let mut squash: Option<Box<SquashWait>> = None;
         self.now = crate::util::now_ms();
         self.prefetch_pipeline(conn, &mut rbuf, &mut ranges);
-        while conn.wait.is_none() && !conn.closing && !conn.close_after_flush {
+        // Paused while its unsent replies exceed OUTPUT_PAUSE (on_send resumes it).
+        while conn.wait.is_none()
+            && !conn.closing
+            && !conn.close_after_flush
+            && conn.output_bytes() < super::event_loop::OUTPUT_PAUSE
+        {
             let start = conn.rpos;
             if start >= rbuf.len() {
                 break;
@@ -406,7 +411,7 @@ impl Shard {
     /// Run forwarded requests (all for keys on this shard) and return the
     /// replies, RESP-encoded for the sender's protocol, with the end offset
     /// of each request's reply.
-    pub fn run_batch(&mut self, db: usize, resp3: bool, mut cmds: Vec<u8>, road: Road) -> (Vec<u8>, Vec<u32>) {
+    pub fn run_batch(&mut self, db: usize, resp3: bool, mut cmds: Vec<u8>, road: Road) -> (Vec<u8>, Vec<usize>) {
         let mut out = Vec::with_capacity(64);
         let mut ends = Vec::new();
         let mut ranges = std::mem::take(&mut self.ranges);
@@ -419,7 +424,7 @@ impl Shard {
                     if let Some((id, def)) = cmd::lookup(args.get(0)) {
                         self.exec_into(&mut out, resp3, db, id, def, &args, road);
                     }
-                    ends.push(out.len() as u32);
+                    ends.push(out.len());
                     pos += consumed;
                 }
                 // We encoded these ourselves; anything else is a bug, but
@@ -436,10 +441,10 @@ impl Shard {
 pub struct SquashWait {
     /// Per shard: the batch to send, then its replies and their ends.
     batches: Vec<Vec<u8>>,
-    parts: Vec<Option<(Vec<u8>, Vec<u32>)>>,
+    parts: Vec<Option<(Vec<u8>, Vec<usize>)>>,
     /// Replies of requests run here, and their ends.
     pub local: Vec<u8>,
-    local_ends: Vec<u32>,
+    local_ends: Vec<usize>,
     /// The shard each request went to, in request order.
     order: Vec<u16>,
     here: usize,
@@ -466,7 +471,7 @@ impl SquashWait {
 
     /// A request ran here; its reply was appended to `local`.
     pub fn local_done(&mut self) {
-        self.local_ends.push(self.local.len() as u32);
+        self.local_ends.push(self.local.len());
         self.order.push(self.here as u16);
     }
 
@@ -484,7 +489,7 @@ impl SquashWait {
     }
 
     /// Store one shard's replies; true when all have arrived.
-    pub fn part_arrived(&mut self, shard: usize, out: Vec<u8>, ends: Vec<u32>) -> bool {
+    pub fn part_arrived(&mut self, shard: usize, out: Vec<u8>, ends: Vec<usize>) -> bool {
         if let Some(p) = self.parts.get_mut(shard) {
             if p.is_none() {
                 *p = Some((out, ends));
@@ -497,10 +502,10 @@ impl SquashWait {
     /// Append every reply to `out` in request order.
     pub fn assemble(self, out: &mut Vec<u8>) {
         let mut next = vec![0usize; self.parts.len()];
-        let mut start = vec![0u32; self.parts.len()];
+        let mut start = vec![0usize; self.parts.len()];
         for &src in &self.order {
             let s = src as usize;
-            let (buf, ends): (&[u8], &[u32]) = if s == self.here {
+            let (buf, ends): (&[u8], &[usize]) = if s == self.here {
                 (&self.local, &self.local_ends)
             } else {
                 match &self.parts[s] {
@@ -509,7 +514,7 @@ impl SquashWait {
                 }
             };
             let Some(&end) = ends.get(next[s]) else { continue };
-            out.extend_from_slice(&buf[start[s] as usize..end as usize]);
+            out.extend_from_slice(&buf[start[s]..end]);
             start[s] = end;
             next[s] += 1;
         }

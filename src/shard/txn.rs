@@ -60,6 +60,11 @@ impl TxnState {
     pub fn defer(&mut self, d: Deferred) {
         self.deferred.push_back(d);
     }
+
+    /// Not locked and coordinating nothing (nothing to finish before stopping).
+    pub fn is_quiet(&self) -> bool {
+        self.holder.is_none() && self.coord.is_empty()
+    }
 }
 
 pub struct Txn {
