@@ -289,6 +289,11 @@ pub struct Replayer {
     /// A command that can create stream consumers ran (they then need
     /// their seen time set, see `consumers_seen_at_load`).
     pub made_consumers: bool,
+    /// Rebuilding one value (a RESTORE payload): only the commands that
+    /// build values run (`rebuild::builds_value`); anything else counts as
+    /// failed. A payload could otherwise carry a RESTORE of another
+    /// payload, nested until the shard's stack overflows.
+    pub values_only: bool,
 }
 
 impl Default for Replayer {
@@ -301,6 +306,7 @@ impl Default for Replayer {
             failed: 0,
             commands: 0,
             made_consumers: false,
+            values_only: false,
         }
     }
 }
@@ -340,6 +346,10 @@ impl Replayer {
     fn apply_command(&mut self, ks: &mut Keyspace, args: &Args) {
         self.commands += 1;
         let name = args.get(0);
+        if self.values_only && !super::rebuild::builds_value(name) {
+            self.failed += 1;
+            return;
+        }
         let num =
             |i: usize| crate::util::parse_i64(args.get(i)).filter(|d| (0..crate::keyspace::NUM_DBS as i64).contains(d));
         // The keyspace-wide commands the shard layer runs itself.
