@@ -77,6 +77,8 @@ pub struct Conn {
     pub rpos: usize,
     /// Bytes the parser needs before trying again (0 = unknown).
     pub need: usize,
+    /// Where parsing of the partly received request at `rpos` stopped.
+    pub parse: crate::protocol::parse::Resume,
     /// Replies not yet handed to the kernel.
     pub out: Vec<u8>,
     /// Replies being sent; `sent` bytes done.
@@ -517,6 +519,7 @@ impl Shard {
             rbuf: Vec::with_capacity(READ_CHUNK),
             rpos: 0,
             need: 0,
+            parse: Default::default(),
             out: Vec::new(),
             sending: Vec::new(),
             sent: 0,
