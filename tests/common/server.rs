@@ -83,9 +83,19 @@ impl Server {
             return s;
         }
         let shards = shards.to_string();
+        // Defaults a test may override (a flag given twice is an error).
+        let given = |flag: &str| extra.contains(&flag);
+        let (bind, debug) = (!given("--bind"), !given("--enable-debug-command"));
         Server::launch(Kind::Shardis, &format!("shardis-{shards}"), extra, |port, dir| {
             let mut c = Command::new(shardis_bin());
-            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
+            c.args(["--port", &port.to_string(), "--shards", &shards, "--dir"]).arg(dir);
+            if bind {
+                c.args(["--bind", "127.0.0.1"]);
+            }
+            if debug {
+                // Tests use DEBUG (SLEEP and the like); it is off by default.
+                c.args(["--enable-debug-command", "yes"]);
+            }
             c
         })
     }
@@ -98,7 +108,7 @@ impl Server {
         Server::launch(Kind::Redis, "redis", extra, |port, dir| {
             let mut c = Command::new("redis-server");
             c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--daemonize", "no", "--dir"])
+                .args(["--daemonize", "no", "--enable-debug-command", "yes", "--dir"])
                 .arg(dir);
             c
         })
