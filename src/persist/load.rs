@@ -314,6 +314,11 @@ impl Default for Replayer {
 impl Replayer {
     /// Apply one record's commands to `ks`.
     pub fn apply(&mut self, ks: &mut Keyspace, rec: &record::Record) -> Result<(), String> {
+        // The checksum vouches for the bytes, not for what a (crafted or
+        // buggy) record says: a db past the last one is damage, not a panic.
+        if rec.db as usize >= ks.dbs.len() {
+            return Err(format!("lsn {}: db {} does not exist (there are {})", rec.lsn, rec.db, ks.dbs.len()));
+        }
         self.apply_payload(ks, rec.db as usize, rec.payload)
             .map_err(|pos| format!("lsn {}: malformed command at payload offset {}", rec.lsn, pos))
     }
@@ -690,6 +695,18 @@ mod tests {
         let (_, n, err) = super::replay_buffer(&buf[..buf.len() - 3]);
         assert_eq!(n, cmds.len() as u64 - 1);
         assert!(err.is_some());
+    }
+
+    #[test]
+    fn a_record_naming_a_db_that_does_not_exist_is_refused() {
+        // Found by the aof_loader fuzz target: it indexed past the dbs.
+        let mut buf = Vec::new();
+        crate::persist::record::append(&mut buf, 1, 0, 0, 39, |out| {
+            crate::keyspace::effects::encode_array(out, [&b"SET"[..], b"k", b"v"].into_iter(), 3)
+        });
+        let (_, n, err) = super::replay_buffer(&buf);
+        assert_eq!(n, 0);
+        assert!(err.is_some_and(|(at, e)| at == 0 && e.contains("db 39 does not exist")));
     }
 
     #[test]
