@@ -138,10 +138,8 @@ fn config_set_refuses_values_that_would_break_the_server() {
 
 #[test]
 fn config_rewrite_keeps_the_file_mode_and_leaves_no_temp_file() {
-    let dir = common::server::test_data_root().join(format!("security-rewrite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let file = dir.join("shardis.toml");
-    std::fs::write(&file, "slowlog-max-len = 64\n").expect("write config");
+    let file = common::server::config_file("rewrite", "slowlog-max-len = 64\n");
+    let dir = file.parent().expect("config dir").to_path_buf();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let path = file.to_string_lossy().into_owned();
     let s = Server::start(1, &["--config", &path]);

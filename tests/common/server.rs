@@ -54,6 +54,14 @@ fn unique_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// A config file holding `text` in a directory of its own under the test
+/// data root (for `--config`); the directory is `path.parent()`.
+pub fn config_file(tag: &str, text: &str) -> PathBuf {
+    let file = unique_dir(tag).join("shardis.toml");
+    fs::write(&file, text).unwrap();
+    file
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Shardis,
