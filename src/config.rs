@@ -373,7 +373,7 @@ impl Config {
             "client-query-buffer-limit" => next.client_query_buffer_limit = mem(value)?,
             "maxclients" => next.maxclients = int(value)? as u64,
             "timeout" => next.timeout = int(value)? as u64,
-            // Redis takes any hz and runs within 1..=500.
+            // Redis takes any hz in range and runs within 1..=500.
             "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
             "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)? as u32,
             "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = mem(value)?,
@@ -433,6 +433,7 @@ const BOUNDS: &[(&str, i64, i64)] = &[
     ("client-query-buffer-limit", 1 << 20, i64::MAX),
     ("maxclients", 1, u32::MAX as i64),
     ("timeout", 0, i32::MAX as i64),
+    ("hz", 0, i32::MAX as i64),
     // shardis's own option: the wait is taken inside one event-loop turn.
     ("batch-wait-us", 0, 10_000),
     ("auto-aof-rewrite-percentage", 0, i32::MAX as i64),
@@ -563,9 +564,12 @@ mod tests {
         ] {
             c.set(name, good).unwrap_or_else(|e| panic!("CONFIG SET {name} {good}: {e}"));
         }
-        // Redis clamps hz rather than refusing it.
+        // Redis clamps hz into 1..=500 rather than refusing it (negatives it refuses).
         c.set("hz", "0").expect("hz 0");
         assert_eq!(c.hz, 1);
+        c.set("hz", "100000").expect("hz 100000");
+        assert_eq!(c.hz, 500);
+        assert!(c.set("hz", "-1").is_err());
         assert_eq!(c.set("enable-debug-command", "yes").unwrap_err(), "can't set immutable config");
         // The file is held to the same ranges.
         let e = Config::from_toml("maxclients = 0\n").expect("toml").validate().unwrap_err();
