@@ -12,7 +12,7 @@
 use shardis::keyspace::value::Value;
 use shardis::keyspace::Keyspace;
 use shardis::persist::{crc32c::crc32c, record};
-use shardis::protocol::parse::{parse_request, Limits, ParseOutcome};
+use shardis::protocol::parse::{parse_request, parse_request_resume, Limits, ParseOutcome, Resume};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -119,7 +119,50 @@ fn parser(o: &Opts) {
                 black_box(&args);
             }
         });
+        // The same through the resuming entry point a connection uses.
+        let name = format!("parse SET/GET pipeline {size}B resume");
+        let mut resume = Resume::default();
+        report(o, &name, reqs, if o.quick { 50 } else { 500 }, || {
+            let mut pos = 0;
+            while pos < buf.len() {
+                match parse_request_resume(black_box(&mut buf[pos..]), &limits, &mut args, &mut resume) {
+                    ParseOutcome::Done { consumed } => pos += consumed,
+                    other => panic!("benchmark pipeline did not parse: {other:?}"),
+                }
+                black_box(&args);
+            }
+        });
     }
+    big_multibulk_in_reads(o);
+}
+
+/// One `*1048576` request of 1-byte elements (7.3 MB) arriving in 16 KiB
+/// reads, parsed after each read as a connection does: ns per element.
+fn big_multibulk_in_reads(o: &Opts) {
+    let name = "parse 1M-element request, 16K reads";
+    if !wanted(o, name) {
+        return;
+    }
+    let n = 1024 * 1024;
+    let mut wire = format!("*{n}\r\n").into_bytes();
+    wire.extend(b"$1\r\na\r\n".repeat(n));
+    let limits = Limits::default();
+    let mut args = Vec::new();
+    report(o, name, n as u64, if o.quick { 2 } else { 5 }, || {
+        let (mut resume, mut need) = (Resume::default(), 0);
+        for end in (16 * 1024..wire.len() + 16 * 1024).step_by(16 * 1024) {
+            let end = end.min(wire.len());
+            if end < need {
+                continue;
+            }
+            match parse_request_resume(black_box(&mut wire[..end]), &limits, &mut args, &mut resume) {
+                ParseOutcome::Incomplete { need: n } => need = n,
+                ParseOutcome::Done { consumed } => assert_eq!(consumed, wire.len()),
+                ParseOutcome::Error(e) => panic!("{e:?}"),
+            }
+        }
+        black_box(&args);
+    });
 }
 
 fn keyspace(o: &Opts) {

@@ -17,6 +17,10 @@ pub struct Config {
     pub dir: String,
     /// Password for AUTH; empty = no password.
     pub requirepass: String,
+    /// With no password set, refuse clients that are not on the loopback.
+    pub protected_mode: bool,
+    /// Who may run DEBUG: no | local (loopback clients) | yes.
+    pub enable_debug_command: String,
     /// Largest bulk string a client may send, in bytes.
     pub proto_max_bulk_len: i64,
     /// Largest query buffer of one client before it is disconnected.
@@ -83,6 +87,8 @@ impl Default for Config {
             shards: 0,
             dir: "./data".into(),
             requirepass: String::new(),
+            protected_mode: true,
+            enable_debug_command: "no".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             maxclients: 10000,
@@ -125,6 +131,11 @@ pub struct Cli {
     pub dir: Option<String>,
     #[arg(long)]
     pub requirepass: Option<String>,
+    #[arg(long = "protected-mode")]
+    pub protected_mode: Option<String>,
+    /// no | local | yes
+    #[arg(long = "enable-debug-command")]
+    pub enable_debug_command: Option<String>,
     #[arg(long)]
     pub appendonly: Option<String>,
     #[arg(long)]
@@ -204,6 +215,12 @@ impl Config {
         if let Some(v) = &cli.requirepass {
             c.requirepass = v.clone();
         }
+        if let Some(v) = &cli.protected_mode {
+            c.protected_mode = parse_bool(v)?;
+        }
+        if let Some(v) = &cli.enable_debug_command {
+            c.enable_debug_command = v.to_ascii_lowercase();
+        }
         if let Some(v) = &cli.appendonly {
             c.appendonly = parse_bool(v)?;
         }
@@ -272,11 +289,12 @@ impl Config {
         if self.shards > 1024 {
             return Err("shards must be at most 1024".into());
         }
-        if self.proto_max_bulk_len < 1024 * 1024 {
-            return Err("proto-max-bulk-len must be at least 1mb".into());
+        if !crate::security::DEBUG_POLICIES.contains(&self.enable_debug_command.as_str()) {
+            return Err(format!("enable-debug-command must be no, local or yes, got '{}'", self.enable_debug_command));
         }
-        if self.batch_wait_us > 10_000 {
-            return Err("batch-wait-us must be at most 10000".into());
+        let encoding = self.encoding.iter().map(|(k, v)| (k.as_str(), *v as i128));
+        for (name, v) in self.bounded_values().into_iter().chain(encoding) {
+            in_bounds(name, v).map_err(|e| format!("{}: {}", name, e))?;
         }
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
@@ -288,13 +306,24 @@ impl Config {
             ));
         }
         self.output_limits()?;
-        if self.maxmemory < 0 {
-            return Err("maxmemory must not be negative".into());
-        }
-        if self.maxmemory_samples == 0 || self.maxmemory_samples > i32::MAX as u32 {
-            return Err("argument must be between 1 and 2147483647 inclusive".into());
-        }
         Ok(())
+    }
+
+    /// The options `BOUNDS` limits, with their values.
+    fn bounded_values(&self) -> [(&'static str, i128); 11] {
+        [
+            ("proto-max-bulk-len", self.proto_max_bulk_len as i128),
+            ("client-query-buffer-limit", self.client_query_buffer_limit as i128),
+            ("maxclients", self.maxclients as i128),
+            ("timeout", self.timeout as i128),
+            ("batch-wait-us", self.batch_wait_us as i128),
+            ("auto-aof-rewrite-percentage", self.auto_aof_rewrite_percentage as i128),
+            ("auto-aof-rewrite-min-size", self.auto_aof_rewrite_min_size as i128),
+            ("maxmemory", self.maxmemory as i128),
+            ("maxmemory-samples", self.maxmemory_samples as i128),
+            ("slowlog-log-slower-than", self.slowlog_log_slower_than as i128),
+            ("slowlog-max-len", self.slowlog_max_len as i128),
+        ]
     }
 
     /// Every option as CONFIG GET reports it: (name, value).
@@ -306,6 +335,8 @@ impl Config {
             ("shards", self.shards.to_string()),
             ("dir", self.dir.clone()),
             ("requirepass", self.requirepass.clone()),
+            ("protected-mode", yn(self.protected_mode)),
+            ("enable-debug-command", self.enable_debug_command.clone()),
             ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
             ("client-query-buffer-limit", self.client_query_buffer_limit.to_string()),
             ("maxclients", self.maxclients.to_string()),
@@ -335,39 +366,50 @@ impl Config {
         .collect()
     }
 
-    /// CONFIG SET: change one option at run time, or say why not.
+    /// CONFIG SET: change one option at run time, or say why not. Numbers
+    /// outside Redis 7's range for the option are refused (`BOUNDS`), so
+    /// no value can disconnect every client or stop the server working.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let int = |v: &str| v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string());
+        let lname = name.to_ascii_lowercase();
+        let n = lname.as_str();
+        let int = |v: &str| {
+            let v = v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            in_bounds(n, v as i128).map(|_| v)
+        };
+        let mem = |v: &str| parse_memory(v).and_then(|v| in_bounds(n, v as i128).map(|_| v));
         let mut next = self.clone();
-        match name.to_ascii_lowercase().as_str() {
+        match n {
             "requirepass" => next.requirepass = value.to_string(),
-            "proto-max-bulk-len" => next.proto_max_bulk_len = parse_memory(value)?,
-            "client-query-buffer-limit" => next.client_query_buffer_limit = parse_memory(value)?,
-            "maxclients" => next.maxclients = int(value)?.max(1) as u64,
+            "protected-mode" => next.protected_mode = parse_bool(value)?,
+            "proto-max-bulk-len" => next.proto_max_bulk_len = mem(value)?,
+            "client-query-buffer-limit" => next.client_query_buffer_limit = mem(value)?,
+            "maxclients" => next.maxclients = int(value)? as u64,
             "client-output-buffer-limit" => {
                 next.client_output_buffer_limit = self.output_limits()?.updated(value)?.to_string()
             }
-            "timeout" => next.timeout = int(value)?.max(0) as u64,
+            "timeout" => next.timeout = int(value)? as u64,
+            // Redis takes any hz in range and runs within 1..=500.
             "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
-            "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)?.max(0) as u32,
-            "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = parse_memory(value)?,
-            "batch-wait-us" => next.batch_wait_us = int(value)?.clamp(0, 10_000) as u32,
+            "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)? as u32,
+            "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = mem(value)?,
+            "batch-wait-us" => next.batch_wait_us = int(value)? as u32,
             "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
             "appendonly" => next.appendonly = parse_bool(value)?,
             "save" => {}
-            "maxmemory" => next.maxmemory = parse_memory(value)?,
+            "maxmemory" => next.maxmemory = mem(value)?,
             "maxmemory-policy" => next.maxmemory_policy = value.to_ascii_lowercase(),
-            "maxmemory-samples" => next.maxmemory_samples = int(value)?.clamp(0, u32::MAX as i64) as u32,
+            "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
-            "slowlog-max-len" => next.slowlog_max_len = int(value)?.clamp(0, i64::MAX) as u64,
+            "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
             n if encoding_limit(n).is_some() => {
-                let v = int(value)?;
+                let v = value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
                 if let Some(l) = encoding_limit(n) {
+                    in_bounds(n, v as i128)?;
                     next.encoding.insert(l.name.to_string(), v);
                 }
             }
             "port" | "bind" | "shards" | "dir" | "aof-segment-size" | "pin-threads" | "logfile" | "databases"
-            | "disable-thp" => return Err("can't set immutable config".into()),
+            | "disable-thp" | "enable-debug-command" => return Err("can't set immutable config".into()),
             _ => return Err("Unknown option or number of arguments for CONFIG SET".into()),
         }
         next.validate()?;
@@ -401,6 +443,44 @@ impl Config {
     }
 }
 
+/// Redis 7's accepted range of each numeric option (CONFIG SET and the
+/// config file alike; `hz` is clamped instead, as Redis does). A missing
+/// name has no bound.
+const BOUNDS: &[(&str, i64, i64)] = &[
+    // Below 1mb Redis refuses these: a tiny query buffer limit disconnects
+    // every client on its next request.
+    ("proto-max-bulk-len", 1 << 20, i64::MAX),
+    ("client-query-buffer-limit", 1 << 20, i64::MAX),
+    ("maxclients", 1, u32::MAX as i64),
+    ("timeout", 0, i32::MAX as i64),
+    ("hz", 0, i32::MAX as i64),
+    // shardis's own option: the wait is taken inside one event-loop turn.
+    ("batch-wait-us", 0, 10_000),
+    ("auto-aof-rewrite-percentage", 0, i32::MAX as i64),
+    ("auto-aof-rewrite-min-size", 0, i64::MAX),
+    ("maxmemory", 0, i64::MAX),
+    ("maxmemory-samples", 1, i32::MAX as i64),
+    ("slowlog-log-slower-than", -1, i64::MAX),
+    ("slowlog-max-len", 0, i64::MAX),
+    ("list-max-listpack-size", i32::MIN as i64, i32::MAX as i64),
+];
+
+/// The other encoding thresholds: sizes and counts, never negative.
+const ENCODING_BOUND: (&str, i64, i64) = ("", 0, i64::MAX);
+
+/// `v` within `name`'s bounds, or Redis's complaint.
+fn in_bounds(name: &str, v: i128) -> Result<(), String> {
+    let limit = encoding_limit(name);
+    let name = limit.map_or(name, |l| l.name);
+    let bound = BOUNDS.iter().find(|(n, ..)| *n == name).or(limit.map(|_| &ENCODING_BOUND));
+    match bound {
+        Some(&(_, lo, hi)) if v < lo as i128 || v > hi as i128 => {
+            Err(format!("argument must be between {} and {} inclusive", lo, hi))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A collection-encoding threshold by name (the pre-7.0 `ziplist` names too).
 fn encoding_limit(name: &str) -> Option<&'static crate::keyspace::limits::Limit> {
     let name = name.replace("ziplist", "listpack");
@@ -427,8 +507,10 @@ pub fn parse_memory(v: &str) -> Result<i64, String> {
     } else {
         (l.as_str(), 1)
     };
+    // As Redis: a memory value is never negative.
     num.parse::<i64>()
         .ok()
+        .filter(|n| *n >= 0)
         .and_then(|n| n.checked_mul(mul))
         .ok_or_else(|| "argument must be a memory value".to_string())
 }
@@ -459,6 +541,68 @@ mod tests {
         assert!(c.set("port", "1").is_err());
         assert!(c.set("appendfsync", "sometimes").is_err());
         assert_eq!(c.appendfsync, "everysec");
+    }
+
+    #[test]
+    fn config_set_keeps_to_redis_ranges() {
+        let mut c = Config::default();
+        for (name, bad) in [
+            ("client-query-buffer-limit", "-1"),
+            ("client-query-buffer-limit", "1"),
+            ("client-query-buffer-limit", "1023kb"),
+            ("proto-max-bulk-len", "1000"),
+            ("maxclients", "0"),
+            ("maxclients", "-5"),
+            ("maxclients", "4294967296"),
+            ("timeout", "-1"),
+            ("timeout", "2147483648"),
+            ("auto-aof-rewrite-percentage", "-1"),
+            ("auto-aof-rewrite-min-size", "-1"),
+            ("maxmemory", "-1"),
+            ("maxmemory-samples", "0"),
+            ("maxmemory-samples", "-1"),
+            ("slowlog-log-slower-than", "-2"),
+            ("slowlog-max-len", "-1"),
+            ("batch-wait-us", "-1"),
+            ("batch-wait-us", "10001"),
+            ("hash-max-listpack-entries", "-1"),
+            ("hash-max-ziplist-value", "-1"),
+            ("list-max-listpack-size", "2147483648"),
+            ("protected-mode", "maybe"),
+        ] {
+            assert!(c.set(name, bad).is_err(), "CONFIG SET {name} {bad} was taken");
+        }
+        assert_eq!(c, Config::default(), "a refused value changes nothing");
+        assert_eq!(c.set("maxclients", "0").unwrap_err(), "argument must be between 1 and 4294967295 inclusive");
+        assert_eq!(c.set("client-query-buffer-limit", "-1").unwrap_err(), "argument must be a memory value");
+        for (name, good) in [
+            ("client-query-buffer-limit", "1mb"),
+            ("maxclients", "1"),
+            ("slowlog-log-slower-than", "-1"),
+            ("timeout", "0"),
+            ("protected-mode", "no"),
+        ] {
+            c.set(name, good).unwrap_or_else(|e| panic!("CONFIG SET {name} {good}: {e}"));
+        }
+        // Redis clamps hz into 1..=500 rather than refusing it (negatives it refuses).
+        c.set("hz", "0").expect("hz 0");
+        assert_eq!(c.hz, 1);
+        c.set("hz", "100000").expect("hz 100000");
+        assert_eq!(c.hz, 500);
+        assert!(c.set("hz", "-1").is_err());
+        assert_eq!(c.set("enable-debug-command", "yes").unwrap_err(), "can't set immutable config");
+        // The file is held to the same ranges.
+        let e = Config::from_toml("maxclients = 0\n").expect("toml").validate().unwrap_err();
+        assert_eq!(e, "maxclients: argument must be between 1 and 4294967295 inclusive");
+        assert!(Config::from_toml("enable-debug-command = \"sometimes\"\n").expect("toml").validate().is_err());
+        assert!(Config::from_toml("[encoding]\nzset-max-listpack-value = -3\n").expect("toml").validate().is_err());
+    }
+
+    #[test]
+    fn security_defaults_are_redis_7s() {
+        let c = Config::default();
+        assert!(c.protected_mode);
+        assert_eq!(c.enable_debug_command, "no");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! - `shard`: the per-core event loop on io_uring, connections, routing
 //!   between shards, cross-shard transactions, pub/sub.
 //! - `geo`: geohash math for the GEO commands (pure).
+//! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: number parsing, glob matching, hash slots.
 //! - `crash`: a panic anywhere logs a crash report and takes the process down.
 
@@ -20,6 +21,7 @@ pub mod geo;
 pub mod keyspace;
 pub mod persist;
 pub mod protocol;
+pub mod security;
 pub mod shard;
 pub mod util;
 

@@ -107,116 +107,105 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
-/// Glob-style matching with Redis's rules: `*`, `?`, `[...]` with ranges and
-/// `^` negation, and `\` escapes. `nocase` folds ASCII case.
+/// Glob-style matching with Redis's rules: `*`, `?`, `[...]` with ranges,
+/// `^` negation and `\` escapes (an escape inside brackets compares case
+/// sensitively even with `nocase`, as Redis's does), and `\` escapes
+/// outside. `nocase` folds ASCII case. As in Redis, an empty string matches
+/// only the empty pattern (callers treat a lone `*` as "everything" first).
+///
+/// Every token but `*` consumes exactly one byte, so only the last `*` seen
+/// ever needs to take more bytes: on a mismatch the match restarts just
+/// after that star with the star eating one more byte, and an earlier star
+/// never needs revisiting (whatever it could take, the later star can take
+/// too). That bounds the work by pattern × string length; the recursive
+/// matcher this replaces was exponential in the number of stars
+/// (`a*a*…*b` against a run of `a`s hung a shard, cf. CVE-2022-36021).
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
-    glob_inner(pattern, string, nocase, 0)
+    glob_match_steps(pattern, string, nocase, &mut 0)
 }
 
-fn glob_inner(mut p: &[u8], mut s: &[u8], nocase: bool, depth: u32) -> bool {
-    // Bound recursion: pathological patterns must not blow the stack.
-    if depth > 1000 {
-        return false;
+/// `glob_match`, adding the work done to `steps` (tests bound it).
+fn glob_match_steps(p: &[u8], s: &[u8], nocase: bool, steps: &mut u64) -> bool {
+    if s.is_empty() {
+        return p.is_empty();
     }
+    let (mut pi, mut si) = (0, 0);
+    // Restart point: pattern index after the last star run, and the string
+    // index where the star's share currently ends.
+    let mut restart: Option<(usize, usize)> = None;
+    while si < s.len() {
+        *steps += 1;
+        if p.get(pi) == Some(&b'*') {
+            while p.get(pi) == Some(&b'*') {
+                pi += 1;
+            }
+            if pi == p.len() {
+                return true;
+            }
+            restart = Some((pi, si));
+            continue;
+        }
+        if pi < p.len() {
+            let (hit, len) = glob_token(&p[pi..], s[si], nocase);
+            *steps += len as u64;
+            if hit {
+                pi += len;
+                si += 1;
+                continue;
+            }
+        }
+        let Some((rp, rs)) = restart else { return false };
+        restart = Some((rp, rs + 1));
+        (pi, si) = (rp, rs + 1);
+    }
+    // The string is used up: only stars may be left. (Giving an earlier
+    // star more bytes cannot help: what is left needs at least one.)
+    while p.get(pi) == Some(&b'*') {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Does the single-byte token at the start of `p` (not `*`) match `c`, and
+/// how many pattern bytes is it? A `[` class left open runs to the end.
+fn glob_token(p: &[u8], c: u8, nocase: bool) -> (bool, usize) {
     let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
-    while !p.is_empty() {
-        match p[0] {
-            b'*' => {
-                while p.len() > 1 && p[1] == b'*' {
-                    p = &p[1..];
-                }
-                if p.len() == 1 {
-                    return true;
-                }
-                for i in 0..=s.len() {
-                    if glob_inner(&p[1..], &s[i..], nocase, depth + 1) {
-                        return true;
+    match p[0] {
+        b'?' => (true, 1),
+        b'\\' if p.len() >= 2 => (eq(p[1], c), 2),
+        b'[' => {
+            let negate = p.get(1) == Some(&b'^');
+            let mut i = if negate { 2 } else { 1 };
+            let mut hit = false;
+            while i < p.len() {
+                match p[i] {
+                    b'\\' if i + 1 < p.len() => {
+                        hit |= p[i + 1] == c;
+                        i += 2;
                     }
-                }
-                return false;
-            }
-            b'?' => {
-                if s.is_empty() {
-                    return false;
-                }
-                s = &s[1..];
-            }
-            b'[' => {
-                if s.is_empty() {
-                    return false;
-                }
-                p = &p[1..];
-                let not = !p.is_empty() && p[0] == b'^';
-                if not {
-                    p = &p[1..];
-                }
-                let mut matched = false;
-                loop {
-                    if p.is_empty() {
-                        break;
+                    b']' => {
+                        i += 1;
+                        return (hit != negate, i);
                     }
-                    if p[0] == b'\\' && p.len() >= 2 {
-                        p = &p[1..];
-                        if eq(p[0], s[0]) {
-                            matched = true;
-                        }
-                    } else if p[0] == b']' {
-                        break;
-                    } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut lo, mut hi) = (p[0], p[2]);
-                        if lo > hi {
-                            std::mem::swap(&mut lo, &mut hi);
-                        }
-                        let mut c = s[0];
+                    lo if i + 2 < p.len() && p[i + 1] == b'-' => {
+                        let (mut lo, mut hi) = (lo.min(p[i + 2]), lo.max(p[i + 2]));
+                        let mut c = c;
                         if nocase {
-                            lo = lo.to_ascii_lowercase();
-                            hi = hi.to_ascii_lowercase();
-                            c = c.to_ascii_lowercase();
+                            (lo, hi, c) = (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase());
                         }
-                        if c >= lo && c <= hi {
-                            matched = true;
-                        }
-                        p = &p[2..];
-                    } else if eq(p[0], s[0]) {
-                        matched = true;
+                        hit |= lo <= c && c <= hi;
+                        i += 3;
                     }
-                    p = &p[1..];
-                }
-                if not {
-                    matched = !matched;
-                }
-                if !matched {
-                    return false;
-                }
-                s = &s[1..];
-                if p.is_empty() {
-                    // Unterminated class: Redis treats the end as closing it.
-                    return s.is_empty();
+                    b => {
+                        hit |= eq(b, c);
+                        i += 1;
+                    }
                 }
             }
-            b'\\' if p.len() >= 2 => {
-                p = &p[1..];
-                if s.is_empty() || !eq(p[0], s[0]) {
-                    return false;
-                }
-                s = &s[1..];
-            }
-            c => {
-                if s.is_empty() || !eq(c, s[0]) {
-                    return false;
-                }
-                s = &s[1..];
-            }
+            (hit != negate, p.len())
         }
-        p = &p[1..];
-        if s.is_empty() {
-            while !p.is_empty() && p[0] == b'*' {
-                p = &p[1..];
-            }
-            return p.is_empty();
-        }
+        b => (eq(b, c), 1),
     }
-    s.is_empty()
 }
 
 /// CRC16-CCITT (XMODEM), the checksum Redis Cluster uses for hash slots.
@@ -358,10 +347,187 @@ mod tests {
         assert!(glob_match(b"h[ae]llo", b"hallo", false));
         assert!(!glob_match(b"h[^e]llo", b"hello", false));
         assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
-        assert!(glob_match(b"*", b"", false));
+        // Redis matches an empty string only with the empty pattern.
+        assert!(!glob_match(b"*", b"", false));
+        assert!(glob_match(b"", b"", false));
         assert!(glob_match(b"a\\*", b"a*", false));
         assert!(!glob_match(b"a\\*", b"ab", false));
         assert!(glob_match(b"KEY:*", b"key:1", true));
+    }
+
+    /// The recursive matcher glob_match replaced, kept as the reference
+    /// for its semantics on small inputs (exponential on star bombs), with
+    /// two corrections to Redis's behaviour: an empty string matches only
+    /// the empty pattern, and an escape inside brackets ignores `nocase`.
+    /// Counts its steps so the step bound can be shown to catch it.
+    fn reference(p: &[u8], s: &[u8], nocase: bool, steps: &mut u64) -> bool {
+        if s.is_empty() {
+            return p.is_empty();
+        }
+        reference_inner(p, s, nocase, steps)
+    }
+
+    fn reference_inner(mut p: &[u8], mut s: &[u8], nocase: bool, steps: &mut u64) -> bool {
+        let eq = |a: u8, b: u8| if nocase { a.eq_ignore_ascii_case(&b) } else { a == b };
+        while !p.is_empty() {
+            *steps += 1;
+            match p[0] {
+                b'*' => {
+                    while p.len() > 1 && p[1] == b'*' {
+                        p = &p[1..];
+                    }
+                    if p.len() == 1 {
+                        return true;
+                    }
+                    return (0..=s.len()).any(|i| reference_inner(&p[1..], &s[i..], nocase, steps));
+                }
+                b'?' => {
+                    if s.is_empty() {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+                b'[' => {
+                    if s.is_empty() {
+                        return false;
+                    }
+                    p = &p[1..];
+                    let not = !p.is_empty() && p[0] == b'^';
+                    if not {
+                        p = &p[1..];
+                    }
+                    let mut matched = false;
+                    while !p.is_empty() {
+                        if p[0] == b'\\' && p.len() >= 2 {
+                            p = &p[1..];
+                            matched |= p[0] == s[0];
+                        } else if p[0] == b']' {
+                            break;
+                        } else if p.len() >= 3 && p[1] == b'-' {
+                            let (mut lo, mut hi) = (p[0].min(p[2]), p[0].max(p[2]));
+                            let mut c = s[0];
+                            if nocase {
+                                (lo, hi, c) = (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase());
+                            }
+                            matched |= c >= lo && c <= hi;
+                            p = &p[2..];
+                        } else {
+                            matched |= eq(p[0], s[0]);
+                        }
+                        p = &p[1..];
+                    }
+                    if matched == not {
+                        return false;
+                    }
+                    s = &s[1..];
+                    if p.is_empty() {
+                        return s.is_empty();
+                    }
+                }
+                b'\\' if p.len() >= 2 => {
+                    p = &p[1..];
+                    if s.is_empty() || !eq(p[0], s[0]) {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+                c => {
+                    if s.is_empty() || !eq(c, s[0]) {
+                        return false;
+                    }
+                    s = &s[1..];
+                }
+            }
+            p = &p[1..];
+            if s.is_empty() {
+                while !p.is_empty() && p[0] == b'*' {
+                    p = &p[1..];
+                }
+                return p.is_empty();
+            }
+        }
+        s.is_empty()
+    }
+
+    /// The work glob_match may do: a few steps per (pattern, string) byte pair.
+    fn step_bound(p: &[u8], s: &[u8]) -> u64 {
+        4 * (p.len() as u64 + 1) * (s.len() as u64 + 1)
+    }
+
+    fn steps_of(p: &[u8], s: &[u8]) -> (bool, u64) {
+        let mut steps = 0;
+        let hit = glob_match_steps(p, s, false, &mut steps);
+        (hit, steps)
+    }
+
+    #[test]
+    fn redis_quirks() {
+        // Inside brackets an escaped byte compares exactly, even with nocase
+        // (CONFIG GET '*[\Y]' finds nothing on Redis 7; '*[\y]' does).
+        assert!(!glob_match(b"*[\\Y]", b"replica-priority", true));
+        assert!(glob_match(b"*[\\y]", b"replica-priority", true));
+        assert!(glob_match(b"maxmemor[Y]", b"maxmemory", true));
+        assert!(glob_match(b"\\M*ory", b"maxmemory", true));
+        // Reversed ranges, unterminated classes, a trailing backslash.
+        assert!(glob_match(b"h[z-a]llo", b"hello", false));
+        assert!(glob_match(b"a[bc", b"ac", false));
+        assert!(!glob_match(b"a[bc", b"acx", false));
+        assert!(glob_match(b"a[^", b"ax", false));
+        assert!(glob_match(b"a\\", b"a\\", false));
+        assert!(glob_match(b"*\\", b"xx\\", false));
+        assert!(!glob_match(b"[", b"[", false));
+    }
+
+    #[test]
+    fn star_bomb_is_polynomial() {
+        // The pattern: 20 stars against 40 a's.
+        let pattern = [&b"a*".repeat(20)[..], b"b"].concat();
+        let key = b"a".repeat(40);
+        let (hit, steps) = steps_of(&pattern, &key);
+        assert!(!hit);
+        assert!(steps <= step_bound(&pattern, &key), "{steps} steps");
+        assert!(glob_match(&pattern, &[&key[..], b"b"].concat(), false));
+    }
+
+    #[test]
+    fn the_step_bound_catches_backtracking() {
+        // The bound is tight enough to fail the recursive matcher: this
+        // smaller bomb already costs it far more.
+        let pattern = [&b"a*".repeat(8)[..], b"b"].concat();
+        let key = b"a".repeat(30);
+        let mut steps = 0;
+        assert!(!reference(&pattern, &key, false, &mut steps));
+        assert!(steps > 100 * step_bound(&pattern, &key), "{steps} steps");
+    }
+
+    fn bytes_of(alphabet: &'static [u8], max: usize) -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(proptest::sample::select(alphabet), 0..max)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn same_as_the_reference(
+            p in bytes_of(b"aAbB*?[]^-\\z", 12),
+            s in bytes_of(b"aAbB-\\]^z", 10),
+            nocase in proptest::bool::ANY,
+        ) {
+            let mut ref_steps = 0;
+            let want = reference(&p, &s, nocase, &mut ref_steps);
+            proptest::prop_assert_eq!(glob_match(&p, &s, nocase), want, "{:?} vs {:?}",
+                String::from_utf8_lossy(&p), String::from_utf8_lossy(&s));
+        }
+
+        #[test]
+        fn stars_finish_within_the_bound(
+            p in bytes_of(b"a*a*a*?b", 40),
+            s in bytes_of(b"aaaaaaab", 80),
+        ) {
+            let (_, steps) = steps_of(&p, &s);
+            proptest::prop_assert!(steps <= step_bound(&p, &s), "{} steps for {:?} vs {:?}", steps,
+                String::from_utf8_lossy(&p), String::from_utf8_lossy(&s));
+        }
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::server::debug_enabled_args;
 use common::{RespConn, Server, Value};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -24,9 +23,8 @@ fn conn_on_shard(s: &Server, want: usize) -> Option<RespConn> {
 
 #[test]
 fn a_panicking_shard_takes_the_process_down_with_a_crash_report() {
-    let mut args = vec!["--appendfsync", "always"];
-    args.extend(debug_enabled_args());
-    let mut s = Server::start(4, &args);
+    // The harness enables DEBUG (PANIC is what this test runs).
+    let mut s = Server::start(4, &["--appendfsync", "always"]);
     // Acknowledged writes on every shard before the crash.
     let mut c = s.conn();
     for i in 0..64 {

@@ -25,10 +25,7 @@ fn config_get(c: &mut common::RespConn, name: &str) -> String {
 
 #[test]
 fn config_file_flags_and_runtime_changes() {
-    let dir = common::server::test_data_root().join(format!("cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let file = dir.join("shardis.toml");
-    std::fs::write(&file, "hz = 20\nmaxclients = 123\ntimeout = 0\n").expect("write config");
+    let file = common::server::config_file("cfg", "hz = 20\nmaxclients = 123\ntimeout = 0\n");
     let path = file.to_string_lossy().to_string();
     let s = Server::start(2, &["--config", &path, "--maxclients", "77"]);
     let mut c = s.conn();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::server::debug_enabled_args;
 use common::{RespConn, Server, Value};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,7 +111,7 @@ fn stick_a_shard(s: &Server) -> RespConn {
 
 #[test]
 fn sigterm_stops_the_process_while_a_shard_is_stuck_in_a_long_command() {
-    let mut s = Server::start(2, &debug_enabled_args());
+    let mut s = Server::start(2, &[]);
     let mut c = s.conn();
     assert_eq!(c.cmd(&["SET", "before", "1"]), Value::ok());
     let _stuck = stick_a_shard(&s);
@@ -128,7 +127,7 @@ fn sigterm_stops_the_process_while_a_shard_is_stuck_in_a_long_command() {
 
 #[test]
 fn a_second_sigterm_exits_at_once() {
-    let mut s = Server::start(2, &debug_enabled_args());
+    let mut s = Server::start(2, &[]);
     let _stuck = stick_a_shard(&s);
     s.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(300));

@@ -7,6 +7,9 @@
 //! RESTORE replays the commands onto a scratch keyspace with the ordinary
 //! command code and moves the result into place, so every type the AOF can
 //! rebuild can be dumped, and a damaged payload is refused by its checksum.
+//! Only the commands that build values run from a payload (a RESTORE inside
+//! one would nest without limit); a payload carrying anything else is
+//! refused as a bad format, whatever its checksum.
 
 use super::table::CommandDef;
 use super::{err, flags::*, Args, Ctx};
@@ -45,6 +48,7 @@ pub fn deserialize(payload: &[u8]) -> Result<crate::keyspace::Value, &'static st
     }
     let mut ks = Keyspace::new();
     let mut rp = Replayer::default();
+    rp.values_only = true;
     rp.apply_payload(&mut ks, 0, &body[MAGIC.len() + 1..]).map_err(|_| BAD)?;
     if rp.failed > 0 {
         return Err(BAD);
@@ -134,6 +138,7 @@ fn restore(ctx: &mut Ctx, args: &Args) {
 mod tests {
     use super::*;
     use crate::cmd::{self, OwnedArgs, Rng};
+    use crate::keyspace::Value;
     use crate::protocol::reply::Reply;
 
     fn run(ks: &mut Keyspace, parts: &[&[u8]]) -> Vec<u8> {
@@ -151,6 +156,77 @@ mod tests {
         // "$<len>\r\n<payload>\r\n"
         let nl = reply.iter().position(|&b| b == b'\n').expect("header");
         reply[nl + 1..reply.len() - 2].to_vec()
+    }
+
+    /// A payload as `serialize` frames it, around arbitrary commands.
+    fn payload_of(cmds: &[&[&[u8]]]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.push(VERSION);
+        for c in cmds {
+            crate::keyspace::effects::encode_array(&mut out, c.iter().copied(), c.len());
+        }
+        let crc = crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn payloads_run_only_value_commands() {
+        const BAD: &[u8] = b"-ERR Bad data format\r\n";
+        let mut ks = Keyspace::new();
+        run(&mut ks, &[b"SET", b"keep", b"1"]);
+        let inner = payload_of(&[&[b"SET", b"", b"v"]]);
+        assert_eq!(run(&mut ks, &[b"RESTORE", b"a", b"0", &inner]), b"+OK\r\n");
+        // A RESTORE inside a payload, however deep, is refused at once.
+        let mut nested = inner.clone();
+        for _ in 0..3 {
+            nested = payload_of(&[&[b"RESTORE", b"", b"0", &nested]]);
+        }
+        assert_eq!(run(&mut ks, &[b"RESTORE", b"b", b"0", &nested]), BAD);
+        for cmd in [
+            &[&b"FLUSHALL"[..]][..],
+            &[b"SELECT", b"1"],
+            &[b"CONFIG", b"SET", b"maxclients", b"1"],
+            &[b"DEBUG", b"SLEEP", b"1"],
+            &[b"SETRANGE", b"", b"1000", b"x"],
+        ] {
+            let p = payload_of(&[&[b"SET", b"", b"v"], cmd]);
+            assert_eq!(run(&mut ks, &[b"RESTORE", b"c", b"0", &p]), BAD, "{:?}", String::from_utf8_lossy(cmd[0]));
+        }
+        assert_eq!(ks.lookup(0, b"keep", 0).map(|e| serialize(&e.value)), Some(serialize(&Value::from_bytes(b"1"))));
+        assert!(ks.lookup(0, b"b", 0).is_none() && ks.lookup(0, b"c", 0).is_none());
+    }
+
+    #[test]
+    fn serialized_values_use_only_value_commands() {
+        let mut ks = Keyspace::new();
+        for cmd in [
+            &[&b"XADD"[..], b"x", b"1-1", b"f", b"v"][..],
+            &[b"XADD", b"x", b"2-1", b"f", b"v"],
+            &[b"XGROUP", b"CREATE", b"x", b"g", b"0"],
+            &[b"XREADGROUP", b"GROUP", b"g", b"c", b"STREAMS", b"x", b">"],
+            &[b"XDEL", b"x", b"2-1"],
+            &[b"XADD", b"e", b"MAXLEN", b"0", b"5-5", b"f", b"v"],
+            &[b"RPUSH", b"l", b"a"],
+            &[b"HSET", b"h", b"f", b"v"],
+            &[b"SADD", b"s", b"1", b"x"],
+            &[b"ZADD", b"z", b"1", b"m"],
+            &[b"PFADD", b"hll", b"a"],
+        ] {
+            run(&mut ks, cmd);
+        }
+        for key in [&b"x"[..], b"e", b"l", b"h", b"s", b"z", b"hll"] {
+            let v = &ks.lookup(0, key, 0).expect("key").value;
+            let mut out = Vec::new();
+            rebuild::value_commands(&mut out, b"", v, 1);
+            let payload = serialize(v);
+            for c in crate::persist::record::commands(&out) {
+                let name = c.expect("parses")[0].to_vec();
+                assert!(rebuild::builds_value(&name), "{}", String::from_utf8_lossy(&name));
+            }
+            let copy = [key, b"-copy"].concat();
+            assert_eq!(run(&mut ks, &[b"RESTORE", &copy, b"0", &payload]), b"+OK\r\n");
+        }
     }
 
     #[test]

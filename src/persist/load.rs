@@ -289,6 +289,11 @@ pub struct Replayer {
     /// A command that can create stream consumers ran (they then need
     /// their seen time set, see `consumers_seen_at_load`).
     pub made_consumers: bool,
+    /// Rebuilding one value (a RESTORE payload): only the commands that
+    /// build values run (`rebuild::builds_value`); anything else counts as
+    /// failed. A payload could otherwise carry a RESTORE of another
+    /// payload, nested until the shard's stack overflows.
+    pub values_only: bool,
 }
 
 impl Default for Replayer {
@@ -301,6 +306,7 @@ impl Default for Replayer {
             failed: 0,
             commands: 0,
             made_consumers: false,
+            values_only: false,
         }
     }
 }
@@ -308,6 +314,11 @@ impl Default for Replayer {
 impl Replayer {
     /// Apply one record's commands to `ks`.
     pub fn apply(&mut self, ks: &mut Keyspace, rec: &record::Record) -> Result<(), String> {
+        // The checksum vouches for the bytes, not for what a (crafted or
+        // buggy) record says: a db past the last one is damage, not a panic.
+        if rec.db as usize >= ks.dbs.len() {
+            return Err(format!("lsn {}: db {} does not exist (there are {})", rec.lsn, rec.db, ks.dbs.len()));
+        }
         self.apply_payload(ks, rec.db as usize, rec.payload)
             .map_err(|pos| format!("lsn {}: malformed command at payload offset {}", rec.lsn, pos))
     }
@@ -340,6 +351,10 @@ impl Replayer {
     fn apply_command(&mut self, ks: &mut Keyspace, args: &Args) {
         self.commands += 1;
         let name = args.get(0);
+        if self.values_only && !super::rebuild::builds_value(name) {
+            self.failed += 1;
+            return;
+        }
         let num =
             |i: usize| crate::util::parse_i64(args.get(i)).filter(|d| (0..crate::keyspace::NUM_DBS as i64).contains(d));
         // The keyspace-wide commands the shard layer runs itself.
@@ -680,6 +695,18 @@ mod tests {
         let (_, n, err) = super::replay_buffer(&buf[..buf.len() - 3]);
         assert_eq!(n, cmds.len() as u64 - 1);
         assert!(err.is_some());
+    }
+
+    #[test]
+    fn a_record_naming_a_db_that_does_not_exist_is_refused() {
+        // Found by the aof_loader fuzz target: it indexed past the dbs.
+        let mut buf = Vec::new();
+        crate::persist::record::append(&mut buf, 1, 0, 0, 39, |out| {
+            crate::keyspace::effects::encode_array(out, [&b"SET"[..], b"k", b"v"].into_iter(), 3)
+        });
+        let (_, n, err) = super::replay_buffer(&buf);
+        assert_eq!(n, 0);
+        assert!(err.is_some_and(|(at, e)| at == 0 && e.contains("db 39 does not exist")));
     }
 
     #[test]

@@ -9,6 +9,16 @@ use crate::protocol::reply::fmt_i64;
 
 pub const ITEMS_PER_CMD: usize = 64;
 
+/// Every command `value_commands` writes (streams included). A RESTORE
+/// payload may run these and nothing else.
+pub const VALUE_COMMANDS: &[&str] =
+    &["SET", "RPUSH", "HSET", "SADD", "ZADD", "XADD", "XSETID", "XGROUP", "XCLAIM", "PEXPIREAT"];
+
+/// Is `name` one of `VALUE_COMMANDS` (any case)?
+pub fn builds_value(name: &[u8]) -> bool {
+    VALUE_COMMANDS.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// Items of one collection gathered into commands of `full` items each.
 struct Chunk<'a> {
     cmd: &'a [u8],

@@ -57,35 +57,113 @@ impl ProtoError {
     }
 }
 
+/// How far parsing of a request that has not fully arrived got, so that the
+/// next read goes on from there (as Redis keeps `multibulklen`/`bulklen` in
+/// the client): a `*1048576` request arriving over thousands of reads would
+/// otherwise be scanned from its start on each of them. Offsets are from the
+/// request's first byte, so the caller may move the unparsed tail of its
+/// buffer between reads. Only for the request at the start of the buffer it
+/// was made for; fresh (`default`) for anything else.
+#[derive(Debug, Default)]
+pub struct Resume {
+    at: Progress,
+    /// Argument ranges of the elements already parsed.
+    args: Vec<Range<usize>>,
+}
+
+impl Resume {
+    /// A request is partly parsed.
+    pub fn in_progress(&self) -> bool {
+        self.at != Progress::default()
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    /// Elements the multibulk header announced (0: header not parsed yet).
+    count: usize,
+    /// Where the next element's `$` header starts.
+    next: usize,
+    /// A search for the end of the current line found none before here.
+    scanned: usize,
+}
+
 /// Parse one request from the start of `buf`, pushing argument byte ranges
 /// (relative to `buf`) into `args`, which is cleared first.
 pub fn parse_request(buf: &mut [u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> ParseOutcome {
     args.clear();
+    parse_from(buf, limits, args, &mut Progress::default())
+}
+
+/// `parse_request` for a connection's buffer: carries on where `resume`
+/// says the previous call stopped, and keeps its place in it when more
+/// bytes are needed.
+pub fn parse_request_resume(
+    buf: &mut [u8],
+    limits: &Limits,
+    args: &mut Vec<Range<usize>>,
+    resume: &mut Resume,
+) -> ParseOutcome {
+    if resume.at.count > 0 {
+        std::mem::swap(args, &mut resume.args);
+    } else {
+        args.clear();
+    }
+    let r = parse_from(buf, limits, args, &mut resume.at);
+    match r {
+        ParseOutcome::Incomplete { .. } if resume.at.count > 0 => std::mem::swap(args, &mut resume.args),
+        ParseOutcome::Incomplete { .. } => {}
+        _ => resume.at = Progress::default(),
+    }
+    r
+}
+
+fn parse_from(buf: &mut [u8], limits: &Limits, args: &mut Vec<Range<usize>>, at: &mut Progress) -> ParseOutcome {
     if buf.is_empty() {
         return ParseOutcome::Incomplete { need: 0 };
     }
     if buf[0] == b'*' {
-        parse_multibulk(buf, limits, args)
+        parse_multibulk(buf, limits, args, at)
     } else {
-        parse_inline(buf, args)
+        parse_inline(buf, args, at)
     }
 }
 
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    // Lines are short; memchr-like scanning for '\r' is the hot loop here.
+#[cfg(test)]
+thread_local! {
+    /// Bytes the line searches looked at (tests bound the parser's work).
+    static SCANNED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[inline(always)]
+fn note_scanned(_n: usize) {
+    #[cfg(test)]
+    SCANNED.with(|c| c.set(c.get() + _n));
+}
+
+/// The next CRLF at or after `from`, looking only past `at.scanned` (which
+/// it advances when there is none yet).
+fn find_crlf(buf: &[u8], from: usize, at: &mut Progress) -> Option<usize> {
+    let from = from.max(at.scanned);
     let hay = buf.get(from..)?;
     let mut i = 0;
+    // Lines are short; memchr-like scanning for '\r' is the hot loop here.
     while let Some(p) = hay[i..].iter().position(|&b| b == b'\r') {
-        let at = i + p;
-        if at + 1 < hay.len() {
-            if hay[at + 1] == b'\n' {
-                return Some(from + at);
+        let at_cr = i + p;
+        if at_cr + 1 < hay.len() {
+            if hay[at_cr + 1] == b'\n' {
+                note_scanned(at_cr + 2);
+                at.scanned = 0;
+                return Some(from + at_cr);
             }
-            i = at + 1;
+            i = at_cr + 1;
         } else {
-            return None;
+            break;
         }
     }
+    note_scanned(hay.len());
+    // A '\r' as the last byte may yet be followed by its '\n'.
+    at.scanned = buf.len().saturating_sub(1).max(from);
     None
 }
 
@@ -94,35 +172,36 @@ fn parse_header_int(s: &[u8]) -> Option<i64> {
     crate::util::parse_i64(s)
 }
 
-fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) -> ParseOutcome {
-    let Some(eol) = find_crlf(buf, 1) else {
-        if buf.len() > MAX_INLINE {
+fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>, at: &mut Progress) -> ParseOutcome {
+    if at.count == 0 {
+        let Some(eol) = find_crlf(buf, 1, at) else {
+            if buf.len() > MAX_INLINE {
+                return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big mbulk count string"));
+            }
+            return ParseOutcome::Incomplete { need: 0 };
+        };
+        if eol > MAX_INLINE {
             return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big mbulk count string"));
         }
-        return ParseOutcome::Incomplete { need: 0 };
-    };
-    if eol > MAX_INLINE {
-        return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big mbulk count string"));
-    }
-    let count = match parse_header_int(&buf[1..eol]) {
-        Some(n) if limits.unauthenticated && n > 10 => {
-            return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: unauthenticated multibulk length"))
+        match parse_header_int(&buf[1..eol]) {
+            Some(n) if limits.unauthenticated && n > 10 => {
+                return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: unauthenticated multibulk length"))
+            }
+            Some(n) if n <= 0 => return ParseOutcome::Done { consumed: eol + 2 },
+            Some(n) if n <= MAX_MULTIBULK => at.count = n as usize,
+            _ => return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: invalid multibulk length")),
         }
-        Some(n) if n <= MAX_MULTIBULK => n,
-        _ => return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: invalid multibulk length")),
-    };
-    let mut pos = eol + 2;
-    if count <= 0 {
-        return ParseOutcome::Done { consumed: pos };
+        at.next = eol + 2;
     }
-    for _ in 0..count {
+    while args.len() < at.count {
+        let pos = at.next;
         if pos >= buf.len() {
             return ParseOutcome::Incomplete { need: 0 };
         }
         if buf[pos] != b'$' {
             return ParseOutcome::Error(ProtoError::ExpectedDollar(buf[pos]));
         }
-        let Some(eol) = find_crlf(buf, pos + 1) else {
+        let Some(eol) = find_crlf(buf, pos + 1, at) else {
             if buf.len() - pos > MAX_INLINE {
                 return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big bulk count string"));
             }
@@ -147,16 +226,20 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>) ->
         }
         // Redis does not check the trailing CRLF of a bulk; it skips 2 bytes.
         args.push(start..end);
-        pos = end + 2;
+        at.next = end + 2;
     }
-    ParseOutcome::Done { consumed: pos }
+    ParseOutcome::Done { consumed: at.next }
 }
 
-fn parse_inline(buf: &mut [u8], args: &mut Vec<Range<usize>>) -> ParseOutcome {
-    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+fn parse_inline(buf: &mut [u8], args: &mut Vec<Range<usize>>, at: &mut Progress) -> ParseOutcome {
+    let from = at.scanned.min(buf.len());
+    let found = buf[from..].iter().position(|&b| b == b'\n');
+    note_scanned(found.map_or(buf.len() - from, |i| i + 1));
+    let Some(nl) = found.map(|i| from + i) else {
         if buf.len() > MAX_INLINE {
             return ParseOutcome::Error(ProtoError::Static("ERR Protocol error: too big inline request"));
         }
+        at.scanned = buf.len();
         return ParseOutcome::Incomplete { need: 0 };
     };
     if nl > MAX_INLINE {
@@ -324,6 +407,67 @@ mod tests {
         assert_eq!(r, ParseOutcome::Incomplete { need: 9 + 10 + 2 });
     }
 
+    /// Feed `wire` to `parse` in `piece`-byte reads, as a connection does
+    /// (not before the bytes it said it needs are there): the bytes the line
+    /// searches looked at in all, and the arguments.
+    fn feed_in_pieces(
+        wire: &[u8],
+        piece: usize,
+        mut parse: impl FnMut(&mut [u8], &mut Vec<Range<usize>>) -> ParseOutcome,
+    ) -> (usize, Vec<Range<usize>>) {
+        SCANNED.with(|c| c.set(0));
+        let mut args = Vec::new();
+        let mut buf = Vec::new();
+        let mut need = 0;
+        for chunk in wire.chunks(piece) {
+            buf.extend_from_slice(chunk);
+            if buf.len() < need {
+                continue;
+            }
+            match parse(&mut buf, &mut args) {
+                ParseOutcome::Incomplete { need: n } => need = n,
+                ParseOutcome::Done { consumed } => {
+                    assert_eq!(consumed, wire.len());
+                    return (SCANNED.with(|c| c.get()), args);
+                }
+                ParseOutcome::Error(e) => panic!("{e:?}"),
+            }
+        }
+        panic!("request never completed");
+    }
+
+    #[test]
+    fn big_multibulk_in_small_reads_is_scanned_once() {
+        let big = |n: usize| {
+            let mut wire = format!("*{n}\r\n").into_bytes();
+            wire.extend(b"$1\r\na\r\n".repeat(n));
+            wire
+        };
+        let wire = big(MAX_MULTIBULK as usize);
+        let mut resume = Resume::default();
+        let (scanned, args) = feed_in_pieces(&wire, 1000, |b, a| parse_request_resume(b, &Limits::default(), a, &mut resume));
+        assert_eq!(args.len(), MAX_MULTIBULK as usize);
+        assert_eq!(&wire[args[7].clone()], b"a");
+        assert!(scanned <= wire.len() + wire.len() / 100, "{scanned} bytes scanned for {}", wire.len());
+        assert!(!resume.in_progress());
+        // Starting over on every read, as before: the same bound fails by
+        // far on a request a hundred times smaller.
+        let wire = big(10_000);
+        let (scanned, _) = feed_in_pieces(&wire, 1000, |b, a| parse_request(b, &Limits::default(), a));
+        assert!(scanned > 10 * (wire.len() + wire.len() / 100), "{scanned}");
+    }
+
+    #[test]
+    fn long_lines_in_small_reads_are_scanned_once() {
+        // An inline request and a multibulk header line, one byte a read.
+        let x = "x".repeat(5000);
+        for wire in [format!("SET k {x}\r\n"), format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000\r\n{x}\r\n")] {
+            let mut resume = Resume::default();
+            let (scanned, _) = feed_in_pieces(wire.as_bytes(), 1, |b, a| parse_request_resume(b, &Limits::default(), a, &mut resume));
+            assert!(scanned <= 2 * wire.len(), "{scanned} bytes scanned for {}", wire.len());
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn any_split_parses_the_same(cmds in proptest::collection::vec(
@@ -360,6 +504,52 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(got, cmds);
+        }
+
+        #[test]
+        fn resumed_parsing_in_any_pieces_is_the_same(
+            cmds in proptest::collection::vec(
+                proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..20), 1..6), 1..6),
+            inline in proptest::bool::ANY,
+            pieces in proptest::collection::vec(1usize..40, 1..60),
+        ) {
+            let mut wire = Vec::new();
+            for c in &cmds {
+                if inline {
+                    wire.extend_from_slice(b"PING  x\r\n");
+                }
+                wire.extend_from_slice(format!("*{}\r\n", c.len()).as_bytes());
+                for a in c {
+                    wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                    wire.extend_from_slice(a);
+                    wire.extend_from_slice(b"\r\n");
+                }
+            }
+            let want: Vec<Vec<Vec<u8>>> = cmds.iter().flat_map(|c| {
+                let ping = vec![b"PING".to_vec(), b"x".to_vec()];
+                (if inline { Some(ping) } else { None }).into_iter().chain(Some(c.clone()))
+            }).collect();
+            // Read by read, as a connection buffer grows and is consumed.
+            let (mut buf, mut got, mut args, mut resume) = (Vec::new(), Vec::new(), Vec::new(), Resume::default());
+            let mut rest = &wire[..];
+            let mut sizes = pieces.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*sizes.next().unwrap_or(&1)).min(rest.len());
+                buf.extend_from_slice(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match parse_request_resume(&mut buf, &Limits::default(), &mut args, &mut resume) {
+                        ParseOutcome::Done { consumed } => {
+                            got.push(args.iter().map(|r| buf[r.clone()].to_vec()).collect::<Vec<_>>());
+                            buf.drain(..consumed);
+                        }
+                        ParseOutcome::Incomplete { .. } => break,
+                        ParseOutcome::Error(e) => panic!("{e:?}"),
+                    }
+                }
+            }
+            proptest::prop_assert!(buf.is_empty() && !resume.in_progress());
+            proptest::prop_assert_eq!(got, want);
         }
 
         #[test]

@@ -15,7 +15,7 @@ use super::event_loop::{Conn, Shard, Wait};
 use super::Msg;
 use crate::cmd::admission::{self, Refusal, Road};
 use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, OwnedArgs};
-use crate::protocol::parse::{parse_request, Limits, ParseOutcome};
+use crate::protocol::parse::{parse_request, parse_request_resume, Limits, ParseOutcome};
 use crate::protocol::reply::{encode_command, Reply};
 
 /// Commands queued by MULTI.
@@ -84,7 +84,7 @@ impl Shard {
                 break;
             }
             let limits = Limits { unauthenticated: !conn.authed, ..self.limits };
-            match parse_request(&mut rbuf[start..], &limits, &mut ranges) {
+            match parse_request_resume(&mut rbuf[start..], &limits, &mut ranges, &mut conn.parse) {
                 ParseOutcome::Incomplete { need } => {
                     conn.need = need;
                     break;
@@ -166,6 +166,11 @@ impl Shard {
     /// bound by one dependent miss after another). Only multibulk requests:
     /// parsing them twice is harmless, while inline parsing unescapes in place.
     fn prefetch_pipeline(&self, conn: &Conn, rbuf: &mut [u8], ranges: &mut Vec<std::ops::Range<usize>>) {
+        if conn.parse.in_progress() {
+            // A big request still arriving: parsing it from its start here
+            // on every read would undo what resuming saves.
+            return;
+        }
         let mut pos = conn.rpos;
         let limits = Limits { unauthenticated: !conn.authed, ..self.limits };
         let mut n = 0;

@@ -80,6 +80,8 @@ pub struct Conn {
     pub rpos: usize,
     /// Bytes the parser needs before trying again (0 = unknown).
     pub need: usize,
+    /// Where parsing of the partly received request at `rpos` stopped.
+    pub parse: crate::protocol::parse::Resume,
     /// Replies not yet handed to the kernel.
     pub out: Vec<u8>,
     /// Replies being sent; `sent` bytes done.
@@ -518,13 +520,14 @@ impl Shard {
         let n = self.shared.connected_clients.fetch_add(1, Ordering::Relaxed);
         if n >= maxclients {
             self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
-            self.rejected_conns += 1;
-            let msg = b"-ERR max number of clients reached\r\n";
-            // SAFETY: best-effort write to a socket we own, then close it.
-            unsafe {
-                libc::send(fd, msg.as_ptr() as *const _, msg.len(), libc::MSG_DONTWAIT);
-                libc::close(fd);
-            }
+            self.refuse_conn(fd, "ERR max number of clients reached");
+            return;
+        }
+        let addr = sockaddr_string(fd, true);
+        let has_password = !self.config.requirepass.is_empty();
+        if crate::security::protected_mode_refuses(self.config.protected_mode, has_password, &addr) {
+            self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
+            self.refuse_conn(fd, crate::security::DENIED);
             return;
         }
         // SAFETY: setsockopt on a socket we own.
@@ -555,11 +558,12 @@ impl Shard {
             idx,
             gen,
             id,
-            addr: sockaddr_string(fd, true),
+            addr,
             laddr: sockaddr_string(fd, false),
             rbuf: Vec::with_capacity(READ_CHUNK),
             rpos: 0,
             need: 0,
+            parse: Default::default(),
             out: Vec::new(),
             sending: Vec::new(),
             sent: 0,
@@ -589,6 +593,17 @@ impl Shard {
         });
         self.conns[idx as usize] = Some(conn);
         self.arm_recv(idx);
+    }
+
+    /// Turn a new connection away with an error line, then close it.
+    fn refuse_conn(&mut self, fd: RawFd, error: &str) {
+        self.rejected_conns += 1;
+        let msg = format!("-{}\r\n", error);
+        // SAFETY: best-effort write to a socket we own, then close it.
+        unsafe {
+            libc::send(fd, msg.as_ptr() as *const _, msg.len(), libc::MSG_DONTWAIT);
+            libc::close(fd);
+        }
     }
 
     pub(super) fn conn_mut(&mut self, idx: u32, gen: u32) -> Option<&mut Conn> {

@@ -680,7 +680,7 @@ impl Shard {
             conn.authed = true;
             return r.ok();
         }
-        if pass == self.config.requirepass.as_bytes() {
+        if crate::security::same_password(pass, self.config.requirepass.as_bytes()) {
             conn.authed = true;
             r.ok();
         } else {
@@ -709,7 +709,8 @@ impl Shard {
             if args.is(i, "AUTH") && i + 2 < args.len() {
                 let (user, pass) = (args.get(i + 1), args.get(i + 2));
                 let ok = user == b"default"
-                    && (self.config.requirepass.is_empty() || pass == self.config.requirepass.as_bytes());
+                    && (self.config.requirepass.is_empty()
+                        || crate::security::same_password(pass, self.config.requirepass.as_bytes()));
                 if !ok {
                     return Reply::new(&mut conn.out, conn.resp3)
                         .error("WRONGPASS invalid username-password pair or user is disabled.");
@@ -1234,8 +1235,11 @@ impl Shard {
 
     fn cmd_debug(&mut self, conn: &mut Conn, args: &Args) {
         let resp3 = conn.resp3;
+        let allowed = crate::security::debug_allowed(&self.config.enable_debug_command, &conn.addr);
         let mut r = Reply::new(&mut conn.out, resp3);
-        if args.is(1, "SLEEP") && args.len() == 3 {
+        if !allowed {
+            r.error(crate::security::DEBUG_NOT_ALLOWED);
+        } else if args.is(1, "SLEEP") && args.len() == 3 {
             match crate::util::parse_f64(args.get(2)) {
                 Some(s) if s >= 0.0 && s.is_finite() => {
                     // Blocks this shard, as DEBUG SLEEP blocks Redis.
@@ -1543,14 +1547,31 @@ fn read_cpu_seconds() -> (f64, f64) {
 }
 
 /// Write a file so a crash leaves either the old or the new content.
+/// Replace the file at `path` with `text` so that a crash leaves the old or
+/// the new file, never a mix: a temp file beside it, fsync, rename, fsync
+/// of the directory. The new file keeps the old one's permissions (a
+/// config holding `requirepass` may be 0600), 0644 if there was none.
 pub fn write_atomically(path: &str, text: &str) -> Result<(), String> {
     use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
     let tmp = format!("{}.tmp-{}", path, std::process::id());
-    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {}", tmp, e))?;
-    f.write_all(text.as_bytes()).map_err(|e| format!("{}: {}", tmp, e))?;
-    f.sync_all().map_err(|e| format!("{}: {}", tmp, e))?;
+    // Left by a crash of an earlier process that had this pid.
+    let _ = std::fs::remove_file(&tmp);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        // The umask may have taken bits off at creation: set them exactly.
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: {}", tmp, e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| format!("{} -> {}: {}", tmp, path, e))?;
-    Ok(())
+    let dir = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(".".as_ref());
+    crate::persist::fsync_dir(dir).map_err(|e| format!("fsync {}: {}", dir.display(), e))
 }
 
 /// COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN glob]:

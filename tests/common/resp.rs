@@ -307,7 +307,11 @@ pub struct RespConn {
 
 impl RespConn {
     pub fn connect(port: u16) -> io::Result<RespConn> {
-        let s = TcpStream::connect(("127.0.0.1", port))?;
+        RespConn::connect_to("127.0.0.1", port)
+    }
+
+    pub fn connect_to(host: &str, port: u16) -> io::Result<RespConn> {
+        let s = TcpStream::connect((host, port))?;
         s.set_read_timeout(Some(READ_TIMEOUT))?;
         s.set_write_timeout(Some(READ_TIMEOUT))?;
         s.set_nodelay(true)?;

@@ -24,17 +24,6 @@ pub fn shardis_bin() -> &'static str {
     env!("CARGO_BIN_EXE_shardis-server")
 }
 
-/// Arguments that allow DEBUG, for servers that refuse it by default
-/// (`enable-debug-command`); none for a build that has no such option.
-pub fn debug_enabled_args() -> Vec<&'static str> {
-    let help = Command::new(shardis_bin()).arg("--help").output().map(|o| o.stdout).unwrap_or_default();
-    if String::from_utf8_lossy(&help).contains("enable-debug-command") {
-        vec!["--enable-debug-command", "yes"]
-    } else {
-        Vec::new()
-    }
-}
-
 /// `SHARDIS_TEST_TARGET=redis` makes every "shardis" server a redis-server:
 /// used to validate the harness itself (all differential tests must pass).
 pub fn target_is_redis() -> bool {
@@ -63,6 +52,14 @@ fn unique_dir(tag: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A config file holding `text` in a directory of its own under the test
+/// data root (for `--config`); the directory is `path.parent()`.
+pub fn config_file(tag: &str, text: &str) -> PathBuf {
+    let file = unique_dir(tag).join("shardis.toml");
+    fs::write(&file, text).unwrap();
+    file
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,9 +96,19 @@ impl Server {
             return s;
         }
         let shards = shards.to_string();
+        // Defaults a test may override (a flag given twice is an error).
+        let given = |flag: &str| extra.contains(&flag);
+        let (bind, debug) = (!given("--bind"), !given("--enable-debug-command"));
         Server::launch(Kind::Shardis, &format!("shardis-{shards}"), extra, |port, dir| {
             let mut c = Command::new(shardis_bin());
-            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
+            c.args(["--port", &port.to_string(), "--shards", &shards, "--dir"]).arg(dir);
+            if bind {
+                c.args(["--bind", "127.0.0.1"]);
+            }
+            if debug {
+                // Tests use DEBUG (SLEEP and the like); it is off by default.
+                c.args(["--enable-debug-command", "yes"]);
+            }
             c.envs(env.iter().copied());
             c
         })
@@ -141,7 +148,7 @@ impl Server {
         Server::launch(Kind::Redis, "redis", extra, |port, dir| {
             let mut c = Command::new("redis-server");
             c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--daemonize", "no", "--dir"])
+                .args(["--daemonize", "no", "--enable-debug-command", "yes", "--dir"])
                 .arg(dir);
             c
         })
