@@ -408,8 +408,16 @@ impl Config {
                     next.encoding.insert(l.name.to_string(), v);
                 }
             }
-            "port" | "bind" | "shards" | "dir" | "aof-segment-size" | "pin-threads" | "logfile" | "databases"
-            | "disable-thp" | "enable-debug-command" => return Err("can't set immutable config".into()),
+            "port"
+            | "bind"
+            | "shards"
+            | "dir"
+            | "aof-segment-size"
+            | "pin-threads"
+            | "logfile"
+            | "databases"
+            | "disable-thp"
+            | "enable-debug-command" => return Err("can't set immutable config".into()),
             _ => return Err("Unknown option or number of arguments for CONFIG SET".into()),
         }
         next.validate()?;

@@ -407,7 +407,8 @@ mod tests {
                             let (mut lo, mut hi) = (p[0].min(p[2]), p[0].max(p[2]));
                             let mut c = s[0];
                             if nocase {
-                                (lo, hi, c) = (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase());
+                                (lo, hi, c) =
+                                    (lo.to_ascii_lowercase(), hi.to_ascii_lowercase(), c.to_ascii_lowercase());
                             }
                             matched |= c >= lo && c <= hi;
                             p = &p[2..];

@@ -27,7 +27,11 @@ fn silent_subscriber(s: &Server, channel: &str) -> RespConn {
 /// CLIENT LIST lines of subscribers.
 fn subscriber_lines(c: &mut RespConn) -> Vec<String> {
     let v = c.cmd(&["CLIENT", "LIST"]);
-    String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).lines().filter(|l| l.contains(" sub=1 ")).map(String::from).collect()
+    String::from_utf8_lossy(v.as_bytes().unwrap_or_default())
+        .lines()
+        .filter(|l| l.contains(" sub=1 "))
+        .map(String::from)
+        .collect()
 }
 
 #[test]
@@ -77,7 +81,10 @@ fn a_subscriber_over_the_soft_limit_for_its_seconds_is_disconnected() {
         let omem: u64 =
             line.split(' ').find_map(|f| f.strip_prefix("omem=")).and_then(|v| v.parse().ok()).expect("omem field");
         max_omem = max_omem.max(omem);
-        assert!(Instant::now() < deadline && published < 400, "never disconnected (omem {omem}, {published} published)");
+        assert!(
+            Instant::now() < deadline && published < 400,
+            "never disconnected (omem {omem}, {published} published)"
+        );
         c.cmd(&[&b"PUBLISH"[..], b"news", &message]);
         published += 1;
         std::thread::sleep(Duration::from_millis(50));

@@ -75,7 +75,9 @@ fn protected_mode_turns_away_outside_clients_without_a_password() {
         assert!(matches!(out.cmd(&["PING"]), Value::Error(e) if e.starts_with("NOAUTH")));
         assert_eq!(out.cmd(&["AUTH", "pw"]), Value::ok());
         // DEBUG `local`: refused to the outsider, fine on the loopback.
-        assert!(matches!(out.cmd(&["DEBUG", "SLEEP", "0"]), Value::Error(e) if e.starts_with("ERR DEBUG command not allowed")));
+        assert!(
+            matches!(out.cmd(&["DEBUG", "SLEEP", "0"]), Value::Error(e) if e.starts_with("ERR DEBUG command not allowed"))
+        );
         assert_eq!(local.cmd(&["AUTH", "pw"]), Value::ok());
         assert_eq!(local.cmd(&["DEBUG", "SLEEP", "0"]), Value::ok());
         // So does turning it off.
@@ -92,7 +94,10 @@ fn debug_is_off_by_default() {
     let mut c = s.conn();
     let want = "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
     assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0"]), Value::err(want));
-    assert_eq!(c.cmd(&["CONFIG", "GET", "enable-debug-command"]), Value::Array(vec![Value::bulk("enable-debug-command"), Value::bulk("no")]));
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "enable-debug-command"]),
+        Value::Array(vec![Value::bulk("enable-debug-command"), Value::bulk("no")])
+    );
     assert!(c.cmd(&["CONFIG", "SET", "enable-debug-command", "yes"]).is_error(), "fixed at start, as in Redis");
     let s = Server::start(1, &["--enable-debug-command", "local"]);
     assert_eq!(s.conn().cmd(&["DEBUG", "SLEEP", "0"]), Value::ok());
@@ -104,7 +109,9 @@ fn auth_and_hello_auth_check_the_password() {
     let mut c = s.raw_conn();
     for wrong in ["s3cre", "s3cret!", "S3cret", ""] {
         assert!(matches!(c.cmd(&["AUTH", wrong]), Value::Error(e) if e.starts_with("WRONGPASS")), "{wrong:?}");
-        assert!(matches!(c.cmd(&["HELLO", "2", "AUTH", "default", wrong]), Value::Error(e) if e.starts_with("WRONGPASS")));
+        assert!(
+            matches!(c.cmd(&["HELLO", "2", "AUTH", "default", wrong]), Value::Error(e) if e.starts_with("WRONGPASS"))
+        );
     }
     assert!(matches!(c.cmd(&["GET", "k"]), Value::Error(e) if e.starts_with("NOAUTH")));
     assert!(c.cmd(&["HELLO", "2", "AUTH", "default", "s3cret"]).as_items().is_some());

@@ -445,7 +445,8 @@ mod tests {
         };
         let wire = big(MAX_MULTIBULK as usize);
         let mut resume = Resume::default();
-        let (scanned, args) = feed_in_pieces(&wire, 1000, |b, a| parse_request_resume(b, &Limits::default(), a, &mut resume));
+        let (scanned, args) =
+            feed_in_pieces(&wire, 1000, |b, a| parse_request_resume(b, &Limits::default(), a, &mut resume));
         assert_eq!(args.len(), MAX_MULTIBULK as usize);
         assert_eq!(&wire[args[7].clone()], b"a");
         assert!(scanned <= wire.len() + wire.len() / 100, "{scanned} bytes scanned for {}", wire.len());
@@ -463,7 +464,8 @@ mod tests {
         let x = "x".repeat(5000);
         for wire in [format!("SET k {x}\r\n"), format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5000\r\n{x}\r\n")] {
             let mut resume = Resume::default();
-            let (scanned, _) = feed_in_pieces(wire.as_bytes(), 1, |b, a| parse_request_resume(b, &Limits::default(), a, &mut resume));
+            let (scanned, _) =
+                feed_in_pieces(wire.as_bytes(), 1, |b, a| parse_request_resume(b, &Limits::default(), a, &mut resume));
             assert!(scanned <= 2 * wire.len(), "{scanned} bytes scanned for {}", wire.len());
         }
     }

@@ -639,7 +639,9 @@ impl Shard {
         // buffer ring rbuf is neither reallocated nor dropped while this
         // recv is in flight (process_conn only re-arms when idle; see close).
         let ptr = unsafe { c.rbuf.as_mut_ptr().add(c.rbuf.len()) };
-        let e = opcode::Recv::new(types::Fd(c.fd), ptr, spare.min(u32::MAX as usize) as u32).build().user_data(ud(OP_RECV, idx, c.gen));
+        let e = opcode::Recv::new(types::Fd(c.fd), ptr, spare.min(u32::MAX as usize) as u32)
+            .build()
+            .user_data(ud(OP_RECV, idx, c.gen));
         self.push_sqe(e);
     }
 

@@ -2,8 +2,8 @@
 //! so not every crate uses every item).
 #![allow(dead_code, unused_imports)]
 
-pub mod resp;
 pub mod procfs;
+pub mod resp;
 pub mod server;
 pub mod shards;
 
