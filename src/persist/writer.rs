@@ -214,11 +214,27 @@ impl Writer {
         self.submitted() > 0 || self.fsyncs_inflight > 0 || self.extend.is_some() || self.rotation.is_some()
     }
 
-    /// Under `always`, replies must wait while anything appended is not
-    /// yet durable.
+    /// The highest lsn output may reveal (output stamped past it waits,
+    /// see shard/aof.rs). `always`: what is on disk. `everysec` and `no`:
+    /// what a completed write() handed to the kernel, which survives a
+    /// kill -9 of the process (Redis's promise for them). While writes
+    /// fail (everysec/no only: under `always` a write error is fatal)
+    /// nothing is held, as in Redis: new writes are refused with MISCONF
+    /// instead of every client of the shard hanging until the disk
+    /// recovers, and what was executed waits in memory for the retry.
+    #[inline]
+    pub fn release_lsn(&self) -> u64 {
+        match self.policy {
+            Fsync::Always => self.durable_lsn,
+            _ if self.last_write_error.is_some() => self.appended_lsn(),
+            _ => self.written_lsn,
+        }
+    }
+
+    /// Output that may reveal what was appended last must wait.
     #[inline]
     pub fn must_hold_replies(&self) -> bool {
-        self.policy == Fsync::Always && self.durable_lsn < self.next_lsn - 1
+        self.release_lsn() < self.appended_lsn()
     }
 
     /// Append a record; `payload` writes its commands. Returns its lsn.
@@ -856,6 +872,36 @@ mod tests {
         assert_eq!(records(&first), vec![1]);
         assert_eq!(records(w.segment_path()), vec![2]);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// everysec and no: output may reveal a record once its write()
+    /// completed (the page cache survives a kill -9), not before, and long
+    /// before its fsync; while writes fail nothing is held (new writes get
+    /// MISCONF instead).
+    #[test]
+    fn everysec_and_no_release_output_when_the_write_completes() {
+        for policy in [Fsync::EverySec, Fsync::No] {
+            let dir = test_dir("release");
+            let mut w = Writer::open(&dir, 0, 1, policy, 1 << 20).expect("open");
+            ping(&mut w);
+            assert!(w.must_hold_replies(), "{policy:?}");
+            let op = w.next_write(0).expect("a write");
+            ping(&mut w);
+            assert_eq!(w.release_lsn(), 0, "{policy:?}: nothing written yet");
+            assert!(w.on_write(op.seq, -libc::ENOSPC, 0).is_none());
+            assert_eq!(w.release_lsn(), 2, "{policy:?}: a failing disk holds nothing");
+            let op = w.next_write(200).expect("the retry");
+            assert!(w.on_write(op.seq, perform(&op), 200).is_none());
+            assert_eq!(w.release_lsn(), 1, "{policy:?}: the retried write completed");
+            let op = w.next_write(200).expect("the second record");
+            assert!(w.on_write(op.seq, perform(&op), 200).is_none());
+            assert_eq!(w.release_lsn(), 2);
+            assert!(!w.must_hold_replies());
+            if policy == Fsync::EverySec {
+                assert_eq!(w.durable_lsn, 0, "not synced yet, released all the same");
+            }
+            std::fs::remove_dir_all(&dir).ok();
+        }
     }
 
     /// Without O_DIRECT, `always` writes through the page cache with

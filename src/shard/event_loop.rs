@@ -104,8 +104,8 @@ pub struct Conn {
     pub in_dirty_list: bool,
     /// Wait-policy window in which this connection last received data.
     pub wait_window: u32,
-    /// AOF lsn its pending output may reveal; with `always` the output
-    /// waits until that lsn is durable (`out_held` while it waits).
+    /// AOF lsn its pending output may reveal; the output waits until that
+    /// lsn is released (`Writer::release_lsn`; `out_held` while it waits).
     pub out_gate: u64,
     pub out_held: bool,
 }
@@ -713,11 +713,11 @@ impl Shard {
     fn flush(&mut self) {
         self.submit_aof();
         let dirty = std::mem::take(&mut self.dirty);
-        // Output stamped past this lsn waits (`always` only); fixed for the pass.
-        let durable = self.durable_gate();
+        // Output stamped past this lsn waits; fixed for the pass.
+        let released = self.release_gate();
         for &idx in &dirty {
             let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
-            let held = durable.is_some_and(|d| c.out_gate > d);
+            let held = released.is_some_and(|d| c.out_gate > d);
             c.in_dirty_list = false;
             if c.send_inflight || c.out.is_empty() || c.closing {
                 continue;
