@@ -298,6 +298,8 @@ impl Shard {
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = super::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
+        // A switch that failed (on any shard: all or none) left it off.
+        self.config.appendonly = c.appendonly && (self.aof.is_some() || aof.is_ok());
         // Each shard keeps to an equal share of maxmemory on its own.
         let limit = crate::keyspace::evict::MemLimit {
             // At least a byte each: a tiny limit must not round to "none".
@@ -407,7 +409,14 @@ impl Shard {
                         crate::log("appendonly turned on: every shard wrote its base; the AOF is live");
                         r.ok()
                     }
-                    Some(e) => r.error(&format!("ERR turning appendonly on failed: {}", e)),
+                    Some(e) => {
+                        // No shard logs (the switch commits all or none).
+                        match self.shared.config.lock() {
+                            Ok(mut g) => g.appendonly = false,
+                            Err(p) => p.into_inner().appendonly = false,
+                        }
+                        r.error(&format!("ERR turning appendonly on failed: {}", e))
+                    }
                 }
             }
             FanOp::WatchAck => Reply::new(out, resp3).ok(),
