@@ -629,6 +629,34 @@ fn appendonly_switched_at_run_time() {
     }
 }
 
+/// `CONFIG SET appendonly yes` commits on every shard or on none: one
+/// shard that cannot write its base leaves all of them unlogged, and the
+/// server says the AOF is off; a later try works.
+#[test]
+fn failed_appendonly_switch_leaves_it_off_everywhere() {
+    let mut srv = Server::start(2, &["--appendonly", "no"]);
+    let blocker = srv.dir.join("shard-001");
+    std::fs::write(&blocker, b"a file where shard 1's directory goes").unwrap();
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["SET", "a", "1"]), Value::ok());
+    let r = c.cmd(&["CONFIG", "SET", "appendonly", "yes"]);
+    assert!(r.is_error(), "{r}");
+    assert_eq!(info_field(&mut c, "aof_enabled"), "0");
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "appendonly"]),
+        Value::Array(vec![Value::bulk("appendonly"), Value::bulk("no")])
+    );
+    assert!(!srv.dir.join("MANIFEST.toml").exists(), "nothing committed");
+    std::fs::remove_file(&blocker).unwrap();
+    assert_eq!(c.cmd(&["CONFIG", "SET", "appendonly", "yes"]), Value::ok());
+    assert_eq!(info_field(&mut c, "aof_enabled"), "1");
+    assert_eq!(c.cmd(&["SET", "b", "2"]), Value::ok());
+    drop(c);
+    srv.kill9();
+    srv.restart_with(|cl| Server::set_arg(cl, "--appendonly", "yes")).expect("restart with the AOF");
+    assert_eq!(srv.conn().cmd(&["MGET", "a", "b"]), Value::Array(vec![Value::bulk("1"), Value::bulk("2")]));
+}
+
 /// A crash in the middle of `CONFIG SET appendonly yes` leaves a directory
 /// that loads: the old log before the manifest names the new bases, the
 /// new bases after.
