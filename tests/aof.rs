@@ -486,7 +486,11 @@ fn appendonly_no_writes_nothing() {
 }
 
 fn info_field(c: &mut RespConn, field: &str) -> String {
-    let info = s(&c.cmd(&["INFO", "persistence"]));
+    info_in(c, "persistence", field)
+}
+
+fn info_in(c: &mut RespConn, section: &str, field: &str) -> String {
+    let info = s(&c.cmd(&["INFO", section]));
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")).map(|v| v.trim().to_string()))
         .unwrap_or_else(|| panic!("no {field} in {info}"))
@@ -557,6 +561,49 @@ fn automatic_rewrite_by_growth() {
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_rewrite_done(&mut c);
+    let before = dump(&mut c);
+    srv.kill9();
+    srv.restart().expect("restart");
+    assert_eq!(before, dump(&mut srv.conn()));
+}
+
+/// A failing automatic rewrite backs off (5 s, then longer) instead of
+/// building another copy of the data every 100 ms; once the fault is gone
+/// the next try succeeds, and INFO shows the copy it built.
+#[test]
+fn failed_automatic_rewrite_backs_off() {
+    let mut srv = Server::start(
+        1,
+        &["--appendfsync", "everysec", "--auto-aof-rewrite-min-size", "20kb", "--auto-aof-rewrite-percentage", "100"],
+    );
+    // A directory where the new manifest's temporary file goes: the
+    // rewrite writes its bases but cannot commit them (root or not).
+    let blocker = srv.dir.join("MANIFEST.toml.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    let mut c = srv.conn();
+    fill(&mut c, 600);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !srv.logs().contains("AOF rewrite failed") {
+        assert!(Instant::now() < deadline, "no failed rewrite: {}", srv.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Without a backoff, tries would follow every 100 ms meanwhile.
+    std::thread::sleep(Duration::from_secs(2));
+    let failed = srv.logs().matches("AOF rewrite failed").count();
+    assert!(failed <= 2, "{failed} failed rewrites in about 2 s: {}", srv.logs());
+    assert_eq!(info_field(&mut c, "aof_last_bgrewrite_status"), "err");
+    assert!(info_field(&mut c, "aof_rewrites").parse::<u64>().unwrap() <= 2);
+    assert_ne!(info_field(&mut c, "aof_rewrites_consecutive_failures"), "0");
+    std::fs::remove_dir(&blocker).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(&mut c, "aof_last_bgrewrite_status") != "ok" {
+        assert!(Instant::now() < deadline, "no successful retry: {}", srv.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(info_field(&mut c, "aof_rewrites_consecutive_failures"), "0");
+    let copy: u64 = info_in(&mut c, "memory", "mem_aof_rewrite_copy_peak").parse().unwrap();
+    let used: u64 = info_in(&mut c, "memory", "used_memory").parse().unwrap();
+    assert!(copy >= used / 2, "the rewrite's copy ({copy} bytes) counted, for {used} bytes of data");
     let before = dump(&mut c);
     srv.kill9();
     srv.restart().expect("restart");

@@ -24,6 +24,7 @@ use crate::protocol::reply::Reply;
 use memmap2::Mmap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One shard's recovered state.
 pub struct Loaded {
@@ -432,7 +433,9 @@ pub fn replay_buffer(data: &[u8]) -> (Keyspace, u64, Option<(usize, String)>) {
     (ks, records, None)
 }
 
-fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loaded, String> {
+/// Replay one shard up to `cut`; `mem`, if given, follows the size of the
+/// keyspace being built (a rewrite's copy counts as memory in use).
+fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str, mem: Option<&AtomicU64>) -> Result<Loaded, String> {
     let total_bytes = sc.bytes;
     let mut ks = Keyspace::new();
     let mut rp = Replayer::default();
@@ -480,6 +483,9 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
             if records.is_multiple_of(65536) {
                 report(done_bytes + pos as u64, records, false);
             }
+            if let Some(m) = mem.filter(|_| records.is_multiple_of(1024)) {
+                m.store(ks.used as u64, Ordering::Relaxed);
+            }
         }
         done_bytes += data.len() as u64;
     }
@@ -494,6 +500,9 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
     if rp.made_consumers {
         consumers_seen_at_load(&mut ks);
     }
+    if let Some(m) = mem {
+        m.store(ks.used as u64, Ordering::Relaxed);
+    }
     Ok(Loaded { ks, next_lsn: last_lsn + 1, max_txid })
 }
 
@@ -501,12 +510,14 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
 /// Scan every shard of `m` and replay each up to its cut. `upto` (per
 /// shard) ignores records past it, as if the log ended there: the rewrite
 /// uses it to fold only durable records into new bases. `label` names the
-/// activity in progress lines.
+/// activity in progress lines; `mem` (per shard) follows the keyspaces'
+/// sizes as they are built.
 fn load_all(
     root: &Path,
     m: &Manifest,
     upto: Option<&[u64]>,
     label: &str,
+    mem: Option<&[AtomicU64]>,
 ) -> Result<(Vec<Scanned>, Vec<u64>, Vec<Loaded>), String> {
     let scanned: Vec<Result<Scanned, ScanError>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..m.shards).map(|i| s.spawn(move || scan_shard(root, i, m))).collect();
@@ -537,7 +548,8 @@ fn load_all(
             .enumerate()
             .map(|(i, sc)| {
                 let cut = cuts[i];
-                s.spawn(move || replay_shard(i, sc, cut, label))
+                let mem = mem.and_then(|m| m.get(i));
+                s.spawn(move || replay_shard(i, sc, cut, label, mem))
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("replay thread panicked".into()))).collect()
@@ -548,13 +560,14 @@ fn load_all(
 
 /// The keyspaces of `root` as of at most `upto[s]` per shard (durable
 /// records only), closed under cross-shard transactions: for the rewrite.
-/// Returns each shard's keyspace and the lsn it reflects.
-pub fn snapshot(root: &Path, upto: &[u64]) -> Result<(Manifest, Vec<(Keyspace, u64)>), String> {
+/// Returns each shard's keyspace and the lsn it reflects; `mem[s]` follows
+/// the size of shard s's copy while it is built.
+pub fn snapshot(root: &Path, upto: &[u64], mem: &[AtomicU64]) -> Result<(Manifest, Vec<(Keyspace, u64)>), String> {
     let m = Manifest::read(root)?.ok_or_else(|| format!("{}: no manifest", root.display()))?;
     if m.shards != upto.len() {
         return Err(format!("manifest has {} shards, expected {}", m.shards, upto.len()));
     }
-    let (_, _, loaded) = load_all(root, &m, Some(upto), "rewriting")?;
+    let (_, _, loaded) = load_all(root, &m, Some(upto), "rewriting", Some(mem))?;
     Ok((m, loaded.into_iter().map(|l| (l.ks, l.next_lsn - 1)).collect()))
 }
 
@@ -585,7 +598,7 @@ pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
         }
     };
     let t0 = std::time::Instant::now();
-    let (scanned, cuts, loaded) = load_all(root, &m, None, "loading")?;
+    let (scanned, cuts, loaded) = load_all(root, &m, None, "loading", None)?;
     // Only now change files: cut torn tails and records past the cuts.
     for (i, sc) in scanned.iter().enumerate() {
         if let Some((path, at, len)) = &sc.torn {

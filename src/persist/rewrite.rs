@@ -44,6 +44,40 @@ pub struct Status {
     pub log_bytes: Vec<AtomicU64>,
     /// Sum of `log_bytes` when the last successful rewrite started.
     pub log_mark: AtomicU64,
+    /// Rewrites started (INFO aof_rewrites).
+    pub started: AtomicU64,
+    /// Failed rewrites since the last success.
+    pub consecutive_failures: AtomicU64,
+    /// After a failure: no automatic rewrite before this time (ms).
+    pub auto_not_before_ms: AtomicI64,
+    /// Per shard: bytes of the running rewrite's copy of its data.
+    pub copy_bytes: Vec<AtomicU64>,
+    /// Largest total copy a rewrite has built.
+    pub copy_peak: AtomicU64,
+}
+
+/// Delay before the next automatic rewrite after `failures` failed ones in
+/// a row: 5 s, doubling, at most an hour (Redis also waits longer and
+/// longer, up to an hour). Each try builds a second copy of the data, so a
+/// persistent fault (full disk) must not turn into a copy every 100 ms.
+pub fn retry_delay_ms(failures: u64) -> i64 {
+    const FIRST_MS: i64 = 5_000;
+    const MAX_MS: i64 = 3_600_000;
+    if failures == 0 {
+        return 0;
+    }
+    FIRST_MS.saturating_mul(1 << (failures - 1).min(20)).min(MAX_MS)
+}
+
+/// Whether an automatic rewrite may start now (not backing off after a
+/// failure). BGREWRITEAOF is never held back.
+pub fn auto_allowed(now_ms: i64) -> bool {
+    status().is_none_or(|st| now_ms >= st.auto_not_before_ms.load(Ordering::Relaxed))
+}
+
+/// Bytes of the running rewrite's copy (INFO, memory).
+pub fn copy_bytes() -> u64 {
+    status().map_or(0, |st| st.copy_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum())
 }
 
 static STATUS: std::sync::OnceLock<Status> = std::sync::OnceLock::new();
@@ -71,16 +105,30 @@ pub fn spawn(root: std::path::PathBuf, upto: Vec<u64>) {
         // (the threads this one starts inherit it).
         crate::util::lower_thread_priority();
         crate::log(&format!("AOF rewrite started (up to lsns {:?})", upto));
+        st.started.fetch_add(1, Ordering::Relaxed);
         let r = rewrite_all(&root, st, &upto);
+        for b in &st.copy_bytes {
+            b.store(0, Ordering::Relaxed);
+        }
         match &r {
             Ok(size) => {
                 st.base_size.store(*size, Ordering::Relaxed);
                 st.log_mark.store(mark, Ordering::Relaxed);
                 st.last_save.store(crate::util::now_ms() / 1000, Ordering::Relaxed);
                 st.last_ok.store(true, Ordering::Relaxed);
+                st.consecutive_failures.store(0, Ordering::Relaxed);
+                st.auto_not_before_ms.store(0, Ordering::Relaxed);
             }
             Err(e) => {
-                crate::log(&format!("AOF rewrite failed: {}", e));
+                let failures = st.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let delay = retry_delay_ms(failures);
+                st.auto_not_before_ms.store(crate::util::now_ms() + delay, Ordering::Relaxed);
+                crate::log(&format!(
+                    "AOF rewrite failed: {}; {} failure(s) in a row, no automatic rewrite for {} s",
+                    e,
+                    failures,
+                    delay / 1000
+                ));
                 if let Ok(mut le) = st.last_error.lock() {
                     *le = e.clone();
                 }
@@ -117,6 +165,11 @@ impl Status {
             durable: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             log_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             log_mark: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            auto_not_before_ms: AtomicI64::new(0),
+            copy_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            copy_peak: AtomicU64::new(0),
         }
     }
 }
@@ -223,7 +276,9 @@ pub fn rewrite_all(root: &Path, status: &Status, upto: &[u64]) -> Result<u64, St
         }
     }
     let t0 = std::time::Instant::now();
-    let (old, snaps) = load::snapshot(root, upto)?;
+    let (old, snaps) = load::snapshot(root, upto, &status.copy_bytes)?;
+    let copy: u64 = status.copy_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+    status.copy_peak.fetch_max(copy, Ordering::Relaxed);
     let mut m = old.clone();
     let mut total = 0;
     for (s, (ks, lsn)) in snaps.iter().enumerate() {
@@ -280,4 +335,18 @@ pub fn reshard(root: &Path, old: &Manifest, loaded: Vec<Loaded>, nshards: usize)
         t0.elapsed().as_secs_f64()
     ));
     Ok(out.into_iter().map(|ks| Loaded { ks, next_lsn: g + 1, max_txid }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_rewrites_are_retried_later_and_later_up_to_an_hour() {
+        assert_eq!(retry_delay_ms(0), 0);
+        let delays: Vec<i64> = (1..=6).map(retry_delay_ms).collect();
+        assert_eq!(delays, vec![5_000, 10_000, 20_000, 40_000, 80_000, 160_000]);
+        assert_eq!(retry_delay_ms(12), 3_600_000);
+        assert_eq!(retry_delay_ms(u64::MAX), 3_600_000);
+    }
 }

@@ -295,7 +295,8 @@ impl Shard {
             let base = st.base_size.load(Ordering::Relaxed);
             let min = self.config.auto_aof_rewrite_min_size.max(0) as u64;
             let pct = self.config.auto_aof_rewrite_percentage as u64;
-            if growth >= min && growth * 100 >= base * pct && self.start_rewrite() {
+            let due = growth >= min && growth * 100 >= base * pct;
+            if due && rewrite::auto_allowed(now) && self.start_rewrite() {
                 crate::log(&format!(
                     "starting an automatic AOF rewrite: {} MB logged since the last one",
                     growth >> 20

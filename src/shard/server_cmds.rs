@@ -1339,13 +1339,16 @@ impl Shard {
         }
         if want("memory") {
             let rss = read_rss_bytes();
-            let used = sum(&|i| i.used_memory_est as u64);
+            // A running rewrite's copy of the data is memory in use too.
+            let copy = crate::persist::rewrite::copy_bytes();
+            let copy_peak = crate::persist::rewrite::status().map_or(0, |s| s.copy_peak.load(Ordering::Relaxed));
+            let used = sum(&|i| i.used_memory_est as u64) + copy;
             // Sum of the shards' peaks: at least the true peak, which the
             // shards, measuring separately, cannot see.
             let peak = sum(&|i| i.used_memory_peak as u64).max(used);
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nmem_allocator:libc\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
@@ -1354,6 +1357,8 @@ impl Shard {
                 self.config.maxmemory,
                 self.config.maxmemory as f64 / 1048576.0,
                 self.config.maxmemory_policy,
+                copy,
+                copy_peak,
             );
         }
         if want("persistence") {
@@ -1365,7 +1370,7 @@ impl Shard {
             let write_ok = infos.iter().all(|i| i.aof_write_ok);
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_delayed_fsync:{}\r\naof_fsync_policy:{}\r\n\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_delayed_fsync:{}\r\naof_fsync_policy:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\n\r\n",
                 sum(&|i| i.dirty),
                 in_progress,
                 load(&|s| s.last_save.load(Ordering::Relaxed) as u64),
@@ -1378,6 +1383,8 @@ impl Shard {
                 base,
                 sum(&|i| i.aof_delayed_fsync),
                 self.config.appendfsync,
+                load(&|s| s.started.load(Ordering::Relaxed)),
+                load(&|s| s.consecutive_failures.load(Ordering::Relaxed)),
             );
         }
         if want("stats") {
