@@ -351,6 +351,10 @@ fn torn_tail_is_truncated_with_a_log_line() {
     srv.restart().expect("a torn tail must not stop start-up");
     assert!(srv.logs().contains("truncating a torn record"), "{}", srv.logs());
     assert_eq!(std::fs::metadata(&seg).unwrap().len(), len as u64, "torn bytes cut away");
+    // ... and kept next to the segment, under a name the log gives.
+    let aside = PathBuf::from(format!("{}.torn-{len}", seg.display()));
+    assert_eq!(std::fs::read(&aside).unwrap(), torn, "the cut bytes, kept");
+    assert!(srv.logs().contains(&format!("kept in {}", aside.display())), "{}", srv.logs());
     let mut c = srv.conn();
     assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(50));
     assert_eq!(c.cmd(&["GET", "key:49"]).as_bytes().map(|b| b.starts_with(b"value-49")), Some(true));
@@ -380,14 +384,59 @@ fn a_hole_left_by_concurrent_writes_is_a_torn_tail() {
     std::fs::write(&seg, &bytes).unwrap();
     srv.restart().expect("a hole in the tail must not stop start-up");
     assert!(srv.logs().contains("truncating a torn record"), "{}", srv.logs());
-    assert_eq!(
-        std::fs::metadata(&seg).unwrap().len(),
-        recs[recs.len() - 3].1 as u64,
-        "cut after the last record in order"
-    );
+    let cut = recs[recs.len() - 3].1;
+    assert_eq!(std::fs::metadata(&seg).unwrap().len(), cut as u64, "cut after the last record in order");
+    let kept = std::fs::read(format!("{}.torn-{cut}", seg.display())).unwrap();
+    let last = recs[recs.len() - 1];
+    assert_eq!(&kept[last.0 - cut..], &bytes[last.0..last.1], "the record after the hole, kept");
     let mut c = srv.conn();
     assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(48));
     assert_eq!(c.cmd(&["EXISTS", "key:47", "key:48", "key:49"]), Value::Int(1));
+}
+
+/// Under `everysec` (and `no`) one write is in flight at a time, so a
+/// crash of the process cannot leave a hole with intact records after it:
+/// such a hole in the tail is damage. Start-up stops naming file and
+/// offset, and `check-aof --fix` cuts there.
+#[test]
+fn a_hole_under_everysec_is_damage_not_a_torn_tail() {
+    let mut srv = Server::start(1, &["--appendfsync", "everysec"]);
+    fill(&mut srv.conn(), 50);
+    srv.kill9();
+    let seg = last_nonempty(&srv.dir, 0);
+    let good = std::fs::read(&seg).unwrap();
+    let mut recs = Vec::new(); // (offset, end)
+    let mut pos = 0;
+    while let Some((_, at, next)) = shardis::persist::record::next(&good, pos).expect("valid log") {
+        recs.push((at, next));
+        pos = next;
+    }
+    assert_eq!(recs.len(), 50);
+    let (at, end) = recs[48];
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    // The next-to-last record garbled, then missing (zeros): either way
+    // the last record, written after it, is intact.
+    for damage in [0x5a_u8, 0] {
+        let mut bytes = good.clone();
+        if damage == 0 {
+            bytes[at..end].fill(0);
+        } else {
+            bytes[at + 40] ^= damage;
+        }
+        std::fs::write(&seg, &bytes).unwrap();
+        let err = srv.restart().expect_err("a hole before intact records must stop start-up");
+        assert!(err.contains(&name) && err.contains(&format!("offset {at}")), "names file and offset: {err}");
+        assert!(err.contains("damage") && err.contains("check-aof"), "{err}");
+        assert_eq!(std::fs::read(&seg).unwrap(), bytes, "files left as they were");
+    }
+    let out = std::process::Command::new(common::server::shardis_bin())
+        .args(["check-aof", "--fix", "--yes"])
+        .arg(&srv.dir)
+        .output()
+        .expect("run check-aof");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    srv.restart().expect("starts after check-aof --fix");
+    assert_eq!(srv.conn().cmd(&["DBSIZE"]), Value::Int(48));
 }
 
 #[test]
@@ -471,6 +520,15 @@ fn half_logged_transaction_is_dropped_everywhere() {
     assert!(!srv.alive(), "failpoint aborted the server");
     srv.restart().expect("restart after the failpoint");
     assert!(srv.logs().contains("dropping records"), "{}", srv.logs());
+    // What was cut is kept next to the segment, named in the log.
+    let kept: Vec<PathBuf> = std::fs::read_dir(srv.dir.join("shard-000"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".aof.cut-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(srv.logs().contains(&format!("kept in {}", kept[0].display())), "{}", srv.logs());
+    assert!(std::fs::metadata(&kept[0]).unwrap().len() > 0);
     let mut c = srv.conn();
     let want = Value::Array(vec![Value::bulk("old-a"), Value::bulk("old-b"), Value::bulk("kept")]);
     assert_eq!(c.cmd(&["MGET", "a", "b", "b-side"]), want);

@@ -174,7 +174,11 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                 Ok(None) => break,
                 Ok(Some((rec, at, next))) => {
                     if rec.lsn > expect && newest && in_torn_window(data, pos) {
-                        // A later write landed, an earlier one did not.
+                        // A later write landed, an earlier one did not:
+                        // possible only with concurrent writes.
+                        if rec.flags & record::FLAG_SERIAL != 0 {
+                            return Err(hole_is_damage(&path, pos, "missing records", expect, (&rec, at), root));
+                        }
                         torn = Some((path.clone(), pos, (data.len() - pos) as u64));
                         break;
                     }
@@ -213,6 +217,13 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                         || (matches!(e, DecodeError::BadCrc | DecodeError::BadLength)
                             && (claimed >= rest.len() || rest[claimed..].iter().all(|&b| b == 0)));
                     if newest && (at_tail || in_torn_window(data, pos)) {
+                        // Unless something written after it is intact.
+                        if let Some((later, later_at, _)) = record::next_intact(data, at, expect) {
+                            if later.flags & record::FLAG_SERIAL != 0 {
+                                let what = e.to_string();
+                                return Err(hole_is_damage(&path, pos, &what, expect, (&later, later_at), root));
+                            }
+                        }
                         torn = Some((path.clone(), pos, (data.len() - pos) as u64));
                         break;
                     }
@@ -232,6 +243,35 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
         segments.push(Segment { path, first_lsn, valid_len: pos, map });
     }
     Ok(Scanned { segments, base, base_lsn, last_lsn, txns, torn, bytes })
+}
+
+/// A hole (`what`, from offset `pos`, where lsn `expect` belongs) with an
+/// intact record after it that was written serially: that record's write
+/// began after every earlier one had completed, so a crash of the process
+/// cannot have left the hole (a power loss under everysec/no can, in
+/// its unsynced last second: still not a tail to cut silently). The fix
+/// cuts at the hole.
+fn hole_is_damage(
+    path: &Path,
+    pos: usize,
+    what: &str,
+    expect: u64,
+    (later, later_at): (&record::Record, usize),
+    root: &Path,
+) -> ScanError {
+    let msg = format!(
+        "{}: {} at offset {} (lsn {} expected there), yet the record written after it (lsn {} at offset {}) is \
+         intact; it was written one write at a time (appendfsync everysec/no), so this is damage, not an \
+         interrupted write; start-up stopped, files left as they are; {}",
+        path.display(),
+        what,
+        pos,
+        expect,
+        later.lsn,
+        later_at,
+        fix_hint(root)
+    );
+    ScanError { msg, bad: Some((path.to_path_buf(), pos)) }
 }
 
 /// Whether everything past `pos` (the end of the last record in order)
@@ -602,17 +642,20 @@ pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
     // Only now change files: cut torn tails and records past the cuts.
     for (i, sc) in scanned.iter().enumerate() {
         if let Some((path, at, len)) = &sc.torn {
+            let aside = set_aside(path, *at as u64, "torn")?;
             crate::log(&format!(
-                "shard {}: {}: truncating a torn record at offset {} ({} bytes, an interrupted write)",
+                "shard {}: {}: truncating a torn record at offset {} ({} bytes, an interrupted write); the cut \
+                 bytes are kept in {}",
                 i,
                 path.display(),
                 at,
-                len
+                len,
+                aside.display()
             ));
             truncate(path, *at as u64)?;
         }
         if cuts[i] != u64::MAX {
-            cut_log(sc, cuts[i])?;
+            cut_log(i, sc, cuts[i])?;
         }
     }
     let keys: usize = loaded.iter().map(|l| l.ks.dbs.iter().map(|d| d.dict.len()).sum::<usize>()).sum();
@@ -640,17 +683,28 @@ pub fn truncate(path: &Path, len: u64) -> Result<(), String> {
 }
 
 /// Remove records with lsn >= cut from a shard's log, so the next start
-/// (which logs new records after them) does not see them again.
-fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
+/// (which logs new records after them) does not see them again. What is
+/// removed is kept aside (`set_aside`), named in the log.
+fn cut_log(shard: usize, sc: &Scanned, cut: u64) -> Result<(), String> {
     for seg in &sc.segments {
         let data: &[u8] = seg.map.as_deref().unwrap_or(&[]);
         let mut pos = 0;
         while let Ok(Some((rec, at, next))) = record::next(&data[..seg.valid_len], pos) {
             if rec.lsn >= cut {
-                if seg.first_lsn >= cut {
+                let at = if seg.first_lsn >= cut { 0 } else { at as u64 };
+                let aside = set_aside(&seg.path, at, "cut")?;
+                crate::log(&format!(
+                    "shard {}: {}: cut at offset {} (records from lsn {}); the cut bytes are kept in {}",
+                    shard,
+                    seg.path.display(),
+                    at,
+                    rec.lsn,
+                    aside.display()
+                ));
+                if at == 0 {
                     std::fs::remove_file(&seg.path).map_err(|e| format!("removing {}: {}", seg.path.display(), e))?;
                 } else {
-                    truncate(&seg.path, at as u64)?;
+                    truncate(&seg.path, at)?;
                 }
                 break;
             }
@@ -658,6 +712,39 @@ fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Copy the bytes of `path` from offset `at` on (to its last non-zero
+/// byte: zeros after it are space prepared ahead) into a new file next to
+/// it, `<segment>.<tag>-<at>` (`torn`: an interrupted write; `cut`:
+/// records of an incomplete transaction and what followed them), synced
+/// with its name before the caller cuts
+/// them: recovery never destroys bytes it could not read; an operator can
+/// inspect them (or append them back and run check-aof). Not a segment
+/// name, so loading and compaction leave it alone.
+pub fn set_aside(path: &Path, at: u64, tag: &str) -> Result<PathBuf, String> {
+    use std::io::{Read, Seek, Write};
+    let ctx = |e: std::io::Error| format!("keeping the cut bytes of {}: {}", path.display(), e);
+    let mut f = std::fs::File::open(path).map_err(ctx)?;
+    f.seek(std::io::SeekFrom::Start(at)).map_err(ctx)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(ctx)?;
+    bytes.truncate(bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut dest = path.with_file_name(format!("{}.{}-{}", name, tag, at));
+    for n in 2.. {
+        if !dest.exists() {
+            break;
+        }
+        dest = path.with_file_name(format!("{}.{}-{}.{}", name, tag, at, n));
+    }
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(&dest).map_err(ctx)?;
+    out.write_all(&bytes).map_err(ctx)?;
+    out.sync_all().map_err(ctx)?;
+    if let Some(dir) = path.parent() {
+        super::fsync_dir(dir).map_err(ctx)?;
+    }
+    Ok(dest)
 }
 
 #[cfg(test)]

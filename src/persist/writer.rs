@@ -241,7 +241,12 @@ impl Writer {
     pub fn append(&mut self, txid: u64, participants: u16, db: u8, payload: impl FnOnce(&mut Vec<u8>)) -> u64 {
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        record::append(&mut self.buf, lsn, txid, participants, db, payload);
+        // Tells recovery whether a hole before this record can be a crash's
+        // doing (see record::FLAG_SERIAL). Records appended just before a
+        // switch to `always` go out in its first direct write, which waits
+        // for every buffered one: serial still holds for them.
+        let flags = if self.policy == Fsync::Always && self.dio_block > 0 { 0 } else { record::FLAG_SERIAL };
+        record::append_flagged(&mut self.buf, lsn, txid, participants, db, flags, payload);
         lsn
     }
 
