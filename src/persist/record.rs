@@ -76,6 +76,14 @@ pub fn append_flagged(
     flags: u8,
     payload: impl FnOnce(&mut Vec<u8>),
 ) {
+    let start = begin(out, lsn, txid, participants, db, flags);
+    payload(out);
+    finish(out, start);
+}
+
+/// Start a record at the end of `out` (its payload is appended next);
+/// returns where it starts, for `finish`.
+pub fn begin(out: &mut Vec<u8>, lsn: u64, txid: u64, participants: u16, db: u8, flags: u8) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0u8; 8]);
     out.extend_from_slice(&lsn.to_le_bytes());
@@ -83,11 +91,17 @@ pub fn append_flagged(
     out.extend_from_slice(&participants.to_le_bytes());
     out.push(db);
     out.push(flags);
-    payload(out);
-    let len = (out.len() - start - HEADER_LEN) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    start
+}
+
+/// Complete the record begun at `start`: everything after its header is
+/// its payload. Returns the payload's length.
+pub fn finish(out: &mut [u8], start: usize) -> usize {
+    let len = out.len() - start - HEADER_LEN;
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
     let crc = crc32c::crc32c(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    len
 }
 
 fn le_u64(b: &[u8]) -> u64 {
