@@ -605,19 +605,29 @@ fn rewrite_under_writes_keeps_state_and_drops_old_segments() {
     assert_eq!(before, dump(&mut srv.conn()));
 }
 
-#[test]
-fn automatic_rewrite_by_growth() {
-    let mut srv = Server::start(
+/// A 1-shard server that rewrites its AOF once it grew by 20 KB.
+fn auto_rewriting_server(policy: &str) -> Server {
+    Server::start(
         1,
-        &["--appendfsync", "always", "--auto-aof-rewrite-min-size", "20kb", "--auto-aof-rewrite-percentage", "100"],
-    );
-    let mut c = srv.conn();
-    fill(&mut c, 600);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !srv.logs().contains("automatic AOF rewrite") {
-        assert!(Instant::now() < deadline, "no automatic rewrite: {}", srv.logs());
+        &["--appendfsync", policy, "--auto-aof-rewrite-min-size", "20kb", "--auto-aof-rewrite-percentage", "100"],
+    )
+}
+
+/// Wait (boundedly) until the server's log says `what`.
+fn wait_for_log(srv: &Server, what: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !srv.logs().contains(what) {
+        assert!(Instant::now() < deadline, "no '{what}' in the log: {}", srv.logs());
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn automatic_rewrite_by_growth() {
+    let mut srv = auto_rewriting_server("always");
+    let mut c = srv.conn();
+    fill(&mut c, 600);
+    wait_for_log(&srv, "automatic AOF rewrite", 10);
     wait_rewrite_done(&mut c);
     let before = dump(&mut c);
     srv.kill9();
@@ -630,21 +640,14 @@ fn automatic_rewrite_by_growth() {
 /// the next try succeeds, and INFO shows the copy it built.
 #[test]
 fn failed_automatic_rewrite_backs_off() {
-    let mut srv = Server::start(
-        1,
-        &["--appendfsync", "everysec", "--auto-aof-rewrite-min-size", "20kb", "--auto-aof-rewrite-percentage", "100"],
-    );
+    let mut srv = auto_rewriting_server("everysec");
     // A directory where the new manifest's temporary file goes: the
     // rewrite writes its bases but cannot commit them (root or not).
     let blocker = srv.dir.join("MANIFEST.toml.tmp");
     std::fs::create_dir(&blocker).unwrap();
     let mut c = srv.conn();
     fill(&mut c, 600);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !srv.logs().contains("AOF rewrite failed") {
-        assert!(Instant::now() < deadline, "no failed rewrite: {}", srv.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_log(&srv, "AOF rewrite failed", 30);
     // Without a backoff, tries would follow every 100 ms meanwhile.
     std::thread::sleep(Duration::from_secs(2));
     let failed = srv.logs().matches("AOF rewrite failed").count();
