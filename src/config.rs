@@ -23,6 +23,9 @@ pub struct Config {
     pub client_query_buffer_limit: i64,
     /// Maximum simultaneous clients (over all shards).
     pub maxclients: u64,
+    /// Unsent-reply limits per client class, in Redis's syntax:
+    /// `<class> <hard> <soft> <soft seconds>` for normal, replica, pubsub.
+    pub client_output_buffer_limit: String,
     /// Close idle clients after this many seconds (0 = never).
     pub timeout: u64,
     /// Background task frequency per second (active expiry).
@@ -84,6 +87,7 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             maxclients: 10000,
+            client_output_buffer_limit: crate::shard::obuf::Limits::default().to_string(),
             timeout: 0,
             hz: 10,
             pin_threads: true,
@@ -136,6 +140,9 @@ pub struct Cli {
     pub hz: Option<u32>,
     #[arg(long)]
     pub maxclients: Option<u64>,
+    /// e.g. "pubsub 32mb 8mb 60" (classes not named keep their limits)
+    #[arg(long = "client-output-buffer-limit")]
+    pub client_output_buffer_limit: Option<String>,
     #[arg(long = "proto-max-bulk-len")]
     pub proto_max_bulk_len: Option<i64>,
     #[arg(long = "pin-threads")]
@@ -219,6 +226,9 @@ impl Config {
         if let Some(v) = cli.maxclients {
             c.maxclients = v;
         }
+        if let Some(v) = &cli.client_output_buffer_limit {
+            c.client_output_buffer_limit = c.output_limits()?.updated(v)?.to_string();
+        }
         if let Some(v) = cli.proto_max_bulk_len {
             c.proto_max_bulk_len = v;
         }
@@ -278,6 +288,7 @@ impl Config {
                 crate::keyspace::evict::POLICY_NAMES.join(", ")
             ));
         }
+        self.output_limits()?;
         if self.maxmemory < 0 {
             return Err("maxmemory must not be negative".into());
         }
@@ -299,6 +310,7 @@ impl Config {
             ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
             ("client-query-buffer-limit", self.client_query_buffer_limit.to_string()),
             ("maxclients", self.maxclients.to_string()),
+            ("client-output-buffer-limit", self.client_output_buffer_limit.clone()),
             ("timeout", self.timeout.to_string()),
             ("hz", self.hz.to_string()),
             ("pin-threads", yn(self.pin_threads)),
@@ -333,6 +345,9 @@ impl Config {
             "proto-max-bulk-len" => next.proto_max_bulk_len = parse_memory(value)?,
             "client-query-buffer-limit" => next.client_query_buffer_limit = parse_memory(value)?,
             "maxclients" => next.maxclients = int(value)?.max(1) as u64,
+            "client-output-buffer-limit" => {
+                next.client_output_buffer_limit = self.output_limits()?.updated(value)?.to_string()
+            }
             "timeout" => next.timeout = int(value)?.max(0) as u64,
             "hz" => next.hz = int(value)?.clamp(1, 500) as u32,
             "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)?.max(0) as u32,
@@ -360,6 +375,11 @@ impl Config {
         next.apply_encoding_limits()?;
         *self = next;
         Ok(())
+    }
+
+    /// `client-output-buffer-limit`, parsed.
+    pub fn output_limits(&self) -> Result<crate::shard::obuf::Limits, String> {
+        crate::shard::obuf::Limits::parse(&self.client_output_buffer_limit)
     }
 
     /// The config as TOML (CONFIG REWRITE).

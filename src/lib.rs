@@ -11,9 +11,11 @@
 //!   between shards, cross-shard transactions, pub/sub.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `util`: number parsing, glob matching, hash slots.
+//! - `crash`: a panic anywhere logs a crash report and takes the process down.
 
 pub mod cmd;
 pub mod config;
+pub mod crash;
 pub mod geo;
 pub mod keyspace;
 pub mod persist;
@@ -22,9 +24,17 @@ pub mod shard;
 pub mod util;
 
 use std::io::Write;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
 
 static LOGFILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+/// The log's descriptor, for a signal handler (which may not lock).
+static LOG_FD: AtomicI32 = AtomicI32::new(2);
+
+/// Descriptor log lines go to (the log file, or standard error).
+pub fn log_fd() -> i32 {
+    LOG_FD.load(Ordering::Relaxed)
+}
 
 /// Use `path` for log lines instead of standard error (empty = stderr).
 pub fn set_logfile(path: &str) {
@@ -33,6 +43,7 @@ pub fn set_logfile(path: &str) {
     }
     match std::fs::OpenOptions::new().create(true).append(true).open(path) {
         Ok(f) => {
+            LOG_FD.store(std::os::fd::AsRawFd::as_raw_fd(&f), Ordering::Relaxed);
             if let Ok(mut g) = LOGFILE.lock() {
                 *g = Some(f);
             }

@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::shards::{conn_on_shard, conn_shard};
 use common::{fmt_command, RespConn, Server, Value};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -195,30 +196,6 @@ fn ok_queued_exec(replies: &[Value], ncmds: usize) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The `shard=` field of CLIENT INFO (shardis only).
-fn conn_shard(c: &mut RespConn) -> Option<usize> {
-    let info = c.try_cmd(&["CLIENT", "INFO"]).ok()?;
-    let s = text(&info)?;
-    s.split_whitespace().find_map(|f| f.strip_prefix("shard=")).and_then(|v| v.parse().ok())
-}
-
-/// A connection accepted by `shard` (connections land on shards as the
-/// kernel's SO_REUSEPORT hashing decides, so try a bounded number of times).
-/// Falls back to any connection if the server does not say.
-fn conn_on_shard(server: &Server, shard: usize) -> RespConn {
-    let mut last = None;
-    for _ in 0..400 {
-        let mut c = server.conn();
-        match conn_shard(&mut c) {
-            Some(s) if s == shard => return c,
-            None => return c,
-            _ => last = Some(c),
-        }
-    }
-    eprintln!("{}: no connection landed on shard {shard} after 400 tries; using another", server.name);
-    last.unwrap()
 }
 
 // ---------------------------------------------------------------------------

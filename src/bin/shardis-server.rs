@@ -45,6 +45,7 @@ fn main() {
         }
     };
     shardis::set_logfile(&config.logfile);
+    shardis::crash::install_panic_hook();
     if let Err(e) = shardis::shard::run(config) {
         shardis::log(&format!("fatal: {}", e));
         std::process::exit(1);

@@ -9,6 +9,7 @@
 //! Commands flagged `CONN` or `GLOBAL` need the connection or every shard and
 //! are carried out by the shard layer (`crate::shard`).
 
+pub mod admission;
 pub mod blocking;
 pub mod dump;
 pub mod geo;
@@ -270,11 +271,8 @@ impl Rng {
 pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
     match def.handler {
         Some(h) => {
-            // Over maxmemory: evict first (logged before this command),
-            // and refuse what would grow memory if that cannot help.
-            if def.has(flags::DENYOOM) && ctx.ks.over_limit() && !ctx.ks.free_memory(ctx.now) {
-                return ctx.error(err::OOM);
-            }
+            // Admission (maxmemory, MISCONF, ...) was decided by the caller's
+            // road: see `admission`.
             // Key lookups of read-only commands count as hits or misses
             // (INFO keyspace_hits/keyspace_misses), as in Redis.
             ctx.ks.count_lookups = def.has(flags::READONLY);

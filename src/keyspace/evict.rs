@@ -648,8 +648,13 @@ mod tests {
         ks.dbs.iter().flat_map(|d| d.dict.iter()).map(entry_mem).sum()
     }
 
+    /// A client's command, through its admission gates as a shard runs it.
     fn run(ks: &mut Keyspace, parts: &[&str], now: i64) -> String {
+        use crate::cmd::admission::{check, Local, Road};
         let (_, def) = crate::cmd::lookup(parts[0].as_bytes()).expect("known command");
+        if let Err(refusal) = check(Road::Client, def.flags, &mut Local { ks, now, aof_error: None }) {
+            return format!("-{}\r\n", refusal.message());
+        }
         let args = crate::cmd::OwnedArgs::from_slices(parts);
         let mut out = Vec::new();
         let mut rng = crate::cmd::Rng::new(1);

@@ -212,6 +212,7 @@ impl Shard {
 
     fn on_aof_write(&mut self, seq: u64, res: i32) {
         let Some(w) = self.aof.as_mut() else { return };
+        let res = if res >= 0 && injected_write_error(w) { -libc::EIO } else { res };
         if res < 0 && w.policy == Fsync::Always {
             // As Redis: with `always` a write error cannot be papered over.
             crate::log(&format!(
@@ -399,4 +400,11 @@ impl Shard {
             }
         }
     }
+}
+
+/// Failpoint `aof-eio` (see `persist::failpoint`): while a file named
+/// `fail-writes` exists in the shard's AOF directory, its writes report
+/// EIO, so tests can drive the MISCONF gate and its recovery.
+fn injected_write_error(w: &crate::persist::writer::Writer) -> bool {
+    crate::persist::failpoint("aof-eio") && w.segment_path().parent().is_some_and(|d| d.join("fail-writes").exists())
 }

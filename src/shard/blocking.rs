@@ -25,6 +25,7 @@
 
 use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, DbKey, Msg};
+use crate::cmd::admission::Road;
 use crate::cmd::{self, CommandDef, OwnedArgs};
 use crate::protocol::parse::{parse_request, ParseOutcome};
 use crate::protocol::reply::Reply;
@@ -150,7 +151,7 @@ impl Shard {
         let keys: Vec<(u8, Box<[u8]>)> = cmd::key_positions(def, &args).map(|i| (db, args.get(i).into())).collect();
         self.ks.would_block = false;
         let mut out = Vec::new();
-        self.exec_into(&mut out, resp3, db as usize, id, def, &args);
+        self.exec_into(&mut out, resp3, db as usize, id, def, &args, Road::Client);
         if std::mem::take(&mut self.ks.would_block) {
             let cmd = match self.ks.block_rewrite.take() {
                 Some(parts) => {
@@ -234,7 +235,8 @@ impl Shard {
                 let args = cmd::Args::new(&buf, &ranges);
                 self.ks.would_block = false;
                 let mut out = Vec::new();
-                self.exec_into(&mut out, resp3, db as usize, id, def, &args);
+                // Admitted when it first tried, as Redis serves a blocked client.
+                self.exec_into(&mut out, resp3, db as usize, id, def, &args, Road::Admitted);
                 if std::mem::take(&mut self.ks.would_block) {
                     // Nothing for this client: for a list or sorted set the
                     // key is empty, so nothing for those after it either;

@@ -13,6 +13,7 @@
 
 use super::event_loop::{Conn, Shard, Wait};
 use super::Msg;
+use crate::cmd::admission::{self, Refusal, Road};
 use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, OwnedArgs};
 use crate::protocol::parse::{parse_request, Limits, ParseOutcome};
 use crate::protocol::reply::{encode_command, Reply};
@@ -72,7 +73,12 @@ impl Shard {
         let mut squash: Option<Box<SquashWait>> = None;
         self.now = crate::util::now_ms();
         self.prefetch_pipeline(conn, &mut rbuf, &mut ranges);
-        while conn.wait.is_none() && !conn.closing && !conn.close_after_flush {
+        // Paused while its unsent replies exceed OUTPUT_PAUSE (on_send resumes it).
+        while conn.wait.is_none()
+            && !conn.closing
+            && !conn.close_after_flush
+            && conn.output_bytes() < super::event_loop::OUTPUT_PAUSE
+        {
             let start = conn.rpos;
             if start >= rbuf.len() {
                 break;
@@ -111,10 +117,10 @@ impl Shard {
                             match squash.as_mut() {
                                 Some(sq) => {
                                     let (db, resp3) = (conn.db, conn.resp3);
-                                    self.exec_into(&mut sq.local, resp3, db, id, def, &args);
+                                    self.exec_into(&mut sq.local, resp3, db, id, def, &args, Road::Client);
                                     sq.local_done();
                                 }
-                                None => self.exec_local(conn, id, def, &args),
+                                None => self.exec_local(conn, id, def, &args, Road::Client),
                             }
                         }
                         Step::Here(..) | Step::Run => {
@@ -258,15 +264,14 @@ impl Shard {
                     Reply::new(&mut conn.out, conn.resp3).error("ERR Command not allowed inside a transaction");
                     return;
                 }
-                if self.multi_over_memory() {
-                    // As Redis: over maxmemory (and eviction cannot help)
-                    // queuing anything is refused, as the queue itself
-                    // grows memory without bound, and EXEC then aborts.
+                if let Err(refusal) = admission::check(Road::Queue, def.flags, &mut Queueing(self)) {
+                    // As Redis: the queued command is refused, and EXEC
+                    // then aborts.
                     self.stats[id].rejected += 1;
                     if let Some(m) = &mut conn.multi {
                         m.aborted = true;
                     }
-                    Reply::new(&mut conn.out, conn.resp3).error(cmd::err::OOM);
+                    Reply::new(&mut conn.out, conn.resp3).error(&refusal.message());
                     return;
                 }
                 let Some(m) = &mut conn.multi else { return };
@@ -292,7 +297,7 @@ impl Shard {
                     self.unconsume_and_wait(conn, args);
                     return;
                 }
-                self.exec_local(conn, id, def, args);
+                self.exec_local(conn, id, def, args, Road::Client);
             }
             Route::One(s) => {
                 let mut sq = SquashWait::new(self.shared.nshards, self.id);
@@ -316,8 +321,8 @@ impl Shard {
     }
 
     /// Run a keyspace command on this shard's keyspace.
-    pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
-        if self.exec_into(&mut conn.out, conn.resp3, conn.db, id, def, args) {
+    pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args, road: Road) {
+        if self.exec_into(&mut conn.out, conn.resp3, conn.db, id, def, args, road) {
             self.slowlog.name_newest(&conn.addr, &conn.name);
         }
     }
@@ -332,17 +337,16 @@ impl Shard {
         id: usize,
         def: &CommandDef,
         args: &Args,
+        road: Road,
     ) -> bool {
         let t0 = super::ticks::now();
         let before = out.len();
-        if def.has(WRITE) {
-            if let Some(e) = self.aof.as_ref().and_then(|w| w.last_write_error.as_ref()) {
-                // As Redis: refuse writes while the AOF cannot be written.
-                let msg = format!("MISCONF Errors writing to the AOF file: {}", e);
-                Reply::new(out, resp3).error(&msg);
-                self.record_stat(id, t0, true);
-                return false;
-            }
+        if let Err(refusal) = self.admit(road, def.flags) {
+            Reply::new(out, resp3).error(&refusal.message());
+            self.log_pending();
+            // Counted as Redis counts a refusal: rejected, not called.
+            self.stats[id].rejected += 1;
+            return false;
         }
         {
             let mut ctx = Ctx {
@@ -362,6 +366,14 @@ impl Shard {
         let failed = out.get(before) == Some(&b'-');
         let ticks = self.record_stat(id, t0, failed);
         self.note_if_slow(ticks, args)
+    }
+
+    /// This shard's admission gates for a command (or transaction) with
+    /// `flags` arriving by `road` (see `cmd::admission`).
+    #[inline]
+    pub fn admit(&mut self, road: Road, flags: u32) -> Result<(), Refusal> {
+        let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+        admission::check(road, flags, &mut admission::Local { ks: &mut self.ks, now: self.now, aof_error })
     }
 
     /// Add a command that took `ticks` to the SLOWLOG if it was slow
@@ -399,7 +411,7 @@ impl Shard {
     /// Run forwarded requests (all for keys on this shard) and return the
     /// replies, RESP-encoded for the sender's protocol, with the end offset
     /// of each request's reply.
-    pub fn run_batch(&mut self, db: usize, resp3: bool, mut cmds: Vec<u8>) -> (Vec<u8>, Vec<u32>) {
+    pub fn run_batch(&mut self, db: usize, resp3: bool, mut cmds: Vec<u8>, road: Road) -> (Vec<u8>, Vec<usize>) {
         let mut out = Vec::with_capacity(64);
         let mut ends = Vec::new();
         let mut ranges = std::mem::take(&mut self.ranges);
@@ -410,9 +422,9 @@ impl Shard {
                 ParseOutcome::Done { consumed } => {
                     let args = Args::new(&cmds[pos..pos + consumed], &ranges);
                     if let Some((id, def)) = cmd::lookup(args.get(0)) {
-                        self.exec_into(&mut out, resp3, db, id, def, &args);
+                        self.exec_into(&mut out, resp3, db, id, def, &args, road);
                     }
-                    ends.push(out.len() as u32);
+                    ends.push(out.len());
                     pos += consumed;
                 }
                 // We encoded these ourselves; anything else is a bug, but
@@ -429,10 +441,10 @@ impl Shard {
 pub struct SquashWait {
     /// Per shard: the batch to send, then its replies and their ends.
     batches: Vec<Vec<u8>>,
-    parts: Vec<Option<(Vec<u8>, Vec<u32>)>>,
+    parts: Vec<Option<(Vec<u8>, Vec<usize>)>>,
     /// Replies of requests run here, and their ends.
     pub local: Vec<u8>,
-    local_ends: Vec<u32>,
+    local_ends: Vec<usize>,
     /// The shard each request went to, in request order.
     order: Vec<u16>,
     here: usize,
@@ -459,7 +471,7 @@ impl SquashWait {
 
     /// A request ran here; its reply was appended to `local`.
     pub fn local_done(&mut self) {
-        self.local_ends.push(self.local.len() as u32);
+        self.local_ends.push(self.local.len());
         self.order.push(self.here as u16);
     }
 
@@ -477,7 +489,7 @@ impl SquashWait {
     }
 
     /// Store one shard's replies; true when all have arrived.
-    pub fn part_arrived(&mut self, shard: usize, out: Vec<u8>, ends: Vec<u32>) -> bool {
+    pub fn part_arrived(&mut self, shard: usize, out: Vec<u8>, ends: Vec<usize>) -> bool {
         if let Some(p) = self.parts.get_mut(shard) {
             if p.is_none() {
                 *p = Some((out, ends));
@@ -490,10 +502,10 @@ impl SquashWait {
     /// Append every reply to `out` in request order.
     pub fn assemble(self, out: &mut Vec<u8>) {
         let mut next = vec![0usize; self.parts.len()];
-        let mut start = vec![0u32; self.parts.len()];
+        let mut start = vec![0usize; self.parts.len()];
         for &src in &self.order {
             let s = src as usize;
-            let (buf, ends): (&[u8], &[u32]) = if s == self.here {
+            let (buf, ends): (&[u8], &[usize]) = if s == self.here {
                 (&self.local, &self.local_ends)
             } else {
                 match &self.parts[s] {
@@ -502,10 +514,26 @@ impl SquashWait {
                 }
             };
             let Some(&end) = ends.get(next[s]) else { continue };
-            out.extend_from_slice(&buf[start[s] as usize..end as usize]);
+            out.extend_from_slice(&buf[start[s]..end]);
             start[s] = end;
             next[s] += 1;
         }
+    }
+}
+
+/// The conditions a command being queued in MULTI is checked against:
+/// memory as `multi_over_memory` sees it, and this shard's AOF (an AOF
+/// failing elsewhere refuses the EXEC instead, when its participants
+/// report).
+struct Queueing<'a>(&'a mut Shard);
+
+impl admission::Conditions for Queueing<'_> {
+    fn out_of_memory(&mut self) -> bool {
+        self.0.multi_over_memory()
+    }
+
+    fn aof_error(&self) -> Option<&str> {
+        self.0.aof.as_ref().and_then(|w| w.last_write_error.as_deref())
     }
 }
 

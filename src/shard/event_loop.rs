@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-const OP_ACCEPT: u64 = 1;
+pub(super) const OP_ACCEPT: u64 = 1;
 const OP_RECV: u64 = 2;
 const OP_SEND: u64 = 3;
 const OP_TIMER: u64 = 4;
@@ -29,8 +29,11 @@ const OP_MSGRING: u64 = 6;
 
 const RING_ENTRIES: u32 = 4096;
 const READ_CHUNK: usize = 16 * 1024;
-/// Stop reading from a client whose unsent replies exceed this (backpressure).
-const OUTPUT_PAUSE: usize = 64 * 1024 * 1024;
+/// Stop running (and reading) a client's requests while its unsent replies
+/// exceed this (backpressure): a client that pipelines GETs of a big value
+/// without reading would otherwise grow the server without bound (normal
+/// clients have no output limit by default, as in Redis).
+pub(super) const OUTPUT_PAUSE: usize = 64 * 1024 * 1024;
 
 #[inline]
 fn ud(op: u64, idx: u32, gen: u32) -> u64 {
@@ -86,6 +89,10 @@ pub struct Conn {
     recv_inflight: bool,
     /// Close once output is flushed (QUIT, protocol error, CLIENT KILL).
     pub close_after_flush: bool,
+    /// The peer shut its side (EOF): read no more, finish what it sent
+    /// before (as Redis answers a pipeline followed by a half-close), then
+    /// close.
+    pub read_eof: bool,
     /// The peer is gone or we are tearing down: no more requests.
     pub closing: bool,
     pub db: usize,
@@ -108,6 +115,10 @@ pub struct Conn {
     /// lsn is released (`Writer::release_lsn`; `out_held` while it waits).
     pub out_gate: u64,
     pub out_held: bool,
+    /// When its output went over the soft output-buffer limit (0: under).
+    pub obuf_soft_since: i64,
+    /// A cancel of its multishot recv is in flight (paused for output).
+    recv_cancel: bool,
 }
 
 impl Conn {
@@ -122,6 +133,26 @@ impl Conn {
 
     pub fn in_pubsub(&self) -> bool {
         !self.subs.is_empty() || !self.psubs.is_empty()
+    }
+
+    /// Reply bytes not yet sent: queued, and handed to the kernel but not
+    /// yet taken by it (O(1): what the output limits and the pause count).
+    #[inline]
+    pub fn output_bytes(&self) -> usize {
+        self.out.len() + self.sending.len() - self.sent
+    }
+
+    /// Memory of its buffers and itself (CLIENT LIST tot-mem).
+    pub fn mem_bytes(&self) -> usize {
+        self.rbuf.capacity() + self.out.capacity() + self.sending.capacity() + std::mem::size_of::<Conn>()
+    }
+
+    pub fn obuf_class(&self) -> super::obuf::Class {
+        if self.in_pubsub() {
+            super::obuf::Class::Pubsub
+        } else {
+            super::obuf::Class::Normal
+        }
     }
 }
 
@@ -141,7 +172,9 @@ pub struct Shard {
     ring: IoUring,
     /// Provided buffers for multishot recv; None = one recv per read.
     bufring: Option<super::bufring::BufRing>,
-    listen_fd: RawFd,
+    pub(super) listen_fd: RawFd,
+    /// The listener's accept and its out-of-descriptors backoff.
+    pub(super) accept: super::accept::AcceptGate,
     pub ks: Keyspace,
     pub conns: Vec<Option<Box<Conn>>>,
     free_slots: Vec<u32>,
@@ -181,7 +214,15 @@ pub struct Shard {
     /// Cached clock for this turn (ms).
     pub now: i64,
     pub stop: bool,
+    /// Stopping: draining with the other shards (see `shutdown`).
+    pub drain: super::shutdown::Drain,
     ring_flags: &'static str,
+    /// client-output-buffer-limit, clients it closed, and the largest
+    /// output and query buffers seen lately (INFO).
+    pub obuf_limits: super::obuf::Limits,
+    pub obuf_disconnections: u64,
+    pub recent_max_out: super::obuf::RecentMax,
+    pub recent_max_in: super::obuf::RecentMax,
     /// This shard's AOF writer (None with `appendonly no`).
     pub aof: Option<crate::persist::writer::Writer>,
     /// >0 while a MULTI/EXEC collects its effects into one record.
@@ -298,6 +339,7 @@ impl Shard {
             ring,
             bufring,
             listen_fd,
+            accept: Default::default(),
             ks,
             conns: Vec::new(),
             free_slots: Vec::new(),
@@ -329,6 +371,11 @@ impl Shard {
             sends_this_turn: 0,
             now: crate::util::now_ms(),
             stop: false,
+            drain: Default::default(),
+            obuf_limits: config.output_limits()?,
+            obuf_disconnections: 0,
+            recent_max_out: Default::default(),
+            recent_max_in: Default::default(),
             ring_flags,
             shared,
             aof,
@@ -370,7 +417,7 @@ impl Shard {
     pub fn run(&mut self) -> Result<(), String> {
         // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
         self.apply_config(&self.config.clone(), None)?;
-        self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
+        self.arm_accept();
         self.arm_timer();
         self.shared.ready.fetch_add(1, Ordering::SeqCst);
         let mut cqes: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
@@ -393,8 +440,13 @@ impl Shard {
                 self.shared.over_limit[self.id].store(over, Ordering::Relaxed);
             }
             self.flush();
-            if self.stop || self.shared.shutdown.load(Ordering::Relaxed) || super::SIGNALLED.load(Ordering::Relaxed) {
-                break;
+            if self.drain.active || self.stop_requested() {
+                if !self.drain.active {
+                    self.begin_drain();
+                }
+                if self.drain_finished() {
+                    break;
+                }
             }
             let r = self.wait_for_completions();
             match r {
@@ -445,16 +497,7 @@ impl Shard {
     fn on_completion(&mut self, u: u64, res: i32, flags: u32) {
         let (op, idx, gen) = ud_split(u);
         match op {
-            OP_ACCEPT => {
-                if res >= 0 {
-                    self.on_accept(res);
-                } else if res != -libc::EAGAIN && res != -libc::EINTR {
-                    crate::log(&format!("shard {}: accept failed: {}", self.id, errno_str(res)));
-                }
-                if !cqueue::more(flags) && !self.stop {
-                    self.push_sqe(opcode::AcceptMulti::new(types::Fd(self.listen_fd)).build().user_data(OP_ACCEPT));
-                }
-            }
+            OP_ACCEPT => self.on_accept_cqe(res, flags),
             OP_RECV => self.on_recv(idx, gen, res, flags),
             OP_SEND => self.on_send(idx, gen, res),
             OP_TIMER => {
@@ -470,7 +513,7 @@ impl Shard {
         }
     }
 
-    fn on_accept(&mut self, fd: RawFd) {
+    pub(super) fn on_accept(&mut self, fd: RawFd) {
         let maxclients = self.config.maxclients as usize;
         let n = self.shared.connected_clients.fetch_add(1, Ordering::Relaxed);
         if n >= maxclients {
@@ -523,6 +566,7 @@ impl Shard {
             send_inflight: false,
             recv_inflight: false,
             close_after_flush: false,
+            read_eof: false,
             closing: false,
             db: 0,
             resp3: false,
@@ -540,6 +584,8 @@ impl Shard {
             wait_window: 0,
             out_gate: 0,
             out_held: false,
+            obuf_soft_since: 0,
+            recv_cancel: false,
         });
         self.conns[idx as usize] = Some(conn);
         self.arm_recv(idx);
@@ -552,7 +598,7 @@ impl Shard {
     fn arm_recv(&mut self, idx: u32) {
         let multishot = self.bufring.is_some();
         let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
-        if c.recv_inflight || c.closing || c.close_after_flush {
+        if c.recv_inflight || c.closing || c.close_after_flush || c.read_eof {
             return;
         }
         c.recv_inflight = true;
@@ -578,7 +624,7 @@ impl Shard {
         // buffer ring rbuf is neither reallocated nor dropped while this
         // recv is in flight (process_conn only re-arms when idle; see close).
         let ptr = unsafe { c.rbuf.as_mut_ptr().add(c.rbuf.len()) };
-        let e = opcode::Recv::new(types::Fd(c.fd), ptr, spare as u32).build().user_data(ud(OP_RECV, idx, c.gen));
+        let e = opcode::Recv::new(types::Fd(c.fd), ptr, spare.min(u32::MAX as usize) as u32).build().user_data(ud(OP_RECV, idx, c.gen));
         self.push_sqe(e);
     }
 
@@ -607,6 +653,14 @@ impl Shard {
             self.maybe_free(idx);
             return;
         }
+        if res == -libc::ECANCELED && c.recv_cancel {
+            // Our pause (see `pause_recv`); resume if output drained meanwhile.
+            c.recv_cancel = false;
+            if !more && c.wait.is_none() && c.output_bytes() < OUTPUT_PAUSE {
+                self.runnable.push_back(idx);
+            }
+            return;
+        }
         if res <= 0 {
             if res == -libc::EINTR || res == -libc::EAGAIN || res == -libc::ENOBUFS {
                 if !more {
@@ -614,7 +668,14 @@ impl Shard {
                 }
                 return;
             }
-            // Peer closed or error: whatever was half-sent is dropped.
+            if res == 0 && !matches!(c.wait, Wait::Blocked(_)) {
+                // EOF: the requests before it still run and are answered.
+                // (A blocked client stops waiting, as Redis frees it.)
+                c.read_eof = true;
+                self.process_conn(idx);
+                return;
+            }
+            // Error, or a blocked client left: a half-sent request is dropped.
             self.close(idx);
             return;
         }
@@ -631,6 +692,11 @@ impl Shard {
                 self.id, c.id, c.addr
             ));
             self.close(idx);
+            return;
+        }
+        if c.output_bytes() >= OUTPUT_PAUSE {
+            // Paused for output: keep the bytes, stop the recv.
+            self.pause_recv(idx);
             return;
         }
         let waiting = !c.wait.is_none();
@@ -650,6 +716,10 @@ impl Shard {
     /// Run a connection's buffered requests until it must wait, then re-arm
     /// its recv if it is idle.
     pub fn process_conn(&mut self, idx: u32) {
+        if self.drain.active {
+            // Stopping: no new requests (output still goes out).
+            return;
+        }
         let Some(slot) = self.conns.get_mut(idx as usize) else { return };
         let Some(mut conn) = slot.take() else { return };
         self.run_requests(&mut conn);
@@ -660,8 +730,9 @@ impl Shard {
         }
         let idle = conn.wait.is_none() && !conn.closing;
         let has_out = !conn.out.is_empty();
-        let out_len = conn.out.len();
-        let close_now = conn.close_after_flush && !has_out && !conn.send_inflight;
+        let out_len = conn.output_bytes();
+        let done = conn.close_after_flush || (conn.read_eof && conn.wait.is_none());
+        let close_now = done && !has_out && !conn.send_inflight;
         self.conns[idx as usize] = Some(conn);
         if has_out {
             self.mark_dirty(idx);
@@ -672,7 +743,25 @@ impl Shard {
         }
         if idle && out_len < OUTPUT_PAUSE {
             self.arm_recv(idx);
+        } else if out_len >= OUTPUT_PAUSE {
+            self.pause_recv(idx);
         }
+    }
+
+    /// Stop a multishot recv while the connection's output is over
+    /// OUTPUT_PAUSE (it would keep delivering); on_send resumes it. A
+    /// single-shot recv is simply not re-armed.
+    fn pause_recv(&mut self, idx: u32) {
+        if self.bufring.is_none() {
+            return;
+        }
+        let Some(Some(c)) = self.conns.get_mut(idx as usize) else { return };
+        if !c.recv_inflight || c.recv_cancel || c.closing {
+            return;
+        }
+        c.recv_cancel = true;
+        let target = ud(OP_RECV, idx, c.gen);
+        self.push_sqe(opcode::AsyncCancel::new(target).build().user_data(0));
     }
 
     pub fn mark_dirty(&mut self, idx: u32) {
@@ -700,8 +789,15 @@ impl Shard {
     /// Append bytes to a connection's output (pub/sub deliveries, replies
     /// that arrive from other shards).
     pub fn write_to(&mut self, r: ConnRef, bytes: &[u8]) -> bool {
+        let limits = self.obuf_limits;
         match self.conn_mut(r.idx, r.gen) {
             Some(c) if !c.closing => {
+                let hard = limits.get(c.obuf_class()).hard;
+                if hard > 0 && c.output_bytes() as u64 >= hard {
+                    // Over its hard limit: dropped; flush closes it.
+                    self.mark_dirty(r.idx);
+                    return false;
+                }
                 c.out.extend_from_slice(bytes);
                 self.mark_dirty(r.idx);
                 true
@@ -715,10 +811,17 @@ impl Shard {
         let dirty = std::mem::take(&mut self.dirty);
         // Output stamped past this lsn waits; fixed for the pass.
         let released = self.release_gate();
+        let mut over_limit = Vec::new();
         for &idx in &dirty {
             let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
             let held = released.is_some_and(|d| c.out_gate > d);
             c.in_dirty_list = false;
+            let used = c.output_bytes() as u64;
+            self.recent_max_out.note(used, self.now);
+            if self.obuf_limits.get(c.obuf_class()).exceeded(used, self.now, &mut c.obuf_soft_since) && !c.closing {
+                over_limit.push(idx);
+                continue;
+            }
             if c.send_inflight || c.out.is_empty() || c.closing {
                 continue;
             }
@@ -740,6 +843,9 @@ impl Shard {
         dirty.clear();
         if self.dirty.is_empty() {
             self.dirty = dirty;
+        }
+        for idx in over_limit {
+            self.close_over_output_limit(idx);
         }
         // Doorbells last, so they ride this turn's single enter.
         self.push_doorbells();
@@ -793,13 +899,14 @@ impl Shard {
             return;
         }
         c.sending.clear();
+        c.sent = 0;
         // Do not let one huge reply pin a huge buffer forever.
         if c.sending.capacity() > 4 * 1024 * 1024 {
             c.sending = Vec::new();
         }
         let more = !c.out.is_empty();
-        let close_now = c.close_after_flush && !more;
-        let resume = c.wait.is_none() && !c.recv_inflight && c.out.len() < OUTPUT_PAUSE;
+        let close_now = (c.close_after_flush || (c.read_eof && c.wait.is_none())) && !more;
+        let resume = c.wait.is_none() && !c.recv_inflight && c.output_bytes() < OUTPUT_PAUSE;
         if more {
             self.mark_dirty(idx);
         } else if close_now {
@@ -848,6 +955,22 @@ impl Shard {
         self.maybe_free(idx);
     }
 
+    /// A client over its client-output-buffer-limit: closed without
+    /// sending what is queued (as Redis does), logged and counted.
+    fn close_over_output_limit(&mut self, idx: u32) {
+        let Some(Some(c)) = self.conns.get(idx as usize) else { return };
+        crate::log(&format!(
+            "shard {}: closing client id={} addr={} for overcoming its output buffer limit ({} bytes unsent, class {:?}; client-output-buffer-limit)",
+            self.id,
+            c.id,
+            c.addr,
+            c.output_bytes(),
+            c.obuf_class()
+        ));
+        self.obuf_disconnections += 1;
+        self.close(idx);
+    }
+
     fn maybe_free(&mut self, idx: u32) {
         let Some(Some(c)) = self.conns.get(idx as usize) else { return };
         if c.recv_inflight || c.send_inflight {
@@ -859,6 +982,7 @@ impl Shard {
         }
         self.conns[idx as usize] = None;
         self.free_slots.push(idx);
+        self.accept_fd_freed();
     }
 
     pub fn unwatch_everywhere(&mut self, who: u64, shards: &[usize]) {
@@ -893,10 +1017,22 @@ impl Shard {
         // Clear the flag before draining so a message posted after we look
         // rings the doorbell again.
         self.shared.doorbell_pending[self.id].store(false, Ordering::SeqCst);
+        let mut handled = 0;
         for from in 0..self.shared.nshards {
             while let Some(m) = self.shared.queues[self.id][from].pop() {
+                if handled == 0 && self.drain.active {
+                    // Busy before the message stops counting as in flight.
+                    self.shared.idle[self.id].store(false, Ordering::SeqCst);
+                }
                 self.on_message(m);
+                handled += 1;
             }
+        }
+        if handled > 0 {
+            if self.drain.active {
+                self.shared.handled.fetch_add(handled as u64, Ordering::SeqCst);
+            }
+            self.shared.inflight.fetch_sub(handled, Ordering::SeqCst);
         }
         while let Some(m) = self.self_msgs.pop_front() {
             self.on_message(m);
@@ -942,7 +1078,7 @@ impl Shard {
                 }
             }
             Msg::FanoutReply { to, shard, resp } => self.on_fan_reply(to, shard, resp),
-            Msg::Pulled { txid, entries, watch_dirty } => self.on_pulled(txid, entries, watch_dirty),
+            Msg::Pulled { txid, entries, watch_dirty, report } => self.on_pulled(txid, entries, watch_dirty, report),
             Msg::Pushed { txid } => self.on_pushed(txid),
             Msg::PushUnlock { txid, coord, writes, log_txid, participants, hold } => {
                 self.on_push_unlock(txid, coord, writes, (log_txid, participants), hold)
@@ -963,7 +1099,8 @@ impl Shard {
             }
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
-                let (out, _) = self.run_batch(db as usize, resp3, cmd);
+                // Admitted as part of its transaction.
+                let (out, _) = self.run_batch(db as usize, resp3, cmd, crate::cmd::admission::Road::Admitted);
                 self.send(coord, Msg::TxnRunReply { txid, out });
             }
             Msg::TxnFan { txid, coord, req } => {
@@ -994,11 +1131,11 @@ impl Shard {
     pub fn on_work(&mut self, m: Msg) {
         match m {
             Msg::Batch { from, db, resp3, cmds } => {
-                let (out, ends) = self.run_batch(db as usize, resp3, cmds);
+                let (out, ends) = self.run_batch(db as usize, resp3, cmds, crate::cmd::admission::Road::Client);
                 self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
-            Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher } => {
-                self.on_lock_pull(txid, coord, chain, acc, watch_dirty, watcher)
+            Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report } => {
+                self.on_lock_pull(txid, coord, chain, acc, (watch_dirty, watcher), (flags, report))
             }
             Msg::Fanout { from, req } => {
                 let resp = self.fan_local(&req);
@@ -1062,6 +1199,12 @@ impl Shard {
             self.serve_ready();
         }
         self.aof_cron();
+        self.accept_tick();
+        // Query buffers for INFO (output buffers are noted as they are flushed).
+        let now = self.now;
+        for c in self.conns.iter().flatten() {
+            self.recent_max_in.note((c.rbuf.len() - c.rpos) as u64, now);
+        }
         self.check_save_waiters();
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;

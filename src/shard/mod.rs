@@ -7,19 +7,28 @@
 //! queues are FIFO, which the ordering arguments in `txn` rely on.
 //!
 //! - `event_loop`: the ring, sockets, buffers; the only socket code.
+//! - `accept`: the listener's accept, backing off when out of descriptors.
+//! - `fdlimit`: RLIMIT_NOFILE raised to fit maxclients (or maxclients lowered).
+//! - `obuf`: client-output-buffer-limit classes (pure).
 //! - `dispatch`: what a connection does with a parsed request (route it,
 //!   run it here, forward it, queue it in MULTI).
 //! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
 //! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
+//! - `shutdown`: signals, and the shards draining together before they stop.
 
+pub mod accept;
 pub mod aof;
 pub mod blocking;
 pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
+pub mod fdlimit;
+pub mod latency;
+pub mod obuf;
 pub mod pubsub;
 pub mod server_cmds;
+pub mod shutdown;
 pub mod slowlog;
 pub mod ticks;
 pub mod txn;
@@ -59,6 +68,14 @@ pub struct Shared {
     pub next_block_id: AtomicU64,
     pub connected_clients: AtomicUsize,
     pub shutdown: AtomicBool,
+    /// Stopping (see `shutdown`): messages posted and not yet handled,
+    /// messages handled while draining, shards draining (and which), and
+    /// per shard whether it has nothing of its own left in flight.
+    pub inflight: AtomicUsize,
+    pub handled: AtomicU64,
+    pub draining: AtomicUsize,
+    pub in_drain: Vec<AtomicBool>,
+    pub idle: Vec<AtomicBool>,
     /// The master copy of the configuration (CONFIG GET/REWRITE); shards keep
     /// local copies of what their hot path reads, refreshed by messages.
     pub config: Mutex<Config>,
@@ -90,6 +107,11 @@ impl Shared {
             next_block_id: AtomicU64::new(1),
             connected_clients: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+            handled: AtomicU64::new(0),
+            draining: AtomicUsize::new(0),
+            in_drain: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
+            idle: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             tcp_port: config.port,
             config: Mutex::new(config),
             start_unix: crate::util::now_ms(),
@@ -102,6 +124,7 @@ impl Shared {
 
     /// Enqueue a message; returns true if the target needs a doorbell.
     pub fn post(&self, from: usize, to: usize, msg: Msg) -> bool {
+        self.inflight.fetch_add(1, Ordering::SeqCst);
         self.queues[to][from].push(msg);
         !self.doorbell_pending[to].swap(true, Ordering::AcqRel)
     }
@@ -128,7 +151,8 @@ pub type KeyState = Option<(Value, i64)>;
 pub enum Msg {
     /// Single-shard commands forwarded by a connection on another shard,
     /// RESP-encoded back to back; replies come back in one buffer, with the
-    /// end offset of each command's reply.
+    /// end offset of each command's reply (usize: a pipeline's replies may
+    /// pass 4 GiB, which u32 offsets wrapped, and assembling then panicked).
     Batch {
         from: ConnRef,
         db: u8,
@@ -139,7 +163,7 @@ pub enum Msg {
         to: ConnRef,
         shard: usize,
         out: Vec<u8>,
-        ends: Vec<u32>,
+        ends: Vec<usize>,
     },
     /// Transaction phase 1, passed along the participants in shard order:
     /// lock this shard for `txid`, add the current state of this shard's
@@ -153,11 +177,16 @@ pub enum Msg {
         acc: Vec<(DbKey, KeyState)>,
         watch_dirty: bool,
         watcher: Option<u64>,
+        /// The union of the transaction's command flags, and what each
+        /// participant reports for its admission gates (`cmd::admission`).
+        flags: u32,
+        report: crate::cmd::admission::Report,
     },
     Pulled {
         txid: u64,
         entries: Vec<(DbKey, KeyState)>,
         watch_dirty: bool,
+        report: crate::cmd::admission::Report,
     },
     /// Phase 2: apply the final state of the written keys, then unlock.
     /// `log_txid`/`participants` are what the participant's AOF record
@@ -383,23 +412,6 @@ pub fn pin_to_core(core: usize) {
     }
 }
 
-/// Set by SIGTERM/SIGINT; every shard checks it each loop turn (its timer
-/// wakes it at least `hz` times a second), then stops.
-pub static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() {
-    // SAFETY: the handler only stores to an atomic (async-signal-safe).
-    unsafe {
-        let h = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        libc::signal(libc::SIGTERM, h);
-        libc::signal(libc::SIGINT, h);
-    }
-}
-
 /// A loaded shard's keyspace and its AOF writer, logging from now on.
 fn open_aof(
     config: &Config,
@@ -415,8 +427,8 @@ fn open_aof(
 }
 
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
-pub fn run(config: Config) -> Result<(), String> {
-    install_signal_handlers();
+pub fn run(mut config: Config) -> Result<(), String> {
+    shutdown::install_signal_handlers();
     if config.disable_thp {
         disable_thp();
     }
@@ -425,6 +437,7 @@ pub fn run(config: Config) -> Result<(), String> {
     let cores = allowed_cores();
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
     let pin = config.pin_threads;
+    config.maxclients = fdlimit::fit_maxclients(config.maxclients, nshards)?;
     let shared = Arc::new(Shared::new(nshards, config.clone()));
     crate::log(&format!(
         "shardis {} starting: {} shard(s) on port {}, bind {}, pid {}",
@@ -479,17 +492,16 @@ pub fn run(config: Config) -> Result<(), String> {
                         let _ = err_tx.send(format!("shard {}: {}", id, e));
                     }
                 }
+                shared.shard_exited(id);
                 shared.shutdown.store(true, Ordering::SeqCst);
             })
             .map_err(|e| format!("spawning shard thread {}: {}", id, e))?;
         handles.push(h);
     }
     drop(err_tx);
-    for h in handles {
-        let _ = h.join();
-    }
+    shutdown::wait_for_shards(&shared, handles);
     let errors: Vec<String> = err_rx.try_iter().collect();
-    if SIGNALLED.load(Ordering::SeqCst) {
+    if shutdown::SIGNALLED.load(Ordering::SeqCst) {
         crate::log("received a termination signal; shards stopped");
     }
     if errors.is_empty() {

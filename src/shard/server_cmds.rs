@@ -72,7 +72,7 @@ pub struct KillFilter {
 }
 
 /// One command's counters on one shard (or summed over shards): time in
-/// ns, the latency histogram in `ticks`.
+/// ns, the latency histogram's recorded buckets in `ticks`.
 #[derive(Debug, Clone)]
 pub struct CmdStatInfo {
     pub name: &'static str,
@@ -80,7 +80,7 @@ pub struct CmdStatInfo {
     pub nsec: u64,
     pub rejected: u64,
     pub failed: u64,
-    pub hist: Option<hdrhistogram::Histogram<u64>>,
+    pub hist: super::latency::Recorded,
 }
 
 /// One shard's part of INFO.
@@ -93,6 +93,9 @@ pub struct ShardInfo {
     pub total_commands: u64,
     pub total_connections: u64,
     pub rejected_conns: u64,
+    pub obuf_disconnections: u64,
+    pub recent_max_out: u64,
+    pub recent_max_in: u64,
     pub net_in: u64,
     pub net_out: u64,
     pub turns: u64,
@@ -291,6 +294,7 @@ impl Shard {
             Ok(())
         };
         self.limits.max_bulk_len = c.proto_max_bulk_len;
+        self.obuf_limits = c.output_limits()?;
         if let Some(w) = self.aof.as_mut() {
             w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
         }
@@ -884,6 +888,14 @@ impl Shard {
                         ));
                     }
                 }
+                if c.maxclients > self.config.maxclients {
+                    if let Err(e) = super::fdlimit::check_maxclients(c.maxclients, self.shared.nshards) {
+                        return Reply::new(&mut conn.out, resp3).error(&format!(
+                            "ERR CONFIG SET failed (possibly related to argument 'maxclients') - {}",
+                            e
+                        ));
+                    }
+                }
                 match self.shared.config.lock() {
                     Ok(mut g) => *g = c.clone(),
                     Err(p) => *p.into_inner() = c.clone(),
@@ -1048,8 +1060,8 @@ impl Shard {
             c.multi.as_ref().map(|m| m.cmds.len() as i64).unwrap_or(-1),
             c.rbuf.len().saturating_sub(c.rpos),
             c.rbuf.capacity().saturating_sub(c.rbuf.len()),
-            c.out.capacity(),
-            c.rbuf.capacity() + c.out.capacity(),
+            c.output_bytes(),
+            c.mem_bytes(),
             c.last_cmd,
             if c.resp3 { 3 } else { 2 },
             self.id
@@ -1243,8 +1255,11 @@ impl Shard {
             }
         } else if args.is(1, "SET-ACTIVE-EXPIRE") {
             r.ok();
+        } else if args.is(1, "PANIC") && args.len() == 2 {
+            // As Redis's DEBUG PANIC: proves the crash path (crate::crash).
+            panic!("DEBUG PANIC called by client id={} addr={} on shard {}", conn.id, conn.addr, self.id);
         } else {
-            r.error("ERR DEBUG subcommand not supported by shardis (supported: SLEEP)");
+            r.error("ERR DEBUG subcommand not supported by shardis (supported: SLEEP, PANIC)");
         }
     }
 
@@ -1268,7 +1283,7 @@ impl Shard {
                 nsec: super::ticks::to_ns(st.ticks),
                 rejected: st.rejected,
                 failed: st.failed,
-                hist: st.hist.clone(),
+                hist: st.hist.as_ref().map(super::latency::Recorded::of).unwrap_or_default(),
             });
         }
         ShardInfo {
@@ -1282,6 +1297,9 @@ impl Shard {
             total_commands: self.total_commands,
             total_connections: self.total_connections,
             rejected_conns: self.rejected_conns,
+            obuf_disconnections: self.obuf_disconnections,
+            recent_max_out: self.recent_max_out.get(self.now),
+            recent_max_in: self.recent_max_in.get(self.now),
             net_in: self.net_in,
             net_out: self.net_out,
             turns: self.turns,
@@ -1330,9 +1348,11 @@ impl Shard {
         if want("clients") {
             let _ = write!(
                 out,
-                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\npubsub_clients:{}\r\nblocked_clients:{}\r\n\r\n",
+                "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nclient_recent_max_input_buffer:{}\r\nclient_recent_max_output_buffer:{}\r\npubsub_clients:{}\r\nblocked_clients:{}\r\n\r\n",
                 self.shared.connected_clients.load(Ordering::Relaxed),
                 self.config.maxclients,
+                infos.iter().map(|i| i.recent_max_in).max().unwrap_or(0),
+                infos.iter().map(|i| i.recent_max_out).max().unwrap_or(0),
                 sum(&|i| i.pubsub_clients as u64),
                 sum(&|i| i.blocked_clients as u64),
             );
@@ -1390,12 +1410,13 @@ impl Shard {
         if want("stats") {
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\n\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\n\r\n",
                 sum(&|i| i.total_connections),
                 sum(&|i| i.total_commands),
                 sum(&|i| i.net_in),
                 sum(&|i| i.net_out),
                 sum(&|i| i.rejected_conns),
+                sum(&|i| i.obuf_disconnections),
                 sum(&|i| i.expired_keys),
                 sum(&|i| i.evicted_keys),
                 sum(&|i| i.hits),
@@ -1432,7 +1453,10 @@ impl Shard {
         if want("latencystats") {
             out.push_str("# Latencystats\r\n");
             for m in &merged {
-                let Some(h) = m.hist.as_ref().filter(|_| m.calls > 0) else { continue };
+                let h = &m.hist;
+                if m.calls == 0 || h.is_empty() {
+                    continue;
+                }
                 let p = |q| super::ticks::to_us(h.value_at_quantile(q));
                 let _ = write!(
                     out,
@@ -1594,13 +1618,7 @@ fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
                 m.nsec += c.nsec;
                 m.rejected += c.rejected;
                 m.failed += c.failed;
-                match (&mut m.hist, &c.hist) {
-                    (Some(acc), Some(h)) => {
-                        let _ = acc.add(h);
-                    }
-                    (acc @ None, Some(h)) => *acc = Some(h.clone()),
-                    _ => {}
-                }
+                m.hist.merge(&c.hist);
             }
             None => merged.push(c.clone()),
         }
@@ -1615,7 +1633,7 @@ fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
 fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
     let merged: Vec<CmdStatInfo> = merge_cmdstats(infos)
         .into_iter()
-        .filter(|m| m.calls > 0 && m.hist.is_some() && (names.is_empty() || names.iter().any(|n| n == m.name)))
+        .filter(|m| m.calls > 0 && !m.hist.is_empty() && (names.is_empty() || names.iter().any(|n| n == m.name)))
         .collect();
     r.map(merged.len());
     for m in &merged {
@@ -1624,17 +1642,13 @@ fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
         r.bulk(b"calls");
         r.int(m.calls as i64);
         r.bulk(b"histogram_usec");
-        let Some(ticks) = &m.hist else {
-            r.map(0);
-            continue;
-        };
         // Our histograms count clock ticks; Redis's buckets are in ns.
         let Ok(mut ns) = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 56, 2) else {
             r.map(0);
             continue;
         };
-        for v in ticks.iter_recorded() {
-            let _ = ns.record_n(super::ticks::to_ns(v.value_iterated_to()).max(1), v.count_at_value());
+        for &(ticks, count) in m.hist.buckets() {
+            let _ = ns.record_n(super::ticks::to_ns(ticks).max(1), count);
         }
         let mut buckets = Vec::new();
         let mut cumulative = 0;

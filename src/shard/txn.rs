@@ -30,6 +30,7 @@
 
 use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, DbKey, KeyState, Msg};
+use crate::cmd::admission::{self, Road};
 use crate::cmd::{self, flags::*, Ctx, OwnedArgs};
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
@@ -59,6 +60,11 @@ impl TxnState {
     pub fn defer(&mut self, d: Deferred) {
         self.deferred.push_back(d);
     }
+
+    /// Not locked and coordinating nothing (nothing to finish before stopping).
+    pub fn is_quiet(&self) -> bool {
+        self.holder.is_none() && self.coord.is_empty()
+    }
 }
 
 pub struct Txn {
@@ -85,6 +91,8 @@ pub struct Txn {
     pulls_left: usize,
     /// Participants wait for `Unlock` after pushing (see `txn_logging`).
     hold: bool,
+    /// The union of the commands' flags, for the admission gates.
+    flags: u32,
     /// A blocking command tried as a transaction (keys on several
     /// shards), and whether it found nothing to serve.
     block: Option<Box<super::blocking::BlockWait>>,
@@ -134,6 +142,8 @@ impl Shard {
                 }
             }
         }
+        // Checked as a whole, as Redis checks EXEC by what it queued.
+        let flags = cmds.iter().filter_map(|c| cmd::lookup(c.args().get(0))).fold(0, |f, (_, d)| f | d.flags);
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp = Keyspace::new();
         temp.track_touched = Some(Vec::new());
@@ -158,13 +168,23 @@ impl Shard {
             fan: None,
             pulls_left: 0,
             hold: false,
+            flags,
             block: None,
             would_block: false,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
         chain.insert(0, (first, first_keys));
-        let msg = Msg::LockPull { txid, coord: self.id, chain, acc: Vec::new(), watch_dirty: false, watcher };
+        let msg = Msg::LockPull {
+            txid,
+            coord: self.id,
+            chain,
+            acc: Vec::new(),
+            watch_dirty: false,
+            watcher,
+            flags,
+            report: admission::Report::default(),
+        };
         self.send(first, msg);
     }
 
@@ -185,32 +205,46 @@ impl Shard {
         }
     }
 
-    /// Participant, phase 1: lock and report the keys' state.
+    /// Participant, phase 1: lock, report this shard's admission
+    /// conditions (evicting first, as Redis does before a command), and
+    /// the keys' state.
     pub fn on_lock_pull(
         &mut self,
         txid: u64,
         coord: usize,
         mut chain: Vec<(usize, Vec<DbKey>)>,
         mut acc: Vec<(DbKey, KeyState)>,
-        mut watch_dirty: bool,
-        watcher: Option<u64>,
+        (mut watch_dirty, watcher): (bool, Option<u64>),
+        (flags, mut report): (u32, admission::Report),
     ) {
         debug_assert!(self.txn.holder.is_none());
         self.txn.holder = Some(txid);
+        let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+        report.add(flags, &mut admission::Local { ks: &mut self.ks, now: crate::util::now_ms(), aof_error });
         let keys = if chain.is_empty() { Vec::new() } else { chain.remove(0).1 };
         acc.extend(self.pull_keys(keys));
         watch_dirty |= watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);
         match chain.first() {
             Some(&(next, _)) => {
-                self.send(next, Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher });
+                self.send(next, Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report });
             }
-            None => self.send(coord, Msg::Pulled { txid, entries: acc, watch_dirty }),
+            None => self.send(coord, Msg::Pulled { txid, entries: acc, watch_dirty, report }),
         }
     }
 
-    /// Coordinator: every participant is locked; execute.
-    pub fn on_pulled(&mut self, txid: u64, entries: Vec<(DbKey, KeyState)>, watch_dirty: bool) {
+    /// Coordinator: every participant is locked; check the gates with what
+    /// they reported, then execute.
+    pub fn on_pulled(
+        &mut self,
+        txid: u64,
+        entries: Vec<(DbKey, KeyState)>,
+        watch_dirty: bool,
+        mut report: admission::Report,
+    ) {
         let Some(t) = self.txn.coord.get_mut(&txid) else { return };
+        if let Err(refusal) = admission::check(Road::Transaction, t.flags, &mut report) {
+            return self.refuse_txn(txid, refusal);
+        }
         for ((db, key), st) in entries {
             if let Some((v, exp)) = st {
                 t.temp.set(db as usize, &key, v, exp);
@@ -325,7 +359,7 @@ impl Shard {
                 let mut cmd_bytes = Vec::new();
                 crate::protocol::reply::encode_command(&mut cmd_bytes, &args.iter().collect::<Vec<_>>());
                 if s == self.id {
-                    let (out, _) = self.run_batch(t.final_db, resp3, cmd_bytes);
+                    let (out, _) = self.run_batch(t.final_db, resp3, cmd_bytes, Road::Admitted);
                     t.reply.extend_from_slice(&out);
                     continue;
                 }
@@ -525,6 +559,30 @@ impl Shard {
                 p,
                 Msg::PushUnlock { txid, coord: self.id, writes: w, log_txid, participants: count as u16, hold },
             );
+        }
+    }
+
+    /// Coordinator: a gate refused the transaction (a participant is out of
+    /// memory, or its AOF fails). Nothing runs; every participant unlocks,
+    /// and the client gets the refusal once all have (`on_pushed`).
+    fn refuse_txn(&mut self, txid: u64, refusal: admission::Refusal) {
+        let Some(t) = self.txn.coord.get_mut(&txid) else { return };
+        let msg = if t.is_exec { refusal.exec_abort_message() } else { refusal.message() };
+        t.reply.clear();
+        Reply::new(&mut t.reply, t.resp3).error(&msg);
+        t.idx = t.cmds.len();
+        t.acks_left = t.participants.len();
+        // A refused blocking command answers; it does not wait.
+        t.would_block = false;
+        let ids: Vec<usize> = t.cmds.iter().filter_map(|c| cmd::lookup(c.args().get(0))).map(|(id, _)| id).collect();
+        let participants = t.participants.clone();
+        for id in ids {
+            self.stats[id].rejected += 1;
+        }
+        for p in participants {
+            let msg =
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            self.send(p, msg);
         }
     }
 
@@ -728,7 +786,11 @@ impl Shard {
     /// EXEC when every key lives here: run in place, nothing can interleave.
     fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState) {
         let who = conn.id;
-        if !conn.watch_shards.is_empty() && self.ks.watch_dirty(who) {
+        let flags = m.cmds.iter().filter_map(|c| cmd::lookup(c.args().get(0))).fold(0, |f, (_, d)| f | d.flags);
+        if let Err(refusal) = self.admit(Road::Transaction, flags) {
+            self.log_pending();
+            Reply::new(&mut conn.out, conn.resp3).error(&refusal.exec_abort_message());
+        } else if !conn.watch_shards.is_empty() && self.ks.watch_dirty(who) {
             Reply::new(&mut conn.out, conn.resp3).null_array();
         } else {
             Reply::new(&mut conn.out, conn.resp3).array(m.cmds.len());
@@ -747,7 +809,7 @@ impl Shard {
                     }
                     conn.db = db;
                 } else {
-                    self.exec_local(conn, id, def, &args);
+                    self.exec_local(conn, id, def, &args, Road::Admitted);
                 }
             }
             self.aof_group -= 1;

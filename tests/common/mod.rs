@@ -3,7 +3,9 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod resp;
+pub mod procfs;
 pub mod server;
+pub mod shards;
 
 pub use resp::{encode_command, fmt_command, RespConn, Value};
 pub use server::{free_port, Kind, Server};

@@ -24,6 +24,17 @@ pub fn shardis_bin() -> &'static str {
     env!("CARGO_BIN_EXE_shardis-server")
 }
 
+/// Arguments that allow DEBUG, for servers that refuse it by default
+/// (`enable-debug-command`); none for a build that has no such option.
+pub fn debug_enabled_args() -> Vec<&'static str> {
+    let help = Command::new(shardis_bin()).arg("--help").output().map(|o| o.stdout).unwrap_or_default();
+    if String::from_utf8_lossy(&help).contains("enable-debug-command") {
+        vec!["--enable-debug-command", "yes"]
+    } else {
+        Vec::new()
+    }
+}
+
 /// `SHARDIS_TEST_TARGET=redis` makes every "shardis" server a redis-server:
 /// used to validate the harness itself (all differential tests must pass).
 pub fn target_is_redis() -> bool {
@@ -77,6 +88,11 @@ impl Server {
     /// SHARDIS_TEST_TARGET=redis). `extra` are appended verbatim and must be
     /// understood by both servers when the override is used.
     pub fn start(shards: usize, extra: &[&str]) -> Server {
+        Server::start_env(shards, extra, &[])
+    }
+
+    /// `start` with extra environment variables (failpoints).
+    pub fn start_env(shards: usize, extra: &[&str], env: &[(&str, &str)]) -> Server {
         if target_is_redis() {
             let mut s = Server::start_redis_with(extra);
             s.name = format!("redis-as-shardis-{shards}");
@@ -86,6 +102,33 @@ impl Server {
         Server::launch(Kind::Shardis, &format!("shardis-{shards}"), extra, |port, dir| {
             let mut c = Command::new(shardis_bin());
             c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
+            c.envs(env.iter().copied());
+            c
+        })
+    }
+
+    /// shardis-server whose RLIMIT_NOFILE (soft and hard) is `nofile`, and
+    /// which, where it can be dropped, lacks CAP_SYS_RESOURCE, so that it
+    /// cannot raise the limit even when run as root.
+    /// `env` is added to its environment.
+    pub fn start_with_nofile(shards: usize, extra: &[&str], nofile: u64, env: &[(&str, &str)]) -> Server {
+        let shards = shards.to_string();
+        Server::launch(Kind::Shardis, &format!("shardis-{shards}-nofile-{nofile}"), extra, |port, dir| {
+            let mut c = Command::new(shardis_bin());
+            c.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--shards", &shards, "--dir"]).arg(dir);
+            c.envs(env.iter().copied());
+            unsafe {
+                c.pre_exec(move || {
+                    // Without CAP_SETPCAP this fails, and the limit may be raised.
+                    const CAP_SYS_RESOURCE: libc::c_ulong = 24;
+                    libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_RESOURCE, 0, 0, 0);
+                    let rl = libc::rlimit { rlim_cur: nofile, rlim_max: nofile };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
             c
         })
     }
@@ -202,6 +245,28 @@ impl Server {
     /// Is the process still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Wait up to `timeout` for the process to exit on its own; its status,
+    /// or None if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Send a signal to the server process.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
     }
 
     /// SIGKILL (a crash) and reap it.

@@ -1,0 +1,260 @@
+//! Admission gates: the checks a command passes before it may run, and the
+//! one table of which checks apply on which road.
+//!
+//! Redis checks a command once, in `processCommand`, in a fixed order; in
+//! shardis a command can reach its keyspace by several roads (a local
+//! request, a request forwarded or squashed to its keys' shard, a MULTI
+//! queue, EXEC, a cross-shard transaction, a routed MULTI, a blocked client
+//! being served, AOF or DUMP-payload replay). Every road asks `check` with
+//! its `Road`, so a gate cannot be present on one road and missing on
+//! another. Gates are listed in Redis's order; READONLY, NOREPLICAS,
+//! LOADING, client pause and MOVED will join `Road::gates` here.
+//!
+//! A transaction (EXEC, a multi-key command whose keys span shards, a
+//! routed MULTI) is checked once as a whole, with the union of its
+//! commands' flags and the conditions of every participant, as Redis
+//! checks EXEC with the flags of what it queued. Commands inside an
+//! admitted transaction run unchecked, as inside Redis's EXEC.
+
+use super::flags::{DENYOOM, WRITE};
+use crate::keyspace::Keyspace;
+
+/// How a command reached the point where it would run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Road {
+    /// A client's request run at its keys' shard: locally, forwarded in a
+    /// batch, squashed from a pipeline, or the first try of a blocking
+    /// command.
+    Client,
+    /// A request being queued inside MULTI: any command is refused while
+    /// memory is full (the queue itself grows), writes while the AOF fails.
+    Queue,
+    /// A transaction checked as a whole before it runs: EXEC, a
+    /// cross-shard command, a routed MULTI.
+    Transaction,
+    /// Already admitted or never refused: commands inside an admitted
+    /// transaction, a blocked client being served, AOF replay, DUMP
+    /// payload replay.
+    Admitted,
+}
+
+/// One check, in Redis's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    /// Over maxmemory after eviction: refuse commands that may grow memory.
+    DenyOom,
+    /// Over maxmemory after eviction: refuse any command (MULTI queueing).
+    AnyOom,
+    /// The AOF cannot be written: refuse writes (Redis's MISCONF).
+    Misconf,
+}
+
+impl Road {
+    /// The gates this road applies, in order. The one table.
+    pub const fn gates(self) -> &'static [Gate] {
+        match self {
+            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf],
+            Road::Queue => &[Gate::AnyOom, Gate::Misconf],
+            Road::Admitted => &[],
+        }
+    }
+}
+
+/// Why a command was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Oom,
+    /// The AOF's last write error.
+    Misconf(String),
+}
+
+impl Refusal {
+    /// The error reply, as Redis words it.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Oom => super::err::OOM.to_string(),
+            Refusal::Misconf(e) => format!("MISCONF Errors writing to the AOF file: {}", e),
+        }
+    }
+
+    /// EXEC refused as a whole (Redis's execCommandAbort).
+    pub fn exec_abort_message(&self) -> String {
+        format!("EXECABORT Transaction discarded because of: {}", self.message())
+    }
+}
+
+/// What the gates ask of the place the command would run.
+pub trait Conditions {
+    /// Over maxmemory even after evicting what the policy allows. Asked
+    /// only when a gate needs it (eviction has a cost and logs DELs).
+    fn out_of_memory(&mut self) -> bool;
+    /// The AOF's last write error, if writes currently fail.
+    fn aof_error(&self) -> Option<&str>;
+}
+
+/// Run `road`'s gates for a command (or transaction) with `flags`.
+pub fn check(road: Road, flags: u32, cond: &mut impl Conditions) -> Result<(), Refusal> {
+    for gate in road.gates() {
+        match gate {
+            Gate::DenyOom if flags & DENYOOM != 0 && cond.out_of_memory() => return Err(Refusal::Oom),
+            Gate::AnyOom if cond.out_of_memory() => return Err(Refusal::Oom),
+            Gate::Misconf if flags & WRITE != 0 => {
+                if let Some(e) = cond.aof_error() {
+                    return Err(Refusal::Misconf(e.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One shard's own conditions: its keyspace (evicting when over the limit)
+/// and its AOF writer's state.
+pub struct Local<'a> {
+    pub ks: &'a mut Keyspace,
+    pub now: i64,
+    pub aof_error: Option<&'a str>,
+}
+
+impl Conditions for Local<'_> {
+    fn out_of_memory(&mut self) -> bool {
+        self.ks.over_limit() && !self.ks.free_memory(self.now)
+    }
+
+    fn aof_error(&self) -> Option<&str> {
+        self.aof_error
+    }
+}
+
+/// The conditions of a transaction's participants, gathered as its lock
+/// message travels them: out of memory on any, the first AOF error seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub oom: bool,
+    pub aof_error: Option<String>,
+}
+
+impl Report {
+    /// Add one participant's conditions, asking only what a transaction
+    /// with `flags` needs (so a read-only one evicts nothing).
+    pub fn add(&mut self, flags: u32, cond: &mut impl Conditions) {
+        if flags & DENYOOM != 0 && !self.oom {
+            self.oom = cond.out_of_memory();
+        }
+        if flags & WRITE != 0 && self.aof_error.is_none() {
+            self.aof_error = cond.aof_error().map(str::to_string);
+        }
+    }
+}
+
+impl Conditions for Report {
+    fn out_of_memory(&mut self) -> bool {
+        self.oom
+    }
+
+    fn aof_error(&self) -> Option<&str> {
+        self.aof_error.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::flags::{FAST, READONLY};
+
+    /// Conditions with counters, to see which were asked.
+    #[derive(Default)]
+    struct Fake {
+        oom: bool,
+        err: Option<String>,
+        oom_asked: u32,
+    }
+
+    impl Conditions for Fake {
+        fn out_of_memory(&mut self) -> bool {
+            self.oom_asked += 1;
+            self.oom
+        }
+        fn aof_error(&self) -> Option<&str> {
+            self.err.as_deref()
+        }
+    }
+
+    const ROADS: [Road; 4] = [Road::Client, Road::Queue, Road::Transaction, Road::Admitted];
+
+    #[test]
+    fn healthy_shard_admits_everything_everywhere() {
+        for road in ROADS {
+            for flags in [WRITE | DENYOOM, WRITE, READONLY | FAST, 0] {
+                assert_eq!(check(road, flags, &mut Fake::default()), Ok(()), "{road:?} {flags:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn oom_refuses_denyoom_commands_except_when_admitted() {
+        for road in ROADS {
+            let mut f = Fake { oom: true, ..Fake::default() };
+            let r = check(road, WRITE | DENYOOM, &mut f);
+            let want = if road == Road::Admitted { Ok(()) } else { Err(Refusal::Oom) };
+            assert_eq!(r, want, "{road:?}");
+        }
+        // A write that frees memory (DEL) and a read run; memory is not
+        // even asked about on those roads.
+        for road in [Road::Client, Road::Transaction] {
+            let mut f = Fake { oom: true, ..Fake::default() };
+            assert_eq!(check(road, WRITE, &mut f), Ok(()));
+            assert_eq!(check(road, READONLY, &mut f), Ok(()));
+            assert_eq!(f.oom_asked, 0);
+        }
+        // Queueing refuses even a read while out of memory.
+        let mut f = Fake { oom: true, ..Fake::default() };
+        assert_eq!(check(Road::Queue, READONLY, &mut f), Err(Refusal::Oom));
+    }
+
+    #[test]
+    fn misconf_refuses_writes_only() {
+        for road in [Road::Client, Road::Queue, Road::Transaction] {
+            let mut f = Fake { err: Some("No space left on device".into()), ..Fake::default() };
+            let r = check(road, WRITE, &mut f);
+            assert_eq!(r, Err(Refusal::Misconf("No space left on device".into())), "{road:?}");
+            assert_eq!(check(road, READONLY | FAST, &mut f), Ok(()), "{road:?}");
+        }
+        let mut f = Fake { err: Some("EIO".into()), ..Fake::default() };
+        assert_eq!(check(Road::Admitted, WRITE, &mut f), Ok(()));
+    }
+
+    #[test]
+    fn oom_comes_before_misconf_as_in_redis() {
+        let mut f = Fake { oom: true, err: Some("EIO".into()), ..Fake::default() };
+        assert_eq!(check(Road::Client, WRITE | DENYOOM, &mut f), Err(Refusal::Oom));
+        assert_eq!(check(Road::Client, WRITE, &mut f), Err(Refusal::Misconf("EIO".into())));
+    }
+
+    #[test]
+    fn report_gathers_every_participant() {
+        let mut r = Report::default();
+        r.add(WRITE | DENYOOM, &mut Fake::default());
+        let mut full = Fake { oom: true, ..Fake::default() };
+        r.add(WRITE | DENYOOM, &mut full);
+        r.add(WRITE | DENYOOM, &mut Fake { err: Some("EIO".into()), ..Fake::default() });
+        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()) });
+        assert_eq!(check(Road::Transaction, WRITE | DENYOOM, &mut r), Err(Refusal::Oom));
+        // A read-only transaction asks nothing (no eviction on its behalf).
+        let mut r = Report::default();
+        let mut full = Fake { oom: true, err: Some("EIO".into()), ..Fake::default() };
+        r.add(READONLY, &mut full);
+        assert_eq!(full.oom_asked, 0);
+        assert_eq!(r, Report::default());
+    }
+
+    #[test]
+    fn messages_are_redis_texts() {
+        assert_eq!(Refusal::Oom.message(), "OOM command not allowed when used memory > 'maxmemory'.");
+        assert_eq!(
+            Refusal::Misconf("Input/output error (os error 5)".into()).exec_abort_message(),
+            "EXECABORT Transaction discarded because of: MISCONF Errors writing to the AOF file: Input/output error (os error 5)"
+        );
+    }
+}
