@@ -46,7 +46,8 @@ pub struct Config {
     pub disable_thp: bool,
     /// Per-shard append-only file under `dir`; recovered at start-up.
     pub appendonly: bool,
-    /// always (no reply before fdatasync; group commit) | everysec | no.
+    /// always (no reply before fdatasync; group commit) | everysec | no
+    /// (no reply before its write() completed).
     pub appendfsync: String,
     /// Start a new AOF segment past this many bytes.
     pub aof_segment_size: i64,

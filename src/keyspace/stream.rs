@@ -587,61 +587,63 @@ impl Stream {
     /// XCLAIM drops them, as it does in Redis's own AOF rewrite.
     pub fn rebuild_commands(&self, key: &[u8], out: &mut Vec<u8>) -> usize {
         let mut n = 0;
-        let mut cmd = |parts: &[&[u8]], out: &mut Vec<u8>| {
+        self.each_rebuild_command(key, |parts| {
             encode_array(out, parts.iter().copied(), parts.len());
             n += 1;
-        };
-        for (id, f) in self.range(StreamId::MIN, StreamId::MAX) {
+        });
+        n
+    }
+
+    /// `rebuild_commands`, one command at a time to `f` (a base image cuts
+    /// its records between them).
+    pub fn each_rebuild_command(&self, key: &[u8], mut f: impl FnMut(&[&[u8]])) {
+        for (id, fields) in self.range(StreamId::MIN, StreamId::MAX) {
             let idb = id.to_bytes();
             let mut parts: Vec<&[u8]> = vec![b"XADD", key, &idb];
-            parts.extend(f.iter());
-            cmd(&parts, out);
+            parts.extend(fields.iter());
+            f(&parts);
         }
         if self.is_empty() {
             // An XADD trimmed at once creates the key empty; XSETID then
             // sets the counters it changed.
             let id = self.last_id.max(StreamId::new(0, 1)).to_bytes();
-            cmd(&[b"XADD", key, b"MAXLEN", b"0", &id, b"x", b"y"], out);
+            f(&[b"XADD", key, b"MAXLEN", b"0", &id, b"x", b"y"]);
         }
         // XSETID wants MAXDELETEDID <= its id, but XSETID may have moved
         // last_id below a tombstone: set the tombstone first, then last_id.
         if !self.max_deleted_id.is_zero() {
             let at = self.max_deleted_id.max(self.last_valid_id()).to_bytes();
-            cmd(&[b"XSETID", key, &at, b"MAXDELETEDID", &self.max_deleted_id.to_bytes()], out);
+            f(&[b"XSETID", key, &at, b"MAXDELETEDID", &self.max_deleted_id.to_bytes()]);
         }
         let (last, added) = (self.last_id.to_bytes(), self.entries_added.to_string());
-        cmd(&[b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes()], out);
+        f(&[b"XSETID", key, &last, b"ENTRIESADDED", added.as_bytes()]);
         for (name, g) in &self.groups {
             let (gl, er) = (g.last_id.to_bytes(), g.entries_read.to_string());
-            cmd(&[b"XGROUP", b"CREATE", key, name, &gl, b"ENTRIESREAD", er.as_bytes()], out);
+            f(&[b"XGROUP", b"CREATE", key, name, &gl, b"ENTRIESREAD", er.as_bytes()]);
             for cname in g.consumers.keys() {
-                cmd(&[b"XGROUP", b"CREATECONSUMER", key, name, cname], out);
+                f(&[b"XGROUP", b"CREATECONSUMER", key, name, cname]);
             }
             for (id, nack) in &g.pel {
                 if !self.contains(*id) {
                     continue;
                 }
                 let (idb, t, c) = (id.to_bytes(), nack.delivery_time.to_string(), nack.delivery_count.to_string());
-                cmd(
-                    &[
-                        b"XCLAIM",
-                        key,
-                        name,
-                        &nack.consumer,
-                        b"0",
-                        &idb,
-                        b"TIME",
-                        t.as_bytes(),
-                        b"RETRYCOUNT",
-                        c.as_bytes(),
-                        b"FORCE",
-                        b"JUSTID",
-                    ],
-                    out,
-                );
+                f(&[
+                    b"XCLAIM",
+                    key,
+                    name,
+                    &nack.consumer,
+                    b"0",
+                    &idb,
+                    b"TIME",
+                    t.as_bytes(),
+                    b"RETRYCOUNT",
+                    c.as_bytes(),
+                    b"FORCE",
+                    b"JUSTID",
+                ]);
             }
         }
-        n
     }
 
     /// Compare everything observable (tests).

@@ -24,6 +24,7 @@ use crate::protocol::reply::Reply;
 use memmap2::Mmap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One shard's recovered state.
 pub struct Loaded {
@@ -173,7 +174,11 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                 Ok(None) => break,
                 Ok(Some((rec, at, next))) => {
                     if rec.lsn > expect && newest && in_torn_window(data, pos) {
-                        // A later write landed, an earlier one did not.
+                        // A later write landed, an earlier one did not:
+                        // possible only with concurrent writes.
+                        if rec.flags & record::FLAG_SERIAL != 0 {
+                            return Err(hole_is_damage(&path, pos, "missing records", expect, (&rec, at), root));
+                        }
                         torn = Some((path.clone(), pos, (data.len() - pos) as u64));
                         break;
                     }
@@ -212,6 +217,13 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
                         || (matches!(e, DecodeError::BadCrc | DecodeError::BadLength)
                             && (claimed >= rest.len() || rest[claimed..].iter().all(|&b| b == 0)));
                     if newest && (at_tail || in_torn_window(data, pos)) {
+                        // Unless something written after it is intact.
+                        if let Some((later, later_at, _)) = record::next_intact(data, at, expect) {
+                            if later.flags & record::FLAG_SERIAL != 0 {
+                                let what = e.to_string();
+                                return Err(hole_is_damage(&path, pos, &what, expect, (&later, later_at), root));
+                            }
+                        }
                         torn = Some((path.clone(), pos, (data.len() - pos) as u64));
                         break;
                     }
@@ -231,6 +243,35 @@ fn scan_shard(root: &Path, shard: usize, m: &Manifest) -> Result<Scanned, ScanEr
         segments.push(Segment { path, first_lsn, valid_len: pos, map });
     }
     Ok(Scanned { segments, base, base_lsn, last_lsn, txns, torn, bytes })
+}
+
+/// A hole (`what`, from offset `pos`, where lsn `expect` belongs) with an
+/// intact record after it that was written serially: that record's write
+/// began after every earlier one had completed, so a crash of the process
+/// cannot have left the hole (a power loss under everysec/no can, in
+/// its unsynced last second: still not a tail to cut silently). The fix
+/// cuts at the hole.
+fn hole_is_damage(
+    path: &Path,
+    pos: usize,
+    what: &str,
+    expect: u64,
+    (later, later_at): (&record::Record, usize),
+    root: &Path,
+) -> ScanError {
+    let msg = format!(
+        "{}: {} at offset {} (lsn {} expected there), yet the record written after it (lsn {} at offset {}) is \
+         intact; it was written one write at a time (appendfsync everysec/no), so this is damage, not an \
+         interrupted write; start-up stopped, files left as they are; {}",
+        path.display(),
+        what,
+        pos,
+        expect,
+        later.lsn,
+        later_at,
+        fix_hint(root)
+    );
+    ScanError { msg, bad: Some((path.to_path_buf(), pos)) }
 }
 
 /// Whether everything past `pos` (the end of the last record in order)
@@ -447,7 +488,9 @@ pub fn replay_buffer(data: &[u8]) -> (Keyspace, u64, Option<(usize, String)>) {
     (ks, records, None)
 }
 
-fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loaded, String> {
+/// Replay one shard up to `cut`; `mem`, if given, follows the size of the
+/// keyspace being built (a rewrite's copy counts as memory in use).
+fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str, mem: Option<&AtomicU64>) -> Result<Loaded, String> {
     let total_bytes = sc.bytes;
     let mut ks = Keyspace::new();
     let mut rp = Replayer::default();
@@ -495,6 +538,9 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
             if records.is_multiple_of(65536) {
                 report(done_bytes + pos as u64, records, false);
             }
+            if let Some(m) = mem.filter(|_| records.is_multiple_of(1024)) {
+                m.store(ks.used as u64, Ordering::Relaxed);
+            }
         }
         done_bytes += data.len() as u64;
     }
@@ -509,6 +555,9 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
     if rp.made_consumers {
         consumers_seen_at_load(&mut ks);
     }
+    if let Some(m) = mem {
+        m.store(ks.used as u64, Ordering::Relaxed);
+    }
     Ok(Loaded { ks, next_lsn: last_lsn + 1, max_txid })
 }
 
@@ -516,12 +565,14 @@ fn replay_shard(shard: usize, sc: &Scanned, cut: u64, label: &str) -> Result<Loa
 /// Scan every shard of `m` and replay each up to its cut. `upto` (per
 /// shard) ignores records past it, as if the log ended there: the rewrite
 /// uses it to fold only durable records into new bases. `label` names the
-/// activity in progress lines.
+/// activity in progress lines; `mem` (per shard) follows the keyspaces'
+/// sizes as they are built.
 fn load_all(
     root: &Path,
     m: &Manifest,
     upto: Option<&[u64]>,
     label: &str,
+    mem: Option<&[AtomicU64]>,
 ) -> Result<(Vec<Scanned>, Vec<u64>, Vec<Loaded>), String> {
     let scanned: Vec<Result<Scanned, ScanError>> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..m.shards).map(|i| s.spawn(move || scan_shard(root, i, m))).collect();
@@ -552,7 +603,8 @@ fn load_all(
             .enumerate()
             .map(|(i, sc)| {
                 let cut = cuts[i];
-                s.spawn(move || replay_shard(i, sc, cut, label))
+                let mem = mem.and_then(|m| m.get(i));
+                s.spawn(move || replay_shard(i, sc, cut, label, mem))
             })
             .collect();
         hs.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("replay thread panicked".into()))).collect()
@@ -563,13 +615,14 @@ fn load_all(
 
 /// The keyspaces of `root` as of at most `upto[s]` per shard (durable
 /// records only), closed under cross-shard transactions: for the rewrite.
-/// Returns each shard's keyspace and the lsn it reflects.
-pub fn snapshot(root: &Path, upto: &[u64]) -> Result<(Manifest, Vec<(Keyspace, u64)>), String> {
+/// Returns each shard's keyspace and the lsn it reflects; `mem[s]` follows
+/// the size of shard s's copy while it is built.
+pub fn snapshot(root: &Path, upto: &[u64], mem: &[AtomicU64]) -> Result<(Manifest, Vec<(Keyspace, u64)>), String> {
     let m = Manifest::read(root)?.ok_or_else(|| format!("{}: no manifest", root.display()))?;
     if m.shards != upto.len() {
         return Err(format!("manifest has {} shards, expected {}", m.shards, upto.len()));
     }
-    let (_, _, loaded) = load_all(root, &m, Some(upto), "rewriting")?;
+    let (_, _, loaded) = load_all(root, &m, Some(upto), "rewriting", Some(mem))?;
     Ok((m, loaded.into_iter().map(|l| (l.ks, l.next_lsn - 1)).collect()))
 }
 
@@ -600,21 +653,24 @@ pub fn recover(root: &Path, nshards: usize) -> Result<Vec<Loaded>, String> {
         }
     };
     let t0 = std::time::Instant::now();
-    let (scanned, cuts, loaded) = load_all(root, &m, None, "loading")?;
+    let (scanned, cuts, loaded) = load_all(root, &m, None, "loading", None)?;
     // Only now change files: cut torn tails and records past the cuts.
     for (i, sc) in scanned.iter().enumerate() {
         if let Some((path, at, len)) = &sc.torn {
+            let aside = set_aside(path, *at as u64, "torn")?;
             crate::log(&format!(
-                "shard {}: {}: truncating a torn record at offset {} ({} bytes, an interrupted write)",
+                "shard {}: {}: truncating a torn record at offset {} ({} bytes, an interrupted write); the cut \
+                 bytes are kept in {}",
                 i,
                 path.display(),
                 at,
-                len
+                len,
+                aside.display()
             ));
             truncate(path, *at as u64)?;
         }
         if cuts[i] != u64::MAX {
-            cut_log(sc, cuts[i])?;
+            cut_log(i, sc, cuts[i])?;
         }
     }
     let keys: usize = loaded.iter().map(|l| l.ks.dbs.iter().map(|d| d.dict.len()).sum::<usize>()).sum();
@@ -642,17 +698,28 @@ pub fn truncate(path: &Path, len: u64) -> Result<(), String> {
 }
 
 /// Remove records with lsn >= cut from a shard's log, so the next start
-/// (which logs new records after them) does not see them again.
-fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
+/// (which logs new records after them) does not see them again. What is
+/// removed is kept aside (`set_aside`), named in the log.
+fn cut_log(shard: usize, sc: &Scanned, cut: u64) -> Result<(), String> {
     for seg in &sc.segments {
         let data: &[u8] = seg.map.as_deref().unwrap_or(&[]);
         let mut pos = 0;
         while let Ok(Some((rec, at, next))) = record::next(&data[..seg.valid_len], pos) {
             if rec.lsn >= cut {
-                if seg.first_lsn >= cut {
+                let at = if seg.first_lsn >= cut { 0 } else { at as u64 };
+                let aside = set_aside(&seg.path, at, "cut")?;
+                crate::log(&format!(
+                    "shard {}: {}: cut at offset {} (records from lsn {}); the cut bytes are kept in {}",
+                    shard,
+                    seg.path.display(),
+                    at,
+                    rec.lsn,
+                    aside.display()
+                ));
+                if at == 0 {
                     std::fs::remove_file(&seg.path).map_err(|e| format!("removing {}: {}", seg.path.display(), e))?;
                 } else {
-                    truncate(&seg.path, at as u64)?;
+                    truncate(&seg.path, at)?;
                 }
                 break;
             }
@@ -660,6 +727,39 @@ fn cut_log(sc: &Scanned, cut: u64) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Copy the bytes of `path` from offset `at` on (to its last non-zero
+/// byte: zeros after it are space prepared ahead) into a new file next to
+/// it, `<segment>.<tag>-<at>` (`torn`: an interrupted write; `cut`:
+/// records of an incomplete transaction and what followed them), synced
+/// with its name before the caller cuts
+/// them: recovery never destroys bytes it could not read; an operator can
+/// inspect them (or append them back and run check-aof). Not a segment
+/// name, so loading and compaction leave it alone.
+pub fn set_aside(path: &Path, at: u64, tag: &str) -> Result<PathBuf, String> {
+    use std::io::{Read, Seek, Write};
+    let ctx = |e: std::io::Error| format!("keeping the cut bytes of {}: {}", path.display(), e);
+    let mut f = std::fs::File::open(path).map_err(ctx)?;
+    f.seek(std::io::SeekFrom::Start(at)).map_err(ctx)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(ctx)?;
+    bytes.truncate(bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut dest = path.with_file_name(format!("{}.{}-{}", name, tag, at));
+    for n in 2.. {
+        if !dest.exists() {
+            break;
+        }
+        dest = path.with_file_name(format!("{}.{}-{}.{}", name, tag, at, n));
+    }
+    let mut out = std::fs::OpenOptions::new().write(true).create_new(true).open(&dest).map_err(ctx)?;
+    out.write_all(&bytes).map_err(ctx)?;
+    out.sync_all().map_err(ctx)?;
+    if let Some(dir) = path.parent() {
+        super::fsync_dir(dir).map_err(ctx)?;
+    }
+    Ok(dest)
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! A stored value written back as the commands that recreate it: base
 //! images and the final states of cross-shard transactions are logged this
 //! way, so replay needs nothing but the ordinary command code. Big
-//! collections are split into commands of at most `ITEMS_PER_CMD` items.
+//! collections are split into commands of at most `ITEMS_PER_CMD` items;
+//! a `Sink` that bounds its pieces (a base image) also gets big strings
+//! as SET + APPENDs and collections in commands of bounded bytes, and may
+//! start a new record after any command.
 
 use crate::keyspace::effects::encode_array;
 use crate::keyspace::Value;
@@ -12,20 +15,48 @@ pub const ITEMS_PER_CMD: usize = 64;
 /// Every command `value_commands` writes (streams included). A RESTORE
 /// payload may run these and nothing else.
 pub const VALUE_COMMANDS: &[&str] =
-    &["SET", "RPUSH", "HSET", "SADD", "ZADD", "XADD", "XSETID", "XGROUP", "XCLAIM", "PEXPIREAT"];
+    &["SET", "APPEND", "RPUSH", "HSET", "SADD", "ZADD", "XADD", "XSETID", "XGROUP", "XCLAIM", "PEXPIREAT"];
 
 /// Is `name` one of `VALUE_COMMANDS` (any case)?
 pub fn builds_value(name: &[u8]) -> bool {
     VALUE_COMMANDS.iter().any(|c| c.as_bytes().eq_ignore_ascii_case(name))
 }
 
-/// Items of one collection gathered into commands of `full` items each.
+/// Where rebuilt commands go.
+pub trait Sink {
+    /// The buffer the next command is appended to.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// A command is complete: a base image may end its record here.
+    fn command_done(&mut self) {}
+    /// Most bytes of a value one command should carry; None: no bound
+    /// (one SET per string, `ITEMS_PER_CMD` items per command).
+    fn piece(&self) -> Option<usize> {
+        None
+    }
+}
+
+impl Sink for Vec<u8> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self
+    }
+}
+
+/// Append one command to the sink.
+fn command<'a>(out: &mut dyn Sink, parts: impl Iterator<Item = &'a [u8]>, n: usize) {
+    encode_array(out.buf(), parts, n);
+    out.command_done();
+}
+
+/// Items of one collection gathered into commands of `full` items (and,
+/// if the sink bounds pieces, about that many bytes) each.
 struct Chunk<'a> {
     cmd: &'a [u8],
     key: &'a [u8],
     full: usize,
+    max_bytes: usize,
     items: Vec<Vec<u8>>,
-    out: &'a mut Vec<u8>,
+    bytes: usize,
+    out: &'a mut dyn Sink,
     /// Commands written.
     n: usize,
 }
@@ -33,7 +64,8 @@ struct Chunk<'a> {
 impl Chunk<'_> {
     fn add(&mut self, parts: &[&[u8]]) {
         self.items.extend(parts.iter().map(|p| p.to_vec()));
-        if self.items.len() >= self.full {
+        self.bytes += parts.iter().map(|p| p.len()).sum::<usize>();
+        if self.items.len() >= self.full || self.bytes >= self.max_bytes {
             self.flush();
         }
     }
@@ -41,8 +73,9 @@ impl Chunk<'_> {
     fn flush(&mut self) {
         if !self.items.is_empty() {
             let parts = [self.cmd, self.key].into_iter().chain(self.items.iter().map(|i| &i[..]));
-            encode_array(self.out, parts, 2 + self.items.len());
+            command(self.out, parts, 2 + self.items.len());
             self.items.clear();
+            self.bytes = 0;
             self.n += 1;
         }
     }
@@ -50,14 +83,24 @@ impl Chunk<'_> {
 
 /// Append the commands that make `key` hold `value` with `expire` (0 =
 /// none), assuming the key does not exist. Returns how many commands.
-pub fn value_commands(out: &mut Vec<u8>, key: &[u8], value: &Value, expire: i64) -> usize {
+pub fn value_commands(out: &mut dyn Sink, key: &[u8], value: &Value, expire: i64) -> usize {
     let mut n = 0;
     let mut sb = [0u8; 24];
     if let Some(s) = value.str_bytes(&mut sb) {
-        encode_array(out, [&b"SET"[..], key, s].into_iter(), 3);
+        // A string longer than the sink's piece: SET its start, APPEND the rest.
+        let piece = out.piece().unwrap_or(usize::MAX).max(1);
+        let mut pieces = s.chunks(piece);
+        command(out, [&b"SET"[..], key, pieces.next().unwrap_or(b"")].into_iter(), 3);
         n += 1;
+        for p in pieces {
+            command(out, [&b"APPEND"[..], key, p].into_iter(), 3);
+            n += 1;
+        }
     } else if let Value::Stream(st) = value {
-        n += st.rebuild_commands(key, out);
+        st.each_rebuild_command(key, |parts| {
+            command(out, parts.iter().copied(), parts.len());
+            n += 1;
+        });
     } else {
         let (cmd, per_item): (&[u8], usize) = match value {
             Value::List(_) => (b"RPUSH", 1),
@@ -66,7 +109,9 @@ pub fn value_commands(out: &mut Vec<u8>, key: &[u8], value: &Value, expire: i64)
             Value::ZSet(_) => (b"ZADD", 2),
             _ => unreachable!("strings and streams handled above"),
         };
-        let mut chunk = Chunk { cmd, key, full: ITEMS_PER_CMD * per_item, items: Vec::new(), out, n: 0 };
+        let max_bytes = out.piece().unwrap_or(usize::MAX);
+        let mut chunk =
+            Chunk { cmd, key, full: ITEMS_PER_CMD * per_item, max_bytes, items: Vec::new(), bytes: 0, out, n: 0 };
         match value {
             Value::List(l) => l.for_each(|e| chunk.add(&[e])),
             Value::Set(s) => s.for_each(|e| chunk.add(&[e])),
@@ -79,7 +124,7 @@ pub fn value_commands(out: &mut Vec<u8>, key: &[u8], value: &Value, expire: i64)
         n += chunk.n;
     }
     if expire != 0 {
-        encode_array(out, [&b"PEXPIREAT"[..], key, fmt_i64(&mut sb, expire)].into_iter(), 3);
+        command(out, [&b"PEXPIREAT"[..], key, fmt_i64(&mut sb, expire)].into_iter(), 3);
         n += 1;
     }
     n

@@ -8,7 +8,7 @@
 //!     16     8  txid: cross-shard transaction id, 0 if single-shard
 //!     24     2  participants: records carrying this txid across shards
 //!     26     1  db the payload starts in
-//!     27     1  reserved (0)
+//!     27     1  flags (FLAG_SERIAL; other bits 0)
 //!     28     n  payload: RESP arrays, one per command, replayed in order
 //! ```
 //! A record is the unit of atomicity: a MULTI/EXEC, or one shard's part of a
@@ -22,12 +22,21 @@ pub const HEADER_LEN: usize = 28;
 /// a garbage length is reported as corruption, not as a huge allocation).
 pub const MAX_PAYLOAD: usize = 1 << 31;
 
+/// Header flag: the writer had one write in flight at a time (buffered
+/// writes: `everysec`, `no`, or `always` without O_DIRECT), so this
+/// record's write began only after every earlier record's had completed.
+/// Recovery reads it to tell a hole that a crash can leave (concurrent
+/// direct-I/O writes completing out of order) from damage: the flag is
+/// written with the record, so it holds whatever the policy is at load.
+pub const FLAG_SERIAL: u8 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
     pub lsn: u64,
     pub txid: u64,
     pub participants: u16,
     pub db: u8,
+    pub flags: u8,
     pub payload: &'a [u8],
 }
 
@@ -51,20 +60,48 @@ impl std::fmt::Display for DecodeError {
     }
 }
 
-/// Append one record; `payload` writes the commands into the buffer.
+/// Append one record without flags; `payload` writes the commands into
+/// the buffer.
 pub fn append(out: &mut Vec<u8>, lsn: u64, txid: u64, participants: u16, db: u8, payload: impl FnOnce(&mut Vec<u8>)) {
+    append_flagged(out, lsn, txid, participants, db, 0, payload)
+}
+
+/// `append` with header flags (`FLAG_SERIAL`).
+pub fn append_flagged(
+    out: &mut Vec<u8>,
+    lsn: u64,
+    txid: u64,
+    participants: u16,
+    db: u8,
+    flags: u8,
+    payload: impl FnOnce(&mut Vec<u8>),
+) {
+    let start = begin(out, lsn, txid, participants, db, flags);
+    payload(out);
+    finish(out, start);
+}
+
+/// Start a record at the end of `out` (its payload is appended next);
+/// returns where it starts, for `finish`.
+pub fn begin(out: &mut Vec<u8>, lsn: u64, txid: u64, participants: u16, db: u8, flags: u8) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0u8; 8]);
     out.extend_from_slice(&lsn.to_le_bytes());
     out.extend_from_slice(&txid.to_le_bytes());
     out.extend_from_slice(&participants.to_le_bytes());
     out.push(db);
-    out.push(0);
-    payload(out);
-    let len = (out.len() - start - HEADER_LEN) as u32;
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out.push(flags);
+    start
+}
+
+/// Complete the record begun at `start`: everything after its header is
+/// its payload. Returns the payload's length.
+pub fn finish(out: &mut [u8], start: usize) -> usize {
+    let len = out.len() - start - HEADER_LEN;
+    out[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
     let crc = crc32c::crc32c(&out[start + 8..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    len
 }
 
 fn le_u64(b: &[u8]) -> u64 {
@@ -107,6 +144,22 @@ pub fn next(data: &[u8], mut pos: usize) -> Result<Option<Located<'_>>, (usize, 
     Ok(None)
 }
 
+/// The first intact record after `from` whose lsn could follow `lsn` with
+/// the bytes in between (each record takes at least a header): evidence
+/// of what was written after a bad spot. The lsn bound keeps the search
+/// linear in practice (a candidate costs a CRC only when it passes).
+pub fn next_intact(data: &[u8], from: usize, lsn: u64) -> Option<Located<'_>> {
+    let last = data.len().checked_sub(HEADER_LEN)?;
+    (from + 1..=last).find_map(|p| {
+        let cand = le_u64(&data[p + 8..]);
+        let most = lsn.saturating_add(((p - from) / HEADER_LEN) as u64 + 1);
+        if cand <= lsn || cand > most {
+            return None;
+        }
+        decode(&data[p..]).ok().map(|(rec, used)| (rec, p, p + used))
+    })
+}
+
 /// Decode the record at the start of `buf`; returns it and its total size.
 pub fn decode(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
     if buf.len() < HEADER_LEN {
@@ -129,6 +182,7 @@ pub fn decode(buf: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
         txid: le_u64(&buf[16..]),
         participants: u16::from_le_bytes([buf[24], buf[25]]),
         db: buf[26],
+        flags: buf[27],
         payload: &buf[HEADER_LEN..total],
     };
     Ok((rec, total))
@@ -254,6 +308,23 @@ mod tests {
         let cmds: Vec<_> = commands(rec.payload).map(|c| c.expect("parses").len()).collect();
         assert_eq!(cmds, vec![3, 2, 2]);
         assert!(commands(b"*1\r\n$5\r\nab\r\n").any(|c| c.is_err()));
+    }
+
+    #[test]
+    fn next_intact_finds_what_was_written_after_a_bad_spot() {
+        let mut data = Vec::new();
+        for lsn in 1..=3 {
+            append_flagged(&mut data, lsn, 0, 0, 0, FLAG_SERIAL, |b| b.extend_from_slice(b"*1\r\n$4\r\nPING\r\n"));
+        }
+        let rec = data.len() / 3;
+        let (first, _) = decode(&data).expect("decodes");
+        assert_eq!(first.flags, FLAG_SERIAL);
+        data[rec + 5] ^= 1; // lsn 2 garbled
+        let (later, at, _) = next_intact(&data, rec, 2).expect("lsn 3 is intact");
+        assert_eq!((later.lsn, at, later.flags), (3, 2 * rec, FLAG_SERIAL));
+        assert!(next_intact(&data, 2 * rec, 3).is_none(), "nothing after the last record");
+        data.truncate(2 * rec + 10);
+        assert!(next_intact(&data, rec, 2).is_none(), "a torn last record is not intact");
     }
 
     #[test]

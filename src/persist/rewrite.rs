@@ -22,7 +22,6 @@ use super::load::{self, Loaded};
 use super::manifest::{Manifest, ShardEntry};
 use super::record;
 use crate::keyspace::Keyspace;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -44,6 +43,40 @@ pub struct Status {
     pub log_bytes: Vec<AtomicU64>,
     /// Sum of `log_bytes` when the last successful rewrite started.
     pub log_mark: AtomicU64,
+    /// Rewrites started (INFO aof_rewrites).
+    pub started: AtomicU64,
+    /// Failed rewrites since the last success.
+    pub consecutive_failures: AtomicU64,
+    /// After a failure: no automatic rewrite before this time (ms).
+    pub auto_not_before_ms: AtomicI64,
+    /// Per shard: bytes of the running rewrite's copy of its data.
+    pub copy_bytes: Vec<AtomicU64>,
+    /// Largest total copy a rewrite has built.
+    pub copy_peak: AtomicU64,
+}
+
+/// Delay before the next automatic rewrite after `failures` failed ones in
+/// a row: 5 s, doubling, at most an hour (Redis also waits longer and
+/// longer, up to an hour). Each try builds a second copy of the data, so a
+/// persistent fault (full disk) must not turn into a copy every 100 ms.
+pub fn retry_delay_ms(failures: u64) -> i64 {
+    const FIRST_MS: i64 = 5_000;
+    const MAX_MS: i64 = 3_600_000;
+    if failures == 0 {
+        return 0;
+    }
+    FIRST_MS.saturating_mul(1 << (failures - 1).min(20)).min(MAX_MS)
+}
+
+/// Whether an automatic rewrite may start now (not backing off after a
+/// failure). BGREWRITEAOF is never held back.
+pub fn auto_allowed(now_ms: i64) -> bool {
+    status().is_none_or(|st| now_ms >= st.auto_not_before_ms.load(Ordering::Relaxed))
+}
+
+/// Bytes of the running rewrite's copy (INFO, memory).
+pub fn copy_bytes() -> u64 {
+    status().map_or(0, |st| st.copy_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum())
 }
 
 static STATUS: std::sync::OnceLock<Status> = std::sync::OnceLock::new();
@@ -71,16 +104,30 @@ pub fn spawn(root: std::path::PathBuf, upto: Vec<u64>) {
         // (the threads this one starts inherit it).
         crate::util::lower_thread_priority();
         crate::log(&format!("AOF rewrite started (up to lsns {:?})", upto));
+        st.started.fetch_add(1, Ordering::Relaxed);
         let r = rewrite_all(&root, st, &upto);
+        for b in &st.copy_bytes {
+            b.store(0, Ordering::Relaxed);
+        }
         match &r {
             Ok(size) => {
                 st.base_size.store(*size, Ordering::Relaxed);
                 st.log_mark.store(mark, Ordering::Relaxed);
                 st.last_save.store(crate::util::now_ms() / 1000, Ordering::Relaxed);
                 st.last_ok.store(true, Ordering::Relaxed);
+                st.consecutive_failures.store(0, Ordering::Relaxed);
+                st.auto_not_before_ms.store(0, Ordering::Relaxed);
             }
             Err(e) => {
-                crate::log(&format!("AOF rewrite failed: {}", e));
+                let failures = st.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let delay = retry_delay_ms(failures);
+                st.auto_not_before_ms.store(crate::util::now_ms() + delay, Ordering::Relaxed);
+                crate::log(&format!(
+                    "AOF rewrite failed: {}; {} failure(s) in a row, no automatic rewrite for {} s",
+                    e,
+                    failures,
+                    delay / 1000
+                ));
                 if let Ok(mut le) = st.last_error.lock() {
                     *le = e.clone();
                 }
@@ -117,40 +164,118 @@ impl Status {
             durable: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             log_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             log_mark: AtomicU64::new(0),
+            started: AtomicU64::new(0),
+            consecutive_failures: AtomicU64::new(0),
+            auto_not_before_ms: AtomicI64::new(0),
+            copy_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
+            copy_peak: AtomicU64::new(0),
         }
     }
 }
 
+/// Payload bytes after which a base image ends a record and goes on in
+/// the next: one record per key would make a collection whose commands
+/// pass `record::MAX_PAYLOAD` (2 GiB) unloadable, and a bounded record
+/// keeps the writer's buffer and the loader's steps small.
+pub const RECORD_SPLIT: usize = 16 << 20;
+
 /// Write `ks` as a base image in `dir`, named for `lsn`; returns the file
 /// name and its size. Written to a temporary name, synced, then renamed.
 pub fn write_base(dir: &Path, ks: &Keyspace, lsn: u64) -> Result<(String, u64), String> {
+    write_base_split(dir, ks, lsn, RECORD_SPLIT)
+}
+
+/// Base records being written: a key's commands go into its record until
+/// it holds `split` payload bytes, then into a new one (same lsn; a base
+/// is replayed whole or not at all, so nothing needs them together).
+struct BaseRecords<W: std::io::Write> {
+    file: W,
+    buf: Vec<u8>,
+    /// Where the open record starts in `buf`.
+    start: usize,
+    lsn: u64,
+    db: u8,
+    split: usize,
+    size: u64,
+    error: Option<String>,
+}
+
+impl<W: std::io::Write> BaseRecords<W> {
+    fn begin(&mut self, db: u8) {
+        self.db = db;
+        self.start = record::begin(&mut self.buf, self.lsn, 0, 0, db, 0);
+    }
+
+    /// Close the open record (dropping it if a cut left it empty); hand
+    /// full buffers to the file.
+    fn finish(&mut self) {
+        if self.buf.len() == self.start + record::HEADER_LEN {
+            self.buf.truncate(self.start);
+        } else if record::finish(&mut self.buf, self.start) > record::MAX_PAYLOAD && self.error.is_none() {
+            // One command past the bound: better no new base than one the
+            // loader refuses after the old segments are gone.
+            self.error = Some(format!("a record of {} bytes in a base image", self.buf.len() - self.start));
+        }
+        if self.buf.len() >= 60 * 1024 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.file.write_all(&self.buf) {
+            self.error.get_or_insert(e.to_string());
+        }
+        self.size += self.buf.len() as u64;
+        self.buf.clear();
+    }
+}
+
+impl<W: std::io::Write> super::rebuild::Sink for BaseRecords<W> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    fn command_done(&mut self) {
+        if self.buf.len() - self.start - record::HEADER_LEN >= self.split {
+            self.finish();
+            self.begin(self.db);
+        }
+    }
+
+    fn piece(&self) -> Option<usize> {
+        Some(self.split)
+    }
+}
+
+/// `write_base` with records cut after `split` payload bytes.
+fn write_base_split(dir: &Path, ks: &Keyspace, lsn: u64, split: usize) -> Result<(String, u64), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {}", dir.display(), e))?;
     let name = super::base_name(lsn);
     let tmp = dir.join(format!("{}.tmp", name));
-    let ctx = |e: std::io::Error| format!("writing {}: {}", tmp.display(), e);
-    let f = std::fs::File::create(&tmp).map_err(ctx)?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut size = 0u64;
+    let ctx = |e: String| format!("writing {}: {}", tmp.display(), e);
+    let f = std::fs::File::create(&tmp).map_err(|e| ctx(e.to_string()))?;
+    let file = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut out =
+        BaseRecords { file, buf: Vec::with_capacity(64 * 1024), start: 0, lsn, db: 0, split, size: 0, error: None };
     for (db, d) in ks.dbs.iter().enumerate() {
         for e in d.dict.iter() {
-            record::append(&mut buf, lsn, 0, 0, db as u8, |out| {
-                super::rebuild::value_commands(out, &e.key, &e.value, e.expire);
-            });
-            if buf.len() >= 60 * 1024 {
-                w.write_all(&buf).map_err(ctx)?;
-                size += buf.len() as u64;
-                buf.clear();
+            out.begin(db as u8);
+            super::rebuild::value_commands(&mut out, &e.key, &e.value, e.expire);
+            out.finish();
+            if let Some(err) = out.error.take() {
+                return Err(ctx(err));
             }
         }
     }
-    w.write_all(&buf).map_err(ctx)?;
-    size += buf.len() as u64;
-    let f = w.into_inner().map_err(|e| ctx(e.into_error()))?;
-    f.sync_all().map_err(ctx)?;
+    out.flush();
+    if let Some(err) = out.error.take() {
+        return Err(ctx(err));
+    }
+    let f = out.file.into_inner().map_err(|e| ctx(e.into_error().to_string()))?;
+    f.sync_all().map_err(|e| ctx(e.to_string()))?;
     std::fs::rename(&tmp, dir.join(&name)).map_err(|e| format!("renaming {}: {}", tmp.display(), e))?;
     super::fsync_dir(dir).map_err(|e| format!("fsync {}: {}", dir.display(), e))?;
-    Ok((name, size))
+    Ok((name, out.size))
 }
 
 /// After `CONFIG SET appendonly yes` committed a shard's new base
@@ -223,7 +348,9 @@ pub fn rewrite_all(root: &Path, status: &Status, upto: &[u64]) -> Result<u64, St
         }
     }
     let t0 = std::time::Instant::now();
-    let (old, snaps) = load::snapshot(root, upto)?;
+    let (old, snaps) = load::snapshot(root, upto, &status.copy_bytes)?;
+    let copy: u64 = status.copy_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+    status.copy_peak.fetch_max(copy, Ordering::Relaxed);
     let mut m = old.clone();
     let mut total = 0;
     for (s, (ks, lsn)) in snaps.iter().enumerate() {
@@ -280,4 +407,105 @@ pub fn reshard(root: &Path, old: &Manifest, loaded: Vec<Loaded>, nshards: usize)
         t0.elapsed().as_secs_f64()
     ));
     Ok(out.into_iter().map(|ks| Loaded { ks, next_lsn: g + 1, max_txid }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::effects::encode_array;
+    use crate::keyspace::Value;
+
+    /// What a key holds, comparable across keyspaces built differently.
+    fn canon(ks: &Keyspace, key: &[u8]) -> (String, Vec<Vec<u8>>, i64) {
+        let e = ks.peek(0, key, 0).expect("key present");
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut sb = [0u8; 24];
+        let kind = match &e.value {
+            v if v.str_bytes(&mut sb).is_some() => {
+                items.push(v.str_bytes(&mut sb).unwrap_or_default().to_vec());
+                "string"
+            }
+            Value::List(l) => {
+                l.for_each(|x| items.push(x.to_vec()));
+                "list"
+            }
+            Value::Hash(h) => {
+                h.for_each(|f, v| items.push([f, b"=", v].concat()));
+                items.sort();
+                "hash"
+            }
+            Value::Set(st) => {
+                st.for_each(|x| items.push(x.to_vec()));
+                items.sort();
+                "set"
+            }
+            Value::ZSet(z) => {
+                z.for_each(|m, score| items.push([m, score.to_string().as_bytes()].concat()));
+                "zset"
+            }
+            _ => "other",
+        };
+        (kind.to_string(), items, e.expire)
+    }
+
+    /// A base image cuts a key's commands into records of about `split`
+    /// bytes (a big string into SET + APPENDs), and they replay to the
+    /// same value. With the real `RECORD_SPLIT`, a collection past 2 GiB
+    /// is loadable; here the bound is lowered to keep the test small.
+    #[test]
+    fn big_values_are_split_over_records_that_replay_to_them() {
+        let mut log = Vec::new();
+        let mut cmd = |parts: &[&[u8]]| {
+            record::append(&mut log, 1, 0, 0, 0, |b| encode_array(b, parts.iter().copied(), parts.len()))
+        };
+        let big: Vec<u8> = (0..50_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        cmd(&[b"SET", b"str", &big]);
+        cmd(&[b"SET", b"small", b"v"]);
+        for i in 0..3000 {
+            let (f, v, id) = (format!("f{i}"), format!("v{i}"), format!("{}-1", i + 1));
+            cmd(&[b"HSET", b"hash", f.as_bytes(), v.as_bytes()]);
+            cmd(&[b"RPUSH", b"list", v.as_bytes()]);
+            cmd(&[b"SADD", b"set", f.as_bytes()]);
+            cmd(&[b"ZADD", b"zset", i.to_string().as_bytes(), f.as_bytes()]);
+            cmd(&[b"XADD", b"stream", id.as_bytes(), f.as_bytes(), v.as_bytes()]);
+        }
+        cmd(&[b"PEXPIREAT", b"hash", b"99999999999999"]);
+        let (orig, _, err) = super::load::replay_buffer(&log);
+        assert_eq!(err, None);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/base-split-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let split = 4096;
+        let (name, size) = write_base_split(&dir, &orig, 7, split).expect("base written");
+        let data = std::fs::read(dir.join(&name)).expect("read base");
+        assert_eq!(size, data.len() as u64);
+        let (mut pos, mut records) = (0, 0);
+        while pos < data.len() {
+            let (rec, used) = record::decode(&data[pos..]).expect("a valid record");
+            // A record ends after the command that reaches `split`.
+            assert!(rec.payload.len() < 2 * split, "a record of {} bytes", rec.payload.len());
+            assert_eq!(rec.lsn, 7);
+            (pos, records) = (pos + used, records + 1);
+        }
+        assert!(records > 100, "big values span many records: {records}");
+        let (copy, _, err) = super::load::replay_buffer(&data);
+        assert_eq!(err, None);
+        for key in [&b"str"[..], b"small", b"hash", b"list", b"set", b"zset"] {
+            assert_eq!(canon(&copy, key), canon(&orig, key), "{}", String::from_utf8_lossy(key));
+        }
+        let stream = |ks: &Keyspace| match &ks.peek(0, b"stream", 0).expect("stream").value {
+            Value::Stream(st) => st.clone(),
+            _ => panic!("not a stream"),
+        };
+        assert!(stream(&copy).same_as(&stream(&orig)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn failed_rewrites_are_retried_later_and_later_up_to_an_hour() {
+        assert_eq!(retry_delay_ms(0), 0);
+        let delays: Vec<i64> = (1..=6).map(retry_delay_ms).collect();
+        assert_eq!(delays, vec![5_000, 10_000, 20_000, 40_000, 80_000, 160_000]);
+        assert_eq!(retry_delay_ms(12), 3_600_000);
+        assert_eq!(retry_delay_ms(u64::MAX), 3_600_000);
+    }
 }

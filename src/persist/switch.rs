@@ -10,7 +10,10 @@
 //! segments lie wholly below the new bases and are skipped).
 //!
 //! The shards block while they wait, as Redis pauses for its fork; the
-//! wait is bounded so a stuck shard cannot hang the others forever.
+//! wait is bounded so a stuck shard cannot hang the others forever. The
+//! outcome is one for all: a shard that gives up waiting aborts the switch
+//! for every shard, so one arriving later does not commit a manifest
+//! naming a base whose shard has stopped waiting and will never log.
 
 use super::manifest::{Manifest, ShardEntry};
 use std::path::Path;
@@ -23,6 +26,8 @@ const WAIT: Duration = Duration::from_secs(120);
 pub struct AofSwitch {
     state: Mutex<State>,
     cv: Condvar,
+    /// How long a shard waits for the others before aborting.
+    wait: Duration,
 }
 
 #[derive(Debug)]
@@ -34,12 +39,16 @@ struct State {
 
 impl AofSwitch {
     pub fn new(nshards: usize) -> AofSwitch {
-        AofSwitch { state: Mutex::new(State { bases: vec![None; nshards], committed: None }), cv: Condvar::new() }
+        AofSwitch::with_timeout(nshards, WAIT)
+    }
+
+    pub fn with_timeout(nshards: usize, wait: Duration) -> AofSwitch {
+        AofSwitch { state: Mutex::new(State { bases: vec![None; nshards], committed: None }), cv: Condvar::new(), wait }
     }
 
     /// Shard `shard` wrote its base (or failed to). Blocks until every
-    /// shard has reported and the manifest is written; Ok means the new
-    /// layout is committed.
+    /// shard has reported and the manifest is written, or the switch is
+    /// aborted; Ok means the new layout is committed.
     pub fn base_written(&self, root: &Path, shard: usize, base: Result<(String, u64), String>) -> Result<(), String> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(slot) = st.bases.get_mut(shard) {
@@ -58,11 +67,19 @@ impl AofSwitch {
             st.committed = Some(result);
             self.cv.notify_all();
         }
-        let deadline = std::time::Instant::now() + WAIT;
+        let deadline = std::time::Instant::now() + self.wait;
         while st.committed.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
-                return Err("timed out waiting for the other shards to write their bases".into());
+                // Decided for everyone: a shard arriving later must not
+                // commit a layout this one will not log in.
+                st.committed = Some(Err(format!(
+                    "shard {} gave up after {}s waiting for the other shards to write their bases",
+                    shard,
+                    self.wait.as_secs()
+                )));
+                self.cv.notify_all();
+                break;
             }
             st = self.cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0;
         }
@@ -134,6 +151,24 @@ mod tests {
         let sw = AofSwitch::new(1);
         assert!(sw.base_written(&root, 0, Err("disk full".into())).unwrap_err().contains("disk full"));
         assert_eq!(Manifest::read(&root).expect("read").expect("still there").shard.len(), 3);
+        std::fs::remove_dir_all(&root).ok();
+    }
+
+    /// A shard that gives up waiting aborts the switch for all: a shard
+    /// reporting after it does not commit, and the old manifest stays.
+    #[test]
+    fn a_shard_that_gives_up_aborts_the_switch_for_every_shard() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/switch-abort-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).expect("mkdir");
+        Manifest::new(2).write(&root).expect("old manifest");
+        let sw = AofSwitch::with_timeout(2, Duration::from_millis(1));
+        let base = || Ok((super::super::base_name(10), 10));
+        let early = sw.base_written(&root, 0, base());
+        assert!(early.as_ref().is_err_and(|e| e.contains("gave up")), "{early:?}");
+        let late = sw.base_written(&root, 1, base());
+        assert_eq!(late, early, "the late shard learns the same outcome and commits nothing");
+        assert_eq!(Manifest::read(&root).expect("read"), Some(Manifest::new(2)), "old layout kept");
         std::fs::remove_dir_all(&root).ok();
     }
 

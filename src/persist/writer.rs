@@ -53,6 +53,9 @@ const PREFILL_CHUNK: u64 = 2 << 20;
 const PREFILL_MARGIN: u64 = 1 << 20;
 /// Writes in flight at once (direct I/O; buffered writes go one at a time).
 const MAX_INFLIGHT: usize = 8;
+/// Most bytes one write() moves (Linux's MAX_RW_COUNT, a multiple of
+/// every block size); a longer write goes out in several.
+const MAX_WRITE: usize = 0x7fff_f000;
 
 /// A write to submit: `len` bytes at `ptr` to `fd` at `offset`; `dsync`
 /// makes it durable before it completes (RWF_DSYNC). `seq` identifies it
@@ -83,6 +86,8 @@ struct InFlight {
     seq: u64,
     data: AlignedBuf,
     offset: u64,
+    /// Bytes of `data` already written (the kernel wrote part of it).
+    written: usize,
     /// Record bytes in `data` (the rest is padding).
     records: usize,
     last_lsn: u64,
@@ -214,18 +219,39 @@ impl Writer {
         self.submitted() > 0 || self.fsyncs_inflight > 0 || self.extend.is_some() || self.rotation.is_some()
     }
 
-    /// Under `always`, replies must wait while anything appended is not
-    /// yet durable.
+    /// The highest lsn output may reveal (output stamped past it waits,
+    /// see shard/aof.rs). `always`: what is on disk. `everysec` and `no`:
+    /// what a completed write() handed to the kernel, which survives a
+    /// kill -9 of the process (Redis's promise for them). While writes
+    /// fail (everysec/no only: under `always` a write error is fatal)
+    /// nothing is held, as in Redis: new writes are refused with MISCONF
+    /// instead of every client of the shard hanging until the disk
+    /// recovers, and what was executed waits in memory for the retry.
+    #[inline]
+    pub fn release_lsn(&self) -> u64 {
+        match self.policy {
+            Fsync::Always => self.durable_lsn,
+            _ if self.last_write_error.is_some() => self.appended_lsn(),
+            _ => self.written_lsn,
+        }
+    }
+
+    /// Output that may reveal what was appended last must wait.
     #[inline]
     pub fn must_hold_replies(&self) -> bool {
-        self.policy == Fsync::Always && self.durable_lsn < self.next_lsn - 1
+        self.release_lsn() < self.appended_lsn()
     }
 
     /// Append a record; `payload` writes its commands. Returns its lsn.
     pub fn append(&mut self, txid: u64, participants: u16, db: u8, payload: impl FnOnce(&mut Vec<u8>)) -> u64 {
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        record::append(&mut self.buf, lsn, txid, participants, db, payload);
+        // Tells recovery whether a hole before this record can be a crash's
+        // doing (see record::FLAG_SERIAL). Records appended just before a
+        // switch to `always` go out in its first direct write, which waits
+        // for every buffered one: serial still holds for them.
+        let flags = if self.policy == Fsync::Always && self.dio_block > 0 { 0 } else { record::FLAG_SERIAL };
+        record::append_flagged(&mut self.buf, lsn, txid, participants, db, flags, payload);
         lsn
     }
 
@@ -312,6 +338,7 @@ impl Writer {
         let w = InFlight {
             seq: self.next_seq,
             offset: self.file_end,
+            written: 0,
             records: self.buf.len(),
             last_lsn: self.next_lsn - 1,
             dsync: self.policy == Fsync::Always,
@@ -327,43 +354,58 @@ impl Writer {
         self.buf.clear();
     }
 
+    /// The write of what is left of in-flight write `i`.
     fn op(&self, i: usize) -> WriteOp {
         let w = &self.inflight[i];
+        let rest = &w.data.as_slice()[w.written..];
         WriteOp {
             fd: self.file.as_raw_fd(),
             // SAFETY (for the submitter): an in-flight write's buffer is not
             // touched until it completes (only `on_write` retires it).
-            ptr: w.data.as_slice().as_ptr(),
-            len: w.data.len().min(u32::MAX as usize) as u32,
-            offset: w.offset,
+            ptr: rest.as_ptr(),
+            len: rest.len().min(MAX_WRITE) as u32,
+            offset: w.offset + w.written as u64,
             dsync: w.dsync,
             seq: w.seq,
         }
     }
 
     /// Write `seq` completed with `res` bytes (or -errno). Returns the write
-    /// to submit again if it fell short.
+    /// to submit next if it fell short: the rest, from where it stopped.
     pub fn on_write(&mut self, seq: u64, res: i32, now_ms: i64) -> Option<WriteOp> {
         let i = self.inflight.iter().position(|w| w.seq == seq)?;
-        if res < 0 {
-            let e = std::io::Error::from_raw_os_error(-res);
+        let block = self.block;
+        let w = &self.inflight[i];
+        let end = w.written + res.max(0) as usize;
+        // Direct I/O goes on from a block boundary (rewriting at most the
+        // start of a block, same bytes at the same place).
+        let resume = end / block * block;
+        let failed = if res < 0 {
+            Some(std::io::Error::from_raw_os_error(-res).to_string())
+        } else if end < w.data.len() && resume <= w.written {
+            Some("a write made no progress".to_string())
+        } else {
+            None
+        };
+        if let Some(e) = failed {
             if self.last_write_error.is_none() {
                 crate::log(&format!(
-                    "shard {}: AOF write to {} failed: {}; retrying every 100 ms (replies under \
-                     appendfsync always wait)",
+                    "shard {}: AOF write to {} failed: {}; retrying every 100 ms (writes are refused \
+                     meanwhile)",
                     self.shard,
                     self.seg_path.display(),
                     e
                 ));
             }
-            self.last_write_error = Some(e.to_string());
+            self.last_write_error = Some(e);
             self.inflight[i].submitted = false;
             self.retry_at_ms = now_ms + 100;
             return None;
         }
-        if (res as usize) < self.inflight[i].data.len() {
-            // Short: write it all again (same bytes at the same place), so
-            // direct I/O stays aligned and a dsync covers all of it.
+        if end < self.inflight[i].data.len() {
+            // Short (a write past MAX_WRITE, or a nearly full disk): the
+            // part written is in place (and durable, with RWF_DSYNC).
+            self.inflight[i].written = resume;
             return Some(self.op(i));
         }
         if self.last_write_error.is_some() && self.inflight.iter().all(|w| w.submitted || w.done) {
@@ -856,6 +898,72 @@ mod tests {
         assert_eq!(records(&first), vec![1]);
         assert_eq!(records(w.segment_path()), vec![2]);
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// everysec and no: output may reveal a record once its write()
+    /// completed (the page cache survives a kill -9), not before, and long
+    /// before its fsync; while writes fail nothing is held (new writes get
+    /// MISCONF instead).
+    #[test]
+    fn everysec_and_no_release_output_when_the_write_completes() {
+        for policy in [Fsync::EverySec, Fsync::No] {
+            let dir = test_dir("release");
+            let mut w = Writer::open(&dir, 0, 1, policy, 1 << 20).expect("open");
+            ping(&mut w);
+            assert!(w.must_hold_replies(), "{policy:?}");
+            let op = w.next_write(0).expect("a write");
+            ping(&mut w);
+            assert_eq!(w.release_lsn(), 0, "{policy:?}: nothing written yet");
+            assert!(w.on_write(op.seq, -libc::ENOSPC, 0).is_none());
+            assert_eq!(w.release_lsn(), 2, "{policy:?}: a failing disk holds nothing");
+            let op = w.next_write(200).expect("the retry");
+            assert!(w.on_write(op.seq, perform(&op), 200).is_none());
+            assert_eq!(w.release_lsn(), 1, "{policy:?}: the retried write completed");
+            let op = w.next_write(200).expect("the second record");
+            assert!(w.on_write(op.seq, perform(&op), 200).is_none());
+            assert_eq!(w.release_lsn(), 2);
+            assert!(!w.must_hold_replies());
+            if policy == Fsync::EverySec {
+                assert_eq!(w.durable_lsn, 0, "not synced yet, released all the same");
+            }
+            std::fs::remove_dir_all(&dir).ok();
+        }
+    }
+
+    /// A write the kernel cuts short (past MAX_WRITE, a nearly full disk)
+    /// goes on from where it stopped, never from its start again; direct
+    /// I/O from the block boundary below.
+    #[test]
+    fn a_short_write_resumes_where_it_stopped() {
+        for policy in [Fsync::EverySec, Fsync::Always] {
+            let dir = test_dir("short");
+            let mut w = Writer::open(&dir, 0, 1, policy, 1 << 20).expect("open");
+            for _ in 0..100 {
+                ping(&mut w);
+            }
+            let op = w.next_write(0).expect("a write");
+            let block = w.block;
+            // The kernel wrote the first blocks and says it wrote 100 bytes
+            // more (only possible buffered; rounded down under direct I/O).
+            let written = (op.len as usize / 2) / block * block;
+            let part = WriteOp { len: written as u32, ..op };
+            assert_eq!(perform(&part), written as i32);
+            let claimed = written + if block == 1 { 0 } else { 100 };
+            let rest = w.on_write(op.seq, claimed as i32, 0).expect("the rest of the write");
+            assert_eq!((rest.offset, rest.len), (op.offset + written as u64, op.len - written as u32), "{policy:?}");
+            // SAFETY: both point into the write's buffer.
+            assert_eq!(rest.ptr, unsafe { op.ptr.add(written) });
+            assert_eq!(w.written_lsn, 0, "not written until all of it is");
+            assert!(w.on_write(rest.seq, perform(&rest), 0).is_none());
+            assert_eq!(w.written_lsn, 100);
+            assert_eq!(records(w.segment_path()), (1..=100).collect::<Vec<u64>>(), "{policy:?}");
+            // No progress at all is a failure, retried later, not a loop.
+            ping(&mut w);
+            let op = w.next_write(0).expect("a write");
+            assert!(w.on_write(op.seq, 0, 0).is_none());
+            assert!(w.last_write_error.is_some());
+            std::fs::remove_dir_all(&dir).ok();
+        }
     }
 
     /// Without O_DIRECT, `always` writes through the page cache with

@@ -2,12 +2,15 @@
 //! records, submitting writes and fdatasyncs through the shard's own ring,
 //! and holding back replies until what they reveal is durable.
 //!
-//! Under `appendfsync always`, output is gated by lsn: when a connection
-//! gets output, it is stamped with the shard's last appended lsn; it is
-//! sent only once that lsn is durable. Messages to other shards (replies
-//! of forwarded commands, transaction acks) are held the same way, in
-//! order. So no reply can reveal a write before it is on disk, whichever
-//! connection or shard made it. `everysec` and `no` never hold anything.
+//! Output is gated by lsn: when a connection gets output, it is stamped
+//! with the shard's last appended lsn; it is sent only once that lsn is
+//! released (`Writer::release_lsn`): on disk under `always`, written into
+//! the page cache under `everysec` and `no`. Messages to other shards
+//! (replies of forwarded commands, transaction acks) are held the same
+//! way, in order. So no reply can reveal a write before it is as durable
+//! as the policy promises, whichever connection or shard made it. The
+//! cost per request is one lsn comparison; per turn with writes, replies
+//! wait for that turn's write completion.
 
 use super::event_loop::Shard;
 use super::Msg;
@@ -86,17 +89,14 @@ impl Shard {
     /// Stamp a connection's new output with the lsn it may reveal.
     #[inline]
     pub fn stamp_output(&self) -> u64 {
-        match &self.aof {
-            Some(w) if w.policy == Fsync::Always => w.appended_lsn(),
-            _ => 0,
-        }
+        self.aof.as_ref().map_or(0, |w| w.appended_lsn())
     }
 
-    /// Under `always`, the durable lsn output is held against (output
-    /// stamped past it waits); None when nothing is ever held.
+    /// The lsn output is held against (output stamped past it waits);
+    /// None when nothing is ever held (no AOF).
     #[inline]
-    pub fn durable_gate(&self) -> Option<u64> {
-        self.aof.as_ref().filter(|w| w.policy == Fsync::Always).map(|w| w.durable_lsn)
+    pub fn release_gate(&self) -> Option<u64> {
+        self.aof.as_ref().map(|w| w.release_lsn())
     }
 
     /// Hold a message to another shard while writes it may reveal are not
@@ -252,12 +252,12 @@ impl Shard {
         }
     }
 
-    /// Send what was waiting for the durable lsn to advance.
+    /// Send what was waiting for the released lsn to advance (all of it
+    /// once the AOF is off).
     fn release_held(&mut self) {
-        let Some(w) = &self.aof else { return };
-        let durable = w.durable_lsn;
+        let released = self.release_gate().unwrap_or(u64::MAX);
         while let Some((lsn, _, _)) = self.held_msgs.front() {
-            if *lsn > durable {
+            if *lsn > released {
                 break;
             }
             if let Some((_, to, msg)) = self.held_msgs.pop_front() {
@@ -270,7 +270,7 @@ impl Shard {
                 Some(Some(c)) => c.out_gate,
                 _ => continue,
             };
-            if gate <= durable {
+            if gate <= released {
                 if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
                     c.out_held = false;
                 }
@@ -296,7 +296,8 @@ impl Shard {
             let base = st.base_size.load(Ordering::Relaxed);
             let min = self.config.auto_aof_rewrite_min_size.max(0) as u64;
             let pct = self.config.auto_aof_rewrite_percentage as u64;
-            if growth >= min && growth * 100 >= base * pct && self.start_rewrite() {
+            let due = growth >= min && growth * 100 >= base * pct;
+            if due && rewrite::auto_allowed(now) && self.start_rewrite() {
                 crate::log(&format!(
                     "starting an automatic AOF rewrite: {} MB logged since the last one",
                     growth >> 20
@@ -385,12 +386,9 @@ impl Shard {
     fn finish_disable_aof(&mut self) {
         self.aof_closing = false;
         self.aof_shutdown();
-        // Nothing is held for durability any more.
-        if let Some(w) = self.aof.as_mut() {
-            w.durable_lsn = w.appended_lsn();
-        }
-        self.release_held();
         self.aof = None;
+        // Nothing is held for durability any more.
+        self.release_held();
     }
 
     /// Shutdown: write and sync what is buffered (no write may be in

@@ -113,8 +113,8 @@ pub struct Conn {
     pub in_dirty_list: bool,
     /// Wait-policy window in which this connection last received data.
     pub wait_window: u32,
-    /// AOF lsn its pending output may reveal; with `always` the output
-    /// waits until that lsn is durable (`out_held` while it waits).
+    /// AOF lsn its pending output may reveal; the output waits until that
+    /// lsn is released (`Writer::release_lsn`; `out_held` while it waits).
     pub out_gate: u64,
     pub out_held: bool,
     /// When its output went over the soft output-buffer limit (0: under).
@@ -826,12 +826,12 @@ impl Shard {
     fn flush(&mut self) {
         self.submit_aof();
         let dirty = std::mem::take(&mut self.dirty);
-        // Output stamped past this lsn waits (`always` only); fixed for the pass.
-        let durable = self.durable_gate();
+        // Output stamped past this lsn waits; fixed for the pass.
+        let released = self.release_gate();
         let mut over_limit = Vec::new();
         for &idx in &dirty {
             let Some(Some(c)) = self.conns.get_mut(idx as usize) else { continue };
-            let held = durable.is_some_and(|d| c.out_gate > d);
+            let held = released.is_some_and(|d| c.out_gate > d);
             c.in_dirty_list = false;
             let used = c.output_bytes() as u64;
             self.recent_max_out.note(used, self.now);

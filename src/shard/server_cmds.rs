@@ -302,6 +302,8 @@ impl Shard {
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = super::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
+        // A switch that failed (on any shard: all or none) left it off.
+        self.config.appendonly = c.appendonly && (self.aof.is_some() || aof.is_ok());
         // Each shard keeps to an equal share of maxmemory on its own.
         let limit = crate::keyspace::evict::MemLimit {
             // At least a byte each: a tiny limit must not round to "none".
@@ -411,7 +413,14 @@ impl Shard {
                         crate::log("appendonly turned on: every shard wrote its base; the AOF is live");
                         r.ok()
                     }
-                    Some(e) => r.error(&format!("ERR turning appendonly on failed: {}", e)),
+                    Some(e) => {
+                        // No shard logs (the switch commits all or none).
+                        match self.shared.config.lock() {
+                            Ok(mut g) => g.appendonly = false,
+                            Err(p) => p.into_inner().appendonly = false,
+                        }
+                        r.error(&format!("ERR turning appendonly on failed: {}", e))
+                    }
                 }
             }
             FanOp::WatchAck => Reply::new(out, resp3).ok(),
@@ -1354,13 +1363,16 @@ impl Shard {
         }
         if want("memory") {
             let rss = read_rss_bytes();
-            let used = sum(&|i| i.used_memory_est as u64);
+            // A running rewrite's copy of the data is memory in use too.
+            let copy = crate::persist::rewrite::copy_bytes();
+            let copy_peak = crate::persist::rewrite::status().map_or(0, |s| s.copy_peak.load(Ordering::Relaxed));
+            let used = sum(&|i| i.used_memory_est as u64) + copy;
             // Sum of the shards' peaks: at least the true peak, which the
             // shards, measuring separately, cannot see.
             let peak = sum(&|i| i.used_memory_peak as u64).max(used);
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nmem_allocator:libc\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
@@ -1369,6 +1381,8 @@ impl Shard {
                 self.config.maxmemory,
                 self.config.maxmemory as f64 / 1048576.0,
                 self.config.maxmemory_policy,
+                copy,
+                copy_peak,
             );
         }
         if want("persistence") {
@@ -1380,7 +1394,7 @@ impl Shard {
             let write_ok = infos.iter().all(|i| i.aof_write_ok);
             let _ = write!(
                 out,
-                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_delayed_fsync:{}\r\naof_fsync_policy:{}\r\n\r\n",
+                "# Persistence\r\nloading:0\r\nasync_loading:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:{}\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:{}\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:0\r\naof_last_bgrewrite_status:{}\r\naof_last_write_status:{}\r\naof_current_size:{}\r\naof_base_size:{}\r\naof_delayed_fsync:{}\r\naof_fsync_policy:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\n\r\n",
                 sum(&|i| i.dirty),
                 in_progress,
                 load(&|s| s.last_save.load(Ordering::Relaxed) as u64),
@@ -1393,6 +1407,8 @@ impl Shard {
                 base,
                 sum(&|i| i.aof_delayed_fsync),
                 self.config.appendfsync,
+                load(&|s| s.started.load(Ordering::Relaxed)),
+                load(&|s| s.consecutive_failures.load(Ordering::Relaxed)),
             );
         }
         if want("stats") {

@@ -588,13 +588,15 @@ impl Shard {
 
     /// How a transaction writing on `count` shards is logged: the txid its
     /// records carry (0 when one record is atomic by itself) and whether
-    /// participants stay locked until all have it durable.
+    /// participants stay locked until all have it as durable as the policy
+    /// promises (written, under everysec and no): otherwise a reader on one
+    /// participant could see a transaction that recovery then drops
+    /// because another participant's record never reached the kernel.
     fn txn_logging(&self, txid: u64, count: usize) -> (u64, bool) {
         if count < 2 {
             return (0, false);
         }
-        let always = self.aof.as_ref().is_some_and(|w| w.policy == crate::persist::writer::Fsync::Always);
-        (txid, always)
+        (txid, self.aof.is_some())
     }
 
     /// Participant, phase 2: apply, log, unlock (or, with `hold`, wait for
