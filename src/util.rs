@@ -235,20 +235,6 @@ pub fn key_slot(key: &[u8]) -> u16 {
     crc16(part) & (SLOTS - 1)
 }
 
-/// Shard owning a slot: contiguous slot ranges of (almost) equal size.
-#[inline]
-pub fn slot_shard(slot: u16, shards: usize) -> usize {
-    (slot as usize * shards) / SLOTS as usize
-}
-
-#[inline]
-pub fn key_shard(key: &[u8], shards: usize) -> usize {
-    if shards == 1 {
-        return 0;
-    }
-    slot_shard(key_slot(key), shards)
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

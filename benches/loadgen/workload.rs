@@ -4,13 +4,14 @@
 
 use crate::keys::{KeyChooser, Rng};
 use crate::resp::encode;
+use shardis::shard::router::SlotMap;
 
 pub enum Mix {
     /// `get_ratio` of requests are GET, the rest SET.
     GetSet { get_ratio: f64 },
     /// MSET of two keys; `cross` of them on different shards of a server
-    /// with `shards` shards, the rest on one shard via a `{hash tag}`.
-    Mset { cross: f64, shards: usize },
+    /// whose shards serve `slots`, the rest on one shard via a `{hash tag}`.
+    Mset { cross: f64, slots: SlotMap },
 }
 
 impl Mix {
@@ -29,7 +30,7 @@ impl Mix {
                 if cross > 0.0 && shards < 2 {
                     return Err("--cross > 0 needs --shards >= 2 (the server's shard count)".into());
                 }
-                Ok(Mix::Mset { cross, shards })
+                Ok(Mix::Mset { cross, slots: SlotMap::contiguous(shards) })
             }
             other => Err(format!("--workload must be getset or mset, got '{other}'")),
         }
@@ -76,8 +77,8 @@ impl Workload {
 
     /// Append the next request to `out`.
     pub fn next(&mut self, out: &mut Vec<u8>) {
-        match self.mix {
-            Mix::GetSet { get_ratio } => {
+        match &self.mix {
+            &Mix::GetSet { get_ratio } => {
                 key_into(&mut self.k1, self.chooser.pick(&mut self.rng));
                 if self.rng.next_f64() < get_ratio {
                     encode(out, &[b"GET", &self.k1]);
@@ -85,18 +86,18 @@ impl Workload {
                     encode(out, &[b"SET", &self.k1, &self.value]);
                 }
             }
-            Mix::Mset { cross, shards } => {
+            Mix::Mset { cross, slots } => {
                 let a = self.chooser.pick(&mut self.rng);
-                if self.rng.next_f64() < cross {
+                if self.rng.next_f64() < *cross {
                     key_into(&mut self.k1, a);
-                    let home = shardis::util::key_shard(&self.k1, shards);
+                    let home = slots.shard_of(&self.k1);
                     // A random partner; slots spread keys evenly over shards,
                     // so a few draws find one elsewhere. Walking on from the
                     // last draw bounds the loop even for a hot Zipf key.
                     let mut b = self.chooser.pick(&mut self.rng);
                     for i in 0.. {
                         key_into(&mut self.k2, b);
-                        if shardis::util::key_shard(&self.k2, shards) != home || i > 10_000 {
+                        if slots.shard_of(&self.k2) != home || i > 10_000 {
                             break;
                         }
                         b = if i < 8 { self.chooser.pick(&mut self.rng) } else { b.wrapping_add(1) };
@@ -130,6 +131,7 @@ mod tests {
 
     fn cross_share(cross: f64, dist: &str) -> f64 {
         let shards = 4;
+        let slots = SlotMap::contiguous(shards);
         let mix = Mix::parse("mset", 0.9, cross, shards).expect("valid");
         let mut w = Workload::new(mix, KeyChooser::parse(dist, 10_000).expect("valid"), 3, 5);
         let mut buf = Vec::new();
@@ -138,10 +140,7 @@ mod tests {
         }
         let keys = mset_keys(&buf);
         assert_eq!(keys.len(), 2000);
-        let crossing = keys
-            .iter()
-            .filter(|(a, b)| shardis::util::key_shard(a, shards) != shardis::util::key_shard(b, shards))
-            .count();
+        let crossing = keys.iter().filter(|(a, b)| slots.shard_of(a) != slots.shard_of(b)).count();
         crossing as f64 / keys.len() as f64
     }
 

@@ -419,8 +419,15 @@ pub(crate) mod tests {
         let mut rng = Rng::new(7);
         let args = OwnedArgs::from_slices(&parts);
         let (_, def) = lookup(parts[0]).expect("known command");
-        let mut ctx =
-            Ctx { ks, db: 0, now: NOW, out: Reply::new(&mut buf, resp3), max_bulk_len: 512 << 20, rng: &mut rng };
+        let mut ctx = Ctx {
+            ks,
+            db: 0,
+            now: NOW,
+            out: Reply::new(&mut buf, resp3),
+            max_bulk_len: 512 << 20,
+            rng: &mut rng,
+            facts: &crate::cmd::Facts::SINGLE,
+        };
         if !super::super::arity_ok(def, parts.len()) {
             super::super::arity_error(&mut ctx.out, def.name);
         } else {

@@ -614,7 +614,15 @@ mod tests {
         let mut buf = Vec::new();
         let mut rng = Rng::new(1);
         {
-            let mut ctx = Ctx { ks, db, now, out: Reply::new(&mut buf, false), max_bulk_len: 512 << 20, rng: &mut rng };
+            let mut ctx = Ctx {
+                ks,
+                db,
+                now,
+                out: Reply::new(&mut buf, false),
+                max_bulk_len: 512 << 20,
+                rng: &mut rng,
+                facts: &crate::cmd::Facts::SINGLE,
+            };
             let args = OwnedArgs::from_slices(parts);
             let def = lookup(parts[0].as_bytes()).expect("command").1;
             if arity_ok(def, parts.len()) {

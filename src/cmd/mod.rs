@@ -146,11 +146,25 @@ pub struct Ctx<'a> {
     pub max_bulk_len: i64,
     /// Seeded per shard; commands with random choices draw from it.
     pub rng: &'a mut Rng,
+    /// The server the command runs in.
+    pub facts: &'a Facts,
+}
+
+/// What a command handler may know of the server it runs in, passed in
+/// its context rather than read from process-wide statics. Replay and unit
+/// tests run as a single shard (no cross-slot rules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    pub shards: usize,
+}
+
+impl Facts {
+    pub const SINGLE: Facts = Facts { shards: 1 };
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(ks: &'a mut Keyspace, db: usize, now: i64, out: Reply<'a>, rng: &'a mut Rng) -> Self {
-        Ctx { ks, db, now, out, max_bulk_len: 512 << 20, rng }
+        Ctx { ks, db, now, out, max_bulk_len: 512 << 20, rng, facts: &Facts::SINGLE }
     }
 
     pub fn error(&mut self, msg: &str) {

@@ -16,7 +16,6 @@ use crate::keyspace::list::{End, List};
 use crate::keyspace::Value;
 use crate::util::{crc16, key_slot, parse_i64, SLOTS};
 use std::cmp::Ordering;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
     CommandDef::new(name, arity, flags, keys, Some(h))
@@ -28,26 +27,11 @@ pub static COMMANDS: &[CommandDef] = &[
     c("sort_ro", -2, READONLY, (1, 1, 1), sort_ro),
 ];
 
-/// How many shards the server runs. Commands see only their keyspace
-/// (`Ctx` has no server state) and the count never changes once the server
-/// has started, so one process-wide value, set at start-up, is enough. It
-/// stays 1 (no pattern restriction) for unit tests and during AOF replay.
-static SHARDS: AtomicUsize = AtomicUsize::new(1);
-
-/// Called once by the server before its shards start taking commands.
-pub fn set_shard_count(n: usize) {
-    SHARDS.store(n.max(1), AtomicOrdering::Relaxed);
-}
-
-fn shard_count() -> usize {
-    SHARDS.load(AtomicOrdering::Relaxed)
-}
-
 /// Key positions of SORT: the key, and the destination the parser would
 /// store to (the last STORE), so the shard that owns it takes part.
 fn sort_keys(args: &Args) -> Vec<usize> {
     let mut keys = vec![1];
-    if let Ok(o) = parse_options(args, false, None) {
+    if let Ok(o) = parse_options(args, false, None, false) {
         if let Some(d) = o.store {
             keys.push(d);
         }
@@ -115,12 +99,14 @@ fn pattern_slot(p: &[u8]) -> Option<u16> {
 /// Parse the options left to right as Redis does. `check` applies the
 /// pattern rules (the key-position function parses without them); it says
 /// whether the command runs on a cross-shard transaction's keyspace.
-fn parse_options(args: &Args, readonly: bool, check: Option<bool>) -> Result<Options, String> {
+/// `sharded`: keys may live on other shards, so Redis Cluster's rule for
+/// patterns is in force.
+fn parse_options(args: &Args, readonly: bool, check: Option<bool>, sharded: bool) -> Result<Options, String> {
     let mut o = Options::default();
     let n = args.len();
     let kw = |i: usize, w: &str| args[i].eq_ignore_ascii_case(w.as_bytes());
     // The cluster rule is in force when keys may live on other shards.
-    let key_slot_if_sharded = || (shard_count() > 1).then(|| key_slot(&args[1]));
+    let key_slot_if_sharded = || sharded.then(|| key_slot(&args[1]));
     let mut j = 2;
     while j < n {
         let left = n - j - 1;
@@ -424,7 +410,7 @@ fn sort_ro(ctx: &mut Ctx, args: &Args) {
 
 fn sort_generic(ctx: &mut Ctx, args: &Args, readonly: bool) {
     let on_txn = ctx.ks.track_touched.is_some();
-    let mut o = match parse_options(args, readonly, Some(on_txn)) {
+    let mut o = match parse_options(args, readonly, Some(on_txn), ctx.facts.shards > 1) {
         Ok(o) => o,
         Err(e) => return ctx.error(&e),
     };
@@ -661,7 +647,7 @@ mod tests {
 
     #[test]
     fn options_parse_left_to_right() {
-        let p = |a: &[&str], ro: bool| parse_options(&OwnedArgs::from_slices(a).args(), ro, Some(false));
+        let p = |a: &[&str], ro: bool| parse_options(&OwnedArgs::from_slices(a).args(), ro, Some(false), false);
         let o = p(&["sort", "k", "BY", "nosort", "LIMIT", "0", "2", "GET", "#", "DESC", "ALPHA", "STORE", "d"], false)
             .unwrap_or_default();
         assert!(o.dontsort && o.desc && o.alpha);

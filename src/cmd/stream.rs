@@ -1542,7 +1542,15 @@ mod tests {
         let mut rng = Rng::new(7);
         let args = OwnedArgs::from_slices(parts);
         let (_, def) = lookup(&parts[0]).expect("known command");
-        let mut ctx = Ctx { ks, db: 0, now, out: Reply::new(&mut buf, false), max_bulk_len: 512 << 20, rng: &mut rng };
+        let mut ctx = Ctx {
+            ks,
+            db: 0,
+            now,
+            out: Reply::new(&mut buf, false),
+            max_bulk_len: 512 << 20,
+            rng: &mut rng,
+            facts: &crate::cmd::Facts::SINGLE,
+        };
         exec(def, &mut ctx, &args.args());
         String::from_utf8_lossy(&buf).into_owned()
     }

@@ -1636,7 +1636,15 @@ mod tests {
         let mut rng = Rng::new(1);
         let args = OwnedArgs::from_slices(parts);
         let (_, def) = lookup(parts[0]).expect("known command");
-        let mut ctx = Ctx { ks, db: 0, now, out: Reply::new(&mut buf, false), max_bulk_len: 512 << 20, rng: &mut rng };
+        let mut ctx = Ctx {
+            ks,
+            db: 0,
+            now,
+            out: Reply::new(&mut buf, false),
+            max_bulk_len: 512 << 20,
+            rng: &mut rng,
+            facts: &crate::cmd::Facts::SINGLE,
+        };
         if !super::super::arity_ok(def, parts.len()) {
             super::super::arity_error(&mut ctx.out, def.name);
         } else {
@@ -1750,8 +1758,15 @@ mod tests {
         let mut ks = Keyspace::new();
         let mut buf = Vec::new();
         let mut rng = Rng::new(1);
-        let mut ctx =
-            Ctx { ks: &mut ks, db: 0, now: NOW, out: Reply::new(&mut buf, false), max_bulk_len: 10, rng: &mut rng };
+        let mut ctx = Ctx {
+            ks: &mut ks,
+            db: 0,
+            now: NOW,
+            out: Reply::new(&mut buf, false),
+            max_bulk_len: 10,
+            rng: &mut rng,
+            facts: &crate::cmd::Facts::SINGLE,
+        };
         for cmd in [
             &["SET", "k", "12345678"][..],
             &["APPEND", "k", "abc"],

@@ -31,6 +31,25 @@ pub struct Db {
     pub volatile: usize,
     /// Bucket cursor of the active expiry walk.
     expire_cursor: usize,
+    /// Keys per hash slot, when tracked (`Keyspace::track_slots`): what
+    /// CLUSTER COUNTKEYSINSLOT answers and slot migration walks. Off by
+    /// default, since it costs a CRC16 of every key added or removed.
+    slot_keys: Option<Box<[u32]>>,
+}
+
+impl Db {
+    #[inline]
+    fn count_slot(&mut self, key: &[u8], add: bool) {
+        if let Some(counts) = &mut self.slot_keys {
+            let c = &mut counts[crate::util::key_slot(key) as usize];
+            *c = if add { *c + 1 } else { c.saturating_sub(1) };
+        }
+    }
+
+    /// Keys in hash slot `slot` (None when slots are not tracked).
+    pub fn keys_in_slot(&self, slot: u16) -> Option<u32> {
+        self.slot_keys.as_ref().map(|c| c[(slot & (crate::util::SLOTS - 1)) as usize])
+    }
 }
 
 /// Identifies a watching client anywhere in the server: (shard, client id).
@@ -251,6 +270,7 @@ impl Keyspace {
 
     fn expire_key(&mut self, db: usize, key: &[u8]) {
         if let Some(e) = self.dbs[db].dict.remove(key) {
+            self.dbs[db].count_slot(key, false);
             if e.expire != 0 {
                 self.dbs[db].volatile -= 1;
             }
@@ -298,6 +318,7 @@ impl Keyspace {
             let e = d.dict.insert_new(key, value, expire);
             e.key.set_clock(evict::new_clock(policy, now));
             self.used += evict::entry_mem(e);
+            d.count_slot(key, true);
         }
         self.touch(db, key);
     }
@@ -327,6 +348,7 @@ impl Keyspace {
     /// Remove a key, returning its entry (for RENAME, GETDEL, transfers).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Box<Entry>> {
         let e = self.dbs[db].dict.remove(key)?;
+        self.dbs[db].count_slot(key, false);
         if e.expire != 0 {
             self.dbs[db].volatile -= 1;
         }
@@ -380,6 +402,19 @@ impl Keyspace {
         }
     }
 
+    /// Count keys per hash slot from now on (cluster mode), or stop.
+    pub fn track_slots(&mut self, on: bool) {
+        for d in &mut self.dbs {
+            d.slot_keys = on.then(|| {
+                let mut c = vec![0u32; crate::util::SLOTS as usize].into_boxed_slice();
+                for e in d.dict.iter() {
+                    c[crate::util::key_slot(&e.key) as usize] += 1;
+                }
+                c
+            });
+        }
+    }
+
     pub fn flush_db(&mut self, db: usize) -> usize {
         // Watchers of keys that existed are invalidated (as Redis 7 does
         // for FLUSHDB/FLUSHALL); a watched key that did not exist is
@@ -401,6 +436,9 @@ impl Keyspace {
         }
         self.dbs[db].dict.clear();
         self.dbs[db].volatile = 0;
+        if let Some(c) = &mut self.dbs[db].slot_keys {
+            c.fill(0);
+        }
         self.dirty += n as u64;
         self.signal_all_ready(db);
         n
@@ -500,6 +538,40 @@ pub const KEEP_TTL: i64 = -1;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Per-slot counts follow every way a key comes and goes, and agree
+    /// with a recount from the dict.
+    #[test]
+    fn slot_counts_follow_the_keys() {
+        let slot = |k: &[u8]| crate::util::key_slot(k);
+        let recount =
+            |ks: &Keyspace, db: usize, sl: u16| ks.dbs[db].dict.iter().filter(|e| slot(&e.key) == sl).count() as u32;
+        let mut ks = Keyspace::new();
+        ks.set(0, b"before", Value::from_bytes(b"1"), 0);
+        assert_eq!(ks.dbs[0].keys_in_slot(slot(b"before")), None, "off by default");
+        ks.track_slots(true);
+        assert_eq!(ks.dbs[0].keys_in_slot(slot(b"before")), Some(1), "counted when turned on");
+        let tagged: Vec<Vec<u8>> = (0..10).map(|i| format!("{{t}}:{i}").into_bytes()).collect();
+        for k in &tagged {
+            ks.set(0, k, Value::from_bytes(b"v"), 0);
+        }
+        ks.set(0, &tagged[0], Value::from_bytes(b"again"), 0);
+        let st = slot(b"{t}");
+        assert_eq!(ks.dbs[0].keys_in_slot(st), Some(10));
+        ks.remove(0, &tagged[1]);
+        assert!(ks.delete(0, &tagged[2], 0));
+        ks.set(0, &tagged[3], Value::from_bytes(b"v"), 500);
+        assert!(ks.lookup(0, &tagged[3], 1000).is_none(), "expired on access");
+        assert_eq!(ks.dbs[0].keys_in_slot(st), Some(7));
+        assert_eq!(recount(&ks, 0, st), 7);
+        ks.swap_db(0, 1);
+        assert_eq!(ks.dbs[1].keys_in_slot(st), Some(7));
+        assert_eq!(ks.dbs[0].keys_in_slot(st), Some(0));
+        ks.flush_db(1);
+        assert_eq!(ks.dbs[1].keys_in_slot(st), Some(0));
+        ks.track_slots(false);
+        assert_eq!(ks.dbs[1].keys_in_slot(st), None);
+    }
 
     #[test]
     fn lazy_expiry_and_volatile_count() {

@@ -374,11 +374,12 @@ pub fn reshard(root: &Path, old: &Manifest, loaded: Vec<Loaded>, nshards: usize)
     let g = loaded.iter().map(|l| l.next_lsn).max().unwrap_or(1);
     let max_txid = loaded.iter().map(|l| l.max_txid).max().unwrap_or(0);
     let mut out: Vec<Keyspace> = (0..nshards).map(|_| Keyspace::new()).collect();
+    let slots = crate::shard::router::SlotMap::contiguous(nshards);
     let mut keys = 0usize;
     for l in loaded {
         for (db, d) in l.ks.dbs.iter().enumerate() {
             for e in d.dict.iter() {
-                let s = crate::util::key_shard(&e.key, nshards);
+                let s = slots.shard_of(&e.key);
                 out[s].set(db, &e.key, e.value.deep_clone(), e.expire);
                 keys += 1;
             }

@@ -102,8 +102,7 @@ impl Shard {
                 Err(e) => return Reply::new(&mut conn.out, conn.resp3).error(e),
             },
         };
-        let n = self.shared.nshards;
-        let owners = super::dispatch::key_shards(def, args, n);
+        let owners = super::router::key_shards(&self.shared.slots, def, args);
         let block_id = self.shared.next_block_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let from = conn.conn_ref(self.id);
         let cross = owners.len() > 1;
@@ -120,7 +119,7 @@ impl Shard {
             for &s in &owners {
                 let keys: Vec<DbKey> = cmd::key_positions(def, args)
                     .map(|i| args.get(i))
-                    .filter(|k| crate::util::key_shard(k, n) == s)
+                    .filter(|k| self.shared.slots.shard_of(k) == s)
                     .map(|k| (conn.db as u8, k.to_vec()))
                     .collect();
                 self.send(s, Msg::BlockWatch { block_id, to: from, keys });

@@ -12,6 +12,7 @@
 //! in another order, as with Dragonfly's pipeline squashing.
 
 use super::event_loop::{Conn, Shard, Wait};
+use super::router::{self, Route};
 use super::Msg;
 use crate::cmd::admission::{self, Refusal, Road};
 use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, OwnedArgs};
@@ -25,42 +26,11 @@ pub struct MultiState {
     pub aborted: bool,
 }
 
-/// Where a request's keys live.
-pub enum Route {
-    /// No keys (or all here): run on this shard.
-    Here,
-    One(usize),
-    Many(Vec<usize>),
-}
-
-/// Shards owning the keys of a command, in shard order, deduplicated.
-pub fn key_shards(def: &CommandDef, args: &Args, nshards: usize) -> Vec<usize> {
-    let mut v: Vec<usize> =
-        cmd::key_positions(def, args).map(|i| crate::util::key_shard(args.get(i), nshards)).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
 impl Shard {
+    /// Where a request runs (see `router`).
+    #[inline]
     pub fn route(&self, def: &CommandDef, args: &Args) -> Route {
-        let n = self.shared.nshards;
-        if n == 1 || def.first_key <= 0 {
-            return Route::Here;
-        }
-        let mut it = cmd::key_positions(def, args);
-        let Some(first) = it.next() else { return Route::Here };
-        let s0 = crate::util::key_shard(args.get(first), n);
-        for i in it {
-            if crate::util::key_shard(args.get(i), n) != s0 {
-                return Route::Many(key_shards(def, args, n));
-            }
-        }
-        if s0 == self.id {
-            Route::Here
-        } else {
-            Route::One(s0)
-        }
+        router::route(&self.shared.slots, self.id, def, args)
     }
 
     /// Parse and run requests from the connection's buffer until it has to
@@ -174,14 +144,13 @@ impl Shard {
         let mut pos = conn.rpos;
         let limits = Limits { unauthenticated: !conn.authed, ..self.limits };
         let mut n = 0;
-        let nshards = self.shared.nshards;
         let dict = &self.ks.dbs[conn.db].dict;
         while n < 64 && pos < rbuf.len() && rbuf[pos] == b'*' {
             match parse_request(&mut rbuf[pos..], &limits, ranges) {
                 ParseOutcome::Done { consumed } => {
                     if ranges.len() >= 2 {
                         let key = &rbuf[pos + ranges[1].start..pos + ranges[1].end];
-                        if nshards == 1 || crate::util::key_shard(key, nshards) == self.id {
+                        if self.shared.slots.shard_of(key) == self.id {
                             dict.prefetch(key);
                         }
                     }
@@ -208,9 +177,9 @@ impl Shard {
             return Step::Run;
         }
         match self.route(def, args) {
-            Route::One(s) => Step::Forward(s, def),
+            Route::Shard(s) => Step::Forward(s, def),
             Route::Here => Step::Here(id, def),
-            Route::Many(_) => Step::Run,
+            Route::Shards(_) | Route::AllShards => Step::Run,
         }
     }
 
@@ -304,12 +273,14 @@ impl Shard {
                 }
                 self.exec_local(conn, id, def, args, Road::Client);
             }
-            Route::One(s) => {
+            Route::Shard(s) => {
                 let mut sq = SquashWait::new(self.shared.nshards, self.id);
                 sq.add_remote(s, args);
                 self.send_squash(conn, sq);
             }
-            Route::Many(shards) => {
+            // CONN and GLOBAL commands were run above.
+            Route::AllShards => self.server_command(conn, id, def, args),
+            Route::Shards(shards) => {
                 let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
                 self.start_txn(conn, cmds, shards, false);
             }
@@ -361,6 +332,7 @@ impl Shard {
                 out: Reply::new(out, resp3),
                 max_bulk_len: self.limits.max_bulk_len,
                 rng: &mut self.rng,
+                facts: &self.shared.facts,
             };
             cmd::exec(def, &mut ctx, args);
         }

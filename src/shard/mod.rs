@@ -27,6 +27,7 @@ pub mod fdlimit;
 pub mod latency;
 pub mod obuf;
 pub mod pubsub;
+pub mod router;
 pub mod server_cmds;
 pub mod shutdown;
 pub mod slowlog;
@@ -53,6 +54,10 @@ pub struct ConnRef {
 /// hot path.
 pub struct Shared {
     pub nshards: usize,
+    /// Which shard serves each hash slot: every key-to-shard question.
+    pub slots: router::SlotMap,
+    /// What command handlers may know of the server (`cmd::Facts`).
+    pub facts: crate::cmd::Facts,
     /// queues[to][from]
     queues: Vec<Vec<SegQueue<Msg>>>,
     /// Ring fd of each shard, for MSG_RING doorbells (-1 until ready).
@@ -98,6 +103,8 @@ impl Shared {
         let run_id: String = (0..40).map(|_| format!("{:x}", rng.next_u64() % 16)).collect();
         Shared {
             nshards,
+            slots: router::SlotMap::contiguous(nshards),
+            facts: crate::cmd::Facts { shards: nshards },
             queues,
             ring_fds: (0..nshards).map(|_| AtomicI32::new(-1)).collect(),
             doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
@@ -462,8 +469,6 @@ pub fn run(mut config: Config) -> Result<(), String> {
     } else {
         (0..nshards).map(|_| None).collect()
     };
-    // After recovery: replay runs with the default (see cmd::sort).
-    crate::cmd::sort::set_shard_count(nshards);
     let mut handles = Vec::new();
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     for id in 0..nshards {

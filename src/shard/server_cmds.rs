@@ -771,7 +771,7 @@ impl Shard {
         let n = self.shared.nshards;
         let mut by_shard: Vec<Vec<super::DbKey>> = vec![Vec::new(); n];
         for k in args.iter().skip(1) {
-            by_shard[crate::util::key_shard(k, n)].push((conn.db as u8, k.to_vec()));
+            by_shard[self.shared.slots.shard_of(k)].push((conn.db as u8, k.to_vec()));
         }
         let mut targets = Vec::new();
         for (s, keys) in by_shard.into_iter().enumerate() {

@@ -129,14 +129,14 @@ impl Shard {
             }
             // COPY ... DB n and MOVE write to another db: pull the key there too.
             if let Some((target, dst)) = other_db_key(def, &args) {
-                let s = crate::util::key_shard(dst, n);
+                let s = self.shared.slots.shard_of(dst);
                 if let Some(p) = participants.iter().position(|&x| x == s) {
                     keys[p].push((target as u8, dst.to_vec()));
                 }
             }
             for i in cmd::key_positions(def, &args) {
                 let k = args.get(i);
-                let s = crate::util::key_shard(k, n);
+                let s = self.shared.slots.shard_of(k);
                 if let Some(p) = participants.iter().position(|&x| x == s) {
                     keys[p].push((db as u8, k.to_vec()));
                 }
@@ -298,7 +298,6 @@ impl Shard {
     /// has to wait for another shard; when all ran, unlock every shard.
     fn routed_step(&mut self, txid: u64) {
         let Some(mut t) = self.txn.coord.remove(&txid) else { return };
-        let n = self.shared.nshards;
         loop {
             if t.idx >= t.cmds.len() {
                 t.acks_left = t.participants.len();
@@ -353,7 +352,7 @@ impl Shard {
                 }
                 continue;
             }
-            let shards = super::dispatch::key_shards(def, &args, n);
+            let shards = super::router::key_shards(&self.shared.slots, def, &args);
             if shards.len() <= 1 {
                 let s = shards.first().copied().unwrap_or(self.id);
                 let mut cmd_bytes = Vec::new();
@@ -373,12 +372,12 @@ impl Shard {
             for &s in &shards {
                 let mut keys: Vec<DbKey> = cmd::key_positions(def, &args)
                     .map(|k| args.get(k))
-                    .filter(|k| crate::util::key_shard(k, n) == s)
+                    .filter(|k| self.shared.slots.shard_of(k) == s)
                     .map(|k| (t.final_db as u8, k.to_vec()))
                     .collect();
                 // COPY ... DB n and MOVE also read and write their target there.
                 if let Some((target, dst)) = other_db_key(def, &args) {
-                    if crate::util::key_shard(dst, n) == s {
+                    if self.shared.slots.shard_of(dst) == s {
                         keys.push((target as u8, dst.to_vec()));
                     }
                 }
@@ -448,6 +447,7 @@ impl Shard {
                 out: Reply::new(&mut t.reply, t.resp3),
                 max_bulk_len: self.limits.max_bulk_len,
                 rng: &mut self.rng,
+                facts: &self.shared.facts,
             };
             cmd::exec(def, &mut ctx, &args);
         }
@@ -461,7 +461,7 @@ impl Shard {
                 let e = *e;
                 (e.value, e.expire)
             });
-            by_shard[crate::util::key_shard(&key, n)].push(((db, key.to_vec()), st));
+            by_shard[self.shared.slots.shard_of(&key)].push(((db, key.to_vec()), st));
         }
         t.temp = Keyspace::new();
         for (s, writes) in by_shard.into_iter().enumerate() {
@@ -512,6 +512,7 @@ impl Shard {
                         out: Reply::new(&mut reply, t.resp3),
                         max_bulk_len: self.limits.max_bulk_len,
                         rng: &mut self.rng,
+                        facts: &self.shared.facts,
                     };
                     cmd::exec(def, &mut ctx, &args);
                 }
@@ -530,13 +531,12 @@ impl Shard {
         self.ks.hits += t.temp.hits;
         self.ks.misses += t.temp.misses;
         // Ship the final state of every touched key to its owner.
-        let n = self.shared.nshards;
         let mut writes: Vec<Vec<(DbKey, KeyState)>> = (0..t.participants.len()).map(|_| Vec::new()).collect();
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
         touched.sort();
         touched.dedup();
         for (db, key) in touched {
-            let owner = crate::util::key_shard(&key, n);
+            let owner = self.shared.slots.shard_of(&key);
             let Some(p) = t.participants.iter().position(|&x| x == owner) else { continue };
             let st = t.temp.remove(db as usize, &key).map(|e| {
                 let e = *e;
@@ -756,7 +756,7 @@ impl Shard {
             if let Some((_, def)) = cmd::lookup(args.get(0)) {
                 has_global |= def.has(GLOBAL);
                 if def.first_key > 0 {
-                    shards.extend(super::dispatch::key_shards(def, &args, n));
+                    shards.extend(super::router::key_shards(&self.shared.slots, def, &args));
                 }
             }
         }

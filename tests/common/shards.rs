@@ -6,7 +6,7 @@ use super::server::Server;
 
 /// The shard owning `key` among `nshards` (the server's own slot map).
 pub fn shard_of(key: &str, nshards: usize) -> usize {
-    shardis::util::key_shard(key.as_bytes(), nshards)
+    shardis::shard::router::SlotMap::contiguous(nshards).shard_of(key.as_bytes())
 }
 
 /// First key `prefix:<i>` owned by `shard`.
