@@ -83,21 +83,23 @@ impl Refusal {
     }
 }
 
-/// What the gates ask of the place the command would run.
+/// What the gates ask of the place the command would run, `ks` being the
+/// keyspace it would run on.
 pub trait Conditions {
     /// Over maxmemory even after evicting what the policy allows. Asked
     /// only when a gate needs it (eviction has a cost and logs DELs).
-    fn out_of_memory(&mut self) -> bool;
+    fn out_of_memory(&mut self, ks: &mut Keyspace) -> bool;
     /// The AOF's last write error, if writes currently fail.
     fn aof_error(&self) -> Option<&str>;
 }
 
-/// Run `road`'s gates for a command (or transaction) with `flags`.
-pub fn check(road: Road, flags: u32, cond: &mut impl Conditions) -> Result<(), Refusal> {
+/// Run `road`'s gates for a command (or transaction) with `flags` that
+/// would run on `ks`.
+pub fn check(road: Road, flags: u32, cond: &mut impl Conditions, ks: &mut Keyspace) -> Result<(), Refusal> {
     for gate in road.gates() {
         match gate {
-            Gate::DenyOom if flags & DENYOOM != 0 && cond.out_of_memory() => return Err(Refusal::Oom),
-            Gate::AnyOom if cond.out_of_memory() => return Err(Refusal::Oom),
+            Gate::DenyOom if flags & DENYOOM != 0 && cond.out_of_memory(ks) => return Err(Refusal::Oom),
+            Gate::AnyOom if cond.out_of_memory(ks) => return Err(Refusal::Oom),
             Gate::Misconf if flags & WRITE != 0 => {
                 if let Some(e) = cond.aof_error() {
                     return Err(Refusal::Misconf(e.to_string()));
@@ -112,18 +114,30 @@ pub fn check(road: Road, flags: u32, cond: &mut impl Conditions) -> Result<(), R
 /// One shard's own conditions: its keyspace (evicting when over the limit)
 /// and its AOF writer's state.
 pub struct Local<'a> {
-    pub ks: &'a mut Keyspace,
     pub now: i64,
     pub aof_error: Option<&'a str>,
 }
 
 impl Conditions for Local<'_> {
-    fn out_of_memory(&mut self) -> bool {
-        self.ks.over_limit() && !self.ks.free_memory(self.now)
+    fn out_of_memory(&mut self, ks: &mut Keyspace) -> bool {
+        ks.over_limit() && !ks.free_memory(self.now)
     }
 
     fn aof_error(&self) -> Option<&str> {
         self.aof_error
+    }
+}
+
+/// For roads that check nothing (`Road::Admitted`): never asked.
+pub struct Unchecked;
+
+impl Conditions for Unchecked {
+    fn out_of_memory(&mut self, _: &mut Keyspace) -> bool {
+        false
+    }
+
+    fn aof_error(&self) -> Option<&str> {
+        None
     }
 }
 
@@ -136,11 +150,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// Add one participant's conditions, asking only what a transaction
-    /// with `flags` needs (so a read-only one evicts nothing).
-    pub fn add(&mut self, flags: u32, cond: &mut impl Conditions) {
+    /// Add one participant's conditions (its keyspace `ks`), asking only
+    /// what a transaction with `flags` needs (a read-only one evicts
+    /// nothing).
+    pub fn add(&mut self, flags: u32, cond: &mut impl Conditions, ks: &mut Keyspace) {
         if flags & DENYOOM != 0 && !self.oom {
-            self.oom = cond.out_of_memory();
+            self.oom = cond.out_of_memory(ks);
         }
         if flags & WRITE != 0 && self.aof_error.is_none() {
             self.aof_error = cond.aof_error().map(str::to_string);
@@ -149,7 +164,7 @@ impl Report {
 }
 
 impl Conditions for Report {
-    fn out_of_memory(&mut self) -> bool {
+    fn out_of_memory(&mut self, _: &mut Keyspace) -> bool {
         self.oom
     }
 
@@ -172,7 +187,7 @@ mod tests {
     }
 
     impl Conditions for Fake {
-        fn out_of_memory(&mut self) -> bool {
+        fn out_of_memory(&mut self, _: &mut Keyspace) -> bool {
             self.oom_asked += 1;
             self.oom
         }
@@ -187,7 +202,11 @@ mod tests {
     fn healthy_shard_admits_everything_everywhere() {
         for road in ROADS {
             for flags in [WRITE | DENYOOM, WRITE, READONLY | FAST, 0] {
-                assert_eq!(check(road, flags, &mut Fake::default()), Ok(()), "{road:?} {flags:#x}");
+                assert_eq!(
+                    check(road, flags, &mut Fake::default(), &mut Keyspace::new()),
+                    Ok(()),
+                    "{road:?} {flags:#x}"
+                );
             }
         }
     }
@@ -196,7 +215,7 @@ mod tests {
     fn oom_refuses_denyoom_commands_except_when_admitted() {
         for road in ROADS {
             let mut f = Fake { oom: true, ..Fake::default() };
-            let r = check(road, WRITE | DENYOOM, &mut f);
+            let r = check(road, WRITE | DENYOOM, &mut f, &mut Keyspace::new());
             let want = if road == Road::Admitted { Ok(()) } else { Err(Refusal::Oom) };
             assert_eq!(r, want, "{road:?}");
         }
@@ -204,47 +223,47 @@ mod tests {
         // even asked about on those roads.
         for road in [Road::Client, Road::Transaction] {
             let mut f = Fake { oom: true, ..Fake::default() };
-            assert_eq!(check(road, WRITE, &mut f), Ok(()));
-            assert_eq!(check(road, READONLY, &mut f), Ok(()));
+            assert_eq!(check(road, WRITE, &mut f, &mut Keyspace::new()), Ok(()));
+            assert_eq!(check(road, READONLY, &mut f, &mut Keyspace::new()), Ok(()));
             assert_eq!(f.oom_asked, 0);
         }
         // Queueing refuses even a read while out of memory.
         let mut f = Fake { oom: true, ..Fake::default() };
-        assert_eq!(check(Road::Queue, READONLY, &mut f), Err(Refusal::Oom));
+        assert_eq!(check(Road::Queue, READONLY, &mut f, &mut Keyspace::new()), Err(Refusal::Oom));
     }
 
     #[test]
     fn misconf_refuses_writes_only() {
         for road in [Road::Client, Road::Queue, Road::Transaction] {
             let mut f = Fake { err: Some("No space left on device".into()), ..Fake::default() };
-            let r = check(road, WRITE, &mut f);
+            let r = check(road, WRITE, &mut f, &mut Keyspace::new());
             assert_eq!(r, Err(Refusal::Misconf("No space left on device".into())), "{road:?}");
-            assert_eq!(check(road, READONLY | FAST, &mut f), Ok(()), "{road:?}");
+            assert_eq!(check(road, READONLY | FAST, &mut f, &mut Keyspace::new()), Ok(()), "{road:?}");
         }
         let mut f = Fake { err: Some("EIO".into()), ..Fake::default() };
-        assert_eq!(check(Road::Admitted, WRITE, &mut f), Ok(()));
+        assert_eq!(check(Road::Admitted, WRITE, &mut f, &mut Keyspace::new()), Ok(()));
     }
 
     #[test]
     fn oom_comes_before_misconf_as_in_redis() {
         let mut f = Fake { oom: true, err: Some("EIO".into()), ..Fake::default() };
-        assert_eq!(check(Road::Client, WRITE | DENYOOM, &mut f), Err(Refusal::Oom));
-        assert_eq!(check(Road::Client, WRITE, &mut f), Err(Refusal::Misconf("EIO".into())));
+        assert_eq!(check(Road::Client, WRITE | DENYOOM, &mut f, &mut Keyspace::new()), Err(Refusal::Oom));
+        assert_eq!(check(Road::Client, WRITE, &mut f, &mut Keyspace::new()), Err(Refusal::Misconf("EIO".into())));
     }
 
     #[test]
     fn report_gathers_every_participant() {
         let mut r = Report::default();
-        r.add(WRITE | DENYOOM, &mut Fake::default());
+        r.add(WRITE | DENYOOM, &mut Fake::default(), &mut Keyspace::new());
         let mut full = Fake { oom: true, ..Fake::default() };
-        r.add(WRITE | DENYOOM, &mut full);
-        r.add(WRITE | DENYOOM, &mut Fake { err: Some("EIO".into()), ..Fake::default() });
+        r.add(WRITE | DENYOOM, &mut full, &mut Keyspace::new());
+        r.add(WRITE | DENYOOM, &mut Fake { err: Some("EIO".into()), ..Fake::default() }, &mut Keyspace::new());
         assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()) });
-        assert_eq!(check(Road::Transaction, WRITE | DENYOOM, &mut r), Err(Refusal::Oom));
+        assert_eq!(check(Road::Transaction, WRITE | DENYOOM, &mut r, &mut Keyspace::new()), Err(Refusal::Oom));
         // A read-only transaction asks nothing (no eviction on its behalf).
         let mut r = Report::default();
         let mut full = Fake { oom: true, err: Some("EIO".into()), ..Fake::default() };
-        r.add(READONLY, &mut full);
+        r.add(READONLY, &mut full, &mut Keyspace::new());
         assert_eq!(full.oom_asked, 0);
         assert_eq!(r, Report::default());
     }

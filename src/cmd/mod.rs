@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod blocking;
+pub mod call;
 pub mod dump;
 pub mod geo;
 pub mod hash;
@@ -282,7 +283,7 @@ impl Rng {
 }
 
 /// Run a keyspace command (not CONN/GLOBAL) and encode its reply.
-pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
+pub(crate) fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
     match def.handler {
         Some(h) => {
             // Admission (maxmemory, MISCONF, ...) was decided by the caller's

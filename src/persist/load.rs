@@ -423,7 +423,7 @@ impl Replayer {
             }
             return;
         }
-        let Some((_, def)) = cmd::lookup(name) else {
+        let Some((id, def)) = cmd::lookup(name) else {
             self.failed += 1;
             return;
         };
@@ -436,7 +436,9 @@ impl Replayer {
         // now = 0: nothing expires during replay (expiries were logged as
         // DELs when they happened, and relative times as absolute ones).
         let mut ctx = Ctx::new(ks, self.db, 0, Reply::new(&mut self.out, false), &mut self.rng);
-        cmd::exec(def, &mut ctx, args);
+        // Logged commands were admitted when they first ran.
+        let unchecked = &mut cmd::admission::Unchecked;
+        let _ = cmd::call::call(&mut ctx, cmd::admission::Road::Admitted, unchecked, &mut (), (id, def), args);
         if self.out.first() == Some(&b'-') {
             self.failed += 1;
         }

@@ -150,7 +150,7 @@ impl Shard {
         let keys: Vec<(u8, Box<[u8]>)> = cmd::key_positions(def, &args).map(|i| (db, args.get(i).into())).collect();
         self.ks.would_block = false;
         let mut out = Vec::new();
-        self.exec_into(&mut out, resp3, db as usize, id, def, &args, Road::Client);
+        self.call(&mut out, (resp3, db as usize), (id, def), &args, Road::Client);
         if std::mem::take(&mut self.ks.would_block) {
             let cmd = match self.ks.block_rewrite.take() {
                 Some(parts) => {
@@ -235,7 +235,7 @@ impl Shard {
                 self.ks.would_block = false;
                 let mut out = Vec::new();
                 // Admitted when it first tried, as Redis serves a blocked client.
-                self.exec_into(&mut out, resp3, db as usize, id, def, &args, Road::Admitted);
+                self.call(&mut out, (resp3, db as usize), (id, def), &args, Road::Admitted);
                 if std::mem::take(&mut self.ks.would_block) {
                     // Nothing for this client: for a list or sorted set the
                     // key is empty, so nothing for those after it either;

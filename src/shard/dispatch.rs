@@ -87,7 +87,7 @@ impl Shard {
                             match squash.as_mut() {
                                 Some(sq) => {
                                     let (db, resp3) = (conn.db, conn.resp3);
-                                    self.exec_into(&mut sq.local, resp3, db, id, def, &args, Road::Client);
+                                    self.call(&mut sq.local, (resp3, db), (id, def), &args, Road::Client);
                                     sq.local_done();
                                 }
                                 None => self.exec_local(conn, id, def, &args, Road::Client),
@@ -238,7 +238,12 @@ impl Shard {
                     Reply::new(&mut conn.out, conn.resp3).error("ERR Command not allowed inside a transaction");
                     return;
                 }
-                if let Err(refusal) = admission::check(Road::Queue, def.flags, &mut Queueing(self)) {
+                let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+                let mut cond = Queueing { shared: &self.shared, id: self.id, aof_error };
+                let admitted = admission::check(Road::Queue, def.flags, &mut cond, &mut self.ks);
+                // What eviction deleted goes to the AOF.
+                self.log_pending();
+                if let Err(refusal) = admitted {
                     // As Redis: the queued command is refused, and EXEC
                     // then aborts.
                     self.stats[id].rejected += 1;
@@ -298,51 +303,35 @@ impl Shard {
 
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args, road: Road) {
-        if self.exec_into(&mut conn.out, conn.resp3, conn.db, id, def, args, road) {
+        if self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road) {
             self.slowlog.name_newest(&conn.addr, &conn.name);
         }
     }
 
-    /// Run a keyspace command here, appending its reply to `out`; true if
-    /// it was slow enough for the SLOWLOG.
-    pub fn exec_into(
-        &mut self,
-        out: &mut Vec<u8>,
-        resp3: bool,
-        db: usize,
-        id: usize,
-        def: &CommandDef,
-        args: &Args,
-        road: Road,
-    ) -> bool {
-        let t0 = super::ticks::now();
-        let before = out.len();
-        if let Err(refusal) = self.admit(road, def.flags) {
-            Reply::new(out, resp3).error(&refusal.message());
-            self.log_pending();
-            // Counted as Redis counts a refusal: rejected, not called.
-            self.stats[id].rejected += 1;
-            return false;
-        }
-        {
-            let mut ctx = Ctx {
-                ks: &mut self.ks,
-                db,
-                now: self.now,
-                out: Reply::new(out, resp3),
-                max_bulk_len: self.limits.max_bulk_len,
-                rng: &mut self.rng,
-                facts: &self.shared.facts,
-            };
-            cmd::exec(def, &mut ctx, args);
-        }
+    /// Run a keyspace command here through `cmd::call` (the road's gates,
+    /// the handler, this shard's stats and slowlog), appending its reply to
+    /// `out`; true if it was slow enough for the SLOWLOG.
+    pub fn call(&mut self, out: &mut Vec<u8>, (resp3, db): (bool, usize), row: Row, args: &Args, road: Road) -> bool {
+        let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+        let mut cond = admission::Local { now: self.now, aof_error };
+        let mut obs = shard_observer!(self, self.now);
+        let mut ctx = Ctx {
+            ks: &mut self.ks,
+            db,
+            now: self.now,
+            out: Reply::new(out, resp3),
+            max_bulk_len: self.limits.max_bulk_len,
+            rng: &mut self.rng,
+            facts: &self.shared.facts,
+        };
+        let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
+        let slow = obs.slow;
+        // Effects (and evictions the gate made) go to the AOF.
         self.log_pending();
         if !self.ks.ready_keys.is_empty() {
             self.serve_ready();
         }
-        let failed = out.get(before) == Some(&b'-');
-        let ticks = self.record_stat(id, t0, failed);
-        self.note_if_slow(ticks, args)
+        slow
     }
 
     /// This shard's admission gates for a command (or transaction) with
@@ -350,39 +339,20 @@ impl Shard {
     #[inline]
     pub fn admit(&mut self, road: Road, flags: u32) -> Result<(), Refusal> {
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
-        admission::check(road, flags, &mut admission::Local { ks: &mut self.ks, now: self.now, aof_error })
+        admission::check(road, flags, &mut admission::Local { now: self.now, aof_error }, &mut self.ks)
     }
 
     /// Add a command that took `ticks` to the SLOWLOG if it was slow
     /// enough; true if it was.
     #[inline]
     pub fn note_if_slow(&mut self, ticks: u64, args: &Args) -> bool {
-        if ticks < self.slow_ticks {
-            return false;
-        }
-        let id = self.shared.next_slowlog_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.slowlog.add(id, self.now / 1000, super::ticks::to_ns(ticks) / 1000, args);
-        true
+        note_if_slow(&mut self.slowlog, (self.slow_ticks, &self.shared.next_slowlog_id), self.now, ticks, args)
     }
 
     /// Count a call of command `id` that started at tick `t0`; returns the
     /// ticks it took.
     pub fn record_stat(&mut self, id: usize, t0: u64, failed: bool) -> u64 {
-        // Ticks, not microseconds: most commands take well under one.
-        let ticks = super::ticks::now().wrapping_sub(t0);
-        let st = &mut self.stats[id];
-        st.calls += 1;
-        st.ticks += ticks;
-        if failed {
-            st.failed += 1;
-        }
-        let h = st.hist.get_or_insert_with(|| {
-            // Up to an hour at a 10 GHz tick.
-            hdrhistogram::Histogram::new_with_bounds(1, 1 << 56, 2).expect("static histogram bounds")
-        });
-        let _ = h.record(ticks.max(1));
-        self.total_commands += 1;
-        ticks
+        record_stat(&mut self.stats[id], &mut self.total_commands, t0, failed)
     }
 
     /// Run forwarded requests (all for keys on this shard) and return the
@@ -399,7 +369,7 @@ impl Shard {
                 ParseOutcome::Done { consumed } => {
                     let args = Args::new(&cmds[pos..pos + consumed], &ranges);
                     if let Some((id, def)) = cmd::lookup(args.get(0)) {
-                        self.exec_into(&mut out, resp3, db, id, def, &args, road);
+                        self.call(&mut out, (resp3, db), (id, def), &args, road);
                     }
                     ends.push(out.len());
                     pos += consumed;
@@ -498,43 +468,122 @@ impl SquashWait {
     }
 }
 
-/// The conditions a command being queued in MULTI is checked against:
-/// memory as `multi_over_memory` sees it, and this shard's AOF (an AOF
-/// failing elsewhere refuses the EXEC instead, when its participants
-/// report).
-struct Queueing<'a>(&'a mut Shard);
+/// A command's table row: its index and definition.
+pub type Row<'a> = (usize, &'a CommandDef);
 
-impl admission::Conditions for Queueing<'_> {
-    fn out_of_memory(&mut self) -> bool {
-        self.0.multi_over_memory()
+/// What a shard observes of every call: command stats, the latency
+/// histogram and the slowlog.
+pub(super) struct ShardObserver<'a> {
+    pub stats: &'a mut [super::event_loop::CmdStat],
+    pub total: &'a mut u64,
+    pub slowlog: &'a mut super::slowlog::SlowLog,
+    pub slow_ticks: u64,
+    pub slow_ids: &'a std::sync::atomic::AtomicU64,
+    pub now: i64,
+    /// The call was logged as slow.
+    pub slow: bool,
+}
+
+/// A shard's `ShardObserver`, built in place so that the keyspace and the
+/// RNG can be borrowed beside it for the command's context.
+macro_rules! shard_observer {
+    ($shard:expr, $now:expr) => {
+        $crate::shard::dispatch::ShardObserver {
+            stats: &mut $shard.stats,
+            total: &mut $shard.total_commands,
+            slowlog: &mut $shard.slowlog,
+            slow_ticks: $shard.slow_ticks,
+            slow_ids: &$shard.shared.next_slowlog_id,
+            now: $now,
+            slow: false,
+        }
+    };
+}
+pub(super) use shard_observer;
+
+impl cmd::call::Observer for ShardObserver<'_> {
+    #[inline]
+    fn start(&mut self) -> u64 {
+        super::ticks::now()
     }
 
-    fn aof_error(&self) -> Option<&str> {
-        self.0.aof.as_ref().and_then(|w| w.last_write_error.as_deref())
+    fn refused(&mut self, id: usize) {
+        // As Redis counts a refusal: rejected, not called.
+        self.stats[id].rejected += 1;
+    }
+
+    #[inline]
+    fn finished(&mut self, id: usize, t0: u64, failed: bool, args: &Args) {
+        let ticks = record_stat(&mut self.stats[id], self.total, t0, failed);
+        self.slow = note_if_slow(self.slowlog, (self.slow_ticks, self.slow_ids), self.now, ticks, args);
     }
 }
 
-impl Shard {
-    /// Whether MULTI must refuse to queue for memory: this shard is over
-    /// its share of maxmemory and eviction cannot bring it under, or under
-    /// noeviction another shard was over at the end of its last turn (Redis
-    /// has one limit for all; a shard that evicts frees itself on its next
-    /// write).
-    fn multi_over_memory(&mut self) -> bool {
-        if self.ks.over_limit() {
-            let freed = self.ks.free_memory(crate::util::now_ms());
-            self.log_pending();
-            if !freed {
-                return true;
-            }
+/// Count a call that started at tick `t0`; returns the ticks it took.
+#[inline]
+fn record_stat(st: &mut super::event_loop::CmdStat, total: &mut u64, t0: u64, failed: bool) -> u64 {
+    // Ticks, not microseconds: most commands take well under one.
+    let ticks = super::ticks::now().wrapping_sub(t0);
+    st.calls += 1;
+    st.ticks += ticks;
+    if failed {
+        st.failed += 1;
+    }
+    let h = st.hist.get_or_insert_with(|| {
+        // Up to an hour at a 10 GHz tick.
+        hdrhistogram::Histogram::new_with_bounds(1, 1 << 56, 2).expect("static histogram bounds")
+    });
+    let _ = h.record(ticks.max(1));
+    *total += 1;
+    ticks
+}
+
+/// Add a command that took `ticks` to the SLOWLOG if it reached the
+/// threshold (`slow`: threshold in ticks, and the server-wide entry ids).
+#[inline]
+fn note_if_slow(
+    slowlog: &mut super::slowlog::SlowLog,
+    (threshold, ids): (u64, &std::sync::atomic::AtomicU64),
+    now: i64,
+    ticks: u64,
+    args: &Args,
+) -> bool {
+    if ticks < threshold {
+        return false;
+    }
+    let id = ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    slowlog.add(id, now / 1000, super::ticks::to_ns(ticks) / 1000, args);
+    true
+}
+
+/// The conditions a command being queued in MULTI is checked against:
+/// memory as Redis's MULTI sees it, and this shard's AOF (an AOF
+/// failing elsewhere refuses the EXEC instead, when its participants
+/// report).
+struct Queueing<'a> {
+    shared: &'a super::Shared,
+    id: usize,
+    aof_error: Option<&'a str>,
+}
+
+impl admission::Conditions for Queueing<'_> {
+    /// This shard is over its share of maxmemory and eviction cannot bring
+    /// it under, or under noeviction another shard was over at the end of
+    /// its last turn (Redis has one limit for all; a shard that evicts
+    /// frees itself on its next write).
+    fn out_of_memory(&mut self, ks: &mut crate::keyspace::Keyspace) -> bool {
+        if ks.over_limit() && !ks.free_memory(crate::util::now_ms()) {
+            return true;
         }
-        self.ks.mem_limit().policy == crate::keyspace::evict::Policy::NoEviction
-            && self
-                .shared
-                .over_limit
-                .iter()
-                .enumerate()
-                .any(|(s, o)| s != self.id && o.load(std::sync::atomic::Ordering::Relaxed))
+        let others_full = || {
+            let mut over = self.shared.over_limit.iter().enumerate();
+            over.any(|(s, o)| s != self.id && o.load(std::sync::atomic::Ordering::Relaxed))
+        };
+        ks.mem_limit().policy == crate::keyspace::evict::Policy::NoEviction && others_full()
+    }
+
+    fn aof_error(&self) -> Option<&str> {
+        self.aof_error
     }
 }
 

@@ -28,6 +28,7 @@
 //! others, and single-shard work never pays for any of this: it only checks
 //! `locked()`.
 
+use super::dispatch::shard_observer;
 use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, DbKey, KeyState, Msg};
 use crate::cmd::admission::{self, Road};
@@ -220,7 +221,7 @@ impl Shard {
         debug_assert!(self.txn.holder.is_none());
         self.txn.holder = Some(txid);
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
-        report.add(flags, &mut admission::Local { ks: &mut self.ks, now: crate::util::now_ms(), aof_error });
+        report.add(flags, &mut admission::Local { now: crate::util::now_ms(), aof_error }, &mut self.ks);
         let keys = if chain.is_empty() { Vec::new() } else { chain.remove(0).1 };
         acc.extend(self.pull_keys(keys));
         watch_dirty |= watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);
@@ -242,7 +243,7 @@ impl Shard {
         mut report: admission::Report,
     ) {
         let Some(t) = self.txn.coord.get_mut(&txid) else { return };
-        if let Err(refusal) = admission::check(Road::Transaction, t.flags, &mut report) {
+        if let Err(refusal) = admission::check(Road::Transaction, t.flags, &mut report, &mut t.temp) {
             return self.refuse_txn(txid, refusal);
         }
         for ((db, key), st) in entries {
@@ -438,18 +439,21 @@ impl Shard {
             return;
         }
         let args = t.cmds[t.idx - 1].args();
-        if let Some((_, def)) = cmd::lookup(args.get(0)) {
+        if let Some(row) = cmd::lookup(args.get(0)) {
             t.temp.track_touched = Some(Vec::new());
+            let now = crate::util::now_ms();
             let mut ctx = Ctx {
                 ks: &mut t.temp,
                 db: t.final_db,
-                now: crate::util::now_ms(),
+                now,
                 out: Reply::new(&mut t.reply, t.resp3),
                 max_bulk_len: self.limits.max_bulk_len,
                 rng: &mut self.rng,
                 facts: &self.shared.facts,
             };
-            cmd::exec(def, &mut ctx, &args);
+            // Admitted with the transaction (every shard reported).
+            let mut obs = shard_observer!(self, now);
+            let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -504,21 +508,24 @@ impl Shard {
                     if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut db, &mut r) {
                         r.error(&format!("ERR '{}' is not supported inside a transaction spanning shards", def.name));
                     }
-                } else {
-                    let mut ctx = Ctx {
-                        ks: &mut t.temp,
-                        db,
-                        now,
-                        out: Reply::new(&mut reply, t.resp3),
-                        max_bulk_len: self.limits.max_bulk_len,
-                        rng: &mut self.rng,
-                        facts: &self.shared.facts,
-                    };
-                    cmd::exec(def, &mut ctx, &args);
+                    let failed = reply.get(before) == Some(&b'-');
+                    let ticks = self.record_stat(id, t0, failed);
+                    self.note_if_slow(ticks, &args);
+                    continue;
                 }
-                let failed = reply.get(before) == Some(&b'-');
-                let ticks = self.record_stat(id, t0, failed);
-                self.note_if_slow(ticks, &args);
+                let mut ctx = Ctx {
+                    ks: &mut t.temp,
+                    db,
+                    now,
+                    out: Reply::new(&mut reply, t.resp3),
+                    max_bulk_len: self.limits.max_bulk_len,
+                    rng: &mut self.rng,
+                    facts: &self.shared.facts,
+                };
+                // Admitted as a whole when every participant reported.
+                let mut obs = shard_observer!(self, now);
+                let _ =
+                    cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
             }
             t.final_db = db;
         }
