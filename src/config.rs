@@ -97,7 +97,7 @@ impl Default for Config {
             timeout: 0,
             hz: 10,
             pin_threads: true,
-            batch_wait_us: crate::shard::wait_policy::DEFAULT_BUDGET_US,
+            batch_wait_us: crate::net::wait_policy::DEFAULT_BUDGET_US,
             disable_thp: true,
             appendonly: true,
             appendfsync: "everysec".into(),

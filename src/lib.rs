@@ -19,6 +19,7 @@ pub mod config;
 pub mod crash;
 pub mod geo;
 pub mod keyspace;
+pub mod net;
 pub mod persist;
 pub mod protocol;
 pub mod security;

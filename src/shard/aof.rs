@@ -12,22 +12,13 @@
 //! cost per request is one lsn comparison; per turn with writes, replies
 //! wait for that turn's write completion.
 
-use super::event_loop::Shard;
+use super::core::{AofIo, Shard};
 use super::Msg;
+use crate::net::{OP_AOF_EXTEND, OP_AOF_EXTEND_SYNC, OP_AOF_FSYNC, OP_AOF_ROTATE_SYNC, OP_AOF_WRITE};
 use crate::persist::manifest::ShardEntry;
 use crate::persist::rewrite;
-use crate::persist::writer::{Fsync, WriteOp};
-use io_uring::{opcode, squeue, types};
+use crate::persist::writer::Fsync;
 use std::sync::atomic::Ordering;
-
-pub const OP_AOF_WRITE: u64 = 7;
-pub const OP_AOF_FSYNC: u64 = 8;
-pub const OP_AOF_EXTEND: u64 = 9;
-pub const OP_AOF_EXTEND_SYNC: u64 = 10;
-pub const OP_AOF_ROTATE_SYNC: u64 = 11;
-/// The range of the AOF's operation codes, for the loop's dispatch.
-pub const OP_AOF_FIRST: u64 = OP_AOF_WRITE;
-pub const OP_AOF_LAST: u64 = OP_AOF_ROTATE_SYNC;
 
 impl Shard {
     /// Turn what the commands just did into a record, unless a transaction
@@ -130,47 +121,15 @@ impl Shard {
         for slot in rotation_syncs.iter_mut() {
             *slot = w.next_rotation_sync();
         }
-        for fd in rotation_syncs.into_iter().flatten() {
-            // fsync, not fdatasync: for a directory it is what makes the
-            // new name durable; for the old segment the same as datasync.
-            let e = opcode::Fsync::new(types::Fd(fd)).build().user_data(OP_AOF_ROTATE_SYNC);
-            self.push_sqe(e);
-        }
-        for op in writes.into_iter().flatten() {
-            self.push_write(op);
-        }
+        let io = &mut self.io.aof;
+        io.extend(rotation_syncs.into_iter().flatten().map(|fd| AofIo::RotationSync { fd }));
+        io.extend(writes.into_iter().flatten().map(AofIo::Write));
         if let Some((fd, ptr, len, offset)) = extend {
-            // SAFETY (buffer lifetime): the writer keeps its zero buffer for good.
-            let zeros = opcode::Write::new(types::Fd(fd), ptr, len).offset(offset).build().user_data(OP_AOF_EXTEND);
-            self.push_sqe(zeros.flags(squeue::Flags::IO_LINK));
-            let sync = opcode::Fsync::new(types::Fd(fd))
-                .flags(types::FsyncFlags::DATASYNC)
-                .build()
-                .user_data(OP_AOF_EXTEND_SYNC);
-            self.push_sqe(sync);
+            io.push(AofIo::Extend { fd, ptr, len, offset });
         }
         if let Some((fd, upto)) = fsync {
-            self.push_fsync(fd, upto);
+            io.push(AofIo::Fsync { fd, upto });
         }
-    }
-
-    fn push_write(&mut self, op: WriteOp) {
-        let flags = if op.dsync { libc::RWF_DSYNC } else { 0 };
-        let write = opcode::Write::new(types::Fd(op.fd), op.ptr, op.len)
-            .offset(op.offset)
-            .rw_flags(flags)
-            .build()
-            .user_data(OP_AOF_WRITE | (op.seq << 8));
-        self.push_sqe(write);
-    }
-
-    /// A standalone fdatasync; the lsn it covers rides in the user data.
-    fn push_fsync(&mut self, fd: std::os::fd::RawFd, upto: u64) {
-        let e = opcode::Fsync::new(types::Fd(fd))
-            .flags(types::FsyncFlags::DATASYNC)
-            .build()
-            .user_data(OP_AOF_FSYNC | (upto << 8));
-        self.push_sqe(e);
     }
 
     fn on_aof_rotate_sync(&mut self, res: i32) {
@@ -197,12 +156,13 @@ impl Shard {
         self.maybe_finish_disable();
     }
 
-    /// A completion of one of the AOF's operations (op code in the low
-    /// byte of `u`, its argument above).
-    pub fn on_aof_cqe(&mut self, u: u64, res: i32) {
-        match u & 0xff {
-            OP_AOF_WRITE => self.on_aof_write(u >> 8, res),
-            OP_AOF_FSYNC => self.on_aof_fsync(res, u >> 8),
+    /// A completion of one of the AOF's operations (`op`, with the
+    /// argument it was submitted with: a write's sequence number, the lsn
+    /// an fdatasync covers).
+    pub fn on_aof_cqe(&mut self, op: u64, arg: u64, res: i32) {
+        match op {
+            OP_AOF_WRITE => self.on_aof_write(arg, res),
+            OP_AOF_FSYNC => self.on_aof_fsync(res, arg),
             OP_AOF_EXTEND => self.on_aof_extend(res),
             OP_AOF_EXTEND_SYNC => self.on_aof_extend_sync(res),
             OP_AOF_ROTATE_SYNC => self.on_aof_rotate_sync(res),
@@ -225,7 +185,7 @@ impl Shard {
         }
         let op = w.on_write(seq, res, self.now);
         if let Some(op) = op {
-            self.push_write(op);
+            self.io.aof.push(AofIo::Write(op));
         }
         self.publish_aof_state();
         self.release_held();
@@ -287,7 +247,7 @@ impl Shard {
         let now = self.now;
         let Some(w) = self.aof.as_mut() else { return };
         if let Some((fd, upto)) = w.due_fsync(now) {
-            self.push_fsync(fd, upto);
+            self.io.aof.push(AofIo::Fsync { fd, upto });
         }
         self.publish_aof_state();
         if self.id == 0 && self.config.auto_aof_rewrite_percentage > 0 {
@@ -353,8 +313,8 @@ impl Shard {
             .and_then(|lsn| rewrite::write_base(&dir, &self.ks, lsn).map(|(name, _)| (name, lsn)));
         let entry = base.as_ref().ok().map(|(name, lsn)| ShardEntry { base: name.clone(), base_lsn: *lsn });
         // The other shards must see the request before this one blocks.
-        self.push_doorbells();
-        self.submit_now();
+        let doorbells = std::mem::replace(&mut self.io.doorbells, vec![false; self.shared.nshards]);
+        crate::net::ring_doorbells_now(&self.shared, &doorbells);
         switch.base_written(root, self.id, base)?;
         // Committed means every shard, this one included, wrote its base.
         let Some(entry) = entry else { return Err("no base written".into()) };

@@ -23,7 +23,7 @@
 //! again, keeping the original deadline. Those are served atomically but
 //! only roughly in arrival order.
 
-use super::event_loop::{Conn, Shard, Wait};
+use super::core::{Conn, Shard, Wait};
 use super::{ConnRef, DbKey, Msg};
 use crate::cmd::admission::Road;
 use crate::cmd::{self, CommandDef, OwnedArgs};

@@ -11,7 +11,7 @@
 //! different shards (so on different keys) of one pipeline may take effect
 //! in another order, as with Dragonfly's pipeline squashing.
 
-use super::event_loop::{Conn, Shard, Wait};
+use super::core::{Conn, Shard, Wait};
 use super::router::{self, Route};
 use super::Msg;
 use crate::cmd::admission::{self, Refusal, Road};
@@ -47,7 +47,7 @@ impl Shard {
         while conn.wait.is_none()
             && !conn.closing
             && !conn.close_after_flush
-            && conn.output_bytes() < super::event_loop::OUTPUT_PAUSE
+            && conn.output_bytes() < super::core::OUTPUT_PAUSE
         {
             let start = conn.rpos;
             if start >= rbuf.len() {
@@ -110,10 +110,9 @@ impl Shard {
         if conn.rpos == rbuf.len() {
             rbuf.clear();
             conn.rpos = 0;
-        } else if conn.rpos >= 64 * 1024 && (self.has_bufring() || !conn.recv_inflight()) {
+        } else if conn.rpos >= 64 * 1024 {
             // A pipeline whose chunks end mid-request never empties the
             // buffer: drop what was consumed, or it grows with the stream.
-            // (Without a buffer ring, an in-flight recv writes into rbuf.)
             rbuf.drain(..conn.rpos);
             conn.rpos = 0;
         }
@@ -474,7 +473,7 @@ pub type Row<'a> = (usize, &'a CommandDef);
 /// What a shard observes of every call: command stats, the latency
 /// histogram and the slowlog.
 pub(super) struct ShardObserver<'a> {
-    pub stats: &'a mut [super::event_loop::CmdStat],
+    pub stats: &'a mut [super::core::CmdStat],
     pub total: &'a mut u64,
     pub slowlog: &'a mut super::slowlog::SlowLog,
     pub slow_ticks: u64,
@@ -521,7 +520,7 @@ impl cmd::call::Observer for ShardObserver<'_> {
 
 /// Count a call that started at tick `t0`; returns the ticks it took.
 #[inline]
-fn record_stat(st: &mut super::event_loop::CmdStat, total: &mut u64, t0: u64, failed: bool) -> u64 {
+fn record_stat(st: &mut super::core::CmdStat, total: &mut u64, t0: u64, failed: bool) -> u64 {
     // Ticks, not microseconds: most commands take well under one.
     let ticks = super::ticks::now().wrapping_sub(t0);
     st.calls += 1;

@@ -1,13 +1,15 @@
-//! Shards: one OS thread per shard, each running its own io_uring event loop
-//! (`event_loop`) that owns a slice of the hash slots, its keyspace and the
-//! client connections it accepted.
+//! Shards: one OS thread per shard, each running a reactor (`crate::net`:
+//! its io_uring ring and sockets) around a core (`core`: a slice of the
+//! hash slots, its keyspace and the sessions of the clients it accepted),
+//! which performs no I/O.
 //!
 //! Shards talk only through messages: a lock-free queue per (to, from) pair
 //! plus a doorbell (`IORING_OP_MSG_RING` into the target's ring). Per-pair
 //! queues are FIFO, which the ordering arguments in `txn` rely on.
 //!
-//! - `event_loop`: the ring, sockets, buffers; the only socket code.
-//! - `accept`: the listener's accept, backing off when out of descriptors.
+//! - `core`: the shard's state and what it does with requests, messages,
+//!   ticks and AOF completions; `Io` lists what it asks of the reactor.
+//! - `router`: the slot map, and where a command runs.
 //! - `fdlimit`: RLIMIT_NOFILE raised to fit maxclients (or maxclients lowered).
 //! - `obuf`: client-output-buffer-limit classes (pure).
 //! - `dispatch`: what a connection does with a parsed request (route it,
@@ -17,12 +19,10 @@
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 //! - `shutdown`: signals, and the shards draining together before they stop.
 
-pub mod accept;
 pub mod aof;
 pub mod blocking;
-pub mod bufring;
+pub mod core;
 pub mod dispatch;
-pub mod event_loop;
 pub mod fdlimit;
 pub mod latency;
 pub mod obuf;
@@ -33,7 +33,6 @@ pub mod shutdown;
 pub mod slowlog;
 pub mod ticks;
 pub mod txn;
-pub mod wait_policy;
 
 use crate::config::Config;
 use crate::keyspace::Value;
@@ -134,6 +133,11 @@ impl Shared {
         self.inflight.fetch_add(1, Ordering::SeqCst);
         self.queues[to][from].push(msg);
         !self.doorbell_pending[to].swap(true, Ordering::AcqRel)
+    }
+
+    /// Shard `shard`'s reactor is up: its ring takes doorbells at `fd`.
+    pub fn set_ring_fd(&self, shard: usize, fd: i32) {
+        self.ring_fds[shard].store(fd, Ordering::Release);
     }
 
     pub fn ring_fd(&self, shard: usize) -> i32 {
@@ -487,9 +491,14 @@ pub fn run(mut config: Config) -> Result<(), String> {
                     Some(l) => open_aof(&config, id, l),
                     None => Ok((crate::keyspace::Keyspace::new(), None)),
                 };
-                match opened.and_then(|(ks, aof)| event_loop::Shard::new(id, shared.clone(), &config, ks, aof)) {
-                    Ok(mut shard) => {
-                        if let Err(e) = shard.run() {
+                let started = crate::net::Net::new(id, &config).and_then(|(net, flags)| {
+                    shared.set_ring_fd(id, net.ring_fd());
+                    let (ks, aof) = opened?;
+                    Ok((net, core::Shard::new(id, shared.clone(), &config, ks, aof, flags)?))
+                });
+                match started {
+                    Ok((mut net, mut shard)) => {
+                        if let Err(e) = net.run(&mut shard) {
                             let _ = err_tx.send(format!("shard {}: {}", id, e));
                         }
                     }

@@ -4,7 +4,7 @@
 //! the publisher's shard sums the counts. Messages from one publisher reach
 //! a given shard in order (per-pair queues are FIFO).
 
-use super::event_loop::{Conn, Shard};
+use super::core::{Conn, Shard};
 use super::ConnRef;
 use crate::cmd::Args;
 use crate::protocol::reply::Reply;

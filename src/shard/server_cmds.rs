@@ -4,7 +4,7 @@
 //! command is a fan-out: each shard computes its part (`fan_local`) and the
 //! client's shard merges them (`finish_fan`).
 
-use super::event_loop::{Conn, Shard, Wait};
+use super::core::{Conn, Shard, Wait};
 use super::{ConnRef, FanReq, FanResp, Msg};
 use crate::cmd::{self, err, flags::*, Args, CommandDef};
 use crate::keyspace::NUM_DBS;
@@ -298,7 +298,6 @@ impl Shard {
         if let Some(w) = self.aof.as_mut() {
             w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
         }
-        self.set_batch_wait(c.batch_wait_us);
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = super::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
@@ -1318,7 +1317,7 @@ impl Shard {
             aof_delayed_fsync: self.aof.as_ref().map_or(0, |w| w.delayed_fsync),
             aof_write_ok: self.aof.as_ref().is_none_or(|w| w.last_write_error.is_none()),
             cmdstats,
-            ring_flags: self.ring_flags(),
+            ring_flags: self.ring_flags,
         }
     }
 

@@ -14,7 +14,7 @@
 //! replies, so this is no worse than a kill -9. A second SIGTERM/SIGINT
 //! exits at once, as Redis does.
 
-use super::event_loop::Shard;
+use super::core::Shard;
 use super::Shared;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -28,8 +28,8 @@
 //! others, and single-shard work never pays for any of this: it only checks
 //! `locked()`.
 
+use super::core::{Conn, Shard, Wait};
 use super::dispatch::shard_observer;
-use super::event_loop::{Conn, Shard, Wait};
 use super::{ConnRef, DbKey, KeyState, Msg};
 use crate::cmd::admission::{self, Road};
 use crate::cmd::{self, flags::*, Ctx, OwnedArgs};

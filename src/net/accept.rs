@@ -8,7 +8,8 @@
 //! on this shard, or `BACKOFF_MS` has passed (another shard may have freed
 //! one), and the failure is logged at most once per `LOG_EVERY_MS`.
 
-use super::event_loop::{Shard, OP_ACCEPT};
+use super::{Net, OP_ACCEPT};
+use crate::shard::core::Shard;
 use io_uring::{cqueue, opcode, types};
 
 /// Retry a failed accept after this long (checked on the cron tick).
@@ -32,10 +33,10 @@ fn out_of_resources(res: i32) -> bool {
     [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM].contains(&-res)
 }
 
-impl Shard {
+impl Net {
     /// Arm the multishot accept unless it is armed, paused or stopping.
-    pub(super) fn arm_accept(&mut self) {
-        if self.accept.armed || self.accept.paused_until.is_some() || self.stop {
+    pub(super) fn arm_accept(&mut self, core: &Shard) {
+        if self.accept.armed || self.accept.paused_until.is_some() || core.stop {
             return;
         }
         self.accept.armed = true;
@@ -43,42 +44,42 @@ impl Shard {
     }
 
     /// A completion of the multishot accept.
-    pub(super) fn on_accept_cqe(&mut self, res: i32, flags: u32) {
+    pub(super) fn on_accept_cqe(&mut self, core: &mut Shard, res: i32, flags: u32) {
         let more = cqueue::more(flags);
         if !more {
             self.accept.armed = false;
         }
-        if res >= 0 && self.drain.active {
+        if res >= 0 && core.drain.active {
             // Stopping: accepted before the accept was disarmed.
             // SAFETY: closing a descriptor we were just given.
             unsafe {
                 libc::close(res);
             }
         } else if res >= 0 {
-            self.on_accept(res);
+            self.on_accept(core, res);
         } else if out_of_resources(res) {
-            self.accept.paused_until = Some(self.now + BACKOFF_MS);
-            self.note_accept_failure(res);
+            self.accept.paused_until = Some(core.now + BACKOFF_MS);
+            self.note_accept_failure(core.now, res);
             if more {
                 // Still armed: stop it, or the kernel keeps failing for us.
                 self.push_sqe(opcode::AsyncCancel::new(OP_ACCEPT).build().user_data(0));
             }
         } else if res != -libc::EAGAIN && res != -libc::EINTR && res != -libc::ECANCELED {
-            self.note_accept_failure(res);
+            self.note_accept_failure(core.now, res);
         }
         if !more {
-            self.arm_accept();
+            self.arm_accept(core);
         }
     }
 
-    fn note_accept_failure(&mut self, res: i32) {
+    fn note_accept_failure(&mut self, now: i64, res: i32) {
         let g = &mut self.accept;
         g.unlogged += 1;
-        if g.last_log_ms != 0 && self.now - g.last_log_ms < LOG_EVERY_MS {
+        if g.last_log_ms != 0 && now - g.last_log_ms < LOG_EVERY_MS {
             return;
         }
         let n = std::mem::take(&mut g.unlogged);
-        g.last_log_ms = self.now;
+        g.last_log_ms = now;
         crate::log(&format!(
             "shard {}: accept failed ({} time(s) since the last such line): {}{}",
             self.id,
@@ -89,17 +90,17 @@ impl Shard {
     }
 
     /// Cron tick: the backoff is over; try again.
-    pub(super) fn accept_tick(&mut self) {
-        if self.accept.paused_until.is_some_and(|t| self.now >= t) {
+    pub(super) fn accept_tick(&mut self, core: &Shard) {
+        if self.accept.paused_until.is_some_and(|t| core.now >= t) {
             self.accept.paused_until = None;
-            self.arm_accept();
+            self.arm_accept(core);
         }
     }
 
     /// A client's descriptor was closed here: room for a pending one.
-    pub(super) fn accept_fd_freed(&mut self) {
+    pub(super) fn accept_fd_freed(&mut self, core: &Shard) {
         if self.accept.paused_until.take().is_some() {
-            self.arm_accept();
+            self.arm_accept(core);
         }
     }
 }
