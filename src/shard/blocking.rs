@@ -43,6 +43,10 @@ pub struct BlockWait {
     pub cmd: Option<OwnedArgs>,
     /// A cancel was sent; the owner's answer is awaited.
     pub cancelling: bool,
+    /// A watched key changed while the transaction that tries the command
+    /// was still in flight: when it finds nothing, try again at once (the
+    /// watch that fired is spent, so waiting would miss the change).
+    pub woken: bool,
 }
 
 struct Waiter {
@@ -106,7 +110,8 @@ impl Shard {
         let block_id = self.shared.next_block_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let from = conn.conn_ref(self.id);
         let cross = owners.len() > 1;
-        let mut bw = BlockWait { block_id, deadline, owners: owners.clone(), cross, cmd: None, cancelling: false };
+        let mut bw =
+            BlockWait { block_id, deadline, owners: owners.clone(), cross, cmd: None, cancelling: false, woken: false };
         if !cross {
             let owner = owners.first().copied().unwrap_or(self.id);
             bw.owners = vec![owner];
@@ -301,6 +306,10 @@ impl Shard {
     pub fn on_block_ready(&mut self, to: ConnRef, block_id: u64) {
         let Some(slot) = self.conns.get_mut(to.idx as usize) else { return };
         let Some(mut conn) = slot.take() else { return };
+        if let (true, Wait::Txn(txid)) = (conn.gen == to.gen, &conn.wait) {
+            // An attempt is in flight: it may have looked before the change.
+            self.txn.note_woken(*txid, block_id);
+        }
         let ours =
             conn.gen == to.gen && matches!(&conn.wait, Wait::Blocked(b) if b.block_id == block_id && !b.cancelling);
         if ours {

@@ -318,12 +318,32 @@ impl Shard {
     pub fn run_turn(&mut self) {
         self.expire_blocks();
         self.drain_messages();
+        self.settle();
+    }
+
+    /// The end of a turn: messages to itself, connections whose wait
+    /// ended, then what the reactor is to send.
+    pub fn settle(&mut self) {
+        while let Some(m) = self.self_msgs.pop_front() {
+            self.on_message(m);
+        }
         self.run_runnable();
         let over = self.ks.over_limit();
         if over != self.shared.over_limit[self.id].load(Ordering::Relaxed) {
             self.shared.over_limit[self.id].store(over, Ordering::Relaxed);
         }
         self.flush();
+    }
+
+    /// Handle the oldest message from shard `from`, if any: one delivery
+    /// at a time, in whatever order a scheduler picks among senders (each
+    /// sender's messages stay in order, as in the queues). A simulation
+    /// drives cores this way; the reactor drains whole queues.
+    pub fn deliver_one(&mut self, from: usize) -> bool {
+        let Some(m) = self.shared.queues[self.id][from].pop() else { return false };
+        self.shared.inflight.fetch_sub(1, Ordering::SeqCst);
+        self.on_message(m);
+        true
     }
 
     /// A client connected from `addr` to `laddr` on socket `fd`: take it
@@ -750,9 +770,6 @@ impl Shard {
             Msg::RewriteLsn { shard, lsn } => self.on_rewrite_lsn(shard, lsn),
             Msg::BlockedReply { to, block_id, out } => self.on_blocked_reply(to, block_id, out),
             Msg::BlockReady { to, block_id } => self.on_block_ready(to, block_id),
-            Msg::Unwatch { who } => {
-                self.ks.unwatch_all(who);
-            }
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
                 // Admitted as part of its transaction.
@@ -800,6 +817,12 @@ impl Shard {
             Msg::BlockCmd { block_id, from, db, resp3, cmd } => self.on_block_cmd(block_id, from, db, resp3, cmd),
             Msg::BlockWatch { block_id, to, keys } => self.on_block_watch(block_id, to, keys),
             Msg::CancelBlock { block_id, reply } => self.on_cancel_block(block_id, reply),
+            // Deferred like the rest while locked: a transaction of the same
+            // client that waits for the lock must still find its WATCHes
+            // (and whether they were broken), or its EXEC runs blind.
+            Msg::Unwatch { who } => {
+                self.ks.unwatch_all(who);
+            }
             _ => {}
         }
     }

@@ -58,7 +58,7 @@ pub struct Shared {
     /// What command handlers may know of the server (`cmd::Facts`).
     pub facts: crate::cmd::Facts,
     /// queues[to][from]
-    queues: Vec<Vec<SegQueue<Msg>>>,
+    pub(crate) queues: Vec<Vec<SegQueue<Msg>>>,
     /// Ring fd of each shard, for MSG_RING doorbells (-1 until ready).
     ring_fds: Vec<AtomicI32>,
     /// Set when a doorbell is already pending for that shard, so many
@@ -133,6 +133,12 @@ impl Shared {
         self.inflight.fetch_add(1, Ordering::SeqCst);
         self.queues[to][from].push(msg);
         !self.doorbell_pending[to].swap(true, Ordering::AcqRel)
+    }
+
+    /// Messages from `from` wait in `to`'s queue (a simulation's
+    /// scheduler picks among these).
+    pub fn pending(&self, to: usize, from: usize) -> bool {
+        !self.queues[to][from].is_empty()
     }
 
     /// Shard `shard`'s reactor is up: its ring takes doorbells at `fd`.
@@ -424,7 +430,7 @@ pub fn pin_to_core(core: usize) {
 }
 
 /// A loaded shard's keyspace and its AOF writer, logging from now on.
-fn open_aof(
+pub fn open_aof(
     config: &Config,
     id: usize,
     l: crate::persist::load::Loaded,

@@ -62,6 +62,16 @@ impl TxnState {
         self.deferred.push_back(d);
     }
 
+    /// A watch of blocked command `block_id` fired while transaction
+    /// `txid` tries that command (see `BlockWait::woken`).
+    pub fn note_woken(&mut self, txid: u64, block_id: u64) {
+        if let Some(b) = self.coord.get_mut(&txid).and_then(|t| t.block.as_mut()) {
+            if b.block_id == block_id {
+                b.woken = true;
+            }
+        }
+    }
+
     /// Not locked and coordinating nothing (nothing to finish before stopping).
     pub fn is_quiet(&self) -> bool {
         self.holder.is_none() && self.coord.is_empty()
@@ -728,7 +738,12 @@ impl Shard {
             if b.deadline != 0 {
                 self.blocked.deadlines.insert((b.deadline, r.idx, r.gen, b.block_id));
             }
+            let (woken, block_id) = (b.woken, b.block_id);
             c.wait = Wait::Blocked(b);
+            if woken {
+                // A key changed after the attempt looked: look again now.
+                self.on_block_ready(r, block_id);
+            }
             return;
         }
         // Served, or timed out meanwhile.
