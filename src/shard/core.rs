@@ -915,3 +915,77 @@ fn conn_in(conns: &mut [Option<Box<Conn>>], idx: u32, gen: u32) -> Option<&mut C
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One core, no AOF, driven as the reactor drives it.
+    fn core(nshards: usize) -> Shard {
+        let config = Config { shards: nshards, appendonly: false, ..Config::default() };
+        let shared = Arc::new(Shared::new(nshards, config.clone()));
+        let mut c = Shard::new(0, shared, &config, Keyspace::new(), None, "test").expect("core");
+        c.apply_config(&config, None).expect("config");
+        c
+    }
+
+    fn client(c: &mut Shard) -> (u32, u32) {
+        c.accept_client(-1, "127.0.0.1:5000".into(), "127.0.0.1:6379".into()).expect("accepted")
+    }
+
+    /// Feed bytes, end the turn, and take what the reactor would send.
+    fn exchange(c: &mut Shard, (idx, gen): (u32, u32), bytes: &[u8]) -> Vec<u8> {
+        c.conn_mut(idx, gen).expect("open").rbuf.extend_from_slice(bytes);
+        c.on_input(idx);
+        c.settle();
+        let mut out = Vec::new();
+        for i in std::mem::take(&mut c.io.send) {
+            let conn = c.conn_mut(i, gen).expect("open");
+            out.extend_from_slice(&conn.sending[conn.sent..]);
+            c.on_sent(i);
+        }
+        out
+    }
+
+    #[test]
+    fn requests_in_replies_out_through_io() {
+        let mut c = core(1);
+        let cl = client(&mut c);
+        assert_eq!(exchange(&mut c, cl, b"SET k v\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), b"+OK\r\n$1\r\nv\r\n");
+        assert!(c.io.recv.contains(&cl.0), "an idle connection asks to be read");
+        // Half a request waits for the rest; nothing is sent meanwhile.
+        assert_eq!(exchange(&mut c, cl, b"*2\r\n$3\r\nGET\r\n$1"), b"");
+        assert_eq!(exchange(&mut c, cl, b"\r\nk\r\n"), b"$1\r\nv\r\n");
+    }
+
+    #[test]
+    fn quit_and_eof_close_after_the_replies() {
+        let mut c = core(1);
+        let cl = client(&mut c);
+        assert_eq!(exchange(&mut c, cl, b"PING\r\nQUIT\r\n"), b"+PONG\r\n+OK\r\n");
+        assert_eq!(c.io.close, vec![cl.0], "closed once the replies went out");
+        c.release(cl.0);
+        assert!(c.conn_mut(cl.0, cl.1).is_none());
+        // EOF after a request: answered, then closed.
+        let cl = client(&mut c);
+        c.conn_mut(cl.0, cl.1).expect("open").rbuf.extend_from_slice(b"PING\r\n");
+        c.on_eof(cl.0);
+        c.settle();
+        assert_eq!(c.io.send, vec![cl.0]);
+        c.on_sent(cl.0);
+        assert!(c.io.close.contains(&cl.0));
+    }
+
+    #[test]
+    fn a_key_of_another_shard_becomes_a_message() {
+        let mut c = core(2);
+        let cl = client(&mut c);
+        let key = (0..1000).map(|i| format!("k{i}")).find(|k| c.shared.slots.shard_of(k.as_bytes()) == 1).expect("key");
+        let req = format!("GET {key}\r\n");
+        assert_eq!(exchange(&mut c, cl, req.as_bytes()), b"", "waits for shard 1");
+        assert!(c.shared.pending(1, 0), "forwarded to shard 1");
+        assert!(c.io.doorbells[1], "and shard 1's doorbell rung");
+        let waiting = !c.conn_mut(cl.0, cl.1).expect("open").wait.is_none();
+        assert!(waiting, "the connection waits for the reply");
+    }
+}
