@@ -5,7 +5,8 @@
 //! (resuming where the last read stopped), must give the same requests.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use shardis::cmd::{self, Args, Ctx, Rng};
+use shardis::cmd::admission::{Road, Unchecked};
+use shardis::cmd::{self, Args, Ctx, Facts, Rng};
 use shardis::keyspace::Keyspace;
 use shardis::protocol::parse::{parse_request, parse_request_resume, Limits, ParseOutcome, Resume};
 use shardis::protocol::reply::Reply;
@@ -67,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 if !ranges.is_empty() {
                     let args = Args::new(slice, &ranges);
-                    if let Some((_, def)) = cmd::lookup(args.get(0)) {
+                    if let Some((id, def)) = cmd::lookup(args.get(0)) {
                         if def.handler.is_some() && cmd::arity_ok(def, args.len()) {
                             out.clear();
                             let mut ctx = Ctx {
@@ -77,8 +78,18 @@ fuzz_target!(|data: &[u8]| {
                                 out: Reply::new(&mut out, false),
                                 max_bulk_len: 1 << 20,
                                 rng: &mut rng,
+                                facts: &Facts::SINGLE,
                             };
-                            cmd::exec(def, &mut ctx, &args);
+                            // The one execution path, as a client's request
+                            // on a shard with nothing to refuse.
+                            let _ = cmd::call::call(
+                                &mut ctx,
+                                Road::Client,
+                                &mut Unchecked,
+                                &mut (),
+                                (id, def),
+                                &args,
+                            );
                         }
                     }
                 }
