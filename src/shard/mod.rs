@@ -13,7 +13,9 @@
 //! - `dispatch`: what a connection does with a parsed request (route it,
 //!   run it here, forward it, queue it in MULTI).
 //! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
-//! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
+//! - `fanout`: requests answered by every shard, merged into one reply
+//!   (keyspace-wide commands, INFO, CLIENT LIST, ...). The server commands
+//!   themselves are in `crate::cmd::server`.
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 //! - `shutdown`: signals, and the shards draining together before they stop.
 
@@ -23,11 +25,11 @@ pub mod blocking;
 pub mod bufring;
 pub mod dispatch;
 pub mod event_loop;
+pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
 pub mod obuf;
 pub mod pubsub;
-pub mod server_cmds;
 pub mod shutdown;
 pub mod slowlog;
 pub mod ticks;
@@ -179,7 +181,7 @@ pub enum Msg {
         watcher: Option<u64>,
         /// The union of the transaction's command flags, and what each
         /// participant reports for its admission gates (`cmd::admission`).
-        flags: u32,
+        flags: crate::cmd::flags::Flags,
         report: crate::cmd::admission::Report,
     },
     Pulled {
@@ -340,7 +342,7 @@ pub enum FanReq {
     Info,
     ClientList,
     ClientKill {
-        filter: server_cmds::KillFilter,
+        filter: crate::cmd::server::client::KillFilter,
     },
     /// `switch` is set when the AOF is being turned on (all shards at once).
     ConfigUpdate {
@@ -366,7 +368,7 @@ pub enum FanResp {
     Scan { next: u64, keys: Vec<Vec<u8>> },
     Key(Option<Vec<u8>>),
     Counts(Vec<i64>),
-    Info(Box<server_cmds::ShardInfo>),
+    Info(Box<crate::cmd::server::info::ShardInfo>),
     Text(String),
     Slow(Vec<slowlog::SlowEntry>),
     Ack,
