@@ -36,7 +36,7 @@ pub static COMMANDS: &[CommandDef] = &[
         georadius,
     )
     .since("3.2.0")
-    .movable(georadius_keys),
+    .keys_fn(georadius_keys),
     c(
         "georadiusbymember",
         -5,
@@ -45,7 +45,7 @@ pub static COMMANDS: &[CommandDef] = &[
         georadiusbymember,
     )
     .since("3.2.0")
-    .movable(georadiusbymember_keys),
+    .keys_fn(georadiusbymember_keys),
     c("georadius_ro", -6, READONLY, &[at(1, RO | ACCESS)], georadius_ro).since("3.2.10"),
     c("georadiusbymember_ro", -5, READONLY, &[at(1, RO | ACCESS)], georadiusbymember_ro).since("3.2.10"),
     c("geosearch", -7, READONLY, &[at(1, RO | ACCESS)], geosearch).since("6.2.0"),
@@ -80,20 +80,19 @@ fn georadiusbymember_keys(args: &Args) -> Vec<KeyRef> {
 /// first STORE, then after the first STOREDIST, searched from `from`), so
 /// COMMAND GETKEYS agrees; then, if it is another one, the key the command
 /// really stores to (the last STORE/STOREDIST), so the right shard has it.
-/// Specs: 0 the source, 1 STORE's key, 2 STOREDIST's.
 fn radius_keys(args: &Args, from: usize) -> Vec<KeyRef> {
-    let mut keys = vec![KeyRef { pos: 1, spec: 0 }];
+    let mut keys = vec![KeyRef { pos: 1, flags: RO | ACCESS }];
     let n = args.len();
-    for (spec, word) in [(1, "store"), (2, "storedist")] {
+    for word in ["store", "storedist"] {
         if let Some(i) = (from..n.saturating_sub(1)).find(|&i| kw(&args[i], word)) {
-            keys.push(KeyRef { pos: i + 1, spec });
+            keys.push(KeyRef { pos: i + 1, flags: OW | UPDATE });
         }
     }
     let mut last = None;
     let mut i = 5;
     while i < n {
         if (kw(&args[i], "store") || kw(&args[i], "storedist")) && i + 1 < n {
-            last = Some(KeyRef { pos: i + 1, spec: if kw(&args[i], "store") { 1 } else { 2 } });
+            last = Some(KeyRef { pos: i + 1, flags: OW | UPDATE });
             i += 1;
         }
         i += 1;

@@ -123,12 +123,12 @@ impl KeySpec {
         matches!((self.begin, self.find), (Begin::Index(_), Find::Range { .. }))
     }
 
-    /// This spec's key positions in `args`, appended to `out` with
-    /// `index` (the spec's place in its row). Positions past the end (a
+    /// This spec's key positions in `args`, appended to `out` with the
+    /// spec's flags. Positions past the end (a
     /// short, malformed command) are left out; Err when the command is
     /// malformed so that its keys cannot be told (a key count that is not
     /// a number or runs past the arguments).
-    pub fn positions(&self, index: usize, args: &Args, out: &mut Vec<KeyRef>) -> Result<(), Malformed> {
+    pub fn positions(&self, args: &Args, out: &mut Vec<KeyRef>) -> Result<(), Malformed> {
         let argc = args.len() as i64;
         let start = match self.begin {
             Begin::Index(p) => p as i64,
@@ -178,19 +178,19 @@ impl KeySpec {
         };
         let mut i = first;
         while i <= last {
-            out.push(KeyRef { pos: i as usize, spec: index });
+            out.push(KeyRef { pos: i as usize, flags: self.flags });
             i += step;
         }
         Ok(())
     }
 }
 
-/// A key found in a request: its argument index and the index of the spec
-/// (in its row's `key_specs`) that describes it.
+/// A key found in a request: its argument index and what the command does
+/// with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyRef {
     pub pos: usize,
-    pub spec: usize,
+    pub flags: KeyFlags,
 }
 
 /// A command whose keys cannot be told from its arguments.
@@ -202,8 +202,8 @@ pub struct Malformed;
 /// and COMMAND GETKEYS says so, as Redis does).
 pub fn spec_positions(specs: &[KeySpec], args: &Args) -> Vec<KeyRef> {
     let mut out = Vec::new();
-    for (i, s) in specs.iter().enumerate() {
-        if s.positions(i, args, &mut out).is_err() {
+    for s in specs {
+        if s.positions(args, &mut out).is_err() {
             return Vec::new();
         }
     }

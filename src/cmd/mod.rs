@@ -406,15 +406,12 @@ pub fn unknown_command_error(out: &mut Reply, args: &Args) {
 }
 
 /// A command's key positions: from the legacy triple when it describes
-/// them all (no allocation: the common case), else from the key specs, or
-/// from the row's own `keys_fn` where the specs cannot say.
+/// them all (no allocation: the common case), else from the row's own
+/// `keys_fn`, or from the key specs.
 #[inline]
 pub fn key_positions(def: &CommandDef, args: &Args) -> KeyPositions {
-    if let Some(f) = def.keys_fn {
-        return KeyPositions::List(f(args).into_iter());
-    }
     if def.has(flags::MOVABLE_KEYS) {
-        return KeyPositions::List(keyspec::spec_positions(def.key_specs, args).into_iter());
+        return KeyPositions::List(key_refs(def, args).into_iter());
     }
     let argc = args.len();
     let first = def.first_key as usize;
@@ -425,25 +422,12 @@ pub fn key_positions(def: &CommandDef, args: &Args) -> KeyPositions {
     KeyPositions::Range((if valid { first } else { 1 }..=if valid { last } else { 0 }).step_by(step))
 }
 
-/// Key positions with the spec describing each (COMMAND GETKEYSANDFLAGS).
+/// Keys with what the command does to each (COMMAND GETKEYSANDFLAGS).
 pub fn key_refs(def: &CommandDef, args: &Args) -> Vec<keyspec::KeyRef> {
     if let Some(f) = def.keys_fn {
         return f(args);
     }
-    if def.has(flags::MOVABLE_KEYS) {
-        return keyspec::spec_positions(def.key_specs, args);
-    }
-    // The triple covers consecutive index specs: find each key's.
-    key_positions(def, args)
-        .map(|pos| {
-            let spec = def
-                .key_specs
-                .iter()
-                .rposition(|s| matches!(s.begin, keyspec::Begin::Index(p) if p as usize <= pos))
-                .unwrap_or(0);
-            keyspec::KeyRef { pos, spec }
-        })
-        .collect()
+    keyspec::spec_positions(def.key_specs, args)
 }
 
 pub enum KeyPositions {

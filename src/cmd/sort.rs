@@ -28,7 +28,7 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 pub static COMMANDS: &[CommandDef] = &[
     c("sort", -2, WRITE | DENYOOM, &[at(1, RO | ACCESS), unknown(RO | ACCESS), unknown(OW | UPDATE)], sort)
         .since("1.0.0")
-        .movable(sort_keys),
+        .keys_fn(sort_keys),
     c("sort_ro", -2, READONLY, &[at(1, RO | ACCESS), unknown(RO | ACCESS)], sort_ro).since("7.0.0"),
 ];
 
@@ -50,11 +50,10 @@ fn shard_count() -> usize {
 /// Key positions of SORT: the key, and the destination the parser would
 /// store to (the last STORE), so the shard that owns it takes part.
 fn sort_keys(args: &Args) -> Vec<KeyRef> {
-    // Spec 0 is the sorted key, spec 2 the STORE destination.
-    let mut keys = vec![KeyRef { pos: 1, spec: 0 }];
+    let mut keys = vec![KeyRef { pos: 1, flags: RO | ACCESS }];
     if let Ok(o) = parse_options(args, false, None) {
         if let Some(d) = o.store {
-            keys.push(KeyRef { pos: d, spec: 2 });
+            keys.push(KeyRef { pos: d, flags: OW | UPDATE });
         }
     }
     keys

@@ -55,11 +55,11 @@ pub static COMMANDS: &[CommandDef] = &[
     // group or consumer may be named "streams".
     c("xread", -4, READONLY | BLOCKING, &[kw("STREAMS", 1, RO | ACCESS).range(-1, 1, 2)], xread)
         .since("5.0.0")
-        .movable(read_keys)
+        .keys_fn(read_keys)
         .blocks(super::blocking::XREAD),
     c("xreadgroup", -7, WRITE | BLOCKING | RECORDS_NOW, &[kw("STREAMS", 4, RO | ACCESS).range(-1, 1, 2)], xreadgroup)
         .since("5.0.0")
-        .movable(read_keys)
+        .keys_fn(read_keys)
         .blocks(super::blocking::XREADGROUP),
 ];
 
@@ -80,7 +80,7 @@ fn read_keys(args: &Args) -> Vec<KeyRef> {
             if n == 0 || !n.is_multiple_of(2) {
                 return Vec::new();
             }
-            return (i + 1..i + 1 + n / 2).map(|pos| KeyRef { pos, spec: 0 }).collect();
+            return (i + 1..i + 1 + n / 2).map(|pos| KeyRef { pos, flags: RO | ACCESS }).collect();
         }
         i += 1;
     }

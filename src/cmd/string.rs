@@ -16,7 +16,9 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 
 pub static COMMANDS: &[CommandDef] = &[
     c("get", 2, READONLY | FAST, &[at(1, RO | ACCESS)], get).since("1.0.0"),
-    c("set", -3, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], set).since("1.0.0"),
+    c("set", -3, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], set)
+        .since("1.0.0")
+        .keys_fn(set_keys),
     c("setnx", 3, WRITE | DENYOOM | FAST, &[at(1, OW | INSERT)], setnx).since("1.0.0"),
     c("setex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], setex).since("2.0.0"),
     c("psetex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], psetex).since("2.6.0"),
@@ -56,13 +58,40 @@ pub static COMMANDS: &[CommandDef] = &[
     c("bitfield", -2, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], bitfield)
         .acl(acl::BITMAP)
         .group(Group::Bitmap)
-        .since("3.2.0"),
+        .since("3.2.0")
+        .keys_fn(bitfield_keys),
     c("bitfield_ro", -2, READONLY | FAST, &[at(1, RO | ACCESS)], bitfield_ro)
         .acl(acl::BITMAP)
         .group(Group::Bitmap)
         .since("6.0.0"),
     c("lcs", -3, READONLY, &[at(1, RO | ACCESS).range(1, 1, 0)], lcs).since("7.0.0"),
 ];
+
+/// SET's key, overwritten unless GET also reads it (its spec says
+/// VARIABLE_FLAGS; COMMAND GETKEYSANDFLAGS says which).
+fn set_keys(args: &Args) -> Vec<KeyRef> {
+    let get = (3..args.len()).any(|i| args.is(i, "get"));
+    vec![KeyRef { pos: 1, flags: if get { RW | ACCESS | UPDATE } else { OW | UPDATE } }]
+}
+
+/// BITFIELD's key: only read while every operation is a well-formed GET
+/// or OVERFLOW; a SET, an INCRBY or anything malformed counts as a write.
+fn bitfield_keys(args: &Args) -> Vec<KeyRef> {
+    let mut i = 2;
+    let mut reads_only = true;
+    while i < args.len() {
+        let left = args.len() - i - 1;
+        if args.is(i, "get") && left >= 2 {
+            i += 3;
+        } else if args.is(i, "overflow") && left >= 1 {
+            i += 2;
+        } else {
+            reads_only = false;
+            break;
+        }
+    }
+    vec![KeyRef { pos: 1, flags: if reads_only { RO | ACCESS } else { RW | ACCESS | UPDATE } }]
+}
 
 /// The string value at `key`, `Ok(None)` if absent, `Err` if the key holds
 /// another type (the caller replies WRONGTYPE). Integers are formatted into `buf`.

@@ -37,9 +37,9 @@ pub type SessionFn = fn(&mut Session, &Args);
 pub type ServerFn = fn(&mut crate::shard::event_loop::Shard, &mut crate::shard::event_loop::Conn, &Args);
 /// How a keyspace-wide command runs over every shard.
 pub type PlanFn = fn(&Args, &crate::shard::fanout::PlanCtx) -> crate::shard::fanout::GlobalPlan;
-/// Key positions of a command that its specs cannot fully describe
-/// (Redis's getkeys procs). Positions past the end must not be returned;
-/// a malformed command may return none.
+/// Keys of a command that its specs cannot fully describe (Redis's getkeys
+/// procs), with what it does to each. Positions past the end must not be
+/// returned; a malformed command may return none.
 pub type KeysFn = fn(&Args) -> Vec<KeyRef>;
 /// The (db, key) a command writes outside the connection's db (COPY ...
 /// DB n, MOVE), so a transaction pulls that key too.
@@ -81,7 +81,7 @@ pub struct CommandDef {
     pub last_key: i32,
     pub step: i32,
     pub handler: Handler,
-    /// For the keys its specs cannot describe exactly (sets MOVABLE_KEYS).
+    /// For the keys its specs cannot describe exactly (see `keys_fn()`).
     pub keys_fn: Option<KeysFn>,
     pub subcommands: &'static [CommandDef],
     /// Redis's command tips (`nondeterministic_output`, request policies).
@@ -134,10 +134,12 @@ impl CommandDef {
         }
     }
 
-    /// Keys that the specs cannot find exactly come from `f`.
-    pub const fn movable(mut self, f: KeysFn) -> Self {
+    /// Keys, and what is done with each, come from `f` where the specs
+    /// cannot tell: positions the specs cannot find (movable keys), or
+    /// flags that depend on the arguments (VARIABLE_FLAGS, used only by
+    /// COMMAND GETKEYSANDFLAGS: routing such a row reads the legacy triple).
+    pub const fn keys_fn(mut self, f: KeysFn) -> Self {
         self.keys_fn = Some(f);
-        self.flags |= MOVABLE_KEYS;
         self
     }
 

@@ -82,7 +82,7 @@ impl Shard {
         for n in args.iter().skip(2) {
             match table::by_full_name(n) {
                 Some((_, d)) => command_info(&mut r, d),
-                None => r.null_array(),
+                None => r.null(),
             }
         }
     }
@@ -153,7 +153,12 @@ pub fn command_info(r: &mut Reply, d: &CommandDef) {
     for ks in d.key_specs {
         key_spec(r, ks);
     }
-    r.set(d.subcommands.len());
+    // As Redis replies them: an empty set when there are none, else an array.
+    if d.subcommands.is_empty() {
+        r.set(0);
+    } else {
+        r.array(d.subcommands.len());
+    }
     for s in d.subcommands {
         command_info(r, s);
     }
@@ -270,7 +275,7 @@ fn getkeys(r: &mut Reply, args: &Args, with_flags: bool) {
         if with_flags {
             r.array(2);
             r.bulk(a.get(k.pos));
-            key_flags(r, d.key_specs.get(k.spec).map_or(0, |s| s.flags));
+            key_flags(r, k.flags);
         } else {
             r.bulk(a.get(k.pos));
         }
