@@ -302,3 +302,101 @@ fn command_list_filters_by_every_acl_category() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// The same requests on one connection to each server; every reply must
+/// match.
+fn same_replies(r: &mut RespConn, s: &mut RespConn, script: &[&str]) {
+    for line in script {
+        assert_eq!(s.cmd_str(line), r.cmd_str(line), "{line}");
+    }
+}
+
+#[test]
+fn multi_runs_watch_reset_and_quit_at_once() {
+    let redis = Server::start_redis();
+    let shardis = Server::start(2, &[]);
+    let (mut r, mut s) = (redis.conn(), shardis.conn());
+    // WATCH inside MULTI is refused without aborting the transaction.
+    same_replies(&mut r, &mut s, &["MULTI", "WATCH k", "SET k v", "EXEC", "GET k"]);
+    // RESET is not queued: it ends the transaction there and then.
+    same_replies(&mut r, &mut s, &["MULTI", "SET k w", "RESET", "EXEC", "GET k"]);
+    // Nor is QUIT: OK, and the connection closes.
+    for c in [&mut r, &mut s] {
+        assert_eq!(c.cmd(&["MULTI"]), Value::ok());
+        assert_eq!(c.cmd(&["QUIT"]), Value::ok());
+        let (rest, closed) = c.read_until_idle(std::time::Duration::from_secs(2));
+        assert!(rest.is_empty() && closed, "{:?}", String::from_utf8_lossy(&rest));
+    }
+}
+
+#[test]
+fn exec_is_not_in_the_slowlog_its_commands_are() {
+    let redis = Server::start_redis();
+    let shardis = Server::start(1, &[]);
+    for srv in [&redis, &shardis] {
+        let mut c = srv.conn();
+        assert_eq!(c.cmd(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]), Value::ok());
+        assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), Value::ok());
+        for line in ["MULTI", "SET k v", "GET k", "EXEC", "AUTH nosuch", "PING"] {
+            c.cmd_str(line);
+        }
+        let log = c.cmd(&["SLOWLOG", "GET", "-1"]);
+        let mut logged: Vec<String> = log
+            .as_items()
+            .expect("entries")
+            .iter()
+            .map(|e| text(&e.as_items().expect("entry")[3].as_items().expect("args")[0]).to_ascii_lowercase())
+            .collect();
+        logged.reverse();
+        // Redis logs AUTH with its password redacted; shardis keeps it out.
+        logged.retain(|n| n != "auth");
+        assert_eq!(logged, ["slowlog", "multi", "set", "get", "ping"], "{:?}", srv.kind);
+    }
+}
+
+#[test]
+fn server_commands_answer_as_redis() {
+    let redis = Server::start_redis();
+    let shardis = Server::start(2, &[]);
+    let (mut r, mut s) = (redis.conn(), shardis.conn());
+    same_replies(
+        &mut r,
+        &mut s,
+        &[
+            // An odd name/value list is a syntax error, not an arity one.
+            "CONFIG SET maxmemory-policy",
+            "CONFIG SET maxmemory-policy noeviction maxmemory",
+            "CLIENT SETNAME",
+            "PING a b",
+            "SELECT 99",
+            "OBJECT ENCODING",
+            "MEMORY USAGE",
+        ],
+    );
+    // HELP of every container is an array of lines.
+    for c in ["CONFIG", "CLIENT", "COMMAND", "SLOWLOG", "LATENCY", "PUBSUB", "OBJECT", "MEMORY", "XGROUP", "XINFO"] {
+        let help = s.cmd(&[c, "HELP"]);
+        let lines = help.as_items().unwrap_or_else(|| panic!("{c} HELP: {help}"));
+        assert!(lines.len() > 2 && lines.iter().all(|l| matches!(l, Value::Simple(_))), "{c} HELP: {help}");
+    }
+}
+
+#[test]
+fn commandstats_name_subcommands() {
+    let redis = Server::start_redis();
+    let shardis = Server::start(2, &[]);
+    for srv in [&redis, &shardis] {
+        let mut c = srv.conn();
+        assert!(!c.cmd(&["CONFIG", "GET", "maxmemory"]).is_error());
+        assert_eq!(c.cmd(&["SET", "k", "v"]), Value::ok());
+        assert!(!c.cmd(&["OBJECT", "ENCODING", "k"]).is_error());
+        let info = text(&c.cmd(&["INFO", "commandstats"]));
+        for stat in ["cmdstat_config|get:calls=1,", "cmdstat_object|encoding:calls=1,"] {
+            assert!(info.contains(stat), "{stat} in {info}");
+        }
+        // LATENCY HISTOGRAM of a container reports its subcommands.
+        let h = c.cmd(&["LATENCY", "HISTOGRAM", "config"]);
+        let names: Vec<String> = h.as_items().expect("map").iter().step_by(2).map(text).collect();
+        assert_eq!(names, ["config|get"]);
+    }
+}

@@ -342,3 +342,211 @@ pub fn count() -> usize {
 pub fn command_count() -> usize {
     registry().top.len()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::flags::*;
+    use super::super::keyspec::{Begin, Find};
+    use super::super::{arity_ok, key_positions, key_refs, OwnedArgs};
+    use super::*;
+    use rand::{Rng as _, SeedableRng};
+
+    fn is_container(d: &CommandDef) -> bool {
+        !d.subcommands.is_empty()
+    }
+
+    #[test]
+    fn every_row_is_consistent() {
+        let mut seen = std::collections::HashSet::new();
+        for (id, d) in all().iter().enumerate() {
+            let n = d.name;
+            assert!(seen.insert(n), "{n}: two rows");
+            assert_eq!(n, n.to_ascii_lowercase(), "{n}: names are lowercase");
+            assert!(!n.contains(' ') && n.matches('|').count() <= 1, "{n}");
+            assert_ne!(d.arity, 0, "{n}");
+            assert!(!(d.has(WRITE) && d.has(READONLY)), "{n}: write and readonly");
+            assert_eq!(d.has(BLOCKING), d.block.is_some(), "{n}: BLOCKING needs a BlockSpec, and only it");
+            assert!(std::ptr::eq(by_id(id), *d), "{n}: id");
+            assert!(std::ptr::eq(by_full_name(n.to_ascii_uppercase().as_bytes()).expect("by name").1, *d), "{n}");
+            // Where it runs follows from the handler.
+            let at_conn = matches!(d.handler, Handler::Session(_) | Handler::Help(_) | Handler::Server(_));
+            assert_eq!(d.has(CONN_SHARD), at_conn, "{n}: CONN_SHARD");
+            assert_eq!(d.has(EVERY_SHARD), matches!(d.handler, Handler::EveryShard { .. }), "{n}: EVERY_SHARD");
+            // Flags that decide how the connection's shard runs it.
+            for f in [NEVER_QUEUED, NO_EXEC, SUBSCRIBED_OK, SECRET_ARGS] {
+                assert!(!d.has(f) || at_conn, "{n}: a connection flag on a keyspace row");
+            }
+            if let Handler::Help(_) = d.handler {
+                assert!(n.ends_with("|help") && d.arity == 2 && d.has(LOADING | STALE), "{n}");
+            }
+            // Containers: a subcommand is needed (COMMAND alone runs).
+            assert_eq!(matches!(d.handler, Handler::Container), is_container(d) && n != "command", "{n}");
+            if matches!(d.handler, Handler::Container) {
+                assert_eq!(d.arity, -2, "{n}: a container needs its subcommand");
+            }
+            for s in d.subcommands {
+                assert_eq!(s.name.split_once('|').map(|(c, _)| c), Some(n), "{}: not {n}'s", s.name);
+                assert!(s.arity >= 2 || s.arity <= -2, "{}: arity counts the container", s.name);
+                assert!(s.subcommands.is_empty(), "{}: nested", s.name);
+                assert_eq!(s.group, d.group, "{}: group", s.name);
+            }
+            // Key specs: where they begin, and what the legacy triple says.
+            for ks in d.key_specs {
+                match ks.begin {
+                    Begin::Index(p) => assert!(p >= 1, "{n}"),
+                    Begin::Keyword { keyword, from } => assert!(from != 0 && !keyword.is_empty(), "{n}"),
+                    Begin::Unknown => assert!(matches!(ks.find, Find::Unknown), "{n}"),
+                }
+                assert!(ks.flags != 0, "{n}: key spec without flags");
+            }
+            if d.first_key > 0 && d.arity > 0 && d.last_key >= 0 {
+                assert!(d.last_key < d.arity, "{n}: keys past a fixed arity");
+            }
+            if d.has(MOVABLE_KEYS) {
+                // What the triple cannot say, the specs or keys_fn do.
+                assert!(d.takes_keys(), "{n}");
+            }
+            // ACL: data-type rows name their type (MEMORY USAGE, a server
+            // command, has none in Redis either); never both fast and slow.
+            let cats = d.acl_categories();
+            assert_ne!(cats & acl::FAST != 0, cats & acl::SLOW != 0, "{n}");
+            if matches!(d.handler, Handler::Keyspace(_)) && d.takes_keys() && d.group != Group::Server {
+                let types = acl::KEYSPACE
+                    | acl::STRING
+                    | acl::BITMAP
+                    | acl::LIST
+                    | acl::HASH
+                    | acl::SET
+                    | acl::SORTEDSET
+                    | acl::STREAM
+                    | acl::HYPERLOGLOG
+                    | acl::GEO;
+                assert!(cats & types != 0, "{n}: no data-type category");
+            }
+            assert!(d.since.split('.').count() == 3, "{n}: since {}", d.since);
+        }
+        assert!(command_count() > 200 && count() > command_count());
+    }
+
+    #[test]
+    fn every_subcommand_is_reachable() {
+        for d in commands().filter(|d| is_container(d)) {
+            for (j, s) in d.subcommands.iter().enumerate() {
+                // Any case of either name.
+                let parts = [d.name.to_ascii_uppercase(), s.sub_name().to_string(), "x".into(), "y".into()];
+                let a = OwnedArgs::from_slices(&parts);
+                let Ok((id, row)) = lookup_args(&a.args()) else { panic!("{} unreachable", s.name) };
+                assert!(std::ptr::eq(row, s), "{}", s.name);
+                assert_eq!(id, lookup(d.name.as_bytes()).expect("container").0 + 1 + j);
+                assert!(std::ptr::eq(by_id(id), s));
+            }
+            // The container alone is its own row; an unknown subcommand none.
+            let a = OwnedArgs::from_slices(&[d.name]);
+            assert!(lookup_args(&a.args()).is_ok_and(|(_, r)| std::ptr::eq(r, d)));
+            let a = OwnedArgs::from_slices(&[d.name, "nosuch"]);
+            assert!(matches!(lookup_args(&a.args()), Err(NotFound::Subcommand(c)) if std::ptr::eq(c, d)));
+        }
+        let a = OwnedArgs::from_slices(&["nosuch"]);
+        assert!(matches!(lookup_args(&a.args()), Err(NotFound::Command)));
+        // Names longer than any command are not looked up at all.
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+
+    /// One random argument: numbers (counts, in and out of range), the
+    /// keywords key specs search for, and plain words.
+    fn random_arg(rng: &mut rand::rngs::StdRng) -> String {
+        const WORDS: &[&str] = &[
+            "STREAMS",
+            "streams",
+            "STORE",
+            "STOREDIST",
+            "KEYS",
+            "GET",
+            "SET",
+            "INCRBY",
+            "OVERFLOW",
+            "BY",
+            "LIMIT",
+            "COUNT",
+            "BLOCK",
+            "GROUP",
+            "WEIGHTS",
+            "LEFT",
+            "RIGHT",
+            "DB",
+            "0",
+            "1",
+            "2",
+            "3",
+            "7",
+            "-1",
+            "-5",
+            "999999999999",
+            "x",
+            "",
+        ];
+        if rng.gen_bool(0.7) {
+            WORDS[rng.gen_range(0..WORDS.len())].to_string()
+        } else {
+            rng.gen_range(0..20).to_string()
+        }
+    }
+
+    #[test]
+    fn key_specs_stay_within_the_arguments() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        for d in all().iter().filter(|d| d.takes_keys()) {
+            let (container, sub) = match d.name.split_once('|') {
+                Some((c, s)) => (c, Some(s)),
+                None => (d.name, None),
+            };
+            let min = d.arity.unsigned_abs() as usize;
+            for _ in 0..300 {
+                let argc = if d.arity > 0 { min } else { min + rng.gen_range(0..8) };
+                let mut parts = vec![container.to_string()];
+                parts.extend(sub.map(str::to_string));
+                while parts.len() < argc {
+                    parts.push(random_arg(&mut rng));
+                }
+                let a = OwnedArgs::from_slices(&parts);
+                let args = a.args();
+                assert!(arity_ok(d, args.len()));
+                let pos: Vec<usize> = key_positions(d, &args).collect();
+                for &p in &pos {
+                    assert!(p >= 1 && p < args.len(), "{}: key at {p} of {parts:?}", d.name);
+                }
+                // GETKEYS names the same keys the router routes by.
+                let refs: Vec<usize> = key_refs(d, &args).iter().map(|k| k.pos).collect();
+                assert_eq!(refs, pos, "{}: {parts:?}", d.name);
+                if !d.has(MOVABLE_KEYS) && d.keys_fn.is_none() {
+                    // The triple says it all: same as walking the specs.
+                    let specs: Vec<usize> =
+                        super::super::keyspec::spec_positions(d.key_specs, &args).iter().map(|k| k.pos).collect();
+                    assert_eq!(specs, pos, "{}: {parts:?}", d.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn non_movable_rows_route_without_allocating() {
+        // The hot path reads the triple: GET and SET are not movable, and
+        // SET's keys_fn (its argument-dependent flags) is not used to route.
+        for name in ["get", "set", "incr", "mget", "mset", "hset", "lpush", "zadd", "sadd", "xadd", "del"] {
+            let d = lookup(name.as_bytes()).expect(name).1;
+            assert!(!d.has(MOVABLE_KEYS), "{name}");
+            let a = OwnedArgs::from_slices(&[name, "k", "v", "w"]);
+            assert!(matches!(key_positions(d, &a.args()), super::super::KeyPositions::Range(_)), "{name}");
+        }
+    }
+
+    #[test]
+    fn implied_categories() {
+        let d = lookup(b"get").expect("get").1;
+        assert_eq!(d.acl_categories(), acl::READ | acl::STRING | acl::FAST);
+        let d = by_full_name(b"config|set").expect("config|set").1;
+        assert_eq!(d.acl_categories(), acl::ADMIN | acl::SLOW | acl::DANGEROUS);
+        assert_eq!(acl::by_name(b"SortedSet"), Some(acl::SORTEDSET));
+        assert_eq!(acl::by_name(b"@read"), None);
+    }
+}

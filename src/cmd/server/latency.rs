@@ -66,13 +66,19 @@ impl Shard {
     }
 }
 
+/// Whether LATENCY HISTOGRAM's `name` asks for the row `row`: itself, or
+/// for a container, each of its subcommands (as Redis reports them).
+fn named(name: &str, row: &str) -> bool {
+    row == name || row.strip_prefix(name).is_some_and(|rest| rest.starts_with('|'))
+}
+
 /// LATENCY HISTOGRAM's reply for the commands in `names` (all that ran if
 /// empty): calls, and cumulative counts per power-of-two µs bucket, as Redis
 /// reports them.
 pub fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
     let merged: Vec<CmdStatInfo> = super::info::merge_cmdstats(infos)
         .into_iter()
-        .filter(|m| m.calls > 0 && !m.hist.is_empty() && (names.is_empty() || names.iter().any(|n| n == m.name)))
+        .filter(|m| m.calls > 0 && !m.hist.is_empty() && (names.is_empty() || names.iter().any(|n| named(n, m.name))))
         .collect();
     r.map(merged.len());
     for m in &merged {
