@@ -928,12 +928,7 @@ fn subcommand(ctx: &mut Ctx, args: &Args, cmd: &str, subs: &[(&'static str, i32)
 }
 
 fn subcommand_syntax(ctx: &mut Ctx, args: &Args, cmd: &str) {
-    let msg = format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        String::from_utf8_lossy(&args[1]),
-        cmd
-    );
-    ctx.error(&msg);
+    ctx.error(&super::subcommand_syntax_text(cmd, &args[1]));
 }
 
 /// XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP
