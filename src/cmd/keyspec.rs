@@ -211,10 +211,10 @@ pub fn spec_positions(specs: &[KeySpec], args: &Args) -> Vec<KeyRef> {
 }
 
 /// The legacy `(first, last, step)` COMMAND INFO reports, and whether the
-/// keys are movable (not all described by it). The triple covers the index
-/// + range specs that follow one another with step 1 (or the one spec, if
-/// there is just one, whatever its step); anything else makes the keys
-/// movable, as does an incomplete spec.
+/// keys are movable (not all described by it). The triple covers the
+/// index-and-range specs that follow one another with step 1 (or the one
+/// spec, if there is just one, whatever its step); anything else makes the
+/// keys movable, as does an incomplete spec.
 pub const fn legacy_range(specs: &[KeySpec]) -> ((i32, i32, i32), bool) {
     if specs.len() == 1 && specs[0].is_range() {
         if let (Begin::Index(pos), Find::Range { last, step, .. }) = (specs[0].begin, specs[0].find) {
@@ -254,7 +254,7 @@ pub const fn legacy_range(specs: &[KeySpec]) -> ((i32, i32, i32), bool) {
         prev_last = last;
     }
     if first == i32::MAX {
-        return ((0, 0, 0), specs.len() > 0 || movable);
+        return ((0, 0, 0), !specs.is_empty() || movable);
     }
     ((first, last, 1), movable)
 }

@@ -10,13 +10,19 @@
 //! - `accept`: the listener's accept, backing off when out of descriptors.
 //! - `fdlimit`: RLIMIT_NOFILE raised to fit maxclients (or maxclients lowered).
 //! - `obuf`: client-output-buffer-limit classes (pure).
-//! - `dispatch`: what a connection does with a parsed request (route it,
-//!   run it here, forward it, queue it in MULTI).
+//! - `dispatch`: what a connection does with a parsed request: the checks,
+//!   then by its table row (`crate::cmd::table`) run it here, forward it by
+//!   its keys, queue it in MULTI, or run a server command at the connection.
 //! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
 //! - `fanout`: requests answered by every shard, merged into one reply
 //!   (keyspace-wide commands, INFO, CLIENT LIST, ...). The server commands
 //!   themselves are in `crate::cmd::server`.
+//! - `blocking`: blocked clients, waiting at the shard that owns their keys.
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
+//! - `aof`: the shard's side of its AOF (logging, group commit, rewrites).
+//! - `slowlog`, `latency`, `ticks`: SLOWLOG entries, latency histograms, the
+//!   clock they are measured with.
+//! - `bufring`, `wait_policy`: provided buffers; how long a turn may wait.
 //! - `shutdown`: signals, and the shards draining together before they stop.
 
 pub mod accept;
