@@ -178,17 +178,12 @@ fn key_spec(r: &mut Reply, ks: &KeySpec) {
     r.bulk(b"flags");
     key_flags(r, ks.flags);
     r.bulk(b"begin_search");
-    r.map(2);
-    r.bulk(b"type");
     match ks.begin {
-        Begin::Index(i) => {
-            r.bulk(b"index");
-            r.bulk(b"spec");
-            r.map(1);
-            r.bulk(b"index");
-            r.int(i as i64);
-        }
+        Begin::Index(i) => search_part(r, "index", &[("index", i)]),
         Begin::Keyword { keyword, from } => {
+            // The one part with a string in it.
+            r.map(2);
+            r.bulk(b"type");
             r.bulk(b"keyword");
             r.bulk(b"spec");
             r.map(2);
@@ -197,39 +192,30 @@ fn key_spec(r: &mut Reply, ks: &KeySpec) {
             r.bulk(b"startfrom");
             r.int(from as i64);
         }
-        Begin::Unknown => {
-            r.bulk(b"unknown");
-            r.bulk(b"spec");
-            r.map(0);
-        }
+        Begin::Unknown => search_part(r, "unknown", &[]),
     }
     r.bulk(b"find_keys");
-    r.map(2);
-    r.bulk(b"type");
     match ks.find {
         Find::Range { last, step, limit } => {
-            r.bulk(b"range");
-            r.bulk(b"spec");
-            r.map(3);
-            for (k, v) in [("lastkey", last), ("keystep", step), ("limit", limit)] {
-                r.bulk_str(k);
-                r.int(v as i64);
-            }
+            search_part(r, "range", &[("lastkey", last), ("keystep", step), ("limit", limit)])
         }
         Find::Keynum { keynum, first, step } => {
-            r.bulk(b"keynum");
-            r.bulk(b"spec");
-            r.map(3);
-            for (k, v) in [("keynumidx", keynum), ("firstkey", first), ("keystep", step)] {
-                r.bulk_str(k);
-                r.int(v as i64);
-            }
+            search_part(r, "keynum", &[("keynumidx", keynum), ("firstkey", first), ("keystep", step)])
         }
-        Find::Unknown => {
-            r.bulk(b"unknown");
-            r.bulk(b"spec");
-            r.map(0);
-        }
+        Find::Unknown => search_part(r, "unknown", &[]),
+    }
+}
+
+/// `{type: kind, spec: {name: value, ...}}`, one half of a key spec.
+fn search_part(r: &mut Reply, kind: &str, spec: &[(&str, i32)]) {
+    r.map(2);
+    r.bulk(b"type");
+    r.bulk_str(kind);
+    r.bulk(b"spec");
+    r.map(spec.len());
+    for (k, v) in spec {
+        r.bulk_str(k);
+        r.int(*v as i64);
     }
 }
 
