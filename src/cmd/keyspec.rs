@@ -168,7 +168,8 @@ impl KeySpec {
                     _ => return Err(Malformed),
                 };
                 let (first, step) = (start + first as i64, step.max(1) as i64);
-                let last = first + (n - 1) * step;
+                // The count is the client's: any i64 (saturating, no overflow).
+                let last = (n - 1).saturating_mul(step).saturating_add(first);
                 if n > 0 && last >= argc {
                     return Err(Malformed);
                 }
@@ -291,6 +292,7 @@ mod tests {
         // A count past the arguments, or not a number: no keys.
         assert_eq!(pos(&[at(1, RW).keynum(0, 1, 1)], "LMPOP 5 a b LEFT"), Vec::<usize>::new());
         assert_eq!(pos(&[at(1, RW).keynum(0, 1, 1)], "LMPOP x a LEFT"), Vec::<usize>::new());
+        assert_eq!(pos(&[at(1, RW).keynum(0, 1, 2)], "LMPOP 9223372036854775807 a LEFT"), Vec::<usize>::new());
         assert_eq!(pos(&[at(1, OW), at(2, RO).keynum(0, 1, 1)], "ZUNIONSTORE d x a"), Vec::<usize>::new());
         assert_eq!(pos(&[at(1, OW), at(2, RO).keynum(0, 1, 1)], "ZUNIONSTORE d 2 a b"), [1, 3, 4]);
         assert_eq!(pos(&[kw("STREAMS", 1, RO).range(-1, 1, 2)], "XREAD COUNT 2 STREAMS a b 0 0"), [4, 5]);
