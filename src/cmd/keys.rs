@@ -30,8 +30,10 @@ pub static COMMANDS: &[CommandDef] = &[
     c("type", 2, READONLY | FAST, &[at(1, RO)], type_cmd).since("1.0.0"),
     c("rename", 3, WRITE, &[at(1, RW | ACCESS | DELETE), at(2, OW | UPDATE)], rename).since("1.0.0"),
     c("renamenx", 3, WRITE | FAST, &[at(1, RW | ACCESS | DELETE), at(2, OW | INSERT)], renamenx).since("1.0.0"),
-    c("copy", -3, WRITE | DENYOOM, &[at(1, RO | ACCESS), at(2, OW | UPDATE)], copy).since("6.2.0"),
-    c("move", 3, WRITE | FAST, &[at(1, RW | ACCESS | UPDATE)], move_cmd).since("1.0.0"),
+    c("copy", -3, WRITE | DENYOOM, &[at(1, RO | ACCESS), at(2, OW | UPDATE)], copy)
+        .since("6.2.0")
+        .other_db(copy_target),
+    c("move", 3, WRITE | FAST, &[at(1, RW | ACCESS | UPDATE)], move_cmd).since("1.0.0").other_db(move_target),
     c("expire", -3, WRITE | FAST, &[at(1, RW | UPDATE)], expire).since("1.0.0"),
     c("pexpire", -3, WRITE | FAST, &[at(1, RW | UPDATE)], pexpire).since("2.6.0"),
     c("expireat", -3, WRITE | FAST, &[at(1, RW | UPDATE)], expireat).since("1.2.0"),
@@ -308,6 +310,22 @@ fn persist(ctx: &mut Ctx, args: &Args) {
         }
         _ => ctx.out.int(0),
     }
+}
+
+/// A db index argument, if it is one.
+fn db_arg(a: &[u8]) -> Option<usize> {
+    parse_i64(a).filter(|d| (0..crate::keyspace::NUM_DBS as i64).contains(d)).map(|d| d as usize)
+}
+
+/// COPY src dst DB n: the destination in db n (a transaction pulls it too).
+fn copy_target<'a>(args: &Args<'a>) -> Option<(usize, &'a [u8])> {
+    let i = (3..args.len().saturating_sub(1)).find(|&i| args.is(i, "DB"))?;
+    Some((db_arg(args.get(i + 1))?, args.get(2)))
+}
+
+/// MOVE key db: the key in its target db.
+fn move_target<'a>(args: &Args<'a>) -> Option<(usize, &'a [u8])> {
+    Some((db_arg(args.get(2))?, args.get(1)))
 }
 
 /// OBJECT's subcommands (Redis 7 lists OBJECT as a container of these).

@@ -541,6 +541,25 @@ mod tests {
     }
 
     #[test]
+    fn copy_and_move_name_their_key_in_the_other_db() {
+        let other = |line: &str| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            let a = OwnedArgs::from_slices(&parts);
+            let d = lookup(parts[0].as_bytes()).expect("command").1;
+            let f = d.other_db_key.expect("other_db hook");
+            f(&a.args()).map(|(db, k)| (db, k.to_vec()))
+        };
+        assert_eq!(other("COPY a b DB 3"), Some((3, b"b".to_vec())));
+        assert_eq!(other("COPY a b REPLACE db 0"), Some((0, b"b".to_vec())));
+        assert_eq!(other("COPY a b"), None);
+        assert_eq!(other("COPY a b DB 16"), None);
+        assert_eq!(other("COPY a b DB"), None);
+        assert_eq!(other("MOVE a 2"), Some((2, b"a".to_vec())));
+        assert_eq!(other("MOVE a x"), None);
+        assert_eq!(all().iter().filter(|d| d.other_db_key.is_some()).count(), 2);
+    }
+
+    #[test]
     fn implied_categories() {
         let d = lookup(b"get").expect("get").1;
         assert_eq!(d.acl_categories(), acl::READ | acl::STRING | acl::FAST);
