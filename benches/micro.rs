@@ -1,6 +1,7 @@
 //! Microbenchmarks of the pure hot paths, in ns per operation:
-//! the RESP request parser, the keyspace (set/lookup over 1M keys) and the
-//! AOF record codec with its CRC32C. Plain `harness = false` with
+//! the RESP request parser, the command table (what a request's routing
+//! asks of its row, and a command run through `cmd::exec`), the keyspace
+//! (set/lookup over 1M keys) and the AOF record codec with its CRC32C. Plain `harness = false` with
 //! `std::time`, so `cargo bench` needs no extra crates.
 //!
 //! `cargo bench --bench micro [-- --quick] [-- NAME-SUBSTRING]`. Each case
@@ -38,6 +39,7 @@ fn main() {
         println!("{:<32} {:>12} {:>12} {:>12}", "case", "ops/round", "best ns/op", "median ns/op");
     }
     parser(&o);
+    table(&o);
     keyspace(&o);
     aof_codec(&o);
 }
@@ -163,6 +165,55 @@ fn big_multibulk_in_reads(o: &Opts) {
         }
         black_box(&args);
     });
+}
+
+/// What every request asks of the command table before it runs: its row
+/// (a subcommand's for a container), arity and routing flags, its keys and
+/// their shard; then GET and SET run through `cmd::exec` on a small keyspace.
+fn table(o: &Opts) {
+    use shardis::cmd::{self, flags::*, Ctx, OwnedArgs, Rng};
+    use shardis::protocol::reply::Reply;
+    let n: u64 = if o.quick { 1_000_000 } else { 10_000_000 };
+    let rounds = if o.quick { 3 } else { 7 };
+    let get = OwnedArgs::from_slices(&["GET", "key:000000000001"]);
+    let set = OwnedArgs::from_slices(&["SET", "key:000000000001", "abc"]);
+    let map = shardis::shard::router::SlotMap::contiguous(4);
+    for (name, req) in [("GET", &get), ("SET", &set)] {
+        let case = format!("table route {name}");
+        if !wanted(o, &case) {
+            continue;
+        }
+        let args = req.args();
+        report(o, &case, n, rounds, || {
+            for _ in 0..n {
+                let args = black_box(&args);
+                let Some((id, def)) = cmd::find(args) else { panic!("{name}") };
+                let local = !def.has(CONN_SHARD | EVERY_SHARD | BLOCKING) && cmd::arity_ok(def, args.len());
+                let route = shardis::shard::router::route(&map, 0, def, args);
+                black_box((id, local, route));
+            }
+        });
+    }
+    let mut ks = Keyspace::new();
+    let mut rng = Rng::new(1);
+    let mut out = Vec::with_capacity(64);
+    for (name, req) in [("SET", &set), ("GET", &get)] {
+        let case = format!("table exec {name}");
+        if !wanted(o, &case) {
+            continue;
+        }
+        let args = req.args();
+        let n = n / 10;
+        report(o, &case, n, rounds, || {
+            for _ in 0..n {
+                let Some((_, def)) = cmd::find(&args) else { panic!("{name}") };
+                out.clear();
+                let mut ctx = Ctx::new(&mut ks, 0, 1, Reply::new(&mut out, false), &mut rng);
+                cmd::exec(def, &mut ctx, &args);
+                black_box(&out);
+            }
+        });
+    }
 }
 
 fn keyspace(o: &Opts) {

@@ -3,12 +3,24 @@
 //! # Layout
 //! - `config`: options, defaults, TOML and CLI (pure).
 //! - `protocol::{parse, reply}`: RESP request parsing and reply encoding (pure).
-//! - `cmd`: the command table (`cmd::table`) and one file per command family
-//!   (`cmd::string` has GET/SET, `cmd::keys` has DEL/EXPIRE/SCAN, ...);
-//!   commands run against a `Keyspace` and never touch a socket.
-//! - `keyspace`: the per-shard databases, values, expiry, WATCH bookkeeping (pure).
-//! - `shard`: the per-core event loop on io_uring, connections, routing
-//!   between shards, cross-shard transactions, pub/sub.
+//! - `cmd`: the commands. `cmd::table` is the command table (one row per
+//!   command and per subcommand: arity, `cmd::flags` (Redis's flags, ACL
+//!   categories, shardis's routing flags), `cmd::keyspec` key specs, the
+//!   handler); one file per command family (`cmd::string` has GET/SET,
+//!   `cmd::keys` has DEL/EXPIRE/OBJECT, ...), whose commands run against a
+//!   `Keyspace` and never touch a socket; `cmd::server::*` the server and
+//!   connection commands (INFO, CONFIG, CLIENT, COMMAND, SLOWLOG, LATENCY,
+//!   DEBUG, MULTI/EXEC, pub/sub, the keyspace-wide ones); `cmd::blocking`
+//!   the blocking pops; `cmd::admission` the gates a command passes first.
+//! - `keyspace`: the per-shard databases, values, expiry, eviction, WATCH
+//!   bookkeeping, the effects a command logs (pure).
+//! - `shard`: the per-core event loop on io_uring and its connections
+//!   (`event_loop`, `accept`, `obuf`), what a request does (`dispatch`),
+//!   fan-outs over every shard (`fanout`), cross-shard transactions (`txn`),
+//!   blocked clients (`blocking`), pub/sub delivery (`pubsub`), the AOF
+//!   from the shard's side (`aof`), slowlog and latency figures, shutdown.
+//! - `persist`: the per-shard AOF: record format, writer state (no I/O),
+//!   recovery, rewrite, `check-aof`.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: number parsing, glob matching, hash slots.

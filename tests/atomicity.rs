@@ -966,6 +966,25 @@ fn rename_copy(nshards: usize) -> Vec<String> {
         Value::Array(vec![Value::bulk("z"), Value::bulk("x"), Value::bulk("x"), Value::bulk("y")]),
     );
 
+    // COPY ... DB n and MOVE write in another db: a transaction pulls the
+    // key there too, so one that exists is seen and left alone.
+    let queued = || Value::Simple("QUEUED".into());
+    t.expect("SELECT 1", ok());
+    t.expect(&format!("SET {dst} there"), ok());
+    t.expect(&format!("SET {src} here1"), ok());
+    t.expect("SELECT 0", ok());
+    t.expect(&format!("SET {src} here0"), ok());
+    t.expect(&format!("COPY {src} {dst} DB 1"), int(0));
+    t.expect("MULTI", ok());
+    t.expect(&format!("MOVE {src} 1"), queued());
+    t.expect(&format!("SET {n1} y"), queued());
+    t.expect("EXEC", Value::Array(vec![int(0), ok()]));
+    t.expect(&format!("GET {src}"), Value::bulk("here0"));
+    t.expect("SELECT 1", ok());
+    t.expect(&format!("GET {dst}"), Value::bulk("there"));
+    t.expect(&format!("GET {src}"), Value::bulk("here1"));
+    t.expect("SELECT 0", ok());
+
     let name = t.name.clone();
     t.failures.into_iter().map(|f| format!("{name}: {f}")).collect()
 }

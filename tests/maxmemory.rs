@@ -60,14 +60,25 @@ fn noeviction_refuses_growth_but_reads_and_deletes_run() {
     let srv = Server::start(1, &["--maxmemory", "1mb"]);
     let mut c = srv.conn();
     assert_eq!(c.cmd(&["CONFIG", "GET", "maxmemory-policy"]).as_items().map(|v| v.len()), Some(2));
+    assert_eq!(c.cmd(&["XADD", "s", "1-1", "f", "v"]), Value::bulk("1-1"));
     let err = fill(&mut c, "k", 0..5000, &[]).expect("1 MB fills up within 5000 1 KB values");
     assert_eq!(err, OOM);
     let stored = keys(&mut c).len();
     assert!(stored > 100, "only {stored} keys before OOM");
     // Growth of any kind is refused; reads and deletes are not.
-    for cmd in [&["LPUSH", "l", "x"][..], &["APPEND", "k0", "x"], &["HSET", "h", "f", "v"], &["INCR", "n"]] {
+    // XSETID and XGROUP CREATE are denyoom in Redis's table too.
+    for cmd in [
+        &["LPUSH", "l", "x"][..],
+        &["APPEND", "k0", "x"],
+        &["HSET", "h", "f", "v"],
+        &["INCR", "n"],
+        &["XSETID", "s", "9-9"],
+        &["XGROUP", "CREATE", "s", "g", "$"],
+    ] {
         assert_eq!(c.cmd(cmd), Value::Error(OOM.into()), "{cmd:?}");
     }
+    // Its HELP is not: a subcommand has its own flags.
+    assert!(c.cmd(&["XGROUP", "HELP"]).as_items().is_some());
     assert_eq!(c.cmd(&["GET", "k0"]), Value::bulk(value(1000)));
     assert_eq!(c.cmd(&["EXISTS", "k1"]), Value::Int(1));
     assert_eq!(c.cmd(&["EXPIRE", "k1", "100"]), Value::Int(1));

@@ -16,7 +16,7 @@
 //! checks EXEC with the flags of what it queued. Commands inside an
 //! admitted transaction run unchecked, as inside Redis's EXEC.
 
-use super::flags::{DENYOOM, WRITE};
+use super::flags::{Flags, DENYOOM, WRITE};
 use crate::keyspace::Keyspace;
 
 /// How a command reached the point where it would run.
@@ -95,7 +95,7 @@ pub trait Conditions {
 
 /// Run `road`'s gates for a command (or transaction) with `flags` that
 /// would run on `ks`.
-pub fn check(road: Road, flags: u32, cond: &mut impl Conditions, ks: &mut Keyspace) -> Result<(), Refusal> {
+pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keyspace) -> Result<(), Refusal> {
     for gate in road.gates() {
         match gate {
             Gate::DenyOom if flags & DENYOOM != 0 && cond.out_of_memory(ks) => return Err(Refusal::Oom),
@@ -153,7 +153,7 @@ impl Report {
     /// Add one participant's conditions (its keyspace `ks`), asking only
     /// what a transaction with `flags` needs (a read-only one evicts
     /// nothing).
-    pub fn add(&mut self, flags: u32, cond: &mut impl Conditions, ks: &mut Keyspace) {
+    pub fn add(&mut self, flags: Flags, cond: &mut impl Conditions, ks: &mut Keyspace) {
         if flags & DENYOOM != 0 && !self.oom {
             self.oom = cond.out_of_memory(ks);
         }

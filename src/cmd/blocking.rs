@@ -9,38 +9,105 @@
 //! MULTI (and during AOF replay) the null simply stands, as in Redis.
 //! Served pops are logged as their non-blocking forms.
 
+use super::flags::{acl, Group, *};
+use super::keyspec::*;
 use super::list;
-use super::table::CommandDef;
-use super::{err, flags::*, numkeys_positions, Args, Ctx, OwnedArgs};
+use super::table::{CommandDef, Handler, KeyspaceFn};
+use super::{err, Args, Ctx, OwnedArgs};
 use crate::keyspace::list::End;
 use crate::util::parse_f64;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: super::table::Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags | BLOCKING, keys, Some(h))
+const fn c(
+    name: &'static str,
+    arity: i32,
+    flags: Flags,
+    keys: &'static [KeySpec],
+    block: BlockSpec,
+    h: KeyspaceFn,
+) -> CommandDef {
+    CommandDef::new(name, arity, flags | BLOCKING, keys, Handler::Keyspace(h)).blocks(block)
 }
 
-fn keys_after_timeout(args: &Args) -> Vec<usize> {
-    numkeys_positions(args, 2, false)
+const fn list(d: CommandDef) -> CommandDef {
+    d.acl(acl::LIST).group(Group::List)
+}
+
+const fn zset(d: CommandDef) -> CommandDef {
+    d.acl(acl::SORTEDSET).group(Group::SortedSet)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("blpop", -3, WRITE, (1, -2, 1), blpop),
-    c("brpop", -3, WRITE, (1, -2, 1), brpop),
-    c("blmove", 6, WRITE | DENYOOM, (1, 2, 1), blmove),
-    c("brpoplpush", 4, WRITE | DENYOOM, (1, 2, 1), brpoplpush),
-    c("blmpop", -5, WRITE, (3, 3, 1), blmpop).movable(keys_after_timeout),
-    c("bzpopmin", -3, WRITE | FAST, (1, -2, 1), bzpopmin),
-    c("bzpopmax", -3, WRITE | FAST, (1, -2, 1), bzpopmax),
-    c("bzmpop", -5, WRITE, (3, 3, 1), bzmpop).movable(keys_after_timeout),
+    list(c("blpop", -3, WRITE | NOSCRIPT, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, blpop)).since("2.0.0"),
+    list(c("brpop", -3, WRITE | NOSCRIPT, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, brpop)).since("2.0.0"),
+    list(c("blmove", 6, WRITE | DENYOOM | NOSCRIPT, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], MOVE, blmove))
+        .since("6.2.0"),
+    list(c(
+        "brpoplpush",
+        4,
+        WRITE | DENYOOM | NOSCRIPT,
+        &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)],
+        MOVE,
+        brpoplpush,
+    ))
+    .since("2.2.0"),
+    list(c("blmpop", -5, WRITE, &[at(2, RW | ACCESS | DELETE).keynum(0, 1, 1)], MPOP, blmpop)).since("7.0.0"),
+    zset(c("bzpopmin", -3, WRITE | NOSCRIPT | FAST, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, bzpopmin))
+        .since("5.0.0"),
+    zset(c("bzpopmax", -3, WRITE | NOSCRIPT | FAST, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, bzpopmax))
+        .since("5.0.0"),
+    zset(c("bzmpop", -5, WRITE, &[at(2, RW | ACCESS | DELETE).keynum(0, 1, 1)], MPOP, bzmpop)).since("7.0.0"),
 ];
 
-/// Where a blocking command's timeout argument is.
-fn timeout_arg(name: &str, argc: usize) -> usize {
-    match name {
-        "blmpop" | "bzmpop" => 1,
-        _ => argc - 1,
-    }
+/// How a blocking command waits: where its timeout is, and how the
+/// clients waiting on one key are served when it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockSpec {
+    pub timeout: Timeout,
+    /// A waiter that still finds nothing lets the ones queued after it on
+    /// the same key be tried too: stream readers each wait for their own
+    /// ids or group. A list or sorted-set pop stops there: the key is
+    /// empty for everyone behind it.
+    pub independent: bool,
+    pub on_error: WakeError,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeout {
+    /// Seconds (fractions allowed), the last argument.
+    Last,
+    /// Seconds, at this argument.
+    Arg(usize),
+    /// Milliseconds after BLOCK (before STREAMS); without BLOCK the command
+    /// does not block at all.
+    BlockOption,
+}
+
+/// What a waiter's retry failing with an error means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WakeError {
+    /// Keep waiting: BLPOP/BZPOP* skip a key of another type (Redis serves
+    /// only matching types) and XREAD a stream it cannot read yet.
+    KeepWaiting,
+    /// Reply the error (BLMOVE, BRPOPLPUSH: a destination of another type).
+    Reply,
+    /// The stream or the group it reads through is gone: reply UNBLOCKED
+    /// or NOGROUP, as Redis 7 does for XREADGROUP.
+    StreamGone,
+}
+
+/// BLPOP, BRPOP, BZPOPMIN, BZPOPMAX.
+pub const POP: BlockSpec = BlockSpec { timeout: Timeout::Last, independent: false, on_error: WakeError::KeepWaiting };
+/// BLMOVE, BRPOPLPUSH.
+pub const MOVE: BlockSpec = BlockSpec { timeout: Timeout::Last, independent: false, on_error: WakeError::Reply };
+/// BLMPOP, BZMPOP: the timeout comes first.
+pub const MPOP: BlockSpec =
+    BlockSpec { timeout: Timeout::Arg(1), independent: false, on_error: WakeError::KeepWaiting };
+/// XREAD [BLOCK ms].
+pub const XREAD: BlockSpec =
+    BlockSpec { timeout: Timeout::BlockOption, independent: true, on_error: WakeError::KeepWaiting };
+/// XREADGROUP [BLOCK ms].
+pub const XREADGROUP: BlockSpec =
+    BlockSpec { timeout: Timeout::BlockOption, independent: true, on_error: WakeError::StreamGone };
 
 /// XREAD/XREADGROUP's BLOCK argument, if given (before STREAMS).
 fn block_option<'a>(args: &Args<'a>) -> Option<&'a [u8]> {
@@ -57,37 +124,41 @@ fn block_option<'a>(args: &Args<'a>) -> Option<&'a [u8]> {
     None
 }
 
-/// Whether this command may block: always for the list and sorted-set
-/// forms, only with BLOCK for XREAD/XREADGROUP.
-pub fn blocks(name: &str, args: &Args) -> bool {
-    match name {
-        "xread" | "xreadgroup" => block_option(args).is_some(),
-        _ => true,
+impl BlockSpec {
+    /// Whether this request may block: always for the list and sorted-set
+    /// forms, only with BLOCK for the stream readers.
+    pub fn blocks(&self, args: &Args) -> bool {
+        self.timeout != Timeout::BlockOption || block_option(args).is_some()
     }
-}
 
-/// A blocking command's timeout in ms (0 = wait forever), parsed as
-/// Redis's getTimeoutFromObjectOrReply (seconds, fractions allowed; for
-/// XREAD's BLOCK, integer milliseconds).
-pub fn timeout_ms(name: &str, args: &Args) -> Result<i64, &'static str> {
-    if let ("xread" | "xreadgroup", Some(a)) = (name, block_option(args)) {
-        return match crate::util::parse_i64(a) {
-            None => Err("ERR timeout is not an integer or out of range"),
-            Some(t) if t < 0 => Err("ERR timeout is negative"),
-            Some(t) => Ok(t),
+    /// The request's timeout in ms (0 = wait forever), parsed as Redis's
+    /// getTimeoutFromObjectOrReply (seconds, fractions allowed; for BLOCK,
+    /// integer milliseconds).
+    pub fn timeout_ms(&self, args: &Args) -> Result<i64, &'static str> {
+        let at = match self.timeout {
+            Timeout::BlockOption => {
+                return match block_option(args).map(crate::util::parse_i64) {
+                    None => Ok(0),
+                    Some(None) => Err("ERR timeout is not an integer or out of range"),
+                    Some(Some(t)) if t < 0 => Err("ERR timeout is negative"),
+                    Some(Some(t)) => Ok(t),
+                }
+            }
+            Timeout::Last => args.len() - 1,
+            Timeout::Arg(i) => i,
         };
+        let secs =
+            parse_f64(args.get(at)).filter(|v| v.is_finite()).ok_or("ERR timeout is not a float or out of range")?;
+        if secs < 0.0 {
+            return Err("ERR timeout is negative");
+        }
+        let ms = secs * 1000.0;
+        if ms > (i64::MAX / 2) as f64 {
+            return Err("ERR timeout is out of range");
+        }
+        // A positive timeout under 1 ms still waits (Redis rounds up to 1 ms).
+        Ok(if ms > 0.0 { (ms as i64).max(1) } else { 0 })
     }
-    let a = args.get(timeout_arg(name, args.len()));
-    let secs = parse_f64(a).filter(|v| v.is_finite()).ok_or("ERR timeout is not a float or out of range")?;
-    if secs < 0.0 {
-        return Err("ERR timeout is negative");
-    }
-    let ms = secs * 1000.0;
-    if ms > (i64::MAX / 2) as f64 {
-        return Err("ERR timeout is out of range");
-    }
-    // A positive timeout under 1 ms still waits (Redis rounds up to 1 ms).
-    Ok(if ms > 0.0 { (ms as i64).max(1) } else { 0 })
 }
 
 /// Nothing to serve: reply the null a timeout gives and ask to block.
@@ -110,7 +181,7 @@ fn brpop(ctx: &mut Ctx, args: &Args) {
 
 /// BLPOP/BRPOP key [key ...] timeout
 fn bpop(ctx: &mut Ctx, args: &Args, end: End) {
-    if let Err(e) = timeout_ms("blpop", args) {
+    if let Err(e) = POP.timeout_ms(args) {
         return ctx.error(e);
     }
     let (db, now) = (ctx.db, ctx.now);
@@ -132,7 +203,7 @@ fn bpop(ctx: &mut Ctx, args: &Args, end: End) {
 /// are logged as the twin.
 fn via_twin(ctx: &mut Ctx, name: &str, parts: Vec<&[u8]>, null_array: bool) {
     let Some((_, def)) = super::lookup(name.as_bytes()) else { return ctx.error("ERR internal: no twin command") };
-    let Some(h) = def.handler else { return ctx.error("ERR internal: no twin handler") };
+    let Handler::Keyspace(h) = def.handler else { return ctx.error("ERR internal: no twin handler") };
     let owned = OwnedArgs::from_slices(&parts);
     let start = ctx.out.out.len();
     h(ctx, &owned.args());
@@ -153,7 +224,7 @@ fn via_twin(ctx: &mut Ctx, name: &str, parts: Vec<&[u8]>, null_array: bool) {
 
 /// BLMOVE source destination LEFT|RIGHT LEFT|RIGHT timeout
 fn blmove(ctx: &mut Ctx, args: &Args) {
-    if let Err(e) = timeout_ms("blmove", args) {
+    if let Err(e) = MOVE.timeout_ms(args) {
         return ctx.error(e);
     }
     let parts = vec![&b"LMOVE"[..], &args[1], &args[2], &args[3], &args[4]];
@@ -162,7 +233,7 @@ fn blmove(ctx: &mut Ctx, args: &Args) {
 
 /// BRPOPLPUSH source destination timeout
 fn brpoplpush(ctx: &mut Ctx, args: &Args) {
-    if let Err(e) = timeout_ms("brpoplpush", args) {
+    if let Err(e) = MOVE.timeout_ms(args) {
         return ctx.error(e);
     }
     let parts = vec![&b"LMOVE"[..], &args[1], &args[2], b"RIGHT", b"LEFT"];
@@ -171,7 +242,7 @@ fn brpoplpush(ctx: &mut Ctx, args: &Args) {
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]
 fn blmpop(ctx: &mut Ctx, args: &Args) {
-    if let Err(e) = timeout_ms("blmpop", args) {
+    if let Err(e) = MPOP.timeout_ms(args) {
         return ctx.error(e);
     }
     let parts: Vec<&[u8]> = std::iter::once(&b"LMPOP"[..]).chain(args.iter().skip(2)).collect();
@@ -180,7 +251,7 @@ fn blmpop(ctx: &mut Ctx, args: &Args) {
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]
 fn bzmpop(ctx: &mut Ctx, args: &Args) {
-    if let Err(e) = timeout_ms("bzmpop", args) {
+    if let Err(e) = MPOP.timeout_ms(args) {
         return ctx.error(e);
     }
     let parts: Vec<&[u8]> = std::iter::once(&b"ZMPOP"[..]).chain(args.iter().skip(2)).collect();
@@ -197,7 +268,7 @@ fn bzpopmax(ctx: &mut Ctx, args: &Args) {
 
 /// BZPOPMIN/BZPOPMAX key [key ...] timeout: `[key, member, score]`.
 fn bzpop(ctx: &mut Ctx, args: &Args, max: bool) {
-    if let Err(e) = timeout_ms("bzpopmin", args) {
+    if let Err(e) = POP.timeout_ms(args) {
         return ctx.error(e);
     }
     let (db, now) = (ctx.db, ctx.now);
@@ -264,6 +335,6 @@ mod tests {
         run(&mut ks, "SET s v");
         assert_eq!(run(&mut ks, "BLPOP s 0").0, format!("-{}\r\n", err::WRONGTYPE));
         let owned = OwnedArgs::from_slices(&["BLPOP", "a", "0.0001"]);
-        assert_eq!(timeout_ms("blpop", &owned.args()), Ok(1));
+        assert_eq!(POP.timeout_ms(&owned.args()), Ok(1));
     }
 }

@@ -11,8 +11,10 @@
 //! one would nest without limit); a payload carrying anything else is
 //! refused as a bad format, whatever its checksum.
 
-use super::table::CommandDef;
-use super::{err, flags::*, Args, Ctx};
+use super::flags::*;
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
+use super::{err, Args, Ctx};
 use crate::keyspace::{Keyspace, KEEP_TTL};
 use crate::persist::{crc32c::crc32c, load::Replayer, rebuild};
 use crate::util::parse_i64;
@@ -20,9 +22,15 @@ use crate::util::parse_i64;
 const MAGIC: &[u8] = b"SHDS";
 const VERSION: u8 = 1;
 
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::KEYSPACE).group(Group::Generic)
+}
+
 pub static COMMANDS: &[CommandDef] = &[
-    CommandDef::new("dump", 2, READONLY, (1, 1, 1), Some(dump)),
-    CommandDef::new("restore", -4, WRITE | DENYOOM, (1, 1, 1), Some(restore)),
+    c("dump", 2, READONLY, &[at(1, RO | ACCESS)], dump).since("2.6.0").tips(&["nondeterministic_output"]),
+    c("restore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], restore)
+        .acl(acl::KEYSPACE | acl::DANGEROUS)
+        .since("2.6.0"),
 ];
 
 /// The serialized form of a value.

@@ -8,7 +8,8 @@
 //! within the shape; STORE forms write the result as a new sorted set.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::{self, *};
+use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::zset::{get_zset, parse_score, store_result, zadd};
 use super::{err, Args, Ctx, OwnedArgs};
 use crate::geo::{self, Extent, Hash, Shape};
@@ -17,24 +18,38 @@ use crate::protocol::reply::Reply;
 use crate::util::parse_i64;
 use std::cmp::Ordering;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::GEO).group(Group::Geo)
 }
 
-const K1: (i32, i32, i32) = (1, 1, 1);
-
 pub static COMMANDS: &[CommandDef] = &[
-    c("geoadd", -5, WRITE | DENYOOM, K1, geoadd),
-    c("geopos", -2, READONLY, K1, geopos),
-    c("geohash", -2, READONLY, K1, geohash),
-    c("geodist", -4, READONLY, K1, geodist),
+    c("geoadd", -5, WRITE | DENYOOM, &[at(1, RW | UPDATE)], geoadd).since("3.2.0"),
+    c("geopos", -2, READONLY, &[at(1, RO | ACCESS)], geopos).since("3.2.0"),
+    c("geohash", -2, READONLY, &[at(1, RO | ACCESS)], geohash).since("3.2.0"),
+    c("geodist", -4, READONLY, &[at(1, RO | ACCESS)], geodist).since("3.2.0"),
     // Write commands only because of STORE: their STORE key moves.
-    c("georadius", -6, WRITE | DENYOOM, K1, georadius).movable(georadius_keys),
-    c("georadiusbymember", -5, WRITE | DENYOOM, K1, georadiusbymember).movable(georadiusbymember_keys),
-    c("georadius_ro", -6, READONLY, K1, georadius_ro),
-    c("georadiusbymember_ro", -5, READONLY, K1, georadiusbymember_ro),
-    c("geosearch", -7, READONLY, K1, geosearch),
-    c("geosearchstore", -8, WRITE | DENYOOM, (1, 2, 1), geosearchstore),
+    c(
+        "georadius",
+        -6,
+        WRITE | DENYOOM,
+        &[at(1, RO | ACCESS), keyspec::kw("STORE", 6, OW | UPDATE), keyspec::kw("STOREDIST", 6, OW | UPDATE)],
+        georadius,
+    )
+    .since("3.2.0")
+    .keys_fn(georadius_keys),
+    c(
+        "georadiusbymember",
+        -5,
+        WRITE | DENYOOM,
+        &[at(1, RO | ACCESS), keyspec::kw("STORE", 5, OW | UPDATE), keyspec::kw("STOREDIST", 5, OW | UPDATE)],
+        georadiusbymember,
+    )
+    .since("3.2.0")
+    .keys_fn(georadiusbymember_keys),
+    c("georadius_ro", -6, READONLY, &[at(1, RO | ACCESS)], georadius_ro).since("3.2.10"),
+    c("georadiusbymember_ro", -5, READONLY, &[at(1, RO | ACCESS)], georadiusbymember_ro).since("3.2.10"),
+    c("geosearch", -7, READONLY, &[at(1, RO | ACCESS)], geosearch).since("6.2.0"),
+    c("geosearchstore", -8, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS)], geosearchstore).since("6.2.0"),
 ];
 
 const NEED_RADIUS: &str = "ERR need numeric radius";
@@ -53,11 +68,11 @@ fn kw(arg: &[u8], word: &str) -> bool {
 }
 
 /// Key positions of GEORADIUS: see `radius_keys`.
-fn georadius_keys(args: &Args) -> Vec<usize> {
+fn georadius_keys(args: &Args) -> Vec<KeyRef> {
     radius_keys(args, 6)
 }
 
-fn georadiusbymember_keys(args: &Args) -> Vec<usize> {
+fn georadiusbymember_keys(args: &Args) -> Vec<KeyRef> {
     radius_keys(args, 5)
 }
 
@@ -65,24 +80,24 @@ fn georadiusbymember_keys(args: &Args) -> Vec<usize> {
 /// first STORE, then after the first STOREDIST, searched from `from`), so
 /// COMMAND GETKEYS agrees; then, if it is another one, the key the command
 /// really stores to (the last STORE/STOREDIST), so the right shard has it.
-fn radius_keys(args: &Args, from: usize) -> Vec<usize> {
-    let mut keys = vec![1];
+fn radius_keys(args: &Args, from: usize) -> Vec<KeyRef> {
+    let mut keys = vec![KeyRef { pos: 1, flags: RO | ACCESS }];
     let n = args.len();
     for word in ["store", "storedist"] {
         if let Some(i) = (from..n.saturating_sub(1)).find(|&i| kw(&args[i], word)) {
-            keys.push(i + 1);
+            keys.push(KeyRef { pos: i + 1, flags: OW | UPDATE });
         }
     }
     let mut last = None;
     let mut i = 5;
     while i < n {
         if (kw(&args[i], "store") || kw(&args[i], "storedist")) && i + 1 < n {
-            last = Some(i + 1);
+            last = Some(KeyRef { pos: i + 1, flags: OW | UPDATE });
             i += 1;
         }
         i += 1;
     }
-    if let Some(k) = last.filter(|k| !keys.contains(k)) {
+    if let Some(k) = last.filter(|k| !keys.iter().any(|x| x.pos == k.pos)) {
         keys.push(k);
     }
     keys

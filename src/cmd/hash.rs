@@ -4,35 +4,36 @@
 
 use super::flags::*;
 use super::keys::{parse_scan_args_ext, parse_scan_cursor};
+use super::keyspec::*;
 use super::string::ld;
-use super::table::{CommandDef, Handler};
+use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::hash::Hash;
 use crate::keyspace::Value;
 use crate::protocol::reply::fmt_i64;
 use crate::util::{glob_match, parse_i64};
 
-const fn c(name: &'static str, arity: i32, flags: u32, h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, (1, 1, 1), Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::HASH).group(Group::Hash)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("hset", -4, WRITE | DENYOOM | FAST, hset),
-    c("hmset", -4, WRITE | DENYOOM | FAST, hmset),
-    c("hsetnx", 4, WRITE | DENYOOM | FAST, hsetnx),
-    c("hget", 3, READONLY | FAST, hget),
-    c("hmget", -3, READONLY | FAST, hmget),
-    c("hgetall", 2, READONLY, hgetall),
-    c("hkeys", 2, READONLY, hkeys),
-    c("hvals", 2, READONLY, hvals),
-    c("hdel", -3, WRITE | FAST, hdel),
-    c("hexists", 3, READONLY | FAST, hexists),
-    c("hlen", 2, READONLY | FAST, hlen),
-    c("hstrlen", 3, READONLY | FAST, hstrlen),
-    c("hincrby", 4, WRITE | DENYOOM | FAST, hincrby),
-    c("hincrbyfloat", 4, WRITE | DENYOOM | FAST, hincrbyfloat),
-    c("hrandfield", -2, READONLY, hrandfield),
-    c("hscan", -3, READONLY, hscan),
+    c("hset", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], hset).since("2.0.0"),
+    c("hmset", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], hmset).since("2.0.0"),
+    c("hsetnx", 4, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], hsetnx).since("2.0.0"),
+    c("hget", 3, READONLY | FAST, &[at(1, RO | ACCESS)], hget).since("2.0.0"),
+    c("hmget", -3, READONLY | FAST, &[at(1, RO | ACCESS)], hmget).since("2.0.0"),
+    c("hgetall", 2, READONLY, &[at(1, RO | ACCESS)], hgetall).since("2.0.0").tips(&["nondeterministic_output_order"]),
+    c("hkeys", 2, READONLY, &[at(1, RO | ACCESS)], hkeys).since("2.0.0").tips(&["nondeterministic_output_order"]),
+    c("hvals", 2, READONLY, &[at(1, RO | ACCESS)], hvals).since("2.0.0").tips(&["nondeterministic_output_order"]),
+    c("hdel", -3, WRITE | FAST, &[at(1, RW | DELETE)], hdel).since("2.0.0"),
+    c("hexists", 3, READONLY | FAST, &[at(1, RO)], hexists).since("2.0.0"),
+    c("hlen", 2, READONLY | FAST, &[at(1, RO)], hlen).since("2.0.0"),
+    c("hstrlen", 3, READONLY | FAST, &[at(1, RO)], hstrlen).since("3.2.0"),
+    c("hincrby", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], hincrby).since("2.0.0"),
+    c("hincrbyfloat", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], hincrbyfloat).since("2.6.0"),
+    c("hrandfield", -2, READONLY, &[at(1, RO | ACCESS)], hrandfield).since("6.2.0").tips(&["nondeterministic_output"]),
+    c("hscan", -3, READONLY, &[at(1, RO | ACCESS)], hscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
 
 /// The hash at `key` for reading: Ok(None) if absent, Err if another type.

@@ -12,20 +12,22 @@
 //! bytes of a value match too.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::{Keyspace, Value};
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::HYPERLOGLOG).group(Group::Hyperloglog)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("pfadd", -2, WRITE | FAST | DENYOOM, (1, 1, 1), pfadd),
+    c("pfadd", -2, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], pfadd).since("2.8.9"),
     // Read-only as in Redis even though it may refresh the cached count
-    // (Redis flags it may_replicate; see `pfcount`).
-    c("pfcount", -2, READONLY, (1, -1, 1), pfcount),
-    c("pfmerge", -2, WRITE | DENYOOM, (1, -1, 1), pfmerge),
+    // (hence MAY_REPLICATE; see `pfcount`).
+    c("pfcount", -2, READONLY | MAY_REPLICATE, &[at(1, RW | ACCESS).range(-1, 1, 0)], pfcount).since("2.8.9"),
+    c("pfmerge", -2, WRITE | DENYOOM, &[at(1, RW | ACCESS | INSERT), at(2, RO | ACCESS).range(-1, 1, 0)], pfmerge)
+        .since("2.8.9"),
 ];
 
 const P: u32 = 14;

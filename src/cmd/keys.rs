@@ -4,38 +4,47 @@
 //! RANDOMKEY), which the shard layer runs on every shard and merges.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::*;
+use super::table::{container, help, CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx, Rng};
 use crate::keyspace::Keyspace;
 use crate::util::{glob_match, parse_i64};
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::KEYSPACE).group(Group::Generic)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("del", -2, WRITE, (1, -1, 1), del),
-    c("unlink", -2, WRITE | FAST, (1, -1, 1), del),
-    c("exists", -2, READONLY | FAST, (1, -1, 1), exists),
-    c("touch", -2, READONLY | FAST, (1, -1, 1), exists),
-    c("type", 2, READONLY | FAST, (1, 1, 1), type_cmd),
-    c("rename", 3, WRITE, (1, 2, 1), rename),
-    c("renamenx", 3, WRITE | FAST, (1, 2, 1), renamenx),
-    c("copy", -3, WRITE | DENYOOM, (1, 2, 1), copy),
-    c("move", 3, WRITE | FAST, (1, 1, 1), move_cmd),
-    c("expire", -3, WRITE | FAST, (1, 1, 1), expire),
-    c("pexpire", -3, WRITE | FAST, (1, 1, 1), pexpire),
-    c("expireat", -3, WRITE | FAST, (1, 1, 1), expireat),
-    c("pexpireat", -3, WRITE | FAST, (1, 1, 1), pexpireat),
-    c("ttl", 2, READONLY | FAST, (1, 1, 1), ttl),
-    c("pttl", 2, READONLY | FAST, (1, 1, 1), pttl),
-    c("expiretime", 2, READONLY | FAST, (1, 1, 1), expiretime),
-    c("pexpiretime", 2, READONLY | FAST, (1, 1, 1), pexpiretime),
-    c("persist", 2, WRITE | FAST, (1, 1, 1), persist),
-    // A container command in Redis 7 (object|encoding is readonly, key at 2).
-    c("object", -2, READONLY, (2, 2, 1), object),
-    // Also a container; only USAGE names a key.
-    c("memory", -2, READONLY, (2, 2, 1), memory).movable(memory_keys),
+    c("del", -2, WRITE, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
+        .since("1.0.0")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    c("unlink", -2, WRITE | FAST, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
+        .since("4.0.0")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    c("exists", -2, READONLY | FAST, &[at(1, RO).range(-1, 1, 0)], exists)
+        .since("1.0.0")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    c("touch", -2, READONLY | FAST, &[at(1, RO).range(-1, 1, 0)], exists)
+        .since("3.2.1")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+    c("type", 2, READONLY | FAST, &[at(1, RO)], type_cmd).since("1.0.0"),
+    c("rename", 3, WRITE, &[at(1, RW | ACCESS | DELETE), at(2, OW | UPDATE)], rename).since("1.0.0"),
+    c("renamenx", 3, WRITE | FAST, &[at(1, RW | ACCESS | DELETE), at(2, OW | INSERT)], renamenx).since("1.0.0"),
+    c("copy", -3, WRITE | DENYOOM, &[at(1, RO | ACCESS), at(2, OW | UPDATE)], copy)
+        .since("6.2.0")
+        .other_db(copy_target),
+    c("move", 3, WRITE | FAST, &[at(1, RW | ACCESS | UPDATE)], move_cmd).since("1.0.0").other_db(move_target),
+    c("expire", -3, WRITE | FAST, &[at(1, RW | UPDATE)], expire).since("1.0.0"),
+    c("pexpire", -3, WRITE | FAST, &[at(1, RW | UPDATE)], pexpire).since("2.6.0"),
+    c("expireat", -3, WRITE | FAST, &[at(1, RW | UPDATE)], expireat).since("1.2.0"),
+    c("pexpireat", -3, WRITE | FAST, &[at(1, RW | UPDATE)], pexpireat).since("2.6.0"),
+    c("ttl", 2, READONLY | FAST, &[at(1, RO | ACCESS)], ttl).since("1.0.0").tips(&["nondeterministic_output"]),
+    c("pttl", 2, READONLY | FAST, &[at(1, RO | ACCESS)], pttl).since("2.6.0").tips(&["nondeterministic_output"]),
+    c("expiretime", 2, READONLY | FAST, &[at(1, RO | ACCESS)], expiretime).since("7.0.0"),
+    c("pexpiretime", 2, READONLY | FAST, &[at(1, RO | ACCESS)], pexpiretime).since("7.0.0"),
+    c("persist", 2, WRITE | FAST, &[at(1, RW | UPDATE)], persist).since("2.2.0"),
+    container("object", OBJECT).since("2.2.3"),
+    container("memory", MEMORY).group(Group::Server).since("4.0.0"),
 ];
 
 /// DEL key [key ...] (also UNLINK: freeing is never deferred here)
@@ -303,12 +312,53 @@ fn persist(ctx: &mut Ctx, args: &Args) {
     }
 }
 
-fn memory_keys(args: &Args) -> Vec<usize> {
-    if args.is(1, "usage") && args.len() > 2 {
-        vec![2]
-    } else {
-        Vec::new()
-    }
+/// A db index argument, if it is one.
+fn db_arg(a: &[u8]) -> Option<usize> {
+    parse_i64(a).filter(|d| (0..crate::keyspace::NUM_DBS as i64).contains(d)).map(|d| d as usize)
+}
+
+/// COPY src dst DB n: the destination in db n (a transaction pulls it too).
+fn copy_target<'a>(args: &Args<'a>) -> Option<(usize, &'a [u8])> {
+    let i = (3..args.len().saturating_sub(1)).find(|&i| args.is(i, "DB"))?;
+    Some((db_arg(args.get(i + 1))?, args.get(2)))
+}
+
+/// MOVE key db: the key in its target db.
+fn move_target<'a>(args: &Args<'a>) -> Option<(usize, &'a [u8])> {
+    Some((db_arg(args.get(2))?, args.get(1)))
+}
+
+/// OBJECT's subcommands (Redis 7 lists OBJECT as a container of these).
+static OBJECT: &[CommandDef] = &[
+    c("object|encoding", 3, READONLY, &[at(2, RO)], object).since("2.2.3").tips(&["nondeterministic_output"]),
+    c("object|freq", 3, READONLY, &[at(2, RO)], object).since("4.0.0").tips(&["nondeterministic_output"]),
+    help("object|help", OBJECT_HELP).acl(acl::KEYSPACE).since("6.2.0"),
+    c("object|idletime", 3, READONLY, &[at(2, RO)], object).since("2.2.3").tips(&["nondeterministic_output"]),
+    c("object|refcount", 3, READONLY, &[at(2, RO)], object).since("2.2.3").tips(&["nondeterministic_output"]),
+];
+
+/// MEMORY's subcommands (no STATS: INFO memory has those figures).
+static MEMORY: &[CommandDef] = &[
+    server_row(c("memory|doctor", 2, 0, &[], memory)).since("4.0.0").tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
+    help("memory|help", MEMORY_HELP).group(Group::Server).since("4.0.0"),
+    server_row(c("memory|malloc-stats", 2, 0, &[], memory)).since("4.0.0").tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
+    server_row(c("memory|purge", 2, 0, &[], memory))
+        .since("4.0.0")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    server_row(c("memory|usage", -3, READONLY, &[at(2, RO)], memory)).since("4.0.0"),
+];
+
+/// MEMORY is a server command in Redis's docs, with no category of its own.
+const fn server_row(d: CommandDef) -> CommandDef {
+    d.acl(0).group(Group::Server)
 }
 
 const MEMORY_HELP: &[&str] = &[
@@ -900,8 +950,11 @@ mod tests {
         let d = lookup(b"RENAME").expect("rename").1;
         assert_eq!((d.arity, d.first_key, d.last_key, d.step), (3, 1, 2, 1));
         assert!(d.has(WRITE) && !d.has(FAST));
+        // A container in Redis 7: no keys of its own; OBJECT ENCODING's key at 2.
         let d = lookup(b"object").expect("object").1;
-        assert_eq!((d.arity, d.first_key, d.last_key, d.step), (-2, 2, 2, 1));
+        assert_eq!((d.arity, d.first_key, d.last_key, d.step), (-2, 0, 0, 0));
+        let d = crate::cmd::table::by_full_name(b"object|encoding").expect("object|encoding").1;
+        assert_eq!((d.arity, d.first_key, d.last_key, d.step), (3, 2, 2, 1));
         let d = lookup(b"ttl").expect("ttl").1;
         assert!(d.has(READONLY) && d.has(FAST));
         let d = lookup(b"copy").expect("copy").1;

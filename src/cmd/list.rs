@@ -8,42 +8,35 @@
 //! the non-blocking commands here do.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::list::{End, List};
 use crate::keyspace::{Keyspace, Value};
 use crate::util::parse_i64;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
-}
-
-const K1: (i32, i32, i32) = (1, 1, 1);
-const K12: (i32, i32, i32) = (1, 2, 1);
-
-fn lmpop_keys(args: &Args) -> Vec<usize> {
-    super::numkeys_positions(args, 1, false)
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::LIST).group(Group::List)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("lpush", -3, WRITE | DENYOOM | FAST, K1, lpush),
-    c("rpush", -3, WRITE | DENYOOM | FAST, K1, rpush),
-    c("lpushx", -3, WRITE | DENYOOM | FAST, K1, lpushx),
-    c("rpushx", -3, WRITE | DENYOOM | FAST, K1, rpushx),
-    c("lpop", -2, WRITE | FAST, K1, lpop),
-    c("rpop", -2, WRITE | FAST, K1, rpop),
-    c("llen", 2, READONLY | FAST, K1, llen),
-    c("lrange", 4, READONLY, K1, lrange),
-    c("lindex", 3, READONLY, K1, lindex),
-    c("lset", 4, WRITE | DENYOOM, K1, lset),
-    c("linsert", 5, WRITE | DENYOOM, K1, linsert),
-    c("lrem", 4, WRITE, K1, lrem),
-    c("ltrim", 4, WRITE, K1, ltrim),
-    c("lpos", -3, READONLY, K1, lpos),
-    c("lmove", 5, WRITE | DENYOOM, K12, lmove),
-    c("rpoplpush", 3, WRITE | DENYOOM, K12, rpoplpush),
-    // Keys follow numkeys at 1; the static range only marks that it has keys.
-    c("lmpop", -4, WRITE, (2, 2, 1), lmpop).movable(lmpop_keys),
+    c("lpush", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], lpush).since("1.0.0"),
+    c("rpush", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], rpush).since("1.0.0"),
+    c("lpushx", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], lpushx).since("2.2.0"),
+    c("rpushx", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], rpushx).since("2.2.0"),
+    c("lpop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], lpop).since("1.0.0"),
+    c("rpop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], rpop).since("1.0.0"),
+    c("llen", 2, READONLY | FAST, &[at(1, RO)], llen).since("1.0.0"),
+    c("lrange", 4, READONLY, &[at(1, RO | ACCESS)], lrange).since("1.0.0"),
+    c("lindex", 3, READONLY, &[at(1, RO | ACCESS)], lindex).since("1.0.0"),
+    c("lset", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], lset).since("1.0.0"),
+    c("linsert", 5, WRITE | DENYOOM, &[at(1, RW | INSERT)], linsert).since("2.2.0"),
+    c("lrem", 4, WRITE, &[at(1, RW | DELETE)], lrem).since("1.0.0"),
+    c("ltrim", 4, WRITE, &[at(1, RW | DELETE)], ltrim).since("1.0.0"),
+    c("lpos", -3, READONLY, &[at(1, RO | ACCESS)], lpos).since("6.0.6"),
+    c("lmove", 5, WRITE | DENYOOM, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], lmove).since("6.2.0"),
+    c("rpoplpush", 3, WRITE | DENYOOM, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], rpoplpush).since("1.2.0"),
+    c("lmpop", -4, WRITE, &[at(1, RW | ACCESS | DELETE).keynum(0, 1, 1)], lmpop).since("7.0.0"),
 ];
 
 /// The key holds something other than a list.
@@ -683,6 +676,7 @@ mod tests {
         ks.effects.drain_each(|_, b| log.push(String::from_utf8_lossy(b).replace("\r\n", " ")));
         assert_eq!(log, ["*5 $5 RPUSH $1 b $1 1 $1 2 $1 3 ", "*3 $4 RPOP $1 b $1 2 "]);
         let a = OwnedArgs::from_slices(&["LMPOP", "2", "x", "y", "LEFT"]);
-        assert_eq!(lmpop_keys(&a.args()), vec![2, 3]);
+        let def = lookup(b"lmpop").expect("lmpop").1;
+        assert_eq!(crate::cmd::key_positions(def, &a.args()).collect::<Vec<_>>(), vec![2, 3]);
     }
 }

@@ -1,23 +1,29 @@
 //! The command table and the execution context.
 //!
-//! Every command is one row of `TABLE`: name, arity, flags and key positions
-//! (as Redis's command table has them). The router, MULTI, cross-shard
-//! transactions and (later) the AOF decide from these rows, not from
-//! per-command code. Keyspace commands are plain functions
-//! `fn(&mut Ctx, &Args)`: they read and write a `Keyspace` and encode a reply,
-//! and never see a socket, so tests, transactions and replay call them alike.
-//! Commands flagged `CONN` or `GLOBAL` need the connection or every shard and
-//! are carried out by the shard layer (`crate::shard`).
+//! Every command, and every subcommand of a container command, is one row
+//! of the table (`table`): name, arity, Redis's flags and ACL categories,
+//! key specs (`keyspec`), and what runs it. The router, MULTI, blocking,
+//! cross-shard transactions, AOF replay and COMMAND INFO decide from these
+//! rows (`flags`), never by comparing names.
+//!
+//! Keyspace commands are plain functions `fn(&mut Ctx, &Args)`: they read
+//! and write a `Keyspace` and encode a reply, and never see a socket, so
+//! tests, transactions and replay call them alike. Server and connection
+//! commands (`server`) take the shard and the connection; the few that
+//! need only the session (`Session`: PING, SELECT, ...) run anywhere.
 
 pub mod admission;
 pub mod blocking;
 pub mod call;
 pub mod dump;
+pub mod flags;
 pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod keys;
+pub mod keyspec;
 pub mod list;
+pub mod server;
 pub mod set;
 pub mod sort;
 pub mod stream;
@@ -29,31 +35,7 @@ use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use std::ops::Range;
 
-pub use table::{lookup, CommandDef, TABLE};
-
-/// Command flags.
-pub mod flags {
-    pub const WRITE: u32 = 1 << 0;
-    pub const READONLY: u32 = 1 << 1;
-    pub const FAST: u32 = 1 << 2;
-    /// Needs connection or server state: run by the shard layer.
-    pub const CONN: u32 = 1 << 3;
-    /// Touches every shard's keyspace (DBSIZE, KEYS, FLUSHALL, ...).
-    pub const GLOBAL: u32 = 1 << 4;
-    /// Allowed in RESP2 subscribe mode.
-    pub const PUBSUB: u32 = 1 << 5;
-    /// Refused inside MULTI (WATCH).
-    pub const NO_MULTI: u32 = 1 << 6;
-    /// Runs without authentication (AUTH, HELLO, QUIT).
-    pub const NO_AUTH: u32 = 1 << 7;
-    /// Replies are not queued in MULTI; the command itself controls MULTI.
-    pub const TX_CONTROL: u32 = 1 << 8;
-    /// May grow memory: refused with -OOM when the shard is over
-    /// maxmemory and eviction cannot bring it under (Redis's denyoom).
-    pub const DENYOOM: u32 = 1 << 10;
-    /// May block the client (BLPOP, ...): see `cmd::blocking`.
-    pub const BLOCKING: u32 = 1 << 9;
-}
+pub use table::{lookup, lookup_args, CommandDef, Handler, NotFound};
 
 /// A request's arguments: ranges into a buffer owned by the caller.
 #[derive(Clone, Copy)]
@@ -190,6 +172,15 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// What a session command (PING, ECHO, SELECT, TIME, LASTSAVE, a HELP)
+/// runs against: the connection's db, which it may change, and its reply.
+pub struct Session<'a> {
+    pub db: usize,
+    pub out: Reply<'a>,
+    /// A RESP2 connection in subscribe mode (PING answers as a push there).
+    pub subscribed_resp2: bool,
+}
+
 /// Run `f` on the collection of type `T` at `key`; if the key is absent,
 /// on a fresh one from `new` (None: don't create). `f` returns its result
 /// and whether it changed the collection; a change touches the key, stores
@@ -282,10 +273,14 @@ impl Rng {
     }
 }
 
-/// Run a keyspace command (not CONN/GLOBAL) and encode its reply.
-pub(crate) fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
+/// Run a command that needs no shard layer (a keyspace, session or HELP
+/// row; for a container row, the subcommand `args` name) and encode its
+/// reply. Server and keyspace-wide commands are the shard layer's. A server
+/// runs commands through `call::call` (the road's gates, then this, then
+/// its observer); this is public for benches and tests.
+pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
     match def.handler {
-        Some(h) => {
+        Handler::Keyspace(h) => {
             // Admission (maxmemory, MISCONF, ...) was decided by the caller's
             // road: see `admission`.
             // Key lookups of read-only commands count as hits or misses
@@ -306,8 +301,39 @@ pub(crate) fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
             ctx.ks.end_command();
             ctx.ks.count_lookups = false;
         }
-        None => ctx.error("ERR command not available in this context"),
+        Handler::Session(_) | Handler::Help(_) => {
+            let mut s =
+                Session { db: ctx.db, out: Reply::new(&mut *ctx.out.out, ctx.out.resp3), subscribed_resp2: false };
+            run_session(def, &mut s, args);
+            ctx.db = s.db;
+        }
+        // A caller with the container's row (tests, tools): check as a
+        // request would be, and run the subcommand's row.
+        Handler::Container => match lookup_args(args) {
+            _ if !arity_ok(def, args.len()) => arity_error(&mut ctx.out, def.name),
+            Ok((_, sub)) if arity_ok(sub, args.len()) => exec(sub, ctx, args),
+            Ok((_, sub)) => arity_error(&mut ctx.out, sub.name),
+            Err(why) => not_found_error(&mut ctx.out, args, why),
+        },
+        Handler::Server(_) | Handler::EveryShard { .. } => ctx.error("ERR command not available in this context"),
     }
+}
+
+/// Run a session or HELP row; false if the row is of another kind.
+pub fn run_session(def: &CommandDef, s: &mut Session, args: &Args) -> bool {
+    match def.handler {
+        Handler::Session(h) => h(s, args),
+        Handler::Help(lines) => reply_help(&mut s.out, lines),
+        _ => return false,
+    }
+    true
+}
+
+/// The row a stored, already checked request runs with (None if it names
+/// no command: nothing is run for it).
+#[inline]
+pub fn find(args: &Args) -> Option<(usize, &'static CommandDef)> {
+    lookup_args(args).ok()
 }
 
 /// Check arity as Redis does: positive = exact, negative = at least.
@@ -338,14 +364,33 @@ pub fn reply_help(out: &mut Reply, lines: &[&str]) {
     }
 }
 
-/// Redis 7's error for an unknown subcommand of `cmd` (the subcommand cut
-/// to 128 bytes, as Redis prints it).
+/// Redis 7's error for a subcommand its container does not have (the
+/// subcommand cut to 128 bytes, as Redis prints it): what every road
+/// replies when `lookup_args` finds no row.
 pub fn unknown_subcommand_text(cmd: &str, sub: &[u8]) -> String {
+    format!("ERR unknown subcommand '{}'. Try {} HELP.", cut128(sub), cmd.to_ascii_uppercase())
+}
+
+/// Redis's reply when a subcommand's own argument checks fail (its
+/// addReplySubcommandSyntaxError): the subcommand cut to 128 bytes.
+pub fn subcommand_syntax_text(cmd: &str, sub: &[u8]) -> String {
     format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(&sub[..sub.len().min(128)]),
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        cut128(sub),
         cmd.to_ascii_uppercase()
     )
+}
+
+fn cut128(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&b[..b.len().min(128)])
+}
+
+/// The error for a request `lookup_args` found no row for.
+pub fn not_found_error(out: &mut Reply, args: &Args, why: NotFound) {
+    match why {
+        NotFound::Command => unknown_command_error(out, args),
+        NotFound::Subcommand(container) => out.error(&unknown_subcommand_text(container.name, args.get(1))),
+    }
 }
 
 pub fn unknown_command_error(out: &mut Reply, args: &Args) {
@@ -377,11 +422,13 @@ pub fn unknown_command_error(out: &mut Reply, args: &Args) {
     out.raw(&msg);
 }
 
-/// Iterate a command's key positions: first, last, step from the table,
-/// or the command's own `keys_fn` for movable-keys commands.
+/// A command's key positions: from the legacy triple when it describes
+/// them all (no allocation: the common case), else from the row's own
+/// `keys_fn`, or from the key specs.
+#[inline]
 pub fn key_positions(def: &CommandDef, args: &Args) -> KeyPositions {
-    if let Some(f) = def.keys_fn {
-        return KeyPositions::List(f(args).into_iter());
+    if def.has(flags::MOVABLE_KEYS) {
+        return KeyPositions::List(key_refs(def, args).into_iter());
     }
     let argc = args.len();
     let first = def.first_key as usize;
@@ -392,9 +439,17 @@ pub fn key_positions(def: &CommandDef, args: &Args) -> KeyPositions {
     KeyPositions::Range((if valid { first } else { 1 }..=if valid { last } else { 0 }).step_by(step))
 }
 
+/// Keys with what the command does to each (COMMAND GETKEYSANDFLAGS).
+pub fn key_refs(def: &CommandDef, args: &Args) -> Vec<keyspec::KeyRef> {
+    if let Some(f) = def.keys_fn {
+        return f(args);
+    }
+    keyspec::spec_positions(def.key_specs, args)
+}
+
 pub enum KeyPositions {
     Range(std::iter::StepBy<std::ops::RangeInclusive<usize>>),
-    List(std::vec::IntoIter<usize>),
+    List(std::vec::IntoIter<keyspec::KeyRef>),
 }
 
 impl Iterator for KeyPositions {
@@ -403,24 +458,7 @@ impl Iterator for KeyPositions {
     fn next(&mut self) -> Option<usize> {
         match self {
             KeyPositions::Range(r) => r.next(),
-            KeyPositions::List(l) => l.next(),
+            KeyPositions::List(l) => l.next().map(|k| k.pos),
         }
     }
-}
-
-/// For movable-keys commands of the form `cmd [dest] numkeys key [key ...] ...`:
-/// the positions of the `numkeys` keys whose count is at `at` (plus `dest`
-/// at 1 when `with_dest`). Nothing when the count is malformed; the
-/// command itself then replies with the error.
-pub fn numkeys_positions(args: &Args, at: usize, with_dest: bool) -> Vec<usize> {
-    let mut v = Vec::new();
-    if with_dest && args.len() > 1 {
-        v.push(1);
-    }
-    let n = match (at < args.len()).then(|| crate::util::parse_i64(args.get(at))).flatten() {
-        Some(n) if n > 0 && (n as usize) < args.len() - at => n as usize,
-        _ => return if with_dest { v } else { Vec::new() },
-    };
-    v.extend(at + 1..at + 1 + n);
-    v
 }

@@ -7,42 +7,47 @@
 use super::flags::*;
 use super::hash::{parse_rand_count, scan_reply, MAX_RANDOM_REPLY};
 use super::keys::{parse_scan_args_ext, parse_scan_cursor};
-use super::table::{CommandDef, Handler};
-use super::{err, numkeys_positions, Args, Ctx};
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
+use super::{err, Args, Ctx};
 use crate::keyspace::set::Set;
 use crate::keyspace::{Keyspace, Value};
 use crate::util::{glob_match, parse_i64};
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::SET).group(Group::Set)
 }
-
-const K1: (i32, i32, i32) = (1, 1, 1);
-const ALL: (i32, i32, i32) = (1, -1, 1);
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("sadd", -3, WRITE | DENYOOM | FAST, K1, sadd),
-    c("srem", -3, WRITE | FAST, K1, srem),
-    c("smembers", 2, READONLY, K1, smembers),
-    c("sismember", 3, READONLY | FAST, K1, sismember),
-    c("smismember", -3, READONLY | FAST, K1, smismember),
-    c("scard", 2, READONLY | FAST, K1, scard),
-    c("spop", -2, WRITE | FAST, K1, spop),
-    c("srandmember", -2, READONLY, K1, srandmember),
-    c("smove", 4, WRITE | FAST, (1, 2, 1), smove),
-    c("sinter", -2, READONLY, ALL, sinter),
-    c("sintercard", -3, READONLY, (2, 2, 1), sintercard).movable(sintercard_keys),
-    c("sunion", -2, READONLY, ALL, sunion),
-    c("sdiff", -2, READONLY, ALL, sdiff),
-    c("sinterstore", -3, WRITE | DENYOOM, ALL, sinterstore),
-    c("sunionstore", -3, WRITE | DENYOOM, ALL, sunionstore),
-    c("sdiffstore", -3, WRITE | DENYOOM, ALL, sdiffstore),
-    c("sscan", -3, READONLY, K1, sscan),
+    c("sadd", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], sadd).since("1.0.0"),
+    c("srem", -3, WRITE | FAST, &[at(1, RW | DELETE)], srem).since("1.0.0"),
+    c("smembers", 2, READONLY, &[at(1, RO | ACCESS)], smembers).since("1.0.0").tips(&["nondeterministic_output_order"]),
+    c("sismember", 3, READONLY | FAST, &[at(1, RO)], sismember).since("1.0.0"),
+    c("smismember", -3, READONLY | FAST, &[at(1, RO | ACCESS)], smismember).since("6.2.0"),
+    c("scard", 2, READONLY | FAST, &[at(1, RO)], scard).since("1.0.0"),
+    c("spop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], spop).since("1.0.0").tips(&["nondeterministic_output"]),
+    c("srandmember", -2, READONLY, &[at(1, RO | ACCESS)], srandmember)
+        .since("1.0.0")
+        .tips(&["nondeterministic_output"]),
+    c("smove", 4, WRITE | FAST, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], smove).since("1.0.0"),
+    c("sinter", -2, READONLY, &[at(1, RO | ACCESS).range(-1, 1, 0)], sinter)
+        .since("1.0.0")
+        .tips(&["nondeterministic_output_order"]),
+    c("sintercard", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], sintercard).since("7.0.0"),
+    c("sunion", -2, READONLY, &[at(1, RO | ACCESS).range(-1, 1, 0)], sunion)
+        .since("1.0.0")
+        .tips(&["nondeterministic_output_order"]),
+    c("sdiff", -2, READONLY, &[at(1, RO | ACCESS).range(-1, 1, 0)], sdiff)
+        .since("1.0.0")
+        .tips(&["nondeterministic_output_order"]),
+    c("sinterstore", -3, WRITE | DENYOOM, &[at(1, RW | UPDATE), at(2, RO | ACCESS).range(-1, 1, 0)], sinterstore)
+        .since("1.0.0"),
+    c("sunionstore", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).range(-1, 1, 0)], sunionstore)
+        .since("1.0.0"),
+    c("sdiffstore", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).range(-1, 1, 0)], sdiffstore)
+        .since("1.0.0"),
+    c("sscan", -3, READONLY, &[at(1, RO | ACCESS)], sscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
-
-fn sintercard_keys(args: &Args) -> Vec<usize> {
-    numkeys_positions(args, 1, false)
-}
 
 /// The set at `key` for reading: Ok(None) if absent, Err if another type.
 fn read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Set>, ()> {

@@ -10,30 +10,34 @@
 //! of a cross-shard transaction, which holds only the keys it pulled.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::list::{End, List};
 use crate::keyspace::Value;
 use crate::util::{crc16, key_slot, parse_i64, SLOTS};
 use std::cmp::Ordering;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h))
+        .acl(acl::SET | acl::SORTEDSET | acl::LIST | acl::DANGEROUS)
+        .group(Group::Generic)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    // The sorted key, then the STORE destination if any.
-    c("sort", -2, WRITE | DENYOOM, (1, 1, 1), sort).movable(sort_keys),
-    c("sort_ro", -2, READONLY, (1, 1, 1), sort_ro),
+    c("sort", -2, WRITE | DENYOOM, &[at(1, RO | ACCESS), unknown(RO | ACCESS), unknown(OW | UPDATE)], sort)
+        .since("1.0.0")
+        .keys_fn(sort_keys),
+    c("sort_ro", -2, READONLY, &[at(1, RO | ACCESS), unknown(RO | ACCESS)], sort_ro).since("7.0.0"),
 ];
 
 /// Key positions of SORT: the key, and the destination the parser would
 /// store to (the last STORE), so the shard that owns it takes part.
-fn sort_keys(args: &Args) -> Vec<usize> {
-    let mut keys = vec![1];
+fn sort_keys(args: &Args) -> Vec<KeyRef> {
+    let mut keys = vec![KeyRef { pos: 1, flags: RO | ACCESS }];
     if let Ok(o) = parse_options(args, false, None, false) {
         if let Some(d) = o.store {
-            keys.push(d);
+            keys.push(KeyRef { pos: d, flags: OW | UPDATE });
         }
     }
     keys
@@ -657,7 +661,7 @@ mod tests {
         assert_eq!(p(&["sort", "k", "LIMIT", "x", "1", "bad"], false), Err(err::NOT_INT.into()));
         assert_eq!(p(&["sort", "k", "GET"], false), Err(err::SYNTAX.into()));
         assert_eq!(p(&["sort", "k", "ASC", "DESC", "ASC"], false).map(|o| o.desc), Ok(false));
-        let keys = |a: &[&str]| sort_keys(&OwnedArgs::from_slices(a).args());
+        let keys = |a: &[&str]| sort_keys(&OwnedArgs::from_slices(a).args()).iter().map(|k| k.pos).collect::<Vec<_>>();
         assert_eq!(keys(&["sort", "k", "STORE", "a", "GET", "#", "STORE", "b"]), vec![1, 7]);
         assert_eq!(keys(&["sort", "k", "GET", "store"]), vec![1]);
     }

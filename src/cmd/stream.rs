@@ -19,38 +19,48 @@
 //! `serve_read`.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::*;
+use super::table::{container, help as help_row, CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::stream::{EntryRef, Group, Stream, StreamId, Trim, ENTRIES_READ_INVALID};
 use crate::keyspace::{Keyspace, Value};
 use crate::protocol::reply::{fmt_u64, Reply};
 use crate::util::parse_i64;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::STREAM).group(super::flags::Group::Stream)
 }
 
-const K1: (i32, i32, i32) = (1, 1, 1);
-const K2: (i32, i32, i32) = (2, 2, 1);
-
 pub static COMMANDS: &[CommandDef] = &[
-    c("xadd", -5, WRITE | FAST | DENYOOM, K1, xadd),
-    c("xlen", 2, READONLY | FAST, K1, xlen),
-    c("xrange", -4, READONLY, K1, xrange),
-    c("xrevrange", -4, READONLY, K1, xrevrange),
-    c("xdel", -3, WRITE | FAST, K1, xdel),
-    c("xtrim", -4, WRITE, K1, xtrim),
-    c("xsetid", -3, WRITE | FAST, K1, xsetid),
-    c("xack", -4, WRITE | FAST, K1, xack),
-    c("xpending", -3, READONLY, K1, xpending),
-    c("xclaim", -6, WRITE | FAST, K1, xclaim),
-    c("xautoclaim", -6, WRITE | FAST, K1, xautoclaim),
-    c("xgroup", -2, WRITE, K2, xgroup),
-    c("xinfo", -2, READONLY, K2, xinfo),
-    // Keys follow STREAMS; the static range only marks that there are keys.
-    // BLOCKING: with a BLOCK option they may wait (see cmd::blocking::blocks).
-    c("xread", -4, READONLY | BLOCKING, K1, xread).movable(read_keys),
-    c("xreadgroup", -7, WRITE | BLOCKING, K1, xreadgroup).movable(read_keys),
+    c("xadd", -5, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], xadd)
+        .since("5.0.0")
+        .tips(&["nondeterministic_output"]),
+    c("xlen", 2, READONLY | FAST, &[at(1, RO)], xlen).since("5.0.0"),
+    c("xrange", -4, READONLY, &[at(1, RO | ACCESS)], xrange).since("5.0.0"),
+    c("xrevrange", -4, READONLY, &[at(1, RO | ACCESS)], xrevrange).since("5.0.0"),
+    c("xdel", -3, WRITE | FAST, &[at(1, RW | DELETE)], xdel).since("5.0.0"),
+    c("xtrim", -4, WRITE, &[at(1, RW | DELETE)], xtrim).since("5.0.0").tips(&["nondeterministic_output"]),
+    c("xsetid", -3, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], xsetid).since("5.0.0"),
+    c("xack", -4, WRITE | FAST, &[at(1, RW | UPDATE)], xack).since("5.0.0"),
+    c("xpending", -3, READONLY, &[at(1, RO | ACCESS)], xpending).since("5.0.0").tips(&["nondeterministic_output"]),
+    c("xclaim", -6, WRITE | FAST | RECORDS_NOW, &[at(1, RW | UPDATE)], xclaim)
+        .since("5.0.0")
+        .tips(&["nondeterministic_output"]),
+    c("xautoclaim", -6, WRITE | FAST | RECORDS_NOW, &[at(1, RW | DELETE)], xautoclaim)
+        .since("6.2.0")
+        .tips(&["nondeterministic_output"]),
+    container("xgroup", XGROUP).group(super::flags::Group::Stream).since("5.0.0"),
+    container("xinfo", XINFO).group(super::flags::Group::Stream).since("5.0.0"),
+    // The STREAMS keyword is found by parsing the options (`read_keys`): a
+    // group or consumer may be named "streams".
+    c("xread", -4, READONLY | BLOCKING, &[kw("STREAMS", 1, RO | ACCESS).range(-1, 1, 2)], xread)
+        .since("5.0.0")
+        .keys_fn(read_keys)
+        .blocks(super::blocking::XREAD),
+    c("xreadgroup", -7, WRITE | BLOCKING | RECORDS_NOW, &[kw("STREAMS", 4, RO | ACCESS).range(-1, 1, 2)], xreadgroup)
+        .since("5.0.0")
+        .keys_fn(read_keys)
+        .blocks(super::blocking::XREADGROUP),
 ];
 
 const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
@@ -58,7 +68,7 @@ const INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argu
 // ---- helpers ------------------------------------------------------------------
 
 /// Key positions of XREAD/XREADGROUP: the first half of what follows STREAMS.
-fn read_keys(args: &Args) -> Vec<usize> {
+fn read_keys(args: &Args) -> Vec<KeyRef> {
     let mut i = 1;
     while i < args.len() {
         if args.is(i, "block") || args.is(i, "count") {
@@ -70,12 +80,30 @@ fn read_keys(args: &Args) -> Vec<usize> {
             if n == 0 || !n.is_multiple_of(2) {
                 return Vec::new();
             }
-            return (i + 1..i + 1 + n / 2).collect();
+            return (i + 1..i + 1 + n / 2).map(|pos| KeyRef { pos, flags: RO | ACCESS }).collect();
         }
         i += 1;
     }
     Vec::new()
 }
+
+/// XGROUP's subcommands.
+static XGROUP: &[CommandDef] = &[
+    c("xgroup|create", -5, WRITE | DENYOOM, &[at(2, RW | INSERT)], xgroup).since("5.0.0"),
+    c("xgroup|createconsumer", 5, WRITE | DENYOOM | RECORDS_NOW, &[at(2, RW | INSERT)], xgroup).since("6.2.0"),
+    c("xgroup|delconsumer", 5, WRITE, &[at(2, RW | DELETE)], xgroup).since("5.0.0"),
+    c("xgroup|destroy", 4, WRITE, &[at(2, RW | DELETE)], xgroup).since("5.0.0"),
+    help_row("xgroup|help", XGROUP_HELP).acl(acl::STREAM).group(super::flags::Group::Stream).since("5.0.0"),
+    c("xgroup|setid", -5, WRITE, &[at(2, RW | UPDATE)], xgroup).since("5.0.0"),
+];
+
+/// XINFO's subcommands.
+static XINFO: &[CommandDef] = &[
+    c("xinfo|consumers", 4, READONLY, &[at(2, RO | ACCESS)], xinfo).since("5.0.0").tips(&["nondeterministic_output"]),
+    c("xinfo|groups", 3, READONLY, &[at(2, RO | ACCESS)], xinfo).since("5.0.0"),
+    help_row("xinfo|help", XINFO_HELP).acl(acl::STREAM).group(super::flags::Group::Stream).since("5.0.0"),
+    c("xinfo|stream", -3, READONLY, &[at(2, RO | ACCESS)], xinfo).since("5.0.0"),
+];
 
 /// A strict id: `ms[-seq]`, no `-`/`+`.
 fn strict_id(b: &[u8]) -> Option<StreamId> {
@@ -900,12 +928,7 @@ fn subcommand(ctx: &mut Ctx, args: &Args, cmd: &str, subs: &[(&'static str, i32)
 }
 
 fn subcommand_syntax(ctx: &mut Ctx, args: &Args, cmd: &str) {
-    let msg = format!(
-        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
-        String::from_utf8_lossy(&args[1]),
-        cmd
-    );
-    ctx.error(&msg);
+    ctx.error(&super::subcommand_syntax_text(cmd, &args[1]));
 }
 
 /// XGROUP CREATE|SETID|DESTROY|CREATECONSUMER|DELCONSUMER|HELP

@@ -3,49 +3,95 @@
 //! and LCS. Semantics, reply types and error texts follow Redis 7.0.
 
 use super::flags::*;
-use super::table::{CommandDef, Handler};
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::{Value, KEEP_TTL};
 use crate::protocol::reply::fmt_i64;
 use crate::util::parse_i64;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::STRING).group(Group::String)
 }
 
-const K1: (i32, i32, i32) = (1, 1, 1);
-
 pub static COMMANDS: &[CommandDef] = &[
-    c("get", 2, READONLY | FAST, K1, get),
-    c("set", -3, WRITE | DENYOOM, K1, set),
-    c("setnx", 3, WRITE | DENYOOM | FAST, K1, setnx),
-    c("setex", 4, WRITE | DENYOOM, K1, setex),
-    c("psetex", 4, WRITE | DENYOOM, K1, psetex),
-    c("getex", -2, WRITE | FAST, K1, getex),
-    c("getdel", 2, WRITE | FAST, K1, getdel),
-    c("getset", 3, WRITE | DENYOOM | FAST, K1, getset),
-    c("mget", -2, READONLY | FAST, (1, -1, 1), mget),
-    c("mset", -3, WRITE | DENYOOM, (1, -1, 2), mset),
-    c("msetnx", -3, WRITE | DENYOOM, (1, -1, 2), msetnx),
-    c("append", 3, WRITE | DENYOOM | FAST, K1, append),
-    c("strlen", 2, READONLY | FAST, K1, strlen),
-    c("incr", 2, WRITE | DENYOOM | FAST, K1, incr),
-    c("decr", 2, WRITE | DENYOOM | FAST, K1, decr),
-    c("incrby", 3, WRITE | DENYOOM | FAST, K1, incrby),
-    c("decrby", 3, WRITE | DENYOOM | FAST, K1, decrby),
-    c("incrbyfloat", 3, WRITE | DENYOOM | FAST, K1, incrbyfloat),
-    c("getrange", 4, READONLY, K1, getrange),
-    c("substr", 4, READONLY, K1, getrange),
-    c("setrange", 4, WRITE | DENYOOM, K1, setrange),
-    c("setbit", 4, WRITE | DENYOOM, K1, setbit),
-    c("getbit", 3, READONLY | FAST, K1, getbit),
-    c("bitcount", -2, READONLY, K1, bitcount),
-    c("bitpos", -3, READONLY, K1, bitpos),
-    c("bitop", -4, WRITE | DENYOOM, (2, -1, 1), bitop),
-    c("bitfield", -2, WRITE | DENYOOM, K1, bitfield),
-    c("bitfield_ro", -2, READONLY | FAST, K1, bitfield_ro),
-    c("lcs", -3, READONLY, (1, 2, 1), lcs),
+    c("get", 2, READONLY | FAST, &[at(1, RO | ACCESS)], get).since("1.0.0"),
+    c("set", -3, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], set)
+        .since("1.0.0")
+        .keys_fn(set_keys),
+    c("setnx", 3, WRITE | DENYOOM | FAST, &[at(1, OW | INSERT)], setnx).since("1.0.0"),
+    c("setex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], setex).since("2.0.0"),
+    c("psetex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], psetex).since("2.6.0"),
+    c("getex", -2, WRITE | FAST, &[at(1, RW | ACCESS | UPDATE)], getex).since("6.2.0"),
+    c("getdel", 2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], getdel).since("6.2.0"),
+    c("getset", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], getset).since("1.0.0"),
+    c("mget", -2, READONLY | FAST, &[at(1, RO | ACCESS).range(-1, 1, 0)], mget)
+        .since("1.0.0")
+        .tips(&["request_policy:multi_shard"]),
+    c("mset", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE).range(-1, 2, 0)], mset)
+        .since("1.0.1")
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
+    c("msetnx", -3, WRITE | DENYOOM, &[at(1, OW | INSERT).range(-1, 2, 0)], msetnx)
+        .since("1.0.1")
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"]),
+    c("append", 3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], append).since("2.0.0"),
+    c("strlen", 2, READONLY | FAST, &[at(1, RO)], strlen).since("2.2.0"),
+    c("incr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incr).since("1.0.0"),
+    c("decr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], decr).since("1.0.0"),
+    c("incrby", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incrby).since("1.0.0"),
+    c("decrby", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], decrby).since("1.0.0"),
+    c("incrbyfloat", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incrbyfloat).since("2.6.0"),
+    c("getrange", 4, READONLY, &[at(1, RO | ACCESS)], getrange).since("2.4.0"),
+    c("substr", 4, READONLY, &[at(1, RO | ACCESS)], getrange).since("1.0.0"),
+    c("setrange", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], setrange).since("2.2.0"),
+    c("setbit", 4, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE)], setbit)
+        .acl(acl::BITMAP)
+        .group(Group::Bitmap)
+        .since("2.2.0"),
+    c("getbit", 3, READONLY | FAST, &[at(1, RO | ACCESS)], getbit).acl(acl::BITMAP).group(Group::Bitmap).since("2.2.0"),
+    c("bitcount", -2, READONLY, &[at(1, RO | ACCESS)], bitcount).acl(acl::BITMAP).group(Group::Bitmap).since("2.6.0"),
+    c("bitpos", -3, READONLY, &[at(1, RO | ACCESS)], bitpos).acl(acl::BITMAP).group(Group::Bitmap).since("2.8.7"),
+    c("bitop", -4, WRITE | DENYOOM, &[at(2, OW | UPDATE), at(3, RO | ACCESS).range(-1, 1, 0)], bitop)
+        .acl(acl::BITMAP)
+        .group(Group::Bitmap)
+        .since("2.6.0"),
+    c("bitfield", -2, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], bitfield)
+        .acl(acl::BITMAP)
+        .group(Group::Bitmap)
+        .since("3.2.0")
+        .keys_fn(bitfield_keys),
+    c("bitfield_ro", -2, READONLY | FAST, &[at(1, RO | ACCESS)], bitfield_ro)
+        .acl(acl::BITMAP)
+        .group(Group::Bitmap)
+        .since("6.0.0"),
+    c("lcs", -3, READONLY, &[at(1, RO | ACCESS).range(1, 1, 0)], lcs).since("7.0.0"),
 ];
+
+/// SET's key, overwritten unless GET also reads it (its spec says
+/// VARIABLE_FLAGS; COMMAND GETKEYSANDFLAGS says which).
+fn set_keys(args: &Args) -> Vec<KeyRef> {
+    let get = (3..args.len()).any(|i| args.is(i, "get"));
+    vec![KeyRef { pos: 1, flags: if get { RW | ACCESS | UPDATE } else { OW | UPDATE } }]
+}
+
+/// BITFIELD's key: only read while every operation is a well-formed GET
+/// or OVERFLOW; a SET, an INCRBY or anything malformed counts as a write.
+fn bitfield_keys(args: &Args) -> Vec<KeyRef> {
+    let mut i = 2;
+    let mut reads_only = true;
+    while i < args.len() {
+        let left = args.len() - i - 1;
+        if args.is(i, "get") && left >= 2 {
+            i += 3;
+        } else if args.is(i, "overflow") && left >= 1 {
+            i += 2;
+        } else {
+            reads_only = false;
+            break;
+        }
+    }
+    vec![KeyRef { pos: 1, flags: if reads_only { RO | ACCESS } else { RW | ACCESS | UPDATE } }]
+}
 
 /// The string value at `key`, `Ok(None)` if absent, `Err` if the key holds
 /// another type (the caller replies WRONGTYPE). Integers are formatted into `buf`.

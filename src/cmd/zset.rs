@@ -8,63 +8,58 @@
 
 use super::flags::*;
 use super::keys::{parse_scan_args_ext, parse_scan_cursor};
-use super::table::{CommandDef, Handler};
-use super::{err, numkeys_positions, Args, Ctx};
+use super::keyspec::*;
+use super::table::{CommandDef, Handler, KeyspaceFn};
+use super::{err, Args, Ctx};
 use crate::keyspace::zset::{LexBound, LexRange, ScoreRange, ZSet};
 use crate::keyspace::{Keyspace, Value};
 use crate::protocol::reply::Reply;
 use crate::util::{fmt_double_reply, glob_match, parse_i64};
 use std::collections::HashMap;
 
-const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: Handler) -> CommandDef {
-    CommandDef::new(name, arity, flags, keys, Some(h))
-}
-
-const K1: (i32, i32, i32) = (1, 1, 1);
-
-/// `cmd numkeys key ...`
-fn keys_at1(args: &Args) -> Vec<usize> {
-    numkeys_positions(args, 1, false)
-}
-
-/// `cmd dest numkeys key ...`
-fn keys_at2_dest(args: &Args) -> Vec<usize> {
-    numkeys_positions(args, 2, true)
+const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
+    CommandDef::new(name, arity, flags, keys, Handler::Keyspace(h)).acl(acl::SORTEDSET).group(Group::SortedSet)
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("zadd", -4, WRITE | DENYOOM | FAST, K1, zadd),
-    c("zincrby", 4, WRITE | DENYOOM | FAST, K1, zincrby),
-    c("zrem", -3, WRITE | FAST, K1, zrem),
-    c("zcard", 2, READONLY | FAST, K1, zcard),
-    c("zscore", 3, READONLY | FAST, K1, zscore),
-    c("zmscore", -3, READONLY | FAST, K1, zmscore),
-    c("zrank", -3, READONLY | FAST, K1, zrank),
-    c("zrevrank", -3, READONLY | FAST, K1, zrevrank),
-    c("zcount", 4, READONLY | FAST, K1, zcount),
-    c("zlexcount", 4, READONLY | FAST, K1, zlexcount),
-    c("zrange", -4, READONLY, K1, zrange),
-    c("zrangebyscore", -4, READONLY, K1, zrangebyscore),
-    c("zrevrangebyscore", -4, READONLY, K1, zrevrangebyscore),
-    c("zrangebylex", -4, READONLY, K1, zrangebylex),
-    c("zrevrangebylex", -4, READONLY, K1, zrevrangebylex),
-    c("zrevrange", -4, READONLY, K1, zrevrange),
-    c("zrangestore", -5, WRITE | DENYOOM, (1, 2, 1), zrangestore),
-    c("zpopmin", -2, WRITE | FAST, K1, zpopmin),
-    c("zpopmax", -2, WRITE | FAST, K1, zpopmax),
-    c("zmpop", -4, WRITE, (2, 2, 1), zmpop).movable(keys_at1),
-    c("zrandmember", -2, READONLY, K1, zrandmember),
-    c("zremrangebyrank", 4, WRITE, K1, zremrangebyrank),
-    c("zremrangebyscore", 4, WRITE, K1, zremrangebyscore),
-    c("zremrangebylex", 4, WRITE, K1, zremrangebylex),
-    c("zunion", -3, READONLY, (2, 2, 1), zunion).movable(keys_at1),
-    c("zinter", -3, READONLY, (2, 2, 1), zinter).movable(keys_at1),
-    c("zdiff", -3, READONLY, (2, 2, 1), zdiff).movable(keys_at1),
-    c("zunionstore", -4, WRITE | DENYOOM, (1, 1, 1), zunionstore).movable(keys_at2_dest),
-    c("zinterstore", -4, WRITE | DENYOOM, (1, 1, 1), zinterstore).movable(keys_at2_dest),
-    c("zdiffstore", -4, WRITE | DENYOOM, (1, 1, 1), zdiffstore).movable(keys_at2_dest),
-    c("zintercard", -3, READONLY, (2, 2, 1), zintercard).movable(keys_at1),
-    c("zscan", -3, READONLY, K1, zscan),
+    c("zadd", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], zadd).since("1.2.0"),
+    c("zincrby", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], zincrby).since("1.2.0"),
+    c("zrem", -3, WRITE | FAST, &[at(1, RW | DELETE)], zrem).since("1.2.0"),
+    c("zcard", 2, READONLY | FAST, &[at(1, RO)], zcard).since("1.2.0"),
+    c("zscore", 3, READONLY | FAST, &[at(1, RO | ACCESS)], zscore).since("1.2.0"),
+    c("zmscore", -3, READONLY | FAST, &[at(1, RO | ACCESS)], zmscore).since("6.2.0"),
+    // Arity -3, not 7.0's 3: WITHSCORE is accepted, as in Redis 7.2.
+    c("zrank", -3, READONLY | FAST, &[at(1, RO | ACCESS)], zrank).since("2.0.0"),
+    c("zrevrank", -3, READONLY | FAST, &[at(1, RO | ACCESS)], zrevrank).since("2.0.0"),
+    c("zcount", 4, READONLY | FAST, &[at(1, RO | ACCESS)], zcount).since("2.0.0"),
+    c("zlexcount", 4, READONLY | FAST, &[at(1, RO | ACCESS)], zlexcount).since("2.8.9"),
+    c("zrange", -4, READONLY, &[at(1, RO | ACCESS)], zrange).since("1.2.0"),
+    c("zrangebyscore", -4, READONLY, &[at(1, RO | ACCESS)], zrangebyscore).since("1.0.5"),
+    c("zrevrangebyscore", -4, READONLY, &[at(1, RO | ACCESS)], zrevrangebyscore).since("2.2.0"),
+    c("zrangebylex", -4, READONLY, &[at(1, RO | ACCESS)], zrangebylex).since("2.8.9"),
+    c("zrevrangebylex", -4, READONLY, &[at(1, RO | ACCESS)], zrevrangebylex).since("2.8.9"),
+    c("zrevrange", -4, READONLY, &[at(1, RO | ACCESS)], zrevrange).since("1.2.0"),
+    c("zrangestore", -5, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS)], zrangestore).since("6.2.0"),
+    c("zpopmin", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], zpopmin).since("5.0.0"),
+    c("zpopmax", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], zpopmax).since("5.0.0"),
+    c("zmpop", -4, WRITE, &[at(1, RW | ACCESS | DELETE).keynum(0, 1, 1)], zmpop).since("7.0.0"),
+    c("zrandmember", -2, READONLY, &[at(1, RO | ACCESS)], zrandmember)
+        .since("6.2.0")
+        .tips(&["nondeterministic_output"]),
+    c("zremrangebyrank", 4, WRITE, &[at(1, RW | DELETE)], zremrangebyrank).since("2.0.0"),
+    c("zremrangebyscore", 4, WRITE, &[at(1, RW | DELETE)], zremrangebyscore).since("1.2.0"),
+    c("zremrangebylex", 4, WRITE, &[at(1, RW | DELETE)], zremrangebylex).since("2.8.9"),
+    c("zunion", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zunion).since("6.2.0"),
+    c("zinter", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zinter).since("6.2.0"),
+    c("zdiff", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zdiff).since("6.2.0"),
+    c("zunionstore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).keynum(0, 1, 1)], zunionstore)
+        .since("2.0.0"),
+    c("zinterstore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).keynum(0, 1, 1)], zinterstore)
+        .since("2.0.0"),
+    c("zdiffstore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).keynum(0, 1, 1)], zdiffstore)
+        .since("6.2.0"),
+    c("zintercard", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zintercard).since("7.0.0"),
+    c("zscan", -3, READONLY, &[at(1, RO | ACCESS)], zscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
 
 const NAN_SCORE: &str = "ERR resulting score is not a number (NaN)";

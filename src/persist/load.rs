@@ -18,7 +18,8 @@
 
 use super::manifest::Manifest;
 use super::record::{self, DecodeError};
-use crate::cmd::{self, Args, Ctx, Rng};
+use crate::cmd::flags::RECORDS_NOW;
+use crate::cmd::{self, Args, Ctx, Handler, Rng};
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use memmap2::Mmap;
@@ -396,49 +397,38 @@ impl Replayer {
             self.failed += 1;
             return;
         }
-        let num =
-            |i: usize| crate::util::parse_i64(args.get(i)).filter(|d| (0..crate::keyspace::NUM_DBS as i64).contains(d));
-        // The keyspace-wide commands the shard layer runs itself.
-        if name.eq_ignore_ascii_case(b"SELECT") && args.len() == 2 {
-            match num(1) {
-                Some(d) => self.db = d as usize,
-                None => self.failed += 1,
-            }
-            return;
-        }
-        if name.eq_ignore_ascii_case(b"FLUSHDB") {
-            ks.flush_db(self.db);
-            return;
-        }
-        if name.eq_ignore_ascii_case(b"FLUSHALL") {
-            for d in 0..ks.dbs.len() {
-                ks.flush_db(d);
-            }
-            return;
-        }
-        if name.eq_ignore_ascii_case(b"SWAPDB") && args.len() == 3 {
-            match (num(1), num(2)) {
-                (Some(a), Some(b)) => ks.swap_db(a as usize, b as usize),
-                _ => self.failed += 1,
-            }
-            return;
-        }
-        let Some((id, def)) = cmd::lookup(name) else {
+        let Some((id, def)) = cmd::find(args).filter(|(_, d)| cmd::arity_ok(d, args.len())) else {
             self.failed += 1;
             return;
         };
-        if def.handler.is_none() || !cmd::arity_ok(def, args.len()) {
-            self.failed += 1;
-            return;
-        }
-        self.made_consumers |= matches!(def.name, "xgroup" | "xclaim" | "xreadgroup" | "xautoclaim");
+        // Consumers created here were last seen at clock 0 (fixed up after
+        // the load, see `consumers_seen_at_load`).
+        self.made_consumers |= def.has(RECORDS_NOW);
         self.out.clear();
         // now = 0: nothing expires during replay (expiries were logged as
         // DELs when they happened, and relative times as absolute ones).
         let mut ctx = Ctx::new(ks, self.db, 0, Reply::new(&mut self.out, false), &mut self.rng);
-        // Logged commands were admitted when they first ran.
-        let unchecked = &mut cmd::admission::Unchecked;
-        let _ = cmd::call::call(&mut ctx, cmd::admission::Road::Admitted, unchecked, &mut (), (id, def), args);
+        let ran = match def.handler {
+            // Each shard logged a keyspace-wide command for itself: apply
+            // this shard's part.
+            Handler::EveryShard { here, .. } => {
+                here(&mut ctx, args);
+                true
+            }
+            // Keyspace commands, and SELECT, which moves the replay to
+            // another db. Logged commands were admitted when they first ran.
+            Handler::Keyspace(_) | Handler::Session(_) => {
+                let unchecked = &mut cmd::admission::Unchecked;
+                let _ = cmd::call::call(&mut ctx, cmd::admission::Road::Admitted, unchecked, &mut (), (id, def), args);
+                true
+            }
+            // Nothing else is ever logged.
+            Handler::Help(_) | Handler::Server(_) | Handler::Container => false,
+        };
+        self.db = ctx.db;
+        if !ran {
+            self.failed += 1;
+        }
         if self.out.first() == Some(&b'-') {
             self.failed += 1;
         }

@@ -26,6 +26,7 @@
 use super::core::{Conn, Shard, Wait};
 use super::{ConnRef, DbKey, Msg};
 use crate::cmd::admission::Road;
+use crate::cmd::blocking::WakeError;
 use crate::cmd::{self, CommandDef, OwnedArgs};
 use crate::protocol::parse::{parse_request, ParseOutcome};
 use crate::protocol::reply::Reply;
@@ -100,7 +101,7 @@ impl Shard {
     pub fn start_block(&mut self, conn: &mut Conn, def: &'static CommandDef, args: &cmd::Args, deadline: Option<i64>) {
         let deadline = match deadline {
             Some(d) => d,
-            None => match cmd::blocking::timeout_ms(def.name, args) {
+            None => match def.block.map_or(Ok(0), |b| b.timeout_ms(args)) {
                 Ok(0) => 0,
                 Ok(ms) => crate::util::now_ms().saturating_add(ms),
                 Err(e) => return Reply::new(&mut conn.out, conn.resp3).error(e),
@@ -144,7 +145,7 @@ impl Shard {
         let mut buf = cmd.to_vec();
         let mut ranges = Vec::new();
         let ParseOutcome::Done { .. } = parse_request(&mut buf, &self.limits, &mut ranges) else { return None };
-        let (id, def) = cmd::lookup(&buf[ranges.first()?.clone()])?;
+        let (id, def) = cmd::find(&cmd::Args::new(&buf, &ranges))?;
         Some((buf, ranges, id, def))
     }
 
@@ -241,25 +242,25 @@ impl Shard {
                 let mut out = Vec::new();
                 // Admitted when it first tried, as Redis serves a blocked client.
                 self.call(&mut out, (resp3, db as usize), (id, def), &args, Road::Admitted);
+                let Some(spec) = def.block else { continue };
                 if std::mem::take(&mut self.ks.would_block) {
                     // Nothing for this client: for a list or sorted set the
                     // key is empty, so nothing for those after it either;
                     // stream readers each wait for their own ids or group.
-                    if matches!(def.name, "xread" | "xreadgroup") {
+                    if spec.independent {
                         continue;
                     }
                     break;
                 }
                 if out.first() == Some(&b'-') {
-                    if def.name == "xreadgroup" {
+                    match spec.on_error {
                         // Its stream or group is gone: answered with an
                         // error instead of waiting forever, as Redis 7.
-                        out = self.xreadgroup_gone(block_id);
-                    } else if !matches!(def.name, "blmove" | "brpoplpush") {
+                        WakeError::StreamGone => out = self.xreadgroup_gone(block_id),
+                        WakeError::Reply => {}
                         // A key of the wrong type keeps BLPOP/BZPOP* clients
-                        // waiting (Redis serves only matching types); BLMOVE
-                        // reports it.
-                        continue;
+                        // waiting (Redis serves only matching types).
+                        WakeError::KeepWaiting => continue,
                     }
                 }
                 if let Some(w) = self.remove_waiter(block_id) {
@@ -318,7 +319,7 @@ impl Shard {
                 self.drop_watches(b.block_id, &b.owners);
                 if let Some(cmd) = &b.cmd {
                     let args = cmd.args();
-                    if let Some((_, def)) = cmd::lookup(args.get(0)) {
+                    if let Some((_, def)) = cmd::find(&args) {
                         self.start_block(&mut conn, def, &args, Some(b.deadline));
                     }
                 }

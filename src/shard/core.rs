@@ -72,7 +72,7 @@ pub enum Wait {
     /// Replies of a pipeline squashed across shards.
     Squash(Box<super::dispatch::SquashWait>),
     /// Replies of a fan-out to several shards, merged by `finish`.
-    Fan(Box<super::server_cmds::FanState>),
+    Fan(Box<super::fanout::FanState>),
     /// A cross-shard transaction it started.
     Txn(u64),
     /// This shard is locked by a transaction; resume when it unlocks.

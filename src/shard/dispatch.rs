@@ -12,10 +12,11 @@
 //! in another order, as with Dragonfly's pipeline squashing.
 
 use super::core::{Conn, Shard, Wait};
+use super::fanout::{GlobalPlan, PlanCtx};
 use super::router::{self, Route};
 use super::Msg;
 use crate::cmd::admission::{self, Refusal, Road};
-use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, OwnedArgs};
+use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, Handler, OwnedArgs, Session};
 use crate::protocol::parse::{parse_request, parse_request_resume, Limits, ParseOutcome};
 use crate::protocol::reply::{encode_command, Reply};
 
@@ -171,8 +172,9 @@ impl Shard {
         if conn.multi.is_some() || !conn.authed || conn.in_pubsub() {
             return Step::Run;
         }
-        let Some((id, def)) = cmd::lookup(args.get(0)) else { return Step::Run };
-        if def.has(CONN | GLOBAL | BLOCKING) || !cmd::arity_ok(def, args.len()) {
+        let Some((id, def)) = cmd::find(args) else { return Step::Run };
+        // Container rows have arity -2, so they never pass as keyspace rows.
+        if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING) || !cmd::arity_ok(def, args.len()) {
             return Step::Run;
         }
         match self.route(def, args) {
@@ -182,16 +184,22 @@ impl Shard {
         }
     }
 
-    /// Run one request (not a forwardable one) for a connection.
+    /// Run one request (not a forwardable one) for a connection: the
+    /// checks in Redis's order (lookup, arity, auth, subscribe mode, MULTI
+    /// queueing), then by its row's handler: at the connection, fanned out,
+    /// blocked, or routed by its keys.
     pub fn handle(&mut self, conn: &mut Conn, args: &Args) {
         conn.last_cmd_ms = self.now;
-        let Some((id, def)) = cmd::lookup(args.get(0)) else {
-            let mut r = Reply::new(&mut conn.out, conn.resp3);
-            cmd::unknown_command_error(&mut r, args);
-            if let Some(m) = &mut conn.multi {
-                m.aborted = true;
+        let (id, def) = match cmd::lookup_args(args) {
+            Ok(found) => found,
+            Err(why) => {
+                // Refused before it could be queued: EXEC then aborts.
+                cmd::not_found_error(&mut Reply::new(&mut conn.out, conn.resp3), args, why);
+                if let Some(m) = &mut conn.multi {
+                    m.aborted = true;
+                }
+                return;
             }
-            return;
         };
         conn.last_cmd = def.name;
         if !cmd::arity_ok(def, args.len()) {
@@ -210,7 +218,7 @@ impl Shard {
             }
             return;
         }
-        if conn.in_pubsub() && !conn.resp3 && !def.has(PUBSUB) {
+        if conn.in_pubsub() && !conn.resp3 && !def.has(SUBSCRIBED_OK) {
             self.stats[id].rejected += 1;
             Reply::new(&mut conn.out, false).error(&format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
@@ -218,51 +226,13 @@ impl Shard {
             ));
             return;
         }
-        if let Some(m) = &mut conn.multi {
-            if !def.has(TX_CONTROL) {
-                if def.name == "watch" {
-                    // Redis answers this one itself and keeps the transaction.
-                    Reply::new(&mut conn.out, conn.resp3).error("ERR WATCH inside MULTI is not allowed");
-                    return;
-                }
-                if let Some(e) = queue_time_subcommand_error(def, args) {
-                    self.stats[id].rejected += 1;
-                    m.aborted = true;
-                    Reply::new(&mut conn.out, conn.resp3).error(&e);
-                    return;
-                }
-                if def.has(NO_MULTI) {
-                    self.stats[id].rejected += 1;
-                    m.aborted = true;
-                    Reply::new(&mut conn.out, conn.resp3).error("ERR Command not allowed inside a transaction");
-                    return;
-                }
-                let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
-                let mut cond = Queueing { shared: &self.shared, id: self.id, aof_error };
-                let admitted = admission::check(Road::Queue, def.flags, &mut cond, &mut self.ks);
-                // What eviction deleted goes to the AOF.
-                self.log_pending();
-                if let Err(refusal) = admitted {
-                    // As Redis: the queued command is refused, and EXEC
-                    // then aborts.
-                    self.stats[id].rejected += 1;
-                    if let Some(m) = &mut conn.multi {
-                        m.aborted = true;
-                    }
-                    Reply::new(&mut conn.out, conn.resp3).error(&refusal.message());
-                    return;
-                }
-                let Some(m) = &mut conn.multi else { return };
-                m.cmds.push(OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>()));
-                Reply::new(&mut conn.out, conn.resp3).simple("QUEUED");
-                return;
-            }
+        if conn.multi.is_some() && !def.has(NEVER_QUEUED) {
+            return self.queue(conn, id, def, args);
         }
-        if def.has(CONN) || def.has(GLOBAL) {
-            self.server_command(conn, id, def, args);
-            return;
+        if !matches!(def.handler, Handler::Keyspace(_)) {
+            return self.server_command(conn, id, def, args);
         }
-        if def.has(BLOCKING) && cmd::blocking::blocks(def.name, args) {
+        if def.block.is_some_and(|b| b.blocks(args)) {
             // Outside MULTI: may wait at the keys' owner (see `blocking`).
             self.start_block(conn, def, args, None);
             return;
@@ -288,6 +258,79 @@ impl Shard {
                 let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
                 self.start_txn(conn, cmds, shards, false);
             }
+        }
+    }
+
+    /// Inside MULTI: refuse the command (and abort the transaction) or
+    /// queue it.
+    fn queue(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
+        let refusal = if def.has(NO_MULTI | NO_EXEC) {
+            Some("ERR Command not allowed inside a transaction".to_string())
+        } else {
+            // As Redis: the queued command is refused, and EXEC then aborts.
+            let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+            let mut cond = Queueing { shared: &self.shared, id: self.id, aof_error };
+            let admitted = admission::check(Road::Queue, def.flags, &mut cond, &mut self.ks);
+            // What eviction deleted goes to the AOF.
+            self.log_pending();
+            admitted.err().map(|r| r.message())
+        };
+        let Some(m) = &mut conn.multi else { return };
+        match refusal {
+            Some(e) => {
+                m.aborted = true;
+                self.stats[id].rejected += 1;
+                Reply::new(&mut conn.out, conn.resp3).error(&e);
+            }
+            None => {
+                m.cmds.push(OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>()));
+                Reply::new(&mut conn.out, conn.resp3).simple("QUEUED");
+            }
+        }
+    }
+
+    /// A command that runs on the connection's shard (session, HELP and
+    /// server commands) or over every shard (`EveryShard`).
+    pub fn server_command(&mut self, conn: &mut Conn, id: usize, def: &'static CommandDef, args: &Args) {
+        let t0 = super::ticks::now();
+        let before = conn.out.len();
+        match def.handler {
+            Handler::Session(_) | Handler::Help(_) => {
+                let subscribed_resp2 = conn.in_pubsub() && !conn.resp3;
+                let mut s = Session { db: conn.db, out: Reply::new(&mut conn.out, conn.resp3), subscribed_resp2 };
+                cmd::run_session(def, &mut s, args);
+                conn.db = s.db;
+            }
+            Handler::Server(f) => f(self, conn, args),
+            Handler::EveryShard { plan, .. } => self.every_shard(conn, def, plan, args),
+            Handler::Keyspace(_) | Handler::Container => {
+                Reply::new(&mut conn.out, conn.resp3).error("ERR command not available in this context")
+            }
+        }
+        if conn.wait.is_none() {
+            let ticks = self.record_stat(id, t0, conn.out.get(before) == Some(&b'-'));
+            if !def.has(SKIP_SLOWLOG | SECRET_ARGS) && self.note_if_slow(ticks, args) {
+                self.slowlog.name_newest(&conn.addr, &conn.name);
+            }
+        } else {
+            self.stats[id].calls += 1;
+            self.total_commands += 1;
+        }
+    }
+
+    /// A keyspace-wide command: its plan's fan-out, or, for a write with
+    /// several shards, a transaction holding them all, so no client sees
+    /// some shards flushed and others not.
+    fn every_shard(&mut self, conn: &mut Conn, def: &CommandDef, plan: cmd::table::PlanFn, args: &Args) {
+        let n = self.shared.nshards;
+        if n > 1 && def.has(WRITE) {
+            let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
+            self.start_txn(conn, cmds, (0..n).collect(), false);
+            return;
+        }
+        match plan(args, &PlanCtx { nshards: n, db: conn.db, resp3: conn.resp3 }) {
+            GlobalPlan::Fan(targets, req, op) => self.fan(conn, targets, req, op),
+            GlobalPlan::Reply(bytes) => conn.out.extend_from_slice(&bytes),
         }
     }
 
@@ -336,7 +379,7 @@ impl Shard {
     /// This shard's admission gates for a command (or transaction) with
     /// `flags` arriving by `road` (see `cmd::admission`).
     #[inline]
-    pub fn admit(&mut self, road: Road, flags: u32) -> Result<(), Refusal> {
+    pub fn admit(&mut self, road: Road, flags: crate::cmd::flags::Flags) -> Result<(), Refusal> {
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
         admission::check(road, flags, &mut admission::Local { now: self.now, aof_error }, &mut self.ks)
     }
@@ -367,7 +410,7 @@ impl Shard {
             match parse_request(&mut cmds[pos..], &self.limits, &mut ranges) {
                 ParseOutcome::Done { consumed } => {
                     let args = Args::new(&cmds[pos..pos + consumed], &ranges);
-                    if let Some((id, def)) = cmd::lookup(args.get(0)) {
+                    if let Some((id, def)) = cmd::find(&args) {
                         self.call(&mut out, (resp3, db), (id, def), &args, road);
                     }
                     ends.push(out.len());
@@ -584,53 +627,6 @@ impl admission::Conditions for Queueing<'_> {
     fn aof_error(&self) -> Option<&str> {
         self.aof_error
     }
-}
-
-/// Redis 7 knows container commands' subcommands at queue time, so an
-/// unknown one is rejected (and aborts MULTI) before EXEC.
-fn queue_time_subcommand_error(def: &CommandDef, args: &Args) -> Option<String> {
-    let known: &[&str] = match def.name {
-        "object" => &["encoding", "freq", "idletime", "refcount", "help"],
-        "config" => &["get", "set", "resetstat", "rewrite", "help"],
-        "client" => {
-            &["id", "getname", "setname", "info", "list", "kill", "help", "setinfo", "no-evict", "no-touch", "reply"]
-        }
-        "pubsub" => &["channels", "numsub", "numpat", "help"],
-        "command" => &["count", "info", "docs", "getkeys", "list", "help"],
-        "memory" => &["usage", "doctor", "malloc-stats", "purge", "help"],
-        "slowlog" => &["get", "len", "reset", "help"],
-        "latency" => &["histogram", "latest", "history", "reset", "graph", "doctor", "help"],
-        "xgroup" => &["create", "setid", "destroy", "createconsumer", "delconsumer", "help"],
-        "xinfo" => &["consumers", "groups", "stream", "help"],
-        _ => return None,
-    };
-    if args.len() < 2 {
-        return None;
-    }
-    let sub = String::from_utf8_lossy(args.get(1)).to_ascii_lowercase();
-    if known.contains(&sub.as_str()) {
-        // Subcommand arity, as Redis checks it when queueing.
-        let arity: i32 = match (def.name, sub.as_str()) {
-            ("xgroup", "create") | ("xgroup", "setid") => -5,
-            ("xgroup", "destroy") => 4,
-            ("xgroup", "createconsumer") | ("xgroup", "delconsumer") => 5,
-            ("xinfo", "consumers") => 4,
-            ("xinfo", "groups") => 3,
-            ("xinfo", "stream") => -3,
-            ("memory", "usage") => -3,
-            ("memory", "doctor" | "malloc-stats" | "purge" | "help") => 2,
-            ("slowlog", "len" | "reset" | "help") => 2,
-            ("slowlog", "get") => -2,
-            _ => return None,
-        };
-        let ok = cmd::arity_matches(arity, args.len());
-        return (!ok).then(|| format!("ERR wrong number of arguments for '{}|{}' command", def.name, sub));
-    }
-    Some(format!(
-        "ERR unknown subcommand '{}'. Try {} HELP.",
-        String::from_utf8_lossy(args.get(1)),
-        def.name.to_ascii_uppercase()
-    ))
 }
 
 enum Step {

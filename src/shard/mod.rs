@@ -12,23 +12,31 @@
 //! - `router`: the slot map, and where a command runs.
 //! - `fdlimit`: RLIMIT_NOFILE raised to fit maxclients (or maxclients lowered).
 //! - `obuf`: client-output-buffer-limit classes (pure).
-//! - `dispatch`: what a connection does with a parsed request (route it,
-//!   run it here, forward it, queue it in MULTI).
+//! - `dispatch`: what a connection does with a parsed request: the checks,
+//!   then by its table row (`crate::cmd::table`) run it here, forward it by
+//!   its keys, queue it in MULTI, or run a server command at the connection.
 //! - `txn`: atomic multi-key commands and MULTI/EXEC across shards.
-//! - `server_cmds`: CONN/GLOBAL commands (INFO, CONFIG, CLIENT, SCAN, ...).
+//! - `fanout`: requests answered by every shard, merged into one reply
+//!   (keyspace-wide commands, INFO, CLIENT LIST, ...). The server commands
+//!   themselves are in `crate::cmd::server`.
+//! - `blocking`: blocked clients, waiting at the shard that owns their keys.
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
+//! - `aof`: the shard's side of its AOF (logging, group commit, rewrites).
+//! - `slowlog`, `latency`, `ticks`: SLOWLOG entries, latency histograms, the
+//!   clock they are measured with.
+//! - `bufring`, `wait_policy`: provided buffers; how long a turn may wait.
 //! - `shutdown`: signals, and the shards draining together before they stop.
 
 pub mod aof;
 pub mod blocking;
 pub mod core;
 pub mod dispatch;
+pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
 pub mod obuf;
 pub mod pubsub;
 pub mod router;
-pub mod server_cmds;
 pub mod shutdown;
 pub mod slowlog;
 pub mod ticks;
@@ -196,7 +204,7 @@ pub enum Msg {
         watcher: Option<u64>,
         /// The union of the transaction's command flags, and what each
         /// participant reports for its admission gates (`cmd::admission`).
-        flags: u32,
+        flags: crate::cmd::flags::Flags,
         report: crate::cmd::admission::Report,
     },
     Pulled {
@@ -357,7 +365,7 @@ pub enum FanReq {
     Info,
     ClientList,
     ClientKill {
-        filter: server_cmds::KillFilter,
+        filter: crate::cmd::server::client::KillFilter,
     },
     /// `switch` is set when the AOF is being turned on (all shards at once).
     ConfigUpdate {
@@ -383,7 +391,7 @@ pub enum FanResp {
     Scan { next: u64, keys: Vec<Vec<u8>> },
     Key(Option<Vec<u8>>),
     Counts(Vec<i64>),
-    Info(Box<server_cmds::ShardInfo>),
+    Info(Box<crate::cmd::server::info::ShardInfo>),
     Text(String),
     Slow(Vec<slowlog::SlowEntry>),
     Ack,

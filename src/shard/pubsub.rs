@@ -6,7 +6,6 @@
 
 use super::core::{Conn, Shard};
 use super::ConnRef;
-use crate::cmd::Args;
 use crate::protocol::reply::Reply;
 use std::collections::HashMap;
 
@@ -117,59 +116,6 @@ impl Shard {
         n
     }
 
-    pub fn cmd_subscribe(&mut self, conn: &mut Conn, args: &Args, pattern: bool) {
-        let me = conn.conn_ref(self.id);
-        for ch in args.iter().skip(1) {
-            if pattern {
-                conn.psubs.insert(ch.to_vec());
-                self.pubsub.psubscribe(ch, me);
-            } else {
-                conn.subs.insert(ch.to_vec());
-                self.pubsub.subscribe(ch, me);
-            }
-            let count = (conn.subs.len() + conn.psubs.len()) as i64;
-            let mut r = Reply::new(&mut conn.out, conn.resp3);
-            r.push(3);
-            r.bulk(if pattern { b"psubscribe" } else { b"subscribe" });
-            r.bulk(ch);
-            r.int(count);
-        }
-    }
-
-    pub fn cmd_unsubscribe(&mut self, conn: &mut Conn, args: &Args, pattern: bool) {
-        let me = conn.conn_ref(self.id);
-        let mut names: Vec<Vec<u8>> = args.iter().skip(1).map(|a| a.to_vec()).collect();
-        if names.is_empty() {
-            names = if pattern { conn.psubs.iter().cloned().collect() } else { conn.subs.iter().cloned().collect() };
-            names.sort();
-        }
-        let kind: &[u8] = if pattern { b"punsubscribe" } else { b"unsubscribe" };
-        if names.is_empty() {
-            let count = (conn.subs.len() + conn.psubs.len()) as i64;
-            let mut r = Reply::new(&mut conn.out, conn.resp3);
-            r.push(3);
-            r.bulk(kind);
-            r.null();
-            r.int(count);
-            return;
-        }
-        for ch in names {
-            if pattern {
-                conn.psubs.remove(&ch);
-                self.pubsub.punsubscribe(&ch, me);
-            } else {
-                conn.subs.remove(&ch);
-                self.pubsub.unsubscribe(&ch, me);
-            }
-            let count = (conn.subs.len() + conn.psubs.len()) as i64;
-            let mut r = Reply::new(&mut conn.out, conn.resp3);
-            r.push(3);
-            r.bulk(kind);
-            r.bulk(&ch);
-            r.int(count);
-        }
-    }
-
     pub fn unsubscribe_all(&mut self, conn: &mut Conn) {
         let me = conn.conn_ref(self.id);
         for ch in conn.subs.drain() {
@@ -177,23 +123,6 @@ impl Shard {
         }
         for p in conn.psubs.drain() {
             self.pubsub.punsubscribe(&p, me);
-        }
-    }
-
-    pub fn cmd_pubsub(&mut self, conn: &mut Conn, args: &Args) {
-        use super::server_cmds::FanOp;
-        use super::FanReq;
-        let all: Vec<usize> = (0..self.shared.nshards).collect();
-        if args.is(1, "CHANNELS") && args.len() <= 3 {
-            let pattern = if args.len() == 3 { Some(args.get(2).to_vec()) } else { None };
-            self.fan(conn, all, FanReq::PubsubChannels { pattern }, FanOp::PubsubChannels);
-        } else if args.is(1, "NUMSUB") {
-            let channels: Vec<Vec<u8>> = args.iter().skip(2).map(|a| a.to_vec()).collect();
-            self.fan(conn, all, FanReq::PubsubNumsub { channels: channels.clone() }, FanOp::Numsub { channels });
-        } else if args.is(1, "NUMPAT") && args.len() == 2 {
-            self.fan(conn, all, FanReq::PubsubNumpat, FanOp::Numpat);
-        } else {
-            super::server_cmds::unknown_subcommand(&mut Reply::new(&mut conn.out, conn.resp3), "PUBSUB", args.get(1));
         }
     }
 }

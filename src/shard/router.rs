@@ -63,10 +63,10 @@ pub enum Route {
 /// Route a command that passed lookup and arity.
 #[inline]
 pub fn route(map: &SlotMap, here: usize, def: &CommandDef, args: &Args) -> Route {
-    if def.has(GLOBAL) && map.shards > 1 {
+    if def.has(EVERY_SHARD) && map.shards > 1 {
         return Route::AllShards;
     }
-    if map.shards == 1 || def.first_key <= 0 {
+    if map.shards == 1 || !def.takes_keys() {
         return Route::Here;
     }
     let mut it = cmd::key_positions(def, args);

@@ -131,20 +131,6 @@ pub fn reply_newest(r: &mut Reply, mut all: Vec<SlowEntry>, count: usize) {
     }
 }
 
-pub const HELP: &[&str] = &[
-    "SLOWLOG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "GET [<count>]",
-    "    The <count> newest entries (10 by default, -1 for all), each as: id,",
-    "    unix time, duration in microseconds, the command's arguments, the",
-    "    client's address and its name.",
-    "LEN",
-    "    How many entries there are.",
-    "RESET",
-    "    Drop every entry.",
-    "HELP",
-    "    This text.",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;

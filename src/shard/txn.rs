@@ -32,7 +32,7 @@ use super::core::{Conn, Shard, Wait};
 use super::dispatch::shard_observer;
 use super::{ConnRef, DbKey, KeyState, Msg};
 use crate::cmd::admission::{self, Road};
-use crate::cmd::{self, flags::*, Ctx, OwnedArgs};
+use crate::cmd::{self, flags::*, Ctx, Handler, OwnedArgs, Session};
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
 use std::collections::{HashMap, VecDeque};
@@ -98,12 +98,12 @@ pub struct Txn {
     /// coordinator is waiting for.
     routed: bool,
     idx: usize,
-    fan: Option<super::server_cmds::FanState>,
+    fan: Option<super::fanout::FanState>,
     pulls_left: usize,
     /// Participants wait for `Unlock` after pushing (see `txn_logging`).
     hold: bool,
     /// The union of the commands' flags, for the admission gates.
-    flags: u32,
+    flags: Flags,
     /// A blocking command tried as a transaction (keys on several
     /// shards), and whether it found nothing to serve.
     block: Option<Box<super::blocking::BlockWait>>,
@@ -116,7 +116,7 @@ impl Shard {
     /// are added here.
     pub fn start_txn(&mut self, conn: &mut Conn, cmds: Vec<OwnedArgs>, shards: Vec<usize>, is_exec: bool) {
         let n = self.shared.nshards;
-        let routed = n > 1 && cmds.iter().any(|c| cmd::lookup(c.args().get(0)).is_some_and(|(_, d)| d.has(GLOBAL)));
+        let routed = n > 1 && cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(EVERY_SHARD)));
         let mut participants = if routed { (0..n).collect() } else { shards };
         let watcher = if is_exec && !conn.watch_shards.is_empty() {
             participants.extend(conn.watch_shards.iter().copied());
@@ -131,15 +131,18 @@ impl Shard {
         // A routed transaction runs on the real keyspaces: nothing to pull.
         for c in cmds.iter().filter(|_| !routed) {
             let args = c.args();
-            let Some((_, def)) = cmd::lookup(args.get(0)) else { continue };
-            if def.name == "select" {
-                if let Some(d) = crate::util::parse_i64(args.get(1)).filter(|d| (0..16).contains(d)) {
-                    db = d as usize;
-                }
+            let Some((_, def)) = cmd::find(&args) else { continue };
+            if def.has(CONN_SHARD) {
+                // A session command may change the db the next ones run in
+                // (SELECT): follow it as EXEC will. It has no keys.
+                let mut scratch = Vec::new();
+                let mut s = Session { db, out: Reply::new(&mut scratch, false), subscribed_resp2: false };
+                cmd::run_session(def, &mut s, &args);
+                db = s.db;
                 continue;
             }
             // COPY ... DB n and MOVE write to another db: pull the key there too.
-            if let Some((target, dst)) = other_db_key(def, &args) {
+            if let Some((target, dst)) = def.other_db_key.and_then(|f| f(&args)) {
                 let s = self.shared.slots.shard_of(dst);
                 if let Some(p) = participants.iter().position(|&x| x == s) {
                     keys[p].push((target as u8, dst.to_vec()));
@@ -154,7 +157,7 @@ impl Shard {
             }
         }
         // Checked as a whole, as Redis checks EXEC by what it queued.
-        let flags = cmds.iter().filter_map(|c| cmd::lookup(c.args().get(0))).fold(0, |f, (_, d)| f | d.flags);
+        let flags = cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp = Keyspace::new();
         temp.track_touched = Some(Vec::new());
@@ -226,7 +229,7 @@ impl Shard {
         mut chain: Vec<(usize, Vec<DbKey>)>,
         mut acc: Vec<(DbKey, KeyState)>,
         (mut watch_dirty, watcher): (bool, Option<u64>),
-        (flags, mut report): (u32, admission::Report),
+        (flags, mut report): (Flags, admission::Report),
     ) {
         debug_assert!(self.txn.holder.is_none());
         self.txn.holder = Some(txid);
@@ -314,7 +317,7 @@ impl Shard {
                 t.acks_left = t.participants.len();
                 // Every shard may have written: each logs a record for this
                 // txid (an empty one if it changed nothing).
-                let writes = t.cmds.iter().any(|c| cmd::lookup(c.args().get(0)).is_some_and(|(_, d)| d.has(WRITE)));
+                let writes = t.cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(WRITE)));
                 let count = if writes { t.participants.len() } else { 0 };
                 let (log_txid, hold) = self.txn_logging(txid, count);
                 t.hold = hold;
@@ -331,14 +334,15 @@ impl Shard {
             let i = t.idx;
             t.idx += 1;
             let args = t.cmds[i].args();
-            let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
+            let Some((id, def)) = cmd::find(&args) else { continue };
             let resp3 = t.resp3;
-            if def.has(GLOBAL) {
-                match self.global_plan(def, &args, t.final_db, resp3) {
-                    super::server_cmds::GlobalPlan::Reply(bytes) => t.reply.extend_from_slice(&bytes),
-                    super::server_cmds::GlobalPlan::Fan(targets, req, op) => {
+            if let Handler::EveryShard { plan, .. } = def.handler {
+                let ctx = super::fanout::PlanCtx { nshards: self.shared.nshards, db: t.final_db, resp3 };
+                match plan(&args, &ctx) {
+                    super::fanout::GlobalPlan::Reply(bytes) => t.reply.extend_from_slice(&bytes),
+                    super::fanout::GlobalPlan::Fan(targets, req, op) => {
                         let req = std::sync::Arc::new(req);
-                        let mut st = super::server_cmds::FanState { expect: targets.len(), resps: Vec::new(), op };
+                        let mut st = super::fanout::FanState { expect: targets.len(), resps: Vec::new(), op };
                         for target in targets {
                             if target == self.id {
                                 st.resps.push((target, self.fan_local(&req)));
@@ -356,11 +360,12 @@ impl Shard {
                 self.stats[id].calls += 1;
                 continue;
             }
-            if def.has(CONN) {
-                let mut r = Reply::new(&mut t.reply, resp3);
-                if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut t.final_db, &mut r) {
-                    r.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
+            if def.has(CONN_SHARD) {
+                let mut s = Session { db: t.final_db, out: Reply::new(&mut t.reply, resp3), subscribed_resp2: false };
+                if !cmd::run_session(def, &mut s, &args) {
+                    s.out.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
                 }
+                t.final_db = s.db;
                 continue;
             }
             let shards = super::router::key_shards(&self.shared.slots, def, &args);
@@ -387,7 +392,7 @@ impl Shard {
                     .map(|k| (t.final_db as u8, k.to_vec()))
                     .collect();
                 // COPY ... DB n and MOVE also read and write their target there.
-                if let Some((target, dst)) = other_db_key(def, &args) {
+                if let Some((target, dst)) = def.other_db_key.and_then(|f| f(&args)) {
                     if self.shared.slots.shard_of(dst) == s {
                         keys.push((target as u8, dst.to_vec()));
                     }
@@ -449,7 +454,7 @@ impl Shard {
             return;
         }
         let args = t.cmds[t.idx - 1].args();
-        if let Some(row) = cmd::lookup(args.get(0)) {
+        if let Some(row) = cmd::find(&args) {
             t.temp.track_touched = Some(Vec::new());
             let now = crate::util::now_ms();
             let mut ctx = Ctx {
@@ -511,13 +516,17 @@ impl Shard {
             for c in &t.cmds {
                 let args = c.args();
                 let t0 = super::ticks::now();
-                let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
+                let Some((id, def)) = cmd::find(&args) else { continue };
                 let before = reply.len();
-                if def.has(CONN) || def.has(GLOBAL) {
-                    let mut r = Reply::new(&mut reply, t.resp3);
-                    if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut db, &mut r) {
-                        r.error(&format!("ERR '{}' is not supported inside a transaction spanning shards", def.name));
+                if def.has(CONN_SHARD | EVERY_SHARD) {
+                    let mut s = Session { db, out: Reply::new(&mut reply, t.resp3), subscribed_resp2: false };
+                    if !cmd::run_session(def, &mut s, &args) {
+                        s.out.error(&format!(
+                            "ERR '{}' is not supported inside a transaction spanning shards",
+                            def.name
+                        ));
                     }
+                    db = s.db;
                     let failed = reply.get(before) == Some(&b'-');
                     let ticks = self.record_stat(id, t0, failed);
                     self.note_if_slow(ticks, &args);
@@ -591,7 +600,7 @@ impl Shard {
         t.acks_left = t.participants.len();
         // A refused blocking command answers; it does not wait.
         t.would_block = false;
-        let ids: Vec<usize> = t.cmds.iter().filter_map(|c| cmd::lookup(c.args().get(0))).map(|(id, _)| id).collect();
+        let ids: Vec<usize> = t.cmds.iter().filter_map(|c| cmd::find(&c.args())).map(|(id, _)| id).collect();
         let participants = t.participants.clone();
         for id in ids {
             self.stats[id].rejected += 1;
@@ -775,9 +784,9 @@ impl Shard {
         let mut has_global = false;
         for c in &m.cmds {
             let args = c.args();
-            if let Some((_, def)) = cmd::lookup(args.get(0)) {
-                has_global |= def.has(GLOBAL);
-                if def.first_key > 0 {
+            if let Some((_, def)) = cmd::find(&args) {
+                has_global |= def.has(EVERY_SHARD);
+                if def.takes_keys() {
                     shards.extend(super::router::key_shards(&self.shared.slots, def, &args));
                 }
             }
@@ -808,7 +817,7 @@ impl Shard {
     /// EXEC when every key lives here: run in place, nothing can interleave.
     fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState) {
         let who = conn.id;
-        let flags = m.cmds.iter().filter_map(|c| cmd::lookup(c.args().get(0))).fold(0, |f, (_, d)| f | d.flags);
+        let flags = m.cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         if let Err(refusal) = self.admit(Road::Transaction, flags) {
             self.log_pending();
             Reply::new(&mut conn.out, conn.resp3).error(&refusal.exec_abort_message());
@@ -820,16 +829,18 @@ impl Shard {
             self.aof_group += 1;
             for c in &m.cmds {
                 let args = c.args();
-                let Some((id, def)) = cmd::lookup(args.get(0)) else { continue };
-                if def.has(GLOBAL) {
-                    self.run_global_sync(conn, def, &args);
-                } else if def.has(CONN) {
-                    let mut db = conn.db;
-                    let mut r = Reply::new(&mut conn.out, conn.resp3);
-                    if !super::server_cmds::run_sync_conn_cmd(def, &args, &mut db, &mut r) {
-                        r.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
+                let Some((id, def)) = cmd::find(&args) else { continue };
+                if def.has(EVERY_SHARD) {
+                    // One shard (else this EXEC would be routed): it completes here.
+                    debug_assert_eq!(self.shared.nshards, 1);
+                    self.server_command(conn, id, def, &args);
+                } else if def.has(CONN_SHARD) {
+                    let mut s =
+                        Session { db: conn.db, out: Reply::new(&mut conn.out, conn.resp3), subscribed_resp2: false };
+                    if !cmd::run_session(def, &mut s, &args) {
+                        s.out.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
                     }
-                    conn.db = db;
+                    conn.db = s.db;
                 } else {
                     self.exec_local(conn, id, def, &args, Road::Admitted);
                 }
@@ -840,25 +851,5 @@ impl Shard {
         }
         let ws = std::mem::take(&mut conn.watch_shards);
         self.unwatch_everywhere(who, &ws);
-    }
-}
-
-/// The (db, key) a command writes outside the connection's db: COPY's
-/// destination under `DB n`, MOVE's key in its target db.
-fn other_db_key<'a>(def: &cmd::table::CommandDef, args: &crate::cmd::Args<'a>) -> Option<(usize, &'a [u8])> {
-    let db = |a: &[u8]| crate::util::parse_i64(a).filter(|d| (0..16).contains(d)).map(|d| d as usize);
-    match def.name {
-        "move" if args.len() == 3 => Some((db(args.get(2))?, args.get(1))),
-        "copy" => {
-            let mut i = 3;
-            while i + 1 < args.len() {
-                if args.is(i, "DB") {
-                    return Some((db(args.get(i + 1))?, args.get(2)));
-                }
-                i += 1;
-            }
-            None
-        }
-        _ => None,
     }
 }

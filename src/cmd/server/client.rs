@@ -1,0 +1,227 @@
+//! CLIENT: ID, GETNAME, SETNAME, INFO, LIST and KILL (both over every
+//! shard), and the options Redis clients set that shardis accepts and
+//! ignores (SETINFO, NO-EVICT, NO-TOUCH, REPLY).
+
+use super::server;
+use crate::cmd::flags::*;
+use crate::cmd::table::{container, help};
+use crate::cmd::{err, Args, CommandDef};
+use crate::protocol::reply::Reply;
+use crate::shard::core::{Conn, Shard};
+use crate::shard::fanout::FanOp;
+use crate::shard::{ConnRef, FanReq, FanResp};
+
+const OWN: Flags = NOSCRIPT | LOADING | STALE;
+const OTHERS: Flags = ADMIN | NOSCRIPT | LOADING | STALE;
+
+const fn cl(d: CommandDef) -> CommandDef {
+    d.acl(acl::CONNECTION).group(Group::Connection)
+}
+
+pub static COMMANDS: &[CommandDef] = &[container("client", SUBCOMMANDS).group(Group::Connection).since("2.4.0")];
+
+static SUBCOMMANDS: &[CommandDef] = &[
+    cl(server("client|getname", 2, OWN, Shard::cmd_client_getname)).since("2.6.9"),
+    cl(help("client|help", HELP)).since("5.0.0"),
+    cl(server("client|id", 2, OWN, Shard::cmd_client_id)).since("5.0.0"),
+    cl(server("client|info", 2, OWN, Shard::cmd_client_info)).since("6.2.0").tips(&["nondeterministic_output"]),
+    cl(server("client|kill", -3, OTHERS, Shard::cmd_client_kill)).since("2.4.0"),
+    cl(server("client|list", -2, OTHERS, Shard::cmd_client_list)).since("2.4.0").tips(&["nondeterministic_output"]),
+    cl(server("client|no-evict", 3, OTHERS, Shard::cmd_client_accept)).since("7.0.0"),
+    // From Redis 7.2, which clients (redis-py, ...) send on connect.
+    cl(server("client|no-touch", 3, OWN, Shard::cmd_client_accept)).since("7.2.0"),
+    cl(server("client|reply", 3, OWN, Shard::cmd_client_accept)).since("3.2.0"),
+    cl(server("client|setinfo", 4, OWN | SENTINEL, Shard::cmd_client_accept)).since("7.2.0"),
+    cl(server("client|setname", 3, OWN, Shard::cmd_client_setname)).since("2.6.9"),
+];
+
+const HELP: &[&str] = &[
+    "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
+    "ID",
+    "GETNAME",
+    "SETNAME <name>",
+    "INFO",
+    "LIST",
+    "KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no",
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct KillFilter {
+    pub id: Option<u64>,
+    pub addr: Option<String>,
+    pub laddr: Option<String>,
+    pub skipme_id: Option<u64>,
+}
+
+impl Shard {
+    fn cmd_client_id(&mut self, conn: &mut Conn, _: &Args) {
+        Reply::new(&mut conn.out, conn.resp3).int(conn.id as i64)
+    }
+
+    fn cmd_client_getname(&mut self, conn: &mut Conn, _: &Args) {
+        let resp3 = conn.resp3;
+        let mut r = Reply::new(&mut conn.out, resp3);
+        if conn.name.is_empty() {
+            r.null();
+        } else {
+            r.bulk(&conn.name);
+        }
+    }
+
+    fn cmd_client_setname(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let n = args.get(2);
+        if n.iter().any(|&b| b <= b' ' || b > b'~') {
+            return Reply::new(&mut conn.out, resp3)
+                .error("ERR Client names cannot contain spaces, newlines or special characters.");
+        }
+        conn.name = n.to_vec();
+        Reply::new(&mut conn.out, resp3).ok();
+    }
+
+    fn cmd_client_info(&mut self, conn: &mut Conn, _: &Args) {
+        let resp3 = conn.resp3;
+        let line = self.client_line(conn);
+        Reply::new(&mut conn.out, resp3).verbatim(line.as_bytes());
+    }
+
+    /// CLIENT LIST [TYPE type]: every shard's connections.
+    fn cmd_client_list(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        if args.len() > 2 && !(args.len() == 4 && args.is(2, "TYPE")) {
+            return Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+        }
+        // The calling client is out of the slot table while it runs;
+        // its own line is added here.
+        let mut mine = self.client_list(Some(conn.conn_ref(self.id)));
+        mine.push_str(&self.client_line(conn));
+        let me = self.id;
+        let others: Vec<usize> = self.all_shards().into_iter().filter(|&s| s != me).collect();
+        self.fan_with(conn, others, FanReq::ClientList, FanOp::ClientList, vec![(me, FanResp::Text(mine))]);
+    }
+
+    /// CLIENT KILL addr | [ID id] [ADDR addr] [LADDR addr] [SKIPME yes|no]
+    fn cmd_client_kill(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let mut f = KillFilter::default();
+        let old_style = args.len() == 3;
+        if old_style {
+            f.addr = Some(String::from_utf8_lossy(args.get(2)).to_string());
+        } else {
+            let mut skipme = true;
+            let mut i = 2;
+            while i + 1 < args.len() {
+                let v = String::from_utf8_lossy(args.get(i + 1)).to_string();
+                if args.is(i, "ID") {
+                    match v.parse() {
+                        Ok(id) => f.id = Some(id),
+                        Err(_) => {
+                            return Reply::new(&mut conn.out, resp3).error("ERR client-id should be greater than 0")
+                        }
+                    }
+                } else if args.is(i, "ADDR") {
+                    f.addr = Some(v);
+                } else if args.is(i, "LADDR") {
+                    f.laddr = Some(v);
+                } else if args.is(i, "SKIPME") {
+                    skipme = v.eq_ignore_ascii_case("yes");
+                } else {
+                    return Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+                }
+                i += 2;
+            }
+            if i != args.len() {
+                return Reply::new(&mut conn.out, resp3).error(err::SYNTAX);
+            }
+            if skipme {
+                f.skipme_id = Some(conn.id);
+            }
+        }
+        // The caller itself (not in the slot table now) may match.
+        let self_match = kill_matches(&f, conn.id, &conn.addr, &conn.laddr);
+        if self_match {
+            conn.close_after_flush = true;
+        }
+        let mine = self.client_kill(&f) + self_match as usize;
+        let me = self.id;
+        let others: Vec<usize> = self.all_shards().into_iter().filter(|&s| s != me).collect();
+        let known = vec![(me, FanResp::Int(mine as i64))];
+        self.fan_with(conn, others, FanReq::ClientKill { filter: f }, FanOp::ClientKill { old_style }, known);
+    }
+
+    /// Options shardis accepts and does not act on.
+    fn cmd_client_accept(&mut self, conn: &mut Conn, _: &Args) {
+        Reply::new(&mut conn.out, conn.resp3).ok()
+    }
+
+    pub fn client_line(&self, c: &Conn) -> String {
+        let age = (self.now - c.created_ms).max(0) / 1000;
+        let idle = (self.now - c.last_cmd_ms).max(0) / 1000;
+        let flags = if c.multi.is_some() {
+            "x"
+        } else if c.in_pubsub() {
+            "P"
+        } else {
+            "N"
+        };
+        format!(
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} shard={}\n",
+            c.id,
+            c.addr,
+            c.laddr,
+            c.fd,
+            String::from_utf8_lossy(&c.name),
+            age,
+            idle,
+            flags,
+            c.db,
+            c.subs.len(),
+            c.psubs.len(),
+            c.multi.as_ref().map(|m| m.cmds.len() as i64).unwrap_or(-1),
+            c.rbuf.len().saturating_sub(c.rpos),
+            c.rbuf.capacity().saturating_sub(c.rbuf.len()),
+            c.output_bytes(),
+            c.mem_bytes(),
+            c.last_cmd,
+            if c.resp3 { 3 } else { 2 },
+            self.id
+        )
+    }
+
+    pub fn client_list(&self, skip: Option<ConnRef>) -> String {
+        let mut s = String::new();
+        for c in self.conns.iter().flatten() {
+            if c.closing || Some(c.conn_ref(self.id)) == skip {
+                continue;
+            }
+            s.push_str(&self.client_line(c));
+        }
+        s
+    }
+
+    pub fn client_kill(&mut self, f: &KillFilter) -> usize {
+        let victims: Vec<u32> = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| !c.closing && kill_matches(f, c.id, &c.addr, &c.laddr))
+            .map(|c| c.idx)
+            .collect();
+        for &idx in &victims {
+            self.close(idx);
+        }
+        victims.len()
+    }
+}
+
+fn kill_matches(f: &KillFilter, id: u64, addr: &str, laddr: &str) -> bool {
+    if f.skipme_id == Some(id) {
+        return false;
+    }
+    if f.id.is_none() && f.addr.is_none() && f.laddr.is_none() {
+        return false;
+    }
+    f.id.is_none_or(|x| x == id)
+        && f.addr.as_deref().is_none_or(|a| a == addr)
+        && f.laddr.as_deref().is_none_or(|a| a == laddr)
+}

@@ -1,0 +1,196 @@
+//! Connection commands: PING, ECHO, SELECT, TIME (session commands, which
+//! also run inside transactions), QUIT, RESET, AUTH and HELLO.
+
+use super::{server, session};
+use crate::cmd::flags::*;
+use crate::cmd::{self, err, Args, CommandDef, Session};
+use crate::keyspace::NUM_DBS;
+use crate::protocol::reply::Reply;
+use crate::shard::core::{Conn, Shard};
+
+/// QUIT and RESET run at once inside MULTI and in subscribe mode, before
+/// authentication, while loading, on a stale replica and when busy.
+const ALWAYS: Flags = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | NEVER_QUEUED | SUBSCRIBED_OK;
+/// AUTH and HELLO: before authentication; their arguments carry passwords.
+const LOGIN: Flags = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SENTINEL | SECRET_ARGS;
+
+const fn conn(d: CommandDef) -> CommandDef {
+    d.acl(acl::CONNECTION).group(Group::Connection)
+}
+
+pub static COMMANDS: &[CommandDef] = &[
+    conn(session("ping", -1, FAST | SENTINEL | SUBSCRIBED_OK, ping))
+        .since("1.0.0")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    conn(session("echo", 2, LOADING | STALE | FAST, echo)).since("1.0.0"),
+    conn(session("select", 2, LOADING | STALE | FAST, select)).since("1.0.0"),
+    session("time", 1, LOADING | STALE | FAST, time)
+        .group(Group::Server)
+        .since("2.6.0")
+        .tips(&["nondeterministic_output"]),
+    conn(server("quit", -1, ALWAYS, Shard::cmd_quit)).since("1.0.0"),
+    conn(server("reset", 1, ALWAYS, Shard::cmd_reset)).since("6.2.0"),
+    conn(server("auth", -2, LOGIN, Shard::cmd_auth)).since("1.0.0"),
+    conn(server("hello", -1, LOGIN, Shard::cmd_hello)).since("6.0.0"),
+];
+
+/// PING [message]
+fn ping(s: &mut Session, args: &Args) {
+    if args.len() > 2 {
+        return cmd::arity_error(&mut s.out, "ping");
+    }
+    let msg = (args.len() == 2).then(|| args.get(1));
+    if s.subscribed_resp2 {
+        // In RESP2 subscribe mode PING answers as a push: [pong, msg].
+        s.out.array(2);
+        s.out.bulk(b"pong");
+        s.out.bulk(msg.unwrap_or(b""));
+    } else {
+        match msg {
+            Some(m) => s.out.bulk(m),
+            None => s.out.simple("PONG"),
+        }
+    }
+}
+
+/// ECHO message
+fn echo(s: &mut Session, args: &Args) {
+    s.out.bulk(args.get(1))
+}
+
+/// SELECT index
+fn select(s: &mut Session, args: &Args) {
+    match cmd::parse_int_arg(args.get(1), None) {
+        Ok(d) if (0..NUM_DBS as i32).contains(&d) => {
+            s.db = d as usize;
+            s.out.ok();
+        }
+        Ok(_) => s.out.error(err::DB_INDEX),
+        Err(e) => s.out.error(e),
+    }
+}
+
+/// TIME: seconds and microseconds.
+fn time(s: &mut Session, _: &Args) {
+    let us = crate::util::now_us();
+    s.out.array(2);
+    s.out.bulk_str(&(us / 1_000_000).to_string());
+    s.out.bulk_str(&(us % 1_000_000).to_string());
+}
+
+impl Shard {
+    /// QUIT: OK, then close once it is sent.
+    fn cmd_quit(&mut self, conn: &mut Conn, _: &Args) {
+        Reply::new(&mut conn.out, conn.resp3).ok();
+        conn.close_after_flush = true;
+    }
+
+    /// RESET: back to a fresh connection's state (no MULTI, WATCH or
+    /// subscriptions, db 0, RESP2, no name, authenticated only if no
+    /// password is set).
+    fn cmd_reset(&mut self, conn: &mut Conn, _: &Args) {
+        conn.multi = None;
+        let ws = std::mem::take(&mut conn.watch_shards);
+        self.unwatch_everywhere(conn.id, &ws);
+        self.unsubscribe_all(conn);
+        conn.db = 0;
+        conn.resp3 = false;
+        conn.name.clear();
+        conn.authed = self.config.requirepass.is_empty();
+        Reply::new(&mut conn.out, false).simple("RESET");
+    }
+
+    /// AUTH [username] password
+    fn cmd_auth(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let mut r = Reply::new(&mut conn.out, resp3);
+        if args.len() > 3 {
+            return r.error(err::SYNTAX);
+        }
+        let pass = args.get(args.len() - 1);
+        if args.len() == 3 && args.get(1) != b"default" {
+            return r.error("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+        if self.config.requirepass.is_empty() {
+            if args.len() == 2 {
+                return r.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
+            }
+            conn.authed = true;
+            return r.ok();
+        }
+        if crate::security::same_password(pass, self.config.requirepass.as_bytes()) {
+            conn.authed = true;
+            r.ok();
+        } else {
+            r.error("WRONGPASS invalid username-password pair or user is disabled.");
+        }
+    }
+
+    /// HELLO [protover [AUTH username password] [SETNAME clientname]]
+    fn cmd_hello(&mut self, conn: &mut Conn, args: &Args) {
+        let mut proto = if conn.resp3 { 3 } else { 2 };
+        let mut i = 1;
+        if args.len() > 1 {
+            match crate::util::parse_i64(args.get(1)) {
+                Some(v) if v == 2 || v == 3 => proto = v,
+                Some(_) => {
+                    return Reply::new(&mut conn.out, conn.resp3).error("NOPROTO unsupported protocol version");
+                }
+                None => {
+                    return Reply::new(&mut conn.out, conn.resp3)
+                        .error("ERR Protocol version is not an integer or out of range");
+                }
+            }
+            i = 2;
+        }
+        let mut name = None;
+        while i < args.len() {
+            if args.is(i, "AUTH") && i + 2 < args.len() {
+                let (user, pass) = (args.get(i + 1), args.get(i + 2));
+                let ok = user == b"default"
+                    && (self.config.requirepass.is_empty()
+                        || crate::security::same_password(pass, self.config.requirepass.as_bytes()));
+                if !ok {
+                    return Reply::new(&mut conn.out, conn.resp3)
+                        .error("WRONGPASS invalid username-password pair or user is disabled.");
+                }
+                conn.authed = true;
+                i += 3;
+            } else if args.is(i, "SETNAME") && i + 1 < args.len() {
+                name = Some(args.get(i + 1).to_vec());
+                i += 2;
+            } else {
+                return Reply::new(&mut conn.out, conn.resp3)
+                    .error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args.get(i))));
+            }
+        }
+        if !conn.authed {
+            return Reply::new(&mut conn.out, conn.resp3)
+                .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        }
+        if let Some(n) = name {
+            if n.iter().any(|&b| b <= b' ' || b > b'~') {
+                return Reply::new(&mut conn.out, conn.resp3)
+                    .error("ERR Client names cannot contain spaces, newlines or special characters.");
+            }
+            conn.name = n;
+        }
+        conn.resp3 = proto == 3;
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        r.map(7);
+        r.bulk(b"server");
+        r.bulk(b"redis");
+        r.bulk(b"version");
+        r.bulk(super::REDIS_VERSION.as_bytes());
+        r.bulk(b"proto");
+        r.int(proto);
+        r.bulk(b"id");
+        r.int(conn.id as i64);
+        r.bulk(b"mode");
+        r.bulk(b"standalone");
+        r.bulk(b"role");
+        r.bulk(b"master");
+        r.bulk(b"modules");
+        r.array(0);
+    }
+}
