@@ -9,11 +9,12 @@
 
 use super::flags::*;
 use super::table::{CommandDef, Handler};
-use super::zset::{get_zset, parse_score, store_result, zadd};
+use super::zset::{get_zset, store_result, zadd};
 use super::{err, Args, Ctx, OwnedArgs};
 use crate::geo::{self, Extent, Hash, Shape};
 use crate::keyspace::zset::{ScoreRange, ZSet};
 use crate::protocol::reply::Reply;
+use crate::util::num::parse_double;
 use crate::util::parse_i64;
 use std::cmp::Ordering;
 
@@ -92,8 +93,8 @@ fn radius_keys(args: &Args, from: usize) -> Vec<usize> {
 
 /// A longitude, latitude pair within the WGS84 limits.
 fn lon_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), String> {
-    let lon = parse_score(lon).ok_or(err::NOT_FLOAT)?;
-    let lat = parse_score(lat).ok_or(err::NOT_FLOAT)?;
+    let lon = parse_double(lon).ok_or(err::NOT_FLOAT)?;
+    let lat = parse_double(lat).ok_or(err::NOT_FLOAT)?;
     if !(geo::LON_MIN..=geo::LON_MAX).contains(&lon) || !(geo::LAT_MIN..=geo::LAT_MAX).contains(&lat) {
         return Err(format!("ERR invalid longitude,latitude pair {:.6},{:.6}", lon, lat));
     }
@@ -106,7 +107,7 @@ fn unit(arg: &[u8]) -> Result<f64, String> {
 
 /// `radius unit`: (radius, metres per unit).
 fn radius_arg(radius: &[u8], u: &[u8]) -> Result<(f64, f64), String> {
-    let r = parse_score(radius).ok_or(NEED_RADIUS)?;
+    let r = parse_double(radius).ok_or(NEED_RADIUS)?;
     if r < 0.0 {
         return Err(NEGATIVE_RADIUS.into());
     }
@@ -115,8 +116,8 @@ fn radius_arg(radius: &[u8], u: &[u8]) -> Result<(f64, f64), String> {
 
 /// `width height unit`: (width, height, metres per unit).
 fn box_arg(width: &[u8], height: &[u8], u: &[u8]) -> Result<(f64, f64, f64), String> {
-    let w = parse_score(width).ok_or(NEED_WIDTH)?;
-    let h = parse_score(height).ok_or(NEED_HEIGHT)?;
+    let w = parse_double(width).ok_or(NEED_WIDTH)?;
+    let h = parse_double(height).ok_or(NEED_HEIGHT)?;
     if h < 0.0 || w < 0.0 {
         return Err(NEGATIVE_BOX.into());
     }

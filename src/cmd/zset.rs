@@ -13,6 +13,7 @@ use super::{err, numkeys_positions, Args, Ctx};
 use crate::keyspace::zset::{LexBound, LexRange, ScoreRange, ZSet};
 use crate::keyspace::{Keyspace, Value};
 use crate::protocol::reply::Reply;
+use crate::util::num::{parse_double, parse_range_double};
 use crate::util::{fmt_double_reply, glob_match, parse_i64};
 use std::collections::HashMap;
 
@@ -73,47 +74,6 @@ const RANGE_NOT_LEX: &str = "ERR min or max not valid string range item";
 const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 // ---- parsing ----------------------------------------------------------------
-
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// A score or weight as Redis's getDoubleFromObject reads it: the whole
-/// string, no leading space, no NaN, and no overflow to ±inf or
-/// underflow to 0 (strtod's ERANGE).
-pub fn parse_score(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || is_c_space(s[0]) {
-        return None;
-    }
-    let st = std::str::from_utf8(s).ok()?;
-    let v: f64 = st.parse().ok()?;
-    if v.is_nan() {
-        return None;
-    }
-    let lower = st.to_ascii_lowercase();
-    if v.is_infinite() && !lower.contains("inf") {
-        return None;
-    }
-    if v == 0.0 {
-        let mantissa = lower.split('e').next().unwrap_or("");
-        if mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
-            return None;
-        }
-    }
-    Some(v)
-}
-
-/// A range end as zslParseRange reads it with strtod: the C string (up to
-/// a NUL), leading spaces allowed, "" is 0; NaN is refused.
-fn parse_range_double(s: &[u8]) -> Option<f64> {
-    let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
-    if s.is_empty() {
-        return Some(0.0);
-    }
-    let start = s.iter().position(|&b| !is_c_space(b))?;
-    let v: f64 = std::str::from_utf8(&s[start..]).ok()?.parse().ok()?;
-    (!v.is_nan()).then_some(v)
-}
 
 fn parse_score_range(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
     let end = |s: &[u8]| match s.first() {
@@ -288,7 +248,7 @@ fn zincrby(ctx: &mut Ctx, args: &Args) {
 fn zadd_core(ctx: &mut Ctx, args: &Args, f: AddFlags, at: usize) {
     let mut scores = Vec::with_capacity((args.len() - at) / 2);
     for j in (at..args.len()).step_by(2) {
-        match parse_score(&args[j]) {
+        match parse_double(&args[j]) {
             Some(s) => scores.push(s),
             None => return ctx.out.error(err::NOT_FLOAT),
         }
@@ -1010,7 +970,7 @@ fn setop(ctx: &mut Ctx, args: &Args, dest: Option<usize>, op: SetOp, card: bool,
         let remaining = args.len() - j;
         if op != SetOp::Diff && !card && remaining > n && args.is(j, "weights") {
             for (k, w) in weights.iter_mut().enumerate() {
-                match parse_score(&args[j + 1 + k]) {
+                match parse_double(&args[j + 1 + k]) {
                     Some(v) => *w = v,
                     None => return ctx.out.error("ERR weight value is not a float"),
                 }
