@@ -4,12 +4,12 @@
 
 use super::flags::*;
 use super::keys::{parse_scan_args_ext, parse_scan_cursor};
-use super::string::ld;
 use super::table::{CommandDef, Handler};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::hash::Hash;
 use crate::keyspace::Value;
 use crate::protocol::reply::fmt_i64;
+use crate::util::longdouble as ld;
 use crate::util::{glob_match, parse_i64};
 
 const fn c(name: &'static str, arity: i32, flags: u32, h: Handler) -> CommandDef {

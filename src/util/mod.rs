@@ -3,6 +3,7 @@
 //! INCRBYFLOAT (`longdouble`), double formatting, glob matching, the
 //! cluster hash slot, clocks.
 
+pub mod longdouble;
 pub mod num;
 
 /// string2ll and string2ld's reader: the two nearly every command uses.
