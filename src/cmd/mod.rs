@@ -10,6 +10,7 @@
 //! are carried out by the shard layer (`crate::shard`).
 
 pub mod admission;
+pub mod bitmap;
 pub mod blocking;
 pub mod dump;
 pub mod geo;
@@ -22,6 +23,8 @@ pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod zset;
 
 use crate::keyspace::Keyspace;

@@ -137,6 +137,7 @@ fn registry() -> &'static Registry {
         for family in [
             SERVER_COMMANDS,
             super::string::COMMANDS,
+            super::bitmap::COMMANDS,
             super::keys::COMMANDS,
             super::list::COMMANDS,
             super::hash::COMMANDS,
