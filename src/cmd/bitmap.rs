@@ -5,7 +5,7 @@
 //! Redis 7.0.
 
 use super::flags::*;
-use super::string::{make_raw, read_string, str_len};
+use super::string::{make_raw, str_len};
 use super::table::{CommandDef, Handler};
 use super::{err, Args, Ctx};
 use crate::keyspace::Value;
@@ -109,8 +109,8 @@ fn getbit(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
     };
     let mut buf = [0u8; 24];
-    match read_string(ctx, &args[1], &mut buf) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+    match ctx.get_str(&args[1], &mut buf) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(None) => ctx.out.int(0),
         Ok(Some(s)) => {
             let byte = (off >> 3) as usize;
@@ -178,8 +178,8 @@ fn count_bits(s: &[u8], a: u64, b: u64) -> u64 {
 fn bitcount(ctx: &mut Ctx, args: &Args) {
     let mut buf = [0u8; 24];
     let argc = args.len();
-    let s = match read_string(ctx, &args[1], &mut buf) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let s = match ctx.get_str(&args[1], &mut buf) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(s)) => s,
     };
@@ -254,8 +254,8 @@ fn bitpos(ctx: &mut Ctx, args: &Args) {
     };
     let argc = args.len();
     let mut buf = [0u8; 24];
-    let s = match read_string(ctx, &args[1], &mut buf) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let s = match ctx.get_str(&args[1], &mut buf) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(if bit == 1 { -1 } else { 0 }),
         Ok(Some(s)) => s,
     };
@@ -522,8 +522,8 @@ fn bitfield_generic(ctx: &mut Ctx, args: &Args, readonly_cmd: bool) {
     let key = &args[1];
     if readonly {
         let mut buf = [0u8; 24];
-        let s = match read_string(ctx, key, &mut buf) {
-            Err(()) => return ctx.out.error(err::WRONGTYPE),
+        let s = match ctx.get_str(key, &mut buf) {
+            Err(e) => return ctx.out.error(e.msg()),
             Ok(s) => s.unwrap_or(&[]),
         };
         let vals: Vec<i64> = ops

@@ -11,8 +11,9 @@
 
 use super::list;
 use super::table::CommandDef;
-use super::{err, flags::*, numkeys_positions, Args, Ctx, OwnedArgs};
-use crate::keyspace::list::End;
+use super::{flags::*, numkeys_positions, Args, Ctx, OwnedArgs};
+use crate::keyspace::list::{End, List};
+use crate::keyspace::zset::ZSet;
 use crate::util::parse_f64;
 
 const fn c(name: &'static str, arity: i32, flags: u32, keys: (i32, i32, i32), h: super::table::Handler) -> CommandDef {
@@ -115,8 +116,8 @@ fn bpop(ctx: &mut Ctx, args: &Args, end: End) {
     }
     let (db, now) = (ctx.db, ctx.now);
     for i in 1..args.len() - 1 {
-        match list::get_list(ctx.ks, db, &args[i], now) {
-            Err(_) => return ctx.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<List>(db, &args[i], now) {
+            Err(e) => return ctx.error(e.msg()),
             Ok(Some(l)) if !l.is_empty() => {
                 list::pop_for_block(ctx, &args[i], end, None);
                 return;
@@ -203,8 +204,8 @@ fn bzpop(ctx: &mut Ctx, args: &Args, max: bool) {
     let (db, now) = (ctx.db, ctx.now);
     for i in 1..args.len() - 1 {
         let key = &args[i];
-        match super::zset::get_zset(ctx.ks, db, key, now) {
-            Err(()) => return ctx.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<ZSet>(db, key, now) {
+            Err(e) => return ctx.error(e.msg()),
             Ok(Some(z)) if !z.is_empty() => {
                 let popped = super::zset::pop_n(ctx.ks, db, key, now, 1, max);
                 if let Some((m, score)) = popped.first() {
@@ -262,7 +263,7 @@ mod tests {
         assert_eq!(run(&mut ks, "BLPOP a x").0, "-ERR timeout is not a float or out of range\r\n");
         assert_eq!(run(&mut ks, "BLPOP a -1").0, "-ERR timeout is negative\r\n");
         run(&mut ks, "SET s v");
-        assert_eq!(run(&mut ks, "BLPOP s 0").0, format!("-{}\r\n", err::WRONGTYPE));
+        assert_eq!(run(&mut ks, "BLPOP s 0").0, format!("-{}\r\n", crate::keyspace::WrongType::MSG));
         let owned = OwnedArgs::from_slices(&["BLPOP", "a", "0.0001"]);
         assert_eq!(timeout_ms("blpop", &owned.args()), Ok(1));
     }

@@ -9,7 +9,7 @@
 
 use super::flags::*;
 use super::table::{CommandDef, Handler};
-use super::zset::{get_zset, store_result, zadd};
+use super::zset::{store_result, zadd};
 use super::{err, Args, Ctx, OwnedArgs};
 use crate::geo::{self, Extent, Hash, Shape};
 use crate::keyspace::zset::{ScoreRange, ZSet};
@@ -194,14 +194,14 @@ fn geoadd(ctx: &mut Ctx, args: &Args) {
 /// GEOPOS key [member ...]
 fn geopos(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => z,
     };
     let out = &mut ctx.out;
     out.array(args.len() - 2);
     for j in 2..args.len() {
-        match z.as_deref().and_then(|z| member_pos(z, &args[j])) {
+        match z.and_then(|z| member_pos(z, &args[j])) {
             Some((lon, lat)) => {
                 out.array(2);
                 reply_coord(out, lon);
@@ -215,14 +215,14 @@ fn geopos(ctx: &mut Ctx, args: &Args) {
 /// GEOHASH key [member ...]
 fn geohash(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => z,
     };
     let out = &mut ctx.out;
     out.array(args.len() - 2);
     for j in 2..args.len() {
-        match z.as_deref().and_then(|z| z.score(&args[j])) {
+        match z.and_then(|z| z.score(&args[j])) {
             Some(s) => out.bulk(&geo::geohash_string(s)),
             None => out.null(),
         }
@@ -240,8 +240,8 @@ fn geodist(ctx: &mut Ctx, args: &Args) {
         _ => return ctx.error(err::SYNTAX),
     };
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.null(),
         Ok(Some(z)) => z,
     };
@@ -487,10 +487,9 @@ fn geosearchstore(ctx: &mut Ctx, args: &Args) {
 /// GEOSEARCHSTORE destination source [GEOSEARCH's options] [STOREDIST]
 fn search(ctx: &mut Ctx, args: &Args, src: usize, kind: Kind, nostore: bool) {
     let (db, now) = (ctx.db, ctx.now);
-    let (plan, points) = match get_zset(ctx.ks, db, &args[src], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let (plan, points) = match ctx.ks.get_typed::<ZSet>(db, &args[src], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => {
-            let z = z.as_deref();
             let plan = match parse_search(z, args, kind, nostore) {
                 Ok(p) => p,
                 Err(e) => return ctx.out.error(&e),

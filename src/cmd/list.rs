@@ -46,17 +46,6 @@ pub static COMMANDS: &[CommandDef] = &[
     c("lmpop", -4, WRITE, (2, 2, 1), lmpop).movable(lmpop_keys),
 ];
 
-/// The key holds something other than a list.
-pub struct WrongType;
-
-/// The list at `key`: `Ok(None)` if absent (or expired).
-pub fn get_list<'a>(ks: &'a mut Keyspace, db: usize, key: &[u8], now: i64) -> Result<Option<&'a mut List>, WrongType> {
-    match ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_list_mut().map(Some).ok_or(WrongType),
-    }
-}
-
 /// `LEFT`/`RIGHT` as Redis's getListPositionFromObjectOrReply.
 pub fn parse_end(a: &[u8]) -> Option<End> {
     if a.eq_ignore_ascii_case(b"LEFT") {
@@ -89,8 +78,8 @@ fn after_removal(ks: &mut Keyspace, db: usize, key: &[u8], emptied: bool) {
 
 fn push_generic(ctx: &mut Ctx, args: &Args, end: End, only_existing: bool) {
     let key = &args[1];
-    let len = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let len = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(Some(l)) => {
             for v in args.iter().skip(2) {
                 l.push(end, v);
@@ -138,7 +127,7 @@ fn rpushx(ctx: &mut Ctx, args: &Args) {
 /// Pop up to `n` elements from `end` of the list at `key` (which must be a
 /// non-empty list), replying with them as an array.
 fn pop_n_reply(ctx: &mut Ctx, key: &[u8], end: End, n: usize) -> usize {
-    let Ok(Some(l)) = get_list(ctx.ks, ctx.db, key, ctx.now) else {
+    let Ok(Some(l)) = ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) else {
         ctx.out.array(0);
         return 0;
     };
@@ -165,8 +154,8 @@ fn pop_generic(ctx: &mut Ctx, args: &Args, end: End) {
         None
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return if count.is_some() { ctx.out.null_array() } else { ctx.out.null() },
         Ok(Some(l)) => l,
     };
@@ -201,7 +190,7 @@ fn rpop(ctx: &mut Ctx, args: &Args) {
 /// blocked, as in Redis). Outside `cmd::exec`, the caller must clear the
 /// effects log's replaced flag afterwards (`ctx.ks.effects.take_replaced()`).
 pub fn pop_for_block(ctx: &mut Ctx, key: &[u8], end: End, count: Option<usize>) -> bool {
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
         Ok(Some(l)) if !l.is_empty() => l,
         _ => return false,
     };
@@ -254,8 +243,8 @@ fn lmpop(ctx: &mut Ctx, args: &Args) {
     let count = count.unwrap_or(1);
     for i in 2..where_idx {
         let key = &args[i];
-        match get_list(ctx.ks, ctx.db, key, ctx.now) {
-            Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<List>(ctx.db, key, ctx.now) {
+            Err(e) => return ctx.out.error(e.msg()),
             Ok(None) => continue,
             Ok(Some(_)) => {
                 ctx.out.array(2);
@@ -275,8 +264,8 @@ fn lmpop(ctx: &mut Ctx, args: &Args) {
 
 /// LLEN key
 fn llen(ctx: &mut Ctx, args: &Args) {
-    match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => ctx.out.error(err::WRONGTYPE),
+    match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(l) => ctx.out.int(l.map_or(0, |l| l.len() as i64)),
     }
 }
@@ -286,8 +275,8 @@ fn lrange(ctx: &mut Ctx, args: &Args) {
     let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.out.error(err::NOT_INT);
     };
-    let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.array(0),
         Ok(Some(l)) => l,
     };
@@ -326,8 +315,8 @@ fn resolve(index: i64, len: usize) -> Option<usize> {
 
 /// LINDEX key index
 fn lindex(ctx: &mut Ctx, args: &Args) {
-    let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.null(),
         Ok(Some(l)) => l,
     };
@@ -375,8 +364,8 @@ fn lpos(ctx: &mut Ctx, args: &Args) {
         }
         j += 1;
     }
-    let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return if count.is_some() { ctx.out.array(0) } else { ctx.out.null() },
         Ok(Some(l)) => l,
     };
@@ -438,8 +427,8 @@ fn lpos(ctx: &mut Ctx, args: &Args) {
 /// LSET key index element
 fn lset(ctx: &mut Ctx, args: &Args) {
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.error(err::NO_KEY),
         Ok(Some(l)) => l,
     };
@@ -466,8 +455,8 @@ fn linsert(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::SYNTAX);
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(l)) => l,
     };
@@ -486,8 +475,8 @@ fn lrem(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::NOT_INT);
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(l)) => l,
     };
@@ -505,8 +494,8 @@ fn ltrim(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::NOT_INT);
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.ok(),
         Ok(Some(l)) => l,
     };
@@ -538,16 +527,16 @@ pub enum Moved {
 /// BLMOVE/BRPOPLPUSH when they are served.
 pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Moved {
     let (db, now) = (ctx.db, ctx.now);
-    match get_list(ctx.ks, db, src, now) {
-        Err(WrongType) => {
-            ctx.out.error(err::WRONGTYPE);
+    match ctx.ks.get_typed_mut::<List>(db, src, now) {
+        Err(e) => {
+            ctx.out.error(e.msg());
             return Moved::WrongType;
         }
         Ok(None) => return Moved::SourceMissing,
         Ok(Some(_)) => {}
     }
     if src == dst {
-        if let Ok(Some(l)) = get_list(ctx.ks, db, src, now) {
+        if let Ok(Some(l)) = ctx.ks.get_typed_mut::<List>(db, src, now) {
             if let Some(v) = l.pop(from) {
                 l.push(to, &v);
                 ctx.out.bulk(&v);
@@ -556,14 +545,14 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
         ctx.ks.touch(db, src);
         return Moved::Done;
     }
-    let dst_exists = match get_list(ctx.ks, db, dst, now) {
-        Err(WrongType) => {
-            ctx.out.error(err::WRONGTYPE);
+    let dst_exists = match ctx.ks.get_typed::<List>(db, dst, now) {
+        Err(e) => {
+            ctx.out.error(e.msg());
             return Moved::WrongType;
         }
         Ok(d) => d.is_some(),
     };
-    let (v, emptied) = match get_list(ctx.ks, db, src, now) {
+    let (v, emptied) = match ctx.ks.get_typed_mut::<List>(db, src, now) {
         Ok(Some(l)) => match l.pop(from) {
             Some(v) => (v, l.is_empty()),
             None => return Moved::SourceMissing,
@@ -572,7 +561,7 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
     };
     after_removal(ctx.ks, db, src, emptied);
     if dst_exists {
-        if let Ok(Some(d)) = get_list(ctx.ks, db, dst, now) {
+        if let Ok(Some(d)) = ctx.ks.get_typed_mut::<List>(db, dst, now) {
             d.push(to, &v);
         }
         ctx.ks.touch(db, dst);

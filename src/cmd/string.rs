@@ -42,20 +42,6 @@ pub static COMMANDS: &[CommandDef] = &[
     c("lcs", -3, READONLY, (1, 2, 1), lcs),
 ];
 
-/// The string value at `key`, `Ok(None)` if absent, `Err` if the key holds
-/// another type (the caller replies WRONGTYPE). Integers are formatted into `buf`.
-#[allow(clippy::result_unit_err)]
-pub fn read_string<'b>(ctx: &'b mut Ctx, key: &[u8], buf: &'b mut [u8; 24]) -> Result<Option<&'b [u8]>, ()> {
-    let now = ctx.now;
-    match ctx.ks.lookup(ctx.db, key, now) {
-        None => Ok(None),
-        Some(e) => match e.value.str_bytes(buf) {
-            Some(s) => Ok(Some(s)),
-            None => Err(()),
-        },
-    }
-}
-
 /// Turn a string value into an in-place editable `raw` string (Redis's
 /// dbUnshareStringValue); None if the value is not a string.
 pub(super) fn make_raw(v: &mut Value) -> Option<&mut Vec<u8>> {
@@ -95,14 +81,11 @@ fn invalid_expire(cmd: &str) -> String {
 
 /// GET key
 fn get(ctx: &mut Ctx, args: &Args) {
-    let now = ctx.now;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(ctx.db, &args[1], now) {
-        None => ctx.out.null(),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            Some(s) => ctx.out.bulk(s),
-            None => ctx.out.error(err::WRONGTYPE),
-        },
+    match ctx.ks.get_str(ctx.db, &args[1], ctx.now, &mut buf) {
+        Ok(Some(s)) => ctx.out.bulk(s),
+        Ok(None) => ctx.out.null(),
+        Err(e) => ctx.out.error(e.msg()),
     }
 }
 
@@ -336,12 +319,10 @@ fn getdel(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let db = ctx.db;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(db, &args[1], now) {
-        None => return ctx.out.null(),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            Some(s) => ctx.out.bulk(s),
-            None => return ctx.out.error(err::WRONGTYPE),
-        },
+    match ctx.ks.get_str(db, &args[1], now, &mut buf) {
+        Ok(Some(s)) => ctx.out.bulk(s),
+        Ok(None) => return ctx.out.null(),
+        Err(e) => return ctx.out.error(e.msg()),
     }
     ctx.ks.remove(db, &args[1]);
 }
@@ -351,12 +332,10 @@ fn getset(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let db = ctx.db;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(db, &args[1], now) {
-        None => ctx.out.null(),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            Some(s) => ctx.out.bulk(s),
-            None => return ctx.out.error(err::WRONGTYPE),
-        },
+    match ctx.ks.get_str(db, &args[1], now, &mut buf) {
+        Ok(Some(s)) => ctx.out.bulk(s),
+        Ok(None) => ctx.out.null(),
+        Err(e) => return ctx.out.error(e.msg()),
     }
     ctx.ks.set(db, &args[1], Value::from_bytes(&args[2]), 0);
 }
@@ -565,16 +544,13 @@ fn getrange(ctx: &mut Ctx, args: &Args) {
     let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.out.error(err::NOT_INT);
     };
-    let now = ctx.now;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(ctx.db, &args[1], now) {
-        None => ctx.out.bulk(b""),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            None => ctx.out.error(err::WRONGTYPE),
-            Some(s) => match clamp_range(start, end, s.len() as i64) {
-                None => ctx.out.bulk(b""),
-                Some((a, b)) => ctx.out.bulk(&s[a..=b]),
-            },
+    match ctx.ks.get_str(ctx.db, &args[1], ctx.now, &mut buf) {
+        Ok(None) => ctx.out.bulk(b""),
+        Err(e) => ctx.out.error(e.msg()),
+        Ok(Some(s)) => match clamp_range(start, end, s.len() as i64) {
+            None => ctx.out.bulk(b""),
+            Some((a, b)) => ctx.out.bulk(&s[a..=b]),
         },
     }
 }
@@ -633,12 +609,9 @@ fn setrange(ctx: &mut Ctx, args: &Args) {
 fn lcs(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let db = ctx.db;
-    let mut fetch = |k: &[u8]| -> Result<Vec<u8>, ()> {
+    let mut fetch = |k: &[u8]| {
         let mut buf = [0u8; 24];
-        match ctx.ks.lookup(db, k, now) {
-            None => Ok(Vec::new()),
-            Some(e) => e.value.str_bytes(&mut buf).map(|s| s.to_vec()).ok_or(()),
-        }
+        ctx.ks.get_str(db, k, now, &mut buf).map(|s| s.map_or_else(Vec::new, <[u8]>::to_vec))
     };
     let (a, b) = match (fetch(&args[1]), fetch(&args[2])) {
         (Ok(a), Ok(b)) => (a, b),

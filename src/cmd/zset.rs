@@ -110,14 +110,6 @@ fn parse_long_in(s: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, String>
 
 // ---- keyspace helpers ---------------------------------------------------------
 
-/// The zset at `key`: Ok(None) if absent, Err if another type.
-pub(crate) fn get_zset<'k>(ks: &'k mut Keyspace, db: usize, key: &[u8], now: i64) -> Result<Option<&'k mut ZSet>, ()> {
-    match ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_zset_mut().map(Some).ok_or(()),
-    }
-}
-
 /// After changing the zset at `key` in place: delete it if emptied (Redis
 /// never keeps empty collections), otherwise signal the modification.
 fn finish_write(ks: &mut Keyspace, db: usize, key: &[u8], changed: bool) {
@@ -255,8 +247,8 @@ fn zadd_core(ctx: &mut Ctx, args: &Args, f: AddFlags, at: usize) {
     }
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
     let mut fresh: Option<ZSet> = None;
-    let z = match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed_mut::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(Some(z)) => z,
         Ok(None) => {
             if f.xx {
@@ -325,8 +317,8 @@ fn zadd_core(ctx: &mut Ctx, args: &Args, f: AddFlags, at: usize) {
 /// ZREM key member [member ...]
 fn zrem(ctx: &mut Ctx, args: &Args) {
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
-    let z = match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed_mut::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(z)) => z,
     };
@@ -348,9 +340,9 @@ fn zrem(ctx: &mut Ctx, args: &Args) {
 /// Run `f` on the zset at args[1] (None if absent); WRONGTYPE handled.
 fn with_zset(ctx: &mut Ctx, args: &Args, f: impl FnOnce(&mut Reply, Option<&ZSet>)) {
     let (db, now) = (ctx.db, ctx.now);
-    match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
-        Ok(z) => f(&mut ctx.out, z.map(|z| &*z)),
+    match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => ctx.out.error(e.msg()),
+        Ok(z) => f(&mut ctx.out, z),
     }
 }
 
@@ -574,8 +566,8 @@ fn zrange_generic(ctx: &mut Ctx, args: &Args, src: usize, store: bool, mut by: B
         },
     };
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[src], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[src], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => z,
     };
     if store {
@@ -656,8 +648,8 @@ fn zremrangebylex(ctx: &mut Ctx, args: &Args) {
 
 fn zremrange(ctx: &mut Ctx, args: &Args, spec: Spec) {
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
-    let z = match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed_mut::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(z)) => z,
     };
@@ -680,7 +672,7 @@ pub(crate) fn pop_n(
     max: bool,
 ) -> Vec<(Vec<u8>, f64)> {
     let mut v = Vec::new();
-    if let Ok(Some(z)) = get_zset(ks, db, key, now) {
+    if let Ok(Some(z)) = ks.get_typed_mut::<ZSet>(db, key, now) {
         let len = z.len();
         let n = count.min(len);
         if n > 0 {
@@ -717,8 +709,8 @@ fn zpop(ctx: &mut Ctx, args: &Args, max: bool) {
         None
     };
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
-    match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    match ctx.ks.get_typed::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.array(0),
         Ok(Some(_)) if count == Some(0) => return ctx.out.array(0),
         Ok(Some(_)) => {}
@@ -770,8 +762,8 @@ fn zmpop(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
     for i in 2..where_at {
         let key = &args[i];
-        match get_zset(ctx.ks, db, key, now) {
-            Err(()) => return ctx.out.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<ZSet>(db, key, now) {
+            Err(e) => return ctx.out.error(e.msg()),
             Ok(None) => continue,
             Ok(Some(_)) => {
                 let popped = pop_n(ctx.ks, db, key, now, count.unwrap_or(1), max);
@@ -798,8 +790,8 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
     if args.len() == 2 {
         let (db, now) = (ctx.db, ctx.now);
         let r = ctx.rng.next_u64();
-        return match get_zset(ctx.ks, db, &args[1], now) {
-            Err(()) => ctx.out.error(err::WRONGTYPE),
+        return match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+            Err(e) => ctx.out.error(e.msg()),
             Ok(None) => ctx.out.null(),
             Ok(Some(z)) => match z.at_rank((r % z.len() as u64) as usize) {
                 Some((m, _)) => ctx.out.bulk(m),
@@ -824,10 +816,10 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error("ERR value is out of range");
     }
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.array(0),
-        Ok(Some(z)) => &*z,
+        Ok(Some(z)) => z,
     };
     let (count, uniq) = (l.unsigned_abs(), l >= 0);
     if count == 0 {
@@ -1103,14 +1095,14 @@ fn zscan(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error("ERR invalid cursor");
     }
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => {
             ctx.out.array(2);
             ctx.out.bulk(b"0");
             return ctx.out.array(0);
         }
-        Ok(Some(z)) => &*z,
+        Ok(Some(z)) => z,
     };
     // Options are only looked at once the key is known to exist, as in Redis.
     let sa = match parse_scan_args_ext(args, 2, false) {
