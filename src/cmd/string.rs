@@ -977,21 +977,6 @@ mod tests {
             Ok(path) => std::fs::read_to_string(path).unwrap(),
             Err(_) => DIFF_SCRIPT.to_string(),
         };
-        fn reply_end(b: &[u8], i: usize) -> Option<usize> {
-            let nl = i + b.get(i..)?.windows(2).position(|w| w == b"\r\n")?;
-            let n: i64 = std::str::from_utf8(&b[i + 1..nl]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-            match b[i] {
-                b'$' if n >= 0 => (nl + 2 + n as usize + 2 <= b.len()).then_some(nl + 2 + n as usize + 2),
-                b'*' if n > 0 => {
-                    let mut j = nl + 2;
-                    for _ in 0..n {
-                        j = reply_end(b, j)?;
-                    }
-                    Some(j)
-                }
-                _ => Some(nl + 2),
-            }
-        }
         sock.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
         let mut ok = [0u8; 5];
         sock.read_exact(&mut ok).unwrap();
@@ -1008,7 +993,7 @@ mod tests {
                 let mut b = [0u8; 65536];
                 let n = sock.read(&mut b).unwrap();
                 got.extend_from_slice(&b[..n]);
-                if reply_end(&got, 0) == Some(got.len()) {
+                if crate::protocol::client::scan_reply(&got).is_ok_and(|r| r.is_some_and(|r| r.len == got.len())) {
                     break;
                 }
             }
