@@ -2,16 +2,30 @@
 //!
 //! # Layout
 //! - `config`: options, defaults, TOML and CLI (pure).
-//! - `protocol::{parse, reply}`: RESP request parsing and reply encoding (pure).
-//! - `cmd`: the command table (`cmd::table`) and one file per command family
-//!   (`cmd::string` has GET/SET, `cmd::keys` has DEL/EXPIRE/SCAN, ...);
+//! - `protocol`: the wire protocol. `parse` and `reply`: RESP request
+//!   parsing and reply encoding for the server (pure); `client`: a blocking
+//!   RESP2/RESP3 client and reply parser for the tests, the load generator
+//!   and the monitor (never used by the server).
+//! - `cmd`: the command table (`cmd::table`), admission gates
+//!   (`cmd::admission`) and one file per command family (`cmd::string` has
+//!   GET/SET/INCR, `cmd::bitmap` SETBIT/BITCOUNT/BITFIELD, `cmd::keys`
+//!   DEL/EXPIRE/SCAN, `cmd::list`, `hash`, `set`, `zset`, `stream`, `geo`,
+//!   `hll`, `sort`, `dump`, and `cmd::blocking` the blocking pops);
 //!   commands run against a `Keyspace` and never touch a socket.
-//! - `keyspace`: the per-shard databases, values, expiry, WATCH bookkeeping (pure).
+//! - `keyspace`: the per-shard databases, values, expiry, eviction, WATCH
+//!   bookkeeping (pure); `Keyspace::get_typed::<T>()` is the one typed key
+//!   lookup (`WrongType` on another type).
+//! - `persist`: the per-shard append-only file: record format, writer
+//!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
 //! - `shard`: the per-core event loop on io_uring, connections, routing
-//!   between shards, cross-shard transactions, pub/sub.
+//!   between shards, cross-shard transactions, blocking, pub/sub, server
+//!   commands.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
-//! - `util`: number parsing, glob matching, hash slots.
+//! - `util`: `util::num` reads numbers from strings as Redis's several
+//!   readers do (string2ll, getDoubleFromObject, strtod, ...);
+//!   `util::longdouble` is INCRBYFLOAT's x87 arithmetic; plus double
+//!   formatting, glob matching, hash slots, clocks.
 //! - `crash`: a panic anywhere logs a crash report and takes the process down.
 
 pub mod cmd;

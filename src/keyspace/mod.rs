@@ -2,6 +2,10 @@
 //! and the WATCH bookkeeping that write commands touch. Pure data, no I/O:
 //! live traffic, cross-shard transactions (on a temporary keyspace holding
 //! only the keys involved) and tests all drive it through the same calls.
+//! Commands find a key's value by its type with `get_typed::<T>()`,
+//! `get_typed_mut`, `get_str` and `modify_typed` (create if missing, delete
+//! if left empty): a key of another type is `Err(WrongType)`, whose text is
+//! Redis's WRONGTYPE reply.
 
 pub mod dict;
 pub mod effects;
