@@ -47,6 +47,19 @@ fn split_sign(s: &[u8]) -> (bool, &[u8]) {
 
 // ---- integers -------------------------------------------------------------
 
+/// All of `digits` as a decimal u64 (every byte a digit); None on overflow.
+#[inline]
+fn decimal_u64(digits: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
+    }
+    Some(v)
+}
+
 /// Redis's string2ll: optional '-', digits only, no leading zeros (except
 /// "0"), no '+', no spaces, within i64.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
@@ -60,13 +73,7 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
     if digits.is_empty() || digits[0] == b'0' {
         return None;
     }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
+    let v = decimal_u64(digits)?;
     if neg {
         if v > (i64::MAX as u64) + 1 {
             return None;
@@ -87,13 +94,7 @@ fn strtoull_digits(s: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
+    let v = decimal_u64(digits)?;
     Some(if neg { v.wrapping_neg() } else { v })
 }
 
