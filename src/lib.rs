@@ -2,28 +2,44 @@
 //!
 //! # Layout
 //! - `config`: options, defaults, TOML and CLI (pure).
-//! - `protocol::{parse, reply}`: RESP request parsing and reply encoding (pure).
-//! - `cmd`: the commands. `cmd::table` is the command table (one row per
-//!   command and per subcommand: arity, `cmd::flags` (Redis's flags, ACL
+//! - `protocol`: the wire protocol. `parse` and `reply`: RESP request
+//!   parsing and reply encoding for the server (pure); `client`: a blocking
+//!   RESP2/RESP3 client and reply parser for the tests, the load generator
+//!   and the monitor (never used by the server).
+//! - `net`: the reactor, the only socket code: one io_uring per shard
+//!   thread, the listener and accept backoff, provided buffers, how long a
+//!   turn may wait, and the submissions a shard core asks for.
+//! - `shard`: what a shard does apart from I/O. `shard::core` owns the
+//!   keyspace, sessions and their buffers and asks the reactor for I/O;
+//!   `dispatch` takes a parsed request through lookup, arity, auth and
+//!   MULTI queueing; `router` (the slot map) decides where it runs;
+//!   `fanout` merges replies of every shard; `txn` runs atomic cross-shard
+//!   transactions; `blocking`, `pubsub`, `aof` (the shard's side of its
+//!   AOF), slowlog and latency figures, shutdown.
+//! - `cmd`: the commands. `cmd::call` is the one execution path every road
+//!   uses (the road's gates from `cmd::admission`, the handler, the
+//!   caller's stats); `cmd::table` the command table (one row per command
+//!   and per subcommand: arity, `cmd::flags` (Redis's flags, ACL
 //!   categories, shardis's routing flags), `cmd::keyspec` key specs, the
-//!   handler); one file per command family (`cmd::string` has GET/SET,
-//!   `cmd::keys` has DEL/EXPIRE/OBJECT, ...), whose commands run against a
+//!   handler); one file per command family (`cmd::string` has GET/SET/INCR,
+//!   `cmd::bitmap` SETBIT/BITCOUNT/BITFIELD, `cmd::keys` DEL/EXPIRE/SCAN,
+//!   `cmd::list`, `hash`, `set`, `zset`, `stream`, `geo`, `hll`, `sort`,
+//!   `dump`, `cmd::blocking` the blocking pops), which run against a
 //!   `Keyspace` and never touch a socket; `cmd::server::*` the server and
 //!   connection commands (INFO, CONFIG, CLIENT, COMMAND, SLOWLOG, LATENCY,
-//!   DEBUG, MULTI/EXEC, pub/sub, the keyspace-wide ones); `cmd::blocking`
-//!   the blocking pops; `cmd::admission` the gates a command passes first.
+//!   DEBUG, MULTI/EXEC, pub/sub, the keyspace-wide ones).
 //! - `keyspace`: the per-shard databases, values, expiry, eviction, WATCH
-//!   bookkeeping, the effects a command logs (pure).
-//! - `shard`: the per-core event loop on io_uring and its connections
-//!   (`event_loop`, `accept`, `obuf`), what a request does (`dispatch`),
-//!   fan-outs over every shard (`fanout`), cross-shard transactions (`txn`),
-//!   blocked clients (`blocking`), pub/sub delivery (`pubsub`), the AOF
-//!   from the shard's side (`aof`), slowlog and latency figures, shutdown.
-//! - `persist`: the per-shard AOF: record format, writer state (no I/O),
-//!   recovery, rewrite, `check-aof`.
+//!   bookkeeping, the effects a command logs (pure);
+//!   `Keyspace::get_typed::<T>()` is the one typed key lookup (`WrongType`
+//!   on another type).
+//! - `persist`: the per-shard append-only file: record format, writer
+//!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
-//! - `util`: number parsing, glob matching, hash slots.
+//! - `util`: `util::num` reads numbers from strings as Redis's several
+//!   readers do (string2ll, getDoubleFromObject, strtod, ...);
+//!   `util::longdouble` is INCRBYFLOAT's x87 arithmetic; plus double
+//!   formatting, glob matching, hash slots, clocks.
 //! - `crash`: a panic anywhere logs a crash report and takes the process down.
 
 pub mod cmd;

@@ -237,7 +237,7 @@ impl Driver {
                 Err(e) => return Err(format!("read: {e}")),
             };
             conn.rend += n;
-            while let Some(r) = crate::resp::scan_reply(&conn.rbuf[conn.rstart..conn.rend])? {
+            while let Some(r) = shardis::protocol::client::scan_reply(&conn.rbuf[conn.rstart..conn.rend])? {
                 conn.rstart += r.len;
                 let sent = conn.pending.pop_front().ok_or("a reply to a request never sent")?;
                 let _ = self.hist.record((now.saturating_sub(sent) / 1000).max(1));

@@ -9,13 +9,14 @@
 //! (`send_lag_p99_us`: open loop only, how late the client itself sent; if
 //! it is large the client, not the server, was saturated.)
 
+use shardis::protocol::client::scan_reply;
+use shardis::protocol::reply::encode_command;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 mod event_loop;
 mod keys;
-mod resp;
 mod workload;
 
 use event_loop::{Driver, Outcome, Plan};
@@ -166,12 +167,12 @@ fn preload(o: &Opts) -> Result<(), String> {
         buf.clear();
         for k in i..i + n {
             workload::key_into(&mut key, k);
-            resp::encode(&mut buf, &[b"SET", &key, &value]);
+            encode_command(&mut buf, &[&b"SET"[..], &key, &value]);
         }
         s.write_all(&buf).map_err(|e| format!("write: {e}"))?;
         let (mut got, mut start, mut end) = (0, 0, 0);
         while got < n {
-            while let Some(r) = resp::scan_reply(&rbuf[start..end])? {
+            while let Some(r) = scan_reply(&rbuf[start..end])? {
                 if r.error {
                     return Err(format!(
                         "error reply: {}",

@@ -3,7 +3,7 @@
 //! transactions). Requests are appended to a connection's write buffer.
 
 use crate::keys::{KeyChooser, Rng};
-use crate::resp::encode;
+use shardis::protocol::reply::encode_command as encode;
 use shardis::shard::router::SlotMap;
 
 pub enum Mix {
@@ -81,9 +81,9 @@ impl Workload {
             &Mix::GetSet { get_ratio } => {
                 key_into(&mut self.k1, self.chooser.pick(&mut self.rng));
                 if self.rng.next_f64() < get_ratio {
-                    encode(out, &[b"GET", &self.k1]);
+                    encode(out, &[&b"GET"[..], &self.k1]);
                 } else {
-                    encode(out, &[b"SET", &self.k1, &self.value]);
+                    encode(out, &[&b"SET"[..], &self.k1, &self.value]);
                 }
             }
             Mix::Mset { cross, slots } => {
@@ -106,7 +106,7 @@ impl Workload {
                     tagged_into(&mut self.k1, a, b":a");
                     tagged_into(&mut self.k2, a, b":b");
                 }
-                encode(out, &[b"MSET", &self.k1, &self.value, &self.k2, &self.value]);
+                encode(out, &[&b"MSET"[..], &self.k1, &self.value, &self.k2, &self.value]);
             }
         }
     }

@@ -13,8 +13,9 @@ use super::flags::{acl, Group, *};
 use super::keyspec::*;
 use super::list;
 use super::table::{CommandDef, Handler, KeyspaceFn};
-use super::{err, Args, Ctx, OwnedArgs};
-use crate::keyspace::list::End;
+use super::{Args, Ctx, OwnedArgs};
+use crate::keyspace::list::{End, List};
+use crate::keyspace::zset::ZSet;
 use crate::util::parse_f64;
 
 const fn c(
@@ -186,8 +187,8 @@ fn bpop(ctx: &mut Ctx, args: &Args, end: End) {
     }
     let (db, now) = (ctx.db, ctx.now);
     for i in 1..args.len() - 1 {
-        match list::get_list(ctx.ks, db, &args[i], now) {
-            Err(_) => return ctx.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<List>(db, &args[i], now) {
+            Err(e) => return ctx.error(e.msg()),
             Ok(Some(l)) if !l.is_empty() => {
                 list::pop_for_block(ctx, &args[i], end, None);
                 return;
@@ -274,8 +275,8 @@ fn bzpop(ctx: &mut Ctx, args: &Args, max: bool) {
     let (db, now) = (ctx.db, ctx.now);
     for i in 1..args.len() - 1 {
         let key = &args[i];
-        match super::zset::get_zset(ctx.ks, db, key, now) {
-            Err(()) => return ctx.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<ZSet>(db, key, now) {
+            Err(e) => return ctx.error(e.msg()),
             Ok(Some(z)) if !z.is_empty() => {
                 let popped = super::zset::pop_n(ctx.ks, db, key, now, 1, max);
                 if let Some((m, score)) = popped.first() {
@@ -333,7 +334,7 @@ mod tests {
         assert_eq!(run(&mut ks, "BLPOP a x").0, "-ERR timeout is not a float or out of range\r\n");
         assert_eq!(run(&mut ks, "BLPOP a -1").0, "-ERR timeout is negative\r\n");
         run(&mut ks, "SET s v");
-        assert_eq!(run(&mut ks, "BLPOP s 0").0, format!("-{}\r\n", err::WRONGTYPE));
+        assert_eq!(run(&mut ks, "BLPOP s 0").0, format!("-{}\r\n", crate::keyspace::WrongType::MSG));
         let owned = OwnedArgs::from_slices(&["BLPOP", "a", "0.0001"]);
         assert_eq!(POP.timeout_ms(&owned.args()), Ok(1));
     }

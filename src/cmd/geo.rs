@@ -10,11 +10,12 @@
 use super::flags::*;
 use super::keyspec::{self, *};
 use super::table::{CommandDef, Handler, KeyspaceFn};
-use super::zset::{get_zset, parse_score, store_result, zadd};
+use super::zset::{store_result, zadd};
 use super::{err, Args, Ctx, OwnedArgs};
 use crate::geo::{self, Extent, Hash, Shape};
 use crate::keyspace::zset::{ScoreRange, ZSet};
 use crate::protocol::reply::Reply;
+use crate::util::num::parse_double;
 use crate::util::parse_i64;
 use std::cmp::Ordering;
 
@@ -107,8 +108,8 @@ fn radius_keys(args: &Args, from: usize) -> Vec<KeyRef> {
 
 /// A longitude, latitude pair within the WGS84 limits.
 fn lon_lat(lon: &[u8], lat: &[u8]) -> Result<(f64, f64), String> {
-    let lon = parse_score(lon).ok_or(err::NOT_FLOAT)?;
-    let lat = parse_score(lat).ok_or(err::NOT_FLOAT)?;
+    let lon = parse_double(lon).ok_or(err::NOT_FLOAT)?;
+    let lat = parse_double(lat).ok_or(err::NOT_FLOAT)?;
     if !(geo::LON_MIN..=geo::LON_MAX).contains(&lon) || !(geo::LAT_MIN..=geo::LAT_MAX).contains(&lat) {
         return Err(format!("ERR invalid longitude,latitude pair {:.6},{:.6}", lon, lat));
     }
@@ -121,7 +122,7 @@ fn unit(arg: &[u8]) -> Result<f64, String> {
 
 /// `radius unit`: (radius, metres per unit).
 fn radius_arg(radius: &[u8], u: &[u8]) -> Result<(f64, f64), String> {
-    let r = parse_score(radius).ok_or(NEED_RADIUS)?;
+    let r = parse_double(radius).ok_or(NEED_RADIUS)?;
     if r < 0.0 {
         return Err(NEGATIVE_RADIUS.into());
     }
@@ -130,8 +131,8 @@ fn radius_arg(radius: &[u8], u: &[u8]) -> Result<(f64, f64), String> {
 
 /// `width height unit`: (width, height, metres per unit).
 fn box_arg(width: &[u8], height: &[u8], u: &[u8]) -> Result<(f64, f64, f64), String> {
-    let w = parse_score(width).ok_or(NEED_WIDTH)?;
-    let h = parse_score(height).ok_or(NEED_HEIGHT)?;
+    let w = parse_double(width).ok_or(NEED_WIDTH)?;
+    let h = parse_double(height).ok_or(NEED_HEIGHT)?;
     if h < 0.0 || w < 0.0 {
         return Err(NEGATIVE_BOX.into());
     }
@@ -208,14 +209,14 @@ fn geoadd(ctx: &mut Ctx, args: &Args) {
 /// GEOPOS key [member ...]
 fn geopos(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => z,
     };
     let out = &mut ctx.out;
     out.array(args.len() - 2);
     for j in 2..args.len() {
-        match z.as_deref().and_then(|z| member_pos(z, &args[j])) {
+        match z.and_then(|z| member_pos(z, &args[j])) {
             Some((lon, lat)) => {
                 out.array(2);
                 reply_coord(out, lon);
@@ -229,14 +230,14 @@ fn geopos(ctx: &mut Ctx, args: &Args) {
 /// GEOHASH key [member ...]
 fn geohash(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => z,
     };
     let out = &mut ctx.out;
     out.array(args.len() - 2);
     for j in 2..args.len() {
-        match z.as_deref().and_then(|z| z.score(&args[j])) {
+        match z.and_then(|z| z.score(&args[j])) {
             Some(s) => out.bulk(&geo::geohash_string(s)),
             None => out.null(),
         }
@@ -254,8 +255,8 @@ fn geodist(ctx: &mut Ctx, args: &Args) {
         _ => return ctx.error(err::SYNTAX),
     };
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.null(),
         Ok(Some(z)) => z,
     };
@@ -501,10 +502,9 @@ fn geosearchstore(ctx: &mut Ctx, args: &Args) {
 /// GEOSEARCHSTORE destination source [GEOSEARCH's options] [STOREDIST]
 fn search(ctx: &mut Ctx, args: &Args, src: usize, kind: Kind, nostore: bool) {
     let (db, now) = (ctx.db, ctx.now);
-    let (plan, points) = match get_zset(ctx.ks, db, &args[src], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let (plan, points) = match ctx.ks.get_typed::<ZSet>(db, &args[src], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => {
-            let z = z.as_deref();
             let plan = match parse_search(z, args, kind, nostore) {
                 Ok(p) => p,
                 Err(e) => return ctx.out.error(&e),

@@ -5,12 +5,12 @@
 use super::flags::*;
 use super::keys::{parse_scan_args_ext, parse_scan_cursor};
 use super::keyspec::*;
-use super::string::ld;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::hash::Hash;
-use crate::keyspace::Value;
+use crate::keyspace::WrongType;
 use crate::protocol::reply::fmt_i64;
+use crate::util::longdouble as ld;
 use crate::util::{glob_match, parse_i64};
 
 const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
@@ -36,26 +36,15 @@ pub static COMMANDS: &[CommandDef] = &[
     c("hscan", -3, READONLY, &[at(1, RO | ACCESS)], hscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
 
-/// The hash at `key` for reading: Ok(None) if absent, Err if another type.
-fn read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Hash>, ()> {
-    let (db, now) = (ctx.db, ctx.now);
-    match ctx.ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_hash().map(Some).ok_or(()),
-    }
-}
-
-/// Run `f` on the hash at `key` (a new one if absent and `create`). `f`
-/// returns its result and whether it changed the hash: a change touches
-/// the key, stores a new hash, or deletes a hash left empty. Ok(None) if
-/// absent and not created, Err if the key holds another type.
-fn modify<R>(ctx: &mut Ctx, key: &[u8], create: bool, f: impl FnOnce(&mut Hash) -> (R, bool)) -> Result<Option<R>, ()> {
-    let kind = (
-        Value::as_hash_mut as fn(&mut Value) -> Option<&mut Hash>,
-        (|h| Value::Hash(h)) as fn(Hash) -> Value,
-        Hash::is_empty as fn(&Hash) -> bool,
-    );
-    super::modify_collection(ctx, key, kind, if create { Some(&Hash::new) } else { None }, f)
+/// Run `f` on the hash at `key` (a new one if absent and `create`), as
+/// `Keyspace::modify_typed`.
+fn modify<R>(
+    ctx: &mut Ctx,
+    key: &[u8],
+    create: bool,
+    f: impl FnOnce(&mut Hash) -> (R, bool),
+) -> Result<Option<R>, WrongType> {
+    ctx.ks.modify_typed(ctx.db, key, ctx.now, if create { Some(&Hash::new) } else { None }, f)
 }
 
 fn hset(ctx: &mut Ctx, args: &Args) {
@@ -80,7 +69,7 @@ fn hset_generic(ctx: &mut Ctx, args: &Args, name: &str) {
         (created, true)
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(n) if name == "hset" => ctx.out.int(n.unwrap_or(0)),
         Ok(_) => ctx.out.ok(),
     }
@@ -97,7 +86,7 @@ fn hsetnx(ctx: &mut Ctx, args: &Args) {
         }
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(n) => ctx.out.int(n.unwrap_or(0)),
     }
 }
@@ -105,10 +94,10 @@ fn hsetnx(ctx: &mut Ctx, args: &Args) {
 /// HGET key field
 fn hget(ctx: &mut Ctx, args: &Args) {
     let Ctx { ks, out, db, now, .. } = ctx;
-    match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_hash()) {
-        None => out.null(),
-        Some(None) => out.error(err::WRONGTYPE),
-        Some(Some(h)) => match h.get(&args[2]) {
+    match ks.get_typed::<Hash>(*db, &args[1], *now) {
+        Ok(None) => out.null(),
+        Err(e) => out.error(e.msg()),
+        Ok(Some(h)) => match h.get(&args[2]) {
             Some(v) => out.bulk(v),
             None => out.null(),
         },
@@ -118,10 +107,9 @@ fn hget(ctx: &mut Ctx, args: &Args) {
 /// HMGET key field [field ...]: a missing key answers nulls.
 fn hmget(ctx: &mut Ctx, args: &Args) {
     let Ctx { ks, out, db, now, .. } = ctx;
-    let h = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_hash()) {
-        None => None,
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(h)) => Some(h),
+    let h = match ks.get_typed::<Hash>(*db, &args[1], *now) {
+        Err(e) => return out.error(e.msg()),
+        Ok(h) => h,
     };
     out.array(args.len() - 2);
     for i in 2..args.len() {
@@ -147,10 +135,9 @@ fn hvals(ctx: &mut Ctx, args: &Args) {
 
 fn hgetall_generic(ctx: &mut Ctx, args: &Args, keys: bool, vals: bool) {
     let Ctx { ks, out, db, now, .. } = ctx;
-    let h = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_hash()) {
-        None => None,
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(h)) => Some(h),
+    let h = match ks.get_typed::<Hash>(*db, &args[1], *now) {
+        Err(e) => return out.error(e.msg()),
+        Ok(h) => h,
     };
     let n = h.map_or(0, |h| h.len());
     if keys && vals {
@@ -180,15 +167,15 @@ fn hdel(ctx: &mut Ctx, args: &Args) {
         (n, n > 0)
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(n) => ctx.out.int(n.unwrap_or(0)),
     }
 }
 
 /// HEXISTS key field
 fn hexists(ctx: &mut Ctx, args: &Args) {
-    match read(ctx, &args[1]) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+    match ctx.get_typed::<Hash>(&args[1]) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(h) => {
             let n = h.is_some_and(|h| h.contains(&args[2])) as i64;
             ctx.out.int(n)
@@ -198,8 +185,8 @@ fn hexists(ctx: &mut Ctx, args: &Args) {
 
 /// HLEN key
 fn hlen(ctx: &mut Ctx, args: &Args) {
-    match read(ctx, &args[1]) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+    match ctx.get_typed::<Hash>(&args[1]) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(h) => {
             let n = h.map_or(0, |h| h.len()) as i64;
             ctx.out.int(n)
@@ -209,8 +196,8 @@ fn hlen(ctx: &mut Ctx, args: &Args) {
 
 /// HSTRLEN key field
 fn hstrlen(ctx: &mut Ctx, args: &Args) {
-    match read(ctx, &args[1]) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+    match ctx.get_typed::<Hash>(&args[1]) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(h) => {
             let n = h.and_then(|h| h.get(&args[2])).map_or(0, |v| v.len()) as i64;
             ctx.out.int(n)
@@ -235,7 +222,7 @@ fn hincrby(ctx: &mut Ctx, args: &Args) {
         (Ok(n), true)
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(Some(Ok(n))) => ctx.out.int(n),
         Ok(Some(Err(e))) => ctx.out.error(e),
         Ok(None) => {}
@@ -267,7 +254,7 @@ fn hincrbyfloat(ctx: &mut Ctx, args: &Args) {
         (Ok(s), true)
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(Some(Ok(s))) => {
             ctx.out.bulk(&s);
             ctx.propagate(&[&b"HSET"[..], &args[1], &args[2], &s]);
@@ -297,10 +284,10 @@ fn hrandfield(ctx: &mut Ctx, args: &Args) {
     if args.len() == 2 {
         let Ctx { ks, out, db, now, rng, .. } = ctx;
         let mut rnd = || rng.next_u64();
-        return match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_hash()) {
-            None => out.null(),
-            Some(None) => out.error(err::WRONGTYPE),
-            Some(Some(h)) => match h.random(&mut rnd) {
+        return match ks.get_typed::<Hash>(*db, &args[1], *now) {
+            Ok(None) => out.null(),
+            Err(e) => out.error(e.msg()),
+            Ok(Some(h)) => match h.random(&mut rnd) {
                 Some((k, _)) => out.bulk(k),
                 None => out.null(),
             },
@@ -319,10 +306,10 @@ fn hrandfield(ctx: &mut Ctx, args: &Args) {
     }
     let Ctx { ks, out, db, now, rng, .. } = ctx;
     let mut rnd = || rng.next_u64();
-    let h = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_hash()) {
-        None => return out.array(0),
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(h)) => h,
+    let h = match ks.get_typed::<Hash>(*db, &args[1], *now) {
+        Ok(None) => return out.array(0),
+        Err(e) => return out.error(e.msg()),
+        Ok(Some(h)) => h,
     };
     let size = h.len();
     let resp3 = out.resp3;
@@ -377,10 +364,10 @@ fn hrandfield(ctx: &mut Ctx, args: &Args) {
 fn hscan(ctx: &mut Ctx, args: &Args) {
     let Some(cursor) = parse_scan_cursor(&args[2]) else { return ctx.out.error("ERR invalid cursor") };
     let Ctx { ks, out, db, now, .. } = ctx;
-    let h = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_hash()) {
-        None => return scan_reply(out, 0, &[]),
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(h)) => h,
+    let h = match ks.get_typed::<Hash>(*db, &args[1], *now) {
+        Ok(None) => return scan_reply(out, 0, &[]),
+        Err(e) => return out.error(e.msg()),
+        Ok(Some(h)) => h,
     };
     let sa = match parse_scan_args_ext(args, 2, false) {
         Ok(sa) => sa,

@@ -523,27 +523,8 @@ pub struct ScanArgs {
     pub type_filter: Option<Vec<u8>>,
 }
 
-/// Parse a SCAN cursor as Redis does (strtoul): optional sign, decimal
-/// digits, no surrounding spaces; "" is 0 and "-n" wraps as unsigned.
-pub fn parse_scan_cursor(s: &[u8]) -> Option<u64> {
-    let (neg, digits) = match s.first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() {
-        // strtoul consumed nothing: only valid if nothing was there.
-        return if s.is_empty() { Some(0) } else { None };
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
-}
+/// SCAN's cursor reader, for HSCAN/SSCAN/ZSCAN too.
+pub use crate::util::num::parse_scan_cursor;
 
 /// SCAN's arguments from `from` (the cursor's index: 1 for SCAN).
 pub fn parse_scan_args(args: &Args, from: usize) -> Result<ScanArgs, String> {

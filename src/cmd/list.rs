@@ -39,17 +39,6 @@ pub static COMMANDS: &[CommandDef] = &[
     c("lmpop", -4, WRITE, &[at(1, RW | ACCESS | DELETE).keynum(0, 1, 1)], lmpop).since("7.0.0"),
 ];
 
-/// The key holds something other than a list.
-pub struct WrongType;
-
-/// The list at `key`: `Ok(None)` if absent (or expired).
-pub fn get_list<'a>(ks: &'a mut Keyspace, db: usize, key: &[u8], now: i64) -> Result<Option<&'a mut List>, WrongType> {
-    match ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_list_mut().map(Some).ok_or(WrongType),
-    }
-}
-
 /// `LEFT`/`RIGHT` as Redis's getListPositionFromObjectOrReply.
 pub fn parse_end(a: &[u8]) -> Option<End> {
     if a.eq_ignore_ascii_case(b"LEFT") {
@@ -82,8 +71,8 @@ fn after_removal(ks: &mut Keyspace, db: usize, key: &[u8], emptied: bool) {
 
 fn push_generic(ctx: &mut Ctx, args: &Args, end: End, only_existing: bool) {
     let key = &args[1];
-    let len = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let len = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(Some(l)) => {
             for v in args.iter().skip(2) {
                 l.push(end, v);
@@ -131,7 +120,7 @@ fn rpushx(ctx: &mut Ctx, args: &Args) {
 /// Pop up to `n` elements from `end` of the list at `key` (which must be a
 /// non-empty list), replying with them as an array.
 fn pop_n_reply(ctx: &mut Ctx, key: &[u8], end: End, n: usize) -> usize {
-    let Ok(Some(l)) = get_list(ctx.ks, ctx.db, key, ctx.now) else {
+    let Ok(Some(l)) = ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) else {
         ctx.out.array(0);
         return 0;
     };
@@ -158,8 +147,8 @@ fn pop_generic(ctx: &mut Ctx, args: &Args, end: End) {
         None
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return if count.is_some() { ctx.out.null_array() } else { ctx.out.null() },
         Ok(Some(l)) => l,
     };
@@ -194,7 +183,7 @@ fn rpop(ctx: &mut Ctx, args: &Args) {
 /// blocked, as in Redis). Outside `cmd::exec`, the caller must clear the
 /// effects log's replaced flag afterwards (`ctx.ks.effects.take_replaced()`).
 pub fn pop_for_block(ctx: &mut Ctx, key: &[u8], end: End, count: Option<usize>) -> bool {
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
         Ok(Some(l)) if !l.is_empty() => l,
         _ => return false,
     };
@@ -247,8 +236,8 @@ fn lmpop(ctx: &mut Ctx, args: &Args) {
     let count = count.unwrap_or(1);
     for i in 2..where_idx {
         let key = &args[i];
-        match get_list(ctx.ks, ctx.db, key, ctx.now) {
-            Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<List>(ctx.db, key, ctx.now) {
+            Err(e) => return ctx.out.error(e.msg()),
             Ok(None) => continue,
             Ok(Some(_)) => {
                 ctx.out.array(2);
@@ -268,8 +257,8 @@ fn lmpop(ctx: &mut Ctx, args: &Args) {
 
 /// LLEN key
 fn llen(ctx: &mut Ctx, args: &Args) {
-    match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => ctx.out.error(err::WRONGTYPE),
+    match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(l) => ctx.out.int(l.map_or(0, |l| l.len() as i64)),
     }
 }
@@ -279,8 +268,8 @@ fn lrange(ctx: &mut Ctx, args: &Args) {
     let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.out.error(err::NOT_INT);
     };
-    let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.array(0),
         Ok(Some(l)) => l,
     };
@@ -319,8 +308,8 @@ fn resolve(index: i64, len: usize) -> Option<usize> {
 
 /// LINDEX key index
 fn lindex(ctx: &mut Ctx, args: &Args) {
-    let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.null(),
         Ok(Some(l)) => l,
     };
@@ -368,8 +357,8 @@ fn lpos(ctx: &mut Ctx, args: &Args) {
         }
         j += 1;
     }
-    let l = match get_list(ctx.ks, ctx.db, &args[1], ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed::<List>(ctx.db, &args[1], ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return if count.is_some() { ctx.out.array(0) } else { ctx.out.null() },
         Ok(Some(l)) => l,
     };
@@ -431,8 +420,8 @@ fn lpos(ctx: &mut Ctx, args: &Args) {
 /// LSET key index element
 fn lset(ctx: &mut Ctx, args: &Args) {
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.error(err::NO_KEY),
         Ok(Some(l)) => l,
     };
@@ -459,8 +448,8 @@ fn linsert(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::SYNTAX);
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(l)) => l,
     };
@@ -479,8 +468,8 @@ fn lrem(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::NOT_INT);
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(l)) => l,
     };
@@ -498,8 +487,8 @@ fn ltrim(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error(err::NOT_INT);
     };
     let key = &args[1];
-    let l = match get_list(ctx.ks, ctx.db, key, ctx.now) {
-        Err(WrongType) => return ctx.out.error(err::WRONGTYPE),
+    let l = match ctx.ks.get_typed_mut::<List>(ctx.db, key, ctx.now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.ok(),
         Ok(Some(l)) => l,
     };
@@ -531,16 +520,16 @@ pub enum Moved {
 /// BLMOVE/BRPOPLPUSH when they are served.
 pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End) -> Moved {
     let (db, now) = (ctx.db, ctx.now);
-    match get_list(ctx.ks, db, src, now) {
-        Err(WrongType) => {
-            ctx.out.error(err::WRONGTYPE);
+    match ctx.ks.get_typed_mut::<List>(db, src, now) {
+        Err(e) => {
+            ctx.out.error(e.msg());
             return Moved::WrongType;
         }
         Ok(None) => return Moved::SourceMissing,
         Ok(Some(_)) => {}
     }
     if src == dst {
-        if let Ok(Some(l)) = get_list(ctx.ks, db, src, now) {
+        if let Ok(Some(l)) = ctx.ks.get_typed_mut::<List>(db, src, now) {
             if let Some(v) = l.pop(from) {
                 l.push(to, &v);
                 ctx.out.bulk(&v);
@@ -549,14 +538,14 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
         ctx.ks.touch(db, src);
         return Moved::Done;
     }
-    let dst_exists = match get_list(ctx.ks, db, dst, now) {
-        Err(WrongType) => {
-            ctx.out.error(err::WRONGTYPE);
+    let dst_exists = match ctx.ks.get_typed::<List>(db, dst, now) {
+        Err(e) => {
+            ctx.out.error(e.msg());
             return Moved::WrongType;
         }
         Ok(d) => d.is_some(),
     };
-    let (v, emptied) = match get_list(ctx.ks, db, src, now) {
+    let (v, emptied) = match ctx.ks.get_typed_mut::<List>(db, src, now) {
         Ok(Some(l)) => match l.pop(from) {
             Some(v) => (v, l.is_empty()),
             None => return Moved::SourceMissing,
@@ -565,7 +554,7 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
     };
     after_removal(ctx.ks, db, src, emptied);
     if dst_exists {
-        if let Ok(Some(d)) = get_list(ctx.ks, db, dst, now) {
+        if let Ok(Some(d)) = ctx.ks.get_typed_mut::<List>(db, dst, now) {
             d.push(to, &v);
         }
         ctx.ks.touch(db, dst);

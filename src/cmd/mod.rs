@@ -13,6 +13,7 @@
 //! need only the session (`Session`: PING, SELECT, ...) run anywhere.
 
 pub mod admission;
+pub mod bitmap;
 pub mod blocking;
 pub mod call;
 pub mod dump;
@@ -29,9 +30,11 @@ pub mod sort;
 pub mod stream;
 pub mod string;
 pub mod table;
+#[cfg(test)]
+mod testing;
 pub mod zset;
 
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, Typed, WrongType};
 use crate::protocol::reply::Reply;
 use std::ops::Range;
 
@@ -154,6 +157,25 @@ impl<'a> Ctx<'a> {
         self.out.error(msg);
     }
 
+    /// `Keyspace::get_typed` on this command's db and clock (borrowing the
+    /// whole context; go through `ks` to write a reply meanwhile).
+    #[inline]
+    pub fn get_typed<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&T>, WrongType> {
+        self.ks.get_typed(self.db, key, self.now)
+    }
+
+    /// `Keyspace::get_str` on this command's db and clock.
+    #[inline]
+    pub fn get_str<'b>(&'b mut self, key: &[u8], buf: &'b mut [u8; 24]) -> Result<Option<&'b [u8]>, WrongType> {
+        self.ks.get_str(self.db, key, self.now, buf)
+    }
+
+    /// `Keyspace::get_typed_mut` on this command's db and clock.
+    #[inline]
+    pub fn get_typed_mut<T: Typed>(&mut self, key: &[u8]) -> Result<Option<&mut T>, WrongType> {
+        self.ks.get_typed_mut(self.db, key, self.now)
+    }
+
     /// Log `parts` (a command on the current db) instead of this command's
     /// own arguments: for effects that depend on the clock or on chance.
     /// May be called several times; nothing is logged unless the AOF is on.
@@ -181,52 +203,10 @@ pub struct Session<'a> {
     pub subscribed_resp2: bool,
 }
 
-/// Run `f` on the collection of type `T` at `key`; if the key is absent,
-/// on a fresh one from `new` (None: don't create). `f` returns its result
-/// and whether it changed the collection; a change touches the key, stores
-/// the new collection, or deletes one left empty (Redis never keeps empty
-/// collections). Ok(None): absent and not created; Err: another type.
-pub fn modify_collection<T, R>(
-    ctx: &mut Ctx,
-    key: &[u8],
-    kind: (fn(&mut crate::keyspace::Value) -> Option<&mut T>, fn(T) -> crate::keyspace::Value, fn(&T) -> bool),
-    new: Option<&dyn Fn() -> T>,
-    f: impl FnOnce(&mut T) -> (R, bool),
-) -> Result<Option<R>, ()> {
-    let (get, wrap, is_empty) = kind;
-    let (db, now) = (ctx.db, ctx.now);
-    match ctx.ks.lookup(db, key, now) {
-        Some(e) => {
-            let c = get(&mut e.value).ok_or(())?;
-            let (r, changed) = f(c);
-            let empty = is_empty(c);
-            if changed {
-                if empty {
-                    ctx.ks.remove(db, key);
-                } else {
-                    ctx.ks.touch(db, key);
-                }
-            }
-            Ok(Some(r))
-        }
-        None => match new {
-            Some(new) => {
-                let mut c = new();
-                let (r, changed) = f(&mut c);
-                if changed && !is_empty(&c) {
-                    ctx.ks.set(db, key, wrap(c), 0);
-                }
-                Ok(Some(r))
-            }
-            None => Ok(None),
-        },
-    }
-}
-
 /// Error texts shared by many commands (Redis 7 wording).
 pub mod err {
     pub const SYNTAX: &str = "ERR syntax error";
-    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const WRONGTYPE: &str = crate::keyspace::WrongType::MSG;
     pub const NOT_INT: &str = "ERR value is not an integer or out of range";
     pub const NOT_FLOAT: &str = "ERR value is not a valid float";
     pub const OVERFLOW: &str = "ERR increment or decrement would overflow";

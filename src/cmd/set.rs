@@ -11,7 +11,7 @@ use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::set::Set;
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::{Keyspace, Value, WrongType};
 use crate::util::{glob_match, parse_i64};
 
 const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
@@ -49,31 +49,15 @@ pub static COMMANDS: &[CommandDef] = &[
     c("sscan", -3, READONLY, &[at(1, RO | ACCESS)], sscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
 
-/// The set at `key` for reading: Ok(None) if absent, Err if another type.
-fn read<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a Set>, ()> {
-    let (db, now) = (ctx.db, ctx.now);
-    match ctx.ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_set().map(Some).ok_or(()),
-    }
-}
-
-/// Run `f` on the set at `key`, or on `new()` if absent (when given). `f`
-/// returns its result and whether it changed the set: a change touches the
-/// key, stores the new set, or deletes a set left empty. Ok(None) if absent
-/// and not created, Err if the key holds another type.
+/// Run `f` on the set at `key`, or on `new()` if absent (when given), as
+/// `Keyspace::modify_typed`.
 fn modify<R>(
     ctx: &mut Ctx,
     key: &[u8],
     new: Option<&dyn Fn() -> Set>,
     f: impl FnOnce(&mut Set) -> (R, bool),
-) -> Result<Option<R>, ()> {
-    let kind = (
-        Value::as_set_mut as fn(&mut Value) -> Option<&mut Set>,
-        (|s| Value::Set(s)) as fn(Set) -> Value,
-        Set::is_empty as fn(&Set) -> bool,
-    );
-    super::modify_collection(ctx, key, kind, new, f)
+) -> Result<Option<R>, WrongType> {
+    ctx.ks.modify_typed(ctx.db, key, ctx.now, new, f)
 }
 
 /// SADD key member [member ...]
@@ -87,7 +71,7 @@ fn sadd(ctx: &mut Ctx, args: &Args) {
         (n, n > 0)
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(n) => ctx.out.int(n.unwrap_or(0)),
     }
 }
@@ -102,7 +86,7 @@ fn srem(ctx: &mut Ctx, args: &Args) {
         (n, n > 0)
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(n) => ctx.out.int(n.unwrap_or(0)),
     }
 }
@@ -116,10 +100,10 @@ fn reply_set(ctx: &mut Ctx, s: Option<&Set>) {
 /// SMEMBERS key (a set in RESP3)
 fn smembers(ctx: &mut Ctx, args: &Args) {
     let Ctx { ks, out, db, now, .. } = ctx;
-    match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_set()) {
-        None => out.set(0),
-        Some(None) => out.error(err::WRONGTYPE),
-        Some(Some(s)) => {
+    match ks.get_typed::<Set>(*db, &args[1], *now) {
+        Ok(None) => out.set(0),
+        Err(e) => out.error(e.msg()),
+        Ok(Some(s)) => {
             out.set(s.len());
             s.for_each(|m| out.bulk(m));
         }
@@ -128,8 +112,8 @@ fn smembers(ctx: &mut Ctx, args: &Args) {
 
 /// SISMEMBER key member
 fn sismember(ctx: &mut Ctx, args: &Args) {
-    match read(ctx, &args[1]) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+    match ctx.get_typed::<Set>(&args[1]) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(s) => {
             let n = s.is_some_and(|s| s.contains(&args[2])) as i64;
             ctx.out.int(n)
@@ -140,10 +124,9 @@ fn sismember(ctx: &mut Ctx, args: &Args) {
 /// SMISMEMBER key member [member ...]
 fn smismember(ctx: &mut Ctx, args: &Args) {
     let Ctx { ks, out, db, now, .. } = ctx;
-    let s = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_set()) {
-        None => None,
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(s)) => Some(s),
+    let s = match ks.get_typed::<Set>(*db, &args[1], *now) {
+        Err(e) => return out.error(e.msg()),
+        Ok(s) => s,
     };
     out.array(args.len() - 2);
     for i in 2..args.len() {
@@ -153,8 +136,8 @@ fn smismember(ctx: &mut Ctx, args: &Args) {
 
 /// SCARD key
 fn scard(ctx: &mut Ctx, args: &Args) {
-    match read(ctx, &args[1]) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+    match ctx.get_typed::<Set>(&args[1]) {
+        Err(e) => ctx.out.error(e.msg()),
         Ok(s) => {
             let n = s.map_or(0, |s| s.len()) as i64;
             ctx.out.int(n)
@@ -174,7 +157,7 @@ fn spop(ctx: &mut Ctx, args: &Args) {
         let rng = &mut *ctx.rng;
         let r = modify_popped(ctx.ks, db, key, now, |s| s.pop_random(&mut || rng.next_u64()).into_iter().collect());
         return match r {
-            Err(()) => ctx.out.error(err::WRONGTYPE),
+            Err(e) => ctx.out.error(e.msg()),
             Ok(None) => ctx.out.null(),
             Ok(Some((popped, _))) => match popped.first() {
                 Some(m) => {
@@ -203,7 +186,7 @@ fn spop(ctx: &mut Ctx, args: &Args) {
         (0..count).filter_map(|_| s.pop_random(&mut rnd)).collect()
     });
     match r {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(None) => ctx.out.set(0),
         Ok(Some((popped, deleted))) => {
             ctx.out.set(popped.len());
@@ -230,9 +213,8 @@ fn modify_popped(
     key: &[u8],
     now: i64,
     f: impl FnOnce(&mut Set) -> Vec<Vec<u8>>,
-) -> Result<Option<(Vec<Vec<u8>>, bool)>, ()> {
-    let Some(e) = ks.lookup(db, key, now) else { return Ok(None) };
-    let s = e.value.as_set_mut().ok_or(())?;
+) -> Result<Option<(Vec<Vec<u8>>, bool)>, WrongType> {
+    let Some(s) = ks.get_typed_mut::<Set>(db, key, now)? else { return Ok(None) };
     let popped = f(s);
     let empty = s.is_empty();
     if empty {
@@ -259,11 +241,11 @@ fn srandmember(ctx: &mut Ctx, args: &Args) {
     };
     let Ctx { ks, out, db, now, rng, .. } = ctx;
     let mut rnd = || rng.next_u64();
-    let s = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_set()) {
-        None if count.is_some() => return out.array(0),
-        None => return out.null(),
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(s)) => s,
+    let s = match ks.get_typed::<Set>(*db, &args[1], *now) {
+        Ok(None) if count.is_some() => return out.array(0),
+        Ok(None) => return out.null(),
+        Err(e) => return out.error(e.msg()),
+        Ok(Some(s)) => s,
     };
     let mut buf = [0u8; 24];
     let Some(count) = count else {
@@ -328,14 +310,14 @@ fn smove(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
     let (src, dst, m) = (&args[1], &args[2], &args[3]);
     // Both looked up first, as Redis does (expiring either).
-    let dst_ok = ctx.ks.lookup(db, dst, now).map(|e| e.value.as_set().is_some());
-    let src_member = match ctx.ks.lookup(db, src, now).map(|e| e.value.as_set().map(|s| s.contains(m))) {
-        None => return ctx.out.int(0),
-        Some(None) => return ctx.out.error(err::WRONGTYPE),
-        Some(Some(has)) => has,
+    let dst_ok = ctx.ks.get_typed::<Set>(db, dst, now).map(|_| ());
+    let src_member = match ctx.ks.get_typed::<Set>(db, src, now) {
+        Ok(None) => return ctx.out.int(0),
+        Err(e) => return ctx.out.error(e.msg()),
+        Ok(Some(s)) => s.contains(m),
     };
-    if dst_ok == Some(false) {
-        return ctx.out.error(err::WRONGTYPE);
+    if let Err(e) = dst_ok {
+        return ctx.out.error(e.msg());
     }
     if src == dst || !src_member {
         return ctx.out.int(src_member as i64);
@@ -356,15 +338,11 @@ enum Op {
 }
 
 /// Look every key up (expiring it if due) and check its type; then the
-/// sets, absent ones as None. Err(()) on a key of another type.
-fn gather<'a>(ctx: &'a mut Ctx, keys: &[&[u8]]) -> Result<Vec<Option<&'a Set>>, ()> {
+/// sets, absent ones as None.
+fn gather<'a>(ctx: &'a mut Ctx, keys: &[&[u8]]) -> Result<Vec<Option<&'a Set>>, WrongType> {
     let (db, now) = (ctx.db, ctx.now);
     for k in keys {
-        if let Some(e) = ctx.ks.lookup(db, k, now) {
-            if e.value.as_set().is_none() {
-                return Err(());
-            }
-        }
+        ctx.ks.get_typed::<Set>(db, k, now)?;
     }
     let ks: &'a Keyspace = ctx.ks;
     Ok(keys.iter().map(|k| ks.peek(db, k, now).and_then(|e| e.value.as_set())).collect())
@@ -389,7 +367,7 @@ fn intersect(sets: &mut [Option<&Set>], limit: usize, mut f: impl FnMut(&[u8])) 
 }
 
 /// The result of `op` over the sets at `keys`, as a new set.
-fn compute(ctx: &mut Ctx, keys: &[&[u8]], op: Op) -> Result<Set, ()> {
+fn compute(ctx: &mut Ctx, keys: &[&[u8]], op: Op) -> Result<Set, WrongType> {
     let mut sets = gather(ctx, keys)?;
     let mut out = Set::new();
     match op {
@@ -423,7 +401,7 @@ fn keys_from<'a>(args: &Args<'a>, from: usize) -> Vec<&'a [u8]> {
 
 fn algebra(ctx: &mut Ctx, args: &Args, op: Op) {
     match compute(ctx, &keys_from(args, 1), op) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
+        Err(e) => ctx.out.error(e.msg()),
         Ok(s) => reply_set(ctx, Some(&s)),
     }
 }
@@ -432,7 +410,7 @@ fn algebra(ctx: &mut Ctx, args: &Args, op: Op) {
 /// result deletes the destination; otherwise it is replaced (TTL dropped).
 fn algebra_store(ctx: &mut Ctx, args: &Args, op: Op) {
     let s = match compute(ctx, &keys_from(args, 2), op) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(s) => s,
     };
     let (db, now, dst) = (ctx.db, ctx.now, &args[1]);
@@ -495,7 +473,7 @@ fn sintercard(ctx: &mut Ctx, args: &Args) {
     let keys: Vec<&[u8]> = (2..end).map(|i| args.get(i)).collect();
     let mut sets = match gather(ctx, &keys) {
         Ok(s) => s,
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+        Err(e) => return ctx.out.error(e.msg()),
     };
     let mut n = 0;
     intersect(&mut sets, limit, |_| n += 1);
@@ -506,10 +484,10 @@ fn sintercard(ctx: &mut Ctx, args: &Args) {
 fn sscan(ctx: &mut Ctx, args: &Args) {
     let Some(cursor) = parse_scan_cursor(&args[2]) else { return ctx.out.error("ERR invalid cursor") };
     let Ctx { ks, out, db, now, .. } = ctx;
-    let s = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_set()) {
-        None => return scan_reply(out, 0, &[]),
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(s)) => s,
+    let s = match ks.get_typed::<Set>(*db, &args[1], *now) {
+        Ok(None) => return scan_reply(out, 0, &[]),
+        Err(e) => return out.error(e.msg()),
+        Ok(Some(s)) => s,
     };
     let sa = match parse_scan_args_ext(args, 2, false) {
         Ok(sa) => sa,

@@ -15,6 +15,7 @@ use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::list::{End, List};
 use crate::keyspace::Value;
+use crate::util::num::{c_str, parse_sort_double};
 use crate::util::{crc16, key_slot, parse_i64, SLOTS};
 use std::cmp::Ordering;
 
@@ -62,11 +63,6 @@ struct Options {
     dontsort: bool,
     gets: Vec<usize>,
     store: Option<usize>,
-}
-
-/// A pattern as C string functions see it: up to its first NUL byte.
-fn c_str(p: &[u8]) -> &[u8] {
-    p.iter().position(|&b| b == 0).map_or(p, |i| &p[..i])
 }
 
 fn has_star(p: &[u8]) -> bool {
@@ -215,140 +211,6 @@ fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>>
     }
 }
 
-/// C's strtod applied to a whole string, as SORT scores elements: leading
-/// white space, decimal or hex digits, "inf"/"infinity"; the empty string
-/// is 0. None when something is left over (the C string ends at a NUL), the
-/// value is NaN, or it is out of range (overflow, or underflow past the
-/// normal doubles, where glibc sets ERANGE).
-fn strtod_whole(s: &[u8]) -> Option<f64> {
-    let s = c_str(s);
-    let mut i = 0;
-    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
-        i += 1;
-    }
-    if i == s.len() {
-        // Nothing converted: fine only for the empty string itself.
-        return if s.is_empty() { Some(0.0) } else { None };
-    }
-    let neg = s[i] == b'-';
-    if s[i] == b'+' || s[i] == b'-' {
-        i += 1;
-    }
-    let rest = &s[i..];
-    let lower: Vec<u8> = rest.iter().take(8).map(|b| b.to_ascii_lowercase()).collect();
-    let v = if lower.starts_with(b"inf") {
-        // Only "inf" or "infinity" may make up the rest.
-        if rest.len() != 3 && !(rest.len() == 8 && lower == b"infinity") {
-            return None;
-        }
-        f64::INFINITY
-    } else if lower.starts_with(b"nan") {
-        return None;
-    } else if lower.len() >= 3 && lower.starts_with(b"0x") && (lower[2].is_ascii_hexdigit() || lower[2] == b'.') {
-        parse_hex(&rest[2..])?
-    } else {
-        parse_decimal(rest)?
-    };
-    Some(if neg { -v } else { v })
-}
-
-/// Decimal digits with optional fraction and exponent, all of `s`.
-fn parse_decimal(s: &[u8]) -> Option<f64> {
-    let mut i = 0;
-    let digits = |i: &mut usize| {
-        let b = *i;
-        while *i < s.len() && s[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i - b
-    };
-    let mut n = digits(&mut i);
-    if i < s.len() && s[i] == b'.' {
-        i += 1;
-        n += digits(&mut i);
-    }
-    if n == 0 {
-        return None;
-    }
-    let mantissa_end = i;
-    if i < s.len() && (s[i] == b'e' || s[i] == b'E') {
-        let mut k = i + 1;
-        if k < s.len() && (s[k] == b'+' || s[k] == b'-') {
-            k += 1;
-        }
-        if digits(&mut k) > 0 {
-            i = k;
-        }
-    }
-    if i != s.len() {
-        return None;
-    }
-    let v: f64 = std::str::from_utf8(s).ok()?.parse().ok()?;
-    let nonzero = s[..mantissa_end].iter().any(|&b| (b'1'..=b'9').contains(&b));
-    in_range(v, nonzero)
-}
-
-/// Hex digits with optional fraction and binary exponent (`p`), all of `s`.
-fn parse_hex(s: &[u8]) -> Option<f64> {
-    let (mut mant, mut exp, mut i, mut n) = (0u64, 0i64, 0, 0);
-    let mut nonzero = false;
-    let mut seen_dot = false;
-    while i < s.len() {
-        let b = s[i];
-        if b == b'.' && !seen_dot {
-            seen_dot = true;
-        } else if let Some(d) = (b as char).to_digit(16) {
-            n += 1;
-            nonzero |= d != 0;
-            // Keep 60 bits of mantissa; further digits only scale.
-            if mant >> 56 == 0 {
-                mant = mant * 16 + d as u64;
-                if seen_dot {
-                    exp -= 4;
-                }
-            } else if !seen_dot {
-                exp += 4;
-            }
-        } else {
-            break;
-        }
-        i += 1;
-    }
-    if n == 0 {
-        return None;
-    }
-    if i < s.len() && (s[i] == b'p' || s[i] == b'P') {
-        let mut k = i + 1;
-        let eneg = k < s.len() && s[k] == b'-';
-        if k < s.len() && (s[k] == b'+' || s[k] == b'-') {
-            k += 1;
-        }
-        let b = k;
-        let mut e: i64 = 0;
-        while k < s.len() && s[k].is_ascii_digit() {
-            e = (e * 10 + (s[k] - b'0') as i64).min(1 << 20);
-            k += 1;
-        }
-        if k > b {
-            exp += if eneg { -e } else { e };
-            i = k;
-        }
-    }
-    if i != s.len() {
-        return None;
-    }
-    let v = (mant as f64) * 2f64.powi(exp.clamp(-1 << 20, 1 << 20) as i32);
-    in_range(v, nonzero)
-}
-
-fn in_range(v: f64, nonzero: bool) -> Option<f64> {
-    if v.is_infinite() || (nonzero && v.abs() < f64::MIN_POSITIVE) {
-        None
-    } else {
-        Some(v)
-    }
-}
-
 /// One element to sort with what it is compared by.
 struct Item {
     elem: Vec<u8>,
@@ -467,7 +329,7 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, readonly: bool) {
             if o.alpha {
                 it.by = v;
             } else {
-                match strtod_whole(v.as_deref().unwrap_or(&it.elem)) {
+                match parse_sort_double(v.as_deref().unwrap_or(&it.elem)) {
                     Some(s) => it.score = s,
                     None => bad = true,
                 }
@@ -590,33 +452,6 @@ mod tests {
         assert_eq!(pattern_slot(b"?{t}*"), None);
         assert_eq!(pattern_slot(b"{t*}"), None);
         assert_eq!(pattern_slot(b"{t}"), Some(t));
-    }
-
-    #[test]
-    fn strtod_like_c() {
-        assert_eq!(strtod_whole(b""), Some(0.0));
-        assert_eq!(strtod_whole(b"  12"), Some(12.0));
-        assert_eq!(strtod_whole(b"12 "), None);
-        assert_eq!(strtod_whole(b" "), None);
-        assert_eq!(strtod_whole(b"-1.5e2"), Some(-150.0));
-        assert_eq!(strtod_whole(b"1e"), None);
-        assert_eq!(strtod_whole(b".5"), Some(0.5));
-        assert_eq!(strtod_whole(b"5."), Some(5.0));
-        assert_eq!(strtod_whole(b"."), None);
-        assert_eq!(strtod_whole(b"+inf"), Some(f64::INFINITY));
-        assert_eq!(strtod_whole(b"-Infinity"), Some(f64::NEG_INFINITY));
-        assert_eq!(strtod_whole(b"infinit"), None);
-        assert_eq!(strtod_whole(b"nan"), None);
-        assert_eq!(strtod_whole(b"0x10"), Some(16.0));
-        assert_eq!(strtod_whole(b"0x1p3"), Some(8.0));
-        assert_eq!(strtod_whole(b"0x.8"), Some(0.5));
-        assert_eq!(strtod_whole(b"0x"), None);
-        assert_eq!(strtod_whole(b"1e400"), None);
-        assert_eq!(strtod_whole(b"1e-400"), None);
-        assert_eq!(strtod_whole(b"0e-400"), Some(0.0));
-        assert_eq!(strtod_whole(b"7\0junk"), Some(7.0));
-        assert_eq!(strtod_whole(b"abc"), None);
-        assert_eq!(strtod_whole(b"-"), None);
     }
 
     fn item(e: &str, score: f64, by: Option<&str>) -> Item {

@@ -23,7 +23,7 @@ use super::keyspec::*;
 use super::table::{container, help as help_row, CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::stream::{EntryRef, Group, Stream, StreamId, Trim, ENTRIES_READ_INVALID};
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::Value;
 use crate::protocol::reply::{fmt_u64, Reply};
 use crate::util::parse_i64;
 
@@ -156,18 +156,6 @@ fn range_bound(
             }
             r
         }
-    }
-}
-
-/// The stream at `key`: Ok(None) if absent, Err if another type.
-fn get<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Result<Option<&'a mut Stream>, ()> {
-    get_in(ctx.ks, ctx.db, ctx.now, key)
-}
-
-fn get_in<'a>(ks: &'a mut Keyspace, db: usize, now: i64, key: &[u8]) -> Result<Option<&'a mut Stream>, ()> {
-    match ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_stream_mut().map(Some).ok_or(()),
     }
 }
 
@@ -370,13 +358,13 @@ fn xadd(ctx: &mut Ctx, args: &Args) {
     }
     let key = &args[1];
     let (db, now) = (ctx.db, ctx.now);
-    let s = match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    let s = match ctx.get_typed_mut::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(Some(s)) => s,
         Ok(None) if nomk => return ctx.out.null(),
         Ok(None) => {
             ctx.ks.set(db, key, Value::Stream(Box::default()), 0);
-            match get(ctx, key) {
+            match ctx.get_typed_mut::<Stream>(key) {
                 Ok(Some(s)) => s,
                 _ => return ctx.error("ERR stream creation failed"),
             }
@@ -440,8 +428,8 @@ fn xtrim(ctx: &mut Ctx, args: &Args) {
     };
     let Some(how) = trim.how else { return ctx.error(err::SYNTAX) };
     let key = &args[1];
-    let s = match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    let s = match ctx.get_typed_mut::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(s)) => s,
     };
@@ -462,8 +450,8 @@ fn xtrim(ctx: &mut Ctx, args: &Args) {
 
 /// XLEN key
 fn xlen(ctx: &mut Ctx, args: &Args) {
-    match get(ctx, &args[1]) {
-        Err(()) => ctx.error(err::WRONGTYPE),
+    match ctx.get_typed::<Stream>(&args[1]) {
+        Err(e) => ctx.error(e.msg()),
         Ok(s) => {
             let n = s.map_or(0, |s| s.len());
             ctx.out.int(n as i64)
@@ -498,10 +486,10 @@ fn range_generic(ctx: &mut Ctx, args: &Args, rev: bool) {
         }
     }
     let Ctx { ks, out, db, now, .. } = ctx;
-    let s = match ks.lookup(*db, &args[1], *now).map(|e| e.value.as_stream()) {
-        None => return out.array(0),
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(s)) => s,
+    let s = match ks.get_typed::<Stream>(*db, &args[1], *now) {
+        Ok(None) => return out.array(0),
+        Err(e) => return out.error(e.msg()),
+        Ok(Some(s)) => s,
     };
     if count == Some(0) {
         return out.null_array();
@@ -600,12 +588,12 @@ pub fn parse_read(ctx: &mut Ctx, args: &Args, xreadgroup: bool) -> Option<ReadRe
     for k in 0..n {
         let key = &args[streams_at + k];
         let idarg = &args[streams_at + n + k];
-        let s = match get(ctx, key) {
-            Err(()) => {
-                ctx.error(err::WRONGTYPE);
+        let s = match ctx.get_typed::<Stream>(key) {
+            Err(e) => {
+                ctx.error(e.msg());
                 return None;
             }
-            Ok(s) => s.map(|s| &*s),
+            Ok(s) => s,
         };
         let last = s.map_or(StreamId::MIN, |s| s.last_id);
         if let Some((g, _)) = &req.group {
@@ -658,7 +646,7 @@ pub fn serve_read(ctx: &mut Ctx, req: &ReadRequest) -> bool {
     let (db, now, resp3) = (ctx.db, ctx.now, ctx.out.resp3);
     let limit = if req.count == 0 { usize::MAX } else { req.count };
     for (key, &gt) in req.keys.iter().zip(&req.ids) {
-        let Some(s) = ctx.ks.lookup(db, key, now).and_then(|e| e.value.as_stream_mut()) else { continue };
+        let Ok(Some(s)) = ctx.ks.get_typed_mut::<Stream>(db, key, now) else { continue };
         let mut out = Reply::new(&mut body, resp3);
         let Some((gname, cname)) = &req.group else {
             if s.is_empty() || s.last_valid_id() <= gt {
@@ -807,13 +795,13 @@ fn xreadgroup(ctx: &mut Ctx, args: &Args) {
 /// XDEL key id [id ...]
 fn xdel(ctx: &mut Ctx, args: &Args) {
     let key = &args[1];
-    match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    match ctx.get_typed_mut::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(_)) => {}
     }
     let Some(ids) = strict_ids(args, 2) else { return ctx.error(INVALID_ID) };
-    let Ok(Some(s)) = get(ctx, key) else { return ctx.out.int(0) };
+    let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.out.int(0) };
     let n = ids.iter().filter(|&&id| s.delete(id)).count();
     ctx.out.int(n as i64);
     if n > 0 {
@@ -850,8 +838,8 @@ fn xsetid(ctx: &mut Ctx, args: &Args) {
         i += 2;
     }
     let key = &args[1];
-    let s = match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    let s = match ctx.get_typed_mut::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(None) => return ctx.error(err::NO_KEY),
         Ok(Some(s)) => s,
     };
@@ -964,8 +952,8 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
         }
     }
     let (key, gname) = (&args[2], &args[3]);
-    let exists = match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    let exists = match ctx.get_typed::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(s) => s.map(|s| s.groups.contains_key(gname)),
     };
     let Some(group_exists) = exists.or(if mkstream { Some(false) } else { None }) else {
@@ -988,7 +976,7 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
             if exists.is_none() {
                 ctx.ks.set(db, key, Value::Stream(Box::default()), 0);
             }
-            let Ok(Some(s)) = get(ctx, key) else { return ctx.error(err::NO_KEY) };
+            let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(err::NO_KEY) };
             if group_exists {
                 return ctx.error("BUSYGROUP Consumer Group name already exists");
             }
@@ -998,7 +986,7 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
             touch_quiet(ctx, key);
         }
         "setid" => {
-            let Ok(Some(s)) = get(ctx, key) else { return ctx.error(err::NO_KEY) };
+            let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(err::NO_KEY) };
             let id = if &args[4] == b"$" {
                 s.last_id
             } else {
@@ -1015,7 +1003,7 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
             touch_quiet(ctx, key);
         }
         "destroy" => {
-            let Ok(Some(s)) = get(ctx, key) else { return ctx.error(err::NO_KEY) };
+            let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(err::NO_KEY) };
             let gone = s.groups.remove(gname).is_some();
             ctx.out.int(gone as i64);
             if gone {
@@ -1025,7 +1013,7 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
             }
         }
         "createconsumer" => {
-            let Ok(Some(s)) = get(ctx, key) else { return ctx.error(err::NO_KEY) };
+            let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(err::NO_KEY) };
             let created = s.groups.get_mut(gname).is_some_and(|g| g.ensure_consumer(&args[4], now));
             ctx.out.int(created as i64);
             if created {
@@ -1033,7 +1021,7 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
             }
         }
         _ => {
-            let Ok(Some(s)) = get(ctx, key) else { return ctx.error(err::NO_KEY) };
+            let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(err::NO_KEY) };
             let had = s.groups.get_mut(gname).and_then(|g| g.delete_consumer(&args[4]));
             ctx.out.int(had.unwrap_or(0) as i64);
             if had.is_some() {
@@ -1046,13 +1034,13 @@ fn xgroup(ctx: &mut Ctx, args: &Args) {
 /// XACK key group id [id ...]
 fn xack(ctx: &mut Ctx, args: &Args) {
     let (key, gname) = (&args[1], &args[2]);
-    match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    match ctx.get_typed::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(Some(s)) if s.groups.contains_key(gname) => {}
         Ok(_) => return ctx.out.int(0),
     }
     let Some(ids) = strict_ids(args, 3) else { return ctx.error(INVALID_ID) };
-    let Ok(Some(s)) = get(ctx, key) else { return ctx.out.int(0) };
+    let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.out.int(0) };
     let Some(g) = s.groups.get_mut(gname) else { return ctx.out.int(0) };
     let n = ids.iter().filter(|&&id| g.ack(id)).count();
     ctx.out.int(n as i64);
@@ -1094,8 +1082,8 @@ fn xpending(ctx: &mut Ctx, args: &Args) {
     }
     let (key, gname) = (&args[1], &args[2]);
     let now = ctx.now;
-    let g = match get_in(ctx.ks, ctx.db, now, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    let g = match ctx.ks.get_typed::<Stream>(ctx.db, key, now) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(s) => s.and_then(|s| s.groups.get(gname)),
     };
     let out = &mut ctx.out;
@@ -1156,8 +1144,8 @@ fn xpending(ctx: &mut Ctx, args: &Args) {
 /// XCLAIM key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-ms] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]
 fn xclaim(ctx: &mut Ctx, args: &Args) {
     let (key, gname, cname) = (&args[1], &args[2], &args[3]);
-    match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    match ctx.get_typed::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(Some(s)) if s.groups.contains_key(gname) => {}
         Ok(_) => return ctx.error(&nogroup(key, gname)),
     }
@@ -1221,7 +1209,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
     };
     let logging = ctx.ks.effects.enabled;
     let resp3 = ctx.out.resp3;
-    let Ok(Some(s)) = get(ctx, key) else { return ctx.error(&nogroup(key, gname)) };
+    let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(&nogroup(key, gname)) };
     let mut records = Vec::new();
     let mut changed = false;
     if let Some(l) = lastid {
@@ -1316,14 +1304,14 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
             return ctx.error(err::SYNTAX);
         }
     }
-    match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    match ctx.get_typed::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(Some(s)) if s.groups.contains_key(gname) => {}
         Ok(_) => return ctx.error(&nogroup(key, gname)),
     }
     let logging = ctx.ks.effects.enabled;
     let Ctx { ks, out, db, .. } = ctx;
-    let Ok(Some(s)) = get_in(ks, *db, now, key) else { return out.error(err::NO_KEY) };
+    let Ok(Some(s)) = ks.get_typed_mut::<Stream>(*db, key, now) else { return out.error(err::NO_KEY) };
     let mut attempts = count * 10;
     let mut records = Vec::new();
     let mut claimed = Vec::new();
@@ -1396,8 +1384,8 @@ fn xinfo(ctx: &mut Ctx, args: &Args) {
         return help(ctx, XINFO_HELP);
     }
     let key = &args[2];
-    match get(ctx, key) {
-        Err(()) => return ctx.error(err::WRONGTYPE),
+    match ctx.get_typed::<Stream>(key) {
+        Err(e) => return ctx.error(e.msg()),
         Ok(None) => return ctx.error(err::NO_KEY),
         Ok(Some(_)) => {}
     }
@@ -1418,10 +1406,10 @@ fn xinfo(ctx: &mut Ctx, args: &Args) {
     }
     let now = ctx.now;
     let Ctx { ks, out, db, .. } = ctx;
-    let s = match ks.lookup(*db, key, now).map(|e| e.value.as_stream()) {
-        None => return out.error(err::NO_KEY),
-        Some(None) => return out.error(err::WRONGTYPE),
-        Some(Some(s)) => s,
+    let s = match ks.get_typed::<Stream>(*db, key, now) {
+        Ok(None) => return out.error(err::NO_KEY),
+        Err(e) => return out.error(e.msg()),
+        Ok(Some(s)) => s,
     };
     match sub {
         "consumers" => {

@@ -1,6 +1,7 @@
-//! String commands: GET, SET and the rest of Redis's string family,
-//! including the bitmap commands (SETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD)
-//! and LCS. Semantics, reply types and error texts follow Redis 7.0.
+//! String commands: GET, SET and the rest of Redis's string family, and
+//! LCS (the bitmap commands are in `bitmap`, the long double arithmetic of
+//! INCRBYFLOAT in `util::longdouble`). Semantics, reply types and error
+//! texts follow Redis 7.0.
 
 use super::flags::*;
 use super::keyspec::*;
@@ -8,6 +9,7 @@ use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::{Value, KEEP_TTL};
 use crate::protocol::reply::fmt_i64;
+use crate::util::longdouble as ld;
 use crate::util::parse_i64;
 
 const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
@@ -44,26 +46,6 @@ pub static COMMANDS: &[CommandDef] = &[
     c("getrange", 4, READONLY, &[at(1, RO | ACCESS)], getrange).since("2.4.0"),
     c("substr", 4, READONLY, &[at(1, RO | ACCESS)], getrange).since("1.0.0"),
     c("setrange", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], setrange).since("2.2.0"),
-    c("setbit", 4, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE)], setbit)
-        .acl(acl::BITMAP)
-        .group(Group::Bitmap)
-        .since("2.2.0"),
-    c("getbit", 3, READONLY | FAST, &[at(1, RO | ACCESS)], getbit).acl(acl::BITMAP).group(Group::Bitmap).since("2.2.0"),
-    c("bitcount", -2, READONLY, &[at(1, RO | ACCESS)], bitcount).acl(acl::BITMAP).group(Group::Bitmap).since("2.6.0"),
-    c("bitpos", -3, READONLY, &[at(1, RO | ACCESS)], bitpos).acl(acl::BITMAP).group(Group::Bitmap).since("2.8.7"),
-    c("bitop", -4, WRITE | DENYOOM, &[at(2, OW | UPDATE), at(3, RO | ACCESS).range(-1, 1, 0)], bitop)
-        .acl(acl::BITMAP)
-        .group(Group::Bitmap)
-        .since("2.6.0"),
-    c("bitfield", -2, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], bitfield)
-        .acl(acl::BITMAP)
-        .group(Group::Bitmap)
-        .since("3.2.0")
-        .keys_fn(bitfield_keys),
-    c("bitfield_ro", -2, READONLY | FAST, &[at(1, RO | ACCESS)], bitfield_ro)
-        .acl(acl::BITMAP)
-        .group(Group::Bitmap)
-        .since("6.0.0"),
     c("lcs", -3, READONLY, &[at(1, RO | ACCESS).range(1, 1, 0)], lcs).since("7.0.0"),
 ];
 
@@ -74,42 +56,9 @@ fn set_keys(args: &Args) -> Vec<KeyRef> {
     vec![KeyRef { pos: 1, flags: if get { RW | ACCESS | UPDATE } else { OW | UPDATE } }]
 }
 
-/// BITFIELD's key: only read while every operation is a well-formed GET
-/// or OVERFLOW; a SET, an INCRBY or anything malformed counts as a write.
-fn bitfield_keys(args: &Args) -> Vec<KeyRef> {
-    let mut i = 2;
-    let mut reads_only = true;
-    while i < args.len() {
-        let left = args.len() - i - 1;
-        if args.is(i, "get") && left >= 2 {
-            i += 3;
-        } else if args.is(i, "overflow") && left >= 1 {
-            i += 2;
-        } else {
-            reads_only = false;
-            break;
-        }
-    }
-    vec![KeyRef { pos: 1, flags: if reads_only { RO | ACCESS } else { RW | ACCESS | UPDATE } }]
-}
-
-/// The string value at `key`, `Ok(None)` if absent, `Err` if the key holds
-/// another type (the caller replies WRONGTYPE). Integers are formatted into `buf`.
-#[allow(clippy::result_unit_err)]
-pub fn read_string<'b>(ctx: &'b mut Ctx, key: &[u8], buf: &'b mut [u8; 24]) -> Result<Option<&'b [u8]>, ()> {
-    let now = ctx.now;
-    match ctx.ks.lookup(ctx.db, key, now) {
-        None => Ok(None),
-        Some(e) => match e.value.str_bytes(buf) {
-            Some(s) => Ok(Some(s)),
-            None => Err(()),
-        },
-    }
-}
-
 /// Turn a string value into an in-place editable `raw` string (Redis's
 /// dbUnshareStringValue); None if the value is not a string.
-fn make_raw(v: &mut Value) -> Option<&mut Vec<u8>> {
+pub(super) fn make_raw(v: &mut Value) -> Option<&mut Vec<u8>> {
     if let Value::Int(n) = *v {
         let mut b = [0u8; 24];
         *v = Value::raw(fmt_i64(&mut b, n).to_vec());
@@ -127,7 +76,7 @@ fn make_raw(v: &mut Value) -> Option<&mut Vec<u8>> {
 }
 
 /// Length of a string value without formatting integers into a buffer.
-fn str_len(v: &Value) -> Option<usize> {
+pub(super) fn str_len(v: &Value) -> Option<usize> {
     let mut b = [0u8; 24];
     v.str_bytes(&mut b).map(|s| s.len())
 }
@@ -146,14 +95,11 @@ fn invalid_expire(cmd: &str) -> String {
 
 /// GET key
 fn get(ctx: &mut Ctx, args: &Args) {
-    let now = ctx.now;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(ctx.db, &args[1], now) {
-        None => ctx.out.null(),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            Some(s) => ctx.out.bulk(s),
-            None => ctx.out.error(err::WRONGTYPE),
-        },
+    match ctx.ks.get_str(ctx.db, &args[1], ctx.now, &mut buf) {
+        Ok(Some(s)) => ctx.out.bulk(s),
+        Ok(None) => ctx.out.null(),
+        Err(e) => ctx.out.error(e.msg()),
     }
 }
 
@@ -387,12 +333,10 @@ fn getdel(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let db = ctx.db;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(db, &args[1], now) {
-        None => return ctx.out.null(),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            Some(s) => ctx.out.bulk(s),
-            None => return ctx.out.error(err::WRONGTYPE),
-        },
+    match ctx.ks.get_str(db, &args[1], now, &mut buf) {
+        Ok(Some(s)) => ctx.out.bulk(s),
+        Ok(None) => return ctx.out.null(),
+        Err(e) => return ctx.out.error(e.msg()),
     }
     ctx.ks.remove(db, &args[1]);
 }
@@ -402,12 +346,10 @@ fn getset(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let db = ctx.db;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(db, &args[1], now) {
-        None => ctx.out.null(),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            Some(s) => ctx.out.bulk(s),
-            None => return ctx.out.error(err::WRONGTYPE),
-        },
+    match ctx.ks.get_str(db, &args[1], now, &mut buf) {
+        Ok(Some(s)) => ctx.out.bulk(s),
+        Ok(None) => ctx.out.null(),
+        Err(e) => return ctx.out.error(e.msg()),
     }
     ctx.ks.set(db, &args[1], Value::from_bytes(&args[2]), 0);
 }
@@ -588,282 +530,6 @@ fn incrbyfloat(ctx: &mut Ctx, args: &Args) {
     ctx.ks.set(db, key, v, if exists { KEEP_TTL } else { 0 });
 }
 
-/// Redis's long double arithmetic for INCRBYFLOAT: on x86-64 the x87
-/// 80-bit extended format, parsed with glibc's strtold (through sscanf),
-/// added by the FPU and printed exactly as `%.17Lf` with trailing zeros
-/// removed. Elsewhere an f64 approximation.
-pub(crate) mod ld {
-    /// Redis's MAX_LONG_DOUBLE_CHARS.
-    const MAX_CHARS: usize = 5 * 1024;
-
-    /// Whether the mantissa (before the exponent) of a numeric literal has a
-    /// non-zero digit: a zero result from such input is an underflow.
-    fn nonzero_mantissa(s: &[u8]) -> bool {
-        let s = s.strip_prefix(b"-").or_else(|| s.strip_prefix(b"+")).unwrap_or(s);
-        if s.len() > 1 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') {
-            s[2..].iter().take_while(|&&c| c != b'p' && c != b'P').any(|&c| c.is_ascii_hexdigit() && c != b'0')
-        } else {
-            s.iter().take_while(|&&c| c != b'e' && c != b'E').any(|&c| (b'1'..=b'9').contains(&c))
-        }
-    }
-
-    /// Common checks of Redis's string2ld before conversion.
-    fn precheck(s: &[u8]) -> bool {
-        !(s.is_empty() || s.len() >= MAX_CHARS || s[0].is_ascii_whitespace() || s[0] == 0x0b || s[0] == 0x0c)
-    }
-
-    /// Whether all of `s` is one number in strtold's grammar (decimal or
-    /// hex float, or inf/infinity; NaN excluded). sscanf's %Lf consumes
-    /// some invalid tails ("1e", "1e+") that strtold would leave unparsed.
-    fn full_literal(s: &[u8]) -> bool {
-        let s = s.strip_prefix(b"-").or_else(|| s.strip_prefix(b"+")).unwrap_or(s);
-        if s.eq_ignore_ascii_case(b"inf") || s.eq_ignore_ascii_case(b"infinity") {
-            return true;
-        }
-        let (hex, body) =
-            if s.len() > 2 && s[0] == b'0' && (s[1] == b'x' || s[1] == b'X') { (true, &s[2..]) } else { (false, s) };
-        let is_digit = |c: u8| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() };
-        let mut i = 0;
-        let mut digits = 0;
-        while i < body.len() && is_digit(body[i]) {
-            i += 1;
-            digits += 1;
-        }
-        if i < body.len() && body[i] == b'.' {
-            i += 1;
-            while i < body.len() && is_digit(body[i]) {
-                i += 1;
-                digits += 1;
-            }
-        }
-        if digits == 0 {
-            return false;
-        }
-        if i == body.len() {
-            return true;
-        }
-        let marker = if hex { b'p' } else { b'e' };
-        if body[i].to_ascii_lowercase() != marker {
-            return false;
-        }
-        i += 1;
-        if i < body.len() && (body[i] == b'+' || body[i] == b'-') {
-            i += 1;
-        }
-        i < body.len() && body[i..].iter().all(|c| c.is_ascii_digit())
-    }
-
-    fn spells_inf(s: &[u8]) -> bool {
-        s.iter().any(|&c| c == b'i' || c == b'I')
-    }
-
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-    mod imp {
-        /// An x87 80-bit extended value (10 bytes used, little endian).
-        #[derive(Clone, Copy)]
-        #[repr(C, align(16))]
-        pub struct F80(pub [u8; 16]);
-
-        pub fn zero() -> F80 {
-            F80([0; 16])
-        }
-
-        pub fn parse(s: &[u8]) -> Option<F80> {
-            if !super::precheck(s) || !super::full_literal(s) {
-                return None;
-            }
-            let mut cs = Vec::with_capacity(s.len() + 1);
-            cs.extend_from_slice(s);
-            cs.push(0);
-            let mut out = F80([0; 16]);
-            let mut n: libc::c_int = 0;
-            // SAFETY: `cs` is NUL-terminated; %Lf stores a long double (16
-            // bytes on x86-64) into `out`, %n an int into `n`.
-            let r = unsafe {
-                libc::sscanf(
-                    cs.as_ptr() as *const libc::c_char,
-                    c"%Lf%n".as_ptr(),
-                    out.0.as_mut_ptr(),
-                    &mut n as *mut libc::c_int,
-                )
-            };
-            if r != 1 || n as usize != s.len() {
-                return None;
-            }
-            let exp = u16::from_le_bytes([out.0[8], out.0[9]]) & 0x7fff;
-            let mant = u64::from_le_bytes(out.0[..8].try_into().ok()?);
-            if exp == 0x7fff {
-                // NaN is refused; infinity only when spelled out (otherwise
-                // it is strtold's ERANGE overflow, which Redis refuses).
-                if mant << 1 != 0 || !super::spells_inf(s) {
-                    return None;
-                }
-            } else if exp == 0 && mant == 0 && super::nonzero_mantissa(s) {
-                return None; // underflow to zero (ERANGE)
-            }
-            Some(out)
-        }
-
-        pub fn add(a: &F80, b: &F80) -> F80 {
-            let mut out = F80([0; 16]);
-            // SAFETY: loads two 80-bit values, adds them on the x87 stack
-            // (left empty afterwards) and stores the result into `out`.
-            unsafe {
-                std::arch::asm!(
-                    "fld tbyte ptr [{a}]",
-                    "fld tbyte ptr [{b}]",
-                    "faddp st(1), st",
-                    "fstp tbyte ptr [{o}]",
-                    a = in(reg) a.0.as_ptr(),
-                    b = in(reg) b.0.as_ptr(),
-                    o = in(reg) out.0.as_mut_ptr(),
-                    out("st(0)") _, out("st(1)") _, out("st(2)") _, out("st(3)") _,
-                    out("st(4)") _, out("st(5)") _, out("st(6)") _, out("st(7)") _,
-                    options(nostack),
-                );
-            }
-            out
-        }
-
-        pub fn is_finite(a: &F80) -> bool {
-            u16::from_le_bytes([a.0[8], a.0[9]]) & 0x7fff != 0x7fff
-        }
-
-        /// (negative, mantissa, binary exponent): value = mant * 2^exp.
-        pub fn decompose(a: &F80) -> (bool, u64, i32) {
-            let se = u16::from_le_bytes([a.0[8], a.0[9]]);
-            let mut m = [0u8; 8];
-            m.copy_from_slice(&a.0[..8]);
-            let e = (se & 0x7fff) as i32;
-            (se & 0x8000 != 0, u64::from_le_bytes(m), e.max(1) - 16383 - 63)
-        }
-    }
-
-    #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
-    mod imp {
-        #[derive(Clone, Copy)]
-        pub struct F80(pub f64);
-
-        pub fn zero() -> F80 {
-            F80(0.0)
-        }
-
-        pub fn parse(s: &[u8]) -> Option<F80> {
-            if !super::precheck(s) || !super::full_literal(s) {
-                return None;
-            }
-            let v = crate::util::parse_f64(s)?;
-            if v.is_infinite() && !super::spells_inf(s) {
-                return None;
-            }
-            if v == 0.0 && super::nonzero_mantissa(s) {
-                return None;
-            }
-            Some(F80(v))
-        }
-
-        pub fn add(a: &F80, b: &F80) -> F80 {
-            F80(a.0 + b.0)
-        }
-
-        pub fn is_finite(a: &F80) -> bool {
-            a.0.is_finite()
-        }
-
-        pub fn decompose(a: &F80) -> (bool, u64, i32) {
-            let bits = a.0.to_bits();
-            let e = ((bits >> 52) & 0x7ff) as i32;
-            let frac = bits & ((1u64 << 52) - 1);
-            let m = if e == 0 { frac } else { frac | (1u64 << 52) };
-            (bits >> 63 != 0, m, e.max(1) - 1023 - 52)
-        }
-    }
-
-    pub use imp::{add, is_finite, parse, zero, F80};
-
-    /// `%.17Lf` of the exact binary value (round half to even), then Redis's
-    /// trailing-zero trimming and "-0" -> "0".
-    pub fn fmt_human(a: &F80) -> Vec<u8> {
-        const SCALE: u128 = 100_000_000_000_000_000; // 10^17
-        let (neg, m, k) = imp::decompose(a);
-        let mut int_digits: Vec<u8>;
-        let mut frac: u128 = 0;
-        if k >= 0 {
-            int_digits = big_shl_decimal(m, k as u32);
-        } else {
-            let sh = (-k) as u32;
-            let (ip, fb): (u64, u128) =
-                if sh < 64 { (m >> sh, (m & ((1u64 << sh) - 1)) as u128) } else { (0, m as u128) };
-            let mut ip = ip as u128;
-            if sh < 128 {
-                let p = fb * SCALE; // < 2^64 * 2^57
-                let q = p >> sh;
-                let r = p & ((1u128 << sh) - 1);
-                let half = 1u128 << (sh - 1);
-                frac = q;
-                if r > half || (r == half && q & 1 == 1) {
-                    frac += 1;
-                }
-                if frac == SCALE {
-                    frac = 0;
-                    ip += 1;
-                }
-            }
-            int_digits = ip.to_string().into_bytes();
-        }
-        let mut out = Vec::with_capacity(int_digits.len() + 20);
-        if neg {
-            out.push(b'-');
-        }
-        out.append(&mut int_digits);
-        let f = format!("{:017}", frac);
-        let f = f.trim_end_matches('0');
-        if !f.is_empty() {
-            out.push(b'.');
-            out.extend_from_slice(f.as_bytes());
-        }
-        if out == b"-0" {
-            out = b"0".to_vec();
-        }
-        out
-    }
-
-    /// Decimal digits of `m << k`.
-    fn big_shl_decimal(m: u64, mut k: u32) -> Vec<u8> {
-        const BASE: u64 = 1_000_000_000;
-        // Little-endian limbs in base 10^9.
-        let mut limbs: Vec<u64> = Vec::new();
-        let mut v = m;
-        while v > 0 {
-            limbs.push(v % BASE);
-            v /= BASE;
-        }
-        while k > 0 {
-            let s = k.min(29);
-            k -= s;
-            let mut carry = 0u64;
-            for l in limbs.iter_mut() {
-                let x = (*l << s) + carry;
-                *l = x % BASE;
-                carry = x / BASE;
-            }
-            while carry > 0 {
-                limbs.push(carry % BASE);
-                carry /= BASE;
-            }
-        }
-        let mut s = String::new();
-        match limbs.last() {
-            None => s.push('0'),
-            Some(top) => s.push_str(&top.to_string()),
-        }
-        for l in limbs.iter().rev().skip(1) {
-            s.push_str(&format!("{:09}", l));
-        }
-        s.into_bytes()
-    }
-}
-
 /// Redis's GETRANGE clamping: the byte range of a `len`-byte string, or
 /// None for an empty result.
 fn clamp_range(mut start: i64, mut end: i64, len: i64) -> Option<(usize, usize)> {
@@ -892,16 +558,13 @@ fn getrange(ctx: &mut Ctx, args: &Args) {
     let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
         return ctx.out.error(err::NOT_INT);
     };
-    let now = ctx.now;
     let mut buf = [0u8; 24];
-    match ctx.ks.lookup(ctx.db, &args[1], now) {
-        None => ctx.out.bulk(b""),
-        Some(e) => match e.value.str_bytes(&mut buf) {
-            None => ctx.out.error(err::WRONGTYPE),
-            Some(s) => match clamp_range(start, end, s.len() as i64) {
-                None => ctx.out.bulk(b""),
-                Some((a, b)) => ctx.out.bulk(&s[a..=b]),
-            },
+    match ctx.ks.get_str(ctx.db, &args[1], ctx.now, &mut buf) {
+        Ok(None) => ctx.out.bulk(b""),
+        Err(e) => ctx.out.error(e.msg()),
+        Ok(Some(s)) => match clamp_range(start, end, s.len() as i64) {
+            None => ctx.out.bulk(b""),
+            Some((a, b)) => ctx.out.bulk(&s[a..=b]),
         },
     }
 }
@@ -956,592 +619,13 @@ fn setrange(ctx: &mut Ctx, args: &Args) {
     }
 }
 
-/// Redis's getBitOffsetFromArgument: a bit offset (optionally `#N` times
-/// `bits` for BITFIELD), limited so its byte fits in proto-max-bulk-len.
-fn bit_offset(ctx: &Ctx, arg: &[u8], hash: bool, bits: u64) -> Result<u64, ()> {
-    let (usehash, digits) = if hash && arg.len() > 1 && arg[0] == b'#' { (true, &arg[1..]) } else { (false, arg) };
-    let mut off = parse_i64(digits).ok_or(())?;
-    if usehash {
-        off = off.checked_mul(bits as i64).ok_or(())?;
-    }
-    if off < 0 || (off >> 3) >= ctx.max_bulk_len {
-        return Err(());
-    }
-    Ok(off as u64)
-}
-
-/// Look up (or create) the string at `key` for a bit write reaching bit
-/// `maxbit`, zero-padded up to it, as raw. Replies WRONGTYPE and returns
-/// None if it is not a string; else whether it grew (Redis's
-/// lookupStringForBitCommand `dirty`: such a write is a change even when
-/// the bits written equal the old ones). A created key is Some(false):
-/// `set` has already counted it as a change.
-fn string_for_bit_write(ctx: &mut Ctx, key: &[u8], maxbit: u64) -> Option<bool> {
-    let now = ctx.now;
-    let db = ctx.db;
-    let need = (maxbit >> 3) as usize + 1;
-    match ctx.ks.lookup(db, key, now) {
-        None => {
-            ctx.ks.set(db, key, Value::raw(vec![0u8; need]), 0);
-            Some(false)
-        }
-        Some(e) => match make_raw(&mut e.value) {
-            None => {
-                ctx.out.error(err::WRONGTYPE);
-                None
-            }
-            Some(data) => {
-                let grow = data.len() < need;
-                if grow {
-                    data.resize(need, 0);
-                }
-                Some(grow)
-            }
-        },
-    }
-}
-
-/// The raw string bytes of an entry known to be a raw string.
-fn raw_bytes_mut<'a>(ctx: &'a mut Ctx, key: &[u8]) -> Option<&'a mut Vec<u8>> {
-    let now = ctx.now;
-    ctx.ks.lookup(ctx.db, key, now).and_then(|e| make_raw(&mut e.value))
-}
-
-/// SETBIT key offset value
-fn setbit(ctx: &mut Ctx, args: &Args) {
-    let Ok(off) = bit_offset(ctx, &args[2], false, 0) else {
-        return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
-    };
-    let on = match parse_i64(&args[3]) {
-        Some(v @ (0 | 1)) => v as u8,
-        _ => return ctx.out.error("ERR bit is not an integer or out of range"),
-    };
-    let key = &args[1];
-    let Some(grew) = string_for_bit_write(ctx, key, off) else { return };
-    let Some(data) = raw_bytes_mut(ctx, key) else { return };
-    let byte = (off >> 3) as usize;
-    let bit = 7 - (off & 7) as u8;
-    let old = (data[byte] >> bit) & 1;
-    data[byte] = (data[byte] & !(1 << bit)) | (on << bit);
-    // As in Redis 7: rewriting a bit with its own value is no change (a
-    // WATCH on the key survives, nothing is logged).
-    if grew || old != on {
-        let db = ctx.db;
-        ctx.ks.touch(db, key);
-    }
-    ctx.out.int(old as i64);
-}
-
-/// GETBIT key offset
-fn getbit(ctx: &mut Ctx, args: &Args) {
-    let Ok(off) = bit_offset(ctx, &args[2], false, 0) else {
-        return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
-    };
-    let mut buf = [0u8; 24];
-    match read_string(ctx, &args[1], &mut buf) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
-        Ok(None) => ctx.out.int(0),
-        Ok(Some(s)) => {
-            let byte = (off >> 3) as usize;
-            let bit = s.get(byte).map_or(0, |b| (b >> (7 - (off & 7))) & 1);
-            ctx.out.int(bit as i64);
-        }
-    }
-}
-
-/// Parse an optional BYTE|BIT unit argument: Ok(true) for BIT.
-fn bit_unit(arg: &[u8]) -> Result<bool, ()> {
-    if arg.eq_ignore_ascii_case(b"bit") {
-        Ok(true)
-    } else if arg.eq_ignore_ascii_case(b"byte") {
-        Ok(false)
-    } else {
-        Err(())
-    }
-}
-
-fn popcount(s: &[u8]) -> u64 {
-    let mut chunks = s.chunks_exact(8);
-    let mut n: u64 = 0;
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        n += u64::from_ne_bytes(w).count_ones() as u64;
-    }
-    n + chunks.remainder().iter().map(|b| b.count_ones() as u64).sum::<u64>()
-}
-
-/// Clamp a range of `totlen` units as BITCOUNT/BITPOS do; None when empty.
-fn clamp_units(mut start: i64, mut end: i64, totlen: i64) -> Option<(i64, i64)> {
-    if start < 0 {
-        start = start.saturating_add(totlen);
-    }
-    if end < 0 {
-        end = end.saturating_add(totlen);
-    }
-    start = start.max(0);
-    end = end.max(0);
-    if end >= totlen {
-        end = totlen - 1;
-    }
-    if start > end {
-        None
-    } else {
-        Some((start, end))
-    }
-}
-
-/// Count set bits of `s` in bit positions [a, b] (inclusive).
-fn count_bits(s: &[u8], a: u64, b: u64) -> u64 {
-    let (fa, fb) = ((a >> 3) as usize, (b >> 3) as usize);
-    let mut n = popcount(&s[fa..=fb]);
-    // Drop the bits of the edge bytes that are outside the range.
-    let first_mask = !(0xffu16 >> (a & 7)) as u8; // bits before `a`
-    let last_mask = ((1u16 << (7 - (b & 7))) - 1) as u8; // bits after `b`
-    n -= (s[fa] & first_mask).count_ones() as u64;
-    n -= (s[fb] & last_mask).count_ones() as u64;
-    n
-}
-
-/// BITCOUNT key [start end [BYTE|BIT]]
-fn bitcount(ctx: &mut Ctx, args: &Args) {
-    let mut buf = [0u8; 24];
-    let argc = args.len();
-    let s = match read_string(ctx, &args[1], &mut buf) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
-        Ok(None) => return ctx.out.int(0),
-        Ok(Some(s)) => s,
-    };
-    let n = if argc == 4 || argc == 5 {
-        let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
-            return ctx.out.error(err::NOT_INT);
-        };
-        // Redis 7.0 answers an empty negative range before it looks at the
-        // unit argument (so even an invalid unit gives 0 there).
-        if start < 0 && end < 0 && start > end {
-            return ctx.out.int(0);
-        }
-        let isbit = if argc == 5 {
-            match bit_unit(&args[4]) {
-                Ok(b) => b,
-                Err(()) => return ctx.out.error(err::SYNTAX),
-            }
-        } else {
-            false
-        };
-        {
-            let totlen = s.len() as i64 * if isbit { 8 } else { 1 };
-            match clamp_units(start, end, totlen) {
-                None => 0,
-                Some((a, b)) if isbit => count_bits(s, a as u64, b as u64),
-                Some((a, b)) => popcount(&s[a as usize..=b as usize]),
-            }
-        }
-    } else if argc == 2 {
-        popcount(s)
-    } else {
-        return ctx.out.error(err::SYNTAX);
-    };
-    ctx.out.int(n as i64);
-}
-
-/// First bit equal to `bit` in bit positions [a, b] of `s`.
-fn find_bit(s: &[u8], bit: u8, a: u64, b: u64) -> Option<u64> {
-    let skip = if bit == 1 { 0u8 } else { 0xff };
-    let mut pos = a;
-    while pos <= b {
-        let byte = s[(pos >> 3) as usize];
-        if pos & 7 == 0 && pos + 7 <= b && byte == skip {
-            // Skip whole bytes (and then whole words) with no candidate.
-            pos += 8;
-            let wskip = if bit == 1 { 0u64 } else { u64::MAX };
-            while pos + 63 <= b {
-                let i = (pos >> 3) as usize;
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&s[i..i + 8]);
-                if u64::from_ne_bytes(w) != wskip {
-                    break;
-                }
-                pos += 64;
-            }
-            continue;
-        }
-        if (byte >> (7 - (pos & 7))) & 1 == bit {
-            return Some(pos);
-        }
-        pos += 1;
-    }
-    None
-}
-
-/// BITPOS key bit [start [end [BYTE|BIT]]]
-fn bitpos(ctx: &mut Ctx, args: &Args) {
-    let bit = match parse_i64(&args[2]) {
-        None => return ctx.out.error(err::NOT_INT),
-        Some(b @ (0 | 1)) => b as u8,
-        Some(_) => return ctx.out.error("ERR The bit argument must be 1 or 0."),
-    };
-    let argc = args.len();
-    let mut buf = [0u8; 24];
-    let s = match read_string(ctx, &args[1], &mut buf) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
-        Ok(None) => return ctx.out.int(if bit == 1 { -1 } else { 0 }),
-        Ok(Some(s)) => s,
-    };
-    let len = s.len() as i64;
-    let mut end_given = false;
-    // The searched range in bits, inclusive.
-    let range = if (4..=6).contains(&argc) {
-        let Some(start) = parse_i64(&args[3]) else {
-            return ctx.out.error(err::NOT_INT);
-        };
-        let mut isbit = false;
-        if argc == 6 {
-            match bit_unit(&args[5]) {
-                Ok(b) => isbit = b,
-                Err(()) => return ctx.out.error(err::SYNTAX),
-            }
-        }
-        let end = if argc >= 5 {
-            let Some(e) = parse_i64(&args[4]) else {
-                return ctx.out.error(err::NOT_INT);
-            };
-            end_given = true;
-            e
-        } else if isbit {
-            len * 8 + 7
-        } else {
-            len - 1
-        };
-        let totlen = if isbit { len * 8 } else { len };
-        match clamp_units(start, end, totlen) {
-            None => None,
-            Some((a, b)) if isbit => Some((a as u64, b as u64)),
-            Some((a, b)) => Some((a as u64 * 8, b as u64 * 8 + 7)),
-        }
-    } else if argc == 3 {
-        if len == 0 {
-            None
-        } else {
-            Some((0, len as u64 * 8 - 1))
-        }
-    } else {
-        return ctx.out.error(err::SYNTAX);
-    };
-    let Some((a, b)) = range else {
-        return ctx.out.int(-1);
-    };
-    let pos = match find_bit(s, bit, a, b) {
-        Some(p) => p as i64,
-        // No clear bit: the string is taken as zero-padded on the right,
-        // unless the user gave an explicit end.
-        None if bit == 0 && !end_given => (b + 1) as i64,
-        None => -1,
-    };
-    ctx.out.int(pos);
-}
-
-/// BITOP AND|OR|XOR|NOT destkey key [key ...]
-fn bitop(ctx: &mut Ctx, args: &Args) {
-    #[derive(PartialEq)]
-    enum Op {
-        And,
-        Or,
-        Xor,
-        Not,
-    }
-    let op = if args.is(1, "and") {
-        Op::And
-    } else if args.is(1, "or") {
-        Op::Or
-    } else if args.is(1, "xor") {
-        Op::Xor
-    } else if args.is(1, "not") {
-        Op::Not
-    } else {
-        return ctx.out.error(err::SYNTAX);
-    };
-    if op == Op::Not && args.len() != 4 {
-        return ctx.out.error("ERR BITOP NOT must be called with a single source key.");
-    }
-    let now = ctx.now;
-    let db = ctx.db;
-    // Check every source's type before computing anything.
-    let mut maxlen = 0usize;
-    for i in 3..args.len() {
-        if let Some(e) = ctx.ks.lookup(db, &args[i], now) {
-            match str_len(&e.value) {
-                None => return ctx.out.error(err::WRONGTYPE),
-                Some(n) => maxlen = maxlen.max(n),
-            }
-        }
-    }
-    let mut res: Vec<u8> = Vec::new();
-    if maxlen > 0 {
-        res = vec![0u8; maxlen];
-        let mut buf = [0u8; 24];
-        for i in 3..args.len() {
-            let src: &[u8] = match ctx.ks.lookup(db, &args[i], now) {
-                None => &[],
-                Some(e) => e.value.str_bytes(&mut buf).unwrap_or(&[]),
-            };
-            let first = i == 3;
-            for (j, r) in res.iter_mut().enumerate() {
-                let b = src.get(j).copied().unwrap_or(0);
-                *r = match op {
-                    _ if first && op != Op::Not => b,
-                    Op::Not => !b,
-                    Op::And => *r & b,
-                    Op::Or => *r | b,
-                    Op::Xor => *r ^ b,
-                };
-            }
-        }
-    }
-    let dest = &args[2];
-    if maxlen > 0 {
-        ctx.ks.set(db, dest, Value::raw(res), 0);
-    } else {
-        ctx.ks.delete(db, dest, now);
-    }
-    ctx.out.int(maxlen as i64);
-}
-
-/// Read `bits` bits at bit `off` of `s` (MSB first), zero beyond the end.
-fn get_unsigned_bits(s: &[u8], off: u64, bits: u32) -> u64 {
-    let mut v = 0u64;
-    for i in 0..bits as u64 {
-        let o = off + i;
-        let b = s.get((o >> 3) as usize).map_or(0, |byte| (byte >> (7 - (o & 7))) & 1);
-        v = (v << 1) | b as u64;
-    }
-    v
-}
-
-fn get_signed_bits(s: &[u8], off: u64, bits: u32) -> i64 {
-    let v = get_unsigned_bits(s, off, bits);
-    if bits < 64 && v & (1u64 << (bits - 1)) != 0 {
-        (v | (u64::MAX << bits)) as i64
-    } else {
-        v as i64
-    }
-}
-
-/// Write the low `bits` bits of `v` at bit `off`; `s` is long enough.
-fn set_bits(s: &mut [u8], off: u64, bits: u32, v: u64) {
-    for i in 0..bits as u64 {
-        let bitval = ((v >> (bits as u64 - 1 - i)) & 1) as u8;
-        let o = off + i;
-        let byte = (o >> 3) as usize;
-        let sh = 7 - (o & 7) as u8;
-        s[byte] = (s[byte] & !(1 << sh)) | (bitval << sh);
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Overflow {
-    Wrap,
-    Sat,
-    Fail,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum BfOp {
-    Get,
-    Set,
-    Incrby,
-}
-
-struct BitfieldOp {
-    op: BfOp,
-    signed: bool,
-    bits: u32,
-    offset: u64,
-    value: i64,
-    overflow: Overflow,
-}
-
-/// Apply an overflow policy: (new value, overflowed).
-fn bf_overflow(sum: i128, signed: bool, bits: u32, ow: Overflow) -> (i128, bool) {
-    let (min, max): (i128, i128) =
-        if signed { (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1) } else { (0, (1i128 << bits) - 1) };
-    if sum >= min && sum <= max {
-        return (sum, false);
-    }
-    let v = match ow {
-        Overflow::Sat => {
-            if sum > max {
-                max
-            } else {
-                min
-            }
-        }
-        _ => {
-            let m = sum.rem_euclid(1i128 << bits);
-            if signed && m > max {
-                m - (1i128 << bits)
-            } else {
-                m
-            }
-        }
-    };
-    (v, true)
-}
-
-fn bitfield_generic(ctx: &mut Ctx, args: &Args, readonly_cmd: bool) {
-    const TYPE_ERR: &str =
-        "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.";
-    let mut ops: Vec<BitfieldOp> = Vec::new();
-    let mut overflow = Overflow::Wrap;
-    let mut readonly = true;
-    let mut highest_write: u64 = 0;
-    let mut j = 2;
-    while j < args.len() {
-        let rem = args.len() - j - 1;
-        let op = if args.is(j, "get") && rem >= 2 {
-            BfOp::Get
-        } else if args.is(j, "set") && rem >= 3 {
-            BfOp::Set
-        } else if args.is(j, "incrby") && rem >= 3 {
-            BfOp::Incrby
-        } else if args.is(j, "overflow") && rem >= 1 {
-            j += 1;
-            overflow = if args.is(j, "wrap") {
-                Overflow::Wrap
-            } else if args.is(j, "sat") {
-                Overflow::Sat
-            } else if args.is(j, "fail") {
-                Overflow::Fail
-            } else {
-                return ctx.out.error("ERR Invalid OVERFLOW type specified");
-            };
-            j += 1;
-            continue;
-        } else {
-            return ctx.out.error(err::SYNTAX);
-        };
-        let t = &args[j + 1];
-        let signed = match t.first() {
-            Some(b'i') => true,
-            Some(b'u') => false,
-            _ => return ctx.out.error(TYPE_ERR),
-        };
-        // Redis reads the width up to a NUL byte (C string).
-        let width = &t[1..];
-        let width = &width[..width.iter().position(|&b| b == 0).unwrap_or(width.len())];
-        let bits = match parse_i64(width) {
-            Some(b) if b >= 1 && b <= if signed { 64 } else { 63 } => b as u32,
-            _ => return ctx.out.error(TYPE_ERR),
-        };
-        let Ok(offset) = bit_offset(ctx, &args[j + 2], true, bits as u64) else {
-            return ctx.out.error(err::NOT_INT_OR_RANGE_OFFSET);
-        };
-        let mut value = 0;
-        if op != BfOp::Get {
-            readonly = false;
-            highest_write = highest_write.max(offset + bits as u64 - 1);
-            match parse_i64(&args[j + 3]) {
-                Some(v) => value = v,
-                None => return ctx.out.error(err::NOT_INT),
-            }
-        }
-        ops.push(BitfieldOp { op, signed, bits, offset, value, overflow });
-        j += if op == BfOp::Get { 3 } else { 4 };
-    }
-    let key = &args[1];
-    if readonly {
-        let mut buf = [0u8; 24];
-        let s = match read_string(ctx, key, &mut buf) {
-            Err(()) => return ctx.out.error(err::WRONGTYPE),
-            Ok(s) => s.unwrap_or(&[]),
-        };
-        let vals: Vec<i64> = ops
-            .iter()
-            .map(|o| {
-                if o.signed {
-                    get_signed_bits(s, o.offset, o.bits)
-                } else {
-                    get_unsigned_bits(s, o.offset, o.bits) as i64
-                }
-            })
-            .collect();
-        ctx.out.array(vals.len());
-        for v in vals {
-            ctx.out.int(v);
-        }
-        return;
-    }
-    if readonly_cmd {
-        return ctx.out.error("ERR BITFIELD_RO only supports the GET subcommand");
-    }
-    let Some(grew) = string_for_bit_write(ctx, key, highest_write) else { return };
-    let mut replies: Vec<Option<i64>> = Vec::with_capacity(ops.len());
-    // As in Redis 7, only SET/INCRBY that change bits (or a grown string)
-    // count as a change. Unlike Redis, a key created by writes that all
-    // FAILed still counts (in `set`): it exists, so it must be logged.
-    let mut changed = grew;
-    {
-        let Some(data) = raw_bytes_mut(ctx, key) else { return };
-        for o in &ops {
-            let old: i128 = if o.signed {
-                get_signed_bits(data, o.offset, o.bits) as i128
-            } else {
-                get_unsigned_bits(data, o.offset, o.bits) as i128
-            };
-            if o.op == BfOp::Get {
-                replies.push(Some(old as i64));
-                continue;
-            }
-            let sum = match o.op {
-                BfOp::Incrby => old + o.value as i128,
-                // SET of an unsigned field takes the value as its u64 bits.
-                _ if o.signed => o.value as i128,
-                _ => o.value as u64 as i128,
-            };
-            let (new, ovf) = bf_overflow(sum, o.signed, o.bits, o.overflow);
-            if ovf && o.overflow == Overflow::Fail {
-                replies.push(None);
-                continue;
-            }
-            set_bits(data, o.offset, o.bits, new as u64);
-            changed |= new != old;
-            replies.push(Some(if o.op == BfOp::Incrby { new as i64 } else { old as i64 }));
-        }
-    }
-    if changed {
-        let db = ctx.db;
-        ctx.ks.touch(db, key);
-    }
-    ctx.out.array(replies.len());
-    for r in replies {
-        match r {
-            Some(n) => ctx.out.int(n),
-            None => ctx.out.null(),
-        }
-    }
-}
-
-/// BITFIELD key [GET type offset] [SET type offset value]
-///   [INCRBY type offset increment] [OVERFLOW WRAP|SAT|FAIL] ...
-fn bitfield(ctx: &mut Ctx, args: &Args) {
-    bitfield_generic(ctx, args, false);
-}
-
-/// BITFIELD_RO key [GET type offset] ...
-fn bitfield_ro(ctx: &mut Ctx, args: &Args) {
-    bitfield_generic(ctx, args, true);
-}
-
 /// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]
 fn lcs(ctx: &mut Ctx, args: &Args) {
     let now = ctx.now;
     let db = ctx.db;
-    let mut fetch = |k: &[u8]| -> Result<Vec<u8>, ()> {
+    let mut fetch = |k: &[u8]| {
         let mut buf = [0u8; 24];
-        match ctx.ks.lookup(db, k, now) {
-            None => Ok(Vec::new()),
-            Some(e) => e.value.str_bytes(&mut buf).map(|s| s.to_vec()).ok_or(()),
-        }
+        ctx.ks.get_str(db, k, now, &mut buf).map(|s| s.map_or_else(Vec::new, <[u8]>::to_vec))
     };
     let (a, b) = match (fetch(&args[1]), fetch(&args[2])) {
         (Ok(a), Ok(b)) => (a, b),
@@ -1670,51 +754,10 @@ fn lcs(ctx: &mut Ctx, args: &Args) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{check, encoding, run, run_at, NOW};
     use super::super::{exec, lookup, Ctx, OwnedArgs, Rng};
     use crate::keyspace::Keyspace;
     use crate::protocol::reply::Reply;
-
-    const NOW: i64 = 1_700_000_000_000;
-
-    /// Run one command against `ks` and return its RESP2 reply.
-    fn run_at(ks: &mut Keyspace, now: i64, parts: &[&[u8]]) -> Vec<u8> {
-        let mut buf = Vec::new();
-        let mut rng = Rng::new(1);
-        let args = OwnedArgs::from_slices(parts);
-        let (_, def) = lookup(parts[0]).expect("known command");
-        let mut ctx = Ctx {
-            ks,
-            db: 0,
-            now,
-            out: Reply::new(&mut buf, false),
-            max_bulk_len: 512 << 20,
-            rng: &mut rng,
-            facts: &crate::cmd::Facts::SINGLE,
-        };
-        if !super::super::arity_ok(def, parts.len()) {
-            super::super::arity_error(&mut ctx.out, def.name);
-        } else {
-            exec(def, &mut ctx, &args.args());
-        }
-        buf
-    }
-
-    fn run(ks: &mut Keyspace, cmd: &str) -> String {
-        let parts: Vec<&[u8]> = cmd.split(' ').map(|s| s.as_bytes()).collect();
-        String::from_utf8_lossy(&run_at(ks, NOW, &parts)).into_owned()
-    }
-
-    /// Run commands in order, asserting each reply.
-    fn check(cases: &[(&str, &str)]) {
-        let mut ks = Keyspace::new();
-        for (cmd, want) in cases {
-            assert_eq!(run(&mut ks, cmd), *want, "command: {cmd}");
-        }
-    }
-
-    fn encoding(ks: &mut Keyspace, key: &[u8]) -> &'static str {
-        ks.lookup(0, key, NOW).map(|e| e.value.encoding()).unwrap_or("none")
-    }
 
     #[test]
     fn set_options() {
@@ -1919,148 +962,6 @@ mod tests {
     }
 
     #[test]
-    fn bits() {
-        check(&[
-            ("SETBIT k 7 1", ":0\r\n"),
-            ("SETBIT k 7 0", ":1\r\n"),
-            ("SETBIT k 7 2", "-ERR bit is not an integer or out of range\r\n"),
-            ("SETBIT k 4294967296 1", "-ERR bit offset is not an integer or out of range\r\n"),
-            ("SETBIT k -1 1", "-ERR bit offset is not an integer or out of range\r\n"),
-            ("GETBIT k 4294967296", "-ERR bit offset is not an integer or out of range\r\n"),
-            ("SET k foobar", "+OK\r\n"),
-            ("BITCOUNT k", ":26\r\n"),
-            ("BITCOUNT k 0 0", ":4\r\n"),
-            ("BITCOUNT k 1 1", ":6\r\n"),
-            ("BITCOUNT k 1 1 BYTE", ":6\r\n"),
-            ("BITCOUNT k 5 30 BIT", ":17\r\n"),
-            ("BITCOUNT k -1 -2", ":0\r\n"),
-            ("BITCOUNT k 0", "-ERR syntax error\r\n"),
-            ("BITCOUNT k 0 1 foo", "-ERR syntax error\r\n"),
-            ("BITCOUNT nokey 0", ":0\r\n"),
-            ("BITCOUNT k -9223372036854775808 9223372036854775807", ":26\r\n"),
-            ("GETBIT k 1", ":1\r\n"),
-            ("GETBIT k 100000", ":0\r\n"),
-            ("SET z \u{ff}\u{f0}\0", "+OK\r\n"),
-            ("SET p \0\0\u{1}", "+OK\r\n"),
-            ("BITPOS p 1", ":23\r\n"),
-            ("BITPOS p 0", ":0\r\n"),
-            ("BITPOS p 2", "-ERR The bit argument must be 1 or 0.\r\n"),
-            ("BITPOS nokey 1 0 1 foo", ":-1\r\n"),
-            ("BITPOS nokey 0", ":0\r\n"),
-            ("BITPOS p 1 1 1", ":-1\r\n"),
-            ("BITPOS p 1 2", ":23\r\n"),
-            ("BITPOS p 1 0 22 BIT", ":-1\r\n"),
-            ("BITPOS p 1 7 23 BIT", ":23\r\n"),
-            ("BITPOS p 1 2 1", ":-1\r\n"),
-            ("BITPOS p 1 0 1 foo", "-ERR syntax error\r\n"),
-            ("SET o \u{7f}", "+OK\r\n"),
-        ]);
-        let mut ks = Keyspace::new();
-        run_at(&mut ks, NOW, &[b"SET", b"f", b"\xff\xff"]);
-        assert_eq!(run(&mut ks, "BITPOS f 0"), ":16\r\n");
-        assert_eq!(run(&mut ks, "BITPOS f 0 0"), ":16\r\n");
-        assert_eq!(run(&mut ks, "BITPOS f 0 0 -1"), ":-1\r\n");
-        assert_eq!(run(&mut ks, "BITPOS f 0 3 -1 BIT"), ":-1\r\n");
-        assert_eq!(run(&mut ks, "BITPOS f 0 3 BIT"), "-ERR value is not an integer or out of range\r\n");
-        assert_eq!(run(&mut ks, "BITPOS f 1 3 5 BIT"), ":3\r\n");
-        run_at(&mut ks, NOW, &[b"SET", b"h", b"\xff\xf0\x00"]);
-        assert_eq!(run(&mut ks, "BITPOS h 0"), ":12\r\n");
-        assert_eq!(run(&mut ks, "BITPOS h 0 1 1"), ":12\r\n");
-        assert_eq!(run(&mut ks, "BITPOS h 1 2 -1"), ":-1\r\n");
-        assert_eq!(run(&mut ks, "BITPOS h 1 -1 -1"), ":-1\r\n");
-        assert_eq!(run(&mut ks, "BITPOS h 0 0 0"), ":-1\r\n");
-        run(&mut ks, "SETBIT b 100 1");
-        assert_eq!(encoding(&mut ks, b"b"), "raw");
-        assert_eq!(run(&mut ks, "STRLEN b"), ":13\r\n");
-        assert_eq!(run(&mut ks, "BITPOS b 1"), ":100\r\n");
-        assert_eq!(run(&mut ks, "BITCOUNT b"), ":1\r\n");
-    }
-
-    /// Redis 7 counts a SETBIT/BITFIELD write as a change (WATCH, AOF)
-    /// only if it flips bits or creates or grows the string.
-    #[test]
-    fn bit_writes_that_change_nothing_do_not_touch() {
-        let mut ks = Keyspace::new();
-        run(&mut ks, "SET k a"); // 0x61
-        let d = ks.dirty;
-        assert_eq!(run(&mut ks, "SETBIT k 1 1"), ":1\r\n");
-        assert_eq!(run(&mut ks, "SETBIT k 0 0"), ":0\r\n");
-        assert_eq!(run(&mut ks, "BITFIELD k SET u8 0 97 INCRBY u4 0 0"), "*2\r\n:97\r\n:6\r\n");
-        assert_eq!(run(&mut ks, "BITFIELD k OVERFLOW FAIL INCRBY u8 0 200"), "*1\r\n$-1\r\n");
-        assert_eq!(ks.dirty, d);
-        assert_eq!(run(&mut ks, "SETBIT k 0 1"), ":0\r\n");
-        assert_eq!(ks.dirty, d + 1);
-        // Growing the string is a change even if the bit written is 0.
-        assert_eq!(run(&mut ks, "SETBIT k 15 0"), ":0\r\n");
-        assert_eq!(ks.dirty, d + 2);
-        assert_eq!(run(&mut ks, "BITFIELD k SET u8 16 0"), "*1\r\n:0\r\n");
-        assert_eq!(ks.dirty, d + 3);
-        assert_eq!(run(&mut ks, "BITFIELD k SET i8 0 -31"), "*1\r\n:-31\r\n");
-        assert_eq!(ks.dirty, d + 3);
-        // A key created by writes that all failed still counts (it exists).
-        assert_eq!(run(&mut ks, "BITFIELD n OVERFLOW FAIL INCRBY u2 0 10"), "*1\r\n$-1\r\n");
-        assert_eq!(ks.dirty, d + 4);
-        assert_eq!(run(&mut ks, "SETBIT m 3 0"), ":0\r\n");
-        assert_eq!(ks.dirty, d + 5);
-    }
-
-    #[test]
-    fn bitop() {
-        let mut ks = Keyspace::new();
-        run(&mut ks, "SET a foobar");
-        run(&mut ks, "SET b abcdef");
-        assert_eq!(run(&mut ks, "BITOP AND d a b"), ":6\r\n");
-        assert_eq!(run(&mut ks, "GET d"), "$6\r\n`bc`ab\r\n");
-        assert_eq!(run(&mut ks, "BITOP OR d a b nokey"), ":6\r\n");
-        assert_eq!(run(&mut ks, "GET d"), "$6\r\ngoofev\r\n");
-        assert_eq!(run(&mut ks, "BITOP AND d a nokey"), ":6\r\n");
-        assert_eq!(run(&mut ks, "GET d"), "$6\r\n\0\0\0\0\0\0\r\n");
-        assert_eq!(run(&mut ks, "BITOP XOR d a a"), ":6\r\n");
-        assert_eq!(run(&mut ks, "BITOP NOT d a b"), "-ERR BITOP NOT must be called with a single source key.\r\n");
-        assert_eq!(run(&mut ks, "BITOP FOO d a"), "-ERR syntax error\r\n");
-        run_at(&mut ks, NOW, &[b"SET", b"c", b"\x0f"]);
-        assert_eq!(run(&mut ks, "BITOP NOT d c"), ":1\r\n");
-        assert_eq!(run_at(&mut ks, NOW, &[b"GET", b"d"]), b"$1\r\n\xf0\r\n");
-        assert_eq!(run(&mut ks, "BITOP OR d nokey nokey2"), ":0\r\n");
-        assert_eq!(run(&mut ks, "GET d"), "$-1\r\n");
-    }
-
-    #[test]
-    fn bitfield() {
-        check(&[
-            ("BITFIELD k SET i8 0 100 GET u4 0", "*2\r\n:0\r\n:6\r\n"),
-            ("BITFIELD k INCRBY i8 0 100", "*1\r\n:-56\r\n"),
-            ("BITFIELD k OVERFLOW SAT INCRBY i8 0 -100", "*1\r\n:-128\r\n"),
-            ("BITFIELD k OVERFLOW FAIL INCRBY i8 0 -1 GET i8 0", "*2\r\n$-1\r\n:-128\r\n"),
-            ("BITFIELD k OVERFLOW SAT SET u8 #1 -1 GET u8 8", "*2\r\n:0\r\n:255\r\n"),
-            ("BITFIELD k SET u8 #1 -1 GET u8 8", "*2\r\n:255\r\n:255\r\n"),
-            (
-                "BITFIELD k INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1 INCRBY u2 100 1",
-                "*4\r\n:1\r\n:2\r\n:3\r\n:0\r\n",
-            ),
-            (
-                "BITFIELD k SET i64 0 -1 GET i64 0 GET u63 1",
-                "*3\r\n:-9151595917793558528\r\n:-1\r\n:9223372036854775807\r\n",
-            ),
-            ("BITFIELD k OVERFLOW SAT INCRBY i64 0 -9223372036854775808", "*1\r\n:-9223372036854775808\r\n"),
-            (
-                "BITFIELD k get i65 0",
-                "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n",
-            ),
-            (
-                "BITFIELD k get u64 0",
-                "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n",
-            ),
-            ("BITFIELD k overflow foo", "-ERR Invalid OVERFLOW type specified\r\n"),
-            ("BITFIELD k get i8 -1", "-ERR bit offset is not an integer or out of range\r\n"),
-            ("BITFIELD k get i8", "-ERR syntax error\r\n"),
-            ("BITFIELD_RO k set i8 0 1", "-ERR BITFIELD_RO only supports the GET subcommand\r\n"),
-            ("BITFIELD_RO nokey get i8 0 get u3 1000", "*2\r\n:0\r\n:0\r\n"),
-            ("BITFIELD nokey", "*0\r\n"),
-        ]);
-    }
-
-    #[test]
     fn lcs() {
         check(&[
             ("MSET key1 ohmytext key2 mynewtext", "+OK\r\n"),
@@ -2097,21 +998,6 @@ mod tests {
             Ok(path) => std::fs::read_to_string(path).unwrap(),
             Err(_) => DIFF_SCRIPT.to_string(),
         };
-        fn reply_end(b: &[u8], i: usize) -> Option<usize> {
-            let nl = i + b.get(i..)?.windows(2).position(|w| w == b"\r\n")?;
-            let n: i64 = std::str::from_utf8(&b[i + 1..nl]).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-            match b[i] {
-                b'$' if n >= 0 => (nl + 2 + n as usize + 2 <= b.len()).then_some(nl + 2 + n as usize + 2),
-                b'*' if n > 0 => {
-                    let mut j = nl + 2;
-                    for _ in 0..n {
-                        j = reply_end(b, j)?;
-                    }
-                    Some(j)
-                }
-                _ => Some(nl + 2),
-            }
-        }
         sock.write_all(b"*1\r\n$8\r\nFLUSHALL\r\n").unwrap();
         let mut ok = [0u8; 5];
         sock.read_exact(&mut ok).unwrap();
@@ -2128,7 +1014,7 @@ mod tests {
                 let mut b = [0u8; 65536];
                 let n = sock.read(&mut b).unwrap();
                 got.extend_from_slice(&b[..n]);
-                if reply_end(&got, 0) == Some(got.len()) {
+                if crate::protocol::client::scan_reply(&got).is_ok_and(|r| r.is_some_and(|r| r.len == got.len())) {
                     break;
                 }
             }

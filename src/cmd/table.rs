@@ -241,6 +241,7 @@ fn registry() -> &'static Registry {
         let mut by_name = HashMap::default();
         let families = [
             super::string::COMMANDS,
+            super::bitmap::COMMANDS,
             super::keys::COMMANDS,
             super::list::COMMANDS,
             super::hash::COMMANDS,

@@ -14,6 +14,7 @@ use super::{err, Args, Ctx};
 use crate::keyspace::zset::{LexBound, LexRange, ScoreRange, ZSet};
 use crate::keyspace::{Keyspace, Value};
 use crate::protocol::reply::Reply;
+use crate::util::num::{parse_double, parse_range_double};
 use crate::util::{fmt_double_reply, glob_match, parse_i64};
 use std::collections::HashMap;
 
@@ -69,47 +70,6 @@ const NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
 
 // ---- parsing ----------------------------------------------------------------
 
-fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
-/// A score or weight as Redis's getDoubleFromObject reads it: the whole
-/// string, no leading space, no NaN, and no overflow to ±inf or
-/// underflow to 0 (strtod's ERANGE).
-pub fn parse_score(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || is_c_space(s[0]) {
-        return None;
-    }
-    let st = std::str::from_utf8(s).ok()?;
-    let v: f64 = st.parse().ok()?;
-    if v.is_nan() {
-        return None;
-    }
-    let lower = st.to_ascii_lowercase();
-    if v.is_infinite() && !lower.contains("inf") {
-        return None;
-    }
-    if v == 0.0 {
-        let mantissa = lower.split('e').next().unwrap_or("");
-        if mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
-            return None;
-        }
-    }
-    Some(v)
-}
-
-/// A range end as zslParseRange reads it with strtod: the C string (up to
-/// a NUL), leading spaces allowed, "" is 0; NaN is refused.
-fn parse_range_double(s: &[u8]) -> Option<f64> {
-    let s = &s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())];
-    if s.is_empty() {
-        return Some(0.0);
-    }
-    let start = s.iter().position(|&b| !is_c_space(b))?;
-    let v: f64 = std::str::from_utf8(&s[start..]).ok()?.parse().ok()?;
-    (!v.is_nan()).then_some(v)
-}
-
 fn parse_score_range(min: &[u8], max: &[u8]) -> Option<ScoreRange> {
     let end = |s: &[u8]| match s.first() {
         Some(b'(') => parse_range_double(&s[1..]).map(|v| (v, true)),
@@ -144,14 +104,6 @@ fn parse_long_in(s: &[u8], min: i64, max: i64, msg: &str) -> Result<i64, String>
 }
 
 // ---- keyspace helpers ---------------------------------------------------------
-
-/// The zset at `key`: Ok(None) if absent, Err if another type.
-pub(crate) fn get_zset<'k>(ks: &'k mut Keyspace, db: usize, key: &[u8], now: i64) -> Result<Option<&'k mut ZSet>, ()> {
-    match ks.lookup(db, key, now) {
-        None => Ok(None),
-        Some(e) => e.value.as_zset_mut().map(Some).ok_or(()),
-    }
-}
 
 /// After changing the zset at `key` in place: delete it if emptied (Redis
 /// never keeps empty collections), otherwise signal the modification.
@@ -283,15 +235,15 @@ fn zincrby(ctx: &mut Ctx, args: &Args) {
 fn zadd_core(ctx: &mut Ctx, args: &Args, f: AddFlags, at: usize) {
     let mut scores = Vec::with_capacity((args.len() - at) / 2);
     for j in (at..args.len()).step_by(2) {
-        match parse_score(&args[j]) {
+        match parse_double(&args[j]) {
             Some(s) => scores.push(s),
             None => return ctx.out.error(err::NOT_FLOAT),
         }
     }
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
     let mut fresh: Option<ZSet> = None;
-    let z = match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed_mut::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(Some(z)) => z,
         Ok(None) => {
             if f.xx {
@@ -360,8 +312,8 @@ fn zadd_core(ctx: &mut Ctx, args: &Args, f: AddFlags, at: usize) {
 /// ZREM key member [member ...]
 fn zrem(ctx: &mut Ctx, args: &Args) {
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
-    let z = match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed_mut::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(z)) => z,
     };
@@ -383,9 +335,9 @@ fn zrem(ctx: &mut Ctx, args: &Args) {
 /// Run `f` on the zset at args[1] (None if absent); WRONGTYPE handled.
 fn with_zset(ctx: &mut Ctx, args: &Args, f: impl FnOnce(&mut Reply, Option<&ZSet>)) {
     let (db, now) = (ctx.db, ctx.now);
-    match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => ctx.out.error(err::WRONGTYPE),
-        Ok(z) => f(&mut ctx.out, z.map(|z| &*z)),
+    match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => ctx.out.error(e.msg()),
+        Ok(z) => f(&mut ctx.out, z),
     }
 }
 
@@ -609,8 +561,8 @@ fn zrange_generic(ctx: &mut Ctx, args: &Args, src: usize, store: bool, mut by: B
         },
     };
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[src], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[src], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(z) => z,
     };
     if store {
@@ -691,8 +643,8 @@ fn zremrangebylex(ctx: &mut Ctx, args: &Args) {
 
 fn zremrange(ctx: &mut Ctx, args: &Args, spec: Spec) {
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
-    let z = match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed_mut::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.int(0),
         Ok(Some(z)) => z,
     };
@@ -715,7 +667,7 @@ pub(crate) fn pop_n(
     max: bool,
 ) -> Vec<(Vec<u8>, f64)> {
     let mut v = Vec::new();
-    if let Ok(Some(z)) = get_zset(ks, db, key, now) {
+    if let Ok(Some(z)) = ks.get_typed_mut::<ZSet>(db, key, now) {
         let len = z.len();
         let n = count.min(len);
         if n > 0 {
@@ -752,8 +704,8 @@ fn zpop(ctx: &mut Ctx, args: &Args, max: bool) {
         None
     };
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
-    match get_zset(ctx.ks, db, key, now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    match ctx.ks.get_typed::<ZSet>(db, key, now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.array(0),
         Ok(Some(_)) if count == Some(0) => return ctx.out.array(0),
         Ok(Some(_)) => {}
@@ -805,8 +757,8 @@ fn zmpop(ctx: &mut Ctx, args: &Args) {
     let (db, now) = (ctx.db, ctx.now);
     for i in 2..where_at {
         let key = &args[i];
-        match get_zset(ctx.ks, db, key, now) {
-            Err(()) => return ctx.out.error(err::WRONGTYPE),
+        match ctx.ks.get_typed::<ZSet>(db, key, now) {
+            Err(e) => return ctx.out.error(e.msg()),
             Ok(None) => continue,
             Ok(Some(_)) => {
                 let popped = pop_n(ctx.ks, db, key, now, count.unwrap_or(1), max);
@@ -833,8 +785,8 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
     if args.len() == 2 {
         let (db, now) = (ctx.db, ctx.now);
         let r = ctx.rng.next_u64();
-        return match get_zset(ctx.ks, db, &args[1], now) {
-            Err(()) => ctx.out.error(err::WRONGTYPE),
+        return match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+            Err(e) => ctx.out.error(e.msg()),
             Ok(None) => ctx.out.null(),
             Ok(Some(z)) => match z.at_rank((r % z.len() as u64) as usize) {
                 Some((m, _)) => ctx.out.bulk(m),
@@ -859,10 +811,10 @@ fn zrandmember(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error("ERR value is out of range");
     }
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => return ctx.out.array(0),
-        Ok(Some(z)) => &*z,
+        Ok(Some(z)) => z,
     };
     let (count, uniq) = (l.unsigned_abs(), l >= 0);
     if count == 0 {
@@ -1005,7 +957,7 @@ fn setop(ctx: &mut Ctx, args: &Args, dest: Option<usize>, op: SetOp, card: bool,
         let remaining = args.len() - j;
         if op != SetOp::Diff && !card && remaining > n && args.is(j, "weights") {
             for (k, w) in weights.iter_mut().enumerate() {
-                match parse_score(&args[j + 1 + k]) {
+                match parse_double(&args[j + 1 + k]) {
                     Some(v) => *w = v,
                     None => return ctx.out.error("ERR weight value is not a float"),
                 }
@@ -1138,14 +1090,14 @@ fn zscan(ctx: &mut Ctx, args: &Args) {
         return ctx.out.error("ERR invalid cursor");
     }
     let (db, now) = (ctx.db, ctx.now);
-    let z = match get_zset(ctx.ks, db, &args[1], now) {
-        Err(()) => return ctx.out.error(err::WRONGTYPE),
+    let z = match ctx.ks.get_typed::<ZSet>(db, &args[1], now) {
+        Err(e) => return ctx.out.error(e.msg()),
         Ok(None) => {
             ctx.out.array(2);
             ctx.out.bulk(b"0");
             return ctx.out.array(0);
         }
-        Ok(Some(z)) => &*z,
+        Ok(Some(z)) => z,
     };
     // Options are only looked at once the key is known to exist, as in Redis.
     let sa = match parse_scan_args_ext(args, 2, false) {

@@ -2,6 +2,10 @@
 //! and the WATCH bookkeeping that write commands touch. Pure data, no I/O:
 //! live traffic, cross-shard transactions (on a temporary keyspace holding
 //! only the keys involved) and tests all drive it through the same calls.
+//! Commands find a key's value by its type with `get_typed::<T>()`,
+//! `get_typed_mut`, `get_str` and `modify_typed` (create if missing, delete
+//! if left empty): a key of another type is `Err(WrongType)`, whose text is
+//! Redis's WRONGTYPE reply.
 
 pub mod dict;
 pub mod effects;
@@ -18,7 +22,7 @@ mod zset_tree;
 
 pub use dict::{Dict, Entry};
 pub use effects::Effects;
-pub use value::Value;
+pub use value::{Typed, Value, WrongType};
 
 use std::collections::HashMap;
 
@@ -261,6 +265,82 @@ impl Keyspace {
         }
         self.expire_key(db, key);
         None
+    }
+
+    /// The collection at `key` as a `T`: Ok(None) if absent (or expired),
+    /// Err if the key holds another type. A use of the key, as `lookup`.
+    #[inline]
+    pub fn get_typed<T: Typed>(&mut self, db: usize, key: &[u8], now: i64) -> Result<Option<&T>, WrongType> {
+        match self.lookup(db, key, now) {
+            None => Ok(None),
+            Some(e) => T::of(&e.value).map(Some).ok_or(WrongType),
+        }
+    }
+
+    /// `get_typed` for changing the collection in place (the caller
+    /// touches the key, or removes it if it left it empty).
+    #[inline]
+    pub fn get_typed_mut<T: Typed>(&mut self, db: usize, key: &[u8], now: i64) -> Result<Option<&mut T>, WrongType> {
+        match self.lookup(db, key, now) {
+            None => Ok(None),
+            Some(e) => T::of_mut(&mut e.value).map(Some).ok_or(WrongType),
+        }
+    }
+
+    /// The string at `key` (an integer is formatted into `buf`): Ok(None)
+    /// if absent, Err if the key holds another type.
+    #[inline]
+    pub fn get_str<'a>(
+        &'a mut self,
+        db: usize,
+        key: &[u8],
+        now: i64,
+        buf: &'a mut [u8; 24],
+    ) -> Result<Option<&'a [u8]>, WrongType> {
+        match self.lookup(db, key, now) {
+            None => Ok(None),
+            Some(e) => e.value.str_bytes(buf).map(Some).ok_or(WrongType),
+        }
+    }
+
+    /// Run `f` on the collection at `key` or, if the key is absent and
+    /// `new` is given, on a fresh one from it. `f` returns its result and
+    /// whether it changed the collection; a change touches the key, stores
+    /// the new collection, or deletes one left empty (Redis keeps no empty
+    /// collections). Ok(None): absent and not created.
+    pub fn modify_typed<T: Typed, R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        now: i64,
+        new: Option<&dyn Fn() -> T>,
+        f: impl FnOnce(&mut T) -> (R, bool),
+    ) -> Result<Option<R>, WrongType> {
+        match self.lookup(db, key, now) {
+            Some(e) => {
+                let c = T::of_mut(&mut e.value).ok_or(WrongType)?;
+                let (r, changed) = f(c);
+                if changed {
+                    if c.leaves_key_empty() {
+                        self.remove(db, key);
+                    } else {
+                        self.touch(db, key);
+                    }
+                }
+                Ok(Some(r))
+            }
+            None => match new {
+                Some(new) => {
+                    let mut c = new();
+                    let (r, changed) = f(&mut c);
+                    if changed && !c.leaves_key_empty() {
+                        self.set(db, key, c.into_value(), 0);
+                    }
+                    Ok(Some(r))
+                }
+                None => Ok(None),
+            },
+        }
     }
 
     /// Read-only presence check that honours expiry without deleting.
@@ -584,6 +664,42 @@ mod tests {
         assert_eq!(ks.dbs[0].volatile, 0);
         assert_eq!(ks.dbs[0].dict.len(), 1);
         assert_eq!(ks.expired_keys, 1);
+    }
+
+    #[test]
+    fn typed_lookups() {
+        use super::set::Set;
+        let mut ks = Keyspace::new();
+        ks.set(0, b"n", Value::from_bytes(b"42"), 0);
+        ks.set(0, b"s", Value::from_bytes(b"abc"), 0);
+        ks.set(0, b"old", Value::from_bytes(b"x"), 10);
+        let mut buf = [0u8; 24];
+        assert_eq!(ks.get_str(0, b"n", 0, &mut buf), Ok(Some(&b"42"[..])));
+        assert_eq!(ks.get_str(0, b"s", 0, &mut buf), Ok(Some(&b"abc"[..])));
+        assert_eq!(ks.get_str(0, b"none", 0, &mut buf), Ok(None));
+        // An expired key is absent (and goes).
+        assert_eq!(ks.get_str(0, b"old", 10, &mut buf), Ok(None));
+        assert_eq!(ks.dbs[0].dict.len(), 2);
+        assert_eq!(ks.get_typed::<Set>(0, b"s", 0).err(), Some(WrongType));
+        assert_eq!(WrongType.msg(), "WRONGTYPE Operation against a key holding the wrong kind of value");
+        assert!(ks.get_typed_mut::<Set>(0, b"none", 0).is_ok_and(|s| s.is_none()));
+
+        // modify_typed: created only when asked, touched when changed,
+        // removed when left empty, refused on another type.
+        let new = || Set::new();
+        let add = |m: &'static [u8]| move |s: &mut Set| (s.add(m), true);
+        assert_eq!(ks.modify_typed(0, b"t", 0, None, add(b"a")), Ok(None));
+        assert_eq!(ks.modify_typed(0, b"t", 0, Some(&new), add(b"a")), Ok(Some(true)));
+        assert_eq!(ks.get_typed::<Set>(0, b"t", 0).map(|s| s.map(|s| s.len())), Ok(Some(1)));
+        let dirty = ks.dirty;
+        assert_eq!(ks.modify_typed(0, b"t", 0, None, |s: &mut Set| (s.add(b"a"), false)), Ok(Some(false)));
+        assert_eq!(ks.dirty, dirty);
+        assert_eq!(ks.modify_typed(0, b"t", 0, None, |s: &mut Set| (s.remove(b"a"), true)), Ok(Some(true)));
+        assert!(ks.peek(0, b"t", 0).is_none());
+        assert_eq!(ks.modify_typed(0, b"s", 0, Some(&new), add(b"a")), Err(WrongType));
+        // A fresh collection left empty is not stored.
+        assert_eq!(ks.modify_typed(0, b"u", 0, Some(&new), |_: &mut Set| ((), true)), Ok(Some(())));
+        assert!(ks.peek(0, b"u", 0).is_none());
     }
 
     /// SWAPDB of a db with itself leaves WATCHed keys clean (Redis);

@@ -12,6 +12,7 @@
 
 use super::effects::encode_array;
 use super::stream_node::Pack;
+use crate::util::num::parse_u64_strtoull;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::stream_node::EntryRef;
@@ -76,48 +77,17 @@ impl StreamId {
             return None;
         }
         match b.iter().position(|&c| c == b'-') {
-            None => Some((StreamId::new(parse_u64(b)?, missing_seq), true)),
+            None => Some((StreamId::new(parse_u64_strtoull(b)?, missing_seq), true)),
             Some(p) => {
-                let ms = parse_u64(&b[..p])?;
+                let ms = parse_u64_strtoull(&b[..p])?;
                 let rest = &b[p + 1..];
                 if allow_star && rest == b"*" {
                     return Some((StreamId::new(ms, 0), false));
                 }
-                Some((StreamId::new(ms, parse_u64(rest)?), true))
+                Some((StreamId::new(ms, parse_u64_strtoull(rest)?), true))
             }
         }
     }
-}
-
-/// Redis's `string2ull`: a canonical integer (not negative), or whatever
-/// C's strtoull accepts in full (leading blanks, a sign, leading zeros).
-fn parse_u64(b: &[u8]) -> Option<u64> {
-    if b.contains(&0) {
-        return None;
-    }
-    if let Some(v) = crate::util::parse_i64(b) {
-        return (v >= 0).then_some(v as u64);
-    }
-    let mut i = 0;
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') {
-        i += 1;
-    }
-    let mut neg = false;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        neg = b[i] == b'-';
-        i += 1;
-    }
-    if i >= b.len() {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in &b[i..] {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    Some(if neg { v.wrapping_neg() } else { v })
 }
 
 /// One node: its packed entries and what Redis's listpack would count.

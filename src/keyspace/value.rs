@@ -35,18 +35,59 @@ pub enum Value {
     Stream(Box<Stream>),
 }
 
-/// Typed access to a collection value: `None` means another type (the
-/// caller replies WRONGTYPE).
+/// The key holds a value of another type than the command works on:
+/// Redis's WRONGTYPE error, with its text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrongType;
+
+impl WrongType {
+    pub const MSG: &'static str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    /// The error reply's text.
+    pub fn msg(self) -> &'static str {
+        Self::MSG
+    }
+}
+
+impl From<WrongType> for &'static str {
+    fn from(e: WrongType) -> Self {
+        e.msg()
+    }
+}
+
+impl From<WrongType> for String {
+    fn from(e: WrongType) -> Self {
+        e.msg().to_string()
+    }
+}
+
+/// A collection type a key can hold: what the typed lookups
+/// (`Keyspace::get_typed`, `get_typed_mut`, `modify_typed`) work on.
+pub trait Typed: Sized {
+    /// The value as this type; None if it holds another.
+    fn of(v: &Value) -> Option<&Self>;
+    fn of_mut(v: &mut Value) -> Option<&mut Self>;
+    /// A new collection as a value to store.
+    fn into_value(self) -> Value;
+    /// Whether a key left holding this must go: Redis keeps no empty
+    /// list, hash, set or sorted set (an empty stream stays).
+    fn leaves_key_empty(&self) -> bool;
+}
+
+/// Typed access to a collection value (`None` means another type: the
+/// caller replies WRONGTYPE), as methods and as `Typed`.
 macro_rules! accessors {
-    ($($get:ident, $get_mut:ident, $variant:ident, $ty:ty;)*) => {
+    ($($get:ident, $get_mut:ident, $variant:ident, $ty:ty, $wrap:expr, $empty:expr;)*) => {
         impl Value {
             $(
+                #[inline]
                 pub fn $get(&self) -> Option<&$ty> {
                     match self {
                         Value::$variant(v) => Some(v),
                         _ => None,
                     }
                 }
+                #[inline]
                 pub fn $get_mut(&mut self) -> Option<&mut $ty> {
                     match self {
                         Value::$variant(v) => Some(v),
@@ -55,15 +96,33 @@ macro_rules! accessors {
                 }
             )*
         }
+        $(
+            impl Typed for $ty {
+                #[inline]
+                fn of(v: &Value) -> Option<&Self> {
+                    v.$get()
+                }
+                #[inline]
+                fn of_mut(v: &mut Value) -> Option<&mut Self> {
+                    v.$get_mut()
+                }
+                fn into_value(self) -> Value {
+                    ($wrap)(self)
+                }
+                fn leaves_key_empty(&self) -> bool {
+                    ($empty)(self)
+                }
+            }
+        )*
     };
 }
 
 accessors! {
-    as_list, as_list_mut, List, List;
-    as_hash, as_hash_mut, Hash, Hash;
-    as_set, as_set_mut, Set, Set;
-    as_zset, as_zset_mut, ZSet, ZSet;
-    as_stream, as_stream_mut, Stream, Stream;
+    as_list, as_list_mut, List, List, |v| Value::List(Box::new(v)), List::is_empty;
+    as_hash, as_hash_mut, Hash, Hash, Value::Hash, Hash::is_empty;
+    as_set, as_set_mut, Set, Set, Value::Set, Set::is_empty;
+    as_zset, as_zset_mut, ZSet, ZSet, Value::ZSet, ZSet::is_empty;
+    as_stream, as_stream_mut, Stream, Stream, |v| Value::Stream(Box::new(v)), |_: &Stream| false;
 }
 
 impl Value {

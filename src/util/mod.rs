@@ -1,64 +1,13 @@
-//! Small pure helpers shared by the parser and the commands: strict number
-//! parsing as Redis does it, glob matching, and the cluster hash slot.
+//! Small pure helpers shared by the parser and the commands: number
+//! parsing as Redis does it (`num`), the x87 long double arithmetic of
+//! INCRBYFLOAT (`longdouble`), double formatting, glob matching, the
+//! cluster hash slot, clocks.
 
-/// Parse a signed 64-bit integer the way Redis's string2ll does: optional
-/// '-', digits only, no leading zeros (except "0"), no '+', no spaces.
-pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
-    }
-    if s == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = if s[0] == b'-' { (true, &s[1..]) } else { (false, s) };
-    if digits.is_empty() || digits[0] == b'0' {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add((c - b'0') as u64)?;
-    }
-    if neg {
-        if v > (i64::MAX as u64) + 1 {
-            return None;
-        }
-        Some(-(v as i128) as i64)
-    } else {
-        if v > i64::MAX as u64 {
-            return None;
-        }
-        Some(v as i64)
-    }
-}
+pub mod longdouble;
+pub mod num;
 
-/// Parse a float the way Redis's string2ld/strtold-based checks accept it:
-/// no leading/trailing spaces, finite or "inf"/"-inf" as allowed by caller.
-pub fn parse_f64(s: &[u8]) -> Option<f64> {
-    if s.is_empty() || s[0].is_ascii_whitespace() || s[s.len() - 1].is_ascii_whitespace() {
-        return None;
-    }
-    let st = std::str::from_utf8(s).ok()?;
-    // Rust accepts "infinity"/"nan" spellings as strtod does; reject nan.
-    let lower = st.to_ascii_lowercase();
-    let v = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            if lower.contains("nan") {
-                return None;
-            }
-            // strtod accepts hex floats too; we do not (rare in practice).
-            st.parse::<f64>().ok()?
-        }
-    };
-    if v.is_nan() {
-        return None;
-    }
-    Some(v)
-}
+/// string2ll and string2ld's reader: the two nearly every command uses.
+pub use num::{parse_f64, parse_i64};
 
 /// Format a double for a reply the way Redis 7.0 does (`%.17g`), with
 /// `inf`/`-inf` spelled as Redis spells them.
@@ -303,17 +252,6 @@ mod tests {
         assert_eq!(fmt_utc_ms(0), "1970-01-01 00:00:00.000");
         assert_eq!(fmt_utc_ms(1_700_000_000_123), "2023-11-14 22:13:20.123");
         assert_eq!(fmt_utc_ms(951_782_400_000), "2000-02-29 00:00:00.000");
-    }
-
-    #[test]
-    fn strict_integers() {
-        assert_eq!(parse_i64(b"123"), Some(123));
-        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(parse_i64(b"9223372036854775808"), None);
-        assert_eq!(parse_i64(b"012"), None);
-        assert_eq!(parse_i64(b"+1"), None);
-        assert_eq!(parse_i64(b" 1"), None);
-        assert_eq!(parse_i64(b"-0"), None);
     }
 
     #[test]
