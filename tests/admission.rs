@@ -95,6 +95,11 @@ fn misconf_refuses_writes_on_every_road() {
     // A cross-shard command: nothing of it happens.
     assert!(is_err_with(&c1.cmd(&["MSET", &k0, "x", &k1, "mset"]), "MISCONF"), "cross-shard MSET");
     assert_eq!(c1.cmd(&["GET", &k1]), Value::bulk("sq"), "a refused MSET wrote nothing");
+    // A keyspace-wide write (every shard takes part) and a blocking
+    // command's first try.
+    assert!(is_err_with(&c1.cmd(&["FLUSHALL"]), "MISCONF"), "FLUSHALL over both shards");
+    assert!(is_err_with(&c1.cmd(&["BLPOP", &k0, "0.01"]), "MISCONF"), "BLPOP on the failing shard");
+    assert_eq!(c1.cmd(&["GET", &k1]), Value::bulk("sq"), "a refused FLUSHALL flushed nothing");
     // EXEC: local, cross-shard, routed (every shard takes part).
     for (name, c) in [("local", &mut local_exec), ("cross-shard", &mut cross_exec), ("routed", &mut routed_exec)] {
         let r = c.cmd(&["EXEC"]);
@@ -117,6 +122,29 @@ fn misconf_refuses_writes_on_every_road() {
     assert_eq!(c0.cmd(&["SET", &k0, "after"]), Value::ok());
     assert_eq!(c1.cmd(&["MSET", &k0, "m0", &k1, "m1"]), Value::ok());
     assert_eq!(c0.cmd(&["MGET", &k0, &k1]), Value::Array(vec![Value::bulk("m0"), Value::bulk("m1")]));
+}
+
+/// One shard: a keyspace-wide write runs at the connection, not as a
+/// transaction, and passes the same gate.
+#[test]
+fn misconf_refuses_a_keyspace_wide_write_on_one_shard() {
+    let srv = Server::start_env(1, &[], &[("SHARDIS_FAILPOINT", "aof-eio")]);
+    let mut c = srv.conn();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Value::ok());
+    let marker = srv.dir.join("shard-000").join("fail-writes");
+    std::fs::write(&marker, b"").expect("create failpoint marker");
+    let mut trigger = srv.conn();
+    trigger.send_raw(&common::encode_command(&["SET", "k", "trigger"])).expect("send trigger");
+    wait_write_status(&mut c, "err");
+    for cmd in [&["FLUSHALL"][..], &["FLUSHDB"], &["SWAPDB", "0", "1"]] {
+        assert!(is_err_with(&c.cmd(cmd), "MISCONF"), "{cmd:?}");
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(1), "reads still run");
+    std::fs::remove_file(&marker).expect("remove failpoint marker");
+    wait_write_status(&mut c, "ok");
+    assert_eq!(trigger.read_value().expect("trigger reply"), Value::ok());
+    assert_eq!(c.cmd(&["FLUSHALL"]), Value::ok());
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(0));
 }
 
 /// Shard 0 is over its share of maxmemory under noeviction; shard 1 is not.
@@ -157,6 +185,7 @@ fn oom_refuses_on_every_road_with_one_participant_full() {
     assert_eq!(c1.cmd(&["MSET", &k0, "x", &k1, "mset"]), Value::err(OOM), "cross-shard MSET");
     assert_eq!(c1.cmd(&["GET", &k1]), Value::bulk("sq"), "a refused MSET wrote nothing");
     assert_eq!(c1.cmd(&["EXISTS", &k0]), Value::Int(0));
+    assert_eq!(c1.cmd(&["BLMOVE", &k0, &k0, "LEFT", "LEFT", "0.01"]), Value::err(OOM), "blocking, first try");
     for (name, c) in [("local", &mut local_exec), ("cross-shard", &mut cross_exec)] {
         let r = c.cmd(&["EXEC"]);
         assert_eq!(r, Value::err(&format!("EXECABORT Transaction discarded because of: {OOM}")), "{name} EXEC");

@@ -292,6 +292,21 @@ impl Shard {
     /// A command that runs on the connection's shard (session, HELP and
     /// server commands) or over every shard (`EveryShard`).
     pub fn server_command(&mut self, conn: &mut Conn, id: usize, def: &'static CommandDef, args: &Args) {
+        // Server and keyspace-wide commands pass the client road's gates
+        // here, as keyspace commands do in `cmd::call` (a keyspace-wide
+        // write over several shards is checked as a transaction instead).
+        // Session commands and HELP replies touch nothing the gates guard.
+        let as_txn = matches!(def.handler, Handler::EveryShard { .. }) && def.has(WRITE) && self.shared.nshards > 1;
+        if !as_txn && matches!(def.handler, Handler::Server(_) | Handler::EveryShard { .. }) {
+            let admitted = self.admit(Road::Client, def.flags);
+            // What eviction deleted goes to the AOF.
+            self.log_pending();
+            if let Err(refusal) = admitted {
+                self.stats[id].rejected += 1;
+                Reply::new(&mut conn.out, conn.resp3).error(&refusal.message());
+                return;
+            }
+        }
         let t0 = super::ticks::now();
         let before = conn.out.len();
         match def.handler {
