@@ -60,6 +60,19 @@ fn multi(c: &mut RespConn, cmds: &[&[&str]]) {
     }
 }
 
+/// Three transactions writing `k0` (shard 0) left queued, for EXEC later:
+/// local to shard 0, across both shards, and routed (DBSIZE takes every
+/// shard).
+fn queue_transactions(srv: &Server, k0: &str, k1: &str) -> [RespConn; 3] {
+    let mut local = conn_on_shard(srv, 0);
+    multi(&mut local, &[&["SET", k0, "tx"]]);
+    let mut cross = conn_on_shard(srv, 1);
+    multi(&mut cross, &[&["SET", k0, "tx"], &["SET", k1, "tx"]]);
+    let mut routed = conn_on_shard(srv, 1);
+    multi(&mut routed, &[&["DBSIZE"], &["SET", k1, "tx"]]);
+    [local, cross, routed]
+}
+
 /// Shard 0's AOF fails (failpoint `aof-eio`); shard 1's works.
 #[test]
 fn misconf_refuses_writes_on_every_road() {
@@ -71,12 +84,7 @@ fn misconf_refuses_writes_on_every_road() {
     assert_eq!(c0.cmd(&["SET", &k0, "before"]), Value::ok());
     assert_eq!(c1.cmd(&["SET", &k1, "before"]), Value::ok());
     // Queued while the AOF still works, run after it fails.
-    let mut local_exec = conn_on_shard(&srv, 0);
-    multi(&mut local_exec, &[&["SET", &k0, "tx"]]);
-    let mut cross_exec = conn_on_shard(&srv, 1);
-    multi(&mut cross_exec, &[&["SET", &k0, "tx"], &["SET", &k1, "tx"]]);
-    let mut routed_exec = conn_on_shard(&srv, 1);
-    multi(&mut routed_exec, &[&["DBSIZE"], &["SET", &k1, "tx"]]);
+    let [mut local_exec, mut cross_exec, mut routed_exec] = queue_transactions(&srv, &k0, &k1);
 
     let marker = srv.dir.join("shard-000").join("fail-writes");
     std::fs::write(&marker, b"").expect("create failpoint marker");
@@ -157,12 +165,7 @@ fn oom_refuses_on_every_road_with_one_participant_full() {
     let mut c0 = conn_on_shard(&srv, 0);
     let mut c1 = conn_on_shard(&srv, 1);
     assert_eq!(c1.cmd(&["SET", &k1, "before"]), Value::ok());
-    let mut local_exec = conn_on_shard(&srv, 0);
-    multi(&mut local_exec, &[&["SET", &k0, "tx"]]);
-    let mut cross_exec = conn_on_shard(&srv, 1);
-    multi(&mut cross_exec, &[&["SET", &k0, "tx"], &["SET", &k1, "tx"]]);
-    let mut routed_exec = conn_on_shard(&srv, 1);
-    multi(&mut routed_exec, &[&["DBSIZE"], &["SET", &k1, "tx"]]);
+    let [mut local_exec, mut cross_exec, mut routed_exec] = queue_transactions(&srv, &k0, &k1);
 
     // Fill shard 0 (keys with its hash tag) until it refuses.
     let value = "v".repeat(16 * 1024);

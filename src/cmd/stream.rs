@@ -1542,28 +1542,13 @@ fn group_counters(out: &mut Reply, s: &Stream, g: &Group) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{exec, lookup, Ctx, OwnedArgs, Rng};
     use crate::cmd::hash::tests::run_proto;
     use crate::keyspace::Keyspace;
-    use crate::protocol::reply::Reply;
 
     /// Run one command given as parts at time `now`; returns the reply.
     fn run_at(ks: &mut Keyspace, parts: &[Vec<u8>], now: i64) -> String {
-        let mut buf = Vec::new();
-        let mut rng = Rng::new(7);
-        let args = OwnedArgs::from_slices(parts);
-        let (_, def) = lookup(&parts[0]).expect("known command");
-        let mut ctx = Ctx {
-            ks,
-            db: 0,
-            now,
-            out: Reply::new(&mut buf, false),
-            max_bulk_len: 512 << 20,
-            rng: &mut rng,
-            facts: &crate::cmd::Facts::SINGLE,
-        };
-        exec(def, &mut ctx, &args.args());
-        String::from_utf8_lossy(&buf).into_owned()
+        let parts: Vec<&[u8]> = parts.iter().map(|p| &p[..]).collect();
+        String::from_utf8_lossy(&crate::cmd::testing::run_at(ks, now, &parts)).into_owned()
     }
 
     fn check(ks: &mut Keyspace, cases: &[(&str, &str)]) {
