@@ -72,9 +72,16 @@ pub struct Config {
     /// Entries SLOWLOG keeps on each shard.
     pub slowlog_max_len: u64,
     /// Collection-encoding thresholds by their Redis names
-    /// (`hash-max-listpack-entries`, ...), as a `[encoding]` table; the
-    /// ones not given keep Redis's defaults.
+    /// (`hash-max-listpack-entries`, ...; the pre-7.0 `ziplist` names
+    /// too), as a `[encoding]` table; the ones not given keep Redis's
+    /// defaults. Sizes (`*-value`) may be written as Redis's memory values
+    /// ("2kb").
+    #[serde(deserialize_with = "encoding_values")]
     pub encoding: std::collections::BTreeMap<String, i64>,
+    /// Redis's RDB snapshot schedule, kept so that CONFIG GET returns what
+    /// CONFIG SET stored (tools save and restore it); shardis persists
+    /// through its AOF and takes no RDB snapshots.
+    pub save: String,
     /// The file this config was read from (for CONFIG REWRITE).
     #[serde(skip)]
     pub config_file: Option<String>,
@@ -111,6 +118,7 @@ impl Default for Config {
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             encoding: Default::default(),
+            save: String::new(),
             config_file: None,
         }
     }
@@ -354,7 +362,7 @@ impl Config {
             ("auto-aof-rewrite-min-size", self.auto_aof_rewrite_min_size.to_string()),
             ("logfile", self.logfile.clone()),
             // Read-only compatibility values that tools ask for.
-            ("save", String::new()),
+            ("save", self.save.clone()),
             ("databases", "16".into()),
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.clone()),
@@ -364,15 +372,16 @@ impl Config {
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
-        .collect()
+        .collect::<Vec<_>>()
+        .with_aliases()
     }
 
     /// CONFIG SET: change one option at run time, or say why not. Numbers
     /// outside Redis 7's range for the option are refused (`BOUNDS`), so
     /// no value can disconnect every client or stop the server working.
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let lname = name.to_ascii_lowercase();
-        let n = lname.as_str();
+        let cname = canonical_name(name);
+        let n = cname.as_str();
         let int = |v: &str| {
             let v = v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             in_bounds(n, v as i128).map(|_| v)
@@ -381,7 +390,7 @@ impl Config {
         let mut next = self.clone();
         match n {
             "requirepass" => next.requirepass = value.to_string(),
-            "protected-mode" => next.protected_mode = parse_bool(value)?,
+            "protected-mode" => next.protected_mode = parse_yes_no(value)?,
             "proto-max-bulk-len" => next.proto_max_bulk_len = mem(value)?,
             "client-query-buffer-limit" => next.client_query_buffer_limit = mem(value)?,
             "maxclients" => next.maxclients = int(value)? as u64,
@@ -394,16 +403,16 @@ impl Config {
             "auto-aof-rewrite-percentage" => next.auto_aof_rewrite_percentage = int(value)? as u32,
             "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = mem(value)?,
             "batch-wait-us" => next.batch_wait_us = int(value)? as u32,
-            "appendfsync" => next.appendfsync = value.to_ascii_lowercase(),
-            "appendonly" => next.appendonly = parse_bool(value)?,
-            "save" => {}
+            "appendfsync" => next.appendfsync = one_of(value, FSYNC_POLICIES)?,
+            "appendonly" => next.appendonly = parse_yes_no(value)?,
+            "save" => next.save = value.to_string(),
             "maxmemory" => next.maxmemory = mem(value)?,
-            "maxmemory-policy" => next.maxmemory_policy = value.to_ascii_lowercase(),
+            "maxmemory-policy" => next.maxmemory_policy = one_of(value, crate::keyspace::evict::POLICY_NAMES)?,
             "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
             "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
             n if encoding_limit(n).is_some() => {
-                let v = value.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+                let v = encoding_value(n, value)?;
                 if let Some(l) = encoding_limit(n) {
                     in_bounds(n, v as i128)?;
                     next.encoding.insert(l.name.to_string(), v);
@@ -419,7 +428,7 @@ impl Config {
             | "databases"
             | "disable-thp"
             | "enable-debug-command" => return Err("can't set immutable config".into()),
-            _ => return Err("Unknown option or number of arguments for CONFIG SET".into()),
+            _ => return Err(UNKNOWN_OPTION.into()),
         }
         next.validate()?;
         next.apply_encoding_limits()?;
@@ -496,6 +505,110 @@ fn encoding_limit(name: &str) -> Option<&'static crate::keyspace::limits::Limit>
     crate::keyspace::limits::ALL.iter().copied().find(|l| l.name == name)
 }
 
+/// What `Config::set` answers for a name it does not know (CONFIG SET
+/// words this error differently from the others).
+pub const UNKNOWN_OPTION: &str = "Unknown option or number of arguments for CONFIG SET";
+
+/// Redis 7's older names, accepted wherever the current name is (CONFIG
+/// GET and SET, the file) and listed beside it by CONFIG GET, as Redis
+/// does. Names shardis does not have yet are here too, so they keep their
+/// alias when they arrive.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("slaveof", "replicaof"),
+    ("slave-serve-stale-data", "replica-serve-stale-data"),
+    ("slave-read-only", "replica-read-only"),
+    ("slave-announce-ip", "replica-announce-ip"),
+    ("slave-announce-port", "replica-announce-port"),
+    ("slave-priority", "replica-priority"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
+    ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
+    ("repl-ping-slave-period", "repl-ping-replica-period"),
+    ("min-slaves-to-write", "min-replicas-to-write"),
+    ("min-slaves-max-lag", "min-replicas-max-lag"),
+    ("lua-time-limit", "busy-reply-threshold"),
+    ("cluster-slave-validity-factor", "cluster-replica-validity-factor"),
+    ("cluster-slave-no-failover", "cluster-replica-no-failover"),
+];
+
+/// An option's current name, lowercase (options are case-insensitive).
+pub fn canonical_name(name: &str) -> String {
+    let l = name.to_ascii_lowercase();
+    ALIASES.iter().find(|(alias, _)| *alias == l).map_or(l, |(_, current)| current.to_string())
+}
+
+/// CONFIG GET's entries plus each alias whose current name is there.
+trait WithAliases {
+    fn with_aliases(self) -> Self;
+}
+
+impl WithAliases for Vec<(&'static str, String)> {
+    fn with_aliases(mut self) -> Self {
+        for (alias, current) in ALIASES {
+            if let Some(v) = self.iter().find(|(n, _)| n == current).map(|(_, v)| v.clone()) {
+                self.push((alias, v));
+            }
+        }
+        self
+    }
+}
+
+/// appendfsync's values, in the order Redis's error lists them.
+const FSYNC_POLICIES: &[&str] = &["everysec", "always", "no"];
+
+/// A boolean option as CONFIG SET takes it: yes or no, any case.
+pub fn parse_yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+/// An enumerated option's value, lowercase, if it is one of `names`.
+fn one_of(v: &str, names: &[&str]) -> Result<String, String> {
+    let l = v.to_ascii_lowercase();
+    match names.contains(&l.as_str()) {
+        true => Ok(l),
+        false => Err(format!("argument(s) must be one of the following: {}", names.join(", "))),
+    }
+}
+
+/// An encoding threshold's value: sizes (`*-value`) are memory values
+/// ("1k", "2kb"), counts plain integers (negative list sizes included).
+fn encoding_value(name: &str, v: &str) -> Result<i64, String> {
+    if name.ends_with("-value") {
+        parse_memory(v)
+    } else {
+        v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())
+    }
+}
+
+/// The `[encoding]` table: integers, or Redis's memory values as strings.
+fn encoding_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+    }
+    let raw = std::collections::BTreeMap::<String, Raw>::deserialize(d)?;
+    let mut out = std::collections::BTreeMap::new();
+    for (name, v) in raw {
+        let v = match v {
+            Raw::Int(n) => n,
+            Raw::Text(t) => encoding_value(&canonical_name(&name), &t)
+                .map_err(|e| serde::de::Error::custom(format!("[encoding] {name}: {e}")))?,
+        };
+        out.insert(canonical_name(&name), v);
+    }
+    Ok(out)
+}
+
 /// Memory sizes as Redis accepts them: 512mb, 1gb, 1024k, plain bytes.
 pub fn parse_memory(v: &str) -> Result<i64, String> {
     let l = v.to_ascii_lowercase();
@@ -516,7 +629,10 @@ pub fn parse_memory(v: &str) -> Result<i64, String> {
     } else {
         (l.as_str(), 1)
     };
-    // As Redis: a memory value is never negative.
+    // As Redis: a memory value is never negative, and an empty one is 0.
+    if num.is_empty() && mul == 1 {
+        return Ok(0);
+    }
     num.parse::<i64>()
         .ok()
         .filter(|n| *n >= 0)
@@ -605,6 +721,28 @@ mod tests {
         assert_eq!(e, "maxclients: argument must be between 1 and 4294967295 inclusive");
         assert!(Config::from_toml("enable-debug-command = \"sometimes\"\n").expect("toml").validate().is_err());
         assert!(Config::from_toml("[encoding]\nzset-max-listpack-value = -3\n").expect("toml").validate().is_err());
+    }
+
+    #[test]
+    fn old_names_and_redis_value_forms() {
+        assert_eq!(canonical_name("HASH-MAX-ZIPLIST-VALUE"), "hash-max-listpack-value");
+        assert_eq!(canonical_name("slave-read-only"), "replica-read-only");
+        assert_eq!(canonical_name("maxmemory"), "maxmemory");
+        let mut c = Config::default();
+        c.set("hash-max-ziplist-value", "1k").expect("alias with a memory unit");
+        c.set("list-max-ziplist-size", "-4").expect("negative list size");
+        assert_eq!(c.encoding.get("hash-max-listpack-value"), Some(&1000));
+        assert_eq!(c.encoding.get("list-max-listpack-size"), Some(&-4));
+        let entries = c.entries();
+        let get = |n: &str| entries.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("hash-max-ziplist-value"), get("hash-max-listpack-value"));
+        assert_eq!(c.set("protected-mode", "true").unwrap_err(), "argument must be 'yes' or 'no'");
+        assert_eq!(c.set("nosuch", "1").unwrap_err(), UNKNOWN_OPTION);
+        assert_eq!(parse_memory(""), Ok(0));
+        let c = Config::from_toml("[encoding]\nzset-max-ziplist-value = \"2kb\"\nhash-max-listpack-entries = 64\n")
+            .expect("units in the file");
+        assert_eq!(c.encoding.get("zset-max-listpack-value"), Some(&2048));
+        assert!(Config::from_toml("[encoding]\nhash-max-listpack-entries = \"1kb\"\n").is_err(), "counts take no unit");
     }
 
     #[test]

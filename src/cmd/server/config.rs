@@ -44,18 +44,30 @@ impl Shard {
         let resp3 = conn.resp3;
         let c = self.shared.config_snapshot();
         let entries = c.entries();
-        let mut hits: Vec<(&str, String)> = Vec::new();
+        let mut hits: Vec<(String, String)> = Vec::new();
         for pat in args.iter().skip(2) {
+            // A plain name (no glob) is answered under the name as given,
+            // any case, as Redis does.
+            if !pat.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+                let given = String::from_utf8_lossy(pat);
+                let name = given.to_ascii_lowercase();
+                if let Some((_, v)) = entries.iter().find(|(k, _)| *k == name) {
+                    if !hits.iter().any(|(h, _)| h.eq_ignore_ascii_case(&given)) {
+                        hits.push((given.into_owned(), v.clone()));
+                    }
+                }
+                continue;
+            }
             for (k, v) in &entries {
                 if crate::util::glob_match(pat, k.as_bytes(), true) && !hits.iter().any(|(h, _)| h == k) {
-                    hits.push((k, v.clone()));
+                    hits.push((k.to_string(), v.clone()));
                 }
             }
         }
         let mut r = Reply::new(&mut conn.out, resp3);
         r.map(hits.len());
         for (k, v) in hits {
-            r.bulk_str(k);
+            r.bulk_str(&k);
             r.bulk_str(&v);
         }
     }
@@ -67,12 +79,22 @@ impl Shard {
             return Reply::new(&mut conn.out, resp3).error(crate::cmd::err::SYNTAX);
         }
         let mut c = self.shared.config_snapshot();
+        // Every pair is applied to one copy, which replaces the running
+        // configuration only if all of them were taken.
         for i in (2..args.len()).step_by(2) {
             let name = String::from_utf8_lossy(args.get(i)).to_string();
             let val = String::from_utf8_lossy(args.get(i + 1)).to_string();
-            if let Err(e) = c.set(&name, &val) {
-                return Reply::new(&mut conn.out, resp3)
-                    .error(&format!("ERR CONFIG SET failed (possibly related to argument '{}') - {}", name, e));
+            let duplicate = (2..i).step_by(2).any(|j| args.get(j).eq_ignore_ascii_case(args.get(i)));
+            let taken = if duplicate { Err("duplicate parameter".to_string()) } else { c.set(&name, &val) };
+            match taken {
+                Ok(()) => {}
+                Err(e) if e == crate::config::UNKNOWN_OPTION => {
+                    return Reply::new(&mut conn.out, resp3).error(&format!("ERR {e} - '{name}'"));
+                }
+                Err(e) => {
+                    return Reply::new(&mut conn.out, resp3)
+                        .error(&format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {e}"))
+                }
             }
         }
         if c.maxclients > self.config.maxclients {
