@@ -589,7 +589,9 @@ fn encoding_value(name: &str, v: &str) -> Result<i64, String> {
 }
 
 /// The `[encoding]` table: integers, or Redis's memory values as strings.
-fn encoding_values<'de, D: serde::Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, i64>, D::Error> {
+fn encoding_values<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {

@@ -138,6 +138,22 @@ pub struct Conn {
     pub out_held: bool,
     /// When its output went over the soft output-buffer limit (0: under).
     pub obuf_soft_since: i64,
+    /// CLIENT REPLY: whether replies are sent.
+    pub reply: ReplyMode,
+    /// While replies are muted, `out` is cut back to here (`settle_reply`).
+    pub mute_from: usize,
+}
+
+/// CLIENT REPLY ON | OFF | SKIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyMode {
+    On,
+    /// Nothing is sent (replies and pushes alike, as Redis).
+    Off,
+    /// The next command's reply is not sent.
+    SkipNext,
+    /// The command being run now is the skipped one.
+    Skipping,
 }
 
 impl Conn {
@@ -150,6 +166,22 @@ impl Conn {
     #[inline]
     pub fn wants_input(&self) -> bool {
         !self.closing && !self.close_after_flush && !self.read_eof && self.output_bytes() < OUTPUT_PAUSE
+    }
+
+    /// Drop what a muted client was given since `mute_from`: everything
+    /// under CLIENT REPLY OFF; the skipped command's reply once it is
+    /// complete (nothing waits), after which replies are on again.
+    #[inline]
+    pub fn settle_reply(&mut self) {
+        match self.reply {
+            ReplyMode::On | ReplyMode::SkipNext => {}
+            ReplyMode::Off => self.out.truncate(self.mute_from),
+            ReplyMode::Skipping if self.wait.is_none() => {
+                self.out.truncate(self.mute_from);
+                self.reply = ReplyMode::On;
+            }
+            ReplyMode::Skipping => {}
+        }
     }
 
     pub fn in_pubsub(&self) -> bool {
@@ -408,6 +440,8 @@ impl Shard {
             out_gate: 0,
             out_held: false,
             obuf_soft_since: 0,
+            reply: ReplyMode::On,
+            mute_from: 0,
         });
         self.conns[idx as usize] = Some(conn);
         Ok((idx, gen))
@@ -557,6 +591,9 @@ impl Shard {
                 over_limit.push(idx);
                 continue;
             }
+            if c.reply != ReplyMode::On {
+                c.settle_reply();
+            }
             if !c.sending.is_empty() || c.out.is_empty() || c.closing {
                 continue;
             }
@@ -569,6 +606,7 @@ impl Shard {
             }
             std::mem::swap(&mut c.out, &mut c.sending);
             c.sent = 0;
+            c.mute_from = 0;
             self.io.send.push(idx);
         }
         let mut dirty = dirty;

@@ -11,7 +11,7 @@
 //! different shards (so on different keys) of one pipeline may take effect
 //! in another order, as with Dragonfly's pipeline squashing.
 
-use super::core::{Conn, Shard, Wait};
+use super::core::{Conn, ReplyMode, Shard, Wait};
 use super::fanout::{GlobalPlan, PlanCtx};
 use super::router::{self, Route};
 use super::Msg;
@@ -51,6 +51,18 @@ impl Shard {
             && conn.output_bytes() < super::core::OUTPUT_PAUSE
         {
             let start = conn.rpos;
+            if conn.reply != ReplyMode::On {
+                // One request at a time (no squashing), so each reply can
+                // be cut when its request completes.
+                conn.settle_reply();
+                if squash.is_some() {
+                    break;
+                }
+                if conn.reply == ReplyMode::SkipNext && start < rbuf.len() {
+                    conn.reply = ReplyMode::Skipping;
+                    conn.mute_from = conn.out.len();
+                }
+            }
             if start >= rbuf.len() {
                 break;
             }
@@ -107,6 +119,9 @@ impl Shard {
         }
         if let Some(sq) = squash {
             self.send_squash(conn, sq);
+        }
+        if conn.reply != ReplyMode::On {
+            conn.settle_reply();
         }
         if conn.rpos == rbuf.len() {
             rbuf.clear();
@@ -169,7 +184,7 @@ impl Shard {
 
     /// Decide whether a request can take part in a squashed pipeline.
     fn classify(&self, conn: &Conn, args: &Args) -> Step {
-        if conn.multi.is_some() || !conn.authed || conn.in_pubsub() {
+        if conn.multi.is_some() || !conn.authed || conn.in_pubsub() || conn.reply != ReplyMode::On {
             return Step::Run;
         }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };

@@ -7,7 +7,7 @@ use crate::cmd::flags::*;
 use crate::cmd::table::{container, help};
 use crate::cmd::{err, Args, CommandDef};
 use crate::protocol::reply::Reply;
-use crate::shard::core::{Conn, Shard};
+use crate::shard::core::{Conn, ReplyMode, Shard};
 use crate::shard::fanout::FanOp;
 use crate::shard::{ConnRef, FanReq, FanResp};
 
@@ -27,10 +27,10 @@ static SUBCOMMANDS: &[CommandDef] = &[
     cl(server("client|info", 2, OWN, Shard::cmd_client_info)).since("6.2.0").tips(&["nondeterministic_output"]),
     cl(server("client|kill", -3, OTHERS, Shard::cmd_client_kill)).since("2.4.0"),
     cl(server("client|list", -2, OTHERS, Shard::cmd_client_list)).since("2.4.0").tips(&["nondeterministic_output"]),
-    cl(server("client|no-evict", 3, OTHERS, Shard::cmd_client_accept)).since("7.0.0"),
+    cl(server("client|no-evict", 3, OTHERS, Shard::cmd_client_on_off)).since("7.0.0"),
     // From Redis 7.2, which clients (redis-py, ...) send on connect.
-    cl(server("client|no-touch", 3, OWN, Shard::cmd_client_accept)).since("7.2.0"),
-    cl(server("client|reply", 3, OWN, Shard::cmd_client_accept)).since("3.2.0"),
+    cl(server("client|no-touch", 3, OWN, Shard::cmd_client_on_off)).since("7.2.0"),
+    cl(server("client|reply", 3, OWN, Shard::cmd_client_reply)).since("3.2.0"),
     cl(server("client|setinfo", 4, OWN | SENTINEL, Shard::cmd_client_accept)).since("7.2.0"),
     cl(server("client|setname", 3, OWN, Shard::cmd_client_setname)).since("2.6.9"),
 ];
@@ -152,6 +152,39 @@ impl Shard {
     /// Options shardis accepts and does not act on.
     fn cmd_client_accept(&mut self, conn: &mut Conn, _: &Args) {
         Reply::new(&mut conn.out, conn.resp3).ok()
+    }
+
+    /// CLIENT NO-EVICT / NO-TOUCH ON|OFF: checked as Redis does. Clients
+    /// are never evicted (no maxmemory-clients), and keys' access times
+    /// are not kept, so neither changes what the server does.
+    fn cmd_client_on_off(&mut self, conn: &mut Conn, args: &Args) {
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        if args.is(2, "on") || args.is(2, "off") {
+            r.ok()
+        } else {
+            r.error(err::SYNTAX)
+        }
+    }
+
+    /// CLIENT REPLY ON | OFF | SKIP. OFF and SKIP are not answered; ON
+    /// is, and drops what OFF had muted (see `Conn::settle_reply`).
+    fn cmd_client_reply(&mut self, conn: &mut Conn, args: &Args) {
+        if args.is(2, "on") {
+            conn.settle_reply();
+            conn.reply = ReplyMode::On;
+            Reply::new(&mut conn.out, conn.resp3).ok();
+        } else if args.is(2, "off") {
+            conn.settle_reply();
+            conn.reply = ReplyMode::Off;
+            conn.mute_from = conn.out.len();
+        } else if args.is(2, "skip") {
+            // SKIP under OFF changes nothing (Redis ignores it there).
+            if conn.reply != ReplyMode::Off {
+                conn.reply = ReplyMode::SkipNext;
+            }
+        } else {
+            Reply::new(&mut conn.out, conn.resp3).error(err::SYNTAX);
+        }
     }
 
     pub fn client_line(&self, c: &Conn) -> String {

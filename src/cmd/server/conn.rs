@@ -97,6 +97,7 @@ impl Shard {
         conn.resp3 = false;
         conn.name.clear();
         conn.authed = self.config.requirepass.is_empty();
+        conn.reply = crate::shard::core::ReplyMode::On;
         Reply::new(&mut conn.out, false).simple("RESET");
     }
 
