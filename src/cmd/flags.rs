@@ -85,6 +85,10 @@ pub const SUBSCRIBED_OK: Flags = 1 << 36;
 /// Its arguments may carry a password (AUTH, HELLO): kept out of the
 /// SLOWLOG altogether (Redis logs them with the password redacted).
 pub const SECRET_ARGS: Flags = 1 << 37;
+/// Runs the connection's MULTI queue (EXEC): MONITOR shows the queued
+/// commands when it is dispatched, as Redis shows them when EXEC runs
+/// them.
+pub const RUNS_QUEUE: Flags = 1 << 39;
 /// Writes the clock into what it stores (stream consumers' seen time).
 /// AOF replay runs at clock 0 and afterwards stamps such times with the
 /// load time, as Redis's load does by running at load time.

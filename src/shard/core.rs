@@ -142,6 +142,8 @@ pub struct Conn {
     pub reply: ReplyMode,
     /// While replies are muted, `out` is cut back to here (`settle_reply`).
     pub mute_from: usize,
+    /// In MONITOR mode: every shard sends it the commands it sees.
+    pub monitor: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -241,6 +243,8 @@ pub struct Shard {
     pub self_msgs: VecDeque<Msg>,
     pub txn: super::txn::TxnState,
     pub pubsub: super::pubsub::PubSub,
+    /// Every MONITOR client of the server, on any shard (`monitor`).
+    pub monitors: Vec<ConnRef>,
     pub stats: Vec<CmdStat>,
     pub total_commands: u64,
     pub slowlog: super::slowlog::SlowLog,
@@ -312,6 +316,7 @@ impl Shard {
             self_msgs: VecDeque::new(),
             txn: Default::default(),
             pubsub: Default::default(),
+            monitors: Vec::new(),
             stats: (0..crate::cmd::table::count())
                 .map(|_| CmdStat { calls: 0, ticks: 0, failed: 0, rejected: 0, hist: None })
                 .collect(),
@@ -442,6 +447,7 @@ impl Shard {
             obuf_soft_since: 0,
             reply: ReplyMode::On,
             mute_from: 0,
+            monitor: false,
         });
         self.conns[idx as usize] = Some(conn);
         Ok((idx, gen))
@@ -659,6 +665,7 @@ impl Shard {
         let watch_shards = std::mem::take(&mut c.watch_shards);
         let subs: Vec<Vec<u8>> = c.subs.drain().collect();
         let psubs: Vec<Vec<u8>> = c.psubs.drain().collect();
+        let was_monitor = std::mem::take(&mut c.monitor);
         // A blocked client stops waiting everywhere.
         let blocked = match &c.wait {
             Wait::Blocked(b) => Some((b.block_id, b.owners.clone())),
@@ -673,6 +680,9 @@ impl Shard {
             self.pubsub.punsubscribe(&p, r);
         }
         self.unwatch_everywhere(id, &watch_shards);
+        if was_monitor {
+            self.announce_monitor(r, false);
+        }
         if let Some((block_id, owners)) = blocked {
             self.drop_watches(block_id, &owners);
         }
@@ -808,6 +818,10 @@ impl Shard {
             Msg::RewriteLsn { shard, lsn } => self.on_rewrite_lsn(shard, lsn),
             Msg::BlockedReply { to, block_id, out } => self.on_blocked_reply(to, block_id, out),
             Msg::BlockReady { to, block_id } => self.on_block_ready(to, block_id),
+            Msg::Monitor { who, on } => self.on_monitor(who, on),
+            Msg::MonitorLine { to, line } => {
+                self.write_to(to, &line);
+            }
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
                 // Admitted as part of its transaction.

@@ -21,6 +21,8 @@
 //!   themselves are in `crate::cmd::server`.
 //! - `blocking`: blocked clients, waiting at the shard that owns their keys.
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
+//! - `monitor`: MONITOR clients and the command lines every shard sends
+//!   them.
 //! - `aof`: the shard's side of its AOF (logging, group commit, rewrites).
 //! - `slowlog`, `latency`, `ticks`: SLOWLOG entries, latency histograms, the
 //!   clock they are measured with.
@@ -34,6 +36,7 @@ pub mod dispatch;
 pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
+pub mod monitor;
 pub mod obuf;
 pub mod pubsub;
 pub mod router;
@@ -254,6 +257,16 @@ pub enum Msg {
         to: ConnRef,
         block_id: u64,
         out: Vec<u8>,
+    },
+    /// A client started (or stopped) MONITOR: every shard keeps the list.
+    Monitor {
+        who: ConnRef,
+        on: bool,
+    },
+    /// A command line for a MONITOR client of this shard.
+    MonitorLine {
+        to: ConnRef,
+        line: Vec<u8>,
     },
     /// Home: a watched key changed; try the cross-shard command again.
     BlockReady {

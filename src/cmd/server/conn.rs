@@ -30,6 +30,7 @@ pub static COMMANDS: &[CommandDef] = &[
         .tips(&["nondeterministic_output"]),
     conn(server("quit", -1, ALWAYS, Shard::cmd_quit)).since("1.0.0"),
     conn(server("reset", 1, ALWAYS, Shard::cmd_reset)).since("6.2.0"),
+    server("monitor", 1, ADMIN | NOSCRIPT | LOADING | STALE, Shard::cmd_monitor).group(Group::Server).since("1.0.0"),
     conn(server("auth", -2, LOGIN, Shard::cmd_auth)).since("1.0.0"),
     conn(server("hello", -1, LOGIN, Shard::cmd_hello)).since("6.0.0"),
 ];

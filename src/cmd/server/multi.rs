@@ -22,7 +22,8 @@ const fn tx(d: CommandDef) -> CommandDef {
 pub static COMMANDS: &[CommandDef] = &[
     tx(server("multi", 1, CONTROL | NEVER_QUEUED, Shard::cmd_multi)).since("1.2.0"),
     // Not in the SLOWLOG itself: the commands it ran are, one by one.
-    tx(server("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | NEVER_QUEUED, Shard::exec_multi)).since("1.2.0"),
+    tx(server("exec", 1, NOSCRIPT | LOADING | STALE | SKIP_SLOWLOG | NEVER_QUEUED | RUNS_QUEUE, Shard::exec_multi))
+        .since("1.2.0"),
     tx(server("discard", 1, CONTROL | NEVER_QUEUED, Shard::cmd_discard)).since("2.0.0"),
     // Inside MULTI it runs, and refuses, without aborting the transaction.
     tx(CommandDef::new(
