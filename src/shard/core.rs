@@ -128,6 +128,8 @@ pub struct Conn {
     pub watch_shards: Vec<usize>,
     pub subs: std::collections::HashSet<Vec<u8>>,
     pub psubs: std::collections::HashSet<Vec<u8>>,
+    /// Shard channels (SSUBSCRIBE).
+    pub ssubs: std::collections::HashSet<Vec<u8>>,
     pub created_ms: i64,
     pub last_cmd_ms: i64,
     pub last_cmd: &'static str,
@@ -187,7 +189,7 @@ impl Conn {
     }
 
     pub fn in_pubsub(&self) -> bool {
-        !self.subs.is_empty() || !self.psubs.is_empty()
+        !self.subs.is_empty() || !self.psubs.is_empty() || !self.ssubs.is_empty()
     }
 
     /// Reply bytes not yet sent: queued, and handed to the kernel but not
@@ -438,6 +440,7 @@ impl Shard {
             watch_shards: Vec::new(),
             subs: Default::default(),
             psubs: Default::default(),
+            ssubs: Default::default(),
             created_ms: self.now,
             last_cmd_ms: self.now,
             last_cmd: "NULL",
@@ -665,6 +668,7 @@ impl Shard {
         let watch_shards = std::mem::take(&mut c.watch_shards);
         let subs: Vec<Vec<u8>> = c.subs.drain().collect();
         let psubs: Vec<Vec<u8>> = c.psubs.drain().collect();
+        let ssubs: Vec<Vec<u8>> = c.ssubs.drain().collect();
         let was_monitor = std::mem::take(&mut c.monitor);
         // A blocked client stops waiting everywhere.
         let blocked = match &c.wait {
@@ -674,7 +678,10 @@ impl Shard {
         self.io.close.push(idx);
         self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
         for ch in subs {
-            self.pubsub.unsubscribe(&ch, r);
+            self.pubsub.unsubscribe(&ch, r, false);
+        }
+        for ch in ssubs {
+            self.pubsub.unsubscribe(&ch, r, true);
         }
         for p in psubs {
             self.pubsub.punsubscribe(&p, r);

@@ -60,8 +60,10 @@ pub enum FanOp {
     Ok,
     Publish,
     PubsubChannels,
+    /// `flat`: a flat array even in RESP3 (Redis 7.0's SHARDNUMSUB).
     Numsub {
         channels: Vec<Vec<u8>>,
+        flat: bool,
     },
     Numpat,
     Info {
@@ -172,10 +174,14 @@ impl Shard {
                 self.log_global(0, &[&b"SWAPDB"[..], a.as_bytes(), b.as_bytes()]);
                 FanResp::Ack
             }
-            FanReq::Publish { channel, message } => FanResp::Int(self.deliver(channel, message) as i64),
-            FanReq::PubsubChannels { pattern } => FanResp::Keys(self.pubsub.channels(pattern.as_deref())),
-            FanReq::PubsubNumsub { channels } => {
-                FanResp::Counts(channels.iter().map(|c| self.pubsub.numsub(c) as i64).collect())
+            FanReq::Publish { channel, message, sharded } => {
+                FanResp::Int(self.deliver(channel, message, *sharded) as i64)
+            }
+            FanReq::PubsubChannels { pattern, sharded } => {
+                FanResp::Keys(self.pubsub.channels(pattern.as_deref(), *sharded))
+            }
+            FanReq::PubsubNumsub { channels, sharded } => {
+                FanResp::Counts(channels.iter().map(|c| self.pubsub.numsub(c, *sharded) as i64).collect())
             }
             FanReq::PubsubNumpat => FanResp::Keys(self.pubsub.patterns()),
             FanReq::Info => FanResp::Info(Box::new(self.shard_info())),
@@ -314,7 +320,7 @@ impl Shard {
                 }
             }
             FanOp::WatchAck => Reply::new(out, resp3).ok(),
-            FanOp::Numsub { channels } => {
+            FanOp::Numsub { channels, flat } => {
                 let mut counts = vec![0i64; channels.len()];
                 for (_, r) in st.resps {
                     if let FanResp::Counts(c) = r {
@@ -324,7 +330,11 @@ impl Shard {
                     }
                 }
                 let mut r = Reply::new(out, resp3);
-                r.map(channels.len());
+                if flat {
+                    r.array(channels.len() * 2);
+                } else {
+                    r.map(channels.len());
+                }
                 for (ch, n) in channels.iter().zip(counts) {
                     r.bulk(ch);
                     r.int(n);

@@ -364,15 +364,19 @@ pub enum FanReq {
         a: u8,
         b: u8,
     },
+    /// `sharded`: a shard channel (SPUBLISH, PUBSUB SHARD*).
     Publish {
         channel: Vec<u8>,
         message: Vec<u8>,
+        sharded: bool,
     },
     PubsubChannels {
         pattern: Option<Vec<u8>>,
+        sharded: bool,
     },
     PubsubNumsub {
         channels: Vec<Vec<u8>>,
+        sharded: bool,
     },
     PubsubNumpat,
     Info,

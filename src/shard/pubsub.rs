@@ -2,7 +2,9 @@
 //! keeps only its own clients' subscriptions. PUBLISH fans out to every
 //! shard; each delivers to its local subscribers and reports how many, and
 //! the publisher's shard sums the counts. Messages from one publisher reach
-//! a given shard in order (per-pair queues are FIFO).
+//! a given shard in order (per-pair queues are FIFO). Shard channels
+//! (SSUBSCRIBE, SPUBLISH) are a namespace of their own, delivered the same
+//! way: on one node every shard serves every slot's channels.
 
 use super::core::{Conn, Shard};
 use super::ConnRef;
@@ -12,22 +14,41 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct PubSub {
     channels: HashMap<Vec<u8>, Vec<ConnRef>>,
+    /// Shard channels (SSUBSCRIBE): a namespace of their own.
+    shard_channels: HashMap<Vec<u8>, Vec<ConnRef>>,
     patterns: Vec<(Vec<u8>, ConnRef)>,
 }
 
 impl PubSub {
-    pub fn subscribe(&mut self, ch: &[u8], who: ConnRef) {
-        let v = self.channels.entry(ch.to_vec()).or_default();
+    fn map(&self, sharded: bool) -> &HashMap<Vec<u8>, Vec<ConnRef>> {
+        if sharded {
+            &self.shard_channels
+        } else {
+            &self.channels
+        }
+    }
+
+    fn map_mut(&mut self, sharded: bool) -> &mut HashMap<Vec<u8>, Vec<ConnRef>> {
+        if sharded {
+            &mut self.shard_channels
+        } else {
+            &mut self.channels
+        }
+    }
+
+    pub fn subscribe(&mut self, ch: &[u8], who: ConnRef, sharded: bool) {
+        let v = self.map_mut(sharded).entry(ch.to_vec()).or_default();
         if !v.contains(&who) {
             v.push(who);
         }
     }
 
-    pub fn unsubscribe(&mut self, ch: &[u8], who: ConnRef) {
-        if let Some(v) = self.channels.get_mut(ch) {
+    pub fn unsubscribe(&mut self, ch: &[u8], who: ConnRef, sharded: bool) {
+        let map = self.map_mut(sharded);
+        if let Some(v) = map.get_mut(ch) {
             v.retain(|c| *c != who);
             if v.is_empty() {
-                self.channels.remove(ch);
+                map.remove(ch);
             }
         }
     }
@@ -42,12 +63,13 @@ impl PubSub {
         self.patterns.retain(|(q, c)| !(q == p && *c == who));
     }
 
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<Vec<u8>> {
-        self.channels.keys().filter(|c| pattern.is_none_or(|p| crate::util::glob_match(p, c, false))).cloned().collect()
+    pub fn channels(&self, pattern: Option<&[u8]>, sharded: bool) -> Vec<Vec<u8>> {
+        let map = self.map(sharded);
+        map.keys().filter(|c| pattern.is_none_or(|p| crate::util::glob_match(p, c, false))).cloned().collect()
     }
 
-    pub fn numsub(&self, ch: &[u8]) -> usize {
-        self.channels.get(ch).map_or(0, |v| v.len())
+    pub fn numsub(&self, ch: &[u8], sharded: bool) -> usize {
+        self.map(sharded).get(ch).map_or(0, |v| v.len())
     }
 
     /// Distinct patterns (merged across shards by the caller).
@@ -71,17 +93,19 @@ fn message_frame(resp3: bool, kind: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 }
 
 impl Shard {
-    /// Deliver a published message to this shard's subscribers.
-    pub fn deliver(&mut self, channel: &[u8], message: &[u8]) -> usize {
+    /// Deliver a published message to this shard's subscribers (of the
+    /// shard channel when `sharded`: SPUBLISH, which patterns never see).
+    pub fn deliver(&mut self, channel: &[u8], message: &[u8], sharded: bool) -> usize {
         let mut targets: Vec<(ConnRef, Option<Vec<u8>>)> = Vec::new();
-        if let Some(v) = self.pubsub.channels.get(channel) {
+        if let Some(v) = self.pubsub.map(sharded).get(channel) {
             targets.extend(v.iter().map(|c| (*c, None)));
         }
-        for (p, c) in &self.pubsub.patterns {
+        for (p, c) in self.pubsub.patterns.iter().filter(|_| !sharded) {
             if crate::util::glob_match(p, channel, false) {
                 targets.push((*c, Some(p.clone())));
             }
         }
+        let kind: &[u8] = if sharded { b"smessage" } else { b"message" };
         let mut n = 0;
         for (c, pat) in targets {
             let resp3 = match self.conns.get(c.idx as usize) {
@@ -89,7 +113,7 @@ impl Shard {
                 _ => continue,
             };
             let frame = match &pat {
-                None => message_frame(resp3, b"message", &[channel, message]),
+                None => message_frame(resp3, kind, &[channel, message]),
                 Some(p) => message_frame(resp3, b"pmessage", &[p, channel, message]),
             };
             if self.write_to(c, &frame) {
@@ -101,7 +125,14 @@ impl Shard {
 
     /// Deliver to the running client itself if it is subscribed; returns
     /// how many subscriptions matched.
-    pub fn deliver_to_self(&mut self, conn: &mut Conn, channel: &[u8], message: &[u8]) -> usize {
+    pub fn deliver_to_self(&mut self, conn: &mut Conn, channel: &[u8], message: &[u8], sharded: bool) -> usize {
+        if sharded {
+            if !conn.ssubs.contains(channel) {
+                return 0;
+            }
+            conn.out.extend_from_slice(&message_frame(conn.resp3, b"smessage", &[channel, message]));
+            return 1;
+        }
         let mut n = 0;
         if conn.subs.contains(channel) {
             conn.out.extend_from_slice(&message_frame(conn.resp3, b"message", &[channel, message]));
@@ -119,7 +150,10 @@ impl Shard {
     pub fn unsubscribe_all(&mut self, conn: &mut Conn) {
         let me = conn.conn_ref(self.id);
         for ch in conn.subs.drain() {
-            self.pubsub.unsubscribe(&ch, me);
+            self.pubsub.unsubscribe(&ch, me, false);
+        }
+        for ch in conn.ssubs.drain() {
+            self.pubsub.unsubscribe(&ch, me, true);
         }
         for p in conn.psubs.drain() {
             self.pubsub.punsubscribe(&p, me);
