@@ -121,6 +121,10 @@ pub struct Conn {
     pub db: usize,
     pub resp3: bool,
     pub authed: bool,
+    /// The ACL user it runs as, and whether that user may do everything
+    /// (then the permission check is this flag).
+    pub user: Arc<crate::acl::user::User>,
+    pub acl_free: bool,
     pub name: Vec<u8>,
     pub wait: Wait,
     pub multi: Option<super::dispatch::MultiState>,
@@ -250,6 +254,8 @@ pub struct Shard {
     /// Blocked clients: those waiting on this shard's keys, and the
     /// deadlines of this shard's own blocked connections.
     pub blocked: super::blocking::Registry,
+    /// This shard's copy of the ACL user table (see `crate::acl`).
+    pub acl: Arc<crate::acl::Users>,
 }
 
 impl Shard {
@@ -264,6 +270,7 @@ impl Shard {
         ring_flags: &'static str,
     ) -> Result<Shard, String> {
         let n = shared.nshards;
+        let acl = shared.acl.snapshot();
         Ok(Shard {
             id,
             ks,
@@ -309,6 +316,7 @@ impl Shard {
             rewrite_lsns: None,
             save_waiters: Vec::new(),
             blocked: Default::default(),
+            acl,
         })
     }
 
@@ -357,7 +365,8 @@ impl Shard {
             self.rejected_conns += 1;
             return Err("ERR max number of clients reached");
         }
-        let has_password = !self.config.requirepass.is_empty();
+        let user = self.acl.default_user();
+        let has_password = !user.nopass;
         if crate::security::protected_mode_refuses(self.config.protected_mode, has_password, &addr) {
             self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
             self.rejected_conns += 1;
@@ -374,7 +383,9 @@ impl Shard {
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let gen = self.next_gen;
         let id = self.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let authed = self.config.requirepass.is_empty();
+        // As Redis: a client starts as `default`, logged in if it needs no password.
+        let authed = user.nopass && user.enabled;
+        let acl_free = user.unrestricted();
         let conn = Box::new(Conn {
             fd,
             idx,
@@ -395,6 +406,8 @@ impl Shard {
             db: 0,
             resp3: false,
             authed,
+            user,
+            acl_free,
             name: Vec::new(),
             wait: Wait::None,
             multi: None,
