@@ -594,7 +594,12 @@ impl User {
 pub fn merge_selector_args(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     let mut open: Option<Vec<u8>> = None;
+    // Redis names the argument the unclosed selector started in.
+    let mut started: &[u8] = b"";
     for &a in args {
+        if open.is_none() {
+            started = a;
+        }
         match open.as_mut() {
             Some(acc) => {
                 acc.push(b' ');
@@ -607,10 +612,10 @@ pub fn merge_selector_args(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, String> {
             None => out.push(a.to_vec()),
         }
     }
-    if let Some(acc) = open {
+    if open.is_some() {
         return Err(format!(
             "ERR Unmatched parenthesis in acl selector starting at '{}'.",
-            String::from_utf8_lossy(&acc)
+            String::from_utf8_lossy(started)
         ));
     }
     Ok(out)
@@ -723,7 +728,7 @@ mod tests {
         let args: Vec<&[u8]> = vec![b"(+get", b"~x"];
         assert_eq!(
             merge_selector_args(&args),
-            Err("ERR Unmatched parenthesis in acl selector starting at '(+get ~x'.".to_string())
+            Err("ERR Unmatched parenthesis in acl selector starting at '(+get'.".to_string())
         );
     }
 }

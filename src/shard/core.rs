@@ -496,7 +496,8 @@ impl Shard {
         let has_out = !conn.out.is_empty();
         let out_len = conn.output_bytes();
         let done = conn.close_after_flush || (conn.read_eof && conn.wait.is_none());
-        let close_now = done && out_len == 0;
+        // A reply still to come (another shard's) is sent before closing.
+        let close_now = done && out_len == 0 && conn.wait.is_none();
         self.conns[idx as usize] = Some(conn);
         if has_out {
             self.mark_dirty(idx);
