@@ -550,3 +550,24 @@ fn bad_acl_config_stops_start_up() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err).expect("stderr");
     assert!(err.contains("users.acl:1") && err.contains("+nosuch"), "{err}");
 }
+
+#[test]
+fn config_rewrite_keeps_acl_users() {
+    let cfg = common::server::config_file("acl-rewrite", "requirepass = \"secret\"\n");
+    let mut server = Server::start(2, &["--config", &cfg.to_string_lossy()]);
+    let admin = |s: &Server| {
+        let mut c = s.raw_conn();
+        assert_eq!(c.cmd(&["AUTH", "secret"]), Value::ok());
+        c
+    };
+    let mut c = admin(&server);
+    assert_eq!(c.cmd(&["ACL", "SETUSER", "alice", "on", ">pw", "~a*", "+get", "(+set ~b*)"]), Value::ok());
+    let before = list_words(&mut c);
+    assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), Value::ok());
+    let text = std::fs::read_to_string(&cfg).expect("rewritten config");
+    assert!(text.contains("alice on #") && !text.contains("default on"), "{text}");
+    drop(c);
+    server.restart().expect("restart");
+    let mut c = admin(&server);
+    assert_eq!(list_words(&mut c), before, "the users survive a restart");
+}

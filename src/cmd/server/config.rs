@@ -111,7 +111,19 @@ impl Shard {
     /// CONFIG REWRITE: the running configuration back to its file.
     fn cmd_config_rewrite(&mut self, conn: &mut Conn, _: &Args) {
         let resp3 = conn.resp3;
-        let c = self.shared.config_snapshot();
+        let mut c = self.shared.config_snapshot();
+        if c.aclfile.is_empty() {
+            // ACL users live in the config (as Redis rewrites its `user`
+            // lines); `default` only where it is not what requirepass makes.
+            let plain = crate::acl::user::User::default_user(&c.requirepass);
+            let users = self.shared.acl.snapshot();
+            c.users = users
+                .map
+                .iter()
+                .filter(|(name, u)| name.as_str() != "default" || ***u != plain)
+                .map(|(name, u)| format!("{} {}", name, u.describe()))
+                .collect();
+        }
         let mut r = Reply::new(&mut conn.out, resp3);
         match &c.config_file {
             None => r.error("ERR The server is running without a config file"),
