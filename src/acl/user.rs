@@ -134,30 +134,17 @@ impl Selector {
     /// Apply one selector rule (a command, key or channel rule).
     pub fn apply(&mut self, op: &[u8]) -> Result<(), RuleError> {
         let lower = op.to_ascii_lowercase();
-        match lower.as_slice() {
-            b"allkeys" => {
-                self.set_allkeys();
-                return Ok(());
-            }
-            b"resetkeys" => {
-                self.allkeys = false;
-                self.keys.clear();
-                return Ok(());
-            }
-            b"allchannels" => {
-                self.set_allchannels();
-                return Ok(());
-            }
-            b"resetchannels" => {
-                self.allchannels = false;
-                self.channels.clear();
-                return Ok(());
-            }
-            b"allcommands" | b"+@all" | b"nocommands" | b"-@all" => {
-                self.set_all(lower[0] != b'n' && lower[0] != b'-');
-                return Ok(());
-            }
-            _ => {}
+        let first = lower.first().copied();
+        let word: Option<fn(&mut Selector, bool)> = match lower.as_slice() {
+            b"allkeys" | b"resetkeys" => Some(Selector::set_keys),
+            b"allchannels" | b"resetchannels" => Some(Selector::set_channels),
+            b"allcommands" | b"+@all" | b"nocommands" | b"-@all" => Some(Selector::set_all),
+            _ => None,
+        };
+        if let Some(set) = word {
+            // allkeys, allchannels, allcommands, +@all: on; the rest: off.
+            set(self, first == Some(b'a') || first == Some(b'+'));
+            return Ok(());
         }
         match op.first() {
             Some(b'~') | Some(b'%') => self.add_key_pattern(op),
@@ -177,13 +164,15 @@ impl Selector {
         }
     }
 
-    fn set_allkeys(&mut self) {
-        self.allkeys = true;
+    /// `allkeys` (true) or `resetkeys`: either way no patterns are left.
+    fn set_keys(&mut self, all: bool) {
+        self.allkeys = all;
         self.keys.clear();
     }
 
-    fn set_allchannels(&mut self) {
-        self.allchannels = true;
+    /// `allchannels` (true) or `resetchannels`.
+    fn set_channels(&mut self, all: bool) {
+        self.allchannels = all;
         self.channels.clear();
     }
 
@@ -247,7 +236,7 @@ impl Selector {
             return Err(RuleError::Syntax);
         }
         if pat == b"*" && perm == PERM_RW {
-            self.set_allkeys();
+            self.set_keys(true);
             return Ok(());
         }
         match self.keys.iter_mut().find(|(p, _)| p == pat) {
@@ -265,7 +254,7 @@ impl Selector {
             return Err(RuleError::Syntax);
         }
         if pat == b"*" {
-            self.set_allchannels();
+            self.set_channels(true);
         } else if !self.channels.iter().any(|c| c == pat) {
             self.channels.push(pat.to_vec());
         }
