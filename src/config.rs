@@ -15,8 +15,16 @@ pub struct Config {
     pub shards: usize,
     /// Data directory.
     pub dir: String,
-    /// Password for AUTH; empty = no password.
+    /// Password for AUTH; empty = no password. It is the `default` ACL
+    /// user's password (unless `aclfile` or `users` define `default`).
     pub requirepass: String,
+    /// ACL users file in Redis's format (`user <name> <rules>` lines, as
+    /// ACL LIST prints them): loaded at start and by ACL LOAD, written by
+    /// ACL SAVE. Empty = none. Not together with `users`.
+    pub aclfile: String,
+    /// ACL users defined here instead, one `<name> <rules>` string each
+    /// (Redis's `user` directive), e.g. "alice on >secret ~app:* +@read".
+    pub users: Vec<String>,
     /// With no password set, refuse clients that are not on the loopback.
     pub protected_mode: bool,
     /// Who may run DEBUG: no | local (loopback clients) | yes.
@@ -95,6 +103,8 @@ impl Default for Config {
             shards: 0,
             dir: "./data".into(),
             requirepass: String::new(),
+            aclfile: String::new(),
+            users: Vec::new(),
             protected_mode: true,
             enable_debug_command: "no".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -140,6 +150,9 @@ pub struct Cli {
     pub dir: Option<String>,
     #[arg(long)]
     pub requirepass: Option<String>,
+    /// ACL users file (Redis's format)
+    #[arg(long)]
+    pub aclfile: Option<String>,
     #[arg(long = "protected-mode")]
     pub protected_mode: Option<String>,
     /// no | local | yes
@@ -220,6 +233,9 @@ impl Config {
         }
         if let Some(v) = &cli.dir {
             c.dir = v.clone();
+        }
+        if let Some(v) = &cli.aclfile {
+            c.aclfile = v.clone();
         }
         if let Some(v) = &cli.requirepass {
             c.requirepass = v.clone();
@@ -305,6 +321,9 @@ impl Config {
         for (name, v) in self.bounded_values().into_iter().chain(encoding) {
             in_bounds(name, v).map_err(|e| format!("{}: {}", name, e))?;
         }
+        if !self.aclfile.is_empty() && !self.users.is_empty() {
+            return Err("ACL users are defined in the config and an aclfile is set: use one of them".into());
+        }
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
         }
@@ -344,6 +363,7 @@ impl Config {
             ("shards", self.shards.to_string()),
             ("dir", self.dir.clone()),
             ("requirepass", self.requirepass.clone()),
+            ("aclfile", self.aclfile.clone()),
             ("protected-mode", yn(self.protected_mode)),
             ("enable-debug-command", self.enable_debug_command.clone()),
             ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
@@ -425,6 +445,8 @@ impl Config {
             | "aof-segment-size"
             | "pin-threads"
             | "logfile"
+            | "aclfile"
+            | "users"
             | "databases"
             | "disable-thp"
             | "enable-debug-command" => return Err("can't set immutable config".into()),

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - `config`: options, defaults, TOML and CLI (pure).
+//! - `acl`: ACL users, their rules, the permission check and ACL LOG
+//!   (pure); the shared user table every shard takes a snapshot of.
 //! - `protocol`: the wire protocol. `parse` and `reply`: RESP request
 //!   parsing and reply encoding for the server (pure); `client`: a blocking
 //!   RESP2/RESP3 client and reply parser for the tests, the load generator
@@ -42,6 +44,7 @@
 //!   formatting, glob matching, hash slots, clocks.
 //! - `crash`: a panic anywhere logs a crash report and takes the process down.
 
+pub mod acl;
 pub mod cmd;
 pub mod config;
 pub mod crash;

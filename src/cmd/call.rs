@@ -7,8 +7,9 @@
 //! payload replay all come here: the road's admission gates
 //! (`admission`), then the handler (which captures its effects for the
 //! AOF), then the observer's bookkeeping (command stats, latency, slowlog).
-//! Lookup, arity and authentication happened where the request was read,
-//! once per request; the caller passes the row it looked up.
+//! Lookup, arity, authentication and the ACL check (`shard::acl`)
+//! happened where the request was read, once per request, before it was
+//! queued, routed or forwarded; the caller passes the row it looked up.
 //!
 //! What runs a command decides what observes it: a shard counts stats and
 //! keeps a slowlog; replay observes nothing (`()`).

@@ -92,6 +92,21 @@ pub struct CommandDef {
     /// How it blocks, if it can (BLOCKING commands).
     pub block: Option<BlockSpec>,
     pub other_db_key: Option<OtherDbKeyFn>,
+    /// Which arguments are pub/sub channels, for ACL channel rules.
+    pub channels: Channels,
+}
+
+/// The pub/sub channels among a command's arguments (Redis's
+/// getChannelsFromCommand), checked against a user's `&pattern` rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channels {
+    None,
+    /// The first argument (PUBLISH).
+    Publish,
+    /// Every argument (SUBSCRIBE).
+    Subscribe,
+    /// Every argument, a pattern (PSUBSCRIBE).
+    Patterns,
 }
 
 impl CommandDef {
@@ -131,6 +146,7 @@ impl CommandDef {
             since: "1.0.0",
             block: None,
             other_db_key: None,
+            channels: Channels::None,
         }
     }
 
@@ -171,6 +187,11 @@ impl CommandDef {
 
     pub const fn blocks(mut self, b: BlockSpec) -> Self {
         self.block = Some(b);
+        self
+    }
+
+    pub const fn channels(mut self, c: Channels) -> Self {
+        self.channels = c;
         self
     }
 

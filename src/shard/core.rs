@@ -121,6 +121,10 @@ pub struct Conn {
     pub db: usize,
     pub resp3: bool,
     pub authed: bool,
+    /// The ACL user it runs as, and whether that user may do everything
+    /// (then the permission check is this flag).
+    pub user: Arc<crate::acl::user::User>,
+    pub acl_free: bool,
     pub name: Vec<u8>,
     pub wait: Wait,
     pub multi: Option<super::dispatch::MultiState>,
@@ -288,6 +292,8 @@ pub struct Shard {
     /// Blocked clients: those waiting on this shard's keys, and the
     /// deadlines of this shard's own blocked connections.
     pub blocked: super::blocking::Registry,
+    /// This shard's copy of the ACL user table (see `crate::acl`).
+    pub acl: Arc<crate::acl::Users>,
 }
 
 impl Shard {
@@ -302,6 +308,7 @@ impl Shard {
         ring_flags: &'static str,
     ) -> Result<Shard, String> {
         let n = shared.nshards;
+        let acl = shared.acl.snapshot();
         Ok(Shard {
             id,
             ks,
@@ -348,6 +355,7 @@ impl Shard {
             rewrite_lsns: None,
             save_waiters: Vec::new(),
             blocked: Default::default(),
+            acl,
         })
     }
 
@@ -396,7 +404,8 @@ impl Shard {
             self.rejected_conns += 1;
             return Err("ERR max number of clients reached");
         }
-        let has_password = !self.config.requirepass.is_empty();
+        let user = self.acl.default_user();
+        let has_password = !user.nopass;
         if crate::security::protected_mode_refuses(self.config.protected_mode, has_password, &addr) {
             self.shared.connected_clients.fetch_sub(1, Ordering::Relaxed);
             self.rejected_conns += 1;
@@ -413,7 +422,9 @@ impl Shard {
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let gen = self.next_gen;
         let id = self.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let authed = self.config.requirepass.is_empty();
+        // As Redis: a client starts as `default`, logged in if it needs no password.
+        let authed = user.nopass && user.enabled;
+        let acl_free = user.unrestricted();
         let conn = Box::new(Conn {
             fd,
             idx,
@@ -434,6 +445,8 @@ impl Shard {
             db: 0,
             resp3: false,
             authed,
+            user,
+            acl_free,
             name: Vec::new(),
             wait: Wait::None,
             multi: None,
@@ -526,7 +539,8 @@ impl Shard {
         let has_out = !conn.out.is_empty();
         let out_len = conn.output_bytes();
         let done = conn.close_after_flush || (conn.read_eof && conn.wait.is_none());
-        let close_now = done && out_len == 0;
+        // A reply still to come (another shard's) is sent before closing.
+        let close_now = done && out_len == 0 && conn.wait.is_none();
         self.conns[idx as usize] = Some(conn);
         if has_out {
             self.mark_dirty(idx);

@@ -1,5 +1,5 @@
-//! What a connection does with each parsed request: check auth, arity and
-//! pub/sub mode, queue it inside MULTI, then route it by its keys. A request
+//! What a connection does with each parsed request: check auth, arity,
+//! ACL permissions (`shard::acl`) and pub/sub mode, queue it inside MULTI, then route it by its keys. A request
 //! whose keys all live on this shard runs here at once; one whose keys live
 //! on one other shard is forwarded; one whose keys span shards becomes a
 //! cross-shard transaction (`txn`).
@@ -198,6 +198,11 @@ impl Shard {
         if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING) || !cmd::arity_ok(def, args.len()) {
             return Step::Run;
         }
+        // A restricted user's command is checked here (a refusal is
+        // answered by `handle`); the default user's costs this flag test.
+        if !conn.acl_free && crate::acl::check::check(&conn.user, id, def, args).is_err() {
+            return Step::Run;
+        }
         match self.route(def, args) {
             Route::Shard(s) => Step::Forward(s, def),
             Route::Here => Step::Here(id, def),
@@ -206,7 +211,7 @@ impl Shard {
     }
 
     /// Run one request (not a forwardable one) for a connection: the
-    /// checks in Redis's order (lookup, arity, auth, subscribe mode, MULTI
+    /// checks in Redis's order (lookup, arity, auth, ACL, subscribe mode, MULTI
     /// queueing), then by its row's handler: at the connection, fanned out,
     /// blocked, or routed by its keys.
     pub fn handle(&mut self, conn: &mut Conn, args: &Args) {
@@ -238,6 +243,17 @@ impl Shard {
                 m.aborted = true;
             }
             return;
+        }
+        // ACL, as Redis checks it: after authentication, before the rest.
+        if !conn.acl_free {
+            if let Some(e) = self.acl_gate(conn, (id, def), args, conn.multi.is_some()) {
+                self.stats[id].rejected += 1;
+                Reply::new(&mut conn.out, conn.resp3).error(&e);
+                if let Some(m) = &mut conn.multi {
+                    m.aborted = true;
+                }
+                return;
+            }
         }
         if conn.in_pubsub() && !conn.resp3 && !def.has(SUBSCRIBED_OK) {
             self.stats[id].rejected += 1;

@@ -74,6 +74,8 @@ pub enum FanOp {
         old_style: bool,
     },
     WatchAck,
+    /// Every shard acknowledged: reply these bytes (an ACL change's answer).
+    Reply(Vec<u8>),
     /// CONFIG SET appendonly yes: every shard wrote its base; write the
     /// manifest that makes them current.
     AofEnabled,
@@ -203,6 +205,10 @@ impl Shard {
                 self.slowlog.reset();
                 FanResp::Ack
             }
+            FanReq::AclRefresh => {
+                self.refresh_acl();
+                FanResp::Ack
+            }
             FanReq::ResetStat => {
                 for s in self.stats.iter_mut() {
                     s.calls = 0;
@@ -298,6 +304,7 @@ impl Shard {
                 }
             }
             FanOp::Ok => Reply::new(out, resp3).ok(),
+            FanOp::Reply(bytes) => out.extend_from_slice(&bytes),
             FanOp::AofEnabled => {
                 // The shards committed the new layout among themselves
                 // (persist::switch); report how it went.

@@ -23,12 +23,15 @@
 //! - `pubsub`: channel subscriptions and cross-shard PUBLISH.
 //! - `monitor`: MONITOR clients and the command lines every shard sends
 //!   them.
+//! - `acl`: the ACL gate every client command passes, and taking a new
+//!   user table (re-pointing or closing its clients).
 //! - `aof`: the shard's side of its AOF (logging, group commit, rewrites).
 //! - `slowlog`, `latency`, `ticks`: SLOWLOG entries, latency histograms, the
 //!   clock they are measured with.
 //! - `bufring`, `wait_policy`: provided buffers; how long a turn may wait.
 //! - `shutdown`: signals, and the shards draining together before they stop.
 
+pub mod acl;
 pub mod aof;
 pub mod blocking;
 pub mod core;
@@ -103,6 +106,8 @@ pub struct Shared {
     /// Per shard: over its share of maxmemory at the end of its last turn
     /// (MULTI refuses to queue while a shard is, as Redis does).
     pub over_limit: Vec<AtomicBool>,
+    /// ACL users (the master table), ACL LOG and refusal counters.
+    pub acl: crate::acl::AclShared,
 }
 
 impl Shared {
@@ -130,6 +135,7 @@ impl Shared {
             in_drain: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             idle: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
             tcp_port: config.port,
+            acl: crate::acl::AclShared::new(&config),
             config: Mutex::new(config),
             start_unix: crate::util::now_ms(),
             start_instant: std::time::Instant::now(),
@@ -394,6 +400,8 @@ pub enum FanReq {
         keys: Vec<DbKey>,
     },
     ResetStat,
+    /// The ACL table changed: take the newest snapshot.
+    AclRefresh,
     SlowlogGet {
         count: usize,
     },
@@ -480,6 +488,8 @@ pub fn run(mut config: Config) -> Result<(), String> {
     let nshards = if config.shards == 0 { cores.len().max(1) } else { config.shards };
     let pin = config.pin_threads;
     config.maxclients = fdlimit::fit_maxclients(config.maxclients, nshards)?;
+    // Bad ACL users stop start-up, as in Redis.
+    crate::acl::Users::load(&config).map_err(|e| format!("Aborting startup because of ACL errors: {}", e))?;
     let shared = Arc::new(Shared::new(nshards, config.clone()));
     crate::log(&format!(
         "shardis {} starting: {} shard(s) on port {}, bind {}, pid {}",

@@ -108,6 +108,9 @@ pub struct Txn {
     /// shards), and whether it found nothing to serve.
     block: Option<Box<super::blocking::BlockWait>>,
     would_block: bool,
+    /// EXEC: commands the client's user may no longer run (their ACL
+    /// changed since they were queued): each answers this error instead.
+    denied: Vec<Option<String>>,
 }
 
 impl Shard {
@@ -185,6 +188,7 @@ impl Shard {
             flags,
             block: None,
             would_block: false,
+            denied: Vec::new(),
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -336,6 +340,10 @@ impl Shard {
             let args = t.cmds[i].args();
             let Some((id, def)) = cmd::find(&args) else { continue };
             let resp3 = t.resp3;
+            if let Some(Some(e)) = t.denied.get(i) {
+                Reply::new(&mut t.reply, resp3).error(e);
+                continue;
+            }
             if let Handler::EveryShard { plan, .. } = def.handler {
                 let ctx = super::fanout::PlanCtx { nshards: self.shared.nshards, db: t.final_db, resp3 };
                 match plan(&args, &ctx) {
@@ -513,10 +521,14 @@ impl Shard {
             if t.is_exec {
                 Reply::new(&mut reply, t.resp3).array(t.cmds.len());
             }
-            for c in &t.cmds {
+            for (i, c) in t.cmds.iter().enumerate() {
                 let args = c.args();
                 let t0 = super::ticks::now();
                 let Some((id, def)) = cmd::find(&args) else { continue };
+                if let Some(Some(e)) = t.denied.get(i) {
+                    Reply::new(&mut reply, t.resp3).error(e);
+                    continue;
+                }
                 let before = reply.len();
                 if def.has(CONN_SHARD | EVERY_SHARD) {
                     let mut s = Session { db, out: Reply::new(&mut reply, t.resp3), subscribed_resp2: false };
@@ -805,17 +817,41 @@ impl Shard {
                 self.txn.defer(Deferred::Conn(r));
                 return;
             }
-            self.exec_multi_here(conn, m);
+            let denied = self.exec_acl(conn, &m);
+            self.exec_multi_here(conn, m, denied);
             return;
         }
         if shards.is_empty() {
             shards.push(self.id);
         }
+        let denied = self.exec_acl(conn, &m);
         self.start_txn(conn, m.cmds, shards, true);
+        if let Wait::Txn(txid) = conn.wait {
+            if let Some(t) = self.txn.coord.get_mut(&txid) {
+                t.denied = denied;
+            }
+        }
+    }
+
+    /// EXEC checks each queued command again, as Redis does: the user's
+    /// rules may have changed since it was queued. Per command, the error
+    /// it answers instead of running (empty: all may run).
+    fn exec_acl(&self, conn: &Conn, m: &super::dispatch::MultiState) -> Vec<Option<String>> {
+        if conn.acl_free {
+            return Vec::new();
+        }
+        let check = |c: &OwnedArgs| {
+            let args = c.args();
+            let (id, def) = cmd::find(&args)?;
+            let d = crate::acl::check::check(&conn.user, id, def, &args).err()?;
+            self.log_denied(conn, d, def, &args, "multi");
+            Some(d.exec_error())
+        };
+        m.cmds.iter().map(check).collect()
     }
 
     /// EXEC when every key lives here: run in place, nothing can interleave.
-    fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState) {
+    fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState, denied: Vec<Option<String>>) {
         let who = conn.id;
         let flags = m.cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         if let Err(refusal) = self.admit(Road::Transaction, flags) {
@@ -827,9 +863,13 @@ impl Shard {
             Reply::new(&mut conn.out, conn.resp3).array(m.cmds.len());
             // One record for the whole EXEC: replayed all or not at all.
             self.aof_group += 1;
-            for c in &m.cmds {
+            for (i, c) in m.cmds.iter().enumerate() {
                 let args = c.args();
                 let Some((id, def)) = cmd::find(&args) else { continue };
+                if let Some(Some(e)) = denied.get(i) {
+                    Reply::new(&mut conn.out, conn.resp3).error(e);
+                    continue;
+                }
                 if def.has(EVERY_SHARD) {
                     // One shard (else this EXEC would be routed): it completes here.
                     debug_assert_eq!(self.shared.nshards, 1);

@@ -198,7 +198,7 @@ impl Shard {
             "N"
         };
         format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user=default redir=-1 resp={} shard={}\n",
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub=0 multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} shard={}\n",
             c.id,
             c.addr,
             c.laddr,
@@ -216,6 +216,7 @@ impl Shard {
             c.output_bytes(),
             c.mem_bytes(),
             c.last_cmd,
+            c.user.name,
             if c.resp3 { 3 } else { 2 },
             self.id
         )

@@ -103,6 +103,16 @@ impl Shard {
                     .error(&format!("ERR CONFIG SET failed (possibly related to argument 'maxclients') - {}", e));
             }
         }
+        if c.requirepass != self.shared.config_snapshot().requirepass {
+            // `requirepass` is the default user's password (each shard
+            // takes the new table in `apply_config`).
+            let _ = self.shared.acl.update(|users| {
+                let mut d = (*users.default_user()).clone();
+                d.set_requirepass(&c.requirepass);
+                users.map.insert("default".into(), std::sync::Arc::new(d));
+                Ok(())
+            });
+        }
         match self.shared.config.lock() {
             Ok(mut g) => *g = c.clone(),
             Err(p) => *p.into_inner() = c.clone(),
@@ -112,6 +122,7 @@ impl Shard {
         let switch = turning_on.then(|| Arc::new(crate::persist::switch::AofSwitch::new(self.shared.nshards)));
         let req = FanReq::ConfigUpdate { config: Box::new(c), switch };
         self.fan(conn, self.all_shards(), req, op);
+        self.refresh_acl_for(conn);
     }
 
     /// CONFIG RESETSTAT: every shard's command statistics.
@@ -122,7 +133,19 @@ impl Shard {
     /// CONFIG REWRITE: the running configuration back to its file.
     fn cmd_config_rewrite(&mut self, conn: &mut Conn, _: &Args) {
         let resp3 = conn.resp3;
-        let c = self.shared.config_snapshot();
+        let mut c = self.shared.config_snapshot();
+        if c.aclfile.is_empty() {
+            // ACL users live in the config (as Redis rewrites its `user`
+            // lines); `default` only where it is not what requirepass makes.
+            let plain = crate::acl::user::User::default_user(&c.requirepass);
+            let users = self.shared.acl.snapshot();
+            c.users = users
+                .map
+                .iter()
+                .filter(|(name, u)| name.as_str() != "default" || ***u != plain)
+                .map(|(name, u)| format!("{} {}", name, u.describe()))
+                .collect();
+        }
         let mut r = Reply::new(&mut conn.out, resp3);
         match &c.config_file {
             None => r.error("ERR The server is running without a config file"),
@@ -154,6 +177,7 @@ impl Shard {
         if let Some(w) = self.aof.as_mut() {
             w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
         }
+        self.refresh_acl();
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = crate::shard::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
@@ -184,9 +208,16 @@ impl Shard {
 /// of the directory. The new file keeps the old one's permissions (a
 /// config holding `requirepass` may be 0600), 0644 if there was none.
 pub fn write_atomically(path: &str, text: &str) -> Result<(), String> {
+    write_atomically_mode(path, text, None)
+}
+
+/// `write_atomically` with the new file's permissions set to `mode` when
+/// given (ACL SAVE: 0600, the file holds password hashes).
+pub fn write_atomically_mode(path: &str, text: &str, mode: Option<u32>) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mode = std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+    let mode =
+        mode.unwrap_or_else(|| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644));
     let tmp = format!("{}.tmp-{}", path, std::process::id());
     // Left by a crash of an earlier process that had this pid.
     let _ = std::fs::remove_file(&tmp);

@@ -14,6 +14,8 @@ const ALWAYS: Flags = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY |
 /// AUTH and HELLO: before authentication; their arguments carry passwords.
 const LOGIN: Flags = NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY | SENTINEL | SECRET_ARGS;
 
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
 const fn conn(d: CommandDef) -> CommandDef {
     d.acl(acl::CONNECTION).group(Group::Connection)
 }
@@ -97,34 +99,46 @@ impl Shard {
         conn.db = 0;
         conn.resp3 = false;
         conn.name.clear();
-        conn.authed = self.config.requirepass.is_empty();
+        // Back to `default`, logged in only if it needs no password.
+        let user = self.acl.default_user();
+        conn.authed = user.nopass && user.enabled;
+        conn.acl_free = user.unrestricted();
+        conn.user = user;
         conn.reply = crate::shard::core::ReplyMode::On;
         Reply::new(&mut conn.out, false).simple("RESET");
     }
 
     /// AUTH [username] password
     fn cmd_auth(&mut self, conn: &mut Conn, args: &Args) {
-        let resp3 = conn.resp3;
-        let mut r = Reply::new(&mut conn.out, resp3);
         if args.len() > 3 {
-            return r.error(err::SYNTAX);
+            return Reply::new(&mut conn.out, conn.resp3).error(err::SYNTAX);
         }
-        let pass = args.get(args.len() - 1);
-        if args.len() == 3 && args.get(1) != b"default" {
-            return r.error("WRONGPASS invalid username-password pair or user is disabled.");
+        if args.len() == 2 && self.acl.default_user().nopass {
+            return Reply::new(&mut conn.out, conn.resp3).error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
         }
-        if self.config.requirepass.is_empty() {
-            if args.len() == 2 {
-                return r.error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
-            }
-            conn.authed = true;
-            return r.ok();
-        }
-        if crate::security::same_password(pass, self.config.requirepass.as_bytes()) {
-            conn.authed = true;
-            r.ok();
+        let user = if args.len() == 3 { args.get(1) } else { b"default" };
+        if self.login(conn, user, args.get(args.len() - 1)) {
+            Reply::new(&mut conn.out, conn.resp3).ok();
         } else {
-            r.error("WRONGPASS invalid username-password pair or user is disabled.");
+            Reply::new(&mut conn.out, conn.resp3).error(WRONGPASS);
+        }
+    }
+
+    /// Log `conn` in as `user` with `pass`; a failure is logged (ACL LOG,
+    /// INFO acl_access_denied_auth) and leaves the connection as it was.
+    fn login(&mut self, conn: &mut Conn, user: &[u8], pass: &[u8]) -> bool {
+        let name = String::from_utf8_lossy(user);
+        match self.acl.get(&name) {
+            Some(u) if u.password_ok(pass) => {
+                conn.user = u.clone();
+                conn.acl_free = u.unrestricted();
+                conn.authed = true;
+                true
+            }
+            _ => {
+                self.log_acl(conn, "auth", "toplevel", "AUTH".into(), name.into_owned());
+                false
+            }
         }
     }
 
@@ -149,14 +163,9 @@ impl Shard {
         while i < args.len() {
             if args.is(i, "AUTH") && i + 2 < args.len() {
                 let (user, pass) = (args.get(i + 1), args.get(i + 2));
-                let ok = user == b"default"
-                    && (self.config.requirepass.is_empty()
-                        || crate::security::same_password(pass, self.config.requirepass.as_bytes()));
-                if !ok {
-                    return Reply::new(&mut conn.out, conn.resp3)
-                        .error("WRONGPASS invalid username-password pair or user is disabled.");
+                if !self.login(conn, user, pass) {
+                    return Reply::new(&mut conn.out, conn.resp3).error(WRONGPASS);
                 }
-                conn.authed = true;
                 i += 3;
             } else if args.is(i, "SETNAME") && i + 1 < args.len() {
                 name = Some(args.get(i + 1).to_vec());

@@ -5,6 +5,7 @@
 //! shard (`Handler::EveryShard`: DBSIZE, KEYS, FLUSHALL, ...).
 //!
 //! - `conn`: PING, ECHO, SELECT, TIME, QUIT, RESET, AUTH, HELLO.
+//! - `acl`: the ACL container (users, rules, LOG, DRYRUN).
 //! - `multi`: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 //! - `pubsub`: SUBSCRIBE and friends, PUBLISH, PUBSUB.
 //! - `keyspace`: the keyspace-wide commands (DBSIZE, KEYS, SCAN, ...).
@@ -16,6 +17,7 @@
 //! read (connections, config, stats), and runs them on the connection's
 //! shard (`crate::shard::dispatch::server_command`).
 
+pub mod acl;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -38,6 +40,7 @@ pub const REDIS_VERSION: &str = "7.0.15";
 /// Every server command's rows, concern by concern.
 pub const FAMILIES: &[&[CommandDef]] = &[
     conn::COMMANDS,
+    acl::COMMANDS,
     multi::COMMANDS,
     pubsub::COMMANDS,
     keyspace::COMMANDS,

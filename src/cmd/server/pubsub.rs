@@ -7,7 +7,7 @@ use super::server;
 use crate::cmd::flags::*;
 use crate::cmd::keyspec::*;
 use crate::cmd::table::Handler;
-use crate::cmd::table::{container, help};
+use crate::cmd::table::{container, help, Channels};
 use crate::cmd::{Args, CommandDef};
 use crate::protocol::reply::Reply;
 use crate::shard::core::{Conn, Shard};
@@ -23,16 +23,18 @@ const fn ps(d: CommandDef) -> CommandDef {
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    ps(server("subscribe", -2, SUB, Shard::cmd_subscribe)).since("2.0.0"),
+    ps(server("subscribe", -2, SUB, Shard::cmd_subscribe)).since("2.0.0").channels(Channels::Subscribe),
     ps(server("unsubscribe", -1, SUB, Shard::cmd_unsubscribe)).since("2.0.0"),
-    ps(server("psubscribe", -2, SUB, Shard::cmd_psubscribe)).since("2.0.0"),
+    ps(server("psubscribe", -2, SUB, Shard::cmd_psubscribe)).since("2.0.0").channels(Channels::Patterns),
     ps(server("punsubscribe", -1, SUB, Shard::cmd_punsubscribe)).since("2.0.0"),
     ps(server("publish", 3, PUBSUB | LOADING | STALE | FAST | MAY_REPLICATE | SENTINEL, Shard::cmd_publish))
-        .since("2.0.0"),
+        .since("2.0.0")
+        .channels(Channels::Publish),
     // Shard channels name their channels as (not-)keys: their slot is
     // where a cluster would serve them.
     ps(CommandDef::new("ssubscribe", -2, SUB & !SENTINEL, CHANNELS, Handler::Server(Shard::cmd_ssubscribe)))
-        .since("7.0.0"),
+        .since("7.0.0")
+        .channels(Channels::Subscribe),
     ps(CommandDef::new("sunsubscribe", -1, SUB & !SENTINEL, CHANNELS, Handler::Server(Shard::cmd_sunsubscribe)))
         .since("7.0.0"),
     ps(CommandDef::new(
@@ -42,7 +44,8 @@ pub static COMMANDS: &[CommandDef] = &[
         &[at(1, NOT_KEY)],
         Handler::Server(Shard::cmd_spublish),
     ))
-    .since("7.0.0"),
+    .since("7.0.0")
+    .channels(Channels::Publish),
     ps(container("pubsub", PUBSUB_SUBCOMMANDS)).since("2.8.0"),
 ];
 

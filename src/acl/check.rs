@@ -1,0 +1,226 @@
+//! May this user run this command with these arguments? Redis 7's check:
+//! each selector (root first) is tried; one that allows the command, every
+//! key (with the read/write access its key spec says) and every channel
+//! admits it. Otherwise the most telling refusal is reported: a command
+//! no selector allows, else the last key or channel that none matched.
+
+use super::user::{Selector, User, PERM_R, PERM_W};
+use crate::cmd::keyspec::{ACCESS, DELETE, INSERT, NOT_KEY, UPDATE};
+use crate::cmd::table::Channels;
+use crate::cmd::{flags::NO_AUTH, key_refs, Args, CommandDef};
+
+/// Why a command was refused; `usize` is the argument index at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Denied {
+    Command,
+    Key(usize),
+    Channel(usize),
+}
+
+impl Denied {
+    /// Redis's ordering of reasons (cmd < key < channel) for picking one.
+    fn rank(self) -> (u8, usize) {
+        match self {
+            Denied::Command => (1, 0),
+            Denied::Key(i) => (2, i),
+            Denied::Channel(i) => (4, i),
+        }
+    }
+
+    /// The NOPERM error a refused command gets (Redis 7.0's text).
+    pub fn error(self, def: &CommandDef) -> String {
+        match self {
+            Denied::Command => format!("NOPERM this user has no permissions to run the '{}' command", def.name),
+            Denied::Key(_) => "NOPERM this user has no permissions to access one of the keys used as arguments".into(),
+            Denied::Channel(_) => {
+                "NOPERM this user has no permissions to access one of the channels used as arguments".into()
+            }
+        }
+    }
+
+    /// The reason EXEC gives for a queued command no longer allowed.
+    pub fn exec_error(self) -> String {
+        let why = match self {
+            Denied::Command => "no permission to execute the command or subcommand",
+            Denied::Key(_) => "no permission to touch the specified keys",
+            Denied::Channel(_) => "no permission to access one of the channels used as arguments",
+        };
+        format!(
+            "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {}",
+            why
+        )
+    }
+
+    /// ACL DRYRUN's answer (the user named, the argument at fault).
+    pub fn dryrun_text(self, def: &CommandDef, args: &Args) -> String {
+        let arg = |i: usize| String::from_utf8_lossy(args.get(i.min(args.len().saturating_sub(1)))).into_owned();
+        match self {
+            Denied::Command => format!("This user has no permissions to run the '{}' command", def.name),
+            Denied::Key(i) => format!("This user has no permissions to access the '{}' key", arg(i)),
+            Denied::Channel(i) => format!("This user has no permissions to access the '{}' channel", arg(i)),
+        }
+    }
+
+    /// ACL LOG's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::Command => "command",
+            Denied::Key(_) => "key",
+            Denied::Channel(_) => "channel",
+        }
+    }
+}
+
+/// Check command row `id` (`def`) with `args` (the whole request) for `u`.
+pub fn check(u: &User, id: usize, def: &CommandDef, args: &Args) -> Result<(), Denied> {
+    let mut worst: Option<Denied> = None;
+    for s in std::iter::once(&u.root).chain(u.selectors.iter()) {
+        match check_selector(s, id, def, args) {
+            Ok(()) => return Ok(()),
+            Err(d) => {
+                if worst.is_none_or(|w| d.rank() > w.rank()) {
+                    worst = Some(d);
+                }
+            }
+        }
+    }
+    Err(worst.unwrap_or(Denied::Command))
+}
+
+fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Result<(), Denied> {
+    // AUTH and HELLO are for everyone: they are how a user changes.
+    if !s.allows_row(id) && !def.has(NO_AUTH) {
+        let first = (args.len() > 1).then(|| args.get(1).to_ascii_lowercase());
+        let excepted = first.is_some_and(|a| s.firstargs_of(id).contains(&a));
+        if !excepted {
+            return Err(Denied::Command);
+        }
+    }
+    if !s.allkeys && def.takes_keys() {
+        for k in key_refs(def, args) {
+            // Shard channels are named in key specs but are not keys.
+            if k.flags & NOT_KEY != 0 {
+                continue;
+            }
+            let mut need = 0;
+            if k.flags & ACCESS != 0 {
+                need |= PERM_R;
+            }
+            if k.flags & (INSERT | DELETE | UPDATE) != 0 {
+                need |= PERM_W;
+            }
+            let key = args.get(k.pos);
+            let ok = s.keys.iter().any(|(p, perm)| perm & need == need && crate::util::glob_match(p, key, false));
+            if !ok {
+                return Err(Denied::Key(k.pos));
+            }
+        }
+    }
+    if !s.allchannels && def.channels != Channels::None {
+        for i in 1..args.len() {
+            if def.channels == Channels::Publish && i > 1 {
+                break;
+            }
+            let ch = args.get(i);
+            let ok = if def.channels == Channels::Patterns {
+                // A pattern subscription needs that very pattern allowed.
+                s.channels.iter().any(|p| p.as_slice() == ch)
+            } else {
+                s.channels.iter().any(|p| crate::util::glob_match(p, ch, false))
+            };
+            if !ok {
+                return Err(Denied::Channel(i));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Is `u` still allowed the channel `ch` it is subscribed to (a pattern
+/// subscription when `pattern`)? Used to drop subscribers whose rights
+/// were revoked.
+pub fn channel_allowed(u: &User, ch: &[u8], pattern: bool) -> bool {
+    std::iter::once(&u.root).chain(u.selectors.iter()).any(|s| {
+        s.allchannels
+            || s.channels
+                .iter()
+                .any(|p| if pattern { p.as_slice() == ch } else { crate::util::glob_match(p, ch, false) })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{lookup_args, OwnedArgs};
+
+    fn run(u: &User, line: &str) -> Result<(), Denied> {
+        let parts: Vec<&str> = line.split(' ').collect();
+        let a = OwnedArgs::from_slices(&parts);
+        let args = a.args();
+        let (id, def) = lookup_args(&args).ok().expect("known command");
+        check(u, id, def, &args)
+    }
+
+    fn user(rules: &[&str]) -> User {
+        let mut u = User::new("u");
+        for r in rules {
+            u.apply(r.as_bytes()).expect("rule");
+        }
+        u
+    }
+
+    #[test]
+    fn commands_categories_and_subcommands() {
+        let u = user(&["+@read", "allkeys", "+config|get", "+select|0"]);
+        assert_eq!(run(&u, "GET k"), Ok(()));
+        assert_eq!(run(&u, "SET k v"), Err(Denied::Command));
+        assert_eq!(run(&u, "CONFIG GET x"), Ok(()));
+        assert_eq!(run(&u, "CONFIG SET a b"), Err(Denied::Command));
+        assert_eq!(run(&u, "SELECT 0"), Ok(()));
+        assert_eq!(run(&u, "SELECT 1"), Err(Denied::Command));
+        assert_eq!(run(&u, "AUTH a b"), Ok(()), "AUTH is always allowed");
+        let u = user(&["+@all", "-@dangerous", "allkeys"]);
+        assert_eq!(run(&u, "FLUSHALL"), Err(Denied::Command));
+        assert_eq!(run(&u, "SET k v"), Ok(()));
+    }
+
+    #[test]
+    fn keys_by_read_and_write_access() {
+        let u = user(&["+@all", "~rw*", "%R~r*", "%W~w*"]);
+        assert_eq!(run(&u, "GET r1"), Ok(()));
+        assert_eq!(run(&u, "SET r1 v"), Err(Denied::Key(1)));
+        assert_eq!(run(&u, "SET w1 v"), Ok(()));
+        assert_eq!(run(&u, "GET w1"), Err(Denied::Key(1)));
+        assert_eq!(run(&u, "EXISTS w1"), Ok(()), "EXISTS reads no data: any permission");
+        assert_eq!(run(&u, "DEL w1"), Ok(()));
+        assert_eq!(run(&u, "COPY r1 w1"), Ok(()));
+        assert_eq!(run(&u, "COPY w1 r1"), Err(Denied::Key(1)));
+        assert_eq!(run(&u, "MSET w1 a x b"), Err(Denied::Key(3)));
+        assert_eq!(run(&u, "LMPOP 2 rw1 r1 LEFT"), Err(Denied::Key(3)));
+        assert_eq!(run(&u, "GET zz"), Err(Denied::Key(1)));
+    }
+
+    #[test]
+    fn channels_and_patterns() {
+        let u = user(&["+@all", "allkeys", "&news.*"]);
+        assert_eq!(run(&u, "PUBLISH news.a m"), Ok(()));
+        assert_eq!(run(&u, "PUBLISH other m"), Err(Denied::Channel(1)));
+        assert_eq!(run(&u, "SUBSCRIBE news.a other"), Err(Denied::Channel(2)));
+        assert_eq!(run(&u, "PSUBSCRIBE news.*"), Ok(()));
+        assert_eq!(run(&u, "PSUBSCRIBE news.a*"), Err(Denied::Channel(1)), "patterns match literally");
+        assert_eq!(run(&u, "UNSUBSCRIBE other"), Ok(()));
+        assert!(channel_allowed(&u, b"news.x", false) && !channel_allowed(&u, b"news.x*", true));
+    }
+
+    #[test]
+    fn selectors_and_the_reported_reason() {
+        let u = user(&["+get", "~a*", "(+set ~b*)"]);
+        assert_eq!(run(&u, "GET a1"), Ok(()));
+        assert_eq!(run(&u, "SET b1 v"), Ok(()));
+        assert_eq!(run(&u, "SET a1 v"), Err(Denied::Key(1)), "a key refusal beats a command refusal");
+        assert_eq!(run(&u, "DEL a1"), Err(Denied::Command));
+        let d = Denied::Command;
+        let (_, def) = crate::cmd::table::by_full_name(b"config|set").expect("row");
+        assert_eq!(d.error(def), "NOPERM this user has no permissions to run the 'config|set' command");
+    }
+}
