@@ -47,6 +47,7 @@ pub mod config;
 pub mod crash;
 pub mod geo;
 pub mod keyspace;
+pub mod monitor;
 pub mod net;
 pub mod persist;
 pub mod protocol;
