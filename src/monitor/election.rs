@@ -574,20 +574,23 @@ impl Monitor {
     /// new replica was learnt (to persist).
     fn on_info(&mut self, name: &str, addr: &Addr, info: &InfoReport, now: u64, out: &mut Vec<Action>) -> bool {
         let Some(st) = self.masters.get_mut(name) else { return false };
+        if st.master.addr != *addr && !st.replicas.contains_key(addr) {
+            return false;
+        }
+        // Replicas are learnt from any server of the group that lists them
+        // (a replica of a replica too: a failover re-points it).
         let mut learnt = false;
+        for r in &info.replicas {
+            if *r != st.master.addr && !st.replicas.contains_key(r) {
+                st.replicas.insert(r.clone(), Instance::new(r.clone(), now));
+                let d = st.describe_replica(r);
+                event(out, "+slave", d);
+                learnt = true;
+            }
+        }
         if st.master.addr == *addr {
             st.master.info = Some(info.clone());
             st.master.info_at = now;
-            if info.is_master {
-                for r in &info.replicas {
-                    if *r != st.master.addr && !st.replicas.contains_key(r) {
-                        st.replicas.insert(r.clone(), Instance::new(r.clone(), now));
-                        let d = st.describe_replica(r);
-                        event(out, "+slave", d);
-                        learnt = true;
-                    }
-                }
-            }
             st.master.wrong_since = if info.is_master { None } else { st.master.wrong_since.or(Some(now)) };
             return learnt;
         }
@@ -786,8 +789,12 @@ impl Monitor {
         let master_desc = st.describe();
         let mut sdown_events = Vec::new();
         for (is_master, i) in std::iter::once((true, &mut st.master)).chain(st.replicas.values_mut().map(|r| (false, r))) {
+            // A master that keeps saying it is a replica is as good as down
+            // (as Sentinel): a failover then names a master again.
+            let demoted = is_master && i.wrong_since.is_some_and(|w| now.saturating_sub(w) >= down_after + 2 * PROBE_PERIOD_MS);
             let down = i.failing_since.is_some_and(|f| now.saturating_sub(f) >= down_after)
-                || now.saturating_sub(i.last_ok) >= down_after + PROBE_PERIOD_MS;
+                || now.saturating_sub(i.last_ok) >= down_after + PROBE_PERIOD_MS
+                || demoted;
             let desc = if is_master { master_desc.clone() } else { format!("slave {} {} {} @ {tail}", i.addr, i.addr.host, i.addr.port) };
             match (down, i.sdown_since) {
                 (true, None) => {
@@ -940,7 +947,9 @@ pub fn check_config(c: &MasterConfig) -> Result<(), String> {
 /// The replica to promote: reachable, with recent INFO, its link to the
 /// master not down for long (Sentinel's rule: down no longer than the master
 /// has been down plus ten times `down-after`), priority not 0; then the
-/// lowest priority, the highest offset, the smallest run id.
+/// lowest priority, the highest offset, the smallest run id. A replica that
+/// already says it is a master (promoted by a leader that died before it
+/// could tell anyone) may be chosen: `REPLICAOF NO ONE` is idempotent.
 pub fn choose_replica(st: &Master, now: u64) -> Option<Addr> {
     let master_down_for = st.master.sdown_since.map(|s| now.saturating_sub(s)).unwrap_or(0);
     let max_link_down = master_down_for + 10 * st.config.down_after_ms;
@@ -950,7 +959,6 @@ pub fn choose_replica(st: &Master, now: u64) -> Option<Addr> {
             let info = r.info.as_ref()?;
             let fit = r.sdown_since.is_none()
                 && now.saturating_sub(r.info_at) <= INFO_VALIDITY_MS
-                && !info.is_master
                 && info.priority != 0
                 && (info.link_up || info.link_down_ms <= max_link_down);
             fit.then_some((info.priority, std::cmp::Reverse(info.offset), info.run_id.clone(), r.addr.clone()))
