@@ -37,7 +37,7 @@ pub const ASK_PERIOD_MS: u64 = 100;
 /// A peer's "down" answer counts towards ODOWN for this long.
 pub const ASK_VALIDITY_MS: u64 = 3000;
 /// Monitors that reach ODOWN together would split the vote; each waits a
-/// random part of this before asking for votes (Sentinel uses up to 1 s;
+/// random part of this before it starts an election (Sentinel uses up to 1 s;
 /// on one network a few hundred ms separate candidates by many round trips).
 pub const ELECTION_DESYNC_MS: u64 = 300;
 /// Longest an election may take before it is abandoned (capped further by
@@ -291,8 +291,8 @@ pub struct Peer {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Stage {
-    /// Asking for votes in `epoch`; may start asking at `start_at`.
-    Election { epoch: u64, start_at: u64, started: u64, forced: bool },
+    /// Asking for votes in `epoch` since `started`.
+    Election { epoch: u64, started: u64, forced: bool },
     /// Elected for `epoch`; `REPLICAOF NO ONE` sent to `chosen`.
     Promoting { epoch: u64, chosen: Addr, since: u64, sent: u64 },
 }
@@ -745,12 +745,11 @@ impl Monitor {
     fn start_election(&mut self, name: &str, now: u64, forced: bool, out: &mut Vec<Action>) {
         self.current_epoch += 1;
         let epoch = self.current_epoch;
-        let desync = if forced { 0 } else { self.rng.below(ELECTION_DESYNC_MS) };
         let me = self.my_id.clone();
         let Some(st) = self.masters.get_mut(name) else { return };
         st.leader = Some(me);
         st.leader_epoch = epoch;
-        st.failover = Some(Stage::Election { epoch, start_at: now + desync, started: now, forced });
+        st.failover = Some(Stage::Election { epoch, started: now, forced });
         for p in st.peers.values_mut() {
             p.reply_at = None;
         }
@@ -815,7 +814,7 @@ impl Monitor {
         // Ask the peers while the master looks down: their opinion, and
         // their vote when we are a candidate.
         let candidate = match st.failover {
-            Some(Stage::Election { epoch, start_at, .. }) if now >= start_at => Some(epoch),
+            Some(Stage::Election { epoch, .. }) => Some(epoch),
             _ => None,
         };
         if (st.master.sdown_since.is_some() || candidate.is_some()) && now >= st.last_ask + ASK_PERIOD_MS {
@@ -842,6 +841,11 @@ impl Monitor {
         match (odown, st.odown_since) {
             (true, None) => {
                 st.odown_since = Some(now);
+                // Monitors that see ODOWN together would each start an
+                // election in the same epoch and split the vote: each waits
+                // a random moment first, and the first to ask wins the others'
+                // votes (which hold them back in turn).
+                st.next_attempt_at = st.next_attempt_at.max(now + self.rng.below(ELECTION_DESYNC_MS));
                 let d = format!("{} #quorum {}/{}", st.describe(), agree, st.config.quorum);
                 event(out, "+odown", d);
             }
