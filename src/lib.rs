@@ -34,6 +34,9 @@
 //!   on another type).
 //! - `persist`: the per-shard append-only file: record format, writer
 //!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
+//! - `monitor`: shardis-monitor, the Sentinel-compatible failover process.
+//!   `monitor::election` is where a failover is decided (a pure state
+//!   machine); `monitor::driver` its only socket code.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: `util::num` reads numbers from strings as Redis's several
