@@ -756,7 +756,14 @@ impl Monitor {
     }
 
     fn abort(&mut self, name: &str, why: &str, now: u64, out: &mut Vec<Action>) {
-        let retry = self.rng.below(self.masters.get(name).map(|m| m.config.failover_timeout_ms).unwrap_or(1000));
+        let max = self.masters.get(name).map(|m| m.config.failover_timeout_ms).unwrap_or(1000);
+        self.abort_retry(name, why, max, now, out)
+    }
+
+    /// Abandon the failover; the next attempt comes after a random part of
+    /// `retry_max` (plus the desync).
+    fn abort_retry(&mut self, name: &str, why: &str, retry_max: u64, now: u64, out: &mut Vec<Action>) {
+        let retry = self.rng.below(retry_max);
         if let Some(st) = self.masters.get_mut(name) {
             st.failover = None;
             st.next_attempt_at = now + ELECTION_DESYNC_MS + retry;
@@ -862,6 +869,16 @@ impl Monitor {
                     .values()
                     .filter(|p| p.reply_at.is_some() && p.leader.as_deref() == Some(&my_id) && p.leader_epoch == epoch)
                     .count();
+                // Votes already given to others in this epoch: when too few
+                // monitors are left to win, the vote was split; retry soon
+                // (a randomised short delay, as raft's election timeout)
+                // rather than waiting out the election.
+                let against = st
+                    .peers
+                    .values()
+                    .filter(|p| p.reply_at.is_some() && p.leader_epoch >= epoch && p.leader.as_deref() != Some(&my_id))
+                    .count();
+                let lost = st.voters() - against < st.votes_needed();
                 let timeout = st.config.failover_timeout_ms.min(ELECTION_TIMEOUT_MS);
                 if forced || (votes >= st.votes_needed() && self.current_epoch == epoch) {
                     event(out, "+elected-leader", st.describe());
@@ -876,6 +893,8 @@ impl Monitor {
                         }
                         None => self.abort(name, "-failover-abort-no-good-slave", now, out),
                     }
+                } else if lost {
+                    self.abort_retry(name, "-failover-abort-not-elected", 2 * ELECTION_DESYNC_MS, now, out);
                 } else if now.saturating_sub(started) >= timeout || self.current_epoch != epoch {
                     // Timed out, or a later epoch began elsewhere: this one cannot win.
                     self.abort(name, "-failover-abort-not-elected", now, out);
