@@ -36,6 +36,9 @@
 //!   on another type).
 //! - `persist`: the per-shard append-only file: record format, writer
 //!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
+//! - `monitor`: shardis-monitor, the Sentinel-compatible failover process.
+//!   `monitor::election` is where a failover is decided (a pure state
+//!   machine); `monitor::driver` its only socket code.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: `util::num` reads numbers from strings as Redis's several
@@ -50,6 +53,7 @@ pub mod config;
 pub mod crash;
 pub mod geo;
 pub mod keyspace;
+pub mod monitor;
 pub mod net;
 pub mod persist;
 pub mod protocol;

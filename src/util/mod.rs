@@ -69,6 +69,17 @@ fn trim_zeros(s: &str) -> &str {
 /// too). That bounds the work by pattern × string length; the recursive
 /// matcher this replaces was exponential in the number of stars
 /// (`a*a*…*b` against a run of `a`s hung a shard, cf. CVE-2022-36021).
+/// splitmix64: advance `state` and return the next value. The seeded
+/// generator of the load generator and of the monitor's election (whose
+/// simulation needs every run of one seed to be the same).
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 pub fn glob_match(pattern: &[u8], string: &[u8], nocase: bool) -> bool {
     glob_match_steps(pattern, string, nocase, &mut 0)
 }

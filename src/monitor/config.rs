@@ -1,0 +1,184 @@
+//! shardis-monitor's options: `config/monitor.toml` (optional) with flags
+//! on top, as shardis-server's `config` does. Pure: no I/O beyond reading
+//! the file named on the command line.
+
+use super::election::{Addr, MasterConfig};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Address to listen on (and announce to the other monitors, unless
+    /// `announce-ip` is set).
+    pub bind: String,
+    pub port: u16,
+    pub announce_ip: String,
+    /// Directory of the state file (`monitor-state.toml`).
+    pub dir: String,
+    /// Defaults for masters that do not set their own.
+    pub down_after_milliseconds: u64,
+    pub failover_timeout: u64,
+    pub parallel_syncs: u32,
+    pub logfile: String,
+    #[serde(rename = "master")]
+    pub masters: Vec<MasterEntry>,
+}
+
+/// One `[[master]]` table.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MasterEntry {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub quorum: u32,
+    pub down_after_milliseconds: Option<u64>,
+    pub failover_timeout: Option<u64>,
+    pub parallel_syncs: Option<u32>,
+    #[serde(default)]
+    pub auth_pass: String,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig {
+            bind: "127.0.0.1".into(),
+            port: 26379,
+            announce_ip: String::new(),
+            dir: ".".into(),
+            down_after_milliseconds: 30_000,
+            failover_timeout: 180_000,
+            parallel_syncs: 1,
+            logfile: String::new(),
+            masters: Vec::new(),
+        }
+    }
+}
+
+#[derive(clap::Parser, Debug, Default)]
+#[command(name = "shardis-monitor", about = "Watches shardis/redis masters and fails over; speaks Redis Sentinel's protocol")]
+pub struct Cli {
+    /// TOML file (see config/monitor.toml).
+    #[arg(long)]
+    pub config: Option<String>,
+    #[arg(long)]
+    pub bind: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
+    #[arg(long)]
+    pub announce_ip: Option<String>,
+    /// Directory of the state file.
+    #[arg(long)]
+    pub dir: Option<String>,
+    /// "name host port quorum"; may be given several times.
+    #[arg(long = "monitor")]
+    pub monitors: Vec<String>,
+    #[arg(long)]
+    pub down_after_milliseconds: Option<u64>,
+    #[arg(long)]
+    pub failover_timeout: Option<u64>,
+    #[arg(long)]
+    pub logfile: Option<String>,
+}
+
+impl MonitorConfig {
+    pub fn load(cli: &Cli) -> Result<MonitorConfig, String> {
+        let mut c = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+                toml::from_str(&text).map_err(|e| format!("{path}: {e}"))?
+            }
+            None => MonitorConfig::default(),
+        };
+        if let Some(v) = &cli.bind {
+            c.bind = v.clone();
+        }
+        if let Some(v) = cli.port {
+            c.port = v;
+        }
+        if let Some(v) = &cli.announce_ip {
+            c.announce_ip = v.clone();
+        }
+        if let Some(v) = &cli.dir {
+            c.dir = v.clone();
+        }
+        if let Some(v) = cli.down_after_milliseconds {
+            c.down_after_milliseconds = v;
+        }
+        if let Some(v) = cli.failover_timeout {
+            c.failover_timeout = v;
+        }
+        if let Some(v) = &cli.logfile {
+            c.logfile = v.clone();
+        }
+        for m in &cli.monitors {
+            c.masters.push(parse_monitor_flag(m)?);
+        }
+        Ok(c)
+    }
+
+    /// The masters with defaults filled in, validated.
+    pub fn master_configs(&self) -> Result<Vec<MasterConfig>, String> {
+        self.masters
+            .iter()
+            .map(|m| {
+                let c = MasterConfig {
+                    name: m.name.clone(),
+                    addr: Addr::new(&m.host, m.port),
+                    quorum: m.quorum,
+                    down_after_ms: m.down_after_milliseconds.unwrap_or(self.down_after_milliseconds),
+                    failover_timeout_ms: m.failover_timeout.unwrap_or(self.failover_timeout),
+                    parallel_syncs: m.parallel_syncs.unwrap_or(self.parallel_syncs),
+                    auth_pass: m.auth_pass.clone(),
+                };
+                super::election::check_config(&c).map_err(|e| format!("master {}: {e}", m.name))?;
+                Ok(c)
+            })
+            .collect()
+    }
+
+    /// The address other monitors reach us at.
+    pub fn announce(&self) -> Addr {
+        let host = if self.announce_ip.is_empty() { &self.bind } else { &self.announce_ip };
+        Addr::new(host, self.port)
+    }
+}
+
+/// `--monitor "name host port quorum"`.
+pub fn parse_monitor_flag(s: &str) -> Result<MasterEntry, String> {
+    let f: Vec<&str> = s.split_whitespace().collect();
+    let [name, host, port, quorum] = f[..] else {
+        return Err(format!("--monitor wants \"name host port quorum\", got {s:?}"));
+    };
+    Ok(MasterEntry {
+        name: name.into(),
+        host: host.into(),
+        port: port.parse().map_err(|_| format!("--monitor {s:?}: bad port"))?,
+        quorum: quorum.parse().map_err(|_| format!("--monitor {s:?}: bad quorum"))?,
+        down_after_milliseconds: None,
+        failover_timeout: None,
+        parallel_syncs: None,
+        auth_pass: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn file_then_flags() {
+        let c: MonitorConfig = toml::from_str(
+            "port = 26380\ndown-after-milliseconds = 500\n[[master]]\nname = \"a\"\nhost = \"127.0.0.2\"\nport = 6379\nquorum = 2\nfailover-timeout = 900\n",
+        )
+        .unwrap();
+        let m = c.master_configs().unwrap();
+        assert_eq!((m[0].down_after_ms, m[0].failover_timeout_ms, c.port), (500, 900, 26380));
+        let cli = Cli::parse_from(["x", "--monitor", "b 127.0.0.3 6380 1", "--port", "1", "--down-after-milliseconds", "7"]);
+        let c = MonitorConfig::load(&cli).unwrap();
+        assert_eq!((c.port, c.masters[0].name.as_str(), c.master_configs().unwrap()[0].down_after_ms), (1, "b", 7));
+        assert!(parse_monitor_flag("a b c").is_err() && parse_monitor_flag("a h 99999 1").is_err());
+        assert!(toml::from_str::<MonitorConfig>("nope = 1").is_err());
+    }
+}

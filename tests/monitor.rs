@@ -1,0 +1,312 @@
+//! shardis-monitor against real processes: three monitors watching a real
+//! redis-server master and two replicas, each "host" on its own loopback
+//! address (127.0.0.x). The master is SIGKILLed and a replica must be
+//! promoted; a monitor restarted from its state file keeps its epoch and
+//! its votes; hostile input to the monitor port harms nothing.
+//! (Failover of shardis-server waits for its replication.)
+
+mod common;
+
+use common::server::test_data_root;
+use common::{RespConn, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const DOWN_AFTER: u64 = 1000;
+
+/// A process on `host:port`, stopped by its pid when dropped.
+struct Proc {
+    child: Option<Child>,
+    host: String,
+    port: u16,
+    dir: PathBuf,
+    cmd: Vec<String>,
+}
+
+fn free_port_on(host: &str) -> u16 {
+    TcpListener::bind((host, 0)).expect("bind a loopback address").local_addr().expect("local addr").port()
+}
+
+fn new_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = test_data_root().join(format!("monitor-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("test dir");
+    d
+}
+
+impl Proc {
+    fn spawn(host: &str, port: u16, dir: PathBuf, cmd: Vec<String>) -> Proc {
+        let mut p = Proc { child: None, host: host.into(), port, dir, cmd };
+        p.start();
+        p
+    }
+
+    fn start(&mut self) {
+        let mut c = Command::new(&self.cmd[0]);
+        c.args(&self.cmd[1..])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(self.dir.join("stdout.log")).expect("log"))
+            .stderr(std::fs::File::create(self.dir.join("stderr.log")).expect("log"));
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.cmd[0]));
+        std::fs::write(self.dir.join("server.pid"), child.id().to_string()).expect("pid file");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(mut c) = self.try_conn() {
+                if c.try_cmd(&["PING"]).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("{} on {}:{} did not start: {}", self.cmd[0], self.host, self.port, self.logs());
+    }
+
+    fn logs(&self) -> String {
+        let r = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
+        format!("{}{}", r("stdout.log"), r("stderr.log"))
+    }
+
+    fn try_conn(&self) -> std::io::Result<RespConn> {
+        let addr: SocketAddr = format!("{}:{}", self.host, self.port).parse().expect("addr");
+        RespConn::connect_addr(addr, Duration::from_secs(2), Duration::from_secs(5))
+    }
+
+    fn conn(&self) -> RespConn {
+        self.try_conn().unwrap_or_else(|e| panic!("connect {}:{}: {e}", self.host, self.port))
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn redis(host: &str, replica_of: Option<&Proc>) -> Proc {
+    let port = free_port_on(host);
+    let dir = new_dir("redis");
+    let mut cmd: Vec<String> = ["redis-server", "--bind", host, "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    cmd.extend(["--dir".into(), dir.to_string_lossy().into_owned()]);
+    if let Some(m) = replica_of {
+        // The master would list it under the connection's source address
+        // (127.0.0.1): announce its own.
+        cmd.extend(["--replicaof".into(), m.host.clone(), m.port.to_string(), "--replica-announce-ip".into(), host.into()]);
+    }
+    Proc::spawn(host, port, dir, cmd)
+}
+
+fn monitor(host: &str, master: &Proc) -> Proc {
+    let port = free_port_on(host);
+    let dir = new_dir("monitor");
+    let cmd = vec![
+        env!("CARGO_BIN_EXE_shardis-monitor").to_string(),
+        "--bind".into(),
+        host.into(),
+        "--port".into(),
+        port.to_string(),
+        "--dir".into(),
+        dir.to_string_lossy().into_owned(),
+        "--monitor".into(),
+        format!("mymaster {} {} 2", master.host, master.port),
+        "--down-after-milliseconds".into(),
+        DOWN_AFTER.to_string(),
+        "--failover-timeout".into(),
+        "3000".into(),
+    ];
+    Proc::spawn(host, port, dir, cmd)
+}
+
+/// A Sentinel flat field list as pairs.
+fn field(v: &Value, name: &str) -> Option<String> {
+    let items = v.as_items()?;
+    items.chunks(2).find(|kv| kv[0].as_bytes() == Some(name.as_bytes())).and_then(|kv| kv[1].as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+fn master_addr(m: &Proc) -> Option<(String, u16)> {
+    let v = m.try_conn().ok()?.try_cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"]).ok()?;
+    let items = v.as_items()?;
+    let host = String::from_utf8_lossy(items.first()?.as_bytes()?).into_owned();
+    let port = std::str::from_utf8(items.get(1)?.as_bytes()?).ok()?.parse().ok()?;
+    Some((host, port))
+}
+
+/// Poll `f` until it gives Some, for at most `limit`.
+fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn role(p: &Proc) -> Option<Vec<Value>> {
+    p.try_conn().ok()?.try_cmd(&["ROLE"]).ok()?.as_items().map(|v| v.to_vec())
+}
+
+/// Every monitor knows both replicas and the two other monitors.
+fn wait_discovery(mons: &[Proc]) {
+    for m in mons {
+        wait_for("discovery of replicas and monitors", Duration::from_secs(20), || {
+            let v = m.try_conn().ok()?.try_cmd(&["SENTINEL", "master", "mymaster"]).ok()?;
+            (field(&v, "num-slaves")? == "2" && field(&v, "num-other-sentinels")? == "2").then_some(())
+        });
+    }
+}
+
+#[test]
+fn sigkill_of_the_master_promotes_a_replica_and_the_old_master_rejoins() {
+    let mut master = redis("127.0.0.2", None);
+    let replicas = [redis("127.0.0.3", Some(&master)), redis("127.0.0.4", Some(&master))];
+    let mons: Vec<Proc> = ["127.0.0.5", "127.0.0.6", "127.0.0.7"].iter().map(|h| monitor(h, &master)).collect();
+    wait_discovery(&mons);
+    let mut mc = master.conn();
+    assert_eq!(mc.cmd(&["SET", "k", "before"]), Value::ok());
+    assert_eq!(mc.cmd(&["WAIT", "2", "5000"]), Value::Int(2));
+
+    let old = (master.host.clone(), master.port);
+    master.kill9();
+    let killed = Instant::now();
+    // Promotion as a client sees it: the monitor names a new master and a
+    // write there succeeds.
+    let (new_host, new_port) = wait_for("a new master", Duration::from_secs(15), || master_addr(&mons[0]).filter(|a| *a != old));
+    let promoted = replicas.iter().find(|r| (r.host.clone(), r.port) == (new_host.clone(), new_port)).expect("a replica was promoted");
+    wait_for("a write on the new master", Duration::from_secs(10), || {
+        let mut c = promoted.try_conn().ok()?;
+        (c.try_cmd(&["SET", "k", "after"]).ok()? == Value::ok()).then_some(())
+    });
+    let took = killed.elapsed();
+    eprintln!("SIGKILL of the master to the first write on the new master: {} ms (down-after {DOWN_AFTER} ms)", took.as_millis());
+    assert_eq!(promoted.conn().cmd(&["GET", "k"]), Value::bulk("after"), "the promoted replica had the data");
+
+    for m in &mons {
+        wait_for("every monitor names the new master", Duration::from_secs(10), || {
+            (master_addr(m)? == (new_host.clone(), new_port)).then_some(())
+        });
+    }
+    let other = replicas.iter().find(|r| r.port != new_port || r.host != new_host).expect("the other replica");
+    wait_for("the other replica re-pointed", Duration::from_secs(10), || {
+        let r = role(other)?;
+        (r.first()?.as_bytes()? == b"slave" && r.get(1)?.as_bytes()? == new_host.as_bytes() && r.get(2)?.as_int()? == new_port as i64)
+            .then_some(())
+    });
+
+    // The old master comes back as a master with stale data; it must be
+    // made a replica of the new one, and not stay a second master.
+    master.start();
+    wait_for("the old master rejoined as a replica", Duration::from_secs(15), || {
+        let r = role(&master)?;
+        (r.first()?.as_bytes()? == b"slave" && r.get(2)?.as_int()? == new_port as i64).then_some(())
+    });
+    wait_for("the old master caught up", Duration::from_secs(10), || {
+        (master.try_conn().ok()?.try_cmd(&["GET", "k"]).ok()? == Value::bulk("after")).then_some(())
+    });
+    let info = mons[1].conn().cmd(&["INFO"]);
+    let text = String::from_utf8_lossy(info.as_bytes().expect("INFO is a bulk")).into_owned();
+    assert!(text.contains(&format!("address={new_host}:{new_port}")), "{text}");
+}
+
+/// One monitor on the port, with a master to watch (a real redis-server).
+#[test]
+fn a_restarted_monitor_keeps_its_epoch_and_votes_and_hostile_input_is_refused() {
+    let master = redis("127.0.0.8", None);
+    let mut mon = monitor("127.0.0.9", &master);
+    let mut c = mon.conn();
+    let id = c.cmd(&["SENTINEL", "myid"]);
+    let vote = |c: &mut RespConn, epoch: &str, run_id: &str| {
+        c.cmd(&["SENTINEL", "is-master-down-by-addr", &master.host, &master.port.to_string(), epoch, run_id])
+    };
+    // A vote in epoch 5 for "cand-a".
+    let v = vote(&mut c, "5", "cand-a");
+    assert_eq!(v, Value::Array(vec![Value::Int(0), Value::bulk("cand-a"), Value::Int(5)]));
+    // Another candidate in the same epoch, or an older one, gets the same answer.
+    assert_eq!(vote(&mut c, "5", "cand-b"), v);
+    assert_eq!(vote(&mut c, "3", "cand-b"), v);
+
+    mon.kill9();
+    mon.start();
+    let mut c = mon.conn();
+    assert_eq!(c.cmd(&["SENTINEL", "myid"]), id, "the run id survives a restart");
+    assert_eq!(vote(&mut c, "5", "cand-b"), v, "no second vote in epoch 5 after a restart");
+    let info = c.cmd(&["INFO"]);
+    let text = String::from_utf8_lossy(info.as_bytes().expect("bulk")).into_owned();
+    assert!(text.contains("sentinel_current_epoch:5"), "{text}");
+    // A later epoch gets a new vote.
+    assert_eq!(vote(&mut c, "6", "cand-b"), Value::Array(vec![Value::Int(0), Value::bulk("cand-b"), Value::Int(6)]));
+
+    // Forged and malformed votes.
+    assert!(vote(&mut c, "18446744073709551615", "evil").is_error());
+    assert!(vote(&mut c, "-1", "evil").is_error());
+    assert!(vote(&mut c, "x", "evil").is_error());
+    assert!(c.cmd(&["SENTINEL", "is-master-down-by-addr", "h"]).is_error());
+    assert_eq!(vote(&mut c, "2", "evil"), Value::Array(vec![Value::Int(0), Value::bulk("cand-b"), Value::Int(6)]));
+    assert!(c.cmd(&["SENTINEL", "nope"]).is_error());
+    assert!(c.cmd(&["SENTINEL", "set", "mymaster", "quorum", "0"]).is_error());
+    assert!(c.cmd(&["SENTINEL", "monitor", "bad,name", "h", "1", "1"]).is_error());
+    assert!(c.cmd(&["FLUSHALL"]).is_error());
+
+    // Garbage, a huge bulk header, deep nesting, a request cut short: each
+    // answered with an error or a close, and the monitor carries on.
+    let hostile: &[&[u8]] = &[
+        b"\x00\x01\x02garbage\r\n",
+        b"*2\r\n$999999999999\r\n",
+        b"*99999999999\r\n",
+        b"*1\r\n*1\r\n*1\r\n$4\r\nPING\r\n",
+        b"*3\r\n$8\r\nSENTINEL\r\n$4\r\nmyid",
+        &[b'*'; 70_000],
+    ];
+    for h in hostile {
+        let mut raw = mon.conn();
+        let _ = raw.send_raw(h);
+        raw.shutdown_write();
+        let _ = raw.read_until_idle(Duration::from_millis(300));
+    }
+    let mut c = mon.conn();
+    assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+    assert_eq!(master_addr(&mon), Some((master.host.clone(), master.port)));
+    assert_eq!(vote(&mut c, "6", "evil"), Value::Array(vec![Value::Int(0), Value::bulk("cand-b"), Value::Int(6)]));
+    // The API answers in Sentinel's shapes.
+    assert_eq!(c.cmd(&["ROLE"]), Value::Array(vec![Value::bulk("sentinel"), Value::Array(vec![Value::bulk("mymaster")])]));
+    assert!(c.cmd(&["SENTINEL", "ckquorum", "mymaster"]).is_error(), "one monitor cannot reach quorum 2");
+    assert_eq!(c.cmd(&["SENTINEL", "set", "mymaster", "quorum", "1"]), Value::ok());
+    assert!(matches!(c.cmd(&["SENTINEL", "ckquorum", "mymaster"]), Value::Simple(s) if s.starts_with("OK 1 usable")));
+    assert_eq!(c.cmd(&["SENTINEL", "replicas", "mymaster"]), Value::Array(vec![]));
+    assert_eq!(c.cmd(&["SENTINEL", "sentinels", "mymaster"]), Value::Array(vec![]));
+    assert!(matches!(c.cmd(&["SENTINEL", "failover", "mymaster"]), Value::Error(e) if e.starts_with("NOGOODSLAVE")));
+    assert_eq!(c.cmd(&["SENTINEL", "reset", "*"]), Value::Int(1));
+
+    // Events reach subscribers: a new master to watch publishes +monitor.
+    let mut sub = mon.conn();
+    let r = sub.cmd(&["PSUBSCRIBE", "*"]);
+    assert_eq!(r, Value::Array(vec![Value::bulk("psubscribe"), Value::bulk("*"), Value::Int(1)]));
+    assert_eq!(c.cmd(&["SENTINEL", "monitor", "other", "127.0.0.8", "1", "1"]), Value::ok());
+    let ev = sub.read_value().expect("an event");
+    let items = ev.as_items().expect("pmessage").to_vec();
+    assert_eq!(items[2], Value::bulk("+monitor"));
+    assert_eq!(items[3], Value::bulk("master other 127.0.0.8 1 quorum 1"));
+    assert_eq!(c.cmd(&["SENTINEL", "remove", "other"]), Value::ok());
+}
