@@ -34,6 +34,10 @@
 //!   on another type).
 //! - `persist`: the per-shard append-only file: record format, writer
 //!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
+//! - `script`: Lua scripting (EVAL, EVALSHA): one sandboxed Lua 5.1
+//!   interpreter per shard (`script::sandbox`), Lua<->RESP conversions
+//!   (`script::convert`), the script cache shared by the shards;
+//!   `redis.call` runs commands through `cmd::call`.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: `util::num` reads numbers from strings as Redis's several
@@ -50,6 +54,7 @@ pub mod keyspace;
 pub mod net;
 pub mod persist;
 pub mod protocol;
+pub mod script;
 pub mod security;
 pub mod shard;
 pub mod util;

@@ -1561,6 +1561,7 @@ mod tests {
             max_bulk_len: 512 << 20,
             rng: &mut rng,
             facts: &crate::cmd::Facts::SINGLE,
+            scripts: None,
         };
         exec(def, &mut ctx, &args.args());
         String::from_utf8_lossy(&buf).into_owned()

@@ -250,6 +250,8 @@ pub struct Shard {
     /// Blocked clients: those waiting on this shard's keys, and the
     /// deadlines of this shard's own blocked connections.
     pub blocked: super::blocking::Registry,
+    /// Lua scripting: the interpreter is created on the first script.
+    pub scripts: crate::script::Engine,
 }
 
 impl Shard {
@@ -264,6 +266,7 @@ impl Shard {
         ring_flags: &'static str,
     ) -> Result<Shard, String> {
         let n = shared.nshards;
+        let scripts = crate::script::Engine::new(shared.scripts.clone(), id, shared.slots.clone());
         Ok(Shard {
             id,
             ks,
@@ -309,6 +312,7 @@ impl Shard {
             rewrite_lsns: None,
             save_waiters: Vec::new(),
             blocked: Default::default(),
+            scripts,
         })
     }
 
