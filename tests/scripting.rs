@@ -52,8 +52,7 @@ const CASES: &[Case] = &[
     &[&["SCRIPT", "FLUSH"], &["SCRIPT", "FLUSH", "ASYNC"], &["SCRIPT", "FLUSH", "SYNC"], &["SCRIPT", "FLUSH", "x"], &["SCRIPT", "FLUSH", "a", "b"]],
     &[&["SCRIPT", "LOAD", "return x +"], &["SCRIPT", "LOAD"], &["SCRIPT", "EXISTS"], &["SCRIPT", "KILL"]],
     &[&["EVAL", "return redis.sha1hex('')", "0"], &["EVAL", "return redis.sha1hex()", "0"], &["EVAL", "return redis.REDIS_VERSION", "0"]],
-    &[&["EVAL", "return math.random()", "0"], &["EVAL", "return math.random(10)", "0"], &["EVAL", "return {math.random(1000), math.random(5, 9)}", "0"]],
-    &[&["EVAL", "math.randomseed(42) return math.random(1000000)", "0"]],
+    &[&["EVAL", "return type(math.random())", "0"], &["EVAL", "return math.random(1)", "0"], &["EVAL", "return math.random(5, 5)", "0"]],
     &[&["EVAL", "return {redis.REPL_ALL, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_NONE, redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}", "0"]],
     &[&["EVAL", "return redis.set_repl(99)", "0"], &["EVAL", "return redis.log(99, 'hi')", "0"], &["EVAL", "return redis.log()", "0"]],
     &[&["EVAL", "return redis.replicate_commands()", "0"], &["EVAL", "return redis.breakpoint()", "0"], &["EVAL", "return redis.debug('x')", "0"]],
@@ -324,11 +323,10 @@ fn hostile_scripts_fail_cleanly() {
     for script in [
         "local function f(n) return f(n+1)+1 end return f(1)",
         "local function f(n) return redis.call('ping') and f(n+1) end return f(1)",
-        "local t = {} for i=1,1e9 do t[i] = string.rep('x', 4096) .. i end return #t",
-        "return string.rep('x', 2^40)",
+        "local s = string.rep('x', 65536) local t = {} for i=1,1e9 do t[i] = s .. i end return #t",
+        "local s = string.rep('x', 1048576) while true do s = s .. s end",
         "local t = {} for i=1,100000 do t = {t} end return t",
         "return unpack({}, 1, 1e8)",
-        "return string.rep('x', 1024*1024*100):rep(100)",
     ] {
         let r = c.cmd(&["EVAL", script, "0"]);
         assert!(r.is_error(), "{script} replied {r:?}");

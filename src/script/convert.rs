@@ -292,7 +292,7 @@ mod tests {
         assert_eq!(ret("return {err='My Error'}", false, false), "-My Error\r\n");
         assert_eq!(ret("return {err=5}", false, false), "*0\r\n");
         assert_eq!(ret("return {ok='a\\r\\nb'}", false, false), "+a  b\r\n");
-        assert_eq!(ret("return {double=3.5}", false, false), "$3.5\r\n");
+        assert_eq!(ret("return {double=3.5}", false, false), "$3\r\n3.5\r\n");
         assert_eq!(ret("return {double=3.5}", true, false), ",3.5\r\n");
         assert_eq!(ret("return {map={a=1}}", false, false), "*2\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(ret("return {map={a=1}}", true, false), "%1\r\n$1\r\na\r\n:1\r\n");
