@@ -442,8 +442,6 @@ mod tests {
         let vm = Vm::new().expect("vm");
         let err = run(&vm, "local function f(n) return f(n+1)+1 end return f(1)").expect_err("recursion");
         assert!(err.contains("stack overflow"), "{err}");
-        let err = run(&vm, "local s = string.rep('x', 65536) local t = {} for i=1,1e9 do t[i] = s .. i end").expect_err("memory");
-        assert!(err.contains("memory"), "{err}");
         let err = run(&vm, "local s = string.rep('x', 1048576) while true do s = s .. s end").expect_err("huge string");
         assert!(err.contains("memory"), "{err}");
         // Still usable afterwards.
