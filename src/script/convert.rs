@@ -18,9 +18,10 @@
 use crate::protocol::reply::Reply;
 use mlua::{Lua, Table, Value};
 
-/// Deepest nesting of a returned table that is converted (Redis stops at
-/// its Lua stack limit, a little deeper; nobody returns such values).
-pub const MAX_DEPTH: usize = 1000;
+/// Deepest nesting of a returned table that is converted; deeper is an
+/// error, as past Redis's Lua stack limit. Kept under the 256 levels that
+/// client parsers (hiredis, this project's own) accept.
+pub const MAX_DEPTH: usize = 200;
 
 /// A malformed reply (never produced by shardis's own encoder).
 #[derive(Debug)]
