@@ -39,6 +39,10 @@
 //! - `monitor`: shardis-monitor, the Sentinel-compatible failover process.
 //!   `monitor::election` is where a failover is decided (a pure state
 //!   machine); `monitor::driver` its only socket code.
+//! - `script`: Lua scripting (EVAL, EVALSHA): one sandboxed Lua 5.1
+//!   interpreter per shard (`script::sandbox`), Lua<->RESP conversions
+//!   (`script::convert`), the script cache shared by the shards;
+//!   `redis.call` runs commands through `cmd::call`.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: `util::num` reads numbers from strings as Redis's several
@@ -57,6 +61,7 @@ pub mod monitor;
 pub mod net;
 pub mod persist;
 pub mod protocol;
+pub mod script;
 pub mod security;
 pub mod shard;
 pub mod util;

@@ -33,7 +33,8 @@ fn free_port_on(host: &str) -> u16 {
 
 fn new_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let d = test_data_root().join(format!("monitor-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+    let d =
+        test_data_root().join(format!("monitor-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("test dir");
     d
@@ -104,15 +105,22 @@ impl Drop for Proc {
 fn redis(host: &str, replica_of: Option<&Proc>) -> Proc {
     let port = free_port_on(host);
     let dir = new_dir("redis");
-    let mut cmd: Vec<String> = ["redis-server", "--bind", host, "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut cmd: Vec<String> =
+        ["redis-server", "--bind", host, "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     cmd.extend(["--dir".into(), dir.to_string_lossy().into_owned()]);
     if let Some(m) = replica_of {
         // The master would list it under the connection's source address
         // (127.0.0.1): announce its own.
-        cmd.extend(["--replicaof".into(), m.host.clone(), m.port.to_string(), "--replica-announce-ip".into(), host.into()]);
+        cmd.extend([
+            "--replicaof".into(),
+            m.host.clone(),
+            m.port.to_string(),
+            "--replica-announce-ip".into(),
+            host.into(),
+        ]);
     }
     Proc::spawn(host, port, dir, cmd)
 }
@@ -141,7 +149,11 @@ fn monitor(host: &str, master: &Proc) -> Proc {
 /// A Sentinel flat field list as pairs.
 fn field(v: &Value, name: &str) -> Option<String> {
     let items = v.as_items()?;
-    items.chunks(2).find(|kv| kv[0].as_bytes() == Some(name.as_bytes())).and_then(|kv| kv[1].as_bytes()).map(|b| String::from_utf8_lossy(b).into_owned())
+    items
+        .chunks(2)
+        .find(|kv| kv[0].as_bytes() == Some(name.as_bytes()))
+        .and_then(|kv| kv[1].as_bytes())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 fn master_addr(m: &Proc) -> Option<(String, u16)> {
@@ -193,14 +205,21 @@ fn sigkill_of_the_master_promotes_a_replica_and_the_old_master_rejoins() {
     let killed = Instant::now();
     // Promotion as a client sees it: the monitor names a new master and a
     // write there succeeds.
-    let (new_host, new_port) = wait_for("a new master", Duration::from_secs(15), || master_addr(&mons[0]).filter(|a| *a != old));
-    let promoted = replicas.iter().find(|r| (r.host.clone(), r.port) == (new_host.clone(), new_port)).expect("a replica was promoted");
+    let (new_host, new_port) =
+        wait_for("a new master", Duration::from_secs(15), || master_addr(&mons[0]).filter(|a| *a != old));
+    let promoted = replicas
+        .iter()
+        .find(|r| (r.host.clone(), r.port) == (new_host.clone(), new_port))
+        .expect("a replica was promoted");
     wait_for("a write on the new master", Duration::from_secs(10), || {
         let mut c = promoted.try_conn().ok()?;
         (c.try_cmd(&["SET", "k", "after"]).ok()? == Value::ok()).then_some(())
     });
     let took = killed.elapsed();
-    eprintln!("SIGKILL of the master to the first write on the new master: {} ms (down-after {DOWN_AFTER} ms)", took.as_millis());
+    eprintln!(
+        "SIGKILL of the master to the first write on the new master: {} ms (down-after {DOWN_AFTER} ms)",
+        took.as_millis()
+    );
     assert_eq!(promoted.conn().cmd(&["GET", "k"]), Value::bulk("after"), "the promoted replica had the data");
 
     for m in &mons {
@@ -211,7 +230,9 @@ fn sigkill_of_the_master_promotes_a_replica_and_the_old_master_rejoins() {
     let other = replicas.iter().find(|r| r.port != new_port || r.host != new_host).expect("the other replica");
     wait_for("the other replica re-pointed", Duration::from_secs(10), || {
         let r = role(other)?;
-        (r.first()?.as_bytes()? == b"slave" && r.get(1)?.as_bytes()? == new_host.as_bytes() && r.get(2)?.as_int()? == new_port as i64)
+        (r.first()?.as_bytes()? == b"slave"
+            && r.get(1)?.as_bytes()? == new_host.as_bytes()
+            && r.get(2)?.as_int()? == new_port as i64)
             .then_some(())
     });
 
@@ -290,7 +311,10 @@ fn a_restarted_monitor_keeps_its_epoch_and_votes_and_hostile_input_is_refused() 
     assert_eq!(master_addr(&mon), Some((master.host.clone(), master.port)));
     assert_eq!(vote(&mut c, "6", "evil"), Value::Array(vec![Value::Int(0), Value::bulk("cand-b"), Value::Int(6)]));
     // The API answers in Sentinel's shapes.
-    assert_eq!(c.cmd(&["ROLE"]), Value::Array(vec![Value::bulk("sentinel"), Value::Array(vec![Value::bulk("mymaster")])]));
+    assert_eq!(
+        c.cmd(&["ROLE"]),
+        Value::Array(vec![Value::bulk("sentinel"), Value::Array(vec![Value::bulk("mymaster")])])
+    );
     assert!(c.cmd(&["SENTINEL", "ckquorum", "mymaster"]).is_error(), "one monitor cannot reach quorum 2");
     assert_eq!(c.cmd(&["SENTINEL", "set", "mymaster", "quorum", "1"]), Value::ok());
     assert!(matches!(c.cmd(&["SENTINEL", "ckquorum", "mymaster"]), Value::Simple(s) if s.starts_with("OK 1 usable")));

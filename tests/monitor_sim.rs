@@ -27,8 +27,8 @@ use shardis::monitor::election::{
     Action, Addr, Event, Hello, InfoReport, MasterConfig, Monitor, Persisted, Rng, Stage, HELLO_PERIOD_MS,
     PROBE_PERIOD_MS,
 };
-use std::collections::{BTreeMap, BinaryHeap};
 use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 const NAME: &str = "m";
 const DOWN_AFTER: u64 = 1000;
@@ -121,7 +121,11 @@ impl Sim {
                 // with two others: otherwise a replication loop between the
                 // master and a priority-0 replica could not be repaired by
                 // any rule, Sentinel's included.
-                priority: if n_srv >= 3 && i == n_srv - 1 && rng.below(2) == 0 { 0 } else { 100 - rng.below(3) as u32 * 10 },
+                priority: if n_srv >= 3 && i == n_srv - 1 && rng.below(2) == 0 {
+                    0
+                } else {
+                    100 - rng.below(3) as u32 * 10
+                },
             })
             .collect();
         let mut sim = Sim {
@@ -228,7 +232,12 @@ impl Sim {
             link_down_ms: if srv.master.as_ref().is_some_and(master_alive) { 0 } else { 5000 },
             priority: srv.priority,
             offset: srv.offset,
-            replicas: self.servers.iter().filter(|x| x.alive && x.master.as_ref() == Some(&srv.addr)).map(|x| x.addr.clone()).collect(),
+            replicas: self
+                .servers
+                .iter()
+                .filter(|x| x.alive && x.master.as_ref() == Some(&srv.addr))
+                .map(|x| x.addr.clone())
+                .collect(),
         }
     }
 
@@ -285,7 +294,11 @@ impl Sim {
                 }
                 let d = self.delay();
                 let peer_id = peer;
-                self.to_mon(asker, d, Event::VoteReply { peer: peer_id, master_name: NAME.into(), down, leader, leader_epoch });
+                self.to_mon(
+                    asker,
+                    d,
+                    Event::VoteReply { peer: peer_id, master_name: NAME.into(), down, leader, leader_epoch },
+                );
             }
             Action::AskPeer { peer, peer_id, master, epoch, run_id, .. } => {
                 let Some(to) = self.mons.iter().position(|m| m.addr == peer) else { return };
@@ -469,7 +482,8 @@ impl Sim {
                 self.random_fault();
             }
             // Replicas with a live master replicate.
-            let masters: Vec<Addr> = self.servers.iter().filter(|s| s.alive && s.master.is_none()).map(|s| s.addr.clone()).collect();
+            let masters: Vec<Addr> =
+                self.servers.iter().filter(|s| s.alive && s.master.is_none()).map(|s| s.addr.clone()).collect();
             for s in self.servers.iter_mut() {
                 if s.alive && (s.master.is_none() || s.master.as_ref().is_some_and(|m| masters.contains(m))) {
                     s.offset += 1;
@@ -520,13 +534,17 @@ impl Sim {
 
     fn check_converged(&self) {
         let seed = self.seed;
-        let names: Vec<Addr> = self.mons.iter().map(|m| m.m.as_ref().expect("all run").masters[NAME].master.addr.clone()).collect();
+        let names: Vec<Addr> =
+            self.mons.iter().map(|m| m.m.as_ref().expect("all run").masters[NAME].master.addr.clone()).collect();
         assert!(names.windows(2).all(|w| w[0] == w[1]), "seed {seed}: monitors disagree on the master: {names:?}");
         let master = &names[0];
         let s = self.server_index(master).expect("a known server");
         let servers: Vec<(String, Option<String>)> =
             self.servers.iter().map(|s| (s.addr.to_string(), s.master.as_ref().map(|m| m.to_string()))).collect();
-        assert!(self.servers[s].master.is_none(), "seed {seed}: the monitors' master {master} is not a master: {servers:?}");
+        assert!(
+            self.servers[s].master.is_none(),
+            "seed {seed}: the monitors' master {master} is not a master: {servers:?}"
+        );
         for x in &self.servers {
             if x.addr != *master {
                 assert_eq!(x.master.as_ref(), Some(master), "seed {seed}: {} not re-pointed: {servers:?}", x.addr);

@@ -80,6 +80,7 @@ fuzz_target!(|data: &[u8]| {
                                 max_bulk_len: 1 << 20,
                                 rng: &mut rng,
                                 facts: &Facts::SINGLE,
+                                scripts: None,
                             };
                             // The one execution path, as a client's request
                             // on a shard with nothing to refuse.

@@ -16,7 +16,7 @@
 //! checks EXEC with the flags of what it queued. Commands inside an
 //! admitted transaction run unchecked, as inside Redis's EXEC.
 
-use super::flags::{Flags, DENYOOM, WRITE};
+use super::flags::{Flags, DENYOOM, MAY_REPLICATE, WRITE};
 use crate::keyspace::Keyspace;
 
 /// How a command reached the point where it would run.
@@ -32,6 +32,10 @@ pub enum Road {
     /// A transaction checked as a whole before it runs: EXEC, a
     /// cross-shard command, a routed MULTI.
     Transaction,
+    /// A command a script runs (`redis.call`): Redis's rules for scripts
+    /// (a read-only script may not write; MISCONF and OOM refuse only
+    /// until the script's first write, since it cannot stop half way).
+    Script,
     /// Already admitted or never refused: commands inside an admitted
     /// transaction, a blocked client being served, AOF replay, DUMP
     /// payload replay.
@@ -47,6 +51,9 @@ pub enum Gate {
     AnyOom,
     /// The AOF cannot be written: refuse writes (Redis's MISCONF).
     Misconf,
+    /// A read-only script (EVAL_RO): refuse writes and commands that may
+    /// replicate.
+    ScriptReadOnly,
 }
 
 impl Road {
@@ -55,6 +62,7 @@ impl Road {
         match self {
             Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf],
             Road::Queue => &[Gate::AnyOom, Gate::Misconf],
+            Road::Script => &[Gate::ScriptReadOnly, Gate::Misconf, Gate::DenyOom],
             Road::Admitted => &[],
         }
     }
@@ -66,6 +74,8 @@ pub enum Refusal {
     Oom,
     /// The AOF's last write error.
     Misconf(String),
+    /// A write from a read-only script.
+    ScriptWrite,
 }
 
 impl Refusal {
@@ -74,6 +84,7 @@ impl Refusal {
         match self {
             Refusal::Oom => super::err::OOM.to_string(),
             Refusal::Misconf(e) => format!("MISCONF Errors writing to the AOF file: {}", e),
+            Refusal::ScriptWrite => "ERR Write commands are not allowed from read-only scripts.".to_string(),
         }
     }
 
@@ -91,6 +102,10 @@ pub trait Conditions {
     fn out_of_memory(&mut self, ks: &mut Keyspace) -> bool;
     /// The AOF's last write error, if writes currently fail.
     fn aof_error(&self) -> Option<&str>;
+    /// A read-only script is running (only asked on `Road::Script`).
+    fn script_read_only(&self) -> bool {
+        false
+    }
 }
 
 /// Run `road`'s gates for a command (or transaction) with `flags` that
@@ -100,6 +115,9 @@ pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keys
         match gate {
             Gate::DenyOom if flags & DENYOOM != 0 && cond.out_of_memory(ks) => return Err(Refusal::Oom),
             Gate::AnyOom if cond.out_of_memory(ks) => return Err(Refusal::Oom),
+            Gate::ScriptReadOnly if flags & (WRITE | MAY_REPLICATE) != 0 && cond.script_read_only() => {
+                return Err(Refusal::ScriptWrite)
+            }
             Gate::Misconf if flags & WRITE != 0 => {
                 if let Some(e) = cond.aof_error() {
                     return Err(Refusal::Misconf(e.to_string()));
@@ -196,7 +214,7 @@ mod tests {
         }
     }
 
-    const ROADS: [Road; 4] = [Road::Client, Road::Queue, Road::Transaction, Road::Admitted];
+    const ROADS: [Road; 5] = [Road::Client, Road::Queue, Road::Transaction, Road::Script, Road::Admitted];
 
     #[test]
     fn healthy_shard_admits_everything_everywhere() {
@@ -266,6 +284,43 @@ mod tests {
         r.add(READONLY, &mut full, &mut Keyspace::new());
         assert_eq!(full.oom_asked, 0);
         assert_eq!(r, Report::default());
+    }
+
+    /// Conditions of a running script.
+    struct ScriptFake {
+        read_only: bool,
+        oom: bool,
+        err: Option<String>,
+    }
+
+    impl Conditions for ScriptFake {
+        fn out_of_memory(&mut self, _: &mut Keyspace) -> bool {
+            self.oom
+        }
+        fn aof_error(&self) -> Option<&str> {
+            self.err.as_deref()
+        }
+        fn script_read_only(&self) -> bool {
+            self.read_only
+        }
+    }
+
+    #[test]
+    fn scripts_follow_redis_rules() {
+        let ks = &mut Keyspace::new();
+        // A read-only script: writes and may-replicate commands refused
+        // first, before anything else is asked.
+        let mut f = ScriptFake { read_only: true, oom: true, err: Some("EIO".into()) };
+        assert_eq!(check(Road::Script, WRITE | DENYOOM, &mut f, ks), Err(Refusal::ScriptWrite));
+        assert_eq!(check(Road::Script, READONLY | MAY_REPLICATE, &mut f, ks), Err(Refusal::ScriptWrite));
+        assert_eq!(check(Road::Script, READONLY, &mut f, ks), Ok(()));
+        // A writing script: MISCONF, then OOM for denyoom commands.
+        let mut f = ScriptFake { read_only: false, oom: true, err: Some("EIO".into()) };
+        assert_eq!(check(Road::Script, WRITE, &mut f, ks), Err(Refusal::Misconf("EIO".into())));
+        f.err = None;
+        assert_eq!(check(Road::Script, WRITE | DENYOOM, &mut f, ks), Err(Refusal::Oom));
+        assert_eq!(check(Road::Script, WRITE, &mut f, ks), Ok(()));
+        assert_eq!(Refusal::ScriptWrite.message(), "ERR Write commands are not allowed from read-only scripts.");
     }
 
     #[test]

@@ -93,6 +93,10 @@ pub const RUNS_QUEUE: Flags = 1 << 39;
 /// AOF replay runs at clock 0 and afterwards stamps such times with the
 /// load time, as Redis's load does by running at load time.
 pub const RECORDS_NOW: Flags = 1 << 38;
+/// Runs a Lua script (EVAL, EVALSHA, ...): runs on the connection's
+/// shard or as a transaction, never forwarded or squashed (a script that
+/// touches an undeclared key must be run again from its connection).
+pub const RUNS_SCRIPT: Flags = 1 << 39;
 
 /// Redis's visible flags in COMMAND INFO's order, with their names.
 pub const REPORTED: &[(Flags, &str)] = &[
@@ -224,6 +228,7 @@ pub enum Group {
     Geo,
     Stream,
     Bitmap,
+    Scripting,
 }
 
 impl Group {
@@ -243,6 +248,7 @@ impl Group {
             Group::Geo => "geo",
             Group::Stream => "stream",
             Group::Bitmap => "bitmap",
+            Group::Scripting => "scripting",
         }
     }
 }

@@ -415,6 +415,7 @@ pub(crate) mod tests {
             max_bulk_len: 512 << 20,
             rng: &mut rng,
             facts: &crate::cmd::Facts::SINGLE,
+            scripts: None,
         };
         if !super::super::arity_ok(def, parts.len()) {
             super::super::arity_error(&mut ctx.out, def.name);

@@ -653,6 +653,7 @@ mod tests {
                 max_bulk_len: 512 << 20,
                 rng: &mut rng,
                 facts: &crate::cmd::Facts::SINGLE,
+                scripts: None,
             };
             let args = OwnedArgs::from_slices(parts);
             let def = lookup(parts[0].as_bytes()).expect("command").1;

@@ -24,6 +24,7 @@ pub mod hll;
 pub mod keys;
 pub mod keyspec;
 pub mod list;
+pub mod script;
 pub mod server;
 pub mod set;
 pub mod sort;
@@ -134,6 +135,8 @@ pub struct Ctx<'a> {
     pub rng: &'a mut Rng,
     /// The server the command runs in.
     pub facts: &'a Facts,
+    /// The shard's scripting engine, where scripts may run (EVAL).
+    pub scripts: Option<&'a mut crate::script::Engine>,
 }
 
 /// What a command handler may know of the server it runs in, passed in
@@ -150,7 +153,7 @@ impl Facts {
 
 impl<'a> Ctx<'a> {
     pub fn new(ks: &'a mut Keyspace, db: usize, now: i64, out: Reply<'a>, rng: &'a mut Rng) -> Self {
-        Ctx { ks, db, now, out, max_bulk_len: 512 << 20, rng, facts: &Facts::SINGLE }
+        Ctx { ks, db, now, out, max_bulk_len: 512 << 20, rng, facts: &Facts::SINGLE, scripts: None }
     }
 
     pub fn error(&mut self, msg: &str) {

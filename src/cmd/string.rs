@@ -855,6 +855,7 @@ mod tests {
             max_bulk_len: 10,
             rng: &mut rng,
             facts: &crate::cmd::Facts::SINGLE,
+            scripts: None,
         };
         for cmd in [
             &["SET", "k", "12345678"][..],

@@ -274,6 +274,7 @@ fn registry() -> &'static Registry {
             super::hll::COMMANDS,
             super::geo::COMMANDS,
             super::sort::COMMANDS,
+            super::script::COMMANDS,
         ];
         for family in super::server::FAMILIES.iter().chain(families.iter()) {
             for d in family.iter() {

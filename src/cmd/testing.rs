@@ -23,6 +23,7 @@ pub fn run_at(ks: &mut Keyspace, now: i64, parts: &[&[u8]]) -> Vec<u8> {
         max_bulk_len: 512 << 20,
         rng: &mut rng,
         facts: &super::Facts::SINGLE,
+        scripts: None,
     };
     if !arity_ok(def, parts.len()) {
         arity_error(&mut ctx.out, def.name);

@@ -72,6 +72,9 @@ pub struct Keyspace {
     /// When set, every touched (db, key) is recorded: a cross-shard
     /// transaction runs on a temporary keyspace and ships back what changed.
     pub track_touched: Option<Vec<(u8, Box<[u8]>)>>,
+    /// A transaction's temporary keyspace: the (db, key)s pulled into it,
+    /// the only keys a script running on it may touch.
+    pub pulled: Option<std::collections::HashSet<(u8, Vec<u8>)>>,
     /// Set while a read-only command runs: lookups count as hits/misses.
     pub count_lookups: bool,
     pub hits: u64,
@@ -149,6 +152,7 @@ impl Keyspace {
             dirty: 0,
             expired_keys: 0,
             track_touched: None,
+            pulled: None,
             count_lookups: false,
             hits: 0,
             misses: 0,

@@ -72,7 +72,13 @@ fn info(mon: &Monitor) -> String {
     s += &format!("sentinel_masters:{}\r\nsentinel_tilt:0\r\nsentinel_running_scripts:0\r\n", mon.masters.len());
     s += &format!("sentinel_current_epoch:{}\r\n", mon.current_epoch);
     for (i, (name, m)) in mon.masters.iter().enumerate() {
-        let status = if m.odown_since.is_some() { "odown" } else if m.master.sdown_since.is_some() { "sdown" } else { "ok" };
+        let status = if m.odown_since.is_some() {
+            "odown"
+        } else if m.master.sdown_since.is_some() {
+            "sdown"
+        } else {
+            "ok"
+        };
         s += &format!(
             "master{i}:name={name},status={status},address={},slaves={},sentinels={}\r\n",
             m.master.addr,
@@ -129,7 +135,13 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
     let sub = lower(&args[1]);
     let n = args.len();
     let no_master = || err("ERR No such master with that name");
-    let arity = |want: bool| if want { None } else { Some(err(&format!("ERR wrong number of arguments for 'sentinel|{sub}' command"))) };
+    let arity = |want: bool| {
+        if want {
+            None
+        } else {
+            Some(err(&format!("ERR wrong number of arguments for 'sentinel|{sub}' command")))
+        }
+    };
     let take = |r: Result<Vec<Action>, String>| match r {
         Ok(actions) => Handled { reply: Some(b"+OK\r\n".to_vec()), actions },
         Err(e) => err(&e),
@@ -177,7 +189,8 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                     if i.sdown_since.is_some() {
                         flags.push("s_down");
                     }
-                    let (mh, mp) = info.master.map(|m| (m.host, m.port.to_string())).unwrap_or_else(|| ("?".into(), "0".into()));
+                    let (mh, mp) =
+                        info.master.map(|m| (m.host, m.port.to_string())).unwrap_or_else(|| ("?".into(), "0".into()));
                     flat(
                         r,
                         &[
@@ -233,7 +246,8 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
             if epoch > MAX_EPOCH {
                 return err("ERR epoch out of range");
             }
-            let ev = Event::VoteRequest { token, master: Addr::new(&text(&args[2]), port), epoch, run_id: text(&args[5]) };
+            let ev =
+                Event::VoteRequest { token, master: Addr::new(&text(&args[2]), port), epoch, run_id: text(&args[5]) };
             Handled { reply: None, actions: mon.step(ev, now) }
         }
         "failover" => {
@@ -250,7 +264,8 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                 return h;
             }
             let pat = args[2].clone();
-            let names: Vec<String> = mon.masters.keys().filter(|k| glob_match(&pat, k.as_bytes(), false)).cloned().collect();
+            let names: Vec<String> =
+                mon.masters.keys().filter(|k| glob_match(&pat, k.as_bytes(), false)).cloned().collect();
             let mut actions = Vec::new();
             for name in &names {
                 actions.extend(mon.reset_master(name, now));
@@ -268,7 +283,9 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
             let usable = 1 + m.peers.values().filter(|p| now.saturating_sub(p.last_hello) <= 5000).count();
             let need = m.votes_needed();
             if usable >= need && usable >= m.config.quorum as usize {
-                now_reply(|r| r.simple(&format!("OK {usable} usable Sentinels. Quorum and failover authorization can be reached")))
+                now_reply(|r| {
+                    r.simple(&format!("OK {usable} usable Sentinels. Quorum and failover authorization can be reached"))
+                })
             } else {
                 err(&format!("NOQUORUM {usable} usable Sentinels. Not enough available Sentinels to reach the majority and authorize a failover ({need} needed)"))
             }
@@ -305,7 +322,10 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
             let mut c = m.config.clone();
             for kv in args[3..].chunks(2) {
                 let v = text(&kv[1]);
-                let num = || v.parse::<u64>().map_err(|_| format!("ERR Invalid argument '{v}' for SENTINEL SET '{}'", text(&kv[0])));
+                let num = || {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("ERR Invalid argument '{v}' for SENTINEL SET '{}'", text(&kv[0])))
+                };
                 let r = match lower(&kv[0]).as_str() {
                     "down-after-milliseconds" => num().map(|x| c.down_after_ms = x),
                     "failover-timeout" => num().map(|x| c.failover_timeout_ms = x),
@@ -331,8 +351,14 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
             match (n, args.get(2).map(|a| lower(a))) {
                 (4, Some(g)) if g == "get" => {
                     let pat = args[3].clone();
-                    let all = [("announce-ip", mon.my_addr.host.clone()), ("announce-port", mon.my_addr.port.to_string()), ("resolve-hostnames", "no".into()), ("announce-hostnames", "no".into())];
-                    let hits: Vec<(&str, String)> = all.into_iter().filter(|(k, _)| glob_match(&pat, k.as_bytes(), true)).collect();
+                    let all = [
+                        ("announce-ip", mon.my_addr.host.clone()),
+                        ("announce-port", mon.my_addr.port.to_string()),
+                        ("resolve-hostnames", "no".into()),
+                        ("announce-hostnames", "no".into()),
+                    ];
+                    let hits: Vec<(&str, String)> =
+                        all.into_iter().filter(|(k, _)| glob_match(&pat, k.as_bytes(), true)).collect();
                     now_reply(|r| flat(r, &hits))
                 }
                 (5, Some(s)) if s == "set" => match lower(&args[3]).as_str() {

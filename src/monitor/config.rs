@@ -56,7 +56,10 @@ impl Default for MonitorConfig {
 }
 
 #[derive(clap::Parser, Debug, Default)]
-#[command(name = "shardis-monitor", about = "Watches shardis/redis masters and fails over; speaks Redis Sentinel's protocol")]
+#[command(
+    name = "shardis-monitor",
+    about = "Watches shardis/redis masters and fails over; speaks Redis Sentinel's protocol"
+)]
 pub struct Cli {
     /// TOML file (see config/monitor.toml).
     #[arg(long)]
@@ -175,7 +178,8 @@ mod tests {
         .unwrap();
         let m = c.master_configs().unwrap();
         assert_eq!((m[0].down_after_ms, m[0].failover_timeout_ms, c.port), (500, 900, 26380));
-        let cli = Cli::parse_from(["x", "--monitor", "b 127.0.0.3 6380 1", "--port", "1", "--down-after-milliseconds", "7"]);
+        let cli =
+            Cli::parse_from(["x", "--monitor", "b 127.0.0.3 6380 1", "--port", "1", "--down-after-milliseconds", "7"]);
         let c = MonitorConfig::load(&cli).unwrap();
         assert_eq!((c.port, c.masters[0].name.as_str(), c.master_configs().unwrap()[0].down_after_ms), (1, "b", 7));
         assert!(parse_monitor_flag("a b c").is_err() && parse_monitor_flag("a h 99999 1").is_err());

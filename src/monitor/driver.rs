@@ -47,7 +47,10 @@ const HELLO_CHANNEL: &str = "__sentinel__:hello";
 pub enum Msg {
     Event(Event),
     /// A client request; the reply goes to `reply`.
-    Api { args: Vec<Vec<u8>>, reply: Sender<Vec<u8>> },
+    Api {
+        args: Vec<Vec<u8>>,
+        reply: Sender<Vec<u8>>,
+    },
     /// A subscriber wants every Sentinel event as (channel, message).
     Subscribe(Sender<(String, String)>),
 }
@@ -200,7 +203,15 @@ impl Driver {
         }
     }
 
-    fn ask_peer(&self, peer: Addr, peer_id: String, master_name: String, master: Addr, epoch: u64, run_id: Option<String>) {
+    fn ask_peer(
+        &self,
+        peer: Addr,
+        peer_id: String,
+        master_name: String,
+        master: Addr,
+        epoch: u64,
+        run_id: Option<String>,
+    ) {
         // One request per peer at a time: a hung peer does not pile up threads.
         let Ok(mut busy) = self.asks_in_flight.lock() else { return };
         if !busy.insert(peer_id.clone()) {
@@ -209,13 +220,27 @@ impl Driver {
         drop(busy);
         let (tx, busy) = (self.tx.clone(), self.asks_in_flight.clone());
         thread::spawn(move || {
-            let req = ["SENTINEL".to_string(), "is-master-down-by-addr".into(), master.host.clone(), master.port.to_string(), epoch.to_string(), run_id.unwrap_or_else(|| "*".into())];
-            let reply = connect(&peer, Duration::from_millis(1000)).and_then(|mut c| c.try_cmd(&req).map_err(|e| e.to_string()));
+            let req = [
+                "SENTINEL".to_string(),
+                "is-master-down-by-addr".into(),
+                master.host.clone(),
+                master.port.to_string(),
+                epoch.to_string(),
+                run_id.unwrap_or_else(|| "*".into()),
+            ];
+            let reply = connect(&peer, Duration::from_millis(1000))
+                .and_then(|mut c| c.try_cmd(&req).map_err(|e| e.to_string()));
             if let Ok(mut b) = busy.lock() {
                 b.remove(&peer_id);
             }
             let Ok(Value::Array(v)) = reply else { return };
-            let (Some(down), Some(leader), Some(le)) = (v.first().and_then(Value::as_int), v.get(1).and_then(Value::as_bytes), v.get(2).and_then(Value::as_int)) else { return };
+            let (Some(down), Some(leader), Some(le)) = (
+                v.first().and_then(Value::as_int),
+                v.get(1).and_then(Value::as_bytes),
+                v.get(2).and_then(Value::as_int),
+            ) else {
+                return;
+            };
             let leader = String::from_utf8_lossy(leader).into_owned();
             let _ = tx.send(Msg::Event(Event::VoteReply {
                 peer: peer_id,
@@ -308,7 +333,15 @@ fn closed(c: &RespConn) -> bool {
     }
 }
 
-fn probe_loop(a: Addr, pass: String, down_after: u64, cmds: Receiver<ProbeCmd>, tx: Sender<Msg>, stop: Arc<AtomicBool>, start: Instant) {
+fn probe_loop(
+    a: Addr,
+    pass: String,
+    down_after: u64,
+    cmds: Receiver<ProbeCmd>,
+    tx: Sender<Msg>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+) {
     let io = Duration::from_millis(down_after.clamp(100, 5000));
     let mut conn: Option<RespConn> = None;
     let mut next_probe = 0u64;
@@ -589,7 +622,8 @@ pub fn random_bytes() -> [u8; 28] {
         let _ = f.read_exact(&mut b);
     }
     // Mix in the clock and pid in case /dev/urandom was unreadable.
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) as u64;
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) as u64;
     for (i, x) in (t ^ ((std::process::id() as u64) << 32)).to_le_bytes().iter().enumerate() {
         b[i] ^= x;
     }

@@ -685,7 +685,11 @@ impl Monitor {
         let newer = h.config_epoch > st.config_epoch;
         if newer && h.master != st.master.addr {
             let name = h.master_name.clone();
-            event(out, "+config-update-from", format!("sentinel {} {} {} @ {}", h.run_id, h.addr.host, h.addr.port, st.tail()));
+            event(
+                out,
+                "+config-update-from",
+                format!("sentinel {} {} {} @ {}", h.run_id, h.addr.host, h.addr.port, st.tail()),
+            );
             self.switch_master(&name, h.master, h.config_epoch, false, now, out);
             return;
         }
@@ -790,14 +794,21 @@ impl Monitor {
         let tail = st.tail();
         let master_desc = st.describe();
         let mut sdown_events = Vec::new();
-        for (is_master, i) in std::iter::once((true, &mut st.master)).chain(st.replicas.values_mut().map(|r| (false, r))) {
+        for (is_master, i) in
+            std::iter::once((true, &mut st.master)).chain(st.replicas.values_mut().map(|r| (false, r)))
+        {
             // A master that keeps saying it is a replica is as good as down
             // (as Sentinel): a failover then names a master again.
-            let demoted = is_master && i.wrong_since.is_some_and(|w| now.saturating_sub(w) >= down_after + 2 * PROBE_PERIOD_MS);
+            let demoted =
+                is_master && i.wrong_since.is_some_and(|w| now.saturating_sub(w) >= down_after + 2 * PROBE_PERIOD_MS);
             let down = i.failing_since.is_some_and(|f| now.saturating_sub(f) >= down_after)
                 || now.saturating_sub(i.last_ok) >= down_after + PROBE_PERIOD_MS
                 || demoted;
-            let desc = if is_master { master_desc.clone() } else { format!("slave {} {} {} @ {tail}", i.addr, i.addr.host, i.addr.port) };
+            let desc = if is_master {
+                master_desc.clone()
+            } else {
+                format!("slave {} {} {} @ {tail}", i.addr, i.addr.host, i.addr.port)
+            };
             match (down, i.sdown_since) {
                 (true, None) => {
                     i.sdown_since = Some(now);
@@ -888,7 +899,8 @@ impl Monitor {
                             let d = st.describe_replica(&chosen);
                             event(out, "+selected-slave", d.clone());
                             event(out, "+failover-state-send-slaveof-noone", d);
-                            st.failover = Some(Stage::Promoting { epoch, chosen: chosen.clone(), since: now, sent: now });
+                            st.failover =
+                                Some(Stage::Promoting { epoch, chosen: chosen.clone(), since: now, sent: now });
                             out.push(Action::ReplicaOf { addr: chosen, target: None, epoch });
                         }
                         None => self.abort(name, "-failover-abort-no-good-slave", now, out),
@@ -946,7 +958,15 @@ impl Monitor {
 
 impl Peer {
     fn new(addr: Addr, now: u64) -> Peer {
-        Peer { addr, last_hello: now, current_epoch: 0, says_down: false, reply_at: None, leader: None, leader_epoch: 0 }
+        Peer {
+            addr,
+            last_hello: now,
+            current_epoch: 0,
+            says_down: false,
+            reply_at: None,
+            leader: None,
+            leader_epoch: 0,
+        }
     }
 }
 
@@ -1026,7 +1046,14 @@ mod tests {
             config_epoch: 5,
         };
         assert_eq!(Hello::decode(&h.encode()), Some(h));
-        for bad in ["", "a,b", "1,2,3,4,5,6,7", "h,99999,id,1,m,h,1,1", "h,1,id,x,m,h,1,1", "h,1,id,9223372036854775807,m,h,1,1"] {
+        for bad in [
+            "",
+            "a,b",
+            "1,2,3,4,5,6,7",
+            "h,99999,id,1,m,h,1,1",
+            "h,1,id,x,m,h,1,1",
+            "h,1,id,9223372036854775807,m,h,1,1",
+        ] {
             assert_eq!(Hello::decode(bad), None, "{bad}");
         }
     }
@@ -1069,19 +1096,27 @@ mod tests {
         };
         let out = m.step(ask("a", 3), 10);
         let persist = out.iter().position(|a| matches!(a, Action::Persist(p) if p.current_epoch == 3));
-        let reply = out.iter().position(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a"));
+        let reply = out
+            .iter()
+            .position(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a"));
         assert!(persist.is_some() && reply.is_some() && persist < reply, "{out:?}");
         // b asks in the same epoch: the vote stays a's, nothing to persist.
         let out = m.step(ask("b", 3), 11);
         assert!(!out.iter().any(|a| matches!(a, Action::Persist(_))));
-        assert!(out.iter().any(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a")));
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a")));
         // An old epoch changes nothing either.
         let out = m.step(ask("b", 2), 12);
-        assert!(out.iter().any(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a")));
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a")));
         // After a restart from the persisted state the vote is still a's.
         let mut r = Monitor::restore(&m.snapshot(), Addr::new("x", 1), 2, 100);
         let out = r.step(ask("b", 3), 101);
-        assert!(out.iter().any(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a")));
+        assert!(out
+            .iter()
+            .any(|a| matches!(a, Action::ReplyVote { leader: Some(l), leader_epoch: 3, .. } if l == "a")));
         // A forged epoch past MAX_EPOCH is not taken.
         let out = r.step(ask("z", u64::MAX), 102);
         assert_eq!(r.current_epoch, 3);

@@ -20,7 +20,8 @@ pub fn parse(text: &str) -> InfoReport {
             "master_link_status" => r.link_up = v == "up",
             "master_link_down_since_seconds" => {
                 // -1 means "never connected": treat as very long.
-                r.link_down_ms = v.parse::<i64>().ok().map(|s| if s < 0 { u64::MAX / 2 } else { s as u64 * 1000 }).unwrap_or(0)
+                r.link_down_ms =
+                    v.parse::<i64>().ok().map(|s| if s < 0 { u64::MAX / 2 } else { s as u64 * 1000 }).unwrap_or(0)
             }
             "slave_priority" | "replica_priority" => r.priority = v.parse().unwrap_or(100),
             "slave_repl_offset" => replica_offset = v.parse().ok(),

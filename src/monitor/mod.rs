@@ -11,9 +11,9 @@
 //! - `driver`: the only socket code: probes, hellos, votes to peers, the
 //!   listener; it drives the election and carries out its actions.
 
-pub mod election;
-pub mod info;
 pub mod api;
 pub mod config;
 pub mod driver;
+pub mod election;
+pub mod info;
 pub mod state_file;

@@ -294,6 +294,8 @@ pub struct Shard {
     pub blocked: super::blocking::Registry,
     /// This shard's copy of the ACL user table (see `crate::acl`).
     pub acl: Arc<crate::acl::Users>,
+    /// Lua scripting: the interpreter is created on the first script.
+    pub scripts: crate::script::Engine,
 }
 
 impl Shard {
@@ -309,6 +311,7 @@ impl Shard {
     ) -> Result<Shard, String> {
         let n = shared.nshards;
         let acl = shared.acl.snapshot();
+        let scripts = crate::script::Engine::new(shared.scripts.clone(), id, shared.slots.clone());
         Ok(Shard {
             id,
             ks,
@@ -356,6 +359,7 @@ impl Shard {
             save_waiters: Vec::new(),
             blocked: Default::default(),
             acl,
+            scripts,
         })
     }
 

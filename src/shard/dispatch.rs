@@ -195,7 +195,7 @@ impl Shard {
         }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };
         // Container rows have arity -2, so they never pass as keyspace rows.
-        if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING) || !cmd::arity_ok(def, args.len()) {
+        if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING | RUNS_SCRIPT) || !cmd::arity_ok(def, args.len()) {
             return Step::Run;
         }
         // A restricted user's command is checked here (a refusal is
@@ -293,7 +293,17 @@ impl Shard {
                     self.unconsume_and_wait(conn, args);
                     return;
                 }
+                if def.has(RUNS_SCRIPT) {
+                    return self.run_script_here(conn, id, def, args);
+                }
                 self.exec_local(conn, id, def, args, Road::Client);
+            }
+            // A script whose keys live on one other shard runs here on
+            // them (pulled under that shard's lock), so that one touching
+            // an undeclared key can still be run again from here.
+            Route::Shard(s) if def.has(RUNS_SCRIPT) => {
+                let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
+                self.start_txn(conn, cmds, vec![s], false);
             }
             Route::Shard(s) => {
                 let mut sq = SquashWait::new(self.shared.nshards, self.id);
@@ -406,6 +416,19 @@ impl Shard {
         self.txn.defer(super::txn::Deferred::Conn(conn.conn_ref(self.id)));
     }
 
+    /// A script whose declared keys all live here: run it on this shard's
+    /// keyspace; if it reached for a key elsewhere, it was stopped and
+    /// undone, and runs again as a transaction over every shard.
+    fn run_script_here(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args) {
+        let before = conn.out.len();
+        self.exec_local(conn, id, def, args, Road::Client);
+        if let Some(keys) = self.scripts.retry.take() {
+            conn.out.truncate(before);
+            let cmd = OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>());
+            self.start_script_txn(conn, cmd, keys, 1);
+        }
+    }
+
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args, road: Road) {
         if self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road) {
@@ -418,6 +441,10 @@ impl Shard {
     /// `out`; true if it was slow enough for the SLOWLOG.
     pub fn call(&mut self, out: &mut Vec<u8>, (resp3, db): (bool, usize), row: Row, args: &Args, road: Road) -> bool {
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+        if row.1.has(RUNS_SCRIPT) {
+            self.scripts.aof_error = aof_error.map(str::to_string);
+            self.scripts.retry = None;
+        }
         let mut cond = admission::Local { now: self.now, aof_error };
         let mut obs = shard_observer!(self, self.now);
         let mut ctx = Ctx {
@@ -428,6 +455,7 @@ impl Shard {
             max_bulk_len: self.limits.max_bulk_len,
             rng: &mut self.rng,
             facts: &self.shared.facts,
+            scripts: Some(&mut self.scripts),
         };
         let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
         let slow = obs.slow;

@@ -71,6 +71,8 @@ pub struct Shared {
     pub slots: router::SlotMap,
     /// What command handlers may know of the server (`cmd::Facts`).
     pub facts: crate::cmd::Facts,
+    /// The Lua script cache every shard's engine compiles from.
+    pub scripts: Arc<crate::script::Cache>,
     /// queues[to][from]
     pub(crate) queues: Vec<Vec<SegQueue<Msg>>>,
     /// Ring fd of each shard, for MSG_RING doorbells (-1 until ready).
@@ -120,6 +122,7 @@ impl Shared {
             nshards,
             slots: router::SlotMap::contiguous(nshards),
             facts: crate::cmd::Facts { shards: nshards },
+            scripts: Arc::new(crate::script::Cache::default()),
             queues,
             ring_fds: (0..nshards).map(|_| AtomicI32::new(-1)).collect(),
             doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),

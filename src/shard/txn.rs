@@ -111,13 +111,41 @@ pub struct Txn {
     /// EXEC: commands the client's user may no longer run (their ACL
     /// changed since they were queued): each answers this error instead.
     denied: Vec<Option<String>>,
+    /// A script's keys it did not declare, found by earlier runs, and how
+    /// many runs it took (see `start_script_txn`).
+    extra: Vec<DbKey>,
+    script_rounds: u32,
 }
+
+/// How many times a script that keeps reaching for new undeclared keys is
+/// run again (each time with every shard locked and the keys found so
+/// far pulled) before it is refused.
+const MAX_SCRIPT_ROUNDS: u32 = 64;
 
 impl Shard {
     /// Start a transaction for `cmds` on behalf of `conn`. `shards` are the
     /// owners of the commands' keys; for EXEC the client's watched shards
     /// are added here.
     pub fn start_txn(&mut self, conn: &mut Conn, cmds: Vec<OwnedArgs>, shards: Vec<usize>, is_exec: bool) {
+        self.start_txn_with(conn, cmds, shards, is_exec, (Vec::new(), 0));
+    }
+
+    /// A script that touched keys it did not declare (`keys`) runs again
+    /// with every shard locked and those keys pulled, as its `round`th run.
+    pub fn start_script_txn(&mut self, conn: &mut Conn, cmd: OwnedArgs, keys: Vec<DbKey>, round: u32) {
+        self.scripts.all_shard_runs += 1;
+        let all = (0..self.shared.nshards).collect();
+        self.start_txn_with(conn, vec![cmd], all, false, (keys, round));
+    }
+
+    fn start_txn_with(
+        &mut self,
+        conn: &mut Conn,
+        cmds: Vec<OwnedArgs>,
+        shards: Vec<usize>,
+        is_exec: bool,
+        (extra, script_rounds): (Vec<DbKey>, u32),
+    ) {
         let n = self.shared.nshards;
         let routed = n > 1 && cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(EVERY_SHARD)));
         let mut participants = if routed { (0..n).collect() } else { shards };
@@ -159,11 +187,21 @@ impl Shard {
                 }
             }
         }
+        for (db, key) in &extra {
+            let s = self.shared.slots.shard_of(key);
+            if let Some(p) = participants.iter().position(|&x| x == s) {
+                keys[p].push((*db, key.clone()));
+            }
+        }
         // Checked as a whole, as Redis checks EXEC by what it queued.
         let flags = cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp = Keyspace::new();
         temp.track_touched = Some(Vec::new());
+        if flags & RUNS_SCRIPT != 0 {
+            // A script may touch only what was pulled (see `crate::script`).
+            temp.pulled = Some(keys.iter().flatten().cloned().collect());
+        }
         let mut chain: Vec<(usize, Vec<DbKey>)> = participants.iter().copied().zip(keys).collect();
         let (first, first_keys) = chain.remove(0);
         let txn = Txn {
@@ -189,6 +227,8 @@ impl Shard {
             block: None,
             would_block: false,
             denied: Vec::new(),
+            extra,
+            script_rounds,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -464,6 +504,11 @@ impl Shard {
         let args = t.cmds[t.idx - 1].args();
         if let Some(row) = cmd::find(&args) {
             t.temp.track_touched = Some(Vec::new());
+            if row.1.has(RUNS_SCRIPT) {
+                // What was pulled: the script's declared keys.
+                let db = t.final_db as u8;
+                t.temp.pulled = Some(cmd::key_positions(row.1, &args).map(|i| (db, args.get(i).to_vec())).collect());
+            }
             let now = crate::util::now_ms();
             let mut ctx = Ctx {
                 ks: &mut t.temp,
@@ -473,6 +518,7 @@ impl Shard {
                 max_bulk_len: self.limits.max_bulk_len,
                 rng: &mut self.rng,
                 facts: &self.shared.facts,
+                scripts: Some(&mut self.scripts),
             };
             // Admitted with the transaction (every shard reported).
             let mut obs = shard_observer!(self, now);
@@ -513,6 +559,7 @@ impl Shard {
             v.clear();
         }
         let mut reply = Vec::new();
+        self.scripts.retry = None;
         if t.is_exec && t.watch_dirty {
             Reply::new(&mut reply, t.resp3).null_array();
         } else {
@@ -544,6 +591,10 @@ impl Shard {
                     self.note_if_slow(ticks, &args);
                     continue;
                 }
+                if def.has(RUNS_SCRIPT) {
+                    let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.clone());
+                    self.scripts.aof_error = aof_error;
+                }
                 let mut ctx = Ctx {
                     ks: &mut t.temp,
                     db,
@@ -552,6 +603,7 @@ impl Shard {
                     max_bulk_len: self.limits.max_bulk_len,
                     rng: &mut self.rng,
                     facts: &self.shared.facts,
+                    scripts: Some(&mut self.scripts),
                 };
                 // Admitted as a whole when every participant reported.
                 let mut obs = shard_observer!(self, now);
@@ -559,6 +611,14 @@ impl Shard {
                     cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
             }
             t.final_db = db;
+        }
+        if let Some(found) = self.scripts.retry.take() {
+            // A lone script reached for keys it had not declared: what it
+            // did was undone; it runs again with them (and every shard).
+            // Otherwise (inside EXEC, or too many rounds) it answered an error.
+            if !t.is_exec && t.cmds.len() == 1 && t.script_rounds < MAX_SCRIPT_ROUNDS {
+                return self.rerun_script(txid, t, found);
+            }
         }
         t.would_block = std::mem::take(&mut t.temp.would_block);
         if let (Some(parts), Some(b)) = (t.temp.block_rewrite.take(), t.block.as_mut()) {
@@ -597,6 +657,30 @@ impl Shard {
                 p,
                 Msg::PushUnlock { txid, coord: self.id, writes: w, log_txid, participants: count as u16, hold },
             );
+        }
+    }
+
+    /// Coordinator: unlock every participant of `t` (nothing written) and
+    /// start the script again over every shard with `found` pulled too.
+    fn rerun_script(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>) {
+        for &p in &t.participants {
+            let msg =
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            self.send(p, msg);
+        }
+        let r = t.conn;
+        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
+        let Some(mut conn) = slot.take() else { return };
+        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
+            let mut extra = std::mem::take(&mut t.extra);
+            extra.extend(found);
+            extra.sort();
+            extra.dedup();
+            let cmd = t.cmds.swap_remove(0);
+            self.start_script_txn(&mut conn, cmd, extra, t.script_rounds + 1);
+        }
+        if let Some(slot) = self.conns.get_mut(r.idx as usize) {
+            *slot = Some(conn);
         }
     }
 

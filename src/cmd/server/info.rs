@@ -57,6 +57,10 @@ pub struct ShardInfo {
     pub aof_write_ok: bool,
     pub cmdstats: Vec<CmdStatInfo>,
     pub ring_flags: &'static str,
+    /// Bytes of this shard's Lua interpreter, and its scripts that had to
+    /// lock every shard (undeclared keys).
+    pub lua_memory: usize,
+    pub script_all_shard_runs: u64,
 }
 
 impl Shard {
@@ -119,6 +123,8 @@ impl Shard {
             aof_write_ok: self.aof.as_ref().is_none_or(|w| w.last_write_error.is_none()),
             cmdstats,
             ring_flags: self.ring_flags,
+            lua_memory: self.scripts.vm_memory(),
+            script_all_shard_runs: self.scripts.all_shard_runs,
         }
     }
 
@@ -170,9 +176,11 @@ impl Shard {
             // Sum of the shards' peaks: at least the true peak, which the
             // shards, measuring separately, cannot see.
             let peak = sum(&|i| i.used_memory_peak as u64).max(used);
+            let lua = sum(&|i| i.lua_memory as u64);
+            let (scripts_n, scripts_bytes) = self.shared.scripts.stats();
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
@@ -183,6 +191,11 @@ impl Shard {
                 self.config.maxmemory_policy,
                 copy,
                 copy_peak,
+                lua,
+                lua,
+                scripts_bytes,
+                scripts_n,
+                scripts_bytes,
             );
         }
         if want("persistence") {
@@ -214,7 +227,7 @@ impl Shard {
         if want("stats") {
             let _ = write!(
                 out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\n\r\n",
+"# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\nscripts_locking_all_shards:{}\r\n\r\n",
                 sum(&|i| i.total_connections),
                 sum(&|i| i.total_commands),
                 sum(&|i| i.net_in),
@@ -231,6 +244,7 @@ impl Shard {
                 self.shared.acl.denied_cmd.load(Ordering::Relaxed),
                 self.shared.acl.denied_key.load(Ordering::Relaxed),
                 self.shared.acl.denied_channel.load(Ordering::Relaxed),
+                sum(&|i| i.script_all_shard_runs),
             );
         }
         if want("replication") {

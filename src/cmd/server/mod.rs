@@ -12,6 +12,7 @@
 //! - `info`: INFO and the per-shard figures it merges.
 //! - `config`, `client`, `command`, `slowlog`, `latency`, `debug`.
 //! - `persist`: BGSAVE, BGREWRITEAOF, SAVE, LASTSAVE, SHUTDOWN.
+//! - `script`: SCRIPT LOAD, EXISTS, FLUSH (the shared script cache).
 //!
 //! They are `impl Shard` blocks for now: the shard owns the state they
 //! read (connections, config, stats), and runs them on the connection's
@@ -29,6 +30,7 @@ pub mod latency;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
+pub mod script;
 pub mod slowlog;
 
 use super::flags::Flags;
@@ -52,6 +54,7 @@ pub const FAMILIES: &[&[CommandDef]] = &[
     latency::COMMANDS,
     debug::COMMANDS,
     persist::COMMANDS,
+    script::COMMANDS,
 ];
 
 /// A row run with the shard and the connection.

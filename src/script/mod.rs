@@ -1,0 +1,556 @@
+//! Lua scripting (EVAL, EVALSHA and their read-only forms), as Redis 7
+//! embeds Lua 5.1.
+//!
+//! Every shard has its own interpreter (`Engine`), created the first time
+//! a script runs there: a script runs on the thread that owns its keys,
+//! and `redis.call` inside it goes through `cmd::call` (the one execution
+//! path) on that keyspace, by `Road::Script` with Redis's rules for
+//! scripts (writes refused in a read-only script; MISCONF and OOM only
+//! before the script's first write).
+//!
+//! The script cache (`Cache`) is shared by all shards: SCRIPT LOAD on one
+//! connection makes the script known to EVALSHA on every shard. Each
+//! engine keeps its own compiled functions and checks the cache's
+//! generation (bumped by SCRIPT FLUSH) before using them, so a flush
+//! reaches every shard without a message.
+//!
+//! Where a script runs is decided by its declared keys (see
+//! `shard::dispatch`): on this shard's keyspace when they all live here,
+//! otherwise on the temporary keyspace of a cross-shard transaction at
+//! the connection's shard. A script that reaches for a key the place it
+//! runs does not hold (a key it did not declare, on another shard) is
+//! stopped at that call, its writes so far are undone (`Undo`), and it is
+//! run again as a transaction that locks every shard with that key pulled
+//! (`Engine::retry` tells the caller which keys).
+//!
+//! The AOF never sees a script: the commands it ran log their effects,
+//! which the caller writes as one record (or one transaction).
+
+pub mod convert;
+pub mod sandbox;
+pub mod sha1;
+
+use crate::cmd::admission::{Conditions, Road};
+use crate::cmd::{self, flags::*, Ctx, OwnedArgs};
+use crate::keyspace::{Keyspace, Value as KValue};
+use crate::protocol::reply::Reply;
+use crate::shard::router::SlotMap;
+use mlua::{Function, MultiValue, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A (db, key) pair.
+pub type DbKey = (u8, Vec<u8>);
+
+/// Script bodies by SHA-1 (lowercase hex), shared by every shard.
+#[derive(Default)]
+pub struct Cache {
+    bodies: Mutex<HashMap<[u8; 40], Arc<[u8]>>>,
+    /// Bumped by SCRIPT FLUSH: engines drop their compiled functions.
+    generation: AtomicU64,
+}
+
+impl Cache {
+    pub fn insert(&self, sha: [u8; 40], body: &[u8]) {
+        if let Ok(mut m) = self.bodies.lock() {
+            m.entry(sha).or_insert_with(|| Arc::from(body));
+        }
+    }
+
+    pub fn get(&self, sha: &[u8; 40]) -> Option<Arc<[u8]>> {
+        self.bodies.lock().ok().and_then(|m| m.get(sha).cloned())
+    }
+
+    /// Whether a script with this name (any case) is cached.
+    pub fn exists(&self, sha: &[u8]) -> bool {
+        parse_sha(sha).is_some_and(|s| self.bodies.lock().map(|m| m.contains_key(&s)).unwrap_or(false))
+    }
+
+    pub fn flush(&self) {
+        if let Ok(mut m) = self.bodies.lock() {
+            m.clear();
+        }
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Scripts cached, and the bytes of their bodies (INFO memory).
+    pub fn stats(&self) -> (usize, usize) {
+        self.bodies.lock().map(|m| (m.len(), m.values().map(|b| b.len() + 40).sum())).unwrap_or((0, 0))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// A client-given script name: 40 characters, compared without case (as
+/// Redis lowercases it). Anything else names no script.
+pub fn parse_sha(s: &[u8]) -> Option<[u8; 40]> {
+    let arr: [u8; 40] = s.try_into().ok()?;
+    Some(arr.map(|b| b.to_ascii_lowercase()))
+}
+
+/// What the running script may do (Redis's script run flags).
+pub struct ScriptConds {
+    /// EVAL_RO / EVALSHA_RO: no write commands.
+    pub read_only: bool,
+    /// The script has changed the dataset: later commands can no longer
+    /// be refused for OOM or MISCONF (it cannot stop half way).
+    pub wrote: bool,
+    /// Over maxmemory when the script started (Redis's pre-command state).
+    pub oom_at_start: bool,
+    /// The AOF's last write error when the script started.
+    pub aof_error: Option<String>,
+}
+
+impl Conditions for ScriptConds {
+    fn out_of_memory(&mut self, _: &mut Keyspace) -> bool {
+        self.oom_at_start && !self.wrote
+    }
+
+    fn aof_error(&self) -> Option<&str> {
+        if self.wrote {
+            None
+        } else {
+            self.aof_error.as_deref()
+        }
+    }
+
+    fn script_read_only(&self) -> bool {
+        self.read_only
+    }
+}
+
+/// Which keys a run may touch.
+enum Reach {
+    /// Every key (one shard only, or every shard's keys pulled).
+    Any,
+    /// The keys this shard owns (the run is on the shard's own keyspace).
+    Shard,
+    /// The keys pulled into a transaction's temporary keyspace.
+    Pulled,
+}
+
+/// The states of keys a script changed, to put back if it must stop.
+#[derive(Default)]
+struct Undo {
+    saved: Vec<(DbKey, Option<(KValue, i64)>)>,
+}
+
+impl Undo {
+    fn save(&mut self, ks: &Keyspace, db: usize, key: &[u8], now: i64) {
+        if self.saved.iter().any(|((d, k), _)| *d as usize == db && k == key) {
+            return;
+        }
+        let st = ks.peek(db, key, now).map(|e| (e.value.deep_clone(), e.expire));
+        self.saved.push(((db as u8, key.to_vec()), st));
+    }
+
+    /// Put every saved key back, logging the restored states (so the
+    /// record of this call replays to the same state).
+    fn restore(self, ks: &mut Keyspace) {
+        for ((db, key), st) in self.saved.into_iter().rev() {
+            if ks.effects.enabled {
+                let state = st.as_ref().map(|(v, exp)| (v, *exp));
+                ks.effects.push_encoded(db as usize, |out| {
+                    crate::persist::rebuild::state_commands(out, &key, state);
+                });
+            }
+            match st {
+                Some((v, exp)) => ks.set(db as usize, &key, v, exp),
+                None => {
+                    ks.remove(db as usize, &key);
+                }
+            }
+        }
+    }
+}
+
+/// One shard's scripting: its interpreter (created on first use) and its
+/// compiled scripts.
+pub struct Engine {
+    pub cache: Arc<Cache>,
+    here: usize,
+    slots: SlotMap,
+    vm: Option<sandbox::Vm>,
+    funcs: HashMap<[u8; 40], Function>,
+    seen_generation: u64,
+    /// Set by a run stopped for touching keys it could not reach here:
+    /// the keys, for the caller to run it again with them pulled.
+    pub retry: Option<Vec<DbKey>>,
+    /// The AOF's write error, set by the shard before a script runs.
+    pub aof_error: Option<String>,
+    /// Runs that had to lock every shard (INFO).
+    pub all_shard_runs: u64,
+}
+
+/// How a script is named by the command that runs it.
+pub struct Script<'a> {
+    pub sha: [u8; 40],
+    /// EVAL's body; None for EVALSHA (taken from the cache).
+    pub body: Option<&'a [u8]>,
+}
+
+impl Engine {
+    pub fn new(cache: Arc<Cache>, here: usize, slots: SlotMap) -> Engine {
+        Engine {
+            cache,
+            here,
+            slots,
+            vm: None,
+            funcs: HashMap::new(),
+            seen_generation: 0,
+            retry: None,
+            aof_error: None,
+            all_shard_runs: 0,
+        }
+    }
+
+    /// An engine for tests and tools: one shard, its own cache.
+    pub fn standalone() -> Engine {
+        Engine::new(Arc::new(Cache::default()), 0, SlotMap::contiguous(1))
+    }
+
+    /// Bytes the interpreter uses (INFO used_memory_lua), 0 before use.
+    pub fn vm_memory(&self) -> usize {
+        self.vm.as_ref().map_or(0, |v| v.lua.used_memory())
+    }
+
+    /// Compile `body` (checking it, as SCRIPT LOAD does); Err: the reply.
+    pub fn load(&mut self, body: &[u8]) -> Result<[u8; 40], String> {
+        let sha = sha1::sha1_hex(body);
+        self.function(&Script { sha, body: Some(body) })?;
+        Ok(sha)
+    }
+
+    /// The compiled function of a script, compiling (and caching) it.
+    fn function(&mut self, s: &Script) -> Result<Function, String> {
+        let generation = self.cache.generation();
+        if generation != self.seen_generation {
+            self.funcs.clear();
+            self.seen_generation = generation;
+        }
+        if let Some(f) = self.funcs.get(&s.sha) {
+            return Ok(f.clone());
+        }
+        let body: Arc<[u8]> = match s.body {
+            Some(b) => Arc::from(b),
+            None => self.cache.get(&s.sha).ok_or("NOSCRIPT No matching script. Please use EVAL.")?,
+        };
+        if self.vm.is_none() {
+            self.vm = Some(sandbox::Vm::new().map_err(|e| format!("ERR {e}"))?);
+        }
+        let vm = self.vm.as_ref().ok_or("ERR no interpreter")?;
+        let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
+        if s.body.is_some() {
+            self.cache.insert(s.sha, &body);
+        }
+        self.funcs.insert(s.sha, f.clone());
+        Ok(f)
+    }
+
+    /// Run a script with `keys` and `argv` on `ctx`, replying to
+    /// `ctx.out`. `read_only`: EVAL_RO. On a stop for unreachable keys
+    /// (see the module doc) the reply is an error and `retry` is set.
+    pub fn eval(&mut self, ctx: &mut Ctx, s: &Script, keys: &[&[u8]], argv: &[&[u8]], read_only: bool) {
+        self.retry = None;
+        let f = match self.function(s) {
+            Ok(f) => f,
+            Err(e) => return ctx.error(&e),
+        };
+        let Some(vm) = self.vm.as_ref() else { return ctx.error("ERR no interpreter") };
+        let reach = if ctx.ks.pulled.is_some() {
+            Reach::Pulled
+        } else if self.slots.shards() == 1 {
+            Reach::Any
+        } else {
+            Reach::Shard
+        };
+        let oom_at_start = ctx.ks.over_limit() && !ctx.ks.free_memory(ctx.now);
+        let conds = ScriptConds { read_only, wrote: false, oom_at_start, aof_error: self.aof_error.clone() };
+        let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
+        let mut run = Running {
+            db: ctx.db,
+            ctx,
+            conds,
+            reach,
+            here: self.here,
+            slots: &self.slots,
+            undo,
+            stopped: None,
+            resp: vm.resp.clone(),
+        };
+        let outcome = (|| -> mlua::Result<(bool, Value)> {
+            let table = |items: &[&[u8]]| -> mlua::Result<Value> {
+                let t = vm.lua.create_table_with_capacity(items.len(), 0)?;
+                for (i, b) in items.iter().enumerate() {
+                    t.raw_set(i + 1, vm.lua.create_string(b)?)?;
+                }
+                Ok(Value::Table(t))
+            };
+            vm.begin_call(table(keys)?, table(argv)?)?;
+            vm.lua.scope(|scope| {
+                let call = scope.create_function_mut(|lua, args: MultiValue| run.call(lua, args))?;
+                vm.slot.raw_set("f", call)?;
+                let r = vm.run.call::<(bool, Value)>(f);
+                vm.slot.raw_set("f", Value::Nil)?;
+                r
+            })
+        })();
+        let resp3_script = vm.resp.get() == 3;
+        let Running { ctx, undo, stopped, .. } = run;
+        if let Some(keys) = stopped {
+            if let Some(u) = undo {
+                u.restore(ctx.ks);
+            }
+            self.retry = Some(keys);
+            ctx.error("ERR script touched a key it did not declare, on another shard; declare it in KEYS");
+            return;
+        }
+        match outcome {
+            Ok((true, v)) => convert::lua_to_reply(&v, &mut ctx.out, resp3_script, 0),
+            Ok((false, Value::Table(t))) => {
+                let text = |k: &str| match t.raw_get::<Value>(k) {
+                    Ok(Value::String(s)) => Some(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+                    Ok(Value::Number(n)) => Some(format!("{}", n as i64)),
+                    Ok(Value::Integer(n)) => Some(n.to_string()),
+                    _ => None,
+                };
+                let mut msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
+                if let (Some(src), Some(line)) = (text("source"), text("line")) {
+                    msg.push_str(&format!(" script: {}, on {}:{}.", String::from_utf8_lossy(&s.sha), src, line));
+                }
+                ctx.error(&msg);
+            }
+            Ok((false, v)) => ctx.error(&format!(
+                "ERR Error running script {}, {:.100}",
+                String::from_utf8_lossy(&s.sha),
+                v.to_string().unwrap_or_default()
+            )),
+            Err(e) => ctx.error(&format!("ERR Error running script {}, {:.100}", String::from_utf8_lossy(&s.sha), e)),
+        }
+    }
+}
+
+/// The state of one script call, seen by `redis.call`.
+struct Running<'r, 'c> {
+    ctx: &'r mut Ctx<'c>,
+    /// The db the script's commands run in (SELECT inside a script
+    /// changes it for the script only).
+    db: usize,
+    conds: ScriptConds,
+    reach: Reach,
+    here: usize,
+    slots: &'r SlotMap,
+    undo: Option<Undo>,
+    /// Keys out of reach, once a call touched one: the script is stopping.
+    stopped: Option<Vec<DbKey>>,
+    resp: std::rc::Rc<std::cell::Cell<u8>>,
+}
+
+impl Running<'_, '_> {
+    /// `redis.call` (raise = true) or `redis.pcall`: (true, reply) or, for
+    /// a failure `redis.call` is to raise, (false, the error text).
+    fn call(&mut self, lua: &mlua::Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+        let mut it = args.into_iter();
+        let raise = matches!(it.next(), Some(Value::Boolean(true)));
+        let fail = |msg: &str| -> mlua::Result<(bool, Value)> {
+            if raise {
+                Ok((false, Value::String(lua.create_string(msg)?)))
+            } else {
+                let t = lua.create_table()?;
+                t.raw_set("err", lua.create_string(msg)?)?;
+                Ok((true, Value::Table(t)))
+            }
+        };
+        let mut parts: Vec<Vec<u8>> = Vec::new();
+        for v in it {
+            match v {
+                Value::String(s) => parts.push(s.as_bytes().to_vec()),
+                Value::Number(d) => parts.push(convert::number_arg(d)),
+                Value::Integer(n) => parts.push(convert::number_arg(n as f64)),
+                _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
+            }
+        }
+        if parts.is_empty() {
+            return fail("ERR Please specify at least one argument for this redis lib call");
+        }
+        if self.stopped.is_some() {
+            return fail("ERR script is being stopped");
+        }
+        let owned = OwnedArgs::from_slices(&parts);
+        let args = owned.args();
+        let Ok((id, def)) = cmd::lookup_args(&args) else {
+            return fail("ERR Unknown Redis command called from script");
+        };
+        if !cmd::arity_ok(def, args.len()) {
+            return fail("ERR Wrong number of args calling Redis command from script");
+        }
+        if def.has(NOSCRIPT) {
+            return fail("ERR This Redis command is not allowed from script");
+        }
+        if let Some(out) = self.out_of_reach(def, &args) {
+            self.stopped = Some(out);
+            return fail("ERR script touched a key it did not declare, on another shard");
+        }
+        if let Some(u) = self.undo.as_mut().filter(|_| def.has(WRITE)) {
+            for i in cmd::key_positions(def, &args) {
+                u.save(self.ctx.ks, self.db, args.get(i), self.ctx.now);
+            }
+            if let Some((db, key)) = def.other_db_key.and_then(|f| f(&args)) {
+                u.save(self.ctx.ks, db, key, self.ctx.now);
+            }
+        }
+        let resp3 = self.resp.get() == 3;
+        let mut buf = Vec::new();
+        let dirty = self.ctx.ks.dirty;
+        {
+            let mut nested = Ctx {
+                ks: &mut *self.ctx.ks,
+                db: self.db,
+                now: self.ctx.now,
+                out: Reply::new(&mut buf, resp3),
+                max_bulk_len: self.ctx.max_bulk_len,
+                rng: &mut *self.ctx.rng,
+                facts: self.ctx.facts,
+                scripts: None,
+            };
+            let _ = cmd::call::call(&mut nested, Road::Script, &mut self.conds, &mut (), (id, def), &args);
+            self.db = nested.db;
+        }
+        if def.has(WRITE) && self.ctx.ks.dirty != dirty {
+            self.conds.wrote = true;
+        }
+        if std::mem::take(&mut self.ctx.ks.would_block) {
+            // Scripts never block: a blocking command that would wait
+            // answers as if it timed out.
+            self.ctx.ks.block_rewrite = None;
+            buf.clear();
+            Reply::new(&mut buf, resp3).null_array();
+        }
+        if buf.first() == Some(&b'-') {
+            let end = buf.len().saturating_sub(2).max(1);
+            let msg = String::from_utf8_lossy(&buf[1..end]).into_owned();
+            return fail(&msg);
+        }
+        let mut pos = 0;
+        match convert::reply_to_lua(lua, &buf, &mut pos) {
+            Ok(v) => Ok((true, v)),
+            Err(_) => fail("ERR reply could not be read"),
+        }
+    }
+
+    /// The command's keys this run cannot reach, if any.
+    fn out_of_reach(&self, def: &cmd::CommandDef, args: &cmd::Args) -> Option<Vec<DbKey>> {
+        if matches!(self.reach, Reach::Any) || !def.takes_keys() && def.other_db_key.is_none() {
+            return None;
+        }
+        let mut keys: Vec<DbKey> =
+            cmd::key_positions(def, args).map(|i| (self.db as u8, args.get(i).to_vec())).collect();
+        if let Some((db, key)) = def.other_db_key.and_then(|f| f(args)) {
+            keys.push((db as u8, key.to_vec()));
+        }
+        let reachable = |(db, key): &DbKey| match self.reach {
+            Reach::Any => true,
+            Reach::Shard => self.slots.shard_of(key) == self.here,
+            Reach::Pulled => self.ctx.ks.pulled.as_ref().map_or(true, |p| p.contains(&(*db, key.clone()))),
+        };
+        if keys.iter().all(reachable) {
+            None
+        } else {
+            Some(keys)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::{lookup, Rng};
+
+    /// Run one command (EVAL ...) through `cmd::call` with `engine`,
+    /// as a client's request; returns the RESP2 reply.
+    fn run(ks: &mut Keyspace, engine: &mut Engine, parts: &[&str]) -> String {
+        let owned = OwnedArgs::from_slices(parts);
+        let args = owned.args();
+        let row = lookup(args.get(0)).expect("known command");
+        let (mut out, mut rng) = (Vec::new(), Rng::new(1));
+        let mut ctx = Ctx::new(ks, 0, 1_000, Reply::new(&mut out, false), &mut rng);
+        ctx.scripts = Some(engine);
+        let mut cond = crate::cmd::admission::Local { now: 1_000, aof_error: None };
+        let _ = cmd::call::call(&mut ctx, Road::Client, &mut cond, &mut (), row, &args);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn eval_runs_commands_through_call() {
+        let (mut ks, mut e) = (Keyspace::new(), Engine::standalone());
+        let r = run(
+            &mut ks,
+            &mut e,
+            &["EVAL", "redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])", "1", "k", "v"],
+        );
+        assert_eq!(r, "$1\r\nv\r\n");
+        let r = run(&mut ks, &mut e, &["EVAL", "return redis.call('LPUSH', KEYS[1], 1)", "1", "k"]);
+        assert!(r.starts_with("-WRONGTYPE Operation against a key holding the wrong kind of value script: "), "{r}");
+        assert!(r.ends_with(", on @user_script:1.\r\n"), "{r}");
+        let r = run(&mut ks, &mut e, &["EVAL_RO", "return redis.call('DEL', KEYS[1])", "1", "k"]);
+        assert!(r.starts_with("-ERR Write commands are not allowed from read-only scripts. script:"), "{r}");
+        let sha = "e0e1f9fabfc9d4800c877a703b823ac0578ff8db";
+        assert!(run(&mut ks, &mut e, &["EVALSHA", sha, "0"]).starts_with("-NOSCRIPT"));
+        assert_eq!(run(&mut ks, &mut e, &["EVAL", "return 1", "0"]), ":1\r\n");
+        assert_eq!(run(&mut ks, &mut e, &["EVALSHA", sha, "0"]), ":1\r\n");
+        e.cache.flush();
+        assert!(run(&mut ks, &mut e, &["EVALSHA", sha, "0"]).starts_with("-NOSCRIPT"));
+    }
+
+    #[test]
+    fn effects_not_the_script_are_logged() {
+        let (mut ks, mut e) = (Keyspace::new(), Engine::standalone());
+        ks.effects.enabled = true;
+        let r = run(
+            &mut ks,
+            &mut e,
+            &[
+                "EVAL",
+                "redis.call('SET', 'a', '1') redis.call('INCR', 'a') redis.call('EXPIRE', 'a', 100) return 1",
+                "0",
+            ],
+        );
+        assert_eq!(r, ":1\r\n");
+        let mut logged = Vec::new();
+        ks.effects.drain_each(|_, b| logged.push(String::from_utf8_lossy(b).into_owned()));
+        assert_eq!(logged.len(), 3, "{logged:?}");
+        assert!(
+            logged[0].contains("SET") && logged[1].contains("INCR") && logged[2].contains("PEXPIREAT"),
+            "{logged:?}"
+        );
+        assert!(!logged.iter().any(|l| l.contains("EVAL")));
+    }
+
+    #[test]
+    fn a_key_out_of_reach_stops_and_undoes_the_script() {
+        let slots = SlotMap::contiguous(2);
+        let here = slots.shard_of(b"mine");
+        let other = (0..1000).map(|i| format!("k{i}")).find(|k| slots.shard_of(k.as_bytes()) != here).expect("key");
+        let mut e = Engine::new(Arc::new(Cache::default()), here, slots);
+        let mut ks = Keyspace::new();
+        ks.effects.enabled = true;
+        run(&mut ks, &mut e, &["SET", "mine", "old"]);
+        let r = run(
+            &mut ks,
+            &mut e,
+            &[
+                "EVAL",
+                "redis.call('SET', KEYS[1], 'new') redis.call('SET', ARGV[1], 'x') return 1",
+                "1",
+                "mine",
+                &other,
+            ],
+        );
+        assert!(r.starts_with("-ERR"), "{r}");
+        assert_eq!(e.retry.take(), Some(vec![(0, other.into_bytes())]));
+        assert_eq!(run(&mut ks, &mut e, &["GET", "mine"]), "$3\r\nold\r\n");
+    }
+}

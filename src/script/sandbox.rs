@@ -1,0 +1,465 @@
+//! The Lua interpreter a shard runs scripts in, sandboxed as Redis's is.
+//!
+//! Scripts see a read-only view of the globals: `os`, `io`, `loadfile`,
+//! `dofile`, `print`, `getfenv`/`setfenv`, `load` and `debug` are not
+//! there; reading a global that does not exist and creating or changing
+//! one are errors with Redis's texts, and so is changing the library
+//! tables. So one script cannot leave anything behind for the next (the
+//! interpreter lives as long as the shard). `math.random` is Redis's
+//! rand48, reseeded to 0 before every script call, so a script draws the
+//! same numbers every time it runs. `loadstring` refuses bytecode (which
+//! could break out of the interpreter) and compiles into the same view.
+//!
+//! How it is built: the real globals table `G` is hidden behind an empty
+//! proxy `P` (the environment scripts run in) whose metatable reads
+//! through to `G` and refuses writes; `G`'s own metatable raises the
+//! "nonexistent global" error. Library tables are replaced in `G` by
+//! read-only proxies of themselves. `rawset`/`setmetatable` refuse the
+//! protected tables.
+
+use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use std::cell::Cell;
+use std::rc::Rc;
+
+/// How much memory one shard's interpreter may allocate: a script that
+/// builds a huge table or string gets Lua's "not enough memory" instead
+/// of taking the server's memory (Redis sets no limit; a runaway script
+/// there can exhaust the host).
+pub const MEMORY_LIMIT: usize = 256 << 20;
+
+/// Built once per interpreter, with the real globals as its environment.
+/// `...` are the Rust helpers; returns what the engine calls per run.
+const PRELUDE: &str = r#"
+local rand, srand, sha1hex, log, setresp, slot, curline = ...
+local G = _G
+local dbg = debug
+local rawset0, setmetatable0, getmetatable0, rawget0, type0, tostring0, error0 =
+    rawset, setmetatable, getmetatable, rawget, type, tostring, error
+local floor, select0, tonumber0, xpcall0, loadstring0, setfenv0 =
+    math.floor, select, tonumber, xpcall, loadstring, setfenv
+
+local protected = setmetatable0({}, {__mode = 'k'})
+local function readonly(real)
+    local p = {}
+    protected[p] = true
+    setmetatable0(p, {
+        __index = real,
+        __newindex = function() error0("Attempt to modify a readonly table", 2) end,
+        __metatable = false,
+    })
+    return p
+end
+
+-- Strings raised by redis.call and friends already carry their error
+-- code; the script line that called them is noted as they are raised.
+local marks = {}
+-- (`return redis.call(...)` is a tail call, which loses the script's
+-- frame; the line hook has kept its last line.)
+local function script_line()
+    local line = curline()
+    if line > 0 then return line end
+    return true
+end
+local function raise(msg)
+    marks[msg] = script_line()
+    error0(msg, 0)
+end
+
+local redis = {}
+redis.call = function(...)
+    local ok, v = slot.f(true, ...)
+    if ok then return v end
+    raise(v)
+end
+redis.pcall = function(...)
+    local ok, v = slot.f(false, ...)
+    return v
+end
+redis.sha1hex = function(...)
+    if select0('#', ...) ~= 1 then raise("ERR wrong number of arguments") end
+    local s = ...
+    if type0(s) ~= 'string' and type0(s) ~= 'number' then s = '' end
+    return sha1hex(tostring0(s))
+end
+local function error_table(msg)
+    return {err = msg}
+end
+redis.error_reply = function(...)
+    local msg = ...
+    if select0('#', ...) ~= 1 or type0(msg) ~= 'string' then
+        return error_table("ERR wrong number or type of arguments")
+    end
+    if msg:sub(1, 1) ~= '-' then msg = '-' .. msg end
+    local sp = msg:find(' ', 1, true)
+    if sp then
+        msg = msg:sub(2)
+    else
+        msg = 'ERR ' .. msg:sub(2)
+    end
+    return error_table((msg:gsub('[\r\n]+$', '')))
+end
+redis.status_reply = function(...)
+    local msg = ...
+    if select0('#', ...) ~= 1 or type0(msg) ~= 'string' then
+        return error_table("ERR wrong number or type of arguments")
+    end
+    return {ok = msg}
+end
+redis.log = function(...)
+    local n = select0('#', ...)
+    if n < 2 then raise("ERR redis.log() requires two arguments or more.") end
+    local level = ...
+    if type0(level) ~= 'number' then raise("ERR First argument must be a number") end
+    if level < 0 or level > 3 then raise("ERR Invalid debug level.") end
+    local parts = {}
+    for i = 2, n do
+        local v = select0(i, ...)
+        if type0(v) == 'string' or type0(v) == 'number' then parts[#parts + 1] = tostring0(v) end
+    end
+    log(level, table.concat(parts, ' '))
+end
+redis.setresp = function(...)
+    if select0('#', ...) ~= 1 then raise("ERR redis.setresp() requires one argument.") end
+    local v = tonumber0((...))
+    if v ~= 2 and v ~= 3 then raise("ERR RESP version must be 2 or 3.") end
+    setresp(v)
+end
+redis.set_repl = function(...)
+    if select0('#', ...) ~= 1 then raise("ERR redis.set_repl() requires one argument.") end
+    local v = tonumber0((...))
+    if v == nil or v < 0 or v > 3 or v ~= floor(v) then
+        raise("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
+    end
+end
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.REDIS_VERSION = REDIS_VERSION_STR
+redis.REDIS_VERSION_NUM = REDIS_VERSION_NUM_VAL
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+
+-- Redis's math.random: rand48 from seed 0 at every call.
+local function checkint(v, i)
+    local n = tonumber0(v)
+    if n == nil then
+        error0("bad argument #" .. i .. " to 'random' (number expected, got " .. (v == nil and 'no value' or type0(v)) .. ")", 3)
+    end
+    return n >= 0 and floor(n) or -floor(-n)
+end
+math.random = function(...)
+    local r = rand()
+    local n = select0('#', ...)
+    if n == 0 then return r end
+    local a, b = ...
+    if n == 1 then
+        local u = checkint(a, 1)
+        if u < 1 then error0("bad argument #1 to 'random' (interval is empty)", 2) end
+        return floor(r * u) + 1
+    elseif n == 2 then
+        local l, u = checkint(a, 1), checkint(b, 2)
+        if l > u then error0("bad argument #2 to 'random' (interval is empty)", 2) end
+        return floor(r * (u - l + 1)) + l
+    end
+    error0("wrong number of arguments", 2)
+end
+math.randomseed = function(v) srand(checkint(v, 1)) end
+
+local P = {}
+loadstring = function(s, name)
+    if type0(s) == 'string' and s:byte(1) == 27 then return nil, "binary chunks are not allowed" end
+    local f, e = loadstring0(s, name)
+    if f then setfenv0(f, P) end
+    return f, e
+end
+rawset = function(t, k, v)
+    if protected[t] then error0("Attempt to modify a readonly table", 0) end
+    return rawset0(t, k, v)
+end
+setmetatable = function(t, mt)
+    if protected[t] then error0("Attempt to modify a readonly table", 0) end
+    return setmetatable0(t, mt)
+end
+
+for _, name in ipairs({'os', 'io', 'loadfile', 'dofile', 'print', 'getfenv', 'setfenv', 'load',
+                       'debug', 'module', 'require', 'package', 'newproxy', 'gcinfo'}) do
+    rawset0(G, name, nil)
+end
+for _, name in ipairs({'string', 'math', 'table', 'coroutine'}) do
+    rawset0(G, name, readonly(rawget0(G, name)))
+end
+rawset0(G, 'redis', readonly(redis))
+-- The strings' metatable would lead back to the real string table.
+local smt = getmetatable0('')
+if smt then smt.__metatable = false end
+
+protected[P] = true
+rawset0(G, '_G', P)
+setmetatable0(P, {
+    __index = G,
+    __newindex = function() error0("Attempt to modify a readonly table", 2) end,
+    __metatable = false,
+})
+setmetatable0(G, {
+    __index = function(_, n)
+        error0("Script attempted to access nonexistent global variable '" .. tostring0(n) .. "'", 2)
+    end,
+})
+
+-- Error objects as Redis builds them: {err=..., source=..., line=...}.
+local function handler(e)
+    local t
+    if type0(e) == 'table' then
+        t = e
+    elseif type0(e) == 'string' and marks[e] then
+        t = {err = e}
+        if type0(marks[e]) == 'number' then
+            rawset0(t, 'source', '@user_script')
+            rawset0(t, 'line', marks[e])
+            return t
+        end
+    else
+        t = {err = 'ERR ' .. tostring0(e)}
+    end
+    for level = 2, 64 do
+        local i = dbg.getinfo(level, 'Sl')
+        if not i then break end
+        if i.source == '@user_script' then
+            rawset0(t, 'source', i.source)
+            rawset0(t, 'line', i.currentline)
+            return t
+        end
+    end
+    local line = curline()
+    if line > 0 then
+        rawset0(t, 'source', '@user_script')
+        rawset0(t, 'line', line)
+    end
+    return t
+end
+
+local function run(f)
+    marks = {}
+    return xpcall0(f, handler)
+end
+return P, run
+"#;
+
+/// One shard's interpreter and what the engine needs of it.
+pub struct Vm {
+    pub lua: Lua,
+    /// The environment scripts run in (the read-only view of the globals).
+    pub env: Table,
+    /// The real globals (KEYS and ARGV are set here for each call).
+    pub globals: Table,
+    /// `run(f)`: xpcall of a compiled script with Redis's error handler.
+    pub run: Function,
+    /// `slot.f` is the `redis.call` implementation for the running call.
+    pub slot: Table,
+    /// The RESP version the running script chose (`redis.setresp`).
+    pub resp: Rc<Cell<u8>>,
+    /// rand48 state of `math.random`.
+    pub rand: Rc<Cell<u64>>,
+    /// The last line of the script that ran (error messages).
+    pub line: Rc<Cell<i64>>,
+}
+
+/// rand48, as Redis's `redisLrand48` (the C library's lrand48 algorithm).
+pub fn rand48_seed(seed: i32) -> u64 {
+    (((seed as u32 as u64) << 16) | 0x330e) & ((1 << 48) - 1)
+}
+
+/// Next value of rand48 in [0, 2^31), advancing `state`.
+pub fn rand48_next(state: &mut u64) -> u32 {
+    *state = (state.wrapping_mul(0x5_DEEC_E66D).wrapping_add(0xb)) & ((1 << 48) - 1);
+    (*state >> 17) as u32
+}
+
+impl Vm {
+    /// A fresh sandboxed interpreter.
+    pub fn new() -> Result<Vm, String> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: the debug library is loaded only for the error handler
+        // (line numbers); the prelude removes it from what scripts see.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::new()) };
+        lua.set_memory_limit(MEMORY_LIMIT).map_err(|e| format!("lua memory limit: {e}"))?;
+        let resp = Rc::new(Cell::new(2u8));
+        let rand = Rc::new(Cell::new(rand48_seed(0)));
+        let e = |e: mlua::Error| format!("creating the Lua interpreter: {e}");
+        let r = rand.clone();
+        let rand_fn = lua
+            .create_function(move |_, ()| {
+                let mut s = r.get();
+                let v = rand48_next(&mut s);
+                r.set(s);
+                // REDIS_LRAND48_MAX is INT32_MAX.
+                Ok((v % 0x7fff_ffff) as f64 / 0x7fff_ffff as f64)
+            })
+            .map_err(e)?;
+        let r = rand.clone();
+        let srand_fn = lua
+            .create_function(move |_, seed: f64| {
+                r.set(rand48_seed(seed as i64 as i32));
+                Ok(())
+            })
+            .map_err(e)?;
+        let sha_fn = lua
+            .create_function(|lua, s: mlua::String| lua.create_string(super::sha1::sha1_hex(&s.as_bytes())))
+            .map_err(e)?;
+        let log_fn = lua
+            .create_function(|_, (level, msg): (i64, mlua::String)| {
+                // Notice and warning reach the log; debug and verbose are
+                // below shardis's one log level.
+                if level >= 2 {
+                    crate::log(&format!("script: {}", String::from_utf8_lossy(&msg.as_bytes())));
+                }
+                Ok(())
+            })
+            .map_err(e)?;
+        let rr = resp.clone();
+        let setresp_fn = lua
+            .create_function(move |_, v: u8| {
+                rr.set(v);
+                Ok(())
+            })
+            .map_err(e)?;
+        let slot = lua.create_table().map_err(e)?;
+        let line = Rc::new(Cell::new(0i64));
+        let l = line.clone();
+        lua.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, debug| {
+            if debug.source().source.as_deref() == Some("@user_script") {
+                l.set(debug.curr_line() as i64);
+            }
+            Ok(mlua::VmState::Continue)
+        });
+        let l = line.clone();
+        let line_fn = lua.create_function(move |_, ()| Ok(l.get())).map_err(e)?;
+        let code = PRELUDE
+            .replace("REDIS_VERSION_STR", &format!("'{}'", crate::cmd::server::REDIS_VERSION))
+            .replace("REDIS_VERSION_NUM_VAL", &redis_version_num().to_string());
+        let prelude = lua.load(code).set_name("=prelude").into_function().map_err(e)?;
+        let (env, run): (Table, Function) =
+            prelude.call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn)).map_err(e)?;
+        let globals = lua.globals();
+        Ok(Vm { lua, env, globals, run, slot, resp, rand, line })
+    }
+
+    /// Compile a script body as Redis names it (`@user_script`), in the
+    /// sandbox's environment. Err: Lua's message.
+    pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
+        if body.first() == Some(&27) {
+            // Bytecode is refused (luaL_loadbuffer would take it).
+            return Err("user_script: binary chunks are not allowed".into());
+        }
+        self.lua.load(body).set_name("@user_script").set_environment(self.env.clone()).into_function().map_err(|e| {
+            match e {
+                mlua::Error::SyntaxError { message, .. } => message,
+                other => other.to_string(),
+            }
+        })
+    }
+
+    /// Reset per-call state: RESP 2, math.random from seed 0, KEYS/ARGV.
+    pub fn begin_call(&self, keys: Value, argv: Value) -> mlua::Result<()> {
+        self.resp.set(2);
+        self.line.set(0);
+        self.rand.set(rand48_seed(0));
+        self.globals.raw_set("KEYS", keys)?;
+        self.globals.raw_set("ARGV", argv)?;
+        Ok(())
+    }
+}
+
+/// REDIS_VERSION_NUM: 0x00MMmmpp.
+fn redis_version_num() -> u32 {
+    let mut parts = crate::cmd::server::REDIS_VERSION.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b, c) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (a << 16) | (b << 8) | c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run `code` as a script with no keys; Ok(value) or Err(error table's err).
+    fn run(vm: &Vm, code: &str) -> Result<Value, String> {
+        let f = vm.compile(code.as_bytes())?;
+        vm.begin_call(Value::Table(vm.lua.create_table().expect("t")), Value::Table(vm.lua.create_table().expect("t")))
+            .expect("begin");
+        let (ok, v): (bool, Value) = vm.run.call(f).expect("run");
+        if ok {
+            return Ok(v);
+        }
+        match v {
+            Value::Table(t) => Err(t.raw_get::<String>("err").unwrap_or_default()),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn escapes_are_refused() {
+        let vm = Vm::new().expect("vm");
+        for name in ["os", "io", "loadfile", "dofile", "print", "getfenv", "setfenv", "debug", "require"] {
+            let err = run(&vm, &format!("return {name}")).expect_err(name);
+            assert_eq!(
+                err,
+                format!("ERR user_script:1: Script attempted to access nonexistent global variable '{name}'")
+            );
+        }
+        assert_eq!(run(&vm, "a = 5").expect_err("global"), "ERR user_script:1: Attempt to modify a readonly table");
+        assert_eq!(run(&vm, "rawset(_G, 'y', 1)").expect_err("rawset"), "ERR Attempt to modify a readonly table");
+        assert!(run(&vm, "setmetatable(_G, nil)").is_err());
+        assert!(run(&vm, "redis.call = nil").is_err());
+        assert!(run(&vm, "string.rep = nil").is_err());
+        assert!(run(&vm, "getmetatable('').__index.rep = nil").is_err());
+        assert!(run(&vm, "return loadstring(string.dump(function() end))")
+            .map(|v| matches!(v, Value::Nil))
+            .unwrap_or(false));
+        // A chunk from loadstring sees the same read-only view.
+        assert!(run(&vm, "local f = loadstring('x = 1') f()").is_err());
+        // Nothing leaked into the next script.
+        assert_eq!(run(&vm, "return type(redis.call)").ok().and_then(|v| v.as_string_lossy()), Some("function".into()));
+        assert!(vm.compile(b"\x1bLua").is_err());
+    }
+
+    #[test]
+    fn math_random_is_redis_rand48_from_zero() {
+        let vm = Vm::new().expect("vm");
+        // rand48 from seed 0 draws 366850414 first: 0.1708... -> 2 of 10,
+        // at every call (Redis 7.0 no longer reseeds per call; Redis 6 did).
+        assert_eq!(run(&vm, "return math.random(10)").ok().and_then(|v| v.as_i64()), Some(2));
+        assert_eq!(run(&vm, "return math.random(10)").ok().and_then(|v| v.as_i64()), Some(2));
+        assert_eq!(
+            run(&vm, "local a, b = math.random(10), math.random(10) return b").ok().and_then(|v| v.as_i64()),
+            Some(8)
+        );
+        let a = run(&vm, "return {math.random(1000), math.random(1000)}").expect("ok");
+        let b = run(&vm, "return {math.random(1000), math.random(1000)}").expect("ok");
+        assert_eq!(format!("{a:?}").len(), format!("{b:?}").len());
+        assert!(run(&vm, "return math.random(0)").is_err());
+    }
+
+    #[test]
+    fn hostile_scripts_fail_cleanly() {
+        let vm = Vm::new().expect("vm");
+        let err = run(&vm, "local function f(n) return f(n+1)+1 end return f(1)").expect_err("recursion");
+        assert!(err.contains("stack overflow"), "{err}");
+        let err = run(&vm, "local s = string.rep('x', 1048576) while true do s = s .. s end").expect_err("huge string");
+        assert!(err.contains("memory"), "{err}");
+        // Still usable afterwards.
+        assert_eq!(run(&vm, "return 1").ok().and_then(|v| v.as_i64()), Some(1));
+    }
+
+    #[test]
+    fn error_texts_carry_the_line() {
+        let vm = Vm::new().expect("vm");
+        assert_eq!(run(&vm, "\n\nerror('boom')").expect_err("e"), "ERR user_script:3: boom");
+        assert_eq!(run(&vm, "error({err='custom'})").expect_err("e"), "custom");
+        assert_eq!(run(&vm, "error()").expect_err("e"), "ERR nil");
+        assert_eq!(run(&vm, "redis.log(99, 'x')").expect_err("e"), "ERR Invalid debug level.");
+        assert_eq!(run(&vm, "\nreturn redis.log(99, 'x')").expect_err("e"), "ERR Invalid debug level.");
+        assert_eq!(run(&vm, "redis.setresp(4)").expect_err("e"), "ERR RESP version must be 2 or 3.");
+        let compile = vm.compile(b"return x +").expect_err("syntax");
+        assert_eq!(compile, "user_script:1: unexpected symbol near '<eof>'");
+    }
+}
