@@ -33,7 +33,10 @@
 //!   `Keyspace::get_typed::<T>()` is the one typed key lookup (`WrongType`
 //!   on another type).
 //! - `persist`: the per-shard append-only file: record format, writer
-//!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
+//!   state (no I/O), loading, rewrite, MANIFEST, check-aof, and the log
+//!   reader replication streams from.
+//! - `repl`: replication: the master's listener and per-shard streaming
+//!   threads, the replica's per-master-shard links, the wire format.
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: `util::num` reads numbers from strings as Redis's several
@@ -50,6 +53,7 @@ pub mod keyspace;
 pub mod net;
 pub mod persist;
 pub mod protocol;
+pub mod repl;
 pub mod security;
 pub mod shard;
 pub mod util;

@@ -7,8 +7,8 @@
 //! queue, EXEC, a cross-shard transaction, a routed MULTI, a blocked client
 //! being served, AOF or DUMP-payload replay). Every road asks `check` with
 //! its `Road`, so a gate cannot be present on one road and missing on
-//! another. Gates are listed in Redis's order; READONLY, NOREPLICAS,
-//! LOADING, client pause and MOVED will join `Road::gates` here.
+//! another. Gates are listed in Redis's order; NOREPLICAS, LOADING,
+//! client pause and MOVED will join `Road::gates` here.
 //!
 //! A transaction (EXEC, a multi-key command whose keys span shards, a
 //! routed MULTI) is checked once as a whole, with the union of its
@@ -36,6 +36,10 @@ pub enum Road {
     /// transaction, a blocked client being served, AOF replay, DUMP
     /// payload replay.
     Admitted,
+    /// A replica applying its master's stream: the master admitted these
+    /// writes, so a replica that is full, failing to log, or read-only
+    /// still applies them (Redis's master client is never refused).
+    Replica,
 }
 
 /// One check, in Redis's order.
@@ -47,15 +51,17 @@ pub enum Gate {
     AnyOom,
     /// The AOF cannot be written: refuse writes (Redis's MISCONF).
     Misconf,
+    /// A read-only replica: refuse writes (Redis's READONLY).
+    ReadOnly,
 }
 
 impl Road {
     /// The gates this road applies, in order. The one table.
     pub const fn gates(self) -> &'static [Gate] {
         match self {
-            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf],
-            Road::Queue => &[Gate::AnyOom, Gate::Misconf],
-            Road::Admitted => &[],
+            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf, Gate::ReadOnly],
+            Road::Queue => &[Gate::AnyOom, Gate::Misconf, Gate::ReadOnly],
+            Road::Admitted | Road::Replica => &[],
         }
     }
 }
@@ -66,6 +72,7 @@ pub enum Refusal {
     Oom,
     /// The AOF's last write error.
     Misconf(String),
+    ReadOnly,
 }
 
 impl Refusal {
@@ -74,6 +81,7 @@ impl Refusal {
         match self {
             Refusal::Oom => super::err::OOM.to_string(),
             Refusal::Misconf(e) => format!("MISCONF Errors writing to the AOF file: {}", e),
+            Refusal::ReadOnly => super::err::READONLY_REPLICA.to_string(),
         }
     }
 
@@ -91,6 +99,10 @@ pub trait Conditions {
     fn out_of_memory(&mut self, ks: &mut Keyspace) -> bool;
     /// The AOF's last write error, if writes currently fail.
     fn aof_error(&self) -> Option<&str>;
+    /// This server is a replica that takes no writes from clients.
+    fn read_only(&self) -> bool {
+        false
+    }
 }
 
 /// Run `road`'s gates for a command (or transaction) with `flags` that
@@ -105,6 +117,7 @@ pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keys
                     return Err(Refusal::Misconf(e.to_string()));
                 }
             }
+            Gate::ReadOnly if flags & WRITE != 0 && cond.read_only() => return Err(Refusal::ReadOnly),
             _ => {}
         }
     }
@@ -116,6 +129,8 @@ pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keys
 pub struct Local<'a> {
     pub now: i64,
     pub aof_error: Option<&'a str>,
+    /// A replica with replica-read-only on.
+    pub read_only: bool,
 }
 
 impl Conditions for Local<'_> {
@@ -125,6 +140,10 @@ impl Conditions for Local<'_> {
 
     fn aof_error(&self) -> Option<&str> {
         self.aof_error
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 }
 
@@ -147,6 +166,7 @@ impl Conditions for Unchecked {
 pub struct Report {
     pub oom: bool,
     pub aof_error: Option<String>,
+    pub read_only: bool,
 }
 
 impl Report {
@@ -160,6 +180,9 @@ impl Report {
         if flags & WRITE != 0 && self.aof_error.is_none() {
             self.aof_error = cond.aof_error().map(str::to_string);
         }
+        if flags & WRITE != 0 {
+            self.read_only |= cond.read_only();
+        }
     }
 }
 
@@ -170,6 +193,10 @@ impl Conditions for Report {
 
     fn aof_error(&self) -> Option<&str> {
         self.aof_error.as_deref()
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 }
 
@@ -184,6 +211,7 @@ mod tests {
         oom: bool,
         err: Option<String>,
         oom_asked: u32,
+        ro: bool,
     }
 
     impl Conditions for Fake {
@@ -194,9 +222,12 @@ mod tests {
         fn aof_error(&self) -> Option<&str> {
             self.err.as_deref()
         }
+        fn read_only(&self) -> bool {
+            self.ro
+        }
     }
 
-    const ROADS: [Road; 4] = [Road::Client, Road::Queue, Road::Transaction, Road::Admitted];
+    const ROADS: [Road; 5] = [Road::Client, Road::Queue, Road::Transaction, Road::Admitted, Road::Replica];
 
     #[test]
     fn healthy_shard_admits_everything_everywhere() {
@@ -216,7 +247,7 @@ mod tests {
         for road in ROADS {
             let mut f = Fake { oom: true, ..Fake::default() };
             let r = check(road, WRITE | DENYOOM, &mut f, &mut Keyspace::new());
-            let want = if road == Road::Admitted { Ok(()) } else { Err(Refusal::Oom) };
+            let want = if matches!(road, Road::Admitted | Road::Replica) { Ok(()) } else { Err(Refusal::Oom) };
             assert_eq!(r, want, "{road:?}");
         }
         // A write that frees memory (DEL) and a read run; memory is not
@@ -258,7 +289,7 @@ mod tests {
         let mut full = Fake { oom: true, ..Fake::default() };
         r.add(WRITE | DENYOOM, &mut full, &mut Keyspace::new());
         r.add(WRITE | DENYOOM, &mut Fake { err: Some("EIO".into()), ..Fake::default() }, &mut Keyspace::new());
-        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()) });
+        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()), read_only: false });
         assert_eq!(check(Road::Transaction, WRITE | DENYOOM, &mut r, &mut Keyspace::new()), Err(Refusal::Oom));
         // A read-only transaction asks nothing (no eviction on its behalf).
         let mut r = Report::default();
@@ -266,6 +297,26 @@ mod tests {
         r.add(READONLY, &mut full, &mut Keyspace::new());
         assert_eq!(full.oom_asked, 0);
         assert_eq!(r, Report::default());
+    }
+
+    #[test]
+    fn a_read_only_replica_refuses_client_writes_but_applies_its_stream() {
+        for road in [Road::Client, Road::Queue, Road::Transaction] {
+            let mut f = Fake { ro: true, ..Fake::default() };
+            assert_eq!(check(road, WRITE | DENYOOM, &mut f, &mut Keyspace::new()), Err(Refusal::ReadOnly), "{road:?}");
+            assert_eq!(check(road, READONLY | FAST, &mut f, &mut Keyspace::new()), Ok(()), "{road:?}");
+        }
+        // Full and failing to log too: the replication road still applies.
+        let mut f = Fake { ro: true, oom: true, err: Some("EIO".into()), ..Fake::default() };
+        assert_eq!(check(Road::Replica, WRITE | DENYOOM, &mut f, &mut Keyspace::new()), Ok(()));
+        assert_eq!(f.oom_asked, 0);
+        // Redis's order: MISCONF before READONLY.
+        assert!(matches!(check(Road::Client, WRITE, &mut f, &mut Keyspace::new()), Err(Refusal::Misconf(_))));
+        // A transaction learns it from a participant.
+        let mut r = Report::default();
+        r.add(WRITE, &mut Fake { ro: true, ..Fake::default() }, &mut Keyspace::new());
+        assert_eq!(check(Road::Transaction, WRITE, &mut r, &mut Keyspace::new()), Err(Refusal::ReadOnly));
+        assert_eq!(Refusal::ReadOnly.message(), "READONLY You can't write against a read only replica.");
     }
 
     #[test]

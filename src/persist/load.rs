@@ -336,6 +336,9 @@ pub struct Replayer {
     /// failed. A payload could otherwise carry a RESTORE of another
     /// payload, nested until the shard's stack overflows.
     pub values_only: bool,
+    /// How the commands arrived: `Admitted` for a load, `Replica` for a
+    /// replica applying its master's stream.
+    pub road: crate::cmd::admission::Road,
 }
 
 impl Default for Replayer {
@@ -349,11 +352,17 @@ impl Default for Replayer {
             commands: 0,
             made_consumers: false,
             values_only: false,
+            road: crate::cmd::admission::Road::Admitted,
         }
     }
 }
 
 impl Replayer {
+    /// A replayer for commands arriving by `road`.
+    pub fn on_road(road: crate::cmd::admission::Road) -> Replayer {
+        Replayer { road, ..Default::default() }
+    }
+
     /// Apply one record's commands to `ks`.
     pub fn apply(&mut self, ks: &mut Keyspace, rec: &record::Record) -> Result<(), String> {
         // The checksum vouches for the bytes, not for what a (crafted or
@@ -380,8 +389,9 @@ impl Replayer {
             self.apply_command(ks, &Args::new(buf, &ranges));
             self.ranges = ranges;
             // Nobody waits on a load: a resize done at once is cheaper
-            // than one spread over the following inserts.
-            if let Some(d) = ks.dbs.get_mut(self.db) {
+            // than one spread over the following inserts (a replica's
+            // clients do wait: its cron rehashes bit by bit).
+            if let Some(d) = ks.dbs.get_mut(self.db).filter(|_| self.road == crate::cmd::admission::Road::Admitted) {
                 if d.dict.rehashing() {
                     d.dict.rehash_for(usize::MAX);
                 }
@@ -413,13 +423,18 @@ impl Replayer {
             // this shard's part.
             Handler::EveryShard { here, .. } => {
                 here(&mut ctx, args);
+                // A live shard logs these itself (`log_global`); on a
+                // replica's road they go to its AOF from here.
+                if ctx.ks.effects.enabled {
+                    ctx.ks.effects.push_iter(ctx.db, args.len(), args.iter());
+                }
                 true
             }
             // Keyspace commands, and SELECT, which moves the replay to
             // another db. Logged commands were admitted when they first ran.
             Handler::Keyspace(_) | Handler::Session(_) => {
                 let unchecked = &mut cmd::admission::Unchecked;
-                let _ = cmd::call::call(&mut ctx, cmd::admission::Road::Admitted, unchecked, &mut (), (id, def), args);
+                let _ = cmd::call::call(&mut ctx, self.road, unchecked, &mut (), (id, def), args);
                 true
             }
             // Nothing else is ever logged.

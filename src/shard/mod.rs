@@ -36,6 +36,7 @@ pub mod fdlimit;
 pub mod latency;
 pub mod obuf;
 pub mod pubsub;
+pub mod replica;
 pub mod router;
 pub mod shutdown;
 pub mod slowlog;
@@ -65,7 +66,8 @@ pub struct Shared {
     pub slots: router::SlotMap,
     /// What command handlers may know of the server (`cmd::Facts`).
     pub facts: crate::cmd::Facts,
-    /// queues[to][from]
+    /// queues[to][from]; `from == nshards` is the row for threads that
+    /// are not shards (replication links).
     pub(crate) queues: Vec<Vec<SegQueue<Msg>>>,
     /// Ring fd of each shard, for MSG_RING doorbells (-1 until ready).
     ring_fds: Vec<AtomicI32>,
@@ -104,7 +106,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(nshards: usize, config: Config) -> Self {
-        let queues = (0..nshards).map(|_| (0..nshards).map(|_| SegQueue::new()).collect()).collect();
+        let queues = (0..nshards).map(|_| (0..=nshards).map(|_| SegQueue::new()).collect()).collect();
         let seed = crate::util::now_us() as u64 ^ (std::process::id() as u64) << 32;
         let mut rng = crate::cmd::Rng::new(seed);
         let run_id: String = (0..40).map(|_| format!("{:x}", rng.next_u64() % 16)).collect();
@@ -141,6 +143,12 @@ impl Shared {
         self.inflight.fetch_add(1, Ordering::SeqCst);
         self.queues[to][from].push(msg);
         !self.doorbell_pending[to].swap(true, Ordering::AcqRel)
+    }
+
+    /// Enqueue a message from a thread that is not a shard; returns true
+    /// if the target needs a doorbell.
+    pub fn post_external(&self, to: usize, msg: Msg) -> bool {
+        self.post(self.nshards, to, msg)
     }
 
     /// Messages from `from` wait in `to`'s queue (a simulation's
@@ -322,6 +330,29 @@ pub enum Msg {
     Unwatch {
         who: u64,
     },
+    /// Replica: apply this part of master shard `mshard`'s record `lsn`
+    /// (a base image's when `base`), unless this shard already has it.
+    ReplApply {
+        mshard: u16,
+        lsn: u64,
+        replid: Arc<str>,
+        base: bool,
+        db: u8,
+        payload: Vec<u8>,
+    },
+    /// Replica: a full sync of master shard `mshard` begins: drop the keys
+    /// that shard owns (by the master's slot map) and forget the position.
+    ReplReset {
+        mshard: u16,
+        master_shards: u16,
+    },
+    /// Replica: every record of `mshard` up to `lsn` was handed to the
+    /// shards: record the position (so a restart resumes from it).
+    ReplPos {
+        mshard: u16,
+        replid: Arc<str>,
+        lsn: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -451,6 +482,28 @@ pub fn open_aof(
     Ok((ks, Some(w)))
 }
 
+/// The master side (with an AOF to stream) and, if configured, the link
+/// to this server's master. Failing to start it is logged, not fatal: the
+/// server still serves its clients.
+fn start_replication(shared: &Arc<Shared>, config: &Config, initial: Vec<u64>) {
+    if config.appendonly {
+        let started = crate::repl::node_replid(std::path::Path::new(&config.dir), true)
+            .and_then(|replid| crate::repl::master::start(shared.clone(), replid, initial));
+        if let Err(e) = started {
+            crate::log(&format!("replication: cannot serve replicas: {}", e));
+        }
+    }
+    if let Some(st) = crate::persist::rewrite::status() {
+        st.backlog.store(config.repl_backlog_size.max(0) as u64, Ordering::Relaxed);
+    }
+    if !config.replicaof.is_empty() {
+        match crate::config::parse_replicaof(&config.replicaof) {
+            Ok(m) => crate::repl::replica::set_master(shared, Some(m)),
+            Err(e) => crate::log(&format!("replication: {}", e)),
+        }
+    }
+}
+
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
 pub fn run(mut config: Config) -> Result<(), String> {
     shutdown::install_signal_handlers();
@@ -483,10 +536,15 @@ pub fn run(mut config: Config) -> Result<(), String> {
         }
         let max_txid = l.iter().map(|x| x.max_txid).max().unwrap_or(0);
         shared.next_txid.store(max_txid + 1, Ordering::SeqCst);
+        // Where a replica resumes: the positions its shards logged.
+        let pos: Vec<_> = l.iter().map(|x| x.ks.repl_pos.clone()).collect();
+        crate::repl::replica::set_positions(&pos);
         l.into_iter().map(Some).collect()
     } else {
         (0..nshards).map(|_| None).collect()
     };
+    let initial: Vec<u64> = loaded.iter().map(|l| l.as_ref().map_or(0, |l| l.next_lsn - 1)).collect();
+    let replica = !config.replicaof.is_empty();
     let mut handles = Vec::new();
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     for id in 0..nshards {
@@ -505,6 +563,10 @@ pub fn run(mut config: Config) -> Result<(), String> {
                     Some(l) => open_aof(&config, id, l),
                     None => Ok((crate::keyspace::Keyspace::new(), None)),
                 };
+                let opened = opened.map(|(mut ks, aof)| {
+                    ks.no_expire = replica;
+                    (ks, aof)
+                });
                 let started = crate::net::Net::new(id, &config).and_then(|(net, flags)| {
                     shared.set_ring_fd(id, net.ring_fd());
                     let (ks, aof) = opened?;
@@ -527,6 +589,7 @@ pub fn run(mut config: Config) -> Result<(), String> {
         handles.push(h);
     }
     drop(err_tx);
+    start_replication(&shared, &config, initial);
     shutdown::wait_for_shards(&shared, handles);
     let errors: Vec<String> = err_rx.try_iter().collect();
     if shutdown::SIGNALLED.load(Ordering::SeqCst) {

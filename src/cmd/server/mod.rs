@@ -11,6 +11,7 @@
 //! - `info`: INFO and the per-shard figures it merges.
 //! - `config`, `client`, `command`, `slowlog`, `latency`, `debug`.
 //! - `persist`: BGSAVE, BGREWRITEAOF, SAVE, LASTSAVE, SHUTDOWN.
+//! - `repl`: REPLICAOF/SLAVEOF, ROLE, REPLCONF, REPLPOS.
 //!
 //! They are `impl Shard` blocks for now: the shard owns the state they
 //! read (connections, config, stats), and runs them on the connection's
@@ -27,6 +28,7 @@ pub mod latency;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
+pub mod repl;
 pub mod slowlog;
 
 use super::flags::Flags;
@@ -49,6 +51,7 @@ pub const FAMILIES: &[&[CommandDef]] = &[
     latency::COMMANDS,
     debug::COMMANDS,
     persist::COMMANDS,
+    repl::COMMANDS,
 ];
 
 /// A row run with the shard and the connection.
