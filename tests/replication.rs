@@ -327,3 +327,56 @@ fn hostile_peers_on_the_replication_port_are_refused() {
     assert!(logs.contains("replication: refused"), "refusals are logged:\n{logs}");
     assert_eq!(info_u64(&mut mc, "replication", "connected_slaves"), 0);
 }
+
+/// Two keys on different shards of both an n-shard and an m-shard server.
+fn keys_apart(n: usize, m: usize) -> (String, String) {
+    let (a, b) = (shardis::shard::router::SlotMap::contiguous(n), shardis::shard::router::SlotMap::contiguous(m));
+    let cands: Vec<String> = (0..1000).map(|i| format!("pair{i}")).collect();
+    for x in &cands {
+        for y in &cands {
+            let (x_, y_) = (x.as_bytes(), y.as_bytes());
+            if a.shard_of(x_) != a.shard_of(y_) && b.shard_of(x_) != b.shard_of(y_) {
+                return (x.clone(), y.clone());
+            }
+        }
+    }
+    panic!("no two keys apart");
+}
+
+fn cross_shard_case(master_shards: usize, replica_shards: usize) {
+    let m = master(master_shards);
+    let r = replica_of(replica_shards, "127.0.0.3", (MASTER_HOST, m.port));
+    let (k1, k2) = keys_apart(master_shards, replica_shards);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (mut c, stop, k1, k2) = (m.conn(), stop.clone(), k1.clone(), k2.clone());
+        std::thread::spawn(move || {
+            for i in 0..600 {
+                let v = i.to_string();
+                assert_eq!(c.cmd(&["MSET", &k1, &v, &k2, &v]), Value::ok());
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut rc = r.conn();
+    let mut reads = 0;
+    let mut seen_new = 0;
+    while !stop.load(Ordering::SeqCst) && reads < 100_000 {
+        let v = rc.cmd(&["MGET", &k1, &k2]);
+        let items = v.as_items().expect("MGET array").to_vec();
+        assert_eq!(items[0], items[1], "a reader on the replica saw half of an MSET: {v:?}");
+        if items[0] != Value::NilBulk {
+            seen_new += 1;
+        }
+        reads += 1;
+    }
+    writer.join().expect("writer");
+    converge(&m, &r);
+    assert!(seen_new > 0, "the replica applied transactions while read ({reads} reads)");
+}
+
+#[test]
+fn a_reader_on_a_replica_never_sees_half_of_a_cross_shard_mset() {
+    cross_shard_case(4, 4);
+    cross_shard_case(2, 3);
+}

@@ -16,7 +16,7 @@
 use super::wire::{self, Answer, Hello};
 use crate::persist::record;
 use crate::protocol::client::{self, Value};
-use crate::shard::{Msg, Shared};
+use crate::shard::{Msg, ReplPart, Shared};
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -401,6 +401,12 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
                         return Err(format!("master sent lsn {}, expected {}", rec.lsn, applied + 1));
                     }
                     let parts = super::route::split(rec.payload, rec.db, m, &master_slots, slots)?;
+                    if !base && rec.txid != 0 && rec.participants > 1 {
+                        let mine = parts.into_iter().map(|p| (p.shard, (m as u16, rec.lsn, rid.clone(), p.db, p.payload)));
+                        assemble(&mut poster, (rec.txid, rec.participants), mine.collect(), gen);
+                        applied = rec.lsn;
+                        continue;
+                    }
                     for p in parts {
                         let msg = Msg::ReplApply {
                             mshard: m as u16,
@@ -457,6 +463,92 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
             wire::frame_u64(&mut ack, wire::ACK, applied);
             sock.write_all(&ack).map_err(|e| e.to_string())?;
         }
+    }
+}
+
+/// Records of master transactions being gathered from the links, by txid.
+struct Gathering {
+    parts: Vec<(usize, ReplPart)>,
+    /// Master records arrived, and links done with it.
+    arrived: u16,
+    left: u16,
+    /// Once handed to the shards: its done counter and participant count.
+    posted: Option<(Arc<std::sync::atomic::AtomicUsize>, usize)>,
+}
+static ASSEMBLY: Mutex<Option<HashMap<u64, Gathering>>> = Mutex::new(None);
+static ASSEMBLED: std::sync::Condvar = std::sync::Condvar::new();
+/// How long a link waits for the rest of a transaction. Past it (the
+/// other link is down, or already had its part), what arrived is applied:
+/// shards skip what their position already covers.
+const ASSEMBLY_WAIT: Duration = Duration::from_secs(5);
+
+/// One master shard's record of transaction `txid` (of `need` records):
+/// once all arrived, they go to this server's shards as one transaction.
+/// Every link that brought a part goes on only once it is applied, so its
+/// later records cannot overtake it on any shard.
+fn assemble(poster: &mut Poster, (txid, need): (u64, u16), mine: Vec<(usize, ReplPart)>, gen: u64) {
+    let Ok(mut g) = ASSEMBLY.lock() else { return };
+    let new = || Gathering { parts: Vec::new(), arrived: 0, left: 0, posted: None };
+    let e = g.get_or_insert_with(HashMap::new).entry(txid).or_insert_with(new);
+    e.parts.extend(mine);
+    e.arrived += 1;
+    let deadline = Instant::now() + ASSEMBLY_WAIT;
+    let ready = |g: &Option<HashMap<u64, Gathering>>| {
+        g.as_ref().and_then(|p| p.get(&txid)).is_none_or(|e| e.arrived >= need || e.posted.is_some())
+    };
+    while !ready(&g) {
+        if Instant::now() > deadline || !current(gen) {
+            crate::log(&format!(
+                "replica: transaction {} of the master: not every part arrived within {} s; applying what did",
+                txid,
+                ASSEMBLY_WAIT.as_secs()
+            ));
+            break;
+        }
+        g = match ASSEMBLED.wait_timeout(g, Duration::from_millis(50)) {
+            Ok((g, _)) => g,
+            Err(_) => return,
+        };
+    }
+    let Some(map) = g.as_mut() else { return };
+    let Some(e) = map.get_mut(&txid) else { return };
+    if e.posted.is_none() {
+        e.posted = Some(post_txn(poster, std::mem::take(&mut e.parts)));
+    }
+    let posted = e.posted.clone();
+    e.left += 1;
+    if e.left >= e.arrived {
+        map.remove(&txid);
+    }
+    drop(g);
+    ASSEMBLED.notify_all();
+    if let Some((done, n)) = posted {
+        wait_applied(&done, n, gen);
+    }
+}
+
+/// Hand a transaction's parts to the shards; returns its done counter and
+/// how many participants will count.
+fn post_txn(poster: &mut Poster, parts: Vec<(usize, ReplPart)>) -> (Arc<std::sync::atomic::AtomicUsize>, usize) {
+    let mut by_shard: std::collections::BTreeMap<usize, Vec<ReplPart>> = Default::default();
+    for (s, p) in parts {
+        by_shard.entry(s).or_default().push(p);
+    }
+    let chain: Vec<(usize, Vec<ReplPart>)> = by_shard.into_iter().collect();
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = chain.len();
+    if let Some(&(first, _)) = chain.first() {
+        let id = poster.shared.next_txid.fetch_add(1, Ordering::Relaxed);
+        let msg = Msg::ReplTxn { id, chain, locked: Vec::new(), done: done.clone() };
+        poster.post(first, msg);
+        poster.ring();
+    }
+    (done, n)
+}
+
+fn wait_applied(done: &std::sync::atomic::AtomicUsize, n: usize, gen: u64) {
+    while done.load(Ordering::Acquire) < n && current(gen) {
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 

@@ -785,6 +785,11 @@ impl Shard {
                 self.send(coord, Msg::TxnPulled { txid, entries });
             }
             Msg::TxnApply { writes } => self.apply_writes(writes),
+            // The lock holder's own message: runs while locked.
+            Msg::ReplTxnApply { id, parts, participants, done } => {
+                self.on_repl_txn_apply(id, parts, participants);
+                done.fetch_add(1, Ordering::Release);
+            }
             Msg::TxnRunReply { txid, out } => self.on_routed_reply(txid, out),
             Msg::TxnFanReply { txid, shard, resp } => self.on_routed_fan_reply(txid, shard, resp),
             Msg::TxnPulled { txid, entries } => self.on_routed_pulled(txid, entries),
@@ -827,6 +832,7 @@ impl Shard {
                 self.on_repl_apply(mshard, (&replid, lsn), base, db, &payload)
             }
             Msg::ReplReset { mshard, master_shards } => self.on_repl_reset(mshard, master_shards),
+            Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
             Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
             _ => {}
         }

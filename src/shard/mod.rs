@@ -174,6 +174,10 @@ impl Shared {
     }
 }
 
+/// Part of a master record for one replica shard: master shard, lsn,
+/// replid, the db it starts in, its commands.
+pub type ReplPart = (u16, u64, Arc<str>, u8, Vec<u8>);
+
 /// A key as messages carry it: (db, key).
 pub type DbKey = (u8, Vec<u8>);
 
@@ -339,6 +343,25 @@ pub enum Msg {
         base: bool,
         db: u8,
         payload: Vec<u8>,
+    },
+    /// Replica: the records of one master transaction, applied together:
+    /// the message travels `chain` in shard order, each shard locking
+    /// itself (as a cross-shard transaction's lock does) and adding its
+    /// parts to `locked`; the last applies its parts and sends each locked
+    /// one its own (`ReplTxnApply`), which applies and unlocks. A reader's
+    /// transaction locks in the same order, so it sees all or none.
+    /// `done` counts the participants that applied their parts.
+    ReplTxn {
+        id: u64,
+        chain: Vec<(usize, Vec<ReplPart>)>,
+        locked: Vec<(usize, Vec<ReplPart>)>,
+        done: Arc<AtomicUsize>,
+    },
+    ReplTxnApply {
+        id: u64,
+        parts: Vec<ReplPart>,
+        participants: u16,
+        done: Arc<AtomicUsize>,
     },
     /// Replica: a full sync of master shard `mshard` begins: drop the keys
     /// that shard owns (by the master's slot map) and forget the position.

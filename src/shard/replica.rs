@@ -6,6 +6,9 @@
 //! position are durable together.
 
 use super::core::Shard;
+use super::{Msg, ReplPart};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use crate::cmd::admission::Road;
 
 impl Shard {
@@ -27,9 +30,60 @@ impl Shard {
             self.note_repl_pos(m, replid, lsn);
         }
         self.aof_group -= 1;
-        self.log_effects(0, 0);
+        if self.aof_group == 0 {
+            self.log_effects(0, 0);
+        }
         if !self.ks.ready_keys.is_empty() {
             self.serve_ready();
+        }
+    }
+
+    /// A master transaction's parts reached this shard (first in `chain`).
+    pub fn on_repl_txn(
+        &mut self,
+        id: u64,
+        mut chain: Vec<(usize, Vec<ReplPart>)>,
+        mut locked: Vec<(usize, Vec<ReplPart>)>,
+        done: Arc<AtomicUsize>,
+    ) {
+        if chain.is_empty() {
+            return;
+        }
+        let (_, mine) = chain.remove(0);
+        let participants = (locked.len() + 1) as u16;
+        match chain.first() {
+            Some(&(next, _)) => {
+                self.txn.lock_for(id);
+                locked.push((self.id, mine));
+                self.send(next, Msg::ReplTxn { id, chain, locked, done });
+            }
+            None => {
+                self.apply_parts(id, mine, participants);
+                done.fetch_add(1, Ordering::Release);
+                for (s, parts) in locked {
+                    self.send(s, Msg::ReplTxnApply { id, parts, participants, done: done.clone() });
+                }
+            }
+        }
+    }
+
+    /// The last participant applied its parts: apply ours and unlock.
+    pub fn on_repl_txn_apply(&mut self, id: u64, parts: Vec<ReplPart>, participants: u16) {
+        self.apply_parts(id, parts, participants);
+        self.on_unlock(id);
+    }
+
+    /// Apply a transaction's parts here as one record carrying its txid, so
+    /// that recovery keeps it on every participant or on none.
+    fn apply_parts(&mut self, id: u64, parts: Vec<ReplPart>, participants: u16) {
+        self.aof_group += 1;
+        for (m, lsn, replid, db, payload) in parts {
+            self.on_repl_apply(m, (&replid, lsn), false, db, &payload);
+        }
+        self.aof_group -= 1;
+        let txid = if participants > 1 { id } else { 0 };
+        if self.aof.is_some() && (!self.ks.effects.is_empty() || txid != 0) {
+            self.log_effects(txid, participants);
         }
     }
 

@@ -58,6 +58,12 @@ impl TxnState {
         self.holder.is_some()
     }
 
+    /// Lock the shard for transaction `id` (a replica applying a master's
+    /// transaction, `shard::replica`); `Shard::on_unlock` releases it.
+    pub fn lock_for(&mut self, id: u64) {
+        self.holder = Some(id);
+    }
+
     pub fn defer(&mut self, d: Deferred) {
         self.deferred.push_back(d);
     }
