@@ -598,7 +598,8 @@ pub fn parse_replicaof(v: &str) -> Result<(String, u16), String> {
     let (Some(host), Some(port), None) = (it.next(), it.next(), it.next()) else {
         return Err(format!("replicaof must be \"host port\", got '{}'", v));
     };
-    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("replicaof: invalid master port '{}'", port))?;
+    let port: u16 =
+        port.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("replicaof: invalid master port '{}'", port))?;
     Ok((host.to_string(), port))
 }
 

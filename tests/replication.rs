@@ -171,10 +171,7 @@ fn a_replica_refuses_writes_and_says_what_it_is() {
     let dead = common::free_port().to_string();
     let r = Server::start(2, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &dead]);
     let mut c = r.conn();
-    assert_eq!(
-        c.cmd(&["SET", "k", "v"]),
-        Value::Error("READONLY You can't write against a read only replica.".into())
-    );
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Value::Error("READONLY You can't write against a read only replica.".into()));
     assert_eq!(c.cmd(&["GET", "k"]), Value::NilBulk);
     // Queued writes are refused too, and EXEC aborts.
     assert_eq!(c.cmd(&["MULTI"]), Value::ok());

@@ -219,7 +219,8 @@ impl LogReader {
                         continue;
                     }
                     let path = seg.path.clone();
-                    let mut fresh = map_file(&path).map_err(ReadError::Damaged)?.ok_or(ReadError::Gone { lsn: self.next - 1 })?;
+                    let mut fresh =
+                        map_file(&path).map_err(ReadError::Damaged)?.ok_or(ReadError::Gone { lsn: self.next - 1 })?;
                     fresh.pos = pos;
                     self.seg = Some(fresh);
                 }
@@ -399,7 +400,9 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(r.next(3, &mut out), Ok(Step::Log { lsn: 1 }));
         match r.next(3, &mut out) {
-            Err(ReadError::Damaged(e)) => assert!(e.contains("checksum") && e.contains(&format!("offset {}", one)), "{e}"),
+            Err(ReadError::Damaged(e)) => {
+                assert!(e.contains("checksum") && e.contains(&format!("offset {}", one)), "{e}")
+            }
             other => panic!("{:?}", other),
         }
         std::fs::remove_dir_all(&d).ok();
@@ -422,7 +425,14 @@ mod tests {
         let steps: Vec<Step> = (0..6).map(|_| r.next(6, &mut out).expect("reads")).collect();
         assert_eq!(
             steps,
-            vec![Step::Base, Step::Base, Step::Base, Step::BaseEnd { lsn: 4 }, Step::Log { lsn: 5 }, Step::Log { lsn: 6 }]
+            vec![
+                Step::Base,
+                Step::Base,
+                Step::Base,
+                Step::BaseEnd { lsn: 4 },
+                Step::Log { lsn: 5 },
+                Step::Log { lsn: 6 }
+            ]
         );
         assert_eq!(&out[..base.len()], &base[..]);
         std::fs::remove_dir_all(&root).ok();

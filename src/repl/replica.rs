@@ -331,7 +331,14 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
         cfg.replica_announce_ip.clone()
     };
     let my_port = if cfg.replica_announce_port != 0 { cfg.replica_announce_port } else { cfg.port };
-    let h = Hello { shard: m, replid: replid.clone(), lsn: applied, ip, port: my_port, password: cfg.masterauth.into_bytes() };
+    let h = Hello {
+        shard: m,
+        replid: replid.clone(),
+        lsn: applied,
+        ip,
+        port: my_port,
+        password: cfg.masterauth.into_bytes(),
+    };
     sock.write_all(&h.encode()).map_err(|e| e.to_string())?;
     let mut buf = Vec::with_capacity(1 << 16);
     let line = read_line(&mut sock, &mut buf, gen)?;
@@ -372,8 +379,8 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
     let mut chunk = vec![0u8; 1 << 16];
     loop {
         // A stopping server takes no more work (its shards are draining).
-        let stopping = shared.shutdown.load(Ordering::Relaxed)
-            || crate::shard::shutdown::SIGNALLED.load(Ordering::Relaxed);
+        let stopping =
+            shared.shutdown.load(Ordering::Relaxed) || crate::shard::shutdown::SIGNALLED.load(Ordering::Relaxed);
         if !current(gen) || stopping {
             return Ok(());
         }
@@ -402,7 +409,8 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
                     }
                     let parts = super::route::split(rec.payload, rec.db, m, &master_slots, slots)?;
                     if !base && rec.txid != 0 && rec.participants > 1 {
-                        let mine = parts.into_iter().map(|p| (p.shard, (m as u16, rec.lsn, rid.clone(), p.db, p.payload)));
+                        let mine =
+                            parts.into_iter().map(|p| (p.shard, (m as u16, rec.lsn, rid.clone(), p.db, p.payload)));
                         assemble(&mut poster, (rec.txid, rec.participants), mine.collect(), gen);
                         applied = rec.lsn;
                         continue;

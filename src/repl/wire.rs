@@ -38,9 +38,12 @@ pub fn frame_u64(out: &mut Vec<u8>, tag: u8, v: u64) {
     frame(out, tag, &v.to_le_bytes())
 }
 
+/// A frame: its tag, its body, the bytes it took.
+pub type Frame<'a> = (u8, &'a [u8], usize);
+
 /// A frame at the start of `buf`: (tag, body, bytes used); Ok(None) if
 /// more bytes are needed; Err for an impossible frame.
-pub fn parse_frame(buf: &[u8]) -> Result<Option<(u8, &[u8], usize)>, String> {
+pub fn parse_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, String> {
     if buf.len() < FRAME_HEADER {
         return Ok(None);
     }
@@ -131,8 +134,13 @@ impl Hello {
 /// The master's answer to a `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
-    Continue { lsn: u64 },
-    FullSync { replid: String, lsn: u64 },
+    Continue {
+        lsn: u64,
+    },
+    FullSync {
+        replid: String,
+        lsn: u64,
+    },
     /// The error line, "ERR ..." (sent with a leading '-').
     Refused(String),
 }

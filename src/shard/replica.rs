@@ -7,9 +7,9 @@
 
 use super::core::Shard;
 use super::{Msg, ReplPart};
+use crate::cmd::admission::Road;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use crate::cmd::admission::Road;
 
 impl Shard {
     /// Apply part of master shard `m`'s record `lsn` (base-image records

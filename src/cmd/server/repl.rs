@@ -101,7 +101,7 @@ impl Shard {
                 None => r.error("ERR this server cannot be a master: replication needs appendonly yes"),
             };
         }
-        if args.len() % 2 == 0 {
+        if args.len().is_multiple_of(2) {
             return r.error(crate::cmd::err::SYNTAX);
         }
         r.ok()
