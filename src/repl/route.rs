@@ -38,6 +38,9 @@ pub fn split(payload: &[u8], db: u8, mshard: usize, master: &SlotMap, local: &Sl
             continue;
         }
         let args = Args::new(bytes, &ranges);
+        if args.get(0).eq_ignore_ascii_case(crate::persist::load::REPLPOS) {
+            continue; // the master's own position as a replica: not ours
+        }
         let Some((_, def)) = cmd::find(&args) else {
             return Err(format!("unknown command {:?} in the stream", String::from_utf8_lossy(args.get(0))));
         };

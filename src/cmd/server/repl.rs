@@ -1,11 +1,11 @@
 //! Replication commands: REPLICAOF (and its old name SLAVEOF), ROLE,
-//! REPLCONF (what a replica asks its master on the client port), and
-//! REPLPOS, the record of a replica's position in its own AOF.
+//! REPLCONF (what a replica asks its master on the client port). A
+//! replica's position in its AOF (`REPLPOS`) is no command: see
+//! `persist::load::REPLPOS`.
 
 use super::server;
 use crate::cmd::flags::*;
-use crate::cmd::table::Handler;
-use crate::cmd::{Args, CommandDef, Ctx};
+use crate::cmd::{Args, CommandDef};
 use crate::protocol::reply::Reply;
 use crate::shard::core::{Conn, Shard};
 use crate::shard::fanout::FanOp;
@@ -24,21 +24,7 @@ pub static COMMANDS: &[CommandDef] = &[
         .acl(acl::ADMIN | acl::DANGEROUS)
         .since("2.8.12"),
     repl(server("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, Shard::cmd_replconf)).since("3.0.0"),
-    // Logged by a replica with what it applied; replayed at load.
-    repl(CommandDef::new("replpos", 4, ADMIN | NOSCRIPT | LOADING | STALE, &[], Handler::Keyspace(replpos)))
-        .since("7.0.0"),
 ];
-
-/// REPLPOS master-shard lsn replid: the position a replica shard reached.
-fn replpos(ctx: &mut Ctx, args: &Args) {
-    let num = |i: usize| std::str::from_utf8(args.get(i)).ok().and_then(|s| s.parse::<u64>().ok());
-    let (Some(m), Some(lsn)) = (num(1).and_then(|m| u16::try_from(m).ok()), num(2)) else {
-        return ctx.error(crate::cmd::err::SYNTAX);
-    };
-    let replid: Box<str> = String::from_utf8_lossy(args.get(3)).into();
-    ctx.ks.repl_pos.insert(m, (replid, lsn));
-    ctx.out.ok()
-}
 
 impl Shard {
     /// REPLICAOF host port | REPLICAOF NO ONE
