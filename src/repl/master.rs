@@ -71,8 +71,11 @@ pub struct Master {
     /// The replication listener's port.
     pub port: u16,
     feeds: Vec<Sender<Event>>,
-    /// Per shard: the last safe lsn sent to its thread.
+    /// Per shard: the last safe lsn the shard published.
     pub safe: Vec<AtomicU64>,
+    /// Per shard: its thread has links, so wants to be woken by new lsns
+    /// (without replicas a shard's write costs no wake-up).
+    linked: Vec<std::sync::atomic::AtomicBool>,
     /// Per shard: its links, for INFO and ROLE.
     pub links: Vec<Mutex<Vec<LinkInfo>>>,
     pub counters: Counters,
@@ -95,7 +98,9 @@ pub fn notify(shard: usize, lsn: u64) {
     let Some(m) = MASTER.get() else { return };
     if m.safe[shard].load(Ordering::Relaxed) < lsn {
         m.safe[shard].store(lsn, Ordering::Relaxed);
-        let _ = m.feeds[shard].send(Event::Safe(lsn));
+        if m.linked[shard].load(Ordering::Relaxed) {
+            let _ = m.feeds[shard].send(Event::Safe(lsn));
+        }
     }
 }
 
@@ -119,6 +124,7 @@ pub fn start(shared: Arc<crate::shard::Shared>, replid: String, initial: Vec<u64
         port,
         feeds,
         safe: initial.iter().map(|&l| AtomicU64::new(l)).collect(),
+        linked: (0..shared.nshards).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
         links: (0..shared.nshards).map(|_| Mutex::new(Vec::new())).collect(),
         counters: Counters::default(),
         handshakes: AtomicUsize::new(0),
@@ -310,6 +316,12 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
                     })
                 }
             }
+        }
+        // Published while nobody was woken for it (no links then).
+        safe = safe.max(m.safe[shard].load(Ordering::Relaxed));
+        m.linked[shard].store(!links.is_empty(), Ordering::Relaxed);
+        if links.is_empty() {
+            continue;
         }
         let cfg = shared.config.lock().map(|c| (c.repl_timeout, c.repl_ping_replica_period)).unwrap_or((60, 10));
         let (timeout, ping) = (Duration::from_secs(cfg.0), Duration::from_secs(cfg.1));
