@@ -568,6 +568,9 @@ pub fn run(mut config: Config) -> Result<(), String> {
     };
     let initial: Vec<u64> = loaded.iter().map(|l| l.as_ref().map_or(0, |l| l.next_lsn - 1)).collect();
     let replica = !config.replicaof.is_empty();
+    // Before any shard answers: a replica asks on the client port for
+    // the replication listener as soon as the server is up.
+    start_replication(&shared, &config, initial);
     let mut handles = Vec::new();
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     for id in 0..nshards {
@@ -612,7 +615,6 @@ pub fn run(mut config: Config) -> Result<(), String> {
         handles.push(h);
     }
     drop(err_tx);
-    start_replication(&shared, &config, initial);
     shutdown::wait_for_shards(&shared, handles);
     let errors: Vec<String> = err_rx.try_iter().collect();
     if shutdown::SIGNALLED.load(Ordering::SeqCst) {
