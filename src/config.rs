@@ -79,6 +79,27 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Entries SLOWLOG keeps on each shard.
     pub slowlog_max_len: u64,
+    /// Replicate from this master: "host port" (empty = be a master).
+    pub replicaof: String,
+    /// Password (and user) the replica authenticates to its master with.
+    pub masterauth: String,
+    pub masteruser: String,
+    /// A replica refuses clients' writes (-READONLY).
+    pub replica_read_only: bool,
+    /// Bytes of sealed AOF segments kept for replicas that are behind
+    /// (the AOF is the backlog; compaction keeps at most this much past
+    /// the base for them).
+    pub repl_backlog_size: i64,
+    /// Seconds without traffic after which a replication link is dropped.
+    pub repl_timeout: u64,
+    /// Seconds between the master's pings on an idle replication link.
+    pub repl_ping_replica_period: u64,
+    /// Failover preference (lower first; 0 = never promoted).
+    pub replica_priority: u64,
+    /// Address and port a replica gives its master to list it under
+    /// (empty / 0: its own bind address and port).
+    pub replica_announce_ip: String,
+    pub replica_announce_port: u16,
     /// Collection-encoding thresholds by their Redis names
     /// (`hash-max-listpack-entries`, ...; the pre-7.0 `ziplist` names
     /// too), as a `[encoding]` table; the ones not given keep Redis's
@@ -127,6 +148,16 @@ impl Default for Config {
             maxmemory_samples: 5,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            replicaof: String::new(),
+            masterauth: String::new(),
+            masteruser: String::new(),
+            replica_read_only: true,
+            repl_backlog_size: 128 << 20,
+            repl_timeout: 60,
+            repl_ping_replica_period: 10,
+            replica_priority: 100,
+            replica_announce_ip: String::new(),
+            replica_announce_port: 0,
             encoding: Default::default(),
             save: String::new(),
             config_file: None,
@@ -196,6 +227,31 @@ pub struct Cli {
     pub slowlog_log_slower_than: Option<i64>,
     #[arg(long = "slowlog-max-len")]
     pub slowlog_max_len: Option<u64>,
+    /// "host port", or host and port as two words (redis-server's form)
+    #[arg(long, num_args = 1..=2, alias = "slaveof")]
+    pub replicaof: Option<Vec<String>>,
+    #[arg(long)]
+    pub masterauth: Option<String>,
+    #[arg(long)]
+    pub masteruser: Option<String>,
+    #[arg(long = "replica-read-only", alias = "slave-read-only")]
+    pub replica_read_only: Option<String>,
+    #[arg(long = "repl-backlog-size")]
+    pub repl_backlog_size: Option<String>,
+    #[arg(long = "repl-timeout")]
+    pub repl_timeout: Option<u64>,
+    #[arg(long = "repl-ping-replica-period")]
+    pub repl_ping_replica_period: Option<u64>,
+    #[arg(long = "replica-priority", alias = "slave-priority")]
+    pub replica_priority: Option<u64>,
+    #[arg(long = "replica-announce-ip")]
+    pub replica_announce_ip: Option<String>,
+    #[arg(long = "replica-announce-port")]
+    pub replica_announce_port: Option<u16>,
+    /// Accepted for redis-server's command lines (`--save ''`): shardis
+    /// snapshots through its AOF.
+    #[arg(long, allow_hyphen_values = true)]
+    pub save: Option<String>,
 }
 
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -300,6 +356,43 @@ impl Config {
         if let Some(v) = cli.slowlog_max_len {
             c.slowlog_max_len = v;
         }
+        if let Some(v) = &cli.replicaof {
+            c.replicaof = v.join(" ");
+        }
+        if let Some(v) = &cli.masterauth {
+            c.masterauth = v.clone();
+        }
+        if let Some(v) = &cli.masteruser {
+            c.masteruser = v.clone();
+        }
+        if let Some(v) = &cli.replica_read_only {
+            c.replica_read_only = parse_bool(v)?;
+        }
+        if let Some(v) = &cli.repl_backlog_size {
+            c.repl_backlog_size = parse_memory(v)?;
+        }
+        if let Some(v) = cli.repl_timeout {
+            c.repl_timeout = v;
+        }
+        if let Some(v) = cli.repl_ping_replica_period {
+            c.repl_ping_replica_period = v;
+        }
+        if let Some(v) = cli.replica_priority {
+            c.replica_priority = v;
+        }
+        if let Some(v) = &cli.replica_announce_ip {
+            c.replica_announce_ip = v.clone();
+        }
+        if let Some(v) = cli.replica_announce_port {
+            c.replica_announce_port = v;
+        }
+        if let Some(v) = &cli.save {
+            crate::log(&format!(
+                "save '{}' accepted and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
+                v
+            ));
+        }
+        c.replicaof = normalize_replicaof(&c.replicaof)?;
         c.validate()?;
         Ok(c)
     }
@@ -324,6 +417,12 @@ impl Config {
         if !self.aclfile.is_empty() && !self.users.is_empty() {
             return Err("ACL users are defined in the config and an aclfile is set: use one of them".into());
         }
+        if !self.replicaof.is_empty() {
+            parse_replicaof(&self.replicaof)?;
+        }
+        if self.repl_timeout == 0 || self.repl_ping_replica_period == 0 {
+            return Err("repl-timeout and repl-ping-replica-period must be at least 1".into());
+        }
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
         }
@@ -338,7 +437,7 @@ impl Config {
     }
 
     /// The options `BOUNDS` limits, with their values.
-    fn bounded_values(&self) -> [(&'static str, i128); 11] {
+    fn bounded_values(&self) -> [(&'static str, i128); 14] {
         [
             ("proto-max-bulk-len", self.proto_max_bulk_len as i128),
             ("client-query-buffer-limit", self.client_query_buffer_limit as i128),
@@ -351,6 +450,9 @@ impl Config {
             ("maxmemory-samples", self.maxmemory_samples as i128),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than as i128),
             ("slowlog-max-len", self.slowlog_max_len as i128),
+            ("repl-backlog-size", self.repl_backlog_size as i128),
+            ("repl-timeout", self.repl_timeout as i128),
+            ("repl-ping-replica-period", self.repl_ping_replica_period as i128),
         ]
     }
 
@@ -389,6 +491,18 @@ impl Config {
             ("maxmemory-samples", self.maxmemory_samples.to_string()),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than.to_string()),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            ("replicaof", self.replicaof.clone()),
+            ("masterauth", self.masterauth.clone()),
+            ("masteruser", self.masteruser.clone()),
+            ("replica-read-only", yn(self.replica_read_only)),
+            ("slave-read-only", yn(self.replica_read_only)),
+            ("repl-backlog-size", self.repl_backlog_size.to_string()),
+            ("repl-timeout", self.repl_timeout.to_string()),
+            ("repl-ping-replica-period", self.repl_ping_replica_period.to_string()),
+            ("replica-priority", self.replica_priority.to_string()),
+            ("slave-priority", self.replica_priority.to_string()),
+            ("replica-announce-ip", self.replica_announce_ip.clone()),
+            ("replica-announce-port", self.replica_announce_port.to_string()),
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
@@ -431,6 +545,15 @@ impl Config {
             "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
             "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
+            "masterauth" => next.masterauth = value.to_string(),
+            "masteruser" => next.masteruser = value.to_string(),
+            "replica-read-only" => next.replica_read_only = parse_yes_no(value)?,
+            "repl-backlog-size" => next.repl_backlog_size = mem(value)?,
+            "repl-timeout" => next.repl_timeout = int(value)? as u64,
+            "repl-ping-replica-period" => next.repl_ping_replica_period = int(value)? as u64,
+            "replica-priority" => next.replica_priority = int(value)? as u64,
+            "replica-announce-ip" => next.replica_announce_ip = value.to_string(),
+            "replica-announce-port" => next.replica_announce_port = int(value)? as u16,
             n if encoding_limit(n).is_some() => {
                 let v = encoding_value(n, value)?;
                 if let Some(l) = encoding_limit(n) {
@@ -449,7 +572,9 @@ impl Config {
             | "users"
             | "databases"
             | "disable-thp"
-            | "enable-debug-command" => return Err("can't set immutable config".into()),
+            | "enable-debug-command"
+            // REPLICAOF changes it (it starts or stops the link).
+            | "replicaof" => return Err("can't set immutable config".into()),
             _ => return Err(UNKNOWN_OPTION.into()),
         }
         next.validate()?;
@@ -483,6 +608,32 @@ impl Config {
     }
 }
 
+/// `replicaof` as given ("host port", "no one", empty) in its one stored
+/// form: "host port", or empty for a master.
+pub fn normalize_replicaof(v: &str) -> Result<String, String> {
+    let words: Vec<&str> = v.split_whitespace().collect();
+    match words.as_slice() {
+        [] => Ok(String::new()),
+        [no, one] if no.eq_ignore_ascii_case("no") && one.eq_ignore_ascii_case("one") => Ok(String::new()),
+        [host, port] => {
+            parse_replicaof(&format!("{} {}", host, port))?;
+            Ok(format!("{} {}", host, port))
+        }
+        _ => Err(format!("replicaof must be \"host port\" or \"no one\", got '{}'", v)),
+    }
+}
+
+/// The master's host and port of a stored `replicaof`.
+pub fn parse_replicaof(v: &str) -> Result<(String, u16), String> {
+    let mut it = v.split_whitespace();
+    let (Some(host), Some(port), None) = (it.next(), it.next(), it.next()) else {
+        return Err(format!("replicaof must be \"host port\", got '{}'", v));
+    };
+    let port: u16 =
+        port.parse().ok().filter(|p| *p > 0).ok_or_else(|| format!("replicaof: invalid master port '{}'", port))?;
+    Ok((host.to_string(), port))
+}
+
 /// Redis 7's accepted range of each numeric option (CONFIG SET and the
 /// config file alike; `hz` is clamped instead, as Redis does). A missing
 /// name has no bound.
@@ -502,6 +653,11 @@ const BOUNDS: &[(&str, i64, i64)] = &[
     ("maxmemory-samples", 1, i32::MAX as i64),
     ("slowlog-log-slower-than", -1, i64::MAX),
     ("slowlog-max-len", 0, i64::MAX),
+    ("repl-backlog-size", 1, i64::MAX),
+    ("repl-timeout", 1, i32::MAX as i64),
+    ("repl-ping-replica-period", 1, i32::MAX as i64),
+    ("replica-priority", 0, i32::MAX as i64),
+    ("replica-announce-port", 0, 65535),
     ("list-max-listpack-size", i32::MIN as i64, i32::MAX as i64),
 ];
 

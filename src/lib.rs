@@ -35,7 +35,10 @@
 //!   `Keyspace::get_typed::<T>()` is the one typed key lookup (`WrongType`
 //!   on another type).
 //! - `persist`: the per-shard append-only file: record format, writer
-//!   state (no I/O), loading, rewrite, MANIFEST, check-aof.
+//!   state (no I/O), loading, rewrite, MANIFEST, check-aof, and the log
+//!   reader replication streams from.
+//! - `repl`: replication: the master's listener and per-shard streaming
+//!   threads, the replica's per-master-shard links, the wire format.
 //! - `monitor`: shardis-monitor, the Sentinel-compatible failover process.
 //!   `monitor::election` is where a failover is decided (a pure state
 //!   machine); `monitor::driver` its only socket code.
@@ -43,6 +46,8 @@
 //!   interpreter per shard (`script::sandbox`), Lua<->RESP conversions
 //!   (`script::convert`), the script cache shared by the shards;
 //!   `redis.call` runs commands through `cmd::call`.
+//! - `acl`: ACL users and rules, the permission check, ACL LOG, the
+//!   aclfile format (pure; the shard's side is `shard::acl`).
 //! - `geo`: geohash math for the GEO commands (pure).
 //! - `security`: protected mode, who may run DEBUG, password comparison (pure).
 //! - `util`: `util::num` reads numbers from strings as Redis's several
@@ -61,6 +66,7 @@ pub mod monitor;
 pub mod net;
 pub mod persist;
 pub mod protocol;
+pub mod repl;
 pub mod script;
 pub mod security;
 pub mod shard;

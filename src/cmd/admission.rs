@@ -7,8 +7,8 @@
 //! queue, EXEC, a cross-shard transaction, a routed MULTI, a blocked client
 //! being served, AOF or DUMP-payload replay). Every road asks `check` with
 //! its `Road`, so a gate cannot be present on one road and missing on
-//! another. Gates are listed in Redis's order; READONLY, NOREPLICAS,
-//! LOADING, client pause and MOVED will join `Road::gates` here.
+//! another. Gates are listed in Redis's order; NOREPLICAS, LOADING,
+//! client pause and MOVED will join `Road::gates` here.
 //!
 //! A transaction (EXEC, a multi-key command whose keys span shards, a
 //! routed MULTI) is checked once as a whole, with the union of its
@@ -40,6 +40,10 @@ pub enum Road {
     /// transaction, a blocked client being served, AOF replay, DUMP
     /// payload replay.
     Admitted,
+    /// A replica applying its master's stream: the master admitted these
+    /// writes, so a replica that is full, failing to log, or read-only
+    /// still applies them (Redis's master client is never refused).
+    Replica,
 }
 
 /// One check, in Redis's order.
@@ -54,16 +58,18 @@ pub enum Gate {
     /// A read-only script (EVAL_RO): refuse writes and commands that may
     /// replicate.
     ScriptReadOnly,
+    /// A read-only replica: refuse writes (Redis's READONLY).
+    ReadOnly,
 }
 
 impl Road {
     /// The gates this road applies, in order. The one table.
     pub const fn gates(self) -> &'static [Gate] {
         match self {
-            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf],
-            Road::Queue => &[Gate::AnyOom, Gate::Misconf],
+            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf, Gate::ReadOnly],
+            Road::Queue => &[Gate::AnyOom, Gate::Misconf, Gate::ReadOnly],
             Road::Script => &[Gate::ScriptReadOnly, Gate::Misconf, Gate::DenyOom],
-            Road::Admitted => &[],
+            Road::Admitted | Road::Replica => &[],
         }
     }
 }
@@ -76,6 +82,7 @@ pub enum Refusal {
     Misconf(String),
     /// A write from a read-only script.
     ScriptWrite,
+    ReadOnly,
 }
 
 impl Refusal {
@@ -85,6 +92,7 @@ impl Refusal {
             Refusal::Oom => super::err::OOM.to_string(),
             Refusal::Misconf(e) => format!("MISCONF Errors writing to the AOF file: {}", e),
             Refusal::ScriptWrite => "ERR Write commands are not allowed from read-only scripts.".to_string(),
+            Refusal::ReadOnly => super::err::READONLY_REPLICA.to_string(),
         }
     }
 
@@ -106,6 +114,10 @@ pub trait Conditions {
     fn script_read_only(&self) -> bool {
         false
     }
+    /// This server is a replica that takes no writes from clients.
+    fn read_only(&self) -> bool {
+        false
+    }
 }
 
 /// Run `road`'s gates for a command (or transaction) with `flags` that
@@ -123,6 +135,7 @@ pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keys
                     return Err(Refusal::Misconf(e.to_string()));
                 }
             }
+            Gate::ReadOnly if flags & WRITE != 0 && cond.read_only() => return Err(Refusal::ReadOnly),
             _ => {}
         }
     }
@@ -134,6 +147,8 @@ pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keys
 pub struct Local<'a> {
     pub now: i64,
     pub aof_error: Option<&'a str>,
+    /// A replica with replica-read-only on.
+    pub read_only: bool,
 }
 
 impl Conditions for Local<'_> {
@@ -143,6 +158,10 @@ impl Conditions for Local<'_> {
 
     fn aof_error(&self) -> Option<&str> {
         self.aof_error
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 }
 
@@ -165,6 +184,7 @@ impl Conditions for Unchecked {
 pub struct Report {
     pub oom: bool,
     pub aof_error: Option<String>,
+    pub read_only: bool,
 }
 
 impl Report {
@@ -178,6 +198,9 @@ impl Report {
         if flags & WRITE != 0 && self.aof_error.is_none() {
             self.aof_error = cond.aof_error().map(str::to_string);
         }
+        if flags & WRITE != 0 {
+            self.read_only |= cond.read_only();
+        }
     }
 }
 
@@ -188,6 +211,10 @@ impl Conditions for Report {
 
     fn aof_error(&self) -> Option<&str> {
         self.aof_error.as_deref()
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 }
 
@@ -202,6 +229,7 @@ mod tests {
         oom: bool,
         err: Option<String>,
         oom_asked: u32,
+        ro: bool,
     }
 
     impl Conditions for Fake {
@@ -212,9 +240,13 @@ mod tests {
         fn aof_error(&self) -> Option<&str> {
             self.err.as_deref()
         }
+        fn read_only(&self) -> bool {
+            self.ro
+        }
     }
 
-    const ROADS: [Road; 5] = [Road::Client, Road::Queue, Road::Transaction, Road::Script, Road::Admitted];
+    const ROADS: [Road; 6] =
+        [Road::Client, Road::Queue, Road::Transaction, Road::Script, Road::Admitted, Road::Replica];
 
     #[test]
     fn healthy_shard_admits_everything_everywhere() {
@@ -234,7 +266,7 @@ mod tests {
         for road in ROADS {
             let mut f = Fake { oom: true, ..Fake::default() };
             let r = check(road, WRITE | DENYOOM, &mut f, &mut Keyspace::new());
-            let want = if road == Road::Admitted { Ok(()) } else { Err(Refusal::Oom) };
+            let want = if matches!(road, Road::Admitted | Road::Replica) { Ok(()) } else { Err(Refusal::Oom) };
             assert_eq!(r, want, "{road:?}");
         }
         // A write that frees memory (DEL) and a read run; memory is not
@@ -276,7 +308,7 @@ mod tests {
         let mut full = Fake { oom: true, ..Fake::default() };
         r.add(WRITE | DENYOOM, &mut full, &mut Keyspace::new());
         r.add(WRITE | DENYOOM, &mut Fake { err: Some("EIO".into()), ..Fake::default() }, &mut Keyspace::new());
-        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()) });
+        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()), read_only: false });
         assert_eq!(check(Road::Transaction, WRITE | DENYOOM, &mut r, &mut Keyspace::new()), Err(Refusal::Oom));
         // A read-only transaction asks nothing (no eviction on its behalf).
         let mut r = Report::default();
@@ -321,6 +353,26 @@ mod tests {
         assert_eq!(check(Road::Script, WRITE | DENYOOM, &mut f, ks), Err(Refusal::Oom));
         assert_eq!(check(Road::Script, WRITE, &mut f, ks), Ok(()));
         assert_eq!(Refusal::ScriptWrite.message(), "ERR Write commands are not allowed from read-only scripts.");
+    }
+
+    #[test]
+    fn a_read_only_replica_refuses_client_writes_but_applies_its_stream() {
+        for road in [Road::Client, Road::Queue, Road::Transaction] {
+            let mut f = Fake { ro: true, ..Fake::default() };
+            assert_eq!(check(road, WRITE | DENYOOM, &mut f, &mut Keyspace::new()), Err(Refusal::ReadOnly), "{road:?}");
+            assert_eq!(check(road, READONLY | FAST, &mut f, &mut Keyspace::new()), Ok(()), "{road:?}");
+        }
+        // Full and failing to log too: the replication road still applies.
+        let mut f = Fake { ro: true, oom: true, err: Some("EIO".into()), ..Fake::default() };
+        assert_eq!(check(Road::Replica, WRITE | DENYOOM, &mut f, &mut Keyspace::new()), Ok(()));
+        assert_eq!(f.oom_asked, 0);
+        // Redis's order: MISCONF before READONLY.
+        assert!(matches!(check(Road::Client, WRITE, &mut f, &mut Keyspace::new()), Err(Refusal::Misconf(_))));
+        // A transaction learns it from a participant.
+        let mut r = Report::default();
+        r.add(WRITE, &mut Fake { ro: true, ..Fake::default() }, &mut Keyspace::new());
+        assert_eq!(check(Road::Transaction, WRITE, &mut r, &mut Keyspace::new()), Err(Refusal::ReadOnly));
+        assert_eq!(Refusal::ReadOnly.message(), "READONLY You can't write against a read only replica.");
     }
 
     #[test]

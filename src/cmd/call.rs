@@ -86,7 +86,7 @@ mod tests {
         let row = lookup(args.get(0)).expect("known command");
         let mut out = Vec::new();
         let mut rng = Rng::new(1);
-        let mut cond = Local { now: 1, aof_error: Some("EIO") };
+        let mut cond = Local { now: 1, aof_error: Some("EIO"), read_only: false };
         let mut ctx = Ctx::new(ks, 0, 1_000, Reply::new(&mut out, false), &mut rng);
         let r = call(&mut ctx, road, &mut cond, obs, row, &args);
         (String::from_utf8_lossy(&out).into_owned(), r)
@@ -123,7 +123,7 @@ mod tests {
         let args = owned.args();
         let row = lookup(args.get(0)).expect("set");
         let (mut out, mut rng) = (Vec::new(), Rng::new(1));
-        let mut cond = Local { now: 1, aof_error: None };
+        let mut cond = Local { now: 1, aof_error: None, read_only: false };
         let mut ctx = Ctx::new(&mut ks, 0, 1, Reply::new(&mut out, false), &mut rng);
         assert_eq!(call(&mut ctx, Road::Client, &mut cond, &mut (), row, &args), Err(Refusal::Oom));
         assert_eq!(String::from_utf8_lossy(&out), "-OOM command not allowed when used memory > 'maxmemory'.\r\n");

@@ -220,6 +220,7 @@ pub mod err {
     pub const NOT_I32: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
     pub const NOT_INT_OR_RANGE_OFFSET: &str = "ERR bit offset is not an integer or out of range";
     pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+    pub const READONLY_REPLICA: &str = "READONLY You can't write against a read only replica.";
 }
 
 /// An `int` argument as Redis's getIntFromObjectOrReply reads it (DB

@@ -652,7 +652,8 @@ mod tests {
     fn run(ks: &mut Keyspace, parts: &[&str], now: i64) -> String {
         use crate::cmd::admission::{check, Local, Road};
         let (_, def) = crate::cmd::lookup(parts[0].as_bytes()).expect("known command");
-        if let Err(refusal) = check(Road::Client, def.flags, &mut Local { now, aof_error: None }, ks) {
+        if let Err(refusal) = check(Road::Client, def.flags, &mut Local { now, aof_error: None, read_only: false }, ks)
+        {
             return format!("-{}\r\n", refusal.message());
         }
         let args = crate::cmd::OwnedArgs::from_slices(parts);

@@ -61,6 +61,13 @@ pub type WatcherId = u64;
 
 pub struct Keyspace {
     pub dbs: Vec<Db>,
+    /// A replica's keyspace: keys past their expiry are hidden, never
+    /// deleted here (the master's DELs delete them), so nothing this
+    /// server logs on its own can fork its copy from the master's.
+    pub no_expire: bool,
+    /// Replica: per master shard, the (replid, lsn) applied here
+    /// (`REPLPOS` in the AOF; see `repl::replica`).
+    pub repl_pos: std::collections::BTreeMap<u16, (Box<str>, u64)>,
     /// (db, key) -> clients watching it; empty unless WATCH is in use, so
     /// touching a key costs one `is_empty` check otherwise.
     watched: HashMap<(u8, Box<[u8]>), Vec<WatcherId>>,
@@ -147,6 +154,8 @@ impl Keyspace {
     pub fn new() -> Self {
         Keyspace {
             dbs: (0..NUM_DBS).map(|_| Db::default()).collect(),
+            no_expire: false,
+            repl_pos: Default::default(),
             watched: HashMap::new(),
             dirty_watchers: Default::default(),
             dirty: 0,
@@ -267,7 +276,9 @@ impl Keyspace {
         if live {
             return Some(unsafe { &mut *e });
         }
-        self.expire_key(db, key);
+        if !self.no_expire {
+            self.expire_key(db, key);
+        }
         None
     }
 
@@ -575,6 +586,9 @@ impl Keyspace {
     /// from where the last step stopped, deleting expired keys. Returns
     /// (keys checked, keys expired) so the caller can decide to continue.
     pub fn active_expire_step(&mut self, db: usize, now: i64, max_buckets: usize) -> (usize, usize) {
+        if self.no_expire {
+            return (0, 0);
+        }
         let mut keys = Vec::new();
         let (mut checked, mut expired) = (0, 0);
         let d = &mut self.dbs[db];

@@ -320,6 +320,22 @@ pub fn compute_cuts(txns: &[Vec<(u64, u64, u16)>]) -> Vec<u64> {
     }
 }
 
+/// Not a command but a record of a replica's position, logged in the same
+/// AOF record as what it applied (`shard::replica`):
+/// `REPLPOS <master shard> <lsn> <replid>`.
+pub const REPLPOS: &[u8] = b"REPLPOS";
+
+/// A REPLPOS entry: master shard, (replid, lsn).
+pub fn parse_replpos(args: &Args) -> Option<(u16, (Box<str>, u64))> {
+    if args.len() != 4 {
+        return None;
+    }
+    let num = |i: usize| std::str::from_utf8(args.get(i)).ok().and_then(|s| s.parse::<u64>().ok());
+    let m = u16::try_from(num(1)?).ok()?;
+    let replid: Box<str> = std::str::from_utf8(args.get(3)).ok()?.into();
+    Some((m, (replid, num(2)?)))
+}
+
 /// Replay state: the db commands run in, scratch buffers, error count.
 pub struct Replayer {
     pub db: usize,
@@ -336,6 +352,9 @@ pub struct Replayer {
     /// failed. A payload could otherwise carry a RESTORE of another
     /// payload, nested until the shard's stack overflows.
     pub values_only: bool,
+    /// How the commands arrived: `Admitted` for a load, `Replica` for a
+    /// replica applying its master's stream.
+    pub road: crate::cmd::admission::Road,
 }
 
 impl Default for Replayer {
@@ -349,11 +368,17 @@ impl Default for Replayer {
             commands: 0,
             made_consumers: false,
             values_only: false,
+            road: crate::cmd::admission::Road::Admitted,
         }
     }
 }
 
 impl Replayer {
+    /// A replayer for commands arriving by `road`.
+    pub fn on_road(road: crate::cmd::admission::Road) -> Replayer {
+        Replayer { road, ..Default::default() }
+    }
+
     /// Apply one record's commands to `ks`.
     pub fn apply(&mut self, ks: &mut Keyspace, rec: &record::Record) -> Result<(), String> {
         // The checksum vouches for the bytes, not for what a (crafted or
@@ -380,8 +405,9 @@ impl Replayer {
             self.apply_command(ks, &Args::new(buf, &ranges));
             self.ranges = ranges;
             // Nobody waits on a load: a resize done at once is cheaper
-            // than one spread over the following inserts.
-            if let Some(d) = ks.dbs.get_mut(self.db) {
+            // than one spread over the following inserts (a replica's
+            // clients do wait: its cron rehashes bit by bit).
+            if let Some(d) = ks.dbs.get_mut(self.db).filter(|_| self.road == crate::cmd::admission::Road::Admitted) {
                 if d.dict.rehashing() {
                     d.dict.rehash_for(usize::MAX);
                 }
@@ -393,6 +419,19 @@ impl Replayer {
     fn apply_command(&mut self, ks: &mut Keyspace, args: &Args) {
         self.commands += 1;
         let name = args.get(0);
+        if name.eq_ignore_ascii_case(REPLPOS) {
+            // A replica's own position: loaded from its own AOF; in a
+            // stream from a master (that was once a replica) it is that
+            // master's business, not this replica's.
+            match parse_replpos(args) {
+                Some((m, pos)) if self.road == cmd::admission::Road::Admitted => {
+                    ks.repl_pos.insert(m, pos);
+                }
+                Some(_) => {}
+                None => self.failed += 1,
+            }
+            return;
+        }
         if self.values_only && !super::rebuild::builds_value(name) {
             self.failed += 1;
             return;
@@ -413,13 +452,18 @@ impl Replayer {
             // this shard's part.
             Handler::EveryShard { here, .. } => {
                 here(&mut ctx, args);
+                // A live shard logs these itself (`log_global`); on a
+                // replica's road they go to its AOF from here.
+                if ctx.ks.effects.enabled {
+                    ctx.ks.effects.push_iter(ctx.db, args.len(), args.iter());
+                }
                 true
             }
             // Keyspace commands, and SELECT, which moves the replay to
             // another db. Logged commands were admitted when they first ran.
             Handler::Keyspace(_) | Handler::Session(_) => {
                 let unchecked = &mut cmd::admission::Unchecked;
-                let _ = cmd::call::call(&mut ctx, cmd::admission::Road::Admitted, unchecked, &mut (), (id, def), args);
+                let _ = cmd::call::call(&mut ctx, self.road, unchecked, &mut (), (id, def), args);
                 true
             }
             // Nothing else is ever logged.
@@ -787,6 +831,26 @@ mod tests {
         let (_, n, err) = super::replay_buffer(&buf[..buf.len() - 3]);
         assert_eq!(n, cmds.len() as u64 - 1);
         assert!(err.is_some());
+    }
+
+    #[test]
+    fn replica_positions_load_from_the_log_but_not_from_a_stream() {
+        let mut buf = Vec::new();
+        crate::persist::record::append(&mut buf, 1, 0, 0, 0, |out| {
+            crate::keyspace::effects::encode_array(out, [&b"SET"[..], b"k", b"v"].into_iter(), 3);
+            crate::keyspace::effects::encode_array(out, [&b"REPLPOS"[..], b"2", b"41", b"abc"].into_iter(), 4);
+            crate::keyspace::effects::encode_array(out, [&b"REPLPOS"[..], b"x"].into_iter(), 2);
+        });
+        let (ks, n, err) = super::replay_buffer(&buf);
+        assert_eq!((n, err), (1, None));
+        assert_eq!(ks.repl_pos.get(&2).map(|(r, l)| (&**r, *l)), Some(("abc", 41)));
+        let (rec, _) = crate::persist::record::decode(&buf).expect("record");
+        let mut ks = crate::keyspace::Keyspace::new();
+        let mut rp = super::Replayer::on_road(crate::cmd::admission::Road::Replica);
+        rp.apply(&mut ks, &rec).expect("applies");
+        assert!(ks.repl_pos.is_empty(), "a master's own position is not the replica's");
+        assert!(ks.peek(0, b"k", 0).is_some());
+        assert_eq!(rp.failed, 1, "a malformed position counts as failed");
     }
 
     #[test]

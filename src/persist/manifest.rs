@@ -14,6 +14,9 @@ pub const VERSION: u32 = 1;
 pub struct Manifest {
     pub version: u32,
     pub shards: usize,
+    /// The node's replication id (empty until replication first asks).
+    #[serde(default)]
+    pub replid: String,
     #[serde(default)]
     pub shard: Vec<ShardEntry>,
 }
@@ -29,7 +32,7 @@ pub struct ShardEntry {
 
 impl Manifest {
     pub fn new(shards: usize) -> Manifest {
-        Manifest { version: VERSION, shards, shard: vec![ShardEntry::default(); shards] }
+        Manifest { version: VERSION, shards, replid: String::new(), shard: vec![ShardEntry::default(); shards] }
     }
 
     /// Every shard with a base image at `lsn` (named `base_name(lsn)`).

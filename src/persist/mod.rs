@@ -8,12 +8,14 @@
 //! ```
 //! `record` is the on-disk format, `rebuild` turns a stored value back into
 //! commands, `writer` is a shard's log writer (the shard loop submits its
-//! writes and fdatasyncs through io_uring), `load` is recovery and
-//! `check` the `check-aof` tool.
+//! writes and fdatasyncs through io_uring), `load` is recovery,
+//! `logread` reads a shard's log from an lsn while it grows (replication)
+//! and `check` the `check-aof` tool.
 
 pub mod check;
 pub mod crc32c;
 pub mod load;
+pub mod logread;
 pub mod manifest;
 pub mod rebuild;
 pub mod record;

@@ -53,6 +53,12 @@ pub struct Status {
     pub copy_bytes: Vec<AtomicU64>,
     /// Largest total copy a rewrite has built.
     pub copy_peak: AtomicU64,
+    /// Per shard: the lowest lsn a replica has not acknowledged yet
+    /// (u64::MAX: none needs anything); compaction keeps the segments
+    /// from there on, up to `backlog` bytes (`logread::removable`).
+    pub retain_floor: Vec<AtomicU64>,
+    /// repl-backlog-size, in bytes.
+    pub backlog: AtomicU64,
 }
 
 /// Delay before the next automatic rewrite after `failures` failed ones in
@@ -169,6 +175,8 @@ impl Status {
             auto_not_before_ms: AtomicI64::new(0),
             copy_bytes: (0..nshards).map(|_| AtomicU64::new(0)).collect(),
             copy_peak: AtomicU64::new(0),
+            retain_floor: (0..nshards).map(|_| AtomicU64::new(u64::MAX)).collect(),
+            backlog: AtomicU64::new(0),
         }
     }
 }
@@ -267,6 +275,14 @@ fn write_base_split(dir: &Path, ks: &Keyspace, lsn: u64, split: usize) -> Result
             }
         }
     }
+    // A replica's positions (see `repl::replica`) go with its data.
+    for (m, (replid, lsn)) in &ks.repl_pos {
+        out.begin(0);
+        let (ms, ls) = (m.to_string(), lsn.to_string());
+        let parts: [&[u8]; 4] = [b"REPLPOS", ms.as_bytes(), ls.as_bytes(), replid.as_bytes()];
+        crate::keyspace::effects::encode_array(&mut out.buf, parts.into_iter(), 4);
+        out.finish();
+    }
     out.flush();
     if let Some(err) = out.error.take() {
         return Err(ctx(err));
@@ -314,16 +330,15 @@ fn clean_up(root: &Path, m: &Manifest, old_shards: usize) {
         let dir = super::shard_dir(root, s);
         clean_bases(&dir, entry);
         let segs = load::list_segments(&dir).unwrap_or_default();
-        for (i, (_, path)) in segs.iter().enumerate() {
-            // A segment ends where the next begins; the newest stays unless
-            // it starts at or below the base (nothing after it yet).
-            let whole_below = match segs.get(i + 1) {
-                Some((next_first, _)) => next_first - 1 <= entry.base_lsn,
-                None => false,
-            };
-            if whole_below {
-                remove_logged(path);
-            }
+        // A segment ends where the next begins; the newest always stays.
+        // Segments a replica still needs stay within the backlog size.
+        let sizes: Vec<(u64, u64)> =
+            segs.iter().map(|(first, p)| (*first, std::fs::metadata(p).map_or(0, |m| m.len()))).collect();
+        let (floor, backlog) = status().map_or((u64::MAX, 0), |st| {
+            (st.retain_floor.get(s).map_or(u64::MAX, |f| f.load(Ordering::Acquire)), st.backlog.load(Ordering::Relaxed))
+        });
+        for i in super::logread::removable(&sizes, entry.base_lsn, floor, backlog) {
+            remove_logged(&segs[i].1);
         }
     }
     for s in m.shards..old_shards {

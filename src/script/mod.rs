@@ -478,7 +478,7 @@ mod tests {
         let (mut out, mut rng) = (Vec::new(), Rng::new(1));
         let mut ctx = Ctx::new(ks, 0, 1_000, Reply::new(&mut out, false), &mut rng);
         ctx.scripts = Some(engine);
-        let mut cond = crate::cmd::admission::Local { now: 1_000, aof_error: None };
+        let mut cond = crate::cmd::admission::Local { now: 1_000, aof_error: None, read_only: false };
         let _ = cmd::call::call(&mut ctx, Road::Client, &mut cond, &mut (), row, &args);
         String::from_utf8_lossy(&out).into_owned()
     }

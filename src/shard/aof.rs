@@ -271,6 +271,8 @@ impl Shard {
         let (Some(w), Some(st)) = (&self.aof, rewrite::status()) else { return };
         st.durable[self.id].store(w.durable_lsn, Ordering::Release);
         st.log_bytes[self.id].store(w.total_bytes, Ordering::Relaxed);
+        // Replicas may read what this shard's clients may read.
+        crate::repl::master::notify(self.id, w.release_lsn().min(w.written_lsn));
     }
 
     /// Begin a rewrite coordinated by this shard; false if one is running

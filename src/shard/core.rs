@@ -771,7 +771,7 @@ impl Shard {
         // rings the doorbell again.
         self.shared.doorbell_pending[self.id].store(false, Ordering::SeqCst);
         let mut handled = 0;
-        for from in 0..self.shared.nshards {
+        for from in 0..=self.shared.nshards {
             while let Some(m) = self.shared.queues[self.id][from].pop() {
                 if handled == 0 && self.drain.active {
                     // Busy before the message stops counting as in flight.
@@ -862,6 +862,11 @@ impl Shard {
                 self.send(coord, Msg::TxnPulled { txid, entries });
             }
             Msg::TxnApply { writes } => self.apply_writes(writes),
+            // The lock holder's own message: runs while locked.
+            Msg::ReplTxnApply { id, parts, participants, done } => {
+                self.on_repl_txn_apply(id, parts, participants);
+                done.fetch_add(1, Ordering::Release);
+            }
             Msg::TxnRunReply { txid, out } => self.on_routed_reply(txid, out),
             Msg::TxnFanReply { txid, shard, resp } => self.on_routed_fan_reply(txid, shard, resp),
             Msg::TxnPulled { txid, entries } => self.on_routed_pulled(txid, entries),
@@ -900,6 +905,12 @@ impl Shard {
             Msg::Unwatch { who } => {
                 self.ks.unwatch_all(who);
             }
+            Msg::ReplApply { mshard, lsn, replid, base, db, payload } => {
+                self.on_repl_apply(mshard, (&replid, lsn), base, db, &payload)
+            }
+            Msg::ReplReset { mshard, master_shards } => self.on_repl_reset(mshard, master_shards),
+            Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
+            Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
             _ => {}
         }
     }
@@ -937,7 +948,9 @@ impl Shard {
         let budget = std::time::Duration::from_micros(250_000 / self.config.hz.max(1) as u64);
         let start = std::time::Instant::now();
         if !self.txn.locked() {
-            for db in 0..self.ks.dbs.len() {
+            // A replica expires nothing itself (`Keyspace::no_expire`).
+            let dbs = if self.ks.no_expire { 0 } else { self.ks.dbs.len() };
+            for db in 0..dbs {
                 loop {
                     let (checked, expired) = self.ks.active_expire_step(db, self.now, 64);
                     if checked == 0 || expired * 4 < checked || start.elapsed() > budget {

@@ -327,7 +327,8 @@ impl Shard {
         } else {
             // As Redis: the queued command is refused, and EXEC then aborts.
             let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
-            let mut cond = Queueing { shared: &self.shared, id: self.id, aof_error };
+            let read_only = self.read_only_replica();
+            let mut cond = Queueing { shared: &self.shared, id: self.id, aof_error, read_only };
             let admitted = admission::check(Road::Queue, def.flags, &mut cond, &mut self.ks);
             // What eviction deleted goes to the AOF.
             self.log_pending();
@@ -445,7 +446,8 @@ impl Shard {
             self.scripts.aof_error = aof_error.map(str::to_string);
             self.scripts.retry = None;
         }
-        let mut cond = admission::Local { now: self.now, aof_error };
+        let read_only = self.read_only_replica();
+        let mut cond = admission::Local { now: self.now, aof_error, read_only };
         let mut obs = shard_observer!(self, self.now);
         let mut ctx = Ctx {
             ks: &mut self.ks,
@@ -467,12 +469,20 @@ impl Shard {
         slow
     }
 
+    /// A replica with replica-read-only: clients' writes are refused
+    /// (the shard's own copy of the config: nothing shared is read).
+    #[inline]
+    pub fn read_only_replica(&self) -> bool {
+        self.config.replica_read_only && !self.config.replicaof.is_empty()
+    }
+
     /// This shard's admission gates for a command (or transaction) with
     /// `flags` arriving by `road` (see `cmd::admission`).
     #[inline]
     pub fn admit(&mut self, road: Road, flags: crate::cmd::flags::Flags) -> Result<(), Refusal> {
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
-        admission::check(road, flags, &mut admission::Local { now: self.now, aof_error }, &mut self.ks)
+        let read_only = self.read_only_replica();
+        admission::check(road, flags, &mut admission::Local { now: self.now, aof_error, read_only }, &mut self.ks)
     }
 
     /// Add a command that took `ticks` to the SLOWLOG if it was slow
@@ -697,6 +707,7 @@ struct Queueing<'a> {
     shared: &'a super::Shared,
     id: usize,
     aof_error: Option<&'a str>,
+    read_only: bool,
 }
 
 impl admission::Conditions for Queueing<'_> {
@@ -717,6 +728,10 @@ impl admission::Conditions for Queueing<'_> {
 
     fn aof_error(&self) -> Option<&str> {
         self.aof_error
+    }
+
+    fn read_only(&self) -> bool {
+        self.read_only
     }
 }
 

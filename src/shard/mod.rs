@@ -42,6 +42,7 @@ pub mod latency;
 pub mod monitor;
 pub mod obuf;
 pub mod pubsub;
+pub mod replica;
 pub mod router;
 pub mod shutdown;
 pub mod slowlog;
@@ -73,7 +74,8 @@ pub struct Shared {
     pub facts: crate::cmd::Facts,
     /// The Lua script cache every shard's engine compiles from.
     pub scripts: Arc<crate::script::Cache>,
-    /// queues[to][from]
+    /// queues[to][from]; `from == nshards` is the row for threads that
+    /// are not shards (replication links).
     pub(crate) queues: Vec<Vec<SegQueue<Msg>>>,
     /// Ring fd of each shard, for MSG_RING doorbells (-1 until ready).
     ring_fds: Vec<AtomicI32>,
@@ -114,7 +116,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(nshards: usize, config: Config) -> Self {
-        let queues = (0..nshards).map(|_| (0..nshards).map(|_| SegQueue::new()).collect()).collect();
+        let queues = (0..nshards).map(|_| (0..=nshards).map(|_| SegQueue::new()).collect()).collect();
         let seed = crate::util::now_us() as u64 ^ (std::process::id() as u64) << 32;
         let mut rng = crate::cmd::Rng::new(seed);
         let run_id: String = (0..40).map(|_| format!("{:x}", rng.next_u64() % 16)).collect();
@@ -155,6 +157,12 @@ impl Shared {
         !self.doorbell_pending[to].swap(true, Ordering::AcqRel)
     }
 
+    /// Enqueue a message from a thread that is not a shard; returns true
+    /// if the target needs a doorbell.
+    pub fn post_external(&self, to: usize, msg: Msg) -> bool {
+        self.post(self.nshards, to, msg)
+    }
+
     /// Messages from `from` wait in `to`'s queue (a simulation's
     /// scheduler picks among these).
     pub fn pending(&self, to: usize, from: usize) -> bool {
@@ -177,6 +185,10 @@ impl Shared {
         }
     }
 }
+
+/// Part of a master record for one replica shard: master shard, lsn,
+/// replid, the db it starts in, its commands.
+pub type ReplPart = (u16, u64, Arc<str>, u8, Vec<u8>);
 
 /// A key as messages carry it: (db, key).
 pub type DbKey = (u8, Vec<u8>);
@@ -344,6 +356,48 @@ pub enum Msg {
     Unwatch {
         who: u64,
     },
+    /// Replica: apply this part of master shard `mshard`'s record `lsn`
+    /// (a base image's when `base`), unless this shard already has it.
+    ReplApply {
+        mshard: u16,
+        lsn: u64,
+        replid: Arc<str>,
+        base: bool,
+        db: u8,
+        payload: Vec<u8>,
+    },
+    /// Replica: the records of one master transaction, applied together:
+    /// the message travels `chain` in shard order, each shard locking
+    /// itself (as a cross-shard transaction's lock does) and adding its
+    /// parts to `locked`; the last applies its parts and sends each locked
+    /// one its own (`ReplTxnApply`), which applies and unlocks. A reader's
+    /// transaction locks in the same order, so it sees all or none.
+    /// `done` counts the participants that applied their parts.
+    ReplTxn {
+        id: u64,
+        chain: Vec<(usize, Vec<ReplPart>)>,
+        locked: Vec<(usize, Vec<ReplPart>)>,
+        done: Arc<AtomicUsize>,
+    },
+    ReplTxnApply {
+        id: u64,
+        parts: Vec<ReplPart>,
+        participants: u16,
+        done: Arc<AtomicUsize>,
+    },
+    /// Replica: a full sync of master shard `mshard` begins: drop the keys
+    /// that shard owns (by the master's slot map) and forget the position.
+    ReplReset {
+        mshard: u16,
+        master_shards: u16,
+    },
+    /// Replica: every record of `mshard` up to `lsn` was handed to the
+    /// shards: record the position (so a restart resumes from it).
+    ReplPos {
+        mshard: u16,
+        replid: Arc<str>,
+        lsn: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -479,6 +533,28 @@ pub fn open_aof(
     Ok((ks, Some(w)))
 }
 
+/// The master side (with an AOF to stream) and, if configured, the link
+/// to this server's master. Failing to start it is logged, not fatal: the
+/// server still serves its clients.
+fn start_replication(shared: &Arc<Shared>, config: &Config, initial: Vec<u64>) {
+    if config.appendonly {
+        let started = crate::repl::node_replid(std::path::Path::new(&config.dir), true)
+            .and_then(|replid| crate::repl::master::start(shared.clone(), replid, initial));
+        if let Err(e) = started {
+            crate::log(&format!("replication: cannot serve replicas: {}", e));
+        }
+    }
+    if let Some(st) = crate::persist::rewrite::status() {
+        st.backlog.store(config.repl_backlog_size.max(0) as u64, Ordering::Relaxed);
+    }
+    if !config.replicaof.is_empty() {
+        match crate::config::parse_replicaof(&config.replicaof) {
+            Ok(m) => crate::repl::replica::set_master(shared, Some(m)),
+            Err(e) => crate::log(&format!("replication: {}", e)),
+        }
+    }
+}
+
 /// Start all shards and block until they stop (SHUTDOWN or a signal).
 pub fn run(mut config: Config) -> Result<(), String> {
     shutdown::install_signal_handlers();
@@ -513,10 +589,18 @@ pub fn run(mut config: Config) -> Result<(), String> {
         }
         let max_txid = l.iter().map(|x| x.max_txid).max().unwrap_or(0);
         shared.next_txid.store(max_txid + 1, Ordering::SeqCst);
+        // Where a replica resumes: the positions its shards logged.
+        let pos: Vec<_> = l.iter().map(|x| x.ks.repl_pos.clone()).collect();
+        crate::repl::replica::set_positions(&pos);
         l.into_iter().map(Some).collect()
     } else {
         (0..nshards).map(|_| None).collect()
     };
+    let initial: Vec<u64> = loaded.iter().map(|l| l.as_ref().map_or(0, |l| l.next_lsn - 1)).collect();
+    let replica = !config.replicaof.is_empty();
+    // Before any shard answers: a replica asks on the client port for
+    // the replication listener as soon as the server is up.
+    start_replication(&shared, &config, initial);
     let mut handles = Vec::new();
     let (err_tx, err_rx) = std::sync::mpsc::channel::<String>();
     for id in 0..nshards {
@@ -535,6 +619,10 @@ pub fn run(mut config: Config) -> Result<(), String> {
                     Some(l) => open_aof(&config, id, l),
                     None => Ok((crate::keyspace::Keyspace::new(), None)),
                 };
+                let opened = opened.map(|(mut ks, aof)| {
+                    ks.no_expire = replica;
+                    (ks, aof)
+                });
                 let started = crate::net::Net::new(id, &config).and_then(|(net, flags)| {
                     shared.set_ring_fd(id, net.ring_fd());
                     let (ks, aof) = opened?;

@@ -58,6 +58,12 @@ impl TxnState {
         self.holder.is_some()
     }
 
+    /// Lock the shard for transaction `id` (a replica applying a master's
+    /// transaction, `shard::replica`); `Shard::on_unlock` releases it.
+    pub fn lock_for(&mut self, id: u64) {
+        self.holder = Some(id);
+    }
+
     pub fn defer(&mut self, d: Deferred) {
         self.deferred.push_back(d);
     }
@@ -278,7 +284,8 @@ impl Shard {
         debug_assert!(self.txn.holder.is_none());
         self.txn.holder = Some(txid);
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
-        report.add(flags, &mut admission::Local { now: crate::util::now_ms(), aof_error }, &mut self.ks);
+        let read_only = self.read_only_replica();
+        report.add(flags, &mut admission::Local { now: crate::util::now_ms(), aof_error, read_only }, &mut self.ks);
         let keys = if chain.is_empty() { Vec::new() } else { chain.remove(0).1 };
         acc.extend(self.pull_keys(keys));
         watch_dirty |= watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);

@@ -71,6 +71,8 @@ pub enum Kind {
 pub struct Server {
     child: Child,
     pub kind: Kind,
+    /// The address it listens on (its `--bind`; 127.0.0.1 unless given).
+    pub host: String,
     pub port: u16,
     pub dir: PathBuf,
     /// Human-readable name for messages, e.g. "shardis-4" or "redis".
@@ -156,6 +158,7 @@ impl Server {
 
     fn launch(kind: Kind, name: &str, extra: &[&str], base: impl Fn(u16, &Path) -> Command) -> Server {
         let password = extra.iter().position(|a| *a == "--requirepass").and_then(|i| extra.get(i + 1));
+        let host = extra.iter().position(|a| *a == "--bind").and_then(|i| extra.get(i + 1)).unwrap_or(&"127.0.0.1");
         let mut last_err = String::new();
         for _attempt in 0..3 {
             let dir = unique_dir(name);
@@ -183,6 +186,7 @@ impl Server {
             let mut server = Server {
                 child,
                 kind,
+                host: host.to_string(),
                 port,
                 dir,
                 name: name.to_string(),
@@ -212,7 +216,7 @@ impl Server {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("exited early with {status}"));
             }
-            match RespConn::connect(self.port).and_then(|mut c| c.try_cmd(&["PING"])) {
+            match RespConn::connect_to(&self.host, self.port).and_then(|mut c| c.try_cmd(&["PING"])) {
                 Ok(Value::Simple(s)) if s == "PONG" => return Ok(()),
                 // With --requirepass, NOAUTH also proves the server is up.
                 Ok(Value::Error(e)) if e.starts_with("NOAUTH") => return Ok(()),
@@ -236,7 +240,7 @@ impl Server {
 
     /// New connection, authenticated if the server has a password.
     pub fn conn(&self) -> RespConn {
-        let mut c = RespConn::connect(self.port)
+        let mut c = RespConn::connect_to(&self.host, self.port)
             .unwrap_or_else(|e| panic!("{}: connect failed: {e}\n{}", self.name, self.logs()));
         if let Some(pw) = &self.password {
             assert_eq!(c.cmd(&["AUTH", pw.as_str()]), Value::ok());
@@ -246,7 +250,7 @@ impl Server {
 
     /// Connection without AUTH, for tests of the auth path itself.
     pub fn raw_conn(&self) -> RespConn {
-        RespConn::connect(self.port).unwrap_or_else(|e| panic!("{}: connect failed: {e}", self.name))
+        RespConn::connect_to(&self.host, self.port).unwrap_or_else(|e| panic!("{}: connect failed: {e}", self.name))
     }
 
     /// Is the process still running?

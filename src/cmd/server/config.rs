@@ -181,6 +181,8 @@ impl Shard {
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = crate::shard::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
+        // A replica expires nothing itself (its master's DELs do).
+        self.ks.no_expire = !c.replicaof.is_empty();
         // A switch that failed (on any shard: all or none) left it off.
         self.config.appendonly = c.appendonly && (self.aof.is_some() || aof.is_ok());
         // Each shard keeps to an equal share of maxmemory on its own.

@@ -227,7 +227,7 @@ impl Shard {
         if want("stats") {
             let _ = write!(
                 out,
-"# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\nscripts_locking_all_shards:{}\r\n\r\n",
+                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\nclient_output_buffer_limit_disconnections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\nevent_loop_turns:{}\r\nio_uring_completions:{}\r\nacl_access_denied_auth:{}\r\nacl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\nscripts_locking_all_shards:{}\r\n{}\r\n",
                 sum(&|i| i.total_connections),
                 sum(&|i| i.total_commands),
                 sum(&|i| i.net_in),
@@ -245,10 +245,11 @@ impl Shard {
                 self.shared.acl.denied_key.load(Ordering::Relaxed),
                 self.shared.acl.denied_channel.load(Ordering::Relaxed),
                 sum(&|i| i.script_all_shard_runs),
+                crate::repl::info::stats_lines(),
             );
         }
         if want("replication") {
-            out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+            out.push_str(&crate::repl::info::section(&self.config));
         }
         if want("cpu") {
             let (u, s) = read_cpu_seconds();

@@ -12,7 +12,7 @@
 //! - `info`: INFO and the per-shard figures it merges.
 //! - `config`, `client`, `command`, `slowlog`, `latency`, `debug`.
 //! - `persist`: BGSAVE, BGREWRITEAOF, SAVE, LASTSAVE, SHUTDOWN.
-//! - `script`: SCRIPT LOAD, EXISTS, FLUSH (the shared script cache).
+//! - `repl`: REPLICAOF/SLAVEOF, ROLE, REPLCONF, REPLPOS.
 //!
 //! They are `impl Shard` blocks for now: the shard owns the state they
 //! read (connections, config, stats), and runs them on the connection's
@@ -30,7 +30,7 @@ pub mod latency;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
-pub mod script;
+pub mod repl;
 pub mod slowlog;
 
 use super::flags::Flags;
@@ -54,7 +54,7 @@ pub const FAMILIES: &[&[CommandDef]] = &[
     latency::COMMANDS,
     debug::COMMANDS,
     persist::COMMANDS,
-    script::COMMANDS,
+    repl::COMMANDS,
 ];
 
 /// A row run with the shard and the connection.

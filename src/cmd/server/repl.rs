@@ -1,0 +1,95 @@
+//! Replication commands: REPLICAOF (and its old name SLAVEOF), ROLE,
+//! REPLCONF (what a replica asks its master on the client port). A
+//! replica's position in its AOF (`REPLPOS`) is no command: see
+//! `persist::load::REPLPOS`.
+
+use super::server;
+use crate::cmd::flags::*;
+use crate::cmd::{Args, CommandDef};
+use crate::protocol::reply::Reply;
+use crate::shard::core::{Conn, Shard};
+use crate::shard::fanout::FanOp;
+use crate::shard::FanReq;
+
+const REPLICAOF: Flags = ADMIN | NOSCRIPT | STALE | NO_ASYNC_LOADING;
+
+const fn repl(d: CommandDef) -> CommandDef {
+    d.group(Group::Server)
+}
+
+pub static COMMANDS: &[CommandDef] = &[
+    repl(server("replicaof", 3, REPLICAOF, Shard::cmd_replicaof)).since("5.0.0"),
+    repl(server("slaveof", 3, REPLICAOF, Shard::cmd_replicaof)).since("1.0.0"),
+    repl(server("role", 1, NOSCRIPT | LOADING | STALE | FAST | SENTINEL, Shard::cmd_role))
+        .acl(acl::ADMIN | acl::DANGEROUS)
+        .since("2.8.12"),
+    repl(server("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, Shard::cmd_replconf)).since("3.0.0"),
+];
+
+impl Shard {
+    /// REPLICAOF host port | REPLICAOF NO ONE
+    fn cmd_replicaof(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        let (a, b) = (String::from_utf8_lossy(args.get(1)), String::from_utf8_lossy(args.get(2)));
+        let no_one = a.eq_ignore_ascii_case("no") && b.eq_ignore_ascii_case("one");
+        let target = if no_one {
+            None
+        } else {
+            match b.parse::<u16>() {
+                Ok(p) if p > 0 => Some((a.to_string(), p)),
+                _ => return Reply::new(&mut conn.out, resp3).error("ERR Invalid master port"),
+            }
+        };
+        let mut c = self.shared.config_snapshot();
+        let want = target.as_ref().map_or(String::new(), |(h, p)| format!("{} {}", h, p));
+        if want == c.replicaof && !want.is_empty() {
+            return Reply::new(&mut conn.out, resp3).simple("OK Already connected to specified master");
+        }
+        if let Some((h, p)) = &target {
+            let own = c.bind.split_whitespace().any(|b| b == h) || (h == "localhost" && c.bind == "127.0.0.1");
+            if own && *p == c.port {
+                return Reply::new(&mut conn.out, resp3).error("ERR Master is this server itself");
+            }
+        }
+        crate::log(&match &target {
+            Some((h, p)) => format!("REPLICAOF {} {}: becoming a replica", h, p),
+            None => "REPLICAOF NO ONE: becoming a master".to_string(),
+        });
+        c.replicaof = want;
+        match self.shared.config.lock() {
+            Ok(mut g) => *g = c.clone(),
+            Err(p) => *p.into_inner() = c.clone(),
+        }
+        crate::repl::replica::set_master(&self.shared, target);
+        let req = FanReq::ConfigUpdate { config: Box::new(c), switch: None };
+        self.fan(conn, self.all_shards(), req, FanOp::Ok);
+    }
+
+    /// ROLE
+    fn cmd_role(&mut self, conn: &mut Conn, _: &Args) {
+        let c = self.shared.config_snapshot();
+        crate::repl::info::role(&c, &mut Reply::new(&mut conn.out, conn.resp3));
+    }
+
+    /// REPLCONF option value ...: `SHARDIS-HELLO` answers a replica with
+    /// [replication port, shard count, replid]; Redis's own options
+    /// (listening-port, ip-address, capa, ...) are accepted.
+    fn cmd_replconf(&mut self, conn: &mut Conn, args: &Args) {
+        let mut r = Reply::new(&mut conn.out, conn.resp3);
+        if args.len() == 2 && args.get(1).eq_ignore_ascii_case(b"shardis-hello") {
+            return match crate::repl::master::get() {
+                Some(m) => {
+                    r.array(3);
+                    r.int(m.port as i64);
+                    r.int(self.shared.nshards as i64);
+                    r.bulk_str(&m.replid);
+                }
+                None => r.error("ERR this server cannot be a master: replication needs appendonly yes"),
+            };
+        }
+        if args.len().is_multiple_of(2) {
+            return r.error(crate::cmd::err::SYNTAX);
+        }
+        r.ok()
+    }
+}

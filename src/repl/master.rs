@@ -1,0 +1,415 @@
+//! The master's side: a replication listener and one OS thread per shard
+//! that streams the shard's AOF to every replica linked to it.
+//!
+//! Why a listener of its own rather than a command on the client port that
+//! hands the socket over: client sockets belong to the shard's io_uring
+//! (multishot receives into provided buffers); taking one away from the
+//! ring races with receives already in flight, which could swallow a
+//! replica's first acks. A listener owned by plain threads gives the
+//! replication thread the socket from the first byte, with ordinary
+//! non-blocking reads and writes, off the shard's core. The replica learns
+//! its port on the client port (`REPLCONF SHARDIS-HELLO`, after AUTH), so
+//! nothing new has to be configured or opened by hand.
+//!
+//! A shard tells its thread each new lsn it may reveal (what its clients
+//! may read: durable under `always`, written under everysec/no) over a
+//! crossbeam channel; sending never blocks the shard. The thread reads
+//! the records through `persist::logread` (memmap2) up to that lsn.
+
+use super::wire::{self, Answer, Hello};
+use crate::persist::logread::{LogReader, ReadError, Step};
+use crossbeam_channel::{Receiver, Sender};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Bytes of frames a link composes before writing them out.
+const OUT_CHUNK: usize = 256 * 1024;
+/// Handshakes being read at once (a flood of idle peers must not pile up
+/// threads).
+const MAX_HANDSHAKES: usize = 64;
+/// How long a peer may take to send its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub enum Event {
+    /// The shard may reveal records up to this lsn.
+    Safe(u64),
+    /// A replica passed the handshake; stream from `reader`.
+    Link(Box<NewLink>),
+}
+
+pub struct NewLink {
+    sock: TcpStream,
+    reader: LogReader,
+    ip: String,
+    port: u16,
+    lsn: u64,
+}
+
+/// One replica link of one shard, as INFO shows it.
+#[derive(Clone, Debug)]
+pub struct LinkInfo {
+    pub ip: String,
+    pub port: u16,
+    pub acked: u64,
+    pub last_ack: Instant,
+}
+
+/// Replication counters (INFO stats).
+#[derive(Default)]
+pub struct Counters {
+    pub sync_full: AtomicU64,
+    pub sync_partial_ok: AtomicU64,
+    pub sync_partial_err: AtomicU64,
+}
+
+pub struct Master {
+    pub replid: String,
+    /// The replication listener's port.
+    pub port: u16,
+    feeds: Vec<Sender<Event>>,
+    /// Per shard: the last safe lsn the shard published.
+    pub safe: Vec<AtomicU64>,
+    /// Per shard: its thread has links, so wants to be woken by new lsns
+    /// (without replicas a shard's write costs no wake-up).
+    linked: Vec<std::sync::atomic::AtomicBool>,
+    /// Per shard: its links, for INFO and ROLE.
+    pub links: Vec<Mutex<Vec<LinkInfo>>>,
+    pub counters: Counters,
+    handshakes: AtomicUsize,
+}
+
+static MASTER: OnceLock<Master> = OnceLock::new();
+
+pub fn get() -> Option<&'static Master> {
+    MASTER.get()
+}
+
+pub fn counters() -> Option<&'static Counters> {
+    MASTER.get().map(|m| &m.counters)
+}
+
+/// A shard may reveal up to `lsn` now (called by the shard; never blocks).
+#[inline]
+pub fn notify(shard: usize, lsn: u64) {
+    let Some(m) = MASTER.get() else { return };
+    if m.safe[shard].load(Ordering::Relaxed) < lsn {
+        m.safe[shard].store(lsn, Ordering::Relaxed);
+        if m.linked[shard].load(Ordering::Relaxed) {
+            let _ = m.feeds[shard].send(Event::Safe(lsn));
+        }
+    }
+}
+
+/// Start the listener and the per-shard threads. `initial[s]` is what
+/// shard s may reveal at start-up.
+pub fn start(shared: Arc<crate::shard::Shared>, replid: String, initial: Vec<u64>) -> Result<(), String> {
+    let cfg = shared.config_snapshot();
+    let host = cfg.bind.split_whitespace().next().unwrap_or("127.0.0.1").to_string();
+    let listener =
+        TcpListener::bind((host.as_str(), 0)).map_err(|e| format!("replication listener on {}: {}", host, e))?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let mut feeds = Vec::new();
+    let mut rxs = Vec::new();
+    for _ in 0..shared.nshards {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        feeds.push(tx);
+        rxs.push(rx);
+    }
+    let m = Master {
+        replid,
+        port,
+        feeds,
+        safe: initial.iter().map(|&l| AtomicU64::new(l)).collect(),
+        linked: (0..shared.nshards).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
+        links: (0..shared.nshards).map(|_| Mutex::new(Vec::new())).collect(),
+        counters: Counters::default(),
+        handshakes: AtomicUsize::new(0),
+    };
+    if MASTER.set(m).is_err() {
+        return Err("replication already started".into());
+    }
+    let root = PathBuf::from(&cfg.dir);
+    for (s, rx) in rxs.into_iter().enumerate() {
+        let root = root.clone();
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("repl-{}", s))
+            .spawn(move || shard_thread(&shared, &root, s, rx))
+            .map_err(|e| format!("spawning replication thread {}: {}", s, e))?;
+    }
+    std::thread::Builder::new()
+        .name("repl-listen".into())
+        .spawn(move || accept_loop(listener, shared, root))
+        .map_err(|e| format!("spawning replication listener: {}", e))?;
+    crate::log(&format!("replication listener on {}:{} (replid {})", host, port, get().map_or("", |m| &m.replid)));
+    Ok(())
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<crate::shard::Shared>, root: PathBuf) {
+    for conn in listener.incoming() {
+        let Ok(sock) = conn else { continue };
+        let Some(m) = get() else { return };
+        if m.handshakes.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            m.handshakes.fetch_sub(1, Ordering::AcqRel);
+            continue; // dropped: too many peers mid-handshake
+        }
+        let (shared, root) = (shared.clone(), root.clone());
+        let spawned = std::thread::Builder::new().name("repl-hello".into()).spawn(move || {
+            let peer = sock.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            if let Err(e) = handshake(sock, &shared, &root) {
+                crate::log(&format!("replication: refused {}: {}", peer, e));
+            }
+            m.handshakes.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            m.handshakes.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Read a replica's `Hello`, answer it, and hand the link to its shard's
+/// thread. Err says why the peer was refused (for the log).
+fn handshake(mut sock: TcpStream, shared: &crate::shard::Shared, root: &std::path::Path) -> Result<(), String> {
+    let m = get().ok_or("replication is not running")?;
+    sock.set_read_timeout(Some(HANDSHAKE_TIMEOUT)).map_err(|e| e.to_string())?;
+    let _ = sock.set_nodelay(true);
+    let mut buf = Vec::new();
+    let hello = loop {
+        let mut chunk = [0u8; 1024];
+        let n = sock.read(&mut chunk).map_err(|e| format!("reading the handshake: {}", e))?;
+        if n == 0 {
+            return Err("closed during the handshake".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        match Hello::parse(&buf) {
+            Ok(Some(h)) => break h,
+            Ok(None) => continue,
+            Err(e) => return refuse(&mut sock, &format!("ERR bad replication handshake: {}", e)),
+        }
+    };
+    let pass = shared.config_snapshot().requirepass;
+    if !pass.is_empty() && !crate::security::same_password(&hello.password, pass.as_bytes()) {
+        return refuse(&mut sock, "ERR invalid password (masterauth)");
+    }
+    if hello.shard >= m.feeds.len() {
+        return refuse(&mut sock, &format!("ERR no shard {} (this master has {})", hello.shard, m.feeds.len()));
+    }
+    let safe = m.safe[hello.shard].load(Ordering::Relaxed);
+    let dir = crate::persist::shard_dir(root, hello.shard);
+    let partial = hello.replid == m.replid;
+    if partial && hello.lsn > safe {
+        return refuse(
+            &mut sock,
+            &format!("ERR lsn {} of shard {} is ahead of this master's log (at {})", hello.lsn, hello.shard, safe),
+        );
+    }
+    let cont = if partial { Some(LogReader::after(&dir, hello.lsn, safe)) } else { None };
+    let (reader, answer) = match cont {
+        Some(Ok(r)) => {
+            m.counters.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+            (r, Answer::Continue { lsn: hello.lsn })
+        }
+        Some(Err(ReadError::Damaged(e))) => return refuse(&mut sock, &format!("ERR cannot read the log: {}", e)),
+        other => {
+            if other.is_some() || hello.replid != "?" {
+                m.counters.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+            }
+            let r = full_reader(root, hello.shard, safe).map_err(|e| format!("full sync: {}", e))?;
+            m.counters.sync_full.fetch_add(1, Ordering::Relaxed);
+            let lsn = r.position();
+            (r, Answer::FullSync { replid: m.replid.clone(), lsn })
+        }
+    };
+    sock.write_all(answer.encode().as_bytes()).map_err(|e| format!("answering: {}", e))?;
+    sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let ip = if hello.ip.is_empty() {
+        sock.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default()
+    } else {
+        hello.ip.clone()
+    };
+    crate::log(&format!(
+        "replication: replica {}:{} linked to shard {} ({})",
+        ip,
+        hello.port,
+        hello.shard,
+        match &answer {
+            Answer::Continue { lsn } => format!("partial sync from lsn {}", lsn),
+            _ => "full sync".to_string(),
+        }
+    ));
+    let link = NewLink { sock, reader, ip, port: hello.port, lsn: hello.lsn };
+    let _ = m.feeds[hello.shard].send(Event::Link(Box::new(link)));
+    Ok(())
+}
+
+/// A full-sync reader; a rewrite may replace the base between reading the
+/// manifest and opening the image, so try a few times.
+fn full_reader(root: &std::path::Path, shard: usize, safe: u64) -> Result<LogReader, ReadError> {
+    let mut last = None;
+    for _ in 0..5 {
+        match LogReader::full(root, shard, safe) {
+            Ok(r) => return Ok(r),
+            Err(e @ ReadError::Gone { .. }) => {
+                last = Some(e);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(ReadError::Gone { lsn: 0 }))
+}
+
+fn refuse(sock: &mut TcpStream, e: &str) -> Result<(), String> {
+    let _ = sock.write_all(Answer::Refused(e.to_string()).encode().as_bytes());
+    Err(e.to_string())
+}
+
+/// One linked replica of a shard.
+struct Link {
+    sock: TcpStream,
+    reader: LogReader,
+    ip: String,
+    port: u16,
+    acked: u64,
+    out: Vec<u8>,
+    sent: usize,
+    inbuf: Vec<u8>,
+    last_ack: Instant,
+    last_send: Instant,
+}
+
+fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: usize, rx: Receiver<Event>) {
+    let Some(m) = get() else { return };
+    let mut links: Vec<Link> = Vec::new();
+    let mut safe = m.safe[shard].load(Ordering::Relaxed);
+    let mut rec = Vec::new();
+    loop {
+        let busy = links.iter().any(|l| l.sent < l.out.len());
+        let wait = if busy { Duration::from_millis(2) } else { Duration::from_millis(100) };
+        let mut events = Vec::new();
+        match rx.recv_timeout(wait) {
+            Ok(ev) => events.push(ev),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        }
+        events.extend(rx.try_iter());
+        for ev in events {
+            match ev {
+                Event::Safe(l) => safe = safe.max(l),
+                Event::Link(n) => {
+                    let now = Instant::now();
+                    links.push(Link {
+                        sock: n.sock,
+                        reader: n.reader,
+                        ip: n.ip,
+                        port: n.port,
+                        acked: n.lsn,
+                        out: Vec::new(),
+                        sent: 0,
+                        inbuf: Vec::new(),
+                        last_ack: now,
+                        last_send: now,
+                    })
+                }
+            }
+        }
+        // Published while nobody was woken for it (no links then).
+        safe = safe.max(m.safe[shard].load(Ordering::Relaxed));
+        m.linked[shard].store(!links.is_empty(), Ordering::Relaxed);
+        if links.is_empty() {
+            continue;
+        }
+        let cfg = shared.config.lock().map(|c| (c.repl_timeout, c.repl_ping_replica_period)).unwrap_or((60, 10));
+        let (timeout, ping) = (Duration::from_secs(cfg.0), Duration::from_secs(cfg.1));
+        links.retain_mut(|l| match pump(l, safe, &mut rec, timeout, ping) {
+            Ok(()) => true,
+            Err(e) => {
+                crate::log(&format!("replication: shard {}: link to {}:{} dropped: {}", shard, l.ip, l.port, e));
+                false
+            }
+        });
+        publish(m, shard, &links);
+    }
+}
+
+/// INFO's view of the links, and the retention floor: compaction keeps
+/// what the slowest linked replica still needs (the last floor stays when
+/// they all go, so one that comes back can still continue).
+fn publish(m: &Master, shard: usize, links: &[Link]) {
+    if let Ok(mut g) = m.links[shard].lock() {
+        *g = links
+            .iter()
+            .map(|l| LinkInfo { ip: l.ip.clone(), port: l.port, acked: l.acked, last_ack: l.last_ack })
+            .collect();
+    }
+    if let (Some(st), Some(min)) = (crate::persist::rewrite::status(), links.iter().map(|l| l.acked).min()) {
+        st.retain_floor[shard].store(min + 1, Ordering::Release);
+    }
+}
+
+/// Move one link forward: read its acks, compose frames up to `safe`,
+/// write what the socket takes. Err drops the link.
+fn pump(l: &mut Link, safe: u64, rec: &mut Vec<u8>, timeout: Duration, ping: Duration) -> Result<(), String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match l.sock.read(&mut chunk) {
+            Ok(0) => return Err("closed by the replica".into()),
+            Ok(n) => {
+                l.inbuf.extend_from_slice(&chunk[..n]);
+                let mut pos = 0;
+                while let Some((tag, body, used)) = wire::parse_frame(&l.inbuf[pos..])? {
+                    if tag != wire::ACK {
+                        return Err(format!("unexpected frame '{}' from a replica", tag as char));
+                    }
+                    let lsn = wire::body_u64(body);
+                    if lsn > safe {
+                        return Err(format!("acknowledged lsn {} beyond the log (at {})", lsn, safe));
+                    }
+                    l.acked = l.acked.max(lsn);
+                    l.last_ack = Instant::now();
+                    pos += used;
+                }
+                l.inbuf.drain(..pos);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if l.last_ack.elapsed() > timeout {
+        return Err(format!("no acknowledgement for {} s (repl-timeout)", timeout.as_secs()));
+    }
+    if l.sent == l.out.len() {
+        l.out.clear();
+        l.sent = 0;
+        while l.out.len() < OUT_CHUNK {
+            rec.clear();
+            match l.reader.next(safe, rec).map_err(|e| e.to_string())? {
+                Step::Base => wire::frame(&mut l.out, wire::BASE, rec),
+                Step::BaseEnd { lsn } => wire::frame_u64(&mut l.out, wire::BASE_END, lsn),
+                Step::Log { .. } => wire::frame(&mut l.out, wire::LOG, rec),
+                Step::Idle => break,
+            }
+        }
+        if l.out.is_empty() && l.last_send.elapsed() >= ping {
+            wire::frame_u64(&mut l.out, wire::PING, safe);
+        }
+    }
+    while l.sent < l.out.len() {
+        match l.sock.write(&l.out[l.sent..]) {
+            Ok(0) => return Err("the socket takes no more".into()),
+            Ok(n) => {
+                l.sent += n;
+                l.last_send = Instant::now();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}

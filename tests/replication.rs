@@ -1,0 +1,380 @@
+//! Replication between real shardis-server processes on distinct loopback
+//! addresses (127.0.0.2 is the master's host, 127.0.0.3 and .4 replicas',
+//! .5 a fault-injecting proxy's). Every wait is bounded; every load loop
+//! is bounded in count.
+
+mod common;
+
+use common::{RespConn, Server, Value};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const MASTER_HOST: &str = "127.0.0.2";
+
+fn master(shards: usize) -> Server {
+    Server::start(shards, &["--bind", MASTER_HOST])
+}
+
+fn replica_of(shards: usize, host: &str, m: (&str, u16)) -> Server {
+    let port = m.1.to_string();
+    Server::start(shards, &["--bind", host, "--replicaof", m.0, &port])
+}
+
+fn info_field(c: &mut RespConn, section: &str, field: &str) -> Option<String> {
+    let v = c.cmd(&["INFO", section]);
+    let text = String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|s| s.trim().to_string()))
+}
+
+fn info_u64(c: &mut RespConn, section: &str, field: &str) -> u64 {
+    info_field(c, section, field).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Every key of db 0 with a canonical rendering of its value.
+fn snapshot(c: &mut RespConn) -> BTreeMap<Vec<u8>, String> {
+    let mut keys = Vec::new();
+    let mut cursor = "0".to_string();
+    for _ in 0..100_000 {
+        let v = c.cmd(&["SCAN", &cursor, "COUNT", "500"]);
+        let items = v.as_items().expect("SCAN reply").to_vec();
+        cursor = String::from_utf8_lossy(items[0].as_bytes().expect("cursor")).into_owned();
+        for k in items[1].as_items().expect("keys") {
+            keys.push(k.as_bytes().expect("key").to_vec());
+        }
+        if cursor == "0" {
+            break;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for k in keys {
+        let t = c.cmd(&[&b"TYPE"[..], &k]);
+        let t = match &t {
+            Value::Simple(s) => s.clone(),
+            other => format!("{other:?}"),
+        };
+        let mut items: Vec<String> = match t.as_str() {
+            "string" => vec![format!("{:?}", c.cmd(&[&b"GET"[..], &k]))],
+            "list" => vec![format!("{:?}", c.cmd(&[&b"LRANGE"[..], &k, b"0", b"-1"]))],
+            "hash" => flat(c.cmd(&[&b"HGETALL"[..], &k])),
+            "set" => flat(c.cmd(&[&b"SMEMBERS"[..], &k])),
+            _ => vec![],
+        };
+        items.sort();
+        let ttl = !matches!(c.cmd(&[&b"PTTL"[..], &k]), Value::Int(-1));
+        out.insert(k, format!("{t} ttl={ttl} {}", items.join(",")));
+    }
+    out
+}
+
+fn flat(v: Value) -> Vec<String> {
+    v.as_items().unwrap_or_default().iter().map(|x| format!("{x:?}")).collect()
+}
+
+/// A bounded mixed write load: `n` commands over `keys` keys, pipelined.
+fn write_load(c: &mut RespConn, seed: u64, n: usize, keys: usize) {
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    let mut batch = Vec::new();
+    for i in 0..n {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let k = (x >> 33) as usize % keys;
+        let cmd: Vec<String> = match (x >> 20) % 7 {
+            0 => vec!["SET".into(), format!("s{k}"), format!("v{i}")],
+            1 => vec!["INCR".into(), format!("n{k}")],
+            2 => vec!["RPUSH".into(), format!("l{k}"), format!("e{i}")],
+            3 => vec!["HSET".into(), format!("h{k}"), format!("f{}", i % 5), format!("{i}")],
+            4 => vec!["SADD".into(), format!("t{k}"), format!("m{}", i % 9)],
+            5 => vec!["DEL".into(), format!("s{}", (k + 1) % keys)],
+            _ => vec!["EXPIRE".into(), format!("l{k}"), "100000".into()],
+        };
+        batch.extend(common::encode_command(&cmd));
+        if (i + 1) % 100 == 0 || i + 1 == n {
+            c.send_raw(&batch).expect("send");
+            batch.clear();
+            for _ in 0..((i % 100) + 1) {
+                let v = c.read_value().expect("reply");
+                assert!(!v.is_error(), "write failed on the master: {v:?}");
+            }
+        }
+    }
+}
+
+/// Wait (bounded) until the replica applied everything the master may
+/// reveal and both hold the same keyspace.
+fn converge(m: &Server, r: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut mc, mut rc) = (m.conn(), r.conn());
+    loop {
+        let want = info_u64(&mut mc, "replication", "master_repl_offset");
+        let got = info_u64(&mut rc, "replication", "slave_repl_offset");
+        if want == got && snapshot(&mut mc) == snapshot(&mut rc) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let (a, b) = (snapshot(&mut mc), snapshot(&mut rc));
+            let diff: Vec<_> = a.iter().filter(|(k, v)| b.get(*k) != Some(v)).take(5).collect();
+            panic!(
+                "{} did not converge: offsets {} vs {}, {} vs {} keys, first differences {:?}\n--- replica log ---\n{}\n--- master log ---\n{}",
+                r.name,
+                want,
+                got,
+                a.len(),
+                b.len(),
+                diff,
+                r.logs(),
+                m.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn converge_case(master_shards: usize, replica_shards: usize) {
+    let m = master(master_shards);
+    let mut mc = m.conn();
+    write_load(&mut mc, 1, 1500, 200);
+    let r1 = replica_of(replica_shards, "127.0.0.3", (MASTER_HOST, m.port));
+    let r2 = replica_of(replica_shards, "127.0.0.4", (MASTER_HOST, m.port));
+    write_load(&mut mc, 2, 3000, 200);
+    converge(&m, &r1);
+    converge(&m, &r2);
+    // The master lists both replicas under their own addresses.
+    let info = String::from_utf8_lossy(mc.cmd(&["INFO", "replication"]).as_bytes().unwrap_or_default()).into_owned();
+    assert!(info.contains("connected_slaves:2"), "{info}");
+    for host in ["127.0.0.3", "127.0.0.4"] {
+        assert!(info.contains(&format!("ip={host},")), "{host} missing from {info}");
+    }
+}
+
+#[test]
+fn two_replicas_converge_one_shard() {
+    converge_case(1, 1);
+}
+
+#[test]
+fn two_replicas_converge_four_shards() {
+    converge_case(4, 4);
+}
+
+#[test]
+fn replicas_with_other_shard_counts_converge() {
+    converge_case(4, 2);
+    converge_case(1, 3);
+}
+
+#[test]
+fn a_replica_refuses_writes_and_says_what_it_is() {
+    // No master listens there (no test binds 127.0.0.254): the replica is
+    // down but still read-only.
+    let dead = common::free_port().to_string();
+    let r = Server::start(2, &["--bind", "127.0.0.3", "--replicaof", "127.0.0.254", &dead]);
+    let mut c = r.conn();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Value::Error("READONLY You can't write against a read only replica.".into()));
+    assert_eq!(c.cmd(&["GET", "k"]), Value::NilBulk);
+    // Queued writes are refused too, and EXEC aborts.
+    assert_eq!(c.cmd(&["MULTI"]), Value::ok());
+    assert!(c.cmd(&["INCR", "n"]).is_error());
+    assert!(matches!(c.cmd(&["EXEC"]), Value::Error(e) if e.starts_with("EXECABORT")));
+    let role = c.cmd(&["ROLE"]);
+    let items = role.as_items().expect("ROLE array").to_vec();
+    assert_eq!(items[0], Value::bulk("slave"));
+    assert_eq!(items[1], Value::bulk("127.0.0.254"));
+    assert_eq!(info_field(&mut c, "replication", "role").as_deref(), Some("slave"));
+    assert_eq!(info_field(&mut c, "replication", "master_link_status").as_deref(), Some("down"));
+    assert_eq!(info_field(&mut c, "replication", "slave_read_only").as_deref(), Some("1"));
+    // Promoted: writes work.
+    assert_eq!(c.cmd(&["REPLICAOF", "NO", "ONE"]), Value::ok());
+    assert_eq!(c.cmd(&["SET", "k", "v"]), Value::ok());
+    assert_eq!(info_field(&mut c, "replication", "role").as_deref(), Some("master"));
+    assert!(c.cmd(&["REPLICAOF", "somewhere", "notaport"]).is_error());
+}
+
+#[test]
+fn a_killed_replica_resumes_with_a_partial_sync() {
+    let shards = 2;
+    let m = master(shards);
+    let mut mc = m.conn();
+    write_load(&mut mc, 3, 1000, 100);
+    let mut r = replica_of(shards, "127.0.0.3", (MASTER_HOST, m.port));
+    converge(&m, &r);
+    // Each master shard's position reaches every replica shard once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let full = info_u64(&mut mc, "stats", "sync_full");
+    let partial = info_u64(&mut mc, "stats", "sync_partial_ok");
+    assert_eq!(full, shards as u64, "one full sync per shard at first");
+    r.kill9();
+    write_load(&mut mc, 4, 1000, 100);
+    r.restart().expect("replica restarts");
+    converge(&m, &r);
+    assert_eq!(info_u64(&mut mc, "stats", "sync_full"), full, "no full sync after the restart");
+    assert_eq!(info_u64(&mut mc, "stats", "sync_partial_ok"), partial + shards as u64);
+}
+
+/// A TCP proxy on `listen` forwarding to `target`, whose links can be cut.
+struct Proxy {
+    cut: Arc<AtomicBool>,
+    socks: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(listen: (&str, u16), target: (&str, u16), cut: Arc<AtomicBool>, socks: Arc<Mutex<Vec<TcpStream>>>) {
+        let l = TcpListener::bind(listen).expect("proxy bind");
+        let target = format!("{}:{}", target.0, target.1);
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(a) = conn else { continue };
+                if cut.load(Ordering::SeqCst) {
+                    continue; // dropped: the link is down
+                }
+                let Ok(b) = TcpStream::connect(&target) else { continue };
+                for s in [&a, &b] {
+                    if let Ok(c) = s.try_clone() {
+                        socks.lock().unwrap().push(c);
+                    }
+                }
+                for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 65536];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+    }
+
+    /// Cut every link for `d`, refusing new ones meanwhile.
+    fn cut_for(&self, d: Duration) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.socks.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        std::thread::sleep(d);
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_cut_link_resyncs_partially_on_every_shard() {
+    let shards = 3;
+    let m = master(shards);
+    let mut mc = m.conn();
+    let hello = mc.cmd(&["REPLCONF", "SHARDIS-HELLO"]);
+    let repl_port = hello.as_items().expect("hello")[0].as_int().expect("port") as u16;
+    // The proxy stands for the master on 127.0.0.5: client and
+    // replication ports alike.
+    let (cut, socks) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
+    Proxy::start(("127.0.0.5", m.port), (MASTER_HOST, m.port), cut.clone(), socks.clone());
+    Proxy::start(("127.0.0.5", repl_port), (MASTER_HOST, repl_port), cut.clone(), socks.clone());
+    let proxy = Proxy { cut, socks };
+    write_load(&mut mc, 5, 1000, 100);
+    let r = replica_of(shards, "127.0.0.3", ("127.0.0.5", m.port));
+    converge(&m, &r);
+    let full = info_u64(&mut mc, "stats", "sync_full");
+    let partial = info_u64(&mut mc, "stats", "sync_partial_ok");
+    proxy.cut_for(Duration::from_secs(1));
+    write_load(&mut mc, 6, 1000, 100);
+    converge(&m, &r);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_u64(&mut mc, "stats", "sync_partial_ok") < partial + shards as u64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(info_u64(&mut mc, "stats", "sync_full"), full, "no full sync after the cut");
+    assert!(info_u64(&mut mc, "stats", "sync_partial_ok") >= partial + shards as u64, "every shard continued");
+}
+
+#[test]
+fn hostile_peers_on_the_replication_port_are_refused() {
+    let m = master(2);
+    let mut mc = m.conn();
+    mc.cmd(&["SET", "k", "v"]);
+    let hello = mc.cmd(&["REPLCONF", "SHARDIS-HELLO"]);
+    let items = hello.as_items().expect("hello").to_vec();
+    let repl_port = items[0].as_int().expect("port") as u16;
+    let replid = String::from_utf8_lossy(items[2].as_bytes().expect("replid")).into_owned();
+    let answer = |bytes: &[u8]| -> String {
+        let mut s = TcpStream::connect((MASTER_HOST, repl_port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let sync = |shard: &str, replid: &str, lsn: &str| {
+        common::encode_command(&["SYNC", shard, replid, lsn, "127.0.0.9", "1", ""])
+    };
+    assert!(answer(b"GET / HTTP/1.1\r\n\r\n").starts_with("-ERR bad replication handshake"));
+    assert!(answer(&sync("7", "?", "0")).starts_with("-ERR no shard 7"));
+    assert!(answer(&sync("0", &replid, "99999999")).contains("ahead of this master's log"));
+    assert!(answer(&sync("x", &replid, "1")).starts_with("-ERR"));
+    let mut huge = b"*1\r\n$99999999\r\n".to_vec();
+    huge.resize(5000, b'a');
+    assert!(answer(&huge).starts_with("-ERR"));
+    // A peer that sends half a handshake and goes away harms nothing.
+    drop(TcpStream::connect((MASTER_HOST, repl_port)).and_then(|mut s| s.write_all(b"*7\r\n$4\r\nSY")));
+    assert_eq!(mc.cmd(&["GET", "k"]), Value::bulk("v"));
+    let logs = m.logs();
+    assert!(logs.contains("replication: refused"), "refusals are logged:\n{logs}");
+    assert_eq!(info_u64(&mut mc, "replication", "connected_slaves"), 0);
+}
+
+/// Two keys on different shards of both an n-shard and an m-shard server.
+fn keys_apart(n: usize, m: usize) -> (String, String) {
+    let (a, b) = (shardis::shard::router::SlotMap::contiguous(n), shardis::shard::router::SlotMap::contiguous(m));
+    let cands: Vec<String> = (0..1000).map(|i| format!("pair{i}")).collect();
+    for x in &cands {
+        for y in &cands {
+            let (x_, y_) = (x.as_bytes(), y.as_bytes());
+            if a.shard_of(x_) != a.shard_of(y_) && b.shard_of(x_) != b.shard_of(y_) {
+                return (x.clone(), y.clone());
+            }
+        }
+    }
+    panic!("no two keys apart");
+}
+
+fn cross_shard_case(master_shards: usize, replica_shards: usize) {
+    let m = master(master_shards);
+    let r = replica_of(replica_shards, "127.0.0.3", (MASTER_HOST, m.port));
+    let (k1, k2) = keys_apart(master_shards, replica_shards);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (mut c, stop, k1, k2) = (m.conn(), stop.clone(), k1.clone(), k2.clone());
+        std::thread::spawn(move || {
+            for i in 0..600 {
+                let v = i.to_string();
+                assert_eq!(c.cmd(&["MSET", &k1, &v, &k2, &v]), Value::ok());
+            }
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut rc = r.conn();
+    let mut reads = 0;
+    let mut seen_new = 0;
+    while !stop.load(Ordering::SeqCst) && reads < 100_000 {
+        let v = rc.cmd(&["MGET", &k1, &k2]);
+        let items = v.as_items().expect("MGET array").to_vec();
+        assert_eq!(items[0], items[1], "a reader on the replica saw half of an MSET: {v:?}");
+        if items[0] != Value::NilBulk {
+            seen_new += 1;
+        }
+        reads += 1;
+    }
+    writer.join().expect("writer");
+    converge(&m, &r);
+    assert!(seen_new > 0, "the replica applied transactions while read ({reads} reads)");
+}
+
+#[test]
+fn a_reader_on_a_replica_never_sees_half_of_a_cross_shard_mset() {
+    cross_shard_case(4, 4);
+    cross_shard_case(2, 3);
+}
