@@ -12,6 +12,7 @@
 //! - `info`: INFO and the per-shard figures it merges.
 //! - `config`, `client`, `command`, `slowlog`, `latency`, `debug`.
 //! - `persist`: BGSAVE, BGREWRITEAOF, SAVE, LASTSAVE, SHUTDOWN.
+//! - `script`: SCRIPT LOAD, EXISTS, FLUSH (the shared script cache).
 //! - `repl`: REPLICAOF/SLAVEOF, ROLE, REPLCONF, REPLPOS.
 //!
 //! They are `impl Shard` blocks for now: the shard owns the state they
@@ -31,6 +32,7 @@ pub mod multi;
 pub mod persist;
 pub mod pubsub;
 pub mod repl;
+pub mod script;
 pub mod slowlog;
 
 use super::flags::Flags;
@@ -54,6 +56,7 @@ pub const FAMILIES: &[&[CommandDef]] = &[
     latency::COMMANDS,
     debug::COMMANDS,
     persist::COMMANDS,
+    script::COMMANDS,
     repl::COMMANDS,
 ];
 
