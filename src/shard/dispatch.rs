@@ -87,9 +87,7 @@ impl Shard {
                     let args = Args::new(&rbuf[start..start + consumed], &ranges);
                     match self.classify(conn, &args) {
                         Step::Forward(to, def) => {
-                            if !self.monitors.is_empty() {
-                                self.feed_monitors(conn, def, &args);
-                            }
+                            self.feed_monitors(conn, def, &args);
                             let sq = squash.get_or_insert_with(|| SquashWait::new(self.shared.nshards, self.id));
                             sq.add_remote(to, &args);
                             self.note_forwarded(conn, def);
@@ -97,9 +95,7 @@ impl Shard {
                         }
                         // The hot path: checks are done, run it here.
                         Step::Here(id, def) if !self.txn.locked() => {
-                            if !self.monitors.is_empty() {
-                                self.feed_monitors(conn, def, &args);
-                            }
+                            self.feed_monitors(conn, def, &args);
                             conn.rpos += consumed;
                             conn.last_cmd = def.name;
                             conn.last_cmd_ms = self.now;
@@ -267,7 +263,7 @@ impl Shard {
         // shows its new db, as in Redis); others when they are dispatched.
         let at_conn = !matches!(def.handler, Handler::Keyspace(_));
         let show_after = at_conn && !def.has(RUNS_QUEUE) && (conn.multi.is_none() || def.has(NEVER_QUEUED));
-        if !self.monitors.is_empty() && !show_after {
+        if !show_after {
             self.feed_monitors(conn, def, args);
         }
         if conn.multi.is_some() && !def.has(NEVER_QUEUED) {
@@ -275,7 +271,7 @@ impl Shard {
         }
         if at_conn {
             self.server_command(conn, id, def, args);
-            if show_after && !self.monitors.is_empty() {
+            if show_after {
                 self.feed_monitors(conn, def, args);
             }
             return;

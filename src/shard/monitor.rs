@@ -58,8 +58,16 @@ fn now_us() -> u64 {
 
 impl Shard {
     /// Show a command `conn` sent to every MONITOR client, unless it is not
-    /// shown (admin) or waits in a MULTI queue (shown at its EXEC).
+    /// shown (admin) or waits in a MULTI queue (shown at its EXEC). With no
+    /// MONITOR client anywhere this is one length check.
+    #[inline]
     pub fn feed_monitors(&mut self, conn: &Conn, def: &CommandDef, args: &Args) {
+        if !self.monitors.is_empty() {
+            self.feed_monitors_now(conn, def, args);
+        }
+    }
+
+    fn feed_monitors_now(&mut self, conn: &Conn, def: &CommandDef, args: &Args) {
         if def.has(ADMIN | SKIP_MONITOR) || (conn.multi.is_some() && !def.has(NEVER_QUEUED)) {
             return;
         }
