@@ -100,6 +100,13 @@ pub struct Config {
     /// (empty / 0: its own bind address and port).
     pub replica_announce_ip: String,
     pub replica_announce_port: u16,
+    /// A master refuses writes (-NOREPLICAS) unless at least this many
+    /// replicas acknowledged within `min_replicas_max_lag` seconds (0 = off).
+    pub min_replicas_to_write: u32,
+    pub min_replicas_max_lag: u64,
+    /// With `min_replicas_to_write` N > 0: a write is answered only once N
+    /// replicas hold it durably (no acknowledged write lost on failover).
+    pub repl_sync_ack: bool,
     /// Collection-encoding thresholds by their Redis names
     /// (`hash-max-listpack-entries`, ...; the pre-7.0 `ziplist` names
     /// too), as a `[encoding]` table; the ones not given keep Redis's
@@ -158,6 +165,9 @@ impl Default for Config {
             replica_priority: 100,
             replica_announce_ip: String::new(),
             replica_announce_port: 0,
+            min_replicas_to_write: 0,
+            min_replicas_max_lag: 10,
+            repl_sync_ack: false,
             encoding: Default::default(),
             save: String::new(),
             config_file: None,
@@ -248,6 +258,12 @@ pub struct Cli {
     pub replica_announce_ip: Option<String>,
     #[arg(long = "replica-announce-port")]
     pub replica_announce_port: Option<u16>,
+    #[arg(long = "min-replicas-to-write", alias = "min-slaves-to-write")]
+    pub min_replicas_to_write: Option<u32>,
+    #[arg(long = "min-replicas-max-lag", alias = "min-slaves-max-lag")]
+    pub min_replicas_max_lag: Option<u64>,
+    #[arg(long = "repl-sync-ack")]
+    pub repl_sync_ack: Option<String>,
     /// Accepted for redis-server's command lines (`--save ''`): shardis
     /// snapshots through its AOF.
     #[arg(long, allow_hyphen_values = true)]
@@ -386,6 +402,15 @@ impl Config {
         if let Some(v) = cli.replica_announce_port {
             c.replica_announce_port = v;
         }
+        if let Some(v) = cli.min_replicas_to_write {
+            c.min_replicas_to_write = v;
+        }
+        if let Some(v) = cli.min_replicas_max_lag {
+            c.min_replicas_max_lag = v;
+        }
+        if let Some(v) = &cli.repl_sync_ack {
+            c.repl_sync_ack = parse_bool(v)?;
+        }
         if let Some(v) = &cli.save {
             crate::log(&format!(
                 "save '{}' accepted and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
@@ -437,7 +462,7 @@ impl Config {
     }
 
     /// The options `BOUNDS` limits, with their values.
-    fn bounded_values(&self) -> [(&'static str, i128); 14] {
+    fn bounded_values(&self) -> [(&'static str, i128); 16] {
         [
             ("proto-max-bulk-len", self.proto_max_bulk_len as i128),
             ("client-query-buffer-limit", self.client_query_buffer_limit as i128),
@@ -453,6 +478,8 @@ impl Config {
             ("repl-backlog-size", self.repl_backlog_size as i128),
             ("repl-timeout", self.repl_timeout as i128),
             ("repl-ping-replica-period", self.repl_ping_replica_period as i128),
+            ("min-replicas-to-write", self.min_replicas_to_write as i128),
+            ("min-replicas-max-lag", self.min_replicas_max_lag as i128),
         ]
     }
 
@@ -503,6 +530,9 @@ impl Config {
             ("slave-priority", self.replica_priority.to_string()),
             ("replica-announce-ip", self.replica_announce_ip.clone()),
             ("replica-announce-port", self.replica_announce_port.to_string()),
+            ("min-replicas-to-write", self.min_replicas_to_write.to_string()),
+            ("min-replicas-max-lag", self.min_replicas_max_lag.to_string()),
+            ("repl-sync-ack", yn(self.repl_sync_ack)),
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
@@ -554,6 +584,9 @@ impl Config {
             "replica-priority" => next.replica_priority = int(value)? as u64,
             "replica-announce-ip" => next.replica_announce_ip = value.to_string(),
             "replica-announce-port" => next.replica_announce_port = int(value)? as u16,
+            "min-replicas-to-write" => next.min_replicas_to_write = int(value)? as u32,
+            "min-replicas-max-lag" => next.min_replicas_max_lag = int(value)? as u64,
+            "repl-sync-ack" => next.repl_sync_ack = parse_yes_no(value)?,
             n if encoding_limit(n).is_some() => {
                 let v = encoding_value(n, value)?;
                 if let Some(l) = encoding_limit(n) {
@@ -658,6 +691,8 @@ const BOUNDS: &[(&str, i64, i64)] = &[
     ("repl-ping-replica-period", 1, i32::MAX as i64),
     ("replica-priority", 0, i32::MAX as i64),
     ("replica-announce-port", 0, 65535),
+    ("min-replicas-to-write", 0, i32::MAX as i64),
+    ("min-replicas-max-lag", 0, i32::MAX as i64),
     ("list-max-listpack-size", i32::MIN as i64, i32::MAX as i64),
 ];
 

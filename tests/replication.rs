@@ -5,34 +5,14 @@
 
 mod common;
 
+use common::repl::{info_field, info_u64, master, replica_of, Proxy, MASTER_HOST};
 use common::{RespConn, Server, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const MASTER_HOST: &str = "127.0.0.2";
-
-fn master(shards: usize) -> Server {
-    Server::start(shards, &["--bind", MASTER_HOST])
-}
-
-fn replica_of(shards: usize, host: &str, m: (&str, u16)) -> Server {
-    let port = m.1.to_string();
-    Server::start(shards, &["--bind", host, "--replicaof", m.0, &port])
-}
-
-fn info_field(c: &mut RespConn, section: &str, field: &str) -> Option<String> {
-    let v = c.cmd(&["INFO", section]);
-    let text = String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned();
-    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|s| s.trim().to_string()))
-}
-
-fn info_u64(c: &mut RespConn, section: &str, field: &str) -> u64 {
-    info_field(c, section, field).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
 
 /// Every key of db 0 with a canonical rendering of its value.
 fn snapshot(c: &mut RespConn) -> BTreeMap<Vec<u8>, String> {
@@ -214,67 +194,13 @@ fn a_killed_replica_resumes_with_a_partial_sync() {
 }
 
 /// A TCP proxy on `listen` forwarding to `target`, whose links can be cut.
-struct Proxy {
-    cut: Arc<AtomicBool>,
-    socks: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-impl Proxy {
-    fn start(listen: (&str, u16), target: (&str, u16), cut: Arc<AtomicBool>, socks: Arc<Mutex<Vec<TcpStream>>>) {
-        let l = TcpListener::bind(listen).expect("proxy bind");
-        let target = format!("{}:{}", target.0, target.1);
-        std::thread::spawn(move || {
-            for conn in l.incoming() {
-                let Ok(a) = conn else { continue };
-                if cut.load(Ordering::SeqCst) {
-                    continue; // dropped: the link is down
-                }
-                let Ok(b) = TcpStream::connect(&target) else { continue };
-                for s in [&a, &b] {
-                    if let Ok(c) = s.try_clone() {
-                        socks.lock().unwrap().push(c);
-                    }
-                }
-                for (mut from, mut to) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)] {
-                    std::thread::spawn(move || {
-                        let mut buf = [0u8; 65536];
-                        while let Ok(n) = from.read(&mut buf) {
-                            if n == 0 || to.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                        let _ = to.shutdown(Shutdown::Both);
-                        let _ = from.shutdown(Shutdown::Both);
-                    });
-                }
-            }
-        });
-    }
-
-    /// Cut every link for `d`, refusing new ones meanwhile.
-    fn cut_for(&self, d: Duration) {
-        self.cut.store(true, Ordering::SeqCst);
-        for s in self.socks.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        std::thread::sleep(d);
-        self.cut.store(false, Ordering::SeqCst);
-    }
-}
-
 #[test]
 fn a_cut_link_resyncs_partially_on_every_shard() {
     let shards = 3;
     let m = master(shards);
     let mut mc = m.conn();
-    let hello = mc.cmd(&["REPLCONF", "SHARDIS-HELLO"]);
-    let repl_port = hello.as_items().expect("hello")[0].as_int().expect("port") as u16;
-    // The proxy stands for the master on 127.0.0.5: client and
-    // replication ports alike.
-    let (cut, socks) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
-    Proxy::start(("127.0.0.5", m.port), (MASTER_HOST, m.port), cut.clone(), socks.clone());
-    Proxy::start(("127.0.0.5", repl_port), (MASTER_HOST, repl_port), cut.clone(), socks.clone());
-    let proxy = Proxy { cut, socks };
+    // The proxy stands for the master on 127.0.0.5.
+    let proxy = Proxy::for_master(&m, "127.0.0.5");
     write_load(&mut mc, 5, 1000, 100);
     let r = replica_of(shards, "127.0.0.3", ("127.0.0.5", m.port));
     converge(&m, &r);

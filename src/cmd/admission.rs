@@ -7,8 +7,8 @@
 //! queue, EXEC, a cross-shard transaction, a routed MULTI, a blocked client
 //! being served, AOF or DUMP-payload replay). Every road asks `check` with
 //! its `Road`, so a gate cannot be present on one road and missing on
-//! another. Gates are listed in Redis's order; NOREPLICAS, LOADING,
-//! client pause and MOVED will join `Road::gates` here.
+//! another. Gates are listed in Redis's order; LOADING, client pause and
+//! MOVED will join `Road::gates` here.
 //!
 //! A transaction (EXEC, a multi-key command whose keys span shards, a
 //! routed MULTI) is checked once as a whole, with the union of its
@@ -55,6 +55,9 @@ pub enum Gate {
     AnyOom,
     /// The AOF cannot be written: refuse writes (Redis's MISCONF).
     Misconf,
+    /// A master with fewer good replicas than `min-replicas-to-write`:
+    /// refuse writes (Redis's NOREPLICAS).
+    NoReplicas,
     /// A read-only script (EVAL_RO): refuse writes and commands that may
     /// replicate.
     ScriptReadOnly,
@@ -66,9 +69,9 @@ impl Road {
     /// The gates this road applies, in order. The one table.
     pub const fn gates(self) -> &'static [Gate] {
         match self {
-            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf, Gate::ReadOnly],
-            Road::Queue => &[Gate::AnyOom, Gate::Misconf, Gate::ReadOnly],
-            Road::Script => &[Gate::ScriptReadOnly, Gate::Misconf, Gate::DenyOom],
+            Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf, Gate::NoReplicas, Gate::ReadOnly],
+            Road::Queue => &[Gate::AnyOom, Gate::Misconf, Gate::NoReplicas, Gate::ReadOnly],
+            Road::Script => &[Gate::ScriptReadOnly, Gate::Misconf, Gate::NoReplicas, Gate::DenyOom],
             Road::Admitted | Road::Replica => &[],
         }
     }
@@ -82,6 +85,7 @@ pub enum Refusal {
     Misconf(String),
     /// A write from a read-only script.
     ScriptWrite,
+    NoReplicas,
     ReadOnly,
 }
 
@@ -92,6 +96,7 @@ impl Refusal {
             Refusal::Oom => super::err::OOM.to_string(),
             Refusal::Misconf(e) => format!("MISCONF Errors writing to the AOF file: {}", e),
             Refusal::ScriptWrite => "ERR Write commands are not allowed from read-only scripts.".to_string(),
+            Refusal::NoReplicas => "NOREPLICAS Not enough good replicas to write.".to_string(),
             Refusal::ReadOnly => super::err::READONLY_REPLICA.to_string(),
         }
     }
@@ -118,6 +123,11 @@ pub trait Conditions {
     fn read_only(&self) -> bool {
         false
     }
+    /// This master has fewer good replicas than `min-replicas-to-write`
+    /// (process-wide, kept by the replication threads).
+    fn no_replicas(&self) -> bool {
+        crate::repl::master::writes_refused()
+    }
 }
 
 /// Run `road`'s gates for a command (or transaction) with `flags` that
@@ -135,6 +145,7 @@ pub fn check(road: Road, flags: Flags, cond: &mut impl Conditions, ks: &mut Keys
                     return Err(Refusal::Misconf(e.to_string()));
                 }
             }
+            Gate::NoReplicas if flags & WRITE != 0 && cond.no_replicas() => return Err(Refusal::NoReplicas),
             Gate::ReadOnly if flags & WRITE != 0 && cond.read_only() => return Err(Refusal::ReadOnly),
             _ => {}
         }
@@ -185,6 +196,7 @@ pub struct Report {
     pub oom: bool,
     pub aof_error: Option<String>,
     pub read_only: bool,
+    pub no_replicas: bool,
 }
 
 impl Report {
@@ -200,6 +212,7 @@ impl Report {
         }
         if flags & WRITE != 0 {
             self.read_only |= cond.read_only();
+            self.no_replicas |= cond.no_replicas();
         }
     }
 }
@@ -215,6 +228,10 @@ impl Conditions for Report {
 
     fn read_only(&self) -> bool {
         self.read_only
+    }
+
+    fn no_replicas(&self) -> bool {
+        self.no_replicas
     }
 }
 
@@ -308,7 +325,7 @@ mod tests {
         let mut full = Fake { oom: true, ..Fake::default() };
         r.add(WRITE | DENYOOM, &mut full, &mut Keyspace::new());
         r.add(WRITE | DENYOOM, &mut Fake { err: Some("EIO".into()), ..Fake::default() }, &mut Keyspace::new());
-        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()), read_only: false });
+        assert_eq!(r, Report { oom: true, aof_error: Some("EIO".into()), read_only: false, no_replicas: false });
         assert_eq!(check(Road::Transaction, WRITE | DENYOOM, &mut r, &mut Keyspace::new()), Err(Refusal::Oom));
         // A read-only transaction asks nothing (no eviction on its behalf).
         let mut r = Report::default();

@@ -146,6 +146,9 @@ pub struct Writer {
     /// durable until they complete.
     rotation: Option<Rotation>,
     pub last_fsync_ms: i64,
+    /// Someone waits for what is written to be on disk (WAITAOF, a
+    /// replica's durable acknowledgement): sync at once, whatever the policy.
+    pub sync_soon: bool,
     /// everysec: times an fsync was due while the previous one still ran.
     pub delayed_fsync: u64,
     /// Bytes of records of all segments since start-up, for INFO
@@ -196,6 +199,7 @@ impl Writer {
             durable_lsn: next_lsn - 1,
             rotation: None,
             last_fsync_ms: crate::util::now_ms(),
+            sync_soon: false,
             delayed_fsync: 0,
             total_bytes: 0,
             last_write_error: None,
@@ -509,6 +513,7 @@ impl Writer {
             return None;
         }
         match self.policy {
+            _ if self.sync_soon && self.fsyncs_inflight == 0 => self.sync_soon = false,
             Fsync::EverySec if now_ms - self.last_fsync_ms >= 1000 => {
                 if self.fsyncs_inflight > 0 {
                     self.delayed_fsync += 1;

@@ -17,6 +17,10 @@ pub struct ReplicaView {
     pub lag: u64,
     /// Shards it is linked to.
     pub links: usize,
+    /// Sum of lsns held durably in its own AOF.
+    pub durable: u64,
+    /// Milliseconds since its oldest link last acknowledged.
+    pub lag_ms: u64,
 }
 
 /// The replicas of this master (links grouped by announced address).
@@ -26,14 +30,24 @@ pub fn replicas() -> Vec<ReplicaView> {
     for links in &m.links {
         let Ok(g) = links.lock() else { continue };
         for l in g.iter() {
-            let lag = l.last_ack.elapsed().as_secs();
+            let lag_ms = l.last_ack.elapsed().as_millis() as u64;
             match out.iter_mut().find(|r| r.ip == l.ip && r.port == l.port) {
                 Some(r) => {
                     r.offset += l.acked;
-                    r.lag = r.lag.max(lag);
+                    r.durable += l.durable;
+                    r.lag_ms = r.lag_ms.max(lag_ms);
+                    r.lag = r.lag_ms / 1000;
                     r.links += 1;
                 }
-                None => out.push(ReplicaView { ip: l.ip.clone(), port: l.port, offset: l.acked, lag, links: 1 }),
+                None => out.push(ReplicaView {
+                    ip: l.ip.clone(),
+                    port: l.port,
+                    offset: l.acked,
+                    lag: lag_ms / 1000,
+                    links: 1,
+                    durable: l.durable,
+                    lag_ms,
+                }),
             }
         }
     }
@@ -85,10 +99,26 @@ pub fn section(cfg: &crate::config::Config) -> String {
         }
     }
     s.push_str(&format!("connected_slaves:{}\r\n", views.len()));
+    if rep.is_none() && cfg.min_replicas_to_write > 0 && cfg.min_replicas_max_lag > 0 {
+        let good = master::get().map_or(0, |m| m.good.load(Ordering::Relaxed));
+        s.push_str(&format!("min_slaves_good_slaves:{}\r\n", good));
+    }
     for (i, v) in views.iter().enumerate() {
         s.push_str(&format!(
             "slave{}:ip={},port={},state=online,offset={},lag={}\r\n",
             i, v.ip, v.port, v.offset, v.lag
+        ));
+    }
+    // shardis's detail: how far behind each replica is, in records and
+    // milliseconds, and what it holds durably.
+    for (i, v) in views.iter().enumerate() {
+        s.push_str(&format!(
+            "slave{}_detail:links={},lag_records={},lag_ms={},durable_offset={}\r\n",
+            i,
+            v.links,
+            offset.saturating_sub(v.offset),
+            v.lag_ms,
+            v.durable
         ));
     }
     s.push_str("master_failover_state:no-failover\r\n");

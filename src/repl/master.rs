@@ -55,6 +55,8 @@ pub struct LinkInfo {
     pub ip: String,
     pub port: u16,
     pub acked: u64,
+    /// Held durably in the replica's own AOF up to here.
+    pub durable: u64,
     pub last_ack: Instant,
 }
 
@@ -80,9 +82,62 @@ pub struct Master {
     pub links: Vec<Mutex<Vec<LinkInfo>>>,
     pub counters: Counters,
     handshakes: AtomicUsize,
+    /// Bumped when a writer waits for acknowledgements: every shard's
+    /// thread then asks its replicas to acknowledge at once.
+    getack: AtomicU64,
+    /// Per shard: it has writers waiting for acknowledgements (WAIT,
+    /// WAITAOF, `repl-sync-ack`), so wants a message when acks advance.
+    waiting: Vec<std::sync::atomic::AtomicBool>,
+    /// Replicas whose every link acknowledged within `min-replicas-max-lag`
+    /// (Redis's good replicas; refreshed by shard 0's thread).
+    pub good: AtomicUsize,
+    /// Per shard: the lsn that `min-replicas-to-write` replicas hold
+    /// durably (`repl-sync-ack` releases replies up to it).
+    pub sync_acked: Vec<AtomicU64>,
 }
 
 static MASTER: OnceLock<Master> = OnceLock::new();
+
+/// `min-replicas-to-write` is not met: writes are refused (NOREPLICAS).
+/// Kept by shard 0's replication thread (and at start) so that the gate
+/// costs one load.
+static WRITES_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[inline]
+pub fn writes_refused() -> bool {
+    WRITES_REFUSED.load(Ordering::Relaxed)
+}
+
+/// What the replication threads read of the config on every turn.
+#[derive(Clone, Copy)]
+struct Knobs {
+    timeout: Duration,
+    ping: Duration,
+    min_replicas: usize,
+    max_lag: Duration,
+    is_master: bool,
+}
+
+impl Knobs {
+    fn read(shared: &crate::shard::Shared) -> Knobs {
+        let f = |c: &crate::config::Config| Knobs {
+            timeout: Duration::from_secs(c.repl_timeout),
+            ping: Duration::from_secs(c.repl_ping_replica_period),
+            min_replicas: c.min_replicas_to_write as usize,
+            max_lag: Duration::from_secs(c.min_replicas_max_lag),
+            is_master: c.replicaof.is_empty(),
+        };
+        match shared.config.lock() {
+            Ok(c) => f(&c),
+            Err(p) => f(&p.into_inner()),
+        }
+    }
+
+    /// Refresh `writes_refused` from the good replicas.
+    fn refresh_refused(&self, good: usize) {
+        WRITES_REFUSED.store(self.is_master && self.min_replicas > 0 && good < self.min_replicas, Ordering::Relaxed);
+    }
+}
 
 pub fn get() -> Option<&'static Master> {
     MASTER.get()
@@ -102,6 +157,56 @@ pub fn notify(shard: usize, lsn: u64) {
             let _ = m.feeds[shard].send(Event::Safe(lsn));
         }
     }
+}
+
+/// Shard `shard` has writers waiting for acknowledgements (or no longer):
+/// while it has, its replicas are asked to acknowledge at once and the
+/// shard hears of every ack (`Msg::ReplAcked`).
+pub fn set_waiting(shard: usize, on: bool) {
+    let Some(m) = MASTER.get() else { return };
+    let was = m.waiting[shard].swap(on, Ordering::AcqRel);
+    if on && !was {
+        m.getack.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Ask every replica to acknowledge at once.
+pub fn request_acks() {
+    if let Some(m) = MASTER.get() {
+        m.getack.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// How many replicas acknowledged, on every shard `s`, at least
+/// `targets[s]` (applied, or durable in their own AOF with `durable`).
+/// A replica is known by the address it announced.
+pub fn replicas_at(targets: &[u64], durable: bool) -> usize {
+    let Some(m) = MASTER.get() else { return 0 };
+    let mut reached: std::collections::HashMap<(String, u16), usize> = Default::default();
+    for (s, links) in m.links.iter().enumerate() {
+        let target = targets.get(s).copied().unwrap_or(0);
+        let Ok(g) = links.lock() else { continue };
+        for l in g.iter() {
+            let at = if durable { l.durable } else { l.acked };
+            if at >= target {
+                *reached.entry((l.ip.clone(), l.port)).or_default() += 1;
+            }
+        }
+    }
+    reached.values().filter(|&&n| n == m.links.len()).count()
+}
+
+/// Replicas whose every shard link acknowledged within `max_lag` (Redis's
+/// good replicas, for `min-replicas-to-write`).
+fn count_good(m: &Master, max_lag: Duration) -> usize {
+    let mut fresh: std::collections::HashMap<(String, u16), usize> = Default::default();
+    for links in &m.links {
+        let Ok(g) = links.lock() else { continue };
+        for l in g.iter().filter(|l| l.last_ack.elapsed().as_secs() <= max_lag.as_secs()) {
+            *fresh.entry((l.ip.clone(), l.port)).or_default() += 1;
+        }
+    }
+    fresh.values().filter(|&&n| n == m.links.len()).count()
 }
 
 /// Start the listener and the per-shard threads. `initial[s]` is what
@@ -128,10 +233,15 @@ pub fn start(shared: Arc<crate::shard::Shared>, replid: String, initial: Vec<u64
         links: (0..shared.nshards).map(|_| Mutex::new(Vec::new())).collect(),
         counters: Counters::default(),
         handshakes: AtomicUsize::new(0),
+        getack: AtomicU64::new(0),
+        waiting: (0..shared.nshards).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
+        good: AtomicUsize::new(0),
+        sync_acked: (0..shared.nshards).map(|_| AtomicU64::new(0)).collect(),
     };
     if MASTER.set(m).is_err() {
         return Err("replication already started".into());
     }
+    Knobs::read(&shared).refresh_refused(0);
     let root = PathBuf::from(&cfg.dir);
     for (s, rx) in rxs.into_iter().enumerate() {
         let root = root.clone();
@@ -275,6 +385,7 @@ struct Link {
     ip: String,
     port: u16,
     acked: u64,
+    durable: u64,
     out: Vec<u8>,
     sent: usize,
     inbuf: Vec<u8>,
@@ -287,9 +398,12 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
     let mut links: Vec<Link> = Vec::new();
     let mut safe = m.safe[shard].load(Ordering::Relaxed);
     let mut rec = Vec::new();
+    let mut getack_seen = m.getack.load(Ordering::Acquire);
     loop {
         let busy = links.iter().any(|l| l.sent < l.out.len());
-        let wait = if busy { Duration::from_millis(2) } else { Duration::from_millis(100) };
+        // A writer waiting for acks wants them read as they come.
+        let waiting = m.waiting.iter().any(|w| w.load(Ordering::Relaxed));
+        let wait = if busy || waiting { Duration::from_millis(1) } else { Duration::from_millis(100) };
         let mut events = Vec::new();
         match rx.recv_timeout(wait) {
             Ok(ev) => events.push(ev),
@@ -308,6 +422,7 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
                         ip: n.ip,
                         port: n.port,
                         acked: n.lsn,
+                        durable: 0,
                         out: Vec::new(),
                         sent: 0,
                         inbuf: Vec::new(),
@@ -320,31 +435,73 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
         // Published while nobody was woken for it (no links then).
         safe = safe.max(m.safe[shard].load(Ordering::Relaxed));
         m.linked[shard].store(!links.is_empty(), Ordering::Relaxed);
+        let knobs = Knobs::read(shared);
+        if shard == 0 {
+            let good = count_good(m, knobs.max_lag);
+            m.good.store(good, Ordering::Relaxed);
+            knobs.refresh_refused(good);
+        }
         if links.is_empty() {
             continue;
         }
-        let cfg = shared.config.lock().map(|c| (c.repl_timeout, c.repl_ping_replica_period)).unwrap_or((60, 10));
-        let (timeout, ping) = (Duration::from_secs(cfg.0), Duration::from_secs(cfg.1));
-        links.retain_mut(|l| match pump(l, safe, &mut rec, timeout, ping) {
+        let getack = m.getack.load(Ordering::Acquire);
+        if getack != getack_seen {
+            getack_seen = getack;
+            for l in links.iter_mut() {
+                wire::frame_u64(&mut l.out, wire::GETACK, getack);
+            }
+        }
+        let before: Vec<(u64, u64)> = links.iter().map(|l| (l.acked, l.durable)).collect();
+        links.retain_mut(|l| match pump(l, safe, &mut rec, (knobs.timeout, knobs.ping), waiting) {
             Ok(()) => true,
             Err(e) => {
                 crate::log(&format!("replication: shard {}: link to {}:{} dropped: {}", shard, l.ip, l.port, e));
                 false
             }
         });
-        publish(m, shard, &links);
+        let advanced = links.len() != before.len() || links.iter().zip(&before).any(|(l, b)| (l.acked, l.durable) != *b);
+        publish(m, shard, &links, knobs.min_replicas);
+        if advanced {
+            wake_waiters(shared, m);
+        }
+    }
+}
+
+/// Tell the shards with writers waiting for acknowledgements that acks
+/// advanced.
+fn wake_waiters(shared: &crate::shard::Shared, m: &Master) {
+    let mut bells = vec![false; shared.nshards];
+    for (s, w) in m.waiting.iter().enumerate() {
+        if w.load(Ordering::Acquire) && shared.post_external(s, crate::shard::Msg::ReplAcked) {
+            bells[s] = true;
+        }
+    }
+    if bells.iter().any(|&b| b) {
+        crate::net::ring_doorbells_now(shared, &bells);
     }
 }
 
 /// INFO's view of the links, and the retention floor: compaction keeps
 /// what the slowest linked replica still needs (the last floor stays when
 /// they all go, so one that comes back can still continue).
-fn publish(m: &Master, shard: usize, links: &[Link]) {
+fn publish(m: &Master, shard: usize, links: &[Link], sync_n: usize) {
     if let Ok(mut g) = m.links[shard].lock() {
         *g = links
             .iter()
-            .map(|l| LinkInfo { ip: l.ip.clone(), port: l.port, acked: l.acked, last_ack: l.last_ack })
+            .map(|l| LinkInfo {
+                ip: l.ip.clone(),
+                port: l.port,
+                acked: l.acked,
+                durable: l.durable,
+                last_ack: l.last_ack,
+            })
             .collect();
+    }
+    // What `sync_n` replicas hold durably: the sync_n-th highest.
+    if sync_n > 0 && links.len() >= sync_n {
+        let mut d: Vec<u64> = links.iter().map(|l| l.durable).collect();
+        d.sort_unstable_by(|a, b| b.cmp(a));
+        m.sync_acked[shard].fetch_max(d[sync_n - 1], Ordering::AcqRel);
     }
     if let (Some(st), Some(min)) = (crate::persist::rewrite::status(), links.iter().map(|l| l.acked).min()) {
         st.retain_floor[shard].store(min + 1, Ordering::Release);
@@ -352,8 +509,10 @@ fn publish(m: &Master, shard: usize, links: &[Link]) {
 }
 
 /// Move one link forward: read its acks, compose frames up to `safe`,
-/// write what the socket takes. Err drops the link.
-fn pump(l: &mut Link, safe: u64, rec: &mut Vec<u8>, timeout: Duration, ping: Duration) -> Result<(), String> {
+/// write what the socket takes. With `ask` (writers wait for acks), new
+/// records are followed by a request to acknowledge them at once. Err
+/// drops the link.
+fn pump(l: &mut Link, safe: u64, rec: &mut Vec<u8>, (timeout, ping): (Duration, Duration), ask: bool) -> Result<(), String> {
     let mut chunk = [0u8; 4096];
     loop {
         match l.sock.read(&mut chunk) {
@@ -365,11 +524,12 @@ fn pump(l: &mut Link, safe: u64, rec: &mut Vec<u8>, timeout: Duration, ping: Dur
                     if tag != wire::ACK {
                         return Err(format!("unexpected frame '{}' from a replica", tag as char));
                     }
-                    let lsn = wire::body_u64(body);
-                    if lsn > safe {
-                        return Err(format!("acknowledged lsn {} beyond the log (at {})", lsn, safe));
+                    let (lsn, durable) = wire::ack_body(body);
+                    if lsn > safe || durable > lsn {
+                        return Err(format!("acknowledged lsn {}/{} beyond the log (at {})", lsn, durable, safe));
                     }
                     l.acked = l.acked.max(lsn);
+                    l.durable = l.durable.max(durable);
                     l.last_ack = Instant::now();
                     pos += used;
                 }
@@ -394,6 +554,9 @@ fn pump(l: &mut Link, safe: u64, rec: &mut Vec<u8>, timeout: Duration, ping: Dur
                 Step::Log { .. } => wire::frame(&mut l.out, wire::LOG, rec),
                 Step::Idle => break,
             }
+        }
+        if ask && !l.out.is_empty() {
+            wire::frame_u64(&mut l.out, wire::GETACK, 0);
         }
         if l.out.is_empty() && l.last_send.elapsed() >= ping {
             wire::frame_u64(&mut l.out, wire::PING, safe);

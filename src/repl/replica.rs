@@ -377,6 +377,14 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
     let mut last_io = Instant::now();
     let timeout = Duration::from_secs(cfg.repl_timeout.max(1));
     let mut chunk = vec![0u8; 1 << 16];
+    // Durability of what was applied: a fence asks every shard to say when
+    // all it applied so far is in its AOF on disk; then `durable` = the
+    // fence's lsn.
+    let mut durable = 0u64;
+    let mut fence: Option<(u64, Arc<std::sync::atomic::AtomicUsize>)> = None;
+    // The master asked for an acknowledgement (a writer waits there).
+    let mut asked = false;
+    let mut fast = false;
     loop {
         // A stopping server takes no more work (its shards are draining).
         let stopping =
@@ -441,6 +449,7 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
                     crate::log(&format!("replica: shard {} of {}:{}: full sync done", m, host, port));
                 }
                 wire::PING => {}
+                wire::GETACK => asked = true,
                 t => return Err(format!("unexpected frame '{}' from the master", t as char)),
             }
         }
@@ -458,6 +467,33 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
         if last_io.elapsed() > timeout {
             return Err(format!("nothing from the master for {} s (repl-timeout)", timeout.as_secs()));
         }
+        let mut ack_now = false;
+        if let Some((lsn, done)) = &fence {
+            if done.load(Ordering::Acquire) >= shared.nshards {
+                durable = durable.max(*lsn);
+                fence = None;
+                ack_now = true;
+            }
+        }
+        if !in_base && fence.is_none() && applied > durable && (asked || last_ack.elapsed() >= Duration::from_secs(1)) {
+            let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let d = done.clone();
+            poster.all(|| Msg::ReplFence { done: d.clone() });
+            poster.ring();
+            fence = Some((applied, done));
+        }
+        // Poll quickly while a fence is out, so its ack leaves at once.
+        if fence.is_some() != fast {
+            fast = fence.is_some();
+            let t = if fast { Duration::from_millis(1) } else { Duration::from_millis(200) };
+            sock.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
+        }
+        if asked || ack_now {
+            asked = false;
+            let mut ack = Vec::new();
+            wire::ack(&mut ack, applied, durable.min(applied));
+            sock.write_all(&ack).map_err(|e| e.to_string())?;
+        }
         if last_ack.elapsed() >= Duration::from_secs(1) {
             last_ack = Instant::now();
             if !in_base {
@@ -468,7 +504,7 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
                 poster.ring();
             }
             let mut ack = Vec::new();
-            wire::frame_u64(&mut ack, wire::ACK, applied);
+            wire::ack(&mut ack, applied, durable.min(applied));
             sock.write_all(&ack).map_err(|e| e.to_string())?;
         }
     }

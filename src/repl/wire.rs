@@ -17,8 +17,12 @@ pub const BASE_END: u8 = b'E';
 pub const LOG: u8 = b'R';
 /// Master to replica: keep-alive; body = the shard's safe lsn (u64 LE).
 pub const PING: u8 = b'P';
-/// Replica to master: applied up to this lsn (u64 LE).
+/// Replica to master: applied up to this lsn, and durable in the
+/// replica's own AOF up to that one (two u64 LE).
 pub const ACK: u8 = b'A';
+/// Master to replica: acknowledge at once (a writer waits in WAIT,
+/// WAITAOF or `repl-sync-ack`); body = a request number (u64 LE).
+pub const GETACK: u8 = b'G';
 
 pub const FRAME_HEADER: usize = 5;
 /// Largest frame body: one AOF record at most.
@@ -48,11 +52,16 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, String> {
         return Ok(None);
     }
     let tag = buf[0];
-    if ![BASE, BASE_END, LOG, PING, ACK].contains(&tag) {
+    if ![BASE, BASE_END, LOG, PING, ACK, GETACK].contains(&tag) {
         return Err(format!("unknown frame tag 0x{:02x}", tag));
     }
     let len = u32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-    if len > MAX_FRAME || (matches!(tag, BASE_END | PING | ACK) && len != 8) {
+    let fixed = match tag {
+        BASE_END | PING | GETACK => Some(8),
+        ACK => Some(16),
+        _ => None,
+    };
+    if len > MAX_FRAME || fixed.is_some_and(|f| len != f) {
         return Err(format!("impossible frame length {} for tag '{}'", len, tag as char));
     }
     if buf.len() < FRAME_HEADER + len {
@@ -61,11 +70,25 @@ pub fn parse_frame(buf: &[u8]) -> Result<Option<Frame<'_>>, String> {
     Ok(Some((tag, &buf[FRAME_HEADER..FRAME_HEADER + len], FRAME_HEADER + len)))
 }
 
-/// The u64 body of a BASE_END, PING or ACK frame.
+/// The u64 body of a BASE_END, PING or GETACK frame (the first of an
+/// ACK's two).
 pub fn body_u64(body: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&body[..8]);
     u64::from_le_bytes(a)
+}
+
+/// An ACK frame: (applied, durable).
+pub fn ack(out: &mut Vec<u8>, applied: u64, durable: u64) {
+    let mut body = [0u8; 16];
+    body[..8].copy_from_slice(&applied.to_le_bytes());
+    body[8..].copy_from_slice(&durable.to_le_bytes());
+    frame(out, ACK, &body)
+}
+
+/// An ACK frame's body: (applied, durable).
+pub fn ack_body(body: &[u8]) -> (u64, u64) {
+    (body_u64(body), body_u64(&body[8..]))
 }
 
 /// What a replica asks for on one shard's link.
@@ -205,14 +228,18 @@ mod tests {
     fn frames_round_trip_and_bad_ones_are_refused() {
         let mut out = Vec::new();
         frame(&mut out, LOG, b"record");
-        frame_u64(&mut out, ACK, 9);
+        ack(&mut out, 9, 7);
+        frame_u64(&mut out, GETACK, 3);
         let (tag, body, used) = parse_frame(&out).expect("valid").expect("whole");
         assert_eq!((tag, body, used), (LOG, &b"record"[..], 11));
-        let (tag, body, _) = parse_frame(&out[used..]).expect("valid").expect("whole");
-        assert_eq!((tag, body_u64(body)), (ACK, 9));
+        let (tag, body, n) = parse_frame(&out[used..]).expect("valid").expect("whole");
+        assert_eq!((tag, ack_body(body)), (ACK, (9, 7)));
+        let (tag, body, _) = parse_frame(&out[used + n..]).expect("valid").expect("whole");
+        assert_eq!((tag, body_u64(body)), (GETACK, 3));
+        assert!(parse_frame(&[ACK, 8, 0, 0, 0]).is_err(), "an ack is 16 bytes");
         assert_eq!(parse_frame(&out[..7]), Ok(None));
         assert!(parse_frame(b"Zxxxxxxxx").is_err());
-        assert!(parse_frame(&[ACK, 200, 0, 0, 0]).is_err(), "an ack is 8 bytes");
+        assert!(parse_frame(&[ACK, 200, 0, 0, 0]).is_err(), "no ack is 200 bytes");
         assert!(parse_frame(&[LOG, 255, 255, 255, 255]).is_err(), "beyond any record");
     }
 

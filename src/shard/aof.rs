@@ -87,14 +87,15 @@ impl Shard {
     /// None when nothing is ever held (no AOF).
     #[inline]
     pub fn release_gate(&self) -> Option<u64> {
-        self.aof.as_ref().map(|w| w.release_lsn())
+        self.aof.as_ref().map(|w| w.release_lsn().min(self.sync_ack_gate()))
     }
 
     /// Hold a message to another shard while writes it may reveal are not
     /// durable; returns it back if it can go now.
     pub fn hold_message(&mut self, to: usize, msg: Msg) -> Option<Msg> {
         let Some(w) = &self.aof else { return Some(msg) };
-        if !w.must_hold_replies() && self.held_msgs.is_empty() {
+        let gate = w.release_lsn().min(self.sync_ack_gate());
+        if gate >= w.appended_lsn() && self.held_msgs.is_empty() {
             return Some(msg);
         }
         self.held_msgs.push_back((w.appended_lsn(), to, msg));
@@ -116,7 +117,7 @@ impl Shard {
             *slot = w.next_write(now);
         }
         let extend = w.next_extend();
-        let fsync = if w.policy == Fsync::Always { w.due_fsync(now) } else { None };
+        let fsync = if w.policy == Fsync::Always || w.sync_soon { w.due_fsync(now) } else { None };
         let mut rotation_syncs = [None, None];
         for slot in rotation_syncs.iter_mut() {
             *slot = w.next_rotation_sync();
@@ -214,7 +215,8 @@ impl Shard {
 
     /// Send what was waiting for the released lsn to advance (all of it
     /// once the AOF is off).
-    fn release_held(&mut self) {
+    pub fn release_held(&mut self) {
+        self.check_repl_fences();
         let released = self.release_gate().unwrap_or(u64::MAX);
         while let Some((lsn, _, _)) = self.held_msgs.front() {
             if *lsn > released {

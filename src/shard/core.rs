@@ -81,6 +81,8 @@ pub enum Wait {
     Save(u64),
     /// A blocking command waits for data (see `blocking`).
     Blocked(Box<super::blocking::BlockWait>),
+    /// WAIT / WAITAOF: acknowledgements from replicas (see `replwait`).
+    Replicas(Box<super::replwait::ReplWait>),
 }
 
 impl Wait {
@@ -289,6 +291,10 @@ pub struct Shard {
     pub rewrite_lsns: Option<Vec<Option<u64>>>,
     /// Connections waiting in SAVE.
     pub save_waiters: Vec<ConnRef>,
+    /// Connections waiting in WAIT / WAITAOF.
+    pub repl_waiters: Vec<ConnRef>,
+    /// Replica: durable fences its link threads wait on (lsn, counter).
+    pub repl_fences: Vec<(u64, Arc<std::sync::atomic::AtomicUsize>)>,
     /// Blocked clients: those waiting on this shard's keys, and the
     /// deadlines of this shard's own blocked connections.
     pub blocked: super::blocking::Registry,
@@ -357,6 +363,8 @@ impl Shard {
             held_conns: Vec::new(),
             rewrite_lsns: None,
             save_waiters: Vec::new(),
+            repl_waiters: Vec::new(),
+            repl_fences: Vec::new(),
             blocked: Default::default(),
             acl,
             scripts,
@@ -911,6 +919,16 @@ impl Shard {
             Msg::ReplReset { mshard, master_shards } => self.on_repl_reset(mshard, master_shards),
             Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
             Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
+            Msg::ReplFence { done } => self.on_repl_fence(done),
+            Msg::ReplAcked => {
+                self.check_repl_waiters();
+                self.release_held();
+            }
+            Msg::SyncSoon => {
+                if let Some(w) = self.aof.as_mut() {
+                    w.sync_soon = true;
+                }
+            }
             _ => {}
         }
     }
@@ -975,6 +993,11 @@ impl Shard {
             self.recent_max_in.note((c.rbuf.len() - c.rpos) as u64, now);
         }
         self.check_save_waiters();
+        self.check_repl_waiters();
+        if self.sync_ack_on() {
+            // Hear of every acknowledgement: held replies wait for them.
+            crate::repl::master::set_waiting(self.id, true);
+        }
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;
             let idle: Vec<u32> = self

@@ -43,6 +43,7 @@ pub mod monitor;
 pub mod obuf;
 pub mod pubsub;
 pub mod replica;
+pub mod replwait;
 pub mod router;
 pub mod shutdown;
 pub mod slowlog;
@@ -398,6 +399,16 @@ pub enum Msg {
         replid: Arc<str>,
         lsn: u64,
     },
+    /// Replica: count `done` once everything applied so far is durable in
+    /// this shard's AOF (the link then acknowledges it as durable).
+    ReplFence {
+        done: Arc<AtomicUsize>,
+    },
+    /// Master: replicas acknowledged more (WAIT, WAITAOF and
+    /// `repl-sync-ack` may be satisfied).
+    ReplAcked,
+    /// Sync the AOF at once (WAITAOF with numlocal).
+    SyncSoon,
 }
 
 #[derive(Clone, Debug)]

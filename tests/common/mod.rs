@@ -3,6 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod procfs;
+pub mod repl;
 pub mod resp;
 pub mod server;
 pub mod shards;

@@ -24,6 +24,8 @@ pub static COMMANDS: &[CommandDef] = &[
         .acl(acl::ADMIN | acl::DANGEROUS)
         .since("2.8.12"),
     repl(server("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, Shard::cmd_replconf)).since("3.0.0"),
+    repl(server("wait", 3, NOSCRIPT | NO_MULTI, Shard::cmd_wait)).acl(acl::CONNECTION).since("3.0.0"),
+    repl(server("waitaof", 4, NOSCRIPT | NO_MULTI, Shard::cmd_waitaof)).acl(acl::CONNECTION).since("7.2.0"),
 ];
 
 impl Shard {

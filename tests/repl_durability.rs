@@ -1,0 +1,158 @@
+//! What a writer can ask of replication: WAIT and WAITAOF counts,
+//! `min-replicas-to-write` refusing writes on a master cut off from its
+//! replicas, and `repl-sync-ack`, under which an acknowledged write is on
+//! a replica's disk before the client hears OK. Real processes on distinct
+//! loopback addresses; every wait bounded.
+
+mod common;
+
+use common::repl::{info_u64, master, replica_of, Proxy, MASTER_HOST};
+use common::{RespConn, Server, Value};
+use std::time::{Duration, Instant};
+
+/// Wait (bounded) until `cond` holds.
+fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn linked(mc: &mut RespConn, n: u64) {
+    until("replicas to link", 30, || info_u64(mc, "replication", "connected_slaves") == n);
+}
+
+fn int(v: Value) -> i64 {
+    v.as_int().unwrap_or_else(|| panic!("not an integer: {v:?}"))
+}
+
+#[test]
+fn wait_and_waitaof_count_the_replicas_that_have_the_writes() {
+    let shards = 2;
+    let m = master(shards);
+    let mut mc = m.conn();
+    let proxy = Proxy::for_master(&m, "127.0.0.5");
+    let r1 = replica_of(shards, "127.0.0.3", (MASTER_HOST, m.port));
+    let r2 = replica_of(1, "127.0.0.4", ("127.0.0.5", m.port));
+    linked(&mut mc, 2);
+    for i in 0..200 {
+        mc.cmd(&["SET", &format!("k{i}"), &format!("v{i}")]);
+    }
+    let t = Instant::now();
+    assert_eq!(int(mc.cmd(&["WAIT", "2", "10000"])), 2);
+    // Acknowledged at once when asked, not at the next 1 s ack.
+    assert!(t.elapsed() < Duration::from_secs(5), "WAIT took {:?}", t.elapsed());
+    assert_eq!(int(mc.cmd(&["WAIT", "0", "0"])), 2, "numreplicas 0 answers at once");
+    let v = mc.cmd(&["WAITAOF", "1", "2", "10000"]);
+    let items: Vec<i64> = v.as_items().expect("array").iter().filter_map(|x| x.as_int()).collect();
+    assert_eq!(items, vec![1, 2], "local AOF and both replicas' AOFs hold the writes");
+    // The replicas really have them.
+    for r in [&r1, &r2] {
+        assert_eq!(r.conn().cmd(&["GET", "k199"]), Value::bulk("v199"));
+    }
+    // More than exist: the timeout answers with how many did.
+    let t = Instant::now();
+    assert_eq!(int(mc.cmd(&["WAIT", "3", "300"])), 2);
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    // One replica cut off: a new write reaches only the other.
+    proxy.cut();
+    mc.cmd(&["SET", "after-cut", "1"]);
+    assert_eq!(int(mc.cmd(&["WAIT", "2", "500"])), 1);
+    proxy.restore();
+    until("the cut replica to catch up", 30, || int(mc.cmd(&["WAIT", "2", "200"])) == 2);
+    // Errors as Redis's.
+    assert!(mc.cmd(&["WAIT", "1", "-1"]).is_error());
+    assert!(mc.cmd(&["WAIT", "x", "1"]).is_error());
+    let e = r1.conn().cmd(&["WAIT", "1", "10"]);
+    assert!(format!("{e:?}").contains("cannot be used with replica instances"), "{e:?}");
+    let plain = Server::start(1, &["--appendonly", "no"]);
+    let e = plain.conn().cmd(&["WAITAOF", "1", "0", "10"]);
+    assert!(format!("{e:?}").contains("appendonly is disabled"), "{e:?}");
+}
+
+#[test]
+fn a_master_cut_off_from_its_replicas_refuses_writes() {
+    let shards = 2;
+    let m = Server::start(
+        shards,
+        &["--bind", MASTER_HOST, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"],
+    );
+    let mut mc = m.conn();
+    let e = mc.cmd(&["SET", "a", "1"]);
+    assert_eq!(e, Value::err("NOREPLICAS Not enough good replicas to write."), "no replica yet");
+    assert_eq!(mc.cmd(&["GET", "a"]), Value::NilBulk, "reads go on");
+    let proxy = Proxy::for_master(&m, "127.0.0.5");
+    let r = replica_of(shards, "127.0.0.3", ("127.0.0.5", m.port));
+    until("writes accepted with a replica", 30, || mc.cmd(&["SET", "a", "1"]) == Value::ok());
+    assert_eq!(info_u64(&mut mc, "replication", "min_slaves_good_slaves"), 1);
+    proxy.cut();
+    until("NOREPLICAS once the replica lags", 30, || mc.cmd(&["SET", "b", "1"]).is_error());
+    assert_eq!(mc.cmd(&["GET", "a"]), Value::bulk("1"));
+    // Inside MULTI the write is refused at queue time and EXEC aborts.
+    assert_eq!(mc.cmd(&["MULTI"]), Value::ok());
+    assert!(mc.cmd(&["SET", "c", "1"]).is_error());
+    let e = mc.cmd(&["EXEC"]);
+    assert!(format!("{e:?}").contains("EXECABORT"), "{e:?}");
+    // A cross-shard write too.
+    assert!(mc.cmd(&["MSET", "{x}1", "1", "{y}2", "2", "{z}3", "3"]).is_error());
+    proxy.restore();
+    until("writes accepted again", 30, || mc.cmd(&["SET", "b", "2"]) == Value::ok());
+    until("the replica to have b", 30, || r.conn().cmd(&["GET", "b"]) == Value::bulk("2"));
+    // CONFIG SET turns it off.
+    proxy.cut();
+    until("NOREPLICAS again", 30, || mc.cmd(&["SET", "b", "3"]).is_error());
+    assert_eq!(mc.cmd(&["CONFIG", "SET", "min-replicas-to-write", "0"]), Value::ok());
+    until("writes without replicas", 5, || mc.cmd(&["SET", "b", "3"]) == Value::ok());
+}
+
+/// With `repl-sync-ack yes` an acknowledged write is durable on a replica:
+/// kill the master right after the acknowledgement (and the replica as
+/// well, which restarts from its own AOF) and every acknowledged write is
+/// there. Seeded rounds with different write counts and shard counts.
+#[test]
+fn repl_sync_ack_loses_no_acknowledged_write_when_the_master_dies() {
+    let seed: u64 = std::env::var("SHARDIS_SYNC_ACK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(7);
+    let mut rng = seed;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    for round in 0..3 {
+        let (ms, rs) = (1 + next(3) as usize, 1 + next(3) as usize);
+        let flags = ["--bind", MASTER_HOST, "--min-replicas-to-write", "1", "--repl-sync-ack", "yes"];
+        let mut m = Server::start(ms, &flags);
+        let mut r = Server::start(
+            rs,
+            &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &m.port.to_string(), "--appendfsync", "no"],
+        );
+        let mut mc = m.conn();
+        until("the replica to count", 30, || mc.cmd(&["SET", "warm", "1"]) == Value::ok());
+        let n = 50 + next(200);
+        let mut acked = Vec::new();
+        // A pipeline: replies come back only once the replica holds them.
+        for i in 0..n {
+            mc.send_raw(&common::encode_command(&["SET", &format!("r{round}-{i}"), &format!("{seed}-{i}")]))
+                .expect("send");
+        }
+        for i in 0..n {
+            if mc.read_value().expect("reply") == Value::ok() {
+                acked.push(i);
+            }
+        }
+        m.kill9();
+        r.kill9();
+        r.restart().expect("replica restarts");
+        let mut rc = r.conn();
+        for &i in &acked {
+            assert_eq!(
+                rc.cmd(&["GET", &format!("r{round}-{i}")]),
+                Value::bulk(format!("{seed}-{i}")),
+                "round {round} (seed {seed}, {ms}->{rs} shards): acknowledged write {i} of {n} lost"
+            );
+        }
+        assert_eq!(acked.len() as u64, n, "every write was acknowledged");
+    }
+}
