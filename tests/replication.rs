@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::repl::{info_field, info_u64, master, replica_of, Proxy, MASTER_HOST};
+use common::repl::{converge, info_field, info_u64, master, replica_of, snapshot, write_load, Proxy, MASTER_HOST};
 use common::{RespConn, Server, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -13,104 +13,6 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Every key of db 0 with a canonical rendering of its value.
-fn snapshot(c: &mut RespConn) -> BTreeMap<Vec<u8>, String> {
-    let mut keys = Vec::new();
-    let mut cursor = "0".to_string();
-    for _ in 0..100_000 {
-        let v = c.cmd(&["SCAN", &cursor, "COUNT", "500"]);
-        let items = v.as_items().expect("SCAN reply").to_vec();
-        cursor = String::from_utf8_lossy(items[0].as_bytes().expect("cursor")).into_owned();
-        for k in items[1].as_items().expect("keys") {
-            keys.push(k.as_bytes().expect("key").to_vec());
-        }
-        if cursor == "0" {
-            break;
-        }
-    }
-    let mut out = BTreeMap::new();
-    for k in keys {
-        let t = c.cmd(&[&b"TYPE"[..], &k]);
-        let t = match &t {
-            Value::Simple(s) => s.clone(),
-            other => format!("{other:?}"),
-        };
-        let mut items: Vec<String> = match t.as_str() {
-            "string" => vec![format!("{:?}", c.cmd(&[&b"GET"[..], &k]))],
-            "list" => vec![format!("{:?}", c.cmd(&[&b"LRANGE"[..], &k, b"0", b"-1"]))],
-            "hash" => flat(c.cmd(&[&b"HGETALL"[..], &k])),
-            "set" => flat(c.cmd(&[&b"SMEMBERS"[..], &k])),
-            _ => vec![],
-        };
-        items.sort();
-        let ttl = !matches!(c.cmd(&[&b"PTTL"[..], &k]), Value::Int(-1));
-        out.insert(k, format!("{t} ttl={ttl} {}", items.join(",")));
-    }
-    out
-}
-
-fn flat(v: Value) -> Vec<String> {
-    v.as_items().unwrap_or_default().iter().map(|x| format!("{x:?}")).collect()
-}
-
-/// A bounded mixed write load: `n` commands over `keys` keys, pipelined.
-fn write_load(c: &mut RespConn, seed: u64, n: usize, keys: usize) {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-    let mut batch = Vec::new();
-    for i in 0..n {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let k = (x >> 33) as usize % keys;
-        let cmd: Vec<String> = match (x >> 20) % 7 {
-            0 => vec!["SET".into(), format!("s{k}"), format!("v{i}")],
-            1 => vec!["INCR".into(), format!("n{k}")],
-            2 => vec!["RPUSH".into(), format!("l{k}"), format!("e{i}")],
-            3 => vec!["HSET".into(), format!("h{k}"), format!("f{}", i % 5), format!("{i}")],
-            4 => vec!["SADD".into(), format!("t{k}"), format!("m{}", i % 9)],
-            5 => vec!["DEL".into(), format!("s{}", (k + 1) % keys)],
-            _ => vec!["EXPIRE".into(), format!("l{k}"), "100000".into()],
-        };
-        batch.extend(common::encode_command(&cmd));
-        if (i + 1) % 100 == 0 || i + 1 == n {
-            c.send_raw(&batch).expect("send");
-            batch.clear();
-            for _ in 0..((i % 100) + 1) {
-                let v = c.read_value().expect("reply");
-                assert!(!v.is_error(), "write failed on the master: {v:?}");
-            }
-        }
-    }
-}
-
-/// Wait (bounded) until the replica applied everything the master may
-/// reveal and both hold the same keyspace.
-fn converge(m: &Server, r: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let (mut mc, mut rc) = (m.conn(), r.conn());
-    loop {
-        let want = info_u64(&mut mc, "replication", "master_repl_offset");
-        let got = info_u64(&mut rc, "replication", "slave_repl_offset");
-        if want == got && snapshot(&mut mc) == snapshot(&mut rc) {
-            return;
-        }
-        if Instant::now() > deadline {
-            let (a, b) = (snapshot(&mut mc), snapshot(&mut rc));
-            let diff: Vec<_> = a.iter().filter(|(k, v)| b.get(*k) != Some(v)).take(5).collect();
-            panic!(
-                "{} did not converge: offsets {} vs {}, {} vs {} keys, first differences {:?}\n--- replica log ---\n{}\n--- master log ---\n{}",
-                r.name,
-                want,
-                got,
-                a.len(),
-                b.len(),
-                diff,
-                r.logs(),
-                m.logs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 fn converge_case(master_shards: usize, replica_shards: usize) {
     let m = master(master_shards);

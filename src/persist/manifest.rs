@@ -17,9 +17,24 @@ pub struct Manifest {
     /// The node's replication id (empty until replication first asks).
     #[serde(default)]
     pub replid: String,
+    /// The replication id this node's data continues (its master's before
+    /// it was promoted), and per shard the lsn of that history the data
+    /// holds: replicas of the old master continue from there (PSYNC2).
+    #[serde(default)]
+    pub replid2: String,
+    #[serde(default)]
+    pub second_offsets: Vec<u64>,
+    /// The highest failover epoch this node has seen (it was promoted in
+    /// it, or followed a master of it); it only grows.
+    #[serde(default)]
+    pub epoch: u64,
     #[serde(default)]
     pub shard: Vec<ShardEntry>,
 }
+
+/// Read-modify-write of the manifest is serialised in the process: a
+/// rewrite and a promotion may both change it.
+static UPDATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct ShardEntry {
@@ -32,7 +47,26 @@ pub struct ShardEntry {
 
 impl Manifest {
     pub fn new(shards: usize) -> Manifest {
-        Manifest { version: VERSION, shards, replid: String::new(), shard: vec![ShardEntry::default(); shards] }
+        Manifest {
+            version: VERSION,
+            shards,
+            replid: String::new(),
+            replid2: String::new(),
+            second_offsets: Vec::new(),
+            epoch: 0,
+            shard: vec![ShardEntry::default(); shards],
+        }
+    }
+
+    /// Change the current manifest of `dir` with `f` and write it, under
+    /// the process's manifest lock (so two writers do not lose each other's
+    /// change). Err if there is none.
+    pub fn update(dir: &Path, f: impl FnOnce(&mut Manifest)) -> Result<Manifest, String> {
+        let _g = UPDATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = Manifest::read(dir)?.ok_or_else(|| format!("{}: no manifest", dir.display()))?;
+        f(&mut m);
+        m.write(dir)?;
+        Ok(m)
     }
 
     /// Every shard with a base image at `lsn` (named `base_name(lsn)`).

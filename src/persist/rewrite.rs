@@ -366,15 +366,16 @@ pub fn rewrite_all(root: &Path, status: &Status, upto: &[u64]) -> Result<u64, St
     let (old, snaps) = load::snapshot(root, upto, &status.copy_bytes)?;
     let copy: u64 = status.copy_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
     status.copy_peak.fetch_max(copy, Ordering::Relaxed);
-    let mut m = old.clone();
+    let mut entries = Vec::new();
     let mut total = 0;
     for (s, (ks, lsn)) in snaps.iter().enumerate() {
         let (name, size) = write_base(&super::shard_dir(root, s), ks, *lsn)?;
-        m.shard[s] = ShardEntry { base_lsn: *lsn, base: name };
+        entries.push(ShardEntry { base_lsn: *lsn, base: name });
         total += size;
     }
     drop(snaps);
-    m.write(root)?;
+    // Only the bases change: replication may have changed the rest since.
+    let m = Manifest::update(root, |m| m.shard = entries)?;
     clean_up(root, &m, old.shards);
     crate::log(&format!("AOF rewrite done: {} MB of bases in {:.2}s", total / (1 << 20), t0.elapsed().as_secs_f64()));
     Ok(total)
@@ -401,6 +402,10 @@ pub fn reshard(root: &Path, old: &Manifest, loaded: Vec<Loaded>, nshards: usize)
         }
     }
     let mut m = Manifest::new(nshards);
+    // The node stays the node (replid, epoch); its old history's offsets
+    // (replid2) are per old shard and no longer apply.
+    m.replid = old.replid.clone();
+    m.epoch = old.epoch;
     for (s, ks) in out.iter_mut().enumerate() {
         ks.dirty = 0;
         let (name, _) = write_base(&super::shard_dir(root, s), ks, g)?;

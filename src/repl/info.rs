@@ -65,7 +65,8 @@ pub fn section(cfg: &crate::config::Config) -> String {
     let mut s = String::from("# Replication\r\n");
     let rep = replica::status().filter(|_| !cfg.replicaof.is_empty());
     let views = replicas();
-    let replid = master::get().map_or_else(|| "0".repeat(40), |m| m.replid.clone());
+    let ids = master::ids().unwrap_or_default();
+    let replid = if ids.replid.is_empty() { "0".repeat(40) } else { ids.replid.clone() };
     let offset = match &rep {
         Some(r) => r.links.iter().map(|l| l.applied).sum(),
         None => master_offset(),
@@ -123,9 +124,15 @@ pub fn section(cfg: &crate::config::Config) -> String {
     }
     s.push_str("master_failover_state:no-failover\r\n");
     s.push_str(&format!("master_replid:{}\r\n", replid));
-    s.push_str(&format!("master_replid2:{}\r\n", "0".repeat(40)));
+    let replid2 = if ids.replid2.is_empty() { "0".repeat(40) } else { ids.replid2.clone() };
+    s.push_str(&format!("master_replid2:{}\r\n", replid2));
     s.push_str(&format!("master_repl_offset:{}\r\n", offset));
-    s.push_str("second_repl_offset:-1\r\n");
+    if ids.replid2.is_empty() {
+        s.push_str("second_repl_offset:-1\r\n");
+    } else {
+        s.push_str(&format!("second_repl_offset:{}\r\n", ids.second.iter().sum::<u64>() + 1));
+    }
+    s.push_str(&format!("failover_epoch:{}\r\n", ids.epoch));
     let backlog = cfg.repl_backlog_size;
     s.push_str(&format!("repl_backlog_active:{}\r\n", master::get().is_some() as u8));
     s.push_str(&format!("repl_backlog_size:{}\r\n", backlog));

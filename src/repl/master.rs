@@ -68,8 +68,34 @@ pub struct Counters {
     pub sync_partial_err: AtomicU64,
 }
 
-pub struct Master {
+/// The node's replication identity (MANIFEST.toml keeps it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
     pub replid: String,
+    /// The history this node continues (its master's, before it was
+    /// promoted) and, per shard, how far its data holds it.
+    pub replid2: String,
+    pub second: Vec<u64>,
+    /// The highest failover epoch seen.
+    pub epoch: u64,
+}
+
+impl Ids {
+    /// The node's identity as its manifest keeps it (a fresh replid if it
+    /// has none yet, or with appendonly off).
+    pub fn load(dir: &std::path::Path, appendonly: bool) -> Result<Ids, String> {
+        let replid = super::node_replid(dir, appendonly)?;
+        let m = if appendonly { crate::persist::manifest::Manifest::read(dir)? } else { None };
+        Ok(match m {
+            Some(m) => Ids { replid, replid2: m.replid2, second: m.second_offsets, epoch: m.epoch },
+            None => Ids { replid, ..Ids::default() },
+        })
+    }
+}
+
+pub struct Master {
+    /// Changes on promotion and when a higher epoch is seen.
+    ids: Mutex<Ids>,
     /// The replication listener's port.
     pub port: u16,
     feeds: Vec<Sender<Event>>,
@@ -143,6 +169,31 @@ pub fn get() -> Option<&'static Master> {
     MASTER.get()
 }
 
+/// The node's replication identity now.
+pub fn ids() -> Option<Ids> {
+    MASTER.get().map(|m| m.ids.lock().unwrap_or_else(|p| p.into_inner()).clone())
+}
+
+/// Change the node's identity, durably first (the manifest), then in
+/// memory. Err leaves both as they were.
+pub fn update_ids(dir: &std::path::Path, f: impl FnOnce(&mut Ids)) -> Result<Ids, String> {
+    let m = MASTER.get().ok_or("replication is not running (appendonly no)")?;
+    let mut g = m.ids.lock().unwrap_or_else(|p| p.into_inner());
+    let mut next = g.clone();
+    f(&mut next);
+    if next != *g {
+        let n = next.clone();
+        crate::persist::manifest::Manifest::update(dir, move |m| {
+            m.replid = n.replid;
+            m.replid2 = n.replid2;
+            m.second_offsets = n.second;
+            m.epoch = n.epoch;
+        })?;
+        *g = next;
+    }
+    Ok(g.clone())
+}
+
 pub fn counters() -> Option<&'static Counters> {
     MASTER.get().map(|m| &m.counters)
 }
@@ -211,7 +262,7 @@ fn count_good(m: &Master, max_lag: Duration) -> usize {
 
 /// Start the listener and the per-shard threads. `initial[s]` is what
 /// shard s may reveal at start-up.
-pub fn start(shared: Arc<crate::shard::Shared>, replid: String, initial: Vec<u64>) -> Result<(), String> {
+pub fn start(shared: Arc<crate::shard::Shared>, ids: Ids, initial: Vec<u64>) -> Result<(), String> {
     let cfg = shared.config_snapshot();
     let host = cfg.bind.split_whitespace().next().unwrap_or("127.0.0.1").to_string();
     let listener =
@@ -225,7 +276,7 @@ pub fn start(shared: Arc<crate::shard::Shared>, replid: String, initial: Vec<u64
         rxs.push(rx);
     }
     let m = Master {
-        replid,
+        ids: Mutex::new(ids),
         port,
         feeds,
         safe: initial.iter().map(|&l| AtomicU64::new(l)).collect(),
@@ -255,7 +306,8 @@ pub fn start(shared: Arc<crate::shard::Shared>, replid: String, initial: Vec<u64
         .name("repl-listen".into())
         .spawn(move || accept_loop(listener, shared, root))
         .map_err(|e| format!("spawning replication listener: {}", e))?;
-    crate::log(&format!("replication listener on {}:{} (replid {})", host, port, get().map_or("", |m| &m.replid)));
+    let ids = crate::repl::master::ids().unwrap_or_default();
+    crate::log(&format!("replication listener on {}:{} (replid {}, epoch {})", host, port, ids.replid, ids.epoch));
     Ok(())
 }
 
@@ -310,20 +362,41 @@ fn handshake(mut sock: TcpStream, shared: &crate::shard::Shared, root: &std::pat
     }
     let safe = m.safe[hello.shard].load(Ordering::Relaxed);
     let dir = crate::persist::shard_dir(root, hello.shard);
-    let partial = hello.replid == m.replid;
-    if partial && hello.lsn > safe {
-        return refuse(
-            &mut sock,
-            &format!("ERR lsn {} of shard {} is ahead of this master's log (at {})", hello.lsn, hello.shard, safe),
-        );
-    }
-    let cont = if partial { Some(LogReader::after(&dir, hello.lsn, safe)) } else { None };
-    let (reader, answer) = match cont {
-        Some(Ok(r)) => {
-            m.counters.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
-            (r, Answer::Continue { lsn: hello.lsn })
+    let ids = m.ids.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    // Where in this node's own log the asked history continues.
+    let from = if hello.replid == ids.replid {
+        if hello.lsn > safe {
+            return refuse(
+                &mut sock,
+                &format!("ERR lsn {} of shard {} is ahead of this master's log (at {})", hello.lsn, hello.shard, safe),
+            );
         }
-        Some(Err(ReadError::Damaged(e))) => return refuse(&mut sock, &format!("ERR cannot read the log: {}", e)),
+        Some(hello.lsn)
+    } else if !ids.replid2.is_empty() && hello.replid == ids.replid2 && ids.second.len() == m.feeds.len() {
+        let second = ids.second[hello.shard];
+        if hello.lsn > second {
+            let d = Answer::Diverged { at: second };
+            crate::log(&format!(
+                "replication: shard {}: {} holds lsn {} of the previous history, which ends here at {}: it diverged",
+                hello.shard, hello.ip, hello.lsn, second
+            ));
+            m.counters.sync_partial_err.fetch_add(1, Ordering::Relaxed);
+            let _ = sock.write_all(d.encode().as_bytes());
+            return Ok(());
+        }
+        super::history::own_lsn(hello.shard, &ids.replid2, hello.lsn)
+    } else {
+        None
+    };
+    let cont = from.map(|lsn| (lsn, LogReader::after(&dir, lsn, safe)));
+    let (reader, answer) = match cont {
+        Some((lsn, Ok(r))) => {
+            m.counters.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
+            (r, Answer::Continue { lsn, replid: ids.replid.clone() })
+        }
+        Some((_, Err(ReadError::Damaged(e)))) => {
+            return refuse(&mut sock, &format!("ERR cannot read the log: {}", e))
+        }
         other => {
             if other.is_some() || hello.replid != "?" {
                 m.counters.sync_partial_err.fetch_add(1, Ordering::Relaxed);
@@ -331,7 +404,7 @@ fn handshake(mut sock: TcpStream, shared: &crate::shard::Shared, root: &std::pat
             let r = full_reader(root, hello.shard, safe).map_err(|e| format!("full sync: {}", e))?;
             m.counters.sync_full.fetch_add(1, Ordering::Relaxed);
             let lsn = r.position();
-            (r, Answer::FullSync { replid: m.replid.clone(), lsn })
+            (r, Answer::FullSync { replid: ids.replid.clone(), lsn })
         }
     };
     sock.write_all(answer.encode().as_bytes()).map_err(|e| format!("answering: {}", e))?;
@@ -347,7 +420,10 @@ fn handshake(mut sock: TcpStream, shared: &crate::shard::Shared, root: &std::pat
         hello.port,
         hello.shard,
         match &answer {
-            Answer::Continue { lsn } => format!("partial sync from lsn {}", lsn),
+            Answer::Continue { lsn, .. } if hello.replid != ids.replid => {
+                format!("partial sync of the previous history from lsn {} (its lsn {})", lsn, hello.lsn)
+            }
+            Answer::Continue { lsn, .. } => format!("partial sync from lsn {}", lsn),
             _ => "full sync".to_string(),
         }
     ));

@@ -10,6 +10,7 @@
 //!   to (pure).
 //! - `info`: INFO replication and ROLE from both sides' state.
 
+pub mod history;
 pub mod info;
 pub mod master;
 pub mod replica;
@@ -30,10 +31,10 @@ pub fn node_replid(dir: &std::path::Path, appendonly: bool) -> Result<String, St
     if !appendonly {
         return Ok(new_replid());
     }
-    let Some(mut m) = crate::persist::manifest::Manifest::read(dir)? else { return Ok(new_replid()) };
+    let Some(m) = crate::persist::manifest::Manifest::read(dir)? else { return Ok(new_replid()) };
     if m.replid.is_empty() {
-        m.replid = new_replid();
-        m.write(dir)?;
+        let fresh = new_replid();
+        return crate::persist::manifest::Manifest::update(dir, |m| m.replid = fresh).map(|m| m.replid);
     }
     Ok(m.replid)
 }

@@ -266,7 +266,28 @@ fn discover(shared: &Shared, host: &str, port: u16) -> Result<MasterHello, Strin
     if !(1..=1024).contains(&nshards) {
         return Err(format!("master claims {} shards", nshards));
     }
+    let epoch = items.get(3).and_then(|v| v.as_int()).unwrap_or(0).max(0) as u64;
+    fence_epoch(shared, host, port, epoch)?;
     Ok(MasterHello { repl_port, nshards: nshards as usize })
+}
+
+/// Epoch fencing: refuse a master whose failover epoch is below the
+/// highest this node has seen (an old master that came back after a
+/// failover); adopt a higher one, durably, before following it.
+fn fence_epoch(shared: &Shared, host: &str, port: u16, epoch: u64) -> Result<(), String> {
+    let Some(mine) = super::master::ids() else { return Ok(()) };
+    if epoch < mine.epoch {
+        return Err(format!(
+            "master {}:{} is at failover epoch {}, below {} (the highest this node has seen): refusing its stream",
+            host, port, epoch, mine.epoch
+        ));
+    }
+    if epoch > mine.epoch {
+        let dir = shared.config_snapshot().dir;
+        super::master::update_ids(std::path::Path::new(&dir), |ids| ids.epoch = epoch)?;
+        crate::log(&format!("following {}:{} at failover epoch {} (was {})", host, port, epoch, mine.epoch));
+    }
+    Ok(())
 }
 
 /// Keep master shard `m` linked until the generation changes.
@@ -348,11 +369,30 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
     let mut in_base = false;
     match answer {
         Answer::Refused(e) => return Err(format!("master refused: {}", e)),
-        Answer::Continue { lsn } => {
+        Answer::Continue { lsn, replid: r } if r != replid => {
+            // The master continues the asked history as its replid2: from
+            // here on positions are in its own log.
+            crate::log(&format!(
+                "replica: shard {} of {}:{}: partial sync continuing history {} at lsn {} as {} lsn {}",
+                m, host, port, replid, applied, r, lsn
+            ));
+            replid = r;
+            applied = lsn;
+            let rid: Arc<str> = Arc::from(replid.as_str());
+            poster.all(|| Msg::ReplPos { mshard: m as u16, replid: rid.clone(), lsn });
+            poster.ring();
+            set_position(m, &replid, applied);
+        }
+        Answer::Continue { lsn, .. } => {
             if lsn != applied {
                 return Err(format!("master continues from lsn {}, asked {}", lsn, applied));
             }
             crate::log(&format!("replica: shard {} of {}:{}: partial sync from lsn {}", m, host, port, lsn));
+        }
+        Answer::Diverged { at } => {
+            set_aside_tail(shared, m, at);
+            set_position(m, "?", 0);
+            return Err(format!("this node's shard {} diverged from the master after lsn {}; full sync next", m, at));
         }
         Answer::FullSync { replid: r, lsn } => {
             crate::log(&format!("replica: shard {} of {}:{}: full sync (base at lsn {})", m, host, port, lsn));
@@ -401,6 +441,12 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e.to_string()),
+        }
+        // A link of a previous master (REPLICAOF changed it while this
+        // read waited) applies nothing more: the new link's positions
+        // would not skip it.
+        if !current(gen) {
+            return Ok(());
         }
         let mut pos = 0;
         while let Some((tag, body, used)) = wire::parse_frame(&buf[pos..])? {
@@ -455,7 +501,7 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
         }
         buf.drain(..pos);
         poster.ring();
-        if !in_base {
+        if !in_base && current(gen) {
             set_position(m, &replid, applied);
         }
         update(m, |l| {
@@ -617,4 +663,70 @@ fn read_line(sock: &mut TcpStream, buf: &mut Vec<u8>, gen: u64) -> Result<String
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+/// An old master's records its new master never had (logged on shard `m`
+/// after lsn `at`): copied, as AOF records, to
+/// `<dir>/diverged/shard<m>-after-<at>-<unix seconds>.aof` before a full
+/// sync replaces the shard's data, with a log line naming the file.
+fn set_aside_tail(shared: &Shared, m: usize, at: u64) {
+    let root = std::path::PathBuf::from(shared.config_snapshot().dir);
+    let end = super::master::get().and_then(|mm| mm.safe.get(m).map(|s| s.load(Ordering::Acquire))).unwrap_or(0);
+    let out_dir = root.join("diverged");
+    let path = out_dir.join(format!("shard{}-after-{}-{}.aof", m, at, crate::util::now_ms() / 1000));
+    let copy = || -> Result<usize, String> {
+        let mut r = crate::persist::logread::LogReader::after(&crate::persist::shard_dir(&root, m), at, end)
+            .map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {}", out_dir.display(), e))?;
+        let mut bytes = Vec::new();
+        let mut n = 0;
+        loop {
+            let len = bytes.len();
+            match r.next(end, &mut bytes).map_err(|e| e.to_string())? {
+                crate::persist::logread::Step::Log { .. } => n += 1,
+                crate::persist::logread::Step::Idle => {
+                    bytes.truncate(len);
+                    break;
+                }
+                _ => bytes.truncate(len),
+            }
+        }
+        std::fs::write(&path, &bytes).map_err(|e| format!("{}: {}", path.display(), e))?;
+        Ok(n)
+    };
+    match copy() {
+        Ok(n) => crate::log(&format!(
+            "replica: shard {} diverged from its new master after lsn {}: {} record(s) set aside in {}",
+            m,
+            at,
+            n,
+            path.display()
+        )),
+        Err(e) => crate::log(&format!(
+            "replica: shard {} diverged from its new master after lsn {}; its tail could not be set aside: {}",
+            m, at, e
+        )),
+    }
+}
+
+/// This node, a master until now, follows another: it asks to continue
+/// its own history (the new master may hold it as its replid2, having
+/// been this node's replica), from where each shard's log ends.
+pub fn adopt_own_history() {
+    let (Some(ids), Some(m)) = (super::master::ids(), super::master::get()) else { return };
+    let own: HashMap<usize, (String, u64)> =
+        m.safe.iter().enumerate().map(|(s, l)| (s, (ids.replid.clone(), l.load(Ordering::Acquire)))).collect();
+    if let Ok(mut g) = POSITIONS.lock() {
+        *g = Some(own);
+    }
+}
+
+/// The positions held for each master shard `0..n`, if they all continue
+/// one history: (replid, lsns).
+pub fn positions_of_one_history(n: usize) -> Option<(String, Vec<u64>)> {
+    let g = POSITIONS.lock().ok()?;
+    let p = g.as_ref()?;
+    let first = p.get(&0)?.0.clone();
+    let lsns: Option<Vec<u64>> = (0..n).map(|m| p.get(&m).filter(|(r, _)| *r == first).map(|(_, l)| *l)).collect();
+    Some((first, lsns?)).filter(|(r, _)| r != "?")
 }

@@ -157,8 +157,18 @@ impl Hello {
 /// The master's answer to a `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
+    /// Continue after `lsn` of history `replid` (the asked one, or the
+    /// master's own when it continues the history the replica asked for
+    /// as its replid2: the replica switches to it).
     Continue {
         lsn: u64,
+        replid: String,
+    },
+    /// The replica holds records of the asked history past `at` that this
+    /// master never had (an old master's unreplicated tail): set them
+    /// aside and ask for a full sync.
+    Diverged {
+        at: u64,
     },
     FullSync {
         replid: String,
@@ -171,7 +181,8 @@ pub enum Answer {
 impl Answer {
     pub fn encode(&self) -> String {
         match self {
-            Answer::Continue { lsn } => format!("+CONTINUE {}\r\n", lsn),
+            Answer::Continue { lsn, replid } => format!("+CONTINUE {} {}\r\n", lsn, replid),
+            Answer::Diverged { at } => format!("+DIVERGED {}\r\n", at),
             Answer::FullSync { replid, lsn } => format!("+FULLSYNC {} {}\r\n", replid, lsn),
             Answer::Refused(e) => format!("-{}\r\n", e.replace(['\r', '\n'], " ")),
         }
@@ -181,7 +192,11 @@ impl Answer {
     pub fn parse(line: &str) -> Option<Answer> {
         let mut w = line.split(' ');
         match w.next()? {
-            "+CONTINUE" => Some(Answer::Continue { lsn: w.next()?.parse().ok()? }),
+            "+CONTINUE" => {
+                let lsn = w.next()?.parse().ok()?;
+                Some(Answer::Continue { lsn, replid: w.next()?.to_string() })
+            }
+            "+DIVERGED" => Some(Answer::Diverged { at: w.next()?.parse().ok()? }),
             "+FULLSYNC" => {
                 let replid = w.next()?.to_string();
                 Some(Answer::FullSync { replid, lsn: w.next()?.parse().ok()? })
@@ -246,7 +261,8 @@ mod tests {
     #[test]
     fn answers_round_trip() {
         for a in [
-            Answer::Continue { lsn: 7 },
+            Answer::Continue { lsn: 7, replid: "abc".into() },
+            Answer::Diverged { at: 9 },
             Answer::FullSync { replid: "r".into(), lsn: 0 },
             Answer::Refused("ERR no".into()),
         ] {

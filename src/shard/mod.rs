@@ -549,8 +549,8 @@ pub fn open_aof(
 /// server still serves its clients.
 fn start_replication(shared: &Arc<Shared>, config: &Config, initial: Vec<u64>) {
     if config.appendonly {
-        let started = crate::repl::node_replid(std::path::Path::new(&config.dir), true)
-            .and_then(|replid| crate::repl::master::start(shared.clone(), replid, initial));
+        let started = crate::repl::master::Ids::load(std::path::Path::new(&config.dir), true)
+            .and_then(|ids| crate::repl::master::start(shared.clone(), ids, initial));
         if let Err(e) = started {
             crate::log(&format!("replication: cannot serve replicas: {}", e));
         }

@@ -32,6 +32,7 @@ impl Shard {
         self.aof_group -= 1;
         if self.aof_group == 0 {
             self.log_effects(0, 0);
+            self.note_history();
         }
         if !self.ks.ready_keys.is_empty() {
             self.serve_ready();
@@ -85,6 +86,16 @@ impl Shard {
         if self.aof.is_some() && (!self.ks.effects.is_empty() || txid != 0) {
             self.log_effects(txid, participants);
         }
+        self.note_history();
+    }
+
+    /// Remember which own lsn holds the master's history of this shard
+    /// number up to the position just logged (`repl::history`).
+    fn note_history(&self) {
+        let (Some(w), Some((replid, lsn))) = (&self.aof, self.ks.repl_pos.get(&(self.id as u16))) else { return };
+        if &**replid != "?" {
+            crate::repl::history::note(self.shared.nshards, self.id, replid, *lsn, w.appended_lsn());
+        }
     }
 
     /// A full sync of master shard `m` starts: remove the keys it owns
@@ -109,6 +120,9 @@ impl Shard {
         self.note_repl_pos(m, "?", 0);
         self.aof_group -= 1;
         self.log_effects(0, 0);
+        if m as usize == self.id {
+            crate::repl::history::clear(self.shared.nshards, self.id);
+        }
     }
 
     /// Every record of master shard `m` up to `lsn` has been handed out.
@@ -118,6 +132,7 @@ impl Shard {
         }
         self.note_repl_pos(m, replid, lsn);
         self.log_pending();
+        self.note_history();
     }
 
     fn note_repl_pos(&mut self, m: u16, replid: &str, lsn: u64) {
