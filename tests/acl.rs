@@ -329,6 +329,138 @@ fn exec_checks_again_after_rules_change() {
     }
 }
 
+/// Who sends a step of `exec_script`: the restricted client or an admin.
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    Alice,
+    Admin,
+}
+
+/// Run `steps` on `server` (alice logged in with `~a*`, `&ch*` and every
+/// command but FLUSHALL) and return every reply, then ACL LOG's
+/// (count, reason, context, object, username) of each entry.
+fn exec_script(server: &Server, steps: &[(Who, &[&str])]) -> Vec<Value> {
+    let mut admin = server.conn();
+    let setup = ["ACL", "SETUSER", "alice", "reset", "on", ">pw", "~a*", "&ch*", "+@all", "-flushall"];
+    assert_eq!(admin.cmd(&setup), Value::ok());
+    let mut alice = server.raw_conn();
+    assert_eq!(alice.cmd(&["AUTH", "alice", "pw"]), Value::ok());
+    let mut got: Vec<Value> = steps
+        .iter()
+        .map(|(who, cmd)| if *who == Who::Alice { alice.cmd(cmd) } else { admin.cmd(cmd) })
+        .collect();
+    let log = admin.cmd(&["ACL", "LOG"]);
+    for e in log.as_items().unwrap_or_else(|| panic!("ACL LOG: {log}")) {
+        let fields = e.as_items().unwrap_or_else(|| panic!("entry: {e}"));
+        let pick: Vec<Value> = fields
+            .chunks(2)
+            .filter(|kv| {
+                let k = kv[0].as_bytes().unwrap_or_default();
+                [&b"count"[..], b"reason", b"context", b"object", b"username"].contains(&k)
+            })
+            .map(|kv| kv[1].clone())
+            .collect();
+        got.push(Value::Array(pick));
+    }
+    got
+}
+
+#[test]
+fn exec_refusals_match_redis_on_one_and_four_shards() {
+    use Who::{Admin, Alice};
+    let mut steps: Vec<(Who, &[&str])> = Vec::new();
+    // Refused while queueing: EXEC aborts.
+    steps.extend([
+        (Alice, &["MULTI"][..]),
+        (Alice, &["SET", "a1", "x"]),
+        (Alice, &["GET", "zz"]),
+        (Alice, &["FLUSHALL"]),
+        (Alice, &["EXEC"]),
+        (Alice, &["GET", "a1"]),
+    ]);
+    // Rules changed between MULTI and EXEC: each queued command is checked
+    // again (EXEC and DISCARD themselves refused discard the transaction).
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["-set"], &["+set"]),
+        (&["resetkeys", "~b*"], &["resetkeys", "~a*"]),
+        (&["-exec"], &["+exec"]),
+        (&["-multi"], &["+multi"]),
+        (&["-@all"], &["+@all", "-flushall"]),
+        (&["resetchannels"], &["&ch*"]),
+    ];
+    for (revoke, restore) in cases {
+        let mut rv = vec!["ACL", "SETUSER", "alice"];
+        rv.extend_from_slice(revoke);
+        let mut rs = vec!["ACL", "SETUSER", "alice"];
+        rs.extend_from_slice(restore);
+        let (rv, rs): (&'static [&str], &'static [&str]) = (rv.leak(), rs.leak());
+        steps.extend([
+            (Alice, &["MULTI"][..]),
+            (Alice, &["SET", "a1", "y"]),
+            (Alice, &["GET", "a1"]),
+            (Alice, &["PING"]),
+            (Admin, rv),
+            (Alice, &["EXEC"]),
+            (Alice, &["EXEC"]),
+            (Alice, &["DISCARD"]),
+            (Admin, rs),
+            (Alice, &["GET", "a1"]),
+        ]);
+    }
+    // The channel a queued PUBLISH names is revoked (PUBLISH is refused
+    // before shardis's own limits on it inside MULTI apply).
+    steps.extend([
+        (Alice, &["MULTI"][..]),
+        (Alice, &["PUBLISH", "ch1", "m"]),
+        (Admin, &["ACL", "SETUSER", "alice", "resetchannels"]),
+        (Alice, &["EXEC"]),
+        (Admin, &["ACL", "SETUSER", "alice", "&ch*"]),
+    ]);
+    // Other refusals of EXEC itself discard the transaction too.
+    steps.extend([
+        (Alice, &["EXEC", "x"][..]),
+        (Alice, &["MULTI"]),
+        (Alice, &["SET", "a1", "z"]),
+        (Alice, &["EXEC", "x"]),
+        (Alice, &["DISCARD"]),
+        (Alice, &["GET", "a1"]),
+    ]);
+    let redis = Server::start_redis();
+    let want = exec_script(&redis, &steps);
+    for shards in [1, SHARDS] {
+        let shardis = Server::start(shards, &[]);
+        let got = exec_script(&shardis, &steps);
+        assert_eq!(got.len(), want.len(), "{shards} shards: {got:?}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let what = steps.get(i).map_or("ACL LOG entry".to_string(), |s| format!("{:?}", s.1));
+            assert_eq!(g, w, "{shards} shards, step {i} {what}: shardis (left) vs redis (right)");
+        }
+    }
+}
+
+#[test]
+fn a_refused_exec_without_auth_or_in_subscribe_mode_discards() {
+    let redis = Server::start_redis();
+    for server in [Server::start(1, &["--requirepass", "pw"]), Server::start(SHARDS, &[])] {
+        let mut c = server.raw_conn();
+        let mut r = redis.raw_conn();
+        if server.password.is_some() {
+            assert_eq!(redis.conn().cmd(&["CONFIG", "SET", "requirepass", "pw"]), Value::ok());
+            let mut r = redis.raw_conn();
+            same(&mut r, &mut c, &[(E, &["EXEC"]), (E, &["MULTI"])]);
+            assert_eq!(r.cmd(&["AUTH", "pw"]), Value::ok());
+            assert_eq!(r.cmd(&["CONFIG", "SET", "requirepass", ""]), Value::ok());
+            continue;
+        }
+        let sub = |c: &mut RespConn| {
+            c.send_raw(&common::encode_command(&["SUBSCRIBE", "ch"])).expect("send");
+            c.read_value().expect("subscribed")
+        };
+        assert_eq!(sub(&mut c), sub(&mut r));
+        same(&mut r, &mut c, &[(E, &["EXEC"]), (E, &["MULTI"])]);
+    }
+}
+
 /// Read until the server closes the connection (bounded).
 fn closed(c: &mut RespConn) -> bool {
     c.set_read_timeout(Some(Duration::from_secs(5)));
