@@ -434,8 +434,16 @@ impl Shard {
 
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args, road: Road) {
+        // A restricted user's script has its calls checked (`script::acl`).
+        let checked = def.has(RUNS_SCRIPT) && !conn.acl_free;
+        if checked {
+            self.script_acl_begin(Some(conn.user.clone()));
+        }
         if self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road) {
             self.slowlog.name_newest(&conn.addr, &conn.name);
+        }
+        if checked {
+            self.script_acl_end(conn);
         }
     }
 

@@ -121,6 +121,8 @@ pub struct Txn {
     /// many runs it took (see `start_script_txn`).
     extra: Vec<DbKey>,
     script_rounds: u32,
+    /// The client's user when restricted: its scripts' calls are checked.
+    user: Option<std::sync::Arc<crate::acl::user::User>>,
 }
 
 /// How many times a script that keeps reaching for new undeclared keys is
@@ -233,6 +235,7 @@ impl Shard {
             block: None,
             would_block: false,
             denied: Vec::new(),
+            user: (!conn.acl_free).then(|| conn.user.clone()),
             extra,
             script_rounds,
         };
@@ -429,7 +432,11 @@ impl Shard {
                 let mut cmd_bytes = Vec::new();
                 crate::protocol::reply::encode_command(&mut cmd_bytes, &args.iter().collect::<Vec<_>>());
                 if s == self.id {
+                    if def.has(RUNS_SCRIPT) {
+                        self.script_acl_begin(t.user.clone());
+                    }
                     let (out, _) = self.run_batch(t.final_db, resp3, cmd_bytes, Road::Admitted);
+                    self.script_acl_end_for(t.conn);
                     t.reply.extend_from_slice(&out);
                     continue;
                 }
@@ -515,6 +522,7 @@ impl Shard {
                 // What was pulled: the script's declared keys.
                 let db = t.final_db as u8;
                 t.temp.pulled = Some(cmd::key_positions(row.1, &args).map(|i| (db, args.get(i).to_vec())).collect());
+                self.script_acl_begin(t.user.clone());
             }
             let now = crate::util::now_ms();
             let mut ctx = Ctx {
@@ -530,6 +538,7 @@ impl Shard {
             // Admitted with the transaction (every shard reported).
             let mut obs = shard_observer!(self, now);
             let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
+            self.script_acl_end_for(t.conn);
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -601,6 +610,7 @@ impl Shard {
                 if def.has(RUNS_SCRIPT) {
                     let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.clone());
                     self.scripts.aof_error = aof_error;
+                    self.script_acl_begin(t.user.clone());
                 }
                 let mut ctx = Ctx {
                     ks: &mut t.temp,
@@ -616,6 +626,7 @@ impl Shard {
                 let mut obs = shard_observer!(self, now);
                 let _ =
                     cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
+                self.script_acl_end_for(t.conn);
             }
             t.final_db = db;
         }
