@@ -340,10 +340,16 @@ enum Who {
 /// command but FLUSHALL) and return every reply, then ACL LOG's
 /// (count, reason, context, object, username) of each entry.
 fn exec_script(server: &Server, steps: &[(Who, &[&str])]) -> Vec<Value> {
+    run_as_alice(server, &["~a*", "&ch*", "+@all", "-flushall"], steps)
+}
+
+/// `exec_script` with alice's `rules` (alice's connection is on shard 0).
+fn run_as_alice(server: &Server, rules: &[&str], steps: &[(Who, &[&str])]) -> Vec<Value> {
     let mut admin = server.conn();
-    let setup = ["ACL", "SETUSER", "alice", "reset", "on", ">pw", "~a*", "&ch*", "+@all", "-flushall"];
+    let mut setup = vec!["ACL", "SETUSER", "alice", "reset", "on", ">pw"];
+    setup.extend_from_slice(rules);
     assert_eq!(admin.cmd(&setup), Value::ok());
-    let mut alice = server.raw_conn();
+    let mut alice = conn_on_shard(server, 0);
     assert_eq!(alice.cmd(&["AUTH", "alice", "pw"]), Value::ok());
     let mut got: Vec<Value> = steps
         .iter()
@@ -436,6 +442,125 @@ fn exec_refusals_match_redis_on_one_and_four_shards() {
             assert_eq!(g, w, "{shards} shards, step {i} {what}: shardis (left) vs redis (right)");
         }
     }
+}
+
+/// Compare `steps` run as alice (`rules`) on redis-server and on shardis
+/// with 1 and 4 shards, ACL LOG included.
+fn alice_matches_redis(rules: &[&str], steps: &[(Who, &[&str])]) {
+    let redis = Server::start_redis();
+    let want = run_as_alice(&redis, rules, steps);
+    for shards in [1, SHARDS] {
+        let shardis = Server::start(shards, &[]);
+        let got = run_as_alice(&shardis, rules, steps);
+        assert_eq!(got.len(), want.len(), "{shards} shards: {got:?}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let what = steps.get(i).map_or("ACL LOG entry".to_string(), |s| format!("{:?}", s.1));
+            assert_eq!(g, w, "{shards} shards, step {i} {what}: shardis (left) vs redis (right)");
+        }
+    }
+}
+
+#[test]
+fn script_calls_are_checked_as_redis_checks_them() {
+    use Who::Alice;
+    // Alice's connection is on shard 0; these keys are on shards 0, 2, 3
+    // of four, so scripts run in place, as a transaction on their
+    // declared keys' shard, and again over every shard for undeclared ones.
+    let (a0, a2) = (key_on_shard("a", 0, SHARDS), key_on_shard("a", 2, SHARDS));
+    let (z2, r3) = (key_on_shard("z", 2, SHARDS), key_on_shard("r", 3, SHARDS));
+    let (a0, a2, z2, r3) = (a0.as_str(), a2.as_str(), z2.as_str(), r3.as_str());
+    let rules = ["~a*", "%R~r*", "&ch*", "+@all", "-flushall", "-del"];
+    let get = "return redis.call('GET', ARGV[1])";
+    let steps: Vec<(Who, Vec<&str>)> = vec![
+        (Alice, vec!["EVAL", get, "0", z2]),
+        (Alice, vec!["EVAL", "return redis.pcall('GET', ARGV[1])", "0", z2]),
+        (Alice, vec!["EVAL", get, "0", r3]),
+        (Alice, vec!["EVAL", "return redis.call('DEL', KEYS[1])", "1", a2]),
+        (Alice, vec!["EVAL", "return redis.pcall('DEL', KEYS[1])", "1", a2]),
+        (Alice, vec!["EVAL", "return redis.call('SET', ARGV[1], 'x')", "0", r3]),
+        (Alice, vec!["EVAL", "redis.call('SET', KEYS[1], 'v') return redis.call('GET', ARGV[1])", "1", a0, r3]),
+        (Alice, vec!["EVAL", "redis.call('SET', KEYS[1], 'w') return redis.call('SET', ARGV[1], 'v')", "1", a2, z2]),
+        (Alice, vec!["GET", a2]),
+        (Alice, vec!["EVAL", "return redis.call('PUBLISH', ARGV[1], 'm')", "0", "zz"]),
+        (Alice, vec!["EVAL", "return redis.pcall('PUBLISH', ARGV[1], 'm')", "0", "zz"]),
+        (Alice, vec!["EVAL", "return redis.call('FLUSHALL')", "0"]),
+        (Alice, vec!["EVAL", "return redis.call('CONFIG', 'GET', 'x')", "0"]),
+        (Alice, vec!["EVAL_RO", get, "0", z2]),
+        // Inside MULTI: EXEC in place, then across shards.
+        (Alice, vec!["MULTI"]),
+        (Alice, vec!["EVAL", get, "0", z2]),
+        (Alice, vec!["EXEC"]),
+        (Alice, vec!["MULTI"]),
+        (Alice, vec!["EVAL", get, "0", z2]),
+        (Alice, vec!["EVAL", "return redis.call('GET', KEYS[1])", "1", a2]),
+        (Alice, vec!["EXEC"]),
+    ];
+    let steps: Vec<(Who, &[&str])> = steps.iter().map(|(w, v)| (*w, v.as_slice())).collect();
+    alice_matches_redis(&rules, &steps);
+}
+
+#[test]
+fn acllog_max_len_bounds_the_log_as_in_redis() {
+    use Who::{Admin, Alice};
+    let steps: Vec<(Who, &[&str])> = vec![
+        (Admin, &["CONFIG", "GET", "acllog-max-len"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "-1"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "x"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "3"]),
+        (Admin, &["CONFIG", "GET", "acllog-max-len"]),
+        (Alice, &["GET", "b1"]),
+        (Alice, &["GET", "b2"]),
+        (Alice, &["GET", "b1"]),
+        (Alice, &["GET", "b3"]),
+        (Alice, &["SET", "a1", "v"]),
+        (Alice, &["GET", "b1"]),
+        // Lowered: applies when the next entry is added.
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "1"]),
+        (Admin, &["ACL", "LOG", "RESET"]),
+        (Alice, &["GET", "b7"]),
+        (Alice, &["GET", "b8"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "0"]),
+        (Alice, &["GET", "b9"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "128"]),
+        (Alice, &["GET", "b9"]),
+        (Alice, &["AUTH", "alice", "bad"]),
+        (Alice, &["AUTH", "alice", "bad"]),
+        (Alice, &["AUTH", "alice", "pw"]),
+    ];
+    alice_matches_redis(&["~a*", "+get", "+auth"], &steps);
+    // The log keeps `acllog-max-len` entries; with Redis 7.2's entry-id and
+    // timestamps beside 7.0's fields.
+    let cfg = common::server::config_file("acllog", "acllog-max-len = 2\nusers = [\"u on nopass +get\"]\n");
+    let server = Server::start(SHARDS, &["--config", &cfg.to_string_lossy()]);
+    let mut admin = server.conn();
+    assert_eq!(admin.cmd(&["CONFIG", "GET", "acllog-max-len"]), Value::Array(vec![Value::bulk("acllog-max-len"), Value::bulk("2")]));
+    let mut u = conn_on_shard(&server, 3);
+    assert_eq!(u.cmd(&["AUTH", "u", "x"]), Value::ok());
+    for k in ["k1", "k2", "k1", "k3"] {
+        assert!(u.cmd(&["GET", k]).is_error());
+    }
+    let log = admin.cmd(&["ACL", "LOG"]);
+    let entries = log.as_items().unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(entries.len(), 2, "{log}");
+    let field = |e: &Value, name: &str| {
+        let f = e.as_items().expect("entry");
+        f.chunks(2).find(|kv| kv[0].as_bytes() == Some(name.as_bytes())).map(|kv| kv[1].clone())
+    };
+    let names: Vec<Value> = entries[0].as_items().expect("entry").iter().step_by(2).cloned().collect();
+    let want = [
+        "count", "reason", "context", "object", "username", "age-seconds", "client-info", "entry-id",
+        "timestamp-created", "timestamp-last-updated",
+    ];
+    assert_eq!(names, want.iter().map(Value::bulk).collect::<Vec<_>>());
+    assert_eq!(field(&entries[0], "object"), Some(Value::bulk("k3")));
+    assert_eq!(field(&entries[1], "object"), Some(Value::bulk("k1")));
+    assert_eq!(field(&entries[1], "count"), Some(Value::Int(2)));
+    assert_eq!(field(&entries[0], "entry-id"), Some(Value::Int(2)), "k1, k2, k3: the third entry");
+    let (created, updated) = (field(&entries[1], "timestamp-created"), field(&entries[1], "timestamp-last-updated"));
+    let ms = |v: Option<Value>| v.and_then(|v| v.as_int()).expect("ms");
+    assert!(ms(created.clone()) > 1_600_000_000_000 && ms(updated) >= ms(created));
+    let info = field(&entries[0], "client-info").and_then(|v| v.as_bytes().map(|b| b.to_vec())).expect("client-info");
+    assert!(String::from_utf8_lossy(&info).contains("user=u"));
 }
 
 #[test]
