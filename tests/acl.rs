@@ -351,10 +351,8 @@ fn run_as_alice(server: &Server, rules: &[&str], steps: &[(Who, &[&str])]) -> Ve
     assert_eq!(admin.cmd(&setup), Value::ok());
     let mut alice = conn_on_shard(server, 0);
     assert_eq!(alice.cmd(&["AUTH", "alice", "pw"]), Value::ok());
-    let mut got: Vec<Value> = steps
-        .iter()
-        .map(|(who, cmd)| if *who == Who::Alice { alice.cmd(cmd) } else { admin.cmd(cmd) })
-        .collect();
+    let mut got: Vec<Value> =
+        steps.iter().map(|(who, cmd)| if *who == Who::Alice { alice.cmd(cmd) } else { admin.cmd(cmd) }).collect();
     let log = admin.cmd(&["ACL", "LOG"]);
     for e in log.as_items().unwrap_or_else(|| panic!("ACL LOG: {log}")) {
         let fields = e.as_items().unwrap_or_else(|| panic!("entry: {e}"));
@@ -533,7 +531,10 @@ fn acllog_max_len_bounds_the_log_as_in_redis() {
     let cfg = common::server::config_file("acllog", "acllog-max-len = 2\nusers = [\"u on nopass +get\"]\n");
     let server = Server::start(SHARDS, &["--config", &cfg.to_string_lossy()]);
     let mut admin = server.conn();
-    assert_eq!(admin.cmd(&["CONFIG", "GET", "acllog-max-len"]), Value::Array(vec![Value::bulk("acllog-max-len"), Value::bulk("2")]));
+    assert_eq!(
+        admin.cmd(&["CONFIG", "GET", "acllog-max-len"]),
+        Value::Array(vec![Value::bulk("acllog-max-len"), Value::bulk("2")])
+    );
     let mut u = conn_on_shard(&server, 3);
     assert_eq!(u.cmd(&["AUTH", "u", "x"]), Value::ok());
     for k in ["k1", "k2", "k1", "k3"] {
@@ -548,8 +549,16 @@ fn acllog_max_len_bounds_the_log_as_in_redis() {
     };
     let names: Vec<Value> = entries[0].as_items().expect("entry").iter().step_by(2).cloned().collect();
     let want = [
-        "count", "reason", "context", "object", "username", "age-seconds", "client-info", "entry-id",
-        "timestamp-created", "timestamp-last-updated",
+        "count",
+        "reason",
+        "context",
+        "object",
+        "username",
+        "age-seconds",
+        "client-info",
+        "entry-id",
+        "timestamp-created",
+        "timestamp-last-updated",
     ];
     assert_eq!(names, want.iter().map(Value::bulk).collect::<Vec<_>>());
     assert_eq!(field(&entries[0], "object"), Some(Value::bulk("k3")));

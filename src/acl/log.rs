@@ -36,7 +36,13 @@ pub struct Entry {
 
 impl Entry {
     /// A refusal to record (`AclLog::add` sets its count, times and id).
-    pub fn new(reason: &'static str, context: &'static str, object: String, username: String, client_info: String) -> Self {
+    pub fn new(
+        reason: &'static str,
+        context: &'static str,
+        object: String,
+        username: String,
+        client_info: String,
+    ) -> Self {
         Entry { count: 0, reason, context, object, username, ms: 0, created_ms: 0, id: 0, client_info }
     }
 }

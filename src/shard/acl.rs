@@ -14,13 +14,13 @@
 //! 7 kills them).
 
 use super::core::{Conn, Shard, Wait};
+use super::ConnRef;
 use crate::acl::check::{channel_allowed, check, Denied};
 use crate::acl::log::Entry;
 use crate::acl::user::User;
 use crate::acl::Users;
 use crate::cmd::{Args, CommandDef};
 use crate::script::acl::ScriptAcl;
-use super::ConnRef;
 use std::sync::Arc;
 
 /// What becomes of a connection under a new table.
