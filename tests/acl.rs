@@ -492,6 +492,12 @@ fn script_calls_are_checked_as_redis_checks_them() {
         (Alice, vec!["EVAL", get, "0", z2]),
         (Alice, vec!["EVAL", "return redis.call('GET', KEYS[1])", "1", a2]),
         (Alice, vec!["EXEC"]),
+        // With a keyspace-wide command, EXEC runs command by command, the
+        // script on its key's shard.
+        (Alice, vec!["MULTI"]),
+        (Alice, vec!["DBSIZE"]),
+        (Alice, vec!["EVAL", get, "1", a2, z2]),
+        (Alice, vec!["EXEC"]),
     ];
     let steps: Vec<(Who, &[&str])> = steps.iter().map(|(w, v)| (*w, v.as_slice())).collect();
     alice_matches_redis(&rules, &steps);

@@ -98,10 +98,11 @@ impl Shard {
         }
     }
 
-    /// `script_acl_end` for a client waiting on a transaction (`r`).
-    pub fn script_acl_end_for(&mut self, r: ConnRef) {
+    /// `script_acl_end` for a client waiting on a transaction (`r`; None:
+    /// connected to another shard).
+    pub fn script_acl_end_for(&mut self, r: Option<ConnRef>) {
         let Some(acl) = self.scripts.acl.take() else { return };
-        let conn = self.conns.get(r.idx as usize).and_then(|s| s.as_deref()).filter(|c| c.gen == r.gen);
+        let conn = r.and_then(|r| self.conns.get(r.idx as usize).and_then(|s| s.as_deref()).filter(|c| c.gen == r.gen));
         self.log_script_denials(conn, acl);
     }
 

@@ -436,11 +436,13 @@ impl Shard {
                         self.script_acl_begin(t.user.clone());
                     }
                     let (out, _) = self.run_batch(t.final_db, resp3, cmd_bytes, Road::Admitted);
-                    self.script_acl_end_for(t.conn);
+                    self.script_acl_end_for(Some(t.conn));
                     t.reply.extend_from_slice(&out);
                     continue;
                 }
-                self.send(s, Msg::TxnRun { txid, coord: self.id, db: t.final_db as u8, resp3, cmd: cmd_bytes });
+                let user = t.user.clone().filter(|_| def.has(RUNS_SCRIPT));
+                let (db, coord) = (t.final_db as u8, self.id);
+                self.send(s, Msg::TxnRun { txid, coord, db, resp3, cmd: cmd_bytes, user });
                 break;
             }
             // Keys on several shards: pull them, run here, apply back.
@@ -538,7 +540,7 @@ impl Shard {
             // Admitted with the transaction (every shard reported).
             let mut obs = shard_observer!(self, now);
             let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
-            self.script_acl_end_for(t.conn);
+            self.script_acl_end_for(Some(t.conn));
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -626,7 +628,7 @@ impl Shard {
                 let mut obs = shard_observer!(self, now);
                 let _ =
                     cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
-                self.script_acl_end_for(t.conn);
+                self.script_acl_end_for(Some(t.conn));
             }
             t.final_db = db;
         }
