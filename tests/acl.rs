@@ -2,9 +2,10 @@
 //! refused commands side by side with redis-server 7 (replies equal, with
 //! Redis's hash-table order of single commands and of CAT's lists set
 //! aside); key and channel permissions on 4 shards, on every road (local,
-//! forwarded, squashed, cross-shard) and inside MULTI; revocation while a
-//! client is connected on another shard; ACL LOG and INFO counters; and
-//! hostile rule strings.
+//! forwarded, squashed, cross-shard) and inside MULTI; MULTI/EXEC refusals,
+//! scripts' `redis.call` and ACL LOG (with `acllog-max-len`) against
+//! redis-server on 1 and 4 shards; revocation while a client is connected
+//! on another shard; INFO counters; and hostile rule strings.
 
 mod common;
 
