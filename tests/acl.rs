@@ -421,6 +421,21 @@ fn exec_refusals_match_redis_on_one_and_four_shards() {
         (Alice, &["EXEC"]),
         (Admin, &["ACL", "SETUSER", "alice", "&ch*"]),
     ]);
+    // EXEC stopped by WATCH runs nothing, so refuses (and logs) nothing,
+    // in place and across shards (alice is on shard 0).
+    let a3: &'static str = key_on_shard("a", 3, SHARDS).leak();
+    for second in ["a1", a3] {
+        steps.extend([
+            (Alice, &["WATCH", "a1"][..]),
+            (Alice, &["MULTI"]),
+            (Alice, &["SET", "a1", "w"]),
+            (Alice, vec!["GET", second].leak()),
+            (Admin, &["SET", "a1", "other"]),
+            (Admin, &["ACL", "SETUSER", "alice", "-set"]),
+            (Alice, &["EXEC"]),
+            (Admin, &["ACL", "SETUSER", "alice", "+set"]),
+        ]);
+    }
     // Other refusals of EXEC itself discard the transaction too.
     steps.extend([
         (Alice, &["EXEC", "x"][..]),

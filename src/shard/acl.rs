@@ -84,6 +84,16 @@ impl Shard {
         self.shared.acl.add_log(e, crate::util::now_ms());
     }
 
+    /// EXEC reached a queued command its user may no longer run: logged
+    /// (context multi) as the client's at `r`; the error it answers.
+    pub fn exec_refused(&self, r: ConnRef, d: Denied, def: &CommandDef, args: &Args) -> String {
+        match self.conns.get(r.idx as usize).and_then(|s| s.as_deref()).filter(|c| c.gen == r.gen) {
+            Some(c) => self.log_denied(c, d, def, args, "multi"),
+            None => self.shared.acl.count(d.reason()),
+        }
+        d.exec_error()
+    }
+
     /// Before a script runs for a client: its `redis.call`s are checked
     /// against `user` (None: an unrestricted user, nothing to check).
     pub fn script_acl_begin(&mut self, user: Option<Arc<User>>) {

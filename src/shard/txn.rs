@@ -116,7 +116,7 @@ pub struct Txn {
     would_block: bool,
     /// EXEC: commands the client's user may no longer run (their ACL
     /// changed since they were queued): each answers this error instead.
-    denied: Vec<Option<String>>,
+    denied: Vec<Option<crate::acl::check::Denied>>,
     /// A script's keys it did not declare, found by earlier runs, and how
     /// many runs it took (see `start_script_txn`).
     extra: Vec<DbKey>,
@@ -390,8 +390,9 @@ impl Shard {
             let args = t.cmds[i].args();
             let Some((id, def)) = cmd::find(&args) else { continue };
             let resp3 = t.resp3;
-            if let Some(Some(e)) = t.denied.get(i) {
-                Reply::new(&mut t.reply, resp3).error(e);
+            if let Some(&Some(d)) = t.denied.get(i) {
+                let e = self.exec_refused(t.conn, d, def, &args);
+                Reply::new(&mut t.reply, resp3).error(&e);
                 continue;
             }
             if let Handler::EveryShard { plan, .. } = def.handler {
@@ -590,8 +591,9 @@ impl Shard {
                 let args = c.args();
                 let t0 = super::ticks::now();
                 let Some((id, def)) = cmd::find(&args) else { continue };
-                if let Some(Some(e)) = t.denied.get(i) {
-                    Reply::new(&mut reply, t.resp3).error(e);
+                if let Some(&Some(d)) = t.denied.get(i) {
+                    let e = self.exec_refused(t.conn, d, def, &args);
+                    Reply::new(&mut reply, t.resp3).error(&e);
                     continue;
                 }
                 let before = reply.len();
@@ -938,24 +940,28 @@ impl Shard {
     }
 
     /// EXEC checks each queued command again, as Redis does: the user's
-    /// rules may have changed since it was queued. Per command, the error
-    /// it answers instead of running (empty: all may run).
-    fn exec_acl(&self, conn: &Conn, m: &super::dispatch::MultiState) -> Vec<Option<String>> {
+    /// rules may have changed since it was queued. Per command, why it
+    /// may no longer run (empty: all may); logged when EXEC reaches it
+    /// (not if WATCH or a gate stops the whole EXEC first, as in Redis).
+    fn exec_acl(&self, conn: &Conn, m: &super::dispatch::MultiState) -> Vec<Option<crate::acl::check::Denied>> {
         if conn.acl_free {
             return Vec::new();
         }
         let check = |c: &OwnedArgs| {
             let args = c.args();
             let (id, def) = cmd::find(&args)?;
-            let d = crate::acl::check::check(&conn.user, id, def, &args).err()?;
-            self.log_denied(conn, d, def, &args, "multi");
-            Some(d.exec_error())
+            crate::acl::check::check(&conn.user, id, def, &args).err()
         };
         m.cmds.iter().map(check).collect()
     }
 
     /// EXEC when every key lives here: run in place, nothing can interleave.
-    fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState, denied: Vec<Option<String>>) {
+    fn exec_multi_here(
+        &mut self,
+        conn: &mut Conn,
+        m: super::dispatch::MultiState,
+        denied: Vec<Option<crate::acl::check::Denied>>,
+    ) {
         let who = conn.id;
         let flags = m.cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         if let Err(refusal) = self.admit(Road::Transaction, flags) {
@@ -970,8 +976,9 @@ impl Shard {
             for (i, c) in m.cmds.iter().enumerate() {
                 let args = c.args();
                 let Some((id, def)) = cmd::find(&args) else { continue };
-                if let Some(Some(e)) = denied.get(i) {
-                    Reply::new(&mut conn.out, conn.resp3).error(e);
+                if let Some(&Some(d)) = denied.get(i) {
+                    self.log_denied(conn, d, def, &args, "multi");
+                    Reply::new(&mut conn.out, conn.resp3).error(&d.exec_error());
                     continue;
                 }
                 if def.has(EVERY_SHARD) {
