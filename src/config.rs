@@ -25,6 +25,8 @@ pub struct Config {
     /// ACL users defined here instead, one `<name> <rules>` string each
     /// (Redis's `user` directive), e.g. "alice on >secret ~app:* +@read".
     pub users: Vec<String>,
+    /// Entries ACL LOG keeps (the oldest go first); 0 keeps none.
+    pub acllog_max_len: u64,
     /// With no password set, refuse clients that are not on the loopback.
     pub protected_mode: bool,
     /// Who may run DEBUG: no | local (loopback clients) | yes.
@@ -133,6 +135,7 @@ impl Default for Config {
             requirepass: String::new(),
             aclfile: String::new(),
             users: Vec::new(),
+            acllog_max_len: 128,
             protected_mode: true,
             enable_debug_command: "no".into(),
             proto_max_bulk_len: 512 * 1024 * 1024,
@@ -462,8 +465,9 @@ impl Config {
     }
 
     /// The options `BOUNDS` limits, with their values.
-    fn bounded_values(&self) -> [(&'static str, i128); 16] {
-        [
+    fn bounded_values(&self) -> Vec<(&'static str, i128)> {
+        vec![
+            ("acllog-max-len", self.acllog_max_len as i128),
             ("proto-max-bulk-len", self.proto_max_bulk_len as i128),
             ("client-query-buffer-limit", self.client_query_buffer_limit as i128),
             ("maxclients", self.maxclients as i128),
@@ -493,6 +497,7 @@ impl Config {
             ("dir", self.dir.clone()),
             ("requirepass", self.requirepass.clone()),
             ("aclfile", self.aclfile.clone()),
+            ("acllog-max-len", self.acllog_max_len.to_string()),
             ("protected-mode", yn(self.protected_mode)),
             ("enable-debug-command", self.enable_debug_command.clone()),
             ("proto-max-bulk-len", self.proto_max_bulk_len.to_string()),
@@ -554,6 +559,7 @@ impl Config {
         let mut next = self.clone();
         match n {
             "requirepass" => next.requirepass = value.to_string(),
+            "acllog-max-len" => next.acllog_max_len = int(value)? as u64,
             "protected-mode" => next.protected_mode = parse_yes_no(value)?,
             "proto-max-bulk-len" => next.proto_max_bulk_len = mem(value)?,
             "client-query-buffer-limit" => next.client_query_buffer_limit = mem(value)?,
@@ -671,6 +677,7 @@ pub fn parse_replicaof(v: &str) -> Result<(String, u16), String> {
 /// config file alike; `hz` is clamped instead, as Redis does). A missing
 /// name has no bound.
 const BOUNDS: &[(&str, i64, i64)] = &[
+    ("acllog-max-len", 0, i64::MAX),
     // Below 1mb Redis refuses these: a tiny query buffer limit disconnects
     // every client on its next request.
     ("proto-max-bulk-len", 1 << 20, i64::MAX),

@@ -2,9 +2,10 @@
 //! refused commands side by side with redis-server 7 (replies equal, with
 //! Redis's hash-table order of single commands and of CAT's lists set
 //! aside); key and channel permissions on 4 shards, on every road (local,
-//! forwarded, squashed, cross-shard) and inside MULTI; revocation while a
-//! client is connected on another shard; ACL LOG and INFO counters; and
-//! hostile rule strings.
+//! forwarded, squashed, cross-shard) and inside MULTI; MULTI/EXEC refusals,
+//! scripts' `redis.call` and ACL LOG (with `acllog-max-len`) against
+//! redis-server on 1 and 4 shards; revocation while a client is connected
+//! on another shard; INFO counters; and hostile rule strings.
 
 mod common;
 
@@ -326,6 +327,293 @@ fn exec_checks_again_after_rules_change() {
         );
         assert!(!items[1].is_error(), "cross={cross}: GET still runs: {}", items[1]);
         assert_eq!(admin.cmd(&["ACL", "SETUSER", "alice", "+set"]), Value::ok());
+    }
+}
+
+/// Who sends a step of `exec_script`: the restricted client or an admin.
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    Alice,
+    Admin,
+}
+
+/// Run `steps` on `server` (alice logged in with `~a*`, `&ch*` and every
+/// command but FLUSHALL) and return every reply, then ACL LOG's
+/// (count, reason, context, object, username) of each entry.
+fn exec_script(server: &Server, steps: &[(Who, &[&str])]) -> Vec<Value> {
+    run_as_alice(server, &["~a*", "&ch*", "+@all", "-flushall"], steps)
+}
+
+/// `exec_script` with alice's `rules` (alice's connection is on shard 0).
+fn run_as_alice(server: &Server, rules: &[&str], steps: &[(Who, &[&str])]) -> Vec<Value> {
+    let mut admin = server.conn();
+    let mut setup = vec!["ACL", "SETUSER", "alice", "reset", "on", ">pw"];
+    setup.extend_from_slice(rules);
+    assert_eq!(admin.cmd(&setup), Value::ok());
+    let mut alice = conn_on_shard(server, 0);
+    assert_eq!(alice.cmd(&["AUTH", "alice", "pw"]), Value::ok());
+    let mut got: Vec<Value> =
+        steps.iter().map(|(who, cmd)| if *who == Who::Alice { alice.cmd(cmd) } else { admin.cmd(cmd) }).collect();
+    let log = admin.cmd(&["ACL", "LOG"]);
+    for e in log.as_items().unwrap_or_else(|| panic!("ACL LOG: {log}")) {
+        let fields = e.as_items().unwrap_or_else(|| panic!("entry: {e}"));
+        let pick: Vec<Value> = fields
+            .chunks(2)
+            .filter(|kv| {
+                let k = kv[0].as_bytes().unwrap_or_default();
+                [&b"count"[..], b"reason", b"context", b"object", b"username"].contains(&k)
+            })
+            .map(|kv| kv[1].clone())
+            .collect();
+        got.push(Value::Array(pick));
+    }
+    got
+}
+
+#[test]
+fn exec_refusals_match_redis_on_one_and_four_shards() {
+    use Who::{Admin, Alice};
+    let mut steps: Vec<(Who, &[&str])> = Vec::new();
+    // Refused while queueing: EXEC aborts.
+    steps.extend([
+        (Alice, &["MULTI"][..]),
+        (Alice, &["SET", "a1", "x"]),
+        (Alice, &["GET", "zz"]),
+        (Alice, &["FLUSHALL"]),
+        (Alice, &["EXEC"]),
+        (Alice, &["GET", "a1"]),
+    ]);
+    // Rules changed between MULTI and EXEC: each queued command is checked
+    // again (EXEC and DISCARD themselves refused discard the transaction).
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["-set"], &["+set"]),
+        (&["resetkeys", "~b*"], &["resetkeys", "~a*"]),
+        (&["-exec"], &["+exec"]),
+        (&["-multi"], &["+multi"]),
+        (&["-@all"], &["+@all", "-flushall"]),
+        (&["resetchannels"], &["&ch*"]),
+    ];
+    for (revoke, restore) in cases {
+        let mut rv = vec!["ACL", "SETUSER", "alice"];
+        rv.extend_from_slice(revoke);
+        let mut rs = vec!["ACL", "SETUSER", "alice"];
+        rs.extend_from_slice(restore);
+        let (rv, rs): (&'static [&str], &'static [&str]) = (rv.leak(), rs.leak());
+        steps.extend([
+            (Alice, &["MULTI"][..]),
+            (Alice, &["SET", "a1", "y"]),
+            (Alice, &["GET", "a1"]),
+            (Alice, &["PING"]),
+            (Admin, rv),
+            (Alice, &["EXEC"]),
+            (Alice, &["EXEC"]),
+            (Alice, &["DISCARD"]),
+            (Admin, rs),
+            (Alice, &["GET", "a1"]),
+        ]);
+    }
+    // The channel a queued PUBLISH names is revoked (PUBLISH is refused
+    // before shardis's own limits on it inside MULTI apply).
+    steps.extend([
+        (Alice, &["MULTI"][..]),
+        (Alice, &["PUBLISH", "ch1", "m"]),
+        (Admin, &["ACL", "SETUSER", "alice", "resetchannels"]),
+        (Alice, &["EXEC"]),
+        (Admin, &["ACL", "SETUSER", "alice", "&ch*"]),
+    ]);
+    // EXEC stopped by WATCH runs nothing, so refuses (and logs) nothing,
+    // in place and across shards (alice is on shard 0).
+    let a3: &'static str = key_on_shard("a", 3, SHARDS).leak();
+    for second in ["a1", a3] {
+        steps.extend([
+            (Alice, &["WATCH", "a1"][..]),
+            (Alice, &["MULTI"]),
+            (Alice, &["SET", "a1", "w"]),
+            (Alice, vec!["GET", second].leak()),
+            (Admin, &["SET", "a1", "other"]),
+            (Admin, &["ACL", "SETUSER", "alice", "-set"]),
+            (Alice, &["EXEC"]),
+            (Admin, &["ACL", "SETUSER", "alice", "+set"]),
+        ]);
+    }
+    // Other refusals of EXEC itself discard the transaction too.
+    steps.extend([
+        (Alice, &["EXEC", "x"][..]),
+        (Alice, &["MULTI"]),
+        (Alice, &["SET", "a1", "z"]),
+        (Alice, &["EXEC", "x"]),
+        (Alice, &["DISCARD"]),
+        (Alice, &["GET", "a1"]),
+    ]);
+    let redis = Server::start_redis();
+    let want = exec_script(&redis, &steps);
+    for shards in [1, SHARDS] {
+        let shardis = Server::start(shards, &[]);
+        let got = exec_script(&shardis, &steps);
+        assert_eq!(got.len(), want.len(), "{shards} shards: {got:?}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let what = steps.get(i).map_or("ACL LOG entry".to_string(), |s| format!("{:?}", s.1));
+            assert_eq!(g, w, "{shards} shards, step {i} {what}: shardis (left) vs redis (right)");
+        }
+    }
+}
+
+/// Compare `steps` run as alice (`rules`) on redis-server and on shardis
+/// with 1 and 4 shards, ACL LOG included.
+fn alice_matches_redis(rules: &[&str], steps: &[(Who, &[&str])]) {
+    let redis = Server::start_redis();
+    let want = run_as_alice(&redis, rules, steps);
+    for shards in [1, SHARDS] {
+        let shardis = Server::start(shards, &[]);
+        let got = run_as_alice(&shardis, rules, steps);
+        assert_eq!(got.len(), want.len(), "{shards} shards: {got:?}");
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            let what = steps.get(i).map_or("ACL LOG entry".to_string(), |s| format!("{:?}", s.1));
+            assert_eq!(g, w, "{shards} shards, step {i} {what}: shardis (left) vs redis (right)");
+        }
+    }
+}
+
+#[test]
+fn script_calls_are_checked_as_redis_checks_them() {
+    use Who::Alice;
+    // Alice's connection is on shard 0; these keys are on shards 0, 2, 3
+    // of four, so scripts run in place, as a transaction on their
+    // declared keys' shard, and again over every shard for undeclared ones.
+    let (a0, a2) = (key_on_shard("a", 0, SHARDS), key_on_shard("a", 2, SHARDS));
+    let (z2, r3) = (key_on_shard("z", 2, SHARDS), key_on_shard("r", 3, SHARDS));
+    let (a0, a2, z2, r3) = (a0.as_str(), a2.as_str(), z2.as_str(), r3.as_str());
+    let rules = ["~a*", "%R~r*", "&ch*", "+@all", "-flushall", "-del"];
+    let get = "return redis.call('GET', ARGV[1])";
+    let steps: Vec<(Who, Vec<&str>)> = vec![
+        (Alice, vec!["EVAL", get, "0", z2]),
+        (Alice, vec!["EVAL", "return redis.pcall('GET', ARGV[1])", "0", z2]),
+        (Alice, vec!["EVAL", get, "0", r3]),
+        (Alice, vec!["EVAL", "return redis.call('DEL', KEYS[1])", "1", a2]),
+        (Alice, vec!["EVAL", "return redis.pcall('DEL', KEYS[1])", "1", a2]),
+        (Alice, vec!["EVAL", "return redis.call('SET', ARGV[1], 'x')", "0", r3]),
+        (Alice, vec!["EVAL", "redis.call('SET', KEYS[1], 'v') return redis.call('GET', ARGV[1])", "1", a0, r3]),
+        (Alice, vec!["EVAL", "redis.call('SET', KEYS[1], 'w') return redis.call('SET', ARGV[1], 'v')", "1", a2, z2]),
+        (Alice, vec!["GET", a2]),
+        (Alice, vec!["EVAL", "return redis.call('PUBLISH', ARGV[1], 'm')", "0", "zz"]),
+        (Alice, vec!["EVAL", "return redis.pcall('PUBLISH', ARGV[1], 'm')", "0", "zz"]),
+        (Alice, vec!["EVAL", "return redis.call('FLUSHALL')", "0"]),
+        (Alice, vec!["EVAL", "return redis.call('CONFIG', 'GET', 'x')", "0"]),
+        (Alice, vec!["EVAL_RO", get, "0", z2]),
+        // Inside MULTI: EXEC in place, then across shards.
+        (Alice, vec!["MULTI"]),
+        (Alice, vec!["EVAL", get, "0", z2]),
+        (Alice, vec!["EXEC"]),
+        (Alice, vec!["MULTI"]),
+        (Alice, vec!["EVAL", get, "0", z2]),
+        (Alice, vec!["EVAL", "return redis.call('GET', KEYS[1])", "1", a2]),
+        (Alice, vec!["EXEC"]),
+        // With a keyspace-wide command, EXEC runs command by command, the
+        // script on its key's shard.
+        (Alice, vec!["MULTI"]),
+        (Alice, vec!["DBSIZE"]),
+        (Alice, vec!["EVAL", get, "1", a2, z2]),
+        (Alice, vec!["EXEC"]),
+    ];
+    let steps: Vec<(Who, &[&str])> = steps.iter().map(|(w, v)| (*w, v.as_slice())).collect();
+    alice_matches_redis(&rules, &steps);
+}
+
+#[test]
+fn acllog_max_len_bounds_the_log_as_in_redis() {
+    use Who::{Admin, Alice};
+    let steps: Vec<(Who, &[&str])> = vec![
+        (Admin, &["CONFIG", "GET", "acllog-max-len"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "-1"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "x"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "3"]),
+        (Admin, &["CONFIG", "GET", "acllog-max-len"]),
+        (Alice, &["GET", "b1"]),
+        (Alice, &["GET", "b2"]),
+        (Alice, &["GET", "b1"]),
+        (Alice, &["GET", "b3"]),
+        (Alice, &["SET", "a1", "v"]),
+        (Alice, &["GET", "b1"]),
+        // Lowered: applies when the next entry is added.
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "1"]),
+        (Admin, &["ACL", "LOG", "RESET"]),
+        (Alice, &["GET", "b7"]),
+        (Alice, &["GET", "b8"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "0"]),
+        (Alice, &["GET", "b9"]),
+        (Admin, &["CONFIG", "SET", "acllog-max-len", "128"]),
+        (Alice, &["GET", "b9"]),
+        (Alice, &["AUTH", "alice", "bad"]),
+        (Alice, &["AUTH", "alice", "bad"]),
+        (Alice, &["AUTH", "alice", "pw"]),
+    ];
+    alice_matches_redis(&["~a*", "+get", "+auth"], &steps);
+    // The log keeps `acllog-max-len` entries; with Redis 7.2's entry-id and
+    // timestamps beside 7.0's fields.
+    let cfg = common::server::config_file("acllog", "acllog-max-len = 2\nusers = [\"u on nopass +get\"]\n");
+    let server = Server::start(SHARDS, &["--config", &cfg.to_string_lossy()]);
+    let mut admin = server.conn();
+    assert_eq!(
+        admin.cmd(&["CONFIG", "GET", "acllog-max-len"]),
+        Value::Array(vec![Value::bulk("acllog-max-len"), Value::bulk("2")])
+    );
+    let mut u = conn_on_shard(&server, 3);
+    assert_eq!(u.cmd(&["AUTH", "u", "x"]), Value::ok());
+    for k in ["k1", "k2", "k1", "k3"] {
+        assert!(u.cmd(&["GET", k]).is_error());
+    }
+    let log = admin.cmd(&["ACL", "LOG"]);
+    let entries = log.as_items().unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(entries.len(), 2, "{log}");
+    let field = |e: &Value, name: &str| {
+        let f = e.as_items().expect("entry");
+        f.chunks(2).find(|kv| kv[0].as_bytes() == Some(name.as_bytes())).map(|kv| kv[1].clone())
+    };
+    let names: Vec<Value> = entries[0].as_items().expect("entry").iter().step_by(2).cloned().collect();
+    let want = [
+        "count",
+        "reason",
+        "context",
+        "object",
+        "username",
+        "age-seconds",
+        "client-info",
+        "entry-id",
+        "timestamp-created",
+        "timestamp-last-updated",
+    ];
+    assert_eq!(names, want.iter().map(Value::bulk).collect::<Vec<_>>());
+    assert_eq!(field(&entries[0], "object"), Some(Value::bulk("k3")));
+    assert_eq!(field(&entries[1], "object"), Some(Value::bulk("k1")));
+    assert_eq!(field(&entries[1], "count"), Some(Value::Int(2)));
+    assert_eq!(field(&entries[0], "entry-id"), Some(Value::Int(2)), "k1, k2, k3: the third entry");
+    let (created, updated) = (field(&entries[1], "timestamp-created"), field(&entries[1], "timestamp-last-updated"));
+    let ms = |v: Option<Value>| v.and_then(|v| v.as_int()).expect("ms");
+    assert!(ms(created.clone()) > 1_600_000_000_000 && ms(updated) >= ms(created));
+    let info = field(&entries[0], "client-info").and_then(|v| v.as_bytes().map(|b| b.to_vec())).expect("client-info");
+    assert!(String::from_utf8_lossy(&info).contains("user=u"));
+}
+
+#[test]
+fn a_refused_exec_without_auth_or_in_subscribe_mode_discards() {
+    let redis = Server::start_redis();
+    for server in [Server::start(1, &["--requirepass", "pw"]), Server::start(SHARDS, &[])] {
+        let mut c = server.raw_conn();
+        let mut r = redis.raw_conn();
+        if server.password.is_some() {
+            assert_eq!(redis.conn().cmd(&["CONFIG", "SET", "requirepass", "pw"]), Value::ok());
+            let mut r = redis.raw_conn();
+            same(&mut r, &mut c, &[(E, &["EXEC"]), (E, &["MULTI"])]);
+            assert_eq!(r.cmd(&["AUTH", "pw"]), Value::ok());
+            assert_eq!(r.cmd(&["CONFIG", "SET", "requirepass", ""]), Value::ok());
+            continue;
+        }
+        let sub = |c: &mut RespConn| {
+            c.send_raw(&common::encode_command(&["SUBSCRIBE", "ch"])).expect("send");
+            c.read_value().expect("subscribed")
+        };
+        assert_eq!(sub(&mut c), sub(&mut r));
+        same(&mut r, &mut c, &[(E, &["EXEC"]), (E, &["MULTI"])]);
     }
 }
 

@@ -86,7 +86,7 @@ impl AclShared {
         let users = Users::load(c).unwrap_or_else(|_| Users::initial(&c.requirepass));
         AclShared {
             users: Mutex::new(Arc::new(users)),
-            log: Mutex::new(log::AclLog::default()),
+            log: Mutex::new(log::AclLog::new(c.acllog_max_len.min(usize::MAX as u64) as usize)),
             denied_auth: AtomicU64::new(0),
             denied_cmd: AtomicU64::new(0),
             denied_key: AtomicU64::new(0),
@@ -125,6 +125,15 @@ impl AclShared {
             _ => &self.denied_cmd,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `acllog-max-len` changed.
+    pub fn set_log_max_len(&self, n: u64) {
+        let n = n.min(usize::MAX as u64) as usize;
+        match self.log.lock() {
+            Ok(mut g) => g.set_max_len(n),
+            Err(p) => p.into_inner().set_max_len(n),
+        }
     }
 
     pub fn add_log(&self, e: log::Entry, now: i64) {

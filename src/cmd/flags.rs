@@ -88,7 +88,7 @@ pub const SECRET_ARGS: Flags = 1 << 37;
 /// Runs the connection's MULTI queue (EXEC): MONITOR shows the queued
 /// commands when it is dispatched, as Redis shows them when EXEC runs
 /// them.
-pub const RUNS_QUEUE: Flags = 1 << 39;
+pub const RUNS_QUEUE: Flags = 1 << 40;
 /// Writes the clock into what it stores (stream consumers' seen time).
 /// AOF replay runs at clock 0 and afterwards stamps such times with the
 /// load time, as Redis's load does by running at load time.
@@ -250,5 +250,52 @@ impl Group {
             Group::Bitmap => "bitmap",
             Group::Scripting => "scripting",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two flags sharing a bit make one command look like another (EXEC
+    /// once looked like a script, EVAL like EXEC).
+    #[test]
+    fn every_flag_has_its_own_bit() {
+        let all = [
+            WRITE,
+            READONLY,
+            DENYOOM,
+            ADMIN,
+            PUBSUB,
+            NOSCRIPT,
+            BLOCKING,
+            LOADING,
+            STALE,
+            SKIP_MONITOR,
+            SKIP_SLOWLOG,
+            ASKING,
+            FAST,
+            NO_AUTH,
+            MAY_REPLICATE,
+            SENTINEL,
+            ONLY_SENTINEL,
+            NO_MANDATORY_KEYS,
+            PROTECTED,
+            NO_ASYNC_LOADING,
+            NO_MULTI,
+            MOVABLE_KEYS,
+            ALLOW_BUSY,
+            CONN_SHARD,
+            EVERY_SHARD,
+            NEVER_QUEUED,
+            NO_EXEC,
+            SUBSCRIBED_OK,
+            SECRET_ARGS,
+            RUNS_QUEUE,
+            RECORDS_NOW,
+            RUNS_SCRIPT,
+        ];
+        let union = all.iter().fold(0, |u, f| u | f);
+        assert_eq!(union.count_ones() as usize, all.len());
     }
 }

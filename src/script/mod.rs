@@ -26,6 +26,7 @@
 //! The AOF never sees a script: the commands it ran log their effects,
 //! which the caller writes as one record (or one transaction).
 
+pub mod acl;
 pub mod convert;
 pub mod sandbox;
 pub mod sha1;
@@ -183,6 +184,9 @@ pub struct Engine {
     pub aof_error: Option<String>,
     /// Runs that had to lock every shard (INFO).
     pub all_shard_runs: u64,
+    /// The restricted user the next script runs for, set by the shard
+    /// (see `acl`); None: no check.
+    pub acl: Option<acl::ScriptAcl>,
 }
 
 /// How a script is named by the command that runs it.
@@ -204,6 +208,7 @@ impl Engine {
             retry: None,
             aof_error: None,
             all_shard_runs: 0,
+            acl: None,
         }
     }
 
@@ -280,6 +285,7 @@ impl Engine {
             undo,
             stopped: None,
             resp: vm.resp.clone(),
+            acl: self.acl.as_mut(),
         };
         let outcome = (|| -> mlua::Result<(bool, Value)> {
             let table = |items: &[&[u8]]| -> mlua::Result<Value> {
@@ -347,6 +353,7 @@ struct Running<'r, 'c> {
     /// Keys out of reach, once a call touched one: the script is stopping.
     stopped: Option<Vec<DbKey>>,
     resp: std::rc::Rc<std::cell::Cell<u8>>,
+    acl: Option<&'r mut acl::ScriptAcl>,
 }
 
 impl Running<'_, '_> {
@@ -389,6 +396,9 @@ impl Running<'_, '_> {
         }
         if def.has(NOSCRIPT) {
             return fail("ERR This Redis command is not allowed from script");
+        }
+        if let Some(Err(e)) = self.acl.as_mut().map(|a| a.check((id, def), &args)) {
+            return fail(e);
         }
         if let Some(out) = self.out_of_reach(def, &args) {
             self.stopped = Some(out);

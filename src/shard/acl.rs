@@ -14,11 +14,13 @@
 //! 7 kills them).
 
 use super::core::{Conn, Shard, Wait};
+use super::ConnRef;
 use crate::acl::check::{channel_allowed, check, Denied};
 use crate::acl::log::Entry;
 use crate::acl::user::User;
 use crate::acl::Users;
 use crate::cmd::{Args, CommandDef};
+use crate::script::acl::ScriptAcl;
 use std::sync::Arc;
 
 /// What becomes of a connection under a new table.
@@ -78,8 +80,55 @@ impl Shard {
     pub fn log_acl(&self, conn: &Conn, reason: &'static str, context: &'static str, object: String, username: String) {
         self.shared.acl.count(reason);
         let client_info = self.client_line(conn).trim_end().to_string();
-        let e = Entry { count: 0, reason, context, object, username, ms: 0, client_info };
+        let e = Entry::new(reason, context, object, username, client_info);
         self.shared.acl.add_log(e, crate::util::now_ms());
+    }
+
+    /// EXEC reached a queued command its user may no longer run: logged
+    /// (context multi) as the client's at `r`; the error it answers.
+    pub fn exec_refused(&self, r: ConnRef, d: Denied, def: &CommandDef, args: &Args) -> String {
+        match self.conns.get(r.idx as usize).and_then(|s| s.as_deref()).filter(|c| c.gen == r.gen) {
+            Some(c) => self.log_denied(c, d, def, args, "multi"),
+            None => self.shared.acl.count(d.reason()),
+        }
+        d.exec_error()
+    }
+
+    /// Before a script runs for a client: its `redis.call`s are checked
+    /// against `user` (None: an unrestricted user, nothing to check).
+    pub fn script_acl_begin(&mut self, user: Option<Arc<User>>) {
+        self.scripts.acl = user.map(ScriptAcl::new);
+    }
+
+    /// After the script: what its calls were refused goes to ACL LOG with
+    /// context `lua`, as `conn`'s.
+    pub fn script_acl_end(&mut self, conn: &Conn) {
+        if let Some(acl) = self.scripts.acl.take() {
+            self.log_script_denials(Some(conn), acl);
+        }
+    }
+
+    /// `script_acl_end` for a client waiting on a transaction (`r`; None:
+    /// connected to another shard).
+    pub fn script_acl_end_for(&mut self, r: Option<ConnRef>) {
+        let Some(acl) = self.scripts.acl.take() else { return };
+        let conn = r.and_then(|r| self.conns.get(r.idx as usize).and_then(|s| s.as_deref()).filter(|c| c.gen == r.gen));
+        self.log_script_denials(conn, acl);
+    }
+
+    /// (None: the client is gone meanwhile.)
+    fn log_script_denials(&self, conn: Option<&Conn>, acl: ScriptAcl) {
+        for (d, object) in acl.denied {
+            let user = acl.user.name.clone();
+            match conn {
+                Some(c) => self.log_acl(c, d.reason(), "lua", object, user),
+                None => {
+                    self.shared.acl.count(d.reason());
+                    let e = Entry::new(d.reason(), "lua", object, user, String::new());
+                    self.shared.acl.add_log(e, crate::util::now_ms());
+                }
+            }
+        }
     }
 
     /// Take the newest user table if it moved on: connections follow

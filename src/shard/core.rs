@@ -856,9 +856,18 @@ impl Shard {
                 self.write_to(to, &line);
             }
             // Only the transaction holding this shard sends these.
-            Msg::TxnRun { txid, coord, db, resp3, cmd } => {
+            Msg::TxnRun { txid, coord, db, resp3, cmd, user } => {
+                // A script's refusals are logged here, without the client
+                // (it is connected elsewhere).
+                let script_user = user.is_some();
+                if script_user {
+                    self.script_acl_begin(user);
+                }
                 // Admitted as part of its transaction.
                 let (out, _) = self.run_batch(db as usize, resp3, cmd, crate::cmd::admission::Road::Admitted);
+                if script_user {
+                    self.script_acl_end_for(None);
+                }
                 self.send(coord, Msg::TxnRunReply { txid, out });
             }
             Msg::TxnFan { txid, coord, req } => {

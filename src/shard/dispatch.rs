@@ -225,39 +225,24 @@ impl Shard {
         };
         conn.last_cmd = def.name;
         if !cmd::arity_ok(def, args.len()) {
-            self.stats[id].rejected += 1;
-            cmd::arity_error(&mut Reply::new(&mut conn.out, conn.resp3), def.name);
-            if let Some(m) = &mut conn.multi {
-                m.aborted = true;
-            }
-            return;
+            let e = format!("ERR wrong number of arguments for '{}' command", def.name);
+            return self.refuse(conn, (id, def), args, &e);
         }
         if !conn.authed && !def.has(NO_AUTH) {
-            self.stats[id].rejected += 1;
-            Reply::new(&mut conn.out, conn.resp3).error("NOAUTH Authentication required.");
-            if let Some(m) = &mut conn.multi {
-                m.aborted = true;
-            }
-            return;
+            return self.refuse(conn, (id, def), args, "NOAUTH Authentication required.");
         }
         // ACL, as Redis checks it: after authentication, before the rest.
         if !conn.acl_free {
             if let Some(e) = self.acl_gate(conn, (id, def), args, conn.multi.is_some()) {
-                self.stats[id].rejected += 1;
-                Reply::new(&mut conn.out, conn.resp3).error(&e);
-                if let Some(m) = &mut conn.multi {
-                    m.aborted = true;
-                }
-                return;
+                return self.refuse(conn, (id, def), args, &e);
             }
         }
         if conn.in_pubsub() && !conn.resp3 && !def.has(SUBSCRIBED_OK) {
-            self.stats[id].rejected += 1;
-            Reply::new(&mut conn.out, false).error(&format!(
+            let e = format!(
                 "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
                 def.name
-            ));
-            return;
+            );
+            return self.refuse(conn, (id, def), args, &e);
         }
         // MONITOR shows a command at the connection after it ran (SELECT
         // shows its new db, as in Redis); others when they are dispatched.
@@ -312,6 +297,27 @@ impl Shard {
                 let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
                 self.start_txn(conn, cmds, shards, false);
             }
+        }
+    }
+
+    /// Refuse a command before it runs or is queued, as Redis's
+    /// rejectCommand: inside MULTI the transaction is then aborted at EXEC;
+    /// a refused EXEC itself discards the transaction (and its watches)
+    /// at once, answering EXECABORT with the refusal (without its "ERR ").
+    fn refuse(&mut self, conn: &mut Conn, (id, def): Row, args: &Args, e: &str) {
+        self.stats[id].rejected += 1;
+        if def.has(RUNS_QUEUE) {
+            conn.multi = None;
+            let ws = std::mem::take(&mut conn.watch_shards);
+            self.unwatch_everywhere(conn.id, &ws);
+            let why = e.strip_prefix("ERR ").unwrap_or(e);
+            Reply::new(&mut conn.out, conn.resp3).error(&format!("EXECABORT Transaction discarded because of: {why}"));
+            self.feed_monitors(conn, def, args);
+            return;
+        }
+        Reply::new(&mut conn.out, conn.resp3).error(e);
+        if let Some(m) = &mut conn.multi {
+            m.aborted = true;
         }
     }
 
@@ -428,8 +434,16 @@ impl Shard {
 
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args, road: Road) {
+        // A restricted user's script has its calls checked (`script::acl`).
+        let checked = def.has(RUNS_SCRIPT) && !conn.acl_free;
+        if checked {
+            self.script_acl_begin(Some(conn.user.clone()));
+        }
         if self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road) {
             self.slowlog.name_newest(&conn.addr, &conn.name);
+        }
+        if checked {
+            self.script_acl_end(conn);
         }
     }
 

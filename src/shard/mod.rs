@@ -324,6 +324,8 @@ pub enum Msg {
         db: u8,
         resp3: bool,
         cmd: Vec<u8>,
+        /// The client's user when restricted: a script's calls are checked.
+        user: Option<std::sync::Arc<crate::acl::user::User>>,
     },
     TxnRunReply {
         txid: u64,

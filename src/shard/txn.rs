@@ -116,11 +116,13 @@ pub struct Txn {
     would_block: bool,
     /// EXEC: commands the client's user may no longer run (their ACL
     /// changed since they were queued): each answers this error instead.
-    denied: Vec<Option<String>>,
+    denied: Vec<Option<crate::acl::check::Denied>>,
     /// A script's keys it did not declare, found by earlier runs, and how
     /// many runs it took (see `start_script_txn`).
     extra: Vec<DbKey>,
     script_rounds: u32,
+    /// The client's user when restricted: its scripts' calls are checked.
+    user: Option<std::sync::Arc<crate::acl::user::User>>,
 }
 
 /// How many times a script that keeps reaching for new undeclared keys is
@@ -233,6 +235,7 @@ impl Shard {
             block: None,
             would_block: false,
             denied: Vec::new(),
+            user: (!conn.acl_free).then(|| conn.user.clone()),
             extra,
             script_rounds,
         };
@@ -387,8 +390,9 @@ impl Shard {
             let args = t.cmds[i].args();
             let Some((id, def)) = cmd::find(&args) else { continue };
             let resp3 = t.resp3;
-            if let Some(Some(e)) = t.denied.get(i) {
-                Reply::new(&mut t.reply, resp3).error(e);
+            if let Some(&Some(d)) = t.denied.get(i) {
+                let e = self.exec_refused(t.conn, d, def, &args);
+                Reply::new(&mut t.reply, resp3).error(&e);
                 continue;
             }
             if let Handler::EveryShard { plan, .. } = def.handler {
@@ -429,11 +433,17 @@ impl Shard {
                 let mut cmd_bytes = Vec::new();
                 crate::protocol::reply::encode_command(&mut cmd_bytes, &args.iter().collect::<Vec<_>>());
                 if s == self.id {
+                    if def.has(RUNS_SCRIPT) {
+                        self.script_acl_begin(t.user.clone());
+                    }
                     let (out, _) = self.run_batch(t.final_db, resp3, cmd_bytes, Road::Admitted);
+                    self.script_acl_end_for(Some(t.conn));
                     t.reply.extend_from_slice(&out);
                     continue;
                 }
-                self.send(s, Msg::TxnRun { txid, coord: self.id, db: t.final_db as u8, resp3, cmd: cmd_bytes });
+                let user = t.user.clone().filter(|_| def.has(RUNS_SCRIPT));
+                let (db, coord) = (t.final_db as u8, self.id);
+                self.send(s, Msg::TxnRun { txid, coord, db, resp3, cmd: cmd_bytes, user });
                 break;
             }
             // Keys on several shards: pull them, run here, apply back.
@@ -515,6 +525,7 @@ impl Shard {
                 // What was pulled: the script's declared keys.
                 let db = t.final_db as u8;
                 t.temp.pulled = Some(cmd::key_positions(row.1, &args).map(|i| (db, args.get(i).to_vec())).collect());
+                self.script_acl_begin(t.user.clone());
             }
             let now = crate::util::now_ms();
             let mut ctx = Ctx {
@@ -530,6 +541,7 @@ impl Shard {
             // Admitted with the transaction (every shard reported).
             let mut obs = shard_observer!(self, now);
             let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
+            self.script_acl_end_for(Some(t.conn));
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -579,8 +591,9 @@ impl Shard {
                 let args = c.args();
                 let t0 = super::ticks::now();
                 let Some((id, def)) = cmd::find(&args) else { continue };
-                if let Some(Some(e)) = t.denied.get(i) {
-                    Reply::new(&mut reply, t.resp3).error(e);
+                if let Some(&Some(d)) = t.denied.get(i) {
+                    let e = self.exec_refused(t.conn, d, def, &args);
+                    Reply::new(&mut reply, t.resp3).error(&e);
                     continue;
                 }
                 let before = reply.len();
@@ -601,6 +614,7 @@ impl Shard {
                 if def.has(RUNS_SCRIPT) {
                     let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.clone());
                     self.scripts.aof_error = aof_error;
+                    self.script_acl_begin(t.user.clone());
                 }
                 let mut ctx = Ctx {
                     ks: &mut t.temp,
@@ -616,6 +630,7 @@ impl Shard {
                 let mut obs = shard_observer!(self, now);
                 let _ =
                     cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
+                self.script_acl_end_for(Some(t.conn));
             }
             t.final_db = db;
         }
@@ -925,24 +940,28 @@ impl Shard {
     }
 
     /// EXEC checks each queued command again, as Redis does: the user's
-    /// rules may have changed since it was queued. Per command, the error
-    /// it answers instead of running (empty: all may run).
-    fn exec_acl(&self, conn: &Conn, m: &super::dispatch::MultiState) -> Vec<Option<String>> {
+    /// rules may have changed since it was queued. Per command, why it
+    /// may no longer run (empty: all may); logged when EXEC reaches it
+    /// (not if WATCH or a gate stops the whole EXEC first, as in Redis).
+    fn exec_acl(&self, conn: &Conn, m: &super::dispatch::MultiState) -> Vec<Option<crate::acl::check::Denied>> {
         if conn.acl_free {
             return Vec::new();
         }
         let check = |c: &OwnedArgs| {
             let args = c.args();
             let (id, def) = cmd::find(&args)?;
-            let d = crate::acl::check::check(&conn.user, id, def, &args).err()?;
-            self.log_denied(conn, d, def, &args, "multi");
-            Some(d.exec_error())
+            crate::acl::check::check(&conn.user, id, def, &args).err()
         };
         m.cmds.iter().map(check).collect()
     }
 
     /// EXEC when every key lives here: run in place, nothing can interleave.
-    fn exec_multi_here(&mut self, conn: &mut Conn, m: super::dispatch::MultiState, denied: Vec<Option<String>>) {
+    fn exec_multi_here(
+        &mut self,
+        conn: &mut Conn,
+        m: super::dispatch::MultiState,
+        denied: Vec<Option<crate::acl::check::Denied>>,
+    ) {
         let who = conn.id;
         let flags = m.cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         if let Err(refusal) = self.admit(Road::Transaction, flags) {
@@ -957,8 +976,9 @@ impl Shard {
             for (i, c) in m.cmds.iter().enumerate() {
                 let args = c.args();
                 let Some((id, def)) = cmd::find(&args) else { continue };
-                if let Some(Some(e)) = denied.get(i) {
-                    Reply::new(&mut conn.out, conn.resp3).error(e);
+                if let Some(&Some(d)) = denied.get(i) {
+                    self.log_denied(conn, d, def, &args, "multi");
+                    Reply::new(&mut conn.out, conn.resp3).error(&d.exec_error());
                     continue;
                 }
                 if def.has(EVERY_SHARD) {

@@ -264,7 +264,7 @@ impl Shard {
         drop(log);
         r.array(entries.len());
         for e in entries {
-            r.map(7);
+            r.map(10);
             r.bulk(b"count");
             r.int(e.count as i64);
             r.bulk(b"reason");
@@ -279,6 +279,13 @@ impl Shard {
             r.double((now - e.ms).max(0) as f64 / 1000.0);
             r.bulk(b"client-info");
             r.bulk_str(&e.client_info);
+            // Redis 7.2's additions: which entry, first and last seen.
+            r.bulk(b"entry-id");
+            r.int(e.id as i64);
+            r.bulk(b"timestamp-created");
+            r.int(e.created_ms);
+            r.bulk(b"timestamp-last-updated");
+            r.int(e.ms);
         }
     }
 

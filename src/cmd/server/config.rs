@@ -178,6 +178,7 @@ impl Shard {
             w.policy = crate::persist::writer::Fsync::parse(&c.appendfsync);
         }
         self.refresh_acl();
+        self.shared.acl.set_log_max_len(c.acllog_max_len);
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = crate::shard::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.config = c.clone();
