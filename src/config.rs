@@ -271,6 +271,53 @@ pub struct Cli {
     /// snapshots through its AOF.
     #[arg(long, allow_hyphen_values = true)]
     pub save: Option<String>,
+    /// Any other option as `--name value` (redis-server's form), applied
+    /// as CONFIG SET would (`split_args` takes them out of the command line).
+    #[arg(skip)]
+    pub extra: Vec<(String, String)>,
+}
+
+impl Cli {
+    /// The command line with every `--name value` whose name has no flag of
+    /// its own taken out as a generic option, so that command lines
+    /// written for redis-server (`--min-replicas-to-write 1`,
+    /// `--hash-max-ziplist-entries 64`, ...) start shardis-server unchanged.
+    pub fn parse_args(argv: Vec<String>) -> Result<Cli, String> {
+        use clap::{CommandFactory, Parser};
+        let cmd = Cli::command();
+        let known = |name: &str| {
+            matches!(name, "help" | "version")
+                || cmd.get_arguments().any(|a| {
+                    a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|v| v.contains(&name))
+                })
+        };
+        let mut args = Vec::new();
+        let mut extra = Vec::new();
+        let mut it = argv.into_iter();
+        args.extend(it.next());
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--").filter(|n| !n.is_empty()) else {
+                args.push(a);
+                continue;
+            };
+            let (name, inline) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), Some(v.to_string())),
+                None => (name.to_string(), None),
+            };
+            if known(&name) {
+                args.push(a);
+                continue;
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => it.next().ok_or_else(|| format!("option --{} needs a value", name))?,
+            };
+            extra.push((name, value));
+        }
+        let mut cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+        cli.extra = extra;
+        Ok(cli)
+    }
 }
 
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -419,6 +466,15 @@ impl Config {
                 "save '{}' accepted and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
                 v
             ));
+        }
+        for (name, value) in &cli.extra {
+            c.set(name, value).map_err(|e| {
+                if e == UNKNOWN_OPTION {
+                    format!("unknown option --{}", name)
+                } else {
+                    format!("--{} {}: {}", name, value, e)
+                }
+            })?;
         }
         c.replicaof = normalize_replicaof(&c.replicaof)?;
         c.validate()?;

@@ -144,3 +144,29 @@ fn config_file_takes_old_names_and_units() {
     assert_eq!(get(&mut c, "list-max-listpack-size"), "-4");
     assert_eq!(get(&mut c, "maxmemory"), "3145728");
 }
+
+/// redis-server's command-line form: any option as `--name value` (or
+/// `--name=value`), also those without a flag of their own; an unknown
+/// one stops start-up with its name.
+#[test]
+fn any_option_is_taken_as_a_command_line_flag() {
+    let s = Server::start(
+        2,
+        &["--hash-max-ziplist-entries", "64", "--list-max-ziplist-size=-3", "--slave-priority", "7"],
+    );
+    let mut c = s.conn();
+    let get = |c: &mut common::RespConn, name: &str| {
+        let v = c.cmd(&["CONFIG", "GET", name]);
+        let items = v.as_items().expect("array").to_vec();
+        String::from_utf8_lossy(items[1].as_bytes().expect("value")).into_owned()
+    };
+    assert_eq!(get(&mut c, "hash-max-listpack-entries"), "64");
+    assert_eq!(get(&mut c, "list-max-listpack-size"), "-3");
+    assert_eq!(get(&mut c, "replica-priority"), "7");
+    let out = std::process::Command::new(common::server::shardis_bin())
+        .args(["--port", "1", "--no-such-option", "1"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option --no-such-option"));
+}

@@ -1,7 +1,6 @@
 //! `shardis-server`: parse options, start the shards, wait for them.
 //! `shardis-server check-aof [--fix] [--yes] DIR` verifies (and repairs) a
 //! data directory instead.
-use clap::Parser;
 
 /// mimalloc: small size classes close to the request size (8, 16, 24, 32,
 /// 48, ...) where glibc adds a header and rounds to 16; most of a key's
@@ -36,7 +35,18 @@ fn main() {
     if argv.get(1).map(String::as_str) == Some("check-aof") {
         std::process::exit(check_aof(&argv[2..]));
     }
-    let cli = shardis::config::Cli::parse();
+    let cli = match shardis::config::Cli::parse_args(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("{}", e);
+            if !e.ends_with('\n') {
+                eprintln!();
+            }
+            // clap's help and version are not errors.
+            let ok = e.contains("Usage:") && !e.starts_with("error:") || e.starts_with("shardis-server ");
+            std::process::exit(if ok { 0 } else { 2 });
+        }
+    };
     let config = match shardis::config::Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
