@@ -27,6 +27,7 @@
 //! which the caller writes as one record (or one transaction).
 
 pub mod convert;
+pub mod libs;
 pub mod sandbox;
 pub mod sha1;
 

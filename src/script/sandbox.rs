@@ -30,7 +30,7 @@ pub const MEMORY_LIMIT: usize = 256 << 20;
 /// Built once per interpreter, with the real globals as its environment.
 /// `...` are the Rust helpers; returns what the engine calls per run.
 const PRELUDE: &str = r#"
-local rand, srand, sha1hex, log, setresp, slot, curline = ...
+local rand, srand, sha1hex, log, setresp, slot, curline, libs, FAIL = ...
 local G = _G
 local dbg = debug
 local rawset0, setmetatable0, getmetatable0, rawget0, type0, tostring0, error0 =
@@ -189,6 +189,38 @@ for _, name in ipairs({'string', 'math', 'table', 'coroutine'}) do
     rawset0(G, name, readonly(rawget0(G, name)))
 end
 rawset0(G, 'redis', readonly(redis))
+-- cjson, cmsgpack, bit, struct: Rust functions that return FAIL, msg
+-- for an error, raised here as a string (see script::libs).
+-- The message gets the caller's position, as luaL_error gives it (level
+-- 3: past this function and the wrapper's tail call into it; no position
+-- when the caller is C, e.g. pcall).
+local function raise_if_failed(first, ...)
+    if first == FAIL then
+        local msg = ...
+        local i = dbg.getinfo(3, 'Sl')
+        if i and i.what == 'tail' then
+            -- `return lib.f(...)` lost the caller's frame; the line hook
+            -- has its line.
+            local line = curline()
+            if line > 0 then msg = 'user_script:' .. line .. ': ' .. msg end
+        elseif i and i.what ~= 'C' and i.currentline and i.currentline > 0 then
+            msg = i.short_src .. ':' .. i.currentline .. ': ' .. msg
+        end
+        error0(msg, 0)
+    end
+    return first, ...
+end
+for lib, raw in pairs(libs) do
+    local t = {}
+    for name, f in pairs(raw) do
+        if type0(f) == 'function' then
+            t[name] = function(...) return raise_if_failed(f(...)) end
+        else
+            t[name] = f
+        end
+    end
+    rawset0(G, lib, readonly(t))
+end
 -- The strings' metatable would lead back to the real string table.
 local smt = getmetatable0('')
 if smt then smt.__metatable = false end
@@ -338,8 +370,10 @@ impl Vm {
             .replace("REDIS_VERSION_STR", &format!("'{}'", crate::cmd::server::REDIS_VERSION))
             .replace("REDIS_VERSION_NUM_VAL", &redis_version_num().to_string());
         let prelude = lua.load(code).set_name("=prelude").into_function().map_err(e)?;
-        let (env, run): (Table, Function) =
-            prelude.call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn)).map_err(e)?;
+        let libs = super::libs::tables(&lua).map_err(e)?;
+        let (env, run): (Table, Function) = prelude
+            .call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn, libs, super::libs::fail_marker()))
+            .map_err(e)?;
         let globals = lua.globals();
         Ok(Vm { lua, env, globals, run, slot, resp, rand, line })
     }
