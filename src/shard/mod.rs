@@ -423,6 +423,11 @@ pub enum FanReq {
         db: u8,
     },
     FlushAll,
+    /// FUNCTION LOAD / DELETE / FLUSH / RESTORE, applied and logged by
+    /// every shard.
+    Function {
+        cmd: Vec<Vec<u8>>,
+    },
     SwapDb {
         a: u8,
         b: u8,
@@ -475,6 +480,8 @@ pub enum FanResp {
     Counts(Vec<i64>),
     Info(Box<crate::cmd::server::info::ShardInfo>),
     Text(String),
+    /// A reply as RESP bytes.
+    Reply(Vec<u8>),
     Slow(Vec<slowlog::SlowEntry>),
     Ack,
 }

@@ -517,6 +517,8 @@ impl Shard {
                 t.temp.pulled = Some(cmd::key_positions(row.1, &args).map(|i| (db, args.get(i).to_vec())).collect());
             }
             let now = crate::util::now_ms();
+            // Library functions are compiled from the shard's own copy.
+            self.scripts.sync_functions(&self.ks.functions);
             let mut ctx = Ctx {
                 ks: &mut t.temp,
                 db: t.final_db,
@@ -601,6 +603,7 @@ impl Shard {
                 if def.has(RUNS_SCRIPT) {
                     let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.clone());
                     self.scripts.aof_error = aof_error;
+                    self.scripts.sync_functions(&self.ks.functions);
                 }
                 let mut ctx = Ctx {
                     ks: &mut t.temp,
