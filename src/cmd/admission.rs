@@ -68,7 +68,7 @@ impl Road {
         match self {
             Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf, Gate::ReadOnly],
             Road::Queue => &[Gate::AnyOom, Gate::Misconf, Gate::ReadOnly],
-            Road::Script => &[Gate::ScriptReadOnly, Gate::Misconf, Gate::DenyOom],
+            Road::Script => &[Gate::ScriptReadOnly, Gate::ReadOnly, Gate::Misconf, Gate::DenyOom],
             Road::Admitted | Road::Replica => &[],
         }
     }

@@ -46,6 +46,13 @@ fn fcall_ro(ctx: &mut Ctx, args: &Args) {
 
 /// `FCALL function numkeys [key ...] [arg ...]`.
 fn run_function(ctx: &mut Ctx, args: &Args, read_only: bool) {
+    // As Redis: the function is looked up before the keys are counted.
+    let Some(engine) = ctx.scripts.as_deref_mut() else {
+        return ctx.error("ERR scripts cannot run in this context");
+    };
+    if !engine.has_function(ctx.ks, args.get(1)) {
+        return ctx.error("ERR Function not found");
+    }
     if crate::util::parse_i64(args.get(2)).is_none() {
         return ctx.error("ERR Bad number of keys provided");
     }

@@ -106,6 +106,8 @@ pub struct ScriptConds {
     pub aof_error: Option<String>,
     /// The script's `allow-oom` flag: no OOM refusals.
     pub allow_oom: bool,
+    /// This server is a read-only replica: writes are refused.
+    pub replica_read_only: bool,
 }
 
 impl Conditions for ScriptConds {
@@ -123,6 +125,10 @@ impl Conditions for ScriptConds {
 
     fn script_read_only(&self) -> bool {
         self.read_only
+    }
+
+    fn read_only(&self) -> bool {
+        self.replica_read_only
     }
 }
 
@@ -209,6 +215,8 @@ pub struct Engine {
     pub retry: Option<Vec<DbKey>>,
     /// The AOF's write error, set by the shard before a script runs.
     pub aof_error: Option<String>,
+    /// A read-only replica, set by the shard before a script runs.
+    pub replica_read_only: bool,
     /// Runs that had to lock every shard (INFO).
     pub all_shard_runs: u64,
 }
@@ -269,6 +277,7 @@ impl Engine {
             fmap: HashMap::new(),
             retry: None,
             aof_error: None,
+            replica_read_only: false,
             all_shard_runs: 0,
         }
     }
@@ -406,11 +415,19 @@ impl Engine {
         self.execute(ctx, Which::Eval, f, flags, &s.sha, keys, argv, read_only);
     }
 
+    /// Whether a library function is named `name` (any case).
+    pub fn has_function(&mut self, ks: &Keyspace, name: &[u8]) -> bool {
+        // A transaction's temporary keyspace holds no libraries (version
+        // 0): the shard synced from its own before running it.
+        if ks.functions.version != 0 {
+            self.sync_functions(&ks.functions);
+        }
+        self.fmap.contains_key(&name.to_ascii_lowercase())
+    }
+
     /// FCALL / FCALL_RO of a library function.
     pub fn fcall(&mut self, ctx: &mut Ctx, name: &[u8], keys: &[&[u8]], argv: &[&[u8]], read_only: bool) {
         self.retry = None;
-        // A transaction's temporary keyspace holds no libraries (version
-        // 0): the shard synced from its own before running it.
         if ctx.ks.functions.version != 0 {
             self.sync_functions(&ctx.ks.functions);
         }
@@ -447,6 +464,9 @@ impl Engine {
             if !no_writes && oom_at_start && !allow_oom {
                 return ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
             }
+            if !no_writes && self.replica_read_only {
+                return ctx.error(crate::cmd::err::READONLY_REPLICA);
+            }
             read_only |= no_writes;
         }
         let vm = match which {
@@ -461,7 +481,14 @@ impl Engine {
         } else {
             Reach::Shard
         };
-        let conds = ScriptConds { read_only, wrote: false, oom_at_start, aof_error: self.aof_error.clone(), allow_oom };
+        let conds = ScriptConds {
+            read_only,
+            wrote: false,
+            oom_at_start,
+            aof_error: self.aof_error.clone(),
+            allow_oom,
+            replica_read_only: self.replica_read_only,
+        };
         let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
         let mut run = Running {
             db: ctx.db,

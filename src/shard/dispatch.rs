@@ -438,11 +438,12 @@ impl Shard {
     /// `out`; true if it was slow enough for the SLOWLOG.
     pub fn call(&mut self, out: &mut Vec<u8>, (resp3, db): (bool, usize), row: Row, args: &Args, road: Road) -> bool {
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+        let read_only = self.read_only_replica();
         if row.1.has(RUNS_SCRIPT) {
             self.scripts.aof_error = aof_error.map(str::to_string);
             self.scripts.retry = None;
+            self.scripts.replica_read_only = read_only;
         }
-        let read_only = self.read_only_replica();
         let mut cond = admission::Local { now: self.now, aof_error, read_only };
         let mut obs = shard_observer!(self, self.now);
         let mut ctx = Ctx {

@@ -519,6 +519,7 @@ impl Shard {
             let now = crate::util::now_ms();
             // Library functions are compiled from the shard's own copy.
             self.scripts.sync_functions(&self.ks.functions);
+            self.scripts.replica_read_only = self.read_only_replica();
             let mut ctx = Ctx {
                 ks: &mut t.temp,
                 db: t.final_db,
@@ -604,6 +605,7 @@ impl Shard {
                     let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.clone());
                     self.scripts.aof_error = aof_error;
                     self.scripts.sync_functions(&self.ks.functions);
+                    self.scripts.replica_read_only = self.read_only_replica();
                 }
                 let mut ctx = Ctx {
                     ks: &mut t.temp,

@@ -287,7 +287,7 @@ impl Shard {
                 let names: Vec<&str> = FLAG_NAMES.iter().filter(|(_, b)| f.flags & b != 0).map(|(n, _)| *n).collect();
                 out.set(names.len());
                 for n in names {
-                    out.bulk(n.as_bytes());
+                    out.simple(n);
                 }
             }
             if with_code {
