@@ -26,6 +26,7 @@
 //! The AOF never sees a script: the commands it ran log their effects,
 //! which the caller writes as one record (or one transaction).
 
+pub mod busy;
 pub mod convert;
 pub mod functions;
 pub mod libs;
@@ -217,6 +218,8 @@ pub struct Engine {
     pub aof_error: Option<String>,
     /// A read-only replica, set by the shard before a script runs.
     pub replica_read_only: bool,
+    /// Every shard's running-script state (None: not watched, e.g. tests).
+    pub busy: Option<Arc<busy::Busy>>,
     /// Runs that had to lock every shard (INFO).
     pub all_shard_runs: u64,
 }
@@ -278,6 +281,7 @@ impl Engine {
             retry: None,
             aof_error: None,
             replica_read_only: false,
+            busy: None,
             all_shard_runs: 0,
         }
     }
@@ -490,6 +494,7 @@ impl Engine {
             replica_read_only: self.replica_read_only,
         };
         let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
+        *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| b.start(self.here, matches!(which, Which::Function)));
         let mut run = Running {
             db: ctx.db,
             ctx,
@@ -500,6 +505,7 @@ impl Engine {
             undo,
             stopped: None,
             resp: vm.resp.clone(),
+            watch: vm.watch.clone(),
         };
         let outcome = (|| -> mlua::Result<(bool, Value)> {
             let table = |items: &[&[u8]]| -> mlua::Result<Value> {
@@ -526,6 +532,7 @@ impl Engine {
             })
         })();
         let resp3_script = vm.resp.get() == 3;
+        let killed = vm.watch.borrow_mut().take().is_some_and(|w| w.killed);
         let Running { ctx, undo, stopped, .. } = run;
         if let Some(keys) = stopped {
             if let Some(u) = undo {
@@ -536,6 +543,10 @@ impl Engine {
             return;
         }
         let label = String::from_utf8_lossy(label);
+        if killed {
+            let line = vm.line.get();
+            return ctx.error(&format!("ERR {} script: {label}, on {}:{line}.", sandbox::KILLED, vm.chunk));
+        }
         match outcome {
             Ok((true, v)) => convert::lua_to_reply(&v, &mut ctx.out, resp3_script, 0),
             Ok((false, Value::Table(t))) => {
@@ -573,6 +584,7 @@ struct Running<'r, 'c> {
     /// Keys out of reach, once a call touched one: the script is stopping.
     stopped: Option<Vec<DbKey>>,
     resp: std::rc::Rc<std::cell::Cell<u8>>,
+    watch: std::rc::Rc<std::cell::RefCell<Option<busy::Watch>>>,
 }
 
 impl Running<'_, '_> {
@@ -647,6 +659,9 @@ impl Running<'_, '_> {
         }
         if def.has(WRITE) && self.ctx.ks.dirty != dirty {
             self.conds.wrote = true;
+            if let Some(w) = self.watch.try_borrow().ok().as_ref().and_then(|w| w.as_ref()) {
+                w.wrote();
+            }
         }
         if std::mem::take(&mut self.ctx.ks.would_block) {
             // Scripts never block: a blocking command that would wait

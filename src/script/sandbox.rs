@@ -386,7 +386,12 @@ pub struct Vm {
     pub rand: Rc<Cell<u64>>,
     /// The last line of the script that ran (error messages).
     pub line: Rc<Cell<i64>>,
+    /// The running call's busy watch (see `script::busy`), if any.
+    pub watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>>,
 }
+
+/// The error a killed script stops with.
+pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
 /// rand48, as Redis's `redisLrand48` (the C library's lrand48 algorithm).
 pub fn rand48_seed(seed: i32) -> u64 {
@@ -459,9 +464,18 @@ impl Vm {
         let slot = lua.create_table().map_err(e)?;
         let line = Rc::new(Cell::new(0i64));
         let l = line.clone();
+        let watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>> = Rc::default();
+        let w = watch.clone();
         lua.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, debug| {
             if debug.source().source.as_deref() == Some(chunk) {
                 l.set(debug.curr_line() as i64);
+            }
+            // A loop jumps back, which is a line event too: a script that
+            // never ends still comes here.
+            if let Ok(mut w) = w.try_borrow_mut() {
+                if w.as_mut().is_some_and(|w| w.tick().is_err()) {
+                    return Err(mlua::Error::runtime(KILLED));
+                }
             }
             Ok(mlua::VmState::Continue)
         });
@@ -478,7 +492,7 @@ impl Vm {
             .call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn, libs, super::libs::fail_marker()))
             .map_err(e)?;
         let globals = lua.globals();
-        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line })
+        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch })
     }
 
     /// Compile a script body as Redis names it (`@user_script`), in the

@@ -189,6 +189,10 @@ impl Shard {
         if conn.multi.is_some() || !conn.authed || conn.in_pubsub() || conn.reply != ReplyMode::On {
             return Step::Run;
         }
+        // A busy script somewhere: `handle` answers -BUSY.
+        if self.shared.busy.count.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            return Step::Run;
+        }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };
         // Container rows have arity -2, so they never pass as keyspace rows.
         if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING | RUNS_SCRIPT) || !cmd::arity_ok(def, args.len()) {
@@ -245,6 +249,17 @@ impl Shard {
             if let Some(e) = self.acl_gate(conn, (id, def), args, conn.multi.is_some()) {
                 self.stats[id].rejected += 1;
                 Reply::new(&mut conn.out, conn.resp3).error(&e);
+                if let Some(m) = &mut conn.multi {
+                    m.aborted = true;
+                }
+                return;
+            }
+        }
+        // A script on some shard is past busy-reply-threshold.
+        if !def.has(ALLOW_BUSY) {
+            if let Some(busy) = self.shared.busy.busy_reply() {
+                self.stats[id].rejected += 1;
+                Reply::new(&mut conn.out, conn.resp3).error(busy);
                 if let Some(m) = &mut conn.multi {
                     m.aborted = true;
                 }

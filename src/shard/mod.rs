@@ -74,6 +74,8 @@ pub struct Shared {
     pub facts: crate::cmd::Facts,
     /// The Lua script cache every shard's engine compiles from.
     pub scripts: Arc<crate::script::Cache>,
+    /// Each shard's running script, read by the others (BUSY, SCRIPT KILL).
+    pub busy: Arc<crate::script::busy::Busy>,
     /// queues[to][from]; `from == nshards` is the row for threads that
     /// are not shards (replication links).
     pub(crate) queues: Vec<Vec<SegQueue<Msg>>>,
@@ -125,6 +127,7 @@ impl Shared {
             slots: router::SlotMap::contiguous(nshards),
             facts: crate::cmd::Facts { shards: nshards },
             scripts: Arc::new(crate::script::Cache::default()),
+            busy: Arc::new(crate::script::busy::Busy::new(nshards, config.busy_reply_threshold)),
             queues,
             ring_fds: (0..nshards).map(|_| AtomicI32::new(-1)).collect(),
             doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),

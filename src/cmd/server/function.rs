@@ -319,6 +319,10 @@ impl Shard {
     }
 
     pub fn cmd_function_kill(&mut self, conn: &mut Conn, _args: &Args) {
-        Reply::new(&mut conn.out, conn.resp3).error("NOTBUSY No scripts in execution right now.");
+        let mut out = Reply::new(&mut conn.out, conn.resp3);
+        match crate::script::busy::kill(&self.shared.busy, true) {
+            Ok(()) => out.ok(),
+            Err(e) => out.error(e),
+        }
     }
 }
