@@ -249,3 +249,43 @@ fn replica_gets_the_libraries() {
     assert_eq!(r.cmd(&["FUNCTION", "STATS"]), m.cmd(&["FUNCTION", "STATS"]));
     assert!(r.cmd(&["FCALL", "bump", "1", "n", "1"]).is_error(), "a replica refuses writes");
 }
+
+fn info_field(c: &mut RespConn, section: &str, field: &str) -> Option<String> {
+    let v = c.cmd(&["INFO", section]);
+    let text = String::from_utf8_lossy(v.as_bytes().unwrap_or_default()).into_owned();
+    text.lines().find_map(|l| l.strip_prefix(&format!("{field}:")).map(|s| s.trim().to_string()))
+}
+
+/// INFO memory's script and function figures, and commandstats counting
+/// the commands scripts ran, as redis-server reports them.
+#[test]
+fn info_reports_scripts_and_functions() {
+    let steps = |c: &mut RespConn| {
+        c.cmd(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(c.cmd(&["FUNCTION", "LOAD", COUNTER]), Value::bulk("counter"));
+        c.cmd(&["SCRIPT", "LOAD", "return 1"]);
+        c.cmd(&["EVAL", "return redis.call('incrby', KEYS[1], 2)", "1", "n"]);
+        c.cmd(&["FCALL", "bump", "1", "n", "3"]);
+        c.cmd(&["FCALL", "bump", "1", "n", "x"]);
+    };
+    let redis = Server::start_redis();
+    let mut r = redis.conn();
+    steps(&mut r);
+    for shards in [1, 4] {
+        let srv = Server::start(shards, &[]);
+        let mut c = srv.conn();
+        steps(&mut c);
+        for field in ["number_of_cached_scripts", "number_of_functions", "number_of_libraries"] {
+            assert_eq!(info_field(&mut c, "memory", field), info_field(&mut r, "memory", field), "{field}");
+        }
+        for field in ["used_memory_vm_eval", "used_memory_vm_functions", "used_memory_scripts", "used_memory_functions"] {
+            let v: u64 = info_field(&mut c, "memory", field).and_then(|v| v.parse().ok()).unwrap_or(0);
+            assert!(v > 0, "{field} = {v}");
+        }
+        let calls = |c: &mut RespConn| {
+            info_field(c, "commandstats", "cmdstat_incrby")
+                .map(|v| v.split(',').filter(|p| p.starts_with("calls=") || p.starts_with("failed_calls=")).collect::<Vec<_>>().join(","))
+        };
+        assert_eq!(calls(&mut c), calls(&mut r), "{shards} shards");
+    }
+}

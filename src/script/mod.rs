@@ -222,6 +222,35 @@ pub struct Engine {
     pub busy: Option<Arc<busy::Busy>>,
     /// Runs that had to lock every shard (INFO).
     pub all_shard_runs: u64,
+    /// Commands scripts ran since the shard last took them, for its
+    /// commandstats: (command id, ticks, outcome).
+    pub nested: Vec<(usize, u64, Outcome)>,
+}
+
+/// How a command called from a script went (commandstats).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Refused,
+}
+
+/// Records the commands a script runs.
+struct ScriptObserver<'a>(&'a mut Vec<(usize, u64, Outcome)>);
+
+impl cmd::call::Observer for ScriptObserver<'_> {
+    fn start(&mut self) -> u64 {
+        crate::shard::ticks::now()
+    }
+
+    fn refused(&mut self, id: usize) {
+        self.0.push((id, 0, Outcome::Refused));
+    }
+
+    fn finished(&mut self, id: usize, t0: u64, failed: bool, _: &cmd::Args) {
+        let ticks = crate::shard::ticks::now().wrapping_sub(t0);
+        self.0.push((id, ticks, if failed { Outcome::Failed } else { Outcome::Ok }));
+    }
 }
 
 /// How a script is named by the command that runs it.
@@ -283,6 +312,7 @@ impl Engine {
             replica_read_only: false,
             busy: None,
             all_shard_runs: 0,
+            nested: Vec::new(),
         }
     }
 
@@ -506,6 +536,7 @@ impl Engine {
             stopped: None,
             resp: vm.resp.clone(),
             watch: vm.watch.clone(),
+            nested: std::mem::take(&mut self.nested),
         };
         let outcome = (|| -> mlua::Result<(bool, Value)> {
             let table = |items: &[&[u8]]| -> mlua::Result<Value> {
@@ -533,7 +564,8 @@ impl Engine {
         })();
         let resp3_script = vm.resp.get() == 3;
         let killed = vm.watch.borrow_mut().take().is_some_and(|w| w.killed);
-        let Running { ctx, undo, stopped, .. } = run;
+        let Running { ctx, undo, stopped, nested, .. } = run;
+        self.nested = nested;
         if let Some(keys) = stopped {
             if let Some(u) = undo {
                 u.restore(ctx.ks);
@@ -585,6 +617,7 @@ struct Running<'r, 'c> {
     stopped: Option<Vec<DbKey>>,
     resp: std::rc::Rc<std::cell::Cell<u8>>,
     watch: std::rc::Rc<std::cell::RefCell<Option<busy::Watch>>>,
+    nested: Vec<(usize, u64, Outcome)>,
 }
 
 impl Running<'_, '_> {
@@ -654,7 +687,8 @@ impl Running<'_, '_> {
                 facts: self.ctx.facts,
                 scripts: None,
             };
-            let _ = cmd::call::call(&mut nested, Road::Script, &mut self.conds, &mut (), (id, def), &args);
+            let mut obs = ScriptObserver(&mut self.nested);
+            let _ = cmd::call::call(&mut nested, Road::Script, &mut self.conds, &mut obs, (id, def), &args);
             self.db = nested.db;
         }
         if def.has(WRITE) && self.ctx.ks.dirty != dirty {

@@ -473,12 +473,32 @@ impl Shard {
         };
         let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
         let slow = obs.slow;
+        if row.1.has(RUNS_SCRIPT) {
+            self.take_script_stats();
+        }
         // Effects (and evictions the gate made) go to the AOF.
         self.log_pending();
         if !self.ks.ready_keys.is_empty() {
             self.serve_ready();
         }
         slow
+    }
+
+    /// Count the commands scripts ran in this shard's commandstats.
+    pub fn take_script_stats(&mut self) {
+        for (id, ticks, outcome) in self.scripts.nested.drain(..) {
+            let Some(st) = self.stats.get_mut(id) else { continue };
+            match outcome {
+                crate::script::Outcome::Refused => st.rejected += 1,
+                o => {
+                    st.calls += 1;
+                    st.ticks += ticks;
+                    if o == crate::script::Outcome::Failed {
+                        st.failed += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// A replica with replica-read-only: clients' writes are refused

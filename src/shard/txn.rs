@@ -533,6 +533,7 @@ impl Shard {
             // Admitted with the transaction (every shard reported).
             let mut obs = shard_observer!(self, now);
             let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
+            self.take_script_stats();
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -621,6 +622,9 @@ impl Shard {
                 let mut obs = shard_observer!(self, now);
                 let _ =
                     cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
+                if def.has(RUNS_SCRIPT) {
+                    self.take_script_stats();
+                }
             }
             t.final_db = db;
         }

@@ -236,6 +236,8 @@ impl Shard {
         if changed {
             let parts: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
             self.log_global(0, &parts);
+            // Compiled now, so INFO's counts are current.
+            self.scripts.sync_functions(&self.ks.functions);
         }
         out
     }
