@@ -107,12 +107,12 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Called on every line the script runs; Err stops the script.
+    /// Called on every line the script runs; false: stop the script.
     #[inline]
-    pub fn tick(&mut self) -> Result<(), ()> {
+    pub fn tick(&mut self) -> bool {
         self.n = self.n.wrapping_add(1);
-        if self.n % 1024 != 0 && !self.killed {
-            return Ok(());
+        if !self.n.is_multiple_of(1024) && !self.killed {
+            return true;
         }
         let slot = &self.busy.shards[self.idx];
         if !self.marked {
@@ -125,9 +125,9 @@ impl Watch {
         }
         if self.killed || slot.kill.load(Ordering::Acquire) == self.run {
             self.killed = true;
-            return Err(());
+            return false;
         }
-        Ok(())
+        true
     }
 
     /// The script wrote: it can no longer be killed.

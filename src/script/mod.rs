@@ -128,6 +128,8 @@ impl Conditions for ScriptConds {
         self.read_only
     }
 
+    // The trait's question is "a read-only replica?", not `read_only`.
+    #[allow(clippy::misnamed_getters)]
     fn read_only(&self) -> bool {
         self.replica_read_only
     }
@@ -268,7 +270,10 @@ enum Which {
 
 /// Compile a library's code into `vm` and run it with the library API:
 /// its name and functions, or the reply's error.
-fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<(Vec<u8>, Vec<(FuncMeta, Function)>), String> {
+/// A library's name and the functions it registered.
+type Loaded = (Vec<u8>, Vec<(FuncMeta, Function)>);
+
+fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
     let (name, body) = functions::parse_library(code)?;
     let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling function: {e}"))?;
     let (ok, v): (bool, Value) = vm.load_library.call(f).map_err(|e| format!("ERR Error registering functions: {e}"))?;
@@ -729,7 +734,7 @@ impl Running<'_, '_> {
         let reachable = |(db, key): &DbKey| match self.reach {
             Reach::Any => true,
             Reach::Shard => self.slots.shard_of(key) == self.here,
-            Reach::Pulled => self.ctx.ks.pulled.as_ref().map_or(true, |p| p.contains(&(*db, key.clone()))),
+            Reach::Pulled => self.ctx.ks.pulled.as_ref().is_none_or(|p| p.contains(&(*db, key.clone()))),
         };
         if keys.iter().all(reachable) {
             None

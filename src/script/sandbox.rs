@@ -473,7 +473,7 @@ impl Vm {
             // A loop jumps back, which is a line event too: a script that
             // never ends still comes here.
             if let Ok(mut w) = w.try_borrow_mut() {
-                if w.as_mut().is_some_and(|w| w.tick().is_err()) {
+                if w.as_mut().is_some_and(|w| !w.tick()) {
                     return Err(mlua::Error::runtime(KILLED));
                 }
             }
