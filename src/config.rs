@@ -81,6 +81,9 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Entries SLOWLOG keeps on each shard.
     pub slowlog_max_len: u64,
+    /// Milliseconds a script may run before other clients get -BUSY and
+    /// SCRIPT KILL / FUNCTION KILL may stop it (`lua-time-limit`).
+    pub busy_reply_threshold: i64,
     /// Replicate from this master: "host port" (empty = be a master).
     pub replicaof: String,
     /// Password (and user) the replica authenticates to its master with.
@@ -158,6 +161,7 @@ impl Default for Config {
             maxmemory_samples: 5,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            busy_reply_threshold: 5000,
             replicaof: String::new(),
             masterauth: String::new(),
             masteruser: String::new(),
@@ -240,6 +244,8 @@ pub struct Cli {
     pub slowlog_log_slower_than: Option<i64>,
     #[arg(long = "slowlog-max-len")]
     pub slowlog_max_len: Option<u64>,
+    #[arg(long = "busy-reply-threshold", alias = "lua-time-limit")]
+    pub busy_reply_threshold: Option<i64>,
     /// "host port", or host and port as two words (redis-server's form)
     #[arg(long, num_args = 1..=2, alias = "slaveof")]
     pub replicaof: Option<Vec<String>>,
@@ -422,6 +428,9 @@ impl Config {
         if let Some(v) = cli.slowlog_max_len {
             c.slowlog_max_len = v;
         }
+        if let Some(v) = cli.busy_reply_threshold {
+            c.busy_reply_threshold = v;
+        }
         if let Some(v) = &cli.replicaof {
             c.replicaof = v.join(" ");
         }
@@ -535,6 +544,7 @@ impl Config {
             ("maxmemory-samples", self.maxmemory_samples as i128),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than as i128),
             ("slowlog-max-len", self.slowlog_max_len as i128),
+            ("busy-reply-threshold", self.busy_reply_threshold as i128),
             ("repl-backlog-size", self.repl_backlog_size as i128),
             ("repl-timeout", self.repl_timeout as i128),
             ("repl-ping-replica-period", self.repl_ping_replica_period as i128),
@@ -579,6 +589,7 @@ impl Config {
             ("maxmemory-samples", self.maxmemory_samples.to_string()),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than.to_string()),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            ("busy-reply-threshold", self.busy_reply_threshold.to_string()),
             ("replicaof", self.replicaof.clone()),
             ("masterauth", self.masterauth.clone()),
             ("masteruser", self.masteruser.clone()),
@@ -637,6 +648,7 @@ impl Config {
             "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
             "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
+            "busy-reply-threshold" => next.busy_reply_threshold = int(value)?,
             "masterauth" => next.masterauth = value.to_string(),
             "masteruser" => next.masteruser = value.to_string(),
             "replica-read-only" => next.replica_read_only = parse_yes_no(value)?,
@@ -749,6 +761,7 @@ const BOUNDS: &[(&str, i64, i64)] = &[
     ("maxmemory-samples", 1, i32::MAX as i64),
     ("slowlog-log-slower-than", -1, i64::MAX),
     ("slowlog-max-len", 0, i64::MAX),
+    ("busy-reply-threshold", 0, i64::MAX),
     ("repl-backlog-size", 1, i64::MAX),
     ("repl-timeout", 1, i32::MAX as i64),
     ("repl-ping-replica-period", 1, i32::MAX as i64),

@@ -71,7 +71,7 @@ impl Road {
         match self {
             Road::Client | Road::Transaction => &[Gate::DenyOom, Gate::Misconf, Gate::NoReplicas, Gate::ReadOnly],
             Road::Queue => &[Gate::AnyOom, Gate::Misconf, Gate::NoReplicas, Gate::ReadOnly],
-            Road::Script => &[Gate::ScriptReadOnly, Gate::Misconf, Gate::NoReplicas, Gate::DenyOom],
+            Road::Script => &[Gate::ScriptReadOnly, Gate::ReadOnly, Gate::Misconf, Gate::NoReplicas, Gate::DenyOom],
             Road::Admitted | Road::Replica => &[],
         }
     }

@@ -1,4 +1,5 @@
-//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO: run a Lua script (`crate::script`).
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO: run a Lua script; FCALL,
+//! FCALL_RO: run a library function (`crate::script`).
 //!
 //! They are keyspace commands: routed by their declared keys like any
 //! other (never forwarded: see `RUNS_SCRIPT`), and run against the
@@ -6,7 +7,8 @@
 //!
 //! # Format
 //! `EVAL script numkeys [key ...] [arg ...]`,
-//! `EVALSHA sha1 numkeys [key ...] [arg ...]`
+//! `EVALSHA sha1 numkeys [key ...] [arg ...]`,
+//! `FCALL function numkeys [key ...] [arg ...]`
 
 use super::flags::*;
 use super::keyspec::*;
@@ -30,7 +32,42 @@ pub static COMMANDS: &[CommandDef] = &[
     c("evalsha", EVAL_FLAGS, KEYS, evalsha).since("2.6.0"),
     c("eval_ro", RO_FLAGS, RO_KEYS, eval_ro).since("7.0.0"),
     c("evalsha_ro", RO_FLAGS, RO_KEYS, evalsha_ro).since("7.0.0"),
+    c("fcall", EVAL_FLAGS, KEYS, fcall).since("7.0.0"),
+    c("fcall_ro", RO_FLAGS, RO_KEYS, fcall_ro).since("7.0.0"),
 ];
+
+fn fcall(ctx: &mut Ctx, args: &Args) {
+    run_function(ctx, args, false)
+}
+
+fn fcall_ro(ctx: &mut Ctx, args: &Args) {
+    run_function(ctx, args, true)
+}
+
+/// `FCALL function numkeys [key ...] [arg ...]`.
+fn run_function(ctx: &mut Ctx, args: &Args, read_only: bool) {
+    // As Redis: the function is looked up before the keys are counted.
+    let Some(engine) = ctx.scripts.as_deref_mut() else {
+        return ctx.error("ERR scripts cannot run in this context");
+    };
+    if !engine.has_function(ctx.ks, args.get(1)) {
+        return ctx.error("ERR Function not found");
+    }
+    if crate::util::parse_i64(args.get(2)).is_none() {
+        return ctx.error("ERR Bad number of keys provided");
+    }
+    let n = match numkeys(args) {
+        Ok(n) => n,
+        Err(e) => return ctx.error(e),
+    };
+    let all: Vec<&[u8]> = args.iter().skip(3).collect();
+    let (keys, argv) = all.split_at(n);
+    let Some(engine) = ctx.scripts.take() else {
+        return ctx.error("ERR scripts cannot run in this context");
+    };
+    engine.fcall(ctx, args.get(1), keys, argv, read_only);
+    ctx.scripts = Some(engine);
+}
 
 fn eval(ctx: &mut Ctx, args: &Args) {
     run(ctx, args, false, false)

@@ -68,6 +68,9 @@ pub struct Keyspace {
     /// Replica: per master shard, the (replid, lsn) applied here
     /// (`REPLPOS` in the AOF; see `repl::replica`).
     pub repl_pos: std::collections::BTreeMap<u16, (Box<str>, u64)>,
+    /// FUNCTION libraries: every shard holds them all (see
+    /// `script::functions`); logged and written into base images.
+    pub functions: crate::script::functions::Libs,
     /// (db, key) -> clients watching it; empty unless WATCH is in use, so
     /// touching a key costs one `is_empty` check otherwise.
     watched: HashMap<(u8, Box<[u8]>), Vec<WatcherId>>,
@@ -156,6 +159,7 @@ impl Keyspace {
             dbs: (0..NUM_DBS).map(|_| Db::default()).collect(),
             no_expire: false,
             repl_pos: Default::default(),
+            functions: Default::default(),
             watched: HashMap::new(),
             dirty_watchers: Default::default(),
             dirty: 0,

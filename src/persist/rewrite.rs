@@ -275,6 +275,13 @@ fn write_base_split(dir: &Path, ks: &Keyspace, lsn: u64, split: usize) -> Result
             }
         }
     }
+    // FUNCTION libraries: every shard's base carries them all.
+    for code in ks.functions.libs.values() {
+        out.begin(0);
+        let parts: [&[u8]; 4] = [b"FUNCTION", b"LOAD", b"REPLACE", code];
+        crate::keyspace::effects::encode_array(&mut out.buf, parts.into_iter(), 4);
+        out.finish();
+    }
     // A replica's positions (see `repl::replica`) go with its data.
     for (m, (replid, lsn)) in &ks.repl_pos {
         out.begin(0);
@@ -392,6 +399,12 @@ pub fn reshard(root: &Path, old: &Manifest, loaded: Vec<Loaded>, nshards: usize)
     let mut out: Vec<Keyspace> = (0..nshards).map(|_| Keyspace::new()).collect();
     let slots = crate::shard::router::SlotMap::contiguous(nshards);
     let mut keys = 0usize;
+    // Every shard held the same libraries; each new one gets them.
+    if let Some(first) = loaded.first() {
+        for ks in out.iter_mut() {
+            ks.functions = first.ks.functions.clone();
+        }
+    }
     for l in loaded {
         for (db, d) in l.ks.dbs.iter().enumerate() {
             for e in d.dict.iter() {

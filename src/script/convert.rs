@@ -133,7 +133,7 @@ pub fn c_cast_i64(d: f64) -> i64 {
 pub fn lua_to_reply(v: &Value, out: &mut Reply, resp3_script: bool, depth: usize) {
     match v {
         Value::String(s) => out.bulk(&s.as_bytes()),
-        Value::Integer(n) => out.int(*n as i64),
+        Value::Integer(n) => out.int(*n),
         Value::Number(d) => out.int(c_cast_i64(*d)),
         Value::Boolean(b) => {
             if resp3_script {

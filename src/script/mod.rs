@@ -27,7 +27,10 @@
 //! which the caller writes as one record (or one transaction).
 
 pub mod acl;
+pub mod busy;
 pub mod convert;
+pub mod functions;
+pub mod libs;
 pub mod sandbox;
 pub mod sha1;
 
@@ -36,7 +39,7 @@ use crate::cmd::{self, flags::*, Ctx, OwnedArgs};
 use crate::keyspace::{Keyspace, Value as KValue};
 use crate::protocol::reply::Reply;
 use crate::shard::router::SlotMap;
-use mlua::{Function, MultiValue, Value};
+use mlua::{Function, MultiValue, Table, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -103,11 +106,15 @@ pub struct ScriptConds {
     pub oom_at_start: bool,
     /// The AOF's last write error when the script started.
     pub aof_error: Option<String>,
+    /// The script's `allow-oom` flag: no OOM refusals.
+    pub allow_oom: bool,
+    /// This server is a read-only replica: writes are refused.
+    pub replica_read_only: bool,
 }
 
 impl Conditions for ScriptConds {
     fn out_of_memory(&mut self, _: &mut Keyspace) -> bool {
-        self.oom_at_start && !self.wrote
+        self.oom_at_start && !self.wrote && !self.allow_oom
     }
 
     fn aof_error(&self) -> Option<&str> {
@@ -120,6 +127,12 @@ impl Conditions for ScriptConds {
 
     fn script_read_only(&self) -> bool {
         self.read_only
+    }
+
+    // The trait's question is "a read-only replica?", not `read_only`.
+    #[allow(clippy::misnamed_getters)]
+    fn read_only(&self) -> bool {
+        self.replica_read_only
     }
 }
 
@@ -168,25 +181,82 @@ impl Undo {
     }
 }
 
-/// One shard's scripting: its interpreter (created on first use) and its
-/// compiled scripts.
+/// A function a library registered (FUNCTION LIST).
+pub struct FuncMeta {
+    pub name: Vec<u8>,
+    pub description: Option<Vec<u8>>,
+    pub flags: u32,
+}
+
+/// A compiled library function, found by its name in lowercase.
+struct Compiled {
+    f: Function,
+    name: Vec<u8>,
+    lib: Vec<u8>,
+    flags: u32,
+}
+
+/// One shard's scripting: its interpreters (created on first use: one
+/// for EVAL scripts, one for FUNCTION libraries, as Redis keeps them
+/// apart) and what is compiled in them.
 pub struct Engine {
     pub cache: Arc<Cache>,
     here: usize,
     slots: SlotMap,
     vm: Option<sandbox::Vm>,
-    funcs: HashMap<[u8; 40], Function>,
+    /// Compiled EVAL scripts and their shebang flags (None: no shebang).
+    funcs: HashMap<[u8; 40], (Function, Option<u32>)>,
     seen_generation: u64,
+    /// The functions interpreter, rebuilt when the libraries change.
+    fvm: Option<sandbox::Vm>,
+    /// The `functions::Libs::version` compiled into `fvm`.
+    libs_version: u64,
+    /// Library name -> its functions (FUNCTION LIST).
+    pub lib_meta: std::collections::BTreeMap<Vec<u8>, Vec<FuncMeta>>,
+    fmap: HashMap<Vec<u8>, Compiled>,
     /// Set by a run stopped for touching keys it could not reach here:
     /// the keys, for the caller to run it again with them pulled.
     pub retry: Option<Vec<DbKey>>,
     /// The AOF's write error, set by the shard before a script runs.
     pub aof_error: Option<String>,
+    /// A read-only replica, set by the shard before a script runs.
+    pub replica_read_only: bool,
+    /// Every shard's running-script state (None: not watched, e.g. tests).
+    pub busy: Option<Arc<busy::Busy>>,
     /// Runs that had to lock every shard (INFO).
     pub all_shard_runs: u64,
     /// The restricted user the next script runs for, set by the shard
     /// (see `acl`); None: no check.
     pub acl: Option<acl::ScriptAcl>,
+    /// Commands scripts ran since the shard last took them, for its
+    /// commandstats: (command id, ticks, outcome).
+    pub nested: Vec<(usize, u64, Outcome)>,
+}
+
+/// How a command called from a script went (commandstats).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Outcome {
+    Ok,
+    Failed,
+    Refused,
+}
+
+/// Records the commands a script runs.
+struct ScriptObserver<'a>(&'a mut Vec<(usize, u64, Outcome)>);
+
+impl cmd::call::Observer for ScriptObserver<'_> {
+    fn start(&mut self) -> u64 {
+        crate::shard::ticks::now()
+    }
+
+    fn refused(&mut self, id: usize) {
+        self.0.push((id, 0, Outcome::Refused));
+    }
+
+    fn finished(&mut self, id: usize, t0: u64, failed: bool, _: &cmd::Args) {
+        let ticks = crate::shard::ticks::now().wrapping_sub(t0);
+        self.0.push((id, ticks, if failed { Outcome::Failed } else { Outcome::Ok }));
+    }
 }
 
 /// How a script is named by the command that runs it.
@@ -194,6 +264,43 @@ pub struct Script<'a> {
     pub sha: [u8; 40],
     /// EVAL's body; None for EVALSHA (taken from the cache).
     pub body: Option<&'a [u8]>,
+}
+
+/// What runs: an EVAL script or a library function.
+enum Which {
+    Eval,
+    Function,
+}
+
+/// Compile a library's code into `vm` and run it with the library API:
+/// its name and functions, or the reply's error.
+/// A library's name and the functions it registered.
+type Loaded = (Vec<u8>, Vec<(FuncMeta, Function)>);
+
+fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
+    let (name, body) = functions::parse_library(code)?;
+    let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling function: {e}"))?;
+    let (ok, v): (bool, Value) = vm.load_library.call(f).map_err(|e| format!("ERR Error registering functions: {e}"))?;
+    let text = |v: &Value| v.as_string_lossy().unwrap_or_default();
+    if !ok {
+        return Err(format!("ERR Error registering functions: {}", text(&v)));
+    }
+    let Value::Table(list) = v else { return Err("ERR No functions registered".into()) };
+    let mut out = Vec::new();
+    for entry in list.sequence_values::<Table>() {
+        let t = entry.map_err(|e| format!("ERR {e}"))?;
+        let name: mlua::String = t.raw_get("name").map_err(|e| format!("ERR {e}"))?;
+        let desc: Option<mlua::String> = t.raw_get("description").unwrap_or(None);
+        let flags: u32 = t.raw_get("flags").unwrap_or(0);
+        let f: Function = t.raw_get("callback").map_err(|e| format!("ERR {e}"))?;
+        let meta =
+            FuncMeta { name: name.as_bytes().to_vec(), description: desc.map(|d| d.as_bytes().to_vec()), flags };
+        out.push((meta, f));
+    }
+    if out.is_empty() {
+        return Err("ERR No functions registered".into());
+    }
+    Ok((name, out))
 }
 
 impl Engine {
@@ -205,10 +312,17 @@ impl Engine {
             vm: None,
             funcs: HashMap::new(),
             seen_generation: 0,
+            fvm: None,
+            libs_version: 0,
+            lib_meta: Default::default(),
+            fmap: HashMap::new(),
             retry: None,
             aof_error: None,
+            replica_read_only: false,
+            busy: None,
             all_shard_runs: 0,
             acl: None,
+            nested: Vec::new(),
         }
     }
 
@@ -217,9 +331,19 @@ impl Engine {
         Engine::new(Arc::new(Cache::default()), 0, SlotMap::contiguous(1))
     }
 
-    /// Bytes the interpreter uses (INFO used_memory_lua), 0 before use.
+    /// Bytes the EVAL interpreter uses (INFO used_memory_lua), 0 before use.
     pub fn vm_memory(&self) -> usize {
         self.vm.as_ref().map_or(0, |v| v.lua.used_memory())
+    }
+
+    /// Bytes the functions interpreter uses (INFO used_memory_vm_functions).
+    pub fn functions_memory(&self) -> usize {
+        self.fvm.as_ref().map_or(0, |v| v.lua.used_memory())
+    }
+
+    /// Functions compiled here (INFO, FUNCTION STATS).
+    pub fn function_count(&self) -> usize {
+        self.fmap.len()
     }
 
     /// Compile `body` (checking it, as SCRIPT LOAD does); Err: the reply.
@@ -229,8 +353,9 @@ impl Engine {
         Ok(sha)
     }
 
-    /// The compiled function of a script, compiling (and caching) it.
-    fn function(&mut self, s: &Script) -> Result<Function, String> {
+    /// The compiled function of a script and its shebang flags,
+    /// compiling (and caching) it.
+    fn function(&mut self, s: &Script) -> Result<(Function, Option<u32>), String> {
         let generation = self.cache.generation();
         if generation != self.seen_generation {
             self.funcs.clear();
@@ -243,16 +368,83 @@ impl Engine {
             Some(b) => Arc::from(b),
             None => self.cache.get(&s.sha).ok_or("NOSCRIPT No matching script. Please use EVAL.")?,
         };
+        let shebang = functions::parse_shebang(&body)?;
         if self.vm.is_none() {
             self.vm = Some(sandbox::Vm::new().map_err(|e| format!("ERR {e}"))?);
         }
         let vm = self.vm.as_ref().ok_or("ERR no interpreter")?;
-        let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
+        // The shebang line stays as an empty line (line numbers).
+        let code = shebang.map_or(&body[..], |(_, at)| &body[at..]);
+        let f = vm.compile(code).map_err(|e| format!("ERR Error compiling script (new function): {e}"))?;
         if s.body.is_some() {
             self.cache.insert(s.sha, &body);
         }
-        self.funcs.insert(s.sha, f.clone());
-        Ok(f)
+        let entry = (f, shebang.map(|(flags, _)| flags));
+        self.funcs.insert(s.sha, entry.clone());
+        Ok(entry)
+    }
+
+    /// Compile the shard's libraries into the functions interpreter if
+    /// they changed since it was built (a new interpreter each time, so
+    /// nothing of a deleted library stays behind).
+    pub fn sync_functions(&mut self, libs: &functions::Libs) {
+        if libs.version == self.libs_version {
+            return;
+        }
+        self.libs_version = libs.version;
+        self.fmap.clear();
+        self.lib_meta.clear();
+        self.fvm = None;
+        if libs.libs.is_empty() {
+            return;
+        }
+        let vm = match sandbox::Vm::for_functions() {
+            Ok(vm) => vm,
+            Err(e) => return crate::log(&format!("functions: cannot create the interpreter: {e}")),
+        };
+        for (lib, code) in &libs.libs {
+            match load_library(&vm, code) {
+                Ok((_, fs)) => {
+                    let mut metas = Vec::new();
+                    for (meta, f) in fs {
+                        let key = meta.name.to_ascii_lowercase();
+                        self.fmap.insert(key, Compiled { f, name: meta.name.clone(), lib: lib.clone(), flags: meta.flags });
+                        metas.push(meta);
+                    }
+                    self.lib_meta.insert(lib.clone(), metas);
+                }
+                Err(e) => crate::log(&format!("functions: library {} did not load: {e}", String::from_utf8_lossy(lib))),
+            }
+        }
+        self.fvm = Some(vm);
+    }
+
+    /// Check that the libraries `codes` can be added to `libs` (FUNCTION
+    /// LOAD, RESTORE): each compiles and registers functions, and no
+    /// function name is taken by a library that stays (`replacing`: the
+    /// names that go). Ok: their names.
+    pub fn check_libraries(
+        &mut self,
+        libs: &functions::Libs,
+        codes: &[Vec<u8>],
+        replacing: &dyn Fn(&[u8]) -> bool,
+    ) -> Result<Vec<Vec<u8>>, String> {
+        self.sync_functions(libs);
+        let vm = sandbox::Vm::for_functions().map_err(|e| format!("ERR {e}"))?;
+        let mut names = Vec::new();
+        let mut taken: HashMap<Vec<u8>, ()> = HashMap::new();
+        for code in codes {
+            let (name, fs) = load_library(&vm, code)?;
+            for (meta, _) in &fs {
+                let key = meta.name.to_ascii_lowercase();
+                let clash = self.fmap.get(&key).is_some_and(|c| !replacing(&c.lib) && c.lib != name);
+                if clash || taken.insert(key, ()).is_some() {
+                    return Err(format!("ERR Function {} already exists", String::from_utf8_lossy(&meta.name)));
+                }
+            }
+            names.push(name);
+        }
+        Ok(names)
     }
 
     /// Run a script with `keys` and `argv` on `ctx`, replying to
@@ -260,11 +452,72 @@ impl Engine {
     /// (see the module doc) the reply is an error and `retry` is set.
     pub fn eval(&mut self, ctx: &mut Ctx, s: &Script, keys: &[&[u8]], argv: &[&[u8]], read_only: bool) {
         self.retry = None;
-        let f = match self.function(s) {
+        let (f, flags) = match self.function(s) {
             Ok(f) => f,
             Err(e) => return ctx.error(&e),
         };
-        let Some(vm) = self.vm.as_ref() else { return ctx.error("ERR no interpreter") };
+        self.execute(ctx, Which::Eval, f, flags, &s.sha, keys, argv, read_only);
+    }
+
+    /// Whether a library function is named `name` (any case).
+    pub fn has_function(&mut self, ks: &Keyspace, name: &[u8]) -> bool {
+        // A transaction's temporary keyspace holds no libraries (version
+        // 0): the shard synced from its own before running it.
+        if ks.functions.version != 0 {
+            self.sync_functions(&ks.functions);
+        }
+        self.fmap.contains_key(&name.to_ascii_lowercase())
+    }
+
+    /// FCALL / FCALL_RO of a library function.
+    pub fn fcall(&mut self, ctx: &mut Ctx, name: &[u8], keys: &[&[u8]], argv: &[&[u8]], read_only: bool) {
+        self.retry = None;
+        if ctx.ks.functions.version != 0 {
+            self.sync_functions(&ctx.ks.functions);
+        }
+        let Some(c) = self.fmap.get(&name.to_ascii_lowercase()) else {
+            return ctx.error("ERR Function not found");
+        };
+        let (f, flags, fname) = (c.f.clone(), c.flags, c.name.clone());
+        self.execute(ctx, Which::Function, f, Some(flags), &fname, keys, argv, read_only);
+    }
+
+    /// Run `f`; `flags`: None for a script without a shebang (Redis's
+    /// legacy rules), else the script's or function's flags.
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &mut self,
+        ctx: &mut Ctx,
+        which: Which,
+        f: Function,
+        flags: Option<u32>,
+        label: &[u8],
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) {
+        let oom_at_start = ctx.ks.over_limit() && !ctx.ks.free_memory(ctx.now);
+        let mut read_only = read_only;
+        let mut allow_oom = false;
+        if let Some(flags) = flags {
+            let no_writes = flags & functions::NO_WRITES != 0;
+            if read_only && !no_writes {
+                return ctx.error("ERR Can not execute a script with write flag using *_ro command.");
+            }
+            allow_oom = flags & functions::ALLOW_OOM != 0;
+            if !no_writes && oom_at_start && !allow_oom {
+                return ctx.error("OOM command not allowed when used memory > 'maxmemory'.");
+            }
+            if !no_writes && self.replica_read_only {
+                return ctx.error(crate::cmd::err::READONLY_REPLICA);
+            }
+            read_only |= no_writes;
+        }
+        let vm = match which {
+            Which::Eval => self.vm.as_ref(),
+            Which::Function => self.fvm.as_ref(),
+        };
+        let Some(vm) = vm else { return ctx.error("ERR no interpreter") };
         let reach = if ctx.ks.pulled.is_some() {
             Reach::Pulled
         } else if self.slots.shards() == 1 {
@@ -272,9 +525,16 @@ impl Engine {
         } else {
             Reach::Shard
         };
-        let oom_at_start = ctx.ks.over_limit() && !ctx.ks.free_memory(ctx.now);
-        let conds = ScriptConds { read_only, wrote: false, oom_at_start, aof_error: self.aof_error.clone() };
+        let conds = ScriptConds {
+            read_only,
+            wrote: false,
+            oom_at_start,
+            aof_error: self.aof_error.clone(),
+            allow_oom,
+            replica_read_only: self.replica_read_only,
+        };
         let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
+        *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| b.start(self.here, matches!(which, Which::Function)));
         let mut run = Running {
             db: ctx.db,
             ctx,
@@ -286,6 +546,8 @@ impl Engine {
             stopped: None,
             resp: vm.resp.clone(),
             acl: self.acl.as_mut(),
+            watch: vm.watch.clone(),
+            nested: std::mem::take(&mut self.nested),
         };
         let outcome = (|| -> mlua::Result<(bool, Value)> {
             let table = |items: &[&[u8]]| -> mlua::Result<Value> {
@@ -295,17 +557,26 @@ impl Engine {
                 }
                 Ok(Value::Table(t))
             };
-            vm.begin_call(table(keys)?, table(argv)?)?;
+            let (k, a) = (table(keys)?, table(argv)?);
+            match which {
+                Which::Eval => vm.begin_call(k.clone(), a.clone())?,
+                Which::Function => vm.begin_function_call(),
+            }
             vm.lua.scope(|scope| {
                 let call = scope.create_function_mut(|lua, args: MultiValue| run.call(lua, args))?;
                 vm.slot.raw_set("f", call)?;
-                let r = vm.run.call::<(bool, Value)>(f);
+                let r = match which {
+                    Which::Eval => vm.run.call::<(bool, Value)>(f),
+                    Which::Function => vm.runf.call::<(bool, Value)>((f, k, a)),
+                };
                 vm.slot.raw_set("f", Value::Nil)?;
                 r
             })
         })();
         let resp3_script = vm.resp.get() == 3;
-        let Running { ctx, undo, stopped, .. } = run;
+        let killed = vm.watch.borrow_mut().take().is_some_and(|w| w.killed);
+        let Running { ctx, undo, stopped, nested, .. } = run;
+        self.nested = nested;
         if let Some(keys) = stopped {
             if let Some(u) = undo {
                 u.restore(ctx.ks);
@@ -313,6 +584,11 @@ impl Engine {
             self.retry = Some(keys);
             ctx.error("ERR script touched a key it did not declare, on another shard; declare it in KEYS");
             return;
+        }
+        let label = String::from_utf8_lossy(label);
+        if killed {
+            let line = vm.line.get();
+            return ctx.error(&format!("ERR {} script: {label}, on {}:{line}.", sandbox::KILLED, vm.chunk));
         }
         match outcome {
             Ok((true, v)) => convert::lua_to_reply(&v, &mut ctx.out, resp3_script, 0),
@@ -325,16 +601,14 @@ impl Engine {
                 };
                 let mut msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
                 if let (Some(src), Some(line)) = (text("source"), text("line")) {
-                    msg.push_str(&format!(" script: {}, on {}:{}.", String::from_utf8_lossy(&s.sha), src, line));
+                    msg.push_str(&format!(" script: {label}, on {src}:{line}."));
                 }
                 ctx.error(&msg);
             }
-            Ok((false, v)) => ctx.error(&format!(
-                "ERR Error running script {}, {:.100}",
-                String::from_utf8_lossy(&s.sha),
-                v.to_string().unwrap_or_default()
-            )),
-            Err(e) => ctx.error(&format!("ERR Error running script {}, {:.100}", String::from_utf8_lossy(&s.sha), e)),
+            Ok((false, v)) => {
+                ctx.error(&format!("ERR Error running script {label}, {:.100}", v.to_string().unwrap_or_default()))
+            }
+            Err(e) => ctx.error(&format!("ERR Error running script {label}, {e:.100}")),
         }
     }
 }
@@ -354,6 +628,8 @@ struct Running<'r, 'c> {
     stopped: Option<Vec<DbKey>>,
     resp: std::rc::Rc<std::cell::Cell<u8>>,
     acl: Option<&'r mut acl::ScriptAcl>,
+    watch: std::rc::Rc<std::cell::RefCell<Option<busy::Watch>>>,
+    nested: Vec<(usize, u64, Outcome)>,
 }
 
 impl Running<'_, '_> {
@@ -426,11 +702,15 @@ impl Running<'_, '_> {
                 facts: self.ctx.facts,
                 scripts: None,
             };
-            let _ = cmd::call::call(&mut nested, Road::Script, &mut self.conds, &mut (), (id, def), &args);
+            let mut obs = ScriptObserver(&mut self.nested);
+            let _ = cmd::call::call(&mut nested, Road::Script, &mut self.conds, &mut obs, (id, def), &args);
             self.db = nested.db;
         }
         if def.has(WRITE) && self.ctx.ks.dirty != dirty {
             self.conds.wrote = true;
+            if let Some(w) = self.watch.try_borrow().ok().as_ref().and_then(|w| w.as_ref()) {
+                w.wrote();
+            }
         }
         if std::mem::take(&mut self.ctx.ks.would_block) {
             // Scripts never block: a blocking command that would wait
@@ -464,7 +744,7 @@ impl Running<'_, '_> {
         let reachable = |(db, key): &DbKey| match self.reach {
             Reach::Any => true,
             Reach::Shard => self.slots.shard_of(key) == self.here,
-            Reach::Pulled => self.ctx.ks.pulled.as_ref().map_or(true, |p| p.contains(&(*db, key.clone()))),
+            Reach::Pulled => self.ctx.ks.pulled.as_ref().is_none_or(|p| p.contains(&(*db, key.clone()))),
         };
         if keys.iter().all(reachable) {
             None

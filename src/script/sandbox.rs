@@ -30,7 +30,7 @@ pub const MEMORY_LIMIT: usize = 256 << 20;
 /// Built once per interpreter, with the real globals as its environment.
 /// `...` are the Rust helpers; returns what the engine calls per run.
 const PRELUDE: &str = r#"
-local rand, srand, sha1hex, log, setresp, slot, curline = ...
+local rand, srand, sha1hex, log, setresp, slot, curline, libs, FAIL = ...
 local G = _G
 local dbg = debug
 local rawset0, setmetatable0, getmetatable0, rawget0, type0, tostring0, error0 =
@@ -189,17 +189,50 @@ for _, name in ipairs({'string', 'math', 'table', 'coroutine'}) do
     rawset0(G, name, readonly(rawget0(G, name)))
 end
 rawset0(G, 'redis', readonly(redis))
+-- cjson, cmsgpack, bit, struct: Rust functions that return FAIL, msg
+-- for an error, raised here as a string (see script::libs).
+-- The message gets the caller's position, as luaL_error gives it (level
+-- 3: past this function and the wrapper's tail call into it; no position
+-- when the caller is C, e.g. pcall).
+local function raise_if_failed(first, ...)
+    if first == FAIL then
+        local msg = ...
+        local i = dbg.getinfo(3, 'Sl')
+        if i and i.what == 'tail' then
+            -- `return lib.f(...)` lost the caller's frame; the line hook
+            -- has its line.
+            local line = curline()
+            if line > 0 then msg = SHORT_NAME .. ':' .. line .. ': ' .. msg end
+        elseif i and i.what ~= 'C' and i.currentline and i.currentline > 0 then
+            msg = i.short_src .. ':' .. i.currentline .. ': ' .. msg
+        end
+        error0(msg, 0)
+    end
+    return first, ...
+end
+for lib, raw in pairs(libs) do
+    local t = {}
+    for name, f in pairs(raw) do
+        if type0(f) == 'function' then
+            t[name] = function(...) return raise_if_failed(f(...)) end
+        else
+            t[name] = f
+        end
+    end
+    rawset0(G, lib, readonly(t))
+end
 -- The strings' metatable would lead back to the real string table.
 local smt = getmetatable0('')
 if smt then smt.__metatable = false end
 
 protected[P] = true
 rawset0(G, '_G', P)
-setmetatable0(P, {
+local pmeta = {
     __index = G,
     __newindex = function() error0("Attempt to modify a readonly table", 2) end,
     __metatable = false,
-})
+}
+setmetatable0(P, pmeta)
 setmetatable0(G, {
     __index = function(_, n)
         error0("Script attempted to access nonexistent global variable '" .. tostring0(n) .. "'", 2)
@@ -214,7 +247,7 @@ local function handler(e)
     elseif type0(e) == 'string' and marks[e] then
         t = {err = e}
         if type0(marks[e]) == 'number' then
-            rawset0(t, 'source', '@user_script')
+            rawset0(t, 'source', CHUNK_NAME)
             rawset0(t, 'line', marks[e])
             return t
         end
@@ -224,7 +257,7 @@ local function handler(e)
     for level = 2, 64 do
         local i = dbg.getinfo(level, 'Sl')
         if not i then break end
-        if i.source == '@user_script' then
+        if i.source == CHUNK_NAME then
             rawset0(t, 'source', i.source)
             rawset0(t, 'line', i.currentline)
             return t
@@ -232,7 +265,7 @@ local function handler(e)
     end
     local line = curline()
     if line > 0 then
-        rawset0(t, 'source', '@user_script')
+        rawset0(t, 'source', CHUNK_NAME)
         rawset0(t, 'line', line)
     end
     return t
@@ -242,7 +275,91 @@ local function run(f)
     marks = {}
     return xpcall0(f, handler)
 end
-return P, run
+-- A function of a library: called with its keys and arguments.
+local function runf(f, k, a)
+    marks = {}
+    return xpcall0(function() return f(k, a) end, handler)
+end
+
+-- FUNCTION LOAD runs a library's code with only the library API in
+-- sight (as Redis): `redis` with register_function, log and constants;
+-- any other global is an error. Functions it registers run later with
+-- the ordinary globals (and no register_function).
+local pending
+local FLAGS = {['no-writes'] = 1, ['allow-oom'] = 2, ['allow-stale'] = 4, ['no-cluster'] = 8,
+               ['allow-cross-slot-keys'] = 16}
+local function regerr(msg) error0({err = 'ERR ' .. msg}, 0) end
+local function isstr(v) return type0(v) == 'string' or type0(v) == 'number' end
+local function register(...)
+    local n = select0('#', ...)
+    if n < 1 or n > 2 then regerr('wrong number of arguments to redis.register_function') end
+    local name, cb, flags, desc = nil, nil, 0, nil
+    if n == 1 then
+        local t = ...
+        if type0(t) ~= 'table' then
+            regerr('calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).')
+        end
+        for k, v in pairs(t) do
+            if k == 'function_name' then
+                if not isstr(v) then regerr('function_name argument given to redis.register_function must be a string') end
+                name = tostring0(v)
+            elseif k == 'description' then
+                if not isstr(v) then regerr('description argument given to redis.register_function must be a string') end
+                desc = tostring0(v)
+            elseif k == 'callback' then
+                if type0(v) ~= 'function' then regerr('callback argument given to redis.register_function must be a function') end
+                cb = v
+            elseif k == 'flags' then
+                if type0(v) ~= 'table' then
+                    regerr('flags argument to redis.register_function must be a table representing function flags')
+                end
+                for _, fl in pairs(v) do
+                    local b = type0(fl) == 'string' and FLAGS[fl]
+                    if not b then regerr('unknown flag given') end
+                    if flags % (2 * b) < b then flags = flags + b end
+                end
+            else
+                regerr('unknown argument given to redis.register_function')
+            end
+        end
+        if not name then regerr('redis.register_function must get a function name argument') end
+        if not cb then regerr('redis.register_function must get a callback argument') end
+    else
+        local a, b = ...
+        if not isstr(a) then regerr('first argument to redis.register_function must be a string') end
+        if type0(b) ~= 'function' then regerr('second argument to redis.register_function must be a function') end
+        name, cb = tostring0(a), b
+    end
+    if not name:find('^[%w_]+$') then
+        regerr('Library names can only contain letters, numbers, or underscores(_) and must be at least one character long')
+    end
+    local key = name:lower()
+    for _, p in ipairs(pending) do
+        if p.key == key then regerr('Function already exists in the library') end
+    end
+    pending[#pending + 1] = {key = key, name = name, callback = cb, flags = flags, description = desc}
+end
+local function missing(_, n)
+    error0("Script attempted to access nonexistent global variable '" .. tostring0(n) .. "'", 2)
+end
+local libredis = setmetatable0({register_function = register, log = redis.log,
+    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+    REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM}, {__index = missing})
+local LIBAPI = setmetatable0({redis = readonly(libredis)}, {__index = missing})
+local function load_library(f)
+    pending = {}
+    pmeta.__index = LIBAPI
+    local ok, e = xpcall0(f, function(e)
+        if type0(e) == 'table' and type0(rawget0(e, 'err')) == 'string' then return rawget0(e, 'err') end
+        return 'ERR ' .. tostring0(e)
+    end)
+    pmeta.__index = G
+    local got = pending
+    pending = nil
+    if ok then return true, got end
+    return false, e
+end
+return P, run, runf, load_library
 "#;
 
 /// One shard's interpreter and what the engine needs of it.
@@ -254,6 +371,13 @@ pub struct Vm {
     pub globals: Table,
     /// `run(f)`: xpcall of a compiled script with Redis's error handler.
     pub run: Function,
+    /// `runf(f, keys, args)`: the same for a library's function.
+    pub runf: Function,
+    /// `load_library(f)`: run a library's code with the library API;
+    /// (true, registrations) or (false, error text).
+    pub load_library: Function,
+    /// The chunk name of compiled code (`@user_script`, `@user_function`).
+    pub chunk: &'static str,
     /// `slot.f` is the `redis.call` implementation for the running call.
     pub slot: Table,
     /// The RESP version the running script chose (`redis.setresp`).
@@ -262,7 +386,12 @@ pub struct Vm {
     pub rand: Rc<Cell<u64>>,
     /// The last line of the script that ran (error messages).
     pub line: Rc<Cell<i64>>,
+    /// The running call's busy watch (see `script::busy`), if any.
+    pub watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>>,
 }
+
+/// The error a killed script stops with.
+pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
 
 /// rand48, as Redis's `redisLrand48` (the C library's lrand48 algorithm).
 pub fn rand48_seed(seed: i32) -> u64 {
@@ -276,8 +405,17 @@ pub fn rand48_next(state: &mut u64) -> u32 {
 }
 
 impl Vm {
-    /// A fresh sandboxed interpreter.
+    /// A fresh sandboxed interpreter for EVAL scripts.
     pub fn new() -> Result<Vm, String> {
+        Vm::with_chunk("@user_script")
+    }
+
+    /// A fresh sandboxed interpreter for FUNCTION libraries.
+    pub fn for_functions() -> Result<Vm, String> {
+        Vm::with_chunk("@user_function")
+    }
+
+    fn with_chunk(chunk: &'static str) -> Result<Vm, String> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: the debug library is loaded only for the error handler
         // (line numbers); the prelude removes it from what scripts see.
@@ -326,9 +464,18 @@ impl Vm {
         let slot = lua.create_table().map_err(e)?;
         let line = Rc::new(Cell::new(0i64));
         let l = line.clone();
+        let watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>> = Rc::default();
+        let w = watch.clone();
         lua.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, debug| {
-            if debug.source().source.as_deref() == Some("@user_script") {
+            if debug.source().source.as_deref() == Some(chunk) {
                 l.set(debug.curr_line() as i64);
+            }
+            // A loop jumps back, which is a line event too: a script that
+            // never ends still comes here.
+            if let Ok(mut w) = w.try_borrow_mut() {
+                if w.as_mut().is_some_and(|w| !w.tick()) {
+                    return Err(mlua::Error::runtime(KILLED));
+                }
             }
             Ok(mlua::VmState::Continue)
         });
@@ -336,12 +483,16 @@ impl Vm {
         let line_fn = lua.create_function(move |_, ()| Ok(l.get())).map_err(e)?;
         let code = PRELUDE
             .replace("REDIS_VERSION_STR", &format!("'{}'", crate::cmd::server::REDIS_VERSION))
-            .replace("REDIS_VERSION_NUM_VAL", &redis_version_num().to_string());
+            .replace("REDIS_VERSION_NUM_VAL", &redis_version_num().to_string())
+            .replace("SHORT_NAME", &format!("'{}'", &chunk[1..]))
+            .replace("CHUNK_NAME", &format!("'{chunk}'"));
         let prelude = lua.load(code).set_name("=prelude").into_function().map_err(e)?;
-        let (env, run): (Table, Function) =
-            prelude.call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn)).map_err(e)?;
+        let libs = super::libs::tables(&lua).map_err(e)?;
+        let (env, run, runf, load_library): (Table, Function, Function, Function) = prelude
+            .call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn, libs, super::libs::fail_marker()))
+            .map_err(e)?;
         let globals = lua.globals();
-        Ok(Vm { lua, env, globals, run, slot, resp, rand, line })
+        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch })
     }
 
     /// Compile a script body as Redis names it (`@user_script`), in the
@@ -349,9 +500,9 @@ impl Vm {
     pub fn compile(&self, body: &[u8]) -> Result<Function, String> {
         if body.first() == Some(&27) {
             // Bytecode is refused (luaL_loadbuffer would take it).
-            return Err("user_script: binary chunks are not allowed".into());
+            return Err(format!("{}: binary chunks are not allowed", &self.chunk[1..]));
         }
-        self.lua.load(body).set_name("@user_script").set_environment(self.env.clone()).into_function().map_err(|e| {
+        self.lua.load(body).set_name(self.chunk).set_environment(self.env.clone()).into_function().map_err(|e| {
             match e {
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => other.to_string(),
@@ -361,12 +512,20 @@ impl Vm {
 
     /// Reset per-call state: RESP 2, math.random from seed 0, KEYS/ARGV.
     pub fn begin_call(&self, keys: Value, argv: Value) -> mlua::Result<()> {
-        self.resp.set(2);
-        self.line.set(0);
-        self.rand.set(rand48_seed(0));
+        self.begin_function_call();
         self.globals.raw_set("KEYS", keys)?;
         self.globals.raw_set("ARGV", argv)?;
         Ok(())
+    }
+}
+
+impl Vm {
+    /// Reset per-call state for a library function (no KEYS/ARGV globals:
+    /// a function gets them as arguments).
+    pub fn begin_function_call(&self) {
+        self.resp.set(2);
+        self.line.set(0);
+        self.rand.set(rand48_seed(0));
     }
 }
 

@@ -317,7 +317,8 @@ impl Shard {
     ) -> Result<Shard, String> {
         let n = shared.nshards;
         let acl = shared.acl.snapshot();
-        let scripts = crate::script::Engine::new(shared.scripts.clone(), id, shared.slots.clone());
+        let mut scripts = crate::script::Engine::new(shared.scripts.clone(), id, shared.slots.clone());
+        scripts.busy = Some(shared.busy.clone());
         Ok(Shard {
             id,
             ks,

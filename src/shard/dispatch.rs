@@ -189,6 +189,10 @@ impl Shard {
         if conn.multi.is_some() || !conn.authed || conn.in_pubsub() || conn.reply != ReplyMode::On {
             return Step::Run;
         }
+        // A busy script somewhere: `handle` answers -BUSY.
+        if self.shared.busy.count.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            return Step::Run;
+        }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };
         // Container rows have arity -2, so they never pass as keyspace rows.
         if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING | RUNS_SCRIPT) || !cmd::arity_ok(def, args.len()) {
@@ -235,6 +239,17 @@ impl Shard {
         if !conn.acl_free {
             if let Some(e) = self.acl_gate(conn, (id, def), args, conn.multi.is_some()) {
                 return self.refuse(conn, (id, def), args, &e);
+            }
+        }
+        // A script on some shard is past busy-reply-threshold.
+        if !def.has(ALLOW_BUSY) {
+            if let Some(busy) = self.shared.busy.busy_reply() {
+                self.stats[id].rejected += 1;
+                Reply::new(&mut conn.out, conn.resp3).error(busy);
+                if let Some(m) = &mut conn.multi {
+                    m.aborted = true;
+                }
+                return;
             }
         }
         if conn.in_pubsub() && !conn.resp3 && !def.has(SUBSCRIBED_OK) {
@@ -452,11 +467,12 @@ impl Shard {
     /// `out`; true if it was slow enough for the SLOWLOG.
     pub fn call(&mut self, out: &mut Vec<u8>, (resp3, db): (bool, usize), row: Row, args: &Args, road: Road) -> bool {
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
+        let read_only = self.read_only_replica();
         if row.1.has(RUNS_SCRIPT) {
             self.scripts.aof_error = aof_error.map(str::to_string);
             self.scripts.retry = None;
+            self.scripts.replica_read_only = read_only;
         }
-        let read_only = self.read_only_replica();
         let mut cond = admission::Local { now: self.now, aof_error, read_only };
         let mut obs = shard_observer!(self, self.now);
         let mut ctx = Ctx {
@@ -471,12 +487,32 @@ impl Shard {
         };
         let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
         let slow = obs.slow;
+        if row.1.has(RUNS_SCRIPT) {
+            self.take_script_stats();
+        }
         // Effects (and evictions the gate made) go to the AOF.
         self.log_pending();
         if !self.ks.ready_keys.is_empty() {
             self.serve_ready();
         }
         slow
+    }
+
+    /// Count the commands scripts ran in this shard's commandstats.
+    pub fn take_script_stats(&mut self) {
+        for (id, ticks, outcome) in self.scripts.nested.drain(..) {
+            let Some(st) = self.stats.get_mut(id) else { continue };
+            match outcome {
+                crate::script::Outcome::Refused => st.rejected += 1,
+                o => {
+                    st.calls += 1;
+                    st.ticks += ticks;
+                    if o == crate::script::Outcome::Failed {
+                        st.failed += 1;
+                    }
+                }
+            }
+        }
     }
 
     /// A replica with replica-read-only: clients' writes are refused

@@ -58,6 +58,8 @@ pub enum FanOp {
     },
     RandomKey,
     Ok,
+    /// The first shard's reply (every shard answers alike).
+    FirstReply,
     Publish,
     PubsubChannels,
     /// `flat`: a flat array even in RESP3 (Redis 7.0's SHARDNUMSUB).
@@ -170,6 +172,7 @@ impl Shard {
                 self.log_global(0, &[b"FLUSHALL"]);
                 FanResp::Ack
             }
+            FanReq::Function { cmd } => FanResp::Reply(self.function_change(cmd)),
             FanReq::SwapDb { a, b } => {
                 self.ks.swap_db(*a as usize, *b as usize);
                 let (a, b) = (a.to_string(), b.to_string());
@@ -304,6 +307,12 @@ impl Shard {
                 }
             }
             FanOp::Ok => Reply::new(out, resp3).ok(),
+            FanOp::FirstReply => {
+                match st.resps.iter().find_map(|(_, r)| if let FanResp::Reply(b) = r { Some(b) } else { None }) {
+                    Some(b) => out.extend_from_slice(b),
+                    None => Reply::new(out, resp3).error("ERR no shard answered"),
+                }
+            }
             FanOp::Reply(bytes) => out.extend_from_slice(&bytes),
             FanOp::AofEnabled => {
                 // The shards committed the new layout among themselves

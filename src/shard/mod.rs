@@ -75,6 +75,8 @@ pub struct Shared {
     pub facts: crate::cmd::Facts,
     /// The Lua script cache every shard's engine compiles from.
     pub scripts: Arc<crate::script::Cache>,
+    /// Each shard's running script, read by the others (BUSY, SCRIPT KILL).
+    pub busy: Arc<crate::script::busy::Busy>,
     /// queues[to][from]; `from == nshards` is the row for threads that
     /// are not shards (replication links).
     pub(crate) queues: Vec<Vec<SegQueue<Msg>>>,
@@ -126,6 +128,7 @@ impl Shared {
             slots: router::SlotMap::contiguous(nshards),
             facts: crate::cmd::Facts { shards: nshards },
             scripts: Arc::new(crate::script::Cache::default()),
+            busy: Arc::new(crate::script::busy::Busy::new(nshards, config.busy_reply_threshold)),
             queues,
             ring_fds: (0..nshards).map(|_| AtomicI32::new(-1)).collect(),
             doorbell_pending: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
@@ -436,6 +439,11 @@ pub enum FanReq {
         db: u8,
     },
     FlushAll,
+    /// FUNCTION LOAD / DELETE / FLUSH / RESTORE, applied and logged by
+    /// every shard.
+    Function {
+        cmd: Vec<Vec<u8>>,
+    },
     SwapDb {
         a: u8,
         b: u8,
@@ -488,6 +496,8 @@ pub enum FanResp {
     Counts(Vec<i64>),
     Info(Box<crate::cmd::server::info::ShardInfo>),
     Text(String),
+    /// A reply as RESP bytes.
+    Reply(Vec<u8>),
     Slow(Vec<slowlog::SlowEntry>),
     Ack,
 }

@@ -528,6 +528,9 @@ impl Shard {
                 self.script_acl_begin(t.user.clone());
             }
             let now = crate::util::now_ms();
+            // Library functions are compiled from the shard's own copy.
+            self.scripts.sync_functions(&self.ks.functions);
+            self.scripts.replica_read_only = self.read_only_replica();
             let mut ctx = Ctx {
                 ks: &mut t.temp,
                 db: t.final_db,
@@ -542,6 +545,7 @@ impl Shard {
             let mut obs = shard_observer!(self, now);
             let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
             self.script_acl_end_for(Some(t.conn));
+            self.take_script_stats();
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -615,6 +619,8 @@ impl Shard {
                     let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.clone());
                     self.scripts.aof_error = aof_error;
                     self.script_acl_begin(t.user.clone());
+                    self.scripts.sync_functions(&self.ks.functions);
+                    self.scripts.replica_read_only = self.read_only_replica();
                 }
                 let mut ctx = Ctx {
                     ks: &mut t.temp,
@@ -631,6 +637,9 @@ impl Shard {
                 let _ =
                     cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, (id, def), &args);
                 self.script_acl_end_for(Some(t.conn));
+                if def.has(RUNS_SCRIPT) {
+                    self.take_script_stats();
+                }
             }
             t.final_db = db;
         }

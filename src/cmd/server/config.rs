@@ -181,6 +181,7 @@ impl Shard {
         self.shared.acl.set_log_max_len(c.acllog_max_len);
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = crate::shard::slowlog::threshold_ticks(c.slowlog_log_slower_than);
+        self.shared.busy.threshold_ms.store(c.busy_reply_threshold, std::sync::atomic::Ordering::Relaxed);
         self.config = c.clone();
         // A replica expires nothing itself (its master's DELs do).
         self.ks.no_expire = !c.replicaof.is_empty();

@@ -61,6 +61,12 @@ pub struct ShardInfo {
     /// lock every shard (undeclared keys).
     pub lua_memory: usize,
     pub script_all_shard_runs: u64,
+    /// This shard's functions interpreter, and the libraries it holds
+    /// (every shard holds the same): count, functions, bytes of code.
+    pub functions_vm_memory: usize,
+    pub libraries: usize,
+    pub functions: usize,
+    pub functions_code: usize,
 }
 
 impl Shard {
@@ -125,6 +131,10 @@ impl Shard {
             ring_flags: self.ring_flags,
             lua_memory: self.scripts.vm_memory(),
             script_all_shard_runs: self.scripts.all_shard_runs,
+            functions_vm_memory: self.scripts.functions_memory(),
+            libraries: self.ks.functions.libs.len(),
+            functions: self.scripts.function_count(),
+            functions_code: self.ks.functions.code_bytes(),
         }
     }
 
@@ -178,9 +188,14 @@ impl Shard {
             let peak = sum(&|i| i.used_memory_peak as u64).max(used);
             let lua = sum(&|i| i.lua_memory as u64);
             let (scripts_n, scripts_bytes) = self.shared.scripts.stats();
+            // Every shard holds the same libraries: count them once; each
+            // has its own functions interpreter.
+            let first = |f: &dyn Fn(&ShardInfo) -> usize| infos.first().map_or(0, f);
+            let fvm = sum(&|i| i.functions_vm_memory as u64);
+            let functions_code = first(&|i| i.functions_code) as u64;
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
@@ -195,7 +210,12 @@ impl Shard {
                 lua,
                 scripts_bytes,
                 scripts_n,
-                scripts_bytes,
+                first(&|i| i.functions),
+                first(&|i| i.libraries),
+                fvm,
+                lua + fvm,
+                functions_code,
+                scripts_bytes as u64 + functions_code,
             );
         }
         if want("persistence") {

@@ -27,6 +27,7 @@ pub mod conn;
 pub mod debug;
 pub mod info;
 pub mod keyspace;
+pub mod function;
 pub mod latency;
 pub mod multi;
 pub mod persist;
@@ -57,6 +58,7 @@ pub const FAMILIES: &[&[CommandDef]] = &[
     debug::COMMANDS,
     persist::COMMANDS,
     script::COMMANDS,
+    function::COMMANDS,
     repl::COMMANDS,
 ];
 

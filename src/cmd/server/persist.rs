@@ -123,7 +123,20 @@ impl Shard {
 
     /// SHUTDOWN: stop every shard (they drain together, see
     /// `crate::shard::shutdown`).
-    fn cmd_shutdown(&mut self, conn: &mut Conn, _: &Args) {
+    fn cmd_shutdown(&mut self, conn: &mut Conn, args: &Args) {
+        if let Some(busy) = self.shared.busy.busy_reply() {
+            // As Redis: only SHUTDOWN NOSAVE while a script is busy.
+            if !(1..args.len()).any(|i| args.is(i, "nosave")) {
+                Reply::new(&mut conn.out, conn.resp3).error(busy);
+                return;
+            }
+            // A shard is stuck in a script and would never drain: exit
+            // now (as SHUTDOWN NOSAVE in Redis). What was acknowledged
+            // was written before its reply; the script's writes were not
+            // logged (a script is logged when it ends).
+            crate::log("SHUTDOWN while a script is busy: exiting now");
+            std::process::exit(0);
+        }
         crate::log("SHUTDOWN requested by a client; stopping");
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.stop = true;

@@ -79,10 +79,13 @@ impl Shard {
         out.ok();
     }
 
-    /// Scripts on this server run to the end within one turn of their
-    /// shard, so none is ever running when another command is answered.
+    /// Stop a script running on another shard (see `crate::script::busy`).
     pub fn cmd_script_kill(&mut self, conn: &mut Conn, _args: &Args) {
-        Reply::new(&mut conn.out, conn.resp3).error("NOTBUSY No scripts in execution right now.");
+        let mut out = Reply::new(&mut conn.out, conn.resp3);
+        match crate::script::busy::kill(&self.shared.busy, false) {
+            Ok(()) => out.ok(),
+            Err(e) => out.error(e),
+        }
     }
 
     /// The Lua debugger is not offered; turning it off always works.

@@ -1,0 +1,102 @@
+//! Scripts past busy-reply-threshold: other clients get -BUSY, SCRIPT
+//! KILL / FUNCTION KILL stop a script that has not written, SHUTDOWN
+//! NOSAVE stops the server when one has. The stuck script runs on shard
+//! 0; the other client talks to shard 1 (clients of the stuck shard wait,
+//! see `script::busy`).
+
+mod common;
+
+use common::shards::{conn_on_shard, key_on_shard};
+use common::{RespConn, Server, Value};
+use std::time::{Duration, Instant};
+
+const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+const BUSY_FUNCTION: &str = "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+
+fn start() -> Server {
+    Server::start(2, &["--busy-reply-threshold", "100"])
+}
+
+/// Run `cmd` on a connection to shard 0 in a thread; its reply later.
+fn run_stuck(srv: &Server, cmd: Vec<String>) -> std::thread::JoinHandle<Value> {
+    let mut c = conn_on_shard(srv, 0);
+    std::thread::spawn(move || {
+        let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        c.cmd(&args)
+    })
+}
+
+/// Wait (bounded) until the other shard answers PING with -BUSY.
+fn wait_busy(c: &mut RespConn) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = c.cmd(&["PING"]);
+        if r.is_error() || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn busy_script_is_killed_and_others_get_busy() {
+    let srv = start();
+    let key = key_on_shard("loop", 0, 2);
+    let mut other = conn_on_shard(&srv, 1);
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::Error("NOTBUSY No scripts in execution right now.".into()));
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "local i = 0 while true do i = i + 1 end".into(), "1".into(), key]);
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    assert_eq!(other.cmd(&["GET", "x"]), Value::Error(BUSY_EVAL.into()));
+    assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::Error(BUSY_EVAL.into()));
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok());
+    let r = stuck.join().expect("stuck client");
+    let text = format!("{r:?}");
+    assert!(
+        matches!(&r, Value::Error(e) if e.starts_with("ERR Script killed by user with SCRIPT KILL... script: ") && e.ends_with(", on @user_script:1.")),
+        "{text}"
+    );
+    assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
+    // pcall cannot keep a killed script alive.
+    let key = key_on_shard("loop", 0, 2);
+    let stuck = run_stuck(
+        &srv,
+        vec!["EVAL".into(), "while true do pcall(function() while true do end end) end".into(), "1".into(), key],
+    );
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok());
+    assert!(stuck.join().expect("stuck client").is_error());
+    assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
+}
+
+#[test]
+fn busy_function_is_killed_with_function_kill() {
+    let srv = start();
+    let mut other = conn_on_shard(&srv, 1);
+    let lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    assert_eq!(other.cmd(&["FUNCTION", "LOAD", lib]), Value::bulk("spin"));
+    let key = key_on_shard("spin", 0, 2);
+    let stuck = run_stuck(&srv, vec!["FCALL".into(), "spin".into(), "1".into(), key]);
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_FUNCTION.into()));
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::Error(BUSY_FUNCTION.into()));
+    assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::ok());
+    let r = stuck.join().expect("stuck client");
+    assert!(matches!(&r, Value::Error(e) if e.contains("Script killed by user") && e.contains("script: spin, on @user_function:2.")), "{r:?}");
+    assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
+}
+
+#[test]
+fn a_script_that_wrote_is_unkillable_but_shutdown_nosave_works() {
+    let mut srv = start();
+    let key = key_on_shard("w", 0, 2);
+    let mut other = conn_on_shard(&srv, 1);
+    let _stuck = run_stuck(
+        &srv,
+        vec!["EVAL".into(), "redis.call('set', KEYS[1], 1) while true do end".into(), "1".into(), key],
+    );
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    let r = other.cmd(&["SCRIPT", "KILL"]);
+    assert!(matches!(&r, Value::Error(e) if e.starts_with("UNKILLABLE Sorry the script already executed write commands")), "{r:?}");
+    assert_eq!(other.cmd(&["SHUTDOWN"]), Value::Error(BUSY_EVAL.into()));
+    let _ = other.try_cmd(&["SHUTDOWN", "NOSAVE"]);
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "the server did not exit");
+}
