@@ -111,6 +111,9 @@ pub struct Config {
     /// CONFIG SET stored (tools save and restore it); shardis persists
     /// through its AOF and takes no RDB snapshots.
     pub save: String,
+    /// Keyspace notification classes (Redis's flag string: `KEA`, `Ex`,
+    /// ...); empty: none published.
+    pub notify_keyspace_events: String,
     /// The file this config was read from (for CONFIG REWRITE).
     #[serde(skip)]
     pub config_file: Option<String>,
@@ -160,6 +163,7 @@ impl Default for Config {
             replica_announce_port: 0,
             encoding: Default::default(),
             save: String::new(),
+            notify_keyspace_events: String::new(),
             config_file: None,
         }
     }
@@ -252,6 +256,8 @@ pub struct Cli {
     /// snapshots through its AOF.
     #[arg(long, allow_hyphen_values = true)]
     pub save: Option<String>,
+    #[arg(long = "notify-keyspace-events", allow_hyphen_values = true)]
+    pub notify_keyspace_events: Option<String>,
 }
 
 pub fn parse_bool(s: &str) -> Result<bool, String> {
@@ -341,6 +347,9 @@ impl Config {
         if let Some(v) = &cli.logfile {
             c.logfile = v.clone();
         }
+        if let Some(v) = &cli.notify_keyspace_events {
+            c.notify_keyspace_events = v.clone();
+        }
         if let Some(v) = &cli.maxmemory {
             c.maxmemory = parse_memory(v)?;
         }
@@ -426,6 +435,9 @@ impl Config {
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
         }
+        if crate::keyspace::notify::parse_flags(&self.notify_keyspace_events).is_none() {
+            return Err(crate::keyspace::notify::BAD_FLAGS.into());
+        }
         if crate::keyspace::evict::Policy::parse(&self.maxmemory_policy).is_none() {
             return Err(format!(
                 "argument(s) must be one of the following: {}",
@@ -485,6 +497,7 @@ impl Config {
             ("logfile", self.logfile.clone()),
             // Read-only compatibility values that tools ask for.
             ("save", self.save.clone()),
+            ("notify-keyspace-events", crate::keyspace::notify::flags_string(self.notify_flags())),
             ("databases", "16".into()),
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.clone()),
@@ -540,6 +553,7 @@ impl Config {
             "appendfsync" => next.appendfsync = one_of(value, FSYNC_POLICIES)?,
             "appendonly" => next.appendonly = parse_yes_no(value)?,
             "save" => next.save = value.to_string(),
+            "notify-keyspace-events" => next.notify_keyspace_events = value.to_string(),
             "maxmemory" => next.maxmemory = mem(value)?,
             "maxmemory-policy" => next.maxmemory_policy = one_of(value, crate::keyspace::evict::POLICY_NAMES)?,
             "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
@@ -581,6 +595,11 @@ impl Config {
         next.apply_encoding_limits()?;
         *self = next;
         Ok(())
+    }
+
+    /// `notify-keyspace-events` as class bits (validated at load and SET).
+    pub fn notify_flags(&self) -> u16 {
+        crate::keyspace::notify::parse_flags(&self.notify_keyspace_events).unwrap_or(0)
     }
 
     /// `client-output-buffer-limit`, parsed.

@@ -398,7 +398,11 @@ impl Keyspace {
         }
         while self.over_limit() {
             let Some((db, key)) = self.eviction_candidate(now_ms) else { return false };
+            let mark = self.notify.touched_len();
             if self.remove(db, &key).is_some() {
+                // Not the running command's change: an event of its own.
+                self.notify.cut_touched(mark);
+                self.notify.emit(super::notify::EVICTED, "evicted", db, &key);
                 self.evicted_keys += 1;
                 if self.effects.enabled {
                     self.effects.push(db, &[&b"DEL"[..], &key]);

@@ -13,6 +13,7 @@ pub mod evict;
 pub mod hash;
 pub mod limits;
 pub mod list;
+pub mod notify;
 pub mod set;
 pub mod stream;
 mod stream_node;
@@ -88,6 +89,8 @@ pub struct Keyspace {
     pub misses: u64,
     /// The log of what changed, for the AOF (disabled unless it is on).
     pub effects: Effects,
+    /// Keyspace notifications gathered for publishing (off by default).
+    pub notify: notify::Notify,
     /// Estimated bytes of all keys and values (`evict::entry_mem` summed),
     /// kept current by every insert, replace and removal and, for values
     /// changed in place, by `begin_command`/`end_command`.
@@ -166,6 +169,7 @@ impl Keyspace {
             hits: 0,
             misses: 0,
             effects: Effects::default(),
+            notify: notify::Notify::default(),
             used: 0,
             used_peak: 0,
             evicted_keys: 0,
@@ -260,6 +264,7 @@ impl Keyspace {
                 self.hits += 1;
             } else {
                 self.misses += 1;
+                self.notify.emit(notify::KEY_MISS, "keymiss", db, key);
             }
         }
         // SAFETY: the pointer came from a live &mut into this keyspace and
@@ -374,7 +379,8 @@ impl Keyspace {
             if self.effects.enabled {
                 self.effects.push(db, &[&b"DEL"[..], key]);
             }
-            self.touch(db, key);
+            self.touch_quiet(db, key);
+            self.notify.emit(notify::EXPIRED, "expired", db, key);
         }
     }
 
@@ -414,6 +420,7 @@ impl Keyspace {
             e.key.set_clock(evict::new_clock(policy, now));
             self.used += evict::entry_mem(e);
             d.count_slot(key, true);
+            self.notify.emit(notify::NEW, "new", db, key);
         }
         self.touch(db, key);
     }
@@ -448,7 +455,8 @@ impl Keyspace {
             self.dbs[db].volatile -= 1;
         }
         self.account_removed(&e);
-        self.touch(db, key);
+        self.touch_quiet(db, key);
+        self.notify.touched(db, key, true);
         Some(e)
     }
 
@@ -464,6 +472,14 @@ impl Keyspace {
     /// WATCHes on it (Redis's signalModifiedKey).
     #[inline]
     pub fn touch(&mut self, db: usize, key: &[u8]) {
+        self.touch_quiet(db, key);
+        self.notify.touched(db, key, false);
+    }
+
+    /// `touch` without counting as the running command's change for its
+    /// keyspace notification (expiry, eviction, removal: they have their own).
+    #[inline]
+    fn touch_quiet(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
         if let Some(t) = &mut self.track_touched {
             t.push((db as u8, key.into()));

@@ -379,6 +379,8 @@ impl Shard {
             self.on_message(m);
         }
         self.run_runnable();
+        // What this turn's commands (and the cron's expiries) published.
+        self.publish_notifications();
         let over = self.ks.over_limit();
         if over != self.shared.over_limit[self.id].load(Ordering::Relaxed) {
             self.shared.over_limit[self.id].store(over, Ordering::Relaxed);
@@ -847,6 +849,7 @@ impl Shard {
             Msg::MonitorLine { to, line } => {
                 self.write_to(to, &line);
             }
+            Msg::Notify { msgs } => self.on_notify(&msgs),
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
                 // Admitted as part of its transaction.

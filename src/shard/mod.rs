@@ -284,6 +284,11 @@ pub enum Msg {
         who: ConnRef,
         on: bool,
     },
+    /// Keyspace events another shard published, as (channel, message),
+    /// for this shard's subscribers.
+    Notify {
+        msgs: Arc<Vec<(Vec<u8>, Vec<u8>)>>,
+    },
     /// A command line for a MONITOR client of this shard.
     MonitorLine {
         to: ConnRef,
