@@ -14,6 +14,8 @@ struct Side {
     client: RespConn,
     sub: RespConn,
     marks: u64,
+    /// Inside MULTI: no marker until EXEC (it would be queued).
+    queued: bool,
 }
 
 impl Side {
@@ -23,7 +25,7 @@ impl Side {
         let mut sub = srv.conn();
         let r = sub.cmd(&["PSUBSCRIBE", "__key*__:*"]);
         assert!(matches!(r, Value::Array(_)), "{r:?}");
-        Side { client, sub, marks: 0 }
+        Side { client, sub, marks: 0, queued: false }
     }
 
     /// Run `line` (or sleep `ms` first when it starts with `@ms `; a
@@ -45,6 +47,14 @@ impl Side {
         let args: Vec<&str> = line.split(' ').collect();
         let reply = format!("{:?}", self.client.cmd(&args));
         let reply = if random { "(random)".to_string() } else { reply };
+        match args[0] {
+            "MULTI" => self.queued = true,
+            "EXEC" | "DISCARD" => self.queued = false,
+            _ => {}
+        }
+        if self.queued {
+            return (reply, Vec::new());
+        }
         self.marks += 1;
         let mark = format!("__keymark__:{}", self.marks);
         self.client.cmd(&["PUBLISH", &mark, "m"]);
@@ -184,6 +194,18 @@ fn generic_events() {
             "SORT {g}l STORE {g}sorted",
             "SORT {g}none STORE {g}sorted",
             "GET {g}nothing",
+            "MULTI",
+            "SET {g}m 1",
+            "LPUSH {g}ml x",
+            "DEL {g}m",
+            "EXEC",
+            "MULTI",
+            "SET a 1",
+            "SET b 1",
+            "RENAME a c",
+            "EXEC",
+            "EVAL return(redis.call('set',KEYS[1],'v')) 1 {g}ev",
+            "EVAL return(redis.call('incr',KEYS[1])) 1 n1",
             "FLUSHDB",
         ],
     );
