@@ -392,6 +392,10 @@ impl Keyspace {
     /// (more) evictions. Evicted keys are logged as DEL and invalidate
     /// WATCHes like any deletion.
     pub fn free_memory(&mut self, now_ms: i64) -> bool {
+        if self.expire_paused {
+            // CLIENT PAUSE holds evictions too (as Redis's does).
+            return true;
+        }
         if self.total_keys() == 0 {
             // Nothing stored: whatever the estimate drifted to is wrong.
             self.used = 0;

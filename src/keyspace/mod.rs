@@ -66,6 +66,9 @@ pub struct Keyspace {
     /// deleted here (the master's DELs delete them), so nothing this
     /// server logs on its own can fork its copy from the master's.
     pub no_expire: bool,
+    /// CLIENT PAUSE: expired keys are hidden, not deleted, and nothing is
+    /// evicted until it ends.
+    pub expire_paused: bool,
     /// Replica: per master shard, the (replid, lsn) applied here
     /// (`REPLPOS` in the AOF; see `repl::replica`).
     pub repl_pos: std::collections::BTreeMap<u16, (Box<str>, u64)>,
@@ -158,6 +161,7 @@ impl Keyspace {
         Keyspace {
             dbs: (0..NUM_DBS).map(|_| Db::default()).collect(),
             no_expire: false,
+            expire_paused: false,
             repl_pos: Default::default(),
             watched: HashMap::new(),
             dirty_watchers: Default::default(),
@@ -281,7 +285,7 @@ impl Keyspace {
         if live {
             return Some(unsafe { &mut *e });
         }
-        if !self.no_expire {
+        if !self.no_expire && !self.expire_paused {
             self.expire_key(db, key);
         }
         None
@@ -602,7 +606,7 @@ impl Keyspace {
     /// from where the last step stopped, deleting expired keys. Returns
     /// (keys checked, keys expired) so the caller can decide to continue.
     pub fn active_expire_step(&mut self, db: usize, now: i64, max_buckets: usize) -> (usize, usize) {
-        if self.no_expire {
+        if self.no_expire || self.expire_paused {
             return (0, 0);
         }
         let mut keys = Vec::new();

@@ -81,6 +81,8 @@ pub enum Wait {
     Save(u64),
     /// A blocking command waits for data (see `blocking`).
     Blocked(Box<super::blocking::BlockWait>),
+    /// CLIENT PAUSE holds its next request (see `pause`).
+    Paused,
 }
 
 impl Wait {
@@ -292,6 +294,8 @@ pub struct Shard {
     /// Blocked clients: those waiting on this shard's keys, and the
     /// deadlines of this shard's own blocked connections.
     pub blocked: super::blocking::Registry,
+    /// Connections a CLIENT PAUSE holds (see `pause`).
+    pub paused: Vec<ConnRef>,
     /// This shard's copy of the ACL user table (see `crate::acl`).
     pub acl: Arc<crate::acl::Users>,
     /// Lua scripting: the interpreter is created on the first script.
@@ -358,6 +362,7 @@ impl Shard {
             rewrite_lsns: None,
             save_waiters: Vec::new(),
             blocked: Default::default(),
+            paused: Vec::new(),
             acl,
             scripts,
         })
@@ -850,6 +855,7 @@ impl Shard {
                 self.write_to(to, &line);
             }
             Msg::Notify { msgs } => self.on_notify(&msgs),
+            Msg::PauseChanged => self.wake_paused(),
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd } => {
                 // Admitted as part of its transaction.
@@ -950,9 +956,12 @@ impl Shard {
         // (as Redis does), within a time budget of 25% of the period.
         let budget = std::time::Duration::from_micros(250_000 / self.config.hz.max(1) as u64);
         let start = std::time::Instant::now();
+        // The end of a CLIENT PAUSE.
+        self.wake_paused();
         if !self.txn.locked() {
-            // A replica expires nothing itself (`Keyspace::no_expire`).
-            let dbs = if self.ks.no_expire { 0 } else { self.ks.dbs.len() };
+            // A replica expires nothing itself (`Keyspace::no_expire`), nor
+            // does anyone during a CLIENT PAUSE.
+            let dbs = if self.ks.no_expire || self.ks.expire_paused { 0 } else { self.ks.dbs.len() };
             for db in 0..dbs {
                 loop {
                     let (checked, expired) = self.ks.active_expire_step(db, self.now, 64);

@@ -189,6 +189,10 @@ impl Shard {
         if conn.multi.is_some() || !conn.authed || conn.in_pubsub() || conn.reply != ReplyMode::On {
             return Step::Run;
         }
+        // A CLIENT PAUSE may hold it: `handle` decides.
+        if self.shared.pause.active(self.now).is_some() {
+            return Step::Run;
+        }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };
         // Container rows have arity -2, so they never pass as keyspace rows.
         if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING | RUNS_SCRIPT) || !cmd::arity_ok(def, args.len()) {
@@ -258,6 +262,9 @@ impl Shard {
                 def.name
             ));
             return;
+        }
+        if self.pause_holds(conn, def) {
+            return self.wait_paused(conn, args);
         }
         // MONITOR shows a command at the connection after it ran (SELECT
         // shows its new db, as in Redis); others when they are dispatched.

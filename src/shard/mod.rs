@@ -41,6 +41,7 @@ pub mod fdlimit;
 pub mod latency;
 pub mod monitor;
 pub mod obuf;
+pub mod pause;
 pub mod pubsub;
 pub mod replica;
 pub mod router;
@@ -112,6 +113,8 @@ pub struct Shared {
     pub over_limit: Vec<AtomicBool>,
     /// ACL users (the master table), ACL LOG and refusal counters.
     pub acl: crate::acl::AclShared,
+    /// CLIENT PAUSE, for every shard.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -147,6 +150,7 @@ impl Shared {
             run_id,
             ready: AtomicUsize::new(0),
             over_limit: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
+            pause: pause::Pause::default(),
         }
     }
 
@@ -284,6 +288,8 @@ pub enum Msg {
         who: ConnRef,
         on: bool,
     },
+    /// CLIENT PAUSE or UNPAUSE ran somewhere: follow the shared state.
+    PauseChanged,
     /// Keyspace events another shard published, as (channel, message),
     /// for this shard's subscribers.
     Notify {
