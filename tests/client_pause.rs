@@ -99,3 +99,55 @@ fn pause_argument_errors_as_redis() {
         assert_eq!(format!("{got:?}"), format!("{want:?}"), "{line}");
     }
 }
+
+/// CLIENT UNBLOCK of clients blocked in BLPOP/BLMOVE/BZPOPMIN (one key,
+/// or keys on several shards), by TIMEOUT and ERROR: every reply as
+/// redis-server's.
+fn unblock_replies(srv: &Server) -> Vec<String> {
+    let mut admin = srv.conn();
+    let mut seen = Vec::new();
+    let blocking: [&[&str]; 4] = [
+        &["BLPOP", "k1", "0"],
+        &["BLPOP", "k1", "k2", "k3", "k4", "0"],
+        &["BLMOVE", "k1", "k2", "LEFT", "RIGHT", "0"],
+        &["BZPOPMIN", "z1", "z2", "0"],
+    ];
+    for cmd in blocking {
+        for how in ["TIMEOUT", "ERROR", ""] {
+            let mut b = srv.conn();
+            let id = match b.cmd(&["CLIENT", "ID"]) {
+                Value::Int(n) => n.to_string(),
+                other => panic!("CLIENT ID: {other:?}"),
+            };
+            b.send_raw(&common::encode_command(cmd)).expect("send");
+            // Wait until it is blocked (bounded).
+            let end = Instant::now() + Duration::from_secs(5);
+            let mut args = vec!["CLIENT", "UNBLOCK", id.as_str()];
+            if !how.is_empty() {
+                args.push(how);
+            }
+            let mut r = admin.cmd(&args);
+            while r == Value::Int(0) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+                r = admin.cmd(&args);
+            }
+            seen.push(format!("{cmd:?} {how}: {r:?} -> {:?}", b.read_value().expect("unblocked reply")));
+            seen.push(format!("again: {:?}", admin.cmd(&args)));
+        }
+    }
+    for line in ["CLIENT UNBLOCK abc", "CLIENT UNBLOCK 999999", "CLIENT UNBLOCK 1 foo", "CLIENT UNBLOCK 1 timeout x"] {
+        let a: Vec<&str> = line.split(' ').collect();
+        seen.push(format!("{line}: {:?}", admin.cmd(&a)));
+    }
+    seen
+}
+
+#[test]
+fn unblock_as_redis() {
+    let redis = Server::start_redis();
+    let want = unblock_replies(&redis);
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--appendonly", "no"]);
+        assert_eq!(unblock_replies(&s), want, "{shards} shard(s)");
+    }
+}

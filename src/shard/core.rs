@@ -908,6 +908,7 @@ impl Shard {
             Msg::BlockCmd { block_id, from, db, resp3, cmd } => self.on_block_cmd(block_id, from, db, resp3, cmd),
             Msg::BlockWatch { block_id, to, keys } => self.on_block_watch(block_id, to, keys),
             Msg::CancelBlock { block_id, reply } => self.on_cancel_block(block_id, reply),
+            Msg::UnblockError { block_id, out } => self.on_unblock_error(block_id, out),
             // Deferred like the rest while locked: a transaction of the same
             // client that waits for the lock must still find its WATCHes
             // (and whether they were broken), or its EXEC runs blind.

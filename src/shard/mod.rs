@@ -288,6 +288,11 @@ pub enum Msg {
         who: ConnRef,
         on: bool,
     },
+    /// CLIENT UNBLOCK ... ERROR: answer the waiter `block_id` with `out`.
+    UnblockError {
+        block_id: u64,
+        out: Vec<u8>,
+    },
     /// CLIENT PAUSE or UNPAUSE ran somewhere: follow the shared state.
     PauseChanged,
     /// Keyspace events another shard published, as (channel, message),
@@ -457,6 +462,10 @@ pub enum FanReq {
     ClientList,
     ClientKill {
         filter: crate::cmd::server::client::KillFilter,
+    },
+    ClientUnblock {
+        id: u64,
+        error: bool,
     },
     /// `switch` is set when the AOF is being turned on (all shards at once).
     ConfigUpdate {

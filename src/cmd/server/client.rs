@@ -1,6 +1,7 @@
-//! CLIENT: ID, GETNAME, SETNAME, INFO, LIST and KILL (both over every
-//! shard), and the options Redis clients set that shardis accepts and
-//! ignores (SETINFO, NO-EVICT, NO-TOUCH, REPLY).
+//! CLIENT: ID, GETNAME, SETNAME, INFO, LIST, KILL and UNBLOCK (over every
+//! shard), PAUSE/UNPAUSE (`shard::pause`), REPLY, and the options Redis
+//! clients set that shardis accepts and ignores (SETINFO, NO-EVICT,
+//! NO-TOUCH).
 
 use super::server;
 use crate::cmd::flags::*;
@@ -34,6 +35,7 @@ static SUBCOMMANDS: &[CommandDef] = &[
     cl(server("client|reply", 3, OWN, Shard::cmd_client_reply)).since("3.2.0"),
     cl(server("client|setinfo", 4, OWN | SENTINEL, Shard::cmd_client_accept)).since("7.2.0"),
     cl(server("client|setname", 3, OWN, Shard::cmd_client_setname)).since("2.6.9"),
+    cl(server("client|unblock", -3, OTHERS, Shard::cmd_client_unblock)).since("5.0.0"),
     cl(server("client|unpause", 2, OTHERS, Shard::cmd_client_unpause)).since("6.2.0"),
 ];
 
@@ -149,6 +151,38 @@ impl Shard {
         let others: Vec<usize> = self.all_shards().into_iter().filter(|&s| s != me).collect();
         let known = vec![(me, FanResp::Int(mine as i64))];
         self.fan_with(conn, others, FanReq::ClientKill { filter: f }, FanOp::ClientKill { old_style }, known);
+    }
+
+    /// CLIENT UNBLOCK id [TIMEOUT|ERROR]: the client may be blocked on
+    /// any shard; 1 if it was.
+    fn cmd_client_unblock(&mut self, conn: &mut Conn, args: &Args) {
+        let resp3 = conn.resp3;
+        if args.len() > 4 {
+            return Reply::new(&mut conn.out, resp3).error(&format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(args.get(1))
+            ));
+        }
+        let Some(id) = crate::util::parse_i64(args.get(2)) else {
+            return Reply::new(&mut conn.out, resp3).error(err::NOT_INT);
+        };
+        let error = if args.len() == 4 {
+            if args.is(3, "error") {
+                true
+            } else if args.is(3, "timeout") {
+                false
+            } else {
+                return Reply::new(&mut conn.out, resp3).error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR");
+            }
+        } else {
+            false
+        };
+        let mine = id > 0 && self.unblock_client(id as u64, error);
+        let me = self.id;
+        let others: Vec<usize> = self.all_shards().into_iter().filter(|&s| s != me).collect();
+        let known = vec![(me, FanResp::Int(mine as i64))];
+        let req = FanReq::ClientUnblock { id: id.max(0) as u64, error };
+        self.fan_with(conn, others, req, FanOp::ClientUnblock, known);
     }
 
     /// Options shardis accepts and does not act on.
