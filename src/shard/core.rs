@@ -152,6 +152,8 @@ pub struct Conn {
     pub mute_from: usize,
     /// In MONITOR mode: every shard sends it the commands it sees.
     pub monitor: bool,
+    /// CLIENT NO-EVICT on (shown in CLIENT LIST; no client is evicted).
+    pub no_evict: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -475,6 +477,7 @@ impl Shard {
             reply: ReplyMode::On,
             mute_from: 0,
             monitor: false,
+            no_evict: false,
         });
         self.conns[idx as usize] = Some(conn);
         Ok((idx, gen))

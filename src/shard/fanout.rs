@@ -189,7 +189,7 @@ impl Shard {
             }
             FanReq::PubsubNumpat => FanResp::Keys(self.pubsub.patterns()),
             FanReq::Info => FanResp::Info(Box::new(self.shard_info())),
-            FanReq::ClientList => FanResp::Text(self.client_list(None)),
+            FanReq::ClientList { filter } => FanResp::Text(self.client_list(filter, None)),
             FanReq::ClientKill { filter } => FanResp::Int(self.client_kill(filter) as i64),
             FanReq::ClientUnblock { id, error } => FanResp::Int(self.unblock_client(*id, *error) as i64),
             FanReq::ConfigUpdate { config, switch } => match self.apply_config(config, switch.as_deref()) {

@@ -459,7 +459,9 @@ pub enum FanReq {
     },
     PubsubNumpat,
     Info,
-    ClientList,
+    ClientList {
+        filter: crate::cmd::server::client::KillFilter,
+    },
     ClientKill {
         filter: crate::cmd::server::client::KillFilter,
     },
