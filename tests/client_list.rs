@@ -122,3 +122,44 @@ fn client_list_and_kill_as_redis() {
         assert!(diffs.is_empty() && want.len() == got.len(), "{shards} shard(s):\n{}", diffs.join("\n"));
     }
 }
+
+/// CLIENT NO-TOUCH (Redis 7.2): the client's reads, on whichever shard
+/// their keys live, leave OBJECT IDLETIME as it was; TOUCH still counts.
+#[test]
+fn no_touch_leaves_idle_times() {
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--appendonly", "no"]);
+        let mut c = s.conn();
+        let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            c.cmd(&["SET", k, "v"]);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let mut quiet = s.conn();
+        assert_eq!(quiet.cmd(&["CLIENT", "NO-TOUCH", "ON"]), Value::ok());
+        assert!(quiet.cmd(&["CLIENT", "NO-TOUCH", "maybe"]).is_error());
+        // One by one (run where they live) and pipelined (forwarded in batches).
+        for k in &keys {
+            quiet.cmd(&["GET", k]);
+        }
+        let mut pipe = Vec::new();
+        for k in &keys {
+            pipe.extend(common::encode_command(&["GET", k]));
+        }
+        quiet.send_raw(&pipe).expect("send");
+        for _ in &keys {
+            quiet.read_value().expect("reply");
+        }
+        for k in &keys {
+            match c.cmd(&["OBJECT", "IDLETIME", k]) {
+                Value::Int(n) => assert!(n >= 2, "{shards} shard(s): {k} touched by a NO-TOUCH client ({n})"),
+                other => panic!("OBJECT IDLETIME: {other:?}"),
+            }
+        }
+        quiet.cmd(&["TOUCH", &keys[0]]);
+        c.cmd(&["GET", &keys[1]]);
+        for k in &keys[..2] {
+            assert_eq!(c.cmd(&["OBJECT", "IDLETIME", k]), Value::Int(0), "{shards} shard(s): {k}");
+        }
+    }
+}

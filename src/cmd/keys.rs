@@ -65,6 +65,10 @@ fn del(ctx: &mut Ctx, args: &Args) {
 /// counts the same way but, unlike EXISTS, updates the keys' access clocks.
 fn exists(ctx: &mut Ctx, args: &Args) {
     let touch = args.is(0, "touch");
+    if touch {
+        // TOUCH is a use of its keys even for a CLIENT NO-TOUCH client.
+        ctx.ks.no_touch = false;
+    }
     let mut n = 0;
     for i in 1..args.len() {
         let found = if touch {

@@ -69,6 +69,9 @@ pub struct Keyspace {
     /// CLIENT PAUSE: expired keys are hidden, not deleted, and nothing is
     /// evicted until it ends.
     pub expire_paused: bool,
+    /// The running command is a CLIENT NO-TOUCH client's: lookups leave
+    /// the keys' access clocks as they were (TOUCH excepted).
+    pub no_touch: bool,
     /// Replica: per master shard, the (replid, lsn) applied here
     /// (`REPLPOS` in the AOF; see `repl::replica`).
     pub repl_pos: std::collections::BTreeMap<u16, (Box<str>, u64)>,
@@ -162,6 +165,7 @@ impl Keyspace {
             dbs: (0..NUM_DBS).map(|_| Db::default()).collect(),
             no_expire: false,
             expire_paused: false,
+            no_touch: false,
             repl_pos: Default::default(),
             watched: HashMap::new(),
             dirty_watchers: Default::default(),
@@ -235,7 +239,9 @@ impl Keyspace {
         // SAFETY: `e` points into this keyspace's dict, which the fields
         // used here do not alias.
         let key = unsafe { &mut (*e).key };
-        key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
+        if !self.no_touch {
+            key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
+        }
         if self.measuring && !self.measured.iter().any(|m| std::ptr::eq(m.0, e)) {
             let size = evict::entry_mem(unsafe { &*e });
             self.measured.push((e, size));

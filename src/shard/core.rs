@@ -154,6 +154,8 @@ pub struct Conn {
     pub monitor: bool,
     /// CLIENT NO-EVICT on (shown in CLIENT LIST; no client is evicted).
     pub no_evict: bool,
+    /// CLIENT NO-TOUCH on: its commands leave keys' access clocks alone.
+    pub no_touch: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -478,6 +480,7 @@ impl Shard {
             mute_from: 0,
             monitor: false,
             no_evict: false,
+            no_touch: false,
         });
         self.conns[idx as usize] = Some(conn);
         Ok((idx, gen))
@@ -897,8 +900,10 @@ impl Shard {
     /// Keyspace work from another shard, run now (the shard is not locked).
     pub fn on_work(&mut self, m: Msg) {
         match m {
-            Msg::Batch { from, db, resp3, cmds } => {
+            Msg::Batch { from, db, resp3, no_touch, cmds } => {
+                self.ks.no_touch = no_touch;
                 let (out, ends) = self.run_batch(db as usize, resp3, cmds, crate::cmd::admission::Road::Client);
+                self.ks.no_touch = false;
                 self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
             Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report } => {

@@ -102,7 +102,9 @@ impl Shard {
                             match squash.as_mut() {
                                 Some(sq) => {
                                     let (db, resp3) = (conn.db, conn.resp3);
+                                    self.ks.no_touch = conn.no_touch;
                                     self.call(&mut sq.local, (resp3, db), (id, def), &args, Road::Client);
+                                    self.ks.no_touch = false;
                                     sq.local_done();
                                 }
                                 None => self.exec_local(conn, id, def, &args, Road::Client),
@@ -141,9 +143,9 @@ impl Shard {
     /// Send every batch of a squashed pipeline and wait for the replies.
     fn send_squash(&mut self, conn: &mut Conn, mut sq: Box<SquashWait>) {
         let from = conn.conn_ref(self.id);
-        let (db, resp3) = (conn.db as u8, conn.resp3);
+        let (db, resp3, no_touch) = (conn.db as u8, conn.resp3, conn.no_touch);
         for (to, cmds) in sq.take_batches() {
-            self.send(to, Msg::Batch { from, db, resp3, cmds });
+            self.send(to, Msg::Batch { from, db, resp3, no_touch, cmds });
         }
         conn.wait = Wait::Squash(sq);
     }
@@ -435,7 +437,10 @@ impl Shard {
 
     /// Run a keyspace command on this shard's keyspace.
     pub fn exec_local(&mut self, conn: &mut Conn, id: usize, def: &CommandDef, args: &Args, road: Road) {
-        if self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road) {
+        self.ks.no_touch = conn.no_touch;
+        let slow = self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road);
+        self.ks.no_touch = false;
+        if slow {
             self.slowlog.name_newest(&conn.addr, &conn.name);
         }
     }

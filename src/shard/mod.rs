@@ -210,6 +210,8 @@ pub enum Msg {
         from: ConnRef,
         db: u8,
         resp3: bool,
+        /// The sender is a CLIENT NO-TOUCH client.
+        no_touch: bool,
         cmds: Vec<u8>,
     },
     BatchReply {

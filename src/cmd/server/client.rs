@@ -30,7 +30,7 @@ static SUBCOMMANDS: &[CommandDef] = &[
     cl(server("client|list", -2, OTHERS, Shard::cmd_client_list)).since("2.4.0").tips(&["nondeterministic_output"]),
     cl(server("client|no-evict", 3, OTHERS, Shard::cmd_client_no_evict)).since("7.0.0"),
     // From Redis 7.2, which clients (redis-py, ...) send on connect.
-    cl(server("client|no-touch", 3, OWN, Shard::cmd_client_on_off)).since("7.2.0"),
+    cl(server("client|no-touch", 3, OWN, Shard::cmd_client_no_touch)).since("7.2.0"),
     cl(server("client|pause", -3, OTHERS, Shard::cmd_client_pause)).since("2.9.50"),
     cl(server("client|reply", 3, OWN, Shard::cmd_client_reply)).since("3.2.0"),
     cl(server("client|setinfo", 4, OWN | SENTINEL, Shard::cmd_client_accept)).since("7.2.0"),
@@ -337,12 +337,13 @@ impl Shard {
         }
     }
 
-    /// CLIENT NO-TOUCH ON|OFF: checked as Redis does. Clients
-    /// are never evicted (no maxmemory-clients), and keys' access times
-    /// are not kept, so neither changes what the server does.
-    fn cmd_client_on_off(&mut self, conn: &mut Conn, args: &Args) {
+    /// CLIENT NO-TOUCH ON|OFF (Redis 7.2): the client's commands, on every
+    /// shard they run on, leave the keys' LRU/LFU clocks alone (OBJECT
+    /// IDLETIME/FREQ, eviction), TOUCH excepted.
+    fn cmd_client_no_touch(&mut self, conn: &mut Conn, args: &Args) {
         let mut r = Reply::new(&mut conn.out, conn.resp3);
         if args.is(2, "on") || args.is(2, "off") {
+            conn.no_touch = args.is(2, "on");
             r.ok()
         } else {
             r.error(err::SYNTAX)
