@@ -213,7 +213,25 @@ fn generic_events() {
 
 #[test]
 fn new_and_keymiss_classes() {
-    compare("KEnm", &["SET a 1", "SET a 2", "GET none", "LPUSH l x", "DEL a", "HGET h f", "EXISTS none"]);
+    compare(
+        "KEnm",
+        &[
+            "SET a 1",
+            "SET a 2",
+            "GET none",
+            "LPUSH l x",
+            "DEL a",
+            "HGET h f",
+            "EXISTS none",
+            "SET {n}a 1",
+            "SET {n}b 1",
+            "RENAME {n}a {n}b",
+            "COPY {n}b {n}c",
+            "COPY {n}b {n}c REPLACE",
+            "MOVE {n}c 1",
+            "RENAME {n}b {n}d",
+        ],
+    );
     compare("Eg", &["SET a 1", "EXPIRE a 10", "DEL a", "LPUSH l x", "DEL l"]);
 }
 

@@ -119,6 +119,10 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) {
         Some(e) => *e,
         None => return ctx.error(err::NO_KEY),
     };
+    // Redis deletes a `dst` it replaces and adds the key anew.
+    if ctx.ks.peek(db, dst, now).is_some() {
+        ctx.notify(ev::NEW, "new", dst);
+    }
     ctx.ks.set(db, dst, e.value, e.expire);
     // A rename, not a deletion of `src`.
     ctx.ks.notify.untouch(db, src);
@@ -165,6 +169,10 @@ fn copy(ctx: &mut Ctx, args: &Args) {
     };
     if !replace && ctx.ks.lookup(dst_db, dst, now).is_some() {
         return ctx.out.int(0);
+    }
+    // A replaced `dst` is deleted and added anew, as in Redis.
+    if ctx.ks.peek(dst_db, dst, now).is_some() {
+        ctx.ks.notify.emit(ev::NEW, "new", dst_db, dst);
     }
     ctx.ks.set(dst_db, dst, value, expire);
     ctx.ks.notify.emit(ev::GENERIC, "copy_to", dst_db, dst);
