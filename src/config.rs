@@ -123,6 +123,9 @@ pub struct Config {
     /// CONFIG SET stored (tools save and restore it); shardis persists
     /// through its AOF and takes no RDB snapshots.
     pub save: String,
+    /// Keyspace notification classes (Redis's flag string: `KEA`, `Ex`,
+    /// ...); empty: none published.
+    pub notify_keyspace_events: String,
     /// The file this config was read from (for CONFIG REWRITE).
     #[serde(skip)]
     pub config_file: Option<String>,
@@ -177,6 +180,7 @@ impl Default for Config {
             repl_sync_ack: false,
             encoding: Default::default(),
             save: String::new(),
+            notify_keyspace_events: String::new(),
             config_file: None,
         }
     }
@@ -277,6 +281,8 @@ pub struct Cli {
     /// snapshots through its AOF.
     #[arg(long, allow_hyphen_values = true)]
     pub save: Option<String>,
+    #[arg(long = "notify-keyspace-events", allow_hyphen_values = true)]
+    pub notify_keyspace_events: Option<String>,
     /// Any other option as `--name value` (redis-server's form), applied
     /// as CONFIG SET would (`split_args` takes them out of the command line).
     #[arg(skip)]
@@ -413,6 +419,9 @@ impl Config {
         if let Some(v) = &cli.logfile {
             c.logfile = v.clone();
         }
+        if let Some(v) = &cli.notify_keyspace_events {
+            c.notify_keyspace_events = v.clone();
+        }
         if let Some(v) = &cli.maxmemory {
             c.maxmemory = parse_memory(v)?;
         }
@@ -519,6 +528,9 @@ impl Config {
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
         }
+        if crate::keyspace::notify::parse_flags(&self.notify_keyspace_events).is_none() {
+            return Err(crate::keyspace::notify::BAD_FLAGS.into());
+        }
         if crate::keyspace::evict::Policy::parse(&self.maxmemory_policy).is_none() {
             return Err(format!(
                 "argument(s) must be one of the following: {}",
@@ -583,6 +595,7 @@ impl Config {
             ("logfile", self.logfile.clone()),
             // Read-only compatibility values that tools ask for.
             ("save", self.save.clone()),
+            ("notify-keyspace-events", crate::keyspace::notify::flags_string(self.notify_flags())),
             ("databases", "16".into()),
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.clone()),
@@ -643,6 +656,7 @@ impl Config {
             "appendfsync" => next.appendfsync = one_of(value, FSYNC_POLICIES)?,
             "appendonly" => next.appendonly = parse_yes_no(value)?,
             "save" => next.save = value.to_string(),
+            "notify-keyspace-events" => next.notify_keyspace_events = value.to_string(),
             "maxmemory" => next.maxmemory = mem(value)?,
             "maxmemory-policy" => next.maxmemory_policy = one_of(value, crate::keyspace::evict::POLICY_NAMES)?,
             "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
@@ -688,6 +702,11 @@ impl Config {
         next.apply_encoding_limits()?;
         *self = next;
         Ok(())
+    }
+
+    /// `notify-keyspace-events` as class bits (validated at load and SET).
+    pub fn notify_flags(&self) -> u16 {
+        crate::keyspace::notify::parse_flags(&self.notify_keyspace_events).unwrap_or(0)
     }
 
     /// `client-output-buffer-limit`, parsed.

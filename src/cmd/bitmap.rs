@@ -9,6 +9,7 @@ use super::keyspec::*;
 use super::string::{make_raw, str_len};
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::Value;
 use crate::util::parse_i64;
 
@@ -17,14 +18,17 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("setbit", 4, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE)], setbit).since("2.2.0"),
+    c("setbit", 4, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE)], setbit).since("2.2.0").event(ev::STRING, "setbit"),
     c("getbit", 3, READONLY | FAST, &[at(1, RO | ACCESS)], getbit).since("2.2.0"),
     c("bitcount", -2, READONLY, &[at(1, RO | ACCESS)], bitcount).since("2.6.0"),
     c("bitpos", -3, READONLY, &[at(1, RO | ACCESS)], bitpos).since("2.8.7"),
-    c("bitop", -4, WRITE | DENYOOM, &[at(2, OW | UPDATE), at(3, RO | ACCESS).range(-1, 1, 0)], bitop).since("2.6.0"),
+    c("bitop", -4, WRITE | DENYOOM, &[at(2, OW | UPDATE), at(3, RO | ACCESS).range(-1, 1, 0)], bitop)
+        .since("2.6.0")
+        .store_event(ev::STRING, "set"),
     c("bitfield", -2, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], bitfield)
         .since("3.2.0")
-        .keys_fn(bitfield_keys),
+        .keys_fn(bitfield_keys)
+        .event(ev::STRING, "setbit"),
     c("bitfield_ro", -2, READONLY | FAST, &[at(1, RO | ACCESS)], bitfield_ro).since("6.0.0"),
 ];
 

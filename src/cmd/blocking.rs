@@ -15,6 +15,7 @@ use super::list;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{Args, Ctx, OwnedArgs};
 use crate::keyspace::list::{End, List};
+use crate::keyspace::notify as ev;
 use crate::keyspace::zset::ZSet;
 use crate::util::parse_f64;
 
@@ -38,8 +39,16 @@ const fn zset(d: CommandDef) -> CommandDef {
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    list(c("blpop", -3, WRITE | NOSCRIPT, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, blpop)).since("2.0.0"),
-    list(c("brpop", -3, WRITE | NOSCRIPT, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, brpop)).since("2.0.0"),
+    list(
+        c("blpop", -3, WRITE | NOSCRIPT, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, blpop)
+            .event(ev::LIST, "lpop"),
+    )
+    .since("2.0.0"),
+    list(
+        c("brpop", -3, WRITE | NOSCRIPT, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, brpop)
+            .event(ev::LIST, "rpop"),
+    )
+    .since("2.0.0"),
     list(c("blmove", 6, WRITE | DENYOOM | NOSCRIPT, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], MOVE, blmove))
         .since("6.2.0"),
     list(c(
@@ -52,10 +61,16 @@ pub static COMMANDS: &[CommandDef] = &[
     ))
     .since("2.2.0"),
     list(c("blmpop", -5, WRITE, &[at(2, RW | ACCESS | DELETE).keynum(0, 1, 1)], MPOP, blmpop)).since("7.0.0"),
-    zset(c("bzpopmin", -3, WRITE | NOSCRIPT | FAST, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, bzpopmin))
-        .since("5.0.0"),
-    zset(c("bzpopmax", -3, WRITE | NOSCRIPT | FAST, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, bzpopmax))
-        .since("5.0.0"),
+    zset(
+        c("bzpopmin", -3, WRITE | NOSCRIPT | FAST, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, bzpopmin)
+            .event(ev::ZSET, "zpopmin"),
+    )
+    .since("5.0.0"),
+    zset(
+        c("bzpopmax", -3, WRITE | NOSCRIPT | FAST, &[at(1, RW | ACCESS | DELETE).range(-2, 1, 0)], POP, bzpopmax)
+            .event(ev::ZSET, "zpopmax"),
+    )
+    .since("5.0.0"),
     zset(c("bzmpop", -5, WRITE, &[at(2, RW | ACCESS | DELETE).keynum(0, 1, 1)], MPOP, bzmpop)).since("7.0.0"),
 ];
 

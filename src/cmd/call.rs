@@ -50,7 +50,15 @@ pub fn call(
     }
     let t0 = obs.start();
     let before = ctx.out.out.len();
+    let notify = ctx.ks.notify.on();
+    if notify {
+        ctx.ks.notify.begin();
+    }
     exec(def, ctx, args);
+    if notify {
+        // The row's event for the keys it changed (`keyspace::notify`).
+        ctx.ks.notify.end(def.event);
+    }
     let failed = ctx.out.out.get(before) == Some(&b'-');
     obs.finished(id, t0, failed, args);
     Ok(())

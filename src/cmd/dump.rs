@@ -15,6 +15,7 @@ use super::flags::*;
 use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::{Keyspace, KEEP_TTL};
 use crate::persist::{crc32c::crc32c, load::Replayer, rebuild};
 use crate::util::parse_i64;
@@ -30,7 +31,8 @@ pub static COMMANDS: &[CommandDef] = &[
     c("dump", 2, READONLY, &[at(1, RO | ACCESS)], dump).since("2.6.0").tips(&["nondeterministic_output"]),
     c("restore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], restore)
         .acl(acl::KEYSPACE | acl::DANGEROUS)
-        .since("2.6.0"),
+        .since("2.6.0")
+        .event(ev::GENERIC, "restore"),
 ];
 
 /// The serialized form of a value.

@@ -13,6 +13,7 @@ use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::zset::{store_result, zadd};
 use super::{err, Args, Ctx, OwnedArgs};
 use crate::geo::{self, Extent, Hash, Shape};
+use crate::keyspace::notify as ev;
 use crate::keyspace::zset::{ScoreRange, ZSet};
 use crate::protocol::reply::Reply;
 use crate::util::num::parse_double;
@@ -37,7 +38,8 @@ pub static COMMANDS: &[CommandDef] = &[
         georadius,
     )
     .since("3.2.0")
-    .keys_fn(georadius_keys),
+    .keys_fn(georadius_keys)
+    .store_event(ev::ZSET, "georadiusstore"),
     c(
         "georadiusbymember",
         -5,
@@ -46,11 +48,14 @@ pub static COMMANDS: &[CommandDef] = &[
         georadiusbymember,
     )
     .since("3.2.0")
-    .keys_fn(georadiusbymember_keys),
+    .keys_fn(georadiusbymember_keys)
+    .store_event(ev::ZSET, "georadiusstore"),
     c("georadius_ro", -6, READONLY, &[at(1, RO | ACCESS)], georadius_ro).since("3.2.10"),
     c("georadiusbymember_ro", -5, READONLY, &[at(1, RO | ACCESS)], georadiusbymember_ro).since("3.2.10"),
     c("geosearch", -7, READONLY, &[at(1, RO | ACCESS)], geosearch).since("6.2.0"),
-    c("geosearchstore", -8, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS)], geosearchstore).since("6.2.0"),
+    c("geosearchstore", -8, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS)], geosearchstore)
+        .since("6.2.0")
+        .store_event(ev::ZSET, "geosearchstore"),
 ];
 
 const NEED_RADIUS: &str = "ERR need numeric radius";

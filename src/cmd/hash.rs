@@ -8,6 +8,7 @@ use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::hash::Hash;
+use crate::keyspace::notify as ev;
 use crate::keyspace::WrongType;
 use crate::protocol::reply::fmt_i64;
 use crate::util::longdouble as ld;
@@ -18,20 +19,24 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("hset", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], hset).since("2.0.0"),
-    c("hmset", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], hmset).since("2.0.0"),
-    c("hsetnx", 4, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], hsetnx).since("2.0.0"),
+    c("hset", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], hset).since("2.0.0").event(ev::HASH, "hset"),
+    c("hmset", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], hmset).since("2.0.0").event(ev::HASH, "hset"),
+    c("hsetnx", 4, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], hsetnx).since("2.0.0").event(ev::HASH, "hset"),
     c("hget", 3, READONLY | FAST, &[at(1, RO | ACCESS)], hget).since("2.0.0"),
     c("hmget", -3, READONLY | FAST, &[at(1, RO | ACCESS)], hmget).since("2.0.0"),
     c("hgetall", 2, READONLY, &[at(1, RO | ACCESS)], hgetall).since("2.0.0").tips(&["nondeterministic_output_order"]),
     c("hkeys", 2, READONLY, &[at(1, RO | ACCESS)], hkeys).since("2.0.0").tips(&["nondeterministic_output_order"]),
     c("hvals", 2, READONLY, &[at(1, RO | ACCESS)], hvals).since("2.0.0").tips(&["nondeterministic_output_order"]),
-    c("hdel", -3, WRITE | FAST, &[at(1, RW | DELETE)], hdel).since("2.0.0"),
+    c("hdel", -3, WRITE | FAST, &[at(1, RW | DELETE)], hdel).since("2.0.0").event(ev::HASH, "hdel"),
     c("hexists", 3, READONLY | FAST, &[at(1, RO)], hexists).since("2.0.0"),
     c("hlen", 2, READONLY | FAST, &[at(1, RO)], hlen).since("2.0.0"),
     c("hstrlen", 3, READONLY | FAST, &[at(1, RO)], hstrlen).since("3.2.0"),
-    c("hincrby", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], hincrby).since("2.0.0"),
-    c("hincrbyfloat", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], hincrbyfloat).since("2.6.0"),
+    c("hincrby", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], hincrby)
+        .since("2.0.0")
+        .event(ev::HASH, "hincrby"),
+    c("hincrbyfloat", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], hincrbyfloat)
+        .since("2.6.0")
+        .event(ev::HASH, "hincrbyfloat"),
     c("hrandfield", -2, READONLY, &[at(1, RO | ACCESS)], hrandfield).since("6.2.0").tips(&["nondeterministic_output"]),
     c("hscan", -3, READONLY, &[at(1, RO | ACCESS)], hscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];

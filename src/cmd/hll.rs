@@ -15,6 +15,7 @@ use super::flags::*;
 use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::{Keyspace, Value};
 
 const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec], h: KeyspaceFn) -> CommandDef {
@@ -22,12 +23,13 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("pfadd", -2, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], pfadd).since("2.8.9"),
+    c("pfadd", -2, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], pfadd).since("2.8.9").event(ev::STRING, "pfadd"),
     // Read-only as in Redis even though it may refresh the cached count
     // (hence MAY_REPLICATE; see `pfcount`).
     c("pfcount", -2, READONLY | MAY_REPLICATE, &[at(1, RW | ACCESS).range(-1, 1, 0)], pfcount).since("2.8.9"),
     c("pfmerge", -2, WRITE | DENYOOM, &[at(1, RW | ACCESS | INSERT), at(2, RO | ACCESS).range(-1, 1, 0)], pfmerge)
-        .since("2.8.9"),
+        .since("2.8.9")
+        .event(ev::STRING, "pfadd"),
 ];
 
 const P: u32 = 14;

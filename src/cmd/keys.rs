@@ -7,6 +7,7 @@ use super::flags::*;
 use super::keyspec::*;
 use super::table::{container, help, CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx, Rng};
+use crate::keyspace::notify as ev;
 use crate::keyspace::Keyspace;
 use crate::util::{glob_match, parse_i64};
 
@@ -17,10 +18,12 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 pub static COMMANDS: &[CommandDef] = &[
     c("del", -2, WRITE, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
         .since("1.0.0")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .event(ev::GENERIC, "del"),
     c("unlink", -2, WRITE | FAST, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
         .since("4.0.0")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .event(ev::GENERIC, "del"),
     c("exists", -2, READONLY | FAST, &[at(1, RO).range(-1, 1, 0)], exists)
         .since("1.0.0")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"]),
@@ -62,6 +65,10 @@ fn del(ctx: &mut Ctx, args: &Args) {
 /// counts the same way but, unlike EXISTS, updates the keys' access clocks.
 fn exists(ctx: &mut Ctx, args: &Args) {
     let touch = args.is(0, "touch");
+    if touch {
+        // TOUCH is a use of its keys even for a CLIENT NO-TOUCH client.
+        ctx.ks.no_touch = false;
+    }
     let mut n = 0;
     for i in 1..args.len() {
         let found = if touch {
@@ -112,7 +119,15 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) {
         Some(e) => *e,
         None => return ctx.error(err::NO_KEY),
     };
+    // Redis deletes a `dst` it replaces and adds the key anew.
+    if ctx.ks.peek(db, dst, now).is_some() {
+        ctx.notify(ev::NEW, "new", dst);
+    }
     ctx.ks.set(db, dst, e.value, e.expire);
+    // A rename, not a deletion of `src`.
+    ctx.ks.notify.untouch(db, src);
+    ctx.notify(ev::GENERIC, "rename_from", src);
+    ctx.notify(ev::GENERIC, "rename_to", dst);
     if nx {
         ctx.out.int(1)
     } else {
@@ -155,7 +170,12 @@ fn copy(ctx: &mut Ctx, args: &Args) {
     if !replace && ctx.ks.lookup(dst_db, dst, now).is_some() {
         return ctx.out.int(0);
     }
+    // A replaced `dst` is deleted and added anew, as in Redis.
+    if ctx.ks.peek(dst_db, dst, now).is_some() {
+        ctx.ks.notify.emit(ev::NEW, "new", dst_db, dst);
+    }
     ctx.ks.set(dst_db, dst, value, expire);
+    ctx.ks.notify.emit(ev::GENERIC, "copy_to", dst_db, dst);
     ctx.out.int(1);
 }
 
@@ -182,6 +202,9 @@ fn move_cmd(ctx: &mut Ctx, args: &Args) {
         Some(e) => {
             let e = *e;
             ctx.ks.set(dst_db, key, e.value, e.expire);
+            ctx.ks.notify.untouch(db, key);
+            ctx.notify(ev::GENERIC, "move_from", key);
+            ctx.ks.notify.emit(ev::GENERIC, "move_to", dst_db, key);
             ctx.out.int(1)
         }
         None => ctx.out.int(0),
@@ -260,6 +283,7 @@ fn expire_generic(ctx: &mut Ctx, args: &Args, base: i64, seconds: bool, name: &s
         ctx.propagate(&[&b"DEL"[..], key]);
     } else {
         ctx.ks.set_expire(db, key, when);
+        ctx.notify(ev::GENERIC, "expire", key);
         let mut nb = [0u8; 24];
         let at = crate::protocol::reply::fmt_i64(&mut nb, when);
         ctx.propagate(&[&b"PEXPIREAT"[..], key, at]);
@@ -306,6 +330,7 @@ fn persist(ctx: &mut Ctx, args: &Args) {
     match ctx.ks.lookup(db, key, now) {
         Some(e) if e.expire != 0 => {
             ctx.ks.set_expire(db, key, 0);
+            ctx.notify(ev::GENERIC, "persist", key);
             ctx.out.int(1)
         }
         _ => ctx.out.int(0),

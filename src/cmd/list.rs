@@ -12,6 +12,7 @@ use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
 use crate::keyspace::list::{End, List};
+use crate::keyspace::notify as ev;
 use crate::keyspace::{Keyspace, Value};
 use crate::util::parse_i64;
 
@@ -20,19 +21,19 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("lpush", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], lpush).since("1.0.0"),
-    c("rpush", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], rpush).since("1.0.0"),
-    c("lpushx", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], lpushx).since("2.2.0"),
-    c("rpushx", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], rpushx).since("2.2.0"),
-    c("lpop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], lpop).since("1.0.0"),
-    c("rpop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], rpop).since("1.0.0"),
+    c("lpush", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], lpush).since("1.0.0").event(ev::LIST, "lpush"),
+    c("rpush", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], rpush).since("1.0.0").event(ev::LIST, "rpush"),
+    c("lpushx", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], lpushx).since("2.2.0").event(ev::LIST, "lpush"),
+    c("rpushx", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], rpushx).since("2.2.0").event(ev::LIST, "rpush"),
+    c("lpop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], lpop).since("1.0.0").event(ev::LIST, "lpop"),
+    c("rpop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], rpop).since("1.0.0").event(ev::LIST, "rpop"),
     c("llen", 2, READONLY | FAST, &[at(1, RO)], llen).since("1.0.0"),
     c("lrange", 4, READONLY, &[at(1, RO | ACCESS)], lrange).since("1.0.0"),
     c("lindex", 3, READONLY, &[at(1, RO | ACCESS)], lindex).since("1.0.0"),
-    c("lset", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], lset).since("1.0.0"),
-    c("linsert", 5, WRITE | DENYOOM, &[at(1, RW | INSERT)], linsert).since("2.2.0"),
-    c("lrem", 4, WRITE, &[at(1, RW | DELETE)], lrem).since("1.0.0"),
-    c("ltrim", 4, WRITE, &[at(1, RW | DELETE)], ltrim).since("1.0.0"),
+    c("lset", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], lset).since("1.0.0").event(ev::LIST, "lset"),
+    c("linsert", 5, WRITE | DENYOOM, &[at(1, RW | INSERT)], linsert).since("2.2.0").event(ev::LIST, "linsert"),
+    c("lrem", 4, WRITE, &[at(1, RW | DELETE)], lrem).since("1.0.0").event(ev::LIST, "lrem"),
+    c("ltrim", 4, WRITE, &[at(1, RW | DELETE)], ltrim).since("1.0.0").event(ev::LIST, "ltrim"),
     c("lpos", -3, READONLY, &[at(1, RO | ACCESS)], lpos).since("6.0.6"),
     c("lmove", 5, WRITE | DENYOOM, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], lmove).since("6.2.0"),
     c("rpoplpush", 3, WRITE | DENYOOM, &[at(1, RW | ACCESS | DELETE), at(2, RW | INSERT)], rpoplpush).since("1.2.0"),
@@ -47,6 +48,21 @@ pub fn parse_end(a: &[u8]) -> Option<End> {
         Some(End::Tail)
     } else {
         None
+    }
+}
+
+/// The keyspace events of a pop and a push at `end`.
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    }
+}
+
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
     }
 }
 
@@ -243,6 +259,7 @@ fn lmpop(ctx: &mut Ctx, args: &Args) {
                 ctx.out.array(2);
                 ctx.out.bulk(key);
                 let n = pop_n_reply(ctx, key, end, count);
+                ctx.notify(ev::LIST, pop_event(end), key);
                 // Logged as the pop it was (Redis rewrites LMPOP the same way).
                 let mut nb = [0u8; 24];
                 ctx.propagate(&[pop_name(end), key, crate::protocol::reply::fmt_i64(&mut nb, n as i64)]);
@@ -536,6 +553,8 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
             }
         }
         ctx.ks.touch(db, src);
+        ctx.notify(ev::LIST, pop_event(from), src);
+        ctx.notify(ev::LIST, push_event(to), src);
         return Moved::Done;
     }
     let dst_exists = match ctx.ks.get_typed::<List>(db, dst, now) {
@@ -553,6 +572,7 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
         _ => return Moved::SourceMissing,
     };
     after_removal(ctx.ks, db, src, emptied);
+    ctx.notify(ev::LIST, pop_event(from), src);
     if dst_exists {
         if let Ok(Some(d)) = ctx.ks.get_typed_mut::<List>(db, dst, now) {
             d.push(to, &v);
@@ -563,6 +583,7 @@ pub fn move_for_block(ctx: &mut Ctx, src: &[u8], dst: &[u8], from: End, to: End)
         d.push(to, &v);
         ctx.ks.set(db, dst, Value::List(Box::new(d)), 0);
     }
+    ctx.notify(ev::LIST, push_event(to), dst);
     ctx.out.bulk(&v);
     Moved::Done
 }

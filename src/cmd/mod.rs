@@ -188,6 +188,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Publish keyspace event `name` (of class `class`) for `key` on this
+    /// command's db: for the events that depend on what the command did.
+    #[inline]
+    pub fn notify(&mut self, class: u16, name: &'static str, key: &[u8]) {
+        self.ks.notify.emit(class, name, self.db, key);
+    }
+
     /// This command changed nothing that needs logging (its only change
     /// was already logged, or it is to be dropped).
     pub fn propagate_nothing(&mut self) {

@@ -10,6 +10,7 @@ use super::keys::{parse_scan_args_ext, parse_scan_cursor};
 use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::set::Set;
 use crate::keyspace::{Keyspace, Value, WrongType};
 use crate::util::{glob_match, parse_i64};
@@ -19,13 +20,16 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("sadd", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], sadd).since("1.0.0"),
-    c("srem", -3, WRITE | FAST, &[at(1, RW | DELETE)], srem).since("1.0.0"),
+    c("sadd", -3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], sadd).since("1.0.0").event(ev::SET, "sadd"),
+    c("srem", -3, WRITE | FAST, &[at(1, RW | DELETE)], srem).since("1.0.0").event(ev::SET, "srem"),
     c("smembers", 2, READONLY, &[at(1, RO | ACCESS)], smembers).since("1.0.0").tips(&["nondeterministic_output_order"]),
     c("sismember", 3, READONLY | FAST, &[at(1, RO)], sismember).since("1.0.0"),
     c("smismember", -3, READONLY | FAST, &[at(1, RO | ACCESS)], smismember).since("6.2.0"),
     c("scard", 2, READONLY | FAST, &[at(1, RO)], scard).since("1.0.0"),
-    c("spop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], spop).since("1.0.0").tips(&["nondeterministic_output"]),
+    c("spop", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], spop)
+        .since("1.0.0")
+        .tips(&["nondeterministic_output"])
+        .event(ev::SET, "spop"),
     c("srandmember", -2, READONLY, &[at(1, RO | ACCESS)], srandmember)
         .since("1.0.0")
         .tips(&["nondeterministic_output"]),
@@ -41,11 +45,14 @@ pub static COMMANDS: &[CommandDef] = &[
         .since("1.0.0")
         .tips(&["nondeterministic_output_order"]),
     c("sinterstore", -3, WRITE | DENYOOM, &[at(1, RW | UPDATE), at(2, RO | ACCESS).range(-1, 1, 0)], sinterstore)
-        .since("1.0.0"),
+        .since("1.0.0")
+        .store_event(ev::SET, "sinterstore"),
     c("sunionstore", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).range(-1, 1, 0)], sunionstore)
-        .since("1.0.0"),
+        .since("1.0.0")
+        .store_event(ev::SET, "sunionstore"),
     c("sdiffstore", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).range(-1, 1, 0)], sdiffstore)
-        .since("1.0.0"),
+        .since("1.0.0")
+        .store_event(ev::SET, "sdiffstore"),
     c("sscan", -3, READONLY, &[at(1, RO | ACCESS)], sscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
 
@@ -323,8 +330,10 @@ fn smove(ctx: &mut Ctx, args: &Args) {
         return ctx.out.int(src_member as i64);
     }
     let _ = modify(ctx, src, None, |s| ((), s.remove(m)));
+    ctx.notify(ev::SET, "srem", src);
     let new = || Set::for_members(m, 1);
     let _ = modify(ctx, dst, Some(&new), |s| ((), s.add(m)));
+    ctx.notify(ev::SET, "sadd", dst);
     ctx.out.int(1);
 }
 

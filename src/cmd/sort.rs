@@ -14,6 +14,7 @@ use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::list::{End, List};
+use crate::keyspace::notify as ev;
 use crate::keyspace::Value;
 use crate::util::num::{c_str, parse_sort_double};
 use crate::util::{crc16, key_slot, parse_i64, SLOTS};
@@ -28,7 +29,8 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 pub static COMMANDS: &[CommandDef] = &[
     c("sort", -2, WRITE | DENYOOM, &[at(1, RO | ACCESS), unknown(RO | ACCESS), unknown(OW | UPDATE)], sort)
         .since("1.0.0")
-        .keys_fn(sort_keys),
+        .keys_fn(sort_keys)
+        .store_event(ev::LIST, "sortstore"),
     c("sort_ro", -2, READONLY, &[at(1, RO | ACCESS), unknown(RO | ACCESS)], sort_ro).since("7.0.0"),
 ];
 

@@ -22,6 +22,7 @@ use super::flags::*;
 use super::keyspec::*;
 use super::table::{container, help as help_row, CommandDef, Handler, KeyspaceFn};
 use super::{arity_error, err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::stream::{EntryRef, Group, Stream, StreamId, Trim, ENTRIES_READ_INVALID};
 use crate::keyspace::Value;
 use crate::protocol::reply::{fmt_u64, Reply};
@@ -34,13 +35,17 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 pub static COMMANDS: &[CommandDef] = &[
     c("xadd", -5, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], xadd)
         .since("5.0.0")
-        .tips(&["nondeterministic_output"]),
+        .tips(&["nondeterministic_output"])
+        .event(ev::STREAM, "xadd"),
     c("xlen", 2, READONLY | FAST, &[at(1, RO)], xlen).since("5.0.0"),
     c("xrange", -4, READONLY, &[at(1, RO | ACCESS)], xrange).since("5.0.0"),
     c("xrevrange", -4, READONLY, &[at(1, RO | ACCESS)], xrevrange).since("5.0.0"),
-    c("xdel", -3, WRITE | FAST, &[at(1, RW | DELETE)], xdel).since("5.0.0"),
-    c("xtrim", -4, WRITE, &[at(1, RW | DELETE)], xtrim).since("5.0.0").tips(&["nondeterministic_output"]),
-    c("xsetid", -3, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], xsetid).since("5.0.0"),
+    c("xdel", -3, WRITE | FAST, &[at(1, RW | DELETE)], xdel).since("5.0.0").event(ev::STREAM, "xdel"),
+    c("xtrim", -4, WRITE, &[at(1, RW | DELETE)], xtrim)
+        .since("5.0.0")
+        .tips(&["nondeterministic_output"])
+        .event(ev::STREAM, "xtrim"),
+    c("xsetid", -3, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], xsetid).since("5.0.0").event(ev::STREAM, "xsetid"),
     c("xack", -4, WRITE | FAST, &[at(1, RW | UPDATE)], xack).since("5.0.0"),
     c("xpending", -3, READONLY, &[at(1, RO | ACCESS)], xpending).since("5.0.0").tips(&["nondeterministic_output"]),
     c("xclaim", -6, WRITE | FAST | RECORDS_NOW, &[at(1, RW | UPDATE)], xclaim)
@@ -89,12 +94,18 @@ fn read_keys(args: &Args) -> Vec<KeyRef> {
 
 /// XGROUP's subcommands.
 static XGROUP: &[CommandDef] = &[
-    c("xgroup|create", -5, WRITE | DENYOOM, &[at(2, RW | INSERT)], xgroup).since("5.0.0"),
-    c("xgroup|createconsumer", 5, WRITE | DENYOOM | RECORDS_NOW, &[at(2, RW | INSERT)], xgroup).since("6.2.0"),
-    c("xgroup|delconsumer", 5, WRITE, &[at(2, RW | DELETE)], xgroup).since("5.0.0"),
-    c("xgroup|destroy", 4, WRITE, &[at(2, RW | DELETE)], xgroup).since("5.0.0"),
+    c("xgroup|create", -5, WRITE | DENYOOM, &[at(2, RW | INSERT)], xgroup)
+        .since("5.0.0")
+        .event(ev::STREAM, "xgroup-create"),
+    c("xgroup|createconsumer", 5, WRITE | DENYOOM | RECORDS_NOW, &[at(2, RW | INSERT)], xgroup)
+        .since("6.2.0")
+        .event(ev::STREAM, "xgroup-createconsumer"),
+    c("xgroup|delconsumer", 5, WRITE, &[at(2, RW | DELETE)], xgroup)
+        .since("5.0.0")
+        .event(ev::STREAM, "xgroup-delconsumer"),
+    c("xgroup|destroy", 4, WRITE, &[at(2, RW | DELETE)], xgroup).since("5.0.0").event(ev::STREAM, "xgroup-destroy"),
     help_row("xgroup|help", XGROUP_HELP).acl(acl::STREAM).group(super::flags::Group::Stream).since("5.0.0"),
-    c("xgroup|setid", -5, WRITE, &[at(2, RW | UPDATE)], xgroup).since("5.0.0"),
+    c("xgroup|setid", -5, WRITE, &[at(2, RW | UPDATE)], xgroup).since("5.0.0").event(ev::STREAM, "xgroup-setid"),
 ];
 
 /// XINFO's subcommands.
@@ -163,6 +174,8 @@ fn range_bound(
 /// `dirty` and cross-shard tracking see it, watchers do not.
 fn touch_quiet(ctx: &mut Ctx, key: &[u8]) {
     ctx.ks.dirty += 1;
+    // A change all the same for the row's keyspace event (XGROUP, XSETID).
+    ctx.ks.notify.touched(ctx.db, key, false);
     if let Some(t) = &mut ctx.ks.track_touched {
         t.push((ctx.db as u8, key.into()));
     }
@@ -408,6 +421,10 @@ fn xadd(ctx: &mut Ctx, args: &Args) {
     let len = s.len();
     reply_id(&mut ctx.out, new_id);
     ctx.ks.touch(db, key);
+    if deleted > 0 {
+        // Besides the row's `xadd`.
+        ctx.notify(ev::STREAM, "xtrim", key);
+    }
     let explicit = matches!(id, AddId::Explicit(_, true));
     if ctx.ks.effects.enabled && (!explicit || (trim.approx && deleted > 0)) {
         let mut rec: Vec<Vec<u8>> = vec![b"XADD".to_vec(), key.to_vec()];
@@ -642,6 +659,8 @@ pub fn serve_read(ctx: &mut Ctx, req: &ReadRequest) -> bool {
     let mut body = Vec::new();
     let mut served = 0;
     let mut records: Vec<Vec<Vec<u8>>> = Vec::new();
+    // Streams where the consumer was created (its keyspace event).
+    let mut created: Vec<&[u8]> = Vec::new();
     let logging = ctx.ks.effects.enabled;
     let (db, now, resp3) = (ctx.db, ctx.now, ctx.out.resp3);
     let limit = if req.count == 0 { usize::MAX } else { req.count };
@@ -681,8 +700,11 @@ pub fn serve_read(ctx: &mut Ctx, req: &ReadRequest) -> bool {
         out.bulk(key);
         let s: &mut Stream = s;
         let g = s.groups.get_mut(&gname[..]).expect("checked above");
-        if g.ensure_consumer(cname, now) && logging {
-            records.push(createconsumer_record(key, gname, cname));
+        if g.ensure_consumer(cname, now) {
+            created.push(key);
+            if logging {
+                records.push(createconsumer_record(key, gname, cname));
+            }
         }
         if let Some(c) = g.consumers.get_mut(&cname[..]) {
             c.seen_time = now;
@@ -737,6 +759,9 @@ pub fn serve_read(ctx: &mut Ctx, req: &ReadRequest) -> bool {
             }
         }
         touch_quiet(ctx, key);
+    }
+    for key in created {
+        ctx.notify(ev::STREAM, "xgroup-createconsumer", key);
     }
     if served == 0 {
         return false;
@@ -1211,6 +1236,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
     let resp3 = ctx.out.resp3;
     let Ok(Some(s)) = ctx.get_typed_mut::<Stream>(key) else { return ctx.error(&nogroup(key, gname)) };
     let mut records = Vec::new();
+    let mut new_consumer = false;
     let mut changed = false;
     if let Some(l) = lastid {
         if let Some(g) = s.groups.get_mut(gname) {
@@ -1248,7 +1274,7 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
                 continue;
             }
         }
-        g.ensure_consumer(cname, now);
+        new_consumer |= g.ensure_consumer(cname, now);
         let fresh = pending.is_none();
         let nack = g.assign(id, cname);
         if fresh {
@@ -1275,6 +1301,9 @@ fn xclaim(ctx: &mut Ctx, args: &Args) {
     ctx.out.raw(&body);
     if changed {
         touch_quiet(ctx, key);
+    }
+    if new_consumer {
+        ctx.notify(ev::STREAM, "xgroup-createconsumer", key);
     }
     propagate_all(ctx, &records);
 }
@@ -1314,6 +1343,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
     let Ok(Some(s)) = ks.get_typed_mut::<Stream>(*db, key, now) else { return out.error(err::NO_KEY) };
     let mut attempts = count * 10;
     let mut records = Vec::new();
+    let mut new_consumer = false;
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
     let mut cursor = start;
@@ -1338,7 +1368,7 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
             // size of the reply, not the number of claims.
             count -= 1;
         } else if minidle == 0 || now - t >= minidle {
-            g.ensure_consumer(cname, now);
+            new_consumer |= g.ensure_consumer(cname, now);
             let nack = g.assign(id, cname);
             nack.delivery_time = now;
             if !justid {
@@ -1370,6 +1400,9 @@ fn xautoclaim(ctx: &mut Ctx, args: &Args) {
     }
     if !claimed.is_empty() || !deleted.is_empty() {
         touch_quiet(ctx, key);
+    }
+    if new_consumer {
+        ctx.notify(ev::STREAM, "xgroup-createconsumer", key);
     }
     propagate_all(ctx, &records);
 }

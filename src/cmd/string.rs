@@ -7,6 +7,7 @@ use super::flags::*;
 use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::{Value, KEEP_TTL};
 use crate::protocol::reply::fmt_i64;
 use crate::util::longdouble as ld;
@@ -20,32 +21,47 @@ pub static COMMANDS: &[CommandDef] = &[
     c("get", 2, READONLY | FAST, &[at(1, RO | ACCESS)], get).since("1.0.0"),
     c("set", -3, WRITE | DENYOOM, &[at(1, RW | ACCESS | UPDATE | VARIABLE_FLAGS)], set)
         .since("1.0.0")
-        .keys_fn(set_keys),
-    c("setnx", 3, WRITE | DENYOOM | FAST, &[at(1, OW | INSERT)], setnx).since("1.0.0"),
-    c("setex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], setex).since("2.0.0"),
-    c("psetex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], psetex).since("2.6.0"),
+        .keys_fn(set_keys)
+        .event(ev::STRING, "set"),
+    c("setnx", 3, WRITE | DENYOOM | FAST, &[at(1, OW | INSERT)], setnx).since("1.0.0").event(ev::STRING, "set"),
+    c("setex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], setex).since("2.0.0").event(ev::STRING, "set"),
+    c("psetex", 4, WRITE | DENYOOM, &[at(1, OW | UPDATE)], psetex).since("2.6.0").event(ev::STRING, "set"),
     c("getex", -2, WRITE | FAST, &[at(1, RW | ACCESS | UPDATE)], getex).since("6.2.0"),
-    c("getdel", 2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], getdel).since("6.2.0"),
-    c("getset", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], getset).since("1.0.0"),
+    c("getdel", 2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], getdel).since("6.2.0").event(ev::GENERIC, "del"),
+    c("getset", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], getset)
+        .since("1.0.0")
+        .event(ev::STRING, "set"),
     c("mget", -2, READONLY | FAST, &[at(1, RO | ACCESS).range(-1, 1, 0)], mget)
         .since("1.0.0")
         .tips(&["request_policy:multi_shard"]),
     c("mset", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE).range(-1, 2, 0)], mset)
         .since("1.0.1")
-        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+        .event(ev::STRING, "set"),
     c("msetnx", -3, WRITE | DENYOOM, &[at(1, OW | INSERT).range(-1, 2, 0)], msetnx)
         .since("1.0.1")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_min"]),
-    c("append", 3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], append).since("2.0.0"),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+        .event(ev::STRING, "set"),
+    c("append", 3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], append).since("2.0.0").event(ev::STRING, "append"),
     c("strlen", 2, READONLY | FAST, &[at(1, RO)], strlen).since("2.2.0"),
-    c("incr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incr).since("1.0.0"),
-    c("decr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], decr).since("1.0.0"),
-    c("incrby", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incrby).since("1.0.0"),
-    c("decrby", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], decrby).since("1.0.0"),
-    c("incrbyfloat", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incrbyfloat).since("2.6.0"),
+    c("incr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incr)
+        .since("1.0.0")
+        .event(ev::STRING, "incrby"),
+    c("decr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], decr)
+        .since("1.0.0")
+        .event(ev::STRING, "incrby"),
+    c("incrby", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incrby)
+        .since("1.0.0")
+        .event(ev::STRING, "incrby"),
+    c("decrby", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], decrby)
+        .since("1.0.0")
+        .event(ev::STRING, "incrby"),
+    c("incrbyfloat", 3, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incrbyfloat)
+        .since("2.6.0")
+        .event(ev::STRING, "incrbyfloat"),
     c("getrange", 4, READONLY, &[at(1, RO | ACCESS)], getrange).since("2.4.0"),
     c("substr", 4, READONLY, &[at(1, RO | ACCESS)], getrange).since("1.0.0"),
-    c("setrange", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], setrange).since("2.2.0"),
+    c("setrange", 4, WRITE | DENYOOM, &[at(1, RW | UPDATE)], setrange).since("2.2.0").event(ev::STRING, "setrange"),
     c("lcs", -3, READONLY, &[at(1, RO | ACCESS).range(1, 1, 0)], lcs).since("7.0.0"),
 ];
 
@@ -231,6 +247,10 @@ fn set_generic(
         return;
     }
     let expire = if opts.keepttl { KEEP_TTL } else { expire_at };
+    if expire_at != 0 {
+        // Besides the row's `set`.
+        ctx.notify(ev::GENERIC, "expire", key);
+    }
     if expire_at != 0 && expire_at <= now {
         // An absolute time in the past: Redis stores the key and it expires
         // at once; we store and drop it (both touch the key for WATCH).
@@ -319,12 +339,14 @@ fn getex(ctx: &mut Ctx, args: &Args) {
             ctx.propagate(&[&b"DEL"[..], key]);
         } else {
             ctx.ks.set_expire(db, key, expire_at);
+            ctx.notify(ev::GENERIC, "expire", key);
             let mut nb = [0u8; 24];
             let at = crate::protocol::reply::fmt_i64(&mut nb, expire_at);
             ctx.propagate(&[&b"PEXPIREAT"[..], key, at]);
         }
     } else if opts.persist && had_ttl {
         ctx.ks.set_expire(db, key, 0);
+        ctx.notify(ev::GENERIC, "persist", key);
     }
 }
 

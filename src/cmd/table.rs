@@ -94,6 +94,9 @@ pub struct CommandDef {
     pub other_db_key: Option<OtherDbKeyFn>,
     /// Which arguments are pub/sub channels, for ACL channel rules.
     pub channels: Channels,
+    /// Its keyspace notification for every key it changes, when that does
+    /// not depend on what it did (`keyspace::notify`).
+    pub event: Option<crate::keyspace::notify::RowEvent>,
 }
 
 /// The pub/sub channels among a command's arguments (Redis's
@@ -147,7 +150,22 @@ impl CommandDef {
             block: None,
             other_db_key: None,
             channels: Channels::None,
+            event: None,
         }
+    }
+
+    /// The event published for every key the command changes (followed
+    /// by `del` for a key it leaves empty).
+    pub const fn event(mut self, class: u16, name: &'static str) -> Self {
+        self.event = Some(crate::keyspace::notify::RowEvent { class, name, store: false });
+        self
+    }
+
+    /// The event of a command that stores a result: published for its
+    /// destination, which an empty result deletes (`del` alone).
+    pub const fn store_event(mut self, class: u16, name: &'static str) -> Self {
+        self.event = Some(crate::keyspace::notify::RowEvent { class, name, store: true });
+        self
     }
 
     /// Keys, and what is done with each, come from `f` where the specs

@@ -11,6 +11,7 @@ use super::keys::{parse_scan_args_ext, parse_scan_cursor};
 use super::keyspec::*;
 use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
+use crate::keyspace::notify as ev;
 use crate::keyspace::zset::{LexBound, LexRange, ScoreRange, ZSet};
 use crate::keyspace::{Keyspace, Value};
 use crate::protocol::reply::Reply;
@@ -24,8 +25,10 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 
 pub static COMMANDS: &[CommandDef] = &[
     c("zadd", -4, WRITE | DENYOOM | FAST, &[at(1, RW | UPDATE)], zadd).since("1.2.0"),
-    c("zincrby", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], zincrby).since("1.2.0"),
-    c("zrem", -3, WRITE | FAST, &[at(1, RW | DELETE)], zrem).since("1.2.0"),
+    c("zincrby", 4, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], zincrby)
+        .since("1.2.0")
+        .event(ev::ZSET, "zincr"),
+    c("zrem", -3, WRITE | FAST, &[at(1, RW | DELETE)], zrem).since("1.2.0").event(ev::ZSET, "zrem"),
     c("zcard", 2, READONLY | FAST, &[at(1, RO)], zcard).since("1.2.0"),
     c("zscore", 3, READONLY | FAST, &[at(1, RO | ACCESS)], zscore).since("1.2.0"),
     c("zmscore", -3, READONLY | FAST, &[at(1, RO | ACCESS)], zmscore).since("6.2.0"),
@@ -40,25 +43,36 @@ pub static COMMANDS: &[CommandDef] = &[
     c("zrangebylex", -4, READONLY, &[at(1, RO | ACCESS)], zrangebylex).since("2.8.9"),
     c("zrevrangebylex", -4, READONLY, &[at(1, RO | ACCESS)], zrevrangebylex).since("2.8.9"),
     c("zrevrange", -4, READONLY, &[at(1, RO | ACCESS)], zrevrange).since("1.2.0"),
-    c("zrangestore", -5, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS)], zrangestore).since("6.2.0"),
-    c("zpopmin", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], zpopmin).since("5.0.0"),
-    c("zpopmax", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], zpopmax).since("5.0.0"),
+    c("zrangestore", -5, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS)], zrangestore)
+        .since("6.2.0")
+        .store_event(ev::ZSET, "zrangestore"),
+    c("zpopmin", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], zpopmin).since("5.0.0").event(ev::ZSET, "zpopmin"),
+    c("zpopmax", -2, WRITE | FAST, &[at(1, RW | ACCESS | DELETE)], zpopmax).since("5.0.0").event(ev::ZSET, "zpopmax"),
     c("zmpop", -4, WRITE, &[at(1, RW | ACCESS | DELETE).keynum(0, 1, 1)], zmpop).since("7.0.0"),
     c("zrandmember", -2, READONLY, &[at(1, RO | ACCESS)], zrandmember)
         .since("6.2.0")
         .tips(&["nondeterministic_output"]),
-    c("zremrangebyrank", 4, WRITE, &[at(1, RW | DELETE)], zremrangebyrank).since("2.0.0"),
-    c("zremrangebyscore", 4, WRITE, &[at(1, RW | DELETE)], zremrangebyscore).since("1.2.0"),
-    c("zremrangebylex", 4, WRITE, &[at(1, RW | DELETE)], zremrangebylex).since("2.8.9"),
+    c("zremrangebyrank", 4, WRITE, &[at(1, RW | DELETE)], zremrangebyrank)
+        .since("2.0.0")
+        .event(ev::ZSET, "zremrangebyrank"),
+    c("zremrangebyscore", 4, WRITE, &[at(1, RW | DELETE)], zremrangebyscore)
+        .since("1.2.0")
+        .event(ev::ZSET, "zremrangebyscore"),
+    c("zremrangebylex", 4, WRITE, &[at(1, RW | DELETE)], zremrangebylex)
+        .since("2.8.9")
+        .event(ev::ZSET, "zremrangebylex"),
     c("zunion", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zunion).since("6.2.0"),
     c("zinter", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zinter).since("6.2.0"),
     c("zdiff", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zdiff).since("6.2.0"),
     c("zunionstore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).keynum(0, 1, 1)], zunionstore)
-        .since("2.0.0"),
+        .since("2.0.0")
+        .store_event(ev::ZSET, "zunionstore"),
     c("zinterstore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).keynum(0, 1, 1)], zinterstore)
-        .since("2.0.0"),
+        .since("2.0.0")
+        .store_event(ev::ZSET, "zinterstore"),
     c("zdiffstore", -4, WRITE | DENYOOM, &[at(1, OW | UPDATE), at(2, RO | ACCESS).keynum(0, 1, 1)], zdiffstore)
-        .since("6.2.0"),
+        .since("6.2.0")
+        .store_event(ev::ZSET, "zdiffstore"),
     c("zintercard", -3, READONLY, &[at(1, RO | ACCESS).keynum(0, 1, 1)], zintercard).since("7.0.0"),
     c("zscan", -3, READONLY, &[at(1, RO | ACCESS)], zscan).since("2.8.0").tips(&["nondeterministic_output"]),
 ];
@@ -223,7 +237,12 @@ pub(crate) fn zadd(ctx: &mut Ctx, args: &Args) {
     if f.incr && elements > 2 {
         return ctx.out.error("ERR INCR option supports a single increment-element pair");
     }
+    // Its event says which it was: an increment or an add.
+    let mark = ctx.ks.notify.touched_len();
     zadd_core(ctx, args, f, i);
+    if ctx.ks.notify.touched_len() > mark {
+        ctx.notify(ev::ZSET, if f.incr { "zincr" } else { "zadd" }, &args[1]);
+    }
 }
 
 /// ZINCRBY key increment member
@@ -762,6 +781,7 @@ fn zmpop(ctx: &mut Ctx, args: &Args) {
             Ok(None) => continue,
             Ok(Some(_)) => {
                 let popped = pop_n(ctx.ks, db, key, now, count.unwrap_or(1), max);
+                ctx.notify(ev::ZSET, if max { "zpopmax" } else { "zpopmin" }, key);
                 ctx.out.array(2);
                 ctx.out.bulk(key);
                 // Always nested pairs, in RESP2 too.

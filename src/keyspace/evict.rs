@@ -392,13 +392,21 @@ impl Keyspace {
     /// (more) evictions. Evicted keys are logged as DEL and invalidate
     /// WATCHes like any deletion.
     pub fn free_memory(&mut self, now_ms: i64) -> bool {
+        if self.expire_paused {
+            // CLIENT PAUSE holds evictions too (as Redis's does).
+            return true;
+        }
         if self.total_keys() == 0 {
             // Nothing stored: whatever the estimate drifted to is wrong.
             self.used = 0;
         }
         while self.over_limit() {
             let Some((db, key)) = self.eviction_candidate(now_ms) else { return false };
+            let mark = self.notify.touched_len();
             if self.remove(db, &key).is_some() {
+                // Not the running command's change: an event of its own.
+                self.notify.cut_touched(mark);
+                self.notify.emit(super::notify::EVICTED, "evicted", db, &key);
                 self.evicted_keys += 1;
                 if self.effects.enabled {
                     self.effects.push(db, &[&b"DEL"[..], &key]);

@@ -13,6 +13,7 @@ pub mod evict;
 pub mod hash;
 pub mod limits;
 pub mod list;
+pub mod notify;
 pub mod set;
 pub mod stream;
 mod stream_node;
@@ -65,6 +66,12 @@ pub struct Keyspace {
     /// deleted here (the master's DELs delete them), so nothing this
     /// server logs on its own can fork its copy from the master's.
     pub no_expire: bool,
+    /// CLIENT PAUSE: expired keys are hidden, not deleted, and nothing is
+    /// evicted until it ends.
+    pub expire_paused: bool,
+    /// The running command is a CLIENT NO-TOUCH client's: lookups leave
+    /// the keys' access clocks as they were (TOUCH excepted).
+    pub no_touch: bool,
     /// Replica: per master shard, the (replid, lsn) applied here
     /// (`REPLPOS` in the AOF; see `repl::replica`).
     pub repl_pos: std::collections::BTreeMap<u16, (Box<str>, u64)>,
@@ -91,6 +98,8 @@ pub struct Keyspace {
     pub misses: u64,
     /// The log of what changed, for the AOF (disabled unless it is on).
     pub effects: Effects,
+    /// Keyspace notifications gathered for publishing (off by default).
+    pub notify: notify::Notify,
     /// Estimated bytes of all keys and values (`evict::entry_mem` summed),
     /// kept current by every insert, replace and removal and, for values
     /// changed in place, by `begin_command`/`end_command`.
@@ -158,6 +167,8 @@ impl Keyspace {
         Keyspace {
             dbs: (0..NUM_DBS).map(|_| Db::default()).collect(),
             no_expire: false,
+            expire_paused: false,
+            no_touch: false,
             repl_pos: Default::default(),
             functions: Default::default(),
             watched: HashMap::new(),
@@ -170,6 +181,7 @@ impl Keyspace {
             hits: 0,
             misses: 0,
             effects: Effects::default(),
+            notify: notify::Notify::default(),
             used: 0,
             used_peak: 0,
             evicted_keys: 0,
@@ -231,7 +243,9 @@ impl Keyspace {
         // SAFETY: `e` points into this keyspace's dict, which the fields
         // used here do not alias.
         let key = unsafe { &mut (*e).key };
-        key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
+        if !self.no_touch {
+            key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
+        }
         if self.measuring && !self.measured.iter().any(|m| std::ptr::eq(m.0, e)) {
             let size = evict::entry_mem(unsafe { &*e });
             self.measured.push((e, size));
@@ -264,6 +278,7 @@ impl Keyspace {
                 self.hits += 1;
             } else {
                 self.misses += 1;
+                self.notify.emit(notify::KEY_MISS, "keymiss", db, key);
             }
         }
         // SAFETY: the pointer came from a live &mut into this keyspace and
@@ -280,7 +295,7 @@ impl Keyspace {
         if live {
             return Some(unsafe { &mut *e });
         }
-        if !self.no_expire {
+        if !self.no_expire && !self.expire_paused {
             self.expire_key(db, key);
         }
         None
@@ -378,7 +393,8 @@ impl Keyspace {
             if self.effects.enabled {
                 self.effects.push(db, &[&b"DEL"[..], key]);
             }
-            self.touch(db, key);
+            self.touch_quiet(db, key);
+            self.notify.emit(notify::EXPIRED, "expired", db, key);
         }
     }
 
@@ -418,6 +434,7 @@ impl Keyspace {
             e.key.set_clock(evict::new_clock(policy, now));
             self.used += evict::entry_mem(e);
             d.count_slot(key, true);
+            self.notify.emit(notify::NEW, "new", db, key);
         }
         self.touch(db, key);
     }
@@ -452,7 +469,8 @@ impl Keyspace {
             self.dbs[db].volatile -= 1;
         }
         self.account_removed(&e);
-        self.touch(db, key);
+        self.touch_quiet(db, key);
+        self.notify.touched(db, key, true);
         Some(e)
     }
 
@@ -468,6 +486,14 @@ impl Keyspace {
     /// WATCHes on it (Redis's signalModifiedKey).
     #[inline]
     pub fn touch(&mut self, db: usize, key: &[u8]) {
+        self.touch_quiet(db, key);
+        self.notify.touched(db, key, false);
+    }
+
+    /// `touch` without counting as the running command's change for its
+    /// keyspace notification (expiry, eviction, removal: they have their own).
+    #[inline]
+    fn touch_quiet(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
         if let Some(t) = &mut self.track_touched {
             t.push((db as u8, key.into()));
@@ -590,7 +616,7 @@ impl Keyspace {
     /// from where the last step stopped, deleting expired keys. Returns
     /// (keys checked, keys expired) so the caller can decide to continue.
     pub fn active_expire_step(&mut self, db: usize, now: i64, max_buckets: usize) -> (usize, usize) {
-        if self.no_expire {
+        if self.no_expire || self.expire_paused {
             return (0, 0);
         }
         let mut keys = Vec::new();

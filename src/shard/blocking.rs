@@ -372,6 +372,50 @@ impl Shard {
         }
     }
 
+    /// CLIENT UNBLOCK: end the wait of this shard's client `id` if it is
+    /// blocked in a blocking command, as if it timed out, or (`error`)
+    /// with Redis's UNBLOCKED error. True if it was blocked.
+    pub fn unblock_client(&mut self, id: u64, error: bool) -> bool {
+        let Some(idx) = self.conns.iter().flatten().find(|c| c.id == id).map(|c| c.idx) else { return false };
+        let Some(c) = self.conns.get_mut(idx as usize).and_then(|c| c.as_mut()) else { return false };
+        let gen = c.gen;
+        let Wait::Blocked(b) = &mut c.wait else { return false };
+        if b.cancelling {
+            return false;
+        }
+        b.cancelling = true;
+        let (block_id, deadline, cross, owner) = (b.block_id, b.deadline, b.cross, b.owners[0]);
+        let err_reply = || {
+            let mut out = Vec::new();
+            Reply::new(&mut out, false).error("UNBLOCKED client unblocked via CLIENT UNBLOCK");
+            out
+        };
+        if cross {
+            let reply = if error { err_reply() } else { timeout_reply(c.resp3) };
+            c.out.extend_from_slice(&reply);
+            let Wait::Blocked(b) = std::mem::replace(&mut c.wait, Wait::None) else { return false };
+            self.blocked.deadlines.remove(&(deadline, idx, gen, block_id));
+            self.drop_watches(b.block_id, &b.owners);
+            self.mark_dirty(idx);
+            self.runnable.push_back(idx);
+        } else if error {
+            // The owner answers (unless it served the client meanwhile).
+            self.send(owner, Msg::UnblockError { block_id, out: err_reply() });
+        } else {
+            self.send(owner, Msg::CancelBlock { block_id, reply: true });
+        }
+        true
+    }
+
+    /// Owner: CLIENT UNBLOCK ... ERROR for a client waiting here.
+    pub fn on_unblock_error(&mut self, block_id: u64, out: Vec<u8>) {
+        if let Some(w) = self.remove_waiter(block_id) {
+            if !w.notify_only {
+                self.send(w.to.shard, Msg::BlockedReply { to: w.to, block_id, out });
+            }
+        }
+    }
+
     /// Home: how long the loop may sleep before a blocked client times out.
     pub fn next_block_deadline(&self) -> Option<i64> {
         self.blocked.deadlines.first().map(|d| d.0)

@@ -83,6 +83,8 @@ pub enum Wait {
     Blocked(Box<super::blocking::BlockWait>),
     /// WAIT / WAITAOF: acknowledgements from replicas (see `replwait`).
     Replicas(Box<super::replwait::ReplWait>),
+    /// CLIENT PAUSE holds its next request (see `pause`).
+    Paused,
 }
 
 impl Wait {
@@ -152,6 +154,10 @@ pub struct Conn {
     pub mute_from: usize,
     /// In MONITOR mode: every shard sends it the commands it sees.
     pub monitor: bool,
+    /// CLIENT NO-EVICT on (shown in CLIENT LIST; no client is evicted).
+    pub no_evict: bool,
+    /// CLIENT NO-TOUCH on: its commands leave keys' access clocks alone.
+    pub no_touch: bool,
 }
 
 /// CLIENT REPLY ON | OFF | SKIP.
@@ -298,6 +304,8 @@ pub struct Shard {
     /// Blocked clients: those waiting on this shard's keys, and the
     /// deadlines of this shard's own blocked connections.
     pub blocked: super::blocking::Registry,
+    /// Connections a CLIENT PAUSE holds (see `pause`).
+    pub paused: Vec<ConnRef>,
     /// This shard's copy of the ACL user table (see `crate::acl`).
     pub acl: Arc<crate::acl::Users>,
     /// Lua scripting: the interpreter is created on the first script.
@@ -367,6 +375,7 @@ impl Shard {
             repl_waiters: Vec::new(),
             repl_fences: Vec::new(),
             blocked: Default::default(),
+            paused: Vec::new(),
             acl,
             scripts,
         })
@@ -388,6 +397,8 @@ impl Shard {
             self.on_message(m);
         }
         self.run_runnable();
+        // What this turn's commands (and the cron's expiries) published.
+        self.publish_notifications();
         let over = self.ks.over_limit();
         if over != self.shared.over_limit[self.id].load(Ordering::Relaxed) {
             self.shared.over_limit[self.id].store(over, Ordering::Relaxed);
@@ -477,6 +488,8 @@ impl Shard {
             reply: ReplyMode::On,
             mute_from: 0,
             monitor: false,
+            no_evict: false,
+            no_touch: false,
         });
         self.conns[idx as usize] = Some(conn);
         Ok((idx, gen))
@@ -856,6 +869,8 @@ impl Shard {
             Msg::MonitorLine { to, line } => {
                 self.write_to(to, &line);
             }
+            Msg::Notify { msgs } => self.on_notify(&msgs),
+            Msg::PauseChanged => self.wake_paused(),
             // Only the transaction holding this shard sends these.
             Msg::TxnRun { txid, coord, db, resp3, cmd, user } => {
                 // A script's refusals are logged here, without the client
@@ -903,8 +918,10 @@ impl Shard {
     /// Keyspace work from another shard, run now (the shard is not locked).
     pub fn on_work(&mut self, m: Msg) {
         match m {
-            Msg::Batch { from, db, resp3, cmds } => {
+            Msg::Batch { from, db, resp3, no_touch, cmds } => {
+                self.ks.no_touch = no_touch;
                 let (out, ends) = self.run_batch(db as usize, resp3, cmds, crate::cmd::admission::Road::Client);
+                self.ks.no_touch = false;
                 self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
             Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report } => {
@@ -917,6 +934,7 @@ impl Shard {
             Msg::BlockCmd { block_id, from, db, resp3, cmd } => self.on_block_cmd(block_id, from, db, resp3, cmd),
             Msg::BlockWatch { block_id, to, keys } => self.on_block_watch(block_id, to, keys),
             Msg::CancelBlock { block_id, reply } => self.on_cancel_block(block_id, reply),
+            Msg::UnblockError { block_id, out } => self.on_unblock_error(block_id, out),
             // Deferred like the rest while locked: a transaction of the same
             // client that waits for the lock must still find its WATCHes
             // (and whether they were broken), or its EXEC runs blind.
@@ -975,9 +993,12 @@ impl Shard {
         // (as Redis does), within a time budget of 25% of the period.
         let budget = std::time::Duration::from_micros(250_000 / self.config.hz.max(1) as u64);
         let start = std::time::Instant::now();
+        // The end of a CLIENT PAUSE.
+        self.wake_paused();
         if !self.txn.locked() {
-            // A replica expires nothing itself (`Keyspace::no_expire`).
-            let dbs = if self.ks.no_expire { 0 } else { self.ks.dbs.len() };
+            // A replica expires nothing itself (`Keyspace::no_expire`), nor
+            // does anyone during a CLIENT PAUSE.
+            let dbs = if self.ks.no_expire || self.ks.expire_paused { 0 } else { self.ks.dbs.len() };
             for db in 0..dbs {
                 loop {
                     let (checked, expired) = self.ks.active_expire_step(db, self.now, 64);

@@ -102,7 +102,9 @@ impl Shard {
                             match squash.as_mut() {
                                 Some(sq) => {
                                     let (db, resp3) = (conn.db, conn.resp3);
+                                    self.ks.no_touch = conn.no_touch;
                                     self.call(&mut sq.local, (resp3, db), (id, def), &args, Road::Client);
+                                    self.ks.no_touch = false;
                                     sq.local_done();
                                 }
                                 None => self.exec_local(conn, id, def, &args, Road::Client),
@@ -141,9 +143,9 @@ impl Shard {
     /// Send every batch of a squashed pipeline and wait for the replies.
     fn send_squash(&mut self, conn: &mut Conn, mut sq: Box<SquashWait>) {
         let from = conn.conn_ref(self.id);
-        let (db, resp3) = (conn.db as u8, conn.resp3);
+        let (db, resp3, no_touch) = (conn.db as u8, conn.resp3, conn.no_touch);
         for (to, cmds) in sq.take_batches() {
-            self.send(to, Msg::Batch { from, db, resp3, cmds });
+            self.send(to, Msg::Batch { from, db, resp3, no_touch, cmds });
         }
         conn.wait = Wait::Squash(sq);
     }
@@ -189,8 +191,11 @@ impl Shard {
         if conn.multi.is_some() || !conn.authed || conn.in_pubsub() || conn.reply != ReplyMode::On {
             return Step::Run;
         }
-        // A busy script somewhere: `handle` answers -BUSY.
-        if self.shared.busy.count.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+        // A busy script somewhere (`handle` answers -BUSY), or a CLIENT
+        // PAUSE that may hold it (`handle` decides).
+        if self.shared.busy.count.load(std::sync::atomic::Ordering::Relaxed) != 0
+            || self.shared.pause.active(self.now).is_some()
+        {
             return Step::Run;
         }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };
@@ -258,6 +263,9 @@ impl Shard {
                 def.name
             );
             return self.refuse(conn, (id, def), args, &e);
+        }
+        if self.pause_holds(conn, def) {
+            return self.wait_paused(conn, args);
         }
         // MONITOR shows a command at the connection after it ran (SELECT
         // shows its new db, as in Redis); others when they are dispatched.
@@ -454,7 +462,10 @@ impl Shard {
         if checked {
             self.script_acl_begin(Some(conn.user.clone()));
         }
-        if self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road) {
+        self.ks.no_touch = conn.no_touch;
+        let slow = self.call(&mut conn.out, (conn.resp3, conn.db), (id, def), args, road);
+        self.ks.no_touch = false;
+        if slow {
             self.slowlog.name_newest(&conn.addr, &conn.name);
         }
         if checked {

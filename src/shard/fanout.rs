@@ -75,6 +75,8 @@ pub enum FanOp {
     ClientKill {
         old_style: bool,
     },
+    /// CLIENT UNBLOCK: 1 from the shard that had the client blocked.
+    ClientUnblock,
     WatchAck,
     /// Every shard acknowledged: reply these bytes (an ACL change's answer).
     Reply(Vec<u8>),
@@ -190,8 +192,9 @@ impl Shard {
             }
             FanReq::PubsubNumpat => FanResp::Keys(self.pubsub.patterns()),
             FanReq::Info => FanResp::Info(Box::new(self.shard_info())),
-            FanReq::ClientList => FanResp::Text(self.client_list(None)),
+            FanReq::ClientList { filter } => FanResp::Text(self.client_list(filter, None)),
             FanReq::ClientKill { filter } => FanResp::Int(self.client_kill(filter) as i64),
+            FanReq::ClientUnblock { id, error } => FanResp::Int(self.unblock_client(*id, *error) as i64),
             FanReq::ConfigUpdate { config, switch } => match self.apply_config(config, switch.as_deref()) {
                 Ok(()) => FanResp::Ack,
                 Err(e) => FanResp::Text(e),
@@ -232,7 +235,7 @@ impl Shard {
     pub fn finish_fan(&mut self, out: &mut Vec<u8>, resp3: bool, mut st: FanState) {
         st.resps.sort_by_key(|(s, _)| *s);
         match st.op {
-            FanOp::DbSize | FanOp::Publish | FanOp::ClientKill { old_style: false } => {
+            FanOp::DbSize | FanOp::Publish | FanOp::ClientKill { old_style: false } | FanOp::ClientUnblock => {
                 let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
                 Reply::new(out, resp3).int(n);
             }

@@ -41,6 +41,7 @@ pub mod fdlimit;
 pub mod latency;
 pub mod monitor;
 pub mod obuf;
+pub mod pause;
 pub mod pubsub;
 pub mod replica;
 pub mod replwait;
@@ -115,6 +116,8 @@ pub struct Shared {
     pub over_limit: Vec<AtomicBool>,
     /// ACL users (the master table), ACL LOG and refusal counters.
     pub acl: crate::acl::AclShared,
+    /// CLIENT PAUSE, for every shard.
+    pub pause: pause::Pause,
 }
 
 impl Shared {
@@ -151,6 +154,7 @@ impl Shared {
             run_id,
             ready: AtomicUsize::new(0),
             over_limit: (0..nshards).map(|_| AtomicBool::new(false)).collect(),
+            pause: pause::Pause::default(),
         }
     }
 
@@ -210,6 +214,8 @@ pub enum Msg {
         from: ConnRef,
         db: u8,
         resp3: bool,
+        /// The sender is a CLIENT NO-TOUCH client.
+        no_touch: bool,
         cmds: Vec<u8>,
     },
     BatchReply {
@@ -287,6 +293,18 @@ pub enum Msg {
     Monitor {
         who: ConnRef,
         on: bool,
+    },
+    /// CLIENT UNBLOCK ... ERROR: answer the waiter `block_id` with `out`.
+    UnblockError {
+        block_id: u64,
+        out: Vec<u8>,
+    },
+    /// CLIENT PAUSE or UNPAUSE ran somewhere: follow the shared state.
+    PauseChanged,
+    /// Keyspace events another shard published, as (channel, message),
+    /// for this shard's subscribers.
+    Notify {
+        msgs: Arc<Vec<(Vec<u8>, Vec<u8>)>>,
     },
     /// A command line for a MONITOR client of this shard.
     MonitorLine {
@@ -464,9 +482,15 @@ pub enum FanReq {
     },
     PubsubNumpat,
     Info,
-    ClientList,
+    ClientList {
+        filter: crate::cmd::server::client::KillFilter,
+    },
     ClientKill {
         filter: crate::cmd::server::client::KillFilter,
+    },
+    ClientUnblock {
+        id: u64,
+        error: bool,
     },
     /// `switch` is set when the AOF is being turned on (all shards at once).
     ConfigUpdate {

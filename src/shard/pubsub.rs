@@ -147,6 +147,39 @@ impl Shard {
         n
     }
 
+    /// Publish the keyspace events this shard's commands, expiries and
+    /// evictions produced (`keyspace::notify`): to this shard's
+    /// subscribers now, and to every other shard's by one message each,
+    /// so a subscriber anywhere (a PSUBSCRIBE included) receives them.
+    #[inline]
+    pub fn publish_notifications(&mut self) {
+        if !self.ks.notify.events.is_empty() {
+            self.publish_notifications_now();
+        }
+    }
+
+    fn publish_notifications_now(&mut self) {
+        let msgs = self.ks.notify.drain_messages();
+        for (ch, m) in &msgs {
+            self.deliver(ch, m, false);
+        }
+        let n = self.shared.nshards;
+        if n > 1 {
+            let msgs = std::sync::Arc::new(msgs);
+            let me = self.id;
+            for s in (0..n).filter(|&s| s != me) {
+                self.send(s, super::Msg::Notify { msgs: msgs.clone() });
+            }
+        }
+    }
+
+    /// Another shard's keyspace events, for this shard's subscribers.
+    pub fn on_notify(&mut self, msgs: &[(Vec<u8>, Vec<u8>)]) {
+        for (ch, m) in msgs {
+            self.deliver(ch, m, false);
+        }
+    }
+
     pub fn unsubscribe_all(&mut self, conn: &mut Conn) {
         let me = conn.conn_ref(self.id);
         for ch in conn.subs.drain() {

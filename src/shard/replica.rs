@@ -20,12 +20,19 @@ impl Shard {
         }
         self.aof_group += 1;
         let mut rp = crate::persist::load::Replayer::on_road(Road::Replica);
+        // Applied writes publish their keyspace events as a replica of
+        // Redis does; loading a full sync's base image publishes none.
+        let flags = self.ks.notify.flags;
+        if base {
+            self.ks.notify.flags = 0;
+        }
         if let Err(at) = rp.apply_payload(&mut self.ks, db as usize, payload) {
             crate::log(&format!(
                 "shard {}: replication: malformed command at offset {} of master shard {}'s lsn {}",
                 self.id, at, m, lsn
             ));
         }
+        self.ks.notify.flags = flags;
         if !base {
             self.note_repl_pos(m, replid, lsn);
         }

@@ -346,6 +346,9 @@ impl Shard {
 
     /// Participant: install the final state of keys a transaction wrote.
     pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>) {
+        // The transaction's commands published their events where they
+        // ran; installing their results publishes none.
+        let flags = std::mem::take(&mut self.ks.notify.flags);
         for ((db, key), st) in writes {
             if self.ks.effects.enabled {
                 let state = st.as_ref().map(|(v, exp)| (v, *exp));
@@ -360,6 +363,7 @@ impl Shard {
                 }
             }
         }
+        self.ks.notify.flags = flags;
     }
 
     /// Coordinator of a routed transaction: run commands in order until one
@@ -543,9 +547,13 @@ impl Shard {
             };
             // Admitted with the transaction (every shard reported).
             let mut obs = shard_observer!(self, now);
+            ctx.ks.notify.flags = self.ks.notify.flags;
             let _ = cmd::call::call(&mut ctx, Road::Admitted, &mut admission::Unchecked, &mut obs, row, &args);
             self.script_acl_end_for(Some(t.conn));
             self.take_script_stats();
+            // Its keyspace events are published from here.
+            t.temp.notify.flags = 0;
+            self.ks.notify.events.append(&mut t.temp.notify.events);
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -588,6 +596,8 @@ impl Shard {
         } else {
             let now = crate::util::now_ms();
             let mut db = t.db;
+            // The commands' keyspace events are published from here.
+            t.temp.notify.flags = self.ks.notify.flags;
             if t.is_exec {
                 Reply::new(&mut reply, t.resp3).array(t.cmds.len());
             }
@@ -642,6 +652,8 @@ impl Shard {
                 }
             }
             t.final_db = db;
+            t.temp.notify.flags = 0;
+            self.ks.notify.events.append(&mut t.temp.notify.events);
         }
         if let Some(found) = self.scripts.retry.take() {
             // A lone script reached for keys it had not declared: what it

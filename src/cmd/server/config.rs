@@ -185,6 +185,7 @@ impl Shard {
         self.config = c.clone();
         // A replica expires nothing itself (its master's DELs do).
         self.ks.no_expire = !c.replicaof.is_empty();
+        self.ks.notify.flags = c.notify_flags();
         // A switch that failed (on any shard: all or none) left it off.
         self.config.appendonly = c.appendonly && (self.aof.is_some() || aof.is_ok());
         // Each shard keeps to an equal share of maxmemory on its own.

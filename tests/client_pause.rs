@@ -1,0 +1,153 @@
+//! CLIENT PAUSE / UNPAUSE: the same scenarios run against redis-server 7.0
+//! and shardis on 1 and 4 shards (keys spread over the shards), with the
+//! argument errors compared side by side.
+
+mod common;
+
+use common::{RespConn, Server, Value};
+use std::time::{Duration, Instant};
+
+/// Send a command and report whether its reply comes within `ms`.
+fn replies_within(c: &mut RespConn, args: &[&str], ms: u64) -> bool {
+    c.send_raw(&common::encode_command(args)).expect("send");
+    c.set_read_timeout(Some(Duration::from_millis(ms)));
+    let got = c.read_value().is_ok();
+    c.set_read_timeout(Some(common::resp::READ_TIMEOUT));
+    got
+}
+
+fn scenarios(srv: &Server, what: &str) {
+    let mut admin = srv.conn();
+    let mut c = srv.conn();
+    let keys = ["a", "b", "c", "{x}d", "zz"];
+    for k in keys {
+        c.cmd(&["SET", k, "1"]);
+    }
+    // WRITE: reads go on; writes, PUBLISH and EVAL wait until UNPAUSE.
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]), Value::ok(), "{what}");
+    for k in keys {
+        assert_eq!(c.cmd(&["GET", k]), Value::bulk("1"), "{what}: GET {k} under WRITE pause");
+    }
+    assert!(replies_within(&mut c, &["PING"], 2000), "{what}");
+    for cmd in [&["SET", "b", "2"][..], &["PUBLISH", "ch", "m"], &["EVAL", "return 1", "0"]] {
+        let mut w = srv.conn();
+        assert!(!replies_within(&mut w, cmd, 300), "{what}: {cmd:?} ran under a WRITE pause");
+        assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), Value::ok(), "{what}");
+        w.set_read_timeout(Some(Duration::from_secs(5)));
+        assert!(w.read_value().is_ok(), "{what}: {cmd:?} not released by UNPAUSE");
+        admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]);
+    }
+    // A MULTI whose EXEC would write waits at EXEC.
+    let mut m = srv.conn();
+    m.cmd(&["MULTI"]);
+    assert_eq!(m.cmd(&["GET", "a"]), Value::Simple("QUEUED".into()));
+    assert!(replies_within(&mut m, &["EXEC"], 2000), "{what}: read-only EXEC held");
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    // ALL: every command waits, CLIENT UNPAUSE's too, until the timeout.
+    admin.cmd(&["CLIENT", "PAUSE", "600", "ALL"]);
+    let t = Instant::now();
+    assert!(!replies_within(&mut c, &["GET", "a"], 200), "{what}: GET ran under an ALL pause");
+    c.set_read_timeout(Some(Duration::from_secs(5)));
+    assert!(c.read_value().is_ok(), "{what}");
+    c.set_read_timeout(Some(common::resp::READ_TIMEOUT));
+    assert!(t.elapsed() >= Duration::from_millis(450), "{what}: released after {:?}", t.elapsed());
+    // Expiry is held too: keys past their time are not deleted (DBSIZE)
+    // until the pause ends, while reads see them as gone.
+    c.cmd(&["FLUSHALL"]);
+    for k in keys {
+        c.cmd(&["SET", k, "1", "PX", "100"]);
+    }
+    admin.cmd(&["CLIENT", "PAUSE", "100000", "WRITE"]);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(c.cmd(&["GET", "a"]), Value::NilBulk, "{what}");
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(5), "{what}: keys deleted during the pause");
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    let end = Instant::now() + Duration::from_secs(5);
+    while c.cmd(&["DBSIZE"]) != Value::Int(0) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(0), "{what}: not expired after UNPAUSE");
+}
+
+#[test]
+fn pause_as_redis() {
+    let redis = Server::start_redis();
+    scenarios(&redis, "redis");
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--appendonly", "no"]);
+        scenarios(&s, &format!("shardis {shards}"));
+    }
+}
+
+#[test]
+fn pause_argument_errors_as_redis() {
+    let redis = Server::start_redis();
+    let shardis = Server::start(4, &["--appendonly", "no"]);
+    for line in [
+        "CLIENT PAUSE abc",
+        "CLIENT PAUSE -1",
+        "CLIENT PAUSE 10 foo",
+        "CLIENT PAUSE 10 write extra",
+        "CLIENT PAUSE",
+        "CLIENT UNPAUSE x",
+        "CLIENT PAUSE 0 WRITE",
+        "CLIENT UNPAUSE",
+    ] {
+        let a: Vec<&str> = line.split(' ').collect();
+        let want = redis.conn().cmd(&a);
+        let got = shardis.conn().cmd(&a);
+        assert_eq!(format!("{got:?}"), format!("{want:?}"), "{line}");
+    }
+}
+
+/// CLIENT UNBLOCK of clients blocked in BLPOP/BLMOVE/BZPOPMIN (one key,
+/// or keys on several shards), by TIMEOUT and ERROR: every reply as
+/// redis-server's.
+fn unblock_replies(srv: &Server) -> Vec<String> {
+    let mut admin = srv.conn();
+    let mut seen = Vec::new();
+    let blocking: [&[&str]; 4] = [
+        &["BLPOP", "k1", "0"],
+        &["BLPOP", "k1", "k2", "k3", "k4", "0"],
+        &["BLMOVE", "k1", "k2", "LEFT", "RIGHT", "0"],
+        &["BZPOPMIN", "z1", "z2", "0"],
+    ];
+    for cmd in blocking {
+        for how in ["TIMEOUT", "ERROR", ""] {
+            let mut b = srv.conn();
+            let id = match b.cmd(&["CLIENT", "ID"]) {
+                Value::Int(n) => n.to_string(),
+                other => panic!("CLIENT ID: {other:?}"),
+            };
+            b.send_raw(&common::encode_command(cmd)).expect("send");
+            // Wait until it is blocked (bounded).
+            let end = Instant::now() + Duration::from_secs(5);
+            let mut args = vec!["CLIENT", "UNBLOCK", id.as_str()];
+            if !how.is_empty() {
+                args.push(how);
+            }
+            let mut r = admin.cmd(&args);
+            while r == Value::Int(0) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(20));
+                r = admin.cmd(&args);
+            }
+            seen.push(format!("{cmd:?} {how}: {r:?} -> {:?}", b.read_value().expect("unblocked reply")));
+            seen.push(format!("again: {:?}", admin.cmd(&args)));
+        }
+    }
+    for line in ["CLIENT UNBLOCK abc", "CLIENT UNBLOCK 999999", "CLIENT UNBLOCK 1 foo", "CLIENT UNBLOCK 1 timeout x"] {
+        let a: Vec<&str> = line.split(' ').collect();
+        seen.push(format!("{line}: {:?}", admin.cmd(&a)));
+    }
+    seen
+}
+
+#[test]
+fn unblock_as_redis() {
+    let redis = Server::start_redis();
+    let want = unblock_replies(&redis);
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--appendonly", "no"]);
+        assert_eq!(unblock_replies(&s), want, "{shards} shard(s)");
+    }
+}
