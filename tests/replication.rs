@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::repl::{converge, info_field, info_u64, master, replica_of, snapshot, write_load, Proxy, MASTER_HOST};
-use common::{RespConn, Server, Value};
-use std::collections::BTreeMap;
+use common::repl::{converge, info_field, info_u64, master, replica_of, write_load, Proxy, MASTER_HOST};
+use common::{Server, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -24,8 +24,16 @@ pub static COMMANDS: &[CommandDef] = &[
         .acl(acl::ADMIN | acl::DANGEROUS)
         .since("2.8.12"),
     repl(server("replconf", -1, ADMIN | NOSCRIPT | LOADING | STALE | ALLOW_BUSY, Shard::cmd_replconf)).since("3.0.0"),
-    repl(server("wait", 3, NOSCRIPT | NO_MULTI, Shard::cmd_wait)).acl(acl::CONNECTION).since("3.0.0"),
-    repl(server("waitaof", 4, NOSCRIPT | NO_MULTI, Shard::cmd_waitaof)).acl(acl::CONNECTION).since("7.2.0"),
+    server("wait", 3, NOSCRIPT, Shard::cmd_wait)
+        .group(Group::Generic)
+        .acl(acl::CONNECTION)
+        .since("3.0.0")
+        .tips(&["request_policy:all_shards", "response_policy:agg_min"]),
+    server("waitaof", 4, NOSCRIPT, Shard::cmd_waitaof)
+        .group(Group::Generic)
+        .acl(acl::CONNECTION)
+        .since("7.2.0")
+        .tips(&["request_policy:all_shards", "response_policy:agg_min"]),
 ];
 
 impl Shard {
