@@ -136,7 +136,7 @@ fn hostile_peers_on_the_replication_port_are_refused() {
         String::from_utf8_lossy(&out).into_owned()
     };
     let sync = |shard: &str, replid: &str, lsn: &str| {
-        common::encode_command(&["SYNC", shard, replid, lsn, "127.0.0.9", "1", ""])
+        common::encode_command(&["SYNC", shard, replid, lsn, "127.0.0.9", "1", "", ""])
     };
     assert!(answer(b"GET / HTTP/1.1\r\n\r\n").starts_with("-ERR bad replication handshake"));
     assert!(answer(&sync("7", "?", "0")).starts_with("-ERR no shard 7"));
@@ -204,4 +204,32 @@ fn cross_shard_case(master_shards: usize, replica_shards: usize) {
 fn a_reader_on_a_replica_never_sees_half_of_a_cross_shard_mset() {
     cross_shard_case(4, 4);
     cross_shard_case(2, 3);
+}
+
+/// The replica authenticates as its `masteruser` with `masterauth` (an ACL
+/// user of the master other than `default`); a wrong password is refused
+/// with a log line on both sides and replicates nothing.
+#[test]
+fn a_replica_authenticates_as_its_masteruser() {
+    let m = Server::start(2, &["--bind", MASTER_HOST, "--requirepass", "adminpw"]);
+    let mut mc = m.conn();
+    assert_eq!(mc.cmd(&["ACL", "SETUSER", "repl", "on", ">replpw", "+@all", "~*"]), Value::ok());
+    mc.cmd(&["SET", "k", "v"]);
+    let port = m.port.to_string();
+    let bad = Server::start(
+        1,
+        &["--bind", "127.0.0.4", "--replicaof", MASTER_HOST, &port, "--masteruser", "repl", "--masterauth", "nope"],
+    );
+    let r = Server::start(
+        1,
+        &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &port, "--masteruser", "repl", "--masterauth", "replpw"],
+    );
+    converge(&m, &r);
+    assert_eq!(r.conn().cmd(&["GET", "k"]), Value::bulk("v"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bad.logs().contains("invalid") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(bad.logs().contains("invalid"), "the refusal is logged:\n{}", bad.logs());
+    assert_eq!(bad.conn().cmd(&["GET", "k"]), Value::NilBulk);
 }

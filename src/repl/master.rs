@@ -353,9 +353,15 @@ fn handshake(mut sock: TcpStream, shared: &crate::shard::Shared, root: &std::pat
             Err(e) => return refuse(&mut sock, &format!("ERR bad replication handshake: {}", e)),
         }
     };
-    let pass = shared.config_snapshot().requirepass;
-    if !pass.is_empty() && !crate::security::same_password(&hello.password, pass.as_bytes()) {
-        return refuse(&mut sock, "ERR invalid password (masterauth)");
+    // As AUTH: the ACL user (masteruser, or default) and its password.
+    let users = shared.acl.snapshot();
+    let name = if hello.user.is_empty() { "default" } else { hello.user.as_str() };
+    if !users.get(name).is_some_and(|u| u.password_ok(&hello.password)) {
+        shared.acl.count("auth");
+        return refuse(
+            &mut sock,
+            &format!("ERR invalid username-password pair or user is disabled (masteruser '{}', masterauth)", name),
+        );
     }
     if hello.shard >= m.feeds.len() {
         return refuse(&mut sock, &format!("ERR no shard {} (this master has {})", hello.shard, m.feeds.len()));

@@ -358,6 +358,7 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
         lsn: applied,
         ip,
         port: my_port,
+        user: cfg.masteruser.clone(),
         password: cfg.masterauth.into_bytes(),
     };
     sock.write_all(&h.encode()).map_err(|e| e.to_string())?;

@@ -2,7 +2,8 @@
 //!
 //! A replica opens one TCP connection per master shard to the master's
 //! replication listener and sends one RESP array:
-//! `SYNC <shard> <replid> <lsn> <announce-ip> <announce-port> <password>`
+//! `SYNC <shard> <replid> <lsn> <announce-ip> <announce-port> <user> <password>`
+//! (`user` empty: `default`, as AUTH with a password alone)
 //! (`?` and 0 for "I have nothing": a full sync). The master answers one
 //! line, `+CONTINUE <lsn>`, `+FULLSYNC <replid> <lsn>` or `-ERR ...` (and
 //! closes), then sends frames: a tag byte, a little-endian u32 length and
@@ -100,19 +101,23 @@ pub struct Hello {
     pub lsn: u64,
     pub ip: String,
     pub port: u16,
+    /// The ACL user the replica authenticates as (`masteruser`; empty:
+    /// `default`).
+    pub user: String,
     pub password: Vec<u8>,
 }
 
 impl Hello {
     pub fn encode(&self) -> Vec<u8> {
         let (shard, lsn, port) = (self.shard.to_string(), self.lsn.to_string(), self.port.to_string());
-        let parts: [&[u8]; 7] = [
+        let parts: [&[u8]; 8] = [
             b"SYNC",
             shard.as_bytes(),
             self.replid.as_bytes(),
             lsn.as_bytes(),
             self.ip.as_bytes(),
             port.as_bytes(),
+            self.user.as_bytes(),
             &self.password,
         ];
         let mut out = Vec::new();
@@ -135,8 +140,8 @@ impl Hello {
             return Ok(None);
         };
         let text = |i: usize| std::str::from_utf8(parts[i]).map_err(|_| format!("argument {} is not text", i));
-        if parts.len() != 7 || !parts[0].eq_ignore_ascii_case(b"SYNC") {
-            return Err(format!("expected SYNC with 6 arguments, got {} parts", parts.len()));
+        if parts.len() != 8 || !parts[0].eq_ignore_ascii_case(b"SYNC") {
+            return Err(format!("expected SYNC with 7 arguments, got {} parts", parts.len()));
         }
         let num = |i: usize| text(i)?.parse::<u64>().map_err(|_| format!("argument {} is not a number", i));
         let replid = text(2)?.to_string();
@@ -149,7 +154,8 @@ impl Hello {
             lsn: num(3)?,
             ip: text(4)?.chars().take(64).collect(),
             port: u16::try_from(num(5)?).map_err(|_| "port out of range".to_string())?,
-            password: parts[6].to_vec(),
+            user: text(6)?.chars().take(128).collect(),
+            password: parts[7].to_vec(),
         }))
     }
 }
@@ -219,6 +225,7 @@ mod tests {
             lsn: 42,
             ip: "127.0.0.3".into(),
             port: 7000,
+            user: "repl".into(),
             password: b"p w".to_vec(),
         };
         let enc = h.encode();
