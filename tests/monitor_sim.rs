@@ -168,6 +168,7 @@ impl Sim {
             failover_timeout_ms: FAILOVER_TIMEOUT,
             parallel_syncs: 1,
             auth_pass: String::new(),
+            auth_user: String::new(),
         }
     }
 

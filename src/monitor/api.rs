@@ -305,6 +305,7 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                 failover_timeout_ms: 180_000,
                 parallel_syncs: 1,
                 auth_pass: String::new(),
+                auth_user: String::new(),
             };
             take(mon.add_master(c, now))
         }
@@ -333,6 +334,10 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                     "quorum" => num().map(|x| c.quorum = x.min(u32::MAX as u64) as u32),
                     "auth-pass" => {
                         c.auth_pass = v.clone();
+                        Ok(())
+                    }
+                    "auth-user" => {
+                        c.auth_user = v.clone();
                         Ok(())
                     }
                     other => Err(format!("ERR Invalid argument '{other}' for SENTINEL SET")),

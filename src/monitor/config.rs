@@ -37,6 +37,9 @@ pub struct MasterEntry {
     pub parallel_syncs: Option<u32>,
     #[serde(default)]
     pub auth_pass: String,
+    /// The ACL user `auth_pass` is for (empty: `default`).
+    #[serde(default)]
+    pub auth_user: String,
 }
 
 impl Default for MonitorConfig {
@@ -133,6 +136,7 @@ impl MonitorConfig {
                     failover_timeout_ms: m.failover_timeout.unwrap_or(self.failover_timeout),
                     parallel_syncs: m.parallel_syncs.unwrap_or(self.parallel_syncs),
                     auth_pass: m.auth_pass.clone(),
+                    auth_user: m.auth_user.clone(),
                 };
                 super::election::check_config(&c).map_err(|e| format!("master {}: {e}", m.name))?;
                 Ok(c)
@@ -162,6 +166,7 @@ pub fn parse_monitor_flag(s: &str) -> Result<MasterEntry, String> {
         failover_timeout: None,
         parallel_syncs: None,
         auth_pass: String::new(),
+        auth_user: String::new(),
     })
 }
 
@@ -184,5 +189,15 @@ mod tests {
         assert_eq!((c.port, c.masters[0].name.as_str(), c.master_configs().unwrap()[0].down_after_ms), (1, "b", 7));
         assert!(parse_monitor_flag("a b c").is_err() && parse_monitor_flag("a h 99999 1").is_err());
         assert!(toml::from_str::<MonitorConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn auth_user_and_pass_reach_the_master_config() {
+        let c: MonitorConfig = toml::from_str(
+            "[[master]]\nname = \"a\"\nhost = \"h\"\nport = 1\nquorum = 1\nauth-pass = \"p\"\nauth-user = \"mon\"\n",
+        )
+        .expect("parses");
+        let m = c.master_configs().expect("valid");
+        assert_eq!((m[0].auth_user.as_str(), m[0].auth_pass.as_str()), ("mon", "p"));
     }
 }

@@ -254,10 +254,11 @@ impl Driver {
 
     /// One prober and one hello subscriber per server the machine knows.
     fn sync_servers(&mut self) {
-        let mut want: BTreeMap<Addr, (String, u64)> = BTreeMap::new();
+        let mut want: BTreeMap<Addr, (Auth, u64)> = BTreeMap::new();
         for m in self.mon.masters.values() {
             for a in std::iter::once(&m.master.addr).chain(m.replicas.keys()) {
-                want.entry(a.clone()).or_insert((m.config.auth_pass.clone(), m.config.down_after_ms));
+                let auth = Auth { user: m.config.auth_user.clone(), pass: m.config.auth_pass.clone() };
+                want.entry(a.clone()).or_insert((auth, m.config.down_after_ms));
             }
         }
         self.servers.retain(|a, t| {
@@ -291,10 +292,23 @@ fn connect(a: &Addr, io: Duration) -> Result<RespConn, String> {
     RespConn::connect_addr(addr, Duration::from_millis(CONNECT_MS), io).map_err(|e| format!("{a}: {e}"))
 }
 
-fn open(a: &Addr, pass: &str, io: Duration) -> Result<RespConn, String> {
+/// How the monitor authenticates to a watched server (Sentinel's
+/// auth-user / auth-pass).
+#[derive(Clone, Debug, Default)]
+struct Auth {
+    user: String,
+    pass: String,
+}
+
+fn open(a: &Addr, auth: &Auth, io: Duration) -> Result<RespConn, String> {
     let mut c = connect(a, io)?;
-    if !pass.is_empty() {
-        match c.try_cmd(&["AUTH", pass]) {
+    if !auth.pass.is_empty() {
+        let r = if auth.user.is_empty() {
+            c.try_cmd(&["AUTH", &auth.pass])
+        } else {
+            c.try_cmd(&["AUTH", &auth.user, &auth.pass])
+        };
+        match r {
             Ok(Value::Simple(_)) => {}
             other => return Err(format!("{a}: AUTH failed: {other:?}")),
         }
@@ -335,7 +349,7 @@ fn closed(c: &RespConn) -> bool {
 
 fn probe_loop(
     a: Addr,
-    pass: String,
+    pass: Auth,
     down_after: u64,
     cmds: Receiver<ProbeCmd>,
     tx: Sender<Msg>,
@@ -422,7 +436,7 @@ fn probe_loop(
     }
 }
 
-fn hello_loop(a: Addr, pass: String, tx: Sender<Msg>, stop: Arc<AtomicBool>) {
+fn hello_loop(a: Addr, pass: Auth, tx: Sender<Msg>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let c = open(&a, &pass, Duration::from_millis(500)).and_then(|mut c| {
             c.try_cmd(&["SUBSCRIBE", HELLO_CHANNEL]).map_err(|e| e.to_string())?;

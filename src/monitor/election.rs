@@ -111,6 +111,8 @@ pub struct MasterConfig {
     pub parallel_syncs: u32,
     /// Password for the watched servers (empty: none).
     pub auth_pass: String,
+    /// The ACL user it is for (empty: `default`; Sentinel's auth-user).
+    pub auth_user: String,
 }
 
 /// What an INFO reply said (parsed by `monitor::info`).
@@ -1019,6 +1021,7 @@ mod tests {
             failover_timeout_ms: 5000,
             parallel_syncs: 1,
             auth_pass: String::new(),
+            auth_user: String::new(),
         }
     }
 
