@@ -233,3 +233,23 @@ fn a_replica_authenticates_as_its_masteruser() {
     assert!(bad.logs().contains("invalid"), "the refusal is logged:\n{}", bad.logs());
     assert_eq!(bad.conn().cmd(&["GET", "k"]), Value::NilBulk);
 }
+
+/// A replica of a replica: the middle one streams what it applied (its own
+/// log) on, with its own shard count; all three converge.
+#[test]
+fn chained_replicas_forward_what_they_receive() {
+    let m = master(2);
+    let mut mc = m.conn();
+    write_load(&mut mc, 21, 1000, 100);
+    let r1 = replica_of(3, "127.0.0.3", (MASTER_HOST, m.port));
+    let r2 = replica_of(1, "127.0.0.4", ("127.0.0.3", r1.port));
+    write_load(&mut mc, 22, 1000, 100);
+    converge(&m, &r1);
+    // r2's offsets count r1's own log, not m's: compare the data.
+    let want = common::repl::snapshot(&mut mc);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while common::repl::snapshot(&mut r2.conn()) != want {
+        assert!(Instant::now() < deadline, "r2 did not converge:\n{}", r2.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
