@@ -92,6 +92,13 @@ pub struct LogReader {
 }
 
 impl LogReader {
+    /// While a base image streams: (bytes read, its size).
+    pub fn base_progress(&self) -> Option<(usize, usize)> {
+        let (b, _) = self.base.as_ref()?;
+        let len = b.map.as_ref().map_or(0, |m| m.len());
+        (b.pos < len).then_some((b.pos, len))
+    }
+
     /// Continue after `lsn` in the shard whose files are in `dir`; `safe`
     /// is the highest lsn that may be read now.
     pub fn after(dir: &Path, lsn: u64, safe: u64) -> Result<LogReader, ReadError> {

@@ -473,6 +473,8 @@ struct Link {
     inbuf: Vec<u8>,
     last_ack: Instant,
     last_send: Instant,
+    /// A full sync's progress line: when it was last logged, bytes then.
+    progress: (Instant, usize),
 }
 
 fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: usize, rx: Receiver<Event>) {
@@ -510,6 +512,7 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
                         inbuf: Vec::new(),
                         last_ack: now,
                         last_send: now,
+                        progress: (now, 0),
                     })
                 }
             }
@@ -535,7 +538,10 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
         }
         let before: Vec<(u64, u64)> = links.iter().map(|l| (l.acked, l.durable)).collect();
         links.retain_mut(|l| match pump(l, safe, &mut rec, (knobs.timeout, knobs.ping), waiting) {
-            Ok(()) => true,
+            Ok(()) => {
+                log_progress(shard, l);
+                true
+            }
             Err(e) => {
                 crate::log(&format!("replication: shard {}: link to {}:{} dropped: {}", shard, l.ip, l.port, e));
                 false
@@ -547,6 +553,28 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
             wake_waiters(shared, m);
         }
     }
+}
+
+/// A full sync logs its progress at most once a second: bytes of the
+/// base image sent, the share, the rate.
+fn log_progress(shard: usize, l: &mut Link) {
+    let Some((done, total)) = l.reader.base_progress() else { return };
+    let (at, before) = l.progress;
+    let secs = at.elapsed().as_secs_f64();
+    if secs < 1.0 {
+        return;
+    }
+    crate::log(&format!(
+        "replication: shard {}: full sync to {}:{}: {} of {} MB ({:.0}%), {:.1} MB/s",
+        shard,
+        l.ip,
+        l.port,
+        done >> 20,
+        total >> 20,
+        done as f64 * 100.0 / total.max(1) as f64,
+        (done.saturating_sub(before)) as f64 / secs / (1 << 20) as f64
+    ));
+    l.progress = (Instant::now(), done);
 }
 
 /// Tell the shards with writers waiting for acknowledgements that acks
