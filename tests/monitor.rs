@@ -334,3 +334,72 @@ fn a_restarted_monitor_keeps_its_epoch_and_votes_and_hostile_input_is_refused() 
     assert_eq!(items[3], Value::bulk("master other 127.0.0.8 1 quorum 1"));
     assert_eq!(c.cmd(&["SENTINEL", "remove", "other"]), Value::ok());
 }
+
+/// The monitor authenticates as an ACL user of the watched server
+/// (`auth-user` / `auth-pass`, Sentinel's): with the right password it
+/// reads INFO (the master's run id) and sees it up; with a wrong one it
+/// cannot, and the master is subjectively down to it.
+#[test]
+fn a_monitor_authenticates_as_an_acl_user() {
+    let host = "127.0.0.2";
+    let port = free_port_on(host);
+    let dir = new_dir("redis-acl");
+    let cmd: Vec<String> = [
+        "redis-server",
+        "--bind",
+        host,
+        "--port",
+        &port.to_string(),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--requirepass",
+        "adminpw",
+        "--user",
+        "mon",
+        "on",
+        ">monpw",
+        "+@all",
+        "~*",
+        "&*",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain(["--dir".to_string(), dir.to_string_lossy().into_owned()])
+    .collect();
+    let master = Proc::spawn(host, port, dir, cmd);
+    let start = |pass: &str| {
+        let mport = free_port_on("127.0.0.6");
+        let mdir = new_dir("monitor-acl");
+        let file = mdir.join("monitor.toml");
+        let text = format!(
+            "down-after-milliseconds = {DOWN_AFTER}\n[[master]]\nname = \"mymaster\"\nhost = \"{host}\"\nport = {port}\nquorum = 1\nauth-user = \"mon\"\nauth-pass = \"{pass}\"\n"
+        );
+        std::fs::write(&file, text).expect("monitor config");
+        let cmd = vec![
+            env!("CARGO_BIN_EXE_shardis-monitor").to_string(),
+            "--config".into(),
+            file.to_string_lossy().into_owned(),
+            "--bind".into(),
+            "127.0.0.6".into(),
+            "--port".into(),
+            mport.to_string(),
+            "--dir".into(),
+            mdir.to_string_lossy().into_owned(),
+        ];
+        Proc::spawn("127.0.0.6", mport, mdir, cmd)
+    };
+    let master_fields = |m: &Proc| m.try_conn().ok()?.try_cmd(&["SENTINEL", "master", "mymaster"]).ok();
+    let good = start("monpw");
+    wait_for("the master's run id through AUTH mon", Duration::from_secs(20), || {
+        let v = master_fields(&good)?;
+        (field(&v, "runid").is_some_and(|r| r.len() == 40) && field(&v, "flags")? == "master").then_some(())
+    });
+    let bad = start("wrong");
+    wait_for("s_down with a wrong password", Duration::from_secs(20), || {
+        let v = master_fields(&bad)?;
+        field(&v, "flags")?.contains("s_down").then_some(())
+    });
+    drop(master);
+}
