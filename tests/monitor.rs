@@ -103,11 +103,17 @@ impl Drop for Proc {
 }
 
 fn redis(host: &str, replica_of: Option<&Proc>) -> Proc {
+    redis_with(host, replica_of, &[])
+}
+
+/// `redis`, with `extra` appended to its command line.
+fn redis_with(host: &str, replica_of: Option<&Proc>, extra: &[&str]) -> Proc {
     let port = free_port_on(host);
     let dir = new_dir("redis");
     let mut cmd: Vec<String> =
         ["redis-server", "--bind", host, "--port", &port.to_string(), "--save", "", "--appendonly", "no"]
             .iter()
+            .chain(extra)
             .map(|s| s.to_string())
             .collect();
     cmd.extend(["--dir".into(), dir.to_string_lossy().into_owned()]);
@@ -341,34 +347,9 @@ fn a_restarted_monitor_keeps_its_epoch_and_votes_and_hostile_input_is_refused() 
 /// cannot, and the master is subjectively down to it.
 #[test]
 fn a_monitor_authenticates_as_an_acl_user() {
-    let host = "127.0.0.2";
-    let port = free_port_on(host);
-    let dir = new_dir("redis-acl");
-    let cmd: Vec<String> = [
-        "redis-server",
-        "--bind",
-        host,
-        "--port",
-        &port.to_string(),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--requirepass",
-        "adminpw",
-        "--user",
-        "mon",
-        "on",
-        ">monpw",
-        "+@all",
-        "~*",
-        "&*",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain(["--dir".to_string(), dir.to_string_lossy().into_owned()])
-    .collect();
-    let master = Proc::spawn(host, port, dir, cmd);
+    let master =
+        redis_with("127.0.0.2", None, &["--requirepass", "adminpw", "--user", "mon", "on", ">monpw", "+@all", "~*", "&*"]);
+    let (host, port) = (master.host.clone(), master.port);
     let start = |pass: &str| {
         let mport = free_port_on("127.0.0.6");
         let mdir = new_dir("monitor-acl");

@@ -6,18 +6,9 @@
 
 mod common;
 
-use common::repl::{info_u64, master, replica_of, Proxy, MASTER_HOST};
+use common::repl::{until, info_u64, master, replica_of, Proxy, MASTER_HOST};
 use common::{RespConn, Server, Value};
 use std::time::{Duration, Instant};
-
-/// Wait (bounded) until `cond` holds.
-fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn linked(mc: &mut RespConn, n: u64) {
     until("replicas to link", 30, || info_u64(mc, "replication", "connected_slaves") == n);

@@ -7,17 +7,8 @@
 
 mod common;
 
-use common::repl::{converge, info_field, info_u64, master, replica_of, write_load, Proxy, MASTER_HOST};
+use common::repl::{until, converge, info_field, info_u64, master, replica_of, write_load, Proxy, MASTER_HOST};
 use common::{Server, Value};
-use std::time::{Duration, Instant};
-
-fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn repoint(s: &Server, to: &Server, host: &str) {
     let v = s.conn().cmd(&["REPLICAOF", host, &to.port.to_string()]);

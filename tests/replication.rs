@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::repl::{converge, info_field, info_u64, master, replica_of, write_load, Proxy, MASTER_HOST};
+use common::repl::{converge, info_field, info_u64, master, replica_of, snapshot, until, write_load, Proxy, MASTER_HOST};
 use common::{Server, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -226,11 +226,7 @@ fn a_replica_authenticates_as_its_masteruser() {
     );
     converge(&m, &r);
     assert_eq!(r.conn().cmd(&["GET", "k"]), Value::bulk("v"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !bad.logs().contains("invalid") && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(bad.logs().contains("invalid"), "the refusal is logged:\n{}", bad.logs());
+    until("the refusal to be logged", 20, || bad.logs().contains("invalid"));
     assert_eq!(bad.conn().cmd(&["GET", "k"]), Value::NilBulk);
 }
 
@@ -246,10 +242,6 @@ fn chained_replicas_forward_what_they_receive() {
     write_load(&mut mc, 22, 1000, 100);
     converge(&m, &r1);
     // r2's offsets count r1's own log, not m's: compare the data.
-    let want = common::repl::snapshot(&mut mc);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while common::repl::snapshot(&mut r2.conn()) != want {
-        assert!(Instant::now() < deadline, "r2 did not converge:\n{}", r2.logs());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let want = snapshot(&mut mc);
+    until("r2 to hold the master's keyspace", 30, || snapshot(&mut r2.conn()) == want);
 }

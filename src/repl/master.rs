@@ -228,36 +228,33 @@ pub fn request_acks() {
     }
 }
 
-/// How many replicas acknowledged, on every shard `s`, at least
-/// `targets[s]` (applied, or durable in their own AOF with `durable`).
-/// A replica is known by the address it announced.
-pub fn replicas_at(targets: &[u64], durable: bool) -> usize {
-    let Some(m) = MASTER.get() else { return 0 };
-    let mut reached: std::collections::HashMap<(String, u16), usize> = Default::default();
+/// How many replicas have a link on every shard that passes `ok(shard,
+/// link)`. A replica is known by the address it announced.
+fn count_replicas(m: &Master, ok: impl Fn(usize, &LinkInfo) -> bool) -> usize {
+    let mut passed: std::collections::HashMap<(String, u16), usize> = Default::default();
     for (s, links) in m.links.iter().enumerate() {
-        let target = targets.get(s).copied().unwrap_or(0);
         let Ok(g) = links.lock() else { continue };
-        for l in g.iter() {
-            let at = if durable { l.durable } else { l.acked };
-            if at >= target {
-                *reached.entry((l.ip.clone(), l.port)).or_default() += 1;
-            }
+        for l in g.iter().filter(|l| ok(s, l)) {
+            *passed.entry((l.ip.clone(), l.port)).or_default() += 1;
         }
     }
-    reached.values().filter(|&&n| n == m.links.len()).count()
+    passed.values().filter(|&&n| n == m.links.len()).count()
+}
+
+/// How many replicas acknowledged, on every shard `s`, at least
+/// `targets[s]` (applied, or durable in their own AOF with `durable`).
+pub fn replicas_at(targets: &[u64], durable: bool) -> usize {
+    let Some(m) = MASTER.get() else { return 0 };
+    count_replicas(m, |s, l| {
+        let at = if durable { l.durable } else { l.acked };
+        at >= targets.get(s).copied().unwrap_or(0)
+    })
 }
 
 /// Replicas whose every shard link acknowledged within `max_lag` (Redis's
-/// good replicas, for `min-replicas-to-write`).
+/// good replicas, for `min-replicas-to-write`; whole seconds, as Redis).
 fn count_good(m: &Master, max_lag: Duration) -> usize {
-    let mut fresh: std::collections::HashMap<(String, u16), usize> = Default::default();
-    for links in &m.links {
-        let Ok(g) = links.lock() else { continue };
-        for l in g.iter().filter(|l| l.last_ack.elapsed().as_secs() <= max_lag.as_secs()) {
-            *fresh.entry((l.ip.clone(), l.port)).or_default() += 1;
-        }
-    }
-    fresh.values().filter(|&&n| n == m.links.len()).count()
+    count_replicas(m, |_, l| l.last_ack.elapsed().as_secs() <= max_lag.as_secs())
 }
 
 /// Start the listener and the per-shard threads. `initial[s]` is what
@@ -276,7 +273,7 @@ pub fn start(shared: Arc<crate::shard::Shared>, ids: Ids, initial: Vec<u64>) -> 
         rxs.push(rx);
     }
     let m = Master {
-        ids: Mutex::new(ids),
+        ids: Mutex::new(ids.clone()),
         port,
         feeds,
         safe: initial.iter().map(|&l| AtomicU64::new(l)).collect(),
@@ -289,25 +286,24 @@ pub fn start(shared: Arc<crate::shard::Shared>, ids: Ids, initial: Vec<u64>) -> 
         good: AtomicUsize::new(0),
         sync_acked: (0..shared.nshards).map(|_| AtomicU64::new(0)).collect(),
     };
+    let started = format!("replication listener on {}:{} (replid {}, epoch {})", host, port, ids.replid, ids.epoch);
     if MASTER.set(m).is_err() {
         return Err("replication already started".into());
     }
     Knobs::read(&shared).refresh_refused(0);
     let root = PathBuf::from(&cfg.dir);
     for (s, rx) in rxs.into_iter().enumerate() {
-        let root = root.clone();
         let shared = shared.clone();
         std::thread::Builder::new()
             .name(format!("repl-{}", s))
-            .spawn(move || shard_thread(&shared, &root, s, rx))
+            .spawn(move || shard_thread(&shared, s, rx))
             .map_err(|e| format!("spawning replication thread {}: {}", s, e))?;
     }
     std::thread::Builder::new()
         .name("repl-listen".into())
         .spawn(move || accept_loop(listener, shared, root))
         .map_err(|e| format!("spawning replication listener: {}", e))?;
-    let ids = crate::repl::master::ids().unwrap_or_default();
-    crate::log(&format!("replication listener on {}:{} (replid {}, epoch {})", host, port, ids.replid, ids.epoch));
+    crate::log(&started);
     Ok(())
 }
 
@@ -477,7 +473,7 @@ struct Link {
     progress: (Instant, usize),
 }
 
-fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: usize, rx: Receiver<Event>) {
+fn shard_thread(shared: &crate::shard::Shared, shard: usize, rx: Receiver<Event>) {
     let Some(m) = get() else { return };
     let mut links: Vec<Link> = Vec::new();
     let mut safe = m.safe[shard].load(Ordering::Relaxed);
@@ -536,18 +532,23 @@ fn shard_thread(shared: &crate::shard::Shared, _root: &std::path::Path, shard: u
                 wire::frame_u64(&mut l.out, wire::GETACK, getack);
             }
         }
-        let before: Vec<(u64, u64)> = links.iter().map(|l| (l.acked, l.durable)).collect();
-        links.retain_mut(|l| match pump(l, safe, &mut rec, (knobs.timeout, knobs.ping), waiting) {
-            Ok(()) => {
-                log_progress(shard, l);
-                true
-            }
-            Err(e) => {
-                crate::log(&format!("replication: shard {}: link to {}:{} dropped: {}", shard, l.ip, l.port, e));
-                false
+        // Acks moved (or a link went): writers waiting for them may go on.
+        let mut advanced = false;
+        links.retain_mut(|l| {
+            let before = (l.acked, l.durable);
+            let r = pump(l, safe, &mut rec, (knobs.timeout, knobs.ping), waiting);
+            advanced |= r.is_err() || (l.acked, l.durable) != before;
+            match r {
+                Ok(()) => {
+                    log_progress(shard, l);
+                    true
+                }
+                Err(e) => {
+                    crate::log(&format!("replication: shard {}: link to {}:{} dropped: {}", shard, l.ip, l.port, e));
+                    false
+                }
             }
         });
-        let advanced = links.len() != before.len() || links.iter().zip(&before).any(|(l, b)| (l.acked, l.durable) != *b);
         publish(m, shard, &links, knobs.min_replicas);
         if advanced {
             wake_waiters(shared, m);

@@ -535,13 +535,8 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
             let t = if fast { Duration::from_millis(1) } else { Duration::from_millis(200) };
             sock.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
         }
-        if asked || ack_now {
-            asked = false;
-            let mut ack = Vec::new();
-            wire::ack(&mut ack, applied, durable.min(applied));
-            sock.write_all(&ack).map_err(|e| e.to_string())?;
-        }
-        if last_ack.elapsed() >= Duration::from_secs(1) {
+        let periodic = last_ack.elapsed() >= Duration::from_secs(1);
+        if periodic {
             last_ack = Instant::now();
             if !in_base {
                 // Every shard records the position, so a restart can
@@ -550,6 +545,9 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
                 poster.all(|| Msg::ReplPos { mshard: m as u16, replid: r.clone(), lsn: applied });
                 poster.ring();
             }
+        }
+        if asked || ack_now || periodic {
+            asked = false;
             let mut ack = Vec::new();
             wire::ack(&mut ack, applied, durable.min(applied));
             sock.write_all(&ack).map_err(|e| e.to_string())?;

@@ -93,6 +93,17 @@ impl Wait {
     }
 }
 
+/// What became of a connection waiting for a server-wide event (SAVE,
+/// WAIT): `Shard::settle_waiters` asks each one.
+pub enum Settle {
+    /// Its reply is written: it runs again.
+    Answered,
+    /// Still waiting: it stays on the list.
+    Waiting,
+    /// It waits for something else now: off the list.
+    Gone,
+}
+
 pub struct Conn {
     /// Its socket's descriptor, for CLIENT LIST (the reactor owns it).
     pub fd: RawFd,
@@ -580,6 +591,29 @@ impl Shard {
         } else if out_len >= OUTPUT_PAUSE {
             self.io.pause.push(idx);
         }
+    }
+
+    /// Ask each live connection of `waiters` what became of its wait
+    /// (`settle` writes the reply when it answers); answered ones stop
+    /// waiting and run again. Returns those still waiting.
+    pub fn settle_waiters(&mut self, waiters: Vec<ConnRef>, mut settle: impl FnMut(&mut Conn) -> Settle) -> Vec<ConnRef> {
+        let mut still = Vec::new();
+        for r in waiters {
+            let Some(Some(c)) = self.conns.get_mut(r.idx as usize) else { continue };
+            if c.gen != r.gen {
+                continue;
+            }
+            match settle(c) {
+                Settle::Answered => {
+                    c.wait = Wait::None;
+                    self.mark_dirty(r.idx);
+                    self.runnable.push_back(r.idx);
+                }
+                Settle::Waiting => still.push(r),
+                Settle::Gone => {}
+            }
+        }
+        still
     }
 
     pub fn mark_dirty(&mut self, idx: u32) {

@@ -9,7 +9,7 @@
 //! other clients' writes along costs a little waiting, never a wrong
 //! answer.
 
-use super::core::{Conn, Shard, Wait};
+use super::core::{Conn, Settle, Shard, Wait};
 use crate::protocol::reply::Reply;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -137,22 +137,16 @@ impl Shard {
         }
         let now_ms = crate::util::now_ms();
         let waiters = std::mem::take(&mut self.repl_waiters);
-        for r in waiters {
-            let Some(Some(c)) = self.conns.get_mut(r.idx as usize) else { continue };
-            if c.gen != r.gen {
-                continue;
-            }
-            let Wait::Replicas(w) = &c.wait else { continue };
+        self.repl_waiters = self.settle_waiters(waiters, |c| {
+            let Wait::Replicas(w) = &c.wait else { return Settle::Gone };
             let reached = w.reached();
             if w.done(reached) || (w.deadline > 0 && now_ms >= w.deadline) {
                 answer(&mut Reply::new(&mut c.out, c.resp3), w, reached);
-                c.wait = Wait::None;
-                self.mark_dirty(r.idx);
-                self.runnable.push_back(r.idx);
+                Settle::Answered
             } else {
-                self.repl_waiters.push(r);
+                Settle::Waiting
             }
-        }
+        });
         if self.repl_waiters.is_empty() && !self.sync_ack_on() {
             crate::repl::master::set_waiting(self.id, false);
         }

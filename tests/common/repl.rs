@@ -202,3 +202,12 @@ pub fn converge(m: &Server, r: &Server) {
     }
 }
 
+
+/// Wait (bounded) until `cond` holds.
+pub fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -6,7 +6,7 @@ use super::{server, session};
 use crate::cmd::flags::*;
 use crate::cmd::{Args, CommandDef, Session};
 use crate::protocol::reply::Reply;
-use crate::shard::core::{Conn, Shard, Wait};
+use crate::shard::core::{Conn, Settle, Shard, Wait};
 use crate::shard::Msg;
 use std::sync::atomic::Ordering;
 
@@ -98,27 +98,19 @@ impl Shard {
         let gen_now = st.generation.load(Ordering::Acquire);
         let ok = st.last_ok.load(Ordering::Relaxed);
         let waiters = std::mem::take(&mut self.save_waiters);
-        for r in waiters {
-            let Some(Some(c)) = self.conns.get_mut(r.idx as usize) else { continue };
-            if c.gen != r.gen {
-                continue;
-            }
-            match c.wait {
-                Wait::Save(g) if gen_now > g => {
-                    let mut rep = Reply::new(&mut c.out, c.resp3);
-                    if ok {
-                        rep.ok();
-                    } else {
-                        rep.error("ERR the AOF rewrite failed, see the server log");
-                    }
-                    c.wait = Wait::None;
-                    self.mark_dirty(r.idx);
-                    self.runnable.push_back(r.idx);
+        self.save_waiters = self.settle_waiters(waiters, |c| match c.wait {
+            Wait::Save(g) if gen_now > g => {
+                let mut rep = Reply::new(&mut c.out, c.resp3);
+                if ok {
+                    rep.ok();
+                } else {
+                    rep.error("ERR the AOF rewrite failed, see the server log");
                 }
-                Wait::Save(_) => self.save_waiters.push(r),
-                _ => {}
+                Settle::Answered
             }
-        }
+            Wait::Save(_) => Settle::Waiting,
+            _ => Settle::Gone,
+        });
     }
 
     /// SHUTDOWN: stop every shard (they drain together, see
