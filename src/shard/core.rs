@@ -1059,10 +1059,10 @@ impl Shard {
         }
         self.check_save_waiters();
         self.check_repl_waiters();
-        if self.sync_ack_on() {
-            // Hear of every acknowledgement: held replies wait for them.
-            crate::repl::master::set_waiting(self.id, true);
-        }
+        // Hear of every acknowledgement while replies (repl-sync-ack) or
+        // WAITs wait for them; stop once neither does (CONFIG SET turned
+        // sync-ack off), so replication threads stop asking for acks.
+        crate::repl::master::set_waiting(self.id, self.sync_ack_on() || !self.repl_waiters.is_empty());
         if self.config.timeout > 0 {
             let limit = self.config.timeout as i64 * 1000;
             let idle: Vec<u32> = self
