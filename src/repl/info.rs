@@ -13,8 +13,6 @@ pub struct ReplicaView {
     pub port: u16,
     /// Sum of acknowledged lsns over its links.
     pub offset: u64,
-    /// Seconds since its oldest link last acknowledged.
-    pub lag: u64,
     /// Shards it is linked to.
     pub links: usize,
     /// Sum of lsns held durably in its own AOF.
@@ -36,14 +34,12 @@ pub fn replicas() -> Vec<ReplicaView> {
                     r.offset += l.acked;
                     r.durable += l.durable;
                     r.lag_ms = r.lag_ms.max(lag_ms);
-                    r.lag = r.lag_ms / 1000;
                     r.links += 1;
                 }
                 None => out.push(ReplicaView {
                     ip: l.ip.clone(),
                     port: l.port,
                     offset: l.acked,
-                    lag: lag_ms / 1000,
                     links: 1,
                     durable: l.durable,
                     lag_ms,
@@ -107,7 +103,11 @@ pub fn section(cfg: &crate::config::Config) -> String {
     for (i, v) in views.iter().enumerate() {
         s.push_str(&format!(
             "slave{}:ip={},port={},state=online,offset={},lag={}\r\n",
-            i, v.ip, v.port, v.offset, v.lag
+            i,
+            v.ip,
+            v.port,
+            v.offset,
+            v.lag_ms / 1000
         ));
     }
     // shardis's detail: how far behind each replica is, in records and

@@ -130,7 +130,7 @@ impl Shard {
     }
 
     /// Answer the waiters whose replicas arrived or whose time is up
-    /// (each turn while there are some, and on cron).
+    /// (when acks advance, `Msg::ReplAcked`, and on cron).
     pub fn check_repl_waiters(&mut self) {
         if self.repl_waiters.is_empty() {
             return;
