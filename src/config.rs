@@ -299,9 +299,9 @@ impl Cli {
         let cmd = Cli::command();
         let known = |name: &str| {
             matches!(name, "help" | "version")
-                || cmd.get_arguments().any(|a| {
-                    a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|v| v.contains(&name))
-                })
+                || cmd
+                    .get_arguments()
+                    .any(|a| a.get_long() == Some(name) || a.get_all_aliases().is_some_and(|v| v.contains(&name)))
         };
         let mut args = Vec::new();
         let mut extra = Vec::new();

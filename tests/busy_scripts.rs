@@ -80,7 +80,10 @@ fn busy_function_is_killed_with_function_kill() {
     assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::Error(BUSY_FUNCTION.into()));
     assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::ok());
     let r = stuck.join().expect("stuck client");
-    assert!(matches!(&r, Value::Error(e) if e.contains("Script killed by user") && e.contains("script: spin, on @user_function:2.")), "{r:?}");
+    assert!(
+        matches!(&r, Value::Error(e) if e.contains("Script killed by user") && e.contains("script: spin, on @user_function:2.")),
+        "{r:?}"
+    );
     assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
 }
 
@@ -89,13 +92,14 @@ fn a_script_that_wrote_is_unkillable_but_shutdown_nosave_works() {
     let mut srv = start();
     let key = key_on_shard("w", 0, 2);
     let mut other = conn_on_shard(&srv, 1);
-    let _stuck = run_stuck(
-        &srv,
-        vec!["EVAL".into(), "redis.call('set', KEYS[1], 1) while true do end".into(), "1".into(), key],
-    );
+    let _stuck =
+        run_stuck(&srv, vec!["EVAL".into(), "redis.call('set', KEYS[1], 1) while true do end".into(), "1".into(), key]);
     assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
     let r = other.cmd(&["SCRIPT", "KILL"]);
-    assert!(matches!(&r, Value::Error(e) if e.starts_with("UNKILLABLE Sorry the script already executed write commands")), "{r:?}");
+    assert!(
+        matches!(&r, Value::Error(e) if e.starts_with("UNKILLABLE Sorry the script already executed write commands")),
+        "{r:?}"
+    );
     assert_eq!(other.cmd(&["SHUTDOWN"]), Value::Error(BUSY_EVAL.into()));
     let _ = other.try_cmd(&["SHUTDOWN", "NOSAVE"]);
     assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "the server did not exit");

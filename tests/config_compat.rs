@@ -150,10 +150,8 @@ fn config_file_takes_old_names_and_units() {
 /// one stops start-up with its name.
 #[test]
 fn any_option_is_taken_as_a_command_line_flag() {
-    let s = Server::start(
-        2,
-        &["--hash-max-ziplist-entries", "64", "--list-max-ziplist-size=-3", "--slave-priority", "7"],
-    );
+    let s =
+        Server::start(2, &["--hash-max-ziplist-entries", "64", "--list-max-ziplist-size=-3", "--slave-priority", "7"]);
     let mut c = s.conn();
     let get = |c: &mut common::RespConn, name: &str| {
         let v = c.cmd(&["CONFIG", "GET", name]);

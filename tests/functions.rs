@@ -26,35 +26,185 @@ const ONE: &str = "#!lua name=one\nredis.register_function{function_name='only',
 
 const CASES: &[Case] = &[
     &[&["FUNCTION", "LOAD", LIB], &["FUNCTION", "LOAD", LIB], &["FUNCTION", "LOAD", LIB_F1]],
-    &[&["FUNCTION", "LOAD", LIB], &["SET", "{t}k", "v"], &["FCALL", "f1", "1", "{t}k", "a"], &["FCALL", "F1", "1", "{t}k", "a"]],
-    &[&["FUNCTION", "LOAD", LIB], &["SET", "{t}k", "v"], &["FCALL", "f2", "1", "{t}k"], &["FCALL_RO", "f2", "1", "{t}k"], &["FCALL_RO", "f1", "0"]],
-    &[&["FCALL", "nosuch", "0"], &["FCALL", "f", "x"], &["FCALL", "f", "-1"], &["FCALL", "f", "3", "a"], &["FCALL", "f"]],
-    &[&["FUNCTION", "LOAD", LIB_X], &["FCALL", "a", "0"], &["FCALL", "c", "0"], &["FCALL", "d", "1", "{t}k", "v"], &["GET", "{t}k"]],
-    &[&["FUNCTION", "LOAD", LIB_X], &["FCALL", "e", "0"], &["FCALL", "f", "0"], &["FCALL", "g", "1", "{t}k"], &["FCALL", "h", "1", "{t}k", "x", "y"]],
+    &[
+        &["FUNCTION", "LOAD", LIB],
+        &["SET", "{t}k", "v"],
+        &["FCALL", "f1", "1", "{t}k", "a"],
+        &["FCALL", "F1", "1", "{t}k", "a"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", LIB],
+        &["SET", "{t}k", "v"],
+        &["FCALL", "f2", "1", "{t}k"],
+        &["FCALL_RO", "f2", "1", "{t}k"],
+        &["FCALL_RO", "f1", "0"],
+    ],
+    &[
+        &["FCALL", "nosuch", "0"],
+        &["FCALL", "f", "x"],
+        &["FCALL", "f", "-1"],
+        &["FCALL", "f", "3", "a"],
+        &["FCALL", "f"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", LIB_X],
+        &["FCALL", "a", "0"],
+        &["FCALL", "c", "0"],
+        &["FCALL", "d", "1", "{t}k", "v"],
+        &["GET", "{t}k"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", LIB_X],
+        &["FCALL", "e", "0"],
+        &["FCALL", "f", "0"],
+        &["FCALL", "g", "1", "{t}k"],
+        &["FCALL", "h", "1", "{t}k", "x", "y"],
+    ],
     &[&["FUNCTION", "LOAD", LIB_X], &["FCALL_RO", "d", "1", "{t}k", "v"], &["FCALL_RO", "h", "1", "{t}k"]],
-    &[&["FUNCTION", "LOAD", ONE], &["FUNCTION", "LIST"], &["FUNCTION", "LIST", "WITHCODE"], &["FUNCTION", "LIST", "LIBRARYNAME", "o*"], &["FUNCTION", "LIST", "LIBRARYNAME", "x*"]],
-    &[&["FUNCTION", "LIST", "foo"], &["FUNCTION", "LIST", "LIBRARYNAME"], &["FUNCTION", "LIST", "WITHCODE", "WITHCODE"]],
-    &[&["FUNCTION", "LOAD", ONE], &["FUNCTION", "STATS"], &["FUNCTION", "DELETE", "one"], &["FUNCTION", "DELETE", "one"], &["FUNCTION", "STATS"], &["FCALL", "only", "0"]],
-    &[&["FUNCTION", "LOAD", ONE], &["FUNCTION", "FLUSH"], &["FUNCTION", "FLUSH", "ASYNC"], &["FUNCTION", "FLUSH", "SYNC"], &["FUNCTION", "FLUSH", "x"], &["FUNCTION", "LIST"]],
-    &[&["FUNCTION", "LOAD", ONE], &["FUNCTION", "LOAD", "REPLACE", ONE], &["FUNCTION", "LOAD", "foo", ONE], &["FUNCTION", "LOAD", "REPLACE"], &["FUNCTION", "LOAD"]],
-    &[&["FUNCTION", "KILL"], &["FUNCTION", "STATS", "x"], &["FUNCTION", "DELETE"], &["FUNCTION", "RESTORE"], &["FUNCTION", "RESTORE", "junk"], &["FUNCTION", "RESTORE", "junk", "bad"]],
+    &[
+        &["FUNCTION", "LOAD", ONE],
+        &["FUNCTION", "LIST"],
+        &["FUNCTION", "LIST", "WITHCODE"],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "o*"],
+        &["FUNCTION", "LIST", "LIBRARYNAME", "x*"],
+    ],
+    &[
+        &["FUNCTION", "LIST", "foo"],
+        &["FUNCTION", "LIST", "LIBRARYNAME"],
+        &["FUNCTION", "LIST", "WITHCODE", "WITHCODE"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", ONE],
+        &["FUNCTION", "STATS"],
+        &["FUNCTION", "DELETE", "one"],
+        &["FUNCTION", "DELETE", "one"],
+        &["FUNCTION", "STATS"],
+        &["FCALL", "only", "0"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", ONE],
+        &["FUNCTION", "FLUSH"],
+        &["FUNCTION", "FLUSH", "ASYNC"],
+        &["FUNCTION", "FLUSH", "SYNC"],
+        &["FUNCTION", "FLUSH", "x"],
+        &["FUNCTION", "LIST"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", ONE],
+        &["FUNCTION", "LOAD", "REPLACE", ONE],
+        &["FUNCTION", "LOAD", "foo", ONE],
+        &["FUNCTION", "LOAD", "REPLACE"],
+        &["FUNCTION", "LOAD"],
+    ],
+    &[
+        &["FUNCTION", "KILL"],
+        &["FUNCTION", "STATS", "x"],
+        &["FUNCTION", "DELETE"],
+        &["FUNCTION", "RESTORE"],
+        &["FUNCTION", "RESTORE", "junk"],
+        &["FUNCTION", "RESTORE", "junk", "bad"],
+    ],
     // Library headers and registration errors.
-    &[&["FUNCTION", "LOAD", "return 1"], &["FUNCTION", "LOAD", "#!lua"], &["FUNCTION", "LOAD", "#!lua\nredis.register_function('a', function() end)"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x foo=bar\n"], &["FUNCTION", "LOAD", "#!lua name=\n"], &["FUNCTION", "LOAD", "#!lua name=a-b\n"], &["FUNCTION", "LOAD", "#!lua name=x name=y\n"]],
-    &[&["FUNCTION", "LOAD", "#!lub name=x\n"], &["FUNCTION", "LOAD", "#!LUA  name=x\nredis.register_function('a', function() end)"], &["FUNCTION", "LOAD", "#!lua name=y\nreturn 1"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('bad-name', function() end)"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('f', function() end) redis.register_function('f', function() end)"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function()"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function(1, 2)"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function(1)"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end, 3)"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags={'nope'}}"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, foo=1}"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{callback=function() end}"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a'}"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags='no-writes'}"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name=1, callback=function() return 7 end, description=2}"], &["FCALL", "1", "0"], &["FUNCTION", "LIST"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.call('set', 'a', 1)"], &["FUNCTION", "LOAD", "#!lua name=x\nreturn x +"], &["FUNCTION", "LOAD", "#!lua name=x\nerror('boom')"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end)\nlocal y = foo"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end)\nfoo = 1"]],
-    &[&["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end) return math.random()"], &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end) redis.log(redis.LOG_WARNING, 'hi')"]],
+    &[
+        &["FUNCTION", "LOAD", "return 1"],
+        &["FUNCTION", "LOAD", "#!lua"],
+        &["FUNCTION", "LOAD", "#!lua\nredis.register_function('a', function() end)"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x foo=bar\n"],
+        &["FUNCTION", "LOAD", "#!lua name=\n"],
+        &["FUNCTION", "LOAD", "#!lua name=a-b\n"],
+        &["FUNCTION", "LOAD", "#!lua name=x name=y\n"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lub name=x\n"],
+        &["FUNCTION", "LOAD", "#!LUA  name=x\nredis.register_function('a', function() end)"],
+        &["FUNCTION", "LOAD", "#!lua name=y\nreturn 1"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('bad-name', function() end)"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=x\nredis.register_function('f', function() end) redis.register_function('f', function() end)",
+        ],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function()"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function(1, 2)"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function(1)"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end, 3)"],
+    ],
+    &[
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags={'nope'}}",
+        ],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, foo=1}",
+        ],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{callback=function() end}"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function{function_name='a'}"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags='no-writes'}",
+        ],
+    ],
+    &[
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=x\nredis.register_function{function_name=1, callback=function() return 7 end, description=2}",
+        ],
+        &["FCALL", "1", "0"],
+        &["FUNCTION", "LIST"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.call('set', 'a', 1)"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nreturn x +"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nerror('boom')"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end)\nlocal y = foo"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end)\nfoo = 1"],
+    ],
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nredis.register_function('a', function() end) return math.random()"],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=x\nredis.register_function('a', function() end) redis.log(redis.LOG_WARNING, 'hi')",
+        ],
+    ],
     // EVAL with a shebang.
-    &[&["EVAL", "#!lua\nreturn 1", "0"], &["EVAL_RO", "#!lua\nreturn 1", "0"], &["EVAL_RO", "#!lua flags=no-writes\nreturn 2", "0"]],
-    &[&["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 'v')", "1", "{t}k"], &["EVAL", "#!lua flags=no-writes,allow-oom\nreturn 2", "0"]],
-    &[&["EVAL", "#!lua flags=bogus\nreturn 1", "0"], &["EVAL", "#!lua name=x\nreturn 1", "0"], &["EVAL", "#!lub\nreturn 1", "0"], &["EVAL", "#!lua flags=\nreturn 3", "0"], &["EVAL", "#!lua", "0"]],
-    &[&["EVAL", "#!lua\nreturn x +", "0"], &["EVAL", "#!lua\nerror('e')", "0"], &["EVAL_RO", "#!lua\nerror('e')", "0"], &["SCRIPT", "LOAD", "#!lua flags=bogus\nreturn 1"]],
+    &[
+        &["EVAL", "#!lua\nreturn 1", "0"],
+        &["EVAL_RO", "#!lua\nreturn 1", "0"],
+        &["EVAL_RO", "#!lua flags=no-writes\nreturn 2", "0"],
+    ],
+    &[
+        &["EVAL", "#!lua flags=no-writes\nreturn redis.call('set', KEYS[1], 'v')", "1", "{t}k"],
+        &["EVAL", "#!lua flags=no-writes,allow-oom\nreturn 2", "0"],
+    ],
+    &[
+        &["EVAL", "#!lua flags=bogus\nreturn 1", "0"],
+        &["EVAL", "#!lua name=x\nreturn 1", "0"],
+        &["EVAL", "#!lub\nreturn 1", "0"],
+        &["EVAL", "#!lua flags=\nreturn 3", "0"],
+        &["EVAL", "#!lua", "0"],
+    ],
+    &[
+        &["EVAL", "#!lua\nreturn x +", "0"],
+        &["EVAL", "#!lua\nerror('e')", "0"],
+        &["EVAL_RO", "#!lua\nerror('e')", "0"],
+        &["SCRIPT", "LOAD", "#!lua flags=bogus\nreturn 1"],
+    ],
 ];
 
 fn run_case(c: &mut RespConn, case: Case) -> Vec<Value> {
@@ -278,13 +428,18 @@ fn info_reports_scripts_and_functions() {
         for field in ["number_of_cached_scripts", "number_of_functions", "number_of_libraries"] {
             assert_eq!(info_field(&mut c, "memory", field), info_field(&mut r, "memory", field), "{field}");
         }
-        for field in ["used_memory_vm_eval", "used_memory_vm_functions", "used_memory_scripts", "used_memory_functions"] {
+        for field in ["used_memory_vm_eval", "used_memory_vm_functions", "used_memory_scripts", "used_memory_functions"]
+        {
             let v: u64 = info_field(&mut c, "memory", field).and_then(|v| v.parse().ok()).unwrap_or(0);
             assert!(v > 0, "{field} = {v}");
         }
         let calls = |c: &mut RespConn| {
-            info_field(c, "commandstats", "cmdstat_incrby")
-                .map(|v| v.split(',').filter(|p| p.starts_with("calls=") || p.starts_with("failed_calls=")).collect::<Vec<_>>().join(","))
+            info_field(c, "commandstats", "cmdstat_incrby").map(|v| {
+                v.split(',')
+                    .filter(|p| p.starts_with("calls=") || p.starts_with("failed_calls="))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
         };
         assert_eq!(calls(&mut c), calls(&mut r), "{shards} shards");
     }

@@ -347,8 +347,11 @@ fn a_restarted_monitor_keeps_its_epoch_and_votes_and_hostile_input_is_refused() 
 /// cannot, and the master is subjectively down to it.
 #[test]
 fn a_monitor_authenticates_as_an_acl_user() {
-    let master =
-        redis_with("127.0.0.2", None, &["--requirepass", "adminpw", "--user", "mon", "on", ">monpw", "+@all", "~*", "&*"]);
+    let master = redis_with(
+        "127.0.0.2",
+        None,
+        &["--requirepass", "adminpw", "--user", "mon", "on", ">monpw", "+@all", "~*", "&*"],
+    );
     let (host, port) = (master.host.clone(), master.port);
     let start = |pass: &str| {
         let mport = free_port_on("127.0.0.6");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::repl::{until, info_u64, master, replica_of, Proxy, MASTER_HOST};
+use common::repl::{info_u64, master, replica_of, until, Proxy, MASTER_HOST};
 use common::{RespConn, Server, Value};
 use std::time::{Duration, Instant};
 
@@ -65,10 +65,8 @@ fn wait_and_waitaof_count_the_replicas_that_have_the_writes() {
 #[test]
 fn a_master_cut_off_from_its_replicas_refuses_writes() {
     let shards = 2;
-    let m = Server::start(
-        shards,
-        &["--bind", MASTER_HOST, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"],
-    );
+    let m =
+        Server::start(shards, &["--bind", MASTER_HOST, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"]);
     let mut mc = m.conn();
     let e = mc.cmd(&["SET", "a", "1"]);
     assert_eq!(e, Value::err("NOREPLICAS Not enough good replicas to write."), "no replica yet");

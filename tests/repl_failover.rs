@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::repl::{until, converge, info_field, info_u64, master, replica_of, write_load, Proxy, MASTER_HOST};
+use common::repl::{converge, info_field, info_u64, master, replica_of, until, write_load, Proxy, MASTER_HOST};
 use common::{Server, Value};
 
 fn repoint(s: &Server, to: &Server, host: &str) {

@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::repl::{converge, info_field, info_u64, master, replica_of, snapshot, until, write_load, Proxy, MASTER_HOST};
+use common::repl::{
+    converge, info_field, info_u64, master, replica_of, snapshot, until, write_load, Proxy, MASTER_HOST,
+};
 use common::{Server, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;

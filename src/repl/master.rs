@@ -396,9 +396,7 @@ fn handshake(mut sock: TcpStream, shared: &crate::shard::Shared, root: &std::pat
             m.counters.sync_partial_ok.fetch_add(1, Ordering::Relaxed);
             (r, Answer::Continue { lsn, replid: ids.replid.clone() })
         }
-        Some((_, Err(ReadError::Damaged(e)))) => {
-            return refuse(&mut sock, &format!("ERR cannot read the log: {}", e))
-        }
+        Some((_, Err(ReadError::Damaged(e)))) => return refuse(&mut sock, &format!("ERR cannot read the log: {}", e)),
         other => {
             if other.is_some() || hello.replid != "?" {
                 m.counters.sync_partial_err.fetch_add(1, Ordering::Relaxed);
@@ -623,7 +621,13 @@ fn publish(m: &Master, shard: usize, links: &[Link], sync_n: usize) {
 /// write what the socket takes. With `ask` (writers wait for acks), new
 /// records are followed by a request to acknowledge them at once. Err
 /// drops the link.
-fn pump(l: &mut Link, safe: u64, rec: &mut Vec<u8>, (timeout, ping): (Duration, Duration), ask: bool) -> Result<(), String> {
+fn pump(
+    l: &mut Link,
+    safe: u64,
+    rec: &mut Vec<u8>,
+    (timeout, ping): (Duration, Duration),
+    ask: bool,
+) -> Result<(), String> {
     let mut chunk = [0u8; 4096];
     loop {
         match l.sock.read(&mut chunk) {

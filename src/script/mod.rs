@@ -280,7 +280,8 @@ type Loaded = (Vec<u8>, Vec<(FuncMeta, Function)>);
 fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
     let (name, body) = functions::parse_library(code)?;
     let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling function: {e}"))?;
-    let (ok, v): (bool, Value) = vm.load_library.call(f).map_err(|e| format!("ERR Error registering functions: {e}"))?;
+    let (ok, v): (bool, Value) =
+        vm.load_library.call(f).map_err(|e| format!("ERR Error registering functions: {e}"))?;
     let text = |v: &Value| v.as_string_lossy().unwrap_or_default();
     if !ok {
         return Err(format!("ERR Error registering functions: {}", text(&v)));
@@ -293,8 +294,7 @@ fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
         let desc: Option<mlua::String> = t.raw_get("description").unwrap_or(None);
         let flags: u32 = t.raw_get("flags").unwrap_or(0);
         let f: Function = t.raw_get("callback").map_err(|e| format!("ERR {e}"))?;
-        let meta =
-            FuncMeta { name: name.as_bytes().to_vec(), description: desc.map(|d| d.as_bytes().to_vec()), flags };
+        let meta = FuncMeta { name: name.as_bytes().to_vec(), description: desc.map(|d| d.as_bytes().to_vec()), flags };
         out.push((meta, f));
     }
     if out.is_empty() {
@@ -408,7 +408,8 @@ impl Engine {
                     let mut metas = Vec::new();
                     for (meta, f) in fs {
                         let key = meta.name.to_ascii_lowercase();
-                        self.fmap.insert(key, Compiled { f, name: meta.name.clone(), lib: lib.clone(), flags: meta.flags });
+                        self.fmap
+                            .insert(key, Compiled { f, name: meta.name.clone(), lib: lib.clone(), flags: meta.flags });
                         metas.push(meta);
                     }
                     self.lib_meta.insert(lib.clone(), metas);

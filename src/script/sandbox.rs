@@ -489,7 +489,17 @@ impl Vm {
         let prelude = lua.load(code).set_name("=prelude").into_function().map_err(e)?;
         let libs = super::libs::tables(&lua).map_err(e)?;
         let (env, run, runf, load_library): (Table, Function, Function, Function) = prelude
-            .call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, slot.clone(), line_fn, libs, super::libs::fail_marker()))
+            .call((
+                rand_fn,
+                srand_fn,
+                sha_fn,
+                log_fn,
+                setresp_fn,
+                slot.clone(),
+                line_fn,
+                libs,
+                super::libs::fail_marker(),
+            ))
             .map_err(e)?;
         let globals = lua.globals();
         Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch })
@@ -502,12 +512,12 @@ impl Vm {
             // Bytecode is refused (luaL_loadbuffer would take it).
             return Err(format!("{}: binary chunks are not allowed", &self.chunk[1..]));
         }
-        self.lua.load(body).set_name(self.chunk).set_environment(self.env.clone()).into_function().map_err(|e| {
-            match e {
+        self.lua.load(body).set_name(self.chunk).set_environment(self.env.clone()).into_function().map_err(
+            |e| match e {
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => other.to_string(),
-            }
-        })
+            },
+        )
     }
 
     /// Reset per-call state: RESP 2, math.random from seed 0, KEYS/ARGV.

@@ -596,7 +596,11 @@ impl Shard {
     /// Ask each live connection of `waiters` what became of its wait
     /// (`settle` writes the reply when it answers); answered ones stop
     /// waiting and run again. Returns those still waiting.
-    pub fn settle_waiters(&mut self, waiters: Vec<ConnRef>, mut settle: impl FnMut(&mut Conn) -> Settle) -> Vec<ConnRef> {
+    pub fn settle_waiters(
+        &mut self,
+        waiters: Vec<ConnRef>,
+        mut settle: impl FnMut(&mut Conn) -> Settle,
+    ) -> Vec<ConnRef> {
         let mut still = Vec::new();
         for r in waiters {
             let Some(Some(c)) = self.conns.get_mut(r.idx as usize) else { continue };

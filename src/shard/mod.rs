@@ -515,7 +515,10 @@ pub enum FanReq {
 pub enum FanResp {
     Int(i64),
     Keys(Vec<Vec<u8>>),
-    Scan { next: u64, keys: Vec<Vec<u8>> },
+    Scan {
+        next: u64,
+        keys: Vec<Vec<u8>>,
+    },
     Key(Option<Vec<u8>>),
     Counts(Vec<i64>),
     Info(Box<crate::cmd::server::info::ShardInfo>),

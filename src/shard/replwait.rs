@@ -75,11 +75,8 @@ impl Shard {
             ));
         }
         let num = |i: usize| crate::util::num::parse_i64(args.get(i));
-        let (local, numreplicas, timeout) = if aof {
-            (num(1), num(2), args.get(3))
-        } else {
-            (Some(0), num(1), args.get(2))
-        };
+        let (local, numreplicas, timeout) =
+            if aof { (num(1), num(2), args.get(3)) } else { (Some(0), num(1), args.get(2)) };
         let (Some(local), Some(numreplicas)) = (local, numreplicas) else {
             return r.error(crate::cmd::err::NOT_INT);
         };

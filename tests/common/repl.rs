@@ -3,12 +3,12 @@
 
 use super::{RespConn, Server, Value};
 use std::collections::BTreeMap;
-use std::time::Instant;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::Instant;
 
 pub const MASTER_HOST: &str = "127.0.0.2";
 
@@ -103,7 +103,6 @@ impl Proxy {
     }
 }
 
-
 /// Every key of db 0 with a canonical rendering of its value.
 pub fn snapshot(c: &mut RespConn) -> BTreeMap<Vec<u8>, String> {
     let mut keys = Vec::new();
@@ -185,7 +184,12 @@ pub fn converge(m: &Server, r: &Server) {
         }
         if Instant::now() > deadline {
             let (a, b) = (snapshot(&mut mc), snapshot(&mut rc));
-            let diff: Vec<_> = a.iter().filter(|(k, v)| b.get(*k) != Some(v)).take(3).map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v, b.get(k))).collect();
+            let diff: Vec<_> = a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(v))
+                .take(3)
+                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), v, b.get(k)))
+                .collect();
             panic!(
                 "{} did not converge: offsets {} vs {}, {} vs {} keys, first differences {:?}\n--- replica log ---\n{}\n--- master log ---\n{}",
                 r.name,
@@ -201,7 +205,6 @@ pub fn converge(m: &Server, r: &Server) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
-
 
 /// Wait (bounded) until `cond` holds.
 pub fn until(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {

@@ -30,9 +30,13 @@ pub static COMMANDS: &[CommandDef] =
     &[container("function", SUBCOMMANDS).group(Group::Scripting).acl(acl::SLOW).since("7.0.0")];
 
 static SUBCOMMANDS: &[CommandDef] = &[
-    change("function|delete", 3, 0).since("7.0.0").tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    change("function|delete", 3, 0)
+        .since("7.0.0")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     fc(server("function|dump", 2, NOSCRIPT, Shard::cmd_function_dump)).since("7.0.0"),
-    change("function|flush", -2, 0).since("7.0.0").tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    change("function|flush", -2, 0)
+        .since("7.0.0")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     fc(help("function|help", HELP)).since("7.0.0"),
     fc(server("function|kill", 2, NOSCRIPT | ALLOW_BUSY, Shard::cmd_function_kill))
         .since("7.0.0")
@@ -40,13 +44,17 @@ static SUBCOMMANDS: &[CommandDef] = &[
     fc(server("function|list", -2, NOSCRIPT, Shard::cmd_function_list))
         .since("7.0.0")
         .tips(&["nondeterministic_output_order"]),
-    change("function|load", -3, DENYOOM).since("7.0.0").tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    change("function|load", -3, DENYOOM)
+        .since("7.0.0")
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
     change("function|restore", -3, DENYOOM)
         .since("7.0.0")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
-    fc(server("function|stats", 2, NOSCRIPT | ALLOW_BUSY, Shard::cmd_function_stats))
-        .since("7.0.0")
-        .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"]),
+    fc(server("function|stats", 2, NOSCRIPT | ALLOW_BUSY, Shard::cmd_function_stats)).since("7.0.0").tips(&[
+        "nondeterministic_output",
+        "request_policy:all_shards",
+        "response_policy:special",
+    ]),
 ];
 
 const HELP: &[&str] = &[

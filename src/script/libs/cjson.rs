@@ -471,10 +471,7 @@ impl Parser<'_> {
     fn descend(&mut self) -> Result<(), String> {
         self.depth += 1;
         if self.depth > self.cfg.decode_max_depth.get() {
-            return Err(format!(
-                "Found too many nested data structures ({}) at character {}",
-                self.depth, self.pos
-            ));
+            return Err(format!("Found too many nested data structures ({}) at character {}", self.depth, self.pos));
         }
         Ok(())
     }
