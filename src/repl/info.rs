@@ -81,6 +81,12 @@ pub fn section(cfg: &crate::config::Config) -> String {
             s.push_str(&format!("master_sync_in_progress:{}\r\n", syncing as u8));
             s.push_str(&format!("slave_read_repl_offset:{}\r\n", r.links.iter().map(|l| l.read).sum::<u64>()));
             s.push_str(&format!("slave_repl_offset:{}\r\n", applied));
+            if !up {
+                // The longest a shard's link has been down; -1 if one never came up (as Redis).
+                let down = r.links.iter().filter(|l| !l.up).map(|l| l.down_since.map(|t| t.elapsed().as_secs() as i64));
+                let secs = down.fold(Some(0), |a, d| Some(a?.max(d?))).unwrap_or(-1);
+                s.push_str(&format!("master_link_down_since_seconds:{}\r\n", secs));
+            }
             s.push_str(&format!("slave_priority:{}\r\n", cfg.replica_priority));
             s.push_str(&format!("slave_read_only:{}\r\n", cfg.replica_read_only as u8));
             s.push_str("replica_announced:1\r\n");
@@ -111,10 +117,11 @@ pub fn section(cfg: &crate::config::Config) -> String {
         ));
     }
     // shardis's detail: how far behind each replica is, in records and
-    // milliseconds, and what it holds durably.
+    // milliseconds, and what it holds durably. Not named `slaveN…`:
+    // Sentinel reads any such line without `ip=` as an old-style address.
     for (i, v) in views.iter().enumerate() {
         s.push_str(&format!(
-            "slave{}_detail:links={},lag_records={},lag_ms={},durable_offset={}\r\n",
+            "replica{}_detail:links={},lag_records={},lag_ms={},durable_offset={}\r\n",
             i,
             v.links,
             offset.saturating_sub(v.offset),

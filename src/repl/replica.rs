@@ -43,11 +43,14 @@ pub struct LinkStatus {
     /// Highest lsn received.
     pub read: u64,
     pub last_io: Instant,
+    /// When the link last went down (None: never up yet), for Redis's
+    /// `master_link_down_since_seconds`, which Sentinel weighs.
+    pub down_since: Option<Instant>,
 }
 
 impl Default for LinkStatus {
     fn default() -> Self {
-        LinkStatus { up: false, syncing: false, applied: 0, read: 0, last_io: Instant::now() }
+        LinkStatus { up: false, syncing: false, applied: 0, read: 0, last_io: Instant::now(), down_since: None }
     }
 }
 
@@ -297,6 +300,9 @@ fn link_loop(shared: Arc<Shared>, host: String, port: u16, m: usize, gen: u64) {
         let started = Instant::now();
         let r = run_link(&shared, &host, port, m, gen);
         update(m, |l| {
+            if l.up {
+                l.down_since = Some(Instant::now());
+            }
             l.up = false;
             l.syncing = false;
         });

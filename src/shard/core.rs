@@ -115,6 +115,9 @@ pub struct Conn {
     /// Received bytes; `rpos` is where the next request starts.
     pub rbuf: Vec<u8>,
     pub rpos: usize,
+    /// Requests to run next, before the rest of `rbuf` (an EXEC of server
+    /// commands replays its queue through the normal path: `txn`).
+    pub replay: Vec<u8>,
     /// Bytes the parser needs before trying again (0 = unknown).
     pub need: usize,
     /// Where parsing of the partly received request at `rpos` stopped.
@@ -468,6 +471,7 @@ impl Shard {
             addr,
             laddr,
             rbuf: Vec::new(),
+            replay: Vec::new(),
             rpos: 0,
             need: 0,
             parse: Default::default(),

@@ -39,6 +39,7 @@ impl Shard {
     pub fn run_requests(&mut self, conn: &mut Conn) {
         let mut ranges = std::mem::take(&mut self.ranges);
         let mut rbuf = std::mem::take(&mut conn.rbuf);
+        splice_replay(conn, &mut rbuf);
         // Started by the first request for another shard; later single-shard
         // requests join it until something else comes along.
         let mut squash: Option<Box<SquashWait>> = None;
@@ -116,6 +117,7 @@ impl Shard {
                             }
                             conn.rpos += consumed;
                             self.handle(conn, &args);
+                            splice_replay(conn, &mut rbuf);
                         }
                     }
                 }
@@ -797,4 +799,13 @@ enum Step {
     /// A keyspace command for this shard.
     Here(usize, &'static CommandDef),
     Run,
+}
+
+/// Put requests queued for replay (`Conn::replay`) where the next request
+/// starts, so they run before anything the client sent after.
+fn splice_replay(conn: &mut Conn, rbuf: &mut Vec<u8>) {
+    if !conn.replay.is_empty() {
+        let replay = std::mem::take(&mut conn.replay);
+        rbuf.splice(conn.rpos..conn.rpos, replay);
+    }
 }

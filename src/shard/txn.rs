@@ -921,14 +921,19 @@ impl Shard {
         let n = self.shared.nshards;
         let mut shards: Vec<usize> = Vec::new();
         let mut has_global = false;
+        let mut has_server = false;
         for c in &m.cmds {
             let args = c.args();
             if let Some((_, def)) = cmd::find(&args) {
                 has_global |= def.has(EVERY_SHARD);
+                has_server |= matches!(def.handler, Handler::Server(_));
                 if def.takes_keys() {
                     shards.extend(super::router::key_shards(&self.shared.slots, def, &args));
                 }
             }
+        }
+        if has_server && shards.is_empty() && conn.watch_shards.is_empty() && self.replay_exec(conn, &m) {
+            return;
         }
         shards.extend(conn.watch_shards.iter().copied());
         shards.sort_unstable();
@@ -958,6 +963,24 @@ impl Shard {
                 t.denied = denied;
             }
         }
+    }
+
+    /// EXEC of keyless commands among which some need the connection and
+    /// may answer later (REPLICAOF, CONFIG REWRITE, CLIENT KILL: what
+    /// Sentinel sends in one MULTI on failover). They touch no keys, so
+    /// there is nothing to isolate: the queue is replayed through the
+    /// normal path, each reply an element of EXEC's array. False (nothing
+    /// done) if the user may no longer run one of them: EXEC proper
+    /// reports that.
+    fn replay_exec(&mut self, conn: &mut Conn, m: &super::dispatch::MultiState) -> bool {
+        if self.exec_acl(conn, m).iter().any(Option::is_some) {
+            return false;
+        }
+        Reply::new(&mut conn.out, conn.resp3).array(m.cmds.len());
+        for c in &m.cmds {
+            crate::protocol::reply::encode_command(&mut conn.replay, &c.args().iter().collect::<Vec<_>>());
+        }
+        true
     }
 
     /// EXEC checks each queued command again, as Redis does: the user's
