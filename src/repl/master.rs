@@ -469,6 +469,9 @@ struct Link {
     last_send: Instant,
     /// A full sync's progress line: when it was last logged, bytes then.
     progress: (Instant, usize),
+    /// The last compose stopped at OUT_CHUNK with records left up to
+    /// `safe`: the thread must come back at once, not after the idle wait.
+    more: bool,
 }
 
 fn shard_thread(shared: &crate::shard::Shared, shard: usize, rx: Receiver<Event>) {
@@ -478,7 +481,7 @@ fn shard_thread(shared: &crate::shard::Shared, shard: usize, rx: Receiver<Event>
     let mut rec = Vec::new();
     let mut getack_seen = m.getack.load(Ordering::Acquire);
     loop {
-        let busy = links.iter().any(|l| l.sent < l.out.len());
+        let busy = links.iter().any(|l| l.sent < l.out.len() || l.more);
         // A writer waiting for acks wants them read as they come.
         let waiting = m.waiting.iter().any(|w| w.load(Ordering::Relaxed));
         let wait = if busy || waiting { Duration::from_millis(1) } else { Duration::from_millis(100) };
@@ -507,6 +510,7 @@ fn shard_thread(shared: &crate::shard::Shared, shard: usize, rx: Receiver<Event>
                         last_ack: now,
                         last_send: now,
                         progress: (now, 0),
+                        more: false,
                     })
                 }
             }
@@ -661,13 +665,17 @@ fn pump(
     if l.sent == l.out.len() {
         l.out.clear();
         l.sent = 0;
+        l.more = true;
         while l.out.len() < OUT_CHUNK {
             rec.clear();
             match l.reader.next(safe, rec).map_err(|e| e.to_string())? {
                 Step::Base => wire::frame(&mut l.out, wire::BASE, rec),
                 Step::BaseEnd { lsn } => wire::frame_u64(&mut l.out, wire::BASE_END, lsn),
                 Step::Log { .. } => wire::frame(&mut l.out, wire::LOG, rec),
-                Step::Idle => break,
+                Step::Idle => {
+                    l.more = false;
+                    break;
+                }
             }
         }
         if ask && !l.out.is_empty() {
