@@ -6,7 +6,8 @@
 mod common;
 
 use common::repl::{
-    converge, info_field, info_u64, master, replica_of, snapshot, until, write_load, Proxy, MASTER_HOST,
+    converge, info_field, info_u64, master, replica_of, snapshot, until, write_load, write_load_with, Proxy,
+    MASTER_HOST,
 };
 use common::{Server, Value};
 use std::io::{Read, Write};
@@ -46,6 +47,28 @@ fn two_replicas_converge_four_shards() {
 fn replicas_with_other_shard_counts_converge() {
     converge_case(4, 2);
     converge_case(1, 3);
+}
+
+/// Writes over keys of several slots on a one-shard master reach replicas
+/// with more shards whole: the master logs them so that each logged
+/// command's keys share a slot (MSET and DEL are cut by key on the replica).
+#[test]
+fn multi_key_writes_reach_replicas_with_more_shards() {
+    let m = master(1);
+    let mut mc = m.conn();
+    write_load_with(&mut mc, 7, 1000, 150, true);
+    let r3 = replica_of(3, "127.0.0.3", (MASTER_HOST, m.port));
+    let r1 = replica_of(1, "127.0.0.4", (MASTER_HOST, m.port));
+    write_load_with(&mut mc, 8, 3000, 150, true);
+    assert_eq!(mc.cmd(&["SET", "s1", "x"]), Value::ok());
+    assert_eq!(mc.cmd(&["RENAME", "s1", "s77"]), Value::ok());
+    converge(&m, &r3);
+    converge(&m, &r1);
+    // Every key is where the replica's own routing looks for it.
+    let mut rc = r3.conn();
+    for key in snapshot(&mut mc).keys() {
+        assert_eq!(rc.cmd(&[&b"EXISTS"[..], key]), Value::Int(1), "{}", String::from_utf8_lossy(key));
+    }
 }
 
 #[test]

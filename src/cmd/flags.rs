@@ -97,6 +97,11 @@ pub const RECORDS_NOW: Flags = 1 << 38;
 /// shard or as a transaction, never forwarded or squashed (a script that
 /// touches an undeclared key must be run again from its connection).
 pub const RUNS_SCRIPT: Flags = 1 << 39;
+/// Each key, with the arguments up to the next key, is a write of its own
+/// (MSET, DEL, UNLINK): a logged one may be cut into one command per shard
+/// (`repl::route`). Other writes whose keys span hash slots are logged as
+/// the final states of their keys instead (`cmd::exec`).
+pub const SPLITS_BY_KEY: Flags = 1 << 41;
 
 /// Redis's visible flags in COMMAND INFO's order, with their names.
 pub const REPORTED: &[(Flags, &str)] = &[
@@ -262,6 +267,7 @@ mod tests {
     #[test]
     fn every_flag_has_its_own_bit() {
         let all = [
+            SPLITS_BY_KEY,
             WRITE,
             READONLY,
             DENYOOM,

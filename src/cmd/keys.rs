@@ -16,11 +16,11 @@ const fn c(name: &'static str, arity: i32, flags: Flags, keys: &'static [KeySpec
 }
 
 pub static COMMANDS: &[CommandDef] = &[
-    c("del", -2, WRITE, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
+    c("del", -2, WRITE | SPLITS_BY_KEY, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
         .since("1.0.0")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .event(ev::GENERIC, "del"),
-    c("unlink", -2, WRITE | FAST, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
+    c("unlink", -2, WRITE | FAST | SPLITS_BY_KEY, &[at(1, RM | DELETE).range(-1, 1, 0)], del)
         .since("4.0.0")
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .event(ev::GENERIC, "del"),

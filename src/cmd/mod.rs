@@ -16,6 +16,7 @@ pub mod admission;
 pub mod bitmap;
 pub mod blocking;
 pub mod call;
+pub mod cross_slot;
 pub mod dump;
 pub mod flags;
 pub mod geo;
@@ -282,9 +283,15 @@ pub fn exec(def: &CommandDef, ctx: &mut Ctx, args: &Args) {
                 // Writes other than expiry deletions (those log themselves).
                 let changes = |ks: &Keyspace| ks.dirty - ks.expired_keys;
                 let before = changes(ctx.ks);
+                let mark = ctx.ks.effects.mark();
                 h(ctx, args);
-                if !ctx.ks.effects.take_replaced() && changes(ctx.ks) != before {
+                let replaced = ctx.ks.effects.take_replaced();
+                let changed = changes(ctx.ks) != before;
+                if !replaced && changed {
                     ctx.ks.effects.push_iter(ctx.db, args.len(), args.iter());
+                }
+                if (replaced || changed) && cross_slot::logs_by_state(def, args) {
+                    cross_slot::log_states(ctx, def, args, mark);
                 }
             } else {
                 h(ctx, args);

@@ -34,7 +34,7 @@ pub static COMMANDS: &[CommandDef] = &[
     c("mget", -2, READONLY | FAST, &[at(1, RO | ACCESS).range(-1, 1, 0)], mget)
         .since("1.0.0")
         .tips(&["request_policy:multi_shard"]),
-    c("mset", -3, WRITE | DENYOOM, &[at(1, OW | UPDATE).range(-1, 2, 0)], mset)
+    c("mset", -3, WRITE | DENYOOM | SPLITS_BY_KEY, &[at(1, OW | UPDATE).range(-1, 2, 0)], mset)
         .since("1.0.1")
         .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
         .event(ev::STRING, "set"),

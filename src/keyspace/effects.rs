@@ -66,6 +66,25 @@ impl Effects {
         std::mem::replace(&mut self.replaced, false)
     }
 
+    /// Where the log ends now (for `retain_since`).
+    pub fn mark(&self) -> (usize, usize) {
+        (self.cmds.len(), self.buf.len())
+    }
+
+    /// Drop the commands logged after `mark` that `keep` refuses.
+    pub fn retain_since(&mut self, mark: (usize, usize), mut keep: impl FnMut(&[u8]) -> bool) {
+        let tail = self.buf.split_off(mark.1);
+        let cmds = self.cmds.split_off(mark.0);
+        for (i, &(db, start)) in cmds.iter().enumerate() {
+            let end = cmds.get(i + 1).map_or(tail.len() + mark.1, |c| c.1);
+            let cmd = &tail[start - mark.1..end - mark.1];
+            if keep(cmd) {
+                self.cmds.push((db, self.buf.len()));
+                self.buf.extend_from_slice(cmd);
+            }
+        }
+    }
+
     /// Forget everything logged so far.
     pub fn clear(&mut self) {
         self.buf.clear();
@@ -90,6 +109,22 @@ pub use crate::protocol::reply::encode_array;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retain_since_keeps_earlier_and_accepted_commands() {
+        let mut e = Effects::default();
+        e.push(0, &["SET", "a", "1"]);
+        let mark = e.mark();
+        e.push(1, &["DEL", "x"]);
+        e.push(2, &["RENAME", "a", "b"]);
+        e.push(3, &["DEL", "y"]);
+        e.retain_since(mark, |c| !c.windows(6).any(|w| w == b"RENAME"));
+        let mut seen = Vec::new();
+        e.drain_each(|db, c| seen.push((db, String::from_utf8_lossy(c).into_owned())));
+        let dbs: Vec<u8> = seen.iter().map(|s| s.0).collect();
+        assert_eq!(dbs, vec![0, 1, 3]);
+        assert!(seen[2].1.contains("$1\r\ny"));
+    }
 
     #[test]
     fn logs_in_order_with_db() {

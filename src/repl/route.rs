@@ -5,8 +5,10 @@
 //! goes to the shard owning its keys (commands in a row for one shard stay
 //! together, each part starting in the db it runs in), and keyless ones
 //! (FLUSHDB, FLUSHALL, SWAPDB: each master shard logs its own) to every
-//! shard.
+//! shard. A logged command's keys share one slot (`cmd::cross_slot`),
+//! except MSET, DEL and UNLINK, which are cut into one command per shard.
 
+use crate::cmd::flags::SPLITS_BY_KEY;
 use crate::cmd::table::Handler;
 use crate::cmd::{self, Args};
 use crate::persist::record;
@@ -51,18 +53,54 @@ pub fn split(payload: &[u8], db: u8, mshard: usize, master: &SlotMap, local: &Sl
             }
             continue;
         }
-        let targets: Vec<usize> = match cmd::key_positions(def, &args).next() {
-            Some(k) => vec![local.shard_of(args.get(k))],
-            None => (0..local.shards()).collect(),
+        let keys: Vec<(usize, usize)> =
+            cmd::key_positions(def, &args).map(|k| (k, local.shard_of(args.get(k)))).collect();
+        let add = |parts: &mut Vec<Part>, shard: usize, bytes: &[u8]| match parts.last_mut() {
+            Some(p) if p.shard == shard && p.db == cur_db => p.payload.extend_from_slice(bytes),
+            _ => parts.push(Part { shard, db: cur_db, payload: bytes.to_vec() }),
         };
-        for shard in targets {
-            match parts.last_mut() {
-                Some(p) if p.shard == shard && p.db == cur_db => p.payload.extend_from_slice(bytes),
-                _ => parts.push(Part { shard, db: cur_db, payload: bytes.to_vec() }),
+        match keys.first() {
+            None => {
+                for shard in 0..local.shards() {
+                    add(&mut parts, shard, bytes);
+                }
+            }
+            Some(&(_, shard)) if !def.has(SPLITS_BY_KEY) || keys.iter().all(|k| k.1 == shard) => {
+                // Masters log other writes over several slots as key
+                // states (`cmd::cross_slot`), so their keys share a shard.
+                add(&mut parts, shard, bytes)
+            }
+            Some(_) => {
+                for (shard, cmd) in cut_by_key(&args, &keys) {
+                    add(&mut parts, shard, &cmd);
+                }
             }
         }
     }
     Ok(parts)
+}
+
+/// A `SPLITS_BY_KEY` command as one command per shard: each key takes the
+/// arguments up to the next key (MSET's value) along.
+fn cut_by_key(args: &Args, keys: &[(usize, usize)]) -> Vec<(usize, Vec<u8>)> {
+    let mut shards: Vec<usize> = keys.iter().map(|k| k.1).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    shards
+        .into_iter()
+        .map(|shard| {
+            let mut parts: Vec<&[u8]> = vec![args.get(0)];
+            for (i, &(pos, s)) in keys.iter().enumerate() {
+                if s == shard {
+                    let end = keys.get(i + 1).map_or(args.len(), |k| k.0);
+                    parts.extend((pos..end).map(|a| args.get(a)));
+                }
+            }
+            let mut out = Vec::new();
+            crate::keyspace::effects::encode_array(&mut out, parts.iter().copied(), parts.len());
+            (shard, out)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -110,6 +148,28 @@ mod tests {
         let flushes = parts.iter().filter(|p| p.payload.ends_with(b"FLUSHDB\r\n")).count();
         assert_eq!(flushes, 3, "a keyless command goes to every shard");
         assert!(split(b"*1\r\n$3\r\nXYZ\r\n", 0, 0, &master, &local).is_err());
+        // MSET and DEL over keys of several shards: one command per shard.
+        let mset: Vec<&str> = ["MSET"].into_iter().chain(keys.iter().flat_map(|k| [k.as_str(), "v"])).collect();
+        let del: Vec<&str> = ["DEL"].into_iter().chain(keys.iter().map(|k| k.as_str())).collect();
+        let parts = split(&payload(&[&mset, &del]), 0, 0, &master, &local).expect("splits");
+        let (mut sets, mut dels) = (0, 0);
+        for p in &parts {
+            for c in record::commands(&p.payload) {
+                let c = c.expect("a command");
+                let step = if c[0] == b"MSET" { 2 } else { 1 };
+                assert_eq!((c.len() - 1) % step, 0);
+                for k in c[1..].iter().step_by(step) {
+                    assert_eq!(local.shard_of(k), p.shard, "{:?}", String::from_utf8_lossy(k));
+                }
+                if step == 2 {
+                    assert!(c[2..].iter().step_by(2).all(|v| &v[..] == b"v"));
+                    sets += (c.len() - 1) / 2;
+                } else {
+                    dels += c.len() - 1;
+                }
+            }
+        }
+        assert_eq!((sets, dels), (40, 40));
         assert!(split(b"*1\r\n$9\r\nXYZ\r\n", 0, 0, &master, &local).is_err());
     }
 }

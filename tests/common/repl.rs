@@ -143,21 +143,35 @@ pub fn flat(v: Value) -> Vec<String> {
     v.as_items().unwrap_or_default().iter().map(|x| format!("{x:?}")).collect()
 }
 
-/// A bounded mixed write load: `n` commands over `keys` keys, pipelined.
+/// A bounded mixed write load: `n` single-key commands over `keys` keys, pipelined.
 pub fn write_load(c: &mut RespConn, seed: u64, n: usize, keys: usize) {
+    write_load_with(c, seed, n, keys, false);
+}
+
+/// `write_load`, with `multi` adding writes over keys of several slots
+/// (MSET, SMOVE, LMOVE, SUNIONSTORE, COPY, two-key DEL).
+pub fn write_load_with(c: &mut RespConn, seed: u64, n: usize, keys: usize, multi: bool) {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
     let mut batch = Vec::new();
     for i in 0..n {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let k = (x >> 33) as usize % keys;
-        let cmd: Vec<String> = match (x >> 20) % 7 {
+        // With `multi`, multi-key writes (keys in different slots) in one of every 3.
+        let j = (k * 7 + 3) % keys;
+        let cmd: Vec<String> = match (x >> 20) % if multi { 12 } else { 7 } {
             0 => vec!["SET".into(), format!("s{k}"), format!("v{i}")],
             1 => vec!["INCR".into(), format!("n{k}")],
             2 => vec!["RPUSH".into(), format!("l{k}"), format!("e{i}")],
             3 => vec!["HSET".into(), format!("h{k}"), format!("f{}", i % 5), format!("{i}")],
             4 => vec!["SADD".into(), format!("t{k}"), format!("m{}", i % 9)],
+            5 if multi => vec!["DEL".into(), format!("s{}", (k + 1) % keys), format!("n{j}")],
             5 => vec!["DEL".into(), format!("s{}", (k + 1) % keys)],
-            _ => vec!["EXPIRE".into(), format!("l{k}"), "100000".into()],
+            6 => vec!["EXPIRE".into(), format!("l{k}"), "100000".into()],
+            7 => vec!["MSET".into(), format!("s{k}"), format!("a{i}"), format!("s{j}"), format!("b{i}")],
+            8 => vec!["SMOVE".into(), format!("t{k}"), format!("t{j}"), format!("m{}", i % 9)],
+            9 => vec!["LMOVE".into(), format!("l{k}"), format!("l{j}"), "LEFT".into(), "RIGHT".into()],
+            10 => vec!["SUNIONSTORE".into(), format!("t{j}"), format!("t{k}"), format!("t{j}")],
+            _ => vec!["COPY".into(), format!("h{k}"), format!("h{j}"), "REPLACE".into()],
         };
         batch.extend(super::encode_command(&cmd));
         if (i + 1) % 100 == 0 || i + 1 == n {
