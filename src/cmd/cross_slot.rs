@@ -33,11 +33,14 @@ pub fn logs_by_state(def: &CommandDef, args: &Args) -> bool {
     !def.has(SPLITS_BY_KEY) && spans_slots(def, args)
 }
 
-/// Replace what the command logged since `mark` by its keys' final
-/// states: single-slot entries it logged (expiry `DEL`s of keys it read)
-/// stay, multi-slot ones go.
+/// Replace the multi-slot commands logged since `mark` by the keys' final
+/// states. Single-slot entries stay: expiry `DEL`s of keys it read, or
+/// what the command logged in its own place (LMPOP's pop); if that was
+/// all, nothing more is logged.
 pub fn log_states(ctx: &mut Ctx, def: &CommandDef, args: &Args, mark: (usize, usize)) {
-    ctx.ks.effects.retain_since(mark, |cmd| !logged_spans_slots(cmd));
+    if !ctx.ks.effects.retain_since(mark, |cmd| !logged_spans_slots(cmd)) {
+        return;
+    }
     let now = ctx.now;
     let mut written: Vec<(usize, &[u8])> =
         key_refs(def, args).iter().filter(|k| k.flags & WRITES != 0).map(|k| (ctx.db, args.get(k.pos))).collect();

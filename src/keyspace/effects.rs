@@ -71,8 +71,10 @@ impl Effects {
         (self.cmds.len(), self.buf.len())
     }
 
-    /// Drop the commands logged after `mark` that `keep` refuses.
-    pub fn retain_since(&mut self, mark: (usize, usize), mut keep: impl FnMut(&[u8]) -> bool) {
+    /// Drop the commands logged after `mark` that `keep` refuses; whether
+    /// any was.
+    pub fn retain_since(&mut self, mark: (usize, usize), mut keep: impl FnMut(&[u8]) -> bool) -> bool {
+        let mut dropped = false;
         let tail = self.buf.split_off(mark.1);
         let cmds = self.cmds.split_off(mark.0);
         for (i, &(db, start)) in cmds.iter().enumerate() {
@@ -81,8 +83,11 @@ impl Effects {
             if keep(cmd) {
                 self.cmds.push((db, self.buf.len()));
                 self.buf.extend_from_slice(cmd);
+            } else {
+                dropped = true;
             }
         }
+        dropped
     }
 
     /// Forget everything logged so far.
@@ -118,7 +123,8 @@ mod tests {
         e.push(1, &["DEL", "x"]);
         e.push(2, &["RENAME", "a", "b"]);
         e.push(3, &["DEL", "y"]);
-        e.retain_since(mark, |c| !c.windows(6).any(|w| w == b"RENAME"));
+        assert!(e.retain_since(mark, |c| !c.windows(6).any(|w| w == b"RENAME")));
+        assert!(!e.retain_since(mark, |_| true));
         let mut seen = Vec::new();
         e.drain_each(|db, c| seen.push((db, String::from_utf8_lossy(c).into_owned())));
         let dbs: Vec<u8> = seen.iter().map(|s| s.0).collect();
