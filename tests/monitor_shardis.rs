@@ -187,3 +187,106 @@ fn sigkill_of_a_shardis_master_promotes_a_replica_with_its_epoch() {
     assert_eq!(info_u64(&mut oc, "replication", "failover_epoch"), epoch);
     assert_eq!(info_field(&mut oc, "replication", "master_link_status").as_deref(), Some("up"));
 }
+
+/// What one write got from one server.
+#[derive(Clone, Debug, PartialEq)]
+enum Got {
+    Ok,
+    Refused(String),
+    NoAnswer,
+}
+
+fn set_on(c: &mut Option<RespConn>, s: &Server, key: &str) -> Got {
+    if c.is_none() {
+        let Ok(sa) = format!("{}:{}", s.host, s.port).parse::<SocketAddr>() else { return Got::NoAnswer };
+        *c = RespConn::connect_addr(sa, Duration::from_millis(300), Duration::from_millis(500)).ok();
+    }
+    let Some(conn) = c.as_mut() else { return Got::NoAnswer };
+    match conn.try_cmd(&["SET", key, "x"]) {
+        Ok(v) if v == Value::ok() => Got::Ok,
+        Ok(Value::Error(e)) => Got::Refused(e),
+        _ => {
+            *c = None;
+            Got::NoAnswer
+        }
+    }
+}
+
+/// The master is cut off from both replicas and all three monitors (they
+/// reach it only through a proxy that is cut); a client still reaches it
+/// directly. With `min-replicas-to-write 1` it refuses writes, the
+/// majority promotes a replica, and after healing the old master is
+/// demoted. A client writing to all three servers in turn never sees two
+/// of them accept writes in the same stretch: every success of the old
+/// master comes before the first success of the new one.
+#[test]
+fn a_master_cut_off_from_the_majority_stops_writes_and_is_demoted() {
+    let gate = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "1"];
+    let master = Server::start(SHARDS, &[&["--bind", "127.0.0.2"][..], &gate].concat());
+    // Everyone else knows the master by the proxy's address.
+    let via = "127.0.0.8";
+    let proxy = common::repl::Proxy::for_master(&master, via);
+    let mport = master.port.to_string();
+    let replicas: Vec<Server> = ["127.0.0.3", "127.0.0.4"]
+        .iter()
+        .map(|h| Server::start(SHARDS, &[&["--bind", h, "--replicaof", via, &mport][..], &gate].concat()))
+        .collect();
+    let mons: Vec<Proc> =
+        ["127.0.0.5", "127.0.0.6", "127.0.0.7"].iter().map(|h| monitor(h, (via, master.port))).collect();
+    wait_discovery(&mons);
+
+    let mut conns: Vec<Option<RespConn>> = vec![None, None, None];
+    let servers: [&Server; 3] = [&master, &replicas[0], &replicas[1]];
+    // (round, server index) of every acknowledged write.
+    let mut oks: Vec<(usize, usize)> = Vec::new();
+    let mut refused_old = false;
+    let mut round = 0;
+    let mut write_round = |conns: &mut Vec<Option<RespConn>>, oks: &mut Vec<(usize, usize)>, refused: &mut bool| {
+        round += 1;
+        for (i, s) in servers.iter().enumerate() {
+            match set_on(&mut conns[i], s, &format!("p{round}")) {
+                Got::Ok => oks.push((round, i)),
+                Got::Refused(e) if i == 0 && e.starts_with("NOREPLICAS") => *refused = true,
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        round
+    };
+    for _ in 0..20 {
+        write_round(&mut conns, &mut oks, &mut refused_old);
+    }
+    assert!(oks.iter().filter(|o| o.1 == 0).count() == 20, "the master took writes before the cut: {oks:?}");
+
+    proxy.cut();
+    let cut = Instant::now();
+    // Until a replica takes writes (promoted and followed by the other).
+    let new = loop {
+        assert!(cut.elapsed() < Duration::from_secs(20), "no replica took writes within 20 s of the cut");
+        let r = write_round(&mut conns, &mut oks, &mut refused_old);
+        if let Some(&(_, i)) = oks.iter().find(|o| o.0 == r && o.1 != 0) {
+            break i;
+        }
+    };
+    eprintln!("cut to the first write on the new master: {} ms", cut.elapsed().as_millis());
+    assert!(refused_old, "the cut-off master never refused a write (NOREPLICAS)");
+
+    proxy.restore();
+    let healed = Instant::now();
+    loop {
+        assert!(healed.elapsed() < Duration::from_secs(20), "the old master was not demoted within 20 s of healing");
+        write_round(&mut conns, &mut oks, &mut refused_old);
+        let r = role_of(&master);
+        if r.as_ref().is_some_and(|(role, _, p)| role == "slave" && *p == replicas[new - 1].port as i64) {
+            break;
+        }
+    }
+    for _ in 0..20 {
+        write_round(&mut conns, &mut oks, &mut refused_old);
+    }
+    let first_new = oks.iter().find(|o| o.1 != 0).map(|o| o.0).expect("the new master took writes");
+    let last_old = oks.iter().filter(|o| o.1 == 0).map(|o| o.0).max().unwrap_or(0);
+    assert!(last_old < first_new, "old and new masters both took writes: last old {last_old}, first new {first_new}");
+    assert!(oks.iter().all(|o| o.1 == 0 || o.1 == new), "only one replica was ever a master: {oks:?}");
+    converge(&replicas[new - 1], &master);
+}
