@@ -111,7 +111,7 @@ impl Driver {
         let tx = self.tx.clone();
         let start = self.start;
         thread::spawn(move || accept_loop(listener, tx, start));
-        let mut last_hello = 0;
+        let (mut last_hello, mut last_tick) = (0, 0);
         loop {
             self.sync_servers();
             let now = now_ms(self.start);
@@ -122,7 +122,17 @@ impl Driver {
                     self.publish_hello(&n);
                 }
             }
-            let msg = self.rx.recv_timeout(Duration::from_millis(TICK_MS));
+            // Ticks are due by the clock, not only when the channel is idle:
+            // clients polling the API (a Sentinel client asks every few ms
+            // during a failover) kept the loop busy and delayed ODOWN and the
+            // election by hundreds of ms.
+            if now >= last_tick + TICK_MS {
+                last_tick = now;
+                let actions = self.mon.tick(now);
+                self.execute(actions)?;
+            }
+            let wait = (last_tick + TICK_MS).saturating_sub(now_ms(self.start)).max(1);
+            let msg = self.rx.recv_timeout(Duration::from_millis(wait));
             let now = now_ms(self.start);
             let actions = match msg {
                 Ok(Msg::Event(ev)) => self.mon.step(ev, now),
@@ -147,7 +157,7 @@ impl Driver {
                     self.subscribers.push(s);
                     continue;
                 }
-                Err(_) => self.mon.tick(now),
+                Err(_) => continue,
             };
             self.execute(actions)?;
         }
