@@ -759,6 +759,21 @@ impl Monitor {
         event(out, "+new-epoch", epoch.to_string());
         event(out, "+try-failover", d);
         self.persist(out);
+        // Ask for votes now (after the Persist of our own), not at the next
+        // ask period: up to 100 ms later, other monitors reaching ODOWN
+        // meanwhile started elections of their own and split the vote.
+        let Some(st) = self.masters.get_mut(name) else { return };
+        st.last_ask = now;
+        for (id, p) in &st.peers {
+            out.push(Action::AskPeer {
+                peer: p.addr.clone(),
+                peer_id: id.clone(),
+                master_name: name.to_string(),
+                master: st.master.addr.clone(),
+                epoch,
+                run_id: Some(self.my_id.clone()),
+            });
+        }
     }
 
     fn abort(&mut self, name: &str, why: &str, now: u64, out: &mut Vec<Action>) {
