@@ -1103,6 +1103,40 @@ mod tests {
     }
 
     #[test]
+    fn a_candidate_persists_its_own_vote_then_asks_for_votes_in_the_same_step() {
+        let mut m = Monitor::new("me".into(), Addr::new("x", 1), 1);
+        m.add_master(cfg(1), 0).unwrap();
+        let master = Addr::new("10.0.0.1", 6379);
+        m.step(Event::Probe { addr: master.clone(), ok: true, at: 0 }, 0);
+        let peer = Hello {
+            addr: Addr::new("10.0.0.9", 26379),
+            run_id: "peer".into(),
+            current_epoch: 0,
+            master_name: "m".into(),
+            master: master.clone(),
+            config_epoch: 0,
+        };
+        m.step(Event::Hello(peer), 0);
+        // No reply from the master after 0: SDOWN, ODOWN (quorum 1), then an
+        // election within the desync.
+        for now in (20..3000).step_by(20) {
+            let out = m.tick(now);
+            let Some(start) =
+                out.iter().position(|a| matches!(a, Action::Event { channel, .. } if channel == "+try-failover"))
+            else {
+                continue;
+            };
+            let persist = out.iter().position(|a| matches!(a, Action::Persist(p) if p.current_epoch == 1));
+            let ask = out.iter().position(|a| {
+                matches!(a, Action::AskPeer { peer_id, epoch: 1, run_id: Some(r), .. } if peer_id == "peer" && r == "me")
+            });
+            assert!(start < persist.unwrap_or(0) && persist < ask, "{out:?}");
+            return;
+        }
+        panic!("no election started");
+    }
+
+    #[test]
     fn a_vote_is_persisted_before_it_is_given_and_given_once_per_epoch() {
         let mut m = Monitor::new("me".into(), Addr::new("x", 1), 1);
         m.add_master(cfg(2), 0).unwrap();
