@@ -3,104 +3,13 @@
 //! address (127.0.0.x). The master is SIGKILLed and a replica must be
 //! promoted; a monitor restarted from its state file keeps its epoch and
 //! its votes; hostile input to the monitor port harms nothing.
-//! (Failover of shardis-server waits for its replication.)
+//! (Failover of shardis-server: tests/monitor_shardis.rs.)
 
 mod common;
 
-use common::server::test_data_root;
+use common::monitor::*;
 use common::{RespConn, Value};
-use std::net::{SocketAddr, TcpListener};
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-const DOWN_AFTER: u64 = 1000;
-
-/// A process on `host:port`, stopped by its pid when dropped.
-struct Proc {
-    child: Option<Child>,
-    host: String,
-    port: u16,
-    dir: PathBuf,
-    cmd: Vec<String>,
-}
-
-fn free_port_on(host: &str) -> u16 {
-    TcpListener::bind((host, 0)).expect("bind a loopback address").local_addr().expect("local addr").port()
-}
-
-fn new_dir(tag: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d =
-        test_data_root().join(format!("monitor-{}-{}-{tag}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("test dir");
-    d
-}
-
-impl Proc {
-    fn spawn(host: &str, port: u16, dir: PathBuf, cmd: Vec<String>) -> Proc {
-        let mut p = Proc { child: None, host: host.into(), port, dir, cmd };
-        p.start();
-        p
-    }
-
-    fn start(&mut self) {
-        let mut c = Command::new(&self.cmd[0]);
-        c.args(&self.cmd[1..])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(self.dir.join("stdout.log")).expect("log"))
-            .stderr(std::fs::File::create(self.dir.join("stderr.log")).expect("log"));
-        unsafe {
-            c.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = c.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.cmd[0]));
-        std::fs::write(self.dir.join("server.pid"), child.id().to_string()).expect("pid file");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(mut c) = self.try_conn() {
-                if c.try_cmd(&["PING"]).is_ok() {
-                    return;
-                }
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} on {}:{} did not start: {}", self.cmd[0], self.host, self.port, self.logs());
-    }
-
-    fn logs(&self) -> String {
-        let r = |f: &str| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default();
-        format!("{}{}", r("stdout.log"), r("stderr.log"))
-    }
-
-    fn try_conn(&self) -> std::io::Result<RespConn> {
-        let addr: SocketAddr = format!("{}:{}", self.host, self.port).parse().expect("addr");
-        RespConn::connect_addr(addr, Duration::from_secs(2), Duration::from_secs(5))
-    }
-
-    fn conn(&self) -> RespConn {
-        self.try_conn().unwrap_or_else(|e| panic!("connect {}:{}: {e}", self.host, self.port))
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            unsafe { libc::kill(c.id() as i32, libc::SIGKILL) };
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 fn redis(host: &str, replica_of: Option<&Proc>) -> Proc {
     redis_with(host, replica_of, &[])
@@ -131,76 +40,12 @@ fn redis_with(host: &str, replica_of: Option<&Proc>, extra: &[&str]) -> Proc {
     Proc::spawn(host, port, dir, cmd)
 }
 
-fn monitor(host: &str, master: &Proc) -> Proc {
-    let port = free_port_on(host);
-    let dir = new_dir("monitor");
-    let cmd = vec![
-        env!("CARGO_BIN_EXE_shardis-monitor").to_string(),
-        "--bind".into(),
-        host.into(),
-        "--port".into(),
-        port.to_string(),
-        "--dir".into(),
-        dir.to_string_lossy().into_owned(),
-        "--monitor".into(),
-        format!("mymaster {} {} 2", master.host, master.port),
-        "--down-after-milliseconds".into(),
-        DOWN_AFTER.to_string(),
-        "--failover-timeout".into(),
-        "3000".into(),
-    ];
-    Proc::spawn(host, port, dir, cmd)
-}
-
-/// A Sentinel flat field list as pairs.
-fn field(v: &Value, name: &str) -> Option<String> {
-    let items = v.as_items()?;
-    items
-        .chunks(2)
-        .find(|kv| kv[0].as_bytes() == Some(name.as_bytes()))
-        .and_then(|kv| kv[1].as_bytes())
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-}
-
-fn master_addr(m: &Proc) -> Option<(String, u16)> {
-    let v = m.try_conn().ok()?.try_cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"]).ok()?;
-    let items = v.as_items()?;
-    let host = String::from_utf8_lossy(items.first()?.as_bytes()?).into_owned();
-    let port = std::str::from_utf8(items.get(1)?.as_bytes()?).ok()?.parse().ok()?;
-    Some((host, port))
-}
-
-/// Poll `f` until it gives Some, for at most `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn role(p: &Proc) -> Option<Vec<Value>> {
-    p.try_conn().ok()?.try_cmd(&["ROLE"]).ok()?.as_items().map(|v| v.to_vec())
-}
-
-/// Every monitor knows both replicas and the two other monitors.
-fn wait_discovery(mons: &[Proc]) {
-    for m in mons {
-        wait_for("discovery of replicas and monitors", Duration::from_secs(20), || {
-            let v = m.try_conn().ok()?.try_cmd(&["SENTINEL", "master", "mymaster"]).ok()?;
-            (field(&v, "num-slaves")? == "2" && field(&v, "num-other-sentinels")? == "2").then_some(())
-        });
-    }
-}
-
 #[test]
 fn sigkill_of_the_master_promotes_a_replica_and_the_old_master_rejoins() {
     let mut master = redis("127.0.0.2", None);
     let replicas = [redis("127.0.0.3", Some(&master)), redis("127.0.0.4", Some(&master))];
-    let mons: Vec<Proc> = ["127.0.0.5", "127.0.0.6", "127.0.0.7"].iter().map(|h| monitor(h, &master)).collect();
+    let mons: Vec<Proc> =
+        ["127.0.0.5", "127.0.0.6", "127.0.0.7"].iter().map(|h| monitor(h, (&master.host, master.port))).collect();
     wait_discovery(&mons);
     let mut mc = master.conn();
     assert_eq!(mc.cmd(&["SET", "k", "before"]), Value::ok());
@@ -261,7 +106,7 @@ fn sigkill_of_the_master_promotes_a_replica_and_the_old_master_rejoins() {
 #[test]
 fn a_restarted_monitor_keeps_its_epoch_and_votes_and_hostile_input_is_refused() {
     let master = redis("127.0.0.8", None);
-    let mut mon = monitor("127.0.0.9", &master);
+    let mut mon = monitor("127.0.0.9", (&master.host, master.port));
     let mut c = mon.conn();
     let id = c.cmd(&["SENTINEL", "myid"]);
     let vote = |c: &mut RespConn, epoch: &str, run_id: &str| {

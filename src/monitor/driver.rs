@@ -56,7 +56,8 @@ pub enum Msg {
 }
 
 enum ProbeCmd {
-    ReplicaOf(Option<Addr>),
+    /// `REPLICAOF` toward `target` (None: promote) for failover `epoch`.
+    ReplicaOf(Option<Addr>, u64),
     Publish(String),
 }
 
@@ -110,7 +111,7 @@ impl Driver {
         let tx = self.tx.clone();
         let start = self.start;
         thread::spawn(move || accept_loop(listener, tx, start));
-        let mut last_hello = 0;
+        let (mut last_hello, mut last_tick) = (0, 0);
         loop {
             self.sync_servers();
             let now = now_ms(self.start);
@@ -121,7 +122,17 @@ impl Driver {
                     self.publish_hello(&n);
                 }
             }
-            let msg = self.rx.recv_timeout(Duration::from_millis(TICK_MS));
+            // Ticks are due by the clock, not only when the channel is idle:
+            // clients polling the API (a Sentinel client asks every few ms
+            // during a failover) kept the loop busy and delayed ODOWN and the
+            // election by hundreds of ms.
+            if now >= last_tick + TICK_MS {
+                last_tick = now;
+                let actions = self.mon.tick(now);
+                self.execute(actions)?;
+            }
+            let wait = (last_tick + TICK_MS).saturating_sub(now_ms(self.start)).max(1);
+            let msg = self.rx.recv_timeout(Duration::from_millis(wait));
             let now = now_ms(self.start);
             let actions = match msg {
                 Ok(Msg::Event(ev)) => self.mon.step(ev, now),
@@ -146,7 +157,7 @@ impl Driver {
                     self.subscribers.push(s);
                     continue;
                 }
-                Err(_) => self.mon.tick(now),
+                Err(_) => continue,
             };
             self.execute(actions)?;
         }
@@ -171,7 +182,7 @@ impl Driver {
                     ));
                     self.sync_servers();
                     if let Some(s) = self.servers.get(&addr) {
-                        let _ = s.cmds.send(ProbeCmd::ReplicaOf(target));
+                        let _ = s.cmds.send(ProbeCmd::ReplicaOf(target, epoch));
                     }
                 }
                 Action::Hello { master_name } => self.publish_hello(&master_name),
@@ -359,6 +370,8 @@ fn probe_loop(
     let io = Duration::from_millis(down_after.clamp(100, 5000));
     let mut conn: Option<RespConn> = None;
     let mut next_probe = 0u64;
+    // From the last INFO: shardis-server is promoted with its epoch.
+    let mut shardis = false;
     let send = |ev: Event| tx.send(Msg::Event(ev)).is_ok();
     while !stop.load(Ordering::Relaxed) {
         let now = now_ms(start);
@@ -382,6 +395,7 @@ fn probe_loop(
                 Ok((ok, info_text)) => {
                     send(Event::Probe { addr: a.clone(), ok, at: now });
                     if let Some(t) = info_text {
+                        shardis = info::is_shardis(&t);
                         send(Event::Info { addr: a.clone(), info: info::parse(&t) });
                     }
                 }
@@ -396,17 +410,22 @@ fn probe_loop(
             }
         }
         match cmds.recv_timeout(Duration::from_millis(WATCH_MS)) {
-            Ok(ProbeCmd::ReplicaOf(target)) => {
-                let (h, p) = match &target {
-                    Some(t) => (t.host.clone(), t.port.to_string()),
-                    None => ("NO".into(), "ONE".into()),
+            Ok(ProbeCmd::ReplicaOf(target, epoch)) => {
+                let mut args: Vec<String> = match &target {
+                    Some(t) => vec!["REPLICAOF".into(), t.host.clone(), t.port.to_string()],
+                    None => vec!["REPLICAOF".into(), "NO".into(), "ONE".into()],
                 };
+                // The epoch makes shardis replicas refuse the old master
+                // (fencing) should it come back before it is re-pointed.
+                if target.is_none() && shardis {
+                    args.extend(["EPOCH".into(), epoch.to_string()]);
+                }
                 let c = match conn.as_mut() {
                     Some(c) => Ok(c),
                     None => open(&a, &pass, io).map(|c| conn.insert(c)),
                 };
                 let r = c.and_then(|c| {
-                    let r = c.try_cmd(&["REPLICAOF", &h, &p]).map_err(|e| e.to_string())?;
+                    let r = c.try_cmd(&args).map_err(|e| e.to_string())?;
                     if r.is_error() {
                         return Err(format!("{r}"));
                     }
@@ -415,6 +434,7 @@ fn probe_loop(
                 });
                 match r {
                     Ok((_, Some(t))) => {
+                        shardis = info::is_shardis(&t);
                         send(Event::Info { addr: a.clone(), info: info::parse(&t) });
                     }
                     Ok(_) | Err(_) => {

@@ -759,6 +759,21 @@ impl Monitor {
         event(out, "+new-epoch", epoch.to_string());
         event(out, "+try-failover", d);
         self.persist(out);
+        // Ask for votes now (after the Persist of our own), not at the next
+        // ask period: up to 100 ms later, other monitors reaching ODOWN
+        // meanwhile started elections of their own and split the vote.
+        let Some(st) = self.masters.get_mut(name) else { return };
+        st.last_ask = now;
+        for (id, p) in &st.peers {
+            out.push(Action::AskPeer {
+                peer: p.addr.clone(),
+                peer_id: id.clone(),
+                master_name: name.to_string(),
+                master: st.master.addr.clone(),
+                epoch,
+                run_id: Some(self.my_id.clone()),
+            });
+        }
     }
 
     fn abort(&mut self, name: &str, why: &str, now: u64, out: &mut Vec<Action>) {
@@ -1085,6 +1100,40 @@ mod tests {
         // Stale INFO and a long-down link make a replica unfit.
         st.replicas.get_mut(&Addr::new("10.0.0.2", 2)).unwrap().info_at = 0;
         assert_eq!(choose_replica(st, INFO_VALIDITY_MS + 1), None);
+    }
+
+    #[test]
+    fn a_candidate_persists_its_own_vote_then_asks_for_votes_in_the_same_step() {
+        let mut m = Monitor::new("me".into(), Addr::new("x", 1), 1);
+        m.add_master(cfg(1), 0).unwrap();
+        let master = Addr::new("10.0.0.1", 6379);
+        m.step(Event::Probe { addr: master.clone(), ok: true, at: 0 }, 0);
+        let peer = Hello {
+            addr: Addr::new("10.0.0.9", 26379),
+            run_id: "peer".into(),
+            current_epoch: 0,
+            master_name: "m".into(),
+            master: master.clone(),
+            config_epoch: 0,
+        };
+        m.step(Event::Hello(peer), 0);
+        // No reply from the master after 0: SDOWN, ODOWN (quorum 1), then an
+        // election within the desync.
+        for now in (20..3000).step_by(20) {
+            let out = m.tick(now);
+            let Some(start) =
+                out.iter().position(|a| matches!(a, Action::Event { channel, .. } if channel == "+try-failover"))
+            else {
+                continue;
+            };
+            let persist = out.iter().position(|a| matches!(a, Action::Persist(p) if p.current_epoch == 1));
+            let ask = out.iter().position(|a| {
+                matches!(a, Action::AskPeer { peer_id, epoch: 1, run_id: Some(r), .. } if peer_id == "peer" && r == "me")
+            });
+            assert!(start < persist.unwrap_or(0) && persist < ask, "{out:?}");
+            return;
+        }
+        panic!("no election started");
     }
 
     #[test]

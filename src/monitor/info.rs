@@ -41,6 +41,13 @@ pub fn parse(text: &str) -> InfoReport {
     r
 }
 
+/// Whether the reply came from shardis-server (its INFO server section has
+/// `shardis_version`, redis-server's does not). The driver needs it to
+/// promote with `REPLICAOF NO ONE EPOCH n`, which redis-server would refuse.
+pub fn is_shardis(text: &str) -> bool {
+    text.lines().any(|l| l.starts_with("shardis_version:"))
+}
+
 /// `ip=127.0.0.3,port=6380,state=online,offset=42,lag=0`.
 fn replica_entry(v: &str) -> Option<Addr> {
     let (mut ip, mut port) = (None, None);
@@ -70,5 +77,7 @@ mod tests {
         assert_eq!(r.master, Some(Addr::new("127.0.0.2", 6379)));
         assert_eq!((r.link_down_ms, r.offset, r.priority), (3000, 40, 0));
         assert_eq!(parse("\u{0}\u{1}::::\r\n:x\r\nrole"), InfoReport { priority: 100, ..InfoReport::default() });
+        assert!(is_shardis("# Server\r\nredis_version:7.2.0\r\nshardis_version:0.1.0\r\n"));
+        assert!(!is_shardis("# Server\r\nredis_version:7.2.0\r\nredis_mode:standalone\r\n"));
     }
 }
