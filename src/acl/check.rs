@@ -110,7 +110,7 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
                 need |= PERM_W;
             }
             let key = args.get(k.pos);
-            let ok = s.keys.iter().any(|(p, perm)| perm & need == need && crate::util::glob_match(p, key, false));
+            let ok = s.keys.iter().any(|p| p.perm & need == need && p.matches(key));
             if !ok {
                 return Err(Denied::Key(k.pos));
             }
