@@ -36,7 +36,9 @@ impl KeyPattern {
     pub fn matches(&self, key: &[u8]) -> bool {
         match self.kind {
             Kind::Exact => key == self.pat.as_slice(),
-            Kind::Prefix(n) => key.starts_with(&self.pat[..n]),
+            // A key a user's prefix refuses mostly differs from it at the
+            // first byte: tested before calling out to compare the rest.
+            Kind::Prefix(n) => key.first() == self.pat.first() && key.starts_with(&self.pat[..n]),
             Kind::NonEmpty => !key.is_empty(),
             Kind::Glob => crate::util::glob_match(&self.pat, key, false),
         }
