@@ -7,7 +7,7 @@
 use super::user::{Selector, User, PERM_R, PERM_W};
 use crate::cmd::keyspec::{ACCESS, DELETE, INSERT, NOT_KEY, UPDATE};
 use crate::cmd::table::Channels;
-use crate::cmd::{flags::NO_AUTH, key_refs, Args, CommandDef};
+use crate::cmd::{flags::NO_AUTH, try_for_each_key_ref, Args, CommandDef};
 
 /// Why a command was refused; `usize` is the argument index at fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,10 +97,10 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
         }
     }
     if !s.allkeys && def.takes_keys() {
-        for k in key_refs(def, args) {
+        try_for_each_key_ref(def, args, |k| {
             // Shard channels are named in key specs but are not keys.
             if k.flags & NOT_KEY != 0 {
-                continue;
+                return Ok(());
             }
             let mut need = 0;
             if k.flags & ACCESS != 0 {
@@ -110,11 +110,12 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
                 need |= PERM_W;
             }
             let key = args.get(k.pos);
-            let ok = s.keys.iter().any(|(p, perm)| perm & need == need && crate::util::glob_match(p, key, false));
+            let ok = s.keys.iter().any(|p| p.perm & need == need && p.matches(key));
             if !ok {
                 return Err(Denied::Key(k.pos));
             }
-        }
+            Ok(())
+        })?;
     }
     if !s.allchannels && def.channels != Channels::None {
         for i in 1..args.len() {

@@ -3,6 +3,8 @@
 //! - `user`: a user, its rules (`ACL SETUSER` syntax) and how ACL LIST
 //!   prints it (pure).
 //! - `check`: the permission check of a command against a user (pure).
+//! - `pattern`: key patterns, compiled to a prefix or equality test when
+//!   that is what they mean (pure).
 //! - `log`: ACL LOG entries (pure).
 //! - `file`: the aclfile format (parse and render, pure).
 //!
@@ -17,6 +19,7 @@
 pub mod check;
 pub mod file;
 pub mod log;
+pub mod pattern;
 pub mod user;
 
 use std::collections::BTreeMap;

@@ -8,6 +8,7 @@
 //! its own row, as Redis gives each its own id), so `+config|get` allows
 //! one row and `+config` the container and all its subcommands.
 
+use super::pattern::KeyPattern;
 use crate::cmd::flags::acl as cat;
 use crate::cmd::table;
 
@@ -56,7 +57,7 @@ pub struct Selector {
     firstargs: Vec<(usize, Vec<Vec<u8>>)>,
     pub allkeys: bool,
     /// Key patterns with their PERM_* bits, in the order added.
-    pub keys: Vec<(Vec<u8>, u8)>,
+    pub keys: Vec<KeyPattern>,
     pub allchannels: bool,
     pub channels: Vec<Vec<u8>>,
 }
@@ -239,9 +240,9 @@ impl Selector {
             self.set_keys(true);
             return Ok(());
         }
-        match self.keys.iter_mut().find(|(p, _)| p == pat) {
-            Some((_, f)) => *f |= perm,
-            None => self.keys.push((pat.to_vec(), perm)),
+        match self.keys.iter_mut().find(|k| k.pat == pat) {
+            Some(k) => k.perm |= perm,
+            None => self.keys.push(KeyPattern::new(pat, perm)),
         }
         Ok(())
     }
@@ -289,13 +290,13 @@ impl Selector {
         let pats: Vec<String> = self
             .keys
             .iter()
-            .map(|(p, f)| {
-                let prefix = match *f {
+            .map(|k| {
+                let prefix = match k.perm {
                     PERM_R => "%R~",
                     PERM_W => "%W~",
                     _ => "~",
                 };
-                format!("{}{}", prefix, String::from_utf8_lossy(p))
+                format!("{}{}", prefix, String::from_utf8_lossy(&k.pat))
             })
             .collect();
         pats.join(" ")

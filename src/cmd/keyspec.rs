@@ -129,6 +129,19 @@ impl KeySpec {
     /// malformed so that its keys cannot be told (a key count that is not
     /// a number or runs past the arguments).
     pub fn positions(&self, args: &Args, out: &mut Vec<KeyRef>) -> Result<(), Malformed> {
+        if let Some((first, last, step)) = self.bounds(args)? {
+            let mut i = first;
+            while i <= last {
+                out.push(KeyRef { pos: i as usize, flags: self.flags });
+                i += step;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first and last key positions and the step between them; None
+    /// when there are no keys to find.
+    fn bounds(&self, args: &Args) -> Result<Option<(i64, i64, i64)>, Malformed> {
         let argc = args.len() as i64;
         let start = match self.begin {
             Begin::Index(p) => p as i64,
@@ -142,13 +155,13 @@ impl KeySpec {
                 };
                 match found {
                     Some(i) => i + 1,
-                    None => return Ok(()),
+                    None => return Ok(None),
                 }
             }
-            Begin::Unknown => return Ok(()),
+            Begin::Unknown => return Ok(None),
         };
         if start < 1 || start >= argc {
-            return Ok(());
+            return Ok(None);
         }
         let (first, last, step) = match self.find {
             Find::Range { last, step, limit } => {
@@ -175,14 +188,9 @@ impl KeySpec {
                 }
                 (first, last, step)
             }
-            Find::Unknown => return Ok(()),
+            Find::Unknown => return Ok(None),
         };
-        let mut i = first;
-        while i <= last {
-            out.push(KeyRef { pos: i as usize, flags: self.flags });
-            i += step;
-        }
-        Ok(())
+        Ok(Some((first, last, step)))
     }
 }
 
@@ -209,6 +217,34 @@ pub fn spec_positions(specs: &[KeySpec], args: &Args) -> Vec<KeyRef> {
         }
     }
     out
+}
+
+/// `f` on every key of `specs` in `args`, as `spec_positions` finds them
+/// (none when the command is malformed), without collecting them: the ACL
+/// check runs this on every command of a restricted user. Stops at the
+/// first Err `f` returns.
+pub fn try_for_each_spec_key<E>(
+    specs: &[KeySpec],
+    args: &Args,
+    mut f: impl FnMut(KeyRef) -> Result<(), E>,
+) -> Result<(), E> {
+    // A malformed key count in any spec means no keys at all, so those
+    // specs are looked at before the first key is handed out.
+    for s in specs {
+        if matches!(s.find, Find::Keynum { .. }) && s.bounds(args).is_err() {
+            return Ok(());
+        }
+    }
+    for s in specs {
+        if let Ok(Some((first, last, step))) = s.bounds(args) {
+            let mut i = first;
+            while i <= last {
+                f(KeyRef { pos: i as usize, flags: s.flags })?;
+                i += step;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The legacy `(first, last, step)` COMMAND INFO reports, and whether the
@@ -268,7 +304,15 @@ mod tests {
     fn pos(specs: &[KeySpec], line: &str) -> Vec<usize> {
         let parts: Vec<&str> = line.split(' ').collect();
         let a = OwnedArgs::from_slices(&parts);
-        spec_positions(specs, &a.args()).into_iter().map(|k| k.pos).collect()
+        let found = spec_positions(specs, &a.args());
+        // The walk without a Vec hands out the same keys.
+        let mut walked = Vec::new();
+        let _ = try_for_each_spec_key(specs, &a.args(), |k| {
+            walked.push(k);
+            Ok::<(), ()>(())
+        });
+        assert_eq!(walked, found, "{line}");
+        found.into_iter().map(|k| k.pos).collect()
     }
 
     #[test]

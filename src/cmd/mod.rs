@@ -445,6 +445,20 @@ pub fn key_refs(def: &CommandDef, args: &Args) -> Vec<keyspec::KeyRef> {
     keyspec::spec_positions(def.key_specs, args)
 }
 
+/// `f` on each of `key_refs(def, args)`, stopping at the first Err, with
+/// no Vec built when the row's key specs say where its keys are.
+#[inline]
+pub fn try_for_each_key_ref<E>(
+    def: &CommandDef,
+    args: &Args,
+    mut f: impl FnMut(keyspec::KeyRef) -> Result<(), E>,
+) -> Result<(), E> {
+    if let Some(keys) = def.keys_fn {
+        return keys(args).into_iter().try_for_each(f);
+    }
+    keyspec::try_for_each_spec_key(def.key_specs, args, &mut f)
+}
+
 pub enum KeyPositions {
     Range(std::iter::StepBy<std::ops::RangeInclusive<usize>>),
     List(std::vec::IntoIter<keyspec::KeyRef>),
