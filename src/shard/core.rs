@@ -835,11 +835,22 @@ impl Shard {
         // rings the doorbell again.
         self.shared.doorbell_pending[self.id].store(false, Ordering::SeqCst);
         let mut handled = 0;
-        for from in 0..=self.shared.nshards {
+        let external = self.shared.nshards;
+        for from in 0..=external {
             while let Some(m) = self.shared.queues[self.id][from].pop() {
                 if handled == 0 && self.drain.active {
                     // Busy before the message stops counting as in flight.
                     self.shared.idle[self.id].store(false, Ordering::SeqCst);
+                }
+                if from < external && matches!(m, Msg::ReplTxn { .. }) {
+                    // A replicated transaction reaching this shard through
+                    // another: the records its link posted here before it
+                    // (queues are FIFO per sender only) must apply first, or
+                    // the transaction's position would skip them.
+                    while let Some(e) = self.shared.queues[self.id][external].pop() {
+                        self.on_message(e);
+                        handled += 1;
+                    }
                 }
                 self.on_message(m);
                 handled += 1;

@@ -143,9 +143,10 @@ pub fn flat(v: Value) -> Vec<String> {
     v.as_items().unwrap_or_default().iter().map(|x| format!("{x:?}")).collect()
 }
 
-/// A bounded mixed write load: `n` single-key commands over `keys` keys, pipelined.
+/// A bounded mixed write load: `n` commands over `keys` keys, pipelined,
+/// multi-key ones over several slots (cross-shard transactions) among them.
 pub fn write_load(c: &mut RespConn, seed: u64, n: usize, keys: usize) {
-    write_load_with(c, seed, n, keys, false);
+    write_load_with(c, seed, n, keys, true);
 }
 
 /// `write_load`, with `multi` adding writes over keys of several slots
