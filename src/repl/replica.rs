@@ -582,6 +582,10 @@ const ASSEMBLY_WAIT: Duration = Duration::from_secs(5);
 /// Every link that brought a part goes on only once it is applied, so its
 /// later records cannot overtake it on any shard.
 fn assemble(poster: &mut Poster, (txid, need): (u64, u16), mine: Vec<(usize, ReplPart)>, gen: u64) {
+    // What this link posted before the transaction must reach its shards
+    // now: this link may wait below for as long as they sleep, and a
+    // shard whose doorbell is marked pending is not rung by other posters.
+    poster.ring();
     let Ok(mut g) = ASSEMBLY.lock() else { return };
     let new = || Gathering { parts: Vec::new(), arrived: 0, left: 0, posted: None };
     let e = g.get_or_insert_with(HashMap::new).entry(txid).or_insert_with(new);
