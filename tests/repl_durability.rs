@@ -145,3 +145,35 @@ fn repl_sync_ack_loses_no_acknowledged_write_when_the_master_dies() {
         assert_eq!(acked.len() as u64, n, "every write was acknowledged");
     }
 }
+
+/// A replica running with `repl-sync-ack` and promoted answers at once
+/// (PING, INFO: what a monitor needs before it re-points the replicas):
+/// the data it had from its old master needs no replica's ack. A write
+/// after the promotion waits for a replica again.
+#[test]
+fn a_promoted_replica_under_repl_sync_ack_answers_at_once() {
+    let sync_ack = ["--min-replicas-to-write", "1", "--repl-sync-ack", "yes"];
+    let m = Server::start(2, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(2, &[&["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp][..], &sync_ack[..]].concat());
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    let mut bc = b.conn();
+    until("the write to reach the replica", 30, || bc.cmd(&["GET", "k"]) == Value::bulk("1"));
+    drop(m);
+    bc.set_read_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(bc.try_cmd(&["REPLICAOF", "NO", "ONE", "EPOCH", "1"]).expect("REPLICAOF answered"), Value::ok());
+    let mut fresh = b.conn();
+    fresh.set_read_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(fresh.try_cmd(&["PING"]).expect("PING answered"), Value::Simple("PONG".into()));
+    assert!(fresh.try_cmd(&["INFO", "replication"]).expect("INFO answered").as_bytes().is_some());
+    assert_eq!(fresh.try_cmd(&["GET", "k"]).expect("GET answered"), Value::bulk("1"));
+    // A new write is answered once a replica holds it.
+    let bp = b.port.to_string();
+    let _c = Server::start(1, &["--bind", "127.0.0.4", "--replicaof", "127.0.0.3", &bp]);
+    let mut w = b.conn();
+    w.set_read_timeout(Some(Duration::from_secs(30)));
+    until("a write on the promoted replica to be acknowledged", 30, || {
+        w.try_cmd(&["SET", "k2", "2"]).is_ok_and(|v| v == Value::ok())
+    });
+}

@@ -186,6 +186,18 @@ impl Shard {
         self.config.repl_sync_ack && self.config.min_replicas_to_write > 0 && self.config.replicaof.is_empty()
     }
 
+    /// `repl-sync-ack` takes effect (a replica promoted, or CONFIG SET):
+    /// what this shard logged before (its old master's data, writes made
+    /// while it was off) waits for no replica's ack. Otherwise a promoted
+    /// replica would hold every reply, INFO and PING included, until a
+    /// replica acknowledged its whole log, and a monitor waiting for its
+    /// INFO would never re-point the replicas to it.
+    pub fn start_sync_ack_gate(&self) {
+        if let (Some(m), Some(w)) = (crate::repl::master::get(), &self.aof) {
+            m.sync_acked[self.id].fetch_max(w.appended_lsn(), Ordering::AcqRel);
+        }
+    }
+
     /// The lsn output may reveal under `repl-sync-ack` (u64::MAX: no
     /// limit from replicas).
     #[inline]
