@@ -315,6 +315,21 @@ pub struct Master {
 }
 
 impl Master {
+    /// Ask every known monitor whether it sees this master down; with
+    /// `run_id` (ours), also for its vote in `epoch`.
+    fn ask_peers(&self, name: &str, epoch: u64, run_id: Option<&str>, out: &mut Vec<Action>) {
+        for (id, p) in &self.peers {
+            out.push(Action::AskPeer {
+                peer: p.addr.clone(),
+                peer_id: id.clone(),
+                master_name: name.to_string(),
+                master: self.master.addr.clone(),
+                epoch,
+                run_id: run_id.map(str::to_string),
+            });
+        }
+    }
+
     fn new(config: MasterConfig, now: u64) -> Master {
         Master {
             master: Instance::new(config.addr.clone(), now),
@@ -764,16 +779,7 @@ impl Monitor {
         // meanwhile started elections of their own and split the vote.
         let Some(st) = self.masters.get_mut(name) else { return };
         st.last_ask = now;
-        for (id, p) in &st.peers {
-            out.push(Action::AskPeer {
-                peer: p.addr.clone(),
-                peer_id: id.clone(),
-                master_name: name.to_string(),
-                master: st.master.addr.clone(),
-                epoch,
-                run_id: Some(self.my_id.clone()),
-            });
-        }
+        st.ask_peers(name, epoch, Some(&self.my_id), out);
     }
 
     fn abort(&mut self, name: &str, why: &str, now: u64, out: &mut Vec<Action>) {
@@ -850,16 +856,7 @@ impl Monitor {
         };
         if (st.master.sdown_since.is_some() || candidate.is_some()) && now >= st.last_ask + ASK_PERIOD_MS {
             st.last_ask = now;
-            for (id, p) in &st.peers {
-                out.push(Action::AskPeer {
-                    peer: p.addr.clone(),
-                    peer_id: id.clone(),
-                    master_name: name.to_string(),
-                    master: st.master.addr.clone(),
-                    epoch: candidate.unwrap_or(my_epoch),
-                    run_id: candidate.map(|_| my_id.clone()),
-                });
-            }
+            st.ask_peers(name, candidate.unwrap_or(my_epoch), candidate.map(|_| my_id.as_str()), out);
         }
 
         // Objective down.
