@@ -18,12 +18,13 @@ use crate::util::key_slot;
 const WRITES: u16 = RW | OW | RM | INSERT | UPDATE | DELETE;
 
 /// Whether a command with these arguments touches keys of several slots.
+/// Runs after every logged write: a one-key command hashes nothing.
 #[inline]
 pub fn spans_slots(def: &CommandDef, args: &Args) -> bool {
     let mut keys = key_positions(def, args);
-    let Some(first) = keys.next() else { return false };
+    let (Some(first), Some(second)) = (keys.next(), keys.next()) else { return false };
     let slot = key_slot(args.get(first));
-    keys.any(|k| key_slot(args.get(k)) != slot)
+    key_slot(args.get(second)) != slot || keys.any(|k| key_slot(args.get(k)) != slot)
 }
 
 /// Whether a write just run must be logged by state: keys in several

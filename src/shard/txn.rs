@@ -967,9 +967,11 @@ impl Shard {
 
     /// EXEC of keyless commands among which some need the connection and
     /// may answer later (REPLICAOF, CONFIG REWRITE, CLIENT KILL: what
-    /// Sentinel sends in one MULTI on failover). They touch no keys, so
-    /// there is nothing to isolate: the queue is replayed through the
-    /// normal path, each reply an element of EXEC's array. False (nothing
+    /// Sentinel sends in one MULTI on failover). They name no keys: the
+    /// queue is replayed through the normal path, in order, each reply an
+    /// element of EXEC's array (a keyspace-wide one queued with them,
+    /// FLUSHALL or DBSIZE, runs in order but not isolated from other
+    /// clients' commands). False (nothing
     /// done) if the user may no longer run one of them: EXEC proper
     /// reports that.
     fn replay_exec(&mut self, conn: &mut Conn, m: &super::dispatch::MultiState) -> bool {
