@@ -71,6 +71,46 @@ fn multi_key_writes_reach_replicas_with_more_shards() {
     }
 }
 
+/// FLUSHDB, FLUSHALL and SWAPDB, which each master shard logs for its own
+/// keys in its own stream, leave a replica with another shard count with
+/// what the master has in every db, whatever order the streams arrive in.
+#[test]
+fn flushes_and_swaps_reach_replicas_with_other_shard_counts() {
+    let m = master(4);
+    let mut mc = m.conn();
+    let select = |c: &mut common::RespConn, db: &str| assert_eq!(c.cmd(&["SELECT", db]), Value::ok());
+    write_load(&mut mc, 11, 600, 100);
+    select(&mut mc, "1");
+    write_load(&mut mc, 12, 600, 100);
+    let r1 = replica_of(1, "127.0.0.3", (MASTER_HOST, m.port));
+    let r3 = replica_of(3, "127.0.0.4", (MASTER_HOST, m.port));
+    assert_eq!(mc.cmd(&["SWAPDB", "0", "1"]), Value::ok());
+    write_load(&mut mc, 13, 600, 100);
+    assert_eq!(mc.cmd(&["FLUSHDB"]), Value::ok());
+    write_load(&mut mc, 14, 600, 100);
+    select(&mut mc, "0");
+    assert_eq!(mc.cmd(&["FLUSHALL"]), Value::ok());
+    write_load(&mut mc, 15, 1500, 100);
+    select(&mut mc, "1");
+    write_load(&mut mc, 18, 600, 100);
+    select(&mut mc, "2");
+    write_load(&mut mc, 16, 600, 100);
+    assert_eq!(mc.cmd(&["SWAPDB", "2", "0"]), Value::ok());
+    write_load(&mut mc, 17, 600, 100);
+    for r in [&r1, &r3] {
+        converge(&m, r);
+        let (mut a, mut b) = (m.conn(), r.conn());
+        for db in ["1", "2"] {
+            select(&mut a, db);
+            select(&mut b, db);
+            let want = snapshot(&mut a);
+            assert!(!want.is_empty(), "db {db} has keys on the master");
+            let what = format!("{}'s db {db} to match the master's", r.name);
+            until(&what, 10, || snapshot(&mut b) == want);
+        }
+    }
+}
+
 #[test]
 fn a_replica_refuses_writes_and_says_what_it_is() {
     // No master listens there (no test binds 127.0.0.254): the replica is

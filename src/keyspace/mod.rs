@@ -592,6 +592,40 @@ impl Keyspace {
         self.signal_all_ready(b);
     }
 
+    /// Remove the keys of `db` that `owned` picks (a replica applying one
+    /// master shard's FLUSHDB, `repl::route`); how many went.
+    /// Like FLUSHDB it publishes no keyspace events.
+    pub fn flush_db_where(&mut self, db: usize, owned: impl Fn(&[u8]) -> bool) -> usize {
+        let keys: Vec<Box<[u8]>> = self.dbs[db].dict.iter().filter(|e| owned(&e.key)).map(|e| Box::from(&*e.key)).collect();
+        let flags = std::mem::take(&mut self.notify.flags);
+        let n = keys.iter().filter(|k| self.remove(db, k).is_some()).count();
+        self.notify.flags = flags;
+        n
+    }
+
+    /// Swap the keys `owned` picks between dbs `a` and `b`, leaving the
+    /// others where they are (one master shard's SWAPDB on a replica).
+    /// Like SWAPDB it publishes no keyspace events.
+    pub fn swap_db_where(&mut self, a: usize, b: usize, owned: impl Fn(&[u8]) -> bool) {
+        if a == b {
+            return;
+        }
+        let flags = std::mem::take(&mut self.notify.flags);
+        let mut take = |db: usize| -> Vec<(Box<[u8]>, Box<Entry>)> {
+            let keys: Vec<Box<[u8]>> =
+                self.dbs[db].dict.iter().filter(|e| owned(&e.key)).map(|e| Box::from(&*e.key)).collect();
+            keys.into_iter().filter_map(|k| self.remove(db, &k).map(|e| (k, e))).collect()
+        };
+        let (from_a, from_b) = (take(a), take(b));
+        for (db, moved) in [(b, from_a), (a, from_b)] {
+            for (k, e) in moved {
+                let e = *e;
+                self.set(db, &k, e.value, e.expire);
+            }
+        }
+        self.notify.flags = flags;
+    }
+
     pub fn watch(&mut self, db: usize, key: &[u8], who: WatcherId) {
         let ws = self.watched.entry((db as u8, key.into())).or_default();
         if !ws.contains(&who) {

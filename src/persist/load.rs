@@ -325,6 +325,8 @@ pub fn compute_cuts(txns: &[Vec<(u64, u64, u16)>]) -> Vec<u64> {
 /// `REPLPOS <master shard> <lsn> <replid>`.
 pub const REPLPOS: &[u8] = b"REPLPOS";
 
+use crate::repl::route::OwnedChange;
+
 /// A REPLPOS entry: master shard, (replid, lsn).
 pub fn parse_replpos(args: &Args) -> Option<(u16, (Box<str>, u64))> {
     if args.len() != 4 {
@@ -419,6 +421,10 @@ impl Replayer {
     fn apply_command(&mut self, ks: &mut Keyspace, args: &Args) {
         self.commands += 1;
         let name = args.get(0);
+        if self.values_only && !super::rebuild::builds_value(name) {
+            self.failed += 1;
+            return;
+        }
         if name.eq_ignore_ascii_case(REPLPOS) {
             // A replica's own position: loaded from its own AOF; in a
             // stream from a master (that was once a replica) it is that
@@ -432,8 +438,28 @@ impl Replayer {
             }
             return;
         }
-        if self.values_only && !super::rebuild::builds_value(name) {
-            self.failed += 1;
+        if let Some(change) = crate::repl::route::parse_owned_change(args, ks.dbs.len()) {
+            // A replica's part of one master shard's FLUSHDB/FLUSHALL/SWAPDB
+            // (`repl::route`), from its master's stream or its own AOF.
+            let Ok((map, m, change)) = change else {
+                self.failed += 1;
+                return;
+            };
+            let owned = |k: &[u8]| map.shard_of(k) == m;
+            match change {
+                OwnedChange::Flush { db: Some(db) } => {
+                    ks.flush_db_where(db, owned);
+                }
+                OwnedChange::Flush { db: None } => {
+                    for db in 0..ks.dbs.len() {
+                        ks.flush_db_where(db, owned);
+                    }
+                }
+                OwnedChange::Swap { a, b } => ks.swap_db_where(a, b, owned),
+            }
+            if ks.effects.enabled {
+                ks.effects.push_iter(self.db, args.len(), args.iter());
+            }
             return;
         }
         let Some((id, def)) = cmd::find(args).filter(|(_, d)| cmd::arity_ok(d, args.len())) else {
@@ -851,6 +877,47 @@ mod tests {
         assert!(ks.repl_pos.is_empty(), "a master's own position is not the replica's");
         assert!(ks.peek(0, b"k", 0).is_some());
         assert_eq!(rp.failed, 1, "a malformed position counts as failed");
+    }
+
+    #[test]
+    fn replica_flushes_and_swaps_act_on_one_master_shards_keys() {
+        let map = crate::shard::router::SlotMap::contiguous(2);
+        let keys: Vec<String> = (0..40).map(|i| format!("k{i}")).collect();
+        let ours = |k: &String| map.shard_of(k.as_bytes()) == 1;
+        let mut buf = Vec::new();
+        fn rec(buf: &mut Vec<u8>, db: u8, cmds: &[Vec<&str>]) {
+            let lsn = buf.len() as u64 + 1;
+            crate::persist::record::append(buf, lsn, 0, 0, db, |out| {
+                for c in cmds {
+                    crate::keyspace::effects::encode_array(out, c.iter().map(|p| p.as_bytes()), c.len());
+                }
+            });
+        }
+        for db in [0, 1, 2] {
+            let sets: Vec<Vec<&str>> = keys.iter().map(|k| vec!["SET", k.as_str(), ["a", "b", "c"][db as usize]]).collect();
+            rec(&mut buf, db, &sets);
+        }
+        rec(&mut buf, 0, &[vec!["REPLSWAP", "1", "2", "0", "1"], vec!["REPLFLUSH", "1", "2", "2"]]);
+        let (ks, _, err) = super::replay_buffer(&buf);
+        assert_eq!(err, None);
+        // Master shard 1's keys swapped dbs 0 and 1 and left db 2; the
+        // others stayed.
+        let val = |db: usize, k: &String| ks.peek(db, k.as_bytes(), 0).and_then(|e| e.value.str_bytes(&mut [0; 24]).map(|b| b.to_vec()));
+        let owned = keys.iter().find(|k| ours(k)).expect("a key of master shard 1");
+        let other = keys.iter().find(|k| !ours(k)).expect("a key of master shard 0");
+        assert_ne!(val(0, other), val(1, other));
+        for k in &keys {
+            if ours(k) {
+                assert_eq!((val(0, k), val(1, k), val(2, k)), (val(1, other), val(0, other), None), "{k}");
+            } else {
+                assert_eq!((val(0, k), val(1, k), val(2, k)), (val(0, other), val(1, other), val(2, other)), "{k}");
+            }
+        }
+        assert!(val(2, other).is_some() && val(0, owned).is_some());
+        // FLUSHALL's form removes master shard 1's keys from every db.
+        rec(&mut buf, 0, &[vec!["REPLFLUSH", "1", "2", "ALL"]]);
+        let (ks, _, _) = super::replay_buffer(&buf);
+        assert_eq!(ks.total_keys(), 3 * keys.iter().filter(|k| !ours(k)).count());
     }
 
     #[test]

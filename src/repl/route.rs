@@ -3,16 +3,68 @@
 //! With the same shard count on both sides the slot maps are the same, so
 //! master shard m's records go whole to shard m. Otherwise each command
 //! goes to the shard owning its keys (commands in a row for one shard stay
-//! together, each part starting in the db it runs in), and keyless ones
-//! (FLUSHDB, FLUSHALL, SWAPDB: each master shard logs its own) to every
-//! shard. A logged command's keys share one slot (`cmd::cross_slot`),
+//! together, each part starting in the db it runs in), and keyless ones to
+//! every shard. A logged command's keys share one slot (`cmd::cross_slot`),
 //! except MSET, DEL and UNLINK, which are cut into one command per shard.
+//!
+//! FLUSHDB, FLUSHALL and SWAPDB are logged by each master shard for its own
+//! keys, at its own place in its own stream. Sent as they are to every
+//! shard here, master shard 0's FLUSHALL would also delete what master
+//! shard 1 wrote after its own FLUSHALL; so they become `REPLFLUSH` and
+//! `REPLSWAP`, which act only on the keys the master shard owns.
 
 use crate::cmd::flags::SPLITS_BY_KEY;
 use crate::cmd::table::Handler;
 use crate::cmd::{self, Args};
 use crate::persist::record;
 use crate::shard::router::SlotMap;
+
+/// `REPLFLUSH <master shard> <master shards> <db>|ALL`: delete the keys
+/// of that master shard (by its slot map) in one db or in all.
+pub const REPLFLUSH: &[u8] = b"REPLFLUSH";
+/// `REPLSWAP <master shard> <master shards> <a> <b>`: swap that master
+/// shard's keys between dbs a and b.
+pub const REPLSWAP: &[u8] = b"REPLSWAP";
+
+/// What a REPLFLUSH or REPLSWAP asks: the keys it acts on and the change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OwnedChange {
+    Flush { db: Option<usize> },
+    Swap { a: usize, b: usize },
+}
+
+/// Parse a REPLFLUSH / REPLSWAP (None for any other command; Some(Err) for
+/// a malformed one): the master's map, the master shard, the change.
+pub fn parse_owned_change(args: &Args, dbs: usize) -> Option<Result<(SlotMap, usize, OwnedChange), ()>> {
+    let flush = args.get(0).eq_ignore_ascii_case(REPLFLUSH);
+    if !flush && !args.get(0).eq_ignore_ascii_case(REPLSWAP) {
+        return None;
+    }
+    let num = |i: usize| std::str::from_utf8(args.get(i)).ok().and_then(|s| s.parse::<usize>().ok());
+    let db = |i: usize| num(i).filter(|&d| d < dbs);
+    let parsed = (|| {
+        let (m, shards) = (num(1)?, num(2)?);
+        if m >= shards || shards > crate::util::SLOTS as usize {
+            return None;
+        }
+        let change = match (flush, args.len()) {
+            (true, 4) if args.get(3).eq_ignore_ascii_case(b"ALL") => OwnedChange::Flush { db: None },
+            (true, 4) => OwnedChange::Flush { db: Some(db(3)?) },
+            (false, 5) => OwnedChange::Swap { a: db(3)?, b: db(4)? },
+            _ => return None,
+        };
+        Some((SlotMap::contiguous(shards), m, change))
+    })();
+    Some(parsed.ok_or(()))
+}
+
+/// Append `bytes` to the last part if it is for the same shard and db.
+fn add(parts: &mut Vec<Part>, shard: usize, db: u8, bytes: &[u8]) {
+    match parts.last_mut() {
+        Some(p) if p.shard == shard && p.db == db => p.payload.extend_from_slice(bytes),
+        _ => parts.push(Part { shard, db, payload: bytes.to_vec() }),
+    }
+}
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct Part {
@@ -43,6 +95,13 @@ pub fn split(payload: &[u8], db: u8, mshard: usize, master: &SlotMap, local: &Sl
         if args.get(0).eq_ignore_ascii_case(crate::persist::load::REPLPOS) {
             continue; // the master's own position as a replica: not ours
         }
+        if args.get(0).eq_ignore_ascii_case(REPLFLUSH) || args.get(0).eq_ignore_ascii_case(REPLSWAP) {
+            // A chained master's: it names the keys it acts on already.
+            for shard in 0..local.shards() {
+                add(&mut parts, shard, cur_db, bytes);
+            }
+            continue;
+        }
         let Some((_, def)) = cmd::find(&args) else {
             return Err(format!("unknown command {:?} in the stream", String::from_utf8_lossy(args.get(0))));
         };
@@ -53,31 +112,48 @@ pub fn split(payload: &[u8], db: u8, mshard: usize, master: &SlotMap, local: &Sl
             }
             continue;
         }
+        if let Some(owned) = owned_change(def.name, &args, mshard, master.shards(), cur_db) {
+            for shard in 0..local.shards() {
+                add(&mut parts, shard, cur_db, &owned);
+            }
+            continue;
+        }
         let keys: Vec<(usize, usize)> =
             cmd::key_positions(def, &args).map(|k| (k, local.shard_of(args.get(k)))).collect();
-        let add = |parts: &mut Vec<Part>, shard: usize, bytes: &[u8]| match parts.last_mut() {
-            Some(p) if p.shard == shard && p.db == cur_db => p.payload.extend_from_slice(bytes),
-            _ => parts.push(Part { shard, db: cur_db, payload: bytes.to_vec() }),
-        };
         match keys.first() {
             None => {
                 for shard in 0..local.shards() {
-                    add(&mut parts, shard, bytes);
+                    add(&mut parts, shard, cur_db, bytes);
                 }
             }
             Some(&(_, shard)) if !def.has(SPLITS_BY_KEY) || keys.iter().all(|k| k.1 == shard) => {
                 // Masters log other writes over several slots as key
                 // states (`cmd::cross_slot`), so their keys share a shard.
-                add(&mut parts, shard, bytes)
+                add(&mut parts, shard, cur_db, bytes)
             }
             Some(_) => {
                 for (shard, cmd) in cut_by_key(&args, &keys) {
-                    add(&mut parts, shard, &cmd);
+                    add(&mut parts, shard, cur_db, &cmd);
                 }
             }
         }
     }
     Ok(parts)
+}
+
+/// FLUSHDB, FLUSHALL or SWAPDB of master shard `m` (of `shards`) as the
+/// REPLFLUSH / REPLSWAP that acts on its keys only.
+fn owned_change(name: &str, args: &Args, m: usize, shards: usize, db: u8) -> Option<Vec<u8>> {
+    let (m, shards, db) = (m.to_string(), shards.to_string(), db.to_string());
+    let cmd: Vec<&[u8]> = match name {
+        "flushdb" => vec![REPLFLUSH, m.as_bytes(), shards.as_bytes(), db.as_bytes()],
+        "flushall" => vec![REPLFLUSH, m.as_bytes(), shards.as_bytes(), b"ALL"],
+        "swapdb" if args.len() == 3 => vec![REPLSWAP, m.as_bytes(), shards.as_bytes(), args.get(1), args.get(2)],
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    crate::keyspace::effects::encode_array(&mut out, cmd.iter().copied(), cmd.len());
+    Some(out)
 }
 
 /// A `SPLITS_BY_KEY` command as one command per shard: each key takes the
@@ -117,6 +193,38 @@ mod tests {
     }
 
     #[test]
+    fn flushes_and_swaps_name_the_master_shard_and_pass_on_unchanged() {
+        let (master, local) = (SlotMap::contiguous(4), SlotMap::contiguous(2));
+        let p = payload(&[&["SELECT", "2"], &["FLUSHDB", "ASYNC"], &["FLUSHALL"], &["SWAPDB", "1", "3"]]);
+        let parts = split(&p, 0, 3, &master, &local).expect("splits");
+        let want = payload(&[&["REPLFLUSH", "3", "4", "2"], &["REPLFLUSH", "3", "4", "ALL"], &["REPLSWAP", "3", "4", "1", "3"]]);
+        let per_shard = |parts: &[Part], shard: usize| -> Vec<u8> {
+            parts.iter().filter(|p| p.shard == shard && p.db == 2).flat_map(|p| p.payload.clone()).collect()
+        };
+        assert!(parts.iter().all(|p| p.shard < 2 && p.db == 2));
+        assert_eq!((per_shard(&parts, 0), per_shard(&parts, 1)), (want.clone(), want.clone()));
+        // A chained master's REPLFLUSH/REPLSWAP go on as they are.
+        let three = SlotMap::contiguous(3);
+        let parts = split(&want, 2, 1, &local, &three).expect("splits");
+        for shard in 0..3 {
+            assert_eq!(per_shard(&parts, shard), want);
+        }
+        // What they ask, and malformed ones.
+        let parse = |c: &[&str]| {
+            let b = payload(&[c]);
+            let mut ranges = Vec::new();
+            record::parse_command_ranges(&b, &mut ranges).expect("a command");
+            parse_owned_change(&Args::new(&b, &ranges), 16).map(|r| r.map(|(map, m, ch)| (map.shards(), m, ch)))
+        };
+        assert_eq!(parse(&["REPLFLUSH", "1", "4", "ALL"]), Some(Ok((4, 1, OwnedChange::Flush { db: None }))));
+        assert_eq!(parse(&["replswap", "0", "2", "0", "15"]), Some(Ok((2, 0, OwnedChange::Swap { a: 0, b: 15 }))));
+        for bad in [&["REPLFLUSH", "4", "4", "0"][..], &["REPLFLUSH", "0", "4", "16"], &["REPLSWAP", "0", "4", "1"], &["REPLFLUSH", "x", "4", "1"], &["REPLFLUSH", "0", "0", "1"]] {
+            assert_eq!(parse(bad), Some(Err(())), "{bad:?}");
+        }
+        assert_eq!(parse(&["SET", "a", "b"]), None);
+    }
+
+    #[test]
     fn same_shard_count_sends_the_record_whole() {
         let p = payload(&[&["SET", "a", "1"], &["SET", "b", "2"]]);
         let m = SlotMap::contiguous(4);
@@ -145,7 +253,9 @@ mod tests {
             }
         }
         assert_eq!(seen, 40);
-        let flushes = parts.iter().filter(|p| p.payload.ends_with(b"FLUSHDB\r\n")).count();
+        // FLUSHDB acts on master shard 0's keys on every shard.
+        let flush = payload(&[&["REPLFLUSH", "0", "1", "5"]]);
+        let flushes = parts.iter().filter(|p| p.payload.ends_with(&flush)).count();
         assert_eq!(flushes, 3, "a keyless command goes to every shard");
         assert!(split(b"*1\r\n$3\r\nXYZ\r\n", 0, 0, &master, &local).is_err());
         // MSET and DEL over keys of several shards: one command per shard.
