@@ -146,6 +146,32 @@ fn repl_sync_ack_loses_no_acknowledged_write_when_the_master_dies() {
     }
 }
 
+/// Under `repl-sync-ack` a master whose replica stops acknowledging holds
+/// the reply of a write it ran (and what could reveal it); the operator's
+/// `CONFIG SET repl-sync-ack no` lets it go at once (it used to wait
+/// forever: the config change never reached the other shards).
+#[test]
+fn turning_repl_sync_ack_off_releases_what_waited_for_a_gone_replica() {
+    let flags = ["--bind", MASTER_HOST, "--min-replicas-to-write", "1", "--repl-sync-ack", "yes"];
+    let m = Server::start(2, &flags);
+    let r = Server::start(2, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &m.port.to_string()]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "warm", "1"]) == Value::ok());
+    r.signal(libc::SIGSTOP);
+    mc.send_raw(&common::encode_command(&["SET", "b", "2"])).expect("send");
+    // A stopped replica acknowledges nothing: no reply can come.
+    mc.set_read_timeout(Some(Duration::from_millis(500)));
+    assert!(mc.read_value().is_err(), "a write was answered before a replica held it");
+    mc.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut admin = m.conn();
+    assert_eq!(admin.cmd(&["CONFIG", "SET", "repl-sync-ack", "no"]), Value::ok());
+    assert_eq!(mc.read_value().expect("the held reply"), Value::ok());
+    assert_eq!(admin.cmd(&["GET", "b"]), Value::bulk("2"));
+    r.signal(libc::SIGCONT);
+    let mut rc = r.conn();
+    until("the replica to catch up", 30, || rc.cmd(&["GET", "b"]) == Value::bulk("2"));
+}
+
 /// A replica running with `repl-sync-ack` and promoted answers at once
 /// (PING, INFO: what a monitor needs before it re-points the replicas):
 /// the data it had from its old master needs no replica's ack. A write

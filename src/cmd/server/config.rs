@@ -186,6 +186,11 @@ impl Shard {
         self.config = c.clone();
         if !sync_ack_was_on && self.sync_ack_on() {
             self.start_sync_ack_gate();
+        } else if sync_ack_was_on && !self.sync_ack_on() && self.config.replicaof.is_empty() {
+            // The operator let go of the replicas' acks (e.g. they are gone
+            // for good): what waited for them goes out now, not at the next
+            // AOF event (there may be none: every client waits).
+            self.release_held();
         }
         // A replica expires nothing itself (its master's DELs do).
         self.ks.no_expire = !c.replicaof.is_empty();
