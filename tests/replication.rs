@@ -159,9 +159,10 @@ fn a_killed_replica_resumes_with_a_partial_sync() {
     assert_eq!(info_u64(&mut mc, "stats", "sync_partial_ok"), partial + shards as u64);
 }
 
-/// A TCP proxy on `listen` forwarding to `target`, whose links can be cut.
-#[test]
-fn a_cut_link_resyncs_partially_on_every_shard() {
+/// The link cut (by a fault-injecting proxy standing for the master) for
+/// `cut` while the master takes writes: every shard continues with a
+/// partial sync, none does a full one, and the replica converges.
+fn cut_case(cut: Duration) {
     let shards = 3;
     let m = master(shards);
     let mut mc = m.conn();
@@ -172,15 +173,30 @@ fn a_cut_link_resyncs_partially_on_every_shard() {
     converge(&m, &r);
     let full = info_u64(&mut mc, "stats", "sync_full");
     let partial = info_u64(&mut mc, "stats", "sync_partial_ok");
-    proxy.cut_for(Duration::from_secs(1));
-    write_load(&mut mc, 6, 1000, 100);
+    std::thread::scope(|s| {
+        let cutter = s.spawn(|| proxy.cut_for(cut));
+        // Writes during the cut (bounded: 200 batches at most).
+        let mut seed = 100;
+        while !cutter.is_finished() && seed < 300 {
+            write_load(&mut mc, seed, 200, 100);
+            seed += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    write_load(&mut mc, 6, 500, 100);
     converge(&m, &r);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while info_u64(&mut mc, "stats", "sync_partial_ok") < partial + shards as u64 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until("every shard to continue", 20, || info_u64(&mut mc, "stats", "sync_partial_ok") >= partial + shards as u64);
     assert_eq!(info_u64(&mut mc, "stats", "sync_full"), full, "no full sync after the cut");
-    assert!(info_u64(&mut mc, "stats", "sync_partial_ok") >= partial + shards as u64, "every shard continued");
+}
+
+#[test]
+fn a_link_cut_for_a_second_resyncs_partially_on_every_shard() {
+    cut_case(Duration::from_secs(1));
+}
+
+#[test]
+fn a_link_cut_for_ten_seconds_resyncs_partially_on_every_shard() {
+    cut_case(Duration::from_secs(10));
 }
 
 #[test]

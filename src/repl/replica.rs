@@ -572,10 +572,37 @@ struct Gathering {
 }
 static ASSEMBLY: Mutex<Option<HashMap<u64, Gathering>>> = Mutex::new(None);
 static ASSEMBLED: std::sync::Condvar = std::sync::Condvar::new();
-/// How long a link waits for the rest of a transaction. Past it (the
-/// other link is down, or already had its part), what arrived is applied:
-/// shards skip what their position already covers.
+/// How long a link waits for the rest of a transaction while every link
+/// is up. Past it (the other part will not come: its shard did a full
+/// sync), what arrived is applied: shards skip what their position
+/// already covers.
 const ASSEMBLY_WAIT: Duration = Duration::from_secs(5);
+/// ... and while a link is down: it may still bring its part once it
+/// resumes (a partial sync resends from its applied position), so the
+/// transaction stays whole; bounded below the master's `repl-timeout`.
+const ASSEMBLY_WAIT_LINK_DOWN: Duration = Duration::from_secs(30);
+/// Transactions applied without every part (the newest ones): a part
+/// of one arriving later is applied at once. Waiting for a part already
+/// applied alone stalled the link for the whole wait each time.
+static INCOMPLETE: Mutex<std::collections::VecDeque<u64>> = Mutex::new(std::collections::VecDeque::new());
+const INCOMPLETE_KEPT: usize = 4096;
+
+fn links_all_up() -> bool {
+    STATUS.lock().ok().and_then(|g| g.as_ref().map(|st| st.links.iter().all(|l| l.up))).unwrap_or(true)
+}
+
+fn was_incomplete(txid: u64) -> bool {
+    INCOMPLETE.lock().is_ok_and(|q| q.contains(&txid))
+}
+
+fn note_incomplete(txid: u64) {
+    if let Ok(mut q) = INCOMPLETE.lock() {
+        if q.len() >= INCOMPLETE_KEPT {
+            q.pop_front();
+        }
+        q.push_back(txid);
+    }
+}
 
 /// One master shard's record of transaction `txid` (of `need` records):
 /// once all arrived, they go to this server's shards as one transaction.
@@ -591,17 +618,20 @@ fn assemble(poster: &mut Poster, (txid, need): (u64, u16), mine: Vec<(usize, Rep
     let e = g.get_or_insert_with(HashMap::new).entry(txid).or_insert_with(new);
     e.parts.extend(mine);
     e.arrived += 1;
-    let deadline = Instant::now() + ASSEMBLY_WAIT;
+    let start = Instant::now();
     let ready = |g: &Option<HashMap<u64, Gathering>>| {
         g.as_ref().and_then(|p| p.get(&txid)).is_none_or(|e| e.arrived >= need || e.posted.is_some())
     };
-    while !ready(&g) {
-        if Instant::now() > deadline || !current(gen) {
+    let late = !ready(&g) && was_incomplete(txid);
+    while !ready(&g) && !late {
+        let waited = start.elapsed();
+        if (waited > ASSEMBLY_WAIT && (waited > ASSEMBLY_WAIT_LINK_DOWN || links_all_up())) || !current(gen) {
             crate::log(&format!(
                 "replica: transaction {} of the master: not every part arrived within {} s; applying what did",
                 txid,
-                ASSEMBLY_WAIT.as_secs()
+                waited.as_secs()
             ));
+            note_incomplete(txid);
             break;
         }
         g = match ASSEMBLED.wait_timeout(g, Duration::from_millis(50)) {
