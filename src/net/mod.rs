@@ -573,7 +573,24 @@ fn send_rest(s: &Sock, rest: &[u8], idx: u32) -> squeue::Entry {
 /// its own carries the MSG_RINGs, so the core needs no access to the
 /// reactor's ring.
 pub fn ring_doorbells_now(shared: &crate::shard::Shared, targets: &[bool]) {
-    let Ok(mut ring) = IoUring::new(8) else { return };
+    // One small ring per calling thread, kept: a replica's link thread
+    // rings for every transaction it hands over, and setting up a ring
+    // (two mmaps and a syscall) per ring was a good part of its time.
+    thread_local! {
+        static RING: std::cell::RefCell<Option<IoUring>> = const { std::cell::RefCell::new(None) };
+    }
+    RING.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = IoUring::new(8).ok();
+        }
+        if let Some(ring) = cell.as_mut() {
+            ring_with(ring, shared, targets);
+        }
+    })
+}
+
+fn ring_with(ring: &mut IoUring, shared: &crate::shard::Shared, targets: &[bool]) {
     for (to, _) in targets.iter().enumerate().filter(|(_, &t)| t) {
         let fd = shared.ring_fd(to);
         if fd < 0 {
@@ -584,12 +601,15 @@ pub fn ring_doorbells_now(shared: &crate::shard::Shared, targets: &[bool]) {
         unsafe {
             if ring.submission().push(&e).is_err() {
                 let _ = ring.submit_and_wait(1);
+                ring.completion().for_each(drop);
                 let _ = ring.submission().push(&e);
             }
         }
     }
     let n = ring.submission().len();
     let _ = ring.submit_and_wait(n);
+    // Reap what completed so the kept ring's queue never fills.
+    ring.completion().for_each(drop);
 }
 
 #[cfg(test)]
