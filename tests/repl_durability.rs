@@ -172,6 +172,56 @@ fn turning_repl_sync_ack_off_releases_what_waited_for_a_gone_replica() {
     until("the replica to catch up", 30, || rc.cmd(&["GET", "b"]) == Value::bulk("2"));
 }
 
+/// A master under `repl-sync-ack` demoted while it holds replies for writes
+/// no replica acknowledged (a monitor re-points it after a partition): no
+/// client hears those writes acknowledged, since the old master sets them
+/// aside when it follows its new master. Clients on every shard, with keys
+/// on every shard (replies forwarded between shards), are closed instead.
+#[test]
+fn a_demoted_sync_ack_master_acknowledges_none_of_its_unreplicated_writes() {
+    let flags = ["--bind", MASTER_HOST, "--min-replicas-to-write", "1", "--repl-sync-ack", "yes"];
+    let m = Server::start(4, &flags);
+    let r = Server::start(2, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &m.port.to_string()]);
+    let other = Server::start(2, &["--bind", "127.0.0.4"]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "warm", "1"]) == Value::ok());
+    r.signal(libc::SIGSTOP);
+    // Several clients (spread over the shards), each with writes to keys
+    // of every shard, none of which the stopped replica can acknowledge.
+    let mut clients: Vec<RespConn> = (0..8).map(|_| m.conn()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        for k in 0..8 {
+            c.send_raw(&common::encode_command(&["SET", &format!("lost-{i}-{k}"), "v"])).expect("send");
+        }
+        c.set_read_timeout(Some(Duration::from_millis(100)));
+        assert!(c.read_value().is_err(), "a write was answered before a replica held it");
+        c.set_read_timeout(Some(Duration::from_secs(10)));
+    }
+    // The demotion (its own reply may be lost with the connection).
+    mc.send_raw(&common::encode_command(&["REPLICAOF", "127.0.0.4", &other.port.to_string()])).expect("send");
+    let _ = mc.read_value();
+    for (i, c) in clients.iter_mut().enumerate() {
+        match c.read_value() {
+            Ok(v) => panic!("client {i} heard {v:?} for a write no replica acknowledged"),
+            Err(_) => {}
+        }
+    }
+    // Connections opened meanwhile may still be closed by a shard that
+    // hears of the demotion later: ask on fresh ones.
+    let ask = |cmd: &[&str]| {
+        let mut c = m.conn();
+        c.send_raw(&common::encode_command(cmd)).ok()?;
+        c.read_value().ok()
+    };
+    until("the old master to follow", 30, || {
+        ask(&["INFO", "replication"])
+            .and_then(|v| v.as_bytes().map(|b| String::from_utf8_lossy(b).contains("master_link_status:up")))
+            .unwrap_or(false)
+    });
+    assert_eq!(ask(&["GET", "lost-0-0"]), Some(Value::NilBulk), "the unacknowledged tail was set aside");
+    r.signal(libc::SIGCONT);
+}
+
 /// A replica running with `repl-sync-ack` and promoted answers at once
 /// (PING, INFO: what a monitor needs before it re-points the replicas):
 /// the data it had from its old master needs no replica's ack. A write

@@ -998,6 +998,7 @@ impl Shard {
                 self.on_repl_apply(mshard, (&replid, lsn), base, db, &payload)
             }
             Msg::ReplReset { mshard, master_shards } => self.on_repl_reset(mshard, master_shards),
+            Msg::DropClients => self.drop_all_clients(),
             Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
             Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
             Msg::ReplFence { done } => self.on_repl_fence(done),

@@ -409,6 +409,10 @@ pub enum Msg {
         participants: u16,
         done: Arc<AtomicUsize>,
     },
+    /// A shard demoted with writes its replicas never acknowledged under
+    /// `repl-sync-ack` closes its clients; it sends this ahead of the
+    /// replies it held, so that none of them reaches a client here either.
+    DropClients,
     /// Replica: a full sync of master shard `mshard` begins: drop the keys
     /// that shard owns (by the master's slot map) and forget the position.
     ReplReset {

@@ -198,6 +198,43 @@ impl Shard {
         }
     }
 
+    /// A master under `repl-sync-ack` became a replica (a monitor demoted
+    /// it after a partition): replies it held for writes no replica
+    /// acknowledged must not go out as acknowledgements once the gate
+    /// opens, since those writes are about to be set aside as a divergent
+    /// tail. So every client here is closed (it hears nothing, as after a
+    /// crash) and the other shards are told to do the same before any
+    /// reply held here reaches them.
+    pub fn on_demoted_under_sync_ack(&mut self) {
+        let acked = crate::repl::master::get().map_or(u64::MAX, |m| m.sync_acked[self.id].load(Ordering::Acquire));
+        let Some(appended) = self.aof.as_ref().map(|w| w.appended_lsn()) else { return };
+        if appended <= acked {
+            return;
+        }
+        crate::log(&format!(
+            "shard {}: demoted with writes no replica acknowledged (lsn {} to {}); closing every client so that none hears them acknowledged",
+            self.id,
+            acked + 1,
+            appended
+        ));
+        for to in 0..self.shared.nshards {
+            if to != self.id {
+                self.send_now(to, super::Msg::DropClients);
+            }
+        }
+        self.drop_all_clients();
+    }
+
+    /// Close every client connection of this shard.
+    pub fn drop_all_clients(&mut self) {
+        let live: Vec<u32> = (0..self.conns.len() as u32)
+            .filter(|&i| matches!(self.conns.get(i as usize), Some(Some(c)) if !c.closing))
+            .collect();
+        for idx in live {
+            self.close(idx);
+        }
+    }
+
     /// The lsn output may reveal under `repl-sync-ack` (u64::MAX: no
     /// limit from replicas).
     #[inline]

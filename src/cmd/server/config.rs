@@ -186,7 +186,9 @@ impl Shard {
         self.config = c.clone();
         if !sync_ack_was_on && self.sync_ack_on() {
             self.start_sync_ack_gate();
-        } else if sync_ack_was_on && !self.sync_ack_on() && self.config.replicaof.is_empty() {
+        } else if sync_ack_was_on && !self.config.replicaof.is_empty() {
+            self.on_demoted_under_sync_ack();
+        } else if sync_ack_was_on && !self.sync_ack_on() {
             // The operator let go of the replicas' acks (e.g. they are gone
             // for good): what waited for them goes out now, not at the next
             // AOF event (there may be none: every client waits).
