@@ -40,6 +40,9 @@ pub enum Cmp {
     /// Stream replies (XPENDING, XINFO): exact except idle/seen times,
     /// delivery times and radix-tree-nodes (see `stream_same`).
     Stream,
+    /// The keyspace-events run: [reply, sorted events]; the events exact,
+    /// the reply by the command's own comparison.
+    WithEvents(Box<Cmp>),
 }
 
 /// One step of a sequence.
