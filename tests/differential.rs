@@ -349,13 +349,29 @@ fn report(d: &Diff) -> String {
     s
 }
 
-/// `events`: also compare, per command, the keyspace events it published
-/// (as a multiset), with `fams` as the families unless the environment
-/// names others.
-fn run(resp3: bool, seeds: Vec<u64>, events: Option<&[&str]>) {
-    let ops_per_seed = env_num("SHARDIS_DIFF_OPS", if events.is_some() { 150 } else { 300 }) as usize;
+/// What a run compares besides replies.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    Replies,
+    /// Also, per command, the keyspace events it published (as a
+    /// multiset); with these families unless the environment names others.
+    Events(&'a [&'a str]),
+    /// Under allkeys-lfu with lfu-log-factor 0 (a counter that counts
+    /// every use), with these families: OBJECT FREQ exact.
+    Lfu(&'a [&'a str]),
+}
+
+fn run(resp3: bool, seeds: Vec<u64>, mode: Mode) {
+    let events = match mode {
+        Mode::Events(f) => Some(f),
+        _ => None,
+    };
+    let ops_per_seed = env_num("SHARDIS_DIFF_OPS", if matches!(mode, Mode::Replies) { 300 } else { 150 }) as usize;
     let verbose = std::env::var_os("SHARDIS_DIFF_VERBOSE").is_some();
-    let fams = families().or_else(|| events.map(|f| f.iter().map(|s| s.to_string()).collect()));
+    let fams = families().or_else(|| match mode {
+        Mode::Events(f) | Mode::Lfu(f) => Some(f.iter().map(|s| s.to_string()).collect()),
+        Mode::Replies => None,
+    });
     let mut targets: Vec<Target> = [Server::start_redis(), Server::start(1, &[]), Server::start(4, &[])]
         .into_iter()
         .map(|server| Target { server, conn: None, sub: None, marker: None, marks: 0 })
@@ -368,6 +384,14 @@ fn run(resp3: bool, seeds: Vec<u64>, events: Option<&[&str]>) {
             t.reset(resp3);
             if events.is_some() {
                 t.subscribe();
+            }
+            if let Mode::Lfu(_) = mode {
+                let c = t.conn.as_mut().expect("reset");
+                // A limit far above what a seed stores: no eviction, and
+                // Redis shares no integer objects (which would share a clock).
+                for (k, v) in [("maxmemory", "1gb"), ("maxmemory-policy", "allkeys-lfu"), ("lfu-log-factor", "0")] {
+                    assert_eq!(c.cmd(&["CONFIG", "SET", k, v]), Value::ok(), "{}: CONFIG SET {k}", t.server.name);
+                }
             }
         }
         let ops = Gen::new(seed, fams.as_deref()).sequence(ops_per_seed);
@@ -482,12 +506,12 @@ fn show(r: &Result<Value, String>) -> String {
 
 #[test]
 fn differential_resp2() {
-    run(false, seeds(1, 20), None);
+    run(false, seeds(1, 20), Mode::Replies);
 }
 
 #[test]
 fn differential_resp3() {
-    run(true, seeds(1001, 5), None);
+    run(true, seeds(1001, 5), Mode::Replies);
 }
 
 /// The keyspace events of every command, compared with redis-server's as
@@ -495,7 +519,19 @@ fn differential_resp3() {
 /// no other connection.
 #[test]
 fn differential_keyspace_events() {
-    run(false, seeds(2001, 6), Some(&["-blocking", "-scan"]));
+    run(false, seeds(2001, 6), Mode::Events(&["-blocking", "-scan"]));
+}
+
+/// OBJECT FREQ after random commands under LFU, as redis-server counts
+/// uses: each command that looks a key up uses it once, creating counts
+/// as the use, TYPE/EXISTS/TTL/OBJECT do not use it, RENAME keeps it.
+/// Ignored: known differences remain (GETSET counts twice in Redis, which
+/// looks the key up twice; a command whose keys span shards counts its
+/// keys once more on 4 shards). tests/lru_lfu.rs checks what matches.
+#[test]
+#[ignore]
+fn differential_lfu_freq() {
+    run(false, seeds(3001, 6), Mode::Lfu(&["strings", "hashes", "sets", "zsets", "lists", "keys", "freq"]));
 }
 
 /// The generator must be reproducible for a seed, or a reported seed would
