@@ -55,6 +55,8 @@ fn protocol(r: &mut Reply, resp3: bool, kind: &[u8]) {
     match kind.to_ascii_lowercase().as_slice() {
         b"string" => r.bulk(b"Hello World"),
         b"integer" => r.int(12345),
+        // Redis's literal test value, not an approximation of pi.
+        #[allow(clippy::approx_constant)]
         b"double" => r.double(3.141),
         b"bignum" if resp3 => r.raw(b"(1234567999999999999999999999999999999\r\n"),
         b"bignum" => r.bulk(b"1234567999999999999999999999999999999"),
