@@ -76,6 +76,11 @@ pub struct Config {
     pub maxmemory_policy: String,
     /// Keys sampled per eviction step: more is closer to true LRU/LFU.
     pub maxmemory_samples: u32,
+    /// LFU: how slowly a key's use counter grows (Redis's
+    /// `lfu-log-factor`; 10 saturates it at about a million hits).
+    pub lfu_log_factor: u32,
+    /// LFU: minutes per step of an idle key's counter decay (0: never).
+    pub lfu_decay_time: u32,
     /// SLOWLOG keeps commands that ran at least this many µs (0: all,
     /// negative: none).
     pub slowlog_log_slower_than: i64,
@@ -162,6 +167,8 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
             maxmemory_samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             busy_reply_threshold: 5000,
@@ -244,6 +251,10 @@ pub struct Cli {
     pub maxmemory_policy: Option<String>,
     #[arg(long = "maxmemory-samples")]
     pub maxmemory_samples: Option<u32>,
+    #[arg(long = "lfu-log-factor")]
+    pub lfu_log_factor: Option<u32>,
+    #[arg(long = "lfu-decay-time")]
+    pub lfu_decay_time: Option<u32>,
     #[arg(long = "slowlog-log-slower-than", allow_hyphen_values = true)]
     pub slowlog_log_slower_than: Option<i64>,
     #[arg(long = "slowlog-max-len")]
@@ -431,6 +442,12 @@ impl Config {
         if let Some(v) = cli.maxmemory_samples {
             c.maxmemory_samples = v;
         }
+        if let Some(v) = cli.lfu_log_factor {
+            c.lfu_log_factor = v;
+        }
+        if let Some(v) = cli.lfu_decay_time {
+            c.lfu_decay_time = v;
+        }
         if let Some(v) = cli.slowlog_log_slower_than {
             c.slowlog_log_slower_than = v;
         }
@@ -554,6 +571,8 @@ impl Config {
             ("auto-aof-rewrite-min-size", self.auto_aof_rewrite_min_size as i128),
             ("maxmemory", self.maxmemory as i128),
             ("maxmemory-samples", self.maxmemory_samples as i128),
+            ("lfu-log-factor", self.lfu_log_factor as i128),
+            ("lfu-decay-time", self.lfu_decay_time as i128),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than as i128),
             ("slowlog-max-len", self.slowlog_max_len as i128),
             ("busy-reply-threshold", self.busy_reply_threshold as i128),
@@ -600,6 +619,8 @@ impl Config {
             ("maxmemory", self.maxmemory.to_string()),
             ("maxmemory-policy", self.maxmemory_policy.clone()),
             ("maxmemory-samples", self.maxmemory_samples.to_string()),
+            ("lfu-log-factor", self.lfu_log_factor.to_string()),
+            ("lfu-decay-time", self.lfu_decay_time.to_string()),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than.to_string()),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
             ("busy-reply-threshold", self.busy_reply_threshold.to_string()),
@@ -660,6 +681,8 @@ impl Config {
             "maxmemory" => next.maxmemory = mem(value)?,
             "maxmemory-policy" => next.maxmemory_policy = one_of(value, crate::keyspace::evict::POLICY_NAMES)?,
             "maxmemory-samples" => next.maxmemory_samples = int(value)? as u32,
+            "lfu-log-factor" => next.lfu_log_factor = int(value)? as u32,
+            "lfu-decay-time" => next.lfu_decay_time = int(value)? as u32,
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
             "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
             "busy-reply-threshold" => next.busy_reply_threshold = int(value)?,
@@ -778,6 +801,8 @@ const BOUNDS: &[(&str, i64, i64)] = &[
     ("auto-aof-rewrite-min-size", 0, i64::MAX),
     ("maxmemory", 0, i64::MAX),
     ("maxmemory-samples", 1, i32::MAX as i64),
+    ("lfu-log-factor", 0, i32::MAX as i64),
+    ("lfu-decay-time", 0, i32::MAX as i64),
     ("slowlog-log-slower-than", -1, i64::MAX),
     ("slowlog-max-len", 0, i64::MAX),
     ("busy-reply-threshold", 0, i64::MAX),

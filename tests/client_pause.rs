@@ -151,3 +151,75 @@ fn unblock_as_redis() {
         assert_eq!(unblock_replies(&s), want, "{shards} shard(s)");
     }
 }
+
+/// Clients blocked in BLPOP when a pause starts, or blocking during one:
+/// what each gets, and whether before the pause ends, as redis-server's.
+/// (Under a WRITE pause no push can run, so a blocked client is not served
+/// until it ends; its timeout and CLIENT UNBLOCK still answer at once.)
+fn blocked_under_pause(srv: &Server) -> Vec<String> {
+    let mut admin = srv.conn();
+    let mut seen = Vec::new();
+    // Time for a sent BLPOP to block (its reply is what is compared).
+    let wait_blocked = |_: &mut RespConn| std::thread::sleep(Duration::from_millis(200));
+    for k in ["l1", "l2", "{x}l3"] {
+        admin.cmd(&["DEL", k]);
+    }
+    // Its timeout passes during the pause: nil then, not at the end.
+    let mut b = srv.conn();
+    b.send_raw(&common::encode_command(&["BLPOP", "l1", "0.3"])).expect("send");
+    wait_blocked(&mut admin);
+    admin.cmd(&["CLIENT", "PAUSE", "5000", "WRITE"]);
+    let t = Instant::now();
+    b.set_read_timeout(Some(Duration::from_secs(4)));
+    seen.push(format!("timeout: {:?} early={}", b.read_value().ok(), t.elapsed() < Duration::from_secs(2)));
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    // CLIENT UNBLOCK during the pause.
+    let mut b = srv.conn();
+    let id = match b.cmd(&["CLIENT", "ID"]) {
+        Value::Int(n) => n.to_string(),
+        other => panic!("CLIENT ID: {other:?}"),
+    };
+    b.send_raw(&common::encode_command(&["BLPOP", "l2", "0"])).expect("send");
+    wait_blocked(&mut admin);
+    admin.cmd(&["CLIENT", "PAUSE", "5000", "WRITE"]);
+    seen.push(format!("unblock: {:?}", admin.cmd(&["CLIENT", "UNBLOCK", &id])));
+    b.set_read_timeout(Some(Duration::from_secs(2)));
+    seen.push(format!("unblocked: {:?}", b.read_value().ok()));
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    // A push queued in MULTI waits at EXEC, so the blocked client is
+    // served only after the pause.
+    let mut b = srv.conn();
+    b.send_raw(&common::encode_command(&["BLPOP", "{x}l3", "0"])).expect("send");
+    wait_blocked(&mut admin);
+    let mut m = srv.conn();
+    m.cmd(&["MULTI"]);
+    m.cmd(&["LPUSH", "{x}l3", "v"]);
+    admin.cmd(&["CLIENT", "PAUSE", "5000", "WRITE"]);
+    seen.push(format!("exec held: {}", !replies_within(&mut m, &["EXEC"], 300)));
+    b.set_read_timeout(Some(Duration::from_millis(300)));
+    seen.push(format!("served during pause: {}", b.read_value().is_ok()));
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    m.set_read_timeout(Some(Duration::from_secs(5)));
+    seen.push(format!("exec: {:?}", m.read_value().ok()));
+    b.set_read_timeout(Some(Duration::from_secs(5)));
+    seen.push(format!("served after: {:?}", b.read_value().ok()));
+    // BLPOP sent during a WRITE pause waits (it is a write), then pops.
+    admin.cmd(&["RPUSH", "l1", "a"]);
+    admin.cmd(&["CLIENT", "PAUSE", "5000", "WRITE"]);
+    let mut b = srv.conn();
+    seen.push(format!("blpop held: {}", !replies_within(&mut b, &["BLPOP", "l1", "0"], 300)));
+    admin.cmd(&["CLIENT", "UNPAUSE"]);
+    b.set_read_timeout(Some(Duration::from_secs(5)));
+    seen.push(format!("blpop: {:?}", b.read_value().ok()));
+    seen
+}
+
+#[test]
+fn blocked_clients_under_pause_as_redis() {
+    let redis = Server::start_redis();
+    let want = blocked_under_pause(&redis);
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--appendonly", "no"]);
+        assert_eq!(blocked_under_pause(&s), want, "{shards} shard(s)");
+    }
+}

@@ -449,6 +449,57 @@ fn stream_events() {
     );
 }
 
+/// Times already past (the key is gone at once or at its next access),
+/// repeated keys in one MSET, and PUBLISH inside MULTI: each step's events
+/// as redis-server's. A past time's lazy expiry runs in the same EXEC so
+/// that active expiry cannot move it to another step.
+#[test]
+fn past_times_repeats_and_publish_in_multi() {
+    compare(
+        "KEA",
+        &[
+            "MULTI",
+            "SET a 1 EXAT 1",
+            "GET a",
+            "EXEC",
+            "MULTI",
+            "SET {p}b 1 PXAT 1",
+            "SET {p}b2 1 PXAT 1 GET",
+            "EXISTS {p}b {p}b2",
+            "EXEC",
+            "SET c 1",
+            "GETEX c EXAT 1",
+            "SET c 1",
+            "GETEX c PXAT 1",
+            "GETEX c PXAT 1",
+            "SET d 1",
+            "EXPIRE d -1",
+            "SET d 1",
+            "PEXPIREAT d 1",
+            "SET d 1",
+            "EXPIREAT d 1 NX",
+            "EXPIRE d -1",
+            "RPUSH dl a b",
+            "PEXPIRE dl -5",
+            "SETEX e 0 v",
+            "SETEX e -1 v",
+            "PSETEX e 0 v",
+            "SET e 1 EX 0",
+            "SET e 1 PX -1",
+            "MSET x 1 x 2 y 3 x 4",
+            "MSET {m}x 1 {m}x 2 {m}y 3",
+            "MSETNX {m}p 1 {m}p 2",
+            "MSETNX {m}q 1 {m}q 2 {m}p 3",
+            "MULTI",
+            "PUBLISH __keyspace@0__:fake hello",
+            "SET f 1",
+            "PUBLISH __keyevent@0__:fake f",
+            "EXEC",
+            "PUBLISH __keyspace@0__:direct m",
+        ],
+    );
+}
+
 #[test]
 fn expiry_events() {
     compare(

@@ -126,7 +126,7 @@ mod tests {
         for i in 0..10 {
             ks.set(0, format!("k{i}").as_bytes(), crate::keyspace::Value::from_bytes(b"v"), 0);
         }
-        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5 });
+        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5, ..Default::default() });
         let owned = OwnedArgs::from_slices(&["SET", "new", "v"]);
         let args = owned.args();
         let row = lookup(args.get(0)).expect("set");

@@ -81,6 +81,7 @@ fn dump(ctx: &mut Ctx, args: &Args) {
 /// RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
 fn restore(ctx: &mut Ctx, args: &Args) {
     let (mut replace, mut absttl) = (false, false);
+    let (mut idle, mut freq) = (None, None);
     let mut i = 4;
     while i < args.len() {
         let more = i + 1 < args.len();
@@ -90,14 +91,14 @@ fn restore(ctx: &mut Ctx, args: &Args) {
             absttl = true;
         } else if args.is(i, "idletime") && more {
             match parse_i64(&args[i + 1]) {
-                Some(n) if n >= 0 => {}
+                Some(n) if n >= 0 => idle = Some(n),
                 Some(_) => return ctx.error("ERR Invalid IDLETIME value, must be >= 0"),
                 None => return ctx.error(err::NOT_INT),
             }
             i += 1;
         } else if args.is(i, "freq") && more {
             match parse_i64(&args[i + 1]) {
-                Some(n) if (0..=255).contains(&n) => {}
+                Some(n) if (0..=255).contains(&n) => freq = Some(n as u8),
                 Some(_) => return ctx.error("ERR Invalid FREQ value, must be >= 0 and <= 255"),
                 None => return ctx.error(err::NOT_INT),
             }
@@ -137,6 +138,7 @@ fn restore(ctx: &mut Ctx, args: &Args) {
         // A replaced key must not keep the old key's expiry.
         ctx.ks.set_expire(db, key, 0);
     }
+    ctx.ks.restore_clock(db, key, idle, freq);
     // Logged with an absolute time, so a replay gets the same expiry.
     let mut nb = [0u8; 24];
     let at = crate::protocol::reply::fmt_i64(&mut nb, expire);

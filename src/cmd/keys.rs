@@ -115,6 +115,7 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) {
         return ctx.out.int(0);
     }
     // A logically expired `dst` is replaced either way.
+    let clock = ctx.ks.clock_of(db, src);
     let e = match ctx.ks.remove(db, src) {
         Some(e) => *e,
         None => return ctx.error(err::NO_KEY),
@@ -124,6 +125,9 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) {
         ctx.notify(ev::NEW, "new", dst);
     }
     ctx.ks.set(db, dst, e.value, e.expire);
+    if let Some(c) = clock {
+        ctx.ks.set_clock_of(db, dst, c);
+    }
     // A rename, not a deletion of `src`.
     ctx.ks.notify.untouch(db, src);
     ctx.notify(ev::GENERIC, "rename_from", src);
@@ -198,10 +202,14 @@ fn move_cmd(ctx: &mut Ctx, args: &Args) {
     if ctx.ks.lookup(db, key, now).is_none() || ctx.ks.lookup(dst_db, key, now).is_some() {
         return ctx.out.int(0);
     }
+    let clock = ctx.ks.clock_of(db, key);
     match ctx.ks.remove(db, key) {
         Some(e) => {
             let e = *e;
             ctx.ks.set(dst_db, key, e.value, e.expire);
+            if let Some(c) = clock {
+                ctx.ks.set_clock_of(dst_db, key, c);
+            }
             ctx.ks.notify.untouch(db, key);
             ctx.notify(ev::GENERIC, "move_from", key);
             ctx.ks.notify.emit(ev::GENERIC, "move_to", dst_db, key);
@@ -490,7 +498,8 @@ fn object(ctx: &mut Ctx, args: &Args) {
     }
     let now = ctx.now;
     // OBJECT is no access: it must not change what it reports.
-    let policy = ctx.ks.mem_limit().policy;
+    let limit = ctx.ks.mem_limit();
+    let (policy, decay) = (limit.policy, limit.lfu.decay_time);
     let e = match ctx.ks.lookup_no_touch(ctx.db, &args[2], now) {
         Some(e) => e,
         None => return ctx.out.null(),
@@ -514,7 +523,7 @@ fn object(ctx: &mut Ctx, args: &Args) {
             ctx.out.int((ms / 1000) as i64)
         }
         Sub::Freq if policy.is_lfu() => {
-            let f = crate::keyspace::evict::lfu_decayed(e.key.clock(), now);
+            let f = crate::keyspace::evict::lfu_decayed(e.key.clock(), now, decay);
             ctx.out.int(f as i64)
         }
         Sub::Freq => ctx.error(

@@ -34,14 +34,14 @@ pub static COMMANDS: &[CommandDef] = &[
     c("mget", -2, READONLY | FAST, &[at(1, RO | ACCESS).range(-1, 1, 0)], mget)
         .since("1.0.0")
         .tips(&["request_policy:multi_shard"]),
+    // MSET and MSETNX publish `set` per pair, a repeated key each time
+    // (as Redis), so not by the row (once per key).
     c("mset", -3, WRITE | DENYOOM | SPLITS_BY_KEY, &[at(1, OW | UPDATE).range(-1, 2, 0)], mset)
         .since("1.0.1")
-        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
-        .event(ev::STRING, "set"),
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"]),
     c("msetnx", -3, WRITE | DENYOOM, &[at(1, OW | INSERT).range(-1, 2, 0)], msetnx)
         .since("1.0.1")
-        .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
-        .event(ev::STRING, "set"),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"]),
     c("append", 3, WRITE | DENYOOM | FAST, &[at(1, RW | INSERT)], append).since("2.0.0").event(ev::STRING, "append"),
     c("strlen", 2, READONLY | FAST, &[at(1, RO)], strlen).since("2.2.0"),
     c("incr", 2, WRITE | DENYOOM | FAST, &[at(1, RW | ACCESS | UPDATE)], incr)
@@ -253,9 +253,14 @@ fn set_generic(
     }
     if expire_at != 0 && expire_at <= now {
         // An absolute time in the past: Redis stores the key and it expires
-        // at once; we store and drop it (both touch the key for WATCH).
+        // at its next access; we store and drop it (both touch the key for
+        // WATCH), publishing what Redis does: set, expire, expired (no del).
         ctx.ks.set(db, key, Value::from_bytes(val), 0);
         ctx.ks.remove(db, key);
+        ctx.ks.notify.untouch(db, key);
+        ctx.notify(ev::STRING, "set", key);
+        ctx.notify(ev::EXPIRED, "expired", key);
+        ctx.ks.expired_keys += 1;
         ctx.propagate(&[&b"DEL"[..], key]);
     } else {
         ctx.ks.set(db, key, Value::from_bytes(val), expire);
@@ -399,6 +404,7 @@ fn mset(ctx: &mut Ctx, args: &Args) {
     }
     for i in (1..args.len()).step_by(2) {
         ctx.ks.set(ctx.db, &args[i], Value::from_bytes(&args[i + 1]), 0);
+        ctx.notify(ev::STRING, "set", &args[i]);
     }
     ctx.out.ok();
 }
@@ -416,6 +422,7 @@ fn msetnx(ctx: &mut Ctx, args: &Args) {
     }
     for i in (1..args.len()).step_by(2) {
         ctx.ks.set(ctx.db, &args[i], Value::from_bytes(&args[i + 1]), 0);
+        ctx.notify(ev::STRING, "set", &args[i]);
     }
     ctx.out.int(1);
 }

@@ -223,6 +223,13 @@ impl CommandDef {
         self.flags & f != 0
     }
 
+    /// PUBLISH or SPUBLISH: (channel, message) delivered on every shard.
+    /// The shard-channel one (SPUBLISH) names its channel as a not-key.
+    #[inline]
+    pub fn publishes(&self) -> Option<bool> {
+        (self.has(super::flags::PUBSUB) && self.has(super::flags::MAY_REPLICATE)).then(|| self.takes_keys())
+    }
+
     /// Whether any argument is a key (some may still be absent).
     #[inline]
     pub fn takes_keys(&self) -> bool {

@@ -102,11 +102,28 @@ pub struct MemLimit {
     pub policy: Policy,
     /// Keys sampled per eviction step (`maxmemory-samples`).
     pub samples: usize,
+    pub lfu: Lfu,
 }
 
 impl Default for MemLimit {
     fn default() -> Self {
-        MemLimit { maxmemory: 0, policy: Policy::NoEviction, samples: 5 }
+        MemLimit { maxmemory: 0, policy: Policy::NoEviction, samples: 5, lfu: Lfu::default() }
+    }
+}
+
+/// The LFU counter's tuning, as Redis's options of the same names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lfu {
+    /// `lfu-log-factor`: how slowly the counter grows (default 10: about a
+    /// million hits saturate it).
+    pub log_factor: u32,
+    /// `lfu-decay-time`: minutes per step of an idle key's decay (0: none).
+    pub decay_time: u32,
+}
+
+impl Default for Lfu {
+    fn default() -> Self {
+        Lfu { log_factor: 10, decay_time: 1 }
     }
 }
 
@@ -118,10 +135,6 @@ pub const CLOCK_MAX: u32 = (1 << 24) - 1;
 const LRU_RESOLUTION_MS: i64 = 1000;
 /// Counter a new key starts with under LFU, so it is not evicted at once.
 pub const LFU_INIT_VAL: u8 = 5;
-/// Redis's default `lfu-log-factor`: about a million hits saturate the counter.
-const LFU_LOG_FACTOR: f64 = 10.0;
-/// Redis's default `lfu-decay-time`: the counter drops by one per idle minute.
-const LFU_DECAY_MINUTES: u32 = 1;
 
 /// The LRU clock at `now_ms`: seconds, wrapping at 24 bits (194 days).
 #[inline]
@@ -149,26 +162,27 @@ pub fn lfu_pack(now_ms: i64, counter: u8) -> u32 {
 }
 
 /// The counter of LFU clock `clock` after decay for the minutes since it
-/// was last updated (Redis's LFUDecrAndReturn).
-pub fn lfu_decayed(clock: u32, now_ms: i64) -> u8 {
+/// was last updated (Redis's LFUDecrAndReturn): one step per
+/// `decay_time` minutes, none when it is 0.
+pub fn lfu_decayed(clock: u32, now_ms: i64, decay_time: u32) -> u8 {
     let last = (clock >> 8) & 0xffff;
     let counter = (clock & 0xff) as u8;
     let now = lfu_minutes(now_ms);
     let elapsed = if now >= last { now - last } else { 0xffff - last + now };
-    let periods = elapsed / LFU_DECAY_MINUTES;
+    let periods = elapsed.checked_div(decay_time).unwrap_or(0);
     counter.saturating_sub(periods.min(255) as u8)
 }
 
 /// Count one access: the counter grows with probability
-/// 1 / ((counter - LFU_INIT_VAL) * lfu-log-factor + 1), so it is
+/// 1 / ((counter - LFU_INIT_VAL) * log_factor + 1), so it is
 /// logarithmic in the number of accesses (Redis's LFULogIncr). `r` is
 /// uniform in [0, 1).
-pub fn lfu_log_incr(counter: u8, r: f64) -> u8 {
+pub fn lfu_log_incr(counter: u8, r: f64, log_factor: u32) -> u8 {
     if counter == 255 {
         return 255;
     }
     let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
-    let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
+    let p = 1.0 / (base * log_factor as f64 + 1.0);
     if r < p {
         counter + 1
     } else {
@@ -188,10 +202,10 @@ pub fn new_clock(policy: Policy, now_ms: i64) -> u32 {
 
 /// Clock of a key with clock `clock` just used at `now_ms`.
 #[inline]
-pub fn touched_clock(policy: Policy, clock: u32, now_ms: i64, rnd: &mut u64) -> u32 {
-    if policy.is_lfu() {
-        let c = lfu_decayed(clock, now_ms);
-        lfu_pack(now_ms, lfu_log_incr(c, unit_f64(rnd)))
+pub fn touched_clock(limit: &MemLimit, clock: u32, now_ms: i64, rnd: &mut u64) -> u32 {
+    if limit.policy.is_lfu() {
+        let c = lfu_decayed(clock, now_ms, limit.lfu.decay_time);
+        lfu_pack(now_ms, lfu_log_incr(c, unit_f64(rnd), limit.lfu.log_factor))
     } else {
         lru_clock(now_ms)
     }
@@ -213,13 +227,15 @@ fn unit_f64(state: &mut u64) -> f64 {
 /// not drift with time: LRU scores by when the key was last used (an
 /// idle time grows while it waits in the pool, which would rank keys
 /// sampled earlier as fresher than they are).
-pub fn score(policy: Policy, e: &Entry, now_ms: i64) -> u64 {
-    match policy {
+pub fn score(limit: &MemLimit, e: &Entry, now_ms: i64) -> u64 {
+    match limit.policy {
         Policy::AllkeysLru | Policy::VolatileLru => {
             let last_use = (now_ms.max(0) as u64).saturating_sub(lru_idle_ms(e.key.clock(), now_ms));
             u64::MAX - last_use
         }
-        Policy::AllkeysLfu | Policy::VolatileLfu => 255 - lfu_decayed(e.key.clock(), now_ms) as u64,
+        Policy::AllkeysLfu | Policy::VolatileLfu => {
+            255 - lfu_decayed(e.key.clock(), now_ms, limit.lfu.decay_time) as u64
+        }
         // The sooner it expires, the better.
         Policy::VolatileTtl => u64::MAX - e.expire.max(0) as u64,
         _ => 0,
@@ -327,7 +343,7 @@ pub fn populate(
     let offer = |pool: &mut Pool, e: &Entry| {
         let ok = policy.eligible(e);
         if ok {
-            pool.offer(score(policy, e, now_ms), db as u8, &e.key);
+            pool.offer(score(limit, e, now_ms), db as u8, &e.key);
         }
         ok
     };
@@ -457,7 +473,7 @@ impl Keyspace {
                     let Some(e) = self.dbs[db].dict.get(&c.key).filter(|e| policy.eligible(e)) else { continue };
                     // Used (or its counter decayed) since it was sampled:
                     // rank it again by what it is now.
-                    let now_score = score(policy, e, now_ms);
+                    let now_score = score(&self.limit, e, now_ms);
                     if now_score < c.score && self.pool.best_score().is_some_and(|b| b > now_score) {
                         self.pool.offer(now_score, c.db, &c.key);
                         continue;
@@ -482,22 +498,22 @@ mod tests {
     #[test]
     fn lfu_counter_grows_logarithmically() {
         // Below LFU_INIT_VAL every access counts.
-        assert_eq!(lfu_log_incr(0, 0.99), 1);
-        assert_eq!(lfu_log_incr(5, 0.99), 6);
+        assert_eq!(lfu_log_incr(0, 0.99, 10), 1);
+        assert_eq!(lfu_log_incr(5, 0.99, 10), 6);
         // At 6 the chance is 1/11.
-        assert_eq!(lfu_log_incr(6, 0.05), 7);
-        assert_eq!(lfu_log_incr(6, 0.1), 6);
-        assert_eq!(lfu_log_incr(255, 0.0), 255);
+        assert_eq!(lfu_log_incr(6, 0.05, 10), 7);
+        assert_eq!(lfu_log_incr(6, 0.1, 10), 6);
+        assert_eq!(lfu_log_incr(255, 0.0, 10), 255);
         // Many accesses: about 100 reach ~10, a million stay below 255
         // (Redis's table for lfu-log-factor 10: 100 hits → 10, 1M → 255).
         let mut s = 42u64;
         let mut c = LFU_INIT_VAL;
         for _ in 0..100 {
-            c = lfu_log_incr(c, unit_f64(&mut s));
+            c = lfu_log_incr(c, unit_f64(&mut s), 10);
         }
         assert!((8..=13).contains(&c), "100 hits gave {c}");
         for _ in 0..100_000 {
-            c = lfu_log_incr(c, unit_f64(&mut s));
+            c = lfu_log_incr(c, unit_f64(&mut s), 10);
         }
         assert!((100..255).contains(&c), "100k hits gave {c}");
     }
@@ -506,18 +522,18 @@ mod tests {
     fn lfu_counter_decays_per_minute() {
         let t0 = 28_333_333 * MIN;
         let clock = lfu_pack(t0, 10);
-        assert_eq!(lfu_decayed(clock, t0), 10);
-        assert_eq!(lfu_decayed(clock, t0 + 59_000), 10);
-        assert_eq!(lfu_decayed(clock, t0 + 3 * MIN), 7);
-        assert_eq!(lfu_decayed(clock, t0 + 30 * MIN), 0);
+        assert_eq!(lfu_decayed(clock, t0, 1), 10);
+        assert_eq!(lfu_decayed(clock, t0 + 59_000, 1), 10);
+        assert_eq!(lfu_decayed(clock, t0 + 3 * MIN, 1), 7);
+        assert_eq!(lfu_decayed(clock, t0 + 30 * MIN, 1), 0);
         // The 16-bit minute clock wraps (one minute short across the wrap,
         // as Redis's LFUTimeElapsed computes it).
         let late = ((t0 / MIN) | 0xffff) * MIN;
-        assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 2 * MIN), 8);
-        assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 5 * MIN), 5);
+        assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 2 * MIN, 1), 8);
+        assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 5 * MIN, 1), 5);
         // Touching decays first, then counts, and restamps the time.
         let mut s = 1;
-        let c = touched_clock(Policy::AllkeysLfu, clock, t0 + 3 * MIN, &mut s);
+        let c = touched_clock(&MemLimit { policy: Policy::AllkeysLfu, ..Default::default() }, clock, t0 + 3 * MIN, &mut s);
         assert_eq!(c >> 8, lfu_minutes(t0 + 3 * MIN));
         assert!((7..=8).contains(&(c & 0xff)));
     }
@@ -578,7 +594,7 @@ mod tests {
             }
         };
         for p in [Policy::VolatileLru, Policy::VolatileLfu, Policy::VolatileTtl] {
-            let limit = MemLimit { maxmemory: 1, policy: p, samples: 5 };
+            let limit = MemLimit { maxmemory: 1, policy: p, samples: 5, ..Default::default() };
             let mut pool = Pool::default();
             for _ in 0..20 {
                 populate(&mut pool, &ks.dbs[0].dict, 0, &limit, now, &mut rnd);
@@ -596,10 +612,10 @@ mod tests {
         }
         // Without volatile keys, nothing can go.
         let mut plain = ks_with(50, 0, now);
-        plain.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::VolatileLru, samples: 5 });
+        plain.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::VolatileLru, samples: 5, ..Default::default() });
         assert!(!plain.free_memory(now));
         assert_eq!(plain.total_keys(), 50);
-        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5 });
+        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5, ..Default::default() });
         assert!(!ks.free_memory(now));
     }
 
@@ -612,11 +628,11 @@ mod tests {
             ks.set(0, k.as_bytes(), Value::from_bytes(b"v"), if ttl == 0 { 0 } else { now + ttl });
         }
         let per_key = ks.used / 4;
-        ks.set_mem_limit(MemLimit { maxmemory: per_key * 3, policy: Policy::VolatileTtl, samples: 10 });
+        ks.set_mem_limit(MemLimit { maxmemory: per_key * 3, policy: Policy::VolatileTtl, samples: 10, ..Default::default() });
         assert!(ks.free_memory(now));
         assert!(ks.peek(0, b"soon", now).is_none());
         assert_eq!(ks.total_keys(), 3);
-        ks.set_mem_limit(MemLimit { maxmemory: per_key * 2, policy: Policy::VolatileTtl, samples: 10 });
+        ks.set_mem_limit(MemLimit { maxmemory: per_key * 2, policy: Policy::VolatileTtl, samples: 10, ..Default::default() });
         assert!(ks.free_memory(now));
         assert!(ks.peek(0, b"mid", now).is_none() && ks.peek(0, b"late", now).is_some());
         assert_eq!(ks.evicted_keys, 2);
@@ -633,7 +649,7 @@ mod tests {
         }
         ks.watch(0, b"k50", 7);
         let full = ks.used;
-        ks.set_mem_limit(MemLimit { maxmemory: full / 2, policy: Policy::AllkeysLru, samples: 10 });
+        ks.set_mem_limit(MemLimit { maxmemory: full / 2, policy: Policy::AllkeysLru, samples: 10, ..Default::default() });
         assert!(ks.free_memory(t0 + 61_000));
         assert!(ks.used <= full / 2);
         for i in 0..10 {
@@ -710,14 +726,14 @@ mod tests {
     fn denyoom_commands_get_oom_and_others_run() {
         let now = 1_000_000;
         let mut ks = ks_with(10, 0, now);
-        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5 });
+        ks.set_mem_limit(MemLimit { maxmemory: 1, policy: Policy::NoEviction, samples: 5, ..Default::default() });
         let oom = "-OOM command not allowed when used memory > 'maxmemory'.\r\n";
         assert_eq!(run(&mut ks, &["SET", "new", "v"], now), oom);
         assert_eq!(run(&mut ks, &["LPUSH", "l", "v"], now), oom);
         assert_eq!(run(&mut ks, &["GET", "k1"], now), "$1\r\nv\r\n");
         assert_eq!(run(&mut ks, &["DEL", "k1"], now), ":1\r\n");
         // allkeys-random frees what it must, then runs the command.
-        ks.set_mem_limit(MemLimit { maxmemory: ks.used - 1, policy: Policy::AllkeysRandom, samples: 5 });
+        ks.set_mem_limit(MemLimit { maxmemory: ks.used - 1, policy: Policy::AllkeysRandom, samples: 5, ..Default::default() });
         assert_eq!(run(&mut ks, &["SET", "new", "v"], now), "+OK\r\n");
         assert_eq!(ks.evicted_keys, 1);
     }
@@ -726,7 +742,7 @@ mod tests {
     fn lfu_counts_accesses_and_object_reports_them() {
         let t = 28_333_333 * 60_000;
         let mut ks = Keyspace::new();
-        ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLfu, samples: 5 });
+        ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLfu, samples: 5, ..Default::default() });
         run(&mut ks, &["SET", "a", "1"], t);
         assert_eq!(run(&mut ks, &["OBJECT", "FREQ", "a"], t), ":5\r\n");
         for _ in 0..10 {
@@ -736,7 +752,7 @@ mod tests {
         let f = run(&mut ks, &["OBJECT", "FREQ", "a"], t);
         assert!(f.as_str() >= ":6\r\n" && f.as_str() <= ":9\r\n", "{f}");
         assert!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t).starts_with("-ERR An LFU maxmemory policy is selected"));
-        ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLru, samples: 5 });
+        ks.set_mem_limit(MemLimit { maxmemory: 0, policy: Policy::AllkeysLru, samples: 5, ..Default::default() });
         run(&mut ks, &["GET", "a"], t);
         assert_eq!(run(&mut ks, &["OBJECT", "IDLETIME", "a"], t + 12_000), ":12\r\n");
         // Looking at a key is not using it (Redis's LOOKUP_NOTOUCH); TOUCH is.
@@ -778,7 +794,7 @@ mod tests {
                     next += 1;
                 }
                 if round == 0 {
-                    ks.set_mem_limit(MemLimit { maxmemory: 2 << 20, policy: Policy::AllkeysLru, samples: 10 });
+                    ks.set_mem_limit(MemLimit { maxmemory: 2 << 20, policy: Policy::AllkeysLru, samples: 10, ..Default::default() });
                 }
             }
             // Sampling is an approximation (an unlucky sample of ten may

@@ -115,6 +115,12 @@ pub struct Keyspace {
     evict_next_db: usize,
     /// State of the coin LFU increments flip.
     lfu_rand: u64,
+    /// Entries (addresses, only compared) the running command already
+    /// counted as used, or created: a command uses a key once however
+    /// often it looks it up, as Redis's single lookup per key does.
+    /// Kept only between `begin_command` and `end_command`.
+    used_now: Vec<usize>,
+    in_command: bool,
     /// Time of the running command: the access clock of keys it creates.
     clock_ms: i64,
     /// While a write command runs: entries it looked up, with their size
@@ -190,6 +196,8 @@ impl Keyspace {
             evict_rand: 0x9e37_79b9_7f4a_7c15,
             evict_next_db: 0,
             lfu_rand: 0x2545_f491_4f6c_dd1d,
+            used_now: Vec::new(),
+            in_command: false,
             clock_ms: 0,
             measuring: false,
             measured: Measured::default(),
@@ -206,6 +214,7 @@ impl Keyspace {
     pub fn begin_command(&mut self, now: i64, write: bool) {
         self.clock_ms = now;
         self.measuring = write;
+        self.in_command = true;
     }
 
     /// The command ended: count what the entries it looked up grew or
@@ -213,6 +222,8 @@ impl Keyspace {
     #[inline]
     pub fn end_command(&mut self) {
         self.measuring = false;
+        self.in_command = false;
+        self.used_now.clear();
         if !self.measured.is_empty() {
             let mut used = self.used as isize;
             for (e, before) in self.measured.drain(..) {
@@ -236,16 +247,24 @@ impl Keyspace {
         }
     }
 
+    /// Count a use of the entry at `addr` (its `key`), once per command.
+    #[inline]
+    fn use_once(&mut self, key: &mut dict::Key, addr: usize, now: i64) {
+        if !self.no_touch && !self.used_now.contains(&addr) {
+            key.set_clock(evict::touched_clock(&self.limit, key.clock(), now, &mut self.lfu_rand));
+            if self.in_command {
+                self.used_now.push(addr);
+            }
+        }
+    }
+
     /// Update the access clock of an entry just looked up and, in a write
     /// command, remember its size.
     #[inline]
     fn accessed(&mut self, e: *mut Entry, now: i64) {
         // SAFETY: `e` points into this keyspace's dict, which the fields
         // used here do not alias.
-        let key = unsafe { &mut (*e).key };
-        if !self.no_touch {
-            key.set_clock(evict::touched_clock(self.limit.policy, key.clock(), now, &mut self.lfu_rand));
-        }
+        self.use_once(unsafe { &mut (*e).key }, e as usize, now);
         if self.measuring && !self.measured.iter().any(|m| std::ptr::eq(m.0, e)) {
             let size = evict::entry_mem(unsafe { &*e });
             self.measured.push((e, size));
@@ -257,6 +276,31 @@ impl Keyspace {
     /// deleted and hits/misses still counted.
     pub fn lookup_no_touch(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
         self.lookup_flags(db, key, now, false)
+    }
+
+    /// The access clock of `key` (None if absent): RENAME and MOVE carry it
+    /// to the new name, as Redis moves the object itself.
+    pub fn clock_of(&self, db: usize, key: &[u8]) -> Option<u32> {
+        self.dbs[db].dict.get(key).map(|e| e.key.clock())
+    }
+
+    pub fn set_clock_of(&mut self, db: usize, key: &[u8], clock: u32) {
+        if let Some(e) = self.dbs[db].dict.get_mut(key) {
+            e.key.set_clock(clock);
+        }
+    }
+
+    /// RESTORE's IDLETIME / FREQ: the key's clock as if last used `idle`
+    /// seconds ago (LRU policies) or with use counter `freq` (LFU); the
+    /// one the policy does not keep is ignored, as in Redis.
+    pub fn restore_clock(&mut self, db: usize, key: &[u8], idle: Option<i64>, freq: Option<u8>) {
+        let (policy, now) = (self.limit.policy, self.clock_ms);
+        let clock = match (policy.is_lfu(), idle, freq) {
+            (true, _, Some(f)) => evict::lfu_pack(now, f),
+            (false, Some(idle), _) => evict::lru_clock(now.saturating_sub(idle.saturating_mul(1000)).max(0)),
+            _ => return,
+        };
+        self.set_clock_of(db, key, clock);
     }
 
     /// Look a key up for reading or writing; an expired key is deleted first.
@@ -413,9 +457,17 @@ impl Keyspace {
             self.used = (self.used + evict::value_mem(&value)).saturating_sub(old);
             e.value = value;
             // A new value is a new object to LRU; LFU keeps the key's
-            // frequency, as Redis's overwrite does.
+            // frequency, as Redis's overwrite does, and counts the write as
+            // a use (Redis looks the key up to replace it).
             if !policy.is_lfu() {
                 e.key.set_clock(evict::new_clock(policy, now));
+            } else if self.in_command {
+                let addr = &*e as *const Entry as usize;
+                let (no_touch, seen) = (self.no_touch, self.used_now.contains(&addr));
+                if !no_touch && !seen {
+                    e.key.set_clock(evict::touched_clock(&self.limit, e.key.clock(), now, &mut self.lfu_rand));
+                    self.used_now.push(addr);
+                }
             }
             if expire != KEEP_TTL {
                 if e.expire != 0 && expire == 0 {
@@ -432,6 +484,10 @@ impl Keyspace {
             }
             let e = d.dict.insert_new(key, value, expire);
             e.key.set_clock(evict::new_clock(policy, now));
+            // Created: that is this command's use of it.
+            if self.in_command {
+                self.used_now.push(e as *const Entry as usize);
+            }
             self.used += evict::entry_mem(e);
             d.count_slot(key, true);
             self.notify.emit(notify::NEW, "new", db, key);

@@ -155,7 +155,10 @@ impl Shard {
         (extra, script_rounds): (Vec<DbKey>, u32),
     ) {
         let n = self.shared.nshards;
-        let routed = n > 1 && cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(EVERY_SHARD)));
+        // PUBLISH reaches every shard and answers their count: it runs as a
+        // keyspace-wide command does.
+        let routed = n > 1
+            && cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(EVERY_SHARD) || d.publishes().is_some()));
         let mut participants = if routed { (0..n).collect() } else { shards };
         let watcher = if is_exec && !conn.watch_shards.is_empty() {
             participants.extend(conn.watch_shards.iter().copied());
@@ -368,6 +371,32 @@ impl Shard {
 
     /// Coordinator of a routed transaction: run commands in order until one
     /// has to wait for another shard; when all ran, unlock every shard.
+    /// A routed transaction's keyspace-wide command or PUBLISH: its reply
+    /// now, or its fan-out sent; true if the transaction must wait for the
+    /// other shards' answers (`on_routed_fan_reply` resumes it).
+    fn routed_fan(&mut self, t: &mut Txn, txid: u64, plan: super::fanout::GlobalPlan) -> bool {
+        match plan {
+            super::fanout::GlobalPlan::Reply(bytes) => t.reply.extend_from_slice(&bytes),
+            super::fanout::GlobalPlan::Fan(targets, req, op) => {
+                let req = std::sync::Arc::new(req);
+                let mut st = super::fanout::FanState { expect: targets.len(), resps: Vec::new(), op };
+                for target in targets {
+                    if target == self.id {
+                        st.resps.push((target, self.fan_local(&req)));
+                    } else {
+                        self.send(target, Msg::TxnFan { txid, coord: self.id, req: req.clone() });
+                    }
+                }
+                if st.resps.len() < st.expect {
+                    t.fan = Some(st);
+                    return true;
+                }
+                self.finish_fan(&mut t.reply, t.resp3, st);
+            }
+        }
+        false
+    }
+
     fn routed_step(&mut self, txid: u64) {
         let Some(mut t) = self.txn.coord.remove(&txid) else { return };
         loop {
@@ -399,28 +428,23 @@ impl Shard {
                 Reply::new(&mut t.reply, resp3).error(&e);
                 continue;
             }
+            if let Some(sharded) = def.publishes() {
+                let (channel, message) = (args.get(1).to_vec(), args.get(2).to_vec());
+                let req = super::FanReq::Publish { channel, message, sharded };
+                let plan = super::fanout::GlobalPlan::Fan(self.all_shards(), req, super::fanout::FanOp::Publish);
+                self.stats[id].calls += 1;
+                if self.routed_fan(&mut t, txid, plan) {
+                    break;
+                }
+                continue;
+            }
             if let Handler::EveryShard { plan, .. } = def.handler {
                 let ctx = super::fanout::PlanCtx { nshards: self.shared.nshards, db: t.final_db, resp3 };
-                match plan(&args, &ctx) {
-                    super::fanout::GlobalPlan::Reply(bytes) => t.reply.extend_from_slice(&bytes),
-                    super::fanout::GlobalPlan::Fan(targets, req, op) => {
-                        let req = std::sync::Arc::new(req);
-                        let mut st = super::fanout::FanState { expect: targets.len(), resps: Vec::new(), op };
-                        for target in targets {
-                            if target == self.id {
-                                st.resps.push((target, self.fan_local(&req)));
-                            } else {
-                                self.send(target, Msg::TxnFan { txid, coord: self.id, req: req.clone() });
-                            }
-                        }
-                        if st.resps.len() < st.expect {
-                            t.fan = Some(st);
-                            break;
-                        }
-                        self.finish_fan(&mut t.reply, resp3, st);
-                    }
-                }
                 self.stats[id].calls += 1;
+                let plan = plan(&args, &ctx);
+                if self.routed_fan(&mut t, txid, plan) {
+                    break;
+                }
                 continue;
             }
             if def.has(CONN_SHARD) {
@@ -925,7 +949,7 @@ impl Shard {
         for c in &m.cmds {
             let args = c.args();
             if let Some((_, def)) = cmd::find(&args) {
-                has_global |= def.has(EVERY_SHARD);
+                has_global |= def.has(EVERY_SHARD) || def.publishes().is_some();
                 has_server |= matches!(def.handler, Handler::Server(_));
                 if def.takes_keys() {
                     shards.extend(super::router::key_shards(&self.shared.slots, def, &args));
@@ -1031,6 +1055,14 @@ impl Shard {
                     // One shard (else this EXEC would be routed): it completes here.
                     debug_assert_eq!(self.shared.nshards, 1);
                     self.server_command(conn, id, def, &args);
+                } else if let Some(sharded) = def.publishes() {
+                    // One shard (else this EXEC would be routed): every
+                    // subscriber is here.
+                    let (channel, message) = (args.get(1), args.get(2));
+                    let n = self.deliver_to_self(conn, channel, message, sharded)
+                        + self.deliver(channel, message, sharded);
+                    self.stats[id].calls += 1;
+                    Reply::new(&mut conn.out, conn.resp3).int(n as i64);
                 } else if def.has(CONN_SHARD) {
                     let mut s =
                         Session { db: conn.db, out: Reply::new(&mut conn.out, conn.resp3), subscribed_resp2: false };

@@ -40,6 +40,9 @@ pub enum Cmp {
     /// Stream replies (XPENDING, XINFO): exact except idle/seen times,
     /// delivery times and radix-tree-nodes (see `stream_same`).
     Stream,
+    /// The keyspace-events run: [reply, sorted events]; the events exact,
+    /// the reply by the command's own comparison.
+    WithEvents(Box<Cmp>),
 }
 
 /// One step of a sequence.
@@ -110,7 +113,18 @@ pub const FAMILIES: &[Family] = &[
     // Not in MULTI: with several shards a transaction runs on a keyspace
     // holding only its keys, where BY/GET patterns are refused.
     Family { name: "sort", weight: 12, in_multi: false, gen: sort_family },
+    // OBJECT FREQ: only in the LFU run (lfu-log-factor 0 makes the
+    // counter count every use), see `OPT_IN`.
+    Family { name: "freq", weight: 25, in_multi: true, gen: freq },
 ];
+
+/// Families only a run that names them enables.
+const OPT_IN: &[&str] = &["freq"];
+
+/// OBJECT FREQ of a key (the LFU run: every use counts once per command).
+fn freq(g: &mut Gen) -> Op {
+    Op::Cmd { args: vec![b"OBJECT".to_vec(), b"FREQ".to_vec(), g.key()], cmp: Cmp::Exact }
+}
 
 /// Weight of the (multi-op) transaction generator relative to FAMILIES.
 const TX_WEIGHT: u32 = 5;
@@ -135,8 +149,8 @@ impl Gen {
     /// starts with '-', names to disable. "tx" names transactions.
     pub fn new(seed: u64, only: Option<&[String]>) -> Gen {
         let on = |n: &str| match only {
-            None => true,
-            Some(o) if o.iter().all(|x| x.starts_with('-')) => !o.iter().any(|x| &x[1..] == n),
+            None => !OPT_IN.contains(&n),
+            Some(o) if o.iter().all(|x| x.starts_with('-')) => !OPT_IN.contains(&n) && !o.iter().any(|x| &x[1..] == n),
             Some(o) => o.iter().any(|x| x == n),
         };
         Gen {

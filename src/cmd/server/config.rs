@@ -208,6 +208,7 @@ impl Shard {
             },
             policy: crate::keyspace::evict::Policy::parse(&c.maxmemory_policy).unwrap_or_default(),
             samples: c.maxmemory_samples.max(1) as usize,
+            lfu: crate::keyspace::evict::Lfu { log_factor: c.lfu_log_factor, decay_time: c.lfu_decay_time },
         };
         self.ks.set_mem_limit(limit);
         // A lowered limit takes effect now, as in Redis, not at the next write.

@@ -10,7 +10,7 @@
 //! - `pubsub`: SUBSCRIBE and friends, PUBLISH, PUBSUB.
 //! - `keyspace`: the keyspace-wide commands (DBSIZE, KEYS, SCAN, ...).
 //! - `info`: INFO and the per-shard figures it merges.
-//! - `config`, `client`, `command`, `slowlog`, `latency`, `debug`.
+//! - `config`, `client`, `command`, `slowlog`, `latency`, `debug`, `lolwut`.
 //! - `persist`: BGSAVE, BGREWRITEAOF, SAVE, LASTSAVE, SHUTDOWN.
 //! - `script`: SCRIPT LOAD, EXISTS, FLUSH (the shared script cache).
 //! - `repl`: REPLICAOF/SLAVEOF, ROLE, REPLCONF, REPLPOS.
@@ -29,6 +29,7 @@ pub mod function;
 pub mod info;
 pub mod keyspace;
 pub mod latency;
+pub mod lolwut;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
@@ -56,6 +57,7 @@ pub const FAMILIES: &[&[CommandDef]] = &[
     slowlog::COMMANDS,
     latency::COMMANDS,
     debug::COMMANDS,
+    lolwut::COMMANDS,
     persist::COMMANDS,
     script::COMMANDS,
     function::COMMANDS,
