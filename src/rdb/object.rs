@@ -85,7 +85,7 @@ pub fn encode(out: &mut Vec<u8>, value: &Value) {
             let mut v = Vec::with_capacity(s.len());
             s.for_each(|m| v.extend(pack::canonical_i64(m)));
             v.sort_unstable();
-            put_string(out, &pack::intset(&v));
+            put_string(out, &pack::intset(&v, s.intset_width().unwrap_or(2)));
         }
         Value::Set(s) => {
             // Redis 7.0 has no listpack sets: a plain set, which it reads

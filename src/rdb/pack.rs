@@ -275,12 +275,12 @@ pub fn ziplist(blob: &[u8]) -> Option<Vec<Elem<'_>>> {
 
 // ------------------------------------------------------------------ intset
 
-/// An intset of these (sorted, distinct) values, at the narrowest width
-/// that holds them all.
-pub fn intset(values: &[i64]) -> Vec<u8> {
-    let width: usize = if values.iter().all(|&v| i16::try_from(v).is_ok()) {
+/// An intset of these (sorted, distinct) values, at least `min_width`
+/// bytes wide and wide enough for them all.
+pub fn intset(values: &[i64], min_width: usize) -> Vec<u8> {
+    let width: usize = if min_width <= 2 && values.iter().all(|&v| i16::try_from(v).is_ok()) {
         2
-    } else if values.iter().all(|&v| i32::try_from(v).is_ok()) {
+    } else if min_width <= 4 && values.iter().all(|&v| i32::try_from(v).is_ok()) {
         4
     } else {
         8
@@ -399,11 +399,11 @@ mod tests {
     #[test]
     fn intset_round_trips() {
         for vals in [vec![-3, 1, 5], vec![1, 70000], vec![i64::MIN, 0, i64::MAX], vec![]] {
-            let b = intset(&vals);
+            let b = intset(&vals, 2);
             assert_eq!(read_intset(&b), Some(vals));
         }
         // Redis's bytes for SADD s 1 5 -3.
-        assert_eq!(intset(&[-3, 1, 5]), b"\x02\0\0\0\x03\0\0\0\xfd\xff\x01\0\x05\0".to_vec());
+        assert_eq!(intset(&[-3, 1, 5], 2), b"\x02\0\0\0\x03\0\0\0\xfd\xff\x01\0\x05\0".to_vec());
         assert_eq!(read_intset(b"\x02\0\0\0\x02\0\0\0\x05\0\x01\0"), None); // not sorted
         assert_eq!(read_intset(b"\x02\0\0\0\xff\xff\xff\xff"), None); // huge count
     }
