@@ -146,3 +146,22 @@ fn restore_options_and_hostile_payloads() {
     }
     assert_eq!(s.cmd(&["PING"]), Value::Simple("PONG".into()));
 }
+
+#[test]
+fn restored_keys_survive_a_restart() {
+    let redis = Server::start_redis();
+    let mut shardis = Server::start(4, &[]);
+    let (mut r, mut s) = (redis.conn(), shardis.conn());
+    for c in population() {
+        r.cmd(&strs(&c));
+    }
+    for key in keys() {
+        let p = r.cmd(&["DUMP", &key]).as_bytes().expect("payload").to_vec();
+        assert_eq!(s.cmd(&[&b"RESTORE"[..], key.as_bytes(), b"0", &p]), Value::ok(), "{key}");
+    }
+    shardis.restart().expect("restarts from its AOF");
+    let mut s = shardis.conn();
+    for key in keys() {
+        assert_eq!(contents(&mut s, &key), contents(&mut r, &key), "{key}");
+    }
+}
