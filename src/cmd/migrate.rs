@@ -180,11 +180,9 @@ fn migrate(ctx: &mut Ctx, args: &Args) {
             Value::Error(e) => {
                 error.get_or_insert_with(|| format!("ERR Target instance replied with error: {e}"));
             }
-            _ if !o.copy => {
-                if ctx.ks.delete(db, k, now) {
-                    deleted.push(k);
-                    ctx.notify(crate::keyspace::notify::GENERIC, "del", k);
-                }
+            _ if !o.copy && ctx.ks.delete(db, k, now) => {
+                deleted.push(k);
+                ctx.notify(crate::keyspace::notify::GENERIC, "del", k);
             }
             _ => {}
         }
