@@ -37,6 +37,8 @@
 //! - `persist`: the per-shard append-only file: record format, writer
 //!   state (no I/O), loading, rewrite, MANIFEST, check-aof, and the log
 //!   reader replication streams from.
+//! - `rdb`: Redis's RDB serialisation (pure): DUMP/RESTORE payloads and
+//!   `dump.rdb` files (`import-rdb`), with LZF, CRC-64 and listpacks.
 //! - `repl`: replication: the master's listener and per-shard streaming
 //!   threads, the replica's per-master-shard links, the wire format.
 //! - `monitor`: shardis-monitor, the Sentinel-compatible failover process.
@@ -66,6 +68,7 @@ pub mod monitor;
 pub mod net;
 pub mod persist;
 pub mod protocol;
+pub mod rdb;
 pub mod repl;
 pub mod script;
 pub mod security;

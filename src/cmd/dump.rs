@@ -1,15 +1,17 @@
-//! DUMP and RESTORE in a shardis format (not Redis's RDB encoding):
+//! DUMP and RESTORE in Redis's own payload format (see `rdb::payload`),
+//! so that keys move between redis-server and shardis both ways.
+//!
+//! RESTORE also reads the format older shardis versions wrote, which
+//! users may hold:
 //!
 //! ```text
 //! "SHDS" | version (1 byte) | the commands that rebuild the value, on the
 //! empty key name, as RESP arrays (persist::rebuild) | CRC32C of all that (4 bytes LE)
 //! ```
-//! RESTORE replays the commands onto a scratch keyspace with the ordinary
-//! command code and moves the result into place, so every type the AOF can
-//! rebuild can be dumped, and a damaged payload is refused by its checksum.
-//! Only the commands that build values run from a payload (a RESTORE inside
-//! one would nest without limit); a payload carrying anything else is
-//! refused as a bad format, whatever its checksum.
+//! Those commands replay onto a scratch keyspace with the ordinary command
+//! code. Only the commands that build values run from such a payload (a
+//! RESTORE inside one would nest without limit); a payload carrying
+//! anything else is refused as a bad format, whatever its checksum.
 
 use super::flags::*;
 use super::keyspec::*;
@@ -17,7 +19,7 @@ use super::table::{CommandDef, Handler, KeyspaceFn};
 use super::{err, Args, Ctx};
 use crate::keyspace::notify as ev;
 use crate::keyspace::{Keyspace, KEEP_TTL};
-use crate::persist::{crc32c::crc32c, load::Replayer, rebuild};
+use crate::persist::{crc32c::crc32c, load::Replayer};
 use crate::util::parse_i64;
 
 const MAGIC: &[u8] = b"SHDS";
@@ -35,18 +37,38 @@ pub static COMMANDS: &[CommandDef] = &[
         .event(ev::GENERIC, "restore"),
 ];
 
-/// The serialized form of a value.
+/// The serialized form of a value: Redis's DUMP payload.
 pub fn serialize(value: &crate::keyspace::Value) -> Vec<u8> {
+    crate::rdb::payload::dump(value)
+}
+
+/// The old shardis payload of a value (tests of the old format).
+#[cfg(test)]
+fn serialize_v1(value: &crate::keyspace::Value) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
     out.push(VERSION);
-    rebuild::value_commands(&mut out, b"", value, 0);
+    crate::persist::rebuild::value_commands(&mut out, b"", value, 0);
     let crc = crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// Rebuild a value from `serialize`'s output, or Redis's error text.
+/// Rebuild a value from a DUMP payload (Redis's, or the old shardis
+/// format), or Redis's error text.
 pub fn deserialize(payload: &[u8]) -> Result<crate::keyspace::Value, &'static str> {
+    if is_v1(payload) {
+        return deserialize_v1(payload);
+    }
+    crate::rdb::payload::restore(payload)
+}
+
+/// Is this the old shardis format with a right checksum? (No RDB payload
+/// starts with "SHDS": 'S' is no object type.)
+fn is_v1(payload: &[u8]) -> bool {
+    payload.len() >= MAGIC.len() + 1 + 4 && payload.starts_with(MAGIC) && payload[MAGIC.len()] == VERSION
+}
+
+fn deserialize_v1(payload: &[u8]) -> Result<crate::keyspace::Value, &'static str> {
     const WRONG: &str = "ERR DUMP payload version or checksum are wrong";
     const BAD: &str = "ERR Bad data format";
     if payload.len() < MAGIC.len() + 1 + 4 || !payload.starts_with(MAGIC) || payload[MAGIC.len()] != VERSION {
@@ -150,6 +172,7 @@ fn restore(ctx: &mut Ctx, args: &Args) {
 mod tests {
     use super::*;
     use crate::cmd::{self, OwnedArgs, Rng};
+    use crate::persist::rebuild;
     use crate::keyspace::Value;
     use crate::protocol::reply::Reply;
 
@@ -231,7 +254,7 @@ mod tests {
             let v = &ks.lookup(0, key, 0).expect("key").value;
             let mut out = Vec::new();
             rebuild::value_commands(&mut out, b"", v, 1);
-            let payload = serialize(v);
+            let payload = serialize_v1(v);
             for c in crate::persist::record::commands(&out) {
                 let name = c.expect("parses")[0].to_vec();
                 assert!(rebuild::builds_value(&name), "{}", String::from_utf8_lossy(&name));

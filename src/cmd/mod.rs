@@ -18,6 +18,7 @@ pub mod blocking;
 pub mod call;
 pub mod cross_slot;
 pub mod dump;
+pub mod migrate;
 pub mod flags;
 pub mod geo;
 pub mod hash;

@@ -296,6 +296,7 @@ fn registry() -> &'static Registry {
             super::stream::COMMANDS,
             super::blocking::COMMANDS,
             super::dump::COMMANDS,
+            super::migrate::COMMANDS,
             super::hll::COMMANDS,
             super::geo::COMMANDS,
             super::sort::COMMANDS,

@@ -398,6 +398,12 @@ impl List {
         a.iter().chain(b.iter())
     }
 
+    /// The elements node by node, head first (DUMP writes one quicklist
+    /// node per node).
+    pub fn nodes(&self) -> impl Iterator<Item = impl Iterator<Item = &[u8]> + '_> + '_ {
+        self.packs().map(Pack::iter)
+    }
+
     /// Elements head to tail (`.rev()` for tail to head).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &[u8]> + '_ {
         self.packs().flat_map(Pack::iter)

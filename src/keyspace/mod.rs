@@ -16,7 +16,7 @@ pub mod list;
 pub mod notify;
 pub mod set;
 pub mod stream;
-mod stream_node;
+pub mod stream_node;
 pub mod value;
 pub mod zset;
 mod zset_tree;

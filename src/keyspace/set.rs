@@ -185,6 +185,15 @@ impl Set {
         }
     }
 
+    /// The intset's element width in bytes (2, 4 or 8; it only grows, as
+    /// Redis's does), if the set is an intset.
+    pub fn intset_width(&self) -> Option<usize> {
+        match &self.0 {
+            SRepr::Compact(b) if !is_pack(b.as_slice()) => Some(b.as_slice().first().map_or(2, |&w| w as usize)),
+            _ => None,
+        }
+    }
+
     pub fn len(&self) -> usize {
         match &self.0 {
             SRepr::Compact(b) if is_pack(b.as_slice()) => pack_iter(b.as_slice()).count(),

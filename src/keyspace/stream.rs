@@ -293,6 +293,17 @@ impl Stream {
         self.nodes.len()
     }
 
+    /// Each node with live entries, as Redis's listpack holds it (DUMP):
+    /// its key, live and deleted counts, master field names, and every
+    /// entry, deleted ones included.
+    pub fn each_node(&self, mut f: impl FnMut(StreamId, u32, u32, Vec<&[u8]>, super::stream_node::Entries<'_>)) {
+        for (&master, n) in &self.nodes {
+            if n.live > 0 {
+                f(master, n.live, n.deleted, n.pack.master_fields(), n.pack.entries(master));
+            }
+        }
+    }
+
     /// Live entry `id`.
     pub fn get(&self, id: StreamId) -> Option<EntryRef<'_>> {
         let (&base, node) = self.nodes.range(..=id).next_back()?;

@@ -113,6 +113,22 @@ impl Clone for Pack {
 }
 
 impl Pack {
+    /// The master field names (DUMP writes them into Redis's listpack).
+    pub fn master_fields(&self) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let Some((n, mut at)) = get_varint(&self.buf, 0) else { return out };
+        for _ in 0..n {
+            match get_bytes(&self.buf, at) {
+                Some((f, next)) => {
+                    out.push(f);
+                    at = next;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
     /// An empty node whose master fields are the field names of `pairs`
     /// (flattened field/value list).
     pub fn new(pairs: &[&[u8]]) -> Pack {
@@ -333,6 +349,11 @@ pub struct EntryRef<'a> {
 }
 
 impl<'a> EntryRef<'a> {
+    /// Whether the entry stores only values, its fields being the master's.
+    pub fn same_fields(&self) -> bool {
+        self.fields.is_some()
+    }
+
     /// Fields plus values (the reply's array length).
     pub fn len(&self) -> usize {
         self.count * 2

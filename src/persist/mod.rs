@@ -13,6 +13,7 @@
 //! and `check` the `check-aof` tool.
 
 pub mod check;
+pub mod import_rdb;
 pub mod crc32c;
 pub mod load;
 pub mod logread;

@@ -2,6 +2,7 @@
 //! so not every crate uses every item).
 #![allow(dead_code, unused_imports)]
 
+pub mod dumpdata;
 pub mod monitor;
 pub mod procfs;
 pub mod repl;

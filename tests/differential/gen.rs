@@ -37,6 +37,9 @@ pub enum Cmp {
     ScanAll {
         pairs: bool,
     },
+    /// DUMP: byte-equal where Redis's encoding is deterministic (see
+    /// `dump_exact` in differential.rs), else the same object type.
+    Dump,
     /// Stream replies (XPENDING, XINFO): exact except idle/seen times,
     /// delivery times and radix-tree-nodes (see `stream_same`).
     Stream,
@@ -116,6 +119,7 @@ pub const FAMILIES: &[Family] = &[
     // OBJECT FREQ: only in the LFU run (lfu-log-factor 0 makes the
     // counter count every use), see `OPT_IN`.
     Family { name: "freq", weight: 25, in_multi: true, gen: freq },
+    Family { name: "dump", weight: 8, in_multi: true, gen: dump_family },
 ];
 
 /// Families only a run that names them enables.
@@ -1392,6 +1396,43 @@ fn stream_consumer(g: &mut Gen) -> Vec<u8> {
 /// An idle threshold whose outcome does not depend on timing.
 fn stream_idle(g: &mut Gen) -> &'static str {
     ["0", "0", "3600000", "-5"].choose(&mut g.rng).unwrap()
+}
+
+/// DUMP payloads of redis-server 7.0 (captured from it), which RESTORE
+/// must take on both servers: a hash, a list, an intset and a string.
+const REDIS_PAYLOADS: &[&[u8]] = &[
+    b"\x10\x18\x18\x00\x00\x00\x06\x00\x81f\x02\x81v\x02\x81a\x02\x01\x01\x81b\x02\xc1,\x02\xff\n\x00\r\xa6Qt\x16>\xe6\xf6",
+    b"\x12\x01\x02\x17\x17\x00\x00\x00\x05\x00\x81a\x02\x01\x01\xdf\xfb\x02\xc1,\x02\xf2p\x11\x01\x04\xff\n\x00\xe7\x9cX\x7f\xa8q\xb8f",
+    b"\x0b\x0e\x02\x00\x00\x00\x03\x00\x00\x00\xfd\xff\x01\x00\x05\x00\n\x00~+X\x95ct\x8f\xa4",
+    b"\x00\xc3\t.\x01aa\xe0!\x00\x01aa\n\x00\r\x9d\x96LV\x95a\x8a",
+];
+
+/// DUMP of any key (payload equality with redis-server where its
+/// encoding is deterministic), and RESTORE of Redis's own payloads with
+/// its options and errors.
+fn dump_family(g: &mut Gen) -> Op {
+    let k = g.key();
+    match g.rng.gen_range(0..10) {
+        0..=5 => cmd!(Cmp::Dump; "DUMP", k),
+        6 | 7 => {
+            let p = REDIS_PAYLOADS.choose(&mut g.rng).unwrap().to_vec();
+            let mut a = vec![b"RESTORE".to_vec(), k, b"0".to_vec(), p];
+            if g.chance(50) {
+                a.push(b"REPLACE".to_vec());
+            }
+            if g.chance(20) {
+                a.extend([b"IDLETIME".to_vec(), g.rng.gen_range(-1..5).to_string().into_bytes()]);
+            }
+            Op::Cmd { args: a, cmp: Cmp::Exact }
+        }
+        8 => {
+            let mut p = REDIS_PAYLOADS.choose(&mut g.rng).unwrap().to_vec();
+            let at = g.rng.gen_range(0..p.len());
+            p[at] ^= 1 << g.rng.gen_range(0..8);
+            Op::Cmd { args: vec![b"RESTORE".to_vec(), k, b"0".to_vec(), p, b"REPLACE".to_vec()], cmp: Cmp::Exact }
+        }
+        _ => cmd!(Cmp::Encoding; "OBJECT", "ENCODING", k),
+    }
 }
 
 fn streams(g: &mut Gen) -> Op {

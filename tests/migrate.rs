@@ -1,0 +1,125 @@
+//! MIGRATE side by side with redis-server 7.0: keys of every type move
+//! from shardis (1 and 4 shards, KEYS spanning shards) to redis-server and
+//! to another shardis, and from redis-server to shardis; COPY, REPLACE,
+//! AUTH/AUTH2, NOKEY, BUSYKEY from the target and IOERR answer as Redis's.
+
+mod common;
+
+use common::dumpdata::{contents, keys, population, strs};
+use common::{RespConn, Server, Value};
+
+fn populate(c: &mut RespConn) {
+    for cmd in population() {
+        assert!(!c.cmd(&strs(&cmd)).is_error(), "{cmd:?}");
+    }
+    c.cmd(&["SET", "ttl:key", "v", "PX", "100000000"]);
+}
+
+fn all_keys() -> Vec<String> {
+    let mut k = keys();
+    k.push("ttl:key".into());
+    k
+}
+
+/// Move every key from `src` to `dst` (one MIGRATE per key, or one KEYS
+/// form), checking contents against a reference server holding the same.
+fn move_all(src: &Server, dst: &Server, reference: &mut RespConn, keys_form: bool) {
+    let (mut s, mut d) = (src.conn(), dst.conn());
+    let want: Vec<String> = all_keys().iter().map(|k| contents(reference, k)).collect();
+    let port = dst.port.to_string();
+    if keys_form {
+        let mut cmd = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        let ks = all_keys();
+        cmd.extend(ks.iter().map(|k| k.as_str()));
+        assert_eq!(s.cmd(&cmd), Value::ok(), "{} -> {}", src.name, dst.name);
+    } else {
+        for k in all_keys() {
+            assert_eq!(s.cmd(&["MIGRATE", "127.0.0.1", &port, &k, "0", "5000"]), Value::ok(), "{k}");
+        }
+    }
+    for (k, w) in all_keys().iter().zip(&want) {
+        let mut got = contents(&mut d, k);
+        let mut w = w.clone();
+        // The expiry is sent as a relative TTL: allow the milliseconds it took.
+        if k == "ttl:key" {
+            got = got.split(" expire=").next().unwrap_or_default().into();
+            w = w.split(" expire=").next().unwrap_or_default().into();
+        }
+        assert_eq!(got, w, "{k} moved {} -> {}", src.name, dst.name);
+        assert_eq!(s.cmd(&["EXISTS", k]), Value::Int(0), "{k} left on {}", src.name);
+    }
+}
+
+#[test]
+fn moves_every_type_between_redis_and_shardis() {
+    let reference = Server::start_redis();
+    let mut rc = reference.conn();
+    populate(&mut rc);
+    for shards in [1, 4] {
+        for keys_form in [false, true] {
+            // shardis -> redis-server
+            let (src, dst) = (Server::start(shards, &["--appendonly", "no"]), Server::start_redis());
+            populate(&mut src.conn());
+            move_all(&src, &dst, &mut rc, keys_form);
+            // redis-server -> shardis
+            let (src, dst) = (Server::start_redis(), Server::start(shards, &["--appendonly", "no"]));
+            populate(&mut src.conn());
+            move_all(&src, &dst, &mut rc, keys_form);
+            // shardis -> shardis
+            let (src, dst) = (Server::start(shards, &["--appendonly", "no"]), Server::start(5 - shards, &["--appendonly", "no"]));
+            populate(&mut src.conn());
+            move_all(&src, &dst, &mut rc, keys_form);
+        }
+    }
+}
+
+#[test]
+fn options_and_errors_as_redis() {
+    // The same sequence from a redis-server and from a 4-shard shardis,
+    // each to its own redis-server target with a password.
+    let mut transcripts = Vec::new();
+    for src in [Server::start_redis(), Server::start(4, &["--appendonly", "no"])] {
+        let dst = Server::start_redis_with(&["--requirepass", "pw"]);
+        let mut d = dst.conn();
+        d.cmd(&["SELECT", "2"]);
+        d.cmd(&["SET", "{a}busy", "there"]);
+        let mut s = src.conn();
+        for (k, v) in [("{a}1", "one"), ("{a}2", "two"), ("b3", "three"), ("{a}busy", "here"), ("c4", "four")] {
+            s.cmd(&["SET", k, v]);
+        }
+        let p = dst.port.to_string();
+        let dead = common::free_port().to_string();
+        let cmds: Vec<Vec<&str>> = vec![
+            vec!["MIGRATE", "127.0.0.1", &p, "{a}1", "2", "2000"],
+            vec!["MIGRATE", "127.0.0.1", &p, "{a}1", "2", "2000", "AUTH", "wrong"],
+            vec!["MIGRATE", "127.0.0.1", &p, "{a}1", "2", "2000", "AUTH", "pw", "COPY"],
+            vec!["MIGRATE", "127.0.0.1", &p, "{a}1", "2", "2000", "AUTH", "pw"],
+            vec!["MIGRATE", "127.0.0.1", &p, "{a}1", "2", "2000", "AUTH2", "default", "pw", "REPLACE"],
+            vec!["MIGRATE", "127.0.0.1", &p, "{a}1", "2", "2000", "AUTH2", "default", "pw", "REPLACE"],
+            vec!["MIGRATE", "127.0.0.1", &p, "", "2", "2000", "AUTH", "pw", "KEYS", "{a}2", "b3", "{a}busy", "nokey"],
+            vec!["EXISTS", "{a}2", "b3", "{a}busy"],
+            vec!["MIGRATE", "127.0.0.1", &p, "", "2", "2000", "AUTH", "pw", "KEYS", "nokey", "other"],
+            vec!["MIGRATE", "127.0.0.1", &p, "c4", "2", "2000", "AUTH", "pw", "KEYS", "c4"],
+            vec!["MIGRATE", "127.0.0.1", &p, "c4", "2", "2000", "AUTH"],
+            vec!["MIGRATE", "127.0.0.1", &p, "c4", "2", "2000", "BOGUS"],
+            vec!["MIGRATE", "127.0.0.1", &p, "c4", "notadb", "2000"],
+            vec!["MIGRATE", "127.0.0.1", &dead, "c4", "0", "300"],
+            vec!["MIGRATE", "127.0.0.1", &p],
+            vec!["EXISTS", "c4"],
+        ];
+        let shown = |c: &[&str]| -> Vec<String> {
+            c.iter().map(|a| if *a == p { "PORT".into() } else if *a == dead { "DEAD".into() } else { a.to_string() }).collect()
+        };
+        let mut t: Vec<String> = cmds.iter().map(|c| format!("{:?} -> {:?}", shown(c), s.cmd(c))).collect();
+        let mut d = dst.conn();
+        d.cmd(&["AUTH", "pw"]);
+        d.cmd(&["SELECT", "2"]);
+        for k in ["{a}1", "{a}2", "b3", "{a}busy", "c4"] {
+            t.push(format!("target {k}: {:?}", d.cmd(&["GET", k])));
+        }
+        transcripts.push(t);
+    }
+    for (r, s) in transcripts[0].iter().zip(&transcripts[1]) {
+        assert_eq!(s, r, "shardis vs redis");
+    }
+}
