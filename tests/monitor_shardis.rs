@@ -2,7 +2,8 @@
 //! and two replicas, each on its own loopback address. The master is
 //! SIGKILLed under writes from two clients that find it through the
 //! monitors (one in Rust through `SENTINEL get-master-addr-by-name`, one
-//! redis-py `Sentinel` client, tests/sentinel_client.py); a replica is
+//! redis-py `Sentinel` client, tests/sentinel_client.py, and the `redis`
+//! crate over RESP3 before and after); a replica is
 //! promoted with the failover epoch, the other follows it by partial
 //! resync, and the old master restarted from its AOF rejoins as a replica.
 
@@ -51,6 +52,27 @@ impl<'a> Follower<'a> {
             }
         }
     }
+}
+
+/// The `redis` crate's way to the master: ask a monitor `SENTINEL
+/// get-master-addr-by-name`, over RESP3 (the crate opens with `HELLO 3`).
+fn redis_crate_master(mons: &[Proc]) -> Option<(String, u16)> {
+    mons.iter().find_map(|m| {
+        let c = redis::Client::open(format!("redis://{}:{}/?protocol=resp3", m.host, m.port)).ok()?;
+        let mut con = c.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
+        con.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg("mymaster").query(&mut con).ok()
+    })
+}
+
+/// A SET through the `redis` crate on `addr`; whether it was acknowledged.
+fn redis_crate_set(addr: &(String, u16), key: &str, val: &str) -> bool {
+    let Ok(c) = redis::Client::open(format!("redis://{}:{}/", addr.0, addr.1)) else { return false };
+    let Ok(mut con) = c.get_connection_with_timeout(Duration::from_millis(500)) else { return false };
+    if con.set_read_timeout(Some(Duration::from_secs(2))).is_err() {
+        return false;
+    }
+    redis::cmd("SET").arg(key).arg(val).query::<()>(&mut con).is_ok()
 }
 
 /// redis-py's Sentinel client (tests/sentinel_client.py) writing through
@@ -122,6 +144,9 @@ fn sigkill_of_a_shardis_master_promotes_a_replica_with_its_epoch() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(acked.len(), 100, "every write before the failover acknowledged");
+    let rc = redis_crate_master(&mons).expect("the redis crate finds the master through a monitor");
+    assert_eq!(rc, (master.host.clone(), master.port));
+    assert!(redis_crate_set(&rc, "rc:before", "1"), "the redis crate writes to the master");
     // Both clients write before the master dies.
     wait_for("redis-py writes on the first master", Duration::from_secs(15), || {
         let v = master.conn().try_cmd(&["GET", "py:count"]).ok()?;
@@ -153,12 +178,19 @@ fn sigkill_of_a_shardis_master_promotes_a_replica_with_its_epoch() {
         assert_eq!(client.set(&format!("w{j}"), &j.to_string()), Some(new.clone()), "writes go on");
         acked.push(j);
     }
+    // The redis crate asks again and follows.
+    let rc = wait_for("the redis crate names the new master", Duration::from_secs(5), || {
+        redis_crate_master(&mons).filter(|a| *a != old)
+    });
+    assert_eq!(rc, new, "the redis crate and the Rust follower agree on the new master");
+    assert!(redis_crate_set(&rc, "rc:after", "2"), "the redis crate writes to the new master");
     let promoted = replicas.iter().find(|r| (r.host.clone(), r.port) == new).expect("a replica was promoted");
     let other = replicas.iter().find(|r| r.port != new.1).expect("the other replica");
     let mut pc = promoted.conn();
     // Promoted with the epoch of the election, not plainly.
     let epoch = info_u64(&mut pc, "replication", "failover_epoch");
     assert!(epoch >= 1, "promoted without a failover epoch");
+    assert_eq!(pc.cmd(&["GET", "rc:after"]), Value::bulk("2"));
     let lost = acked.iter().filter(|k| pc.cmd(&["EXISTS", &format!("w{k}")]) != Value::Int(1)).count();
     eprintln!("acknowledged writes lost in the failover (asynchronous replication): {lost}");
 
