@@ -177,3 +177,27 @@ fn a_promoted_replica_under_repl_sync_ack_answers_at_once() {
         w.try_cmd(&["SET", "k2", "2"]).is_ok_and(|v| v == Value::ok())
     });
 }
+
+/// A master running with `repl-sync-ack`, killed and restarted while no
+/// replica follows it (they follow a new master by then), answers at once
+/// (PING, INFO, reads of what it had): what its AOF held at start-up needs
+/// no replica's ack. Before, it held every reply until a replica
+/// acknowledged its whole log, so monitors saw it down for good and never
+/// re-pointed it (found by scripts/chaos).
+#[test]
+fn a_restarted_master_under_repl_sync_ack_answers_at_once() {
+    let sync_ack = ["--min-replicas-to-write", "1", "--repl-sync-ack", "yes"];
+    let mut m = Server::start(2, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(2, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    drop(b);
+    m.kill9();
+    m.restart().expect("the master restarts");
+    let mut c = m.conn();
+    c.set_read_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(c.try_cmd(&["PING"]).expect("PING answered"), Value::Simple("PONG".into()));
+    assert!(c.try_cmd(&["INFO", "replication"]).expect("INFO answered").as_bytes().is_some());
+    assert_eq!(c.try_cmd(&["GET", "k"]).expect("GET answered"), Value::bulk("1"));
+}
