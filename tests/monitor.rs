@@ -255,7 +255,14 @@ fn shape(v: &Value) -> String {
     match v {
         Value::Map(kv) => {
             let keys: Vec<String> = kv.iter().filter_map(|(k, _)| k.as_bytes()).map(|b| escape(b)).collect();
-            format!("map[{}]", keys.iter().filter(|k| ["name", "ip", "port", "flags"].contains(&k.as_str())).cloned().collect::<Vec<_>>().join(","))
+            format!(
+                "map[{}]",
+                keys.iter()
+                    .filter(|k| ["name", "ip", "port", "flags"].contains(&k.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
         }
         // A RESP2 field list: Sentinel has more fields than the monitor.
         Value::Array(a) if !a.is_empty() && a.iter().all(|v| matches!(v, Value::Bulk(_))) => "fields".into(),
@@ -368,7 +375,11 @@ fn hello_and_resp3_replies_match_redis_sentinel() {
         let (mut a, mut b) = (mon.conn(), sentinel.conn());
         a.cmd(&["HELLO", proto]);
         b.cmd(&["HELLO", proto]);
-        for cmd in [&["SENTINEL", "master", "mymaster"][..], &["SENTINEL", "masters"], &["SENTINEL", "config", "get", "announce-port"]] {
+        for cmd in [
+            &["SENTINEL", "master", "mymaster"][..],
+            &["SENTINEL", "masters"],
+            &["SENTINEL", "config", "get", "announce-port"],
+        ] {
             let (x, y) = (a.cmd(cmd), b.cmd(cmd));
             assert_eq!(shape(&x), shape(&y), "RESP{proto} {cmd:?}: {x:?} vs {y:?}");
         }

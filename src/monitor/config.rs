@@ -239,7 +239,10 @@ mod tests {
         let plain = MonitorConfig::load(&Cli::parse_from(["x", "--config", &path])).expect("loads");
         let _ = std::fs::remove_dir_all(&dir);
         let pm = plain.master_configs().expect("valid");
-        assert_eq!((pm[0].addr.port, pm[0].down_after_ms, pm[0].failover_timeout_ms, pm[1].down_after_ms), (6379, 800, 900, 500));
+        assert_eq!(
+            (pm[0].addr.port, pm[0].down_after_ms, pm[0].failover_timeout_ms, pm[1].down_after_ms),
+            (6379, 800, 900, 500)
+        );
         assert_eq!(c.port, 26999);
         let m = c.master_configs().expect("valid");
         let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();

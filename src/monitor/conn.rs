@@ -44,9 +44,7 @@ pub fn hello(c: &mut ConnState, args: &[Vec<u8>], out: &mut Vec<u8>) {
         match parse_i64(v) {
             Some(v @ (2 | 3)) => proto = v,
             Some(_) => return Reply::new(out, c.resp3).error("NOPROTO unsupported protocol version"),
-            None => {
-                return Reply::new(out, c.resp3).error("ERR Protocol version is not an integer or out of range")
-            }
+            None => return Reply::new(out, c.resp3).error("ERR Protocol version is not an integer or out of range"),
         }
         i = 2;
     }
