@@ -204,11 +204,13 @@ fn a_restarted_master_under_repl_sync_ack_answers_at_once() {
 
 /// A master under `repl-sync-ack` holding a write that no replica has
 /// acknowledged (its replica is stopped) still answers what reveals no
-/// data at once on other connections: PING, INFO, ROLE, PUBLISH, the
-/// commands a monitor sends. Before, they were held with everything else,
-/// so a master cut off while a client wrote was never seen again by the
-/// monitors, nor demoted (found by scripts/chaos). A read that could show
-/// the unacknowledged write is still held.
+/// data at once on other connections: PING, INFO, ROLE, PUBLISH (what a
+/// monitor sends) and REPLCONF (a replica's handshake). Before, they were
+/// held with everything else: a master cut off while a client wrote was
+/// never seen again by the monitors, nor demoted, and no replica could
+/// link to a promoted master that took writes before one linked (found by
+/// scripts/chaos). A read that could show the unacknowledged write is
+/// still held.
 #[test]
 fn a_master_holding_an_unacknowledged_write_still_answers_ping_and_info() {
     let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
@@ -231,6 +233,8 @@ fn a_master_holding_an_unacknowledged_write_still_answers_ping_and_info() {
     assert!(mon.try_cmd(&["INFO", "replication"]).expect("INFO answered").as_bytes().is_some());
     assert!(mon.try_cmd(&["ROLE"]).expect("ROLE answered").as_items().is_some());
     assert_eq!(mon.try_cmd(&["PUBLISH", "__sentinel__:hello", "x"]).expect("PUBLISH answered"), Value::Int(0));
+    // A replica's handshake: a new replica can link.
+    assert!(mon.try_cmd(&["REPLCONF", "SHARDIS-HELLO"]).expect("REPLCONF answered").as_items().is_some());
     assert!(t.elapsed() < Duration::from_secs(1), "answers took {:?}", t.elapsed());
     let mut r = m.conn();
     r.set_read_timeout(Some(Duration::from_millis(500)));

@@ -30,8 +30,9 @@ pub struct MultiState {
 /// Commands whose replies reveal nothing of the keyspace's data: a
 /// connection that ran only these is answered at once, not held until what
 /// was logged is durable or acknowledged by replicas (`Conn::reveals`).
-/// They are what a Sentinel or shardis-monitor sends: PING, INFO, PUBLISH
-/// of hellos, REPLICAOF, ROLE. INFO's key counts and offsets are not data.
+/// They are what a Sentinel or shardis-monitor sends (PING, INFO, PUBLISH
+/// of hellos, REPLICAOF, ROLE) and a replica's handshake (REPLCONF).
+/// INFO's key counts and offsets are not data.
 pub const REVEALS_NOTHING: &[&str] = &[
     "PING",
     "ECHO",
@@ -39,6 +40,9 @@ pub const REVEALS_NOTHING: &[&str] = &[
     "ROLE",
     "REPLICAOF",
     "SLAVEOF",
+    // A replica's handshake on the client port: held, no replica could
+    // link to a promoted master that took writes before any linked.
+    "REPLCONF",
     "PUBLISH",
     "HELLO",
     "AUTH",
