@@ -242,3 +242,38 @@ fn a_master_holding_an_unacknowledged_write_still_answers_ping_and_info() {
     assert!(r.read_value().is_err(), "a read showed a write no replica holds");
     unsafe { libc::kill(b.pid() as i32, libc::SIGCONT) };
 }
+
+/// A master under `repl-sync-ack` holding a write no replica acknowledged
+/// is demoted (REPLICAOF, as a monitor does when it returns after a
+/// failover): the write's client gets its connection closed, not an OK
+/// for a write the new master's history discards. Before, demotion lifted
+/// the gate and sent the held +OK (found by scripts/chaos, seed 3).
+#[test]
+fn a_demoted_master_does_not_acknowledge_a_held_write() {
+    let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
+    let m = Server::start(1, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(1, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) };
+    let mut w = m.conn();
+    w.send_raw(&common::encode_command(&["SET", "k", "2"])).expect("send SET");
+    w.set_read_timeout(Some(Duration::from_millis(500)));
+    assert!(w.read_value().is_err(), "the write was answered without a replica");
+    // Demoted toward another server (the new master of a failover).
+    let other = Server::start(1, &["--bind", "127.0.0.4"]);
+    let mut admin = m.conn();
+    admin.set_read_timeout(Some(Duration::from_secs(5)));
+    let op = other.port.to_string();
+    assert_eq!(admin.try_cmd(&["REPLICAOF", "127.0.0.4", &op]).expect("REPLICAOF answered"), Value::ok());
+    w.set_read_timeout(Some(Duration::from_secs(5)));
+    match w.read_value() {
+        Ok(v) => panic!("the held write was answered after the demotion: {v:?}"),
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the held write's connection stayed open: {e}"
+        ),
+    }
+    unsafe { libc::kill(b.pid() as i32, libc::SIGCONT) };
+}

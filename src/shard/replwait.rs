@@ -198,6 +198,28 @@ impl Shard {
         }
     }
 
+    /// `repl-sync-ack` stops (REPLICAOF demoted this master, or CONFIG
+    /// SET): output held for writes no replica acknowledged must not go
+    /// out now as if they were; a demoted master's new history discards
+    /// them. Those connections are closed instead: their clients see an
+    /// error (outcome unknown), never an OK for a lost write. Before, the
+    /// held +OK was released on demotion (found by scripts/chaos: a paused
+    /// master resumed, took a write, was demoted, and acknowledged it).
+    pub fn drop_unacknowledged_output(&mut self, gate: u64) {
+        let held: Vec<u32> = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.as_ref().filter(|c| c.out_gate > gate && !c.out.is_empty()).map(|_| i as u32))
+            .collect();
+        for idx in held {
+            if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+                c.out.clear();
+            }
+            self.close(idx);
+        }
+    }
+
     /// The lsn output may reveal under `repl-sync-ack` (u64::MAX: no
     /// limit from replicas).
     #[inline]

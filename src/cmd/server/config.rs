@@ -183,9 +183,13 @@ impl Shard {
         self.slow_ticks = crate::shard::slowlog::threshold_ticks(c.slowlog_log_slower_than);
         self.shared.busy.threshold_ms.store(c.busy_reply_threshold, std::sync::atomic::Ordering::Relaxed);
         let sync_ack_was_on = self.sync_ack_on();
+        let sync_ack_gate = self.sync_ack_gate();
         self.config = c.clone();
         if !sync_ack_was_on && self.sync_ack_on() {
             self.start_sync_ack_gate();
+        }
+        if sync_ack_was_on && !self.sync_ack_on() {
+            self.drop_unacknowledged_output(sync_ack_gate);
         }
         // A replica expires nothing itself (its master's DELs do).
         self.ks.no_expire = !c.replicaof.is_empty();
