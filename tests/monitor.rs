@@ -254,7 +254,7 @@ fn normalized(v: Value) -> Value {
 fn shape(v: &Value) -> String {
     match v {
         Value::Map(kv) => {
-            let keys: Vec<String> = kv.iter().filter_map(|(k, _)| k.as_bytes()).map(|b| escape(b)).collect();
+            let keys: Vec<String> = kv.iter().filter_map(|(k, _)| k.as_bytes()).map(escape).collect();
             format!(
                 "map[{}]",
                 keys.iter()

@@ -479,6 +479,6 @@ fn a_monitor_killed_in_its_election_and_restarted_keeps_epoch_and_vote() {
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let acked = writer.join().expect("writer");
-        assert!(acked.iter().any(|a| *a == new), "the writer followed the failover");
+        assert!(acked.contains(&new), "the writer followed the failover");
     });
 }
