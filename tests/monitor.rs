@@ -232,3 +232,156 @@ fn a_monitor_authenticates_as_an_acl_user() {
     });
     drop(master);
 }
+
+/// A reply with what differs between two processes by nature (HELLO's
+/// client id) blanked.
+fn normalized(v: Value) -> Value {
+    match v {
+        Value::Map(kv) => Value::Map(
+            kv.into_iter()
+                .map(|(k, v)| if k.as_bytes() == Some(b"id") { (k, Value::Int(0)) } else { (k, normalized(v)) })
+                .collect(),
+        ),
+        Value::Array(a) if a.len() == 12 && a[0].as_bytes() == Some(b"server") => {
+            Value::Array(a.into_iter().enumerate().map(|(i, v)| if i == 7 { Value::Int(0) } else { v }).collect())
+        }
+        other => other,
+    }
+}
+
+/// The shape of a reply: its type, and the keys of a map; for replies
+/// whose values differ by nature (run ids, addresses, timings).
+fn shape(v: &Value) -> String {
+    match v {
+        Value::Map(kv) => {
+            let keys: Vec<String> = kv.iter().filter_map(|(k, _)| k.as_bytes()).map(escape).collect();
+            format!(
+                "map[{}]",
+                keys.iter()
+                    .filter(|k| ["name", "ip", "port", "flags"].contains(&k.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        }
+        // A RESP2 field list: Sentinel has more fields than the monitor.
+        Value::Array(a) if !a.is_empty() && a.iter().all(|v| matches!(v, Value::Bulk(_))) => "fields".into(),
+        Value::Array(a) => format!("array[{}]", a.iter().map(shape).collect::<Vec<_>>().join(",")),
+        Value::Bulk(_) => "bulk".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn escape(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// HELLO (RESP2 and RESP3), CLIENT SETNAME/GETNAME, PING and pub/sub in
+/// both protocols on the monitor port, side by side with a real
+/// redis-sentinel 7.0 watching the same (unreachable) master: replies are
+/// equal but for client ids, and for replies that carry addresses or
+/// timings their types (RESP3 maps) are.
+#[test]
+fn hello_and_resp3_replies_match_redis_sentinel() {
+    let host = "127.0.0.20";
+    let dead = free_port_on(host);
+    let mon = {
+        let port = free_port_on(host);
+        let dir = new_dir("monitor-hello");
+        let cmd = [
+            monitor_bin().as_str(),
+            "--bind",
+            host,
+            "--port",
+            &port.to_string(),
+            "--dir",
+            &dir.to_string_lossy(),
+            "--monitor",
+            &format!("mymaster {host} {dead} 2"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Proc::spawn(host, port, dir, cmd)
+    };
+    let sentinel = {
+        let port = free_port_on(host);
+        let dir = new_dir("redis-sentinel-hello");
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!("bind {host}\nport {port}\ndir {}\nsentinel monitor mymaster {host} {dead} 2\n", dir.display()),
+        )
+        .expect("sentinel.conf");
+        let cmd = vec!["redis-sentinel".to_string(), conf.to_string_lossy().into_owned()];
+        Proc::spawn(host, port, dir, cmd)
+    };
+    // Compared exactly (ids blanked).
+    let exact: &[&[&str]] = &[
+        &["HELLO"],
+        &["HELLO", "4"],
+        &["HELLO", "0"],
+        &["HELLO", "x"],
+        &["HELLO", "3", "AUTH", "bob", "pw"],
+        &["HELLO", "3", "SETNAME", "a", "b"],
+        &["HELLO", "3", "AUTH"],
+        &["HELLO", "3", "foo"],
+        &["PING"],
+        &["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "app"],
+        &["CLIENT", "GETNAME"],
+        &["PING"],
+        &["PING", "hi"],
+        &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+        &["SENTINEL", "get-master-addr-by-name", "nope"],
+        &["SENTINEL", "replicas", "mymaster"],
+        &["SENTINEL", "master", "nope"],
+        &["ROLE"],
+        &["SUBSCRIBE", "+sdown", "+odown"],
+        &["PING"],
+        // RESP3 lets a subscribed connection run any command.
+        &["SENTINEL", "get-master-addr-by-name", "mymaster"],
+        &["UNSUBSCRIBE"],
+        &["HELLO", "2"],
+        &["CLIENT", "SETNAME", "bad name"],
+        &["CLIENT", "SETNAME", "app2"],
+        &["CLIENT", "GETNAME"],
+        &["SENTINEL", "get-master-addr-by-name", "nope"],
+        &["PSUBSCRIBE", "+*"],
+        &["PING"],
+        &["PING", "hi"],
+        &["HELLO", "3"],
+        &["PUNSUBSCRIBE"],
+    ];
+    let (mut a, mut b) = (mon.conn(), sentinel.conn());
+    for cmd in exact {
+        // UNSUBSCRIBE without arguments answers one frame per channel.
+        let frames = match cmd[0] {
+            "SUBSCRIBE" => cmd.len() - 1,
+            "UNSUBSCRIBE" => 2,
+            _ => 1,
+        };
+        let req = shardis::protocol::client::encode_command(cmd);
+        a.send_raw(&req).expect("send to shardis-monitor");
+        b.send_raw(&req).expect("send to redis-sentinel");
+        for _ in 0..frames {
+            let x = normalized(a.read_value().expect("shardis-monitor reply"));
+            let y = normalized(b.read_value().expect("redis-sentinel reply"));
+            assert_eq!(x, y, "{cmd:?}: shardis-monitor vs redis-sentinel");
+        }
+    }
+    // Replies with addresses, run ids and timings: the same types (maps in
+    // RESP3) and fields.
+    for proto in ["3", "2"] {
+        let (mut a, mut b) = (mon.conn(), sentinel.conn());
+        a.cmd(&["HELLO", proto]);
+        b.cmd(&["HELLO", proto]);
+        for cmd in [
+            &["SENTINEL", "master", "mymaster"][..],
+            &["SENTINEL", "masters"],
+            &["SENTINEL", "config", "get", "announce-port"],
+        ] {
+            let (x, y) = (a.cmd(cmd), b.cmd(cmd));
+            assert_eq!(shape(&x), shape(&y), "RESP{proto} {cmd:?}: {x:?} vs {y:?}");
+        }
+    }
+}

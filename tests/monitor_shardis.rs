@@ -2,7 +2,8 @@
 //! and two replicas, each on its own loopback address. The master is
 //! SIGKILLed under writes from two clients that find it through the
 //! monitors (one in Rust through `SENTINEL get-master-addr-by-name`, one
-//! redis-py `Sentinel` client, tests/sentinel_client.py); a replica is
+//! redis-py `Sentinel` client, tests/sentinel_client.py, and the `redis`
+//! crate over RESP3 before and after); a replica is
 //! promoted with the failover epoch, the other follows it by partial
 //! resync, and the old master restarted from its AOF rejoins as a replica.
 
@@ -51,6 +52,27 @@ impl<'a> Follower<'a> {
             }
         }
     }
+}
+
+/// The `redis` crate's way to the master: ask a monitor `SENTINEL
+/// get-master-addr-by-name`, over RESP3 (the crate opens with `HELLO 3`).
+fn redis_crate_master(mons: &[Proc]) -> Option<(String, u16)> {
+    mons.iter().find_map(|m| {
+        let c = redis::Client::open(format!("redis://{}:{}/?protocol=resp3", m.host, m.port)).ok()?;
+        let mut con = c.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
+        con.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg("mymaster").query(&mut con).ok()
+    })
+}
+
+/// A SET through the `redis` crate on `addr`; whether it was acknowledged.
+fn redis_crate_set(addr: &(String, u16), key: &str, val: &str) -> bool {
+    let Ok(c) = redis::Client::open(format!("redis://{}:{}/", addr.0, addr.1)) else { return false };
+    let Ok(mut con) = c.get_connection_with_timeout(Duration::from_millis(500)) else { return false };
+    if con.set_read_timeout(Some(Duration::from_secs(2))).is_err() {
+        return false;
+    }
+    redis::cmd("SET").arg(key).arg(val).query::<()>(&mut con).is_ok()
 }
 
 /// redis-py's Sentinel client (tests/sentinel_client.py) writing through
@@ -122,6 +144,9 @@ fn sigkill_of_a_shardis_master_promotes_a_replica_with_its_epoch() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert_eq!(acked.len(), 100, "every write before the failover acknowledged");
+    let rc = redis_crate_master(&mons).expect("the redis crate finds the master through a monitor");
+    assert_eq!(rc, (master.host.clone(), master.port));
+    assert!(redis_crate_set(&rc, "rc:before", "1"), "the redis crate writes to the master");
     // Both clients write before the master dies.
     wait_for("redis-py writes on the first master", Duration::from_secs(15), || {
         let v = master.conn().try_cmd(&["GET", "py:count"]).ok()?;
@@ -153,12 +178,19 @@ fn sigkill_of_a_shardis_master_promotes_a_replica_with_its_epoch() {
         assert_eq!(client.set(&format!("w{j}"), &j.to_string()), Some(new.clone()), "writes go on");
         acked.push(j);
     }
+    // The redis crate asks again and follows.
+    let rc = wait_for("the redis crate names the new master", Duration::from_secs(5), || {
+        redis_crate_master(&mons).filter(|a| *a != old)
+    });
+    assert_eq!(rc, new, "the redis crate and the Rust follower agree on the new master");
+    assert!(redis_crate_set(&rc, "rc:after", "2"), "the redis crate writes to the new master");
     let promoted = replicas.iter().find(|r| (r.host.clone(), r.port) == new).expect("a replica was promoted");
     let other = replicas.iter().find(|r| r.port != new.1).expect("the other replica");
     let mut pc = promoted.conn();
     // Promoted with the epoch of the election, not plainly.
     let epoch = info_u64(&mut pc, "replication", "failover_epoch");
     assert!(epoch >= 1, "promoted without a failover epoch");
+    assert_eq!(pc.cmd(&["GET", "rc:after"]), Value::bulk("2"));
     let lost = acked.iter().filter(|k| pc.cmd(&["EXISTS", &format!("w{k}")]) != Value::Int(1)).count();
     eprintln!("acknowledged writes lost in the failover (asynchronous replication): {lost}");
 
@@ -289,4 +321,164 @@ fn a_master_cut_off_from_the_majority_stops_writes_and_is_demoted() {
     assert!(last_old < first_new, "old and new masters both took writes: last old {last_old}, first new {first_new}");
     assert!(oks.iter().all(|o| o.1 == 0 || o.1 == new), "only one replica was ever a master: {oks:?}");
     converge(&replicas[new - 1], &master);
+}
+
+/// What a monitor's state file says: (current epoch, leader it voted for,
+/// the epoch of that vote).
+fn state_of(m: &Proc) -> (u64, String, u64) {
+    let path = m.dir.join("monitor-state.toml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: toml::Value = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let int = |v: Option<&toml::Value>| v.and_then(toml::Value::as_integer).unwrap_or(0) as u64;
+    let master = v.get("master").and_then(|m| m.as_array()).and_then(|a| a.first()).cloned();
+    let master = master.unwrap_or_else(|| panic!("no master in {text}"));
+    let leader = master.get("leader").and_then(toml::Value::as_str).unwrap_or("").to_string();
+    (int(v.get("current-epoch")), leader, int(master.get("leader-epoch")))
+}
+
+/// `SENTINEL get-master-addr-by-name` on the monitor at `host:port`.
+fn master_addr_at(host: &str, port: u16) -> Option<(String, u16)> {
+    let sa: SocketAddr = format!("{host}:{port}").parse().ok()?;
+    let mut c = RespConn::connect_addr(sa, Duration::from_millis(300), Duration::from_millis(1000)).ok()?;
+    let v = c.try_cmd(&["SENTINEL", "get-master-addr-by-name", "mymaster"]).ok()?;
+    let items = v.as_items()?;
+    let host = String::from_utf8_lossy(items.first()?.as_bytes()?).into_owned();
+    let port = std::str::from_utf8(items.get(1)?.as_bytes()?).ok()?.parse().ok()?;
+    Some((host, port))
+}
+
+/// A PSUBSCRIBE to every event of a monitor, read without blocking long.
+fn events(m: &Proc) -> RespConn {
+    let mut c = m.conn();
+    c.cmd(&["PSUBSCRIBE", "*"]);
+    c.set_read_timeout(Some(Duration::from_millis(10)));
+    c
+}
+
+/// Three monitors fail over a shardis-server master under writes; the
+/// monitor that starts the election (the first to publish `+try-failover`)
+/// is SIGKILLed at once. The other two still promote exactly one replica.
+/// The killed monitor restarted from its state file goes on from the epoch
+/// it had (never back), keeps the vote it gave (a forged vote request for
+/// that epoch by another candidate gets the old answer), and converges on
+/// the new master with the others.
+#[test]
+fn a_monitor_killed_in_its_election_and_restarted_keeps_epoch_and_vote() {
+    let mut master = shardis("127.0.0.21");
+    let replicas = [
+        replica_of(SHARDS, "127.0.0.22", (&master.host, master.port)),
+        replica_of(SHARDS, "127.0.0.23", (&master.host, master.port)),
+    ];
+    let mut mons: Vec<Proc> =
+        ["127.0.0.24", "127.0.0.25", "127.0.0.26"].iter().map(|h| monitor(h, (&master.host, master.port))).collect();
+    wait_discovery(&mons);
+    let old = (master.host.clone(), master.port);
+    let mut subs: Vec<RespConn> = mons.iter().map(events).collect();
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        // Writes all along, through the monitors.
+        let addrs: Vec<(String, u16)> = mons.iter().map(|m| (m.host.clone(), m.port)).collect();
+        let stop = &stop;
+        let writer = s.spawn(move || {
+            let mut acked = Vec::new();
+            let mut conn: Option<((String, u16), RespConn)> = None;
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                i += 1;
+                std::thread::sleep(Duration::from_millis(5));
+                let Some(addr) = addrs.iter().find_map(|(h, p)| master_addr_at(h, *p)) else { continue };
+                if conn.as_ref().map(|c| &c.0) != Some(&addr) {
+                    let Ok(sa) = format!("{}:{}", addr.0, addr.1).parse::<SocketAddr>() else { continue };
+                    let Ok(c) = RespConn::connect_addr(sa, Duration::from_millis(300), Duration::from_millis(500))
+                    else {
+                        continue;
+                    };
+                    conn = Some((addr.clone(), c));
+                }
+                let Some((_, c)) = conn.as_mut() else { continue };
+                match c.try_cmd(&["SET", &format!("e{i}"), "x"]) {
+                    Ok(v) if v == Value::ok() => acked.push(addr),
+                    _ => conn = None,
+                }
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        master.kill9();
+        let killed = Instant::now();
+        // The first monitor to try a failover is the victim.
+        let victim = 'found: loop {
+            assert!(killed.elapsed() < Duration::from_secs(10), "no monitor tried a failover within 10 s");
+            for (i, c) in subs.iter_mut().enumerate() {
+                while let Ok(v) = c.read_value() {
+                    let items = v.as_items().map(|v| v.to_vec()).unwrap_or_default();
+                    if items.get(2).and_then(Value::as_bytes) == Some(b"+try-failover") {
+                        break 'found i;
+                    }
+                }
+            }
+        };
+        mons[victim].kill9();
+        let before = state_of(&mons[victim]);
+        eprintln!("killed monitor {victim} in its election at {} ms: state {before:?}", killed.elapsed().as_millis());
+        assert!(before.0 >= 1, "the candidate persisted its new epoch before asking for votes");
+
+        let others: Vec<&Proc> = mons.iter().enumerate().filter(|(i, _)| *i != victim).map(|(_, m)| m).collect();
+        let new = wait_for("the two monitors left fail over", Duration::from_secs(20), || {
+            let a = master_addr(others[0])?;
+            (a != old && master_addr(others[1]) == Some(a.clone())).then_some(a)
+        });
+        eprintln!("failover by the two monitors left after {} ms", killed.elapsed().as_millis());
+        let promoted: Vec<&Server> = replicas.iter().filter(|r| (r.host.clone(), r.port) == new).collect();
+        assert_eq!(promoted.len(), 1, "the new master {new:?} is one of the replicas");
+        let other = replicas.iter().find(|r| r.port != new.1).expect("the other replica");
+        wait_for("the other replica follows the new master", Duration::from_secs(15), || {
+            let (r, h, p) = role_of(other)?;
+            (r == "slave" && (h, p) == (new.0.clone(), new.1 as i64)).then_some(())
+        });
+        assert_eq!(role_of(promoted[0]).map(|r| r.0).as_deref(), Some("master"));
+
+        // The killed monitor comes back from its state file.
+        mons[victim].start();
+        let after = state_of(&mons[victim]);
+        assert!(after.0 >= before.0, "epoch went back: {before:?} -> {after:?}");
+        if after.2 == before.2 {
+            assert_eq!(after.1, before.1, "two votes in epoch {}", before.2);
+        }
+        assert!(after.2 >= before.2, "vote epoch went back: {before:?} -> {after:?}");
+        // A forged request for the vote it gave: the same answer, not a new vote.
+        if before.2 > 0 {
+            let forged = "f".repeat(40);
+            let v = mons[victim].conn().cmd(&[
+                "SENTINEL",
+                "is-master-down-by-addr",
+                &new.0,
+                &new.1.to_string(),
+                &before.2.to_string(),
+                &forged,
+            ]);
+            let leader = v.as_items().and_then(|i| i.get(1)).and_then(Value::as_bytes).map(|b| b.to_vec());
+            assert_ne!(leader.as_deref(), Some(forged.as_bytes()), "voted twice in epoch {}: {v:?}", before.2);
+        }
+        wait_for("all three monitors name the new master", Duration::from_secs(15), || {
+            mons.iter().all(|m| master_addr(m) == Some(new.clone())).then_some(())
+        });
+        let last = state_of(&mons[victim]);
+        assert!(last.0 >= after.0, "epoch went back after convergence: {after:?} -> {last:?}");
+
+        // Writes resumed on the new master.
+        let resumed = Instant::now();
+        loop {
+            let mut c = promoted[0].conn();
+            if c.try_cmd(&["SET", "after", "1"]).is_ok_and(|v| v == Value::ok()) {
+                break;
+            }
+            assert!(resumed.elapsed() < Duration::from_secs(5), "the new master takes no writes");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acked = writer.join().expect("writer");
+        assert!(acked.contains(&new), "the writer followed the failover");
+    });
 }

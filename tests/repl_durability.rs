@@ -252,3 +252,103 @@ fn a_promoted_replica_under_repl_sync_ack_answers_at_once() {
         w.try_cmd(&["SET", "k2", "2"]).is_ok_and(|v| v == Value::ok())
     });
 }
+
+/// A master running with `repl-sync-ack`, killed and restarted while no
+/// replica follows it (they follow a new master by then), answers at once
+/// (PING, INFO, reads of what it had): what its AOF held at start-up needs
+/// no replica's ack. Before, it held every reply until a replica
+/// acknowledged its whole log, so monitors saw it down for good and never
+/// re-pointed it (found by scripts/chaos).
+#[test]
+fn a_restarted_master_under_repl_sync_ack_answers_at_once() {
+    let sync_ack = ["--min-replicas-to-write", "1", "--repl-sync-ack", "yes"];
+    let mut m = Server::start(2, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(2, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    drop(b);
+    m.kill9();
+    m.restart().expect("the master restarts");
+    let mut c = m.conn();
+    c.set_read_timeout(Some(Duration::from_secs(5)));
+    assert_eq!(c.try_cmd(&["PING"]).expect("PING answered"), Value::Simple("PONG".into()));
+    assert!(c.try_cmd(&["INFO", "replication"]).expect("INFO answered").as_bytes().is_some());
+    assert_eq!(c.try_cmd(&["GET", "k"]).expect("GET answered"), Value::bulk("1"));
+}
+
+/// A master under `repl-sync-ack` holding a write that no replica has
+/// acknowledged (its replica is stopped) still answers what reveals no
+/// data at once on other connections: PING, INFO, ROLE, PUBLISH (what a
+/// monitor sends) and REPLCONF (a replica's handshake). Before, they were
+/// held with everything else: a master cut off while a client wrote was
+/// never seen again by the monitors, nor demoted, and no replica could
+/// link to a promoted master that took writes before one linked (found by
+/// scripts/chaos). A read that could show the unacknowledged write is
+/// still held.
+#[test]
+fn a_master_holding_an_unacknowledged_write_still_answers_ping_and_info() {
+    let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
+    let m = Server::start(1, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(1, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    // A stopped replica stays linked and counted (max-lag 100 s) but
+    // acknowledges nothing: the next write is logged and held.
+    unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) };
+    let mut w = m.conn();
+    w.send_raw(&common::encode_command(&["SET", "k", "2"])).expect("send SET");
+    w.set_read_timeout(Some(Duration::from_millis(500)));
+    assert!(w.read_value().is_err(), "the write was answered without a replica");
+    let mut mon = m.conn();
+    mon.set_read_timeout(Some(Duration::from_secs(2)));
+    let t = Instant::now();
+    assert_eq!(mon.try_cmd(&["PING"]).expect("PING answered"), Value::Simple("PONG".into()));
+    assert!(mon.try_cmd(&["INFO", "replication"]).expect("INFO answered").as_bytes().is_some());
+    assert!(mon.try_cmd(&["ROLE"]).expect("ROLE answered").as_items().is_some());
+    assert_eq!(mon.try_cmd(&["PUBLISH", "__sentinel__:hello", "x"]).expect("PUBLISH answered"), Value::Int(0));
+    // A replica's handshake: a new replica can link.
+    assert!(mon.try_cmd(&["REPLCONF", "SHARDIS-HELLO"]).expect("REPLCONF answered").as_items().is_some());
+    assert!(t.elapsed() < Duration::from_secs(1), "answers took {:?}", t.elapsed());
+    let mut r = m.conn();
+    r.set_read_timeout(Some(Duration::from_millis(500)));
+    r.send_raw(&common::encode_command(&["GET", "k"])).expect("send GET");
+    assert!(r.read_value().is_err(), "a read showed a write no replica holds");
+    unsafe { libc::kill(b.pid() as i32, libc::SIGCONT) };
+}
+
+/// A master under `repl-sync-ack` holding a write no replica acknowledged
+/// is demoted (REPLICAOF, as a monitor does when it returns after a
+/// failover): the write's client gets its connection closed, not an OK
+/// for a write the new master's history discards. Before, demotion lifted
+/// the gate and sent the held +OK (found by scripts/chaos, seed 3).
+#[test]
+fn a_demoted_master_does_not_acknowledge_a_held_write() {
+    let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
+    let m = Server::start(1, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(1, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) };
+    let mut w = m.conn();
+    w.send_raw(&common::encode_command(&["SET", "k", "2"])).expect("send SET");
+    w.set_read_timeout(Some(Duration::from_millis(500)));
+    assert!(w.read_value().is_err(), "the write was answered without a replica");
+    // Demoted toward another server (the new master of a failover).
+    let other = Server::start(1, &["--bind", "127.0.0.4"]);
+    let mut admin = m.conn();
+    admin.set_read_timeout(Some(Duration::from_secs(5)));
+    let op = other.port.to_string();
+    assert_eq!(admin.try_cmd(&["REPLICAOF", "127.0.0.4", &op]).expect("REPLICAOF answered"), Value::ok());
+    w.set_read_timeout(Some(Duration::from_secs(5)));
+    match w.read_value() {
+        Ok(v) => panic!("the held write was answered after the demotion: {v:?}"),
+        Err(e) => assert!(
+            !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+            "the held write's connection stayed open: {e}"
+        ),
+    }
+    unsafe { libc::kill(b.pid() as i32, libc::SIGCONT) };
+}

@@ -16,14 +16,14 @@ pub struct Handled {
     pub actions: Vec<Action>,
 }
 
-fn now_reply(f: impl FnOnce(&mut Reply)) -> Handled {
+fn now_reply(resp3: bool, f: impl FnOnce(&mut Reply)) -> Handled {
     let mut out = Vec::new();
-    f(&mut Reply::new(&mut out, false));
+    f(&mut Reply::new(&mut out, resp3));
     Handled { reply: Some(out), actions: Vec::new() }
 }
 
 fn err(msg: &str) -> Handled {
-    now_reply(|r| r.error(msg))
+    now_reply(false, |r| r.error(msg))
 }
 
 fn lower(a: &[u8]) -> String {
@@ -45,11 +45,13 @@ pub fn vote_reply(down: bool, leader: Option<&str>, leader_epoch: u64) -> Vec<u8
     out
 }
 
-pub fn handle(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handled {
+/// `p`: the connection speaks RESP3 (maps for field lists, `_` for nulls),
+/// as Sentinel answers after `HELLO 3`.
+pub fn handle(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64, p: bool) -> Handled {
     let Some(cmd) = args.first() else { return err("ERR empty command") };
     match lower(cmd).as_str() {
-        "ping" => now_reply(|r| r.simple("PONG")),
-        "role" => now_reply(|r| {
+        "ping" => now_reply(p, |r| r.simple("PONG")),
+        "role" => now_reply(p, |r| {
             r.array(2);
             r.bulk_str("sentinel");
             r.array(mon.masters.len());
@@ -57,8 +59,8 @@ pub fn handle(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Hand
                 r.bulk_str(n);
             }
         }),
-        "info" => now_reply(|r| r.bulk_str(&info(mon))),
-        "sentinel" if args.len() >= 2 => sentinel(mon, args, now, token),
+        "info" => now_reply(p, |r| r.bulk_str(&info(mon))),
+        "sentinel" if args.len() >= 2 => sentinel(mon, args, now, token, p),
         "sentinel" => err("ERR wrong number of arguments for 'sentinel' command"),
         _ => {
             let shown: String = text(cmd).chars().take(128).collect();
@@ -89,8 +91,9 @@ fn info(mon: &Monitor) -> String {
     s
 }
 
+/// A field list: a map in RESP3, a flat array in RESP2 (as Sentinel).
 fn flat(r: &mut Reply, fields: &[(&str, String)]) {
-    r.array(fields.len() * 2);
+    r.map(fields.len());
     for (k, v) in fields {
         r.bulk_str(k);
         r.bulk_str(v);
@@ -131,7 +134,7 @@ fn find<'a>(mon: &'a Monitor, name: &[u8]) -> Option<&'a Master> {
     mon.masters.get(&text(name))
 }
 
-fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handled {
+fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64, p: bool) -> Handled {
     let sub = lower(&args[1]);
     let n = args.len();
     let no_master = || err("ERR No such master with that name");
@@ -147,21 +150,21 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
         Err(e) => err(&e),
     };
     match sub.as_str() {
-        "myid" => now_reply(|r| r.bulk_str(&mon.my_id)),
+        "myid" => now_reply(p, |r| r.bulk_str(&mon.my_id)),
         "get-master-addr-by-name" => {
             if let Some(h) = arity(n == 3) {
                 return h;
             }
             match find(mon, &args[2]) {
-                Some(m) => now_reply(|r| {
+                Some(m) => now_reply(p, |r| {
                     r.array(2);
                     r.bulk_str(&m.master.addr.host);
                     r.bulk_str(&m.master.addr.port.to_string());
                 }),
-                None => now_reply(|r| r.null_array()),
+                None => now_reply(p, |r| r.null_array()),
             }
         }
-        "masters" => now_reply(|r| {
+        "masters" => now_reply(p, |r| {
             r.array(mon.masters.len());
             for m in mon.masters.values() {
                 flat(r, &master_fields(m, now));
@@ -172,7 +175,7 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                 return h;
             }
             match find(mon, &args[2]) {
-                Some(m) => now_reply(|r| flat(r, &master_fields(m, now))),
+                Some(m) => now_reply(p, |r| flat(r, &master_fields(m, now))),
                 None => no_master(),
             }
         }
@@ -181,7 +184,7 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                 return h;
             }
             let Some(m) = find(mon, &args[2]) else { return no_master() };
-            now_reply(|r| {
+            now_reply(p, |r| {
                 r.array(m.replicas.len());
                 for (a, i) in &m.replicas {
                     let info = i.info.clone().unwrap_or_default();
@@ -215,7 +218,7 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                 return h;
             }
             let Some(m) = find(mon, &args[2]) else { return no_master() };
-            now_reply(|r| {
+            now_reply(p, |r| {
                 r.array(m.peers.len());
                 for (id, p) in &m.peers {
                     flat(
@@ -271,7 +274,7 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                 actions.extend(mon.reset_master(name, now));
             }
             let mut out = Vec::new();
-            Reply::new(&mut out, false).int(names.len() as i64);
+            Reply::new(&mut out, p).int(names.len() as i64);
             Handled { reply: Some(out), actions }
         }
         "ckquorum" => {
@@ -283,7 +286,7 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
             let usable = 1 + m.peers.values().filter(|p| now.saturating_sub(p.last_hello) <= 5000).count();
             let need = m.votes_needed();
             if usable >= need && usable >= m.config.quorum as usize {
-                now_reply(|r| {
+                now_reply(p, |r| {
                     r.simple(&format!("OK {usable} usable Sentinels. Quorum and failover authorization can be reached"))
                 })
             } else {
@@ -364,17 +367,17 @@ fn sentinel(mon: &mut Monitor, args: &[Vec<u8>], now: u64, token: u64) -> Handle
                     ];
                     let hits: Vec<(&str, String)> =
                         all.into_iter().filter(|(k, _)| glob_match(&pat, k.as_bytes(), true)).collect();
-                    now_reply(|r| flat(r, &hits))
+                    now_reply(p, |r| flat(r, &hits))
                 }
                 (5, Some(s)) if s == "set" => match lower(&args[3]).as_str() {
                     "announce-ip" => {
                         mon.my_addr.host = text(&args[4]);
-                        now_reply(|r| r.ok())
+                        now_reply(p, |r| r.ok())
                     }
                     "announce-port" => match text(&args[4]).parse::<u16>() {
-                        Ok(p) => {
-                            mon.my_addr.port = p;
-                            now_reply(|r| r.ok())
+                        Ok(port) => {
+                            mon.my_addr.port = port;
+                            now_reply(p, |r| r.ok())
                         }
                         Err(_) => err("ERR Invalid port"),
                     },

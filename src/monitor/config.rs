@@ -108,17 +108,31 @@ impl MonitorConfig {
         if let Some(v) = &cli.dir {
             c.dir = v.clone();
         }
+        // A flag is the last word for every master, also for one that sets
+        // its own value in the file.
         if let Some(v) = cli.down_after_milliseconds {
             c.down_after_milliseconds = v;
+            c.masters.iter_mut().for_each(|m| m.down_after_milliseconds = None);
         }
         if let Some(v) = cli.failover_timeout {
             c.failover_timeout = v;
+            c.masters.iter_mut().for_each(|m| m.failover_timeout = None);
         }
         if let Some(v) = &cli.logfile {
             c.logfile = v.clone();
         }
         for m in &cli.monitors {
-            c.masters.push(parse_monitor_flag(m)?);
+            let flag = parse_monitor_flag(m)?;
+            // `--monitor` for a master the file names moves it (address,
+            // quorum); what the flag cannot say (auth, timeouts) stays.
+            match c.masters.iter_mut().find(|e| e.name == flag.name) {
+                Some(e) => {
+                    e.host = flag.host;
+                    e.port = flag.port;
+                    e.quorum = flag.quorum;
+                }
+                None => c.masters.push(flag),
+            }
         }
         Ok(c)
     }
@@ -189,6 +203,56 @@ mod tests {
         assert_eq!((c.port, c.masters[0].name.as_str(), c.master_configs().unwrap()[0].down_after_ms), (1, "b", 7));
         assert!(parse_monitor_flag("a b c").is_err() && parse_monitor_flag("a h 99999 1").is_err());
         assert!(toml::from_str::<MonitorConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = std::env::temp_dir().join(format!("shardis-monitor-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("monitor.toml");
+        std::fs::write(
+            &path,
+            "port = 26380\ndown-after-milliseconds = 500\n\
+             [[master]]\nname = \"a\"\nhost = \"127.0.0.2\"\nport = 6379\nquorum = 2\n\
+             down-after-milliseconds = 800\nfailover-timeout = 900\nauth-pass = \"p\"\n\
+             [[master]]\nname = \"b\"\nhost = \"127.0.0.3\"\nport = 6380\nquorum = 1\n",
+        )
+        .expect("write config");
+        let path = path.to_string_lossy().into_owned();
+        let cli = Cli::parse_from([
+            "x",
+            "--config",
+            &path,
+            "--monitor",
+            "a 127.0.0.9 7000 3",
+            "--monitor",
+            "c 127.0.0.4 7001 1",
+            "--port",
+            "26999",
+            "--down-after-milliseconds",
+            "100",
+            "--failover-timeout",
+            "2000",
+        ]);
+        let c = MonitorConfig::load(&cli).expect("loads");
+        // Without flags, the file's own values hold.
+        let plain = MonitorConfig::load(&Cli::parse_from(["x", "--config", &path])).expect("loads");
+        let _ = std::fs::remove_dir_all(&dir);
+        let pm = plain.master_configs().expect("valid");
+        assert_eq!(
+            (pm[0].addr.port, pm[0].down_after_ms, pm[0].failover_timeout_ms, pm[1].down_after_ms),
+            (6379, 800, 900, 500)
+        );
+        assert_eq!(c.port, 26999);
+        let m = c.master_configs().expect("valid");
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"], "the flag moved a, did not add a second a");
+        assert_eq!((m[0].addr.host.as_str(), m[0].addr.port, m[0].quorum), ("127.0.0.9", 7000, 3));
+        assert_eq!(m[0].auth_pass, "p", "what the flag cannot say stays from the file");
+        for x in &m {
+            assert_eq!((x.down_after_ms, x.failover_timeout_ms), (100, 2000), "{}", x.name);
+        }
+        assert_eq!((m[1].addr.host.as_str(), m[1].addr.port), ("127.0.0.3", 6380));
     }
 
     #[test]

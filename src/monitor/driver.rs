@@ -19,6 +19,7 @@
 //! - The listener hands each client connection to a thread of its own.
 
 use super::api;
+use super::conn::ConnState;
 use super::election::{Action, Addr, Event, Hello, Monitor, HELLO_PERIOD_MS, PROBE_PERIOD_MS};
 use super::{info, state_file};
 use crate::protocol::client::{RespConn, Value};
@@ -26,7 +27,7 @@ use crate::protocol::parse::{parse_request, Limits, ParseOutcome};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -49,6 +50,8 @@ pub enum Msg {
     /// A client request; the reply goes to `reply`.
     Api {
         args: Vec<Vec<u8>>,
+        /// The connection speaks RESP3 (HELLO 3): maps and nulls differ.
+        resp3: bool,
         reply: Sender<Vec<u8>>,
     },
     /// A subscriber wants every Sentinel event as (channel, message).
@@ -136,10 +139,10 @@ impl Driver {
             let now = now_ms(self.start);
             let actions = match msg {
                 Ok(Msg::Event(ev)) => self.mon.step(ev, now),
-                Ok(Msg::Api { args, reply }) => {
+                Ok(Msg::Api { args, resp3, reply }) => {
                     let token = self.next_token;
                     self.next_token += 1;
-                    let h = api::handle(&mut self.mon, &args, now, token);
+                    let h = api::handle(&mut self.mon, &args, now, token, resp3);
                     match h.reply {
                         Some(r) => {
                             // A command's actions (a Persist) come before its reply.
@@ -515,7 +518,11 @@ impl Subs {
     }
 }
 
+/// CLIENT ID / HELLO's `id`: one counter for the process.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
 fn client_loop(mut s: TcpStream, tx: Sender<Msg>) {
+    let mut conn = ConnState::new(NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed));
     let _ = s.set_nodelay(true);
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
@@ -528,7 +535,7 @@ fn client_loop(mut s: TcpStream, tx: Sender<Msg>) {
         if let Some(feed) = &subs.feed {
             let mut out = Vec::new();
             while let Ok((ch, msg)) = feed.try_recv() {
-                push_event(&subs, &ch, &msg, &mut out);
+                push_event(&subs, conn.resp3, &ch, &msg, &mut out);
             }
             if !out.is_empty() && s.write_all(&out).is_err() {
                 return;
@@ -550,7 +557,7 @@ fn client_loop(mut s: TcpStream, tx: Sender<Msg>) {
                     if req.is_empty() {
                         continue;
                     }
-                    if !request(&req, &tx, &mut subs, &mut out) {
+                    if !request(&req, &tx, &mut subs, &mut conn, &mut out) {
                         let _ = s.write_all(&out);
                         return;
                     }
@@ -574,25 +581,47 @@ fn client_loop(mut s: TcpStream, tx: Sender<Msg>) {
     }
 }
 
-fn push_event(subs: &Subs, ch: &str, msg: &str, out: &mut Vec<u8>) {
-    use crate::protocol::reply::encode_array;
+fn push_event(subs: &Subs, resp3: bool, ch: &str, msg: &str, out: &mut Vec<u8>) {
+    let mut r = crate::protocol::reply::Reply::new(out, resp3);
     if subs.channels.contains(ch.as_bytes()) {
-        let parts: [&[u8]; 3] = [b"message", ch.as_bytes(), msg.as_bytes()];
-        encode_array(out, parts.into_iter(), 3);
+        r.push(3);
+        r.bulk_str("message");
+        r.bulk_str(ch);
+        r.bulk_str(msg);
     }
     for p in &subs.patterns {
         if crate::util::glob_match(p, ch.as_bytes(), false) {
-            let parts: [&[u8]; 4] = [b"pmessage", p, ch.as_bytes(), msg.as_bytes()];
-            encode_array(out, parts.into_iter(), 4);
+            r.push(4);
+            r.bulk_str("pmessage");
+            r.bulk(p);
+            r.bulk_str(ch);
+            r.bulk_str(msg);
         }
     }
 }
 
 /// One request; false to close the connection (QUIT).
-fn request(req: &[Vec<u8>], tx: &Sender<Msg>, subs: &mut Subs, out: &mut Vec<u8>) -> bool {
+fn request(req: &[Vec<u8>], tx: &Sender<Msg>, subs: &mut Subs, conn: &mut ConnState, out: &mut Vec<u8>) -> bool {
     use crate::protocol::reply::Reply;
     let cmd = String::from_utf8_lossy(&req[0]).to_ascii_lowercase();
-    let mut r = Reply::new(out, false);
+    // RESP3 lets a subscribed connection run any command; RESP2 does not.
+    let restricted = subs.count() > 0 && !conn.resp3;
+    match cmd.as_str() {
+        "ping" => {
+            super::conn::ping(conn, req, subs.count() > 0, out);
+            return true;
+        }
+        "hello" if !restricted => {
+            super::conn::hello(conn, req, out);
+            return true;
+        }
+        "client" if !restricted => {
+            super::conn::client(conn, req, out);
+            return true;
+        }
+        _ => {}
+    }
+    let mut r = Reply::new(out, conn.resp3);
     match cmd.as_str() {
         "subscribe" | "psubscribe" | "unsubscribe" | "punsubscribe" => {
             let pattern = cmd.starts_with('p');
@@ -620,7 +649,7 @@ fn request(req: &[Vec<u8>], tx: &Sender<Msg>, subs: &mut Subs, out: &mut Vec<u8>
                 } else {
                     set.insert(n.clone());
                 }
-                r.array(3);
+                r.push(3);
                 r.bulk_str(&cmd);
                 r.bulk(&n);
                 r.int(subs.count() as i64);
@@ -631,13 +660,13 @@ fn request(req: &[Vec<u8>], tx: &Sender<Msg>, subs: &mut Subs, out: &mut Vec<u8>
             r.ok();
             false
         }
-        _ if subs.count() > 0 && cmd != "ping" => {
+        _ if restricted => {
             r.error(&format!("ERR Can't execute '{cmd}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"));
             true
         }
         _ => {
             let (rtx, rrx) = channel();
-            if tx.send(Msg::Api { args: req.to_vec(), reply: rtx }).is_err() {
+            if tx.send(Msg::Api { args: req.to_vec(), resp3: conn.resp3, reply: rtx }).is_err() {
                 return false;
             }
             match rrx.recv_timeout(Duration::from_secs(10)) {

@@ -7,12 +7,14 @@
 //! - `api`: the Sentinel commands on the monitor's port, over the
 //!   election's state (pure).
 //! - `config`: `config/monitor.toml` and the flags (pure).
+//! - `conn`: per-connection commands (HELLO, CLIENT, PING) and RESP3 (pure).
 //! - `state_file`: the durable state (epoch, votes), fsync + rename.
 //! - `driver`: the only socket code: probes, hellos, votes to peers, the
 //!   listener; it drives the election and carries out its actions.
 
 pub mod api;
 pub mod config;
+pub mod conn;
 pub mod driver;
 pub mod election;
 pub mod info;

@@ -284,7 +284,13 @@ pub fn start(shared: Arc<crate::shard::Shared>, ids: Ids, initial: Vec<u64>) -> 
         getack: AtomicU64::new(0),
         waiting: (0..shared.nshards).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
         good: AtomicUsize::new(0),
-        sync_acked: (0..shared.nshards).map(|_| AtomicU64::new(0)).collect(),
+        // What the AOF held at start-up waits for no replica's ack, as
+        // when repl-sync-ack takes effect on a running server: a master
+        // restarted with `repl-sync-ack` held every reply, PING and INFO
+        // included, until a replica acknowledged its whole log; but its
+        // replicas follow the new master by then, so monitors saw it down
+        // for good and never re-pointed it (found by scripts/chaos).
+        sync_acked: initial.iter().map(|&l| AtomicU64::new(l)).collect(),
     };
     let started = format!("replication listener on {}:{} (replid {}, epoch {})", host, port, ids.replid, ids.epoch);
     if MASTER.set(m).is_err() {

@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 /// Replication state of this server as a replica (INFO, ROLE).
 #[derive(Clone, Debug, Default)]
 pub struct Status {
+    /// The `set_master` generation it describes.
+    pub gen: u64,
     pub host: String,
     pub port: u16,
     pub master_shards: usize,
@@ -91,9 +93,13 @@ fn set_position(m: usize, replid: &str, lsn: u64) {
     }
 }
 
-fn update(m: usize, f: impl FnOnce(&mut LinkStatus)) {
+/// Change link `m`'s status if it is still generation `gen`'s: a link
+/// thread of the previous master, stopping after a REPLICAOF, marked the
+/// new master's link down for good (INFO said master_link_status:down
+/// while it streamed; found by scripts/chaos).
+fn update(gen: u64, m: usize, f: impl FnOnce(&mut LinkStatus)) {
     if let Ok(mut g) = STATUS.lock() {
-        if let Some(st) = g.as_mut() {
+        if let Some(st) = g.as_mut().filter(|st| st.gen == gen) {
             if st.links.len() <= m {
                 st.links.resize(m + 1, LinkStatus::default());
             }
@@ -113,7 +119,7 @@ pub fn set_master(shared: &Arc<Shared>, master: Option<(String, u16)>) {
         return;
     };
     if let Ok(mut g) = STATUS.lock() {
-        *g = Some(Status { host: host.clone(), port, master_shards: 0, links: Vec::new() });
+        *g = Some(Status { gen, host: host.clone(), port, master_shards: 0, links: Vec::new() });
     }
     crate::log(&format!("replica of {}:{}: connecting", host, port));
     let shared = shared.clone();
@@ -137,7 +143,7 @@ fn manager(shared: Arc<Shared>, host: String, port: u16, gen: u64) {
                 }
                 running = hello.nshards;
                 if let Ok(mut g) = STATUS.lock() {
-                    if let Some(st) = g.as_mut() {
+                    if let Some(st) = g.as_mut().filter(|st| st.gen == gen) {
                         st.master_shards = running;
                         st.links = vec![LinkStatus::default(); running];
                     }
@@ -299,7 +305,7 @@ fn link_loop(shared: Arc<Shared>, host: String, port: u16, m: usize, gen: u64) {
     while current(gen) {
         let started = Instant::now();
         let r = run_link(&shared, &host, port, m, gen);
-        update(m, |l| {
+        update(gen, m, |l| {
             if l.up {
                 l.down_since = Some(Instant::now());
             }
@@ -410,7 +416,7 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
             set_position(m, "?", 0);
         }
     }
-    update(m, |l| {
+    update(gen, m, |l| {
         l.up = true;
         l.syncing = in_base;
         l.applied = applied;
@@ -511,7 +517,7 @@ fn run_link(shared: &Shared, host: &str, port: u16, m: usize, gen: u64) -> Resul
         if !in_base && current(gen) {
             set_position(m, &replid, applied);
         }
-        update(m, |l| {
+        update(gen, m, |l| {
             l.syncing = in_base;
             l.applied = applied;
             l.read = applied;

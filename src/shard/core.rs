@@ -160,6 +160,13 @@ pub struct Conn {
     /// lsn is released (`Writer::release_lsn`; `out_held` while it waits).
     pub out_gate: u64,
     pub out_held: bool,
+    /// It ran a command that may reveal the keyspace (anything but the
+    /// few in `dispatch::REVEALS_NOTHING`); until then its output is not
+    /// held for the AOF or `repl-sync-ack`. A monitor's PING/INFO/REPLICAOF
+    /// connection must get answers from a master holding writes that no
+    /// replica will ever acknowledge (it was cut off and its replicas
+    /// follow a new master), or it is never seen again, nor demoted.
+    pub reveals: bool,
     /// When its output went over the soft output-buffer limit (0: under).
     pub obuf_soft_since: i64,
     /// CLIENT REPLY: whether replies are sent.
@@ -499,6 +506,7 @@ impl Shard {
             in_dirty_list: false,
             out_gate: 0,
             out_held: false,
+            reveals: false,
             obuf_soft_since: 0,
             reply: ReplyMode::On,
             mute_from: 0,
@@ -627,7 +635,9 @@ impl Shard {
     pub fn mark_dirty(&mut self, idx: u32) {
         let gate = self.stamp_output();
         if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
-            c.out_gate = c.out_gate.max(gate);
+            if c.reveals {
+                c.out_gate = c.out_gate.max(gate);
+            }
             if !c.in_dirty_list {
                 c.in_dirty_list = true;
                 self.dirty.push(idx);

@@ -27,6 +27,34 @@ pub struct MultiState {
     pub aborted: bool,
 }
 
+/// Commands whose replies reveal nothing of the keyspace's data: a
+/// connection that ran only these is answered at once, not held until what
+/// was logged is durable or acknowledged by replicas (`Conn::reveals`).
+/// They are what a Sentinel or shardis-monitor sends (PING, INFO, PUBLISH
+/// of hellos, REPLICAOF, ROLE) and a replica's handshake (REPLCONF).
+/// INFO's key counts and offsets are not data.
+pub const REVEALS_NOTHING: &[&str] = &[
+    "PING",
+    "ECHO",
+    "INFO",
+    "ROLE",
+    "REPLICAOF",
+    "SLAVEOF",
+    // A replica's handshake on the client port: held, no replica could
+    // link to a promoted master that took writes before any linked.
+    "REPLCONF",
+    "PUBLISH",
+    "HELLO",
+    "AUTH",
+    "CLIENT",
+    "CONFIG",
+    "COMMAND",
+    "SELECT",
+    "TIME",
+    "QUIT",
+    "RESET",
+];
+
 impl Shard {
     /// Where a request runs (see `router`).
     #[inline]
@@ -86,6 +114,9 @@ impl Shard {
                         continue;
                     }
                     let args = Args::new(&rbuf[start..start + consumed], &ranges);
+                    if !conn.reveals {
+                        conn.reveals = !REVEALS_NOTHING.iter().any(|n| args.is(0, n));
+                    }
                     match self.classify(conn, &args) {
                         Step::Forward(to, def) => {
                             self.feed_monitors(conn, def, &args);

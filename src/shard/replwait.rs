@@ -231,6 +231,10 @@ impl Shard {
             .filter(|&i| matches!(self.conns.get(i as usize), Some(Some(c)) if !c.closing))
             .collect();
         for idx in live {
+            // What it holds goes nowhere (a reply of a write set aside).
+            if let Some(Some(c)) = self.conns.get_mut(idx as usize) {
+                c.out.clear();
+            }
             self.close(idx);
         }
     }

@@ -44,7 +44,9 @@ impl Proc {
 
     pub fn start(&mut self) {
         let mut c = Command::new(&self.cmd[0]);
+        // Relative paths in a config file land in the process's own dir.
         c.args(&self.cmd[1..])
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(self.dir.join("stdout.log")).expect("log"))
             .stderr(std::fs::File::create(self.dir.join("stderr.log")).expect("log"));
