@@ -277,6 +277,24 @@ fn a_restarted_master_under_repl_sync_ack_answers_at_once() {
     assert_eq!(c.try_cmd(&["GET", "k"]).expect("GET answered"), Value::bulk("1"));
 }
 
+/// A one-shard master under `repl-sync-ack` whose replica is stopped, and
+/// the connection whose write (SET k 2) it holds: the stopped replica stays
+/// linked and counted (max-lag 100 s) but acknowledges nothing.
+fn master_holding_an_unacknowledged_write() -> (Server, Server, RespConn) {
+    let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
+    let m = Server::start(1, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
+    let mp = m.port.to_string();
+    let b = Server::start(1, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
+    let mut mc = m.conn();
+    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
+    unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) };
+    let mut w = m.conn();
+    w.send_raw(&common::encode_command(&["SET", "k", "2"])).expect("send SET");
+    w.set_read_timeout(Some(Duration::from_millis(500)));
+    assert!(w.read_value().is_err(), "the write was answered without a replica");
+    (m, b, w)
+}
+
 /// A master under `repl-sync-ack` holding a write that no replica has
 /// acknowledged (its replica is stopped) still answers what reveals no
 /// data at once on other connections: PING, INFO, ROLE, PUBLISH (what a
@@ -288,19 +306,7 @@ fn a_restarted_master_under_repl_sync_ack_answers_at_once() {
 /// still held.
 #[test]
 fn a_master_holding_an_unacknowledged_write_still_answers_ping_and_info() {
-    let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
-    let m = Server::start(1, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
-    let mp = m.port.to_string();
-    let b = Server::start(1, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
-    let mut mc = m.conn();
-    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
-    // A stopped replica stays linked and counted (max-lag 100 s) but
-    // acknowledges nothing: the next write is logged and held.
-    unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) };
-    let mut w = m.conn();
-    w.send_raw(&common::encode_command(&["SET", "k", "2"])).expect("send SET");
-    w.set_read_timeout(Some(Duration::from_millis(500)));
-    assert!(w.read_value().is_err(), "the write was answered without a replica");
+    let (m, b, _w) = master_holding_an_unacknowledged_write();
     let mut mon = m.conn();
     mon.set_read_timeout(Some(Duration::from_secs(2)));
     let t = Instant::now();
@@ -325,17 +331,7 @@ fn a_master_holding_an_unacknowledged_write_still_answers_ping_and_info() {
 /// the gate and sent the held +OK (found by scripts/chaos, seed 3).
 #[test]
 fn a_demoted_master_does_not_acknowledge_a_held_write() {
-    let sync_ack = ["--min-replicas-to-write", "1", "--min-replicas-max-lag", "100", "--repl-sync-ack", "yes"];
-    let m = Server::start(1, &[&["--bind", MASTER_HOST][..], &sync_ack[..]].concat());
-    let mp = m.port.to_string();
-    let b = Server::start(1, &["--bind", "127.0.0.3", "--replicaof", MASTER_HOST, &mp]);
-    let mut mc = m.conn();
-    until("the replica to count", 30, || mc.cmd(&["SET", "k", "1"]) == Value::ok());
-    unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) };
-    let mut w = m.conn();
-    w.send_raw(&common::encode_command(&["SET", "k", "2"])).expect("send SET");
-    w.set_read_timeout(Some(Duration::from_millis(500)));
-    assert!(w.read_value().is_err(), "the write was answered without a replica");
+    let (m, b, mut w) = master_holding_an_unacknowledged_write();
     // Demoted toward another server (the new master of a failover).
     let other = Server::start(1, &["--bind", "127.0.0.4"]);
     let mut admin = m.conn();
