@@ -119,7 +119,12 @@ impl Shard {
             if t == self.id {
                 local = true;
             } else {
-                self.send(t, Msg::Fanout { from, req: req.clone() });
+                let msg = Msg::Fanout { from, req: req.clone() };
+                if req.reveals_nothing() {
+                    self.send_unheld(t, msg);
+                } else {
+                    self.send(t, msg);
+                }
             }
         }
         if local {

@@ -515,6 +515,33 @@ pub enum FanReq {
     SlowlogReset,
 }
 
+impl FanReq {
+    /// Work whose answer shows server state, not keyspace data: under
+    /// `repl-sync-ack` it need not wait behind writes no replica has
+    /// acknowledged yet (see `Shard::send_unheld`), so INFO, CONFIG SET,
+    /// REPLICAOF and CLIENT still work on a multi-shard master cut off
+    /// from its replicas, as they do on one shard (`dispatch::REVEALS_NOTHING`).
+    pub fn reveals_nothing(&self) -> bool {
+        matches!(
+            self,
+            FanReq::Info
+                | FanReq::Publish { .. }
+                | FanReq::PubsubChannels { .. }
+                | FanReq::PubsubNumsub { .. }
+                | FanReq::PubsubNumpat
+                | FanReq::ClientList { .. }
+                | FanReq::ClientKill { .. }
+                | FanReq::ClientUnblock { .. }
+                | FanReq::ConfigUpdate { .. }
+                | FanReq::ResetStat
+                | FanReq::AclRefresh
+                | FanReq::SlowlogGet { .. }
+                | FanReq::SlowlogLen
+                | FanReq::SlowlogReset
+        )
+    }
+}
+
 #[derive(Debug)]
 pub enum FanResp {
     Int(i64),
