@@ -26,7 +26,7 @@ pub static COMMANDS: &[CommandDef] = &[CommandDef::new(
     -6,
     WRITE | MOVABLE_KEYS,
     &[
-        at(3, RW | ACCESS | DELETE | INCOMPLETE),
+        at(3, RW | ACCESS | DELETE),
         kw("KEYS", -2, RW | ACCESS | DELETE | INCOMPLETE).range(-1, 1, 0),
     ],
     Handler::Keyspace(migrate),
