@@ -206,7 +206,7 @@ impl Shard {
     /// crash) and the other shards are told to do the same before any
     /// reply held here reaches them.
     pub fn on_demoted_under_sync_ack(&mut self) {
-        let acked = crate::repl::master::get().map_or(u64::MAX, |m| m.sync_acked[self.id].load(Ordering::Acquire));
+        let acked = self.sync_acked();
         let Some(appended) = self.aof.as_ref().map(|w| w.appended_lsn()) else { return };
         if appended <= acked {
             return;
@@ -246,6 +246,12 @@ impl Shard {
         if !self.sync_ack_on() {
             return u64::MAX;
         }
+        self.sync_acked()
+    }
+
+    /// How far replicas acknowledged this shard's log (u64::MAX: no
+    /// replication master running).
+    fn sync_acked(&self) -> u64 {
         crate::repl::master::get().map_or(u64::MAX, |m| m.sync_acked[self.id].load(Ordering::Acquire))
     }
 }
