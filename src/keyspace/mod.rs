@@ -652,11 +652,15 @@ impl Keyspace {
     /// master shard's FLUSHDB, `repl::route`); how many went.
     /// Like FLUSHDB it publishes no keyspace events.
     pub fn flush_db_where(&mut self, db: usize, owned: impl Fn(&[u8]) -> bool) -> usize {
-        let keys: Vec<Box<[u8]>> = self.dbs[db].dict.iter().filter(|e| owned(&e.key)).map(|e| Box::from(&*e.key)).collect();
+        let keys = self.keys_where(db, &owned);
         let flags = std::mem::take(&mut self.notify.flags);
         let n = keys.iter().filter(|k| self.remove(db, k).is_some()).count();
         self.notify.flags = flags;
         n
+    }
+
+    fn keys_where(&self, db: usize, owned: &impl Fn(&[u8]) -> bool) -> Vec<Box<[u8]>> {
+        self.dbs[db].dict.iter().filter(|e| owned(&e.key)).map(|e| Box::from(&*e.key)).collect()
     }
 
     /// Swap the keys `owned` picks between dbs `a` and `b`, leaving the
@@ -668,8 +672,7 @@ impl Keyspace {
         }
         let flags = std::mem::take(&mut self.notify.flags);
         let mut take = |db: usize| -> Vec<(Box<[u8]>, Box<Entry>)> {
-            let keys: Vec<Box<[u8]>> =
-                self.dbs[db].dict.iter().filter(|e| owned(&e.key)).map(|e| Box::from(&*e.key)).collect();
+            let keys = self.keys_where(db, &owned);
             keys.into_iter().filter_map(|k| self.remove(db, &k).map(|e| (k, e))).collect()
         };
         let (from_a, from_b) = (take(a), take(b));
