@@ -5,9 +5,9 @@
 //! no selector allows, else the last key or channel that none matched.
 
 use super::user::{Selector, User, PERM_R, PERM_W};
-use crate::cmd::keyspec::{ACCESS, DELETE, INSERT, NOT_KEY, UPDATE};
+use crate::cmd::keyspec::{try_for_each_spec_range, KeyFlags, ACCESS, DELETE, INSERT, NOT_KEY, UPDATE};
 use crate::cmd::table::Channels;
-use crate::cmd::{flags::NO_AUTH, try_for_each_key_ref, Args, CommandDef};
+use crate::cmd::{flags::NO_AUTH, Args, CommandDef};
 
 /// Why a command was refused; `usize` is the argument index at fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,25 +97,16 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
         }
     }
     if !s.allkeys && def.takes_keys() {
-        try_for_each_key_ref(def, args, |k| {
-            // Shard channels are named in key specs but are not keys.
-            if k.flags & NOT_KEY != 0 {
-                return Ok(());
+        match def.keys_fn {
+            Some(keys) => {
+                for k in keys(args) {
+                    keys_allowed(s, args, k.flags, std::iter::once(k.pos))?;
+                }
             }
-            let mut need = 0;
-            if k.flags & ACCESS != 0 {
-                need |= PERM_R;
-            }
-            if k.flags & (INSERT | DELETE | UPDATE) != 0 {
-                need |= PERM_W;
-            }
-            let key = args.get(k.pos);
-            let ok = s.keys.iter().any(|p| p.perm & need == need && p.matches(key));
-            if !ok {
-                return Err(Denied::Key(k.pos));
-            }
-            Ok(())
-        })?;
+            None => try_for_each_spec_range(def.key_specs, args, |flags, positions| {
+                keys_allowed(s, args, flags, positions)
+            })?,
+        }
     }
     if !s.allchannels && def.channels != Channels::None {
         for i in 1..args.len() {
@@ -132,6 +123,29 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
             if !ok {
                 return Err(Denied::Channel(i));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Are the keys at `positions`, all of one key spec's `flags`, allowed?
+/// The access they need is the spec's, so it is decided once.
+#[inline]
+fn keys_allowed(s: &Selector, args: &Args, flags: KeyFlags, positions: impl Iterator<Item = usize>) -> Result<(), Denied> {
+    // Shard channels are named in key specs but are not keys.
+    if flags & NOT_KEY != 0 {
+        return Ok(());
+    }
+    let mut need = 0;
+    if flags & ACCESS != 0 {
+        need |= PERM_R;
+    }
+    if flags & (INSERT | DELETE | UPDATE) != 0 {
+        need |= PERM_W;
+    }
+    for pos in positions {
+        if !s.keys.allows(args.get(pos), need) {
+            return Err(Denied::Key(pos));
         }
     }
     Ok(())

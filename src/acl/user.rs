@@ -8,7 +8,7 @@
 //! its own row, as Redis gives each its own id), so `+config|get` allows
 //! one row and `+config` the container and all its subcommands.
 
-use super::pattern::KeyPattern;
+use super::pattern::KeyPatterns;
 use crate::cmd::flags::acl as cat;
 use crate::cmd::table;
 
@@ -57,7 +57,7 @@ pub struct Selector {
     firstargs: Vec<(usize, Vec<Vec<u8>>)>,
     pub allkeys: bool,
     /// Key patterns with their PERM_* bits, in the order added.
-    pub keys: Vec<KeyPattern>,
+    pub keys: KeyPatterns,
     pub allchannels: bool,
     pub channels: Vec<Vec<u8>>,
 }
@@ -75,7 +75,7 @@ impl Selector {
             future: false,
             firstargs: Vec::new(),
             allkeys: false,
-            keys: Vec::new(),
+            keys: KeyPatterns::default(),
             allchannels: false,
             channels: Vec::new(),
         }
@@ -240,10 +240,7 @@ impl Selector {
             self.set_keys(true);
             return Ok(());
         }
-        match self.keys.iter_mut().find(|k| k.pat == pat) {
-            Some(k) => k.perm |= perm,
-            None => self.keys.push(KeyPattern::new(pat, perm)),
-        }
+        self.keys.grant(pat, perm);
         Ok(())
     }
 

@@ -228,6 +228,45 @@ pub fn try_for_each_spec_key<E>(
     args: &Args,
     mut f: impl FnMut(KeyRef) -> Result<(), E>,
 ) -> Result<(), E> {
+    try_for_each_spec_range(specs, args, |flags, positions| {
+        for pos in positions {
+            f(KeyRef { pos, flags })?;
+        }
+        Ok(())
+    })
+}
+
+/// Every `step`th argument index from `next` to `last` (a plain loop:
+/// `RangeInclusive::step_by` costs several times more per key on the ACL
+/// check's path).
+#[derive(Clone, Copy, Debug)]
+pub struct Positions {
+    next: usize,
+    last: usize,
+    step: usize,
+}
+
+impl Iterator for Positions {
+    type Item = usize;
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        if self.next > self.last {
+            return None;
+        }
+        let i = self.next;
+        self.next += self.step;
+        Some(i)
+    }
+}
+
+/// The keys `specs` find in `args`, a spec at a time: `f(flags, their
+/// positions)`, for callers that decide once per spec what they then do
+/// for each key (the ACL check: the access a key needs).
+pub fn try_for_each_spec_range<E>(
+    specs: &[KeySpec],
+    args: &Args,
+    mut f: impl FnMut(KeyFlags, Positions) -> Result<(), E>,
+) -> Result<(), E> {
     // A malformed key count in any spec means no keys at all, so those
     // specs are looked at before the first key is handed out.
     for s in specs {
@@ -237,10 +276,8 @@ pub fn try_for_each_spec_key<E>(
     }
     for s in specs {
         if let Ok(Some((first, last, step))) = s.bounds(args) {
-            let mut i = first;
-            while i <= last {
-                f(KeyRef { pos: i as usize, flags: s.flags })?;
-                i += step;
+            if first <= last {
+                f(s.flags, Positions { next: first as usize, last: last as usize, step: step.max(1) as usize })?;
             }
         }
     }
