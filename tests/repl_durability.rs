@@ -358,3 +358,35 @@ fn a_demoted_master_does_not_acknowledge_a_held_write() {
     }
     unsafe { libc::kill(b.pid() as i32, libc::SIGCONT) };
 }
+
+/// A shard locked by a cross-shard transaction, whose next message for
+/// that transaction waits behind a write no replica has acknowledged yet,
+/// must hear the acknowledgement when it comes. It used to be deferred
+/// with the rest of the shard's work until the unlock, which that very
+/// message had to bring: the shard, and every client reading through it,
+/// hung for good (found by scripts/chaos on 4 shards: the monitors then
+/// failed over from a master that answered PING but no INFO).
+#[test]
+fn a_shard_locked_by_a_transaction_hears_its_replicas_acknowledge() {
+    let shards = 4;
+    let (m, b, mut w) = master_holding_an_unacknowledged_write(shards);
+    // k's shard holds SET k 2: the transaction locks it and, from there,
+    // must send on to the other key's shard.
+    let ks = common::shards::shard_of("k", shards);
+    let x = common::shards::key_on_shard("x", ks, shards);
+    let y = common::shards::key_on_shard("y", ks + 1, shards);
+    let mut t = m.conn();
+    t.send_raw(&common::encode_command(&["MSET", &x, "1", &y, "2"])).expect("send MSET");
+    std::thread::sleep(Duration::from_millis(300));
+    b.signal(libc::SIGCONT);
+    w.set_read_timeout(Some(Duration::from_secs(10)));
+    t.set_read_timeout(Some(Duration::from_secs(10)));
+    assert_eq!(w.read_value().expect("the held SET's reply once the replica acknowledged"), Value::ok());
+    assert_eq!(t.read_value().expect("the transaction's reply once the replica acknowledged"), Value::ok());
+    let mut c = m.conn();
+    c.set_read_timeout(Some(Duration::from_secs(10)));
+    assert_eq!(
+        c.try_cmd(&["MGET", "k", &x, &y]).expect("MGET across the shards"),
+        Value::Array(vec![Value::bulk("2"), Value::bulk("1"), Value::bulk("2")])
+    );
+}

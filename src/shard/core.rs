@@ -314,6 +314,7 @@ pub struct Shard {
     /// Messages and connections whose output waits for durability.
     pub held_msgs: VecDeque<(u64, usize, Msg)>,
     pub held_conns: Vec<u32>,
+    pub watchdog: super::watchdog::Watchdog,
     /// Coordinating a rewrite: each shard's reported lsn.
     pub rewrite_lsns: Option<Vec<Option<u64>>>,
     /// Connections waiting in SAVE.
@@ -391,6 +392,7 @@ impl Shard {
             aof_closing: false,
             held_msgs: VecDeque::new(),
             held_conns: Vec::new(),
+            watchdog: Default::default(),
             rewrite_lsns: None,
             save_waiters: Vec::new(),
             repl_waiters: Vec::new(),
@@ -976,6 +978,18 @@ impl Shard {
             Msg::TxnRunReply { txid, out } => self.on_routed_reply(txid, out),
             Msg::TxnFanReply { txid, shard, resp } => self.on_routed_fan_reply(txid, shard, resp),
             Msg::TxnPulled { txid, entries } => self.on_routed_pulled(txid, entries),
+            // Never deferred: a locked shard's next transaction message
+            // may be what these release (held behind the AOF or replicas'
+            // acks); deferring them until the unlock deadlocked the shard.
+            Msg::ReplAcked => {
+                self.check_repl_waiters();
+                self.release_held();
+            }
+            Msg::SyncSoon => {
+                if let Some(w) = self.aof.as_mut() {
+                    w.sync_soon = true;
+                }
+            }
             other => {
                 // Work that touches this shard's keyspace waits while a
                 // transaction holds the shard.
@@ -1027,15 +1041,7 @@ impl Shard {
             Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
             Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
             Msg::ReplFence { done } => self.on_repl_fence(done),
-            Msg::ReplAcked => {
-                self.check_repl_waiters();
-                self.release_held();
-            }
-            Msg::SyncSoon => {
-                if let Some(w) = self.aof.as_mut() {
-                    w.sync_soon = true;
-                }
-            }
+
             _ => {}
         }
     }
@@ -1104,6 +1110,12 @@ impl Shard {
         }
         self.check_save_waiters();
         self.check_repl_waiters();
+        // Acks may have moved with no ReplAcked posted (none is while no
+        // shard says it waits): what they release goes out by the next tick.
+        if !self.held_msgs.is_empty() || !self.held_conns.is_empty() {
+            self.release_held();
+        }
+        self.watch_stuck();
         // Hear of every acknowledgement while replies (repl-sync-ack) or
         // WAITs wait for them; stop once neither does (CONFIG SET turned
         // sync-ack off), so replication threads stop asking for acks.

@@ -50,6 +50,7 @@ pub mod shutdown;
 pub mod slowlog;
 pub mod ticks;
 pub mod txn;
+pub mod watchdog;
 
 use crate::config::Config;
 use crate::keyspace::Value;
@@ -436,6 +437,52 @@ pub enum Msg {
     ReplAcked,
     /// Sync the AOF at once (WAITAOF with numlocal).
     SyncSoon,
+}
+
+impl Msg {
+    /// The variant's name, for log lines.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Msg::Batch { .. } => "Batch",
+            Msg::BatchReply { .. } => "BatchReply",
+            Msg::LockPull { .. } => "LockPull",
+            Msg::Pulled { .. } => "Pulled",
+            Msg::PushUnlock { .. } => "PushUnlock",
+            Msg::Unlock { .. } => "Unlock",
+            Msg::BlockCmd { .. } => "BlockCmd",
+            Msg::BlockWatch { .. } => "BlockWatch",
+            Msg::CancelBlock { .. } => "CancelBlock",
+            Msg::BlockedReply { .. } => "BlockedReply",
+            Msg::Monitor { .. } => "Monitor",
+            Msg::UnblockError { .. } => "UnblockError",
+            Msg::PauseChanged { .. } => "PauseChanged",
+            Msg::Notify { .. } => "Notify",
+            Msg::MonitorLine { .. } => "MonitorLine",
+            Msg::BlockReady { .. } => "BlockReady",
+            Msg::RewriteStart { .. } => "RewriteStart",
+            Msg::RewriteLsn { .. } => "RewriteLsn",
+            Msg::Pushed { .. } => "Pushed",
+            Msg::Fanout { .. } => "Fanout",
+            Msg::FanoutReply { .. } => "FanoutReply",
+            Msg::TxnRun { .. } => "TxnRun",
+            Msg::TxnRunReply { .. } => "TxnRunReply",
+            Msg::TxnFan { .. } => "TxnFan",
+            Msg::TxnFanReply { .. } => "TxnFanReply",
+            Msg::TxnPull { .. } => "TxnPull",
+            Msg::TxnPulled { .. } => "TxnPulled",
+            Msg::TxnApply { .. } => "TxnApply",
+            Msg::Unwatch { .. } => "Unwatch",
+            Msg::ReplApply { .. } => "ReplApply",
+            Msg::ReplTxn { .. } => "ReplTxn",
+            Msg::ReplTxnApply { .. } => "ReplTxnApply",
+            Msg::DropClients { .. } => "DropClients",
+            Msg::ReplReset { .. } => "ReplReset",
+            Msg::ReplPos { .. } => "ReplPos",
+            Msg::ReplFence { .. } => "ReplFence",
+            Msg::ReplAcked { .. } => "ReplAcked",
+            Msg::SyncSoon { .. } => "SyncSoon",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -78,6 +78,18 @@ impl TxnState {
         }
     }
 
+    /// The transaction holding this shard, if any.
+    pub fn holder(&self) -> Option<u64> {
+        self.holder
+    }
+
+    /// For the stuck-shard log line.
+    pub fn describe(&self) -> String {
+        let mut coord: Vec<u64> = self.coord.keys().copied().collect();
+        coord.sort_unstable();
+        format!("{} deferred, coordinating {:?}", self.deferred.len(), coord)
+    }
+
     /// Not locked and coordinating nothing (nothing to finish before stopping).
     pub fn is_quiet(&self) -> bool {
         self.holder.is_none() && self.coord.is_empty()
