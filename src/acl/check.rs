@@ -103,9 +103,19 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
                     keys_allowed(s, args, k.flags, std::iter::once(k.pos))?;
                 }
             }
-            None => try_for_each_spec_range(def.key_specs, args, |flags, positions| {
-                keys_allowed(s, args, flags, positions)
-            })?,
+            None => {
+                // One index + range spec: its positions inline.
+                let simple = match def.key_specs {
+                    [k] => k.index_range(args.len()).map(|p| (k.flags, p)),
+                    _ => None,
+                };
+                match simple {
+                    Some((flags, positions)) => keys_allowed(s, args, flags, positions)?,
+                    None => try_for_each_spec_range(def.key_specs, args, |flags, positions| {
+                        keys_allowed(s, args, flags, positions)
+                    })?,
+                }
+            }
         }
     }
     if !s.allchannels && def.channels != Channels::None {

@@ -123,6 +123,32 @@ impl KeySpec {
         matches!((self.begin, self.find), (Begin::Index(_), Find::Range { .. }))
     }
 
+    /// For an index + range spec (most commands' only one: GET, SET, MSET,
+    /// DEL…), its key positions among `argc` arguments, computed inline
+    /// as `bounds` would (possibly none); None for any other spec. The
+    /// ACL check takes this path first: `bounds` is not inlined and the
+    /// general walk costs more than the check of one key.
+    #[inline]
+    pub fn index_range(&self, argc: usize) -> Option<Positions> {
+        let (Begin::Index(p), Find::Range { last, step, limit }) = (self.begin, self.find) else { return None };
+        let (argc, start) = (argc as i64, p as i64);
+        if start < 1 || start >= argc {
+            return Some(Positions { next: 1, last: 0, step: 1 });
+        }
+        let last = if last >= 0 {
+            start + last as i64
+        } else if limit > 0 {
+            start + (argc - start) / limit as i64 + last as i64
+        } else {
+            argc + last as i64
+        };
+        let last = last.min(argc - 1);
+        if last < start {
+            return Some(Positions { next: 1, last: 0, step: 1 });
+        }
+        Some(Positions { next: start as usize, last: last as usize, step: step.max(1) as usize })
+    }
+
     /// This spec's key positions in `args`, appended to `out` with the
     /// spec's flags. Positions past the end (a
     /// short, malformed command) are left out; Err when the command is
