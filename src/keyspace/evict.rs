@@ -246,7 +246,7 @@ pub fn score(limit: &MemLimit, e: &Entry, now_ms: i64) -> u64 {
 
 /// What an entry costs besides its key and value: its 72 bytes in an
 /// 80-byte malloc chunk, plus its bucket slot.
-const ENTRY_OVERHEAD: usize = 80 + 8;
+pub const ENTRY_OVERHEAD: usize = 80 + 8;
 /// Malloc overhead of a separately allocated key or string.
 const ALLOC_OVERHEAD: usize = 16;
 

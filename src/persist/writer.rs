@@ -209,6 +209,12 @@ impl Writer {
     }
 
     /// lsn of the last record appended.
+    /// Record bytes appended and not yet handed to the kernel (MEMORY
+    /// STATS aof.buffer).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn appended_lsn(&self) -> u64 {
         self.next_lsn - 1
     }

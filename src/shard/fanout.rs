@@ -92,6 +92,8 @@ pub enum FanOp {
     LatencyHistogram {
         names: Vec<String>,
     },
+    MemoryStats,
+    MemoryDoctor,
 }
 
 impl Shard {
@@ -381,6 +383,14 @@ impl Shard {
                     .collect();
                 cmd::server::latency::latency_histogram(&mut Reply::new(out, resp3), &infos, &names);
             }
+            FanOp::MemoryStats => {
+                let f = self.memory_figures(&infos_of(st.resps));
+                cmd::server::memory::reply_stats(&mut Reply::new(out, resp3), &f);
+            }
+            FanOp::MemoryDoctor => {
+                let f = self.memory_figures(&infos_of(st.resps));
+                Reply::new(out, resp3).verbatim(cmd::server::memory::doctor(&f).as_bytes());
+            }
             FanOp::SlowlogLen { max } => {
                 let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
                 Reply::new(out, resp3).int(n.min(max as i64));
@@ -404,4 +414,9 @@ impl Shard {
             }
         }
     }
+}
+
+/// The `ShardInfo` answers of a fan-out that asked for `FanReq::Info`.
+fn infos_of(resps: Vec<(usize, FanResp)>) -> Vec<ShardInfo> {
+    resps.into_iter().filter_map(|(_, r)| if let FanResp::Info(i) = r { Some(*i) } else { None }).collect()
 }

@@ -67,6 +67,12 @@ pub struct ShardInfo {
     pub libraries: usize,
     pub functions: usize,
     pub functions_code: usize,
+    /// Bytes of the connections' query and output buffers (MEMORY STATS
+    /// clients.normal), of records the AOF writer holds unwritten
+    /// (aof.buffer), and of each non-empty db's bucket array.
+    pub client_buffers: usize,
+    pub aof_buffer: usize,
+    pub db_buckets: Vec<(usize, usize)>,
 }
 
 impl Shard {
@@ -135,6 +141,16 @@ impl Shard {
             libraries: self.ks.functions.libs.len(),
             functions: self.scripts.function_count(),
             functions_code: self.ks.functions.code_bytes(),
+            client_buffers: self.conns.iter().flatten().map(|c| c.rbuf.capacity() + c.out.capacity()).sum(),
+            aof_buffer: self.aof.as_ref().map_or(0, |w| w.buffered()),
+            db_buckets: self
+                .ks
+                .dbs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.dict.is_empty())
+                .map(|(i, d)| (i, d.dict.buckets() * std::mem::size_of::<usize>()))
+                .collect(),
         }
     }
 
@@ -354,7 +370,7 @@ pub fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
     merged
 }
 
-fn read_rss_bytes() -> u64 {
+pub fn read_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))

@@ -30,6 +30,7 @@ pub mod info;
 pub mod keyspace;
 pub mod latency;
 pub mod lolwut;
+pub mod memory;
 pub mod multi;
 pub mod persist;
 pub mod pubsub;
