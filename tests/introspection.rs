@@ -16,7 +16,10 @@ fn shape(v: &Value) -> String {
         Value::Bulk(b) => format!("{:?}", String::from_utf8_lossy(b)),
         Value::Array(items) => format!("[{}]", items.iter().map(shape).collect::<Vec<_>>().join(" ")),
         Value::Map(kv) => {
-            format!("{{{}}}", kv.iter().map(|(k, v)| format!("{}: {}", shape(k), shape(v))).collect::<Vec<_>>().join(" "))
+            format!(
+                "{{{}}}",
+                kv.iter().map(|(k, v)| format!("{}: {}", shape(k), shape(v))).collect::<Vec<_>>().join(" ")
+            )
         }
         other => format!("{other:?}"),
     }
@@ -96,6 +99,108 @@ fn memory_doctor_of_a_filled_instance() {
         }
         let text = c.cmd_str("MEMORY DOCTOR");
         let text = String::from_utf8_lossy(text.as_bytes().expect("bulk")).to_string();
-        assert!(text.starts_with("Hi Sam, I can't find any memory issue") || text.starts_with("Sam, I detected"), "{text}");
+        assert!(
+            text.starts_with("Hi Sam, I can't find any memory issue") || text.starts_with("Sam, I detected"),
+            "{text}"
+        );
     }
+}
+
+/// A reply with every run of digits as `N` (times and ms differ).
+fn digits_out(v: &Value) -> String {
+    let s = format!("{v:?}");
+    let mut out = String::new();
+    let mut in_num = false;
+    for ch in s.chars() {
+        if ch.is_ascii_digit() {
+            if !in_num {
+                out.push('N');
+            }
+            in_num = true;
+        } else {
+            in_num = false;
+            out.push(ch);
+        }
+    }
+    out
+}
+
+/// The latency monitor's replies around one DEBUG SLEEP, RESP2 and RESP3.
+fn latency_session(srv: &Server, resp3: bool) -> Vec<String> {
+    let mut c = srv.conn();
+    if resp3 {
+        c.cmd(&["HELLO", "3"]);
+    }
+    let mut out = Vec::new();
+    let mut run = |c: &mut RespConn, line: &str| {
+        let v = c.cmd_str(line);
+        out.push(format!("{line} -> {}", digits_out(&v)));
+        v
+    };
+    run(&mut c, "CONFIG GET latency-monitor-threshold");
+    run(&mut c, "LATENCY DOCTOR");
+    run(&mut c, "CONFIG SET latency-monitor-threshold 20");
+    for l in ["LATENCY DOCTOR", "LATENCY LATEST", "LATENCY HISTORY command", "LATENCY GRAPH command", "LATENCY RESET"] {
+        run(&mut c, l);
+    }
+    run(&mut c, "DEBUG SLEEP 0.03");
+    let latest = run(&mut c, "LATENCY LATEST");
+    let row = latest.as_items().and_then(|r| r.first()).and_then(|r| r.as_items()).expect("one event").to_vec();
+    assert!(row[2].as_int().is_some_and(|ms| (30..2000).contains(&ms)), "{latest:?}");
+    for l in [
+        "LATENCY HISTORY command",
+        "LATENCY HISTORY nope",
+        "LATENCY GRAPH command",
+        "LATENCY GRAPH nope",
+        "LATENCY DOCTOR",
+        "LATENCY HISTORY",
+        "LATENCY LATEST x",
+        "LATENCY GRAPH",
+        "LATENCY NOPE",
+        "LATENCY RESET nope",
+        "LATENCY RESET command command nope",
+        "LATENCY LATEST",
+        "CONFIG SET latency-monitor-threshold -1",
+        "CONFIG SET latency-monitor-threshold 0",
+    ] {
+        run(&mut c, l);
+    }
+    out
+}
+
+#[test]
+fn latency_monitor_as_redis() {
+    let redis = Server::start_redis_with(&["--enable-debug-command", "yes"]);
+    for resp3 in [false, true] {
+        let want = latency_session(&redis, resp3);
+        for shards in [1, 4] {
+            let s = Server::start(shards, &["--appendonly", "no", "--enable-debug-command", "yes"]);
+            let got = latency_session(&s, resp3);
+            let diffs: Vec<String> =
+                want.iter().zip(&got).filter(|(w, g)| w != g).map(|(w, g)| format!("redis {w}\nshardis {g}")).collect();
+            assert!(diffs.is_empty(), "{shards} shard(s), resp3 {resp3}:\n{}", diffs.join("\n"));
+        }
+    }
+}
+
+/// The threshold from the config file; events of every shard merged.
+#[test]
+fn latency_events_from_every_shard() {
+    let cfg = common::server::config_file("latmon", "latency-monitor-threshold = 10\n");
+    let s = Server::start(4, &["--config", cfg.to_str().expect("path"), "--enable-debug-command", "yes"]);
+    // Connections land on different shards; each sleeps on its own.
+    let mut conns: Vec<RespConn> = (0..4).map(|_| s.conn()).collect();
+    for c in &mut conns {
+        assert_eq!(
+            c.cmd_str("CONFIG GET latency-monitor-threshold"),
+            common::Value::Array(vec![Value::bulk("latency-monitor-threshold"), Value::bulk("10")])
+        );
+        c.cmd_str("DEBUG SLEEP 0.02");
+    }
+    let latest = conns[0].cmd_str("LATENCY LATEST");
+    let rows = latest.as_items().expect("array");
+    assert_eq!(rows.len(), 1, "{latest:?}");
+    assert!(conns[1].cmd_str("LATENCY HISTORY command").as_items().is_some_and(|h| !h.is_empty()));
+    assert_eq!(conns[2].cmd_str("LATENCY RESET"), Value::Int(1));
+    assert_eq!(conns[3].cmd_str("LATENCY LATEST"), Value::Array(vec![]));
 }

@@ -416,6 +416,17 @@ impl Keyspace {
             // Nothing stored: whatever the estimate drifted to is wrong.
             self.used = 0;
         }
+        if !self.over_limit() {
+            return true;
+        }
+        let start = std::time::Instant::now();
+        let freed = self.evict_until_under(now_ms);
+        let ms = start.elapsed().as_millis() as u64;
+        self.evict_cycle_ms = Some(self.evict_cycle_ms.map_or(ms, |m| m.max(ms)));
+        freed
+    }
+
+    fn evict_until_under(&mut self, now_ms: i64) -> bool {
         while self.over_limit() {
             let Some((db, key)) = self.eviction_candidate(now_ms) else { return false };
             let mark = self.notify.touched_len();

@@ -107,6 +107,9 @@ pub struct Keyspace {
     /// Highest `used` seen (INFO used_memory_peak).
     pub used_peak: usize,
     pub evicted_keys: u64,
+    /// The longest eviction cycle (ms) since the shard last took it for
+    /// its latency monitor.
+    pub evict_cycle_ms: Option<u64>,
     /// This shard's share of maxmemory and its policy.
     limit: evict::MemLimit,
     pool: evict::Pool,
@@ -191,6 +194,7 @@ impl Keyspace {
             used: 0,
             used_peak: 0,
             evicted_keys: 0,
+            evict_cycle_ms: None,
             limit: evict::MemLimit::default(),
             pool: evict::Pool::default(),
             evict_rand: 0x9e37_79b9_7f4a_7c15,

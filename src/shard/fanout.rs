@@ -94,6 +94,10 @@ pub enum FanOp {
     },
     MemoryStats,
     MemoryDoctor,
+    /// A LATENCY subcommand over every shard's events merged.
+    Latency(crate::cmd::server::latency::Ask),
+    /// LATENCY RESET: how many distinct events the shards had.
+    LatencyReset,
 }
 
 impl Shard {
@@ -214,6 +218,20 @@ impl Shard {
             }
             FanReq::SlowlogGet { count } => FanResp::Slow(self.slowlog.newest(*count)),
             FanReq::SlowlogLen => FanResp::Int(self.slowlog.len() as i64),
+            FanReq::LatencyEvents => FanResp::Latency(self.latmon.events.clone()),
+            FanReq::LatencyReset { names } => {
+                let had: Vec<Vec<u8>> = if names.is_empty() {
+                    self.latmon.events.keys().map(|k| k.as_bytes().to_vec()).collect()
+                } else {
+                    names
+                        .iter()
+                        .filter(|n| self.latmon.events.contains_key(n.as_str()))
+                        .map(|n| n.as_bytes().to_vec())
+                        .collect()
+                };
+                self.latmon.reset(names);
+                FanResp::Keys(had)
+            }
             FanReq::SlowlogReset => {
                 self.slowlog.reset();
                 FanResp::Ack
@@ -382,6 +400,26 @@ impl Shard {
                     .filter_map(|(_, r)| if let FanResp::Info(i) = r { Some(*i) } else { None })
                     .collect();
                 cmd::server::latency::latency_histogram(&mut Reply::new(out, resp3), &infos, &names);
+            }
+            FanOp::Latency(ask) => {
+                let events = crate::shard::latmon::merge(st.resps.into_iter().filter_map(|(_, r)| {
+                    if let FanResp::Latency(e) = r {
+                        Some(e)
+                    } else {
+                        None
+                    }
+                }));
+                self.reply_latency(&mut Reply::new(out, resp3), &ask, &events);
+            }
+            FanOp::LatencyReset => {
+                let mut names: Vec<Vec<u8>> = st
+                    .resps
+                    .into_iter()
+                    .flat_map(|(_, r)| if let FanResp::Keys(k) = r { k } else { Vec::new() })
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                Reply::new(out, resp3).int(names.len() as i64);
             }
             FanOp::MemoryStats => {
                 let f = self.memory_figures(&infos_of(st.resps));

@@ -39,6 +39,7 @@ pub mod dispatch;
 pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
+pub mod latmon;
 pub mod monitor;
 pub mod obuf;
 pub mod pause;
@@ -513,6 +514,12 @@ pub enum FanReq {
     },
     SlowlogLen,
     SlowlogReset,
+    /// The latency monitor's events on the shard.
+    LatencyEvents,
+    /// Forget these events (all if empty); answers the names it had.
+    LatencyReset {
+        names: Vec<String>,
+    },
 }
 
 impl FanReq {
@@ -538,6 +545,8 @@ impl FanReq {
                 | FanReq::SlowlogGet { .. }
                 | FanReq::SlowlogLen
                 | FanReq::SlowlogReset
+                | FanReq::LatencyEvents
+                | FanReq::LatencyReset { .. }
         )
     }
 }
@@ -557,6 +566,7 @@ pub enum FanResp {
     /// A reply as RESP bytes.
     Reply(Vec<u8>),
     Slow(Vec<slowlog::SlowEntry>),
+    Latency(std::collections::BTreeMap<&'static str, latmon::Series>),
     Ack,
 }
 

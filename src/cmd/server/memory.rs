@@ -179,7 +179,8 @@ pub fn reply_stats(r: &mut Reply, f: &Figures) {
 /// MEMORY DOCTOR's report, with Redis's texts for the checks that apply.
 pub fn doctor(f: &Figures) -> String {
     const EMPTY: &str = "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n";
-    const FINE: &str = "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n";
+    const FINE: &str =
+        "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n";
     if f.total < 5 << 20 {
         return EMPTY.to_string();
     }
