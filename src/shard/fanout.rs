@@ -98,6 +98,7 @@ pub enum FanOp {
     Latency(crate::cmd::server::latency::Ask),
     /// LATENCY RESET: how many distinct events the shards had.
     LatencyReset,
+    Debug(crate::cmd::server::debug_keys::DebugMerge),
 }
 
 impl Shard {
@@ -218,6 +219,7 @@ impl Shard {
             }
             FanReq::SlowlogGet { count } => FanResp::Slow(self.slowlog.newest(*count)),
             FanReq::SlowlogLen => FanResp::Int(self.slowlog.len() as i64),
+            FanReq::Debug { db, op } => self.debug_keys(*db as usize, op),
             FanReq::LatencyEvents => FanResp::Latency(self.latmon.events.clone()),
             FanReq::LatencyReset { names } => {
                 let had: Vec<Vec<u8>> = if names.is_empty() {
@@ -410,6 +412,9 @@ impl Shard {
                     }
                 }));
                 self.reply_latency(&mut Reply::new(out, resp3), &ask, &events);
+            }
+            FanOp::Debug(how) => {
+                crate::cmd::server::debug_keys::merge(&mut Reply::new(out, resp3), &how, st.resps);
             }
             FanOp::LatencyReset => {
                 let mut names: Vec<Vec<u8>> = st

@@ -516,6 +516,11 @@ pub enum FanReq {
     SlowlogReset,
     /// The latency monitor's events on the shard.
     LatencyEvents,
+    /// DEBUG OBJECT, DIGEST, POPULATE, ... over this shard's keys.
+    Debug {
+        db: u8,
+        op: crate::cmd::server::debug_keys::DebugOp,
+    },
     /// Forget these events (all if empty); answers the names it had.
     LatencyReset {
         names: Vec<String>,

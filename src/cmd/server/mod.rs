@@ -25,6 +25,7 @@ pub mod command;
 pub mod config;
 pub mod conn;
 pub mod debug;
+pub mod debug_keys;
 pub mod function;
 pub mod info;
 pub mod keyspace;
