@@ -89,6 +89,17 @@ pub struct Config {
     /// The latency monitor records events (commands, expiry and eviction
     /// cycles, AOF writes) that took at least this many ms; 0 = off.
     pub latency_monitor_threshold: u64,
+    /// Free big values on a helper thread instead of the shard's loop:
+    /// when evicting, expiring, replacing a value (SET over it), on DEL
+    /// (as UNLINK), on FLUSHALL/FLUSHDB without a mode. UNLINK and FLUSH*
+    /// ASYNC always do. `replica-lazy-flush` is accepted (a replica's full
+    /// resync frees in place).
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
+    pub replica_lazy_flush: bool,
     /// Milliseconds a script may run before other clients get -BUSY and
     /// SCRIPT KILL / FUNCTION KILL may stop it (`lua-time-limit`).
     pub busy_reply_threshold: i64,
@@ -175,6 +186,12 @@ impl Default for Config {
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
             latency_monitor_threshold: 0,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+            replica_lazy_flush: false,
             busy_reply_threshold: 5000,
             replicaof: String::new(),
             masterauth: String::new(),
@@ -594,6 +611,17 @@ impl Config {
         ]
     }
 
+    /// The `lazyfree-lazy-*` options as the keyspace follows them.
+    pub fn lazy_free(&self) -> crate::keyspace::LazyFree {
+        crate::keyspace::LazyFree {
+            eviction: self.lazyfree_lazy_eviction,
+            expire: self.lazyfree_lazy_expire,
+            server_del: self.lazyfree_lazy_server_del,
+            user_del: self.lazyfree_lazy_user_del,
+            user_flush: self.lazyfree_lazy_user_flush,
+        }
+    }
+
     /// Every option as CONFIG GET reports it: (name, value).
     pub fn entries(&self) -> Vec<(&'static str, String)> {
         let yn = |b: bool| if b { "yes".to_string() } else { "no".to_string() };
@@ -634,6 +662,12 @@ impl Config {
             ("slowlog-log-slower-than", self.slowlog_log_slower_than.to_string()),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
             ("latency-monitor-threshold", self.latency_monitor_threshold.to_string()),
+            ("lazyfree-lazy-eviction", yn(self.lazyfree_lazy_eviction)),
+            ("lazyfree-lazy-expire", yn(self.lazyfree_lazy_expire)),
+            ("lazyfree-lazy-server-del", yn(self.lazyfree_lazy_server_del)),
+            ("lazyfree-lazy-user-del", yn(self.lazyfree_lazy_user_del)),
+            ("lazyfree-lazy-user-flush", yn(self.lazyfree_lazy_user_flush)),
+            ("replica-lazy-flush", yn(self.replica_lazy_flush)),
             ("busy-reply-threshold", self.busy_reply_threshold.to_string()),
             ("replicaof", self.replicaof.clone()),
             ("masterauth", self.masterauth.clone()),
@@ -697,6 +731,12 @@ impl Config {
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
             "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
             "latency-monitor-threshold" => next.latency_monitor_threshold = int(value)? as u64,
+            "lazyfree-lazy-eviction" => next.lazyfree_lazy_eviction = parse_yes_no(value)?,
+            "lazyfree-lazy-expire" => next.lazyfree_lazy_expire = parse_yes_no(value)?,
+            "lazyfree-lazy-server-del" => next.lazyfree_lazy_server_del = parse_yes_no(value)?,
+            "lazyfree-lazy-user-del" => next.lazyfree_lazy_user_del = parse_yes_no(value)?,
+            "lazyfree-lazy-user-flush" => next.lazyfree_lazy_user_flush = parse_yes_no(value)?,
+            "replica-lazy-flush" => next.replica_lazy_flush = parse_yes_no(value)?,
             "busy-reply-threshold" => next.busy_reply_threshold = int(value)?,
             "masterauth" => next.masterauth = value.to_string(),
             "masteruser" => next.masteruser = value.to_string(),
@@ -871,6 +911,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("slave-announce-ip", "replica-announce-ip"),
     ("slave-announce-port", "replica-announce-port"),
     ("slave-priority", "replica-priority"),
+    ("slave-lazy-flush", "replica-lazy-flush"),
     ("slave-ignore-maxmemory", "replica-ignore-maxmemory"),
     ("repl-ping-slave-period", "repl-ping-replica-period"),
     ("min-slaves-to-write", "min-replicas-to-write"),

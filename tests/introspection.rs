@@ -204,3 +204,118 @@ fn latency_events_from_every_shard() {
     assert_eq!(conns[2].cmd_str("LATENCY RESET"), Value::Int(1));
     assert_eq!(conns[3].cmd_str("LATENCY LATEST"), Value::Array(vec![]));
 }
+
+fn lazy_counters(c: &mut RespConn) -> (u64, u64) {
+    let v = c.cmd_str("INFO memory");
+    let text = String::from_utf8_lossy(v.as_bytes().expect("INFO text")).to_string();
+    let field = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    (field("lazyfree_pending_objects"), field("lazyfreed_objects"))
+}
+
+/// Wait until the lazyfree thread freed `n` objects in all.
+fn freed_reaches(c: &mut RespConn, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (pending, freed) = lazy_counters(c);
+        if freed >= n && pending == 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "lazyfreed_objects {freed} (pending {pending}), want {n}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn big_set(c: &mut RespConn, key: &str, members: usize) {
+    for chunk in 0..members / 10_000 {
+        let mut args = vec!["SADD".to_string(), key.to_string()];
+        args.extend((0..10_000).map(|i| format!("m{}", chunk * 10_000 + i)));
+        c.send_raw(&common::encode_command(&args)).expect("send");
+    }
+    for _ in 0..members / 10_000 {
+        c.read_value().expect("SADD reply");
+    }
+}
+
+/// UNLINK of a 1M-member set answers at once and the thread frees it;
+/// small values are freed in place; FLUSHALL ASYNC and the lazyfree-lazy-*
+/// options move the counters as Redis's do.
+#[test]
+fn lazy_freeing_off_the_loop() {
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--appendonly", "no"]);
+        let mut c = s.conn();
+        assert_eq!(lazy_counters(&mut c), (0, 0));
+        big_set(&mut c, "big", 1_000_000);
+        let t = std::time::Instant::now();
+        assert_eq!(c.cmd_str("UNLINK big"), Value::Int(1));
+        let unlink = t.elapsed();
+        freed_reaches(&mut c, 1);
+        big_set(&mut c, "big", 1_000_000);
+        let t = std::time::Instant::now();
+        assert_eq!(c.cmd_str("DEL big"), Value::Int(1));
+        let del = t.elapsed();
+        eprintln!("{shards} shard(s): UNLINK of 1M members {unlink:?}, DEL {del:?}");
+        // Small values are freed in place (uncounted), as Redis's UNLINK.
+        c.cmd_str("SADD small a b c");
+        c.cmd_str("UNLINK small");
+        assert_eq!(lazy_counters(&mut c), (0, 1));
+        // DEL as UNLINK.
+        c.cmd_str("CONFIG SET lazyfree-lazy-user-del yes");
+        big_set(&mut c, "big", 10_000);
+        c.cmd_str("DEL big");
+        freed_reaches(&mut c, 2);
+        // FLUSHALL ASYNC counts every key; SYNC none.
+        for i in 0..50 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+        }
+        c.cmd_str("FLUSHALL SYNC");
+        assert_eq!(lazy_counters(&mut c), (0, 2));
+        for i in 0..50 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+        }
+        assert_eq!(c.cmd_str("FLUSHALL ASYNC"), Value::ok());
+        assert_eq!(c.cmd_str("DBSIZE"), Value::Int(0));
+        freed_reaches(&mut c, 52);
+        c.cmd_str("CONFIG SET lazyfree-lazy-user-flush yes");
+        for i in 0..10 {
+            c.cmd(&["SET", &format!("k{i}"), "v"]);
+        }
+        c.cmd_str("FLUSHDB");
+        freed_reaches(&mut c, 62);
+    }
+}
+
+#[test]
+fn lazyfree_options_and_fields_as_redis() {
+    let mut want: Option<Vec<String>> = None;
+    for (name, srv) in servers() {
+        let mut c = srv.conn();
+        let mut got = Vec::new();
+        for l in [
+            "CONFIG GET lazyfree-lazy-eviction",
+            "CONFIG GET lazyfree-lazy-expire",
+            "CONFIG GET lazyfree-lazy-server-del",
+            "CONFIG GET lazyfree-lazy-user-del",
+            "CONFIG GET lazyfree-lazy-user-flush",
+            "CONFIG GET replica-lazy-flush",
+            "CONFIG GET slave-lazy-flush",
+            "CONFIG SET lazyfree-lazy-user-del maybe",
+            "CONFIG SET lazyfree-lazy-expire yes",
+            "CONFIG GET lazyfree-lazy-expire",
+            "FLUSHALL LAZY",
+            "FLUSHDB ASYNC",
+        ] {
+            got.push(format!("{l} -> {:?}", c.cmd_str(l)));
+        }
+        got.push(format!("{:?}", lazy_counters(&mut c)));
+        match &want {
+            None => want = Some(got),
+            Some(w) => assert_eq!(w, &got, "{name}"),
+        }
+    }
+}

@@ -50,11 +50,13 @@ pub static COMMANDS: &[CommandDef] = &[
     container("memory", MEMORY).group(Group::Server).since("4.0.0"),
 ];
 
-/// DEL key [key ...] (also UNLINK: freeing is never deferred here)
+/// DEL key [key ...], and UNLINK, which frees big values on the lazyfree
+/// thread (as DEL does with lazyfree-lazy-user-del).
 fn del(ctx: &mut Ctx, args: &Args) {
+    let lazy = args.is(0, "unlink") || ctx.ks.lazy.user_del;
     let mut n = 0;
     for i in 1..args.len() {
-        if ctx.ks.delete(ctx.db, &args[i], ctx.now) {
+        if ctx.ks.delete_maybe_lazy(ctx.db, &args[i], ctx.now, lazy) {
             n += 1;
         }
     }

@@ -430,7 +430,10 @@ impl Keyspace {
         while self.over_limit() {
             let Some((db, key)) = self.eviction_candidate(now_ms) else { return false };
             let mark = self.notify.touched_len();
-            if self.remove(db, &key).is_some() {
+            if let Some(e) = self.remove(db, &key) {
+                if self.lazy.eviction {
+                    crate::lazyfree::release(e);
+                }
                 // Not the running command's change: an event of its own.
                 self.notify.cut_touched(mark);
                 self.notify.emit(super::notify::EVICTED, "evicted", db, &key);

@@ -350,6 +350,8 @@ impl Shard {
         let acl = shared.acl.snapshot();
         let mut scripts = crate::script::Engine::new(shared.scripts.clone(), id, shared.slots.clone());
         scripts.busy = Some(shared.busy.clone());
+        let mut ks = ks;
+        ks.lazy = config.lazy_free();
         Ok(Shard {
             id,
             ks,

@@ -174,14 +174,15 @@ impl Shard {
             FanReq::RandomKey { db } => {
                 FanResp::Key(cmd::keys::random_key(&mut self.ks, *db as usize, now, &mut self.rng))
             }
-            FanReq::FlushDb { db } => {
-                self.ks.flush_db(*db as usize);
+            FanReq::FlushDb { db, lazy } => {
+                self.ks.flush_db_mode(*db as usize, lazy.unwrap_or(self.ks.lazy.user_flush));
                 self.log_global(*db as usize, &[b"FLUSHDB"]);
                 FanResp::Ack
             }
-            FanReq::FlushAll => {
+            FanReq::FlushAll { lazy } => {
+                let lazy = lazy.unwrap_or(self.ks.lazy.user_flush);
                 for db in 0..self.ks.dbs.len() {
-                    self.ks.flush_db(db);
+                    self.ks.flush_db_mode(db, lazy);
                 }
                 self.log_global(0, &[b"FLUSHALL"]);
                 FanResp::Ack

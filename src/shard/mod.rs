@@ -458,10 +458,15 @@ pub enum FanReq {
     RandomKey {
         db: u8,
     },
+    /// `lazy`: ASYNC (Some(true)), SYNC (Some(false)), or as
+    /// lazyfree-lazy-user-flush says.
     FlushDb {
         db: u8,
+        lazy: Option<bool>,
     },
-    FlushAll,
+    FlushAll {
+        lazy: Option<bool>,
+    },
     /// FUNCTION LOAD / DELETE / FLUSH / RESTORE, applied and logged by
     /// every shard.
     Function {

@@ -211,7 +211,7 @@ impl Shard {
             let functions_code = first(&|i| i.functions_code) as u64;
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
@@ -232,6 +232,8 @@ impl Shard {
                 lua + fvm,
                 functions_code,
                 scripts_bytes as u64 + functions_code,
+                crate::lazyfree::pending(),
+                crate::lazyfree::freed(),
             );
         }
         if want("persistence") {
