@@ -155,7 +155,7 @@ pub fn reply_stats(r: &mut Reply, f: &Figures) {
     }
     int(r, "overhead.total", f.overhead as i64);
     int(r, "keys.count", f.keys as i64);
-    int(r, "keys.bytes-per-key", if f.keys > 0 { (dataset / f.keys) as i64 } else { 0 });
+    int(r, "keys.bytes-per-key", dataset.checked_div(f.keys).unwrap_or(0) as i64);
     int(r, "dataset.bytes", dataset as i64);
     let dbl = |r: &mut Reply, k: &str, v: f64| {
         r.bulk_str(k);
