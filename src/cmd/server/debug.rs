@@ -193,6 +193,10 @@ impl Shard {
                 let size = match size {
                     Some(None) => return r.error("ERR value is out of range, must be positive"),
                     Some(Some(0)) | None => None,
+                    // Each value is allocated whole: no bigger than a client may send.
+                    Some(Some(s)) if s > self.config.proto_max_bulk_len => {
+                        return r.error("ERR value size exceeds proto-max-bulk-len")
+                    }
                     Some(Some(s)) => Some(s as u64),
                 };
                 let prefix = if n >= 4 { args.get(3).to_vec() } else { b"key".to_vec() };
