@@ -86,6 +86,20 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Entries SLOWLOG keeps on each shard.
     pub slowlog_max_len: u64,
+    /// The latency monitor records events (commands, expiry and eviction
+    /// cycles, AOF writes) that took at least this many ms; 0 = off.
+    pub latency_monitor_threshold: u64,
+    /// Free big values on a helper thread instead of the shard's loop:
+    /// when evicting, expiring, replacing a value (SET over it), on DEL
+    /// (as UNLINK), on FLUSHALL/FLUSHDB without a mode. UNLINK and FLUSH*
+    /// ASYNC always do. `replica-lazy-flush` is accepted (a replica's full
+    /// resync frees in place).
+    pub lazyfree_lazy_eviction: bool,
+    pub lazyfree_lazy_expire: bool,
+    pub lazyfree_lazy_server_del: bool,
+    pub lazyfree_lazy_user_del: bool,
+    pub lazyfree_lazy_user_flush: bool,
+    pub replica_lazy_flush: bool,
     /// Milliseconds a script may run before other clients get -BUSY and
     /// SCRIPT KILL / FUNCTION KILL may stop it (`lua-time-limit`).
     pub busy_reply_threshold: i64,
@@ -171,6 +185,13 @@ impl Default for Config {
             lfu_decay_time: 1,
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            lazyfree_lazy_eviction: false,
+            lazyfree_lazy_expire: false,
+            lazyfree_lazy_server_del: false,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
+            replica_lazy_flush: false,
             busy_reply_threshold: 5000,
             replicaof: String::new(),
             masterauth: String::new(),
@@ -259,6 +280,8 @@ pub struct Cli {
     pub slowlog_log_slower_than: Option<i64>,
     #[arg(long = "slowlog-max-len")]
     pub slowlog_max_len: Option<u64>,
+    #[arg(long = "latency-monitor-threshold")]
+    pub latency_monitor_threshold: Option<u64>,
     #[arg(long = "busy-reply-threshold", alias = "lua-time-limit")]
     pub busy_reply_threshold: Option<i64>,
     /// "host port", or host and port as two words (redis-server's form)
@@ -454,6 +477,9 @@ impl Config {
         if let Some(v) = cli.slowlog_max_len {
             c.slowlog_max_len = v;
         }
+        if let Some(v) = cli.latency_monitor_threshold {
+            c.latency_monitor_threshold = v;
+        }
         if let Some(v) = cli.busy_reply_threshold {
             c.busy_reply_threshold = v;
         }
@@ -575,6 +601,7 @@ impl Config {
             ("lfu-decay-time", self.lfu_decay_time as i128),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than as i128),
             ("slowlog-max-len", self.slowlog_max_len as i128),
+            ("latency-monitor-threshold", self.latency_monitor_threshold as i128),
             ("busy-reply-threshold", self.busy_reply_threshold as i128),
             ("repl-backlog-size", self.repl_backlog_size as i128),
             ("repl-timeout", self.repl_timeout as i128),
@@ -582,6 +609,17 @@ impl Config {
             ("min-replicas-to-write", self.min_replicas_to_write as i128),
             ("min-replicas-max-lag", self.min_replicas_max_lag as i128),
         ]
+    }
+
+    /// The `lazyfree-lazy-*` options as the keyspace follows them.
+    pub fn lazy_free(&self) -> crate::keyspace::LazyFree {
+        crate::keyspace::LazyFree {
+            eviction: self.lazyfree_lazy_eviction,
+            expire: self.lazyfree_lazy_expire,
+            server_del: self.lazyfree_lazy_server_del,
+            user_del: self.lazyfree_lazy_user_del,
+            user_flush: self.lazyfree_lazy_user_flush,
+        }
     }
 
     /// Every option as CONFIG GET reports it: (name, value).
@@ -623,6 +661,13 @@ impl Config {
             ("lfu-decay-time", self.lfu_decay_time.to_string()),
             ("slowlog-log-slower-than", self.slowlog_log_slower_than.to_string()),
             ("slowlog-max-len", self.slowlog_max_len.to_string()),
+            ("latency-monitor-threshold", self.latency_monitor_threshold.to_string()),
+            ("lazyfree-lazy-eviction", yn(self.lazyfree_lazy_eviction)),
+            ("lazyfree-lazy-expire", yn(self.lazyfree_lazy_expire)),
+            ("lazyfree-lazy-server-del", yn(self.lazyfree_lazy_server_del)),
+            ("lazyfree-lazy-user-del", yn(self.lazyfree_lazy_user_del)),
+            ("lazyfree-lazy-user-flush", yn(self.lazyfree_lazy_user_flush)),
+            ("replica-lazy-flush", yn(self.replica_lazy_flush)),
             ("busy-reply-threshold", self.busy_reply_threshold.to_string()),
             ("replicaof", self.replicaof.clone()),
             ("masterauth", self.masterauth.clone()),
@@ -685,6 +730,13 @@ impl Config {
             "lfu-decay-time" => next.lfu_decay_time = int(value)? as u32,
             "slowlog-log-slower-than" => next.slowlog_log_slower_than = int(value)?,
             "slowlog-max-len" => next.slowlog_max_len = int(value)? as u64,
+            "latency-monitor-threshold" => next.latency_monitor_threshold = int(value)? as u64,
+            "lazyfree-lazy-eviction" => next.lazyfree_lazy_eviction = parse_yes_no(value)?,
+            "lazyfree-lazy-expire" => next.lazyfree_lazy_expire = parse_yes_no(value)?,
+            "lazyfree-lazy-server-del" => next.lazyfree_lazy_server_del = parse_yes_no(value)?,
+            "lazyfree-lazy-user-del" => next.lazyfree_lazy_user_del = parse_yes_no(value)?,
+            "lazyfree-lazy-user-flush" => next.lazyfree_lazy_user_flush = parse_yes_no(value)?,
+            "replica-lazy-flush" => next.replica_lazy_flush = parse_yes_no(value)?,
             "busy-reply-threshold" => next.busy_reply_threshold = int(value)?,
             "masterauth" => next.masterauth = value.to_string(),
             "masteruser" => next.masteruser = value.to_string(),
@@ -805,6 +857,7 @@ const BOUNDS: &[(&str, i64, i64)] = &[
     ("lfu-decay-time", 0, i32::MAX as i64),
     ("slowlog-log-slower-than", -1, i64::MAX),
     ("slowlog-max-len", 0, i64::MAX),
+    ("latency-monitor-threshold", 0, i64::MAX),
     ("busy-reply-threshold", 0, i64::MAX),
     ("repl-backlog-size", 1, i64::MAX),
     ("repl-timeout", 1, i32::MAX as i64),

@@ -64,6 +64,7 @@ pub mod config;
 pub mod crash;
 pub mod geo;
 pub mod keyspace;
+pub mod lazyfree;
 pub mod monitor;
 pub mod net;
 pub mod persist;

@@ -156,6 +156,102 @@ fn command_docs_say_what_redis_says() {
     assert_eq!(s.cmd(&["COMMAND", "DOCS", "nosuch"]), r.cmd(&["COMMAND", "DOCS", "nosuch"]));
 }
 
+/// A docs reply with every map's entries in key order (Redis lists
+/// subcommands in its hash order), and, in a `subcommands` map, only
+/// those shardis has (`keep`).
+fn sorted_docs(v: &Value, keep: &dyn Fn(&str) -> bool) -> Value {
+    match v {
+        Value::Map(kv) => {
+            let mut kv: Vec<(Value, Value)> = kv
+                .iter()
+                .map(|(k, v)| {
+                    let v = if text(k) == "subcommands" {
+                        match v {
+                            Value::Map(subs) => {
+                                let mut subs: Vec<(Value, Value)> = subs
+                                    .iter()
+                                    .filter(|(n, _)| keep(&text(n)))
+                                    .map(|(n, d)| (n.clone(), sorted_docs(d, keep)))
+                                    .collect();
+                                subs.sort_by_key(|(n, _)| text(n));
+                                Value::Map(subs)
+                            }
+                            other => sorted_docs(other, keep),
+                        }
+                    } else {
+                        sorted_docs(v, keep)
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            kv.sort_by_key(|(k, _)| text(k));
+            Value::Map(kv)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(|x| sorted_docs(x, keep)).collect()),
+        Value::Set(items) => Value::Set(items.iter().map(|x| sorted_docs(x, keep)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// COMMAND DOCS of every command Redis 7.0 has equals redis-server's
+/// (argument specs, history, flags: what redis-cli's hints are built
+/// from), RESP2 and RESP3; every name in COMMAND LIST has docs.
+#[test]
+fn command_docs_equal_redis() {
+    let redis = Server::start_redis();
+    let shardis = Server::start(1, &[]);
+    for resp3 in [false, true] {
+        let (mut r, mut s) = (redis.conn(), shardis.conn());
+        if resp3 {
+            for c in [&mut r, &mut s] {
+                assert!(!c.cmd(&["HELLO", "3"]).is_error());
+            }
+        }
+        let all = names(&s.cmd(&["COMMAND", "LIST"]));
+        let ours = |n: &str| all.iter().any(|x| x == n);
+        let mut compared = 0;
+        // RESP2 flattens maps, so only commands without subcommands (whose
+        // order is Redis's hash order) compare there as they are.
+        let sample = ["get", "set", "zadd", "xadd", "georadius", "sort", "lpos", "bitfield", "migrate", "zrangestore"];
+        for name in top_level(&mut s).into_iter().filter(|n| !NEWER_THAN_7_0.contains(&n.as_str())) {
+            if !resp3 {
+                if sample.contains(&name.as_str()) {
+                    assert_eq!(s.cmd(&["COMMAND", "DOCS", &name]), r.cmd(&["COMMAND", "DOCS", &name]), "{name}");
+                    compared += 1;
+                }
+                continue;
+            }
+            let want = sorted_docs(&r.cmd(&["COMMAND", "DOCS", &name]), &ours);
+            let got = sorted_docs(&s.cmd(&["COMMAND", "DOCS", &name]), &|n| !NEWER_THAN_7_0.contains(&n));
+            if r.cmd(&["COMMAND", "INFO", &name]).as_items().is_some_and(|i| i.first().is_some_and(|x| x.is_nil())) {
+                continue; // shardis's own command
+            }
+            assert_eq!(got, want, "COMMAND DOCS {name} (resp3 {resp3})");
+            compared += 1;
+        }
+        assert!(compared >= if resp3 { 200 } else { 10 }, "{compared} commands compared");
+        // Every name, subcommands too, has docs with a summary.
+        for name in &all {
+            let v = s.cmd(&["COMMAND", "DOCS", name]);
+            let doc = match &v {
+                Value::Map(kv) if kv.len() == 1 => kv[0].1.clone(),
+                Value::Array(a) if a.len() == 2 => a[1].clone(),
+                other => panic!("COMMAND DOCS {name}: {other}"),
+            };
+            let has_summary = match &doc {
+                Value::Map(kv) => kv.iter().any(|(k, _)| text(k) == "summary"),
+                Value::Array(a) => a.iter().any(|k| text(k) == "summary"),
+                _ => false,
+            };
+            assert!(has_summary, "COMMAND DOCS {name}: {doc}");
+        }
+        assert_eq!(s.cmd(&["COMMAND", "DOCS"]).as_items().map(|x| x.len()).unwrap_or_else(|| match s.cmd(&["COMMAND", "DOCS"]) {
+            Value::Map(kv) => kv.len() * 2,
+            _ => 0,
+        }), top_level(&mut s).len() * 2);
+    }
+}
+
 /// Requests whose keys COMMAND GETKEYS[ANDFLAGS] must find as Redis does,
 /// including the malformed ones and the errors.
 const GETKEYS: &[&str] = &[

@@ -50,11 +50,13 @@ pub static COMMANDS: &[CommandDef] = &[
     container("memory", MEMORY).group(Group::Server).since("4.0.0"),
 ];
 
-/// DEL key [key ...] (also UNLINK: freeing is never deferred here)
+/// DEL key [key ...], and UNLINK, which frees big values on the lazyfree
+/// thread (as DEL does with lazyfree-lazy-user-del).
 fn del(ctx: &mut Ctx, args: &Args) {
+    let lazy = args.is(0, "unlink") || ctx.ks.lazy.user_del;
     let mut n = 0;
     for i in 1..args.len() {
-        if ctx.ks.delete(ctx.db, &args[i], ctx.now) {
+        if ctx.ks.delete_maybe_lazy(ctx.db, &args[i], ctx.now, lazy) {
             n += 1;
         }
     }
@@ -370,13 +372,10 @@ static OBJECT: &[CommandDef] = &[
     c("object|refcount", 3, READONLY, &[at(2, RO)], object).since("2.2.3").tips(&["nondeterministic_output"]),
 ];
 
-/// MEMORY's subcommands (no STATS: INFO memory has those figures).
+/// MEMORY's subcommands (STATS and DOCTOR sum every shard's figures:
+/// `cmd::server::memory`).
 static MEMORY: &[CommandDef] = &[
-    server_row(c("memory|doctor", 2, 0, &[], memory)).since("4.0.0").tips(&[
-        "nondeterministic_output",
-        "request_policy:all_shards",
-        "response_policy:special",
-    ]),
+    crate::cmd::server::memory::DOCTOR,
     help("memory|help", MEMORY_HELP).group(Group::Server).since("4.0.0"),
     server_row(c("memory|malloc-stats", 2, 0, &[], memory)).since("4.0.0").tips(&[
         "nondeterministic_output",
@@ -386,6 +385,7 @@ static MEMORY: &[CommandDef] = &[
     server_row(c("memory|purge", 2, 0, &[], memory))
         .since("4.0.0")
         .tips(&["request_policy:all_shards", "response_policy:all_succeeded"]),
+    crate::cmd::server::memory::STATS,
     server_row(c("memory|usage", -3, READONLY, &[at(2, RO)], memory)).since("4.0.0"),
 ];
 
@@ -396,31 +396,29 @@ const fn server_row(d: CommandDef) -> CommandDef {
 
 const MEMORY_HELP: &[&str] = &[
     "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    Report memory problems, if any.",
+    "MALLOC-STATS",
+    "    The allocator's own statistics (none: shardis runs on libc's allocator).",
+    "PURGE",
+    "    Ask the allocator to return free memory to the system.",
+    "STATS",
+    "    The server's memory use, part by part.",
     "USAGE <key> [SAMPLES <count>]",
     "    Bytes the key and its value take in memory (SAMPLES is accepted; the",
     "    count is exact, every type keeps its own).",
-    "DOCTOR",
-    "    Advice about the server's memory use.",
-    "MALLOC-STATS",
-    "    The allocator's internal statistics (not available).",
-    "PURGE",
-    "    Ask the allocator to return free memory to the system.",
     "HELP",
-    "    This text.",
+    "    Print this help.",
 ];
 
-/// MEMORY USAGE key [SAMPLES n] | DOCTOR | MALLOC-STATS | PURGE | HELP.
-/// Server-wide figures (MEMORY STATS) are in INFO memory.
+/// MEMORY USAGE key [SAMPLES n] | MALLOC-STATS | PURGE | HELP.
 fn memory(ctx: &mut Ctx, args: &Args) {
     let sub = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).to_ascii_lowercase();
     let arity = |n: usize| args.len() == n;
     match sub.as_str() {
         "help" if arity(2) => super::reply_help(&mut ctx.out, MEMORY_HELP),
-        "doctor" if arity(2) => ctx.out.bulk_str(
-            "shardis has no memory doctor; INFO memory shows used_memory (the dataset) against \
-             used_memory_rss, and MEMORY USAGE weighs a single key.",
-        ),
-        "malloc-stats" if arity(2) => ctx.out.bulk_str("Stats not supported by shardis's allocator"),
+        // What Redis answers when built without jemalloc.
+        "malloc-stats" if arity(2) => ctx.out.bulk_str("Stats not supported for the current allocator"),
         "purge" if arity(2) => ctx.out.ok(),
         "usage" if args.len() >= 3 => {
             let mut j = 3;
@@ -443,7 +441,7 @@ fn memory(ctx: &mut Ctx, args: &Args) {
                 None => ctx.out.null(),
             }
         }
-        "help" | "doctor" | "malloc-stats" | "purge" | "usage" => {
+        "help" | "malloc-stats" | "purge" | "usage" => {
             super::arity_error(&mut ctx.out, &format!("memory|{sub}"))
         }
         _ => ctx.error(&super::unknown_subcommand_text("memory", &args[1])),

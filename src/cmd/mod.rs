@@ -17,6 +17,7 @@ pub mod bitmap;
 pub mod blocking;
 pub mod call;
 pub mod cross_slot;
+pub mod docs;
 pub mod dump;
 pub mod migrate;
 pub mod flags;

@@ -246,7 +246,7 @@ pub fn score(limit: &MemLimit, e: &Entry, now_ms: i64) -> u64 {
 
 /// What an entry costs besides its key and value: its 72 bytes in an
 /// 80-byte malloc chunk, plus its bucket slot.
-const ENTRY_OVERHEAD: usize = 80 + 8;
+pub const ENTRY_OVERHEAD: usize = 80 + 8;
 /// Malloc overhead of a separately allocated key or string.
 const ALLOC_OVERHEAD: usize = 16;
 
@@ -416,10 +416,24 @@ impl Keyspace {
             // Nothing stored: whatever the estimate drifted to is wrong.
             self.used = 0;
         }
+        if !self.over_limit() {
+            return true;
+        }
+        let start = std::time::Instant::now();
+        let freed = self.evict_until_under(now_ms);
+        let ms = start.elapsed().as_millis() as u64;
+        self.evict_cycle_ms = Some(self.evict_cycle_ms.map_or(ms, |m| m.max(ms)));
+        freed
+    }
+
+    fn evict_until_under(&mut self, now_ms: i64) -> bool {
         while self.over_limit() {
             let Some((db, key)) = self.eviction_candidate(now_ms) else { return false };
             let mark = self.notify.touched_len();
-            if self.remove(db, &key).is_some() {
+            if let Some(e) = self.remove(db, &key) {
+                if self.lazy.eviction {
+                    crate::lazyfree::release(e);
+                }
                 // Not the running command's change: an event of its own.
                 self.notify.cut_touched(mark);
                 self.notify.emit(super::notify::EVICTED, "evicted", db, &key);

@@ -29,6 +29,20 @@ use std::collections::HashMap;
 
 pub const NUM_DBS: usize = 16;
 
+/// Where big values are freed on the lazyfree thread (`crate::lazyfree`)
+/// rather than in place, per Redis's `lazyfree-lazy-*` options.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LazyFree {
+    pub eviction: bool,
+    pub expire: bool,
+    /// Values replaced as a side effect (SET over a value).
+    pub server_del: bool,
+    /// DEL as UNLINK.
+    pub user_del: bool,
+    /// FLUSHALL/FLUSHDB without ASYNC|SYNC as ASYNC.
+    pub user_flush: bool,
+}
+
 #[derive(Default)]
 pub struct Db {
     pub dict: Dict,
@@ -107,6 +121,11 @@ pub struct Keyspace {
     /// Highest `used` seen (INFO used_memory_peak).
     pub used_peak: usize,
     pub evicted_keys: u64,
+    /// The `lazyfree-lazy-*` options this keyspace follows.
+    pub lazy: LazyFree,
+    /// The longest eviction cycle (ms) since the shard last took it for
+    /// its latency monitor.
+    pub evict_cycle_ms: Option<u64>,
     /// This shard's share of maxmemory and its policy.
     limit: evict::MemLimit,
     pool: evict::Pool,
@@ -191,6 +210,8 @@ impl Keyspace {
             used: 0,
             used_peak: 0,
             evicted_keys: 0,
+            lazy: LazyFree::default(),
+            evict_cycle_ms: None,
             limit: evict::MemLimit::default(),
             pool: evict::Pool::default(),
             evict_rand: 0x9e37_79b9_7f4a_7c15,
@@ -439,6 +460,9 @@ impl Keyspace {
             }
             self.touch_quiet(db, key);
             self.notify.emit(notify::EXPIRED, "expired", db, key);
+            if self.lazy.expire {
+                crate::lazyfree::release(e);
+            }
         }
     }
 
@@ -455,7 +479,10 @@ impl Keyspace {
         if let Some(e) = d.dict.get_mut(key) {
             let old = evict::value_mem(&e.value);
             self.used = (self.used + evict::value_mem(&value)).saturating_sub(old);
-            e.value = value;
+            let old_value = std::mem::replace(&mut e.value, value);
+            if self.lazy.server_del {
+                crate::lazyfree::release_value(old_value);
+            }
             // A new value is a new object to LRU; LFU keeps the key's
             // frequency, as Redis's overwrite does, and counts the write as
             // a use (Redis looks the key up to replace it).
@@ -515,6 +542,24 @@ impl Keyspace {
             return false;
         }
         self.remove(db, key).is_some()
+    }
+
+    /// DEL's delete, or UNLINK's (`lazy`): a big value is freed on the
+    /// lazyfree thread.
+    pub fn delete_maybe_lazy(&mut self, db: usize, key: &[u8], now: i64, lazy: bool) -> bool {
+        if !lazy {
+            return self.delete(db, key, now);
+        }
+        if self.lookup(db, key, now).is_none() {
+            return false;
+        }
+        match self.remove(db, key) {
+            Some(e) => {
+                crate::lazyfree::release(e);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Remove a key, returning its entry (for RENAME, GETDEL, transfers).
@@ -597,6 +642,11 @@ impl Keyspace {
     }
 
     pub fn flush_db(&mut self, db: usize) -> usize {
+        self.flush_db_mode(db, false)
+    }
+
+    /// FLUSHDB, freeing the keys on the lazyfree thread if `lazy` (ASYNC).
+    pub fn flush_db_mode(&mut self, db: usize, lazy: bool) -> usize {
         // Watchers of keys that existed are invalidated (as Redis 7 does
         // for FLUSHDB/FLUSHALL); a watched key that did not exist is
         // unchanged by a flush.
@@ -615,7 +665,11 @@ impl Keyspace {
         if self.total_keys() == n {
             self.used = 0;
         }
-        self.dbs[db].dict.clear();
+        if lazy {
+            crate::lazyfree::release_dict(std::mem::take(&mut self.dbs[db].dict), n);
+        } else {
+            self.dbs[db].dict.clear();
+        }
         self.dbs[db].volatile = 0;
         if let Some(c) = &mut self.dbs[db].slot_keys {
             c.fill(0);

@@ -95,6 +95,8 @@ struct InFlight {
     /// In the ring now.
     submitted: bool,
     done: bool,
+    /// When it was composed (ms): its latency, for the latency monitor.
+    started_ms: i64,
 }
 
 pub struct Writer {
@@ -118,6 +120,9 @@ pub struct Writer {
     next_lsn: u64,
     /// Records appended, not yet handed to the kernel.
     buf: Vec<u8>,
+    /// The slowest write completed since the shard last took it (ms, and
+    /// whether it synced: appendfsync always), for the latency monitor.
+    pub write_took: Option<(u64, bool)>,
     /// Writes not yet completed, oldest first.
     inflight: VecDeque<InFlight>,
     next_seq: u64,
@@ -186,6 +191,7 @@ impl Writer {
             file_len: 0,
             next_lsn,
             buf: Vec::with_capacity(64 * 1024),
+            write_took: None,
             inflight: VecDeque::new(),
             next_seq: 1,
             spare: Vec::new(),
@@ -209,6 +215,12 @@ impl Writer {
     }
 
     /// lsn of the last record appended.
+    /// Record bytes appended and not yet handed to the kernel (MEMORY
+    /// STATS aof.buffer).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     pub fn appended_lsn(&self) -> u64 {
         self.next_lsn - 1
     }
@@ -326,6 +338,9 @@ impl Writer {
             }
         }
         self.compose();
+        if let Some(w) = self.inflight.back_mut() {
+            w.started_ms = now_ms;
+        }
         Some(self.op(self.inflight.len() - 1))
     }
 
@@ -348,6 +363,7 @@ impl Writer {
             dsync: self.policy == Fsync::Always,
             submitted: true,
             done: false,
+            started_ms: 0,
             data,
         };
         self.next_seq += 1;
@@ -418,6 +434,9 @@ impl Writer {
         }
         self.inflight[i].submitted = false;
         self.inflight[i].done = true;
+        let took = (now_ms - self.inflight[i].started_ms).max(0) as u64;
+        let dsync = self.inflight[i].dsync;
+        self.write_took = Some(self.write_took.map_or((took, dsync), |(t, d)| (t.max(took), d || dsync)));
         self.retire();
         None
     }

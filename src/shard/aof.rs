@@ -185,8 +185,14 @@ impl Shard {
             std::process::exit(1);
         }
         let op = w.on_write(seq, res, self.now);
+        let took = w.write_took.take();
         if let Some(op) = op {
             self.io.aof.push(AofIo::Write(op));
+        }
+        // A write's time from composing to completion (io_uring: the loop
+        // went on meanwhile); under `always` it is the synced write.
+        if let Some((ms, dsync)) = took {
+            self.latmon.note(if dsync { "aof-fsync-always" } else { "aof-write" }, ms, self.now);
         }
         self.publish_aof_state();
         self.release_held();

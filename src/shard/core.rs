@@ -283,6 +283,8 @@ pub struct Shard {
     pub stats: Vec<CmdStat>,
     pub total_commands: u64,
     pub slowlog: super::slowlog::SlowLog,
+    /// LATENCY's events on this shard (`latency-monitor-threshold`).
+    pub latmon: super::latmon::LatencyMonitor,
     /// `slowlog-log-slower-than` in clock ticks (u64::MAX: log nothing).
     pub slow_ticks: u64,
     pub total_connections: u64,
@@ -349,6 +351,8 @@ impl Shard {
         let acl = shared.acl.snapshot();
         let mut scripts = crate::script::Engine::new(shared.scripts.clone(), id, shared.slots.clone());
         scripts.busy = Some(shared.busy.clone());
+        let mut ks = ks;
+        ks.lazy = config.lazy_free();
         Ok(Shard {
             id,
             ks,
@@ -371,6 +375,7 @@ impl Shard {
                 .collect(),
             total_commands: 0,
             slowlog: super::slowlog::SlowLog::new(config.slowlog_max_len as usize),
+            latmon: super::latmon::LatencyMonitor { threshold: config.latency_monitor_threshold, ..Default::default() },
             slow_ticks: super::slowlog::threshold_ticks(config.slowlog_log_slower_than),
             total_connections: 0,
             net_in: 0,
@@ -1084,6 +1089,7 @@ impl Shard {
             // A replica expires nothing itself (`Keyspace::no_expire`), nor
             // does anyone during a CLIENT PAUSE.
             let dbs = if self.ks.no_expire || self.ks.expire_paused { 0 } else { self.ks.dbs.len() };
+            let t0 = super::ticks::now();
             for db in 0..dbs {
                 loop {
                     let (checked, expired) = self.ks.active_expire_step(db, self.now, 64);
@@ -1095,6 +1101,8 @@ impl Shard {
                     break;
                 }
             }
+            let took = super::ticks::to_ns(super::ticks::now().wrapping_sub(t0)) / 1_000_000;
+            self.latmon.note("expire-cycle", took, self.now);
             // Finish any incremental rehash in the background (Redis's
             // activerehashing: 1 ms per tick).
             self.ks.rehash_step(std::time::Duration::from_millis(1));

@@ -531,6 +531,7 @@ impl Shard {
         };
         let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
         let slow = obs.slow;
+        self.note_eviction_cycle();
         if row.1.has(RUNS_SCRIPT) {
             self.take_script_stats();
         }
@@ -540,6 +541,14 @@ impl Shard {
             self.serve_ready();
         }
         slow
+    }
+
+    /// An eviction cycle the keyspace ran, to the latency monitor.
+    #[inline]
+    pub fn note_eviction_cycle(&mut self) {
+        if let Some(ms) = self.ks.evict_cycle_ms.take() {
+            self.latmon.note("eviction-cycle", ms, self.now);
+        }
     }
 
     /// Count the commands scripts ran in this shard's commandstats.
@@ -585,7 +594,9 @@ impl Shard {
     /// Count a call of command `id` that started at tick `t0`; returns the
     /// ticks it took.
     pub fn record_stat(&mut self, id: usize, t0: u64, failed: bool) -> u64 {
-        record_stat(&mut self.stats[id], &mut self.total_commands, t0, failed)
+        let ticks = record_stat(&mut self.stats[id], &mut self.total_commands, t0, failed);
+        note_latency(&mut self.latmon, id, ticks, self.now);
+        ticks
     }
 
     /// Run forwarded requests (all for keys on this shard) and return the
@@ -712,6 +723,7 @@ pub(super) struct ShardObserver<'a> {
     pub slowlog: &'a mut super::slowlog::SlowLog,
     pub slow_ticks: u64,
     pub slow_ids: &'a std::sync::atomic::AtomicU64,
+    pub latmon: &'a mut super::latmon::LatencyMonitor,
     pub now: i64,
     /// The call was logged as slow.
     pub slow: bool,
@@ -727,6 +739,7 @@ macro_rules! shard_observer {
             slowlog: &mut $shard.slowlog,
             slow_ticks: $shard.slow_ticks,
             slow_ids: &$shard.shared.next_slowlog_id,
+            latmon: &mut $shard.latmon,
             now: $now,
             slow: false,
         }
@@ -748,6 +761,7 @@ impl cmd::call::Observer for ShardObserver<'_> {
     #[inline]
     fn finished(&mut self, id: usize, t0: u64, failed: bool, args: &Args) {
         let ticks = record_stat(&mut self.stats[id], self.total, t0, failed);
+        note_latency(self.latmon, id, ticks, self.now);
         self.slow = note_if_slow(self.slowlog, (self.slow_ticks, self.slow_ids), self.now, ticks, args);
     }
 }
@@ -769,6 +783,18 @@ fn record_stat(st: &mut super::core::CmdStat, total: &mut u64, t0: u64, failed: 
     let _ = h.record(ticks.max(1));
     *total += 1;
     ticks
+}
+
+/// A command that took `ticks` as a latency monitor event: `fast-command`
+/// for the commands flagged fast, `command` for the others (as Redis).
+#[inline]
+fn note_latency(latmon: &mut super::latmon::LatencyMonitor, id: usize, ticks: u64, now: i64) {
+    if latmon.threshold == 0 {
+        return;
+    }
+    let ms = super::ticks::to_ns(ticks) / 1_000_000;
+    let fast = cmd::table::by_id(id).has(crate::cmd::flags::FAST);
+    latmon.note(if fast { "fast-command" } else { "command" }, ms, now);
 }
 
 /// Add a command that took `ticks` to the SLOWLOG if it reached the

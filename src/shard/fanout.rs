@@ -92,6 +92,13 @@ pub enum FanOp {
     LatencyHistogram {
         names: Vec<String>,
     },
+    MemoryStats,
+    MemoryDoctor,
+    /// A LATENCY subcommand over every shard's events merged.
+    Latency(crate::cmd::server::latency::Ask),
+    /// LATENCY RESET: how many distinct events the shards had.
+    LatencyReset,
+    Debug(crate::cmd::server::debug_keys::DebugMerge),
 }
 
 impl Shard {
@@ -167,14 +174,15 @@ impl Shard {
             FanReq::RandomKey { db } => {
                 FanResp::Key(cmd::keys::random_key(&mut self.ks, *db as usize, now, &mut self.rng))
             }
-            FanReq::FlushDb { db } => {
-                self.ks.flush_db(*db as usize);
+            FanReq::FlushDb { db, lazy } => {
+                self.ks.flush_db_mode(*db as usize, lazy.unwrap_or(self.ks.lazy.user_flush));
                 self.log_global(*db as usize, &[b"FLUSHDB"]);
                 FanResp::Ack
             }
-            FanReq::FlushAll => {
+            FanReq::FlushAll { lazy } => {
+                let lazy = lazy.unwrap_or(self.ks.lazy.user_flush);
                 for db in 0..self.ks.dbs.len() {
-                    self.ks.flush_db(db);
+                    self.ks.flush_db_mode(db, lazy);
                 }
                 self.log_global(0, &[b"FLUSHALL"]);
                 FanResp::Ack
@@ -212,6 +220,21 @@ impl Shard {
             }
             FanReq::SlowlogGet { count } => FanResp::Slow(self.slowlog.newest(*count)),
             FanReq::SlowlogLen => FanResp::Int(self.slowlog.len() as i64),
+            FanReq::Debug { db, op } => self.debug_keys(*db as usize, op),
+            FanReq::LatencyEvents => FanResp::Latency(self.latmon.events.clone()),
+            FanReq::LatencyReset { names } => {
+                let had: Vec<Vec<u8>> = if names.is_empty() {
+                    self.latmon.events.keys().map(|k| k.as_bytes().to_vec()).collect()
+                } else {
+                    names
+                        .iter()
+                        .filter(|n| self.latmon.events.contains_key(n.as_str()))
+                        .map(|n| n.as_bytes().to_vec())
+                        .collect()
+                };
+                self.latmon.reset(names);
+                FanResp::Keys(had)
+            }
             FanReq::SlowlogReset => {
                 self.slowlog.reset();
                 FanResp::Ack
@@ -381,6 +404,37 @@ impl Shard {
                     .collect();
                 cmd::server::latency::latency_histogram(&mut Reply::new(out, resp3), &infos, &names);
             }
+            FanOp::Latency(ask) => {
+                let events = crate::shard::latmon::merge(st.resps.into_iter().filter_map(|(_, r)| {
+                    if let FanResp::Latency(e) = r {
+                        Some(e)
+                    } else {
+                        None
+                    }
+                }));
+                self.reply_latency(&mut Reply::new(out, resp3), &ask, &events);
+            }
+            FanOp::Debug(how) => {
+                crate::cmd::server::debug_keys::merge(&mut Reply::new(out, resp3), &how, st.resps);
+            }
+            FanOp::LatencyReset => {
+                let mut names: Vec<Vec<u8>> = st
+                    .resps
+                    .into_iter()
+                    .flat_map(|(_, r)| if let FanResp::Keys(k) = r { k } else { Vec::new() })
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                Reply::new(out, resp3).int(names.len() as i64);
+            }
+            FanOp::MemoryStats => {
+                let f = self.memory_figures(&infos_of(st.resps));
+                cmd::server::memory::reply_stats(&mut Reply::new(out, resp3), &f);
+            }
+            FanOp::MemoryDoctor => {
+                let f = self.memory_figures(&infos_of(st.resps));
+                Reply::new(out, resp3).verbatim(cmd::server::memory::doctor(&f).as_bytes());
+            }
             FanOp::SlowlogLen { max } => {
                 let n: i64 = st.resps.iter().map(|(_, r)| if let FanResp::Int(n) = r { *n } else { 0 }).sum();
                 Reply::new(out, resp3).int(n.min(max as i64));
@@ -404,4 +458,9 @@ impl Shard {
             }
         }
     }
+}
+
+/// The `ShardInfo` answers of a fan-out that asked for `FanReq::Info`.
+fn infos_of(resps: Vec<(usize, FanResp)>) -> Vec<ShardInfo> {
+    resps.into_iter().filter_map(|(_, r)| if let FanResp::Info(i) = r { Some(*i) } else { None }).collect()
 }

@@ -39,6 +39,7 @@ pub mod dispatch;
 pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
+pub mod latmon;
 pub mod monitor;
 pub mod obuf;
 pub mod pause;
@@ -504,10 +505,15 @@ pub enum FanReq {
     RandomKey {
         db: u8,
     },
+    /// `lazy`: ASYNC (Some(true)), SYNC (Some(false)), or as
+    /// lazyfree-lazy-user-flush says.
     FlushDb {
         db: u8,
+        lazy: Option<bool>,
     },
-    FlushAll,
+    FlushAll {
+        lazy: Option<bool>,
+    },
     /// FUNCTION LOAD / DELETE / FLUSH / RESTORE, applied and logged by
     /// every shard.
     Function {
@@ -560,6 +566,17 @@ pub enum FanReq {
     },
     SlowlogLen,
     SlowlogReset,
+    /// The latency monitor's events on the shard.
+    LatencyEvents,
+    /// DEBUG OBJECT, DIGEST, POPULATE, ... over this shard's keys.
+    Debug {
+        db: u8,
+        op: crate::cmd::server::debug_keys::DebugOp,
+    },
+    /// Forget these events (all if empty); answers the names it had.
+    LatencyReset {
+        names: Vec<String>,
+    },
 }
 
 impl FanReq {
@@ -585,6 +602,8 @@ impl FanReq {
                 | FanReq::SlowlogGet { .. }
                 | FanReq::SlowlogLen
                 | FanReq::SlowlogReset
+                | FanReq::LatencyEvents
+                | FanReq::LatencyReset { .. }
         )
     }
 }
@@ -604,6 +623,7 @@ pub enum FanResp {
     /// A reply as RESP bytes.
     Reply(Vec<u8>),
     Slow(Vec<slowlog::SlowEntry>),
+    Latency(std::collections::BTreeMap<&'static str, latmon::Series>),
     Ack,
 }
 

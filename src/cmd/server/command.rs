@@ -219,9 +219,28 @@ fn search_part(r: &mut Reply, kind: &str, spec: &[(&str, i32)]) {
     }
 }
 
-/// COMMAND DOCS's map for one row: a summary in shardis's words, since,
-/// group, and the subcommands' docs.
+/// COMMAND DOCS's map for one row: Redis 7.0's docs of it (`cmd::docs`)
+/// with the subcommands shardis has, or for a command Redis 7.0 lacks a
+/// summary in shardis's words, since, group and the subcommands' docs.
 fn command_docs(r: &mut Reply, d: &CommandDef) {
+    if let Some(crate::cmd::docs::Node::Map(fields)) = crate::cmd::docs::of(d.name) {
+        // Redis's subcommands give way to the ones shardis has.
+        let own: Vec<_> = fields.iter().filter(|(k, _)| !k.is("subcommands")).collect();
+        r.map(own.len() + usize::from(!d.subcommands.is_empty()));
+        for (k, v) in own {
+            k.emit(r);
+            v.emit(r);
+        }
+        if !d.subcommands.is_empty() {
+            r.bulk(b"subcommands");
+            r.map(d.subcommands.len());
+            for s in d.subcommands {
+                r.bulk_str(s.name);
+                command_docs(r, s);
+            }
+        }
+        return;
+    }
     r.map(if d.subcommands.is_empty() { 3 } else { 4 });
     r.bulk(b"summary");
     let what = if matches!(d.handler, Handler::Container) { "container" } else { "command" };

@@ -181,6 +181,8 @@ impl Shard {
         self.shared.acl.set_log_max_len(c.acllog_max_len);
         self.slowlog.set_max_len(c.slowlog_max_len.min(usize::MAX as u64) as usize);
         self.slow_ticks = crate::shard::slowlog::threshold_ticks(c.slowlog_log_slower_than);
+        self.latmon.threshold = c.latency_monitor_threshold;
+        self.ks.lazy = c.lazy_free();
         self.shared.busy.threshold_ms.store(c.busy_reply_threshold, std::sync::atomic::Ordering::Relaxed);
         let sync_ack_was_on = self.sync_ack_on();
         self.config = c.clone();

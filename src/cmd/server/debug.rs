@@ -6,14 +6,18 @@
 //! What runs here answers as Redis 7.0 does: SLEEP, ERROR, LOG, PROTOCOL,
 //! SET-ACTIVE-EXPIRE, QUICKLIST-PACKED-THRESHOLD, CHANGE-REPL-ID (no
 //! effect here: the ids are per shard and changed by failover), PANIC and
-//! HELP. Subcommands that read keys on any shard (OBJECT, DIGEST,
-//! DIGEST-VALUE, POPULATE, RELOAD, LISTPACK) are not built yet and say so.
+//! HELP. Those over keys on any shard (OBJECT, DIGEST, DIGEST-VALUE,
+//! POPULATE, LISTPACK) are in `debug_keys`. RELOAD rewrites the AOF as SAVE
+//! does (memory already holds what a reload would read back).
 
 use super::server;
 use crate::cmd::flags::*;
 use crate::cmd::{Args, CommandDef};
 use crate::protocol::reply::Reply;
+use super::debug_keys::{DebugMerge, DebugOp};
 use crate::shard::core::{Conn, Shard};
+use crate::shard::fanout::FanOp;
+use crate::shard::FanReq;
 
 pub static COMMANDS: &[CommandDef] =
     &[server("debug", -2, ADMIN | NOSCRIPT | LOADING | STALE | PROTECTED, Shard::cmd_debug)
@@ -25,19 +29,33 @@ const HELP: &[&str] = &[
     "DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CHANGE-REPL-ID",
     "    Accepted for compatibility; replication ids change on failover.",
+    "DIGEST",
+    "    A digest of the whole dataset (40 zeros when it is empty); equal datasets",
+    "    give equal digests whatever the number of shards.",
+    "DIGEST-VALUE <key> [<key> ...]",
+    "    A digest of each key's value.",
     "ERROR <string>",
     "    Return a Redis protocol error with <string> as message. Useful for clients",
     "    unit tests to simulate Redis errors.",
+    "LISTPACK <key>",
+    "    Log a listpack-encoded value's layout.",
     "LOG <message>",
+    "OBJECT <key>",
+    "    Low-level details of the key's value.",
     "    Write <message> to the server log.",
     "PANIC",
     "    Crash the server simulating a panic.",
+    "POPULATE <count> [<prefix>] [<size>]",
+    "    Create <count> string keys named <prefix>:<num> (default key:<num>), valued",
+    "    value:<num> (cut or zero-padded to <size> bytes); existing keys are kept.",
     "PROTOCOL <type>",
     "    Reply with a test value of the specified type. <type> can be: string,",
     "    integer, double, bignum, null, array, set, map, attrib, push, verbatim,",
     "    true, false.",
     "QUICKLIST-PACKED-THRESHOLD <size>",
     "    Accepted for compatibility: lists have no plain nodes here.",
+    "RELOAD [MERGE] [NOFLUSH] [NOSAVE]",
+    "    Rewrite the AOF as SAVE does (NOSAVE: nothing; memory is what it holds).",
     "SET-ACTIVE-EXPIRE <0|1>",
     "    Accepted for compatibility: active expiry stays on.",
     "SLEEP <seconds>",
@@ -148,10 +166,62 @@ impl Shard {
                 // As Redis's DEBUG PANIC: proves the crash path (crate::crash).
                 panic!("DEBUG PANIC called by client id={} addr={} on shard {}", conn.id, conn.addr, self.id);
             }
-            (b"object" | b"digest" | b"digest-value" | b"populate" | b"reload" | b"listpack", _) => r.error(&format!(
-                "ERR DEBUG {} is not supported by shardis",
-                String::from_utf8_lossy(args.get(1)).to_ascii_uppercase()
-            )),
+            (b"object" | b"listpack", 3) => {
+                let key = args.get(2).to_vec();
+                let owner = self.shared.slots.shard_of(&key);
+                let op = if sub == b"object" { DebugOp::Object(key) } else { DebugOp::Listpack(key) };
+                let db = conn.db as u8;
+                self.fan(conn, vec![owner], FanReq::Debug { db, op }, FanOp::Debug(DebugMerge::One))
+            }
+            (b"digest", 2) => {
+                let db = conn.db as u8;
+                let req = FanReq::Debug { db, op: DebugOp::Digest };
+                self.fan(conn, self.all_shards(), req, FanOp::Debug(DebugMerge::Digest))
+            }
+            (b"digest-value", _) => {
+                let keys: Vec<(usize, Vec<u8>)> = args.iter().skip(2).map(|k| k.to_vec()).enumerate().collect();
+                let (db, n) = (conn.db as u8, keys.len());
+                let req = FanReq::Debug { db, op: DebugOp::DigestValue(keys) };
+                self.fan(conn, self.all_shards(), req, FanOp::Debug(DebugMerge::Values(n)))
+            }
+            (b"populate", 3..=5) => {
+                // Redis takes only positive integers for the count and size.
+                let positive = |i: usize| crate::util::parse_i64(args.get(i)).filter(|n| *n >= 0);
+                let (Some(count), size) = (positive(2), (n == 5).then(|| positive(4))) else {
+                    return r.error("ERR value is out of range, must be positive");
+                };
+                let size = match size {
+                    Some(None) => return r.error("ERR value is out of range, must be positive"),
+                    Some(Some(0)) | None => None,
+                    // Each value is allocated whole: no bigger than a client may send.
+                    Some(Some(s)) if s > self.config.proto_max_bulk_len => {
+                        return r.error("ERR value size exceeds proto-max-bulk-len")
+                    }
+                    Some(Some(s)) => Some(s as u64),
+                };
+                let prefix = if n >= 4 { args.get(3).to_vec() } else { b"key".to_vec() };
+                let op = DebugOp::Populate { count: count as u64, prefix, size };
+                let db = conn.db as u8;
+                self.fan(conn, self.all_shards(), FanReq::Debug { db, op }, FanOp::Debug(DebugMerge::Ok))
+            }
+            (b"reload", _) => {
+                let opts_ok = args.iter().skip(2).all(|o| {
+                    let o = o.to_ascii_lowercase();
+                    o == b"merge" || o == b"noflush" || o == b"nosave"
+                });
+                if !opts_ok {
+                    return r.error("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.");
+                }
+                let nosave = args.iter().skip(2).any(|o| o.eq_ignore_ascii_case(b"nosave"));
+                // The AOF holds every write already: what a reload would
+                // read back is what memory holds. With SAVE's rewrite the
+                // base is written anew (compacted), as RELOAD saves first;
+                // with NOSAVE or no AOF there is nothing to do.
+                if nosave || self.aof.is_none() {
+                    return r.ok();
+                }
+                self.rewrite(conn, super::persist::Rewrite::Wait)
+            }
             _ => unknown(&mut r, args.get(1)),
         }
     }

@@ -67,6 +67,12 @@ pub struct ShardInfo {
     pub libraries: usize,
     pub functions: usize,
     pub functions_code: usize,
+    /// Bytes of the connections' query and output buffers (MEMORY STATS
+    /// clients.normal), of records the AOF writer holds unwritten
+    /// (aof.buffer), and of each non-empty db's bucket array.
+    pub client_buffers: usize,
+    pub aof_buffer: usize,
+    pub db_buckets: Vec<(usize, usize)>,
 }
 
 impl Shard {
@@ -135,6 +141,16 @@ impl Shard {
             libraries: self.ks.functions.libs.len(),
             functions: self.scripts.function_count(),
             functions_code: self.ks.functions.code_bytes(),
+            client_buffers: self.conns.iter().flatten().map(|c| c.rbuf.capacity() + c.out.capacity()).sum(),
+            aof_buffer: self.aof.as_ref().map_or(0, |w| w.buffered()),
+            db_buckets: self
+                .ks
+                .dbs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.dict.is_empty())
+                .map(|(i, d)| (i, d.dict.buckets() * std::mem::size_of::<usize>()))
+                .collect(),
         }
     }
 
@@ -195,7 +211,7 @@ impl Shard {
             let functions_code = first(&|i| i.functions_code) as u64;
             let _ = write!(
                 out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\n\r\n",
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{}\r\nused_memory_peak:{}\r\nused_memory_peak_human:{:.2}M\r\nmaxmemory:{}\r\nmaxmemory_human:{:.2}M\r\nmaxmemory_policy:{}\r\nmem_aof_rewrite_copy:{}\r\nmem_aof_rewrite_copy_peak:{}\r\nused_memory_lua:{}\r\nused_memory_vm_eval:{}\r\nused_memory_scripts_eval:{}\r\nnumber_of_cached_scripts:{}\r\nnumber_of_functions:{}\r\nnumber_of_libraries:{}\r\nused_memory_vm_functions:{}\r\nused_memory_vm_total:{}\r\nused_memory_functions:{}\r\nused_memory_scripts:{}\r\nmem_allocator:libc\r\nactive_defrag_running:0\r\nlazyfree_pending_objects:{}\r\nlazyfreed_objects:{}\r\n\r\n",
                 used,
                 used as f64 / 1048576.0,
                 rss,
@@ -216,6 +232,8 @@ impl Shard {
                 lua + fvm,
                 functions_code,
                 scripts_bytes as u64 + functions_code,
+                crate::lazyfree::pending(),
+                crate::lazyfree::freed(),
             );
         }
         if want("persistence") {
@@ -354,7 +372,7 @@ pub fn merge_cmdstats(infos: &[ShardInfo]) -> Vec<CmdStatInfo> {
     merged
 }
 
-fn read_rss_bytes() -> u64 {
+pub fn read_rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))

@@ -129,23 +129,30 @@ fn scan_here(ctx: &mut Ctx, args: &Args) {
     }
 }
 
-/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC (both flush at once).
+/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC.
 fn flush_args_ok(args: &Args) -> bool {
     args.len() == 1 || (args.len() == 2 && (args.is(1, "ASYNC") || args.is(1, "SYNC")))
+}
+
+/// The flush's mode: Some(true) ASYNC, Some(false) SYNC, None as
+/// lazyfree-lazy-user-flush says.
+fn flush_mode(args: &Args) -> Option<bool> {
+    (args.len() == 2).then(|| args.is(1, "ASYNC"))
 }
 
 fn flushdb(args: &Args, p: &PlanCtx) -> GlobalPlan {
     if !flush_args_ok(args) {
         return p.reply(|r| r.error(err::SYNTAX));
     }
-    GlobalPlan::Fan(p.all_shards(), FanReq::FlushDb { db: p.db as u8 }, FanOp::Ok)
+    GlobalPlan::Fan(p.all_shards(), FanReq::FlushDb { db: p.db as u8, lazy: flush_mode(args) }, FanOp::Ok)
 }
 
 fn flushdb_here(ctx: &mut Ctx, args: &Args) {
     if !flush_args_ok(args) {
         return ctx.error(err::SYNTAX);
     }
-    ctx.ks.flush_db(ctx.db);
+    let lazy = flush_mode(args).unwrap_or(ctx.ks.lazy.user_flush);
+    ctx.ks.flush_db_mode(ctx.db, lazy);
     ctx.out.ok()
 }
 
@@ -153,15 +160,16 @@ fn flushall(args: &Args, p: &PlanCtx) -> GlobalPlan {
     if !flush_args_ok(args) {
         return p.reply(|r| r.error(err::SYNTAX));
     }
-    GlobalPlan::Fan(p.all_shards(), FanReq::FlushAll, FanOp::Ok)
+    GlobalPlan::Fan(p.all_shards(), FanReq::FlushAll { lazy: flush_mode(args) }, FanOp::Ok)
 }
 
 fn flushall_here(ctx: &mut Ctx, args: &Args) {
     if !flush_args_ok(args) {
         return ctx.error(err::SYNTAX);
     }
+    let lazy = flush_mode(args).unwrap_or(ctx.ks.lazy.user_flush);
     for db in 0..ctx.ks.dbs.len() {
-        ctx.ks.flush_db(db);
+        ctx.ks.flush_db_mode(db, lazy);
     }
     ctx.out.ok()
 }

@@ -1,6 +1,6 @@
-//! LATENCY HISTOGRAM from the per-command histograms of every shard.
-//! There is no latency monitor (Redis's is off by default too), so LATEST
-//! and HISTORY have no events and RESET resets none.
+//! LATENCY: HISTOGRAM from the per-command histograms of every shard, and
+//! the latency monitor's LATEST, HISTORY, GRAPH, DOCTOR and RESET over
+//! every shard's events merged (`crate::shard::latmon`).
 
 use super::info::{CmdStatInfo, ShardInfo};
 use super::server;
@@ -10,7 +10,9 @@ use crate::cmd::{Args, CommandDef};
 use crate::protocol::reply::Reply;
 use crate::shard::core::{Conn, Shard};
 use crate::shard::fanout::FanOp;
+use crate::shard::latmon::{self, Series};
 use crate::shard::FanReq;
+use std::collections::BTreeMap;
 
 const ADMIN_CMD: Flags = ADMIN | NOSCRIPT | LOADING | STALE;
 const PER_NODE: &[&str] = &["nondeterministic_output", "request_policy:all_nodes", "response_policy:special"];
@@ -26,8 +28,8 @@ static SUBCOMMANDS: &[CommandDef] = &[
     lt(server("latency|graph", 3, ADMIN_CMD, Shard::cmd_latency_graph)).since("2.8.13").tips(PER_NODE),
     lt(help("latency|help", HELP)).since("2.8.13"),
     lt(server("latency|histogram", -2, ADMIN_CMD, Shard::cmd_latency_histogram)).since("7.0.0").tips(PER_NODE),
-    lt(server("latency|history", 3, ADMIN_CMD, Shard::cmd_latency_no_events)).since("2.8.13").tips(PER_NODE),
-    lt(server("latency|latest", 2, ADMIN_CMD, Shard::cmd_latency_no_events)).since("2.8.13").tips(PER_NODE),
+    lt(server("latency|history", 3, ADMIN_CMD, Shard::cmd_latency_history)).since("2.8.13").tips(PER_NODE),
+    lt(server("latency|latest", 2, ADMIN_CMD, Shard::cmd_latency_latest)).since("2.8.13").tips(PER_NODE),
     lt(server("latency|reset", -2, ADMIN_CMD, Shard::cmd_latency_reset))
         .since("2.8.13")
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
@@ -40,30 +42,86 @@ impl Shard {
         self.fan(conn, self.all_shards(), FanReq::Info, FanOp::LatencyHistogram { names });
     }
 
-    /// LATEST, HISTORY: no monitor, no events.
-    fn cmd_latency_no_events(&mut self, conn: &mut Conn, _: &Args) {
-        Reply::new(&mut conn.out, conn.resp3).array(0)
+    fn ask(&mut self, conn: &mut Conn, ask: Ask) {
+        self.fan(conn, self.all_shards(), FanReq::LatencyEvents, FanOp::Latency(ask));
     }
 
-    /// RESET [event ...]: none to reset.
-    fn cmd_latency_reset(&mut self, conn: &mut Conn, _: &Args) {
-        Reply::new(&mut conn.out, conn.resp3).int(0)
+    fn cmd_latency_latest(&mut self, conn: &mut Conn, _: &Args) {
+        self.ask(conn, Ask::Latest)
+    }
+
+    fn cmd_latency_history(&mut self, conn: &mut Conn, args: &Args) {
+        self.ask(conn, Ask::History(event_arg(args)))
     }
 
     fn cmd_latency_graph(&mut self, conn: &mut Conn, args: &Args) {
-        Reply::new(&mut conn.out, conn.resp3).error(&format!(
-            "ERR No samples available for event '{}'",
-            String::from_utf8_lossy(&args.get(2)[..args.get(2).len().min(128)])
-        ))
+        self.ask(conn, Ask::Graph(event_arg(args)))
     }
 
     fn cmd_latency_doctor(&mut self, conn: &mut Conn, _: &Args) {
-        Reply::new(&mut conn.out, conn.resp3).verbatim(
-            b"shardis has no latency monitor, so there are no latency events to analyse. \
-              LATENCY HISTOGRAM shows each command's latency distribution, INFO latencystats its \
-              percentiles, and SLOWLOG the slowest commands.\n",
-        )
+        self.ask(conn, Ask::Doctor)
     }
+
+    /// RESET [event ...]: how many of the named events (all, if none is
+    /// named) some shard had.
+    fn cmd_latency_reset(&mut self, conn: &mut Conn, args: &Args) {
+        let names = args.iter().skip(2).map(|n| String::from_utf8_lossy(n).into_owned()).collect();
+        self.fan(conn, self.all_shards(), FanReq::LatencyReset { names }, FanOp::LatencyReset);
+    }
+
+    /// The reply to `ask` from every shard's events, merged.
+    pub fn reply_latency(&self, r: &mut Reply, ask: &Ask, events: &BTreeMap<&'static str, Series>) {
+        let now_sec = crate::util::now_ms() / 1000;
+        match ask {
+            Ask::Latest => {
+                r.array(events.len());
+                for (name, s) in events {
+                    let (t, ms) = s.samples.last().copied().unwrap_or((0, 0));
+                    r.array(4);
+                    r.bulk_str(name);
+                    r.int(t);
+                    r.int(ms as i64);
+                    r.int(s.max as i64);
+                }
+            }
+            Ask::History(name) => {
+                let samples = events.get(name.as_str()).map_or(&[][..], |s| &s.samples[..]);
+                r.array(samples.len());
+                for &(t, ms) in samples {
+                    r.array(2);
+                    r.int(t);
+                    r.int(ms as i64);
+                }
+            }
+            Ask::Graph(name) => match events.get(name.as_str()) {
+                Some(s) => r.verbatim(latmon::graph(name, s, now_sec).as_bytes()),
+                None => r.error(&format!("ERR No samples available for event '{name}'")),
+            },
+            Ask::Doctor => {
+                let cfg = latmon::DoctorConfig {
+                    threshold: self.config.latency_monitor_threshold,
+                    slowlog_slower_than: self.config.slowlog_log_slower_than,
+                    hz: self.config.hz,
+                    fsync_always: self.config.appendfsync == "always",
+                };
+                r.verbatim(latmon::doctor(events, &cfg, now_sec).as_bytes())
+            }
+        }
+    }
+}
+
+/// What a LATENCY subcommand asks of the merged events.
+#[derive(Debug)]
+pub enum Ask {
+    Latest,
+    History(String),
+    Graph(String),
+    Doctor,
+}
+
+/// The event argument (HISTORY, GRAPH), as text (event names are ASCII).
+fn event_arg(args: &Args) -> String {
+    String::from_utf8_lossy(&args.get(2)[..args.get(2).len().min(128)]).into_owned()
 }
 
 /// Whether LATENCY HISTOGRAM's `name` asks for the row `row`: itself, or
@@ -114,13 +172,20 @@ pub fn latency_histogram(r: &mut Reply, infos: &[ShardInfo], names: &[String]) {
 
 const HELP: &[&str] = &[
     "LATENCY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "DOCTOR",
+    "    A report on the latency events seen, with advice.",
+    "GRAPH <event>",
+    "    An ASCII graph of the <event>'s latency spikes.",
+    "HISTORY <event>",
+    "    The <event>'s spikes: [unix time, ms] for each second that had one.",
+    "LATEST",
+    "    Per event: its latest spike's time and ms, and its worst ever.",
+    "RESET [<event> ...]",
+    "    Forget the named events (all of them when none is named).",
     "HISTOGRAM [COMMAND ...]",
     "    Per command: calls, and how many took at most 1, 2, 4, 8, ... microseconds",
     "    (every command that ran, when none is named).",
-    "LATEST, HISTORY <event>, GRAPH <event>, RESET [<event> ...]",
-    "    Latency monitor events: shardis has no latency monitor, so there are none.",
-    "DOCTOR",
-    "    Where to look for latency figures.",
+    "Events are recorded when latency-monitor-threshold (ms) is not 0.",
     "HELP",
     "    Print this help.",
 ];

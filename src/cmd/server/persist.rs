@@ -41,7 +41,7 @@ fn lastsave(s: &mut Session, _: &Args) {
 
 /// How a rewrite command answers.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Rewrite {
+pub(crate) enum Rewrite {
     Aof,
     Save,
     /// SAVE: wait for it.
@@ -63,7 +63,7 @@ impl Shard {
 
     /// BGREWRITEAOF, BGSAVE (the same: the AOF's base is the snapshot),
     /// and SAVE, which answers once the rewrite is done.
-    fn rewrite(&mut self, conn: &mut Conn, kind: Rewrite) {
+    pub(crate) fn rewrite(&mut self, conn: &mut Conn, kind: Rewrite) {
         let mut r = Reply::new(&mut conn.out, conn.resp3);
         if self.aof.is_none() {
             return r.error("ERR appendonly is off: there is no AOF to rewrite (start with --appendonly yes)");
