@@ -182,6 +182,14 @@ const CASES: &[Case] = &[
             "#!lua name=x\nredis.register_function('a', function() end) redis.log(redis.LOG_WARNING, 'hi')",
         ],
     ],
+    // Library code that runs too long stops at Redis's 500 ms load
+    // timeout (pcall cannot keep it going), and the shard goes on.
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nwhile true do end"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nwhile true do pcall(function() while true do end end) end"],
+        &["FUNCTION", "LIST"],
+        &["PING"],
+    ],
     // EVAL with a shebang.
     &[
         &["EVAL", "#!lua\nreturn 1", "0"],

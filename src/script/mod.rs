@@ -280,8 +280,14 @@ type Loaded = (Vec<u8>, Vec<(FuncMeta, Function)>);
 fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
     let (name, body) = functions::parse_library(code)?;
     let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling function: {e}"))?;
-    let (ok, v): (bool, Value) =
-        vm.load_library.call(f).map_err(|e| format!("ERR Error registering functions: {e}"))?;
+    vm.load_deadline.set(Some(std::time::Instant::now() + sandbox::LOAD_TIMEOUT));
+    let called = vm.load_library.call::<(bool, Value)>(f);
+    let timed_out = vm.load_deadline.take().is_some_and(|d| std::time::Instant::now() >= d);
+    if timed_out {
+        // Redis's text, whatever the code's error handlers made of it.
+        return Err(format!("ERR Error registering functions: ERR {}", sandbox::LOAD_TIMED_OUT));
+    }
+    let (ok, v) = called.map_err(|e| format!("ERR Error registering functions: {e}"))?;
     let text = |v: &Value| v.as_string_lossy().unwrap_or_default();
     if !ok {
         return Err(format!("ERR Error registering functions: {}", text(&v)));
