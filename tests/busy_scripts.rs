@@ -104,3 +104,57 @@ fn a_script_that_wrote_is_unkillable_but_shutdown_nosave_works() {
     let _ = other.try_cmd(&["SHUTDOWN", "NOSAVE"]);
     assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "the server did not exit");
 }
+
+/// FUNCTION STATS's reply with duration_ms zeroed (it is a time).
+fn stats_shape(mut v: Value) -> (Value, i64) {
+    let mut ms = -1;
+    if let Value::Array(top) = &mut v {
+        if let Some(Value::Array(run)) = top.get_mut(1) {
+            if let Some(Value::Int(d)) = run.get_mut(5) {
+                ms = *d;
+                *d = 0;
+            }
+        }
+    }
+    (v, ms)
+}
+
+/// FUNCTION STATS shows a busy function (name, the command as sent, how
+/// long it runs) as redis-server does, and answers BUSY while an EVAL
+/// script is busy.
+#[test]
+fn function_stats_shows_the_busy_function_as_redis() {
+    let lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    let redis = Server::start_redis_with(&["--busy-reply-threshold", "100"]);
+    let srv = start();
+    let key = key_on_shard("spin", 0, 2);
+    let mut shapes = Vec::new();
+    for (name, stuck_conn, mut other) in [
+        ("redis", redis.conn(), redis.conn()),
+        ("shardis", conn_on_shard(&srv, 0), conn_on_shard(&srv, 1)),
+    ] {
+        assert_eq!(other.cmd(&["FUNCTION", "LOAD", lib]), Value::bulk("spin"));
+        let run = |mut c: RespConn, cmd: Vec<String>| {
+            std::thread::spawn(move || {
+                let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                c.cmd(&args)
+            })
+        };
+        let stuck = run(stuck_conn, vec!["fcall".into(), "spin".into(), "1".into(), key.clone(), "arg".into()]);
+        assert_eq!(wait_busy(&mut other), Value::Error(BUSY_FUNCTION.into()), "{name}");
+        let (shape, ms) = stats_shape(other.cmd(&["FUNCTION", "STATS"]));
+        assert!(ms >= 100, "{name}: duration_ms {ms}");
+        shapes.push(shape);
+        assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::ok(), "{name}");
+        assert!(stuck.join().expect("stuck client").is_error());
+        // A busy EVAL script: FUNCTION STATS is refused.
+        let stuck_conn = if name == "redis" { redis.conn() } else { conn_on_shard(&srv, 0) };
+        let stuck = run(stuck_conn, vec!["EVAL".into(), "while true do end".into(), "1".into(), key.clone()]);
+        assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()), "{name}");
+        shapes.push(other.cmd(&["FUNCTION", "STATS"]));
+        assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok(), "{name}");
+        assert!(stuck.join().expect("stuck client").is_error());
+        shapes.push(other.cmd(&["FUNCTION", "STATS"]));
+    }
+    assert_eq!(shapes[..3], shapes[3..]);
+}

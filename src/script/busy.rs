@@ -11,7 +11,7 @@
 //! wait (their requests are not read until the script ends).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -33,6 +33,17 @@ pub struct Slot {
     pub wrote: AtomicBool,
     /// A kill request for this run id.
     pub kill: AtomicU64,
+    /// The busy function, for FUNCTION STATS: set when a function is
+    /// marked busy (so a call that ends in time never takes the lock).
+    pub running: Mutex<Option<Running>>,
+}
+
+/// A busy function as FUNCTION STATS shows it.
+#[derive(Clone)]
+pub struct Running {
+    pub name: Vec<u8>,
+    pub command: Vec<Vec<u8>>,
+    pub start: Instant,
 }
 
 /// Every shard's slot and the threshold.
@@ -84,6 +95,20 @@ impl Busy {
         Some(if f { BUSY_FUNCTION } else { BUSY_EVAL })
     }
 
+    /// The busy function FUNCTION STATS shows (Err: an EVAL script is
+    /// busy, which FUNCTION STATS answers with BUSY, as Redis).
+    pub fn running_function(&self) -> Result<Option<Running>, &'static str> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return Ok(None);
+        }
+        for s in &self.shards {
+            if let Some(r) = s.running.lock().ok().and_then(|r| r.clone()) {
+                return Ok(Some(r));
+            }
+        }
+        Err(BUSY_EVAL)
+    }
+
     /// Start watching a run on shard `idx`.
     pub fn start(self: &Arc<Busy>, idx: usize, function: bool) -> Watch {
         let run = self.next_run.fetch_add(1, Ordering::Relaxed);
@@ -91,7 +116,7 @@ impl Busy {
         slot.function.store(function, Ordering::Release);
         slot.wrote.store(false, Ordering::Release);
         slot.run.store(run, Ordering::Release);
-        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false }
+        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false, describe: None }
     }
 }
 
@@ -104,6 +129,9 @@ pub struct Watch {
     n: u32,
     marked: bool,
     pub killed: bool,
+    /// A function's name and command (None for EVAL scripts), published
+    /// in the slot when the run turns busy.
+    pub describe: Option<(Vec<u8>, Vec<Vec<u8>>)>,
 }
 
 impl Watch {
@@ -119,6 +147,11 @@ impl Watch {
             let limit = self.busy.threshold_ms.load(Ordering::Relaxed).max(0) as u128;
             if self.start.elapsed().as_millis() >= limit {
                 self.marked = true;
+                if let Some((name, command)) = self.describe.take() {
+                    if let Ok(mut r) = slot.running.lock() {
+                        *r = Some(Running { name, command, start: self.start });
+                    }
+                }
                 slot.busy.store(true, Ordering::Release);
                 self.busy.count.fetch_add(1, Ordering::AcqRel);
             }
@@ -140,6 +173,9 @@ impl Drop for Watch {
     fn drop(&mut self) {
         let slot = &self.busy.shards[self.idx];
         if self.marked {
+            if let Ok(mut r) = slot.running.lock() {
+                *r = None;
+            }
             slot.busy.store(false, Ordering::Release);
             self.busy.count.fetch_sub(1, Ordering::AcqRel);
         }

@@ -231,6 +231,8 @@ pub struct Engine {
     /// Commands scripts ran since the shard last took them, for its
     /// commandstats: (command id, ticks, outcome).
     pub nested: Vec<(usize, u64, Outcome)>,
+    /// The FCALL under way, as the client sent it (see `busy::Watch::describe`).
+    fcall_command: Vec<Vec<u8>>,
 }
 
 /// How a command called from a script went (commandstats).
@@ -329,6 +331,7 @@ impl Engine {
             all_shard_runs: 0,
             acl: None,
             nested: Vec::new(),
+            fcall_command: Vec::new(),
         }
     }
 
@@ -476,8 +479,17 @@ impl Engine {
         self.fmap.contains_key(&name.to_ascii_lowercase())
     }
 
-    /// FCALL / FCALL_RO of a library function.
-    pub fn fcall(&mut self, ctx: &mut Ctx, name: &[u8], keys: &[&[u8]], argv: &[&[u8]], read_only: bool) {
+    /// FCALL / FCALL_RO of a library function; `command`: the call as the
+    /// client sent it (FUNCTION STATS shows it while the function is busy).
+    pub fn fcall(
+        &mut self,
+        ctx: &mut Ctx,
+        command: &crate::cmd::Args,
+        name: &[u8],
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) {
         self.retry = None;
         if ctx.ks.functions.version != 0 {
             self.sync_functions(&ctx.ks.functions);
@@ -486,6 +498,7 @@ impl Engine {
             return ctx.error("ERR Function not found");
         };
         let (f, flags, fname) = (c.f.clone(), c.flags, c.name.clone());
+        self.fcall_command = command.iter().map(<[u8]>::to_vec).collect();
         self.execute(ctx, Which::Function, f, Some(flags), &fname, keys, argv, read_only);
     }
 
@@ -541,7 +554,13 @@ impl Engine {
             replica_read_only: self.replica_read_only,
         };
         let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
-        *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| b.start(self.here, matches!(which, Which::Function)));
+        *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| {
+            let mut w = b.start(self.here, matches!(which, Which::Function));
+            if matches!(which, Which::Function) {
+                w.describe = Some((label.to_vec(), std::mem::take(&mut self.fcall_command)));
+            }
+            w
+        });
         let mut run = Running {
             db: ctx.db,
             ctx,
