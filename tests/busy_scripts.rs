@@ -158,3 +158,73 @@ fn function_stats_shows_the_busy_function_as_redis() {
     }
     assert_eq!(shapes[..3], shapes[3..]);
 }
+
+/// A new connection whose PING gets -BUSY (connections made before the
+/// script started get PONG: try again).
+fn new_busy_conn(srv: &Server) -> RespConn {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = srv.conn();
+        c.set_read_timeout(Some(Duration::from_secs(3)));
+        let r = c.cmd(&["PING"]);
+        if r == Value::Error(BUSY_EVAL.into()) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no BUSY reply: {r:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// With one shard no other shard can answer: the stuck shard's own hook
+/// serves new clients (-BUSY, SCRIPT KILL, SHUTDOWN NOSAVE), and they go
+/// on as ordinary clients once the script ends.
+#[test]
+fn a_one_shard_server_answers_while_busy() {
+    let mut srv = Server::start(1, &["--busy-reply-threshold", "100"]);
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "0".into()]);
+    let mut other = new_busy_conn(&srv);
+    assert_eq!(other.cmd(&["GET", "x"]), Value::Error(BUSY_EVAL.into()));
+    assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::Error(BUSY_EVAL.into()));
+    let mut killer = srv.conn();
+    assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Value::ok());
+    let r = stuck.join().expect("stuck client");
+    assert!(
+        matches!(&r, Value::Error(e) if e.starts_with("ERR Script killed by user with SCRIPT KILL... script: ") && e.ends_with(", on @user_script:1.")),
+        "{r:?}"
+    );
+    assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
+    assert_eq!(killer.cmd(&["SET", "x", "1"]), Value::ok());
+    assert_eq!(other.cmd(&["GET", "x"]), Value::bulk("1"));
+    // A script that wrote cannot be killed; SHUTDOWN NOSAVE ends the server.
+    let _stuck = run_stuck(&srv, vec!["EVAL".into(), "redis.call('set', 'w', 1) while true do end".into(), "0".into()]);
+    let mut c = new_busy_conn(&srv);
+    let r = c.cmd(&["SCRIPT", "KILL"]);
+    assert!(matches!(&r, Value::Error(e) if e.starts_with("UNKILLABLE")), "{r:?}");
+    assert_eq!(c.cmd(&["SHUTDOWN"]), Value::Error(BUSY_EVAL.into()));
+    let _ = c.try_cmd(&["SHUTDOWN", "NOSAVE"]);
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "the server did not exit");
+}
+
+/// On 4 shards, new clients landing on the stuck shard are answered too
+/// (before, only the other shards answered): every one of many new
+/// connections gets -BUSY, some of them on the stuck shard.
+#[test]
+fn new_clients_of_the_stuck_shard_get_busy() {
+    let srv = Server::start(4, &["--busy-reply-threshold", "100"]);
+    let mut other = conn_on_shard(&srv, 1);
+    let key = key_on_shard("loop", 0, 4);
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    let mut conns: Vec<RespConn> = (0..32).map(|_| srv.conn()).collect();
+    for c in conns.iter_mut() {
+        c.set_read_timeout(Some(Duration::from_secs(3)));
+        assert_eq!(c.cmd(&["PING"]), Value::Error(BUSY_EVAL.into()));
+    }
+    assert_eq!(conns[0].cmd(&["SCRIPT", "KILL"]), Value::ok());
+    assert!(stuck.join().expect("stuck client").is_error());
+    let on_stuck = conns.iter_mut().filter_map(common::shards::conn_shard).filter(|&s| s == 0).count();
+    assert!(on_stuck > 0, "no new connection landed on shard 0");
+    for c in conns.iter_mut() {
+        assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+    }
+}

@@ -84,6 +84,8 @@ pub struct Net {
     sends_this_turn: usize,
     socks: Vec<Option<Sock>>,
     cqes: Vec<(u64, i32, u32)>,
+    /// Clients accepted by a busy script's hook (see `script::busy_io`).
+    busy_io: std::rc::Rc<crate::script::busy_io::BusyIo>,
 }
 
 impl Net {
@@ -127,6 +129,7 @@ impl Net {
             sends_this_turn: 0,
             socks: Vec::new(),
             cqes: Vec::with_capacity(1024),
+            busy_io: std::rc::Rc::new(crate::script::busy_io::BusyIo::new(listen_fd)),
         };
         Ok((net, ring_flags))
     }
@@ -156,9 +159,15 @@ impl Net {
         core.apply_config(&core.config.clone(), None)?;
         self.arm_accept(core);
         self.arm_timer();
+        core.scripts.busy_io = Some(self.busy_io.clone());
         core.shared.ready.fetch_add(1, Ordering::SeqCst);
         loop {
             core.now = crate::util::now_ms();
+            if self.busy_io.has_handover() {
+                for (fd, unread) in self.busy_io.take_handover() {
+                    self.on_accept_with(core, fd, unread);
+                }
+            }
             let mut cqes = std::mem::take(&mut self.cqes);
             cqes.clear();
             cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
@@ -248,6 +257,11 @@ impl Net {
 
     /// A client connected: the core decides whether to take it.
     fn on_accept(&mut self, core: &mut Shard, fd: RawFd) {
+        self.on_accept_with(core, fd, Vec::new());
+    }
+
+    /// `on_accept`, with bytes the client sent that were read already.
+    fn on_accept_with(&mut self, core: &mut Shard, fd: RawFd, unread: Vec<u8>) {
         let addr = listener::sockaddr_string(fd, true);
         let laddr = listener::sockaddr_string(fd, false);
         let (idx, gen) = match core.accept_client(fd, addr, laddr) {
@@ -270,6 +284,15 @@ impl Net {
             wait_window: 0,
             scratch,
         });
+        let gen_ok = core.conn_mut(idx, gen).map(|c| {
+            c.rbuf.extend_from_slice(&unread);
+            c.authed
+        });
+        // A busy script serves new clients only where they need no AUTH.
+        self.busy_io.open.set(gen_ok.unwrap_or(false));
+        if !unread.is_empty() {
+            core.on_input(idx);
+        }
         self.arm_recv(core, idx);
     }
 

@@ -7,8 +7,9 @@
 //! interpreter's line hook (`Watch::tick`) marks the run busy once past
 //! the threshold and stops it when a kill names its run. Other shards
 //! answer -BUSY while any run is busy, and take SCRIPT KILL / FUNCTION
-//! KILL and SHUTDOWN NOSAVE. Clients connected to the busy shard itself
-//! wait (their requests are not read until the script ends).
+//! KILL and SHUTDOWN NOSAVE. New clients of the busy shard itself are
+//! answered from the hook (see `busy_io`); clients it already had wait
+//! (their requests are not read until the script ends).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -116,7 +117,7 @@ impl Busy {
         slot.function.store(function, Ordering::Release);
         slot.wrote.store(false, Ordering::Release);
         slot.run.store(run, Ordering::Release);
-        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false, describe: None }
+        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false, describe: None, io: None }
     }
 }
 
@@ -132,6 +133,8 @@ pub struct Watch {
     /// A function's name and command (None for EVAL scripts), published
     /// in the slot when the run turns busy.
     pub describe: Option<(Vec<u8>, Vec<Vec<u8>>)>,
+    /// This shard's new clients, answered while the run is busy.
+    pub io: Option<std::rc::Rc<super::busy_io::BusyIo>>,
 }
 
 impl Watch {
@@ -156,6 +159,11 @@ impl Watch {
                 self.busy.count.fetch_add(1, Ordering::AcqRel);
             }
         }
+        if self.marked {
+            if let Some(io) = &self.io {
+                io.poll(&self.busy);
+            }
+        }
         if self.killed || slot.kill.load(Ordering::Acquire) == self.run {
             self.killed = true;
             return false;
@@ -171,6 +179,9 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        if let Some(io) = &self.io {
+            io.script_ended();
+        }
         let slot = &self.busy.shards[self.idx];
         if self.marked {
             if let Ok(mut r) = slot.running.lock() {

@@ -28,6 +28,7 @@
 
 pub mod acl;
 pub mod busy;
+pub mod busy_io;
 pub mod convert;
 pub mod functions;
 pub mod libs;
@@ -233,6 +234,9 @@ pub struct Engine {
     pub nested: Vec<(usize, u64, Outcome)>,
     /// The FCALL under way, as the client sent it (see `busy::Watch::describe`).
     fcall_command: Vec<Vec<u8>>,
+    /// New clients of this shard, served while a script is busy (set by
+    /// the reactor; see `busy_io`).
+    pub busy_io: Option<std::rc::Rc<busy_io::BusyIo>>,
 }
 
 /// How a command called from a script went (commandstats).
@@ -332,6 +336,7 @@ impl Engine {
             acl: None,
             nested: Vec::new(),
             fcall_command: Vec::new(),
+            busy_io: None,
         }
     }
 
@@ -556,6 +561,7 @@ impl Engine {
         let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
         *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| {
             let mut w = b.start(self.here, matches!(which, Which::Function));
+            w.io = self.busy_io.clone();
             if matches!(which, Which::Function) {
                 w.describe = Some((label.to_vec(), std::mem::take(&mut self.fcall_command)));
             }
