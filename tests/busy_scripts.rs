@@ -159,15 +159,16 @@ fn function_stats_shows_the_busy_function_as_redis() {
     assert_eq!(shapes[..3], shapes[3..]);
 }
 
-/// A new connection whose PING gets -BUSY (connections made before the
-/// script started get PONG: try again).
+/// A new connection whose PING gets -BUSY (one the reactor accepted just
+/// before the script started gets PONG, or waits: try again).
 fn new_busy_conn(srv: &Server) -> RespConn {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut c = srv.conn();
-        c.set_read_timeout(Some(Duration::from_secs(3)));
-        let r = c.cmd(&["PING"]);
-        if r == Value::Error(BUSY_EVAL.into()) {
+        c.set_read_timeout(Some(Duration::from_secs(1)));
+        let r = c.try_cmd(&["PING"]);
+        if matches!(&r, Ok(Value::Error(e)) if e == BUSY_EVAL) {
+            c.set_read_timeout(Some(Duration::from_secs(5)));
             return c;
         }
         assert!(Instant::now() < deadline, "no BUSY reply: {r:?}");
@@ -227,4 +228,31 @@ fn new_clients_of_the_stuck_shard_get_busy() {
     for c in conns.iter_mut() {
         assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
     }
+}
+
+/// Where the default user needs a password the stuck shard serves no new
+/// client (none could AUTH there): SCRIPT KILL without AUTH gets -NOAUTH
+/// from the other shard and no answer from the stuck one.
+#[test]
+fn a_password_keeps_new_clients_of_the_stuck_shard_waiting() {
+    let srv = Server::start(2, &["--busy-reply-threshold", "100", "--requirepass", "pw"]);
+    let mut other = conn_on_shard(&srv, 1);
+    let key = key_on_shard("loop", 0, 2);
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    let mut waited = false;
+    for _ in 0..40 {
+        let mut c = RespConn::connect_to(&srv.host, srv.port).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(300)));
+        match c.try_cmd(&["SCRIPT", "KILL"]) {
+            Ok(r) => assert!(matches!(&r, Value::Error(e) if e.starts_with("NOAUTH")), "{r:?}"),
+            Err(_) => {
+                waited = true;
+                break;
+            }
+        }
+    }
+    assert!(waited, "no new connection landed on the stuck shard");
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok());
+    assert!(stuck.join().expect("stuck client").is_error());
 }

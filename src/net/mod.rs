@@ -160,6 +160,7 @@ impl Net {
         self.arm_accept(core);
         self.arm_timer();
         core.scripts.busy_io = Some(self.busy_io.clone());
+        self.refresh_busy_io(core);
         core.shared.ready.fetch_add(1, Ordering::SeqCst);
         loop {
             core.now = crate::util::now_ms();
@@ -230,6 +231,12 @@ impl Net {
         self.ring.submitter().submit_with_args(want, &args)
     }
 
+    /// What a busy script may let new clients do (see `script::busy_io`).
+    fn refresh_busy_io(&self, core: &Shard) {
+        let users = core.shared.acl.snapshot();
+        self.busy_io.refresh(&users.default_user(), core.config.protected_mode);
+    }
+
     fn arm_timer(&mut self) {
         let e = opcode::Timeout::new(&*self.timer_ts as *const types::Timespec).build().user_data(OP_TIMER);
         self.push_sqe(e);
@@ -243,6 +250,7 @@ impl Net {
             OP_SEND => self.on_send(core, idx, gen, res),
             OP_TIMER => {
                 core.cron();
+                self.refresh_busy_io(core);
                 self.accept_tick(core);
                 self.arm_timer();
             }
@@ -284,12 +292,9 @@ impl Net {
             wait_window: 0,
             scratch,
         });
-        let gen_ok = core.conn_mut(idx, gen).map(|c| {
+        if let Some(c) = core.conn_mut(idx, gen) {
             c.rbuf.extend_from_slice(&unread);
-            c.authed
-        });
-        // A busy script serves new clients only where they need no AUTH.
-        self.busy_io.open.set(gen_ok.unwrap_or(false));
+        }
         if !unread.is_empty() {
             core.on_input(idx);
         }

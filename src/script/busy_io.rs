@@ -18,8 +18,10 @@
 //!
 //! Not covered: connections the ring already holds (their bytes wait in
 //! the kernel until the script ends, as before), and servers where the
-//! default user needs a password (a new client could not authenticate
-//! here, so `poll` leaves the listener alone).
+//! default user needs a password or may not run every command (a new
+//! client could not authenticate here, nor be checked: `poll` leaves the
+//! listener alone). protected-mode refuses non-loopback peers, as the
+//! core does.
 
 use super::busy::{self, Busy};
 use crate::protocol::parse::{parse_request, Limits, ParseOutcome};
@@ -32,9 +34,12 @@ const EVERY: Duration = Duration::from_millis(2);
 
 pub struct BusyIo {
     listen_fd: RawFd,
-    /// New clients may run commands without AUTH (the reactor keeps it
-    /// current from what the core decided for its latest client).
-    pub open: Cell<bool>,
+    /// New clients may run any command without AUTH (the default user
+    /// needs no password and may run everything); kept current by the
+    /// reactor's timer (see `refresh`).
+    open: Cell<bool>,
+    /// protected-mode: only loopback clients without a password.
+    protected: Cell<bool>,
     last: Cell<Option<Instant>>,
     /// Connections accepted while busy, with their unanswered bytes.
     pending: RefCell<Vec<(RawFd, Vec<u8>, bool)>>,
@@ -47,10 +52,18 @@ impl BusyIo {
         BusyIo {
             listen_fd,
             open: Cell::new(false),
+            protected: Cell::new(true),
             last: Cell::new(None),
             pending: RefCell::default(),
             handover: RefCell::default(),
         }
+    }
+
+    /// What new clients may do, from the default user and protected-mode
+    /// (the reactor calls this on each timer tick).
+    pub fn refresh(&self, default_user: &crate::acl::user::User, protected_mode: bool) {
+        self.open.set(default_user.nopass && default_user.enabled && default_user.unrestricted());
+        self.protected.set(protected_mode);
     }
 
     /// Whether connections wait for the reactor (checked every turn).
@@ -112,6 +125,11 @@ impl BusyIo {
                 let c = libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC);
                 if c < 0 {
                     break;
+                }
+                let peer = crate::net::listener::sockaddr_string(c, true);
+                if crate::security::protected_mode_refuses(self.protected.get(), false, &peer) {
+                    crate::net::listener::refuse(c, crate::security::DENIED);
+                    continue;
                 }
                 pending.push((c, Vec::new(), false));
             }
