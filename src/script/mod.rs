@@ -287,9 +287,10 @@ fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
     let (name, body) = functions::parse_library(code)?;
     let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling function: {e}"))?;
     vm.load_deadline.set(Some(std::time::Instant::now() + sandbox::LOAD_TIMEOUT));
+    vm.load_timed_out.set(false);
     let called = vm.load_library.call::<(bool, Value)>(f);
-    let timed_out = vm.load_deadline.take().is_some_and(|d| std::time::Instant::now() >= d);
-    if timed_out {
+    vm.load_deadline.set(None);
+    if vm.load_timed_out.take() {
         // Redis's text, whatever the code's error handlers made of it.
         return Err(format!("ERR Error registering functions: ERR {}", sandbox::LOAD_TIMED_OUT));
     }

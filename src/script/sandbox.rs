@@ -392,6 +392,8 @@ pub struct Vm {
     /// load timeout). Past it every line raises, so pcall cannot keep
     /// the code running.
     pub load_deadline: Rc<Cell<Option<std::time::Instant>>>,
+    /// The hook stopped library code at `load_deadline`.
+    pub load_timed_out: Rc<Cell<bool>>,
 }
 
 /// How long a library's top-level code may run (Redis's LOAD_TIMEOUT_MS).
@@ -477,11 +479,14 @@ impl Vm {
         let w = watch.clone();
         let load_deadline: Rc<Cell<Option<std::time::Instant>>> = Rc::default();
         let ld = load_deadline.clone();
+        let load_timed_out: Rc<Cell<bool>> = Rc::default();
+        let lt = load_timed_out.clone();
         lua.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, debug| {
             if debug.source().source.as_deref() == Some(chunk) {
                 l.set(debug.curr_line() as i64);
             }
             if ld.get().is_some_and(|d| std::time::Instant::now() >= d) {
+                lt.set(true);
                 return Err(mlua::Error::runtime(LOAD_TIMED_OUT));
             }
             // A loop jumps back, which is a line event too: a script that
@@ -516,7 +521,7 @@ impl Vm {
             ))
             .map_err(e)?;
         let globals = lua.globals();
-        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch, load_deadline })
+        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch, load_deadline, load_timed_out })
     }
 
     /// Compile a script body as Redis names it (`@user_script`), in the
