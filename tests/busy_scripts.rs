@@ -256,3 +256,31 @@ fn a_password_keeps_new_clients_of_the_stuck_shard_waiting() {
     assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok());
     assert!(stuck.join().expect("stuck client").is_error());
 }
+
+/// Connections the stuck shard already had are answered too while idle;
+/// a command allowed while busy (MULTI) and what follows it wait, and run
+/// in order once the script ends. 1 and 4 shards.
+#[test]
+fn idle_clients_of_the_stuck_shard_are_answered() {
+    for shards in [1, 4] {
+        let srv = Server::start(shards, &["--busy-reply-threshold", "100"]);
+        let mut idle = conn_on_shard(&srv, 0);
+        let mut killer = conn_on_shard(&srv, 0);
+        let mut held = conn_on_shard(&srv, 0);
+        for c in [&mut idle, &mut killer, &mut held] {
+            assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+            c.set_read_timeout(Some(Duration::from_secs(5)));
+        }
+        let key = key_on_shard("loop", 0, shards);
+        let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
+        assert_eq!(wait_busy(&mut idle), Value::Error(BUSY_EVAL.into()), "{shards} shards");
+        held.send_raw(b"GET x\r\nMULTI\r\nPING\r\n").expect("send");
+        assert_eq!(held.read_value().expect("reply"), Value::Error(BUSY_EVAL.into()));
+        assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Value::ok(), "{shards} shards");
+        assert!(stuck.join().expect("stuck client").is_error());
+        assert_eq!(held.read_value().expect("reply"), Value::ok());
+        assert_eq!(held.read_value().expect("reply"), Value::Simple("QUEUED".into()));
+        assert_eq!(held.cmd(&["EXEC"]), Value::Array(vec![Value::Simple("PONG".into())]));
+        assert_eq!(idle.cmd(&["PING"]), Value::Simple("PONG".into()));
+    }
+}

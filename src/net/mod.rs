@@ -86,6 +86,9 @@ pub struct Net {
     cqes: Vec<(u64, i32, u32)>,
     /// Clients accepted by a busy script's hook (see `script::busy_io`).
     busy_io: std::rc::Rc<crate::script::busy_io::BusyIo>,
+    /// The ring defers its task work to this thread (DEFER_TASKRUN): a
+    /// busy script's hook may then read idle connections' sockets.
+    deferred: bool,
 }
 
 impl Net {
@@ -130,6 +133,7 @@ impl Net {
             socks: Vec::new(),
             cqes: Vec::with_capacity(1024),
             busy_io: std::rc::Rc::new(crate::script::busy_io::BusyIo::new(listen_fd)),
+            deferred: ring_flags.contains("defer_taskrun"),
         };
         Ok((net, ring_flags))
     }
@@ -167,6 +171,14 @@ impl Net {
             if self.busy_io.has_handover() {
                 for (fd, unread) in self.busy_io.take_handover() {
                     self.on_accept_with(core, fd, unread);
+                }
+                for (idx, gen, unread) in self.busy_io.take_held() {
+                    if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
+                        // Read before anything the ring reads next.
+                        c.rbuf.splice(0..0, unread);
+                        self.busy_io.set_idle(idx, None);
+                        core.on_input(idx);
+                    }
                 }
             }
             let mut cqes = std::mem::take(&mut self.cqes);
@@ -297,8 +309,20 @@ impl Net {
         }
         if !unread.is_empty() {
             core.on_input(idx);
+        } else {
+            self.note_idle(core, idx, gen);
         }
         self.arm_recv(core, idx);
+    }
+
+    /// Record whether connection `idx` is idle for a busy script's hook.
+    fn note_idle(&self, core: &mut Shard, idx: u32, gen: u32) {
+        if !self.deferred {
+            return;
+        }
+        let fd = self.socks.get(idx as usize).and_then(|s| s.as_ref()).filter(|s| !s.send_inflight).map(|s| s.fd);
+        let idle = core.conn_mut(idx, gen).is_some_and(|c| c.idle_for_busy());
+        self.busy_io.set_idle(idx, fd.filter(|_| idle).map(|fd| (fd, gen)));
     }
 
     fn sock(&mut self, idx: u32, gen: u32) -> Option<&mut Sock> {
@@ -396,6 +420,7 @@ impl Net {
         }
         let n = res as usize;
         self.wait_policy.on_recv(&mut s.wait_window);
+        self.busy_io.set_idle(idx, None);
         if plain {
             // SAFETY: the kernel wrote `n` bytes into the scratch's spare capacity.
             unsafe { s.scratch.set_len(n.min(s.scratch.capacity())) };
@@ -418,6 +443,7 @@ impl Net {
             return;
         }
         s.send_inflight = true;
+        self.busy_io.set_idle(idx, None);
         let e = send_rest(s, &c.sending[c.sent..], idx);
         self.sends_this_turn += 1;
         self.push_sqe(e);
@@ -443,6 +469,7 @@ impl Net {
             return self.start_send(core, idx);
         }
         core.on_sent(idx);
+        self.note_idle(core, idx, gen);
         if !recv_inflight {
             // Output drained: a paused reader may continue.
             core.resume(idx);
@@ -524,6 +551,7 @@ impl Net {
     /// The core closed connection `idx`: shut the socket down so pending
     /// operations complete promptly, and free it once none is left.
     fn close(&mut self, core: &mut Shard, idx: u32) {
+        self.busy_io.set_idle(idx, None);
         let Some(Some(s)) = self.socks.get_mut(idx as usize) else { return };
         if s.closing {
             return;

@@ -16,8 +16,14 @@
 //! their unread bytes go to the reactor (`take_handover`), which registers
 //! them as if just accepted.
 //!
-//! Not covered: connections the ring already holds (their bytes wait in
-//! the kernel until the script ends, as before), and servers where the
+//! The shard's own connections are served the same way while idle
+//! (`Conn::idle_for_busy`: nothing unread or unsent, no MULTI, pub/sub,
+//! blocking or CLIENT REPLY state, a user that may run everything), which
+//! the reactor records on each finished send and clears on each receive;
+//! bytes left unanswered go back in front of the connection's input. Only
+//! on rings with DEFER_TASKRUN, where no receive can complete behind the
+//! hook's back. Not covered: connections that are not idle (they wait
+//! until the script ends, as before), and servers where the
 //! default user needs a password or may not run every command (a new
 //! client could not authenticate here, nor be checked: `poll` leaves the
 //! listener alone). protected-mode refuses non-loopback peers, as the
@@ -45,6 +51,14 @@ pub struct BusyIo {
     pending: RefCell<Vec<(RawFd, Vec<u8>, bool)>>,
     /// Connections for the reactor once the script ended.
     handover: RefCell<Vec<(RawFd, Vec<u8>)>>,
+    /// The reactor's connections by index, while idle (`Conn::idle_for_busy`
+    /// and nothing in flight): (fd, generation).
+    idle: RefCell<Vec<Option<(RawFd, u32)>>>,
+    /// Bytes read from idle connections while busy and not answered:
+    /// (index, generation, bytes, peer gone).
+    held: RefCell<Vec<(u32, u32, Vec<u8>, bool)>>,
+    /// `held`, for the reactor once the script ended.
+    held_over: RefCell<Vec<(u32, u32, Vec<u8>)>>,
 }
 
 impl BusyIo {
@@ -56,6 +70,9 @@ impl BusyIo {
             last: Cell::new(None),
             pending: RefCell::default(),
             handover: RefCell::default(),
+            idle: RefCell::default(),
+            held: RefCell::default(),
+            held_over: RefCell::default(),
         }
     }
 
@@ -66,10 +83,30 @@ impl BusyIo {
         self.protected.set(protected_mode);
     }
 
-    /// Whether connections wait for the reactor (checked every turn).
+    /// Connection `idx` is idle (Some) or not (None) (from the reactor).
+    #[inline]
+    pub fn set_idle(&self, idx: u32, fd_gen: Option<(RawFd, u32)>) {
+        let mut idle = self.idle.borrow_mut();
+        let i = idx as usize;
+        if idle.len() <= i {
+            if fd_gen.is_none() {
+                return;
+            }
+            idle.resize(i + 1, None);
+        }
+        idle[i] = fd_gen;
+    }
+
+    /// Whether connections or bytes wait for the reactor (checked every turn).
     #[inline]
     pub fn has_handover(&self) -> bool {
-        !self.handover.borrow().is_empty()
+        !self.handover.borrow().is_empty() || !self.held_over.borrow().is_empty()
+    }
+
+    /// Unanswered bytes of the reactor's own connections: (index,
+    /// generation, bytes to put before anything it reads next).
+    pub fn take_held(&self) -> Vec<(u32, u32, Vec<u8>)> {
+        std::mem::take(&mut *self.held_over.borrow_mut())
     }
 
     pub fn take_handover(&self) -> Vec<(RawFd, Vec<u8>)> {
@@ -89,6 +126,12 @@ impl BusyIo {
                 handover.push((fd, buf));
             }
         }
+        let mut over = self.held_over.borrow_mut();
+        for (idx, gen, buf, _) in self.held.borrow_mut().drain(..) {
+            if !buf.is_empty() {
+                over.push((idx, gen, buf));
+            }
+        }
     }
 
     /// Serve new clients while the script runs (from the hook; rate-limited).
@@ -106,6 +149,26 @@ impl BusyIo {
         for (fd, buf, closed) in pending.iter_mut() {
             if !*closed {
                 *closed = serve(*fd, buf, busy);
+            }
+        }
+        // The reactor's idle connections: their bytes wait in the socket
+        // (the ring's receive completes only when this thread enters it).
+        let idle = self.idle.borrow();
+        let mut held = self.held.borrow_mut();
+        for (idx, slot) in idle.iter().enumerate() {
+            let Some((fd, gen)) = *slot else { continue };
+            let idx = idx as u32;
+            let h = match held.iter().position(|h| h.0 == idx && h.1 == gen) {
+                Some(i) => i,
+                None => {
+                    held.push((idx, gen, Vec::new(), false));
+                    held.len() - 1
+                }
+            };
+            let entry = &mut held[h];
+            if !entry.3 {
+                // A peer gone: the ring sees the end of stream too.
+                entry.3 = serve(fd, &mut entry.2, busy);
             }
         }
     }
