@@ -7,8 +7,8 @@
 //! interpreter's line hook (`Watch::tick`) marks the run busy once past
 //! the threshold and stops it when a kill names its run. Other shards
 //! answer -BUSY while any run is busy, and take SCRIPT KILL / FUNCTION
-//! KILL and SHUTDOWN NOSAVE. New clients of the busy shard itself are
-//! answered from the hook (see `busy_io`); clients it already had wait
+//! KILL and SHUTDOWN NOSAVE. The busy shard's own new and idle clients
+//! are answered from the hook (see `busy_io`); its other clients wait
 //! (their requests are not read until the script ends).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
