@@ -35,6 +35,10 @@ use std::cell::{Cell, RefCell};
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
+/// An idle connection's bytes read while busy: (index, generation,
+/// bytes not answered, peer gone).
+type Held = (u32, u32, Vec<u8>, bool);
+
 /// How often a busy script looks at its shard's clients.
 const EVERY: Duration = Duration::from_millis(2);
 
@@ -56,7 +60,7 @@ pub struct BusyIo {
     idle: RefCell<Vec<Option<(RawFd, u32)>>>,
     /// Bytes read from idle connections while busy and not answered:
     /// (index, generation, bytes, peer gone).
-    held: RefCell<Vec<(u32, u32, Vec<u8>, bool)>>,
+    held: RefCell<Vec<Held>>,
     /// `held`, for the reactor once the script ended.
     held_over: RefCell<Vec<(u32, u32, Vec<u8>)>>,
 }
