@@ -104,3 +104,183 @@ fn a_script_that_wrote_is_unkillable_but_shutdown_nosave_works() {
     let _ = other.try_cmd(&["SHUTDOWN", "NOSAVE"]);
     assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "the server did not exit");
 }
+
+/// FUNCTION STATS's reply with duration_ms zeroed (it is a time).
+fn stats_shape(mut v: Value) -> (Value, i64) {
+    let mut ms = -1;
+    if let Value::Array(top) = &mut v {
+        if let Some(Value::Array(run)) = top.get_mut(1) {
+            if let Some(Value::Int(d)) = run.get_mut(5) {
+                ms = *d;
+                *d = 0;
+            }
+        }
+    }
+    (v, ms)
+}
+
+/// FUNCTION STATS shows a busy function (name, the command as sent, how
+/// long it runs) as redis-server does, and answers BUSY while an EVAL
+/// script is busy.
+#[test]
+fn function_stats_shows_the_busy_function_as_redis() {
+    let lib = "#!lua name=spin\nredis.register_function('spin', function() while true do end end)";
+    let redis = Server::start_redis_with(&["--busy-reply-threshold", "100"]);
+    let srv = start();
+    let key = key_on_shard("spin", 0, 2);
+    let mut shapes = Vec::new();
+    for (name, stuck_conn, mut other) in [
+        ("redis", redis.conn(), redis.conn()),
+        ("shardis", conn_on_shard(&srv, 0), conn_on_shard(&srv, 1)),
+    ] {
+        assert_eq!(other.cmd(&["FUNCTION", "LOAD", lib]), Value::bulk("spin"));
+        let run = |mut c: RespConn, cmd: Vec<String>| {
+            std::thread::spawn(move || {
+                let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+                c.cmd(&args)
+            })
+        };
+        let stuck = run(stuck_conn, vec!["fcall".into(), "spin".into(), "1".into(), key.clone(), "arg".into()]);
+        assert_eq!(wait_busy(&mut other), Value::Error(BUSY_FUNCTION.into()), "{name}");
+        let (shape, ms) = stats_shape(other.cmd(&["FUNCTION", "STATS"]));
+        assert!(ms >= 100, "{name}: duration_ms {ms}");
+        shapes.push(shape);
+        assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::ok(), "{name}");
+        assert!(stuck.join().expect("stuck client").is_error());
+        // A busy EVAL script: FUNCTION STATS is refused.
+        let stuck_conn = if name == "redis" { redis.conn() } else { conn_on_shard(&srv, 0) };
+        let stuck = run(stuck_conn, vec!["EVAL".into(), "while true do end".into(), "1".into(), key.clone()]);
+        assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()), "{name}");
+        shapes.push(other.cmd(&["FUNCTION", "STATS"]));
+        assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok(), "{name}");
+        assert!(stuck.join().expect("stuck client").is_error());
+        shapes.push(other.cmd(&["FUNCTION", "STATS"]));
+    }
+    assert_eq!(shapes[..3], shapes[3..]);
+}
+
+/// A new connection whose PING gets -BUSY (one the reactor accepted just
+/// before the script started gets PONG, or waits: try again).
+fn new_busy_conn(srv: &Server) -> RespConn {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = srv.conn();
+        c.set_read_timeout(Some(Duration::from_secs(1)));
+        let r = c.try_cmd(&["PING"]);
+        if matches!(&r, Ok(Value::Error(e)) if e == BUSY_EVAL) {
+            c.set_read_timeout(Some(Duration::from_secs(5)));
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no BUSY reply: {r:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// With one shard no other shard can answer: the stuck shard's own hook
+/// serves new clients (-BUSY, SCRIPT KILL, SHUTDOWN NOSAVE), and they go
+/// on as ordinary clients once the script ends.
+#[test]
+fn a_one_shard_server_answers_while_busy() {
+    let mut srv = Server::start(1, &["--busy-reply-threshold", "100"]);
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "0".into()]);
+    let mut other = new_busy_conn(&srv);
+    assert_eq!(other.cmd(&["GET", "x"]), Value::Error(BUSY_EVAL.into()));
+    assert_eq!(other.cmd(&["FUNCTION", "KILL"]), Value::Error(BUSY_EVAL.into()));
+    let mut killer = srv.conn();
+    assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Value::ok());
+    let r = stuck.join().expect("stuck client");
+    assert!(
+        matches!(&r, Value::Error(e) if e.starts_with("ERR Script killed by user with SCRIPT KILL... script: ") && e.ends_with(", on @user_script:1.")),
+        "{r:?}"
+    );
+    assert_eq!(other.cmd(&["PING"]), Value::Simple("PONG".into()));
+    assert_eq!(killer.cmd(&["SET", "x", "1"]), Value::ok());
+    assert_eq!(other.cmd(&["GET", "x"]), Value::bulk("1"));
+    // A script that wrote cannot be killed; SHUTDOWN NOSAVE ends the server.
+    let _stuck = run_stuck(&srv, vec!["EVAL".into(), "redis.call('set', 'w', 1) while true do end".into(), "0".into()]);
+    let mut c = new_busy_conn(&srv);
+    let r = c.cmd(&["SCRIPT", "KILL"]);
+    assert!(matches!(&r, Value::Error(e) if e.starts_with("UNKILLABLE")), "{r:?}");
+    assert_eq!(c.cmd(&["SHUTDOWN"]), Value::Error(BUSY_EVAL.into()));
+    let _ = c.try_cmd(&["SHUTDOWN", "NOSAVE"]);
+    assert!(srv.wait_exit(Duration::from_secs(10)).is_some(), "the server did not exit");
+}
+
+/// On 4 shards, new clients landing on the stuck shard are answered too
+/// (before, only the other shards answered): every one of many new
+/// connections gets -BUSY, some of them on the stuck shard.
+#[test]
+fn new_clients_of_the_stuck_shard_get_busy() {
+    let srv = Server::start(4, &["--busy-reply-threshold", "100"]);
+    let mut other = conn_on_shard(&srv, 1);
+    let key = key_on_shard("loop", 0, 4);
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    let mut conns: Vec<RespConn> = (0..32).map(|_| srv.conn()).collect();
+    for c in conns.iter_mut() {
+        c.set_read_timeout(Some(Duration::from_secs(3)));
+        assert_eq!(c.cmd(&["PING"]), Value::Error(BUSY_EVAL.into()));
+    }
+    assert_eq!(conns[0].cmd(&["SCRIPT", "KILL"]), Value::ok());
+    assert!(stuck.join().expect("stuck client").is_error());
+    let on_stuck = conns.iter_mut().filter_map(common::shards::conn_shard).filter(|&s| s == 0).count();
+    assert!(on_stuck > 0, "no new connection landed on shard 0");
+    for c in conns.iter_mut() {
+        assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+    }
+}
+
+/// Where the default user needs a password the stuck shard serves no new
+/// client (none could AUTH there): SCRIPT KILL without AUTH gets -NOAUTH
+/// from the other shard and no answer from the stuck one.
+#[test]
+fn a_password_keeps_new_clients_of_the_stuck_shard_waiting() {
+    let srv = Server::start(2, &["--busy-reply-threshold", "100", "--requirepass", "pw"]);
+    let mut other = conn_on_shard(&srv, 1);
+    let key = key_on_shard("loop", 0, 2);
+    let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
+    assert_eq!(wait_busy(&mut other), Value::Error(BUSY_EVAL.into()));
+    let mut waited = false;
+    for _ in 0..40 {
+        let mut c = RespConn::connect_to(&srv.host, srv.port).expect("connect");
+        c.set_read_timeout(Some(Duration::from_millis(300)));
+        match c.try_cmd(&["SCRIPT", "KILL"]) {
+            Ok(r) => assert!(matches!(&r, Value::Error(e) if e.starts_with("NOAUTH")), "{r:?}"),
+            Err(_) => {
+                waited = true;
+                break;
+            }
+        }
+    }
+    assert!(waited, "no new connection landed on the stuck shard");
+    assert_eq!(other.cmd(&["SCRIPT", "KILL"]), Value::ok());
+    assert!(stuck.join().expect("stuck client").is_error());
+}
+
+/// Connections the stuck shard already had are answered too while idle;
+/// a command allowed while busy (MULTI) and what follows it wait, and run
+/// in order once the script ends. 1 and 4 shards.
+#[test]
+fn idle_clients_of_the_stuck_shard_are_answered() {
+    for shards in [1, 4] {
+        let srv = Server::start(shards, &["--busy-reply-threshold", "100"]);
+        let mut idle = conn_on_shard(&srv, 0);
+        let mut killer = conn_on_shard(&srv, 0);
+        let mut held = conn_on_shard(&srv, 0);
+        for c in [&mut idle, &mut killer, &mut held] {
+            assert_eq!(c.cmd(&["PING"]), Value::Simple("PONG".into()));
+            c.set_read_timeout(Some(Duration::from_secs(5)));
+        }
+        let key = key_on_shard("loop", 0, shards);
+        let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
+        assert_eq!(wait_busy(&mut idle), Value::Error(BUSY_EVAL.into()), "{shards} shards");
+        held.send_raw(b"GET x\r\nMULTI\r\nPING\r\n").expect("send");
+        assert_eq!(held.read_value().expect("reply"), Value::Error(BUSY_EVAL.into()));
+        assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Value::ok(), "{shards} shards");
+        assert!(stuck.join().expect("stuck client").is_error());
+        assert_eq!(held.read_value().expect("reply"), Value::ok());
+        assert_eq!(held.read_value().expect("reply"), Value::Simple("QUEUED".into()));
+        assert_eq!(held.cmd(&["EXEC"]), Value::Array(vec![Value::Simple("PONG".into())]));
+        assert_eq!(idle.cmd(&["PING"]), Value::Simple("PONG".into()));
+    }
+}

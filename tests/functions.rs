@@ -182,6 +182,14 @@ const CASES: &[Case] = &[
             "#!lua name=x\nredis.register_function('a', function() end) redis.log(redis.LOG_WARNING, 'hi')",
         ],
     ],
+    // Library code that runs too long stops at Redis's 500 ms load
+    // timeout (pcall cannot keep it going), and the shard goes on.
+    &[
+        &["FUNCTION", "LOAD", "#!lua name=x\nwhile true do end"],
+        &["FUNCTION", "LOAD", "#!lua name=x\nwhile true do pcall(function() while true do end end) end"],
+        &["FUNCTION", "LIST"],
+        &["PING"],
+    ],
     // EVAL with a shebang.
     &[
         &["EVAL", "#!lua\nreturn 1", "0"],
@@ -442,5 +450,59 @@ fn info_reports_scripts_and_functions() {
             })
         };
         assert_eq!(calls(&mut c), calls(&mut r), "{shards} shards");
+    }
+}
+
+/// FUNCTION DUMP is Redis 7.0's payload: byte for byte what redis-server
+/// writes with `rdbcompression no` (one library: Redis's order of
+/// several follows its hash table); a payload from redis-server (LZF
+/// compressed) restores into shardis on 1 and 4 shards, and shardis's
+/// into redis-server; RESTORE's policies answer as Redis's.
+#[test]
+fn function_dump_is_redis_format() {
+    let plain = Server::start_redis_with(&["--rdbcompression", "no"]);
+    let mut p = plain.conn();
+    p.cmd(&["FUNCTION", "LOAD", LIB]);
+    let want = p.cmd(&["FUNCTION", "DUMP"]);
+    let redis = Server::start_redis();
+    let mut r = redis.conn();
+    r.cmd(&["FUNCTION", "LOAD", LIB]);
+    r.cmd(&["FUNCTION", "LOAD", LIB_X]);
+    let from_redis = r.cmd(&["FUNCTION", "DUMP"]).as_bytes().expect("redis payload").to_vec();
+    let policies = |c: &mut RespConn, payload: &[u8]| -> Vec<Value> {
+        let restore = |c: &mut RespConn, extra: &[&[u8]]| {
+            let mut args: Vec<&[u8]> = vec![b"FUNCTION", b"RESTORE", payload];
+            args.extend_from_slice(extra);
+            c.cmd(&args)
+        };
+        c.cmd(&["FUNCTION", "FLUSH"]);
+        c.cmd(&["FUNCTION", "LOAD", LIB_F1]);
+        vec![
+            restore(c, &[]),
+            c.cmd(&["FUNCTION", "LOAD", LIB]),
+            restore(c, &[]),
+            restore(c, &[b"APPEND"]),
+            restore(c, &[b"REPLACE"]),
+            restore(c, &[b"FLUSH"]),
+            restore(c, &[b"bad"]),
+            c.cmd(&["FCALL", "f1", "1", "{t}k", "a"]),
+            c.cmd(&["FCALL", "c", "0"]),
+            c.cmd(&["FCALL", "F1", "0"]),
+            c.cmd(&[&b"FUNCTION"[..], b"RESTORE", &payload[..payload.len() - 1]]),
+            c.cmd(&[&b"FUNCTION"[..], b"RESTORE", b"\x00\x01v\n\x00\x91\x08\xce\xb2\x198\x8a\xce"]),
+        ]
+    };
+    let want_policies = policies(&mut r, &from_redis);
+    for shards in [1, 4] {
+        let srv = Server::start(shards, &[]);
+        let mut c = srv.conn();
+        assert_eq!(c.cmd(&["FUNCTION", "LOAD", LIB]), Value::bulk("mylib"));
+        assert_eq!(c.cmd(&["FUNCTION", "DUMP"]), want, "{shards} shards: one library's DUMP");
+        assert_eq!(policies(&mut c, &from_redis), want_policies, "{shards} shards: RESTORE of redis's payload");
+        // shardis's payload of two libraries restores into redis-server.
+        let ours = c.cmd(&["FUNCTION", "DUMP"]).as_bytes().expect("payload").to_vec();
+        r.cmd(&["FUNCTION", "FLUSH"]);
+        assert_eq!(r.cmd(&[&b"FUNCTION"[..], b"RESTORE", &ours]), Value::ok());
+        assert_eq!(r.cmd(&["FCALL", "c", "0"]), c.cmd(&["FCALL", "c", "0"]));
     }
 }

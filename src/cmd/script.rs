@@ -65,7 +65,7 @@ fn run_function(ctx: &mut Ctx, args: &Args, read_only: bool) {
     let Some(engine) = ctx.scripts.take() else {
         return ctx.error("ERR scripts cannot run in this context");
     };
-    engine.fcall(ctx, args.get(1), keys, argv, read_only);
+    engine.fcall(ctx, args, args.get(1), keys, argv, read_only);
     ctx.scripts = Some(engine);
 }
 

@@ -84,6 +84,11 @@ pub struct Net {
     sends_this_turn: usize,
     socks: Vec<Option<Sock>>,
     cqes: Vec<(u64, i32, u32)>,
+    /// Clients accepted by a busy script's hook (see `script::busy_io`).
+    busy_io: std::rc::Rc<crate::script::busy_io::BusyIo>,
+    /// The ring defers its task work to this thread (DEFER_TASKRUN): a
+    /// busy script's hook may then read idle connections' sockets.
+    deferred: bool,
 }
 
 impl Net {
@@ -127,6 +132,8 @@ impl Net {
             sends_this_turn: 0,
             socks: Vec::new(),
             cqes: Vec::with_capacity(1024),
+            busy_io: std::rc::Rc::new(crate::script::busy_io::BusyIo::new(listen_fd)),
+            deferred: ring_flags.contains("defer_taskrun"),
         };
         Ok((net, ring_flags))
     }
@@ -156,9 +163,24 @@ impl Net {
         core.apply_config(&core.config.clone(), None)?;
         self.arm_accept(core);
         self.arm_timer();
+        core.scripts.busy_io = Some(self.busy_io.clone());
+        self.refresh_busy_io(core);
         core.shared.ready.fetch_add(1, Ordering::SeqCst);
         loop {
             core.now = crate::util::now_ms();
+            if self.busy_io.has_handover() {
+                for (fd, unread) in self.busy_io.take_handover() {
+                    self.on_accept_with(core, fd, unread);
+                }
+                for (idx, gen, unread) in self.busy_io.take_held() {
+                    if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
+                        // Read before anything the ring reads next.
+                        c.rbuf.splice(0..0, unread);
+                        self.busy_io.set_idle(idx, None);
+                        core.on_input(idx);
+                    }
+                }
+            }
             let mut cqes = std::mem::take(&mut self.cqes);
             cqes.clear();
             cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
@@ -221,6 +243,12 @@ impl Net {
         self.ring.submitter().submit_with_args(want, &args)
     }
 
+    /// What a busy script may let new clients do (see `script::busy_io`).
+    fn refresh_busy_io(&self, core: &Shard) {
+        let users = core.shared.acl.snapshot();
+        self.busy_io.refresh(&users.default_user(), core.config.protected_mode);
+    }
+
     fn arm_timer(&mut self) {
         let e = opcode::Timeout::new(&*self.timer_ts as *const types::Timespec).build().user_data(OP_TIMER);
         self.push_sqe(e);
@@ -234,6 +262,7 @@ impl Net {
             OP_SEND => self.on_send(core, idx, gen, res),
             OP_TIMER => {
                 core.cron();
+                self.refresh_busy_io(core);
                 self.accept_tick(core);
                 self.arm_timer();
             }
@@ -248,6 +277,11 @@ impl Net {
 
     /// A client connected: the core decides whether to take it.
     fn on_accept(&mut self, core: &mut Shard, fd: RawFd) {
+        self.on_accept_with(core, fd, Vec::new());
+    }
+
+    /// `on_accept`, with bytes the client sent that were read already.
+    fn on_accept_with(&mut self, core: &mut Shard, fd: RawFd, unread: Vec<u8>) {
         let addr = listener::sockaddr_string(fd, true);
         let laddr = listener::sockaddr_string(fd, false);
         let (idx, gen) = match core.accept_client(fd, addr, laddr) {
@@ -270,7 +304,25 @@ impl Net {
             wait_window: 0,
             scratch,
         });
+        if let Some(c) = core.conn_mut(idx, gen) {
+            c.rbuf.extend_from_slice(&unread);
+        }
+        if !unread.is_empty() {
+            core.on_input(idx);
+        } else {
+            self.note_idle(core, idx, gen);
+        }
         self.arm_recv(core, idx);
+    }
+
+    /// Record whether connection `idx` is idle for a busy script's hook.
+    fn note_idle(&self, core: &mut Shard, idx: u32, gen: u32) {
+        if !self.deferred {
+            return;
+        }
+        let fd = self.socks.get(idx as usize).and_then(|s| s.as_ref()).filter(|s| !s.send_inflight).map(|s| s.fd);
+        let idle = core.conn_mut(idx, gen).is_some_and(|c| c.idle_for_busy());
+        self.busy_io.set_idle(idx, fd.filter(|_| idle).map(|fd| (fd, gen)));
     }
 
     fn sock(&mut self, idx: u32, gen: u32) -> Option<&mut Sock> {
@@ -368,6 +420,7 @@ impl Net {
         }
         let n = res as usize;
         self.wait_policy.on_recv(&mut s.wait_window);
+        self.busy_io.set_idle(idx, None);
         if plain {
             // SAFETY: the kernel wrote `n` bytes into the scratch's spare capacity.
             unsafe { s.scratch.set_len(n.min(s.scratch.capacity())) };
@@ -390,6 +443,7 @@ impl Net {
             return;
         }
         s.send_inflight = true;
+        self.busy_io.set_idle(idx, None);
         let e = send_rest(s, &c.sending[c.sent..], idx);
         self.sends_this_turn += 1;
         self.push_sqe(e);
@@ -415,6 +469,7 @@ impl Net {
             return self.start_send(core, idx);
         }
         core.on_sent(idx);
+        self.note_idle(core, idx, gen);
         if !recv_inflight {
             // Output drained: a paused reader may continue.
             core.resume(idx);
@@ -496,6 +551,7 @@ impl Net {
     /// The core closed connection `idx`: shut the socket down so pending
     /// operations complete promptly, and free it once none is left.
     fn close(&mut self, core: &mut Shard, idx: u32) {
+        self.busy_io.set_idle(idx, None);
         let Some(Some(s)) = self.socks.get_mut(idx as usize) else { return };
         if s.closing {
             return;

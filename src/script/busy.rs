@@ -7,11 +7,12 @@
 //! interpreter's line hook (`Watch::tick`) marks the run busy once past
 //! the threshold and stops it when a kill names its run. Other shards
 //! answer -BUSY while any run is busy, and take SCRIPT KILL / FUNCTION
-//! KILL and SHUTDOWN NOSAVE. Clients connected to the busy shard itself
-//! wait (their requests are not read until the script ends).
+//! KILL and SHUTDOWN NOSAVE. The busy shard's own new and idle clients
+//! are answered from the hook (see `busy_io`); its other clients wait
+//! (their requests are not read until the script ends).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub const BUSY_EVAL: &str = "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
@@ -33,6 +34,17 @@ pub struct Slot {
     pub wrote: AtomicBool,
     /// A kill request for this run id.
     pub kill: AtomicU64,
+    /// The busy function, for FUNCTION STATS: set when a function is
+    /// marked busy (so a call that ends in time never takes the lock).
+    pub running: Mutex<Option<Running>>,
+}
+
+/// A busy function as FUNCTION STATS shows it.
+#[derive(Clone)]
+pub struct Running {
+    pub name: Vec<u8>,
+    pub command: Vec<Vec<u8>>,
+    pub start: Instant,
 }
 
 /// Every shard's slot and the threshold.
@@ -84,6 +96,20 @@ impl Busy {
         Some(if f { BUSY_FUNCTION } else { BUSY_EVAL })
     }
 
+    /// The busy function FUNCTION STATS shows (Err: an EVAL script is
+    /// busy, which FUNCTION STATS answers with BUSY, as Redis).
+    pub fn running_function(&self) -> Result<Option<Running>, &'static str> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return Ok(None);
+        }
+        for s in &self.shards {
+            if let Some(r) = s.running.lock().ok().and_then(|r| r.clone()) {
+                return Ok(Some(r));
+            }
+        }
+        Err(BUSY_EVAL)
+    }
+
     /// Start watching a run on shard `idx`.
     pub fn start(self: &Arc<Busy>, idx: usize, function: bool) -> Watch {
         let run = self.next_run.fetch_add(1, Ordering::Relaxed);
@@ -91,7 +117,7 @@ impl Busy {
         slot.function.store(function, Ordering::Release);
         slot.wrote.store(false, Ordering::Release);
         slot.run.store(run, Ordering::Release);
-        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false }
+        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false, describe: None, io: None }
     }
 }
 
@@ -104,6 +130,11 @@ pub struct Watch {
     n: u32,
     marked: bool,
     pub killed: bool,
+    /// A function's name and command (None for EVAL scripts), published
+    /// in the slot when the run turns busy.
+    pub describe: Option<(Vec<u8>, Vec<Vec<u8>>)>,
+    /// This shard's new clients, answered while the run is busy.
+    pub io: Option<std::rc::Rc<super::busy_io::BusyIo>>,
 }
 
 impl Watch {
@@ -119,8 +150,18 @@ impl Watch {
             let limit = self.busy.threshold_ms.load(Ordering::Relaxed).max(0) as u128;
             if self.start.elapsed().as_millis() >= limit {
                 self.marked = true;
+                if let Some((name, command)) = self.describe.take() {
+                    if let Ok(mut r) = slot.running.lock() {
+                        *r = Some(Running { name, command, start: self.start });
+                    }
+                }
                 slot.busy.store(true, Ordering::Release);
                 self.busy.count.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        if self.marked {
+            if let Some(io) = &self.io {
+                io.poll(&self.busy);
             }
         }
         if self.killed || slot.kill.load(Ordering::Acquire) == self.run {
@@ -138,8 +179,14 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        if let Some(io) = &self.io {
+            io.script_ended();
+        }
         let slot = &self.busy.shards[self.idx];
         if self.marked {
+            if let Ok(mut r) = slot.running.lock() {
+                *r = None;
+            }
             slot.busy.store(false, Ordering::Release);
             self.busy.count.fetch_sub(1, Ordering::AcqRel);
         }

@@ -142,24 +142,54 @@ pub fn parse_shebang(body: &[u8]) -> Result<Option<(u32, usize)>, String> {
     Ok(Some((flags, nl)))
 }
 
-/// FUNCTION DUMP's payload (shardis's own format, which RESTORE takes):
-/// `SHFN` 1, then per library a u32 (big-endian) length and its code,
-/// then the CRC32C of everything before it.
+/// RDB_OPCODE_FUNCTION2: one library, its code as an RDB string.
+const OPCODE_FUNCTION2: u8 = 245;
+
+/// FUNCTION DUMP's payload, in Redis 7.0's format: per library the
+/// FUNCTION2 opcode and its code as an RDB string, then the RDB version
+/// and CRC-64 trailer a key's DUMP has. Libraries go in name order
+/// (Redis's follow its hash table, so they vary between its processes);
+/// strings are not LZF-compressed (Redis reads either, and writes them
+/// so with `rdbcompression no`).
 pub fn dump(libs: &Libs) -> Vec<u8> {
-    let mut out = b"SHFN\x01".to_vec();
+    let mut out = Vec::new();
     for code in libs.libs.values() {
-        out.extend_from_slice(&(code.len() as u32).to_be_bytes());
-        out.extend_from_slice(code);
+        out.push(OPCODE_FUNCTION2);
+        crate::rdb::put_string(&mut out, code);
     }
-    let crc = crate::persist::crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_be_bytes());
+    out.extend_from_slice(&crate::rdb::RDB_VERSION.to_le_bytes());
+    let crc = crate::rdb::crc64::crc64(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
-/// The libraries' code in a DUMP payload.
+/// The libraries' code in a DUMP payload (Redis 7.0's format, or the
+/// `SHFN` format shardis wrote before, which logs may still hold in
+/// FUNCTION RESTORE records); errors as Redis's FUNCTION RESTORE.
 pub fn undump(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let bad = || "ERR DUMP payload version or checksum are wrong".to_string();
-    if payload.len() < 9 || !payload.starts_with(b"SHFN\x01") {
+    if payload.starts_with(b"SHFN\x01") {
+        return undump_shfn(payload);
+    }
+    if !crate::rdb::payload::verify(payload) {
+        return Err(crate::rdb::payload::WRONG.into());
+    }
+    let mut r = crate::rdb::Reader::new(&payload[..payload.len() - 10]);
+    let mut codes = Vec::new();
+    while r.remaining() > 0 {
+        if r.u8().ok() != Some(OPCODE_FUNCTION2) {
+            return Err("ERR given type is not a function".into());
+        }
+        let code = r.string().map_err(|_| "ERR Failed loading library payload".to_string())?;
+        codes.push(code.into_owned());
+    }
+    Ok(codes)
+}
+
+/// shardis's first format: `SHFN` 1, per library a u32 (big-endian)
+/// length and its code, then the CRC32C of everything before it.
+fn undump_shfn(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let bad = || crate::rdb::payload::WRONG.to_string();
+    if payload.len() < 9 {
         return Err(bad());
     }
     let (body, crc) = payload.split_at(payload.len() - 4);
@@ -172,7 +202,7 @@ pub fn undump(payload: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         let len = body.get(pos..pos + 4).ok_or_else(bad)?;
         let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
         pos += 4;
-        codes.push(body.get(pos..pos + len).ok_or_else(bad)?.to_vec());
+        codes.push(body.get(pos..pos.saturating_add(len)).ok_or_else(bad)?.to_vec());
         pos += len;
     }
     Ok(codes)
@@ -207,5 +237,12 @@ mod tests {
         bad[7] ^= 1;
         assert!(undump(&bad).is_err());
         assert!(undump(b"junk").is_err());
+        // The format shardis wrote before: still read.
+        let mut old = b"SHFN\x01".to_vec();
+        old.extend_from_slice(&13u32.to_be_bytes());
+        old.extend_from_slice(b"#!lua name=a\n");
+        let crc = crate::persist::crc32c::crc32c(&old);
+        old.extend_from_slice(&crc.to_be_bytes());
+        assert_eq!(undump(&old), Ok(vec![b"#!lua name=a\n".to_vec()]));
     }
 }

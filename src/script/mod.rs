@@ -28,6 +28,7 @@
 
 pub mod acl;
 pub mod busy;
+pub mod busy_io;
 pub mod convert;
 pub mod functions;
 pub mod libs;
@@ -231,6 +232,11 @@ pub struct Engine {
     /// Commands scripts ran since the shard last took them, for its
     /// commandstats: (command id, ticks, outcome).
     pub nested: Vec<(usize, u64, Outcome)>,
+    /// The FCALL under way, as the client sent it (see `busy::Watch::describe`).
+    fcall_command: Vec<Vec<u8>>,
+    /// New clients of this shard, served while a script is busy (set by
+    /// the reactor; see `busy_io`).
+    pub busy_io: Option<std::rc::Rc<busy_io::BusyIo>>,
 }
 
 /// How a command called from a script went (commandstats).
@@ -280,8 +286,15 @@ type Loaded = (Vec<u8>, Vec<(FuncMeta, Function)>);
 fn load_library(vm: &sandbox::Vm, code: &[u8]) -> Result<Loaded, String> {
     let (name, body) = functions::parse_library(code)?;
     let f = vm.compile(&body).map_err(|e| format!("ERR Error compiling function: {e}"))?;
-    let (ok, v): (bool, Value) =
-        vm.load_library.call(f).map_err(|e| format!("ERR Error registering functions: {e}"))?;
+    vm.load_deadline.set(Some(std::time::Instant::now() + sandbox::LOAD_TIMEOUT));
+    vm.load_timed_out.set(false);
+    let called = vm.load_library.call::<(bool, Value)>(f);
+    vm.load_deadline.set(None);
+    if vm.load_timed_out.take() {
+        // Redis's text, whatever the code's error handlers made of it.
+        return Err(format!("ERR Error registering functions: ERR {}", sandbox::LOAD_TIMED_OUT));
+    }
+    let (ok, v) = called.map_err(|e| format!("ERR Error registering functions: {e}"))?;
     let text = |v: &Value| v.as_string_lossy().unwrap_or_default();
     if !ok {
         return Err(format!("ERR Error registering functions: {}", text(&v)));
@@ -323,6 +336,8 @@ impl Engine {
             all_shard_runs: 0,
             acl: None,
             nested: Vec::new(),
+            fcall_command: Vec::new(),
+            busy_io: None,
         }
     }
 
@@ -470,8 +485,17 @@ impl Engine {
         self.fmap.contains_key(&name.to_ascii_lowercase())
     }
 
-    /// FCALL / FCALL_RO of a library function.
-    pub fn fcall(&mut self, ctx: &mut Ctx, name: &[u8], keys: &[&[u8]], argv: &[&[u8]], read_only: bool) {
+    /// FCALL / FCALL_RO of a library function; `command`: the call as the
+    /// client sent it (FUNCTION STATS shows it while the function is busy).
+    pub fn fcall(
+        &mut self,
+        ctx: &mut Ctx,
+        command: &crate::cmd::Args,
+        name: &[u8],
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        read_only: bool,
+    ) {
         self.retry = None;
         if ctx.ks.functions.version != 0 {
             self.sync_functions(&ctx.ks.functions);
@@ -480,6 +504,7 @@ impl Engine {
             return ctx.error("ERR Function not found");
         };
         let (f, flags, fname) = (c.f.clone(), c.flags, c.name.clone());
+        self.fcall_command = command.iter().map(<[u8]>::to_vec).collect();
         self.execute(ctx, Which::Function, f, Some(flags), &fname, keys, argv, read_only);
     }
 
@@ -535,7 +560,14 @@ impl Engine {
             replica_read_only: self.replica_read_only,
         };
         let undo = (!matches!(reach, Reach::Any)).then(Undo::default);
-        *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| b.start(self.here, matches!(which, Which::Function)));
+        *vm.watch.borrow_mut() = self.busy.as_ref().map(|b| {
+            let mut w = b.start(self.here, matches!(which, Which::Function));
+            w.io = self.busy_io.clone();
+            if matches!(which, Which::Function) {
+                w.describe = Some((label.to_vec(), std::mem::take(&mut self.fcall_command)));
+            }
+            w
+        });
         let mut run = Running {
             db: ctx.db,
             ctx,

@@ -388,7 +388,18 @@ pub struct Vm {
     pub line: Rc<Cell<i64>>,
     /// The running call's busy watch (see `script::busy`), if any.
     pub watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>>,
+    /// While a library's code loads: when it is to stop (Redis's 500 ms
+    /// load timeout). Past it every line raises, so pcall cannot keep
+    /// the code running.
+    pub load_deadline: Rc<Cell<Option<std::time::Instant>>>,
+    /// The hook stopped library code at `load_deadline`.
+    pub load_timed_out: Rc<Cell<bool>>,
 }
+
+/// How long a library's top-level code may run (Redis's LOAD_TIMEOUT_MS).
+pub const LOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// The error a library's code stops with past `LOAD_TIMEOUT`.
+pub const LOAD_TIMED_OUT: &str = "FUNCTION LOAD timeout";
 
 /// The error a killed script stops with.
 pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
@@ -466,9 +477,17 @@ impl Vm {
         let l = line.clone();
         let watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>> = Rc::default();
         let w = watch.clone();
+        let load_deadline: Rc<Cell<Option<std::time::Instant>>> = Rc::default();
+        let ld = load_deadline.clone();
+        let load_timed_out: Rc<Cell<bool>> = Rc::default();
+        let lt = load_timed_out.clone();
         lua.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, debug| {
             if debug.source().source.as_deref() == Some(chunk) {
                 l.set(debug.curr_line() as i64);
+            }
+            if ld.get().is_some_and(|d| std::time::Instant::now() >= d) {
+                lt.set(true);
+                return Err(mlua::Error::runtime(LOAD_TIMED_OUT));
             }
             // A loop jumps back, which is a line event too: a script that
             // never ends still comes here.
@@ -502,7 +521,7 @@ impl Vm {
             ))
             .map_err(e)?;
         let globals = lua.globals();
-        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch })
+        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch, load_deadline, load_timed_out })
     }
 
     /// Compile a script body as Redis names it (`@user_script`), in the

@@ -221,6 +221,21 @@ impl Conn {
         }
     }
 
+    /// Nothing unread, unsent or stateful that a busy script's hook
+    /// answering it directly could get out of order (see `script::busy_io`).
+    pub fn idle_for_busy(&self) -> bool {
+        self.rbuf.is_empty()
+            && self.output_bytes() == 0
+            && self.authed
+            && self.acl_free
+            && self.multi.is_none()
+            && !self.in_pubsub()
+            && self.reply == ReplyMode::On
+            && self.wait.is_none()
+            && !self.closing
+            && !self.monitor
+    }
+
     pub fn in_pubsub(&self) -> bool {
         !self.subs.is_empty() || !self.psubs.is_empty() || !self.ssubs.is_empty()
     }

@@ -315,9 +315,27 @@ impl Shard {
     pub fn cmd_function_stats(&mut self, conn: &mut Conn, _args: &Args) {
         self.scripts.sync_functions(&self.ks.functions);
         let mut out = Reply::new(&mut conn.out, conn.resp3);
+        let running = match self.shared.busy.running_function() {
+            Ok(r) => r,
+            Err(e) => return out.error(e),
+        };
         out.map(2);
         out.bulk(b"running_script");
-        out.null();
+        match running {
+            None => out.null(),
+            Some(r) => {
+                out.map(3);
+                out.bulk(b"name");
+                out.bulk(&r.name);
+                out.bulk(b"command");
+                out.array(r.command.len());
+                for a in &r.command {
+                    out.bulk(a);
+                }
+                out.bulk(b"duration_ms");
+                out.int(r.start.elapsed().as_millis() as i64);
+            }
+        }
         out.bulk(b"engines");
         out.map(1);
         out.bulk(b"LUA");
