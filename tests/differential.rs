@@ -386,6 +386,8 @@ enum Mode<'a> {
     /// Under allkeys-lfu with lfu-log-factor 0 (a counter that counts
     /// every use), with these families: OBJECT FREQ exact.
     Lfu(&'a [&'a str]),
+    /// Replies only, with these families unless the environment names others.
+    Only(&'a [&'a str]),
 }
 
 fn run(resp3: bool, seeds: Vec<u64>, mode: Mode) {
@@ -396,7 +398,7 @@ fn run(resp3: bool, seeds: Vec<u64>, mode: Mode) {
     let ops_per_seed = env_num("SHARDIS_DIFF_OPS", if matches!(mode, Mode::Replies) { 300 } else { 150 }) as usize;
     let verbose = std::env::var_os("SHARDIS_DIFF_VERBOSE").is_some();
     let fams = families().or_else(|| match mode {
-        Mode::Events(f) | Mode::Lfu(f) => Some(f.iter().map(|s| s.to_string()).collect()),
+        Mode::Events(f) | Mode::Lfu(f) | Mode::Only(f) => Some(f.iter().map(|s| s.to_string()).collect()),
         Mode::Replies => None,
     });
     let mut targets: Vec<Target> = [Server::start_redis(), Server::start(1, &[]), Server::start(4, &[])]
@@ -559,6 +561,14 @@ fn differential_keyspace_events() {
 #[ignore]
 fn differential_lfu_freq() {
     run(false, seeds(3001, 6), Mode::Lfu(&["strings", "hashes", "sets", "zsets", "lists", "keys", "freq"]));
+}
+
+/// SORT / SORT_RO with BY and GET patterns that have no hash tag (alone
+/// and inside MULTI), on keys spread over every shard: with 4 shards each
+/// runs as a transaction over all of them.
+#[test]
+fn differential_sort_patterns() {
+    run(false, seeds(4001, 6), Mode::Only(&["sortpat", "tx"]));
 }
 
 /// The generator must be reproducible for a seed, or a reported seed would

@@ -92,6 +92,9 @@ pub struct Keyspace {
     /// A transaction's temporary keyspace: the (db, key)s pulled into it,
     /// the only keys a script running on it may touch.
     pub pulled: Option<std::collections::HashSet<(u8, Vec<u8>)>>,
+    /// Keys a command on such a keyspace needed and were not pulled (SORT's
+    /// pattern keys): the transaction runs again with them.
+    pub missing: Vec<(u8, Vec<u8>)>,
     /// Set while a read-only command runs: lookups count as hits/misses.
     pub count_lookups: bool,
     pub hits: u64,
@@ -183,6 +186,7 @@ impl Keyspace {
             expired_keys: 0,
             track_touched: None,
             pulled: None,
+            missing: Vec::new(),
             count_lookups: false,
             hits: 0,
             misses: 0,

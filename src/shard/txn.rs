@@ -209,8 +209,10 @@ impl Shard {
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp = Keyspace::new();
         temp.track_touched = Some(Vec::new());
-        if flags & RUNS_SCRIPT != 0 {
-            // A script may touch only what was pulled (see `crate::script`).
+        let reaches = cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.reach.is_some()));
+        if flags & RUNS_SCRIPT != 0 || reaches {
+            // A script may touch only what was pulled (see `crate::script`);
+            // SORT lists the pattern keys it lacks.
             temp.pulled = Some(keys.iter().flatten().cloned().collect());
         }
         let mut chain: Vec<(usize, Vec<DbKey>)> = participants.iter().copied().zip(keys).collect();
@@ -577,7 +579,9 @@ impl Shard {
             self.take_script_stats();
             // Its keyspace events are published from here.
             t.temp.notify.flags = 0;
-            self.ks.notify.events.append(&mut t.temp.notify.events);
+            if t.temp.missing.is_empty() {
+                self.ks.notify.events.append(&mut t.temp.notify.events);
+            }
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -677,7 +681,9 @@ impl Shard {
             }
             t.final_db = db;
             t.temp.notify.flags = 0;
-            self.ks.notify.events.append(&mut t.temp.notify.events);
+            if t.temp.missing.is_empty() {
+                self.ks.notify.events.append(&mut t.temp.notify.events);
+            }
         }
         if let Some(found) = self.scripts.retry.take() {
             // A lone script reached for keys it had not declared: what it
@@ -686,6 +692,12 @@ impl Shard {
             if !t.is_exec && t.cmds.len() == 1 && t.script_rounds < MAX_SCRIPT_ROUNDS {
                 return self.rerun_script(txid, t, found);
             }
+        }
+        let missing = std::mem::take(&mut t.temp.missing);
+        if !missing.is_empty() && t.script_rounds < MAX_SCRIPT_ROUNDS {
+            // SORT's patterns named keys not pulled: nothing it did counts;
+            // the transaction runs again with them (and their shards).
+            return self.rerun_with_keys(txid, t, missing);
         }
         t.would_block = std::mem::take(&mut t.temp.would_block);
         if let (Some(parts), Some(b)) = (t.temp.block_rewrite.take(), t.block.as_mut()) {
@@ -745,6 +757,42 @@ impl Shard {
             extra.dedup();
             let cmd = t.cmds.swap_remove(0);
             self.start_script_txn(&mut conn, cmd, extra, t.script_rounds + 1);
+        }
+        if let Some(slot) = self.conns.get_mut(r.idx as usize) {
+            *slot = Some(conn);
+        }
+    }
+
+    /// Coordinator: unlock every participant of `t` (nothing written) and
+    /// start it again with `found` pulled too, their owners taking part.
+    fn rerun_with_keys(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>) {
+        for &p in &t.participants {
+            let msg =
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            self.send(p, msg);
+        }
+        let r = t.conn;
+        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
+        let Some(mut conn) = slot.take() else { return };
+        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
+            let mut extra = std::mem::take(&mut t.extra);
+            extra.extend(found);
+            extra.sort();
+            extra.dedup();
+            let mut shards = std::mem::take(&mut t.participants);
+            shards.extend(extra.iter().map(|(_, k)| self.shared.slots.shard_of(k)));
+            shards.sort_unstable();
+            shards.dedup();
+            // EXEC's watched shards are added again from the connection.
+            let denied = std::mem::take(&mut t.denied);
+            let cmds = std::mem::take(&mut t.cmds);
+            self.start_txn_with(&mut conn, cmds, shards, t.is_exec, (extra, t.script_rounds + 1));
+            if let Wait::Txn(new) = conn.wait {
+                if let Some(nt) = self.txn.coord.get_mut(&new) {
+                    nt.denied = denied;
+                    nt.block = t.block.take();
+                }
+            }
         }
         if let Some(slot) = self.conns.get_mut(r.idx as usize) {
             *slot = Some(conn);
@@ -962,7 +1010,13 @@ impl Shard {
         shards.extend(conn.watch_shards.iter().copied());
         shards.sort_unstable();
         shards.dedup();
-        let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1);
+        // A SORT whose patterns reach other slots needs a temporary keyspace.
+        let reaches = n > 1
+            && m.cmds.iter().any(|c| {
+                let args = c.args();
+                cmd::find(&args).is_some_and(|(_, d)| d.reach.is_some_and(|f| f(&args).is_some()))
+            });
+        let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1) && !reaches;
         if local {
             if self.txn.locked() {
                 // Re-queue: MULTI state goes back, EXEC runs after unlock.
