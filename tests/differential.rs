@@ -67,15 +67,14 @@ fn pairs_sorted(v: &Value) -> Option<Vec<(Value, Value)>> {
 
 const STRING_ENCODINGS: &[&[u8]] = &[b"int", b"embstr", b"raw"];
 
-/// Is this DUMP payload one whose bytes follow from the value alone? Not:
-/// LZF-compressed strings and listpacks (shardis writes them plain), lists
-/// of several nodes (node splits), hash tables and skiplists (Redis's
-/// hash table order), streams (delivery and seen times).
+/// Is this DUMP payload one whose bytes follow from the value alone
+/// (LZF-compressed strings and listpacks included)? Not: lists of several
+/// nodes (node splits), hash tables and skiplists (Redis's hash table
+/// order), streams (delivery and seen times).
 fn dump_exact(p: &[u8]) -> bool {
     match p.first() {
-        Some(0) | Some(16) | Some(17) => p.get(1) != Some(&0xc3),
-        Some(11) => true,
-        Some(18) => p.get(1) == Some(&1) && p.get(3) != Some(&0xc3),
+        Some(0) | Some(11) | Some(16) | Some(17) => true,
+        Some(18) => p.get(1) == Some(&1),
         _ => false,
     }
 }
