@@ -95,6 +95,12 @@ pub struct Keyspace {
     /// Keys a command on such a keyspace needed and were not pulled (SORT's
     /// pattern keys): the transaction runs again with them.
     pub missing: Vec<(u8, Vec<u8>)>,
+    /// Set by the shard around a client's NETWORK_IO command that may
+    /// wait parked: its handler leaves the network step in `io_job`; the
+    /// step's outcome comes back in `io_done` for the second run.
+    pub offload_io: bool,
+    pub io_job: Option<crate::cmd::migrate::Job>,
+    pub io_done: Option<(crate::cmd::migrate::Job, crate::cmd::migrate::Result2)>,
     /// Set while a read-only command runs: lookups count as hits/misses.
     pub count_lookups: bool,
     pub hits: u64,
@@ -187,6 +193,9 @@ impl Keyspace {
             track_touched: None,
             pulled: None,
             missing: Vec::new(),
+            offload_io: false,
+            io_job: None,
+            io_done: None,
             count_lookups: false,
             hits: 0,
             misses: 0,

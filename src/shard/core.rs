@@ -85,6 +85,8 @@ pub enum Wait {
     Replicas(Box<super::replwait::ReplWait>),
     /// CLIENT PAUSE holds its next request (see `pause`).
     Paused,
+    /// MIGRATE's network step runs on a helper thread (see `netio`).
+    Io,
 }
 
 impl Wait {
@@ -1036,6 +1038,7 @@ impl Shard {
                     w.sync_soon = true;
                 }
             }
+            Msg::IoDone(call) => self.on_io_done(*call),
             _ => {}
         }
     }

@@ -40,6 +40,7 @@ pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
 pub mod monitor;
+pub mod netio;
 pub mod obuf;
 pub mod pause;
 pub mod pubsub;
@@ -436,6 +437,8 @@ pub enum Msg {
     ReplAcked,
     /// Sync the AOF at once (WAITAOF with numlocal).
     SyncSoon,
+    /// A parked client's network step ended (`netio`).
+    IoDone(Box<netio::IoCall>),
 }
 
 #[derive(Clone, Debug)]
