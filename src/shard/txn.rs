@@ -121,6 +121,8 @@ pub struct Txn {
     /// many runs it took (see `start_script_txn`).
     extra: Vec<DbKey>,
     script_rounds: u32,
+    /// AFTER_TXN commands: (where their reply goes in `reply`, which command).
+    after: Vec<(usize, usize)>,
     /// The client's user when restricted: its scripts' calls are checked.
     user: Option<std::sync::Arc<crate::acl::user::User>>,
 }
@@ -243,6 +245,7 @@ impl Shard {
             user: (!conn.acl_free).then(|| conn.user.clone()),
             extra,
             script_rounds,
+            after: Vec::new(),
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -641,13 +644,17 @@ impl Shard {
                 let before = reply.len();
                 if def.has(CONN_SHARD | EVERY_SHARD) {
                     let mut s = Session { db, out: Reply::new(&mut reply, t.resp3), subscribed_resp2: false };
-                    if !cmd::run_session(def, &mut s, &args) {
-                        s.out.error(&format!(
-                            "ERR '{}' is not supported inside a transaction spanning shards",
-                            def.name
-                        ));
-                    }
+                    let ran = cmd::run_session(def, &mut s, &args);
                     db = s.db;
+                    if !ran && def.has(AFTER_TXN) {
+                        // Run once the transaction is done (`on_pushed`).
+                        t.after.push((reply.len(), i));
+                        continue;
+                    }
+                    if !ran {
+                        Reply::new(&mut reply, t.resp3)
+                            .error(&format!("ERR '{}' is not supported inside a transaction spanning shards", def.name));
+                    }
                     let failed = reply.get(before) == Some(&b'-');
                     let ticks = self.record_stat(id, t0, failed);
                     self.note_if_slow(ticks, &args);
@@ -919,9 +926,13 @@ impl Shard {
         if let Some(b) = t.block {
             return self.finish_blocking_txn(r, txid, b, t.would_block, t.reply);
         }
+        let mut reply = t.reply;
+        if !t.after.is_empty() {
+            reply = self.run_after_txn(r, txid, &t.cmds, &t.after, reply);
+        }
         if let Some(Some(c)) = self.conns.get_mut(r.idx as usize) {
             if c.gen == r.gen && matches!(c.wait, Wait::Txn(id) if id == txid) {
-                c.out.extend_from_slice(&t.reply);
+                c.out.extend_from_slice(&reply);
                 c.wait = Wait::None;
                 c.db = t.final_db;
                 if t.is_exec {
@@ -936,6 +947,38 @@ impl Shard {
                 self.unwatch_everywhere(w, &watch_shards);
             }
         }
+    }
+
+    /// Run a finished EXEC's AFTER_TXN commands for its client, in order,
+    /// and put each reply in its place in `reply`.
+    fn run_after_txn(&mut self, r: ConnRef, txid: u64, cmds: &[OwnedArgs], after: &[(usize, usize)], reply: Vec<u8>) -> Vec<u8> {
+        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return reply };
+        let Some(mut conn) = slot.take() else { return reply };
+        let mut pieces = Vec::with_capacity(after.len());
+        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
+            for &(_, i) in after {
+                let args = cmds[i].args();
+                let Some((id, def)) = cmd::find(&args) else { continue };
+                let saved = std::mem::take(&mut conn.out);
+                self.server_command(&mut conn, id, def, &args);
+                pieces.push(std::mem::replace(&mut conn.out, saved));
+            }
+        }
+        if let Some(slot) = self.conns.get_mut(r.idx as usize) {
+            *slot = Some(conn);
+        }
+        if pieces.len() != after.len() {
+            return reply;
+        }
+        let mut out = Vec::with_capacity(reply.len() + pieces.iter().map(Vec::len).sum::<usize>());
+        let mut at = 0;
+        for (&(off, _), piece) in after.iter().zip(&pieces) {
+            out.extend_from_slice(&reply[at..off]);
+            out.extend_from_slice(piece);
+            at = off;
+        }
+        out.extend_from_slice(&reply[at..]);
+        out
     }
 
     /// A cross-shard blocking attempt finished: reply, or keep waiting on
@@ -1120,10 +1163,15 @@ impl Shard {
                 } else if def.has(CONN_SHARD) {
                     let mut s =
                         Session { db: conn.db, out: Reply::new(&mut conn.out, conn.resp3), subscribed_resp2: false };
-                    if !cmd::run_session(def, &mut s, &args) {
-                        s.out.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
-                    }
+                    let ran = cmd::run_session(def, &mut s, &args);
                     conn.db = s.db;
+                    if !ran && def.has(AFTER_TXN) {
+                        // Nothing else runs in between: it may run in place.
+                        self.server_command(conn, id, def, &args);
+                    } else if !ran {
+                        Reply::new(&mut conn.out, conn.resp3)
+                            .error(&format!("ERR '{}' is not supported inside MULTI", def.name));
+                    }
                 } else {
                     self.exec_local(conn, id, def, &args, Road::Admitted);
                 }
