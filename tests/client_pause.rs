@@ -229,12 +229,14 @@ fn blocked_clients_under_pause_as_redis() {
 fn pause_in_multi(srv: &Server) -> Vec<String> {
     let mut c = srv.conn();
     let mut out = Vec::new();
+    // Keys on shards 0 and 1 of a 4-shard server: a cross-shard EXEC there.
+    let (a, b) = (common::shards::key_on_shard("pm", 0, 4), common::shards::key_on_shard("pm", 1, 4));
     for cmd in [
         vec!["MULTI"],
-        vec!["SET", "pm:a", "1"],
+        vec!["SET", &a, "1"],
         vec!["CLIENT", "PAUSE", "300", "WRITE"],
         vec!["CLIENT", "PAUSE", "x"],
-        vec!["SET", "pm:b", "2"],
+        vec!["SET", &b, "2"],
         vec!["CLIENT", "UNPAUSE"],
         vec!["CLIENT", "PAUSE", "400", "WRITE"],
         vec!["EXEC"],
