@@ -271,6 +271,14 @@ impl Keyspace {
         }
     }
 
+    /// The running command uses `key` once more: Redis's GETSET looks it
+    /// up twice (to read, then to overwrite), each use counted.
+    pub fn use_again(&mut self, db: usize, key: &[u8]) {
+        if let Some(addr) = self.dbs[db].dict.get(key).map(|e| e as *const Entry as usize) {
+            self.used_now.retain(|&a| a != addr);
+        }
+    }
+
     /// Update the access clock of an entry just looked up and, in a write
     /// command, remember its size.
     #[inline]
