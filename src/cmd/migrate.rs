@@ -36,10 +36,7 @@ pub static COMMANDS: &[CommandDef] = &[CommandDef::new(
     "migrate",
     -6,
     WRITE | MOVABLE_KEYS | NETWORK_IO,
-    &[
-        at(3, RW | ACCESS | DELETE),
-        kw("KEYS", -2, RW | ACCESS | DELETE | INCOMPLETE).range(-1, 1, 0),
-    ],
+    &[at(3, RW | ACCESS | DELETE), kw("KEYS", -2, RW | ACCESS | DELETE | INCOMPLETE).range(-1, 1, 0)],
     Handler::Keyspace(migrate),
 )
 .acl(acl::KEYSPACE | acl::DANGEROUS)
@@ -223,7 +220,9 @@ fn exchange_on(job: &Job, cached: Option<Cached>) -> Result<(Outcome, Cached), (
         Some(c) => (c.sock, Some(c.db)),
         None => (connect(&job.host, &job.port, job.timeout).map_err(|f| (f, false))?, None),
     };
-    let io = |f: Fail| move |e: std::io::Error| (f, matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    let io = |f: Fail| {
+        move |e: std::io::Error| (f, matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
+    };
     sock.set_read_timeout(Some(job.timeout)).map_err(io(Fail::Connect))?;
     sock.set_write_timeout(Some(job.timeout)).map_err(io(Fail::Connect))?;
     let mut wire = job.auth.clone();
