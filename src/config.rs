@@ -964,10 +964,10 @@ fn one_of(v: &str, names: &[&str]) -> Result<String, String> {
     }
 }
 
-/// An encoding threshold's value: sizes (`*-value`) are memory values
+/// An encoding threshold's value: sizes (`*-value`, `*-bytes`) are memory values
 /// ("1k", "2kb"), counts plain integers (negative list sizes included).
 fn encoding_value(name: &str, v: &str) -> Result<i64, String> {
-    if name.ends_with("-value") {
+    if name.ends_with("-value") || name.ends_with("-bytes") {
         parse_memory(v)
     } else {
         v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())

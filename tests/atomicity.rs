@@ -1251,3 +1251,78 @@ fn pubsub_unsubscribe_updates_counts() {
     pubsub_counts_after_unsubscribe(4);
     pubsub_counts_after_unsubscribe(1);
 }
+
+/// SORT BY/GET patterns without a hash tag read keys on every shard: a
+/// writer MSETs every weight and value key to one generation at a time (a
+/// cross-shard transaction); every SORT must see one generation whole:
+/// the BY order and every GET value from the same MSET.
+#[test]
+fn sort_patterns_see_one_transaction() {
+    let server = Server::start(4, &[]);
+    let port = server.port;
+    let n = 8;
+    let mut c = connect(port).expect("connect");
+    let elems: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    let mut rpush = vec!["RPUSH".to_string(), "sortiso:list".to_string()];
+    rpush.extend(elems.iter().cloned());
+    q(&mut c, &rpush).expect("RPUSH");
+    let shards: BTreeSet<usize> = elems.iter().map(|e| shard_of(&format!("sortiso:w_{e}"), 4)).collect();
+    assert!(shards.len() > 1, "the weight keys span shards: {shards:?}");
+    let fails = Failures::default();
+    let stop = AtomicBool::new(false);
+    thread::scope(|s| {
+        spawn_worker(s, &fails, "writer".into(), || {
+            let mut w = connect(port)?;
+            let start = Instant::now();
+            for g in 0..1_000_000u32 {
+                if stop.load(Ordering::Relaxed) || start.elapsed() > WALL {
+                    break;
+                }
+                let mut mset = vec!["MSET".to_string()];
+                for (i, e) in elems.iter().enumerate() {
+                    // Generation g orders the elements by a rotation.
+                    let weight = (i as u32 + g) % n as u32;
+                    mset.extend([format!("sortiso:w_{e}"), weight.to_string()]);
+                    mset.extend([format!("sortiso:o_{e}"), g.to_string()]);
+                }
+                let r = q(&mut w, &mset)?;
+                if r != Value::ok() {
+                    return Err(format!("MSET replied {r}"));
+                }
+            }
+            Ok(())
+        });
+        spawn_worker(s, &fails, "reader".into(), || {
+            let mut r = connect(port)?;
+            let start = Instant::now();
+            let mut seen = BTreeSet::new();
+            for _ in 0..300 {
+                if start.elapsed() > WALL {
+                    break;
+                }
+                let v = q(&mut r, &["SORT", "sortiso:list", "BY", "sortiso:w_*", "GET", "#", "GET", "sortiso:o_*"])?;
+                let items: Vec<String> =
+                    v.as_items().ok_or(format!("SORT replied {v}"))?.iter().map(|x| text(x).unwrap_or_default()).collect();
+                if items.len() != 2 * n || items[1].is_empty() {
+                    continue;
+                }
+                let g: u32 = items[1].parse().map_err(|_| format!("generation {:?}", items[1]))?;
+                // Every GET value from one generation, in that generation's order.
+                let mut want: Vec<(u32, usize)> = (0..n).map(|i| ((i as u32 + g) % n as u32, i)).collect();
+                want.sort();
+                for (j, &(_, i)) in want.iter().enumerate() {
+                    if items[2 * j] != elems[i] || items[2 * j + 1] != g.to_string() {
+                        return Err(format!("SORT mixed generations (first {g}): {items:?}"));
+                    }
+                }
+                seen.insert(g);
+            }
+            stop.store(true, Ordering::Relaxed);
+            if seen.len() < 2 {
+                return Err(format!("the reader saw too few generations: {seen:?}"));
+            }
+            Ok(())
+        });
+    });
+    fails.assert_none("SORT isolation", &server);
+}

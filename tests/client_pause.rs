@@ -223,3 +223,36 @@ fn blocked_clients_under_pause_as_redis() {
         assert_eq!(blocked_under_pause(&s), want, "{shards} shard(s)");
     }
 }
+
+/// CLIENT PAUSE / UNPAUSE queued in MULTI, with keys on several shards:
+/// EXEC's replies as Redis's, and the pause in force once EXEC is done.
+fn pause_in_multi(srv: &Server) -> Vec<String> {
+    let mut c = srv.conn();
+    let mut out = Vec::new();
+    // Keys on shards 0 and 1 of a 4-shard server: a cross-shard EXEC there.
+    let (a, b) = (common::shards::key_on_shard("pm", 0, 4), common::shards::key_on_shard("pm", 1, 4));
+    for cmd in [
+        vec!["MULTI"],
+        vec!["SET", &a, "1"],
+        vec!["CLIENT", "PAUSE", "300", "WRITE"],
+        vec!["CLIENT", "PAUSE", "x"],
+        vec!["SET", &b, "2"],
+        vec!["CLIENT", "UNPAUSE"],
+        vec!["CLIENT", "PAUSE", "400", "WRITE"],
+        vec!["EXEC"],
+    ] {
+        out.push(format!("{cmd:?} -> {:?}", c.cmd(&cmd)));
+    }
+    let mut w = srv.conn();
+    out.push(format!("write held: {}", !replies_within(&mut w, &["SET", "pm:c", "3"], 150)));
+    out.push(format!("then: {:?}", w.read_value().ok()));
+    out
+}
+
+#[test]
+fn pause_inside_multi_as_redis() {
+    let want = pause_in_multi(&Server::start_redis());
+    for shards in [1, 4] {
+        assert_eq!(pause_in_multi(&Server::start(shards, &["--appendonly", "no"])), want, "{shards} shard(s)");
+    }
+}

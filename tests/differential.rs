@@ -67,15 +67,14 @@ fn pairs_sorted(v: &Value) -> Option<Vec<(Value, Value)>> {
 
 const STRING_ENCODINGS: &[&[u8]] = &[b"int", b"embstr", b"raw"];
 
-/// Is this DUMP payload one whose bytes follow from the value alone? Not:
-/// LZF-compressed strings and listpacks (shardis writes them plain), lists
-/// of several nodes (node splits), hash tables and skiplists (Redis's
-/// hash table order), streams (delivery and seen times).
+/// Is this DUMP payload one whose bytes follow from the value alone
+/// (LZF-compressed strings and listpacks included)? Not: lists of several
+/// nodes (node splits), hash tables and skiplists (Redis's hash table
+/// order), streams (delivery and seen times).
 fn dump_exact(p: &[u8]) -> bool {
     match p.first() {
-        Some(0) | Some(16) | Some(17) => p.get(1) != Some(&0xc3),
-        Some(11) => true,
-        Some(18) => p.get(1) == Some(&1) && p.get(3) != Some(&0xc3),
+        Some(0) | Some(11) | Some(16) | Some(17) => true,
+        Some(18) => p.get(1) == Some(&1),
         _ => false,
     }
 }
@@ -386,6 +385,8 @@ enum Mode<'a> {
     /// Under allkeys-lfu with lfu-log-factor 0 (a counter that counts
     /// every use), with these families: OBJECT FREQ exact.
     Lfu(&'a [&'a str]),
+    /// Replies only, with these families unless the environment names others.
+    Only(&'a [&'a str]),
 }
 
 fn run(resp3: bool, seeds: Vec<u64>, mode: Mode) {
@@ -396,7 +397,7 @@ fn run(resp3: bool, seeds: Vec<u64>, mode: Mode) {
     let ops_per_seed = env_num("SHARDIS_DIFF_OPS", if matches!(mode, Mode::Replies) { 300 } else { 150 }) as usize;
     let verbose = std::env::var_os("SHARDIS_DIFF_VERBOSE").is_some();
     let fams = families().or_else(|| match mode {
-        Mode::Events(f) | Mode::Lfu(f) => Some(f.iter().map(|s| s.to_string()).collect()),
+        Mode::Events(f) | Mode::Lfu(f) | Mode::Only(f) => Some(f.iter().map(|s| s.to_string()).collect()),
         Mode::Replies => None,
     });
     let mut targets: Vec<Target> = [Server::start_redis(), Server::start(1, &[]), Server::start(4, &[])]
@@ -552,13 +553,25 @@ fn differential_keyspace_events() {
 /// OBJECT FREQ after random commands under LFU, as redis-server counts
 /// uses: each command that looks a key up uses it once, creating counts
 /// as the use, TYPE/EXISTS/TTL/OBJECT do not use it, RENAME keeps it.
-/// Ignored: known differences remain (GETSET counts twice in Redis, which
-/// looks the key up twice; a command whose keys span shards counts its
-/// keys once more on 4 shards). tests/lru_lfu.rs checks what matches.
+/// Ignored: one known difference remains, on 4 shards only: a command
+/// whose keys span shards pulls them into its transaction with a lookup
+/// that counts a use, so one that reads a key without using it (EXISTS,
+/// and the like whose key specs lack ACCESS) counts one use Redis does
+/// not (commands that do use their keys count as Redis: the use on the
+/// transaction's keyspace is not shipped back). 1 shard matches.
+/// tests/lru_lfu.rs checks what matches.
 #[test]
 #[ignore]
 fn differential_lfu_freq() {
     run(false, seeds(3001, 6), Mode::Lfu(&["strings", "hashes", "sets", "zsets", "lists", "keys", "freq"]));
+}
+
+/// SORT / SORT_RO with BY and GET patterns that have no hash tag (alone
+/// and inside MULTI), on keys spread over every shard: with 4 shards each
+/// runs as a transaction over all of them.
+#[test]
+fn differential_sort_patterns() {
+    run(false, seeds(4001, 6), Mode::Only(&["sortpat", "tx"]));
 }
 
 /// The generator must be reproducible for a seed, or a reported seed would

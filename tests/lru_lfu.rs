@@ -65,6 +65,11 @@ fn lfu_counts_uses_as_redis() {
             "APPEND a x",
             "STRLEN a",
             "OBJECT FREQ a",
+            // Redis reads and then overwrites: two uses; a new key: created.
+            "GETSET a y",
+            "OBJECT FREQ a",
+            "GETSET newkey v",
+            "OBJECT FREQ newkey",
             "RPUSH l a b",
             "LRANGE l 0 -1",
             "LLEN l",

@@ -123,3 +123,68 @@ fn options_and_errors_as_redis() {
         assert_eq!(s, r, "shardis vs redis");
     }
 }
+
+/// MIGRATE waits for its target off the shard's core: while one waits on
+/// a target that accepts and never answers, another client of the same
+/// shard is served at once; the MIGRATE then answers Redis's IOERR after
+/// its timeout and keeps its key.
+#[test]
+fn a_slow_target_does_not_stop_the_shard() {
+    use common::shards::{conn_on_shard, key_on_shard};
+    use std::time::{Duration, Instant};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port().to_string();
+    // Accepts (the kernel does, from the backlog) and never answers.
+    for shards in [1, 4] {
+        let server = Server::start(shards, &["--appendonly", "no"]);
+        let mut m = conn_on_shard(&server, 0);
+        let mut other = conn_on_shard(&server, 0);
+        let key = key_on_shard("mig", 0, shards);
+        let near = key_on_shard("near", 0, shards);
+        assert_eq!(m.cmd(&["SET", &key, "v"]), Value::ok());
+        let args = ["MIGRATE", "127.0.0.1", &port, &key, "0", "1500"];
+        m.send_raw(&common::encode_command(&args)).expect("send MIGRATE");
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        for i in 0..20 {
+            assert_eq!(other.cmd(&["SET", &near, &i.to_string()]), Value::ok());
+            assert_eq!(other.cmd(&["GET", &key]), Value::Bulk(b"v".to_vec()));
+        }
+        let served = t0.elapsed();
+        assert!(served < Duration::from_millis(700), "{shards} shard(s): the other client waited {served:?}");
+        let reply = m.read_value().expect("MIGRATE's reply");
+        assert_eq!(reply, Value::Error("IOERR error or timeout reading to target instance".into()), "{shards} shard(s)");
+        assert!(t0.elapsed() >= Duration::from_millis(1000), "answered before its timeout");
+        assert_eq!(m.cmd(&["EXISTS", &key]), Value::Int(1));
+    }
+    drop(silent);
+}
+
+/// One cached socket per target: MIGRATEs to the same target reuse one
+/// connection (the target counts one client connection for all).
+#[test]
+fn sockets_to_a_target_are_cached() {
+    let dst = Server::start_redis();
+    let mut d = dst.conn();
+    for shards in [1, 4] {
+        let src = Server::start(shards, &["--appendonly", "no"]);
+        let mut s = src.conn();
+        let before = connections(&mut d);
+        for i in 0..5 {
+            let k = format!("cached{shards}:{i}");
+            s.cmd(&["SET", &k, "v"]);
+            let r = s.cmd(&["MIGRATE", "127.0.0.1", &dst.port.to_string(), &k, "0", "2000", "REPLACE"]);
+            assert_eq!(r, Value::ok(), "{shards} shard(s)");
+        }
+        assert_eq!(connections(&mut d) - before, 1, "{shards} shard(s): five MIGRATEs, one connection");
+    }
+}
+
+fn connections(c: &mut RespConn) -> i64 {
+    let info = c.cmd(&["INFO", "stats"]);
+    let text = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("total_connections_received")
+}

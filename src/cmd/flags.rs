@@ -102,6 +102,13 @@ pub const RUNS_SCRIPT: Flags = 1 << 39;
 /// (`repl::route`). Other writes whose keys span hash slots are logged as
 /// the final states of their keys instead (`cmd::exec`).
 pub const SPLITS_BY_KEY: Flags = 1 << 41;
+/// Its handler talks to another server (MIGRATE): a client's request on
+/// its own shard hands that to a helper thread and waits parked.
+pub const NETWORK_IO: Flags = 1 << 42;
+/// A server command a cross-shard EXEC runs once its transaction is done
+/// (CLIENT PAUSE / UNPAUSE take effect at the end of EXEC in Redis too);
+/// its reply takes its place in EXEC's array.
+pub const AFTER_TXN: Flags = 1 << 43;
 
 /// Redis's visible flags in COMMAND INFO's order, with their names.
 pub const REPORTED: &[(Flags, &str)] = &[

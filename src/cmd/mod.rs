@@ -42,7 +42,7 @@ use crate::keyspace::{Keyspace, Typed, WrongType};
 use crate::protocol::reply::Reply;
 use std::ops::Range;
 
-pub use table::{lookup, lookup_args, CommandDef, Handler, NotFound};
+pub use table::{lookup, lookup_args, CommandDef, Handler, NotFound, Reach};
 
 /// A request's arguments: ranges into a buffer owned by the caller.
 #[derive(Clone, Copy)]

@@ -4,10 +4,15 @@
 //! Replies, error texts and their order follow Redis 7.0.
 //!
 //! BY and GET patterns name keys that are not among the command's keys, so
-//! the shard layer cannot route them. With several shards a pattern is
-//! accepted only when its hash tag puts every key it forms in the sorted
-//! key's slot (Redis Cluster's rule), and never on the temporary keyspace
-//! of a cross-shard transaction, which holds only the keys it pulled.
+//! the shard layer cannot route them by the arguments. With several shards,
+//! a pattern whose hash tag puts every key it forms in the sorted key's
+//! slot runs where that key lives; any other runs as a transaction over
+//! the shards the pattern may reach (`sort_reach`): the first run on its
+//! temporary keyspace lists the pattern keys it lacks (`Keyspace::missing`)
+//! and the transaction runs again with them pulled, until nothing is
+//! missing, so the result is isolated from every other client. Where that
+//! cannot happen (a MULTI on one shard, a script) Redis Cluster's refusal
+//! stands.
 
 use super::flags::*;
 use super::keyspec::*;
@@ -30,8 +35,9 @@ pub static COMMANDS: &[CommandDef] = &[
     c("sort", -2, WRITE | DENYOOM, &[at(1, RO | ACCESS), unknown(RO | ACCESS), unknown(OW | UPDATE)], sort)
         .since("1.0.0")
         .keys_fn(sort_keys)
+        .reach(sort_reach)
         .store_event(ev::LIST, "sortstore"),
-    c("sort_ro", -2, READONLY, &[at(1, RO | ACCESS), unknown(RO | ACCESS)], sort_ro).since("7.0.0"),
+    c("sort_ro", -2, READONLY, &[at(1, RO | ACCESS), unknown(RO | ACCESS)], sort_ro).since("7.0.0").reach(sort_reach),
 ];
 
 /// Key positions of SORT: the key, and the destination the parser would
@@ -46,12 +52,32 @@ fn sort_keys(args: &Args) -> Vec<KeyRef> {
     keys
 }
 
+/// Where BY/GET patterns may form keys outside the sorted key's slot:
+/// None when every pattern keeps to it (or the options do not parse: the
+/// command answers the error where its key lives).
+fn sort_reach(args: &Args) -> Option<super::Reach> {
+    let o = parse_options(args, false, None, false).ok()?;
+    let slot = key_slot(&args[1]);
+    let mut slots = Vec::new();
+    for p in o.by.iter().chain(&o.gets).map(|&i| &args[i]).filter(|p| has_star(p)) {
+        match pattern_slot(p) {
+            Some(s) if s == slot => {}
+            Some(s) => slots.push(s),
+            None => return Some(super::Reach::Anywhere),
+        }
+    }
+    (!slots.is_empty()).then_some(super::Reach::Slots(slots))
+}
+
 const BY_DENIED: &str =
     "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 const GET_DENIED: &str =
     "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 const BY_TXN: &str = "ERR BY option of SORT with a pattern is not supported in a cross-shard transaction";
 const GET_TXN: &str = "ERR GET option of SORT with a pattern is not supported in a cross-shard transaction";
+/// The answer of a run that lacked pattern keys: a lone SORT runs again
+/// with them; inside EXEC (or after too many runs) it stands.
+const MISSING: &str = "ERR SORT pattern keys changed while the command was tried; try again";
 const SCORE_ERR: &str = "ERR One or more scores can't be converted into double";
 
 /// Parsed options; patterns and the destination are argument indexes.
@@ -98,12 +124,23 @@ fn pattern_slot(p: &[u8]) -> Option<u16> {
     Some(crc16(p) & (SLOTS - 1))
 }
 
+/// Which keyspace a SORT runs on, for the pattern rules.
+#[derive(Clone, Copy, PartialEq)]
+enum Space {
+    /// The shard's own.
+    Shard,
+    /// A transaction's temporary keyspace that knows what it pulled.
+    Pulled,
+    /// One that does not: pattern keys cannot be told apart from missing.
+    Unpulled,
+}
+
 /// Parse the options left to right as Redis does. `check` applies the
-/// pattern rules (the key-position function parses without them); it says
-/// whether the command runs on a cross-shard transaction's keyspace.
-/// `sharded`: keys may live on other shards, so Redis Cluster's rule for
-/// patterns is in force.
-fn parse_options(args: &Args, readonly: bool, check: Option<bool>, sharded: bool) -> Result<Options, String> {
+/// pattern rules (the key-position function parses without them) for a
+/// command running on that keyspace. `sharded`: keys may live on other
+/// shards, so on a shard's own keyspace Redis Cluster's rule for patterns
+/// is in force.
+fn parse_options(args: &Args, readonly: bool, check: Option<Space>, sharded: bool) -> Result<Options, String> {
     let mut o = Options::default();
     let n = args.len();
     let kw = |i: usize, w: &str| args[i].eq_ignore_ascii_case(w.as_bytes());
@@ -131,22 +168,22 @@ fn parse_options(args: &Args, readonly: bool, check: Option<bool>, sharded: bool
             o.by = Some(j + 1);
             if !has_star(p) {
                 o.dontsort = true;
-            } else if let Some(on_txn) = check {
-                if key_slot_if_sharded().is_some_and(|s| pattern_slot(p) != Some(s)) {
+            } else if let Some(space) = check {
+                if space == Space::Shard && key_slot_if_sharded().is_some_and(|s| pattern_slot(p) != Some(s)) {
                     return Err(BY_DENIED.into());
                 }
-                if on_txn {
+                if space == Space::Unpulled {
                     return Err(BY_TXN.into());
                 }
             }
             j += 1;
         } else if kw(j, "get") && left >= 1 {
             let p = &args[j + 1];
-            if let Some(on_txn) = check.filter(|_| has_star(p)) {
-                if key_slot_if_sharded().is_some_and(|s| pattern_slot(p) != Some(s)) {
+            if let Some(space) = check.filter(|_| has_star(p)) {
+                if space == Space::Shard && key_slot_if_sharded().is_some_and(|s| pattern_slot(p) != Some(s)) {
                     return Err(GET_DENIED.into());
                 }
-                if on_txn {
+                if space == Space::Unpulled {
                     return Err(GET_TXN.into());
                 }
             }
@@ -195,21 +232,34 @@ fn substitute(pattern: &[u8], elem: &[u8]) -> Lookup {
 }
 
 /// The value a pattern names for `elem`: a string key's value or a hash
-/// field; None for anything else, as Redis gives nil.
+/// field; None for anything else, as Redis gives nil. On a temporary
+/// keyspace a key that was not pulled is listed as missing (and is None).
 fn lookup_pattern(ctx: &mut Ctx, pattern: &[u8], elem: &[u8]) -> Option<Vec<u8>> {
     match substitute(pattern, elem) {
         Lookup::Element => Some(elem.to_vec()),
         Lookup::Nothing => None,
         Lookup::Key(key, field) => {
-            let e = ctx.ks.lookup(ctx.db, &key, ctx.now)?;
-            match field {
-                None => {
-                    let mut buf = [0u8; 24];
-                    e.value.str_bytes(&mut buf).map(|b| b.to_vec())
+            if let Some(pulled) = &ctx.ks.pulled {
+                let dk = (ctx.db as u8, key);
+                if !pulled.contains(&dk) {
+                    ctx.ks.missing.push(dk);
+                    return None;
                 }
-                Some(f) => e.value.as_hash().and_then(|h| h.get(&f)).map(|v| v.to_vec()),
+                return lookup_value(ctx, &dk.1, field);
             }
+            lookup_value(ctx, &key, field)
         }
+    }
+}
+
+fn lookup_value(ctx: &mut Ctx, key: &[u8], field: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let e = ctx.ks.lookup(ctx.db, key, ctx.now)?;
+    match field {
+        None => {
+            let mut buf = [0u8; 24];
+            e.value.str_bytes(&mut buf).map(|b| b.to_vec())
+        }
+        Some(f) => e.value.as_hash().and_then(|h| h.get(&f)).map(|v| v.to_vec()),
     }
 }
 
@@ -277,8 +327,12 @@ fn sort_ro(ctx: &mut Ctx, args: &Args) {
 }
 
 fn sort_generic(ctx: &mut Ctx, args: &Args, readonly: bool) {
-    let on_txn = ctx.ks.track_touched.is_some();
-    let mut o = match parse_options(args, readonly, Some(on_txn), ctx.facts.shards > 1) {
+    let space = match (ctx.ks.track_touched.is_some(), ctx.ks.pulled.is_some()) {
+        (false, _) => Space::Shard,
+        (true, true) => Space::Pulled,
+        (true, false) => Space::Unpulled,
+    };
+    let mut o = match parse_options(args, readonly, Some(space), ctx.facts.shards > 1) {
         Ok(o) => o,
         Err(e) => return ctx.error(&e),
     };
@@ -337,6 +391,10 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, readonly: bool) {
                 }
             }
         }
+        if !ctx.ks.missing.is_empty() {
+            // The order is unknown until these BY keys are here.
+            return ctx.error(MISSING);
+        }
         if bad {
             return ctx.error(SCORE_ERR);
         }
@@ -364,6 +422,9 @@ fn sort_generic(ctx: &mut Ctx, args: &Args, readonly: bool) {
         for p in &gets {
             values.push(lookup_pattern(ctx, p, &it.elem));
         }
+    }
+    if !ctx.ks.missing.is_empty() {
+        return ctx.error(MISSING);
     }
     match o.store {
         None => {
@@ -488,7 +549,7 @@ mod tests {
 
     #[test]
     fn options_parse_left_to_right() {
-        let p = |a: &[&str], ro: bool| parse_options(&OwnedArgs::from_slices(a).args(), ro, Some(false), false);
+        let p = |a: &[&str], ro: bool| parse_options(&OwnedArgs::from_slices(a).args(), ro, Some(Space::Shard), false);
         let o = p(&["sort", "k", "BY", "nosort", "LIMIT", "0", "2", "GET", "#", "DESC", "ALPHA", "STORE", "d"], false)
             .unwrap_or_default();
         assert!(o.dontsort && o.desc && o.alpha);

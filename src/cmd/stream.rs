@@ -348,7 +348,7 @@ fn parse_add_trim(args: &Args, xadd: bool) -> Result<AddTrim, String> {
         }
     } else if t.approx {
         // Redis's default: 100 nodes' worth of entries per call.
-        t.limit = 100 * 100;
+        t.limit = crate::keyspace::stream::default_trim_limit();
     }
     Ok((t, id, nomk))
 }

@@ -378,6 +378,8 @@ fn getset(ctx: &mut Ctx, args: &Args) {
         Ok(None) => ctx.out.null(),
         Err(e) => return ctx.out.error(e.msg()),
     }
+    // Redis reads, then looks the key up again to overwrite it: two uses.
+    ctx.ks.use_again(db, &args[1]);
     ctx.ks.set(db, &args[1], Value::from_bytes(&args[2]), 0);
 }
 

@@ -45,6 +45,15 @@ pub type KeysFn = fn(&Args) -> Vec<KeyRef>;
 /// DB n, MOVE), so a transaction pulls that key too.
 pub type OtherDbKeyFn = for<'a> fn(&Args<'a>) -> Option<(usize, &'a [u8])>;
 
+/// Keys a command reads that its arguments do not name (SORT's BY and GET
+/// patterns), beyond its key's own slot: in these slots, or anywhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    Slots(Vec<u16>),
+    Anywhere,
+}
+pub type ReachFn = fn(&Args) -> Option<Reach>;
+
 /// What runs a command, and so where.
 #[derive(Clone, Copy)]
 pub enum Handler {
@@ -92,6 +101,9 @@ pub struct CommandDef {
     /// How it blocks, if it can (BLOCKING commands).
     pub block: Option<BlockSpec>,
     pub other_db_key: Option<OtherDbKeyFn>,
+    /// Keys it may read besides its own (see `Reach`): with several
+    /// shards it runs as a transaction over their shards.
+    pub reach: Option<ReachFn>,
     /// Which arguments are pub/sub channels, for ACL channel rules.
     pub channels: Channels,
     /// Its keyspace notification for every key it changes, when that does
@@ -149,6 +161,7 @@ impl CommandDef {
             since: "1.0.0",
             block: None,
             other_db_key: None,
+            reach: None,
             channels: Channels::None,
             event: None,
         }
@@ -215,6 +228,11 @@ impl CommandDef {
 
     pub const fn other_db(mut self, f: OtherDbKeyFn) -> Self {
         self.other_db_key = Some(f);
+        self
+    }
+
+    pub const fn reach(mut self, f: ReachFn) -> Self {
+        self.reach = Some(f);
         self
     }
 

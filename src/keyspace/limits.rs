@@ -35,6 +35,10 @@ pub static ZSET_MAX_LISTPACK_VALUE: Limit = Limit::new("zset-max-listpack-value"
 /// Positive: entries per list node; negative: node size class (-2 = 8 KiB).
 pub static LIST_MAX_LISTPACK_SIZE: Limit = Limit::new("list-max-listpack-size", -2);
 pub static LIST_COMPRESS_DEPTH: Limit = Limit::new("list-compress-depth", 0);
+/// A stream node (Redis's listpack per radix-tree key) closes at this
+/// many bytes (0: Redis's 1 GiB cap) or entries (0: no limit).
+pub static STREAM_NODE_MAX_BYTES: Limit = Limit::new("stream-node-max-bytes", 4096);
+pub static STREAM_NODE_MAX_ENTRIES: Limit = Limit::new("stream-node-max-entries", 100);
 
 /// Every threshold, for CONFIG GET/SET.
 pub static ALL: &[&Limit] = &[
@@ -47,4 +51,6 @@ pub static ALL: &[&Limit] = &[
     &ZSET_MAX_LISTPACK_VALUE,
     &LIST_MAX_LISTPACK_SIZE,
     &LIST_COMPRESS_DEPTH,
+    &STREAM_NODE_MAX_BYTES,
+    &STREAM_NODE_MAX_ENTRIES,
 ];

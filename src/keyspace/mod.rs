@@ -106,6 +106,15 @@ pub struct Keyspace {
     /// A transaction's temporary keyspace: the (db, key)s pulled into it,
     /// the only keys a script running on it may touch.
     pub pulled: Option<std::collections::HashSet<(u8, Vec<u8>)>>,
+    /// Keys a command on such a keyspace needed and were not pulled (SORT's
+    /// pattern keys): the transaction runs again with them.
+    pub missing: Vec<(u8, Vec<u8>)>,
+    /// Set by the shard around a client's NETWORK_IO command that may
+    /// wait parked: its handler leaves the network step in `io_job`; the
+    /// step's outcome comes back in `io_done` for the second run.
+    pub offload_io: bool,
+    pub io_job: Option<crate::cmd::migrate::Job>,
+    pub io_done: Option<(crate::cmd::migrate::Job, crate::cmd::migrate::Result2)>,
     /// Set while a read-only command runs: lookups count as hits/misses.
     pub count_lookups: bool,
     pub hits: u64,
@@ -202,6 +211,10 @@ impl Keyspace {
             expired_keys: 0,
             track_touched: None,
             pulled: None,
+            missing: Vec::new(),
+            offload_io: false,
+            io_job: None,
+            io_done: None,
             count_lookups: false,
             hits: 0,
             misses: 0,
@@ -276,6 +289,14 @@ impl Keyspace {
             if self.in_command {
                 self.used_now.push(addr);
             }
+        }
+    }
+
+    /// The running command uses `key` once more: Redis's GETSET looks it
+    /// up twice (to read, then to overwrite), each use counted.
+    pub fn use_again(&mut self, db: usize, key: &[u8]) {
+        if let Some(addr) = self.dbs[db].dict.get(key).map(|e| e as *const Entry as usize) {
+            self.used_now.retain(|&a| a != addr);
         }
     }
 

@@ -17,9 +17,35 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use super::stream_node::EntryRef;
 
-/// Redis's `stream-node-max-bytes` and `stream-node-max-entries` defaults.
-const NODE_MAX_BYTES: usize = 4096;
-const NODE_MAX_ENTRIES: u32 = 100;
+/// Redis's cap on a stream listpack, where `stream-node-max-bytes` is 0
+/// or above it.
+const LISTPACK_MAX_BYTES: usize = 1 << 30;
+
+/// `stream-node-max-bytes` as Redis applies it.
+fn node_max_bytes() -> usize {
+    match super::limits::STREAM_NODE_MAX_BYTES.get() {
+        b if b <= 0 || b as u64 > LISTPACK_MAX_BYTES as u64 => LISTPACK_MAX_BYTES,
+        b => b as usize,
+    }
+}
+
+/// `stream-node-max-entries`; 0 is no limit.
+fn node_max_entries() -> u64 {
+    match super::limits::STREAM_NODE_MAX_ENTRIES.get() {
+        e if e <= 0 => u64::MAX,
+        e => e as u64,
+    }
+}
+
+/// The LIMIT of a `~` trim that names none: 100 nodes' worth of entries,
+/// as Redis computes it (10000 when nodes have no entry limit, at most a
+/// million).
+pub fn default_trim_limit() -> u64 {
+    match super::limits::STREAM_NODE_MAX_ENTRIES.get().saturating_mul(100) {
+        l if l <= 0 => 10_000,
+        l => (l as u64).min(1_000_000),
+    }
+}
 
 /// Entry flags in Redis's listpack encoding (only their size matters here).
 const FLAG_SAMEFIELDS: i64 = 2;
@@ -359,7 +385,7 @@ impl Stream {
         let single = self.nodes.len() == 1;
         let (reuse, rekey) = match self.nodes.last_key_value() {
             Some((&k, n)) => {
-                let fits = n.bytes + totelelen < NODE_MAX_BYTES && n.live + n.deleted < NODE_MAX_ENTRIES;
+                let fits = n.bytes + totelelen < node_max_bytes() && u64::from(n.live + n.deleted) < node_max_entries();
                 // XSETID may move last_id below the tail's first id once an
                 // exact trim left it with only deleted entries (the only
                 // node of an empty stream). Redis appends into it anyway;

@@ -225,15 +225,25 @@ fn put_int_encoded(out: &mut Vec<u8>, v: i64) -> bool {
     true
 }
 
-/// Append a string as rdbSaveRawString does: a canonical integer of at
-/// most 11 characters that fits 32 bits integer-encoded, else length and
-/// bytes (never compressed: Redis reads either).
+/// Append a string as rdbSaveRawString does with `rdbcompression yes`: a
+/// canonical integer of at most 11 characters that fits 32 bits
+/// integer-encoded; over 20 bytes LZF-compressed when that saves at least
+/// 4 bytes; else length and bytes.
 pub fn put_string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 11 {
         if let Some(v) = pack::canonical_i64(s) {
             if put_int_encoded(out, v) {
                 return;
             }
+        }
+    }
+    if s.len() > 20 {
+        if let Some(c) = lzf::compress(s, s.len() - 4) {
+            out.push(0xc3);
+            put_len(out, c.len() as u64);
+            put_len(out, s.len() as u64);
+            out.extend_from_slice(&c);
+            return;
         }
     }
     put_len(out, s.len() as u64);

@@ -85,6 +85,8 @@ pub enum Wait {
     Replicas(Box<super::replwait::ReplWait>),
     /// CLIENT PAUSE holds its next request (see `pause`).
     Paused,
+    /// MIGRATE's network step runs on a helper thread (see `netio`).
+    Io,
 }
 
 impl Wait {
@@ -1061,7 +1063,7 @@ impl Shard {
             Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
             Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
             Msg::ReplFence { done } => self.on_repl_fence(done),
-
+            Msg::IoDone(call) => self.on_io_done(*call),
             _ => {}
         }
     }

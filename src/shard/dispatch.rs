@@ -233,7 +233,7 @@ impl Shard {
         }
         let Some((id, def)) = cmd::find(args) else { return Step::Run };
         // Container rows have arity -2, so they never pass as keyspace rows.
-        if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING | RUNS_SCRIPT) || !cmd::arity_ok(def, args.len()) {
+        if def.has(CONN_SHARD | EVERY_SHARD | BLOCKING | RUNS_SCRIPT | NETWORK_IO) || !cmd::arity_ok(def, args.len()) {
             return Step::Run;
         }
         // A restricted user's command is checked here (a refusal is
@@ -332,6 +332,9 @@ impl Shard {
                 }
                 if def.has(RUNS_SCRIPT) {
                     return self.run_script_here(conn, id, def, args);
+                }
+                if def.has(NETWORK_IO) {
+                    return self.run_offloaded(conn, id, def, args);
                 }
                 self.exec_local(conn, id, def, args, Road::Client);
             }

@@ -41,6 +41,7 @@ pub mod fdlimit;
 pub mod latency;
 pub mod latmon;
 pub mod monitor;
+pub mod netio;
 pub mod obuf;
 pub mod pause;
 pub mod pubsub;
@@ -438,6 +439,8 @@ pub enum Msg {
     ReplAcked,
     /// Sync the AOF at once (WAITAOF with numlocal).
     SyncSoon,
+    /// A parked client's network step ended (`netio`).
+    IoDone(Box<netio::IoCall>),
 }
 
 impl Msg {
@@ -482,6 +485,7 @@ impl Msg {
             Msg::ReplFence { .. } => "ReplFence",
             Msg::ReplAcked { .. } => "ReplAcked",
             Msg::SyncSoon { .. } => "SyncSoon",
+            Msg::IoDone(..) => "IoDone",
         }
     }
 }

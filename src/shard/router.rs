@@ -69,6 +69,11 @@ pub fn route(map: &SlotMap, here: usize, def: &CommandDef, args: &Args) -> Route
     if map.shards == 1 || !def.takes_keys() {
         return Route::Here;
     }
+    if def.reach.is_some_and(|f| f(args).is_some()) {
+        // Its pattern keys may live elsewhere: a transaction even over one
+        // shard, which pulls what the command turns out to read.
+        return Route::Shards(key_shards(map, def, args));
+    }
     let mut it = cmd::key_positions(def, args);
     let Some(first) = it.next() else { return Route::Here };
     let s0 = map.shard_of(args.get(first));
@@ -84,9 +89,15 @@ pub fn route(map: &SlotMap, here: usize, def: &CommandDef, args: &Args) -> Route
     }
 }
 
-/// Shards serving the keys of a command, ascending, deduplicated.
+/// Shards serving the keys of a command (and those its patterns may
+/// reach), ascending, deduplicated.
 pub fn key_shards(map: &SlotMap, def: &CommandDef, args: &Args) -> Vec<usize> {
     let mut v: Vec<usize> = cmd::key_positions(def, args).map(|i| map.shard_of(args.get(i))).collect();
+    match def.reach.and_then(|f| f(args)) {
+        Some(cmd::Reach::Anywhere) if map.shards > 1 => v.extend(0..map.shards),
+        Some(cmd::Reach::Slots(slots)) if map.shards > 1 => v.extend(slots.iter().map(|&s| map.shard_of_slot(s))),
+        _ => {}
+    }
     v.sort_unstable();
     v.dedup();
     v
@@ -144,6 +155,13 @@ mod tests {
         assert_eq!(routed(&m, 3, &["DEL", &a2, &a0, &a2]), Route::Shards(vec![0, 2]));
         assert_eq!(routed(&m, 1, &["PING"]), Route::Here);
         assert_eq!(routed(&m, 1, &["DBSIZE"]), Route::AllShards);
+        // SORT patterns outside the key's slot: a transaction over the
+        // shards they may reach (all without a hash tag); inside it, here.
+        assert_eq!(routed(&m, 0, &["SORT", &a0, "BY", "w_*"]), Route::Shards(vec![0, 1, 2, 3]));
+        assert_eq!(routed(&m, 0, &["SORT", &a0, "BY", "nosort", "GET", "#"]), Route::Here);
+        let tag_on_2 = format!("{{{a2}}}w_*");
+        assert_eq!(routed(&m, 1, &["SORT_RO", &a0, "GET", &tag_on_2]), Route::Shards(vec![0, 2]));
+        assert_eq!(routed(&m, 1, &["SORT", "{x}l", "BY", "{x}w_*"]), Route::Shard(m.shard_of(b"x")));
         // One shard: everything is here.
         let one = SlotMap::contiguous(1);
         assert_eq!(routed(&one, 0, &["MSET", &a2, "1", &a0, "2"]), Route::Here);

@@ -133,6 +133,8 @@ pub struct Txn {
     /// many runs it took (see `start_script_txn`).
     extra: Vec<DbKey>,
     script_rounds: u32,
+    /// AFTER_TXN commands: (where their reply goes in `reply`, which command).
+    after: Vec<(usize, usize)>,
     /// The client's user when restricted: its scripts' calls are checked.
     user: Option<std::sync::Arc<crate::acl::user::User>>,
 }
@@ -221,8 +223,10 @@ impl Shard {
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp = Keyspace::new();
         temp.track_touched = Some(Vec::new());
-        if flags & RUNS_SCRIPT != 0 {
-            // A script may touch only what was pulled (see `crate::script`).
+        let reaches = cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.reach.is_some()));
+        if flags & RUNS_SCRIPT != 0 || reaches {
+            // A script may touch only what was pulled (see `crate::script`);
+            // SORT lists the pattern keys it lacks.
             temp.pulled = Some(keys.iter().flatten().cloned().collect());
         }
         let mut chain: Vec<(usize, Vec<DbKey>)> = participants.iter().copied().zip(keys).collect();
@@ -253,6 +257,7 @@ impl Shard {
             user: (!conn.acl_free).then(|| conn.user.clone()),
             extra,
             script_rounds,
+            after: Vec::new(),
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -589,7 +594,9 @@ impl Shard {
             self.take_script_stats();
             // Its keyspace events are published from here.
             t.temp.notify.flags = 0;
-            self.ks.notify.events.append(&mut t.temp.notify.events);
+            if t.temp.missing.is_empty() {
+                self.ks.notify.events.append(&mut t.temp.notify.events);
+            }
         }
         let n = self.shared.nshards;
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
@@ -649,13 +656,17 @@ impl Shard {
                 let before = reply.len();
                 if def.has(CONN_SHARD | EVERY_SHARD) {
                     let mut s = Session { db, out: Reply::new(&mut reply, t.resp3), subscribed_resp2: false };
-                    if !cmd::run_session(def, &mut s, &args) {
-                        s.out.error(&format!(
-                            "ERR '{}' is not supported inside a transaction spanning shards",
-                            def.name
-                        ));
-                    }
+                    let ran = cmd::run_session(def, &mut s, &args);
                     db = s.db;
+                    if !ran && def.has(AFTER_TXN) {
+                        // Run once the transaction is done (`on_pushed`).
+                        t.after.push((reply.len(), i));
+                        continue;
+                    }
+                    if !ran {
+                        Reply::new(&mut reply, t.resp3)
+                            .error(&format!("ERR '{}' is not supported inside a transaction spanning shards", def.name));
+                    }
                     let failed = reply.get(before) == Some(&b'-');
                     let ticks = self.record_stat(id, t0, failed);
                     self.note_if_slow(ticks, &args);
@@ -689,7 +700,9 @@ impl Shard {
             }
             t.final_db = db;
             t.temp.notify.flags = 0;
-            self.ks.notify.events.append(&mut t.temp.notify.events);
+            if t.temp.missing.is_empty() {
+                self.ks.notify.events.append(&mut t.temp.notify.events);
+            }
         }
         if let Some(found) = self.scripts.retry.take() {
             // A lone script reached for keys it had not declared: what it
@@ -698,6 +711,12 @@ impl Shard {
             if !t.is_exec && t.cmds.len() == 1 && t.script_rounds < MAX_SCRIPT_ROUNDS {
                 return self.rerun_script(txid, t, found);
             }
+        }
+        let missing = std::mem::take(&mut t.temp.missing);
+        if !missing.is_empty() && t.script_rounds < MAX_SCRIPT_ROUNDS {
+            // SORT's patterns named keys not pulled: nothing it did counts;
+            // the transaction runs again with them (and their shards).
+            return self.rerun_with_keys(txid, t, missing);
         }
         t.would_block = std::mem::take(&mut t.temp.would_block);
         if let (Some(parts), Some(b)) = (t.temp.block_rewrite.take(), t.block.as_mut()) {
@@ -757,6 +776,42 @@ impl Shard {
             extra.dedup();
             let cmd = t.cmds.swap_remove(0);
             self.start_script_txn(&mut conn, cmd, extra, t.script_rounds + 1);
+        }
+        if let Some(slot) = self.conns.get_mut(r.idx as usize) {
+            *slot = Some(conn);
+        }
+    }
+
+    /// Coordinator: unlock every participant of `t` (nothing written) and
+    /// start it again with `found` pulled too, their owners taking part.
+    fn rerun_with_keys(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>) {
+        for &p in &t.participants {
+            let msg =
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            self.send(p, msg);
+        }
+        let r = t.conn;
+        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
+        let Some(mut conn) = slot.take() else { return };
+        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
+            let mut extra = std::mem::take(&mut t.extra);
+            extra.extend(found);
+            extra.sort();
+            extra.dedup();
+            let mut shards = std::mem::take(&mut t.participants);
+            shards.extend(extra.iter().map(|(_, k)| self.shared.slots.shard_of(k)));
+            shards.sort_unstable();
+            shards.dedup();
+            // EXEC's watched shards are added again from the connection.
+            let denied = std::mem::take(&mut t.denied);
+            let cmds = std::mem::take(&mut t.cmds);
+            self.start_txn_with(&mut conn, cmds, shards, t.is_exec, (extra, t.script_rounds + 1));
+            if let Wait::Txn(new) = conn.wait {
+                if let Some(nt) = self.txn.coord.get_mut(&new) {
+                    nt.denied = denied;
+                    nt.block = t.block.take();
+                }
+            }
         }
         if let Some(slot) = self.conns.get_mut(r.idx as usize) {
             *slot = Some(conn);
@@ -883,9 +938,13 @@ impl Shard {
         if let Some(b) = t.block {
             return self.finish_blocking_txn(r, txid, b, t.would_block, t.reply);
         }
+        let mut reply = t.reply;
+        if !t.after.is_empty() {
+            reply = self.run_after_txn(r, txid, &t.cmds, &t.after, reply);
+        }
         if let Some(Some(c)) = self.conns.get_mut(r.idx as usize) {
             if c.gen == r.gen && matches!(c.wait, Wait::Txn(id) if id == txid) {
-                c.out.extend_from_slice(&t.reply);
+                c.out.extend_from_slice(&reply);
                 c.wait = Wait::None;
                 c.db = t.final_db;
                 if t.is_exec {
@@ -900,6 +959,38 @@ impl Shard {
                 self.unwatch_everywhere(w, &watch_shards);
             }
         }
+    }
+
+    /// Run a finished EXEC's AFTER_TXN commands for its client, in order,
+    /// and put each reply in its place in `reply`.
+    fn run_after_txn(&mut self, r: ConnRef, txid: u64, cmds: &[OwnedArgs], after: &[(usize, usize)], reply: Vec<u8>) -> Vec<u8> {
+        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return reply };
+        let Some(mut conn) = slot.take() else { return reply };
+        let mut pieces = Vec::with_capacity(after.len());
+        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
+            for &(_, i) in after {
+                let args = cmds[i].args();
+                let Some((id, def)) = cmd::find(&args) else { continue };
+                let saved = std::mem::take(&mut conn.out);
+                self.server_command(&mut conn, id, def, &args);
+                pieces.push(std::mem::replace(&mut conn.out, saved));
+            }
+        }
+        if let Some(slot) = self.conns.get_mut(r.idx as usize) {
+            *slot = Some(conn);
+        }
+        if pieces.len() != after.len() {
+            return reply;
+        }
+        let mut out = Vec::with_capacity(reply.len() + pieces.iter().map(Vec::len).sum::<usize>());
+        let mut at = 0;
+        for (&(off, _), piece) in after.iter().zip(&pieces) {
+            out.extend_from_slice(&reply[at..off]);
+            out.extend_from_slice(piece);
+            at = off;
+        }
+        out.extend_from_slice(&reply[at..]);
+        out
     }
 
     /// A cross-shard blocking attempt finished: reply, or keep waiting on
@@ -974,7 +1065,13 @@ impl Shard {
         shards.extend(conn.watch_shards.iter().copied());
         shards.sort_unstable();
         shards.dedup();
-        let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1);
+        // A SORT whose patterns reach other slots needs a temporary keyspace.
+        let reaches = n > 1
+            && m.cmds.iter().any(|c| {
+                let args = c.args();
+                cmd::find(&args).is_some_and(|(_, d)| d.reach.is_some_and(|f| f(&args).is_some()))
+            });
+        let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1) && !reaches;
         if local {
             if self.txn.locked() {
                 // Re-queue: MULTI state goes back, EXEC runs after unlock.
@@ -1078,10 +1175,15 @@ impl Shard {
                 } else if def.has(CONN_SHARD) {
                     let mut s =
                         Session { db: conn.db, out: Reply::new(&mut conn.out, conn.resp3), subscribed_resp2: false };
-                    if !cmd::run_session(def, &mut s, &args) {
-                        s.out.error(&format!("ERR '{}' is not supported inside MULTI", def.name));
-                    }
+                    let ran = cmd::run_session(def, &mut s, &args);
                     conn.db = s.db;
+                    if !ran && def.has(AFTER_TXN) {
+                        // Nothing else runs in between: it may run in place.
+                        self.server_command(conn, id, def, &args);
+                    } else if !ran {
+                        Reply::new(&mut conn.out, conn.resp3)
+                            .error(&format!("ERR '{}' is not supported inside MULTI", def.name));
+                    }
                 } else {
                     self.exec_local(conn, id, def, &args, Road::Admitted);
                 }

@@ -113,17 +113,18 @@ pub const FAMILIES: &[Family] = &[
     // (a single client never gets woken by another).
     Family { name: "blocking", weight: 6, in_multi: true, gen: blocking },
     Family { name: "geo", weight: 14, in_multi: true, gen: geo },
-    // Not in MULTI: with several shards a transaction runs on a keyspace
-    // holding only its keys, where BY/GET patterns are refused.
-    Family { name: "sort", weight: 12, in_multi: false, gen: sort_family },
+    Family { name: "sort", weight: 12, in_multi: true, gen: sort_family },
     // OBJECT FREQ: only in the LFU run (lfu-log-factor 0 makes the
     // counter count every use), see `OPT_IN`.
     Family { name: "freq", weight: 25, in_multi: true, gen: freq },
     Family { name: "dump", weight: 8, in_multi: true, gen: dump_family },
+    // SORT BY/GET patterns without hash tags: with several shards, a
+    // transaction over every shard (see `differential_sort_patterns`).
+    Family { name: "sortpat", weight: 12, in_multi: true, gen: sort_pattern_family },
 ];
 
 /// Families only a run that names them enables.
-const OPT_IN: &[&str] = &["freq"];
+const OPT_IN: &[&str] = &["freq", "sortpat"];
 
 /// OBJECT FREQ of a key (the LFU run: every use counts once per command).
 fn freq(g: &mut Gen) -> Op {
@@ -2102,4 +2103,92 @@ fn sort_command(g: &mut Gen) -> Op {
     let mut args = vec![b(if ro { "SORT_RO" } else { "SORT" }), key];
     args.extend(groups.into_iter().flatten());
     Op::Cmd { args, cmp: if set_unordered { Cmp::Sorted } else { Cmp::Exact } }
+}
+
+// ---- SORT with patterns across shards ----------------------------------------
+
+/// Untagged keys: the list, set and destination, and the keys the patterns
+/// form (`spw_<elem>`, `sph_<elem>` hashes, `spo_<elem>`) land on any shard.
+const SP_LIST: &str = "sp:list";
+const SP_SET: &str = "sp:set";
+const SP_DEST: &str = "sp:dest";
+
+fn sp_elem(g: &mut Gen) -> Vec<u8> {
+    const E: &[&str] = &["1", "2", "3", "4", "5", "7", "10", "12", "20", "33", "-1", "0"];
+    E.choose(&mut g.rng).unwrap().as_bytes().to_vec()
+}
+
+fn sort_pattern_family(g: &mut Gen) -> Op {
+    let b = |s: &str| s.as_bytes().to_vec();
+    let key_of = |g: &mut Gen, p: &str| {
+        let mut k = b(p);
+        k.extend(sp_elem(g));
+        k
+    };
+    match g.rng.gen_range(0..100) {
+        0..=9 => {
+            let els = (0..g.rng.gen_range(1..=5)).map(|_| sp_elem(g)).collect();
+            with(cmd!(*["RPUSH", "LPUSH"].choose(&mut g.rng).unwrap(), SP_LIST), els)
+        }
+        10..=14 => {
+            let els = (0..g.rng.gen_range(1..=5)).map(|_| sp_elem(g)).collect();
+            with(cmd!("SADD", SP_SET), els)
+        }
+        15..=16 => cmd!("DEL", *[SP_LIST, SP_SET, SP_DEST].choose(&mut g.rng).unwrap()),
+        17..=28 => {
+            let k = key_of(g, "spw_");
+            if g.chance(15) {
+                cmd!("DEL", k)
+            } else {
+                cmd!("SET", k, sort_weight(g))
+            }
+        }
+        29..=36 => {
+            let k = key_of(g, "sph_");
+            let f = *["f", "g"].choose(&mut g.rng).unwrap();
+            cmd!("HSET", k, f, sort_weight(g))
+        }
+        37..=44 => {
+            let k = key_of(g, "spo_");
+            let v = format!("o{}", g.rng.gen_range(0..100));
+            cmd!("SET", k, v)
+        }
+        45..=47 => cmd!("LRANGE", SP_DEST, "0", "-1"),
+        _ => {
+            let ro = g.chance(25);
+            let key = *[SP_LIST, SP_LIST, SP_SET, SP_DEST].choose(&mut g.rng).unwrap();
+            let is_set = key == SP_SET;
+            let mut groups: Vec<Vec<Vec<u8>>> = Vec::new();
+            let by = *["spw_*", "spw_*", "sph_*->f", "sph_*->g", "nosort", "spnone_*"].choose(&mut g.rng).unwrap();
+            let by_sorts = by.contains('*');
+            if g.chance(80) {
+                groups.push(vec![b("BY"), b(by)]);
+            }
+            let has_by = !groups.is_empty();
+            // ALPHA BY keeps the input order of ties: lists only.
+            if g.chance(30) && !(is_set && has_by && by_sorts) {
+                groups.push(vec![b("ALPHA")]);
+            }
+            if g.chance(40) {
+                groups.push(vec![b(["ASC", "DESC"].choose(&mut g.rng).unwrap())]);
+            }
+            let unordered = is_set && has_by && !by_sorts;
+            if !unordered && g.chance(35) {
+                let off = g.rng.gen_range(0i64..3).to_string();
+                let cnt = g.rng.gen_range(-1i64..5).to_string();
+                groups.push(vec![b("LIMIT"), off.into_bytes(), cnt.into_bytes()]);
+            }
+            for _ in 0..g.rng.gen_range(0..=3) {
+                let p = *["#", "spo_*", "spw_*", "sph_*->f", "sph_*->g", "spnone_*"].choose(&mut g.rng).unwrap();
+                groups.push(vec![b("GET"), b(p)]);
+            }
+            if !ro && g.chance(30) {
+                groups.push(vec![b("STORE"), b(SP_DEST)]);
+            }
+            groups.shuffle(&mut g.rng);
+            let mut args = vec![b(if ro { "SORT_RO" } else { "SORT" }), b(key)];
+            args.extend(groups.into_iter().flatten());
+            Op::Cmd { args, cmp: if unordered { Cmp::Sorted } else { Cmp::Exact } }
+        }
+    }
 }

@@ -31,12 +31,12 @@ static SUBCOMMANDS: &[CommandDef] = &[
     cl(server("client|no-evict", 3, OTHERS, Shard::cmd_client_no_evict)).since("7.0.0"),
     // From Redis 7.2, which clients (redis-py, ...) send on connect.
     cl(server("client|no-touch", 3, OWN, Shard::cmd_client_no_touch)).since("7.2.0"),
-    cl(server("client|pause", -3, OTHERS, Shard::cmd_client_pause)).since("2.9.50"),
+    cl(server("client|pause", -3, OTHERS | AFTER_TXN, Shard::cmd_client_pause)).since("2.9.50"),
     cl(server("client|reply", 3, OWN, Shard::cmd_client_reply)).since("3.2.0"),
     cl(server("client|setinfo", 4, OWN | SENTINEL, Shard::cmd_client_accept)).since("7.2.0"),
     cl(server("client|setname", 3, OWN, Shard::cmd_client_setname)).since("2.6.9"),
     cl(server("client|unblock", -3, OTHERS, Shard::cmd_client_unblock)).since("5.0.0"),
-    cl(server("client|unpause", 2, OTHERS, Shard::cmd_client_unpause)).since("6.2.0"),
+    cl(server("client|unpause", 2, OTHERS | AFTER_TXN, Shard::cmd_client_unpause)).since("6.2.0"),
 ];
 
 /// Redis 7.0's CLIENT HELP, less what shardis does not have (CACHING,
