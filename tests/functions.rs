@@ -454,13 +454,13 @@ fn info_reports_scripts_and_functions() {
 }
 
 /// FUNCTION DUMP is Redis 7.0's payload: byte for byte what redis-server
-/// writes with `rdbcompression no` (one library: Redis's order of
-/// several follows its hash table); a payload from redis-server (LZF
-/// compressed) restores into shardis on 1 and 4 shards, and shardis's
-/// into redis-server; RESTORE's policies answer as Redis's.
+/// writes, LZF compression included (one library: Redis's order of
+/// several follows its hash table); a payload from redis-server restores
+/// into shardis on 1 and 4 shards, and shardis's into redis-server;
+/// RESTORE's policies answer as Redis's.
 #[test]
 fn function_dump_is_redis_format() {
-    let plain = Server::start_redis_with(&["--rdbcompression", "no"]);
+    let plain = Server::start_redis();
     let mut p = plain.conn();
     p.cmd(&["FUNCTION", "LOAD", LIB]);
     let want = p.cmd(&["FUNCTION", "DUMP"]);
