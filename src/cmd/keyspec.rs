@@ -135,14 +135,7 @@ impl KeySpec {
         if start < 1 || start >= argc {
             return Some(Positions { next: 1, last: 0, step: 1 });
         }
-        let last = if last >= 0 {
-            start + last as i64
-        } else if limit > 0 {
-            start + (argc - start) / limit as i64 + last as i64
-        } else {
-            argc + last as i64
-        };
-        let last = last.min(argc - 1);
+        let last = range_last(start, argc, last, limit);
         if last < start {
             return Some(Positions { next: 1, last: 0, step: 1 });
         }
@@ -190,16 +183,7 @@ impl KeySpec {
             return Ok(None);
         }
         let (first, last, step) = match self.find {
-            Find::Range { last, step, limit } => {
-                let last = if last >= 0 {
-                    start + last as i64
-                } else if limit > 0 {
-                    start + (argc - start) / limit as i64 + last as i64
-                } else {
-                    argc + last as i64
-                };
-                (start, last.min(argc - 1), step.max(1) as i64)
-            }
+            Find::Range { last, step, limit } => (start, range_last(start, argc, last, limit), step.max(1) as i64),
             Find::Keynum { keynum, first, step } => {
                 let at = start + keynum as i64;
                 let n = match (at < argc).then(|| crate::util::parse_i64(args.get(at as usize))).flatten() {
@@ -218,6 +202,20 @@ impl KeySpec {
         };
         Ok(Some((first, last, step)))
     }
+}
+
+/// The last key position of a range spec beginning at `start` among
+/// `argc` arguments: `last` counted from `start`, or from the end when
+/// negative (with `limit`, a share of what follows `start`).
+fn range_last(start: i64, argc: i64, last: i32, limit: i32) -> i64 {
+    let at = if last >= 0 {
+        start + last as i64
+    } else if limit > 0 {
+        start + (argc - start) / limit as i64 + last as i64
+    } else {
+        argc + last as i64
+    };
+    at.min(argc - 1)
 }
 
 /// A key found in a request: its argument index and what the command does

@@ -760,58 +760,52 @@ impl Shard {
 
     /// Coordinator: unlock every participant of `t` (nothing written) and
     /// start the script again over every shard with `found` pulled too.
-    fn rerun_script(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>) {
-        for &p in &t.participants {
-            let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
-            self.send(p, msg);
-        }
-        let r = t.conn;
-        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
-        let Some(mut conn) = slot.take() else { return };
-        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
-            let mut extra = std::mem::take(&mut t.extra);
-            extra.extend(found);
-            extra.sort();
-            extra.dedup();
+    fn rerun_script(&mut self, txid: u64, t: Txn, found: Vec<DbKey>) {
+        self.rerun(txid, t, found, |sh, conn, mut t, extra| {
             let cmd = t.cmds.swap_remove(0);
-            self.start_script_txn(&mut conn, cmd, extra, t.script_rounds + 1);
-        }
-        if let Some(slot) = self.conns.get_mut(r.idx as usize) {
-            *slot = Some(conn);
-        }
+            sh.start_script_txn(conn, cmd, extra, t.script_rounds + 1);
+        });
     }
 
     /// Coordinator: unlock every participant of `t` (nothing written) and
     /// start it again with `found` pulled too, their owners taking part.
-    fn rerun_with_keys(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>) {
-        for &p in &t.participants {
-            let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
-            self.send(p, msg);
-        }
-        let r = t.conn;
-        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
-        let Some(mut conn) = slot.take() else { return };
-        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
-            let mut extra = std::mem::take(&mut t.extra);
-            extra.extend(found);
-            extra.sort();
-            extra.dedup();
+    fn rerun_with_keys(&mut self, txid: u64, t: Txn, found: Vec<DbKey>) {
+        self.rerun(txid, t, found, |sh, conn, mut t, extra| {
             let mut shards = std::mem::take(&mut t.participants);
-            shards.extend(extra.iter().map(|(_, k)| self.shared.slots.shard_of(k)));
+            shards.extend(extra.iter().map(|(_, k)| sh.shared.slots.shard_of(k)));
             shards.sort_unstable();
             shards.dedup();
             // EXEC's watched shards are added again from the connection.
             let denied = std::mem::take(&mut t.denied);
             let cmds = std::mem::take(&mut t.cmds);
-            self.start_txn_with(&mut conn, cmds, shards, t.is_exec, (extra, t.script_rounds + 1));
+            sh.start_txn_with(conn, cmds, shards, t.is_exec, (extra, t.script_rounds + 1));
             if let Wait::Txn(new) = conn.wait {
-                if let Some(nt) = self.txn.coord.get_mut(&new) {
+                if let Some(nt) = sh.txn.coord.get_mut(&new) {
                     nt.denied = denied;
                     nt.block = t.block.take();
                 }
             }
+        });
+    }
+
+    /// Unlock every participant of `t` (nothing written) and, if its
+    /// client still waits for it, hand `again` the client, `t` and the
+    /// keys to pull next time (`t`'s and `found`, sorted, deduplicated).
+    fn rerun(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>, again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>)) {
+        for &p in &t.participants {
+            let msg =
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            self.send(p, msg);
+        }
+        let r = t.conn;
+        let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
+        let Some(mut conn) = slot.take() else { return };
+        if conn.gen == r.gen && matches!(conn.wait, Wait::Txn(id) if id == txid) {
+            let mut extra = std::mem::take(&mut t.extra);
+            extra.extend(found);
+            extra.sort();
+            extra.dedup();
+            again(self, &mut conn, t, extra);
         }
         if let Some(slot) = self.conns.get_mut(r.idx as usize) {
             *slot = Some(conn);
