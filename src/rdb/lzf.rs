@@ -131,15 +131,8 @@ fn compress_into(inp: &[u8], out: &mut [u8], end: usize, table: &mut [u32], touc
             if op >= end {
                 return None;
             }
-            lit += 1;
-            out[op] = inp[ip];
-            op += 1;
+            push_literal(out, inp[ip], &mut op, &mut lit);
             ip += 1;
-            if lit == MAX_LIT {
-                out[op - lit - 1] = (lit - 1) as u8;
-                lit = 0;
-                op += 1;
-            }
         }
     }
     // At most two bytes are left.
@@ -147,19 +140,27 @@ fn compress_into(inp: &[u8], out: &mut [u8], end: usize, table: &mut [u32], touc
         return None;
     }
     while ip < n {
-        lit += 1;
-        out[op] = inp[ip];
-        op += 1;
+        push_literal(out, inp[ip], &mut op, &mut lit);
         ip += 1;
-        if lit == MAX_LIT {
-            out[op - lit - 1] = (lit - 1) as u8;
-            lit = 0;
-            op += 1;
-        }
     }
     out[op - lit - 1] = (lit as u8).wrapping_sub(1);
     op -= usize::from(lit == 0);
     Some(op)
+}
+
+/// Copy one literal byte to `out` at `op`; a run of MAX_LIT literals is
+/// closed by writing its length in the byte kept before it, and the next
+/// run's length byte is skipped over.
+#[inline]
+fn push_literal(out: &mut [u8], byte: u8, op: &mut usize, lit: &mut usize) {
+    *lit += 1;
+    out[*op] = byte;
+    *op += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (*lit - 1) as u8;
+        *lit = 0;
+        *op += 1;
+    }
 }
 
 /// Decompress `input`, which must expand to exactly `out_len` bytes;
