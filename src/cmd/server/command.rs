@@ -231,14 +231,7 @@ fn command_docs(r: &mut Reply, d: &CommandDef) {
             k.emit(r);
             v.emit(r);
         }
-        if !d.subcommands.is_empty() {
-            r.bulk(b"subcommands");
-            r.map(d.subcommands.len());
-            for s in d.subcommands {
-                r.bulk_str(s.name);
-                command_docs(r, s);
-            }
-        }
+        subcommand_docs(r, d);
         return;
     }
     r.map(if d.subcommands.is_empty() { 3 } else { 4 });
@@ -249,13 +242,19 @@ fn command_docs(r: &mut Reply, d: &CommandDef) {
     r.bulk_str(d.since);
     r.bulk(b"group");
     r.bulk_str(d.group.name());
-    if !d.subcommands.is_empty() {
-        r.bulk(b"subcommands");
-        r.map(d.subcommands.len());
-        for s in d.subcommands {
-            r.bulk_str(s.name);
-            command_docs(r, s);
-        }
+    subcommand_docs(r, d);
+}
+
+/// The `subcommands` entry of a row's docs, if it has subcommands.
+fn subcommand_docs(r: &mut Reply, d: &CommandDef) {
+    if d.subcommands.is_empty() {
+        return;
+    }
+    r.bulk(b"subcommands");
+    r.map(d.subcommands.len());
+    for s in d.subcommands {
+        r.bulk_str(s.name);
+        command_docs(r, s);
     }
 }
 
