@@ -385,7 +385,9 @@ impl Engine {
         };
         let shebang = functions::parse_shebang(&body)?;
         if self.vm.is_none() {
-            self.vm = Some(sandbox::Vm::new().map_err(|e| format!("ERR {e}"))?);
+            let vm = sandbox::Vm::new().map_err(|e| format!("ERR {e}"))?;
+            vm.install_call(redis_call).map_err(|e| format!("ERR {e}"))?;
+            self.vm = Some(vm);
         }
         let vm = self.vm.as_ref().ok_or("ERR no interpreter")?;
         // The shebang line stays as an empty line (line numbers).
@@ -417,6 +419,9 @@ impl Engine {
             Ok(vm) => vm,
             Err(e) => return crate::log(&format!("functions: cannot create the interpreter: {e}")),
         };
+        if let Err(e) = vm.install_call(redis_call) {
+            return crate::log(&format!("functions: cannot create the interpreter: {e}"));
+        }
         for (lib, code) in &libs.libs {
             match load_library(&vm, code) {
                 Ok((_, fs)) => {
@@ -582,30 +587,15 @@ impl Engine {
             watch: vm.watch.clone(),
             nested: std::mem::take(&mut self.nested),
         };
-        let outcome = (|| -> mlua::Result<(bool, Value)> {
-            let table = |items: &[&[u8]]| -> mlua::Result<Value> {
-                let t = vm.lua.create_table_with_capacity(items.len(), 0)?;
-                for (i, b) in items.iter().enumerate() {
-                    t.raw_set(i + 1, vm.lua.create_string(b)?)?;
-                }
-                Ok(Value::Table(t))
-            };
-            let (k, a) = (table(keys)?, table(argv)?);
-            match which {
-                Which::Eval => vm.begin_call(k.clone(), a.clone())?,
-                Which::Function => vm.begin_function_call(),
-            }
-            vm.lua.scope(|scope| {
-                let call = scope.create_function_mut(|lua, args: MultiValue| run.call(lua, args))?;
-                vm.slot.raw_set("f", call)?;
-                let r = match which {
-                    Which::Eval => vm.run.call::<(bool, Value)>(f),
-                    Which::Function => vm.runf.call::<(bool, Value)>((f, k, a)),
-                };
-                vm.slot.raw_set("f", Value::Nil)?;
-                r
-            })
-        })();
+        vm.begin_function_call();
+        let entry = match which {
+            Which::Eval => &vm.run,
+            Which::Function => &vm.runf,
+        };
+        // Cleared right after; `redis_call` is the only reader.
+        vm.running.set(&mut run as *mut Running as *mut ());
+        let outcome = vm.call(entry, &f, keys, argv);
+        vm.running.set(std::ptr::null_mut());
         let resp3_script = vm.resp.get() == 3;
         let killed = vm.watch.borrow_mut().take().is_some_and(|w| w.killed);
         let Running { ctx, undo, stopped, nested, .. } = run;
@@ -618,10 +608,10 @@ impl Engine {
             ctx.error("ERR script touched a key it did not declare, on another shard; declare it in KEYS");
             return;
         }
-        let label = String::from_utf8_lossy(label);
+        let label = || String::from_utf8_lossy(label);
         if killed {
             let line = vm.line.get();
-            return ctx.error(&format!("ERR {} script: {label}, on {}:{line}.", sandbox::KILLED, vm.chunk));
+            return ctx.error(&format!("ERR {} script: {}, on {}:{line}.", sandbox::KILLED, label(), vm.chunk));
         }
         match outcome {
             Ok((true, v)) => convert::lua_to_reply(&v, &mut ctx.out, resp3_script, 0),
@@ -634,16 +624,29 @@ impl Engine {
                 };
                 let mut msg = text("err").unwrap_or_else(|| "ERR unknown error".into());
                 if let (Some(src), Some(line)) = (text("source"), text("line")) {
-                    msg.push_str(&format!(" script: {label}, on {src}:{line}."));
+                    msg.push_str(&format!(" script: {}, on {src}:{line}.", label()));
                 }
                 ctx.error(&msg);
             }
             Ok((false, v)) => {
-                ctx.error(&format!("ERR Error running script {label}, {:.100}", v.to_string().unwrap_or_default()))
+                ctx.error(&format!("ERR Error running script {}, {:.100}", label(), v.to_string().unwrap_or_default()))
             }
-            Err(e) => ctx.error(&format!("ERR Error running script {label}, {e:.100}")),
+            Err(e) => ctx.error(&format!("ERR Error running script {}, {e:.100}", label())),
         }
     }
+}
+
+/// `redis.call`'s implementation (`sandbox::CallFn`): `running` is the
+/// `Running` of the call in progress, set by `Engine::execute`.
+fn redis_call(lua: &mlua::Lua, running: *mut (), args: MultiValue) -> mlua::Result<(bool, Value)> {
+    // SAFETY: `execute` sets the pointer to its `run` (a live local it
+    // does not touch while the script runs) just before calling into Lua
+    // and clears it right after; `install_call`'s wrapper only calls here
+    // with a non-null pointer and takes it for the duration, so this is
+    // the only reference. The lifetimes are erased in the pointer; nothing
+    // borrowed from `run` outlives this call.
+    let run = unsafe { &mut *(running as *mut Running<'_, '_>) };
+    run.call(lua, args)
 }
 
 /// The state of one script call, seen by `redis.call`.
@@ -758,7 +761,7 @@ impl Running<'_, '_> {
             return fail(&msg);
         }
         let mut pos = 0;
-        match convert::reply_to_lua(lua, &buf, &mut pos) {
+        match sandbox::Vm::unlimited(lua, || convert::reply_to_lua(lua, &buf, &mut pos)) {
             Ok(v) => Ok((true, v)),
             Err(_) => fail("ERR reply could not be read"),
         }

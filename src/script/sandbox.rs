@@ -17,7 +17,7 @@
 //! read-only proxies of themselves. `rawset`/`setmetatable` refuse the
 //! protected tables.
 
-use mlua::{Function, Lua, LuaOptions, StdLib, Table, Value};
+use mlua::{ffi, Function, Lua, LuaOptions, StdLib, Table, Value};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -65,16 +65,9 @@ local function raise(msg)
     error0(msg, 0)
 end
 
+-- redis.call and redis.pcall are C functions set from Rust (`gate`):
+-- a script's `return redis.call(...)` then keeps the script's frame.
 local redis = {}
-redis.call = function(...)
-    local ok, v = slot.f(true, ...)
-    if ok then return v end
-    raise(v)
-end
-redis.pcall = function(...)
-    local ok, v = slot.f(false, ...)
-    return v
-end
 redis.sha1hex = function(...)
     if select0('#', ...) ~= 1 then raise("ERR wrong number of arguments") end
     local s = ...
@@ -271,13 +264,16 @@ local function handler(e)
     return t
 end
 
-local function run(f)
-    marks = {}
-    return xpcall0(f, handler)
+-- A script: KEYS and ARGV become globals. (`marks` is replaced only
+-- when used: a new table per call was garbage for every call.)
+local next0 = next
+-- On one line: the line hook runs once per line reached.
+local function run(f, k, a)
+    if next0(marks) ~= nil then marks = {} end rawset0(G, 'KEYS', k) rawset0(G, 'ARGV', a) return xpcall0(f, handler)
 end
 -- A function of a library: called with its keys and arguments.
 local function runf(f, k, a)
-    marks = {}
+    if next0(marks) ~= nil then marks = {} end
     return xpcall0(function() return f(k, a) end, handler)
 end
 
@@ -359,7 +355,7 @@ local function load_library(f)
     if ok then return true, got end
     return false, e
 end
-return P, run, runf, load_library
+return P, run, runf, load_library, redis, raise
 "#;
 
 /// One shard's interpreter and what the engine needs of it.
@@ -369,7 +365,8 @@ pub struct Vm {
     pub env: Table,
     /// The real globals (KEYS and ARGV are set here for each call).
     pub globals: Table,
-    /// `run(f)`: xpcall of a compiled script with Redis's error handler.
+    /// `run(f, keys, argv)`: xpcall of a compiled script with Redis's
+    /// error handler, KEYS and ARGV set.
     pub run: Function,
     /// `runf(f, keys, args)`: the same for a library's function.
     pub runf: Function,
@@ -378,8 +375,11 @@ pub struct Vm {
     pub load_library: Function,
     /// The chunk name of compiled code (`@user_script`, `@user_function`).
     pub chunk: &'static str,
-    /// `slot.f` is the `redis.call` implementation for the running call.
+    /// `slot[1]` is the `redis.call` implementation (`install_call`).
     pub slot: Table,
+    /// The running call's state, which `slot[1]` hands to the engine's
+    /// `CallFn`; null between calls (see `install_call`).
+    pub running: Rc<Cell<*mut ()>>,
     /// The RESP version the running script chose (`redis.setresp`).
     pub resp: Rc<Cell<u8>>,
     /// rand48 state of `math.random`.
@@ -394,6 +394,100 @@ pub struct Vm {
     pub load_deadline: Rc<Cell<Option<std::time::Instant>>>,
     /// The hook stopped library code at `load_deadline`.
     pub load_timed_out: Rc<Cell<bool>>,
+    /// What `line_hook` reads; after `lua`, so it outlives the interpreter.
+    _hook: Box<HookState>,
+}
+
+/// What the line hook needs, reached from the registry.
+struct HookState {
+    /// The sandbox environment's table (`Vm::env`).
+    env: *const std::ffi::c_void,
+    line: Rc<Cell<i64>>,
+    watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>>,
+    load_deadline: Rc<Cell<Option<std::time::Instant>>>,
+    load_timed_out: Rc<Cell<bool>>,
+}
+
+/// `redis.call`: the engine's function (`slot[1]`, see `install_call`)
+/// called with `true` first; its (false, message) is raised by the
+/// prelude's `raise`.
+unsafe extern "C-unwind" fn call_gate(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    gate(l, true)
+}
+
+/// `redis.pcall`: the same with `false` (errors come back as tables).
+unsafe extern "C-unwind" fn pcall_gate(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    gate(l, false)
+}
+
+/// Being C functions, the gates keep the script's frame on the stack
+/// even when the script tail-calls them, and they cost no line events.
+unsafe fn gate(l: *mut ffi::lua_State, raise: bool) -> std::ffi::c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_rawgeti(l, ffi::lua_upvalueindex(1), 1);
+    ffi::lua_insert(l, 1);
+    ffi::lua_pushboolean(l, raise as std::ffi::c_int);
+    ffi::lua_insert(l, 2);
+    ffi::lua_call(l, n + 1, 2);
+    if ffi::lua_toboolean(l, -2) != 0 {
+        return 1;
+    }
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+    ffi::lua_insert(l, -2);
+    ffi::lua_call(l, 1, 0);
+    0
+}
+
+/// The registry key of the `HookState` pointer: this static's address.
+fn hook_key() -> *const std::ffi::c_void {
+    static KEY: u8 = 0;
+    &KEY as *const u8 as *const std::ffi::c_void
+}
+
+/// Runs on every line of Lua code: notes the script's line (error
+/// messages of tail calls, which lose the script's frame), stops library
+/// code past its load deadline, and ticks the busy watch (which may kill
+/// the script). A plain C hook: mlua's hook API decoded the source name
+/// into Rust strings on every line, a fifth of a small script call.
+unsafe extern "C-unwind" fn line_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    let raise = line_event(l, ar);
+    if let Some(msg) = raise {
+        // Nothing with a destructor is alive here: lua_error does not return.
+        ffi::lua_pushlstring(l, msg.as_ptr() as *const std::ffi::c_char, msg.len());
+        ffi::lua_error(l);
+    }
+}
+
+/// The hook's work; Some(message) to raise.
+unsafe fn line_event(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option<&'static str> {
+    ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, hook_key());
+    let st = ffi::lua_touserdata(l, -1) as *const HookState;
+    ffi::lua_pop(l, 1);
+    // SAFETY: set by `with_chunk` to the Vm's own HookState (see there).
+    let st = st.as_ref()?;
+    // Script code is what runs in the sandbox's environment (the prelude
+    // runs in the real globals): comparing environments costs far less
+    // than decoding the source name.
+    if ffi::lua_getinfo(l, c"f".as_ptr(), ar) != 0 {
+        ffi::lua_getfenv(l, -1);
+        let script = ffi::lua_topointer(l, -1) == st.env;
+        ffi::lua_pop(l, 2);
+        if script {
+            st.line.set((*ar).currentline as i64);
+        }
+    }
+    if st.load_deadline.get().is_some_and(|d| std::time::Instant::now() >= d) {
+        st.load_timed_out.set(true);
+        return Some(LOAD_TIMED_OUT);
+    }
+    // A loop jumps back, which is a line event too: a script that never
+    // ends still comes here.
+    if let Ok(mut w) = st.watch.try_borrow_mut() {
+        if w.as_mut().is_some_and(|w| !w.tick()) {
+            return Some(KILLED);
+        }
+    }
+    None
 }
 
 /// How long a library's top-level code may run (Redis's LOAD_TIMEOUT_MS).
@@ -474,30 +568,9 @@ impl Vm {
             .map_err(e)?;
         let slot = lua.create_table().map_err(e)?;
         let line = Rc::new(Cell::new(0i64));
-        let l = line.clone();
         let watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>> = Rc::default();
-        let w = watch.clone();
         let load_deadline: Rc<Cell<Option<std::time::Instant>>> = Rc::default();
-        let ld = load_deadline.clone();
         let load_timed_out: Rc<Cell<bool>> = Rc::default();
-        let lt = load_timed_out.clone();
-        lua.set_hook(mlua::HookTriggers::EVERY_LINE, move |_, debug| {
-            if debug.source().source.as_deref() == Some(chunk) {
-                l.set(debug.curr_line() as i64);
-            }
-            if ld.get().is_some_and(|d| std::time::Instant::now() >= d) {
-                lt.set(true);
-                return Err(mlua::Error::runtime(LOAD_TIMED_OUT));
-            }
-            // A loop jumps back, which is a line event too: a script that
-            // never ends still comes here.
-            if let Ok(mut w) = w.try_borrow_mut() {
-                if w.as_mut().is_some_and(|w| !w.tick()) {
-                    return Err(mlua::Error::runtime(KILLED));
-                }
-            }
-            Ok(mlua::VmState::Continue)
-        });
         let l = line.clone();
         let line_fn = lua.create_function(move |_, ()| Ok(l.get())).map_err(e)?;
         let code = PRELUDE
@@ -507,7 +580,7 @@ impl Vm {
             .replace("CHUNK_NAME", &format!("'{chunk}'"));
         let prelude = lua.load(code).set_name("=prelude").into_function().map_err(e)?;
         let libs = super::libs::tables(&lua).map_err(e)?;
-        let (env, run, runf, load_library): (Table, Function, Function, Function) = prelude
+        let (env, run, runf, load_library, redis, raise): (Table, Function, Function, Function, Table, Function) = prelude
             .call((
                 rand_fn,
                 srand_fn,
@@ -520,8 +593,54 @@ impl Vm {
                 super::libs::fail_marker(),
             ))
             .map_err(e)?;
+        for (name, gate) in [("call", call_gate as ffi::lua_CFunction), ("pcall", pcall_gate)] {
+            // SAFETY: pushes a C closure over (slot, raise); `gate` reads
+            // exactly those two upvalues.
+            let f: Function = unsafe {
+                lua.exec_raw((slot.clone(), raise.clone()), |l| ffi::lua_pushcclosure(l, gate, 2))
+            }
+            .map_err(e)?;
+            redis.raw_set(name, f).map_err(e)?;
+        }
+        let hook = Box::new(HookState {
+            env: env.to_pointer(),
+            line: line.clone(),
+            watch: watch.clone(),
+            load_deadline: load_deadline.clone(),
+            load_timed_out: load_timed_out.clone(),
+        });
+        let hook_ptr = &*hook as *const HookState as *mut std::ffi::c_void;
+        // SAFETY: the registry entry points at `hook`, which the Vm owns
+        // and drops after `lua` (field order); `line_hook` is the only
+        // reader. The hook is per thread and copied to coroutines the
+        // script creates.
+        unsafe {
+            lua.exec_raw::<()>((), |l| {
+                ffi::lua_pushlightuserdata(l, hook_ptr);
+                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, hook_key());
+                ffi::lua_sethook(l, Some(line_hook), ffi::LUA_MASKLINE, 0);
+            })
+            .map_err(e)?;
+        }
         let globals = lua.globals();
-        Ok(Vm { lua, env, globals, run, runf, load_library, chunk, slot, resp, rand, line, watch, load_deadline, load_timed_out })
+        Ok(Vm {
+            lua,
+            env,
+            globals,
+            run,
+            runf,
+            load_library,
+            chunk,
+            slot,
+            running: Rc::new(Cell::new(std::ptr::null_mut())),
+            resp,
+            rand,
+            line,
+            watch,
+            load_deadline,
+            load_timed_out,
+            _hook: hook,
+        })
     }
 
     /// Compile a script body as Redis names it (`@user_script`), in the
@@ -546,7 +665,75 @@ impl Vm {
         self.globals.raw_set("ARGV", argv)?;
         Ok(())
     }
+
+    /// Call `entry` (`run` or `runf`) with the compiled `f` and tables of
+    /// `keys` and `argv`: (true, result) or (false, error object). The
+    /// tables are built with Lua's own API inside one protected call:
+    /// through mlua, each value created was its own protected call (with a
+    /// memory limit set), most of a small script call's cost.
+    pub fn call(&self, entry: &Function, f: &Function, keys: &[&[u8]], argv: &[&[u8]]) -> mlua::Result<(bool, Value)> {
+        let too_many = |n: usize| n > i32::MAX as usize;
+        if too_many(keys.len()) || too_many(argv.len()) {
+            return Err(mlua::Error::runtime("too many arguments"));
+        }
+        // SAFETY: the closure runs inside mlua's protected call with
+        // (entry, f) on the stack and holds nothing that needs dropping, so
+        // a Lua error (out of memory) thrown out of it skips no destructor.
+        // A C function has LUA_MINSTACK (20) free slots; this uses 3 at
+        // most besides the call's own arguments.
+        unsafe {
+            self.lua.exec_raw::<(bool, Value)>((entry, f), |l| {
+                for items in [keys, argv] {
+                    ffi::lua_createtable(l, items.len() as std::ffi::c_int, 0);
+                    for (i, b) in items.iter().enumerate() {
+                        ffi::lua_pushlstring(l, b.as_ptr() as *const std::ffi::c_char, b.len());
+                        ffi::lua_rawseti(l, -2, (i + 1) as _);
+                    }
+                }
+                ffi::lua_call(l, 3, 2);
+            })
+        }
+    }
+
+    /// Make `call` the implementation behind `redis.call`/`redis.pcall`,
+    /// once for the interpreter's life. The engine points `running` at
+    /// its per-call state for the length of a call; `call` gets that
+    /// pointer. (A function created per call, scoped to the call's
+    /// borrows, cost about a tenth of a small EVALSHA.)
+    pub fn install_call(&self, call: CallFn) -> mlua::Result<()> {
+        let running = self.running.clone();
+        let f = self.lua.create_function(move |lua, args: mlua::MultiValue| {
+            // Taken for the call, so a nested use finds null rather than
+            // a second `&mut` to the same state.
+            let p = running.replace(std::ptr::null_mut());
+            if p.is_null() {
+                return Err(mlua::Error::runtime("redis.call is only available while a script runs"));
+            }
+            let r = call(lua, p, args);
+            running.set(p);
+            r
+        })?;
+        self.slot.raw_set(1, f)
+    }
+
+    /// Run `f` with the interpreter's memory limit lifted: for what the
+    /// engine itself builds (KEYS/ARGV, replies of `redis.call`). With a
+    /// limit set, mlua guards every value it creates with a protected
+    /// call, which made that building the larger part of a small script
+    /// call; what the engine builds is bounded by the request or the
+    /// reply, and the script's own allocations stay limited.
+    pub fn unlimited<R>(lua: &Lua, f: impl FnOnce() -> R) -> R {
+        let before = lua.set_memory_limit(0).unwrap_or(MEMORY_LIMIT);
+        let r = f();
+        let _ = lua.set_memory_limit(before);
+        r
+    }
 }
+
+/// The engine's `redis.call`: (the interpreter, the running call's state
+/// as given to `Vm::running`, the arguments) -> (true, reply) or (false,
+/// error text to raise).
+pub type CallFn = fn(&Lua, *mut (), mlua::MultiValue) -> mlua::Result<(bool, Value)>;
 
 impl Vm {
     /// Reset per-call state for a library function (no KEYS/ARGV globals:
