@@ -13,72 +13,230 @@
 
 use super::value::Value;
 
-/// Longest key stored inside its entry.
-pub const INLINE_KEY_MAX: usize = 19;
-
-/// A key stored inline in its entry when short (most keys are), so a
-/// lookup touches one allocation instead of two. Each variant also holds
-/// the entry's 24-bit access clock (Redis's `lru` field: LRU seconds or
-/// LFU minutes + counter) in bytes that would otherwise be padding, so
-/// the entry stays 72 bytes (an 80-byte malloc chunk).
-pub enum Key {
-    Inline { len: u8, clock: [u8; 3], buf: [u8; INLINE_KEY_MAX] },
-    Heap { clock: [u8; 3], bytes: Box<[u8]> },
+/// One key, its value, access clock and (if it has one) expiry, in ONE
+/// allocation sized to fit, as Valkey 8.1 embeds the key in its object:
+///
+/// ```text
+/// 0   next: the bucket chain           8 bytes
+/// 8   value: Value                    32 bytes
+/// 40  key length u32, clock [u8; 3], flags u8
+/// 48  key bytes (any length)
+///     expire i64, unaligned             8 bytes, only with HAS_EXPIRE
+/// ```
+///
+/// A 16-byte key takes 64 bytes (mimalloc's 64-byte size class) where the
+/// fixed entry took 72 (an 80-byte class) and keys over 19 bytes needed a
+/// second allocation. Keys without an expiry (most) carry no expiry
+/// bytes; the slot is added (by reallocating, `Dict::set_expire`) when
+/// one is set, and kept when it is cleared.
+///
+/// `&Entry` covers the fixed 48-byte head; the key and expiry are read
+/// through the entry's own address, inside the same allocation.
+#[repr(C)]
+pub struct Entry {
+    next: Option<EntryBox>,
+    pub value: Value,
+    klen: u32,
+    /// The 24-bit access clock (Redis's `lru` field: LRU seconds or LFU
+    /// minutes + counter).
+    clock: [u8; 3],
+    flags: u8,
 }
 
-impl Key {
-    pub fn new(b: &[u8]) -> Key {
-        if b.len() <= INLINE_KEY_MAX {
-            let mut buf = [0u8; INLINE_KEY_MAX];
-            buf[..b.len()].copy_from_slice(b);
-            Key::Inline { len: b.len() as u8, clock: [0; 3], buf }
-        } else {
-            Key::Heap { clock: [0; 3], bytes: b.into() }
-        }
+/// The entry has the 8 trailing expiry bytes.
+const HAS_EXPIRE: u8 = 1;
+
+/// Bytes of the fixed head, where the key starts.
+const HEAD: usize = std::mem::size_of::<Entry>();
+
+/// The size class mimalloc (the server's allocator) serves a request of
+/// `n` bytes from: 8-byte steps up to 64, then four classes per power of
+/// two (80, 96, 112, 128, 160, ...). Used to give an entry its expiry
+/// slot when it costs nothing, and to count what entries really take.
+pub fn size_class(n: usize) -> usize {
+    if n <= 64 {
+        return n.max(8).next_multiple_of(8);
+    }
+    let b = usize::BITS - 1 - (n - 1).leading_zeros(); // floor(log2(n - 1))
+    n.next_multiple_of(1 << (b - 2))
+}
+
+impl Entry {
+    #[inline]
+    fn alloc_len(klen: usize, expire_slot: bool) -> usize {
+        HEAD + klen + if expire_slot { 8 } else { 0 }
     }
 
-    /// Heap bytes the key uses beyond its entry.
+    /// The allocation's layout.
     #[inline]
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Key::Inline { .. } => 0,
-            Key::Heap { bytes, .. } => bytes.len(),
+    fn layout(&self) -> std::alloc::Layout {
+        let n = Self::alloc_len(self.klen as usize, self.flags & HAS_EXPIRE != 0);
+        // Cannot fail: the same layout was valid when allocated.
+        std::alloc::Layout::from_size_align(n, std::mem::align_of::<Entry>()).expect("entry layout")
+    }
+
+    /// Bytes the entry takes in the allocator (its size class).
+    #[inline]
+    pub fn alloc_size(&self) -> usize {
+        size_class(self.layout().size())
+    }
+
+    #[inline]
+    fn tail(&self) -> *const u8 {
+        // SAFETY: the head is followed by `klen` key bytes (and maybe the
+        // expiry) in the same allocation.
+        unsafe { (self as *const Entry as *const u8).add(HEAD) }
+    }
+
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        // SAFETY: `klen` key bytes follow the head, written when the entry
+        // was made and never changed.
+        unsafe { std::slice::from_raw_parts(self.tail(), self.klen as usize) }
+    }
+
+    /// Absolute expiry in Unix ms; 0 = never. A stored expiry is always in
+    /// the future at the time it was set (past ones delete the key).
+    #[inline]
+    pub fn expire(&self) -> i64 {
+        if self.flags & HAS_EXPIRE == 0 {
+            return 0;
         }
+        // SAFETY: with HAS_EXPIRE the 8 bytes after the key are the expiry.
+        unsafe { std::ptr::read_unaligned(self.tail().add(self.klen as usize) as *const i64) }
+    }
+
+    /// Store `v` if the entry has room (it has the slot, or `v` is 0 and
+    /// there is no slot); false if it must be reallocated first.
+    #[inline]
+    fn try_set_expire(&mut self, v: i64) -> bool {
+        if self.flags & HAS_EXPIRE == 0 {
+            return v == 0;
+        }
+        // SAFETY: as in `expire`; `&mut self` is the only access.
+        unsafe {
+            let p = (self as *mut Entry as *mut u8).add(HEAD + self.klen as usize);
+            std::ptr::write_unaligned(p as *mut i64, v);
+        }
+        true
     }
 
     #[inline]
     pub fn clock(&self) -> u32 {
-        let (Key::Inline { clock, .. } | Key::Heap { clock, .. }) = self;
-        u32::from_le_bytes([clock[0], clock[1], clock[2], 0])
+        let c = self.clock;
+        u32::from_le_bytes([c[0], c[1], c[2], 0])
     }
 
     /// Store the low 24 bits of `v`.
     #[inline]
     pub fn set_clock(&mut self, v: u32) {
-        let (Key::Inline { clock, .. } | Key::Heap { clock, .. }) = self;
         let b = v.to_le_bytes();
-        *clock = [b[0], b[1], b[2]];
+        self.clock = [b[0], b[1], b[2]];
     }
 }
 
-impl std::ops::Deref for Key {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, buf, .. } => &buf[..*len as usize],
-            Key::Heap { bytes, .. } => bytes,
+/// An owned entry (what `Box<Entry>` would be, for an entry of any size):
+/// dropping it drops the value and frees the allocation.
+#[repr(transparent)]
+pub struct EntryBox(std::ptr::NonNull<Entry>);
+
+// SAFETY: an EntryBox owns its allocation outright, as a Box would, and
+// Value is Send.
+unsafe impl Send for EntryBox {}
+
+impl EntryBox {
+    fn new(key: &[u8], value: Value, expire: i64) -> EntryBox {
+        let klen = u32::try_from(key.len()).expect("key longer than 4 GB");
+        // The expiry slot comes free when the size class has room for it.
+        let base = Entry::alloc_len(key.len(), false);
+        let slot = expire != 0 || size_class(base + 8) == size_class(base);
+        let layout = std::alloc::Layout::from_size_align(Entry::alloc_len(key.len(), slot), 8).expect("entry layout");
+        // SAFETY: the layout is non-zero; the head is written whole and the
+        // key and expiry bytes after it, all inside the allocation.
+        unsafe {
+            let p = std::alloc::alloc(layout) as *mut Entry;
+            let Some(nn) = std::ptr::NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
+            p.write(Entry { next: None, value, klen, clock: [0; 3], flags: if slot { HAS_EXPIRE } else { 0 } });
+            let tail = (p as *mut u8).add(HEAD);
+            std::ptr::copy_nonoverlapping(key.as_ptr(), tail, key.len());
+            if slot {
+                std::ptr::write_unaligned(tail.add(key.len()) as *mut i64, expire);
+            }
+            EntryBox(nn)
+        }
+    }
+
+    /// Give the entry an expiry slot (it has none) and store `v` in it.
+    /// The entry moves.
+    fn grow_expire(self, v: i64) -> EntryBox {
+        let me = std::mem::ManuallyDrop::new(self);
+        let old = me.layout();
+        let new_size = Entry::alloc_len(me.klen as usize, true);
+        // SAFETY: `old` is the layout the entry was allocated with; realloc
+        // moves the bytes (the value moves bitwise, which Rust allows) and
+        // the old allocation is not used again (`me` is forgotten).
+        unsafe {
+            let p = std::alloc::realloc(me.0.as_ptr() as *mut u8, old, new_size) as *mut Entry;
+            let Some(nn) = std::ptr::NonNull::new(p) else {
+                std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(new_size, 8))
+            };
+            (*p).flags |= HAS_EXPIRE;
+            let mut b = EntryBox(nn);
+            b.try_set_expire(v);
+            b
+        }
+    }
+
+    /// The value, freeing the rest.
+    pub fn into_value(self) -> Value {
+        self.into_parts().0
+    }
+
+    /// The value and expiry, freeing the rest.
+    pub fn into_parts(self) -> (Value, i64) {
+        let me = std::mem::ManuallyDrop::new(self);
+        let expire = me.expire();
+        let layout = me.layout();
+        // SAFETY: the value is read out once and the allocation freed
+        // without dropping it again (`me` is forgotten); `next` is None
+        // for an entry outside the table, so it owns nothing.
+        unsafe {
+            debug_assert!(me.next.is_none());
+            let value = std::ptr::read(&me.0.as_ref().value);
+            std::alloc::dealloc(me.0.as_ptr() as *mut u8, layout);
+            (value, expire)
         }
     }
 }
 
-pub struct Entry {
-    pub key: Key,
-    pub value: Value,
-    /// Absolute expiry in Unix ms; 0 = never. A stored expiry is always in
-    /// the future at the time it was set (past ones delete the key).
-    pub expire: i64,
-    next: Option<Box<Entry>>,
+impl std::ops::Deref for EntryBox {
+    type Target = Entry;
+    #[inline]
+    fn deref(&self) -> &Entry {
+        // SAFETY: the pointer is a live entry this box owns.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl std::ops::DerefMut for EntryBox {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Entry {
+        // SAFETY: as in deref, with exclusive access through `&mut self`.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl Drop for EntryBox {
+    fn drop(&mut self) {
+        let layout = self.layout();
+        // SAFETY: the head is dropped in place once (its value, and `next`,
+        // which callers empty first: chains are dropped iteratively) and
+        // the allocation freed with the layout it was made with.
+        unsafe {
+            std::ptr::drop_in_place(self.0.as_ptr());
+            std::alloc::dealloc(self.0.as_ptr() as *mut u8, layout);
+        }
+    }
 }
 
 /// The table. While it grows or shrinks, entries move from `buckets` to
@@ -88,9 +246,9 @@ pub struct Entry {
 /// budget (`rehash_step`). Outside a rehash `target` is empty.
 pub struct Dict {
     /// The table; the old one while rehashing.
-    buckets: Vec<Option<Box<Entry>>>,
+    buckets: Vec<Option<EntryBox>>,
     /// The table being rehashed into; empty when not rehashing.
-    target: Vec<Option<Box<Entry>>>,
+    target: Vec<Option<EntryBox>>,
     /// While rehashing: buckets of `buckets` below this were moved (are
     /// empty). Always < `buckets.len()` then: the last move completes it.
     rehash_idx: usize,
@@ -114,16 +272,16 @@ impl Default for Dict {
 /// written: a large allocation then comes as fresh pages the kernel zeroes
 /// on first touch, so starting a rehash of a big table does not memset
 /// megabytes in the event loop.
-fn empty_table(n: usize) -> Vec<Option<Box<Entry>>> {
+fn empty_table(n: usize) -> Vec<Option<EntryBox>> {
     // Only fails for sizes beyond the address space, as Vec would.
-    let layout = std::alloc::Layout::array::<Option<Box<Entry>>>(n).expect("table size overflows");
+    let layout = std::alloc::Layout::array::<Option<EntryBox>>(n).expect("table size overflows");
     debug_assert!(layout.size() > 0);
     // SAFETY: the layout has non-zero size (n > 0); the pointer comes from
     // the global allocator with exactly the layout Vec uses for n elements
     // of capacity n; std guarantees `None::<Box<T>>` is the null pointer,
     // so all-zero memory is n valid `None`s.
     unsafe {
-        let p = std::alloc::alloc_zeroed(layout) as *mut Option<Box<Entry>>;
+        let p = std::alloc::alloc_zeroed(layout) as *mut Option<EntryBox>;
         if p.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
@@ -132,7 +290,7 @@ fn empty_table(n: usize) -> Vec<Option<Box<Entry>>> {
 }
 
 /// Free a table whose buckets are all empty without reading them all.
-fn free_empty_table(mut t: Vec<Option<Box<Entry>>>) {
+fn free_empty_table(mut t: Vec<Option<EntryBox>>) {
     debug_assert!(t.iter().all(Option::is_none));
     // SAFETY: shrinking the length is always sound (at worst it leaks the
     // elements cut off); here every element is `None`, which owns nothing.
@@ -142,7 +300,7 @@ fn free_empty_table(mut t: Vec<Option<Box<Entry>>>) {
 #[inline(always)]
 fn find<'a>(mut cur: Option<&'a Entry>, key: &[u8]) -> Option<&'a Entry> {
     while let Some(e) = cur {
-        if &*e.key == key {
+        if e.key() == key {
             return Some(e);
         }
         cur = e.next.as_deref();
@@ -153,7 +311,7 @@ fn find<'a>(mut cur: Option<&'a Entry>, key: &[u8]) -> Option<&'a Entry> {
 #[inline(always)]
 fn find_mut<'a>(mut cur: Option<&'a mut Entry>, key: &[u8]) -> Option<&'a mut Entry> {
     while let Some(e) = cur {
-        if &*e.key == key {
+        if e.key() == key {
             return Some(e);
         }
         cur = e.next.as_deref_mut();
@@ -162,16 +320,32 @@ fn find_mut<'a>(mut cur: Option<&'a mut Entry>, key: &[u8]) -> Option<&'a mut En
 }
 
 /// Unlink and return the entry for `key` from the chain at `link`.
-fn unlink(mut link: &mut Option<Box<Entry>>, key: &[u8]) -> Option<Box<Entry>> {
+fn unlink(mut link: &mut Option<EntryBox>, key: &[u8]) -> Option<EntryBox> {
     loop {
         match link {
             None => return None,
-            Some(e) if &*e.key == key => {
+            Some(e) if e.key() == key => {
                 let mut removed = link.take()?;
                 *link = removed.next.take();
                 return Some(removed);
             }
             Some(e) => link = &mut e.next,
+        }
+    }
+}
+
+/// The link (bucket head or an entry's `next`) holding `key`'s entry.
+fn link_of<'a>(link: &'a mut Option<EntryBox>, key: &[u8]) -> Option<&'a mut Option<EntryBox>> {
+    let mut p: *mut Option<EntryBox> = link;
+    // SAFETY: `p` always points at a link of the chain `link` borrows
+    // exclusively for 'a; each step reborrows the next one.
+    unsafe {
+        loop {
+            match &mut *p {
+                None => return None,
+                Some(e) if e.key() == key => return Some(&mut *p),
+                Some(e) => p = &mut e.next,
+            }
         }
     }
 }
@@ -184,7 +358,7 @@ fn visit_chain<F: FnMut(&Entry)>(mut cur: Option<&Entry>, f: &mut F) {
 }
 
 /// Drop a chain iteratively: a long chain must not recurse deeply.
-fn drop_chain(mut cur: Option<Box<Entry>>) {
+fn drop_chain(mut cur: Option<EntryBox>) {
     while let Some(mut e) = cur {
         cur = e.next.take();
     }
@@ -307,7 +481,10 @@ impl Dict {
         // `get_mut` did this call's rehash step; `insert_absent` adds none.
         if let Some(e) = self.get_mut(key) {
             let old_v = std::mem::replace(&mut e.value, value);
-            let old_e = std::mem::replace(&mut e.expire, expire);
+            let old_e = e.expire();
+            if !e.try_set_expire(expire) {
+                self.set_expire(key, expire);
+            }
             return Some((old_v, old_e));
         }
         self.insert_absent(key, value, expire);
@@ -333,7 +510,9 @@ impl Dict {
         let idx = h & (table.len() - 1);
         let slot = &mut table[idx];
         let next = slot.take();
-        let e = slot.insert(Box::new(Entry { key: Key::new(key), value, expire, next }));
+        let mut new = EntryBox::new(key, value, expire);
+        new.next = next;
+        let e = slot.insert(new);
         self.len += 1;
         e
     }
@@ -356,7 +535,30 @@ impl Dict {
         }
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<Box<Entry>> {
+    /// Set `key`'s expiry (0 = none). An entry without the expiry slot is
+    /// reallocated to get one, so it MOVES: returns it at its address now
+    /// (None if the key is absent).
+    pub fn set_expire(&mut self, key: &[u8], expire: i64) -> Option<&mut Entry> {
+        if self.len == 0 {
+            return None;
+        }
+        let h = self.hash(key) as usize;
+        let idx = h & self.mask();
+        let mut link = link_of(&mut self.buckets[idx], key).map(|l| l as *mut Option<EntryBox>);
+        if link.is_none() && self.rehashing() {
+            let idx = h & self.target_mask();
+            link = link_of(&mut self.target[idx], key).map(|l| l as *mut Option<EntryBox>);
+        }
+        // SAFETY: the link lives in this dict, borrowed exclusively here.
+        let link = unsafe { &mut *link? };
+        if !link.as_mut()?.try_set_expire(expire) {
+            let e = link.take()?;
+            *link = Some(e.grow_expire(expire));
+        }
+        link.as_deref_mut()
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<EntryBox> {
         if self.len == 0 {
             return None;
         }
@@ -422,7 +624,7 @@ impl Dict {
             }
             while let Some(mut e) = cur {
                 cur = e.next.take();
-                let idx = (self.hasher.hash_one(&*e.key) as usize) & tmask;
+                let idx = (self.hasher.hash_one(e.key()) as usize) & tmask;
                 e.next = self.target[idx].take();
                 self.target[idx] = Some(e);
             }
@@ -529,7 +731,7 @@ impl Dict {
     pub fn bucket_keys(&self, idx: usize, out: &mut Vec<(Box<[u8]>, i64)>) {
         let mut cur = self.bucket(idx);
         while let Some(e) = cur {
-            out.push(((*e.key).into(), e.expire));
+            out.push((e.key().into(), e.expire()));
             cur = e.next.as_deref();
         }
     }
@@ -654,19 +856,49 @@ mod tests {
     }
 
     #[test]
-    fn entry_keeps_its_size_class() {
-        // 72 bytes = an 80-byte glibc chunk; the access clock lives in
-        // the key's padding, so it must not grow the entry.
-        assert_eq!(std::mem::size_of::<Key>(), 24);
-        assert_eq!(std::mem::size_of::<Entry>(), 72);
-        let mut k = Key::new(b"0123456789012345678");
-        k.set_clock(0x00ab_cdef);
-        assert_eq!(k.clock(), 0x00ab_cdef);
-        assert_eq!(&*k, b"0123456789012345678");
-        let mut k = Key::new(&[b'x'; 40]);
-        k.set_clock(0x0123_4567);
-        assert_eq!(k.clock(), 0x0023_4567);
-        assert_eq!(k.len(), 40);
+    fn entry_is_sized_to_fit() {
+        assert_eq!(HEAD, 48);
+        // A 16-byte key without expiry: one 64-byte allocation.
+        let mut e = EntryBox::new(b"key:000000000001", sv("0123456789abcdef"), 0);
+        assert_eq!(e.alloc_size(), 64);
+        assert_eq!(e.key(), b"key:000000000001");
+        assert_eq!(e.expire(), 0);
+        e.set_clock(0x0123_4567);
+        assert_eq!(e.clock(), 0x0023_4567);
+        // The expiry slot comes with the key when the class has room.
+        let e = EntryBox::new(b"k", sv("v"), 0);
+        assert_eq!((e.alloc_size(), e.flags & HAS_EXPIRE), (56, 0));
+        let e = EntryBox::new(&[b'k'; 17], sv("v"), 0);
+        assert_eq!((e.alloc_size(), e.flags & HAS_EXPIRE), (80, HAS_EXPIRE));
+        let e = EntryBox::new(&[b'x'; 300], sv("v"), 77);
+        assert_eq!((e.key().len(), e.expire()), (300, 77));
+        assert_eq!(e.into_parts().1, 77);
+        for (n, c) in [(1, 8), (48, 48), (57, 64), (65, 80), (81, 96), (129, 160), (200, 224), (1000, 1024)] {
+            assert_eq!(size_class(n), c, "{n}");
+        }
+    }
+
+    #[test]
+    fn setting_an_expiry_moves_the_entry_and_keeps_the_chain() {
+        let mut d = Dict::new();
+        for i in 0..64 {
+            d.insert(format!("key:{i:012}").as_bytes(), sv("v"), 0);
+        }
+        for i in (0..64).step_by(3) {
+            let k = format!("key:{i:012}");
+            let e = d.set_expire(k.as_bytes(), 1000 + i).expect("present");
+            assert_eq!((e.key(), e.expire()), (k.as_bytes(), 1000 + i));
+        }
+        assert!(d.set_expire(b"nope", 5).is_none());
+        for i in 0..64 {
+            let e = d.get(format!("key:{i:012}").as_bytes()).expect("present");
+            assert_eq!(e.expire(), if i % 3 == 0 { 1000 + i } else { 0 });
+        }
+        // Replacing with insert sets or clears it too.
+        assert_eq!(d.insert(b"key:000000000001", sv("w"), 9).map(|p| p.1), Some(0));
+        assert_eq!(d.insert(b"key:000000000001", sv("w"), 0).map(|p| p.1), Some(9));
+        assert_eq!(d.get(b"key:000000000001").map(|e| e.expire()), Some(0));
+        assert_eq!(d.len(), 64);
     }
 
     #[test]
@@ -703,7 +935,7 @@ mod tests {
         let mut steps = 0;
         loop {
             cursor = d.scan(cursor, |e| {
-                seen.insert(e.key.to_vec());
+                seen.insert(e.key().to_vec());
             });
             steps += 1;
             // Grow the table mid-scan with keys that may or may not be seen.
@@ -742,7 +974,7 @@ mod tests {
     }
 
     fn keys_of(d: &Dict) -> Vec<Vec<u8>> {
-        d.iter().map(|e| e.key.to_vec()).collect()
+        d.iter().map(|e| e.key().to_vec()).collect()
     }
 
     #[test]
@@ -759,19 +991,26 @@ mod tests {
             for _ in 0..ops {
                 op += 1;
                 let space = 40_000;
-                let k = format!("key:{}", rng.next() % space).into_bytes();
+                // Key lengths 5..50: some size classes give the expiry slot free.
+                let name = |n: u64| format!("key:{n}{}", "x".repeat((n % 41) as usize)).into_bytes();
+                let k = name(rng.next() % space);
                 let r = rng.next() % 100;
                 if r < insert_pct {
-                    let exp = op as i64;
+                    let exp = if rng.next().is_multiple_of(4) { op as i64 } else { 0 };
                     let prev = model.insert(k.clone(), exp);
                     if prev.is_none() && rng.next().is_multiple_of(2) {
                         let e = d.insert_new(&k, sv("v"), exp);
-                        assert_eq!(&*e.key, &k[..]);
+                        assert_eq!(e.key(), &k[..]);
                     } else {
                         assert_eq!(d.insert(&k, sv("v"), exp).map(|p| p.1), prev);
                     }
+                } else if r < insert_pct + 5 {
+                    // Set or clear an expiry: entries without the slot move.
+                    let exp = if rng.next().is_multiple_of(3) { 0 } else { op as i64 + 7 };
+                    let present = model.get_mut(&k).map(|v| *v = exp).is_some();
+                    assert_eq!(d.set_expire(&k, exp).map(|e| e.expire()), present.then_some(exp));
                 } else {
-                    assert_eq!(d.remove(&k).map(|e| e.expire), model.remove(&k));
+                    assert_eq!(d.remove(&k).map(|e| e.expire()), model.remove(&k));
                 }
                 if d.rehashing() {
                     if d.target.len() > d.buckets.len() {
@@ -781,10 +1020,10 @@ mod tests {
                     }
                 }
                 assert_eq!(d.len(), model.len());
-                let probe = format!("key:{}", rng.next() % space).into_bytes();
-                assert_eq!(d.get(&probe).map(|e| e.expire), model.get(&probe).copied());
+                let probe = name(rng.next() % space);
+                assert_eq!(d.get(&probe).map(|e| e.expire()), model.get(&probe).copied());
                 if rng.next().is_multiple_of(4) {
-                    assert_eq!(d.get_mut(&probe).map(|e| e.expire), model.get(&probe).copied());
+                    assert_eq!(d.get_mut(&probe).map(|e| e.expire()), model.get(&probe).copied());
                 }
                 if op.is_multiple_of(20_000) {
                     let keys = keys_of(&d);
@@ -797,7 +1036,7 @@ mod tests {
                     let mut c = 0;
                     loop {
                         c = d.scan(c, |e| {
-                            seen.insert(e.key.to_vec());
+                            seen.insert(e.key().to_vec());
                         });
                         if c == 0 {
                             break;
@@ -823,7 +1062,7 @@ mod tests {
         let mut step = 0;
         loop {
             cursor = d.scan(cursor, |e| {
-                seen.insert(e.key.to_vec());
+                seen.insert(e.key().to_vec());
             });
             if cursor == 0 {
                 return seen;
@@ -942,7 +1181,7 @@ mod tests {
         let mut rng = Lcg(3);
         for _ in 0..100 {
             let e = d.random(|| rng.next()).expect("non-empty");
-            assert!(set.contains(&*e.key));
+            assert!(set.contains(e.key()));
         }
         let mut sampled = 0;
         d.sample(
@@ -950,7 +1189,7 @@ mod tests {
             1000,
             || rng.next(),
             |e| {
-                assert!(set.contains(&*e.key));
+                assert!(set.contains(e.key()));
                 sampled += 1;
                 true
             },
