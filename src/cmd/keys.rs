@@ -540,7 +540,7 @@ pub fn keys_matching(ks: &Keyspace, db: usize, pattern: &[u8], now: i64) -> Vec<
     d.dict
         .iter()
         .filter(|e| e.expire() == 0 || e.expire() > now)
-        .filter(|e| all || glob_match(pattern, &e.key(), false))
+        .filter(|e| all || glob_match(pattern, e.key(), false))
         .map(|e| e.key().to_vec())
         .collect()
 }
@@ -623,7 +623,7 @@ pub fn scan_shard(
                 return;
             }
             if let Some(p) = pattern {
-                if !glob_match(p, &e.key(), false) {
+                if !glob_match(p, e.key(), false) {
                     return;
                 }
             }

@@ -17,11 +17,11 @@ use super::value::Value;
 /// allocation sized to fit, as Valkey 8.1 embeds the key in its object:
 ///
 /// ```text
-/// 0   next: the bucket chain           8 bytes
-/// 8   value: Value                    32 bytes
-/// 40  key length u32, clock [u8; 3], flags u8
+/// 0   next: the bucket chain            8 bytes   } the `Entry` type
+/// 8   value: Value                     32 bytes   }
+/// 40  Meta: key length u32, clock [u8; 3], flags u8
 /// 48  key bytes (any length)
-///     expire i64, unaligned             8 bytes, only with HAS_EXPIRE
+///     expire i64, unaligned              8 bytes, only with HAS_EXPIRE
 /// ```
 ///
 /// A 16-byte key takes 64 bytes (mimalloc's 64-byte size class) where the
@@ -30,12 +30,19 @@ use super::value::Value;
 /// bytes; the slot is added (by reallocating, `Dict::set_expire`) when
 /// one is set, and kept when it is cleared.
 ///
-/// `&Entry` covers the fixed 48-byte head; the key and expiry are read
-/// through the entry's own address, inside the same allocation.
+/// `&Entry` covers only the chain pointer and the value; what says how
+/// big the allocation is (`Meta`) lies past it, read through the entry's
+/// address, so even swapping two entries' `Entry` parts (safe code can,
+/// given two `&mut Entry`) keeps each allocation consistent with its meta.
 #[repr(C)]
 pub struct Entry {
     next: Option<EntryBox>,
     pub value: Value,
+}
+
+/// The fixed part after `Entry`.
+#[repr(C)]
+struct Meta {
     klen: u32,
     /// The 24-bit access clock (Redis's `lru` field: LRU seconds or LFU
     /// minutes + counter).
@@ -46,8 +53,9 @@ pub struct Entry {
 /// The entry has the 8 trailing expiry bytes.
 const HAS_EXPIRE: u8 = 1;
 
-/// Bytes of the fixed head, where the key starts.
-const HEAD: usize = std::mem::size_of::<Entry>();
+/// Where `Meta` starts and where the key starts.
+const META: usize = std::mem::size_of::<Entry>();
+const HEAD: usize = META + std::mem::size_of::<Meta>();
 
 /// The size class mimalloc (the server's allocator) serves a request of
 /// `n` bytes from: 8-byte steps up to 64, then four classes per power of
@@ -67,10 +75,29 @@ impl Entry {
         HEAD + klen + if expire_slot { 8 } else { 0 }
     }
 
+    #[inline]
+    fn meta(&self) -> &Meta {
+        // SAFETY: every Entry lives at the start of an allocation made by
+        // EntryBox::new, with its Meta right after it (META is a multiple
+        // of Meta's alignment).
+        unsafe { &*((self as *const Entry as *const u8).add(META) as *const Meta) }
+    }
+
+    #[inline]
+    fn meta_mut(&mut self) -> &mut Meta {
+        // SAFETY: as in `meta`; `&mut self` is the only access.
+        unsafe { &mut *((self as *mut Entry as *mut u8).add(META) as *mut Meta) }
+    }
+
+    #[inline]
+    fn has_expire_slot(&self) -> bool {
+        self.meta().flags & HAS_EXPIRE != 0
+    }
+
     /// The allocation's layout.
     #[inline]
     fn layout(&self) -> std::alloc::Layout {
-        let n = Self::alloc_len(self.klen as usize, self.flags & HAS_EXPIRE != 0);
+        let n = Self::alloc_len(self.meta().klen as usize, self.has_expire_slot());
         // Cannot fail: the same layout was valid when allocated.
         std::alloc::Layout::from_size_align(n, std::mem::align_of::<Entry>()).expect("entry layout")
     }
@@ -92,30 +119,30 @@ impl Entry {
     pub fn key(&self) -> &[u8] {
         // SAFETY: `klen` key bytes follow the head, written when the entry
         // was made and never changed.
-        unsafe { std::slice::from_raw_parts(self.tail(), self.klen as usize) }
+        unsafe { std::slice::from_raw_parts(self.tail(), self.meta().klen as usize) }
     }
 
     /// Absolute expiry in Unix ms; 0 = never. A stored expiry is always in
     /// the future at the time it was set (past ones delete the key).
     #[inline]
     pub fn expire(&self) -> i64 {
-        if self.flags & HAS_EXPIRE == 0 {
+        if !self.has_expire_slot() {
             return 0;
         }
         // SAFETY: with HAS_EXPIRE the 8 bytes after the key are the expiry.
-        unsafe { std::ptr::read_unaligned(self.tail().add(self.klen as usize) as *const i64) }
+        unsafe { std::ptr::read_unaligned(self.tail().add(self.meta().klen as usize) as *const i64) }
     }
 
     /// Store `v` if the entry has room (it has the slot, or `v` is 0 and
     /// there is no slot); false if it must be reallocated first.
     #[inline]
     fn try_set_expire(&mut self, v: i64) -> bool {
-        if self.flags & HAS_EXPIRE == 0 {
+        if !self.has_expire_slot() {
             return v == 0;
         }
         // SAFETY: as in `expire`; `&mut self` is the only access.
         unsafe {
-            let p = (self as *mut Entry as *mut u8).add(HEAD + self.klen as usize);
+            let p = (self as *mut Entry as *mut u8).add(HEAD + self.meta().klen as usize);
             std::ptr::write_unaligned(p as *mut i64, v);
         }
         true
@@ -123,7 +150,7 @@ impl Entry {
 
     #[inline]
     pub fn clock(&self) -> u32 {
-        let c = self.clock;
+        let c = self.meta().clock;
         u32::from_le_bytes([c[0], c[1], c[2], 0])
     }
 
@@ -131,7 +158,7 @@ impl Entry {
     #[inline]
     pub fn set_clock(&mut self, v: u32) {
         let b = v.to_le_bytes();
-        self.clock = [b[0], b[1], b[2]];
+        self.meta_mut().clock = [b[0], b[1], b[2]];
     }
 }
 
@@ -156,7 +183,9 @@ impl EntryBox {
         unsafe {
             let p = std::alloc::alloc(layout) as *mut Entry;
             let Some(nn) = std::ptr::NonNull::new(p) else { std::alloc::handle_alloc_error(layout) };
-            p.write(Entry { next: None, value, klen, clock: [0; 3], flags: if slot { HAS_EXPIRE } else { 0 } });
+            p.write(Entry { next: None, value });
+            let flags = if slot { HAS_EXPIRE } else { 0 };
+            ((p as *mut u8).add(META) as *mut Meta).write(Meta { klen, clock: [0; 3], flags });
             let tail = (p as *mut u8).add(HEAD);
             std::ptr::copy_nonoverlapping(key.as_ptr(), tail, key.len());
             if slot {
@@ -171,7 +200,7 @@ impl EntryBox {
     fn grow_expire(self, v: i64) -> EntryBox {
         let me = std::mem::ManuallyDrop::new(self);
         let old = me.layout();
-        let new_size = Entry::alloc_len(me.klen as usize, true);
+        let new_size = Entry::alloc_len(me.meta().klen as usize, true);
         // SAFETY: `old` is the layout the entry was allocated with; realloc
         // moves the bytes (the value moves bitwise, which Rust allows) and
         // the old allocation is not used again (`me` is forgotten).
@@ -180,8 +209,8 @@ impl EntryBox {
             let Some(nn) = std::ptr::NonNull::new(p) else {
                 std::alloc::handle_alloc_error(std::alloc::Layout::from_size_align_unchecked(new_size, 8))
             };
-            (*p).flags |= HAS_EXPIRE;
             let mut b = EntryBox(nn);
+            b.meta_mut().flags |= HAS_EXPIRE;
             b.try_set_expire(v);
             b
         }
@@ -857,7 +886,7 @@ mod tests {
 
     #[test]
     fn entry_is_sized_to_fit() {
-        assert_eq!(HEAD, 48);
+        assert_eq!((META, HEAD), (40, 48));
         // A 16-byte key without expiry: one 64-byte allocation.
         let mut e = EntryBox::new(b"key:000000000001", sv("0123456789abcdef"), 0);
         assert_eq!(e.alloc_size(), 64);
@@ -867,15 +896,28 @@ mod tests {
         assert_eq!(e.clock(), 0x0023_4567);
         // The expiry slot comes with the key when the class has room.
         let e = EntryBox::new(b"k", sv("v"), 0);
-        assert_eq!((e.alloc_size(), e.flags & HAS_EXPIRE), (56, 0));
+        assert_eq!((e.alloc_size(), e.has_expire_slot()), (56, false));
         let e = EntryBox::new(&[b'k'; 17], sv("v"), 0);
-        assert_eq!((e.alloc_size(), e.flags & HAS_EXPIRE), (80, HAS_EXPIRE));
+        assert_eq!((e.alloc_size(), e.has_expire_slot()), (80, true));
         let e = EntryBox::new(&[b'x'; 300], sv("v"), 77);
         assert_eq!((e.key().len(), e.expire()), (300, 77));
         assert_eq!(e.into_parts().1, 77);
         for (n, c) in [(1, 8), (48, 48), (57, 64), (65, 80), (81, 96), (129, 160), (200, 224), (1000, 1024)] {
             assert_eq!(size_class(n), c, "{n}");
         }
+    }
+
+    #[test]
+    fn swapping_entries_keeps_each_allocation_whole() {
+        // Safe code can swap two entries' `Entry` parts; the sizes live in
+        // `Meta`, outside them, so each allocation still reads right.
+        let mut a = EntryBox::new(b"short", sv("a"), 0);
+        let mut b = EntryBox::new(&[b'y'; 100], sv("b"), 5);
+        std::mem::swap(&mut *a, &mut *b);
+        assert_eq!((a.key(), a.expire()), (&b"short"[..], 0));
+        assert_eq!((b.key().len(), b.expire()), (100, 5));
+        assert_eq!(a.value.str_bytes(&mut [0; 24]), Some(&b"b"[..]));
+        drop((a, b));
     }
 
     #[test]

@@ -345,7 +345,7 @@ pub fn populate(
     let offer = |pool: &mut Pool, e: &Entry| {
         let ok = policy.eligible(e);
         if ok {
-            pool.offer(score(limit, e, now_ms), db as u8, &e.key());
+            pool.offer(score(limit, e, now_ms), db as u8, e.key());
         }
         ok
     };

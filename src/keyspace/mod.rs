@@ -671,7 +671,7 @@ impl Keyspace {
             d.slot_keys = on.then(|| {
                 let mut c = vec![0u32; crate::util::SLOTS as usize].into_boxed_slice();
                 for e in d.dict.iter() {
-                    c[crate::util::key_slot(&e.key()) as usize] += 1;
+                    c[crate::util::key_slot(e.key()) as usize] += 1;
                 }
                 c
             });
@@ -751,7 +751,7 @@ impl Keyspace {
     }
 
     fn keys_where(&self, db: usize, owned: &impl Fn(&[u8]) -> bool) -> Vec<Box<[u8]>> {
-        self.dbs[db].dict.iter().filter(|e| owned(&e.key())).map(|e| Box::from(&*e.key())).collect()
+        self.dbs[db].dict.iter().filter(|e| owned(e.key())).map(|e| Box::from(e.key())).collect()
     }
 
     /// Swap the keys `owned` picks between dbs `a` and `b`, leaving the
@@ -851,13 +851,42 @@ pub const KEEP_TTL: i64 = -1;
 mod tests {
     use super::*;
 
+    /// Giving a key its first expiry reallocates its entry: `used` follows
+    /// the size class, and a write command that looked the entry up
+    /// before (measured, used once) keeps valid records of it.
+    #[test]
+    fn an_expiry_that_moves_the_entry_keeps_the_accounting() {
+        let k = b"key:000000000001";
+        let mut ks = Keyspace::new();
+        ks.set(0, k, Value::from_bytes(b"0123456789abcdef"), 0);
+        let base = ks.used;
+        assert_eq!(base, 64 + 8, "a 64-byte entry and its bucket slot");
+        ks.set_expire(0, k, 1_000_000);
+        assert_eq!((ks.used, ks.dbs[0].volatile), (base + 16, 1), "80-byte class with the expiry");
+        ks.set_expire(0, k, 0);
+        assert_eq!((ks.used, ks.dbs[0].volatile), (base + 16, 0), "the slot stays");
+        // Inside a write command: looked up (measured), then moved.
+        ks.set(0, b"key:000000000002", Value::from_bytes(b"x"), 0);
+        let before = ks.used;
+        ks.begin_command(1, true);
+        let e = ks.lookup(0, b"key:000000000002", 1).expect("present");
+        e.value = Value::from_bytes(&[b'y'; 100]);
+        ks.set_expire(0, b"key:000000000002", 2_000_000);
+        ks.end_command();
+        let e = ks.peek(0, b"key:000000000002", 1).expect("present");
+        assert_eq!(e.expire(), 2_000_000);
+        assert_eq!(ks.used, before + 16 + evict::value_mem(&e.value));
+        assert!(ks.delete(0, b"key:000000000002", 1) && ks.delete(0, k, 1));
+        assert_eq!(ks.used, 0);
+    }
+
     /// Per-slot counts follow every way a key comes and goes, and agree
     /// with a recount from the dict.
     #[test]
     fn slot_counts_follow_the_keys() {
         let slot = |k: &[u8]| crate::util::key_slot(k);
         let recount =
-            |ks: &Keyspace, db: usize, sl: u16| ks.dbs[db].dict.iter().filter(|e| slot(&e.key()) == sl).count() as u32;
+            |ks: &Keyspace, db: usize, sl: u16| ks.dbs[db].dict.iter().filter(|e| slot(e.key()) == sl).count() as u32;
         let mut ks = Keyspace::new();
         ks.set(0, b"before", Value::from_bytes(b"1"), 0);
         assert_eq!(ks.dbs[0].keys_in_slot(slot(b"before")), None, "off by default");

@@ -515,7 +515,7 @@ fn consumers_seen_at_load(ks: &mut Keyspace) {
             .dict
             .iter()
             .filter(|e| matches!(e.value, crate::keyspace::value::Value::Stream(_)))
-            .map(|e| Box::<[u8]>::from(&*e.key()))
+            .map(|e| Box::<[u8]>::from(e.key()))
             .collect();
         for k in keys {
             let Some(st) = d.dict.get_mut(&k).and_then(|e| e.value.as_stream_mut()) else { continue };

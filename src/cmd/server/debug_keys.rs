@@ -104,7 +104,7 @@ pub fn value_digest(v: &Value) -> [u8; 20] {
 fn key_digest(db: usize, e: &Entry) -> [u8; 20] {
     let mut buf = Vec::with_capacity(e.key().len() + 48);
     buf.extend_from_slice(&(db as u64).to_le_bytes());
-    framed(&mut buf, &e.key());
+    framed(&mut buf, e.key());
     buf.extend_from_slice(&e.expire().to_le_bytes());
     buf.extend_from_slice(&value_digest(&e.value));
     sha1(&buf)
