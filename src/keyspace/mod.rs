@@ -9,6 +9,7 @@
 
 pub mod dict;
 pub mod effects;
+mod entry;
 pub mod evict;
 pub mod hash;
 pub mod limits;
