@@ -5,7 +5,7 @@
 //! INFO's `lazyfree_pending_objects` and `lazyfreed_objects` count what
 //! it holds and what it freed, as Redis's do.
 
-use crate::keyspace::{Dict, Entry, Value};
+use crate::keyspace::{Dict, EntryBox, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Mutex, OnceLock};
@@ -19,7 +19,7 @@ static FREED: AtomicU64 = AtomicU64::new(0);
 static QUEUE: OnceLock<Mutex<Option<Sender<Job>>>> = OnceLock::new();
 
 enum Job {
-    Entry(Box<Entry>),
+    Entry(EntryBox),
     Value(Value),
     Dict(Dict, u64),
 }
@@ -97,7 +97,7 @@ fn send(job: Job, n: u64) -> Result<(), Job> {
 }
 
 /// Free a removed entry: on the thread if it is big, here otherwise.
-pub fn release(e: Box<Entry>) {
+pub fn release(e: EntryBox) {
     if effort(&e.value) > THRESHOLD {
         let _ = send(Job::Entry(e), 1);
     }

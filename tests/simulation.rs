@@ -634,8 +634,8 @@ fn dump_keyspaces<'a>(
         for (db, d) in ks.dbs.iter().enumerate() {
             for e in d.dict.iter() {
                 let mut cmds = Vec::new();
-                shardis::persist::rebuild::state_commands(&mut cmds, &e.key, Some((&e.value, e.expire)));
-                out.insert((db, e.key.to_vec()), String::from_utf8_lossy(&cmds).into_owned());
+                shardis::persist::rebuild::state_commands(&mut cmds, e.key(), Some((&e.value, e.expire())));
+                out.insert((db, e.key().to_vec()), String::from_utf8_lossy(&cmds).into_owned());
             }
         }
     }

@@ -53,7 +53,7 @@ pub fn log_states(ctx: &mut Ctx, def: &CommandDef, args: &Args, mark: (usize, us
     written.dedup();
     for (db, key) in written {
         let ks = &mut *ctx.ks;
-        let state = ks.peek(db, key, now).map(|e| (e.value.deep_clone(), e.expire));
+        let state = ks.peek(db, key, now).map(|e| (e.value.deep_clone(), e.expire()));
         ks.effects.push_encoded(db, |out| {
             rebuild::state_commands(out, key, state.as_ref().map(|(v, exp)| (v, *exp)));
         });

@@ -85,7 +85,7 @@ fn deserialize_v1(payload: &[u8]) -> Result<crate::keyspace::Value, &'static str
     if rp.failed > 0 {
         return Err(BAD);
     }
-    ks.remove(0, b"").map(|e| e.value).ok_or(BAD)
+    ks.remove(0, b"").map(|e| e.into_value()).ok_or(BAD)
 }
 
 /// DUMP key
@@ -298,7 +298,7 @@ mod tests {
         }
         let payload = bulk_payload(&run(&mut ks, &[b"DUMP", b"s"]));
         assert_eq!(run(&mut ks, &[b"RESTORE", b"s", b"5000", &payload, b"REPLACE"]), b"+OK\r\n");
-        assert_eq!(ks.lookup(0, b"s", 0).map(|e| e.expire), Some(1_005_000));
+        assert_eq!(ks.lookup(0, b"s", 0).map(|e| e.expire()), Some(1_005_000));
         assert_eq!(run(&mut ks, &[b"RESTORE", b"t", b"-1", &payload]), b"-ERR Invalid TTL value, must be >= 0\r\n");
         assert_eq!(run(&mut ks, &[b"DUMP", b"missing"]), b"$-1\r\n");
     }

@@ -119,14 +119,15 @@ fn rename_generic(ctx: &mut Ctx, args: &Args, nx: bool) {
     // A logically expired `dst` is replaced either way.
     let clock = ctx.ks.clock_of(db, src);
     let e = match ctx.ks.remove(db, src) {
-        Some(e) => *e,
+        Some(e) => e,
         None => return ctx.error(err::NO_KEY),
     };
     // Redis deletes a `dst` it replaces and adds the key anew.
     if ctx.ks.peek(db, dst, now).is_some() {
         ctx.notify(ev::NEW, "new", dst);
     }
-    ctx.ks.set(db, dst, e.value, e.expire);
+    let (value, expire) = e.into_parts();
+    ctx.ks.set(db, dst, value, expire);
     if let Some(c) = clock {
         ctx.ks.set_clock_of(db, dst, c);
     }
@@ -170,7 +171,7 @@ fn copy(ctx: &mut Ctx, args: &Args) {
         return ctx.error("ERR source and destination objects are the same");
     }
     let (value, expire) = match ctx.ks.lookup(db, src, now) {
-        Some(e) => (e.value.deep_clone(), e.expire),
+        Some(e) => (e.value.deep_clone(), e.expire()),
         None => return ctx.out.int(0),
     };
     if !replace && ctx.ks.lookup(dst_db, dst, now).is_some() {
@@ -207,8 +208,8 @@ fn move_cmd(ctx: &mut Ctx, args: &Args) {
     let clock = ctx.ks.clock_of(db, key);
     match ctx.ks.remove(db, key) {
         Some(e) => {
-            let e = *e;
-            ctx.ks.set(dst_db, key, e.value, e.expire);
+            let (value, expire) = e.into_parts();
+            ctx.ks.set(dst_db, key, value, expire);
             if let Some(c) = clock {
                 ctx.ks.set_clock_of(dst_db, key, c);
             }
@@ -278,7 +279,7 @@ fn expire_generic(ctx: &mut Ctx, args: &Args, base: i64, seconds: bool, name: &s
     };
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
     let current = match ctx.ks.lookup(db, key, now) {
-        Some(e) => e.expire,
+        Some(e) => e.expire(),
         None => return ctx.out.int(0),
     };
     let refused = (nx && current != 0)
@@ -322,7 +323,7 @@ fn pexpiretime(ctx: &mut Ctx, args: &Args) {
 fn ttl_generic(ctx: &mut Ctx, args: &Args, ms: bool, absolute: bool) {
     let now = ctx.now;
     let expire = match ctx.ks.lookup_no_touch(ctx.db, &args[1], now) {
-        Some(e) => e.expire,
+        Some(e) => e.expire(),
         None => return ctx.out.int(-2),
     };
     if expire == 0 {
@@ -338,7 +339,7 @@ fn ttl_generic(ctx: &mut Ctx, args: &Args, ms: bool, absolute: bool) {
 fn persist(ctx: &mut Ctx, args: &Args) {
     let (db, now, key) = (ctx.db, ctx.now, &args[1]);
     match ctx.ks.lookup(db, key, now) {
-        Some(e) if e.expire != 0 => {
+        Some(e) if e.expire() != 0 => {
             ctx.ks.set_expire(db, key, 0);
             ctx.notify(ev::GENERIC, "persist", key);
             ctx.out.int(1)
@@ -517,11 +518,11 @@ fn object(ctx: &mut Ctx, args: &Args) {
              will take some time to adjust.",
         ),
         Sub::Idletime => {
-            let ms = crate::keyspace::evict::lru_idle_ms(e.key.clock(), now);
+            let ms = crate::keyspace::evict::lru_idle_ms(e.clock(), now);
             ctx.out.int((ms / 1000) as i64)
         }
         Sub::Freq if policy.is_lfu() => {
-            let f = crate::keyspace::evict::lfu_decayed(e.key.clock(), now, decay);
+            let f = crate::keyspace::evict::lfu_decayed(e.clock(), now, decay);
             ctx.out.int(f as i64)
         }
         Sub::Freq => ctx.error(
@@ -538,9 +539,9 @@ pub fn keys_matching(ks: &Keyspace, db: usize, pattern: &[u8], now: i64) -> Vec<
     let Some(d) = ks.dbs.get(db) else { return Vec::new() };
     d.dict
         .iter()
-        .filter(|e| e.expire == 0 || e.expire > now)
-        .filter(|e| all || glob_match(pattern, &e.key, false))
-        .map(|e| e.key.to_vec())
+        .filter(|e| e.expire() == 0 || e.expire() > now)
+        .filter(|e| all || glob_match(pattern, e.key(), false))
+        .map(|e| e.key().to_vec())
         .collect()
 }
 
@@ -618,11 +619,11 @@ pub fn scan_shard(
     loop {
         cursor = d.dict.scan(cursor, |e| {
             visited += 1;
-            if e.expire != 0 && e.expire <= now {
+            if e.expire() != 0 && e.expire() <= now {
                 return;
             }
             if let Some(p) = pattern {
-                if !glob_match(p, &e.key, false) {
+                if !glob_match(p, e.key(), false) {
                     return;
                 }
             }
@@ -631,7 +632,7 @@ pub fn scan_shard(
                     return;
                 }
             }
-            out.push(e.key.to_vec());
+            out.push(e.key().to_vec());
         });
         if cursor == 0 || budget == 0 || visited >= count {
             return cursor;
@@ -652,7 +653,7 @@ pub fn random_key(ks: &mut Keyspace, db: usize, now: i64, rng: &mut Rng) -> Opti
     for _ in 0..MAX_TRIES {
         let (key, expire) = {
             let e = ks.dbs[db].dict.random(|| rng.next_u64())?;
-            (e.key.to_vec(), e.expire)
+            (e.key().to_vec(), e.expire())
         };
         if expire == 0 || expire > now {
             return Some(key);
@@ -660,7 +661,7 @@ pub fn random_key(ks: &mut Keyspace, db: usize, now: i64, rng: &mut Rng) -> Opti
         // Deletes it (counted as expired) and touches watchers.
         ks.lookup(db, &key, now);
     }
-    ks.dbs[db].dict.iter().find(|e| e.expire == 0 || e.expire > now).map(|e| e.key.to_vec())
+    ks.dbs[db].dict.iter().find(|e| e.expire() == 0 || e.expire() > now).map(|e| e.key().to_vec())
 }
 
 #[cfg(test)]
@@ -710,7 +711,7 @@ mod tests {
     }
 
     fn expire_of(ks: &Keyspace, db: usize, key: &str) -> Option<i64> {
-        ks.dbs[db].dict.get(key.as_bytes()).map(|e| e.expire)
+        ks.dbs[db].dict.get(key.as_bytes()).map(|e| e.expire())
     }
 
     #[test]

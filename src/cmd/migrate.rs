@@ -271,7 +271,7 @@ fn prepare(ctx: &mut Ctx, args: &Args) -> Option<Job> {
     let mut restores = Vec::new();
     for &k in &o.keys {
         if let Some(e) = ctx.ks.lookup(ctx.db, k, now) {
-            let ttl = if e.expire == 0 { 0 } else { (e.expire - now).max(1) }.to_string();
+            let ttl = if e.expire() == 0 { 0 } else { (e.expire() - now).max(1) }.to_string();
             let payload = super::dump::serialize(&e.value);
             let mut cmd: Vec<&[u8]> = vec![b"RESTORE", k, ttl.as_bytes(), &payload];
             if o.replace {

@@ -323,7 +323,7 @@ fn getex(ctx: &mut Ctx, args: &Args) {
             if !e.value.is_string() {
                 return ctx.out.error(err::WRONGTYPE);
             }
-            e.expire != 0
+            e.expire() != 0
         }
     };
     let mut expire_at = 0;
@@ -818,11 +818,11 @@ mod tests {
         ]);
         let mut ks = Keyspace::new();
         run(&mut ks, "SET k v EX 10");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 10_000));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(NOW + 10_000));
         run(&mut ks, "SET k w KEEPTTL");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 10_000));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(NOW + 10_000));
         run(&mut ks, "SET k w");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(0));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(0));
         run(&mut ks, "SET k 123");
         assert_eq!(encoding(&mut ks, b"k"), "int");
     }
@@ -836,14 +836,14 @@ mod tests {
         assert_eq!(run(&mut ks, "GETEX k NX"), "-ERR syntax error\r\n");
         assert_eq!(run(&mut ks, "GETEX k EX 0"), "-ERR invalid expire time in 'getex' command\r\n");
         assert_eq!(run(&mut ks, "GETEX k PX 500"), "$1\r\nv\r\n");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 500));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(NOW + 500));
         assert_eq!(run(&mut ks, "GETEX k PERSIST"), "$1\r\nv\r\n");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(0));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(0));
         assert_eq!(run(&mut ks, "GETEX k EXAT 1"), "$1\r\nv\r\n");
         assert_eq!(run(&mut ks, "GET k"), "$-1\r\n");
         run(&mut ks, "SET k 5 EX 100");
         assert_eq!(run(&mut ks, "GETSET k 6"), "$1\r\n5\r\n");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(0));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(0));
         assert_eq!(run(&mut ks, "GETDEL k"), "$1\r\n6\r\n");
         assert_eq!(run(&mut ks, "GETDEL k"), "$-1\r\n");
     }
@@ -929,7 +929,7 @@ mod tests {
         let mut ks = Keyspace::new();
         run(&mut ks, "SET k 5 EX 100");
         run(&mut ks, "INCR k");
-        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire), Some(NOW + 100_000));
+        assert_eq!(ks.peek(0, b"k", NOW).map(|e| e.expire()), Some(NOW + 100_000));
         assert_eq!(encoding(&mut ks, b"k"), "int");
     }
 

@@ -11,75 +11,8 @@
 //! from the shard's cron), so a table of millions of keys never stalls the
 //! event loop for the whole move. Lookups check both tables meanwhile.
 
+pub use super::entry::{size_class, Entry, EntryBox};
 use super::value::Value;
-
-/// Longest key stored inside its entry.
-pub const INLINE_KEY_MAX: usize = 19;
-
-/// A key stored inline in its entry when short (most keys are), so a
-/// lookup touches one allocation instead of two. Each variant also holds
-/// the entry's 24-bit access clock (Redis's `lru` field: LRU seconds or
-/// LFU minutes + counter) in bytes that would otherwise be padding, so
-/// the entry stays 72 bytes (an 80-byte malloc chunk).
-pub enum Key {
-    Inline { len: u8, clock: [u8; 3], buf: [u8; INLINE_KEY_MAX] },
-    Heap { clock: [u8; 3], bytes: Box<[u8]> },
-}
-
-impl Key {
-    pub fn new(b: &[u8]) -> Key {
-        if b.len() <= INLINE_KEY_MAX {
-            let mut buf = [0u8; INLINE_KEY_MAX];
-            buf[..b.len()].copy_from_slice(b);
-            Key::Inline { len: b.len() as u8, clock: [0; 3], buf }
-        } else {
-            Key::Heap { clock: [0; 3], bytes: b.into() }
-        }
-    }
-
-    /// Heap bytes the key uses beyond its entry.
-    #[inline]
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            Key::Inline { .. } => 0,
-            Key::Heap { bytes, .. } => bytes.len(),
-        }
-    }
-
-    #[inline]
-    pub fn clock(&self) -> u32 {
-        let (Key::Inline { clock, .. } | Key::Heap { clock, .. }) = self;
-        u32::from_le_bytes([clock[0], clock[1], clock[2], 0])
-    }
-
-    /// Store the low 24 bits of `v`.
-    #[inline]
-    pub fn set_clock(&mut self, v: u32) {
-        let (Key::Inline { clock, .. } | Key::Heap { clock, .. }) = self;
-        let b = v.to_le_bytes();
-        *clock = [b[0], b[1], b[2]];
-    }
-}
-
-impl std::ops::Deref for Key {
-    type Target = [u8];
-    #[inline]
-    fn deref(&self) -> &[u8] {
-        match self {
-            Key::Inline { len, buf, .. } => &buf[..*len as usize],
-            Key::Heap { bytes, .. } => bytes,
-        }
-    }
-}
-
-pub struct Entry {
-    pub key: Key,
-    pub value: Value,
-    /// Absolute expiry in Unix ms; 0 = never. A stored expiry is always in
-    /// the future at the time it was set (past ones delete the key).
-    pub expire: i64,
-    next: Option<Box<Entry>>,
-}
 
 /// The table. While it grows or shrinks, entries move from `buckets` to
 /// `target` a few buckets at a time (Redis's incremental rehashing), so no
@@ -88,9 +21,9 @@ pub struct Entry {
 /// budget (`rehash_step`). Outside a rehash `target` is empty.
 pub struct Dict {
     /// The table; the old one while rehashing.
-    buckets: Vec<Option<Box<Entry>>>,
+    buckets: Vec<Option<EntryBox>>,
     /// The table being rehashed into; empty when not rehashing.
-    target: Vec<Option<Box<Entry>>>,
+    target: Vec<Option<EntryBox>>,
     /// While rehashing: buckets of `buckets` below this were moved (are
     /// empty). Always < `buckets.len()` then: the last move completes it.
     rehash_idx: usize,
@@ -114,16 +47,16 @@ impl Default for Dict {
 /// written: a large allocation then comes as fresh pages the kernel zeroes
 /// on first touch, so starting a rehash of a big table does not memset
 /// megabytes in the event loop.
-fn empty_table(n: usize) -> Vec<Option<Box<Entry>>> {
+fn empty_table(n: usize) -> Vec<Option<EntryBox>> {
     // Only fails for sizes beyond the address space, as Vec would.
-    let layout = std::alloc::Layout::array::<Option<Box<Entry>>>(n).expect("table size overflows");
+    let layout = std::alloc::Layout::array::<Option<EntryBox>>(n).expect("table size overflows");
     debug_assert!(layout.size() > 0);
     // SAFETY: the layout has non-zero size (n > 0); the pointer comes from
     // the global allocator with exactly the layout Vec uses for n elements
     // of capacity n; std guarantees `None::<Box<T>>` is the null pointer,
     // so all-zero memory is n valid `None`s.
     unsafe {
-        let p = std::alloc::alloc_zeroed(layout) as *mut Option<Box<Entry>>;
+        let p = std::alloc::alloc_zeroed(layout) as *mut Option<EntryBox>;
         if p.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
@@ -132,7 +65,7 @@ fn empty_table(n: usize) -> Vec<Option<Box<Entry>>> {
 }
 
 /// Free a table whose buckets are all empty without reading them all.
-fn free_empty_table(mut t: Vec<Option<Box<Entry>>>) {
+fn free_empty_table(mut t: Vec<Option<EntryBox>>) {
     debug_assert!(t.iter().all(Option::is_none));
     // SAFETY: shrinking the length is always sound (at worst it leaks the
     // elements cut off); here every element is `None`, which owns nothing.
@@ -142,7 +75,7 @@ fn free_empty_table(mut t: Vec<Option<Box<Entry>>>) {
 #[inline(always)]
 fn find<'a>(mut cur: Option<&'a Entry>, key: &[u8]) -> Option<&'a Entry> {
     while let Some(e) = cur {
-        if &*e.key == key {
+        if e.key() == key {
             return Some(e);
         }
         cur = e.next.as_deref();
@@ -153,7 +86,7 @@ fn find<'a>(mut cur: Option<&'a Entry>, key: &[u8]) -> Option<&'a Entry> {
 #[inline(always)]
 fn find_mut<'a>(mut cur: Option<&'a mut Entry>, key: &[u8]) -> Option<&'a mut Entry> {
     while let Some(e) = cur {
-        if &*e.key == key {
+        if e.key() == key {
             return Some(e);
         }
         cur = e.next.as_deref_mut();
@@ -162,16 +95,32 @@ fn find_mut<'a>(mut cur: Option<&'a mut Entry>, key: &[u8]) -> Option<&'a mut En
 }
 
 /// Unlink and return the entry for `key` from the chain at `link`.
-fn unlink(mut link: &mut Option<Box<Entry>>, key: &[u8]) -> Option<Box<Entry>> {
+fn unlink(mut link: &mut Option<EntryBox>, key: &[u8]) -> Option<EntryBox> {
     loop {
         match link {
             None => return None,
-            Some(e) if &*e.key == key => {
+            Some(e) if e.key() == key => {
                 let mut removed = link.take()?;
                 *link = removed.next.take();
                 return Some(removed);
             }
             Some(e) => link = &mut e.next,
+        }
+    }
+}
+
+/// The link (bucket head or an entry's `next`) holding `key`'s entry.
+fn link_of<'a>(link: &'a mut Option<EntryBox>, key: &[u8]) -> Option<&'a mut Option<EntryBox>> {
+    let mut p: *mut Option<EntryBox> = link;
+    // SAFETY: `p` always points at a link of the chain `link` borrows
+    // exclusively for 'a; each step reborrows the next one.
+    unsafe {
+        loop {
+            match &mut *p {
+                None => return None,
+                Some(e) if e.key() == key => return Some(&mut *p),
+                Some(e) => p = &mut e.next,
+            }
         }
     }
 }
@@ -184,7 +133,7 @@ fn visit_chain<F: FnMut(&Entry)>(mut cur: Option<&Entry>, f: &mut F) {
 }
 
 /// Drop a chain iteratively: a long chain must not recurse deeply.
-fn drop_chain(mut cur: Option<Box<Entry>>) {
+fn drop_chain(mut cur: Option<EntryBox>) {
     while let Some(mut e) = cur {
         cur = e.next.take();
     }
@@ -307,7 +256,10 @@ impl Dict {
         // `get_mut` did this call's rehash step; `insert_absent` adds none.
         if let Some(e) = self.get_mut(key) {
             let old_v = std::mem::replace(&mut e.value, value);
-            let old_e = std::mem::replace(&mut e.expire, expire);
+            let old_e = e.expire();
+            if !e.try_set_expire(expire) {
+                self.set_expire(key, expire);
+            }
             return Some((old_v, old_e));
         }
         self.insert_absent(key, value, expire);
@@ -333,7 +285,9 @@ impl Dict {
         let idx = h & (table.len() - 1);
         let slot = &mut table[idx];
         let next = slot.take();
-        let e = slot.insert(Box::new(Entry { key: Key::new(key), value, expire, next }));
+        let mut new = EntryBox::new(key, value, expire);
+        new.next = next;
+        let e = slot.insert(new);
         self.len += 1;
         e
     }
@@ -356,7 +310,30 @@ impl Dict {
         }
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<Box<Entry>> {
+    /// Set `key`'s expiry (0 = none). An entry without the expiry slot is
+    /// reallocated to get one, so it MOVES: returns it at its address now
+    /// (None if the key is absent).
+    pub fn set_expire(&mut self, key: &[u8], expire: i64) -> Option<&mut Entry> {
+        if self.len == 0 {
+            return None;
+        }
+        let h = self.hash(key) as usize;
+        let idx = h & self.mask();
+        let mut link = link_of(&mut self.buckets[idx], key).map(|l| l as *mut Option<EntryBox>);
+        if link.is_none() && self.rehashing() {
+            let idx = h & self.target_mask();
+            link = link_of(&mut self.target[idx], key).map(|l| l as *mut Option<EntryBox>);
+        }
+        // SAFETY: the link lives in this dict, borrowed exclusively here.
+        let link = unsafe { &mut *link? };
+        if !link.as_mut()?.try_set_expire(expire) {
+            let e = link.take()?;
+            *link = Some(e.grow_expire(expire));
+        }
+        link.as_deref_mut()
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<EntryBox> {
         if self.len == 0 {
             return None;
         }
@@ -422,7 +399,7 @@ impl Dict {
             }
             while let Some(mut e) = cur {
                 cur = e.next.take();
-                let idx = (self.hasher.hash_one(&*e.key) as usize) & tmask;
+                let idx = (self.hasher.hash_one(e.key()) as usize) & tmask;
                 e.next = self.target[idx].take();
                 self.target[idx] = Some(e);
             }
@@ -529,7 +506,7 @@ impl Dict {
     pub fn bucket_keys(&self, idx: usize, out: &mut Vec<(Box<[u8]>, i64)>) {
         let mut cur = self.bucket(idx);
         while let Some(e) = cur {
-            out.push(((*e.key).into(), e.expire));
+            out.push((e.key().into(), e.expire()));
             cur = e.next.as_deref();
         }
     }
@@ -654,19 +631,26 @@ mod tests {
     }
 
     #[test]
-    fn entry_keeps_its_size_class() {
-        // 72 bytes = an 80-byte glibc chunk; the access clock lives in
-        // the key's padding, so it must not grow the entry.
-        assert_eq!(std::mem::size_of::<Key>(), 24);
-        assert_eq!(std::mem::size_of::<Entry>(), 72);
-        let mut k = Key::new(b"0123456789012345678");
-        k.set_clock(0x00ab_cdef);
-        assert_eq!(k.clock(), 0x00ab_cdef);
-        assert_eq!(&*k, b"0123456789012345678");
-        let mut k = Key::new(&[b'x'; 40]);
-        k.set_clock(0x0123_4567);
-        assert_eq!(k.clock(), 0x0023_4567);
-        assert_eq!(k.len(), 40);
+    fn setting_an_expiry_moves_the_entry_and_keeps_the_chain() {
+        let mut d = Dict::new();
+        for i in 0..64 {
+            d.insert(format!("key:{i:012}").as_bytes(), sv("v"), 0);
+        }
+        for i in (0..64).step_by(3) {
+            let k = format!("key:{i:012}");
+            let e = d.set_expire(k.as_bytes(), 1000 + i).expect("present");
+            assert_eq!((e.key(), e.expire()), (k.as_bytes(), 1000 + i));
+        }
+        assert!(d.set_expire(b"nope", 5).is_none());
+        for i in 0..64 {
+            let e = d.get(format!("key:{i:012}").as_bytes()).expect("present");
+            assert_eq!(e.expire(), if i % 3 == 0 { 1000 + i } else { 0 });
+        }
+        // Replacing with insert sets or clears it too.
+        assert_eq!(d.insert(b"key:000000000001", sv("w"), 9).map(|p| p.1), Some(0));
+        assert_eq!(d.insert(b"key:000000000001", sv("w"), 0).map(|p| p.1), Some(9));
+        assert_eq!(d.get(b"key:000000000001").map(|e| e.expire()), Some(0));
+        assert_eq!(d.len(), 64);
     }
 
     #[test]
@@ -703,7 +687,7 @@ mod tests {
         let mut steps = 0;
         loop {
             cursor = d.scan(cursor, |e| {
-                seen.insert(e.key.to_vec());
+                seen.insert(e.key().to_vec());
             });
             steps += 1;
             // Grow the table mid-scan with keys that may or may not be seen.
@@ -742,7 +726,7 @@ mod tests {
     }
 
     fn keys_of(d: &Dict) -> Vec<Vec<u8>> {
-        d.iter().map(|e| e.key.to_vec()).collect()
+        d.iter().map(|e| e.key().to_vec()).collect()
     }
 
     #[test]
@@ -759,19 +743,26 @@ mod tests {
             for _ in 0..ops {
                 op += 1;
                 let space = 40_000;
-                let k = format!("key:{}", rng.next() % space).into_bytes();
+                // Key lengths 5..50: some size classes give the expiry slot free.
+                let name = |n: u64| format!("key:{n}{}", "x".repeat((n % 41) as usize)).into_bytes();
+                let k = name(rng.next() % space);
                 let r = rng.next() % 100;
                 if r < insert_pct {
-                    let exp = op as i64;
+                    let exp = if rng.next().is_multiple_of(4) { op as i64 } else { 0 };
                     let prev = model.insert(k.clone(), exp);
                     if prev.is_none() && rng.next().is_multiple_of(2) {
                         let e = d.insert_new(&k, sv("v"), exp);
-                        assert_eq!(&*e.key, &k[..]);
+                        assert_eq!(e.key(), &k[..]);
                     } else {
                         assert_eq!(d.insert(&k, sv("v"), exp).map(|p| p.1), prev);
                     }
+                } else if r < insert_pct + 5 {
+                    // Set or clear an expiry: entries without the slot move.
+                    let exp = if rng.next().is_multiple_of(3) { 0 } else { op as i64 + 7 };
+                    let present = model.get_mut(&k).map(|v| *v = exp).is_some();
+                    assert_eq!(d.set_expire(&k, exp).map(|e| e.expire()), present.then_some(exp));
                 } else {
-                    assert_eq!(d.remove(&k).map(|e| e.expire), model.remove(&k));
+                    assert_eq!(d.remove(&k).map(|e| e.expire()), model.remove(&k));
                 }
                 if d.rehashing() {
                     if d.target.len() > d.buckets.len() {
@@ -781,10 +772,10 @@ mod tests {
                     }
                 }
                 assert_eq!(d.len(), model.len());
-                let probe = format!("key:{}", rng.next() % space).into_bytes();
-                assert_eq!(d.get(&probe).map(|e| e.expire), model.get(&probe).copied());
+                let probe = name(rng.next() % space);
+                assert_eq!(d.get(&probe).map(|e| e.expire()), model.get(&probe).copied());
                 if rng.next().is_multiple_of(4) {
-                    assert_eq!(d.get_mut(&probe).map(|e| e.expire), model.get(&probe).copied());
+                    assert_eq!(d.get_mut(&probe).map(|e| e.expire()), model.get(&probe).copied());
                 }
                 if op.is_multiple_of(20_000) {
                     let keys = keys_of(&d);
@@ -797,7 +788,7 @@ mod tests {
                     let mut c = 0;
                     loop {
                         c = d.scan(c, |e| {
-                            seen.insert(e.key.to_vec());
+                            seen.insert(e.key().to_vec());
                         });
                         if c == 0 {
                             break;
@@ -823,7 +814,7 @@ mod tests {
         let mut step = 0;
         loop {
             cursor = d.scan(cursor, |e| {
-                seen.insert(e.key.to_vec());
+                seen.insert(e.key().to_vec());
             });
             if cursor == 0 {
                 return seen;
@@ -942,7 +933,7 @@ mod tests {
         let mut rng = Lcg(3);
         for _ in 0..100 {
             let e = d.random(|| rng.next()).expect("non-empty");
-            assert!(set.contains(&*e.key));
+            assert!(set.contains(e.key()));
         }
         let mut sampled = 0;
         d.sample(
@@ -950,7 +941,7 @@ mod tests {
             1000,
             || rng.next(),
             |e| {
-                assert!(set.contains(&*e.key));
+                assert!(set.contains(e.key()));
                 sampled += 1;
                 true
             },

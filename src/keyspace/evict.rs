@@ -88,7 +88,7 @@ impl Policy {
     pub fn eligible(self, e: &Entry) -> bool {
         match self {
             Policy::NoEviction => false,
-            p if p.volatile_only() => e.expire != 0,
+            p if p.volatile_only() => e.expire() != 0,
             _ => true,
         }
     }
@@ -230,23 +230,26 @@ fn unit_f64(state: &mut u64) -> f64 {
 pub fn score(limit: &MemLimit, e: &Entry, now_ms: i64) -> u64 {
     match limit.policy {
         Policy::AllkeysLru | Policy::VolatileLru => {
-            let last_use = (now_ms.max(0) as u64).saturating_sub(lru_idle_ms(e.key.clock(), now_ms));
+            let last_use = (now_ms.max(0) as u64).saturating_sub(lru_idle_ms(e.clock(), now_ms));
             u64::MAX - last_use
         }
         Policy::AllkeysLfu | Policy::VolatileLfu => {
-            255 - lfu_decayed(e.key.clock(), now_ms, limit.lfu.decay_time) as u64
+            255 - lfu_decayed(e.clock(), now_ms, limit.lfu.decay_time) as u64
         }
         // The sooner it expires, the better.
-        Policy::VolatileTtl => u64::MAX - e.expire.max(0) as u64,
+        Policy::VolatileTtl => u64::MAX - e.expire().max(0) as u64,
         _ => 0,
     }
 }
 
 // ---- memory estimate ----------------------------------------------------
 
-/// What an entry costs besides its key and value: its 72 bytes in an
-/// 80-byte malloc chunk, plus its bucket slot.
-pub const ENTRY_OVERHEAD: usize = 80 + 8;
+/// What a typical entry costs besides its value's own allocations: a
+/// 16-byte key's entry in a 64-byte size class plus its bucket slot (for
+/// MEMORY STATS; `entry_mem` counts each entry's real size class).
+pub const ENTRY_OVERHEAD: usize = 64 + 8;
+/// An entry's bucket slot.
+const BUCKET_SLOT: usize = 8;
 /// Malloc overhead of a separately allocated key or string.
 const ALLOC_OVERHEAD: usize = 16;
 
@@ -265,8 +268,7 @@ pub fn value_mem(v: &Value) -> usize {
 /// Bytes counted for a whole entry.
 #[inline]
 pub fn entry_mem(e: &Entry) -> usize {
-    let key = e.key.heap_bytes();
-    ENTRY_OVERHEAD + if key > 0 { key + ALLOC_OVERHEAD } else { 0 } + value_mem(&e.value)
+    e.alloc_size() + BUCKET_SLOT + value_mem(&e.value)
 }
 
 // ---- the eviction pool -------------------------------------------------
@@ -343,7 +345,7 @@ pub fn populate(
     let offer = |pool: &mut Pool, e: &Entry| {
         let ok = policy.eligible(e);
         if ok {
-            pool.offer(score(limit, e, now_ms), db as u8, &e.key);
+            pool.offer(score(limit, e, now_ms), db as u8, e.key());
         }
         ok
     };
@@ -366,14 +368,14 @@ pub fn populate(
 /// A random eligible key of `dict`, for the random policies.
 pub fn pick_random(dict: &Dict, policy: Policy, rnd: &mut impl FnMut() -> u64) -> Option<Box<[u8]>> {
     if !policy.volatile_only() {
-        return dict.random(rnd).map(|e| (*e.key).into());
+        return dict.random(rnd).map(|e| (*e.key()).into());
     }
     let mut pick = None;
     dict.sample(1, usize::MAX, rnd, |e| {
-        if e.expire == 0 {
+        if e.expire() == 0 {
             return false;
         }
-        pick = Some((*e.key).into());
+        pick = Some((*e.key()).into());
         true
     });
     pick
@@ -622,7 +624,7 @@ mod tests {
         // Random volatile picks only volatile keys too.
         for _ in 0..20 {
             let k = pick_random(&ks.dbs[0].dict, Policy::VolatileRandom, &mut rnd).expect("some volatile");
-            assert!(ks.peek(0, &k, now).is_some_and(|e| e.expire != 0));
+            assert!(ks.peek(0, &k, now).is_some_and(|e| e.expire() != 0));
         }
         // Without volatile keys, nothing can go.
         let mut plain = ks_with(50, 0, now);

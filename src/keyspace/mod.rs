@@ -9,6 +9,7 @@
 
 pub mod dict;
 pub mod effects;
+mod entry;
 pub mod evict;
 pub mod hash;
 pub mod limits;
@@ -21,7 +22,7 @@ pub mod value;
 pub mod zset;
 mod zset_tree;
 
-pub use dict::{Dict, Entry};
+pub use dict::{Dict, Entry, EntryBox};
 pub use effects::Effects;
 pub use value::{Typed, Value, WrongType};
 
@@ -281,11 +282,12 @@ impl Keyspace {
         }
     }
 
-    /// Count a use of the entry at `addr` (its `key`), once per command.
+    /// Count a use of the entry `e`, once per command.
     #[inline]
-    fn use_once(&mut self, key: &mut dict::Key, addr: usize, now: i64) {
+    fn use_once(&mut self, e: &mut Entry, now: i64) {
+        let addr = e as *const Entry as usize;
         if !self.no_touch && !self.used_now.contains(&addr) {
-            key.set_clock(evict::touched_clock(&self.limit, key.clock(), now, &mut self.lfu_rand));
+            e.set_clock(evict::touched_clock(&self.limit, e.clock(), now, &mut self.lfu_rand));
             if self.in_command {
                 self.used_now.push(addr);
             }
@@ -306,7 +308,7 @@ impl Keyspace {
     fn accessed(&mut self, e: *mut Entry, now: i64) {
         // SAFETY: `e` points into this keyspace's dict, which the fields
         // used here do not alias.
-        self.use_once(unsafe { &mut (*e).key }, e as usize, now);
+        self.use_once(unsafe { &mut *e }, now);
         if self.measuring && !self.measured.iter().any(|m| std::ptr::eq(m.0, e)) {
             let size = evict::entry_mem(unsafe { &*e });
             self.measured.push((e, size));
@@ -323,12 +325,12 @@ impl Keyspace {
     /// The access clock of `key` (None if absent): RENAME and MOVE carry it
     /// to the new name, as Redis moves the object itself.
     pub fn clock_of(&self, db: usize, key: &[u8]) -> Option<u32> {
-        self.dbs[db].dict.get(key).map(|e| e.key.clock())
+        self.dbs[db].dict.get(key).map(|e| e.clock())
     }
 
     pub fn set_clock_of(&mut self, db: usize, key: &[u8], clock: u32) {
         if let Some(e) = self.dbs[db].dict.get_mut(key) {
-            e.key.set_clock(clock);
+            e.set_clock(clock);
         }
     }
 
@@ -377,7 +379,7 @@ impl Keyspace {
         // SAFETY: `e` points into this keyspace's dict; either we return it
         // (and touch nothing else) or we stop using it before deleting.
         // One hash walk instead of two on the hottest path.
-        let live = unsafe { (*e).expire == 0 || (*e).expire > now };
+        let live = unsafe { (*e).expire() == 0 || (*e).expire() > now };
         if live {
             return Some(unsafe { &mut *e });
         }
@@ -465,13 +467,13 @@ impl Keyspace {
 
     /// Read-only presence check that honours expiry without deleting.
     pub fn peek(&self, db: usize, key: &[u8], now: i64) -> Option<&Entry> {
-        self.dbs[db].dict.get(key).filter(|e| e.expire == 0 || e.expire > now)
+        self.dbs[db].dict.get(key).filter(|e| e.expire() == 0 || e.expire() > now)
     }
 
     fn expire_key(&mut self, db: usize, key: &[u8]) {
         if let Some(e) = self.dbs[db].dict.remove(key) {
             self.dbs[db].count_slot(key, false);
-            if e.expire != 0 {
+            if e.expire() != 0 {
                 self.dbs[db].volatile -= 1;
             }
             self.account_removed(&e);
@@ -508,22 +510,17 @@ impl Keyspace {
             // frequency, as Redis's overwrite does, and counts the write as
             // a use (Redis looks the key up to replace it).
             if !policy.is_lfu() {
-                e.key.set_clock(evict::new_clock(policy, now));
+                e.set_clock(evict::new_clock(policy, now));
             } else if self.in_command {
                 let addr = &*e as *const Entry as usize;
                 let (no_touch, seen) = (self.no_touch, self.used_now.contains(&addr));
                 if !no_touch && !seen {
-                    e.key.set_clock(evict::touched_clock(&self.limit, e.key.clock(), now, &mut self.lfu_rand));
+                    e.set_clock(evict::touched_clock(&self.limit, e.clock(), now, &mut self.lfu_rand));
                     self.used_now.push(addr);
                 }
             }
-            if expire != KEEP_TTL {
-                if e.expire != 0 && expire == 0 {
-                    d.volatile -= 1;
-                } else if e.expire == 0 && expire != 0 {
-                    d.volatile += 1;
-                }
-                e.expire = expire;
+            if expire != KEEP_TTL && expire != e.expire() {
+                self.store_expire(db, key, expire);
             }
         } else {
             let expire = if expire == KEEP_TTL { 0 } else { expire };
@@ -531,7 +528,7 @@ impl Keyspace {
                 d.volatile += 1;
             }
             let e = d.dict.insert_new(key, value, expire);
-            e.key.set_clock(evict::new_clock(policy, now));
+            e.set_clock(evict::new_clock(policy, now));
             // Created: that is this command's use of it.
             if self.in_command {
                 self.used_now.push(e as *const Entry as usize);
@@ -545,16 +542,36 @@ impl Keyspace {
 
     /// Set a key's expiry (0 removes it); the key must exist.
     pub fn set_expire(&mut self, db: usize, key: &[u8], expire: i64) {
-        let d = &mut self.dbs[db];
-        if let Some(e) = d.dict.get_mut(key) {
-            if e.expire != 0 && expire == 0 {
-                d.volatile -= 1;
-            } else if e.expire == 0 && expire != 0 {
-                d.volatile += 1;
-            }
-            e.expire = expire;
+        if self.store_expire(db, key, expire) {
             self.touch(db, key);
         }
+    }
+
+    /// Store `key`'s expiry, keeping the volatile count; false if absent.
+    /// Giving an entry its first expiry can move it (`Dict::set_expire`):
+    /// the running command's records of it follow.
+    fn store_expire(&mut self, db: usize, key: &[u8], expire: i64) -> bool {
+        let d = &mut self.dbs[db];
+        let Some(e) = d.dict.get(key) else { return false };
+        let (old_expire, old_addr, old_size) = (e.expire(), e as *const Entry, e.alloc_size());
+        if old_expire != 0 && expire == 0 {
+            d.volatile -= 1;
+        } else if old_expire == 0 && expire != 0 {
+            d.volatile += 1;
+        }
+        let Some(e) = d.dict.set_expire(key, expire) else { return false };
+        let (new_addr, new_size) = (e as *const Entry, e.alloc_size());
+        if new_addr != old_addr || new_size != old_size {
+            // A measured entry's growth counts when the command ends.
+            match self.measured.iter_mut().find(|m| std::ptr::eq(m.0, old_addr)) {
+                Some(m) => m.0 = new_addr,
+                None => self.used = (self.used + new_size).saturating_sub(old_size),
+            }
+            for a in self.used_now.iter_mut().filter(|a| **a == old_addr as usize) {
+                *a = new_addr as usize;
+            }
+        }
+        true
     }
 
     /// Delete a key; true if it existed (and was not already expired).
@@ -584,10 +601,10 @@ impl Keyspace {
     }
 
     /// Remove a key, returning its entry (for RENAME, GETDEL, transfers).
-    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Box<Entry>> {
+    pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<EntryBox> {
         let e = self.dbs[db].dict.remove(key)?;
         self.dbs[db].count_slot(key, false);
-        if e.expire != 0 {
+        if e.expire() != 0 {
             self.dbs[db].volatile -= 1;
         }
         self.account_removed(&e);
@@ -655,7 +672,7 @@ impl Keyspace {
             d.slot_keys = on.then(|| {
                 let mut c = vec![0u32; crate::util::SLOTS as usize].into_boxed_slice();
                 for e in d.dict.iter() {
-                    c[crate::util::key_slot(&e.key) as usize] += 1;
+                    c[crate::util::key_slot(e.key()) as usize] += 1;
                 }
                 c
             });
@@ -735,7 +752,7 @@ impl Keyspace {
     }
 
     fn keys_where(&self, db: usize, owned: &impl Fn(&[u8]) -> bool) -> Vec<Box<[u8]>> {
-        self.dbs[db].dict.iter().filter(|e| owned(&e.key)).map(|e| Box::from(&*e.key)).collect()
+        self.dbs[db].dict.iter().filter(|e| owned(e.key())).map(|e| Box::from(e.key())).collect()
     }
 
     /// Swap the keys `owned` picks between dbs `a` and `b`, leaving the
@@ -746,15 +763,15 @@ impl Keyspace {
             return;
         }
         let flags = std::mem::take(&mut self.notify.flags);
-        let mut take = |db: usize| -> Vec<(Box<[u8]>, Box<Entry>)> {
+        let mut take = |db: usize| -> Vec<(Box<[u8]>, EntryBox)> {
             let keys = self.keys_where(db, &owned);
             keys.into_iter().filter_map(|k| self.remove(db, &k).map(|e| (k, e))).collect()
         };
         let (from_a, from_b) = (take(a), take(b));
         for (db, moved) in [(b, from_a), (a, from_b)] {
             for (k, e) in moved {
-                let e = *e;
-                self.set(db, &k, e.value, e.expire);
+                let (value, expire) = e.into_parts();
+                self.set(db, &k, value, expire);
             }
         }
         self.notify.flags = flags;
@@ -835,13 +852,42 @@ pub const KEEP_TTL: i64 = -1;
 mod tests {
     use super::*;
 
+    /// Giving a key its first expiry reallocates its entry: `used` follows
+    /// the size class, and a write command that looked the entry up
+    /// before (measured, used once) keeps valid records of it.
+    #[test]
+    fn an_expiry_that_moves_the_entry_keeps_the_accounting() {
+        let k = b"key:000000000001";
+        let mut ks = Keyspace::new();
+        ks.set(0, k, Value::from_bytes(b"0123456789abcdef"), 0);
+        let base = ks.used;
+        assert_eq!(base, 64 + 8, "a 64-byte entry and its bucket slot");
+        ks.set_expire(0, k, 1_000_000);
+        assert_eq!((ks.used, ks.dbs[0].volatile), (base + 16, 1), "80-byte class with the expiry");
+        ks.set_expire(0, k, 0);
+        assert_eq!((ks.used, ks.dbs[0].volatile), (base + 16, 0), "the slot stays");
+        // Inside a write command: looked up (measured), then moved.
+        ks.set(0, b"key:000000000002", Value::from_bytes(b"x"), 0);
+        let before = ks.used;
+        ks.begin_command(1, true);
+        let e = ks.lookup(0, b"key:000000000002", 1).expect("present");
+        e.value = Value::from_bytes(&[b'y'; 100]);
+        ks.set_expire(0, b"key:000000000002", 2_000_000);
+        ks.end_command();
+        let e = ks.peek(0, b"key:000000000002", 1).expect("present");
+        assert_eq!(e.expire(), 2_000_000);
+        assert_eq!(ks.used, before + 16 + evict::value_mem(&e.value));
+        assert!(ks.delete(0, b"key:000000000002", 1) && ks.delete(0, k, 1));
+        assert_eq!(ks.used, 0);
+    }
+
     /// Per-slot counts follow every way a key comes and goes, and agree
     /// with a recount from the dict.
     #[test]
     fn slot_counts_follow_the_keys() {
         let slot = |k: &[u8]| crate::util::key_slot(k);
         let recount =
-            |ks: &Keyspace, db: usize, sl: u16| ks.dbs[db].dict.iter().filter(|e| slot(&e.key) == sl).count() as u32;
+            |ks: &Keyspace, db: usize, sl: u16| ks.dbs[db].dict.iter().filter(|e| slot(e.key()) == sl).count() as u32;
         let mut ks = Keyspace::new();
         ks.set(0, b"before", Value::from_bytes(b"1"), 0);
         assert_eq!(ks.dbs[0].keys_in_slot(slot(b"before")), None, "off by default");
@@ -936,7 +982,7 @@ mod tests {
         let mut ks = Keyspace::new();
         ks.set(0, b"a", Value::from_bytes(b"1"), 5000);
         ks.set(0, b"a", Value::from_bytes(b"2"), KEEP_TTL);
-        assert_eq!(ks.peek(0, b"a", 0).map(|e| e.expire), Some(5000));
+        assert_eq!(ks.peek(0, b"a", 0).map(|e| e.expire()), Some(5000));
         ks.set_expire(0, b"a", 0);
         assert_eq!(ks.dbs[0].volatile, 0);
     }

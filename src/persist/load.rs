@@ -515,7 +515,7 @@ fn consumers_seen_at_load(ks: &mut Keyspace) {
             .dict
             .iter()
             .filter(|e| matches!(e.value, crate::keyspace::value::Value::Stream(_)))
-            .map(|e| Box::<[u8]>::from(&*e.key))
+            .map(|e| Box::<[u8]>::from(e.key()))
             .collect();
         for k in keys {
             let Some(st) = d.dict.get_mut(&k).and_then(|e| e.value.as_stream_mut()) else { continue };
@@ -850,7 +850,7 @@ mod tests {
         let (mut ks, n, err) = super::replay_buffer(&buf);
         assert_eq!((n, err), (cmds.len() as u64, None));
         // Replay expires nothing itself: `a` keeps its (past) expiry.
-        assert_eq!(ks.peek(0, b"a", 0).map(|e| e.expire), Some(1));
+        assert_eq!(ks.peek(0, b"a", 0).map(|e| e.expire()), Some(1));
         assert!(ks.lookup(4, b"b", 0).is_some() && ks.lookup(2, b"b", 0).is_none());
         assert_eq!(ks.dbs[3].dict.len(), 0);
         // A cut record stops the replay with its offset.

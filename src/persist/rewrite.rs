@@ -268,7 +268,7 @@ fn write_base_split(dir: &Path, ks: &Keyspace, lsn: u64, split: usize) -> Result
     for (db, d) in ks.dbs.iter().enumerate() {
         for e in d.dict.iter() {
             out.begin(db as u8);
-            super::rebuild::value_commands(&mut out, &e.key, &e.value, e.expire);
+            super::rebuild::value_commands(&mut out, e.key(), &e.value, e.expire());
             out.finish();
             if let Some(err) = out.error.take() {
                 return Err(ctx(err));
@@ -408,8 +408,8 @@ pub fn reshard(root: &Path, old: &Manifest, loaded: Vec<Loaded>, nshards: usize)
     for l in loaded {
         for (db, d) in l.ks.dbs.iter().enumerate() {
             for e in d.dict.iter() {
-                let s = slots.shard_of(&e.key);
-                out[s].set(db, &e.key, e.value.deep_clone(), e.expire);
+                let s = slots.shard_of(e.key());
+                out[s].set(db, e.key(), e.value.deep_clone(), e.expire());
                 keys += 1;
             }
         }
@@ -479,7 +479,7 @@ mod tests {
             }
             _ => "other",
         };
-        (kind.to_string(), items, e.expire)
+        (kind.to_string(), items, e.expire())
     }
 
     /// A base image cuts a key's commands into records of about `split`

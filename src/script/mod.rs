@@ -158,7 +158,7 @@ impl Undo {
         if self.saved.iter().any(|((d, k), _)| *d as usize == db && k == key) {
             return;
         }
-        let st = ks.peek(db, key, now).map(|e| (e.value.deep_clone(), e.expire));
+        let st = ks.peek(db, key, now).map(|e| (e.value.deep_clone(), e.expire()));
         self.saved.push(((db as u8, key.to_vec()), st));
     }
 

@@ -115,8 +115,8 @@ impl Shard {
             let keys: Vec<Box<[u8]>> = self.ks.dbs[db]
                 .dict
                 .iter()
-                .filter(|e| map.shard_of(&e.key) == m as usize)
-                .map(|e| Box::<[u8]>::from(&*e.key))
+                .filter(|e| map.shard_of(e.key()) == m as usize)
+                .map(|e| Box::<[u8]>::from(e.key()))
                 .collect();
             for k in keys {
                 if self.ks.remove(db, &k).is_some() && self.ks.effects.enabled {

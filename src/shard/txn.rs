@@ -358,7 +358,7 @@ impl Shard {
         let now = crate::util::now_ms();
         keys.into_iter()
             .map(|(db, key)| {
-                let st = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire));
+                let st = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire()));
                 ((db, key), st)
             })
             .collect()
@@ -604,10 +604,7 @@ impl Shard {
         touched.dedup();
         let mut by_shard: Vec<Vec<(DbKey, KeyState)>> = (0..n).map(|_| Vec::new()).collect();
         for (db, key) in touched {
-            let st = t.temp.remove(db as usize, &key).map(|e| {
-                let e = *e;
-                (e.value, e.expire)
-            });
+            let st = t.temp.remove(db as usize, &key).map(|e| e.into_parts());
             by_shard[self.shared.slots.shard_of(&key)].push(((db, key.to_vec()), st));
         }
         t.temp = Keyspace::new();
@@ -734,10 +731,7 @@ impl Shard {
         for (db, key) in touched {
             let owner = self.shared.slots.shard_of(&key);
             let Some(p) = t.participants.iter().position(|&x| x == owner) else { continue };
-            let st = t.temp.remove(db as usize, &key).map(|e| {
-                let e = *e;
-                (e.value, e.expire)
-            });
+            let st = t.temp.remove(db as usize, &key).map(|e| e.into_parts());
             writes[p].push(((db, key.to_vec()), st));
         }
         t.acks_left = t.participants.len();

@@ -102,10 +102,10 @@ pub fn value_digest(v: &Value) -> [u8; 20] {
 }
 
 fn key_digest(db: usize, e: &Entry) -> [u8; 20] {
-    let mut buf = Vec::with_capacity(e.key.len() + 48);
+    let mut buf = Vec::with_capacity(e.key().len() + 48);
     buf.extend_from_slice(&(db as u64).to_le_bytes());
-    framed(&mut buf, &e.key);
-    buf.extend_from_slice(&e.expire.to_le_bytes());
+    framed(&mut buf, e.key());
+    buf.extend_from_slice(&e.expire().to_le_bytes());
     buf.extend_from_slice(&value_digest(&e.value));
     sha1(&buf)
 }
@@ -115,7 +115,7 @@ fn keyspace_digest(ks: &Keyspace, now: i64) -> [u8; 20] {
     let mut acc = ZERO;
     for (db, d) in ks.dbs.iter().enumerate() {
         for e in d.dict.iter() {
-            if e.expire == 0 || e.expire > now {
+            if e.expire() == 0 || e.expire() > now {
                 xor(&mut acc, &key_digest(db, e));
             }
         }
@@ -154,8 +154,8 @@ fn lp_entry_len(b: &[u8]) -> usize {
 fn object_line(e: &Entry, now: i64) -> String {
     let enc = e.value.encoding();
     let serialized = crate::rdb::payload::dump(&e.value).len().saturating_sub(11);
-    let lru = e.key.clock() & ((1 << 24) - 1);
-    let idle = crate::keyspace::evict::lru_idle_ms(e.key.clock(), now) / 1000;
+    let lru = e.clock() & ((1 << 24) - 1);
+    let idle = crate::keyspace::evict::lru_idle_ms(e.clock(), now) / 1000;
     // The entry's address stands for Redis's object pointer.
     let mut s = format!(
         "Value at:{:p} refcount:1 encoding:{enc} serializedlength:{serialized} lru:{lru} lru_seconds_idle:{idle}",
