@@ -5,7 +5,7 @@
 //! no selector allows, else the last key or channel that none matched.
 
 use super::user::{Selector, User, PERM_R, PERM_W};
-use crate::cmd::keyspec::{try_for_each_spec_range, KeyFlags, ACCESS, DELETE, INSERT, NOT_KEY, UPDATE};
+use crate::cmd::keyspec::{try_for_each_spec_range, Begin, Find, KeyFlags, ACCESS, DELETE, INSERT, NOT_KEY, UPDATE};
 use crate::cmd::table::Channels;
 use crate::cmd::{flags::NO_AUTH, Args, CommandDef};
 
@@ -72,7 +72,41 @@ impl Denied {
 }
 
 /// Check command row `id` (`def`) with `args` (the whole request) for `u`.
+#[inline]
 pub fn check(u: &User, id: usize, def: &CommandDef, args: &Args) -> Result<(), Denied> {
+    if u.selectors.is_empty() {
+        if let Some(verdict) = one_key_or_none(&u.root, id, def, args) {
+            return verdict;
+        }
+        return check_selector(&u.root, id, def, args);
+    }
+    check_selectors(u, id, def, args)
+}
+
+/// The verdict for the shape most requests have, decided without the
+/// general walk (which cost a GET a tenth of its time): a command the
+/// selector allows, no channels to check, and no key or one key at a fixed
+/// argument. None: another shape, for `check_selector`.
+#[inline(always)]
+fn one_key_or_none(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Option<Result<(), Denied>> {
+    if !s.allows_row(id) || def.channels != Channels::None && !s.allchannels {
+        return None;
+    }
+    if s.allkeys || !def.takes_keys() {
+        return Some(Ok(()));
+    }
+    let ([k], None) = (def.key_specs, def.keys_fn) else { return None };
+    let (Begin::Index(p), Find::Range { last: 0, .. }) = (k.begin, k.find) else { return None };
+    let p = usize::try_from(p).ok().filter(|&p| p >= 1 && p < args.len())?;
+    if k.flags & NOT_KEY != 0 {
+        return None;
+    }
+    Some(if s.keys.allows(args.get(p), access_needed(k.flags)) { Ok(()) } else { Err(Denied::Key(p)) })
+}
+
+/// Several selectors: the first that admits the command wins, else the
+/// most telling refusal.
+fn check_selectors(u: &User, id: usize, def: &CommandDef, args: &Args) -> Result<(), Denied> {
     let mut worst: Option<Denied> = None;
     for s in std::iter::once(&u.root).chain(u.selectors.iter()) {
         match check_selector(s, id, def, args) {
@@ -146,6 +180,18 @@ fn keys_allowed(s: &Selector, args: &Args, flags: KeyFlags, positions: impl Iter
     if flags & NOT_KEY != 0 {
         return Ok(());
     }
+    let need = access_needed(flags);
+    for pos in positions {
+        if !s.keys.allows(args.get(pos), need) {
+            return Err(Denied::Key(pos));
+        }
+    }
+    Ok(())
+}
+
+/// The permissions (`PERM_R`, `PERM_W`) a key of a spec with `flags` needs.
+#[inline(always)]
+fn access_needed(flags: KeyFlags) -> u8 {
     let mut need = 0;
     if flags & ACCESS != 0 {
         need |= PERM_R;
@@ -153,12 +199,7 @@ fn keys_allowed(s: &Selector, args: &Args, flags: KeyFlags, positions: impl Iter
     if flags & (INSERT | DELETE | UPDATE) != 0 {
         need |= PERM_W;
     }
-    for pos in positions {
-        if !s.keys.allows(args.get(pos), need) {
-            return Err(Denied::Key(pos));
-        }
-    }
-    Ok(())
+    need
 }
 
 /// Is `u` still allowed the channel `ch` it is subscribed to (a pattern
@@ -247,5 +288,40 @@ mod tests {
         let d = Denied::Command;
         let (_, def) = crate::cmd::table::by_full_name(b"config|set").expect("row");
         assert_eq!(d.error(def), "NOPERM this user has no permissions to run the 'config|set' command");
+    }
+
+    #[test]
+    fn the_one_key_shortcut_agrees_with_the_general_check() {
+        // Every row, with arguments whose keys start with each pattern's
+        // letter or not, for users of several shapes: wherever the
+        // shortcut decides, the general walk decides the same.
+        let users = [
+            user(&["+@all", "~a*", "%R~r*", "%W~w*", "&ch*"]),
+            user(&["+@read", "+@string", "-@dangerous", "~app:*", "~k?y"]),
+            user(&["+@all", "allkeys", "resetchannels"]),
+            user(&["+@write", "%W~*", "allchannels"]),
+            user(&["-@all", "+get", "+set", "~x"]),
+        ];
+        let words = ["a1", "r1", "w1", "x", "zz", "app:1", "key", "ch1", "1", "0"];
+        let mut decided = 0;
+        for (id, def) in crate::cmd::table::all().iter().enumerate() {
+            for n in 1..5 {
+                for w in 0..words.len() {
+                    let mut parts: Vec<&str> = def.name.split('|').collect();
+                    for j in 0..n {
+                        parts.push(words[(w + j) % words.len()]);
+                    }
+                    let a = OwnedArgs::from_slices(&parts);
+                    let args = a.args();
+                    for u in &users {
+                        if let Some(fast) = one_key_or_none(&u.root, id, def, &args) {
+                            decided += 1;
+                            assert_eq!(fast, check_selector(&u.root, id, def, &args), "{} {parts:?}", def.name);
+                        }
+                    }
+                }
+            }
+        }
+        assert!(decided > 1000, "the shortcut decided only {decided} cases");
     }
 }
