@@ -83,25 +83,58 @@ pub fn check(u: &User, id: usize, def: &CommandDef, args: &Args) -> Result<(), D
     check_selectors(u, id, def, args)
 }
 
+/// What `one_key_or_none` needs to know of a command row, worked out once
+/// from the table (rows never change while the server runs).
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Anything else: the general walk.
+    General,
+    /// No keys and no channels.
+    Keyless,
+    /// Exactly one key, always at argument `pos`, needing `need`.
+    OneKey { pos: u8, need: u8 },
+}
+
+fn shapes() -> &'static [Shape] {
+    static SHAPES: std::sync::OnceLock<Vec<Shape>> = std::sync::OnceLock::new();
+    SHAPES.get_or_init(|| crate::cmd::table::all().iter().map(|def| shape_of(def)).collect())
+}
+
+fn shape_of(def: &CommandDef) -> Shape {
+    if def.channels != Channels::None || def.keys_fn.is_some() {
+        return Shape::General;
+    }
+    match def.key_specs {
+        [] => Shape::Keyless,
+        [k] if k.flags & NOT_KEY == 0 => match (k.begin, k.find) {
+            (Begin::Index(p @ 1..=255), Find::Range { last: 0, .. }) => {
+                Shape::OneKey { pos: p as u8, need: access_needed(k.flags) }
+            }
+            _ => Shape::General,
+        },
+        _ => Shape::General,
+    }
+}
+
 /// The verdict for the shape most requests have, decided without the
 /// general walk (which cost a GET a tenth of its time): a command the
-/// selector allows, no channels to check, and no key or one key at a fixed
-/// argument. None: another shape, for `check_selector`.
+/// selector allows, with no key or one key at a fixed argument and no
+/// channels. None: another case, for `check_selector`.
 #[inline(always)]
 fn one_key_or_none(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Option<Result<(), Denied>> {
-    if !s.allows_row(id) || def.channels != Channels::None && !s.allchannels {
+    let shape = *shapes().get(id)?;
+    if matches!(shape, Shape::General) || !s.allows_row(id) {
         return None;
     }
-    if s.allkeys || !def.takes_keys() {
+    let Shape::OneKey { pos, need } = shape else { return Some(Ok(())) };
+    let p = pos as usize;
+    if s.allkeys || def.key_specs.is_empty() {
         return Some(Ok(()));
     }
-    let ([k], None) = (def.key_specs, def.keys_fn) else { return None };
-    let (Begin::Index(p), Find::Range { last: 0, .. }) = (k.begin, k.find) else { return None };
-    let p = usize::try_from(p).ok().filter(|&p| p >= 1 && p < args.len())?;
-    if k.flags & NOT_KEY != 0 {
+    if p >= args.len() {
         return None;
     }
-    Some(if s.keys.allows(args.get(p), access_needed(k.flags)) { Ok(()) } else { Err(Denied::Key(p)) })
+    Some(if s.keys.allows(args.get(p), need) { Ok(()) } else { Err(Denied::Key(p)) })
 }
 
 /// Several selectors: the first that admits the command wins, else the
