@@ -236,6 +236,10 @@ fn set_generic(
                 None => return ctx.out.error(err::WRONGTYPE),
             },
         }
+        // Redis reads it, then looks it up again to write: two uses.
+        if found {
+            ctx.ks.use_again(db, key);
+        }
     }
     if (opts.nx && found) || (opts.xx && !found) {
         if !opts.get {

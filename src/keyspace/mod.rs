@@ -292,12 +292,16 @@ impl Keyspace {
         }
     }
 
-    /// The running command uses `key` once more: Redis's GETSET looks it
-    /// up twice (to read, then to overwrite), each use counted.
+    /// The running command uses `key` once more, counted now: Redis's
+    /// GETSET and SET ... GET look it up twice (to read, then to
+    /// overwrite), each use counted.
     pub fn use_again(&mut self, db: usize, key: &[u8]) {
-        if let Some(addr) = self.dbs[db].dict.get(key).map(|e| e as *const Entry as usize) {
-            self.used_now.retain(|&a| a != addr);
-        }
+        let Some(e) = self.dbs[db].dict.get_mut(key).map(|e| e as *mut Entry) else { return };
+        let addr = e as usize;
+        self.used_now.retain(|&a| a != addr);
+        // SAFETY: `e` points into this keyspace's dict, which `use_once`
+        // does not touch.
+        self.use_once(unsafe { &mut (*e).key }, addr, self.clock_ms);
     }
 
     /// Update the access clock of an entry just looked up and, in a write

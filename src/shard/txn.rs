@@ -30,7 +30,7 @@
 
 use super::core::{Conn, Shard, Wait};
 use super::dispatch::shard_observer;
-use super::{ConnRef, DbKey, KeyState, Msg};
+use super::{Clocks, ConnRef, DbKey, KeyState, Msg, PulledState};
 use crate::cmd::admission::{self, Road};
 use crate::cmd::{self, flags::*, Ctx, Handler, OwnedArgs, Session};
 use crate::keyspace::Keyspace;
@@ -137,6 +137,8 @@ pub struct Txn {
     after: Vec<(usize, usize)>,
     /// The client's user when restricted: its scripts' calls are checked.
     user: Option<std::sync::Arc<crate::acl::user::User>>,
+    /// The keys pulled into `temp` that existed: their clocks go back.
+    pulled_keys: Vec<DbKey>,
 }
 
 /// How many times a script that keeps reaching for new undeclared keys is
@@ -221,7 +223,7 @@ impl Shard {
         // Checked as a whole, as Redis checks EXEC by what it queued.
         let flags = cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut temp = Keyspace::new();
+        let mut temp = self.temp_keyspace();
         temp.track_touched = Some(Vec::new());
         let reaches = cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.reach.is_some()));
         if flags & RUNS_SCRIPT != 0 || reaches {
@@ -258,6 +260,7 @@ impl Shard {
             extra,
             script_rounds,
             after: Vec::new(),
+            pulled_keys: Vec::new(),
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -300,7 +303,7 @@ impl Shard {
         txid: u64,
         coord: usize,
         mut chain: Vec<(usize, Vec<DbKey>)>,
-        mut acc: Vec<(DbKey, KeyState)>,
+        mut acc: Vec<(DbKey, PulledState)>,
         (mut watch_dirty, watcher): (bool, Option<u64>),
         (flags, mut report): (Flags, admission::Report),
     ) {
@@ -325,7 +328,7 @@ impl Shard {
     pub fn on_pulled(
         &mut self,
         txid: u64,
-        entries: Vec<(DbKey, KeyState)>,
+        entries: Vec<(DbKey, PulledState)>,
         watch_dirty: bool,
         mut report: admission::Report,
     ) {
@@ -333,11 +336,7 @@ impl Shard {
         if let Err(refusal) = admission::check(Road::Transaction, t.flags, &mut report, &mut t.temp) {
             return self.refuse_txn(txid, refusal);
         }
-        for ((db, key), st) in entries {
-            if let Some((v, exp)) = st {
-                t.temp.set(db as usize, &key, v, exp);
-            }
-        }
+        install_pulled(t, entries);
         t.watch_dirty |= watch_dirty;
         if t.routed {
             if t.is_exec && t.watch_dirty {
@@ -353,19 +352,33 @@ impl Shard {
         self.execute_txn(txid);
     }
 
-    /// Participant: the current state of keys (this shard is locked).
-    pub fn pull_keys(&mut self, keys: Vec<DbKey>) -> Vec<(DbKey, KeyState)> {
+    /// Participant: the current state of keys (this shard is locked). Not
+    /// a use of them: the commands use them on the transaction's keyspace
+    /// and their clocks come back with the writes (`apply_writes`).
+    pub fn pull_keys(&mut self, keys: Vec<DbKey>) -> Vec<(DbKey, PulledState)> {
         let now = crate::util::now_ms();
         keys.into_iter()
             .map(|(db, key)| {
-                let st = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire));
+                let st = self
+                    .ks
+                    .lookup_no_touch(db as usize, &key, now)
+                    .map(|e| (e.value.deep_clone(), e.expire, e.key.clock()));
                 ((db, key), st)
             })
             .collect()
     }
 
-    /// Participant: install the final state of keys a transaction wrote.
-    pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>) {
+    /// A transaction's temporary keyspace: it counts uses under this
+    /// shard's policy (LRU or LFU, with its factors); it never evicts.
+    fn temp_keyspace(&self) -> Keyspace {
+        let mut temp = Keyspace::new();
+        temp.set_mem_limit(crate::keyspace::evict::MemLimit { maxmemory: 0, ..self.ks.mem_limit() });
+        temp
+    }
+
+    /// Participant: install the final state of keys a transaction wrote,
+    /// then the access clocks its commands left on the keys it used.
+    pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>, clocks: Clocks) {
         // The transaction's commands published their events where they
         // ran; installing their results publishes none.
         let flags = std::mem::take(&mut self.ks.notify.flags);
@@ -382,6 +395,9 @@ impl Shard {
                     self.ks.remove(db as usize, &key);
                 }
             }
+        }
+        for ((db, key), clock) in clocks {
+            self.ks.set_clock_of(db as usize, &key, clock);
         }
         self.ks.notify.flags = flags;
     }
@@ -430,7 +446,15 @@ impl Shard {
                     let log_txid = if writes { log_txid } else { 0 };
                     self.send(
                         p,
-                        Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid, participants, hold },
+                        Msg::PushUnlock {
+                            txid,
+                            coord: self.id,
+                            writes: Vec::new(),
+                            clocks: Vec::new(),
+                            log_txid,
+                            participants,
+                            hold,
+                        },
                     );
                 }
                 break;
@@ -492,7 +516,8 @@ impl Shard {
                 break;
             }
             // Keys on several shards: pull them, run here, apply back.
-            t.temp = Keyspace::new();
+            t.temp = self.temp_keyspace();
+            t.pulled_keys.clear();
             t.pulls_left = shards.len();
             let mut local = Vec::new();
             for &s in &shards {
@@ -551,13 +576,9 @@ impl Shard {
 
     /// A cross-shard command inside a routed transaction: once all its keys
     /// are here, run it and send each owner the keys it changed.
-    pub fn on_routed_pulled(&mut self, txid: u64, entries: Vec<(DbKey, KeyState)>) {
+    pub fn on_routed_pulled(&mut self, txid: u64, entries: Vec<(DbKey, PulledState)>) {
         let Some(mut t) = self.txn.coord.remove(&txid) else { return };
-        for ((db, key), st) in entries {
-            if let Some((v, exp)) = st {
-                t.temp.set(db as usize, &key, v, exp);
-            }
-        }
+        install_pulled(&mut t, entries);
         t.pulls_left = t.pulls_left.saturating_sub(1);
         if t.pulls_left > 0 {
             self.txn.coord.insert(txid, t);
@@ -602,6 +623,10 @@ impl Shard {
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
         touched.sort();
         touched.dedup();
+        let mut clocks: Vec<Clocks> = (0..n).map(|_| Vec::new()).collect();
+        for (k, c) in used_clocks(&mut t, &touched) {
+            clocks[self.shared.slots.shard_of(&k.1)].push((k, c));
+        }
         let mut by_shard: Vec<Vec<(DbKey, KeyState)>> = (0..n).map(|_| Vec::new()).collect();
         for (db, key) in touched {
             let st = t.temp.remove(db as usize, &key).map(|e| {
@@ -611,15 +636,15 @@ impl Shard {
             by_shard[self.shared.slots.shard_of(&key)].push(((db, key.to_vec()), st));
         }
         t.temp = Keyspace::new();
-        for (s, writes) in by_shard.into_iter().enumerate() {
-            if writes.is_empty() {
+        for (s, (writes, clocks)) in by_shard.into_iter().zip(clocks).enumerate() {
+            if writes.is_empty() && clocks.is_empty() {
                 continue;
             }
             if s == self.id {
-                self.apply_writes(writes);
+                self.apply_writes(writes, clocks);
             } else {
                 // FIFO per pair: applied before any later command we send there.
-                self.send(s, Msg::TxnApply { writes });
+                self.send(s, Msg::TxnApply { writes, clocks });
             }
         }
         self.txn.coord.insert(txid, t);
@@ -731,6 +756,13 @@ impl Shard {
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
         touched.sort();
         touched.dedup();
+        let mut clocks: Vec<Clocks> = (0..t.participants.len()).map(|_| Vec::new()).collect();
+        for (k, c) in used_clocks(&mut t, &touched) {
+            let owner = self.shared.slots.shard_of(&k.1);
+            if let Some(p) = t.participants.iter().position(|&x| x == owner) {
+                clocks[p].push((k, c));
+            }
+        }
         for (db, key) in touched {
             let owner = self.shared.slots.shard_of(&key);
             let Some(p) = t.participants.iter().position(|&x| x == owner) else { continue };
@@ -749,12 +781,10 @@ impl Shard {
         let (log_txid, hold) = self.txn_logging(txid, count);
         t.hold = hold;
         self.txn.coord.insert(txid, t);
-        for (p, w) in participants.into_iter().zip(writes) {
+        for ((p, w), clocks) in participants.into_iter().zip(writes).zip(clocks) {
             let log_txid = if w.is_empty() { 0 } else { log_txid };
-            self.send(
-                p,
-                Msg::PushUnlock { txid, coord: self.id, writes: w, log_txid, participants: count as u16, hold },
-            );
+            let participants = count as u16;
+            self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: w, clocks, log_txid, participants, hold });
         }
     }
 
@@ -794,7 +824,7 @@ impl Shard {
     fn rerun(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>, again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>)) {
         for &p in &t.participants {
             let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), clocks: Vec::new(), log_txid: 0, participants: 0, hold: false };
             self.send(p, msg);
         }
         let r = t.conn;
@@ -831,7 +861,7 @@ impl Shard {
         }
         for p in participants {
             let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), clocks: Vec::new(), log_txid: 0, participants: 0, hold: false };
             self.send(p, msg);
         }
     }
@@ -856,7 +886,7 @@ impl Shard {
         &mut self,
         txid: u64,
         coord: usize,
-        writes: Vec<(DbKey, KeyState)>,
+        (writes, clocks): (Vec<(DbKey, KeyState)>, Clocks),
         (log_txid, participants): (u64, u16),
         hold: bool,
     ) {
@@ -864,7 +894,7 @@ impl Shard {
             crate::log(&format!("shard {}: unlock for txid {} that does not hold the lock", self.id, txid));
             return;
         }
-        self.apply_writes(writes);
+        self.apply_writes(writes, clocks);
         if log_txid != 0 && crate::persist::failpoint("txn-partial") {
             self.failpoint_txn_partial(log_txid, participants);
         }
@@ -1189,4 +1219,26 @@ impl Shard {
         let ws = std::mem::take(&mut conn.watch_shards);
         self.unwatch_everywhere(who, &ws);
     }
+}
+
+/// Put what a transaction pulled into its keyspace, each key with the
+/// access clock it had at its owner.
+fn install_pulled(t: &mut Txn, entries: Vec<(DbKey, PulledState)>) {
+    for ((db, key), st) in entries {
+        if let Some((v, exp, clock)) = st {
+            t.temp.set(db as usize, &key, v, exp);
+            t.temp.set_clock_of(db as usize, &key, clock);
+            t.pulled_keys.push((db, key));
+        }
+    }
+}
+
+/// The clocks a transaction's commands left on the keys they pulled or
+/// wrote (those still present), for their owners.
+fn used_clocks(t: &mut Txn, touched: &[(u8, Box<[u8]>)]) -> Clocks {
+    let mut keys = std::mem::take(&mut t.pulled_keys);
+    keys.extend(touched.iter().map(|(db, k)| (*db, k.to_vec())));
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter_map(|(db, k)| t.temp.clock_of(db as usize, &k).map(|c| ((db, k), c))).collect()
 }
