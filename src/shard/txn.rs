@@ -139,6 +139,12 @@ pub struct Txn {
     user: Option<std::sync::Arc<crate::acl::user::User>>,
     /// The keys pulled into `temp` that existed: their clocks go back.
     pulled_keys: Vec<DbKey>,
+    /// A client's lone MIGRATE (NETWORK_IO) whose keys live elsewhere: the
+    /// network step its first run left, done off the core once the
+    /// transaction unlocked (`on_pushed`); and, for its second run, that
+    /// step's outcome (see `shard::netio`).
+    io_job: Option<crate::cmd::migrate::Job>,
+    pub(super) io_done: Option<(crate::cmd::migrate::Job, crate::cmd::migrate::Result2)>,
 }
 
 /// How many times a script that keeps reaching for new undeclared keys is
@@ -261,6 +267,8 @@ impl Shard {
             script_rounds,
             after: Vec::new(),
             pulled_keys: Vec::new(),
+            io_job: None,
+            io_done: None,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -666,6 +674,14 @@ impl Shard {
             let mut db = t.db;
             // The commands' keyspace events are published from here.
             t.temp.notify.flags = self.ks.notify.flags;
+            // A lone MIGRATE leaves its network step (first run) or
+            // finishes with its outcome (second run); inside EXEC or a
+            // script it stays synchronous (see `cmd::migrate`).
+            let lone_io = !t.is_exec && t.cmds.len() == 1 && cmd::find(&t.cmds[0].args()).is_some_and(|(_, d)| d.has(NETWORK_IO));
+            if lone_io {
+                t.temp.io_done = t.io_done.take();
+                t.temp.offload_io = t.temp.io_done.is_none();
+            }
             if t.is_exec {
                 Reply::new(&mut reply, t.resp3).array(t.cmds.len());
             }
@@ -725,6 +741,9 @@ impl Shard {
             }
             t.final_db = db;
             t.temp.notify.flags = 0;
+            t.temp.offload_io = false;
+            t.temp.io_done = None;
+            t.io_job = t.temp.io_job.take();
             if t.temp.missing.is_empty() {
                 self.ks.notify.events.append(&mut t.temp.notify.events);
             }
@@ -785,6 +804,17 @@ impl Shard {
             let log_txid = if w.is_empty() { 0 } else { log_txid };
             let participants = count as u16;
             self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: w, clocks, log_txid, participants, hold });
+        }
+    }
+
+    /// A cross-shard MIGRATE's network step ended: run it again as a
+    /// transaction with the outcome, deleting what the target took.
+    pub fn start_io_finish(&mut self, conn: &mut Conn, cmd: OwnedArgs, shards: Vec<usize>, done: (crate::cmd::migrate::Job, crate::cmd::migrate::Result2)) {
+        self.start_txn(conn, vec![cmd], shards, false);
+        if let Wait::Txn(txid) = conn.wait {
+            if let Some(t) = self.txn.coord.get_mut(&txid) {
+                t.io_done = Some(done);
+            }
         }
     }
 
@@ -957,6 +987,13 @@ impl Shard {
             }
         }
         let r = t.conn;
+        if let Some(job) = t.io_job {
+            // The keys are serialised and the shards free again: the
+            // network step runs on a helper thread.
+            let Some(args) = t.cmds.into_iter().next() else { return };
+            let call = super::netio::IoCall::new(r, args, (t.db, t.resp3), job, Some(t.participants));
+            return self.start_io(r, txid, call);
+        }
         let watch_shards = t.watch_shards;
         let who = t.watcher;
         if let Some(b) = t.block {
