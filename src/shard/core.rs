@@ -1120,6 +1120,11 @@ impl Shard {
             }
             let took = super::ticks::to_ns(super::ticks::now().wrapping_sub(t0)) / 1_000_000;
             self.latmon.note("expire-cycle", took, self.now);
+            if self.id == 0 {
+                for (event, ms, at) in super::latmon::take_background() {
+                    self.latmon.note(event, ms, at);
+                }
+            }
             // Finish any incremental rehash in the background (Redis's
             // activerehashing: 1 ms per tick).
             self.ks.rehash_step(std::time::Duration::from_millis(1));
