@@ -41,6 +41,9 @@ pub struct LazyFree {
     pub user_del: bool,
     /// FLUSHALL/FLUSHDB without ASYNC|SYNC as ASYNC.
     pub user_flush: bool,
+    /// A replica's full resync drops its old keys on the thread
+    /// (`replica-lazy-flush`).
+    pub replica_flush: bool,
 }
 
 #[derive(Default)]
