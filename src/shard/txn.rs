@@ -739,6 +739,14 @@ impl Shard {
                     self.take_script_stats();
                 }
             }
+            if t.is_exec {
+                if let Some(found) = self.scripts.retry.take() {
+                    // A script of this EXEC reached for keys not pulled (a
+                    // SORT pattern's, or undeclared): nothing the EXEC did
+                    // counts; it runs again with them.
+                    t.temp.missing.extend(found);
+                }
+            }
             t.final_db = db;
             t.temp.notify.flags = 0;
             t.temp.offload_io = false;
@@ -1126,11 +1134,13 @@ impl Shard {
         shards.extend(conn.watch_shards.iter().copied());
         shards.sort_unstable();
         shards.dedup();
-        // A SORT whose patterns reach other slots needs a temporary keyspace.
+        // A SORT whose patterns reach other slots needs a temporary
+        // keyspace; so may a script (its SORTs, its undeclared keys): the
+        // transaction runs again with what they reached for.
         let reaches = n > 1
             && m.cmds.iter().any(|c| {
                 let args = c.args();
-                cmd::find(&args).is_some_and(|(_, d)| d.reach.is_some_and(|f| f(&args).is_some()))
+                cmd::find(&args).is_some_and(|(_, d)| d.has(RUNS_SCRIPT) || d.reach.is_some_and(|f| f(&args).is_some()))
             });
         let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1) && !reaches;
         if local {
