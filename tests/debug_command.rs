@@ -155,6 +155,7 @@ fn key_replies(srv: &Server) -> Vec<String> {
         "DEBUG LISTPACK n",
         "DEBUG LISTPACK nokey",
         "DEBUG LISTPACK h",
+        "DEBUG LISTPACK l",
         "DEBUG STRINGMATCH-LEN",
         "DEBUG RELOAD foo",
         "DEBUG RELOAD",

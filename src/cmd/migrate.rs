@@ -48,10 +48,38 @@ pub static COMMANDS: &[CommandDef] = &[CommandDef::new(
     &[at(3, RW | ACCESS | DELETE), kw("KEYS", -2, RW | ACCESS | DELETE | INCOMPLETE).range(-1, 1, 0)],
     Handler::Keyspace(migrate),
 )
+.keys_fn(migrate_keys)
 .acl(acl::KEYSPACE | acl::DANGEROUS)
 .group(Group::Generic)
 .since("2.6.0")
 .tips(&["nondeterministic_output"])];
+
+/// MIGRATE's keys as Redis finds them: the key argument, or with KEYS
+/// (outside AUTH's and AUTH2's values) the names after it, and none when
+/// KEYS comes with a non-empty key argument.
+fn migrate_keys(args: &Args) -> Vec<KeyRef> {
+    let flags = RW | ACCESS | DELETE;
+    let mut i = 6;
+    while i < args.len() {
+        if args.is(i, "keys") {
+            if !args[3].is_empty() {
+                return Vec::new();
+            }
+            return (i + 1..args.len()).map(|pos| KeyRef { pos, flags }).collect();
+        }
+        if args.is(i, "auth") {
+            i += 1;
+        } else if args.is(i, "auth2") {
+            i += 2;
+        }
+        i += 1;
+    }
+    if args.len() > 3 {
+        vec![KeyRef { pos: 3, flags }]
+    } else {
+        Vec::new()
+    }
+}
 
 struct Opts<'a> {
     copy: bool,
