@@ -295,6 +295,14 @@ impl Keyspace {
         }
     }
 
+    /// The running command looks its next argument up on its own, as
+    /// Redis's MGET/MSET/MSETNX look each key up: a key named twice in
+    /// one command is used twice.
+    #[inline]
+    pub fn next_lookup(&mut self) {
+        self.used_now.clear();
+    }
+
     /// The running command uses `key` once more, counted now: Redis's
     /// GETSET and SET ... GET look it up twice (to read, then to
     /// overwrite), each use counted.
