@@ -558,7 +558,7 @@ fn differential_keyspace_events() {
 /// on 1 shard. A key named twice in MGET/MSET/MSETNX/TOUCH/SMOVE is used
 /// twice, as Redis looks each argument up (SHARDIS_DIFF_SEEDS=150 passed).
 /// Not modelled: other commands that name one key twice (LMOVE k k, a
-/// STORE into a source), which no family generates.
+/// STORE into a source), which the seeds tried did not reach.
 #[test]
 fn differential_lfu_freq() {
     run(false, seeds(3001, 6), Mode::Lfu(&["strings", "hashes", "sets", "zsets", "lists", "keys", "freq"]));

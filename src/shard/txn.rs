@@ -737,14 +737,15 @@ impl Shard {
                 self.script_acl_end_for(Some(t.conn));
                 if def.has(RUNS_SCRIPT) {
                     self.take_script_stats();
-                }
-            }
-            if t.is_exec {
-                if let Some(found) = self.scripts.retry.take() {
-                    // A script of this EXEC reached for keys not pulled (a
-                    // SORT pattern's, or undeclared): nothing the EXEC did
-                    // counts; it runs again with them.
-                    t.temp.missing.extend(found);
+                    if t.is_exec {
+                        if let Some(found) = self.scripts.retry.take() {
+                            // A script of this EXEC reached for keys not
+                            // pulled (undeclared, or a SORT pattern's):
+                            // nothing the EXEC did counts; it runs again
+                            // with them (the next script would forget them).
+                            t.temp.missing.extend(found);
+                        }
+                    }
                 }
             }
             t.final_db = db;
