@@ -677,7 +677,8 @@ impl Shard {
             // A lone MIGRATE leaves its network step (first run) or
             // finishes with its outcome (second run); inside EXEC or a
             // script it stays synchronous (see `cmd::migrate`).
-            let lone_io = !t.is_exec && t.cmds.len() == 1 && cmd::find(&t.cmds[0].args()).is_some_and(|(_, d)| d.has(NETWORK_IO));
+            let lone_io =
+                !t.is_exec && t.cmds.len() == 1 && cmd::find(&t.cmds[0].args()).is_some_and(|(_, d)| d.has(NETWORK_IO));
             if lone_io {
                 t.temp.io_done = t.io_done.take();
                 t.temp.offload_io = t.temp.io_done.is_none();
@@ -818,7 +819,13 @@ impl Shard {
 
     /// A cross-shard MIGRATE's network step ended: run it again as a
     /// transaction with the outcome, deleting what the target took.
-    pub fn start_io_finish(&mut self, conn: &mut Conn, cmd: OwnedArgs, shards: Vec<usize>, done: (crate::cmd::migrate::Job, crate::cmd::migrate::Result2)) {
+    pub fn start_io_finish(
+        &mut self,
+        conn: &mut Conn,
+        cmd: OwnedArgs,
+        shards: Vec<usize>,
+        done: (crate::cmd::migrate::Job, crate::cmd::migrate::Result2),
+    ) {
         self.start_txn(conn, vec![cmd], shards, false);
         if let Wait::Txn(txid) = conn.wait {
             if let Some(t) = self.txn.coord.get_mut(&txid) {
@@ -862,8 +869,15 @@ impl Shard {
     /// keys to pull next time (`t`'s and `found`, sorted, deduplicated).
     fn rerun(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>, again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>)) {
         for &p in &t.participants {
-            let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), clocks: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            let msg = Msg::PushUnlock {
+                txid,
+                coord: self.id,
+                writes: Vec::new(),
+                clocks: Vec::new(),
+                log_txid: 0,
+                participants: 0,
+                hold: false,
+            };
             self.send(p, msg);
         }
         let r = t.conn;
@@ -899,8 +913,15 @@ impl Shard {
             self.stats[id].rejected += 1;
         }
         for p in participants {
-            let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), clocks: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            let msg = Msg::PushUnlock {
+                txid,
+                coord: self.id,
+                writes: Vec::new(),
+                clocks: Vec::new(),
+                log_txid: 0,
+                participants: 0,
+                hold: false,
+            };
             self.send(p, msg);
         }
     }
