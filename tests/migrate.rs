@@ -209,6 +209,60 @@ fn a_cross_shard_migrate_does_not_stop_any_shard() {
     drop(silent);
 }
 
+/// A client that leaves while its cross-shard MIGRATE waits for the
+/// target: the keys the target took are deleted all the same (each owner
+/// DELs them), so they are moved, not copied. The target answers through
+/// a proxy that holds its replies back for 500 ms.
+#[test]
+fn a_cross_shard_migrate_whose_client_left_still_moves() {
+    use common::shards::{conn_on_shard, key_on_shard};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dst = Server::start_redis();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pport = proxy.local_addr().expect("addr").port().to_string();
+    let target = format!("127.0.0.1:{}", dst.port);
+    std::thread::spawn(move || {
+        // One connection (MIGRATE caches its socket): forward requests at
+        // once, replies after a delay.
+        let Ok((mut c, _)) = proxy.accept() else { return };
+        let Ok(mut t) = std::net::TcpStream::connect(&target) else { return };
+        let (Ok(mut c2), Ok(mut t2)) = (c.try_clone(), t.try_clone()) else { return };
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = c2.read(&mut buf) {
+                if n == 0 || t2.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = t.read(&mut buf) {
+            std::thread::sleep(Duration::from_millis(500));
+            if n == 0 || c.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let server = Server::start(4, &["--appendonly", "no"]);
+    let mut m = conn_on_shard(&server, 0);
+    let (k1, k2) = (key_on_shard("gone", 1, 4), key_on_shard("gone", 2, 4));
+    for k in [&k1, &k2] {
+        assert_eq!(m.cmd(&["SET", k, "v"]), Value::ok());
+    }
+    let args = ["MIGRATE", "127.0.0.1", &pport, "", "0", "5000", "KEYS", &k1, &k2];
+    m.send_raw(&common::encode_command(&args)).expect("send MIGRATE");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(m);
+    let mut c = server.conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.cmd(&["EXISTS", &k1, &k2]) != Value::Int(0) {
+        assert!(Instant::now() < deadline, "the keys the target took were not deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(dst.conn().cmd(&["EXISTS", &k1, &k2]), Value::Int(2));
+}
+
 /// One cached socket per target: MIGRATEs to the same target reuse one
 /// connection (the target counts one client connection for all).
 #[test]
