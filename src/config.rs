@@ -92,8 +92,8 @@ pub struct Config {
     /// Free big values on a helper thread instead of the shard's loop:
     /// when evicting, expiring, replacing a value (SET over it), on DEL
     /// (as UNLINK), on FLUSHALL/FLUSHDB without a mode. UNLINK and FLUSH*
-    /// ASYNC always do. `replica-lazy-flush` is accepted (a replica's full
-    /// resync frees in place).
+    /// ASYNC always do. `replica-lazy-flush`: a replica's full resync
+    /// frees the keys it drops there too.
     pub lazyfree_lazy_eviction: bool,
     pub lazyfree_lazy_expire: bool,
     pub lazyfree_lazy_server_del: bool,
@@ -619,6 +619,7 @@ impl Config {
             server_del: self.lazyfree_lazy_server_del,
             user_del: self.lazyfree_lazy_user_del,
             user_flush: self.lazyfree_lazy_user_flush,
+            replica_flush: self.replica_lazy_flush,
         }
     }
 

@@ -22,6 +22,7 @@ enum Job {
     Entry(EntryBox),
     Value(Value),
     Dict(Dict, u64),
+    Entries(Vec<EntryBox>),
 }
 
 // SAFETY: a job owns what it carries outright: the entry or dict left the
@@ -71,6 +72,11 @@ fn send(job: Job, n: u64) -> Result<(), Job> {
                         drop(d);
                         n
                     }
+                    Job::Entries(v) => {
+                        let n = v.len() as u64;
+                        drop(v);
+                        n
+                    }
                 };
                 PENDING.fetch_sub(n, Ordering::Relaxed);
                 FREED.fetch_add(n, Ordering::Relaxed);
@@ -107,6 +113,15 @@ pub fn release(e: EntryBox) {
 pub fn release_value(v: Value) {
     if effort(&v) > THRESHOLD {
         let _ = send(Job::Value(v), 1);
+    }
+}
+
+/// Free removed entries on the thread, whatever their size (a replica's
+/// full resync dropping its old keys: `replica-lazy-flush`).
+pub fn release_entries(v: Vec<EntryBox>) {
+    let n = v.len() as u64;
+    if n > 0 {
+        let _ = send(Job::Entries(v), n);
     }
 }
 

@@ -291,6 +291,17 @@ const GETKEYS: &[&str] = &[
     "OBJECT NOSUCH k",
     "NOSUCH a",
     "GET",
+    // `""`: an empty argument.
+    "MIGRATE h 1 k 0 5",
+    "MIGRATE h 1 \"\" 0 5 KEYS a b",
+    "MIGRATE h 1 \"\" 0 5 COPY AUTH KEYS KEYS a",
+    "MIGRATE h 1 \"\" 0 5 AUTH2 u KEYS KEYS a",
+    "MIGRATE h 1 k 0 5 KEYS a b",
+    "EVAL s 2 a b x",
+    "FCALL_RO f 1 a",
+    "BZMPOP 1 2 a b MAX",
+    "SPUBLISH ch m",
+    "SSUBSCRIBE ch",
 ];
 
 #[test]
@@ -301,7 +312,7 @@ fn getkeys_finds_what_redis_finds() {
     for sub in ["GETKEYS", "GETKEYSANDFLAGS"] {
         for line in GETKEYS {
             let mut req = vec!["COMMAND", sub];
-            req.extend(line.split(' '));
+            req.extend(line.split(' ').map(|w| if w == "\"\"" { "" } else { w }));
             assert_eq!(s.cmd(&req), r.cmd(&req), "COMMAND {sub} {line}");
         }
     }

@@ -135,14 +135,27 @@ fn key_replies(srv: &Server) -> Vec<String> {
         "GET baz:1",
         "SET n 12345",
         "SADD s 1 2",
-        // (Not compressible: Redis LZF-compresses what it can, shardis not.)
+        // serializedlength as Redis's with rdbcompression: strings over 20
+        // bytes LZF-compressed when that is smaller, integers as integers,
+        // packed encodings as (compressed) blobs.
         "SET big abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ",
+        "SET rep aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "SET rep21 abababababababababab1",
+        "SET rep20 abababababababababab",
+        "SET neg -5",
+        "SET prose hello-world-this-is-some-prose-hello-world-this-is-some-prose",
+        "RPUSH l a a a a a a a a a a a a a a a a a a a a a a a a a a a a a a 1 2 3",
+        "SADD ints 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
+        "ZADD z 1 aaaaaaaaaa 2 aaaaaaaaab 3 aaaaaaaaac",
+        "HSET hb field-aaaaaaaaaaaaaaaaaaaaaaaaa value-aaaaaaaaaaaaaaaaaaaaaaaaa",
+        "XADD x 1-1 f aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         "HSET h f v",
         "DEBUG OBJECT nokey",
         "DEBUG OBJECT",
         "DEBUG LISTPACK n",
         "DEBUG LISTPACK nokey",
         "DEBUG LISTPACK h",
+        "DEBUG LISTPACK l",
         "DEBUG STRINGMATCH-LEN",
         "DEBUG RELOAD foo",
         "DEBUG RELOAD",
@@ -152,6 +165,13 @@ fn key_replies(srv: &Server) -> Vec<String> {
     }
     for k in ["key:0", "n", "s", "big", "h"] {
         out.push(format!("OBJECT {k} -> {}", object_fields(&c.cmd(&["DEBUG", "OBJECT", k]))));
+    }
+    // Only the length for these: a small list's (and set's) encoding
+    // names differ (shardis packs them as Redis 7.2 does).
+    for k in ["big", "rep", "rep21", "rep20", "neg", "prose", "l", "ints", "z", "hb", "x"] {
+        let line = object_fields(&c.cmd(&["DEBUG", "OBJECT", k]));
+        let len = line.split(' ').find(|f| f.starts_with("serializedlength:")).unwrap_or("none").to_string();
+        out.push(format!("OBJECT {k} -> {len}"));
     }
     out
 }

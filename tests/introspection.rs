@@ -227,6 +227,42 @@ fn latency_events_from_every_shard() {
     assert_eq!(conns[3].cmd_str("LATENCY LATEST"), Value::Array(vec![]));
 }
 
+/// An AOF rewrite whose install of its new bases (Redis 7.0's
+/// `aof-rename`, the only event Redis records for a rewrite besides its
+/// fork) passes the threshold is an event, with Redis's DOCTOR advice for
+/// it; one under the threshold is not. A failpoint slows the install.
+#[test]
+fn latency_aof_rename_event() {
+    for shards in [1, 4] {
+        let s = Server::start_env(shards, &["--appendonly", "yes"], &[("SHARDIS_FAILPOINT", "slow-aof-rename")]);
+        let mut c = s.conn();
+        c.cmd_str("SET k v");
+        assert_eq!(c.cmd_str("CONFIG SET latency-monitor-threshold 10"), Value::ok());
+        c.cmd_str("BGREWRITEAOF");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let row = loop {
+            let latest = c.cmd_str("LATENCY LATEST");
+            let rows = latest.as_items().unwrap_or_default().to_vec();
+            if let Some(r) = rows.iter().filter_map(|r| r.as_items()).find(|r| r[0] == Value::bulk("aof-rename")) {
+                break r.to_vec();
+            }
+            assert!(std::time::Instant::now() < deadline, "{shards} shard(s): no aof-rename event: {latest:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(row[2].as_int().is_some_and(|ms| (30..5000).contains(&ms)), "{row:?}");
+        let doctor = c.cmd_str("LATENCY DOCTOR");
+        let text = String::from_utf8_lossy(doctor.as_bytes().expect("text")).to_string();
+        assert!(text.contains("aof-rename: 1 latency spikes"), "{text}");
+        assert!(text.contains("- Latency during the AOF atomic rename operation"), "{text}");
+        // Over a threshold it does not reach: no new sample.
+        assert_eq!(c.cmd_str("LATENCY RESET"), Value::Int(1));
+        assert_eq!(c.cmd_str("CONFIG SET latency-monitor-threshold 5000"), Value::ok());
+        c.cmd_str("BGREWRITEAOF");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert_eq!(c.cmd_str("LATENCY LATEST"), Value::Array(vec![]), "{shards} shard(s)");
+    }
+}
+
 fn lazy_counters(c: &mut RespConn) -> (u64, u64) {
     let v = c.cmd_str("INFO memory");
     let text = String::from_utf8_lossy(v.as_bytes().expect("INFO text")).to_string();

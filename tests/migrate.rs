@@ -160,6 +160,109 @@ fn a_slow_target_does_not_stop_the_shard() {
     drop(silent);
 }
 
+/// A MIGRATE whose keys live on other shards (one other, and spanning
+/// shards) waits for its target off every core too: while it waits on a
+/// target that never answers, clients on every shard are served at once,
+/// including reads of the keys it moves; it then answers Redis's IOERR
+/// and keeps its keys. Against a real target the keys move and are
+/// deleted here.
+#[test]
+fn a_cross_shard_migrate_does_not_stop_any_shard() {
+    use common::shards::{conn_on_shard, key_on_shard};
+    use std::time::{Duration, Instant};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port().to_string();
+    let dst = Server::start_redis();
+    let server = Server::start(4, &["--appendonly", "no"]);
+    let mut m = conn_on_shard(&server, 0);
+    let mut others: Vec<RespConn> = (0..4).map(|s| conn_on_shard(&server, s)).collect();
+    let (k1, k2, k3) = (key_on_shard("x", 1, 4), key_on_shard("x", 2, 4), key_on_shard("x", 3, 4));
+    for k in [&k1, &k2, &k3] {
+        assert_eq!(m.cmd(&["SET", k, "v"]), Value::ok());
+    }
+    let one_other = vec!["MIGRATE", "127.0.0.1", &port, &k1, "0", "1500"];
+    let spanning = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "1500", "KEYS", &k1, &k2, &k3];
+    for args in [&one_other, &spanning] {
+        m.send_raw(&common::encode_command(args)).expect("send MIGRATE");
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = Instant::now();
+        for (s, c) in others.iter_mut().enumerate() {
+            let near = key_on_shard("near", s, 4);
+            for i in 0..5 {
+                assert_eq!(c.cmd(&["SET", &near, &i.to_string()]), Value::ok());
+            }
+            assert_eq!(c.cmd(&["MGET", &k1, &k2, &k3]), Value::Array(vec![Value::Bulk(b"v".to_vec()); 3]));
+        }
+        let served = t0.elapsed();
+        assert!(served < Duration::from_millis(700), "{args:?}: the other clients waited {served:?}");
+        let reply = m.read_value().expect("MIGRATE's reply");
+        assert_eq!(reply, Value::Error("IOERR error or timeout reading to target instance".into()), "{args:?}");
+        assert!(t0.elapsed() >= Duration::from_millis(1000), "answered before its timeout");
+        assert_eq!(m.cmd(&["EXISTS", &k1, &k2, &k3]), Value::Int(3));
+    }
+    // A real target: the keys move, and are gone here.
+    let dport = dst.port.to_string();
+    assert_eq!(m.cmd(&["MIGRATE", "127.0.0.1", &dport, &k1, "0", "2000"]), Value::ok());
+    assert_eq!(m.cmd(&["MIGRATE", "127.0.0.1", &dport, "", "0", "2000", "KEYS", &k2, &k3]), Value::ok());
+    assert_eq!(m.cmd(&["EXISTS", &k1, &k2, &k3]), Value::Int(0));
+    assert_eq!(dst.conn().cmd(&["EXISTS", &k1, &k2, &k3]), Value::Int(3));
+    drop(silent);
+}
+
+/// A client that leaves while its cross-shard MIGRATE waits for the
+/// target: the keys the target took are deleted all the same (each owner
+/// DELs them), so they are moved, not copied. The target answers through
+/// a proxy that holds its replies back for 500 ms.
+#[test]
+fn a_cross_shard_migrate_whose_client_left_still_moves() {
+    use common::shards::{conn_on_shard, key_on_shard};
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dst = Server::start_redis();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pport = proxy.local_addr().expect("addr").port().to_string();
+    let target = format!("127.0.0.1:{}", dst.port);
+    std::thread::spawn(move || {
+        // One connection (MIGRATE caches its socket): forward requests at
+        // once, replies after a delay.
+        let Ok((mut c, _)) = proxy.accept() else { return };
+        let Ok(mut t) = std::net::TcpStream::connect(&target) else { return };
+        let (Ok(mut c2), Ok(mut t2)) = (c.try_clone(), t.try_clone()) else { return };
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = c2.read(&mut buf) {
+                if n == 0 || t2.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = t.read(&mut buf) {
+            std::thread::sleep(Duration::from_millis(500));
+            if n == 0 || c.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let server = Server::start(4, &["--appendonly", "no"]);
+    let mut m = conn_on_shard(&server, 0);
+    let (k1, k2) = (key_on_shard("gone", 1, 4), key_on_shard("gone", 2, 4));
+    for k in [&k1, &k2] {
+        assert_eq!(m.cmd(&["SET", k, "v"]), Value::ok());
+    }
+    let args = ["MIGRATE", "127.0.0.1", &pport, "", "0", "5000", "KEYS", &k1, &k2];
+    m.send_raw(&common::encode_command(&args)).expect("send MIGRATE");
+    std::thread::sleep(Duration::from_millis(100));
+    drop(m);
+    let mut c = server.conn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.cmd(&["EXISTS", &k1, &k2]) != Value::Int(0) {
+        assert!(Instant::now() < deadline, "the keys the target took were not deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(dst.conn().cmd(&["EXISTS", &k1, &k2]), Value::Int(2));
+}
+
 /// One cached socket per target: MIGRATEs to the same target reuse one
 /// connection (the target counts one client connection for all).
 #[test]

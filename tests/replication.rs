@@ -352,3 +352,43 @@ fn a_full_sync_is_not_paced_by_the_idle_wait() {
     until("the replica to apply 30 MB", 6, || info_u64(&mut rc, "replication", "slave_repl_offset") >= want);
     eprintln!("full sync of 30 MB took {:?}", t0.elapsed());
 }
+
+/// `replica-lazy-flush yes`: a replica's full resync drops its old keys on
+/// the lazyfree thread, each counted in INFO `lazyfreed_objects` (as
+/// Redis's asynchronous empty of its dbs counts them); with `no` they are
+/// freed in place and not counted. Both end with the master's data only.
+#[test]
+fn replica_lazy_flush_frees_old_keys_off_the_loop() {
+    const OLD: usize = 2000;
+    for shards in [1, 4] {
+        let m = master(shards);
+        let mut mc = m.conn();
+        for i in 0..50 {
+            assert_eq!(mc.cmd(&["SET", &format!("m{i}"), "v"]), Value::ok());
+        }
+        for lazy in ["yes", "no"] {
+            let r = Server::start(shards, &["--bind", "127.0.0.3", "--replica-lazy-flush", lazy]);
+            let mut rc = r.conn();
+            for chunk in 0..OLD / 500 {
+                let mut args = vec!["MSET".to_string()];
+                for i in chunk * 500..(chunk + 1) * 500 {
+                    args.push(format!("old{i}"));
+                    args.push("x".into());
+                }
+                assert_eq!(rc.cmd(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>()), Value::ok());
+            }
+            assert_eq!(info_u64(&mut rc, "memory", "lazyfreed_objects"), 0);
+            let port = m.port.to_string();
+            assert_eq!(rc.cmd(&["REPLICAOF", MASTER_HOST, &port]), Value::ok());
+            converge(&m, &r);
+            assert_eq!(rc.cmd(&["DBSIZE"]), Value::Int(50), "{shards} shard(s), lazy {lazy}");
+            let freed = || info_u64(&mut r.conn(), "memory", "lazyfreed_objects");
+            if lazy == "yes" {
+                until("the old keys freed on the lazyfree thread", 10, || freed() >= OLD as u64);
+                assert_eq!(freed(), OLD as u64, "{shards} shard(s)");
+            } else {
+                assert_eq!(freed(), 0, "{shards} shard(s)");
+            }
+        }
+    }
+}

@@ -228,6 +228,37 @@ fn undeclared_writes_on_other_shards_apply_once() {
     assert_eq!(c.cmd(&["MGET", &keys[0], &keys[3]]), Value::Array(vec![Value::bulk("6"), Value::bulk("6")]));
 }
 
+/// Inside MULTI/EXEC too: an EXEC holding a script that reaches for
+/// undeclared keys on other shards (and one that sorts by a pattern) runs
+/// again with them, so its result is that of one whole run, as Redis's.
+#[test]
+fn undeclared_keys_inside_exec_apply_once() {
+    let redis = Server::start_redis();
+    let srv = Server::start(4, &[]);
+    let keys: Vec<String> = (0..4).map(|s| key_on_shard("x", s, 4)).collect();
+    let incr_all = "for i, k in ipairs(ARGV) do redis.call('INCR', k) end return #ARGV";
+    let sort = "return redis.call('SORT', KEYS[1], 'BY', 'w_*', 'GET', 'o_*')";
+    let session = |c: &mut RespConn| -> Vec<Value> {
+        let mut out = vec![c.cmd(&["RPUSH", "l", "1", "2", "3"]), c.cmd(&["MSET", "w_1", "3", "w_2", "1", "w_3", "2"])];
+        out.push(c.cmd(&["MSET", "o_1", "a", "o_2", "b", "o_3", "c"]));
+        for _ in 0..3 {
+            out.push(c.cmd(&["MULTI"]));
+            let mut eval: Vec<&str> = vec!["EVAL", incr_all, "0"];
+            eval.extend(keys.iter().map(String::as_str));
+            out.push(c.cmd(&eval));
+            out.push(c.cmd(&["INCR", &keys[1]]));
+            out.push(c.cmd(&["EVAL", sort, "1", "l"]));
+            out.push(c.cmd(&["EXEC"]));
+        }
+        let mut mget = vec!["MGET"];
+        mget.extend(keys.iter().map(String::as_str));
+        out.push(c.cmd(&mget));
+        out
+    };
+    let want = session(&mut redis.conn());
+    assert_eq!(session(&mut srv.conn()), want);
+}
+
 /// A script's writes (on one shard, across shards, random ones) are in
 /// the AOF as their effects: after a restart the data is the same, and
 /// no script text was logged.

@@ -74,6 +74,7 @@ fn exists(ctx: &mut Ctx, args: &Args) {
     let mut n = 0;
     for i in 1..args.len() {
         let found = if touch {
+            ctx.ks.next_lookup();
             ctx.ks.lookup(ctx.db, &args[i], ctx.now).is_some()
         } else {
             ctx.ks.lookup_no_touch(ctx.db, &args[i], ctx.now).is_some()
@@ -177,11 +178,17 @@ fn copy(ctx: &mut Ctx, args: &Args) {
     if !replace && ctx.ks.lookup(dst_db, dst, now).is_some() {
         return ctx.out.int(0);
     }
-    // A replaced `dst` is deleted and added anew, as in Redis.
-    if ctx.ks.peek(dst_db, dst, now).is_some() {
+    // A replaced `dst` is deleted and added anew, as in Redis: a new
+    // object, so a new access clock (no LFU count carried over).
+    let replaced = ctx.ks.peek(dst_db, dst, now).is_some();
+    if replaced {
         ctx.ks.notify.emit(ev::NEW, "new", dst_db, dst);
     }
     ctx.ks.set(dst_db, dst, value, expire);
+    if replaced {
+        let clock = crate::keyspace::evict::new_clock(ctx.ks.mem_limit().policy, now);
+        ctx.ks.set_clock_of(dst_db, dst, clock);
+    }
     ctx.ks.notify.emit(ev::GENERIC, "copy_to", dst_db, dst);
     ctx.out.int(1);
 }

@@ -11,11 +11,20 @@
 //! message, and the same command runs again to finish: delete what the
 //! target took (unless COPY) and answer. Other clients of the shard are
 //! served meanwhile, and may change the keys in between (Redis holds its
-//! whole server instead). Where no client can wait (keys on another
-//! shard or several, MULTI, scripts) it is still synchronous: it holds
-//! its shard (or its cross-shard transaction's) for up to `timeout` per
-//! network step. It is never logged as itself (its deletions are logged
-//! as DEL) so that AOF replay and replicas never reach the network.
+//! whole server instead). Keys on another shard or on several take the
+//! same two steps, each a cross-shard transaction (`shard::netio`): the
+//! shards are locked while the keys are serialised and while the taken
+//! ones are deleted, not across the network.
+//!
+//! Inside MULTI/EXEC or a script it is synchronous, as in Redis: the
+//! commands around it must see its deletions at once and nothing else in
+//! between, and a script's `redis.call` must return its reply, while the
+//! shards' cores cannot wait on another thread without stopping (a
+//! core's loop is the only thing that answers its messages). So there it
+//! holds its shard (or its transaction's shards) for up to `timeout` per
+//! network step (connect, write, read), as Redis holds its whole server.
+//! It is never logged as itself (its deletions are logged as DEL) so that
+//! AOF replay and replicas never reach the network.
 //!
 //! Sockets to targets are cached as Redis caches them: one per host:port,
 //! reused by the next MIGRATE there, closed after 10 s idle (at most 64).
@@ -39,10 +48,38 @@ pub static COMMANDS: &[CommandDef] = &[CommandDef::new(
     &[at(3, RW | ACCESS | DELETE), kw("KEYS", -2, RW | ACCESS | DELETE | INCOMPLETE).range(-1, 1, 0)],
     Handler::Keyspace(migrate),
 )
+.keys_fn(migrate_keys)
 .acl(acl::KEYSPACE | acl::DANGEROUS)
 .group(Group::Generic)
 .since("2.6.0")
 .tips(&["nondeterministic_output"])];
+
+/// MIGRATE's keys as Redis finds them: the key argument, or with KEYS
+/// (outside AUTH's and AUTH2's values) the names after it, and none when
+/// KEYS comes with a non-empty key argument.
+fn migrate_keys(args: &Args) -> Vec<KeyRef> {
+    let flags = RW | ACCESS | DELETE;
+    let mut i = 6;
+    while i < args.len() {
+        if args.is(i, "keys") {
+            if !args[3].is_empty() {
+                return Vec::new();
+            }
+            return (i + 1..args.len()).map(|pos| KeyRef { pos, flags }).collect();
+        }
+        if args.is(i, "auth") {
+            i += 1;
+        } else if args.is(i, "auth2") {
+            i += 2;
+        }
+        i += 1;
+    }
+    if args.len() > 3 {
+        vec![KeyRef { pos: 3, flags }]
+    } else {
+        Vec::new()
+    }
+}
 
 struct Opts<'a> {
     copy: bool,
@@ -309,6 +346,16 @@ fn migrate(ctx: &mut Ctx, args: &Args) {
     }
     let outcome = exchange(&job);
     finish(ctx, &job, outcome);
+}
+
+/// The keys the target took and MIGRATE deletes (none with COPY, or
+/// when AUTH or SELECT failed): what `finish` deletes.
+pub fn taken_keys(job: &Job, outcome: &Result2) -> Vec<Vec<u8>> {
+    let Ok(out) = outcome else { return Vec::new() };
+    if job.copy || out.head.iter().any(|v| matches!(v, Value::Error(_))) {
+        return Vec::new();
+    }
+    job.keys.iter().zip(&out.restores).filter(|(_, v)| !matches!(v, Value::Error(_))).map(|(k, _)| k.clone()).collect()
 }
 
 /// Delete what the target took (unless COPY) and answer.

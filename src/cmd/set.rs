@@ -318,6 +318,10 @@ fn smove(ctx: &mut Ctx, args: &Args) {
     let (src, dst, m) = (&args[1], &args[2], &args[3]);
     // Both looked up first, as Redis does (expiring either).
     let dst_ok = ctx.ks.get_typed::<Set>(db, dst, now).map(|_| ());
+    if src == dst {
+        // Two lookups in Redis, so two uses of the one key.
+        ctx.ks.next_lookup();
+    }
     let src_member = match ctx.ks.get_typed::<Set>(db, src, now) {
         Ok(None) => return ctx.out.int(0),
         Err(e) => return ctx.out.error(e.msg()),

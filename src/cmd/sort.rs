@@ -10,9 +10,11 @@
 //! the shards the pattern may reach (`sort_reach`): the first run on its
 //! temporary keyspace lists the pattern keys it lacks (`Keyspace::missing`)
 //! and the transaction runs again with them pulled, until nothing is
-//! missing, so the result is isolated from every other client. Where that
-//! cannot happen (a MULTI on one shard, a script) Redis Cluster's refusal
-//! stands.
+//! missing, so the result is isolated from every other client. A script
+//! that reaches such a SORT on its shard's own keyspace is run again as a
+//! transaction (`script::Running::out_of_reach`), and so is an EXEC that
+//! holds a script. Redis Cluster's refusal remains only where none of
+//! that applies.
 
 use super::flags::*;
 use super::keyspec::*;

@@ -236,6 +236,10 @@ fn set_generic(
                 None => return ctx.out.error(err::WRONGTYPE),
             },
         }
+        // Redis reads it, then looks it up again to write: two uses.
+        if found {
+            ctx.ks.use_again(db, key);
+        }
     }
     if (opts.nx && found) || (opts.xx && !found) {
         if !opts.get {
@@ -389,6 +393,7 @@ fn mget(ctx: &mut Ctx, args: &Args) {
     ctx.out.array(args.len() - 1);
     let mut buf = [0u8; 24];
     for i in 1..args.len() {
+        ctx.ks.next_lookup();
         match ctx.ks.lookup(ctx.db, &args[i], now) {
             Some(e) => match e.value.str_bytes(&mut buf) {
                 Some(s) => ctx.out.bulk(s),
@@ -405,6 +410,7 @@ fn mset(ctx: &mut Ctx, args: &Args) {
         return super::arity_error(&mut ctx.out, "mset");
     }
     for i in (1..args.len()).step_by(2) {
+        ctx.ks.next_lookup();
         ctx.ks.set(ctx.db, &args[i], Value::from_bytes(&args[i + 1]), 0);
         ctx.notify(ev::STRING, "set", &args[i]);
     }
@@ -423,6 +429,7 @@ fn msetnx(ctx: &mut Ctx, args: &Args) {
         }
     }
     for i in (1..args.len()).step_by(2) {
+        ctx.ks.next_lookup();
         ctx.ks.set(ctx.db, &args[i], Value::from_bytes(&args[i + 1]), 0);
         ctx.notify(ev::STRING, "set", &args[i]);
     }

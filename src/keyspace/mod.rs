@@ -42,6 +42,9 @@ pub struct LazyFree {
     pub user_del: bool,
     /// FLUSHALL/FLUSHDB without ASYNC|SYNC as ASYNC.
     pub user_flush: bool,
+    /// A replica's full resync drops its old keys on the thread
+    /// (`replica-lazy-flush`).
+    pub replica_flush: bool,
 }
 
 #[derive(Default)]
@@ -294,12 +297,24 @@ impl Keyspace {
         }
     }
 
-    /// The running command uses `key` once more: Redis's GETSET looks it
-    /// up twice (to read, then to overwrite), each use counted.
+    /// The running command looks its next argument up on its own, as
+    /// Redis's MGET/MSET/MSETNX look each key up: a key named twice in
+    /// one command is used twice.
+    #[inline]
+    pub fn next_lookup(&mut self) {
+        self.used_now.clear();
+    }
+
+    /// The running command uses `key` once more, counted now: Redis's
+    /// GETSET and SET ... GET look it up twice (to read, then to
+    /// overwrite), each use counted.
     pub fn use_again(&mut self, db: usize, key: &[u8]) {
-        if let Some(addr) = self.dbs[db].dict.get(key).map(|e| e as *const Entry as usize) {
-            self.used_now.retain(|&a| a != addr);
-        }
+        let Some(e) = self.dbs[db].dict.get_mut(key).map(|e| e as *mut Entry) else { return };
+        let addr = e as usize;
+        self.used_now.retain(|&a| a != addr);
+        // SAFETY: `e` points into this keyspace's dict, which `use_once`
+        // does not touch.
+        self.use_once(unsafe { &mut *e }, self.clock_ms);
     }
 
     /// Update the access clock of an entry just looked up and, in a write

@@ -52,6 +52,8 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// yes` aborts the process once every shard wrote its new base, before /
 /// right after the manifest names them (`switch`). `aof-eio`: AOF writes
 /// fail with EIO while the shard's directory holds a `fail-writes` file.
+/// `slow-aof-rename`: an AOF rewrite's install of its bases takes 30 ms
+/// more (the latency monitor's `aof-rename` event).
 pub fn failpoint(name: &str) -> bool {
     static FP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     FP.get_or_init(|| std::env::var("SHARDIS_FAILPOINT").ok()).as_deref() == Some(name)

@@ -382,7 +382,13 @@ pub fn rewrite_all(root: &Path, status: &Status, upto: &[u64]) -> Result<u64, St
     }
     drop(snaps);
     // Only the bases change: replication may have changed the rest since.
+    let install = std::time::Instant::now();
+    if super::failpoint("slow-aof-rename") {
+        std::thread::sleep(std::time::Duration::from_millis(30));
+    }
     let m = Manifest::update(root, |m| m.shard = entries)?;
+    // Redis's `aof-rename` (its new base taking the AOF's place).
+    crate::shard::latmon::note_background("aof-rename", install.elapsed());
     clean_up(root, &m, old.shards);
     crate::log(&format!("AOF rewrite done: {} MB of bases in {:.2}s", total / (1 << 20), t0.elapsed().as_secs_f64()));
     Ok(total)

@@ -777,6 +777,12 @@ impl Running<'_, '_> {
         if let Some((db, key)) = def.other_db_key.and_then(|f| f(args)) {
             keys.push((db as u8, key.to_vec()));
         }
+        // A SORT whose BY/GET patterns may name keys outside its key's
+        // slot needs a transaction that pulls what they name (as the
+        // router gives a client's): the script runs again as one.
+        if matches!(self.reach, Reach::Shard) && def.reach.is_some_and(|f| f(args).is_some()) {
+            return Some(keys);
+        }
         let reachable = |(db, key): &DbKey| match self.reach {
             Reach::Any => true,
             Reach::Shard => self.slots.shard_of(key) == self.here,

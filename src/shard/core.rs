@@ -948,8 +948,8 @@ impl Shard {
             Msg::FanoutReply { to, shard, resp } => self.on_fan_reply(to, shard, resp),
             Msg::Pulled { txid, entries, watch_dirty, report } => self.on_pulled(txid, entries, watch_dirty, report),
             Msg::Pushed { txid } => self.on_pushed(txid),
-            Msg::PushUnlock { txid, coord, writes, log_txid, participants, hold } => {
-                self.on_push_unlock(txid, coord, writes, (log_txid, participants), hold)
+            Msg::PushUnlock { txid, coord, writes, clocks, log_txid, participants, hold } => {
+                self.on_push_unlock(txid, coord, (writes, clocks), (log_txid, participants), hold)
             }
             Msg::Unlock { txid } => self.on_unlock(txid),
             Msg::RewriteStart { coord } => {
@@ -991,7 +991,7 @@ impl Shard {
                 let entries = self.pull_keys(keys);
                 self.send(coord, Msg::TxnPulled { txid, entries });
             }
-            Msg::TxnApply { writes } => self.apply_writes(writes),
+            Msg::TxnApply { writes, clocks } => self.apply_writes(writes, clocks),
             // The lock holder's own message: runs while locked.
             Msg::ReplTxnApply { id, parts, participants, done } => {
                 self.on_repl_txn_apply(id, parts, participants);
@@ -1120,6 +1120,11 @@ impl Shard {
             }
             let took = super::ticks::to_ns(super::ticks::now().wrapping_sub(t0)) / 1_000_000;
             self.latmon.note("expire-cycle", took, self.now);
+            if self.id == 0 {
+                for (event, ms, at) in super::latmon::take_background() {
+                    self.latmon.note(event, ms, at);
+                }
+            }
             // Finish any incremental rehash in the background (Redis's
             // activerehashing: 1 ms per tick).
             self.ks.rehash_step(std::time::Duration::from_millis(1));

@@ -341,7 +341,9 @@ impl Shard {
             // A script whose keys live on one other shard runs here on
             // them (pulled under that shard's lock), so that one touching
             // an undeclared key can still be run again from here.
-            Route::Shard(s) if def.has(RUNS_SCRIPT) => {
+            // So does a MIGRATE (`netio`): its network step runs off the
+            // cores between two short transactions.
+            Route::Shard(s) if def.has(RUNS_SCRIPT | NETWORK_IO) => {
                 let cmds = vec![OwnedArgs::from_slices(&args.iter().collect::<Vec<_>>())];
                 self.start_txn(conn, cmds, vec![s], false);
             }

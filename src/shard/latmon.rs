@@ -60,6 +60,25 @@ impl LatencyMonitor {
     }
 }
 
+/// Spikes measured off the shards' threads (the AOF rewrite's install of
+/// its new bases, Redis's `aof-rename`): (event, ms, unix ms), waiting for
+/// shard 0's cron to record them against its threshold.
+static BACKGROUND: std::sync::Mutex<Vec<(&'static str, u64, i64)>> = std::sync::Mutex::new(Vec::new());
+
+/// Record a background step's duration (kept only if over the threshold
+/// when shard 0 picks it up; at most a few are waiting at once).
+pub fn note_background(event: &'static str, took: std::time::Duration) {
+    let mut q = BACKGROUND.lock().unwrap_or_else(|e| e.into_inner());
+    if q.len() < 64 {
+        q.push((event, took.as_millis() as u64, crate::util::now_ms()));
+    }
+}
+
+/// The background spikes noted since the last call.
+pub fn take_background() -> Vec<(&'static str, u64, i64)> {
+    std::mem::take(&mut *BACKGROUND.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Every shard's series merged by event: the worst of each second, the
 /// latest `SERIES_LEN` seconds, the worst ever.
 pub fn merge(all: impl IntoIterator<Item = BTreeMap<&'static str, Series>>) -> BTreeMap<&'static str, Series> {
@@ -178,6 +197,7 @@ pub fn doctor(events: &BTreeMap<&'static str, Series>, cfg: &DoctorConfig, now_s
         ssd: bool,
         data_writeback: bool,
         relax_fsync: bool,
+        write_load_info: bool,
         hz: bool,
         count: usize,
     }
@@ -225,6 +245,13 @@ pub fn doctor(events: &BTreeMap<&'static str, Series>, cfg: &DoctorConfig, now_s
                 a.relax_fsync = true;
                 a.count += 1;
             }
+            "aof-rename" => {
+                a.write_load_info = true;
+                a.data_writeback = true;
+                a.ssd = true;
+                a.local_disk = true;
+                a.count += 4;
+            }
             "expire-cycle" => {
                 a.hz = true;
                 a.large_objects = true;
@@ -271,6 +298,9 @@ pub fn doctor(events: &BTreeMap<&'static str, Series>, cfg: &DoctorConfig, now_s
     }
     if a.relax_fsync && cfg.fsync_always {
         out.push_str("- Your fsync policy is set to 'always'. It is very hard to get good performances with such a setup, if possible try to relax the fsync policy to 'onesec'.\n");
+    }
+    if a.write_load_info {
+        out.push_str("- Latency during the AOF atomic rename operation or when the final difference is flushed to the AOF file at the end of the rewrite, sometimes is caused by very high write load, causing the AOF buffer to get very large. If possible try to send less commands to accomplish the same work, or use Lua scripts to group multiple operations into a single EVALSHA call.\n");
     }
     if a.hz && cfg.hz < 100 {
         out.push_str("- In order to make the Redis keys expiring process more incremental, try to set the 'hz' configuration parameter to 100 using 'CONFIG SET hz 100'.\n");

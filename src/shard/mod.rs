@@ -208,6 +208,16 @@ pub type DbKey = (u8, Vec<u8>);
 /// or None for "absent / delete".
 pub type KeyState = Option<(Value, i64)>;
 
+/// A key as a transaction pulls it: value, absolute expiry and access
+/// clock (LRU/LFU). The pull does not count a use; the commands count
+/// theirs on the transaction's keyspace and the clocks travel back
+/// (`Clocks`), so a key is used once per command, as in Redis.
+pub type PulledState = Option<(Value, i64, u32)>;
+
+/// The access clocks of the keys a transaction pulled or wrote, as its
+/// commands left them, for their owners to install.
+pub type Clocks = Vec<(DbKey, u32)>;
+
 pub enum Msg {
     /// Single-shard commands forwarded by a connection on another shard,
     /// RESP-encoded back to back; replies come back in one buffer, with the
@@ -236,7 +246,7 @@ pub enum Msg {
         txid: u64,
         coord: usize,
         chain: Vec<(usize, Vec<DbKey>)>,
-        acc: Vec<(DbKey, KeyState)>,
+        acc: Vec<(DbKey, PulledState)>,
         watch_dirty: bool,
         watcher: Option<u64>,
         /// The union of the transaction's command flags, and what each
@@ -246,7 +256,7 @@ pub enum Msg {
     },
     Pulled {
         txid: u64,
-        entries: Vec<(DbKey, KeyState)>,
+        entries: Vec<(DbKey, PulledState)>,
         watch_dirty: bool,
         report: crate::cmd::admission::Report,
     },
@@ -259,6 +269,7 @@ pub enum Msg {
         txid: u64,
         coord: usize,
         writes: Vec<(DbKey, KeyState)>,
+        clocks: Clocks,
         log_txid: u64,
         participants: u16,
         hold: bool,
@@ -374,10 +385,11 @@ pub enum Msg {
     },
     TxnPulled {
         txid: u64,
-        entries: Vec<(DbKey, KeyState)>,
+        entries: Vec<(DbKey, PulledState)>,
     },
     TxnApply {
         writes: Vec<(DbKey, KeyState)>,
+        clocks: Clocks,
     },
     /// Fire-and-forget: drop a client's WATCHes on this shard.
     Unwatch {

@@ -111,6 +111,10 @@ impl Shard {
     pub fn on_repl_reset(&mut self, m: u16, master_shards: u16) {
         let map = super::router::SlotMap::contiguous(master_shards.max(1) as usize);
         self.aof_group += 1;
+        // `replica-lazy-flush`: what goes is freed on the lazyfree thread
+        // (a whole db at once when every key of it goes, as Redis empties
+        // its dbs asynchronously), not on this loop.
+        let lazy = self.ks.lazy.replica_flush;
         for db in 0..self.ks.dbs.len() {
             let keys: Vec<Box<[u8]>> = self.ks.dbs[db]
                 .dict
@@ -118,11 +122,24 @@ impl Shard {
                 .filter(|e| map.shard_of(e.key()) == m as usize)
                 .map(|e| Box::<[u8]>::from(e.key()))
                 .collect();
-            for k in keys {
-                if self.ks.remove(db, &k).is_some() && self.ks.effects.enabled {
-                    self.ks.effects.push(db, &[&b"DEL"[..], &k]);
+            if self.ks.effects.enabled {
+                for k in &keys {
+                    self.ks.effects.push(db, &[&b"DEL"[..], k]);
                 }
             }
+            if lazy && !keys.is_empty() && keys.len() == self.ks.dbs[db].dict.len() {
+                self.ks.flush_db_mode(db, true);
+                continue;
+            }
+            let mut dropped = Vec::new();
+            for k in keys {
+                if let Some(e) = self.ks.remove(db, &k) {
+                    if lazy {
+                        dropped.push(e);
+                    }
+                }
+            }
+            crate::lazyfree::release_entries(dropped);
         }
         self.note_repl_pos(m, "?", 0);
         self.aof_group -= 1;

@@ -30,7 +30,7 @@
 
 use super::core::{Conn, Shard, Wait};
 use super::dispatch::shard_observer;
-use super::{ConnRef, DbKey, KeyState, Msg};
+use super::{Clocks, ConnRef, DbKey, KeyState, Msg, PulledState};
 use crate::cmd::admission::{self, Road};
 use crate::cmd::{self, flags::*, Ctx, Handler, OwnedArgs, Session};
 use crate::keyspace::Keyspace;
@@ -137,6 +137,14 @@ pub struct Txn {
     after: Vec<(usize, usize)>,
     /// The client's user when restricted: its scripts' calls are checked.
     user: Option<std::sync::Arc<crate::acl::user::User>>,
+    /// The keys pulled into `temp` that existed: their clocks go back.
+    pulled_keys: Vec<DbKey>,
+    /// A client's lone MIGRATE (NETWORK_IO) whose keys live elsewhere: the
+    /// network step its first run left, done off the core once the
+    /// transaction unlocked (`on_pushed`); and, for its second run, that
+    /// step's outcome (see `shard::netio`).
+    io_job: Option<crate::cmd::migrate::Job>,
+    pub(super) io_done: Option<(crate::cmd::migrate::Job, crate::cmd::migrate::Result2)>,
 }
 
 /// How many times a script that keeps reaching for new undeclared keys is
@@ -221,7 +229,7 @@ impl Shard {
         // Checked as a whole, as Redis checks EXEC by what it queued.
         let flags = cmds.iter().filter_map(|c| cmd::find(&c.args())).fold(0, |f, (_, d)| f | d.flags);
         let txid = self.shared.next_txid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut temp = Keyspace::new();
+        let mut temp = self.temp_keyspace();
         temp.track_touched = Some(Vec::new());
         let reaches = cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.reach.is_some()));
         if flags & RUNS_SCRIPT != 0 || reaches {
@@ -258,6 +266,9 @@ impl Shard {
             extra,
             script_rounds,
             after: Vec::new(),
+            pulled_keys: Vec::new(),
+            io_job: None,
+            io_done: None,
         };
         self.txn.coord.insert(txid, txn);
         conn.wait = Wait::Txn(txid);
@@ -300,7 +311,7 @@ impl Shard {
         txid: u64,
         coord: usize,
         mut chain: Vec<(usize, Vec<DbKey>)>,
-        mut acc: Vec<(DbKey, KeyState)>,
+        mut acc: Vec<(DbKey, PulledState)>,
         (mut watch_dirty, watcher): (bool, Option<u64>),
         (flags, mut report): (Flags, admission::Report),
     ) {
@@ -325,7 +336,7 @@ impl Shard {
     pub fn on_pulled(
         &mut self,
         txid: u64,
-        entries: Vec<(DbKey, KeyState)>,
+        entries: Vec<(DbKey, PulledState)>,
         watch_dirty: bool,
         mut report: admission::Report,
     ) {
@@ -333,11 +344,7 @@ impl Shard {
         if let Err(refusal) = admission::check(Road::Transaction, t.flags, &mut report, &mut t.temp) {
             return self.refuse_txn(txid, refusal);
         }
-        for ((db, key), st) in entries {
-            if let Some((v, exp)) = st {
-                t.temp.set(db as usize, &key, v, exp);
-            }
-        }
+        install_pulled(t, entries);
         t.watch_dirty |= watch_dirty;
         if t.routed {
             if t.is_exec && t.watch_dirty {
@@ -353,19 +360,33 @@ impl Shard {
         self.execute_txn(txid);
     }
 
-    /// Participant: the current state of keys (this shard is locked).
-    pub fn pull_keys(&mut self, keys: Vec<DbKey>) -> Vec<(DbKey, KeyState)> {
+    /// Participant: the current state of keys (this shard is locked). Not
+    /// a use of them: the commands use them on the transaction's keyspace
+    /// and their clocks come back with the writes (`apply_writes`).
+    pub fn pull_keys(&mut self, keys: Vec<DbKey>) -> Vec<(DbKey, PulledState)> {
         let now = crate::util::now_ms();
         keys.into_iter()
             .map(|(db, key)| {
-                let st = self.ks.lookup(db as usize, &key, now).map(|e| (e.value.deep_clone(), e.expire()));
+                let st = self
+                    .ks
+                    .lookup_no_touch(db as usize, &key, now)
+                    .map(|e| (e.value.deep_clone(), e.expire(), e.clock()));
                 ((db, key), st)
             })
             .collect()
     }
 
-    /// Participant: install the final state of keys a transaction wrote.
-    pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>) {
+    /// A transaction's temporary keyspace: it counts uses under this
+    /// shard's policy (LRU or LFU, with its factors); it never evicts.
+    fn temp_keyspace(&self) -> Keyspace {
+        let mut temp = Keyspace::new();
+        temp.set_mem_limit(crate::keyspace::evict::MemLimit { maxmemory: 0, ..self.ks.mem_limit() });
+        temp
+    }
+
+    /// Participant: install the final state of keys a transaction wrote,
+    /// then the access clocks its commands left on the keys it used.
+    pub fn apply_writes(&mut self, writes: Vec<(DbKey, KeyState)>, clocks: Clocks) {
         // The transaction's commands published their events where they
         // ran; installing their results publishes none.
         let flags = std::mem::take(&mut self.ks.notify.flags);
@@ -382,6 +403,9 @@ impl Shard {
                     self.ks.remove(db as usize, &key);
                 }
             }
+        }
+        for ((db, key), clock) in clocks {
+            self.ks.set_clock_of(db as usize, &key, clock);
         }
         self.ks.notify.flags = flags;
     }
@@ -430,7 +454,15 @@ impl Shard {
                     let log_txid = if writes { log_txid } else { 0 };
                     self.send(
                         p,
-                        Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid, participants, hold },
+                        Msg::PushUnlock {
+                            txid,
+                            coord: self.id,
+                            writes: Vec::new(),
+                            clocks: Vec::new(),
+                            log_txid,
+                            participants,
+                            hold,
+                        },
                     );
                 }
                 break;
@@ -492,7 +524,8 @@ impl Shard {
                 break;
             }
             // Keys on several shards: pull them, run here, apply back.
-            t.temp = Keyspace::new();
+            t.temp = self.temp_keyspace();
+            t.pulled_keys.clear();
             t.pulls_left = shards.len();
             let mut local = Vec::new();
             for &s in &shards {
@@ -551,13 +584,9 @@ impl Shard {
 
     /// A cross-shard command inside a routed transaction: once all its keys
     /// are here, run it and send each owner the keys it changed.
-    pub fn on_routed_pulled(&mut self, txid: u64, entries: Vec<(DbKey, KeyState)>) {
+    pub fn on_routed_pulled(&mut self, txid: u64, entries: Vec<(DbKey, PulledState)>) {
         let Some(mut t) = self.txn.coord.remove(&txid) else { return };
-        for ((db, key), st) in entries {
-            if let Some((v, exp)) = st {
-                t.temp.set(db as usize, &key, v, exp);
-            }
-        }
+        install_pulled(&mut t, entries);
         t.pulls_left = t.pulls_left.saturating_sub(1);
         if t.pulls_left > 0 {
             self.txn.coord.insert(txid, t);
@@ -602,21 +631,25 @@ impl Shard {
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
         touched.sort();
         touched.dedup();
+        let mut clocks: Vec<Clocks> = (0..n).map(|_| Vec::new()).collect();
+        for (k, c) in used_clocks(&mut t, &touched) {
+            clocks[self.shared.slots.shard_of(&k.1)].push((k, c));
+        }
         let mut by_shard: Vec<Vec<(DbKey, KeyState)>> = (0..n).map(|_| Vec::new()).collect();
         for (db, key) in touched {
             let st = t.temp.remove(db as usize, &key).map(|e| e.into_parts());
             by_shard[self.shared.slots.shard_of(&key)].push(((db, key.to_vec()), st));
         }
         t.temp = Keyspace::new();
-        for (s, writes) in by_shard.into_iter().enumerate() {
-            if writes.is_empty() {
+        for (s, (writes, clocks)) in by_shard.into_iter().zip(clocks).enumerate() {
+            if writes.is_empty() && clocks.is_empty() {
                 continue;
             }
             if s == self.id {
-                self.apply_writes(writes);
+                self.apply_writes(writes, clocks);
             } else {
                 // FIFO per pair: applied before any later command we send there.
-                self.send(s, Msg::TxnApply { writes });
+                self.send(s, Msg::TxnApply { writes, clocks });
             }
         }
         self.txn.coord.insert(txid, t);
@@ -638,6 +671,15 @@ impl Shard {
             let mut db = t.db;
             // The commands' keyspace events are published from here.
             t.temp.notify.flags = self.ks.notify.flags;
+            // A lone MIGRATE leaves its network step (first run) or
+            // finishes with its outcome (second run); inside EXEC or a
+            // script it stays synchronous (see `cmd::migrate`).
+            let lone_io =
+                !t.is_exec && t.cmds.len() == 1 && cmd::find(&t.cmds[0].args()).is_some_and(|(_, d)| d.has(NETWORK_IO));
+            if lone_io {
+                t.temp.io_done = t.io_done.take();
+                t.temp.offload_io = t.temp.io_done.is_none();
+            }
             if t.is_exec {
                 Reply::new(&mut reply, t.resp3).array(t.cmds.len());
             }
@@ -693,10 +735,22 @@ impl Shard {
                 self.script_acl_end_for(Some(t.conn));
                 if def.has(RUNS_SCRIPT) {
                     self.take_script_stats();
+                    if t.is_exec {
+                        if let Some(found) = self.scripts.retry.take() {
+                            // A script of this EXEC reached for keys not
+                            // pulled (undeclared, or a SORT pattern's):
+                            // nothing the EXEC did counts; it runs again
+                            // with them (the next script would forget them).
+                            t.temp.missing.extend(found);
+                        }
+                    }
                 }
             }
             t.final_db = db;
             t.temp.notify.flags = 0;
+            t.temp.offload_io = false;
+            t.temp.io_done = None;
+            t.io_job = t.temp.io_job.take();
             if t.temp.missing.is_empty() {
                 self.ks.notify.events.append(&mut t.temp.notify.events);
             }
@@ -728,6 +782,13 @@ impl Shard {
         let mut touched = t.temp.track_touched.take().unwrap_or_default();
         touched.sort();
         touched.dedup();
+        let mut clocks: Vec<Clocks> = (0..t.participants.len()).map(|_| Vec::new()).collect();
+        for (k, c) in used_clocks(&mut t, &touched) {
+            let owner = self.shared.slots.shard_of(&k.1);
+            if let Some(p) = t.participants.iter().position(|&x| x == owner) {
+                clocks[p].push((k, c));
+            }
+        }
         for (db, key) in touched {
             let owner = self.shared.slots.shard_of(&key);
             let Some(p) = t.participants.iter().position(|&x| x == owner) else { continue };
@@ -743,12 +804,27 @@ impl Shard {
         let (log_txid, hold) = self.txn_logging(txid, count);
         t.hold = hold;
         self.txn.coord.insert(txid, t);
-        for (p, w) in participants.into_iter().zip(writes) {
+        for ((p, w), clocks) in participants.into_iter().zip(writes).zip(clocks) {
             let log_txid = if w.is_empty() { 0 } else { log_txid };
-            self.send(
-                p,
-                Msg::PushUnlock { txid, coord: self.id, writes: w, log_txid, participants: count as u16, hold },
-            );
+            let participants = count as u16;
+            self.send(p, Msg::PushUnlock { txid, coord: self.id, writes: w, clocks, log_txid, participants, hold });
+        }
+    }
+
+    /// A cross-shard MIGRATE's network step ended: run it again as a
+    /// transaction with the outcome, deleting what the target took.
+    pub fn start_io_finish(
+        &mut self,
+        conn: &mut Conn,
+        cmd: OwnedArgs,
+        shards: Vec<usize>,
+        done: (crate::cmd::migrate::Job, crate::cmd::migrate::Result2),
+    ) {
+        self.start_txn(conn, vec![cmd], shards, false);
+        if let Wait::Txn(txid) = conn.wait {
+            if let Some(t) = self.txn.coord.get_mut(&txid) {
+                t.io_done = Some(done);
+            }
         }
     }
 
@@ -787,8 +863,15 @@ impl Shard {
     /// keys to pull next time (`t`'s and `found`, sorted, deduplicated).
     fn rerun(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>, again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>)) {
         for &p in &t.participants {
-            let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            let msg = Msg::PushUnlock {
+                txid,
+                coord: self.id,
+                writes: Vec::new(),
+                clocks: Vec::new(),
+                log_txid: 0,
+                participants: 0,
+                hold: false,
+            };
             self.send(p, msg);
         }
         let r = t.conn;
@@ -824,8 +907,15 @@ impl Shard {
             self.stats[id].rejected += 1;
         }
         for p in participants {
-            let msg =
-                Msg::PushUnlock { txid, coord: self.id, writes: Vec::new(), log_txid: 0, participants: 0, hold: false };
+            let msg = Msg::PushUnlock {
+                txid,
+                coord: self.id,
+                writes: Vec::new(),
+                clocks: Vec::new(),
+                log_txid: 0,
+                participants: 0,
+                hold: false,
+            };
             self.send(p, msg);
         }
     }
@@ -850,7 +940,7 @@ impl Shard {
         &mut self,
         txid: u64,
         coord: usize,
-        writes: Vec<(DbKey, KeyState)>,
+        (writes, clocks): (Vec<(DbKey, KeyState)>, Clocks),
         (log_txid, participants): (u64, u16),
         hold: bool,
     ) {
@@ -858,7 +948,7 @@ impl Shard {
             crate::log(&format!("shard {}: unlock for txid {} that does not hold the lock", self.id, txid));
             return;
         }
-        self.apply_writes(writes);
+        self.apply_writes(writes, clocks);
         if log_txid != 0 && crate::persist::failpoint("txn-partial") {
             self.failpoint_txn_partial(log_txid, participants);
         }
@@ -921,6 +1011,13 @@ impl Shard {
             }
         }
         let r = t.conn;
+        if let Some(job) = t.io_job {
+            // The keys are serialised and the shards free again: the
+            // network step runs on a helper thread.
+            let Some(args) = t.cmds.into_iter().next() else { return };
+            let call = super::netio::IoCall::new(r, args, (t.db, t.resp3), job, Some(t.participants));
+            return self.start_io(r, txid, call);
+        }
         let watch_shards = t.watch_shards;
         let who = t.watcher;
         if let Some(b) = t.block {
@@ -1053,11 +1150,13 @@ impl Shard {
         shards.extend(conn.watch_shards.iter().copied());
         shards.sort_unstable();
         shards.dedup();
-        // A SORT whose patterns reach other slots needs a temporary keyspace.
+        // A SORT whose patterns reach other slots needs a temporary
+        // keyspace; so may a script (its SORTs, its undeclared keys): the
+        // transaction runs again with what they reached for.
         let reaches = n > 1
             && m.cmds.iter().any(|c| {
                 let args = c.args();
-                cmd::find(&args).is_some_and(|(_, d)| d.reach.is_some_and(|f| f(&args).is_some()))
+                cmd::find(&args).is_some_and(|(_, d)| d.has(RUNS_SCRIPT) || d.reach.is_some_and(|f| f(&args).is_some()))
             });
         let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1) && !reaches;
         if local {
@@ -1183,4 +1282,26 @@ impl Shard {
         let ws = std::mem::take(&mut conn.watch_shards);
         self.unwatch_everywhere(who, &ws);
     }
+}
+
+/// Put what a transaction pulled into its keyspace, each key with the
+/// access clock it had at its owner.
+fn install_pulled(t: &mut Txn, entries: Vec<(DbKey, PulledState)>) {
+    for ((db, key), st) in entries {
+        if let Some((v, exp, clock)) = st {
+            t.temp.set(db as usize, &key, v, exp);
+            t.temp.set_clock_of(db as usize, &key, clock);
+            t.pulled_keys.push((db, key));
+        }
+    }
+}
+
+/// The clocks a transaction's commands left on the keys they pulled or
+/// wrote (those still present), for their owners.
+fn used_clocks(t: &mut Txn, touched: &[(u8, Box<[u8]>)]) -> Clocks {
+    let mut keys = std::mem::take(&mut t.pulled_keys);
+    keys.extend(touched.iter().map(|(db, k)| (*db, k.to_vec())));
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter_map(|(db, k)| t.temp.clock_of(db as usize, &k).map(|c| ((db, k), c))).collect()
 }

@@ -2186,8 +2186,27 @@ fn sort_pattern_family(g: &mut Gen) -> Op {
                 groups.push(vec![b("STORE"), b(SP_DEST)]);
             }
             groups.shuffle(&mut g.rng);
-            let mut args = vec![b(if ro { "SORT_RO" } else { "SORT" }), b(key)];
-            args.extend(groups.into_iter().flatten());
+            let stores = groups.iter().any(|gr| gr[0] == b"STORE");
+            let name = b(if ro { "SORT_RO" } else { "SORT" });
+            // (Not an unordered reply: inside EXEC it is compared as is.)
+            let args = if !unordered && g.chance(25) {
+                // Inside a script (its keys declared, the patterns' not):
+                // with several shards it runs again as a transaction.
+                let script = "return redis.call(ARGV[1], KEYS[1], unpack(ARGV, 2))";
+                let mut a = vec![b("EVAL"), b(script)];
+                a.push(b(if stores { "2" } else { "1" }));
+                a.push(b(key));
+                if stores {
+                    a.push(b(SP_DEST));
+                }
+                a.push(name);
+                a.extend(groups.into_iter().flatten());
+                a
+            } else {
+                let mut a = vec![name, b(key)];
+                a.extend(groups.into_iter().flatten());
+                a
+            };
             Op::Cmd { args, cmp: if unordered { Cmp::Sorted } else { Cmp::Exact } }
         }
     }

@@ -5,7 +5,7 @@
 
 use super::server;
 use crate::cmd::flags::*;
-use crate::cmd::keyspec::{Begin, Find, KeySpec, FLAG_NAMES};
+use crate::cmd::keyspec::{Begin, Find, KeySpec, FLAG_NAMES, NOT_KEY};
 use crate::cmd::table::{self, help, CommandDef, Handler};
 use crate::cmd::{self, err, Args, OwnedArgs};
 use crate::protocol::reply::Reply;
@@ -264,7 +264,10 @@ fn getkeys(r: &mut Reply, args: &Args, with_flags: bool) {
     let owned = OwnedArgs::from_slices(&parts);
     let a = owned.args();
     let Ok((_, d)) = table::lookup_args(&a) else { return r.error("ERR Invalid command specified") };
-    if !d.takes_keys() {
+    // As Redis: specs that all name something else (SPUBLISH's shard
+    // channel, NOT_KEY) are no key arguments.
+    let only_not_keys = d.keys_fn.is_none() && d.key_specs.iter().all(|s| s.flags & NOT_KEY != 0);
+    if !d.takes_keys() || only_not_keys {
         return r.error("ERR The command has no key arguments");
     }
     if !cmd::arity_ok(d, a.len()) {
