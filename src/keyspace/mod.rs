@@ -164,6 +164,9 @@ pub struct Keyspace {
     /// `ready_keys` so the shard retries its waiters.
     pub blocking_keys: std::collections::HashSet<Box<[u8]>>,
     pub ready_keys: Vec<(u8, Box<[u8]>)>,
+    /// A rewrite's snapshot of this keyspace in progress: every change
+    /// to a key tells it first (`before_write`).
+    pub snap: Option<Box<crate::persist::snapshot::Snapshot>>,
 }
 
 /// Entries the running write command looked up, with their size then.
@@ -239,6 +242,16 @@ impl Keyspace {
             block_rewrite: None,
             blocking_keys: Default::default(),
             ready_keys: Vec::new(),
+            snap: None,
+        }
+    }
+
+    /// `key` in `db` is about to change (or go): a running snapshot
+    /// writes its value as of the snapshot's start first.
+    #[inline]
+    fn before_write(&mut self, db: usize, key: &[u8]) {
+        if let Some(s) = self.snap.as_deref_mut() {
+            s.before_write(&self.dbs[db].dict, db, key);
         }
     }
 
@@ -373,6 +386,11 @@ impl Keyspace {
     }
 
     fn lookup_inner(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        // What a write command (or work outside commands: transactions,
+        // replication) looks up it may change in place.
+        if self.snap.is_some() && (self.measuring || !self.in_command) {
+            self.before_write(db, key);
+        }
         let e: *mut Entry = self.dbs[db].dict.get_mut(key)?;
         // SAFETY: `e` points into this keyspace's dict; either we return it
         // (and touch nothing else) or we stop using it before deleting.
@@ -469,6 +487,7 @@ impl Keyspace {
     }
 
     fn expire_key(&mut self, db: usize, key: &[u8]) {
+        self.before_write(db, key);
         if let Some(e) = self.dbs[db].dict.remove(key) {
             self.dbs[db].count_slot(key, false);
             if e.expire != 0 {
@@ -490,6 +509,7 @@ impl Keyspace {
     /// Store a value, replacing any previous one (and its expiry, unless
     /// `expire` says to keep it: pass `KEEP_TTL`).
     pub fn set(&mut self, db: usize, key: &[u8], value: Value, expire: i64) {
+        self.before_write(db, key);
         if !self.measured.is_empty() {
             if let Some(e) = self.dbs[db].dict.get(key).map(|e| e as *const Entry) {
                 self.forget_measured(e);
@@ -545,6 +565,7 @@ impl Keyspace {
 
     /// Set a key's expiry (0 removes it); the key must exist.
     pub fn set_expire(&mut self, db: usize, key: &[u8], expire: i64) {
+        self.before_write(db, key);
         let d = &mut self.dbs[db];
         if let Some(e) = d.dict.get_mut(key) {
             if e.expire != 0 && expire == 0 {
@@ -585,6 +606,7 @@ impl Keyspace {
 
     /// Remove a key, returning its entry (for RENAME, GETDEL, transfers).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<Box<Entry>> {
+        self.before_write(db, key);
         let e = self.dbs[db].dict.remove(key)?;
         self.dbs[db].count_slot(key, false);
         if e.expire != 0 {
@@ -686,7 +708,12 @@ impl Keyspace {
         if self.total_keys() == n {
             self.used = 0;
         }
-        if lazy {
+        if let Some(snap) = self.snap.as_deref_mut() {
+            // A snapshot still walking this table keeps it (and frees it).
+            if let Some(d) = snap.detach(db, std::mem::take(&mut self.dbs[db].dict)) {
+                crate::lazyfree::release_dict(d, n);
+            }
+        } else if lazy {
             crate::lazyfree::release_dict(std::mem::take(&mut self.dbs[db].dict), n);
         } else {
             self.dbs[db].dict.clear();
@@ -719,6 +746,9 @@ impl Keyspace {
             .collect();
         self.dirty_watchers.extend(dirty);
         self.dbs.swap(a, b);
+        if let Some(snap) = self.snap.as_deref_mut() {
+            snap.swap(a, b);
+        }
         self.signal_all_ready(a);
         self.signal_all_ready(b);
     }

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod rebuild;
 pub mod record;
 pub mod rewrite;
+pub mod snapshot;
 pub mod switch;
 pub mod writer;
 
@@ -52,6 +53,8 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// yes` aborts the process once every shard wrote its new base, before /
 /// right after the manifest names them (`switch`). `aof-eio`: AOF writes
 /// fail with EIO while the shard's directory holds a `fail-writes` file.
+/// `snapshot-slow`: a snapshot rewrite walks 4 buckets per 2 ms, so that
+/// tests can race writes and crashes with it.
 pub fn failpoint(name: &str) -> bool {
     static FP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     FP.get_or_init(|| std::env::var("SHARDIS_FAILPOINT").ok()).as_deref() == Some(name)
