@@ -1,22 +1,39 @@
 //! Compaction (BGREWRITEAOF, SAVE/BGSAVE, automatic by growth) and
-//! re-sharding, both by writing new base images.
+//! re-sharding, both by writing new base images. Two ways to build the
+//! bases (`rewrite-method`); both end in the same commit: the manifest
+//! switch names every shard's new base, segments wholly below them are
+//! deleted after it, and a crash at any moment leaves either the old
+//! layout or the new one, both loadable (stray files are ignored).
 //!
-//! How a rewrite works, without stopping any shard: every shard first
-//! starts a new segment and reports the lsn it has appended up to (`upto`).
-//! A background thread waits until those records are durable, then replays
-//! the shards' own files up to there into scratch keyspaces, exactly as
-//! recovery would — with the same all-or-nothing cut for cross-shard
-//! transactions, so the bases are mutually consistent — and writes each
-//! keyspace out as `base-<lsn>.snap`. The manifest switch is the commit
-//! point; segments wholly below the new bases are deleted after it. A crash
-//! at any moment leaves either the old layout or the new one, both
-//! loadable; stray files are ignored.
+//! `snapshot` (DESIGN.md's scheme, `persist::snapshot`, `shard::snap`):
+//! each shard serialises its live keyspace in bounded steps between
+//! requests, copy-before-write (a write to a key the cursor may not have
+//! reached first writes its old value, as Dragonfly's snapshots do),
+//! straight into `base-<lsn>.snap` through a writer thread with a bounded
+//! queue. No second copy of the data: memory beyond the keyspace is the
+//! keys written during the snapshot and about 1 MiB of queued records.
+//! Cross-shard consistency: every shard's snapshot starts inside one
+//! all-shards barrier, a lock taken on every shard in shard order like a
+//! cross-shard transaction's (`shard::snap`). Under whole-shard locks a
+//! transaction is therefore entirely before the barrier (its record is at
+//! or below every participant's base lsn: in every base) or entirely
+//! after it (above every participant's base lsn: in no base, replayed
+//! from the log), so recovery's all-or-nothing cut over the log records
+//! above the bases holds exactly as for the replayed bases.
 //!
-//! This departs from DESIGN.md's "serialise in chunks with copy-before-
-//! write" (Dragonfly's scheme): replaying the log on another thread needs
-//! no hook on the hot path and is trivially point-in-time, at the price of
-//! transient memory for a second copy of the data (Redis's fork pays up to
-//! the same under heavy writes) and CPU for the replay.
+//! `replay` (the default until the snapshot has been measured in more
+//! places): every shard first starts a new segment and reports the lsn it
+//! has appended up to (`upto`). A background thread waits until those
+//! records are durable, then replays the shards' own files up to there
+//! into scratch keyspaces, exactly as recovery would — with the same
+//! all-or-nothing cut for cross-shard transactions, so the bases are
+//! mutually consistent — and writes each keyspace out. It needs no hook on
+//! the hot path and is trivially point-in-time, at the price of a second
+//! copy of the data (peak RSS 1.3–1.5x Redis's fork rewrite under load,
+//! benches/RESULTS.md) and CPU for the replay.
+//!
+//! Re-sharding at start-up (`reshard`) needs neither: the data is loaded
+//! and no client is served yet, so it writes the loaded keyspaces out.
 
 use super::load::{self, Loaded};
 use super::manifest::{Manifest, ShardEntry};
