@@ -73,13 +73,18 @@ impl Shard {
     pub fn snapshot_step(&mut self, idle: bool) {
         let ks = &mut self.ks;
         let Some(snap) = ks.snap.as_deref_mut() else { return };
+        let t0 = super::ticks::now();
         let r = snap.step(&ks.dbs, idle);
+        // A step is bounded by `snapshot::STEP` plus the last key's
+        // value: a big collection shows here (LATENCY, threshold in ms).
+        let ms = super::ticks::to_ns(super::ticks::now().wrapping_sub(t0)) / 1_000_000;
         let over = snap.overhead() as u64;
         if let Some(st) = crate::persist::rewrite::status() {
             st.copy_bytes[self.id].store(over, Ordering::Relaxed);
             let total: u64 = st.copy_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
             st.copy_peak.fetch_max(total, Ordering::Relaxed);
         }
+        self.latmon.note("aof-snapshot-step", ms, self.now);
         if !matches!(r, Ok(false)) {
             self.ks.snap = None;
         }
