@@ -80,7 +80,7 @@ fn random_write(c: &mut RespConn, rng: &mut StdRng, n: usize, known: &mut BTreeM
     let kind = ["s", "l", "h"][i % 3];
     let key = format!("{kind}:{i}");
     if rng.gen_range(0..6) == 0 {
-        assert_eq!(c.cmd(&["DEL", &key]).as_int().is_some(), true);
+        assert!(c.cmd(&["DEL", &key]).as_int().is_some());
         known.remove(&key);
         return;
     }
@@ -114,7 +114,9 @@ fn random_write(c: &mut RespConn, rng: &mut StdRng, n: usize, known: &mut BTreeM
 fn check(c: &mut RespConn, known: &BTreeMap<String, Known>, ctx: &str) {
     for (k, want) in known {
         let got = match want {
-            Known::Str(_) => Known::Str(String::from_utf8_lossy(c.cmd(&["GET", k]).as_bytes().unwrap_or(b"<nil>")).into()),
+            Known::Str(_) => {
+                Known::Str(String::from_utf8_lossy(c.cmd(&["GET", k]).as_bytes().unwrap_or(b"<nil>")).into())
+            }
             Known::List(_) => Known::List(
                 c.cmd(&["LRANGE", k, "0", "-1"])
                     .as_items()
@@ -199,10 +201,8 @@ fn kill_during_a_snapshot_loses_nothing_acknowledged() {
     let mut known = preload(&mut c);
     let mut rng = StdRng::seed_from_u64(99);
     c.cmd(&["BGREWRITEAOF"]);
-    let mut n = 0;
-    for _ in 0..400 {
+    for n in 0..400 {
         random_write(&mut c, &mut rng, n, &mut known);
-        n += 1;
     }
     assert!(in_progress(&mut c), "the snapshot still runs when the process is killed");
     drop(c);
@@ -248,7 +248,7 @@ fn cross_shard_transactions_across_a_snapshot_are_all_or_nothing() {
                 // Three keys, on different shards for most groups.
                 let keys: Vec<String> = (0..3).map(|j| format!("tx:{t}:{g}:{j}")).collect();
                 let val = v.to_string();
-                if v % 2 == 0 {
+                if v.is_multiple_of(2) {
                     let mut args = vec!["MSET".to_string()];
                     keys.iter().for_each(|k| args.extend([k.clone(), val.clone()]));
                     assert_eq!(c.cmd(&args), Value::ok());
@@ -286,7 +286,11 @@ fn cross_shard_transactions_across_a_snapshot_are_all_or_nothing() {
     for last in &lasts {
         for (v, keys) in last.values() {
             for k in keys {
-                assert_eq!(c.cmd(&["GET", k]), Value::bulk(v.to_string()), "group of {k}: not the last acknowledged value");
+                assert_eq!(
+                    c.cmd(&["GET", k]),
+                    Value::bulk(v.to_string()),
+                    "group of {k}: not the last acknowledged value"
+                );
             }
             groups += 1;
         }

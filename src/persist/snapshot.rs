@@ -60,6 +60,13 @@ pub enum Chunk {
     End,
 }
 
+/// A snapshot gave up; it has reported why (`Run::shard_done`).
+#[derive(Debug)]
+pub struct Failed;
+
+/// Each shard's outcome: its new base and its size, or why not.
+type Outcome = Option<Result<(ShardEntry, u64), String>>;
+
 /// Records waiting to go to the writer thread (what `BaseRecords`
 /// flushes into).
 #[derive(Default)]
@@ -222,7 +229,7 @@ impl Snapshot {
     /// 1/`IDLE_SHARE`). Returns Err when the
     /// snapshot failed (it has reported why), Ok(true) when all is handed
     /// over.
-    pub fn step(&mut self, live: &[crate::keyspace::Db], idle: bool) -> Result<bool, ()> {
+    pub fn step(&mut self, live: &[crate::keyspace::Db], idle: bool) -> Result<bool, Failed> {
         self.pump()?;
         if self.ended {
             return Ok(true);
@@ -269,13 +276,13 @@ impl Snapshot {
             if buckets >= self.max_buckets {
                 break;
             }
-            if buckets % 16 == 0 && (now.elapsed() >= STEP || self.behind()) {
+            if buckets.is_multiple_of(16) && (now.elapsed() >= STEP || self.behind()) {
                 break;
             }
         }
         if let Some(e) = self.out.error.take() {
             self.fail(e);
-            return Err(());
+            return Err(Failed);
         }
         // Even idle, the shard sleeps between steps: a thread that never
         // sleeps loses the scheduler's wake-up preference, and with other
@@ -299,7 +306,7 @@ impl Snapshot {
 
     /// Move pending chunks to the writer's queue while it has room; after
     /// the last db, `End`.
-    fn pump(&mut self) -> Result<(), ()> {
+    fn pump(&mut self) -> Result<(), Failed> {
         let Some(tx) = &self.tx else { return Ok(()) };
         let p = &mut self.out.file;
         while let Some(c) = p.chunks.pop_front() {
@@ -313,7 +320,7 @@ impl Snapshot {
                 Err(_) => {
                     // The writer thread stopped: it reported why.
                     self.tx = None;
-                    return Err(());
+                    return Err(Failed);
                 }
             }
         }
@@ -326,7 +333,7 @@ impl Snapshot {
                 Err(TrySendError::Full(_)) => {}
                 Err(_) => {
                     self.tx = None;
-                    return Err(());
+                    return Err(Failed);
                 }
             }
         }
@@ -348,7 +355,7 @@ pub struct Run {
     /// Log bytes when it started (the next automatic rewrite's baseline).
     mark: u64,
     t0: Instant,
-    results: Mutex<Vec<Option<Result<(ShardEntry, u64), String>>>>,
+    results: Mutex<Vec<Outcome>>,
 }
 
 impl Run {
@@ -379,7 +386,7 @@ impl Run {
         rewrite::finish(st, self.mark, outcome);
     }
 
-    fn commit(&self, st: &rewrite::Status, results: Vec<Option<Result<(ShardEntry, u64), String>>>) -> Result<u64, String> {
+    fn commit(&self, st: &rewrite::Status, results: Vec<Outcome>) -> Result<u64, String> {
         let mut entries = Vec::with_capacity(results.len());
         let mut total = 0;
         for r in results {
