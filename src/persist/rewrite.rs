@@ -303,6 +303,13 @@ impl<W: std::io::Write> BaseRecords<W> {
         self.buf.len()
     }
 
+    /// Commands `f` writes, in records of this base (split as usual).
+    pub(crate) fn with_record(&mut self, db: u8, f: impl FnOnce(&mut Self)) {
+        self.begin(db);
+        f(self);
+        self.finish();
+    }
+
     /// One key's records.
     pub(crate) fn key(&mut self, db: u8, key: &[u8], value: &crate::keyspace::Value, expire: i64) {
         self.begin(db);

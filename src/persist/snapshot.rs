@@ -32,7 +32,7 @@
 
 use super::manifest::ShardEntry;
 use super::rewrite::{self, BaseRecords, RECORD_SPLIT};
-use crate::keyspace::{Dict, Keyspace};
+use crate::keyspace::{Dict, Entry, Keyspace, Value};
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -98,6 +98,8 @@ enum Source {
 struct DbState {
     source: Source,
     cursor: u64,
+    /// The cursor came back to 0; done once its big values are.
+    walked: bool,
     /// Keys already written (or created after the start): the cursor
     /// skips them.
     touched: HashSet<Box<[u8]>>,
@@ -124,6 +126,120 @@ pub struct Snapshot {
     pub keys: u64,
     /// Most buckets per step (tests: small, to interleave with writes).
     max_buckets: u32,
+    /// Collections the cursor found with more than `big_items` items:
+    /// written a batch per step, finished at once by a write to them.
+    big: Vec<Big>,
+    big_items: usize,
+    big_batch: usize,
+    /// Collections written over several steps, and of those, finished by
+    /// a write (tests look).
+    big_seen: u64,
+    big_by_write: u64,
+}
+
+/// Items past which a collection is written over several steps.
+const BIG_ITEMS: usize = 4096;
+/// Items per batch of a big collection.
+const BIG_BATCH: usize = 1024;
+
+/// A collection being written over several steps, and how far: a list's
+/// index, or the collection's own SCAN cursor (a hash, set or sorted set
+/// does not change while here: a write finishes it first).
+struct Big {
+    sdb: usize,
+    key: Box<[u8]>,
+    pos: u64,
+    started: bool,
+}
+
+fn is_big(v: &Value, limit: usize) -> bool {
+    match v {
+        Value::List(l) => l.len() > limit,
+        Value::Hash(h) => h.len() > limit,
+        Value::Set(s) => s.len() > limit,
+        Value::ZSet(z) => z.len() > limit,
+        _ => false,
+    }
+}
+
+/// Write the next batches of big collection `b` (entry `e`) until
+/// `until` (None: to the end); true once all of it (and its expiry) is
+/// written. Items go as commands of `rebuild::ITEMS_PER_CMD`.
+fn big_part<W: std::io::Write>(
+    out: &mut BaseRecords<W>,
+    b: &mut Big,
+    e: &Entry,
+    batch: usize,
+    until: Option<Instant>,
+) -> bool {
+    use super::rebuild::Sink;
+    loop {
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let first = !b.started;
+        b.started = true;
+        let (cmd, done): (&[u8], bool) = match &e.value {
+            Value::List(l) => {
+                let at = b.pos as usize;
+                if at < l.len() {
+                    items.extend(l.iter_from(at).take(batch).map(|x| x.to_vec()));
+                }
+                b.pos += items.len() as u64;
+                (b"RPUSH", b.pos as usize >= l.len())
+            }
+            Value::Hash(h) => {
+                b.pos = h.scan(b.pos, batch, |f, v| items.extend([f.to_vec(), v.to_vec()]));
+                (b"HSET", b.pos == 0)
+            }
+            Value::Set(st) => {
+                b.pos = st.scan(b.pos, batch, |m| items.push(m.to_vec()));
+                (b"SADD", b.pos == 0)
+            }
+            Value::ZSet(z) => {
+                b.pos = z.scan(b.pos, batch, |m, score| {
+                    items.extend([crate::util::fmt_g17(score).into_bytes(), m.to_vec()])
+                });
+                (b"ZADD", b.pos == 0)
+            }
+            // Not deferred (see `is_big`): written whole.
+            other => {
+                out.key(b.sdb as u8, &e.key, other, e.expire);
+                return true;
+            }
+        };
+        let per = if matches!(e.value, Value::Hash(_) | Value::ZSet(_)) { 2 } else { 1 };
+        out.with_record(b.sdb as u8, |out| {
+            if first && matches!(e.value, Value::List(_)) {
+                // As `BaseRecords::dedup`: this copy replaces any earlier.
+                crate::keyspace::effects::encode_array(out.buf(), [&b"DEL"[..], &e.key].into_iter(), 2);
+            }
+            for c in items.chunks(super::rebuild::ITEMS_PER_CMD * per) {
+                let parts = [cmd, &e.key[..]].into_iter().chain(c.iter().map(|i| &i[..]));
+                crate::keyspace::effects::encode_array(out.buf(), parts, 2 + c.len());
+                out.command_done();
+            }
+            if done && e.expire != 0 {
+                let mut nb = [0u8; 24];
+                let t = crate::protocol::reply::fmt_i64(&mut nb, e.expire);
+                crate::keyspace::effects::encode_array(out.buf(), [&b"PEXPIREAT"[..], &e.key, t].into_iter(), 3);
+                out.command_done();
+            }
+        });
+        if done {
+            return true;
+        }
+        if until.is_some_and(|t| Instant::now() >= t) {
+            return false;
+        }
+    }
+}
+
+/// The table snapshot db `sdb` walks (live or detached), if not done.
+fn source_of<'a>(dbs: &'a [DbState], live: &'a [crate::keyspace::Db], live_db: usize, sdb: usize) -> Option<&'a Dict> {
+    match &dbs[sdb].source {
+        Source::Live => Some(&live[live_db].dict),
+        Source::Detached(d) => Some(d),
+        Source::Done => None,
+    }
 }
 
 impl Snapshot {
@@ -138,6 +254,7 @@ impl Snapshot {
             .map(|d| DbState {
                 source: if d.dict.is_empty() { Source::Done } else { Source::Live },
                 cursor: 0,
+                walked: false,
                 touched: HashSet::new(),
             })
             .collect();
@@ -155,6 +272,11 @@ impl Snapshot {
             touched_bytes: 0,
             keys: 0,
             max_buckets: if super::failpoint("snapshot-slow") { 4 } else { u32::MAX },
+            big: Vec::new(),
+            big_items: BIG_ITEMS,
+            big_batch: BIG_BATCH,
+            big_seen: 0,
+            big_by_write: 0,
         }
     }
 
@@ -169,8 +291,16 @@ impl Snapshot {
         st.touched.insert(key.into());
         // The set's own overhead per entry, roughly.
         self.touched_bytes += key.len() + 32;
+        let big = self.big.iter().position(|b| b.sdb == sdb && &*b.key == key).map(|i| self.big.remove(i));
         if let Some(e) = dict.get(key) {
-            self.out.key(sdb as u8, &e.key, &e.value, e.expire);
+            match big {
+                // Its rest, now.
+                Some(mut b) => {
+                    big_part(&mut self.out, &mut b, e, self.big_batch, None);
+                    self.big_by_write += 1;
+                }
+                None => self.out.key(sdb as u8, &e.key, &e.value, e.expire),
+            }
             self.keys += 1;
         }
     }
@@ -194,6 +324,11 @@ impl Snapshot {
         }
     }
 
+    /// Every key is written (what remains is handing it over).
+    fn all_written(&self) -> bool {
+        self.next_db >= self.dbs.len() && self.big.is_empty()
+    }
+
     fn live_db(&self, sdb: usize) -> usize {
         self.snap_of.iter().position(|&s| s == sdb).unwrap_or(sdb)
     }
@@ -214,7 +349,7 @@ impl Snapshot {
         if self.ended {
             return None;
         }
-        if self.behind() || self.next_db >= self.dbs.len() {
+        if self.behind() || self.all_written() {
             return Some(BEHIND_WAIT_US);
         }
         let left = self.next_step.saturating_duration_since(Instant::now());
@@ -240,38 +375,63 @@ impl Snapshot {
         if self.behind() || now < self.next_step {
             return Ok(false);
         }
+        // Big collections first, a batch at a time.
+        let until = now + STEP;
+        while let Some(b) = self.big.first_mut() {
+            let live_db = self.snap_of.iter().position(|&x| x == b.sdb).unwrap_or(b.sdb);
+            let done = match source_of(&self.dbs, live, live_db, b.sdb).and_then(|d| d.get(&b.key)) {
+                Some(e) => big_part(&mut self.out, b, e, self.big_batch, Some(until)),
+                // Gone without a write telling us: nothing to write.
+                None => true,
+            };
+            if !done {
+                break;
+            }
+            let b = self.big.remove(0);
+            self.touched_bytes += b.key.len() + 32;
+            self.dbs[b.sdb].touched.insert(b.key);
+            self.keys += 1;
+            if Instant::now() >= until {
+                break;
+            }
+        }
         let mut buckets = 0u32;
-        while self.next_db < self.dbs.len() {
+        while self.big.is_empty() && self.next_db < self.dbs.len() {
             let sdb = self.next_db;
             let live_db = self.live_db(sdb);
-            let DbState { source, cursor, touched } = &mut self.dbs[sdb];
+            let DbState { source, cursor, walked, touched } = &mut self.dbs[sdb];
+            if *walked || matches!(source, Source::Done) {
+                if let Source::Detached(d) = std::mem::replace(source, Source::Done) {
+                    let n = d.len();
+                    crate::lazyfree::release_dict(d, n);
+                }
+                let freed: usize = touched.iter().map(|k| k.len() + 32).sum();
+                self.touched_bytes = self.touched_bytes.saturating_sub(freed);
+                *touched = HashSet::new();
+                self.next_db += 1;
+                continue;
+            }
             let dict = match source {
                 Source::Live => &live[live_db].dict,
                 Source::Detached(d) => &*d,
-                Source::Done => {
-                    self.next_db += 1;
-                    continue;
-                }
+                Source::Done => continue,
             };
-            let (out, keys) = (&mut self.out, &mut self.keys);
+            let (out, keys, big, limit, seen) =
+                (&mut self.out, &mut self.keys, &mut self.big, self.big_items, &mut self.big_seen);
             let next = dict.scan(*cursor, |e| {
-                if !touched.contains(&*e.key) {
+                if touched.contains(&*e.key) || big.iter().any(|b| b.sdb == sdb && *b.key == e.key[..]) {
+                    return;
+                }
+                if is_big(&e.value, limit) {
+                    big.push(Big { sdb, key: e.key[..].into(), pos: 0, started: false });
+                    *seen += 1;
+                } else {
                     out.key(sdb as u8, &e.key, &e.value, e.expire);
                     *keys += 1;
                 }
             });
             *cursor = next;
-            if next == 0 {
-                if let Source::Detached(d) = std::mem::replace(source, Source::Done) {
-                    let n = d.len();
-                    crate::lazyfree::release_dict(d, n);
-                }
-                *source = Source::Done;
-                let freed: usize = touched.iter().map(|k| k.len() + 32).sum();
-                self.touched_bytes = self.touched_bytes.saturating_sub(freed);
-                *touched = HashSet::new();
-                self.next_db += 1;
-            }
+            *walked = next == 0;
             buckets += 1;
             if buckets >= self.max_buckets {
                 break;
@@ -297,7 +457,7 @@ impl Snapshot {
             took * (LOAD_SHARE - 1)
         };
         self.next_step = Instant::now() + gap;
-        if self.next_db >= self.dbs.len() {
+        if self.all_written() {
             self.out.flush();
         }
         self.pump()?;
@@ -324,7 +484,7 @@ impl Snapshot {
                 }
             }
         }
-        if self.next_db >= self.dbs.len() && self.out.buffered() == 0 && !self.ended {
+        if self.all_written() && self.out.buffered() == 0 && !self.ended {
             match tx.try_send(Chunk::End) {
                 Ok(()) => {
                     self.ended = true;
@@ -498,12 +658,34 @@ mod tests {
         for i in 0..50 {
             ks.set(1, format!("db1:{i}").as_bytes(), Value::from_bytes(b"one"), 0);
         }
+        // Big collections (written over several steps when the test
+        // lowers the threshold), some with an expiry.
+        for (i, kind) in ["l", "h", "t", "z"].into_iter().enumerate() {
+            let k = format!("{kind}{}", 300 + i);
+            for j in 0..40 {
+                let items: Vec<String> = (0..25).map(|n| format!("{}", j * 25 + n)).collect();
+                let cmd = match kind {
+                    "l" => format!("RPUSH {k} {}", items.join(" ")),
+                    "h" => {
+                        format!("HSET {k} {}", items.iter().map(|x| format!("f{x} {x}")).collect::<Vec<_>>().join(" "))
+                    }
+                    "t" => format!("SADD {k} {}", items.join(" ")),
+                    _ => {
+                        format!("ZADD {k} {}", items.iter().map(|x| format!("{x} m{x}")).collect::<Vec<_>>().join(" "))
+                    }
+                };
+                run(&mut ks, &cmd);
+            }
+            if i % 2 == 0 {
+                run(&mut ks, &format!("PEXPIRE {k} 9000000"));
+            }
+        }
         ks
     }
 
     /// A write racing the cursor, on a key it may or may not have passed.
     fn random_write(ks: &mut Keyspace, rng: &mut StdRng, n: u32) {
-        let i = rng.gen_range(0..320);
+        let i = if rng.gen_range(0..4) == 0 { rng.gen_range(300..304) } else { rng.gen_range(0..320) };
         let cmd = match rng.gen_range(0..12) {
             0 => format!("SET s{i} new{n}"),
             1 => format!("DEL {}{i}", ["s", "l", "h", "t", "z", "x", "e"][rng.gen_range(0..7)]),
@@ -533,6 +715,7 @@ mod tests {
     #[test]
     fn the_base_is_the_keyspace_as_of_the_start_whatever_writes_race_it() {
         let root = std::env::temp_dir().join(format!("snap-unit-{}", std::process::id()));
+        let (mut big_seen, mut big_by_write) = (0, 0);
         for seed in 0..40u64 {
             let mut rng = StdRng::seed_from_u64(seed);
             let mut ks = populated(&mut rng);
@@ -541,6 +724,10 @@ mod tests {
             let run = Arc::new(Run::new(root.clone(), 1));
             let mut snap = Snapshot::new(7, 0, run, tx, &ks);
             snap.max_buckets = rng.gen_range(1..8);
+            if seed % 2 == 0 {
+                snap.big_items = rng.gen_range(1..600);
+                snap.big_batch = rng.gen_range(1..300);
+            }
             ks.snap = Some(Box::new(snap));
             let mut n = 0;
             loop {
@@ -551,6 +738,8 @@ mod tests {
                 let k = &mut ks;
                 let s = k.snap.as_deref_mut().expect("running");
                 if s.step(&k.dbs, true).expect("no failure") {
+                    big_seen += s.big_seen;
+                    big_by_write += s.big_by_write;
                     break;
                 }
             }
@@ -568,5 +757,9 @@ mod tests {
             assert_eq!(err, None, "seed {seed}");
             assert_eq!(keyspace_digest(&base, NOW), want, "seed {seed}: base differs from the start ({n} writes)");
         }
+        assert!(
+            big_seen > 20 && big_by_write > 5,
+            "big collections: {big_seen} split, {big_by_write} finished by a write"
+        );
     }
 }
