@@ -66,10 +66,10 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: u32,
     /// ... and by at least this many bytes.
     pub auto_aof_rewrite_min_size: i64,
-    /// How a rewrite builds the new bases (`persist::rewrite`): `replay`
-    /// (a background thread replays the log into a second copy of the
-    /// data) or `snapshot` (each shard serialises its live keyspace in
-    /// chunks between requests, copy-before-write; no second copy).
+    /// How a rewrite builds the new bases (`persist::rewrite`): `snapshot`
+    /// (each shard serialises its live keyspace in chunks between
+    /// requests, copy-before-write; no second copy) or `replay` (a
+    /// background thread replays the log into a second copy of the data).
     pub rewrite_method: String,
     /// Log file; empty = stderr.
     pub logfile: String,
@@ -182,7 +182,7 @@ impl Default for Config {
             aof_segment_size: 64 << 20,
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 << 20,
-            rewrite_method: "replay".into(),
+            rewrite_method: "snapshot".into(),
             logfile: String::new(),
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),

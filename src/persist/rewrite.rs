@@ -5,7 +5,8 @@
 //! deleted after it, and a crash at any moment leaves either the old
 //! layout or the new one, both loadable (stray files are ignored).
 //!
-//! `snapshot` (DESIGN.md's scheme, `persist::snapshot`, `shard::snap`):
+//! `snapshot` (the default; DESIGN.md's scheme, `persist::snapshot`,
+//! `shard::snap`):
 //! each shard serialises its live keyspace in bounded steps between
 //! requests, copy-before-write (a write to a key the cursor may not have
 //! reached first writes its old value, as Dragonfly's snapshots do),
@@ -20,22 +21,19 @@
 //! after it (above every participant's base lsn: in no base, replayed
 //! from the log), so recovery's all-or-nothing cut over the log records
 //! above the bases holds exactly as for the replayed bases.
-//! Where it departs from Dragonfly's snapshots (and is not yet the
-//! default): the cursor is the keyspace's public SCAN cursor, not bucket
+//! Where it departs from Dragonfly's snapshots: the cursor is the keyspace's public SCAN cursor, not bucket
 //! versions, so the keys written during the snapshot are remembered in a
 //! set (freed per db as it finishes), and a key may be written twice (the
-//! later copy replaces the earlier; see `persist::snapshot`); and a value
-//! is serialised whole in one step, so a collection of millions of items
-//! holds its shard for its serialisation (measured: one step with a
-//! 1M-item list and a 1M-field hash took 0.36–0.43 s on a busy machine),
-//! when the cursor reaches it or when a write copies it first — the
-//! `aof-snapshot-step` latency event shows it. Splitting a big value over
-//! steps (with a write copying its rest first) is what remains before the
-//! snapshot can be the default. Steps take at most a fifth
-//! of a busy shard's time and half of an idle one's.
+//! later copy replaces the earlier; see `persist::snapshot`). A
+//! collection past 4096 items is written a batch per step, but a write to
+//! one the snapshot has not finished copies all of its rest at once (as
+//! Dragonfly copies a bucket), and a stream is written whole: those hold
+//! the shard for about 0.2 s per million items (the `aof-snapshot-step`
+//! latency event and the command's latency show it). Steps take at most
+//! a fifth of a busy shard's time and half of an idle one's.
 //!
-//! `replay` (the default until the snapshot has been measured in more
-//! places): every shard first starts a new segment and reports the lsn it
+//! `replay` (kept as an option, e.g. should a workload's big collections
+//! make the snapshot's copies stall; nothing else needs it): every shard first starts a new segment and reports the lsn it
 //! has appended up to (`upto`). A background thread waits until those
 //! records are durable, then replays the shards' own files up to there
 //! into scratch keyspaces, exactly as recovery would — with the same

@@ -17,7 +17,10 @@
 //! sets rebuild idempotently, lists and streams start with a DEL
 //! (`BaseRecords::dedup`). FLUSHDB/FLUSHALL hand the old table to the
 //! snapshot (`detach`), which finishes it and frees it; SWAPDB swaps which
-//! live db the snapshot's db follows.
+//! live db the snapshot's db follows. A collection of more than
+//! `BIG_ITEMS` items is written a batch per step (`Big`: a list by index,
+//! a hash, set or sorted set by its own SCAN cursor; it cannot change
+//! meanwhile, since a write to it first writes all of its rest).
 //!
 //! Memory: the keys written during the snapshot (`touched`, per db, freed
 //! as each db finishes) and at most about `MAX_PENDING` bytes of records
