@@ -66,6 +66,11 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: u32,
     /// ... and by at least this many bytes.
     pub auto_aof_rewrite_min_size: i64,
+    /// How a rewrite builds the new bases (`persist::rewrite`): `snapshot`
+    /// (each shard serialises its live keyspace in chunks between
+    /// requests, copy-before-write; no second copy) or `replay` (a
+    /// background thread replays the log into a second copy of the data).
+    pub rewrite_method: String,
     /// Log file; empty = stderr.
     pub logfile: String,
     /// Memory limit in bytes over all shards (each shard keeps to its
@@ -177,6 +182,7 @@ impl Default for Config {
             aof_segment_size: 64 << 20,
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 << 20,
+            rewrite_method: "snapshot".into(),
             logfile: String::new(),
             maxmemory: 0,
             maxmemory_policy: "noeviction".into(),
@@ -248,6 +254,9 @@ pub struct Cli {
     pub auto_aof_rewrite_percentage: Option<u32>,
     #[arg(long = "auto-aof-rewrite-min-size")]
     pub auto_aof_rewrite_min_size: Option<String>,
+    /// replay | snapshot
+    #[arg(long = "rewrite-method")]
+    pub rewrite_method: Option<String>,
     #[arg(long)]
     pub hz: Option<u32>,
     #[arg(long)]
@@ -429,6 +438,9 @@ impl Config {
         if let Some(v) = &cli.appendfsync {
             c.appendfsync = v.clone();
         }
+        if let Some(v) = &cli.rewrite_method {
+            c.rewrite_method = v.to_ascii_lowercase();
+        }
         if let Some(v) = cli.hz {
             c.hz = v;
         }
@@ -549,6 +561,9 @@ impl Config {
         if !matches!(self.appendfsync.as_str(), "always" | "everysec" | "no") {
             return Err(format!("appendfsync must be always, everysec or no, got '{}'", self.appendfsync));
         }
+        if !REWRITE_METHODS.contains(&self.rewrite_method.as_str()) {
+            return Err(format!("rewrite-method must be replay or snapshot, got '{}'", self.rewrite_method));
+        }
         if self.shards > 1024 {
             return Err("shards must be at most 1024".into());
         }
@@ -650,6 +665,7 @@ impl Config {
             ("aof-segment-size", self.aof_segment_size.to_string()),
             ("auto-aof-rewrite-percentage", self.auto_aof_rewrite_percentage.to_string()),
             ("auto-aof-rewrite-min-size", self.auto_aof_rewrite_min_size.to_string()),
+            ("rewrite-method", self.rewrite_method.clone()),
             ("logfile", self.logfile.clone()),
             // Read-only compatibility values that tools ask for.
             ("save", self.save.clone()),
@@ -721,6 +737,7 @@ impl Config {
             "auto-aof-rewrite-min-size" => next.auto_aof_rewrite_min_size = mem(value)?,
             "batch-wait-us" => next.batch_wait_us = int(value)? as u32,
             "appendfsync" => next.appendfsync = one_of(value, FSYNC_POLICIES)?,
+            "rewrite-method" => next.rewrite_method = one_of(value, REWRITE_METHODS)?,
             "appendonly" => next.appendonly = parse_yes_no(value)?,
             "save" => next.save = value.to_string(),
             "notify-keyspace-events" => next.notify_keyspace_events = value.to_string(),
@@ -943,6 +960,9 @@ impl WithAliases for Vec<(&'static str, String)> {
         self
     }
 }
+
+/// rewrite-method's values.
+const REWRITE_METHODS: &[&str] = &["replay", "snapshot"];
 
 /// appendfsync's values, in the order Redis's error lists them.
 const FSYNC_POLICIES: &[&str] = &["everysec", "always", "no"];

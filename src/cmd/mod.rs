@@ -35,7 +35,7 @@ pub mod stream;
 pub mod string;
 pub mod table;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod zset;
 
 use crate::keyspace::{Keyspace, Typed, WrongType};

@@ -168,6 +168,9 @@ pub struct Keyspace {
     /// `ready_keys` so the shard retries its waiters.
     pub blocking_keys: std::collections::HashSet<Box<[u8]>>,
     pub ready_keys: Vec<(u8, Box<[u8]>)>,
+    /// A rewrite's snapshot of this keyspace in progress: every change
+    /// to a key tells it first (`before_write`).
+    pub snap: Option<Box<crate::persist::snapshot::Snapshot>>,
 }
 
 /// Entries the running write command looked up, with their size then.
@@ -243,6 +246,16 @@ impl Keyspace {
             block_rewrite: None,
             blocking_keys: Default::default(),
             ready_keys: Vec::new(),
+            snap: None,
+        }
+    }
+
+    /// `key` in `db` is about to change (or go): a running snapshot
+    /// writes its value as of the snapshot's start first.
+    #[inline]
+    fn before_write(&mut self, db: usize, key: &[u8]) {
+        if let Some(s) = self.snap.as_deref_mut() {
+            s.before_write(&self.dbs[db].dict, db, key);
         }
     }
 
@@ -390,6 +403,11 @@ impl Keyspace {
     }
 
     fn lookup_inner(&mut self, db: usize, key: &[u8], now: i64) -> Option<&mut Entry> {
+        // What a write command (or work outside commands: transactions,
+        // replication) looks up it may change in place.
+        if self.snap.is_some() && (self.measuring || !self.in_command) {
+            self.before_write(db, key);
+        }
         let e: *mut Entry = self.dbs[db].dict.get_mut(key)?;
         // SAFETY: `e` points into this keyspace's dict; either we return it
         // (and touch nothing else) or we stop using it before deleting.
@@ -486,6 +504,7 @@ impl Keyspace {
     }
 
     fn expire_key(&mut self, db: usize, key: &[u8]) {
+        self.before_write(db, key);
         if let Some(e) = self.dbs[db].dict.remove(key) {
             self.dbs[db].count_slot(key, false);
             if e.expire() != 0 {
@@ -507,6 +526,7 @@ impl Keyspace {
     /// Store a value, replacing any previous one (and its expiry, unless
     /// `expire` says to keep it: pass `KEEP_TTL`).
     pub fn set(&mut self, db: usize, key: &[u8], value: Value, expire: i64) {
+        self.before_write(db, key);
         if !self.measured.is_empty() {
             if let Some(e) = self.dbs[db].dict.get(key).map(|e| e as *const Entry) {
                 self.forget_measured(e);
@@ -557,6 +577,7 @@ impl Keyspace {
 
     /// Set a key's expiry (0 removes it); the key must exist.
     pub fn set_expire(&mut self, db: usize, key: &[u8], expire: i64) {
+        self.before_write(db, key);
         if self.store_expire(db, key, expire) {
             self.touch(db, key);
         }
@@ -617,6 +638,7 @@ impl Keyspace {
 
     /// Remove a key, returning its entry (for RENAME, GETDEL, transfers).
     pub fn remove(&mut self, db: usize, key: &[u8]) -> Option<EntryBox> {
+        self.before_write(db, key);
         let e = self.dbs[db].dict.remove(key)?;
         self.dbs[db].count_slot(key, false);
         if e.expire() != 0 {
@@ -718,7 +740,12 @@ impl Keyspace {
         if self.total_keys() == n {
             self.used = 0;
         }
-        if lazy {
+        if let Some(snap) = self.snap.as_deref_mut() {
+            // A snapshot still walking this table keeps it (and frees it).
+            if let Some(d) = snap.detach(db, std::mem::take(&mut self.dbs[db].dict)) {
+                crate::lazyfree::release_dict(d, n);
+            }
+        } else if lazy {
             crate::lazyfree::release_dict(std::mem::take(&mut self.dbs[db].dict), n);
         } else {
             self.dbs[db].dict.clear();
@@ -751,6 +778,9 @@ impl Keyspace {
             .collect();
         self.dirty_watchers.extend(dirty);
         self.dbs.swap(a, b);
+        if let Some(snap) = self.snap.as_deref_mut() {
+            snap.swap(a, b);
+        }
         self.signal_all_ready(a);
         self.signal_all_ready(b);
     }

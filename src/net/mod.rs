@@ -189,8 +189,10 @@ impl Net {
             }
             core.turns += 1;
             core.completions += cqes.len() as u64;
+            let idle = cqes.is_empty();
             self.cqes = cqes;
             core.run_turn();
+            core.snapshot_step(idle);
             self.perform(core);
             if core.drain.active || core.stop_requested() {
                 if !core.drain.active {
@@ -223,6 +225,16 @@ impl Net {
         if !core.runnable.is_empty() {
             // Work is waiting in the core: do not sleep.
             return self.ring.submit();
+        }
+        // A rewrite's snapshot walks the keyspace between requests: come
+        // back for its next step when it is due (at once when idle).
+        if let Some(us) = core.snapshot_wait_us() {
+            if us == 0 {
+                return self.ring.submit();
+            }
+            let ts = types::Timespec::new().nsec(us * 1000);
+            let args = types::SubmitArgs::new().timespec(&ts);
+            return self.ring.submitter().submit_with_args(1, &args);
         }
         self.wait_policy.budget_us = core.config.batch_wait_us;
         let Some(want) = self.wait_policy.want(std::time::Instant::now(), sends) else {

@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod rebuild;
 pub mod record;
 pub mod rewrite;
+pub mod snapshot;
 pub mod switch;
 pub mod writer;
 
@@ -54,6 +55,8 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 /// fail with EIO while the shard's directory holds a `fail-writes` file.
 /// `slow-aof-rename`: an AOF rewrite's install of its bases takes 30 ms
 /// more (the latency monitor's `aof-rename` event).
+/// `snapshot-slow`: a snapshot rewrite walks 4 buckets per 2 ms, so that
+/// tests can race writes and crashes with it.
 pub fn failpoint(name: &str) -> bool {
     static FP: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     FP.get_or_init(|| std::env::var("SHARDIS_FAILPOINT").ok()).as_deref() == Some(name)

@@ -1,22 +1,50 @@
 //! Compaction (BGREWRITEAOF, SAVE/BGSAVE, automatic by growth) and
-//! re-sharding, both by writing new base images.
+//! re-sharding, both by writing new base images. Two ways to build the
+//! bases (`rewrite-method`); both end in the same commit: the manifest
+//! switch names every shard's new base, segments wholly below them are
+//! deleted after it, and a crash at any moment leaves either the old
+//! layout or the new one, both loadable (stray files are ignored).
 //!
-//! How a rewrite works, without stopping any shard: every shard first
-//! starts a new segment and reports the lsn it has appended up to (`upto`).
-//! A background thread waits until those records are durable, then replays
-//! the shards' own files up to there into scratch keyspaces, exactly as
-//! recovery would — with the same all-or-nothing cut for cross-shard
-//! transactions, so the bases are mutually consistent — and writes each
-//! keyspace out as `base-<lsn>.snap`. The manifest switch is the commit
-//! point; segments wholly below the new bases are deleted after it. A crash
-//! at any moment leaves either the old layout or the new one, both
-//! loadable; stray files are ignored.
+//! `snapshot` (the default; DESIGN.md's scheme, `persist::snapshot`,
+//! `shard::snap`):
+//! each shard serialises its live keyspace in bounded steps between
+//! requests, copy-before-write (a write to a key the cursor may not have
+//! reached first writes its old value, as Dragonfly's snapshots do),
+//! straight into `base-<lsn>.snap` through a writer thread with a bounded
+//! queue. No second copy of the data: memory beyond the keyspace is the
+//! keys written during the snapshot and about 1 MiB of queued records.
+//! Cross-shard consistency: every shard's snapshot starts inside one
+//! all-shards barrier, a lock taken on every shard in shard order like a
+//! cross-shard transaction's (`shard::snap`). Under whole-shard locks a
+//! transaction is therefore entirely before the barrier (its record is at
+//! or below every participant's base lsn: in every base) or entirely
+//! after it (above every participant's base lsn: in no base, replayed
+//! from the log), so recovery's all-or-nothing cut over the log records
+//! above the bases holds exactly as for the replayed bases.
+//! Where it departs from Dragonfly's snapshots: the cursor is the keyspace's public SCAN cursor, not bucket
+//! versions, so the keys written during the snapshot are remembered in a
+//! set (freed per db as it finishes), and a key may be written twice (the
+//! later copy replaces the earlier; see `persist::snapshot`). A
+//! collection past 4096 items is written a batch per step, but a write to
+//! one the snapshot has not finished copies all of its rest at once (as
+//! Dragonfly copies a bucket), and a stream is written whole: those hold
+//! the shard for about 0.2 s per million items (the `aof-snapshot-step`
+//! latency event and the command's latency show it). Steps take at most
+//! a fifth of a busy shard's time and half of an idle one's.
 //!
-//! This departs from DESIGN.md's "serialise in chunks with copy-before-
-//! write" (Dragonfly's scheme): replaying the log on another thread needs
-//! no hook on the hot path and is trivially point-in-time, at the price of
-//! transient memory for a second copy of the data (Redis's fork pays up to
-//! the same under heavy writes) and CPU for the replay.
+//! `replay` (kept as an option, e.g. should a workload's big collections
+//! make the snapshot's copies stall; nothing else needs it): every shard first starts a new segment and reports the lsn it
+//! has appended up to (`upto`). A background thread waits until those
+//! records are durable, then replays the shards' own files up to there
+//! into scratch keyspaces, exactly as recovery would — with the same
+//! all-or-nothing cut for cross-shard transactions, so the bases are
+//! mutually consistent — and writes each keyspace out. It needs no hook on
+//! the hot path and is trivially point-in-time, at the price of a second
+//! copy of the data (peak RSS 1.3–1.5x Redis's fork rewrite under load,
+//! benches/RESULTS.md) and CPU for the replay.
+//!
+//! Re-sharding at start-up (`reshard`) needs neither: the data is loaded
+//! and no client is served yet, so it writes the loaded keyspaces out.
 
 use super::load::{self, Loaded};
 use super::manifest::{Manifest, ShardEntry};
@@ -115,39 +143,45 @@ pub fn spawn(root: std::path::PathBuf, upto: Vec<u64>) {
         for b in &st.copy_bytes {
             b.store(0, Ordering::Relaxed);
         }
-        match &r {
-            Ok(size) => {
-                st.base_size.store(*size, Ordering::Relaxed);
-                st.log_mark.store(mark, Ordering::Relaxed);
-                st.last_save.store(crate::util::now_ms() / 1000, Ordering::Relaxed);
-                st.last_ok.store(true, Ordering::Relaxed);
-                st.consecutive_failures.store(0, Ordering::Relaxed);
-                st.auto_not_before_ms.store(0, Ordering::Relaxed);
-            }
-            Err(e) => {
-                let failures = st.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
-                let delay = retry_delay_ms(failures);
-                st.auto_not_before_ms.store(crate::util::now_ms() + delay, Ordering::Relaxed);
-                crate::log(&format!(
-                    "AOF rewrite failed: {}; {} failure(s) in a row, no automatic rewrite for {} s",
-                    e,
-                    failures,
-                    delay / 1000
-                ));
-                if let Ok(mut le) = st.last_error.lock() {
-                    *le = e.clone();
-                }
-                st.last_ok.store(false, Ordering::Relaxed);
-            }
-        }
-        st.generation.fetch_add(1, Ordering::AcqRel);
-        st.in_progress.store(false, Ordering::Release);
+        finish(st, mark, r);
     });
     if let Err(e) = res {
         crate::log(&format!("cannot start the AOF rewrite thread: {}", e));
         st.last_ok.store(false, Ordering::Relaxed);
         st.in_progress.store(false, Ordering::Release);
     }
+}
+
+/// A rewrite (of either method) ended with `r` (the new bases' total
+/// size); `mark`: the log bytes when it started. Lets the next one start.
+pub(super) fn finish(st: &Status, mark: u64, r: Result<u64, String>) {
+    match &r {
+        Ok(size) => {
+            st.base_size.store(*size, Ordering::Relaxed);
+            st.log_mark.store(mark, Ordering::Relaxed);
+            st.last_save.store(crate::util::now_ms() / 1000, Ordering::Relaxed);
+            st.last_ok.store(true, Ordering::Relaxed);
+            st.consecutive_failures.store(0, Ordering::Relaxed);
+            st.auto_not_before_ms.store(0, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let failures = st.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+            let delay = retry_delay_ms(failures);
+            st.auto_not_before_ms.store(crate::util::now_ms() + delay, Ordering::Relaxed);
+            crate::log(&format!(
+                "AOF rewrite failed: {}; {} failure(s) in a row, no automatic rewrite for {} s",
+                e,
+                failures,
+                delay / 1000
+            ));
+            if let Ok(mut le) = st.last_error.lock() {
+                *le = e.clone();
+            }
+            st.last_ok.store(false, Ordering::Relaxed);
+        }
+    }
+    st.generation.fetch_add(1, Ordering::AcqRel);
+    st.in_progress.store(false, Ordering::Release);
 }
 
 /// Log bytes written since the last rewrite started.
@@ -196,19 +230,41 @@ pub fn write_base(dir: &Path, ks: &Keyspace, lsn: u64) -> Result<(String, u64), 
 /// Base records being written: a key's commands go into its record until
 /// it holds `split` payload bytes, then into a new one (same lsn; a base
 /// is replayed whole or not at all, so nothing needs them together).
-struct BaseRecords<W: std::io::Write> {
-    file: W,
+/// Filled buffers (about `FLUSH_AT` bytes, whole records) go to `file`.
+pub(crate) struct BaseRecords<W: std::io::Write> {
+    pub(crate) file: W,
     buf: Vec<u8>,
     /// Where the open record starts in `buf`.
     start: usize,
     lsn: u64,
     db: u8,
     split: usize,
-    size: u64,
-    error: Option<String>,
+    pub(crate) size: u64,
+    pub(crate) error: Option<String>,
+    /// A key may be written twice (a snapshot's copy-before-write and its
+    /// cursor): rebuilds that are not idempotent (lists, streams) then
+    /// start with a DEL, so the later copy replaces the earlier.
+    pub(crate) dedup: bool,
 }
 
+/// Buffered bytes handed to the file at once.
+pub(crate) const FLUSH_AT: usize = 60 * 1024;
+
 impl<W: std::io::Write> BaseRecords<W> {
+    pub(crate) fn new(file: W, lsn: u64, split: usize) -> Self {
+        BaseRecords {
+            file,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+            lsn,
+            db: 0,
+            split,
+            size: 0,
+            error: None,
+            dedup: false,
+        }
+    }
+
     fn begin(&mut self, db: u8) {
         self.db = db;
         self.start = record::begin(&mut self.buf, self.lsn, 0, 0, db, 0);
@@ -224,17 +280,61 @@ impl<W: std::io::Write> BaseRecords<W> {
             // loader refuses after the old segments are gone.
             self.error = Some(format!("a record of {} bytes in a base image", self.buf.len() - self.start));
         }
-        if self.buf.len() >= 60 * 1024 {
+        if self.buf.len() >= FLUSH_AT {
             self.flush();
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
         if let Err(e) = self.file.write_all(&self.buf) {
             self.error.get_or_insert(e.to_string());
         }
         self.size += self.buf.len() as u64;
         self.buf.clear();
+    }
+
+    /// Bytes buffered, not yet handed to the file.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Commands `f` writes, in records of this base (split as usual).
+    pub(crate) fn with_record(&mut self, db: u8, f: impl FnOnce(&mut Self)) {
+        self.begin(db);
+        f(self);
+        self.finish();
+    }
+
+    /// One key's records.
+    pub(crate) fn key(&mut self, db: u8, key: &[u8], value: &crate::keyspace::Value, expire: i64) {
+        self.begin(db);
+        if self.dedup && matches!(value, crate::keyspace::Value::List(_) | crate::keyspace::Value::Stream(_)) {
+            crate::keyspace::effects::encode_array(&mut self.buf, [&b"DEL"[..], key].into_iter(), 2);
+        }
+        super::rebuild::value_commands(self, key, value, expire);
+        self.finish();
+    }
+
+    /// What a base carries besides keys: FUNCTION libraries (every shard's
+    /// base carries them all) and a replica's positions (see
+    /// `repl::replica`), which go with its data.
+    pub(crate) fn extras(&mut self, ks: &Keyspace) {
+        for code in ks.functions.libs.values() {
+            self.begin(0);
+            let parts: [&[u8]; 4] = [b"FUNCTION", b"LOAD", b"REPLACE", code];
+            crate::keyspace::effects::encode_array(&mut self.buf, parts.into_iter(), 4);
+            self.finish();
+        }
+        for (m, (replid, lsn)) in &ks.repl_pos {
+            self.begin(0);
+            let (ms, ls) = (m.to_string(), lsn.to_string());
+            let parts: [&[u8]; 4] = [b"REPLPOS", ms.as_bytes(), ls.as_bytes(), replid.as_bytes()];
+            crate::keyspace::effects::encode_array(&mut self.buf, parts.into_iter(), 4);
+            self.finish();
+        }
     }
 }
 
@@ -263,33 +363,16 @@ fn write_base_split(dir: &Path, ks: &Keyspace, lsn: u64, split: usize) -> Result
     let ctx = |e: String| format!("writing {}: {}", tmp.display(), e);
     let f = std::fs::File::create(&tmp).map_err(|e| ctx(e.to_string()))?;
     let file = std::io::BufWriter::with_capacity(1 << 20, f);
-    let mut out =
-        BaseRecords { file, buf: Vec::with_capacity(64 * 1024), start: 0, lsn, db: 0, split, size: 0, error: None };
+    let mut out = BaseRecords::new(file, lsn, split);
     for (db, d) in ks.dbs.iter().enumerate() {
         for e in d.dict.iter() {
-            out.begin(db as u8);
-            super::rebuild::value_commands(&mut out, e.key(), &e.value, e.expire());
-            out.finish();
+            out.key(db as u8, e.key(), &e.value, e.expire());
             if let Some(err) = out.error.take() {
                 return Err(ctx(err));
             }
         }
     }
-    // FUNCTION libraries: every shard's base carries them all.
-    for code in ks.functions.libs.values() {
-        out.begin(0);
-        let parts: [&[u8]; 4] = [b"FUNCTION", b"LOAD", b"REPLACE", code];
-        crate::keyspace::effects::encode_array(&mut out.buf, parts.into_iter(), 4);
-        out.finish();
-    }
-    // A replica's positions (see `repl::replica`) go with its data.
-    for (m, (replid, lsn)) in &ks.repl_pos {
-        out.begin(0);
-        let (ms, ls) = (m.to_string(), lsn.to_string());
-        let parts: [&[u8]; 4] = [b"REPLPOS", ms.as_bytes(), ls.as_bytes(), replid.as_bytes()];
-        crate::keyspace::effects::encode_array(&mut out.buf, parts.into_iter(), 4);
-        out.finish();
-    }
+    out.extras(ks);
     out.flush();
     if let Some(err) = out.error.take() {
         return Err(ctx(err));
@@ -381,6 +464,14 @@ pub fn rewrite_all(root: &Path, status: &Status, upto: &[u64]) -> Result<u64, St
         total += size;
     }
     drop(snaps);
+    commit(root, entries, old.shards)?;
+    crate::log(&format!("AOF rewrite done: {} MB of bases in {:.2}s", total / (1 << 20), t0.elapsed().as_secs_f64()));
+    Ok(total)
+}
+
+/// The commit point of a rewrite: the manifest names the new bases
+/// (`entries`, one per shard); then what it no longer needs goes.
+pub(super) fn commit(root: &Path, entries: Vec<ShardEntry>, old_shards: usize) -> Result<(), String> {
     // Only the bases change: replication may have changed the rest since.
     let install = std::time::Instant::now();
     if super::failpoint("slow-aof-rename") {
@@ -389,9 +480,8 @@ pub fn rewrite_all(root: &Path, status: &Status, upto: &[u64]) -> Result<u64, St
     let m = Manifest::update(root, |m| m.shard = entries)?;
     // Redis's `aof-rename` (its new base taking the AOF's place).
     crate::shard::latmon::note_background("aof-rename", install.elapsed());
-    clean_up(root, &m, old.shards);
-    crate::log(&format!("AOF rewrite done: {} MB of bases in {:.2}s", total / (1 << 20), t0.elapsed().as_secs_f64()));
-    Ok(total)
+    clean_up(root, &m, old_shards);
+    Ok(())
 }
 
 /// Start-up with a different shard count than the data was written with:

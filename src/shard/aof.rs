@@ -289,6 +289,10 @@ impl Shard {
         if self.aof.is_none() || !rewrite::try_begin() {
             return false;
         }
+        if self.config.rewrite_method == "snapshot" {
+            self.start_snapshot_rewrite();
+            return true;
+        }
         self.rewrite_lsns = Some(vec![None; self.shared.nshards]);
         for s in 0..self.shared.nshards {
             self.send(s, Msg::RewriteStart { coord: self.id });
@@ -343,6 +347,7 @@ impl Shard {
     /// CONFIG SET appendonly no: stop logging. A write still in flight
     /// finishes first (the kernel holds its buffer); held replies go out.
     pub fn disable_aof(&mut self) {
+        self.abort_snapshot("the AOF was turned off");
         self.ks.effects.enabled = false;
         self.ks.effects.clear();
         let busy = self.aof.as_ref().is_some_and(|w| w.busy());

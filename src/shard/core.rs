@@ -1063,6 +1063,7 @@ impl Shard {
             Msg::ReplTxn { id, chain, locked, done } => self.on_repl_txn(id, chain, locked, done),
             Msg::ReplPos { mshard, replid, lsn } => self.on_repl_pos(mshard, &replid, lsn),
             Msg::ReplFence { done } => self.on_repl_fence(done),
+            Msg::SnapLock { id, run } => self.on_snap_lock(id, run),
             Msg::IoDone(call) => self.on_io_done(*call),
             _ => {}
         }

@@ -50,6 +50,7 @@ pub mod replwait;
 pub mod router;
 pub mod shutdown;
 pub mod slowlog;
+pub mod snap;
 pub mod ticks;
 pub mod txn;
 pub mod watchdog;
@@ -338,6 +339,11 @@ pub enum Msg {
         shard: usize,
         lsn: u64,
     },
+    /// Snapshot rewrite: the all-shards barrier that starts it (`snap`).
+    SnapLock {
+        id: u64,
+        run: Arc<crate::persist::snapshot::Run>,
+    },
     Pushed {
         txid: u64,
     },
@@ -477,6 +483,7 @@ impl Msg {
             Msg::BlockReady { .. } => "BlockReady",
             Msg::RewriteStart { .. } => "RewriteStart",
             Msg::RewriteLsn { .. } => "RewriteLsn",
+            Msg::SnapLock { .. } => "SnapLock",
             Msg::Pushed { .. } => "Pushed",
             Msg::Fanout { .. } => "Fanout",
             Msg::FanoutReply { .. } => "FanoutReply",

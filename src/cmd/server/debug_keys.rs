@@ -111,7 +111,7 @@ fn key_digest(db: usize, e: &Entry) -> [u8; 20] {
 }
 
 /// The XOR of every live key's digest on this keyspace.
-fn keyspace_digest(ks: &Keyspace, now: i64) -> [u8; 20] {
+pub(crate) fn keyspace_digest(ks: &Keyspace, now: i64) -> [u8; 20] {
     let mut acc = ZERO;
     for (db, d) in ks.dbs.iter().enumerate() {
         for e in d.dict.iter() {
