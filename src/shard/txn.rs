@@ -862,18 +862,7 @@ impl Shard {
     /// client still waits for it, hand `again` the client, `t` and the
     /// keys to pull next time (`t`'s and `found`, sorted, deduplicated).
     fn rerun(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>, again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>)) {
-        for &p in &t.participants {
-            let msg = Msg::PushUnlock {
-                txid,
-                coord: self.id,
-                writes: Vec::new(),
-                clocks: Vec::new(),
-                log_txid: 0,
-                participants: 0,
-                hold: false,
-            };
-            self.send(p, msg);
-        }
+        self.unlock_unwritten(txid, &t.participants);
         let r = t.conn;
         let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
         let Some(mut conn) = slot.take() else { return };
@@ -906,7 +895,12 @@ impl Shard {
         for id in ids {
             self.stats[id].rejected += 1;
         }
-        for p in participants {
+        self.unlock_unwritten(txid, &participants);
+    }
+
+    /// Unlock `participants` of transaction `txid`, which wrote nothing.
+    fn unlock_unwritten(&mut self, txid: u64, participants: &[usize]) {
+        for &p in participants {
             let msg = Msg::PushUnlock {
                 txid,
                 coord: self.id,
