@@ -75,7 +75,7 @@ impl Denied {
 #[inline]
 pub fn check(u: &User, id: usize, def: &CommandDef, args: &Args) -> Result<(), Denied> {
     if u.selectors.is_empty() {
-        if let Some(verdict) = one_key_or_none(&u.root, id, def, args) {
+        if let Some(verdict) = one_key_or_none(&u.root, id, args) {
             return verdict;
         }
         return check_selector(&u.root, id, def, args);
@@ -97,7 +97,7 @@ enum Shape {
 
 fn shapes() -> &'static [Shape] {
     static SHAPES: std::sync::OnceLock<Vec<Shape>> = std::sync::OnceLock::new();
-    SHAPES.get_or_init(|| crate::cmd::table::all().iter().map(|def| shape_of(def)).collect())
+    SHAPES.get_or_init(|| crate::cmd::table::all().iter().copied().map(shape_of).collect())
 }
 
 fn shape_of(def: &CommandDef) -> Shape {
@@ -121,14 +121,14 @@ fn shape_of(def: &CommandDef) -> Shape {
 /// selector allows, with no key or one key at a fixed argument and no
 /// channels. None: another case, for `check_selector`.
 #[inline(always)]
-fn one_key_or_none(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Option<Result<(), Denied>> {
+fn one_key_or_none(s: &Selector, id: usize, args: &Args) -> Option<Result<(), Denied>> {
     let shape = *shapes().get(id)?;
     if matches!(shape, Shape::General) || !s.allows_row(id) {
         return None;
     }
     let Shape::OneKey { pos, need } = shape else { return Some(Ok(())) };
     let p = pos as usize;
-    if s.allkeys || def.key_specs.is_empty() {
+    if s.allkeys {
         return Some(Ok(()));
     }
     if p >= args.len() {
@@ -347,7 +347,7 @@ mod tests {
                     let a = OwnedArgs::from_slices(&parts);
                     let args = a.args();
                     for u in &users {
-                        if let Some(fast) = one_key_or_none(&u.root, id, def, &args) {
+                        if let Some(fast) = one_key_or_none(&u.root, id, &args) {
                             decided += 1;
                             assert_eq!(fast, check_selector(&u.root, id, def, &args), "{} {parts:?}", def.name);
                         }

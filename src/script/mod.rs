@@ -385,9 +385,7 @@ impl Engine {
         };
         let shebang = functions::parse_shebang(&body)?;
         if self.vm.is_none() {
-            let vm = sandbox::Vm::new().map_err(|e| format!("ERR {e}"))?;
-            vm.install_call(redis_call).map_err(|e| format!("ERR {e}"))?;
-            self.vm = Some(vm);
+            self.vm = Some(runnable(sandbox::Vm::new()).map_err(|e| format!("ERR {e}"))?);
         }
         let vm = self.vm.as_ref().ok_or("ERR no interpreter")?;
         // The shebang line stays as an empty line (line numbers).
@@ -415,13 +413,10 @@ impl Engine {
         if libs.libs.is_empty() {
             return;
         }
-        let vm = match sandbox::Vm::for_functions() {
+        let vm = match runnable(sandbox::Vm::for_functions()) {
             Ok(vm) => vm,
             Err(e) => return crate::log(&format!("functions: cannot create the interpreter: {e}")),
         };
-        if let Err(e) = vm.install_call(redis_call) {
-            return crate::log(&format!("functions: cannot create the interpreter: {e}"));
-        }
         for (lib, code) in &libs.libs {
             match load_library(&vm, code) {
                 Ok((_, fs)) => {
@@ -634,6 +629,13 @@ impl Engine {
             Err(e) => ctx.error(&format!("ERR Error running script {}, {e:.100}", label())),
         }
     }
+}
+
+/// A new interpreter that scripts will run in: `redis.call` installed.
+fn runnable(vm: Result<sandbox::Vm, String>) -> Result<sandbox::Vm, String> {
+    let vm = vm?;
+    vm.install_call(redis_call).map_err(|e| e.to_string())?;
+    Ok(vm)
 }
 
 /// `redis.call`'s implementation (`sandbox::CallFn`): `running` is the

@@ -30,7 +30,7 @@ pub const MEMORY_LIMIT: usize = 256 << 20;
 /// Built once per interpreter, with the real globals as its environment.
 /// `...` are the Rust helpers; returns what the engine calls per run.
 const PRELUDE: &str = r#"
-local rand, srand, sha1hex, log, setresp, slot, curline, libs, FAIL = ...
+local rand, srand, sha1hex, log, setresp, curline, libs, FAIL = ...
 local G = _G
 local dbg = debug
 local rawset0, setmetatable0, getmetatable0, rawget0, type0, tostring0, error0 =
@@ -587,7 +587,6 @@ impl Vm {
                 sha_fn,
                 log_fn,
                 setresp_fn,
-                slot.clone(),
                 line_fn,
                 libs,
                 super::libs::fail_marker(),
@@ -658,13 +657,6 @@ impl Vm {
         )
     }
 
-    /// Reset per-call state: RESP 2, math.random from seed 0, KEYS/ARGV.
-    pub fn begin_call(&self, keys: Value, argv: Value) -> mlua::Result<()> {
-        self.begin_function_call();
-        self.globals.raw_set("KEYS", keys)?;
-        self.globals.raw_set("ARGV", argv)?;
-        Ok(())
-    }
 
     /// Call `entry` (`run` or `runf`) with the compiled `f` and tables of
     /// `keys` and `argv`: (true, result) or (false, error object). The
@@ -717,11 +709,11 @@ impl Vm {
     }
 
     /// Run `f` with the interpreter's memory limit lifted: for what the
-    /// engine itself builds (KEYS/ARGV, replies of `redis.call`). With a
-    /// limit set, mlua guards every value it creates with a protected
-    /// call, which made that building the larger part of a small script
-    /// call; what the engine builds is bounded by the request or the
-    /// reply, and the script's own allocations stay limited.
+    /// engine itself builds through mlua (the replies of `redis.call`).
+    /// With a limit set, mlua guards every value it creates with a
+    /// protected call, which made that building a large part of a small
+    /// script call; a reply is bounded by what the command returned, and
+    /// the script's own allocations stay limited.
     pub fn unlimited<R>(lua: &Lua, f: impl FnOnce() -> R) -> R {
         let before = lua.set_memory_limit(0).unwrap_or(MEMORY_LIMIT);
         let r = f();
@@ -736,8 +728,8 @@ impl Vm {
 pub type CallFn = fn(&Lua, *mut (), mlua::MultiValue) -> mlua::Result<(bool, Value)>;
 
 impl Vm {
-    /// Reset per-call state for a library function (no KEYS/ARGV globals:
-    /// a function gets them as arguments).
+    /// Reset per-call state before `call`: RESP 2, math.random from seed
+    /// 0, the last line (KEYS/ARGV are set by `run` itself).
     pub fn begin_function_call(&self) {
         self.resp.set(2);
         self.line.set(0);
@@ -759,9 +751,8 @@ mod tests {
     /// Run `code` as a script with no keys; Ok(value) or Err(error table's err).
     fn run(vm: &Vm, code: &str) -> Result<Value, String> {
         let f = vm.compile(code.as_bytes())?;
-        vm.begin_call(Value::Table(vm.lua.create_table().expect("t")), Value::Table(vm.lua.create_table().expect("t")))
-            .expect("begin");
-        let (ok, v): (bool, Value) = vm.run.call(f).expect("run");
+        vm.begin_function_call();
+        let (ok, v) = vm.call(&vm.run, &f, &[], &[]).expect("run");
         if ok {
             return Ok(v);
         }
