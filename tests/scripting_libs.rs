@@ -116,6 +116,21 @@ const SCRIPTS: &[&str] = &[
     "bit.x = 1",
     "return {type(cmsgpack), type(struct), type(bit.tohex)}",
     "return {redis.REDIS_VERSION_NUM > 0, redis.replicate_commands(), redis.set_repl(redis.REPL_ALL)}",
+    // errors name the script's line, also from a tail call (C gates keep
+    // the frame: the line is read from the stack, there is no line hook)
+    "return math.random(0)",
+    "\nlocal x = math.random(0)",
+    "return math.random(1, 2, 3)",
+    "\nlocal y = math.random(5, 'x')",
+    "return math.randomseed('x')",
+    "return pcall(math.random, 0)",
+    "\n\nreturn cjson.decode('{bad')",
+    "\nreturn redis.sha1hex()",
+    "\nreturn redis.setresp(4)",
+    "\nreturn redis.log(9, 'x')",
+    "\nlocal function f()\n  return redis.call('incr', 'nosuchkeyzz', 'x')\nend\nreturn f()",
+    "\nreturn bit.tohex()",
+    "local ok, e = pcall(cjson.decode, '{x')\nreturn e",
 ];
 
 fn run_all(c: &mut RespConn) -> Vec<Value> {

@@ -103,12 +103,24 @@ impl<'a> std::ops::Index<usize> for Args<'a> {
 
 /// Owned arguments, for building commands in code (tests, transactions).
 #[derive(Clone)]
+#[derive(Default)]
 pub struct OwnedArgs {
     pub buf: Vec<u8>,
     pub ranges: Vec<Range<usize>>,
 }
 
 impl OwnedArgs {
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.ranges.clear();
+    }
+
+    pub fn push(&mut self, part: &[u8]) {
+        let s = self.buf.len();
+        self.buf.extend_from_slice(part);
+        self.ranges.push(s..self.buf.len());
+    }
+
     pub fn from_slices<A: AsRef<[u8]>>(parts: &[A]) -> Self {
         let mut buf = Vec::new();
         let mut ranges = Vec::new();

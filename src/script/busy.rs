@@ -4,7 +4,7 @@
 //! need to know is in atomics they read and write directly: per shard,
 //! whether a script runs there (and which run), whether it is past the
 //! threshold, whether it wrote, and a kill request. The running
-//! interpreter's line hook (`Watch::tick`) marks the run busy once past
+//! interpreter's count hook (`Watch::tick`) marks the run busy once past
 //! the threshold and stops it when a kill names its run. Other shards
 //! answer -BUSY while any run is busy, and take SCRIPT KILL / FUNCTION
 //! KILL and SHUTDOWN NOSAVE. The busy shard's own new and idle clients
@@ -121,7 +121,7 @@ impl Busy {
     }
 }
 
-/// The running script's side: checked from the interpreter's line hook.
+/// The running script's side: checked from the interpreter's count hook.
 pub struct Watch {
     busy: Arc<Busy>,
     idx: usize,
@@ -138,11 +138,12 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Called on every line the script runs; false: stop the script.
+    /// Called every `sandbox::HOOK_COUNT` VM instructions; false: stop the
+    /// script. Acts on every 16th call (about every 16,000 instructions).
     #[inline]
     pub fn tick(&mut self) -> bool {
         self.n = self.n.wrapping_add(1);
-        if !self.n.is_multiple_of(1024) && !self.killed {
+        if !self.n.is_multiple_of(16) && !self.killed {
             return true;
         }
         let slot = &self.busy.shards[self.idx];

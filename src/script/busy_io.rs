@@ -4,7 +4,7 @@
 //! `busy`), but with one shard — or for a client whose connection lands on
 //! the stuck shard — no other loop is there. The stuck shard's reactor
 //! cannot run (its core is deep inside the script), so the interpreter's
-//! hook (`Watch::tick`, already called every 1024 lines) calls `poll` a
+//! hook (`Watch::tick`, acting every ~16,000 instructions) calls `poll` a
 //! few times a millisecond once the run is past the threshold. `poll`
 //! works beside the ring rather than through it: it accepts from the
 //! shard's listener with accept4 (the ring's multishot accept is not

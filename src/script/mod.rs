@@ -41,6 +41,7 @@ use crate::keyspace::{Keyspace, Value as KValue};
 use crate::protocol::reply::Reply;
 use crate::shard::router::SlotMap;
 use mlua::{Function, MultiValue, Table, Value};
+use std::rc::Rc;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -191,10 +192,38 @@ pub struct FuncMeta {
 
 /// A compiled library function, found by its name in lowercase.
 struct Compiled {
-    f: Function,
+    f: Rc<Function>,
     name: Vec<u8>,
     lib: Vec<u8>,
     flags: u32,
+}
+
+/// Hashes a script's SHA1 (hex) by its first 16 digits: a lookup on every
+/// EVALSHA, where SipHash over 40 bytes cost more than the rest of it.
+/// Only real SHA1s are inserted, so colliding keys cannot be chosen.
+#[derive(Default, Clone, Copy)]
+pub struct ShaHash;
+
+impl std::hash::BuildHasher for ShaHash {
+    type Hasher = ShaHasher;
+    fn build_hasher(&self) -> ShaHasher {
+        ShaHasher(0)
+    }
+}
+
+pub struct ShaHasher(u64);
+
+impl std::hash::Hasher for ShaHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // A hex digit's value (any other byte gives some value too).
+        for &b in bytes.iter().take(16) {
+            self.0 = self.0 << 4 | u64::from((b & 0xf) + 9 * (b >> 6));
+        }
+    }
+    fn write_usize(&mut self, _len: usize) {}
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// One shard's scripting: its interpreters (created on first use: one
@@ -206,7 +235,7 @@ pub struct Engine {
     slots: SlotMap,
     vm: Option<sandbox::Vm>,
     /// Compiled EVAL scripts and their shebang flags (None: no shebang).
-    funcs: HashMap<[u8; 40], (Function, Option<u32>)>,
+    funcs: HashMap<[u8; 40], (Rc<Function>, Option<u32>), ShaHash>,
     seen_generation: u64,
     /// The functions interpreter, rebuilt when the libraries change.
     fvm: Option<sandbox::Vm>,
@@ -237,6 +266,8 @@ pub struct Engine {
     /// New clients of this shard, served while a script is busy (set by
     /// the reactor; see `busy_io`).
     pub busy_io: Option<std::rc::Rc<busy_io::BusyIo>>,
+    /// `Running::call`'s buffers between runs.
+    bufs: CallBufs,
 }
 
 /// How a command called from a script went (commandstats).
@@ -323,7 +354,7 @@ impl Engine {
             here,
             slots,
             vm: None,
-            funcs: HashMap::new(),
+            funcs: HashMap::default(),
             seen_generation: 0,
             fvm: None,
             libs_version: 0,
@@ -338,6 +369,7 @@ impl Engine {
             nested: Vec::new(),
             fcall_command: Vec::new(),
             busy_io: None,
+            bufs: CallBufs::default(),
         }
     }
 
@@ -370,7 +402,7 @@ impl Engine {
 
     /// The compiled function of a script and its shebang flags,
     /// compiling (and caching) it.
-    fn function(&mut self, s: &Script) -> Result<(Function, Option<u32>), String> {
+    fn function(&mut self, s: &Script) -> Result<(Rc<Function>, Option<u32>), String> {
         let generation = self.cache.generation();
         if generation != self.seen_generation {
             self.funcs.clear();
@@ -394,7 +426,7 @@ impl Engine {
         if s.body.is_some() {
             self.cache.insert(s.sha, &body);
         }
-        let entry = (f, shebang.map(|(flags, _)| flags));
+        let entry = (Rc::new(f), shebang.map(|(flags, _)| flags));
         self.funcs.insert(s.sha, entry.clone());
         Ok(entry)
     }
@@ -424,7 +456,7 @@ impl Engine {
                     for (meta, f) in fs {
                         let key = meta.name.to_ascii_lowercase();
                         self.fmap
-                            .insert(key, Compiled { f, name: meta.name.clone(), lib: lib.clone(), flags: meta.flags });
+                            .insert(key, Compiled { f: Rc::new(f), name: meta.name.clone(), lib: lib.clone(), flags: meta.flags });
                         metas.push(meta);
                     }
                     self.lib_meta.insert(lib.clone(), metas);
@@ -515,7 +547,7 @@ impl Engine {
         &mut self,
         ctx: &mut Ctx,
         which: Which,
-        f: Function,
+        f: Rc<Function>,
         flags: Option<u32>,
         label: &[u8],
         keys: &[&[u8]],
@@ -581,6 +613,7 @@ impl Engine {
             acl: self.acl.as_mut(),
             watch: vm.watch.clone(),
             nested: std::mem::take(&mut self.nested),
+            bufs: std::mem::take(&mut self.bufs),
         };
         vm.begin_function_call();
         let entry = match which {
@@ -593,8 +626,9 @@ impl Engine {
         vm.running.set(std::ptr::null_mut());
         let resp3_script = vm.resp.get() == 3;
         let killed = vm.watch.borrow_mut().take().is_some_and(|w| w.killed);
-        let Running { ctx, undo, stopped, nested, .. } = run;
+        let Running { ctx, undo, stopped, nested, bufs, .. } = run;
         self.nested = nested;
+        self.bufs = bufs;
         if let Some(keys) = stopped {
             if let Some(u) = undo {
                 u.restore(ctx.ks);
@@ -668,6 +702,16 @@ struct Running<'r, 'c> {
     acl: Option<&'r mut acl::ScriptAcl>,
     watch: std::rc::Rc<std::cell::RefCell<Option<busy::Watch>>>,
     nested: Vec<(usize, u64, Outcome)>,
+    /// The call's arguments and its reply, kept between calls (and runs:
+    /// see `Engine::bufs`) so a call allocates neither.
+    bufs: CallBufs,
+}
+
+/// `Running::call`'s reusable buffers.
+#[derive(Default)]
+struct CallBufs {
+    args: OwnedArgs,
+    reply: Vec<u8>,
 }
 
 impl Running<'_, '_> {
@@ -685,22 +729,34 @@ impl Running<'_, '_> {
                 Ok((true, Value::Table(t)))
             }
         };
-        let mut parts: Vec<Vec<u8>> = Vec::new();
+        let mut owned = std::mem::take(&mut self.bufs.args);
+        owned.clear();
         for v in it {
             match v {
-                Value::String(s) => parts.push(s.as_bytes().to_vec()),
-                Value::Number(d) => parts.push(convert::number_arg(d)),
-                Value::Integer(n) => parts.push(convert::number_arg(n as f64)),
+                Value::String(s) => owned.push(&s.as_bytes()),
+                Value::Number(d) => owned.push(&convert::number_arg(d)),
+                Value::Integer(n) => owned.push(&convert::number_arg(n as f64)),
                 _ => return fail("ERR Lua redis lib command arguments must be strings or integers"),
             }
         }
-        if parts.is_empty() {
+        let reply = self.run_call(lua, &owned, &fail);
+        self.bufs.args = owned;
+        reply
+    }
+
+    /// `call` with its arguments gathered.
+    fn run_call(
+        &mut self,
+        lua: &mlua::Lua,
+        owned: &OwnedArgs,
+        fail: &dyn Fn(&str) -> mlua::Result<(bool, Value)>,
+    ) -> mlua::Result<(bool, Value)> {
+        if owned.ranges.is_empty() {
             return fail("ERR Please specify at least one argument for this redis lib call");
         }
         if self.stopped.is_some() {
             return fail("ERR script is being stopped");
         }
-        let owned = OwnedArgs::from_slices(&parts);
         let args = owned.args();
         let Ok((id, def)) = cmd::lookup_args(&args) else {
             return fail("ERR Unknown Redis command called from script");
@@ -727,7 +783,8 @@ impl Running<'_, '_> {
             }
         }
         let resp3 = self.resp.get() == 3;
-        let mut buf = Vec::new();
+        let mut buf = std::mem::take(&mut self.bufs.reply);
+        buf.clear();
         let dirty = self.ctx.ks.dirty;
         {
             let mut nested = Ctx {
@@ -757,16 +814,18 @@ impl Running<'_, '_> {
             buf.clear();
             Reply::new(&mut buf, resp3).null_array();
         }
-        if buf.first() == Some(&b'-') {
+        let out = if buf.first() == Some(&b'-') {
             let end = buf.len().saturating_sub(2).max(1);
-            let msg = String::from_utf8_lossy(&buf[1..end]).into_owned();
-            return fail(&msg);
-        }
-        let mut pos = 0;
-        match sandbox::Vm::unlimited(lua, || convert::reply_to_lua(lua, &buf, &mut pos)) {
-            Ok(v) => Ok((true, v)),
-            Err(_) => fail("ERR reply could not be read"),
-        }
+            fail(&String::from_utf8_lossy(&buf[1..end]))
+        } else {
+            let mut pos = 0;
+            match sandbox::Vm::unlimited(lua, || convert::reply_to_lua(lua, &buf, &mut pos)) {
+                Ok(v) => Ok((true, v)),
+                Err(_) => fail("ERR reply could not be read"),
+            }
+        };
+        self.bufs.reply = buf;
+        out
     }
 
     /// The command's keys this run cannot reach, if any.

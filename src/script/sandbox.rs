@@ -30,7 +30,7 @@ pub const MEMORY_LIMIT: usize = 256 << 20;
 /// Built once per interpreter, with the real globals as its environment.
 /// `...` are the Rust helpers; returns what the engine calls per run.
 const PRELUDE: &str = r#"
-local rand, srand, sha1hex, log, setresp, curline, libs, FAIL = ...
+local rand, srand, sha1hex, log, setresp, curline, libs, FAIL, keep_frame, lib_gate = ...
 local G = _G
 local dbg = debug
 local rawset0, setmetatable0, getmetatable0, rawget0, type0, tostring0, error0 =
@@ -52,9 +52,9 @@ end
 
 -- Strings raised by redis.call and friends already carry their error
 -- code; the script line that called them is noted as they are raised.
+-- (`curline` reads it from the stack: what a script calls is a C gate,
+-- which keeps the script's frame even in `return redis.call(...)`.)
 local marks = {}
--- (`return redis.call(...)` is a tail call, which loses the script's
--- frame; the line hook has kept its last line.)
 local function script_line()
     local line = curline()
     if line > 0 then return line end
@@ -124,6 +124,9 @@ redis.set_repl = function(...)
         raise("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
     end
 end
+for _, name in ipairs({'sha1hex', 'log', 'setresp', 'set_repl'}) do
+    redis[name] = keep_frame(redis[name])
+end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -132,31 +135,33 @@ redis.REDIS_VERSION_NUM = REDIS_VERSION_NUM_VAL
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 
--- Redis's math.random: rand48 from seed 0 at every call.
-local function checkint(v, i)
+-- Redis's math.random: rand48 from seed 0 at every call. Behind C gates,
+-- so error levels count the gate: level 3 is the caller, even after
+-- `return math.random(...)`.
+local function checkint(v, i, name)
     local n = tonumber0(v)
     if n == nil then
-        error0("bad argument #" .. i .. " to 'random' (number expected, got " .. (v == nil and 'no value' or type0(v)) .. ")", 3)
+        error0("bad argument #" .. i .. " to '" .. (name or 'random') .. "' (number expected, got " .. (v == nil and 'no value' or type0(v)) .. ")", 4)
     end
     return n >= 0 and floor(n) or -floor(-n)
 end
-math.random = function(...)
+math.random = keep_frame(function(...)
     local r = rand()
     local n = select0('#', ...)
     if n == 0 then return r end
     local a, b = ...
     if n == 1 then
         local u = checkint(a, 1)
-        if u < 1 then error0("bad argument #1 to 'random' (interval is empty)", 2) end
+        if u < 1 then error0("bad argument #1 to 'random' (interval is empty)", 3) end
         return floor(r * u) + 1
     elseif n == 2 then
         local l, u = checkint(a, 1), checkint(b, 2)
-        if l > u then error0("bad argument #2 to 'random' (interval is empty)", 2) end
+        if l > u then error0("bad argument #2 to 'random' (interval is empty)", 3) end
         return floor(r * (u - l + 1)) + l
     end
-    error0("wrong number of arguments", 2)
-end
-math.randomseed = function(v) srand(checkint(v, 1)) end
+    error0("wrong number of arguments", 3)
+end)
+math.randomseed = keep_frame(function(v) srand(checkint(v, 1, 'randomseed')) end)
 
 local P = {}
 loadstring = function(s, name)
@@ -185,15 +190,13 @@ rawset0(G, 'redis', readonly(redis))
 -- cjson, cmsgpack, bit, struct: Rust functions that return FAIL, msg
 -- for an error, raised here as a string (see script::libs).
 -- The message gets the caller's position, as luaL_error gives it (level
--- 3: past this function and the wrapper's tail call into it; no position
--- when the caller is C, e.g. pcall).
+-- 3: past this function and the C gate calling it; no position when the
+-- caller is C, e.g. pcall).
 local function raise_if_failed(first, ...)
     if first == FAIL then
         local msg = ...
         local i = dbg.getinfo(3, 'Sl')
         if i and i.what == 'tail' then
-            -- `return lib.f(...)` lost the caller's frame; the line hook
-            -- has its line.
             local line = curline()
             if line > 0 then msg = SHORT_NAME .. ':' .. line .. ': ' .. msg end
         elseif i and i.what ~= 'C' and i.currentline and i.currentline > 0 then
@@ -207,7 +210,7 @@ for lib, raw in pairs(libs) do
     local t = {}
     for name, f in pairs(raw) do
         if type0(f) == 'function' then
-            t[name] = function(...) return raise_if_failed(f(...)) end
+            t[name] = lib_gate(f, raise_if_failed)
         else
             t[name] = f
         end
@@ -267,7 +270,7 @@ end
 -- A script: KEYS and ARGV become globals. (`marks` is replaced only
 -- when used: a new table per call was garbage for every call.)
 local next0 = next
--- On one line: the line hook runs once per line reached.
+-- (On one line: from when a line hook ran per line.)
 local function run(f, k, a)
     if next0(marks) ~= nil then marks = {} end rawset0(G, 'KEYS', k) rawset0(G, 'ARGV', a) return xpcall0(f, handler)
 end
@@ -394,11 +397,11 @@ pub struct Vm {
     pub load_deadline: Rc<Cell<Option<std::time::Instant>>>,
     /// The hook stopped library code at `load_deadline`.
     pub load_timed_out: Rc<Cell<bool>>,
-    /// What `line_hook` reads; after `lua`, so it outlives the interpreter.
+    /// What `count_hook` and `curline` read; after `lua`, so it outlives the interpreter.
     _hook: Box<HookState>,
 }
 
-/// What the line hook needs, reached from the registry.
+/// What the count hook and `curline` need, reached from the registry.
 struct HookState {
     /// The sandbox environment's table (`Vm::env`).
     env: *const std::ffi::c_void,
@@ -444,46 +447,117 @@ fn hook_key() -> *const std::ffi::c_void {
     &KEY as *const u8 as *const std::ffi::c_void
 }
 
-/// Runs on every line of Lua code: notes the script's line (error
-/// messages of tail calls, which lose the script's frame), stops library
-/// code past its load deadline, and ticks the busy watch (which may kill
-/// the script). A plain C hook: mlua's hook API decoded the source name
-/// into Rust strings on every line, a fifth of a small script call.
-unsafe extern "C-unwind" fn line_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
-    let raise = line_event(l, ar);
+/// Runs every `HOOK_COUNT` VM instructions: stops library code past its
+/// load deadline and ticks the busy watch (which may kill the script).
+/// A count hook, as Redis's, costs nothing for a short script; a line
+/// hook cost a twentieth of a small EVALSHA. Where an error needs the
+/// script's line, it is read from the stack then (`script_line`): the
+/// functions a script calls are C gates, which keep its frame even in a
+/// tail call.
+unsafe extern "C-unwind" fn count_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    let raise = hook_event(l, ar);
     if let Some(msg) = raise {
+        // From now on raise on every line too (as Redis does): a count
+        // alone can fall inside a pcall every time, which would catch
+        // the error forever. `Vm::call` puts the count hook back.
+        ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKCOUNT | ffi::LUA_MASKLINE, HOOK_COUNT);
         // Nothing with a destructor is alive here: lua_error does not return.
         ffi::lua_pushlstring(l, msg.as_ptr() as *const std::ffi::c_char, msg.len());
         ffi::lua_error(l);
     }
 }
 
-/// The hook's work; Some(message) to raise.
-unsafe fn line_event(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) -> Option<&'static str> {
+/// VM instructions between two hook calls.
+pub const HOOK_COUNT: std::ffi::c_int = 1000;
+
+/// The `HookState` of `l`'s interpreter.
+unsafe fn hook_state<'a>(l: *mut ffi::lua_State) -> Option<&'a HookState> {
     ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, hook_key());
     let st = ffi::lua_touserdata(l, -1) as *const HookState;
     ffi::lua_pop(l, 1);
-    // SAFETY: set by `with_chunk` to the Vm's own HookState (see there).
-    let st = st.as_ref()?;
-    // Script code is what runs in the sandbox's environment (the prelude
-    // runs in the real globals): comparing environments costs far less
-    // than decoding the source name.
-    if ffi::lua_getinfo(l, c"f".as_ptr(), ar) != 0 {
-        ffi::lua_getfenv(l, -1);
-        let script = ffi::lua_topointer(l, -1) == st.env;
-        ffi::lua_pop(l, 2);
-        if script {
-            st.line.set((*ar).currentline as i64);
+    // SAFETY: set by `Vm::new` to the Vm's own HookState (see there).
+    st.as_ref()
+}
+
+/// The current line of the innermost script code on the stack (script
+/// code is what runs in the sandbox's environment; the prelude runs in
+/// the real globals), or 0.
+unsafe fn script_line(l: *mut ffi::lua_State, env: *const std::ffi::c_void) -> i64 {
+    let mut ar: ffi::lua_Debug = std::mem::zeroed();
+    let mut level = 0;
+    while level < 256 && ffi::lua_getstack(l, level, &mut ar) != 0 {
+        if ffi::lua_checkstack(l, 2) != 0 && ffi::lua_getinfo(l, c"fl".as_ptr(), &mut ar) != 0 {
+            ffi::lua_getfenv(l, -1);
+            let script = ffi::lua_topointer(l, -1) == env;
+            ffi::lua_pop(l, 2);
+            if script && ar.currentline > 0 {
+                return ar.currentline as i64;
+            }
         }
+        level += 1;
     }
+    0
+}
+
+/// The prelude's `curline()`: `script_line` as a Lua function.
+unsafe extern "C-unwind" fn curline(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    let line = hook_state(l).map_or(0, |st| script_line(l, st.env));
+    ffi::lua_pushinteger(l, line as ffi::lua_Integer);
+    1
+}
+
+/// `keep_frame(f)`: `f` behind a C gate, so a script's tail call to it
+/// keeps the script's frame (its line, for `raise`).
+unsafe extern "C-unwind" fn keep_frame(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    ffi::lua_settop(l, 1);
+    ffi::lua_pushcclosure(l, keep_gate, 1);
+    1
+}
+
+unsafe extern "C-unwind" fn keep_gate(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_checkstack(l, 2);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, n, ffi::LUA_MULTRET);
+    ffi::lua_gettop(l)
+}
+
+/// `lib_gate(f, check)`: a library function `f` whose results go through
+/// `check` (the prelude's `raise_if_failed`), behind a C gate: `check`
+/// then finds the caller at level 3 even after a tail call.
+unsafe extern "C-unwind" fn lib_gate(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    ffi::lua_settop(l, 2);
+    ffi::lua_pushcclosure(l, lib_gate_call, 2);
+    1
+}
+
+unsafe extern "C-unwind" fn lib_gate_call(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_checkstack(l, 2);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, n, ffi::LUA_MULTRET);
+    let m = ffi::lua_gettop(l);
+    ffi::lua_checkstack(l, 2);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+    ffi::lua_insert(l, 1);
+    ffi::lua_call(l, m, ffi::LUA_MULTRET);
+    ffi::lua_gettop(l)
+}
+
+/// The hook's work; Some(message) to raise.
+unsafe fn hook_event(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) -> Option<&'static str> {
+    let st = hook_state(l)?;
     if st.load_deadline.get().is_some_and(|d| std::time::Instant::now() >= d) {
         st.load_timed_out.set(true);
         return Some(LOAD_TIMED_OUT);
     }
-    // A loop jumps back, which is a line event too: a script that never
-    // ends still comes here.
+    // A script that never ends still executes instructions: it comes here.
     if let Ok(mut w) = st.watch.try_borrow_mut() {
         if w.as_mut().is_some_and(|w| !w.tick()) {
+            // The line the kill message names.
+            st.line.set(script_line(l, st.env));
             return Some(KILLED);
         }
     }
@@ -571,8 +645,15 @@ impl Vm {
         let watch: Rc<std::cell::RefCell<Option<super::busy::Watch>>> = Rc::default();
         let load_deadline: Rc<Cell<Option<std::time::Instant>>> = Rc::default();
         let load_timed_out: Rc<Cell<bool>> = Rc::default();
-        let l = line.clone();
-        let line_fn = lua.create_function(move |_, ()| Ok(l.get())).map_err(e)?;
+        // SAFETY: plain C functions that only use the Lua API on their
+        // own arguments and upvalues (see each).
+        let (line_fn, keep_fn, lib_fn) = unsafe {
+            (
+                lua.create_c_function(curline).map_err(e)?,
+                lua.create_c_function(keep_frame).map_err(e)?,
+                lua.create_c_function(lib_gate).map_err(e)?,
+            )
+        };
         let code = PRELUDE
             .replace("REDIS_VERSION_STR", &format!("'{}'", crate::cmd::server::REDIS_VERSION))
             .replace("REDIS_VERSION_NUM_VAL", &redis_version_num().to_string())
@@ -590,6 +671,8 @@ impl Vm {
                 line_fn,
                 libs,
                 super::libs::fail_marker(),
+                keep_fn,
+                lib_fn,
             ))
             .map_err(e)?;
         for (name, gate) in [("call", call_gate as ffi::lua_CFunction), ("pcall", pcall_gate)] {
@@ -610,14 +693,15 @@ impl Vm {
         });
         let hook_ptr = &*hook as *const HookState as *mut std::ffi::c_void;
         // SAFETY: the registry entry points at `hook`, which the Vm owns
-        // and drops after `lua` (field order); `line_hook` is the only
+        // and drops after `lua` (field order); `hook_state` is the only
         // reader. The hook is per thread and copied to coroutines the
         // script creates.
         unsafe {
             lua.exec_raw::<()>((), |l| {
                 ffi::lua_pushlightuserdata(l, hook_ptr);
                 ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, hook_key());
-                ffi::lua_sethook(l, Some(line_hook), ffi::LUA_MASKLINE, 0);
+                // A kill left a line hook behind (see `count_hook`).
+                ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_COUNT);
             })
             .map_err(e)?;
         }
@@ -675,6 +759,7 @@ impl Vm {
         // most besides the call's own arguments.
         unsafe {
             self.lua.exec_raw::<(bool, Value)>((entry, f), |l| {
+                ffi::lua_sethook(l, Some(count_hook), ffi::LUA_MASKCOUNT, HOOK_COUNT);
                 for items in [keys, argv] {
                     ffi::lua_createtable(l, items.len() as std::ffi::c_int, 0);
                     for (i, b) in items.iter().enumerate() {
