@@ -202,7 +202,9 @@ impl Net {
                     break;
                 }
             }
-            match self.wait_for_completions(core) {
+            let waited = self.wait_for_completions(core);
+            self.wait_policy.woke(std::time::Instant::now());
+            match waited {
                 Ok(_) => {}
                 Err(e)
                     if e.raw_os_error() == Some(libc::EINTR)
@@ -249,7 +251,7 @@ impl Net {
         };
         // `min_wait_usec` returns once the budget is spent and at least one
         // completion is there; the timeout bounds it on kernels without it.
-        let budget = self.wait_policy.budget_us;
+        let budget = self.wait_policy.wait_us();
         let ts = types::Timespec::new().nsec(budget * 1000);
         let args = types::SubmitArgs::new().min_wait_usec(budget).timespec(&ts);
         self.ring.submitter().submit_with_args(want, &args)
