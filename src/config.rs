@@ -939,7 +939,12 @@ const ENCODING_BOUND: (&str, i64, i64) = ("", 0, i64::MAX);
 fn in_bounds(name: &str, v: i128) -> Result<(), String> {
     let limit = encoding_limit(name);
     let name = limit.map_or(name, |l| l.name);
-    let bound = BOUNDS.iter().find(|(n, ..)| *n == name).or(limit.map(|_| &ENCODING_BOUND));
+    // Redis's own range where shardis has none of its own.
+    let redis = redis_options::find(name).and_then(|o| match o.kind {
+        redis_options::Kind::Int(lo, hi) | redis_options::Kind::Mem(lo, hi) => Some((name, lo, hi)),
+        _ => None,
+    });
+    let bound = BOUNDS.iter().find(|(n, ..)| *n == name).or(redis.as_ref()).or(limit.map(|_| &ENCODING_BOUND));
     match bound {
         Some(&(_, lo, hi)) if v < lo as i128 || v > hi as i128 => {
             Err(format!("argument must be between {} and {} inclusive", lo, hi))
@@ -1036,7 +1041,7 @@ fn encoding_value(name: &str, v: &str) -> Result<i64, String> {
     if name.ends_with("-value") || name.ends_with("-bytes") {
         parse_memory(v)
     } else {
-        v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())
+        redis_options::parse_int(v)
     }
 }
 

@@ -94,7 +94,7 @@ pub static OPTIONS: &[RedisOption] = &[
     opt("active-defrag-threshold-lower", Int(0, 1000), Mutable, "10", Inert),
     opt("active-defrag-threshold-upper", Int(0, 1000), Mutable, "100", Inert),
     opt("active-expire-effort", Int(1, 10), Mutable, "1", Inert),
-    opt("activedefrag", Bool, Mutable, "no", Inert),
+    opt("activedefrag", Bool, Mutable, "no", Unsupported),
     opt("activerehashing", Bool, Mutable, "yes", Inert),
     opt("always-show-logo", Bool, Immutable, "no", Inert),
     opt("aof-disable-auto-gc", Bool, Mutable, "no", Inert),
@@ -273,6 +273,7 @@ pub fn unsupported_reason(name: &str) -> &'static str {
         "syslog-enabled" => "shardis logs to its logfile or stderr, not to syslog",
         "unixsocket" => "shardis listens on TCP only",
         "cluster-enabled" => "shardis has no cluster mode",
+        "activedefrag" => "Active defragmentation cannot be enabled: shardis has no active defragmentation",
         _ => "shardis has no TLS",
     }
 }
@@ -310,7 +311,12 @@ impl RedisOption {
             Mem(lo, hi) => between(super::parse_memory(value)?, lo, hi).map(|v| v.to_string()),
             Enum(names) => {
                 let l = value.to_ascii_lowercase();
-                names.iter().find(|n| **n == l).map(|n| n.to_string()).ok_or_else(|| enum_error(names))
+                match names.iter().find(|n| **n == l) {
+                    // Two names for one value: Redis shows the first.
+                    Some(&"relative") if self.name == "oom-score-adj" => Ok("yes".into()),
+                    Some(n) => Ok(n.to_string()),
+                    None => Err(enum_error(names)),
+                }
             }
             Flags(names) => normalize_flags(names, value),
             Str => Ok(value.to_string()),
@@ -465,6 +471,7 @@ mod tests {
         assert_eq!(parse_int("-12"), Ok(-12));
         let n = |name: &str, v: &str| find(name).expect(name).normalize(v);
         assert_eq!(n("loglevel", "WARNING"), Ok("warning".into()));
+        assert_eq!(n("oom-score-adj", "Relative"), Ok("yes".into()));
         assert_eq!(n("hll-sparse-max-bytes", "1k"), Ok("1000".into()));
         assert_eq!(n("active-expire-effort", "11"), Err("argument must be between 1 and 10 inclusive".into()));
         assert_eq!(n("shutdown-on-sigint", "now NOSAVE force"), Ok("nosave now force".into()));
