@@ -546,8 +546,9 @@ impl Config {
             c.repl_sync_ack = parse_bool(v)?;
         }
         if let Some(v) = &cli.save {
+            c.save = redis_options::normalize_save(v).map_err(|e| format!("--save '{}': {}", v, e))?;
             crate::log(&format!(
-                "save '{}' accepted and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
+                "save '{}' kept and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
                 v
             ));
         }
@@ -597,6 +598,7 @@ impl Config {
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
         }
+        redis_options::normalize_save(&self.save).map_err(|e| format!("save: {}", e))?;
         if crate::keyspace::notify::parse_flags(&self.notify_keyspace_events).is_none() {
             return Err(crate::keyspace::notify::BAD_FLAGS.into());
         }
@@ -713,9 +715,12 @@ impl Config {
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
-        .chain(redis_options::OPTIONS.iter().filter(|o| o.here != Here::Real).map(|o| {
-            (o.name, self.redis_compat.get(o.name).cloned().unwrap_or_else(|| o.default.to_string()))
-        }))
+        .chain(
+            redis_options::OPTIONS
+                .iter()
+                .filter(|o| o.here != Here::Real)
+                .map(|o| (o.name, self.redis_compat.get(o.name).cloned().unwrap_or_else(|| o.default.to_string()))),
+        )
         .collect::<Vec<_>>()
         .with_aliases()
     }
@@ -1250,7 +1255,10 @@ mod tests {
         assert_eq!(get(&c, "slave-serve-stale-data").as_deref(), Some("no"));
         assert_eq!(get(&c, "hll-sparse-max-bytes").as_deref(), Some("2000"));
         assert_eq!(get(&c, "rdbcompression").as_deref(), Some("yes"), "Redis's default until set");
-        assert_eq!(c.set("loglevel", "loud").unwrap_err(), "argument(s) must be one of the following: debug, verbose, notice, warning");
+        assert_eq!(
+            c.set("loglevel", "loud").unwrap_err(),
+            "argument(s) must be one of the following: debug, verbose, notice, warning"
+        );
         assert_eq!(c.set("daemonize", "no").unwrap_err(), "can't set immutable config");
         assert_eq!(c.set("dir", "/tmp").unwrap_err(), "can't set protected config");
         assert_eq!(c.set("tls-port", "6380").unwrap_err(), "shardis has no TLS");
@@ -1261,6 +1269,7 @@ mod tests {
         assert!(Config::from_toml("[redis-compat]\nloglevel = \"loud\"\n").is_err());
         assert!(Config::from_toml("[redis-compat]\nmaxmemory = 5\n").is_err(), "implemented: not here");
         assert!(Config::from_toml("[redis-compat]\nnosuch = 5\n").is_err());
+        assert!(Config::from_toml("save = \"900\"\n").expect("toml").validate().is_err(), "save as Redis parses it");
         let f = Config::from_toml("[redis-compat]\nio-threads = 4\nactiverehashing = false\n").expect("toml");
         assert_eq!(f.redis_compat.get("activerehashing").map(String::as_str), Some("no"));
         // The command line takes the start-only ones.

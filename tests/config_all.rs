@@ -105,7 +105,7 @@ fn values_for(o: &RedisOption) -> (Vec<String>, Vec<String>) {
         (_, Kind::Bool) => (s(&[if d == "yes" { "NO" } else { "Yes" }, d]), s(&["maybe", "1", ""])),
         (_, Kind::Int(lo, hi)) => {
             let dv: i64 = d.parse().unwrap_or(lo);
-            let other = if dv > lo && dv - 1 >= 0 { dv - 1 } else { dv.saturating_add(1).min(hi) };
+            let other = if dv > lo && dv > 0 { dv - 1 } else { dv.saturating_add(1).min(hi) };
             let mut bad = s(&["abc", "05", "+5", "1k"]);
             if hi < i64::MAX {
                 bad.push((hi as i128 + 1).to_string());
@@ -117,14 +117,19 @@ fn values_for(o: &RedisOption) -> (Vec<String>, Vec<String>) {
         }
         (_, Kind::Mem(lo, _)) => {
             let dv: i64 = d.parse().unwrap_or(lo);
-            (vec![format!("{}k", dv.max(lo) / 1000 + 1), format!("{}MB", dv.max(lo) / (1 << 20) + 1), d.into()], s(&["-1", "12abc", "+5"]))
+            (
+                vec![format!("{}k", dv.max(lo) / 1000 + 1), format!("{}MB", dv.max(lo) / (1 << 20) + 1), d.into()],
+                s(&["-1", "12abc", "+5"]),
+            )
         }
         (_, Kind::Enum(names)) => {
             let mut good: Vec<String> = names.iter().rev().take(2).map(|n| n.to_ascii_uppercase()).collect();
             good.push(d.into());
             (good, s(&["bogus", ""]))
         }
-        (_, Kind::Flags(_)) => (s(&["NOSAVE now", "now nosave force", "default now", d]), s(&["save nosave", "", "later"])),
+        (_, Kind::Flags(_)) => {
+            (s(&["NOSAVE now", "now nosave force", "default now", d]), s(&["save nosave", "", "later"]))
+        }
         (_, Kind::Str) => (s(&["x-1", d]), vec![]),
         (_, Kind::Special) => (vec![], s(&["abc"])),
     }

@@ -114,7 +114,13 @@ pub static OPTIONS: &[RedisOption] = &[
     opt("bind-source-addr", Str, Mutable, "", Inert),
     opt("bio_cpulist", Str, Immutable, "", Inert),
     aka(opt("busy-reply-threshold", Int(0, I64), Mutable, "5000", Real), "lua-time-limit"),
-    opt("client-output-buffer-limit", Special, Mutable, "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60", Real),
+    opt(
+        "client-output-buffer-limit",
+        Special,
+        Mutable,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        Real,
+    ),
     opt("client-query-buffer-limit", Mem(1048576, I64), Mutable, "1073741824", Real),
     opt("cluster-allow-pubsubshard-when-down", Bool, Mutable, "yes", Inert),
     opt("cluster-allow-reads-when-down", Bool, Mutable, "no", Inert),
@@ -173,7 +179,22 @@ pub static OPTIONS: &[RedisOption] = &[
     opt("maxmemory", Mem(0, I64), Mutable, "0", Real),
     opt("maxmemory-clients", Special, Mutable, "0", Inert),
     opt("maxmemory-eviction-tenacity", Int(0, 100), Mutable, "10", Inert),
-    opt("maxmemory-policy", Enum(&["volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"]), Mutable, "noeviction", Real),
+    opt(
+        "maxmemory-policy",
+        Enum(&[
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ]),
+        Mutable,
+        "noeviction",
+        Real,
+    ),
     opt("maxmemory-samples", Int(1, I32), Mutable, "5", Real),
     aka(opt("min-replicas-max-lag", Int(0, I32), Mutable, "10", Real), "min-slaves-max-lag"),
     aka(opt("min-replicas-to-write", Int(0, I32), Mutable, "0", Real), "min-slaves-to-write"),
@@ -227,7 +248,13 @@ pub static OPTIONS: &[RedisOption] = &[
     opt("stream-node-max-entries", Int(0, I64), Mutable, "100", Real),
     opt("supervised", Enum(&["upstart", "systemd", "auto", "no"]), Immutable, "no", Unsupported),
     opt("syslog-enabled", Bool, Immutable, "no", Unsupported),
-    opt("syslog-facility", Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]), Immutable, "local0", Inert),
+    opt(
+        "syslog-facility",
+        Enum(&["user", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7"]),
+        Immutable,
+        "local0",
+        Inert,
+    ),
     opt("syslog-ident", Str, Immutable, "redis", Inert),
     opt("tcp-backlog", Int(0, I32), Immutable, "511", Inert),
     opt("tcp-keepalive", Int(0, I32), Mutable, "300", Inert),
@@ -282,12 +309,8 @@ pub fn unsupported_reason(name: &str) -> &'static str {
 /// no leading zero (except "0" itself), no `+`, no spaces.
 pub fn parse_int(v: &str) -> Result<i64, String> {
     let digits = v.strip_prefix('-').unwrap_or(v);
-    let ok = !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && (v == "0" || !digits.starts_with('0'));
-    ok.then(|| v.parse::<i64>().ok())
-        .flatten()
-        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
+    let ok = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !digits.starts_with('0'));
+    ok.then(|| v.parse::<i64>().ok()).flatten().ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
 }
 
 fn between(v: i64, lo: i64, hi: i64) -> Result<i64, String> {
