@@ -396,7 +396,36 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config = toml::from_str(text).map_err(|e| e.to_string());
+        if config.is_ok() {
+            return config;
+        }
+        // A Redis option shardis keeps without acting on it may also be
+        // written at the top (`loglevel = "notice"`), as in a redis.conf:
+        // it belongs to `[redis-compat]`.
+        let Ok(mut table) = text.parse::<toml::Table>() else { return config };
+        let compat_names: Vec<String> = table
+            .keys()
+            .filter(|k| redis_options::find(&canonical_name(k)).is_some_and(|o| o.here != Here::Real))
+            .cloned()
+            .collect();
+        if compat_names.is_empty() {
+            return config;
+        }
+        let mut compat = match table.remove("redis-compat") {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err("redis-compat must be a table".into()),
+            None => toml::Table::new(),
+        };
+        for name in compat_names {
+            if let Some(v) = table.remove(&name) {
+                if compat.insert(name.clone(), v).is_some() {
+                    return Err(format!("{name} is given at the top and in [redis-compat]"));
+                }
+            }
+        }
+        table.insert("redis-compat".into(), toml::Value::Table(compat));
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())
     }
 
     /// Defaults, then the file named by `--config`, then the flags.
@@ -1272,6 +1301,14 @@ mod tests {
         assert!(Config::from_toml("save = \"900\"\n").expect("toml").validate().is_err(), "save as Redis parses it");
         let f = Config::from_toml("[redis-compat]\nio-threads = 4\nactiverehashing = false\n").expect("toml");
         assert_eq!(f.redis_compat.get("activerehashing").map(String::as_str), Some("no"));
+        // At the top of the file too, as in a redis.conf.
+        let f =
+            Config::from_toml("loglevel = \"verbose\"\nport = 7000\n[redis-compat]\nio-threads = 4\n").expect("toml");
+        assert_eq!(f.redis_compat.get("loglevel").map(String::as_str), Some("verbose"));
+        assert_eq!(f.redis_compat.get("io-threads").map(String::as_str), Some("4"));
+        assert_eq!(f.port, 7000);
+        assert!(Config::from_toml("loglevel = \"loud\"\n").is_err());
+        assert!(Config::from_toml("loglevel = \"debug\"\nnosuch = 1\n").is_err());
         // The command line takes the start-only ones.
         let mut c = Config::default();
         c.set_at_start("daemonize", "no").expect("Redis's default");
