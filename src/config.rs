@@ -4,6 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod redis_options;
+
+use redis_options::Here;
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Config {
@@ -150,6 +154,12 @@ pub struct Config {
     /// Keyspace notification classes (Redis's flag string: `KEA`, `Ex`,
     /// ...); empty: none published.
     pub notify_keyspace_events: String,
+    /// Redis 7.0 options shardis accepts and keeps without acting on them
+    /// (`redis_options`: `Inert`, and `Unsupported` ones at Redis's
+    /// default), by current name, in the form CONFIG GET shows; only those
+    /// set to something other than Redis's default.
+    #[serde(deserialize_with = "compat_values")]
+    pub redis_compat: std::collections::BTreeMap<String, String>,
     /// The file this config was read from (for CONFIG REWRITE).
     #[serde(skip)]
     pub config_file: Option<String>,
@@ -215,6 +225,7 @@ impl Default for Config {
             encoding: Default::default(),
             save: String::new(),
             notify_keyspace_events: String::new(),
+            redis_compat: Default::default(),
             config_file: None,
         }
     }
@@ -385,7 +396,36 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 
 impl Config {
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        let config = toml::from_str(text).map_err(|e| e.to_string());
+        if config.is_ok() {
+            return config;
+        }
+        // A Redis option shardis keeps without acting on it may also be
+        // written at the top (`loglevel = "notice"`), as in a redis.conf:
+        // it belongs to `[redis-compat]`.
+        let Ok(mut table) = text.parse::<toml::Table>() else { return config };
+        let compat_names: Vec<String> = table
+            .keys()
+            .filter(|k| redis_options::find(&canonical_name(k)).is_some_and(|o| o.here != Here::Real))
+            .cloned()
+            .collect();
+        if compat_names.is_empty() {
+            return config;
+        }
+        let mut compat = match table.remove("redis-compat") {
+            Some(toml::Value::Table(t)) => t,
+            Some(_) => return Err("redis-compat must be a table".into()),
+            None => toml::Table::new(),
+        };
+        for name in compat_names {
+            if let Some(v) = table.remove(&name) {
+                if compat.insert(name.clone(), v).is_some() {
+                    return Err(format!("{name} is given at the top and in [redis-compat]"));
+                }
+            }
+        }
+        table.insert("redis-compat".into(), toml::Value::Table(compat));
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())
     }
 
     /// Defaults, then the file named by `--config`, then the flags.
@@ -535,13 +575,14 @@ impl Config {
             c.repl_sync_ack = parse_bool(v)?;
         }
         if let Some(v) = &cli.save {
+            c.save = redis_options::normalize_save(v).map_err(|e| format!("--save '{}': {}", v, e))?;
             crate::log(&format!(
-                "save '{}' accepted and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
+                "save '{}' kept and ignored: shardis snapshots through its AOF (BGSAVE rewrites it)",
                 v
             ));
         }
         for (name, value) in &cli.extra {
-            c.set(name, value).map_err(|e| {
+            c.set_at_start(name, value).map_err(|e| {
                 if e == UNKNOWN_OPTION {
                     format!("unknown option --{}", name)
                 } else {
@@ -586,6 +627,7 @@ impl Config {
         if self.hz == 0 || self.hz > 500 {
             return Err("hz must be between 1 and 500".into());
         }
+        redis_options::normalize_save(&self.save).map_err(|e| format!("save: {}", e))?;
         if crate::keyspace::notify::parse_flags(&self.notify_keyspace_events).is_none() {
             return Err(crate::keyspace::notify::BAD_FLAGS.into());
         }
@@ -690,12 +732,10 @@ impl Config {
             ("masterauth", self.masterauth.clone()),
             ("masteruser", self.masteruser.clone()),
             ("replica-read-only", yn(self.replica_read_only)),
-            ("slave-read-only", yn(self.replica_read_only)),
             ("repl-backlog-size", self.repl_backlog_size.to_string()),
             ("repl-timeout", self.repl_timeout.to_string()),
             ("repl-ping-replica-period", self.repl_ping_replica_period.to_string()),
             ("replica-priority", self.replica_priority.to_string()),
-            ("slave-priority", self.replica_priority.to_string()),
             ("replica-announce-ip", self.replica_announce_ip.clone()),
             ("replica-announce-port", self.replica_announce_port.to_string()),
             ("min-replicas-to-write", self.min_replicas_to_write.to_string()),
@@ -704,6 +744,12 @@ impl Config {
         ]
         .into_iter()
         .chain(crate::keyspace::limits::ALL.iter().map(|l| (l.name, l.get().to_string())))
+        .chain(
+            redis_options::OPTIONS
+                .iter()
+                .filter(|o| o.here != Here::Real)
+                .map(|o| (o.name, self.redis_compat.get(o.name).cloned().unwrap_or_else(|| o.default.to_string()))),
+        )
         .collect::<Vec<_>>()
         .with_aliases()
     }
@@ -714,11 +760,14 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
         let cname = canonical_name(name);
         let n = cname.as_str();
-        let int = |v: &str| {
-            let v = v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
-            in_bounds(n, v as i128).map(|_| v)
-        };
+        let int = |v: &str| redis_options::parse_int(v).and_then(|v| in_bounds(n, v as i128).map(|_| v));
         let mem = |v: &str| parse_memory(v).and_then(|v| in_bounds(n, v as i128).map(|_| v));
+        let redis = redis_options::find(n);
+        match redis.map(|o| o.mutability) {
+            Some(redis_options::Mutability::Immutable) => return Err("can't set immutable config".into()),
+            Some(redis_options::Mutability::Protected) => return Err("can't set protected config".into()),
+            _ => {}
+        }
         let mut next = self.clone();
         match n {
             "requirepass" => next.requirepass = value.to_string(),
@@ -739,7 +788,7 @@ impl Config {
             "appendfsync" => next.appendfsync = one_of(value, FSYNC_POLICIES)?,
             "rewrite-method" => next.rewrite_method = one_of(value, REWRITE_METHODS)?,
             "appendonly" => next.appendonly = parse_yes_no(value)?,
-            "save" => next.save = value.to_string(),
+            "save" => next.save = redis_options::normalize_save(value)?,
             "notify-keyspace-events" => next.notify_keyspace_events = value.to_string(),
             "maxmemory" => next.maxmemory = mem(value)?,
             "maxmemory-policy" => next.maxmemory_policy = one_of(value, crate::keyspace::evict::POLICY_NAMES)?,
@@ -775,26 +824,56 @@ impl Config {
                     next.encoding.insert(l.name.to_string(), v);
                 }
             }
-            "port"
-            | "bind"
-            | "shards"
-            | "dir"
-            | "aof-segment-size"
-            | "pin-threads"
-            | "logfile"
-            | "aclfile"
-            | "users"
-            | "databases"
-            | "disable-thp"
-            | "enable-debug-command"
-            // REPLICAOF changes it (it starts or stops the link).
-            | "replicaof" => return Err("can't set immutable config".into()),
-            _ => return Err(UNKNOWN_OPTION.into()),
+            // Redis may change port and bind at run time; shardis's shards
+            // listen from start to end. (Redis's own immutable ones, and
+            // `replicaof`, which REPLICAOF changes, are refused above.)
+            "port" | "bind" | "shards" | "aof-segment-size" | "pin-threads" | "users" => {
+                return Err("can't set immutable config".into())
+            }
+            _ => match redis {
+                Some(o) if o.here != Here::Real => next.set_compat(o, value)?,
+                _ => return Err(UNKNOWN_OPTION.into()),
+            },
         }
         next.validate()?;
         next.apply_encoding_limits()?;
         *self = next;
         Ok(())
+    }
+
+    /// A Redis option shardis keeps without acting on it, validated as
+    /// Redis does (mutability aside: the caller decides).
+    fn set_compat(&mut self, o: &redis_options::RedisOption, value: &str) -> Result<(), String> {
+        let v = o.normalize(value)?;
+        if o.here == Here::Unsupported && !o.is_default(&v) {
+            return Err(redis_options::unsupported_reason(o.name).into());
+        }
+        match o.is_default(&v) {
+            true => self.redis_compat.remove(o.name),
+            false => self.redis_compat.insert(o.name.to_string(), v),
+        };
+        Ok(())
+    }
+
+    /// An option from the command line (`--name value`): as CONFIG SET,
+    /// except that the options Redis takes only at start (`--daemonize no`,
+    /// `--io-threads 4`, `--dbfilename x`) are taken too.
+    pub fn set_at_start(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let cname = canonical_name(name);
+        match redis_options::find(&cname) {
+            Some(o) if o.here != Here::Real => {
+                let mut next = self.clone();
+                next.set_compat(o, value)?;
+                *self = next;
+                Ok(())
+            }
+            // shardis has Redis's 16 databases, always.
+            Some(o) if o.name == "databases" => match redis_options::parse_int(value)? {
+                16 => Ok(()),
+                _ => Err("shardis has 16 databases".into()),
+            },
+            _ => self.set(name, value),
+        }
     }
 
     /// `notify-keyspace-events` as class bits (validated at load and SET).
@@ -894,7 +973,12 @@ const ENCODING_BOUND: (&str, i64, i64) = ("", 0, i64::MAX);
 fn in_bounds(name: &str, v: i128) -> Result<(), String> {
     let limit = encoding_limit(name);
     let name = limit.map_or(name, |l| l.name);
-    let bound = BOUNDS.iter().find(|(n, ..)| *n == name).or(limit.map(|_| &ENCODING_BOUND));
+    // Redis's own range where shardis has none of its own.
+    let redis = redis_options::find(name).and_then(|o| match o.kind {
+        redis_options::Kind::Int(lo, hi) | redis_options::Kind::Mem(lo, hi) => Some((name, lo, hi)),
+        _ => None,
+    });
+    let bound = BOUNDS.iter().find(|(n, ..)| *n == name).or(redis.as_ref()).or(limit.map(|_| &ENCODING_BOUND));
     match bound {
         Some(&(_, lo, hi)) if v < lo as i128 || v > hi as i128 => {
             Err(format!("argument must be between {} and {} inclusive", lo, hi))
@@ -991,7 +1075,7 @@ fn encoding_value(name: &str, v: &str) -> Result<i64, String> {
     if name.ends_with("-value") || name.ends_with("-bytes") {
         parse_memory(v)
     } else {
-        v.parse::<i64>().map_err(|_| "argument couldn't be parsed into an integer".to_string())
+        redis_options::parse_int(v)
     }
 }
 
@@ -1018,6 +1102,37 @@ fn encoding_values<'de, D: serde::Deserializer<'de>>(
     Ok(out)
 }
 
+/// The `[redis-compat]` table: each a Redis option shardis keeps without
+/// acting on it (`redis_options`), as a string, integer or boolean,
+/// validated as Redis validates it.
+fn compat_values<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    let raw = std::collections::BTreeMap::<String, Raw>::deserialize(d)?;
+    let mut c = Config::default();
+    for (name, v) in raw {
+        let text = match v {
+            Raw::Bool(b) => if b { "yes" } else { "no" }.to_string(),
+            Raw::Int(n) => n.to_string(),
+            Raw::Text(t) => t,
+        };
+        let e = |e: String| serde::de::Error::custom(format!("[redis-compat] {name}: {e}"));
+        match redis_options::find(&canonical_name(&name)) {
+            Some(o) if o.here != Here::Real => c.set_compat(o, &text).map_err(e)?,
+            Some(_) => return Err(e("shardis implements it: set it outside [redis-compat]".into())),
+            None => return Err(e("not a Redis 7.0 option".into())),
+        }
+    }
+    Ok(c.redis_compat)
+}
+
 /// Memory sizes as Redis accepts them: 512mb, 1gb, 1024k, plain bytes.
 pub fn parse_memory(v: &str) -> Result<i64, String> {
     let l = v.to_ascii_lowercase();
@@ -1041,6 +1156,9 @@ pub fn parse_memory(v: &str) -> Result<i64, String> {
     // As Redis: a memory value is never negative, and an empty one is 0.
     if num.is_empty() && mul == 1 {
         return Ok(0);
+    }
+    if !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("argument must be a memory value".to_string());
     }
     num.parse::<i64>()
         .ok()
@@ -1152,6 +1270,52 @@ mod tests {
             .expect("units in the file");
         assert_eq!(c.encoding.get("zset-max-listpack-value"), Some(&2048));
         assert!(Config::from_toml("[encoding]\nhash-max-listpack-entries = \"1kb\"\n").is_err(), "counts take no unit");
+    }
+
+    #[test]
+    fn redis_options_shardis_keeps_without_acting_on_them() {
+        let mut c = Config::default();
+        c.set("loglevel", "WARNING").expect("inert option");
+        c.set("slave-serve-stale-data", "no").expect("by its alias");
+        c.set("hll-sparse-max-bytes", "2k").expect("memory value");
+        let get = |c: &Config, n: &str| c.entries().into_iter().find(|(k, _)| *k == n).map(|(_, v)| v);
+        assert_eq!(get(&c, "loglevel").as_deref(), Some("warning"));
+        assert_eq!(get(&c, "replica-serve-stale-data").as_deref(), Some("no"));
+        assert_eq!(get(&c, "slave-serve-stale-data").as_deref(), Some("no"));
+        assert_eq!(get(&c, "hll-sparse-max-bytes").as_deref(), Some("2000"));
+        assert_eq!(get(&c, "rdbcompression").as_deref(), Some("yes"), "Redis's default until set");
+        assert_eq!(
+            c.set("loglevel", "loud").unwrap_err(),
+            "argument(s) must be one of the following: debug, verbose, notice, warning"
+        );
+        assert_eq!(c.set("daemonize", "no").unwrap_err(), "can't set immutable config");
+        assert_eq!(c.set("dir", "/tmp").unwrap_err(), "can't set protected config");
+        assert_eq!(c.set("tls-port", "6380").unwrap_err(), "shardis has no TLS");
+        c.set("tls-port", "0").expect("Redis's default is taken");
+        // REWRITE writes them and the file gives them back.
+        let back = Config::from_toml(&c.to_toml().expect("toml")).expect("parse");
+        assert_eq!(back, c);
+        assert!(Config::from_toml("[redis-compat]\nloglevel = \"loud\"\n").is_err());
+        assert!(Config::from_toml("[redis-compat]\nmaxmemory = 5\n").is_err(), "implemented: not here");
+        assert!(Config::from_toml("[redis-compat]\nnosuch = 5\n").is_err());
+        assert!(Config::from_toml("save = \"900\"\n").expect("toml").validate().is_err(), "save as Redis parses it");
+        let f = Config::from_toml("[redis-compat]\nio-threads = 4\nactiverehashing = false\n").expect("toml");
+        assert_eq!(f.redis_compat.get("activerehashing").map(String::as_str), Some("no"));
+        // At the top of the file too, as in a redis.conf.
+        let f =
+            Config::from_toml("loglevel = \"verbose\"\nport = 7000\n[redis-compat]\nio-threads = 4\n").expect("toml");
+        assert_eq!(f.redis_compat.get("loglevel").map(String::as_str), Some("verbose"));
+        assert_eq!(f.redis_compat.get("io-threads").map(String::as_str), Some("4"));
+        assert_eq!(f.port, 7000);
+        assert!(Config::from_toml("loglevel = \"loud\"\n").is_err());
+        assert!(Config::from_toml("loglevel = \"debug\"\nnosuch = 1\n").is_err());
+        // The command line takes the start-only ones.
+        let mut c = Config::default();
+        c.set_at_start("daemonize", "no").expect("Redis's default");
+        c.set_at_start("io-threads", "4").expect("start-only option");
+        assert_eq!(c.set_at_start("daemonize", "yes").unwrap_err(), redis_options::unsupported_reason("daemonize"));
+        c.set_at_start("databases", "16").expect("16 databases");
+        assert!(c.set_at_start("databases", "32").is_err());
     }
 
     #[test]

@@ -234,3 +234,32 @@ fn digest_is_the_same_whatever_the_shards() {
     }
     assert_eq!(digests[0], digests[1]);
 }
+
+/// OBJECT ENCODING of a list is `quicklist` whatever its size, as Redis 7.0
+/// answers (7.2 answers `listpack` for small ones), and DEBUG LISTPACK
+/// refuses it.
+#[test]
+fn list_encoding_as_redis_7_0() {
+    let lines = |s: &Server| {
+        let mut c = s.conn();
+        let long = "x".repeat(200);
+        let mut out = Vec::new();
+        for l in ["RPUSH small a b c", "OBJECT ENCODING small", "DEBUG LISTPACK small", "LPUSH one x"] {
+            out.push(format!("{l} -> {:?}", c.cmd_str(l)));
+        }
+        for _ in 0..60 {
+            c.cmd(&["RPUSH", "big", &long]);
+        }
+        for l in ["OBJECT ENCODING big", "OBJECT ENCODING one", "RPOP big 59", "OBJECT ENCODING big"] {
+            let reply = c.cmd_str(l);
+            out.push(format!("{l} -> {}", if l.starts_with("RPOP") { "-".to_string() } else { format!("{reply:?}") }));
+        }
+        out
+    };
+    let redis = Server::start_redis_with(&["--enable-debug-command", "yes"]);
+    let want = lines(&redis);
+    for shards in [1, 4] {
+        let s = Server::start(shards, &["--enable-debug-command", "yes"]);
+        assert_eq!(lines(&s), want, "{shards} shard(s)");
+    }
+}

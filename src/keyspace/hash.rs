@@ -686,18 +686,18 @@ mod tests {
     #[test]
     fn converts_at_thresholds() {
         let mut h = Hash::new();
-        for i in 0..128 {
+        for i in 0..512 {
             h.set(format!("f{i}").as_bytes(), b"v");
         }
         assert_eq!(h.encoding(), "listpack");
         h.set(b"f5", b"w");
         assert_eq!(h.encoding(), "listpack");
-        h.set(b"f128", b"v");
+        h.set(b"f512", b"v");
         assert_eq!(h.encoding(), "hashtable");
-        assert_eq!(h.len(), 129);
+        assert_eq!(h.len(), 513);
         assert_eq!(h.get(b"f5"), Some(&b"w"[..]));
         // Removing never converts back.
-        for i in 0..120 {
+        for i in 0..504 {
             h.remove(format!("f{i}").as_bytes());
         }
         assert_eq!((h.encoding(), h.len()), ("hashtable", 9));
@@ -766,13 +766,13 @@ mod tests {
         let mut n = 0;
         assert_eq!(h.scan(12345, 1, |_, _| n += 1), 0);
         assert_eq!(n, 1);
-        for i in 0..200 {
+        for i in 0..600 {
             h.set(format!("f{i}").as_bytes(), b"v");
         }
         let (k, v) = h.random(&mut r).expect("non-empty");
         assert_eq!(h.get(k), Some(v));
         let copy = h.deep_clone();
-        assert_eq!(copy.len(), 201);
+        assert_eq!(copy.len(), 601);
         assert_eq!(copy.encoding(), "hashtable");
     }
 }

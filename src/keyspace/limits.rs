@@ -25,7 +25,7 @@ impl Limit {
     }
 }
 
-pub static HASH_MAX_LISTPACK_ENTRIES: Limit = Limit::new("hash-max-listpack-entries", 128);
+pub static HASH_MAX_LISTPACK_ENTRIES: Limit = Limit::new("hash-max-listpack-entries", 512);
 pub static HASH_MAX_LISTPACK_VALUE: Limit = Limit::new("hash-max-listpack-value", 64);
 pub static SET_MAX_INTSET_ENTRIES: Limit = Limit::new("set-max-intset-entries", 512);
 pub static SET_MAX_LISTPACK_ENTRIES: Limit = Limit::new("set-max-listpack-entries", 128);

@@ -171,7 +171,10 @@ impl Value {
             Value::Inline { .. } => "embstr",
             Value::Str { raw: true, .. } => "raw",
             Value::Str { raw: false, .. } => "embstr",
-            Value::List(v) => v.encoding(),
+            // Redis 7.0 reports every list as a quicklist (7.2 reports
+            // small ones as listpack); shardis packs small lists as 7.2
+            // does (`List::encoding`) but answers as 7.0.
+            Value::List(_) => "quicklist",
             Value::Hash(v) => v.encoding(),
             Value::Set(v) => v.encoding(),
             Value::ZSet(v) => v.encoding(),
@@ -238,6 +241,7 @@ mod tests {
         assert_eq!(Value::from_bytes(b"abc").encoding(), "embstr");
         assert_eq!(Value::from_bytes(&[b'x'; 40]).encoding(), "embstr");
         assert_eq!(Value::from_bytes(&[b'x'; 45]).encoding(), "raw");
+        assert_eq!(Value::List(Box::default()).encoding(), "quicklist", "as Redis 7.0, whatever the size");
         let mut b = [0u8; 24];
         assert_eq!(Value::from_bytes(b"abc").str_bytes(&mut b), Some(&b"abc"[..]));
     }

@@ -196,8 +196,8 @@ impl Shard {
                 match self.ks.peek(db, key, now) {
                     None => r.error("ERR no such key"),
                     // A list is a quicklist in Redis 7.0 whatever its size
-                    // (shardis packs small ones as 7.2 does): refused there.
-                    Some(e) if e.value.encoding() == "listpack" && !matches!(e.value, Value::List(_)) => {
+                    // (`Value::encoding`): refused there.
+                    Some(e) if e.value.encoding() == "listpack" => {
                         crate::log(&format!(
                             "DEBUG LISTPACK {}: {} {} with {} bytes serialized",
                             String::from_utf8_lossy(key),
