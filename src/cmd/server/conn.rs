@@ -110,36 +110,25 @@ impl Shard {
 
     /// AUTH [username] password
     fn cmd_auth(&mut self, conn: &mut Conn, args: &Args) {
-        if args.len() > 3 {
-            return Reply::new(&mut conn.out, conn.resp3).error(err::SYNTAX);
-        }
-        if args.len() == 2 && self.acl.default_user().nopass {
-            return Reply::new(&mut conn.out, conn.resp3).error("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?");
-        }
-        let user = if args.len() == 3 { args.get(1) } else { b"default" };
-        if self.login(conn, user, args.get(args.len() - 1)) {
-            Reply::new(&mut conn.out, conn.resp3).ok();
-        } else {
-            Reply::new(&mut conn.out, conn.resp3).error(WRONGPASS);
+        match auth(&self.acl, conn, args) {
+            Ok(()) => Reply::new(&mut conn.out, conn.resp3).ok(),
+            Err(e) => {
+                if let Some(name) = e.failed {
+                    self.log_acl(conn, "auth", "toplevel", "AUTH".into(), name);
+                }
+                Reply::new(&mut conn.out, conn.resp3).error(e.text)
+            }
         }
     }
 
     /// Log `conn` in as `user` with `pass`; a failure is logged (ACL LOG,
     /// INFO acl_access_denied_auth) and leaves the connection as it was.
     fn login(&mut self, conn: &mut Conn, user: &[u8], pass: &[u8]) -> bool {
-        let name = String::from_utf8_lossy(user);
-        match self.acl.get(&name) {
-            Some(u) if u.password_ok(pass) => {
-                conn.user = u.clone();
-                conn.acl_free = u.unrestricted();
-                conn.authed = true;
-                true
-            }
-            _ => {
-                self.log_acl(conn, "auth", "toplevel", "AUTH".into(), name.into_owned());
-                false
-            }
+        let ok = login(&self.acl, conn, user, pass);
+        if !ok {
+            self.log_acl(conn, "auth", "toplevel", "AUTH".into(), String::from_utf8_lossy(user).into_owned());
         }
+        ok
     }
 
     /// HELLO [protover [AUTH username password] [SETNAME clientname]]
@@ -203,5 +192,42 @@ impl Shard {
         r.bulk(b"master");
         r.bulk(b"modules");
         r.array(0);
+    }
+}
+
+/// Why AUTH failed: its error, and the user name a failed password check
+/// is logged for (ACL LOG, INFO acl_access_denied_auth).
+pub struct AuthFailed {
+    pub text: &'static str,
+    pub failed: Option<String>,
+}
+
+/// AUTH [username] password, against `users`; nothing is logged (the
+/// caller logs `failed`). Also run by a busy script's hook (`busy_io`).
+pub fn auth(users: &crate::acl::Users, conn: &mut Conn, args: &Args) -> Result<(), AuthFailed> {
+    if args.len() > 3 {
+        return Err(AuthFailed { text: err::SYNTAX, failed: None });
+    }
+    if args.len() == 2 && users.default_user().nopass {
+        return Err(AuthFailed { text: "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?", failed: None });
+    }
+    let user = if args.len() == 3 { args.get(1) } else { b"default" };
+    if login(users, conn, user, args.get(args.len() - 1)) {
+        Ok(())
+    } else {
+        Err(AuthFailed { text: WRONGPASS, failed: Some(String::from_utf8_lossy(user).into_owned()) })
+    }
+}
+
+/// Log `conn` in as `user` with `pass` (false: it stays as it was).
+fn login(users: &crate::acl::Users, conn: &mut Conn, user: &[u8], pass: &[u8]) -> bool {
+    match users.get(&String::from_utf8_lossy(user)) {
+        Some(u) if u.password_ok(pass) => {
+            conn.user = u.clone();
+            conn.acl_free = u.unrestricted();
+            conn.authed = true;
+            true
+        }
+        _ => false,
     }
 }
