@@ -186,7 +186,8 @@ fn clients_in_every_state_are_answered_while_busy() {
 }
 
 /// Under requirepass, new clients of the stuck shard authenticate while
-/// busy (a wrong password counted in ACL LOG), are refused -BUSY after, and
+/// busy, with AUTH or HELLO (a wrong password counted in ACL LOG), are
+/// refused -BUSY after, and
 /// one of them kills the script. On 4 shards some of many new clients
 /// land on the stuck shard.
 #[test]
@@ -212,6 +213,15 @@ fn new_clients_authenticate_while_busy() {
             assert_eq!(c.cmd(&["GET", "x"]), err(BUSY), "{name}");
             conns.push(c);
         }
+        // HELLO with AUTH is allowed while busy too.
+        let mut h = t.srv.raw_conn();
+        h.set_read_timeout(Some(Duration::from_secs(5)));
+        let wrong = h.cmd(&["HELLO", "3", "AUTH", "default", "wrong"]);
+        assert_eq!(wrong, err("WRONGPASS invalid username-password pair or user is disabled."), "{name}");
+        let hello = h.cmd(&["HELLO", "3", "AUTH", "default", "pw", "SETNAME", "h1"]);
+        let Value::Map(fields) = &hello else { panic!("{name}: HELLO answered {hello:?}") };
+        assert!(fields.contains(&(Value::bulk("proto"), Value::Int(3))), "{name}: {hello:?}");
+        assert_eq!(h.cmd(&["GET", "x"]), err(BUSY), "{name}");
         assert_eq!(conns[0].cmd(&["SCRIPT", "KILL"]), Value::ok(), "{name}");
         assert_killed(stuck, name);
         for (i, c) in conns.iter_mut().enumerate() {
@@ -230,7 +240,9 @@ fn new_clients_authenticate_while_busy() {
                 (field("reason")?.as_bytes()? == b"auth").then(|| field("count")?.as_int()).flatten()
             })
             .sum();
-        assert_eq!(denied, n as i64, "{name}: failed AUTHs in ACL LOG: {log:?}");
+        assert_eq!(denied, n as i64 + 1, "{name}: failed AUTHs in ACL LOG: {log:?}");
+        assert_eq!(h.cmd(&["CLIENT", "GETNAME"]), Value::bulk("h1"), "{name}");
+        assert_eq!(h.cmd(&["PING"]), Value::Simple("PONG".into()), "{name}");
         if t.shards == 4 {
             let on_stuck = conns.iter_mut().filter_map(conn_shard).filter(|&s| s == 0).count();
             assert!(on_stuck > 0, "no new connection landed on shard 0");

@@ -25,12 +25,13 @@
 //! counted and in ACL LOG as the core logs it), the RESP2 subscribe
 //! context — then -BUSY, which inside MULTI also marks the transaction
 //! aborted (EXEC answers EXECABORT later). AUTH is run against the
-//! shard's users (a failure counted and logged as the core does), QUIT
+//! shard's users (a failure counted and logged as the core does), as is
+//! HELLO (protocol, AUTH and SETNAME options), QUIT
 //! answers OK and closes, SCRIPT KILL / FUNCTION KILL are acted on, and
 //! SHUTDOWN NOSAVE exits. CLIENT REPLY OFF / SKIP mute replies as the core
 //! does. A protocol error gets the core's error, and the connection's
 //! sending side is shut. Any other command allowed while busy (MULTI,
-//! EXEC, DISCARD, WATCH, HELLO, RESET, FUNCTION STATS; inside MULTI every
+//! EXEC, DISCARD, WATCH, RESET, FUNCTION STATS; inside MULTI every
 //! allowed-busy one, which the core queues) — and everything after it —
 //! waits for the core, in order: the bytes stay in the connection's input.
 //! When the script ends the reactor re-runs each served connection
@@ -125,9 +126,11 @@ pub struct BusyIo {
     shared: OnceCell<Arc<Shared>>,
     host: Cell<Option<Host>>,
     last: Cell<Option<Instant>>,
-    /// Connections accepted while busy.
+    /// Connections accepted while busy (boxed, as the core keeps them).
+    #[allow(clippy::vec_box)]
     fresh: RefCell<Vec<Box<Conn>>>,
     /// `fresh`, for the reactor once the script ended.
+    #[allow(clippy::vec_box)]
     handover: RefCell<Vec<Box<Conn>>>,
     /// The core's connections served while busy (index, generation).
     touched: RefCell<Vec<(u32, u32)>>,
@@ -522,6 +525,14 @@ fn answer(c: &mut Conn, args: &Args, env: &Env) -> Option<Vec<u8>> {
                     r.error(e.text);
                 }
             },
+            "hello" => {
+                let mut reply = Vec::new();
+                if let Some(name) = crate::cmd::server::conn::hello(env.users, c, args, &mut reply) {
+                    let at = (env.now, env.shard);
+                    crate::shard::acl::log_acl(&env.shared.acl, at, c, "auth", "toplevel", "AUTH".into(), name);
+                }
+                return Some(reply);
+            }
             "shutdown" if args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave")) => {
                 // As SHUTDOWN NOSAVE on another shard (cmd_shutdown): the
                 // stuck shard would never drain.

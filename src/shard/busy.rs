@@ -18,8 +18,8 @@ impl Shard {
     }
 
     /// A client the hook accepted while busy, now at `idx`: what it sent
-    /// and was not answered, its login (its user as the table has it now)
-    /// and its unsent output. True if it has input to run.
+    /// and was not answered, its login (its user as the table has it now),
+    /// HELLO's protocol and name, and its unsent output. True if it has input to run.
     pub fn adopt_busy_client(&mut self, idx: u32, gen: u32, pre: Box<Conn>) -> bool {
         let user = if pre.authed { self.acl.get(&pre.user.name).filter(|u| u.enabled).cloned() } else { None };
         let Some(c) = self.conn_mut(idx, gen) else { return false };
@@ -31,6 +31,8 @@ impl Shard {
             c.user = u;
             c.authed = true;
         }
+        c.resp3 = pre.resp3;
+        c.name = pre.name;
         c.close_after_flush = pre.close_after_flush;
         let has_out = !pre.out.is_empty();
         c.out = pre.out;

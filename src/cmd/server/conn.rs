@@ -121,77 +121,14 @@ impl Shard {
         }
     }
 
-    /// Log `conn` in as `user` with `pass`; a failure is logged (ACL LOG,
-    /// INFO acl_access_denied_auth) and leaves the connection as it was.
-    fn login(&mut self, conn: &mut Conn, user: &[u8], pass: &[u8]) -> bool {
-        let ok = login(&self.acl, conn, user, pass);
-        if !ok {
-            self.log_acl(conn, "auth", "toplevel", "AUTH".into(), String::from_utf8_lossy(user).into_owned());
-        }
-        ok
-    }
-
     /// HELLO [protover [AUTH username password] [SETNAME clientname]]
     fn cmd_hello(&mut self, conn: &mut Conn, args: &Args) {
-        let mut proto = if conn.resp3 { 3 } else { 2 };
-        let mut i = 1;
-        if args.len() > 1 {
-            match crate::util::parse_i64(args.get(1)) {
-                Some(v) if v == 2 || v == 3 => proto = v,
-                Some(_) => {
-                    return Reply::new(&mut conn.out, conn.resp3).error("NOPROTO unsupported protocol version");
-                }
-                None => {
-                    return Reply::new(&mut conn.out, conn.resp3)
-                        .error("ERR Protocol version is not an integer or out of range");
-                }
-            }
-            i = 2;
+        let mut out = std::mem::take(&mut conn.out);
+        let failed = hello(&self.acl, conn, args, &mut out);
+        conn.out = out;
+        if let Some(name) = failed {
+            self.log_acl(conn, "auth", "toplevel", "AUTH".into(), name);
         }
-        let mut name = None;
-        while i < args.len() {
-            if args.is(i, "AUTH") && i + 2 < args.len() {
-                let (user, pass) = (args.get(i + 1), args.get(i + 2));
-                if !self.login(conn, user, pass) {
-                    return Reply::new(&mut conn.out, conn.resp3).error(WRONGPASS);
-                }
-                i += 3;
-            } else if args.is(i, "SETNAME") && i + 1 < args.len() {
-                name = Some(args.get(i + 1).to_vec());
-                i += 2;
-            } else {
-                return Reply::new(&mut conn.out, conn.resp3)
-                    .error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args.get(i))));
-            }
-        }
-        if !conn.authed {
-            return Reply::new(&mut conn.out, conn.resp3)
-                .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
-        }
-        if let Some(n) = name {
-            if n.iter().any(|&b| b <= b' ' || b > b'~') {
-                return Reply::new(&mut conn.out, conn.resp3)
-                    .error("ERR Client names cannot contain spaces, newlines or special characters.");
-            }
-            conn.name = n;
-        }
-        conn.resp3 = proto == 3;
-        let mut r = Reply::new(&mut conn.out, conn.resp3);
-        r.map(7);
-        r.bulk(b"server");
-        r.bulk(b"redis");
-        r.bulk(b"version");
-        r.bulk(super::REDIS_VERSION.as_bytes());
-        r.bulk(b"proto");
-        r.int(proto);
-        r.bulk(b"id");
-        r.int(conn.id as i64);
-        r.bulk(b"mode");
-        r.bulk(b"standalone");
-        r.bulk(b"role");
-        r.bulk(b"master");
-        r.bulk(b"modules");
-        r.array(0);
     }
 }
 
@@ -230,4 +167,76 @@ fn login(users: &crate::acl::Users, conn: &mut Conn, user: &[u8], pass: &[u8]) -
         }
         _ => false,
     }
+}
+
+/// HELLO against `users`, its reply (or error) into `out`; a failed
+/// AUTH option returns the user name to log (the caller logs it). Also run
+/// by a busy script's hook (`busy_io`).
+pub fn hello(users: &crate::acl::Users, conn: &mut Conn, args: &Args, out: &mut Vec<u8>) -> Option<String> {
+    let mut proto = if conn.resp3 { 3 } else { 2 };
+    let mut i = 1;
+    if args.len() > 1 {
+        match crate::util::parse_i64(args.get(1)) {
+            Some(v) if v == 2 || v == 3 => proto = v,
+            Some(_) => {
+                Reply::new(out, conn.resp3).error("NOPROTO unsupported protocol version");
+                return None;
+            }
+            None => {
+                Reply::new(out, conn.resp3)
+                    .error("ERR Protocol version is not an integer or out of range");
+                return None;
+            }
+        }
+        i = 2;
+    }
+    let mut name = None;
+    while i < args.len() {
+        if args.is(i, "AUTH") && i + 2 < args.len() {
+            let (user, pass) = (args.get(i + 1), args.get(i + 2));
+            if !login(users, conn, user, pass) {
+                Reply::new(out, conn.resp3).error(WRONGPASS);
+                return Some(String::from_utf8_lossy(user).into_owned());
+            }
+            i += 3;
+        } else if args.is(i, "SETNAME") && i + 1 < args.len() {
+            name = Some(args.get(i + 1).to_vec());
+            i += 2;
+        } else {
+            Reply::new(out, conn.resp3)
+                .error(&format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(args.get(i))));
+            return None;
+        }
+    }
+    if !conn.authed {
+        Reply::new(out, conn.resp3)
+            .error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time");
+        return None;
+    }
+    if let Some(n) = name {
+        if n.iter().any(|&b| b <= b' ' || b > b'~') {
+            Reply::new(out, conn.resp3)
+                .error("ERR Client names cannot contain spaces, newlines or special characters.");
+            return None;
+        }
+        conn.name = n;
+    }
+    conn.resp3 = proto == 3;
+    let mut r = Reply::new(out, conn.resp3);
+    r.map(7);
+    r.bulk(b"server");
+    r.bulk(b"redis");
+    r.bulk(b"version");
+    r.bulk(super::REDIS_VERSION.as_bytes());
+    r.bulk(b"proto");
+    r.int(proto);
+    r.bulk(b"id");
+    r.int(conn.id as i64);
+    r.bulk(b"mode");
+    r.bulk(b"standalone");
+    r.bulk(b"role");
+    r.bulk(b"master");
+    r.bulk(b"modules");
+    r.array(0);
+    None
 }
