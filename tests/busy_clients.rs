@@ -241,6 +241,13 @@ fn new_clients_authenticate_while_busy() {
             })
             .sum();
         assert_eq!(denied, n as i64 + 1, "{name}: failed AUTHs in ACL LOG: {log:?}");
+        if t.shards > 0 {
+            // INFO's acl_access_denied_auth (Redis 7.2's field, not in 7.0).
+            let info = admin.cmd(&["INFO", "stats"]);
+            let info = String::from_utf8_lossy(info.as_bytes().unwrap_or_default()).into_owned();
+            let field = info.lines().find_map(|l| l.strip_prefix("acl_access_denied_auth:")).map(str::trim);
+            assert_eq!(field, Some((n + 1).to_string().as_str()), "{name}");
+        }
         assert_eq!(h.cmd(&["CLIENT", "GETNAME"]), Value::bulk("h1"), "{name}");
         assert_eq!(h.cmd(&["PING"]), Value::Simple("PONG".into()), "{name}");
         if t.shards == 4 {
