@@ -1,6 +1,7 @@
 //! Clients of a shard stuck in a busy script, whatever their state, side
 //! by side with redis-server 7.0 (its replies are the spec): a pipelining
-//! client, one in MULTI (EXEC after the kill answers EXECABORT), RESP2 and
+//! client, one in MULTI (EXEC after the kill answers EXECABORT; EXEC while
+//! busy is refused and discards), MULTI / DISCARD while busy, RESP2 and
 //! RESP3 subscribers, CLIENT REPLY OFF / SKIP, a restricted ACL user
 //! (NOPERM before BUSY), a blocked client (its next request waits), one
 //! with output pending when the script started, new clients that AUTH
@@ -112,6 +113,9 @@ fn clients_in_every_state_are_answered_while_busy() {
         let mut pipe = t.conn();
         let mut multi = t.conn();
         assert_eq!(multi.cmd(&["MULTI"]), Value::ok());
+        let mut exec = t.conn();
+        assert_eq!(exec.cmd(&["MULTI"]), Value::ok());
+        assert_eq!(exec.cmd(&["SET", "x", "1"]), Value::Simple("QUEUED".into()));
         let mut sub2 = t.conn();
         assert!(!sub2.cmd(&["SUBSCRIBE", "ch"]).is_error());
         let mut sub3 = t.conn();
@@ -167,6 +171,18 @@ fn clients_in_every_state_are_answered_while_busy() {
         assert_eq!(lim.cmd(&["GET", "x"]), err(BUSY), "{name}");
         blocked.send_raw(b"GET x\r\n").expect("send");
         assert_silent(&mut blocked, name, "a blocked client");
+        // Transactions while busy: EXEC is refused and discards; MULTI and
+        // DISCARD run; FUNCTION STATS is refused during an EVAL.
+        let execabort = "EXECABORT Transaction discarded because of: ".to_string() + BUSY;
+        assert_eq!(exec.cmd(&["EXEC"]), err(&execabort), "{name}");
+        assert_eq!(exec.cmd(&["PING"]), err(BUSY), "{name}");
+        let mut tx = t.conn();
+        assert_eq!(tx.cmd(&["MULTI"]), Value::ok(), "{name}");
+        assert_eq!(tx.cmd(&["DISCARD"]), Value::ok(), "{name}");
+        assert_eq!(tx.cmd(&["DISCARD"]), err("ERR DISCARD without MULTI"), "{name}");
+        assert_eq!(tx.cmd(&["EXEC"]), err(&execabort), "{name}");
+        assert_eq!(tx.cmd(&["UNWATCH"]), Value::ok(), "{name}");
+        assert_eq!(tx.cmd(&["FUNCTION", "STATS"]), err(BUSY), "{name}");
         let mut quitter = t.conn();
         assert_eq!(quitter.cmd(&["QUIT"]), Value::ok(), "{name}");
         assert!(quitter.read_until_idle(Duration::from_millis(500)).1, "{name}: QUIT did not close");

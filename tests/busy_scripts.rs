@@ -229,9 +229,10 @@ fn new_clients_of_the_stuck_shard_get_busy() {
     }
 }
 
-/// Connections the stuck shard already had are answered too; a command
-/// allowed while busy (MULTI) and what follows it wait, and run in order
-/// once the script ends. 1 and 4 shards.
+/// Connections the stuck shard already had are answered too (MULTI runs,
+/// a command in it is refused and aborts it); a command allowed while busy
+/// that the hook leaves to the core (WATCH) and what follows it wait, and
+/// run in order once the script ends. 1 and 4 shards.
 #[test]
 fn idle_clients_of_the_stuck_shard_are_answered() {
     for shards in [1, 4] {
@@ -246,13 +247,16 @@ fn idle_clients_of_the_stuck_shard_are_answered() {
         let key = key_on_shard("loop", 0, shards);
         let stuck = run_stuck(&srv, vec!["EVAL".into(), "while true do end".into(), "1".into(), key]);
         assert_eq!(wait_busy(&mut idle), Value::Error(BUSY_EVAL.into()), "{shards} shards");
-        held.send_raw(b"GET x\r\nMULTI\r\nPING\r\n").expect("send");
+        held.send_raw(b"GET x\r\nMULTI\r\nPING\r\nWATCH x\r\nPING\r\n").expect("send");
+        assert_eq!(held.read_value().expect("reply"), Value::Error(BUSY_EVAL.into()));
+        assert_eq!(held.read_value().expect("reply"), Value::ok());
         assert_eq!(held.read_value().expect("reply"), Value::Error(BUSY_EVAL.into()));
         assert_eq!(killer.cmd(&["SCRIPT", "KILL"]), Value::ok(), "{shards} shards");
         assert!(stuck.join().expect("stuck client").is_error());
-        assert_eq!(held.read_value().expect("reply"), Value::ok());
+        assert_eq!(held.read_value().expect("reply"), Value::err("ERR WATCH inside MULTI is not allowed"));
         assert_eq!(held.read_value().expect("reply"), Value::Simple("QUEUED".into()));
-        assert_eq!(held.cmd(&["EXEC"]), Value::Array(vec![Value::Simple("PONG".into())]));
+        let aborted = Value::err("EXECABORT Transaction discarded because of previous errors.");
+        assert_eq!(held.cmd(&["EXEC"]), aborted);
         assert_eq!(idle.cmd(&["PING"]), Value::Simple("PONG".into()));
     }
 }

@@ -24,18 +24,21 @@
 //! core's order — lookup and arity, NOAUTH, the ACL (a refusal is NOPERM,
 //! counted and in ACL LOG as the core logs it), the RESP2 subscribe
 //! context — then -BUSY, which inside MULTI also marks the transaction
-//! aborted (EXEC answers EXECABORT later). AUTH is run against the
-//! shard's users (a failure counted and logged as the core does), as is
-//! HELLO (protocol, AUTH and SETNAME options), QUIT
-//! answers OK and closes, SCRIPT KILL / FUNCTION KILL are acted on, and
-//! SHUTDOWN NOSAVE exits. CLIENT REPLY OFF / SKIP mute replies as the core
-//! does. A protocol error gets the core's error, and the connection's
-//! sending side is shut. Any other command allowed while busy (MULTI,
-//! EXEC, DISCARD, WATCH, RESET, FUNCTION STATS; inside MULTI every
-//! allowed-busy one, which the core queues) — and everything after it —
-//! waits for the core, in order: the bytes stay in the connection's input.
-//! When the script ends the reactor re-runs each served connection
-//! (`take_served`).
+//! aborted (EXEC answers EXECABORT later); EXEC itself is refused with
+//! EXECABORT and its transaction discarded, as Redis 7.0 does. Of the
+//! commands allowed while busy, these run here: AUTH and HELLO (protocol,
+//! AUTH, SETNAME) against the shard's users (a failed password counted and
+//! logged as the core does), MULTI, DISCARD and UNWATCH (of a client that
+//! WATCHes nothing), QUIT, SCRIPT KILL / FUNCTION KILL, FUNCTION STATS
+//! during a busy EVAL (refused), SHUTDOWN NOSAVE (exits). CLIENT REPLY OFF
+//! / SKIP mute replies as the core does. A protocol error gets the core's
+//! error, and the connection's sending side is shut. Any other command
+//! allowed while busy (WATCH, RESET, REPLCONF, FUNCTION STATS of a busy
+//! function, EXEC / DISCARD / UNWATCH of a client with WATCHes; inside
+//! MULTI every allowed-busy one but DISCARD, which the core queues) — and
+//! everything after it — waits for the core, in order: the bytes stay in
+//! the connection's input. When the script ends the reactor re-runs each
+//! served connection (`take_served`).
 //!
 //! Left waiting until the script ends (not safe from the hook):
 //! - the script's own client (as Redis: its next requests wait);
@@ -459,16 +462,6 @@ fn emit(c: &mut Conn, reply: &[u8]) {
 fn answer(c: &mut Conn, args: &Args, env: &Env) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let mut r = Reply::new(&mut out, c.resp3);
-    // Refused before it could be queued: EXEC then aborts.
-    let abort = |c: &mut Conn| {
-        if let Some(m) = &mut c.multi {
-            m.aborted = true;
-        }
-    };
-    let refuse = |c: &mut Conn, r: &mut Reply, e: &str| {
-        r.error(e);
-        abort(c);
-    };
     let (id, def) = match cmd::lookup_args(args) {
         Ok(found) => found,
         Err(why) => {
@@ -477,74 +470,94 @@ fn answer(c: &mut Conn, args: &Args, env: &Env) -> Option<Vec<u8>> {
             return Some(out);
         }
     };
-    if def.has(RUNS_QUEUE) {
-        // EXEC: its refusals and EXECABORT are the core's.
-        return None;
-    }
-    if !cmd::arity_ok(def, args.len()) {
-        refuse(c, &mut r, &format!("ERR wrong number of arguments for '{}' command", def.name));
-        return Some(out);
-    }
-    if !c.authed && !def.has(NO_AUTH) {
-        refuse(c, &mut r, "NOAUTH Authentication required.");
-        return Some(out);
-    }
-    if !c.acl_free {
-        if let Err(d) = crate::acl::check::check(&c.user, id, def, args) {
-            let context = if c.multi.is_some() { "multi" } else { "toplevel" };
-            crate::shard::acl::log_denied(&env.shared.acl, (env.now, env.shard), c, d, def, args, context);
-            refuse(c, &mut r, &d.error(def));
-            return Some(out);
-        }
-    }
-    if c.in_pubsub() && !c.resp3 && !def.has(SUBSCRIBED_OK) {
-        refuse(c, &mut r, &crate::shard::dispatch::subscribed_context_error(def));
-        return Some(out);
-    }
-    if def.has(ALLOW_BUSY) {
-        if c.multi.is_some() {
-            // Queued (or run, for DISCARD, QUIT, RESET) by the core.
-            return None;
-        }
-        match def.name {
-            "script|kill" | "function|kill" => match busy::kill(env.busy, def.name == "function|kill") {
-                Ok(()) => r.ok(),
-                Err(e) => r.error(e),
-            },
-            "quit" => {
-                r.ok();
-                c.close_after_flush = true;
+    let busy_text = env.busy.busy_reply().unwrap_or(busy::BUSY_EVAL);
+    let refusal = if !cmd::arity_ok(def, args.len()) {
+        Some(format!("ERR wrong number of arguments for '{}' command", def.name))
+    } else if !c.authed && !def.has(NO_AUTH) {
+        Some("NOAUTH Authentication required.".to_string())
+    } else if let Some(d) = (!c.acl_free).then(|| crate::acl::check::check(&c.user, id, def, args).err()).flatten() {
+        let context = if c.multi.is_some() { "multi" } else { "toplevel" };
+        crate::shard::acl::log_denied(&env.shared.acl, (env.now, env.shard), c, d, def, args, context);
+        Some(d.error(def))
+    } else if c.in_pubsub() && !c.resp3 && !def.has(SUBSCRIBED_OK) {
+        Some(crate::shard::dispatch::subscribed_context_error(def))
+    } else if !def.has(ALLOW_BUSY) {
+        Some(busy_text.to_string())
+    } else {
+        None
+    };
+    if let Some(e) = refusal {
+        if def.has(RUNS_QUEUE) {
+            // EXEC refused: the transaction is discarded, as the core does
+            // (`Shard::refuse`); its WATCHes are the core's to drop.
+            if !c.watch_shards.is_empty() {
+                return None;
             }
-            "auth" => match crate::cmd::server::conn::auth(env.users, c, args) {
-                Ok(()) => r.ok(),
-                Err(e) => {
-                    if let Some(name) = e.failed {
-                        let at = (env.now, env.shard);
-                        crate::shard::acl::log_acl(&env.shared.acl, at, c, "auth", "toplevel", "AUTH".into(), name);
-                    }
-                    r.error(e.text);
-                }
-            },
-            "hello" => {
-                let mut reply = Vec::new();
-                if let Some(name) = crate::cmd::server::conn::hello(env.users, c, args, &mut reply) {
+            c.multi = None;
+            let why = e.strip_prefix("ERR ").unwrap_or(&e);
+            r.error(&format!("EXECABORT Transaction discarded because of: {why}"));
+        } else {
+            r.error(&e);
+            abort(c);
+        }
+        return Some(out);
+    }
+    // Allowed while busy: run here what needs nothing of the core.
+    let no_watches = c.watch_shards.is_empty();
+    match def.name {
+        // DISCARD runs inside MULTI too (it is never queued).
+        "discard" if no_watches => crate::cmd::server::multi::discard(c, &mut r),
+        // The rest inside MULTI is queued (or run) by the core.
+        _ if c.multi.is_some() => return None,
+        "multi" => crate::cmd::server::multi::multi(c, &mut r),
+        "unwatch" if no_watches => r.ok(),
+        "script|kill" | "function|kill" => match busy::kill(env.busy, def.name == "function|kill") {
+            Ok(()) => r.ok(),
+            Err(e) => r.error(e),
+        },
+        // FUNCTION STATS during a busy EVAL is refused (`Busy::running_function`).
+        "function|stats" => match env.busy.running_function() {
+            Err(e) => r.error(e),
+            Ok(_) => return None,
+        },
+        "quit" => {
+            r.ok();
+            c.close_after_flush = true;
+        }
+        "auth" => match crate::cmd::server::conn::auth(env.users, c, args) {
+            Ok(()) => r.ok(),
+            Err(e) => {
+                if let Some(name) = e.failed {
                     let at = (env.now, env.shard);
                     crate::shard::acl::log_acl(&env.shared.acl, at, c, "auth", "toplevel", "AUTH".into(), name);
                 }
-                return Some(reply);
+                r.error(e.text);
             }
-            "shutdown" if args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave")) => {
-                // As SHUTDOWN NOSAVE on another shard (cmd_shutdown): the
-                // stuck shard would never drain.
-                crate::log("SHUTDOWN while a script is busy: exiting now");
-                std::process::exit(0);
+        },
+        "hello" => {
+            let mut reply = Vec::new();
+            if let Some(name) = crate::cmd::server::conn::hello(env.users, c, args, &mut reply) {
+                let at = (env.now, env.shard);
+                crate::shard::acl::log_acl(&env.shared.acl, at, c, "auth", "toplevel", "AUTH".into(), name);
             }
-            // SHUTDOWN that would save: refused, as Redis does while busy.
-            "shutdown" => refuse(c, &mut r, env.busy.busy_reply().unwrap_or(busy::BUSY_EVAL)),
-            _ => return None,
+            return Some(reply);
         }
-        return Some(out);
+        "shutdown" if args.iter().skip(1).any(|a| a.eq_ignore_ascii_case(b"nosave")) => {
+            // As SHUTDOWN NOSAVE on another shard (cmd_shutdown): the stuck
+            // shard would never drain.
+            crate::log("SHUTDOWN while a script is busy: exiting now");
+            std::process::exit(0);
+        }
+        // SHUTDOWN that would save: refused, as Redis does while busy.
+        "shutdown" => r.error(busy_text),
+        _ => return None,
     }
-    refuse(c, &mut r, env.busy.busy_reply().unwrap_or(busy::BUSY_EVAL));
     Some(out)
+}
+
+/// A request of `c` was refused: inside MULTI, EXEC then aborts.
+fn abort(c: &mut Conn) {
+    if let Some(m) = &mut c.multi {
+        m.aborted = true;
+    }
 }

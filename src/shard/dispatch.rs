@@ -292,14 +292,11 @@ impl Shard {
         }
         // A script on some shard is past busy-reply-threshold (after the
         // subscribe context, as Redis checks).
+        // EXEC is refused too (not allowed while busy, as in Redis 7.0):
+        // its transaction is discarded with EXECABORT.
         if !def.has(ALLOW_BUSY) {
             if let Some(busy) = self.shared.busy.busy_reply() {
-                self.stats[id].rejected += 1;
-                Reply::new(&mut conn.out, conn.resp3).error(busy);
-                if let Some(m) = &mut conn.multi {
-                    m.aborted = true;
-                }
-                return;
+                return self.refuse(conn, (id, def), args, busy);
             }
         }
         if self.pause_holds(conn, def) {
