@@ -518,7 +518,7 @@ impl Shard {
     /// `out`; true if it was slow enough for the SLOWLOG.
     pub fn call(&mut self, out: &mut Vec<u8>, (resp3, db): (bool, usize), row: Row, args: &Args, road: Road) -> bool {
         // A script past busy-reply-threshold answers this shard's clients.
-        let _lend = if row.1.has(RUNS_SCRIPT) { self.lend_busy_io() } else { None };
+        let lend = if row.1.has(RUNS_SCRIPT) { self.lend_busy_io() } else { None };
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
         let read_only = self.read_only_replica();
         if row.1.has(RUNS_SCRIPT) {
@@ -539,6 +539,8 @@ impl Shard {
             scripts: Some(&mut self.scripts),
         };
         let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
+        // The table is the core's again (blocked clients are served below).
+        drop(lend);
         let slow = obs.slow;
         self.note_eviction_cycle();
         if row.1.has(RUNS_SCRIPT) {
