@@ -1,7 +1,7 @@
 //! Clients of a shard stuck in a busy script, whatever their state, side
 //! by side with redis-server 7.0 (its replies are the spec): a pipelining
 //! client, one in MULTI (EXEC after the kill answers EXECABORT; EXEC while
-//! busy is refused and discards), MULTI / DISCARD while busy, RESP2 and
+//! busy is refused and discards), MULTI / DISCARD / RESET while busy, RESP2 and
 //! RESP3 subscribers, CLIENT REPLY OFF / SKIP, a restricted ACL user
 //! (NOPERM before BUSY), a blocked client (its next request waits), one
 //! with output pending when the script started, new clients that AUTH
@@ -183,6 +183,10 @@ fn clients_in_every_state_are_answered_while_busy() {
         assert_eq!(tx.cmd(&["EXEC"]), err(&execabort), "{name}");
         assert_eq!(tx.cmd(&["UNWATCH"]), Value::ok(), "{name}");
         assert_eq!(tx.cmd(&["FUNCTION", "STATS"]), err(BUSY), "{name}");
+        assert_eq!(tx.cmd(&["CLIENT", "REPLY", "OFF"]), err(BUSY), "{name}");
+        assert_eq!(tx.cmd(&["MULTI"]), Value::ok(), "{name}");
+        assert_eq!(tx.cmd(&["RESET"]), Value::Simple("RESET".into()), "{name}");
+        assert_eq!(tx.cmd(&["EXEC"]), err(&execabort), "{name}");
         let mut quitter = t.conn();
         assert_eq!(quitter.cmd(&["QUIT"]), Value::ok(), "{name}");
         assert!(quitter.read_until_idle(Duration::from_millis(500)).1, "{name}: QUIT did not close");

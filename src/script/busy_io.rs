@@ -28,17 +28,18 @@
 //! EXECABORT and its transaction discarded, as Redis 7.0 does. Of the
 //! commands allowed while busy, these run here: AUTH and HELLO (protocol,
 //! AUTH, SETNAME) against the shard's users (a failed password counted and
-//! logged as the core does), MULTI, DISCARD and UNWATCH (of a client that
-//! WATCHes nothing), QUIT, SCRIPT KILL / FUNCTION KILL, FUNCTION STATS
-//! during a busy EVAL (refused), SHUTDOWN NOSAVE (exits). CLIENT REPLY OFF
-//! / SKIP mute replies as the core does. A protocol error gets the core's
-//! error, and the connection's sending side is shut. Any other command
-//! allowed while busy (WATCH, RESET, REPLCONF, FUNCTION STATS of a busy
-//! function, EXEC / DISCARD / UNWATCH of a client with WATCHes; inside
-//! MULTI every allowed-busy one but DISCARD, which the core queues) — and
-//! everything after it — waits for the core, in order: the bytes stay in
-//! the connection's input. When the script ends the reactor re-runs each
-//! served connection (`take_served`).
+//! logged as the core does); MULTI; DISCARD, UNWATCH and RESET of a client
+//! that WATCHes nothing (RESET also subscribing to nothing); QUIT; SCRIPT
+//! KILL / FUNCTION KILL; FUNCTION STATS during a busy EVAL (refused);
+//! SHUTDOWN NOSAVE (exits). CLIENT REPLY OFF / SKIP mute replies as the
+//! core does. A protocol error gets the core's error, and the connection's
+//! sending side is shut. Any other command allowed while busy (WATCH,
+//! REPLCONF, FUNCTION STATS of a busy function, EXEC / DISCARD / UNWATCH /
+//! RESET of a client with WATCHes, RESET of a subscriber; inside MULTI
+//! every allowed-busy one but DISCARD and RESET, which the core queues or
+//! runs) — and everything after it — waits for the core, in order: the
+//! bytes stay in the connection's input. When the script ends the reactor
+//! re-runs each served connection (`take_served`).
 //!
 //! Left waiting until the script ends (not safe from the hook):
 //! - the script's own client (as Redis: its next requests wait);
@@ -505,8 +506,13 @@ fn answer(c: &mut Conn, args: &Args, env: &Env) -> Option<Vec<u8>> {
     // Allowed while busy: run here what needs nothing of the core.
     let no_watches = c.watch_shards.is_empty();
     match def.name {
-        // DISCARD runs inside MULTI too (it is never queued).
+        // DISCARD and RESET run inside MULTI too (never queued).
         "discard" if no_watches => crate::cmd::server::multi::discard(c, &mut r),
+        "reset" if no_watches && !c.in_pubsub() => {
+            // Its reply goes out whatever CLIENT REPLY said (RESET ends it).
+            crate::cmd::server::conn::reset(env.users, c);
+            return Some(Vec::new());
+        }
         // The rest inside MULTI is queued (or run) by the core.
         _ if c.multi.is_some() => return None,
         "multi" => crate::cmd::server::multi::multi(c, &mut r),

@@ -92,20 +92,10 @@ impl Shard {
     /// subscriptions, db 0, RESP2, no name, authenticated only if no
     /// password is set).
     fn cmd_reset(&mut self, conn: &mut Conn, _: &Args) {
-        conn.multi = None;
         let ws = std::mem::take(&mut conn.watch_shards);
         self.unwatch_everywhere(conn.id, &ws);
         self.unsubscribe_all(conn);
-        conn.db = 0;
-        conn.resp3 = false;
-        conn.name.clear();
-        // Back to `default`, logged in only if it needs no password.
-        let user = self.acl.default_user();
-        conn.authed = user.nopass && user.enabled;
-        conn.acl_free = user.unrestricted();
-        conn.user = user;
-        conn.reply = crate::shard::core::ReplyMode::On;
-        Reply::new(&mut conn.out, false).simple("RESET");
+        reset(&self.acl, conn);
     }
 
     /// AUTH [username] password
@@ -239,4 +229,20 @@ pub fn hello(users: &crate::acl::Users, conn: &mut Conn, args: &Args, out: &mut 
     r.bulk(b"modules");
     r.array(0);
     None
+}
+
+/// RESET of a connection that WATCHes and subscribes to nothing (any
+/// more), its reply in its output (also from a busy script's hook).
+pub fn reset(users: &crate::acl::Users, conn: &mut Conn) {
+    conn.multi = None;
+    conn.db = 0;
+    conn.resp3 = false;
+    conn.name.clear();
+    // Back to `default`, logged in only if it needs no password.
+    let user = users.default_user();
+    conn.authed = user.nopass && user.enabled;
+    conn.acl_free = user.unrestricted();
+    conn.user = user;
+    conn.reply = crate::shard::core::ReplyMode::On;
+    Reply::new(&mut conn.out, false).simple("RESET");
 }
