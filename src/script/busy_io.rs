@@ -73,6 +73,7 @@ use crate::protocol::reply::Reply;
 use crate::shard::core::{Conn, ReplyMode};
 use crate::shard::Shared;
 use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashSet;
 use std::os::fd::RawFd;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -137,11 +138,11 @@ pub struct BusyIo {
     #[allow(clippy::vec_box)]
     handover: RefCell<Vec<Box<Conn>>>,
     /// The core's connections served while busy (index, generation).
-    touched: RefCell<Vec<(u32, u32)>>,
+    touched: RefCell<HashSet<(u32, u32)>>,
     /// `touched`, for the reactor once the script ended.
     served: RefCell<Vec<(u32, u32)>>,
     /// The core's connections whose peer went away (read no more).
-    gone: RefCell<Vec<(u32, u32)>>,
+    gone: RefCell<HashSet<(u32, u32)>>,
     /// Connections with a receive the reactor reaped and has not handled.
     batch: RefCell<Vec<u32>>,
 }
@@ -215,7 +216,7 @@ impl BusyIo {
     pub fn script_ended(&self) {
         self.last.set(None);
         self.handover.borrow_mut().append(&mut self.fresh.borrow_mut());
-        self.served.borrow_mut().append(&mut self.touched.borrow_mut());
+        self.served.borrow_mut().extend(self.touched.borrow_mut().drain());
         self.gone.borrow_mut().clear();
     }
 
@@ -260,11 +261,11 @@ impl BusyIo {
             let key = (c.idx, c.gen);
             let was_gone = gone.contains(&key);
             let s = serve(c, &env, !was_gone);
-            if s.gone && !was_gone {
-                gone.push(key);
+            if s.gone {
+                gone.insert(key);
             }
-            if s.changed && !touched.contains(&key) {
-                touched.push(key);
+            if s.changed {
+                touched.insert(key);
             }
         }
     }
