@@ -37,6 +37,8 @@ pub const OP_AOF_EXTEND_SYNC: u64 = 10;
 pub const OP_AOF_ROTATE_SYNC: u64 = 11;
 
 const RING_ENTRIES: u32 = 4096;
+/// IORING_CQE_F_BUFFER: the completion names a provided buffer.
+const CQE_F_BUFFER: u32 = 1;
 /// Bytes asked of one plain (not multishot) receive.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -84,10 +86,10 @@ pub struct Net {
     sends_this_turn: usize,
     socks: Vec<Option<Sock>>,
     cqes: Vec<(u64, i32, u32)>,
-    /// Clients accepted by a busy script's hook (see `script::busy_io`).
+    /// What a busy script's hook serves (see `script::busy_io`).
     busy_io: std::rc::Rc<crate::script::busy_io::BusyIo>,
     /// The ring defers its task work to this thread (DEFER_TASKRUN): a
-    /// busy script's hook may then read idle connections' sockets.
+    /// busy script's hook may then serve the shard's connections.
     deferred: bool,
 }
 
@@ -132,7 +134,11 @@ impl Net {
             sends_this_turn: 0,
             socks: Vec::new(),
             cqes: Vec::with_capacity(1024),
-            busy_io: std::rc::Rc::new(crate::script::busy_io::BusyIo::new(listen_fd)),
+            busy_io: std::rc::Rc::new(crate::script::busy_io::BusyIo::new(
+                id,
+                listen_fd,
+                ring_flags.contains("defer_taskrun"),
+            )),
             deferred: ring_flags.contains("defer_taskrun"),
         };
         Ok((net, ring_flags))
@@ -157,6 +163,33 @@ impl Net {
         }
     }
 
+    /// Before handling a batch: what its receives brought goes into the
+    /// connections' input at once, so that a script run while the batch
+    /// is handled finds every received byte there (a busy script's hook
+    /// reads sockets directly: bytes the ring holds would come after).
+    /// Without provided buffers such connections are left to the core.
+    fn take_received(&mut self, core: &mut Shard, cqes: &mut [(u64, i32, u32)]) {
+        let Some(br) = self.bufring.as_mut() else {
+            self.busy_io.note_batch(cqes.iter().filter(|c| c.0 & 0xff == OP_RECV).map(|c| ud_split(c.0).1));
+            return;
+        };
+        for (u, res, flags) in cqes.iter_mut() {
+            let (op, idx, gen) = ud_split(*u);
+            if op != OP_RECV {
+                continue;
+            }
+            let Some(bid) = cqueue::buffer_select(*flags) else { continue };
+            if *res > 0 {
+                if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
+                    c.rbuf.extend_from_slice(br.data(bid, *res as usize));
+                }
+            }
+            br.recycle(bid);
+            // Taken: `on_recv` sees no buffer left to copy.
+            *flags &= !CQE_F_BUFFER;
+        }
+    }
+
     /// Run shard `core` until it stops.
     pub fn run(&mut self, core: &mut Shard) -> Result<(), String> {
         // The start-up config reaches the keyspace (maxmemory) as CONFIG SET does.
@@ -164,26 +197,25 @@ impl Net {
         self.arm_accept(core);
         self.arm_timer();
         core.scripts.busy_io = Some(self.busy_io.clone());
-        self.refresh_busy_io(core);
+        self.busy_io.set_shared(core.shared.clone());
         core.shared.ready.fetch_add(1, Ordering::SeqCst);
         loop {
             core.now = crate::util::now_ms();
             if self.busy_io.has_handover() {
-                for (fd, unread) in self.busy_io.take_handover() {
-                    self.on_accept_with(core, fd, unread);
+                // Before anything the ring reads next.
+                for pre in self.busy_io.take_handover() {
+                    self.on_accept_with(core, pre.fd, Some(pre));
                 }
-                for (idx, gen, unread) in self.busy_io.take_held() {
-                    if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
-                        // Read before anything the ring reads next.
-                        c.rbuf.splice(0..0, unread);
-                        self.busy_io.set_idle(idx, None);
-                        core.on_input(idx);
-                    }
+                for (idx, gen) in self.busy_io.take_served() {
+                    core.busy_served(idx, gen);
                 }
             }
             let mut cqes = std::mem::take(&mut self.cqes);
             cqes.clear();
             cqes.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
+            if self.deferred {
+                self.take_received(core, &mut cqes);
+            }
             for &(u, res, flags) in cqes.iter() {
                 self.on_completion(core, u, res, flags);
             }
@@ -257,12 +289,6 @@ impl Net {
         self.ring.submitter().submit_with_args(want, &args)
     }
 
-    /// What a busy script may let new clients do (see `script::busy_io`).
-    fn refresh_busy_io(&self, core: &Shard) {
-        let users = core.shared.acl.snapshot();
-        self.busy_io.refresh(&users.default_user(), core.config.protected_mode);
-    }
-
     fn arm_timer(&mut self) {
         let e = opcode::Timeout::new(&*self.timer_ts as *const types::Timespec).build().user_data(OP_TIMER);
         self.push_sqe(e);
@@ -276,7 +302,6 @@ impl Net {
             OP_SEND => self.on_send(core, idx, gen, res),
             OP_TIMER => {
                 core.cron();
-                self.refresh_busy_io(core);
                 self.accept_tick(core);
                 self.arm_timer();
             }
@@ -291,11 +316,12 @@ impl Net {
 
     /// A client connected: the core decides whether to take it.
     fn on_accept(&mut self, core: &mut Shard, fd: RawFd) {
-        self.on_accept_with(core, fd, Vec::new());
+        self.on_accept_with(core, fd, None);
     }
 
-    /// `on_accept`, with bytes the client sent that were read already.
-    fn on_accept_with(&mut self, core: &mut Shard, fd: RawFd, unread: Vec<u8>) {
+    /// `on_accept`, or taking over a client a busy script's hook accepted
+    /// (`pre`: what it sent, did and was answered).
+    fn on_accept_with(&mut self, core: &mut Shard, fd: RawFd, pre: Option<Box<crate::shard::core::Conn>>) {
         let addr = listener::sockaddr_string(fd, true);
         let laddr = listener::sockaddr_string(fd, false);
         let (idx, gen) = match core.accept_client(fd, addr, laddr) {
@@ -318,25 +344,10 @@ impl Net {
             wait_window: 0,
             scratch,
         });
-        if let Some(c) = core.conn_mut(idx, gen) {
-            c.rbuf.extend_from_slice(&unread);
-        }
-        if !unread.is_empty() {
+        if pre.is_some_and(|p| core.adopt_busy_client(idx, gen, p)) {
             core.on_input(idx);
-        } else {
-            self.note_idle(core, idx, gen);
         }
         self.arm_recv(core, idx);
-    }
-
-    /// Record whether connection `idx` is idle for a busy script's hook.
-    fn note_idle(&self, core: &mut Shard, idx: u32, gen: u32) {
-        if !self.deferred {
-            return;
-        }
-        let fd = self.socks.get(idx as usize).and_then(|s| s.as_ref()).filter(|s| !s.send_inflight).map(|s| s.fd);
-        let idle = core.conn_mut(idx, gen).is_some_and(|c| c.idle_for_busy());
-        self.busy_io.set_idle(idx, fd.filter(|_| idle).map(|fd| (fd, gen)));
     }
 
     fn sock(&mut self, idx: u32, gen: u32) -> Option<&mut Sock> {
@@ -434,7 +445,6 @@ impl Net {
         }
         let n = res as usize;
         self.wait_policy.on_recv(&mut s.wait_window);
-        self.busy_io.set_idle(idx, None);
         if plain {
             // SAFETY: the kernel wrote `n` bytes into the scratch's spare capacity.
             unsafe { s.scratch.set_len(n.min(s.scratch.capacity())) };
@@ -457,7 +467,6 @@ impl Net {
             return;
         }
         s.send_inflight = true;
-        self.busy_io.set_idle(idx, None);
         let e = send_rest(s, &c.sending[c.sent..], idx);
         self.sends_this_turn += 1;
         self.push_sqe(e);
@@ -483,7 +492,6 @@ impl Net {
             return self.start_send(core, idx);
         }
         core.on_sent(idx);
-        self.note_idle(core, idx, gen);
         if !recv_inflight {
             // Output drained: a paused reader may continue.
             core.resume(idx);
@@ -565,7 +573,6 @@ impl Net {
     /// The core closed connection `idx`: shut the socket down so pending
     /// operations complete promptly, and free it once none is left.
     fn close(&mut self, core: &mut Shard, idx: u32) {
-        self.busy_io.set_idle(idx, None);
         let Some(Some(s)) = self.socks.get_mut(idx as usize) else { return };
         if s.closing {
             return;

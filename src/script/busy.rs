@@ -7,9 +7,9 @@
 //! interpreter's count hook (`Watch::tick`) marks the run busy once past
 //! the threshold and stops it when a kill names its run. Other shards
 //! answer -BUSY while any run is busy, and take SCRIPT KILL / FUNCTION
-//! KILL and SHUTDOWN NOSAVE. The busy shard's own new and idle clients
-//! are answered from the hook (see `busy_io`); its other clients wait
-//! (their requests are not read until the script ends).
+//! KILL and SHUTDOWN NOSAVE. The busy shard's own clients, new and old,
+//! are answered from the hook (see `busy_io`, which lists the few that
+//! wait until the script ends).
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

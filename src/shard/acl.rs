@@ -52,6 +52,41 @@ fn verdict(users: &Users, c: &Conn) -> Verdict {
     }
 }
 
+/// `Shard::log_denied` for `conn` on shard `at.1` at `at.0` (ms), also
+/// from where no `Shard` is at hand (a busy script's hook, `busy_io`).
+pub fn log_denied(
+    acl: &crate::acl::AclShared,
+    at: (i64, usize),
+    conn: &Conn,
+    d: Denied,
+    def: &CommandDef,
+    args: &Args,
+    context: &'static str,
+) {
+    let object = match d {
+        Denied::Command => def.name.to_string(),
+        Denied::Key(i) | Denied::Channel(i) if i < args.len() => String::from_utf8_lossy(args.get(i)).into_owned(),
+        _ => String::new(),
+    };
+    log_acl(acl, at, conn, d.reason(), context, object, conn.user.name.clone());
+}
+
+/// `Shard::log_acl`, as `log_denied`.
+pub fn log_acl(
+    acl: &crate::acl::AclShared,
+    (now, shard): (i64, usize),
+    conn: &Conn,
+    reason: &'static str,
+    context: &'static str,
+    object: String,
+    username: String,
+) {
+    acl.count(reason);
+    let client_info = crate::cmd::server::client::client_line(conn, now, shard).trim_end().to_string();
+    let e = Entry::new(reason, context, object, username, client_info);
+    acl.add_log(e, crate::util::now_ms());
+}
+
 impl Shard {
     /// May `conn` run row `id` with `args`? If not: the refusal is logged
     /// (`multi`: while queueing) and counted, and its error returned.
@@ -67,21 +102,12 @@ impl Shard {
 
     /// Log and count a refused command.
     pub fn log_denied(&self, conn: &Conn, d: Denied, def: &CommandDef, args: &Args, context: &'static str) {
-        let object = match d {
-            Denied::Command => def.name.to_string(),
-            Denied::Key(i) | Denied::Channel(i) if i < args.len() => String::from_utf8_lossy(args.get(i)).into_owned(),
-            _ => String::new(),
-        };
-        let user = conn.user.name.clone();
-        self.log_acl(conn, d.reason(), context, object, user);
+        log_denied(&self.shared.acl, (self.now, self.id), conn, d, def, args, context);
     }
 
     /// Add an ACL LOG entry (and count it for INFO).
     pub fn log_acl(&self, conn: &Conn, reason: &'static str, context: &'static str, object: String, username: String) {
-        self.shared.acl.count(reason);
-        let client_info = self.client_line(conn).trim_end().to_string();
-        let e = Entry::new(reason, context, object, username, client_info);
-        self.shared.acl.add_log(e, crate::util::now_ms());
+        log_acl(&self.shared.acl, (self.now, self.id), conn, reason, context, object, username);
     }
 
     /// EXEC reached a queued command its user may no longer run: logged

@@ -196,6 +196,64 @@ pub enum ReplyMode {
 }
 
 impl Conn {
+    /// A new client's connection, as `user`'s (as Redis: `default`, logged
+    /// in if it needs no password).
+    pub fn new(
+        fd: RawFd,
+        (idx, gen, id): (u32, u32, u64),
+        addr: String,
+        laddr: String,
+        user: Arc<crate::acl::user::User>,
+        now: i64,
+    ) -> Box<Conn> {
+        let authed = user.nopass && user.enabled;
+        let acl_free = user.unrestricted();
+        Box::new(Conn {
+            fd,
+            idx,
+            gen,
+            id,
+            addr,
+            laddr,
+            rbuf: Vec::new(),
+            replay: Vec::new(),
+            rpos: 0,
+            need: 0,
+            parse: Default::default(),
+            out: Vec::new(),
+            sending: Vec::new(),
+            sent: 0,
+            close_after_flush: false,
+            read_eof: false,
+            closing: false,
+            db: 0,
+            resp3: false,
+            authed,
+            user,
+            acl_free,
+            name: Vec::new(),
+            wait: Wait::None,
+            multi: None,
+            watch_shards: Vec::new(),
+            subs: Default::default(),
+            psubs: Default::default(),
+            ssubs: Default::default(),
+            created_ms: now,
+            last_cmd_ms: now,
+            last_cmd: "NULL",
+            in_dirty_list: false,
+            out_gate: 0,
+            out_held: false,
+            reveals: false,
+            obuf_soft_since: 0,
+            reply: ReplyMode::On,
+            mute_from: 0,
+            monitor: false,
+            no_evict: false,
+            no_touch: false,
+        })
+    }
+
     pub fn conn_ref(&self, shard: usize) -> ConnRef {
         ConnRef { shard, idx: self.idx, gen: self.gen }
     }
@@ -221,21 +279,6 @@ impl Conn {
             }
             ReplyMode::Skipping => {}
         }
-    }
-
-    /// Nothing unread, unsent or stateful that a busy script's hook
-    /// answering it directly could get out of order (see `script::busy_io`).
-    pub fn idle_for_busy(&self) -> bool {
-        self.rbuf.is_empty()
-            && self.output_bytes() == 0
-            && self.authed
-            && self.acl_free
-            && self.multi.is_none()
-            && !self.in_pubsub()
-            && self.reply == ReplyMode::On
-            && self.wait.is_none()
-            && !self.closing
-            && !self.monitor
     }
 
     pub fn in_pubsub(&self) -> bool {
@@ -491,53 +534,7 @@ impl Shard {
         self.next_gen = self.next_gen.wrapping_add(1).max(1);
         let gen = self.next_gen;
         let id = self.shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-        // As Redis: a client starts as `default`, logged in if it needs no password.
-        let authed = user.nopass && user.enabled;
-        let acl_free = user.unrestricted();
-        let conn = Box::new(Conn {
-            fd,
-            idx,
-            gen,
-            id,
-            addr,
-            laddr,
-            rbuf: Vec::new(),
-            replay: Vec::new(),
-            rpos: 0,
-            need: 0,
-            parse: Default::default(),
-            out: Vec::new(),
-            sending: Vec::new(),
-            sent: 0,
-            close_after_flush: false,
-            read_eof: false,
-            closing: false,
-            db: 0,
-            resp3: false,
-            authed,
-            user,
-            acl_free,
-            name: Vec::new(),
-            wait: Wait::None,
-            multi: None,
-            watch_shards: Vec::new(),
-            subs: Default::default(),
-            psubs: Default::default(),
-            ssubs: Default::default(),
-            created_ms: self.now,
-            last_cmd_ms: self.now,
-            last_cmd: "NULL",
-            in_dirty_list: false,
-            out_gate: 0,
-            out_held: false,
-            reveals: false,
-            obuf_soft_since: 0,
-            reply: ReplyMode::On,
-            mute_from: 0,
-            monitor: false,
-            no_evict: false,
-            no_touch: false,
-        });
+        let conn = Conn::new(fd, (idx, gen, id), addr, laddr, user, self.now);
         self.conns[idx as usize] = Some(conn);
         Ok((idx, gen))
     }

@@ -20,6 +20,14 @@ use crate::cmd::{self, flags::*, Args, CommandDef, Ctx, Handler, OwnedArgs, Sess
 use crate::protocol::parse::{parse_request, parse_request_resume, Limits, ParseOutcome};
 use crate::protocol::reply::{encode_command, Reply};
 
+/// The refusal of a command a RESP2 subscriber may not run.
+pub fn subscribed_context_error(def: &CommandDef) -> String {
+    format!(
+        "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+        def.name
+    )
+}
+
 /// Commands queued by MULTI.
 pub struct MultiState {
     pub cmds: Vec<OwnedArgs>,
@@ -279,23 +287,17 @@ impl Shard {
                 return self.refuse(conn, (id, def), args, &e);
             }
         }
-        // A script on some shard is past busy-reply-threshold.
+        if conn.in_pubsub() && !conn.resp3 && !def.has(SUBSCRIBED_OK) {
+            return self.refuse(conn, (id, def), args, &subscribed_context_error(def));
+        }
+        // A script on some shard is past busy-reply-threshold (after the
+        // subscribe context, as Redis checks).
+        // EXEC is refused too (not allowed while busy, as in Redis 7.0):
+        // its transaction is discarded with EXECABORT.
         if !def.has(ALLOW_BUSY) {
             if let Some(busy) = self.shared.busy.busy_reply() {
-                self.stats[id].rejected += 1;
-                Reply::new(&mut conn.out, conn.resp3).error(busy);
-                if let Some(m) = &mut conn.multi {
-                    m.aborted = true;
-                }
-                return;
+                return self.refuse(conn, (id, def), args, busy);
             }
-        }
-        if conn.in_pubsub() && !conn.resp3 && !def.has(SUBSCRIBED_OK) {
-            let e = format!(
-                "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-                def.name
-            );
-            return self.refuse(conn, (id, def), args, &e);
         }
         if self.pause_holds(conn, def) {
             return self.wait_paused(conn, args);
@@ -515,6 +517,8 @@ impl Shard {
     /// the handler, this shard's stats and slowlog), appending its reply to
     /// `out`; true if it was slow enough for the SLOWLOG.
     pub fn call(&mut self, out: &mut Vec<u8>, (resp3, db): (bool, usize), row: Row, args: &Args, road: Road) -> bool {
+        // A script past busy-reply-threshold answers this shard's clients.
+        let lend = if row.1.has(RUNS_SCRIPT) { self.lend_busy_io() } else { None };
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
         let read_only = self.read_only_replica();
         if row.1.has(RUNS_SCRIPT) {
@@ -535,6 +539,8 @@ impl Shard {
             scripts: Some(&mut self.scripts),
         };
         let _ = cmd::call::call(&mut ctx, road, &mut cond, &mut obs, row, args);
+        // The table is the core's again (blocked clients are served below).
+        drop(lend);
         let slow = obs.slow;
         self.note_eviction_cycle();
         if row.1.has(RUNS_SCRIPT) {

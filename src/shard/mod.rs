@@ -34,6 +34,7 @@
 pub mod acl;
 pub mod aof;
 pub mod blocking;
+pub mod busy;
 pub mod core;
 pub mod dispatch;
 pub mod fanout;

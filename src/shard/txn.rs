@@ -605,6 +605,7 @@ impl Shard {
             // Library functions are compiled from the shard's own copy.
             self.scripts.sync_functions(&self.ks.functions);
             self.scripts.replica_read_only = self.read_only_replica();
+            let _lend = self.lend_busy_io();
             let mut ctx = Ctx {
                 ks: &mut t.temp,
                 db: t.final_db,
@@ -718,6 +719,7 @@ impl Shard {
                     self.scripts.sync_functions(&self.ks.functions);
                     self.scripts.replica_read_only = self.read_only_replica();
                 }
+                let _lend = if def.has(RUNS_SCRIPT) { self.lend_busy_io() } else { None };
                 let mut ctx = Ctx {
                     ks: &mut t.temp,
                     db,

@@ -372,58 +372,7 @@ impl Shard {
     }
 
     pub fn client_line(&self, c: &Conn) -> String {
-        let age = (self.now - c.created_ms).max(0) / 1000;
-        let idle = (self.now - c.last_cmd_ms).max(0) / 1000;
-        // Redis's letters, in its order; N for none.
-        let mut flags = String::new();
-        if c.in_pubsub() {
-            flags.push('P');
-        }
-        if c.multi.is_some() {
-            flags.push('x');
-        }
-        if matches!(c.wait, crate::shard::core::Wait::Blocked(_) | crate::shard::core::Wait::Paused) {
-            flags.push('b');
-        }
-        if c.close_after_flush {
-            flags.push('c');
-        }
-        if c.no_evict {
-            flags.push('e');
-        }
-        if c.monitor {
-            // A MONITOR client is a replica to Redis ('O').
-            flags.insert(0, 'O');
-        }
-        if flags.is_empty() {
-            flags.push('N');
-        }
-        format!(
-            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} shard={}\n",
-            c.id,
-            c.addr,
-            c.laddr,
-            c.fd,
-            String::from_utf8_lossy(&c.name),
-            age,
-            idle,
-            flags,
-            c.db,
-            c.subs.len(),
-            c.psubs.len(),
-            c.ssubs.len(),
-            c.multi.as_ref().map(|m| m.cmds.len() as i64).unwrap_or(-1),
-            c.rbuf.len().saturating_sub(c.rpos),
-            c.rbuf.capacity().saturating_sub(c.rbuf.len()),
-            c.rbuf.capacity(),
-            c.rbuf.capacity(),
-            c.output_bytes(),
-            c.mem_bytes(),
-            c.last_cmd,
-            c.user.name,
-            if c.resp3 { 3 } else { 2 },
-            self.id
-        )
+        client_line(c, self.now, self.id)
     }
 
     pub fn client_list(&self, f: &KillFilter, skip: Option<ConnRef>) -> String {
@@ -446,4 +395,61 @@ impl Shard {
         }
         victims.len()
     }
+}
+
+/// A connection's CLIENT LIST line at `now` (ms) on shard `shard` (also
+/// what ACL LOG shows of a client, and what a busy script's hook logs).
+pub fn client_line(c: &Conn, now: i64, shard: usize) -> String {
+    let age = (now - c.created_ms).max(0) / 1000;
+    let idle = (now - c.last_cmd_ms).max(0) / 1000;
+    // Redis's letters, in its order; N for none.
+    let mut flags = String::new();
+    if c.in_pubsub() {
+        flags.push('P');
+    }
+    if c.multi.is_some() {
+        flags.push('x');
+    }
+    if matches!(c.wait, crate::shard::core::Wait::Blocked(_) | crate::shard::core::Wait::Paused) {
+        flags.push('b');
+    }
+    if c.close_after_flush {
+        flags.push('c');
+    }
+    if c.no_evict {
+        flags.push('e');
+    }
+    if c.monitor {
+        // A MONITOR client is a replica to Redis ('O').
+        flags.insert(0, 'O');
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    format!(
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp={} obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} shard={}\n",
+        c.id,
+        c.addr,
+        c.laddr,
+        c.fd,
+        String::from_utf8_lossy(&c.name),
+        age,
+        idle,
+        flags,
+        c.db,
+        c.subs.len(),
+        c.psubs.len(),
+        c.ssubs.len(),
+        c.multi.as_ref().map(|m| m.cmds.len() as i64).unwrap_or(-1),
+        c.rbuf.len().saturating_sub(c.rpos),
+        c.rbuf.capacity().saturating_sub(c.rbuf.len()),
+        c.rbuf.capacity(),
+        c.rbuf.capacity(),
+        c.output_bytes(),
+        c.mem_bytes(),
+        c.last_cmd,
+        c.user.name,
+        if c.resp3 { 3 } else { 2 },
+        shard
+    )
 }

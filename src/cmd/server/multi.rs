@@ -39,22 +39,19 @@ pub static COMMANDS: &[CommandDef] = &[
 
 impl Shard {
     fn cmd_multi(&mut self, conn: &mut Conn, _: &Args) {
-        if conn.multi.is_some() {
-            Reply::new(&mut conn.out, conn.resp3).error("ERR MULTI calls can not be nested");
-        } else {
-            conn.multi = Some(MultiState { cmds: Vec::new(), aborted: false });
-            Reply::new(&mut conn.out, conn.resp3).ok();
-        }
+        let mut out = std::mem::take(&mut conn.out);
+        multi(conn, &mut Reply::new(&mut out, conn.resp3));
+        conn.out = out;
     }
 
     fn cmd_discard(&mut self, conn: &mut Conn, _: &Args) {
-        if conn.multi.take().is_none() {
-            Reply::new(&mut conn.out, conn.resp3).error("ERR DISCARD without MULTI");
-        } else {
+        if conn.multi.is_some() {
             let ws = std::mem::take(&mut conn.watch_shards);
             self.unwatch_everywhere(conn.id, &ws);
-            Reply::new(&mut conn.out, conn.resp3).ok();
         }
+        let mut out = std::mem::take(&mut conn.out);
+        discard(conn, &mut Reply::new(&mut out, conn.resp3));
+        conn.out = out;
     }
 
     fn cmd_unwatch(&mut self, conn: &mut Conn, _: &Args) {
@@ -101,5 +98,24 @@ impl Shard {
             self.send(s, Msg::Fanout { from, req: Arc::new(FanReq::Watch { who: conn.id, keys }) });
         }
         conn.wait = Wait::Fan(Box::new(st));
+    }
+}
+
+/// MULTI on `conn` (also from a busy script's hook, `busy_io`).
+pub fn multi(conn: &mut Conn, r: &mut Reply) {
+    if conn.multi.is_some() {
+        r.error("ERR MULTI calls can not be nested");
+    } else {
+        conn.multi = Some(MultiState { cmds: Vec::new(), aborted: false });
+        r.ok();
+    }
+}
+
+/// DISCARD on `conn` once its WATCHes are gone (also from `busy_io`).
+pub fn discard(conn: &mut Conn, r: &mut Reply) {
+    if conn.multi.take().is_none() {
+        r.error("ERR DISCARD without MULTI");
+    } else {
+        r.ok();
     }
 }
