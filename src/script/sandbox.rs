@@ -515,9 +515,15 @@ unsafe extern "C-unwind" fn keep_frame(l: *mut ffi::lua_State) -> std::ffi::c_in
 }
 
 unsafe extern "C-unwind" fn keep_gate(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    call_upvalue(l, 1)
+}
+
+/// Call upvalue `up` with everything on the stack; its results are then
+/// the stack.
+unsafe fn call_upvalue(l: *mut ffi::lua_State, up: std::ffi::c_int) -> std::ffi::c_int {
     let n = ffi::lua_gettop(l);
     ffi::lua_checkstack(l, 2);
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(up));
     ffi::lua_insert(l, 1);
     ffi::lua_call(l, n, ffi::LUA_MULTRET);
     ffi::lua_gettop(l)
@@ -533,17 +539,8 @@ unsafe extern "C-unwind" fn lib_gate(l: *mut ffi::lua_State) -> std::ffi::c_int 
 }
 
 unsafe extern "C-unwind" fn lib_gate_call(l: *mut ffi::lua_State) -> std::ffi::c_int {
-    let n = ffi::lua_gettop(l);
-    ffi::lua_checkstack(l, 2);
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-    ffi::lua_insert(l, 1);
-    ffi::lua_call(l, n, ffi::LUA_MULTRET);
-    let m = ffi::lua_gettop(l);
-    ffi::lua_checkstack(l, 2);
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
-    ffi::lua_insert(l, 1);
-    ffi::lua_call(l, m, ffi::LUA_MULTRET);
-    ffi::lua_gettop(l)
+    call_upvalue(l, 1);
+    call_upvalue(l, 2)
 }
 
 /// The hook's work; Some(message) to raise.
