@@ -551,7 +551,7 @@ mod tests {
             ("SADD i 3 1 2", ":3\r\n"),
             ("SMEMBERS i", "*3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"),
             ("OBJECT ENCODING i", "$6\r\nintset\r\n"),
-            ("OBJECT ENCODING s", "$8\r\nlistpack\r\n"),
+            ("OBJECT ENCODING s", "$9\r\nhashtable\r\n"),
             ("SET str x", "+OK\r\n"),
             ("SADD str a", WT),
             ("SINTER nokey str", WT),

@@ -176,7 +176,12 @@ impl Value {
             // does (`List::encoding`) but answers as 7.0.
             Value::List(_) => "quicklist",
             Value::Hash(v) => v.encoding(),
-            Value::Set(v) => v.encoding(),
+            // Likewise 7.0 has no listpack sets: a small set that is not
+            // all integers is a hashtable there.
+            Value::Set(v) => match v.encoding() {
+                "listpack" => "hashtable",
+                e => e,
+            },
             Value::ZSet(v) => v.encoding(),
             Value::Stream(v) => v.encoding(),
         }
@@ -242,6 +247,9 @@ mod tests {
         assert_eq!(Value::from_bytes(&[b'x'; 40]).encoding(), "embstr");
         assert_eq!(Value::from_bytes(&[b'x'; 45]).encoding(), "raw");
         assert_eq!(Value::List(Box::default()).encoding(), "quicklist", "as Redis 7.0, whatever the size");
+        let mut set = super::super::set::Set::default();
+        set.add(b"a");
+        assert_eq!(Value::Set(set).encoding(), "hashtable", "as Redis 7.0: no listpack sets");
         let mut b = [0u8; 24];
         assert_eq!(Value::from_bytes(b"abc").str_bytes(&mut b), Some(&b"abc"[..]));
     }
