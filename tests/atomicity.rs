@@ -1301,8 +1301,12 @@ fn sort_patterns_see_one_transaction() {
                     break;
                 }
                 let v = q(&mut r, &["SORT", "sortiso:list", "BY", "sortiso:w_*", "GET", "#", "GET", "sortiso:o_*"])?;
-                let items: Vec<String> =
-                    v.as_items().ok_or(format!("SORT replied {v}"))?.iter().map(|x| text(x).unwrap_or_default()).collect();
+                let items: Vec<String> = v
+                    .as_items()
+                    .ok_or(format!("SORT replied {v}"))?
+                    .iter()
+                    .map(|x| text(x).unwrap_or_default())
+                    .collect();
                 if items.len() != 2 * n || items[1].is_empty() {
                     continue;
                 }

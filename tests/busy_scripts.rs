@@ -129,10 +129,9 @@ fn function_stats_shows_the_busy_function_as_redis() {
     let srv = start();
     let key = key_on_shard("spin", 0, 2);
     let mut shapes = Vec::new();
-    for (name, stuck_conn, mut other) in [
-        ("redis", redis.conn(), redis.conn()),
-        ("shardis", conn_on_shard(&srv, 0), conn_on_shard(&srv, 1)),
-    ] {
+    for (name, stuck_conn, mut other) in
+        [("redis", redis.conn(), redis.conn()), ("shardis", conn_on_shard(&srv, 0), conn_on_shard(&srv, 1))]
+    {
         assert_eq!(other.cmd(&["FUNCTION", "LOAD", lib]), Value::bulk("spin"));
         let run = |mut c: RespConn, cmd: Vec<String>| {
             std::thread::spawn(move || {

@@ -580,25 +580,16 @@ impl Vm {
             .replace("CHUNK_NAME", &format!("'{chunk}'"));
         let prelude = lua.load(code).set_name("=prelude").into_function().map_err(e)?;
         let libs = super::libs::tables(&lua).map_err(e)?;
-        let (env, run, runf, load_library, redis, raise): (Table, Function, Function, Function, Table, Function) = prelude
-            .call((
-                rand_fn,
-                srand_fn,
-                sha_fn,
-                log_fn,
-                setresp_fn,
-                line_fn,
-                libs,
-                super::libs::fail_marker(),
-            ))
-            .map_err(e)?;
+        let (env, run, runf, load_library, redis, raise): (Table, Function, Function, Function, Table, Function) =
+            prelude
+                .call((rand_fn, srand_fn, sha_fn, log_fn, setresp_fn, line_fn, libs, super::libs::fail_marker()))
+                .map_err(e)?;
         for (name, gate) in [("call", call_gate as ffi::lua_CFunction), ("pcall", pcall_gate)] {
             // SAFETY: pushes a C closure over (slot, raise); `gate` reads
             // exactly those two upvalues.
-            let f: Function = unsafe {
-                lua.exec_raw((slot.clone(), raise.clone()), |l| ffi::lua_pushcclosure(l, gate, 2))
-            }
-            .map_err(e)?;
+            let f: Function =
+                unsafe { lua.exec_raw((slot.clone(), raise.clone()), |l| ffi::lua_pushcclosure(l, gate, 2)) }
+                    .map_err(e)?;
             redis.raw_set(name, f).map_err(e)?;
         }
         let hook = Box::new(HookState {
@@ -656,7 +647,6 @@ impl Vm {
             },
         )
     }
-
 
     /// Call `entry` (`run` or `runf`) with the compiled `f` and tables of
     /// `keys` and `argv`: (true, result) or (false, error object). The
