@@ -22,11 +22,38 @@
 //! a command whose keys span shards, pulled into a temporary keyspace and
 //! applied back — and finally unlocks every shard.
 //!
-//! While a shard is locked it defers all other keyspace work (requests from
-//! its own clients and from other shards) in arrival order and resumes it
-//! on unlock. So no client sees some of a transaction's writes and not
-//! others, and single-shard work never pays for any of this: it only checks
-//! `locked()`.
+//! Locks (`shard::locks`, after VLL). A transaction locks, on each
+//! participant, either the whole shard or exactly its keys there, all at
+//! once. Whole shard: routed transactions, EXEC with WATCHes (the watched
+//! keys are checked, not locked), and, while the AOF is on, any that may
+//! write: recovery cuts a shard's log at a transaction missing from a
+//! participant together with everything after it, so nothing may be
+//! logged on a participant after such a record until all have it durable
+//! (`hold`). The rest (every transaction with the AOF off, read-only ones
+//! with it on) lock only their keys and log each participant's part as a
+//! record by itself. Replicas applying a master's transaction and a
+//! snapshot's cut lock whole shards too (`lock_for`).
+//!
+//! Other work runs at once unless it needs something locked: a request
+//! its keys; keyspace-wide commands, scripts, blocking commands and work
+//! whose keys are not known up front everything (they would see a
+//! transaction applied on some shards and not yet on others). What cannot
+//! run waits in one FIFO per shard and runs as soon as nothing held and
+//! nothing queued ahead of it conflicts. So no client sees some of a
+//! transaction's writes and not others: each participant unlocks once its
+//! part is applied, and a reader that saw that part and goes on to another
+//! participant finds the keys there locked until that part is applied
+//! too. A local connection whose request waits stops
+//! reading its later requests, so its requests keep their order.
+//!
+//! No deadlock: locks are taken one participant at a time in ascending
+//! shard order, and a LockPull waits at a shard only for transactions
+//! that hold something there (each either executing, or waiting at a
+//! higher shard) or for work queued ahead of it there (which waits for the
+//! same). Following the waits always leads to higher shards or to a
+//! transaction that holds all it needs, which finishes without waiting for
+//! any lock; so every wait ends. Single-shard work pays one check
+//! (`clear()`) while nothing is held or waiting.
 
 use super::core::{Conn, Shard, Wait};
 use super::dispatch::shard_observer;
