@@ -245,10 +245,15 @@ fn command_docs_equal_redis() {
             };
             assert!(has_summary, "COMMAND DOCS {name}: {doc}");
         }
-        assert_eq!(s.cmd(&["COMMAND", "DOCS"]).as_items().map(|x| x.len()).unwrap_or_else(|| match s.cmd(&["COMMAND", "DOCS"]) {
-            Value::Map(kv) => kv.len() * 2,
-            _ => 0,
-        }), top_level(&mut s).len() * 2);
+        assert_eq!(
+            s.cmd(&["COMMAND", "DOCS"]).as_items().map(|x| x.len()).unwrap_or_else(|| {
+                match s.cmd(&["COMMAND", "DOCS"]) {
+                    Value::Map(kv) => kv.len() * 2,
+                    _ => 0,
+                }
+            }),
+            top_level(&mut s).len() * 2
+        );
     }
 }
 

@@ -103,10 +103,7 @@ fn object_fields(v: &common::Value) -> String {
         common::Value::Simple(s) => s.clone(),
         other => return format!("{other:?}"),
     };
-    text.split(' ')
-        .filter(|f| !f.starts_with("at:") && !f.starts_with("lru"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    text.split(' ').filter(|f| !f.starts_with("at:") && !f.starts_with("lru")).collect::<Vec<_>>().join(" ")
 }
 
 /// DEBUG's subcommands over keys, replies compared with redis-server.

@@ -17,10 +17,7 @@ use common::{RespConn, Server, Value};
 /// hashes (their order is Redis's hash table's), and streams with consumer
 /// groups (times of delivery).
 fn byte_equal(key: &str) -> bool {
-    !matches!(
-        key,
-        "z:small" | "l:big" | "h:big" | "set:big" | "set:bigint" | "set:small" | "z:big" | "x:groups"
-    )
+    !matches!(key, "z:small" | "l:big" | "h:big" | "set:big" | "set:bigint" | "set:small" | "z:big" | "x:groups")
 }
 
 fn short(b: &[u8]) -> String {
@@ -62,7 +59,8 @@ fn moves_both_ways(shards: usize) {
             }
         }
         if contents(&mut s, &key) != want {
-            failures.push(format!("{key}: differs before any move:\n redis   {want}\n shardis {}", contents(&mut s, &key)));
+            failures
+                .push(format!("{key}: differs before any move:\n redis   {want}\n shardis {}", contents(&mut s, &key)));
         }
         // A payload from either side, RESTOREd again on shardis, dumps the same.
         let again = s.cmd(&["DUMP", &copy]);
@@ -112,7 +110,11 @@ fn restore_options_and_hostile_payloads() {
         let want = run(&mut r, c);
         let got = run(&mut s, c);
         let pttl = |v: &Value| matches!(v, Value::Int(n) if *n > 4000 && *n <= 5000);
-        assert!(want == got || (pttl(&want) && pttl(&got)), "{:?}: redis {want:?}, shardis {got:?}", shardis::protocol::client::escape(c[0]));
+        assert!(
+            want == got || (pttl(&want) && pttl(&got)),
+            "{:?}: redis {want:?}, shardis {got:?}",
+            shardis::protocol::client::escape(c[0])
+        );
     }
     // Every flipped bit fails the checksum; truncations too.
     const WRONG: &str = "ERR DUMP payload version or checksum are wrong";
@@ -175,7 +177,8 @@ fn compressed_payloads_are_byte_equal() {
     let long = |i: usize| format!("{}-{}", "abcabcabcabc".repeat(1 + i % 5), "x".repeat(i % 40));
     // Within the listpack limits (64 bytes) for hashes and sorted sets.
     let mid = |i: usize| format!("{}-{i}", "abc".repeat(1 + i % 8));
-    let noise: String = (0..200u32).map(|i| char::from(b'!' + (i.wrapping_mul(2_654_435_761) >> 25) as u8 % 90)).collect();
+    let noise: String =
+        (0..200u32).map(|i| char::from(b'!' + (i.wrapping_mul(2_654_435_761) >> 25) as u8 % 90)).collect();
     let mut cmds: Vec<Vec<String>> = vec![
         vec!["SET".into(), "c:str".into(), "hello hello hello hello hello hello".into()],
         vec!["SET".into(), "c:zeros".into(), "0".repeat(5000)],

@@ -66,7 +66,8 @@ fn moves_every_type_between_redis_and_shardis() {
             populate(&mut src.conn());
             move_all(&src, &dst, &mut rc, keys_form);
             // shardis -> shardis
-            let (src, dst) = (Server::start(shards, &["--appendonly", "no"]), Server::start(5 - shards, &["--appendonly", "no"]));
+            let (src, dst) =
+                (Server::start(shards, &["--appendonly", "no"]), Server::start(5 - shards, &["--appendonly", "no"]));
             populate(&mut src.conn());
             move_all(&src, &dst, &mut rc, keys_form);
         }
@@ -108,7 +109,17 @@ fn options_and_errors_as_redis() {
             vec!["EXISTS", "c4"],
         ];
         let shown = |c: &[&str]| -> Vec<String> {
-            c.iter().map(|a| if *a == p { "PORT".into() } else if *a == dead { "DEAD".into() } else { a.to_string() }).collect()
+            c.iter()
+                .map(|a| {
+                    if *a == p {
+                        "PORT".into()
+                    } else if *a == dead {
+                        "DEAD".into()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect()
         };
         let mut t: Vec<String> = cmds.iter().map(|c| format!("{:?} -> {:?}", shown(c), s.cmd(c))).collect();
         let mut d = dst.conn();
@@ -153,7 +164,11 @@ fn a_slow_target_does_not_stop_the_shard() {
         let served = t0.elapsed();
         assert!(served < Duration::from_millis(700), "{shards} shard(s): the other client waited {served:?}");
         let reply = m.read_value().expect("MIGRATE's reply");
-        assert_eq!(reply, Value::Error("IOERR error or timeout reading to target instance".into()), "{shards} shard(s)");
+        assert_eq!(
+            reply,
+            Value::Error("IOERR error or timeout reading to target instance".into()),
+            "{shards} shard(s)"
+        );
         assert!(t0.elapsed() >= Duration::from_millis(1000), "answered before its timeout");
         assert_eq!(m.cmd(&["EXISTS", &key]), Value::Int(1));
     }

@@ -208,7 +208,12 @@ fn check_selector(s: &Selector, id: usize, def: &CommandDef, args: &Args) -> Res
 /// Are the keys at `positions`, all of one key spec's `flags`, allowed?
 /// The access they need is the spec's, so it is decided once.
 #[inline]
-fn keys_allowed(s: &Selector, args: &Args, flags: KeyFlags, positions: impl Iterator<Item = usize>) -> Result<(), Denied> {
+fn keys_allowed(
+    s: &Selector,
+    args: &Args,
+    flags: KeyFlags,
+    positions: impl Iterator<Item = usize>,
+) -> Result<(), Denied> {
     // Shard channels are named in key specs but are not keys.
     if flags & NOT_KEY != 0 {
         return Ok(());

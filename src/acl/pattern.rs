@@ -232,8 +232,17 @@ mod tests {
     #[test]
     fn indexed_set_answers_as_trying_every_pattern() {
         let pats: &[(&[u8], u8)] = &[
-            (b"app:*", 3), (b"a", 1), (b"\\*x", 2), (b"*", 1), (b"[ab]*", 2), (b"?b", 3), (b"", 3),
-            (b"key:*", 3), (b"k*y", 1), (b"\\", 3), (b"ab*", 2),
+            (b"app:*", 3),
+            (b"a", 1),
+            (b"\\*x", 2),
+            (b"*", 1),
+            (b"[ab]*", 2),
+            (b"?b", 3),
+            (b"", 3),
+            (b"key:*", 3),
+            (b"k*y", 1),
+            (b"\\", 3),
+            (b"ab*", 2),
         ];
         let keys: &[&[u8]] = &[b"", b"a", b"ab", b"app:1", b"*x", b"key:1", b"kay", b"bb", b"\\", b"z", b"abc"];
         for mask in 0u32..(1 << pats.len()) {
@@ -244,7 +253,8 @@ mod tests {
             }
             for k in keys {
                 for need in 1..=3u8 {
-                    let want = chosen.iter().any(|(p, perm)| perm & need == need && crate::util::glob_match(p, k, false));
+                    let want =
+                        chosen.iter().any(|(p, perm)| perm & need == need && crate::util::glob_match(p, k, false));
                     assert_eq!(set.allows(k, need), want, "patterns {:?} key {:?} need {}", chosen, k, need);
                 }
             }

@@ -172,8 +172,8 @@ fn restore(ctx: &mut Ctx, args: &Args) {
 mod tests {
     use super::*;
     use crate::cmd::{self, OwnedArgs, Rng};
-    use crate::persist::rebuild;
     use crate::keyspace::Value;
+    use crate::persist::rebuild;
     use crate::protocol::reply::Reply;
 
     fn run(ks: &mut Keyspace, parts: &[&[u8]]) -> Vec<u8> {

@@ -449,9 +449,7 @@ fn memory(ctx: &mut Ctx, args: &Args) {
                 None => ctx.out.null(),
             }
         }
-        "help" | "malloc-stats" | "purge" | "usage" => {
-            super::arity_error(&mut ctx.out, &format!("memory|{sub}"))
-        }
+        "help" | "malloc-stats" | "purge" | "usage" => super::arity_error(&mut ctx.out, &format!("memory|{sub}")),
         _ => ctx.error(&super::unknown_subcommand_text("memory", &args[1])),
     }
 }

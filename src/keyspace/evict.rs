@@ -233,9 +233,7 @@ pub fn score(limit: &MemLimit, e: &Entry, now_ms: i64) -> u64 {
             let last_use = (now_ms.max(0) as u64).saturating_sub(lru_idle_ms(e.clock(), now_ms));
             u64::MAX - last_use
         }
-        Policy::AllkeysLfu | Policy::VolatileLfu => {
-            255 - lfu_decayed(e.clock(), now_ms, limit.lfu.decay_time) as u64
-        }
+        Policy::AllkeysLfu | Policy::VolatileLfu => 255 - lfu_decayed(e.clock(), now_ms, limit.lfu.decay_time) as u64,
         // The sooner it expires, the better.
         Policy::VolatileTtl => u64::MAX - e.expire().max(0) as u64,
         _ => 0,
@@ -549,7 +547,8 @@ mod tests {
         assert_eq!(lfu_decayed(lfu_pack(late, 9), late + 5 * MIN, 1), 5);
         // Touching decays first, then counts, and restamps the time.
         let mut s = 1;
-        let c = touched_clock(&MemLimit { policy: Policy::AllkeysLfu, ..Default::default() }, clock, t0 + 3 * MIN, &mut s);
+        let c =
+            touched_clock(&MemLimit { policy: Policy::AllkeysLfu, ..Default::default() }, clock, t0 + 3 * MIN, &mut s);
         assert_eq!(c >> 8, lfu_minutes(t0 + 3 * MIN));
         assert!((7..=8).contains(&(c & 0xff)));
     }
@@ -644,11 +643,21 @@ mod tests {
             ks.set(0, k.as_bytes(), Value::from_bytes(b"v"), if ttl == 0 { 0 } else { now + ttl });
         }
         let per_key = ks.used / 4;
-        ks.set_mem_limit(MemLimit { maxmemory: per_key * 3, policy: Policy::VolatileTtl, samples: 10, ..Default::default() });
+        ks.set_mem_limit(MemLimit {
+            maxmemory: per_key * 3,
+            policy: Policy::VolatileTtl,
+            samples: 10,
+            ..Default::default()
+        });
         assert!(ks.free_memory(now));
         assert!(ks.peek(0, b"soon", now).is_none());
         assert_eq!(ks.total_keys(), 3);
-        ks.set_mem_limit(MemLimit { maxmemory: per_key * 2, policy: Policy::VolatileTtl, samples: 10, ..Default::default() });
+        ks.set_mem_limit(MemLimit {
+            maxmemory: per_key * 2,
+            policy: Policy::VolatileTtl,
+            samples: 10,
+            ..Default::default()
+        });
         assert!(ks.free_memory(now));
         assert!(ks.peek(0, b"mid", now).is_none() && ks.peek(0, b"late", now).is_some());
         assert_eq!(ks.evicted_keys, 2);
@@ -665,7 +674,12 @@ mod tests {
         }
         ks.watch(0, b"k50", 7);
         let full = ks.used;
-        ks.set_mem_limit(MemLimit { maxmemory: full / 2, policy: Policy::AllkeysLru, samples: 10, ..Default::default() });
+        ks.set_mem_limit(MemLimit {
+            maxmemory: full / 2,
+            policy: Policy::AllkeysLru,
+            samples: 10,
+            ..Default::default()
+        });
         assert!(ks.free_memory(t0 + 61_000));
         assert!(ks.used <= full / 2);
         for i in 0..10 {
@@ -749,7 +763,12 @@ mod tests {
         assert_eq!(run(&mut ks, &["GET", "k1"], now), "$1\r\nv\r\n");
         assert_eq!(run(&mut ks, &["DEL", "k1"], now), ":1\r\n");
         // allkeys-random frees what it must, then runs the command.
-        ks.set_mem_limit(MemLimit { maxmemory: ks.used - 1, policy: Policy::AllkeysRandom, samples: 5, ..Default::default() });
+        ks.set_mem_limit(MemLimit {
+            maxmemory: ks.used - 1,
+            policy: Policy::AllkeysRandom,
+            samples: 5,
+            ..Default::default()
+        });
         assert_eq!(run(&mut ks, &["SET", "new", "v"], now), "+OK\r\n");
         assert_eq!(ks.evicted_keys, 1);
     }
@@ -810,7 +829,12 @@ mod tests {
                     next += 1;
                 }
                 if round == 0 {
-                    ks.set_mem_limit(MemLimit { maxmemory: 2 << 20, policy: Policy::AllkeysLru, samples: 10, ..Default::default() });
+                    ks.set_mem_limit(MemLimit {
+                        maxmemory: 2 << 20,
+                        policy: Policy::AllkeysLru,
+                        samples: 10,
+                        ..Default::default()
+                    });
                 }
             }
             // Sampling is an approximation (an unlucky sample of ten may

@@ -894,7 +894,8 @@ mod tests {
             });
         }
         for db in [0, 1, 2] {
-            let sets: Vec<Vec<&str>> = keys.iter().map(|k| vec!["SET", k.as_str(), ["a", "b", "c"][db as usize]]).collect();
+            let sets: Vec<Vec<&str>> =
+                keys.iter().map(|k| vec!["SET", k.as_str(), ["a", "b", "c"][db as usize]]).collect();
             rec(&mut buf, db, &sets);
         }
         rec(&mut buf, 0, &[vec!["REPLSWAP", "1", "2", "0", "1"], vec!["REPLFLUSH", "1", "2", "2"]]);
@@ -902,7 +903,9 @@ mod tests {
         assert_eq!(err, None);
         // Master shard 1's keys swapped dbs 0 and 1 and left db 2; the
         // others stayed.
-        let val = |db: usize, k: &String| ks.peek(db, k.as_bytes(), 0).and_then(|e| e.value.str_bytes(&mut [0; 24]).map(|b| b.to_vec()));
+        let val = |db: usize, k: &String| {
+            ks.peek(db, k.as_bytes(), 0).and_then(|e| e.value.str_bytes(&mut [0; 24]).map(|b| b.to_vec()))
+        };
         let owned = keys.iter().find(|k| ours(k)).expect("a key of master shard 1");
         let other = keys.iter().find(|k| !ours(k)).expect("a key of master shard 0");
         assert_ne!(val(0, other), val(1, other));

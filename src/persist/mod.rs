@@ -13,8 +13,8 @@
 //! and `check` the `check-aof` tool.
 
 pub mod check;
-pub mod import_rdb;
 pub mod crc32c;
+pub mod import_rdb;
 pub mod load;
 pub mod logread;
 pub mod manifest;

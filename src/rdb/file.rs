@@ -31,7 +31,12 @@ pub enum Item<'a> {
     Db(u64),
     /// A key of the current database; `expire_ms` 0 means none. `value` is
     /// None for a collection Redis left empty (skipped, as Redis does).
-    Key { db: u64, key: Cow<'a, [u8]>, value: Option<Value>, expire_ms: i64 },
+    Key {
+        db: u64,
+        key: Cow<'a, [u8]>,
+        value: Option<Value>,
+        expire_ms: i64,
+    },
     /// A function library's code.
     Function(Cow<'a, [u8]>),
     /// EOF with a right checksum (or none written).
@@ -202,7 +207,9 @@ mod tests {
             assert!(matches!(p.next_item(), Ok(Item::Aux(..))));
             assert!(matches!(p.next_item(), Ok(Item::Db(3))));
             match p.next_item() {
-                Ok(Item::Key { db: 3, key, value: Some(_), expire_ms: 4_000_000_000_000 }) => assert_eq!(&key[..], b"k"),
+                Ok(Item::Key { db: 3, key, value: Some(_), expire_ms: 4_000_000_000_000 }) => {
+                    assert_eq!(&key[..], b"k")
+                }
                 _ => panic!("key k"),
             }
             assert!(matches!(p.next_item(), Ok(Item::Key { expire_ms: 0, .. })));

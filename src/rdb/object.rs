@@ -290,7 +290,8 @@ pub fn decode(t: u8, r: &mut Reader) -> Result<Value> {
             let blob = r.string()?;
             let ziplist = matches!(t, TYPE_LIST_ZIPLIST | TYPE_ZSET_ZIPLIST | TYPE_HASH_ZIPLIST);
             let elems = if ziplist { pack::ziplist(&blob) } else { pack::listpack(&blob) };
-            let elems = elems.ok_or(Error { offset: at, what: if ziplist { "bad ziplist" } else { "bad listpack" } })?;
+            let elems =
+                elems.ok_or(Error { offset: at, what: if ziplist { "bad ziplist" } else { "bad listpack" } })?;
             match t {
                 TYPE_LIST_ZIPLIST => {
                     let mut l = List::new();
@@ -491,7 +492,8 @@ fn decode_stream_node(st: &mut Stream, master: StreamId, e: &[Elem], prev: &mut 
     let mut pairs: Vec<std::borrow::Cow<[u8]>> = Vec::new();
     while at < e.len() {
         let flags = int(at)?;
-        let id = StreamId::new(master.ms.wrapping_add(int(at + 1)? as u64), master.seq.wrapping_add(int(at + 2)? as u64));
+        let id =
+            StreamId::new(master.ms.wrapping_add(int(at + 1)? as u64), master.seq.wrapping_add(int(at + 2)? as u64));
         at += 3;
         pairs.clear();
         if flags & STREAM_SAMEFIELDS != 0 {
@@ -546,7 +548,8 @@ mod tests {
 
     #[test]
     fn strings_and_collections_round_trip() {
-        let mut vals = vec![Value::from_bytes(b"hello"), Value::Int(7), Value::Int(i64::MIN), Value::from_vec(vec![b'x'; 100])];
+        let mut vals =
+            vec![Value::from_bytes(b"hello"), Value::Int(7), Value::Int(i64::MIN), Value::from_vec(vec![b'x'; 100])];
         let mut l = List::new();
         (0..3000).for_each(|i| l.push(End::Tail, format!("e{i}").as_bytes()));
         vals.push(Value::List(Box::new(l)));

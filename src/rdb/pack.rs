@@ -360,12 +360,12 @@ mod tests {
             w.push(s);
         }
         let lp = w.finish();
-        assert_eq!(
-            lp,
-            b"\x18\x00\x00\x00\x06\x00\x81f\x02\x81v\x02\x81a\x02\x01\x01\x81b\x02\xc1,\x02\xff".to_vec()
-        );
+        assert_eq!(lp, b"\x18\x00\x00\x00\x06\x00\x81f\x02\x81v\x02\x81a\x02\x01\x01\x81b\x02\xc1,\x02\xff".to_vec());
         let back: Vec<Vec<u8>> = listpack(&lp).expect("valid").iter().map(|e| e.bytes().into_owned()).collect();
-        assert_eq!(back, vec![b"f".to_vec(), b"v".to_vec(), b"a".to_vec(), b"1".to_vec(), b"b".to_vec(), b"300".to_vec()]);
+        assert_eq!(
+            back,
+            vec![b"f".to_vec(), b"v".to_vec(), b"a".to_vec(), b"1".to_vec(), b"b".to_vec(), b"300".to_vec()]
+        );
     }
 
     #[test]
@@ -373,9 +373,29 @@ mod tests {
         let long = vec![b'x'; 5000];
         let mid = vec![b'y'; 100];
         let items: Vec<Vec<u8>> = [
-            &b""[..], b"0", b"127", b"128", b"-1", b"-4096", b"4095", b"4096", b"-32768", b"32767", b"40000",
-            b"-8388608", b"8388607", b"2147483647", b"-2147483648", b"2147483648", b"9223372036854775807",
-            b"-9223372036854775808", b"007", b"-0", b"+1", &mid, &long,
+            &b""[..],
+            b"0",
+            b"127",
+            b"128",
+            b"-1",
+            b"-4096",
+            b"4095",
+            b"4096",
+            b"-32768",
+            b"32767",
+            b"40000",
+            b"-8388608",
+            b"8388607",
+            b"2147483647",
+            b"-2147483648",
+            b"2147483648",
+            b"9223372036854775807",
+            b"-9223372036854775808",
+            b"007",
+            b"-0",
+            b"+1",
+            &mid,
+            &long,
         ]
         .iter()
         .map(|s| s.to_vec())

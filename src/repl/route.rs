@@ -197,7 +197,11 @@ mod tests {
         let (master, local) = (SlotMap::contiguous(4), SlotMap::contiguous(2));
         let p = payload(&[&["SELECT", "2"], &["FLUSHDB", "ASYNC"], &["FLUSHALL"], &["SWAPDB", "1", "3"]]);
         let parts = split(&p, 0, 3, &master, &local).expect("splits");
-        let want = payload(&[&["REPLFLUSH", "3", "4", "2"], &["REPLFLUSH", "3", "4", "ALL"], &["REPLSWAP", "3", "4", "1", "3"]]);
+        let want = payload(&[
+            &["REPLFLUSH", "3", "4", "2"],
+            &["REPLFLUSH", "3", "4", "ALL"],
+            &["REPLSWAP", "3", "4", "1", "3"],
+        ]);
         let per_shard = |parts: &[Part], shard: usize| -> Vec<u8> {
             parts.iter().filter(|p| p.shard == shard && p.db == 2).flat_map(|p| p.payload.clone()).collect()
         };
@@ -218,7 +222,13 @@ mod tests {
         };
         assert_eq!(parse(&["REPLFLUSH", "1", "4", "ALL"]), Some(Ok((4, 1, OwnedChange::Flush { db: None }))));
         assert_eq!(parse(&["replswap", "0", "2", "0", "15"]), Some(Ok((2, 0, OwnedChange::Swap { a: 0, b: 15 }))));
-        for bad in [&["REPLFLUSH", "4", "4", "0"][..], &["REPLFLUSH", "0", "4", "16"], &["REPLSWAP", "0", "4", "1"], &["REPLFLUSH", "x", "4", "1"], &["REPLFLUSH", "0", "0", "1"]] {
+        for bad in [
+            &["REPLFLUSH", "4", "4", "0"][..],
+            &["REPLFLUSH", "0", "4", "16"],
+            &["REPLSWAP", "0", "4", "1"],
+            &["REPLFLUSH", "x", "4", "1"],
+            &["REPLFLUSH", "0", "0", "1"],
+        ] {
             assert_eq!(parse(bad), Some(Err(())), "{bad:?}");
         }
         assert_eq!(parse(&["SET", "a", "b"]), None);

@@ -117,7 +117,17 @@ impl Busy {
         slot.function.store(function, Ordering::Release);
         slot.wrote.store(false, Ordering::Release);
         slot.run.store(run, Ordering::Release);
-        Watch { busy: self.clone(), idx, run, start: Instant::now(), n: 0, marked: false, killed: false, describe: None, io: None }
+        Watch {
+            busy: self.clone(),
+            idx,
+            run,
+            start: Instant::now(),
+            n: 0,
+            marked: false,
+            killed: false,
+            describe: None,
+            io: None,
+        }
     }
 }
 

@@ -224,7 +224,10 @@ impl Shard {
             return;
         }
         self.blocked.serving = true;
-        while let Some(key) = self.ks.ready_keys.pop() {
+        // Keys whose first waiter needs a key a transaction holds: served
+        // when it unlocks (`on_push_unlock` serves again).
+        let mut later = Vec::new();
+        'keys: while let Some(key) = self.ks.ready_keys.pop() {
             let Some(q) = self.blocked.by_key.get(&key) else { continue };
             let ids: Vec<u64> = q.iter().copied().collect();
             for block_id in ids {
@@ -238,6 +241,10 @@ impl Shard {
                 let (db, resp3) = (w.db, w.resp3);
                 let Some((buf, ranges, id, def)) = self.parse_stored(&w.cmd) else { continue };
                 let args = cmd::Args::new(&buf, &ranges);
+                if !self.txn.clear() && self.txn.keys_locked(&super::txn::cmd_need(def, &args, db as usize)) {
+                    later.push(key);
+                    continue 'keys;
+                }
                 self.ks.would_block = false;
                 let mut out = Vec::new();
                 // Admitted when it first tried, as Redis serves a blocked client.
@@ -268,6 +275,7 @@ impl Shard {
                 }
             }
         }
+        self.ks.ready_keys.extend(later);
         self.blocked.serving = false;
     }
 

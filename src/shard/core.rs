@@ -1011,17 +1011,58 @@ impl Shard {
             }
             other => {
                 // Work that touches this shard's keyspace waits while a
-                // transaction holds the shard.
-                if self.txn.locked() {
-                    self.txn.defer(super::txn::Deferred::Msg(other));
-                } else {
+                // transaction holds what it needs (see `shard::locks`).
+                if self.txn.clear() {
+                    return self.on_work(other);
+                }
+                let need = self.msg_need(&other);
+                if self.txn.admits(&need) {
                     self.on_work(other);
+                } else {
+                    self.txn.defer(super::txn::Deferred::Msg(other), need);
                 }
             }
         }
     }
 
-    /// Keyspace work from another shard, run now (the shard is not locked).
+    /// What keyspace work from another shard needs from the lock table:
+    /// a batch of commands their keys, a transaction's lock its keys here
+    /// (or the whole shard), UNWATCH only its place in the queue, and the
+    /// rest (keyspace-wide requests, blocking commands, replication,
+    /// a snapshot's cut) everything.
+    fn msg_need(&mut self, m: &Msg) -> super::locks::Need {
+        use super::locks::Need;
+        match m {
+            Msg::Batch { db, cmds, .. } => {
+                let mut buf = cmds.clone();
+                let mut ranges = Vec::new();
+                let mut pos = 0;
+                let mut all = Vec::new();
+                while pos < buf.len() {
+                    let crate::protocol::parse::ParseOutcome::Done { consumed } =
+                        crate::protocol::parse::parse_request(&mut buf[pos..], &self.limits, &mut ranges)
+                    else {
+                        return Need::All;
+                    };
+                    let args = crate::cmd::Args::new(&buf[pos..pos + consumed], &ranges);
+                    let Some((_, def)) = crate::cmd::find(&args) else { return Need::All };
+                    match super::txn::cmd_need(def, &args, *db as usize) {
+                        Need::Keys(k) => all.extend(k),
+                        _ => return Need::All,
+                    }
+                    pos += consumed;
+                }
+                all.sort_unstable();
+                all.dedup();
+                Need::Keys(all)
+            }
+            Msg::LockPull { whole, chain, .. } => super::txn::lock_pull_need(*whole, chain),
+            Msg::Unwatch { .. } => Need::Order,
+            _ => Need::All,
+        }
+    }
+
+    /// Keyspace work from another shard, run now (the lock table admits it).
     pub fn on_work(&mut self, m: Msg) {
         match m {
             Msg::Batch { from, db, resp3, no_touch, cmds } => {
@@ -1030,8 +1071,8 @@ impl Shard {
                 self.ks.no_touch = false;
                 self.send(from.shard, Msg::BatchReply { to: from, shard: self.id, out, ends });
             }
-            Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report } => {
-                self.on_lock_pull(txid, coord, chain, acc, (watch_dirty, watcher), (flags, report))
+            Msg::LockPull { txid, coord, whole, chain, acc, watch_dirty, watcher, flags, report } => {
+                self.on_lock_pull((txid, whole), coord, chain, acc, (watch_dirty, watcher), (flags, report))
             }
             Msg::Fanout { from, req } => {
                 let resp = self.fan_local(&req);

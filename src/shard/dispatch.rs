@@ -134,7 +134,13 @@ impl Shard {
                             conn.rpos += consumed;
                         }
                         // The hot path: checks are done, run it here.
-                        Step::Here(id, def) if !self.txn.locked() => {
+                        Step::Here(id, def)
+                            if self.txn.clear()
+                                || self.txn.admits_conn(
+                                    conn.conn_ref(self.id),
+                                    &super::txn::cmd_need(def, &args, conn.db),
+                                ) =>
+                        {
                             self.feed_monitors(conn, def, &args);
                             conn.rpos += consumed;
                             conn.last_cmd = def.name;
@@ -326,11 +332,14 @@ impl Shard {
         }
         match self.route(def, args) {
             Route::Here => {
-                if self.txn.locked() {
-                    // The shard is held by a transaction: wait, and re-run
-                    // this request when it ends.
-                    self.unconsume_and_wait(conn, args);
-                    return;
+                if !self.txn.clear() {
+                    let need = super::txn::cmd_need(def, args, conn.db);
+                    if !self.txn.admits_conn(conn.conn_ref(self.id), &need) {
+                        // A transaction holds what it needs: wait, and
+                        // re-run this request when it may run.
+                        self.unconsume_and_wait(conn, args, need);
+                        return;
+                    }
                 }
                 if def.has(RUNS_SCRIPT) {
                     return self.run_script_here(conn, id, def, args);
@@ -474,12 +483,12 @@ impl Shard {
     }
 
     /// Put a request back so it runs again once the shard lock is released.
-    fn unconsume_and_wait(&mut self, conn: &mut Conn, args: &Args) {
+    fn unconsume_and_wait(&mut self, conn: &mut Conn, args: &Args, need: super::locks::Need) {
         // `handle` is only reached after rpos moved past this request.
         let len = args.buf_len();
         conn.rpos -= len;
         conn.wait = Wait::ShardLock;
-        self.txn.defer(super::txn::Deferred::Conn(conn.conn_ref(self.id)));
+        self.txn.defer(super::txn::Deferred::Conn(conn.conn_ref(self.id)), need);
     }
 
     /// A script whose declared keys all live here: run it on this shard's

@@ -41,6 +41,7 @@ pub mod fanout;
 pub mod fdlimit;
 pub mod latency;
 pub mod latmon;
+pub mod locks;
 pub mod monitor;
 pub mod netio;
 pub mod obuf;
@@ -247,6 +248,8 @@ pub enum Msg {
     LockPull {
         txid: u64,
         coord: usize,
+        /// Lock the whole shard, or only the keys pulled there.
+        whole: bool,
         chain: Vec<(usize, Vec<DbKey>)>,
         acc: Vec<(DbKey, PulledState)>,
         watch_dirty: bool,

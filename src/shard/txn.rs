@@ -22,20 +22,48 @@
 //! a command whose keys span shards, pulled into a temporary keyspace and
 //! applied back — and finally unlocks every shard.
 //!
-//! While a shard is locked it defers all other keyspace work (requests from
-//! its own clients and from other shards) in arrival order and resumes it
-//! on unlock. So no client sees some of a transaction's writes and not
-//! others, and single-shard work never pays for any of this: it only checks
-//! `locked()`.
+//! Locks (`shard::locks`, after VLL). A transaction locks, on each
+//! participant, either the whole shard or exactly its keys there, all at
+//! once. Whole shard: routed transactions, EXEC with WATCHes (the watched
+//! keys are checked, not locked), and, while the AOF is on, any that may
+//! write: recovery cuts a shard's log at a transaction missing from a
+//! participant together with everything after it, so nothing may be
+//! logged on a participant after such a record until all have it durable
+//! (`hold`). The rest (every transaction with the AOF off, read-only ones
+//! with it on) lock only their keys and log each participant's part as a
+//! record by itself. Replicas applying a master's transaction and a
+//! snapshot's cut lock whole shards too (`lock_for`).
+//!
+//! Other work runs at once unless it needs something locked: a request
+//! its keys; keyspace-wide commands, scripts, blocking commands and work
+//! whose keys are not known up front everything (they would see a
+//! transaction applied on some shards and not yet on others). What cannot
+//! run waits in one FIFO per shard and runs as soon as nothing held and
+//! nothing queued ahead of it conflicts. So no client sees some of a
+//! transaction's writes and not others: each participant unlocks once its
+//! part is applied, and a reader that saw that part and goes on to another
+//! participant finds the keys there locked until that part is applied
+//! too. A local connection whose request waits stops
+//! reading its later requests, so its requests keep their order.
+//!
+//! No deadlock: locks are taken one participant at a time in ascending
+//! shard order, and a LockPull waits at a shard only for transactions
+//! that hold something there (each either executing, or waiting at a
+//! higher shard) or for work queued ahead of it there (which waits for the
+//! same). Following the waits always leads to higher shards or to a
+//! transaction that holds all it needs, which finishes without waiting for
+//! any lock; so every wait ends. Single-shard work pays one check
+//! (`clear()`) while nothing is held or waiting.
 
 use super::core::{Conn, Shard, Wait};
 use super::dispatch::shard_observer;
+use super::locks::{Locks, Need};
 use super::{Clocks, ConnRef, DbKey, KeyState, Msg, PulledState};
 use crate::cmd::admission::{self, Road};
 use crate::cmd::{self, flags::*, Ctx, Handler, OwnedArgs, Session};
 use crate::keyspace::Keyspace;
 use crate::protocol::reply::Reply;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 pub enum Deferred {
     Msg(Msg),
@@ -45,27 +73,61 @@ pub enum Deferred {
 
 #[derive(Default)]
 pub struct TxnState {
-    /// The transaction holding this shard, if any.
-    holder: Option<u64>,
-    deferred: VecDeque<Deferred>,
+    /// What transactions hold on this shard, and the work waiting for it
+    /// (see `shard::locks`).
+    locks: Locks<Deferred>,
+    /// A connection resumed from the queue: it waited its turn, so its
+    /// requests need only what is held (not what queued after it).
+    resumed: Option<ConnRef>,
+    /// `resume_deferred` is running (a nested call asks it to look again).
+    resuming: bool,
+    rescan: bool,
     /// Transactions this shard coordinates.
     coord: HashMap<u64, Txn>,
 }
 
 impl TxnState {
+    /// Nothing held and nothing waiting: the one check single-shard work
+    /// pays before running at once.
+    #[inline]
+    pub fn clear(&self) -> bool {
+        !self.locks.busy()
+    }
+
+    /// A transaction holds the whole shard: everything else waits, and
+    /// what this shard does meanwhile is part of that transaction.
     #[inline]
     pub fn locked(&self) -> bool {
-        self.holder.is_some()
+        self.locks.whole().is_some()
+    }
+
+    /// May a request of `conn` needing `need` run now?
+    pub fn admits_conn(&self, conn: ConnRef, need: &Need) -> bool {
+        if self.resumed == Some(conn) {
+            self.locks.admits_held(need)
+        } else {
+            self.locks.admits(need)
+        }
+    }
+
+    pub fn admits(&self, need: &Need) -> bool {
+        self.locks.admits(need)
+    }
+
+    /// Is any of these keys locked by a transaction (or the whole shard)?
+    pub fn keys_locked(&self, need: &Need) -> bool {
+        !self.locks.admits_held(need)
     }
 
     /// Lock the shard for transaction `id` (a replica applying a master's
-    /// transaction, `shard::replica`); `Shard::on_unlock` releases it.
+    /// transaction, `shard::replica`; a snapshot's cut, `shard::snap`),
+    /// admitted as `Need::All`; `Shard::on_unlock` releases it.
     pub fn lock_for(&mut self, id: u64) {
-        self.holder = Some(id);
+        self.locks.lock_whole(id);
     }
 
-    pub fn defer(&mut self, d: Deferred) {
-        self.deferred.push_back(d);
+    pub fn defer(&mut self, d: Deferred, need: Need) {
+        self.locks.defer(d, need);
     }
 
     /// A watch of blocked command `block_id` fired while transaction
@@ -78,21 +140,21 @@ impl TxnState {
         }
     }
 
-    /// The transaction holding this shard, if any.
+    /// The transaction holding the whole shard, if any.
     pub fn holder(&self) -> Option<u64> {
-        self.holder
+        self.locks.whole()
     }
 
     /// For the stuck-shard log line.
     pub fn describe(&self) -> String {
         let mut coord: Vec<u64> = self.coord.keys().copied().collect();
         coord.sort_unstable();
-        format!("{} deferred, coordinating {:?}", self.deferred.len(), coord)
+        format!("{} deferred, {} keys locked, coordinating {:?}", self.locks.queued(), self.locks.key_locks(), coord)
     }
 
-    /// Not locked and coordinating nothing (nothing to finish before stopping).
+    /// Nothing held and coordinating nothing (nothing to finish before stopping).
     pub fn is_quiet(&self) -> bool {
-        self.holder.is_none() && self.coord.is_empty()
+        !self.locks.any_held() && self.coord.is_empty()
     }
 }
 
@@ -120,6 +182,8 @@ pub struct Txn {
     pulls_left: usize,
     /// Participants wait for `Unlock` after pushing (see `txn_logging`).
     hold: bool,
+    /// It locks whole shards, not only its keys (see `start_txn_with`).
+    whole: bool,
     /// The union of the commands' flags, for the admission gates.
     flags: Flags,
     /// A blocking command tried as a transaction (keys on several
@@ -180,7 +244,9 @@ impl Shard {
         // PUBLISH reaches every shard and answers their count: it runs as a
         // keyspace-wide command does.
         let routed = n > 1
-            && cmds.iter().any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(EVERY_SHARD) || d.publishes().is_some()));
+            && cmds
+                .iter()
+                .any(|c| cmd::find(&c.args()).is_some_and(|(_, d)| d.has(EVERY_SHARD) || d.publishes().is_some()));
         let mut participants = if routed { (0..n).collect() } else { shards };
         let watcher = if is_exec && !conn.watch_shards.is_empty() {
             participants.extend(conn.watch_shards.iter().copied());
@@ -237,6 +303,15 @@ impl Shard {
             // SORT lists the pattern keys it lacks.
             temp.pulled = Some(keys.iter().flatten().cloned().collect());
         }
+        // A routed transaction runs on the real keyspaces, and an EXEC's
+        // WATCHes are checked where they are but name no key it locks:
+        // both hold the whole shard. So does one that may write while the
+        // AOF is on: recovery cuts a shard's log at a transaction missing
+        // from a participant *with everything after it* (`persist::load`),
+        // so nothing may be logged after its record until every
+        // participant has it durable (`txn_logging`'s `hold`). The rest
+        // hold only their keys there, and log each part by itself.
+        let whole = routed || watcher.is_some() || (self.aof.is_some() && flags & (WRITE | RUNS_SCRIPT) != 0);
         let mut chain: Vec<(usize, Vec<DbKey>)> = participants.iter().copied().zip(keys).collect();
         let (first, first_keys) = chain.remove(0);
         let txn = Txn {
@@ -258,6 +333,7 @@ impl Shard {
             fan: None,
             pulls_left: 0,
             hold: false,
+            whole,
             flags,
             block: None,
             would_block: false,
@@ -276,6 +352,7 @@ impl Shard {
         let msg = Msg::LockPull {
             txid,
             coord: self.id,
+            whole,
             chain,
             acc: Vec::new(),
             watch_dirty: false,
@@ -306,26 +383,31 @@ impl Shard {
     /// Participant, phase 1: lock, report this shard's admission
     /// conditions (evicting first, as Redis does before a command), and
     /// the keys' state.
+    #[allow(clippy::too_many_arguments)]
     pub fn on_lock_pull(
         &mut self,
-        txid: u64,
+        (txid, whole): (u64, bool),
         coord: usize,
         mut chain: Vec<(usize, Vec<DbKey>)>,
         mut acc: Vec<(DbKey, PulledState)>,
         (mut watch_dirty, watcher): (bool, Option<u64>),
         (flags, mut report): (Flags, admission::Report),
     ) {
-        debug_assert!(self.txn.holder.is_none());
-        self.txn.holder = Some(txid);
+        // Admitted with `lock_pull_need`: take exactly that.
+        let need = lock_pull_need(whole, &chain);
+        self.txn.locks.lock_keys(txid, need);
         let aof_error = self.aof.as_ref().and_then(|w| w.last_write_error.as_deref());
         let read_only = self.read_only_replica();
         report.add(flags, &mut admission::Local { now: crate::util::now_ms(), aof_error, read_only }, &mut self.ks);
         let keys = if chain.is_empty() { Vec::new() } else { chain.remove(0).1 };
         acc.extend(self.pull_keys(keys));
         watch_dirty |= watcher.map(|w| self.ks.watch_dirty(w)).unwrap_or(false);
+        // What evicting did is its own record (nothing when the whole
+        // shard is locked: it joins the transaction's).
+        self.log_pending();
         match chain.first() {
             Some(&(next, _)) => {
-                self.send(next, Msg::LockPull { txid, coord, chain, acc, watch_dirty, watcher, flags, report });
+                self.send(next, Msg::LockPull { txid, coord, whole, chain, acc, watch_dirty, watcher, flags, report });
             }
             None => self.send(coord, Msg::Pulled { txid, entries: acc, watch_dirty, report }),
         }
@@ -704,8 +786,10 @@ impl Shard {
                         continue;
                     }
                     if !ran {
-                        Reply::new(&mut reply, t.resp3)
-                            .error(&format!("ERR '{}' is not supported inside a transaction spanning shards", def.name));
+                        Reply::new(&mut reply, t.resp3).error(&format!(
+                            "ERR '{}' is not supported inside a transaction spanning shards",
+                            def.name
+                        ));
                     }
                     let failed = reply.get(before) == Some(&b'-');
                     let ticks = self.record_stat(id, t0, failed);
@@ -801,9 +885,11 @@ impl Shard {
         t.reply = reply;
         let participants = t.participants.clone();
         t.temp = Keyspace::new();
-        // Only participants that write log a record of this transaction.
+        // Only participants that write log a record of this transaction;
+        // one holding only keys logs each part by itself (it writes only
+        // with the AOF off, or what reading expired: see `start_txn_with`).
         let count = writes.iter().filter(|w| !w.is_empty()).count();
-        let (log_txid, hold) = self.txn_logging(txid, count);
+        let (log_txid, hold) = if t.whole { self.txn_logging(txid, count) } else { (0, false) };
         t.hold = hold;
         self.txn.coord.insert(txid, t);
         for ((p, w), clocks) in participants.into_iter().zip(writes).zip(clocks) {
@@ -863,7 +949,13 @@ impl Shard {
     /// Unlock every participant of `t` (nothing written) and, if its
     /// client still waits for it, hand `again` the client, `t` and the
     /// keys to pull next time (`t`'s and `found`, sorted, deduplicated).
-    fn rerun(&mut self, txid: u64, mut t: Txn, found: Vec<DbKey>, again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>)) {
+    fn rerun(
+        &mut self,
+        txid: u64,
+        mut t: Txn,
+        found: Vec<DbKey>,
+        again: impl FnOnce(&mut Self, &mut Conn, Txn, Vec<DbKey>),
+    ) {
         self.unlock_unwritten(txid, &t.participants);
         let r = t.conn;
         let Some(slot) = self.conns.get_mut(r.idx as usize) else { return };
@@ -940,10 +1032,13 @@ impl Shard {
         (log_txid, participants): (u64, u16),
         hold: bool,
     ) {
-        if self.txn.holder != Some(txid) {
+        if !self.txn.locks.holds(txid) {
             crate::log(&format!("shard {}: unlock for txid {} that does not hold the lock", self.id, txid));
             return;
         }
+        // With only keys locked, other work ran meanwhile: anything it left
+        // unlogged is its own record, not part of this transaction's.
+        self.log_pending();
         self.apply_writes(writes, clocks);
         if log_txid != 0 && crate::persist::failpoint("txn-partial") {
             self.failpoint_txn_partial(log_txid, participants);
@@ -951,7 +1046,7 @@ impl Shard {
         // Everything this shard did while locked, as one record.
         self.log_effects(log_txid, if log_txid != 0 { participants } else { 0 });
         if !hold {
-            self.txn.holder = None;
+            self.txn.locks.release(txid);
         }
         self.send(coord, Msg::Pushed { txid });
         if !hold {
@@ -962,16 +1057,30 @@ impl Shard {
 
     /// Participant: every participant has the transaction durable.
     pub fn on_unlock(&mut self, txid: u64) {
-        if self.txn.holder == Some(txid) {
-            self.txn.holder = None;
+        if self.txn.locks.release(txid) {
             self.serve_ready();
             self.resume_deferred();
         }
     }
 
+    /// Run the queued work that may run now, in queue order (see
+    /// `shard::locks`).
     fn resume_deferred(&mut self) {
-        while !self.txn.locked() {
-            let Some(d) = self.txn.deferred.pop_front() else { break };
+        if self.txn.resuming {
+            self.txn.rescan = true;
+            return;
+        }
+        self.txn.resuming = true;
+        let mut from = 0;
+        loop {
+            let Some((i, d)) = self.txn.locks.next_ready(from) else {
+                if std::mem::take(&mut self.txn.rescan) {
+                    from = 0;
+                    continue;
+                }
+                break;
+            };
+            from = i;
             match d {
                 Deferred::Msg(m) => self.on_work(m),
                 Deferred::Conn(r) => {
@@ -986,11 +1095,14 @@ impl Shard {
                         _ => false,
                     };
                     if ready {
+                        self.txn.resumed = Some(r);
                         self.process_conn(r.idx);
+                        self.txn.resumed = None;
                     }
                 }
             }
         }
+        self.txn.resuming = false;
     }
 
     /// Coordinator: a participant applied its writes.
@@ -1044,7 +1156,14 @@ impl Shard {
 
     /// Run a finished EXEC's AFTER_TXN commands for its client, in order,
     /// and put each reply in its place in `reply`.
-    fn run_after_txn(&mut self, r: ConnRef, txid: u64, cmds: &[OwnedArgs], after: &[(usize, usize)], reply: Vec<u8>) -> Vec<u8> {
+    fn run_after_txn(
+        &mut self,
+        r: ConnRef,
+        txid: u64,
+        cmds: &[OwnedArgs],
+        after: &[(usize, usize)],
+        reply: Vec<u8>,
+    ) -> Vec<u8> {
         let Some(slot) = self.conns.get_mut(r.idx as usize) else { return reply };
         let Some(mut conn) = slot.take() else { return reply };
         let mut pieces = Vec::with_capacity(after.len());
@@ -1156,13 +1275,14 @@ impl Shard {
             });
         let local = shards.iter().all(|&s| s == self.id) && (!has_global || n == 1) && !reaches;
         if local {
-            if self.txn.locked() {
+            let need = if self.txn.clear() { None } else { Some(multi_need(&m, conn.db, has_global)) };
+            if let Some(need) = need.filter(|n| !self.txn.admits_conn(conn.conn_ref(self.id), n)) {
                 // Re-queue: MULTI state goes back, EXEC runs after unlock.
                 conn.multi = Some(m);
                 let r = conn.conn_ref(self.id);
                 conn.rpos -= exec_args.buf_len();
                 conn.wait = Wait::ShardLock;
-                self.txn.defer(Deferred::Conn(r));
+                self.txn.defer(Deferred::Conn(r), need);
                 return;
             }
             let denied = self.exec_acl(conn, &m);
@@ -1251,8 +1371,8 @@ impl Shard {
                     // One shard (else this EXEC would be routed): every
                     // subscriber is here.
                     let (channel, message) = (args.get(1), args.get(2));
-                    let n = self.deliver_to_self(conn, channel, message, sharded)
-                        + self.deliver(channel, message, sharded);
+                    let n =
+                        self.deliver_to_self(conn, channel, message, sharded) + self.deliver(channel, message, sharded);
                     self.stats[id].calls += 1;
                     Reply::new(&mut conn.out, conn.resp3).int(n as i64);
                 } else if def.has(CONN_SHARD) {
@@ -1300,4 +1420,64 @@ fn used_clocks(t: &mut Txn, touched: &[(u8, Box<[u8]>)]) -> Clocks {
     keys.sort();
     keys.dedup();
     keys.into_iter().filter_map(|(db, k)| t.temp.clock_of(db as usize, &k).map(|c| ((db, k), c))).collect()
+}
+
+/// What a participant's `LockPull` locks there: the whole shard, or the
+/// keys the transaction pulls there (the first of its chain).
+pub fn lock_pull_need(whole: bool, chain: &[(usize, Vec<DbKey>)]) -> Need {
+    if whole {
+        return Need::All;
+    }
+    let keys = chain.first().map(|(_, k)| k.as_slice()).unwrap_or_default();
+    Need::keys(keys.iter().map(|(db, k)| (*db, k.as_slice())))
+}
+
+/// What one request needs from the lock table to run here: its keys, or
+/// everything when what it touches is not known from its key positions
+/// (scripts, SORT patterns, MIGRATE, keyless and keyspace-wide commands).
+pub fn cmd_need(def: &crate::cmd::table::CommandDef, args: &crate::cmd::Args, db: usize) -> Need {
+    if def.has(RUNS_SCRIPT | NETWORK_IO | EVERY_SHARD)
+        || !matches!(def.handler, Handler::Keyspace(_))
+        || def.reach.is_some_and(|f| f(args).is_some())
+    {
+        return Need::All;
+    }
+    let mut keys: Vec<(u8, &[u8])> = cmd::key_positions(def, args).map(|i| (db as u8, args.get(i))).collect();
+    if keys.is_empty() {
+        return Need::All;
+    }
+    if let Some((target, dst)) = def.other_db_key.and_then(|f| f(args)) {
+        keys.push((target as u8, dst));
+    }
+    Need::keys(keys.into_iter())
+}
+
+/// What a local EXEC needs: every queued command's keys (SELECT followed).
+fn multi_need(m: &super::dispatch::MultiState, db: usize, has_global: bool) -> Need {
+    if has_global {
+        return Need::All;
+    }
+    let mut db = db;
+    let mut all = Vec::new();
+    for c in &m.cmds {
+        let args = c.args();
+        let Some((_, def)) = cmd::find(&args) else { continue };
+        if def.has(CONN_SHARD) {
+            let mut scratch = Vec::new();
+            let mut s = Session { db, out: Reply::new(&mut scratch, false), subscribed_resp2: false };
+            cmd::run_session(def, &mut s, &args);
+            db = s.db;
+            continue;
+        }
+        if matches!(def.handler, Handler::Server(_)) {
+            continue;
+        }
+        match cmd_need(def, &args, db) {
+            Need::Keys(k) => all.extend(k),
+            _ => return Need::All,
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    Need::Keys(all)
 }

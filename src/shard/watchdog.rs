@@ -53,7 +53,8 @@ impl Shard {
         self.watchdog.last_log = now;
         let (appended, durable, release) =
             self.aof.as_ref().map_or((0, 0, 0), |w| (w.appended_lsn(), w.durable_lsn, w.release_lsn()));
-        let front = self.held_msgs.front().map(|(lsn, to, m)| format!(" (first: lsn {} to shard {}: {})", lsn, to, m.kind()));
+        let front =
+            self.held_msgs.front().map(|(lsn, to, m)| format!(" (first: lsn {} to shard {}: {})", lsn, to, m.kind()));
         crate::log(&format!(
             "shard {}: stuck: {}; holding {} message(s){} and {} connection(s)' output for {} ms; aof appended {} durable {} released {}; replicas acknowledged {}",
             self.id,

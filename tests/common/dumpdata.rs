@@ -49,7 +49,11 @@ pub fn population() -> Vec<Vec<String>> {
     push(&mut cmds, &["HSET", "h:longval", "f"], vec!["v".repeat(100)]);
     push(&mut cmds, &["SADD", "set:big"], (0..600).map(|i| format!("m{i}")).collect());
     push(&mut cmds, &["SADD", "set:bigint"], (0..600).map(|i| (i * 7).to_string()).collect());
-    push(&mut cmds, &["ZADD", "z:big"], (0..300).flat_map(|i| [format!("{}", i as f64 / 7.0), format!("z{i}")]).collect());
+    push(
+        &mut cmds,
+        &["ZADD", "z:big"],
+        (0..300).flat_map(|i| [format!("{}", i as f64 / 7.0), format!("z{i}")]).collect(),
+    );
     for i in 0..250 {
         let f = if i % 9 == 0 { "odd" } else { "f" };
         push(&mut cmds, &["XADD", "x:big"], vec![format!("{}-0", i + 1), f.into(), format!("value{i}")]);
@@ -62,7 +66,8 @@ pub fn strs(v: &[String]) -> Vec<&str> {
 }
 
 pub fn keys() -> Vec<String> {
-    let mut k: Vec<String> = population().iter().map(|c| c[if c[0] == "XGROUP" || c[0] == "XREADGROUP" { 2 } else { 1 }].clone()).collect();
+    let mut k: Vec<String> =
+        population().iter().map(|c| c[if c[0] == "XGROUP" || c[0] == "XREADGROUP" { 2 } else { 1 }].clone()).collect();
     k.retain(|k| k.contains(':'));
     k.sort();
     k.dedup();
@@ -99,10 +104,12 @@ pub fn contents(c: &mut RespConn, key: &str) -> String {
                 .filter(|p| !format!("{:?}", p[0]).contains("radix"))
                 .map(|p| format!("{:?}", p))
                 .collect();
-            let mut s = format!("{info:?} {:?} {:?}", c.cmd(&["XRANGE", key, "-", "+"]), c.cmd(&["XINFO", "GROUPS", key]));
+            let mut s =
+                format!("{info:?} {:?} {:?}", c.cmd(&["XRANGE", key, "-", "+"]), c.cmd(&["XINFO", "GROUPS", key]));
             if let Some(groups) = c.cmd(&["XINFO", "GROUPS", key]).as_items() {
                 for g in groups {
-                    let name = g.as_items().and_then(|i| i.get(1)).and_then(|n| n.as_bytes()).unwrap_or_default().to_vec();
+                    let name =
+                        g.as_items().and_then(|i| i.get(1)).and_then(|n| n.as_bytes()).unwrap_or_default().to_vec();
                     let name = String::from_utf8_lossy(&name).into_owned();
                     // id, consumer and count of each pending entry (idle times move).
                     let p = c.cmd(&["XPENDING", key, &name, "-", "+", "100"]);
@@ -120,7 +127,12 @@ pub fn contents(c: &mut RespConn, key: &str) -> String {
                         .as_items()
                         .unwrap_or_default()
                         .iter()
-                        .map(|e| format!("{:?}", &e.as_items().unwrap_or_default()[..4.min(e.as_items().map_or(0, |i| i.len()))]))
+                        .map(|e| {
+                            format!(
+                                "{:?}",
+                                &e.as_items().unwrap_or_default()[..4.min(e.as_items().map_or(0, |i| i.len()))]
+                            )
+                        })
                         .collect();
                     s += &format!(" {name}: {p:?} {cons:?}");
                 }
@@ -132,4 +144,3 @@ pub fn contents(c: &mut RespConn, key: &str) -> String {
     // The absolute expiry: an RDB file and ABSTTL carry it exactly.
     format!("{t} expire={:?} {body}", c.cmd(&["PEXPIRETIME", key]))
 }
-

@@ -10,11 +10,11 @@
 //! POPULATE, LISTPACK) are in `debug_keys`. RELOAD rewrites the AOF as SAVE
 //! does (memory already holds what a reload would read back).
 
+use super::debug_keys::{DebugMerge, DebugOp};
 use super::server;
 use crate::cmd::flags::*;
 use crate::cmd::{Args, CommandDef};
 use crate::protocol::reply::Reply;
-use super::debug_keys::{DebugMerge, DebugOp};
 use crate::shard::core::{Conn, Shard};
 use crate::shard::fanout::FanOp;
 use crate::shard::FanReq;
@@ -158,10 +158,12 @@ impl Shard {
             (b"protocol", 3) => protocol(&mut r, resp3, args.get(2)),
             // Redis takes any argument here.
             (b"set-active-expire", 3) | (b"change-repl-id", 2) => r.ok(),
-            (b"quicklist-packed-threshold", 3) => match crate::config::parse_memory(&String::from_utf8_lossy(args.get(2))) {
-                Ok(v) if (0..1 << 32).contains(&v) => r.ok(),
-                _ => r.error("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
-            },
+            (b"quicklist-packed-threshold", 3) => {
+                match crate::config::parse_memory(&String::from_utf8_lossy(args.get(2))) {
+                    Ok(v) if (0..1 << 32).contains(&v) => r.ok(),
+                    _ => r.error("ERR argument must be a memory value bigger than 1 and smaller than 4gb"),
+                }
+            }
             (b"panic", 2) => {
                 // As Redis's DEBUG PANIC: proves the crash path (crate::crash).
                 panic!("DEBUG PANIC called by client id={} addr={} on shard {}", conn.id, conn.addr, self.id);

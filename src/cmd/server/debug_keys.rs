@@ -24,7 +24,11 @@ pub enum DebugOp {
     /// for those it owns).
     DigestValue(Vec<(usize, Vec<u8>)>),
     Digest,
-    Populate { count: u64, prefix: Vec<u8>, size: Option<u64> },
+    Populate {
+        count: u64,
+        prefix: Vec<u8>,
+        size: Option<u64>,
+    },
 }
 
 /// What the merging shard does with the answers.
