@@ -265,10 +265,7 @@ impl Shard {
             if def.has(CONN_SHARD) {
                 // A session command may change the db the next ones run in
                 // (SELECT): follow it as EXEC will. It has no keys.
-                let mut scratch = Vec::new();
-                let mut s = Session { db, out: Reply::new(&mut scratch, false), subscribed_resp2: false };
-                cmd::run_session(def, &mut s, &args);
-                db = s.db;
+                db = db_after_session(def, &args, db);
                 continue;
             }
             // COPY ... DB n and MOVE write to another db: pull the key there too.
@@ -1452,6 +1449,14 @@ pub fn cmd_need(def: &crate::cmd::table::CommandDef, args: &crate::cmd::Args, db
     Need::keys(keys.into_iter())
 }
 
+/// The db a queued session command (SELECT) leaves the connection in.
+fn db_after_session(def: &'static cmd::CommandDef, args: &cmd::Args, db: usize) -> usize {
+    let mut scratch = Vec::new();
+    let mut s = Session { db, out: Reply::new(&mut scratch, false), subscribed_resp2: false };
+    cmd::run_session(def, &mut s, args);
+    s.db
+}
+
 /// What a local EXEC needs: every queued command's keys (SELECT followed).
 fn multi_need(m: &super::dispatch::MultiState, db: usize, has_global: bool) -> Need {
     if has_global {
@@ -1463,10 +1468,7 @@ fn multi_need(m: &super::dispatch::MultiState, db: usize, has_global: bool) -> N
         let args = c.args();
         let Some((_, def)) = cmd::find(&args) else { continue };
         if def.has(CONN_SHARD) {
-            let mut scratch = Vec::new();
-            let mut s = Session { db, out: Reply::new(&mut scratch, false), subscribed_resp2: false };
-            cmd::run_session(def, &mut s, &args);
-            db = s.db;
+            db = db_after_session(def, &args, db);
             continue;
         }
         if matches!(def.handler, Handler::Server(_)) {
