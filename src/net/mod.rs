@@ -37,6 +37,17 @@ pub const OP_AOF_EXTEND_SYNC: u64 = 10;
 pub const OP_AOF_ROTATE_SYNC: u64 = 11;
 
 const RING_ENTRIES: u32 = 4096;
+/// A receive's provided buffer `bid`: its `res` bytes go to the
+/// connection's input (if it is still open) and the buffer back to the ring.
+fn take_buffer(br: &mut bufring::BufRing, core: &mut Shard, (idx, gen): (u32, u32), res: i32, bid: u16) {
+    if res > 0 {
+        if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
+            c.rbuf.extend_from_slice(br.data(bid, res as usize));
+        }
+    }
+    br.recycle(bid);
+}
+
 /// IORING_CQE_F_BUFFER: the completion names a provided buffer.
 const CQE_F_BUFFER: u32 = 1;
 /// Bytes asked of one plain (not multishot) receive.
@@ -179,12 +190,7 @@ impl Net {
                 continue;
             }
             let Some(bid) = cqueue::buffer_select(*flags) else { continue };
-            if *res > 0 {
-                if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
-                    c.rbuf.extend_from_slice(br.data(bid, *res as usize));
-                }
-            }
-            br.recycle(bid);
+            take_buffer(br, core, (idx, gen), *res, bid);
             // Taken: `on_recv` sees no buffer left to copy.
             *flags &= !CQE_F_BUFFER;
         }
@@ -403,12 +409,7 @@ impl Net {
         // Copy the bytes into the core's buffer and hand a provided buffer
         // back first, whatever happens to the connection.
         if let (Some(br), Some(bid)) = (self.bufring.as_mut(), cqueue::buffer_select(flags)) {
-            if res > 0 {
-                if let Some(c) = core.conn_mut(idx, gen).filter(|c| !c.closing) {
-                    c.rbuf.extend_from_slice(br.data(bid, res as usize));
-                }
-            }
-            br.recycle(bid);
+            take_buffer(br, core, (idx, gen), res, bid);
         }
         let plain = self.bufring.is_none();
         let s = match self.socks.get_mut(idx as usize) {

@@ -227,11 +227,10 @@ fn parse_multibulk(buf: &[u8], limits: &Limits, args: &mut Vec<Range<usize>>, at
         if let Some((len, start)) = short_bulk_header(buf, pos) {
             if len <= limits.max_bulk_len as usize && !(limits.unauthenticated && len > 16384) {
                 let end = start + len;
+                at.scanned = 0;
                 if end + 2 > buf.len() {
-                    at.scanned = 0;
                     return ParseOutcome::Incomplete { need: end + 2 };
                 }
-                at.scanned = 0;
                 args.push(start..end);
                 at.next = end + 2;
                 continue;
